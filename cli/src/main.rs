@@ -1,0 +1,4 @@
+#![deny(unsafe_code)]
+#[allow(dead_code)]
+mod args;
+fn main() {}

@@ -1,0 +1,300 @@
+//! JSON views of containers and events (`status`, `inspect`, `ps --format json`,
+//! `events --format json`).
+
+use std::collections::BTreeMap;
+
+use quilt_proto::v1::{Container, ContainerState, Event, ExitStatus, NetworkMode, Resources};
+use serde::Serialize;
+
+use super::timefmt::{Fraction, rfc3339};
+
+#[derive(Debug, Serialize)]
+pub struct ContainerView {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub hostname: String,
+    pub resources: ResourcesView,
+    pub network: &'static str,
+    pub auto_remove: bool,
+    pub labels: BTreeMap<String, String>,
+    pub state: &'static str,
+    pub pid: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitView>,
+    pub failure_reason: String,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResourcesView {
+    pub memory_mb: i64,
+    pub cpus: f64,
+    pub pids_limit: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExitView {
+    pub exit_code: i32,
+    pub signal: i32,
+    pub oom_killed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub time: Option<String>,
+    pub action: String,
+    pub id: String,
+    pub name: String,
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitView>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub failure_reason: String,
+}
+
+/// Lowercase name of a state, e.g. "running".
+pub fn state_name(state: i32) -> &'static str {
+    match ContainerState::try_from(state) {
+        Ok(ContainerState::Created) => "created",
+        Ok(ContainerState::Starting) => "starting",
+        Ok(ContainerState::Running) => "running",
+        Ok(ContainerState::Exited) => "exited",
+        Ok(ContainerState::Failed) => "failed",
+        Ok(ContainerState::Removing) => "removing",
+        Ok(ContainerState::Unspecified) | Err(_) => "unknown",
+    }
+}
+
+/// Parses a lowercase (or proto-style) state name.
+pub fn parse_state(name: &str) -> Option<ContainerState> {
+    let lower = name.to_ascii_lowercase();
+    let short = lower.strip_prefix("container_state_").unwrap_or(&lower);
+    match short {
+        "created" => Some(ContainerState::Created),
+        "starting" => Some(ContainerState::Starting),
+        "running" => Some(ContainerState::Running),
+        "exited" => Some(ContainerState::Exited),
+        "failed" => Some(ContainerState::Failed),
+        "removing" => Some(ContainerState::Removing),
+        _ => None,
+    }
+}
+
+/// "none" or "host".
+pub fn network_name(mode: i32) -> &'static str {
+    match NetworkMode::try_from(mode) {
+        Ok(NetworkMode::Host) => "host",
+        _ => "none",
+    }
+}
+
+fn time(ts: Option<&prost_types::Timestamp>) -> Option<String> {
+    ts.map(|t| rfc3339(t, Fraction::Trimmed))
+}
+
+impl From<&ExitStatus> for ExitView {
+    fn from(exit: &ExitStatus) -> Self {
+        ExitView {
+            exit_code: exit.exit_code,
+            signal: exit.signal,
+            oom_killed: exit.oom_killed,
+        }
+    }
+}
+
+impl From<&Container> for ContainerView {
+    fn from(c: &Container) -> Self {
+        let r = c.resources.unwrap_or(Resources::default());
+        // A FAILED container's reason may only be in its exit status.
+        let failure_reason = if c.failure_reason.is_empty() {
+            c.exit
+                .as_ref()
+                .map(|e| e.failure_reason.clone())
+                .unwrap_or_default()
+        } else {
+            c.failure_reason.clone()
+        };
+        ContainerView {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            image: c.image.clone(),
+            command: c.command.clone(),
+            env: c.env.clone(),
+            working_dir: c.working_dir.clone(),
+            hostname: c.hostname.clone(),
+            resources: ResourcesView {
+                memory_mb: r.memory_mb,
+                cpus: r.cpus,
+                pids_limit: r.pids_limit,
+            },
+            network: network_name(c.network),
+            auto_remove: c.auto_remove,
+            labels: c
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            state: state_name(c.state),
+            pid: c.pid,
+            exit: c.exit.as_ref().map(ExitView::from),
+            failure_reason,
+            created_at: time(c.created_at.as_ref()),
+            started_at: time(c.started_at.as_ref()),
+            finished_at: time(
+                c.finished_at
+                    .as_ref()
+                    .or(c.exit.as_ref().and_then(|e| e.finished_at.as_ref())),
+            ),
+        }
+    }
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        EventView {
+            time: time(e.time.as_ref()),
+            action: e.action.clone(),
+            id: e.container_id.clone(),
+            name: e.name.clone(),
+            state: state_name(e.state),
+            exit: e.exit.as_ref().map(ExitView::from),
+            failure_reason: e
+                .exit
+                .as_ref()
+                .map(|x| x.failure_reason.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// One line of JSON.
+pub fn compact<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    serde_json::to_string(value)
+}
+
+/// Indented JSON.
+pub fn pretty<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_types::Timestamp;
+    use serde_json::Value;
+
+    fn sample() -> Container {
+        Container {
+            id: "0123456789abcdef".into(),
+            name: "web".into(),
+            image: "default".into(),
+            command: vec!["sh".into(), "-c".into(), "exit 7".into()],
+            env: vec!["A=1".into()],
+            working_dir: "/".into(),
+            hostname: "web".into(),
+            resources: Some(Resources {
+                memory_mb: 64,
+                cpus: 0.5,
+                pids_limit: 10,
+            }),
+            network: NetworkMode::Host as i32,
+            auto_remove: true,
+            labels: [("b".to_owned(), "2".to_owned()), ("a".to_owned(), "1".to_owned())]
+                .into_iter()
+                .collect(),
+            state: ContainerState::Exited as i32,
+            pid: 0,
+            exit: Some(ExitStatus {
+                exit_code: 7,
+                signal: 0,
+                oom_killed: false,
+                state: ContainerState::Exited as i32,
+                failure_reason: String::new(),
+                finished_at: None,
+            }),
+            created_at: Some(Timestamp {
+                seconds: 1_714_564_800,
+                nanos: 0,
+            }),
+            started_at: Some(Timestamp {
+                seconds: 1_714_564_801,
+                nanos: 250_000_000,
+            }),
+            finished_at: None,
+            failure_reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn container_json_shape() {
+        let v: Value = serde_json::to_value(ContainerView::from(&sample())).unwrap();
+        assert_eq!(v["id"], "0123456789abcdef");
+        assert_eq!(v["command"], serde_json::json!(["sh", "-c", "exit 7"]));
+        assert_eq!(v["resources"]["memory_mb"], 64);
+        assert_eq!(v["resources"]["cpus"], 0.5);
+        assert_eq!(v["resources"]["pids_limit"], 10);
+        assert_eq!(v["network"], "host");
+        assert_eq!(v["auto_remove"], true);
+        assert_eq!(v["labels"]["a"], "1");
+        assert_eq!(v["state"], "exited");
+        assert_eq!(v["exit"]["exit_code"], 7);
+        assert_eq!(v["exit"]["signal"], 0);
+        assert_eq!(v["exit"]["oom_killed"], false);
+        assert_eq!(v["created_at"], "2024-05-01T12:00:00Z");
+        assert_eq!(v["started_at"], "2024-05-01T12:00:01.25Z");
+        assert_eq!(v["finished_at"], Value::Null);
+        assert_eq!(v["failure_reason"], "");
+    }
+
+    #[test]
+    fn exit_is_omitted_when_absent() {
+        let mut c = sample();
+        c.exit = None;
+        c.state = ContainerState::Running as i32;
+        c.network = NetworkMode::Unspecified as i32;
+        let text = compact(&ContainerView::from(&c)).unwrap();
+        assert!(!text.contains("\"exit\""), "{text}");
+        assert!(!text.contains('\n'));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["state"], "running");
+        assert_eq!(v["network"], "none");
+        // Keys keep the documented order.
+        assert!(text.starts_with("{\"id\":"), "{text}");
+    }
+
+    #[test]
+    fn failure_reason_falls_back_to_exit_status() {
+        let mut c = sample();
+        c.state = ContainerState::Failed as i32;
+        if let Some(e) = c.exit.as_mut() {
+            e.exit_code = 127;
+            e.failure_reason = "executable not found".into();
+        }
+        let v: Value = serde_json::to_value(ContainerView::from(&c)).unwrap();
+        assert_eq!(v["state"], "failed");
+        assert_eq!(v["failure_reason"], "executable not found");
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in [
+            ContainerState::Created,
+            ContainerState::Starting,
+            ContainerState::Running,
+            ContainerState::Exited,
+            ContainerState::Failed,
+            ContainerState::Removing,
+        ] {
+            assert_eq!(parse_state(state_name(s as i32)), Some(s));
+        }
+        assert_eq!(parse_state("CONTAINER_STATE_RUNNING"), Some(ContainerState::Running));
+        assert_eq!(parse_state("Up"), None);
+        assert_eq!(state_name(99), "unknown");
+    }
+}

@@ -1,0 +1,100 @@
+//! The contract between the daemon and `quilt-shim`: what to run and where.
+//! The daemon serialises these as JSON on the shim's standard input.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Which cgroup hierarchy the host uses and where it is mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CgroupLayout {
+    /// Unified hierarchy (cgroup2) mounted at `root` (usually /sys/fs/cgroup).
+    V2 { root: PathBuf },
+    /// Legacy hierarchies: one directory per controller under `root`
+    /// (`root/memory`, `root/cpu`, `root/pids`).
+    V1 { root: PathBuf },
+}
+
+/// Limits applied to a container's cgroup. `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: Option<u64>,
+    /// CPU limit as a fraction of cores (0.5 = half a core).
+    pub cpus: Option<f64>,
+    pub pids: Option<u64>,
+}
+
+/// The cgroup a container (and everything exec'd into it) lives in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CgroupSpec {
+    pub layout: CgroupLayout,
+    /// Relative path below the hierarchy root, e.g. `quilt/<container id>`.
+    pub path: String,
+    pub limits: Limits,
+}
+
+/// Everything `quilt-shim run` needs to start one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    pub id: String,
+    /// The container's own directory (DATA_DIR/containers/<id>). The shim
+    /// creates `upper/`, `work/`, `rootfs/` (overlay mount point),
+    /// `container.log` and, when the workload has exited, `exit.json` there.
+    pub dir: PathBuf,
+    /// Read-only lower layer: the prepared image rootfs.
+    pub image_rootfs: PathBuf,
+    /// argv of the workload; argv[0] is looked up in the container's PATH
+    /// when it has no slash.
+    pub argv: Vec<String>,
+    /// Complete environment ("K=V"), already built by the daemon.
+    pub env: Vec<String>,
+    /// Working directory inside the container (created if missing).
+    pub workdir: String,
+    pub hostname: String,
+    /// false = private network namespace with loopback up; true = host network.
+    pub host_network: bool,
+    pub cgroup: CgroupSpec,
+}
+
+/// Everything `quilt-shim exec` needs to run a command in a running container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecConfig {
+    /// Host PID of the container's PID 1.
+    pub pid: i32,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub cgroup: CgroupSpec,
+}
+
+/// What the shim leaves in `exit.json` when the workload has exited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Exit code; 128 + signal when killed by a signal.
+    pub exit_code: i32,
+    /// Signal that killed the workload, 0 if it exited.
+    pub signal: i32,
+    pub oom_killed: bool,
+    /// Unix time in nanoseconds when the exit was observed.
+    pub finished_at_ns: i64,
+}
+
+/// The first line `quilt-shim run` prints on its stdout, as JSON, then closes stdout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StartReport {
+    /// The workload has been exec'd inside its namespaces.
+    Started {
+        /// PID of the shim (the supervisor), for pidfd monitoring.
+        shim_pid: i32,
+        /// Host PID of the container's PID 1.
+        pid: i32,
+        /// Start time of the shim (field 22 of /proc/PID/stat), to guard
+        /// against PID reuse when a restarted daemon adopts it.
+        shim_start_time: u64,
+    },
+    /// The container could not start; nothing is left running.
+    Failed {
+        /// 126 = cannot execute, 127 = not found, 125 = any other setup error.
+        exit_code: i32,
+        message: String,
+    },
+}

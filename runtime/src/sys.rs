@@ -1,0 +1,220 @@
+//! Raw syscalls. The only module allowed to use `unsafe`; every block has a
+//! `// SAFETY:` comment.
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+/// pidfd_open(2) with O_CLOEXEC semantics (pidfds are always close-on-exec).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    if pid <= 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: pidfd_open takes a pid and a flags word, touches no memory of
+    // ours and returns a new file descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// pidfd_send_signal(2) without siginfo.
+pub fn pidfd_send_signal(pidfd: &impl AsFd, signal: i32) -> io::Result<()> {
+    // SAFETY: the fd is borrowed for the duration of the call, the siginfo
+    // pointer is NULL (allowed: the kernel fills in a default one).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_fd().as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Marks every descriptor >= `from` close-on-exec (close_range(2) with
+/// CLOSE_RANGE_CLOEXEC). Errors are ignored by callers: it is a hardening step.
+pub fn cloexec_from(from: u32) -> io::Result<()> {
+    // SAFETY: close_range only changes descriptor flags; CLOSE_RANGE_CLOEXEC
+    // closes nothing, so no OwnedFd in this process is invalidated.
+    let r = unsafe {
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Number of threads of the calling process (from /proc/self/stat).
+fn thread_count() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    // Fields after the command: state is field 3, num_threads is field 20.
+    after.split(' ').nth(17)?.parse().ok()
+}
+
+fn ensure_single_threaded() -> io::Result<()> {
+    match thread_count() {
+        Some(1) => Ok(()),
+        _ => Err(io::Error::other(
+            "refusing to fork/clone: the process is not single-threaded",
+        )),
+    }
+}
+
+/// clone(2) without CLONE_VM: the child gets a copy of the address space (like
+/// fork) and runs `child` on a private stack; it must exec or `exit_now`.
+/// Only allowed in a single-threaded process (checked).
+pub fn clone_process(
+    flags: CloneFlags,
+    child: Box<dyn FnMut() -> isize + '_>,
+) -> io::Result<Pid> {
+    ensure_single_threaded()?;
+    // The child's stack: allocated zeroed (lazily mapped), private to the child
+    // since the address space is copied, never used by the parent.
+    let mut stack = vec![0u8; 1 << 20];
+    // SAFETY: the process is single-threaded (checked above), so the child's
+    // copy of memory holds no lock owned by another thread; the stack buffer
+    // outlives the call in the parent and is the child's own copy in the child.
+    // Without CLONE_VM / CLONE_FILES nothing is shared with the parent.
+    let pid = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }?;
+    Ok(pid)
+}
+
+/// fork(2); only allowed in a single-threaded process (checked).
+pub fn fork() -> io::Result<nix::unistd::ForkResult> {
+    ensure_single_threaded()?;
+    // SAFETY: single-threaded (checked above), so the child can keep running
+    // arbitrary code: no lock can be held by a thread that does not exist in it.
+    Ok(unsafe { nix::unistd::fork() }?)
+}
+
+/// _exit(2): leaves immediately, without running atexit handlers or flushing
+/// stdio (what a forked child must do).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Resets every catchable signal to its default disposition (ignored signals
+/// would otherwise stay ignored across execve).
+pub fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL references no Rust code; failures (for
+        // signal numbers glibc reserves) are harmless and ignored.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+}
+
+/// Brings a network interface up (SIOCGIFFLAGS + SIOCSIFFLAGS with IFF_UP).
+pub fn interface_up(name: &str) -> io::Result<()> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let bytes = name.as_bytes();
+    if bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: ifreq is plain old data (arrays and a union of integers and
+    // pointers); all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes ifru_flags inside `req`,
+    // which lives for the whole call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled in ifru_flags, the union member read here.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads `req`, which lives for the whole call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// prctl(PR_CAPBSET_DROP, cap). EINVAL means the capability does not exist.
+pub fn capbset_drop(cap: u32) -> Result<(), Errno> {
+    // SAFETY: integer-only prctl.
+    let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// prctl(PR_CAPBSET_READ, cap): Ok(true) if the capability is in the bounding set.
+pub fn capbset_read(cap: u32) -> Result<bool, Errno> {
+    // SAFETY: integer-only prctl.
+    let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+    Errno::result(r).map(|v| v == 1)
+}
+
+/// Clears the ambient capability set.
+pub fn ambient_clear_all() -> Result<(), Errno> {
+    // SAFETY: integer-only prctl.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// capset(2) (version 3, 64-bit sets) on the calling thread:
+/// effective = permitted = inheritable = `caps` (bit n = capability n).
+pub fn capset_all(caps: u64) -> Result<(), Errno> {
+    let mut hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let lo = caps as u32;
+    let hi = (caps >> 32) as u32;
+    let data = [
+        CapData { effective: lo, permitted: lo, inheritable: lo },
+        CapData { effective: hi, permitted: hi, inheritable: hi },
+    ];
+    // SAFETY: header and two data structs laid out as the kernel's
+    // __user_cap_header_struct / __user_cap_data_struct[2] for version 3;
+    // both live for the whole call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut hdr as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    Errno::result(r).map(drop)
+}

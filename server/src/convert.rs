@@ -1,0 +1,104 @@
+//! Engine model <-> quilt.v1 wire types.
+use quilt_proto::v1 as pb;
+use quilt_sync_engine::{Container, Event, ExitInfo, LogLine, LogStream, Network, State, WaitResult};
+
+pub fn ts(ns: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: ns.div_euclid(1_000_000_000), nanos: ns.rem_euclid(1_000_000_000) as i32 }
+}
+
+pub fn state(s: State) -> pb::ContainerState {
+    match s {
+        State::Created => pb::ContainerState::Created,
+        State::Starting => pb::ContainerState::Starting,
+        State::Running => pb::ContainerState::Running,
+        State::Exited => pb::ContainerState::Exited,
+        State::Failed => pb::ContainerState::Failed,
+        State::Removing => pb::ContainerState::Removing,
+    }
+}
+
+pub fn state_from(s: pb::ContainerState) -> Option<State> {
+    Some(match s {
+        pb::ContainerState::Unspecified => return None,
+        pb::ContainerState::Created => State::Created,
+        pb::ContainerState::Starting => State::Starting,
+        pb::ContainerState::Running => State::Running,
+        pb::ContainerState::Exited => State::Exited,
+        pb::ContainerState::Failed => State::Failed,
+        pb::ContainerState::Removing => State::Removing,
+    })
+}
+
+fn network(n: Network) -> pb::NetworkMode {
+    match n {
+        Network::None => pb::NetworkMode::None,
+        Network::Host => pb::NetworkMode::Host,
+    }
+}
+
+pub fn exit_status(state_: State, exit: Option<&ExitInfo>, reason: Option<&str>) -> Option<pb::ExitStatus> {
+    if exit.is_none() && reason.is_none() {
+        return None;
+    }
+    Some(pb::ExitStatus {
+        exit_code: exit.map_or(0, |e| e.exit_code),
+        signal: exit.map_or(0, |e| e.signal),
+        oom_killed: exit.is_some_and(|e| e.oom_killed),
+        state: state(state_) as i32,
+        failure_reason: reason.unwrap_or_default().to_owned(),
+        finished_at: exit.and_then(|e| e.finished_at_ns).map(ts),
+    })
+}
+
+pub fn container(c: &Container) -> pb::Container {
+    pb::Container {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        command: c.command.clone(),
+        env: c.env.clone(),
+        working_dir: c.working_dir.clone(),
+        hostname: c.hostname.clone(),
+        resources: Some(pb::Resources { memory_mb: c.memory_mb, cpus: c.cpus, pids_limit: c.pids_limit }),
+        network: network(c.network) as i32,
+        auto_remove: c.auto_remove,
+        labels: c.labels.clone().into_iter().collect(),
+        state: state(c.state) as i32,
+        pid: c.pid.unwrap_or(0),
+        exit: exit_status(c.state, c.exit.as_ref(), c.failure_reason.as_deref()),
+        created_at: Some(ts(c.created_at_ns)),
+        started_at: c.started_at_ns.map(ts),
+        finished_at: c.finished_at_ns.map(ts),
+        failure_reason: c.failure_reason.clone().unwrap_or_default(),
+    }
+}
+
+pub fn wait_result(w: &WaitResult) -> pb::ExitStatus {
+    exit_status(w.state, w.exit.as_ref(), w.failure_reason.as_deref()).unwrap_or(pb::ExitStatus {
+        state: state(w.state) as i32,
+        ..Default::default()
+    })
+}
+
+pub fn event(e: &Event) -> pb::Event {
+    pb::Event {
+        container_id: e.container_id.clone(),
+        name: e.name.clone(),
+        state: state(e.state) as i32,
+        time: Some(ts(e.time_ns)),
+        exit: exit_status(e.state, e.exit.as_ref(), e.failure_reason.as_deref()),
+        action: e.action.to_owned(),
+    }
+}
+
+pub fn log_line(l: LogLine) -> pb::LogEntry {
+    pb::LogEntry {
+        timestamp: Some(ts(l.ts_ns)),
+        stream: match l.stream {
+            LogStream::Stdout => pb::LogStream::Stdout,
+            LogStream::Stderr => pb::LogStream::Stderr,
+        } as i32,
+        data: l.data,
+        partial: l.partial,
+    }
+}

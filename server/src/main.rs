@@ -1,0 +1,188 @@
+//! quiltd: the Quilt daemon. Serves quilt.v1 (plus grpc.health.v1 and server
+//! reflection) on a Unix socket, and on TCP only when --listen is given.
+#![deny(unsafe_code)]
+
+mod convert;
+mod service;
+mod status;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use quilt_proto::v1::container_service_server::ContainerServiceServer;
+use quilt_sync_engine::{Engine, EngineConfig, InstanceLock};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::Server;
+
+#[derive(Debug, Parser)]
+#[command(name = "quiltd", version, about = "Quilt container engine daemon")]
+struct Args {
+    /// Where the database, container directories and images live.
+    #[arg(long, default_value = "/var/lib/quilt", env = "QUILT_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Unix socket to serve on (mode 0660).
+    #[arg(long, default_value = "/run/quilt/quilt.sock", env = "QUILT_SOCKET")]
+    socket: PathBuf,
+    /// Also serve on this TCP address (HOST:PORT). Off unless given: there is no authentication.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Cgroups are created at <hierarchy>/<cgroup-parent>/<container id>.
+    #[arg(long, default_value = "quilt")]
+    cgroup_parent: String,
+    /// The quilt-shim binary; by default the one next to quiltd.
+    #[arg(long, env = "QUILT_SHIM")]
+    shim: Option<PathBuf>,
+    /// Containers that may be starting at the same time.
+    #[arg(long)]
+    max_concurrent_starts: Option<usize>,
+    /// Start requests that may wait in the queue before RESOURCE_EXHAUSTED.
+    #[arg(long)]
+    start_queue: Option<usize>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("quiltd")
+        .build()
+        .context("start the async runtime")?
+        .block_on(run(args))
+}
+
+fn shim_path(args: &Args) -> Result<PathBuf> {
+    let path = match &args.shim {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("locate quiltd")?
+            .with_file_name("quilt-shim"),
+    };
+    if !path.is_file() {
+        bail!("quilt-shim not found at {} (build the workspace, or pass --shim)", path.display());
+    }
+    Ok(path)
+}
+
+fn validate_cgroup_parent(p: &str) -> Result<()> {
+    let ok = !p.is_empty()
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if !ok {
+        bail!("invalid --cgroup-parent {p:?}");
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<()> {
+    validate_cgroup_parent(&args.cgroup_parent)?;
+    let shim = shim_path(&args)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("create data dir {}", args.data_dir.display()))?;
+    if let Some(dir) = args.socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    // One quiltd per data dir and per socket.
+    let _data_lock = InstanceLock::acquire(&args.data_dir.join("quiltd.lock"), &format!("data dir {}", args.data_dir.display()))?;
+    let sock_lock_path = PathBuf::from(format!("{}.lock", args.socket.display()));
+    let _sock_lock = InstanceLock::acquire(&sock_lock_path, &format!("socket {}", args.socket.display()))?;
+
+    let mut cfg = EngineConfig::new(args.data_dir.clone(), shim);
+    cfg.cgroup_parent = args.cgroup_parent.clone();
+    if let Some(n) = args.max_concurrent_starts {
+        cfg.max_concurrent_starts = n.max(1);
+    }
+    if let Some(n) = args.start_queue {
+        cfg.start_queue_capacity = n.max(1);
+    }
+    let engine = Engine::open(cfg).await.context("open the engine")?;
+    tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");
+
+    let uds = bind_socket(&args.socket)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ContainerServiceServer<service::Service>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(quilt_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+    let api = ContainerServiceServer::new(service::Service::new(engine.clone()))
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    let router = Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(api);
+
+    let shutdown = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    tracing::info!(socket = %args.socket.display(), "serving");
+    match args.listen {
+        None => {
+            router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(uds), shutdown(stop_rx))
+                .await
+                .context("serve")?;
+        }
+        Some(addr) => {
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr}"))?;
+            tracing::warn!(%addr, "also serving on TCP without authentication");
+            let a = router
+                .clone()
+                .serve_with_incoming_shutdown(UnixListenerStream::new(uds), shutdown(stop_rx.clone()));
+            let b = router.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown(stop_rx));
+            let (ra, rb) = tokio::join!(a, b);
+            ra.context("serve unix socket")?;
+            rb.context("serve tcp")?;
+        }
+    }
+    tracing::info!("shutting down; running containers keep running");
+    engine.shutdown().await;
+    let _ = std::fs::remove_file(&args.socket);
+    Ok(())
+}
+
+/// Binds the socket (a stale file from a dead daemon is replaced: we hold the
+/// socket lock, so no live daemon owns it) with mode 0660.
+fn bind_socket(path: &Path) -> Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("remove stale socket {}", path.display())),
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(l)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

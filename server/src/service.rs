@@ -1,0 +1,176 @@
+//! quilt.v1.ContainerService on top of the sync engine.
+use crate::convert;
+use crate::status::to_status;
+use futures::Stream;
+use quilt_proto::v1 as pb;
+use quilt_proto::v1::container_service_server::ContainerService;
+use quilt_sync_engine::{CreateSpec, Engine, ListFilter, LogItem, Network};
+use std::pin::Pin;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
+use tonic::{Request, Response, Status};
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+const DEFAULT_STOP_TIMEOUT: u32 = 10;
+
+pub struct Service {
+    engine: Engine,
+}
+
+impl Service {
+    pub fn new(engine: Engine) -> Self {
+        Service { engine }
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+#[tonic::async_trait]
+impl ContainerService for Service {
+    async fn create_container(
+        &self,
+        req: Request<pb::CreateContainerRequest>,
+    ) -> Result<Response<pb::CreateContainerResponse>, Status> {
+        let r = req.into_inner();
+        let res = r.resources.unwrap_or_default();
+        let network = match pb::NetworkMode::try_from(r.network) {
+            Ok(pb::NetworkMode::Host) => Network::Host,
+            Ok(_) => Network::None,
+            Err(_) => return Err(Status::invalid_argument(format!("unknown network mode {}", r.network))),
+        };
+        let spec = CreateSpec {
+            image: r.image,
+            command: r.command,
+            name: non_empty(r.name),
+            env: r.env,
+            working_dir: non_empty(r.working_dir),
+            hostname: non_empty(r.hostname),
+            memory_mb: res.memory_mb,
+            cpus: res.cpus,
+            pids_limit: res.pids_limit,
+            network,
+            auto_remove: r.auto_remove,
+            labels: r.labels.into_iter().collect(),
+            start: !r.no_start,
+        };
+        let c = self.engine.create(spec).await.map_err(to_status)?;
+        Ok(Response::new(pb::CreateContainerResponse { id: c.id, name: c.name }))
+    }
+
+    async fn start_container(
+        &self,
+        req: Request<pb::StartContainerRequest>,
+    ) -> Result<Response<pb::StartContainerResponse>, Status> {
+        let c = self.engine.start(&req.into_inner().id).await.map_err(to_status)?;
+        Ok(Response::new(pb::StartContainerResponse { container: Some(convert::container(&c)) }))
+    }
+
+    async fn get_container(
+        &self,
+        req: Request<pb::GetContainerRequest>,
+    ) -> Result<Response<pb::GetContainerResponse>, Status> {
+        let c = self.engine.get(&req.into_inner().id).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetContainerResponse { container: Some(convert::container(&c)) }))
+    }
+
+    async fn list_containers(
+        &self,
+        req: Request<pb::ListContainersRequest>,
+    ) -> Result<Response<pb::ListContainersResponse>, Status> {
+        let r = req.into_inner();
+        let mut states = Vec::new();
+        for s in r.states {
+            let s = pb::ContainerState::try_from(s).map_err(|_| Status::invalid_argument(format!("unknown state {s}")))?;
+            if let Some(s) = convert::state_from(s) {
+                states.push(s);
+            }
+        }
+        let filter = ListFilter { states, name_contains: non_empty(r.name), labels: r.labels.into_iter().collect() };
+        let list = self.engine.list(&filter).await.map_err(to_status)?;
+        Ok(Response::new(pb::ListContainersResponse { containers: list.iter().map(convert::container).collect() }))
+    }
+
+    async fn stop_container(
+        &self,
+        req: Request<pb::StopContainerRequest>,
+    ) -> Result<Response<pb::StopContainerResponse>, Status> {
+        let r = req.into_inner();
+        let timeout = Duration::from_secs(r.timeout_seconds.unwrap_or(DEFAULT_STOP_TIMEOUT).into());
+        let c = self.engine.stop(&r.id, timeout).await.map_err(to_status)?;
+        Ok(Response::new(pb::StopContainerResponse { container: Some(convert::container(&c)) }))
+    }
+
+    async fn kill_container(
+        &self,
+        req: Request<pb::KillContainerRequest>,
+    ) -> Result<Response<pb::KillContainerResponse>, Status> {
+        let r = req.into_inner();
+        self.engine.kill(&r.id, &r.signal).await.map_err(to_status)?;
+        Ok(Response::new(pb::KillContainerResponse {}))
+    }
+
+    async fn remove_container(
+        &self,
+        req: Request<pb::RemoveContainerRequest>,
+    ) -> Result<Response<pb::RemoveContainerResponse>, Status> {
+        let r = req.into_inner();
+        let id = self.engine.remove(&r.id, r.force).await.map_err(to_status)?;
+        Ok(Response::new(pb::RemoveContainerResponse { id }))
+    }
+
+    async fn wait_container(
+        &self,
+        req: Request<pb::WaitContainerRequest>,
+    ) -> Result<Response<pb::WaitContainerResponse>, Status> {
+        let w = self.engine.wait(&req.into_inner().id).await.map_err(to_status)?;
+        Ok(Response::new(pb::WaitContainerResponse { id: w.id.clone(), exit: Some(convert::wait_result(&w)) }))
+    }
+
+    type GetLogsStream = Stream_<pb::GetLogsResponse>;
+
+    async fn get_logs(&self, req: Request<pb::GetLogsRequest>) -> Result<Response<Self::GetLogsStream>, Status> {
+        let r = req.into_inner();
+        let rx = self.engine.logs(&r.id, r.follow, r.tail).await.map_err(to_status)?;
+        let stream = ReceiverStream::new(rx).map(|item| {
+            let item = match item.map_err(to_status)? {
+                LogItem::Line(l) => pb::get_logs_response::Item::Entry(convert::log_line(l)),
+                LogItem::Exit(w) => pb::get_logs_response::Item::Exit(convert::wait_result(&w)),
+            };
+            Ok(pb::GetLogsResponse { item: Some(item) })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn exec(&self, req: Request<pb::ExecRequest>) -> Result<Response<pb::ExecResponse>, Status> {
+        let r = req.into_inner();
+        let out = self.engine.exec(&r.id, r.command, r.env, non_empty(r.working_dir)).await.map_err(to_status)?;
+        Ok(Response::new(pb::ExecResponse { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr }))
+    }
+
+    type WatchEventsStream = Stream_<pb::Event>;
+
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let rx = self.engine.subscribe();
+        let reference = req.into_inner().id;
+        let only = if reference.is_empty() {
+            None
+        } else {
+            Some(self.engine.get(&reference).await.map_err(to_status)?.id)
+        };
+        let stream = BroadcastStream::new(rx).filter_map(move |ev| match ev {
+            Ok(ev) if only.as_ref().is_none_or(|id| *id == ev.container_id) => Some(Ok(convert::event(&ev))),
+            Ok(_) => None,
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                Some(Err(Status::data_loss(format!("event stream lagged: {n} events dropped; resubscribe"))))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,37 @@
+-- Containers: one row per container, the source of truth for every status query.
+CREATE TABLE containers (
+    id              TEXT PRIMARY KEY NOT NULL,
+    name            TEXT NOT NULL UNIQUE,
+    image           TEXT NOT NULL,
+    command         TEXT NOT NULL,              -- JSON array: the argv, exactly
+    env             TEXT NOT NULL,              -- JSON array of "K=V" given by the user
+    working_dir     TEXT NOT NULL,
+    hostname        TEXT NOT NULL,
+    memory_mb       INTEGER NOT NULL DEFAULT 0 CHECK (memory_mb >= 0),
+    cpus            REAL    NOT NULL DEFAULT 0 CHECK (cpus >= 0),
+    pids_limit      INTEGER NOT NULL DEFAULT 0 CHECK (pids_limit >= 0),
+    network         TEXT NOT NULL CHECK (network IN ('none', 'host')),
+    auto_remove     INTEGER NOT NULL DEFAULT 0,
+    autostart       INTEGER NOT NULL DEFAULT 0, -- start requested, not yet attempted
+    state           TEXT NOT NULL CHECK (state IN ('created', 'starting', 'running', 'exited', 'failed', 'removing')),
+    pid             INTEGER,                    -- host pid of the container's PID 1
+    shim_pid        INTEGER,                    -- the supervisor's pid
+    shim_start_time INTEGER,                    -- guards adoption against pid reuse
+    exit_code       INTEGER,
+    exit_signal     INTEGER,
+    oom_killed      INTEGER NOT NULL DEFAULT 0,
+    failure_reason  TEXT,
+    created_at      INTEGER NOT NULL,           -- unix nanoseconds
+    started_at      INTEGER,
+    finished_at     INTEGER
+);
+
+CREATE INDEX containers_by_state ON containers (state);
+
+-- Labels, one row each, removed with their container.
+CREATE TABLE labels (
+    container_id TEXT NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+    key          TEXT NOT NULL,
+    value        TEXT NOT NULL,
+    PRIMARY KEY (container_id, key)
+);

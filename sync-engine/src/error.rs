@@ -1,0 +1,44 @@
+//! Engine errors. Each variant maps to one gRPC status code in the server.
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for EngineError {
+    fn from(e: sqlx::Error) -> Self {
+        EngineError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<tokio::task::JoinError> for EngineError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        EngineError::Internal(format!("background task: {e}"))
+    }
+}
+
+impl EngineError {
+    pub fn internal(context: &str, e: impl std::fmt::Display) -> Self {
+        EngineError::Internal(format!("{context}: {e}"))
+    }
+
+    pub fn no_such_container(id: &str) -> Self {
+        EngineError::NotFound(format!("no such container: {id}"))
+    }
+}

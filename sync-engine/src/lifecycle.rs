@@ -1,0 +1,245 @@
+//! CreateContainer, StartContainer, Get/List, Stop, Kill and Wait.
+use crate::engine::{Engine, Inner};
+use crate::error::{EngineError, Result};
+use crate::ids;
+use crate::model::{Container, CreateSpec, ExitInfo, ListFilter, State, now_ns};
+use crate::validate;
+use quilt_runtime::image::ImageError;
+use quilt_runtime::proc;
+use std::time::Duration;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
+
+/// How WaitContainer (and the follow mode of GetLogs) saw the container end.
+#[derive(Debug, Clone)]
+pub struct WaitResult {
+    pub id: String,
+    pub state: State,
+    pub exit: Option<ExitInfo>,
+    pub failure_reason: Option<String>,
+}
+
+impl WaitResult {
+    fn of(c: &Container) -> WaitResult {
+        WaitResult { id: c.id.clone(), state: c.state, exit: c.exit.clone(), failure_reason: c.failure_reason.clone() }
+    }
+}
+
+/// How long a SIGKILLed container may take to be recorded as exited.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+impl Engine {
+    /// Validates, stores the row in one transaction and, unless asked not
+    /// to, queues the start. Returns as soon as the row is committed.
+    pub async fn create(&self, spec: CreateSpec) -> Result<Container> {
+        let inner = &self.inner;
+        if inner.is_closing() {
+            return Err(EngineError::Unavailable("quiltd is shutting down".into()));
+        }
+        validate::create_spec(&spec, inner.host_cpus)?;
+        check_image(inner, &spec.image).await?;
+        let id = ids::new_id();
+        let name = spec.name.clone().unwrap_or_else(|| ids::short(&id).to_owned());
+        let c = Container {
+            hostname: spec.hostname.clone().unwrap_or_else(|| name.clone()),
+            name,
+            image: spec.image,
+            command: spec.command,
+            env: spec.env,
+            working_dir: spec.working_dir.unwrap_or_else(|| "/".into()),
+            memory_mb: spec.memory_mb,
+            cpus: spec.cpus,
+            pids_limit: spec.pids_limit,
+            network: spec.network,
+            auto_remove: spec.auto_remove,
+            autostart: spec.start,
+            labels: spec.labels,
+            state: State::Created,
+            pid: None,
+            shim_pid: None,
+            shim_start_time: None,
+            exit: None,
+            failure_reason: None,
+            created_at_ns: now_ns(),
+            started_at_ns: None,
+            finished_at_ns: None,
+            id,
+        };
+        // Reserve the queue slot first: a full queue is refused before any row exists.
+        let permit = if spec.start { Some(reserve_start(inner)?) } else { None };
+        inner.store.insert(&c).await?;
+        inner.emit(&c, State::Created, "created", None, None);
+        if let Some(p) = permit {
+            p.send(c.id.clone());
+        }
+        Ok(c)
+    }
+
+    /// Starts a CREATED container, or again one that has EXITED or FAILED.
+    /// Already running: a no-op, as with docker.
+    pub async fn start(&self, reference: &str) -> Result<Container> {
+        let inner = &self.inner;
+        let c = inner.store.resolve(reference).await?;
+        match c.state {
+            State::Running | State::Starting => return Ok(c),
+            State::Removing => return Err(EngineError::FailedPrecondition(format!("container {} is being removed", c.name))),
+            State::Created | State::Exited | State::Failed => {}
+        }
+        let live = inner.live(&c.id);
+        let _op = live.op.lock().await;
+        let permit = reserve_start(inner)?;
+        if !inner.store.reset_for_start(&c.id).await? {
+            return Err(EngineError::FailedPrecondition(format!("container {} changed state; try again", c.name)));
+        }
+        permit.send(c.id.clone());
+        inner.store.get(&c.id).await?.ok_or_else(|| EngineError::no_such_container(reference))
+    }
+
+    pub async fn get(&self, reference: &str) -> Result<Container> {
+        self.inner.store.resolve(reference).await
+    }
+
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {
+        self.inner.store.list(filter).await
+    }
+
+    /// SIGTERM, up to `timeout` for the workload to exit, then SIGKILL.
+    /// Returns the container as recorded after it exited.
+    pub async fn stop(&self, reference: &str, timeout: Duration) -> Result<Container> {
+        let inner = &self.inner;
+        let mut events = inner.events.subscribe();
+        let mut c = inner.store.resolve(reference).await?;
+        if c.state == State::Starting {
+            // Let the start finish (it holds the op lock), then stop what it started.
+            let live = inner.live(&c.id);
+            drop(live.op.lock().await);
+            c = inner.store.get(&c.id).await?.ok_or_else(|| EngineError::no_such_container(reference))?;
+        }
+        match c.state {
+            State::Running => {}
+            State::Removing => return Err(EngineError::FailedPrecondition(format!("container {} is being removed", c.name))),
+            _ => return Ok(c),
+        }
+        let live = inner.live(&c.id);
+        let _op = live.op.lock().await;
+        signal_target(inner, &c, libc_sig::TERM)?;
+        if !wait_finished(inner, &c.id, &mut events, timeout).await? {
+            signal_target(inner, &c, libc_sig::KILL)?;
+            if !wait_finished(inner, &c.id, &mut events, KILL_GRACE).await? {
+                return Err(EngineError::Internal(format!("container {} did not exit after SIGKILL", c.name)));
+            }
+        }
+        inner.store.get(&c.id).await?.ok_or_else(|| EngineError::no_such_container(reference))
+    }
+
+    /// Sends a signal (name or number) to the container's PID 1.
+    pub async fn kill(&self, reference: &str, signal: &str) -> Result<()> {
+        let sig = if signal.is_empty() { libc_sig::KILL } else {
+            proc::parse_signal(signal).ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal {signal:?}")))?
+        };
+        let c = self.inner.store.resolve(reference).await?;
+        if c.state != State::Running {
+            return Err(EngineError::FailedPrecondition(format!("container {} is not running (state: {})", c.name, c.state.as_str())));
+        }
+        signal_target(&self.inner, &c, sig)
+    }
+
+    /// Returns once the container has exited or failed.
+    pub async fn wait(&self, reference: &str) -> Result<WaitResult> {
+        let inner = &self.inner;
+        let mut events = inner.events.subscribe();
+        let c = inner.store.resolve(reference).await?;
+        let id = c.id.clone();
+        loop {
+            let Some(c) = inner.store.get(&id).await? else {
+                return Err(EngineError::NotFound(format!("container {reference} was removed before it exited")));
+            };
+            if c.state.is_finished() || (c.state == State::Removing && c.exit.is_some()) {
+                return Ok(WaitResult::of(&c));
+            }
+            loop {
+                match events.recv().await {
+                    Ok(ev) if ev.container_id == id && ev.state.is_finished() => {
+                        return Ok(WaitResult { id, state: ev.state, exit: ev.exit, failure_reason: ev.failure_reason });
+                    }
+                    Ok(ev) if ev.container_id == id => break,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return Err(EngineError::Unavailable("quiltd is shutting down".into())),
+                }
+            }
+        }
+    }
+}
+
+/// Plain signal numbers, without pulling libc into this crate.
+pub(crate) mod libc_sig {
+    pub const KILL: i32 = 9;
+    pub const TERM: i32 = 15;
+}
+
+fn reserve_start(inner: &Inner) -> Result<tokio::sync::mpsc::Permit<'_, String>> {
+    inner.start_tx.try_reserve().map_err(|e| match e {
+        TrySendError::Full(()) => EngineError::ResourceExhausted(format!(
+            "the start queue is full ({} containers waiting to start); retry later",
+            inner.cfg.start_queue_capacity
+        )),
+        TrySendError::Closed(()) => EngineError::Unavailable("quiltd is shutting down".into()),
+    })
+}
+
+async fn check_image(inner: &Inner, image: &str) -> Result<()> {
+    let images = inner.images.clone();
+    let image = image.to_owned();
+    let res = if image == "default" {
+        images.validate(&image)
+    } else {
+        tokio::task::spawn_blocking(move || images.validate(&image)).await?
+    };
+    res.map_err(|e| match e {
+        ImageError::NotFound(..) => EngineError::NotFound(e.to_string()),
+        ImageError::Invalid(..) => EngineError::InvalidArgument(e.to_string()),
+        ImageError::Io(..) => EngineError::Internal(e.to_string()),
+    })
+}
+
+/// Signals the container's PID 1 through its pidfd (immune to pid reuse).
+pub(crate) fn signal_target(inner: &Inner, c: &Container, sig: i32) -> Result<()> {
+    let Some(fd) = inner.live(&c.id).target() else {
+        // Exited in the meantime: nothing to signal.
+        return Ok(());
+    };
+    match proc::pidfd_send_signal(&fd, sig) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(3) => Ok(()), // ESRCH: already gone
+        Err(e) => Err(EngineError::internal(&format!("signal {sig} to container {}", c.name), e)),
+    }
+}
+
+/// Waits (event driven) until the container is recorded as finished, removed
+/// or being removed with its exit recorded. False on timeout.
+pub(crate) async fn wait_finished(
+    inner: &Inner,
+    id: &str,
+    events: &mut broadcast::Receiver<crate::model::Event>,
+    timeout: Duration,
+) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match inner.store.get(id).await? {
+            None => return Ok(true),
+            Some(c) if c.state.is_finished() || c.exit.is_some() => return Ok(true),
+            Some(_) => {}
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Ok(false),
+                Ok(Ok(ev)) if ev.container_id == id => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Err(RecvError::Closed)) => return Ok(false),
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! One quiltd per data dir and per socket: exclusive advisory locks held for
+//! the daemon's lifetime (released by the kernel if it dies).
+use crate::error::{EngineError, Result};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Takes the lock at `path` or fails with FailedPrecondition naming `what`.
+    pub fn acquire(path: &Path, what: &str) -> Result<InstanceLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| EngineError::internal(&format!("open {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(InstanceLock { _file: file, path: path.to_owned() }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::FailedPrecondition(format!(
+                "another quiltd is already using {what} (lock {} is held)",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(EngineError::internal(&format!("lock {}", path.display()), e))
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

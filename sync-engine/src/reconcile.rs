@@ -1,0 +1,86 @@
+//! Start-up reconciliation: make the recorded state true again after quiltd
+//! was down. Running containers whose supervisor is alive are adopted (a
+//! monitor is attached); those that ended meanwhile get the exit status their
+//! supervisor left; interrupted starts are retried; unfinished removals and
+//! auto-removals are resumed.
+use crate::cleanup;
+use crate::engine::Inner;
+use crate::error::{EngineError, Result};
+use crate::model::{Container, State};
+use crate::monitor;
+use quilt_runtime::{cgroup, proc};
+use std::sync::Arc;
+
+pub(crate) async fn run(inner: &Arc<Inner>) -> Result<()> {
+    let all = inner.store.list(&Default::default()).await?;
+    let mut adopted = 0usize;
+    for c in all {
+        match c.state {
+            State::Removing => cleanup::spawn_remove(inner.clone(), c.id.clone()),
+            State::Exited | State::Failed if c.auto_remove => cleanup::spawn_remove(inner.clone(), c.id.clone()),
+            State::Exited | State::Failed => {}
+            State::Created if c.autostart => requeue(inner, &c).await?,
+            State::Created => {}
+            State::Starting => {
+                // The previous quiltd died mid-start: whatever it may have
+                // spawned is unknown, so end it and start afresh.
+                let spec = inner.cgroup_spec(&c);
+                tokio::task::spawn_blocking(move || cgroup::remove(&spec))
+                    .await?
+                    .map_err(|e| EngineError::internal("cgroup", e))?;
+                inner.store.requeue_interrupted_start(&c.id).await?;
+                requeue(inner, &c).await?;
+            }
+            State::Running => {
+                if adopt(inner, &c).await? {
+                    adopted += 1;
+                }
+            }
+        }
+    }
+    if adopted > 0 {
+        tracing::info!(adopted, "adopted running containers");
+    }
+    Ok(())
+}
+
+async fn requeue(inner: &Arc<Inner>, c: &Container) -> Result<()> {
+    inner
+        .start_tx
+        .try_send(c.id.clone())
+        .map_err(|_| EngineError::ResourceExhausted("start queue full during reconciliation".into()))
+}
+
+/// Attaches a monitor to a running container's supervisor, or records its
+/// end if the supervisor is gone. True when adopted alive.
+async fn adopt(inner: &Arc<Inner>, c: &Container) -> Result<bool> {
+    let (Some(shim_pid), Some(start)) = (c.shim_pid, c.shim_start_time) else {
+        monitor::on_exit(inner, &c.id, 0).await?;
+        return Ok(false);
+    };
+    let pid = c.pid;
+    let handles = tokio::task::spawn_blocking(move || {
+        // Same pid and same start time: the very supervisor we launched.
+        if proc::start_time(shim_pid) != Some(start) {
+            return None;
+        }
+        let shim_fd = proc::pidfd_open(shim_pid).ok()?;
+        let target = pid.and_then(|p| {
+            let fd = proc::pidfd_open(p).ok()?;
+            (proc::parent_pid(p) == Some(shim_pid)).then_some(fd)
+        });
+        Some((shim_fd, target))
+    })
+    .await?;
+    match handles {
+        Some((shim_fd, target)) => {
+            inner.live(&c.id).set_target(target);
+            monitor::watch(inner.clone(), c.id.clone(), shim_pid, shim_fd);
+            Ok(true)
+        }
+        None => {
+            monitor::on_exit(inner, &c.id, shim_pid).await?;
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The background starter: takes container ids off the start queue and
+//! launches them, at most `max_concurrent_starts` at a time. All blocking
+//! work (image preparation, spawning the shim and waiting for its report)
+//! runs on the blocking pool, never on the reactor.
+use crate::cleanup;
+use crate::engine::Inner;
+use crate::env;
+use crate::error::Result;
+use crate::model::{Container, ExitInfo, State, now_ns};
+use crate::monitor;
+use quilt_runtime::spec::{ContainerConfig, StartReport};
+use quilt_runtime::{exitfile, launch, proc};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+pub(crate) fn spawn(inner: Arc<Inner>, mut rx: mpsc::Receiver<String>) {
+    tokio::spawn(async move {
+        while let Some(id) = rx.recv().await {
+            let Ok(slot) = inner.start_slots.clone().acquire_owned().await else { break };
+            if inner.is_closing() {
+                // Left in `created` with autostart set: the next quiltd starts it.
+                break;
+            }
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = start_one(&inner, &id).await {
+                    tracing::warn!(container = %id, error = %e, "start failed");
+                }
+                drop(slot);
+            });
+        }
+    });
+}
+
+/// What a successful launch leaves for the daemon.
+struct Launched {
+    pid: i32,
+    shim_pid: i32,
+    shim_start_time: u64,
+    shim_fd: OwnedFd,
+    target_fd: Option<OwnedFd>,
+}
+
+async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
+    let live = inner.live(id);
+    let op = live.op.lock().await;
+    if !inner.store.set_starting(id).await? {
+        return Ok(()); // removed, or started by someone else meanwhile
+    }
+    let Some(c) = inner.store.get(id).await? else { return Ok(()) };
+    inner.emit(&c, State::Starting, "starting", None, None);
+
+    let config = ContainerConfig {
+        id: c.id.clone(),
+        dir: inner.cfg.container_dir(&c.id),
+        image_rootfs: Default::default(),
+        argv: c.command.clone(),
+        env: env::build(&c, &[]),
+        workdir: c.working_dir.clone(),
+        hostname: c.hostname.clone(),
+        host_network: c.network == crate::model::Network::Host,
+        cgroup: inner.cgroup_spec(&c),
+    };
+    let images = inner.images.clone();
+    let shim = inner.cfg.shim_path.clone();
+    let image = c.image.clone();
+    let outcome = tokio::task::spawn_blocking(move || launch_blocking(&images, &shim, &image, config)).await?;
+
+    match outcome {
+        Ok(l) => {
+            live.set_target(l.target_fd);
+            inner.store.set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns()).await?;
+            inner.emit(&c, State::Running, "running", None, None);
+            drop(op);
+            monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
+        }
+        Err((code, reason)) => {
+            drop(op);
+            fail(inner, &c, code, &reason).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a failed start; an auto-remove container is then removed.
+pub(crate) async fn fail(inner: &Arc<Inner>, c: &Container, code: i32, reason: &str) -> Result<()> {
+    let at = now_ns();
+    inner.store.set_failed(&c.id, code, reason, at).await?;
+    let exit = ExitInfo { exit_code: code, signal: 0, oom_killed: false, finished_at_ns: Some(at) };
+    inner.emit(c, State::Failed, "failed", Some(exit), Some(reason.to_owned()));
+    if c.auto_remove {
+        cleanup::spawn_remove(inner.clone(), c.id.clone());
+    }
+    Ok(())
+}
+
+/// Prepares the image and runs the shim; Err((exit code, reason)) when the
+/// container could not start.
+fn launch_blocking(
+    images: &quilt_runtime::image::ImageStore,
+    shim: &std::path::Path,
+    image: &str,
+    mut config: ContainerConfig,
+) -> std::result::Result<Launched, (i32, String)> {
+    let setup = |e: &dyn std::fmt::Display| (125, e.to_string());
+    config.image_rootfs = images.prepare(image).map_err(|e| setup(&e))?;
+    std::fs::create_dir_all(&config.dir).map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
+    exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
+    match launch::start(shim, &config).map_err(|e| setup(&e))? {
+        StartReport::Failed { exit_code, message } => Err((exit_code, message)),
+        StartReport::Started { shim_pid, pid, shim_start_time } => {
+            // The shim is our child until we reap it, so its pid cannot be reused here.
+            let shim_fd = proc::pidfd_open(shim_pid).map_err(|e| setup(&format!("pidfd of supervisor: {e}")))?;
+            // The workload may already have exited (then there is nothing to signal).
+            let target_fd = proc::pidfd_open(pid).ok().filter(|_| proc::parent_pid(pid) == Some(shim_pid));
+            Ok(Launched { pid, shim_pid, shim_start_time, shim_fd, target_fd })
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! SQLite persistence. One writer connection (writes queue fairly in the pool
+//! instead of spinning in SQLite's busy handler) and a small pool of readers;
+//! WAL, foreign keys, busy timeout and migrations.
+use crate::error::{EngineError, Result};
+use crate::model::{Container, ExitInfo, ListFilter, Network, State};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
+    c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.state, c.pid, \
+    c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
+    c.created_at, c.started_at, c.finished_at, \
+    (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5))
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.clone())
+            .await?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| EngineError::internal("database migration", e))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(2)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Store { writer, reader })
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Inserts the container and its labels in one transaction.
+    pub async fn insert(&self, c: &Container) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let res = sqlx::query(
+            "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
+             memory_mb, cpus, pids_limit, network, auto_remove, autostart, state, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.image)
+        .bind(json(&c.command))
+        .bind(json(&c.env))
+        .bind(&c.working_dir)
+        .bind(&c.hostname)
+        .bind(c.memory_mb)
+        .bind(c.cpus)
+        .bind(c.pids_limit)
+        .bind(c.network.as_str())
+        .bind(c.auto_remove)
+        .bind(c.autostart)
+        .bind(c.state.as_str())
+        .bind(c.created_at_ns)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = res {
+            if let sqlx::Error::Database(db) = &e
+                && db.is_unique_violation()
+            {
+                return Err(EngineError::AlreadyExists(format!(
+                    "the container name {:?} is already in use",
+                    c.name
+                )));
+            }
+            return Err(e.into());
+        }
+        for (k, v) in &c.labels {
+            sqlx::query("INSERT INTO labels (container_id, key, value) VALUES (?, ?, ?)")
+                .bind(&c.id)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Container>> {
+        let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.reader).await?;
+        row.map(|r| from_row(&r)).transpose()
+    }
+
+    /// Finds a container by full id, then exact name, then unique id prefix.
+    pub async fn resolve(&self, reference: &str) -> Result<Container> {
+        if reference.is_empty() {
+            return Err(EngineError::InvalidArgument("a container id or name is required".into()));
+        }
+        let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?1 OR c.name = ?1");
+        let rows = sqlx::query(&sql).bind(reference).fetch_all(&self.reader).await?;
+        if let Some(r) = rows.iter().find(|r| r.get::<String, _>("id") == reference).or(rows.first()) {
+            return from_row(r);
+        }
+        let is_hex = reference.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if is_hex {
+            // Hex ids sort below 'g', so [prefix, prefix+'g') is the prefix range.
+            let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id >= ?1 AND c.id < ?2 LIMIT 2");
+            let rows = sqlx::query(&sql)
+                .bind(reference)
+                .bind(format!("{reference}g"))
+                .fetch_all(&self.reader)
+                .await?;
+            match rows.len() {
+                1 => return from_row(&rows[0]),
+                0 => {}
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "container id prefix {reference:?} is ambiguous"
+                    )));
+                }
+            }
+        }
+        Err(EngineError::no_such_container(reference))
+    }
+
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {
+        let sql = format!("SELECT {COLUMNS} FROM containers c ORDER BY c.created_at DESC, c.id");
+        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let c = from_row(r)?;
+            if !filter.states.is_empty() && !filter.states.contains(&c.state) {
+                continue;
+            }
+            if let Some(n) = &filter.name_contains
+                && !c.name.contains(n.as_str())
+            {
+                continue;
+            }
+            if !filter.labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)) {
+                continue;
+            }
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    pub async fn in_states(&self, states: &[State]) -> Result<Vec<Container>> {
+        self.list(&ListFilter { states: states.to_vec(), ..Default::default() }).await
+    }
+
+    /// created -> starting. False when the row is not in `created` any more.
+    pub async fn set_starting(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE containers SET state = 'starting', autostart = 0 WHERE id = ? AND state = 'created'",
+        )
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// starting -> running, with the processes that now exist.
+    pub async fn set_running(&self, id: &str, pid: i32, shim_pid: i32, shim_start_time: u64, at: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE containers SET state = 'running', pid = ?, shim_pid = ?, shim_start_time = ?, \
+             started_at = ? WHERE id = ? AND state = 'starting'",
+        )
+        .bind(pid)
+        .bind(shim_pid)
+        .bind(shim_start_time as i64)
+        .bind(at)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records that the container could not start (or its supervisor was lost).
+    pub async fn set_failed(&self, id: &str, exit_code: i32, reason: &str, at: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE containers SET state = CASE WHEN state = 'removing' THEN 'removing' ELSE 'failed' END, \
+             exit_code = ?, exit_signal = 0, failure_reason = ?, finished_at = ? \
+             WHERE id = ? AND state IN ('created', 'starting', 'running', 'removing')",
+        )
+        .bind(exit_code)
+        .bind(reason)
+        .bind(at)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records the workload's exit. A row being removed keeps its state.
+    pub async fn record_exit(&self, id: &str, exit: &ExitInfo) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE containers SET state = CASE WHEN state = 'removing' THEN 'removing' ELSE 'exited' END, \
+             exit_code = ?, exit_signal = ?, oom_killed = ?, finished_at = ? \
+             WHERE id = ? AND state IN ('starting', 'running', 'removing') AND exit_code IS NULL",
+        )
+        .bind(exit.exit_code)
+        .bind(exit.signal)
+        .bind(exit.oom_killed)
+        .bind(exit.finished_at_ns)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// exited/failed/created -> created again, ready for another start.
+    pub async fn reset_for_start(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE containers SET state = 'created', autostart = 1, pid = NULL, shim_pid = NULL, \
+             shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, \
+             failure_reason = NULL, started_at = NULL, finished_at = NULL \
+             WHERE id = ? AND state IN ('created', 'exited', 'failed')",
+        )
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Back to `created` after a start that the daemon could not finish.
+    pub async fn requeue_interrupted_start(&self, id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE containers SET state = 'created', autostart = 1 WHERE id = ? AND state = 'starting'",
+        )
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Persists the intent to remove; returns the state it had (None: no such row).
+    pub async fn set_removing(&self, id: &str) -> Result<Option<State>> {
+        let mut tx = self.writer.begin().await?;
+        let prev: Option<(String,)> = sqlx::query_as("SELECT state FROM containers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if prev.is_some() {
+            sqlx::query("UPDATE containers SET state = 'removing' WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(prev.and_then(|(s,)| State::parse(&s)))
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM containers WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn from_row(r: &SqliteRow) -> Result<Container> {
+    let bad = |what: &str| EngineError::Internal(format!("corrupt container row: {what}"));
+    let state: String = r.try_get("state")?;
+    let network: String = r.try_get("network")?;
+    let command: String = r.try_get("command")?;
+    let env: String = r.try_get("env")?;
+    let labels: Option<String> = r.try_get("labels")?;
+    let exit_code: Option<i32> = r.try_get("exit_code")?;
+    let finished_at: Option<i64> = r.try_get("finished_at")?;
+    let exit = exit_code.map(|code| -> Result<ExitInfo> {
+        Ok(ExitInfo {
+            exit_code: code,
+            signal: r.try_get::<Option<i32>, _>("exit_signal")?.unwrap_or(0),
+            oom_killed: r.try_get("oom_killed")?,
+            finished_at_ns: finished_at,
+        })
+    });
+    let labels: BTreeMap<String, String> = match labels {
+        Some(s) if !s.is_empty() => serde_json::from_str(&s).map_err(|_| bad("labels"))?,
+        _ => BTreeMap::new(),
+    };
+    Ok(Container {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        image: r.try_get("image")?,
+        command: serde_json::from_str(&command).map_err(|_| bad("command"))?,
+        env: serde_json::from_str(&env).map_err(|_| bad("env"))?,
+        working_dir: r.try_get("working_dir")?,
+        hostname: r.try_get("hostname")?,
+        memory_mb: r.try_get("memory_mb")?,
+        cpus: r.try_get("cpus")?,
+        pids_limit: r.try_get("pids_limit")?,
+        network: Network::parse(&network).ok_or_else(|| bad("network"))?,
+        auto_remove: r.try_get("auto_remove")?,
+        autostart: r.try_get("autostart")?,
+        labels,
+        state: State::parse(&state).ok_or_else(|| bad("state"))?,
+        pid: r.try_get("pid")?,
+        shim_pid: r.try_get("shim_pid")?,
+        shim_start_time: r.try_get::<Option<i64>, _>("shim_start_time")?.map(|v| v as u64),
+        exit: exit.transpose()?,
+        failure_reason: r.try_get("failure_reason")?,
+        created_at_ns: r.try_get("created_at")?,
+        started_at_ns: r.try_get("started_at")?,
+        finished_at_ns: finished_at,
+    })
+}

@@ -1,0 +1,165 @@
+//! Checks on CreateContainer input. Everything rejected here is
+//! INVALID_ARGUMENT and leaves nothing behind (nothing has been written yet).
+use crate::error::{EngineError, Result};
+use crate::model::CreateSpec;
+
+const MAX_NAME: usize = 63;
+/// Below this the kernel and the shim itself cannot run a workload sensibly.
+const MIN_MEMORY_MB: i64 = 6;
+
+fn invalid(msg: impl Into<String>) -> EngineError {
+    EngineError::InvalidArgument(msg.into())
+}
+
+/// Container names: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63 characters (the
+/// name doubles as the hostname).
+pub fn name(name: &str) -> Result<()> {
+    let ok_first = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_rest = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !ok_first || !ok_rest || name.len() > MAX_NAME {
+        return Err(invalid(format!(
+            "invalid container name {name:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit), at most {MAX_NAME} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn hostname(h: &str) -> Result<()> {
+    let ok = !h.is_empty()
+        && h.len() <= MAX_NAME
+        && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !ok {
+        return Err(invalid(format!("invalid hostname {h:?}")));
+    }
+    Ok(())
+}
+
+pub fn env_entry(e: &str) -> Result<()> {
+    match e.split_once('=') {
+        Some((k, _)) if !k.is_empty() && !e.contains('\0') => Ok(()),
+        _ => Err(invalid(format!("invalid environment entry {e:?}: expected KEY=VALUE"))),
+    }
+}
+
+pub fn command(argv: &[String]) -> Result<()> {
+    match argv.first() {
+        None => return Err(invalid("the command is empty: give the program to run")),
+        Some(a) if a.is_empty() => return Err(invalid("the command's program name is empty")),
+        _ => {}
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(invalid("the command contains a NUL byte"));
+    }
+    Ok(())
+}
+
+pub fn working_dir(w: &str) -> Result<()> {
+    if !w.starts_with('/') || w.contains('\0') {
+        return Err(invalid(format!("invalid working directory {w:?}: it must be an absolute path")));
+    }
+    Ok(())
+}
+
+pub fn limits(memory_mb: i64, cpus: f64, pids: i64, host_cpus: usize) -> Result<()> {
+    if memory_mb < 0 {
+        return Err(invalid(format!("invalid memory limit {memory_mb} MB: must not be negative")));
+    }
+    if memory_mb > 0 && memory_mb < MIN_MEMORY_MB {
+        return Err(invalid(format!("memory limit {memory_mb} MB is too small: the minimum is {MIN_MEMORY_MB} MB")));
+    }
+    if memory_mb > i64::MAX / (1024 * 1024) {
+        return Err(invalid(format!("memory limit {memory_mb} MB is too large")));
+    }
+    if !cpus.is_finite() || cpus < 0.0 {
+        return Err(invalid(format!("invalid cpu limit {cpus}: must be a non-negative number")));
+    }
+    if cpus > host_cpus as f64 {
+        return Err(invalid(format!("cpu limit {cpus} is more than the {host_cpus} cpus of this host")));
+    }
+    if cpus > 0.0 && cpus < 0.01 {
+        return Err(invalid(format!("cpu limit {cpus} is too small: the minimum is 0.01")));
+    }
+    if pids < 0 {
+        return Err(invalid(format!("invalid pids limit {pids}: must not be negative")));
+    }
+    Ok(())
+}
+
+pub fn labels(spec: &CreateSpec) -> Result<()> {
+    for k in spec.labels.keys() {
+        if k.is_empty() || k.contains('\0') {
+            return Err(invalid(format!("invalid label key {k:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// All checks that need no I/O.
+pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
+    command(&spec.command)?;
+    if spec.image.is_empty() {
+        return Err(invalid("an image is required (\"default\", a rootfs tarball or a directory)"));
+    }
+    if let Some(n) = &spec.name {
+        name(n)?;
+    }
+    if let Some(h) = &spec.hostname {
+        hostname(h)?;
+    }
+    if let Some(w) = &spec.working_dir {
+        working_dir(w)?;
+    }
+    for e in &spec.env {
+        env_entry(e)?;
+    }
+    limits(spec.memory_mb, spec.cpus, spec.pids_limit, host_cpus)?;
+    labels(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(name("web-1").is_ok());
+        assert!(name("a.b_c").is_ok());
+        for bad in ["", "-x", "a/b", "..", "a b", &"x".repeat(64)] {
+            assert!(name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn env_entries() {
+        assert!(env_entry("A=1").is_ok());
+        assert!(env_entry("A=").is_ok());
+        assert!(env_entry("A=b=c").is_ok());
+        assert!(env_entry("A").is_err());
+        assert!(env_entry("=x").is_err());
+    }
+
+    #[test]
+    fn commands() {
+        assert!(command(&[]).is_err());
+        assert!(command(&["".into()]).is_err());
+        assert!(command(&["sh".into(), "-c".into(), "exit 7".into()]).is_ok());
+    }
+
+    #[test]
+    fn limit_checks() {
+        assert!(limits(0, 0.0, 0, 2).is_ok());
+        assert!(limits(32, 0.5, 20, 2).is_ok());
+        assert!(limits(-1, 0.0, 0, 2).is_err());
+        assert!(limits(0, -0.5, 0, 2).is_err());
+        assert!(limits(0, f64::NAN, 0, 2).is_err());
+        assert!(limits(0, 3.0, 0, 2).is_err());
+        assert!(limits(0, 0.0, -5, 2).is_err());
+        assert!(limits(2, 0.0, 0, 2).is_err());
+    }
+
+    #[test]
+    fn working_dirs() {
+        assert!(working_dir("/srv").is_ok());
+        assert!(working_dir("srv").is_err());
+    }
+}
