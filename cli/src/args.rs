@@ -32,8 +32,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create and start a container, attached to its output unless -d.
+    #[command(override_usage = "quilt run [OPTIONS] IMAGE [--] CMD [ARG]...")]
     Run(RunArgs),
     /// Create a container (started in the background unless --no-start); prints its id.
+    #[command(override_usage = "quilt create [OPTIONS] IMAGE [--] CMD [ARG]...")]
     Create(CreateArgs),
     /// Start a created, exited or failed container.
     Start(IdsArgs),
@@ -48,6 +50,7 @@ pub enum Command {
     /// Print the output of a container.
     Logs(LogsArgs),
     /// Run a command in a running container.
+    #[command(override_usage = "quilt exec [OPTIONS] ID [--] CMD [ARG]...")]
     Exec(ExecArgs),
     /// List containers.
     Ps(PsArgs),
@@ -107,7 +110,7 @@ pub struct ContainerSpec {
     #[arg(
         value_names = ["IMAGE", "CMD"],
         required = true,
-        num_args = 2..,
+        num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
@@ -117,12 +120,12 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     /// The IMAGE word, as typed.
     pub fn image(&self) -> &str {
-        &self.argv[0]
+        self.argv.first().map_or("", String::as_str)
     }
 
     /// The workload argv after IMAGE, without a leading `--` separator.
     pub fn command(&self) -> &[String] {
-        strip_separator(&self.argv[1..])
+        strip_separator(self.argv.get(1..).unwrap_or_default())
     }
 }
 
@@ -239,7 +242,7 @@ pub struct ExecArgs {
     #[arg(
         value_names = ["ID", "CMD"],
         required = true,
-        num_args = 2..,
+        num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
@@ -249,12 +252,12 @@ pub struct ExecArgs {
 impl ExecArgs {
     /// The container id, prefix or name.
     pub fn id(&self) -> &str {
-        &self.argv[0]
+        self.argv.first().map_or("", String::as_str)
     }
 
     /// The command argv, without a leading `--` separator.
     pub fn command(&self) -> &[String] {
-        strip_separator(&self.argv[1..])
+        strip_separator(self.argv.get(1..).unwrap_or_default())
     }
 }
 
@@ -332,10 +335,48 @@ impl Cli {
             return Err(usage_error(
                 sub,
                 ErrorKind::MissingRequiredArgument,
-                "a command is required".to_owned(),
+                format!(
+                    "a command is required after {}",
+                    if sub == "exec" { "ID" } else { "IMAGE" }
+                ),
             ));
         }
         Ok(cli)
+    }
+}
+
+/// What to print, where, and the exit code for a clap "error" (which also
+/// covers `--help` and `--version`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseOutcome {
+    pub code: u8,
+    pub text: String,
+    pub to_stdout: bool,
+}
+
+/// `--help`/`--version` print to stdout and exit 0; every other parse
+/// error is a usage error: `quilt: <message>` (plus usage) on stderr, 125.
+pub fn parse_outcome(err: &clap::Error) -> ParseOutcome {
+    let rendered = err.render().to_string();
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ParseOutcome {
+            code: 0,
+            text: rendered,
+            to_stdout: true,
+        },
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ParseOutcome {
+            code: crate::error::EXIT_ENGINE,
+            text: rendered,
+            to_stdout: false,
+        },
+        _ => ParseOutcome {
+            code: crate::error::EXIT_ENGINE,
+            text: match rendered.strip_prefix("error: ") {
+                Some(rest) => format!("quilt: {rest}"),
+                None => rendered,
+            },
+            to_stdout: false,
+        },
     }
 }
 
@@ -404,6 +445,38 @@ mod tests {
             Command::Run(r) => (r.detach, r.spec),
             other => panic!("not run: {other:?}"),
         }
+    }
+
+    #[test]
+    fn parse_errors_exit_125_but_help_and_version_exit_0() {
+        let out = parse_outcome(&parse(&["run", "-e", "FOO", "default", "true"]).unwrap_err());
+        assert_eq!(out.code, 125);
+        assert!(!out.to_stdout);
+        assert!(
+            out.text.starts_with("quilt: invalid value 'FOO'"),
+            "{}",
+            out.text
+        );
+
+        let out = parse_outcome(&parse(&["frobnicate"]).unwrap_err());
+        assert_eq!(out.code, 125);
+        assert!(out.text.starts_with("quilt: "), "{}", out.text);
+
+        let out = parse_outcome(&parse(&["run", "--memory", "lots", "default", "x"]).unwrap_err());
+        assert_eq!(out.code, 125);
+
+        let out = parse_outcome(&parse(&[]).unwrap_err());
+        assert_eq!(out.code, 125);
+        assert!(out.text.contains("Usage:"));
+
+        let out = parse_outcome(&parse(&["--help"]).unwrap_err());
+        assert_eq!((out.code, out.to_stdout), (0, true));
+        assert!(out.text.contains("Usage:"));
+        let out = parse_outcome(&parse(&["run", "--help"]).unwrap_err());
+        assert_eq!(out.code, 0);
+        let out = parse_outcome(&parse(&["--version"]).unwrap_err());
+        assert_eq!((out.code, out.to_stdout), (0, true));
+        assert!(out.text.starts_with("quilt "));
     }
 
     #[test]
@@ -529,7 +602,21 @@ mod tests {
     fn command_is_required() {
         assert!(parse(&["run", "default"]).is_err());
         assert!(parse(&["create", "default"]).is_err());
-        assert!(parse(&["exec", "c1"]).is_err());
+        let err = parse(&["exec", "c1"]).unwrap_err();
+        assert!(
+            err.to_string().contains("a command is required after ID"),
+            "{err}"
+        );
+        let err = parse(&["run", "default"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a command is required after IMAGE"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&["run"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
         let err = parse(&["run", "default", "--"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
         let err = parse(&["exec", "c1", "--"]).unwrap_err();
@@ -538,7 +625,16 @@ mod tests {
 
     #[test]
     fn create_and_no_start() {
-        let cli = parse(&["create", "--no-start", "--name", "a", "default", "sleep", "1"]).unwrap();
+        let cli = parse(&[
+            "create",
+            "--no-start",
+            "--name",
+            "a",
+            "default",
+            "sleep",
+            "1",
+        ])
+        .unwrap();
         let Command::Create(c) = cli.command else {
             panic!("not create")
         };
@@ -555,7 +651,10 @@ mod tests {
 
     #[test]
     fn exec_argv_is_preserved() {
-        let cli = parse(&["exec", "-e", "A=1", "-w", "/", "c1", "--", "sh", "-c", "echo $A"]).unwrap();
+        let cli = parse(&[
+            "exec", "-e", "A=1", "-w", "/", "c1", "--", "sh", "-c", "echo $A",
+        ])
+        .unwrap();
         let Command::Exec(e) = cli.command else {
             panic!("not exec")
         };

@@ -10,11 +10,17 @@ pub enum CgroupError {
     #[error("no usable cgroup hierarchy found under {0}")]
     NoHierarchy(String),
     #[error("cgroup {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> CgroupError {
-    CgroupError::Io { path: path.display().to_string(), source }
+    CgroupError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The v1 controllers Quilt uses, in the order they are created.
@@ -36,10 +42,14 @@ pub fn detect_layout() -> Result<CgroupLayout, CgroupError> {
 /// Same as `detect_layout`, rooted elsewhere (tests use a fake tree).
 pub fn detect_layout_at(root: &Path) -> Result<CgroupLayout, CgroupError> {
     if root.join("cgroup.controllers").is_file() {
-        return Ok(CgroupLayout::V2 { root: root.to_path_buf() });
+        return Ok(CgroupLayout::V2 {
+            root: root.to_path_buf(),
+        });
     }
     if V1_CONTROLLERS.iter().any(|c| root.join(c).is_dir()) {
-        return Ok(CgroupLayout::V1 { root: root.to_path_buf() });
+        return Ok(CgroupLayout::V1 {
+            root: root.to_path_buf(),
+        });
     }
     Err(CgroupError::NoHierarchy(root.display().to_string()))
 }
@@ -94,7 +104,11 @@ fn read_file(path: &Path) -> Result<Option<String>, CgroupError> {
 
 fn cpu_quota_us(cpus: f64) -> u64 {
     let q = (cpus * CPU_PERIOD_US as f64).round();
-    if q.is_finite() && q > 1000.0 { q as u64 } else { 1000 }
+    if q.is_finite() && q > 1000.0 {
+        q as u64
+    } else {
+        1000
+    }
 }
 
 /// Creates the container's cgroup(s) (enabling controllers in parents on v2)
@@ -155,7 +169,10 @@ fn create_v1(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError
             "cpu" => {
                 if let Some(cpus) = limits.cpus {
                     write_file(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-                    write_file(&dir.join("cpu.cfs_quota_us"), &cpu_quota_us(cpus).to_string())?;
+                    write_file(
+                        &dir.join("cpu.cfs_quota_us"),
+                        &cpu_quota_us(cpus).to_string(),
+                    )?;
                 }
             }
             _ => {
@@ -170,7 +187,9 @@ fn create_v1(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError
 
 /// Controllers listed in a space-separated control file.
 fn controller_list(s: &str) -> Vec<String> {
-    s.split_whitespace().map(|w| w.trim_start_matches(['+', '-']).to_string()).collect()
+    s.split_whitespace()
+        .map(|w| w.trim_start_matches(['+', '-']).to_string())
+        .collect()
 }
 
 fn create_v2(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError> {
@@ -195,7 +214,11 @@ fn create_v2(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError
             .filter(|c| available.iter().any(|a| a == c) && !enabled.iter().any(|e| e == c))
             .collect();
         if !missing.is_empty() {
-            let line = missing.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
+            let line = missing
+                .iter()
+                .map(|c| format!("+{c}"))
+                .collect::<Vec<_>>()
+                .join(" ");
             write_file(&level.join("cgroup.subtree_control"), &line)?;
         }
         let mut now_enabled: Vec<String> = enabled
@@ -220,7 +243,10 @@ fn create_v2(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError
         }
     }
     if let Some(cpus) = limits.cpus {
-        write_file(&leaf.join("cpu.max"), &format!("{} {}", cpu_quota_us(cpus), CPU_PERIOD_US))?;
+        write_file(
+            &leaf.join("cpu.max"),
+            &format!("{} {}", cpu_quota_us(cpus), CPU_PERIOD_US),
+        )?;
     }
     if let Some(n) = limits.pids {
         write_file(&leaf.join("pids.max"), &n.to_string())?;
@@ -242,6 +268,41 @@ pub fn add_process(spec: &CgroupSpec, pid: i32) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// Moves the calling process into the container's cgroup(s). The caller
+/// must be single-threaded. On v1 this writes "0" to each `tasks` file: moving
+/// only the calling thread skips the kernel's global threadgroup lock, whose
+/// write side costs an RCU grace period (several milliseconds) per
+/// `cgroup.procs` write. On v2 it writes "0" to `cgroup.procs`.
+pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
+    let file = match spec.layout {
+        CgroupLayout::V2 { .. } => "cgroup.procs",
+        CgroupLayout::V1 { .. } => "tasks",
+    };
+    for (_, dir) in dirs(spec)? {
+        if !dir.is_dir() {
+            return Err(io_err(&dir, std::io::Error::from(ErrorKind::NotFound)));
+        }
+        write_file(&dir.join(file), "0")?;
+    }
+    Ok(())
+}
+
+/// v2 only: an O_DIRECTORY descriptor of the container's cgroup, for
+/// clone3(CLONE_INTO_CGROUP). None on v1.
+pub fn open_v2_dir(spec: &CgroupSpec) -> Result<Option<std::fs::File>, CgroupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let CgroupLayout::V2 { root } = &spec.layout else {
+        return Ok(None);
+    };
+    let dir = root.join(rel_path(spec)?);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(&dir)
+        .map(Some)
+        .map_err(|e| io_err(&dir, e))
+}
+
 /// Value of a `key N` line in a flat-keyed cgroup file.
 fn keyed_value(content: &str, key: &str) -> Option<u64> {
     content.lines().find_map(|l| {
@@ -257,7 +318,9 @@ pub fn oom_kills(spec: &CgroupSpec) -> Result<u64, CgroupError> {
         CgroupLayout::V2 { root } => root.join(rel).join("memory.events"),
         CgroupLayout::V1 { root } => root.join("memory").join(rel).join("memory.oom_control"),
     };
-    Ok(read_file(&file)?.and_then(|s| keyed_value(&s, "oom_kill")).unwrap_or(0))
+    Ok(read_file(&file)?
+        .and_then(|s| keyed_value(&s, "oom_kill"))
+        .unwrap_or(0))
 }
 
 /// SIGKILLs whatever is still in the cgroup, then rmdirs it in every
@@ -283,7 +346,10 @@ fn kill_members(dir: &Path) {
         let _ = write_file(&kill, "1");
     }
     if let Ok(Some(procs)) = read_file(&dir.join("cgroup.procs")) {
-        for pid in procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        for pid in procs
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
             if pid > 0 {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
@@ -335,7 +401,11 @@ mod tests {
     use std::fs;
 
     fn spec(layout: CgroupLayout, limits: Limits) -> CgroupSpec {
-        CgroupSpec { layout, path: "quilt/c1".into(), limits }
+        CgroupSpec {
+            layout,
+            path: "quilt/c1".into(),
+            limits,
+        }
     }
 
     fn read(p: impl AsRef<Path>) -> String {
@@ -344,7 +414,11 @@ mod tests {
 
     fn fake_v2() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
-        fs::write(t.path().join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n").unwrap();
+        fs::write(
+            t.path().join("cgroup.controllers"),
+            "cpuset cpu io memory hugetlb pids\n",
+        )
+        .unwrap();
         fs::write(t.path().join("cgroup.subtree_control"), "").unwrap();
         fs::write(t.path().join("cgroup.procs"), "1\n").unwrap();
         t
@@ -359,7 +433,11 @@ mod tests {
             // Pre-create the leaf with a memsw file, as the kernel would.
             let leaf = t.path().join("memory/quilt/c1");
             fs::create_dir_all(&leaf).unwrap();
-            fs::write(leaf.join("memory.memsw.limit_in_bytes"), "9223372036854771712\n").unwrap();
+            fs::write(
+                leaf.join("memory.memsw.limit_in_bytes"),
+                "9223372036854771712\n",
+            )
+            .unwrap();
         }
         t
     }
@@ -367,10 +445,20 @@ mod tests {
     #[test]
     fn detect() {
         let v2 = fake_v2();
-        assert_eq!(detect_layout_at(v2.path()).unwrap(), CgroupLayout::V2 { root: v2.path().into() });
+        assert_eq!(
+            detect_layout_at(v2.path()).unwrap(),
+            CgroupLayout::V2 {
+                root: v2.path().into()
+            }
+        );
 
         let v1 = fake_v1(false);
-        assert_eq!(detect_layout_at(v1.path()).unwrap(), CgroupLayout::V1 { root: v1.path().into() });
+        assert_eq!(
+            detect_layout_at(v1.path()).unwrap(),
+            CgroupLayout::V1 {
+                root: v1.path().into()
+            }
+        );
 
         // Hybrid: v1 controllers plus a cgroup2 mount at `unified`.
         let mixed = tempfile::tempdir().unwrap();
@@ -380,16 +468,24 @@ mod tests {
         fs::write(mixed.path().join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
         assert_eq!(
             detect_layout_at(mixed.path()).unwrap(),
-            CgroupLayout::V1 { root: mixed.path().into() }
+            CgroupLayout::V1 {
+                root: mixed.path().into()
+            }
         );
 
         // Only pids mounted is still v1.
         let pids_only = tempfile::tempdir().unwrap();
         fs::create_dir(pids_only.path().join("pids")).unwrap();
-        assert!(matches!(detect_layout_at(pids_only.path()).unwrap(), CgroupLayout::V1 { .. }));
+        assert!(matches!(
+            detect_layout_at(pids_only.path()).unwrap(),
+            CgroupLayout::V1 { .. }
+        ));
 
         let empty = tempfile::tempdir().unwrap();
-        assert!(matches!(detect_layout_at(empty.path()), Err(CgroupError::NoHierarchy(_))));
+        assert!(matches!(
+            detect_layout_at(empty.path()),
+            Err(CgroupError::NoHierarchy(_))
+        ));
     }
 
     #[test]
@@ -399,17 +495,27 @@ mod tests {
         let layout = CgroupLayout::V2 { root: root.into() };
         let s = spec(
             layout,
-            Limits { memory_bytes: Some(64 << 20), cpus: Some(1.5), pids: Some(100) },
+            Limits {
+                memory_bytes: Some(64 << 20),
+                cpus: Some(1.5),
+                pids: Some(100),
+            },
         );
         // A pre-existing leaf with a swap knob (the kernel would provide it).
         fs::create_dir_all(root.join("quilt/c1")).unwrap();
         fs::write(root.join("quilt/c1/memory.swap.max"), "max\n").unwrap();
 
         create(&s).unwrap();
-        assert_eq!(read(root.join("cgroup.subtree_control")), "+memory +cpu +pids");
+        assert_eq!(
+            read(root.join("cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
         // The intermediate level had no cgroup.controllers: it inherits what
         // the root enabled.
-        assert_eq!(read(root.join("quilt/cgroup.subtree_control")), "+memory +cpu +pids");
+        assert_eq!(
+            read(root.join("quilt/cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
         let leaf = root.join("quilt/c1");
         assert_eq!(read(leaf.join("memory.max")), "67108864");
         assert_eq!(read(leaf.join("memory.swap.max")), "0");
@@ -423,6 +529,9 @@ mod tests {
 
         add_process(&s, 4242).unwrap();
         assert_eq!(read(leaf.join("cgroup.procs")), "4242");
+        join_self(&s).unwrap();
+        assert_eq!(read(leaf.join("cgroup.procs")), "0");
+        assert!(open_v2_dir(&s).unwrap().is_some());
 
         assert_eq!(oom_kills(&s).unwrap(), 0);
         fs::write(
@@ -461,7 +570,11 @@ mod tests {
         let root = t.path();
         let s = spec(
             CgroupLayout::V1 { root: root.into() },
-            Limits { memory_bytes: Some(32 << 20), cpus: Some(0.004), pids: Some(64) },
+            Limits {
+                memory_bytes: Some(32 << 20),
+                cpus: Some(0.004),
+                pids: Some(64),
+            },
         );
         create(&s).unwrap();
         let mem = root.join("memory/quilt/c1");
@@ -477,11 +590,19 @@ mod tests {
         create(&s).unwrap();
         add_process(&s, 77).unwrap();
         for c in ["memory", "cpu", "pids"] {
-            assert_eq!(read(root.join(c).join("quilt/c1/cgroup.procs")), "77", "{c}");
+            assert_eq!(
+                read(root.join(c).join("quilt/c1/cgroup.procs")),
+                "77",
+                "{c}"
+            );
         }
 
         assert_eq!(oom_kills(&s).unwrap(), 0);
-        fs::write(mem.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n").unwrap();
+        fs::write(
+            mem.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
+        )
+        .unwrap();
         assert_eq!(oom_kills(&s).unwrap(), 5);
     }
 
@@ -491,12 +612,23 @@ mod tests {
         let root = t.path();
         let s = spec(
             CgroupLayout::V1 { root: root.into() },
-            Limits { memory_bytes: Some(1000), cpus: Some(0.33333), pids: None },
+            Limits {
+                memory_bytes: Some(1000),
+                cpus: Some(0.33333),
+                pids: None,
+            },
         );
         create(&s).unwrap();
         assert_eq!(read(root.join("cpu/quilt/c1/cpu.cfs_quota_us")), "33333");
-        assert_eq!(read(root.join("memory/quilt/c1/memory.limit_in_bytes")), "1000");
-        assert!(!root.join("memory/quilt/c1/memory.memsw.limit_in_bytes").exists());
+        assert_eq!(
+            read(root.join("memory/quilt/c1/memory.limit_in_bytes")),
+            "1000"
+        );
+        assert!(
+            !root
+                .join("memory/quilt/c1/memory.memsw.limit_in_bytes")
+                .exists()
+        );
         assert!(!root.join("pids/quilt/c1/pids.max").exists());
         assert!(root.join("pids/quilt/c1").is_dir());
     }
@@ -505,24 +637,50 @@ mod tests {
     fn v1_missing_controller() {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir(t.path().join("memory")).unwrap();
-        let layout = CgroupLayout::V1 { root: t.path().into() };
+        let layout = CgroupLayout::V1 {
+            root: t.path().into(),
+        };
         // No limit needs cpu/pids: fine.
-        create(&spec(layout.clone(), Limits { memory_bytes: Some(1 << 20), ..Default::default() })).unwrap();
+        create(&spec(
+            layout.clone(),
+            Limits {
+                memory_bytes: Some(1 << 20),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
         // A pids limit without the pids hierarchy is an error.
-        assert!(create(&spec(layout, Limits { pids: Some(5), ..Default::default() })).is_err());
+        assert!(
+            create(&spec(
+                layout,
+                Limits {
+                    pids: Some(5),
+                    ..Default::default()
+                }
+            ))
+            .is_err()
+        );
     }
 
     #[test]
     fn bad_paths_and_missing() {
         let t = fake_v2();
-        let layout = CgroupLayout::V2 { root: t.path().into() };
+        let layout = CgroupLayout::V2 {
+            root: t.path().into(),
+        };
         for p in ["", "/", "../x", "a/../../b"] {
-            let s = CgroupSpec { layout: layout.clone(), path: p.into(), limits: Limits::default() };
+            let s = CgroupSpec {
+                layout: layout.clone(),
+                path: p.into(),
+                limits: Limits::default(),
+            };
             assert!(create(&s).is_err(), "{p:?}");
         }
         let s = spec(layout, Limits::default());
         // Not created: add fails, oom reads 0, remove is a no-op.
         assert!(add_process(&s, 1).is_err());
+        assert!(join_self(&s).is_err());
+        assert!(open_v2_dir(&s).is_err());
         assert_eq!(oom_kills(&s).unwrap(), 0);
         remove(&s).unwrap();
     }
@@ -538,11 +696,18 @@ mod tests {
         let s = CgroupSpec {
             layout,
             path,
-            limits: Limits { memory_bytes: Some(64 << 20), cpus: Some(0.5), pids: Some(50) },
+            limits: Limits {
+                memory_bytes: Some(64 << 20),
+                cpus: Some(0.5),
+                pids: Some(50),
+            },
         };
         create(&s).unwrap();
         create(&s).unwrap();
-        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
         add_process(&s, child.id() as i32).unwrap();
         assert_eq!(oom_kills(&s).unwrap(), 0);
         let t0 = Instant::now();

@@ -54,14 +54,27 @@ mod tests {
     fn write_read_clear() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
-        let rec = ExitRecord { exit_code: 137, signal: 9, oom_killed: true, finished_at_ns: 123 };
+        let rec = ExitRecord {
+            exit_code: 137,
+            signal: 9,
+            oom_killed: true,
+            finished_at_ns: 123,
+        };
         write(dir.path(), &rec).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(rec.clone()));
-        let rec2 = ExitRecord { exit_code: 0, signal: 0, oom_killed: false, finished_at_ns: 456 };
+        let rec2 = ExitRecord {
+            exit_code: 0,
+            signal: 0,
+            oom_killed: false,
+            finished_at_ns: 456,
+        };
         write(dir.path(), &rec2).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(rec2));
         // No temp files left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(EXIT_FILE)]);
         clear(dir.path()).unwrap();
         clear(dir.path()).unwrap();
@@ -72,6 +85,9 @@ mod tests {
     fn corrupt_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(EXIT_FILE), b"{not json").unwrap();
-        assert_eq!(read(dir.path()).unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(
+            read(dir.path()).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
     }
 }

@@ -1,6 +1,13 @@
 //! Image preparation: the built-in `default` busybox image, rootfs tarballs
 //! (unpacked once into a content-addressed cache) and rootfs directories.
-use std::path::{Path, PathBuf};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -14,29 +21,612 @@ pub enum ImageError {
     Io(String, std::io::Error),
 }
 
+/// Name of the built-in image.
+pub const DEFAULT_IMAGE: &str = "default";
+/// The host's static busybox the default image is built from.
+pub const HOST_BUSYBOX: &str = "/bin/busybox";
+
 /// Prepares image rootfs directories under DATA_DIR/images.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     root: PathBuf,
+    busybox: PathBuf,
+}
+
+/// What kind of thing an image reference names.
+enum Kind {
+    Default,
+    Tarball(PathBuf),
+    Dir(PathBuf),
+}
+
+const TAR_EXTENSIONS: [&str; 3] = [".tar", ".tar.gz", ".tgz"];
+
+fn is_tarball_name(p: &str) -> bool {
+    TAR_EXTENSIONS.iter().any(|e| p.ends_with(e))
+}
+
+/// Digest cache: (path, len, mtime) -> sha256 hex of the content.
+type DigestKey = (PathBuf, u64, SystemTime);
+fn digest_cache() -> &'static Mutex<HashMap<DigestKey, String>> {
+    static CACHE: OnceLock<Mutex<HashMap<DigestKey, String>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A unique suffix for temp dirs (pid + counter + time).
+fn unique_suffix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{n}-{t}", std::process::id())
 }
 
 impl ImageStore {
     pub fn new(data_dir: &Path) -> Self {
-        Self { root: data_dir.join("images") }
+        Self {
+            root: data_dir.join("images"),
+            busybox: PathBuf::from(HOST_BUSYBOX),
+        }
+    }
+
+    /// Same as `new` but builds the default image from another busybox binary
+    /// (tests, unusual hosts).
+    pub fn with_busybox(data_dir: &Path, busybox: &Path) -> Self {
+        Self {
+            root: data_dir.join("images"),
+            busybox: busybox.to_path_buf(),
+        }
+    }
+
+    fn default_dir(&self) -> PathBuf {
+        self.root.join(DEFAULT_IMAGE)
+    }
+
+    fn classify(&self, image: &str) -> Result<Kind, ImageError> {
+        if image == DEFAULT_IMAGE {
+            return Ok(Kind::Default);
+        }
+        if image.is_empty() {
+            return Err(ImageError::Invalid(
+                image.into(),
+                "empty image reference".into(),
+            ));
+        }
+        let path = Path::new(image);
+        if !path.is_absolute() {
+            return Err(ImageError::Invalid(
+                image.into(),
+                "expected \"default\", or an absolute path to a rootfs tarball (.tar, .tar.gz, .tgz) or directory".into(),
+            ));
+        }
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(ImageError::NotFound(
+                    image.into(),
+                    "no such file or directory".into(),
+                ));
+            }
+            Err(e) => return Err(ImageError::Io(image.into(), e)),
+        };
+        if meta.is_dir() {
+            return Ok(Kind::Dir(path.to_path_buf()));
+        }
+        if !meta.is_file() {
+            return Err(ImageError::NotFound(
+                image.into(),
+                "not a regular file or directory".into(),
+            ));
+        }
+        if !is_tarball_name(image) {
+            return Err(ImageError::Invalid(
+                image.into(),
+                "a file image must be a tarball ending in .tar, .tar.gz or .tgz".into(),
+            ));
+        }
+        Ok(Kind::Tarball(path.to_path_buf()))
     }
 
     /// Cheap check for CreateContainer (a stat, no I/O beyond that):
     /// "default", an absolute path to an existing .tar/.tar.gz/.tgz file, or an
     /// absolute path to an existing directory.
-    pub fn validate(&self, _image: &str) -> Result<(), ImageError> {
-        let _ = &self.root;
-        todo!()
+    pub fn validate(&self, image: &str) -> Result<(), ImageError> {
+        match self.classify(image)? {
+            Kind::Default => {
+                if self.default_dir().join("rootfs").is_dir() || self.busybox.is_file() {
+                    Ok(())
+                } else {
+                    Err(self.no_busybox())
+                }
+            }
+            Kind::Tarball(_) | Kind::Dir(_) => Ok(()),
+        }
+    }
+
+    fn no_busybox(&self) -> ImageError {
+        ImageError::NotFound(
+            DEFAULT_IMAGE.into(),
+            format!(
+                "the default image is built from a static busybox at {}, which is missing (apt-get install busybox-static)",
+                self.busybox.display()
+            ),
+        )
     }
 
     /// Returns the rootfs directory to use as the overlay's lower layer,
     /// building or unpacking it first if needed. Blocking; call off the reactor.
     /// Safe to call concurrently for the same image.
-    pub fn prepare(&self, _image: &str) -> Result<PathBuf, ImageError> {
-        todo!()
+    pub fn prepare(&self, image: &str) -> Result<PathBuf, ImageError> {
+        match self.classify(image)? {
+            Kind::Default => {
+                let target = self.default_dir();
+                self.build_once(image, &target, |rootfs| self.build_default(rootfs))
+            }
+            Kind::Dir(p) => p
+                .canonicalize()
+                .map_err(|e| ImageError::Io(image.into(), e)),
+            Kind::Tarball(p) => {
+                let digest = self.digest(image, &p)?;
+                let target = self.root.join(format!("sha256-{digest}"));
+                self.build_once(image, &target, |rootfs| unpack_tarball(&p, rootfs))
+            }
+        }
+    }
+
+    /// Returns TARGET/rootfs, building it first in a temp dir under images/
+    /// renamed into place atomically (losers of a race discard their copy).
+    fn build_once(
+        &self,
+        image: &str,
+        target: &Path,
+        build: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> Result<PathBuf, ImageError> {
+        let rootfs = target.join("rootfs");
+        if rootfs.is_dir() {
+            return Ok(rootfs);
+        }
+        let io = |e| ImageError::Io(image.into(), e);
+        std::fs::create_dir_all(&self.root).map_err(io)?;
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("image");
+        let tmp = self.root.join(format!(".tmp-{name}-{}", unique_suffix()));
+        let result = (|| {
+            std::fs::DirBuilder::new().mode(0o700).create(&tmp)?;
+            let tmp_rootfs = tmp.join("rootfs");
+            std::fs::DirBuilder::new().mode(0o755).create(&tmp_rootfs)?;
+            build(&tmp_rootfs)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+            match std::fs::rename(&tmp, target) {
+                Ok(()) => Ok(()),
+                // Someone else finished first: theirs wins.
+                Err(_) if rootfs.is_dir() => {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if let Some(ImageError::NotFound(..)) =
+                e.get_ref().and_then(|r| r.downcast_ref::<ImageError>())
+            {
+                return Err(self.no_busybox());
+            }
+            return Err(io(e));
+        }
+        Ok(rootfs)
+    }
+
+    /// sha256 of the tarball's content, cached by (path, len, mtime).
+    fn digest(&self, image: &str, path: &Path) -> Result<String, ImageError> {
+        let io = |e| ImageError::Io(image.into(), e);
+        let meta = std::fs::metadata(path).map_err(io)?;
+        let key = (path.to_path_buf(), meta.len(), meta.modified().map_err(io)?);
+        if let Some(d) = digest_cache()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(d.clone());
+        }
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        let d = hex::encode(hasher.finalize());
+        digest_cache()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, d.clone());
+        Ok(d)
+    }
+
+    /// Builds the busybox rootfs into `rootfs` (an empty directory).
+    fn build_default(&self, rootfs: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::symlink;
+        if !self.busybox.is_file() {
+            return Err(std::io::Error::new(ErrorKind::NotFound, self.no_busybox()));
+        }
+        let mkdir = |rel: &str, mode: u32| -> std::io::Result<()> {
+            let p = rootfs.join(rel);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(&p)?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+        };
+        for d in [
+            "bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys", "dev", "home",
+            "var", "run",
+        ] {
+            mkdir(d, if d == "root" { 0o700 } else { 0o755 })?;
+        }
+        mkdir("tmp", 0o1777)?;
+        mkdir("var/tmp", 0o1777)?;
+
+        let bb = rootfs.join("bin/busybox");
+        std::fs::copy(&self.busybox, &bb)?;
+        std::fs::set_permissions(&bb, std::fs::Permissions::from_mode(0o755))?;
+
+        // One symlink per applet, at the path busybox itself suggests.
+        let out = std::process::Command::new(&self.busybox)
+            .arg("--list-full")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "{} --list-full failed: {}",
+                self.busybox.display(),
+                out.status
+            )));
+        }
+        let list = String::from_utf8_lossy(&out.stdout);
+        let mut applets = 0;
+        for line in list.lines() {
+            let rel = line.trim().trim_start_matches('/');
+            let p = Path::new(rel);
+            if rel.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+                continue;
+            }
+            let link = rootfs.join(p);
+            // Skip anything that would clash (bin/busybox itself, duplicates).
+            if link.symlink_metadata().is_ok() {
+                continue;
+            }
+            if let Some(parent) = link.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)?;
+            }
+            symlink("/bin/busybox", &link)?;
+            applets += 1;
+        }
+        if applets == 0 || rootfs.join("bin/sh").symlink_metadata().is_err() {
+            return Err(std::io::Error::other(format!(
+                "{} --list-full listed no usable applets (is it busybox?)",
+                self.busybox.display()
+            )));
+        }
+
+        let files: [(&str, &str, u32); 6] = [
+            (
+                "etc/passwd",
+                "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+                0o644,
+            ),
+            (
+                "etc/group",
+                "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+                0o644,
+            ),
+            (
+                "etc/shadow",
+                "root:*:0:0:99999:7:::\nnobody:*:0:0:99999:7:::\n",
+                0o600,
+            ),
+            ("etc/hostname", "quilt\n", 0o644),
+            (
+                "etc/hosts",
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                0o644,
+            ),
+            ("etc/nsswitch.conf", "hosts: files dns\n", 0o644),
+        ];
+        for (rel, content, mode) in files {
+            let p = rootfs.join(rel);
+            std::fs::write(&p, content)?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    }
+}
+
+/// Unpacks a (possibly gzipped) tarball into `dest`, preserving permissions,
+/// ownership and symlinks; entries escaping `dest` are refused.
+fn unpack_tarball(path: &Path, dest: &Path) -> std::io::Result<()> {
+    let mut f = std::fs::File::open(path)?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic)?;
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::Start(0))?;
+    let reader = std::io::BufReader::with_capacity(256 * 1024, f);
+    if n == 2 && magic == [0x1f, 0x8b] {
+        unpack_archive(flate2::read::GzDecoder::new(reader), dest)
+    } else {
+        unpack_archive(reader, dest)
+    }
+}
+
+fn unpack_archive<R: Read>(reader: R, dest: &Path) -> std::io::Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_preserve_mtime(true);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(true);
+    let dest = dest.canonicalize()?;
+    // Directories are applied last, deepest first, so that restrictive
+    // directory modes do not get in the way of their contents.
+    let mut dirs = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        if path.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("tar entry {} escapes the destination", path.display()),
+            ));
+        }
+        if entry.header().entry_type() == tar::EntryType::Directory {
+            dirs.push(entry);
+            continue;
+        }
+        if !entry.unpack_in(&dest)? {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("tar entry {} escapes the destination", path.display()),
+            ));
+        }
+    }
+    dirs.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
+    for mut d in dirs {
+        d.unpack_in(&dest)?;
+    }
+    // The archive may have given the root a restrictive mode; the lower layer
+    // root must be traversable.
+    let meta = std::fs::metadata(&dest)?;
+    if meta.permissions().mode() & 0o111 == 0 {
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn hdr(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        h
+    }
+
+    fn sample_tar(gz: bool, dir: &Path, name: &str) -> PathBuf {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut hdr(Directory, 0o755, 0), "bin/", std::io::empty())
+            .unwrap();
+        let data = b"#!/bin/sh\necho hi\n";
+        let mut h = hdr(Regular, 0o750, data.len() as u64);
+        h.set_uid(1234);
+        h.set_gid(4321);
+        b.append_data(&mut h, "bin/hello", &data[..]).unwrap();
+        b.append_link(&mut hdr(Symlink, 0o777, 0), "bin/hi", "hello")
+            .unwrap();
+        // A read-only directory with content (must still unpack).
+        b.append_data(&mut hdr(Directory, 0o555, 0), "ro/", std::io::empty())
+            .unwrap();
+        b.append_data(&mut hdr(Regular, 0o644, 1), "ro/f", &b"x"[..])
+            .unwrap();
+        let raw = b.into_inner().unwrap();
+        let p = dir.join(name);
+        if gz {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&raw).unwrap();
+            std::fs::write(&p, e.finish().unwrap()).unwrap();
+        } else {
+            std::fs::write(&p, raw).unwrap();
+        }
+        p
+    }
+
+    #[test]
+    fn tarball_unpacked_once() {
+        use std::os::unix::fs::MetadataExt;
+        let data = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        for (gz, name) in [(false, "img.tar"), (true, "img.tar.gz"), (true, "img.tgz")] {
+            let tar = sample_tar(gz, src.path(), name);
+            let tar_s = tar.to_str().unwrap();
+            store.validate(tar_s).unwrap();
+            let rootfs = store.prepare(tar_s).unwrap();
+            assert!(rootfs.ends_with("rootfs"));
+            let hello = rootfs.join("bin/hello");
+            assert_eq!(std::fs::read(&hello).unwrap(), b"#!/bin/sh\necho hi\n");
+            let m = std::fs::metadata(&hello).unwrap();
+            assert_eq!(m.mode() & 0o7777, 0o750);
+            if nix::unistd::geteuid().is_root() {
+                assert_eq!((m.uid(), m.gid()), (1234, 4321));
+            }
+            assert_eq!(
+                std::fs::read_link(rootfs.join("bin/hi")).unwrap(),
+                Path::new("hello")
+            );
+            assert_eq!(std::fs::read(rootfs.join("ro/f")).unwrap(), b"x");
+            assert_eq!(
+                std::fs::metadata(rootfs.join("ro")).unwrap().mode() & 0o777,
+                0o555
+            );
+            let before = names(&data.path().join("images"));
+            // Again: same dir, nothing new.
+            assert_eq!(store.prepare(tar_s).unwrap(), rootfs);
+            assert_eq!(names(&data.path().join("images")), before);
+            assert!(before.iter().all(|n| !n.starts_with(".tmp")), "{before:?}");
+        }
+        // .tar.gz and .tgz have the same content: one cache entry for both,
+        // plus one for the plain tar.
+        assert_eq!(names(&data.path().join("images")).len(), 2);
+    }
+
+    #[test]
+    fn concurrent_prepare() {
+        let data = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let tar = sample_tar(true, src.path(), "c.tgz");
+        let store = ImageStore::new(data.path());
+        let results: Vec<PathBuf> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| store.prepare(tar.to_str().unwrap()).unwrap()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(names(&data.path().join("images")).len(), 1);
+    }
+
+    #[test]
+    fn escaping_entries_refused() {
+        let data = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        // The tar crate's builder refuses `..`, so write the header by hand.
+        let mut h = tar::Header::new_old();
+        {
+            let name = b"../evil";
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        }
+        h.set_mode(0o644);
+        h.set_size(4);
+        h.set_cksum();
+        let mut raw = h.as_bytes().to_vec();
+        raw.extend_from_slice(b"evil");
+        raw.resize(512 * 2, 0);
+        raw.extend_from_slice(&[0u8; 1024]);
+        let p = src.path().join("evil.tar");
+        std::fs::write(&p, raw).unwrap();
+        let store = ImageStore::new(data.path());
+        let err = store.prepare(p.to_str().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("escapes"), "{err}");
+        assert!(!data.path().join("evil").exists());
+        // Nothing half-built left behind.
+        assert!(names(&data.path().join("images")).is_empty());
+    }
+
+    #[test]
+    fn validate_refs() {
+        let data = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        assert!(matches!(
+            store.validate("relative/x.tar"),
+            Err(ImageError::Invalid(..))
+        ));
+        assert!(matches!(store.validate(""), Err(ImageError::Invalid(..))));
+        assert!(matches!(
+            store.validate("/nonexistent/x.tar"),
+            Err(ImageError::NotFound(..))
+        ));
+        let txt = src.path().join("x.txt");
+        std::fs::write(&txt, "x").unwrap();
+        assert!(matches!(
+            store.validate(txt.to_str().unwrap()),
+            Err(ImageError::Invalid(..))
+        ));
+        store.validate(src.path().to_str().unwrap()).unwrap();
+        assert_eq!(
+            store
+                .prepare(&format!("{}/.", src.path().display()))
+                .unwrap(),
+            src.path().canonicalize().unwrap()
+        );
+        let missing = ImageStore::with_busybox(data.path(), Path::new("/nonexistent/busybox"));
+        let err = missing.validate("default").unwrap_err();
+        assert!(err.to_string().contains("busybox-static"), "{err}");
+        let err = missing.prepare("default").unwrap_err();
+        assert!(matches!(err, ImageError::NotFound(..)), "{err}");
+        assert!(err.to_string().contains("busybox-static"), "{err}");
+    }
+
+    #[test]
+    fn default_image() {
+        if !Path::new(HOST_BUSYBOX).is_file() {
+            eprintln!("skipping: {HOST_BUSYBOX} missing");
+            return;
+        }
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        store.validate("default").unwrap();
+        let rootfs = store.prepare("default").unwrap();
+        assert_eq!(rootfs, data.path().join("images/default/rootfs"));
+        let st = std::process::Command::new(rootfs.join("bin/busybox"))
+            .arg("true")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = std::process::Command::new(rootfs.join("bin/busybox"))
+            .args(["sh", "-c", "echo ok"])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"ok\n");
+        assert_eq!(
+            std::fs::read_link(rootfs.join("bin/sh")).unwrap(),
+            Path::new("/bin/busybox")
+        );
+        assert!(rootfs.join("usr/bin/env").symlink_metadata().is_ok());
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+        assert!(passwd.starts_with("root:x:0:0:root:/root:/bin/sh\n"));
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(rootfs.join("tmp")).unwrap().mode() & 0o7777,
+            0o1777
+        );
+        for d in ["proc", "sys", "dev", "home", "root"] {
+            assert!(rootfs.join(d).is_dir(), "{d}");
+        }
+        assert_eq!(store.prepare("default").unwrap(), rootfs);
+        assert_eq!(
+            names(&data.path().join("images")),
+            vec!["default".to_string()]
+        );
     }
 }

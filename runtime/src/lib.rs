@@ -8,8 +8,12 @@ pub mod image;
 pub mod launch;
 pub mod logfile;
 pub mod proc;
+#[doc(hidden)]
+pub mod shim;
 pub mod spec;
 #[allow(unsafe_code)]
 mod sys;
 
 pub use spec::*;
+/// Resolves once the process behind a pidfd has exited (tokio reactor, no polling).
+pub use sys::pidfd_exited;

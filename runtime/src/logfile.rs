@@ -85,7 +85,12 @@ pub fn parse(line: &[u8]) -> Option<Record<'_>> {
         [b'P', b' ', data @ ..] => (true, data),
         _ => return None,
     };
-    Some(Record { ts_ns, stream, partial, data })
+    Some(Record {
+        ts_ns,
+        stream,
+        partial,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -105,7 +110,12 @@ mod tests {
         for (i, data) in payloads.iter().enumerate() {
             for stream in [Stream::Stdout, Stream::Stderr] {
                 for partial in [false, true] {
-                    let rec = Record { ts_ns: 1_700_000_000_123_456_789 + i as i64, stream, partial, data };
+                    let rec = Record {
+                        ts_ns: 1_700_000_000_123_456_789 + i as i64,
+                        stream,
+                        partial,
+                        data,
+                    };
                     let mut out = Vec::new();
                     encode(&rec, &mut out);
                     assert_eq!(*out.last().unwrap(), b'\n');
@@ -122,14 +132,38 @@ mod tests {
     #[test]
     fn exact_format() {
         let mut out = Vec::new();
-        encode(&Record { ts_ns: 42, stream: Stream::Stderr, partial: true, data: b"a b" }, &mut out);
-        encode(&Record { ts_ns: -5, stream: Stream::Stdout, partial: false, data: b"" }, &mut out);
+        encode(
+            &Record {
+                ts_ns: 42,
+                stream: Stream::Stderr,
+                partial: true,
+                data: b"a b",
+            },
+            &mut out,
+        );
+        encode(
+            &Record {
+                ts_ns: -5,
+                stream: Stream::Stdout,
+                partial: false,
+                data: b"",
+            },
+            &mut out,
+        );
         assert_eq!(out, b"42 stderr P a b\n-5 stdout F \n");
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in [&b""[..], b"x stdout F a", b"1 stdin F a", b"1 stdout X a", b"1 stdout Fa", b"1stdout F a", b"+1 stdout F a"] {
+        for bad in [
+            &b""[..],
+            b"x stdout F a",
+            b"1 stdin F a",
+            b"1 stdout X a",
+            b"1 stdout Fa",
+            b"1stdout F a",
+            b"+1 stdout F a",
+        ] {
             assert_eq!(parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(parse(b"1 stdout F").unwrap().data, b"");

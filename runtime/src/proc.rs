@@ -41,7 +41,12 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let close = stat.rfind(')')?;
-    Some(stat.get(close + 1..)?.split_whitespace().map(str::to_owned).collect())
+    Some(
+        stat.get(close + 1..)?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 /// Start time of a process (field 22 of /proc/PID/stat), None if it is gone.
@@ -153,7 +158,18 @@ mod tests {
         assert_eq!(parse_signal("RTMIN"), Some(34));
         assert_eq!(parse_signal("SIGRTMIN+2"), Some(36));
         assert_eq!(parse_signal("rtmax-1"), Some(63));
-        for bad in ["", "0", "65", "-1", "+9", "NOPE", "SIG", "9x", "RTMIN+40", "99999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "65",
+            "-1",
+            "+9",
+            "NOPE",
+            "SIG",
+            "9x",
+            "RTMIN+40",
+            "99999999999999",
+        ] {
             assert_eq!(parse_signal(bad), None, "{bad}");
         }
     }
@@ -170,13 +186,19 @@ mod tests {
 
     #[test]
     fn pidfd_and_reap() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let fd = pidfd_open(pid).unwrap();
         assert!(!try_reap(pid).unwrap());
         pidfd_send_signal(&fd, libc::SIGKILL).unwrap();
         // The pidfd becomes readable once the process has exited.
-        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let n = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
         assert_eq!(n, 1);
         assert!(try_reap(pid).unwrap());

@@ -4,7 +4,8 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// pidfd_open(2) with O_CLOEXEC semantics (pidfds are always close-on-exec).
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
@@ -46,7 +47,12 @@ pub fn cloexec_from(from: u32) -> io::Result<()> {
     // SAFETY: close_range only changes descriptor flags; CLOSE_RANGE_CLOEXEC
     // closes nothing, so no OwnedFd in this process is invalidated.
     let r = unsafe {
-        libc::syscall(libc::SYS_close_range, from, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)
+        libc::syscall(
+            libc::SYS_close_range,
+            from,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
     };
     if r < 0 {
         return Err(io::Error::last_os_error());
@@ -62,32 +68,96 @@ fn thread_count() -> Option<u64> {
     after.split(' ').nth(17)?.parse().ok()
 }
 
-fn ensure_single_threaded() -> io::Result<()> {
+/// Set once the process was seen single-threaded. The shim never starts
+/// threads, so this stays true; it lets the check pass later when /proc no
+/// longer shows this process (after setns into another pid namespace's mount
+/// namespace).
+static SEEN_SINGLE_THREADED: AtomicBool = AtomicBool::new(false);
+
+/// Errors unless the calling process has exactly one thread.
+pub fn ensure_single_threaded() -> io::Result<()> {
     match thread_count() {
-        Some(1) => Ok(()),
+        Some(1) => {
+            SEEN_SINGLE_THREADED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        None if SEEN_SINGLE_THREADED.load(Ordering::Relaxed) => Ok(()),
         _ => Err(io::Error::other(
-            "refusing to fork/clone: the process is not single-threaded",
+            "refusing to fork/clone: the process is not (known to be) single-threaded",
         )),
     }
 }
 
-/// clone(2) without CLONE_VM: the child gets a copy of the address space (like
-/// fork) and runs `child` on a private stack; it must exec or `exit_now`.
+/// Result of `clone_fork`, as seen by each side.
+pub enum CloneResult {
+    /// We are the new process (a copy of the caller, fork-style).
+    Child,
+    Parent { pid: Pid, pidfd: OwnedFd },
+}
+
+/// The kernel's `struct clone_args` (CLONE_ARGS_SIZE_VER2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone3(2) with fork semantics (no CLONE_VM, no new stack: the child
+/// continues from this call on a copy of the caller's memory, like fork(2)),
+/// plus `flags` (namespaces), a pidfd for the child (CLONE_PIDFD) and, with
+/// `cgroup`, CLONE_INTO_CGROUP: the child is born in that cgroup (v2), with
+/// no migration afterwards. SIGCHLD is sent when the child exits.
 /// Only allowed in a single-threaded process (checked).
-pub fn clone_process(
-    flags: CloneFlags,
-    child: Box<dyn FnMut() -> isize + '_>,
-) -> io::Result<Pid> {
+pub fn clone_fork(flags: CloneFlags, cgroup: Option<BorrowedFd<'_>>) -> io::Result<CloneResult> {
     ensure_single_threaded()?;
-    // The child's stack: allocated zeroed (lazily mapped), private to the child
-    // since the address space is copied, never used by the parent.
-    let mut stack = vec![0u8; 1 << 20];
-    // SAFETY: the process is single-threaded (checked above), so the child's
-    // copy of memory holds no lock owned by another thread; the stack buffer
-    // outlives the call in the parent and is the child's own copy in the child.
-    // Without CLONE_VM / CLONE_FILES nothing is shared with the parent.
-    let pid = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }?;
-    Ok(pid)
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: u64::from(flags.bits() as u32) | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid clone_args of the size passed, and `pidfd`
+    // outlives the call. Without CLONE_VM and with no stack given, the child
+    // runs on its own copy of our memory exactly as after fork(2); the process
+    // is single-threaded (checked above), so no lock can be held by a thread
+    // missing in the child. (glibc's cached TID is stale in the child; the
+    // child only runs our own code up to execve/_exit, and glibc's raise()
+    // asks the kernel for the TID.)
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(CloneResult::Child),
+        pid => Ok(CloneResult::Parent {
+            pid: Pid::from_raw(pid as i32),
+            // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor in
+            // `pidfd`, owned by nobody else.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
 }
 
 /// fork(2); only allowed in a single-threaded process (checked).
@@ -123,7 +193,12 @@ pub fn reset_signal_dispositions() {
 /// Brings a network interface up (SIOCGIFFLAGS + SIOCSIFFLAGS with IFF_UP).
 pub fn interface_up(name: &str) -> io::Result<()> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     let bytes = name.as_bytes();
     if bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
@@ -196,25 +271,65 @@ struct CapData {
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
+/// capget(2) (version 3): the calling thread's permitted set.
+pub fn capget_permitted() -> Result<u64, Errno> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and two data structs laid out as the kernel's
+    // __user_cap_header_struct / __user_cap_data_struct[2] for version 3;
+    // both live for the whole call and the kernel writes only into `data`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    Errno::result(r)?;
+    Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
+}
+
 /// capset(2) (version 3, 64-bit sets) on the calling thread:
 /// effective = permitted = inheritable = `caps` (bit n = capability n).
 pub fn capset_all(caps: u64) -> Result<(), Errno> {
-    let mut hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let lo = caps as u32;
     let hi = (caps >> 32) as u32;
     let data = [
-        CapData { effective: lo, permitted: lo, inheritable: lo },
-        CapData { effective: hi, permitted: hi, inheritable: hi },
+        CapData {
+            effective: lo,
+            permitted: lo,
+            inheritable: lo,
+        },
+        CapData {
+            effective: hi,
+            permitted: hi,
+            inheritable: hi,
+        },
     ];
     // SAFETY: header and two data structs laid out as the kernel's
     // __user_cap_header_struct / __user_cap_data_struct[2] for version 3;
     // both live for the whole call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut hdr as *mut CapHeader,
-            data.as_ptr(),
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
     Errno::result(r).map(drop)
+}
+
+/// Resolves once the process behind `pidfd` has exited (a pidfd turns
+/// readable then). Event driven: the fd is registered with tokio's reactor.
+/// Must be called inside a tokio runtime.
+pub async fn pidfd_exited(pidfd: std::os::fd::OwnedFd) -> io::Result<()> {
+    use tokio::io::{Interest, unix::AsyncFd};
+    // SAFETY: the AsyncFd takes ownership of `pidfd`, so the descriptor stays
+    // open and refers to the same pidfd for the AsyncFd's entire lifetime; it
+    // is never exchanged through get_mut.
+    let afd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let _ready = afd.readable().await?;
+    Ok(())
 }

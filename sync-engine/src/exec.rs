@@ -4,6 +4,7 @@
 use crate::engine::Engine;
 use crate::env;
 use crate::error::{EngineError, Result};
+use crate::lifecycle::wait_started;
 use crate::model::State;
 use crate::validate;
 use quilt_runtime::spec::ExecConfig;
@@ -31,7 +32,12 @@ impl Engine {
             validate::working_dir(w)?;
         }
         let inner = &self.inner;
-        let c = inner.store.resolve(reference).await?;
+        let mut events = inner.events.subscribe();
+        let mut c = inner.store.resolve(reference).await?;
+        if matches!(c.state, State::Created | State::Starting) {
+            // Created and started moments ago: exec once it runs.
+            c = wait_started(inner, &c.id, &mut events).await?;
+        }
         let (State::Running, Some(pid)) = (c.state, c.pid) else {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not running (state: {})",

@@ -86,14 +86,25 @@ impl Engine {
             State::Removing => return Err(EngineError::FailedPrecondition(format!("container {} is being removed", c.name))),
             State::Created | State::Exited | State::Failed => {}
         }
-        let live = inner.live(&c.id);
-        let _op = live.op.lock().await;
-        let permit = reserve_start(inner)?;
-        if !inner.store.reset_for_start(&c.id).await? {
-            return Err(EngineError::FailedPrecondition(format!("container {} changed state; try again", c.name)));
+        let mut events = inner.events.subscribe();
+        {
+            let live = inner.live(&c.id);
+            let _op = live.op.lock().await;
+            let permit = reserve_start(inner)?;
+            if !inner.store.reset_for_start(&c.id).await? {
+                return Err(EngineError::FailedPrecondition(format!("container {} changed state; try again", c.name)));
+            }
+            permit.send(c.id.clone());
         }
-        permit.send(c.id.clone());
-        inner.store.get(&c.id).await?.ok_or_else(|| EngineError::no_such_container(reference))
+        let c = wait_started(inner, &c.id, &mut events).await?;
+        if c.state == State::Failed {
+            return Err(EngineError::FailedPrecondition(format!(
+                "container {} failed to start: {}",
+                c.name,
+                c.failure_reason.as_deref().unwrap_or("unknown reason")
+            )));
+        }
+        Ok(c)
     }
 
     pub async fn get(&self, reference: &str) -> Result<Container> {
@@ -130,7 +141,8 @@ impl Engine {
                 return Err(EngineError::Internal(format!("container {} did not exit after SIGKILL", c.name)));
             }
         }
-        inner.store.get(&c.id).await?.ok_or_else(|| EngineError::no_such_container(reference))
+        // An auto-remove container may already be gone: report it as removed.
+        Ok(inner.store.get(&c.id).await?.unwrap_or(Container { state: State::Removing, ..c }))
     }
 
     /// Sends a signal (name or number) to the container's PID 1.
@@ -168,6 +180,34 @@ impl Engine {
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return Err(EngineError::Unavailable("quiltd is shutting down".into())),
                 }
+            }
+        }
+    }
+}
+
+/// How long StartContainer and Exec wait for a starting container (a large
+/// image tarball is unpacked on its first use).
+const START_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits (event driven) until the container has left CREATED/STARTING.
+pub(crate) async fn wait_started(
+    inner: &Inner,
+    id: &str,
+    events: &mut broadcast::Receiver<crate::model::Event>,
+) -> Result<Container> {
+    let deadline = Instant::now() + START_WAIT;
+    loop {
+        let c = inner.store.get(id).await?.ok_or_else(|| EngineError::no_such_container(id))?;
+        if !matches!(c.state, State::Created | State::Starting) || (c.state == State::Created && !c.autostart) {
+            return Ok(c);
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Err(EngineError::Unavailable(format!("container {} is still starting", c.name))),
+                Ok(Ok(ev)) if ev.container_id == id => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Err(RecvError::Closed)) => return Err(EngineError::Unavailable("quiltd is shutting down".into())),
             }
         }
     }

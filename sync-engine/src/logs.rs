@@ -112,7 +112,12 @@ async fn finished(inner: &Inner, id: &str) -> Result<Option<WaitResult>> {
         None => Some(WaitResult { id: id.to_owned(), state: State::Exited, exit: None, failure_reason: None }),
         Some(c) if c.state.is_finished() || (c.state == State::Removing && c.exit.is_some()) => Some(WaitResult {
             id: c.id.clone(),
-            state: if c.state == State::Removing { State::Exited } else { c.state },
+            // Being removed (--rm): report how it ended, not the removal.
+            state: match (c.state, &c.failure_reason) {
+                (State::Removing, Some(_)) => State::Failed,
+                (State::Removing, None) => State::Exited,
+                (s, _) => s,
+            },
             exit: c.exit.clone(),
             failure_reason: c.failure_reason.clone(),
         }),

@@ -9,20 +9,12 @@ use crate::model::{ExitInfo, State, now_ns};
 use quilt_runtime::{cgroup, exitfile, proc};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
 pub(crate) fn watch(inner: Arc<Inner>, id: String, shim_pid: i32, shim_fd: OwnedFd) {
     tokio::spawn(async move {
-        match AsyncFd::with_interest(shim_fd, Interest::READABLE) {
-            Ok(afd) => {
-                // A pidfd becomes readable when the process has exited.
-                let _ = afd.readable().await;
-            }
-            Err(e) => {
-                tracing::error!(container = %id, error = %e, "cannot watch supervisor pidfd");
-                return;
-            }
+        if let Err(e) = quilt_runtime::pidfd_exited(shim_fd).await {
+            tracing::error!(container = %id, error = %e, "cannot watch the supervisor's pidfd");
+            return;
         }
         if let Err(e) = on_exit(&inner, &id, shim_pid).await {
             tracing::error!(container = %id, error = %e, "recording exit failed");

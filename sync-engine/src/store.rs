@@ -168,10 +168,6 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn in_states(&self, states: &[State]) -> Result<Vec<Container>> {
-        self.list(&ListFilter { states: states.to_vec(), ..Default::default() }).await
-    }
-
     /// created -> starting. False when the row is not in `created` any more.
     pub async fn set_starting(&self, id: &str) -> Result<bool> {
         let r = sqlx::query(

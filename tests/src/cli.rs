@@ -112,7 +112,10 @@ pub fn run_program(
         Ok(r) => r.unwrap_or_else(|e| panic!("waiting for {}: {e}", program.display())),
         Err(_) => {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            let partial = rx.recv_timeout(Duration::from_secs(5)).ok().and_then(Result::ok);
+            let partial = rx
+                .recv_timeout(Duration::from_secs(5))
+                .ok()
+                .and_then(Result::ok);
             let (so, se) = partial
                 .map(|o| {
                     (

@@ -179,6 +179,10 @@ impl Daemon {
             .arg(socket)
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .env("NO_COLOR", "1")
+            .env_remove("QUILT_SOCKET")
+            .env_remove("QUILT_DATA_DIR")
+            .env_remove("QUILT_SHIM")
             .stdin(Stdio::null())
             .stdout(logf.try_clone().expect("dup log"))
             .stderr(logf);
@@ -198,7 +202,11 @@ impl Daemon {
         let mut pause = Duration::from_millis(10);
         let mut last_err;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 let pid = self.child.take().map(|c| c.id() as i32).unwrap_or(0);
                 self.past_children.push(pid);
                 panic!(
@@ -309,7 +317,10 @@ impl Daemon {
         let mut all = vec!["run", "-d"];
         all.extend_from_slice(args);
         let id = self.cli(&all).ok();
-        assert!(!id.is_empty() && !id.contains(char::is_whitespace), "run -d printed {id:?}");
+        assert!(
+            !id.is_empty() && !id.contains(char::is_whitespace),
+            "run -d printed {id:?}"
+        );
         id
     }
 
@@ -355,7 +366,11 @@ impl Daemon {
             )
             .await
         })
-        .map(|r| r.into_inner().container.expect("GetContainer without container"))
+        .map(|r| {
+            r.into_inner()
+                .container
+                .expect("GetContainer without container")
+        })
     }
 
     /// Every stored container.
@@ -452,7 +467,10 @@ impl Daemon {
                 // Only zombies we (or our quiltd) are responsible for: our
                 // own past daemons, or children of the current quiltd.
                 if pp != std::process::id() as i32 || self.past_children.contains(&z) {
-                    out.push(format!("zombie: {z} (child of {pp}) {:?}", host::proc_comm(z)));
+                    out.push(format!(
+                        "zombie: {z} (child of {pp}) {:?}",
+                        host::proc_comm(z)
+                    ));
                 }
             }
         }

@@ -43,7 +43,9 @@ pub fn cgroup_hierarchies() -> Vec<PathBuf> {
     if let Ok(entries) = fs::read_dir(CGROUP_ROOT) {
         for e in entries.flatten() {
             let p = e.path();
-            let Ok(canon) = fs::canonicalize(&p) else { continue };
+            let Ok(canon) = fs::canonicalize(&p) else {
+                continue;
+            };
             if !canon.is_dir() || !canon.join("cgroup.procs").exists() {
                 continue;
             }
@@ -86,7 +88,9 @@ pub fn cgroup_parents(parent: &str) -> Vec<PathBuf> {
 }
 
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             let p = e.path();
@@ -187,7 +191,12 @@ pub fn all_pids() -> Vec<i32> {
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let close = s.rfind(')')?;
-    Some(s[close + 1..].split_whitespace().map(str::to_string).collect())
+    Some(
+        s[close + 1..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 /// The process state letter (R, S, Z, ...), None if the process is gone.
@@ -233,7 +242,10 @@ pub fn zombie_children(ppid: i32) -> Vec<i32> {
 /// directory, root directory or open files.
 pub fn proc_refers_to(pid: i32, root: &Path) -> bool {
     let needle = root.to_string_lossy();
-    if proc_cmdline(pid).iter().any(|a| a.contains(needle.as_ref())) {
+    if proc_cmdline(pid)
+        .iter()
+        .any(|a| a.contains(needle.as_ref()))
+    {
         return true;
     }
     for link in ["cwd", "root"] {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use quilt_proto::v1::{Container, ContainerState, Event, ExitStatus, NetworkMode, Resources};
+use quilt_proto::v1::{Container, ContainerState, Event, ExitStatus, NetworkMode};
 use serde::Serialize;
 
 use super::timefmt::{Fraction, rfc3339};
@@ -110,7 +110,7 @@ impl From<&ExitStatus> for ExitView {
 
 impl From<&Container> for ContainerView {
     fn from(c: &Container) -> Self {
-        let r = c.resources.unwrap_or(Resources::default());
+        let r = c.resources.unwrap_or_default();
         // A FAILED container's reason may only be in its exit status.
         let failure_reason = if c.failure_reason.is_empty() {
             c.exit
@@ -187,6 +187,7 @@ pub fn pretty<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
 mod tests {
     use super::*;
     use prost_types::Timestamp;
+    use quilt_proto::v1::Resources;
     use serde_json::Value;
 
     fn sample() -> Container {
@@ -205,9 +206,12 @@ mod tests {
             }),
             network: NetworkMode::Host as i32,
             auto_remove: true,
-            labels: [("b".to_owned(), "2".to_owned()), ("a".to_owned(), "1".to_owned())]
-                .into_iter()
-                .collect(),
+            labels: [
+                ("b".to_owned(), "2".to_owned()),
+                ("a".to_owned(), "1".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
             state: ContainerState::Exited as i32,
             pid: 0,
             exit: Some(ExitStatus {
@@ -293,7 +297,10 @@ mod tests {
         ] {
             assert_eq!(parse_state(state_name(s as i32)), Some(s));
         }
-        assert_eq!(parse_state("CONTAINER_STATE_RUNNING"), Some(ContainerState::Running));
+        assert_eq!(
+            parse_state("CONTAINER_STATE_RUNNING"),
+            Some(ContainerState::Running)
+        );
         assert_eq!(parse_state("Up"), None);
         assert_eq!(state_name(99), "unknown");
     }

@@ -4,7 +4,9 @@ use quilt_proto::v1::{Container, ContainerState};
 
 use super::timefmt::{human_duration, seconds_since};
 
-pub const PS_HEADERS: [&str; 7] = ["ID", "NAME", "IMAGE", "COMMAND", "STATE", "STATUS", "CREATED"];
+pub const PS_HEADERS: [&str; 7] = [
+    "ID", "NAME", "IMAGE", "COMMAND", "STATE", "STATUS", "CREATED",
+];
 
 /// Length of a short container id.
 pub const SHORT_ID: usize = 12;
@@ -60,7 +62,8 @@ pub fn command_text(argv: &[String], trunc: bool) -> String {
 
 /// Human status such as "Up 5 seconds" or "Exited (7) 3 minutes ago".
 pub fn status_text(c: &Container, now: i64) -> String {
-    let since = |ts: Option<&prost_types::Timestamp>| ts.map(|t| human_duration(seconds_since(t, now)));
+    let since =
+        |ts: Option<&prost_types::Timestamp>| ts.map(|t| human_duration(seconds_since(t, now)));
     let finished = c
         .finished_at
         .as_ref()
@@ -179,7 +182,9 @@ mod tests {
         assert_eq!(command_text(&argv, false), "\"sh -c 'exit 7'\"");
         let argv: Vec<String> = ["echo", "it's", ""].map(String::from).to_vec();
         assert_eq!(command_text(&argv, false), r#""echo 'it'\''s' ''""#);
-        let argv: Vec<String> = ["sleep", "1000000000000000000000"].map(String::from).to_vec();
+        let argv: Vec<String> = ["sleep", "1000000000000000000000"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(command_text(&argv, true), "\"sleep 1000000000000…\"");
     }
 
@@ -206,8 +211,14 @@ mod tests {
         });
         assert_eq!(status_text(&c, NOW), "Failed (127) 1 second ago");
 
-        assert_eq!(status_text(&container(ContainerState::Created), NOW), "Created");
-        assert_eq!(created_text(&container(ContainerState::Created), NOW), "10 minutes ago");
+        assert_eq!(
+            status_text(&container(ContainerState::Created), NOW),
+            "Created"
+        );
+        assert_eq!(
+            created_text(&container(ContainerState::Created), NOW),
+            "10 minutes ago"
+        );
     }
 
     #[test]
@@ -218,9 +229,18 @@ mod tests {
         let text = render(&PS_HEADERS, &rows);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert!(lines[0].starts_with("ID             NAME   IMAGE     COMMAND"), "{text}");
-        assert!(lines[1].starts_with("0123456789ab   web    default   \"sh -c 'exit 7'\""), "{text}");
-        assert!(lines[1].ends_with("running   Up 5 seconds   10 minutes ago"), "{text}");
+        assert!(
+            lines[0].starts_with("ID             NAME   IMAGE     COMMAND"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("0123456789ab   web    default   \"sh -c 'exit 7'\""),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with("running   Up 5 seconds   10 minutes ago"),
+            "{text}"
+        );
         // Columns line up.
         let col = lines[0].find("STATUS").unwrap();
         assert_eq!(&lines[1][col..col + 2], "Up");

@@ -135,7 +135,10 @@ mod tests {
 
     #[test]
     fn epoch_and_known_dates() {
-        assert_eq!(rfc3339(&ts(0, 0), Fraction::Trimmed), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(&ts(0, 0), Fraction::Trimmed),
+            "1970-01-01T00:00:00Z"
+        );
         // 2000-02-29 (a leap day in a century leap year).
         assert_eq!(
             rfc3339(&ts(951_782_400, 0), Fraction::Trimmed),
@@ -182,7 +185,10 @@ mod tests {
     fn fractions() {
         let t = ts(1_714_564_800, 500_000_000);
         assert_eq!(rfc3339(&t, Fraction::Trimmed), "2024-05-01T12:00:00.5Z");
-        assert_eq!(rfc3339(&t, Fraction::Nanos), "2024-05-01T12:00:00.500000000Z");
+        assert_eq!(
+            rfc3339(&t, Fraction::Nanos),
+            "2024-05-01T12:00:00.500000000Z"
+        );
         assert_eq!(
             rfc3339(&ts(0, 0), Fraction::Nanos),
             "1970-01-01T00:00:00.000000000Z"

@@ -1,0 +1,109 @@
+//! `start`, `stop`, `kill`, `rm` and `wait`: one call per container named.
+
+use std::future::Future;
+
+use quilt_proto::v1::{
+    KillContainerRequest, RemoveContainerRequest, StartContainerRequest, StopContainerRequest,
+    WaitContainerRequest,
+};
+
+use crate::args::{IdsArgs, KillArgs, RmArgs, StopArgs};
+use crate::client::Client;
+use crate::error::{CliError, EXIT_ENGINE};
+use crate::output::stream::{print_error, print_stdout};
+
+/// Runs `op` for every id in order. Each success prints what `op` returns;
+/// each failure prints its error, and the command then fails with 125.
+async fn for_each<F, Fut>(client: &Client, ids: &[String], mut op: F) -> Result<u8, CliError>
+where
+    F: FnMut(Client, String) -> Fut,
+    Fut: Future<Output = Result<String, CliError>>,
+{
+    let mut failed = false;
+    for id in ids {
+        match op(client.clone(), id.clone()).await {
+            Ok(line) => print_stdout(&format!("{line}\n"))?,
+            Err(err) => {
+                failed = true;
+                if let Some(message) = &err.message {
+                    print_error(message);
+                }
+            }
+        }
+    }
+    if failed {
+        Err(CliError::silent(EXIT_ENGINE))
+    } else {
+        Ok(0)
+    }
+}
+
+pub async fn start(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .start_container(StartContainerRequest { id: id.clone() })
+            .await?;
+        Ok(id)
+    })
+    .await
+}
+
+pub async fn stop(client: &Client, args: StopArgs) -> Result<u8, CliError> {
+    let timeout_seconds = args.timeout;
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .stop_container(StopContainerRequest {
+                id: id.clone(),
+                timeout_seconds,
+            })
+            .await?;
+        Ok(id)
+    })
+    .await
+}
+
+pub async fn kill(client: &Client, args: KillArgs) -> Result<u8, CliError> {
+    let signal = args.signal;
+    for_each(client, &args.ids, |mut client, id| {
+        let signal = signal.clone();
+        async move {
+            client
+                .kill_container(KillContainerRequest {
+                    id: id.clone(),
+                    signal,
+                })
+                .await?;
+            Ok(id)
+        }
+    })
+    .await
+}
+
+pub async fn rm(client: &Client, args: RmArgs) -> Result<u8, CliError> {
+    let force = args.force;
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .remove_container(RemoveContainerRequest {
+                id: id.clone(),
+                force,
+            })
+            .await?;
+        Ok(id)
+    })
+    .await
+}
+
+/// Prints each container's exit code once it has exited.
+pub async fn wait(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
+    for_each(client, &args.ids, |mut client, id| async move {
+        let response = client
+            .wait_container(WaitContainerRequest { id: id.clone() })
+            .await?
+            .into_inner();
+        let exit = response
+            .exit
+            .ok_or_else(|| CliError::engine(format!("no exit status for container {id}")))?;
+        Ok(exit.exit_code.to_string())
+    })
+    .await
+}

@@ -1,0 +1,30 @@
+//! `quilt logs`.
+
+use quilt_proto::v1::{GetLogsRequest, get_logs_response::Item};
+
+use crate::args::LogsArgs;
+use crate::client::Client;
+use crate::error::CliError;
+use crate::output::stream::{LogPrinter, Sink};
+
+/// Prints the captured output; with -f keeps following until the container
+/// has exited.
+pub async fn logs(client: &mut Client, args: LogsArgs) -> Result<u8, CliError> {
+    let mut stream = client
+        .get_logs(GetLogsRequest {
+            id: args.id,
+            follow: args.follow,
+            tail: args.tail,
+        })
+        .await?
+        .into_inner();
+    let mut printer = LogPrinter::new(Sink::stdio(), args.timestamps);
+    while let Some(response) = stream.message().await? {
+        match response.item {
+            Some(Item::Entry(entry)) => printer.print(&entry)?,
+            Some(Item::Exit(_)) => break,
+            None => {}
+        }
+    }
+    Ok(0)
+}

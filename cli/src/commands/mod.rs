@@ -1,0 +1,35 @@
+//! Command dispatch: connect to quiltd, then run the chosen subcommand.
+
+mod attach;
+mod create;
+mod events;
+mod exec;
+mod inspect;
+mod lifecycle;
+mod logs;
+mod ps;
+mod spec;
+
+use crate::args::{Cli, Command};
+use crate::client;
+use crate::error::CliError;
+
+/// Runs the command line; returns the process exit code.
+pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
+    let mut client = client::connect(&cli.socket).await?;
+    match cli.command {
+        Command::Run(args) => create::run(&mut client, args).await,
+        Command::Create(args) => create::create(&mut client, args).await,
+        Command::Start(args) => lifecycle::start(&client, args).await,
+        Command::Stop(args) => lifecycle::stop(&client, args).await,
+        Command::Kill(args) => lifecycle::kill(&client, args).await,
+        Command::Rm(args) => lifecycle::rm(&client, args).await,
+        Command::Wait(args) => lifecycle::wait(&client, args).await,
+        Command::Logs(args) => logs::logs(&mut client, args).await,
+        Command::Exec(args) => exec::exec(&mut client, args).await,
+        Command::Ps(args) => ps::ps(&mut client, args).await,
+        Command::Status(args) => inspect::status(&mut client, args).await,
+        Command::Inspect(args) => inspect::inspect(&mut client, args).await,
+        Command::Events(args) => events::events(&mut client, args).await,
+    }
+}

@@ -1,0 +1,6 @@
+//! Formatting of everything the CLI prints.
+
+pub mod json;
+pub mod stream;
+pub mod table;
+pub mod timefmt;

@@ -1,0 +1,183 @@
+//! Pieces shared by `run` (container PID 1) and `exec`: the final hardening
+//! steps before execve, PATH lookup and error reporting.
+use crate::sys;
+use nix::errno::Errno;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use std::ffi::CString;
+use std::fmt::Display;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+
+/// Exit codes in the docker tradition.
+pub const EXIT_SETUP: i32 = 125;
+pub const EXIT_CANNOT_EXEC: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A failure before the workload runs: exit code + message.
+#[derive(Debug)]
+pub struct SetupError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl SetupError {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// `ctx: err` as a 125 setup error.
+pub fn setup<E: Display>(ctx: impl Display) -> impl FnOnce(E) -> SetupError {
+    move |e| SetupError::new(EXIT_SETUP, format!("{ctx}: {e}"))
+}
+
+pub type SetupResult<T> = Result<T, SetupError>;
+
+/// Docker's default capability set (capability numbers from linux/capability.h).
+const DEFAULT_CAPS: [u32; 14] = [
+    0,  // CAP_CHOWN
+    1,  // CAP_DAC_OVERRIDE
+    3,  // CAP_FOWNER
+    4,  // CAP_FSETID
+    5,  // CAP_KILL
+    6,  // CAP_SETGID
+    7,  // CAP_SETUID
+    8,  // CAP_SETPCAP
+    10, // CAP_NET_BIND_SERVICE
+    13, // CAP_NET_RAW
+    18, // CAP_SYS_CHROOT
+    27, // CAP_MKNOD
+    29, // CAP_AUDIT_WRITE
+    31, // CAP_SETFCAP
+];
+
+/// RLIMIT_NOFILE soft = hard = min(1048576, current hard). Never fails.
+pub fn clamp_rlimits() {
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let v = hard.min(1 << 20);
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, v, v);
+    }
+}
+
+/// no_new_privs + capability reduction to docker's default set.
+pub fn drop_privileges() -> SetupResult<()> {
+    nix::sys::prctl::set_no_new_privs().map_err(setup("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    let keep: u64 = DEFAULT_CAPS.iter().fold(0, |m, &c| m | (1u64 << c));
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        match sys::capbset_read(cap) {
+            // Past the last capability the kernel knows.
+            Err(Errno::EINVAL) => break,
+            Ok(false) => continue,
+            Ok(true) | Err(_) => {}
+        }
+        match sys::capbset_drop(cap) {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => {
+                return Err(setup(format!(
+                    "dropping capability {cap} from the bounding set"
+                ))(e));
+            }
+        }
+    }
+    // Ambient capabilities may not be supported (old kernels): ignore EINVAL.
+    match sys::ambient_clear_all() {
+        Ok(()) | Err(Errno::EINVAL) => {}
+        Err(e) => return Err(setup("clearing ambient capabilities")(e)),
+    }
+    // Only keep what we actually have (capset cannot add to permitted).
+    let have = sys::capget_permitted().map_err(setup("capget"))?;
+    sys::capset_all(keep & have).map_err(setup("capset"))
+}
+
+/// Finds the executable for argv[0]: as given if it contains a slash,
+/// otherwise the first executable regular file in PATH (from `env`).
+pub fn resolve(argv0: &str, env: &[String]) -> SetupResult<CString> {
+    if argv0.is_empty() {
+        return Err(SetupError::new(EXIT_NOT_FOUND, "exec: empty command"));
+    }
+    if argv0.contains('/') {
+        return cstring(argv0);
+    }
+    let path = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let mut not_executable = None;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = format!("{}/{argv0}", dir.trim_end_matches('/'));
+        match std::fs::metadata(&cand) {
+            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => {
+                return cstring(&cand);
+            }
+            Ok(meta) if meta.is_file() => {
+                not_executable.get_or_insert(cand);
+            }
+            _ => {}
+        }
+    }
+    if not_executable.is_some() {
+        return Err(SetupError::new(
+            EXIT_CANNOT_EXEC,
+            format!("exec {argv0:?}: permission denied"),
+        ));
+    }
+    Err(SetupError::new(
+        EXIT_NOT_FOUND,
+        format!("exec {argv0:?}: executable file not found in $PATH"),
+    ))
+}
+
+pub fn cstring(s: &str) -> SetupResult<CString> {
+    CString::new(s).map_err(|_| SetupError::new(EXIT_SETUP, format!("{s:?} contains a NUL byte")))
+}
+
+pub fn cstrings(v: &[String]) -> SetupResult<Vec<CString>> {
+    v.iter().map(|s| cstring(s)).collect()
+}
+
+/// execve; only returns on failure, with the error classified.
+pub fn execve(path: &CString, argv: &[CString], env: &[CString], argv0: &str) -> SetupError {
+    let e = match nix::unistd::execve(path, argv, env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    let code = match e {
+        Errno::ENOENT | Errno::ENOTDIR => EXIT_NOT_FOUND,
+        Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM | Errno::ETXTBSY => {
+            EXIT_CANNOT_EXEC
+        }
+        _ => EXIT_SETUP,
+    };
+    let is_dir = || {
+        std::fs::metadata(std::ffi::OsStr::from_bytes(path.as_bytes()))
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+    };
+    let what = match e {
+        Errno::ENOENT => "no such file or directory".to_string(),
+        Errno::EISDIR => "is a directory".to_string(),
+        Errno::EACCES if is_dir() => "is a directory".to_string(),
+        other => other.desc().to_lowercase(),
+    };
+    SetupError::new(code, format!("exec {argv0:?}: {what}"))
+}
+
+/// Common prologue of a process about to become the workload: default signal
+/// dispositions and an empty signal mask.
+pub fn reset_signals() {
+    sys::reset_signal_dispositions();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}

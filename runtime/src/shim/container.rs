@@ -1,0 +1,314 @@
+//! The container's PID 1 before it becomes the workload: mounts, pivot_root,
+//! masking, hostname, loopback, privileges, then execve.
+use super::common::*;
+use crate::spec::ContainerConfig;
+use crate::sys;
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod, umask};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+/// The descriptors the container's PID 1 keeps: it owns them in its copy of
+/// the address space.
+pub struct ChildFds {
+    /// Read end of the "go" pipe: one byte once the parent put us in the cgroup.
+    pub go_r: OwnedFd,
+    /// Write end of the error pipe (close-on-exec: a successful execve closes it).
+    pub errp_w: OwnedFd,
+    /// Write ends of the container's stdout and stderr pipes.
+    pub out_w: OwnedFd,
+    pub err_w: OwnedFd,
+}
+
+/// The parent's ends of the pipes; the child closes its copies (in its own
+/// copy of the address space) so that it sees EOF if the parent dies.
+pub struct ParentEnds {
+    pub go_w: Option<OwnedFd>,
+    pub errp_r: Option<OwnedFd>,
+    pub out_r: Option<OwnedFd>,
+    pub err_r: Option<OwnedFd>,
+}
+
+/// Runs in the cloned child; never returns.
+pub fn child_main(cfg: &ContainerConfig, fds: &ChildFds, parent: &mut ParentEnds) -> ! {
+    drop(parent.go_w.take());
+    drop(parent.errp_r.take());
+    drop(parent.out_r.take());
+    drop(parent.err_r.take());
+    let err = match setup_and_exec(cfg, fds) {
+        Ok(()) => sys::exit_now(0), // the parent went away before "go"
+        Err(e) => e,
+    };
+    let msg = format!("{}:{}", err.code, err.message);
+    let _ = nix::unistd::write(&fds.errp_w, msg.as_bytes());
+    sys::exit_now(err.code)
+}
+
+fn mnt(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> SetupResult<()> {
+    mount(src, target, fstype, flags, data).map_err(setup(format!(
+        "mount {} on {}",
+        fstype.or(src).unwrap_or("-"),
+        target.display()
+    )))
+}
+
+/// mkdir that tolerates an existing directory.
+fn mkdir(p: &Path, mode: u32) -> SetupResult<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(mode).create(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(setup(format!("mkdir {}", p.display()))(e)),
+    }
+}
+
+/// Escapes a path for an overlayfs option value.
+fn ovl_escape(p: &Path) -> String {
+    let mut s = String::new();
+    for ch in p.to_string_lossy().chars() {
+        if matches!(ch, '\\' | ',' | ':') {
+            s.push('\\');
+        }
+        s.push(ch);
+    }
+    s
+}
+
+fn setup_and_exec(cfg: &ContainerConfig, fds: &ChildFds) -> SetupResult<()> {
+    // If the shim dies, so does the container: nobody else would collect its
+    // output or exit status.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(&fds.go_r, &mut b) {
+            Ok(0) => return Ok(()),
+            Ok(_) => break,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(setup("waiting for the go signal")(e)),
+        }
+    }
+    umask(Mode::empty());
+
+    // Our mounts must not propagate back to the host.
+    mnt(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+
+    let rootfs = cfg.dir.join("rootfs");
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        ovl_escape(&cfg.image_rootfs),
+        ovl_escape(&cfg.dir.join("upper")),
+        ovl_escape(&cfg.dir.join("work")),
+    );
+    mnt(
+        Some("overlay"),
+        &rootfs,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&opts),
+    )?;
+
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+
+    let proc_dir = rootfs.join("proc");
+    mkdir(&proc_dir, 0o555)?;
+    mnt(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None,
+    )?;
+
+    let sys_dir = rootfs.join("sys");
+    mkdir(&sys_dir, 0o555)?;
+    let ro = MsFlags::MS_RDONLY | nosuid_nodev_noexec;
+    if mount(Some("sysfs"), &sys_dir, Some("sysfs"), ro, None::<&str>).is_err() {
+        // Fall back to a read-only bind of the host's /sys.
+        mnt(
+            Some("/sys"),
+            &sys_dir,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        mnt(
+            None,
+            &sys_dir,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro,
+            None,
+        )?;
+    }
+
+    setup_dev(&rootfs.join("dev"))?;
+
+    // pivot_root into the overlay and detach the old root.
+    nix::unistd::chdir(&rootfs).map_err(setup(format!("chdir {}", rootfs.display())))?;
+    nix::unistd::pivot_root(".", ".").map_err(setup("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(setup("detaching the old root"))?;
+    nix::unistd::chdir("/").map_err(setup("chdir /"))?;
+
+    mask_proc()?;
+
+    nix::unistd::sethostname(&cfg.hostname)
+        .map_err(setup(format!("sethostname {:?}", cfg.hostname)))?;
+    if !cfg.host_network {
+        sys::interface_up("lo").map_err(setup("bringing up lo"))?;
+    }
+
+    let workdir = Path::new("/").join(&cfg.workdir);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&workdir)
+            .map_err(setup(format!("creating workdir {}", workdir.display())))?;
+    }
+    nix::unistd::chdir(&workdir).map_err(setup(format!("chdir {}", workdir.display())))?;
+    umask(Mode::from_bits_truncate(0o022));
+
+    let argv0 = cfg.argv.first().map(String::as_str).unwrap_or("");
+    let path = resolve(argv0, &cfg.env)?;
+    let argv = cstrings(&cfg.argv)?;
+    let env = cstrings(&cfg.env)?;
+
+    clamp_rlimits();
+    drop_privileges()?;
+
+    let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
+    nix::unistd::dup2_stdin(&devnull).map_err(setup("dup2 stdin"))?;
+    nix::unistd::dup2_stdout(&fds.out_w).map_err(setup("dup2 stdout"))?;
+    nix::unistd::dup2_stderr(&fds.err_w).map_err(setup("dup2 stderr"))?;
+    reset_signals();
+    Err(execve(&path, &argv, &env, argv0))
+}
+
+/// A fresh /dev: tmpfs with the usual nodes, devpts, shm and symlinks.
+fn setup_dev(dev: &Path) -> SetupResult<()> {
+    mkdir(dev, 0o755)?;
+    mnt(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let p = dev.join(name);
+        let mode = Mode::from_bits_truncate(0o666);
+        match mknod(&p, SFlag::S_IFCHR, mode, makedev(major, minor)) {
+            Ok(()) => {}
+            // Not allowed to create device nodes (e.g. nested in another
+            // container): bind the host's node instead.
+            Err(Errno::EPERM) => {
+                std::fs::File::create(&p).map_err(setup(format!("create {}", p.display())))?;
+                let host = PathBuf::from("/dev").join(name);
+                mnt(
+                    Some(host.to_str().unwrap_or("/dev/null")),
+                    &p,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                )?;
+            }
+            Err(e) => return Err(setup(format!("mknod {}", p.display()))(e)),
+        }
+    }
+    let pts = dev.join("pts");
+    mkdir(&pts, 0o755)?;
+    mnt(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    let shm = dev.join("shm");
+    mkdir(&shm, 0o1777)?;
+    mnt(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
+        let p = dev.join(link);
+        symlink(target, &p).map_err(setup(format!("symlink {}", p.display())))?;
+    }
+    Ok(())
+}
+
+/// Hides or write-protects sensitive parts of /proc (after pivot_root).
+fn mask_proc() -> SetupResult<()> {
+    for p in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/proc/sysrq-trigger",
+        "/proc/latency_stats",
+        "/proc/timer_stats",
+    ] {
+        let p = Path::new(p);
+        if p.exists() {
+            mnt(Some("/dev/null"), p, None, MsFlags::MS_BIND, None)?;
+        }
+    }
+    for p in ["/proc/acpi", "/proc/scsi"] {
+        let p = Path::new(p);
+        if p.is_dir() {
+            mnt(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
+        }
+    }
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    for p in ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"] {
+        let p = Path::new(p);
+        if p.is_dir() {
+            mnt(
+                Some(p.to_str().unwrap_or_default()),
+                p,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            mnt(
+                None,
+                p,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro,
+                None,
+            )?;
+        }
+    }
+    Ok(())
+}

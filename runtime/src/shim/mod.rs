@@ -1,0 +1,27 @@
+//! The `quilt-shim` helper binary: `run` (start and supervise one container)
+//! and `exec` (run a command inside a running container). Single-threaded.
+mod common;
+mod container;
+mod exec;
+mod run;
+
+/// Entry point of the `quilt-shim` binary.
+#[doc(hidden)]
+pub fn main() -> ! {
+    let mut args = std::env::args_os().skip(1);
+    let code = match args.next().as_deref().and_then(|a| a.to_str()) {
+        Some("run") => run::run(),
+        Some("exec") => exec::exec(),
+        Some("--version") | Some("-V") | Some("version") => {
+            println!("quilt-shim {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        _ => {
+            eprintln!(
+                "usage: quilt-shim run|exec|--version\n  (started by quiltd; reads a JSON config on stdin)"
+            );
+            2
+        }
+    };
+    std::process::exit(code)
+}

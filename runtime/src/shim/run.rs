@@ -1,0 +1,602 @@
+//! `quilt-shim run`: starts the container and supervises it until it exits.
+use super::common::*;
+use super::container::{ChildFds, ParentEnds, child_main};
+use crate::logfile::{self, MAX_RECORD, Stream};
+use crate::spec::{ContainerConfig, ExitRecord, StartReport};
+use crate::{cgroup, exitfile, proc, sys};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, SystemTime};
+
+/// Signals the shim forwards to the container's PID 1.
+const FORWARDED: [Signal; 5] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+/// Read size for the container's output pipes.
+const READ_CHUNK: usize = 256 * 1024;
+/// Pipe capacity requested for the output pipes (fewer wakeups).
+const PIPE_SIZE: i32 = 1 << 20;
+/// After PID 1 exited, give up draining if the pipes stay silent this long.
+const DRAIN_IDLE: Duration = Duration::from_secs(2);
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Prints the report as one JSON line on stdout.
+fn report(r: &StartReport) {
+    let mut line = serde_json::to_vec(r).unwrap_or_default();
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    // If the daemon is gone there is no one to tell; carry on regardless.
+    let _ = out.write_all(&line);
+    let _ = out.flush();
+}
+
+fn diag(msg: std::fmt::Arguments<'_>) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "quilt-shim[{}]: {msg}",
+        std::process::id()
+    );
+}
+
+pub fn run() -> i32 {
+    // Signals to forward are blocked from the start (and read via signalfd),
+    // so none is lost before the supervisor loop runs.
+    let mut sigs = SigSet::empty();
+    for s in FORWARDED {
+        sigs.add(s);
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigs), None);
+    // Nothing inherited beyond stdio may leak into the container.
+    let _ = sys::cloexec_from(3);
+
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().lock().read_to_end(&mut input) {
+        report(&StartReport::Failed {
+            exit_code: EXIT_SETUP,
+            message: format!("reading config: {e}"),
+        });
+        return 1;
+    }
+    let cfg: ContainerConfig = match serde_json::from_slice(&input) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&StartReport::Failed {
+                exit_code: EXIT_SETUP,
+                message: format!("bad config: {e}"),
+            });
+            return 1;
+        }
+    };
+    let _ = nix::unistd::setsid();
+
+    let mut cgroup_created = false;
+    match start(&cfg, &sigs, &mut cgroup_created) {
+        Ok(running) => {
+            supervise(&cfg, running);
+            0
+        }
+        Err(e) => {
+            diag(format_args!("start failed: {}", e.message));
+            if cgroup_created && let Err(ce) = cgroup::remove(&cfg.cgroup) {
+                diag(format_args!("removing cgroup: {ce}"));
+            }
+            report(&StartReport::Failed {
+                exit_code: e.code,
+                message: e.message,
+            });
+            0
+        }
+    }
+}
+
+/// What the supervisor needs once the workload runs.
+struct Running {
+    child: Pid,
+    pidfd: OwnedFd,
+    sigfd: SignalFd,
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+    log: File,
+}
+
+fn open_append(p: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(p)
+}
+
+fn pipe() -> SetupResult<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe2"))
+}
+
+fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> SetupResult<Running> {
+    std::fs::create_dir_all(&cfg.dir).map_err(setup(format!("creating {}", cfg.dir.display())))?;
+    if let Ok(f) = open_append(&cfg.dir.join("shim.log")) {
+        let _ = nix::unistd::dup2_stderr(&f);
+    }
+    for d in ["upper", "work", "rootfs"] {
+        let p = cfg.dir.join(d);
+        std::fs::create_dir_all(&p).map_err(setup(format!("creating {}", p.display())))?;
+    }
+    let log_path = cfg.dir.join(logfile::LOG_FILE);
+    let log = open_append(&log_path).map_err(setup(format!("opening {}", log_path.display())))?;
+
+    if cfg.argv.is_empty() {
+        return Err(SetupError::new(EXIT_SETUP, "no command given"));
+    }
+
+    *cgroup_created = true;
+    cgroup::create(&cfg.cgroup).map_err(setup("creating cgroup"))?;
+
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let (errp_r, errp_w) = pipe()?;
+    for fd in [&out_r, &err_r] {
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    }
+
+    let mut flags = CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if !cfg.host_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    let child_fds = ChildFds {
+        go_r,
+        errp_w,
+        out_w,
+        err_w,
+    };
+    let mut parent = ParentEnds {
+        go_w: Some(go_w),
+        errp_r: Some(errp_r),
+        out_r: Some(out_r),
+        err_r: Some(err_r),
+    };
+    let child = {
+        let parent_ref = &mut parent;
+        // The closure owns the child's ends: dropping it (in the parent, when
+        // clone returns) closes the parent's copies of them.
+        sys::clone_process(
+            flags,
+            Box::new(move || -> isize { child_main(cfg, &child_fds, parent_ref) }),
+        )
+        .map_err(setup("clone"))?
+    };
+    let go_w = parent.go_w.take().expect("go pipe");
+    let errp_r = parent.errp_r.take().expect("error pipe");
+    let out_r = parent.out_r.take().expect("stdout pipe");
+    let err_r = parent.err_r.take().expect("stderr pipe");
+
+    let pidfd = match proc::pidfd_open(child.as_raw()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            drop(go_w);
+            reap(child);
+            return Err(setup("pidfd_open")(e));
+        }
+    };
+
+    if let Err(e) = cgroup::add_process(&cfg.cgroup, child.as_raw()) {
+        // Closing the go pipe makes the child exit without doing anything.
+        drop(go_w);
+        reap(child);
+        return Err(setup("joining cgroup")(e));
+    }
+    let go_res = nix::unistd::write(&go_w, b"g");
+    drop(go_w);
+    if let Err(e) = go_res {
+        reap(child);
+        return Err(setup("signalling the container to start")(e));
+    }
+
+    // EOF without a message: the workload was exec'd (the pipe is close-on-exec).
+    let mut msg = Vec::new();
+    let _ = File::from(errp_r).read_to_end(&mut msg);
+    if !msg.is_empty() {
+        reap(child);
+        let text = String::from_utf8_lossy(&msg);
+        let (code, message) = match text.split_once(':') {
+            Some((c, m)) if c.parse::<i32>().is_ok() => {
+                (c.parse().unwrap_or(EXIT_SETUP), m.to_string())
+            }
+            _ => (EXIT_SETUP, text.into_owned()),
+        };
+        return Err(SetupError::new(code, message));
+    }
+
+    let sigfd = SignalFd::with_flags(sigs, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(setup("signalfd"));
+    let sigfd = match sigfd {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = proc::pidfd_send_signal(&pidfd, libc::SIGKILL);
+            reap(child);
+            return Err(e);
+        }
+    };
+
+    report(&StartReport::Started {
+        shim_pid: std::process::id() as i32,
+        pid: child.as_raw(),
+        shim_start_time: proc::start_time(std::process::id() as i32).unwrap_or(0),
+    });
+    // The daemon sees EOF on our stdout; nothing ties us to it any more.
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stdin(&null);
+    }
+    Ok(Running {
+        child,
+        pidfd,
+        sigfd,
+        out_r,
+        err_r,
+        log,
+    })
+}
+
+/// Blocking waitpid for our own child.
+fn reap(child: Pid) -> Option<WaitStatus> {
+    loop {
+        match waitpid(child, None) {
+            Err(Errno::EINTR) => continue,
+            Ok(s) => return Some(s),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// One output pipe of the container and its incomplete last line.
+struct Pipe {
+    fd: Option<OwnedFd>,
+    stream: Stream,
+    pending: Vec<u8>,
+}
+
+/// Turns one chunk read from a pipe into log records, appended to `out`.
+pub(crate) fn encode_chunk(
+    stream: Stream,
+    pending: &mut Vec<u8>,
+    chunk: &[u8],
+    ts: i64,
+    out: &mut Vec<u8>,
+) {
+    let mut prefix = [0u8; 40];
+    let plen = {
+        let mut v = Vec::with_capacity(40);
+        logfile::push_i64(&mut v, ts);
+        v.push(b' ');
+        v.extend_from_slice(stream.as_str().as_bytes());
+        v.push(b' ');
+        prefix[..v.len()].copy_from_slice(&v);
+        v.len()
+    };
+    let prefix = &prefix[..plen];
+    let rec = |data: &[u8], partial: bool, out: &mut Vec<u8>| {
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(if partial { b"P " } else { b"F " });
+        out.extend_from_slice(data);
+        out.push(b'\n');
+    };
+    let line_out = |mut line: &[u8], out: &mut Vec<u8>| {
+        while line.len() > MAX_RECORD {
+            rec(&line[..MAX_RECORD], true, out);
+            line = &line[MAX_RECORD..];
+        }
+        rec(line, false, out);
+    };
+    out.reserve(chunk.len() + chunk.len() / 8 + 64);
+    let mut rest = chunk;
+    while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+        let line = &rest[..i];
+        if pending.is_empty() {
+            line_out(line, out);
+        } else {
+            pending.extend_from_slice(line);
+            line_out(pending, out);
+            pending.clear();
+        }
+        rest = &rest[i + 1..];
+    }
+    pending.extend_from_slice(rest);
+    if pending.len() > MAX_RECORD {
+        let mut off = 0;
+        while pending.len() - off > MAX_RECORD {
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(b"P ");
+            out.extend_from_slice(&pending[off..off + MAX_RECORD]);
+            out.push(b'\n');
+            off += MAX_RECORD;
+        }
+        pending.drain(..off);
+    }
+}
+
+/// At EOF: whatever is left is a partial record.
+pub(crate) fn encode_eof(stream: Stream, pending: &mut Vec<u8>, ts: i64, out: &mut Vec<u8>) {
+    if !pending.is_empty() {
+        logfile::encode(
+            &logfile::Record {
+                ts_ns: ts,
+                stream,
+                partial: true,
+                data: pending,
+            },
+            out,
+        );
+        pending.clear();
+    }
+}
+
+fn supervise(cfg: &ContainerConfig, r: Running) {
+    let Running {
+        child,
+        pidfd,
+        sigfd,
+        out_r,
+        err_r,
+        mut log,
+    } = r;
+    let mut pipes = [
+        Pipe {
+            fd: Some(out_r),
+            stream: Stream::Stdout,
+            pending: Vec::with_capacity(MAX_RECORD),
+        },
+        Pipe {
+            fd: Some(err_r),
+            stream: Stream::Stderr,
+            pending: Vec::with_capacity(MAX_RECORD),
+        },
+    ];
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK + READ_CHUNK / 4);
+    let mut status: Option<WaitStatus> = None;
+
+    loop {
+        let open_pipes: Vec<usize> = (0..pipes.len())
+            .filter(|&i| pipes[i].fd.is_some())
+            .collect();
+        if status.is_some() && open_pipes.is_empty() {
+            break;
+        }
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+        for &i in &open_pipes {
+            fds.push(PollFd::new(
+                pipes[i].fd.as_ref().expect("open").as_fd(),
+                PollFlags::POLLIN,
+            ));
+        }
+        let watch_child = status.is_none();
+        if watch_child {
+            fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+        }
+        let timeout = if watch_child {
+            PollTimeout::NONE
+        } else {
+            PollTimeout::try_from(DRAIN_IDLE.as_millis() as i32).unwrap_or(PollTimeout::MAX)
+        };
+        let n = match poll(&mut fds, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                diag(format_args!("poll: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if n == 0 {
+            diag(format_args!(
+                "output pipes still open {DRAIN_IDLE:?} after exit; giving up"
+            ));
+            break;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+
+        for (k, &i) in open_pipes.iter().enumerate() {
+            if !ready[k] {
+                continue;
+            }
+            let p = &mut pipes[i];
+            let fd = p.fd.as_ref().expect("open");
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => {
+                    out.clear();
+                    encode_eof(p.stream, &mut p.pending, now_ns(), &mut out);
+                    write_log(&mut log, &out);
+                    p.fd = None;
+                }
+                Ok(n) => {
+                    out.clear();
+                    encode_chunk(p.stream, &mut p.pending, &buf[..n], now_ns(), &mut out);
+                    write_log(&mut log, &out);
+                }
+                Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+                Err(e) => {
+                    diag(format_args!("reading container {}: {e}", p.stream.as_str()));
+                    p.fd = None;
+                }
+            }
+        }
+        if watch_child {
+            let base = open_pipes.len();
+            if ready[base + 1] {
+                while let Ok(Some(si)) = sigfd.read_signal() {
+                    let _ = proc::pidfd_send_signal(&pidfd, si.ssi_signo as i32);
+                }
+            }
+            if ready[base] {
+                match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                    Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => status = Some(s),
+                    Ok(_) => {}
+                    Err(e) => {
+                        diag(format_args!("waitpid {child}: {e}"));
+                        status = Some(WaitStatus::Exited(child, EXIT_SETUP));
+                    }
+                }
+            }
+        }
+    }
+
+    let (exit_code, signal) = match status {
+        Some(WaitStatus::Exited(_, code)) => (code, 0),
+        Some(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, sig as i32),
+        _ => (EXIT_SETUP, 0),
+    };
+    let oom_killed = match cgroup::oom_kills(&cfg.cgroup) {
+        Ok(n) => n > 0,
+        Err(e) => {
+            diag(format_args!("reading OOM kills: {e}"));
+            false
+        }
+    };
+    let rec = ExitRecord {
+        exit_code,
+        signal,
+        oom_killed,
+        finished_at_ns: now_ns(),
+    };
+    if let Err(e) = exitfile::write(&cfg.dir, &rec) {
+        diag(format_args!("writing exit.json: {e}"));
+    }
+}
+
+fn write_log(log: &mut File, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    // Never block the container on a failing disk: log and drop.
+    if let Err(e) = log.write_all(data) {
+        diag(format_args!("writing container.log: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(out: &[u8]) -> Vec<(Stream, bool, Vec<u8>)> {
+        out.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let r = logfile::parse(l).unwrap();
+                (r.stream, r.partial, r.data.to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_to_records() {
+        let mut pending = Vec::new();
+        let mut out = Vec::new();
+        encode_chunk(Stream::Stdout, &mut pending, b"a\nbc\nde", 7, &mut out);
+        assert_eq!(out, b"7 stdout F a\n7 stdout F bc\n");
+        out.clear();
+        encode_chunk(Stream::Stdout, &mut pending, b"f\n\ng", 8, &mut out);
+        assert_eq!(out, b"8 stdout F def\n8 stdout F \n");
+        out.clear();
+        encode_eof(Stream::Stdout, &mut pending, 9, &mut out);
+        assert_eq!(out, b"9 stdout P g\n");
+        assert!(pending.is_empty());
+        out.clear();
+        encode_eof(Stream::Stdout, &mut pending, 9, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn long_lines_split() {
+        let mut pending = Vec::new();
+        let mut out = Vec::new();
+        let mut line = vec![b'x'; MAX_RECORD * 2 + 10];
+        line.push(b'\n');
+        encode_chunk(Stream::Stderr, &mut pending, &line, 1, &mut out);
+        let recs = records(&out);
+        assert_eq!(recs.len(), 3);
+        assert_eq!((recs[0].1, recs[0].2.len()), (true, MAX_RECORD));
+        assert_eq!((recs[1].1, recs[1].2.len()), (true, MAX_RECORD));
+        assert_eq!((recs[2].1, recs[2].2.len()), (false, 10));
+
+        // Exactly MAX_RECORD bytes, arriving in pieces, is one full record.
+        out.clear();
+        encode_chunk(
+            Stream::Stdout,
+            &mut pending,
+            &vec![b'y'; MAX_RECORD - 1],
+            1,
+            &mut out,
+        );
+        assert!(out.is_empty());
+        encode_chunk(Stream::Stdout, &mut pending, b"y\n", 1, &mut out);
+        let recs = records(&out);
+        assert_eq!(recs.len(), 1);
+        assert_eq!((recs[0].1, recs[0].2.len()), (false, MAX_RECORD));
+
+        // A long line without a newline is flushed in partial pieces as it comes.
+        out.clear();
+        encode_chunk(
+            Stream::Stdout,
+            &mut pending,
+            &vec![b'z'; MAX_RECORD + 5],
+            1,
+            &mut out,
+        );
+        let recs = records(&out);
+        assert_eq!(recs.len(), 1);
+        assert_eq!((recs[0].1, recs[0].2.len()), (true, MAX_RECORD));
+        assert_eq!(pending.len(), 5);
+    }
+
+    #[test]
+    fn binary_data_round_trips() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        let mut pending = Vec::new();
+        let mut out = Vec::new();
+        for piece in data.chunks(777) {
+            encode_chunk(Stream::Stdout, &mut pending, piece, 3, &mut out);
+        }
+        encode_eof(Stream::Stdout, &mut pending, 3, &mut out);
+        let mut back = Vec::new();
+        for (_, partial, d) in records(&out) {
+            back.extend_from_slice(&d);
+            if !partial {
+                back.push(b'\n');
+            }
+        }
+        assert_eq!(back, data);
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the workspace and runs every test, including the end-to-end suite
+# (tests/), which starts real quiltd daemons and real containers: run as root.
+#   QUILT_TEST_THREADS  parallel tests per test binary (default 2)
+#   extra arguments     passed to the test binaries (e.g. a test name filter)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: the end-to-end tests need root (namespaces, mounts, cgroups)" >&2
+    exit 1
+fi
+
+if [ ! -x /bin/busybox ] || ! dpkg -s busybox-static >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y busybox-static
+fi
+
+# The tests drive the real binaries from target/debug: build them first.
+cargo build --workspace
+cargo test --workspace --no-fail-fast -- --test-threads="${QUILT_TEST_THREADS:-2}" "$@"
