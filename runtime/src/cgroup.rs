@@ -82,6 +82,22 @@ fn dirs(spec: &CgroupSpec) -> Result<Vec<(&'static str, PathBuf)>, CgroupError> 
     })
 }
 
+/// Removes the (empty) parent cgroup `parent` that quiltd creates its
+/// containers under, in every hierarchy. Best effort: a parent that still has
+/// containers in it stays (rmdir fails with EBUSY).
+pub fn remove_parent_if_empty(layout: &CgroupLayout, parent: &str) {
+    let spec = CgroupSpec {
+        layout: layout.clone(),
+        path: parent.to_owned(),
+        limits: Default::default(),
+    };
+    if let Ok(dirs) = dirs(&spec) {
+        for (_, d) in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
 /// Writes `value` to a control file (create + truncate, so it also works on a
 /// fake tree of regular files).
 fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {

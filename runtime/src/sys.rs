@@ -92,7 +92,10 @@ pub fn ensure_single_threaded() -> io::Result<()> {
 pub enum CloneResult {
     /// We are the new process (a copy of the caller, fork-style).
     Child,
-    Parent { pid: Pid, pidfd: OwnedFd },
+    Parent {
+        pid: Pid,
+        pidfd: OwnedFd,
+    },
 }
 
 /// The kernel's `struct clone_args` (CLONE_ARGS_SIZE_VER2, 88 bytes).
@@ -332,4 +335,43 @@ pub async fn pidfd_exited(pidfd: std::os::fd::OwnedFd) -> io::Result<()> {
         .map_err(|e| e.into_parts().1)?;
     let _ready = afd.readable().await?;
     Ok(())
+}
+
+/// Index of the first `needle` in `haystack` (glibc's vectorised memchr).
+pub fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    if haystack.is_empty() {
+        return None;
+    }
+    // SAFETY: the pointer and length describe the live, initialised slice;
+    // memchr only reads within it and returns NULL or a pointer into it.
+    let p = unsafe {
+        libc::memchr(
+            haystack.as_ptr().cast(),
+            libc::c_int::from(needle),
+            haystack.len(),
+        )
+    };
+    if p.is_null() {
+        None
+    } else {
+        Some(p as usize - haystack.as_ptr() as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memchr_matches_naive() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        for needle in [0u8, 10, 250, 251, 255] {
+            for start in [0, 1, 7, 100, 4999, 5000] {
+                let s = &data[start..];
+                assert_eq!(
+                    super::memchr(needle, s),
+                    s.iter().position(|&b| b == needle)
+                );
+            }
+        }
+        assert_eq!(super::memchr(b'\n', b""), None);
+    }
 }

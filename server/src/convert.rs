@@ -1,9 +1,14 @@
 //! Engine model <-> quilt.v1 wire types.
 use quilt_proto::v1 as pb;
-use quilt_sync_engine::{Container, Event, ExitInfo, LogLine, LogStream, Network, State, WaitResult};
+use quilt_sync_engine::{
+    Container, Event, ExitInfo, LogLine, LogStream, Network, State, WaitResult,
+};
 
 pub fn ts(ns: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: ns.div_euclid(1_000_000_000), nanos: ns.rem_euclid(1_000_000_000) as i32 }
+    prost_types::Timestamp {
+        seconds: ns.div_euclid(1_000_000_000),
+        nanos: ns.rem_euclid(1_000_000_000) as i32,
+    }
 }
 
 pub fn state(s: State) -> pb::ContainerState {
@@ -36,7 +41,11 @@ fn network(n: Network) -> pb::NetworkMode {
     }
 }
 
-pub fn exit_status(state_: State, exit: Option<&ExitInfo>, reason: Option<&str>) -> Option<pb::ExitStatus> {
+pub fn exit_status(
+    state_: State,
+    exit: Option<&ExitInfo>,
+    reason: Option<&str>,
+) -> Option<pb::ExitStatus> {
     if exit.is_none() && reason.is_none() {
         return None;
     }
@@ -59,7 +68,11 @@ pub fn container(c: &Container) -> pb::Container {
         env: c.env.clone(),
         working_dir: c.working_dir.clone(),
         hostname: c.hostname.clone(),
-        resources: Some(pb::Resources { memory_mb: c.memory_mb, cpus: c.cpus, pids_limit: c.pids_limit }),
+        resources: Some(pb::Resources {
+            memory_mb: c.memory_mb,
+            cpus: c.cpus,
+            pids_limit: c.pids_limit,
+        }),
         network: network(c.network) as i32,
         auto_remove: c.auto_remove,
         labels: c.labels.clone().into_iter().collect(),

@@ -67,7 +67,10 @@ fn shim_path(args: &Args) -> Result<PathBuf> {
             .with_file_name("quilt-shim"),
     };
     if !path.is_file() {
-        bail!("quilt-shim not found at {} (build the workspace, or pass --shim)", path.display());
+        bail!(
+            "quilt-shim not found at {} (build the workspace, or pass --shim)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -75,7 +78,8 @@ fn shim_path(args: &Args) -> Result<PathBuf> {
 fn validate_cgroup_parent(p: &str) -> Result<()> {
     let ok = !p.is_empty()
         && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
-        && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if !ok {
         bail!("invalid --cgroup-parent {p:?}");
     }
@@ -91,9 +95,15 @@ async fn run(args: Args) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     // One quiltd per data dir and per socket.
-    let _data_lock = InstanceLock::acquire(&args.data_dir.join("quiltd.lock"), &format!("data dir {}", args.data_dir.display()))?;
+    let _data_lock = InstanceLock::acquire(
+        &args.data_dir.join("quiltd.lock"),
+        &format!("data dir {}", args.data_dir.display()),
+    )?;
     let sock_lock_path = PathBuf::from(format!("{}.lock", args.socket.display()));
-    let _sock_lock = InstanceLock::acquire(&sock_lock_path, &format!("socket {}", args.socket.display()))?;
+    let _sock_lock = InstanceLock::acquire(
+        &sock_lock_path,
+        &format!("socket {}", args.socket.display()),
+    )?;
 
     let mut cfg = EngineConfig::new(args.data_dir.clone(), shim);
     cfg.cgroup_parent = args.cgroup_parent.clone();
@@ -146,10 +156,12 @@ async fn run(args: Args) -> Result<()> {
                 .await
                 .with_context(|| format!("listen on {addr}"))?;
             tracing::warn!(%addr, "also serving on TCP without authentication");
-            let a = router
-                .clone()
-                .serve_with_incoming_shutdown(UnixListenerStream::new(uds), shutdown(stop_rx.clone()));
-            let b = router.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown(stop_rx));
+            let a = router.clone().serve_with_incoming_shutdown(
+                UnixListenerStream::new(uds),
+                shutdown(stop_rx.clone()),
+            );
+            let b =
+                router.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown(stop_rx));
             let (ra, rb) = tokio::join!(a, b);
             ra.context("serve unix socket")?;
             rb.context("serve tcp")?;
@@ -177,7 +189,10 @@ fn bind_socket(path: &Path) -> Result<UnixListener> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return std::future::pending().await;
     };

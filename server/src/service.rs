@@ -40,7 +40,12 @@ impl ContainerService for Service {
         let network = match pb::NetworkMode::try_from(r.network) {
             Ok(pb::NetworkMode::Host) => Network::Host,
             Ok(_) => Network::None,
-            Err(_) => return Err(Status::invalid_argument(format!("unknown network mode {}", r.network))),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown network mode {}",
+                    r.network
+                )));
+            }
         };
         let spec = CreateSpec {
             image: r.image,
@@ -58,23 +63,38 @@ impl ContainerService for Service {
             start: !r.no_start,
         };
         let c = self.engine.create(spec).await.map_err(to_status)?;
-        Ok(Response::new(pb::CreateContainerResponse { id: c.id, name: c.name }))
+        Ok(Response::new(pb::CreateContainerResponse {
+            id: c.id,
+            name: c.name,
+        }))
     }
 
     async fn start_container(
         &self,
         req: Request<pb::StartContainerRequest>,
     ) -> Result<Response<pb::StartContainerResponse>, Status> {
-        let c = self.engine.start(&req.into_inner().id).await.map_err(to_status)?;
-        Ok(Response::new(pb::StartContainerResponse { container: Some(convert::container(&c)) }))
+        let c = self
+            .engine
+            .start(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::StartContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
     }
 
     async fn get_container(
         &self,
         req: Request<pb::GetContainerRequest>,
     ) -> Result<Response<pb::GetContainerResponse>, Status> {
-        let c = self.engine.get(&req.into_inner().id).await.map_err(to_status)?;
-        Ok(Response::new(pb::GetContainerResponse { container: Some(convert::container(&c)) }))
+        let c = self
+            .engine
+            .get(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::GetContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
     }
 
     async fn list_containers(
@@ -84,14 +104,21 @@ impl ContainerService for Service {
         let r = req.into_inner();
         let mut states = Vec::new();
         for s in r.states {
-            let s = pb::ContainerState::try_from(s).map_err(|_| Status::invalid_argument(format!("unknown state {s}")))?;
+            let s = pb::ContainerState::try_from(s)
+                .map_err(|_| Status::invalid_argument(format!("unknown state {s}")))?;
             if let Some(s) = convert::state_from(s) {
                 states.push(s);
             }
         }
-        let filter = ListFilter { states, name_contains: non_empty(r.name), labels: r.labels.into_iter().collect() };
+        let filter = ListFilter {
+            states,
+            name_contains: non_empty(r.name),
+            labels: r.labels.into_iter().collect(),
+        };
         let list = self.engine.list(&filter).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListContainersResponse { containers: list.iter().map(convert::container).collect() }))
+        Ok(Response::new(pb::ListContainersResponse {
+            containers: list.iter().map(convert::container).collect(),
+        }))
     }
 
     async fn stop_container(
@@ -101,7 +128,9 @@ impl ContainerService for Service {
         let r = req.into_inner();
         let timeout = Duration::from_secs(r.timeout_seconds.unwrap_or(DEFAULT_STOP_TIMEOUT).into());
         let c = self.engine.stop(&r.id, timeout).await.map_err(to_status)?;
-        Ok(Response::new(pb::StopContainerResponse { container: Some(convert::container(&c)) }))
+        Ok(Response::new(pb::StopContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
     }
 
     async fn kill_container(
@@ -109,7 +138,10 @@ impl ContainerService for Service {
         req: Request<pb::KillContainerRequest>,
     ) -> Result<Response<pb::KillContainerResponse>, Status> {
         let r = req.into_inner();
-        self.engine.kill(&r.id, &r.signal).await.map_err(to_status)?;
+        self.engine
+            .kill(&r.id, &r.signal)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::KillContainerResponse {}))
     }
 
@@ -118,7 +150,11 @@ impl ContainerService for Service {
         req: Request<pb::RemoveContainerRequest>,
     ) -> Result<Response<pb::RemoveContainerResponse>, Status> {
         let r = req.into_inner();
-        let id = self.engine.remove(&r.id, r.force).await.map_err(to_status)?;
+        let id = self
+            .engine
+            .remove(&r.id, r.force)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::RemoveContainerResponse { id }))
     }
 
@@ -126,15 +162,29 @@ impl ContainerService for Service {
         &self,
         req: Request<pb::WaitContainerRequest>,
     ) -> Result<Response<pb::WaitContainerResponse>, Status> {
-        let w = self.engine.wait(&req.into_inner().id).await.map_err(to_status)?;
-        Ok(Response::new(pb::WaitContainerResponse { id: w.id.clone(), exit: Some(convert::wait_result(&w)) }))
+        let w = self
+            .engine
+            .wait(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::WaitContainerResponse {
+            id: w.id.clone(),
+            exit: Some(convert::wait_result(&w)),
+        }))
     }
 
     type GetLogsStream = Stream_<pb::GetLogsResponse>;
 
-    async fn get_logs(&self, req: Request<pb::GetLogsRequest>) -> Result<Response<Self::GetLogsStream>, Status> {
+    async fn get_logs(
+        &self,
+        req: Request<pb::GetLogsRequest>,
+    ) -> Result<Response<Self::GetLogsStream>, Status> {
         let r = req.into_inner();
-        let rx = self.engine.logs(&r.id, r.follow, r.tail).await.map_err(to_status)?;
+        let rx = self
+            .engine
+            .logs(&r.id, r.follow, r.tail)
+            .await
+            .map_err(to_status)?;
         let stream = ReceiverStream::new(rx).map(|item| {
             let item = match item.map_err(to_status)? {
                 LogItem::Line(l) => pb::get_logs_response::Item::Entry(convert::log_line(l)),
@@ -145,10 +195,21 @@ impl ContainerService for Service {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn exec(&self, req: Request<pb::ExecRequest>) -> Result<Response<pb::ExecResponse>, Status> {
+    async fn exec(
+        &self,
+        req: Request<pb::ExecRequest>,
+    ) -> Result<Response<pb::ExecResponse>, Status> {
         let r = req.into_inner();
-        let out = self.engine.exec(&r.id, r.command, r.env, non_empty(r.working_dir)).await.map_err(to_status)?;
-        Ok(Response::new(pb::ExecResponse { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr }))
+        let out = self
+            .engine
+            .exec(&r.id, r.command, r.env, non_empty(r.working_dir))
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ExecResponse {
+            exit_code: out.exit_code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }))
     }
 
     type WatchEventsStream = Stream_<pb::Event>;
@@ -165,10 +226,14 @@ impl ContainerService for Service {
             Some(self.engine.get(&reference).await.map_err(to_status)?.id)
         };
         let stream = BroadcastStream::new(rx).filter_map(move |ev| match ev {
-            Ok(ev) if only.as_ref().is_none_or(|id| *id == ev.container_id) => Some(Ok(convert::event(&ev))),
+            Ok(ev) if only.as_ref().is_none_or(|id| *id == ev.container_id) => {
+                Some(Ok(convert::event(&ev)))
+            }
             Ok(_) => None,
             Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                Some(Err(Status::data_loss(format!("event stream lagged: {n} events dropped; resubscribe"))))
+                Some(Err(Status::data_loss(format!(
+                    "event stream lagged: {n} events dropped; resubscribe"
+                ))))
             }
         });
         Ok(Response::new(Box::pin(stream)))

@@ -54,7 +54,9 @@ pub(crate) async fn remove_by_id(inner: &Arc<Inner>, id: &str) -> Result<()> {
     let Some(prev) = inner.store.set_removing(id).await? else {
         return Err(EngineError::no_such_container(id));
     };
-    let Some(c) = inner.store.get(id).await? else { return Err(EngineError::no_such_container(id)) };
+    let Some(c) = inner.store.get(id).await? else {
+        return Err(EngineError::no_such_container(id));
+    };
     if prev != State::Removing {
         inner.emit(&c, State::Removing, "removing", None, None);
     }
@@ -74,7 +76,10 @@ pub(crate) async fn remove_by_id(inner: &Arc<Inner>, id: &str) -> Result<()> {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::internal(&format!("remove {}", dir.display()), e)),
+            Err(e) => Err(EngineError::internal(
+                &format!("remove {}", dir.display()),
+                e,
+            )),
         }
     })
     .await??;

@@ -52,7 +52,10 @@ impl Live {
     }
 
     pub fn target(&self) -> Option<Arc<OwnedFd>> {
-        self.target.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -63,7 +66,8 @@ impl Engine {
         let dirs = [cfg.data_dir.clone(), cfg.containers_dir()];
         tokio::task::spawn_blocking(move || {
             for d in dirs {
-                std::fs::create_dir_all(&d).map_err(|e| EngineError::internal(&format!("create {}", d.display()), e))?;
+                std::fs::create_dir_all(&d)
+                    .map_err(|e| EngineError::internal(&format!("create {}", d.display()), e))?;
             }
             Ok::<_, EngineError>(())
         })
@@ -103,8 +107,19 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         let n = self.inner.cfg.max_concurrent_starts.max(1) as u32;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.inner.start_slots.acquire_many(n)).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.inner.start_slots.acquire_many(n),
+        )
+        .await;
         self.inner.store.close().await;
+        let (layout, parent) = (
+            self.inner.layout.clone(),
+            self.inner.cfg.cgroup_parent.clone(),
+        );
+        let _ =
+            tokio::task::spawn_blocking(move || cgroup::remove_parent_if_empty(&layout, &parent))
+                .await;
     }
 }
 
@@ -115,7 +130,10 @@ impl Inner {
     }
 
     pub fn forget(&self, id: &str) {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub fn is_closing(&self) -> bool {
@@ -136,7 +154,14 @@ impl Inner {
     }
 
     /// Publishes a state change (a row update has already been made).
-    pub fn emit(&self, c: &Container, state: State, action: &'static str, exit: Option<ExitInfo>, reason: Option<String>) {
+    pub fn emit(
+        &self,
+        c: &Container,
+        state: State,
+        action: &'static str,
+        exit: Option<ExitInfo>,
+        reason: Option<String>,
+    ) {
         let _ = self.events.send(Event {
             container_id: c.id.clone(),
             name: c.name.clone(),

@@ -13,7 +13,10 @@ pub fn build(c: &Container, extra: &[String]) -> Vec<String> {
     ];
     for e in c.env.iter().chain(extra) {
         let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-        match env.iter_mut().find(|x| x.split_once('=').map(|(k, _)| k) == Some(key)) {
+        match env
+            .iter_mut()
+            .find(|x| x.split_once('=').map(|(k, _)| k) == Some(key))
+        {
             Some(slot) => *slot = e.clone(),
             None => env.push(e.clone()),
         }

@@ -23,7 +23,13 @@ pub struct ExecOutput {
 }
 
 impl Engine {
-    pub async fn exec(&self, reference: &str, argv: Vec<String>, extra_env: Vec<String>, workdir: Option<String>) -> Result<ExecOutput> {
+    pub async fn exec(
+        &self,
+        reference: &str,
+        argv: Vec<String>,
+        extra_env: Vec<String>,
+        workdir: Option<String>,
+    ) -> Result<ExecOutput> {
         validate::command(&argv)?;
         for e in &extra_env {
             validate::env_entry(e)?;
@@ -52,7 +58,8 @@ impl Engine {
             workdir: workdir.unwrap_or_else(|| c.working_dir.clone()),
             cgroup: inner.cgroup_spec(&c),
         };
-        let input = serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
+        let input =
+            serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
         let mut child = tokio::process::Command::new(&inner.cfg.shim_path)
             .arg("exec")
             .env_clear()
@@ -62,19 +69,35 @@ impl Engine {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| EngineError::internal("spawn exec helper", e))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| EngineError::Internal("exec helper stdin".into()))?;
-        let out = child.stdout.take().ok_or_else(|| EngineError::Internal("exec helper stdout".into()))?;
-        let err = child.stderr.take().ok_or_else(|| EngineError::Internal("exec helper stderr".into()))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| EngineError::Internal("exec helper stdin".into()))?;
+        let out = child
+            .stdout
+            .take()
+            .ok_or_else(|| EngineError::Internal("exec helper stdout".into()))?;
+        let err = child
+            .stderr
+            .take()
+            .ok_or_else(|| EngineError::Internal("exec helper stderr".into()))?;
         let feed = async move {
             let r = stdin.write_all(&input).await;
             drop(stdin);
             r
         };
-        let (fed, stdout, stderr, status) = tokio::join!(feed, capped(out), capped(err), child.wait());
+        let (fed, stdout, stderr, status) =
+            tokio::join!(feed, capped(out), capped(err), child.wait());
         let status = status.map_err(|e| EngineError::internal("wait exec helper", e))?;
         fed.map_err(|e| EngineError::internal("send exec config", e))?;
-        let exit_code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        Ok(ExecOutput { exit_code, stdout: stdout?, stderr: stderr? })
+        let exit_code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        Ok(ExecOutput {
+            exit_code,
+            stdout: stdout?,
+            stderr: stderr?,
+        })
     }
 }
 
@@ -82,7 +105,10 @@ async fn capped(mut r: impl AsyncRead + Unpin) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = r.read(&mut buf).await.map_err(|e| EngineError::internal("read exec output", e))?;
+        let n = r
+            .read(&mut buf)
+            .await
+            .map_err(|e| EngineError::internal("read exec output", e))?;
         if n == 0 {
             return Ok(out);
         }

@@ -19,7 +19,10 @@ mod tests {
         let a = super::new_id();
         let b = super::new_id();
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a, b);
         assert_eq!(super::short(&a).len(), 12);
     }

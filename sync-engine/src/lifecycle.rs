@@ -22,7 +22,12 @@ pub struct WaitResult {
 
 impl WaitResult {
     fn of(c: &Container) -> WaitResult {
-        WaitResult { id: c.id.clone(), state: c.state, exit: c.exit.clone(), failure_reason: c.failure_reason.clone() }
+        WaitResult {
+            id: c.id.clone(),
+            state: c.state,
+            exit: c.exit.clone(),
+            failure_reason: c.failure_reason.clone(),
+        }
     }
 }
 
@@ -40,7 +45,10 @@ impl Engine {
         validate::create_spec(&spec, inner.host_cpus)?;
         check_image(inner, &spec.image).await?;
         let id = ids::new_id();
-        let name = spec.name.clone().unwrap_or_else(|| ids::short(&id).to_owned());
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| ids::short(&id).to_owned());
         let c = Container {
             hostname: spec.hostname.clone().unwrap_or_else(|| name.clone()),
             name,
@@ -67,7 +75,11 @@ impl Engine {
             id,
         };
         // Reserve the queue slot first: a full queue is refused before any row exists.
-        let permit = if spec.start { Some(reserve_start(inner)?) } else { None };
+        let permit = if spec.start {
+            Some(reserve_start(inner)?)
+        } else {
+            None
+        };
         inner.store.insert(&c).await?;
         inner.emit(&c, State::Created, "created", None, None);
         if let Some(p) = permit {
@@ -83,7 +95,12 @@ impl Engine {
         let c = inner.store.resolve(reference).await?;
         match c.state {
             State::Running | State::Starting => return Ok(c),
-            State::Removing => return Err(EngineError::FailedPrecondition(format!("container {} is being removed", c.name))),
+            State::Removing => {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "container {} is being removed",
+                    c.name
+                )));
+            }
             State::Created | State::Exited | State::Failed => {}
         }
         let mut events = inner.events.subscribe();
@@ -92,7 +109,10 @@ impl Engine {
             let _op = live.op.lock().await;
             let permit = reserve_start(inner)?;
             if !inner.store.reset_for_start(&c.id).await? {
-                return Err(EngineError::FailedPrecondition(format!("container {} changed state; try again", c.name)));
+                return Err(EngineError::FailedPrecondition(format!(
+                    "container {} changed state; try again",
+                    c.name
+                )));
             }
             permit.send(c.id.clone());
         }
@@ -125,11 +145,20 @@ impl Engine {
             // Let the start finish (it holds the op lock), then stop what it started.
             let live = inner.live(&c.id);
             drop(live.op.lock().await);
-            c = inner.store.get(&c.id).await?.ok_or_else(|| EngineError::no_such_container(reference))?;
+            c = inner
+                .store
+                .get(&c.id)
+                .await?
+                .ok_or_else(|| EngineError::no_such_container(reference))?;
         }
         match c.state {
             State::Running => {}
-            State::Removing => return Err(EngineError::FailedPrecondition(format!("container {} is being removed", c.name))),
+            State::Removing => {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "container {} is being removed",
+                    c.name
+                )));
+            }
             _ => return Ok(c),
         }
         let live = inner.live(&c.id);
@@ -138,21 +167,34 @@ impl Engine {
         if !wait_finished(inner, &c.id, &mut events, timeout).await? {
             signal_target(inner, &c, libc_sig::KILL)?;
             if !wait_finished(inner, &c.id, &mut events, KILL_GRACE).await? {
-                return Err(EngineError::Internal(format!("container {} did not exit after SIGKILL", c.name)));
+                return Err(EngineError::Internal(format!(
+                    "container {} did not exit after SIGKILL",
+                    c.name
+                )));
             }
         }
         // An auto-remove container may already be gone: report it as removed.
-        Ok(inner.store.get(&c.id).await?.unwrap_or(Container { state: State::Removing, ..c }))
+        Ok(inner.store.get(&c.id).await?.unwrap_or(Container {
+            state: State::Removing,
+            ..c
+        }))
     }
 
     /// Sends a signal (name or number) to the container's PID 1.
     pub async fn kill(&self, reference: &str, signal: &str) -> Result<()> {
-        let sig = if signal.is_empty() { libc_sig::KILL } else {
-            proc::parse_signal(signal).ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal {signal:?}")))?
+        let sig = if signal.is_empty() {
+            libc_sig::KILL
+        } else {
+            proc::parse_signal(signal)
+                .ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal {signal:?}")))?
         };
         let c = self.inner.store.resolve(reference).await?;
         if c.state != State::Running {
-            return Err(EngineError::FailedPrecondition(format!("container {} is not running (state: {})", c.name, c.state.as_str())));
+            return Err(EngineError::FailedPrecondition(format!(
+                "container {} is not running (state: {})",
+                c.name,
+                c.state.as_str()
+            )));
         }
         signal_target(&self.inner, &c, sig)
     }
@@ -165,7 +207,9 @@ impl Engine {
         let id = c.id.clone();
         loop {
             let Some(c) = inner.store.get(&id).await? else {
-                return Err(EngineError::NotFound(format!("container {reference} was removed before it exited")));
+                return Err(EngineError::NotFound(format!(
+                    "container {reference} was removed before it exited"
+                )));
             };
             if c.state.is_finished() || (c.state == State::Removing && c.exit.is_some()) {
                 return Ok(WaitResult::of(&c));
@@ -173,12 +217,19 @@ impl Engine {
             loop {
                 match events.recv().await {
                     Ok(ev) if ev.container_id == id && ev.state.is_finished() => {
-                        return Ok(WaitResult { id, state: ev.state, exit: ev.exit, failure_reason: ev.failure_reason });
+                        return Ok(WaitResult {
+                            id,
+                            state: ev.state,
+                            exit: ev.exit,
+                            failure_reason: ev.failure_reason,
+                        });
                     }
                     Ok(ev) if ev.container_id == id => break,
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return Err(EngineError::Unavailable("quiltd is shutting down".into())),
+                    Err(RecvError::Closed) => {
+                        return Err(EngineError::Unavailable("quiltd is shutting down".into()));
+                    }
                 }
             }
         }
@@ -197,17 +248,30 @@ pub(crate) async fn wait_started(
 ) -> Result<Container> {
     let deadline = Instant::now() + START_WAIT;
     loop {
-        let c = inner.store.get(id).await?.ok_or_else(|| EngineError::no_such_container(id))?;
-        if !matches!(c.state, State::Created | State::Starting) || (c.state == State::Created && !c.autostart) {
+        let c = inner
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| EngineError::no_such_container(id))?;
+        if !matches!(c.state, State::Created | State::Starting)
+            || (c.state == State::Created && !c.autostart)
+        {
             return Ok(c);
         }
         loop {
             match tokio::time::timeout_at(deadline, events.recv()).await {
-                Err(_) => return Err(EngineError::Unavailable(format!("container {} is still starting", c.name))),
+                Err(_) => {
+                    return Err(EngineError::Unavailable(format!(
+                        "container {} is still starting",
+                        c.name
+                    )));
+                }
                 Ok(Ok(ev)) if ev.container_id == id => break,
                 Ok(Ok(_)) => {}
                 Ok(Err(RecvError::Lagged(_))) => break,
-                Ok(Err(RecvError::Closed)) => return Err(EngineError::Unavailable("quiltd is shutting down".into())),
+                Ok(Err(RecvError::Closed)) => {
+                    return Err(EngineError::Unavailable("quiltd is shutting down".into()));
+                }
             }
         }
     }
@@ -253,7 +317,10 @@ pub(crate) fn signal_target(inner: &Inner, c: &Container, sig: i32) -> Result<()
     match proc::pidfd_send_signal(&fd, sig) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(3) => Ok(()), // ESRCH: already gone
-        Err(e) => Err(EngineError::internal(&format!("signal {sig} to container {}", c.name), e)),
+        Err(e) => Err(EngineError::internal(
+            &format!("signal {sig} to container {}", c.name),
+            e,
+        )),
     }
 }
 

@@ -20,14 +20,20 @@ impl InstanceLock {
             .open(path)
             .map_err(|e| EngineError::internal(&format!("open {}", path.display()), e))?;
         match file.try_lock() {
-            Ok(()) => Ok(InstanceLock { _file: file, path: path.to_owned() }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::FailedPrecondition(format!(
-                "another quiltd is already using {what} (lock {} is held)",
-                path.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(EngineError::internal(&format!("lock {}", path.display()), e))
+            Ok(()) => Ok(InstanceLock {
+                _file: file,
+                path: path.to_owned(),
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(EngineError::FailedPrecondition(format!(
+                    "another quiltd is already using {what} (lock {} is held)",
+                    path.display()
+                )))
             }
+            Err(std::fs::TryLockError::Error(e)) => Err(EngineError::internal(
+                &format!("lock {}", path.display()),
+                e,
+            )),
         }
     }
 

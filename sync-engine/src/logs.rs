@@ -38,12 +38,20 @@ impl Engine {
     /// The receiver yields the lines, then (follow mode) the exit. The
     /// follower is registered before this returns, so a container removed
     /// on exit (`--rm`) keeps its files until the follower has read them.
-    pub async fn logs(&self, reference: &str, follow: bool, tail: Option<u64>) -> Result<mpsc::Receiver<Result<LogItem>>> {
+    pub async fn logs(
+        &self,
+        reference: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<mpsc::Receiver<Result<LogItem>>> {
         let inner = self.inner.clone();
         let events = inner.events.subscribe();
         let c = inner.store.resolve(reference).await?;
         if c.state == State::Removing {
-            return Err(EngineError::FailedPrecondition(format!("container {} is being removed", c.name)));
+            return Err(EngineError::FailedPrecondition(format!(
+                "container {} is being removed",
+                c.name
+            )));
         }
         let guard = inner.live(&c.id).attach.clone().read_owned().await;
         let (tx, rx) = mpsc::channel(256);
@@ -69,7 +77,12 @@ async fn stream(
     let path = inner.cfg.container_dir(&c.id).join(LOG_FILE);
     if follow && matches!(c.state, State::Created | State::Starting) {
         // Nothing to read before the shim runs.
-        if wait_state_change(inner, &c.id, &mut events, |s| !matches!(s, State::Created | State::Starting)).await?.is_none() {
+        if wait_state_change(inner, &c.id, &mut events, |s| {
+            !matches!(s, State::Created | State::Starting)
+        })
+        .await?
+        .is_none()
+        {
             return Ok(());
         }
     }
@@ -87,7 +100,9 @@ async fn stream(
         if !read_new(&path, &mut offset, &mut carry, tx).await? {
             return Ok(()); // receiver gone
         }
-        let Some(n) = notify.as_mut() else { return Ok(()) };
+        let Some(n) = notify.as_mut() else {
+            return Ok(());
+        };
         if let Some(done) = finished(inner, &c.id).await? {
             // The shim writes every line before it exits, and the exit is
             // recorded after that: one last read gets the rest.
@@ -109,18 +124,25 @@ async fn stream(
 /// The exit status once the container has finished (or its row is gone).
 async fn finished(inner: &Inner, id: &str) -> Result<Option<WaitResult>> {
     Ok(match inner.store.get(id).await? {
-        None => Some(WaitResult { id: id.to_owned(), state: State::Exited, exit: None, failure_reason: None }),
-        Some(c) if c.state.is_finished() || (c.state == State::Removing && c.exit.is_some()) => Some(WaitResult {
-            id: c.id.clone(),
-            // Being removed (--rm): report how it ended, not the removal.
-            state: match (c.state, &c.failure_reason) {
-                (State::Removing, Some(_)) => State::Failed,
-                (State::Removing, None) => State::Exited,
-                (s, _) => s,
-            },
-            exit: c.exit.clone(),
-            failure_reason: c.failure_reason.clone(),
+        None => Some(WaitResult {
+            id: id.to_owned(),
+            state: State::Exited,
+            exit: None,
+            failure_reason: None,
         }),
+        Some(c) if c.state.is_finished() || (c.state == State::Removing && c.exit.is_some()) => {
+            Some(WaitResult {
+                id: c.id.clone(),
+                // Being removed (--rm): report how it ended, not the removal.
+                state: match (c.state, &c.failure_reason) {
+                    (State::Removing, Some(_)) => State::Failed,
+                    (State::Removing, None) => State::Exited,
+                    (s, _) => s,
+                },
+                exit: c.exit.clone(),
+                failure_reason: c.failure_reason.clone(),
+            })
+        }
         Some(_) => None,
     })
 }
@@ -147,25 +169,43 @@ async fn wait_state_change(
 fn watch(path: &Path) -> Result<inotify::EventStream<Vec<u8>>> {
     let ino = Inotify::init().map_err(|e| EngineError::internal("inotify", e))?;
     // The file may not exist yet (a start that failed early): watch its directory.
-    let target = if path.exists() { path.to_path_buf() } else { path.parent().map(PathBuf::from).unwrap_or_default() };
+    let target = if path.exists() {
+        path.to_path_buf()
+    } else {
+        path.parent().map(PathBuf::from).unwrap_or_default()
+    };
     ino.watches()
-        .add(&target, WatchMask::MODIFY | WatchMask::CREATE | WatchMask::CLOSE_WRITE)
+        .add(
+            &target,
+            WatchMask::MODIFY | WatchMask::CREATE | WatchMask::CLOSE_WRITE,
+        )
         .map_err(|e| EngineError::internal(&format!("watch {}", target.display()), e))?;
-    ino.into_event_stream(vec![0u8; 4096]).map_err(|e| EngineError::internal("inotify stream", e))
+    ino.into_event_stream(vec![0u8; 4096])
+        .map_err(|e| EngineError::internal("inotify stream", e))
 }
 
 /// Sends every complete record past `offset`; a trailing incomplete record
 /// stays in `carry`. False when the receiver has gone away.
-async fn read_new(path: &Path, offset: &mut u64, carry: &mut Vec<u8>, tx: &mpsc::Sender<Result<LogItem>>) -> Result<bool> {
+async fn read_new(
+    path: &Path,
+    offset: &mut u64,
+    carry: &mut Vec<u8>,
+    tx: &mpsc::Sender<Result<LogItem>>,
+) -> Result<bool> {
     let mut f = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(EngineError::internal("open log", e)),
     };
-    f.seek(SeekFrom::Start(*offset)).await.map_err(|e| EngineError::internal("seek log", e))?;
+    f.seek(SeekFrom::Start(*offset))
+        .await
+        .map_err(|e| EngineError::internal("seek log", e))?;
     let mut buf = vec![0u8; CHUNK];
     loop {
-        let n = f.read(&mut buf).await.map_err(|e| EngineError::internal("read log", e))?;
+        let n = f
+            .read(&mut buf)
+            .await
+            .map_err(|e| EngineError::internal("read log", e))?;
         if n == 0 {
             return Ok(true);
         }
@@ -180,7 +220,12 @@ async fn read_new(path: &Path, offset: &mut u64, carry: &mut Vec<u8>, tx: &mpsc:
                 if !rec.partial {
                     data.push(b'\n');
                 }
-                let item = LogLine { ts_ns: rec.ts_ns, stream: rec.stream, data, partial: rec.partial };
+                let item = LogLine {
+                    ts_ns: rec.ts_ns,
+                    stream: rec.stream,
+                    data,
+                    partial: rec.partial,
+                };
                 if tx.send(Ok(LogItem::Line(item))).await.is_err() {
                     return Ok(false);
                 }
@@ -197,7 +242,10 @@ fn tail_offset(path: &Path, n: u64) -> Result<u64> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(EngineError::internal("open log", e)),
     };
-    let len = f.metadata().map_err(|e| EngineError::internal("stat log", e))?.len();
+    let len = f
+        .metadata()
+        .map_err(|e| EngineError::internal("stat log", e))?
+        .len();
     if n == 0 {
         return Ok(len);
     }
@@ -207,9 +255,11 @@ fn tail_offset(path: &Path, n: u64) -> Result<u64> {
     while pos > 0 {
         let step = (buf.len() as u64).min(pos);
         pos -= step;
-        f.seek(SeekFrom::Start(pos)).map_err(|e| EngineError::internal("seek log", e))?;
+        f.seek(SeekFrom::Start(pos))
+            .map_err(|e| EngineError::internal("seek log", e))?;
         let chunk = &mut buf[..step as usize];
-        f.read_exact(chunk).map_err(|e| EngineError::internal("read log", e))?;
+        f.read_exact(chunk)
+            .map_err(|e| EngineError::internal("read log", e))?;
         for i in (0..chunk.len()).rev() {
             // The file's last byte is the newline of the last record: skip it.
             if chunk[i] == b'\n' && pos + (i as u64) + 1 != len {

@@ -24,7 +24,9 @@ pub(crate) fn watch(inner: Arc<Inner>, id: String, shim_pid: i32, shim_fd: Owned
 
 /// The supervisor is gone: record how the workload ended.
 pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Result<()> {
-    let Some(c) = inner.store.get(id).await? else { return Ok(()) };
+    let Some(c) = inner.store.get(id).await? else {
+        return Ok(());
+    };
     let dir = inner.cfg.container_dir(id);
     let spec = inner.cgroup_spec(&c);
     let record = tokio::task::spawn_blocking(move || {
@@ -50,7 +52,11 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
                 finished_at_ns: Some(r.finished_at_ns),
             };
             if inner.store.record_exit(id, &exit).await? {
-                let state = if c.state == State::Removing { State::Removing } else { State::Exited };
+                let state = if c.state == State::Removing {
+                    State::Removing
+                } else {
+                    State::Exited
+                };
                 inner.emit(&c, state, "exited", Some(exit), None);
             }
         }
@@ -61,7 +67,12 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
             };
             let at = now_ns();
             if inner.store.set_failed(id, 137, &why, at).await? {
-                let exit = ExitInfo { exit_code: 137, signal: 0, oom_killed: false, finished_at_ns: Some(at) };
+                let exit = ExitInfo {
+                    exit_code: 137,
+                    signal: 0,
+                    oom_killed: false,
+                    finished_at_ns: Some(at),
+                };
                 inner.emit(&c, State::Failed, "failed", Some(exit), Some(why));
             }
         }

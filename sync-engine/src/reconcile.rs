@@ -17,7 +17,9 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<()> {
     for c in all {
         match c.state {
             State::Removing => cleanup::spawn_remove(inner.clone(), c.id.clone()),
-            State::Exited | State::Failed if c.auto_remove => cleanup::spawn_remove(inner.clone(), c.id.clone()),
+            State::Exited | State::Failed if c.auto_remove => {
+                cleanup::spawn_remove(inner.clone(), c.id.clone())
+            }
             State::Exited | State::Failed => {}
             State::Created if c.autostart => requeue(inner, &c).await?,
             State::Created => {}
@@ -45,10 +47,9 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<()> {
 }
 
 async fn requeue(inner: &Arc<Inner>, c: &Container) -> Result<()> {
-    inner
-        .start_tx
-        .try_send(c.id.clone())
-        .map_err(|_| EngineError::ResourceExhausted("start queue full during reconciliation".into()))
+    inner.start_tx.try_send(c.id.clone()).map_err(|_| {
+        EngineError::ResourceExhausted("start queue full during reconciliation".into())
+    })
 }
 
 /// Attaches a monitor to a running container's supervisor, or records its

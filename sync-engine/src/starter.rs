@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 pub(crate) fn spawn(inner: Arc<Inner>, mut rx: mpsc::Receiver<String>) {
     tokio::spawn(async move {
         while let Some(id) = rx.recv().await {
-            let Ok(slot) = inner.start_slots.clone().acquire_owned().await else { break };
+            let Ok(slot) = inner.start_slots.clone().acquire_owned().await else {
+                break;
+            };
             if inner.is_closing() {
                 // Left in `created` with autostart set: the next quiltd starts it.
                 break;
@@ -48,7 +50,9 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
     if !inner.store.set_starting(id).await? {
         return Ok(()); // removed, or started by someone else meanwhile
     }
-    let Some(c) = inner.store.get(id).await? else { return Ok(()) };
+    let Some(c) = inner.store.get(id).await? else {
+        return Ok(());
+    };
     inner.emit(&c, State::Starting, "starting", None, None);
 
     let config = ContainerConfig {
@@ -65,12 +69,17 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
     let images = inner.images.clone();
     let shim = inner.cfg.shim_path.clone();
     let image = c.image.clone();
-    let outcome = tokio::task::spawn_blocking(move || launch_blocking(&images, &shim, &image, config)).await?;
+    let outcome =
+        tokio::task::spawn_blocking(move || launch_blocking(&images, &shim, &image, config))
+            .await?;
 
     match outcome {
         Ok(l) => {
             live.set_target(l.target_fd);
-            inner.store.set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns()).await?;
+            inner
+                .store
+                .set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns())
+                .await?;
             inner.emit(&c, State::Running, "running", None, None);
             drop(op);
             monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
@@ -87,8 +96,19 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
 pub(crate) async fn fail(inner: &Arc<Inner>, c: &Container, code: i32, reason: &str) -> Result<()> {
     let at = now_ns();
     inner.store.set_failed(&c.id, code, reason, at).await?;
-    let exit = ExitInfo { exit_code: code, signal: 0, oom_killed: false, finished_at_ns: Some(at) };
-    inner.emit(c, State::Failed, "failed", Some(exit), Some(reason.to_owned()));
+    let exit = ExitInfo {
+        exit_code: code,
+        signal: 0,
+        oom_killed: false,
+        finished_at_ns: Some(at),
+    };
+    inner.emit(
+        c,
+        State::Failed,
+        "failed",
+        Some(exit),
+        Some(reason.to_owned()),
+    );
     if c.auto_remove {
         cleanup::spawn_remove(inner.clone(), c.id.clone());
     }
@@ -105,16 +125,30 @@ fn launch_blocking(
 ) -> std::result::Result<Launched, (i32, String)> {
     let setup = |e: &dyn std::fmt::Display| (125, e.to_string());
     config.image_rootfs = images.prepare(image).map_err(|e| setup(&e))?;
-    std::fs::create_dir_all(&config.dir).map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
+    std::fs::create_dir_all(&config.dir)
+        .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
     exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
     match launch::start(shim, &config).map_err(|e| setup(&e))? {
         StartReport::Failed { exit_code, message } => Err((exit_code, message)),
-        StartReport::Started { shim_pid, pid, shim_start_time } => {
+        StartReport::Started {
+            shim_pid,
+            pid,
+            shim_start_time,
+        } => {
             // The shim is our child until we reap it, so its pid cannot be reused here.
-            let shim_fd = proc::pidfd_open(shim_pid).map_err(|e| setup(&format!("pidfd of supervisor: {e}")))?;
+            let shim_fd = proc::pidfd_open(shim_pid)
+                .map_err(|e| setup(&format!("pidfd of supervisor: {e}")))?;
             // The workload may already have exited (then there is nothing to signal).
-            let target_fd = proc::pidfd_open(pid).ok().filter(|_| proc::parent_pid(pid) == Some(shim_pid));
-            Ok(Launched { pid, shim_pid, shim_start_time, shim_fd, target_fd })
+            let target_fd = proc::pidfd_open(pid)
+                .ok()
+                .filter(|_| proc::parent_pid(pid) == Some(shim_pid));
+            Ok(Launched {
+                pid,
+                shim_pid,
+                shim_start_time,
+                shim_fd,
+                target_fd,
+            })
         }
     }
 }

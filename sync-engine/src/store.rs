@@ -3,7 +3,9 @@
 //! WAL, foreign keys, busy timeout and migrations.
 use crate::error::{EngineError, Result};
 use crate::model::{Container, ExitInfo, ListFilter, Network, State};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -110,24 +112,40 @@ impl Store {
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
         let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.reader).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(|r| from_row(&r)).transpose()
     }
 
     /// Finds a container by full id, then exact name, then unique id prefix.
     pub async fn resolve(&self, reference: &str) -> Result<Container> {
         if reference.is_empty() {
-            return Err(EngineError::InvalidArgument("a container id or name is required".into()));
+            return Err(EngineError::InvalidArgument(
+                "a container id or name is required".into(),
+            ));
         }
         let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?1 OR c.name = ?1");
-        let rows = sqlx::query(&sql).bind(reference).fetch_all(&self.reader).await?;
-        if let Some(r) = rows.iter().find(|r| r.get::<String, _>("id") == reference).or(rows.first()) {
+        let rows = sqlx::query(&sql)
+            .bind(reference)
+            .fetch_all(&self.reader)
+            .await?;
+        if let Some(r) = rows
+            .iter()
+            .find(|r| r.get::<String, _>("id") == reference)
+            .or(rows.first())
+        {
             return from_row(r);
         }
-        let is_hex = reference.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let is_hex = reference
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if is_hex {
             // Hex ids sort below 'g', so [prefix, prefix+'g') is the prefix range.
-            let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id >= ?1 AND c.id < ?2 LIMIT 2");
+            let sql = format!(
+                "SELECT {COLUMNS} FROM containers c WHERE c.id >= ?1 AND c.id < ?2 LIMIT 2"
+            );
             let rows = sqlx::query(&sql)
                 .bind(reference)
                 .bind(format!("{reference}g"))
@@ -160,7 +178,11 @@ impl Store {
             {
                 continue;
             }
-            if !filter.labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)) {
+            if !filter
+                .labels
+                .iter()
+                .all(|(k, v)| c.labels.get(k) == Some(v))
+            {
                 continue;
             }
             out.push(c);
@@ -180,7 +202,14 @@ impl Store {
     }
 
     /// starting -> running, with the processes that now exist.
-    pub async fn set_running(&self, id: &str, pid: i32, shim_pid: i32, shim_start_time: u64, at: i64) -> Result<bool> {
+    pub async fn set_running(
+        &self,
+        id: &str,
+        pid: i32,
+        shim_pid: i32,
+        shim_start_time: u64,
+        at: i64,
+    ) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE containers SET state = 'running', pid = ?, shim_pid = ?, shim_start_time = ?, \
              started_at = ? WHERE id = ? AND state = 'starting'",
@@ -196,7 +225,13 @@ impl Store {
     }
 
     /// Records that the container could not start (or its supervisor was lost).
-    pub async fn set_failed(&self, id: &str, exit_code: i32, reason: &str, at: i64) -> Result<bool> {
+    pub async fn set_failed(
+        &self,
+        id: &str,
+        exit_code: i32,
+        reason: &str,
+        at: i64,
+    ) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE containers SET state = CASE WHEN state = 'removing' THEN 'removing' ELSE 'failed' END, \
              exit_code = ?, exit_signal = 0, failure_reason = ?, finished_at = ? \
@@ -322,11 +357,157 @@ fn from_row(r: &SqliteRow) -> Result<Container> {
         state: State::parse(&state).ok_or_else(|| bad("state"))?,
         pid: r.try_get("pid")?,
         shim_pid: r.try_get("shim_pid")?,
-        shim_start_time: r.try_get::<Option<i64>, _>("shim_start_time")?.map(|v| v as u64),
+        shim_start_time: r
+            .try_get::<Option<i64>, _>("shim_start_time")?
+            .map(|v| v as u64),
         exit: exit.transpose()?,
         failure_reason: r.try_get("failure_reason")?,
         created_at_ns: r.try_get("created_at")?,
         started_at_ns: r.try_get("started_at")?,
         finished_at_ns: finished_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::now_ns;
+
+    fn row(id: &str, name: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            image: "default".into(),
+            command: vec!["sh".into(), "-c".into(), "echo 'a  b'".into()],
+            env: vec!["A=1".into()],
+            working_dir: "/".into(),
+            hostname: name.into(),
+            memory_mb: 32,
+            cpus: 0.5,
+            pids_limit: 20,
+            network: Network::None,
+            auto_remove: false,
+            autostart: true,
+            labels: [("team".to_string(), "x".to_string())].into(),
+            state: State::Created,
+            pid: None,
+            shim_pid: None,
+            shim_start_time: None,
+            exit: None,
+            failure_reason: None,
+            created_at_ns: now_ns(),
+            started_at_ns: None,
+            finished_at_ns: None,
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("q.db")).await.unwrap();
+        (dir, s)
+    }
+
+    #[tokio::test]
+    async fn insert_resolve_and_unique_names() {
+        let (_d, s) = store().await;
+        s.insert(&row("abc123", "web")).await.unwrap();
+        s.insert(&row("abd456", "db")).await.unwrap();
+        let c = s.resolve("web").await.unwrap();
+        assert_eq!(c.id, "abc123");
+        assert_eq!(c.command, vec!["sh", "-c", "echo 'a  b'"]);
+        assert_eq!(c.labels.get("team").map(String::as_str), Some("x"));
+        assert_eq!(s.resolve("abc").await.unwrap().name, "web");
+        assert!(matches!(
+            s.resolve("ab").await,
+            Err(EngineError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            s.resolve("zzz").await,
+            Err(EngineError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.insert(&row("ffff", "web")).await,
+            Err(EngineError::AlreadyExists(_))
+        ));
+        // The refused insert left nothing behind.
+        assert_eq!(s.list(&ListFilter::default()).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn state_transitions_are_guarded() {
+        let (_d, s) = store().await;
+        s.insert(&row("a1", "one")).await.unwrap();
+        assert!(s.set_starting("a1").await.unwrap());
+        assert!(!s.set_starting("a1").await.unwrap(), "starting twice");
+        assert!(s.set_running("a1", 10, 9, 1234, now_ns()).await.unwrap());
+        let exit = ExitInfo {
+            exit_code: 7,
+            signal: 0,
+            oom_killed: false,
+            finished_at_ns: Some(now_ns()),
+        };
+        assert!(s.record_exit("a1", &exit).await.unwrap());
+        assert!(
+            !s.record_exit("a1", &exit).await.unwrap(),
+            "exit recorded twice"
+        );
+        let c = s.get("a1").await.unwrap().unwrap();
+        assert_eq!(c.state, State::Exited);
+        assert_eq!(c.exit.unwrap().exit_code, 7);
+        assert!(s.reset_for_start("a1").await.unwrap());
+        let c = s.get("a1").await.unwrap().unwrap();
+        assert_eq!(
+            (c.state, c.exit.is_none(), c.autostart),
+            (State::Created, true, true)
+        );
+    }
+
+    #[tokio::test]
+    async fn removal_keeps_state_and_cascades_labels() {
+        let (_d, s) = store().await;
+        s.insert(&row("b1", "two")).await.unwrap();
+        s.set_starting("b1").await.unwrap();
+        s.set_running("b1", 10, 9, 1, now_ns()).await.unwrap();
+        assert_eq!(s.set_removing("b1").await.unwrap(), Some(State::Running));
+        let exit = ExitInfo {
+            exit_code: 137,
+            signal: 9,
+            oom_killed: false,
+            finished_at_ns: Some(now_ns()),
+        };
+        assert!(s.record_exit("b1", &exit).await.unwrap());
+        assert_eq!(s.get("b1").await.unwrap().unwrap().state, State::Removing);
+        s.delete("b1").await.unwrap();
+        assert_eq!(s.set_removing("b1").await.unwrap(), None);
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM labels")
+            .fetch_one(&s.reader)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "labels not removed with their container");
+    }
+
+    #[tokio::test]
+    async fn list_filters() {
+        let (_d, s) = store().await;
+        s.insert(&row("c1", "alpha")).await.unwrap();
+        let mut other = row("c2", "beta");
+        other.labels.clear();
+        s.insert(&other).await.unwrap();
+        s.set_starting("c2").await.unwrap();
+        let by_state = ListFilter {
+            states: vec![State::Starting],
+            ..Default::default()
+        };
+        assert_eq!(s.list(&by_state).await.unwrap().len(), 1);
+        let by_name = ListFilter {
+            name_contains: Some("lph".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.list(&by_name).await.unwrap()[0].id, "c1");
+        let by_label = ListFilter {
+            labels: [("team".into(), "x".into())].into(),
+            ..Default::default()
+        };
+        assert_eq!(s.list(&by_label).await.unwrap()[0].id, "c1");
+    }
 }

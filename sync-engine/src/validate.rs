@@ -14,8 +14,13 @@ fn invalid(msg: impl Into<String>) -> EngineError {
 /// Container names: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63 characters (the
 /// name doubles as the hostname).
 pub fn name(name: &str) -> Result<()> {
-    let ok_first = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_rest = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let ok_first = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_rest = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !ok_first || !ok_rest || name.len() > MAX_NAME {
         return Err(invalid(format!(
             "invalid container name {name:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit), at most {MAX_NAME} characters"
@@ -27,7 +32,8 @@ pub fn name(name: &str) -> Result<()> {
 pub fn hostname(h: &str) -> Result<()> {
     let ok = !h.is_empty()
         && h.len() <= MAX_NAME
-        && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
     if !ok {
         return Err(invalid(format!("invalid hostname {h:?}")));
     }
@@ -37,7 +43,9 @@ pub fn hostname(h: &str) -> Result<()> {
 pub fn env_entry(e: &str) -> Result<()> {
     match e.split_once('=') {
         Some((k, _)) if !k.is_empty() && !e.contains('\0') => Ok(()),
-        _ => Err(invalid(format!("invalid environment entry {e:?}: expected KEY=VALUE"))),
+        _ => Err(invalid(format!(
+            "invalid environment entry {e:?}: expected KEY=VALUE"
+        ))),
     }
 }
 
@@ -55,32 +63,46 @@ pub fn command(argv: &[String]) -> Result<()> {
 
 pub fn working_dir(w: &str) -> Result<()> {
     if !w.starts_with('/') || w.contains('\0') {
-        return Err(invalid(format!("invalid working directory {w:?}: it must be an absolute path")));
+        return Err(invalid(format!(
+            "invalid working directory {w:?}: it must be an absolute path"
+        )));
     }
     Ok(())
 }
 
 pub fn limits(memory_mb: i64, cpus: f64, pids: i64, host_cpus: usize) -> Result<()> {
     if memory_mb < 0 {
-        return Err(invalid(format!("invalid memory limit {memory_mb} MB: must not be negative")));
+        return Err(invalid(format!(
+            "invalid memory limit {memory_mb} MB: must not be negative"
+        )));
     }
     if memory_mb > 0 && memory_mb < MIN_MEMORY_MB {
-        return Err(invalid(format!("memory limit {memory_mb} MB is too small: the minimum is {MIN_MEMORY_MB} MB")));
+        return Err(invalid(format!(
+            "memory limit {memory_mb} MB is too small: the minimum is {MIN_MEMORY_MB} MB"
+        )));
     }
     if memory_mb > i64::MAX / (1024 * 1024) {
         return Err(invalid(format!("memory limit {memory_mb} MB is too large")));
     }
     if !cpus.is_finite() || cpus < 0.0 {
-        return Err(invalid(format!("invalid cpu limit {cpus}: must be a non-negative number")));
+        return Err(invalid(format!(
+            "invalid cpu limit {cpus}: must be a non-negative number"
+        )));
     }
     if cpus > host_cpus as f64 {
-        return Err(invalid(format!("cpu limit {cpus} is more than the {host_cpus} cpus of this host")));
+        return Err(invalid(format!(
+            "cpu limit {cpus} is more than the {host_cpus} cpus of this host"
+        )));
     }
     if cpus > 0.0 && cpus < 0.01 {
-        return Err(invalid(format!("cpu limit {cpus} is too small: the minimum is 0.01")));
+        return Err(invalid(format!(
+            "cpu limit {cpus} is too small: the minimum is 0.01"
+        )));
     }
     if pids < 0 {
-        return Err(invalid(format!("invalid pids limit {pids}: must not be negative")));
+        return Err(invalid(format!(
+            "invalid pids limit {pids}: must not be negative"
+        )));
     }
     Ok(())
 }
@@ -98,7 +120,9 @@ pub fn labels(spec: &CreateSpec) -> Result<()> {
 pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
     command(&spec.command)?;
     if spec.image.is_empty() {
-        return Err(invalid("an image is required (\"default\", a rootfs tarball or a directory)"));
+        return Err(invalid(
+            "an image is required (\"default\", a rootfs tarball or a directory)",
+        ));
     }
     if let Some(n) = &spec.name {
         name(n)?;

@@ -46,7 +46,8 @@ fn rm_of_exited_and_failed_containers_cleans_up() {
     let d = Daemon::start();
     let ok = d.run_detached(&["default", "sh", "-c", "echo data > /file; exit 2"]);
     assert_eq!(d.cli(["wait", &ok]).ok(), "2");
-    let failed = d.run_detached(&["default", "no-such-command"]);
+    // `create` returns before the start fails (`run -d` may report it).
+    let failed = d.cli(["create", "default", "no-such-command"]).ok();
     let st = d.wait_state(
         &failed,
         &[ContainerState::Failed, ContainerState::Exited],

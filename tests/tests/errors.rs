@@ -240,10 +240,14 @@ fn unknown_signal_is_invalid() {
     let err = d
         .block_on(async {
             let mut c = d.client().await;
-            c.kill_container(KillContainerRequest {
-                id: id.clone(),
-                signal: "NOSUCHSIG".into(),
-            })
+            within(
+                RPC_TIMEOUT,
+                "KillContainer",
+                c.kill_container(KillContainerRequest {
+                    id: id.clone(),
+                    signal: "NOSUCHSIG".into(),
+                }),
+            )
             .await
         })
         .expect_err("unknown signal");

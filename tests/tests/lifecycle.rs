@@ -8,7 +8,7 @@ use quilt_tests::api::{
     ContainerState, GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
     StopContainerRequest, WatchEventsRequest,
 };
-use quilt_tests::{Daemon, collect_events, host, named, req, state_name, within};
+use quilt_tests::{Daemon, RPC_TIMEOUT, collect_events, host, named, req, state_name, within};
 use tonic::Code;
 
 #[test]
@@ -16,18 +16,24 @@ fn create_returns_at_once_and_events_follow_in_order() {
     let d = Daemon::start();
     d.block_on(async {
         let mut c = d.client().await;
-        let mut events = c
-            .watch_events(WatchEventsRequest::default())
-            .await
-            .expect("WatchEvents")
-            .into_inner();
+        let mut events = within(
+            RPC_TIMEOUT,
+            "WatchEvents",
+            c.watch_events(WatchEventsRequest::default()),
+        )
+        .await
+        .expect("WatchEvents")
+        .into_inner();
 
         let t0 = Instant::now();
-        let resp = c
-            .create_container(named("evbox", &["sleep", "5"]))
-            .await
-            .expect("CreateContainer")
-            .into_inner();
+        let resp = within(
+            RPC_TIMEOUT,
+            "CreateContainer",
+            c.create_container(named("evbox", &["sleep", "5"])),
+        )
+        .await
+        .expect("CreateContainer")
+        .into_inner();
         let latency = t0.elapsed();
         assert_eq!(resp.name, "evbox");
         assert!(!resp.id.is_empty());
@@ -37,15 +43,18 @@ fn create_returns_at_once_and_events_follow_in_order() {
         );
 
         // The row exists right away and is not finished.
-        let now = c
-            .get_container(GetContainerRequest {
+        let now = within(
+            RPC_TIMEOUT,
+            "GetContainer",
+            c.get_container(GetContainerRequest {
                 id: resp.id.clone(),
-            })
-            .await
-            .expect("GetContainer right after create")
-            .into_inner()
-            .container
-            .unwrap();
+            }),
+        )
+        .await
+        .expect("GetContainer right after create")
+        .into_inner()
+        .container
+        .unwrap();
         assert!(
             [
                 ContainerState::Created,
@@ -153,12 +162,15 @@ fn status_is_answered_while_fifty_containers_start() {
         let deadline = Instant::now() + Duration::from_secs(180);
         let mut c2 = c.clone();
         loop {
-            let list = c2
-                .list_containers(ListContainersRequest::default())
-                .await
-                .expect("ListContainers")
-                .into_inner()
-                .containers;
+            let list = within(
+                RPC_TIMEOUT,
+                "ListContainers",
+                c2.list_containers(ListContainersRequest::default()),
+            )
+            .await
+            .expect("ListContainers")
+            .into_inner()
+            .containers;
             let running = list
                 .iter()
                 .filter(|x| ids.contains(&x.id) && x.state() == ContainerState::Running)
@@ -341,10 +353,14 @@ fn rm_of_a_running_container_needs_force() {
     let err = d
         .block_on(async {
             let mut cl = d.client().await;
-            cl.remove_container(RemoveContainerRequest {
-                id: id.clone(),
-                force: false,
-            })
+            within(
+                RPC_TIMEOUT,
+                "RemoveContainer",
+                cl.remove_container(RemoveContainerRequest {
+                    id: id.clone(),
+                    force: false,
+                }),
+            )
             .await
         })
         .expect_err("RemoveContainer of a running container without force");

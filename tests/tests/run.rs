@@ -285,3 +285,57 @@ fn detached_run_then_wait_prints_the_exit_code() {
     d.cli(["rm", &id]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+/// A minimal rootfs directory: a static busybox and a few applet links.
+fn make_rootfs(dir: &std::path::Path, marker: &str) {
+    use std::os::unix::fs::symlink;
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo", "cat", "ls"] {
+        symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+    fs::write(dir.join("marker"), marker).unwrap();
+}
+
+#[test]
+fn tarball_and_directory_images_work() {
+    let d = Daemon::start();
+    let src = d.root.join("img-src");
+    make_rootfs(&src, "from-tarball");
+    for (name, flags) in [("img.tar", "cf"), ("img.tar.gz", "czf")] {
+        let tarball = d.root.join(name);
+        let st = std::process::Command::new("tar")
+            .arg(flags)
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&src)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(st.success());
+        let image = tarball.to_str().unwrap();
+        let out = d.cli(["run", "--rm", image, "/bin/cat", "/marker"]);
+        assert_eq!(out.ok(), "from-tarball", "{out:?}");
+        // Used twice: served from the cache the second time.
+        let out = d.cli(["run", "--rm", image, "sh", "-c", "echo $$"]);
+        assert_eq!(out.ok(), "1", "{out:?}");
+    }
+
+    let dir = d.root.join("img-dir");
+    make_rootfs(&dir, "from-directory");
+    let image = dir.to_str().unwrap();
+    let out = d.cli([
+        "run",
+        "--rm",
+        image,
+        "sh",
+        "-c",
+        "cat /marker; echo x > /new",
+    ]);
+    assert_eq!(out.ok(), "from-directory", "{out:?}");
+    assert!(
+        !dir.join("new").exists(),
+        "a container wrote into its image directory"
+    );
+    d.assert_no_leftovers();
+}

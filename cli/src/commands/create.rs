@@ -28,7 +28,9 @@ pub async fn run(client: &mut Client, args: RunArgs) -> Result<u8, CliError> {
     let created = client.create_container(request).await?.into_inner();
     if args.detach {
         let started = client
-            .start_container(StartContainerRequest { id: created.id.clone() })
+            .start_container(StartContainerRequest {
+                id: created.id.clone(),
+            })
             .await;
         if let Err(status) = started {
             return Err(attach::start_failed(client, &created.id, auto_remove, &status).await);

@@ -10,11 +10,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-/// The descriptors the container's PID 1 keeps: it owns them in its copy of
-/// the address space.
+/// The descriptors the container's PID 1 keeps.
 pub struct ChildFds {
-    /// Read end of the "go" pipe: one byte once the parent put us in the cgroup.
-    pub go_r: OwnedFd,
     /// Write end of the error pipe (close-on-exec: a successful execve closes it).
     pub errp_w: OwnedFd,
     /// Write ends of the container's stdout and stderr pipes.
@@ -22,23 +19,11 @@ pub struct ChildFds {
     pub err_w: OwnedFd,
 }
 
-/// The parent's ends of the pipes; the child closes its copies (in its own
-/// copy of the address space) so that it sees EOF if the parent dies.
-pub struct ParentEnds {
-    pub go_w: Option<OwnedFd>,
-    pub errp_r: Option<OwnedFd>,
-    pub out_r: Option<OwnedFd>,
-    pub err_r: Option<OwnedFd>,
-}
-
-/// Runs in the cloned child; never returns.
-pub fn child_main(cfg: &ContainerConfig, fds: &ChildFds, parent: &mut ParentEnds) -> ! {
-    drop(parent.go_w.take());
-    drop(parent.errp_r.take());
-    drop(parent.out_r.take());
-    drop(parent.err_r.take());
-    let err = match setup_and_exec(cfg, fds) {
-        Ok(()) => sys::exit_now(0), // the parent went away before "go"
+/// Runs in the cloned child; never returns. `in_cgroup`: already born in the
+/// container's cgroup (clone3 CLONE_INTO_CGROUP).
+pub fn child_main(cfg: &ContainerConfig, in_cgroup: bool, fds: &ChildFds) -> ! {
+    let err = match setup_and_exec(cfg, in_cgroup, fds) {
+        Ok(never) => match never {},
         Err(e) => e,
     };
     let msg = format!("{}:{}", err.code, err.message);
@@ -82,19 +67,18 @@ fn ovl_escape(p: &Path) -> String {
     s
 }
 
-fn setup_and_exec(cfg: &ContainerConfig, fds: &ChildFds) -> SetupResult<()> {
+fn setup_and_exec(
+    cfg: &ContainerConfig,
+    in_cgroup: bool,
+    fds: &ChildFds,
+) -> SetupResult<std::convert::Infallible> {
+    // First of all, be in the container's cgroup (limits apply from here on).
+    if !in_cgroup {
+        crate::cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
+    }
     // If the shim dies, so does the container: nobody else would collect its
     // output or exit status.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-    let mut b = [0u8; 1];
-    loop {
-        match nix::unistd::read(&fds.go_r, &mut b) {
-            Ok(0) => return Ok(()),
-            Ok(_) => break,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(setup("waiting for the go signal")(e)),
-        }
-    }
     umask(Mode::empty());
 
     // Our mounts must not propagate back to the host.

@@ -65,7 +65,8 @@ fn enter(cfg: &ExecConfig) -> SetupResult<i32> {
         })?;
         nsfds.push((name, flag, f));
     }
-    cgroup::add_process(&cfg.cgroup, std::process::id() as i32).map_err(setup("joining cgroup"))?;
+    // Single-threaded: joining moves the whole helper (and its future child).
+    cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
     for (name, flag, f) in &nsfds {
         setns(f, *flag).map_err(setup(format!("setns {name}")))?;
     }

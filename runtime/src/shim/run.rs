@@ -1,6 +1,6 @@
 //! `quilt-shim run`: starts the container and supervises it until it exits.
 use super::common::*;
-use super::container::{ChildFds, ParentEnds, child_main};
+use super::container::{ChildFds, child_main};
 use crate::logfile::{self, MAX_RECORD, Stream};
 use crate::spec::{ContainerConfig, ExitRecord, StartReport};
 use crate::{cgroup, exitfile, proc, sys};
@@ -152,7 +152,6 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
 
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (go_r, go_w) = pipe()?;
     let (errp_r, errp_w) = pipe()?;
     for fd in [&out_r, &err_r] {
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
@@ -165,56 +164,39 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     if !cfg.host_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    let child_fds = ChildFds {
-        go_r,
-        errp_w,
-        out_w,
-        err_w,
-    };
-    let mut parent = ParentEnds {
-        go_w: Some(go_w),
-        errp_r: Some(errp_r),
-        out_r: Some(out_r),
-        err_r: Some(err_r),
-    };
-    let child = {
-        let parent_ref = &mut parent;
-        // The closure owns the child's ends: dropping it (in the parent, when
-        // clone returns) closes the parent's copies of them.
-        sys::clone_process(
-            flags,
-            Box::new(move || -> isize { child_main(cfg, &child_fds, parent_ref) }),
-        )
-        .map_err(setup("clone"))?
-    };
-    let go_w = parent.go_w.take().expect("go pipe");
-    let errp_r = parent.errp_r.take().expect("error pipe");
-    let out_r = parent.out_r.take().expect("stdout pipe");
-    let err_r = parent.err_r.take().expect("stderr pipe");
-
-    let pidfd = match proc::pidfd_open(child.as_raw()) {
-        Ok(fd) => fd,
-        Err(e) => {
-            drop(go_w);
-            reap(child);
-            return Err(setup("pidfd_open")(e));
+    // v2: the child is born in its cgroup (CLONE_INTO_CGROUP). Otherwise, or
+    // if the kernel refuses, the child moves itself there before anything else.
+    let cg_dir = cgroup::open_v2_dir(&cfg.cgroup).map_err(setup("opening cgroup"))?;
+    let (res, in_cgroup) = match sys::clone_fork(flags, cg_dir.as_ref().map(|f| f.as_fd())) {
+        Err(e) if cg_dir.is_some() => {
+            diag(format_args!(
+                "clone3 into cgroup failed ({e}); joining after clone"
+            ));
+            (sys::clone_fork(flags, None), false)
         }
+        r => (r, cg_dir.is_some()),
     };
+    drop(cg_dir);
+    let (child, pidfd) = match res.map_err(setup("clone"))? {
+        sys::CloneResult::Child => {
+            drop((out_r, err_r, errp_r));
+            child_main(
+                cfg,
+                in_cgroup,
+                &ChildFds {
+                    errp_w,
+                    out_w,
+                    err_w,
+                },
+            )
+        }
+        sys::CloneResult::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    // Only the child keeps the write ends: EOF on the error pipe then means
+    // a successful execve (close-on-exec) or the child's death.
+    drop((out_w, err_w, errp_w));
 
-    if let Err(e) = cgroup::add_process(&cfg.cgroup, child.as_raw()) {
-        // Closing the go pipe makes the child exit without doing anything.
-        drop(go_w);
-        reap(child);
-        return Err(setup("joining cgroup")(e));
-    }
-    let go_res = nix::unistd::write(&go_w, b"g");
-    drop(go_w);
-    if let Err(e) = go_res {
-        reap(child);
-        return Err(setup("signalling the container to start")(e));
-    }
-
-    // EOF without a message: the workload was exec'd (the pipe is close-on-exec).
+    // EOF without a message: the workload was exec'd.
     let mut msg = Vec::new();
     let _ = File::from(errp_r).read_to_end(&mut msg);
     if !msg.is_empty() {
@@ -316,7 +298,7 @@ pub(crate) fn encode_chunk(
     };
     out.reserve(chunk.len() + chunk.len() / 8 + 64);
     let mut rest = chunk;
-    while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+    while let Some(i) = sys::memchr(b'\n', rest) {
         let line = &rest[..i];
         if pending.is_empty() {
             line_out(line, out);

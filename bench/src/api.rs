@@ -1,0 +1,117 @@
+//! Server latency through the API from an in-process client (no process
+//! start): CreateContainer acknowledgement (no_start, and starting),
+//! GetContainer, ListContainers with many containers stored.
+
+use crate::client::{self, code_name, create_request, with_timeout};
+use crate::events::Hub;
+use crate::stats::Samples;
+use anyhow::{Result, bail};
+use quilt_proto::v1::{GetContainerRequest, ListContainersRequest};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const CALL: Duration = Duration::from_secs(10);
+
+pub struct ApiOpts {
+    pub containers: usize,
+    pub gets: usize,
+    pub lists: usize,
+    pub starts: usize,
+}
+
+pub async fn api(socket: &Path, o: &ApiOpts) -> Result<serde_json::Value> {
+    let mut c = client::connect(socket).await?;
+    let hub = Hub::start(socket).await?;
+
+    // 1. CreateContainer acknowledgement, no_start: only the API path.
+    let mut create_ns = Samples::default();
+    let mut ids = Vec::with_capacity(o.containers);
+    for _ in 0..o.containers {
+        let req = create_request(&["sleep", "3600"], false, true);
+        let t = Instant::now();
+        match with_timeout(CALL, c.create_container(req)).await {
+            Ok(r) => {
+                create_ns.ok(t.elapsed());
+                ids.push(r.id);
+            }
+            Err(st) => create_ns.err(&code_name(st.code()), st.message().to_string()),
+        }
+    }
+    if ids.is_empty() {
+        bail!("no container could be created: {:?}", create_ns.error_examples);
+    }
+    eprintln!("api: {} no_start containers stored", ids.len());
+
+    // 2. GetContainer with all of them stored (round robin over the ids).
+    let mut get = Samples::default();
+    for i in 0..o.gets {
+        let id = ids[i % ids.len()].clone();
+        let t = Instant::now();
+        match with_timeout(CALL, c.get_container(GetContainerRequest { id })).await {
+            Ok(_) => get.ok(t.elapsed()),
+            Err(st) => get.err(&code_name(st.code()), st.message().to_string()),
+        }
+    }
+
+    // 3. ListContainers with all of them stored.
+    let mut list = Samples::default();
+    let mut listed = 0;
+    for _ in 0..o.lists {
+        let t = Instant::now();
+        match with_timeout(CALL, c.list_containers(ListContainersRequest::default())).await {
+            Ok(r) => {
+                list.ok(t.elapsed());
+                listed = r.containers.len();
+            }
+            Err(st) => list.err(&code_name(st.code()), st.message().to_string()),
+        }
+    }
+
+    // 4. Remove them (force; they never ran).
+    let t = Instant::now();
+    let removal = client::remove_all(socket, ids.clone(), 1).await?;
+    let removal_s = t.elapsed().as_secs_f64();
+    for id in &ids {
+        hub.forget(id);
+    }
+
+    // 5. CreateContainer acknowledgement for containers that start
+    //    (/bin/true, auto-removed); each one is awaited until removed so the
+    //    acknowledgements do not pile up behind each other's starts.
+    let mut create_start = Samples::default();
+    let mut not_removed = 0;
+    for _ in 0..o.starts {
+        let req = create_request(&["/bin/true"], true, false);
+        let t = Instant::now();
+        match with_timeout(CALL, c.create_container(req)).await {
+            Ok(r) => {
+                create_start.ok(t.elapsed());
+                if hub.wait(&r.id, &["removed"], Duration::from_secs(30)).await.is_none() {
+                    not_removed += 1;
+                }
+                hub.forget(&r.id);
+            }
+            Err(st) => create_start.err(&code_name(st.code()), st.message().to_string()),
+        }
+    }
+    hub.stop();
+
+    let s = (create_ns.stats(), create_start.stats(), get.stats(), list.stats());
+    eprintln!(
+        "api: create(no_start) p50 {:.3} ms p99 {:.3}; create(start) p50 {:.3}; get p50 {:.3} p99 {:.3}; list({listed}) p50 {:.2} ms",
+        s.0.p50_ms, s.0.p99_ms, s.1.p50_ms, s.2.p50_ms, s.2.p99_ms, s.3.p50_ms
+    );
+    Ok(json!({
+        "description": "in-process gRPC client over the Unix socket, sequential calls",
+        "create_no_start": create_ns.to_json(),
+        "create_start": create_start.to_json(),
+        "create_start_not_removed_within_30s": not_removed,
+        "get_container": get.to_json(),
+        "stored_containers": ids.len(),
+        "list_containers": list.to_json(),
+        "listed": listed,
+        "remove_no_start": removal.to_json(),
+        "remove_no_start_total_s": removal_s,
+    }))
+}

@@ -1,0 +1,203 @@
+//! Time to running (CreateContainer sent -> RUNNING event received on an
+//! already open WatchEvents stream), exit-to-event latency, per-phase times
+//! from the server's event timestamps, and the sequential start rate.
+
+use crate::client::{self, Client, code_name, create_request, with_timeout};
+use crate::events::{Hub, Seen, wall_delta};
+use crate::stats::Samples;
+use anyhow::Result;
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const CALL: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The outcome of one create -> running.
+pub struct Start {
+    pub id: String,
+    pub ack: Duration,
+    /// Create sent -> RUNNING received; None if it failed or timed out.
+    pub running: Option<Duration>,
+    pub error: Option<(String, String)>,
+}
+
+/// Creates one container and waits for its RUNNING (or FAILED) event.
+pub async fn start_one(c: &mut Client, hub: &Hub, command: &[&str], auto_remove: bool) -> Start {
+    let req = create_request(command, auto_remove, false);
+    let t = Instant::now();
+    let id = match with_timeout(CALL, c.create_container(req)).await {
+        Ok(r) => r.id,
+        Err(st) => {
+            return Start {
+                id: String::new(),
+                ack: t.elapsed(),
+                running: None,
+                error: Some((code_name(st.code()), st.message().to_string())),
+            };
+        }
+    };
+    let ack = t.elapsed();
+    match hub.wait(&id, &["running", "failed"], WAIT).await {
+        Some(s) if s.action == "running" => Start {
+            running: Some(s.at.duration_since(t)),
+            id,
+            ack,
+            error: None,
+        },
+        Some(s) => {
+            let reason = s.exit.map(|e| e.failure_reason).unwrap_or_default();
+            Start { id, ack, running: None, error: Some(("FAILED".into(), reason)) }
+        }
+        None => Start {
+            id,
+            ack,
+            running: None,
+            error: Some(("TIMEOUT".into(), format!("no running event within {WAIT:?}"))),
+        },
+    }
+}
+
+fn server_delta(events: &[Seen], from: &str, to: &str) -> Option<Duration> {
+    let a = events.iter().find(|s| s.action == from)?.time?;
+    let b = events.iter().find(|s| s.action == to)?.time?;
+    Some(wall_delta(a, b).0)
+}
+
+pub async fn ttr(socket: &Path, n: usize) -> Result<serde_json::Value> {
+    let mut c = client::connect(socket).await?;
+    let hub = Hub::start(socket).await?;
+    let mut ack = Samples::default();
+    let mut running = Samples::default();
+    let mut exit_to_event = Samples::default();
+    let mut phase_queue = Samples::default();
+    let mut phase_launch = Samples::default();
+    let mut phase_notify = Samples::default();
+    let mut phase_run = Samples::default();
+    let mut phase_remove = Samples::default();
+    let mut negative_exit_deltas = 0;
+    for _ in 0..n {
+        let s = start_one(&mut c, &hub, &["/bin/true"], true).await;
+        if s.id.is_empty() {
+            let (k, m) = s.error.unwrap_or_default();
+            ack.err(&k, m.clone());
+            running.err(&k, m);
+            continue;
+        }
+        ack.ok(s.ack);
+        match (&s.running, &s.error) {
+            (Some(d), _) => running.ok(*d),
+            (None, Some((k, m))) => running.err(k, m.clone()),
+            (None, None) => running.err("UNKNOWN", "no running event"),
+        }
+        // The exit event: EXITED's exit.finished_at (when the shim saw the
+        // workload exit) -> received here.
+        match hub.wait(&s.id, &["exited", "failed"], WAIT).await {
+            Some(e) if e.action == "exited" => {
+                match e.exit.as_ref().and_then(|x| x.finished_at.as_ref()) {
+                    Some(f) => {
+                        let (d, ok) = wall_delta(crate::events::to_system_time(f), e.wall);
+                        if !ok {
+                            negative_exit_deltas += 1;
+                        }
+                        exit_to_event.ok(d);
+                    }
+                    None => exit_to_event.err("NO_FINISHED_AT", "exited event without exit.finished_at"),
+                }
+            }
+            Some(_) => exit_to_event.err("FAILED", "container failed"),
+            None => exit_to_event.err("TIMEOUT", "no exited event"),
+        }
+        if hub.wait(&s.id, &["removed"], WAIT).await.is_none() {
+            phase_remove.err("TIMEOUT", format!("{} not removed", s.id));
+        }
+        let evs = hub.events_of(&s.id);
+        if let Some(d) = server_delta(&evs, "created", "starting") {
+            phase_queue.ok(d);
+        }
+        if let Some(d) = server_delta(&evs, "starting", "running") {
+            phase_launch.ok(d);
+        }
+        if let Some(d) = server_delta(&evs, "running", "exited") {
+            phase_run.ok(d);
+        }
+        if let Some(d) = server_delta(&evs, "exited", "removed") {
+            phase_remove.ok(d);
+        }
+        if let Some(r) = evs.iter().find(|e| e.action == "running")
+            && let Some(t) = r.time
+        {
+            phase_notify.ok(wall_delta(t, r.wall).0);
+        }
+        hub.forget(&s.id);
+    }
+    hub.stop();
+    let (a, r, x) = (ack.stats(), running.stats(), exit_to_event.stats());
+    eprintln!(
+        "ttr: ack p50 {:.3} ms; time to running p50 {:.2} p95 {:.2} p99 {:.2} ms ({} errors); exit->event p50 {:.3} ms",
+        a.p50_ms, r.p50_ms, r.p95_ms, r.p99_ms, r.errors, x.p50_ms
+    );
+    Ok(json!({
+        "description": "CreateContainer(/bin/true, auto_remove) sent -> RUNNING event received on an open WatchEvents stream; sequential",
+        "create_ack": ack.to_json(),
+        "time_to_running": running.to_json(),
+        "exit_to_event": exit_to_event.to_json(),
+        "exit_to_event_negative": negative_exit_deltas,
+        "phases": {
+            "description": "from the server's event times: created->starting (queue), starting->running (launch), running event time->received (notify), running->exited (workload), exited->removed (cleanup)",
+            "queue": phase_queue.to_json(),
+            "launch": phase_launch.to_json(),
+            "notify": phase_notify.to_json(),
+            "workload": phase_run.to_json(),
+            "remove": phase_remove.to_json(),
+        },
+        "event_stream_resubscribes": hub.lost.load(std::sync::atomic::Ordering::SeqCst),
+    }))
+}
+
+/// Containers started per second in sequence: create -> RUNNING -> next.
+pub async fn seqrate(socket: &Path, n: usize) -> Result<serde_json::Value> {
+    let mut c = client::connect(socket).await?;
+    let hub = Hub::start(socket).await?;
+    let mut each = Samples::default();
+    let mut ids = Vec::new();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let s = start_one(&mut c, &hub, &["/bin/true"], true).await;
+        match (s.running, s.error) {
+            (Some(d), _) => each.ok(d),
+            (None, Some((k, m))) => each.err(&k, m),
+            (None, None) => each.err("UNKNOWN", "no running event"),
+        }
+        if !s.id.is_empty() {
+            ids.push(s.id);
+        }
+    }
+    let total = t0.elapsed();
+    let started = each.times.len();
+    let rate = started as f64 / total.as_secs_f64();
+    // Let the auto-removals finish before the next measurement.
+    let mut not_removed = 0;
+    for id in &ids {
+        if hub.wait(id, &["removed", "failed"], WAIT).await.is_none() {
+            not_removed += 1;
+        }
+    }
+    let drain = t0.elapsed() - total;
+    hub.stop();
+    let leftover = client::list_ids(&mut c).await?;
+    if !leftover.is_empty() {
+        client::remove_all(socket, leftover, 4).await?;
+    }
+    eprintln!("seqrate: {started} started in {:.2} s = {rate:.1}/s", total.as_secs_f64());
+    Ok(json!({
+        "description": "sequential create(/bin/true, auto_remove) -> RUNNING event -> next",
+        "n": n,
+        "started": started,
+        "total_s": total.as_secs_f64(),
+        "starts_per_s": (rate * 10.0).round() / 10.0,
+        "per_start": each.to_json(),
+        "not_removed_within_30s": not_removed,
+        "removal_drain_s": drain.as_secs_f64(),
+    }))
+}
