@@ -469,9 +469,11 @@ async fn detached_run_and_create_print_the_id() {
     let out = d.quilt(&["create", "--no-start", "default", "true"]).await;
     assert_eq!(out.status.code(), Some(0));
 
-    assert_eq!(d.calls(), ["create", "create", "create"]);
+    // run -d creates the container stopped and starts it synchronously, so
+    // start errors (command not found) reach the user as with docker.
+    assert_eq!(d.calls(), ["create", "start", "create", "create"]);
     let st = d.fake.state.lock().unwrap();
-    assert!(!st.creates[0].no_start);
+    assert!(st.creates[0].no_start);
     assert_eq!(st.creates[0].name, "web");
     assert_eq!(st.creates[1].command, ["ls", "-la"]);
     assert_eq!(st.creates[1].env, ["A=b=c"]);

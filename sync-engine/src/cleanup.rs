@@ -84,7 +84,13 @@ pub(crate) async fn remove_by_id(inner: &Arc<Inner>, id: &str) -> Result<()> {
     })
     .await??;
     inner.store.delete(id).await?;
-    inner.emit(&c, State::Removing, "removed", c.exit.clone(), None);
+    inner.emit(
+        &c,
+        State::Removing,
+        "removed",
+        c.exit.clone(),
+        c.failure_reason.clone(),
+    );
     inner.forget(id);
     Ok(())
 }

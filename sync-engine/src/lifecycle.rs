@@ -2,7 +2,7 @@
 use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, Result};
 use crate::ids;
-use crate::model::{Container, CreateSpec, ExitInfo, ListFilter, State, now_ns};
+use crate::model::{Container, CreateSpec, Event, ExitInfo, ListFilter, State, now_ns};
 use crate::validate;
 use quilt_runtime::image::ImageError;
 use quilt_runtime::proc;
@@ -21,14 +21,38 @@ pub struct WaitResult {
 }
 
 impl WaitResult {
-    fn of(c: &Container) -> WaitResult {
+    /// How a finished container ended; one being removed (--rm) reports
+    /// its exit, not the removal.
+    pub(crate) fn of(c: &Container) -> WaitResult {
         WaitResult {
             id: c.id.clone(),
-            state: c.state,
+            state: ended_state(c.state, c.failure_reason.is_some()),
             exit: c.exit.clone(),
             failure_reason: c.failure_reason.clone(),
         }
     }
+
+    fn of_event(ev: &Event) -> WaitResult {
+        WaitResult {
+            id: ev.container_id.clone(),
+            state: ended_state(ev.state, ev.failure_reason.is_some()),
+            exit: ev.exit.clone(),
+            failure_reason: ev.failure_reason.clone(),
+        }
+    }
+}
+
+fn ended_state(s: State, failed: bool) -> State {
+    match s {
+        State::Removing if failed => State::Failed,
+        State::Removing => State::Exited,
+        s => s,
+    }
+}
+
+/// The container has ended: finished, or being removed with its exit recorded.
+pub(crate) fn has_ended(c: &Container) -> bool {
+    c.state.is_finished() || (c.state == State::Removing && c.exit.is_some())
 }
 
 /// How long a SIGKILLed container may take to be recorded as exited.
@@ -203,26 +227,28 @@ impl Engine {
     pub async fn wait(&self, reference: &str) -> Result<WaitResult> {
         let inner = &self.inner;
         let mut events = inner.events.subscribe();
-        let c = inner.store.resolve(reference).await?;
-        let id = c.id.clone();
+        let id = inner.store.resolve(reference).await?.id;
         loop {
-            let Some(c) = inner.store.get(&id).await? else {
-                return Err(EngineError::NotFound(format!(
-                    "container {reference} was removed before it exited"
-                )));
-            };
-            if c.state.is_finished() || (c.state == State::Removing && c.exit.is_some()) {
-                return Ok(WaitResult::of(&c));
+            match inner.store.get(&id).await? {
+                Some(c) if has_ended(&c) => return Ok(WaitResult::of(&c)),
+                Some(_) => {}
+                None => {
+                    // Removed meanwhile (--rm): its exit travelled in the events
+                    // received since we subscribed.
+                    while let Ok(ev) = events.try_recv() {
+                        if ev.container_id == id && ev.exit.is_some() {
+                            return Ok(WaitResult::of_event(&ev));
+                        }
+                    }
+                    return Err(EngineError::NotFound(format!(
+                        "container {reference} was removed before it exited"
+                    )));
+                }
             }
             loop {
                 match events.recv().await {
-                    Ok(ev) if ev.container_id == id && ev.state.is_finished() => {
-                        return Ok(WaitResult {
-                            id,
-                            state: ev.state,
-                            exit: ev.exit,
-                            failure_reason: ev.failure_reason,
-                        });
+                    Ok(ev) if ev.container_id == id && ev.exit.is_some() => {
+                        return Ok(WaitResult::of_event(&ev));
                     }
                     Ok(ev) if ev.container_id == id => break,
                     Ok(_) => {}

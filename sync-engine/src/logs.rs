@@ -3,7 +3,7 @@
 //! polling) until the container has exited, then ends with its exit status.
 use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, Result};
-use crate::lifecycle::WaitResult;
+use crate::lifecycle::{WaitResult, has_ended};
 use crate::model::{Container, Event, State};
 use futures::StreamExt;
 use inotify::{Inotify, WatchMask};
@@ -130,19 +130,7 @@ async fn finished(inner: &Inner, id: &str) -> Result<Option<WaitResult>> {
             exit: None,
             failure_reason: None,
         }),
-        Some(c) if c.state.is_finished() || (c.state == State::Removing && c.exit.is_some()) => {
-            Some(WaitResult {
-                id: c.id.clone(),
-                // Being removed (--rm): report how it ended, not the removal.
-                state: match (c.state, &c.failure_reason) {
-                    (State::Removing, Some(_)) => State::Failed,
-                    (State::Removing, None) => State::Exited,
-                    (s, _) => s,
-                },
-                exit: c.exit.clone(),
-                failure_reason: c.failure_reason.clone(),
-            })
-        }
+        Some(c) if has_ended(&c) => Some(WaitResult::of(&c)),
         Some(_) => None,
     })
 }

@@ -498,3 +498,51 @@ fn stop_of_an_exited_container_is_harmless() {
     d.cli(["rm", &id]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+/// WaitContainer on an auto-remove container reports how it ended (EXITED
+/// with its code), never the removal, including when the row is deleted
+/// while the call waits.
+#[test]
+fn wait_on_auto_remove_container_reports_its_exit() {
+    use quilt_tests::api::{CreateContainerRequest, WaitContainerRequest};
+    let d = Daemon::start();
+    d.block_on(async {
+        let mut c = d.client().await;
+        for round in 0..5 {
+            let resp = within(
+                RPC_TIMEOUT,
+                "CreateContainer",
+                c.create_container(CreateContainerRequest {
+                    auto_remove: true,
+                    ..req(&["sh", "-c", "sleep 0.3; exit 4"])
+                }),
+            )
+            .await
+            .expect("CreateContainer")
+            .into_inner();
+            let waited = within(
+                RPC_TIMEOUT,
+                "WaitContainer",
+                c.wait_container(WaitContainerRequest {
+                    id: resp.id.clone(),
+                }),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: WaitContainer: {e}"))
+            .into_inner();
+            let exit = waited.exit.expect("exit status");
+            assert_eq!(
+                exit.state,
+                ContainerState::Exited as i32,
+                "round {round}: {exit:?}"
+            );
+            assert_eq!(exit.exit_code, 4, "round {round}");
+        }
+    });
+    // Every auto-removed container is gone (removal runs after the exit).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.list().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.assert_no_leftovers();
+}
