@@ -15,7 +15,7 @@ pub mod host;
 use std::time::Duration;
 
 pub use cli::CliOutput;
-pub use daemon::{Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, within};
+pub use daemon::{Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, within};
 pub use quilt_proto::v1 as api;
 
 use api::{ContainerState, CreateContainerRequest, Event, Resources};
