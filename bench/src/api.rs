@@ -39,7 +39,10 @@ pub async fn api(socket: &Path, o: &ApiOpts) -> Result<serde_json::Value> {
         }
     }
     if ids.is_empty() {
-        bail!("no container could be created: {:?}", create_ns.error_examples);
+        bail!(
+            "no container could be created: {:?}",
+            create_ns.error_examples
+        );
     }
     eprintln!("api: {} no_start containers stored", ids.len());
 
@@ -87,7 +90,11 @@ pub async fn api(socket: &Path, o: &ApiOpts) -> Result<serde_json::Value> {
         match with_timeout(CALL, c.create_container(req)).await {
             Ok(r) => {
                 create_start.ok(t.elapsed());
-                if hub.wait(&r.id, &["removed"], Duration::from_secs(30)).await.is_none() {
+                if hub
+                    .wait(&r.id, &["removed"], Duration::from_secs(30))
+                    .await
+                    .is_none()
+                {
                     not_removed += 1;
                 }
                 hub.forget(&r.id);
@@ -97,7 +104,12 @@ pub async fn api(socket: &Path, o: &ApiOpts) -> Result<serde_json::Value> {
     }
     hub.stop();
 
-    let s = (create_ns.stats(), create_start.stats(), get.stats(), list.stats());
+    let s = (
+        create_ns.stats(),
+        create_start.stats(),
+        get.stats(),
+        list.stats(),
+    );
     eprintln!(
         "api: create(no_start) p50 {:.3} ms p99 {:.3}; create(start) p50 {:.3}; get p50 {:.3} p99 {:.3}; list({listed}) p50 {:.2} ms",
         s.0.p50_ms, s.0.p99_ms, s.1.p50_ms, s.2.p50_ms, s.2.p99_ms, s.3.p50_ms

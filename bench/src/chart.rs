@@ -55,7 +55,14 @@ pub fn chart(json: &Path, out: &Path) -> Result<()> {
 fn draw(panels: &[Panel], mode: &str, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(out, (1260, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let title = format!("Quilt vs crun / runc latency, ms (p50 / p95 / p99){}", if mode.is_empty() { String::new() } else { format!(", {mode} run") });
+    let title = format!(
+        "Quilt vs crun / runc latency, ms (p50 / p95 / p99){}",
+        if mode.is_empty() {
+            String::new()
+        } else {
+            format!(", {mode} run")
+        }
+    );
     let root = root.titled(&title, ("sans-serif", 22))?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (i, (area, p)) in areas.iter().zip(panels).enumerate() {
@@ -98,16 +105,26 @@ fn draw(panels: &[Panel], mode: &str, out: &Path) -> Result<(), Box<dyn std::err
             if i == 0 {
                 let c = *color;
                 s.label(label.trim_end_matches("_ms"))
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
+                    });
             }
         }
         // The p50 value over each group.
         ch.draw_series(p.engines.iter().enumerate().map(|(ei, (_, v))| {
             let top = v.iter().copied().fold(0.0f64, f64::max);
-            Text::new(format!("{:.2}", v[0]), (ei as f64 - 0.36, top + ymax * 0.03), ("sans-serif", 12))
+            Text::new(
+                format!("{:.2}", v[0]),
+                (ei as f64 - 0.36, top + ymax * 0.03),
+                ("sans-serif", 12),
+            )
         }))?;
         if p.engines.is_empty() {
-            ch.draw_series(std::iter::once(Text::new("no data", (0.0, ymax / 2.0), ("sans-serif", 14))))?;
+            ch.draw_series(std::iter::once(Text::new(
+                "no data",
+                (0.0, ymax / 2.0),
+                ("sans-serif", 14),
+            )))?;
         }
         if i == 0 {
             ch.configure_series_labels()

@@ -9,7 +9,12 @@ use anyhow::Result;
 use serde_json::json;
 use std::path::Path;
 
-pub async fn classic(socket: &Path, quilt: &Path, runs: usize, statuses: usize) -> Result<serde_json::Value> {
+pub async fn classic(
+    socket: &Path,
+    quilt: &Path,
+    runs: usize,
+    statuses: usize,
+) -> Result<serde_json::Value> {
     let sock = socket.display().to_string();
     let bin = quilt.display().to_string();
     let mut create = Samples::default();
@@ -18,7 +23,15 @@ pub async fn classic(socket: &Path, quilt: &Path, runs: usize, statuses: usize) 
     let mut ids = Vec::new();
     for r in 0..runs {
         let t = tokio::task::spawn_blocking({
-            let a = argv([bin.as_str(), "--socket", &sock, "create", "default", "sleep", "30"]);
+            let a = argv([
+                bin.as_str(),
+                "--socket",
+                &sock,
+                "create",
+                "default",
+                "sleep",
+                "30",
+            ]);
             move || run(&a)
         })
         .await?;
@@ -38,7 +51,10 @@ pub async fn classic(socket: &Path, quilt: &Path, runs: usize, statuses: usize) 
             })
             .await?;
         } else {
-            eprintln!("quilt-bench classic: run {r}: create failed: {}", first_line(&t.stderr));
+            eprintln!(
+                "quilt-bench classic: run {r}: create failed: {}",
+                first_line(&t.stderr)
+            );
         }
         let rs = run_status.stats();
         per_run.push(json!({

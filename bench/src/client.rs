@@ -47,7 +47,11 @@ pub fn code_name(code: tonic::Code) -> String {
     out
 }
 
-pub fn create_request(command: &[&str], auto_remove: bool, no_start: bool) -> CreateContainerRequest {
+pub fn create_request(
+    command: &[&str],
+    auto_remove: bool,
+    no_start: bool,
+) -> CreateContainerRequest {
     let mut labels = BTreeMap::new();
     labels.insert("quilt-bench".to_string(), "1".to_string());
     CreateContainerRequest {
@@ -108,17 +112,25 @@ pub async fn remove_all(
         tasks.push(tokio::spawn(async move {
             let mut s = crate::stats::Samples::default();
             loop {
-                let Some(id) = queue.lock().await.pop() else { break };
+                let Some(id) = queue.lock().await.pop() else {
+                    break;
+                };
                 let t = std::time::Instant::now();
                 let r = with_timeout(
                     Duration::from_secs(30),
-                    client.remove_container(RemoveContainerRequest { id: id.clone(), force: true }),
+                    client.remove_container(RemoveContainerRequest {
+                        id: id.clone(),
+                        force: true,
+                    }),
                 )
                 .await;
                 match r {
                     Ok(_) => s.ok(t.elapsed()),
                     Err(st) if st.code() == tonic::Code::NotFound => s.ok(t.elapsed()),
-                    Err(st) => s.err(&code_name(st.code()), format!("remove {id}: {}", st.message())),
+                    Err(st) => s.err(
+                        &code_name(st.code()),
+                        format!("remove {id}: {}", st.message()),
+                    ),
                 }
             }
             s
@@ -160,7 +172,10 @@ pub async fn remove_everything(socket: &Path, timeout: Duration) -> Result<usize
 mod tests {
     #[test]
     fn code_names() {
-        assert_eq!(super::code_name(tonic::Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
+        assert_eq!(
+            super::code_name(tonic::Code::ResourceExhausted),
+            "RESOURCE_EXHAUSTED"
+        );
         assert_eq!(super::code_name(tonic::Code::Ok), "OK");
         assert_eq!(super::code_name(tonic::Code::NotFound), "NOT_FOUND");
     }

@@ -30,7 +30,9 @@ fn mib(kb: u64) -> f64 {
 
 /// Median of a few readings of MemAvailable (kB), to damp the noise.
 fn mem_available() -> u64 {
-    let mut v: Vec<u64> = (0..5).filter_map(|_| host::meminfo_kb("MemAvailable")).collect();
+    let mut v: Vec<u64> = (0..5)
+        .filter_map(|_| host::meminfo_kb("MemAvailable"))
+        .collect();
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
 }
@@ -44,7 +46,14 @@ pub async fn settle_leftovers(
     timeout: Duration,
 ) -> Result<(Leftovers, Leftovers, f64)> {
     let t = Instant::now();
-    let scan = |rows: usize| Leftovers::scan(Some(rows), &o.data_dir, &o.cgroup_parent, Some(o.quiltd_pid));
+    let scan = |rows: usize| {
+        Leftovers::scan(
+            Some(rows),
+            &o.data_dir,
+            &o.cgroup_parent,
+            Some(o.quiltd_pid),
+        )
+    };
     let rows = count_rows(c, keep).await?;
     let first = scan(rows);
     let mut last = scan(rows);
@@ -57,7 +66,11 @@ pub async fn settle_leftovers(
 }
 
 async fn count_rows(c: &mut client::Client, keep: &[String]) -> Result<usize> {
-    Ok(client::list_ids(c).await?.iter().filter(|i| !keep.contains(i)).count())
+    Ok(client::list_ids(c)
+        .await?
+        .iter()
+        .filter(|i| !keep.contains(i))
+        .count())
 }
 
 pub async fn density(o: &DensityOpts) -> Result<Value> {
@@ -85,10 +98,15 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
                     let req = create_request(&["sleep", "3600"], false, false);
                     match with_timeout(Duration::from_secs(10), c.create_container(req)).await {
                         Ok(r) => {
-                            match hub.wait(&r.id, &["running", "failed"], Duration::from_secs(60)).await {
+                            match hub
+                                .wait(&r.id, &["running", "failed"], Duration::from_secs(60))
+                                .await
+                            {
                                 Some(s) if s.action == "running" => ttr.ok(s.at.duration_since(t)),
                                 Some(_) => ttr.err("FAILED", format!("{} failed to start", r.id)),
-                                None => ttr.err("TIMEOUT", format!("{} not running after 60 s", r.id)),
+                                None => {
+                                    ttr.err("TIMEOUT", format!("{} not running after 60 s", r.id))
+                                }
                             }
                             ids.push(r.id);
                             break;
@@ -118,7 +136,10 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
     }
     let start_s = t0.elapsed().as_secs_f64();
     let running = ttr.times.len();
-    eprintln!("density: {running}/{} containers running after {start_s:.1} s", o.n);
+    eprintln!(
+        "density: {running}/{} containers running after {start_s:.1} s",
+        o.n
+    );
 
     // Memory with all of them running.
     let avail1 = mem_available();
@@ -133,11 +154,19 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
             workloads.push(pid);
         }
     }
-    let sum = |pids: &[i32], f: fn(i32) -> Option<u64>| -> u64 { pids.iter().filter_map(|p| f(*p)).sum() };
+    let sum = |pids: &[i32], f: fn(i32) -> Option<u64>| -> u64 {
+        pids.iter().filter_map(|p| f(*p)).sum()
+    };
     let rss_kb = |p: i32| host::status_kb(p, "VmRSS");
     let (shim_rss, shim_pss) = (sum(&shims, rss_kb), sum(&shims, host::pss_kb));
     let (wl_rss, wl_pss) = (sum(&workloads, rss_kb), sum(&workloads, host::pss_kb));
-    let per = |kb: u64| if running > 0 { mib(kb / running as u64) } else { 0.0 };
+    let per = |kb: u64| {
+        if running > 0 {
+            mib(kb / running as u64)
+        } else {
+            0.0
+        }
+    };
     let avail_delta = avail0.saturating_sub(avail1);
 
     // Status latency with all of them running.
@@ -146,7 +175,12 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
         for i in 0..o.gets {
             let id = ids[i % ids.len()].clone();
             let t = Instant::now();
-            match with_timeout(Duration::from_secs(10), c.get_container(GetContainerRequest { id })).await {
+            match with_timeout(
+                Duration::from_secs(10),
+                c.get_container(GetContainerRequest { id }),
+            )
+            .await
+            {
                 Ok(_) => get.ok(t.elapsed()),
                 Err(st) => get.err(&code_name(st.code()), st.message().to_string()),
             }
@@ -155,7 +189,12 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
     let mut list = Samples::default();
     for _ in 0..10 {
         let t = Instant::now();
-        match with_timeout(Duration::from_secs(10), c.list_containers(ListContainersRequest::default())).await {
+        match with_timeout(
+            Duration::from_secs(10),
+            c.list_containers(ListContainersRequest::default()),
+        )
+        .await
+        {
             Ok(_) => list.ok(t.elapsed()),
             Err(st) => list.err(&code_name(st.code()), st.message().to_string()),
         }

@@ -139,7 +139,9 @@ impl Hub {
         if st.inserted.is_multiple_of(4096) {
             // Forget ids nobody waits for after a while, so long runs stay small.
             st.by_id.retain(|_, e| {
-                !e.waiters.is_empty() || e.first.is_some_and(|f| at.duration_since(f) < Duration::from_secs(120))
+                !e.waiters.is_empty()
+                    || e.first
+                        .is_some_and(|f| at.duration_since(f) < Duration::from_secs(120))
             });
         }
         let entry = st.by_id.entry(ev.container_id).or_default();
@@ -158,20 +160,32 @@ impl Hub {
 
     fn find(&self, id: &str, actions: &[&'static str]) -> Option<Seen> {
         let st = self.state.lock().expect("hub lock");
-        st.by_id
-            .get(id)
-            .and_then(|e| e.seen.iter().find(|s| actions.contains(&s.action.as_str())).cloned())
+        st.by_id.get(id).and_then(|e| {
+            e.seen
+                .iter()
+                .find(|s| actions.contains(&s.action.as_str()))
+                .cloned()
+        })
     }
 
     /// The first event of `id` whose action is one of `actions`, waiting up
     /// to `timeout` for it. None on timeout.
-    pub async fn wait(&self, id: &str, actions: &[&'static str], timeout: Duration) -> Option<Seen> {
+    pub async fn wait(
+        &self,
+        id: &str,
+        actions: &[&'static str],
+        timeout: Duration,
+    ) -> Option<Seen> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let rx = {
                 let mut st = self.state.lock().expect("hub lock");
                 let entry = st.by_id.entry(id.to_string()).or_default();
-                if let Some(s) = entry.seen.iter().find(|s| actions.contains(&s.action.as_str())) {
+                if let Some(s) = entry
+                    .seen
+                    .iter()
+                    .find(|s| actions.contains(&s.action.as_str()))
+                {
                     return Some(s.clone());
                 }
                 entry.first.get_or_insert_with(Instant::now);
@@ -223,10 +237,4 @@ async fn open(client: &mut Client) -> Result<tonic::Streaming<Event>> {
         .watch_events(WatchEventsRequest { id: String::new() })
         .await?
         .into_inner())
-}
-
-/// Waits until the container is gone (its "removed" event). Containers that
-/// failed or exited without auto-remove are not waited for here.
-pub async fn wait_removed(hub: &Hub, id: &str, timeout: Duration) -> bool {
-    hub.wait(id, &["removed"], timeout).await.is_some()
 }

@@ -21,12 +21,20 @@ pub fn proc_info(pid: i32) -> Option<ProcInfo> {
     let mut rest = s[close + 1..].split_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
-    Some(ProcInfo { pid, comm, state, ppid })
+    Some(ProcInfo {
+        pid,
+        comm,
+        state,
+        ppid,
+    })
 }
 
 pub fn all_pids() -> Vec<i32> {
-    let Ok(rd) = fs::read_dir("/proc") else { return vec![] };
-    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 pub fn all_procs() -> Vec<ProcInfo> {
@@ -65,7 +73,9 @@ fn uses_dir(pid: i32, dir: &Path) -> bool {
     if fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|p| p.starts_with(dir)) {
         return true;
     }
-    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
     rd.filter_map(|e| e.ok())
         .any(|e| fs::read_link(e.path()).is_ok_and(|p| p.starts_with(dir)))
 }
@@ -138,7 +148,11 @@ pub fn cgroup_pids(parent: &str) -> Vec<i32> {
     let mut pids: Vec<i32> = dirs
         .iter()
         .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-        .flat_map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
         .collect();
     pids.sort_unstable();
     pids.dedup();
@@ -146,14 +160,18 @@ pub fn cgroup_pids(parent: &str) -> Vec<i32> {
 }
 
 pub fn container_dirs(data_dir: &Path) -> Vec<String> {
-    let Ok(rd) = fs::read_dir(data_dir.join("containers")) else { return vec![] };
+    let Ok(rd) = fs::read_dir(data_dir.join("containers")) else {
+        return vec![];
+    };
     rd.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
         .collect()
 }
 
 /// Mount points at or under `dir` (from this process's mount namespace).
 pub fn mounts_under(dir: &Path) -> Vec<String> {
-    let Ok(s) = fs::read_to_string("/proc/self/mountinfo") else { return vec![] };
+    let Ok(s) = fs::read_to_string("/proc/self/mountinfo") else {
+        return vec![];
+    };
     s.lines()
         .filter_map(|l| l.split_whitespace().nth(4))
         .map(unescape_mount)
@@ -162,7 +180,10 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 }
 
 fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 pub fn pid_alive(pid: i32) -> bool {
@@ -187,14 +208,22 @@ pub struct Leftovers {
 }
 
 impl Leftovers {
-    pub fn scan(rows: Option<usize>, data_dir: &Path, parent: &str, quiltd: Option<i32>) -> Leftovers {
+    pub fn scan(
+        rows: Option<usize>,
+        data_dir: &Path,
+        parent: &str,
+        quiltd: Option<i32>,
+    ) -> Leftovers {
         let shims = shim_pids(quiltd, data_dir);
         let mut parents: Vec<i32> = shims.clone();
         parents.extend(quiltd);
         Leftovers {
             rows,
             container_dirs: container_dirs(data_dir),
-            cgroup_dirs: cgroup_children(parent).iter().map(|p| p.display().to_string()).collect(),
+            cgroup_dirs: cgroup_children(parent)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             cgroup_pids: cgroup_pids(parent),
             shim_pids: shims,
             zombies: zombies_of(&parents),

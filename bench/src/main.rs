@@ -1,1 +1,469 @@
-fn main() {}
+//! quilt-bench: the load generator behind benchmark_sync_engine.sh. Each
+//! subcommand measures one thing through a real gRPC client on quiltd's Unix
+//! socket (or by timing real processes) and writes one JSON object.
+
+mod api;
+mod chart;
+mod classic;
+mod client;
+mod density;
+mod events;
+mod host;
+mod peers;
+mod proc_timer;
+mod reap;
+mod stats;
+mod summary;
+mod throughput;
+mod ttr;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quilt-bench",
+    about = "Load generator and report tool for the Quilt benchmark"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// quiltd's Unix socket.
+    #[arg(long)]
+    socket: PathBuf,
+    /// Write the JSON result here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct Host {
+    /// quiltd's data dir.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// quiltd's --cgroup-parent.
+    #[arg(long)]
+    cgroup_parent: String,
+    /// quiltd's PID.
+    #[arg(long)]
+    quiltd_pid: i32,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Wait until quiltd answers grpc.health.v1 with SERVING.
+    WaitReady {
+        #[arg(long)]
+        socket: PathBuf,
+        /// Seconds.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        /// Give up at once if this process (quiltd) exits.
+        #[arg(long)]
+        pid: Option<i32>,
+    },
+    /// Wall time of `quilt create` and `quilt status` processes.
+    Classic {
+        #[command(flatten)]
+        c: Common,
+        /// The quilt CLI; by default the one next to quilt-bench.
+        #[arg(long)]
+        quilt: Option<PathBuf>,
+        #[arg(long, default_value_t = 6)]
+        runs: usize,
+        #[arg(long, default_value_t = 100)]
+        statuses: usize,
+    },
+    /// API latency: CreateContainer, GetContainer, ListContainers.
+    Api {
+        #[command(flatten)]
+        c: Common,
+        /// no_start containers stored for Get/List.
+        #[arg(long, default_value_t = 1000)]
+        containers: usize,
+        #[arg(long, default_value_t = 5000)]
+        gets: usize,
+        #[arg(long, default_value_t = 50)]
+        lists: usize,
+        /// Creates of containers that start.
+        #[arg(long, default_value_t = 100)]
+        starts: usize,
+    },
+    /// Time to running, exit-to-event latency and per-phase times.
+    Ttr {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+    },
+    /// Sequential start rate.
+    Seqrate {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long, default_value_t = 300)]
+        n: usize,
+    },
+    /// Quilt against crun/runc (run from a namespace where they work).
+    Peers {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long)]
+        quilt: Option<PathBuf>,
+        #[arg(long)]
+        crun: Option<PathBuf>,
+        #[arg(long)]
+        runc: Option<PathBuf>,
+        /// Directory with <runtime>-true and <runtime>-sleep bundles.
+        #[arg(long)]
+        bundles: PathBuf,
+        /// State roots are created here (<dir>/<runtime>).
+        #[arg(long)]
+        state_root: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        iterations: usize,
+        #[arg(long, default_value_t = 100)]
+        states: usize,
+        /// Container ids are <prefix>-<runtime>-<op>-<n>.
+        #[arg(long, default_value = "quilt-bench")]
+        id_prefix: String,
+    },
+    /// Concurrent create throughput at several client counts.
+    Throughput {
+        #[command(flatten)]
+        c: Common,
+        /// Comma-separated client counts.
+        #[arg(long, default_value = "1,8,32,128", value_delimiter = ',')]
+        clients: Vec<usize>,
+        /// Seconds per level.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Seconds allowed for every container of a level to be gone.
+        #[arg(long, default_value_t = 120.0)]
+        drain_timeout: f64,
+    },
+    /// Many idle containers: memory, status latency, clean removal.
+    Density {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        h: Host,
+        #[arg(long, default_value_t = 500)]
+        n: usize,
+        #[arg(long, default_value_t = 2000)]
+        gets: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// N short-lived containers: zero hangs, zombies and leftovers, or exit 1.
+    ReapGate {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        h: Host,
+        #[arg(long, default_value_t = 10000)]
+        n: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds for each container to be exited and removed.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Remove every container of the daemon through the API.
+    Cleanup {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Report (and optionally kill) what is left of a daemon on the host.
+    Leftovers {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        cgroup_parent: String,
+        #[arg(long)]
+        quiltd_pid: Option<i32>,
+        /// SIGKILL leftover shims and processes in the cgroups.
+        #[arg(long)]
+        kill: bool,
+        /// Exit 1 unless nothing is left.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Draw the SVG chart from the final JSON.
+    Chart {
+        #[arg(long)]
+        json: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Merge DIR/*.json into the final JSON; print the markdown summary.
+    Summary {
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also write the markdown here.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
+}
+
+fn emit(out: &Option<PathBuf>, v: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(v)? + "\n";
+    match out {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("write {}", p.display())),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .map(|p| p.with_file_name(name))
+        .unwrap_or_else(|_| PathBuf::from(name))
+}
+
+async fn wait_ready(socket: &Path, timeout: f64, pid: Option<i32>) -> Result<()> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let t = Instant::now();
+    let deadline = Duration::from_secs_f64(timeout);
+    let mut last = String::from("not tried");
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(p) = pid
+            && !host::pid_alive(p)
+        {
+            bail!("quiltd (pid {p}) exited before it was ready: {last}");
+        }
+        if socket.exists() {
+            match client::channel(socket).await {
+                Ok(ch) => match HealthClient::new(ch)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                {
+                    Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => {
+                        eprintln!(
+                            "quiltd ready after {:.0} ms",
+                            t.elapsed().as_secs_f64() * 1e3
+                        );
+                        return Ok(());
+                    }
+                    Ok(r) => last = format!("health status {}", r.get_ref().status),
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = format!("{e:#}"),
+            }
+        } else {
+            last = format!("{} does not exist yet", socket.display());
+        }
+        if t.elapsed() > deadline {
+            bail!("quiltd not ready after {timeout} s: {last}");
+        }
+        // Back off gently while the daemon starts.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+fn leftovers(
+    data_dir: &Path,
+    parent: &str,
+    quiltd: Option<i32>,
+    kill: bool,
+    check: bool,
+) -> Result<()> {
+    let mut l = host::Leftovers::scan(None, data_dir, parent, quiltd);
+    if kill && (!l.shim_pids.is_empty() || !l.cgroup_pids.is_empty()) {
+        for pid in l.shim_pids.iter().chain(&l.cgroup_pids) {
+            host::kill(*pid, libc::SIGKILL);
+        }
+        // Let the kernel finish the kills before scanning again.
+        for _ in 0..100 {
+            l = host::Leftovers::scan(None, data_dir, parent, quiltd);
+            if l.shim_pids.is_empty() && l.cgroup_pids.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    emit(&None, &serde_json::to_value(&l)?)?;
+    if check && !l.is_clean() {
+        bail!("{} leftovers", l.total());
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(run(cli.cmd))
+}
+
+async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::WaitReady {
+            socket,
+            timeout,
+            pid,
+        } => wait_ready(&socket, timeout, pid).await,
+        Cmd::Classic {
+            c,
+            quilt,
+            runs,
+            statuses,
+        } => {
+            let quilt = quilt.unwrap_or_else(|| sibling("quilt"));
+            emit(
+                &c.out,
+                &classic::classic(&c.socket, &quilt, runs, statuses).await?,
+            )
+        }
+        Cmd::Api {
+            c,
+            containers,
+            gets,
+            lists,
+            starts,
+        } => {
+            let o = api::ApiOpts {
+                containers,
+                gets,
+                lists,
+                starts,
+            };
+            emit(&c.out, &api::api(&c.socket, &o).await?)
+        }
+        Cmd::Ttr { c, n } => emit(&c.out, &ttr::ttr(&c.socket, n).await?),
+        Cmd::Seqrate { c, n } => emit(&c.out, &ttr::seqrate(&c.socket, n).await?),
+        Cmd::Peers {
+            c,
+            quilt,
+            crun,
+            runc,
+            bundles,
+            state_root,
+            iterations,
+            states,
+            id_prefix,
+        } => {
+            let mut runtimes = Vec::new();
+            if let Some(p) = crun {
+                runtimes.push(("crun".to_string(), p));
+            }
+            if let Some(p) = runc {
+                runtimes.push(("runc".to_string(), p));
+            }
+            let o = peers::PeerOpts {
+                socket: c.socket.clone(),
+                quilt: quilt.unwrap_or_else(|| sibling("quilt")),
+                runtimes,
+                bundles,
+                state_root,
+                iterations,
+                states,
+                id_prefix,
+            };
+            emit(&c.out, &peers::peers(&o).await?)
+        }
+        Cmd::Throughput {
+            c,
+            clients,
+            seconds,
+            drain_timeout,
+        } => emit(
+            &c.out,
+            &throughput::throughput(&c.socket, &clients, seconds, drain_timeout).await?,
+        ),
+        Cmd::Density {
+            c,
+            h,
+            n,
+            gets,
+            concurrency,
+        } => {
+            let o = density::DensityOpts {
+                socket: c.socket.clone(),
+                n,
+                gets,
+                concurrency,
+                data_dir: h.data_dir,
+                cgroup_parent: h.cgroup_parent,
+                quiltd_pid: h.quiltd_pid,
+            };
+            emit(&c.out, &density::density(&o).await?)
+        }
+        Cmd::ReapGate {
+            c,
+            h,
+            n,
+            concurrency,
+            timeout,
+        } => {
+            let o = reap::ReapOpts {
+                base: density::DensityOpts {
+                    socket: c.socket.clone(),
+                    n,
+                    gets: 0,
+                    concurrency,
+                    data_dir: h.data_dir,
+                    cgroup_parent: h.cgroup_parent,
+                    quiltd_pid: h.quiltd_pid,
+                },
+                concurrency,
+                timeout: Duration::from_secs_f64(timeout),
+            };
+            let (v, pass) = reap::reap_gate(&o).await?;
+            emit(&c.out, &v)?;
+            if !pass {
+                bail!("reap gate failed");
+            }
+            Ok(())
+        }
+        Cmd::Cleanup { socket, timeout } => {
+            let n = client::remove_everything(&socket, Duration::from_secs_f64(timeout)).await?;
+            eprintln!("cleanup: removed {n} containers");
+            Ok(())
+        }
+        Cmd::Leftovers {
+            data_dir,
+            cgroup_parent,
+            quiltd_pid,
+            kill,
+            check,
+        } => leftovers(&data_dir, &cgroup_parent, quiltd_pid, kill, check),
+        Cmd::Chart { json, out } => chart::chart(&json, &out),
+        Cmd::Summary {
+            input,
+            json,
+            markdown,
+        } => {
+            let (v, md) = summary::summarize(&input)?;
+            if let Some(p) = &json {
+                emit(&Some(p.clone()), &v)?;
+            }
+            if let Some(p) = &markdown {
+                std::fs::write(p, &md).with_context(|| format!("write {}", p.display()))?;
+            }
+            print!("{md}");
+            Ok(())
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! same busybox rootfs. Iterations are interleaved (the order rotates) so
 //! that noise on the shared machine hits every engine alike.
 
-use crate::client::{self, code_name, create_request, with_timeout};
+use crate::client::{self, code_name, with_timeout};
 use crate::events::Hub;
 use crate::proc_timer::{argv, first_line, record, run, run_detached};
 use crate::stats::Samples;
@@ -10,7 +10,7 @@ use crate::ttr::start_one;
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct PeerOpts {
@@ -41,7 +41,10 @@ impl Runtime {
         v
     }
     fn bundle(&self, o: &PeerOpts, kind: &str) -> String {
-        o.bundles.join(format!("{}-{kind}", self.name)).display().to_string()
+        o.bundles
+            .join(format!("{}-{kind}", self.name))
+            .display()
+            .to_string()
     }
     /// Best effort: the container must not outlive the measurement.
     fn delete(&self, id: &str) -> crate::proc_timer::Timed {
@@ -101,9 +104,21 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
     for i in 0..o.iterations {
         for e in order(i) {
             if e == "quilt" {
-                let a = argv([quilt.as_str(), "--socket", &sock, "run", "--rm", "default", "/bin/true"]);
+                let a = argv([
+                    quilt.as_str(),
+                    "--socket",
+                    &sock,
+                    "run",
+                    "--rm",
+                    "default",
+                    "/bin/true",
+                ]);
                 let t = tokio::task::spawn_blocking(move || run(&a)).await?;
-                record(run_true.get("quilt"), &t, "quilt run --rm default /bin/true");
+                record(
+                    run_true.get("quilt"),
+                    &t,
+                    "quilt run --rm default /bin/true",
+                );
             } else {
                 let rt = rts.iter().find(|r| r.name == e).expect("runtime");
                 let id = next_id(&rt.name, "run");
@@ -130,7 +145,8 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
                     (None, None) => create_start.get("quilt").err("UNKNOWN", "no running event"),
                 }
                 if !s.id.is_empty() {
-                    hub.wait(&s.id, &["removed", "failed"], Duration::from_secs(30)).await;
+                    hub.wait(&s.id, &["removed", "failed"], Duration::from_secs(30))
+                        .await;
                     hub.forget(&s.id);
                 }
             } else {
@@ -141,15 +157,25 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
                 let errfile = rt.errfile.clone();
                 let (tc, ts) = tokio::task::spawn_blocking(move || {
                     let tc = run_detached(&create, &errfile);
-                    let ts = if tc.ok { Some(run_detached(&start, &errfile)) } else { None };
+                    let ts = if tc.ok {
+                        Some(run_detached(&start, &errfile))
+                    } else {
+                        None
+                    };
                     (tc, ts)
                 })
                 .await?;
                 let s = create_start.get(&rt.name);
                 match ts {
                     Some(ts) if ts.ok => s.ok(tc.elapsed + ts.elapsed),
-                    Some(ts) => s.err("exit", format!("{} start: {}", rt.name, first_line(&ts.stderr))),
-                    None => s.err("exit", format!("{} create: {}", rt.name, first_line(&tc.stderr))),
+                    Some(ts) => s.err(
+                        "exit",
+                        format!("{} start: {}", rt.name, first_line(&ts.stderr)),
+                    ),
+                    None => s.err(
+                        "exit",
+                        format!("{} create: {}", rt.name, first_line(&tc.stderr)),
+                    ),
                 }
                 let td = rt.delete(&id);
                 record(delete.get(&rt.name), &td, &format!("{} delete -f", rt.name));
@@ -169,12 +195,22 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
     let mut peer_ids: BTreeMap<String, String> = BTreeMap::new();
     for rt in &rts {
         let id = next_id(&rt.name, "state");
-        let tc = run_detached(&rt.cmd(&["create", "--bundle", &rt.bundle(o, "sleep"), &id]), &rt.errfile);
-        let ts = if tc.ok { run_detached(&rt.cmd(&["start", &id]), &rt.errfile) } else { tc };
+        let tc = run_detached(
+            &rt.cmd(&["create", "--bundle", &rt.bundle(o, "sleep"), &id]),
+            &rt.errfile,
+        );
+        let ts = if tc.ok {
+            run_detached(&rt.cmd(&["start", &id]), &rt.errfile)
+        } else {
+            tc
+        };
         if ts.ok {
             peer_ids.insert(rt.name.clone(), id);
         } else {
-            state.get(&rt.name).err("exit", format!("{} create/start: {}", rt.name, first_line(&ts.stderr)));
+            state.get(&rt.name).err(
+                "exit",
+                format!("{} create/start: {}", rt.name, first_line(&ts.stderr)),
+            );
             rt.delete(&id);
         }
     }
@@ -199,18 +235,29 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
         if let Some(id) = peer_ids.get(&rt.name) {
             let t = rt.delete(id);
             if !t.ok {
-                eprintln!("peers: {} delete -f {id}: {}", rt.name, first_line(&t.stderr));
+                eprintln!(
+                    "peers: {} delete -f {id}: {}",
+                    rt.name,
+                    first_line(&t.stderr)
+                );
             }
         }
     }
     if !quilt_id.is_empty() {
         let r = with_timeout(
             Duration::from_secs(30),
-            c.remove_container(quilt_proto::v1::RemoveContainerRequest { id: quilt_id.clone(), force: true }),
+            c.remove_container(quilt_proto::v1::RemoveContainerRequest {
+                id: quilt_id.clone(),
+                force: true,
+            }),
         )
         .await;
         if let Err(st) = r {
-            eprintln!("peers: remove {quilt_id}: {} {}", code_name(st.code()), st.message());
+            eprintln!(
+                "peers: remove {quilt_id}: {} {}",
+                code_name(st.code()),
+                st.message()
+            );
         }
     }
     hub.stop();
@@ -218,18 +265,32 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
 
     // Results and Quilt/peer ratios.
     let labels = [
-        ("run_true", "run /bin/true to completion", "quilt run --rm default /bin/true", "RT run"),
+        (
+            "run_true",
+            "run /bin/true to completion",
+            "quilt run --rm default /bin/true",
+            "RT run",
+        ),
         (
             "create_start",
             "create + start of /bin/true vs Quilt's time to running",
             "CreateContainer -> RUNNING event (API)",
             "RT create + RT start",
         ),
-        ("state", "state of a running container", "quilt status ID", "RT state ID"),
+        (
+            "state",
+            "state of a running container",
+            "quilt status ID",
+            "RT state ID",
+        ),
     ];
     let mut ops = Map::new();
     let mut ratios = Map::new();
-    for (key, op) in [("run_true", &run_true), ("create_start", &create_start), ("state", &state)] {
+    for (key, op) in [
+        ("run_true", &run_true),
+        ("create_start", &create_start),
+        ("state", &state),
+    ] {
         let (_, what, q, p) = labels.iter().find(|l| l.0 == key).expect("label");
         let mut m = Map::new();
         m.insert("description".into(), json!(what));
@@ -268,7 +329,12 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
         if let Some(s) = create_start.by_engine.get(&rt.name).map(Samples::stats)
             && s.n > 0
         {
-            let total = s.avg_ms + delete.by_engine.get(&rt.name).map(|d| d.stats().avg_ms).unwrap_or(0.0);
+            let total = s.avg_ms
+                + delete
+                    .by_engine
+                    .get(&rt.name)
+                    .map(|d| d.stats().avg_ms)
+                    .unwrap_or(0.0);
             rates.insert(
                 rt.name.clone(),
                 json!({
@@ -298,7 +364,11 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
-    if b <= 0.0 { 0.0 } else { (a / b * 100.0).round() / 100.0 }
+    if b <= 0.0 {
+        0.0
+    } else {
+        (a / b * 100.0).round() / 100.0
+    }
 }
 
 fn round1(x: f64) -> f64 {

@@ -16,7 +16,10 @@ pub struct Timed {
 /// Runs `argv` to completion (stdin closed, output captured) and times it.
 pub fn run(argv: &[String]) -> Timed {
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     finish(cmd)
 }
 
@@ -25,7 +28,9 @@ pub fn run(argv: &[String]) -> Timed {
 /// to `errfile`, read back only on failure.
 pub fn run_detached(argv: &[String], errfile: &Path) -> Timed {
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null());
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     match std::fs::File::create(errfile) {
         Ok(f) => {
             cmd.stderr(f);
@@ -54,7 +59,11 @@ fn finish(mut cmd: Command) -> Timed {
             stderr: if o.status.success() {
                 String::from_utf8_lossy(&o.stderr).into_owned()
             } else {
-                format!("{} ({})", String::from_utf8_lossy(&o.stderr).trim(), o.status)
+                format!(
+                    "{} ({})",
+                    String::from_utf8_lossy(&o.stderr).trim(),
+                    o.status
+                )
             },
         },
         Err(e) => Timed {
@@ -64,18 +73,6 @@ fn finish(mut cmd: Command) -> Timed {
             stderr: format!("cannot run {:?}: {e}", cmd.get_program()),
         },
     }
-}
-
-/// Runs it off the async reactor.
-pub async fn run_async(argv: Vec<String>) -> Timed {
-    tokio::task::spawn_blocking(move || run(&argv))
-        .await
-        .unwrap_or_else(|e| Timed {
-            elapsed: Duration::ZERO,
-            ok: false,
-            stdout: String::new(),
-            stderr: format!("task failed: {e}"),
-        })
 }
 
 /// Records a timed process as a sample (failures as errors).
@@ -88,7 +85,12 @@ pub fn record(s: &mut Samples, t: &Timed, what: &str) {
 }
 
 pub fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
 }
 
 pub fn argv<I, S>(parts: I) -> Vec<String>

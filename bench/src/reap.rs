@@ -54,7 +54,8 @@ pub async fn reap_gate(o: &ReapOpts) -> Result<(Value, bool)> {
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                         Err(st) => {
-                            k.errors.err(&code_name(st.code()), st.message().to_string());
+                            k.errors
+                                .err(&code_name(st.code()), st.message().to_string());
                             break None;
                         }
                     }
@@ -68,7 +69,10 @@ pub async fn reap_gate(o: &ReapOpts) -> Result<(Value, bool)> {
                             k.errors.err("FAILED", format!("{id}: {reason}"));
                             let _ = with_timeout(
                                 Duration::from_secs(30),
-                                c.remove_container(quilt_proto::v1::RemoveContainerRequest { id: id.clone(), force: true }),
+                                c.remove_container(quilt_proto::v1::RemoveContainerRequest {
+                                    id: id.clone(),
+                                    force: true,
+                                }),
                             )
                             .await;
                         }
@@ -111,7 +115,8 @@ pub async fn reap_gate(o: &ReapOpts) -> Result<(Value, bool)> {
     let total_s = t0.elapsed().as_secs_f64();
     hub.stop();
     let mut c = client::connect(&o.base.socket).await?;
-    let (first, last, settle_s) = settle_leftovers(&mut c, &o.base, &[], Duration::from_secs(15)).await?;
+    let (first, last, settle_s) =
+        settle_leftovers(&mut c, &o.base, &[], Duration::from_secs(15)).await?;
     let hangs = all.hung.len();
     let pass = hangs == 0
         && all.failed == 0

@@ -101,7 +101,8 @@ impl Samples {
         let mut v = serde_json::to_value(self.stats()).expect("stats serialize");
         if self.errors > 0 {
             v["error_kinds"] = serde_json::to_value(&self.error_kinds).expect("map serialize");
-            v["error_examples"] = serde_json::to_value(&self.error_examples).expect("vec serialize");
+            v["error_examples"] =
+                serde_json::to_value(&self.error_examples).expect("vec serialize");
         }
         v
     }

@@ -17,7 +17,10 @@ pub fn merge(dir: &Path) -> Result<Value> {
         .collect();
     entries.sort();
     for p in entries {
-        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let text = std::fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?;
         match serde_json::from_str::<Value>(&text) {
             Ok(v) => {
@@ -58,15 +61,71 @@ fn targets(v: &Value) -> Vec<Target> {
     };
     let mut t = Vec::new();
     let mut add = |name, goal, unit, at_least, value: Option<f64>, note: String| {
-        t.push(Target { name, goal, unit, at_least, value, note })
+        t.push(Target {
+            name,
+            goal,
+            unit,
+            at_least,
+            value,
+            note,
+        })
     };
-    add("CreateContainer ack p50 (no_start)", 0.5, "ms", false, stat("api", &["create_no_start"], "p50_ms"), String::new());
-    add("CreateContainer ack p99 (no_start)", 5.0, "ms", false, stat("api", &["create_no_start"], "p99_ms"), String::new());
-    add("GetContainer p50", 0.2, "ms", false, stat("api", &["get_container"], "p50_ms"), String::new());
-    add("CLI `quilt create` wall p50", 3.0, "ms", false, stat("classic", &["cli_create"], "p50_ms"), String::new());
-    add("CLI `quilt status` wall p50", 3.0, "ms", false, stat("classic", &["cli_status"], "p50_ms"), String::new());
-    add("time to running p50", 5.0, "ms", false, stat("ttr", &["time_to_running"], "p50_ms"), String::new());
-    add("time to running p95", 15.0, "ms", false, stat("ttr", &["time_to_running"], "p95_ms"), String::new());
+    add(
+        "CreateContainer ack p50 (no_start)",
+        0.5,
+        "ms",
+        false,
+        stat("api", &["create_no_start"], "p50_ms"),
+        String::new(),
+    );
+    add(
+        "CreateContainer ack p99 (no_start)",
+        5.0,
+        "ms",
+        false,
+        stat("api", &["create_no_start"], "p99_ms"),
+        String::new(),
+    );
+    add(
+        "GetContainer p50",
+        0.2,
+        "ms",
+        false,
+        stat("api", &["get_container"], "p50_ms"),
+        String::new(),
+    );
+    add(
+        "CLI `quilt create` wall p50",
+        3.0,
+        "ms",
+        false,
+        stat("classic", &["cli_create"], "p50_ms"),
+        String::new(),
+    );
+    add(
+        "CLI `quilt status` wall p50",
+        3.0,
+        "ms",
+        false,
+        stat("classic", &["cli_status"], "p50_ms"),
+        String::new(),
+    );
+    add(
+        "time to running p50",
+        5.0,
+        "ms",
+        false,
+        stat("ttr", &["time_to_running"], "p50_ms"),
+        String::new(),
+    );
+    add(
+        "time to running p95",
+        15.0,
+        "ms",
+        false,
+        stat("ttr", &["time_to_running"], "p95_ms"),
+        String::new(),
+    );
     let q = stat("peers", &["ops", "run_true", "quilt"], "p50_ms");
     let c = stat("peers", &["ops", "run_true", "crun"], "p50_ms");
     let ratio = match (q, c) {
@@ -84,7 +143,14 @@ fn targets(v: &Value) -> Vec<Target> {
             _ => "crun not measured".into(),
         },
     );
-    add("sequential starts", 150.0, "/s", true, f(&v["seqrate"]["starts_per_s"]), String::new());
+    add(
+        "sequential starts",
+        150.0,
+        "/s",
+        true,
+        f(&v["seqrate"]["starts_per_s"]),
+        String::new(),
+    );
     let running = v["density"]["running"].as_u64().unwrap_or(0);
     add(
         "host memory per idle container (MemAvailable)",
@@ -103,16 +169,26 @@ fn targets(v: &Value) -> Vec<Target> {
         "MiB",
         false,
         f(&v["density"]["quiltd_rss_mib"]),
-        if running == 500 { String::new() } else { format!("measured with {running} running") },
+        if running == 500 {
+            String::new()
+        } else {
+            format!("measured with {running} running")
+        },
     );
     t
 }
 
 fn verdict(t: &Target) -> (String, String) {
-    let Some(v) = t.value else { return ("n/a".into(), "not measured".into()) };
+    let Some(v) = t.value else {
+        return ("n/a".into(), "not measured".into());
+    };
     let met = if t.at_least { v >= t.goal } else { v <= t.goal };
     let diff = (v - t.goal).abs();
-    let pct = if t.goal != 0.0 { diff / t.goal * 100.0 } else { 0.0 };
+    let pct = if t.goal != 0.0 {
+        diff / t.goal * 100.0
+    } else {
+        0.0
+    };
     let how = if met {
         format!("{diff:.2} {} to spare ({pct:.0}%)", t.unit)
     } else {
@@ -170,26 +246,64 @@ fn stat_row(md: &mut String, label: &str, s: &Value) {
 pub fn markdown(v: &Value) -> String {
     let mut md = String::new();
     let meta = &v["meta"];
-    let _ = writeln!(md, "## Quilt benchmark ({} mode)\n", meta["mode"].as_str().unwrap_or("?"));
+    let _ = writeln!(
+        md,
+        "## Quilt benchmark ({} mode)\n",
+        meta["mode"].as_str().unwrap_or("?")
+    );
     if let Some(h) = meta["host"].as_str() {
         let _ = writeln!(md, "{h}\n");
     }
-    let _ = writeln!(md, "Latencies in ms; nearest-rank percentiles; errors are failed attempts (not in the times).\n");
-    let _ = writeln!(md, "| measurement | n | p50 | p95 | p99 | max | avg | min | errors |");
+    let _ = writeln!(
+        md,
+        "Latencies in ms; nearest-rank percentiles; errors are failed attempts (not in the times).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| measurement | n | p50 | p95 | p99 | max | avg | min | errors |"
+    );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let c = &v["classic"];
     stat_row(&mut md, "classic: `quilt create` process", &c["cli_create"]);
     stat_row(&mut md, "classic: `quilt status` process", &c["cli_status"]);
     let a = &v["api"];
-    stat_row(&mut md, "API CreateContainer ack (no_start)", &a["create_no_start"]);
-    stat_row(&mut md, "API CreateContainer ack (starting)", &a["create_start"]);
+    stat_row(
+        &mut md,
+        "API CreateContainer ack (no_start)",
+        &a["create_no_start"],
+    );
+    stat_row(
+        &mut md,
+        "API CreateContainer ack (starting)",
+        &a["create_start"],
+    );
     let stored = a["stored_containers"].as_u64().unwrap_or(0);
-    stat_row(&mut md, &format!("API GetContainer ({stored} stored)"), &a["get_container"]);
-    stat_row(&mut md, &format!("API ListContainers ({stored} stored)"), &a["list_containers"]);
-    stat_row(&mut md, "API RemoveContainer (never started)", &a["remove_no_start"]);
+    stat_row(
+        &mut md,
+        &format!("API GetContainer ({stored} stored)"),
+        &a["get_container"],
+    );
+    stat_row(
+        &mut md,
+        &format!("API ListContainers ({stored} stored)"),
+        &a["list_containers"],
+    );
+    stat_row(
+        &mut md,
+        "API RemoveContainer (never started)",
+        &a["remove_no_start"],
+    );
     let t = &v["ttr"];
-    stat_row(&mut md, "time to running (create -> RUNNING event)", &t["time_to_running"]);
-    stat_row(&mut md, "exit -> EXITED event received", &t["exit_to_event"]);
+    stat_row(
+        &mut md,
+        "time to running (create -> RUNNING event)",
+        &t["time_to_running"],
+    );
+    stat_row(
+        &mut md,
+        "exit -> EXITED event received",
+        &t["exit_to_event"],
+    );
     for (k, label) in [
         ("queue", "phase created -> starting"),
         ("launch", "phase starting -> running"),
@@ -198,7 +312,11 @@ pub fn markdown(v: &Value) -> String {
     ] {
         stat_row(&mut md, label, &t["phases"][k]);
     }
-    stat_row(&mut md, "sequential start (create -> RUNNING)", &v["seqrate"]["per_start"]);
+    stat_row(
+        &mut md,
+        "sequential start (create -> RUNNING)",
+        &v["seqrate"]["per_start"],
+    );
     let ops = &v["peers"]["ops"];
     for (op, label) in [
         ("run_true", "run /bin/true"),
@@ -215,16 +333,39 @@ pub fn markdown(v: &Value) -> String {
     let d = &v["density"];
     if !d.is_null() {
         let running = d["running"].as_u64().unwrap_or(0);
-        stat_row(&mut md, &format!("density: GetContainer, {running} running"), &d["get_container_all_running"]);
-        stat_row(&mut md, &format!("density: time to running under load"), &d["time_to_running_under_load"]);
+        stat_row(
+            &mut md,
+            &format!("density: GetContainer, {running} running"),
+            &d["get_container_all_running"],
+        );
+        stat_row(
+            &mut md,
+            "density: time to running under load",
+            &d["time_to_running_under_load"],
+        );
     }
     if let Some(levels) = v["throughput"]["levels"].as_array() {
         for l in levels {
-            stat_row(&mut md, &format!("throughput {} clients: create ack", l["clients"]), &l["create_ack"]);
-            stat_row(&mut md, &format!("throughput {} clients: GetContainer during burst", l["clients"]), &l["status_during_burst"]);
+            stat_row(
+                &mut md,
+                &format!("throughput {} clients: create ack", l["clients"]),
+                &l["create_ack"],
+            );
+            stat_row(
+                &mut md,
+                &format!(
+                    "throughput {} clients: GetContainer during burst",
+                    l["clients"]
+                ),
+                &l["status_during_burst"],
+            );
         }
     }
-    stat_row(&mut md, "reap gate: create -> removed", &v["reap_gate"]["create_to_removed"]);
+    stat_row(
+        &mut md,
+        "reap gate: create -> removed",
+        &v["reap_gate"]["create_to_removed"],
+    );
 
     // Classic avg/min/max, for comparison with the historical figures.
     if !c.is_null() {
@@ -253,7 +394,11 @@ pub fn markdown(v: &Value) -> String {
         ] {
             let cell = |e: &str| {
                 let r = &ratios[op][e];
-                if r.is_null() { "-".to_string() } else { format!("{} / {}", num(&r["p50"]), num(&r["p95"])) }
+                if r.is_null() {
+                    "-".to_string()
+                } else {
+                    format!("{} / {}", num(&r["p50"]), num(&r["p95"]))
+                }
             };
             let _ = writeln!(md, "| {label} | {} | {} |", cell("crun"), cell("runc"));
         }
@@ -265,7 +410,10 @@ pub fn markdown(v: &Value) -> String {
     }
 
     if let Some(levels) = v["throughput"]["levels"].as_array() {
-        let _ = writeln!(md, "\n| clients | creates acked/s | started/s (window) | started/s (until last) | RESOURCE_EXHAUSTED | errors | stalls | hung | GetContainer p99 | drain s |");
+        let _ = writeln!(
+            md,
+            "\n| clients | creates acked/s | started/s (window) | started/s (until last) | RESOURCE_EXHAUSTED | errors | stalls | hung | GetContainer p99 | drain s |"
+        );
         let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for l in levels {
             let _ = writeln!(
@@ -319,7 +467,11 @@ pub fn markdown(v: &Value) -> String {
             num(&d["per_container_mib_pss"]),
             d["remove_all_s"].as_f64().unwrap_or(0.0),
             leftover_count(&d["leftovers"]),
-            if d["clean"].as_bool() == Some(true) { "clean" } else { "NOT clean" }
+            if d["clean"].as_bool() == Some(true) {
+                "clean"
+            } else {
+                "NOT clean"
+            }
         );
     }
 
@@ -338,17 +490,28 @@ pub fn markdown(v: &Value) -> String {
             leftover_count(&r["leftovers"]),
             r["errors"]["errors"],
             r["total_s"].as_f64().unwrap_or(0.0),
-            if r["pass"].as_bool() == Some(true) { "PASS" } else { "FAIL" }
+            if r["pass"].as_bool() == Some(true) {
+                "PASS"
+            } else {
+                "FAIL"
+            }
         );
     }
 
     if let Some(ts) = v["targets"].as_array()
         && !ts.is_empty()
     {
-        let _ = writeln!(md, "\n| target | goal | measured | verdict | margin | note |");
+        let _ = writeln!(
+            md,
+            "\n| target | goal | measured | verdict | margin | note |"
+        );
         let _ = writeln!(md, "|---|---:|---:|---|---|---|");
         for t in ts {
-            let cmp = if t["at_least"].as_bool() == Some(true) { ">=" } else { "<=" };
+            let cmp = if t["at_least"].as_bool() == Some(true) {
+                ">="
+            } else {
+                "<="
+            };
             let _ = writeln!(
                 md,
                 "| {} | {cmp} {} {} | {} | {} | {} | {} |",
@@ -382,7 +545,11 @@ pub fn summarize(dir: &Path) -> Result<(Value, String)> {
     let has_measurements = ["api", "classic", "ttr", "peers", "seqrate", "density"]
         .iter()
         .any(|k| !v[*k].is_null());
-    let ts = if has_measurements { target_json(&targets(&v)) } else { json!([]) };
+    let ts = if has_measurements {
+        target_json(&targets(&v))
+    } else {
+        json!([])
+    };
     v["targets"] = ts;
     let md = markdown(&v);
     Ok((v, md))
@@ -394,12 +561,33 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let t = Target { name: "x", goal: 5.0, unit: "ms", at_least: false, value: Some(7.5), note: String::new() };
+        let t = Target {
+            name: "x",
+            goal: 5.0,
+            unit: "ms",
+            at_least: false,
+            value: Some(7.5),
+            note: String::new(),
+        };
         assert_eq!(verdict(&t).0, "missed");
         assert_eq!(verdict(&t).1, "by 2.50 ms (50%)");
-        let t = Target { name: "y", goal: 150.0, unit: "/s", at_least: true, value: Some(200.0), note: String::new() };
+        let t = Target {
+            name: "y",
+            goal: 150.0,
+            unit: "/s",
+            at_least: true,
+            value: Some(200.0),
+            note: String::new(),
+        };
         assert_eq!(verdict(&t).0, "met");
-        let t = Target { name: "z", goal: 1.0, unit: "x", at_least: false, value: None, note: String::new() };
+        let t = Target {
+            name: "z",
+            goal: 1.0,
+            unit: "x",
+            at_least: false,
+            value: None,
+            note: String::new(),
+        };
         assert_eq!(verdict(&t).0, "n/a");
     }
 

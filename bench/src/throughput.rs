@@ -28,7 +28,12 @@ struct ClientResult {
     stalls: u64,
 }
 
-pub async fn throughput(socket: &Path, levels: &[usize], seconds: f64, drain_timeout: f64) -> Result<Value> {
+pub async fn throughput(
+    socket: &Path,
+    levels: &[usize],
+    seconds: f64,
+    drain_timeout: f64,
+) -> Result<Value> {
     let hub = Hub::start(socket).await?;
     // The status probe reads a stored (never started) container.
     let mut probe_client = client::connect(socket).await?;
@@ -52,7 +57,14 @@ pub async fn throughput(socket: &Path, levels: &[usize], seconds: f64, drain_tim
     }))
 }
 
-async fn level(socket: &Path, hub: &Arc<Hub>, n: usize, seconds: f64, drain_timeout: f64, probe: &str) -> Result<Value> {
+async fn level(
+    socket: &Path,
+    hub: &Arc<Hub>,
+    n: usize,
+    seconds: f64,
+    drain_timeout: f64,
+    probe: &str,
+) -> Result<Value> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..n {
@@ -68,7 +80,12 @@ async fn level(socket: &Path, hub: &Arc<Hub>, n: usize, seconds: f64, drain_time
             let mut r = ClientResult::default();
             while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                match with_timeout(CALL, c.create_container(create_request(&["/bin/true"], true, false))).await {
+                match with_timeout(
+                    CALL,
+                    c.create_container(create_request(&["/bin/true"], true, false)),
+                )
+                .await
+                {
                     Ok(resp) => {
                         r.ack.ok(t.elapsed());
                         r.ids.push(resp.id);
@@ -93,7 +110,14 @@ async fn level(socket: &Path, hub: &Arc<Hub>, n: usize, seconds: f64, drain_time
         let mut s = Samples::default();
         while Instant::now() < deadline {
             let t = Instant::now();
-            match with_timeout(CALL, probe_client.get_container(GetContainerRequest { id: probe_id.clone() })).await {
+            match with_timeout(
+                CALL,
+                probe_client.get_container(GetContainerRequest {
+                    id: probe_id.clone(),
+                }),
+            )
+            .await
+            {
                 Ok(_) => s.ok(t.elapsed()),
                 Err(st) => s.err(&code_name(st.code()), st.message().to_string()),
             }
@@ -124,7 +148,14 @@ async fn level(socket: &Path, hub: &Arc<Hub>, n: usize, seconds: f64, drain_time
     let mut hung = Vec::new();
     for id in &ids {
         let left = drain_deadline.saturating_sub(window_end.elapsed());
-        match hub.wait(id, &["removed", "failed"], left.max(Duration::from_millis(1))).await {
+        match hub
+            .wait(
+                id,
+                &["removed", "failed"],
+                left.max(Duration::from_millis(1)),
+            )
+            .await
+        {
             Some(s) if s.action == "failed" => failed += 1,
             Some(_) => {}
             None => hung.push(id.clone()),
@@ -140,7 +171,11 @@ async fn level(socket: &Path, hub: &Arc<Hub>, n: usize, seconds: f64, drain_time
     }
     // Failed containers are not auto-removed by every engine: remove what remains.
     let mut c = client::connect(socket).await?;
-    let rest: Vec<String> = client::list_ids(&mut c).await?.into_iter().filter(|i| i != probe).collect();
+    let rest: Vec<String> = client::list_ids(&mut c)
+        .await?
+        .into_iter()
+        .filter(|i| i != probe)
+        .collect();
     let leftover_after_drain = rest.len();
     if !rest.is_empty() {
         client::remove_all(socket, rest, 4).await?;
@@ -152,7 +187,6 @@ async fn level(socket: &Path, hub: &Arc<Hub>, n: usize, seconds: f64, drain_time
     if exhausted > 0 {
         by_code.insert("RESOURCE_EXHAUSTED".into(), exhausted);
     }
-    let a = ack.stats();
     let st = status.stats();
     eprintln!(
         "throughput: {n:>3} clients: {:.0} creates/s acked, {:.0} started/s, {exhausted} RESOURCE_EXHAUSTED, {} errors, status p99 {:.2} ms, drained in {drain_s:.1} s",

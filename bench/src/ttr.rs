@@ -47,13 +47,21 @@ pub async fn start_one(c: &mut Client, hub: &Hub, command: &[&str], auto_remove:
         },
         Some(s) => {
             let reason = s.exit.map(|e| e.failure_reason).unwrap_or_default();
-            Start { id, ack, running: None, error: Some(("FAILED".into(), reason)) }
+            Start {
+                id,
+                ack,
+                running: None,
+                error: Some(("FAILED".into(), reason)),
+            }
         }
         None => Start {
             id,
             ack,
             running: None,
-            error: Some(("TIMEOUT".into(), format!("no running event within {WAIT:?}"))),
+            error: Some((
+                "TIMEOUT".into(),
+                format!("no running event within {WAIT:?}"),
+            )),
         },
     }
 }
@@ -102,7 +110,9 @@ pub async fn ttr(socket: &Path, n: usize) -> Result<serde_json::Value> {
                         }
                         exit_to_event.ok(d);
                     }
-                    None => exit_to_event.err("NO_FINISHED_AT", "exited event without exit.finished_at"),
+                    None => {
+                        exit_to_event.err("NO_FINISHED_AT", "exited event without exit.finished_at")
+                    }
                 }
             }
             Some(_) => exit_to_event.err("FAILED", "container failed"),
@@ -189,7 +199,10 @@ pub async fn seqrate(socket: &Path, n: usize) -> Result<serde_json::Value> {
     if !leftover.is_empty() {
         client::remove_all(socket, leftover, 4).await?;
     }
-    eprintln!("seqrate: {started} started in {:.2} s = {rate:.1}/s", total.as_secs_f64());
+    eprintln!(
+        "seqrate: {started} started in {:.2} s = {rate:.1}/s",
+        total.as_secs_f64()
+    );
     Ok(json!({
         "description": "sequential create(/bin/true, auto_remove) -> RUNNING event -> next",
         "n": n,

@@ -101,6 +101,11 @@ pub struct ContainerSpec {
     #[arg(long)]
     pub rm: bool,
 
+    /// Run an init as PID 1 that reaps zombies and forwards signals (the
+    /// command then runs as PID 2).
+    #[arg(long)]
+    pub init: bool,
+
     /// Label KEY=VALUE (repeatable; KEY alone means an empty value).
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,

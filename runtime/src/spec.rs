@@ -52,6 +52,10 @@ pub struct ContainerConfig {
     pub hostname: String,
     /// false = private network namespace with loopback up; true = host network.
     pub host_network: bool,
+    /// Run a minimal init as PID 1 (the workload becomes PID 2): it reaps
+    /// orphaned zombies and forwards signals to the workload.
+    #[serde(default)]
+    pub init: bool,
     pub cgroup: CgroupSpec,
 }
 

@@ -83,6 +83,7 @@ pub fn container(c: &Container) -> pb::Container {
         started_at: c.started_at_ns.map(ts),
         finished_at: c.finished_at_ns.map(ts),
         failure_reason: c.failure_reason.clone().unwrap_or_default(),
+        init: c.init,
     }
 }
 

@@ -61,6 +61,7 @@ impl ContainerService for Service {
             auto_remove: r.auto_remove,
             labels: r.labels.into_iter().collect(),
             start: !r.no_start,
+            init: r.init,
         };
         let c = self.engine.create(spec).await.map_err(to_status)?;
         Ok(Response::new(pb::CreateContainerResponse {

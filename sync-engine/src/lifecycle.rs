@@ -86,6 +86,7 @@ impl Engine {
             network: spec.network,
             auto_remove: spec.auto_remove,
             autostart: spec.start,
+            init: spec.init,
             labels: spec.labels,
             state: State::Created,
             pid: None,

@@ -81,6 +81,7 @@ pub struct CreateSpec {
     pub auto_remove: bool,
     pub labels: BTreeMap<String, String>,
     pub start: bool,
+    pub init: bool,
 }
 
 /// How a container ended.
@@ -108,6 +109,7 @@ pub struct Container {
     pub network: Network,
     pub auto_remove: bool,
     pub autostart: bool,
+    pub init: bool,
     pub labels: BTreeMap<String, String>,
     pub state: State,
     pub pid: Option<i32>,

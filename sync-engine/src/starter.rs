@@ -64,6 +64,7 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
         workdir: c.working_dir.clone(),
         hostname: c.hostname.clone(),
         host_network: c.network == crate::model::Network::Host,
+        init: c.init,
         cgroup: inner.cgroup_spec(&c),
     };
     let images = inner.images.clone();

@@ -14,7 +14,7 @@ use std::time::Duration;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
-    c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.state, c.pid, \
+    c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
@@ -67,8 +67,8 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
-             memory_mb, cpus, pids_limit, network, auto_remove, autostart, state, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -83,6 +83,7 @@ impl Store {
         .bind(c.network.as_str())
         .bind(c.auto_remove)
         .bind(c.autostart)
+        .bind(c.init)
         .bind(c.state.as_str())
         .bind(c.created_at_ns)
         .execute(&mut *tx)
@@ -353,6 +354,7 @@ fn from_row(r: &SqliteRow) -> Result<Container> {
         network: Network::parse(&network).ok_or_else(|| bad("network"))?,
         auto_remove: r.try_get("auto_remove")?,
         autostart: r.try_get("autostart")?,
+        init: r.try_get("init")?,
         labels,
         state: State::parse(&state).ok_or_else(|| bad("state"))?,
         pid: r.try_get("pid")?,
@@ -388,6 +390,7 @@ mod tests {
             network: Network::None,
             auto_remove: false,
             autostart: true,
+            init: false,
             labels: [("team".to_string(), "x".to_string())].into(),
             state: State::Created,
             pid: None,

@@ -54,6 +54,7 @@ pub fn create_request(
         auto_remove: spec.rm,
         labels: spec.labels.iter().cloned().collect(),
         no_start,
+        init: spec.init,
     })
 }
 

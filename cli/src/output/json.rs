@@ -20,6 +20,7 @@ pub struct ContainerView {
     pub resources: ResourcesView,
     pub network: &'static str,
     pub auto_remove: bool,
+    pub init: bool,
     pub labels: BTreeMap<String, String>,
     pub state: &'static str,
     pub pid: i32,
@@ -135,6 +136,7 @@ impl From<&Container> for ContainerView {
             },
             network: network_name(c.network),
             auto_remove: c.auto_remove,
+            init: c.init,
             labels: c
                 .labels
                 .iter()

@@ -178,6 +178,15 @@ fn setup_and_exec(
     nix::unistd::dup2_stdin(&devnull).map_err(setup("dup2 stdin"))?;
     nix::unistd::dup2_stdout(&fds.out_w).map_err(setup("dup2 stdout"))?;
     nix::unistd::dup2_stderr(&fds.err_w).map_err(setup("dup2 stderr"))?;
+    if cfg.init {
+        return Err(super::init::run_under_init(
+            &path,
+            &argv,
+            &env,
+            argv0,
+            &fds.errp_w,
+        ));
+    }
     reset_signals();
     Err(execve(&path, &argv, &env, argv0))
 }

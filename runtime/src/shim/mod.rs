@@ -3,6 +3,7 @@
 mod common;
 mod container;
 mod exec;
+mod init;
 mod run;
 
 /// Entry point of the `quilt-shim` binary.
