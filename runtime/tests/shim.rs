@@ -75,6 +75,7 @@ impl Env {
             workdir: "/".into(),
             hostname: "quilt-test-host".into(),
             host_network: false,
+            init: false,
             cgroup: cg,
         }
     }

@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# Quilt benchmark: starts a private quiltd, measures it through the real CLI
+# and the gRPC API (quilt-bench), compares it with crun and runc on the same
+# machine and rootfs, prints a markdown summary, and leaves nothing behind.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N]
+                                  [--install-peers] [--start-queue N]
+
+  --quick          small counts: the whole run takes under a minute
+                   (default: full mode, under ten minutes)
+  --json FILE      write every figure to FILE, and the chart to FILE's
+                   basename with .svg
+  --reap-gate N    only run the reap gate: N short-lived containers, 16 in
+                   flight; exits non-zero unless there are zero hangs, zero
+                   zombies and zero leftovers
+  --install-peers  install crun and runc with apt-get when they are missing
+                   (otherwise a missing one is skipped, with a hint)
+  --start-queue N  quiltd's --start-queue for this run (default 256), so
+                   that the throughput bursts overflow it and drain quickly
+  -h, --help       this text
+
+Runs as root on Linux. Everything the run creates (daemon, socket, data dir,
+cgroups quilt-bench-<random>, OCI bundles and runtime state) lives under one
+temporary directory and is removed on exit, Ctrl-C or failure.
+EOF
+}
+
+die() { echo "benchmark: $*" >&2; exit 2; }
+log() { echo "== $*" >&2; }
+
+MODE=full
+JSON_OUT=""
+REAP_N=""
+INSTALL_PEERS=0
+START_QUEUE=256
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) MODE=quick ;;
+    --json) [[ $# -ge 2 ]] || die "--json needs a file"; JSON_OUT=$2; shift ;;
+    --reap-gate) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--reap-gate needs a number"; REAP_N=$2; shift ;;
+    --install-peers) INSTALL_PEERS=1 ;;
+    --start-queue) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--start-queue needs a number"; START_QUEUE=$2; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+  shift
+done
+[[ $(id -u) -eq 0 ]] || die "must run as root (containers, cgroups, mounts)"
+if [[ -n $JSON_OUT ]]; then
+  JSON_OUT=$(realpath -m -- "$JSON_OUT")
+  mkdir -p -- "$(dirname -- "$JSON_OUT")"
+fi
+
+ROOT=$(cd "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+BIN=$ROOT/target/release
+QUILTD=$BIN/quiltd
+QUILT=$BIN/quilt
+QB=$BIN/quilt-bench
+
+# Counts per mode.
+if [[ $MODE == quick ]]; then
+  API_ARGS=(--containers 1000 --gets 2000 --lists 20 --starts 30)
+  TTR_N=50; SEQ_N=60; PEER_ITERS=15; PEER_STATES=30
+  TP_SECONDS=2; TP_DRAIN=40; DENSITY_N=50; DENSITY_GETS=1000
+else
+  API_ARGS=(--containers 1000 --gets 10000 --lists 100 --starts 200)
+  TTR_N=300; SEQ_N=300; PEER_ITERS=100; PEER_STATES=200
+  TP_SECONDS=10; TP_DRAIN=120; DENSITY_N=500; DENSITY_GETS=5000
+fi
+
+# ---------------------------------------------------------------- cleanup --
+TMP=""
+QUILTD_PID=""
+STEP_PID=""
+PARENT=""
+PEERS=()         # "name=/path/to/binary"
+PEER_NS_NEEDED=0
+
+# Runs a command in a private mount namespace without the cgroup v2 mount,
+# where crun 1.8 accepts this host's mixed (v1 + unified) layout. The host's
+# mounts are untouched. Used for every peer alike, and for quilt-bench when
+# it times the peers.
+peer_ns() {
+  if [[ $PEER_NS_NEEDED -eq 1 ]]; then
+    unshare --mount --propagation private -- \
+      sh -c 'umount /sys/fs/cgroup/unified && exec "$@"' peer-ns "$@"
+  else
+    "$@"
+  fi
+}
+
+cgroup_dirs_of() { # every hierarchy's copy of cgroup $1
+  local d
+  for d in "/sys/fs/cgroup/$1" /sys/fs/cgroup/*/"$1"; do
+    [[ -d $d ]] && echo "$d"
+  done
+  return 0
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  [[ -n $TMP ]] || exit "$rc"
+  log "cleaning up"
+  if [[ -n $STEP_PID ]] && kill -0 "$STEP_PID" 2>/dev/null; then
+    kill -TERM "$STEP_PID" 2>/dev/null
+    wait "$STEP_PID" 2>/dev/null
+  fi
+  # 1. Containers, through the API, while the daemon is up.
+  if [[ -n $QUILTD_PID ]] && kill -0 "$QUILTD_PID" 2>/dev/null && [[ -S $TMP/quilt.sock ]]; then
+    timeout 90 "$QB" cleanup --socket "$TMP/quilt.sock" --timeout 60 \
+      || echo "benchmark: removing containers through the API failed" >&2
+  fi
+  # 2. The daemon (SIGTERM, then SIGKILL after 10 s).
+  if [[ -n $QUILTD_PID ]] && kill -0 "$QUILTD_PID" 2>/dev/null; then
+    kill -TERM "$QUILTD_PID"
+    for _ in $(seq 100); do kill -0 "$QUILTD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$QUILTD_PID" 2>/dev/null
+  fi
+  [[ -n $QUILTD_PID ]] && wait "$QUILTD_PID" 2>/dev/null
+  # 3. Peer containers and their state.
+  local p name bin id
+  for p in "${PEERS[@]}"; do
+    name=${p%%=*}; bin=${p#*=}
+    [[ -d $TMP/peer-state/$name ]] || continue
+    for id in $(peer_ns "$bin" --root "$TMP/peer-state/$name" list -q 2>/dev/null); do
+      peer_ns "$bin" --root "$TMP/peer-state/$name" delete -f "$id" >/dev/null 2>&1 \
+        || echo "benchmark: $name delete -f $id failed" >&2
+    done
+  done
+  # 4. Leftover processes (shims, anything in our cgroups), then the cgroups.
+  if [[ -n $PARENT && -x $QB ]]; then
+    "$QB" leftovers --data-dir "$TMP/data" --cgroup-parent "$PARENT" --kill >/dev/null
+    "$QB" leftovers --data-dir "$TMP/peer-state" --cgroup-parent "$PARENT-peers" --kill >/dev/null
+  fi
+  if [[ -n $PARENT ]]; then
+    local d
+    while read -r d; do
+      [[ -n $d ]] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+      [[ -d $d ]] && echo "benchmark: cannot remove cgroup $d" >&2
+    done < <(cgroup_dirs_of "$PARENT"; cgroup_dirs_of "$PARENT-peers")
+  fi
+  # 5. Mounts under the temp dir (deepest first), then the files.
+  local m
+  while read -r m; do
+    [[ -n $m ]] && umount -l "$m" 2>/dev/null
+  done < <(awk -v t="$TMP" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+  if awk -v t="$TMP" '$5 == t || index($5, t "/") == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+    echo "benchmark: mounts remain under $TMP; not deleting it" >&2
+    [[ $rc -eq 0 ]] && rc=1
+  else
+    rm -rf --one-file-system -- "$TMP"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Runs one step in the background and waits for it, so Ctrl-C and TERM are
+# handled at once (bash runs traps only between foreground commands).
+step() {
+  "$@" &
+  STEP_PID=$!
+  local rc=0
+  wait "$STEP_PID" || rc=$?
+  STEP_PID=""
+  return "$rc"
+}
+
+# ------------------------------------------------------------------ build --
+log "building release binaries (cargo decides what is out of date)"
+build_t0=$SECONDS
+(cd "$ROOT" && cargo build --release --quiet -p quilt-server -p quilt-cli -p quilt-runtime -p quilt-bench) \
+  || die "build failed"
+log "build: $((SECONDS - build_t0)) s (not part of the timed run)"
+for b in "$QUILTD" "$QUILT" "$QB" "$BIN/quilt-shim"; do
+  [[ -x $b ]] || die "missing $b after the build"
+done
+RUN_T0=$SECONDS
+
+# ------------------------------------------------------------------ peers --
+find_peer() { # name debian-package
+  local bin
+  bin=$(command -v "$1" || true)
+  if [[ -z $bin && $INSTALL_PEERS -eq 1 ]]; then
+    log "installing $2 (--install-peers)"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 \
+      && bin=$(command -v "$1" || true)
+  fi
+  if [[ -z $bin ]]; then
+    echo "benchmark: $1 not found: skipping the $1 comparison (install it with 'apt-get install $2', or pass --install-peers)" >&2
+    SKIPPED+="$1 (not installed) "
+    return 0
+  fi
+  PEERS+=("$1=$bin")
+}
+SKIPPED=""
+if [[ -z $REAP_N ]]; then
+  find_peer crun crun
+  find_peer runc runc
+  if ! command -v python3 >/dev/null && ! command -v jq >/dev/null; then
+    if [[ $INSTALL_PEERS -eq 1 ]]; then
+      apt-get install -y -qq jq >&2
+    else
+      echo "benchmark: neither python3 nor jq found to edit the OCI config: skipping peers (apt-get install jq, or --install-peers)" >&2
+      SKIPPED+="all (no python3/jq) "
+      PEERS=()
+    fi
+  fi
+  if mountpoint -q /sys/fs/cgroup/unified; then PEER_NS_NEEDED=1; fi
+fi
+
+# ----------------------------------------------------------------- daemon --
+TMP=$(mktemp -d /tmp/quilt-bench.XXXXXXXX)
+RAND=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+PARENT=quilt-bench-$RAND
+SOCK=$TMP/quilt.sock
+DATA=$TMP/data
+OUT=$TMP/results
+mkdir -p "$OUT" "$DATA"
+
+log "starting quiltd (data $DATA, cgroup parent $PARENT, start queue $START_QUEUE)"
+"$QUILTD" --data-dir "$DATA" --socket "$SOCK" --cgroup-parent "$PARENT" \
+  --start-queue "$START_QUEUE" >"$TMP/quiltd.log" 2>&1 &
+QUILTD_PID=$!
+"$QB" wait-ready --socket "$SOCK" --timeout 30 --pid "$QUILTD_PID" \
+  || { tail -n 20 "$TMP/quiltd.log" >&2; die "quiltd did not become ready"; }
+
+HOST_DESC="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+MODE_NAME=$MODE
+[[ -n $REAP_N ]] && MODE_NAME="reap-gate $REAP_N"
+MODE="$MODE_NAME" HOST_DESC="$HOST_DESC" GIT_REV="$GIT_REV" SKIPPED="$SKIPPED" START_QUEUE="$START_QUEUE" \
+PEER_NS="$PEER_NS_NEEDED" PARENT="$PARENT" python3 - >"$OUT/meta.json" <<'EOF'
+import json, os, datetime
+print(json.dumps({
+    "mode": os.environ["MODE"],
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "host": os.environ["HOST_DESC"],
+    "git_rev": os.environ["GIT_REV"],
+    "quiltd_args": f"--cgroup-parent {os.environ['PARENT']} --start-queue {os.environ['START_QUEUE']}",
+    "peers_skipped": os.environ["SKIPPED"].strip(),
+    "peers_private_mount_ns_without_cgroup2": os.environ["PEER_NS"] == "1",
+}, indent=2))
+EOF
+
+finish() { # merge, chart, print
+  local json=$TMP/final.json
+  "$QB" summary --in "$OUT" --json "$json" --markdown "$TMP/summary.md" >/dev/null
+  if [[ -n $JSON_OUT ]]; then
+    cp "$json" "$JSON_OUT"
+    "$QB" chart --json "$JSON_OUT" --out "${JSON_OUT%.json}.svg" \
+      && log "wrote $JSON_OUT and ${JSON_OUT%.json}.svg"
+  fi
+  echo
+  cat "$TMP/summary.md"
+  log "measured in $((SECONDS - RUN_T0)) s"
+}
+
+# -------------------------------------------------------------- reap gate --
+if [[ -n $REAP_N ]]; then
+  log "reap gate: $REAP_N containers, 16 in flight"
+  gate_rc=0
+  step "$QB" reap-gate --socket "$SOCK" --out "$OUT/reap_gate.json" --n "$REAP_N" --concurrency 16 \
+    --data-dir "$DATA" --cgroup-parent "$PARENT" --quiltd-pid "$QUILTD_PID" || gate_rc=$?
+  [[ -f $OUT/reap_gate.json ]] || die "the reap gate did not produce a result"
+  finish
+  exit "$gate_rc"
+fi
+
+# ----------------------------------------------------------- measurements --
+log "1/7 classic: 6 x (quilt create + 100 quilt status)"
+step "$QB" classic --socket "$SOCK" --quilt "$QUILT" --runs 6 --statuses 100 --out "$OUT/classic.json"
+
+log "2/7 API latency (${API_ARGS[*]})"
+step "$QB" api --socket "$SOCK" "${API_ARGS[@]}" --out "$OUT/api.json"
+
+log "3/7 time to running ($TTR_N) and sequential start rate ($SEQ_N)"
+step "$QB" ttr --socket "$SOCK" --n "$TTR_N" --out "$OUT/ttr.json"
+step "$QB" seqrate --socket "$SOCK" --n "$SEQ_N" --out "$OUT/seqrate.json"
+
+if [[ ${#PEERS[@]} -gt 0 ]]; then
+  log "4/7 peers: ${PEERS[*]} (private mount ns without cgroup2: $PEER_NS_NEEDED)"
+  ROOTFS=$DATA/images/default/rootfs
+  [[ -d $ROOTFS ]] || "$QUILT" --socket "$SOCK" run --rm default /bin/true
+  [[ -d $ROOTFS ]] || die "the default image rootfs is missing at $ROOTFS"
+  cp -a "$ROOTFS" "$TMP/peer-rootfs"
+  mkdir -p "$TMP/spec" "$TMP/bundles" "$TMP/peer-state"
+  # One generated spec for every peer, so their defaults are the same.
+  first=${PEERS[0]#*=}
+  (cd "$TMP/spec" && "$first" spec)
+  peer_args=()
+  for p in "${PEERS[@]}"; do
+    name=${p%%=*}
+    peer_args+=("--$name" "${p#*=}")
+    for kind in true sleep; do
+      b=$TMP/bundles/$name-$kind
+      mkdir -p "$b"
+      if [[ $kind == true ]]; then args='["/bin/true"]'; else args='["/bin/sleep","3600"]'; fi
+      # Workload argv, no terminal, the shared read-only rootfs, and a cgroup
+      # under this run's parent. Namespaces stay as generated (they include
+      # a network namespace, like Quilt's default --network none).
+      if command -v python3 >/dev/null; then
+        python3 - "$TMP/spec/config.json" "$b/config.json" "$args" "$TMP/peer-rootfs" "/$PARENT-peers/$name-$kind" <<'EOF'
+import json, sys
+src, dst, args, rootfs, cgroup = sys.argv[1:]
+c = json.load(open(src))
+c["process"]["args"] = json.loads(args)
+c["process"]["terminal"] = False
+c["root"] = {"path": rootfs, "readonly": True}
+c["linux"]["cgroupsPath"] = cgroup
+json.dump(c, open(dst, "w"), indent=2)
+EOF
+      else
+        jq --argjson a "$args" --arg r "$TMP/peer-rootfs" --arg cg "/$PARENT-peers/$name-$kind" \
+          '.process.args = $a | .process.terminal = false | .root = {path: $r, readonly: true} | .linux.cgroupsPath = $cg' \
+          "$TMP/spec/config.json" >"$b/config.json"
+      fi
+    done
+  done
+  step peer_ns "$QB" peers --socket "$SOCK" --quilt "$QUILT" "${peer_args[@]}" \
+    --bundles "$TMP/bundles" --state-root "$TMP/peer-state" \
+    --iterations "$PEER_ITERS" --states "$PEER_STATES" --id-prefix "qb-$RAND" --out "$OUT/peers.json"
+else
+  log "4/7 peers: skipped ($SKIPPED)"
+fi
+
+log "5/7 throughput: 1, 8, 32, 128 clients x ${TP_SECONDS} s"
+step "$QB" throughput --socket "$SOCK" --clients 1,8,32,128 --seconds "$TP_SECONDS" \
+  --drain-timeout "$TP_DRAIN" --out "$OUT/throughput.json"
+
+log "6/7 density: $DENSITY_N idle containers"
+step "$QB" density --socket "$SOCK" --n "$DENSITY_N" --gets "$DENSITY_GETS" \
+  --data-dir "$DATA" --cgroup-parent "$PARENT" --quiltd-pid "$QUILTD_PID" --out "$OUT/density.json"
+
+log "7/7 summary"
+finish
