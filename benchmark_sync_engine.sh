@@ -67,7 +67,7 @@ if [[ $MODE == quick ]]; then
   TP_SECONDS=2; TP_DRAIN=40; DENSITY_N=50; DENSITY_GETS=1000
 else
   API_ARGS=(--containers 1000 --gets 10000 --lists 100 --starts 200)
-  TTR_N=300; SEQ_N=300; PEER_ITERS=100; PEER_STATES=200
+  TTR_N=500; SEQ_N=500; PEER_ITERS=200; PEER_STATES=300
   TP_SECONDS=10; TP_DRAIN=120; DENSITY_N=500; DENSITY_GETS=5000
 fi
 
@@ -78,19 +78,14 @@ STEP_PID=""
 PARENT=""
 PEERS=()         # "name=/path/to/binary"
 PEER_NS_NEEDED=0
+FAILED_STEPS=""
 
-# Runs a command in a private mount namespace without the cgroup v2 mount,
-# where crun 1.8 accepts this host's mixed (v1 + unified) layout. The host's
-# mounts are untouched. Used for every peer alike, and for quilt-bench when
-# it times the peers.
-peer_ns() {
-  if [[ $PEER_NS_NEEDED -eq 1 ]]; then
-    unshare --mount --propagation private -- \
-      sh -c 'umount /sys/fs/cgroup/unified && exec "$@"' peer-ns "$@"
-  else
-    "$@"
-  fi
-}
+# Prefix that runs a command in a private mount namespace without the cgroup
+# v2 mount, where crun 1.8 accepts this host's mixed (v1 + unified) layout.
+# The host's mounts are untouched. Used for every peer alike, and for
+# quilt-bench while it times them. Empty when not needed. (unshare and sh
+# exec, so the command keeps the pid that was started.)
+PEER_NS=()
 
 cgroup_dirs_of() { # every hierarchy's copy of cgroup $1
   local d
@@ -127,8 +122,8 @@ cleanup() {
   for p in "${PEERS[@]}"; do
     name=${p%%=*}; bin=${p#*=}
     [[ -d $TMP/peer-state/$name ]] || continue
-    for id in $(peer_ns "$bin" --root "$TMP/peer-state/$name" list -q 2>/dev/null); do
-      peer_ns "$bin" --root "$TMP/peer-state/$name" delete -f "$id" >/dev/null 2>&1 \
+    for id in $("${PEER_NS[@]}" "$bin" --root "$TMP/peer-state/$name" list -q 2>/dev/null); do
+      "${PEER_NS[@]}" "$bin" --root "$TMP/peer-state/$name" delete -f "$id" >/dev/null 2>&1 \
         || echo "benchmark: $name delete -f $id failed" >&2
     done
   done
@@ -172,6 +167,16 @@ step() {
   return "$rc"
 }
 
+# A measurement that fails is reported and the run goes on; the script then
+# exits non-zero.
+measure() {
+  local name=$1; shift
+  if ! step "$@"; then
+    echo "benchmark: measurement '$name' failed" >&2
+    FAILED_STEPS+="$name "
+  fi
+}
+
 # ------------------------------------------------------------------ build --
 log "building release binaries (cargo decides what is out of date)"
 build_t0=$SECONDS
@@ -212,7 +217,10 @@ if [[ -z $REAP_N ]]; then
       PEERS=()
     fi
   fi
-  if mountpoint -q /sys/fs/cgroup/unified; then PEER_NS_NEEDED=1; fi
+  if mountpoint -q /sys/fs/cgroup/unified; then
+    PEER_NS_NEEDED=1
+    PEER_NS=(unshare --mount --propagation private -- sh -c 'umount /sys/fs/cgroup/unified && exec "$@"' peer-ns)
+  fi
 fi
 
 # ----------------------------------------------------------------- daemon --
@@ -225,8 +233,10 @@ OUT=$TMP/results
 mkdir -p "$OUT" "$DATA"
 
 log "starting quiltd (data $DATA, cgroup parent $PARENT, start queue $START_QUEUE)"
-"$QUILTD" --data-dir "$DATA" --socket "$SOCK" --cgroup-parent "$PARENT" \
-  --start-queue "$START_QUEUE" >"$TMP/quiltd.log" 2>&1 &
+# In its own session, so that a Ctrl-C meant for this script does not shut
+# the daemon down before cleanup() has removed the containers through it.
+NO_COLOR=1 setsid "$QUILTD" --data-dir "$DATA" --socket "$SOCK" --cgroup-parent "$PARENT" \
+  --start-queue "$START_QUEUE" >"$TMP/quiltd.log" 2>&1 </dev/null &
 QUILTD_PID=$!
 "$QB" wait-ready --socket "$SOCK" --timeout 30 --pid "$QUILTD_PID" \
   || { tail -n 20 "$TMP/quiltd.log" >&2; die "quiltd did not become ready"; }
@@ -254,11 +264,26 @@ finish() { # merge, chart, print
   "$QB" summary --in "$OUT" --json "$json" --markdown "$TMP/summary.md" >/dev/null
   if [[ -n $JSON_OUT ]]; then
     cp "$json" "$JSON_OUT"
-    "$QB" chart --json "$JSON_OUT" --out "${JSON_OUT%.json}.svg" \
-      && log "wrote $JSON_OUT and ${JSON_OUT%.json}.svg"
+    if [[ -f $OUT/peers.json ]]; then
+      "$QB" chart --json "$JSON_OUT" --out "${JSON_OUT%.json}.svg" \
+        && log "wrote $JSON_OUT and ${JSON_OUT%.json}.svg"
+    else
+      log "wrote $JSON_OUT (no chart: the peers were not measured)"
+    fi
   fi
   echo
   cat "$TMP/summary.md"
+  local errs
+  errs=$(grep -c -E '\b(ERROR|WARN)\b' "$TMP/quiltd.log" || true)
+  echo
+  echo "quiltd log: ${errs:-0} ERROR/WARN lines."
+  if ! kill -0 "$QUILTD_PID" 2>/dev/null; then
+    echo "benchmark: quiltd is no longer running; its last lines:" >&2
+    tail -n 20 "$TMP/quiltd.log" >&2
+    FAILED_STEPS+="quiltd-died "
+  elif [[ $errs -gt 0 ]]; then
+    grep -E '\b(ERROR|WARN)\b' "$TMP/quiltd.log" | sed 's/\x1b\[[0-9;]*m//g' | head -n 5 >&2
+  fi
   log "measured in $((SECONDS - RUN_T0)) s"
 }
 
@@ -275,14 +300,14 @@ fi
 
 # ----------------------------------------------------------- measurements --
 log "1/7 classic: 6 x (quilt create + 100 quilt status)"
-step "$QB" classic --socket "$SOCK" --quilt "$QUILT" --runs 6 --statuses 100 --out "$OUT/classic.json"
+measure classic "$QB" classic --socket "$SOCK" --quilt "$QUILT" --runs 6 --statuses 100 --out "$OUT/classic.json"
 
 log "2/7 API latency (${API_ARGS[*]})"
-step "$QB" api --socket "$SOCK" "${API_ARGS[@]}" --out "$OUT/api.json"
+measure api "$QB" api --socket "$SOCK" "${API_ARGS[@]}" --out "$OUT/api.json"
 
 log "3/7 time to running ($TTR_N) and sequential start rate ($SEQ_N)"
-step "$QB" ttr --socket "$SOCK" --n "$TTR_N" --out "$OUT/ttr.json"
-step "$QB" seqrate --socket "$SOCK" --n "$SEQ_N" --out "$OUT/seqrate.json"
+measure ttr "$QB" ttr --socket "$SOCK" --n "$TTR_N" --out "$OUT/ttr.json"
+measure seqrate "$QB" seqrate --socket "$SOCK" --n "$SEQ_N" --out "$OUT/seqrate.json"
 
 if [[ ${#PEERS[@]} -gt 0 ]]; then
   log "4/7 peers: ${PEERS[*]} (private mount ns without cgroup2: $PEER_NS_NEEDED)"
@@ -323,7 +348,7 @@ EOF
       fi
     done
   done
-  step peer_ns "$QB" peers --socket "$SOCK" --quilt "$QUILT" "${peer_args[@]}" \
+  measure peers "${PEER_NS[@]}" "$QB" peers --socket "$SOCK" --quilt "$QUILT" "${peer_args[@]}" \
     --bundles "$TMP/bundles" --state-root "$TMP/peer-state" \
     --iterations "$PEER_ITERS" --states "$PEER_STATES" --id-prefix "qb-$RAND" --out "$OUT/peers.json"
 else
@@ -331,12 +356,15 @@ else
 fi
 
 log "5/7 throughput: 1, 8, 32, 128 clients x ${TP_SECONDS} s"
-step "$QB" throughput --socket "$SOCK" --clients 1,8,32,128 --seconds "$TP_SECONDS" \
+measure throughput "$QB" throughput --socket "$SOCK" --clients 1,8,32,128 --seconds "$TP_SECONDS" \
   --drain-timeout "$TP_DRAIN" --out "$OUT/throughput.json"
 
 log "6/7 density: $DENSITY_N idle containers"
-step "$QB" density --socket "$SOCK" --n "$DENSITY_N" --gets "$DENSITY_GETS" \
+measure density "$QB" density --socket "$SOCK" --n "$DENSITY_N" --gets "$DENSITY_GETS" \
   --data-dir "$DATA" --cgroup-parent "$PARENT" --quiltd-pid "$QUILTD_PID" --out "$OUT/density.json"
 
 log "7/7 summary"
 finish
+if [[ -n $FAILED_STEPS ]]; then
+  die "failed measurements: $FAILED_STEPS(see above and $TMP/quiltd.log, which is deleted on exit)"
+fi

@@ -37,6 +37,16 @@ fn mem_available() -> u64 {
     v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
+/// Memory charged to the daemon's parent cgroup (all its containers), kB.
+fn cgroup_memory_kb(parent: &str) -> Option<u64> {
+    let v1 = format!("/sys/fs/cgroup/memory/{parent}/memory.usage_in_bytes");
+    let v2 = format!("/sys/fs/cgroup/{parent}/memory.current");
+    [v1, v2]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok())
+        .map(|b| b / 1024)
+}
+
 /// Polls the host until nothing is left (removal steps may finish just after
 /// the call answers), up to `timeout`. Returns the first and last scans.
 pub async fn settle_leftovers(
@@ -78,6 +88,7 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
     let mut c = client::connect(&o.socket).await?;
     let rss0 = host::status_kb(o.quiltd_pid, "VmRSS").unwrap_or(0);
     let avail0 = mem_available();
+    let cg0 = cgroup_memory_kb(&o.cgroup_parent).unwrap_or(0);
 
     // Start n idle containers, `concurrency` creates in flight.
     let next = Arc::new(AtomicUsize::new(0));
@@ -145,6 +156,7 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
     let avail1 = mem_available();
     let rss1 = host::status_kb(o.quiltd_pid, "VmRSS").unwrap_or(0);
     let hwm1 = host::status_kb(o.quiltd_pid, "VmHWM").unwrap_or(0);
+    let cg1 = cgroup_memory_kb(&o.cgroup_parent);
     let shims = host::shim_pids(Some(o.quiltd_pid), &o.data_dir);
     let mut workloads = Vec::new();
     for id in &ids {
@@ -209,6 +221,10 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
     }
     hub.stop();
     let (first, last, settle_s) = settle_leftovers(&mut c, o, &[], Duration::from_secs(15)).await?;
+    // What came back once they were gone: a second view of the same cost
+    // (MemAvailable moves with everything else on a shared machine).
+    let avail2 = mem_available();
+    let release_delta = avail2.saturating_sub(avail1);
     let g = get.stats();
     eprintln!(
         "density: quiltd RSS {:.1} MiB with {running} running; {:.3} MiB/container (MemAvailable), {:.3} MiB (RSS shim+workload), {:.3} MiB (PSS); status p99 {:.3} ms; left after removal: {}",
@@ -231,6 +247,10 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
         "quiltd_hwm_mib": mib(hwm1),
         "mem_available_delta_mib": mib(avail_delta),
         "per_container_mib_mem_available": per(avail_delta),
+        "mem_available_released_mib": mib(release_delta),
+        "per_container_mib_mem_available_released": per(release_delta),
+        "cgroup_memory_mib": cg1.map(|k| mib(k.saturating_sub(cg0))),
+        "per_container_mib_cgroup": cg1.map(|k| per(k.saturating_sub(cg0))),
         "shims": shims.len(),
         "workload_pids": workloads.len(),
         "shim_rss_mib_total": mib(shim_rss),

@@ -139,6 +139,7 @@ impl Hub {
         if st.inserted.is_multiple_of(4096) {
             // Forget ids nobody waits for after a while, so long runs stay small.
             st.by_id.retain(|_, e| {
+                e.waiters.retain(|(_, tx)| !tx.is_closed());
                 !e.waiters.is_empty()
                     || e.first
                         .is_some_and(|f| at.duration_since(f) < Duration::from_secs(120))

@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Untimed rounds before each operation.
+const WARMUP: usize = 2;
+
 pub struct PeerOpts {
     pub socket: PathBuf,
     pub quilt: PathBuf,
@@ -100,8 +103,13 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
         e
     };
 
+    // Untimed warm-up rounds first (page cache, first-use paths), like
+    // hyperfine's --warmup; their samples go to `warm`.
+    let mut warm = Op::default();
+
     // 1. run /bin/true to completion.
-    for i in 0..o.iterations {
+    for i in 0..o.iterations + WARMUP {
+        let run_true = if i < WARMUP { &mut warm } else { &mut run_true };
         for e in order(i) {
             if e == "quilt" {
                 let a = argv([
@@ -135,7 +143,12 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
 
     // 2. create + start (the workload has been released to exec) against
     //    Quilt's time to running; then delete, timed on its own.
-    for i in 0..o.iterations {
+    for i in 0..o.iterations + WARMUP {
+        let (create_start, delete) = if i < WARMUP {
+            (&mut warm, &mut Op::default())
+        } else {
+            (&mut create_start, &mut delete)
+        };
         for e in order(i) {
             if e == "quilt" {
                 let s = start_one(&mut c, &hub, &["/bin/true"], true).await;
@@ -214,7 +227,8 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
             rt.delete(&id);
         }
     }
-    for i in 0..o.states {
+    for i in 0..o.states + WARMUP {
+        let state = if i < WARMUP { &mut warm } else { &mut state };
         for e in order(i) {
             if e == "quilt" {
                 if quilt_id.is_empty() {

@@ -225,6 +225,14 @@ fn num(v: &Value) -> String {
     }
 }
 
+/// A number with a fixed count of decimals, or "-".
+fn fixed(v: &Value, decimals: usize) -> String {
+    match v.as_f64() {
+        Some(x) => format!("{x:.decimals$}"),
+        None => "-".into(),
+    }
+}
+
 fn stat_row(md: &mut String, label: &str, s: &Value) {
     if s.is_null() {
         return;
@@ -373,12 +381,12 @@ pub fn markdown(v: &Value) -> String {
             md,
             "\nClassic ({} runs): `quilt create` avg {} / min {} / max {} ms (historical 8 ms); `quilt status` avg {} / min {} / max {} ms (historical 5 ms).",
             c["runs"],
-            num(&c["cli_create"]["avg_ms"]),
-            num(&c["cli_create"]["min_ms"]),
-            num(&c["cli_create"]["max_ms"]),
-            num(&c["cli_status"]["avg_ms"]),
-            num(&c["cli_status"]["min_ms"]),
-            num(&c["cli_status"]["max_ms"]),
+            fixed(&c["cli_create"]["avg_ms"], 2),
+            fixed(&c["cli_create"]["min_ms"], 2),
+            fixed(&c["cli_create"]["max_ms"], 2),
+            fixed(&c["cli_status"]["avg_ms"], 2),
+            fixed(&c["cli_status"]["min_ms"], 2),
+            fixed(&c["cli_status"]["max_ms"], 2),
         );
     }
 
@@ -397,7 +405,7 @@ pub fn markdown(v: &Value) -> String {
                 if r.is_null() {
                     "-".to_string()
                 } else {
-                    format!("{} / {}", num(&r["p50"]), num(&r["p95"]))
+                    format!("{} / {}", fixed(&r["p50"], 2), fixed(&r["p95"], 2))
                 }
             };
             let _ = writeln!(md, "| {label} | {} | {} |", cell("crun"), cell("runc"));
@@ -420,14 +428,14 @@ pub fn markdown(v: &Value) -> String {
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
                 l["clients"],
-                num(&l["creates_per_s"]),
-                num(&l["started_per_s"]),
-                num(&l["started_per_s_until_last"]),
+                fixed(&l["creates_per_s"], 1),
+                fixed(&l["started_per_s"], 1),
+                fixed(&l["started_per_s_until_last"], 1),
                 l["resource_exhausted"],
                 l["errors"],
                 l["stalls"],
                 l["hung"],
-                num(&l["status_during_burst"]["p99_ms"]),
+                fixed(&l["status_during_burst"]["p99_ms"], 2),
                 l["drain_s"].as_f64().unwrap_or(0.0)
             );
         }
@@ -437,7 +445,7 @@ pub fn markdown(v: &Value) -> String {
         let _ = writeln!(
             md,
             "\nSequential start rate: {} containers/s ({} started in {:.2} s).",
-            num(&v["seqrate"]["starts_per_s"]),
+            fixed(&v["seqrate"]["starts_per_s"], 1),
             v["seqrate"]["started"],
             v["seqrate"]["total_s"].as_f64().unwrap_or(0.0)
         );
@@ -446,8 +454,8 @@ pub fn markdown(v: &Value) -> String {
                 let _ = writeln!(
                     md,
                     "{e}: {} create+start/s, {} create+start+delete/s.",
-                    num(&r["create_start_per_s"]),
-                    num(&r["create_start_delete_per_s"])
+                    fixed(&r["create_start_per_s"], 1),
+                    fixed(&r["create_start_delete_per_s"], 1)
                 );
             }
         }
@@ -456,15 +464,17 @@ pub fn markdown(v: &Value) -> String {
     if !d.is_null() {
         let _ = writeln!(
             md,
-            "\nDensity: {} of {} idle containers running; quiltd RSS {} MiB (before {} MiB, peak {} MiB); per container {} MiB (MemAvailable delta), {} MiB (RSS shim+workload), {} MiB (PSS); removal of all took {:.2} s; left behind: {} ({}).",
+            "\nDensity: {} of {} idle containers running; quiltd RSS {} MiB (before {} MiB, peak {} MiB); per container {} MiB (MemAvailable drop while starting; {} MiB returned after removal), {} MiB (RSS shim+workload), {} MiB (PSS shim+workload), {} MiB (memory cgroup of the containers); removal of all took {:.2} s; left behind: {} ({}).",
             d["running"],
             d["requested"],
-            num(&d["quiltd_rss_mib"]),
-            num(&d["quiltd_rss_mib_before"]),
-            num(&d["quiltd_hwm_mib"]),
-            num(&d["per_container_mib_mem_available"]),
-            num(&d["per_container_mib_rss"]),
-            num(&d["per_container_mib_pss"]),
+            fixed(&d["quiltd_rss_mib"], 1),
+            fixed(&d["quiltd_rss_mib_before"], 1),
+            fixed(&d["quiltd_hwm_mib"], 1),
+            fixed(&d["per_container_mib_mem_available"], 3),
+            fixed(&d["per_container_mib_mem_available_released"], 3),
+            fixed(&d["per_container_mib_rss"], 3),
+            fixed(&d["per_container_mib_pss"], 3),
+            fixed(&d["per_container_mib_cgroup"], 3),
             d["remove_all_s"].as_f64().unwrap_or(0.0),
             leftover_count(&d["leftovers"]),
             if d["clean"].as_bool() == Some(true) {
@@ -518,7 +528,14 @@ pub fn markdown(v: &Value) -> String {
                 t["target"].as_str().unwrap_or(""),
                 t["goal"],
                 t["unit"].as_str().unwrap_or(""),
-                num(&t["value"]),
+                fixed(
+                    &t["value"],
+                    match t["unit"].as_str() {
+                        Some("ms") => 3,
+                        Some("/s") => 1,
+                        _ => 2,
+                    }
+                ),
                 t["verdict"].as_str().unwrap_or(""),
                 t["margin"].as_str().unwrap_or(""),
                 t["note"].as_str().unwrap_or("")

@@ -84,6 +84,7 @@ pub fn container(c: &Container) -> pb::Container {
         finished_at: c.finished_at_ns.map(ts),
         failure_reason: c.failure_reason.clone().unwrap_or_default(),
         init: c.init,
+        mounts: Vec::new(),
     }
 }
 

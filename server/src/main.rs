@@ -3,12 +3,18 @@
 #![deny(unsafe_code)]
 
 mod convert;
+mod copy_rpc;
+mod exec_rpc;
+mod images;
 mod service;
 mod status;
+mod volumes;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use quilt_proto::v1::container_service_server::ContainerServiceServer;
+use quilt_proto::v1::image_service_server::ImageServiceServer;
+use quilt_proto::v1::volume_service_server::VolumeServiceServer;
 use quilt_sync_engine::{Engine, EngineConfig, InstanceLock};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -138,7 +144,11 @@ async fn run(args: Args) -> Result<()> {
     let router = Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(api);
+        .add_service(api)
+        .add_service(ImageServiceServer::new(images::Images::new(engine.clone())))
+        .add_service(VolumeServiceServer::new(volumes::Volumes::new(
+            engine.clone(),
+        )));
 
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;

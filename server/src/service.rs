@@ -11,7 +11,8 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 use tonic::{Request, Response, Status};
 
-type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+/// A boxed server stream, as the streaming RPCs return.
+pub type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 const DEFAULT_STOP_TIMEOUT: u32 = 10;
 
@@ -196,21 +197,67 @@ impl ContainerService for Service {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    type ExecStream = Stream_<pb::ExecResponse>;
+
     async fn exec(
         &self,
-        req: Request<pb::ExecRequest>,
-    ) -> Result<Response<pb::ExecResponse>, Status> {
-        let r = req.into_inner();
-        let out = self
-            .engine
-            .exec(&r.id, r.command, r.env, non_empty(r.working_dir))
+        req: Request<tonic::Streaming<pb::ExecRequest>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        crate::exec_rpc::exec(&self.engine, req.into_inner()).await
+    }
+
+    async fn list_execs(
+        &self,
+        req: Request<pb::ListExecsRequest>,
+    ) -> Result<Response<pb::ListExecsResponse>, Status> {
+        crate::exec_rpc::list_execs(&self.engine, req.into_inner())
             .await
-            .map_err(to_status)?;
-        Ok(Response::new(pb::ExecResponse {
-            exit_code: out.exit_code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }))
+            .map(Response::new)
+    }
+
+    async fn wait_exec(
+        &self,
+        req: Request<pb::WaitExecRequest>,
+    ) -> Result<Response<pb::WaitExecResponse>, Status> {
+        crate::exec_rpc::wait_exec(&self.engine, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn kill_exec(
+        &self,
+        req: Request<pb::KillExecRequest>,
+    ) -> Result<Response<pb::KillExecResponse>, Status> {
+        crate::exec_rpc::kill_exec(&self.engine, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type ExecLogsStream = Stream_<pb::ExecResponse>;
+
+    async fn exec_logs(
+        &self,
+        req: Request<pb::ExecLogsRequest>,
+    ) -> Result<Response<Self::ExecLogsStream>, Status> {
+        crate::exec_rpc::exec_logs(&self.engine, req.into_inner()).await
+    }
+
+    async fn copy_in(
+        &self,
+        req: Request<tonic::Streaming<pb::CopyInRequest>>,
+    ) -> Result<Response<pb::CopyInResponse>, Status> {
+        crate::copy_rpc::copy_in(&self.engine, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type CopyOutStream = Stream_<pb::CopyOutResponse>;
+
+    async fn copy_out(
+        &self,
+        req: Request<pb::CopyOutRequest>,
+    ) -> Result<Response<Self::CopyOutStream>, Status> {
+        crate::copy_rpc::copy_out(&self.engine, req.into_inner()).await
     }
 
     type WatchEventsStream = Stream_<pb::Event>;

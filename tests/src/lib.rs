@@ -93,3 +93,47 @@ pub fn lines(s: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+/// The frames of a non-interactive streaming Exec, collected.
+#[derive(Debug, Default)]
+pub struct ExecResult {
+    pub exec_id: String,
+    pub exit_code: i32,
+    pub signal: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Runs an Exec with only a start frame (stdin closed) and collects its
+/// frames. Err: the call's status, or INTERNAL when no exit frame came.
+pub async fn exec_collect(
+    c: &mut api::container_service_client::ContainerServiceClient<tonic::transport::Channel>,
+    start: api::ExecStart,
+) -> Result<ExecResult, tonic::Status> {
+    use api::exec_response::Frame;
+    let req = api::ExecRequest {
+        frame: Some(api::exec_request::Frame::Start(start)),
+    };
+    let mut stream = c.exec(tokio_stream::iter([req])).await?.into_inner();
+    let mut r = ExecResult::default();
+    let mut exited = false;
+    while let Some(f) = stream.message().await? {
+        match f.frame {
+            Some(Frame::Started(s)) => r.exec_id = s.exec_id,
+            Some(Frame::Stdout(b)) => r.stdout.extend_from_slice(&b),
+            Some(Frame::Stderr(b)) => r.stderr.extend_from_slice(&b),
+            Some(Frame::Exit(e)) => {
+                r.exit_code = e.exit_code;
+                r.signal = e.signal;
+                exited = true;
+            }
+            None => {}
+        }
+    }
+    if !exited {
+        return Err(tonic::Status::internal(
+            "exec stream ended without an exit frame",
+        ));
+    }
+    Ok(r)
+}

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use quilt_tests::api::{
-    ContainerState, CreateContainerRequest, ExecRequest, GetContainerRequest, GetLogsRequest,
+    ContainerState, CreateContainerRequest, ExecStart, GetContainerRequest, GetLogsRequest,
     KillContainerRequest, RemoveContainerRequest, Resources, StartContainerRequest,
     StopContainerRequest, WaitContainerRequest, get_logs_response::Item,
 };
@@ -178,11 +178,14 @@ fn unknown_ids_are_not_found() {
                 within(
                     t,
                     "Exec",
-                    c.exec(ExecRequest {
-                        id: id.clone(),
-                        command: vec!["true".into()],
-                        ..Default::default()
-                    }),
+                    quilt_tests::exec_collect(
+                        &mut c,
+                        ExecStart {
+                            container_id: id.clone(),
+                            command: vec!["true".into()],
+                            ..Default::default()
+                        },
+                    ),
                 )
                 .await
                 .map(drop),
@@ -305,6 +308,7 @@ fn command_not_found_is_127_and_a_directory_is_126() {
                 id: id.clone(),
                 follow: true,
                 tail: None,
+                since: None,
             }),
         )
         .await

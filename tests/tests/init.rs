@@ -92,3 +92,47 @@ fn init_forwards_sigterm_so_stop_is_immediate() {
     d.cli(["rm", &id]).ok();
     d.assert_no_leftovers();
 }
+
+/// Ctrl-C on an attached `quilt run` stops the container (SIGTERM, which
+/// init forwards) and the CLI exits with the container's code.
+#[test]
+fn ctrl_c_on_attached_run_stops_the_container() {
+    use std::process::{Command, Stdio};
+    let d = Daemon::start();
+    let mut child = Command::new(quilt_tests::bin_dir().join("quilt"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args([
+            "run", "--name", "attached", "--init", "default", "sleep", "1000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quilt run");
+    // get() resolves names too; the row may not exist for a moment.
+    d.wait_state(
+        "attached",
+        &[quilt_tests::api::ContainerState::Running],
+        Duration::from_secs(20),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "quilt run did not exit after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(143), "SIGTERM exit expected");
+    assert_eq!(d.status_json("attached")["state"], "exited");
+    d.cli(["rm", "attached"]).ok();
+    d.assert_no_leftovers();
+}

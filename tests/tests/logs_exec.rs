@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use quilt_tests::api::{
-    ContainerState, ExecRequest, GetLogsRequest, LogStream, get_logs_response::Item,
+    ContainerState, ExecStart, GetLogsRequest, LogStream, get_logs_response::Item,
 };
 use quilt_tests::{Daemon, RPC_TIMEOUT, host, within};
 use tonic::Code;
@@ -19,6 +19,7 @@ fn api_logs(d: &Daemon, id: &str, follow: bool, tail: Option<u64>) -> Vec<Item> 
                 id: id.to_string(),
                 follow,
                 tail,
+                since: None,
             }),
         )
         .await
@@ -206,21 +207,24 @@ fn exec_runs_inside_the_container() {
             within(
                 RPC_TIMEOUT,
                 "Exec",
-                cl.exec(ExecRequest {
-                    id: id.clone(),
-                    command: vec![
-                        "sh".into(),
-                        "-c".into(),
-                        "echo $FOO:$HOSTNAME:$(pwd):$$".into(),
-                    ],
-                    env: vec!["FOO=bar".into()],
-                    working_dir: "/bin".into(),
-                }),
+                quilt_tests::exec_collect(
+                    &mut cl,
+                    ExecStart {
+                        container_id: id.clone(),
+                        command: vec![
+                            "sh".into(),
+                            "-c".into(),
+                            "echo $FOO:$HOSTNAME:$(pwd):$$".into(),
+                        ],
+                        env: vec!["FOO=bar".into()],
+                        working_dir: "/bin".into(),
+                        ..Default::default()
+                    },
+                ),
             )
             .await
         })
-        .expect("Exec")
-        .into_inner();
+        .expect("Exec");
     assert_eq!(r.exit_code, 0, "{r:?}");
     let text = String::from_utf8_lossy(&r.stdout).trim().to_string();
     let parts: Vec<&str> = text.split(':').collect();
@@ -258,11 +262,14 @@ fn exec_into_a_stopped_container_is_a_failed_precondition() {
             within(
                 RPC_TIMEOUT,
                 "Exec",
-                cl.exec(ExecRequest {
-                    id: id.clone(),
-                    command: vec!["true".into()],
-                    ..Default::default()
-                }),
+                quilt_tests::exec_collect(
+                    &mut cl,
+                    ExecStart {
+                        container_id: id.clone(),
+                        command: vec!["true".into()],
+                        ..Default::default()
+                    },
+                ),
             )
             .await
         })

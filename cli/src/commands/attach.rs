@@ -33,6 +33,7 @@ pub async fn start_attached(
             id: id.to_owned(),
             follow: true,
             tail: None,
+            since: None,
         })
         .await;
     let mut stream = match logs {

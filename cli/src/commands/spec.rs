@@ -55,6 +55,7 @@ pub fn create_request(
         labels: spec.labels.iter().cloned().collect(),
         no_start,
         init: spec.init,
+        mounts: Vec::new(),
     })
 }
 

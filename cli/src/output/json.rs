@@ -209,6 +209,7 @@ mod tests {
             network: NetworkMode::Host as i32,
             auto_remove: true,
             init: false,
+            mounts: Vec::new(),
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),
