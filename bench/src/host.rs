@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(kb_field(t, "MemAvailable"), Some(1234));
         assert_eq!(kb_field(t, "Mem"), None);
         let me = proc_info(std::process::id() as i32).expect("own stat");
-        assert_eq!(me.state, 'R');
+        assert!(me.ppid > 0 && !me.comm.is_empty(), "{me:?}");
         assert!(status_kb(me.pid, "VmRSS").is_some());
     }
 }

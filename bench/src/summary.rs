@@ -322,6 +322,16 @@ pub fn markdown(v: &Value) -> String {
     }
     stat_row(
         &mut md,
+        "attached run: create -> GetLogs exit item",
+        &t["attached"]["create_to_exit_item"],
+    );
+    stat_row(
+        &mut md,
+        "attached run: EXITED event -> GetLogs exit item",
+        &t["attached"]["exited_event_to_exit_item"],
+    );
+    stat_row(
+        &mut md,
         "sequential start (create -> RUNNING)",
         &v["seqrate"]["per_start"],
     );

@@ -6,6 +6,7 @@ use crate::client::{self, Client, code_name, create_request, with_timeout};
 use crate::events::{Hub, Seen, wall_delta};
 use crate::stats::Samples;
 use anyhow::Result;
+use quilt_proto::v1::{GetLogsRequest, GetLogsResponse, StartContainerRequest, get_logs_response};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -70,6 +71,65 @@ fn server_delta(events: &[Seen], from: &str, to: &str) -> Option<Duration> {
     let a = events.iter().find(|s| s.action == from)?.time?;
     let b = events.iter().find(|s| s.action == to)?.time?;
     Some(wall_delta(a, b).0)
+}
+
+/// The attached path of `quilt run`: create (no_start, auto_remove), open
+/// GetLogs(follow), StartContainer, read until the stream's exit item.
+/// Returns (create sent -> exit item, EXITED event -> exit item).
+async fn attached_one(
+    c: &mut Client,
+    hub: &Hub,
+) -> Result<(Duration, Option<Duration>), (String, String)> {
+    let st = |s: tonic::Status| (code_name(s.code()), s.message().to_string());
+    let t = Instant::now();
+    let id = with_timeout(
+        CALL,
+        c.create_container(create_request(&["/bin/true"], true, true)),
+    )
+    .await
+    .map_err(st)?
+    .id;
+    let mut logs = with_timeout(
+        CALL,
+        c.get_logs(GetLogsRequest {
+            id: id.clone(),
+            follow: true,
+            ..Default::default()
+        }),
+    )
+    .await
+    .map_err(st)?;
+    if let Err(s) = with_timeout(
+        WAIT,
+        c.start_container(StartContainerRequest { id: id.clone() }),
+    )
+    .await
+        && s.code() != tonic::Code::FailedPrecondition
+    {
+        return Err(st(s));
+    }
+    let got_exit = loop {
+        match tokio::time::timeout(WAIT, logs.message()).await {
+            Ok(Ok(Some(GetLogsResponse {
+                item: Some(get_logs_response::Item::Exit(_)),
+            }))) => break Some(Instant::now()),
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break None,
+        }
+    };
+    let Some(at) = got_exit else {
+        return Err((
+            "NO_EXIT_ITEM".into(),
+            format!("{id}: the log stream ended without its exit item"),
+        ));
+    };
+    let lag = hub
+        .wait(&id, &["exited"], Duration::from_secs(5))
+        .await
+        .map(|e| at.saturating_duration_since(e.at));
+    hub.wait(&id, &["removed"], WAIT).await;
+    hub.forget(&id);
+    Ok((at.duration_since(t), lag))
 }
 
 pub async fn ttr(socket: &Path, n: usize) -> Result<serde_json::Value> {
@@ -141,6 +201,21 @@ pub async fn ttr(socket: &Path, n: usize) -> Result<serde_json::Value> {
         }
         hub.forget(&s.id);
     }
+    // The attached path (what `quilt run` does), fewer rounds.
+    let mut attached = Samples::default();
+    let mut attached_lag = Samples::default();
+    for _ in 0..n.div_ceil(2) {
+        match attached_one(&mut c, &hub).await {
+            Ok((total, lag)) => {
+                attached.ok(total);
+                match lag {
+                    Some(l) => attached_lag.ok(l),
+                    None => attached_lag.err("NO_EXITED_EVENT", "no exited event"),
+                }
+            }
+            Err((k, m)) => attached.err(&k, m),
+        }
+    }
     hub.stop();
     let (a, r, x) = (ack.stats(), running.stats(), exit_to_event.stats());
     eprintln!(
@@ -160,6 +235,11 @@ pub async fn ttr(socket: &Path, n: usize) -> Result<serde_json::Value> {
             "notify": phase_notify.to_json(),
             "workload": phase_run.to_json(),
             "remove": phase_remove.to_json(),
+        },
+        "attached": {
+            "description": "the path of `quilt run --rm`: CreateContainer(no_start, auto_remove), GetLogs(follow), StartContainer, until the log stream's exit item",
+            "create_to_exit_item": attached.to_json(),
+            "exited_event_to_exit_item": attached_lag.to_json(),
         },
         "event_stream_resubscribes": hub.lost.load(std::sync::atomic::Ordering::SeqCst),
     }))

@@ -60,6 +60,27 @@ pub enum Command {
     Inspect(IdArg),
     /// Stream container state changes.
     Events(EventsArgs),
+    /// List the execs of a container.
+    #[command(name = "exec-ls")]
+    ExecLs(IdArg),
+    /// Wait for an exec to exit and print its exit code.
+    #[command(name = "exec-wait")]
+    ExecWait(crate::exec_args::ExecIdArg),
+    /// Send a signal to an exec'd command.
+    #[command(name = "exec-kill")]
+    ExecKill(crate::exec_args::ExecKillArgs),
+    /// Print the output of an exec.
+    #[command(name = "exec-logs")]
+    ExecLogs(crate::exec_args::ExecLogsArgs),
+    /// Copy files between a container (running or stopped) and the host:
+    /// `quilt cp SRC ID:DIR` or `quilt cp ID:PATH DIR`.
+    Cp(CpArgs),
+    /// Manage named volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Manage images: import, build from host programs, list, inspect, remove.
+    #[command(subcommand)]
+    Image(crate::image_args::ImageCommand),
 }
 
 /// Options shared by `run` and `create`.
@@ -109,6 +130,15 @@ pub struct ContainerSpec {
     /// Label KEY=VALUE (repeatable; KEY alone means an empty value).
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+
+    /// Mount a named volume or a host path: NAME:/PATH[:ro] or
+    /// /HOST/PATH:/PATH[:ro] (repeatable).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volumes: Vec<String>,
+
+    /// Mount a tmpfs: /PATH[:size=64m][,ro] (repeatable).
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
 
     /// IMAGE ("default", a rootfs tarball or directory) followed by the
     /// command and its arguments, passed exactly.
@@ -205,6 +235,47 @@ pub struct KillArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CpArgs {
+    /// A host path, or ID:PATH in the container.
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    /// ID:DIR in the container, or a host directory.
+    #[arg(value_name = "DST")]
+    pub dst: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a named volume.
+    Create {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Label KEY=VALUE (repeatable).
+        #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// List volumes.
+    Ls {
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print volumes as pretty JSON.
+    Inspect {
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes and their data.
+    Rm {
+        /// Remove even while containers use it.
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct RmArgs {
     /// Kill the container first if it is running.
     #[arg(short = 'f', long)]
@@ -228,12 +299,29 @@ pub struct LogsArgs {
     #[arg(short = 't', long)]
     pub timestamps: bool,
 
+    /// Only lines written since then: a duration before now (10s, 5m,
+    /// 1h30m), an RFC 3339 time or unix seconds.
+    #[arg(long, value_name = "DURATION|TIME", value_parser = crate::since::parse_since)]
+    pub since: Option<prost_types::Timestamp>,
+
     #[arg(value_name = "ID")]
     pub id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// Keep stdin open and send it to the command.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Run the command on a pseudo-terminal (raw mode, window size follows).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Run in the background and print the exec id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
     /// Extra environment variable KEY=VALUE (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<String>,
@@ -717,6 +805,15 @@ mod tests {
         };
         assert!(l.follow && l.timestamps);
         assert_eq!(l.tail, Some(5));
+        assert_eq!(l.since, None);
+
+        let cli = parse(&["logs", "--since", "2026-11-23T19:00:00Z", "a"]).unwrap();
+        let Command::Logs(l) = cli.command else {
+            panic!()
+        };
+        assert_eq!(l.since.map(|t| t.seconds), Some(1_795_460_400));
+        let err = parse(&["logs", "--since", "soon", "a"]).unwrap_err();
+        assert_eq!(parse_outcome(&err).code, crate::error::EXIT_ENGINE);
     }
 
     #[test]

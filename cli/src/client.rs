@@ -19,6 +19,11 @@ pub type Client = ContainerServiceClient<Channel>;
 /// reported with the plain OS reason; the channel reuses that stream and
 /// only dials again if it ever has to reconnect.
 pub async fn connect(path: &Path) -> Result<Client, CliError> {
+    Ok(ContainerServiceClient::new(connect_channel(path).await?))
+}
+
+/// A channel to quiltd, for any of its services.
+pub async fn connect_channel(path: &Path) -> Result<Channel, CliError> {
     let unreachable = |reason: &dyn std::fmt::Display| {
         CliError::engine(format!(
             "cannot connect to quiltd at {}: {reason} (is quiltd running?)",
@@ -46,7 +51,7 @@ pub async fn connect(path: &Path) -> Result<Client, CliError> {
         .connect_with_connector(connector)
         .await
         .map_err(|e| unreachable(&error_chain(&e)))?;
-    Ok(ContainerServiceClient::new(channel))
+    Ok(channel)
 }
 
 /// `err` and its sources, joined with ": ".

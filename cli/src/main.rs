@@ -8,7 +8,10 @@ mod args;
 mod client;
 mod commands;
 mod error;
+mod exec_args;
+mod image_args;
 mod output;
+mod since;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,14 @@
 //! Image preparation: the built-in `default` busybox image, rootfs tarballs
-//! (unpacked once into a content-addressed cache) and rootfs directories.
+//! (unpacked once into a content-addressed cache) and rootfs directories,
+//! plus the content-addressed store of imported and host-built images
+//! (DATA/images/sha256-<hex>/rootfs, referenced as "sha256:<hex>").
+mod hostbuild;
+mod import;
+mod layers;
+mod progress;
+mod tree;
+
+pub use progress::Progress;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
@@ -36,6 +45,8 @@ pub struct ImageStore {
 /// What kind of thing an image reference names.
 enum Kind {
     Default,
+    /// "sha256:<hex>": an image of the store.
+    Stored(String),
     Tarball(PathBuf),
     Dir(PathBuf),
 }
@@ -95,6 +106,9 @@ impl ImageStore {
                 "empty image reference".into(),
             ));
         }
+        if let Some(hex) = parse_id(image) {
+            return Ok(Kind::Stored(hex.to_owned()));
+        }
         let path = Path::new(image);
         if !path.is_absolute() {
             return Err(ImageError::Invalid(
@@ -142,6 +156,16 @@ impl ImageStore {
                     Err(self.no_busybox())
                 }
             }
+            Kind::Stored(hex) => {
+                if self.stored_dir(&hex).join("rootfs").is_dir() {
+                    Ok(())
+                } else {
+                    Err(ImageError::NotFound(
+                        image.into(),
+                        "not in the image store".into(),
+                    ))
+                }
+            }
             Kind::Tarball(_) | Kind::Dir(_) => Ok(()),
         }
     }
@@ -165,6 +189,17 @@ impl ImageStore {
                 let target = self.default_dir();
                 self.build_once(image, &target, |rootfs| self.build_default(rootfs))
             }
+            Kind::Stored(hex) => {
+                let rootfs = self.stored_dir(&hex).join("rootfs");
+                if rootfs.is_dir() {
+                    Ok(rootfs)
+                } else {
+                    Err(ImageError::NotFound(
+                        image.into(),
+                        "not in the image store".into(),
+                    ))
+                }
+            }
             Kind::Dir(p) => p
                 .canonicalize()
                 .map_err(|e| ImageError::Io(image.into(), e)),
@@ -172,6 +207,69 @@ impl ImageStore {
                 let digest = self.digest(image, &p)?;
                 let target = self.root.join(format!("sha256-{digest}"));
                 self.build_once(image, &target, |rootfs| unpack_tarball(&p, rootfs))
+            }
+        }
+    }
+
+    /// DATA/images/sha256-<hex> (the store's directory of an image).
+    fn stored_dir(&self, hex: &str) -> PathBuf {
+        self.root.join(format!("sha256-{hex}"))
+    }
+
+    /// The rootfs of a stored image ("sha256:<hex>"), if present.
+    pub fn stored_rootfs(&self, id: &str) -> Option<PathBuf> {
+        let rootfs = self.stored_dir(parse_id(id)?).join("rootfs");
+        rootfs.is_dir().then_some(rootfs)
+    }
+
+    /// Imports a rootfs tarball or directory, a `docker save` archive or an
+    /// OCI image layout (directory or tar) into the store. Blocking. The
+    /// same content always gives the same id, and is unpacked only once.
+    pub fn import(
+        &self,
+        path: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Imported, ImageError> {
+        import::import(self, path, &mut progress::Reporter::new(progress))
+    }
+
+    /// Builds an image from host programs (names looked up in PATH, or
+    /// absolute paths), their shared libraries and interpreter files, on
+    /// the busybox base. Blocking.
+    pub fn build_from_host(
+        &self,
+        binaries: &[String],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Imported, ImageError> {
+        hostbuild::build(self, binaries, &mut progress::Reporter::new(progress))
+    }
+
+    /// Deletes a stored image's files ("sha256:<hex>"). Blocking; missing is
+    /// fine. The directory is renamed away first so that no half-deleted
+    /// rootfs is ever visible.
+    pub fn remove_stored(&self, id: &str) -> Result<(), ImageError> {
+        let Some(hex) = parse_id(id) else {
+            return Err(ImageError::Invalid(id.into(), "not an image id".into()));
+        };
+        let dir = self.stored_dir(hex);
+        let trash = self.root.join(format!(".tmp-rm-{}", unique_suffix()));
+        match std::fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ImageError::Io(id.into(), e)),
+        }
+        std::fs::remove_dir_all(&trash).map_err(|e| ImageError::Io(id.into(), e))
+    }
+
+    /// Removes the temp dirs of imports, builds and removals that a previous
+    /// daemon left behind. Call at start-up only (no operation in flight).
+    pub fn remove_temp_dirs(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
@@ -354,6 +452,24 @@ impl ImageStore {
         }
         Ok(())
     }
+}
+
+/// The result of an import or host build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// "sha256:<hex>".
+    pub id: String,
+    /// "rootfs-tar", "rootfs-dir", "docker-save", "oci-layout" or "host-build".
+    pub source: &'static str,
+    /// Layer digests, bottom first (empty for a plain rootfs).
+    pub layers: Vec<String>,
+    pub size_bytes: u64,
+}
+
+/// The hex of a "sha256:<64 hex>" image id.
+pub fn parse_id(s: &str) -> Option<&str> {
+    let hex = s.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
 }
 
 /// Unpacks a (possibly gzipped) tarball into `dest`, preserving permissions,

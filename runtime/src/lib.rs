@@ -3,10 +3,13 @@
 #![deny(unsafe_code)]
 
 pub mod cgroup;
+pub mod copy;
+pub mod execproto;
 pub mod exitfile;
 pub mod image;
 pub mod launch;
 pub mod logfile;
+pub mod mounts;
 pub mod proc;
 #[doc(hidden)]
 pub mod shim;

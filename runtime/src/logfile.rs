@@ -3,6 +3,13 @@
 //! (the original newline was stripped and is implied) and P a partial one.
 pub const LOG_FILE: &str = "container.log";
 
+/// Name of the `n`th rotated log file (1 = the most recent):
+/// `container.log.<n>`. The shim renames the live file to `.1` when it
+/// reaches its size cap, after shifting `.1` to `.2` and so on.
+pub fn rotated_name(n: u32) -> String {
+    format!("{LOG_FILE}.{n}")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Stdout,

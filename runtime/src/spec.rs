@@ -57,6 +57,18 @@ pub struct ContainerConfig {
     #[serde(default)]
     pub init: bool,
     pub cgroup: CgroupSpec,
+    /// Rotate `container.log` once it would grow past this many bytes.
+    /// `None` or 0: no cap (the file grows without bound).
+    #[serde(default)]
+    pub log_max_bytes: Option<u64>,
+    /// How many log files to keep, `container.log` included: rotation
+    /// keeps `container.log.1` .. `container.log.<N-1>`. `None`, 0 or 1:
+    /// no rotated file is kept (the full file is dropped and started anew).
+    #[serde(default)]
+    pub log_max_files: Option<u32>,
+    /// Volumes, bind mounts and tmpfs mounts, made before pivot_root.
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountConfig>,
 }
 
 /// Everything `quilt-shim exec` needs to run a command in a running container.
@@ -68,6 +80,18 @@ pub struct ExecConfig {
     pub env: Vec<String>,
     pub workdir: String,
     pub cgroup: CgroupSpec,
+    /// Run the command on a new pseudo-terminal of the container's devpts.
+    #[serde(default)]
+    pub tty: bool,
+    /// Initial terminal size (rows, cols) when `tty`; 0 = leave the default.
+    #[serde(default)]
+    pub rows: u16,
+    #[serde(default)]
+    pub cols: u16,
+    /// Connect the STDIN frames to the command; otherwise its stdin is
+    /// /dev/null (or, with a tty, the terminal with nothing typed).
+    #[serde(default)]
+    pub attach_stdin: bool,
 }
 
 /// What the shim leaves in `exit.json` when the workload has exited.

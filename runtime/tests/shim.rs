@@ -3,7 +3,7 @@
 use quilt_runtime::image::ImageStore;
 use quilt_runtime::logfile::{self, Stream};
 use quilt_runtime::spec::*;
-use quilt_runtime::{cgroup, exitfile, launch, proc};
+use quilt_runtime::{cgroup, execproto, exitfile, launch, proc};
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -77,6 +77,9 @@ impl Env {
             host_network: false,
             init: false,
             cgroup: cg,
+            log_max_bytes: None,
+            log_max_files: None,
+            mounts: Vec::new(),
         }
     }
 
@@ -422,17 +425,33 @@ fn run_exec(cfg: &ExecConfig) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The framed protocol (quilt_runtime::execproto): CONFIG, then EOF.
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(&serde_json::to_vec(cfg).unwrap())
+        .write_all(&execproto::frame(
+            execproto::CONFIG,
+            &serde_json::to_vec(cfg).unwrap(),
+        ))
         .unwrap();
     let out = child.wait_with_output().unwrap();
+    let mut buf = out.stdout.clone();
+    let (mut code, mut stdout) = (out.status.code().unwrap_or(-1), Vec::new());
+    let mut stderr = Vec::new();
+    for (kind, data) in execproto::split(&mut buf).unwrap() {
+        match kind {
+            execproto::STDOUT => stdout.extend_from_slice(&data),
+            execproto::STDERR => stderr.extend_from_slice(&data),
+            execproto::EXIT => code = execproto::read_i32(&data, 0).unwrap(),
+            _ => {}
+        }
+    }
+    stderr.extend_from_slice(&out.stderr);
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        code,
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
     )
 }
 
@@ -463,6 +482,10 @@ fn exec_into_running_container() {
         env: vec!["PATH=/bin:/usr/bin".into(), "X=1".into()],
         workdir: workdir.into(),
         cgroup: cfg.cgroup.clone(),
+        tty: false,
+        rows: 0,
+        cols: 0,
+        attach_stdin: false,
     };
     let (code, out, err) = run_exec(&exec(&["sh", "-c", "exit 3"], "/"));
     assert_eq!(code, 3, "stderr: {err}");
@@ -532,6 +555,10 @@ fn cgroup_v2_paths() {
         env: vec![],
         workdir: "/".into(),
         cgroup: cfg.cgroup.clone(),
+        tty: false,
+        rows: 0,
+        cols: 0,
+        attach_stdin: false,
     };
     let (code, out, err) = run_exec(&exec);
     assert_eq!(code, 0, "{err}");
@@ -607,6 +634,10 @@ fn start_latency() {
         env: vec!["PATH=/bin".into()],
         workdir: "/".into(),
         cgroup: cfg.cgroup.clone(),
+        tty: false,
+        rows: 0,
+        cols: 0,
+        attach_stdin: false,
     };
     let mut times = Vec::new();
     for _ in 0..50 {

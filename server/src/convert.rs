@@ -1,7 +1,8 @@
 //! Engine model <-> quilt.v1 wire types.
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::{
-    Container, Event, ExitInfo, LogLine, LogStream, Network, State, WaitResult,
+    Container, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, Network, State, Volume,
+    WaitResult,
 };
 
 pub fn ts(ns: i64) -> prost_types::Timestamp {
@@ -9,6 +10,12 @@ pub fn ts(ns: i64) -> prost_types::Timestamp {
         seconds: ns.div_euclid(1_000_000_000),
         nanos: ns.rem_euclid(1_000_000_000) as i32,
     }
+}
+
+/// A wire timestamp as unix nanoseconds (saturating far outside i64's range).
+pub fn ts_ns(t: &prost_types::Timestamp) -> i64 {
+    (t.seconds as i128 * 1_000_000_000 + t.nanos as i128).clamp(i64::MIN as i128, i64::MAX as i128)
+        as i64
 }
 
 pub fn state(s: State) -> pb::ContainerState {
@@ -84,7 +91,7 @@ pub fn container(c: &Container) -> pb::Container {
         finished_at: c.finished_at_ns.map(ts),
         failure_reason: c.failure_reason.clone().unwrap_or_default(),
         init: c.init,
-        mounts: Vec::new(),
+        mounts: c.mounts.iter().map(mount).collect(),
     }
 }
 
@@ -115,5 +122,54 @@ pub fn log_line(l: LogLine) -> pb::LogEntry {
         } as i32,
         data: l.data,
         partial: l.partial,
+    }
+}
+
+pub fn mount(m: &MountSpec) -> pb::Mount {
+    pb::Mount {
+        target: m.target.clone(),
+        read_only: m.read_only,
+        source: Some(match &m.source {
+            MountSource::Volume(n) => pb::mount::Source::Volume(n.clone()),
+            MountSource::Bind(p) => pb::mount::Source::HostPath(p.clone()),
+            MountSource::Tmpfs { size_bytes } => pb::mount::Source::Tmpfs(pb::TmpfsMount {
+                size_bytes: *size_bytes,
+            }),
+        }),
+    }
+}
+
+/// The mounts of a CreateContainerRequest (checked further by the engine).
+pub fn mounts_from(m: &[pb::Mount]) -> Result<Vec<MountSpec>, tonic::Status> {
+    m.iter()
+        .map(|m| {
+            let source = match &m.source {
+                Some(pb::mount::Source::Volume(n)) => MountSource::Volume(n.clone()),
+                Some(pb::mount::Source::HostPath(p)) => MountSource::Bind(p.clone()),
+                Some(pb::mount::Source::Tmpfs(t)) => MountSource::Tmpfs {
+                    size_bytes: t.size_bytes,
+                },
+                None => {
+                    return Err(tonic::Status::invalid_argument(format!(
+                        "mount {:?} has no source",
+                        m.target
+                    )));
+                }
+            };
+            Ok(MountSpec {
+                target: m.target.clone(),
+                read_only: m.read_only,
+                source,
+            })
+        })
+        .collect()
+}
+
+pub fn volume(v: &Volume) -> pb::Volume {
+    pb::Volume {
+        name: v.name.clone(),
+        created_at: Some(ts(v.created_at_ns)),
+        labels: v.labels.clone().into_iter().collect(),
+        used_by: v.used_by.clone(),
     }
 }

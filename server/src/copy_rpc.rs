@@ -1,19 +1,118 @@
 //! CopyIn / CopyOut: tar streams into and out of a container.
 use crate::service::Stream_;
+use crate::status::to_status;
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::Engine;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status};
 
+/// Frames buffered between the network and the copy helper (bounded memory:
+/// a few chunks of at most 256 KiB each).
+const DEPTH: usize = 4;
+
 pub async fn copy_in(
-    _engine: &Engine,
-    _input: tonic::Streaming<pb::CopyInRequest>,
+    engine: &Engine,
+    mut input: tonic::Streaming<pb::CopyInRequest>,
 ) -> Result<pb::CopyInResponse, Status> {
-    Err(Status::unimplemented("CopyIn is not implemented yet"))
+    use pb::copy_in_request::Frame;
+    let header = match input.message().await? {
+        Some(pb::CopyInRequest {
+            frame: Some(Frame::Header(h)),
+        }) => h,
+        _ => {
+            return Err(Status::invalid_argument(
+                "the first CopyIn frame must be a header",
+            ));
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let engine = engine.clone();
+    let copy =
+        tokio::spawn(async move { engine.copy_in(&header.container_id, &header.path, rx).await });
+    let mut trailer = None;
+    let mut stream_err = None;
+    loop {
+        match input.message().await {
+            Ok(Some(pb::CopyInRequest { frame })) => match frame {
+                Some(Frame::Data(d)) if trailer.is_none() => {
+                    let sent = tx.send(d).await;
+                    if sent.is_err() {
+                        break; // the copy ended early: its error is reported below
+                    }
+                }
+                Some(Frame::Trailer(t)) if trailer.is_none() => trailer = Some(t),
+                Some(Frame::Header(_)) => {
+                    stream_err = Some(Status::invalid_argument("a second CopyIn header"));
+                    break;
+                }
+                Some(_) => {
+                    stream_err = Some(Status::invalid_argument(
+                        "no CopyIn frame may follow the trailer",
+                    ));
+                    break;
+                }
+                None => {}
+            },
+            Ok(None) => break,
+            Err(e) => {
+                stream_err = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let digest = copy
+        .await
+        .map_err(|e| Status::internal(format!("copy task: {e}")))?
+        .map_err(to_status)?;
+    if let Some(e) = stream_err {
+        return Err(e);
+    }
+    if let Some(t) = trailer
+        && (t.size != digest.size || !t.sha256.eq_ignore_ascii_case(&digest.sha256))
+    {
+        return Err(Status::data_loss(format!(
+            "the tar stream was damaged: the client sent {} bytes with sha256 {}, the server received {} bytes with sha256 {}",
+            t.size, t.sha256, digest.size, digest.sha256
+        )));
+    }
+    Ok(pb::CopyInResponse {
+        size: digest.size,
+        sha256: digest.sha256,
+    })
 }
 
 pub async fn copy_out(
-    _engine: &Engine,
-    _req: pb::CopyOutRequest,
+    engine: &Engine,
+    req: pb::CopyOutRequest,
 ) -> Result<Response<Stream_<pb::CopyOutResponse>>, Status> {
-    Err(Status::unimplemented("CopyOut is not implemented yet"))
+    use pb::copy_out_response::Frame;
+    let (data_tx, mut data_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let (out_tx, out_rx) = mpsc::channel::<Result<pb::CopyOutResponse, Status>>(DEPTH);
+    let engine = engine.clone();
+    let copy =
+        tokio::spawn(async move { engine.copy_out(&req.container_id, &req.path, data_tx).await });
+    tokio::spawn(async move {
+        while let Some(d) = data_rx.recv().await {
+            let frame = pb::CopyOutResponse {
+                frame: Some(Frame::Data(d)),
+            };
+            if out_tx.send(Ok(frame)).await.is_err() {
+                return; // the client went away; dropping data_rx stops the copy
+            }
+        }
+        let last = match copy.await {
+            Ok(Ok(d)) => Ok(pb::CopyOutResponse {
+                frame: Some(Frame::Trailer(pb::CopyTrailer {
+                    size: d.size,
+                    sha256: d.sha256,
+                })),
+            }),
+            Ok(Err(e)) => Err(to_status(e)),
+            Err(e) => Err(Status::internal(format!("copy task: {e}"))),
+        };
+        let _ = out_tx.send(last).await;
+    });
+    Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
 }

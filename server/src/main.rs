@@ -6,6 +6,7 @@ mod convert;
 mod copy_rpc;
 mod exec_rpc;
 mod images;
+mod log_limits;
 mod service;
 mod status;
 mod volumes;
@@ -47,6 +48,14 @@ struct Args {
     /// Start requests that may wait in the queue before RESOURCE_EXHAUSTED.
     #[arg(long)]
     start_queue: Option<usize>,
+    /// Rotate a container's log file when it reaches this size (bytes, or
+    /// with a k/m/g suffix); 0 = no cap. Default 10m.
+    #[arg(long, value_name = "SIZE", value_parser = log_limits::parse_size)]
+    log_max_size: Option<u64>,
+    /// Log files kept per container, the live one included (default 3;
+    /// 1 = no rotated file is kept: a full log is started afresh).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    log_max_files: Option<u32>,
 }
 
 fn main() -> Result<()> {
@@ -113,11 +122,18 @@ async fn run(args: Args) -> Result<()> {
 
     let mut cfg = EngineConfig::new(args.data_dir.clone(), shim);
     cfg.cgroup_parent = args.cgroup_parent.clone();
+    cfg.socket_path = Some(args.socket.clone());
     if let Some(n) = args.max_concurrent_starts {
         cfg.max_concurrent_starts = n.max(1);
     }
     if let Some(n) = args.start_queue {
         cfg.start_queue_capacity = n.max(1);
+    }
+    if let Some(n) = args.log_max_size {
+        cfg.log_max_bytes = n;
+    }
+    if let Some(n) = args.log_max_files {
+        cfg.log_max_files = n;
     }
     let engine = Engine::open(cfg).await.context("open the engine")?;
     tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");

@@ -63,6 +63,7 @@ impl ContainerService for Service {
             labels: r.labels.into_iter().collect(),
             start: !r.no_start,
             init: r.init,
+            mounts: crate::convert::mounts_from(&r.mounts)?,
         };
         let c = self.engine.create(spec).await.map_err(to_status)?;
         Ok(Response::new(pb::CreateContainerResponse {
@@ -184,7 +185,12 @@ impl ContainerService for Service {
         let r = req.into_inner();
         let rx = self
             .engine
-            .logs(&r.id, r.follow, r.tail)
+            .logs(
+                &r.id,
+                r.follow,
+                r.tail,
+                r.since.as_ref().map(convert::ts_ns),
+            )
             .await
             .map_err(to_status)?;
         let stream = ReceiverStream::new(rx).map(|item| {

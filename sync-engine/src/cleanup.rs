@@ -92,5 +92,6 @@ pub(crate) async fn remove_by_id(inner: &Arc<Inner>, id: &str) -> Result<()> {
         c.failure_reason.clone(),
     );
     inner.forget(id);
+    inner.execs.drop_container(id);
     Ok(())
 }

@@ -14,7 +14,19 @@ pub struct EngineConfig {
     /// Accepted start requests not yet picked up; beyond this CreateContainer
     /// answers RESOURCE_EXHAUSTED.
     pub start_queue_capacity: usize,
+    /// The daemon's socket: never bind mounted into a container.
+    pub socket_path: Option<PathBuf>,
+    /// Size cap of one container log file before it is rotated; 0 = no cap.
+    pub log_max_bytes: u64,
+    /// Log files kept per container, the live `container.log` included
+    /// (1 = no rotated file is kept).
+    pub log_max_files: u32,
 }
+
+/// Default cap of one container log file: 10 MiB.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Default number of log files per container (`container.log` + 2 rotated).
+pub const DEFAULT_LOG_MAX_FILES: u32 = 3;
 
 impl EngineConfig {
     pub fn new(data_dir: PathBuf, shim_path: PathBuf) -> Self {
@@ -25,6 +37,9 @@ impl EngineConfig {
             cgroup_parent: "quilt".into(),
             max_concurrent_starts: (cpus * 4).max(8),
             start_queue_capacity: 4096,
+            socket_path: None,
+            log_max_bytes: DEFAULT_LOG_MAX_BYTES,
+            log_max_files: DEFAULT_LOG_MAX_FILES,
         }
     }
 

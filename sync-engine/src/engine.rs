@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub start_slots: Arc<Semaphore>,
     pub closing: AtomicBool,
     live: Mutex<HashMap<String, Arc<Live>>>,
+    /// Running and finished execs (in memory only).
+    pub execs: crate::execs::Registry,
 }
 
 /// In-memory companion of a container row: per-container serialisation of
@@ -64,11 +66,15 @@ impl Engine {
     /// recorded with what is running, and starts the background starter.
     pub async fn open(cfg: EngineConfig) -> Result<Engine> {
         let dirs = [cfg.data_dir.clone(), cfg.containers_dir()];
+        let images = ImageStore::new(&cfg.data_dir);
+        let stale = images.clone();
         tokio::task::spawn_blocking(move || {
             for d in dirs {
                 std::fs::create_dir_all(&d)
                     .map_err(|e| EngineError::internal(&format!("create {}", d.display()), e))?;
             }
+            // Half-built images of a daemon that died mid-import.
+            stale.remove_temp_dirs();
             Ok::<_, EngineError>(())
         })
         .await??;
@@ -77,7 +83,7 @@ impl Engine {
         let (start_tx, start_rx) = mpsc::channel(cfg.start_queue_capacity.max(1));
         let (events, _) = broadcast::channel(8192);
         let inner = Arc::new(Inner {
-            images: ImageStore::new(&cfg.data_dir),
+            images,
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             start_slots: Arc::new(Semaphore::new(cfg.max_concurrent_starts.max(1))),
             cfg,
@@ -87,6 +93,7 @@ impl Engine {
             start_tx,
             closing: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),
+            execs: Default::default(),
         });
         reconcile::run(&inner).await?;
         starter::spawn(inner.clone(), start_rx);

@@ -1,45 +1,92 @@
 //! Exec: runs a command inside a running container through `quilt-shim
-//! exec`, which joins the container's namespaces and cgroup. The helper is
-//! awaited asynchronously (tokio::process), never on the reactor.
+//! exec`, which joins the container's namespaces and cgroup and relays the
+//! command's streams as frames (quilt_runtime::execproto). The helper is a
+//! tokio child process: every read and write is event driven, and its
+//! output is written to the exec's output file (for ExecLogs) and, for an
+//! attached exec, to the caller's channel (backpressure to the command).
 use crate::engine::Engine;
 use crate::env;
 use crate::error::{EngineError, Result};
+use crate::execs::{ExecExit, ExecInfo, ExecRecord, ExecState};
 use crate::lifecycle::wait_started;
-use crate::model::State;
+use crate::model::{State, now_ns};
 use crate::validate;
-use quilt_runtime::spec::ExecConfig;
+use quilt_runtime::execproto as proto;
+use quilt_runtime::spec::{CgroupSpec, ExecConfig};
+use quilt_runtime::{cgroup, proc};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::{mpsc, watch};
 
-/// Output kept per stream; the rest is read and dropped.
-const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+/// Bytes of output kept in an exec's output file; the rest is only relayed.
+const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
+/// Frames buffered between the helper and an attached caller.
+const OUTPUT_QUEUE: usize = 16;
+const INPUT_QUEUE: usize = 16;
+/// How long KillExec waits for a just-started exec to report its pid.
+const PID_WAIT: Duration = Duration::from_secs(10);
 
+/// What to run (the ExecStart frame).
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub container: String,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub tty: bool,
+    pub rows: u16,
+    pub cols: u16,
+    pub attach_stdin: bool,
+    pub detach: bool,
+}
+
+/// Input for a running exec.
 #[derive(Debug, Clone)]
-pub struct ExecOutput {
-    pub exit_code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+pub enum ExecInput {
+    Stdin(Vec<u8>),
+    CloseStdin,
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
+    /// Signal name or number; unknown ones are ignored.
+    Signal(String),
+}
+
+/// Output of an exec; `Exit` comes last.
+#[derive(Debug, Clone)]
+pub enum ExecEvent {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    Exit(ExecExit),
+}
+
+/// A started exec. Dropping `input` closes the command's stdin; dropping
+/// `output` (an attached exec whose caller went away) kills the command.
+pub struct ExecSession {
+    pub id: String,
+    pub input: mpsc::Sender<ExecInput>,
+    /// None for a detached exec.
+    pub output: Option<mpsc::Receiver<ExecEvent>>,
 }
 
 impl Engine {
-    pub async fn exec(
-        &self,
-        reference: &str,
-        argv: Vec<String>,
-        extra_env: Vec<String>,
-        workdir: Option<String>,
-    ) -> Result<ExecOutput> {
-        validate::command(&argv)?;
-        for e in &extra_env {
+    /// Starts a command in a running container.
+    pub async fn exec_start(&self, spec: ExecSpec) -> Result<ExecSession> {
+        validate::command(&spec.argv)?;
+        for e in &spec.env {
             validate::env_entry(e)?;
         }
-        if let Some(w) = &workdir {
+        if let Some(w) = &spec.workdir {
             validate::working_dir(w)?;
         }
         let inner = &self.inner;
         let mut events = inner.events.subscribe();
-        let mut c = inner.store.resolve(reference).await?;
+        let mut c = inner.store.resolve(&spec.container).await?;
         if matches!(c.state, State::Created | State::Starting) {
             // Created and started moments ago: exec once it runs.
             c = wait_started(inner, &c.id, &mut events).await?;
@@ -51,15 +98,34 @@ impl Engine {
                 c.state.as_str()
             )));
         };
+        let cgroup = inner.cgroup_spec(&c);
         let cfg = ExecConfig {
             pid,
-            argv,
-            env: env::build(&c, &extra_env),
-            workdir: workdir.unwrap_or_else(|| c.working_dir.clone()),
-            cgroup: inner.cgroup_spec(&c),
+            argv: spec.argv.clone(),
+            env: env::build(&c, &spec.env),
+            workdir: spec.workdir.unwrap_or_else(|| c.working_dir.clone()),
+            cgroup: cgroup.clone(),
+            tty: spec.tty,
+            rows: spec.rows,
+            cols: spec.cols,
+            attach_stdin: spec.attach_stdin,
         };
-        let input =
+        let config =
             serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
+        let id = crate::ids::new_id()[..32].to_owned();
+        let dir = inner.cfg.container_dir(&c.id).join("execs");
+        let log_path = dir.join(format!("{id}.log"));
+        let (oom_before, log) = {
+            let (cg, dir, path) = (cgroup.clone(), dir.clone(), log_path.clone());
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| EngineError::internal("create exec directory", e))?;
+                let f = std::fs::File::create(&path)
+                    .map_err(|e| EngineError::internal("create exec output file", e))?;
+                Ok((cgroup::oom_kills(&cg).unwrap_or(0), f))
+            })
+            .await??
+        };
         let mut child = tokio::process::Command::new(&inner.cfg.shim_path)
             .arg("exec")
             .env_clear()
@@ -67,52 +133,408 @@ impl Engine {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| EngineError::internal("spawn exec helper", e))?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| EngineError::Internal("exec helper stdin".into()))?;
-        let out = child
-            .stdout
-            .take()
-            .ok_or_else(|| EngineError::Internal("exec helper stdout".into()))?;
-        let err = child
-            .stderr
-            .take()
-            .ok_or_else(|| EngineError::Internal("exec helper stderr".into()))?;
-        let feed = async move {
-            let r = stdin.write_all(&input).await;
-            drop(stdin);
-            r
+            .spawn();
+        let mut stdin = match child.as_mut().map(|c| c.stdin.take()) {
+            Ok(Some(s)) => s,
+            Ok(None) | Err(_) => {
+                discard(log_path);
+                let e = child.err().map_or("no stdin".to_owned(), |e| e.to_string());
+                return Err(EngineError::internal("spawn exec helper", e));
+            }
         };
-        let (fed, stdout, stderr, status) =
-            tokio::join!(feed, capped(out), capped(err), child.wait());
-        let status = status.map_err(|e| EngineError::internal("wait exec helper", e))?;
-        fed.map_err(|e| EngineError::internal("send exec config", e))?;
-        let exit_code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        Ok(ExecOutput {
-            exit_code,
-            stdout: stdout?,
-            stderr: stderr?,
+        let mut child = child.map_err(|e| EngineError::internal("spawn exec helper", e))?;
+        if let Err(e) = stdin.write_all(&proto::frame(proto::CONFIG, &config)).await {
+            let _ = child.start_kill();
+            discard(log_path);
+            return Err(EngineError::internal("send exec config", e));
+        }
+
+        let rec = Arc::new(ExecRecord {
+            id: id.clone(),
+            container_id: c.id.clone(),
+            command: spec.argv,
+            tty: spec.tty,
+            detached: spec.detach,
+            started_at_ns: now_ns(),
+            log_path,
+            state: watch::Sender::new(ExecState {
+                running: true,
+                ..Default::default()
+            }),
+        });
+        let forgotten = inner.execs.insert(rec.clone());
+        if !forgotten.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                for p in forgotten {
+                    let _ = std::fs::remove_file(p);
+                }
+            });
+        }
+
+        let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
+        tokio::spawn(feed_input(rec.clone(), stdin, in_rx));
+        let (out_tx, out_rx) = if spec.detach {
+            (None, None)
+        } else {
+            let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
+            (Some(tx), Some(rx))
+        };
+        let out = OutputTask {
+            rec,
+            log: tokio::fs::File::from_std(log),
+            log_full: false,
+            attached: out_tx,
+            cgroup,
+            oom_before,
+        };
+        tokio::spawn(out.run(child));
+        tracing::debug!(exec = %id, container = %c.id, "exec started");
+        Ok(ExecSession {
+            id,
+            input: in_tx,
+            output: out_rx,
         })
+    }
+
+    /// The execs of a container that are still remembered.
+    pub async fn list_execs(&self, reference: &str) -> Result<Vec<ExecInfo>> {
+        let c = self.inner.store.resolve(reference).await?;
+        Ok(self
+            .inner
+            .execs
+            .of_container(&c.id)
+            .iter()
+            .map(|r| r.info())
+            .collect())
+    }
+
+    /// Returns once the exec has exited.
+    pub async fn wait_exec(&self, exec_id: &str) -> Result<ExecInfo> {
+        let rec = self.inner.execs.get(exec_id)?;
+        let mut rx = rec.state.subscribe();
+        // The sender lives in `rec`: the wait ends with the exec.
+        let _ = rx.wait_for(|s| !s.running).await;
+        Ok(rec.info())
+    }
+
+    /// Sends a signal (name or number; SIGKILL when empty) to the command.
+    pub async fn kill_exec(&self, exec_id: &str, signal: &str) -> Result<()> {
+        let sig = if signal.is_empty() {
+            crate::lifecycle::libc_sig::KILL
+        } else {
+            proc::parse_signal(signal)
+                .ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal {signal:?}")))?
+        };
+        let rec = self.inner.execs.get(exec_id)?;
+        let mut rx = rec.state.subscribe();
+        // Bounded: a just-started exec reports its pid within moments.
+        let _ =
+            tokio::time::timeout(PID_WAIT, rx.wait_for(|s| s.pidfd.is_some() || !s.running)).await;
+        let st = rec.state.borrow().clone();
+        if !st.running {
+            return Err(EngineError::FailedPrecondition(format!(
+                "exec {} is not running",
+                rec.id
+            )));
+        }
+        let Some(fd) = st.pidfd else {
+            return Err(EngineError::Unavailable(format!(
+                "exec {} has not started its command yet",
+                rec.id
+            )));
+        };
+        signal_command(&fd, sig)
+    }
+
+    /// The output of an exec from its start: events read from its output
+    /// file; with `follow`, until it exits. Ends with `Exit` once it has.
+    pub async fn exec_logs(
+        &self,
+        exec_id: &str,
+        follow: bool,
+    ) -> Result<mpsc::Receiver<Result<ExecEvent>>> {
+        let rec = self.inner.execs.get(exec_id)?;
+        let path = rec.log_path.clone();
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| EngineError::internal("open exec output", e))?;
+        let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
+        tokio::spawn(replay(rec, file, follow, tx));
+        Ok(rx)
     }
 }
 
-async fn capped(mut r: impl AsyncRead + Unpin) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = r
-            .read(&mut buf)
-            .await
-            .map_err(|e| EngineError::internal("read exec output", e))?;
-        if n == 0 {
-            return Ok(out);
+/// Removes the output file of an exec that could not be started.
+fn discard(path: std::path::PathBuf) {
+    tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_file(path);
+    });
+}
+
+fn signal_command(fd: &std::os::fd::OwnedFd, sig: i32) -> Result<()> {
+    match proc::pidfd_send_signal(fd, sig) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(3) => Ok(()), // ESRCH: already gone
+        Err(e) => Err(EngineError::internal(&format!("signal {sig}"), e)),
+    }
+}
+
+/// Relays input from the caller to the helper until the caller is done
+/// (its sender dropped), then closes the helper's stdin.
+async fn feed_input(
+    rec: Arc<ExecRecord>,
+    mut stdin: ChildStdin,
+    mut rx: mpsc::Receiver<ExecInput>,
+) {
+    while let Some(item) = rx.recv().await {
+        let frame = match item {
+            ExecInput::Stdin(b) if b.is_empty() => continue,
+            ExecInput::Stdin(b) => proto::frame(proto::STDIN, &b),
+            ExecInput::CloseStdin => proto::frame(proto::CLOSE_STDIN, &[]),
+            ExecInput::Resize { rows, cols } => {
+                proto::frame(proto::RESIZE, &proto::resize_payload(rows, cols))
+            }
+            ExecInput::Signal(s) => {
+                let Some(sig) = proc::parse_signal(&s) else {
+                    tracing::debug!(exec = %rec.id, signal = %s, "ignoring unknown signal");
+                    continue;
+                };
+                let fd = rec.state.borrow().pidfd.clone();
+                match fd {
+                    Some(fd) => {
+                        let _ = signal_command(&fd, sig);
+                        continue;
+                    }
+                    None => proto::frame(proto::SIGNAL, &proto::i32_payload(sig)),
+                }
+            }
+        };
+        if stdin.write_all(&frame).await.is_err() {
+            return;
         }
-        let room = MAX_OUTPUT.saturating_sub(out.len());
-        out.extend_from_slice(&buf[..n.min(room)]);
+    }
+    let _ = stdin.shutdown().await;
+}
+
+struct OutputTask {
+    rec: Arc<ExecRecord>,
+    log: tokio::fs::File,
+    log_full: bool,
+    attached: Option<mpsc::Sender<ExecEvent>>,
+    cgroup: CgroupSpec,
+    oom_before: u64,
+}
+
+impl OutputTask {
+    async fn run(mut self, mut child: Child) {
+        let mut out = child.stdout.take();
+        let mut err = child.stderr.take();
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut echunk = vec![0u8; 16 * 1024];
+        let mut reported: Option<(i32, i32)> = None;
+        while out.is_some() || err.is_some() {
+            let closed = async {
+                match &self.attached {
+                    Some(tx) => tx.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = async { out.as_mut().expect("guarded").read(&mut chunk).await }, if out.is_some() => {
+                    match r {
+                        Ok(0) | Err(_) => out = None,
+                        Ok(n) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            match proto::split(&mut buf) {
+                                Ok(frames) => {
+                                    for (kind, payload) in frames {
+                                        if let Some(e) = self.on_frame(kind, payload).await {
+                                            reported = Some(e);
+                                        }
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(exec = %self.rec.id, error = %e, "bad frame from exec helper");
+                                    out = None;
+                                    let _ = child.start_kill();
+                                }
+                            }
+                        }
+                    }
+                }
+                r = async { err.as_mut().expect("guarded").read(&mut echunk).await }, if err.is_some() => {
+                    match r {
+                        Ok(0) | Err(_) => err = None,
+                        Ok(n) => self.emit(proto::STDERR, echunk[..n].to_vec()).await,
+                    }
+                }
+                () = closed => {
+                    // An attached caller went away: the command goes too.
+                    self.attached = None;
+                    if !self.rec.detached {
+                        self.kill_command(&mut child);
+                    }
+                }
+            }
+        }
+        let status = child.wait().await;
+        let (exit_code, signal) = match (reported, status) {
+            (Some(r), _) => r,
+            (None, Ok(s)) => match (s.code(), s.signal()) {
+                (Some(c), _) => (c, 0),
+                (None, Some(sig)) => (128 + sig, sig),
+                (None, None) => (125, 0),
+            },
+            (None, Err(e)) => {
+                tracing::warn!(exec = %self.rec.id, error = %e, "waiting for exec helper");
+                (125, 0)
+            }
+        };
+        let oom_killed = signal == crate::lifecycle::libc_sig::KILL && {
+            let cg = self.cgroup.clone();
+            let before = self.oom_before;
+            tokio::task::spawn_blocking(move || cgroup::oom_kills(&cg).unwrap_or(0) > before)
+                .await
+                .unwrap_or(false)
+        };
+        let exit = ExecExit {
+            exit_code,
+            signal,
+            oom_killed,
+        };
+        let _ = self.log.flush().await;
+        self.rec.state.send_modify(|s| {
+            s.running = false;
+            s.exit = Some(exit);
+            s.finished_at_ns = Some(now_ns());
+            s.pidfd = None;
+        });
+        if let Some(tx) = &self.attached {
+            let _ = tx.send(ExecEvent::Exit(exit)).await;
+        }
+        tracing::debug!(exec = %self.rec.id, exit_code, signal, oom_killed, "exec exited");
+    }
+
+    fn kill_command(&self, child: &mut Child) {
+        match self.rec.state.borrow().pidfd.clone() {
+            Some(fd) => {
+                let _ = signal_command(&fd, crate::lifecycle::libc_sig::KILL);
+            }
+            // Not forked yet: the helper goes, and with it the command.
+            None => {
+                let _ = child.start_kill();
+            }
+        }
+    }
+
+    /// Handles one frame; Some((code, signal)) for EXIT.
+    async fn on_frame(&mut self, kind: u8, payload: Vec<u8>) -> Option<(i32, i32)> {
+        match kind {
+            proto::PID => {
+                if let Some(pid) = proto::read_i32(&payload, 0) {
+                    match proc::pidfd_open(pid) {
+                        Ok(fd) => self.rec.state.send_modify(|s| s.pidfd = Some(Arc::new(fd))),
+                        Err(e) => {
+                            tracing::warn!(exec = %self.rec.id, pid, error = %e, "pidfd_open")
+                        }
+                    }
+                }
+                None
+            }
+            proto::STDOUT | proto::STDERR => {
+                self.emit(kind, payload).await;
+                None
+            }
+            proto::EXIT => Some((
+                proto::read_i32(&payload, 0).unwrap_or(125),
+                proto::read_i32(&payload, 4).unwrap_or(0),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Appends a chunk to the output file and hands it to the caller.
+    async fn emit(&mut self, kind: u8, data: Vec<u8>) {
+        if data.is_empty() {
+            return;
+        }
+        if !self.log_full {
+            let len = self.rec.state.borrow().log_len;
+            let framed = proto::frame(kind, &data);
+            if len + framed.len() as u64 > MAX_LOG_BYTES {
+                self.log_full = true;
+            } else {
+                match self.log.write_all(&framed).await {
+                    Ok(()) if self.log.flush().await.is_ok() => {
+                        let n = framed.len() as u64;
+                        self.rec.state.send_modify(|s| s.log_len += n);
+                    }
+                    _ => self.log_full = true,
+                }
+            }
+        }
+        if let Some(tx) = &self.attached {
+            let ev = if kind == proto::STDERR {
+                ExecEvent::Stderr(data)
+            } else {
+                ExecEvent::Stdout(data)
+            };
+            if tx.send(ev).await.is_err() {
+                self.attached = None;
+            }
+        }
+    }
+}
+
+/// Replays an exec's output file, following it while the exec runs.
+async fn replay(
+    rec: Arc<ExecRecord>,
+    mut file: tokio::fs::File,
+    follow: bool,
+    tx: mpsc::Sender<Result<ExecEvent>>,
+) {
+    let mut rx = rec.state.subscribe();
+    let mut pos: u64 = 0;
+    let mut buf = Vec::new();
+    loop {
+        let st = rx.borrow_and_update().clone();
+        if pos < st.log_len {
+            let want = (st.log_len - pos).min(1 << 20) as usize;
+            let mut chunk = vec![0u8; want];
+            if let Err(e) = file.read_exact(&mut chunk).await {
+                let _ = tx
+                    .send(Err(EngineError::internal("read exec output", e)))
+                    .await;
+                return;
+            }
+            pos += want as u64;
+            buf.extend_from_slice(&chunk);
+            let frames = proto::split(&mut buf).unwrap_or_default();
+            for (kind, data) in frames {
+                let ev = if kind == proto::STDERR {
+                    ExecEvent::Stderr(data)
+                } else {
+                    ExecEvent::Stdout(data)
+                };
+                if tx.send(Ok(ev)).await.is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
+        if !st.running {
+            if let Some(exit) = st.exit {
+                let _ = tx.send(Ok(ExecEvent::Exit(exit))).await;
+            }
+            return;
+        }
+        if !follow {
+            return;
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            () = tx.closed() => return,
+        }
     }
 }

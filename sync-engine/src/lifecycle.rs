@@ -67,7 +67,10 @@ impl Engine {
             return Err(EngineError::Unavailable("quiltd is shutting down".into()));
         }
         validate::create_spec(&spec, inner.host_cpus)?;
-        check_image(inner, &spec.image).await?;
+        let mounts = crate::volumes::check_mounts(inner, &spec.mounts).await?;
+        // A stored image's name is recorded as its id.
+        let image = crate::images::resolve_for_create(inner, &spec.image).await?;
+        check_image(inner, &image).await?;
         let id = ids::new_id();
         let name = spec
             .name
@@ -76,7 +79,7 @@ impl Engine {
         let c = Container {
             hostname: spec.hostname.clone().unwrap_or_else(|| name.clone()),
             name,
-            image: spec.image,
+            image,
             command: spec.command,
             env: spec.env,
             working_dir: spec.working_dir.unwrap_or_else(|| "/".into()),
@@ -97,6 +100,7 @@ impl Engine {
             created_at_ns: now_ns(),
             started_at_ns: None,
             finished_at_ns: None,
+            mounts,
             id,
         };
         // Reserve the queue slot first: a full queue is refused before any row exists.

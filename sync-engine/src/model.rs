@@ -82,6 +82,8 @@ pub struct CreateSpec {
     pub labels: BTreeMap<String, String>,
     pub start: bool,
     pub init: bool,
+    /// Volumes, bind mounts and tmpfs mounts.
+    pub mounts: Vec<crate::mounts::MountSpec>,
 }
 
 /// How a container ended.
@@ -120,6 +122,7 @@ pub struct Container {
     pub created_at_ns: i64,
     pub started_at_ns: Option<i64>,
     pub finished_at_ns: Option<i64>,
+    pub mounts: Vec<crate::mounts::MountSpec>,
 }
 
 /// A recorded state change.

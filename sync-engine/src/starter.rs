@@ -66,6 +66,9 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
         host_network: c.network == crate::model::Network::Host,
         init: c.init,
         cgroup: inner.cgroup_spec(&c),
+        log_max_bytes: Some(inner.cfg.log_max_bytes),
+        log_max_files: Some(inner.cfg.log_max_files),
+        mounts: crate::volumes::runtime_mounts(&inner.cfg, &c.mounts),
     };
     let images = inner.images.clone();
     let shim = inner.cfg.shim_path.clone();
@@ -129,6 +132,7 @@ fn launch_blocking(
     std::fs::create_dir_all(&config.dir)
         .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
     exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
+    crate::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
     match launch::start(shim, &config).map_err(|e| setup(&e))? {
         StartReport::Failed { exit_code, message } => Err((exit_code, message)),
         StartReport::Started {

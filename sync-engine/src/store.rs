@@ -16,7 +16,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
-    c.created_at, c.started_at, c.finished_at, \
+    c.created_at, c.started_at, c.finished_at, c.mounts, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
 
 #[derive(Debug, Clone)]
@@ -67,8 +67,8 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
-             memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -86,6 +86,7 @@ impl Store {
         .bind(c.init)
         .bind(c.state.as_str())
         .bind(c.created_at_ns)
+        .bind(json(&c.mounts))
         .execute(&mut *tx)
         .await;
         if let Err(e) = res {
@@ -107,17 +108,23 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        crate::volumes::insert_used(&mut tx, c).await?;
         tx.commit().await?;
         Ok(())
     }
 
+    /// The writer and reader pools (for the volumes module).
+    pub(crate) fn pools(&self) -> (&SqlitePool, &SqlitePool) {
+        (&self.writer, &self.reader)
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
         let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|r| from_row(&r)).transpose()
+        // fetch_all, not fetch_optional: a statement stepped to its first row
+        // and not run to completion keeps that reader's WAL snapshot open,
+        // and its next query would not see rows committed since.
+        let rows = sqlx::query(&sql).bind(id).fetch_all(&self.reader).await?;
+        rows.first().map(from_row).transpose()
     }
 
     /// Finds a container by full id, then exact name, then unique id prefix.
@@ -367,6 +374,10 @@ fn from_row(r: &SqliteRow) -> Result<Container> {
         created_at_ns: r.try_get("created_at")?,
         started_at_ns: r.try_get("started_at")?,
         finished_at_ns: finished_at,
+        mounts: {
+            let m: String = r.try_get("mounts")?;
+            serde_json::from_str(&m).map_err(|_| bad("mounts"))?
+        },
     })
 }
 
@@ -401,6 +412,7 @@ mod tests {
             created_at_ns: now_ns(),
             started_at_ns: None,
             finished_at_ns: None,
+            mounts: Vec::new(),
         }
     }
 

@@ -100,12 +100,19 @@ pub async fn health_check(socket: &Path) -> anyhow::Result<bool> {
 #[derive(Default)]
 pub struct DaemonBuilder {
     env: Vec<(String, String)>,
+    args: Vec<String>,
 }
 
 impl DaemonBuilder {
     /// An extra environment variable for quiltd.
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    /// Extra command-line arguments for quiltd (e.g. `--log-max-size`).
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 
@@ -128,6 +135,7 @@ impl DaemonBuilder {
             root,
             tmp: Some(tmp),
             env: self.env,
+            args: self.args,
             child: None,
             past_children: Vec::new(),
             rt,
@@ -148,6 +156,8 @@ pub struct Daemon {
     pub cgroup_parent: String,
     tmp: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
+    /// Extra quiltd arguments.
+    args: Vec<String>,
     child: Option<Child>,
     /// PIDs of earlier quiltd processes (after restart), to check none is a zombie.
     past_children: Vec<i32>,
@@ -189,6 +199,7 @@ impl Daemon {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        cmd.args(&self.args);
         cmd.spawn().expect("spawn quiltd")
     }
 

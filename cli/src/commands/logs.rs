@@ -15,7 +15,7 @@ pub async fn logs(client: &mut Client, args: LogsArgs) -> Result<u8, CliError> {
             id: args.id,
             follow: args.follow,
             tail: args.tail,
-            since: None,
+            since: args.since,
         })
         .await?
         .into_inner();

@@ -1,14 +1,21 @@
 //! Command dispatch: connect to quiltd, then run the chosen subcommand.
 
 mod attach;
+mod cp;
 mod create;
 mod events;
 mod exec;
+mod exec_detached;
+mod exec_tty;
+mod image;
+mod image_progress;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod mounts;
 mod ps;
 mod spec;
+mod volume;
 
 use crate::args::{Cli, Command};
 use crate::client;
@@ -31,5 +38,12 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Status(args) => inspect::status(&mut client, args).await,
         Command::Inspect(args) => inspect::inspect(&mut client, args).await,
         Command::Events(args) => events::events(&mut client, args).await,
+        Command::ExecLs(args) => exec_detached::ls(&mut client, args).await,
+        Command::ExecWait(args) => exec_detached::wait(&mut client, args).await,
+        Command::ExecKill(args) => exec_detached::kill(&mut client, args).await,
+        Command::ExecLogs(args) => exec_detached::logs(&mut client, args).await,
+        Command::Cp(args) => cp::cp(&mut client, args).await,
+        Command::Volume(cmd) => volume::volume(&cli.socket, cmd).await,
+        Command::Image(cmd) => image::image(&cli.socket, cmd).await,
     }
 }

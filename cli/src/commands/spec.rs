@@ -7,14 +7,24 @@ use quilt_proto::v1::{CreateContainerRequest, NetworkMode, Resources};
 use crate::args::{ContainerSpec, NetworkArg};
 use crate::error::CliError;
 
-/// The image reference sent to the server: "default" and absolute paths as
-/// given; relative paths made absolute against the current directory
-/// (symlinks resolved when the path exists; the server reports missing ones).
+/// The image reference sent to the server: "default", absolute paths and
+/// stored image names or ids as given; relative paths made absolute against
+/// the current directory (symlinks resolved when the path exists; the server
+/// reports missing ones). A relative reference is a path when it exists,
+/// starts with "." or names a tarball; otherwise it is an image name.
 pub fn resolve_image(image: &str) -> Result<String, CliError> {
     if image == "default" || Path::new(image).is_absolute() {
         return Ok(image.to_owned());
     }
     let path = Path::new(image);
+    let path_like = image.starts_with('.')
+        || [".tar", ".tar.gz", ".tgz"]
+            .iter()
+            .any(|e| image.ends_with(e))
+        || path.symlink_metadata().is_ok();
+    if !path_like {
+        return Ok(image.to_owned());
+    }
     let resolved = match path.canonicalize() {
         Ok(p) => p,
         Err(_) => std::path::absolute(path)
@@ -55,7 +65,7 @@ pub fn create_request(
         labels: spec.labels.iter().cloned().collect(),
         no_start,
         init: spec.init,
-        mounts: Vec::new(),
+        mounts: super::mounts::parse(&spec.volumes, &spec.tmpfs)?,
     })
 }
 
@@ -139,5 +149,11 @@ mod tests {
         let resolved = resolve_image("no/such/rootfs.tar").unwrap();
         assert!(Path::new(&resolved).is_absolute());
         assert!(resolved.ends_with("no/such/rootfs.tar"));
+        // Anything else is an image name, sent as is.
+        assert_eq!(resolve_image("python").unwrap(), "python");
+        assert_eq!(
+            resolve_image("library/alpine:3").unwrap(),
+            "library/alpine:3"
+        );
     }
 }

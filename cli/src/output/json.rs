@@ -30,6 +30,8 @@ pub struct ContainerView {
     pub created_at: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<super::mounts::MountView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,6 +155,11 @@ impl From<&Container> for ContainerView {
                     .as_ref()
                     .or(c.exit.as_ref().and_then(|e| e.finished_at.as_ref())),
             ),
+            mounts: c
+                .mounts
+                .iter()
+                .map(super::mounts::MountView::from)
+                .collect(),
         }
     }
 }

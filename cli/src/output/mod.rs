@@ -1,6 +1,7 @@
 //! Formatting of everything the CLI prints.
 
 pub mod json;
+pub mod mounts;
 pub mod stream;
 pub mod table;
 pub mod timefmt;

@@ -140,6 +140,8 @@ fn setup_and_exec(
 
     setup_dev(&rootfs.join("dev"))?;
 
+    super::mounts::setup_mounts(&rootfs, &cfg.mounts)?;
+
     // pivot_root into the overlay and detach the old root.
     nix::unistd::chdir(&rootfs).map_err(setup(format!("chdir {}", rootfs.display())))?;
     nix::unistd::pivot_root(".", ".").map_err(setup("pivot_root"))?;

@@ -1,14 +1,22 @@
 //! `quilt-shim exec`: runs a command inside a running container (for the
-//! daemon's Exec RPC). Exits with the command's exit code (128 + signal when
-//! it was killed); 125/126/127 when it could not be started.
+//! daemon's Exec RPC) and relays its standard streams.
+//!
+//! Protocol: see [`crate::execproto`]. The helper reads a CONFIG frame on
+//! its stdin, joins the container's cgroup and namespaces, forks the command
+//! (on a new pseudo-terminal of the container's devpts with `tty`, otherwise
+//! on pipes), reports its PID, then relays input frames to the command and
+//! its output as frames, and ends with an EXIT frame. Single-threaded: one
+//! poll(2) loop. Setup failures are printed on the helper's stderr and the
+//! helper exits 125/126/127 without an EXIT frame.
 use super::common::*;
+use super::exec_io::{Relay, RelayInput, read_config};
 use crate::spec::ExecConfig;
-use crate::{cgroup, sys};
-use nix::errno::Errno;
+use crate::{cgroup, execproto, sys};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sched::{CloneFlags, setns};
-use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::ForkResult;
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 fn fail(e: SetupError) -> i32 {
@@ -17,24 +25,31 @@ fn fail(e: SetupError) -> i32 {
 }
 
 pub fn exec() -> i32 {
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().lock().read_to_end(&mut input) {
-        return fail(SetupError::new(
-            EXIT_SETUP,
-            format!("reading exec config: {e}"),
-        ));
-    }
-    let cfg: ExecConfig = match serde_json::from_slice(&input) {
-        Ok(c) => c,
-        Err(e) => return fail(SetupError::new(EXIT_SETUP, format!("bad exec config: {e}"))),
+    // The daemon gone (even SIGKILLed), the helper goes, and its command
+    // with it (the command has its own pdeathsig).
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let (cfg, input) = match read_config() {
+        Ok(v) => v,
+        Err(e) => return fail(e),
     };
-    match enter(&cfg) {
+    match enter(&cfg, input) {
         Ok(code) => code,
         Err(e) => fail(e),
     }
 }
 
-fn enter(cfg: &ExecConfig) -> SetupResult<i32> {
+/// The command's side of its standard streams.
+enum ChildIo {
+    /// Path of the pty slave (inside the container's devpts).
+    Tty { slave: String },
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+}
+
+fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
     if cfg.argv.is_empty() {
         return Err(SetupError::new(EXIT_SETUP, "no command given"));
     }
@@ -72,28 +87,116 @@ fn enter(cfg: &ExecConfig) -> SetupResult<i32> {
     }
     drop(nsfds);
 
+    // Now in the container's mount namespace: /dev/ptmx is its devpts'.
+    let (to_child, outputs, child_io) = if cfg.tty {
+        let (master, slave) = open_pty(cfg)?;
+        // The master is both the command's input and its (merged) output.
+        let input = master.try_clone().map_err(setup("dup"))?;
+        (
+            Some(input),
+            vec![(master, execproto::STDOUT)],
+            ChildIo::Tty { slave },
+        )
+    } else {
+        let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe"));
+        let (in_r, in_w) = match cfg.attach_stdin {
+            true => {
+                let (r, w) = pipe()?;
+                (Some(r), Some(w))
+            }
+            false => (None, None),
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        (
+            in_w,
+            vec![(out_r, execproto::STDOUT), (err_r, execproto::STDERR)],
+            ChildIo::Pipes {
+                stdin: in_r,
+                stdout: out_w,
+                stderr: err_w,
+            },
+        )
+    };
+
     // setns(pid) only applies to children: fork the command.
     match sys::fork().map_err(setup("fork"))? {
         ForkResult::Child => {
-            let e = child(cfg);
+            drop((to_child, outputs));
+            let e = child(cfg, child_io);
             let _ = writeln!(std::io::stderr(), "quilt-shim: {}", e.message);
             sys::exit_now(e.code)
         }
-        ForkResult::Parent { child } => loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => return Err(setup("waitpid")(e)),
-            }
-        },
+        ForkResult::Parent { child } => {
+            // Our copies of the command's ends: EOF once it (and its
+            // children) close theirs.
+            drop(child_io);
+            let pidfd = sys::pidfd_open(child.as_raw()).map_err(setup("pidfd_open"))?;
+            let relay = Relay::new(child, pidfd, cfg.tty, cfg.attach_stdin, to_child, outputs);
+            Ok(relay.run(input))
+        }
     }
 }
 
+/// Opens a new pty pair on the container's devpts: the master (close-on-exec)
+/// and the slave's path.
+fn open_pty(cfg: &ExecConfig) -> SetupResult<(OwnedFd, String)> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(setup("open /dev/ptmx"))?;
+    grantpt(&master).map_err(setup("grantpt"))?;
+    unlockpt(&master).map_err(setup("unlockpt"))?;
+    let slave = ptsname_r(&master).map_err(setup("ptsname"))?;
+    let master: OwnedFd = master.into();
+    fcntl(&master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(setup("fcntl"))?;
+    if cfg.rows > 0 && cfg.cols > 0 {
+        sys::set_winsize(master.as_fd(), cfg.rows, cfg.cols).map_err(setup("TIOCSWINSZ"))?;
+    }
+    Ok((master, slave))
+}
+
+/// Connects the command's stdin, stdout and stderr.
+fn wire_stdio(io: ChildIo) -> SetupResult<()> {
+    match io {
+        ChildIo::Tty { slave } => {
+            nix::unistd::setsid().map_err(setup("setsid"))?;
+            let fd = nix::fcntl::open(
+                slave.as_str(),
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(setup(format!("open {slave}")))?;
+            sys::set_controlling_tty(fd.as_fd()).map_err(setup("TIOCSCTTY"))?;
+            nix::unistd::dup2_stdin(&fd).map_err(setup("dup2 stdin"))?;
+            nix::unistd::dup2_stdout(&fd).map_err(setup("dup2 stdout"))?;
+            nix::unistd::dup2_stderr(&fd).map_err(setup("dup2 stderr"))?;
+        }
+        ChildIo::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            nix::unistd::dup2_stdout(&stdout).map_err(setup("dup2 stdout"))?;
+            nix::unistd::dup2_stderr(&stderr).map_err(setup("dup2 stderr"))?;
+            match stdin {
+                Some(r) => nix::unistd::dup2_stdin(&r).map_err(setup("dup2 stdin"))?,
+                None => {
+                    let devnull =
+                        std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
+                    nix::unistd::dup2_stdin(&devnull).map_err(setup("dup2 stdin"))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// In the forked child (inside the container's namespaces): only returns on failure.
-fn child(cfg: &ExecConfig) -> SetupError {
+fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
     // Killing the exec helper kills the command as well.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if let Err(e) = wire_stdio(io) {
+        return e;
+    }
     let workdir = Path::new("/").join(&cfg.workdir);
     if let Err(e) = nix::unistd::chdir(&workdir) {
         return SetupError::new(
@@ -112,8 +215,6 @@ fn child(cfg: &ExecConfig) -> SetupError {
         let env = cstrings(&cfg.env)?;
         clamp_rlimits();
         drop_privileges()?;
-        let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
-        nix::unistd::dup2_stdin(&devnull).map_err(setup("dup2 stdin"))?;
         Ok((path, argv, env))
     };
     let (path, argv, env) = match prep() {

@@ -2,8 +2,12 @@
 //! and `exec` (run a command inside a running container). Single-threaded.
 mod common;
 mod container;
+mod cp;
 mod exec;
+mod exec_io;
 mod init;
+mod logwriter;
+mod mounts;
 mod run;
 
 /// Entry point of the `quilt-shim` binary.
@@ -13,6 +17,8 @@ pub fn main() -> ! {
     let code = match args.next().as_deref().and_then(|a| a.to_str()) {
         Some("run") => run::run(),
         Some("exec") => exec::exec(),
+        Some("cp-out") => cp::cp(crate::copy::CopyMode::Out),
+        Some("cp-in") => cp::cp(crate::copy::CopyMode::In),
         Some("--version") | Some("-V") | Some("version") => {
             println!("quilt-shim {}", env!("CARGO_PKG_VERSION"));
             0

@@ -1,6 +1,7 @@
 //! `quilt-shim run`: starts the container and supervises it until it exits.
 use super::common::*;
 use super::container::{ChildFds, child_main};
+use super::logwriter::LogWriter;
 use crate::logfile::{self, MAX_RECORD, Stream};
 use crate::spec::{ContainerConfig, ExitRecord, StartReport};
 use crate::{cgroup, exitfile, proc, sys};
@@ -115,7 +116,7 @@ struct Running {
     sigfd: SignalFd,
     out_r: OwnedFd,
     err_r: OwnedFd,
-    log: File,
+    log: LogWriter,
 }
 
 fn open_append(p: &std::path::Path) -> std::io::Result<File> {
@@ -141,7 +142,8 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         std::fs::create_dir_all(&p).map_err(setup(format!("creating {}", p.display())))?;
     }
     let log_path = cfg.dir.join(logfile::LOG_FILE);
-    let log = open_append(&log_path).map_err(setup(format!("opening {}", log_path.display())))?;
+    let log = LogWriter::open(&cfg.dir, cfg.log_max_bytes, cfg.log_max_files)
+        .map_err(setup(format!("opening {}", log_path.display())))?;
 
     if cfg.argv.is_empty() {
         return Err(SetupError::new(EXIT_SETUP, "no command given"));
@@ -478,12 +480,12 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
     }
 }
 
-fn write_log(log: &mut File, data: &[u8]) {
+fn write_log(log: &mut LogWriter, data: &[u8]) {
     if data.is_empty() {
         return;
     }
     // Never block the container on a failing disk: log and drop.
-    if let Err(e) = log.write_all(data) {
+    if let Err(e) = log.write(data) {
         diag(format_args!("writing container.log: {e}"));
     }
 }

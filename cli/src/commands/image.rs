@@ -1,0 +1,192 @@
+//! `quilt image import|build|ls|inspect|rm`.
+
+use std::path::Path;
+
+use quilt_proto::v1::image_service_client::ImageServiceClient;
+use quilt_proto::v1::import_image_response::Item;
+use quilt_proto::v1::{
+    BuildImageRequest, Image, ImportImageRequest, ImportImageResponse, InspectImageRequest,
+    ListImagesRequest, RemoveImageRequest,
+};
+use serde_json::json;
+
+use super::image_progress::ProgressBar;
+use crate::client;
+use crate::error::CliError;
+use crate::image_args::{ImageCommand, ImageFormat};
+use crate::output::stream::print_stdout;
+use crate::output::table::render;
+use crate::output::timefmt::{Fraction, human_duration, now_seconds, rfc3339, seconds_since};
+
+fn out(text: &str) -> Result<(), CliError> {
+    print_stdout(text).map_err(|e| CliError::engine(format!("writing output: {e}")))
+}
+
+fn view(i: &Image) -> serde_json::Value {
+    json!({
+        "id": i.id,
+        "names": i.names,
+        "size_bytes": i.size_bytes,
+        "created_at": i.created_at.as_ref().map(|t| rfc3339(t, Fraction::Trimmed)),
+        "source": i.source,
+        "layers": i.layers,
+        "containers": i.containers,
+    })
+}
+
+/// "1.5 MiB" and the like.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// Reads an import-like stream to its end: progress on a terminal, then
+/// the image.
+async fn follow(mut stream: tonic::Streaming<ImportImageResponse>) -> Result<Image, CliError> {
+    let mut bar = ProgressBar::new();
+    while let Some(msg) = stream.message().await? {
+        match msg.item {
+            Some(Item::Progress(p)) => bar.update(&p.phase, p.done_bytes, p.total_bytes),
+            Some(Item::Image(i)) => {
+                bar.finish();
+                return Ok(i);
+            }
+            None => {}
+        }
+    }
+    bar.finish();
+    Err(CliError::engine("quiltd ended the stream without an image"))
+}
+
+pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
+    let mut c = ImageServiceClient::new(client::connect_channel(socket).await?);
+    match cmd {
+        ImageCommand::Import { path, name } => {
+            let abs = std::path::absolute(&path)
+                .map_err(|e| CliError::engine(format!("{}: {e}", path.display())))?;
+            let stream = c
+                .import_image(ImportImageRequest {
+                    path: abs.to_string_lossy().into_owned(),
+                    name: name.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            let i = follow(stream).await?;
+            out(&format!("{}\n", i.id))?;
+        }
+        ImageCommand::Build { name, binaries } => {
+            let stream = c
+                .build_image(BuildImageRequest { name, binaries })
+                .await?
+                .into_inner();
+            let i = follow(stream).await?;
+            out(&format!("{}\n", i.id))?;
+        }
+        ImageCommand::Ls { format } => {
+            let images = c
+                .list_images(ListImagesRequest {})
+                .await?
+                .into_inner()
+                .images;
+            match format {
+                ImageFormat::Json => {
+                    let arr: Vec<_> = images.iter().map(view).collect();
+                    out(&format!("{}\n", serde_json::Value::Array(arr)))?;
+                }
+                ImageFormat::Table => {
+                    let now = now_seconds();
+                    let rows: Vec<Vec<String>> = images
+                        .iter()
+                        .map(|i| {
+                            vec![
+                                if i.names.is_empty() {
+                                    "<none>".to_owned()
+                                } else {
+                                    i.names.join(",")
+                                },
+                                short(&i.id).to_owned(),
+                                i.source.clone(),
+                                human_size(i.size_bytes),
+                                i.created_at
+                                    .as_ref()
+                                    .map(|t| {
+                                        format!("{} ago", human_duration(seconds_since(t, now)))
+                                    })
+                                    .unwrap_or_default(),
+                                i.containers.to_string(),
+                            ]
+                        })
+                        .collect();
+                    out(&render(
+                        &[
+                            "NAME",
+                            "IMAGE ID",
+                            "SOURCE",
+                            "SIZE",
+                            "CREATED",
+                            "CONTAINERS",
+                        ],
+                        &rows,
+                    ))?;
+                }
+            }
+        }
+        ImageCommand::Inspect { names } => {
+            let mut arr = Vec::new();
+            for name in names {
+                let i = c
+                    .inspect_image(InspectImageRequest { name })
+                    .await?
+                    .into_inner()
+                    .image
+                    .unwrap_or_default();
+                arr.push(view(&i));
+            }
+            let text = serde_json::to_string_pretty(&serde_json::Value::Array(arr))?;
+            out(&format!("{text}\n"))?;
+        }
+        ImageCommand::Rm { names } => {
+            for name in names {
+                let id = c
+                    .remove_image(RemoveImageRequest { name })
+                    .await?
+                    .into_inner()
+                    .id;
+                out(&format!("{id}\n"))?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{human_size, short};
+
+    #[test]
+    fn sizes_and_ids() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(
+            short(&format!("sha256:{}", "ab".repeat(32))),
+            "abababababab"
+        );
+        assert_eq!(short("abc"), "abc");
+    }
+}

@@ -1,0 +1,96 @@
+//! `quilt volume create|ls|inspect|rm`.
+
+use std::path::Path;
+
+use quilt_proto::v1::volume_service_client::VolumeServiceClient;
+use quilt_proto::v1::{
+    CreateVolumeRequest, InspectVolumeRequest, ListVolumesRequest, RemoveVolumeRequest, Volume,
+};
+use serde_json::json;
+
+use crate::args::VolumeCommand;
+use crate::client;
+use crate::error::CliError;
+use crate::output::stream::print_stdout;
+
+fn status_err(s: tonic::Status) -> CliError {
+    CliError::from(s)
+}
+
+fn view(v: &Volume) -> serde_json::Value {
+    json!({
+        "name": v.name,
+        "created_at": v.created_at.map(|t| t.seconds),
+        "labels": v.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "used_by": v.used_by,
+    })
+}
+
+fn out(text: &str) -> Result<(), CliError> {
+    print_stdout(text).map_err(|e| CliError::engine(format!("writing output: {e}")))
+}
+
+pub async fn volume(socket: &Path, cmd: VolumeCommand) -> Result<u8, CliError> {
+    let mut c = VolumeServiceClient::new(client::connect_channel(socket).await?);
+    match cmd {
+        VolumeCommand::Create { name, labels } => {
+            let v = c
+                .create_volume(CreateVolumeRequest {
+                    name,
+                    labels: labels.into_iter().collect(),
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .volume
+                .unwrap_or_default();
+            out(&format!("{}\n", v.name))?;
+        }
+        VolumeCommand::Ls { json } => {
+            let vs = c
+                .list_volumes(ListVolumesRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .volumes;
+            if json {
+                let arr: Vec<_> = vs.iter().map(view).collect();
+                out(&format!("{}\n", serde_json::Value::Array(arr)))?;
+            } else {
+                let mut text = format!("{:<32} {}\n", "NAME", "USED BY");
+                for v in &vs {
+                    text.push_str(&format!("{:<32} {}\n", v.name, v.used_by.len()));
+                }
+                out(&text)?;
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let mut arr = Vec::new();
+            for name in names {
+                let v = c
+                    .inspect_volume(InspectVolumeRequest { name })
+                    .await
+                    .map_err(status_err)?
+                    .into_inner()
+                    .volume
+                    .unwrap_or_default();
+                arr.push(view(&v));
+            }
+            let text = serde_json::to_string_pretty(&serde_json::Value::Array(arr))
+                .map_err(|e| CliError::engine(e.to_string()))?;
+            out(&format!("{text}\n"))?;
+        }
+        VolumeCommand::Rm { force, names } => {
+            for name in names {
+                c.remove_volume(RemoveVolumeRequest {
+                    name: name.clone(),
+                    force,
+                })
+                .await
+                .map_err(status_err)?;
+                out(&format!("{name}\n"))?;
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,708 @@
+//! Importing images into the store: a plain rootfs tarball, a rootfs
+//! directory, a `docker save` archive, or an OCI image layout (directory or
+//! tar). Layers are applied bottom first into a temp dir renamed into place.
+use super::layers::Applier;
+use super::progress::Reporter;
+use super::tree::{self, clean_rel};
+use super::{ImageError, ImageStore, Imported, unique_suffix};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{self, BufRead, ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Manifests and configs larger than this are refused.
+const MAX_JSON: u64 = 16 * 1024 * 1024;
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(ErrorKind::InvalidData, msg.into())
+}
+
+/// Where an archive's members are read from.
+enum Source {
+    /// An uncompressed tar file: member path -> (data offset, size).
+    Tar {
+        file: PathBuf,
+        index: HashMap<PathBuf, (u64, u64)>,
+    },
+    Dir(PathBuf),
+}
+
+impl Source {
+    fn open(&self, member: &str) -> io::Result<(Box<dyn Read>, u64)> {
+        let rel = clean_rel(Path::new(member))
+            .filter(|r| !r.as_os_str().is_empty())
+            .ok_or_else(|| invalid(format!("bad member path {member:?}")))?;
+        match self {
+            Source::Tar { file, index } => {
+                let (off, size) = *index
+                    .get(&rel)
+                    .ok_or_else(|| invalid(format!("{member} is missing from the archive")))?;
+                let mut f = std::fs::File::open(file)?;
+                f.seek(SeekFrom::Start(off))?;
+                Ok((Box::new(f.take(size)), size))
+            }
+            Source::Dir(d) => {
+                let p = d.join(rel);
+                let f = std::fs::File::open(&p).map_err(|e| {
+                    if e.kind() == ErrorKind::NotFound {
+                        invalid(format!("{member} is missing from the layout"))
+                    } else {
+                        e
+                    }
+                })?;
+                let size = f.metadata()?.len();
+                Ok((Box::new(f), size))
+            }
+        }
+    }
+
+    fn has(&self, member: &str) -> bool {
+        match self {
+            Source::Tar { index, .. } => index.contains_key(Path::new(member)),
+            Source::Dir(d) => d.join(member).exists(),
+        }
+    }
+
+    fn read_json(&self, member: &str) -> io::Result<(serde_json::Value, Vec<u8>)> {
+        let (r, size) = self.open(member)?;
+        if size > MAX_JSON {
+            return Err(invalid(format!("{member} is too large")));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        r.take(MAX_JSON).read_to_end(&mut bytes)?;
+        let v = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("{member} is not valid JSON: {e}")))?;
+        Ok((v, bytes))
+    }
+}
+
+/// A layer to apply.
+struct Layer {
+    member: String,
+    /// Expected "sha256:<hex>" of the stored (possibly compressed) bytes.
+    digest: Option<String>,
+}
+
+/// Reads through, hashing and counting for progress.
+struct Tap<'a, 'b, R> {
+    inner: R,
+    hasher: Sha256,
+    rep: &'a mut Reporter<'b>,
+}
+
+impl<R: Read> Read for Tap<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.rep.add(n as u64);
+        Ok(n)
+    }
+}
+
+/// sha256 hex of a file, with progress.
+fn hash_file(path: &Path, rep: &mut Reporter) -> io::Result<String> {
+    let f = std::fs::File::open(path)?;
+    let mut tap = Tap {
+        inner: f,
+        hasher: Sha256::new(),
+        rep,
+    };
+    io::copy(&mut tap, &mut io::sink())?;
+    Ok(hex::encode(tap.hasher.finalize()))
+}
+
+fn is_gzip(path: &Path) -> io::Result<bool> {
+    let mut magic = [0u8; 2];
+    let mut f = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < 2 {
+        match f.read(&mut magic[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n == 2 && magic == GZIP_MAGIC)
+}
+
+/// Indexes the members of an uncompressed tar file.
+fn index_tar(file: &Path) -> io::Result<HashMap<PathBuf, (u64, u64)>> {
+    let mut ar = tar::Archive::new(std::fs::File::open(file)?);
+    let mut index = HashMap::new();
+    // Members that are links to others (`docker save` links repeated layers).
+    let mut aliases: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for e in ar.entries_with_seek()? {
+        let e = e?;
+        let p = e.path()?.into_owned();
+        let Some(rel) = clean_rel(&p) else { continue };
+        match e.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                index.insert(rel, (e.raw_file_position(), e.size()));
+            }
+            kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
+                let Some(target) = e.link_name()? else {
+                    continue;
+                };
+                // Symlinks are relative to their directory, hard links to the root.
+                let base = match kind {
+                    tar::EntryType::Symlink => rel.parent().unwrap_or(Path::new("")).to_path_buf(),
+                    _ => PathBuf::new(),
+                };
+                let mut t = base;
+                for c in target.components() {
+                    match c {
+                        std::path::Component::Normal(n) => t.push(n),
+                        std::path::Component::ParentDir => {
+                            t.pop();
+                        }
+                        _ => {}
+                    }
+                }
+                aliases.push((rel, t));
+            }
+            _ => {}
+        }
+    }
+    // Resolve chains of links (bounded).
+    for _ in 0..8 {
+        let mut changed = false;
+        for (alias, target) in &aliases {
+            if !index.contains_key(alias)
+                && let Some(v) = index.get(target).copied()
+            {
+                index.insert(alias.clone(), v);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    Ok(index)
+}
+
+/// "sha256:<hex>" -> "blobs/sha256/<hex>".
+fn blob_member(digest: &str) -> io::Result<String> {
+    match digest.split_once(':') {
+        Some((alg, hex))
+            if !hex.is_empty()
+                && hex.chars().all(|c| c.is_ascii_hexdigit())
+                && alg.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            Ok(format!("blobs/{alg}/{hex}"))
+        }
+        _ => Err(invalid(format!("bad digest {digest:?}"))),
+    }
+}
+
+fn str_field<'v>(v: &'v serde_json::Value, key: &str, what: &str) -> io::Result<&'v str> {
+    v.get(key)
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| invalid(format!("{what}: missing {key}")))
+}
+
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// The layers of the first image of an OCI layout (following nested
+/// indexes, preferring the host's architecture), and the manifest digest.
+fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
+    let (mut index, _) = src.read_json("index.json")?;
+    for _ in 0..8 {
+        let manifests = index
+            .get("manifests")
+            .and_then(|m| m.as_array())
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| invalid("index.json lists no manifests"))?;
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            a => a,
+        };
+        let chosen = manifests
+            .iter()
+            .find(|m| m.pointer("/platform/architecture").and_then(|a| a.as_str()) == Some(arch))
+            .unwrap_or(&manifests[0]);
+        let digest = str_field(chosen, "digest", "index.json")?.to_owned();
+        let member = blob_member(&digest)?;
+        let (doc, bytes) = src.read_json(&member)?;
+        let media = chosen
+            .get("mediaType")
+            .or_else(|| doc.get("mediaType"))
+            .and_then(|m| m.as_str())
+            .unwrap_or("");
+        if INDEX_TYPES.contains(&media) || doc.get("manifests").is_some() {
+            index = doc;
+            continue;
+        }
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if digest.starts_with("sha256:") && actual != digest {
+            return Err(invalid(format!(
+                "manifest {digest} does not match its content ({actual})"
+            )));
+        }
+        let layers = doc
+            .get("layers")
+            .and_then(|l| l.as_array())
+            .ok_or_else(|| invalid(format!("manifest {digest} lists no layers")))?;
+        let mut out = Vec::new();
+        for l in layers {
+            let d = str_field(l, "digest", "manifest layer")?.to_owned();
+            let media = l.get("mediaType").and_then(|m| m.as_str()).unwrap_or("");
+            if media.contains("zstd") {
+                return Err(invalid(format!("layer {d}: zstd layers are not supported")));
+            }
+            out.push(Layer {
+                member: blob_member(&d)?,
+                digest: Some(d),
+            });
+        }
+        return Ok((out, actual));
+    }
+    Err(invalid("index.json: too many nested indexes"))
+}
+
+/// The layers of the first image of a `docker save` archive.
+fn docker_layers(src: &Source) -> io::Result<Vec<Layer>> {
+    let (manifest, _) = src.read_json("manifest.json")?;
+    let first = manifest
+        .as_array()
+        .and_then(|a| a.first())
+        .ok_or_else(|| invalid("manifest.json lists no image"))?;
+    let layers = first
+        .get("Layers")
+        .and_then(|l| l.as_array())
+        .ok_or_else(|| invalid("manifest.json: missing Layers"))?;
+    layers
+        .iter()
+        .map(|l| {
+            let member = l
+                .as_str()
+                .ok_or_else(|| invalid("manifest.json: a layer is not a path"))?;
+            Ok(Layer {
+                member: member.to_owned(),
+                digest: None,
+            })
+        })
+        .collect()
+}
+
+/// Applies one stored layer (gzipped or not); returns its "sha256:<hex>".
+fn apply_layer(
+    applier: &mut Applier,
+    src: &Source,
+    layer: &Layer,
+    rep: &mut Reporter,
+) -> io::Result<String> {
+    let (r, _) = src.open(&layer.member)?;
+    let tap = Tap {
+        inner: r,
+        hasher: Sha256::new(),
+        rep,
+    };
+    let mut br = io::BufReader::with_capacity(256 * 1024, tap);
+    let head = br.fill_buf()?;
+    let mut tap = if head.starts_with(&GZIP_MAGIC) {
+        applier
+            .apply(flate2::bufread::MultiGzDecoder::new(br))?
+            .into_inner()
+            .into_inner()
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        return Err(invalid(format!(
+            "layer {}: zstd layers are not supported",
+            layer.member
+        )));
+    } else {
+        applier.apply(br)?.into_inner()
+    };
+    io::copy(&mut tap, &mut io::sink())?;
+    let digest = format!("sha256:{}", hex::encode(tap.hasher.finalize()));
+    if let Some(want) = &layer.digest
+        && want.starts_with("sha256:")
+        && *want != digest
+    {
+        return Err(invalid(format!(
+            "layer {} does not match its digest {want} (got {digest})",
+            layer.member
+        )));
+    }
+    Ok(digest)
+}
+
+/// A temp dir under images/ that is removed unless kept.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(store: &ImageStore, what: &str) -> io::Result<Scratch> {
+        std::fs::create_dir_all(&store.root)?;
+        let p = store.root.join(format!(".tmp-{what}-{}", unique_suffix()));
+        std::fs::DirBuilder::new().mode(0o700).create(&p)?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Renames the built DIR (holding rootfs/) into images/sha256-<hex>, unless
+/// that exists already.
+pub(super) fn install(store: &ImageStore, built: &Path, hex: &str) -> io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = store.stored_dir(hex);
+    if target.join("rootfs").is_dir() {
+        return Ok(target.join("rootfs"));
+    }
+    std::fs::set_permissions(built, std::fs::Permissions::from_mode(0o755))?;
+    match std::fs::rename(built, &target) {
+        Ok(()) => Ok(target.join("rootfs")),
+        Err(_) if target.join("rootfs").is_dir() => Ok(target.join("rootfs")),
+        Err(e) => Err(e),
+    }
+}
+
+/// Imports PATH (see the module docs).
+pub(super) fn import(
+    store: &ImageStore,
+    path: &Path,
+    rep: &mut Reporter,
+) -> Result<Imported, ImageError> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        if e.kind() == ErrorKind::NotFound {
+            ImageError::NotFound(shown.clone(), "no such file or directory".into())
+        } else {
+            ImageError::Io(shown.clone(), e)
+        }
+    })?;
+    // A symlink to the file or directory imports what it points to.
+    let real = path
+        .canonicalize()
+        .map_err(|e| ImageError::Io(shown.clone(), e))?;
+    let path = real.as_path();
+    let res = if meta.is_dir() {
+        if path.join("oci-layout").is_file() && path.join("index.json").is_file() {
+            import_layered(store, Source::Dir(path.to_path_buf()), None, rep)
+        } else {
+            import_dir(store, path, rep)
+        }
+    } else if meta.is_file() {
+        import_file(store, path, meta.len(), rep)
+    } else {
+        return Err(ImageError::Invalid(
+            shown,
+            "not a regular file or directory".into(),
+        ));
+    };
+    res.map_err(|e| match e.kind() {
+        ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::InvalidInput => {
+            ImageError::Invalid(shown, e.to_string())
+        }
+        _ => ImageError::Io(shown, e),
+    })
+}
+
+fn import_file(
+    store: &ImageStore,
+    path: &Path,
+    len: u64,
+    rep: &mut Reporter,
+) -> io::Result<Imported> {
+    let scratch = Scratch::new(store, "import")?;
+    let gz = is_gzip(path)?;
+    let (hex, plain) = if gz {
+        // Decompress once: the archive's members are then read by offset.
+        rep.phase("decompressing", len);
+        let plain = scratch.0.join("archive.tar");
+        let f = std::fs::File::open(path)?;
+        let mut tap = Tap {
+            inner: f,
+            hasher: Sha256::new(),
+            rep,
+        };
+        let mut out = std::fs::File::create(&plain)?;
+        {
+            let mut dec = flate2::bufread::MultiGzDecoder::new(io::BufReader::with_capacity(
+                256 * 1024,
+                &mut tap,
+            ));
+            io::copy(&mut dec, &mut out).map_err(|e| invalid(format!("gzip: {e}")))?;
+        }
+        io::copy(&mut tap, &mut io::sink())?;
+        (hex::encode(tap.hasher.finalize()), plain)
+    } else {
+        rep.phase("hashing", len);
+        (hash_file(path, rep)?, path.to_path_buf())
+    };
+    rep.finish_phase();
+    let index = index_tar(&plain).map_err(|e| invalid(format!("not a tar archive: {e}")))?;
+    let src = Source::Tar {
+        file: plain.clone(),
+        index,
+    };
+    if src.has("manifest.json") || (src.has("index.json") && src.has("oci-layout")) {
+        return import_layered(store, src, Some(hex), rep);
+    }
+    // A plain rootfs tarball: one layer, listed as none.
+    let target = store.stored_dir(&hex);
+    if !target.join("rootfs").is_dir() {
+        let rootfs = scratch.0.join("rootfs");
+        std::fs::DirBuilder::new().mode(0o755).create(&rootfs)?;
+        let total = std::fs::metadata(&plain)?.len();
+        rep.phase("extracting", total);
+        let mut applier = Applier::new(&rootfs);
+        let f = std::fs::File::open(&plain)?;
+        let mut tap = Tap {
+            inner: f,
+            hasher: Sha256::new(),
+            rep,
+        };
+        applier.apply(io::BufReader::with_capacity(256 * 1024, &mut tap))?;
+        if applier.entries() == 0 {
+            return Err(invalid("the archive holds no files"));
+        }
+        applier.finish()?;
+        rep.finish_phase();
+        std::fs::remove_file(scratch.0.join("archive.tar")).or_else(ignore_missing)?;
+        install(store, &scratch.0, &hex)?;
+    }
+    let size = tree::tree_size(&target.join("rootfs"))?;
+    Ok(Imported {
+        id: format!("sha256:{hex}"),
+        source: "rootfs-tar",
+        layers: Vec::new(),
+        size_bytes: size,
+    })
+}
+
+fn ignore_missing(e: io::Error) -> io::Result<()> {
+    if e.kind() == ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// A docker-save archive or an OCI layout. `archive_hex` is the digest of
+/// the archive file (None for a layout directory: the manifest digest is
+/// used).
+fn import_layered(
+    store: &ImageStore,
+    src: Source,
+    archive_hex: Option<String>,
+    rep: &mut Reporter,
+) -> io::Result<Imported> {
+    let (layers, source, manifest_hex) = if src.has("manifest.json") {
+        (docker_layers(&src)?, "docker-save", None)
+    } else {
+        let (layers, digest) = oci_layers(&src)?;
+        let hex = digest.trim_start_matches("sha256:").to_owned();
+        (layers, "oci-layout", Some(hex))
+    };
+    let hex = archive_hex
+        .or(manifest_hex)
+        .ok_or_else(|| invalid("cannot identify the image"))?;
+    let target = store.stored_dir(&hex);
+    let mut digests = Vec::new();
+    if target.join("rootfs").is_dir() {
+        // Already imported: only list the layer digests.
+        for l in &layers {
+            match &l.digest {
+                Some(d) => digests.push(d.clone()),
+                None => {
+                    let (mut r, _) = src.open(&l.member)?;
+                    let mut h = Sha256::new();
+                    let mut buf = vec![0u8; 256 * 1024];
+                    loop {
+                        let n = r.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        h.update(&buf[..n]);
+                    }
+                    digests.push(format!("sha256:{}", hex::encode(h.finalize())));
+                }
+            }
+        }
+    } else {
+        let scratch = Scratch::new(store, "import")?;
+        let rootfs = scratch.0.join("rootfs");
+        std::fs::DirBuilder::new().mode(0o755).create(&rootfs)?;
+        let mut applier = Applier::new(&rootfs);
+        let n = layers.len();
+        for (i, l) in layers.iter().enumerate() {
+            let (_, size) = src.open(&l.member)?;
+            rep.phase(format!("extracting layer {}/{n}", i + 1), size);
+            let d = apply_layer(&mut applier, &src, l, rep)
+                .map_err(|e| io::Error::new(e.kind(), format!("layer {}: {e}", l.member)))?;
+            rep.finish_phase();
+            digests.push(d);
+        }
+        applier.finish()?;
+        install(store, &scratch.0, &hex)?;
+    }
+    let size = tree::tree_size(&target.join("rootfs"))?;
+    Ok(Imported {
+        id: format!("sha256:{hex}"),
+        source,
+        layers: digests,
+        size_bytes: size,
+    })
+}
+
+/// A rootfs directory: copied into the store, identified by its content.
+fn import_dir(store: &ImageStore, path: &Path, rep: &mut Reporter) -> io::Result<Imported> {
+    let total = tree::tree_size(path)?;
+    let scratch = Scratch::new(store, "import")?;
+    let rootfs = scratch.0.join("rootfs");
+    rep.phase("copying", total);
+    tree::TreeCopier::new().copy(path, &rootfs, &|_| false, &mut |n| rep.add(n))?;
+    rep.finish_phase();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&rootfs, std::fs::Permissions::from_mode(0o755))?;
+    }
+    rep.phase("hashing", total);
+    let hex = tree::digest_tree(&rootfs)?;
+    rep.finish_phase();
+    let installed = install(store, &scratch.0, &hex)?;
+    Ok(Imported {
+        id: format!("sha256:{hex}"),
+        source: "rootfs-dir",
+        layers: Vec::new(),
+        size_bytes: tree::tree_size(&installed)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ImageError, ImageStore, Progress};
+    use std::path::Path;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn rootfs_dir_import_is_content_addressed() {
+        use std::os::unix::fs::MetadataExt;
+        let data = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        std::fs::create_dir_all(s.join("bin")).unwrap();
+        std::fs::write(s.join("bin/tool"), b"tool").unwrap();
+        std::fs::hard_link(s.join("bin/tool"), s.join("bin/alias")).unwrap();
+        std::os::unix::fs::symlink("tool", s.join("bin/link")).unwrap();
+        let store = ImageStore::new(data.path());
+        let mut seen: Vec<Progress> = Vec::new();
+        // Through a symlink to the directory: its content is imported.
+        let link = data.path().join("link");
+        std::os::unix::fs::symlink(s, &link).unwrap();
+        let a = store.import(&link, &mut |p| seen.push(p)).unwrap();
+        std::fs::remove_file(&link).unwrap();
+        assert_eq!(a.source, "rootfs-dir");
+        assert_eq!(a.size_bytes, 4, "hard links count once");
+        assert!(seen.iter().any(|p| p.phase == "copying"));
+        let rootfs = store.stored_rootfs(&a.id).unwrap();
+        let (m1, m2) = (
+            std::fs::metadata(rootfs.join("bin/tool")).unwrap(),
+            std::fs::metadata(rootfs.join("bin/alias")).unwrap(),
+        );
+        assert_eq!(m1.ino(), m2.ino());
+        assert_eq!(
+            std::fs::read_link(rootfs.join("bin/link")).unwrap(),
+            Path::new("tool")
+        );
+        // Same content: same id, nothing new on disk.
+        let b = store.import(s, &mut |_| {}).unwrap();
+        assert_eq!(a.id, b.id);
+        assert_eq!(names(&data.path().join("images")).len(), 1);
+        // Different content: another id.
+        std::fs::write(s.join("bin/tool"), b"tool2").unwrap();
+        let c = store.import(s, &mut |_| {}).unwrap();
+        assert_ne!(a.id, c.id);
+        store.remove_stored(&a.id).unwrap();
+        store.remove_stored(&c.id).unwrap();
+        assert!(store.stored_rootfs(&a.id).is_none());
+        assert!(names(&data.path().join("images")).is_empty());
+    }
+
+    #[test]
+    fn docker_save_with_linked_layer() {
+        fn hdr(kind: tar::EntryType, size: u64) -> tar::Header {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o644);
+            h.set_size(size);
+            h.set_uid(0);
+            h.set_gid(0);
+            h
+        }
+        let mut layer = tar::Builder::new(Vec::new());
+        layer
+            .append_data(&mut hdr(tar::EntryType::Regular, 2), "f", &b"hi"[..])
+            .unwrap();
+        let layer = layer.into_inner().unwrap();
+        let manifest = br#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]}]"#;
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(
+            &mut hdr(tar::EntryType::Regular, layer.len() as u64),
+            "a/layer.tar",
+            &layer[..],
+        )
+        .unwrap();
+        b.append_link(
+            &mut hdr(tar::EntryType::Symlink, 0),
+            "b/layer.tar",
+            "../a/layer.tar",
+        )
+        .unwrap();
+        b.append_data(
+            &mut hdr(tar::EntryType::Regular, manifest.len() as u64),
+            "manifest.json",
+            &manifest[..],
+        )
+        .unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let archive = src.path().join("save.tar");
+        std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        let img = store.import(&archive, &mut |_| {}).unwrap();
+        assert_eq!(img.source, "docker-save");
+        assert_eq!(img.layers.len(), 2);
+        assert_eq!(img.layers[0], img.layers[1]);
+        let rootfs = store.stored_rootfs(&img.id).unwrap();
+        assert_eq!(std::fs::read(rootfs.join("f")).unwrap(), b"hi");
+    }
+
+    #[test]
+    fn bad_input_leaves_nothing() {
+        let data = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        let junk = src.path().join("junk.tar.gz");
+        // Gzip magic, then garbage.
+        std::fs::write(&junk, [0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+        let err = store.import(&junk, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, ImageError::Invalid(..)), "{err}");
+        let missing = store.import(&src.path().join("none"), &mut |_| {});
+        assert!(matches!(missing, Err(ImageError::NotFound(..))));
+        assert!(names(&data.path().join("images")).is_empty());
+        // Leftover temp dirs of a crashed daemon are cleaned at start-up.
+        std::fs::create_dir_all(data.path().join("images/.tmp-import-x/rootfs")).unwrap();
+        store.remove_temp_dirs();
+        assert!(names(&data.path().join("images")).is_empty());
+    }
+}

@@ -1,0 +1,159 @@
+//! `quilt-shim cp-out|cp-in CONFIG`: tar streams out of and into a
+//! container. The helper first enters the container's root (see
+//! `crate::copy`), so paths, `..` and symlinks resolve inside it only.
+use super::common::*;
+use crate::copy::{CP_EXIT_INVALID, CP_EXIT_NOT_FOUND, CopyConfig, CopyMode, CopyRoot};
+use crate::sys;
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, setns, unshare};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+fn fail(e: SetupError) -> i32 {
+    let _ = writeln!(std::io::stderr(), "{}", e.message);
+    e.code
+}
+
+pub fn cp(mode: CopyMode) -> i32 {
+    let Some(arg) = std::env::args().nth(2) else {
+        return fail(SetupError::new(
+            EXIT_SETUP,
+            "usage: quilt-shim cp-in|cp-out CONFIG",
+        ));
+    };
+    let cfg: CopyConfig = match serde_json::from_str(&arg) {
+        Ok(c) => c,
+        Err(e) => return fail(SetupError::new(EXIT_SETUP, format!("bad copy config: {e}"))),
+    };
+    let res = enter_root(&cfg.root).and_then(|()| match mode {
+        CopyMode::Out => copy_out(&cfg.path),
+        CopyMode::In => copy_in(&cfg.path),
+    });
+    match res {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+fn enter_root(root: &CopyRoot) -> SetupResult<()> {
+    let _ = sys::cloexec_from(3);
+    sys::ensure_single_threaded().map_err(setup("copy helper"))?;
+    match root {
+        CopyRoot::Running { pid, shim_pid } => {
+            let p = format!("/proc/{pid}/ns/mnt");
+            let gone = || SetupError::new(EXIT_SETUP, "the container is not running any more");
+            let f = std::fs::File::open(&p).map_err(|_| gone())?;
+            // Opened while `pid` was still the container's PID 1?
+            if crate::proc::parent_pid(*pid) != Some(*shim_pid) {
+                return Err(gone());
+            }
+            setns(&f, CloneFlags::CLONE_NEWNS).map_err(setup("setns mnt"))?;
+        }
+        CopyRoot::Stopped { dir, image_rootfs } => {
+            unshare(CloneFlags::CLONE_NEWNS).map_err(setup("unshare mnt"))?;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(setup("make / private"))?;
+            for d in ["upper", "work", "rootfs"] {
+                std::fs::create_dir_all(dir.join(d))
+                    .map_err(setup(format!("create {}", dir.join(d).display())))?;
+            }
+            let rootfs = dir.join("rootfs");
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                esc(image_rootfs),
+                esc(&dir.join("upper")),
+                esc(&dir.join("work"))
+            );
+            mount(
+                Some("overlay"),
+                &rootfs,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+            .map_err(setup("mount the container's rootfs"))?;
+            nix::unistd::chroot(&rootfs).map_err(setup("chroot"))?;
+        }
+    }
+    nix::unistd::chdir("/").map_err(setup("chdir /"))?;
+    Ok(())
+}
+
+fn esc(p: &Path) -> String {
+    let mut s = String::new();
+    for ch in p.to_string_lossy().chars() {
+        if matches!(ch, '\\' | ',' | ':') {
+            s.push('\\');
+        }
+        s.push(ch);
+    }
+    s
+}
+
+fn not_found(path: &str) -> impl FnOnce(std::io::Error) -> SetupError {
+    move |e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            SetupError::new(
+                CP_EXIT_NOT_FOUND,
+                format!("{path}: no such file or directory in the container"),
+            )
+        } else {
+            SetupError::new(EXIT_SETUP, format!("{path}: {e}"))
+        }
+    }
+}
+
+/// Writes a tar stream of `path` (named by its last component) on stdout.
+fn copy_out(path: &str) -> SetupResult<()> {
+    // Inside the container's root: symlinks resolve within it.
+    let real: PathBuf = std::fs::canonicalize(path).map_err(not_found(path))?;
+    let name = Path::new(path)
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let meta = std::fs::metadata(&real).map_err(not_found(path))?;
+    let out = BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let io =
+        |e: std::io::Error| SetupError::new(EXIT_SETUP, format!("writing the tar stream: {e}"));
+    if meta.is_dir() {
+        b.append_dir_all(&name, &real).map_err(io)?;
+    } else {
+        let mut f = std::fs::File::open(&real).map_err(not_found(path))?;
+        b.append_file(&name, &mut f).map_err(io)?;
+    }
+    let mut out = b.into_inner().map_err(io)?;
+    out.flush().map_err(io)
+}
+
+/// Extracts the tar stream on stdin into the directory `path`.
+fn copy_in(path: &str) -> SetupResult<()> {
+    let real: PathBuf = std::fs::canonicalize(path).map_err(not_found(path))?;
+    if !real.is_dir() {
+        return Err(SetupError::new(
+            CP_EXIT_INVALID,
+            format!("{path}: not a directory in the container"),
+        ));
+    }
+    let mut a = tar::Archive::new(std::io::BufReader::with_capacity(
+        256 * 1024,
+        std::io::stdin().lock(),
+    ));
+    a.set_preserve_permissions(true);
+    a.set_overwrite(true);
+    a.set_unpack_xattrs(false);
+    // The tar crate refuses entries with `..` and never writes through a
+    // symlink outside `real`; the chroot/namespace bounds everything else.
+    a.unpack(&real)
+        .map_err(|e| SetupError::new(CP_EXIT_INVALID, format!("extracting into {path}: {e}")))?;
+    // Drain what follows the end of the archive, so the sender is not cut off.
+    let _ = std::io::copy(&mut a.into_inner(), &mut std::io::sink());
+    Ok(())
+}

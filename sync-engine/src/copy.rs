@@ -1,0 +1,205 @@
+//! CopyIn / CopyOut: tar streams into and out of a container, through the
+//! `quilt-shim cp-in|cp-out` helper (which enters the container's root, so
+//! the kernel keeps paths and symlinks inside it). Streams in bounded chunks
+//! with backpressure through the helper's pipes; the size and sha256 of the
+//! tar stream are computed on the way.
+use crate::engine::{Engine, Inner};
+use crate::error::{EngineError, Result};
+use crate::model::{Container, State};
+use quilt_runtime::copy::{
+    self, CP_EXIT_INVALID, CP_EXIT_NOT_FOUND, CopyConfig, CopyMode, CopyRoot,
+};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// Chunk size of the streams.
+pub const CHUNK: usize = 256 * 1024;
+/// How much of the helper's stderr is kept for the error message.
+const STDERR_MAX: u64 = 16 * 1024;
+
+/// Size and lowercase hex sha256 of a tar stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyDigest {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A path inside the container: absolute (a relative one is taken from `/`),
+/// without `..` components or NUL bytes.
+fn check_path(path: &str) -> Result<String> {
+    if path.is_empty() {
+        return Err(EngineError::InvalidArgument(
+            "a container path is required".into(),
+        ));
+    }
+    if path.contains('\0') {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid path {path:?}: NUL byte"
+        )));
+    }
+    if path.split('/').any(|c| c == "..") {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid path {path:?}: '..' is not allowed"
+        )));
+    }
+    Ok(if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    })
+}
+
+impl Engine {
+    /// Streams `path` of the container as a tar stream into `tx`, in chunks
+    /// of at most CHUNK bytes; returns the size and sha256 of what was sent.
+    pub async fn copy_out(
+        &self,
+        reference: &str,
+        path: &str,
+        tx: mpsc::Sender<Vec<u8>>,
+    ) -> Result<CopyDigest> {
+        let path = check_path(path)?;
+        let c = self.inner.store.resolve(reference).await?;
+        run_copy(&self.inner, c, path, CopyMode::Out, Io::Out(tx)).await
+    }
+
+    /// Extracts the tar stream read from `rx` into the directory `path` of
+    /// the container; returns the size and sha256 of what was received.
+    pub async fn copy_in(
+        &self,
+        reference: &str,
+        path: &str,
+        rx: mpsc::Receiver<Vec<u8>>,
+    ) -> Result<CopyDigest> {
+        let path = check_path(path)?;
+        let c = self.inner.store.resolve(reference).await?;
+        run_copy(&self.inner, c, path, CopyMode::In, Io::In(rx)).await
+    }
+}
+
+enum Io {
+    Out(mpsc::Sender<Vec<u8>>),
+    In(mpsc::Receiver<Vec<u8>>),
+}
+
+async fn run_copy(
+    inner: &Arc<Inner>,
+    c: Container,
+    path: String,
+    mode: CopyMode,
+    io: Io,
+) -> Result<CopyDigest> {
+    let live = inner.live(&c.id);
+    // A stopped container is held stopped while its overlay is mounted by the helper.
+    let mut _op = None;
+    let c = if matches!(c.state, State::Running) {
+        c
+    } else {
+        _op = Some(live.op.lock().await);
+        inner
+            .store
+            .get(&c.id)
+            .await?
+            .ok_or_else(|| EngineError::no_such_container(&c.id))?
+    };
+    let root = match (c.state, c.pid, c.shim_pid) {
+        (State::Running, Some(pid), Some(shim_pid)) => CopyRoot::Running { pid, shim_pid },
+        (State::Created | State::Exited | State::Failed, _, _) => {
+            let images = inner.images.clone();
+            let image = c.image.clone();
+            let image_rootfs = tokio::task::spawn_blocking(move || images.prepare(&image))
+                .await?
+                .map_err(|e| EngineError::FailedPrecondition(format!("image: {e}")))?;
+            CopyRoot::Stopped {
+                dir: inner.cfg.container_dir(&c.id),
+                image_rootfs,
+            }
+        }
+        (s, _, _) => {
+            return Err(EngineError::FailedPrecondition(format!(
+                "container {} is {}: try again",
+                c.name,
+                s.as_str()
+            )));
+        }
+    };
+    let cfg = CopyConfig { root, path };
+    let mut child = copy::spawn(&inner.cfg.shim_path, mode, &cfg)
+        .map_err(|e| EngineError::internal("spawn the copy helper", e))?;
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let err_task = tokio::spawn(async move {
+        let mut s = Vec::new();
+        let _ = (&mut stderr).take(STDERR_MAX).read_to_end(&mut s).await;
+        // Keep draining so the helper never blocks on a full stderr pipe.
+        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+        String::from_utf8_lossy(&s).trim().to_string()
+    });
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut aborted = false;
+    match io {
+        Io::Out(tx) => {
+            let mut out = child.stdout.take().expect("stdout piped");
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let n = out
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| EngineError::internal("reading the copy helper", e))?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                hasher.update(&buf);
+                size += n as u64;
+                if tx.send(buf).await.is_err() {
+                    // The client went away.
+                    aborted = true;
+                    break;
+                }
+            }
+        }
+        Io::In(mut rx) => {
+            let mut stdin = Some(child.stdin.take().expect("stdin piped"));
+            while let Some(chunk) = rx.recv().await {
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                if let Some(w) = stdin.as_mut()
+                    && w.write_all(&chunk).await.is_err()
+                {
+                    // The helper stopped reading (it failed): keep hashing, report below.
+                    stdin = None;
+                }
+            }
+            if let Some(mut w) = stdin {
+                let _ = w.shutdown().await;
+            }
+        }
+    }
+    if aborted {
+        let _ = child.start_kill();
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| EngineError::internal("waiting for the copy helper", e))?;
+    let msg = err_task.await.unwrap_or_default();
+    if aborted {
+        return Err(EngineError::Unavailable("the client went away".into()));
+    }
+    match status.code() {
+        Some(0) => Ok(CopyDigest {
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        }),
+        Some(CP_EXIT_NOT_FOUND) => Err(EngineError::NotFound(msg)),
+        Some(CP_EXIT_INVALID) => Err(EngineError::InvalidArgument(msg)),
+        _ => Err(EngineError::FailedPrecondition(if msg.is_empty() {
+            format!("copy failed ({status})")
+        } else {
+            msg
+        })),
+    }
+}

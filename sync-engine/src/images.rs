@@ -1,0 +1,244 @@
+//! The image store as the API sees it: import, host builds, list, inspect
+//! and remove, plus resolving the IMAGE of CreateContainer. Files live in
+//! the runtime's ImageStore (all file work on the blocking pool); names and
+//! metadata in SQLite (image_store.rs).
+use crate::engine::{Engine, Inner};
+use crate::error::{EngineError, Result};
+use crate::image_store::ImageInfo;
+use crate::model::now_ns;
+use quilt_runtime::image::{DEFAULT_IMAGE, ImageError, Imported, Progress};
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+/// How long RemoveImage waits for containers already being removed.
+const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest image name.
+const MAX_NAME: usize = 128;
+
+fn image_error(e: ImageError) -> EngineError {
+    match e {
+        ImageError::NotFound(..) => EngineError::NotFound(e.to_string()),
+        ImageError::Invalid(..) => EngineError::InvalidArgument(e.to_string()),
+        ImageError::Io(..) => EngineError::Internal(e.to_string()),
+    }
+}
+
+/// Image names: [A-Za-z0-9][A-Za-z0-9._:/-]*, at most 128 characters, not
+/// "default" and not an id.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))
+        && name != DEFAULT_IMAGE
+        && !name.starts_with("sha256:");
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidArgument(format!(
+            "invalid image name {name:?}: use letters, digits and . _ : / - (starting with a \
+             letter or digit, at most {MAX_NAME} characters; not \"default\" or \"sha256:...\")"
+        )))
+    }
+}
+
+/// What CreateContainer stores as the container's image: "default" and
+/// absolute paths as given, a stored image's name or id as its full id (so
+/// that re-pointing the name later does not change the container).
+pub(crate) async fn resolve_for_create(inner: &Inner, image: &str) -> Result<String> {
+    if image == DEFAULT_IMAGE || image.starts_with('/') || image.is_empty() {
+        return Ok(image.to_owned());
+    }
+    if let Some(id) = inner.store.image_resolve(image).await? {
+        return Ok(id);
+    }
+    if image.contains('/')
+        || image.ends_with(".tar")
+        || image.ends_with(".tgz")
+        || image.ends_with(".gz")
+    {
+        // A relative path: the runtime explains what is expected.
+        return Ok(image.to_owned());
+    }
+    Err(EngineError::NotFound(format!(
+        "no such image: {image} (see `quilt image ls`)"
+    )))
+}
+
+/// Forwards progress to the API stream; a slow reader loses reports, never
+/// stalls the import.
+fn forward(tx: mpsc::Sender<Progress>) -> impl FnMut(Progress) + Send {
+    move |p| {
+        let _ = tx.try_send(p);
+    }
+}
+
+impl Engine {
+    /// Imports the file or directory at PATH (absolute, on this host),
+    /// optionally naming it.
+    pub async fn import_image(
+        &self,
+        path: &str,
+        name: Option<&str>,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<ImageInfo> {
+        if let Some(n) = name {
+            check_name(n)?;
+        }
+        let p = PathBuf::from(path);
+        if !p.is_absolute() {
+            return Err(EngineError::InvalidArgument(format!(
+                "the path to import must be absolute: {path:?}"
+            )));
+        }
+        let images = self.inner.images.clone();
+        let imported = tokio::task::spawn_blocking(move || {
+            let mut fwd = forward(progress);
+            images.import(&p, &mut fwd)
+        })
+        .await?
+        .map_err(image_error)?;
+        self.record(imported, name).await
+    }
+
+    /// Builds image NAME from host programs.
+    pub async fn build_image(
+        &self,
+        name: &str,
+        binaries: Vec<String>,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<ImageInfo> {
+        check_name(name)?;
+        if binaries.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "name at least one host binary to include".into(),
+            ));
+        }
+        let images = self.inner.images.clone();
+        let imported = tokio::task::spawn_blocking(move || {
+            let mut fwd = forward(progress);
+            images.build_from_host(&binaries, &mut fwd)
+        })
+        .await?
+        .map_err(image_error)?;
+        self.record(imported, Some(name)).await
+    }
+
+    async fn record(&self, imported: Imported, name: Option<&str>) -> Result<ImageInfo> {
+        let info = ImageInfo {
+            id: imported.id,
+            names: Vec::new(),
+            size_bytes: imported.size_bytes,
+            created_at_ns: now_ns(),
+            source: imported.source.to_owned(),
+            layers: imported.layers,
+            containers: 0,
+        };
+        self.inner.store.image_add(&info, name).await?;
+        self.inner
+            .store
+            .image_get(&info.id)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("image {} vanished", info.id)))
+    }
+
+    pub async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        self.inner.store.image_list().await
+    }
+
+    /// By name, "sha256:<hex>" id, or unique hex prefix.
+    pub async fn inspect_image(&self, reference: &str) -> Result<ImageInfo> {
+        let id = self.resolve_image(reference).await?;
+        self.inner
+            .store
+            .image_get(&id)
+            .await?
+            .ok_or_else(|| no_such_image(reference))
+    }
+
+    /// Removes a name when the image has others; otherwise the image and
+    /// its files, refused (FAILED_PRECONDITION) while a container uses it.
+    /// Returns the image id.
+    pub async fn remove_image(&self, reference: &str) -> Result<String> {
+        let id = self.resolve_image(reference).await?;
+        let info = self
+            .inner
+            .store
+            .image_get(&id)
+            .await?
+            .ok_or_else(|| no_such_image(reference))?;
+        if info.names.len() > 1 && info.names.iter().any(|n| n == reference) {
+            self.inner.store.image_untag(reference).await?;
+            return Ok(id);
+        }
+        self.wait_for_removals(&id).await?;
+        if !self.inner.store.image_delete(&id).await? {
+            return Err(no_such_image(reference));
+        }
+        let images = self.inner.images.clone();
+        let rm_id = id.clone();
+        tokio::task::spawn_blocking(move || images.remove_stored(&rm_id))
+            .await?
+            .map_err(image_error)?;
+        Ok(id)
+    }
+
+    /// When every container using the image is already being removed (as
+    /// right after `run --rm`), waits (bounded) for the removals to finish.
+    async fn wait_for_removals(&self, id: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + REMOVAL_WAIT;
+        let mut events = self.inner.events.subscribe();
+        loop {
+            let users = self.inner.store.image_users(id).await?;
+            let removing = !users.is_empty() && users.iter().all(|(_, s)| s == "removing");
+            if !removing || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            // Any state change may be one of the removals.
+            let _ = tokio::time::timeout_at(deadline, events.recv()).await;
+        }
+    }
+
+    async fn resolve_image(&self, reference: &str) -> Result<String> {
+        if reference.is_empty() {
+            return Err(EngineError::InvalidArgument("empty image reference".into()));
+        }
+        self.inner
+            .store
+            .image_resolve(reference)
+            .await?
+            .ok_or_else(|| no_such_image(reference))
+    }
+}
+
+fn no_such_image(reference: &str) -> EngineError {
+    EngineError::NotFound(format!("no such image: {reference}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names() {
+        for ok in ["py", "python3.11", "library/alpine:3.19", "a_b-c"] {
+            check_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "default",
+            "sha256:abc",
+            "/abs",
+            "-x",
+            "a b",
+            &"x".repeat(129),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

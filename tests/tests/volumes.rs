@@ -1,0 +1,331 @@
+//! Named volumes, bind mounts and tmpfs mounts: data that outlives
+//! containers and daemon restarts, read-only mounts that refuse writes, and
+//! refused mounts that leave nothing behind.
+use quilt_tests::api::{self, mount::Source};
+use quilt_tests::{Daemon, IMAGE, RPC_TIMEOUT, host, within};
+use std::path::Path;
+
+fn volume_dirs(d: &Daemon) -> Vec<String> {
+    match std::fs::read_dir(d.data_dir.join("volumes")) {
+        Ok(r) => r
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_volume_keeps_its_data_across_containers_and_restarts() {
+    let mut d = Daemon::start();
+    assert_eq!(d.cli(["volume", "create", "vol1"]).ok(), "vol1");
+    d.cli(["volume", "create", "vol1"]).expect_engine_error();
+    d.cli([
+        "run",
+        "--rm",
+        "-v",
+        "vol1:/data",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo persisted > /data/f",
+    ])
+    .expect_code(0);
+    d.restart();
+    let c2 = d
+        .cli([
+            "run",
+            "--name",
+            "reader",
+            "-v",
+            "vol1:/data",
+            IMAGE,
+            "cat",
+            "/data/f",
+        ])
+        .ok();
+    assert_eq!(c2, "persisted");
+
+    // ls and inspect show it and who uses it.
+    let ls = d.cli(["volume", "ls", "--json"]).json();
+    let names: Vec<_> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["vol1"]);
+    let table = d.cli(["volume", "ls"]).ok();
+    assert!(table.contains("vol1"), "{table}");
+    let inspect = d.cli(["volume", "inspect", "vol1"]).json();
+    assert_eq!(inspect[0]["used_by"].as_array().unwrap().len(), 1);
+
+    // In use (by the exited container): refused without -f, data kept.
+    d.cli(["volume", "rm", "vol1"]).expect_engine_error();
+    assert!(d.data_dir.join("volumes/vol1/data/f").exists());
+    // Removing the container keeps the volume.
+    d.cli(["rm", "reader"]).expect_code(0);
+    assert!(d.data_dir.join("volumes/vol1/data/f").exists());
+    assert_eq!(
+        d.cli(["volume", "inspect", "vol1"]).json()[0]["used_by"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    d.cli(["volume", "rm", "vol1"]).expect_code(0);
+    assert!(volume_dirs(&d).is_empty(), "{:?}", volume_dirs(&d));
+    d.cli(["volume", "inspect", "vol1"]).expect_engine_error();
+
+    // A volume named on first use is created; -f removes one in use.
+    let id = d.run_detached(&["-v", "auto1:/x", IMAGE, "sleep", "600"]);
+    d.cli(["volume", "inspect", "auto1"]).expect_code(0);
+    d.cli(["volume", "rm", "auto1"]).expect_engine_error();
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    d.cli(["volume", "rm", "-f", "auto1"]).expect_code(0);
+    assert!(volume_dirs(&d).is_empty());
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn read_only_mounts_refuse_writes() {
+    let d = Daemon::start();
+    // Volume, read-only.
+    d.cli(["volume", "create", "ro1"]).expect_code(0);
+    let w = d.cli([
+        "run",
+        "--rm",
+        "-v",
+        "ro1:/data:ro",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo x > /data/f",
+    ]);
+    assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(!d.data_dir.join("volumes/ro1/data/f").exists());
+
+    // Bind mount of a host dir: readable and writable, or read-only.
+    let host_dir = d.root.join("shared");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("in"), "from host").unwrap();
+    let h = host_dir.to_str().unwrap();
+    let out = d
+        .cli([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{h}:/h"),
+            IMAGE,
+            "sh",
+            "-c",
+            "cat /h/in && echo back > /h/out",
+        ])
+        .ok();
+    assert_eq!(out, "from host");
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("out")).unwrap(),
+        "back\n"
+    );
+    let w = d.cli([
+        "run",
+        "--rm",
+        "-v",
+        &format!("{h}:/h:ro"),
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /h/in; echo x > /h/ro-write",
+    ]);
+    assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(w.stdout.contains("from host"), "{w:?}");
+    assert!(!host_dir.join("ro-write").exists());
+
+    // A single file, bind mounted read-only.
+    let w = d.cli([
+        "run",
+        "--rm",
+        "-v",
+        &format!("{h}/in:/etc/in.txt:ro"),
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /etc/in.txt; echo x >> /etc/in.txt",
+    ]);
+    assert_ne!(w.code, Some(0), "{w:?}");
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("in")).unwrap(),
+        "from host"
+    );
+
+    // tmpfs with a size, and a read-only one.
+    let out = d
+        .cli([
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/scratch:size=1m",
+            IMAGE,
+            "sh",
+            "-c",
+            "grep ' /scratch ' /proc/mounts",
+        ])
+        .ok();
+    assert!(
+        out.starts_with("tmpfs /scratch tmpfs") && out.contains("size=1024k"),
+        "{out}"
+    );
+    let w = d.cli([
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/scratch:ro",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo x > /scratch/f",
+    ]);
+    assert_ne!(w.code, Some(0), "{w:?}");
+
+    // The mounts are reported on the container.
+    let id = d.run_detached(&["-v", "ro1:/data:ro", "--tmpfs", "/t", IMAGE, "sleep", "600"]);
+    let st = d.status_json(&id);
+    assert_eq!(st["mounts"][0]["source"], "ro1", "{st}");
+    assert_eq!(st["mounts"][0]["read_only"], true, "{st}");
+    assert_eq!(st["mounts"][1]["type"], "tmpfs", "{st}");
+    let c = d.get(&id).unwrap();
+    assert_eq!(c.mounts.len(), 2);
+    assert_eq!(c.mounts[0].source, Some(Source::Volume("ro1".into())));
+    assert!(c.mounts[0].read_only);
+    // No volume or bind mount is visible on the host.
+    assert!(host::mounts_under(&d.root).is_empty());
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    d.cli(["volume", "rm", "ro1"]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn refused_mounts_leave_nothing_behind() {
+    let d = Daemon::start();
+    let data = d.data_dir.to_str().unwrap().to_string();
+    let sock = d.socket.to_str().unwrap().to_string();
+    let inside = format!("{data}/containers");
+    let cases: Vec<Vec<String>> = vec![
+        vec!["-v".into(), format!("{data}:/x")],
+        vec!["-v".into(), format!("{inside}:/x")],
+        vec!["-v".into(), format!("{sock}:/x")],
+        vec!["-v".into(), "/:/x".into()],
+        vec!["-v".into(), "/proc:/x".into()],
+        vec!["-v".into(), "/sys/fs:/x".into()],
+        vec!["-v".into(), "/dev:/x".into()],
+        vec!["-v".into(), "/etc/shadow:/x".into()],
+        vec!["-v".into(), "/no/such/host/path:/x".into()],
+        vec!["-v".into(), "good:/a/../b".into()],
+        vec!["-v".into(), "good:relative".into()],
+        vec!["-v".into(), "good:/".into()],
+        vec!["-v".into(), "good:/proc/x".into()],
+        vec!["-v".into(), "good:/dev".into()],
+        vec!["-v".into(), "bad.name:/x".into()],
+        vec!["-v".into(), "good:/x:rx".into()],
+        vec!["--tmpfs".into(), "/sys/x".into()],
+        vec!["--tmpfs".into(), "/t:size=huge".into()],
+        vec![
+            "-v".into(),
+            "good:/x".into(),
+            "-v".into(),
+            "other:/x".into(),
+        ],
+    ];
+    for case in &cases {
+        let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+        args.extend(case.iter().cloned());
+        args.extend([IMAGE.into(), "true".into()]);
+        d.cli(&args).expect_engine_error();
+    }
+    // Volume names that are not strict identifiers, through the API.
+    for name in ["..", ".", "a/b", ".x", "", "a b", &"x".repeat(65)] {
+        let st = d.block_on(async {
+            let mut c = d.client().await;
+            let mut r = quilt_tests::req(&["true"]);
+            r.mounts = vec![api::Mount {
+                target: "/x".into(),
+                read_only: false,
+                source: Some(Source::Volume(name.into())),
+            }];
+            within(RPC_TIMEOUT, "CreateContainer", c.create_container(r)).await
+        });
+        assert_eq!(
+            st.unwrap_err().code(),
+            tonic::Code::InvalidArgument,
+            "volume name {name:?}"
+        );
+        d.cli(["volume", "create", name]).expect_engine_error();
+    }
+    // A mount without a source.
+    let st = d.block_on(async {
+        let mut c = d.client().await;
+        let mut r = quilt_tests::req(&["true"]);
+        r.mounts = vec![api::Mount {
+            target: "/x".into(),
+            read_only: false,
+            source: None,
+        }];
+        within(RPC_TIMEOUT, "CreateContainer", c.create_container(r)).await
+    });
+    assert_eq!(st.unwrap_err().code(), tonic::Code::InvalidArgument);
+
+    assert!(d.list().is_empty(), "rows left: {:?}", d.list());
+    assert!(volume_dirs(&d).is_empty(), "{:?}", volume_dirs(&d));
+    assert!(
+        d.cli(["volume", "ls", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "volume rows left"
+    );
+    assert!(!Path::new(&data).join("volumes/good").exists());
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn a_mount_target_through_a_symlink_stays_in_the_rootfs() {
+    let d = Daemon::start();
+    let host_dir = d.root.join("src");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "mounted\n").unwrap();
+    // Symlinks /escape -> / and /up -> ../../../.., put into the stopped
+    // container with cp before it starts: its mount targets go through them
+    // and must resolve inside the rootfs (/victim, /victim2).
+    let links = d.root.join("links");
+    std::fs::create_dir(&links).unwrap();
+    std::os::unix::fs::symlink("/", links.join("escape")).unwrap();
+    std::os::unix::fs::symlink("../../../..", links.join("up")).unwrap();
+    let h = host_dir.to_str().unwrap();
+    let id = d
+        .cli([
+            "create",
+            "--no-start",
+            "-v",
+            &format!("{h}:/escape/victim"),
+            "-v",
+            &format!("{h}:/up/victim2"),
+            IMAGE,
+            "sh",
+            "-c",
+            "cat /victim/f /victim2/f",
+        ])
+        .ok();
+    for l in ["escape", "up"] {
+        d.cli(["cp", links.join(l).to_str().unwrap(), &format!("{id}:/")])
+            .expect_code(0);
+    }
+    d.cli(["start", &id]).expect_code(0);
+    let code = d.cli(["wait", &id]).ok();
+    assert_eq!(code, "0", "{}", d.cli(["logs", &id]).stdout);
+    let logs = d.cli(["logs", &id]).ok();
+    assert_eq!(logs, "mounted\nmounted");
+    assert!(!Path::new("/victim").exists() && !Path::new("/victim2").exists());
+    d.cli(["rm", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}
