@@ -205,7 +205,10 @@ impl ImageStore {
                 .map_err(|e| ImageError::Io(image.into(), e)),
             Kind::Tarball(p) => {
                 let digest = self.digest(image, &p)?;
-                let target = self.root.join(format!("sha256-{digest}"));
+                // Apart from the store's sha256-* directories: `image rm`
+                // of an imported image with the same content must never
+                // delete the rootfs of a container created from the path.
+                let target = self.root.join("by-path").join(format!("sha256-{digest}"));
                 self.build_once(image, &target, |rootfs| unpack_tarball(&p, rootfs))
             }
         }
@@ -288,6 +291,9 @@ impl ImageStore {
         }
         let io = |e| ImageError::Io(image.into(), e);
         std::fs::create_dir_all(&self.root).map_err(io)?;
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
         let name = target
             .file_name()
             .and_then(|n| n.to_str())
@@ -614,15 +620,17 @@ mod tests {
                 std::fs::metadata(rootfs.join("ro")).unwrap().mode() & 0o777,
                 0o555
             );
-            let before = names(&data.path().join("images"));
+            let before = names(&data.path().join("images/by-path"));
             // Again: same dir, nothing new.
             assert_eq!(store.prepare(tar_s).unwrap(), rootfs);
-            assert_eq!(names(&data.path().join("images")), before);
-            assert!(before.iter().all(|n| !n.starts_with(".tmp")), "{before:?}");
+            assert_eq!(names(&data.path().join("images/by-path")), before);
+            let top = names(&data.path().join("images"));
+            assert!(top.iter().all(|n| !n.starts_with(".tmp")), "{top:?}");
         }
         // .tar.gz and .tgz have the same content: one cache entry for both,
-        // plus one for the plain tar.
-        assert_eq!(names(&data.path().join("images")).len(), 2);
+        // plus one for the plain tar; none among the store's own images.
+        assert_eq!(names(&data.path().join("images/by-path")).len(), 2);
+        assert_eq!(names(&data.path().join("images")), ["by-path"]);
     }
 
     #[test]
@@ -638,7 +646,7 @@ mod tests {
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(results.windows(2).all(|w| w[0] == w[1]));
-        assert_eq!(names(&data.path().join("images")).len(), 1);
+        assert_eq!(names(&data.path().join("images/by-path")).len(), 1);
     }
 
     #[test]
@@ -665,7 +673,9 @@ mod tests {
         assert!(err.to_string().contains("escapes"), "{err}");
         assert!(!data.path().join("evil").exists());
         // Nothing half-built left behind.
-        assert!(names(&data.path().join("images")).is_empty());
+        let left = names(&data.path().join("images"));
+        assert!(left.iter().all(|n| n == "by-path"), "{left:?}");
+        assert!(names(&data.path().join("images/by-path")).is_empty());
     }
 
     #[test]

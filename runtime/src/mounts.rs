@@ -17,7 +17,12 @@ pub struct MountConfig {
 #[serde(rename_all = "snake_case")]
 pub enum MountKind {
     /// Bind mount of a host path (a volume's data directory or a bind source).
-    Bind { source: PathBuf },
+    Bind {
+        source: PathBuf,
+        /// The daemon creates `source` before the start (a volume's directory).
+        #[serde(default)]
+        create: bool,
+    },
     /// A fresh tmpfs; 0 = the kernel's default size.
     Tmpfs { size_bytes: u64 },
 }

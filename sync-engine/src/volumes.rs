@@ -9,7 +9,7 @@ use crate::mounts::{self, MountSource, MountSpec};
 use quilt_runtime::mounts::{MountConfig, MountKind};
 use sqlx::Row;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A named volume and the containers that mount it.
 #[derive(Debug, Clone)]
@@ -71,9 +71,11 @@ pub(crate) fn runtime_mounts(cfg: &EngineConfig, m: &[MountSpec]) -> Vec<MountCo
             kind: match &m.source {
                 MountSource::Volume(n) => MountKind::Bind {
                     source: volume_data(cfg, n),
+                    create: true,
                 },
                 MountSource::Bind(p) => MountKind::Bind {
                     source: PathBuf::from(p),
+                    create: false,
                 },
                 MountSource::Tmpfs { size_bytes } => MountKind::Tmpfs {
                     size_bytes: *size_bytes,
@@ -83,23 +85,20 @@ pub(crate) fn runtime_mounts(cfg: &EngineConfig, m: &[MountSpec]) -> Vec<MountCo
         .collect()
 }
 
-/// Blocking: creates the data directories of the volumes among `mounts`
-/// (those below a `volumes/` directory); bind sources must exist already.
+/// Blocking: creates the data directories of the volumes among `mounts`;
+/// bind sources must still exist.
 pub(crate) fn ensure_sources(mounts: &[MountConfig]) -> std::result::Result<(), String> {
     for m in mounts {
-        if let MountKind::Bind { source } = &m.kind
-            && source.ends_with("data")
-            && source
-                .parent()
-                .and_then(Path::parent)
-                .is_some_and(|p| p.ends_with("volumes"))
-        {
-            std::fs::create_dir_all(source)
-                .map_err(|e| format!("create volume directory {}: {e}", source.display()))?;
-        } else if let MountKind::Bind { source } = &m.kind
-            && !source.exists()
-        {
-            return Err(format!("bind mount source {} is gone", source.display()));
+        match &m.kind {
+            MountKind::Bind {
+                source,
+                create: true,
+            } => std::fs::create_dir_all(source)
+                .map_err(|e| format!("create volume directory {}: {e}", source.display()))?,
+            MountKind::Bind { source, .. } if !source.exists() => {
+                return Err(format!("bind mount source {} is gone", source.display()));
+            }
+            _ => {}
         }
     }
     Ok(())

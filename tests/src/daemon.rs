@@ -456,6 +456,12 @@ impl Daemon {
                 out.push(format!("dir: {}", e.path().display()));
             }
         }
+        // Tests remove the volumes they create (`quilt volume rm`).
+        if let Ok(entries) = fs::read_dir(self.data_dir.join("volumes")) {
+            for e in entries.flatten() {
+                out.push(format!("volume dir: {}", e.path().display()));
+            }
+        }
         for d in host::cgroups_below(&self.cgroup_parent) {
             out.push(format!("cgroup: {}", d.display()));
         }
@@ -488,7 +494,7 @@ impl Daemon {
         out
     }
 
-    /// Asserts that nothing is left: no rows, no container dirs, no cgroups
+    /// Asserts that nothing is left: no rows, no container or volume dirs, no cgroups
     /// below our parent, no processes in them, no mounts under our temp dir,
     /// no shims of ours, no zombies. Cleanup may lag the last call a little,
     /// so it retries for up to 10 s before failing.

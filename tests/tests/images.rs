@@ -593,3 +593,33 @@ fn import_streams_progress_then_the_image() {
     d.cli(["image", "rm", "p"]).ok();
     d.assert_no_leftovers();
 }
+
+/// A container created straight from a tarball path keeps its rootfs when an
+/// imported image with the same content is removed (the path cache and the
+/// store do not share directories).
+#[test]
+fn image_rm_spares_a_container_created_from_the_same_tarball_path() {
+    let d = Daemon::start();
+    let src = tempfile::tempdir().unwrap();
+    let (l1, _) = layers();
+    let tgz = src.path().join("same.tgz");
+    std::fs::write(&tgz, gzip(&l1)).unwrap();
+    let path = tgz.to_str().unwrap();
+    let by_path = d.run_detached(&[path, "sleep", "1000"]);
+    d.cli(["image", "import", path, "--name", "twin"]).ok();
+    d.cli(["image", "rm", "twin"]).ok();
+    // The running container still reads its image, and a fresh start of it
+    // (a new overlay over the cached rootfs) works too.
+    assert_eq!(
+        d.cli(["exec", &by_path, "--", "cat", "/etc/keep"]).ok(),
+        "keep"
+    );
+    d.cli(["stop", "-t", "0", &by_path]).ok();
+    d.cli(["start", &by_path]).ok();
+    assert_eq!(
+        d.cli(["exec", &by_path, "--", "cat", "/etc/keep"]).ok(),
+        "keep"
+    );
+    d.cli(["rm", "-f", &by_path]).ok();
+    d.assert_no_leftovers();
+}

@@ -688,6 +688,32 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_imports_agree() {
+        let src = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(3);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, "etc/x", &b"abc"[..]).unwrap();
+        let archive = src.path().join("r.tar");
+        std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| store.import(&archive, &mut |_| {}).unwrap().id))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+        assert_eq!(names(&data.path().join("images")).len(), 1);
+        let rootfs = store.stored_rootfs(&ids[0]).unwrap();
+        assert_eq!(std::fs::read(rootfs.join("etc/x")).unwrap(), b"abc");
+    }
+
+    #[test]
     fn bad_input_leaves_nothing() {
         let data = tempfile::tempdir().unwrap();
         let src = tempfile::tempdir().unwrap();

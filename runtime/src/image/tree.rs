@@ -122,12 +122,23 @@ pub(super) fn tree_size(root: &Path) -> io::Result<u64> {
 pub(super) fn digest_tree(root: &Path) -> io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
+    // Hard-linked files: the content is hashed once, later links by name.
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     walk(root, &mut |rel, m| {
         let kind = file_kind(m);
         h.update(format!("{kind} {:o} {} {} ", m.mode() & 0o7777, m.uid(), m.gid()).as_bytes());
         h.update(rel.as_os_str().as_encoded_bytes());
         h.update([0]);
         let p = root.join(rel);
+        if m.is_file() && m.nlink() > 1 {
+            if let Some(first) = links.get(&(m.dev(), m.ino())) {
+                h.update(b"=");
+                h.update(first.as_os_str().as_encoded_bytes());
+                h.update([0]);
+                return Ok(());
+            }
+            links.insert((m.dev(), m.ino()), rel.to_path_buf());
+        }
         if m.is_file() {
             h.update(m.len().to_le_bytes());
             let mut f = std::fs::File::open(&p)?;

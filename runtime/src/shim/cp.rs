@@ -125,9 +125,34 @@ fn copy_out(path: &str) -> SetupResult<()> {
         |e: std::io::Error| SetupError::new(EXIT_SETUP, format!("writing the tar stream: {e}"));
     if meta.is_dir() {
         b.append_dir_all(&name, &real).map_err(io)?;
-    } else {
+    } else if meta.is_file() {
         let mut f = std::fs::File::open(&real).map_err(not_found(path))?;
         b.append_file(&name, &mut f).map_err(io)?;
+    } else {
+        // FIFOs, sockets and devices: a header only (never opened, so a FIFO
+        // cannot block the copy).
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let ft = meta.file_type();
+        let kind = if ft.is_fifo() {
+            tar::EntryType::Fifo
+        } else if ft.is_char_device() {
+            tar::EntryType::Char
+        } else if ft.is_block_device() {
+            tar::EntryType::Block
+        } else {
+            return Err(SetupError::new(
+                CP_EXIT_INVALID,
+                format!("{path}: sockets cannot be copied"),
+            ));
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata(&meta);
+        h.set_entry_type(kind);
+        h.set_size(0);
+        let rdev = meta.rdev();
+        let _ = h.set_device_major(nix::sys::stat::major(rdev) as u32);
+        let _ = h.set_device_minor(nix::sys::stat::minor(rdev) as u32);
+        b.append_data(&mut h, &name, std::io::empty()).map_err(io)?;
     }
     let mut out = b.into_inner().map_err(io)?;
     out.flush().map_err(io)

@@ -27,7 +27,7 @@ fn mnt(
 pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
     for m in mounts {
         let source_is_file = match &m.kind {
-            MountKind::Bind { source } => std::fs::metadata(source)
+            MountKind::Bind { source, .. } => std::fs::metadata(source)
                 .map_err(setup(format!("mount source {}", source.display())))?
                 .is_file(),
             MountKind::Tmpfs { .. } => false,
@@ -64,7 +64,7 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
             }
         }
         match &m.kind {
-            MountKind::Bind { source } => {
+            MountKind::Bind { source, .. } => {
                 mnt(
                     Some(source),
                     &target,
