@@ -478,6 +478,7 @@ fn exec_into_running_container() {
 
     let exec = |argv: &[&str], workdir: &str| ExecConfig {
         pid,
+        shim_pid: shim,
         argv: argv.iter().map(|s| s.to_string()).collect(),
         env: vec!["PATH=/bin:/usr/bin".into(), "X=1".into()],
         workdir: workdir.into(),
@@ -515,6 +516,13 @@ fn exec_into_running_container() {
     assert_eq!(code, 125, "{err}");
     let (code, _, _) = run_exec(&exec(&["sh", "-c", "kill -9 $$"], "/"));
     assert_eq!(code, 137);
+    // A pid that is not the supervisor's child (as after pid reuse) is refused
+    // before the command runs anywhere.
+    let mut wrong = exec(&["true"], "/");
+    wrong.shim_pid = std::process::id() as i32;
+    let (code, _, err) = run_exec(&wrong);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("not running"), "{err}");
 
     // Kill PID 1: the shim records the signal and exits.
     let pidfd = proc::pidfd_open(pid).unwrap();
@@ -551,6 +559,7 @@ fn cgroup_v2_paths() {
 
     let exec = ExecConfig {
         pid,
+        shim_pid: shim,
         argv: vec!["cat".into(), "/proc/self/cgroup".into()],
         env: vec![],
         workdir: "/".into(),
@@ -630,6 +639,7 @@ fn start_latency() {
     let (_, pid) = env.run(&cfg);
     let exec = ExecConfig {
         pid,
+        shim_pid: 0,
         argv: vec!["true".into()],
         env: vec!["PATH=/bin".into()],
         workdir: "/".into(),

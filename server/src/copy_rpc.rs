@@ -61,14 +61,19 @@ pub async fn copy_in(
             }
         }
     }
+    if let Some(e) = stream_err {
+        // The client's stream broke: closing the helper's stdin would look
+        // like a complete tar. Kill it instead (the task's child is
+        // kill_on_drop), so a truncated stream is never extracted as if whole.
+        copy.abort();
+        let _ = copy.await;
+        return Err(e);
+    }
     drop(tx);
     let digest = copy
         .await
         .map_err(|e| Status::internal(format!("copy task: {e}")))?
         .map_err(to_status)?;
-    if let Some(e) = stream_err {
-        return Err(e);
-    }
     if let Some(t) = trailer
         && (t.size != digest.size || !t.sha256.eq_ignore_ascii_case(&digest.sha256))
     {

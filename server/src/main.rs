@@ -24,6 +24,9 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 
+/// How long open streams may keep quiltd alive after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[derive(Debug, Parser)]
 #[command(name = "quiltd", version, about = "Quilt container engine daemon")]
 struct Args {
@@ -169,29 +172,45 @@ async fn run(args: Args) -> Result<()> {
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    // Graceful serving waits for open streams (`logs -f`, `events`, an
+    // attached exec) to end; after the signal they get SHUTDOWN_GRACE.
+    let grace = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
     tracing::info!(socket = %args.socket.display(), "serving");
-    match args.listen {
-        None => {
-            router
-                .serve_with_incoming_shutdown(UnixListenerStream::new(uds), shutdown(stop_rx))
-                .await
-                .context("serve")?;
+    let serving = async {
+        match args.listen {
+            None => {
+                router
+                    .serve_with_incoming_shutdown(UnixListenerStream::new(uds), shutdown(stop_rx))
+                    .await
+                    .context("serve")?;
+            }
+            Some(addr) => {
+                let tcp = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listen on {addr}"))?;
+                tracing::warn!(%addr, "also serving on TCP without authentication");
+                let a = router.clone().serve_with_incoming_shutdown(
+                    UnixListenerStream::new(uds),
+                    shutdown(stop_rx.clone()),
+                );
+                let b = router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown(stop_rx));
+                let (ra, rb) = tokio::join!(a, b);
+                ra.context("serve unix socket")?;
+                rb.context("serve tcp")?;
+            }
         }
-        Some(addr) => {
-            let tcp = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listen on {addr}"))?;
-            tracing::warn!(%addr, "also serving on TCP without authentication");
-            let a = router.clone().serve_with_incoming_shutdown(
-                UnixListenerStream::new(uds),
-                shutdown(stop_rx.clone()),
-            );
-            let b =
-                router.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown(stop_rx));
-            let (ra, rb) = tokio::join!(a, b);
-            ra.context("serve unix socket")?;
-            rb.context("serve tcp")?;
-        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        r = serving => r?,
+        _ = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "clients still connected; closing their streams"),
     }
     tracing::info!("shutting down; running containers keep running");
     engine.shutdown().await;

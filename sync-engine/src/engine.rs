@@ -72,6 +72,13 @@ impl Engine {
             for d in dirs {
                 std::fs::create_dir_all(&d)
                     .map_err(|e| EngineError::internal(&format!("create {}", d.display()), e))?;
+                // Root only: the database holds every container's environment,
+                // and containers' upper dirs and volumes may hold setuid files
+                // a container made. Containers reach their own files through
+                // their mounts, not through this path.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| EngineError::internal(&format!("chmod {}", d.display()), e))?;
             }
             // Half-built images of a daemon that died mid-import.
             stale.remove_temp_dirs();
@@ -95,8 +102,8 @@ impl Engine {
             live: Mutex::new(HashMap::new()),
             execs: Default::default(),
         });
-        reconcile::run(&inner).await?;
         starter::spawn(inner.clone(), start_rx);
+        reconcile::run(&inner).await?;
         Ok(Engine { inner })
     }
 

@@ -109,6 +109,7 @@ impl Engine {
             rows: spec.rows,
             cols: spec.cols,
             attach_stdin: spec.attach_stdin,
+            shim_pid: c.shim_pid.unwrap_or(0),
         };
         let config =
             serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;

@@ -97,12 +97,18 @@ impl Engine {
             )));
         }
         let images = self.inner.images.clone();
+        let data_dir = self.inner.cfg.data_dir.clone();
+        let extra: Vec<PathBuf> = self.inner.cfg.socket_path.iter().cloned().collect();
         let imported = tokio::task::spawn_blocking(move || {
+            // Never read the host's root, /proc, the data dir (which would
+            // also copy the store into itself) and the like as an image.
+            if p.is_dir() {
+                crate::mounts::host_path("import source", path_str(&p), &data_dir, &extra)?;
+            }
             let mut fwd = forward(progress);
-            images.import(&p, &mut fwd)
+            images.import(&p, &mut fwd).map_err(image_error)
         })
-        .await?
-        .map_err(image_error)?;
+        .await??;
         self.record(imported, name).await
     }
 
@@ -218,6 +224,10 @@ impl Engine {
 
 fn no_such_image(reference: &str) -> EngineError {
     EngineError::NotFound(format!("no such image: {reference}"))
+}
+
+fn path_str(p: &std::path::Path) -> &str {
+    p.to_str().unwrap_or_default()
 }
 
 #[cfg(test)]

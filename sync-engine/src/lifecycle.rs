@@ -325,6 +325,19 @@ fn reserve_start(inner: &Inner) -> Result<tokio::sync::mpsc::Permit<'_, String>>
 }
 
 async fn check_image(inner: &Inner, image: &str) -> Result<()> {
+    if image.starts_with('/') {
+        // A directory image becomes the container's root: the same host
+        // paths a bind mount may not expose are refused here too.
+        let (path, data_dir) = (image.to_owned(), inner.cfg.data_dir.clone());
+        let extra: Vec<std::path::PathBuf> = inner.cfg.socket_path.iter().cloned().collect();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if std::path::Path::new(&path).is_dir() {
+                crate::mounts::host_path("image directory", &path, &data_dir, &extra)?;
+            }
+            Ok(())
+        })
+        .await??;
+    }
     let images = inner.images.clone();
     let image = image.to_owned();
     let res = if image == "default" {

@@ -158,9 +158,8 @@ async fn stream(
                     }
                 }
             }
-            ev = events.recv() => match ev {
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return Ok(()),
+            more = own_event(&mut events, &c.id) => if !more {
+                return Ok(());
             },
             _ = tx.closed() => return Ok(()),
         }
@@ -207,6 +206,19 @@ async fn drain(
                 *cur = Some(next);
             }
             None => return Ok(true),
+        }
+    }
+}
+
+/// Waits for an event of container `id` (or a lag, after which the caller
+/// re-checks anyway); other containers' events do not wake a follower.
+/// False once the engine is gone.
+async fn own_event(events: &mut broadcast::Receiver<Event>, id: &str) -> bool {
+    loop {
+        match events.recv().await {
+            Ok(ev) if ev.container_id != id => {}
+            Ok(_) | Err(RecvError::Lagged(_)) => return true,
+            Err(RecvError::Closed) => return false,
         }
     }
 }

@@ -108,7 +108,14 @@ fn sensitive_host_paths(data_dir: &Path) -> Vec<PathBuf> {
 /// Checks a bind source and returns its canonical form. Blocking (canonicalize):
 /// call from the blocking pool. `extra` holds further refused paths (the socket).
 pub fn bind_source(src: &str, data_dir: &Path, extra: &[PathBuf]) -> Result<String> {
-    let bad = |why: String| invalid(format!("invalid bind mount source {src:?}: {why}"));
+    host_path("bind mount source", src, data_dir, extra)
+}
+
+/// The same checks for any host directory a container would see or the
+/// daemon would read wholesale (a directory image, an import source):
+/// WHAT names it in the error. Blocking (canonicalize).
+pub fn host_path(what: &str, src: &str, data_dir: &Path, extra: &[PathBuf]) -> Result<String> {
+    let bad = |why: String| invalid(format!("invalid {what} {src:?}: {why}"));
     let p = Path::new(src);
     if !p.is_absolute() {
         return Err(bad("it must be an absolute host path".into()));
@@ -120,14 +127,14 @@ pub fn bind_source(src: &str, data_dir: &Path, extra: &[PathBuf]) -> Result<Stri
         .canonicalize()
         .map_err(|e| bad(format!("cannot resolve it: {e}")))?;
     if canon == Path::new("/") {
-        return Err(bad("the host's root cannot be mounted".into()));
+        return Err(bad("the host's root cannot be used".into()));
     }
     let mut refused = sensitive_host_paths(data_dir);
     refused.extend(extra.iter().cloned());
     for r in &refused {
         if canon.starts_with(r) || r.starts_with(&canon) {
             return Err(bad(format!(
-                "{} is a sensitive host path and cannot be mounted",
+                "{} is a sensitive host path and cannot be used",
                 canon.display()
             )));
         }

@@ -15,29 +15,11 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<()> {
     let all = inner.store.list(&Default::default()).await?;
     let mut adopted = 0usize;
     for c in all {
-        match c.state {
-            State::Removing => cleanup::spawn_remove(inner.clone(), c.id.clone()),
-            State::Exited | State::Failed if c.auto_remove => {
-                cleanup::spawn_remove(inner.clone(), c.id.clone())
-            }
-            State::Exited | State::Failed => {}
-            State::Created if c.autostart => requeue(inner, &c).await?,
-            State::Created => {}
-            State::Starting => {
-                // The previous quiltd died mid-start: whatever it may have
-                // spawned is unknown, so end it and start afresh.
-                let spec = inner.cgroup_spec(&c);
-                tokio::task::spawn_blocking(move || cgroup::remove(&spec))
-                    .await?
-                    .map_err(|e| EngineError::internal("cgroup", e))?;
-                inner.store.requeue_interrupted_start(&c.id).await?;
-                requeue(inner, &c).await?;
-            }
-            State::Running => {
-                if adopt(inner, &c).await? {
-                    adopted += 1;
-                }
-            }
+        // One container's trouble must not keep quiltd from starting.
+        match one(inner, &c).await {
+            Ok(true) => adopted += 1,
+            Ok(false) => {}
+            Err(e) => tracing::error!(container = %c.id, error = %e, "reconciliation failed"),
         }
     }
     if adopted > 0 {
@@ -46,10 +28,39 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<()> {
     Ok(())
 }
 
+/// Reconciles one container; true when a running one was adopted.
+async fn one(inner: &Arc<Inner>, c: &Container) -> Result<bool> {
+    match c.state {
+        State::Removing => cleanup::spawn_remove(inner.clone(), c.id.clone()),
+        State::Exited | State::Failed if c.auto_remove => {
+            cleanup::spawn_remove(inner.clone(), c.id.clone())
+        }
+        State::Exited | State::Failed => {}
+        State::Created if c.autostart => requeue(inner, c).await?,
+        State::Created => {}
+        State::Starting => {
+            // The previous quiltd died mid-start: whatever it may have
+            // spawned is unknown, so end it and start afresh.
+            let spec = inner.cgroup_spec(c);
+            tokio::task::spawn_blocking(move || cgroup::remove(&spec))
+                .await?
+                .map_err(|e| EngineError::internal("cgroup", e))?;
+            inner.store.requeue_interrupted_start(&c.id).await?;
+            requeue(inner, c).await?;
+        }
+        State::Running => return adopt(inner, c).await,
+    }
+    Ok(false)
+}
+
+/// Queues a start; the starter is already running, so a full queue only
+/// means waiting for room.
 async fn requeue(inner: &Arc<Inner>, c: &Container) -> Result<()> {
-    inner.start_tx.try_send(c.id.clone()).map_err(|_| {
-        EngineError::ResourceExhausted("start queue full during reconciliation".into())
-    })
+    inner
+        .start_tx
+        .send(c.id.clone())
+        .await
+        .map_err(|_| EngineError::Unavailable("the starter has stopped".into()))
 }
 
 /// Attaches a monitor to a running container's supervisor, or records its

@@ -147,3 +147,25 @@ fn pids_limit_contains_a_fork_bomb() {
     d.cli(["rm", "-f", &id]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+/// The OOM flag belongs to one run: a container OOM-killed once and started
+/// again (same cgroup) that then exits normally is not reported OOM-killed.
+#[test]
+fn oom_flag_is_per_run_not_per_cgroup() {
+    let d = Daemon::start();
+    let script = "if [ -e /ran ]; then exit 0; fi; touch /ran; \
+                  dd if=/dev/zero of=/dev/null bs=100M count=1";
+    let id = d
+        .cli(["create", "--memory", "32", "default", "sh", "-c", script])
+        .ok();
+    let first = d.cli(["wait", &id]).ok();
+    assert_eq!(first, "137");
+    assert_eq!(d.status_json(&id)["exit"]["oom_killed"], true);
+    d.cli(["start", &id]).ok();
+    assert_eq!(d.cli(["wait", &id]).ok(), "0");
+    let st = d.status_json(&id);
+    assert_eq!(st["exit"]["exit_code"], 0, "{st}");
+    assert_eq!(st["exit"]["oom_killed"], false, "{st}");
+    d.cli(["rm", &id]).ok();
+    d.assert_no_leftovers();
+}

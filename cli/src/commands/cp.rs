@@ -219,7 +219,10 @@ fn extract(dst: &Path, rx: std::sync::mpsc::Receiver<Vec<u8>>) -> std::io::Resul
         cur: Vec::new(),
         pos: 0,
     });
-    a.set_preserve_permissions(true);
+    // Permission bits are kept, but not setuid/setgid/sticky: the CLI runs as
+    // root, and a container must not be able to plant a setuid binary on the
+    // host through `quilt cp`.
+    a.set_preserve_permissions(false);
     a.set_overwrite(true);
     let res = a.unpack(dst);
     // Drain the rest so the sender never blocks.

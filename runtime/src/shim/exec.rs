@@ -80,6 +80,14 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
         })?;
         nsfds.push((name, flag, f));
     }
+    // The open fds pin those namespaces; they are the container's only if
+    // the pid is still a child of its supervisor (not a reused pid).
+    if cfg.shim_pid != 0 && crate::proc::parent_pid(cfg.pid) != Some(cfg.shim_pid) {
+        return Err(SetupError::new(
+            EXIT_SETUP,
+            format!("container process {} is not running", cfg.pid),
+        ));
+    }
     // Single-threaded: joining moves the whole helper (and its future child).
     cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
     for (name, flag, f) in &nsfds {

@@ -117,6 +117,9 @@ struct Running {
     out_r: OwnedFd,
     err_r: OwnedFd,
     log: LogWriter,
+    /// The cgroup's OOM-kill count before this run: the cgroup outlives a
+    /// run (restarts, execs), so only a rise means this run was OOM-killed.
+    oom_before: u64,
 }
 
 fn open_append(p: &std::path::Path) -> std::io::Result<File> {
@@ -151,6 +154,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
 
     *cgroup_created = true;
     cgroup::create(&cfg.cgroup).map_err(setup("creating cgroup"))?;
+    let oom_before = cgroup::oom_kills(&cfg.cgroup).unwrap_or(0);
 
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -245,6 +249,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         out_r,
         err_r,
         log,
+        oom_before,
     })
 }
 
@@ -349,6 +354,7 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
         out_r,
         err_r,
         mut log,
+        oom_before,
     } = r;
     let mut pipes = [
         Pipe {
@@ -463,7 +469,7 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
         _ => (EXIT_SETUP, 0),
     };
     let oom_killed = match cgroup::oom_kills(&cfg.cgroup) {
-        Ok(n) => n > 0,
+        Ok(n) => n > oom_before,
         Err(e) => {
             diag(format_args!("reading OOM kills: {e}"));
             false
