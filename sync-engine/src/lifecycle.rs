@@ -170,6 +170,24 @@ impl Engine {
         let inner = &self.inner;
         let mut events = inner.events.subscribe();
         let mut c = inner.store.resolve(reference).await?;
+        if c.state == State::Created && c.autostart {
+            // Queued, not begun: cancel the start (the starter takes the op
+            // lock before it begins, and its begin requires autostart).
+            let live = inner.live(&c.id);
+            let _op = live.op.lock().await;
+            if inner.store.cancel_queued_start(&c.id).await? {
+                return inner
+                    .store
+                    .get(&c.id)
+                    .await?
+                    .ok_or_else(|| EngineError::no_such_container(reference));
+            }
+            c = inner
+                .store
+                .get(&c.id)
+                .await?
+                .ok_or_else(|| EngineError::no_such_container(reference))?;
+        }
         if c.state == State::Starting {
             // Let the start finish (it holds the op lock), then stop what it started.
             let live = inner.live(&c.id);

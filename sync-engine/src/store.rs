@@ -200,8 +200,22 @@ impl Store {
 
     /// created -> starting. False when the row is not in `created` any more.
     pub async fn set_starting(&self, id: &str) -> Result<bool> {
+        // Only a start that is still wanted: `stop` may have cancelled it.
         let r = sqlx::query(
-            "UPDATE containers SET state = 'starting', autostart = 0 WHERE id = ? AND state = 'created'",
+            "UPDATE containers SET state = 'starting', autostart = 0 \
+             WHERE id = ? AND state = 'created' AND autostart = 1",
+        )
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Cancels a start that is queued but not begun. False when there is
+    /// none (never requested, or the starter got there first).
+    pub async fn cancel_queued_start(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE containers SET autostart = 0 WHERE id = ? AND state = 'created' AND autostart = 1",
         )
         .bind(id)
         .execute(&self.writer)
@@ -454,6 +468,15 @@ mod tests {
         s.insert(&row("a1", "one")).await.unwrap();
         assert!(s.set_starting("a1").await.unwrap());
         assert!(!s.set_starting("a1").await.unwrap(), "starting twice");
+        // A queued start cancelled by `stop` is never begun.
+        s.insert(&row("a2", "two")).await.unwrap();
+        assert!(s.cancel_queued_start("a2").await.unwrap());
+        assert!(!s.cancel_queued_start("a2").await.unwrap());
+        assert!(
+            !s.set_starting("a2").await.unwrap(),
+            "a cancelled start began"
+        );
+        assert_eq!(s.get("a2").await.unwrap().unwrap().state, State::Created);
         assert!(s.set_running("a1", 10, 9, 1234, now_ns()).await.unwrap());
         let exit = ExitInfo {
             exit_code: 7,
