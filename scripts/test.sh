@@ -11,10 +11,16 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-if [ ! -x /bin/busybox ] || ! dpkg -s busybox-static >/dev/null 2>&1; then
+# busybox-static: the `default` image; python3 and git: the test that builds
+# an image from host programs runs both.
+need=()
+for p in busybox-static python3 git; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ "${#need[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
-    apt-get install -y busybox-static
+    apt-get install -y "${need[@]}"
 fi
 
 # The tests drive the real binaries from target/debug: build them first.

@@ -220,6 +220,7 @@ impl ImageStore {
     }
 
     /// The rootfs of a stored image ("sha256:<hex>"), if present.
+    #[cfg(test)]
     pub fn stored_rootfs(&self, id: &str) -> Option<PathBuf> {
         let rootfs = self.stored_dir(parse_id(id)?).join("rootfs");
         rootfs.is_dir().then_some(rootfs)

@@ -5,8 +5,9 @@
 //! quiltd at start-up.
 use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, Result};
-use crate::lifecycle::{libc_sig, signal_target, wait_finished};
+use crate::lifecycle::{signal_target, wait_finished};
 use crate::model::State;
+use crate::signals;
 use quilt_runtime::cgroup;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +62,7 @@ pub(crate) async fn remove_by_id(inner: &Arc<Inner>, id: &str) -> Result<()> {
         inner.emit(&c, State::Removing, "removing", None, None);
     }
     if c.exit.is_none() && c.shim_pid.is_some() {
-        signal_target(inner, &c, libc_sig::KILL)?;
+        signal_target(inner, &c, signals::KILL)?;
         if !wait_finished(inner, id, &mut events, KILL_WAIT).await? {
             tracing::warn!(container = %id, "workload not recorded as exited after SIGKILL; removing anyway");
         }

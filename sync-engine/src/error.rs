@@ -27,6 +27,17 @@ impl From<sqlx::Error> for EngineError {
     }
 }
 
+impl From<quilt_runtime::image::ImageError> for EngineError {
+    fn from(e: quilt_runtime::image::ImageError) -> Self {
+        use quilt_runtime::image::ImageError as E;
+        match e {
+            E::NotFound(..) => EngineError::NotFound(e.to_string()),
+            E::Invalid(..) => EngineError::InvalidArgument(e.to_string()),
+            E::Io(..) => EngineError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for EngineError {
     fn from(e: tokio::task::JoinError) -> Self {
         EngineError::Internal(format!("background task: {e}"))

@@ -10,6 +10,7 @@ use crate::error::{EngineError, Result};
 use crate::execs::{ExecExit, ExecInfo, ExecRecord, ExecState};
 use crate::lifecycle::wait_started;
 use crate::model::{State, now_ns};
+use crate::signals;
 use crate::validate;
 use quilt_runtime::execproto as proto;
 use quilt_runtime::spec::{CgroupSpec, ExecConfig};
@@ -220,12 +221,7 @@ impl Engine {
 
     /// Sends a signal (name or number; SIGKILL when empty) to the command.
     pub async fn kill_exec(&self, exec_id: &str, signal: &str) -> Result<()> {
-        let sig = if signal.is_empty() {
-            crate::lifecycle::libc_sig::KILL
-        } else {
-            proc::parse_signal(signal)
-                .ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal {signal:?}")))?
-        };
+        let sig = signals::requested(signal)?;
         let rec = self.inner.execs.get(exec_id)?;
         let mut rx = rec.state.subscribe();
         // Bounded: a just-started exec reports its pid within moments.
@@ -273,11 +269,7 @@ fn discard(path: std::path::PathBuf) {
 }
 
 fn signal_command(fd: &std::os::fd::OwnedFd, sig: i32) -> Result<()> {
-    match proc::pidfd_send_signal(fd, sig) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(3) => Ok(()), // ESRCH: already gone
-        Err(e) => Err(EngineError::internal(&format!("signal {sig}"), e)),
-    }
+    signals::send(fd, sig, "the exec'd command")
 }
 
 /// Relays input from the caller to the helper until the caller is done
@@ -392,7 +384,7 @@ impl OutputTask {
                 (125, 0)
             }
         };
-        let oom_killed = signal == crate::lifecycle::libc_sig::KILL && {
+        let oom_killed = signal == signals::KILL && {
             let cg = self.cgroup.clone();
             let before = self.oom_before;
             tokio::task::spawn_blocking(move || cgroup::oom_kills(&cg).unwrap_or(0) > before)
@@ -420,7 +412,7 @@ impl OutputTask {
     fn kill_command(&self, child: &mut Child) {
         match self.rec.state.borrow().pidfd.clone() {
             Some(fd) => {
-                let _ = signal_command(&fd, crate::lifecycle::libc_sig::KILL);
+                let _ = signal_command(&fd, signals::KILL);
             }
             // Not forked yet: the helper goes, and with it the command.
             None => {

@@ -6,7 +6,7 @@ use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, Result};
 use crate::image_store::ImageInfo;
 use crate::model::now_ns;
-use quilt_runtime::image::{DEFAULT_IMAGE, ImageError, Imported, Progress};
+use quilt_runtime::image::{DEFAULT_IMAGE, Imported, Progress};
 use std::path::PathBuf;
 use tokio::sync::mpsc;
 
@@ -14,14 +14,6 @@ use tokio::sync::mpsc;
 const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest image name.
 const MAX_NAME: usize = 128;
-
-fn image_error(e: ImageError) -> EngineError {
-    match e {
-        ImageError::NotFound(..) => EngineError::NotFound(e.to_string()),
-        ImageError::Invalid(..) => EngineError::InvalidArgument(e.to_string()),
-        ImageError::Io(..) => EngineError::Internal(e.to_string()),
-    }
-}
 
 /// Image names: [A-Za-z0-9][A-Za-z0-9._:/-]*, at most 128 characters, not
 /// "default" and not an id.
@@ -106,7 +98,7 @@ impl Engine {
                 crate::mounts::host_path("import source", path_str(&p), &data_dir, &extra)?;
             }
             let mut fwd = forward(progress);
-            images.import(&p, &mut fwd).map_err(image_error)
+            images.import(&p, &mut fwd).map_err(EngineError::from)
         })
         .await??;
         self.record(imported, name).await
@@ -131,7 +123,7 @@ impl Engine {
             images.build_from_host(&binaries, &mut fwd)
         })
         .await?
-        .map_err(image_error)?;
+        .map_err(EngineError::from)?;
         self.record(imported, Some(name)).await
     }
 
@@ -190,7 +182,7 @@ impl Engine {
         let rm_id = id.clone();
         tokio::task::spawn_blocking(move || images.remove_stored(&rm_id))
             .await?
-            .map_err(image_error)?;
+            .map_err(EngineError::from)?;
         Ok(id)
     }
 

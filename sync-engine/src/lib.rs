@@ -22,6 +22,7 @@ mod model;
 mod monitor;
 mod mounts;
 mod reconcile;
+mod signals;
 mod starter;
 mod store;
 mod validate;

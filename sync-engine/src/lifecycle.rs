@@ -3,9 +3,8 @@ use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, Result};
 use crate::ids;
 use crate::model::{Container, CreateSpec, Event, ExitInfo, ListFilter, State, now_ns};
+use crate::signals;
 use crate::validate;
-use quilt_runtime::image::ImageError;
-use quilt_runtime::proc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc::error::TrySendError;
@@ -210,9 +209,9 @@ impl Engine {
         }
         let live = inner.live(&c.id);
         let _op = live.op.lock().await;
-        signal_target(inner, &c, libc_sig::TERM)?;
+        signal_target(inner, &c, signals::TERM)?;
         if !wait_finished(inner, &c.id, &mut events, timeout).await? {
-            signal_target(inner, &c, libc_sig::KILL)?;
+            signal_target(inner, &c, signals::KILL)?;
             if !wait_finished(inner, &c.id, &mut events, KILL_GRACE).await? {
                 return Err(EngineError::Internal(format!(
                     "container {} did not exit after SIGKILL",
@@ -229,12 +228,7 @@ impl Engine {
 
     /// Sends a signal (name or number) to the container's PID 1.
     pub async fn kill(&self, reference: &str, signal: &str) -> Result<()> {
-        let sig = if signal.is_empty() {
-            libc_sig::KILL
-        } else {
-            proc::parse_signal(signal)
-                .ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal {signal:?}")))?
-        };
+        let sig = signals::requested(signal)?;
         let c = self.inner.store.resolve(reference).await?;
         if c.state != State::Running {
             return Err(EngineError::FailedPrecondition(format!(
@@ -326,12 +320,6 @@ pub(crate) async fn wait_started(
     }
 }
 
-/// Plain signal numbers, without pulling libc into this crate.
-pub(crate) mod libc_sig {
-    pub const KILL: i32 = 9;
-    pub const TERM: i32 = 15;
-}
-
 fn reserve_start(inner: &Inner) -> Result<tokio::sync::mpsc::Permit<'_, String>> {
     inner.start_tx.try_reserve().map_err(|e| match e {
         TrySendError::Full(()) => EngineError::ResourceExhausted(format!(
@@ -363,11 +351,7 @@ async fn check_image(inner: &Inner, image: &str) -> Result<()> {
     } else {
         tokio::task::spawn_blocking(move || images.validate(&image)).await?
     };
-    res.map_err(|e| match e {
-        ImageError::NotFound(..) => EngineError::NotFound(e.to_string()),
-        ImageError::Invalid(..) => EngineError::InvalidArgument(e.to_string()),
-        ImageError::Io(..) => EngineError::Internal(e.to_string()),
-    })
+    res.map_err(EngineError::from)
 }
 
 /// Signals the container's PID 1 through its pidfd (immune to pid reuse).
@@ -376,14 +360,7 @@ pub(crate) fn signal_target(inner: &Inner, c: &Container, sig: i32) -> Result<()
         // Exited in the meantime: nothing to signal.
         return Ok(());
     };
-    match proc::pidfd_send_signal(&fd, sig) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(3) => Ok(()), // ESRCH: already gone
-        Err(e) => Err(EngineError::internal(
-            &format!("signal {sig} to container {}", c.name),
-            e,
-        )),
-    }
+    signals::send(&fd, sig, &format!("container {}", c.name))
 }
 
 /// Waits (event driven) until the container is recorded as finished, removed

@@ -2,12 +2,12 @@
 //! the daemon's lifetime (released by the kernel if it dies).
 use crate::error::{EngineError, Result};
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug)]
 pub struct InstanceLock {
+    /// Held open for the lock's lifetime; closing it releases the lock.
     _file: File,
-    path: PathBuf,
 }
 
 impl InstanceLock {
@@ -20,10 +20,7 @@ impl InstanceLock {
             .open(path)
             .map_err(|e| EngineError::internal(&format!("open {}", path.display()), e))?;
         match file.try_lock() {
-            Ok(()) => Ok(InstanceLock {
-                _file: file,
-                path: path.to_owned(),
-            }),
+            Ok(()) => Ok(InstanceLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => {
                 Err(EngineError::FailedPrecondition(format!(
                     "another quiltd is already using {what} (lock {} is held)",
@@ -35,9 +32,5 @@ impl InstanceLock {
                 e,
             )),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }

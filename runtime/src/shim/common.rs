@@ -181,3 +181,41 @@ pub fn reset_signals() {
         None,
     );
 }
+
+/// mount(2), failing with "mount SOURCE on TARGET: errno".
+pub fn mnt<S: AsRef<std::ffi::OsStr> + ?Sized>(
+    src: Option<&S>,
+    target: &std::path::Path,
+    fstype: Option<&str>,
+    flags: nix::mount::MsFlags,
+    data: Option<&str>,
+) -> SetupResult<()> {
+    let src = src.map(|s| s.as_ref());
+    let what = fstype
+        .map(str::to_owned)
+        .or_else(|| src.map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "-".into());
+    nix::mount::mount(src, target, fstype, flags, data)
+        .map_err(setup(format!("mount {what} on {}", target.display())))
+}
+
+/// The overlayfs options of a container's rootfs: the image as the lower
+/// layer, the container's DIR/upper and DIR/work (',' ':' '\\' escaped).
+pub fn overlay_options(lower: &std::path::Path, dir: &std::path::Path) -> String {
+    let esc = |p: &std::path::Path| {
+        let mut s = String::new();
+        for ch in p.to_string_lossy().chars() {
+            if matches!(ch, '\\' | ',' | ':') {
+                s.push('\\');
+            }
+            s.push(ch);
+        }
+        s
+    };
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        esc(lower),
+        esc(&dir.join("upper")),
+        esc(&dir.join("work"))
+    )
+}

@@ -31,20 +31,6 @@ pub fn child_main(cfg: &ContainerConfig, in_cgroup: bool, fds: &ChildFds) -> ! {
     sys::exit_now(err.code)
 }
 
-fn mnt(
-    src: Option<&str>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> SetupResult<()> {
-    mount(src, target, fstype, flags, data).map_err(setup(format!(
-        "mount {} on {}",
-        fstype.or(src).unwrap_or("-"),
-        target.display()
-    )))
-}
-
 /// mkdir that tolerates an existing directory.
 fn mkdir(p: &Path, mode: u32) -> SetupResult<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -53,18 +39,6 @@ fn mkdir(p: &Path, mode: u32) -> SetupResult<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(setup(format!("mkdir {}", p.display()))(e)),
     }
-}
-
-/// Escapes a path for an overlayfs option value.
-fn ovl_escape(p: &Path) -> String {
-    let mut s = String::new();
-    for ch in p.to_string_lossy().chars() {
-        if matches!(ch, '\\' | ',' | ':') {
-            s.push('\\');
-        }
-        s.push(ch);
-    }
-    s
 }
 
 fn setup_and_exec(
@@ -83,7 +57,7 @@ fn setup_and_exec(
 
     // Our mounts must not propagate back to the host.
     mnt(
-        None,
+        None::<&str>,
         Path::new("/"),
         None,
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
@@ -91,12 +65,7 @@ fn setup_and_exec(
     )?;
 
     let rootfs = cfg.dir.join("rootfs");
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        ovl_escape(&cfg.image_rootfs),
-        ovl_escape(&cfg.dir.join("upper")),
-        ovl_escape(&cfg.dir.join("work")),
-    );
+    let opts = overlay_options(&cfg.image_rootfs, &cfg.dir);
     mnt(
         Some("overlay"),
         &rootfs,
@@ -130,7 +99,7 @@ fn setup_and_exec(
             None,
         )?;
         mnt(
-            None,
+            None::<&str>,
             &sys_dir,
             None,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro,
@@ -297,7 +266,7 @@ fn mask_proc() -> SetupResult<()> {
                 None,
             )?;
             mnt(
-                None,
+                None::<&str>,
                 p,
                 None,
                 MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro,

@@ -64,12 +64,7 @@ fn enter_root(root: &CopyRoot) -> SetupResult<()> {
                     .map_err(setup(format!("create {}", dir.join(d).display())))?;
             }
             let rootfs = dir.join("rootfs");
-            let opts = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                esc(image_rootfs),
-                esc(&dir.join("upper")),
-                esc(&dir.join("work"))
-            );
+            let opts = overlay_options(image_rootfs, dir);
             mount(
                 Some("overlay"),
                 &rootfs,
@@ -83,17 +78,6 @@ fn enter_root(root: &CopyRoot) -> SetupResult<()> {
     }
     nix::unistd::chdir("/").map_err(setup("chdir /"))?;
     Ok(())
-}
-
-fn esc(p: &Path) -> String {
-    let mut s = String::new();
-    for ch in p.to_string_lossy().chars() {
-        if matches!(ch, '\\' | ',' | ':') {
-            s.push('\\');
-        }
-        s.push(ch);
-    }
-    s
 }
 
 fn not_found(path: &str) -> impl FnOnce(std::io::Error) -> SetupError {

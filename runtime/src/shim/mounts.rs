@@ -2,24 +2,8 @@
 //! mount namespace after the rootfs is ready and before pivot_root.
 use super::common::*;
 use crate::mounts::{MountConfig, MountKind, resolve_in_root};
-use nix::mount::{MsFlags, mount};
+use nix::mount::MsFlags;
 use std::path::Path;
-
-fn mnt(
-    src: Option<&Path>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> SetupResult<()> {
-    mount(src, target, fstype, flags, data).map_err(setup(format!(
-        "mount {} on {}",
-        src.map(|p| p.display().to_string())
-            .or(fstype.map(str::to_owned))
-            .unwrap_or_default(),
-        target.display()
-    )))
-}
 
 /// Makes every mount below `rootfs`. Targets are resolved inside the rootfs
 /// (symlinks followed within it, never out of it); missing directories are
@@ -74,7 +58,7 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
                 )?;
                 if m.read_only {
                     mnt(
-                        None,
+                        None::<&str>,
                         &target,
                         None,
                         MsFlags::MS_BIND
