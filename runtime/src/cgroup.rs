@@ -14,6 +14,12 @@ pub enum CgroupError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cgroup {path} still busy after {secs} s (members: {members})")]
+    Busy {
+        path: String,
+        secs: u64,
+        members: String,
+    },
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> CgroupError {
@@ -29,8 +35,10 @@ const V1_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 /// CFS period used for CPU limits, in microseconds.
 const CPU_PERIOD_US: u64 = 100_000;
-/// How long `remove` keeps retrying rmdir while killed processes leave.
-const REMOVE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long `remove` keeps retrying rmdir while killed processes leave. A
+/// killed task keeps its cgroup populated until it has finished exiting,
+/// which on a loaded host can take well over a second.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Detects the host layout under /sys/fs/cgroup. Pure v2 (cgroup2 at the root,
 /// `cgroup.controllers` present) -> V2; v1 controller directories (memory, cpu,
@@ -379,6 +387,32 @@ fn kill_members(dir: &Path) {
     }
 }
 
+/// The processes still in a cgroup, with their state, for error messages.
+fn describe_members(dir: &Path) -> String {
+    let procs = read_file(&dir.join("cgroup.procs")).ok().flatten();
+    let events = read_file(&dir.join("cgroup.events")).ok().flatten();
+    let mut out: Vec<String> = procs
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "pid (comm) S ...": the state follows the last ')'.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("?");
+            format!("{pid}:{state}")
+        })
+        .collect();
+    if out.is_empty() {
+        out.push("none listed".into());
+    }
+    if let Some(ev) = events {
+        out.push(ev.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    out.join(", ")
+}
+
 /// Removes a cgroup directory and its child cgroups, leaves first.
 fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
     if !dir.is_dir() {
@@ -408,6 +442,13 @@ fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
                 kill_members(dir);
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_millis(50));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(CgroupError::Busy {
+                    path: dir.display().to_string(),
+                    secs: REMOVE_TIMEOUT.as_secs(),
+                    members: describe_members(dir),
+                });
             }
             Err(e) => return Err(io_err(dir, e)),
         }
