@@ -265,6 +265,21 @@ impl ImageStore {
         std::fs::remove_dir_all(&trash).map_err(|e| ImageError::Io(id.into(), e))
     }
 
+    /// The ids ("sha256:<hex>") of every image directory in the store.
+    pub fn stored_ids(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let id = format!("sha256:{}", name.strip_prefix("sha256-")?);
+                parse_id(&id).is_some().then_some(id)
+            })
+            .collect()
+    }
+
     /// Removes the temp dirs of imports, builds and removals that a previous
     /// daemon left behind. Call at start-up only (no operation in flight).
     pub fn remove_temp_dirs(&self) {

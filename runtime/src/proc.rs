@@ -34,6 +34,18 @@ pub fn try_reap(pid: i32) -> std::io::Result<bool> {
     }
 }
 
+/// SIGKILLs one of our own unreaped children and waits for it. Blocking;
+/// call off the reactor. The pid cannot have been reused: it is ours until
+/// we reap it.
+pub fn kill_and_reap_child(pid: i32) {
+    if pid <= 0 {
+        return;
+    }
+    let pid = Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    while let Err(Errno::EINTR) = waitpid(pid, None) {}
+}
+
 /// The fields of /proc/PID/stat after the command name (field 3 onwards).
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     if pid <= 0 {

@@ -28,14 +28,26 @@ pub async fn copy_in(
     };
     let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let engine = engine.clone();
-    let copy =
+    let mut copy =
         tokio::spawn(async move { engine.copy_in(&header.container_id, &header.path, rx).await });
     let mut trailer = None;
     let mut stream_err = None;
+    // Set when the copy ended before the client's stream did (an error, or
+    // its idle deadline): that result is the answer, at once.
+    let mut ended = None;
     loop {
-        match input.message().await {
+        let msg = tokio::select! {
+            r = &mut copy => {
+                ended = Some(r);
+                break;
+            }
+            m = input.message() => m,
+        };
+        match msg {
             Ok(Some(pb::CopyInRequest { frame })) => match frame {
                 Some(Frame::Data(d)) if trailer.is_none() => {
+                    // A full queue waits here; the copy's own idle deadline
+                    // bounds how long.
                     let sent = tx.send(d).await;
                     if sent.is_err() {
                         break; // the copy ended early: its error is reported below
@@ -70,8 +82,11 @@ pub async fn copy_in(
         return Err(e);
     }
     drop(tx);
-    let digest = copy
-        .await
+    let result = match ended {
+        Some(r) => r,
+        None => copy.await,
+    };
+    let digest = result
         .map_err(|e| Status::internal(format!("copy task: {e}")))?
         .map_err(to_status)?;
     if let Some(t) = trailer

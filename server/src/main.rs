@@ -59,6 +59,10 @@ struct Args {
     /// 1 = no rotated file is kept: a full log is started afresh).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     log_max_files: Option<u32>,
+    /// End a file copy (cp) whose client sends or reads nothing for this
+    /// many seconds (default 60).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    copy_idle_timeout: Option<u64>,
 }
 
 fn main() -> Result<()> {
@@ -137,6 +141,9 @@ async fn run(args: Args) -> Result<()> {
     }
     if let Some(n) = args.log_max_files {
         cfg.log_max_files = n;
+    }
+    if let Some(s) = args.copy_idle_timeout {
+        cfg.copy_idle_timeout = std::time::Duration::from_secs(s);
     }
     let engine = Engine::open(cfg).await.context("open the engine")?;
     tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");

@@ -10,6 +10,7 @@ pub fn to_status(e: EngineError) -> Status {
         EngineError::FailedPrecondition(m) => Status::failed_precondition(m),
         EngineError::ResourceExhausted(m) => Status::resource_exhausted(m),
         EngineError::Unavailable(m) => Status::unavailable(m),
+        EngineError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
         EngineError::Internal(m) => {
             tracing::error!(error = %m, "internal error");
             Status::internal(m)

@@ -21,7 +21,14 @@ pub struct EngineConfig {
     /// Log files kept per container, the live `container.log` included
     /// (1 = no rotated file is kept).
     pub log_max_files: u32,
+    /// A file copy whose client sends (CopyIn) or takes (CopyOut) nothing for
+    /// this long is ended, so a stalled client never holds a stopped
+    /// container's lock (or a helper) for ever.
+    pub copy_idle_timeout: std::time::Duration,
 }
+
+/// Default idle deadline of a file copy: 60 s.
+pub const DEFAULT_COPY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Default cap of one container log file: 10 MiB.
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -40,6 +47,7 @@ impl EngineConfig {
             socket_path: None,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
             log_max_files: DEFAULT_LOG_MAX_FILES,
+            copy_idle_timeout: DEFAULT_COPY_IDLE_TIMEOUT,
         }
     }
 

@@ -136,9 +136,11 @@ async fn run_copy(
         let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
         String::from_utf8_lossy(&s).trim().to_string()
     });
+    let idle = inner.cfg.copy_idle_timeout;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut aborted = false;
+    let mut idled = false;
     match io {
         Io::Out(tx) => {
             let mut out = child.stdout.take().expect("stdout piped");
@@ -154,16 +156,31 @@ async fn run_copy(
                 buf.truncate(n);
                 hasher.update(&buf);
                 size += n as u64;
-                if tx.send(buf).await.is_err() {
-                    // The client went away.
-                    aborted = true;
-                    break;
+                match tokio::time::timeout(idle, tx.send(buf)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        // The client went away.
+                        aborted = true;
+                        break;
+                    }
+                    Err(_) => {
+                        idled = true;
+                        break;
+                    }
                 }
             }
         }
         Io::In(mut rx) => {
             let mut stdin = Some(child.stdin.take().expect("stdin piped"));
-            while let Some(chunk) = rx.recv().await {
+            loop {
+                let chunk = match tokio::time::timeout(idle, rx.recv()).await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(_) => {
+                        idled = true;
+                        break;
+                    }
+                };
                 hasher.update(&chunk);
                 size += chunk.len() as u64;
                 if let Some(w) = stdin.as_mut()
@@ -173,12 +190,14 @@ async fn run_copy(
                     stdin = None;
                 }
             }
-            if let Some(mut w) = stdin {
+            // After an idle deadline the stream is incomplete: closing stdin
+            // would extract a truncated tar as if it were whole.
+            if let Some(mut w) = stdin.filter(|_| !idled) {
                 let _ = w.shutdown().await;
             }
         }
     }
-    if aborted {
+    if aborted || idled {
         let _ = child.start_kill();
     }
     let status = child
@@ -188,6 +207,17 @@ async fn run_copy(
     let msg = err_task.await.unwrap_or_default();
     if aborted {
         return Err(EngineError::Unavailable("the client went away".into()));
+    }
+    if idled {
+        return Err(EngineError::DeadlineExceeded(format!(
+            "the copy was idle for {} s: the client {} nothing",
+            idle.as_secs_f64(),
+            if matches!(mode, CopyMode::In) {
+                "sent"
+            } else {
+                "read"
+            }
+        )));
     }
     match status.code() {
         Some(0) => Ok(CopyDigest {

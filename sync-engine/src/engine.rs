@@ -3,7 +3,7 @@ use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, Event, ExitInfo, State, now_ns};
 use crate::store::Store;
-use crate::{reconcile, starter};
+use crate::{images, reconcile, starter};
 use quilt_runtime::cgroup;
 use quilt_runtime::image::ImageStore;
 use quilt_runtime::spec::{CgroupLayout, CgroupSpec, Limits};
@@ -102,6 +102,7 @@ impl Engine {
             live: Mutex::new(HashMap::new()),
             execs: Default::default(),
         });
+        images::remove_unrecorded(&inner).await?;
         starter::spawn(inner.clone(), start_rx);
         reconcile::run(&inner).await?;
         Ok(Engine { inner })

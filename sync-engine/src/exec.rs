@@ -120,8 +120,18 @@ impl Engine {
         let (oom_before, log) = {
             let (cg, dir, path) = (cgroup.clone(), dir.clone(), log_path.clone());
             tokio::task::spawn_blocking(move || -> Result<_> {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| EngineError::internal("create exec directory", e))?;
+                // Not create_dir_all: a container removed meanwhile must not
+                // get its directory back.
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(EngineError::FailedPrecondition(
+                            "the container is being removed".into(),
+                        ));
+                    }
+                    Err(e) => return Err(EngineError::internal("create exec directory", e)),
+                }
                 let f = std::fs::File::create(&path)
                     .map_err(|e| EngineError::internal("create exec output file", e))?;
                 Ok((cgroup::oom_kills(&cg).unwrap_or(0), f))

@@ -64,6 +64,33 @@ pub(crate) async fn resolve_for_create(inner: &Inner, image: &str) -> Result<Str
 
 /// Forwards progress to the API stream; a slow reader loses reports, never
 /// stalls the import.
+/// At start-up: deletes stored image directories that no image row and no
+/// container names (left by a daemon that died between unpacking an import
+/// and recording it).
+pub(crate) async fn remove_unrecorded(inner: &Inner) -> Result<()> {
+    let (_, reader) = inner.store.pools();
+    let known: std::collections::HashSet<String> = sqlx::query_scalar(
+        "SELECT id FROM images UNION SELECT image FROM containers WHERE image LIKE 'sha256:%'",
+    )
+    .fetch_all(reader)
+    .await?
+    .into_iter()
+    .collect();
+    let store = inner.images.clone();
+    tokio::task::spawn_blocking(move || {
+        for id in store.stored_ids() {
+            if !known.contains(&id) {
+                match store.remove_stored(&id) {
+                    Ok(()) => tracing::info!(image = %id, "removed an unrecorded image directory"),
+                    Err(e) => tracing::warn!(image = %id, error = %e, "cannot remove an unrecorded image directory"),
+                }
+            }
+        }
+    })
+    .await?;
+    Ok(())
+}
+
 fn forward(tx: mpsc::Sender<Progress>) -> impl FnMut(Progress) + Send {
     move |p| {
         let _ = tx.try_send(p);

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::model::{Container, ExitInfo, State, now_ns};
 use crate::monitor;
 use quilt_runtime::spec::{ContainerConfig, StartReport};
-use quilt_runtime::{exitfile, launch, proc};
+use quilt_runtime::{cgroup, exitfile, launch, proc};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -54,6 +54,10 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
         return Ok(());
     };
     inner.emit(&c, State::Starting, "starting", None, None);
+    if let Err(e) = crate::volumes::recreate_missing(inner, &c).await {
+        drop(op);
+        return fail(inner, &c, 125, &format!("recreating its volumes: {e}")).await;
+    }
 
     let config = ContainerConfig {
         id: c.id.clone(),
@@ -80,10 +84,19 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
     match outcome {
         Ok(l) => {
             live.set_target(l.target_fd);
-            inner
+            let stored = inner
                 .store
                 .set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns())
-                .await?;
+                .await;
+            if let Err(e) = stored {
+                // It runs but is not recorded as running: end it. The monitor
+                // still reaps the shim and records the exit on the row.
+                let spec = inner.cgroup_spec(&c);
+                let _ = tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await;
+                drop(op);
+                monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
+                return Err(e);
+            }
             inner.emit(&c, State::Running, "running", None, None);
             drop(op);
             monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
@@ -141,8 +154,15 @@ fn launch_blocking(
             shim_start_time,
         } => {
             // The shim is our child until we reap it, so its pid cannot be reused here.
-            let shim_fd = proc::pidfd_open(shim_pid)
-                .map_err(|e| setup(&format!("pidfd of supervisor: {e}")))?;
+            let shim_fd = match proc::pidfd_open(shim_pid) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    // Nothing could watch it: end it rather than leave it unmonitored.
+                    let _ = cgroup::remove(&config.cgroup);
+                    proc::kill_and_reap_child(shim_pid);
+                    return Err(setup(&format!("pidfd of supervisor: {e}")));
+                }
+            };
             // The workload may already have exited (then there is nothing to signal).
             let target_fd = proc::pidfd_open(pid)
                 .ok()

@@ -62,6 +62,22 @@ pub(crate) async fn insert_used(tx: &mut sqlx::SqliteConnection, c: &Container) 
     Ok(())
 }
 
+/// Before a start: a volume the container names that was force-removed since
+/// it was created is created again (as `run -v NAME:/dst` would), so its
+/// directory never exists without a row.
+pub(crate) async fn recreate_missing(inner: &Inner, c: &Container) -> Result<()> {
+    if !c
+        .mounts
+        .iter()
+        .any(|m| matches!(m.source, MountSource::Volume(_)))
+    {
+        return Ok(());
+    }
+    let (writer, _) = inner.store.pools();
+    let mut conn = writer.acquire().await?;
+    insert_used(&mut conn, c).await
+}
+
 /// The mounts as the shim makes them.
 pub(crate) fn runtime_mounts(cfg: &EngineConfig, m: &[MountSpec]) -> Vec<MountConfig> {
     m.iter()

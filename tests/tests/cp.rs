@@ -304,3 +304,88 @@ fn damaged_streams_and_bad_requests_are_reported() {
     d.cli(["rm", "-f", &id]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+/// A client that stalls mid-copy on a stopped container: after the idle
+/// deadline the copy ends with DEADLINE_EXCEEDED (while the client's stream
+/// is still open), its helper and mounts are gone and the container starts.
+#[test]
+fn a_stalled_copy_ends_and_releases_a_stopped_container() {
+    let d = Daemon::builder()
+        .args(&["--copy-idle-timeout", "1"])
+        .start();
+    let id = d
+        .cli([
+            "create",
+            "--no-start",
+            "default",
+            "sh",
+            "-c",
+            "ls /tmp/big.bin",
+        ])
+        .ok();
+    // A 16 MiB file in the stopped container, for the stalled CopyOut.
+    let src = d.root.join("big.bin");
+    random_file(&src, 16 << 20, 7);
+    d.cli_timeout(
+        ["cp", src.to_str().unwrap(), &format!("{id}:/tmp")],
+        Duration::from_secs(60),
+    )
+    .expect_code(0);
+
+    // CopyIn: a header and the first 64 KiB of a 1 MiB entry, then nothing.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1 << 20);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "partial.bin", &vec![7u8; 1 << 20][..])
+        .unwrap();
+    let tar = b.into_inner().unwrap();
+    let err = d.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(frame_header(&id, "/tmp")).await.unwrap();
+        tx.send(api::CopyInRequest {
+            frame: Some(api::copy_in_request::Frame::Data(tar[..65536].to_vec())),
+        })
+        .await
+        .unwrap();
+        let mut c = d.client().await;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let r = within(RPC_TIMEOUT, "stalled CopyIn", c.copy_in(stream)).await;
+        drop(tx); // held open until the answer came
+        r.unwrap_err()
+    });
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+
+    // CopyOut: take the first frame, then stop reading.
+    let err = d.block_on(async {
+        let mut c = d.client().await;
+        let req = api::CopyOutRequest {
+            container_id: id.clone(),
+            path: "/tmp/big.bin".into(),
+        };
+        let mut s = within(RPC_TIMEOUT, "CopyOut", c.copy_out(req))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(s.message().await.unwrap().is_some());
+        // Stall past the deadline, then read what was buffered: the stream
+        // ends with the deadline's error, not with the whole file.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        loop {
+            match within(RPC_TIMEOUT, "CopyOut frame", s.message()).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("a stalled CopyOut completed"),
+                Err(e) => break e,
+            }
+        }
+    });
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    assert!(
+        quilt_tests::host::mounts_under(&d.root).is_empty(),
+        "a stalled copy left mounts"
+    );
+    d.cli(["start", &id]).expect_code(0);
+    assert_eq!(d.cli(["wait", &id]).ok(), "0");
+    d.cli(["rm", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}

@@ -383,6 +383,17 @@ fn rootfs_tarball_and_directory() {
         d.cli(["image", "inspect", "dir"]).json()[0]["source"],
         "rootfs-dir"
     );
+    // A store directory without a row (an import whose daemon died before
+    // recording it) is swept at the next start; recorded images stay.
+    let orphan = format!("sha256-{}", "ab".repeat(32));
+    std::fs::create_dir_all(d.data_dir.join("images").join(&orphan).join("rootfs/etc")).unwrap();
+    let mut d = d;
+    d.restart();
+    assert!(!image_dirs(&d).contains(&orphan), "{:?}", image_dirs(&d));
+    assert_eq!(
+        d.cli(["run", "--rm", "plain", "cat", "/etc/keep"]).ok(),
+        "keep"
+    );
     for n in ["plain", "dir"] {
         d.cli(["image", "rm", n]).ok();
     }

@@ -1,9 +1,10 @@
 //! Named volumes, bind mounts and tmpfs mounts: data that outlives
 //! containers and daemon restarts, read-only mounts that refuse writes, and
 //! refused mounts that leave nothing behind.
-use quilt_tests::api::{self, mount::Source};
+use quilt_tests::api::{self, ContainerState, mount::Source};
 use quilt_tests::{Daemon, IMAGE, RPC_TIMEOUT, host, within};
 use std::path::Path;
+use std::time::Duration;
 
 fn volume_dirs(d: &Daemon) -> Vec<String> {
     match std::fs::read_dir(d.data_dir.join("volumes")) {
@@ -83,6 +84,35 @@ fn a_volume_keeps_its_data_across_containers_and_restarts() {
     d.cli(["volume", "rm", "auto1"]).expect_engine_error();
     d.cli(["rm", "-f", &id]).expect_code(0);
     d.cli(["volume", "rm", "-f", "auto1"]).expect_code(0);
+    assert!(volume_dirs(&d).is_empty());
+
+    // A volume force-removed under an exited container is created again,
+    // empty, when that container next starts: never a directory without a row.
+    let out = d
+        .cli([
+            "run",
+            "--name",
+            "keeper",
+            "-v",
+            "vol2:/d",
+            IMAGE,
+            "sh",
+            "-c",
+            "ls /d | wc -l; touch /d/mark",
+        ])
+        .ok();
+    assert_eq!(out, "0");
+    d.cli(["volume", "rm", "-f", "vol2"]).expect_code(0);
+    d.cli(["volume", "inspect", "vol2"]).expect_engine_error();
+    assert!(volume_dirs(&d).is_empty());
+    d.cli(["start", "keeper"]).expect_code(0);
+    assert_eq!(d.cli(["wait", "keeper"]).ok(), "0");
+    let inspect = d.cli(["volume", "inspect", "vol2"]).json();
+    assert_eq!(inspect[0]["used_by"].as_array().unwrap().len(), 1);
+    let logs = d.cli(["logs", "keeper"]).ok();
+    assert_eq!(logs.lines().collect::<Vec<_>>(), ["0", "0"], "{logs}");
+    d.cli(["rm", "keeper"]).expect_code(0);
+    d.cli(["volume", "rm", "vol2"]).expect_code(0);
     assert!(volume_dirs(&d).is_empty());
     d.assert_no_leftovers();
 }
@@ -326,6 +356,109 @@ fn a_mount_target_through_a_symlink_stays_in_the_rootfs() {
     let logs = d.cli(["logs", &id]).ok();
     assert_eq!(logs, "mounted\nmounted");
     assert!(!Path::new("/victim").exists() && !Path::new("/victim2").exists());
+    d.cli(["rm", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+/// Unmounts a mount the test made on the host, even if the test fails.
+struct HostMount(std::path::PathBuf);
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_read_only_bind_is_read_only_all_the_way_down() {
+    let d = Daemon::start();
+    let src = d.root.join("outer");
+    let nested = src.join("inner");
+    std::fs::create_dir_all(&nested).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &nested,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let guard = HostMount(nested.clone());
+    std::fs::write(nested.join("seen"), "nested").unwrap();
+    let s = src.to_str().unwrap();
+    // Writable bind: the nested mount comes along and is writable.
+    let out = d
+        .cli([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{s}:/o"),
+            IMAGE,
+            "sh",
+            "-c",
+            "cat /o/inner/seen && echo w > /o/inner/rw",
+        ])
+        .ok();
+    assert_eq!(out, "nested");
+    assert!(nested.join("rw").exists());
+    // Read-only bind: the nested mount is read-only too.
+    let w = d.cli([
+        "run",
+        "--rm",
+        "-v",
+        &format!("{s}:/o:ro"),
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /o/inner/seen; echo x > /o/inner/ro-write",
+    ]);
+    assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(w.stdout.contains("nested"), "{w:?}");
+    assert!(!nested.join("ro-write").exists());
+    drop(guard);
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn a_bind_source_swapped_for_a_symlink_is_refused_at_start() {
+    let d = Daemon::start();
+    let src = d.root.join("src");
+    let other = d.root.join("other");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(src.join("f"), "mine").unwrap();
+    std::fs::write(other.join("f"), "not for this container").unwrap();
+    let id = d
+        .cli([
+            "create",
+            "--no-start",
+            "-v",
+            &format!("{}:/h", src.display()),
+            IMAGE,
+            "cat",
+            "/h/f",
+        ])
+        .ok();
+    // Checked and canonicalised at create; swapped before the start.
+    std::fs::rename(&src, d.root.join("src-old")).unwrap();
+    std::os::unix::fs::symlink(&other, &src).unwrap();
+    let refused = d.cli(["start", &id]);
+    refused.expect_engine_error();
+    assert!(refused.stderr.contains("symlink"), "{refused:?}");
+    let st = d.wait_state(
+        &id,
+        &[ContainerState::Failed, ContainerState::Exited],
+        Duration::from_secs(30),
+    );
+    assert_eq!(st.state(), ContainerState::Failed, "{st:?}");
+    assert!(st.failure_reason.contains("symlink"), "{st:?}");
+    assert!(!d.cli(["logs", &id]).stdout.contains("not for this"));
+    // Put back, it starts.
+    std::fs::remove_file(&src).unwrap();
+    std::fs::rename(d.root.join("src-old"), &src).unwrap();
+    d.cli(["start", &id]).expect_code(0);
+    assert_eq!(d.cli(["wait", &id]).ok(), "0");
+    assert_eq!(d.cli(["logs", &id]).ok(), "mine");
     d.cli(["rm", &id]).expect_code(0);
     d.assert_no_leftovers();
 }

@@ -2,19 +2,60 @@
 //! mount namespace after the rootfs is ready and before pivot_root.
 use super::common::*;
 use crate::mounts::{MountConfig, MountKind, resolve_in_root};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::MsFlags;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+
+/// Opens a bind source as an O_PATH descriptor. A user's bind source was
+/// canonicalised when the container was created, so no component of it may
+/// be a symlink now: one that is was swapped in since, and is refused.
+/// (Volume directories live under the data dir, which may itself sit
+/// behind a symlink; only root can change them.)
+fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, String)> {
+    let shown = source.display().to_string();
+    let mut resolve = ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    if !volume {
+        resolve |= ResolveFlag::RESOLVE_NO_SYMLINKS;
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(resolve);
+    match nix::fcntl::openat2(nix::fcntl::AT_FDCWD, source, how) {
+        Ok(fd) => Ok((fd, shown)),
+        Err(nix::errno::Errno::ELOOP) => Err(SetupError::new(
+            EXIT_SETUP,
+            format!(
+                "mount source {shown} has changed into a symlink since the container was created"
+            ),
+        )),
+        Err(e) => Err(SetupError::new(
+            EXIT_SETUP,
+            format!("mount source {shown}: {e}"),
+        )),
+    }
+}
 
 /// Makes every mount below `rootfs`. Targets are resolved inside the rootfs
 /// (symlinks followed within it, never out of it); missing directories are
 /// created, and an empty file when a file is bind mounted.
 pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
     for m in mounts {
-        let source_is_file = match &m.kind {
-            MountKind::Bind { source, .. } => std::fs::metadata(source)
-                .map_err(setup(format!("mount source {}", source.display())))?
-                .is_file(),
-            MountKind::Tmpfs { .. } => false,
+        // The source is pinned first: the mount is made from this fd, so a
+        // path swapped after the checks cannot redirect it.
+        let source = match &m.kind {
+            MountKind::Bind { source, create } => Some(open_source(source, *create)?),
+            MountKind::Tmpfs { .. } => None,
+        };
+        let source_is_file = match &source {
+            Some((fd, path)) => {
+                nix::sys::stat::fstat(fd)
+                    .map_err(|e| SetupError::new(EXIT_SETUP, format!("mount source {path}: {e}")))?
+                    .st_mode
+                    & libc::S_IFMT
+                    == libc::S_IFREG
+            }
+            None => false,
         };
         let parent = match m.target.rsplit_once('/') {
             Some((p, n)) if !n.is_empty() && n != ".." && n != "." => p,
@@ -47,30 +88,22 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
                     .map_err(setup(format!("mkdir {}", target.display())))?;
             }
         }
-        match &m.kind {
-            MountKind::Bind { source, .. } => {
+        match (&m.kind, &source) {
+            (MountKind::Bind { .. }, Some((fd, _))) => {
+                let by_fd = format!("/proc/self/fd/{}", fd.as_raw_fd());
                 mnt(
-                    Some(source),
+                    Some(Path::new(&by_fd)),
                     &target,
                     None,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None,
                 )?;
                 if m.read_only {
-                    mnt(
-                        None::<&str>,
-                        &target,
-                        None,
-                        MsFlags::MS_BIND
-                            | MsFlags::MS_REMOUNT
-                            | MsFlags::MS_RDONLY
-                            | MsFlags::MS_NOSUID
-                            | MsFlags::MS_NODEV,
-                        None,
-                    )?;
+                    read_only_recursive(&target)?;
                 }
             }
-            MountKind::Tmpfs { size_bytes } => {
+            (MountKind::Bind { .. }, None) => unreachable!("bind sources are opened above"),
+            (MountKind::Tmpfs { size_bytes }, _) => {
                 let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                 if m.read_only {
                     flags |= MsFlags::MS_RDONLY;
@@ -90,4 +123,31 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
         }
     }
     Ok(())
+}
+
+/// Makes a bind mount and every mount nested under it read-only (and
+/// nosuid, nodev). Kernels without mount_setattr(2) (before 5.12) get a
+/// read-only remount of the top mount only.
+fn read_only_recursive(target: &Path) -> SetupResult<()> {
+    let attrs = crate::sys::MOUNT_ATTR_RDONLY
+        | crate::sys::MOUNT_ATTR_NOSUID
+        | crate::sys::MOUNT_ATTR_NODEV;
+    match crate::sys::mount_setattr_recursive(target, attrs) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => mnt(
+            None::<&str>,
+            target,
+            None,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV,
+            None,
+        ),
+        Err(e) => Err(SetupError::new(
+            EXIT_SETUP,
+            format!("read-only {}: {e}", target.display()),
+        )),
+    }
 }
