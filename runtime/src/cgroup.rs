@@ -353,9 +353,11 @@ pub fn oom_kills(spec: &CgroupSpec) -> Result<u64, CgroupError> {
 /// SIGKILLs whatever is still in the cgroup, then rmdirs it in every
 /// controller (leaves first). Succeeds if it does not exist.
 pub fn remove(spec: &CgroupSpec) -> Result<(), CgroupError> {
+    // One deadline for the whole removal, however many hierarchies (v1).
+    let deadline = Instant::now() + REMOVE_TIMEOUT;
     let mut first_err = None;
     for (_, dir) in dirs(spec)? {
-        if let Err(e) = remove_tree(&dir) {
+        if let Err(e) = remove_tree(&dir, deadline) {
             first_err.get_or_insert(e);
         }
     }
@@ -414,7 +416,7 @@ fn describe_members(dir: &Path) -> String {
 }
 
 /// Removes a cgroup directory and its child cgroups, leaves first.
-fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
     if !dir.is_dir() {
         return Ok(());
     }
@@ -424,14 +426,13 @@ fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
         Ok(entries) => {
             for entry in entries.flatten() {
                 if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    remove_tree(&entry.path())?;
+                    remove_tree(&entry.path(), deadline)?;
                 }
             }
         }
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err(dir, e)),
     }
-    let deadline = Instant::now() + REMOVE_TIMEOUT;
     let mut delay = Duration::from_millis(2);
     loop {
         match std::fs::remove_dir(dir) {

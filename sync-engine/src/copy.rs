@@ -190,9 +190,13 @@ async fn run_copy(
                     stdin = None;
                 }
             }
-            // After an idle deadline the stream is incomplete: closing stdin
-            // would extract a truncated tar as if it were whole.
-            if let Some(mut w) = stdin.filter(|_| !idled) {
+            if idled {
+                // The stream is incomplete: the helper dies before its stdin
+                // closes, so a truncated tar is never taken as whole.
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+            if let Some(mut w) = stdin {
                 let _ = w.shutdown().await;
             }
         }

@@ -132,8 +132,13 @@ impl Engine {
                     }
                     Err(e) => return Err(EngineError::internal("create exec directory", e)),
                 }
-                let f = std::fs::File::create(&path)
-                    .map_err(|e| EngineError::internal("create exec output file", e))?;
+                let f = std::fs::File::create(&path).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        EngineError::FailedPrecondition("the container is being removed".into())
+                    } else {
+                        EngineError::internal("create exec output file", e)
+                    }
+                })?;
                 Ok((cgroup::oom_kills(&cg).unwrap_or(0), f))
             })
             .await??

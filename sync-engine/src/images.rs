@@ -62,8 +62,6 @@ pub(crate) async fn resolve_for_create(inner: &Inner, image: &str) -> Result<Str
     )))
 }
 
-/// Forwards progress to the API stream; a slow reader loses reports, never
-/// stalls the import.
 /// At start-up: deletes stored image directories that no image row and no
 /// container names (left by a daemon that died between unpacking an import
 /// and recording it).
@@ -91,6 +89,8 @@ pub(crate) async fn remove_unrecorded(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
+/// Forwards progress to the API stream; a slow reader loses reports, never
+/// stalls the import.
 fn forward(tx: mpsc::Sender<Progress>) -> impl FnMut(Progress) + Send {
     move |p| {
         let _ = tx.try_send(p);

@@ -89,11 +89,13 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
                 .set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns())
                 .await;
             if let Err(e) = stored {
-                // It runs but is not recorded as running: end it. The monitor
-                // still reaps the shim and records the exit on the row.
+                // It runs but is not recorded as running: end it, record why
+                // (best effort), and let the monitor reap the shim.
                 let spec = inner.cgroup_spec(&c);
                 let _ = tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await;
                 drop(op);
+                let why = format!("could not record the container as running: {e}");
+                let _ = fail(inner, &c, 125, &why).await;
                 monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
                 return Err(e);
             }
@@ -157,9 +159,10 @@ fn launch_blocking(
             let shim_fd = match proc::pidfd_open(shim_pid) {
                 Ok(fd) => fd,
                 Err(e) => {
-                    // Nothing could watch it: end it rather than leave it unmonitored.
-                    let _ = cgroup::remove(&config.cgroup);
+                    // Nothing could watch it: end it rather than leave it
+                    // unmonitored (the workload dies with its shim).
                     proc::kill_and_reap_child(shim_pid);
+                    let _ = cgroup::remove(&config.cgroup);
                     return Err(setup(&format!("pidfd of supervisor: {e}")));
                 }
             };

@@ -14,6 +14,16 @@ use std::path::Path;
 /// behind a symlink; only root can change them.)
 fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, String)> {
     let shown = source.display().to_string();
+    let swapped = || {
+        SetupError::new(
+            EXIT_SETUP,
+            format!(
+                "mount source {shown} has changed into a symlink since the container was created"
+            ),
+        )
+    };
+    let failed =
+        |e: nix::errno::Errno| SetupError::new(EXIT_SETUP, format!("mount source {shown}: {e}"));
     let mut resolve = ResolveFlag::RESOLVE_NO_MAGICLINKS;
     if !volume {
         resolve |= ResolveFlag::RESOLVE_NO_SYMLINKS;
@@ -23,16 +33,28 @@ fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, String)> {
         .resolve(resolve);
     match nix::fcntl::openat2(nix::fcntl::AT_FDCWD, source, how) {
         Ok(fd) => Ok((fd, shown)),
-        Err(nix::errno::Errno::ELOOP) => Err(SetupError::new(
-            EXIT_SETUP,
-            format!(
-                "mount source {shown} has changed into a symlink since the container was created"
-            ),
-        )),
-        Err(e) => Err(SetupError::new(
-            EXIT_SETUP,
-            format!("mount source {shown}: {e}"),
-        )),
+        Err(nix::errno::Errno::ELOOP) => Err(swapped()),
+        Err(nix::errno::Errno::ENOSYS) => {
+            // Before Linux 5.6: open without following a final symlink, then
+            // check that the object reached is the one the path names.
+            let fd = nix::fcntl::open(
+                source,
+                OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(failed)?;
+            if !volume {
+                let is_link = nix::sys::stat::fstat(&fd)
+                    .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+                    .map_err(failed)?;
+                let reached = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                if is_link || reached.ok().as_deref() != Some(source) {
+                    return Err(swapped());
+                }
+            }
+            Ok((fd, shown))
+        }
+        Err(e) => Err(failed(e)),
     }
 }
 
@@ -89,15 +111,16 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
             }
         }
         match (&m.kind, &source) {
-            (MountKind::Bind { .. }, Some((fd, _))) => {
+            (MountKind::Bind { .. }, Some((fd, shown))) => {
                 let by_fd = format!("/proc/self/fd/{}", fd.as_raw_fd());
-                mnt(
+                nix::mount::mount(
                     Some(Path::new(&by_fd)),
                     &target,
-                    None,
+                    None::<&str>,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None,
-                )?;
+                    None::<&str>,
+                )
+                .map_err(setup(format!("bind mount {shown} on {}", m.target)))?;
                 if m.read_only {
                     read_only_recursive(&target)?;
                 }
@@ -134,20 +157,33 @@ fn read_only_recursive(target: &Path) -> SetupResult<()> {
         | crate::sys::MOUNT_ATTR_NODEV;
     match crate::sys::mount_setattr_recursive(target, attrs) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => mnt(
-            None::<&str>,
-            target,
-            None,
-            MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV,
-            None,
-        ),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "quilt-shim: no mount_setattr(2) (Linux < 5.12): mounts nested under the read-only {} stay writable",
+                target.display()
+            );
+            ro_remount(target)
+        }
         Err(e) => Err(SetupError::new(
             EXIT_SETUP,
             format!("read-only {}: {e}", target.display()),
         )),
     }
+}
+
+/// A read-only remount of one bind mount (not of the mounts below it).
+fn ro_remount(target: &Path) -> SetupResult<()> {
+    mnt(
+        None::<&str>,
+        target,
+        None,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None,
+    )
 }
