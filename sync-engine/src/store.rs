@@ -65,6 +65,20 @@ impl Store {
     /// Inserts the container and its labels in one transaction.
     pub async fn insert(&self, c: &Container) -> Result<()> {
         let mut tx = self.writer.begin().await?;
+        // An image of the store must still be there: `image rm` checks for
+        // users in the same (single) writer, so it cannot slip in between.
+        if c.image.starts_with("sha256:") {
+            let present: Option<i64> = sqlx::query_scalar("SELECT 1 FROM images WHERE id = ?")
+                .bind(&c.image)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if present.is_none() {
+                return Err(EngineError::NotFound(format!(
+                    "no such image: {} (removed meanwhile)",
+                    c.image
+                )));
+            }
+        }
         let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts) \
@@ -460,6 +474,33 @@ mod tests {
         ));
         // The refused insert left nothing behind.
         assert_eq!(s.list(&ListFilter::default()).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_removed_store_image_cannot_be_used_and_a_used_one_cannot_be_removed() {
+        let (_d, s) = store().await;
+        let image = format!("sha256:{}", "cd".repeat(32));
+        let mut c = row("img1", "uses-image");
+        c.image = image.clone();
+        // The image is gone (an `image rm` won the race): no row is left.
+        assert!(matches!(s.insert(&c).await, Err(EngineError::NotFound(_))));
+        assert!(s.list(&ListFilter::default()).await.unwrap().is_empty());
+        let info = crate::image_store::ImageInfo {
+            id: image.clone(),
+            names: Vec::new(),
+            size_bytes: 1,
+            created_at_ns: now_ns(),
+            source: "rootfs-tar".into(),
+            layers: Vec::new(),
+            containers: 0,
+        };
+        s.image_add(&info, Some("img")).await.unwrap();
+        s.insert(&c).await.unwrap();
+        // Now that a container uses it, the image cannot be deleted.
+        assert!(matches!(
+            s.image_delete(&image).await,
+            Err(EngineError::FailedPrecondition(_))
+        ));
     }
 
     #[tokio::test]
