@@ -6,24 +6,15 @@ use quilt_proto::v1::{
     CreateContainerRequest, GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
 };
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub type Client = ContainerServiceClient<Channel>;
 
 /// One HTTP/2 connection to the daemon's socket.
 pub async fn channel(socket: &Path) -> Result<Channel> {
-    let path: PathBuf = socket.to_path_buf();
-    Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_| {
-            let p = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(p).await?,
-                ))
-            }
-        }))
+    quilt_proto::uds_channel(socket)
         .await
         .with_context(|| format!("connect to {}", socket.display()))
 }

@@ -6,6 +6,8 @@ mod hostbuild;
 mod import;
 mod layers;
 mod progress;
+#[cfg(test)]
+mod testutil;
 mod tree;
 
 pub use progress::Progress;
@@ -494,89 +496,24 @@ pub fn parse_id(s: &str) -> Option<&str> {
     (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
 }
 
-/// Unpacks a (possibly gzipped) tarball into `dest`, preserving permissions,
-/// ownership and symlinks; entries escaping `dest` are refused.
+/// Unpacks a (possibly gzipped) rootfs tarball into `dest` with the same
+/// applier as imported images: permissions and ownership kept, `..` refused,
+/// nothing written through a symlink, directory modes applied last.
 fn unpack_tarball(path: &Path, dest: &Path) -> std::io::Result<()> {
-    let mut f = std::fs::File::open(path)?;
-    let mut magic = [0u8; 2];
-    let n = f.read(&mut magic)?;
-    use std::io::Seek;
-    f.seek(std::io::SeekFrom::Start(0))?;
-    let reader = std::io::BufReader::with_capacity(256 * 1024, f);
-    if n == 2 && magic == [0x1f, 0x8b] {
-        unpack_archive(flate2::read::GzDecoder::new(reader), dest)
+    let reader = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(path)?);
+    let mut applier = layers::Applier::new(dest);
+    if import::is_gzip(path)? {
+        applier.apply(flate2::bufread::MultiGzDecoder::new(reader))?;
     } else {
-        unpack_archive(reader, dest)
+        applier.apply(reader)?;
     }
-}
-
-fn unpack_archive<R: Read>(reader: R, dest: &Path) -> std::io::Result<()> {
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_preserve_mtime(true);
-    archive.set_unpack_xattrs(false);
-    archive.set_overwrite(true);
-    let dest = dest.canonicalize()?;
-    // Directories are applied last, deepest first, so that restrictive
-    // directory modes do not get in the way of their contents.
-    let mut dirs = Vec::new();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        if path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(std::io::Error::new(
-                ErrorKind::InvalidData,
-                format!("tar entry {} escapes the destination", path.display()),
-            ));
-        }
-        if entry.header().entry_type() == tar::EntryType::Directory {
-            dirs.push(entry);
-            continue;
-        }
-        if !entry.unpack_in(&dest)? {
-            return Err(std::io::Error::new(
-                ErrorKind::InvalidData,
-                format!("tar entry {} escapes the destination", path.display()),
-            ));
-        }
-    }
-    dirs.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
-    for mut d in dirs {
-        d.unpack_in(&dest)?;
-    }
-    // The archive may have given the root a restrictive mode; the lower layer
-    // root must be traversable.
-    let meta = std::fs::metadata(&dest)?;
-    if meta.permissions().mode() & 0o111 == 0 {
-        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))?;
-    }
-    Ok(())
+    applier.finish()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testutil::{hdr, names};
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn hdr(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_600_000_000);
-        h
-    }
 
     fn sample_tar(gz: bool, dir: &Path, name: &str) -> PathBuf {
         use tar::EntryType::{Directory, Regular, Symlink};

@@ -37,7 +37,9 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
         if !matches!(rec, Ok(Some(_))) {
             // Without its supervisor nothing captures the container's output:
             // end whatever is left of it.
-            let _ = cgroup::remove(&spec);
+            if let Err(e) = cgroup::remove(&spec) {
+                tracing::warn!(cgroup = %spec.path, error = %e, "cannot end a workload whose supervisor is gone");
+            }
         }
         rec
     })

@@ -92,10 +92,16 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
                 // It runs but is not recorded as running: end it, record why
                 // (best effort), and let the monitor reap the shim.
                 let spec = inner.cgroup_spec(&c);
-                let _ = tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await;
+                if let Ok(Err(ce)) =
+                    tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await
+                {
+                    tracing::warn!(container = %id, error = %ce, "cannot end a container not recorded as running");
+                }
                 drop(op);
                 let why = format!("could not record the container as running: {e}");
-                let _ = fail(inner, &c, 125, &why).await;
+                if let Err(fe) = fail(inner, &c, 125, &why).await {
+                    tracing::warn!(container = %id, error = %fe, "cannot record the failed start");
+                }
                 monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
                 return Err(e);
             }
@@ -162,7 +168,9 @@ fn launch_blocking(
                     // Nothing could watch it: end it rather than leave it
                     // unmonitored (the workload dies with its shim).
                     proc::kill_and_reap_child(shim_pid);
-                    let _ = cgroup::remove(&config.cgroup);
+                    if let Err(ce) = cgroup::remove(&config.cgroup) {
+                        tracing::warn!(cgroup = %config.cgroup.path, error = %ce, "cannot remove the cgroup of an unwatched start");
+                    }
                     return Err(setup(&format!("pidfd of supervisor: {e}")));
                 }
             };

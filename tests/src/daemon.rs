@@ -15,7 +15,7 @@ use quilt_proto::v1::{
     Container, ContainerState, CreateContainerRequest, CreateContainerResponse,
     GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -68,18 +68,7 @@ fn random_hex() -> String {
 
 /// A gRPC channel over a Unix socket.
 pub async fn connect_uds(path: &Path) -> Result<Channel, tonic::transport::Error> {
-    let path = path.to_path_buf();
-    Endpoint::try_from("http://[::]:50051")?
-        .connect_timeout(Duration::from_secs(5))
-        .connect_with_connector(tower::service_fn(move |_| {
-            let p = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(p).await?,
-                ))
-            }
-        }))
-        .await
+    quilt_proto::uds_channel(path).await
 }
 
 /// One grpc.health.v1 check; Ok(true) when SERVING.

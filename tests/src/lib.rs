@@ -137,3 +137,26 @@ pub async fn exec_collect(
     }
     Ok(r)
 }
+
+/// Opens GetLogs for container `id` (all of it, following it to its exit
+/// when `follow`); panics if the call itself fails.
+pub async fn open_logs(
+    c: &mut api::container_service_client::ContainerServiceClient<tonic::transport::Channel>,
+    id: &str,
+    follow: bool,
+    tail: Option<u64>,
+) -> tonic::Streaming<api::GetLogsResponse> {
+    within(
+        RPC_TIMEOUT,
+        "GetLogs",
+        c.get_logs(api::GetLogsRequest {
+            id: id.to_string(),
+            follow,
+            tail,
+            since: None,
+        }),
+    )
+    .await
+    .expect("GetLogs")
+    .into_inner()
+}

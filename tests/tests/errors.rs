@@ -301,19 +301,7 @@ fn command_not_found_is_127_and_a_directory_is_126() {
         .into_inner()
         .exit
         .expect("WaitContainer without exit status");
-        let mut s = within(
-            RPC_TIMEOUT,
-            "GetLogs",
-            c.get_logs(GetLogsRequest {
-                id: id.clone(),
-                follow: true,
-                tail: None,
-                since: None,
-            }),
-        )
-        .await
-        .expect("GetLogs")
-        .into_inner();
+        let mut s = quilt_tests::open_logs(&mut c, &id, true, None).await;
         let mut last = None;
         while let Ok(Ok(Some(m))) = tokio::time::timeout(RPC_TIMEOUT, s.message()).await {
             last = m.item;

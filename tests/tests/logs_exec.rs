@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use quilt_tests::api::{
-    ContainerState, ExecStart, GetLogsRequest, LogStream, get_logs_response::Item,
-};
+use quilt_tests::api::{ContainerState, ExecStart, LogStream, get_logs_response::Item};
 use quilt_tests::{Daemon, RPC_TIMEOUT, host, within};
 use tonic::Code;
 
@@ -12,19 +10,7 @@ use tonic::Code;
 fn api_logs(d: &Daemon, id: &str, follow: bool, tail: Option<u64>) -> Vec<Item> {
     d.block_on(async {
         let mut c = d.client().await;
-        let mut s = within(
-            RPC_TIMEOUT,
-            "GetLogs",
-            c.get_logs(GetLogsRequest {
-                id: id.to_string(),
-                follow,
-                tail,
-                since: None,
-            }),
-        )
-        .await
-        .expect("GetLogs")
-        .into_inner();
+        let mut s = quilt_tests::open_logs(&mut c, id, follow, tail).await;
         let mut items = Vec::new();
         loop {
             match tokio::time::timeout(Duration::from_secs(30), s.message()).await {

@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use quilt_tests::api::{
-    CreateContainerRequest, GetLogsRequest, StartContainerRequest, get_logs_response::Item,
-};
+use quilt_tests::api::{CreateContainerRequest, StartContainerRequest, get_logs_response::Item};
 use quilt_tests::{CliOutput, Daemon, RPC_TIMEOUT, within};
 
 const CAP: u64 = 64 * 1024;
@@ -153,19 +151,7 @@ fn follow_reads_every_line_across_rotations() {
 
     let (text, exit) = d.block_on(async {
         let mut c = d.client().await;
-        let mut s = within(
-            RPC_TIMEOUT,
-            "GetLogs",
-            c.get_logs(GetLogsRequest {
-                id: id.clone(),
-                follow: true,
-                tail: None,
-                since: None,
-            }),
-        )
-        .await
-        .expect("GetLogs")
-        .into_inner();
+        let mut s = quilt_tests::open_logs(&mut c, &id, true, None).await;
         within(
             RPC_TIMEOUT,
             "StartContainer",

@@ -114,7 +114,7 @@ fn hash_file(path: &Path, rep: &mut Reporter) -> io::Result<String> {
     Ok(hex::encode(tap.hasher.finalize()))
 }
 
-fn is_gzip(path: &Path) -> io::Result<bool> {
+pub(super) fn is_gzip(path: &Path) -> io::Result<bool> {
     let mut magic = [0u8; 2];
     let mut f = std::fs::File::open(path)?;
     let mut n = 0;
@@ -582,17 +582,9 @@ fn import_dir(store: &ImageStore, path: &Path, rep: &mut Reporter) -> io::Result
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{hdr, names};
     use super::super::{ImageError, ImageStore, Progress};
     use std::path::Path;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
 
     #[test]
     fn rootfs_dir_import_is_content_addressed() {
@@ -640,36 +632,27 @@ mod tests {
 
     #[test]
     fn docker_save_with_linked_layer() {
-        fn hdr(kind: tar::EntryType, size: u64) -> tar::Header {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(kind);
-            h.set_mode(0o644);
-            h.set_size(size);
-            h.set_uid(0);
-            h.set_gid(0);
-            h
-        }
         let mut layer = tar::Builder::new(Vec::new());
         layer
-            .append_data(&mut hdr(tar::EntryType::Regular, 2), "f", &b"hi"[..])
+            .append_data(&mut hdr(tar::EntryType::Regular, 0o644, 2), "f", &b"hi"[..])
             .unwrap();
         let layer = layer.into_inner().unwrap();
         let manifest = br#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]}]"#;
         let mut b = tar::Builder::new(Vec::new());
         b.append_data(
-            &mut hdr(tar::EntryType::Regular, layer.len() as u64),
+            &mut hdr(tar::EntryType::Regular, 0o644, layer.len() as u64),
             "a/layer.tar",
             &layer[..],
         )
         .unwrap();
         b.append_link(
-            &mut hdr(tar::EntryType::Symlink, 0),
+            &mut hdr(tar::EntryType::Symlink, 0o644, 0),
             "b/layer.tar",
             "../a/layer.tar",
         )
         .unwrap();
         b.append_data(
-            &mut hdr(tar::EntryType::Regular, manifest.len() as u64),
+            &mut hdr(tar::EntryType::Regular, 0o644, manifest.len() as u64),
             "manifest.json",
             &manifest[..],
         )

@@ -209,18 +209,8 @@ impl Applier {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::hdr;
     use super::*;
-
-    fn hdr(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_600_000_000);
-        h
-    }
 
     fn layer(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

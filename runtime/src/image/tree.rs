@@ -25,13 +25,25 @@ fn mkdir(p: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new().mode(0o755).create(p)
 }
 
+/// ROOT/a, ROOT/a/b, ... : the ancestors of ROOT/REL below ROOT, outermost
+/// first (ROOT/REL itself excluded).
+fn parents_below(root: &Path, rel: &Path) -> Vec<PathBuf> {
+    let comps: Vec<Component> = rel.components().collect();
+    let mut cur = root.to_path_buf();
+    comps
+        .iter()
+        .take(comps.len().saturating_sub(1))
+        .map(|c| {
+            cur.push(c);
+            cur.clone()
+        })
+        .collect()
+}
+
 /// Makes every ancestor of ROOT/REL (below ROOT) a real directory: missing
 /// ones are created, a symlink or file in the way is replaced by a directory.
 pub(super) fn ensure_parents(root: &Path, rel: &Path) -> io::Result<()> {
-    let comps: Vec<Component> = rel.components().collect();
-    let mut cur = root.to_path_buf();
-    for c in comps.iter().take(comps.len().saturating_sub(1)) {
-        cur.push(c);
+    for cur in parents_below(root, rel) {
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -48,16 +60,9 @@ pub(super) fn ensure_parents(root: &Path, rel: &Path) -> io::Result<()> {
 /// True when every ancestor of ROOT/REL below ROOT exists as a real
 /// directory (no symlink on the way).
 pub(super) fn parents_are_dirs(root: &Path, rel: &Path) -> bool {
-    let comps: Vec<Component> = rel.components().collect();
-    let mut cur = root.to_path_buf();
-    for c in comps.iter().take(comps.len().saturating_sub(1)) {
-        cur.push(c);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.is_dir() => {}
-            _ => return false,
-        }
-    }
-    true
+    parents_below(root, rel)
+        .iter()
+        .all(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
 }
 
 /// Removes whatever is at `p` without following a symlink; missing is fine.

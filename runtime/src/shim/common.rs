@@ -199,6 +199,36 @@ pub fn mnt<S: AsRef<std::ffi::OsStr> + ?Sized>(
         .map_err(setup(format!("mount {what} on {}", target.display())))
 }
 
+/// Remounts the bind mount at `target` read-only, adding `flags`
+/// (MS_NOSUID, ...). Only that mount: not the mounts below it.
+pub fn remount_read_only(target: &std::path::Path, flags: nix::mount::MsFlags) -> SetupResult<()> {
+    use nix::mount::MsFlags;
+    mnt(
+        None::<&str>,
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+        None,
+    )
+}
+
+/// Bind mounts `src` (with the mounts below it) on `target`, read-only.
+pub fn bind_read_only(
+    src: &std::path::Path,
+    target: &std::path::Path,
+    flags: nix::mount::MsFlags,
+) -> SetupResult<()> {
+    use nix::mount::MsFlags;
+    mnt(
+        Some(src),
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    remount_read_only(target, flags)
+}
+
 /// The overlayfs options of a container's rootfs: the image as the lower
 /// layer, the container's DIR/upper and DIR/work (',' ':' '\\' escaped).
 pub fn overlay_options(lower: &std::path::Path, dir: &std::path::Path) -> String {

@@ -76,12 +76,11 @@ fn setup_and_exec(
 
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
 
-    let proc_dir = rootfs.join("proc");
-    mkdir(&proc_dir, 0o555)?;
-    mnt(
-        Some("proc"),
-        &proc_dir,
-        Some("proc"),
+    mount_at(
+        &rootfs.join("proc"),
+        0o555,
+        "proc",
+        "proc",
         nosuid_nodev_noexec,
         None,
     )?;
@@ -91,20 +90,7 @@ fn setup_and_exec(
     let ro = MsFlags::MS_RDONLY | nosuid_nodev_noexec;
     if mount(Some("sysfs"), &sys_dir, Some("sysfs"), ro, None::<&str>).is_err() {
         // Fall back to a read-only bind of the host's /sys.
-        mnt(
-            Some("/sys"),
-            &sys_dir,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )?;
-        mnt(
-            None::<&str>,
-            &sys_dir,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro,
-            None,
-        )?;
+        bind_read_only(Path::new("/sys"), &sys_dir, nosuid_nodev_noexec)?;
     }
 
     setup_dev(&rootfs.join("dev"))?;
@@ -162,13 +148,27 @@ fn setup_and_exec(
     Err(execve(&path, &argv, &env, argv0))
 }
 
+/// Makes the directory `dir` (mode `mode`) and mounts a new `fstype`
+/// filesystem named `source` on it.
+fn mount_at(
+    dir: &Path,
+    mode: u32,
+    source: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> SetupResult<()> {
+    mkdir(dir, mode)?;
+    mnt(Some(source), dir, Some(fstype), flags, data)
+}
+
 /// A fresh /dev: tmpfs with the usual nodes, devpts, shm and symlinks.
 fn setup_dev(dev: &Path) -> SetupResult<()> {
-    mkdir(dev, 0o755)?;
-    mnt(
-        Some("tmpfs"),
+    mount_at(
         dev,
-        Some("tmpfs"),
+        0o755,
+        "tmpfs",
+        "tmpfs",
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
@@ -200,21 +200,19 @@ fn setup_dev(dev: &Path) -> SetupResult<()> {
             Err(e) => return Err(setup(format!("mknod {}", p.display()))(e)),
         }
     }
-    let pts = dev.join("pts");
-    mkdir(&pts, 0o755)?;
-    mnt(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
+    mount_at(
+        &dev.join("pts"),
+        0o755,
+        "devpts",
+        "devpts",
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
-    let shm = dev.join("shm");
-    mkdir(&shm, 0o1777)?;
-    mnt(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
+    mount_at(
+        &dev.join("shm"),
+        0o1777,
+        "shm",
+        "tmpfs",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=1777,size=65536k"),
     )?;
@@ -254,24 +252,11 @@ fn mask_proc() -> SetupResult<()> {
             mnt(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
         }
     }
-    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     for p in ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"] {
         let p = Path::new(p);
         if p.is_dir() {
-            mnt(
-                Some(p.to_str().unwrap_or_default()),
-                p,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            mnt(
-                None::<&str>,
-                p,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro,
-                None,
-            )?;
+            bind_read_only(p, p, flags)?;
         }
     }
     Ok(())

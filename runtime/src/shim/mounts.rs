@@ -164,26 +164,11 @@ fn read_only_recursive(target: &Path) -> SetupResult<()> {
                 "quilt-shim: no mount_setattr(2) (Linux < 5.12): mounts nested under the read-only {} stay writable",
                 target.display()
             );
-            ro_remount(target)
+            remount_read_only(target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
         }
         Err(e) => Err(SetupError::new(
             EXIT_SETUP,
             format!("read-only {}: {e}", target.display()),
         )),
     }
-}
-
-/// A read-only remount of one bind mount (not of the mounts below it).
-fn ro_remount(target: &Path) -> SetupResult<()> {
-    mnt(
-        None::<&str>,
-        target,
-        None,
-        MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV,
-        None,
-    )
 }
