@@ -11,11 +11,12 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# The packages Quilt needs to build and run (scripts/deps.sh).
+. scripts/deps.sh
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-# busybox-static: the `default` image; gcc/libc6-dev/pkg-config: build deps
-# of the bundled SQLite (normally already present).
-apt-get install -y busybox-static ca-certificates gcc libc6-dev pkg-config
+apt-get install -y "${QUILT_RUN_PACKAGES[@]}"
+quilt_check_overlay
 
 cargo build --release --workspace
 

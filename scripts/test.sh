@@ -11,17 +11,10 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# busybox-static: the `default` image; python3 and git: the test that builds
-# an image from host programs runs both.
-need=()
-for p in busybox-static python3 git; do
-    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y "${need[@]}"
-fi
+# The packages the build and the tests need (scripts/deps.sh), if missing.
+. scripts/deps.sh
+quilt_install "${QUILT_TEST_PACKAGES[@]}"
+quilt_check_overlay
 
 # The tests drive the real binaries from target/debug: build them first.
 cargo build --workspace

@@ -331,10 +331,31 @@ pub async fn pidfd_exited(pidfd: std::os::fd::OwnedFd) -> io::Result<()> {
     // SAFETY: the AsyncFd takes ownership of `pidfd`, so the descriptor stays
     // open and refers to the same pidfd for the AsyncFd's entire lifetime; it
     // is never exchanged through get_mut.
-    let afd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)?;
+    let afd = match unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) } {
+        Ok(afd) => afd,
+        Err(e) => {
+            // The reactor would not take it: wait on the blocking pool.
+            let (pidfd, _) = e.into_parts();
+            return tokio::task::spawn_blocking(move || wait_readable(&pidfd))
+                .await
+                .map_err(io::Error::other)?;
+        }
+    };
     let _ready = afd.readable().await?;
     Ok(())
+}
+
+/// Blocks until `fd` is readable (a pidfd: its process has exited).
+fn wait_readable(fd: &OwnedFd) -> io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Index of the first `needle` in `haystack` (glibc's vectorised memchr).

@@ -525,6 +525,11 @@ fn exec_into_running_container() {
     let (code, _, err) = run_exec(&wrong);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("not running"), "{err}");
+    // Without the supervisor's pid nothing can be checked: refused too.
+    wrong.shim_pid = 0;
+    let (code, _, err) = run_exec(&wrong);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("supervisor"), "{err}");
 
     // Kill PID 1: the shim records the signal and exits.
     let pidfd = proc::pidfd_open(pid).unwrap();
@@ -638,10 +643,10 @@ fn start_latency() {
             pids: Some(1000),
         },
     );
-    let (_, pid) = env.run(&cfg);
+    let (shim, pid) = env.run(&cfg);
     let exec = ExecConfig {
         pid,
-        shim_pid: 0,
+        shim_pid: shim,
         argv: vec!["true".into()],
         env: vec!["PATH=/bin".into()],
         workdir: "/".into(),

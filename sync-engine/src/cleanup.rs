@@ -6,7 +6,7 @@
 use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, Result};
 use crate::lifecycle::{signal_target, wait_finished};
-use crate::model::State;
+use crate::model::{Container, State};
 use crate::signals;
 use quilt_runtime::cgroup;
 use std::sync::Arc;
@@ -19,14 +19,8 @@ impl Engine {
     /// Removes a container. Running ones are refused unless `force`.
     pub async fn remove(&self, reference: &str, force: bool) -> Result<String> {
         let c = self.inner.store.resolve(reference).await?;
-        if matches!(c.state, State::Running | State::Starting) && !force {
-            return Err(EngineError::FailedPrecondition(format!(
-                "container {} is {}: stop it first or force the removal (rm -f)",
-                c.name,
-                c.state.as_str()
-            )));
-        }
-        remove_by_id(&self.inner, &c.id).await?;
+        refuse_running(&c, force)?;
+        remove_by_id(&self.inner, &c.id, force).await?;
         Ok(c.id)
     }
 }
@@ -36,7 +30,7 @@ pub(crate) fn spawn_remove(inner: Arc<Inner>, id: String) {
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(500);
         loop {
-            match remove_by_id(&inner, &id).await {
+            match remove_by_id(&inner, &id, true).await {
                 Ok(()) | Err(EngineError::NotFound(_)) => return,
                 Err(e) => {
                     tracing::warn!(container = %id, error = %e, retry_in = ?delay, "removal failed");
@@ -48,9 +42,29 @@ pub(crate) fn spawn_remove(inner: Arc<Inner>, id: String) {
     });
 }
 
-pub(crate) async fn remove_by_id(inner: &Arc<Inner>, id: &str) -> Result<()> {
+/// FAILED_PRECONDITION for a running container unless `force`.
+fn refuse_running(c: &Container, force: bool) -> Result<()> {
+    if matches!(c.state, State::Running | State::Starting) && !force {
+        return Err(EngineError::FailedPrecondition(format!(
+            "container {} is {}: stop it first or force the removal (rm -f)",
+            c.name,
+            c.state.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Removes a container; unless `force`, one that is running (checked again
+/// under its lock: a start may have finished meanwhile) is refused.
+pub(crate) async fn remove_by_id(inner: &Arc<Inner>, id: &str, force: bool) -> Result<()> {
     let live = inner.live(id);
     let _op = live.op.lock().await;
+    if !force {
+        match inner.store.get(id).await? {
+            Some(c) => refuse_running(&c, force)?,
+            None => return Err(EngineError::no_such_container(id)),
+        }
+    }
     let mut events = inner.events.subscribe();
     let Some(prev) = inner.store.set_removing(id).await? else {
         return Err(EngineError::no_such_container(id));

@@ -230,6 +230,8 @@ async fn run_copy(
         }),
         Some(CP_EXIT_NOT_FOUND) => Err(EngineError::NotFound(msg)),
         Some(CP_EXIT_INVALID) => Err(EngineError::InvalidArgument(msg)),
+        // Killed by a signal: the helper itself failed, not the request.
+        None => Err(EngineError::internal("the copy helper", status)),
         _ => Err(EngineError::FailedPrecondition(if msg.is_empty() {
             format!("copy failed ({status})")
         } else {

@@ -25,7 +25,13 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 impl From<sqlx::Error> for EngineError {
     fn from(e: sqlx::Error) -> Self {
-        EngineError::Internal(format!("database: {e}"))
+        match e {
+            // Overloaded or shutting down: the client may retry.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                EngineError::Unavailable(format!("database: {e}"))
+            }
+            e => EngineError::Internal(format!("database: {e}")),
+        }
     }
 }
 

@@ -92,7 +92,7 @@ impl Engine {
             // Created and started moments ago: exec once it runs.
             c = wait_started(inner, &c.id, &mut events).await?;
         }
-        let (State::Running, Some(pid)) = (c.state, c.pid) else {
+        let (State::Running, Some(pid), Some(shim_pid)) = (c.state, c.pid, c.shim_pid) else {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not running (state: {})",
                 c.name,
@@ -110,7 +110,7 @@ impl Engine {
             rows: spec.rows,
             cols: spec.cols,
             attach_stdin: spec.attach_stdin,
-            shim_pid: c.shim_pid.unwrap_or(0),
+            shim_pid,
         };
         let config =
             serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;

@@ -304,7 +304,7 @@ pub(crate) async fn wait_started(
         loop {
             match tokio::time::timeout_at(deadline, events.recv()).await {
                 Err(_) => {
-                    return Err(EngineError::Unavailable(format!(
+                    return Err(EngineError::DeadlineExceeded(format!(
                         "container {} is still starting",
                         c.name
                     )));
@@ -330,28 +330,21 @@ fn reserve_start(inner: &Inner) -> Result<tokio::sync::mpsc::Permit<'_, String>>
     })
 }
 
+/// Checks the image reference (stats on the blocking pool). A directory
+/// image becomes the container's root: the host paths a bind mount may not
+/// expose are refused here too.
 async fn check_image(inner: &Inner, image: &str) -> Result<()> {
-    if image.starts_with('/') {
-        // A directory image becomes the container's root: the same host
-        // paths a bind mount may not expose are refused here too.
-        let (path, data_dir) = (image.to_owned(), inner.cfg.data_dir.clone());
-        let extra: Vec<std::path::PathBuf> = inner.cfg.socket_path.iter().cloned().collect();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            if std::path::Path::new(&path).is_dir() {
-                crate::mounts::host_path("image directory", &path, &data_dir, &extra)?;
-            }
-            Ok(())
-        })
-        .await??;
-    }
     let images = inner.images.clone();
     let image = image.to_owned();
-    let res = if image == "default" {
-        images.validate(&image)
-    } else {
-        tokio::task::spawn_blocking(move || images.validate(&image)).await?
-    };
-    res.map_err(EngineError::from)
+    let data_dir = inner.cfg.data_dir.clone();
+    let extra: Vec<std::path::PathBuf> = inner.cfg.socket_path.iter().cloned().collect();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        if image.starts_with('/') && std::path::Path::new(&image).is_dir() {
+            crate::mounts::host_path("image directory", &image, &data_dir, &extra)?;
+        }
+        images.validate(&image).map_err(EngineError::from)
+    })
+    .await?
 }
 
 /// Signals the container's PID 1 through its pidfd (immune to pid reuse).

@@ -114,7 +114,7 @@ async fn stream(
     let dir = inner.cfg.container_dir(&c.id);
     if follow && matches!(c.state, State::Created | State::Starting) {
         // Nothing to read before the shim runs.
-        if wait_state_change(inner, &c.id, &mut events, |s| {
+        if wait_state_change(inner, &c.id, &mut events, tx, |s| {
             !matches!(s, State::Created | State::Starting)
         })
         .await?
@@ -124,9 +124,12 @@ async fn stream(
         }
     }
     // Watch before the first read so no write between the two is missed.
-    let mut notify = if follow { Some(watch(&dir)?) } else { None };
     let d = dir.clone();
-    let (older, mut cur) = tokio::task::spawn_blocking(move || open_from(&d, tail)).await??;
+    let (mut notify, (older, mut cur)) = tokio::task::spawn_blocking(move || {
+        let notify = if follow { Some(watch(&d)?) } else { None };
+        Ok::<_, EngineError>((notify, open_from(&d, tail)?))
+    })
+    .await??;
     let mut carry = Vec::new();
     for mut c in older {
         if !read_to_end(&mut c, &mut carry, filter, tx).await? {
@@ -237,10 +240,15 @@ async fn finished(inner: &Inner, id: &str) -> Result<Option<WaitResult>> {
     })
 }
 
+/// Waits until the container's state satisfies `done`. None when its row
+/// is gone, the engine shuts down or the follower's receiver went away (a
+/// created container may wait for its start indefinitely: `quilt run`
+/// follows before it starts).
 async fn wait_state_change(
     inner: &Inner,
     id: &str,
     events: &mut broadcast::Receiver<Event>,
+    tx: &mpsc::Sender<Result<LogItem>>,
     done: impl Fn(State) -> bool,
 ) -> Result<Option<State>> {
     loop {
@@ -249,9 +257,11 @@ async fn wait_state_change(
             Some(c) if done(c.state) => return Ok(Some(c.state)),
             Some(_) => {}
         }
-        match events.recv().await {
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => return Ok(None),
+        tokio::select! {
+            more = own_event(events, id) => if !more {
+                return Ok(None);
+            },
+            _ = tx.closed() => return Ok(None),
         }
     }
 }

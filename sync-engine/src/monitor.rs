@@ -5,7 +5,7 @@
 use crate::cleanup;
 use crate::engine::Inner;
 use crate::error::Result;
-use crate::model::{ExitInfo, State, now_ns};
+use crate::model::{Container, ExitInfo, State, now_ns};
 use quilt_runtime::{cgroup, exitfile, proc};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -24,15 +24,19 @@ pub(crate) fn watch(inner: Arc<Inner>, id: String, shim_pid: i32, shim_fd: Owned
 
 /// The supervisor is gone: record how the workload ended.
 pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Result<()> {
+    // Reaped first, whatever became of the row (a removal that gave up
+    // waiting may have deleted it): the shim is our child.
+    if shim_pid > 0
+        && let Err(e) = tokio::task::spawn_blocking(move || proc::try_reap(shim_pid)).await?
+    {
+        tracing::warn!(container = %id, error = %e, "cannot reap the supervisor");
+    }
     let Some(c) = inner.store.get(id).await? else {
         return Ok(());
     };
     let dir = inner.cfg.container_dir(id);
     let spec = inner.cgroup_spec(&c);
     let record = tokio::task::spawn_blocking(move || {
-        if shim_pid > 0 {
-            let _ = proc::try_reap(shim_pid);
-        }
         let rec = exitfile::read(&dir);
         if !matches!(rec, Ok(Some(_))) {
             // Without its supervisor nothing captures the container's output:
@@ -53,12 +57,7 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
                 oom_killed: r.oom_killed,
                 finished_at_ns: Some(r.finished_at_ns),
             };
-            if inner.store.record_exit(id, &exit).await? {
-                let state = if c.state == State::Removing {
-                    State::Removing
-                } else {
-                    State::Exited
-                };
+            if let Some(state) = inner.store.record_exit(id, &exit).await? {
                 inner.emit(&c, state, "exited", Some(exit), None);
             }
         }
@@ -67,20 +66,38 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
                 Err(e) => format!("the supervisor exited and its exit record is unreadable: {e}"),
                 _ => "the supervisor (quilt-shim) exited without recording the workload's exit status".into(),
             };
-            let at = now_ns();
-            if inner.store.set_failed(id, 137, &why, at).await? {
-                let exit = ExitInfo {
-                    exit_code: 137,
-                    signal: 0,
-                    oom_killed: false,
-                    finished_at_ns: Some(at),
-                };
-                inner.emit(&c, State::Failed, "failed", Some(exit), Some(why));
-            }
+            // record_failure removes an auto-remove container itself.
+            return record_failure(inner, &c, 137, &why).await;
         }
     }
     if c.auto_remove && c.state != State::Removing {
         cleanup::spawn_remove(inner.clone(), id.to_owned());
+    }
+    Ok(())
+}
+
+/// Records that a container failed (could not start, or lost its
+/// supervisor) and emits the state stored; an auto-remove container is then
+/// removed. Nothing happens when the row had already finished.
+pub(crate) async fn record_failure(
+    inner: &Arc<Inner>,
+    c: &Container,
+    code: i32,
+    reason: &str,
+) -> Result<()> {
+    let at = now_ns();
+    let Some(state) = inner.store.set_failed(&c.id, code, reason, at).await? else {
+        return Ok(());
+    };
+    let exit = ExitInfo {
+        exit_code: code,
+        signal: 0,
+        oom_killed: false,
+        finished_at_ns: Some(at),
+    };
+    inner.emit(c, state, "failed", Some(exit), Some(reason.to_owned()));
+    if c.auto_remove && state != State::Removing {
+        cleanup::spawn_remove(inner.clone(), c.id.clone());
     }
     Ok(())
 }

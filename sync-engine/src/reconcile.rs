@@ -31,7 +31,14 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<()> {
 /// Reconciles one container; true when a running one was adopted.
 async fn one(inner: &Arc<Inner>, c: &Container) -> Result<bool> {
     match c.state {
-        State::Removing => cleanup::spawn_remove(inner.clone(), c.id.clone()),
+        State::Removing => {
+            // A removal interrupted before the workload's exit was recorded:
+            // watch its supervisor again, so the removal sees the exit.
+            if c.exit.is_none() && c.shim_pid.is_some() {
+                adopt(inner, c).await?;
+            }
+            cleanup::spawn_remove(inner.clone(), c.id.clone())
+        }
         State::Exited | State::Failed if c.auto_remove => {
             cleanup::spawn_remove(inner.clone(), c.id.clone())
         }

@@ -2,11 +2,10 @@
 //! launches them, at most `max_concurrent_starts` at a time. All blocking
 //! work (image preparation, spawning the shim and waiting for its report)
 //! runs on the blocking pool, never on the reactor.
-use crate::cleanup;
 use crate::engine::Inner;
 use crate::env;
 use crate::error::Result;
-use crate::model::{Container, ExitInfo, State, now_ns};
+use crate::model::{State, now_ns};
 use crate::monitor;
 use quilt_runtime::spec::{ContainerConfig, StartReport};
 use quilt_runtime::{cgroup, exitfile, launch, proc};
@@ -56,7 +55,8 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
     inner.emit(&c, State::Starting, "starting", None, None);
     if let Err(e) = crate::volumes::recreate_missing(inner, &c).await {
         drop(op);
-        return fail(inner, &c, 125, &format!("recreating its volumes: {e}")).await;
+        return monitor::record_failure(inner, &c, 125, &format!("recreating its volumes: {e}"))
+            .await;
     }
 
     let config = ContainerConfig {
@@ -99,7 +99,7 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
                 }
                 drop(op);
                 let why = format!("could not record the container as running: {e}");
-                if let Err(fe) = fail(inner, &c, 125, &why).await {
+                if let Err(fe) = monitor::record_failure(inner, &c, 125, &why).await {
                     tracing::warn!(container = %id, error = %fe, "cannot record the failed start");
                 }
                 monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
@@ -111,31 +111,8 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
         }
         Err((code, reason)) => {
             drop(op);
-            fail(inner, &c, code, &reason).await?;
+            monitor::record_failure(inner, &c, code, &reason).await?;
         }
-    }
-    Ok(())
-}
-
-/// Records a failed start; an auto-remove container is then removed.
-pub(crate) async fn fail(inner: &Arc<Inner>, c: &Container, code: i32, reason: &str) -> Result<()> {
-    let at = now_ns();
-    inner.store.set_failed(&c.id, code, reason, at).await?;
-    let exit = ExitInfo {
-        exit_code: code,
-        signal: 0,
-        oom_killed: false,
-        finished_at_ns: Some(at),
-    };
-    inner.emit(
-        c,
-        State::Failed,
-        "failed",
-        Some(exit),
-        Some(reason.to_owned()),
-    );
-    if c.auto_remove {
-        cleanup::spawn_remove(inner.clone(), c.id.clone());
     }
     Ok(())
 }

@@ -267,36 +267,40 @@ impl Store {
         exit_code: i32,
         reason: &str,
         at: i64,
-    ) -> Result<bool> {
-        let r = sqlx::query(
+    ) -> Result<Option<State>> {
+        let state: Option<String> = sqlx::query_scalar(
             "UPDATE containers SET state = CASE WHEN state = 'removing' THEN 'removing' ELSE 'failed' END, \
              exit_code = ?, exit_signal = 0, failure_reason = ?, finished_at = ? \
-             WHERE id = ? AND state IN ('created', 'starting', 'running', 'removing')",
+             WHERE id = ? AND state IN ('created', 'starting', 'running', 'removing') \
+             RETURNING state",
         )
         .bind(exit_code)
         .bind(reason)
         .bind(at)
         .bind(id)
-        .execute(&self.writer)
+        .fetch_optional(&self.writer)
         .await?;
-        Ok(r.rows_affected() == 1)
+        Ok(state.as_deref().and_then(State::parse))
     }
 
     /// Records the workload's exit. A row being removed keeps its state.
-    pub async fn record_exit(&self, id: &str, exit: &ExitInfo) -> Result<bool> {
-        let r = sqlx::query(
+    /// Records the exit; returns the state now stored (`exited`, or
+    /// `removing` during a removal), None when there was nothing to record.
+    pub async fn record_exit(&self, id: &str, exit: &ExitInfo) -> Result<Option<State>> {
+        let state: Option<String> = sqlx::query_scalar(
             "UPDATE containers SET state = CASE WHEN state = 'removing' THEN 'removing' ELSE 'exited' END, \
              exit_code = ?, exit_signal = ?, oom_killed = ?, finished_at = ? \
-             WHERE id = ? AND state IN ('starting', 'running', 'removing') AND exit_code IS NULL",
+             WHERE id = ? AND state IN ('starting', 'running', 'removing') AND exit_code IS NULL \
+             RETURNING state",
         )
         .bind(exit.exit_code)
         .bind(exit.signal)
         .bind(exit.oom_killed)
         .bind(exit.finished_at_ns)
         .bind(id)
-        .execute(&self.writer)
+        .fetch_optional(&self.writer)
         .await?;
-        Ok(r.rows_affected() == 1)
+        Ok(state.as_deref().and_then(State::parse))
     }
 
     /// exited/failed/created -> created again, ready for another start.
@@ -525,9 +529,13 @@ mod tests {
             oom_killed: false,
             finished_at_ns: Some(now_ns()),
         };
-        assert!(s.record_exit("a1", &exit).await.unwrap());
-        assert!(
-            !s.record_exit("a1", &exit).await.unwrap(),
+        assert_eq!(
+            s.record_exit("a1", &exit).await.unwrap(),
+            Some(State::Exited)
+        );
+        assert_eq!(
+            s.record_exit("a1", &exit).await.unwrap(),
+            None,
             "exit recorded twice"
         );
         let c = s.get("a1").await.unwrap().unwrap();
@@ -554,7 +562,10 @@ mod tests {
             oom_killed: false,
             finished_at_ns: Some(now_ns()),
         };
-        assert!(s.record_exit("b1", &exit).await.unwrap());
+        assert_eq!(
+            s.record_exit("b1", &exit).await.unwrap(),
+            Some(State::Removing)
+        );
         assert_eq!(s.get("b1").await.unwrap().unwrap().state, State::Removing);
         s.delete("b1").await.unwrap();
         assert_eq!(s.set_removing("b1").await.unwrap(), None);

@@ -298,7 +298,19 @@ fn stdin_round_trips_ten_megabytes_through_cat() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    // Bounded: a hung CLI fails the test instead of hanging the suite.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("quilt exec -i did not finish within 60 s");
+        }
+    };
     assert_eq!(out.status.code(), Some(5), "{out:?}");
     assert_eq!(out.stdout.len(), 1024 * 1024);
     assert!(out.stdout == data[..1024 * 1024], "CLI output differs");

@@ -133,6 +133,7 @@ fn read_only_mounts_refuse_writes() {
         "echo x > /data/f",
     ]);
     assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
     assert!(!d.data_dir.join("volumes/ro1/data/f").exists());
 
     // Bind mount of a host dir: readable and writable, or read-only.
@@ -168,6 +169,7 @@ fn read_only_mounts_refuse_writes() {
         "cat /h/in; echo x > /h/ro-write",
     ]);
     assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
     assert!(w.stdout.contains("from host"), "{w:?}");
     assert!(!host_dir.join("ro-write").exists());
 
@@ -183,6 +185,7 @@ fn read_only_mounts_refuse_writes() {
         "cat /etc/in.txt; echo x >> /etc/in.txt",
     ]);
     assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
     assert_eq!(
         std::fs::read_to_string(host_dir.join("in")).unwrap(),
         "from host"
@@ -216,6 +219,7 @@ fn read_only_mounts_refuse_writes() {
         "echo x > /scratch/f",
     ]);
     assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
 
     // The mounts are reported on the container.
     let id = d.run_detached(&["-v", "ro1:/data:ro", "--tmpfs", "/t", IMAGE, "sleep", "600"]);
@@ -413,6 +417,7 @@ fn a_read_only_bind_is_read_only_all_the_way_down() {
         "cat /o/inner/seen; echo x > /o/inner/ro-write",
     ]);
     assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
     assert!(w.stdout.contains("nested"), "{w:?}");
     assert!(!nested.join("ro-write").exists());
     drop(guard);

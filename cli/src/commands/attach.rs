@@ -68,7 +68,15 @@ pub async fn start_attached(
                 }
                 Ok(Some(GetLogsResponse { item: Some(Item::Exit(exit)) })) => break Some(exit),
                 Ok(Some(GetLogsResponse { item: None })) => {}
-                Ok(None) | Err(_) => break None,
+                Ok(None) => break None,
+                Err(status) => {
+                    // The exit status still comes from WaitContainer below.
+                    print_error(&format!(
+                        "warning: the output stream broke ({}); output may be incomplete",
+                        status_message(&status)
+                    ));
+                    break None;
+                }
             },
             _ = interrupts.recv() => {
                 presses += 1;
@@ -181,14 +189,21 @@ pub(crate) async fn start_failed(
     CliError::silent(code)
 }
 
-/// Best-effort removal of a container that `--rm` asked to clean up.
+/// Removal of a container that `--rm` asked to clean up; a failure is
+/// reported on stderr, the caller's own error or exit code stays.
 async fn remove_quietly(client: &mut Client, id: &str) {
-    let _ = client
+    let res = client
         .remove_container(RemoveContainerRequest {
             id: id.to_owned(),
             force: true,
         })
         .await;
+    if let Err(status) = res {
+        print_error(&format!(
+            "warning: could not remove container {id}: {}",
+            status_message(&status)
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -105,7 +105,12 @@ fn spawn_stdin_reader(tx: mpsc::Sender<ExecRequest>) {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+                Err(e) => {
+                    crate::output::stream::print_error(&format!(
+                        "warning: reading stdin failed ({e}): the command's input is closed early"
+                    ));
+                    break;
+                }
             }
         }
         let _ = tx.blocking_send(frame(In::CloseStdin(true)));

@@ -58,7 +58,10 @@ pub async fn wait(client: &mut Client, args: ExecIdArg) -> Result<u8, CliError> 
         .into_inner()
         .exec
         .ok_or_else(|| CliError::engine("WaitExec answered without the exec"))?;
-    let code = info.exit.map_or(0, |e| e.exit_code);
+    let code = info
+        .exit
+        .ok_or_else(|| CliError::engine("WaitExec answered without an exit status"))?
+        .exit_code;
     print_stdout(&format!("{code}\n"))?;
     Ok(0)
 }
@@ -83,12 +86,19 @@ pub async fn logs(client: &mut Client, args: ExecLogsArgs) -> Result<u8, CliErro
         .await?
         .into_inner();
     let mut sink = Sink::stdio();
+    let mut exited = false;
     while let Some(msg) = stream.message().await? {
         match msg.frame {
             Some(Out::Stdout(b)) => sink.write(Target::Stdout, &b)?,
             Some(Out::Stderr(b)) => sink.write(Target::Stderr, &b)?,
-            Some(Out::Exit(_)) | Some(Out::Started(_)) | None => {}
+            Some(Out::Exit(_)) => exited = true,
+            Some(Out::Started(_)) | None => {}
         }
+    }
+    if args.follow && !exited {
+        return Err(CliError::engine(
+            "the exec's output stream ended before it exited (did quiltd stop?)",
+        ));
     }
     Ok(0)
 }

@@ -14,13 +14,9 @@ use super::image_progress::ProgressBar;
 use crate::client;
 use crate::error::CliError;
 use crate::image_args::{ImageCommand, ImageFormat};
-use crate::output::stream::print_stdout;
+use crate::output::stream::emit;
 use crate::output::table::render;
 use crate::output::timefmt::{Fraction, human_duration, now_seconds, rfc3339, seconds_since};
-
-fn out(text: &str) -> Result<(), CliError> {
-    print_stdout(text).map_err(|e| CliError::engine(format!("writing output: {e}")))
-}
 
 fn view(i: &Image) -> serde_json::Value {
     json!({
@@ -87,7 +83,7 @@ pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
                 .await?
                 .into_inner();
             let i = follow(stream).await?;
-            out(&format!("{}\n", i.id))?;
+            emit(&format!("{}\n", i.id))?;
         }
         ImageCommand::Build { name, binaries } => {
             let stream = c
@@ -95,7 +91,7 @@ pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
                 .await?
                 .into_inner();
             let i = follow(stream).await?;
-            out(&format!("{}\n", i.id))?;
+            emit(&format!("{}\n", i.id))?;
         }
         ImageCommand::Ls { format } => {
             let images = c
@@ -106,7 +102,7 @@ pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
             match format {
                 ImageFormat::Json => {
                     let arr: Vec<_> = images.iter().map(view).collect();
-                    out(&format!("{}\n", serde_json::Value::Array(arr)))?;
+                    emit(&format!("{}\n", serde_json::Value::Array(arr)))?;
                 }
                 ImageFormat::Table => {
                     let now = now_seconds();
@@ -132,7 +128,7 @@ pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
                             ]
                         })
                         .collect();
-                    out(&render(
+                    emit(&render(
                         &[
                             "NAME",
                             "IMAGE ID",
@@ -154,11 +150,11 @@ pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
                     .await?
                     .into_inner()
                     .image
-                    .unwrap_or_default();
+                    .ok_or_else(|| CliError::engine("the daemon answered without the image"))?;
                 arr.push(view(&i));
             }
             let text = serde_json::to_string_pretty(&serde_json::Value::Array(arr))?;
-            out(&format!("{text}\n"))?;
+            emit(&format!("{text}\n"))?;
         }
         ImageCommand::Rm { names } => {
             for name in names {
@@ -167,7 +163,7 @@ pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
                     .await?
                     .into_inner()
                     .id;
-                out(&format!("{id}\n"))?;
+                emit(&format!("{id}\n"))?;
             }
         }
     }

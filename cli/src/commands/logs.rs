@@ -20,12 +20,21 @@ pub async fn logs(client: &mut Client, args: LogsArgs) -> Result<u8, CliError> {
         .await?
         .into_inner();
     let mut printer = LogPrinter::new(Sink::stdio(), args.timestamps);
+    let mut exited = false;
     while let Some(response) = stream.message().await? {
         match response.item {
             Some(Item::Entry(entry)) => printer.print(&entry)?,
-            Some(Item::Exit(_)) => break,
+            Some(Item::Exit(_)) => {
+                exited = true;
+                break;
+            }
             None => {}
         }
+    }
+    if args.follow && !exited {
+        return Err(CliError::engine(
+            "the log stream ended before the container exited (did quiltd stop?)",
+        ));
     }
     Ok(0)
 }

@@ -11,11 +11,7 @@ use serde_json::json;
 use crate::args::VolumeCommand;
 use crate::client;
 use crate::error::CliError;
-use crate::output::stream::print_stdout;
-
-fn status_err(s: tonic::Status) -> CliError {
-    CliError::from(s)
-}
+use crate::output::stream::emit;
 
 fn view(v: &Volume) -> serde_json::Value {
     json!({
@@ -24,10 +20,6 @@ fn view(v: &Volume) -> serde_json::Value {
         "labels": v.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
         "used_by": v.used_by,
     })
-}
-
-fn out(text: &str) -> Result<(), CliError> {
-    print_stdout(text).map_err(|e| CliError::engine(format!("writing output: {e}")))
 }
 
 pub async fn volume(socket: &Path, cmd: VolumeCommand) -> Result<u8, CliError> {
@@ -39,29 +31,27 @@ pub async fn volume(socket: &Path, cmd: VolumeCommand) -> Result<u8, CliError> {
                     name,
                     labels: labels.into_iter().collect(),
                 })
-                .await
-                .map_err(status_err)?
+                .await?
                 .into_inner()
                 .volume
-                .unwrap_or_default();
-            out(&format!("{}\n", v.name))?;
+                .ok_or_else(|| CliError::engine("the daemon answered without the volume"))?;
+            emit(&format!("{}\n", v.name))?;
         }
         VolumeCommand::Ls { json } => {
             let vs = c
                 .list_volumes(ListVolumesRequest {})
-                .await
-                .map_err(status_err)?
+                .await?
                 .into_inner()
                 .volumes;
             if json {
                 let arr: Vec<_> = vs.iter().map(view).collect();
-                out(&format!("{}\n", serde_json::Value::Array(arr)))?;
+                emit(&format!("{}\n", serde_json::Value::Array(arr)))?;
             } else {
                 let mut text = format!("{:<32} {}\n", "NAME", "USED BY");
                 for v in &vs {
                     text.push_str(&format!("{:<32} {}\n", v.name, v.used_by.len()));
                 }
-                out(&text)?;
+                emit(&text)?;
             }
         }
         VolumeCommand::Inspect { names } => {
@@ -69,16 +59,14 @@ pub async fn volume(socket: &Path, cmd: VolumeCommand) -> Result<u8, CliError> {
             for name in names {
                 let v = c
                     .inspect_volume(InspectVolumeRequest { name })
-                    .await
-                    .map_err(status_err)?
+                    .await?
                     .into_inner()
                     .volume
-                    .unwrap_or_default();
+                    .ok_or_else(|| CliError::engine("the daemon answered without the volume"))?;
                 arr.push(view(&v));
             }
-            let text = serde_json::to_string_pretty(&serde_json::Value::Array(arr))
-                .map_err(|e| CliError::engine(e.to_string()))?;
-            out(&format!("{text}\n"))?;
+            let text = serde_json::to_string_pretty(&serde_json::Value::Array(arr))?;
+            emit(&format!("{text}\n"))?;
         }
         VolumeCommand::Rm { force, names } => {
             for name in names {
@@ -86,9 +74,8 @@ pub async fn volume(socket: &Path, cmd: VolumeCommand) -> Result<u8, CliError> {
                     name: name.clone(),
                     force,
                 })
-                .await
-                .map_err(status_err)?;
-                out(&format!("{name}\n"))?;
+                .await?;
+                emit(&format!("{name}\n"))?;
             }
         }
     }

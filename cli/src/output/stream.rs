@@ -90,6 +90,11 @@ pub fn print_stdout(text: &str) -> io::Result<()> {
     }
 }
 
+/// `print_stdout` for commands: a failed write is an engine error.
+pub fn emit(text: &str) -> Result<(), crate::error::CliError> {
+    print_stdout(text).map_err(|e| crate::error::CliError::engine(format!("writing output: {e}")))
+}
+
 /// Writes `text` to stderr, ignoring failures (there is nowhere left to
 /// report them).
 pub fn print_stderr(text: &str) {

@@ -38,6 +38,42 @@ pub fn setup<E: Display>(ctx: impl Display) -> impl FnOnce(E) -> SetupError {
 
 pub type SetupResult<T> = Result<T, SetupError>;
 
+/// Opens `/proc/PID/ns/NAME` for each of `names`, then checks that `pid` is
+/// still a child of the container's supervisor `shim_pid`. The open fds pin
+/// the namespaces, so once the check passes they are the container's, never
+/// those of a process that reused its pid.
+pub fn open_container_namespaces(
+    pid: i32,
+    shim_pid: i32,
+    names: &[&str],
+) -> SetupResult<Vec<std::fs::File>> {
+    let gone = || {
+        SetupError::new(
+            EXIT_SETUP,
+            format!("container process {pid} is not running"),
+        )
+    };
+    if pid <= 0 || shim_pid <= 0 {
+        return Err(SetupError::new(
+            EXIT_SETUP,
+            "the container's pid and its supervisor's pid are both needed",
+        ));
+    }
+    let mut fds = Vec::with_capacity(names.len());
+    for name in names {
+        let p = format!("/proc/{pid}/ns/{name}");
+        match std::fs::File::open(&p) {
+            Ok(f) => fds.push(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
+            Err(e) => return Err(setup(format!("open {p}"))(e)),
+        }
+    }
+    if crate::proc::parent_pid(pid) != Some(shim_pid) {
+        return Err(gone());
+    }
+    Ok(fds)
+}
+
 /// Docker's default capability set (capability numbers from linux/capability.h).
 const DEFAULT_CAPS: [u32; 14] = [
     0,  // CAP_CHOWN

@@ -40,14 +40,8 @@ fn enter_root(root: &CopyRoot) -> SetupResult<()> {
     sys::ensure_single_threaded().map_err(setup("copy helper"))?;
     match root {
         CopyRoot::Running { pid, shim_pid } => {
-            let p = format!("/proc/{pid}/ns/mnt");
-            let gone = || SetupError::new(EXIT_SETUP, "the container is not running any more");
-            let f = std::fs::File::open(&p).map_err(|_| gone())?;
-            // Opened while `pid` was still the container's PID 1?
-            if crate::proc::parent_pid(*pid) != Some(*shim_pid) {
-                return Err(gone());
-            }
-            setns(&f, CloneFlags::CLONE_NEWNS).map_err(setup("setns mnt"))?;
+            let fds = open_container_namespaces(*pid, *shim_pid, &["mnt"])?;
+            setns(&fds[0], CloneFlags::CLONE_NEWNS).map_err(setup("setns mnt"))?;
         }
         CopyRoot::Stopped { dir, image_rootfs } => {
             unshare(CloneFlags::CLONE_NEWNS).map_err(setup("unshare mnt"))?;

@@ -65,32 +65,11 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
         ("pid", CloneFlags::CLONE_NEWPID),
         ("mnt", CloneFlags::CLONE_NEWNS),
     ];
-    let mut nsfds = Vec::with_capacity(kinds.len());
-    for (name, flag) in kinds {
-        let p = format!("/proc/{}/ns/{name}", cfg.pid);
-        let f = std::fs::File::open(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                SetupError::new(
-                    EXIT_SETUP,
-                    format!("container process {} is not running", cfg.pid),
-                )
-            } else {
-                setup(format!("open {p}"))(e)
-            }
-        })?;
-        nsfds.push((name, flag, f));
-    }
-    // The open fds pin those namespaces; they are the container's only if
-    // the pid is still a child of its supervisor (not a reused pid).
-    if cfg.shim_pid != 0 && crate::proc::parent_pid(cfg.pid) != Some(cfg.shim_pid) {
-        return Err(SetupError::new(
-            EXIT_SETUP,
-            format!("container process {} is not running", cfg.pid),
-        ));
-    }
+    let names: Vec<&str> = kinds.iter().map(|(name, _)| *name).collect();
+    let nsfds = open_container_namespaces(cfg.pid, cfg.shim_pid, &names)?;
     // Single-threaded: joining moves the whole helper (and its future child).
     cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
-    for (name, flag, f) in &nsfds {
+    for ((name, flag), f) in kinds.iter().zip(&nsfds) {
         setns(f, *flag).map_err(setup(format!("setns {name}")))?;
     }
     drop(nsfds);

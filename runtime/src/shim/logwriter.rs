@@ -99,19 +99,33 @@ impl LogWriter {
         f.write_all(data)
     }
 
+    /// Removes the rotated files numbered `first` and up (the numbers are
+    /// contiguous: it stops at the second missing one).
+    fn remove_rotated_from(&self, first: u32) -> io::Result<()> {
+        let mut missing = 0;
+        let mut i = first;
+        while missing < 2 {
+            match std::fs::remove_file(self.dir.join(rotated_name(i))) {
+                Ok(()) => missing = 0,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => missing += 1,
+                Err(e) => return Err(e),
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
         self.size = 0;
         let live = self.dir.join(LOG_FILE);
+        // The oldest goes first (so no rename replaces a file: ext4 flushes
+        // the data of a file renamed over another one), with any left over
+        // from a larger --log-max-files.
+        self.remove_rotated_from(self.max_files.max(2) - 1)?;
         if self.max_files <= 1 {
             ignore_missing(std::fs::remove_file(&live))?;
         } else {
-            // The oldest goes first (so no rename replaces a file: ext4
-            // flushes the data of a file renamed over another one), and one
-            // left over from a larger --log-max-files.
-            for i in [self.max_files, self.max_files - 1] {
-                ignore_missing(std::fs::remove_file(self.dir.join(rotated_name(i))))?;
-            }
             // Oldest first, so a reader never sees a name skip a file.
             for i in (1..self.max_files - 1).rev() {
                 ignore_missing(std::fs::rename(
@@ -246,5 +260,27 @@ mod tests {
         w.write(&record(10, 60)).unwrap();
         w.write(&record(11, 60)).unwrap();
         assert_eq!(files(dir.path()).len(), 3);
+    }
+
+    #[test]
+    fn shrinking_max_files_by_more_than_one_drops_every_extra_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(dir.path(), Some(100), Some(6)).unwrap();
+        for i in 0..20 {
+            w.write(&record(i, 60)).unwrap();
+        }
+        assert_eq!(files(dir.path()).len(), 6);
+        drop(w);
+        let mut w = LogWriter::open(dir.path(), Some(100), Some(2)).unwrap();
+        w.write(&record(20, 60)).unwrap();
+        w.write(&record(21, 60)).unwrap();
+        let names: Vec<String> = files(dir.path()).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        drop(w);
+        // Down to one file: no rotated file at all.
+        let mut w = LogWriter::open(dir.path(), Some(100), Some(1)).unwrap();
+        w.write(&record(22, 60)).unwrap();
+        w.write(&record(23, 60)).unwrap();
+        assert_eq!(files(dir.path()).len(), 1);
     }
 }

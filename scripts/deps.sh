@@ -1,0 +1,31 @@
+# The Debian packages Quilt needs, in one place; sourced by .ci/run,
+# scripts/test.sh and scripts/quickstart.sh (as root).
+#   busybox-static            the `default` image is built from /bin/busybox
+#   ca-certificates           cargo fetching crates over HTTPS
+#   gcc libc6-dev pkg-config  building the bundled SQLite
+#   kmod                      modprobe, for kernels that ship overlayfs as a module
+#   tar                       the end-to-end tests build a tarball image with it
+#   python3 git               the test that builds an image from host programs runs both
+QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git)
+
+# Installs the packages given that are not installed yet (apt-get update first).
+quilt_install() {
+    local need=() p
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+    done
+    if [ "${#need[@]}" -gt 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update
+        apt-get install -y "${need[@]}"
+    fi
+}
+
+# Overlayfs must be available: built in, or loadable as a module.
+quilt_check_overlay() {
+    grep -qw overlay /proc/filesystems && return 0
+    modprobe overlay 2>/dev/null && grep -qw overlay /proc/filesystems && return 0
+    echo "overlayfs is not available in this kernel (needed for container root filesystems)" >&2
+    return 1
+}
