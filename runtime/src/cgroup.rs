@@ -29,10 +29,9 @@ fn io_err(path: &Path, source: std::io::Error) -> CgroupError {
     }
 }
 
-/// The v1 controllers Quilt uses, in the order they are created.
-const V1_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
-/// The v2 controllers Quilt enables for its cgroups.
-const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+/// The controllers Quilt uses (v1: one hierarchy each, created in this
+/// order; v2: enabled in the parents' subtree_control).
+const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 /// CFS period used for CPU limits, in microseconds.
 const CPU_PERIOD_US: u64 = 100_000;
 /// How long `remove` keeps retrying rmdir while killed processes leave. A
@@ -54,7 +53,7 @@ pub fn detect_layout_at(root: &Path) -> Result<CgroupLayout, CgroupError> {
             root: root.to_path_buf(),
         });
     }
-    if V1_CONTROLLERS.iter().any(|c| root.join(c).is_dir()) {
+    if CONTROLLERS.iter().any(|c| root.join(c).is_dir()) {
         return Ok(CgroupLayout::V1 {
             root: root.to_path_buf(),
         });
@@ -76,16 +75,16 @@ fn rel_path(spec: &CgroupSpec) -> Result<&Path, CgroupError> {
     Ok(p)
 }
 
-/// The container's directories, one per controller hierarchy (only those whose
-/// hierarchy is mounted), paired with the controller name (v2: "").
-fn dirs(spec: &CgroupSpec) -> Result<Vec<(&'static str, PathBuf)>, CgroupError> {
+/// The container's directories, one per controller hierarchy (only those
+/// whose hierarchy is mounted).
+fn dirs(spec: &CgroupSpec) -> Result<Vec<PathBuf>, CgroupError> {
     let rel = rel_path(spec)?;
     Ok(match &spec.layout {
-        CgroupLayout::V2 { root } => vec![("", root.join(rel))],
-        CgroupLayout::V1 { root } => V1_CONTROLLERS
+        CgroupLayout::V2 { root } => vec![root.join(rel)],
+        CgroupLayout::V1 { root } => CONTROLLERS
             .iter()
             .filter(|c| root.join(c).is_dir())
-            .map(|c| (*c, root.join(c).join(rel)))
+            .map(|c| root.join(c).join(rel))
             .collect(),
     })
 }
@@ -100,7 +99,7 @@ pub fn remove_parent_if_empty(layout: &CgroupLayout, parent: &str) {
         limits: Default::default(),
     };
     if let Ok(dirs) = dirs(&spec) {
-        for (_, d) in dirs {
+        for d in dirs {
             let _ = std::fs::remove_dir(d);
         }
     }
@@ -151,7 +150,7 @@ fn create_v1(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError
         "cpu" => limits.cpus.is_some(),
         _ => limits.pids.is_some(),
     };
-    for ctrl in V1_CONTROLLERS {
+    for ctrl in CONTROLLERS {
         let hier = root.join(ctrl);
         if !hier.is_dir() {
             if needed(ctrl) {
@@ -232,7 +231,7 @@ fn create_v2(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError
         let enabled = read_file(&level.join("cgroup.subtree_control"))?
             .map(|s| controller_list(&s))
             .unwrap_or_default();
-        let missing: Vec<&str> = V2_CONTROLLERS
+        let missing: Vec<&str> = CONTROLLERS
             .iter()
             .copied()
             .filter(|c| available.iter().any(|a| a == c) && !enabled.iter().any(|e| e == c))
@@ -284,7 +283,7 @@ fn create_v2(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError
 #[cfg(test)]
 pub fn add_process(spec: &CgroupSpec, pid: i32) -> Result<(), CgroupError> {
     let v = pid.to_string();
-    for (_, dir) in dirs(spec)? {
+    for dir in dirs(spec)? {
         let procs = dir.join("cgroup.procs");
         // Never create the cgroup implicitly: it must exist (create() first).
         if !dir.is_dir() {
@@ -305,7 +304,7 @@ pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
         CgroupLayout::V2 { .. } => "cgroup.procs",
         CgroupLayout::V1 { .. } => "tasks",
     };
-    for (_, dir) in dirs(spec)? {
+    for dir in dirs(spec)? {
         if !dir.is_dir() {
             return Err(io_err(&dir, std::io::Error::from(ErrorKind::NotFound)));
         }
@@ -356,7 +355,7 @@ pub fn remove(spec: &CgroupSpec) -> Result<(), CgroupError> {
     // One deadline for the whole removal, however many hierarchies (v1).
     let deadline = Instant::now() + REMOVE_TIMEOUT;
     let mut first_err = None;
-    for (_, dir) in dirs(spec)? {
+    for dir in dirs(spec)? {
         if let Err(e) = remove_tree(&dir, deadline) {
             first_err.get_or_insert(e);
         }
@@ -397,13 +396,8 @@ fn describe_members(dir: &Path) -> String {
         .unwrap_or_default()
         .split_whitespace()
         .map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // "pid (comm) S ...": the state follows the last ')'.
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .unwrap_or("?");
-            format!("{pid}:{state}")
+            let state = pid.parse().ok().and_then(crate::proc::state);
+            format!("{pid}:{}", state.as_deref().unwrap_or("?"))
         })
         .collect();
     if out.is_empty() {
@@ -746,7 +740,7 @@ mod tests {
         remove(&s).unwrap();
     }
 
-    /// Against the real kernel hierarchy (needs root); skipped otherwise.
+    /// Against the real kernel hierarchy (needs root: fails without it).
     #[test]
     fn real_kernel_create_remove() {
         assert!(
@@ -778,12 +772,12 @@ mod tests {
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
-        for (_, d) in dirs(&s).unwrap() {
+        for d in dirs(&s).unwrap() {
             assert!(!d.exists(), "{}", d.display());
         }
         remove(&s).unwrap();
         // Best effort: the shared parent may be in use by a concurrent test.
-        for (_, d) in dirs(&s).unwrap() {
+        for d in dirs(&s).unwrap() {
             let _ = fs::remove_dir(d.parent().unwrap());
         }
     }

@@ -51,7 +51,12 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
     if pid <= 0 {
         return None;
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields_of(&pid.to_string())
+}
+
+/// The same for /proc/ENTRY/stat (ENTRY: a pid or "self").
+fn stat_fields_of(entry: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{entry}/stat")).ok()?;
     let close = stat.rfind(')')?;
     Some(
         stat.get(close + 1..)?
@@ -64,6 +69,16 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
 /// Start time of a process (field 22 of /proc/PID/stat), None if it is gone.
 pub fn start_time(pid: i32) -> Option<u64> {
     stat_fields(pid)?.get(22 - 3)?.parse().ok()
+}
+
+/// State letter of a process (field 3: R, S, D, Z, ...), None if it is gone.
+pub fn state(pid: i32) -> Option<String> {
+    stat_fields(pid)?.into_iter().next()
+}
+
+/// Number of threads of the calling process (field 20 of /proc/self/stat).
+pub(crate) fn own_thread_count() -> Option<u64> {
+    stat_fields_of("self")?.get(20 - 3)?.parse().ok()
 }
 
 /// Parent PID of a process, None if it is gone.

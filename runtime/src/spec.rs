@@ -4,6 +4,14 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Exit codes in the docker tradition: setup failed, cannot execute, not found.
+pub const EXIT_SETUP: i32 = 125;
+pub const EXIT_CANNOT_EXEC: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// The PATH a container gets unless it sets its own.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Which cgroup hierarchy the host uses and where it is mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CgroupLayout {

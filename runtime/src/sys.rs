@@ -60,14 +60,6 @@ pub fn cloexec_from(from: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Number of threads of the calling process (from /proc/self/stat).
-fn thread_count() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    // Fields after the command: state is field 3, num_threads is field 20.
-    after.split(' ').nth(17)?.parse().ok()
-}
-
 /// Set once the process was seen single-threaded. The shim never starts
 /// threads, so this stays true; it lets the check pass later when /proc no
 /// longer shows this process (after setns into another pid namespace's mount
@@ -76,7 +68,7 @@ static SEEN_SINGLE_THREADED: AtomicBool = AtomicBool::new(false);
 
 /// Errors unless the calling process has exactly one thread.
 pub fn ensure_single_threaded() -> io::Result<()> {
-    match thread_count() {
+    match crate::proc::own_thread_count() {
         Some(1) => {
             SEEN_SINGLE_THREADED.store(true, Ordering::Relaxed);
             Ok(())

@@ -5,6 +5,11 @@ use quilt_sync_engine::{
     WaitResult,
 };
 
+/// An optional string field: proto3 sends "" for unset.
+pub fn non_empty<S: AsRef<str>>(s: S) -> Option<S> {
+    (!s.as_ref().is_empty()).then_some(s)
+}
+
 pub fn ts(ns: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: ns.div_euclid(1_000_000_000),

@@ -6,6 +6,7 @@
 //! last, `exit`. Dropping the response stream (client gone) kills an
 //! attached exec (the engine notices its receiver is gone).
 use crate::convert;
+use crate::convert::non_empty;
 use crate::service::Stream_;
 use crate::status::to_status;
 use quilt_proto::v1 as pb;
@@ -15,10 +16,6 @@ use quilt_sync_engine::{Engine, ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSp
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status};
-
-fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
 
 /// Terminal sizes are u16 in the kernel; larger values are clamped.
 fn dim(v: u32) -> u16 {

@@ -1,4 +1,5 @@
 //! quilt.v1.ImageService.
+use crate::convert::non_empty;
 use crate::convert::ts;
 use crate::service::Stream_;
 use crate::status::to_status;
@@ -74,10 +75,6 @@ where
         let _ = out_tx.send(last).await;
     });
     Box::pin(ReceiverStream::new(out_rx))
-}
-
-fn non_empty(s: &str) -> Option<&str> {
-    (!s.is_empty()).then_some(s)
 }
 
 #[tonic::async_trait]

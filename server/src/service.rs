@@ -1,5 +1,6 @@
 //! quilt.v1.ContainerService on top of the sync engine.
 use crate::convert;
+use crate::convert::non_empty;
 use crate::status::to_status;
 use futures::Stream;
 use quilt_proto::v1 as pb;
@@ -24,10 +25,6 @@ impl Service {
     pub fn new(engine: Engine) -> Self {
         Service { engine }
     }
-}
-
-fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
 }
 
 #[tonic::async_trait]

@@ -1,7 +1,7 @@
 //! The container's environment: a clean base plus the user's entries.
 use crate::model::Container;
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use quilt_runtime::spec::DEFAULT_PATH;
 
 /// PATH, HOME, HOSTNAME and TERM, then `extra` layers (later entries win per key).
 pub fn build(c: &Container, extra: &[String]) -> Vec<String> {

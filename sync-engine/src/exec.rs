@@ -13,7 +13,7 @@ use crate::model::{State, now_ns};
 use crate::signals;
 use crate::validate;
 use quilt_runtime::execproto as proto;
-use quilt_runtime::spec::{CgroupSpec, ExecConfig};
+use quilt_runtime::spec::{CgroupSpec, EXIT_SETUP, ExecConfig};
 use quilt_runtime::{cgroup, proc};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
@@ -392,11 +392,11 @@ impl OutputTask {
             (None, Ok(s)) => match (s.code(), s.signal()) {
                 (Some(c), _) => (c, 0),
                 (None, Some(sig)) => (128 + sig, sig),
-                (None, None) => (125, 0),
+                (None, None) => (EXIT_SETUP, 0),
             },
             (None, Err(e)) => {
                 tracing::warn!(exec = %self.rec.id, error = %e, "waiting for exec helper");
-                (125, 0)
+                (EXIT_SETUP, 0)
             }
         };
         let oom_killed = signal == signals::KILL && {
@@ -455,7 +455,7 @@ impl OutputTask {
                 None
             }
             proto::EXIT => Some((
-                proto::read_i32(&payload, 0).unwrap_or(125),
+                proto::read_i32(&payload, 0).unwrap_or(EXIT_SETUP),
                 proto::read_i32(&payload, 4).unwrap_or(0),
             )),
             _ => None,

@@ -7,7 +7,7 @@ use crate::env;
 use crate::error::Result;
 use crate::model::{State, now_ns};
 use crate::monitor;
-use quilt_runtime::spec::{ContainerConfig, StartReport};
+use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP, StartReport};
 use quilt_runtime::{cgroup, exitfile, launch, proc};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -55,8 +55,13 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
     inner.emit(&c, State::Starting, "starting", None, None);
     if let Err(e) = crate::volumes::recreate_missing(inner, &c).await {
         drop(op);
-        return monitor::record_failure(inner, &c, 125, &format!("recreating its volumes: {e}"))
-            .await;
+        return monitor::record_failure(
+            inner,
+            &c,
+            EXIT_SETUP,
+            &format!("recreating its volumes: {e}"),
+        )
+        .await;
     }
 
     let config = ContainerConfig {
@@ -99,7 +104,7 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
                 }
                 drop(op);
                 let why = format!("could not record the container as running: {e}");
-                if let Err(fe) = monitor::record_failure(inner, &c, 125, &why).await {
+                if let Err(fe) = monitor::record_failure(inner, &c, EXIT_SETUP, &why).await {
                     tracing::warn!(container = %id, error = %fe, "cannot record the failed start");
                 }
                 monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
@@ -125,7 +130,7 @@ fn launch_blocking(
     image: &str,
     mut config: ContainerConfig,
 ) -> std::result::Result<Launched, (i32, String)> {
-    let setup = |e: &dyn std::fmt::Display| (125, e.to_string());
+    let setup = |e: &dyn std::fmt::Display| (EXIT_SETUP, e.to_string());
     config.image_rootfs = images.prepare(image).map_err(|e| setup(&e))?;
     std::fs::create_dir_all(&config.dir)
         .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;

@@ -14,7 +14,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use crate::spec::DEFAULT_PATH;
 /// Directory names left out of interpreter trees (test suites, build files).
 const SKIP_DIRS: [&str; 4] = ["test", "tests", "idle_test", "__phello__"];
 
@@ -322,9 +322,12 @@ pub(super) fn build(
             "name at least one binary (--bin)".into(),
         ));
     }
-    // Every program must exist before anything is copied.
+    // Every program, and the busybox base, must exist before anything is copied.
     for name in binaries {
         resolve(name)?;
+    }
+    if !store.busybox.is_file() {
+        return Err(store.no_busybox());
     }
     let io = |e: io::Error| ImageError::Io("host-build".into(), e);
     std::fs::create_dir_all(&store.root).map_err(io)?;
@@ -340,9 +343,7 @@ pub(super) fn build(
             .create(&rootfs)
             .map_err(io)?;
         rep.phase("copying the busybox base", 0);
-        if store.busybox.is_file() {
-            store.build_default(&rootfs).map_err(io)?;
-        }
+        store.build_default(&rootfs).map_err(io)?;
         rep.phase("copying binaries", 0);
         let mut b = Builder {
             rootfs: rootfs.clone(),

@@ -518,14 +518,7 @@ fn import_layered(
                 None => {
                     let (mut r, _) = src.open(&l.member)?;
                     let mut h = Sha256::new();
-                    let mut buf = vec![0u8; 256 * 1024];
-                    loop {
-                        let n = r.read(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        h.update(&buf[..n]);
-                    }
+                    io::copy(&mut r, &mut h)?;
                     digests.push(format!("sha256:{}", hex::encode(h.finalize())));
                 }
             }
@@ -626,7 +619,7 @@ mod tests {
         assert_ne!(a.id, c.id);
         store.remove_stored(&a.id).unwrap();
         store.remove_stored(&c.id).unwrap();
-        assert!(store.stored_rootfs(&a.id).is_none());
+        assert!(store.stored_rootfs(&a.id).is_err());
         assert!(names(&data.path().join("images")).is_empty());
     }
 

@@ -3,7 +3,7 @@
 //! that never follows links, tree copies and a content digest of a tree.
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -126,7 +126,6 @@ pub(super) fn tree_size(root: &Path) -> io::Result<u64> {
 /// content of files and symlinks.
 pub(super) fn digest_tree(root: &Path) -> io::Result<String> {
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
     // Hard-linked files: the content is hashed once, later links by name.
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     walk(root, &mut |rel, m| {
@@ -146,15 +145,7 @@ pub(super) fn digest_tree(root: &Path) -> io::Result<String> {
         }
         if m.is_file() {
             h.update(m.len().to_le_bytes());
-            let mut f = std::fs::File::open(&p)?;
-            loop {
-                match f.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => h.update(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            io::copy(&mut std::fs::File::open(&p)?, &mut h)?;
         } else if m.file_type().is_symlink() {
             h.update(std::fs::read_link(&p)?.as_os_str().as_encoded_bytes());
             h.update([0]);

@@ -8,12 +8,7 @@ use std::fmt::Display;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
-/// Exit codes in the docker tradition.
-pub const EXIT_SETUP: i32 = 125;
-pub const EXIT_CANNOT_EXEC: i32 = 126;
-pub const EXIT_NOT_FOUND: i32 = 127;
-
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use crate::spec::{DEFAULT_PATH, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
 
 /// A failure before the workload runs: exit code + message.
 #[derive(Debug)]
@@ -37,6 +32,14 @@ pub fn setup<E: Display>(ctx: impl Display) -> impl FnOnce(E) -> SetupError {
 }
 
 pub type SetupResult<T> = Result<T, SetupError>;
+
+/// In a container's child process: reports `err` on the close-on-exec error
+/// pipe as "CODE:MESSAGE" for the shim, and exits with its code.
+pub fn report_and_exit(errp_w: &std::os::fd::OwnedFd, err: SetupError) -> ! {
+    let msg = format!("{}:{}", err.code, err.message);
+    let _ = nix::unistd::write(errp_w, msg.as_bytes());
+    sys::exit_now(err.code)
+}
 
 /// Opens `/proc/PID/ns/NAME` for each of `names`, then checks that `pid` is
 /// still a child of the container's supervisor `shim_pid`. The open fds pin

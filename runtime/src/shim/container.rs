@@ -26,9 +26,7 @@ pub fn child_main(cfg: &ContainerConfig, in_cgroup: bool, fds: &ChildFds) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let msg = format!("{}:{}", err.code, err.message);
-    let _ = nix::unistd::write(&fds.errp_w, msg.as_bytes());
-    sys::exit_now(err.code)
+    report_and_exit(&fds.errp_w, err)
 }
 
 /// mkdir that tolerates an existing directory.

@@ -291,12 +291,13 @@ impl Relay {
             return Ok(());
         };
         match nix::unistd::read(fd, &mut self.chunk) {
-            Ok(0) | Err(Errno::EIO) => {
+            Ok(0) => {
                 self.outputs[i] = None;
                 Ok(())
             }
             Ok(n) => send(*kind, &self.chunk[..n]),
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(()),
+            // EIO: every holder of the pty's slave side has closed it.
             Err(_) => {
                 self.outputs[i] = None;
                 Ok(())
@@ -357,7 +358,7 @@ impl Relay {
 
     /// The daemon is gone: kill the command and leave.
     fn abort(self) -> i32 {
-        let _ = sys::pidfd_send_signal(&self.pidfd, 9);
+        let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
         let _ = self.reap();
         EXIT_SETUP
     }

@@ -46,10 +46,7 @@ pub fn run_under_init(
         Err(e) => setup("fork of the workload")(e),
         Ok(ForkResult::Child) => {
             reset_signals();
-            let err = execve(path, argv, env, argv0);
-            let msg = format!("{}:{}", err.code, err.message);
-            let _ = nix::unistd::write(errp_w, msg.as_bytes());
-            sys::exit_now(err.code)
+            report_and_exit(errp_w, execve(path, argv, env, argv0))
         }
         Ok(ForkResult::Parent { child }) => {
             // Hold no end of the error pipe or of the output pipes: the

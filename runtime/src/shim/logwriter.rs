@@ -21,7 +21,8 @@ pub(crate) struct LogWriter {
     max_files: u32,
 }
 
-fn open_append(p: &Path) -> io::Result<File> {
+/// Opens a log file for appending (created 0640).
+pub(super) fn open_append(p: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .append(true)
         .create(true)

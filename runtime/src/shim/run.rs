@@ -122,22 +122,13 @@ struct Running {
     oom_before: u64,
 }
 
-fn open_append(p: &std::path::Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(p)
-}
-
 fn pipe() -> SetupResult<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe2"))
 }
 
 fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> SetupResult<Running> {
     std::fs::create_dir_all(&cfg.dir).map_err(setup(format!("creating {}", cfg.dir.display())))?;
-    if let Ok(f) = open_append(&cfg.dir.join("shim.log")) {
+    if let Ok(f) = super::logwriter::open_append(&cfg.dir.join("shim.log")) {
         let _ = nix::unistd::dup2_stderr(&f);
     }
     for d in ["upper", "work", "rootfs"] {
