@@ -191,8 +191,10 @@ pub fn pid_alive(pid: i32) -> bool {
 }
 
 pub fn kill(pid: i32, sig: i32) -> bool {
-    // SAFETY: kill(2) takes plain integers and has no memory effects.
-    unsafe { libc::kill(pid, sig) == 0 }
+    let Ok(sig) = nix::sys::signal::Signal::try_from(sig) else {
+        return false;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).is_ok()
 }
 
 /// What remains of a daemon's containers on the host.

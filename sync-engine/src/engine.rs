@@ -19,6 +19,14 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.cfg.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct Inner {
     pub cfg: EngineConfig,
     pub store: Store,

@@ -68,6 +68,7 @@ pub enum ExecEvent {
 
 /// A started exec. Dropping `input` closes the command's stdin; dropping
 /// `output` (an attached exec whose caller went away) kills the command.
+#[derive(Debug)]
 pub struct ExecSession {
     pub id: String,
     pub input: mpsc::Sender<ExecInput>,

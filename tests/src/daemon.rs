@@ -86,7 +86,7 @@ pub async fn health_check(socket: &Path) -> anyhow::Result<bool> {
 }
 
 /// Options for a daemon before it starts.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct DaemonBuilder {
     env: Vec<(String, String)>,
     args: Vec<String>,
@@ -136,6 +136,7 @@ impl DaemonBuilder {
 
 /// A private quiltd: its own socket, data dir and cgroup parent, all torn
 /// down (and checked) when dropped.
+#[derive(Debug)]
 pub struct Daemon {
     /// The temp dir everything lives in.
     pub root: PathBuf,
