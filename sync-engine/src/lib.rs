@@ -1,46 +1,41 @@
 //! Quilt's sync engine: the SQLite state of every container and the
-//! background services that move it along (starter, monitor, cleanup,
-//! reconciliation), plus logs and exec on top of the runtime crate.
+//! background services that move it along, plus logs, exec, copies, images
+//! and volumes on top of the runtime crate.
+//!
+//! - `model/`: containers, images, volumes, events; `model/state.rs` is the
+//!   state machine (what each verb may do in each state).
+//! - `store/`: every SQL statement.
+//! - `engine/`: the `Engine` handle and the state its parts share, including
+//!   the one `wait_until` every waiter uses.
+//! - `api/`, `exec/`, `logs/`: the verbs the gRPC server calls.
+//! - `services/`: what runs in the background (starter, monitor, cleanup,
+//!   reconciliation, the image sweep).
+//! - `validate/`: checks on API input; `support/`: small shared pieces.
 #![deny(unsafe_code)]
 
-mod cleanup;
+mod api;
 mod config;
-mod copy;
 mod engine;
-mod env;
 mod error;
 mod exec;
-mod execs;
-mod fswatch;
-mod ids;
-mod image_store;
-mod images;
-mod lifecycle;
-mod lock;
 mod logs;
-mod model;
-mod monitor;
-mod mounts;
-mod reconcile;
-mod signals;
-mod starter;
+pub mod model;
+mod services;
 mod store;
+mod support;
 mod validate;
-mod volumes;
 
+pub use api::copy::CopyDigest;
 pub use config::EngineConfig;
-pub use copy::CopyDigest;
 pub use engine::Engine;
 pub use error::{EngineError, Result};
-pub use exec::{ExecEvent, ExecInput, ExecSession, ExecSpec};
-pub use execs::{ExecExit, ExecInfo};
-pub use ids::short as short_id;
-pub use image_store::ImageInfo;
-pub use lifecycle::WaitResult;
-pub use lock::InstanceLock;
+pub use exec::{ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSession, ExecSpec};
 pub use logs::{LogItem, LogLine};
-pub use model::{Container, CreateSpec, Event, ExitInfo, ListFilter, Network, State, now_ns};
-pub use mounts::{MountSource, MountSpec};
+pub use model::{
+    Container, CreateSpec, Event, ExitInfo, ImageInfo, ListFilter, MountSource, MountSpec, Network,
+    State, Volume, WaitResult, now_ns,
+};
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;
-pub use volumes::Volume;
+pub use support::ids::short as short_id;
+pub use support::lock::InstanceLock;

@@ -27,3 +27,17 @@ pub(crate) fn send(pidfd: &OwnedFd, sig: i32, what: &str) -> Result<()> {
         Err(e) => Err(EngineError::internal(&format!("signal {sig} to {what}"), e)),
     }
 }
+
+/// Signals the container's PID 1 through its pidfd (immune to pid reuse);
+/// a container that has no live PID 1 any more is left alone.
+pub(crate) fn signal_target(
+    shared: &crate::engine::Shared,
+    c: &crate::model::Container,
+    sig: i32,
+) -> Result<()> {
+    let Some(fd) = shared.live(&c.id).target() else {
+        // Exited in the meantime: nothing to signal.
+        return Ok(());
+    };
+    send(&fd, sig, &format!("container {}", c.name))
+}

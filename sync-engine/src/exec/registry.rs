@@ -48,6 +48,7 @@ pub(crate) struct ExecState {
     pub pidfd: Option<Arc<OwnedFd>>,
 }
 
+#[derive(Debug)]
 pub(crate) struct ExecRecord {
     pub id: String,
     pub container_id: String,
@@ -76,7 +77,7 @@ impl ExecRecord {
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Registry {
     map: Mutex<HashMap<String, Arc<ExecRecord>>>,
 }

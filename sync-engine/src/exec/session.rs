@@ -4,13 +4,11 @@
 //! tokio child process: every read and write is event driven, and its
 //! output is written to the exec's output file (for ExecLogs) and, for an
 //! attached exec, to the caller's channel (backpressure to the command).
+use super::registry::{ExecExit, ExecInfo, ExecRecord, ExecState};
 use crate::engine::Engine;
-use crate::env;
 use crate::error::{EngineError, Result};
-use crate::execs::{ExecExit, ExecInfo, ExecRecord, ExecState};
-use crate::lifecycle::wait_started;
-use crate::model::{State, now_ns};
-use crate::signals;
+use crate::model::now_ns;
+use crate::support::{env, signals};
 use crate::validate;
 use quilt_runtime::execproto as proto;
 use quilt_runtime::spec::{CgroupSpec, EXIT_SETUP, ExecConfig};
@@ -86,21 +84,21 @@ impl Engine {
         if let Some(w) = &spec.workdir {
             validate::working_dir(w)?;
         }
-        let inner = &self.inner;
-        let mut events = inner.events.subscribe();
-        let mut c = inner.store.resolve(&spec.container).await?;
-        if matches!(c.state, State::Created | State::Starting) {
+        let shared = &self.shared;
+        let mut watch = shared.watch();
+        let mut c = shared.store().resolve(&spec.container).await?;
+        if c.is_pending_start() {
             // Created and started moments ago: exec once it runs.
-            c = wait_started(inner, &c.id, &mut events).await?;
+            c = shared.wait_started(&mut watch, &c.id).await?;
         }
-        let (State::Running, Some(pid), Some(shim_pid)) = (c.state, c.pid, c.shim_pid) else {
+        let (true, Some(pid), Some(shim_pid)) = (c.state.can_exec(), c.pid, c.shim_pid) else {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not running (state: {})",
                 c.name,
                 c.state.as_str()
             )));
         };
-        let cgroup = inner.cgroup_spec(&c);
+        let cgroup = shared.cgroup_spec(&c);
         let cfg = ExecConfig {
             pid,
             argv: spec.argv.clone(),
@@ -115,8 +113,8 @@ impl Engine {
         };
         let config =
             serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
-        let id = crate::ids::new_id()[..32].to_owned();
-        let dir = inner.cfg.container_dir(&c.id).join("execs");
+        let id = crate::support::ids::new_id()[..32].to_owned();
+        let dir = shared.cfg().container_dir(&c.id).join("execs");
         let log_path = dir.join(format!("{id}.log"));
         let (oom_before, log) = {
             let (cg, dir, path) = (cgroup.clone(), dir.clone(), log_path.clone());
@@ -144,7 +142,7 @@ impl Engine {
             })
             .await??
         };
-        let mut child = tokio::process::Command::new(&inner.cfg.shim_path)
+        let mut child = tokio::process::Command::new(&shared.cfg().shim_path)
             .arg("exec")
             .env_clear()
             .stdin(Stdio::piped())
@@ -180,7 +178,7 @@ impl Engine {
                 ..Default::default()
             }),
         });
-        let forgotten = inner.execs.insert(rec.clone());
+        let forgotten = shared.execs().insert(rec.clone());
         if !forgotten.is_empty() {
             tokio::task::spawn_blocking(move || {
                 for p in forgotten {
@@ -216,10 +214,10 @@ impl Engine {
 
     /// The execs of a container that are still remembered.
     pub async fn list_execs(&self, reference: &str) -> Result<Vec<ExecInfo>> {
-        let c = self.inner.store.resolve(reference).await?;
+        let c = self.shared.store().resolve(reference).await?;
         Ok(self
-            .inner
-            .execs
+            .shared
+            .execs()
             .of_container(&c.id)
             .iter()
             .map(|r| r.info())
@@ -228,7 +226,7 @@ impl Engine {
 
     /// Returns once the exec has exited.
     pub async fn wait_exec(&self, exec_id: &str) -> Result<ExecInfo> {
-        let rec = self.inner.execs.get(exec_id)?;
+        let rec = self.shared.execs().get(exec_id)?;
         let mut rx = rec.state.subscribe();
         // The sender lives in `rec`: the wait ends with the exec.
         let _ = rx.wait_for(|s| !s.running).await;
@@ -238,7 +236,7 @@ impl Engine {
     /// Sends a signal (name or number; SIGKILL when empty) to the command.
     pub async fn kill_exec(&self, exec_id: &str, signal: &str) -> Result<()> {
         let sig = signals::requested(signal)?;
-        let rec = self.inner.execs.get(exec_id)?;
+        let rec = self.shared.execs().get(exec_id)?;
         let mut rx = rec.state.subscribe();
         // Bounded: a just-started exec reports its pid within moments.
         let _ =
@@ -266,7 +264,7 @@ impl Engine {
         exec_id: &str,
         follow: bool,
     ) -> Result<mpsc::Receiver<Result<ExecEvent>>> {
-        let rec = self.inner.execs.get(exec_id)?;
+        let rec = self.shared.execs().get(exec_id)?;
         let path = rec.log_path.clone();
         let file = tokio::fs::File::open(&path)
             .await

@@ -1,52 +1,25 @@
 //! The image store as the API sees it: import, host builds, list, inspect
 //! and remove, plus resolving the IMAGE of CreateContainer. Files live in
 //! the runtime's ImageStore (all file work on the blocking pool); names and
-//! metadata in SQLite (image_store.rs).
-use crate::engine::{Engine, Inner};
+//! metadata in SQLite (store/images.rs).
+use crate::engine::{Engine, Shared, Waited};
 use crate::error::{EngineError, Result};
-use crate::image_store::ImageInfo;
-use crate::model::now_ns;
+use crate::model::{ImageInfo, now_ns};
+use crate::validate;
 use quilt_runtime::image::{DEFAULT_IMAGE, Imported, Progress};
 use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 /// How long RemoveImage waits for containers already being removed.
 const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Longest image name.
-const MAX_NAME: usize = 128;
-
-/// Image names: [A-Za-z0-9][A-Za-z0-9._:/-]*, at most 128 characters, not
-/// "default" and not an id.
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))
-        && name != DEFAULT_IMAGE
-        && !name.starts_with("sha256:");
-    if ok {
-        Ok(())
-    } else {
-        Err(EngineError::InvalidArgument(format!(
-            "invalid image name {name:?}: use letters, digits and . _ : / - (starting with a \
-             letter or digit, at most {MAX_NAME} characters; not \"default\" or \"sha256:...\")"
-        )))
-    }
-}
-
 /// What CreateContainer stores as the container's image: "default" and
 /// absolute paths as given, a stored image's name or id as its full id (so
 /// that re-pointing the name later does not change the container).
-pub(crate) async fn resolve_for_create(inner: &Inner, image: &str) -> Result<String> {
+pub(crate) async fn resolve_for_create(shared: &Shared, image: &str) -> Result<String> {
     if image == DEFAULT_IMAGE || image.starts_with('/') || image.is_empty() {
         return Ok(image.to_owned());
     }
-    if let Some(id) = inner.store.image_resolve(image).await? {
+    if let Some(id) = shared.store().image_resolve(image).await? {
         return Ok(id);
     }
     if image.contains('/')
@@ -60,33 +33,6 @@ pub(crate) async fn resolve_for_create(inner: &Inner, image: &str) -> Result<Str
     Err(EngineError::NotFound(format!(
         "no such image: {image} (see `quilt image ls`)"
     )))
-}
-
-/// At start-up: deletes stored image directories that no image row and no
-/// container names (left by a daemon that died between unpacking an import
-/// and recording it).
-pub(crate) async fn remove_unrecorded(inner: &Inner) -> Result<()> {
-    let (_, reader) = inner.store.pools();
-    let known: std::collections::HashSet<String> = sqlx::query_scalar(
-        "SELECT id FROM images UNION SELECT image FROM containers WHERE image LIKE 'sha256:%'",
-    )
-    .fetch_all(reader)
-    .await?
-    .into_iter()
-    .collect();
-    let store = inner.images.clone();
-    tokio::task::spawn_blocking(move || {
-        for id in store.stored_ids() {
-            if !known.contains(&id) {
-                match store.remove_stored(&id) {
-                    Ok(()) => tracing::info!(image = %id, "removed an unrecorded image directory"),
-                    Err(e) => tracing::warn!(image = %id, error = %e, "cannot remove an unrecorded image directory"),
-                }
-            }
-        }
-    })
-    .await?;
-    Ok(())
 }
 
 /// Forwards progress to the API stream; a slow reader loses reports, never
@@ -107,7 +53,7 @@ impl Engine {
         progress: mpsc::Sender<Progress>,
     ) -> Result<ImageInfo> {
         if let Some(n) = name {
-            check_name(n)?;
+            validate::image_name(n)?;
         }
         let p = PathBuf::from(path);
         if !p.is_absolute() {
@@ -115,14 +61,14 @@ impl Engine {
                 "the path to import must be absolute: {path:?}"
             )));
         }
-        let images = self.inner.images.clone();
-        let data_dir = self.inner.cfg.data_dir.clone();
-        let extra: Vec<PathBuf> = self.inner.cfg.socket_path.iter().cloned().collect();
+        let images = self.shared.images().clone();
+        let data_dir = self.shared.cfg().data_dir.clone();
+        let extra: Vec<PathBuf> = self.shared.cfg().socket_path.iter().cloned().collect();
         let imported = tokio::task::spawn_blocking(move || {
             // Never read the host's root, /proc, the data dir (which would
             // also copy the store into itself) and the like as an image.
             if p.is_dir() {
-                crate::mounts::host_path("import source", path_str(&p), &data_dir, &extra)?;
+                validate::host_path("import source", path_str(&p), &data_dir, &extra)?;
             }
             let mut fwd = forward(progress);
             images.import(&p, &mut fwd).map_err(EngineError::from)
@@ -138,13 +84,13 @@ impl Engine {
         binaries: Vec<String>,
         progress: mpsc::Sender<Progress>,
     ) -> Result<ImageInfo> {
-        check_name(name)?;
+        validate::image_name(name)?;
         if binaries.is_empty() {
             return Err(EngineError::InvalidArgument(
                 "name at least one host binary to include".into(),
             ));
         }
-        let images = self.inner.images.clone();
+        let images = self.shared.images().clone();
         let imported = tokio::task::spawn_blocking(move || {
             let mut fwd = forward(progress);
             images.build_from_host(&binaries, &mut fwd)
@@ -164,23 +110,23 @@ impl Engine {
             layers: imported.layers,
             containers: 0,
         };
-        self.inner.store.image_add(&info, name).await?;
-        self.inner
-            .store
+        self.shared.store().image_add(&info, name).await?;
+        self.shared
+            .store()
             .image_get(&info.id)
             .await?
             .ok_or_else(|| EngineError::Internal(format!("image {} vanished", info.id)))
     }
 
     pub async fn list_images(&self) -> Result<Vec<ImageInfo>> {
-        self.inner.store.image_list().await
+        self.shared.store().image_list().await
     }
 
     /// By name, "sha256:<hex>" id, or unique hex prefix.
     pub async fn inspect_image(&self, reference: &str) -> Result<ImageInfo> {
         let id = self.resolve_image(reference).await?;
-        self.inner
-            .store
+        self.shared
+            .store()
             .image_get(&id)
             .await?
             .ok_or_else(|| no_such_image(reference))
@@ -192,20 +138,20 @@ impl Engine {
     pub async fn remove_image(&self, reference: &str) -> Result<String> {
         let id = self.resolve_image(reference).await?;
         let info = self
-            .inner
-            .store
+            .shared
+            .store()
             .image_get(&id)
             .await?
             .ok_or_else(|| no_such_image(reference))?;
         if info.names.len() > 1 && info.names.iter().any(|n| n == reference) {
-            self.inner.store.image_untag(reference).await?;
+            self.shared.store().image_untag(reference).await?;
             return Ok(id);
         }
         self.wait_for_removals(&id).await?;
-        if !self.inner.store.image_delete(&id).await? {
+        if !self.shared.store().image_delete(&id).await? {
             return Err(no_such_image(reference));
         }
-        let images = self.inner.images.clone();
+        let images = self.shared.images().clone();
         let rm_id = id.clone();
         tokio::task::spawn_blocking(move || images.remove_stored(&rm_id))
             .await?
@@ -216,25 +162,37 @@ impl Engine {
     /// When every container using the image is already being removed (as
     /// right after `run --rm`), waits (bounded) for the removals to finish.
     async fn wait_for_removals(&self, id: &str) -> Result<()> {
+        let shared = &self.shared;
         let deadline = tokio::time::Instant::now() + REMOVAL_WAIT;
-        let mut events = self.inner.events.subscribe();
-        loop {
-            let users = self.inner.store.image_users(id).await?;
-            let removing = !users.is_empty() && users.iter().all(|(_, s)| s == "removing");
-            if !removing || tokio::time::Instant::now() >= deadline {
-                return Ok(());
-            }
-            // Any state change may be one of the removals.
-            let _ = tokio::time::timeout_at(deadline, events.recv()).await;
+        let mut watch = shared.watch();
+        let users = shared.store().image_users(id).await?;
+        if users.is_empty() || !users.iter().all(|(_, s)| s.is_removing()) {
+            return Ok(());
         }
+        for (user, _) in users {
+            let gone = |row: Option<&crate::model::Container>| row.is_none();
+            let waited = shared
+                .wait_until(
+                    &mut watch,
+                    &user,
+                    gone,
+                    Some(deadline),
+                    std::future::pending(),
+                )
+                .await?;
+            if !matches!(waited, Waited::Met(_)) {
+                return Ok(()); // the delete below reports who still uses it
+            }
+        }
+        Ok(())
     }
 
     async fn resolve_image(&self, reference: &str) -> Result<String> {
         if reference.is_empty() {
             return Err(EngineError::InvalidArgument("empty image reference".into()));
         }
-        self.inner
-            .store
+        self.shared
+            .store()
             .image_resolve(reference)
             .await?
             .ok_or_else(|| no_such_image(reference))
@@ -247,27 +205,4 @@ fn no_such_image(reference: &str) -> EngineError {
 
 fn path_str(p: &std::path::Path) -> &str {
     p.to_str().unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_name;
-
-    #[test]
-    fn names() {
-        for ok in ["py", "python3.11", "library/alpine:3.19", "a_b-c"] {
-            check_name(ok).unwrap();
-        }
-        for bad in [
-            "",
-            "default",
-            "sha256:abc",
-            "/abs",
-            "-x",
-            "a b",
-            &"x".repeat(129),
-        ] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
-        }
-    }
 }

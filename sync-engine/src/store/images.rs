@@ -1,23 +1,11 @@
-//! SQLite rows of the image store: `images` (one per stored rootfs) and
+//! Rows of the image store: `images` (one per stored rootfs) and
 //! `image_names` (name -> image). Containers reference images through
 //! their `image` column ("sha256:<hex>" once resolved, or a name).
+use super::Store;
 use crate::error::{EngineError, Result};
-use crate::store::Store;
+use crate::model::{ImageInfo, State};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-
-/// An image row with its names and the number of containers using it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// "sha256:<hex>".
-    pub id: String,
-    pub names: Vec<String>,
-    pub size_bytes: u64,
-    pub created_at_ns: i64,
-    pub source: String,
-    pub layers: Vec<String>,
-    pub containers: u32,
-}
 
 const COLUMNS: &str = "i.id, i.source, i.layers, i.size_bytes, i.created_at, \
     (SELECT json_group_array(n.name) FROM (SELECT name FROM image_names \
@@ -46,8 +34,7 @@ impl Store {
     /// Records an image (kept as is when the id exists) and points NAME at
     /// it (taken from any other image).
     pub async fn image_add(&self, info: &ImageInfo, name: Option<&str>) -> Result<()> {
-        let (writer, _) = self.pools();
-        let mut tx = writer.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO images (id, source, layers, size_bytes, created_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO NOTHING",
@@ -74,27 +61,27 @@ impl Store {
     }
 
     pub async fn image_list(&self) -> Result<Vec<ImageInfo>> {
-        let (_, reader) = self.pools();
         let sql = format!("SELECT {COLUMNS} FROM images i ORDER BY i.created_at DESC, i.id");
-        let rows = sqlx::query(&sql).fetch_all(reader).await?;
+        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn image_get(&self, id: &str) -> Result<Option<ImageInfo>> {
-        let (_, reader) = self.pools();
         let sql = format!("SELECT {COLUMNS} FROM images i WHERE i.id = ?");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(reader).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(|r| from_row(&r)).transpose()
     }
 
     /// The id a reference names: a name, a full "sha256:<hex>" id, or a
     /// unique prefix of the hex (with or without "sha256:").
     pub async fn image_resolve(&self, reference: &str) -> Result<Option<String>> {
-        let (_, reader) = self.pools();
         let by_name: Option<String> =
             sqlx::query_scalar("SELECT image_id FROM image_names WHERE name = ?")
                 .bind(reference)
-                .fetch_optional(reader)
+                .fetch_optional(&self.reader)
                 .await?;
         if by_name.is_some() {
             return Ok(by_name);
@@ -107,7 +94,7 @@ impl Store {
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM images WHERE id LIKE ? ORDER BY id LIMIT 2")
                 .bind(pattern)
-                .fetch_all(reader)
+                .fetch_all(&self.reader)
                 .await?;
         match ids.as_slice() {
             [one] => Ok(Some(one.clone())),
@@ -120,27 +107,41 @@ impl Store {
 
     /// Drops NAME only (the image keeps its other names).
     pub async fn image_untag(&self, name: &str) -> Result<bool> {
-        let (writer, _) = self.pools();
         let r = sqlx::query("DELETE FROM image_names WHERE name = ?")
             .bind(name)
-            .execute(writer)
+            .execute(&self.writer)
             .await?;
         Ok(r.rows_affected() > 0)
     }
 
-    /// (name, state) of the containers that reference the image.
-    pub async fn image_users(&self, id: &str) -> Result<Vec<(String, String)>> {
-        let (_, reader) = self.pools();
+    /// (id, state) of the containers that reference the image.
+    pub async fn image_users(&self, id: &str) -> Result<Vec<(String, State)>> {
         let rows = sqlx::query(
-            "SELECT c.name, c.state FROM containers c WHERE c.image = ?1 \
+            "SELECT c.id, c.state FROM containers c WHERE c.image = ?1 \
              OR c.image IN (SELECT name FROM image_names WHERE image_id = ?1)",
         )
         .bind(id)
-        .fetch_all(reader)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("name")?, r.try_get("state")?)))
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                let state = State::parse(&state)
+                    .ok_or_else(|| EngineError::Internal("corrupt container row: state".into()))?;
+                Ok((r.try_get("id")?, state))
+            })
             .collect()
+    }
+
+    /// Every image id the database knows: image rows, and the store images
+    /// that containers name.
+    pub async fn known_image_ids(&self) -> Result<std::collections::HashSet<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM images UNION SELECT image FROM containers WHERE image LIKE 'sha256:%'",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(ids.into_iter().collect())
     }
 
     /// Deletes the image row and its names unless a container references
@@ -148,8 +149,7 @@ impl Store {
     /// container row can slip in between the check and the delete.
     /// Err(FailedPrecondition) when in use.
     pub async fn image_delete(&self, id: &str) -> Result<bool> {
-        let (writer, _) = self.pools();
-        let mut tx = writer.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let users: Vec<String> = sqlx::query_scalar(
             "SELECT c.name FROM containers c WHERE c.image = ?1 \
              OR c.image IN (SELECT name FROM image_names WHERE image_id = ?1) \

@@ -2,30 +2,30 @@
 //! launches them, at most `max_concurrent_starts` at a time. All blocking
 //! work (image preparation, spawning the shim and waiting for its report)
 //! runs on the blocking pool, never on the reactor.
-use crate::engine::Inner;
-use crate::env;
+use super::monitor;
+use crate::engine::Shared;
 use crate::error::Result;
 use crate::model::{State, now_ns};
-use crate::monitor;
+use crate::support::env;
 use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP, StartReport};
 use quilt_runtime::{cgroup, exitfile, launch, proc};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-pub(crate) fn spawn(inner: Arc<Inner>, mut rx: mpsc::Receiver<String>) {
+pub(crate) fn spawn(shared: Arc<Shared>, mut rx: mpsc::Receiver<String>) {
     tokio::spawn(async move {
         while let Some(id) = rx.recv().await {
-            let Ok(slot) = inner.start_slots.clone().acquire_owned().await else {
+            let Ok(slot) = shared.start_slots().clone().acquire_owned().await else {
                 break;
             };
-            if inner.is_closing() {
+            if shared.is_closing() {
                 // Left in `created` with autostart set: the next quiltd starts it.
                 break;
             }
-            let inner = inner.clone();
+            let shared = shared.clone();
             tokio::spawn(async move {
-                if let Err(e) = start_one(&inner, &id).await {
+                if let Err(e) = start_one(&shared, &id).await {
                     tracing::warn!(container = %id, error = %e, "start failed");
                 }
                 drop(slot);
@@ -43,20 +43,20 @@ struct Launched {
     target_fd: Option<OwnedFd>,
 }
 
-async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
-    let live = inner.live(id);
-    let op = live.op.lock().await;
-    if !inner.store.set_starting(id).await? {
+async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<()> {
+    let live = shared.live(id);
+    let op = live.lifecycle.lock().await;
+    if !shared.store().set_starting(id).await? {
         return Ok(()); // removed, or started by someone else meanwhile
     }
-    let Some(c) = inner.store.get(id).await? else {
+    let Some(c) = shared.store().get(id).await? else {
         return Ok(());
     };
-    inner.emit(&c, State::Starting, "starting", None, None);
-    if let Err(e) = crate::volumes::recreate_missing(inner, &c).await {
+    shared.emit(&c, State::Starting, "starting", None, None);
+    if let Err(e) = shared.store().volumes_ensure(&c).await {
         drop(op);
         return monitor::record_failure(
-            inner,
+            shared,
             &c,
             EXIT_SETUP,
             &format!("recreating its volumes: {e}"),
@@ -66,7 +66,7 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
 
     let config = ContainerConfig {
         id: c.id.clone(),
-        dir: inner.cfg.container_dir(&c.id),
+        dir: shared.cfg().container_dir(&c.id),
         image_rootfs: Default::default(),
         argv: c.command.clone(),
         env: env::build(&c, &[]),
@@ -74,13 +74,13 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
         hostname: c.hostname.clone(),
         host_network: c.network == crate::model::Network::Host,
         init: c.init,
-        cgroup: inner.cgroup_spec(&c),
-        log_max_bytes: Some(inner.cfg.log_max_bytes),
-        log_max_files: Some(inner.cfg.log_max_files),
-        mounts: crate::volumes::runtime_mounts(&inner.cfg, &c.mounts),
+        cgroup: shared.cgroup_spec(&c),
+        log_max_bytes: Some(shared.cfg().log_max_bytes),
+        log_max_files: Some(shared.cfg().log_max_files),
+        mounts: crate::api::volumes::runtime_mounts(shared.cfg(), &c.mounts),
     };
-    let images = inner.images.clone();
-    let shim = inner.cfg.shim_path.clone();
+    let images = shared.images().clone();
+    let shim = shared.cfg().shim_path.clone();
     let image = c.image.clone();
     let outcome =
         tokio::task::spawn_blocking(move || launch_blocking(&images, &shim, &image, config))
@@ -89,14 +89,14 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
     match outcome {
         Ok(l) => {
             live.set_target(l.target_fd);
-            let stored = inner
-                .store
+            let stored = shared
+                .store()
                 .set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns())
                 .await;
             if let Err(e) = stored {
                 // It runs but is not recorded as running: end it, record why
                 // (best effort), and let the monitor reap the shim.
-                let spec = inner.cgroup_spec(&c);
+                let spec = shared.cgroup_spec(&c);
                 if let Ok(Err(ce)) =
                     tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await
                 {
@@ -104,19 +104,19 @@ async fn start_one(inner: &Arc<Inner>, id: &str) -> Result<()> {
                 }
                 drop(op);
                 let why = format!("could not record the container as running: {e}");
-                if let Err(fe) = monitor::record_failure(inner, &c, EXIT_SETUP, &why).await {
+                if let Err(fe) = monitor::record_failure(shared, &c, EXIT_SETUP, &why).await {
                     tracing::warn!(container = %id, error = %fe, "cannot record the failed start");
                 }
-                monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
+                monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
                 return Err(e);
             }
-            inner.emit(&c, State::Running, "running", None, None);
+            shared.emit(&c, State::Running, "running", None, None);
             drop(op);
-            monitor::watch(inner.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
+            monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
         }
         Err((code, reason)) => {
             drop(op);
-            monitor::record_failure(inner, &c, code, &reason).await?;
+            monitor::record_failure(shared, &c, code, &reason).await?;
         }
     }
     Ok(())
@@ -135,7 +135,7 @@ fn launch_blocking(
     std::fs::create_dir_all(&config.dir)
         .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
     exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
-    crate::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
+    crate::api::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
     match launch::start(shim, &config).map_err(|e| setup(&e))? {
         StartReport::Failed { exit_code, message } => Err((exit_code, message)),
         StartReport::Started {

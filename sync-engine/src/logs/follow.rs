@@ -9,11 +9,11 @@
 //! is another inode, finishes the file it holds and moves on to the next
 //! newer one, so it loses nothing unless it falls more than the number of
 //! kept files behind (then it continues with the oldest file still there).
-use crate::engine::{Engine, Inner};
+use crate::engine::{Engine, Shared};
+use crate::engine::{Waited, Watch};
 use crate::error::{EngineError, Result};
-use crate::fswatch::FsWatch;
-use crate::lifecycle::{WaitResult, has_ended};
-use crate::model::{Container, Event, State};
+use crate::model::{Container, State, WaitResult};
+use crate::support::fswatch::FsWatch;
 use futures::{FutureExt, StreamExt};
 use inotify::{Inotify, WatchMask};
 use quilt_runtime::logfile::{self, LOG_FILE, Stream, rotated_name};
@@ -22,7 +22,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
-use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
 /// One captured line (or part of a line) of output.
@@ -79,20 +78,20 @@ impl Engine {
         tail: Option<u64>,
         since_ns: Option<i64>,
     ) -> Result<mpsc::Receiver<Result<LogItem>>> {
-        let inner = self.inner.clone();
-        let events = inner.events.subscribe();
-        let c = inner.store.resolve(reference).await?;
-        if c.state == State::Removing {
+        let shared = self.shared.clone();
+        let watch = shared.watch();
+        let c = shared.store().resolve(reference).await?;
+        if c.state.is_removing() {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is being removed",
                 c.name
             )));
         }
-        let guard = inner.live(&c.id).attach.clone().read_owned().await;
+        let guard = shared.live(&c.id).followers.clone().read_owned().await;
         let (tx, rx) = mpsc::channel(256);
         let filter = Filter { since_ns };
         tokio::spawn(async move {
-            let res = stream(&inner, c, follow, tail, filter, events, &tx).await;
+            let res = stream(&shared, c, follow, tail, filter, watch, &tx).await;
             if let Err(e) = res {
                 let _ = tx.send(Err(e)).await;
             }
@@ -103,30 +102,34 @@ impl Engine {
 }
 
 async fn stream(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     c: Container,
     follow: bool,
     tail: Option<u64>,
     filter: Filter,
-    mut events: broadcast::Receiver<Event>,
+    mut watch: Watch,
     tx: &mpsc::Sender<Result<LogItem>>,
 ) -> Result<()> {
-    let dir = inner.cfg.container_dir(&c.id);
+    let dir = shared.cfg().container_dir(&c.id);
     if follow && matches!(c.state, State::Created | State::Starting) {
-        // Nothing to read before the shim runs.
-        if wait_state_change(inner, &c.id, &mut events, tx, |s| {
-            !matches!(s, State::Created | State::Starting)
-        })
-        .await?
-        .is_none()
+        // Nothing to read before the shim runs. A created container may
+        // wait for its start indefinitely: `quilt run` follows before it
+        // starts.
+        let begun = |row: Option<&Container>| {
+            row.is_none_or(|c| !matches!(c.state, State::Created | State::Starting))
+        };
+        match shared
+            .wait_until(&mut watch, &c.id, begun, None, tx.closed())
+            .await?
         {
-            return Ok(());
+            Waited::Met(Some(_)) => {}
+            Waited::Met(None) | Waited::Cancelled | Waited::TimedOut => return Ok(()),
         }
     }
     // Watch before the first read so no write between the two is missed.
     let d = dir.clone();
     let (mut notify, (older, mut cur)) = tokio::task::spawn_blocking(move || {
-        let notify = if follow { Some(watch(&d)?) } else { None };
+        let notify = if follow { Some(watch_dir(&d)?) } else { None };
         Ok::<_, EngineError>((notify, open_from(&d, tail)?))
     })
     .await??;
@@ -144,7 +147,7 @@ async fn stream(
         let Some(n) = notify.as_mut() else {
             return Ok(());
         };
-        if let Some(done) = finished(inner, &c.id).await? {
+        if let Some(done) = finished(shared, &c.id).await? {
             // The shim writes every line before it exits, and the exit is
             // recorded after that: one last pass gets the rest.
             drain(&dir, &mut cur, &mut carry, follow, filter, tx).await?;
@@ -161,7 +164,7 @@ async fn stream(
                     }
                 }
             }
-            more = own_event(&mut events, &c.id) => if !more {
+            more = watch.changed(&c.id) => if !more {
                 return Ok(());
             },
             _ = tx.closed() => return Ok(()),
@@ -213,62 +216,18 @@ async fn drain(
     }
 }
 
-/// Waits for an event of container `id` (or a lag, after which the caller
-/// re-checks anyway); other containers' events do not wake a follower.
-/// False once the engine is gone.
-async fn own_event(events: &mut broadcast::Receiver<Event>, id: &str) -> bool {
-    loop {
-        match events.recv().await {
-            Ok(ev) if ev.container_id != id => {}
-            Ok(_) | Err(RecvError::Lagged(_)) => return true,
-            Err(RecvError::Closed) => return false,
-        }
-    }
-}
-
 /// The exit status once the container has finished (or its row is gone).
-async fn finished(inner: &Inner, id: &str) -> Result<Option<WaitResult>> {
-    Ok(match inner.store.get(id).await? {
-        None => Some(WaitResult {
-            id: id.to_owned(),
-            state: State::Exited,
-            exit: None,
-            failure_reason: None,
-        }),
-        Some(c) if has_ended(&c) => Some(WaitResult::of(&c)),
+async fn finished(shared: &Shared, id: &str) -> Result<Option<WaitResult>> {
+    Ok(match shared.store().get(id).await? {
+        None => Some(WaitResult::removed(id)),
+        Some(c) if c.has_ended() => Some(WaitResult::of(&c)),
         Some(_) => None,
     })
 }
 
-/// Waits until the container's state satisfies `done`. None when its row
-/// is gone, the engine shuts down or the follower's receiver went away (a
-/// created container may wait for its start indefinitely: `quilt run`
-/// follows before it starts).
-async fn wait_state_change(
-    inner: &Inner,
-    id: &str,
-    events: &mut broadcast::Receiver<Event>,
-    tx: &mpsc::Sender<Result<LogItem>>,
-    done: impl Fn(State) -> bool,
-) -> Result<Option<State>> {
-    loop {
-        match inner.store.get(id).await? {
-            None => return Ok(None),
-            Some(c) if done(c.state) => return Ok(Some(c.state)),
-            Some(_) => {}
-        }
-        tokio::select! {
-            more = own_event(events, id) => if !more {
-                return Ok(None);
-            },
-            _ = tx.closed() => return Ok(None),
-        }
-    }
-}
-
 /// Watches the container directory: writes to the log, and its rotation
 /// (renames, a new `container.log`).
-fn watch(dir: &Path) -> Result<FsWatch> {
+fn watch_dir(dir: &Path) -> Result<FsWatch> {
     let ino = Inotify::init().map_err(|e| EngineError::internal("inotify", e))?;
     // The directory may not exist yet (a start that failed early): watch its parent.
     let target = if dir.exists() {

@@ -1,43 +1,18 @@
-//! Checks on CreateContainer input. Everything rejected here is
-//! INVALID_ARGUMENT and leaves nothing behind (nothing has been written yet).
+//! Checks on API input. Everything rejected here is INVALID_ARGUMENT and
+//! leaves nothing behind (nothing has been written yet).
+mod mounts;
+mod names;
+
 use crate::error::{EngineError, Result};
 use crate::model::CreateSpec;
+pub(crate) use mounts::{host_path, validate_all as mounts};
+pub use names::{container_name as name, hostname, image_name, volume_name};
 
-const MAX_NAME: usize = 63;
 /// Below this the kernel and the shim itself cannot run a workload sensibly.
 const MIN_MEMORY_MB: i64 = 6;
 
 fn invalid(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidArgument(msg.into())
-}
-
-/// Container names: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63 characters (the
-/// name doubles as the hostname).
-pub fn name(name: &str) -> Result<()> {
-    let ok_first = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_rest = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !ok_first || !ok_rest || name.len() > MAX_NAME {
-        return Err(invalid(format!(
-            "invalid container name {name:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit), at most {MAX_NAME} characters"
-        )));
-    }
-    Ok(())
-}
-
-pub fn hostname(h: &str) -> Result<()> {
-    let ok = !h.is_empty()
-        && h.len() <= MAX_NAME
-        && h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-    if !ok {
-        return Err(invalid(format!("invalid hostname {h:?}")));
-    }
-    Ok(())
 }
 
 pub fn env_entry(e: &str) -> Result<()> {
@@ -143,15 +118,6 @@ pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        assert!(name("web-1").is_ok());
-        assert!(name("a.b_c").is_ok());
-        for bad in ["", "-x", "a/b", "..", "a b", &"x".repeat(64)] {
-            assert!(name(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn env_entries() {

@@ -3,20 +3,20 @@
 //! monitor is attached); those that ended meanwhile get the exit status their
 //! supervisor left; interrupted starts are retried; unfinished removals and
 //! auto-removals are resumed.
-use crate::cleanup;
-use crate::engine::Inner;
+use super::cleanup;
+use super::monitor;
+use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, State};
-use crate::monitor;
 use quilt_runtime::{cgroup, proc};
 use std::sync::Arc;
 
-pub(crate) async fn run(inner: &Arc<Inner>) -> Result<()> {
-    let all = inner.store.list(&Default::default()).await?;
+pub(crate) async fn run(shared: &Arc<Shared>) -> Result<()> {
+    let all = shared.store().list(&Default::default()).await?;
     let mut adopted = 0usize;
     for c in all {
         // One container's trouble must not keep quiltd from starting.
-        match one(inner, &c).await {
+        match one(shared, &c).await {
             Ok(true) => adopted += 1,
             Ok(false) => {}
             Err(e) => tracing::error!(container = %c.id, error = %e, "reconciliation failed"),
@@ -29,52 +29,48 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<()> {
 }
 
 /// Reconciles one container; true when a running one was adopted.
-async fn one(inner: &Arc<Inner>, c: &Container) -> Result<bool> {
+async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
     match c.state {
         State::Removing => {
             // A removal interrupted before the workload's exit was recorded:
             // watch its supervisor again, so the removal sees the exit.
             if c.exit.is_none() && c.shim_pid.is_some() {
-                adopt(inner, c).await?;
+                adopt(shared, c).await?;
             }
-            cleanup::spawn_remove(inner.clone(), c.id.clone())
+            cleanup::spawn_remove(shared.clone(), c.id.clone())
         }
         State::Exited | State::Failed if c.auto_remove => {
-            cleanup::spawn_remove(inner.clone(), c.id.clone())
+            cleanup::spawn_remove(shared.clone(), c.id.clone())
         }
         State::Exited | State::Failed => {}
-        State::Created if c.autostart => requeue(inner, c).await?,
+        State::Created if c.is_queued() => requeue(shared, c).await?,
         State::Created => {}
         State::Starting => {
             // The previous quiltd died mid-start: whatever it may have
             // spawned is unknown, so end it and start afresh.
-            let spec = inner.cgroup_spec(c);
+            let spec = shared.cgroup_spec(c);
             tokio::task::spawn_blocking(move || cgroup::remove(&spec))
                 .await?
                 .map_err(|e| EngineError::internal("cgroup", e))?;
-            inner.store.requeue_interrupted_start(&c.id).await?;
-            requeue(inner, c).await?;
+            shared.store().requeue_interrupted_start(&c.id).await?;
+            requeue(shared, c).await?;
         }
-        State::Running => return adopt(inner, c).await,
+        State::Running => return adopt(shared, c).await,
     }
     Ok(false)
 }
 
 /// Queues a start; the starter is already running, so a full queue only
 /// means waiting for room.
-async fn requeue(inner: &Arc<Inner>, c: &Container) -> Result<()> {
-    inner
-        .start_tx
-        .send(c.id.clone())
-        .await
-        .map_err(|_| EngineError::Unavailable("the starter has stopped".into()))
+async fn requeue(shared: &Arc<Shared>, c: &Container) -> Result<()> {
+    shared.queue().push(c.id.clone()).await
 }
 
 /// Attaches a monitor to a running container's supervisor, or records its
 /// end if the supervisor is gone. True when adopted alive.
-async fn adopt(inner: &Arc<Inner>, c: &Container) -> Result<bool> {
+async fn adopt(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
     let (Some(shim_pid), Some(start)) = (c.shim_pid, c.shim_start_time) else {
-        monitor::on_exit(inner, &c.id, 0).await?;
+        monitor::on_exit(shared, &c.id, 0).await?;
         return Ok(false);
     };
     let pid = c.pid;
@@ -93,12 +89,12 @@ async fn adopt(inner: &Arc<Inner>, c: &Container) -> Result<bool> {
     .await?;
     match handles {
         Some((shim_fd, target)) => {
-            inner.live(&c.id).set_target(target);
-            monitor::watch(inner.clone(), c.id.clone(), shim_pid, shim_fd);
+            shared.live(&c.id).set_target(target);
+            monitor::watch(shared.clone(), c.id.clone(), shim_pid, shim_fd);
             Ok(true)
         }
         None => {
-            monitor::on_exit(inner, &c.id, shim_pid).await?;
+            monitor::on_exit(shared, &c.id, shim_pid).await?;
             Ok(false)
         }
     }

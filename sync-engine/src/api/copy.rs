@@ -3,9 +3,9 @@
 //! the kernel keeps paths and symlinks inside it). Streams in bounded chunks
 //! with backpressure through the helper's pipes; the size and sha256 of the
 //! tar stream are computed on the way.
-use crate::engine::{Engine, Inner};
+use crate::engine::{Engine, Shared};
 use crate::error::{EngineError, Result};
-use crate::model::{Container, State};
+use crate::model::Container;
 use quilt_runtime::copy::{
     self, CP_EXIT_INVALID, CP_EXIT_NOT_FOUND, CopyConfig, CopyMode, CopyRoot,
 };
@@ -61,8 +61,8 @@ impl Engine {
         tx: mpsc::Sender<Vec<u8>>,
     ) -> Result<CopyDigest> {
         let path = check_path(path)?;
-        let c = self.inner.store.resolve(reference).await?;
-        run_copy(&self.inner, c, path, CopyMode::Out, Io::Out(tx)).await
+        let c = self.shared.store().resolve(reference).await?;
+        run_copy(&self.shared, c, path, CopyMode::Out, Io::Out(tx)).await
     }
 
     /// Extracts the tar stream read from `rx` into the directory `path` of
@@ -74,8 +74,8 @@ impl Engine {
         rx: mpsc::Receiver<Vec<u8>>,
     ) -> Result<CopyDigest> {
         let path = check_path(path)?;
-        let c = self.inner.store.resolve(reference).await?;
-        run_copy(&self.inner, c, path, CopyMode::In, Io::In(rx)).await
+        let c = self.shared.store().resolve(reference).await?;
+        run_copy(&self.shared, c, path, CopyMode::In, Io::In(rx)).await
     }
 }
 
@@ -85,48 +85,54 @@ enum Io {
 }
 
 async fn run_copy(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     c: Container,
     path: String,
     mode: CopyMode,
     io: Io,
 ) -> Result<CopyDigest> {
-    let live = inner.live(&c.id);
+    let live = shared.live(&c.id);
     // A stopped container is held stopped while its overlay is mounted by the helper.
-    let mut _op = None;
-    let c = if matches!(c.state, State::Running) {
+    let mut _lifecycle = None;
+    let c = if c.state.can_exec() {
         c
     } else {
-        _op = Some(live.op.lock().await);
-        inner
-            .store
+        _lifecycle = Some(live.lifecycle.lock().await);
+        shared
+            .store()
             .get(&c.id)
             .await?
             .ok_or_else(|| EngineError::no_such_container(&c.id))?
     };
-    let root = match (c.state, c.pid, c.shim_pid) {
-        (State::Running, Some(pid), Some(shim_pid)) => CopyRoot::Running { pid, shim_pid },
-        (State::Created | State::Exited | State::Failed, _, _) => {
-            let images = inner.images.clone();
+    if !c.state.can_copy() {
+        return Err(EngineError::FailedPrecondition(format!(
+            "container {} is {}: try again",
+            c.name,
+            c.state.as_str()
+        )));
+    }
+    let root = match (c.pid, c.shim_pid) {
+        (Some(pid), Some(shim_pid)) if !c.state.is_stopped() => CopyRoot::Running { pid, shim_pid },
+        _ if c.state.is_stopped() => {
+            let images = shared.images().clone();
             let image = c.image.clone();
             let image_rootfs = tokio::task::spawn_blocking(move || images.prepare(&image))
                 .await?
                 .map_err(|e| EngineError::FailedPrecondition(format!("image: {e}")))?;
             CopyRoot::Stopped {
-                dir: inner.cfg.container_dir(&c.id),
+                dir: shared.cfg().container_dir(&c.id),
                 image_rootfs,
             }
         }
-        (s, _, _) => {
-            return Err(EngineError::FailedPrecondition(format!(
-                "container {} is {}: try again",
-                c.name,
-                s.as_str()
+        _ => {
+            return Err(EngineError::Internal(format!(
+                "container {} is running without a recorded pid",
+                c.name
             )));
         }
     };
     let cfg = CopyConfig { root, path };
-    let mut child = copy::spawn(&inner.cfg.shim_path, mode, &cfg)
+    let mut child = copy::spawn(&shared.cfg().shim_path, mode, &cfg)
         .map_err(|e| EngineError::internal("spawn the copy helper", e))?;
     let mut stderr = child.stderr.take().expect("stderr piped");
     let err_task = tokio::spawn(async move {
@@ -136,7 +142,7 @@ async fn run_copy(
         let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
         String::from_utf8_lossy(&s).trim().to_string()
     });
-    let idle = inner.cfg.copy_idle_timeout;
+    let idle = shared.cfg().copy_idle_timeout;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut aborted = false;

@@ -1,17 +1,14 @@
-//! SQLite persistence. One writer connection (writes queue fairly in the pool
-//! instead of spinning in SQLite's busy handler) and a small pool of readers;
-//! WAL, foreign keys, busy timeout and migrations.
+//! The containers table and its labels. Every state transition is one
+//! guarded `UPDATE ... WHERE state IN (...)`, its set taken from
+//! `model::state::from`, so a transition that lost a race changes nothing.
+use super::{Store, json, states_sql, volumes};
 use crate::error::{EngineError, Result};
+use crate::model::state::from;
 use crate::model::{Container, ExitInfo, ListFilter, Network, State};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+use std::sync::LazyLock;
 
 const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
@@ -19,49 +16,7 @@ const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c
     c.created_at, c.started_at, c.finished_at, c.mounts, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
 
-#[derive(Debug, Clone)]
-pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
-}
-
 impl Store {
-    /// Opens (creating if needed) the database and runs the migrations.
-    pub async fn open(path: &Path) -> Result<Store> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            .pragma("temp_store", "memory");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.clone())
-            .await?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|e| EngineError::internal("database migration", e))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(2)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.read_only(true))
-            .await?;
-        Ok(Store { writer, reader })
-    }
-
-    pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
-    }
-
     /// Inserts the container and its labels in one transaction.
     pub async fn insert(&self, c: &Container) -> Result<()> {
         let mut tx = self.writer.begin().await?;
@@ -122,14 +77,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        crate::volumes::insert_used(&mut tx, c).await?;
+        volumes::insert_used(&mut tx, c).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The writer and reader pools (for the volumes module).
-    pub(crate) fn pools(&self) -> (&SqlitePool, &SqlitePool) {
-        (&self.writer, &self.reader)
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
@@ -212,28 +162,33 @@ impl Store {
         Ok(out)
     }
 
-    /// created -> starting. False when the row is not in `created` any more.
+    /// created (queued) -> starting. False when the row is not queued any
+    /// more (removed, started by someone else, or its start cancelled by
+    /// `stop`).
     pub async fn set_starting(&self, id: &str) -> Result<bool> {
-        // Only a start that is still wanted: `stop` may have cancelled it.
-        let r = sqlx::query(
-            "UPDATE containers SET state = 'starting', autostart = 0 \
-             WHERE id = ? AND state = 'created' AND autostart = 1",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}', autostart = 0 \
+                 WHERE id = ? AND state IN ({}) AND autostart = 1",
+                State::Starting.as_str(),
+                states_sql(from::BEGIN_START)
+            )
+        });
+        let r = sqlx::query(&SQL).bind(id).execute(&self.writer).await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Cancels a start that is queued but not begun. False when there is
     /// none (never requested, or the starter got there first).
     pub async fn cancel_queued_start(&self, id: &str) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE containers SET autostart = 0 WHERE id = ? AND state = 'created' AND autostart = 1",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET autostart = 0 \
+                 WHERE id = ? AND state IN ({}) AND autostart = 1",
+                states_sql(from::CANCEL_START)
+            )
+        });
+        let r = sqlx::query(&SQL).bind(id).execute(&self.writer).await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -246,21 +201,28 @@ impl Store {
         shim_start_time: u64,
         at: i64,
     ) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE containers SET state = 'running', pid = ?, shim_pid = ?, shim_start_time = ?, \
-             started_at = ? WHERE id = ? AND state = 'starting'",
-        )
-        .bind(pid)
-        .bind(shim_pid)
-        .bind(shim_start_time as i64)
-        .bind(at)
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}', pid = ?, shim_pid = ?, shim_start_time = ?, \
+                 started_at = ? WHERE id = ? AND state IN ({})",
+                State::Running.as_str(),
+                states_sql(from::SET_RUNNING)
+            )
+        });
+        let r = sqlx::query(&SQL)
+            .bind(pid)
+            .bind(shim_pid)
+            .bind(shim_start_time as i64)
+            .bind(at)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 
-    /// Records that the container could not start (or its supervisor was lost).
+    /// Records that the container could not start (or its supervisor was
+    /// lost); returns the state now stored (`failed`, or `removing` during a
+    /// removal), None when the row had already finished.
     pub async fn set_failed(
         &self,
         id: &str,
@@ -268,78 +230,95 @@ impl Store {
         reason: &str,
         at: i64,
     ) -> Result<Option<State>> {
-        let state: Option<String> = sqlx::query_scalar(
-            "UPDATE containers SET state = CASE WHEN state = 'removing' THEN 'removing' ELSE 'failed' END, \
-             exit_code = ?, exit_signal = 0, failure_reason = ?, finished_at = ? \
-             WHERE id = ? AND state IN ('created', 'starting', 'running', 'removing') \
-             RETURNING state",
-        )
-        .bind(exit_code)
-        .bind(reason)
-        .bind(at)
-        .bind(id)
-        .fetch_optional(&self.writer)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = {}, \
+                 exit_code = ?, exit_signal = 0, failure_reason = ?, finished_at = ? \
+                 WHERE id = ? AND state IN ({}) RETURNING state",
+                keep_removing(State::Failed),
+                states_sql(from::SET_FAILED)
+            )
+        });
+        let state: Option<String> = sqlx::query_scalar(&SQL)
+            .bind(exit_code)
+            .bind(reason)
+            .bind(at)
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
         Ok(state.as_deref().and_then(State::parse))
     }
 
-    /// Records the workload's exit. A row being removed keeps its state.
-    /// Records the exit; returns the state now stored (`exited`, or
-    /// `removing` during a removal), None when there was nothing to record.
+    /// Records the workload's exit; returns the state now stored (`exited`,
+    /// or `removing` during a removal), None when there was nothing to
+    /// record (already recorded, or the row never ran).
     pub async fn record_exit(&self, id: &str, exit: &ExitInfo) -> Result<Option<State>> {
-        let state: Option<String> = sqlx::query_scalar(
-            "UPDATE containers SET state = CASE WHEN state = 'removing' THEN 'removing' ELSE 'exited' END, \
-             exit_code = ?, exit_signal = ?, oom_killed = ?, finished_at = ? \
-             WHERE id = ? AND state IN ('starting', 'running', 'removing') AND exit_code IS NULL \
-             RETURNING state",
-        )
-        .bind(exit.exit_code)
-        .bind(exit.signal)
-        .bind(exit.oom_killed)
-        .bind(exit.finished_at_ns)
-        .bind(id)
-        .fetch_optional(&self.writer)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = {}, \
+                 exit_code = ?, exit_signal = ?, oom_killed = ?, finished_at = ? \
+                 WHERE id = ? AND state IN ({}) AND exit_code IS NULL RETURNING state",
+                keep_removing(State::Exited),
+                states_sql(from::RECORD_EXIT)
+            )
+        });
+        let state: Option<String> = sqlx::query_scalar(&SQL)
+            .bind(exit.exit_code)
+            .bind(exit.signal)
+            .bind(exit.oom_killed)
+            .bind(exit.finished_at_ns)
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
         Ok(state.as_deref().and_then(State::parse))
     }
 
-    /// exited/failed/created -> created again, ready for another start.
+    /// A stored container back to `created` and queued, ready for another
+    /// start: its last run's processes and exit are forgotten.
     pub async fn reset_for_start(&self, id: &str) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE containers SET state = 'created', autostart = 1, pid = NULL, shim_pid = NULL, \
-             shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, \
-             failure_reason = NULL, started_at = NULL, finished_at = NULL \
-             WHERE id = ? AND state IN ('created', 'exited', 'failed')",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}', autostart = 1, pid = NULL, shim_pid = NULL, \
+                 shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, \
+                 failure_reason = NULL, started_at = NULL, finished_at = NULL \
+                 WHERE id = ? AND state IN ({})",
+                State::Created.as_str(),
+                states_sql(from::RESET_FOR_START)
+            )
+        });
+        let r = sqlx::query(&SQL).bind(id).execute(&self.writer).await?;
         Ok(r.rows_affected() == 1)
     }
 
-    /// Back to `created` after a start that the daemon could not finish.
+    /// Back to `created` (queued) after a start that the daemon could not finish.
     pub async fn requeue_interrupted_start(&self, id: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE containers SET state = 'created', autostart = 1 WHERE id = ? AND state = 'starting'",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}', autostart = 1 WHERE id = ? AND state IN ({})",
+                State::Created.as_str(),
+                states_sql(from::REQUEUE_INTERRUPTED)
+            )
+        });
+        sqlx::query(&SQL).bind(id).execute(&self.writer).await?;
         Ok(())
     }
 
     /// Persists the intent to remove; returns the state it had (None: no such row).
     pub async fn set_removing(&self, id: &str) -> Result<Option<State>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}' WHERE id = ? AND state IN ({})",
+                State::Removing.as_str(),
+                states_sql(from::SET_REMOVING)
+            )
+        });
         let mut tx = self.writer.begin().await?;
         let prev: Option<(String,)> = sqlx::query_as("SELECT state FROM containers WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         if prev.is_some() {
-            sqlx::query("UPDATE containers SET state = 'removing' WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&SQL).bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(prev.and_then(|(s,)| State::parse(&s)))
@@ -354,8 +333,14 @@ impl Store {
     }
 }
 
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+/// The SQL value of `state` for a transition to `to` that keeps a row being
+/// removed in `removing` (its data is recorded, its removal goes on).
+fn keep_removing(to: State) -> String {
+    format!(
+        "CASE WHEN state = '{r}' THEN '{r}' ELSE '{to}' END",
+        r = State::Removing.as_str(),
+        to = to.as_str()
+    )
 }
 
 fn from_row(r: &SqliteRow) -> Result<Container> {
@@ -489,7 +474,7 @@ mod tests {
         // The image is gone (an `image rm` won the race): no row is left.
         assert!(matches!(s.insert(&c).await, Err(EngineError::NotFound(_))));
         assert!(s.list(&ListFilter::default()).await.unwrap().is_empty());
-        let info = crate::image_store::ImageInfo {
+        let info = crate::model::ImageInfo {
             id: image.clone(),
             names: Vec::new(),
             size_bytes: 1,

@@ -1,49 +1,13 @@
-//! Container mounts: the stored model and the checks made at CreateContainer
-//! (before anything is written, so a refused mount leaves nothing behind).
+//! The checks made on a container's mounts at CreateContainer (before
+//! anything is written, so a refused mount leaves nothing behind), and on
+//! other host paths the daemon would expose or read wholesale.
+use super::names::volume_name;
 use crate::error::{EngineError, Result};
-use serde::{Deserialize, Serialize};
+use crate::model::{MountSource, MountSpec};
 use std::path::{Component, Path, PathBuf};
-
-/// One mount of a container, as stored in its row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MountSpec {
-    /// Absolute, normalised path inside the container.
-    pub target: String,
-    pub read_only: bool,
-    pub source: MountSource,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MountSource {
-    /// A named volume.
-    Volume(String),
-    /// A canonical host path.
-    Bind(String),
-    /// A fresh tmpfs; 0 = the kernel's default size.
-    Tmpfs { size_bytes: u64 },
-}
 
 fn invalid(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidArgument(msg.into())
-}
-
-/// Volume names: `[A-Za-z0-9][A-Za-z0-9_-]*`, at most 64 characters.
-pub fn volume_name(name: &str) -> Result<()> {
-    let ok = name.len() <= 64
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-    if !ok {
-        return Err(invalid(format!(
-            "invalid volume name {name:?}: use letters, digits, '_' and '-' (starting with a letter or digit), at most 64 characters"
-        )));
-    }
-    Ok(())
 }
 
 /// Container paths where nothing may be mounted (or below which).
@@ -180,26 +144,6 @@ pub fn validate_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn volume_names() {
-        for ok in ["a", "data", "A-1_b", &"x".repeat(64)] {
-            assert!(volume_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            ".x",
-            "a/b",
-            "a.b",
-            "-a",
-            "_a",
-            &"x".repeat(65),
-        ] {
-            assert!(volume_name(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn targets() {

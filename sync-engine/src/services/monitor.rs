@@ -2,28 +2,28 @@
 //! readiness of the supervisor's pidfd (no polling). On wake-up it reaps the
 //! shim with waitpid(pid, WNOHANG) (only our own child, never -1), reads the
 //! exit status the shim left in exit.json and records it.
-use crate::cleanup;
-use crate::engine::Inner;
+use super::cleanup;
+use crate::engine::Shared;
 use crate::error::Result;
-use crate::model::{Container, ExitInfo, State, now_ns};
+use crate::model::{Container, ExitInfo, now_ns};
 use quilt_runtime::{cgroup, exitfile, proc};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-pub(crate) fn watch(inner: Arc<Inner>, id: String, shim_pid: i32, shim_fd: OwnedFd) {
+pub(crate) fn watch(shared: Arc<Shared>, id: String, shim_pid: i32, shim_fd: OwnedFd) {
     tokio::spawn(async move {
         if let Err(e) = quilt_runtime::pidfd_exited(shim_fd).await {
             tracing::error!(container = %id, error = %e, "cannot watch the supervisor's pidfd");
             return;
         }
-        if let Err(e) = on_exit(&inner, &id, shim_pid).await {
+        if let Err(e) = on_exit(&shared, &id, shim_pid).await {
             tracing::error!(container = %id, error = %e, "recording exit failed");
         }
     });
 }
 
 /// The supervisor is gone: record how the workload ended.
-pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Result<()> {
+pub(crate) async fn on_exit(shared: &Arc<Shared>, id: &str, shim_pid: i32) -> Result<()> {
     // Reaped first, whatever became of the row (a removal that gave up
     // waiting may have deleted it): the shim is our child.
     if shim_pid > 0
@@ -31,11 +31,11 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
     {
         tracing::warn!(container = %id, error = %e, "cannot reap the supervisor");
     }
-    let Some(c) = inner.store.get(id).await? else {
+    let Some(c) = shared.store().get(id).await? else {
         return Ok(());
     };
-    let dir = inner.cfg.container_dir(id);
-    let spec = inner.cgroup_spec(&c);
+    let dir = shared.cfg().container_dir(id);
+    let spec = shared.cgroup_spec(&c);
     let record = tokio::task::spawn_blocking(move || {
         let rec = exitfile::read(&dir);
         if !matches!(rec, Ok(Some(_))) {
@@ -48,7 +48,7 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
         rec
     })
     .await?;
-    inner.live(id).set_target(None);
+    shared.live(id).set_target(None);
     match record {
         Ok(Some(r)) => {
             let exit = ExitInfo {
@@ -57,8 +57,8 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
                 oom_killed: r.oom_killed,
                 finished_at_ns: Some(r.finished_at_ns),
             };
-            if let Some(state) = inner.store.record_exit(id, &exit).await? {
-                inner.emit(&c, state, "exited", Some(exit), None);
+            if let Some(state) = shared.store().record_exit(id, &exit).await? {
+                shared.emit(&c, state, "exited", Some(exit), None);
             }
         }
         other => {
@@ -67,11 +67,11 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
                 _ => "the supervisor (quilt-shim) exited without recording the workload's exit status".into(),
             };
             // record_failure removes an auto-remove container itself.
-            return record_failure(inner, &c, 137, &why).await;
+            return record_failure(shared, &c, 137, &why).await;
         }
     }
-    if c.auto_remove && c.state != State::Removing {
-        cleanup::spawn_remove(inner.clone(), id.to_owned());
+    if c.auto_remove && !c.state.is_removing() {
+        cleanup::spawn_remove(shared.clone(), id.to_owned());
     }
     Ok(())
 }
@@ -80,13 +80,13 @@ pub(crate) async fn on_exit(inner: &Arc<Inner>, id: &str, shim_pid: i32) -> Resu
 /// supervisor) and emits the state stored; an auto-remove container is then
 /// removed. Nothing happens when the row had already finished.
 pub(crate) async fn record_failure(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     c: &Container,
     code: i32,
     reason: &str,
 ) -> Result<()> {
     let at = now_ns();
-    let Some(state) = inner.store.set_failed(&c.id, code, reason, at).await? else {
+    let Some(state) = shared.store().set_failed(&c.id, code, reason, at).await? else {
         return Ok(());
     };
     let exit = ExitInfo {
@@ -95,9 +95,9 @@ pub(crate) async fn record_failure(
         oom_killed: false,
         finished_at_ns: Some(at),
     };
-    inner.emit(c, state, "failed", Some(exit), Some(reason.to_owned()));
-    if c.auto_remove && state != State::Removing {
-        cleanup::spawn_remove(inner.clone(), c.id.clone());
+    shared.emit(c, state, "failed", Some(exit), Some(reason.to_owned()));
+    if c.auto_remove && !state.is_removing() {
+        cleanup::spawn_remove(shared.clone(), c.id.clone());
     }
     Ok(())
 }

@@ -1,0 +1,259 @@
+//! The container verbs: create, start, get, list, stop, kill, wait, remove.
+//! Each checks what the state machine (`model::state`) allows, and waits
+//! through `Shared::wait_until`.
+use crate::engine::{Engine, Shared, Waited};
+use crate::error::{EngineError, Result};
+use crate::model::{Container, CreateSpec, ListFilter, State, WaitResult, now_ns};
+use crate::services::cleanup;
+use crate::support::{ids, signals};
+use crate::validate;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a SIGKILLed container may take to be recorded as exited.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+impl Engine {
+    /// Validates, stores the row in one transaction and, unless asked not
+    /// to, queues the start. Returns as soon as the row is committed.
+    pub async fn create(&self, spec: CreateSpec) -> Result<Container> {
+        let shared = &self.shared;
+        if shared.is_closing() {
+            return Err(EngineError::Unavailable("quiltd is shutting down".into()));
+        }
+        validate::create_spec(&spec, shared.host_cpus())?;
+        let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
+        // A stored image's name is recorded as its id.
+        let image = super::images::resolve_for_create(shared, &spec.image).await?;
+        check_image(shared, &image).await?;
+        let c = Container::new(ids::new_id(), spec, image, mounts, now_ns());
+        // Reserve the queue slot first: a full queue is refused before any row exists.
+        let slot = if c.autostart {
+            Some(shared.queue().reserve()?)
+        } else {
+            None
+        };
+        shared.store().insert(&c).await?;
+        shared.emit(&c, State::Created, "created", None, None);
+        if let Some(slot) = slot {
+            slot.send(c.id.clone());
+        }
+        Ok(c)
+    }
+
+    /// Starts a CREATED container, or again one that has EXITED or FAILED.
+    /// Already starting or running: a no-op, as with docker.
+    pub async fn start(&self, reference: &str) -> Result<Container> {
+        let shared = &self.shared;
+        let c = shared.store().resolve(reference).await?;
+        if c.state.is_active() {
+            return Ok(c);
+        }
+        if !c.state.can_start() {
+            return Err(refused(&c));
+        }
+        let mut watch = shared.watch();
+        {
+            let live = shared.live(&c.id);
+            let _lifecycle = live.lifecycle.lock().await;
+            let slot = shared.queue().reserve()?;
+            if !shared.store().reset_for_start(&c.id).await? {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "container {} changed state; try again",
+                    c.name
+                )));
+            }
+            slot.send(c.id.clone());
+        }
+        let c = shared.wait_started(&mut watch, &c.id).await?;
+        if c.state == State::Failed {
+            return Err(EngineError::FailedPrecondition(format!(
+                "container {} failed to start: {}",
+                c.name,
+                c.failure_reason.as_deref().unwrap_or("unknown reason")
+            )));
+        }
+        Ok(c)
+    }
+
+    pub async fn get(&self, reference: &str) -> Result<Container> {
+        self.shared.store().resolve(reference).await
+    }
+
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {
+        self.shared.store().list(filter).await
+    }
+
+    /// SIGTERM, up to `timeout` for the workload to exit, then SIGKILL.
+    /// Returns the container as recorded after it exited.
+    pub async fn stop(&self, reference: &str, timeout: Duration) -> Result<Container> {
+        let shared = &self.shared;
+        let mut watch = shared.watch();
+        let mut c = shared.store().resolve(reference).await?;
+        if c.is_queued() {
+            // Queued, not begun: cancel the start (the starter takes the
+            // lifecycle lock before it begins, and its begin requires the
+            // start to be still queued).
+            let live = shared.live(&c.id);
+            let _lifecycle = live.lifecycle.lock().await;
+            let cancelled = shared.store().cancel_queued_start(&c.id).await?;
+            c = reread(shared, &c.id, reference).await?;
+            if cancelled {
+                return Ok(c);
+            }
+        }
+        if c.state == State::Starting {
+            // Let the start finish (it holds the lifecycle lock), then stop
+            // what it started.
+            drop(shared.live(&c.id).lifecycle.lock().await);
+            c = reread(shared, &c.id, reference).await?;
+        }
+        if c.state.is_removing() {
+            return Err(refused(&c));
+        }
+        if !c.state.can_stop() {
+            return Ok(c); // nothing runs
+        }
+        let live = shared.live(&c.id);
+        let _lifecycle = live.lifecycle.lock().await;
+        signals::signal_target(shared, &c, signals::TERM)?;
+        if !shared.wait_exited(&mut watch, &c.id, timeout).await? {
+            signals::signal_target(shared, &c, signals::KILL)?;
+            if !shared.wait_exited(&mut watch, &c.id, KILL_GRACE).await? {
+                return Err(EngineError::Internal(format!(
+                    "container {} did not exit after SIGKILL",
+                    c.name
+                )));
+            }
+        }
+        // An auto-remove container may already be gone: report it as removed.
+        Ok(shared.store().get(&c.id).await?.unwrap_or(Container {
+            state: State::Removing,
+            ..c
+        }))
+    }
+
+    /// Sends a signal (name or number) to the container's PID 1.
+    pub async fn kill(&self, reference: &str, signal: &str) -> Result<()> {
+        let sig = signals::requested(signal)?;
+        let c = self.shared.store().resolve(reference).await?;
+        if !c.state.can_kill() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "container {} is not running (state: {})",
+                c.name,
+                c.state.as_str()
+            )));
+        }
+        signals::signal_target(&self.shared, &c, sig)
+    }
+
+    /// Returns once the container has exited or failed.
+    pub async fn wait(&self, reference: &str) -> Result<WaitResult> {
+        let shared = &self.shared;
+        let mut watch = shared.watch();
+        let id = shared.store().resolve(reference).await?.id;
+        let ended = |row: Option<&Container>| row.is_none_or(Container::has_ended);
+        match shared
+            .wait_until(&mut watch, &id, ended, None, std::future::pending())
+            .await?
+        {
+            Waited::Met(Some(c)) => Ok(WaitResult::of(&c)),
+            // Removed meanwhile (--rm): its exit travelled in an event.
+            Waited::Met(None) => match watch.exit_event(&id) {
+                Some(ev) => Ok(WaitResult::of_event(ev)),
+                None => Err(EngineError::NotFound(format!(
+                    "container {reference} was removed before it exited"
+                ))),
+            },
+            Waited::TimedOut | Waited::Cancelled => unreachable!("no deadline, no cancel"),
+        }
+    }
+
+    /// Removes a container. Running ones are refused unless `force`.
+    pub async fn remove(&self, reference: &str, force: bool) -> Result<String> {
+        let c = self.shared.store().resolve(reference).await?;
+        cleanup::refuse_running(&c, force)?;
+        cleanup::remove_by_id(&self.shared, &c.id, force).await?;
+        Ok(c.id)
+    }
+}
+
+/// How long StartContainer and Exec wait for a starting container (a large
+/// image tarball is unpacked on its first use).
+const START_WAIT: Duration = Duration::from_secs(300);
+
+impl Shared {
+    /// Waits until the container is no longer on its way to running (it
+    /// runs, failed, exited, or its start was cancelled).
+    pub(crate) async fn wait_started(
+        &self,
+        watch: &mut crate::engine::Watch,
+        id: &str,
+    ) -> Result<Container> {
+        let deadline = Instant::now() + START_WAIT;
+        let started = |row: Option<&Container>| row.is_none_or(|c| !c.is_pending_start());
+        match self
+            .wait_until(watch, id, started, Some(deadline), std::future::pending())
+            .await?
+        {
+            Waited::Met(Some(c)) => Ok(*c),
+            Waited::Met(None) => Err(EngineError::no_such_container(id)),
+            Waited::TimedOut | Waited::Cancelled => Err(EngineError::DeadlineExceeded(format!(
+                "container {} is still starting",
+                ids::short(id)
+            ))),
+        }
+    }
+
+    /// Waits up to `timeout` until the container's end is recorded (or its
+    /// row is gone). False on timeout.
+    pub(crate) async fn wait_exited(
+        &self,
+        watch: &mut crate::engine::Watch,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let exited = |row: Option<&Container>| row.is_none_or(Container::has_exit);
+        let deadline = Some(Instant::now() + timeout);
+        Ok(matches!(
+            self.wait_until(watch, id, exited, deadline, std::future::pending())
+                .await?,
+            Waited::Met(_)
+        ))
+    }
+}
+
+/// FAILED_PRECONDITION: the verb is not allowed in the container's state.
+fn refused(c: &Container) -> EngineError {
+    EngineError::FailedPrecondition(if c.state.is_removing() {
+        format!("container {} is being removed", c.name)
+    } else {
+        format!("container {} is {}", c.name, c.state.as_str())
+    })
+}
+
+/// The row again (a lock was waited for); NOT_FOUND when it went meanwhile.
+async fn reread(shared: &Shared, id: &str, reference: &str) -> Result<Container> {
+    shared
+        .store()
+        .get(id)
+        .await?
+        .ok_or_else(|| EngineError::no_such_container(reference))
+}
+
+/// Checks the image reference (stats on the blocking pool). A directory
+/// image becomes the container's root: the host paths a bind mount may not
+/// expose are refused here too.
+async fn check_image(shared: &Shared, image: &str) -> Result<()> {
+    let images = shared.images().clone();
+    let image = image.to_owned();
+    let data_dir = shared.cfg().data_dir.clone();
+    let extra: Vec<std::path::PathBuf> = shared.cfg().socket_path.iter().cloned().collect();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        if image.starts_with('/') && std::path::Path::new(&image).is_dir() {
+            validate::host_path("image directory", &image, &data_dir, &extra)?;
+        }
+        images.validate(&image).map_err(EngineError::from)
+    })
+    .await?
+}

@@ -1,0 +1,31 @@
+//! The in-memory companion of a container row: per-container serialisation
+//! of lifecycle operations, the lock log followers share with removal, and
+//! the handle used to signal its PID 1.
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use tokio::sync::RwLock;
+
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    /// The lifecycle lock: held by start, stop, remove and copies into a
+    /// stopped container, so they never interleave.
+    pub lifecycle: tokio::sync::Mutex<()>,
+    /// Log followers hold it shared; removal takes it exclusively, so an
+    /// attached `run --rm` sees every line before the files go.
+    pub followers: Arc<RwLock<()>>,
+    /// pidfd of the container's PID 1 while it runs.
+    target: Mutex<Option<Arc<OwnedFd>>>,
+}
+
+impl Live {
+    pub fn set_target(&self, fd: Option<OwnedFd>) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = fd.map(Arc::new);
+    }
+
+    pub fn target(&self) -> Option<Arc<OwnedFd>> {
+        self.target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}

@@ -1,0 +1,96 @@
+//! The engine handle the gRPC server holds, and the state its parts share.
+mod live;
+mod queue;
+mod shared;
+mod wait;
+
+pub(crate) use queue::StartQueue;
+pub(crate) use shared::Shared;
+pub(crate) use wait::{Waited, Watch};
+
+use crate::config::EngineConfig;
+use crate::error::{EngineError, Result};
+use crate::model::Event;
+use crate::services::{images_sweep, reconcile, starter};
+use crate::store::Store;
+use quilt_runtime::cgroup;
+use quilt_runtime::image::ImageStore;
+use quilt_runtime::spec::CgroupLayout;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.shared.cfg().data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the database, detects the cgroup layout, reconciles what was
+    /// recorded with what is running, and starts the background starter.
+    pub async fn open(cfg: EngineConfig) -> Result<Engine> {
+        let dirs = [cfg.data_dir.clone(), cfg.containers_dir()];
+        let images = ImageStore::new(&cfg.data_dir);
+        let stale = images.clone();
+        tokio::task::spawn_blocking(move || {
+            for d in dirs {
+                std::fs::create_dir_all(&d)
+                    .map_err(|e| EngineError::internal(&format!("create {}", d.display()), e))?;
+                // Root only: the database holds every container's environment,
+                // and containers' upper dirs and volumes may hold setuid files
+                // a container made. Containers reach their own files through
+                // their mounts, not through this path.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| EngineError::internal(&format!("chmod {}", d.display()), e))?;
+            }
+            // Half-built images of a daemon that died mid-import.
+            stale.remove_temp_dirs();
+            Ok::<_, EngineError>(())
+        })
+        .await??;
+        let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
+        let store = Store::open(&cfg.db_path()).await?;
+        let (queue, start_rx) = StartQueue::new(cfg.start_queue_capacity);
+        let shared = Arc::new(Shared::new(cfg, store, images, layout, queue));
+        images_sweep::remove_unrecorded(&shared).await?;
+        starter::spawn(shared.clone(), start_rx);
+        reconcile::run(&shared).await?;
+        Ok(Engine { shared })
+    }
+
+    /// The detected cgroup layout (for logs and diagnostics).
+    pub fn cgroup_layout(&self) -> &CgroupLayout {
+        self.shared.layout()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.subscribe()
+    }
+
+    /// Stops accepting work and lets in-flight starts finish (bounded).
+    /// Running containers are left running.
+    pub async fn shutdown(&self) {
+        let shared = &self.shared;
+        shared.close();
+        let n = shared.cfg().max_concurrent_starts.max(1) as u32;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            shared.start_slots().acquire_many(n),
+        )
+        .await;
+        shared.store().close().await;
+        let (layout, parent) = (shared.layout().clone(), shared.cfg().cgroup_parent.clone());
+        let _ =
+            tokio::task::spawn_blocking(move || cgroup::remove_parent_if_empty(&layout, &parent))
+                .await;
+    }
+}

@@ -1,0 +1,213 @@
+//! The engine's view of a container, independent of the wire format.
+use super::event::Event;
+use super::mount::MountSpec;
+use super::state::State;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Private network namespace, loopback only.
+    None,
+    Host,
+}
+
+impl Network {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Host => "host",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Network> {
+        match s {
+            "none" => Some(Network::None),
+            "host" => Some(Network::Host),
+            _ => None,
+        }
+    }
+}
+
+/// What a caller asks for in CreateContainer (validated by `validate`).
+#[derive(Debug, Clone)]
+pub struct CreateSpec {
+    pub image: String,
+    pub command: Vec<String>,
+    pub name: Option<String>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub hostname: Option<String>,
+    pub memory_mb: i64,
+    pub cpus: f64,
+    pub pids_limit: i64,
+    pub network: Network,
+    pub auto_remove: bool,
+    pub labels: BTreeMap<String, String>,
+    pub start: bool,
+    pub init: bool,
+    /// Volumes, bind mounts and tmpfs mounts.
+    pub mounts: Vec<MountSpec>,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExitInfo {
+    pub exit_code: i32,
+    pub signal: i32,
+    pub oom_killed: bool,
+    pub finished_at_ns: Option<i64>,
+}
+
+/// One row of the containers table.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub hostname: String,
+    pub memory_mb: i64,
+    pub cpus: f64,
+    pub pids_limit: i64,
+    pub network: Network,
+    pub auto_remove: bool,
+    pub autostart: bool,
+    pub init: bool,
+    pub labels: BTreeMap<String, String>,
+    pub state: State,
+    pub pid: Option<i32>,
+    pub shim_pid: Option<i32>,
+    pub shim_start_time: Option<u64>,
+    pub exit: Option<ExitInfo>,
+    pub failure_reason: Option<String>,
+    pub created_at_ns: i64,
+    pub started_at_ns: Option<i64>,
+    pub finished_at_ns: Option<i64>,
+    pub mounts: Vec<MountSpec>,
+}
+
+/// Filters of ListContainers.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub states: Vec<State>,
+    pub name_contains: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Container {
+    /// A new row for a validated request: `image` and `mounts` as resolved
+    /// and checked at create.
+    pub fn new(
+        id: String,
+        spec: CreateSpec,
+        image: String,
+        mounts: Vec<MountSpec>,
+        created_at_ns: i64,
+    ) -> Container {
+        let name = spec
+            .name
+            .unwrap_or_else(|| crate::support::ids::short(&id).to_owned());
+        Container {
+            hostname: spec.hostname.unwrap_or_else(|| name.clone()),
+            name,
+            image,
+            command: spec.command,
+            env: spec.env,
+            working_dir: spec.working_dir.unwrap_or_else(|| "/".into()),
+            memory_mb: spec.memory_mb,
+            cpus: spec.cpus,
+            pids_limit: spec.pids_limit,
+            network: spec.network,
+            auto_remove: spec.auto_remove,
+            autostart: spec.start,
+            init: spec.init,
+            labels: spec.labels,
+            state: State::Created,
+            pid: None,
+            shim_pid: None,
+            shim_start_time: None,
+            exit: None,
+            failure_reason: None,
+            created_at_ns,
+            started_at_ns: None,
+            finished_at_ns: None,
+            mounts,
+            id,
+        }
+    }
+
+    /// Created with its start requested and not yet begun (the starter has
+    /// it in its queue).
+    pub fn is_queued(&self) -> bool {
+        self.state == State::Created && self.autostart
+    }
+
+    /// Queued or starting: it is on its way to `running` (or `failed`).
+    pub fn is_pending_start(&self) -> bool {
+        self.is_queued() || self.state == State::Starting
+    }
+
+    /// The container has ended: finished, or being removed with its exit
+    /// recorded.
+    pub fn has_ended(&self) -> bool {
+        self.state.is_finished() || (self.state.is_removing() && self.exit.is_some())
+    }
+
+    /// Its workload's end is recorded (or it never ran and has finished).
+    pub fn has_exit(&self) -> bool {
+        self.state.is_finished() || self.exit.is_some()
+    }
+}
+
+/// How WaitContainer (and the follow mode of GetLogs) saw the container end.
+#[derive(Debug, Clone)]
+pub struct WaitResult {
+    pub id: String,
+    pub state: State,
+    pub exit: Option<ExitInfo>,
+    pub failure_reason: Option<String>,
+}
+
+impl WaitResult {
+    /// How a finished container ended; one being removed (--rm) reports
+    /// its exit, not the removal.
+    pub fn of(c: &Container) -> WaitResult {
+        WaitResult {
+            id: c.id.clone(),
+            state: ended_state(c.state, c.failure_reason.is_some()),
+            exit: c.exit.clone(),
+            failure_reason: c.failure_reason.clone(),
+        }
+    }
+
+    /// The same, from the event that recorded the end (the row may be gone).
+    pub fn of_event(ev: &Event) -> WaitResult {
+        WaitResult {
+            id: ev.container_id.clone(),
+            state: ended_state(ev.state, ev.failure_reason.is_some()),
+            exit: ev.exit.clone(),
+            failure_reason: ev.failure_reason.clone(),
+        }
+    }
+
+    /// A container whose row is gone and whose end was not seen.
+    pub fn removed(id: &str) -> WaitResult {
+        WaitResult {
+            id: id.to_owned(),
+            state: State::Exited,
+            exit: None,
+            failure_reason: None,
+        }
+    }
+}
+
+/// The state a finished container ended in, also while it is being removed.
+fn ended_state(s: State, failed: bool) -> State {
+    match s {
+        State::Removing if failed => State::Failed,
+        State::Removing => State::Exited,
+        s => s,
+    }
+}

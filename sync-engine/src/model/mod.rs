@@ -1,0 +1,15 @@
+//! The engine's view of containers, images and volumes, independent of the
+//! wire format and of the database.
+mod container;
+mod event;
+mod image;
+mod mount;
+pub mod state;
+mod volume;
+
+pub use container::{Container, CreateSpec, ExitInfo, ListFilter, Network, WaitResult};
+pub use event::{Event, now_ns};
+pub use image::ImageInfo;
+pub use mount::{MountSource, MountSpec};
+pub use state::State;
+pub use volume::Volume;

@@ -1,0 +1,9 @@
+//! What runs in the background: the starter takes queued starts, the
+//! monitor records exits (woken by pidfds), cleanup removes, reconciliation
+//! makes the recorded state true at start-up, the image sweep drops
+//! unrecorded image directories.
+pub(crate) mod cleanup;
+pub(crate) mod images_sweep;
+pub(crate) mod monitor;
+pub(crate) mod reconcile;
+pub(crate) mod starter;

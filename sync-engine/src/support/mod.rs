@@ -1,0 +1,6 @@
+//! Small pieces shared across the engine.
+pub(crate) mod env;
+pub(crate) mod fswatch;
+pub(crate) mod ids;
+pub(crate) mod lock;
+pub(crate) mod signals;
