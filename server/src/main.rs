@@ -3,13 +3,9 @@
 #![deny(unsafe_code)]
 
 mod convert;
-mod copy_rpc;
-mod exec_rpc;
-mod images;
 mod log_limits;
-mod service;
+mod services;
 mod status;
-mod volumes;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -157,22 +153,24 @@ async fn run(args: Args) -> Result<()> {
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<ContainerServiceServer<service::Service>>()
+        .set_serving::<ContainerServiceServer<services::Containers>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(quilt_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("reflection service")?;
-    let api = ContainerServiceServer::new(service::Service::new(engine.clone()))
+    let api = ContainerServiceServer::new(services::Containers::new(engine.clone()))
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
     let router = Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(api)
-        .add_service(ImageServiceServer::new(images::Images::new(engine.clone())))
-        .add_service(VolumeServiceServer::new(volumes::Volumes::new(
+        .add_service(ImageServiceServer::new(services::Images::new(
+            engine.clone(),
+        )))
+        .add_service(VolumeServiceServer::new(services::Volumes::new(
             engine.clone(),
         )));
 

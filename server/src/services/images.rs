@@ -1,7 +1,6 @@
 //! quilt.v1.ImageService.
-use crate::convert::non_empty;
-use crate::convert::ts;
-use crate::service::Stream_;
+use super::BoxStream;
+use crate::convert::{self, non_empty};
 use crate::status::to_status;
 use quilt_proto::v1 as pb;
 use quilt_proto::v1::image_service_server::ImageService;
@@ -10,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+#[derive(Debug)]
 pub struct Images {
     engine: Engine,
 }
@@ -20,35 +20,11 @@ impl Images {
     }
 }
 
-fn image(i: ImageInfo) -> pb::Image {
-    pb::Image {
-        id: i.id,
-        names: i.names,
-        size_bytes: i.size_bytes,
-        created_at: Some(ts(i.created_at_ns)),
-        source: i.source,
-        layers: i.layers,
-        containers: i.containers,
-    }
-}
-
-fn progress_item(p: ImageProgress) -> pb::ImportImageResponse {
-    pb::ImportImageResponse {
-        item: Some(pb::import_image_response::Item::Progress(
-            pb::ImportProgress {
-                phase: p.phase,
-                done_bytes: p.done_bytes,
-                total_bytes: p.total_bytes,
-            },
-        )),
-    }
-}
-
 /// Runs an import-like job, streaming its progress and then the image (or
 /// the error). The job runs to completion even if the client goes away.
 fn stream_job<F>(
     job: impl FnOnce(mpsc::Sender<ImageProgress>) -> F,
-) -> Stream_<pb::ImportImageResponse>
+) -> BoxStream<pb::ImportImageResponse>
 where
     F: Future<Output = Result<ImageInfo, EngineError>> + Send + 'static,
 {
@@ -61,16 +37,16 @@ where
             tokio::select! {
                 biased;
                 Some(p) = p_rx.recv() => {
-                    let _ = out_tx.send(Ok(progress_item(p))).await;
+                    let _ = out_tx.send(Ok(convert::progress_item(p))).await;
                 }
                 r = &mut fut => break r,
             }
         };
         while let Ok(p) = p_rx.try_recv() {
-            let _ = out_tx.send(Ok(progress_item(p))).await;
+            let _ = out_tx.send(Ok(convert::progress_item(p))).await;
         }
         let last = result.map_err(to_status).map(|i| pb::ImportImageResponse {
-            item: Some(pb::import_image_response::Item::Image(image(i))),
+            item: Some(pb::import_image_response::Item::Image(convert::image(i))),
         });
         let _ = out_tx.send(last).await;
     });
@@ -79,7 +55,7 @@ where
 
 #[tonic::async_trait]
 impl ImageService for Images {
-    type ImportImageStream = Stream_<pb::ImportImageResponse>;
+    type ImportImageStream = BoxStream<pb::ImportImageResponse>;
 
     async fn import_image(
         &self,
@@ -92,7 +68,7 @@ impl ImageService for Images {
         })))
     }
 
-    type BuildImageStream = Stream_<pb::ImportImageResponse>;
+    type BuildImageStream = BoxStream<pb::ImportImageResponse>;
 
     async fn build_image(
         &self,
@@ -111,7 +87,7 @@ impl ImageService for Images {
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
         let images = self.engine.list_images().await.map_err(to_status)?;
         Ok(Response::new(pb::ListImagesResponse {
-            images: images.into_iter().map(image).collect(),
+            images: images.into_iter().map(convert::image).collect(),
         }))
     }
 
@@ -125,7 +101,7 @@ impl ImageService for Images {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::InspectImageResponse {
-            image: Some(image(i)),
+            image: Some(convert::image(i)),
         }))
     }
 

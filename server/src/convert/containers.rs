@@ -1,27 +1,12 @@
-//! Engine model <-> quilt.v1 wire types.
+//! quilt.v1.ContainerService messages: containers, states, exits, events,
+//! logs and mounts.
+use super::{non_empty, ts};
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::{
-    Container, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, Network, State, Volume,
-    WaitResult,
+    Container, CreateSpec, Event, ExitInfo, ListFilter, LogLine, LogStream, MountSource, MountSpec,
+    Network, State, WaitResult,
 };
-
-/// An optional string field: proto3 sends "" for unset.
-pub fn non_empty<S: AsRef<str>>(s: S) -> Option<S> {
-    (!s.as_ref().is_empty()).then_some(s)
-}
-
-pub fn ts(ns: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ns.div_euclid(1_000_000_000),
-        nanos: ns.rem_euclid(1_000_000_000) as i32,
-    }
-}
-
-/// A wire timestamp as unix nanoseconds (saturating far outside i64's range).
-pub fn ts_ns(t: &prost_types::Timestamp) -> i64 {
-    (t.seconds as i128 * 1_000_000_000 + t.nanos as i128).clamp(i64::MIN as i128, i64::MAX as i128)
-        as i64
-}
+use tonic::Status;
 
 pub fn state(s: State) -> pb::ContainerState {
     match s {
@@ -145,7 +130,7 @@ pub fn mount(m: &MountSpec) -> pb::Mount {
 }
 
 /// The mounts of a CreateContainerRequest (checked further by the engine).
-pub fn mounts_from(m: &[pb::Mount]) -> Result<Vec<MountSpec>, tonic::Status> {
+fn mounts_from(m: &[pb::Mount]) -> Result<Vec<MountSpec>, Status> {
     m.iter()
         .map(|m| {
             let source = match &m.source {
@@ -155,7 +140,7 @@ pub fn mounts_from(m: &[pb::Mount]) -> Result<Vec<MountSpec>, tonic::Status> {
                     size_bytes: t.size_bytes,
                 },
                 None => {
-                    return Err(tonic::Status::invalid_argument(format!(
+                    return Err(Status::invalid_argument(format!(
                         "mount {:?} has no source",
                         m.target
                     )));
@@ -170,11 +155,72 @@ pub fn mounts_from(m: &[pb::Mount]) -> Result<Vec<MountSpec>, tonic::Status> {
         .collect()
 }
 
-pub fn volume(v: &Volume) -> pb::Volume {
-    pb::Volume {
-        name: v.name.clone(),
-        created_at: Some(ts(v.created_at_ns)),
-        labels: v.labels.clone().into_iter().collect(),
-        used_by: v.used_by.clone(),
+fn network_from(mode: i32) -> Result<Network, Status> {
+    match pb::NetworkMode::try_from(mode) {
+        Ok(pb::NetworkMode::Host) => Ok(Network::Host),
+        Ok(_) => Ok(Network::None),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "unknown network mode {mode}"
+        ))),
+    }
+}
+
+/// A CreateContainerRequest as the engine's spec (checked further by the engine).
+pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> {
+    let res = r.resources.unwrap_or_default();
+    Ok(CreateSpec {
+        network: network_from(r.network)?,
+        mounts: mounts_from(&r.mounts)?,
+        image: r.image,
+        command: r.command,
+        name: non_empty(r.name),
+        env: r.env,
+        working_dir: non_empty(r.working_dir),
+        hostname: non_empty(r.hostname),
+        memory_mb: res.memory_mb,
+        cpus: res.cpus,
+        pids_limit: res.pids_limit,
+        auto_remove: r.auto_remove,
+        labels: r.labels.into_iter().collect(),
+        start: !r.no_start,
+        init: r.init,
+    })
+}
+
+/// The filters of a ListContainersRequest.
+pub fn list_filter(r: pb::ListContainersRequest) -> Result<ListFilter, Status> {
+    let mut states = Vec::new();
+    for s in r.states {
+        let s = pb::ContainerState::try_from(s)
+            .map_err(|_| Status::invalid_argument(format!("unknown state {s}")))?;
+        if let Some(s) = state_from(s) {
+            states.push(s);
+        }
+    }
+    Ok(ListFilter {
+        states,
+        name_contains: non_empty(r.name),
+        labels: r.labels.into_iter().collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine's stored state names and the wire enum's names agree, and
+    /// the mapping is a bijection over every engine state.
+    #[test]
+    fn states_map_one_to_one() {
+        for s in quilt_sync_engine::model::state::ALL {
+            let wire = state(*s);
+            assert_eq!(state_from(wire), Some(*s));
+            let name = wire
+                .as_str_name()
+                .trim_start_matches("CONTAINER_STATE_")
+                .to_ascii_lowercase();
+            assert_eq!(name, s.as_str());
+        }
+        assert_eq!(state_from(pb::ContainerState::Unspecified), None);
     }
 }

@@ -6,6 +6,7 @@ use quilt_proto::v1::volume_service_server::VolumeService;
 use quilt_sync_engine::Engine;
 use tonic::{Request, Response, Status};
 
+#[derive(Debug)]
 pub struct Volumes {
     engine: Engine,
 }

@@ -1,67 +1,36 @@
-//! quilt.v1.ContainerService on top of the sync engine.
+//! quilt.v1.ContainerService: containers, logs and events here; exec and
+//! copy handlers in `exec.rs` and `copy.rs`.
+use super::BoxStream;
 use crate::convert;
-use crate::convert::non_empty;
 use crate::status::to_status;
-use futures::Stream;
 use quilt_proto::v1 as pb;
 use quilt_proto::v1::container_service_server::ContainerService;
-use quilt_sync_engine::{CreateSpec, Engine, ListFilter, LogItem, Network};
-use std::pin::Pin;
+use quilt_sync_engine::{Engine, LogItem};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 use tonic::{Request, Response, Status};
 
-/// A boxed server stream, as the streaming RPCs return.
-pub type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
 const DEFAULT_STOP_TIMEOUT: u32 = 10;
 
-pub struct Service {
+#[derive(Debug)]
+pub struct Containers {
     engine: Engine,
 }
 
-impl Service {
+impl Containers {
     pub fn new(engine: Engine) -> Self {
-        Service { engine }
+        Containers { engine }
     }
 }
 
 #[tonic::async_trait]
-impl ContainerService for Service {
+impl ContainerService for Containers {
     async fn create_container(
         &self,
         req: Request<pb::CreateContainerRequest>,
     ) -> Result<Response<pb::CreateContainerResponse>, Status> {
-        let r = req.into_inner();
-        let res = r.resources.unwrap_or_default();
-        let network = match pb::NetworkMode::try_from(r.network) {
-            Ok(pb::NetworkMode::Host) => Network::Host,
-            Ok(_) => Network::None,
-            Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "unknown network mode {}",
-                    r.network
-                )));
-            }
-        };
-        let spec = CreateSpec {
-            image: r.image,
-            command: r.command,
-            name: non_empty(r.name),
-            env: r.env,
-            working_dir: non_empty(r.working_dir),
-            hostname: non_empty(r.hostname),
-            memory_mb: res.memory_mb,
-            cpus: res.cpus,
-            pids_limit: res.pids_limit,
-            network,
-            auto_remove: r.auto_remove,
-            labels: r.labels.into_iter().collect(),
-            start: !r.no_start,
-            init: r.init,
-            mounts: crate::convert::mounts_from(&r.mounts)?,
-        };
+        let spec = convert::create_spec(req.into_inner())?;
         let c = self.engine.create(spec).await.map_err(to_status)?;
         Ok(Response::new(pb::CreateContainerResponse {
             id: c.id,
@@ -101,20 +70,7 @@ impl ContainerService for Service {
         &self,
         req: Request<pb::ListContainersRequest>,
     ) -> Result<Response<pb::ListContainersResponse>, Status> {
-        let r = req.into_inner();
-        let mut states = Vec::new();
-        for s in r.states {
-            let s = pb::ContainerState::try_from(s)
-                .map_err(|_| Status::invalid_argument(format!("unknown state {s}")))?;
-            if let Some(s) = convert::state_from(s) {
-                states.push(s);
-            }
-        }
-        let filter = ListFilter {
-            states,
-            name_contains: non_empty(r.name),
-            labels: r.labels.into_iter().collect(),
-        };
+        let filter = convert::list_filter(req.into_inner())?;
         let list = self.engine.list(&filter).await.map_err(to_status)?;
         Ok(Response::new(pb::ListContainersResponse {
             containers: list.iter().map(convert::container).collect(),
@@ -173,7 +129,7 @@ impl ContainerService for Service {
         }))
     }
 
-    type GetLogsStream = Stream_<pb::GetLogsResponse>;
+    type GetLogsStream = BoxStream<pb::GetLogsResponse>;
 
     async fn get_logs(
         &self,
@@ -200,20 +156,20 @@ impl ContainerService for Service {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    type ExecStream = Stream_<pb::ExecResponse>;
+    type ExecStream = BoxStream<pb::ExecResponse>;
 
     async fn exec(
         &self,
         req: Request<tonic::Streaming<pb::ExecRequest>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        crate::exec_rpc::exec(&self.engine, req.into_inner()).await
+        super::exec::exec(&self.engine, req.into_inner()).await
     }
 
     async fn list_execs(
         &self,
         req: Request<pb::ListExecsRequest>,
     ) -> Result<Response<pb::ListExecsResponse>, Status> {
-        crate::exec_rpc::list_execs(&self.engine, req.into_inner())
+        super::exec::list_execs(&self.engine, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -222,7 +178,7 @@ impl ContainerService for Service {
         &self,
         req: Request<pb::WaitExecRequest>,
     ) -> Result<Response<pb::WaitExecResponse>, Status> {
-        crate::exec_rpc::wait_exec(&self.engine, req.into_inner())
+        super::exec::wait_exec(&self.engine, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -231,39 +187,39 @@ impl ContainerService for Service {
         &self,
         req: Request<pb::KillExecRequest>,
     ) -> Result<Response<pb::KillExecResponse>, Status> {
-        crate::exec_rpc::kill_exec(&self.engine, req.into_inner())
+        super::exec::kill_exec(&self.engine, req.into_inner())
             .await
             .map(Response::new)
     }
 
-    type ExecLogsStream = Stream_<pb::ExecResponse>;
+    type ExecLogsStream = BoxStream<pb::ExecResponse>;
 
     async fn exec_logs(
         &self,
         req: Request<pb::ExecLogsRequest>,
     ) -> Result<Response<Self::ExecLogsStream>, Status> {
-        crate::exec_rpc::exec_logs(&self.engine, req.into_inner()).await
+        super::exec::exec_logs(&self.engine, req.into_inner()).await
     }
 
     async fn copy_in(
         &self,
         req: Request<tonic::Streaming<pb::CopyInRequest>>,
     ) -> Result<Response<pb::CopyInResponse>, Status> {
-        crate::copy_rpc::copy_in(&self.engine, req.into_inner())
+        super::copy::copy_in(&self.engine, req.into_inner())
             .await
             .map(Response::new)
     }
 
-    type CopyOutStream = Stream_<pb::CopyOutResponse>;
+    type CopyOutStream = BoxStream<pb::CopyOutResponse>;
 
     async fn copy_out(
         &self,
         req: Request<pb::CopyOutRequest>,
     ) -> Result<Response<Self::CopyOutStream>, Status> {
-        crate::copy_rpc::copy_out(&self.engine, req.into_inner()).await
+        super::copy::copy_out(&self.engine, req.into_inner()).await
     }
 
-    type WatchEventsStream = Stream_<pb::Event>;
+    type WatchEventsStream = BoxStream<pb::Event>;
 
     async fn watch_events(
         &self,

@@ -1,5 +1,5 @@
 //! CopyIn / CopyOut: tar streams into and out of a container.
-use crate::service::Stream_;
+use super::BoxStream;
 use crate::status::to_status;
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::Engine;
@@ -106,7 +106,7 @@ pub async fn copy_in(
 pub async fn copy_out(
     engine: &Engine,
     req: pb::CopyOutRequest,
-) -> Result<Response<Stream_<pb::CopyOutResponse>>, Status> {
+) -> Result<Response<BoxStream<pb::CopyOutResponse>>, Status> {
     use pb::copy_out_response::Frame;
     let (data_tx, mut data_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let (out_tx, out_rx) = mpsc::channel::<Result<pb::CopyOutResponse, Status>>(DEPTH);

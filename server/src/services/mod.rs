@@ -1,0 +1,15 @@
+//! The gRPC services, one pattern for all: a struct holding the engine, each
+//! handler decoding its request (`convert`), calling one engine verb and
+//! encoding the answer; errors through `status::to_status`.
+mod containers;
+mod copy;
+mod exec;
+mod images;
+mod volumes;
+
+pub use containers::Containers;
+pub use images::Images;
+pub use volumes::Volumes;
+
+/// A boxed server stream, as the streaming RPCs return.
+pub type BoxStream<T> = futures::stream::BoxStream<'static, Result<T, tonic::Status>>;
