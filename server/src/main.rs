@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 
+/// How long a start waits for the locks of a daemon that is going away.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long open streams may keep quiltd alive after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -113,15 +115,20 @@ async fn run(args: Args) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     // One quiltd per data dir and per socket.
-    let _data_lock = InstanceLock::acquire(
+    // A daemon killed moments ago may still be exiting: wait a little for it.
+    let _data_lock = InstanceLock::acquire_within(
         &args.data_dir.join("quiltd.lock"),
         &format!("data dir {}", args.data_dir.display()),
-    )?;
+        LOCK_PATIENCE,
+    )
+    .await?;
     let sock_lock_path = PathBuf::from(format!("{}.lock", args.socket.display()));
-    let _sock_lock = InstanceLock::acquire(
+    let _sock_lock = InstanceLock::acquire_within(
         &sock_lock_path,
         &format!("socket {}", args.socket.display()),
-    )?;
+        LOCK_PATIENCE,
+    )
+    .await?;
 
     let mut cfg = EngineConfig::new(args.data_dir.clone(), shim);
     cfg.cgroup_parent = args.cgroup_parent.clone();

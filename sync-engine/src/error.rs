@@ -30,8 +30,25 @@ impl From<sqlx::Error> for EngineError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
                 EngineError::Unavailable(format!("database: {e}"))
             }
+            e if disk_full(&e) => EngineError::ResourceExhausted(format!(
+                "the disk holding quiltd's database is full ({e}): free space, then retry"
+            )),
             e => EngineError::Internal(format!("database: {e}")),
         }
+    }
+}
+
+/// SQLITE_FULL (13, also as the primary code of an extended one), or ENOSPC
+/// from the file system.
+fn disk_full(e: &sqlx::Error) -> bool {
+    const SQLITE_FULL: i64 = 13;
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| c & 0xff == SQLITE_FULL),
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        _ => false,
     }
 }
 

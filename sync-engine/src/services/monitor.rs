@@ -16,8 +16,26 @@ pub(crate) fn watch(shared: Arc<Shared>, id: String, shim_pid: i32, shim_fd: Own
             tracing::error!(container = %id, error = %e, "cannot watch the supervisor's pidfd");
             return;
         }
-        if let Err(e) = on_exit(&shared, &id, shim_pid).await {
-            tracing::error!(container = %id, error = %e, "recording exit failed");
+        // The exit happened: keep trying to record it while the database
+        // cannot take it (a full disk, a replaced connection), so it is never
+        // lost. The shim is reaped on the first try only.
+        let mut delay = std::time::Duration::from_millis(100);
+        let mut pid = shim_pid;
+        loop {
+            match on_exit(&shared, &id, pid).await {
+                Ok(()) => return,
+                Err(e) if shared.is_closing() => {
+                    // The next quiltd records it from exit.json.
+                    tracing::warn!(container = %id, error = %e, "exit not recorded before shutdown");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(container = %id, error = %e, retry_in = ?delay, "recording exit failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                    pid = 0;
+                }
+            }
         }
     });
 }

@@ -5,8 +5,8 @@ use super::{Store, json, states_sql, volumes};
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
 use crate::model::{Container, ExitInfo, ListFilter, Network, State};
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -19,22 +19,23 @@ const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c
 impl Store {
     /// Inserts the container and its labels in one transaction.
     pub async fn insert(&self, c: &Container) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        // An image of the store must still be there: `image rm` checks for
-        // users in the same (single) writer, so it cannot slip in between.
-        if c.image.starts_with("sha256:") {
-            let present: Option<i64> = sqlx::query_scalar("SELECT 1 FROM images WHERE id = ?")
-                .bind(&c.image)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if present.is_none() {
-                return Err(EngineError::NotFound(format!(
-                    "no such image: {} (removed meanwhile)",
-                    c.image
-                )));
+        db_write!(self, |conn| {
+            let mut tx = conn.begin().await?;
+            // An image of the store must still be there: `image rm` checks for
+            // users in the same (single) writer, so it cannot slip in between.
+            if c.image.starts_with("sha256:") {
+                let present: Option<i64> = sqlx::query_scalar("SELECT 1 FROM images WHERE id = ?")
+                    .bind(&c.image)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if present.is_none() {
+                    return Err(EngineError::NotFound(format!(
+                        "no such image: {} (removed meanwhile)",
+                        c.image
+                    )));
+                }
             }
-        }
-        let res = sqlx::query(
+            let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -58,28 +59,29 @@ impl Store {
         .bind(json(&c.mounts))
         .execute(&mut *tx)
         .await;
-        if let Err(e) = res {
-            if let sqlx::Error::Database(db) = &e
-                && db.is_unique_violation()
-            {
-                return Err(EngineError::AlreadyExists(format!(
-                    "the container name {:?} is already in use",
-                    c.name
-                )));
+            if let Err(e) = res {
+                if let sqlx::Error::Database(db) = &e
+                    && db.is_unique_violation()
+                {
+                    return Err(EngineError::AlreadyExists(format!(
+                        "the container name {:?} is already in use",
+                        c.name
+                    )));
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
-        }
-        for (k, v) in &c.labels {
-            sqlx::query("INSERT INTO labels (container_id, key, value) VALUES (?, ?, ?)")
-                .bind(&c.id)
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await?;
-        }
-        volumes::insert_used(&mut tx, c).await?;
-        tx.commit().await?;
-        Ok(())
+            for (k, v) in &c.labels {
+                sqlx::query("INSERT INTO labels (container_id, key, value) VALUES (?, ?, ?)")
+                    .bind(&c.id)
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            volumes::insert_used(&mut tx, c).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
@@ -174,7 +176,10 @@ impl Store {
                 states_sql(from::BEGIN_START)
             )
         });
-        let r = sqlx::query(&SQL).bind(id).execute(&self.writer).await?;
+        let r = db_write!(self, |c| Ok(sqlx::query(&SQL)
+            .bind(id)
+            .execute(&mut *c)
+            .await?))?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -188,7 +193,10 @@ impl Store {
                 states_sql(from::CANCEL_START)
             )
         });
-        let r = sqlx::query(&SQL).bind(id).execute(&self.writer).await?;
+        let r = db_write!(self, |c| Ok(sqlx::query(&SQL)
+            .bind(id)
+            .execute(&mut *c)
+            .await?))?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -209,14 +217,16 @@ impl Store {
                 states_sql(from::SET_RUNNING)
             )
         });
-        let r = sqlx::query(&SQL)
-            .bind(pid)
-            .bind(shim_pid)
-            .bind(shim_start_time as i64)
-            .bind(at)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        let r = db_write!(self, |c| {
+            Ok(sqlx::query(&SQL)
+                .bind(pid)
+                .bind(shim_pid)
+                .bind(shim_start_time as i64)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *c)
+                .await?)
+        })?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -239,13 +249,15 @@ impl Store {
                 states_sql(from::SET_FAILED)
             )
         });
-        let state: Option<String> = sqlx::query_scalar(&SQL)
-            .bind(exit_code)
-            .bind(reason)
-            .bind(at)
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
+        let state: Option<String> = db_write_critical!(self, |c| {
+            Ok(sqlx::query_scalar(&SQL)
+                .bind(exit_code)
+                .bind(reason)
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?)
+        })?;
         Ok(state.as_deref().and_then(State::parse))
     }
 
@@ -262,14 +274,16 @@ impl Store {
                 states_sql(from::RECORD_EXIT)
             )
         });
-        let state: Option<String> = sqlx::query_scalar(&SQL)
-            .bind(exit.exit_code)
-            .bind(exit.signal)
-            .bind(exit.oom_killed)
-            .bind(exit.finished_at_ns)
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
+        let state: Option<String> = db_write_critical!(self, |c| {
+            Ok(sqlx::query_scalar(&SQL)
+                .bind(exit.exit_code)
+                .bind(exit.signal)
+                .bind(exit.oom_killed)
+                .bind(exit.finished_at_ns)
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?)
+        })?;
         Ok(state.as_deref().and_then(State::parse))
     }
 
@@ -286,7 +300,10 @@ impl Store {
                 states_sql(from::RESET_FOR_START)
             )
         });
-        let r = sqlx::query(&SQL).bind(id).execute(&self.writer).await?;
+        let r = db_write!(self, |c| Ok(sqlx::query(&SQL)
+            .bind(id)
+            .execute(&mut *c)
+            .await?))?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -299,7 +316,10 @@ impl Store {
                 states_sql(from::REQUEUE_INTERRUPTED)
             )
         });
-        sqlx::query(&SQL).bind(id).execute(&self.writer).await?;
+        db_write!(self, |c| Ok(sqlx::query(&SQL)
+            .bind(id)
+            .execute(&mut *c)
+            .await?))?;
         Ok(())
     }
 
@@ -312,23 +332,29 @@ impl Store {
                 states_sql(from::SET_REMOVING)
             )
         });
-        let mut tx = self.writer.begin().await?;
-        let prev: Option<(String,)> = sqlx::query_as("SELECT state FROM containers WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if prev.is_some() {
-            sqlx::query(&SQL).bind(id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        let prev: Option<(String,)> = db_write_critical!(self, |c| {
+            let mut tx = c.begin().await?;
+            let prev: Option<(String,)> =
+                sqlx::query_as("SELECT state FROM containers WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if prev.is_some() {
+                sqlx::query(&SQL).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(prev)
+        })?;
         Ok(prev.and_then(|(s,)| State::parse(&s)))
     }
 
     pub async fn delete(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM containers WHERE id = ?")
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        db_write_critical!(self, |c| {
+            Ok(sqlx::query("DELETE FROM containers WHERE id = ?")
+                .bind(id)
+                .execute(&mut *c)
+                .await?)
+        })?;
         Ok(())
     }
 }

@@ -4,8 +4,8 @@
 use super::Store;
 use crate::error::{EngineError, Result};
 use crate::model::{ImageInfo, State};
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, Row};
 
 const COLUMNS: &str = "i.id, i.source, i.layers, i.size_bytes, i.created_at, \
     (SELECT json_group_array(n.name) FROM (SELECT name FROM image_names \
@@ -34,8 +34,9 @@ impl Store {
     /// Records an image (kept as is when the id exists) and points NAME at
     /// it (taken from any other image).
     pub async fn image_add(&self, info: &ImageInfo, name: Option<&str>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
+        db_write!(self, |c| {
+            let mut tx = c.begin().await?;
+            sqlx::query(
             "INSERT INTO images (id, source, layers, size_bytes, created_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO NOTHING",
         )
@@ -46,18 +47,19 @@ impl Store {
         .bind(info.created_at_ns)
         .execute(&mut *tx)
         .await?;
-        if let Some(name) = name {
-            sqlx::query(
-                "INSERT INTO image_names (name, image_id) VALUES (?, ?) \
+            if let Some(name) = name {
+                sqlx::query(
+                    "INSERT INTO image_names (name, image_id) VALUES (?, ?) \
                  ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id",
-            )
-            .bind(name)
-            .bind(&info.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                )
+                .bind(name)
+                .bind(&info.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn image_list(&self) -> Result<Vec<ImageInfo>> {
@@ -107,10 +109,12 @@ impl Store {
 
     /// Drops NAME only (the image keeps its other names).
     pub async fn image_untag(&self, name: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM image_names WHERE name = ?")
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
+        let r = db_write!(self, |c| {
+            Ok(sqlx::query("DELETE FROM image_names WHERE name = ?")
+                .bind(name)
+                .execute(&mut *c)
+                .await?)
+        })?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -149,26 +153,28 @@ impl Store {
     /// container row can slip in between the check and the delete.
     /// Err(FailedPrecondition) when in use.
     pub async fn image_delete(&self, id: &str) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        let users: Vec<String> = sqlx::query_scalar(
-            "SELECT c.name FROM containers c WHERE c.image = ?1 \
+        db_write!(self, |c| {
+            let mut tx = c.begin().await?;
+            let users: Vec<String> = sqlx::query_scalar(
+                "SELECT c.name FROM containers c WHERE c.image = ?1 \
              OR c.image IN (SELECT name FROM image_names WHERE image_id = ?1) \
              ORDER BY c.created_at LIMIT 5",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        if !users.is_empty() {
-            return Err(EngineError::FailedPrecondition(format!(
-                "image {id} is in use by container(s) {} (remove them first)",
-                users.join(", ")
-            )));
-        }
-        let r = sqlx::query("DELETE FROM images WHERE id = ?")
+            )
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() > 0)
+            if !users.is_empty() {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "image {id} is in use by container(s) {} (remove them first)",
+                    users.join(", ")
+                )));
+            }
+            let r = sqlx::query("DELETE FROM images WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(r.rows_affected() > 0)
+        })
     }
 }

@@ -7,16 +7,56 @@
 //!   transitions as guarded updates rendered from `model::state`'s sets;
 //! - `images.rs`: image rows and their names;
 //! - `volumes.rs`: named volumes and who uses them.
+/// One write on the writer connection: `$body` (which may use `?`) runs with
+/// `$c: &mut SqliteConnection` and evaluates to a `Result`. After an error
+/// the connection is discarded (see `Writer`).
+macro_rules! db_write {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let mut writer = $store.writer().await?;
+        let result: $crate::error::Result<_> = async {
+            let $c: &mut sqlx::SqliteConnection = &mut writer;
+            $body
+        }
+        .await;
+        writer.finish(result).await
+    }};
+}
+
+/// A write that records what already happened (an exit, a failure, a
+/// removal): when the disk is full, the space held in reserve is given up
+/// and the write is tried once more, so such facts are not lost while new
+/// work is refused.
+macro_rules! db_write_critical {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let mut retried = false;
+        loop {
+            match db_write!($store, |$c| $body) {
+                Err($crate::error::EngineError::ResourceExhausted(e))
+                    if !retried && $store.reserve.release().await =>
+                {
+                    tracing::warn!(error = %e, "disk full: released the reserve to record a state change");
+                    retried = true;
+                }
+                r => break r,
+            }
+        }
+    }};
+}
+
 mod containers;
 mod images;
+mod reserve;
 mod volumes;
+mod writer;
 
 use crate::error::{EngineError, Result};
 use crate::model::State;
+use reserve::Reserve;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::time::Duration;
+use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -24,6 +64,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Disk space held back for the writes that must never be lost.
+    reserve: Reserve,
 }
 
 impl Store {
@@ -55,7 +97,18 @@ impl Store {
             .max_lifetime(None)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Store { writer, reader })
+        let reserve = Reserve::new(path);
+        reserve.ensure().await;
+        Ok(Store {
+            writer,
+            reader,
+            reserve,
+        })
+    }
+
+    /// The writer connection for one write (writes queue in the pool).
+    async fn writer(&self) -> Result<Writer<'_>> {
+        Ok(Writer::new(self.writer.acquire().await?, &self.reserve))
     }
 
     pub async fn close(&self) {

@@ -66,8 +66,7 @@ impl Store {
         {
             return Ok(());
         }
-        let mut conn = self.writer.acquire().await?;
-        insert_used(&mut conn, c).await
+        db_write!(self, |conn| insert_used(conn, c).await)
     }
 
     /// Every volume name, in order.
@@ -104,20 +103,18 @@ impl Store {
     /// check and the delete are one statement). False when nothing was
     /// deleted (no such volume, or in use).
     pub async fn volume_delete(&self, name: &str, force: bool) -> Result<bool> {
-        let r = if force {
-            sqlx::query("DELETE FROM volumes WHERE name = ?1")
-                .bind(name)
-                .execute(&self.writer)
-                .await?
+        let sql = if force {
+            "DELETE FROM volumes WHERE name = ?1".to_owned()
         } else {
-            sqlx::query(&format!(
+            format!(
                 "DELETE FROM volumes WHERE name = ?1 AND NOT EXISTS ({})",
                 *USED_BY
-            ))
-            .bind(name)
-            .execute(&self.writer)
-            .await?
+            )
         };
+        let r = db_write!(self, |c| Ok(sqlx::query(&sql)
+            .bind(name)
+            .execute(&mut *c)
+            .await?))?;
         Ok(r.rows_affected() == 1)
     }
 }

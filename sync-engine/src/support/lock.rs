@@ -11,6 +11,26 @@ pub struct InstanceLock {
 }
 
 impl InstanceLock {
+    /// Takes the lock, waiting up to `patience` for a holder that is going
+    /// away (a daemon killed moments ago releases its locks as it exits).
+    pub async fn acquire_within(
+        path: &Path,
+        what: &str,
+        patience: std::time::Duration,
+    ) -> Result<InstanceLock> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match Self::acquire(path, what) {
+                Err(EngineError::FailedPrecondition(_))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Takes the lock at `path` or fails with FailedPrecondition naming `what`.
     pub fn acquire(path: &Path, what: &str) -> Result<InstanceLock> {
         let file = OpenOptions::new()
