@@ -2,7 +2,9 @@
 //! reflection) on a Unix socket, and on TCP only when --listen is given.
 #![deny(unsafe_code)]
 
+mod auth;
 mod convert;
+mod listen;
 mod log_limits;
 mod services;
 mod status;
@@ -17,7 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::service::Routes;
 use tonic::transport::Server;
 
 /// How long a start waits for the locks of a daemon that is going away.
@@ -34,9 +36,23 @@ struct Args {
     /// Unix socket to serve on (mode 0660).
     #[arg(long, default_value = "/run/quilt/quilt.sock", env = "QUILT_SOCKET")]
     socket: PathBuf,
-    /// Also serve on this TCP address (HOST:PORT). Off unless given: there is no authentication.
+    /// Also serve on this TCP address (HOST:PORT), TLS only, with client
+    /// certificates (--tls-client-ca) or a bearer token (--auth-token-file).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// PEM certificate chain of the TCP listener.
+    #[arg(long, value_name = "PEM", requires = "listen")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the TCP listener.
+    #[arg(long, value_name = "PEM", requires = "listen")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates: TCP clients must present a certificate one of them signed.
+    #[arg(long, value_name = "PEM", requires = "listen")]
+    tls_client_ca: Option<PathBuf>,
+    /// A file (owned by root, mode 0600) holding the bearer token TCP clients
+    /// must send as `authorization: Bearer <token>`.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    auth_token_file: Option<PathBuf>,
     /// Cgroups are created at <hierarchy>/<cgroup-parent>/<container id>.
     #[arg(long, default_value = "quilt")]
     cgroup_parent: String,
@@ -151,6 +167,20 @@ async fn run(args: Args) -> Result<()> {
     let engine = Engine::open(cfg).await.context("open the engine")?;
     tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");
 
+    // TCP only with TLS and client authentication; checked before anything listens.
+    let tcp_security = match args.listen {
+        Some(_) => Some(
+            auth::TcpSecurity {
+                cert: args.tls_cert.clone(),
+                key: args.tls_key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+                token_file: args.auth_token_file.clone(),
+            }
+            .load()
+            .context("--listen")?,
+        ),
+        None => None,
+    };
     let uds = bind_socket(&args.socket)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -158,29 +188,7 @@ async fn run(args: Args) -> Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<ContainerServiceServer<services::Containers>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(quilt_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("reflection service")?;
-    let api = ContainerServiceServer::new(services::Containers::new(engine.clone()))
-        .max_decoding_message_size(64 * 1024 * 1024)
-        .max_encoding_message_size(64 * 1024 * 1024);
-    let router = Server::builder()
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(api)
-        .add_service(ImageServiceServer::new(services::Images::new(
-            engine.clone(),
-        )))
-        .add_service(VolumeServiceServer::new(services::Volumes::new(
-            engine.clone(),
-        )));
-
+    let routes = routes(&engine).await?;
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
@@ -195,28 +203,34 @@ async fn run(args: Args) -> Result<()> {
     };
     tracing::info!(socket = %args.socket.display(), "serving");
     let serving = async {
-        match args.listen {
-            None => {
-                router
-                    .serve_with_incoming_shutdown(UnixListenerStream::new(uds), shutdown(stop_rx))
-                    .await
-                    .context("serve")?;
-            }
-            Some(addr) => {
+        let unix = server()
+            .layer(tower::util::MapResponseLayer::new(
+                status::fix_decode_status,
+            ))
+            .add_routes(routes.clone())
+            .serve_with_incoming_shutdown(listen::unix(uds), shutdown(stop_rx.clone()));
+        match (args.listen, tcp_security) {
+            (Some(addr), Some((tls, token))) => {
                 let tcp = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("listen on {addr}"))?;
-                tracing::warn!(%addr, "also serving on TCP without authentication");
-                let a = router.clone().serve_with_incoming_shutdown(
-                    UnixListenerStream::new(uds),
-                    shutdown(stop_rx.clone()),
-                );
-                let b = router
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown(stop_rx));
-                let (ra, rb) = tokio::join!(a, b);
+                tracing::info!(%addr, mtls = args.tls_client_ca.is_some(), token = token.is_some(), "also serving on TCP (TLS)");
+                let check = move |req: tonic::Request<()>| match &token {
+                    Some(t) => t.check(req),
+                    None => Ok(req),
+                };
+                let tcp = server()
+                    .layer(tower::util::MapResponseLayer::new(
+                        status::fix_decode_status,
+                    ))
+                    .layer(tonic::service::InterceptorLayer::new(check))
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(listen::tcp(tcp, tls), shutdown(stop_rx));
+                let (ra, rb) = tokio::join!(unix, tcp);
                 ra.context("serve unix socket")?;
                 rb.context("serve tcp")?;
             }
+            _ => unix.await.context("serve")?,
         }
         anyhow::Ok(())
     };
@@ -228,6 +242,47 @@ async fn run(args: Args) -> Result<()> {
     engine.shutdown().await;
     let _ = std::fs::remove_file(&args.socket);
     Ok(())
+}
+
+/// Largest request message: a CreateContainer at its size budget (1 MiB of
+/// argv and env, labels, mounts) fits; the client's default limit as well.
+const MAX_REQUEST: usize = 4 * 1024 * 1024;
+/// How often an idle connection is pinged, and how long a ping may go
+/// unanswered before the connection is closed (clients that vanished).
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The transport settings both listeners share.
+fn server() -> Server {
+    Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+}
+
+/// Every service quiltd serves: quilt.v1, health and reflection.
+async fn routes(engine: &Engine) -> Result<Routes> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ContainerServiceServer<services::Containers>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(quilt_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+    let api = ContainerServiceServer::new(services::Containers::new(engine.clone()))
+        .max_decoding_message_size(MAX_REQUEST);
+    Ok(Routes::new(health)
+        .add_service(reflection)
+        .add_service(api)
+        .add_service(
+            ImageServiceServer::new(services::Images::new(engine.clone()))
+                .max_decoding_message_size(MAX_REQUEST),
+        )
+        .add_service(
+            VolumeServiceServer::new(services::Volumes::new(engine.clone()))
+                .max_decoding_message_size(MAX_REQUEST),
+        ))
 }
 
 /// Binds the socket (a stale file from a dead daemon is replaced: we hold the

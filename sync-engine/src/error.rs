@@ -75,6 +75,6 @@ impl EngineError {
     }
 
     pub fn no_such_container(id: &str) -> Self {
-        EngineError::NotFound(format!("no such container: {id}"))
+        EngineError::NotFound(format!("no such container: {}", crate::validate::cut(id)))
     }
 }

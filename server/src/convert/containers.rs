@@ -165,6 +165,22 @@ fn network_from(mode: i32) -> Result<Network, Status> {
     }
 }
 
+/// StopContainer's timeout when none is given (docker's).
+const DEFAULT_STOP_TIMEOUT: u32 = 10;
+/// The longest StopContainer timeout accepted.
+const MAX_STOP_TIMEOUT: u32 = 3600;
+
+/// StopContainer's grace period before SIGKILL.
+pub fn stop_timeout(seconds: Option<u32>) -> Result<std::time::Duration, Status> {
+    let s = seconds.unwrap_or(DEFAULT_STOP_TIMEOUT);
+    if s > MAX_STOP_TIMEOUT {
+        return Err(Status::invalid_argument(format!(
+            "stop timeout {s} s is too long: at most {MAX_STOP_TIMEOUT} s"
+        )));
+    }
+    Ok(std::time::Duration::from_secs(s.into()))
+}
+
 /// A CreateContainerRequest as the engine's spec (checked further by the engine).
 pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> {
     let res = r.resources.unwrap_or_default();

@@ -6,12 +6,9 @@ use crate::status::to_status;
 use quilt_proto::v1 as pb;
 use quilt_proto::v1::container_service_server::ContainerService;
 use quilt_sync_engine::{Engine, LogItem};
-use std::time::Duration;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 use tonic::{Request, Response, Status};
-
-const DEFAULT_STOP_TIMEOUT: u32 = 10;
 
 #[derive(Debug)]
 pub struct Containers {
@@ -82,7 +79,7 @@ impl ContainerService for Containers {
         req: Request<pb::StopContainerRequest>,
     ) -> Result<Response<pb::StopContainerResponse>, Status> {
         let r = req.into_inner();
-        let timeout = Duration::from_secs(r.timeout_seconds.unwrap_or(DEFAULT_STOP_TIMEOUT).into());
+        let timeout = convert::stop_timeout(r.timeout_seconds)?;
         let c = self.engine.stop(&r.id, timeout).await.map_err(to_status)?;
         Ok(Response::new(pb::StopContainerResponse {
             container: Some(convert::container(&c)),

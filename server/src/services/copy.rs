@@ -1,6 +1,6 @@
 //! CopyIn / CopyOut: tar streams into and out of a container.
 use super::BoxStream;
-use crate::status::to_status;
+use crate::status::{from_request_stream, to_status};
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::Engine;
 use tokio::sync::mpsc;
@@ -16,7 +16,7 @@ pub async fn copy_in(
     mut input: tonic::Streaming<pb::CopyInRequest>,
 ) -> Result<pb::CopyInResponse, Status> {
     use pb::copy_in_request::Frame;
-    let header = match input.message().await? {
+    let header = match input.message().await.map_err(from_request_stream)? {
         Some(pb::CopyInRequest {
             frame: Some(Frame::Header(h)),
         }) => h,
@@ -41,7 +41,7 @@ pub async fn copy_in(
                 ended = Some(r);
                 break;
             }
-            m = input.message() => m,
+            m = input.message() => m.map_err(from_request_stream),
         };
         match msg {
             Ok(Some(pb::CopyInRequest { frame })) => match frame {

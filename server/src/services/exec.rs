@@ -7,7 +7,7 @@
 //! attached exec (the engine notices its receiver is gone).
 use super::BoxStream;
 use crate::convert;
-use crate::status::to_status;
+use crate::status::{from_request_stream, to_status};
 use quilt_proto::v1 as pb;
 use quilt_proto::v1::exec_request::Frame as In;
 use quilt_proto::v1::exec_response::Frame as Out;
@@ -22,7 +22,7 @@ pub async fn exec(
 ) -> Result<Response<BoxStream<pb::ExecResponse>>, Status> {
     let Some(pb::ExecRequest {
         frame: Some(In::Start(start)),
-    }) = input.message().await?
+    }) = input.message().await.map_err(from_request_stream)?
     else {
         return Err(Status::invalid_argument(
             "the first Exec frame must be `start`",

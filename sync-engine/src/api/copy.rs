@@ -6,6 +6,7 @@
 use crate::engine::{Engine, Shared};
 use crate::error::{EngineError, Result};
 use crate::model::Container;
+use crate::validate;
 use quilt_runtime::copy::{
     self, CP_EXIT_INVALID, CP_EXIT_NOT_FOUND, CopyConfig, CopyMode, CopyRoot,
 };
@@ -36,12 +37,14 @@ fn check_path(path: &str) -> Result<String> {
     }
     if path.contains('\0') {
         return Err(EngineError::InvalidArgument(format!(
-            "invalid path {path:?}: NUL byte"
+            "invalid path {}: NUL byte",
+            validate::echo(path)
         )));
     }
     if path.split('/').any(|c| c == "..") {
         return Err(EngineError::InvalidArgument(format!(
-            "invalid path {path:?}: '..' is not allowed"
+            "invalid path {}: '..' is not allowed",
+            validate::echo(path)
         )));
     }
     Ok(if path.starts_with('/') {

@@ -31,7 +31,8 @@ pub(crate) async fn resolve_for_create(shared: &Shared, image: &str) -> Result<S
         return Ok(image.to_owned());
     }
     Err(EngineError::NotFound(format!(
-        "no such image: {image} (see `quilt image ls`)"
+        "no such image: {} (see `quilt image ls`)",
+        validate::cut(image)
     )))
 }
 
@@ -58,7 +59,8 @@ impl Engine {
         let p = PathBuf::from(path);
         if !p.is_absolute() {
             return Err(EngineError::InvalidArgument(format!(
-                "the path to import must be absolute: {path:?}"
+                "the path to import must be absolute: {}",
+                validate::echo(path)
             )));
         }
         let images = self.shared.images().clone();
@@ -200,7 +202,7 @@ impl Engine {
 }
 
 fn no_such_image(reference: &str) -> EngineError {
-    EngineError::NotFound(format!("no such image: {reference}"))
+    EngineError::NotFound(format!("no such image: {}", validate::cut(reference)))
 }
 
 fn path_str(p: &std::path::Path) -> &str {

@@ -113,7 +113,8 @@ impl Registry {
 
     /// By full id or unique prefix.
     pub fn get(&self, reference: &str) -> Result<Arc<ExecRecord>> {
-        let not_found = || EngineError::NotFound(format!("no such exec: {reference}"));
+        let not_found =
+            || EngineError::NotFound(format!("no such exec: {}", crate::validate::cut(reference)));
         if reference.is_empty() {
             return Err(EngineError::InvalidArgument(
                 "an exec id is required".into(),

@@ -77,6 +77,10 @@ pub struct ExecSession {
 impl Engine {
     /// Starts a command in a running container.
     pub async fn exec_start(&self, spec: ExecSpec) -> Result<ExecSession> {
+        validate::arg_budget("the exec'd command", &spec.argv, &spec.env)?;
+        if let Some(w) = &spec.workdir {
+            validate::path_budget("working directory", w)?;
+        }
         validate::command(&spec.argv)?;
         for e in &spec.env {
             validate::env_entry(e)?;

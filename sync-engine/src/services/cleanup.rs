@@ -47,7 +47,17 @@ pub(crate) fn refuse_running(c: &Container, force: bool) -> Result<()> {
 /// under its lock: a start may have finished meanwhile) is refused.
 pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) -> Result<()> {
     let live = shared.live(id);
-    let _op = live.lifecycle.lock().await;
+    if force {
+        // A forced removal does not queue behind a stop that is waiting out
+        // its timeout (which holds the lifecycle lock): the kill goes first,
+        // the stop sees the exit and lets go.
+        if let Some(c) = shared.store().get(id).await?
+            && c.state.can_kill()
+        {
+            signal_target(shared, &c, signals::KILL)?;
+        }
+    }
+    let _lifecycle = live.lifecycle.lock().await;
     if !force {
         match shared.store().get(id).await? {
             Some(c) => refuse_running(&c, force)?,

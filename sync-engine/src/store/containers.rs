@@ -130,7 +130,8 @@ impl Store {
                 0 => {}
                 _ => {
                     return Err(EngineError::InvalidArgument(format!(
-                        "container id prefix {reference:?} is ambiguous"
+                        "container id prefix {} is ambiguous",
+                        crate::validate::echo(reference)
                     )));
                 }
             }

@@ -102,7 +102,8 @@ impl Store {
             [one] => Ok(Some(one.clone())),
             [] => Ok(None),
             _ => Err(EngineError::InvalidArgument(format!(
-                "image id prefix {reference:?} is ambiguous"
+                "image id prefix {} is ambiguous",
+                crate::validate::echo(reference)
             ))),
         }
     }

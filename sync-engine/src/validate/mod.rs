@@ -2,11 +2,13 @@
 //! leaves nothing behind (nothing has been written yet).
 mod mounts;
 mod names;
+mod sizes;
 
 use crate::error::{EngineError, Result};
 use crate::model::CreateSpec;
 pub(crate) use mounts::{host_path, validate_all as mounts};
 pub use names::{container_name as name, hostname, image_name, volume_name};
+pub(crate) use sizes::{args as arg_budget, cut, echo, path as path_budget};
 
 /// Below this the kernel and the shim itself cannot run a workload sensibly.
 const MIN_MEMORY_MB: i64 = 6;
@@ -19,7 +21,8 @@ pub fn env_entry(e: &str) -> Result<()> {
     match e.split_once('=') {
         Some((k, _)) if !k.is_empty() && !e.contains('\0') => Ok(()),
         _ => Err(invalid(format!(
-            "invalid environment entry {e:?}: expected KEY=VALUE"
+            "invalid environment entry {}: expected KEY=VALUE",
+            echo(e)
         ))),
     }
 }
@@ -39,7 +42,8 @@ pub fn command(argv: &[String]) -> Result<()> {
 pub fn working_dir(w: &str) -> Result<()> {
     if !w.starts_with('/') || w.contains('\0') {
         return Err(invalid(format!(
-            "invalid working directory {w:?}: it must be an absolute path"
+            "invalid working directory {}: it must be an absolute path",
+            echo(w)
         )));
     }
     Ok(())
@@ -85,7 +89,7 @@ pub fn limits(memory_mb: i64, cpus: f64, pids: i64, host_cpus: usize) -> Result<
 pub fn labels(spec: &CreateSpec) -> Result<()> {
     for k in spec.labels.keys() {
         if k.is_empty() || k.contains('\0') {
-            return Err(invalid(format!("invalid label key {k:?}")));
+            return Err(invalid(format!("invalid label key {}", echo(k))));
         }
     }
     Ok(())
@@ -93,6 +97,7 @@ pub fn labels(spec: &CreateSpec) -> Result<()> {
 
 /// All checks that need no I/O.
 pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
+    sizes::create(spec)?;
     command(&spec.command)?;
     if spec.image.is_empty() {
         return Err(invalid(

@@ -16,7 +16,7 @@ const RESERVED_TARGETS: [&str; 3] = ["/proc", "/sys", "/dev"];
 /// A mount target: absolute, normalised (no `.`, `..`, empty components or
 /// trailing slash), not `/`, not in /proc, /sys or /dev.
 pub fn target(t: &str) -> Result<()> {
-    let bad = |why: &str| invalid(format!("invalid mount target {t:?}: {why}"));
+    let bad = |why: &str| invalid(format!("invalid mount target {}: {why}", super::echo(t)));
     if !t.starts_with('/') {
         return Err(bad("it must be an absolute path"));
     }
@@ -79,7 +79,7 @@ pub fn bind_source(src: &str, data_dir: &Path, extra: &[PathBuf]) -> Result<Stri
 /// daemon would read wholesale (a directory image, an import source):
 /// WHAT names it in the error. Blocking (canonicalize).
 pub fn host_path(what: &str, src: &str, data_dir: &Path, extra: &[PathBuf]) -> Result<String> {
-    let bad = |why: String| invalid(format!("invalid {what} {src:?}: {why}"));
+    let bad = |why: String| invalid(format!("invalid {what} {}: {why}", super::echo(src)));
     let p = Path::new(src);
     if !p.is_absolute() {
         return Err(bad("it must be an absolute host path".into()));
@@ -120,7 +120,10 @@ pub fn validate_all(
     for m in mounts {
         target(&m.target)?;
         if out.iter().any(|o: &MountSpec| o.target == m.target) {
-            return Err(invalid(format!("duplicate mount target {:?}", m.target)));
+            return Err(invalid(format!(
+                "duplicate mount target {}",
+                super::echo(&m.target)
+            )));
         }
         let source = match &m.source {
             MountSource::Volume(n) => {

@@ -21,7 +21,8 @@ pub fn container_name(name: &str) -> Result<()> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !ok_first || !ok_rest || name.len() > MAX_NAME {
         return Err(invalid(format!(
-            "invalid container name {name:?}: use letters, digits, '_', '.', '-' (starting with a letter or digit), at most {MAX_NAME} characters"
+            "invalid container name {}: use letters, digits, '_', '.', '-' (starting with a letter or digit), at most {MAX_NAME} characters",
+            super::echo(name)
         )));
     }
     Ok(())
@@ -33,7 +34,7 @@ pub fn hostname(h: &str) -> Result<()> {
         && h.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
     if !ok {
-        return Err(invalid(format!("invalid hostname {h:?}")));
+        return Err(invalid(format!("invalid hostname {}", super::echo(h))));
     }
     Ok(())
 }
@@ -59,8 +60,9 @@ pub fn image_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(EngineError::InvalidArgument(format!(
-            "invalid image name {name:?}: use letters, digits and . _ : / - (starting with a \
-             letter or digit, at most {MAX_IMAGE_NAME} characters; not \"default\" or \"sha256:...\")"
+            "invalid image name {}: use letters, digits and . _ : / - (starting with a \
+             letter or digit, at most {MAX_IMAGE_NAME} characters; not \"default\" or \"sha256:...\")",
+            super::echo(name)
         )))
     }
 }
@@ -77,7 +79,8 @@ pub fn volume_name(name: &str) -> Result<()> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
     if !ok {
         return Err(invalid(format!(
-            "invalid volume name {name:?}: use letters, digits, '_' and '-' (starting with a letter or digit), at most 64 characters"
+            "invalid volume name {}: use letters, digits, '_' and '-' (starting with a letter or digit), at most 64 characters",
+            super::echo(name)
         )));
     }
     Ok(())
