@@ -2,6 +2,7 @@
 //! overlayfs and cgroups; never touches the network).
 use quilt_runtime::image::ImageStore;
 use quilt_runtime::logfile::{self, Stream};
+use quilt_runtime::signal::Signal;
 use quilt_runtime::spec::*;
 use quilt_runtime::{cgroup, execproto, exitfile, launch, proc};
 use std::io::Write;
@@ -238,6 +239,36 @@ fn pid1_and_hostname() {
     assert_eq!(stdout_lines(&cfg.dir), vec!["1", "quilt-test-host"]);
     assert!(log_records(&cfg.dir).contains(&(Stream::Stderr, false, "oops".to_string())));
     assert_eq!(host_hostname(), before);
+}
+
+/// Docker's default set (CAP_CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
+/// SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD,
+/// AUDIT_WRITE, SETFCAP), as /proc/PID/status shows it.
+const DEFAULT_CAPS_HEX: &str = "00000000a80425fb";
+
+#[test]
+fn workload_gets_the_default_capabilities() {
+    let mut env = Env::new();
+    let cfg = env.config(
+        &["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"],
+        Limits::default(),
+    );
+    let rec = env.run_to_exit(&cfg);
+    assert_eq!(rec.exit_code, 0);
+    let lines = stdout_lines(&cfg.dir);
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+            .to_owned()
+    };
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(field(set), DEFAULT_CAPS_HEX, "{set}: {lines:?}");
+    }
+    assert_eq!(field("CapAmb"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs"), "1");
 }
 
 #[test]
@@ -485,6 +516,14 @@ fn exec_into_running_container() {
     assert_eq!(code, 3, "stderr: {err}");
     assert!(out.is_empty());
 
+    // On a terminal: the size asked for, and it is the controlling terminal.
+    let mut tty = exec(&["sh", "-c", "stty size; echo ctty >/dev/tty"], "/");
+    (tty.tty, tty.rows, tty.cols) = (true, 33, 99);
+    let (code, out, err) = run_exec(&tty);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(out.contains("33 99"), "{out:?}");
+    assert!(out.contains("ctty"), "{out:?}");
+
     let (code, out, err) = run_exec(&exec(
         &[
             "sh",
@@ -524,7 +563,7 @@ fn exec_into_running_container() {
 
     // Kill PID 1: the shim records the signal and exits.
     let pidfd = proc::pidfd_open(pid).unwrap();
-    proc::pidfd_send_signal(&pidfd, libc::SIGKILL).unwrap();
+    proc::pidfd_send_signal(&pidfd, Signal::KILL).unwrap();
     assert!(wait_exit(shim, Duration::from_secs(10)));
     let rec = exitfile::read(&cfg.dir).unwrap().unwrap();
     assert_eq!((rec.exit_code, rec.signal, rec.oom_killed), (137, 9, false));

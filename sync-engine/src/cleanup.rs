@@ -7,8 +7,8 @@ use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, Result};
 use crate::lifecycle::{signal_target, wait_finished};
 use crate::model::{Container, State};
-use crate::signals;
 use quilt_runtime::cgroup;
+use quilt_runtime::signal::Signal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ pub(crate) async fn remove_by_id(inner: &Arc<Inner>, id: &str, force: bool) -> R
         inner.emit(&c, State::Removing, "removing", None, None);
     }
     if c.exit.is_none() && c.shim_pid.is_some() {
-        signal_target(inner, &c, signals::KILL)?;
+        signal_target(inner, &c, Signal::KILL)?;
         if !wait_finished(inner, id, &mut events, KILL_WAIT).await? {
             tracing::warn!(container = %id, "workload not recorded as exited after SIGKILL; removing anyway");
         }

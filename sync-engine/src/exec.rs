@@ -13,6 +13,7 @@ use crate::model::{State, now_ns};
 use crate::signals;
 use crate::validate;
 use quilt_runtime::execproto as proto;
+use quilt_runtime::signal::Signal;
 use quilt_runtime::spec::{CgroupSpec, EXIT_SETUP, ExecConfig};
 use quilt_runtime::{cgroup, proc};
 use std::os::unix::process::ExitStatusExt;
@@ -284,7 +285,7 @@ fn discard(path: std::path::PathBuf) {
     });
 }
 
-fn signal_command(fd: &std::os::fd::OwnedFd, sig: i32) -> Result<()> {
+fn signal_command(fd: &std::os::fd::OwnedFd, sig: Signal) -> Result<()> {
     signals::send(fd, sig, "the exec'd command")
 }
 
@@ -304,7 +305,7 @@ async fn feed_input(
                 proto::frame(proto::RESIZE, &proto::resize_payload(rows, cols))
             }
             ExecInput::Signal(s) => {
-                let Some(sig) = proc::parse_signal(&s) else {
+                let Some(sig) = Signal::parse(&s) else {
                     tracing::debug!(exec = %rec.id, signal = %s, "ignoring unknown signal");
                     continue;
                 };
@@ -314,7 +315,7 @@ async fn feed_input(
                         let _ = signal_command(&fd, sig);
                         continue;
                     }
-                    None => proto::frame(proto::SIGNAL, &proto::i32_payload(sig)),
+                    None => proto::frame(proto::SIGNAL, &proto::i32_payload(sig.number())),
                 }
             }
         };
@@ -400,7 +401,7 @@ impl OutputTask {
                 (EXIT_SETUP, 0)
             }
         };
-        let oom_killed = signal == signals::KILL && {
+        let oom_killed = signal == Signal::KILL.number() && {
             let cg = self.cgroup.clone();
             let before = self.oom_before;
             tokio::task::spawn_blocking(move || cgroup::oom_kills(&cg).unwrap_or(0) > before)
@@ -428,7 +429,7 @@ impl OutputTask {
     fn kill_command(&self, child: &mut Child) {
         match self.rec.state.borrow().pidfd.clone() {
             Some(fd) => {
-                let _ = signal_command(&fd, signals::KILL);
+                let _ = signal_command(&fd, Signal::KILL);
             }
             // Not forked yet: the helper goes, and with it the command.
             None => {

@@ -5,6 +5,7 @@ use crate::ids;
 use crate::model::{Container, CreateSpec, Event, ExitInfo, ListFilter, State, now_ns};
 use crate::signals;
 use crate::validate;
+use quilt_runtime::signal::Signal;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc::error::TrySendError;
@@ -209,9 +210,9 @@ impl Engine {
         }
         let live = inner.live(&c.id);
         let _op = live.op.lock().await;
-        signal_target(inner, &c, signals::TERM)?;
+        signal_target(inner, &c, Signal::TERM)?;
         if !wait_finished(inner, &c.id, &mut events, timeout).await? {
-            signal_target(inner, &c, signals::KILL)?;
+            signal_target(inner, &c, Signal::KILL)?;
             if !wait_finished(inner, &c.id, &mut events, KILL_GRACE).await? {
                 return Err(EngineError::Internal(format!(
                     "container {} did not exit after SIGKILL",
@@ -348,7 +349,7 @@ async fn check_image(inner: &Inner, image: &str) -> Result<()> {
 }
 
 /// Signals the container's PID 1 through its pidfd (immune to pid reuse).
-pub(crate) fn signal_target(inner: &Inner, c: &Container, sig: i32) -> Result<()> {
+pub(crate) fn signal_target(inner: &Inner, c: &Container, sig: Signal) -> Result<()> {
     let Some(fd) = inner.live(&c.id).target() else {
         // Exited in the meantime: nothing to signal.
         return Ok(());

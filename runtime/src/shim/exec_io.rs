@@ -5,6 +5,7 @@
 //! not read its stdin can never stall its output.
 use super::common::*;
 use crate::execproto as proto;
+use crate::signal::Signal;
 use crate::spec::ExecConfig;
 use crate::sys;
 use nix::errno::Errno;
@@ -13,7 +14,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 const CHUNK: usize = 64 * 1024;
 /// Reads per output stream once the command has exited (what it wrote is
@@ -81,6 +82,17 @@ fn send(kind: u8, payload: &[u8]) -> nix::Result<()> {
         }
     }
     Ok(())
+}
+
+/// ioctl(TIOCSWINSZ): sets the window size of the terminal `fd`.
+pub(super) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> std::io::Result<()> {
+    let size = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    Ok(rustix::termios::tcsetwinsize(fd, size)?)
 }
 
 fn set_nonblocking(fd: &OwnedFd) {
@@ -212,11 +224,12 @@ impl Relay {
             proto::CLOSE_STDIN => self.close_requested = true,
             proto::RESIZE if self.tty => {
                 if let (Some((rows, cols)), Some(fd)) = (proto::read_resize(p), &self.to_child) {
-                    let _ = sys::set_winsize(fd.as_fd(), rows, cols);
+                    let _ = set_winsize(fd.as_fd(), rows, cols);
                 }
             }
             proto::SIGNAL => {
-                if let Some(sig) = proto::read_i32(p, 0) {
+                // A number the kernel would refuse is ignored, as before.
+                if let Some(sig) = proto::read_i32(p, 0).and_then(Signal::from_number) {
                     let _ = sys::pidfd_send_signal(&self.pidfd, sig);
                 }
             }
@@ -358,7 +371,7 @@ impl Relay {
 
     /// The daemon is gone: kill the command and leave.
     fn abort(self) -> i32 {
-        let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+        let _ = sys::pidfd_send_signal(&self.pidfd, Signal::KILL);
         let _ = self.reap();
         EXIT_SETUP
     }

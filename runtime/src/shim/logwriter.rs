@@ -4,7 +4,6 @@
 //! records, so every file holds whole records and a reader that still has a
 //! renamed file open finishes it before moving on to the next one.
 use crate::logfile::{LOG_FILE, rotated_name};
-use crate::sys;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -75,7 +74,7 @@ impl LogWriter {
                     data = &data[n..];
                 }
                 None if self.size == 0 => {
-                    let n = sys::memchr(b'\n', data).map_or(data.len(), |i| i + 1);
+                    let n = memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1);
                     self.append(&data[..n])?;
                     data = &data[n..];
                 }

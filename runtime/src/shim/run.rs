@@ -3,13 +3,14 @@ use super::common::*;
 use super::container::{ChildFds, child_main};
 use super::logwriter::LogWriter;
 use crate::logfile::{self, MAX_RECORD, Stream};
+use crate::signal::Signal;
 use crate::spec::{ContainerConfig, ExitRecord, StartReport};
 use crate::{cgroup, exitfile, proc, sys};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal as NixSignal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -19,12 +20,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, SystemTime};
 
 /// Signals the shim forwards to the container's PID 1.
-const FORWARDED: [Signal; 5] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
+const FORWARDED: [NixSignal; 5] = [
+    NixSignal::SIGTERM,
+    NixSignal::SIGINT,
+    NixSignal::SIGHUP,
+    NixSignal::SIGUSR1,
+    NixSignal::SIGUSR2,
 ];
 /// Read size for the container's output pipes.
 const READ_CHUNK: usize = 256 * 1024;
@@ -213,7 +214,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     let sigfd = match sigfd {
         Ok(s) => s,
         Err(e) => {
-            let _ = proc::pidfd_send_signal(&pidfd, libc::SIGKILL);
+            let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
             reap(child);
             return Err(e);
         }
@@ -296,7 +297,7 @@ pub(crate) fn encode_chunk(
     };
     out.reserve(chunk.len() + chunk.len() / 8 + 64);
     let mut rest = chunk;
-    while let Some(i) = sys::memchr(b'\n', rest) {
+    while let Some(i) = memchr::memchr(b'\n', rest) {
         let line = &rest[..i];
         if pending.is_empty() {
             line_out(line, out);
@@ -437,7 +438,12 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
             let base = open_pipes.len();
             if ready[base + 1] {
                 while let Ok(Some(si)) = sigfd.read_signal() {
-                    let _ = proc::pidfd_send_signal(&pidfd, si.ssi_signo as i32);
+                    if let Some(sig) = i32::try_from(si.ssi_signo)
+                        .ok()
+                        .and_then(Signal::from_number)
+                    {
+                        let _ = proc::pidfd_send_signal(&pidfd, sig);
+                    }
                 }
             }
             if ready[base] {
