@@ -12,7 +12,7 @@ use crate::lifecycle::wait_started;
 use crate::model::{State, now_ns};
 use crate::signals;
 use crate::validate;
-use quilt_runtime::execproto as proto;
+use quilt_runtime::execproto::{self as proto, FrameKind};
 use quilt_runtime::signal::Signal;
 use quilt_runtime::spec::{CgroupSpec, EXIT_SETUP, ExecConfig};
 use quilt_runtime::{cgroup, proc};
@@ -112,7 +112,7 @@ impl Engine {
             rows: spec.rows,
             cols: spec.cols,
             attach_stdin: spec.attach_stdin,
-            shim_pid,
+            shim_pid: Some(shim_pid),
         };
         let config =
             serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
@@ -162,7 +162,10 @@ impl Engine {
             }
         };
         let mut child = child.map_err(|e| EngineError::internal("spawn exec helper", e))?;
-        if let Err(e) = stdin.write_all(&proto::frame(proto::CONFIG, &config)).await {
+        if let Err(e) = stdin
+            .write_all(&proto::frame(FrameKind::Config, &config))
+            .await
+        {
             let _ = child.start_kill();
             discard(log_path);
             return Err(EngineError::internal("send exec config", e));
@@ -299,10 +302,10 @@ async fn feed_input(
     while let Some(item) = rx.recv().await {
         let frame = match item {
             ExecInput::Stdin(b) if b.is_empty() => continue,
-            ExecInput::Stdin(b) => proto::frame(proto::STDIN, &b),
-            ExecInput::CloseStdin => proto::frame(proto::CLOSE_STDIN, &[]),
+            ExecInput::Stdin(b) => proto::frame(FrameKind::Stdin, &b),
+            ExecInput::CloseStdin => proto::frame(FrameKind::CloseStdin, &[]),
             ExecInput::Resize { rows, cols } => {
-                proto::frame(proto::RESIZE, &proto::resize_payload(rows, cols))
+                proto::frame(FrameKind::Resize, &proto::resize_payload(rows, cols))
             }
             ExecInput::Signal(s) => {
                 let Some(sig) = Signal::parse(&s) else {
@@ -315,7 +318,7 @@ async fn feed_input(
                         let _ = signal_command(&fd, sig);
                         continue;
                     }
-                    None => proto::frame(proto::SIGNAL, &proto::i32_payload(sig.number())),
+                    None => proto::frame(FrameKind::Signal, &proto::i32_payload(sig.number())),
                 }
             }
         };
@@ -376,7 +379,7 @@ impl OutputTask {
                 r = async { err.as_mut().expect("guarded").read(&mut echunk).await }, if err.is_some() => {
                     match r {
                         Ok(0) | Err(_) => err = None,
-                        Ok(n) => self.emit(proto::STDERR, echunk[..n].to_vec()).await,
+                        Ok(n) => self.emit(FrameKind::Stderr, echunk[..n].to_vec()).await,
                     }
                 }
                 () = closed => {
@@ -439,9 +442,9 @@ impl OutputTask {
     }
 
     /// Handles one frame; Some((code, signal)) for EXIT.
-    async fn on_frame(&mut self, kind: u8, payload: Vec<u8>) -> Option<(i32, i32)> {
+    async fn on_frame(&mut self, kind: FrameKind, payload: Vec<u8>) -> Option<(i32, i32)> {
         match kind {
-            proto::PID => {
+            FrameKind::Pid => {
                 if let Some(pid) = proto::read_i32(&payload, 0) {
                     match proc::pidfd_open(pid) {
                         Ok(fd) => self.rec.state.send_modify(|s| s.pidfd = Some(Arc::new(fd))),
@@ -452,11 +455,11 @@ impl OutputTask {
                 }
                 None
             }
-            proto::STDOUT | proto::STDERR => {
+            FrameKind::Stdout | FrameKind::Stderr => {
                 self.emit(kind, payload).await;
                 None
             }
-            proto::EXIT => Some((
+            FrameKind::Exit => Some((
                 proto::read_i32(&payload, 0).unwrap_or(EXIT_SETUP),
                 proto::read_i32(&payload, 4).unwrap_or(0),
             )),
@@ -465,7 +468,7 @@ impl OutputTask {
     }
 
     /// Appends a chunk to the output file and hands it to the caller.
-    async fn emit(&mut self, kind: u8, data: Vec<u8>) {
+    async fn emit(&mut self, kind: FrameKind, data: Vec<u8>) {
         if data.is_empty() {
             return;
         }
@@ -485,7 +488,7 @@ impl OutputTask {
             }
         }
         if let Some(tx) = &self.attached {
-            let ev = if kind == proto::STDERR {
+            let ev = if kind == FrameKind::Stderr {
                 ExecEvent::Stderr(data)
             } else {
                 ExecEvent::Stdout(data)
@@ -522,7 +525,7 @@ async fn replay(
             buf.extend_from_slice(&chunk);
             let frames = proto::split(&mut buf).unwrap_or_default();
             for (kind, data) in frames {
-                let ev = if kind == proto::STDERR {
+                let ev = if kind == FrameKind::Stderr {
                     ExecEvent::Stderr(data)
                 } else {
                     ExecEvent::Stdout(data)

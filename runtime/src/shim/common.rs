@@ -45,10 +45,11 @@ pub fn report_and_exit(errp_w: &std::os::fd::OwnedFd, err: SetupError) -> ! {
 /// Opens `/proc/PID/ns/NAME` for each of `names`, then checks that `pid` is
 /// still a child of the container's supervisor `shim_pid`. The open fds pin
 /// the namespaces, so once the check passes they are the container's, never
-/// those of a process that reused its pid.
+/// those of a process that reused its pid. Without the supervisor's pid
+/// nothing can be checked: refused.
 pub fn open_container_namespaces(
     pid: i32,
-    shim_pid: i32,
+    shim_pid: Option<i32>,
     names: &[&str],
 ) -> SetupResult<Vec<std::fs::File>> {
     let gone = || {
@@ -57,12 +58,15 @@ pub fn open_container_namespaces(
             format!("container process {pid} is not running"),
         )
     };
-    if pid <= 0 || shim_pid <= 0 {
-        return Err(SetupError::new(
-            EXIT_SETUP,
-            "the container's pid and its supervisor's pid are both needed",
-        ));
-    }
+    let shim_pid = match shim_pid {
+        Some(shim_pid) if pid > 0 && shim_pid > 0 => shim_pid,
+        _ => {
+            return Err(SetupError::new(
+                EXIT_SETUP,
+                "the container's pid and its supervisor's pid are both needed",
+            ));
+        }
+    };
     let mut fds = Vec::with_capacity(names.len());
     for name in names {
         let p = format!("/proc/{pid}/ns/{name}");

@@ -11,7 +11,7 @@
 use super::common::*;
 use super::exec_io::set_winsize;
 use super::exec_io::{Relay, RelayInput, read_config};
-use crate::execproto;
+use crate::execproto::FrameKind;
 use crate::spec::ExecConfig;
 use crate::{cgroup, proc, sys};
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
@@ -83,7 +83,7 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
         let input = master.try_clone().map_err(setup("dup"))?;
         (
             Some(input),
-            vec![(master, execproto::STDOUT)],
+            vec![(master, FrameKind::Stdout)],
             ChildIo::Tty { slave },
         )
     } else {
@@ -99,7 +99,7 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
         let (err_r, err_w) = pipe()?;
         (
             in_w,
-            vec![(out_r, execproto::STDOUT), (err_r, execproto::STDERR)],
+            vec![(out_r, FrameKind::Stdout), (err_r, FrameKind::Stderr)],
             ChildIo::Pipes {
                 stdin: in_r,
                 stdout: out_w,
