@@ -2,8 +2,10 @@
 //! `<unix-nanos> <stdout|stderr> <F|P> <bytes>\n` where F marks a full line
 //! (the original newline was stripped and is implied) and P a partial one.
 //! The format is defined here ([`encode`], [`parse`]); [`LineEncoder`] turns
-//! a stream's output into records.
+//! a stream's output into records, and [`reader`] reads the rotated files
+//! the shim's writer leaves.
 mod lines;
+pub mod reader;
 
 pub use lines::LineEncoder;
 

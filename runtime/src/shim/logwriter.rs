@@ -2,7 +2,8 @@
 //! `container.log.<N-2>` -> `.<N-1>` ... `.1` -> `.2`, `container.log` ->
 //! `.1`, then a fresh `container.log`. Rotation happens only between
 //! records, so every file holds whole records and a reader that still has a
-//! renamed file open finishes it before moving on to the next one.
+//! renamed file open finishes it before moving on to the next one (the
+//! reader's side: `crate::logfile::reader`).
 use crate::logfile::{LOG_FILE, rotated_name};
 use std::fs::File;
 use std::io::{self, Write};
