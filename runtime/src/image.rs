@@ -5,6 +5,7 @@
 mod hostbuild;
 mod import;
 mod layers;
+pub mod manifest;
 mod progress;
 #[cfg(test)]
 mod testutil;
