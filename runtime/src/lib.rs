@@ -2,6 +2,7 @@
 //! only the `sys` module may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod capability;
 pub mod cgroup;
 pub mod copy;
 pub mod execproto;
@@ -13,6 +14,7 @@ pub mod mounts;
 pub mod proc;
 #[doc(hidden)]
 pub mod shim;
+pub mod signal;
 pub mod spec;
 #[allow(unsafe_code)]
 mod sys;

@@ -1,16 +1,22 @@
 //! Process handles for the daemon: pidfds, non-blocking reaping, signals.
+use crate::signal::Signal;
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::os::fd::OwnedFd;
 
-/// pidfd_open(2).
+/// pidfd_open(2) (pidfds are always close-on-exec). EINVAL for a pid <= 0.
 pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    crate::sys::pidfd_open(pid)
+    let pid = rustix::process::Pid::from_raw(pid.max(0))
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
-/// pidfd_send_signal(2).
-pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> std::io::Result<()> {
+/// pidfd_send_signal(2) without siginfo.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> std::io::Result<()> {
     crate::sys::pidfd_send_signal(pidfd, signal)
 }
 
@@ -86,120 +92,10 @@ pub fn parent_pid(pid: i32) -> Option<i32> {
     stat_fields(pid)?.get(4 - 3)?.parse().ok()
 }
 
-const SIGNAL_NAMES: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("IOT", libc::SIGIOT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("STKFLT", libc::SIGSTKFLT),
-    ("CHLD", libc::SIGCHLD),
-    ("CLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("POLL", libc::SIGPOLL),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
-];
-
-/// Kernel real-time signal range (glibc reserves 32 and 33 for itself).
-const RTMIN: i32 = 34;
-const RTMAX: i32 = 64;
-
-/// "KILL", "SIGKILL", "kill", "9" -> 9. None for unknown names and numbers
-/// outside 1..=64.
-pub fn parse_signal(s: &str) -> Option<i32> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i32 = s.parse().ok()?;
-        return (1..=64).contains(&n).then_some(n);
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some(&(_, n)) = SIGNAL_NAMES.iter().find(|(nm, _)| *nm == name) {
-        return Some(n);
-    }
-    // RTMIN, RTMIN+n, RTMAX, RTMAX-n.
-    let rt = |base: i32, rest: &str, sign: char| -> Option<i32> {
-        if rest.is_empty() {
-            return Some(base);
-        }
-        let off = rest.strip_prefix(sign)?;
-        if off.is_empty() || !off.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let off: i32 = off.parse().ok()?;
-        let n = if sign == '+' { base + off } else { base - off };
-        (RTMIN..=RTMAX).contains(&n).then_some(n)
-    };
-    if let Some(rest) = name.strip_prefix("RTMIN") {
-        return rt(RTMIN, rest, '+');
-    }
-    if let Some(rest) = name.strip_prefix("RTMAX") {
-        return rt(RTMAX, rest, '-');
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
-
-    #[test]
-    fn signals() {
-        for s in ["KILL", "SIGKILL", "kill", "sigkill", "SigKill", "9", " 9 "] {
-            assert_eq!(parse_signal(s), Some(9), "{s}");
-        }
-        assert_eq!(parse_signal("TERM"), Some(15));
-        assert_eq!(parse_signal("sigterm"), Some(15));
-        assert_eq!(parse_signal("HUP"), Some(1));
-        assert_eq!(parse_signal("usr1"), Some(10));
-        assert_eq!(parse_signal("SIGUSR2"), Some(12));
-        assert_eq!(parse_signal("1"), Some(1));
-        assert_eq!(parse_signal("64"), Some(64));
-        assert_eq!(parse_signal("RTMIN"), Some(34));
-        assert_eq!(parse_signal("SIGRTMIN+2"), Some(36));
-        assert_eq!(parse_signal("rtmax-1"), Some(63));
-        for bad in [
-            "",
-            "0",
-            "65",
-            "-1",
-            "+9",
-            "NOPE",
-            "SIG",
-            "9x",
-            "RTMIN+40",
-            "99999999999999",
-        ] {
-            assert_eq!(parse_signal(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn stat_of_self() {
@@ -220,7 +116,7 @@ mod tests {
         let pid = child.id() as i32;
         let fd = pidfd_open(pid).unwrap();
         assert!(!try_reap(pid).unwrap());
-        pidfd_send_signal(&fd, libc::SIGKILL).unwrap();
+        pidfd_send_signal(&fd, Signal::KILL).unwrap();
         // The pidfd becomes readable once the process has exited.
         let mut fds = [nix::poll::PollFd::new(
             fd.as_fd(),
@@ -234,5 +130,25 @@ mod tests {
         // Keep std's Child from trying anything after we reaped it.
         let _ = child.try_wait();
         assert!(pidfd_open(-1).is_err());
+        assert!(pidfd_open(0).is_err());
+    }
+
+    #[test]
+    fn named_and_realtime_signals_are_delivered() {
+        use std::os::unix::process::ExitStatusExt;
+        for sig in [
+            Signal::TERM,
+            Signal::parse("RTMIN+3").unwrap(),
+            Signal::RTMAX,
+        ] {
+            let mut child = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let fd = pidfd_open(child.id() as i32).unwrap();
+            pidfd_send_signal(&fd, sig).unwrap();
+            let status = child.wait().unwrap();
+            assert_eq!(status.signal(), Some(sig.number()), "{sig}");
+        }
     }
 }

@@ -100,11 +100,12 @@ pub struct ExecConfig {
     /// /dev/null (or, with a tty, the terminal with nothing typed).
     #[serde(default)]
     pub attach_stdin: bool,
-    /// The container's supervisor. When set, `pid` must still be its child
-    /// once the namespaces are open (guards against pid reuse: the command
-    /// must never run in the namespaces of an unrelated process).
+    /// The container's supervisor: `pid` must still be its child once the
+    /// namespaces are open (guards against pid reuse: the command must never
+    /// run in the namespaces of an unrelated process). Required: the helper
+    /// refuses a config without it.
     #[serde(default)]
-    pub shim_pid: i32,
+    pub shim_pid: Option<i32>,
 }
 
 /// What the shim leaves in `exit.json` when the workload has exited.

@@ -1,5 +1,6 @@
 //! Raw syscalls. The only module allowed to use `unsafe`; every block has a
 //! `// SAFETY:` comment.
+use crate::signal::Signal;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
@@ -7,30 +8,22 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// pidfd_open(2) with O_CLOEXEC semantics (pidfds are always close-on-exec).
-pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    if pid <= 0 {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+/// pidfd_send_signal(2) without siginfo. Named signals go through rustix;
+/// the others (32..=64: glibc's two and the real-time signals) through the
+/// raw syscall, because rustix only builds a `Signal` for those with an
+/// `unsafe` constructor whose contract forbids sending glibc's reserved ones
+/// (which `kill -s 32` may ask for).
+pub fn pidfd_send_signal(pidfd: &impl AsFd, signal: Signal) -> io::Result<()> {
+    if let Some(named) = rustix::process::Signal::from_named_raw(signal.number()) {
+        return Ok(rustix::process::pidfd_send_signal(pidfd, named)?);
     }
-    // SAFETY: pidfd_open takes a pid and a flags word, touches no memory of
-    // ours and returns a new file descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0 as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// pidfd_send_signal(2) without siginfo.
-pub fn pidfd_send_signal(pidfd: &impl AsFd, signal: i32) -> io::Result<()> {
     // SAFETY: the fd is borrowed for the duration of the call, the siginfo
     // pointer is NULL (allowed: the kernel fills in a default one).
     let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_fd().as_raw_fd(),
-            signal,
+            signal.number(),
             std::ptr::null::<libc::siginfo_t>(),
             0 as libc::c_uint,
         )
@@ -221,100 +214,6 @@ pub fn interface_up(name: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// prctl(PR_CAPBSET_DROP, cap). EINVAL means the capability does not exist.
-pub fn capbset_drop(cap: u32) -> Result<(), Errno> {
-    // SAFETY: integer-only prctl.
-    let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-    Errno::result(r).map(drop)
-}
-
-/// prctl(PR_CAPBSET_READ, cap): Ok(true) if the capability is in the bounding set.
-pub fn capbset_read(cap: u32) -> Result<bool, Errno> {
-    // SAFETY: integer-only prctl.
-    let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
-    Errno::result(r).map(|v| v == 1)
-}
-
-/// Clears the ambient capability set.
-pub fn ambient_clear_all() -> Result<(), Errno> {
-    // SAFETY: integer-only prctl.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    Errno::result(r).map(drop)
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-/// capget(2) (version 3): the calling thread's permitted set.
-pub fn capget_permitted() -> Result<u64, Errno> {
-    let mut hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: header and two data structs laid out as the kernel's
-    // __user_cap_header_struct / __user_cap_data_struct[2] for version 3;
-    // both live for the whole call and the kernel writes only into `data`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut hdr as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    };
-    Errno::result(r)?;
-    Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
-}
-
-/// capset(2) (version 3, 64-bit sets) on the calling thread:
-/// effective = permitted = inheritable = `caps` (bit n = capability n).
-pub fn capset_all(caps: u64) -> Result<(), Errno> {
-    let mut hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let lo = caps as u32;
-    let hi = (caps >> 32) as u32;
-    let data = [
-        CapData {
-            effective: lo,
-            permitted: lo,
-            inheritable: lo,
-        },
-        CapData {
-            effective: hi,
-            permitted: hi,
-            inheritable: hi,
-        },
-    ];
-    // SAFETY: header and two data structs laid out as the kernel's
-    // __user_cap_header_struct / __user_cap_data_struct[2] for version 3;
-    // both live for the whole call.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
-    Errno::result(r).map(drop)
-}
-
 /// Resolves once the process behind `pidfd` has exited (a pidfd turns
 /// readable then). Event driven: the fd is registered with tokio's reactor.
 /// Must be called inside a tokio runtime.
@@ -348,62 +247,6 @@ fn wait_readable(fd: &OwnedFd) -> io::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// Index of the first `needle` in `haystack` (glibc's vectorised memchr).
-pub fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    if haystack.is_empty() {
-        return None;
-    }
-    // SAFETY: the pointer and length describe the live, initialised slice;
-    // memchr only reads within it and returns NULL or a pointer into it.
-    let p = unsafe {
-        libc::memchr(
-            haystack.as_ptr().cast(),
-            libc::c_int::from(needle),
-            haystack.len(),
-        )
-    };
-    if p.is_null() {
-        None
-    } else {
-        Some(p as usize - haystack.as_ptr() as usize)
-    }
-}
-
-/// ioctl(TIOCSCTTY): makes the terminal `fd` the controlling terminal of
-/// the calling process (a session leader without one).
-pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and
-    // touches no memory of ours; the fd is borrowed for the call.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// ioctl(TIOCSWINSZ): sets the window size of the terminal `fd`.
-pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a struct winsize from the pointer, which
-    // points to `ws`, alive for the whole call.
-    let r = unsafe {
-        libc::ioctl(
-            fd.as_raw_fd(),
-            libc::TIOCSWINSZ,
-            &ws as *const libc::winsize,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// MOUNT_ATTR_* flags of mount_setattr(2).
@@ -449,22 +292,4 @@ pub fn mount_setattr_recursive(path: &std::path::Path, set: u64) -> io::Result<(
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn memchr_matches_naive() {
-        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
-        for needle in [0u8, 10, 250, 251, 255] {
-            for start in [0, 1, 7, 100, 4999, 5000] {
-                let s = &data[start..];
-                assert_eq!(
-                    super::memchr(needle, s),
-                    s.iter().position(|&b| b == needle)
-                );
-            }
-        }
-        assert_eq!(super::memchr(b'\n', b""), None);
-    }
 }

@@ -1,9 +1,11 @@
 //! End-to-end tests of `quilt-shim` through `launch::start` (needs root,
 //! overlayfs and cgroups; never touches the network).
+use quilt_runtime::execproto::{self, FrameKind};
 use quilt_runtime::image::ImageStore;
 use quilt_runtime::logfile::{self, Stream};
+use quilt_runtime::signal::Signal;
 use quilt_runtime::spec::*;
-use quilt_runtime::{cgroup, execproto, exitfile, launch, proc};
+use quilt_runtime::{cgroup, exitfile, launch, proc};
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -240,6 +242,36 @@ fn pid1_and_hostname() {
     assert_eq!(host_hostname(), before);
 }
 
+/// Docker's default set (CAP_CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
+/// SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD,
+/// AUDIT_WRITE, SETFCAP), as /proc/PID/status shows it.
+const DEFAULT_CAPS_HEX: &str = "00000000a80425fb";
+
+#[test]
+fn workload_gets_the_default_capabilities() {
+    let mut env = Env::new();
+    let cfg = env.config(
+        &["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"],
+        Limits::default(),
+    );
+    let rec = env.run_to_exit(&cfg);
+    assert_eq!(rec.exit_code, 0);
+    let lines = stdout_lines(&cfg.dir);
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+            .to_owned()
+    };
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(field(set), DEFAULT_CAPS_HEX, "{set}: {lines:?}");
+    }
+    assert_eq!(field("CapAmb"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs"), "1");
+}
+
 #[test]
 fn exit_code_is_recorded() {
     let mut env = Env::new();
@@ -418,13 +450,13 @@ fn run_exec(cfg: &ExecConfig) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The framed protocol (quilt_runtime::execproto): CONFIG, then EOF.
+    // The framed protocol (quilt_runtime::execproto): Config, then EOF.
     child
         .stdin
         .take()
         .unwrap()
         .write_all(&execproto::frame(
-            execproto::CONFIG,
+            FrameKind::Config,
             &serde_json::to_vec(cfg).unwrap(),
         ))
         .unwrap();
@@ -434,9 +466,9 @@ fn run_exec(cfg: &ExecConfig) -> (i32, String, String) {
     let mut stderr = Vec::new();
     for (kind, data) in execproto::split(&mut buf).unwrap() {
         match kind {
-            execproto::STDOUT => stdout.extend_from_slice(&data),
-            execproto::STDERR => stderr.extend_from_slice(&data),
-            execproto::EXIT => code = execproto::read_i32(&data, 0).unwrap(),
+            FrameKind::Stdout => stdout.extend_from_slice(&data),
+            FrameKind::Stderr => stderr.extend_from_slice(&data),
+            FrameKind::Exit => code = execproto::read_i32(&data, 0).unwrap(),
             _ => {}
         }
     }
@@ -471,7 +503,7 @@ fn exec_into_running_container() {
 
     let exec = |argv: &[&str], workdir: &str| ExecConfig {
         pid,
-        shim_pid: shim,
+        shim_pid: Some(shim),
         argv: argv.iter().map(|s| s.to_string()).collect(),
         env: vec!["PATH=/bin:/usr/bin".into(), "X=1".into()],
         workdir: workdir.into(),
@@ -484,6 +516,14 @@ fn exec_into_running_container() {
     let (code, out, err) = run_exec(&exec(&["sh", "-c", "exit 3"], "/"));
     assert_eq!(code, 3, "stderr: {err}");
     assert!(out.is_empty());
+
+    // On a terminal: the size asked for, and it is the controlling terminal.
+    let mut tty = exec(&["sh", "-c", "stty size; echo ctty >/dev/tty"], "/");
+    (tty.tty, tty.rows, tty.cols) = (true, 33, 99);
+    let (code, out, err) = run_exec(&tty);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(out.contains("33 99"), "{out:?}");
+    assert!(out.contains("ctty"), "{out:?}");
 
     let (code, out, err) = run_exec(&exec(
         &[
@@ -512,19 +552,22 @@ fn exec_into_running_container() {
     // A pid that is not the supervisor's child (as after pid reuse) is refused
     // before the command runs anywhere.
     let mut wrong = exec(&["true"], "/");
-    wrong.shim_pid = std::process::id() as i32;
+    wrong.shim_pid = Some(std::process::id() as i32);
     let (code, _, err) = run_exec(&wrong);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("not running"), "{err}");
-    // Without the supervisor's pid nothing can be checked: refused too.
-    wrong.shim_pid = 0;
-    let (code, _, err) = run_exec(&wrong);
-    assert_eq!(code, 125, "{err}");
-    assert!(err.contains("supervisor"), "{err}");
+    // Without the supervisor's pid nothing can be checked: refused too,
+    // as is a pid that cannot be one.
+    for missing in [None, Some(0), Some(-1)] {
+        wrong.shim_pid = missing;
+        let (code, _, err) = run_exec(&wrong);
+        assert_eq!(code, 125, "{missing:?}: {err}");
+        assert!(err.contains("supervisor"), "{missing:?}: {err}");
+    }
 
     // Kill PID 1: the shim records the signal and exits.
     let pidfd = proc::pidfd_open(pid).unwrap();
-    proc::pidfd_send_signal(&pidfd, libc::SIGKILL).unwrap();
+    proc::pidfd_send_signal(&pidfd, Signal::KILL).unwrap();
     assert!(wait_exit(shim, Duration::from_secs(10)));
     let rec = exitfile::read(&cfg.dir).unwrap().unwrap();
     assert_eq!((rec.exit_code, rec.signal, rec.oom_killed), (137, 9, false));
@@ -559,7 +602,7 @@ fn cgroup_v2_paths() {
 
     let exec = ExecConfig {
         pid,
-        shim_pid: shim,
+        shim_pid: Some(shim),
         argv: vec!["cat".into(), "/proc/self/cgroup".into()],
         env: vec![],
         workdir: "/".into(),
@@ -639,7 +682,7 @@ fn start_latency() {
     let (shim, pid) = env.run(&cfg);
     let exec = ExecConfig {
         pid,
-        shim_pid: shim,
+        shim_pid: Some(shim),
         argv: vec!["true".into()],
         env: vec!["PATH=/bin".into()],
         workdir: "/".into(),

@@ -343,7 +343,7 @@ pub(super) fn build(
             .create(&rootfs)
             .map_err(io)?;
         rep.phase("copying the busybox base", 0);
-        store.build_default(&rootfs).map_err(io)?;
+        super::default::build(&store.busybox, &rootfs).map_err(io)?;
         rep.phase("copying binaries", 0);
         let mut b = Builder {
             rootfs: rootfs.clone(),

@@ -2,9 +2,13 @@
 //! directory, a `docker save` archive, or an OCI image layout (directory or
 //! tar). Layers are applied bottom first into a temp dir renamed into place.
 use super::layers::Applier;
+use super::manifest::{
+    self, Descriptor, DockerManifestEntry, INDEX_MEDIA_TYPES, ImageIndex, ImageManifest,
+};
 use super::progress::Reporter;
 use super::tree::{self, clean_rel};
 use super::{ImageError, ImageStore, Imported, unique_suffix};
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{self, BufRead, ErrorKind, Read, Seek, SeekFrom};
@@ -66,16 +70,19 @@ impl Source {
         }
     }
 
-    fn read_json(&self, member: &str) -> io::Result<(serde_json::Value, Vec<u8>)> {
+    fn read(&self, member: &str) -> io::Result<Vec<u8>> {
         let (r, size) = self.open(member)?;
         if size > MAX_JSON {
             return Err(invalid(format!("{member} is too large")));
         }
         let mut bytes = Vec::with_capacity(size as usize);
         r.take(MAX_JSON).read_to_end(&mut bytes)?;
-        let v = serde_json::from_slice(&bytes)
-            .map_err(|e| invalid(format!("{member} is not valid JSON: {e}")))?;
-        Ok((v, bytes))
+        Ok(bytes)
+    }
+
+    /// Reads and parses a JSON member (at most [`MAX_JSON`] bytes).
+    fn read_json<T: DeserializeOwned>(&self, member: &str) -> io::Result<T> {
+        parse_json(&self.read(member)?, member)
     }
 }
 
@@ -183,60 +190,41 @@ fn index_tar(file: &Path) -> io::Result<HashMap<PathBuf, (u64, u64)>> {
     Ok(index)
 }
 
+fn parse_json<T: DeserializeOwned>(bytes: &[u8], member: &str) -> io::Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| invalid(format!("{member} is not valid JSON: {e}")))
+}
+
 /// "sha256:<hex>" -> "blobs/sha256/<hex>".
 fn blob_member(digest: &str) -> io::Result<String> {
-    match digest.split_once(':') {
-        Some((alg, hex))
-            if !hex.is_empty()
-                && hex.chars().all(|c| c.is_ascii_hexdigit())
-                && alg.chars().all(|c| c.is_ascii_alphanumeric()) =>
-        {
-            Ok(format!("blobs/{alg}/{hex}"))
-        }
-        _ => Err(invalid(format!("bad digest {digest:?}"))),
-    }
+    manifest::blob_path(digest).ok_or_else(|| invalid(format!("bad digest {digest:?}")))
 }
 
-fn str_field<'v>(v: &'v serde_json::Value, key: &str, what: &str) -> io::Result<&'v str> {
-    v.get(key)
-        .and_then(|x| x.as_str())
-        .ok_or_else(|| invalid(format!("{what}: missing {key}")))
+/// The digest of a descriptor, which `what` must have.
+fn digest_of<'d>(d: &'d Descriptor, what: &str) -> io::Result<&'d str> {
+    d.digest
+        .as_deref()
+        .ok_or_else(|| invalid(format!("{what}: missing digest")))
 }
-
-const INDEX_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
 
 /// The layers of the first image of an OCI layout (following nested
 /// indexes, preferring the host's architecture), and the manifest digest.
 fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
-    let (mut index, _) = src.read_json("index.json")?;
+    let mut index: ImageIndex = src.read_json("index.json")?;
     for _ in 0..8 {
-        let manifests = index
-            .get("manifests")
-            .and_then(|m| m.as_array())
-            .filter(|m| !m.is_empty())
+        let chosen = index
+            .choose()
             .ok_or_else(|| invalid("index.json lists no manifests"))?;
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            a => a,
-        };
-        let chosen = manifests
-            .iter()
-            .find(|m| m.pointer("/platform/architecture").and_then(|a| a.as_str()) == Some(arch))
-            .unwrap_or(&manifests[0]);
-        let digest = str_field(chosen, "digest", "index.json")?.to_owned();
+        let digest = digest_of(chosen, "index.json")?.to_owned();
         let member = blob_member(&digest)?;
-        let (doc, bytes) = src.read_json(&member)?;
+        let bytes = src.read(&member)?;
+        let probe: manifest::Probe = parse_json(&bytes, &member)?;
         let media = chosen
-            .get("mediaType")
-            .or_else(|| doc.get("mediaType"))
-            .and_then(|m| m.as_str())
+            .media_type
+            .as_deref()
+            .or(probe.media_type.as_deref())
             .unwrap_or("");
-        if INDEX_TYPES.contains(&media) || doc.get("manifests").is_some() {
-            index = doc;
+        if INDEX_MEDIA_TYPES.contains(&media) || probe.manifests.is_some() {
+            index = parse_json(&bytes, &member)?;
             continue;
         }
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
@@ -245,15 +233,14 @@ fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
                 "manifest {digest} does not match its content ({actual})"
             )));
         }
+        let doc: ImageManifest = parse_json(&bytes, &member)?;
         let layers = doc
-            .get("layers")
-            .and_then(|l| l.as_array())
+            .layers
             .ok_or_else(|| invalid(format!("manifest {digest} lists no layers")))?;
         let mut out = Vec::new();
-        for l in layers {
-            let d = str_field(l, "digest", "manifest layer")?.to_owned();
-            let media = l.get("mediaType").and_then(|m| m.as_str()).unwrap_or("");
-            if media.contains("zstd") {
+        for l in &layers {
+            let d = digest_of(l, "manifest layer")?.to_owned();
+            if l.is_zstd() {
                 return Err(invalid(format!("layer {d}: zstd layers are not supported")));
             }
             out.push(Layer {
@@ -268,27 +255,21 @@ fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
 
 /// The layers of the first image of a `docker save` archive.
 fn docker_layers(src: &Source) -> io::Result<Vec<Layer>> {
-    let (manifest, _) = src.read_json("manifest.json")?;
+    let manifest: Vec<DockerManifestEntry> = src.read_json("manifest.json")?;
     let first = manifest
-        .as_array()
-        .and_then(|a| a.first())
+        .into_iter()
+        .next()
         .ok_or_else(|| invalid("manifest.json lists no image"))?;
     let layers = first
-        .get("Layers")
-        .and_then(|l| l.as_array())
+        .layers
         .ok_or_else(|| invalid("manifest.json: missing Layers"))?;
-    layers
-        .iter()
-        .map(|l| {
-            let member = l
-                .as_str()
-                .ok_or_else(|| invalid("manifest.json: a layer is not a path"))?;
-            Ok(Layer {
-                member: member.to_owned(),
-                digest: None,
-            })
+    Ok(layers
+        .into_iter()
+        .map(|member| Layer {
+            member,
+            digest: None,
         })
-        .collect()
+        .collect())
 }
 
 /// Applies one stored layer (gzipped or not); returns its "sha256:<hex>".
@@ -661,6 +642,143 @@ mod tests {
         assert_eq!(img.layers[0], img.layers[1]);
         let rootfs = store.stored_rootfs(&img.id).unwrap();
         assert_eq!(std::fs::read(rootfs.join("f")).unwrap(), b"hi");
+    }
+
+    /// Writes `data` as a blob of an OCI layout; returns its digest.
+    fn blob(layout: &Path, data: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let hex = hex::encode(Sha256::digest(data));
+        let dir = layout.join("blobs/sha256");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(&hex), data).unwrap();
+        format!("sha256:{hex}")
+    }
+
+    /// An OCI layout whose index.json points, through a nested index, to
+    /// a manifest with one layer (`layer_media` its media type). Returns the
+    /// layout, the manifest's and the layer's digests.
+    fn oci_layout(layer_media: &str) -> (tempfile::TempDir, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let l = dir.path();
+        let mut layer = tar::Builder::new(Vec::new());
+        layer
+            .append_data(
+                &mut hdr(tar::EntryType::Regular, 0o644, 3),
+                "etc/os",
+                &b"oci"[..],
+            )
+            .unwrap();
+        let layer_digest = blob(l, &layer.into_inner().unwrap());
+        let config = blob(
+            l,
+            br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]}}"#,
+        );
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+                "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},
+                "layers":[{{"mediaType":"{layer_media}","digest":"{layer_digest}","size":1}}]}}"#
+        );
+        let manifest_digest = blob(l, manifest.as_bytes());
+        let nested = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+                "digest":"{manifest_digest}","size":1,"platform":{{"architecture":"riscv64","os":"linux"}}}}]}}"#
+        );
+        let nested_digest = blob(l, nested.as_bytes());
+        std::fs::write(l.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(
+            l.join("index.json"),
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json",
+                    "digest":"{nested_digest}","size":1,
+                    "annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
+            ),
+        )
+        .unwrap();
+        (dir, manifest_digest, layer_digest)
+    }
+
+    #[test]
+    fn oci_layout_through_a_nested_index() {
+        let (layout, manifest, layer) = oci_layout("application/vnd.oci.image.layer.v1.tar");
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        let img = store.import(layout.path(), &mut |_| {}).unwrap();
+        assert_eq!(img.source, "oci-layout");
+        assert_eq!(img.id, manifest, "identified by its manifest");
+        assert_eq!(img.layers, std::slice::from_ref(&layer));
+        let rootfs = store.stored_rootfs(&img.id).unwrap();
+        assert_eq!(std::fs::read(rootfs.join("etc/os")).unwrap(), b"oci");
+        // Again: already stored, the same answer.
+        assert_eq!(store.import(layout.path(), &mut |_| {}).unwrap(), img);
+
+        // A layer whose content does not match its digest is refused.
+        let hex = layer.strip_prefix("sha256:").unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.append_data(
+            &mut hdr(tar::EntryType::Regular, 0o644, 3),
+            "etc/os",
+            &b"bad"[..],
+        )
+        .unwrap();
+        std::fs::write(
+            layout.path().join("blobs/sha256").join(hex),
+            tar.into_inner().unwrap(),
+        )
+        .unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let err = ImageStore::new(other.path())
+            .import(layout.path(), &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, ImageError::Invalid(..)), "{err}");
+        assert!(
+            err.to_string().contains("does not match its digest"),
+            "{err}"
+        );
+
+        // A manifest that does not match its digest is refused.
+        let hex = manifest.strip_prefix("sha256:").unwrap();
+        let p = layout.path().join("blobs/sha256").join(hex);
+        let mut m = std::fs::read(&p).unwrap();
+        m.push(b' ');
+        std::fs::write(&p, m).unwrap();
+        let err = ImageStore::new(other.path())
+            .import(layout.path(), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its content"),
+            "{err}"
+        );
+        assert!(names(&other.path().join("images")).is_empty());
+    }
+
+    #[test]
+    fn oci_layout_problems_are_invalid() {
+        let (layout, _, _) = oci_layout("application/vnd.oci.image.layer.v1.tar+zstd");
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        let err = store.import(layout.path(), &mut |_| {}).unwrap_err();
+        assert!(matches!(err, ImageError::Invalid(..)), "{err}");
+        assert!(
+            err.to_string().contains("zstd layers are not supported"),
+            "{err}"
+        );
+        for (index, want) in [
+            (r#"{"manifests":[]}"#, "lists no manifests"),
+            (r#"{"schemaVersion":2}"#, "lists no manifests"),
+            (
+                r#"{"manifests":[{"size":1}]}"#,
+                "index.json: missing digest",
+            ),
+            (r#"{"manifests":[{"digest":"sha256:zz"}]}"#, "bad digest"),
+            ("not json", "index.json is not valid JSON"),
+        ] {
+            std::fs::write(layout.path().join("index.json"), index).unwrap();
+            let err = store.import(layout.path(), &mut |_| {}).unwrap_err();
+            assert!(matches!(err, ImageError::Invalid(..)), "{index}: {err}");
+            assert!(err.to_string().contains(want), "{index}: {err}");
+        }
+        let images = data.path().join("images");
+        assert!(!images.exists() || names(&images).is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Pieces shared by `run` (container PID 1) and `exec`: the final hardening
 //! steps before execve, PATH lookup and error reporting.
+use crate::capability::Capability;
 use crate::sys;
 use nix::errno::Errno;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -44,10 +45,11 @@ pub fn report_and_exit(errp_w: &std::os::fd::OwnedFd, err: SetupError) -> ! {
 /// Opens `/proc/PID/ns/NAME` for each of `names`, then checks that `pid` is
 /// still a child of the container's supervisor `shim_pid`. The open fds pin
 /// the namespaces, so once the check passes they are the container's, never
-/// those of a process that reused its pid.
+/// those of a process that reused its pid. Without the supervisor's pid
+/// nothing can be checked: refused.
 pub fn open_container_namespaces(
     pid: i32,
-    shim_pid: i32,
+    shim_pid: Option<i32>,
     names: &[&str],
 ) -> SetupResult<Vec<std::fs::File>> {
     let gone = || {
@@ -56,12 +58,15 @@ pub fn open_container_namespaces(
             format!("container process {pid} is not running"),
         )
     };
-    if pid <= 0 || shim_pid <= 0 {
-        return Err(SetupError::new(
-            EXIT_SETUP,
-            "the container's pid and its supervisor's pid are both needed",
-        ));
-    }
+    let shim_pid = match shim_pid {
+        Some(shim_pid) if pid > 0 && shim_pid > 0 => shim_pid,
+        _ => {
+            return Err(SetupError::new(
+                EXIT_SETUP,
+                "the container's pid and its supervisor's pid are both needed",
+            ));
+        }
+    };
     let mut fds = Vec::with_capacity(names.len());
     for name in names {
         let p = format!("/proc/{pid}/ns/{name}");
@@ -77,22 +82,22 @@ pub fn open_container_namespaces(
     Ok(fds)
 }
 
-/// Docker's default capability set (capability numbers from linux/capability.h).
-const DEFAULT_CAPS: [u32; 14] = [
-    0,  // CAP_CHOWN
-    1,  // CAP_DAC_OVERRIDE
-    3,  // CAP_FOWNER
-    4,  // CAP_FSETID
-    5,  // CAP_KILL
-    6,  // CAP_SETGID
-    7,  // CAP_SETUID
-    8,  // CAP_SETPCAP
-    10, // CAP_NET_BIND_SERVICE
-    13, // CAP_NET_RAW
-    18, // CAP_SYS_CHROOT
-    27, // CAP_MKNOD
-    29, // CAP_AUDIT_WRITE
-    31, // CAP_SETFCAP
+/// Docker's default capability set.
+const DEFAULT_CAPS: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::NetRaw,
+    Capability::SysChroot,
+    Capability::Mknod,
+    Capability::AuditWrite,
+    Capability::Setfcap,
 ];
 
 /// RLIMIT_NOFILE soft = hard = min(1048576, current hard). Never fails.
@@ -103,37 +108,61 @@ pub fn clamp_rlimits() {
     }
 }
 
+/// The same error as nix's, so messages read as they always did.
+fn errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}
+
 /// no_new_privs + capability reduction to docker's default set.
 pub fn drop_privileges() -> SetupResult<()> {
+    use rustix::io::Errno as E;
+    use rustix::thread::{
+        CapabilitySet, CapabilitySets, capabilities, capability_is_in_bounding_set,
+        clear_ambient_capability_set, remove_capability_from_bounding_set, set_capabilities,
+    };
     nix::sys::prctl::set_no_new_privs().map_err(setup("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    let keep: u64 = DEFAULT_CAPS.iter().fold(0, |m, &c| m | (1u64 << c));
+    let keep = Capability::set_of(&DEFAULT_CAPS);
+    // Every bit, not only the capabilities named here: a newer kernel may
+    // know more.
     for cap in 0..64u32 {
-        if keep & (1 << cap) != 0 {
+        let bit = CapabilitySet::from_bits_retain(1 << cap);
+        if keep.contains(bit) {
             continue;
         }
-        match sys::capbset_read(cap) {
+        match capability_is_in_bounding_set(bit) {
             // Past the last capability the kernel knows.
-            Err(Errno::EINVAL) => break,
+            Err(E::INVAL) => break,
             Ok(false) => continue,
             Ok(true) | Err(_) => {}
         }
-        match sys::capbset_drop(cap) {
-            Ok(()) | Err(Errno::EINVAL) => {}
+        match remove_capability_from_bounding_set(bit) {
+            Ok(()) | Err(E::INVAL) => {}
             Err(e) => {
                 return Err(setup(format!(
                     "dropping capability {cap} from the bounding set"
-                ))(e));
+                ))(errno(e)));
             }
         }
     }
     // Ambient capabilities may not be supported (old kernels): ignore EINVAL.
-    match sys::ambient_clear_all() {
-        Ok(()) | Err(Errno::EINVAL) => {}
-        Err(e) => return Err(setup("clearing ambient capabilities")(e)),
+    match clear_ambient_capability_set() {
+        Ok(()) | Err(E::INVAL) => {}
+        Err(e) => return Err(setup("clearing ambient capabilities")(errno(e))),
     }
     // Only keep what we actually have (capset cannot add to permitted).
-    let have = sys::capget_permitted().map_err(setup("capget"))?;
-    sys::capset_all(keep & have).map_err(setup("capset"))
+    let have = capabilities(None)
+        .map_err(|e| setup("capget")(errno(e)))?
+        .permitted;
+    let caps = keep & have;
+    set_capabilities(
+        None,
+        CapabilitySets {
+            effective: caps,
+            permitted: caps,
+            inheritable: caps,
+        },
+    )
+    .map_err(|e| setup("capset")(errno(e)))
 }
 
 /// Finds the executable for argv[0]: as given if it contains a slash,

@@ -40,7 +40,7 @@ fn enter_root(root: &CopyRoot) -> SetupResult<()> {
     sys::ensure_single_threaded().map_err(setup("copy helper"))?;
     match root {
         CopyRoot::Running { pid, shim_pid } => {
-            let fds = open_container_namespaces(*pid, *shim_pid, &["mnt"])?;
+            let fds = open_container_namespaces(*pid, Some(*shim_pid), &["mnt"])?;
             setns(&fds[0], CloneFlags::CLONE_NEWNS).map_err(setup("setns mnt"))?;
         }
         CopyRoot::Stopped { dir, image_rootfs } => {

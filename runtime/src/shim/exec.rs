@@ -9,9 +9,11 @@
 //! poll(2) loop. Setup failures are printed on the helper's stderr and the
 //! helper exits 125/126/127 without an EXIT frame.
 use super::common::*;
+use super::exec_io::set_winsize;
 use super::exec_io::{Relay, RelayInput, read_config};
+use crate::execproto::FrameKind;
 use crate::spec::ExecConfig;
-use crate::{cgroup, execproto, sys};
+use crate::{cgroup, proc, sys};
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sched::{CloneFlags, setns};
 use nix::unistd::ForkResult;
@@ -81,7 +83,7 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
         let input = master.try_clone().map_err(setup("dup"))?;
         (
             Some(input),
-            vec![(master, execproto::STDOUT)],
+            vec![(master, FrameKind::Stdout)],
             ChildIo::Tty { slave },
         )
     } else {
@@ -97,7 +99,7 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
         let (err_r, err_w) = pipe()?;
         (
             in_w,
-            vec![(out_r, execproto::STDOUT), (err_r, execproto::STDERR)],
+            vec![(out_r, FrameKind::Stdout), (err_r, FrameKind::Stderr)],
             ChildIo::Pipes {
                 stdin: in_r,
                 stdout: out_w,
@@ -118,7 +120,7 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
             // Our copies of the command's ends: EOF once it (and its
             // children) close theirs.
             drop(child_io);
-            let pidfd = sys::pidfd_open(child.as_raw()).map_err(setup("pidfd_open"))?;
+            let pidfd = proc::pidfd_open(child.as_raw()).map_err(setup("pidfd_open"))?;
             let relay = Relay::new(child, pidfd, cfg.tty, cfg.attach_stdin, to_child, outputs);
             Ok(relay.run(input))
         }
@@ -136,7 +138,7 @@ fn open_pty(cfg: &ExecConfig) -> SetupResult<(OwnedFd, String)> {
     let master: OwnedFd = master.into();
     fcntl(&master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(setup("fcntl"))?;
     if cfg.rows > 0 && cfg.cols > 0 {
-        sys::set_winsize(master.as_fd(), cfg.rows, cfg.cols).map_err(setup("TIOCSWINSZ"))?;
+        set_winsize(master.as_fd(), cfg.rows, cfg.cols).map_err(setup("TIOCSWINSZ"))?;
     }
     Ok((master, slave))
 }
@@ -152,7 +154,8 @@ fn wire_stdio(io: ChildIo) -> SetupResult<()> {
                 nix::sys::stat::Mode::empty(),
             )
             .map_err(setup(format!("open {slave}")))?;
-            sys::set_controlling_tty(fd.as_fd()).map_err(setup("TIOCSCTTY"))?;
+            rustix::process::ioctl_tiocsctty(&fd)
+                .map_err(|e| setup("TIOCSCTTY")(std::io::Error::from(e)))?;
             nix::unistd::dup2_stdin(&fd).map_err(setup("dup2 stdin"))?;
             nix::unistd::dup2_stdout(&fd).map_err(setup("dup2 stdout"))?;
             nix::unistd::dup2_stderr(&fd).map_err(setup("dup2 stderr"))?;

@@ -4,7 +4,8 @@
 //! read from the daemon only once it has been taken, so a command that does
 //! not read its stdin can never stall its output.
 use super::common::*;
-use crate::execproto as proto;
+use crate::execproto::{self as proto, FrameKind};
+use crate::signal::Signal;
 use crate::spec::ExecConfig;
 use crate::sys;
 use nix::errno::Errno;
@@ -13,7 +14,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 const CHUNK: usize = 64 * 1024;
 /// Reads per output stream once the command has exited (what it wrote is
@@ -27,7 +28,7 @@ const EOT: u8 = 0x04;
 
 /// Frames received from the daemon past CONFIG, and a partial one.
 pub struct RelayInput {
-    queued: VecDeque<(u8, Vec<u8>)>,
+    queued: VecDeque<(FrameKind, Vec<u8>)>,
     buf: Vec<u8>,
 }
 
@@ -49,7 +50,7 @@ pub fn read_config() -> SetupResult<(ExecConfig, RelayInput)> {
     let mut chunk = vec![0u8; CHUNK];
     loop {
         if let Some((kind, payload)) = input.queued.pop_front() {
-            if kind != proto::CONFIG {
+            if kind != FrameKind::Config {
                 return Err(SetupError::new(
                     EXIT_SETUP,
                     "the first exec frame must be the config",
@@ -70,7 +71,7 @@ pub fn read_config() -> SetupResult<(ExecConfig, RelayInput)> {
 }
 
 /// Writes one frame to the daemon (blocking: backpressure to the command).
-fn send(kind: u8, payload: &[u8]) -> nix::Result<()> {
+fn send(kind: FrameKind, payload: &[u8]) -> nix::Result<()> {
     let f = proto::frame(kind, payload);
     let mut rest = &f[..];
     while !rest.is_empty() {
@@ -81,6 +82,17 @@ fn send(kind: u8, payload: &[u8]) -> nix::Result<()> {
         }
     }
     Ok(())
+}
+
+/// ioctl(TIOCSWINSZ): sets the window size of the terminal `fd`.
+pub(super) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> std::io::Result<()> {
+    let size = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    Ok(rustix::termios::tcsetwinsize(fd, size)?)
 }
 
 fn set_nonblocking(fd: &OwnedFd) {
@@ -108,7 +120,7 @@ pub struct Relay {
     close_requested: bool,
     stdin_closed: bool,
     /// The command's outputs and the frame kind of each; None once at EOF.
-    outputs: Vec<Option<(OwnedFd, u8)>>,
+    outputs: Vec<Option<(OwnedFd, FrameKind)>>,
     input_open: bool,
     chunk: Vec<u8>,
 }
@@ -120,7 +132,7 @@ impl Relay {
         tty: bool,
         attach: bool,
         to_child: Option<OwnedFd>,
-        outputs: Vec<(OwnedFd, u8)>,
+        outputs: Vec<(OwnedFd, FrameKind)>,
     ) -> Relay {
         if let Some(fd) = &to_child {
             set_nonblocking(fd);
@@ -145,7 +157,7 @@ impl Relay {
 
     /// Relays until the command has exited; returns the helper's exit code.
     pub fn run(mut self, mut input: RelayInput) -> i32 {
-        if send(proto::PID, &proto::i32_payload(self.child.as_raw())).is_err() {
+        if send(FrameKind::Pid, &proto::i32_payload(self.child.as_raw())).is_err() {
             return self.abort();
         }
         while let Some((k, p)) = input.queued.pop_front() {
@@ -204,19 +216,20 @@ impl Relay {
         }
     }
 
-    fn on_frame(&mut self, kind: u8, p: &[u8]) {
+    fn on_frame(&mut self, kind: FrameKind, p: &[u8]) {
         match kind {
-            proto::STDIN if self.attach && !self.close_requested && self.to_child.is_some() => {
+            FrameKind::Stdin if self.attach && !self.close_requested && self.to_child.is_some() => {
                 self.pending.extend_from_slice(p)
             }
-            proto::CLOSE_STDIN => self.close_requested = true,
-            proto::RESIZE if self.tty => {
+            FrameKind::CloseStdin => self.close_requested = true,
+            FrameKind::Resize if self.tty => {
                 if let (Some((rows, cols)), Some(fd)) = (proto::read_resize(p), &self.to_child) {
-                    let _ = sys::set_winsize(fd.as_fd(), rows, cols);
+                    let _ = set_winsize(fd.as_fd(), rows, cols);
                 }
             }
-            proto::SIGNAL => {
-                if let Some(sig) = proto::read_i32(p, 0) {
+            FrameKind::Signal => {
+                // A number the kernel would refuse is ignored, as before.
+                if let Some(sig) = proto::read_i32(p, 0).and_then(Signal::from_number) {
                     let _ = sys::pidfd_send_signal(&self.pidfd, sig);
                 }
             }
@@ -330,7 +343,7 @@ impl Relay {
                 match nix::unistd::read(fd, &mut self.chunk) {
                     Ok(0) => break,
                     Ok(n) => {
-                        let kind = self.outputs[i].as_ref().map_or(proto::STDOUT, |o| o.1);
+                        let kind = self.outputs[i].as_ref().map_or(FrameKind::Stdout, |o| o.1);
                         if send(kind, &self.chunk[..n]).is_err() {
                             return code;
                         }
@@ -341,7 +354,7 @@ impl Relay {
                 }
             }
         }
-        let _ = send(proto::EXIT, &proto::exit_payload(code, signal));
+        let _ = send(FrameKind::Exit, &proto::exit_payload(code, signal));
         code
     }
 
@@ -358,7 +371,7 @@ impl Relay {
 
     /// The daemon is gone: kill the command and leave.
     fn abort(self) -> i32 {
-        let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+        let _ = sys::pidfd_send_signal(&self.pidfd, Signal::KILL);
         let _ = self.reap();
         EXIT_SETUP
     }

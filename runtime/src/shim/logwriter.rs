@@ -2,9 +2,9 @@
 //! `container.log.<N-2>` -> `.<N-1>` ... `.1` -> `.2`, `container.log` ->
 //! `.1`, then a fresh `container.log`. Rotation happens only between
 //! records, so every file holds whole records and a reader that still has a
-//! renamed file open finishes it before moving on to the next one.
+//! renamed file open finishes it before moving on to the next one (the
+//! reader's side: `crate::logfile::reader`).
 use crate::logfile::{LOG_FILE, rotated_name};
-use crate::sys;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -75,7 +75,7 @@ impl LogWriter {
                     data = &data[n..];
                 }
                 None if self.size == 0 => {
-                    let n = sys::memchr(b'\n', data).map_or(data.len(), |i| i + 1);
+                    let n = memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1);
                     self.append(&data[..n])?;
                     data = &data[n..];
                 }

@@ -2,14 +2,15 @@
 use super::common::*;
 use super::container::{ChildFds, child_main};
 use super::logwriter::LogWriter;
-use crate::logfile::{self, MAX_RECORD, Stream};
+use crate::logfile::{self, LineEncoder, Stream};
+use crate::signal::Signal;
 use crate::spec::{ContainerConfig, ExitRecord, StartReport};
 use crate::{cgroup, exitfile, proc, sys};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal as NixSignal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -19,12 +20,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, SystemTime};
 
 /// Signals the shim forwards to the container's PID 1.
-const FORWARDED: [Signal; 5] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
+const FORWARDED: [NixSignal; 5] = [
+    NixSignal::SIGTERM,
+    NixSignal::SIGINT,
+    NixSignal::SIGHUP,
+    NixSignal::SIGUSR1,
+    NixSignal::SIGUSR2,
 ];
 /// Read size for the container's output pipes.
 const READ_CHUNK: usize = 256 * 1024;
@@ -213,7 +214,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     let sigfd = match sigfd {
         Ok(s) => s,
         Err(e) => {
-            let _ = proc::pidfd_send_signal(&pidfd, libc::SIGKILL);
+            let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
             reap(child);
             return Err(e);
         }
@@ -255,86 +256,10 @@ fn reap(child: Pid) -> Option<WaitStatus> {
     }
 }
 
-/// One output pipe of the container and its incomplete last line.
+/// One output pipe of the container and the encoder of its records.
 struct Pipe {
     fd: Option<OwnedFd>,
-    stream: Stream,
-    pending: Vec<u8>,
-}
-
-/// Turns one chunk read from a pipe into log records, appended to `out`.
-pub(crate) fn encode_chunk(
-    stream: Stream,
-    pending: &mut Vec<u8>,
-    chunk: &[u8],
-    ts: i64,
-    out: &mut Vec<u8>,
-) {
-    let mut prefix = [0u8; 40];
-    let plen = {
-        let mut v = Vec::with_capacity(40);
-        logfile::push_i64(&mut v, ts);
-        v.push(b' ');
-        v.extend_from_slice(stream.as_str().as_bytes());
-        v.push(b' ');
-        prefix[..v.len()].copy_from_slice(&v);
-        v.len()
-    };
-    let prefix = &prefix[..plen];
-    let rec = |data: &[u8], partial: bool, out: &mut Vec<u8>| {
-        out.extend_from_slice(prefix);
-        out.extend_from_slice(if partial { b"P " } else { b"F " });
-        out.extend_from_slice(data);
-        out.push(b'\n');
-    };
-    let line_out = |mut line: &[u8], out: &mut Vec<u8>| {
-        while line.len() > MAX_RECORD {
-            rec(&line[..MAX_RECORD], true, out);
-            line = &line[MAX_RECORD..];
-        }
-        rec(line, false, out);
-    };
-    out.reserve(chunk.len() + chunk.len() / 8 + 64);
-    let mut rest = chunk;
-    while let Some(i) = sys::memchr(b'\n', rest) {
-        let line = &rest[..i];
-        if pending.is_empty() {
-            line_out(line, out);
-        } else {
-            pending.extend_from_slice(line);
-            line_out(pending, out);
-            pending.clear();
-        }
-        rest = &rest[i + 1..];
-    }
-    pending.extend_from_slice(rest);
-    if pending.len() > MAX_RECORD {
-        let mut off = 0;
-        while pending.len() - off > MAX_RECORD {
-            out.extend_from_slice(prefix);
-            out.extend_from_slice(b"P ");
-            out.extend_from_slice(&pending[off..off + MAX_RECORD]);
-            out.push(b'\n');
-            off += MAX_RECORD;
-        }
-        pending.drain(..off);
-    }
-}
-
-/// At EOF: whatever is left is a partial record.
-pub(crate) fn encode_eof(stream: Stream, pending: &mut Vec<u8>, ts: i64, out: &mut Vec<u8>) {
-    if !pending.is_empty() {
-        logfile::encode(
-            &logfile::Record {
-                ts_ns: ts,
-                stream,
-                partial: true,
-                data: pending,
-            },
-            out,
-        );
-        pending.clear();
-    }
+    enc: LineEncoder,
 }
 
 fn supervise(cfg: &ContainerConfig, r: Running) {
@@ -350,13 +275,11 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
     let mut pipes = [
         Pipe {
             fd: Some(out_r),
-            stream: Stream::Stdout,
-            pending: Vec::with_capacity(MAX_RECORD),
+            enc: LineEncoder::new(Stream::Stdout),
         },
         Pipe {
             fd: Some(err_r),
-            stream: Stream::Stderr,
-            pending: Vec::with_capacity(MAX_RECORD),
+            enc: LineEncoder::new(Stream::Stderr),
         },
     ];
     let mut buf = vec![0u8; READ_CHUNK];
@@ -417,18 +340,21 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
             match nix::unistd::read(fd, &mut buf) {
                 Ok(0) => {
                     out.clear();
-                    encode_eof(p.stream, &mut p.pending, now_ns(), &mut out);
+                    p.enc.eof(now_ns(), &mut out);
                     write_log(&mut log, &out);
                     p.fd = None;
                 }
                 Ok(n) => {
                     out.clear();
-                    encode_chunk(p.stream, &mut p.pending, &buf[..n], now_ns(), &mut out);
+                    p.enc.chunk(&buf[..n], now_ns(), &mut out);
                     write_log(&mut log, &out);
                 }
                 Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
                 Err(e) => {
-                    diag(format_args!("reading container {}: {e}", p.stream.as_str()));
+                    diag(format_args!(
+                        "reading container {}: {e}",
+                        p.enc.stream().as_str()
+                    ));
                     p.fd = None;
                 }
             }
@@ -437,7 +363,12 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
             let base = open_pipes.len();
             if ready[base + 1] {
                 while let Ok(Some(si)) = sigfd.read_signal() {
-                    let _ = proc::pidfd_send_signal(&pidfd, si.ssi_signo as i32);
+                    if let Some(sig) = i32::try_from(si.ssi_signo)
+                        .ok()
+                        .and_then(Signal::from_number)
+                    {
+                        let _ = proc::pidfd_send_signal(&pidfd, sig);
+                    }
                 }
             }
             if ready[base] {
@@ -484,100 +415,5 @@ fn write_log(log: &mut LogWriter, data: &[u8]) {
     // Never block the container on a failing disk: log and drop.
     if let Err(e) = log.write(data) {
         diag(format_args!("writing container.log: {e}"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn records(out: &[u8]) -> Vec<(Stream, bool, Vec<u8>)> {
-        out.split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let r = logfile::parse(l).unwrap();
-                (r.stream, r.partial, r.data.to_vec())
-            })
-            .collect()
-    }
-
-    #[test]
-    fn chunks_to_records() {
-        let mut pending = Vec::new();
-        let mut out = Vec::new();
-        encode_chunk(Stream::Stdout, &mut pending, b"a\nbc\nde", 7, &mut out);
-        assert_eq!(out, b"7 stdout F a\n7 stdout F bc\n");
-        out.clear();
-        encode_chunk(Stream::Stdout, &mut pending, b"f\n\ng", 8, &mut out);
-        assert_eq!(out, b"8 stdout F def\n8 stdout F \n");
-        out.clear();
-        encode_eof(Stream::Stdout, &mut pending, 9, &mut out);
-        assert_eq!(out, b"9 stdout P g\n");
-        assert!(pending.is_empty());
-        out.clear();
-        encode_eof(Stream::Stdout, &mut pending, 9, &mut out);
-        assert!(out.is_empty());
-    }
-
-    #[test]
-    fn long_lines_split() {
-        let mut pending = Vec::new();
-        let mut out = Vec::new();
-        let mut line = vec![b'x'; MAX_RECORD * 2 + 10];
-        line.push(b'\n');
-        encode_chunk(Stream::Stderr, &mut pending, &line, 1, &mut out);
-        let recs = records(&out);
-        assert_eq!(recs.len(), 3);
-        assert_eq!((recs[0].1, recs[0].2.len()), (true, MAX_RECORD));
-        assert_eq!((recs[1].1, recs[1].2.len()), (true, MAX_RECORD));
-        assert_eq!((recs[2].1, recs[2].2.len()), (false, 10));
-
-        // Exactly MAX_RECORD bytes, arriving in pieces, is one full record.
-        out.clear();
-        encode_chunk(
-            Stream::Stdout,
-            &mut pending,
-            &vec![b'y'; MAX_RECORD - 1],
-            1,
-            &mut out,
-        );
-        assert!(out.is_empty());
-        encode_chunk(Stream::Stdout, &mut pending, b"y\n", 1, &mut out);
-        let recs = records(&out);
-        assert_eq!(recs.len(), 1);
-        assert_eq!((recs[0].1, recs[0].2.len()), (false, MAX_RECORD));
-
-        // A long line without a newline is flushed in partial pieces as it comes.
-        out.clear();
-        encode_chunk(
-            Stream::Stdout,
-            &mut pending,
-            &vec![b'z'; MAX_RECORD + 5],
-            1,
-            &mut out,
-        );
-        let recs = records(&out);
-        assert_eq!(recs.len(), 1);
-        assert_eq!((recs[0].1, recs[0].2.len()), (true, MAX_RECORD));
-        assert_eq!(pending.len(), 5);
-    }
-
-    #[test]
-    fn binary_data_round_trips() {
-        let data: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
-        let mut pending = Vec::new();
-        let mut out = Vec::new();
-        for piece in data.chunks(777) {
-            encode_chunk(Stream::Stdout, &mut pending, piece, 3, &mut out);
-        }
-        encode_eof(Stream::Stdout, &mut pending, 3, &mut out);
-        let mut back = Vec::new();
-        for (_, partial, d) in records(&out) {
-            back.extend_from_slice(&d);
-            if !partial {
-                back.push(b'\n');
-            }
-        }
-        assert_eq!(back, data);
     }
 }

@@ -7,6 +7,7 @@ use crate::model::{Container, CreateSpec, ListFilter, State, WaitResult, now_ns}
 use crate::services::cleanup;
 use crate::support::{ids, signals};
 use crate::validate;
+use quilt_runtime::signal::Signal;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -116,9 +117,9 @@ impl Engine {
         }
         let live = shared.live(&c.id);
         let _lifecycle = live.lifecycle.lock().await;
-        signals::signal_target(shared, &c, signals::TERM)?;
+        signals::signal_target(shared, &c, Signal::TERM)?;
         if !shared.wait_exited(&mut watch, &c.id, timeout).await? {
-            signals::signal_target(shared, &c, signals::KILL)?;
+            signals::signal_target(shared, &c, Signal::KILL)?;
             if !shared.wait_exited(&mut watch, &c.id, KILL_GRACE).await? {
                 return Err(EngineError::Internal(format!(
                     "container {} did not exit after SIGKILL",

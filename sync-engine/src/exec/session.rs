@@ -10,7 +10,8 @@ use crate::error::{EngineError, Result};
 use crate::model::now_ns;
 use crate::support::{env, signals};
 use crate::validate;
-use quilt_runtime::execproto as proto;
+use quilt_runtime::execproto::{self as proto, FrameKind};
+use quilt_runtime::signal::Signal;
 use quilt_runtime::spec::{CgroupSpec, EXIT_SETUP, ExecConfig};
 use quilt_runtime::{cgroup, proc};
 use std::os::unix::process::ExitStatusExt;
@@ -113,7 +114,7 @@ impl Engine {
             rows: spec.rows,
             cols: spec.cols,
             attach_stdin: spec.attach_stdin,
-            shim_pid,
+            shim_pid: Some(shim_pid),
         };
         let config =
             serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
@@ -163,7 +164,10 @@ impl Engine {
             }
         };
         let mut child = child.map_err(|e| EngineError::internal("spawn exec helper", e))?;
-        if let Err(e) = stdin.write_all(&proto::frame(proto::CONFIG, &config)).await {
+        if let Err(e) = stdin
+            .write_all(&proto::frame(FrameKind::Config, &config))
+            .await
+        {
             let _ = child.start_kill();
             discard(log_path);
             return Err(EngineError::internal("send exec config", e));
@@ -286,7 +290,7 @@ fn discard(path: std::path::PathBuf) {
     });
 }
 
-fn signal_command(fd: &std::os::fd::OwnedFd, sig: i32) -> Result<()> {
+fn signal_command(fd: &std::os::fd::OwnedFd, sig: Signal) -> Result<()> {
     signals::send(fd, sig, "the exec'd command")
 }
 
@@ -300,13 +304,13 @@ async fn feed_input(
     while let Some(item) = rx.recv().await {
         let frame = match item {
             ExecInput::Stdin(b) if b.is_empty() => continue,
-            ExecInput::Stdin(b) => proto::frame(proto::STDIN, &b),
-            ExecInput::CloseStdin => proto::frame(proto::CLOSE_STDIN, &[]),
+            ExecInput::Stdin(b) => proto::frame(FrameKind::Stdin, &b),
+            ExecInput::CloseStdin => proto::frame(FrameKind::CloseStdin, &[]),
             ExecInput::Resize { rows, cols } => {
-                proto::frame(proto::RESIZE, &proto::resize_payload(rows, cols))
+                proto::frame(FrameKind::Resize, &proto::resize_payload(rows, cols))
             }
             ExecInput::Signal(s) => {
-                let Some(sig) = proc::parse_signal(&s) else {
+                let Some(sig) = Signal::parse(&s) else {
                     tracing::debug!(exec = %rec.id, signal = %s, "ignoring unknown signal");
                     continue;
                 };
@@ -316,7 +320,7 @@ async fn feed_input(
                         let _ = signal_command(&fd, sig);
                         continue;
                     }
-                    None => proto::frame(proto::SIGNAL, &proto::i32_payload(sig)),
+                    None => proto::frame(FrameKind::Signal, &proto::i32_payload(sig.number())),
                 }
             }
         };
@@ -377,7 +381,7 @@ impl OutputTask {
                 r = async { err.as_mut().expect("guarded").read(&mut echunk).await }, if err.is_some() => {
                     match r {
                         Ok(0) | Err(_) => err = None,
-                        Ok(n) => self.emit(proto::STDERR, echunk[..n].to_vec()).await,
+                        Ok(n) => self.emit(FrameKind::Stderr, echunk[..n].to_vec()).await,
                     }
                 }
                 () = closed => {
@@ -402,7 +406,7 @@ impl OutputTask {
                 (EXIT_SETUP, 0)
             }
         };
-        let oom_killed = signal == signals::KILL && {
+        let oom_killed = signal == Signal::KILL.number() && {
             let cg = self.cgroup.clone();
             let before = self.oom_before;
             tokio::task::spawn_blocking(move || cgroup::oom_kills(&cg).unwrap_or(0) > before)
@@ -430,7 +434,7 @@ impl OutputTask {
     fn kill_command(&self, child: &mut Child) {
         match self.rec.state.borrow().pidfd.clone() {
             Some(fd) => {
-                let _ = signal_command(&fd, signals::KILL);
+                let _ = signal_command(&fd, Signal::KILL);
             }
             // Not forked yet: the helper goes, and with it the command.
             None => {
@@ -440,9 +444,9 @@ impl OutputTask {
     }
 
     /// Handles one frame; Some((code, signal)) for EXIT.
-    async fn on_frame(&mut self, kind: u8, payload: Vec<u8>) -> Option<(i32, i32)> {
+    async fn on_frame(&mut self, kind: FrameKind, payload: Vec<u8>) -> Option<(i32, i32)> {
         match kind {
-            proto::PID => {
+            FrameKind::Pid => {
                 if let Some(pid) = proto::read_i32(&payload, 0) {
                     match proc::pidfd_open(pid) {
                         Ok(fd) => self.rec.state.send_modify(|s| s.pidfd = Some(Arc::new(fd))),
@@ -453,11 +457,11 @@ impl OutputTask {
                 }
                 None
             }
-            proto::STDOUT | proto::STDERR => {
+            FrameKind::Stdout | FrameKind::Stderr => {
                 self.emit(kind, payload).await;
                 None
             }
-            proto::EXIT => Some((
+            FrameKind::Exit => Some((
                 proto::read_i32(&payload, 0).unwrap_or(EXIT_SETUP),
                 proto::read_i32(&payload, 4).unwrap_or(0),
             )),
@@ -466,7 +470,7 @@ impl OutputTask {
     }
 
     /// Appends a chunk to the output file and hands it to the caller.
-    async fn emit(&mut self, kind: u8, data: Vec<u8>) {
+    async fn emit(&mut self, kind: FrameKind, data: Vec<u8>) {
         if data.is_empty() {
             return;
         }
@@ -486,7 +490,7 @@ impl OutputTask {
             }
         }
         if let Some(tx) = &self.attached {
-            let ev = if kind == proto::STDERR {
+            let ev = if kind == FrameKind::Stderr {
                 ExecEvent::Stderr(data)
             } else {
                 ExecEvent::Stdout(data)
@@ -523,7 +527,7 @@ async fn replay(
             buf.extend_from_slice(&chunk);
             let frames = proto::split(&mut buf).unwrap_or_default();
             for (kind, data) in frames {
-                let ev = if kind == proto::STDERR {
+                let ev = if kind == FrameKind::Stderr {
                     ExecEvent::Stderr(data)
                 } else {
                     ExecEvent::Stdout(data)

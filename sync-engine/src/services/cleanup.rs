@@ -6,8 +6,9 @@
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, State};
-use crate::support::signals::{self, signal_target};
+use crate::support::signals::signal_target;
 use quilt_runtime::cgroup;
+use quilt_runtime::signal::Signal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
         if let Some(c) = shared.store().get(id).await?
             && c.state.can_kill()
         {
-            signal_target(shared, &c, signals::KILL)?;
+            signal_target(shared, &c, Signal::KILL)?;
         }
     }
     let _lifecycle = live.lifecycle.lock().await;
@@ -75,7 +76,7 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
         shared.emit(&c, State::Removing, "removing", None, None);
     }
     if c.exit.is_none() && c.shim_pid.is_some() {
-        signal_target(shared, &c, signals::KILL)?;
+        signal_target(shared, &c, Signal::KILL)?;
         if !shared.wait_exited(&mut watch, id, KILL_WAIT).await? {
             tracing::warn!(container = %id, "workload not recorded as exited after SIGKILL; removing anyway");
         }

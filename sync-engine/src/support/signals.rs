@@ -1,30 +1,29 @@
-//! Signals: the numbers the engine sends itself, parsing a signal named in a
-//! request, and delivery through a pidfd (immune to pid reuse).
+//! Signals: parsing a signal named in a request, and delivery through a
+//! pidfd (immune to pid reuse).
 use crate::error::{EngineError, Result};
 use quilt_runtime::proc;
+use quilt_runtime::signal::Signal;
 use std::os::fd::OwnedFd;
 
-pub(crate) const KILL: i32 = 9;
-pub(crate) const TERM: i32 = 15;
-/// No such process (errno).
-const ESRCH: i32 = 3;
-
 /// A signal named in a request ("TERM", "SIGTERM", "15"); SIGKILL when empty.
-pub(crate) fn requested(signal: &str) -> Result<i32> {
+pub(crate) fn requested(signal: &str) -> Result<Signal> {
     if signal.is_empty() {
-        return Ok(KILL);
+        return Ok(Signal::KILL);
     }
-    proc::parse_signal(signal)
+    Signal::parse(signal)
         .ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal {signal:?}")))
 }
 
 /// Sends `sig` through `pidfd`; a process that is already gone is no error.
 /// `what` names the target in an error.
-pub(crate) fn send(pidfd: &OwnedFd, sig: i32, what: &str) -> Result<()> {
+pub(crate) fn send(pidfd: &OwnedFd, sig: Signal, what: &str) -> Result<()> {
     match proc::pidfd_send_signal(pidfd, sig) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(ESRCH) => Ok(()),
-        Err(e) => Err(EngineError::internal(&format!("signal {sig} to {what}"), e)),
+        Err(e) if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(EngineError::internal(
+            &format!("signal {} to {what}", sig.number()),
+            e,
+        )),
     }
 }
 
@@ -33,7 +32,7 @@ pub(crate) fn send(pidfd: &OwnedFd, sig: i32, what: &str) -> Result<()> {
 pub(crate) fn signal_target(
     shared: &crate::engine::Shared,
     c: &crate::model::Container,
-    sig: i32,
+    sig: Signal,
 ) -> Result<()> {
     let Some(fd) = shared.live(&c.id).target() else {
         // Exited in the meantime: nothing to signal.

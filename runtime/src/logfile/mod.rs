@@ -1,6 +1,14 @@
 //! The container log file: one record per line,
 //! `<unix-nanos> <stdout|stderr> <F|P> <bytes>\n` where F marks a full line
 //! (the original newline was stripped and is implied) and P a partial one.
+//! The format is defined here ([`encode`], [`parse`]); [`LineEncoder`] turns
+//! a stream's output into records, and [`reader`] reads the rotated files
+//! the shim's writer leaves.
+mod lines;
+pub mod reader;
+
+pub use lines::LineEncoder;
+
 pub const LOG_FILE: &str = "container.log";
 
 /// Name of the `n`th rotated log file (1 = the most recent):
@@ -37,35 +45,58 @@ impl Stream {
     }
 }
 
-/// Appends the decimal form of `v` to `out` (no allocation).
-pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let neg = v < 0;
-    let mut n = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// Longest `<ts> <stream> ` prefix: an i64 (sign and 19 digits), a space,
+/// six letters and a space.
+const PREFIX_MAX: usize = 20 + 1 + 6 + 1;
+
+/// The `<ts> <stream> ` start that records of one timestamp and stream
+/// share, built on the stack (no allocation).
+struct Prefix {
+    buf: [u8; PREFIX_MAX],
+    len: usize,
+}
+
+impl Prefix {
+    fn new(ts_ns: i64, stream: Stream) -> Prefix {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = ts_ns.unsigned_abs();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
+        if ts_ns < 0 {
+            i -= 1;
+            digits[i] = b'-';
+        }
+        let mut p = Prefix {
+            buf: [0; PREFIX_MAX],
+            len: 0,
+        };
+        for part in [&digits[i..], b" ", stream.as_str().as_bytes(), b" "] {
+            p.buf[p.len..p.len + part.len()].copy_from_slice(part);
+            p.len += part.len();
+        }
+        p
     }
-    if neg {
-        out.push(b'-');
+
+    /// Appends one record with this prefix to `out`.
+    fn record(&self, partial: bool, data: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.buf[..self.len]);
+        out.extend_from_slice(if partial { b"P " } else { b"F " });
+        out.extend_from_slice(data);
+        out.push(b'\n');
     }
-    out.extend_from_slice(&buf[i..]);
 }
 
 /// Appends the encoded record to `out`.
 pub fn encode(rec: &Record<'_>, out: &mut Vec<u8>) {
     out.reserve(rec.data.len() + 32);
-    push_i64(out, rec.ts_ns);
-    out.push(b' ');
-    out.extend_from_slice(rec.stream.as_str().as_bytes());
-    out.extend_from_slice(if rec.partial { b" P " } else { b" F " });
-    out.extend_from_slice(rec.data);
-    out.push(b'\n');
+    Prefix::new(rec.ts_ns, rec.stream).record(rec.partial, rec.data, out);
 }
 
 /// Parses one line of the file (without its trailing newline).
@@ -158,6 +189,26 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, b"42 stderr P a b\n-5 stdout F \n");
+        for (ts, text) in [
+            (i64::MIN, "-9223372036854775808"),
+            (i64::MAX, "9223372036854775807"),
+            (0, "0"),
+            (-1, "-1"),
+            (1_700_000_000_123_456_789, "1700000000123456789"),
+        ] {
+            out.clear();
+            encode(
+                &Record {
+                    ts_ns: ts,
+                    stream: Stream::Stdout,
+                    partial: false,
+                    data: b"x",
+                },
+                &mut out,
+            );
+            assert_eq!(out, format!("{text} stdout F x\n").as_bytes());
+            assert_eq!(parse(&out).unwrap().ts_ns, ts);
+        }
     }
 
     #[test]

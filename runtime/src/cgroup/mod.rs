@@ -1,0 +1,291 @@
+//! Cgroup v1 and v2: layout detection, creation with limits, membership,
+//! OOM accounting and removal. What the two hierarchies share is here; each
+//! backend is one file ([`v1`], [`v2`]), and removal has its own.
+mod remove;
+#[cfg(test)]
+mod testutil;
+mod v1;
+mod v2;
+
+pub use remove::remove;
+
+use crate::spec::{CgroupLayout, CgroupSpec};
+use std::io::{ErrorKind, Write};
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no usable cgroup hierarchy found under {0}")]
+    NoHierarchy(String),
+    #[error("cgroup {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cgroup {path} still busy after {secs} s (members: {members})")]
+    Busy {
+        path: String,
+        secs: u64,
+        members: String,
+    },
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> CgroupError {
+    CgroupError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The controllers Quilt uses (v1: one hierarchy each, created in this
+/// order; v2: enabled in the parents' subtree_control).
+const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+/// CFS period used for CPU limits, in microseconds.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Detects the host layout under /sys/fs/cgroup. Pure v2 (cgroup2 at the root,
+/// `cgroup.controllers` present) -> V2; v1 controller directories (memory, cpu,
+/// pids), even beside a cgroup2 mount at `unified` -> V1.
+pub fn detect_layout() -> Result<CgroupLayout, CgroupError> {
+    detect_layout_at(Path::new("/sys/fs/cgroup"))
+}
+
+/// Same as `detect_layout`, rooted elsewhere (tests use a fake tree).
+pub fn detect_layout_at(root: &Path) -> Result<CgroupLayout, CgroupError> {
+    if root.join("cgroup.controllers").is_file() {
+        return Ok(CgroupLayout::V2 {
+            root: root.to_path_buf(),
+        });
+    }
+    if CONTROLLERS.iter().any(|c| root.join(c).is_dir()) {
+        return Ok(CgroupLayout::V1 {
+            root: root.to_path_buf(),
+        });
+    }
+    Err(CgroupError::NoHierarchy(root.display().to_string()))
+}
+
+/// Checks the relative cgroup path: non-empty, no `..`, not absolute.
+fn rel_path(spec: &CgroupSpec) -> Result<&Path, CgroupError> {
+    let p = Path::new(spec.path.trim_matches('/'));
+    let ok = !spec.path.trim_matches('/').is_empty()
+        && p.components().all(|c| matches!(c, Component::Normal(_)));
+    if !ok {
+        return Err(io_err(
+            p,
+            std::io::Error::new(ErrorKind::InvalidInput, "invalid cgroup path"),
+        ));
+    }
+    Ok(p)
+}
+
+/// The container's directories, one per controller hierarchy (only those
+/// whose hierarchy is mounted).
+fn dirs(spec: &CgroupSpec) -> Result<Vec<PathBuf>, CgroupError> {
+    let rel = rel_path(spec)?;
+    Ok(match &spec.layout {
+        CgroupLayout::V2 { root } => vec![root.join(rel)],
+        CgroupLayout::V1 { root } => CONTROLLERS
+            .iter()
+            .filter(|c| root.join(c).is_dir())
+            .map(|c| root.join(c).join(rel))
+            .collect(),
+    })
+}
+
+/// Removes the (empty) parent cgroup `parent` that quiltd creates its
+/// containers under, in every hierarchy. Best effort: a parent that still has
+/// containers in it stays (rmdir fails with EBUSY).
+pub fn remove_parent_if_empty(layout: &CgroupLayout, parent: &str) {
+    let spec = CgroupSpec {
+        layout: layout.clone(),
+        path: parent.to_owned(),
+        limits: Default::default(),
+    };
+    if let Ok(dirs) = dirs(&spec) {
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// Writes `value` to a control file (create + truncate, so it also works on a
+/// fake tree of regular files).
+fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    f.write_all(value.as_bytes()).map_err(|e| io_err(path, e))
+}
+
+fn read_file(path: &Path) -> Result<Option<String>, CgroupError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+fn cpu_quota_us(cpus: f64) -> u64 {
+    let q = (cpus * CPU_PERIOD_US as f64).round();
+    if q.is_finite() && q > 1000.0 {
+        q as u64
+    } else {
+        1000
+    }
+}
+
+/// Creates the container's cgroup(s) (enabling controllers in parents on v2)
+/// and writes the limits. Idempotent.
+pub fn create(spec: &CgroupSpec) -> Result<(), CgroupError> {
+    let rel = rel_path(spec)?;
+    match &spec.layout {
+        CgroupLayout::V2 { root } => v2::create(root, rel, &spec.limits),
+        CgroupLayout::V1 { root } => v1::create(root, rel, &spec.limits),
+    }
+}
+
+/// Moves `pid` into the container's cgroup(s) (the runtime itself joins with
+/// `join_self` in the child, which avoids the parent-side write's RCU wait;
+/// kept for the tests that check membership semantics).
+#[cfg(test)]
+pub fn add_process(spec: &CgroupSpec, pid: i32) -> Result<(), CgroupError> {
+    let v = pid.to_string();
+    for dir in dirs(spec)? {
+        let procs = dir.join("cgroup.procs");
+        // Never create the cgroup implicitly: it must exist (create() first).
+        if !dir.is_dir() {
+            return Err(io_err(&dir, std::io::Error::from(ErrorKind::NotFound)));
+        }
+        write_file(&procs, &v)?;
+    }
+    Ok(())
+}
+
+/// Moves the calling process into the container's cgroup(s). The caller
+/// must be single-threaded. On v1 this writes "0" to each `tasks` file: moving
+/// only the calling thread skips the kernel's global threadgroup lock, whose
+/// write side costs an RCU grace period (several milliseconds) per
+/// `cgroup.procs` write. On v2 it writes "0" to `cgroup.procs`.
+pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
+    let file = match spec.layout {
+        CgroupLayout::V2 { .. } => v2::JOIN_FILE,
+        CgroupLayout::V1 { .. } => v1::JOIN_FILE,
+    };
+    for dir in dirs(spec)? {
+        if !dir.is_dir() {
+            return Err(io_err(&dir, std::io::Error::from(ErrorKind::NotFound)));
+        }
+        write_file(&dir.join(file), "0")?;
+    }
+    Ok(())
+}
+
+/// v2 only: an O_DIRECTORY descriptor of the container's cgroup, for
+/// clone3(CLONE_INTO_CGROUP). None on v1.
+pub fn open_v2_dir(spec: &CgroupSpec) -> Result<Option<std::fs::File>, CgroupError> {
+    let CgroupLayout::V2 { root } = &spec.layout else {
+        return Ok(None);
+    };
+    v2::open_dir(root, rel_path(spec)?).map(Some)
+}
+
+/// Value of a `key N` line in a flat-keyed cgroup file.
+fn keyed_value(content: &str, key: &str) -> Option<u64> {
+    content.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next()? == key).then(|| it.next()?.parse().ok())?
+    })
+}
+
+/// Number of OOM kills recorded for the cgroup (0 if it does not exist).
+pub fn oom_kills(spec: &CgroupSpec) -> Result<u64, CgroupError> {
+    let rel = rel_path(spec)?;
+    let file = match &spec.layout {
+        CgroupLayout::V2 { root } => v2::oom_file(root, rel),
+        CgroupLayout::V1 { root } => v1::oom_file(root, rel),
+    };
+    Ok(read_file(&file)?
+        .and_then(|s| keyed_value(&s, "oom_kill"))
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{fake_v1, fake_v2, spec};
+    use super::*;
+    use crate::spec::Limits;
+    use std::fs;
+
+    #[test]
+    fn detect() {
+        let v2 = fake_v2();
+        assert_eq!(
+            detect_layout_at(v2.path()).unwrap(),
+            CgroupLayout::V2 {
+                root: v2.path().into()
+            }
+        );
+
+        let v1 = fake_v1(false);
+        assert_eq!(
+            detect_layout_at(v1.path()).unwrap(),
+            CgroupLayout::V1 {
+                root: v1.path().into()
+            }
+        );
+
+        // Hybrid: v1 controllers plus a cgroup2 mount at `unified`.
+        let mixed = tempfile::tempdir().unwrap();
+        for c in ["memory", "cpu", "pids", "unified"] {
+            fs::create_dir(mixed.path().join(c)).unwrap();
+        }
+        fs::write(mixed.path().join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
+        assert_eq!(
+            detect_layout_at(mixed.path()).unwrap(),
+            CgroupLayout::V1 {
+                root: mixed.path().into()
+            }
+        );
+
+        // Only pids mounted is still v1.
+        let pids_only = tempfile::tempdir().unwrap();
+        fs::create_dir(pids_only.path().join("pids")).unwrap();
+        assert!(matches!(
+            detect_layout_at(pids_only.path()).unwrap(),
+            CgroupLayout::V1 { .. }
+        ));
+
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            detect_layout_at(empty.path()),
+            Err(CgroupError::NoHierarchy(_))
+        ));
+    }
+
+    #[test]
+    fn bad_paths_and_missing() {
+        let t = fake_v2();
+        let layout = CgroupLayout::V2 {
+            root: t.path().into(),
+        };
+        for p in ["", "/", "../x", "a/../../b"] {
+            let s = CgroupSpec {
+                layout: layout.clone(),
+                path: p.into(),
+                limits: Limits::default(),
+            };
+            assert!(create(&s).is_err(), "{p:?}");
+        }
+        let s = spec(layout, Limits::default());
+        // Not created: add fails, oom reads 0, remove is a no-op.
+        assert!(add_process(&s, 1).is_err());
+        assert!(join_self(&s).is_err());
+        assert!(open_v2_dir(&s).is_err());
+        assert_eq!(oom_kills(&s).unwrap(), 0);
+        remove(&s).unwrap();
+    }
+}

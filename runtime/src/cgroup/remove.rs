@@ -1,0 +1,163 @@
+//! Removing a container's cgroup: whatever still runs in it is killed, then
+//! its directories are removed, leaves first, in every hierarchy.
+use super::{CgroupError, dirs, io_err, read_file, write_file};
+use crate::spec::CgroupSpec;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long `remove` keeps retrying rmdir while killed processes leave. A
+/// killed task keeps its cgroup populated until it has finished exiting,
+/// which on a loaded host can take well over a second.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SIGKILLs whatever is still in the cgroup, then rmdirs it in every
+/// controller (leaves first). Succeeds if it does not exist.
+pub fn remove(spec: &CgroupSpec) -> Result<(), CgroupError> {
+    // One deadline for the whole removal, however many hierarchies (v1).
+    let deadline = Instant::now() + REMOVE_TIMEOUT;
+    let mut first_err = None;
+    for dir in dirs(spec)? {
+        if let Err(e) = remove_tree(&dir, deadline) {
+            first_err.get_or_insert(e);
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Kills the processes of one cgroup directory (not its children).
+fn kill_members(dir: &Path) {
+    let kill = dir.join("cgroup.kill");
+    if kill.exists() {
+        // v2 (5.14+): kills the whole subtree at once.
+        let _ = write_file(&kill, "1");
+    }
+    if let Ok(Some(procs)) = read_file(&dir.join("cgroup.procs")) {
+        for pid in procs
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            if pid > 0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// The processes still in a cgroup, with their state, for error messages.
+fn describe_members(dir: &Path) -> String {
+    let procs = read_file(&dir.join("cgroup.procs")).ok().flatten();
+    let events = read_file(&dir.join("cgroup.events")).ok().flatten();
+    let mut out: Vec<String> = procs
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|pid| {
+            let state = pid.parse().ok().and_then(crate::proc::state);
+            format!("{pid}:{}", state.as_deref().unwrap_or("?"))
+        })
+        .collect();
+    if out.is_empty() {
+        out.push("none listed".into());
+    }
+    if let Some(ev) = events {
+        out.push(ev.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    out.join(", ")
+}
+
+/// Removes a cgroup directory and its child cgroups, leaves first.
+fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    kill_members(dir);
+    // Child cgroups are the subdirectories (control files are regular files).
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    remove_tree(&entry.path(), deadline)?;
+                }
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir, e)),
+    }
+    let mut delay = Duration::from_millis(2);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                // Killed processes take a moment to leave; new ones may have forked.
+                kill_members(dir);
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(50));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(CgroupError::Busy {
+                    path: dir.display().to_string(),
+                    secs: REMOVE_TIMEOUT.as_secs(),
+                    members: describe_members(dir),
+                });
+            }
+            Err(e) => return Err(io_err(dir, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{add_process, create, detect_layout, dirs, oom_kills};
+    use super::*;
+    use crate::spec::Limits;
+    use std::fs;
+
+    /// Against the real kernel hierarchy (needs root: fails without it).
+    #[test]
+    fn real_kernel_create_remove() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (it creates real cgroups)"
+        );
+        let layout = detect_layout().expect("a cgroup hierarchy");
+        let path = format!("quilt-rt-unit/{}-{}", std::process::id(), line!());
+        let s = CgroupSpec {
+            layout,
+            path,
+            limits: Limits {
+                memory_bytes: Some(64 << 20),
+                cpus: Some(0.5),
+                pids: Some(50),
+            },
+        };
+        create(&s).unwrap();
+        create(&s).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        add_process(&s, child.id() as i32).unwrap();
+        assert_eq!(oom_kills(&s).unwrap(), 0);
+        let t0 = Instant::now();
+        remove(&s).unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        for d in dirs(&s).unwrap() {
+            assert!(!d.exists(), "{}", d.display());
+        }
+        remove(&s).unwrap();
+        // Best effort: the shared parent may be in use by a concurrent test.
+        for d in dirs(&s).unwrap() {
+            let _ = fs::remove_dir(d.parent().unwrap());
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Cgroup v1: one hierarchy per controller (`ROOT/memory`, `ROOT/cpu`,
+//! `ROOT/pids`), each with the container's own directory.
+use super::{CONTROLLERS, CPU_PERIOD_US, CgroupError, cpu_quota_us, io_err, write_file};
+use crate::spec::Limits;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+/// The membership file `join_self` writes "0" to: `tasks` moves only the
+/// calling thread, which is cheaper than `cgroup.procs` (see `join_self`).
+pub(super) const JOIN_FILE: &str = "tasks";
+
+/// The file whose `oom_kill` line counts the cgroup's OOM kills.
+pub(super) fn oom_file(root: &Path, rel: &Path) -> PathBuf {
+    root.join("memory").join(rel).join("memory.oom_control")
+}
+
+/// Creates the container's directory in every mounted hierarchy and writes
+/// the limits; a limit whose controller is not mounted is an error.
+pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError> {
+    let needed = |ctrl: &str| match ctrl {
+        "memory" => limits.memory_bytes.is_some(),
+        "cpu" => limits.cpus.is_some(),
+        _ => limits.pids.is_some(),
+    };
+    for ctrl in CONTROLLERS {
+        let hier = root.join(ctrl);
+        if !hier.is_dir() {
+            if needed(ctrl) {
+                return Err(io_err(
+                    &hier,
+                    std::io::Error::new(
+                        ErrorKind::NotFound,
+                        format!("{ctrl} controller not mounted but a {ctrl} limit was requested"),
+                    ),
+                ));
+            }
+            continue;
+        }
+        let dir = hier.join(rel);
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        match ctrl {
+            "memory" => {
+                if let Some(bytes) = limits.memory_bytes {
+                    let v = bytes.to_string();
+                    let mem = dir.join("memory.limit_in_bytes");
+                    let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    let has_memsw = memsw.exists();
+                    match write_file(&mem, &v) {
+                        Ok(()) => {}
+                        // Raising the limit above the current memsw limit: memsw first.
+                        Err(CgroupError::Io { source, .. })
+                            if has_memsw && source.raw_os_error() == Some(libc::EINVAL) =>
+                        {
+                            write_file(&memsw, &v)?;
+                            write_file(&mem, &v)?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    if has_memsw {
+                        write_file(&memsw, &v)?;
+                    }
+                }
+            }
+            "cpu" => {
+                if let Some(cpus) = limits.cpus {
+                    write_file(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                    write_file(
+                        &dir.join("cpu.cfs_quota_us"),
+                        &cpu_quota_us(cpus).to_string(),
+                    )?;
+                }
+            }
+            _ => {
+                if let Some(n) = limits.pids {
+                    write_file(&dir.join("pids.max"), &n.to_string())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{fake_v1, read, spec};
+    use super::super::{add_process, create, oom_kills};
+    use crate::spec::{CgroupLayout, Limits};
+    use std::fs;
+
+    #[test]
+    fn v1_create_add_oom() {
+        let t = fake_v1(true);
+        let root = t.path();
+        let s = spec(
+            CgroupLayout::V1 { root: root.into() },
+            Limits {
+                memory_bytes: Some(32 << 20),
+                cpus: Some(0.004),
+                pids: Some(64),
+            },
+        );
+        create(&s).unwrap();
+        let mem = root.join("memory/quilt/c1");
+        assert_eq!(read(mem.join("memory.limit_in_bytes")), "33554432");
+        assert_eq!(read(mem.join("memory.memsw.limit_in_bytes")), "33554432");
+        let cpu = root.join("cpu/quilt/c1");
+        assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "1000"); // clamped minimum
+        assert_eq!(read(root.join("pids/quilt/c1/pids.max")), "64");
+        // cpuset is not one of ours.
+        assert!(!root.join("cpuset/quilt").exists());
+
+        create(&s).unwrap();
+        add_process(&s, 77).unwrap();
+        for c in ["memory", "cpu", "pids"] {
+            assert_eq!(
+                read(root.join(c).join("quilt/c1/cgroup.procs")),
+                "77",
+                "{c}"
+            );
+        }
+
+        assert_eq!(oom_kills(&s).unwrap(), 0);
+        fs::write(
+            mem.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
+        )
+        .unwrap();
+        assert_eq!(oom_kills(&s).unwrap(), 5);
+    }
+
+    #[test]
+    fn v1_cpu_rounding_and_no_memsw() {
+        let t = fake_v1(false);
+        let root = t.path();
+        let s = spec(
+            CgroupLayout::V1 { root: root.into() },
+            Limits {
+                memory_bytes: Some(1000),
+                cpus: Some(0.33333),
+                pids: None,
+            },
+        );
+        create(&s).unwrap();
+        assert_eq!(read(root.join("cpu/quilt/c1/cpu.cfs_quota_us")), "33333");
+        assert_eq!(
+            read(root.join("memory/quilt/c1/memory.limit_in_bytes")),
+            "1000"
+        );
+        assert!(
+            !root
+                .join("memory/quilt/c1/memory.memsw.limit_in_bytes")
+                .exists()
+        );
+        assert!(!root.join("pids/quilt/c1/pids.max").exists());
+        assert!(root.join("pids/quilt/c1").is_dir());
+    }
+
+    #[test]
+    fn v1_missing_controller() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir(t.path().join("memory")).unwrap();
+        let layout = CgroupLayout::V1 {
+            root: t.path().into(),
+        };
+        // No limit needs cpu/pids: fine.
+        create(&spec(
+            layout.clone(),
+            Limits {
+                memory_bytes: Some(1 << 20),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        // A pids limit without the pids hierarchy is an error.
+        assert!(
+            create(&spec(
+                layout,
+                Limits {
+                    pids: Some(5),
+                    ..Default::default()
+                }
+            ))
+            .is_err()
+        );
+    }
+}
