@@ -3,5 +3,7 @@
 //! services. Exec and logs have folders of their own (`exec/`, `logs/`).
 pub(crate) mod containers;
 pub(crate) mod copy;
+pub(crate) mod exec;
 pub(crate) mod images;
+pub(crate) mod logs;
 pub(crate) mod volumes;

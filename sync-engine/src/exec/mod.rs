@@ -1,7 +1,7 @@
 //! Exec: commands run inside a running container through `quilt-shim exec`,
 //! and the in-memory registry of every exec the daemon started.
 mod registry;
-mod session;
+pub(crate) mod session;
 
 pub(crate) use registry::Registry;
 pub use registry::{ExecExit, ExecInfo};

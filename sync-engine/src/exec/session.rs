@@ -4,12 +4,12 @@
 //! tokio child process: every read and write is event driven, and its
 //! output is written to the exec's output file (for ExecLogs) and, for an
 //! attached exec, to the caller's channel (backpressure to the command).
-use super::registry::{ExecExit, ExecInfo, ExecRecord, ExecState};
-use crate::engine::Engine;
+use super::registry::{ExecExit, ExecRecord, ExecState};
+use crate::engine::Shared;
 use crate::error::{EngineError, Result};
+use crate::model::Container;
 use crate::model::now_ns;
 use crate::support::{env, signals};
-use crate::validate;
 use quilt_runtime::execproto::{self as proto, FrameKind};
 use quilt_runtime::signal::Signal;
 use quilt_runtime::spec::{CgroupSpec, EXIT_SETUP, ExecConfig};
@@ -25,10 +25,10 @@ use tokio::sync::{mpsc, watch};
 /// Bytes of output kept in an exec's output file; the rest is only relayed.
 const MAX_LOG_BYTES: u64 = 16 * 1024 * 1024;
 /// Frames buffered between the helper and an attached caller.
-const OUTPUT_QUEUE: usize = 16;
+pub(crate) const OUTPUT_QUEUE: usize = 16;
 const INPUT_QUEUE: usize = 16;
 /// How long KillExec waits for a just-started exec to report its pid.
-const PID_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const PID_WAIT: Duration = Duration::from_secs(10);
 
 /// What to run (the ExecStart frame).
 #[derive(Debug, Clone, Default)]
@@ -75,212 +75,130 @@ pub struct ExecSession {
     pub output: Option<mpsc::Receiver<ExecEvent>>,
 }
 
-impl Engine {
-    /// Starts a command in a running container.
-    pub async fn exec_start(&self, spec: ExecSpec) -> Result<ExecSession> {
-        validate::arg_budget("the exec'd command", &spec.argv, &spec.env)?;
-        if let Some(w) = &spec.workdir {
-            validate::path_budget("working directory", w)?;
-        }
-        validate::command(&spec.argv)?;
-        for e in &spec.env {
-            validate::env_entry(e)?;
-        }
-        if let Some(w) = &spec.workdir {
-            validate::working_dir(w)?;
-        }
-        let shared = &self.shared;
-        let mut watch = shared.watch();
-        let mut c = shared.store().resolve(&spec.container).await?;
-        if c.is_pending_start() {
-            // Created and started moments ago: exec once it runs.
-            c = shared.wait_started(&mut watch, &c.id).await?;
-        }
-        let (true, Some(pid), Some(shim_pid)) = (c.state.can_exec(), c.pid, c.shim_pid) else {
-            return Err(EngineError::FailedPrecondition(format!(
-                "container {} is not running (state: {})",
-                c.name,
-                c.state.as_str()
-            )));
-        };
-        let cgroup = shared.cgroup_spec(&c);
-        let cfg = ExecConfig {
-            pid,
-            argv: spec.argv.clone(),
-            env: env::build(&c, &spec.env),
-            workdir: spec.workdir.unwrap_or_else(|| c.working_dir.clone()),
-            cgroup: cgroup.clone(),
-            tty: spec.tty,
-            rows: spec.rows,
-            cols: spec.cols,
-            attach_stdin: spec.attach_stdin,
-            shim_pid: Some(shim_pid),
-        };
-        let config =
-            serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
-        let id = crate::support::ids::new_id()[..32].to_owned();
-        let dir = shared.cfg().container_dir(&c.id).join("execs");
-        let log_path = dir.join(format!("{id}.log"));
-        let (oom_before, log) = {
-            let (cg, dir, path) = (cgroup.clone(), dir.clone(), log_path.clone());
-            tokio::task::spawn_blocking(move || -> Result<_> {
-                // Not create_dir_all: a container removed meanwhile must not
-                // get its directory back.
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(EngineError::FailedPrecondition(
-                            "the container is being removed".into(),
-                        ));
-                    }
-                    Err(e) => return Err(EngineError::internal("create exec directory", e)),
+/// Spawns `quilt-shim exec` for a checked request on running container `c`
+/// (PID 1 `pid`, supervised by `shim_pid`) and wires its streams.
+pub(crate) async fn start(
+    shared: &Shared,
+    c: &Container,
+    spec: ExecSpec,
+    pid: i32,
+    shim_pid: i32,
+) -> Result<ExecSession> {
+    let cgroup = shared.cgroup_spec(c);
+    let cfg = ExecConfig {
+        pid,
+        argv: spec.argv.clone(),
+        env: env::build(c, &spec.env),
+        workdir: spec.workdir.unwrap_or_else(|| c.working_dir.clone()),
+        cgroup: cgroup.clone(),
+        tty: spec.tty,
+        rows: spec.rows,
+        cols: spec.cols,
+        attach_stdin: spec.attach_stdin,
+        shim_pid: Some(shim_pid),
+    };
+    let config =
+        serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
+    let id = crate::support::ids::new_id()[..32].to_owned();
+    let dir = shared.cfg().container_dir(&c.id).join("execs");
+    let log_path = dir.join(format!("{id}.log"));
+    let (oom_before, log) = {
+        let (cg, dir, path) = (cgroup.clone(), dir.clone(), log_path.clone());
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            // Not create_dir_all: a container removed meanwhile must not
+            // get its directory back.
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(EngineError::FailedPrecondition(
+                        "the container is being removed".into(),
+                    ));
                 }
-                let f = std::fs::File::create(&path).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        EngineError::FailedPrecondition("the container is being removed".into())
-                    } else {
-                        EngineError::internal("create exec output file", e)
-                    }
-                })?;
-                Ok((cgroup::oom_kills(&cg).unwrap_or(0), f))
-            })
-            .await??
-        };
-        let mut child = tokio::process::Command::new(&shared.cfg().shim_path)
-            .arg("exec")
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn();
-        let mut stdin = match child.as_mut().map(|c| c.stdin.take()) {
-            Ok(Some(s)) => s,
-            Ok(None) | Err(_) => {
-                discard(log_path);
-                let e = child.err().map_or("no stdin".to_owned(), |e| e.to_string());
-                return Err(EngineError::internal("spawn exec helper", e));
+                Err(e) => return Err(EngineError::internal("create exec directory", e)),
             }
-        };
-        let mut child = child.map_err(|e| EngineError::internal("spawn exec helper", e))?;
-        if let Err(e) = stdin
-            .write_all(&proto::frame(FrameKind::Config, &config))
-            .await
-        {
-            let _ = child.start_kill();
-            discard(log_path);
-            return Err(EngineError::internal("send exec config", e));
-        }
-
-        let rec = Arc::new(ExecRecord {
-            id: id.clone(),
-            container_id: c.id.clone(),
-            command: spec.argv,
-            tty: spec.tty,
-            detached: spec.detach,
-            started_at_ns: now_ns(),
-            log_path,
-            state: watch::Sender::new(ExecState {
-                running: true,
-                ..Default::default()
-            }),
-        });
-        let forgotten = shared.execs().insert(rec.clone());
-        if !forgotten.is_empty() {
-            tokio::task::spawn_blocking(move || {
-                for p in forgotten {
-                    let _ = std::fs::remove_file(p);
+            let f = std::fs::File::create(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    EngineError::FailedPrecondition("the container is being removed".into())
+                } else {
+                    EngineError::internal("create exec output file", e)
                 }
-            });
-        }
-
-        let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
-        tokio::spawn(feed_input(rec.clone(), stdin, in_rx));
-        let (out_tx, out_rx) = if spec.detach {
-            (None, None)
-        } else {
-            let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
-            (Some(tx), Some(rx))
-        };
-        let out = OutputTask {
-            rec,
-            log: tokio::fs::File::from_std(log),
-            log_full: false,
-            attached: out_tx,
-            cgroup,
-            oom_before,
-        };
-        tokio::spawn(out.run(child));
-        tracing::debug!(exec = %id, container = %c.id, "exec started");
-        Ok(ExecSession {
-            id,
-            input: in_tx,
-            output: out_rx,
+            })?;
+            Ok((cgroup::oom_kills(&cg).unwrap_or(0), f))
         })
-    }
-
-    /// The execs of a container that are still remembered.
-    pub async fn list_execs(&self, reference: &str) -> Result<Vec<ExecInfo>> {
-        let c = self.shared.store().resolve(reference).await?;
-        Ok(self
-            .shared
-            .execs()
-            .of_container(&c.id)
-            .iter()
-            .map(|r| r.info())
-            .collect())
-    }
-
-    /// Returns once the exec has exited.
-    pub async fn wait_exec(&self, exec_id: &str) -> Result<ExecInfo> {
-        let rec = self.shared.execs().get(exec_id)?;
-        let mut rx = rec.state.subscribe();
-        // The sender lives in `rec`: the wait ends with the exec.
-        let _ = rx.wait_for(|s| !s.running).await;
-        Ok(rec.info())
-    }
-
-    /// Sends a signal (name or number; SIGKILL when empty) to the command.
-    pub async fn kill_exec(&self, exec_id: &str, signal: &str) -> Result<()> {
-        let sig = signals::requested(signal)?;
-        let rec = self.shared.execs().get(exec_id)?;
-        let mut rx = rec.state.subscribe();
-        // Bounded: a just-started exec reports its pid within moments.
-        let _ =
-            tokio::time::timeout(PID_WAIT, rx.wait_for(|s| s.pidfd.is_some() || !s.running)).await;
-        let st = rec.state.borrow().clone();
-        if !st.running {
-            return Err(EngineError::FailedPrecondition(format!(
-                "exec {} is not running",
-                rec.id
-            )));
+        .await??
+    };
+    let mut child = tokio::process::Command::new(&shared.cfg().shim_path)
+        .arg("exec")
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut stdin = match child.as_mut().map(|c| c.stdin.take()) {
+        Ok(Some(s)) => s,
+        Ok(None) | Err(_) => {
+            discard(log_path);
+            let e = child.err().map_or("no stdin".to_owned(), |e| e.to_string());
+            return Err(EngineError::internal("spawn exec helper", e));
         }
-        let Some(fd) = st.pidfd else {
-            return Err(EngineError::Unavailable(format!(
-                "exec {} has not started its command yet",
-                rec.id
-            )));
-        };
-        signal_command(&fd, sig)
+    };
+    let mut child = child.map_err(|e| EngineError::internal("spawn exec helper", e))?;
+    if let Err(e) = stdin
+        .write_all(&proto::frame(FrameKind::Config, &config))
+        .await
+    {
+        let _ = child.start_kill();
+        discard(log_path);
+        return Err(EngineError::internal("send exec config", e));
     }
 
-    /// The output of an exec from its start: events read from its output
-    /// file; with `follow`, until it exits. Ends with `Exit` once it has.
-    pub async fn exec_logs(
-        &self,
-        exec_id: &str,
-        follow: bool,
-    ) -> Result<mpsc::Receiver<Result<ExecEvent>>> {
-        let rec = self.shared.execs().get(exec_id)?;
-        let path = rec.log_path.clone();
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| EngineError::internal("open exec output", e))?;
-        let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
-        tokio::spawn(replay(rec, file, follow, tx));
-        Ok(rx)
+    let rec = Arc::new(ExecRecord {
+        id: id.clone(),
+        container_id: c.id.clone(),
+        command: spec.argv,
+        tty: spec.tty,
+        detached: spec.detach,
+        started_at_ns: now_ns(),
+        log_path,
+        state: watch::Sender::new(ExecState {
+            running: true,
+            ..Default::default()
+        }),
+    });
+    let forgotten = shared.execs().insert(rec.clone());
+    if !forgotten.is_empty() {
+        tokio::task::spawn_blocking(move || {
+            for p in forgotten {
+                let _ = std::fs::remove_file(p);
+            }
+        });
     }
+
+    let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
+    tokio::spawn(feed_input(rec.clone(), stdin, in_rx));
+    let (out_tx, out_rx) = if spec.detach {
+        (None, None)
+    } else {
+        let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
+        (Some(tx), Some(rx))
+    };
+    let out = OutputTask {
+        rec,
+        log: tokio::fs::File::from_std(log),
+        log_full: false,
+        attached: out_tx,
+        cgroup,
+        oom_before,
+    };
+    tokio::spawn(out.run(child));
+    tracing::debug!(exec = %id, container = %c.id, "exec started");
+    Ok(ExecSession {
+        id,
+        input: in_tx,
+        output: out_rx,
+    })
 }
 
 /// Removes the output file of an exec that could not be started.
@@ -290,7 +208,7 @@ fn discard(path: std::path::PathBuf) {
     });
 }
 
-fn signal_command(fd: &std::os::fd::OwnedFd, sig: Signal) -> Result<()> {
+pub(crate) fn signal_command(fd: &std::os::fd::OwnedFd, sig: Signal) -> Result<()> {
     signals::send(fd, sig, "the exec'd command")
 }
 
@@ -503,7 +421,7 @@ impl OutputTask {
 }
 
 /// Replays an exec's output file, following it while the exec runs.
-async fn replay(
+pub(crate) async fn replay(
     rec: Arc<ExecRecord>,
     mut file: tokio::fs::File,
     follow: bool,

@@ -9,7 +9,7 @@
 //! is another inode, finishes the file it holds and moves on to the next
 //! newer one, so it loses nothing unless it falls more than the number of
 //! kept files behind (then it continues with the oldest file still there).
-use crate::engine::{Engine, Shared};
+use crate::engine::Shared;
 use crate::engine::{Waited, Watch};
 use crate::error::{EngineError, Result};
 use crate::model::{Container, State, WaitResult};
@@ -44,9 +44,9 @@ const CHUNK: usize = 256 * 1024;
 
 /// Which records to send.
 #[derive(Debug, Clone, Copy, Default)]
-struct Filter {
+pub(crate) struct Filter {
     /// Only records at or after this unix time (ns).
-    since_ns: Option<i64>,
+    pub since_ns: Option<i64>,
 }
 
 /// The file a reader is on, positioned at the next unread byte.
@@ -64,43 +64,7 @@ impl Cursor {
     }
 }
 
-impl Engine {
-    /// The receiver yields the lines, then (follow mode) the exit. The
-    /// follower is registered before this returns, so a container removed
-    /// on exit (`--rm`) keeps its files until the follower has read them.
-    /// `tail` counts the last records across all files; `since_ns` then
-    /// drops records older than that time.
-    pub async fn logs(
-        &self,
-        reference: &str,
-        follow: bool,
-        tail: Option<u64>,
-        since_ns: Option<i64>,
-    ) -> Result<mpsc::Receiver<Result<LogItem>>> {
-        let shared = self.shared.clone();
-        let watch = shared.watch();
-        let c = shared.store().resolve(reference).await?;
-        if c.state.is_removing() {
-            return Err(EngineError::FailedPrecondition(format!(
-                "container {} is being removed",
-                c.name
-            )));
-        }
-        let guard = shared.live(&c.id).followers.clone().read_owned().await;
-        let (tx, rx) = mpsc::channel(256);
-        let filter = Filter { since_ns };
-        tokio::spawn(async move {
-            let res = stream(&shared, c, follow, tail, filter, watch, &tx).await;
-            if let Err(e) = res {
-                let _ = tx.send(Err(e)).await;
-            }
-            drop(guard);
-        });
-        Ok(rx)
-    }
-}
-
-async fn stream(
+pub(crate) async fn stream(
     shared: &Arc<Shared>,
     c: Container,
     follow: bool,

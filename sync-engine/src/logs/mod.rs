@@ -1,5 +1,5 @@
 //! GetLogs: a container's captured output, read from the files its shim
 //! writes, optionally followed until it exits.
-mod follow;
+pub(crate) mod follow;
 
 pub use follow::{LogItem, LogLine};
