@@ -8,7 +8,7 @@ mod classic;
 mod client;
 mod density;
 mod events;
-mod host;
+mod leftovers;
 mod peers;
 mod proc_timer;
 mod reap;
@@ -19,6 +19,8 @@ mod ttr;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use leftovers::Leftovers;
+use quilt_testkit::host;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -286,14 +288,12 @@ fn leftovers(
     kill: bool,
     check: bool,
 ) -> Result<()> {
-    let mut l = host::Leftovers::scan(None, data_dir, parent, quiltd);
+    let mut l = Leftovers::scan(None, data_dir, parent, quiltd);
     if kill && (!l.shim_pids.is_empty() || !l.cgroup_pids.is_empty()) {
-        for pid in l.shim_pids.iter().chain(&l.cgroup_pids) {
-            host::kill(*pid, libc::SIGKILL);
-        }
+        host::kill_all(l.shim_pids.iter().chain(&l.cgroup_pids).copied());
         // Let the kernel finish the kills before scanning again.
         for _ in 0..100 {
-            l = host::Leftovers::scan(None, data_dir, parent, quiltd);
+            l = Leftovers::scan(None, data_dir, parent, quiltd);
             if l.shim_pids.is_empty() && l.cgroup_pids.is_empty() {
                 break;
             }

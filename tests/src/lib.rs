@@ -10,13 +10,13 @@
 
 pub mod cli;
 pub mod daemon;
-pub mod host;
 
 use std::time::Duration;
 
 pub use cli::CliOutput;
 pub use daemon::{Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, within};
 pub use quilt_proto::v1 as api;
+pub use quilt_testkit::{host, retry};
 
 use api::{ContainerState, CreateContainerRequest, Event, Resources};
 
