@@ -12,9 +12,9 @@ use quilt_proto::v1::{
 use serde_json::json;
 
 use super::image_progress::ProgressBar;
+use crate::args::image::{ImageCommand, ImageFormat};
 use crate::client;
 use crate::error::CliError;
-use crate::image_args::{ImageCommand, ImageFormat};
 use crate::output::stream::emit;
 use crate::output::table::render;
 use crate::output::timefmt::{Fraction, human_duration, now_seconds, rfc3339, seconds_since};

@@ -2,7 +2,8 @@
 
 use quilt_proto::v1::{Container, ContainerState, ListContainersRequest};
 
-use crate::args::{Filter, Format, PsArgs};
+use crate::args::Format;
+use crate::args::ps::{Filter, PsArgs};
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::json::{ContainerView, parse_state, pretty, state_names};
