@@ -4,12 +4,11 @@
 
 use crate::client::{self, code_name, create_request, with_timeout};
 use crate::events::Hub;
-use crate::leftovers::Leftovers;
+use crate::report::{Density, Leftovers};
 use crate::stats::Samples;
 use anyhow::Result;
 use quilt_proto::v1::{GetContainerRequest, ListContainersRequest};
 use quilt_testkit::host;
-use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -84,7 +83,7 @@ async fn count_rows(c: &mut client::Client, keep: &[String]) -> Result<usize> {
         .count())
 }
 
-pub async fn density(o: &DensityOpts) -> Result<Value> {
+pub async fn density(o: &DensityOpts) -> Result<Density> {
     let hub = Hub::start(&o.socket).await?;
     let mut c = client::connect(&o.socket).await?;
     let rss0 = host::rss_kb(o.quiltd_pid).unwrap_or(0);
@@ -235,35 +234,37 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
         g.p99_ms,
         last.total()
     );
-    Ok(json!({
-        "description": "idle `sleep 3600` containers started with bounded concurrency; memory read from /proc",
-        "requested": o.n,
-        "running": running,
-        "start_s": start_s,
-        "start_resource_exhausted_retries": exhausted,
-        "time_to_running_under_load": ttr.to_json(),
-        "quiltd_rss_mib_before": mib(rss0),
-        "quiltd_rss_mib": mib(rss1),
-        "quiltd_hwm_mib": mib(hwm1),
-        "mem_available_delta_mib": mib(avail_delta),
-        "per_container_mib_mem_available": per(avail_delta),
-        "mem_available_released_mib": mib(release_delta),
-        "per_container_mib_mem_available_released": per(release_delta),
-        "cgroup_memory_mib": cg1.map(|k| mib(k.saturating_sub(cg0))),
-        "per_container_mib_cgroup": cg1.map(|k| per(k.saturating_sub(cg0))),
-        "shims": shims.len(),
-        "workload_pids": workloads.len(),
-        "shim_rss_mib_total": mib(shim_rss),
-        "workload_rss_mib_total": mib(wl_rss),
-        "per_container_mib_rss": per(shim_rss + wl_rss),
-        "per_container_mib_pss": per(shim_pss + wl_pss),
-        "get_container_all_running": get.to_json(),
-        "list_containers_all_running": list.to_json(),
-        "remove_all": removal.to_json(),
-        "remove_all_s": remove_s,
-        "leftovers_at_once": first,
-        "leftovers": last,
-        "settle_s": settle_s,
-        "clean": last.is_clean(),
-    }))
+    Ok(Density {
+        description:
+            "idle `sleep 3600` containers started with bounded concurrency; memory read from /proc"
+                .into(),
+        requested: o.n,
+        running,
+        start_s,
+        start_resource_exhausted_retries: exhausted,
+        time_to_running_under_load: ttr.report(),
+        quiltd_rss_mib_before: mib(rss0),
+        quiltd_rss_mib: mib(rss1),
+        quiltd_hwm_mib: mib(hwm1),
+        mem_available_delta_mib: mib(avail_delta),
+        per_container_mib_mem_available: per(avail_delta),
+        mem_available_released_mib: mib(release_delta),
+        per_container_mib_mem_available_released: per(release_delta),
+        cgroup_memory_mib: cg1.map(|k| mib(k.saturating_sub(cg0))),
+        per_container_mib_cgroup: cg1.map(|k| per(k.saturating_sub(cg0))),
+        shims: shims.len(),
+        workload_pids: workloads.len(),
+        shim_rss_mib_total: mib(shim_rss),
+        workload_rss_mib_total: mib(wl_rss),
+        per_container_mib_rss: per(shim_rss + wl_rss),
+        per_container_mib_pss: per(shim_pss + wl_pss),
+        get_container_all_running: get.report(),
+        list_containers_all_running: list.report(),
+        remove_all: removal.report(),
+        remove_all_s: remove_s,
+        clean: last.is_clean(),
+        leftovers_at_once: first,
+        leftovers: last,
+        settle_s,
+    })
 }

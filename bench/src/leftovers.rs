@@ -3,20 +3,9 @@
 //! the daemon still lists.
 
 use quilt_testkit::host::{self, Footprint};
-use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-#[derive(Debug, Default, Serialize)]
-pub struct Leftovers {
-    pub rows: Option<usize>,
-    /// Names of the entries of DATA/containers.
-    pub container_dirs: Vec<String>,
-    pub cgroup_dirs: Vec<String>,
-    pub cgroup_pids: Vec<i32>,
-    pub shim_pids: Vec<i32>,
-    pub zombies: Vec<i32>,
-    pub mounts: Vec<String>,
-}
+use crate::report::Leftovers;
 
 impl Leftovers {
     /// Scans the host for what the daemon with this data dir, cgroup parent
@@ -33,7 +22,7 @@ impl Leftovers {
             cgroup_parent: parent,
             quiltd,
         });
-        let shown = |paths: &[std::path::PathBuf]| -> Vec<String> {
+        let shown = |paths: &[PathBuf]| -> Vec<String> {
             paths.iter().map(|p| p.display().to_string()).collect()
         };
         Leftovers {
@@ -49,19 +38,5 @@ impl Leftovers {
             zombies: found.zombies.iter().map(|z| z.pid).collect(),
             mounts: shown(&found.mounts),
         }
-    }
-
-    pub fn total(&self) -> usize {
-        self.rows.unwrap_or(0)
-            + self.container_dirs.len()
-            + self.cgroup_dirs.len()
-            + self.cgroup_pids.len()
-            + self.shim_pids.len()
-            + self.zombies.len()
-            + self.mounts.len()
-    }
-
-    pub fn is_clean(&self) -> bool {
-        self.total() == 0
     }
 }
