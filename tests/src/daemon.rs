@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use quilt_proto::v1::container_service_client::ContainerServiceClient;
 use quilt_proto::v1::{
-    Container, ContainerState, CreateContainerRequest, CreateContainerResponse,
+    Container, ContainerState, CreateContainerRequest, CreateContainerResponse, ExecStart,
     GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
 };
 use tonic::transport::Channel;
@@ -22,7 +22,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::cli::{CliOutput, run_program};
 use crate::host::{self, Footprint, Leftovers};
-use crate::retry;
+use crate::{ExecResult, exec_collect, retry};
 
 /// How long quiltd may take to answer its health check after being spawned.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -372,6 +372,14 @@ impl Daemon {
             r.into_inner()
                 .container
                 .expect("GetContainer without container")
+        })
+    }
+
+    /// A non-interactive Exec, collected (bounded; see [`exec_collect`]).
+    pub fn exec(&self, start: ExecStart) -> Result<ExecResult, tonic::Status> {
+        self.block_on(async {
+            let mut c = self.client().await;
+            within(RPC_TIMEOUT, "Exec", exec_collect(&mut c, start)).await
         })
     }
 
