@@ -55,7 +55,11 @@ if [[ -n $JSON_OUT ]]; then
 fi
 
 ROOT=$(cd "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-BIN=$ROOT/target/release
+# Where cargo puts the release binaries: $CARGO_TARGET_DIR (relative to
+# $ROOT, where cargo runs) or target/.
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+BIN=$TARGET_DIR/release
 QUILTD=$BIN/quiltd
 QUILT=$BIN/quilt
 QB=$BIN/quilt-bench

@@ -16,6 +16,7 @@ fi
 quilt_install "${QUILT_TEST_PACKAGES[@]}"
 quilt_check_overlay
 
-# The tests drive the real binaries from target/debug: build them first.
+# The tests drive the real binaries, which they find next to themselves
+# (target/debug, or $CARGO_TARGET_DIR/debug): build them first.
 cargo build --workspace
 cargo test --workspace --no-fail-fast -- --test-threads="${QUILT_TEST_THREADS:-2}" "$@"

@@ -4,10 +4,10 @@
 
 use crate::client::{self, code_name, create_request, with_timeout};
 use crate::events::Hub;
+use crate::report::Api;
 use crate::stats::Samples;
 use anyhow::{Result, bail};
 use quilt_proto::v1::{GetContainerRequest, ListContainersRequest};
-use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ pub struct ApiOpts {
     pub starts: usize,
 }
 
-pub async fn api(socket: &Path, o: &ApiOpts) -> Result<serde_json::Value> {
+pub async fn api(socket: &Path, o: &ApiOpts) -> Result<Api> {
     let mut c = client::connect(socket).await?;
     let hub = Hub::start(socket).await?;
 
@@ -114,16 +114,16 @@ pub async fn api(socket: &Path, o: &ApiOpts) -> Result<serde_json::Value> {
         "api: create(no_start) p50 {:.3} ms p99 {:.3}; create(start) p50 {:.3}; get p50 {:.3} p99 {:.3}; list({listed}) p50 {:.2} ms",
         s.0.p50_ms, s.0.p99_ms, s.1.p50_ms, s.2.p50_ms, s.2.p99_ms, s.3.p50_ms
     );
-    Ok(json!({
-        "description": "in-process gRPC client over the Unix socket, sequential calls",
-        "create_no_start": create_ns.to_json(),
-        "create_start": create_start.to_json(),
-        "create_start_not_removed_within_30s": not_removed,
-        "get_container": get.to_json(),
-        "stored_containers": ids.len(),
-        "list_containers": list.to_json(),
-        "listed": listed,
-        "remove_no_start": removal.to_json(),
-        "remove_no_start_total_s": removal_s,
-    }))
+    Ok(Api {
+        description: "in-process gRPC client over the Unix socket, sequential calls".into(),
+        create_no_start: create_ns.report(),
+        create_start: create_start.report(),
+        create_start_not_removed_within_30s: not_removed,
+        get_container: get.report(),
+        stored_containers: ids.len(),
+        list_containers: list.report(),
+        listed,
+        remove_no_start: removal.report(),
+        remove_no_start_total_s: removal_s,
+    })
 }

@@ -4,18 +4,21 @@
 use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 use serde_json::Value;
+
+use crate::report::Report;
 use std::path::Path;
 
-const OPS: [(&str, &str); 3] = [
-    ("run_true", "run /bin/true (process wall time)"),
-    ("create_start", "create+start vs time to running"),
-    ("state", "state vs status (process wall time)"),
+/// Panel titles, in the order of `PerOp::iter`.
+const TITLES: [&str; 3] = [
+    "run /bin/true (process wall time)",
+    "create+start vs time to running",
+    "state vs status (process wall time)",
 ];
 const ENGINES: [&str; 3] = ["quilt", "crun", "runc"];
 const PCTS: [(&str, RGBColor); 3] = [
-    ("p50_ms", RGBColor(66, 133, 244)),
-    ("p95_ms", RGBColor(251, 140, 0)),
-    ("p99_ms", RGBColor(211, 47, 47)),
+    ("p50", RGBColor(66, 133, 244)),
+    ("p95", RGBColor(251, 140, 0)),
+    ("p99", RGBColor(211, 47, 47)),
 ];
 
 /// One panel: the engines measured for an operation and their percentiles.
@@ -24,19 +27,18 @@ struct Panel {
     engines: Vec<(String, [f64; 3])>,
 }
 
-fn panels(v: &Value) -> Vec<Panel> {
-    let ops = &v["peers"]["ops"];
-    OPS.iter()
-        .map(|(key, title)| {
+fn panels(r: &Report) -> Vec<Panel> {
+    let ops = r.peers.as_ref().map(|p| p.ops.timed.iter());
+    TITLES
+        .iter()
+        .enumerate()
+        .map(|(i, title)| {
+            let op = ops.as_ref().map(|ops| ops[i].1);
             let engines = ENGINES
                 .iter()
                 .filter_map(|e| {
-                    let s = &ops[*key][*e];
-                    if s["n"].as_u64().unwrap_or(0) == 0 {
-                        return None;
-                    }
-                    let p = PCTS.map(|(k, _)| s[k].as_f64().unwrap_or(0.0));
-                    Some((e.to_string(), p))
+                    let s = &op?.engines.get(*e)?.stats;
+                    (s.n > 0).then(|| (e.to_string(), [s.p50_ms, s.p95_ms, s.p99_ms]))
                 })
                 .collect();
             Panel { title, engines }
@@ -47,8 +49,13 @@ fn panels(v: &Value) -> Vec<Panel> {
 pub fn chart(json: &Path, out: &Path) -> Result<()> {
     let text = std::fs::read_to_string(json).with_context(|| format!("read {}", json.display()))?;
     let v: Value = serde_json::from_str(&text).context("parse the JSON")?;
-    let panels = panels(&v);
-    let mode = v["meta"]["mode"].as_str().unwrap_or("");
+    let report = Report::from_document(&v);
+    let panels = panels(&report);
+    let mode = report
+        .meta
+        .as_ref()
+        .and_then(|m| m.mode.as_deref())
+        .unwrap_or("");
     draw(&panels, mode, out).map_err(|e| anyhow!("draw {}: {e}", out.display()))
 }
 
@@ -104,10 +111,9 @@ fn draw(panels: &[Panel], mode: &str, out: &Path) -> Result<(), Box<dyn std::err
             let s = ch.draw_series(bars)?;
             if i == 0 {
                 let c = *color;
-                s.label(label.trim_end_matches("_ms"))
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
-                    });
+                s.label(*label).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
+                });
             }
         }
         // The p50 value over each group.

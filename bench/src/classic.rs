@@ -4,17 +4,12 @@
 
 use crate::client;
 use crate::proc_timer::{argv, first_line, record, run};
+use crate::report::{Classic, ClassicRun, Historical};
 use crate::stats::Samples;
 use anyhow::Result;
-use serde_json::json;
 use std::path::Path;
 
-pub async fn classic(
-    socket: &Path,
-    quilt: &Path,
-    runs: usize,
-    statuses: usize,
-) -> Result<serde_json::Value> {
+pub async fn classic(socket: &Path, quilt: &Path, runs: usize, statuses: usize) -> Result<Classic> {
     let sock = socket.display().to_string();
     let bin = quilt.display().to_string();
     let mut create = Samples::default();
@@ -57,27 +52,30 @@ pub async fn classic(
             );
         }
         let rs = run_status.stats();
-        per_run.push(json!({
-            "run": r + 1,
-            "create_ms": (t.elapsed.as_secs_f64() * 1e6).round() / 1e3,
-            "create_ok": t.ok,
-            "status_avg_ms": rs.avg_ms,
-            "status_p50_ms": rs.p50_ms,
-            "status_errors": rs.errors,
-        }));
+        per_run.push(ClassicRun {
+            run: r + 1,
+            create_ms: (t.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            create_ok: t.ok,
+            status_avg_ms: rs.avg_ms,
+            status_p50_ms: rs.p50_ms,
+            status_errors: rs.errors,
+        });
         status.merge(run_status);
     }
     let removed = client::remove_all(socket, ids, 4).await?;
-    let v = json!({
-        "description": "wall time of one `quilt create default sleep 30` process and of sequential `quilt status ID` processes, per run",
-        "runs": runs,
-        "statuses_per_run": statuses,
-        "cli_create": create.to_json(),
-        "cli_status": status.to_json(),
-        "per_run": per_run,
-        "historical": {"create_ms": 8.0, "status_ms": 5.0},
-        "cleanup_errors": removed.errors,
-    });
+    let v = Classic {
+        description: "wall time of one `quilt create default sleep 30` process and of sequential `quilt status ID` processes, per run".into(),
+        runs,
+        statuses_per_run: statuses,
+        cli_create: create.report(),
+        cli_status: status.report(),
+        per_run,
+        historical: Historical {
+            create_ms: 8.0,
+            status_ms: 5.0,
+        },
+        cleanup_errors: removed.errors,
+    };
     let (c, s) = (create.stats(), status.stats());
     eprintln!(
         "classic: create avg {:.2} ms (min {:.2}, max {:.2}); status avg {:.2} ms (min {:.2}, max {:.2}, p99 {:.2})",

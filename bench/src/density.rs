@@ -4,11 +4,11 @@
 
 use crate::client::{self, code_name, create_request, with_timeout};
 use crate::events::Hub;
-use crate::host::{self, Leftovers};
+use crate::report::{Density, Leftovers};
 use crate::stats::Samples;
 use anyhow::Result;
 use quilt_proto::v1::{GetContainerRequest, ListContainersRequest};
-use serde_json::{Value, json};
+use quilt_testkit::host;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,20 +30,20 @@ fn mib(kb: u64) -> f64 {
 
 /// Median of a few readings of MemAvailable (kB), to damp the noise.
 fn mem_available() -> u64 {
-    let mut v: Vec<u64> = (0..5)
-        .filter_map(|_| host::meminfo_kb("MemAvailable"))
-        .collect();
+    let mut v: Vec<u64> = (0..5).filter_map(|_| host::mem_available_kb()).collect();
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
 /// Memory charged to the daemon's parent cgroup (all its containers), kB.
 fn cgroup_memory_kb(parent: &str) -> Option<u64> {
-    let v1 = format!("/sys/fs/cgroup/memory/{parent}/memory.usage_in_bytes");
-    let v2 = format!("/sys/fs/cgroup/{parent}/memory.current");
-    [v1, v2]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok())
+    let file = match host::cgroup_version() {
+        host::CgroupVersion::V1 => "memory.usage_in_bytes",
+        host::CgroupVersion::V2 => "memory.current",
+    };
+    host::read_trimmed(&host::cgroup_dir("memory", parent).join(file))?
+        .parse::<u64>()
+        .ok()
         .map(|b| b / 1024)
 }
 
@@ -83,10 +83,10 @@ async fn count_rows(c: &mut client::Client, keep: &[String]) -> Result<usize> {
         .count())
 }
 
-pub async fn density(o: &DensityOpts) -> Result<Value> {
+pub async fn density(o: &DensityOpts) -> Result<Density> {
     let hub = Hub::start(&o.socket).await?;
     let mut c = client::connect(&o.socket).await?;
-    let rss0 = host::status_kb(o.quiltd_pid, "VmRSS").unwrap_or(0);
+    let rss0 = host::rss_kb(o.quiltd_pid).unwrap_or(0);
     let avail0 = mem_available();
     let cg0 = cgroup_memory_kb(&o.cgroup_parent).unwrap_or(0);
 
@@ -154,10 +154,10 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
 
     // Memory with all of them running.
     let avail1 = mem_available();
-    let rss1 = host::status_kb(o.quiltd_pid, "VmRSS").unwrap_or(0);
-    let hwm1 = host::status_kb(o.quiltd_pid, "VmHWM").unwrap_or(0);
+    let rss1 = host::rss_kb(o.quiltd_pid).unwrap_or(0);
+    let hwm1 = host::hwm_kb(o.quiltd_pid).unwrap_or(0);
     let cg1 = cgroup_memory_kb(&o.cgroup_parent);
-    let shims = host::shim_pids(Some(o.quiltd_pid), &o.data_dir);
+    let shims = host::shims_of(&o.data_dir, Some(o.quiltd_pid));
     let mut workloads = Vec::new();
     for id in &ids {
         if let Ok(pid) = client::get_pid(&mut c, id).await
@@ -169,9 +169,8 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
     let sum = |pids: &[i32], f: fn(i32) -> Option<u64>| -> u64 {
         pids.iter().filter_map(|p| f(*p)).sum()
     };
-    let rss_kb = |p: i32| host::status_kb(p, "VmRSS");
-    let (shim_rss, shim_pss) = (sum(&shims, rss_kb), sum(&shims, host::pss_kb));
-    let (wl_rss, wl_pss) = (sum(&workloads, rss_kb), sum(&workloads, host::pss_kb));
+    let (shim_rss, shim_pss) = (sum(&shims, host::rss_kb), sum(&shims, host::pss_kb));
+    let (wl_rss, wl_pss) = (sum(&workloads, host::rss_kb), sum(&workloads, host::pss_kb));
     let per = |kb: u64| {
         if running > 0 {
             mib(kb / running as u64)
@@ -235,35 +234,37 @@ pub async fn density(o: &DensityOpts) -> Result<Value> {
         g.p99_ms,
         last.total()
     );
-    Ok(json!({
-        "description": "idle `sleep 3600` containers started with bounded concurrency; memory read from /proc",
-        "requested": o.n,
-        "running": running,
-        "start_s": start_s,
-        "start_resource_exhausted_retries": exhausted,
-        "time_to_running_under_load": ttr.to_json(),
-        "quiltd_rss_mib_before": mib(rss0),
-        "quiltd_rss_mib": mib(rss1),
-        "quiltd_hwm_mib": mib(hwm1),
-        "mem_available_delta_mib": mib(avail_delta),
-        "per_container_mib_mem_available": per(avail_delta),
-        "mem_available_released_mib": mib(release_delta),
-        "per_container_mib_mem_available_released": per(release_delta),
-        "cgroup_memory_mib": cg1.map(|k| mib(k.saturating_sub(cg0))),
-        "per_container_mib_cgroup": cg1.map(|k| per(k.saturating_sub(cg0))),
-        "shims": shims.len(),
-        "workload_pids": workloads.len(),
-        "shim_rss_mib_total": mib(shim_rss),
-        "workload_rss_mib_total": mib(wl_rss),
-        "per_container_mib_rss": per(shim_rss + wl_rss),
-        "per_container_mib_pss": per(shim_pss + wl_pss),
-        "get_container_all_running": get.to_json(),
-        "list_containers_all_running": list.to_json(),
-        "remove_all": removal.to_json(),
-        "remove_all_s": remove_s,
-        "leftovers_at_once": first,
-        "leftovers": last,
-        "settle_s": settle_s,
-        "clean": last.is_clean(),
-    }))
+    Ok(Density {
+        description:
+            "idle `sleep 3600` containers started with bounded concurrency; memory read from /proc"
+                .into(),
+        requested: o.n,
+        running,
+        start_s,
+        start_resource_exhausted_retries: exhausted,
+        time_to_running_under_load: ttr.report(),
+        quiltd_rss_mib_before: mib(rss0),
+        quiltd_rss_mib: mib(rss1),
+        quiltd_hwm_mib: mib(hwm1),
+        mem_available_delta_mib: mib(avail_delta),
+        per_container_mib_mem_available: per(avail_delta),
+        mem_available_released_mib: mib(release_delta),
+        per_container_mib_mem_available_released: per(release_delta),
+        cgroup_memory_mib: cg1.map(|k| mib(k.saturating_sub(cg0))),
+        per_container_mib_cgroup: cg1.map(|k| per(k.saturating_sub(cg0))),
+        shims: shims.len(),
+        workload_pids: workloads.len(),
+        shim_rss_mib_total: mib(shim_rss),
+        workload_rss_mib_total: mib(wl_rss),
+        per_container_mib_rss: per(shim_rss + wl_rss),
+        per_container_mib_pss: per(shim_pss + wl_pss),
+        get_container_all_running: get.report(),
+        list_containers_all_running: list.report(),
+        remove_all: removal.report(),
+        remove_all_s: remove_s,
+        clean: last.is_clean(),
+        leftovers_at_once: first,
+        leftovers: last,
+        settle_s,
+    })
 }

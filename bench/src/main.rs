@@ -8,18 +8,22 @@ mod classic;
 mod client;
 mod density;
 mod events;
-mod host;
+mod leftovers;
 mod peers;
 mod proc_timer;
 mod reap;
+mod report;
 mod stats;
 mod summary;
+mod targets;
 mod throughput;
 mod ttr;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use serde_json::Value;
+use quilt_testkit::host;
+use report::Leftovers;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -216,8 +220,10 @@ enum Cmd {
     },
 }
 
-fn emit(out: &Option<PathBuf>, v: &Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(v)? + "\n";
+/// Writes `v` as pretty JSON (keys sorted, as in the merged document) to
+/// `out`, or to stdout.
+fn emit(out: &Option<PathBuf>, v: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(&serde_json::to_value(v)?)? + "\n";
     match out {
         Some(p) => std::fs::write(p, text).with_context(|| format!("write {}", p.display())),
         None => {
@@ -286,21 +292,19 @@ fn leftovers(
     kill: bool,
     check: bool,
 ) -> Result<()> {
-    let mut l = host::Leftovers::scan(None, data_dir, parent, quiltd);
+    let mut l = Leftovers::scan(None, data_dir, parent, quiltd);
     if kill && (!l.shim_pids.is_empty() || !l.cgroup_pids.is_empty()) {
-        for pid in l.shim_pids.iter().chain(&l.cgroup_pids) {
-            host::kill(*pid, libc::SIGKILL);
-        }
+        host::kill_all(l.shim_pids.iter().chain(&l.cgroup_pids).copied());
         // Let the kernel finish the kills before scanning again.
         for _ in 0..100 {
-            l = host::Leftovers::scan(None, data_dir, parent, quiltd);
+            l = Leftovers::scan(None, data_dir, parent, quiltd);
             if l.shim_pids.is_empty() && l.cgroup_pids.is_empty() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    emit(&None, &serde_json::to_value(&l)?)?;
+    emit(&None, &l)?;
     if check && !l.is_clean() {
         bail!("{} leftovers", l.total());
     }
@@ -430,9 +434,9 @@ async fn run(cmd: Cmd) -> Result<()> {
                 concurrency,
                 timeout: Duration::from_secs_f64(timeout),
             };
-            let (v, pass) = reap::reap_gate(&o).await?;
+            let v = reap::reap_gate(&o).await?;
             emit(&c.out, &v)?;
-            if !pass {
+            if !v.pass {
                 bail!("reap gate failed");
             }
             Ok(())

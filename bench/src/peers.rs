@@ -5,10 +5,11 @@
 use crate::client::{self, code_name, with_timeout};
 use crate::events::Hub;
 use crate::proc_timer::{argv, first_line, record, run, run_detached};
+use crate::report::{PeerOp, PeerOps, PeerRates, Peers, PerOp, Ratio, finite};
 use crate::stats::Samples;
 use crate::ttr::start_one;
 use anyhow::{Context, Result};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,7 +67,7 @@ impl Op {
     }
 }
 
-pub async fn peers(o: &PeerOpts) -> Result<Value> {
+pub async fn peers(o: &PeerOpts) -> Result<Peers> {
     std::fs::create_dir_all(&o.state_root).context("create the state root")?;
     let rts: Vec<Runtime> = o
         .runtimes
@@ -278,42 +279,38 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
     eprintln!("peers: state/status done");
 
     // Results and Quilt/peer ratios.
-    let labels = [
-        (
-            "run_true",
+    let op = |samples: &Op, description: &str, quilt_command: &str, peer_command: &str| PeerOp {
+        description: description.into(),
+        quilt_command: quilt_command.into(),
+        peer_command: peer_command.into(),
+        engines: samples
+            .by_engine
+            .iter()
+            .map(|(e, s)| (e.clone(), s.report()))
+            .collect(),
+    };
+    let timed = PerOp {
+        run_true: op(
+            &run_true,
             "run /bin/true to completion",
             "quilt run --rm default /bin/true",
             "RT run",
         ),
-        (
-            "create_start",
+        create_start: op(
+            &create_start,
             "create + start of /bin/true vs Quilt's time to running",
             "CreateContainer -> RUNNING event (API)",
             "RT create + RT start",
         ),
-        (
-            "state",
+        state: op(
+            &state,
             "state of a running container",
             "quilt status ID",
             "RT state ID",
         ),
-    ];
-    let mut ops = Map::new();
-    let mut ratios = Map::new();
-    for (key, op) in [
-        ("run_true", &run_true),
-        ("create_start", &create_start),
-        ("state", &state),
-    ] {
-        let (_, what, q, p) = labels.iter().find(|l| l.0 == key).expect("label");
-        let mut m = Map::new();
-        m.insert("description".into(), json!(what));
-        m.insert("quilt_command".into(), json!(q));
-        m.insert("peer_command".into(), json!(p));
-        for (e, s) in &op.by_engine {
-            m.insert(e.clone(), s.to_json());
-        }
-        let mut r = Map::new();
+    };
+    let ratios_of = |op: &Op| -> BTreeMap<String, Ratio> {
+        let mut r = BTreeMap::new();
         if let Some(qs) = op.by_engine.get("quilt").map(Samples::stats) {
             for rt in &rts {
                 if let Some(ps) = op.by_engine.get(&rt.name).map(Samples::stats)
@@ -322,23 +319,27 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
                 {
                     r.insert(
                         rt.name.clone(),
-                        json!({
-                            "p50": ratio(qs.p50_ms, ps.p50_ms),
-                            "p95": ratio(qs.p95_ms, ps.p95_ms),
-                            "avg": ratio(qs.avg_ms, ps.avg_ms),
-                        }),
+                        Ratio {
+                            p50: ratio(qs.p50_ms, ps.p50_ms),
+                            p95: ratio(qs.p95_ms, ps.p95_ms),
+                            avg: ratio(qs.avg_ms, ps.avg_ms),
+                        },
                     );
                 }
             }
         }
-        ops.insert(key.into(), Value::Object(m));
-        ratios.insert(key.into(), Value::Object(r));
-    }
-    let mut del = Map::new();
-    let mut rates = Map::new();
+        r
+    };
+    let ratios = PerOp {
+        run_true: ratios_of(&run_true),
+        create_start: ratios_of(&create_start),
+        state: ratios_of(&state),
+    };
+    let mut del = BTreeMap::new();
+    let mut rates = BTreeMap::new();
     for rt in &rts {
         if let Some(s) = delete.by_engine.get(&rt.name) {
-            del.insert(rt.name.clone(), s.to_json());
+            del.insert(rt.name.clone(), s.report());
         }
         if let Some(s) = create_start.by_engine.get(&rt.name).map(Samples::stats)
             && s.n > 0
@@ -351,30 +352,31 @@ pub async fn peers(o: &PeerOpts) -> Result<Value> {
                     .unwrap_or(0.0);
             rates.insert(
                 rt.name.clone(),
-                json!({
-                    "create_start_per_s": round1(1000.0 / s.avg_ms),
-                    "create_start_delete_per_s": round1(1000.0 / total),
-                }),
+                PeerRates {
+                    create_start_per_s: finite(round1(1000.0 / s.avg_ms)),
+                    create_start_delete_per_s: finite(round1(1000.0 / total)),
+                },
             );
         }
     }
-    ops.insert("delete".into(), Value::Object(del));
-    for (key, r) in &ratios {
-        for (rt, v) in r.as_object().expect("object") {
-            eprintln!("peers: {key}: quilt/{rt} p50 ratio {}", v["p50"]);
+    let mut by_key = ratios.iter();
+    by_key.sort_by_key(|(key, _)| *key);
+    for (key, r) in by_key {
+        for (rt, v) in r {
+            eprintln!("peers: {key}: quilt/{rt} p50 ratio {}", json!(v.p50));
         }
     }
-    Ok(json!({
-        "description": "interleaved iterations; times are spawn-to-exit of each process, except Quilt's time to running (in-process API)",
-        "engines": engines,
-        "iterations": o.iterations,
-        "state_iterations": o.states,
-        "versions": versions(&rts),
-        "ops": ops,
-        "ratios_quilt_over_peer": ratios,
-        "peer_sequential_rates": rates,
-        "event_stream_resubscribes": hub.lost.load(std::sync::atomic::Ordering::SeqCst),
-    }))
+    Ok(Peers {
+        description: "interleaved iterations; times are spawn-to-exit of each process, except Quilt's time to running (in-process API)".into(),
+        engines,
+        iterations: o.iterations,
+        state_iterations: o.states,
+        versions: versions(&rts),
+        ops: PeerOps { timed, delete: del },
+        ratios_quilt_over_peer: ratios,
+        peer_sequential_rates: rates,
+        event_stream_resubscribes: hub.lost.load(std::sync::atomic::Ordering::SeqCst),
+    })
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -389,11 +391,11 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn versions(rts: &[Runtime]) -> Value {
-    let mut m = Map::new();
-    for rt in rts {
-        let t = run(&argv([rt.bin.as_str(), "--version"]));
-        m.insert(rt.name.clone(), json!(first_line(&t.stdout)));
-    }
-    Value::Object(m)
+fn versions(rts: &[Runtime]) -> BTreeMap<String, String> {
+    rts.iter()
+        .map(|rt| {
+            let t = run(&argv([rt.bin.as_str(), "--version"]));
+            (rt.name.clone(), first_line(&t.stdout))
+        })
+        .collect()
 }

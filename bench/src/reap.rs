@@ -4,9 +4,9 @@
 use crate::client::{self, code_name, create_request, with_timeout};
 use crate::density::{DensityOpts, settle_leftovers};
 use crate::events::Hub;
+use crate::report::ReapGate;
 use crate::stats::Samples;
 use anyhow::Result;
-use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ struct Counts {
     lifetime: Samples,
 }
 
-pub async fn reap_gate(o: &ReapOpts) -> Result<(Value, bool)> {
+pub async fn reap_gate(o: &ReapOpts) -> Result<ReapGate> {
     let n = o.base.n;
     let hub = Hub::start(&o.base.socket).await?;
     let next = Arc::new(AtomicUsize::new(0));
@@ -142,30 +142,27 @@ pub async fn reap_gate(o: &ReapOpts) -> Result<(Value, bool)> {
         last.shim_pids.len(),
         if pass { "PASS" } else { "FAIL" }
     );
-    Ok((
-        json!({
-            "description": "short-lived /bin/true containers with auto_remove, bounded concurrency; each must reach exited and removed within the timeout",
-            "requested": n,
-            "concurrency": o.concurrency,
-            "timeout_s": o.timeout.as_secs_f64(),
-            "created": all.created,
-            "running_events": all.running,
-            "exited": all.exited,
-            "removed": all.removed,
-            "failed": all.failed,
-            "hangs": hangs,
-            "hung_examples": all.hung.iter().take(10).collect::<Vec<_>>(),
-            "resource_exhausted_retries": all.exhausted,
-            "errors": all.errors.to_json(),
-            "create_to_removed": all.lifetime.to_json(),
-            "total_s": total_s,
-            "containers_per_s": (all.removed as f64 / total_s * 10.0).round() / 10.0,
-            "zombies": last.zombies.len(),
-            "leftovers_at_once": first,
-            "leftovers": last,
-            "settle_s": settle_s,
-            "pass": pass,
-        }),
+    Ok(ReapGate {
+        description: "short-lived /bin/true containers with auto_remove, bounded concurrency; each must reach exited and removed within the timeout".into(),
+        requested: n,
+        concurrency: o.concurrency,
+        timeout_s: o.timeout.as_secs_f64(),
+        created: all.created,
+        running_events: all.running,
+        exited: all.exited,
+        removed: all.removed,
+        failed: all.failed,
+        hangs,
+        hung_examples: all.hung.iter().take(10).cloned().collect(),
+        resource_exhausted_retries: all.exhausted,
+        errors: all.errors.report(),
+        create_to_removed: all.lifetime.report(),
+        total_s,
+        containers_per_s: (all.removed as f64 / total_s * 10.0).round() / 10.0,
+        zombies: last.zombies.len(),
+        leftovers_at_once: first,
+        leftovers: last,
+        settle_s,
         pass,
-    ))
+    })
 }

@@ -96,16 +96,27 @@ impl Samples {
         Stats::from_durations(self.times.clone(), self.errors)
     }
 
-    /// Stats plus the error breakdown, as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self.stats()).expect("stats serialize");
-        if self.errors > 0 {
-            v["error_kinds"] = serde_json::to_value(&self.error_kinds).expect("map serialize");
-            v["error_examples"] =
-                serde_json::to_value(&self.error_examples).expect("vec serialize");
+    /// Stats plus the error breakdown, as the report holds them.
+    pub fn report(&self) -> OpStats {
+        let failed = self.errors > 0;
+        OpStats {
+            stats: self.stats(),
+            error_kinds: failed.then(|| self.error_kinds.clone()),
+            error_examples: failed.then(|| self.error_examples.clone()),
         }
-        v
     }
+}
+
+/// One operation in the report: its [`Stats`] and, when some attempts
+/// failed, how (by kind, and the first few messages).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OpStats {
+    #[serde(flatten)]
+    pub stats: Stats,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kinds: Option<BTreeMap<String, u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_examples: Option<Vec<String>>,
 }
 
 #[cfg(test)]

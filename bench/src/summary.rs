@@ -1,12 +1,17 @@
 //! Merges the per-measurement JSON files into one document, checks the
-//! targets and renders the markdown summary.
+//! targets and renders the markdown summary from the typed [`Report`].
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Reads DIR/*.json into one object keyed by file stem.
+use crate::report::Report;
+use crate::stats::OpStats;
+use crate::targets::{check_all, json_text};
+
+/// Reads DIR/*.json into one object keyed by file stem. A file that is not
+/// JSON is kept as `{"error": ...}`.
 pub fn merge(dir: &Path) -> Result<Value> {
     let mut m = Map::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -34,232 +39,66 @@ pub fn merge(dir: &Path) -> Result<Value> {
     Ok(Value::Object(m))
 }
 
-/// A target: `value <= goal` (or >= when `at_least`).
-struct Target {
-    name: &'static str,
-    goal: f64,
-    unit: &'static str,
-    at_least: bool,
-    value: Option<f64>,
-    note: String,
-}
-
-fn f(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-fn targets(v: &Value) -> Vec<Target> {
-    let stat = |sec: &str, path: &[&str], key: &str| -> Option<f64> {
-        let mut x = &v[sec];
-        for p in path {
-            x = &x[*p];
-        }
-        if x["n"].as_u64().unwrap_or(0) == 0 {
-            return None;
-        }
-        f(&x[key])
-    };
-    let mut t = Vec::new();
-    let mut add = |name, goal, unit, at_least, value: Option<f64>, note: String| {
-        t.push(Target {
-            name,
-            goal,
-            unit,
-            at_least,
-            value,
-            note,
-        })
-    };
-    add(
-        "CreateContainer ack p50 (no_start)",
-        0.5,
-        "ms",
-        false,
-        stat("api", &["create_no_start"], "p50_ms"),
-        String::new(),
-    );
-    add(
-        "CreateContainer ack p99 (no_start)",
-        5.0,
-        "ms",
-        false,
-        stat("api", &["create_no_start"], "p99_ms"),
-        String::new(),
-    );
-    add(
-        "GetContainer p50",
-        0.2,
-        "ms",
-        false,
-        stat("api", &["get_container"], "p50_ms"),
-        String::new(),
-    );
-    add(
-        "CLI `quilt create` wall p50",
-        3.0,
-        "ms",
-        false,
-        stat("classic", &["cli_create"], "p50_ms"),
-        String::new(),
-    );
-    add(
-        "CLI `quilt status` wall p50",
-        3.0,
-        "ms",
-        false,
-        stat("classic", &["cli_status"], "p50_ms"),
-        String::new(),
-    );
-    add(
-        "time to running p50",
-        5.0,
-        "ms",
-        false,
-        stat("ttr", &["time_to_running"], "p50_ms"),
-        String::new(),
-    );
-    add(
-        "time to running p95",
-        15.0,
-        "ms",
-        false,
-        stat("ttr", &["time_to_running"], "p95_ms"),
-        String::new(),
-    );
-    let q = stat("peers", &["ops", "run_true", "quilt"], "p50_ms");
-    let c = stat("peers", &["ops", "run_true", "crun"], "p50_ms");
-    let ratio = match (q, c) {
-        (Some(q), Some(c)) if c > 0.0 => Some((q / c * 100.0).round() / 100.0),
-        _ => None,
-    };
-    add(
-        "`quilt run --rm` / `crun run` p50 (no slower)",
-        1.0,
-        "x",
-        false,
-        ratio,
-        match (q, c) {
-            (Some(q), Some(c)) => format!("{q:.2} ms vs {c:.2} ms"),
-            _ => "crun not measured".into(),
-        },
-    );
-    add(
-        "sequential starts",
-        150.0,
-        "/s",
-        true,
-        f(&v["seqrate"]["starts_per_s"]),
-        String::new(),
-    );
-    let running = v["density"]["running"].as_u64().unwrap_or(0);
-    add(
-        "host memory per idle container (MemAvailable)",
-        0.5,
-        "MiB",
-        false,
-        f(&v["density"]["per_container_mib_mem_available"]),
-        format!(
-            "RSS shim+workload {} MiB, PSS {} MiB",
-            v["density"]["per_container_mib_rss"], v["density"]["per_container_mib_pss"]
-        ),
-    );
-    add(
-        "quiltd RSS with 500 running",
-        40.0,
-        "MiB",
-        false,
-        f(&v["density"]["quiltd_rss_mib"]),
-        if running == 500 {
-            String::new()
-        } else {
-            format!("measured with {running} running")
-        },
-    );
-    t
-}
-
-fn verdict(t: &Target) -> (String, String) {
-    let Some(v) = t.value else {
-        return ("n/a".into(), "not measured".into());
-    };
-    let met = if t.at_least { v >= t.goal } else { v <= t.goal };
-    let diff = (v - t.goal).abs();
-    let pct = if t.goal != 0.0 {
-        diff / t.goal * 100.0
+/// Builds the final document (the merged files as they are, plus
+/// `targets`) and its markdown.
+pub fn summarize(dir: &Path) -> Result<(Value, String)> {
+    let mut v = merge(dir)?;
+    let mut report = Report::from_document(&v);
+    let has_measurements = ["api", "classic", "ttr", "peers", "seqrate", "density"]
+        .iter()
+        .any(|k| !v[*k].is_null());
+    report.targets = if has_measurements {
+        check_all(&report)
     } else {
-        0.0
+        Vec::new()
     };
-    let how = if met {
-        format!("{diff:.2} {} to spare ({pct:.0}%)", t.unit)
+    v["targets"] = serde_json::to_value(&report.targets)?;
+    Ok((v, markdown(&report)))
+}
+
+/// A latency: three decimals, one from 100 ms on.
+fn num(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.1}")
     } else {
-        format!("by {diff:.2} {} ({pct:.0}%)", t.unit)
-    };
-    (if met { "met".into() } else { "missed".into() }, how)
-}
-
-fn target_json(ts: &[Target]) -> Value {
-    Value::Array(
-        ts.iter()
-            .map(|t| {
-                let (verdict, how) = verdict(t);
-                json!({
-                    "target": t.name,
-                    "goal": t.goal,
-                    "unit": t.unit,
-                    "at_least": t.at_least,
-                    "value": t.value,
-                    "verdict": verdict,
-                    "margin": how,
-                    "note": t.note,
-                })
-            })
-            .collect(),
-    )
-}
-
-fn num(v: &Value) -> String {
-    match v.as_f64() {
-        Some(x) if x.abs() >= 100.0 => format!("{x:.1}"),
-        Some(x) => format!("{x:.3}"),
-        None => "-".into(),
+        format!("{x:.3}")
     }
 }
 
 /// A number with a fixed count of decimals, or "-".
-fn fixed(v: &Value, decimals: usize) -> String {
-    match v.as_f64() {
+fn fixed(v: Option<f64>, decimals: usize) -> String {
+    match v {
         Some(x) => format!("{x:.decimals$}"),
         None => "-".into(),
     }
 }
 
-fn stat_row(md: &mut String, label: &str, s: &Value) {
-    if s.is_null() {
-        return;
-    }
+/// One row of the latency table.
+fn stat_row(md: &mut String, label: &str, op: &OpStats) {
+    let s = &op.stats;
     let _ = writeln!(
         md,
         "| {label} | {} | {} | {} | {} | {} | {} | {} | {} |",
-        s["n"].as_u64().unwrap_or(0),
-        num(&s["p50_ms"]),
-        num(&s["p95_ms"]),
-        num(&s["p99_ms"]),
-        num(&s["max_ms"]),
-        num(&s["avg_ms"]),
-        num(&s["min_ms"]),
-        s["errors"].as_u64().unwrap_or(0)
+        s.n,
+        num(s.p50_ms),
+        num(s.p95_ms),
+        num(s.p99_ms),
+        num(s.max_ms),
+        num(s.avg_ms),
+        num(s.min_ms),
+        s.errors
     );
 }
 
-pub fn markdown(v: &Value) -> String {
+pub fn markdown(r: &Report) -> String {
     let mut md = String::new();
-    let meta = &v["meta"];
+    let meta = r.meta.clone().unwrap_or_default();
     let _ = writeln!(
         md,
         "## Quilt benchmark ({} mode)\n",
-        meta["mode"].as_str().unwrap_or("?")
+        meta.mode.as_deref().unwrap_or("?")
     );
-    if let Some(h) = meta["host"].as_str() {
+    if let Some(h) = &meta.host {
         let _ = writeln!(md, "{h}\n");
     }
     let _ = writeln!(
@@ -271,365 +110,367 @@ pub fn markdown(v: &Value) -> String {
         "| measurement | n | p50 | p95 | p99 | max | avg | min | errors |"
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let c = &v["classic"];
-    stat_row(&mut md, "classic: `quilt create` process", &c["cli_create"]);
-    stat_row(&mut md, "classic: `quilt status` process", &c["cli_status"]);
-    let a = &v["api"];
-    stat_row(
-        &mut md,
-        "API CreateContainer ack (no_start)",
-        &a["create_no_start"],
-    );
-    stat_row(
-        &mut md,
-        "API CreateContainer ack (starting)",
-        &a["create_start"],
-    );
-    let stored = a["stored_containers"].as_u64().unwrap_or(0);
-    stat_row(
-        &mut md,
-        &format!("API GetContainer ({stored} stored)"),
-        &a["get_container"],
-    );
-    stat_row(
-        &mut md,
-        &format!("API ListContainers ({stored} stored)"),
-        &a["list_containers"],
-    );
-    stat_row(
-        &mut md,
-        "API RemoveContainer (never started)",
-        &a["remove_no_start"],
-    );
-    let t = &v["ttr"];
-    stat_row(
-        &mut md,
-        "time to running (create -> RUNNING event)",
-        &t["time_to_running"],
-    );
-    stat_row(
-        &mut md,
-        "exit -> EXITED event received",
-        &t["exit_to_event"],
-    );
-    for (k, label) in [
-        ("queue", "phase created -> starting"),
-        ("launch", "phase starting -> running"),
-        ("notify", "phase running event -> received"),
-        ("remove", "phase exited -> removed"),
-    ] {
-        stat_row(&mut md, label, &t["phases"][k]);
-    }
-    stat_row(
-        &mut md,
-        "attached run: create -> GetLogs exit item",
-        &t["attached"]["create_to_exit_item"],
-    );
-    stat_row(
-        &mut md,
-        "attached run: EXITED event -> GetLogs exit item",
-        &t["attached"]["exited_event_to_exit_item"],
-    );
-    stat_row(
-        &mut md,
-        "sequential start (create -> RUNNING)",
-        &v["seqrate"]["per_start"],
-    );
-    let ops = &v["peers"]["ops"];
-    for (op, label) in [
-        ("run_true", "run /bin/true"),
-        ("create_start", "create+start / time to running"),
-        ("state", "state / status"),
-    ] {
-        for e in ["quilt", "crun", "runc"] {
-            stat_row(&mut md, &format!("peers {label}: {e}"), &ops[op][e]);
-        }
-    }
-    for e in ["crun", "runc"] {
-        stat_row(&mut md, &format!("peers delete -f: {e}"), &ops["delete"][e]);
-    }
-    let d = &v["density"];
-    if !d.is_null() {
-        let running = d["running"].as_u64().unwrap_or(0);
-        stat_row(
-            &mut md,
-            &format!("density: GetContainer, {running} running"),
-            &d["get_container_all_running"],
-        );
-        stat_row(
-            &mut md,
-            "density: time to running under load",
-            &d["time_to_running_under_load"],
-        );
-    }
-    if let Some(levels) = v["throughput"]["levels"].as_array() {
-        for l in levels {
-            stat_row(
-                &mut md,
-                &format!("throughput {} clients: create ack", l["clients"]),
-                &l["create_ack"],
-            );
-            stat_row(
-                &mut md,
-                &format!(
-                    "throughput {} clients: GetContainer during burst",
-                    l["clients"]
-                ),
-                &l["status_during_burst"],
-            );
-        }
-    }
-    stat_row(
-        &mut md,
-        "reap gate: create -> removed",
-        &v["reap_gate"]["create_to_removed"],
-    );
-
-    // Classic avg/min/max, for comparison with the historical figures.
-    if !c.is_null() {
+    latency_rows(&mut md, r);
+    if let Some(c) = &r.classic {
+        // avg/min/max, for comparison with the historical figures.
+        let (create, status) = (&c.cli_create.stats, &c.cli_status.stats);
         let _ = writeln!(
             md,
             "\nClassic ({} runs): `quilt create` avg {} / min {} / max {} ms (historical 8 ms); `quilt status` avg {} / min {} / max {} ms (historical 5 ms).",
-            c["runs"],
-            fixed(&c["cli_create"]["avg_ms"], 2),
-            fixed(&c["cli_create"]["min_ms"], 2),
-            fixed(&c["cli_create"]["max_ms"], 2),
-            fixed(&c["cli_status"]["avg_ms"], 2),
-            fixed(&c["cli_status"]["min_ms"], 2),
-            fixed(&c["cli_status"]["max_ms"], 2),
+            c.runs,
+            fixed(Some(create.avg_ms), 2),
+            fixed(Some(create.min_ms), 2),
+            fixed(Some(create.max_ms), 2),
+            fixed(Some(status.avg_ms), 2),
+            fixed(Some(status.min_ms), 2),
+            fixed(Some(status.max_ms), 2),
         );
     }
-
-    // Peers ratios.
-    let ratios = &v["peers"]["ratios_quilt_over_peer"];
-    if ratios.is_object() {
-        let _ = writeln!(md, "\n| Quilt / peer (p50, p95) | vs crun | vs runc |");
-        let _ = writeln!(md, "|---|---:|---:|");
-        for (op, label) in [
-            ("run_true", "`quilt run --rm` vs `run`"),
-            ("create_start", "time to running vs `create`+`start`"),
-            ("state", "`quilt status` vs `state`"),
-        ] {
-            let cell = |e: &str| {
-                let r = &ratios[op][e];
-                if r.is_null() {
-                    "-".to_string()
-                } else {
-                    format!("{} / {}", fixed(&r["p50"], 2), fixed(&r["p95"], 2))
-                }
-            };
-            let _ = writeln!(md, "| {label} | {} | {} |", cell("crun"), cell("runc"));
-        }
-        if let Some(skipped) = v["meta"]["peers_skipped"].as_str()
-            && !skipped.is_empty()
-        {
-            let _ = writeln!(md, "\nSkipped peers: {skipped}");
-        }
-    }
-
-    if let Some(levels) = v["throughput"]["levels"].as_array() {
-        let _ = writeln!(
-            md,
-            "\n| clients | creates acked/s | started/s (window) | started/s (until last) | RESOURCE_EXHAUSTED | errors | stalls | hung | GetContainer p99 | drain s |"
-        );
-        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for l in levels {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
-                l["clients"],
-                fixed(&l["creates_per_s"], 1),
-                fixed(&l["started_per_s"], 1),
-                fixed(&l["started_per_s_until_last"], 1),
-                l["resource_exhausted"],
-                l["errors"],
-                l["stalls"],
-                l["hung"],
-                fixed(&l["status_during_burst"]["p99_ms"], 2),
-                l["drain_s"].as_f64().unwrap_or(0.0)
-            );
-        }
-    }
-
-    if !v["seqrate"].is_null() {
-        let _ = writeln!(
-            md,
-            "\nSequential start rate: {} containers/s ({} started in {:.2} s).",
-            fixed(&v["seqrate"]["starts_per_s"], 1),
-            v["seqrate"]["started"],
-            v["seqrate"]["total_s"].as_f64().unwrap_or(0.0)
-        );
-        if let Some(rates) = v["peers"]["peer_sequential_rates"].as_object() {
-            for (e, r) in rates {
-                let _ = writeln!(
-                    md,
-                    "{e}: {} create+start/s, {} create+start+delete/s.",
-                    fixed(&r["create_start_per_s"], 1),
-                    fixed(&r["create_start_delete_per_s"], 1)
-                );
-            }
-        }
-    }
-
-    if !d.is_null() {
-        let _ = writeln!(
-            md,
-            "\nDensity: {} of {} idle containers running; quiltd RSS {} MiB (before {} MiB, peak {} MiB); per container {} MiB (MemAvailable drop while starting; {} MiB returned after removal), {} MiB (RSS shim+workload), {} MiB (PSS shim+workload), {} MiB (memory cgroup of the containers); removal of all took {:.2} s; left behind: {} ({}).",
-            d["running"],
-            d["requested"],
-            fixed(&d["quiltd_rss_mib"], 1),
-            fixed(&d["quiltd_rss_mib_before"], 1),
-            fixed(&d["quiltd_hwm_mib"], 1),
-            fixed(&d["per_container_mib_mem_available"], 3),
-            fixed(&d["per_container_mib_mem_available_released"], 3),
-            fixed(&d["per_container_mib_rss"], 3),
-            fixed(&d["per_container_mib_pss"], 3),
-            fixed(&d["per_container_mib_cgroup"], 3),
-            d["remove_all_s"].as_f64().unwrap_or(0.0),
-            leftover_count(&d["leftovers"]),
-            if d["clean"].as_bool() == Some(true) {
-                "clean"
-            } else {
-                "NOT clean"
-            }
-        );
-    }
-
-    let r = &v["reap_gate"];
-    if !r.is_null() {
-        let _ = writeln!(
-            md,
-            "\nReap gate: {} requested, {} created, {} exited, {} removed, {} failed, {} hangs, {} zombies, {} leftovers, {} errors, {:.1} s: **{}**",
-            r["requested"],
-            r["created"],
-            r["exited"],
-            r["removed"],
-            r["failed"],
-            r["hangs"],
-            r["zombies"],
-            leftover_count(&r["leftovers"]),
-            r["errors"]["errors"],
-            r["total_s"].as_f64().unwrap_or(0.0),
-            if r["pass"].as_bool() == Some(true) {
-                "PASS"
-            } else {
-                "FAIL"
-            }
-        );
-    }
-
-    if let Some(ts) = v["targets"].as_array()
-        && !ts.is_empty()
-    {
-        let _ = writeln!(
-            md,
-            "\n| target | goal | measured | verdict | margin | note |"
-        );
-        let _ = writeln!(md, "|---|---:|---:|---|---|---|");
-        for t in ts {
-            let cmp = if t["at_least"].as_bool() == Some(true) {
-                ">="
-            } else {
-                "<="
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {cmp} {} {} | {} | {} | {} | {} |",
-                t["target"].as_str().unwrap_or(""),
-                t["goal"],
-                t["unit"].as_str().unwrap_or(""),
-                fixed(
-                    &t["value"],
-                    match t["unit"].as_str() {
-                        Some("ms") => 3,
-                        Some("/s") => 1,
-                        _ => 2,
-                    }
-                ),
-                t["verdict"].as_str().unwrap_or(""),
-                t["margin"].as_str().unwrap_or(""),
-                t["note"].as_str().unwrap_or("")
-            );
-        }
-    }
+    peer_ratios(&mut md, r, &meta.peers_skipped.unwrap_or_default());
+    throughput_table(&mut md, r);
+    rates(&mut md, r);
+    density_line(&mut md, r);
+    reap_line(&mut md, r);
+    target_table(&mut md, r);
     md
 }
 
-fn leftover_count(l: &Value) -> u64 {
-    let arr = |k: &str| l[k].as_array().map(|a| a.len() as u64).unwrap_or(0);
-    l["rows"].as_u64().unwrap_or(0)
-        + arr("container_dirs")
-        + arr("cgroup_dirs")
-        + arr("cgroup_pids")
-        + arr("shim_pids")
-        + arr("zombies")
-        + arr("mounts")
+/// The latency table's rows, measurement by measurement.
+fn latency_rows(md: &mut String, r: &Report) {
+    if let Some(c) = &r.classic {
+        stat_row(md, "classic: `quilt create` process", &c.cli_create);
+        stat_row(md, "classic: `quilt status` process", &c.cli_status);
+    }
+    if let Some(a) = &r.api {
+        let stored = a.stored_containers;
+        stat_row(md, "API CreateContainer ack (no_start)", &a.create_no_start);
+        stat_row(md, "API CreateContainer ack (starting)", &a.create_start);
+        stat_row(
+            md,
+            &format!("API GetContainer ({stored} stored)"),
+            &a.get_container,
+        );
+        stat_row(
+            md,
+            &format!("API ListContainers ({stored} stored)"),
+            &a.list_containers,
+        );
+        stat_row(
+            md,
+            "API RemoveContainer (never started)",
+            &a.remove_no_start,
+        );
+    }
+    if let Some(t) = &r.ttr {
+        stat_row(
+            md,
+            "time to running (create -> RUNNING event)",
+            &t.time_to_running,
+        );
+        stat_row(md, "exit -> EXITED event received", &t.exit_to_event);
+        let p = &t.phases;
+        stat_row(md, "phase created -> starting", &p.queue);
+        stat_row(md, "phase starting -> running", &p.launch);
+        stat_row(md, "phase running event -> received", &p.notify);
+        stat_row(md, "phase exited -> removed", &p.remove);
+        stat_row(
+            md,
+            "attached run: create -> GetLogs exit item",
+            &t.attached.create_to_exit_item,
+        );
+        stat_row(
+            md,
+            "attached run: EXITED event -> GetLogs exit item",
+            &t.attached.exited_event_to_exit_item,
+        );
+    }
+    if let Some(s) = &r.seqrate {
+        stat_row(md, "sequential start (create -> RUNNING)", &s.per_start);
+    }
+    if let Some(p) = &r.peers {
+        let labels = [
+            "run /bin/true",
+            "create+start / time to running",
+            "state / status",
+        ];
+        for ((_, op), label) in p.ops.timed.iter().into_iter().zip(labels) {
+            for e in ["quilt", "crun", "runc"] {
+                if let Some(op) = op.engines.get(e) {
+                    stat_row(md, &format!("peers {label}: {e}"), op);
+                }
+            }
+        }
+        for e in ["crun", "runc"] {
+            if let Some(op) = p.ops.delete.get(e) {
+                stat_row(md, &format!("peers delete -f: {e}"), op);
+            }
+        }
+    }
+    if let Some(d) = &r.density {
+        stat_row(
+            md,
+            &format!("density: GetContainer, {} running", d.running),
+            &d.get_container_all_running,
+        );
+        stat_row(
+            md,
+            "density: time to running under load",
+            &d.time_to_running_under_load,
+        );
+    }
+    for l in r.throughput.iter().flat_map(|t| &t.levels) {
+        stat_row(
+            md,
+            &format!("throughput {} clients: create ack", l.clients),
+            &l.create_ack,
+        );
+        stat_row(
+            md,
+            &format!(
+                "throughput {} clients: GetContainer during burst",
+                l.clients
+            ),
+            &l.status_during_burst,
+        );
+    }
+    if let Some(g) = &r.reap_gate {
+        stat_row(md, "reap gate: create -> removed", &g.create_to_removed);
+    }
 }
 
-/// Builds the final document (with targets) and its markdown.
-pub fn summarize(dir: &Path) -> Result<(Value, String)> {
-    let mut v = merge(dir)?;
-    let has_measurements = ["api", "classic", "ttr", "peers", "seqrate", "density"]
-        .iter()
-        .any(|k| !v[*k].is_null());
-    let ts = if has_measurements {
-        target_json(&targets(&v))
-    } else {
-        json!([])
+/// Quilt over each peer, p50 and p95.
+fn peer_ratios(md: &mut String, r: &Report, skipped: &str) {
+    let Some(p) = &r.peers else {
+        return;
     };
-    v["targets"] = ts;
-    let md = markdown(&v);
-    Ok((v, md))
+    let _ = writeln!(md, "\n| Quilt / peer (p50, p95) | vs crun | vs runc |");
+    let _ = writeln!(md, "|---|---:|---:|");
+    let labels = [
+        "`quilt run --rm` vs `run`",
+        "time to running vs `create`+`start`",
+        "`quilt status` vs `state`",
+    ];
+    for ((_, ratios), label) in p.ratios_quilt_over_peer.iter().into_iter().zip(labels) {
+        let cell = |e: &str| match ratios.get(e) {
+            Some(x) => format!("{} / {}", fixed(Some(x.p50), 2), fixed(Some(x.p95), 2)),
+            None => "-".to_string(),
+        };
+        let _ = writeln!(md, "| {label} | {} | {} |", cell("crun"), cell("runc"));
+    }
+    if !skipped.is_empty() {
+        let _ = writeln!(md, "\nSkipped peers: {skipped}");
+    }
+}
+
+fn throughput_table(md: &mut String, r: &Report) {
+    let Some(t) = &r.throughput else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\n| clients | creates acked/s | started/s (window) | started/s (until last) | RESOURCE_EXHAUSTED | errors | stalls | hung | GetContainer p99 | drain s |"
+    );
+    let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for l in &t.levels {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+            l.clients,
+            fixed(Some(l.creates_per_s), 1),
+            fixed(Some(l.started_per_s), 1),
+            fixed(l.started_per_s_until_last, 1),
+            l.resource_exhausted,
+            l.errors,
+            l.stalls,
+            l.hung,
+            fixed(Some(l.status_during_burst.stats.p99_ms), 2),
+            l.drain_s
+        );
+    }
+}
+
+/// Sequential start rates: Quilt's, then the peers'.
+fn rates(md: &mut String, r: &Report) {
+    let Some(s) = &r.seqrate else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\nSequential start rate: {} containers/s ({} started in {:.2} s).",
+        fixed(Some(s.starts_per_s), 1),
+        s.started,
+        s.total_s
+    );
+    for (e, rate) in r.peers.iter().flat_map(|p| &p.peer_sequential_rates) {
+        let _ = writeln!(
+            md,
+            "{e}: {} create+start/s, {} create+start+delete/s.",
+            fixed(rate.create_start_per_s, 1),
+            fixed(rate.create_start_delete_per_s, 1)
+        );
+    }
+}
+
+fn density_line(md: &mut String, r: &Report) {
+    let Some(d) = &r.density else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\nDensity: {} of {} idle containers running; quiltd RSS {} MiB (before {} MiB, peak {} MiB); per container {} MiB (MemAvailable drop while starting; {} MiB returned after removal), {} MiB (RSS shim+workload), {} MiB (PSS shim+workload), {} MiB (memory cgroup of the containers); removal of all took {:.2} s; left behind: {} ({}).",
+        d.running,
+        d.requested,
+        fixed(Some(d.quiltd_rss_mib), 1),
+        fixed(Some(d.quiltd_rss_mib_before), 1),
+        fixed(Some(d.quiltd_hwm_mib), 1),
+        fixed(Some(d.per_container_mib_mem_available), 3),
+        fixed(Some(d.per_container_mib_mem_available_released), 3),
+        fixed(Some(d.per_container_mib_rss), 3),
+        fixed(Some(d.per_container_mib_pss), 3),
+        fixed(d.per_container_mib_cgroup, 3),
+        d.remove_all_s,
+        d.leftovers.total(),
+        if d.clean { "clean" } else { "NOT clean" }
+    );
+}
+
+fn reap_line(md: &mut String, r: &Report) {
+    let Some(g) = &r.reap_gate else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\nReap gate: {} requested, {} created, {} exited, {} removed, {} failed, {} hangs, {} zombies, {} leftovers, {} errors, {:.1} s: **{}**",
+        g.requested,
+        g.created,
+        g.exited,
+        g.removed,
+        g.failed,
+        g.hangs,
+        g.zombies,
+        g.leftovers.total(),
+        g.errors.stats.errors,
+        g.total_s,
+        if g.pass { "PASS" } else { "FAIL" }
+    );
+}
+
+fn target_table(md: &mut String, r: &Report) {
+    if r.targets.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n| target | goal | measured | verdict | margin | note |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---|---|---|");
+    for t in &r.targets {
+        let cmp = if t.at_least { ">=" } else { "<=" };
+        let decimals = match t.unit.as_str() {
+            "ms" => 3,
+            "/s" => 1,
+            _ => 2,
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {cmp} {} {} | {} | {} | {} | {} |",
+            t.target,
+            json_text(&t.goal),
+            t.unit,
+            fixed(t.value, decimals),
+            t.verdict,
+            t.margin,
+            t.note
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Api;
+    use crate::stats::Stats;
+
+    /// A real final document (a quick run and a reap gate, merged by the
+    /// summary before the report was typed) and the markdown it rendered.
+    const DOCUMENT: &str = include_str!("../testdata/report.json");
+    const MARKDOWN: &str = include_str!("../testdata/report.md");
 
     #[test]
-    fn verdicts() {
-        let t = Target {
-            name: "x",
-            goal: 5.0,
-            unit: "ms",
-            at_least: false,
-            value: Some(7.5),
-            note: String::new(),
-        };
-        assert_eq!(verdict(&t).0, "missed");
-        assert_eq!(verdict(&t).1, "by 2.50 ms (50%)");
-        let t = Target {
-            name: "y",
-            goal: 150.0,
-            unit: "/s",
-            at_least: true,
-            value: Some(200.0),
-            note: String::new(),
-        };
-        assert_eq!(verdict(&t).0, "met");
-        let t = Target {
-            name: "z",
-            goal: 1.0,
-            unit: "x",
-            at_least: false,
-            value: None,
-            note: String::new(),
-        };
-        assert_eq!(verdict(&t).0, "n/a");
+    fn the_typed_report_reads_back_a_real_document_exactly() {
+        let doc: Value = serde_json::from_str(DOCUMENT).unwrap();
+        let report: Report = serde_json::from_value(doc.clone()).expect("every section typed");
+        assert!(
+            report.meta.is_some()
+                && report.classic.is_some()
+                && report.api.is_some()
+                && report.ttr.is_some()
+                && report.seqrate.is_some()
+                && report.peers.is_some()
+                && report.throughput.is_some()
+                && report.density.is_some()
+                && report.reap_gate.is_some()
+                && !report.targets.is_empty()
+        );
+        assert_eq!(serde_json::to_value(&report).unwrap(), doc);
+        assert_eq!(Report::from_document(&doc), report);
+    }
+
+    #[test]
+    fn the_summary_of_a_real_run_is_unchanged() {
+        let doc: Value = serde_json::from_str(DOCUMENT).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (stem, section) in doc.as_object().unwrap() {
+            if stem != "targets" {
+                let text = serde_json::to_string_pretty(section).unwrap() + "\n";
+                std::fs::write(dir.path().join(format!("{stem}.json")), text).unwrap();
+            }
+        }
+        let (merged, md) = summarize(dir.path()).unwrap();
+        assert_eq!(merged, doc);
+        assert_eq!(md, MARKDOWN);
+    }
+
+    #[test]
+    fn an_unreadable_section_stays_in_the_document_and_out_of_the_markdown() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("meta.json"), r#"{"mode": "quick"}"#).unwrap();
+        std::fs::write(dir.path().join("density.json"), "[1,").unwrap();
+        let (merged, md) = summarize(dir.path()).unwrap();
+        assert!(merged["density"]["error"].is_string(), "{merged}");
+        assert!(!md.contains("Density:"), "{md}");
+        // Measured nothing: every target is n/a.
+        let targets = merged["targets"].as_array().unwrap();
+        assert!(targets.iter().all(|t| t["verdict"] == "n/a"), "{merged}");
     }
 
     #[test]
     fn markdown_renders_partial_documents() {
         let v = json!({
             "meta": {"mode": "quick"},
-            "api": {"create_no_start": {"n": 3, "errors": 0, "p50_ms": 0.3, "p95_ms": 0.4, "p99_ms": 0.5, "max_ms": 0.6, "min_ms": 0.1, "avg_ms": 0.3}},
+            "api": Api {
+                create_no_start: OpStats {
+                    stats: Stats {
+                        n: 3,
+                        errors: 0,
+                        p50_ms: 0.3,
+                        p95_ms: 0.4,
+                        p99_ms: 0.5,
+                        max_ms: 0.6,
+                        min_ms: 0.1,
+                        avg_ms: 0.3,
+                    },
+                    ..OpStats::default()
+                },
+                ..Api::default()
+            },
         });
-        let ts = targets(&v);
+        let mut report = Report::from_document(&v);
+        let ts = check_all(&report);
         assert_eq!(ts[0].value, Some(0.3));
         assert!(ts[2].value.is_none());
-        let mut v = v;
-        v["targets"] = target_json(&ts);
-        let md = markdown(&v);
+        report.targets = ts;
+        let md = markdown(&report);
         assert!(md.contains("API CreateContainer ack (no_start) | 3 | 0.300"));
         assert!(md.contains("| CreateContainer ack p50 (no_start) | <= 0.5 ms | 0.300 | met |"));
     }

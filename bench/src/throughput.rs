@@ -7,10 +7,10 @@
 
 use crate::client::{self, code_name, create_request, with_timeout};
 use crate::events::Hub;
+use crate::report::{Level, Throughput, finite};
 use crate::stats::Samples;
 use anyhow::Result;
 use quilt_proto::v1::GetContainerRequest;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub async fn throughput(
     levels: &[usize],
     seconds: f64,
     drain_timeout: f64,
-) -> Result<Value> {
+) -> Result<Throughput> {
     let hub = Hub::start(socket).await?;
     // The status probe reads a stored (never started) container.
     let mut probe_client = client::connect(socket).await?;
@@ -49,12 +49,12 @@ pub async fn throughput(
     }
     client::remove_all(socket, vec![probe_id], 1).await?;
     hub.stop();
-    Ok(json!({
-        "description": "N clients creating /bin/true (auto_remove) containers back to back for a fixed time; RESOURCE_EXHAUSTED answers are correct (start queue full) and followed by a 10 ms back-off; a call unanswered for 10 s is a stall",
-        "seconds_per_level": seconds,
-        "levels": out,
-        "event_stream_resubscribes": hub.lost.load(Ordering::SeqCst),
-    }))
+    Ok(Throughput {
+        description: "N clients creating /bin/true (auto_remove) containers back to back for a fixed time; RESOURCE_EXHAUSTED answers are correct (start queue full) and followed by a 10 ms back-off; a call unanswered for 10 s is a stall".into(),
+        seconds_per_level: seconds,
+        levels: out,
+        event_stream_resubscribes: hub.lost.load(Ordering::SeqCst),
+    })
 }
 
 async fn level(
@@ -64,7 +64,7 @@ async fn level(
     seconds: f64,
     drain_timeout: f64,
     probe: &str,
-) -> Result<Value> {
+) -> Result<Level> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..n {
@@ -195,27 +195,32 @@ async fn level(
         ack.errors,
         st.p99_ms
     );
-    Ok(json!({
-        "clients": n,
-        "window_s": window,
-        "attempts": attempts,
-        "creates_acked": created,
-        "creates_per_s": (created as f64 / window * 10.0).round() / 10.0,
-        "started_in_window": started_in_window,
-        "started_per_s": (started_in_window as f64 / window * 10.0).round() / 10.0,
-        "started_total": running_seen,
-        "started_per_s_until_last": total_started_span.map(|s| (running_seen as f64 / s * 10.0).round() / 10.0),
-        "failed": failed,
-        "resource_exhausted": exhausted,
-        "stalls": stalls,
-        "errors": ack.errors,
-        "error_rate": if attempts > 0 { ack.errors as f64 / attempts as f64 } else { 0.0 },
-        "answers_by_code": by_code,
-        "create_ack": ack.to_json(),
-        "status_during_burst": status.to_json(),
-        "hung": hung.len(),
-        "hung_examples": hung.iter().take(5).collect::<Vec<_>>(),
-        "leftover_after_drain": leftover_after_drain,
-        "drain_s": drain_s,
-    }))
+    Ok(Level {
+        clients: n,
+        window_s: window,
+        attempts,
+        creates_acked: created,
+        creates_per_s: (created as f64 / window * 10.0).round() / 10.0,
+        started_in_window,
+        started_per_s: (started_in_window as f64 / window * 10.0).round() / 10.0,
+        started_total: running_seen,
+        started_per_s_until_last: total_started_span
+            .and_then(|s| finite((running_seen as f64 / s * 10.0).round() / 10.0)),
+        failed,
+        resource_exhausted: exhausted,
+        stalls,
+        errors: ack.errors,
+        error_rate: if attempts > 0 {
+            ack.errors as f64 / attempts as f64
+        } else {
+            0.0
+        },
+        answers_by_code: by_code,
+        create_ack: ack.report(),
+        status_during_burst: status.report(),
+        hung: hung.len(),
+        hung_examples: hung.iter().take(5).cloned().collect(),
+        leftover_after_drain,
+        drain_s,
+    })
 }

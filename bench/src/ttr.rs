@@ -4,10 +4,10 @@
 
 use crate::client::{self, Client, code_name, create_request, with_timeout};
 use crate::events::{Hub, Seen, wall_delta};
+use crate::report::{Attached, Phases, Seqrate, Ttr};
 use crate::stats::Samples;
 use anyhow::Result;
 use quilt_proto::v1::{GetLogsRequest, GetLogsResponse, StartContainerRequest, get_logs_response};
-use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,7 @@ async fn attached_one(
     Ok((at.duration_since(t), lag))
 }
 
-pub async fn ttr(socket: &Path, n: usize) -> Result<serde_json::Value> {
+pub async fn ttr(socket: &Path, n: usize) -> Result<Ttr> {
     let mut c = client::connect(socket).await?;
     let hub = Hub::start(socket).await?;
     let mut ack = Samples::default();
@@ -222,31 +222,31 @@ pub async fn ttr(socket: &Path, n: usize) -> Result<serde_json::Value> {
         "ttr: ack p50 {:.3} ms; time to running p50 {:.2} p95 {:.2} p99 {:.2} ms ({} errors); exit->event p50 {:.3} ms",
         a.p50_ms, r.p50_ms, r.p95_ms, r.p99_ms, r.errors, x.p50_ms
     );
-    Ok(json!({
-        "description": "CreateContainer(/bin/true, auto_remove) sent -> RUNNING event received on an open WatchEvents stream; sequential",
-        "create_ack": ack.to_json(),
-        "time_to_running": running.to_json(),
-        "exit_to_event": exit_to_event.to_json(),
-        "exit_to_event_negative": negative_exit_deltas,
-        "phases": {
-            "description": "from the server's event times: created->starting (queue), starting->running (launch), running event time->received (notify), running->exited (workload), exited->removed (cleanup)",
-            "queue": phase_queue.to_json(),
-            "launch": phase_launch.to_json(),
-            "notify": phase_notify.to_json(),
-            "workload": phase_run.to_json(),
-            "remove": phase_remove.to_json(),
+    Ok(Ttr {
+        description: "CreateContainer(/bin/true, auto_remove) sent -> RUNNING event received on an open WatchEvents stream; sequential".into(),
+        create_ack: ack.report(),
+        time_to_running: running.report(),
+        exit_to_event: exit_to_event.report(),
+        exit_to_event_negative: negative_exit_deltas,
+        phases: Phases {
+            description: "from the server's event times: created->starting (queue), starting->running (launch), running event time->received (notify), running->exited (workload), exited->removed (cleanup)".into(),
+            queue: phase_queue.report(),
+            launch: phase_launch.report(),
+            notify: phase_notify.report(),
+            workload: phase_run.report(),
+            remove: phase_remove.report(),
         },
-        "attached": {
-            "description": "the path of `quilt run --rm`: CreateContainer(no_start, auto_remove), GetLogs(follow), StartContainer, until the log stream's exit item",
-            "create_to_exit_item": attached.to_json(),
-            "exited_event_to_exit_item": attached_lag.to_json(),
+        attached: Attached {
+            description: "the path of `quilt run --rm`: CreateContainer(no_start, auto_remove), GetLogs(follow), StartContainer, until the log stream's exit item".into(),
+            create_to_exit_item: attached.report(),
+            exited_event_to_exit_item: attached_lag.report(),
         },
-        "event_stream_resubscribes": hub.lost.load(std::sync::atomic::Ordering::SeqCst),
-    }))
+        event_stream_resubscribes: hub.lost.load(std::sync::atomic::Ordering::SeqCst),
+    })
 }
 
 /// Containers started per second in sequence: create -> RUNNING -> next.
-pub async fn seqrate(socket: &Path, n: usize) -> Result<serde_json::Value> {
+pub async fn seqrate(socket: &Path, n: usize) -> Result<Seqrate> {
     let mut c = client::connect(socket).await?;
     let hub = Hub::start(socket).await?;
     let mut each = Samples::default();
@@ -283,14 +283,14 @@ pub async fn seqrate(socket: &Path, n: usize) -> Result<serde_json::Value> {
         "seqrate: {started} started in {:.2} s = {rate:.1}/s",
         total.as_secs_f64()
     );
-    Ok(json!({
-        "description": "sequential create(/bin/true, auto_remove) -> RUNNING event -> next",
-        "n": n,
-        "started": started,
-        "total_s": total.as_secs_f64(),
-        "starts_per_s": (rate * 10.0).round() / 10.0,
-        "per_start": each.to_json(),
-        "not_removed_within_30s": not_removed,
-        "removal_drain_s": drain.as_secs_f64(),
-    }))
+    Ok(Seqrate {
+        description: "sequential create(/bin/true, auto_remove) -> RUNNING event -> next".into(),
+        n,
+        started,
+        total_s: total.as_secs_f64(),
+        starts_per_s: (rate * 10.0).round() / 10.0,
+        per_start: each.report(),
+        not_removed_within_30s: not_removed,
+        removal_drain_s: drain.as_secs_f64(),
+    })
 }

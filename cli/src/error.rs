@@ -1,6 +1,9 @@
-//! The CLI's error type and its mapping to process exit codes.
+//! The CLI's error type and its mapping to process exit codes, for
+//! command errors and for command-line parse errors.
 
 use std::fmt;
+
+use clap::error::ErrorKind;
 
 /// Exit code for engine errors and usage errors.
 pub const EXIT_ENGINE: u8 = 125;
@@ -68,6 +71,41 @@ pub fn status_message(status: &tonic::Status) -> String {
     }
 }
 
+/// What to print, where, and the exit code for a clap "error" (which also
+/// covers `--help` and `--version`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseOutcome {
+    pub code: u8,
+    pub text: String,
+    pub to_stdout: bool,
+}
+
+/// `--help`/`--version` print to stdout and exit 0; every other parse
+/// error is a usage error: `quilt: <message>` (plus usage) on stderr, 125.
+pub fn parse_outcome(err: &clap::Error) -> ParseOutcome {
+    let rendered = err.render().to_string();
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ParseOutcome {
+            code: 0,
+            text: rendered,
+            to_stdout: true,
+        },
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ParseOutcome {
+            code: EXIT_ENGINE,
+            text: rendered,
+            to_stdout: false,
+        },
+        _ => ParseOutcome {
+            code: EXIT_ENGINE,
+            text: match rendered.strip_prefix("error: ") {
+                Some(rest) => format!("quilt: {rest}"),
+                None => rendered,
+            },
+            to_stdout: false,
+        },
+    }
+}
+
 /// Converts a container exit code to a process exit code (0..=255).
 pub fn exit_code_byte(code: i32) -> u8 {
     // Truncation to the low byte is what a process exit status keeps anyway.
@@ -77,6 +115,39 @@ pub fn exit_code_byte(code: i32) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::parse;
+
+    #[test]
+    fn parse_errors_exit_125_but_help_and_version_exit_0() {
+        let out = parse_outcome(&parse(&["run", "-e", "FOO", "default", "true"]).unwrap_err());
+        assert_eq!(out.code, 125);
+        assert!(!out.to_stdout);
+        assert!(
+            out.text.starts_with("quilt: invalid value 'FOO'"),
+            "{}",
+            out.text
+        );
+
+        let out = parse_outcome(&parse(&["frobnicate"]).unwrap_err());
+        assert_eq!(out.code, 125);
+        assert!(out.text.starts_with("quilt: "), "{}", out.text);
+
+        let out = parse_outcome(&parse(&["run", "--memory", "lots", "default", "x"]).unwrap_err());
+        assert_eq!(out.code, 125);
+
+        let out = parse_outcome(&parse(&[]).unwrap_err());
+        assert_eq!(out.code, 125);
+        assert!(out.text.contains("Usage:"));
+
+        let out = parse_outcome(&parse(&["--help"]).unwrap_err());
+        assert_eq!((out.code, out.to_stdout), (0, true));
+        assert!(out.text.contains("Usage:"));
+        let out = parse_outcome(&parse(&["run", "--help"]).unwrap_err());
+        assert_eq!(out.code, 0);
+        let out = parse_outcome(&parse(&["--version"]).unwrap_err());
+        assert_eq!((out.code, out.to_stdout), (0, true));
+        assert!(out.text.starts_with("quilt "));
+    }
 
     #[test]
     fn status_maps_to_engine_error() {

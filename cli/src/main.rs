@@ -8,15 +8,13 @@ mod args;
 mod client;
 mod commands;
 mod error;
-mod exec_args;
-mod image_args;
 mod output;
 mod since;
 
 use std::process::ExitCode;
 
-use args::{Cli, parse_outcome};
-use error::EXIT_ENGINE;
+use args::Cli;
+use error::{EXIT_ENGINE, parse_outcome};
 use output::stream::{print_error, print_stderr, print_stdout};
 
 fn main() -> ExitCode {

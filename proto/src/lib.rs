@@ -1,6 +1,9 @@
 //! Generated types and service stubs for the `quilt.v1` API.
 #![deny(unsafe_code)]
 
+mod names;
+pub mod units;
+
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic)]
     tonic::include_proto!("quilt.v1");

@@ -5,7 +5,6 @@
 mod auth;
 mod convert;
 mod listen;
-mod log_limits;
 mod services;
 mod status;
 
@@ -67,7 +66,7 @@ struct Args {
     start_queue: Option<usize>,
     /// Rotate a container's log file when it reaches this size (bytes, or
     /// with a k/m/g suffix); 0 = no cap. Default 10m.
-    #[arg(long, value_name = "SIZE", value_parser = log_limits::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = quilt_proto::units::parse_size)]
     log_max_size: Option<u64>,
     /// Log files kept per container, the live one included (default 3;
     /// 1 = no rotated file is kept: a full log is started afresh).

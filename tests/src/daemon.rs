@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use quilt_proto::v1::container_service_client::ContainerServiceClient;
 use quilt_proto::v1::{
-    Container, ContainerState, CreateContainerRequest, CreateContainerResponse,
+    Container, ContainerState, CreateContainerRequest, CreateContainerResponse, ExecStart,
     GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
 };
 use tonic::transport::Channel;
@@ -21,7 +21,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::cli::{CliOutput, run_program};
-use crate::host;
+use crate::host::{self, Footprint, Leftovers};
+use crate::{ExecResult, exec_collect, retry};
 
 /// How long quiltd may take to answer its health check after being spawned.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -254,7 +255,7 @@ impl Daemon {
         let mut c = self.child.take()?;
         self.past_children.push(c.id() as i32);
         let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
-        let status = host::retry(Duration::from_secs(20), || c.try_wait().ok().flatten());
+        let status = retry(Duration::from_secs(20), || c.try_wait().ok().flatten());
         match status {
             Some(s) => Some(s),
             None => {
@@ -374,8 +375,22 @@ impl Daemon {
         })
     }
 
+    /// A non-interactive Exec, collected (bounded; see [`exec_collect`]).
+    pub fn exec(&self, start: ExecStart) -> Result<ExecResult, tonic::Status> {
+        self.block_on(async {
+            let mut c = self.client().await;
+            within(RPC_TIMEOUT, "Exec", exec_collect(&mut c, start)).await
+        })
+    }
+
     /// Every stored container.
     pub fn list(&self) -> Vec<Container> {
+        self.try_list()
+            .unwrap_or_else(|e| panic!("ListContainers: {e}"))
+    }
+
+    /// ListContainers (bounded).
+    pub fn try_list(&self) -> Result<Vec<Container>, tonic::Status> {
         self.block_on(async {
             let mut c = self.client().await;
             within(
@@ -385,16 +400,14 @@ impl Daemon {
             )
             .await
         })
-        .unwrap_or_else(|e| panic!("ListContainers: {e}"))
-        .into_inner()
-        .containers
+        .map(|r| r.into_inner().containers)
     }
 
     /// Polls GetContainer until the state is one of `states` (bounded).
     #[track_caller]
     pub fn wait_state(&self, id: &str, states: &[ContainerState], timeout: Duration) -> Container {
         let mut last = None;
-        let got = host::retry(timeout, || match self.get(id) {
+        let got = retry(timeout, || match self.get(id) {
             Ok(c) if states.iter().any(|s| *s as i32 == c.state) => Some(c),
             Ok(c) => {
                 last = Some(format!("{:?}", c.state()));
@@ -419,67 +432,67 @@ impl Daemon {
         host::cgroup_dir(controller, &format!("{}/{}", self.cgroup_parent, id))
     }
 
+    /// Where this daemon lives on the host.
+    fn footprint(&self) -> Footprint<'_> {
+        Footprint {
+            root: &self.root,
+            data_dir: &self.data_dir,
+            cgroup_parent: &self.cgroup_parent,
+            quiltd: self.pid(),
+        }
+    }
+
     /// Everything the daemon may have left behind, as human-readable lines.
-    /// Empty = clean.
+    /// Empty = clean. What counts as left behind on the host is
+    /// [`Leftovers`]; the harness adds the rows, the volumes (tests remove
+    /// the ones they create with `quilt volume rm`) and its own unreaped
+    /// past daemons.
     pub fn leftovers(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.child.is_some() {
-            match self.block_on(async {
-                let mut c = self.client().await;
-                within(
-                    RPC_TIMEOUT,
-                    "ListContainers",
-                    c.list_containers(ListContainersRequest::default()),
-                )
-                .await
-            }) {
-                Ok(r) => {
-                    for c in r.into_inner().containers {
+            match self.try_list() {
+                Ok(containers) => {
+                    for c in containers {
                         out.push(format!("row: {} ({}) {:?}", c.id, c.name, c.state()));
                     }
                 }
                 Err(e) => out.push(format!("ListContainers failed: {e}")),
             }
         }
-        if let Ok(entries) = fs::read_dir(self.data_dir.join("containers")) {
-            for e in entries.flatten() {
-                out.push(format!("dir: {}", e.path().display()));
-            }
+        let found = Leftovers::scan(&self.footprint());
+        for d in &found.container_dirs {
+            out.push(format!("dir: {}", d.display()));
         }
-        // Tests remove the volumes they create (`quilt volume rm`).
         if let Ok(entries) = fs::read_dir(self.data_dir.join("volumes")) {
             for e in entries.flatten() {
                 out.push(format!("volume dir: {}", e.path().display()));
             }
         }
-        for d in host::cgroups_below(&self.cgroup_parent) {
+        for d in &found.cgroups {
             out.push(format!("cgroup: {}", d.display()));
         }
-        for p in host::pids_in_cgroups(&self.cgroup_parent) {
+        for p in &found.cgroup_pids {
             out.push(format!(
                 "process in our cgroups: {p} {:?}",
-                host::proc_cmdline(p)
+                host::proc_cmdline(*p)
             ));
         }
-        for m in host::mounts_under(&self.root) {
+        for m in &found.mounts {
             out.push(format!("mount: {}", m.display()));
         }
-        for p in host::shims_of(&self.root) {
-            out.push(format!("quilt-shim: {p} {:?}", host::proc_cmdline(p)));
+        for p in &found.shims {
+            out.push(format!("quilt-shim: {p} {:?}", host::proc_cmdline(*p)));
         }
-        let mut parents: Vec<i32> = vec![std::process::id() as i32];
-        parents.extend(self.pid());
-        for pp in parents {
-            for z in host::zombie_children(pp) {
-                // Only zombies we (or our quiltd) are responsible for: our
-                // own past daemons, or children of the current quiltd.
-                if pp != std::process::id() as i32 || self.past_children.contains(&z) {
-                    out.push(format!(
-                        "zombie: {z} (child of {pp}) {:?}",
-                        host::proc_comm(z)
-                    ));
-                }
-            }
+        // Our own past daemons, which the harness reaps itself.
+        let me = std::process::id() as i32;
+        let past = host::zombies_of(&[me])
+            .into_iter()
+            .filter(|z| self.past_children.contains(&z.pid));
+        for z in found.zombies.iter().cloned().chain(past) {
+            out.push(format!(
+                "zombie: {} (child of {}) {:?}",
+                z.pid, z.ppid, z.comm
+            ));
         }
         out
     }
@@ -491,7 +504,7 @@ impl Daemon {
     #[track_caller]
     pub fn assert_no_leftovers(&self) {
         let mut last = Vec::new();
-        let clean = host::retry(Duration::from_secs(10), || {
+        let clean = retry(Duration::from_secs(10), || {
             last = self.leftovers();
             last.is_empty().then_some(())
         });
@@ -544,7 +557,7 @@ impl Daemon {
         // 2. Stop the daemon.
         self.stop();
         // 3. Kill whatever is left in our cgroups and our shims.
-        let shims = host::shims_of(&self.root);
+        let shims = host::shims_of(&self.root, None);
         if !shims.is_empty() {
             eprintln!("quilt-tests: killing leftover shims {shims:?}");
             host::kill_all(shims.iter().copied());

@@ -10,13 +10,13 @@
 
 pub mod cli;
 pub mod daemon;
-pub mod host;
 
 use std::time::Duration;
 
 pub use cli::CliOutput;
 pub use daemon::{Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, within};
 pub use quilt_proto::v1 as api;
+pub use quilt_testkit::{host, retry};
 
 use api::{ContainerState, CreateContainerRequest, Event, Resources};
 
@@ -78,11 +78,7 @@ pub async fn collect_events(
 /// "running" for CONTAINER_STATE_RUNNING, and so on.
 pub fn state_name(state: i32) -> String {
     ContainerState::try_from(state)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("CONTAINER_STATE_")
-                .to_ascii_lowercase()
-        })
+        .map(|s| s.name().to_owned())
         .unwrap_or_else(|_| format!("unknown({state})"))
 }
 

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use quilt_tests::api::ContainerState;
-use quilt_tests::{Daemon, host};
+use quilt_tests::{Daemon, host, retry};
 
 #[test]
 fn hundred_run_rm_cycles_leave_nothing() {
@@ -71,7 +71,7 @@ fn rm_force_kills_every_process_of_the_container() {
         "sleep 1000 & sleep 1000 & (sleep 1000 &) ; exec sleep 1000",
     ]);
     d.wait_state(&id, &[ContainerState::Running], Duration::from_secs(30));
-    let procs = host::retry(Duration::from_secs(10), || {
+    let procs = retry(Duration::from_secs(10), || {
         let p = host::pids_in_cgroups(&d.cgroup_parent);
         (p.len() >= 4).then_some(p)
     })

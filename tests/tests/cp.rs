@@ -1,6 +1,7 @@
 //! CopyIn / CopyOut: large files in and out of running and stopped
 //! containers with matching sha256, symlink and `..` escapes refused, and a
 //! damaged stream detected.
+use quilt_testkit::tar::header;
 use quilt_tests::api::{self, ContainerState};
 use quilt_tests::{Daemon, RPC_TIMEOUT, within};
 use sha2::{Digest, Sha256};
@@ -207,14 +208,9 @@ fn frame_header(id: &str, path: &str) -> api::CopyInRequest {
 /// A tar with `link -> DIR` then `link/evil`.
 fn evil_tar(dir: &str) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Symlink);
-    h.set_size(0);
-    h.set_mode(0o777);
+    let mut h = header(tar::EntryType::Symlink, 0o777, 0);
     b.append_link(&mut h, "link", dir).unwrap();
-    let mut h = tar::Header::new_gnu();
-    h.set_size(4);
-    h.set_mode(0o644);
+    let mut h = header(tar::EntryType::Regular, 0o644, 4);
     b.append_data(&mut h, "link/evil", &b"evil"[..]).unwrap();
     b.into_inner().unwrap()
 }
@@ -224,9 +220,7 @@ fn damaged_streams_and_bad_requests_are_reported() {
     let d = Daemon::start();
     let id = running(&d);
     let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(5);
-    h.set_mode(0o644);
+    let mut h = header(tar::EntryType::Regular, 0o644, 5);
     b.append_data(&mut h, "hello.txt", &b"hello"[..]).unwrap();
     let tar = b.into_inner().unwrap();
     let sha = hex::encode(Sha256::digest(&tar));
@@ -334,9 +328,7 @@ fn a_stalled_copy_ends_and_releases_a_stopped_container() {
 
     // CopyIn: a header and the first 64 KiB of a 1 MiB entry, then nothing.
     let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(1 << 20);
-    h.set_mode(0o644);
+    let mut h = header(tar::EntryType::Regular, 0o644, 1 << 20);
     b.append_data(&mut h, "partial.bin", &vec![7u8; 1 << 20][..])
         .unwrap();
     let tar = b.into_inner().unwrap();

@@ -14,7 +14,7 @@ use quilt_tests::api::{
     ContainerState, ExecExit, ExecLogsRequest, ExecRequest, ExecStart, KillExecRequest,
     ListExecsRequest, TerminalSize, WaitExecRequest,
 };
-use quilt_tests::{Daemon, RPC_TIMEOUT, bin_dir, host, within};
+use quilt_tests::{Daemon, RPC_TIMEOUT, bin_dir, host, retry, within};
 use sha2::{Digest, Sha256};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -170,14 +170,14 @@ fn interactive_shell_through_a_pty() {
     // foreground command, not the session.
     master.write_all(b"sleep 4321\n").unwrap();
     let is_sleep = |p: &i32| host::proc_cmdline(*p) == ["sleep", "4321"];
-    host::retry(STEP, || host::all_pids().into_iter().find(is_sleep))
+    retry(STEP, || host::all_pids().into_iter().find(is_sleep))
         .expect("the shell should run sleep 4321");
     master.write_all(&[3]).unwrap();
     master.write_all(b"echo after-$((1+1))\n").unwrap();
     expect_output(&rx, &mut seen, "after-2");
 
     master.write_all(b"exit 3\n").unwrap();
-    let status = host::retry(STEP, || child.try_wait().unwrap()).expect("quilt exec -it exited");
+    let status = retry(STEP, || child.try_wait().unwrap()).expect("quilt exec -it exited");
     assert_eq!(status.code(), Some(3), "{}", String::from_utf8_lossy(&seen));
     d.cli(["rm", "-f", "ttybox"]).expect_code(0);
     d.assert_no_leftovers();
@@ -554,8 +554,8 @@ fn execs_do_not_outlive_a_killed_daemon() {
     let out = d.cli(["exec", "-d", "orphan", "--", "sleep", "4444"]).ok();
     assert!(!out.is_empty());
     let is_sleep = |p: &i32| host::proc_cmdline(*p) == ["sleep", "4444"];
-    let pid = host::retry(STEP, || host::all_pids().into_iter().find(is_sleep))
-        .expect("the exec'd sleep runs");
+    let pid =
+        retry(STEP, || host::all_pids().into_iter().find(is_sleep)).expect("the exec'd sleep runs");
     d.kill9();
     assert!(
         host::wait_pid_gone(pid, STEP),

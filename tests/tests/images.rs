@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use quilt_testkit::tar::header;
 use quilt_tests::Daemon;
 use sha2::{Digest, Sha256};
 
@@ -15,19 +16,8 @@ impl TarBuf {
         TarBuf(tar::Builder::new(Vec::new()))
     }
 
-    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        h
-    }
-
     fn dir(mut self, path: &str) -> Self {
-        let mut h = Self::header(tar::EntryType::Directory, 0o755, 0);
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
         self.0
             .append_data(&mut h, path, std::io::empty())
             .expect("tar dir");
@@ -35,13 +25,13 @@ impl TarBuf {
     }
 
     fn file(mut self, path: &str, mode: u32, data: &[u8]) -> Self {
-        let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
+        let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
         self.0.append_data(&mut h, path, data).expect("tar file");
         self
     }
 
     fn symlink(mut self, path: &str, target: &str) -> Self {
-        let mut h = Self::header(tar::EntryType::Symlink, 0o777, 0);
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         self.0.append_link(&mut h, path, target).expect("tar link");
         self
     }

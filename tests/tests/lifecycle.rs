@@ -8,7 +8,9 @@ use quilt_tests::api::{
     ContainerState, GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
     StopContainerRequest, WatchEventsRequest,
 };
-use quilt_tests::{Daemon, RPC_TIMEOUT, collect_events, host, named, req, state_name, within};
+use quilt_tests::{
+    Daemon, RPC_TIMEOUT, collect_events, host, named, req, retry, state_name, within,
+};
 use tonic::Code;
 
 #[test]
@@ -265,7 +267,7 @@ fn stop_kills_a_term_trapping_process_after_the_timeout() {
         "-c",
         r#"trap "echo got-term" TERM; echo ready; while true; do sleep 1; done"#,
     ]);
-    let ready = host::retry(Duration::from_secs(30), || {
+    let ready = retry(Duration::from_secs(30), || {
         d.cli(["logs", &id]).stdout.contains("ready").then_some(())
     });
     assert!(ready.is_some(), "never printed ready\n{}", d.log_tail(30));

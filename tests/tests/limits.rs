@@ -4,8 +4,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use quilt_tests::api::ContainerState;
-use quilt_tests::host::{self, CgroupVersion, cgroup_version, read_trimmed};
-use quilt_tests::{Daemon, lines};
+use quilt_tests::host::{CgroupVersion, cgroup_version, read_trimmed};
+use quilt_tests::{Daemon, lines, retry};
 
 #[test]
 fn memory_limit_oom_kills_and_is_reported() {
@@ -109,7 +109,7 @@ fn pids_limit_contains_a_fork_bomb() {
         "-c",
         r#"sh -c "i=0; while [ \$i -lt 100 ]; do sleep 1000 & i=\$((i+1)); done" 2>/dev/null; echo bomb-done; exec sleep 1000"#,
     ]);
-    let done = host::retry(Duration::from_secs(30), || {
+    let done = retry(Duration::from_secs(30), || {
         let out = d.cli(["logs", &id]);
         out.stdout.contains("bomb-done").then_some(())
     });

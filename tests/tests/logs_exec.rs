@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use quilt_tests::api::{ContainerState, ExecStart, LogStream, get_logs_response::Item};
-use quilt_tests::{Daemon, RPC_TIMEOUT, host, within};
+use quilt_tests::{Daemon, host};
 use tonic::Code;
 
 /// All log items of a container through the API (bounded).
@@ -185,27 +185,16 @@ fn exec_runs_inside_the_container() {
 
     // The API: environment on top of the container's, working dir, PID ns.
     let r = d
-        .block_on(async {
-            let mut cl = d.client().await;
-            within(
-                RPC_TIMEOUT,
-                "Exec",
-                quilt_tests::exec_collect(
-                    &mut cl,
-                    ExecStart {
-                        container_id: id.clone(),
-                        command: vec![
-                            "sh".into(),
-                            "-c".into(),
-                            "echo $FOO:$HOSTNAME:$(pwd):$$".into(),
-                        ],
-                        env: vec!["FOO=bar".into()],
-                        working_dir: "/bin".into(),
-                        ..Default::default()
-                    },
-                ),
-            )
-            .await
+        .exec(ExecStart {
+            container_id: id.clone(),
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo $FOO:$HOSTNAME:$(pwd):$$".into(),
+            ],
+            env: vec!["FOO=bar".into()],
+            working_dir: "/bin".into(),
+            ..Default::default()
         })
         .expect("Exec");
     assert_eq!(r.exit_code, 0, "{r:?}");
@@ -240,21 +229,10 @@ fn exec_into_a_stopped_container_is_a_failed_precondition() {
     );
 
     let err = d
-        .block_on(async {
-            let mut cl = d.client().await;
-            within(
-                RPC_TIMEOUT,
-                "Exec",
-                quilt_tests::exec_collect(
-                    &mut cl,
-                    ExecStart {
-                        container_id: id.clone(),
-                        command: vec!["true".into()],
-                        ..Default::default()
-                    },
-                ),
-            )
-            .await
+        .exec(ExecStart {
+            container_id: id.clone(),
+            command: vec!["true".into()],
+            ..Default::default()
         })
         .expect_err("exec into a stopped container");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");

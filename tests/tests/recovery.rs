@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use quilt_tests::api::ContainerState;
 use quilt_tests::daemon::health_check;
-use quilt_tests::{Daemon, host};
+use quilt_tests::{Daemon, host, retry};
 
 #[test]
 fn containers_survive_a_daemon_crash_and_are_reconciled() {
@@ -130,7 +130,7 @@ struct Reap(Child);
 impl Reap {
     /// Waits (bounded) for the child to exit.
     fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        host::retry(timeout, || self.0.try_wait().ok().flatten())
+        retry(timeout, || self.0.try_wait().ok().flatten())
     }
 }
 

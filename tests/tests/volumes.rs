@@ -2,7 +2,7 @@
 //! containers and daemon restarts, read-only mounts that refuse writes, and
 //! refused mounts that leave nothing behind.
 use quilt_tests::api::{self, ContainerState, mount::Source};
-use quilt_tests::{Daemon, IMAGE, RPC_TIMEOUT, host, within};
+use quilt_tests::{CliOutput, Daemon, IMAGE, RPC_TIMEOUT, host, within};
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,22 +16,31 @@ fn volume_dirs(d: &Daemon) -> Vec<String> {
     }
 }
 
+/// `quilt run --rm MOUNT IMAGE sh -c SCRIPT`, MOUNT being `-v SPEC` or
+/// `--tmpfs SPEC`.
+fn run_sh(d: &Daemon, mount: [&str; 2], script: &str) -> CliOutput {
+    let mut args = vec!["run", "--rm"];
+    args.extend(mount);
+    args.extend([IMAGE, "sh", "-c", script]);
+    d.cli(&args)
+}
+
+/// [`run_sh`] where SCRIPT writes to a read-only mount: the run fails and
+/// the shell reports EROFS. Returns the output for the caller's own checks.
+#[track_caller]
+fn assert_ro_write_refused(d: &Daemon, mount: [&str; 2], script: &str) -> CliOutput {
+    let w = run_sh(d, mount, script);
+    assert_ne!(w.code, Some(0), "{w:?}");
+    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
+    w
+}
+
 #[test]
 fn a_volume_keeps_its_data_across_containers_and_restarts() {
     let mut d = Daemon::start();
     assert_eq!(d.cli(["volume", "create", "vol1"]).ok(), "vol1");
     d.cli(["volume", "create", "vol1"]).expect_engine_error();
-    d.cli([
-        "run",
-        "--rm",
-        "-v",
-        "vol1:/data",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo persisted > /data/f",
-    ])
-    .expect_code(0);
+    run_sh(&d, ["-v", "vol1:/data"], "echo persisted > /data/f").expect_code(0);
     d.restart();
     let c2 = d
         .cli([
@@ -122,18 +131,7 @@ fn read_only_mounts_refuse_writes() {
     let d = Daemon::start();
     // Volume, read-only.
     d.cli(["volume", "create", "ro1"]).expect_code(0);
-    let w = d.cli([
-        "run",
-        "--rm",
-        "-v",
-        "ro1:/data:ro",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo x > /data/f",
-    ]);
-    assert_ne!(w.code, Some(0), "{w:?}");
-    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
+    assert_ro_write_refused(&d, ["-v", "ro1:/data:ro"], "echo x > /data/f");
     assert!(!d.data_dir.join("volumes/ro1/data/f").exists());
 
     // Bind mount of a host dir: readable and writable, or read-only.
@@ -141,85 +139,48 @@ fn read_only_mounts_refuse_writes() {
     std::fs::create_dir(&host_dir).unwrap();
     std::fs::write(host_dir.join("in"), "from host").unwrap();
     let h = host_dir.to_str().unwrap();
-    let out = d
-        .cli([
-            "run",
-            "--rm",
-            "-v",
-            &format!("{h}:/h"),
-            IMAGE,
-            "sh",
-            "-c",
-            "cat /h/in && echo back > /h/out",
-        ])
-        .ok();
+    let out = run_sh(
+        &d,
+        ["-v", &format!("{h}:/h")],
+        "cat /h/in && echo back > /h/out",
+    )
+    .ok();
     assert_eq!(out, "from host");
     assert_eq!(
         std::fs::read_to_string(host_dir.join("out")).unwrap(),
         "back\n"
     );
-    let w = d.cli([
-        "run",
-        "--rm",
-        "-v",
-        &format!("{h}:/h:ro"),
-        IMAGE,
-        "sh",
-        "-c",
+    let w = assert_ro_write_refused(
+        &d,
+        ["-v", &format!("{h}:/h:ro")],
         "cat /h/in; echo x > /h/ro-write",
-    ]);
-    assert_ne!(w.code, Some(0), "{w:?}");
-    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
+    );
     assert!(w.stdout.contains("from host"), "{w:?}");
     assert!(!host_dir.join("ro-write").exists());
 
     // A single file, bind mounted read-only.
-    let w = d.cli([
-        "run",
-        "--rm",
-        "-v",
-        &format!("{h}/in:/etc/in.txt:ro"),
-        IMAGE,
-        "sh",
-        "-c",
+    assert_ro_write_refused(
+        &d,
+        ["-v", &format!("{h}/in:/etc/in.txt:ro")],
         "cat /etc/in.txt; echo x >> /etc/in.txt",
-    ]);
-    assert_ne!(w.code, Some(0), "{w:?}");
-    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
+    );
     assert_eq!(
         std::fs::read_to_string(host_dir.join("in")).unwrap(),
         "from host"
     );
 
     // tmpfs with a size, and a read-only one.
-    let out = d
-        .cli([
-            "run",
-            "--rm",
-            "--tmpfs",
-            "/scratch:size=1m",
-            IMAGE,
-            "sh",
-            "-c",
-            "grep ' /scratch ' /proc/mounts",
-        ])
-        .ok();
+    let out = run_sh(
+        &d,
+        ["--tmpfs", "/scratch:size=1m"],
+        "grep ' /scratch ' /proc/mounts",
+    )
+    .ok();
     assert!(
         out.starts_with("tmpfs /scratch tmpfs") && out.contains("size=1024k"),
         "{out}"
     );
-    let w = d.cli([
-        "run",
-        "--rm",
-        "--tmpfs",
-        "/scratch:ro",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo x > /scratch/f",
-    ]);
-    assert_ne!(w.code, Some(0), "{w:?}");
-    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
+    assert_ro_write_refused(&d, ["--tmpfs", "/scratch:ro"], "echo x > /scratch/f");
 
     // The mounts are reported on the container.
     let id = d.run_detached(&["-v", "ro1:/data:ro", "--tmpfs", "/t", IMAGE, "sleep", "600"]);
@@ -391,33 +352,20 @@ fn a_read_only_bind_is_read_only_all_the_way_down() {
     std::fs::write(nested.join("seen"), "nested").unwrap();
     let s = src.to_str().unwrap();
     // Writable bind: the nested mount comes along and is writable.
-    let out = d
-        .cli([
-            "run",
-            "--rm",
-            "-v",
-            &format!("{s}:/o"),
-            IMAGE,
-            "sh",
-            "-c",
-            "cat /o/inner/seen && echo w > /o/inner/rw",
-        ])
-        .ok();
+    let out = run_sh(
+        &d,
+        ["-v", &format!("{s}:/o")],
+        "cat /o/inner/seen && echo w > /o/inner/rw",
+    )
+    .ok();
     assert_eq!(out, "nested");
     assert!(nested.join("rw").exists());
     // Read-only bind: the nested mount is read-only too.
-    let w = d.cli([
-        "run",
-        "--rm",
-        "-v",
-        &format!("{s}:/o:ro"),
-        IMAGE,
-        "sh",
-        "-c",
+    let w = assert_ro_write_refused(
+        &d,
+        ["-v", &format!("{s}:/o:ro")],
         "cat /o/inner/seen; echo x > /o/inner/ro-write",
-    ]);
-    assert_ne!(w.code, Some(0), "{w:?}");
-    assert!(w.stderr.contains("Read-only file system"), "{w:?}");
+    );
     assert!(w.stdout.contains("nested"), "{w:?}");
     assert!(!nested.join("ro-write").exists());
     drop(guard);

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::args::CpArgs;
+use crate::args::cp::CpArgs;
 use crate::client::Client;
 use crate::error::CliError;
 

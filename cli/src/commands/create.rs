@@ -1,6 +1,6 @@
 //! `quilt create` and `quilt run`.
 
-use crate::args::{CreateArgs, RunArgs};
+use crate::args::container::{CreateArgs, RunArgs};
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::stream::print_stdout;

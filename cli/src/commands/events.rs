@@ -2,7 +2,8 @@
 
 use quilt_proto::v1::{Event, WatchEventsRequest};
 
-use crate::args::{EventsArgs, Format};
+use crate::args::Format;
+use crate::args::events::EventsArgs;
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::json::{EventView, compact, state_name};

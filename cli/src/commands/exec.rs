@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::exec_tty::{self, RawMode};
-use crate::args::ExecArgs;
+use crate::args::exec::ExecArgs;
 use crate::client::Client;
 use crate::error::{CliError, exit_code_byte};
 use crate::output::stream::{Sink, Target, print_stdout};

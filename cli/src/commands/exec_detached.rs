@@ -6,9 +6,9 @@ use quilt_proto::v1::{
 };
 
 use crate::args::IdArg;
+use crate::args::exec::{ExecIdArg, ExecKillArgs, ExecLogsArgs};
 use crate::client::Client;
 use crate::error::CliError;
-use crate::exec_args::{ExecIdArg, ExecKillArgs, ExecLogsArgs};
 use crate::output::stream::{Sink, Target, print_stdout};
 
 fn status_text(running: bool, exit: Option<&ExecExit>) -> String {

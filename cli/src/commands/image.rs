@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use quilt_proto::units::human_size;
 use quilt_proto::v1::image_service_client::ImageServiceClient;
 use quilt_proto::v1::import_image_response::Item;
 use quilt_proto::v1::{
@@ -11,9 +12,9 @@ use quilt_proto::v1::{
 use serde_json::json;
 
 use super::image_progress::ProgressBar;
+use crate::args::image::{ImageCommand, ImageFormat};
 use crate::client;
 use crate::error::CliError;
-use crate::image_args::{ImageCommand, ImageFormat};
 use crate::output::stream::emit;
 use crate::output::table::render;
 use crate::output::timefmt::{Fraction, human_duration, now_seconds, rfc3339, seconds_since};
@@ -28,22 +29,6 @@ fn view(i: &Image) -> serde_json::Value {
         "layers": i.layers,
         "containers": i.containers,
     })
-}
-
-/// "1.5 MiB" and the like.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 fn short(id: &str) -> &str {
@@ -172,13 +157,10 @@ pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{human_size, short};
+    use super::short;
 
     #[test]
-    fn sizes_and_ids() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
+    fn ids() {
         assert_eq!(
             short(&format!("sha256:{}", "ab".repeat(32))),
             "abababababab"

@@ -7,7 +7,7 @@ use quilt_proto::v1::{
     WaitContainerRequest,
 };
 
-use crate::args::{IdsArgs, KillArgs, RmArgs, StopArgs};
+use crate::args::lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
 use crate::client::Client;
 use crate::error::{CliError, EXIT_ENGINE};
 use crate::output::stream::{print_error, print_stdout};

@@ -2,7 +2,7 @@
 
 use quilt_proto::v1::{GetLogsRequest, get_logs_response::Item};
 
-use crate::args::LogsArgs;
+use crate::args::logs::LogsArgs;
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::stream::{LogPrinter, Sink};

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use quilt_proto::units::parse_size;
 use quilt_proto::v1::{Mount, TmpfsMount, mount::Source};
 
 use crate::error::CliError;
@@ -48,7 +49,7 @@ pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>, CliErro
         let mut read_only = false;
         for o in opts.split(',').filter(|o| !o.is_empty()) {
             match o.split_once('=') {
-                Some(("size", s)) => size_bytes = parse_size(s).ok_or_else(|| bad("bad size"))?,
+                Some(("size", s)) => size_bytes = parse_size(s).map_err(|_| bad("bad size"))?,
                 None if o == "ro" => read_only = true,
                 None if o == "rw" => read_only = false,
                 _ => return Err(bad(&format!("unknown option {o:?} (size=N[kmg], ro, rw)"))),
@@ -61,18 +62,6 @@ pub fn parse(volumes: &[String], tmpfs: &[String]) -> Result<Vec<Mount>, CliErro
         });
     }
     Ok(out)
-}
-
-/// `64m`, `1g`, `512k`, `4096` (bytes).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (num, mult) = match s.strip_suffix('b').unwrap_or(&s) {
-        n if n.ends_with('k') => (&n[..n.len() - 1], 1u64 << 10),
-        n if n.ends_with('m') => (&n[..n.len() - 1], 1 << 20),
-        n if n.ends_with('g') => (&n[..n.len() - 1], 1 << 30),
-        n => (n, 1),
-    };
-    num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
 #[cfg(test)]
@@ -104,7 +93,20 @@ mod tests {
         assert!(parse(&["a".into()], &[]).is_err());
         assert!(parse(&["a:/b:xx".into()], &[]).is_err());
         assert!(parse(&[], &["/t:size=lots".into()]).is_err());
-        assert_eq!(parse_size("1g"), Some(1 << 30));
-        assert_eq!(parse_size("10"), Some(10));
+        // The size grammar is quilt_proto::units::parse_size's.
+        let m = parse(&[], &["/a:size=1g".into(), "/b:size=10MiB,ro".into()]).unwrap();
+        assert_eq!(
+            m[0].source,
+            Some(Source::Tmpfs(TmpfsMount {
+                size_bytes: 1 << 30
+            }))
+        );
+        assert_eq!(
+            m[1].source,
+            Some(Source::Tmpfs(TmpfsMount {
+                size_bytes: 10 << 20
+            }))
+        );
+        assert!(m[1].read_only);
     }
 }

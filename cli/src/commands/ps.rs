@@ -2,10 +2,11 @@
 
 use quilt_proto::v1::{Container, ContainerState, ListContainersRequest};
 
-use crate::args::{Filter, Format, PsArgs};
+use crate::args::Format;
+use crate::args::ps::{Filter, PsArgs};
 use crate::client::Client;
 use crate::error::CliError;
-use crate::output::json::{ContainerView, parse_state, pretty};
+use crate::output::json::{ContainerView, parse_state, pretty, state_names};
 use crate::output::stream::print_stdout;
 use crate::output::table::{PS_HEADERS, ps_row, render, short_id};
 use crate::output::timefmt::now_seconds;
@@ -30,8 +31,8 @@ pub fn list_request(
             Filter::State(name) => {
                 let state = parse_state(name).ok_or_else(|| {
                     CliError::engine(format!(
-                        "invalid state filter {name:?} (expected created, starting, running, \
-                         exited, failed or removing)"
+                        "invalid state filter {name:?} (expected {})",
+                        state_names()
                     ))
                 })?;
                 if !request.states.contains(&(state as i32)) {

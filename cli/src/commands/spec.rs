@@ -4,7 +4,7 @@ use std::path::Path;
 
 use quilt_proto::v1::{CreateContainerRequest, NetworkMode, Resources};
 
-use crate::args::{ContainerSpec, NetworkArg};
+use crate::args::container::{ContainerSpec, NetworkArg};
 use crate::error::CliError;
 
 /// The image reference sent to the server: "default", absolute paths and

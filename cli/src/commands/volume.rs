@@ -8,7 +8,7 @@ use quilt_proto::v1::{
 };
 use serde_json::json;
 
-use crate::args::VolumeCommand;
+use crate::args::volume::VolumeCommand;
 use crate::client;
 use crate::error::CliError;
 use crate::output::stream::emit;

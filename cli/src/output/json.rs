@@ -61,39 +61,39 @@ pub struct EventView {
     pub failure_reason: String,
 }
 
-/// Lowercase name of a state, e.g. "running".
+/// Lowercase name of a state on the wire, e.g. "running"; "unknown" when
+/// unset or not a state this CLI knows.
 pub fn state_name(state: i32) -> &'static str {
     match ContainerState::try_from(state) {
-        Ok(ContainerState::Created) => "created",
-        Ok(ContainerState::Starting) => "starting",
-        Ok(ContainerState::Running) => "running",
-        Ok(ContainerState::Exited) => "exited",
-        Ok(ContainerState::Failed) => "failed",
-        Ok(ContainerState::Removing) => "removing",
         Ok(ContainerState::Unspecified) | Err(_) => "unknown",
+        Ok(s) => s.name(),
     }
 }
 
-/// Parses a lowercase (or proto-style) state name.
+/// Parses a state a user typed: its lowercase or proto name, in any case
+/// (never "unspecified").
 pub fn parse_state(name: &str) -> Option<ContainerState> {
-    let lower = name.to_ascii_lowercase();
-    let short = lower.strip_prefix("container_state_").unwrap_or(&lower);
-    match short {
-        "created" => Some(ContainerState::Created),
-        "starting" => Some(ContainerState::Starting),
-        "running" => Some(ContainerState::Running),
-        "exited" => Some(ContainerState::Exited),
-        "failed" => Some(ContainerState::Failed),
-        "removing" => Some(ContainerState::Removing),
-        _ => None,
+    ContainerState::from_name(name).filter(|s| *s != ContainerState::Unspecified)
+}
+
+/// The states a user can type, for messages: "created, starting, ... or
+/// removing".
+pub fn state_names() -> String {
+    let names: Vec<&str> = ContainerState::values()
+        .filter(|s| *s != ContainerState::Unspecified)
+        .map(ContainerState::name)
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
     }
 }
 
-/// "none" or "host".
+/// "none" or "host" (unset means none).
 pub fn network_name(mode: i32) -> &'static str {
     match NetworkMode::try_from(mode) {
-        Ok(NetworkMode::Host) => "host",
-        _ => "none",
+        Ok(NetworkMode::Host) => NetworkMode::Host.name(),
+        _ => NetworkMode::None.name(),
     }
 }
 
@@ -313,6 +313,12 @@ mod tests {
             Some(ContainerState::Running)
         );
         assert_eq!(parse_state("Up"), None);
+        assert_eq!(parse_state("unspecified"), None);
         assert_eq!(state_name(99), "unknown");
+        assert_eq!(state_name(ContainerState::Unspecified as i32), "unknown");
+        assert_eq!(
+            state_names(),
+            "created, starting, running, exited, failed or removing"
+        );
     }
 }

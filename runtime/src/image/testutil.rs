@@ -11,14 +11,6 @@ pub fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-/// A tar header owned by root with a fixed mtime.
-pub fn hdr(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(size);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_600_000_000);
-    h
-}
+/// A tar header owned by root with a fixed mtime (the one helper shared
+/// with the end-to-end tests).
+pub use quilt_testkit::tar::header as hdr;

@@ -1,4 +1,4 @@
-//! Command-line grammar of `quilt image ...`.
+//! `quilt image ...`.
 
 use std::path::PathBuf;
 

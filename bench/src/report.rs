@@ -1,0 +1,387 @@
+//! The benchmark's JSON, typed. Each measurement fills one section and
+//! writes it to DIR/<section>.json; `summary` merges those files into one
+//! document (plus `targets`) and reads it back as a [`Report`], and so does
+//! `chart`. Field names are the JSON keys that other tools read: renaming
+//! one changes the file format.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::stats::OpStats;
+
+/// The merged document: one optional section per measurement file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classic: Option<Classic>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<Api>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttr: Option<Ttr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seqrate: Option<Seqrate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Peers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<Throughput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<Density>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reap_gate: Option<ReapGate>,
+    /// Filled by `summary`.
+    #[serde(default)]
+    pub targets: Vec<TargetResult>,
+}
+
+impl Report {
+    /// Reads a merged document section by section. A section that is
+    /// missing, or is not that measurement's JSON (an unreadable file is
+    /// merged as `{"error": ...}`), is None; it stays in the document as it
+    /// was.
+    pub fn from_document(v: &Value) -> Report {
+        fn section<T: DeserializeOwned>(v: &Value, key: &str) -> Option<T> {
+            serde_json::from_value(v.get(key)?.clone()).ok()
+        }
+        Report {
+            meta: section(v, "meta"),
+            classic: section(v, "classic"),
+            api: section(v, "api"),
+            ttr: section(v, "ttr"),
+            seqrate: section(v, "seqrate"),
+            peers: section(v, "peers"),
+            throughput: section(v, "throughput"),
+            density: section(v, "density"),
+            reap_gate: section(v, "reap_gate"),
+            targets: section(v, "targets").unwrap_or_default(),
+        }
+    }
+}
+
+/// meta.json, written by benchmark_sync_engine.sh (possibly `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Meta {
+    /// "quick", "full" or "reap-gate N".
+    pub mode: Option<String>,
+    pub date: Option<String>,
+    /// Cores, memory, kernel and CPU model.
+    pub host: Option<String>,
+    pub git_rev: Option<String>,
+    pub quiltd_args: Option<String>,
+    /// The peers left out and why; empty when none.
+    pub peers_skipped: Option<String>,
+    pub peers_private_mount_ns_without_cgroup2: Option<bool>,
+}
+
+/// `quilt-bench classic`: the historical CLI figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Classic {
+    pub description: String,
+    pub runs: usize,
+    pub statuses_per_run: usize,
+    pub cli_create: OpStats,
+    pub cli_status: OpStats,
+    pub per_run: Vec<ClassicRun>,
+    pub historical: Historical,
+    pub cleanup_errors: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassicRun {
+    pub run: usize,
+    pub create_ms: f64,
+    pub create_ok: bool,
+    pub status_avg_ms: f64,
+    pub status_p50_ms: f64,
+    pub status_errors: u64,
+}
+
+/// The figures the classic benchmark used to report, in ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Historical {
+    pub create_ms: f64,
+    pub status_ms: f64,
+}
+
+/// `quilt-bench api`: server latency seen by an in-process client.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Api {
+    pub description: String,
+    pub create_no_start: OpStats,
+    pub create_start: OpStats,
+    pub create_start_not_removed_within_30s: u64,
+    pub get_container: OpStats,
+    pub stored_containers: usize,
+    pub list_containers: OpStats,
+    pub listed: usize,
+    pub remove_no_start: OpStats,
+    pub remove_no_start_total_s: f64,
+}
+
+/// `quilt-bench ttr`: time to running, exit to event, phases.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ttr {
+    pub description: String,
+    pub create_ack: OpStats,
+    pub time_to_running: OpStats,
+    pub exit_to_event: OpStats,
+    pub exit_to_event_negative: u64,
+    pub phases: Phases,
+    pub attached: Attached,
+    pub event_stream_resubscribes: u64,
+}
+
+/// Per-phase times from the server's event timestamps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    pub description: String,
+    pub queue: OpStats,
+    pub launch: OpStats,
+    pub notify: OpStats,
+    pub workload: OpStats,
+    pub remove: OpStats,
+}
+
+/// The path of `quilt run --rm`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attached {
+    pub description: String,
+    pub create_to_exit_item: OpStats,
+    pub exited_event_to_exit_item: OpStats,
+}
+
+/// `quilt-bench seqrate`: sequential start rate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Seqrate {
+    pub description: String,
+    pub n: usize,
+    pub started: usize,
+    pub total_s: f64,
+    pub starts_per_s: f64,
+    pub per_start: OpStats,
+    pub not_removed_within_30s: u64,
+    pub removal_drain_s: f64,
+}
+
+/// `quilt-bench peers`: Quilt against crun and runc.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Peers {
+    pub description: String,
+    /// "quilt" then the peers measured.
+    pub engines: Vec<String>,
+    pub iterations: usize,
+    pub state_iterations: usize,
+    /// Peer -> the first line of its `--version`.
+    pub versions: BTreeMap<String, String>,
+    pub ops: PeerOps,
+    /// Quilt's figure over each peer's, per operation, by peer.
+    pub ratios_quilt_over_peer: PerOp<BTreeMap<String, Ratio>>,
+    /// By peer.
+    pub peer_sequential_rates: BTreeMap<String, PeerRates>,
+    pub event_stream_resubscribes: u64,
+}
+
+/// The operations timed on every engine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerOp<T> {
+    pub run_true: T,
+    pub create_start: T,
+    pub state: T,
+}
+
+impl<T> PerOp<T> {
+    /// (JSON key, operation) in report order.
+    pub fn iter(&self) -> [(&'static str, &T); 3] {
+        [
+            ("run_true", &self.run_true),
+            ("create_start", &self.create_start),
+            ("state", &self.state),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerOps {
+    #[serde(flatten)]
+    pub timed: PerOp<PeerOp>,
+    /// Peers only: `delete -f` after create+start, by peer.
+    pub delete: BTreeMap<String, OpStats>,
+}
+
+/// One operation on every engine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerOp {
+    pub description: String,
+    pub quilt_command: String,
+    pub peer_command: String,
+    /// By engine: "quilt", "crun", "runc".
+    #[serde(flatten)]
+    pub engines: BTreeMap<String, OpStats>,
+}
+
+/// Quilt over a peer (1.0 = as fast).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    pub p50: f64,
+    pub p95: f64,
+    pub avg: f64,
+}
+
+/// A peer's sequential rates from its average times (None: not finite).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerRates {
+    pub create_start_per_s: Option<f64>,
+    pub create_start_delete_per_s: Option<f64>,
+}
+
+/// `quilt-bench throughput`: concurrent creates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    pub description: String,
+    pub seconds_per_level: f64,
+    pub levels: Vec<Level>,
+    pub event_stream_resubscribes: u64,
+}
+
+/// One client count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    pub clients: usize,
+    pub window_s: f64,
+    pub attempts: u64,
+    pub creates_acked: usize,
+    pub creates_per_s: f64,
+    pub started_in_window: usize,
+    pub started_per_s: f64,
+    pub started_total: usize,
+    /// None when no container started (or all at once).
+    pub started_per_s_until_last: Option<f64>,
+    pub failed: u64,
+    pub resource_exhausted: u64,
+    pub stalls: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub answers_by_code: BTreeMap<String, u64>,
+    pub create_ack: OpStats,
+    pub status_during_burst: OpStats,
+    pub hung: usize,
+    pub hung_examples: Vec<String>,
+    pub leftover_after_drain: usize,
+    pub drain_s: f64,
+}
+
+/// `quilt-bench density`: many idle containers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Density {
+    pub description: String,
+    pub requested: usize,
+    pub running: usize,
+    pub start_s: f64,
+    pub start_resource_exhausted_retries: u64,
+    pub time_to_running_under_load: OpStats,
+    pub quiltd_rss_mib_before: f64,
+    pub quiltd_rss_mib: f64,
+    pub quiltd_hwm_mib: f64,
+    pub mem_available_delta_mib: f64,
+    pub per_container_mib_mem_available: f64,
+    pub mem_available_released_mib: f64,
+    pub per_container_mib_mem_available_released: f64,
+    /// None when the memory cgroup could not be read.
+    pub cgroup_memory_mib: Option<f64>,
+    pub per_container_mib_cgroup: Option<f64>,
+    pub shims: usize,
+    pub workload_pids: usize,
+    pub shim_rss_mib_total: f64,
+    pub workload_rss_mib_total: f64,
+    pub per_container_mib_rss: f64,
+    pub per_container_mib_pss: f64,
+    pub get_container_all_running: OpStats,
+    pub list_containers_all_running: OpStats,
+    pub remove_all: OpStats,
+    pub remove_all_s: f64,
+    pub leftovers_at_once: Leftovers,
+    pub leftovers: Leftovers,
+    pub settle_s: f64,
+    pub clean: bool,
+}
+
+/// `quilt-bench reap-gate`: many short-lived containers, pass or fail.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReapGate {
+    pub description: String,
+    pub requested: usize,
+    pub concurrency: usize,
+    pub timeout_s: f64,
+    pub created: u64,
+    pub running_events: u64,
+    pub exited: u64,
+    pub removed: u64,
+    pub failed: u64,
+    pub hangs: usize,
+    pub hung_examples: Vec<String>,
+    pub resource_exhausted_retries: u64,
+    pub errors: OpStats,
+    pub create_to_removed: OpStats,
+    pub total_s: f64,
+    pub containers_per_s: f64,
+    pub zombies: usize,
+    pub leftovers_at_once: Leftovers,
+    pub leftovers: Leftovers,
+    pub settle_s: f64,
+    pub pass: bool,
+}
+
+/// What is left of a daemon's containers (see `leftovers.rs`); also the
+/// output of `quilt-bench leftovers`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Leftovers {
+    /// Rows the daemon still lists (None: not asked).
+    pub rows: Option<usize>,
+    /// Names of the entries of DATA/containers.
+    pub container_dirs: Vec<String>,
+    pub cgroup_dirs: Vec<String>,
+    pub cgroup_pids: Vec<i32>,
+    pub shim_pids: Vec<i32>,
+    pub zombies: Vec<i32>,
+    pub mounts: Vec<String>,
+}
+
+impl Leftovers {
+    pub fn total(&self) -> usize {
+        self.rows.unwrap_or(0)
+            + self.container_dirs.len()
+            + self.cgroup_dirs.len()
+            + self.cgroup_pids.len()
+            + self.shim_pids.len()
+            + self.zombies.len()
+            + self.mounts.len()
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.total() == 0
+    }
+}
+
+/// One checked target, as `summary` writes it under `targets`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetResult {
+    pub target: String,
+    pub goal: f64,
+    pub unit: String,
+    pub at_least: bool,
+    pub value: Option<f64>,
+    /// "met", "missed" or "n/a".
+    pub verdict: String,
+    pub margin: String,
+    pub note: String,
+}
+
+/// `x` if it is a finite number (JSON has no infinity: it would be null).
+pub fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}

@@ -1,0 +1,252 @@
+//! The benchmark's targets: what each one reads from the report, its goal
+//! and its direction, and the verdicts `summary` writes under `targets`.
+
+use crate::report::{Report, TargetResult};
+use crate::stats::{OpStats, Stats};
+
+/// Which side of the goal passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `value <= goal` (latencies, memory).
+    AtMost,
+    /// `value >= goal` (rates).
+    AtLeast,
+}
+
+/// One target.
+#[derive(Debug)]
+pub struct Target {
+    pub name: &'static str,
+    pub goal: f64,
+    pub unit: &'static str,
+    pub direction: Direction,
+    /// The figure, None when it was not measured.
+    pub value: fn(&Report) -> Option<f64>,
+    /// A remark for the table ("" for none).
+    pub note: fn(&Report) -> String,
+}
+
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "CreateContainer ack p50 (no_start)",
+        goal: 0.5,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.api.as_ref().map(|a| &a.create_no_start)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "CreateContainer ack p99 (no_start)",
+        goal: 5.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.api.as_ref().map(|a| &a.create_no_start)).map(|s| s.p99_ms),
+        note: no_note,
+    },
+    Target {
+        name: "GetContainer p50",
+        goal: 0.2,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.api.as_ref().map(|a| &a.get_container)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "CLI `quilt create` wall p50",
+        goal: 3.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.classic.as_ref().map(|c| &c.cli_create)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "CLI `quilt status` wall p50",
+        goal: 3.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.classic.as_ref().map(|c| &c.cli_status)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "time to running p50",
+        goal: 5.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.ttr.as_ref().map(|t| &t.time_to_running)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "time to running p95",
+        goal: 15.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.ttr.as_ref().map(|t| &t.time_to_running)).map(|s| s.p95_ms),
+        note: no_note,
+    },
+    Target {
+        name: "`quilt run --rm` / `crun run` p50 (no slower)",
+        goal: 1.0,
+        unit: "x",
+        direction: Direction::AtMost,
+        value: |r| match run_true_p50(r) {
+            (Some(q), Some(c)) if c > 0.0 => Some((q / c * 100.0).round() / 100.0),
+            _ => None,
+        },
+        note: |r| match run_true_p50(r) {
+            (Some(q), Some(c)) => format!("{q:.2} ms vs {c:.2} ms"),
+            _ => "crun not measured".into(),
+        },
+    },
+    Target {
+        name: "sequential starts",
+        goal: 150.0,
+        unit: "/s",
+        direction: Direction::AtLeast,
+        value: |r| r.seqrate.as_ref().map(|s| s.starts_per_s),
+        note: no_note,
+    },
+    Target {
+        name: "host memory per idle container (MemAvailable)",
+        goal: 0.5,
+        unit: "MiB",
+        direction: Direction::AtMost,
+        value: |r| {
+            r.density
+                .as_ref()
+                .map(|d| d.per_container_mib_mem_available)
+        },
+        note: |r| {
+            let d = r.density.as_ref();
+            format!(
+                "RSS shim+workload {} MiB, PSS {} MiB",
+                json_text(&d.map(|d| d.per_container_mib_rss)),
+                json_text(&d.map(|d| d.per_container_mib_pss))
+            )
+        },
+    },
+    Target {
+        name: "quiltd RSS with 500 running",
+        goal: 40.0,
+        unit: "MiB",
+        direction: Direction::AtMost,
+        value: |r| r.density.as_ref().map(|d| d.quiltd_rss_mib),
+        note: |r| match r.density.as_ref().map_or(0, |d| d.running) {
+            500 => String::new(),
+            running => format!("measured with {running} running"),
+        },
+    },
+];
+
+fn no_note(_: &Report) -> String {
+    String::new()
+}
+
+/// The stats of an operation that has at least one sample.
+fn measured(op: Option<&OpStats>) -> Option<&Stats> {
+    op.map(|o| &o.stats).filter(|s| s.n > 0)
+}
+
+/// p50 of `quilt run --rm` and of `crun run`.
+fn run_true_p50(r: &Report) -> (Option<f64>, Option<f64>) {
+    let op = r.peers.as_ref().map(|p| &p.ops.timed.run_true);
+    let p50 = |engine: &str| measured(op.and_then(|o| o.engines.get(engine))).map(|s| s.p50_ms);
+    (p50("quilt"), p50("crun"))
+}
+
+/// A value as it reads in JSON: `0.5`, `150.0`, `null`.
+pub fn json_text(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl Target {
+    /// The target checked against `r`.
+    pub fn check(&self, r: &Report) -> TargetResult {
+        let value = (self.value)(r);
+        let (verdict, margin) = self.verdict(value);
+        TargetResult {
+            target: self.name.into(),
+            goal: self.goal,
+            unit: self.unit.into(),
+            at_least: self.direction == Direction::AtLeast,
+            value,
+            verdict,
+            margin,
+            note: (self.note)(r),
+        }
+    }
+
+    /// ("met" | "missed" | "n/a", how far from the goal).
+    fn verdict(&self, value: Option<f64>) -> (String, String) {
+        let Some(v) = value else {
+            return ("n/a".into(), "not measured".into());
+        };
+        let met = match self.direction {
+            Direction::AtMost => v <= self.goal,
+            Direction::AtLeast => v >= self.goal,
+        };
+        let diff = (v - self.goal).abs();
+        let pct = if self.goal != 0.0 {
+            diff / self.goal * 100.0
+        } else {
+            0.0
+        };
+        let how = if met {
+            format!("{diff:.2} {} to spare ({pct:.0}%)", self.unit)
+        } else {
+            format!("by {diff:.2} {} ({pct:.0}%)", self.unit)
+        };
+        (if met { "met".into() } else { "missed".into() }, how)
+    }
+}
+
+/// Every target checked against `r`.
+pub fn check_all(r: &Report) -> Vec<TargetResult> {
+    TARGETS.iter().map(|t| t.check(r)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(goal: f64, unit: &'static str, direction: Direction) -> Target {
+        Target {
+            name: "x",
+            goal,
+            unit,
+            direction,
+            value: |_| None,
+            note: no_note,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let t = target(5.0, "ms", Direction::AtMost);
+        assert_eq!(t.verdict(Some(7.5)).0, "missed");
+        assert_eq!(t.verdict(Some(7.5)).1, "by 2.50 ms (50%)");
+        let t = target(150.0, "/s", Direction::AtLeast);
+        assert_eq!(t.verdict(Some(200.0)).0, "met");
+        let t = target(1.0, "x", Direction::AtMost);
+        assert_eq!(t.verdict(None).0, "n/a");
+    }
+
+    #[test]
+    fn an_empty_report_measures_nothing() {
+        let ts = check_all(&Report::default());
+        assert_eq!(ts.len(), TARGETS.len());
+        assert!(ts.iter().all(|t| t.value.is_none() && t.verdict == "n/a"));
+        let note = |name: &str| &ts.iter().find(|t| t.target == name).unwrap().note;
+        assert_eq!(
+            note("`quilt run --rm` / `crun run` p50 (no slower)"),
+            "crun not measured"
+        );
+        assert_eq!(
+            note("host memory per idle container (MemAvailable)"),
+            "RSS shim+workload null MiB, PSS null MiB"
+        );
+        assert_eq!(
+            note("quiltd RSS with 500 running"),
+            "measured with 0 running"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! `quilt run` and `quilt create`: the container options they share.
+
+use clap::{Args, ValueEnum};
+
+use super::{strip_separator, values};
+
+/// Options shared by `run` and `create`.
+#[derive(Debug, Clone, Args)]
+pub struct ContainerSpec {
+    /// Name of the container (generated when omitted).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = values::parse_env)]
+    pub env: Vec<String>,
+
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Memory limit in MiB (0: no limit).
+    #[arg(long, value_name = "MB", allow_negative_numbers = true)]
+    pub memory: Option<i64>,
+
+    /// CPU limit in cores, e.g. 0.5 (0: no limit).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpus: Option<f64>,
+
+    /// Maximum number of processes (0: no limit).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pids: Option<i64>,
+
+    /// Hostname of the container (defaults to its name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+
+    /// Network mode.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub network: Option<NetworkArg>,
+
+    /// Remove the container once it has exited.
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Run an init as PID 1 that reaps zombies and forwards signals (the
+    /// command then runs as PID 2).
+    #[arg(long)]
+    pub init: bool,
+
+    /// Label KEY=VALUE (repeatable; KEY alone means an empty value).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = values::parse_label)]
+    pub labels: Vec<(String, String)>,
+
+    /// Mount a named volume or a host path: NAME:/PATH[:ro] or
+    /// /HOST/PATH:/PATH[:ro] (repeatable).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volumes: Vec<String>,
+
+    /// Mount a tmpfs: /PATH[:size=64m][,ro] (repeatable).
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+
+    /// IMAGE ("default", a rootfs tarball or directory) followed by the
+    /// command and its arguments, passed exactly.
+    #[arg(
+        value_names = ["IMAGE", "CMD"],
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub argv: Vec<String>,
+}
+
+impl ContainerSpec {
+    /// The IMAGE word, as typed.
+    pub fn image(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+
+    /// The workload argv after IMAGE, without a leading `--` separator.
+    pub fn command(&self) -> &[String] {
+        strip_separator(self.argv.get(1..).unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    /// Private network namespace with loopback only.
+    None,
+    /// Share the host's network namespace.
+    Host,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
+    #[command(flatten)]
+    pub spec: ContainerSpec,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Only store the container; start it later with `quilt start`.
+    #[arg(long)]
+    pub no_start: bool,
+
+    #[command(flatten)]
+    pub spec: ContainerSpec,
+}
+
+/// `run ARGS...` parsed: (--detach, the spec).
+#[cfg(test)]
+pub(crate) fn run_spec(args: &[&str]) -> (bool, ContainerSpec) {
+    match super::parse(args).expect("parse").command {
+        super::Command::Run(r) => (r.detach, r.spec),
+        other => panic!("not run: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+
+    use super::super::{Command, parse};
+    use super::*;
+
+    #[test]
+    fn trailing_argv_is_preserved() {
+        let (_, spec) = run_spec(&["run", "default", "sh", "-c", "exit 7"]);
+        assert_eq!(spec.image(), "default");
+        assert_eq!(spec.command(), ["sh", "-c", "exit 7"]);
+
+        let (_, spec) = run_spec(&["run", "default", "ls", "-la"]);
+        assert_eq!(spec.command(), ["ls", "-la"]);
+    }
+
+    #[test]
+    fn flags_after_image_belong_to_the_command() {
+        let (detach, spec) = run_spec(&["run", "default", "echo", "--name", "x", "-d", "--rm"]);
+        assert!(!detach);
+        assert!(!spec.rm);
+        assert_eq!(spec.name, None);
+        assert_eq!(spec.command(), ["echo", "--name", "x", "-d", "--rm"]);
+
+        let (_, spec) = run_spec(&["run", "default", "--help"]);
+        assert_eq!(spec.command(), ["--help"]);
+
+        let (_, spec) = run_spec(&["run", "default", "-la"]);
+        assert_eq!(spec.command(), ["-la"]);
+    }
+
+    #[test]
+    fn double_dash_is_optional() {
+        let (_, spec) = run_spec(&["run", "default", "--", "sh", "-c", "echo hi"]);
+        assert_eq!(spec.command(), ["sh", "-c", "echo hi"]);
+
+        // A `--` inside the command is kept.
+        let (_, spec) = run_spec(&["run", "default", "sh", "--", "x"]);
+        assert_eq!(spec.command(), ["sh", "--", "x"]);
+
+        let (_, spec) = run_spec(&["run", "default", "--", "--", "x"]);
+        assert_eq!(spec.command(), ["--", "x"]);
+    }
+
+    #[test]
+    fn flags_before_image_are_parsed() {
+        let (detach, spec) = run_spec(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "-w",
+            "/tmp",
+            "--memory",
+            "64",
+            "--cpus",
+            "0.5",
+            "--pids",
+            "10",
+            "--hostname",
+            "h",
+            "--network",
+            "host",
+            "--rm",
+            "-l",
+            "k=v",
+            "--label",
+            "solo",
+            "./rootfs",
+            "true",
+        ]);
+        assert!(detach);
+        assert_eq!(spec.name.as_deref(), Some("web"));
+        assert_eq!(spec.env, ["A=1", "B=x=y"]);
+        assert_eq!(spec.workdir.as_deref(), Some("/tmp"));
+        assert_eq!(spec.memory, Some(64));
+        assert_eq!(spec.cpus, Some(0.5));
+        assert_eq!(spec.pids, Some(10));
+        assert_eq!(spec.hostname.as_deref(), Some("h"));
+        assert_eq!(spec.network, Some(NetworkArg::Host));
+        assert!(spec.rm);
+        assert_eq!(
+            spec.labels,
+            [
+                ("k".to_owned(), "v".to_owned()),
+                ("solo".to_owned(), String::new())
+            ]
+        );
+        assert_eq!(spec.image(), "./rootfs");
+        assert_eq!(spec.command(), ["true"]);
+    }
+
+    #[test]
+    fn negative_limits_are_accepted() {
+        let (_, spec) = run_spec(&[
+            "run", "--memory", "-5", "--cpus", "-0.5", "--pids", "-1", "default", "true",
+        ]);
+        assert_eq!(spec.memory, Some(-5));
+        assert_eq!(spec.cpus, Some(-0.5));
+        assert_eq!(spec.pids, Some(-1));
+
+        let (_, spec) = run_spec(&["run", "--memory=-7", "default", "true"]);
+        assert_eq!(spec.memory, Some(-7));
+    }
+
+    #[test]
+    fn create_and_no_start() {
+        let cli = parse(&[
+            "create",
+            "--no-start",
+            "--name",
+            "a",
+            "default",
+            "sleep",
+            "1",
+        ])
+        .unwrap();
+        let Command::Create(c) = cli.command else {
+            panic!("not create")
+        };
+        assert!(c.no_start);
+        assert_eq!(c.spec.name.as_deref(), Some("a"));
+        assert_eq!(c.spec.command(), ["sleep", "1"]);
+        // `create` has no -d.
+        let err = parse(&["create", "-d", "default", "true"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
+        assert!(err.to_string().contains("'-d'"), "{err}");
+        let err = parse(&["exec", "-x", "c1", "true"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
+    }
+}

@@ -1,0 +1,226 @@
+//! Command-line grammar of `quilt` (clap derive definitions), one file per
+//! group of subcommands as in `commands/`, plus the checks clap cannot
+//! express. What a parse error prints and exits with is `error.rs`'s.
+//!
+//! Commands that take a workload argv (`run`, `create`, `exec`) use a
+//! trailing var arg: every word after IMAGE (or ID) belongs to the command,
+//! even when it looks like a flag, and `--` is optional.
+
+pub mod container;
+pub mod cp;
+pub mod events;
+pub mod exec;
+pub mod image;
+pub mod lifecycle;
+pub mod logs;
+pub mod ps;
+mod values;
+pub mod volume;
+
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use container::{CreateArgs, RunArgs};
+use cp::CpArgs;
+use events::EventsArgs;
+use exec::{ExecArgs, ExecIdArg, ExecKillArgs, ExecLogsArgs};
+use image::ImageCommand;
+use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
+use logs::LogsArgs;
+use ps::PsArgs;
+use volume::VolumeCommand;
+
+/// Default path of quiltd's gRPC socket.
+pub const DEFAULT_SOCKET: &str = "/run/quilt/quilt.sock";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quilt",
+    version,
+    about = "Command-line client for the Quilt container engine",
+    arg_required_else_help = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Path of quiltd's Unix socket.
+    #[arg(long, global = true, env = "QUILT_SOCKET", default_value = DEFAULT_SOCKET, value_name = "PATH")]
+    pub socket: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and start a container, attached to its output unless -d.
+    #[command(override_usage = "quilt run [OPTIONS] IMAGE [--] CMD [ARG]...")]
+    Run(RunArgs),
+    /// Create a container (started in the background unless --no-start); prints its id.
+    #[command(override_usage = "quilt create [OPTIONS] IMAGE [--] CMD [ARG]...")]
+    Create(CreateArgs),
+    /// Start a created, exited or failed container.
+    Start(IdsArgs),
+    /// Stop containers (SIGTERM, then SIGKILL after the timeout).
+    Stop(StopArgs),
+    /// Send a signal to containers.
+    Kill(KillArgs),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(IdsArgs),
+    /// Print the output of a container.
+    Logs(LogsArgs),
+    /// Run a command in a running container.
+    #[command(override_usage = "quilt exec [OPTIONS] ID [--] CMD [ARG]...")]
+    Exec(ExecArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Print a container as single-line JSON.
+    Status(IdArg),
+    /// Print a container as pretty JSON.
+    Inspect(IdArg),
+    /// Stream container state changes.
+    Events(EventsArgs),
+    /// List the execs of a container.
+    #[command(name = "exec-ls")]
+    ExecLs(IdArg),
+    /// Wait for an exec to exit and print its exit code.
+    #[command(name = "exec-wait")]
+    ExecWait(ExecIdArg),
+    /// Send a signal to an exec'd command.
+    #[command(name = "exec-kill")]
+    ExecKill(ExecKillArgs),
+    /// Print the output of an exec.
+    #[command(name = "exec-logs")]
+    ExecLogs(ExecLogsArgs),
+    /// Copy files between a container (running or stopped) and the host:
+    /// `quilt cp SRC ID:DIR` or `quilt cp ID:PATH DIR`.
+    Cp(CpArgs),
+    /// Manage named volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Manage images: import, build from host programs, list, inspect, remove.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+// One container, for the commands that take exactly one.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Container id, unique id prefix or name.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+// The output format of `ps` and `events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Drops one leading `--` (the optional separator before a command).
+pub fn strip_separator(words: &[String]) -> &[String] {
+    match words.split_first() {
+        Some((first, rest)) if first == "--" => rest,
+        _ => words,
+    }
+}
+
+impl Cli {
+    /// Parses `args` (including the program name) and applies the checks
+    /// clap cannot express: no flag-like IMAGE or ID in front of a command,
+    /// and a non-empty command after an optional `--`.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args)?;
+        let (sub, first, command) = match &cli.command {
+            Command::Run(r) => ("run", r.spec.image(), r.spec.command()),
+            Command::Create(c) => ("create", c.spec.image(), c.spec.command()),
+            Command::Exec(e) => ("exec", e.id(), e.command()),
+            _ => return Ok(cli),
+        };
+        if first.starts_with('-') && first != "-" {
+            return Err(usage_error(
+                sub,
+                ErrorKind::UnknownArgument,
+                format!("unexpected argument '{first}' found"),
+            ));
+        }
+        if command.is_empty() {
+            return Err(usage_error(
+                sub,
+                ErrorKind::MissingRequiredArgument,
+                format!(
+                    "a command is required after {}",
+                    if sub == "exec" { "ID" } else { "IMAGE" }
+                ),
+            ));
+        }
+        Ok(cli)
+    }
+}
+
+/// A clap error carrying the usage of subcommand `sub`.
+fn usage_error(sub: &str, kind: ErrorKind, message: String) -> clap::Error {
+    let mut cmd = Cli::command();
+    cmd.build();
+    match cmd.find_subcommand_mut(sub) {
+        Some(sub_cmd) => sub_cmd.error(kind, message),
+        None => cmd.error(kind, message),
+    }
+}
+
+/// Parses `quilt ARGS...` the way `main` does (for unit tests).
+#[cfg(test)]
+pub(crate) fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::parse_args(std::iter::once("quilt").chain(args.iter().copied()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn command_is_required() {
+        assert!(parse(&["run", "default"]).is_err());
+        assert!(parse(&["create", "default"]).is_err());
+        let err = parse(&["exec", "c1"]).unwrap_err();
+        assert!(
+            err.to_string().contains("a command is required after ID"),
+            "{err}"
+        );
+        let err = parse(&["run", "default"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a command is required after IMAGE"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&["run"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        let err = parse(&["run", "default", "--"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let err = parse(&["exec", "c1", "--"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn socket_option_and_default() {
+        let cli = parse(&["--socket", "/tmp/q.sock", "ps"]).unwrap();
+        assert_eq!(cli.socket, PathBuf::from("/tmp/q.sock"));
+        let cli = parse(&["ps", "--socket", "/tmp/q2.sock"]).unwrap();
+        assert_eq!(cli.socket, PathBuf::from("/tmp/q2.sock"));
+    }
+}

@@ -1,0 +1,36 @@
+//! Value parsers shared by several subcommands.
+
+/// Accepts `KEY=VALUE` with a non-empty key.
+pub fn parse_env(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(s.to_owned()),
+        Some(_) => Err("the variable name must not be empty".to_owned()),
+        None => Err("expected KEY=VALUE".to_owned()),
+    }
+}
+
+/// Accepts `KEY=VALUE` or `KEY` (empty value).
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s.split_once('=').unwrap_or((s, ""));
+    if key.is_empty() {
+        return Err("the label key must not be empty".to_owned());
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::container::run_spec;
+    use super::super::parse;
+
+    #[test]
+    fn env_without_equals_is_a_usage_error() {
+        let err = parse(&["run", "-e", "FOO", "default", "true"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let err = parse(&["exec", "-e", "=x", "c1", "true"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        // An empty value is fine.
+        let (_, spec) = run_spec(&["run", "-e", "FOO=", "default", "true"]);
+        assert_eq!(spec.env, ["FOO="]);
+    }
+}

@@ -1,0 +1,110 @@
+//! What one daemon has left on the host: the single definition of a leak,
+//! used by the end-to-end tests after every test and by the benchmark after
+//! its removal phases.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::cgroup::{cgroups_below, pids_in_cgroups};
+use super::mounts::mounts_under;
+use super::proc::{ProcInfo, shims_of, zombies_of};
+
+/// Where one quiltd lives on the host.
+#[derive(Debug, Clone, Copy)]
+pub struct Footprint<'a> {
+    /// The directory that holds everything of the daemon (its data dir, or
+    /// a directory around it): mounts below it, and shims that refer to it,
+    /// are the daemon's.
+    pub root: &'a Path,
+    /// quiltd's `--data-dir`.
+    pub data_dir: &'a Path,
+    /// quiltd's `--cgroup-parent`.
+    pub cgroup_parent: &'a str,
+    /// The running quiltd, if any.
+    pub quiltd: Option<i32>,
+}
+
+/// What is left of a daemon's containers on the host. All empty = clean.
+/// (Rows in the daemon's database are the caller's to count: they are read
+/// through the API.)
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Entries of `<data dir>/containers`.
+    pub container_dirs: Vec<PathBuf>,
+    /// Cgroups strictly below the parent, in every hierarchy, deepest first.
+    pub cgroups: Vec<PathBuf>,
+    /// Processes in the parent cgroup or below it.
+    pub cgroup_pids: Vec<i32>,
+    /// Live `quilt-shim` processes of the daemon.
+    pub shims: Vec<i32>,
+    /// Zombie children of quiltd or of its shims: exits nobody reaped.
+    pub zombies: Vec<ProcInfo>,
+    /// Mount points at or below the root, deepest first.
+    pub mounts: Vec<PathBuf>,
+}
+
+impl Leftovers {
+    /// Looks at the host once.
+    pub fn scan(f: &Footprint<'_>) -> Leftovers {
+        let shims = shims_of(f.root, f.quiltd);
+        let mut parents = shims.clone();
+        parents.extend(f.quiltd);
+        Leftovers {
+            container_dirs: entries(&f.data_dir.join("containers")),
+            cgroups: cgroups_below(f.cgroup_parent),
+            cgroup_pids: pids_in_cgroups(f.cgroup_parent).into_iter().collect(),
+            zombies: zombies_of(&parents),
+            shims,
+            mounts: mounts_under(f.root),
+        }
+    }
+
+    /// How many things are left.
+    pub fn total(&self) -> usize {
+        self.container_dirs.len()
+            + self.cgroups.len()
+            + self.cgroup_pids.len()
+            + self.shims.len()
+            + self.zombies.len()
+            + self.mounts.len()
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.total() == 0
+    }
+}
+
+/// The entries of a directory (none if it does not exist).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unused_footprint_is_clean() {
+        let dir = std::env::temp_dir().join(format!("quilt-testkit-{}", std::process::id()));
+        fs::create_dir_all(dir.join("containers")).unwrap();
+        let f = Footprint {
+            root: &dir,
+            data_dir: &dir,
+            cgroup_parent: "quilt-testkit-no-such-parent",
+            quiltd: None,
+        };
+        let clean = Leftovers::scan(&f);
+        assert!(clean.is_clean(), "{clean:?}");
+
+        fs::create_dir(dir.join("containers/abc")).unwrap();
+        let left = Leftovers::scan(&f);
+        assert_eq!(left.container_dirs, [dir.join("containers/abc")]);
+        assert_eq!(left.total(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

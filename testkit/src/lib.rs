@@ -1,0 +1,16 @@
+//! Shared test and benchmark toolkit for Quilt.
+//!
+//! - [`host`]: looking at the host from the outside (/proc, /sys/fs/cgroup,
+//!   mountinfo) to see what a daemon really left behind, with one
+//!   definition of a leak ([`host::Leftovers`]) for the end-to-end tests and
+//!   the benchmark alike.
+//! - [`retry()`]: polling with a deadline.
+//! - [`tar`]: archive fixtures for tests.
+//!
+//! It never depends on the engine's crates: it checks them from outside.
+
+pub mod host;
+mod retry;
+pub mod tar;
+
+pub use retry::retry;
