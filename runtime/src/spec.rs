@@ -77,6 +77,70 @@ pub struct ContainerConfig {
     /// Volumes, bind mounts and tmpfs mounts, made before pivot_root.
     #[serde(default)]
     pub mounts: Vec<crate::mounts::MountConfig>,
+    /// What the workload may do: user, capabilities, limits, seccomp,
+    /// devices, user namespace.
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// The containment of a workload, resolved by the daemon for the shim.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityConfig {
+    /// "UID[:GID]" or "NAME[:GROUP]", names looked up by the shim in the
+    /// container's own /etc/passwd and /etc/group. None: root.
+    pub user: Option<String>,
+    /// Mount the root filesystem read-only.
+    pub read_only_rootfs: bool,
+    /// The workload's capabilities (bounding, permitted, effective,
+    /// inheritable), by number. None: docker's default set.
+    pub capabilities: Option<Vec<u8>>,
+    /// setrlimit before execve (clamped to the host's hard limits).
+    pub rlimits: Vec<Rlimit>,
+    /// A compiled seccomp filter: the kernel's `struct sock_filter` array as
+    /// hex. None: no filter.
+    pub seccomp: Option<String>,
+    /// Device nodes made in the container's /dev, beyond the defaults.
+    pub devices: Vec<DeviceNode>,
+    /// User namespace: container ids 0..size map to host ids from
+    /// host_uid/host_gid. None: no user namespace.
+    pub idmap: Option<IdMap>,
+    /// Bytes the container may write to its layer; None: no limit.
+    pub disk_limit_bytes: Option<u64>,
+}
+
+/// One resource limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// "nofile", "nproc", ... (RLIMIT_ without prefix, lower-case).
+    pub resource: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// A device node of the container, and what the device cgroup allows on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    /// Absolute path inside the container.
+    pub path: String,
+    /// 'c' (character) or 'b' (block).
+    pub kind: char,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits of the node.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Some of "rwm".
+    pub access: String,
+}
+
+/// A user namespace mapping of one contiguous range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub host_uid: u32,
+    pub host_gid: u32,
+    pub size: u32,
 }
 
 /// Everything `quilt-shim exec` needs to run a command in a running container.
@@ -106,6 +170,10 @@ pub struct ExecConfig {
     /// refuses a config without it.
     #[serde(default)]
     pub shim_pid: Option<i32>,
+    /// The command's user, capabilities, limits and seccomp filter: the
+    /// container's (with `user` replaced when the exec names one).
+    #[serde(default)]
+    pub security: SecurityConfig,
 }
 
 /// What the shim leaves in `exit.json` when the workload has exited.

@@ -84,6 +84,7 @@ impl Env {
             log_max_bytes: None,
             log_max_files: None,
             mounts: Vec::new(),
+            security: Default::default(),
         }
     }
 
@@ -512,6 +513,7 @@ fn exec_into_running_container() {
         rows: 0,
         cols: 0,
         attach_stdin: false,
+        security: Default::default(),
     };
     let (code, out, err) = run_exec(&exec(&["sh", "-c", "exit 3"], "/"));
     assert_eq!(code, 3, "stderr: {err}");
@@ -611,6 +613,7 @@ fn cgroup_v2_paths() {
         rows: 0,
         cols: 0,
         attach_stdin: false,
+        security: Default::default(),
     };
     let (code, out, err) = run_exec(&exec);
     assert_eq!(code, 0, "{err}");
@@ -691,6 +694,7 @@ fn start_latency() {
         rows: 0,
         cols: 0,
         attach_stdin: false,
+        security: Default::default(),
     };
     let mut times = Vec::new();
     for _ in 0..50 {

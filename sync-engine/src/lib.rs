@@ -20,6 +20,7 @@ mod error;
 mod exec;
 mod logs;
 pub mod model;
+mod security;
 mod services;
 mod store;
 mod support;

@@ -47,6 +47,7 @@ pub fn limited(cmd: &[&str], memory_mb: i64, cpus: f64, pids_limit: i64) -> Crea
             memory_mb,
             cpus,
             pids_limit,
+            ..Default::default()
         }),
         ..req(cmd)
     }

@@ -61,6 +61,50 @@ pub struct ContainerSpec {
     #[arg(long = "tmpfs", value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
 
+    /// Run as this user: UID[:GID] or NAME[:GROUP] of the image.
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Mount the root filesystem read-only (/tmp, /var/tmp and /run get a
+    /// tmpfs unless mounted otherwise).
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Add a capability to the default set, e.g. NET_ADMIN, or ALL (repeatable).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability from the default set, or ALL (repeatable).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// A resource limit: NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]", value_parser = values::parse_ulimit)]
+    pub ulimits: Vec<(String, i64, i64)>,
+
+    /// Security options: seccomp=unconfined, seccomp=PROFILE.json,
+    /// no-new-privileges (always on) (repeatable).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+
+    /// Give the container a host device: HOST[:CONTAINER][:rwm] (repeatable).
+    #[arg(long = "device", value_name = "HOST[:CTR][:PERMS]")]
+    pub devices: Vec<String>,
+
+    /// NVIDIA GPUs: all, a count, or device=0,1.
+    #[arg(long, value_name = "GPUS")]
+    pub gpus: Option<String>,
+
+    /// User namespace: host, or private (container root is an unprivileged
+    /// host user); the daemon's default when omitted.
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
+
+    /// Storage options: size=SIZE caps what the container may write (its
+    /// layer and logs), e.g. size=1g (repeatable).
+    #[arg(long = "storage-opt", value_name = "OPT")]
+    pub storage_opt: Vec<String>,
+
     /// IMAGE ("default", a rootfs tarball or directory) followed by the
     /// command and its arguments, passed exactly.
     #[arg(

@@ -27,6 +27,10 @@ pub struct ExecArgs {
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
 
+    /// Run as this user: UID[:GID] or NAME[:GROUP] of the container.
+    #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
     /// The container (id, id prefix or name) followed by the command and its
     /// arguments, passed exactly.
     #[arg(

@@ -18,6 +18,28 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
+/// `NAME=SOFT[:HARD]` (HARD defaults to SOFT); -1 means unlimited.
+pub fn parse_ulimit(s: &str) -> Result<(String, i64, i64), String> {
+    let (name, limits) = s
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=SOFT[:HARD]".to_owned())?;
+    if name.is_empty() {
+        return Err("the limit name must not be empty".to_owned());
+    }
+    let num = |v: &str| {
+        v.parse::<i64>()
+            .map_err(|_| format!("{v:?} is not a number (use -1 for unlimited)"))
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => {
+            let v = num(limits)?;
+            (v, v)
+        }
+    };
+    Ok((name.to_owned(), soft, hard))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::container::run_spec;

@@ -36,6 +36,7 @@ pub async fn exec(client: &mut Client, args: ExecArgs) -> Result<u8, CliError> {
         terminal_size: if args.tty { exec_tty::size() } else { None },
         attach_stdin: args.interactive,
         detach: args.detach,
+        user: args.user.clone().unwrap_or_default(),
     }));
     if args.detach {
         return detached(client, start).await;

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use quilt_proto::v1::{CreateContainerRequest, NetworkMode, Resources};
+use quilt_proto::v1::{
+    CreateContainerRequest, DeviceMapping, NetworkMode, Resources, Security, Ulimit,
+};
 
 use crate::args::container::{ContainerSpec, NetworkArg};
 use crate::error::CliError;
@@ -41,12 +43,17 @@ pub fn create_request(
     spec: &ContainerSpec,
     no_start: bool,
 ) -> Result<CreateContainerRequest, CliError> {
-    let resources =
-        (spec.memory.is_some() || spec.cpus.is_some() || spec.pids.is_some()).then(|| Resources {
-            memory_mb: spec.memory.unwrap_or(0),
-            cpus: spec.cpus.unwrap_or(0.0),
-            pids_limit: spec.pids.unwrap_or(0),
-        });
+    let disk_bytes = storage_size(&spec.storage_opt)?;
+    let resources = (spec.memory.is_some()
+        || spec.cpus.is_some()
+        || spec.pids.is_some()
+        || disk_bytes.is_some())
+    .then(|| Resources {
+        memory_mb: spec.memory.unwrap_or(0),
+        cpus: spec.cpus.unwrap_or(0.0),
+        pids_limit: spec.pids.unwrap_or(0),
+        disk_bytes: disk_bytes.unwrap_or(0),
+    });
     let network = match spec.network {
         None => NetworkMode::Unspecified,
         Some(NetworkArg::None) => NetworkMode::None,
@@ -66,7 +73,111 @@ pub fn create_request(
         no_start,
         init: spec.init,
         mounts: super::mounts::parse(&spec.volumes, &spec.tmpfs)?,
+        security: Some(security(spec)?),
     })
+}
+
+/// The containment options: user, read-only rootfs, capabilities, ulimits,
+/// security options, devices, GPUs and user namespace.
+fn security(spec: &ContainerSpec) -> Result<Security, CliError> {
+    let mut seccomp_profile = String::new();
+    for opt in &spec.security_opt {
+        let (key, value) = opt
+            .split_once(['=', ':'])
+            .map_or((opt.as_str(), None), |(k, v)| (k, Some(v)));
+        match (key, value) {
+            ("seccomp", Some("unconfined")) => seccomp_profile = "unconfined".into(),
+            ("seccomp", Some(path)) if !path.is_empty() => {
+                seccomp_profile = std::fs::read_to_string(path).map_err(|e| {
+                    CliError::engine(format!("cannot read the seccomp profile {path}: {e}"))
+                })?;
+            }
+            // Always on in Quilt: accepted, and nothing else is possible.
+            ("no-new-privileges", None | Some("true")) => {}
+            ("no-new-privileges", Some(_)) => {
+                return Err(CliError::engine(
+                    "no-new-privileges cannot be turned off: quilt always sets it",
+                ));
+            }
+            _ => {
+                return Err(CliError::engine(format!(
+                    "unsupported --security-opt {opt:?}: use seccomp=unconfined, \
+                     seccomp=PROFILE.json or no-new-privileges"
+                )));
+            }
+        }
+    }
+    Ok(Security {
+        user: spec.user.clone().unwrap_or_default(),
+        read_only: spec.read_only,
+        cap_add: spec.cap_add.clone(),
+        cap_drop: spec.cap_drop.clone(),
+        ulimits: spec
+            .ulimits
+            .iter()
+            .map(|(name, soft, hard)| Ulimit {
+                name: name.clone(),
+                soft: *soft,
+                hard: *hard,
+            })
+            .collect(),
+        seccomp_profile,
+        devices: spec
+            .devices
+            .iter()
+            .map(|d| device(d))
+            .collect::<Result<_, _>>()?,
+        gpus: spec.gpus.clone().unwrap_or_default(),
+        userns: spec.userns.clone().unwrap_or_default(),
+    })
+}
+
+/// `HOST[:CONTAINER][:PERMS]`, as docker's --device.
+fn device(arg: &str) -> Result<DeviceMapping, CliError> {
+    let parts: Vec<&str> = arg.split(':').collect();
+    let perms = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    let (host, ctr, permissions) = match parts.as_slice() {
+        [h] => (*h, "", ""),
+        [h, p] if perms(p) => (*h, "", *p),
+        [h, c] => (*h, *c, ""),
+        [h, c, p] if perms(p) => (*h, *c, *p),
+        _ => {
+            return Err(CliError::engine(format!(
+                "invalid --device {arg:?}: expected HOST[:CONTAINER][:PERMISSIONS] (permissions: r, w, m)"
+            )));
+        }
+    };
+    if host.is_empty() {
+        return Err(CliError::engine(format!(
+            "invalid --device {arg:?}: the host path is empty"
+        )));
+    }
+    Ok(DeviceMapping {
+        host_path: host.to_owned(),
+        container_path: ctr.to_owned(),
+        permissions: permissions.to_owned(),
+    })
+}
+
+/// The disk budget of `--storage-opt size=SIZE`.
+fn storage_size(opts: &[String]) -> Result<Option<u64>, CliError> {
+    let mut size = None;
+    for o in opts {
+        match o.split_once('=') {
+            Some(("size", v)) => {
+                size =
+                    Some(quilt_proto::units::parse_size(v).map_err(|e| {
+                        CliError::engine(format!("invalid --storage-opt {o:?}: {e}"))
+                    })?);
+            }
+            _ => {
+                return Err(CliError::engine(format!(
+                    "unsupported --storage-opt {o:?}: only size=SIZE is supported"
+                )));
+            }
+        }
+    }
+    Ok(size)
 }
 
 #[cfg(test)]
@@ -128,7 +239,8 @@ mod tests {
             Some(Resources {
                 memory_mb: -3,
                 cpus: 0.0,
-                pids_limit: 0
+                pids_limit: 0,
+                disk_bytes: 0,
             })
         );
         assert_eq!(req.network, NetworkMode::None as i32);

@@ -212,11 +212,13 @@ mod tests {
                 memory_mb: 64,
                 cpus: 0.5,
                 pids_limit: 10,
+                disk_bytes: 0,
             }),
             network: NetworkMode::Host as i32,
             auto_remove: true,
             init: false,
             mounts: Vec::new(),
+            security: None,
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),

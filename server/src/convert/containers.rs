@@ -2,6 +2,7 @@
 //! logs and mounts.
 use super::{non_empty, ts};
 use quilt_proto::v1 as pb;
+use quilt_sync_engine::model::{DeviceMapping, Seccomp, Security, Ulimit, UsernsMode};
 use quilt_sync_engine::{
     Container, CreateSpec, Event, ExitInfo, ListFilter, LogLine, LogStream, MountSource, MountSpec,
     Network, State, WaitResult,
@@ -69,6 +70,7 @@ pub fn container(c: &Container) -> pb::Container {
             memory_mb: c.memory_mb,
             cpus: c.cpus,
             pids_limit: c.pids_limit,
+            disk_bytes: c.disk_bytes,
         }),
         network: network(c.network) as i32,
         auto_remove: c.auto_remove,
@@ -82,6 +84,7 @@ pub fn container(c: &Container) -> pb::Container {
         failure_reason: c.failure_reason.clone().unwrap_or_default(),
         init: c.init,
         mounts: c.mounts.iter().map(mount).collect(),
+        security: Some(security(&c.security)),
     }
 }
 
@@ -155,6 +158,102 @@ fn mounts_from(m: &[pb::Mount]) -> Result<Vec<MountSpec>, Status> {
         .collect()
 }
 
+/// The containment options of a request (checked further by the engine).
+fn security_from(s: pb::Security) -> Result<Security, Status> {
+    let userns = UsernsMode::parse(&s.userns).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "unknown user namespace mode {:?}: use \"host\" or \"private\"",
+            s.userns
+        ))
+    })?;
+    let seccomp = match s.seccomp_profile.as_str() {
+        "" => Seccomp::Default,
+        "unconfined" => Seccomp::Unconfined,
+        _ => Seccomp::Custom(s.seccomp_profile),
+    };
+    let ulimits = s
+        .ulimits
+        .into_iter()
+        .map(|u| {
+            let bound = |v: i64, which: &str| {
+                u64::try_from(v).map_err(|_| {
+                    Status::invalid_argument(format!(
+                        "ulimit {}: the {which} limit {v} is negative",
+                        u.name
+                    ))
+                })
+            };
+            Ok(Ulimit {
+                soft: bound(u.soft, "soft")?,
+                hard: bound(u.hard, "hard")?,
+                name: u.name,
+            })
+        })
+        .collect::<Result<_, Status>>()?;
+    Ok(Security {
+        user: non_empty(s.user),
+        read_only: s.read_only,
+        cap_add: s.cap_add,
+        cap_drop: s.cap_drop,
+        ulimits,
+        seccomp,
+        devices: s
+            .devices
+            .into_iter()
+            .map(|d| DeviceMapping {
+                container_path: if d.container_path.is_empty() {
+                    d.host_path.clone()
+                } else {
+                    d.container_path
+                },
+                host_path: d.host_path,
+                permissions: if d.permissions.is_empty() {
+                    "rwm".into()
+                } else {
+                    d.permissions
+                },
+            })
+            .collect(),
+        gpus: non_empty(s.gpus),
+        userns,
+    })
+}
+
+/// The containment options as stored.
+fn security(s: &Security) -> pb::Security {
+    pb::Security {
+        user: s.user.clone().unwrap_or_default(),
+        read_only: s.read_only,
+        cap_add: s.cap_add.clone(),
+        cap_drop: s.cap_drop.clone(),
+        ulimits: s
+            .ulimits
+            .iter()
+            .map(|u| pb::Ulimit {
+                name: u.name.clone(),
+                soft: i64::try_from(u.soft).unwrap_or(i64::MAX),
+                hard: i64::try_from(u.hard).unwrap_or(i64::MAX),
+            })
+            .collect(),
+        seccomp_profile: match &s.seccomp {
+            Seccomp::Default => String::new(),
+            Seccomp::Unconfined => "unconfined".into(),
+            Seccomp::Custom(p) => p.clone(),
+        },
+        devices: s
+            .devices
+            .iter()
+            .map(|d| pb::DeviceMapping {
+                host_path: d.host_path.clone(),
+                container_path: d.container_path.clone(),
+                permissions: d.permissions.clone(),
+            })
+            .collect(),
+        gpus: s.gpus.clone().unwrap_or_default(),
+        userns: s.userns.as_str().to_owned(),
+    }
+}
+
 fn network_from(mode: i32) -> Result<Network, Status> {
     match pb::NetworkMode::try_from(mode) {
         Ok(pb::NetworkMode::Host) => Ok(Network::Host),
@@ -200,6 +299,8 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
         labels: r.labels.into_iter().collect(),
         start: !r.no_start,
         init: r.init,
+        disk_bytes: res.disk_bytes,
+        security: security_from(r.security.unwrap_or_default())?,
     })
 }
 

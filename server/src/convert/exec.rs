@@ -24,6 +24,7 @@ pub fn exec_spec(start: pb::ExecStart) -> ExecSpec {
         cols: dim(size.cols),
         attach_stdin: start.attach_stdin && !start.detach,
         detach: start.detach,
+        user: non_empty(start.user),
     }
 }
 

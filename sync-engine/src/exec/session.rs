@@ -42,6 +42,8 @@ pub struct ExecSpec {
     pub cols: u16,
     pub attach_stdin: bool,
     pub detach: bool,
+    /// "UID[:GID]" or "NAME[:GROUP]"; None: the container's user.
+    pub user: Option<String>,
 }
 
 /// Input for a running exec.
@@ -78,12 +80,19 @@ pub struct ExecSession {
 /// Spawns `quilt-shim exec` for a checked request on running container `c`
 /// (PID 1 `pid`, supervised by `shim_pid`) and wires its streams.
 pub(crate) async fn start(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     c: &Container,
     spec: ExecSpec,
     pid: i32,
     shim_pid: i32,
 ) -> Result<ExecSession> {
+    let security = {
+        let (shared2, c2, user) = (shared.clone(), c.clone(), spec.user.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::security::exec_config(&shared2, &c2, user.as_deref())
+        })
+        .await??
+    };
     let cgroup = shared.cgroup_spec(c);
     let cfg = ExecConfig {
         pid,
@@ -96,6 +105,7 @@ pub(crate) async fn start(
         cols: spec.cols,
         attach_stdin: spec.attach_stdin,
         shim_pid: Some(shim_pid),
+        security,
     };
     let config =
         serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;

@@ -1,6 +1,7 @@
 //! The engine's view of a container, independent of the wire format.
 use super::event::Event;
 use super::mount::MountSpec;
+use super::security::Security;
 use super::state::State;
 use std::collections::BTreeMap;
 
@@ -47,6 +48,9 @@ pub struct CreateSpec {
     pub init: bool,
     /// Volumes, bind mounts and tmpfs mounts.
     pub mounts: Vec<MountSpec>,
+    /// Bytes the container may write (its layer and logs); 0: the default.
+    pub disk_bytes: u64,
+    pub security: Security,
 }
 
 /// How a container ended.
@@ -86,6 +90,9 @@ pub struct Container {
     pub started_at_ns: Option<i64>,
     pub finished_at_ns: Option<i64>,
     pub mounts: Vec<MountSpec>,
+    /// Bytes the container may write (its layer and logs); 0: no limit.
+    pub disk_bytes: u64,
+    pub security: Security,
 }
 
 /// Filters of ListContainers.
@@ -134,6 +141,8 @@ impl Container {
             started_at_ns: None,
             finished_at_ns: None,
             mounts,
+            disk_bytes: spec.disk_bytes,
+            security: spec.security,
             id,
         }
     }

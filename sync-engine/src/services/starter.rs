@@ -78,6 +78,22 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<()> {
         log_max_bytes: Some(shared.cfg().log_max_bytes),
         log_max_files: Some(shared.cfg().log_max_files),
         mounts: crate::api::volumes::runtime_mounts(shared.cfg(), &c.mounts),
+        security: Default::default(),
+    };
+    let config = {
+        let (shared2, c2) = (shared.clone(), c.clone());
+        match tokio::task::spawn_blocking(move || {
+            crate::security::runtime_config(&shared2, &c2)
+                .map(|security| ContainerConfig { security, ..config })
+        })
+        .await?
+        {
+            Ok(config) => config,
+            Err(e) => {
+                drop(op);
+                return monitor::record_failure(shared, &c, EXIT_SETUP, &e.to_string()).await;
+            }
+        }
     };
     let images = shared.images().clone();
     let shim = shared.cfg().shim_path.clone();

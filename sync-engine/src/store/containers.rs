@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
-    c.created_at, c.started_at, c.finished_at, c.mounts, \
+    c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
 
 impl Store {
@@ -37,8 +37,9 @@ impl Store {
             }
             let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
-             memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
+             security, disk_bytes) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -57,6 +58,8 @@ impl Store {
         .bind(c.state.as_str())
         .bind(c.created_at_ns)
         .bind(json(&c.mounts))
+        .bind(json(&c.security))
+        .bind(i64::try_from(c.disk_bytes).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -422,6 +425,11 @@ fn from_row(r: &SqliteRow) -> Result<Container> {
             let m: String = r.try_get("mounts")?;
             serde_json::from_str(&m).map_err(|_| bad("mounts"))?
         },
+        security: {
+            let m: String = r.try_get("security")?;
+            serde_json::from_str(&m).map_err(|_| bad("security"))?
+        },
+        disk_bytes: u64::try_from(r.try_get::<i64, _>("disk_bytes")?).unwrap_or(0),
     })
 }
 
@@ -457,6 +465,8 @@ mod tests {
             started_at_ns: None,
             finished_at_ns: None,
             mounts: Vec::new(),
+            disk_bytes: 0,
+            security: Default::default(),
         }
     }
 

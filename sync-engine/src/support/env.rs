@@ -57,6 +57,8 @@ mod tests {
             start: false,
             init: false,
             mounts: Vec::new(),
+            disk_bytes: 0,
+            security: Default::default(),
         };
         Container::new("0".repeat(64), spec, "default".into(), Vec::new(), 0)
     }

@@ -117,7 +117,8 @@ pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
         env_entry(e)?;
     }
     limits(spec.memory_mb, spec.cpus, spec.pids_limit, host_cpus)?;
-    labels(spec)
+    labels(spec)?;
+    crate::security::validate(&spec.security)
 }
 
 #[cfg(test)]

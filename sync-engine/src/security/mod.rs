@@ -1,0 +1,47 @@
+//! A container's containment, from what was asked (`model::Security`) to
+//! what the runtime enforces (`quilt_runtime::spec::SecurityConfig`): the
+//! checks made at create, and the resolution made at each start.
+//!
+//! - `seccomp.rs`: the seccomp profile (default, unconfined, docker JSON);
+//! - `devices.rs`: devices and GPUs;
+//! - `users.rs`: user, user namespace, read-only rootfs, capabilities, ulimits.
+mod devices;
+mod seccomp;
+mod users;
+
+use crate::engine::Shared;
+use crate::error::Result;
+use crate::model::{Container, Security};
+use quilt_runtime::spec::SecurityConfig;
+
+/// Checks made at create, before anything is written (INVALID_ARGUMENT).
+pub(crate) fn validate(s: &Security) -> Result<()> {
+    seccomp::validate(s)?;
+    devices::validate(s)?;
+    users::validate(s)
+}
+
+/// What the runtime enforces for this start of `c`. Blocking (it may read
+/// host files): call on the blocking pool.
+pub(crate) fn runtime_config(shared: &Shared, c: &Container) -> Result<SecurityConfig> {
+    let mut cfg = SecurityConfig::default();
+    users::configure(shared, c, &mut cfg)?;
+    devices::configure(shared, c, &mut cfg)?;
+    seccomp::configure(shared, c, &mut cfg)?;
+    Ok(cfg)
+}
+
+/// The same for a command exec'd into `c`: the container's containment, with
+/// its user replaced when the exec names one. Blocking.
+pub(crate) fn exec_config(
+    shared: &Shared,
+    c: &Container,
+    user: Option<&str>,
+) -> Result<SecurityConfig> {
+    let mut cfg = runtime_config(shared, c)?;
+    if let Some(u) = user {
+        users::check_user(u)?;
+        cfg.user = Some(u.to_owned());
+    }
+    Ok(cfg)
+}
