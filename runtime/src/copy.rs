@@ -69,5 +69,8 @@ pub fn spawn(
         })
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // A group of its own: a signal to quiltd's group never reaches it,
+        // and nothing it does reaches quiltd's.
+        .process_group(0)
         .spawn()
 }

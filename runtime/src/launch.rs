@@ -2,6 +2,7 @@
 //! waits for its StartReport. Blocking; call off the reactor.
 use crate::spec::{ContainerConfig, StartReport};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -28,6 +29,9 @@ pub fn start(shim: &Path, config: &ContainerConfig) -> Result<StartReport, Launc
         // shim (e.g. a panic) show up in the daemon's own stderr.
         .stderr(Stdio::inherit())
         .env_clear()
+        // Not in quiltd's process group: nothing sent to that group reaches
+        // a supervisor (it makes a session of its own right away).
+        .process_group(0)
         .spawn()
         .map_err(|e| LaunchError::Spawn(shim.display().to_string(), e))?;
 

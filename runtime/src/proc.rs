@@ -83,6 +83,19 @@ pub fn state(pid: i32) -> Option<String> {
 }
 
 /// Number of threads of the calling process (field 20 of /proc/self/stat).
+/// Raises this process's soft limit of open files to its hard limit (a
+/// daemon holds descriptors per container, exec and connection: the
+/// default soft limit of 1024 runs out long before memory does). Returns
+/// the limit now in force.
+pub fn raise_nofile_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}
+
 pub(crate) fn own_thread_count() -> Option<u64> {
     stat_fields_of("self")?.get(20 - 3)?.parse().ok()
 }

@@ -53,6 +53,19 @@ pub fn cloexec_from(from: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Closes every descriptor >= `from` (close_range(2)). Only for a process
+/// that owns no `OwnedFd` at or above `from` it will use again (the
+/// container's init, which keeps nothing but its stdio).
+pub fn close_from(from: u32) -> io::Result<()> {
+    // SAFETY: close_range closes descriptors; the caller guarantees that no
+    // live owner of one of them will use or close it again.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Set once the process was seen single-threaded. The shim never starts
 /// threads, so this stays true; it lets the check pass later when /proc no
 /// longer shows this process (after setns into another pid namespace's mount

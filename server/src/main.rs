@@ -72,6 +72,16 @@ struct Args {
     /// 1 = no rotated file is kept: a full log is started afresh).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     log_max_files: Option<u32>,
+    /// Process limit of containers that ask for none (their request says 0;
+    /// -1 asks for no limit). 0: no default.
+    #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_PIDS_LIMIT)]
+    default_pids: i64,
+    /// Memory limit of containers that ask for none (e.g. 512m, 2g).
+    #[arg(long, value_name = "SIZE", value_parser = quilt_proto::units::parse_size)]
+    default_memory: Option<u64>,
+    /// Disk budget (writes to its layer) of containers that ask for none.
+    #[arg(long, value_name = "SIZE", value_parser = quilt_proto::units::parse_size)]
+    default_disk: Option<u64>,
     /// End a file copy (cp) whose client sends or reads nothing for this
     /// many seconds (default 60).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -123,6 +133,10 @@ fn validate_cgroup_parent(p: &str) -> Result<()> {
 
 async fn run(args: Args) -> Result<()> {
     validate_cgroup_parent(&args.cgroup_parent)?;
+    match quilt_runtime::proc::raise_nofile_limit() {
+        Ok(n) => tracing::debug!(open_files = n, "raised the open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let shim = shim_path(&args)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("create data dir {}", args.data_dir.display()))?;
@@ -160,6 +174,15 @@ async fn run(args: Args) -> Result<()> {
     if let Some(n) = args.log_max_files {
         cfg.log_max_files = n;
     }
+    if args.default_pids < 0 {
+        bail!("--default-pids must be 0 (none) or positive");
+    }
+    cfg.default_pids_limit = args.default_pids;
+    if let Some(m) = args.default_memory {
+        cfg.default_memory_mb =
+            i64::try_from(m.div_ceil(1024 * 1024)).context("--default-memory")?;
+    }
+    cfg.default_disk_bytes = args.default_disk.unwrap_or(0);
     if let Some(s) = args.copy_idle_timeout {
         cfg.copy_idle_timeout = std::time::Duration::from_secs(s);
     }

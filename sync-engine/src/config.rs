@@ -25,7 +25,15 @@ pub struct EngineConfig {
     /// this long is ended, so a stalled client never holds a stopped
     /// container's lock (or a helper) for ever.
     pub copy_idle_timeout: std::time::Duration,
+    /// Limits a container gets when its request leaves them at 0 (a request
+    /// says -1 for "none"): processes, memory (MiB), disk bytes. 0: none.
+    pub default_pids_limit: i64,
+    pub default_memory_mb: i64,
+    pub default_disk_bytes: u64,
 }
+
+/// Default process limit of a container: a fork bomb stops here.
+pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
 
 /// Default idle deadline of a file copy: 60 s.
 pub const DEFAULT_COPY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -48,6 +56,9 @@ impl EngineConfig {
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
             log_max_files: DEFAULT_LOG_MAX_FILES,
             copy_idle_timeout: DEFAULT_COPY_IDLE_TIMEOUT,
+            default_pids_limit: DEFAULT_PIDS_LIMIT,
+            default_memory_mb: 0,
+            default_disk_bytes: 0,
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod raw;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub use cli::CliOutput;
 pub use daemon::{Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, within};
 pub use quilt_proto::v1 as api;
 pub use quilt_testkit::{host, retry};
+pub use raw::raw_unary;
 
 use api::{ContainerState, CreateContainerRequest, Event, Resources};
 

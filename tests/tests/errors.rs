@@ -57,7 +57,8 @@ fn missing_image_is_refused() {
 #[test]
 fn negative_limits_are_invalid() {
     let d = Daemon::start();
-    for (m, c, p) in [(-1, 0.0, 0), (0, -0.5, 0), (0, 0.0, -1)] {
+    // -1 asks for "no limit" (docker's --pids-limit -1); anything lower is invalid.
+    for (m, c, p) in [(-2, 0.0, 0), (0, -0.5, 0), (0, 0.0, -2)] {
         let err = d
             .create(limited(&["true"], m, c, p))
             .expect_err("negative limit");
@@ -73,11 +74,11 @@ fn negative_limits_are_invalid() {
         })
         .expect_err("NaN cpus");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    d.cli(["run", "--rm", "--memory=-1", "default", "true"])
+    d.cli(["run", "--rm", "--memory=-2", "default", "true"])
         .expect_engine_error();
     d.cli(["run", "--rm", "--cpus=-0.5", "default", "true"])
         .expect_engine_error();
-    d.cli(["run", "--rm", "--pids=-1", "default", "true"])
+    d.cli(["run", "--rm", "--pids=-2", "default", "true"])
         .expect_engine_error();
     d.assert_no_leftovers();
 }

@@ -51,6 +51,13 @@ fn setup_and_exec(
     // If the shim dies, so does the container: nobody else would collect its
     // output or exit status.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // A session of its own: `kill -9 0` from the workload reaches only the
+    // container's processes, never its supervisor.
+    nix::unistd::setsid().map_err(setup("setsid"))?;
+    // Until execve this process is the host's quilt-shim binary: not
+    // dumpable, so nothing in the container can open /proc/PID/exe or
+    // /proc/PID/mem of it (with --init, PID 1 stays so for its life).
+    nix::sys::prctl::set_dumpable(false).map_err(setup("PR_SET_DUMPABLE"))?;
     umask(Mode::empty());
 
     // Our mounts must not propagate back to the host.

@@ -147,7 +147,7 @@ fn open_pty(cfg: &ExecConfig) -> SetupResult<(OwnedFd, String)> {
 fn wire_stdio(io: ChildIo) -> SetupResult<()> {
     match io {
         ChildIo::Tty { slave } => {
-            nix::unistd::setsid().map_err(setup("setsid"))?;
+            // The session made in `child` has no terminal yet: this one.
             let fd = nix::fcntl::open(
                 slave.as_str(),
                 OFlag::O_RDWR | OFlag::O_CLOEXEC,
@@ -182,8 +182,19 @@ fn wire_stdio(io: ChildIo) -> SetupResult<()> {
 
 /// In the forked child (inside the container's namespaces): only returns on failure.
 fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
+    // Until execve this is the host's quilt-shim binary inside the
+    // container's pid namespace: not dumpable, so no process of the
+    // container can open its /proc/PID/exe (the CVE-2019-5736 pattern).
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        return setup("PR_SET_DUMPABLE")(e);
+    }
     // Killing the exec helper kills the command as well.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // A session (and process group) of its own, on pipes as on a tty:
+    // `kill -9 0` from the command reaches only its own processes.
+    if let Err(e) = nix::unistd::setsid() {
+        return setup("setsid")(e);
+    }
     if let Err(e) = wire_stdio(io) {
         return e;
     }

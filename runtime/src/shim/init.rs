@@ -55,6 +55,11 @@ pub fn run_under_init(
             // so closing the number here closes it exactly once.
             let _ = nix::unistd::close(errp_w.as_raw_fd());
             quiet_stdio();
+            // Nothing else either: not the log pipes, not a descriptor the
+            // shim or quiltd held. A workload must never reach them through
+            // /proc/1/fd. (PID 1 leaves through _exit; nothing it owns is
+            // used or dropped after this.)
+            let _ = sys::close_from(3);
             sys::exit_now(supervise(child, &set))
         }
     }

@@ -17,11 +17,12 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 impl Engine {
     /// Validates, stores the row in one transaction and, unless asked not
     /// to, queues the start. Returns as soon as the row is committed.
-    pub async fn create(&self, spec: CreateSpec) -> Result<Container> {
+    pub async fn create(&self, mut spec: CreateSpec) -> Result<Container> {
         let shared = &self.shared;
         if shared.is_closing() {
             return Err(EngineError::Unavailable("quiltd is shutting down".into()));
         }
+        apply_defaults(&mut spec, shared.cfg());
         validate::create_spec(&spec, shared.host_cpus())?;
         let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
         // A stored image's name is recorded as its id.
@@ -221,6 +222,21 @@ impl Shared {
                 .await?,
             Waited::Met(_)
         ))
+    }
+}
+
+/// The daemon's default limits for those a request leaves at 0; -1 asks for
+/// none (stored as 0, "unlimited").
+fn apply_defaults(spec: &mut CreateSpec, cfg: &crate::config::EngineConfig) {
+    let pick = |asked: i64, default: i64| match asked {
+        0 => default,
+        -1 => 0,
+        v => v,
+    };
+    spec.pids_limit = pick(spec.pids_limit, cfg.default_pids_limit);
+    spec.memory_mb = pick(spec.memory_mb, cfg.default_memory_mb);
+    if spec.disk_bytes == 0 {
+        spec.disk_bytes = cfg.default_disk_bytes;
     }
 }
 

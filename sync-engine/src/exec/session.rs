@@ -145,6 +145,9 @@ pub(crate) async fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // A process group of its own: `kill 0` from the command (which
+        // makes a session of its own too) can never reach quiltd.
+        .process_group(0)
         .spawn();
     let mut stdin = match child.as_mut().map(|c| c.stdin.take()) {
         Ok(Some(s)) => s,

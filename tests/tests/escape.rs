@@ -1,0 +1,324 @@
+//! Containment that the process model gives: a container (or an exec'd
+//! command) cannot signal quiltd or its own supervisor, cannot reach the
+//! host's descriptors or the supervisor's binary through /proc, gets the
+//! daemon's default limits, and hostile requests are refused without harm.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use quilt_tests::api::{
+    CreateContainerRequest, ListContainersRequest, Resources, StopContainerRequest,
+};
+use quilt_tests::{Daemon, RPC_TIMEOUT, health_check, req, within};
+use tonic::Code;
+
+fn quiltd_alive(d: &Daemon) -> bool {
+    let pid = d.pid().expect("quiltd runs");
+    let alive =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+    alive && d.block_on(health_check(&d.socket)).unwrap_or(false)
+}
+
+#[test]
+fn kill_of_its_own_group_from_an_exec_reaches_only_the_command() {
+    let d = Daemon::start();
+    let id = d.run_detached(&["default", "sleep", "1000"]);
+    // Pipe mode (no tty): the command must be in a session of its own.
+    let out = d.cli(["exec", &id, "--", "sh", "-c", "kill -9 0; echo survived"]);
+    assert_eq!(out.code, Some(137), "{out:?}");
+    assert!(!out.stdout.contains("survived"), "{out:?}");
+    assert!(quiltd_alive(&d), "quiltd died: {}", d.log_tail(20));
+    // The container and its supervisor are untouched; exec still works.
+    assert_eq!(d.status_json(&id)["state"], "running");
+    d.cli(["exec", &id, "--", "true"]).expect_code(0);
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn kill_of_its_own_group_from_the_workload_spares_its_supervisor() {
+    let d = Daemon::start();
+    // PID 1 of a pid namespace ignores SIGKILL from inside it: the shell
+    // lives on, and so must its supervisor (which is not in its group).
+    let out = d.cli([
+        "run",
+        "--name",
+        "k",
+        "default",
+        "sh",
+        "-c",
+        "kill -9 0; echo still-here",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("still-here"), "{out:?}");
+    let st = d.status_json("k");
+    assert_eq!(st["state"], "exited", "{st}");
+    assert!(
+        st["failure_reason"].as_str().unwrap_or("").is_empty(),
+        "{st}"
+    );
+    // Under --init the workload is PID 2: the kill ends it (137), recorded as
+    // its own death, not as a lost supervisor.
+    let out = d.cli([
+        "run",
+        "--name",
+        "ki",
+        "--init",
+        "default",
+        "sh",
+        "-c",
+        "kill -9 0; echo not-here",
+    ]);
+    assert_eq!(out.code, Some(137), "{out:?}");
+    assert!(!out.stdout.contains("not-here"), "{out:?}");
+    let st = d.status_json("ki");
+    assert_eq!(st["state"], "exited", "{st}");
+    assert!(
+        st["failure_reason"].as_str().unwrap_or("").is_empty(),
+        "{st}"
+    );
+    assert!(quiltd_alive(&d));
+    d.cli(["rm", "k", "ki"]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn init_holds_no_host_descriptor_and_its_binary_is_out_of_reach() {
+    let d = Daemon::start();
+    // What PID 1 (the init) holds open, seen from the workload.
+    let out = d.cli([
+        "run",
+        "--rm",
+        "--init",
+        "default",
+        "sh",
+        "-c",
+        "ls /proc/1/fd 2>&1; echo ---; readlink /proc/1/exe && echo exe-readable; \
+         cat /proc/1/exe >/dev/null 2>&1 && echo exe-openable; echo done",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let (fds, rest) = out.stdout.split_once("---").expect("marker");
+    // Either unreadable (PID 1 is not dumpable) or only 0, 1 and 2.
+    for word in fds.split_whitespace() {
+        if let Ok(n) = word.parse::<u32>() {
+            assert!(n <= 2, "PID 1 holds descriptor {n}: {fds}");
+        }
+    }
+    assert!(!rest.contains("exe-readable"), "{out:?}");
+    assert!(!rest.contains("exe-openable"), "{out:?}");
+    assert!(rest.contains("done"), "{out:?}");
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn containers_get_the_default_process_limit_unless_they_ask() {
+    let d = Daemon::start();
+    let id = d.run_detached(&["default", "sleep", "1000"]);
+    let dir = d.cgroup_dir("pids", &id);
+    let max = std::fs::read_to_string(dir.join("pids.max")).expect("pids.max");
+    assert_eq!(max.trim(), "4096");
+    assert_eq!(d.status_json(&id)["resources"]["pids_limit"], 4096);
+    let free = d.run_detached(&["--pids", "-1", "default", "sleep", "1000"]);
+    let max =
+        std::fs::read_to_string(d.cgroup_dir("pids", &free).join("pids.max")).expect("pids.max");
+    assert_eq!(max.trim(), "max");
+    d.cli(["rm", "-f", &id, &free]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn a_forced_removal_does_not_wait_for_a_pending_stop() {
+    let d = Daemon::start();
+    // Ignores SIGTERM: a stop would wait out its whole timeout.
+    let id = d.run_detached(&[
+        "default",
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1; done",
+    ]);
+    let stop_id = id.clone();
+    let socket = d.socket.clone();
+    let stopper = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ch = quilt_tests::connect_uds(&socket).await.unwrap();
+            let mut c = quilt_tests::api::container_service_client::ContainerServiceClient::new(ch);
+            c.stop_container(StopContainerRequest {
+                id: stop_id,
+                timeout_seconds: Some(3000),
+            })
+            .await
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "rm -f waited for the stop: {:?}",
+        t.elapsed()
+    );
+    let _ = stopper.join().expect("stop thread");
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn an_endless_stop_timeout_is_refused() {
+    let d = Daemon::start();
+    let id = d.run_detached(&["default", "sleep", "1000"]);
+    let err = d
+        .block_on(async {
+            let mut c = d.client().await;
+            within(
+                RPC_TIMEOUT,
+                "StopContainer",
+                c.stop_container(StopContainerRequest {
+                    id: id.clone(),
+                    timeout_seconds: Some(u32::MAX),
+                }),
+            )
+            .await
+        })
+        .expect_err("endless timeout");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(d.status_json(&id)["state"], "running");
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn hostile_sizes_are_refused_and_listing_still_works() {
+    let d = Daemon::start();
+    let big = "x".repeat(200 * 1024);
+    let cases: Vec<(&str, CreateContainerRequest)> = vec![
+        ("one 200 KiB argument", req(&["echo", &big])),
+        (
+            "2 MiB of arguments",
+            CreateContainerRequest {
+                command: std::iter::once("echo".to_string())
+                    .chain((0..20).map(|_| "y".repeat(100 * 1024)))
+                    .collect(),
+                ..req(&[])
+            },
+        ),
+        (
+            "100k environment entries",
+            CreateContainerRequest {
+                env: (0..100_000).map(|i| format!("K{i}=v")).collect(),
+                ..req(&["true"])
+            },
+        ),
+        (
+            "10k labels",
+            CreateContainerRequest {
+                labels: (0..10_000).map(|i| (format!("k{i}"), "v".into())).collect(),
+                ..req(&["true"])
+            },
+        ),
+        (
+            "a 1 MiB label",
+            CreateContainerRequest {
+                labels: [("k".to_string(), "v".repeat(1024 * 1024))].into(),
+                ..req(&["true"])
+            },
+        ),
+        (
+            "a 10 MiB request",
+            CreateContainerRequest {
+                labels: [("k".to_string(), "v".repeat(10 * 1024 * 1024))].into(),
+                ..req(&["true"])
+            },
+        ),
+    ];
+    for (what, r) in cases {
+        let err = d.create(r).expect_err(what);
+        assert!(
+            matches!(
+                err.code(),
+                Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange
+            ),
+            "{what}: {err:?}"
+        );
+        // The message never echoes the input in full.
+        assert!(
+            err.message().len() < 1024,
+            "{what}: {} bytes",
+            err.message().len()
+        );
+    }
+    // Nothing was stored, and listing works for everyone.
+    let out = d.cli(["ps", "-a", "-q"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.trim().is_empty(), "{out:?}");
+    let listed = d.block_on(async {
+        let mut c = d.client().await;
+        within(
+            RPC_TIMEOUT,
+            "ListContainers",
+            c.list_containers(ListContainersRequest::default()),
+        )
+        .await
+    });
+    assert!(listed.is_ok(), "{listed:?}");
+    // A request at the budget is fine.
+    let ok = d.create(CreateContainerRequest {
+        resources: Some(Resources::default()),
+        ..req(&["echo", &"z".repeat(100 * 1024)])
+    });
+    let id = ok.expect("a 100 KiB argument").id;
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn undecodable_requests_are_invalid_arguments() {
+    let d = Daemon::start();
+    // A CreateContainerRequest whose field 1 (string) claims 100 bytes and has 2.
+    let garbage: Vec<u8> = vec![0x0a, 0x64, b'a', b'b'];
+    let status = d.block_on(async {
+        let ch = quilt_tests::connect_uds(&d.socket).await.unwrap();
+        quilt_tests::raw_unary(ch, "/quilt.v1.ContainerService/CreateContainer", garbage).await
+    });
+    let err = status.expect_err("garbage decoded");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(quiltd_alive(&d));
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn a_connection_that_never_speaks_is_dropped() {
+    let d = Daemon::start();
+    let mut silent = UnixStream::connect(&d.socket).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    // The server closes it after its handshake deadline (10 s): EOF.
+    let n = silent.read(&mut buf).expect("read");
+    assert_eq!(n, 0, "the server sent {n} bytes");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(8) && waited < Duration::from_secs(25),
+        "closed after {waited:?}"
+    );
+    assert!(quiltd_alive(&d));
+}
+
+#[test]
+fn quiltd_raises_its_open_files_limit() {
+    let d = Daemon::start();
+    let pid = d.pid().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(nums.len(), 2, "{line}");
+    assert_eq!(nums[0], nums[1], "soft limit below hard: {line}");
+}
