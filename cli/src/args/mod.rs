@@ -48,6 +48,52 @@ pub struct Cli {
     #[arg(long, global = true, env = "QUILT_SOCKET", default_value = DEFAULT_SOCKET, value_name = "PATH")]
     pub socket: PathBuf,
 
+    /// Talk to quiltd's TCP listener instead (TLS): tcp://HOST:PORT.
+    #[arg(
+        long,
+        global = true,
+        env = "QUILT_HOST",
+        value_name = "tcp://HOST:PORT"
+    )]
+    pub host: Option<String>,
+
+    /// PEM CA certificate(s) to verify the TCP listener with.
+    #[arg(
+        long,
+        global = true,
+        env = "QUILT_TLS_CA",
+        value_name = "PEM",
+        requires = "host"
+    )]
+    pub tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate and key (mutual TLS).
+    #[arg(long, global = true, env = "QUILT_TLS_CERT", value_name = "PEM", requires_all = ["host", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, global = true, env = "QUILT_TLS_KEY", value_name = "PEM", requires_all = ["host", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+
+    /// The server name to verify in the listener's certificate (the host
+    /// part of --host when omitted).
+    #[arg(
+        long,
+        global = true,
+        env = "QUILT_TLS_SERVER_NAME",
+        value_name = "NAME",
+        requires = "host"
+    )]
+    pub tls_server_name: Option<String>,
+
+    /// A file holding the bearer token of the TCP listener.
+    #[arg(
+        long,
+        global = true,
+        env = "QUILT_TOKEN_FILE",
+        value_name = "FILE",
+        requires = "host"
+    )]
+    pub token_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

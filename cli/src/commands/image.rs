@@ -1,7 +1,5 @@
 //! `quilt image import|build|ls|inspect|rm`.
 
-use std::path::Path;
-
 use quilt_proto::units::human_size;
 use quilt_proto::v1::image_service_client::ImageServiceClient;
 use quilt_proto::v1::import_image_response::Item;
@@ -54,8 +52,8 @@ async fn follow(mut stream: tonic::Streaming<ImportImageResponse>) -> Result<Ima
     Err(CliError::engine("quiltd ended the stream without an image"))
 }
 
-pub async fn image(socket: &Path, cmd: ImageCommand) -> Result<u8, CliError> {
-    let mut c = ImageServiceClient::new(client::connect_channel(socket).await?);
+pub async fn image(target: &client::Target, cmd: ImageCommand) -> Result<u8, CliError> {
+    let mut c = ImageServiceClient::new(client::connect_channel(target).await?);
     match cmd {
         ImageCommand::Import { path, name } => {
             let abs = std::path::absolute(&path)

@@ -23,7 +23,8 @@ use crate::error::CliError;
 
 /// Runs the command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
-    let mut client = client::connect(&cli.socket).await?;
+    let target = client::Target::of(&cli)?;
+    let mut client = client::connect(&target).await?;
     match cli.command {
         Command::Run(args) => create::run(&mut client, args).await,
         Command::Create(args) => create::create(&mut client, args).await,
@@ -43,7 +44,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::ExecKill(args) => exec_detached::kill(&mut client, args).await,
         Command::ExecLogs(args) => exec_detached::logs(&mut client, args).await,
         Command::Cp(args) => cp::cp(&mut client, args).await,
-        Command::Volume(cmd) => volume::volume(&cli.socket, cmd).await,
-        Command::Image(cmd) => image::image(&cli.socket, cmd).await,
+        Command::Volume(cmd) => volume::volume(&target, cmd).await,
+        Command::Image(cmd) => image::image(&target, cmd).await,
     }
 }

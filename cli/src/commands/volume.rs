@@ -1,7 +1,5 @@
 //! `quilt volume create|ls|inspect|rm`.
 
-use std::path::Path;
-
 use quilt_proto::v1::volume_service_client::VolumeServiceClient;
 use quilt_proto::v1::{
     CreateVolumeRequest, InspectVolumeRequest, ListVolumesRequest, RemoveVolumeRequest, Volume,
@@ -22,8 +20,8 @@ fn view(v: &Volume) -> serde_json::Value {
     })
 }
 
-pub async fn volume(socket: &Path, cmd: VolumeCommand) -> Result<u8, CliError> {
-    let mut c = VolumeServiceClient::new(client::connect_channel(socket).await?);
+pub async fn volume(target: &client::Target, cmd: VolumeCommand) -> Result<u8, CliError> {
+    let mut c = VolumeServiceClient::new(client::connect_channel(target).await?);
     match cmd {
         VolumeCommand::Create { name, labels } => {
             let v = c
