@@ -7,8 +7,9 @@
 #   tar                       the end-to-end tests build a tarball image with it
 #   python3 git               the test that builds an image from host programs runs both
 #   openssl                   the TCP listener tests make a CA and certificates with it
+#   e2fsprogs                 the full-disk test makes a small ext4 file system (mkfs.ext4)
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {

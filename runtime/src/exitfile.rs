@@ -1,4 +1,8 @@
-//! `exit.json`: the exit status the shim leaves for the daemon, written atomically.
+//! `exit.json`: the exit status the shim leaves for the daemon, written
+//! atomically. Its space is reserved when the container starts (a padded
+//! `.exit.json.reserved` file), so the status can be written even once the
+//! disk is full: the write lands in blocks that already exist, and the
+//! rename needs none.
 use crate::spec::ExitRecord;
 use std::io::Write;
 use std::path::Path;
@@ -17,10 +21,26 @@ pub fn read(dir: &Path) -> std::io::Result<Option<ExitRecord>> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-/// Writes DIR/exit.json atomically (temp file + rename).
+/// The reserved file: written over in place at exit, then renamed.
+const RESERVED: &str = ".exit.json.reserved";
+/// Bytes reserved: far more than a record takes.
+const RESERVED_LEN: usize = 512;
+
+/// Writes DIR/exit.json atomically: over the reserved file when there is
+/// one (no new block needed), else a fresh temp file; then a rename.
 pub fn write(dir: &Path, rec: &ExitRecord) -> std::io::Result<()> {
     let mut data = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
     data.push(b'\n');
+    let reserved = dir.join(RESERVED);
+    if data.len() <= RESERVED_LEN
+        && let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&reserved)
+    {
+        // Trailing spaces keep the reserved length (JSON ignores them).
+        data.resize(RESERVED_LEN, b' ');
+        f.write_all(&data)?;
+        drop(f);
+        return std::fs::rename(&reserved, dir.join(EXIT_FILE));
+    }
     let tmp = dir.join(format!(".{EXIT_FILE}.tmp-{}", std::process::id()));
     let res = (|| {
         let mut f = std::fs::OpenOptions::new()
@@ -38,12 +58,16 @@ pub fn write(dir: &Path, rec: &ExitRecord) -> std::io::Result<()> {
     res
 }
 
-/// Removes DIR/exit.json if present (before a restart).
+/// Before a start: removes DIR/exit.json if present and reserves the space
+/// of the next one.
 pub fn clear(dir: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(dir.join(EXIT_FILE)) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        r => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        r => r?,
     }
+    let mut f = std::fs::File::create(dir.join(RESERVED))?;
+    f.write_all(&[b' '; RESERVED_LEN])?;
+    f.sync_all()
 }
 
 #[cfg(test)]
@@ -79,6 +103,29 @@ mod tests {
         clear(dir.path()).unwrap();
         clear(dir.path()).unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn the_reserved_space_is_used_and_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        clear(dir.path()).unwrap();
+        let rec = ExitRecord {
+            exit_code: 3,
+            signal: 0,
+            oom_killed: false,
+            finished_at_ns: 789,
+        };
+        write(dir.path(), &rec).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(rec));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(EXIT_FILE)]);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(EXIT_FILE)).unwrap().len() as usize,
+            RESERVED_LEN
+        );
     }
 
     #[test]

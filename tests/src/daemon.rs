@@ -91,6 +91,7 @@ pub async fn health_check(socket: &Path) -> anyhow::Result<bool> {
 pub struct DaemonBuilder {
     env: Vec<(String, String)>,
     args: Vec<String>,
+    data_dir: Option<PathBuf>,
 }
 
 impl DaemonBuilder {
@@ -103,6 +104,13 @@ impl DaemonBuilder {
     /// Extra command-line arguments for quiltd (e.g. `--log-max-size`).
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Keep the data dir at `dir` (which the caller owns and removes)
+    /// instead of inside the fixture's temp dir.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
         self
     }
 
@@ -119,7 +127,7 @@ impl DaemonBuilder {
             .expect("tokio runtime");
         let mut d = Daemon {
             socket: root.join("quilt.sock"),
-            data_dir: root.join("data"),
+            data_dir: self.data_dir.unwrap_or_else(|| root.join("data")),
             log_path: root.join("quiltd.log"),
             cgroup_parent: format!("quilt-test-{}", random_hex()),
             root,

@@ -253,14 +253,20 @@ impl Store {
                 states_sql(from::SET_FAILED)
             )
         });
+        // fetch_all, never fetch_optional, for UPDATE ... RETURNING: the
+        // implicit transaction commits when the statement runs to its end,
+        // and a commit that fails there (a full disk) is reported only to a
+        // caller that steps that far; one that stops at the first row would
+        // take a rolled-back change for a recorded one.
         let state: Option<String> = db_write_critical!(self, |c| {
             Ok(sqlx::query_scalar(&SQL)
                 .bind(exit_code)
                 .bind(reason)
                 .bind(at)
                 .bind(id)
-                .fetch_optional(&mut *c)
-                .await?)
+                .fetch_all(&mut *c)
+                .await?
+                .pop())
         })?;
         Ok(state.as_deref().and_then(State::parse))
     }
@@ -278,6 +284,11 @@ impl Store {
                 states_sql(from::RECORD_EXIT)
             )
         });
+        // fetch_all, never fetch_optional, for UPDATE ... RETURNING: the
+        // implicit transaction commits when the statement runs to its end,
+        // and a commit that fails there (a full disk) is reported only to a
+        // caller that steps that far; one that stops at the first row would
+        // take a rolled-back change for a recorded one.
         let state: Option<String> = db_write_critical!(self, |c| {
             Ok(sqlx::query_scalar(&SQL)
                 .bind(exit.exit_code)
@@ -285,8 +296,9 @@ impl Store {
                 .bind(exit.oom_killed)
                 .bind(exit.finished_at_ns)
                 .bind(id)
-                .fetch_optional(&mut *c)
-                .await?)
+                .fetch_all(&mut *c)
+                .await?
+                .pop())
         })?;
         Ok(state.as_deref().and_then(State::parse))
     }
