@@ -276,27 +276,24 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// mount_setattr(2) with AT_RECURSIVE: sets the MOUNT_ATTR_* flags `set` on
-/// the mount at `path` and on every mount below it (Linux 5.12+; ENOSYS
-/// before). A final symlink in `path` is not followed.
-pub fn mount_setattr_recursive(path: &std::path::Path, set: u64) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+/// mount_setattr(2) on the mount a descriptor refers to (AT_EMPTY_PATH),
+/// with AT_RECURSIVE: sets `set` on it and on every mount below it.
+pub fn mount_setattr_fd_recursive(fd: BorrowedFd<'_>, set: u64) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: `c` is a NUL-terminated path and `attr` a mount_attr of the
-    // size passed; both outlive the call, which only reads them.
+    // SAFETY: the fd is borrowed for the call, the path is the empty
+    // NUL-terminated string and `attr` a mount_attr of the size passed; the
+    // kernel only reads them.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            (libc::AT_RECURSIVE | libc::AT_SYMLINK_NOFOLLOW) as libc::c_uint,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

@@ -322,3 +322,74 @@ fn quiltd_raises_its_open_files_limit() {
     assert_eq!(nums.len(), 2, "{line}");
     assert_eq!(nums[0], nums[1], "soft limit below hard: {line}");
 }
+
+/// A static program that swaps two paths (RENAME_EXCHANGE) forever: the
+/// attacker's side of the mount-target race.
+const FLIP_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    for (;;) syscall(SYS_renameat2, AT_FDCWD, argv[1], AT_FDCWD, argv[2], RENAME_EXCHANGE);
+}
+"#;
+
+#[test]
+fn a_mount_target_flipped_to_a_symlink_never_reaches_the_host() {
+    let d = Daemon::start();
+    // Host directory the attacker points at: must stay empty.
+    let host = d.root.join("host-victim");
+    std::fs::create_dir(&host).unwrap();
+    // The attacker's program, put into the shared volume from the host.
+    d.cli(["volume", "create", "shared"]).expect_code(0);
+    let vol = d.data_dir.join("volumes/shared/data");
+    std::fs::write(d.root.join("flip.c"), FLIP_C).unwrap();
+    let cc = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(vol.join("flip"))
+        .arg(d.root.join("flip.c"))
+        .output()
+        .expect("gcc");
+    assert!(
+        cc.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    // /v/t swaps, as fast as the kernel allows, between a directory and a
+    // symlink to the host directory's path.
+    let script = format!(
+        "mkdir -p /v/t && ln -sfn {} /v/l && exec /v/flip /v/t /v/l",
+        host.display()
+    );
+    let attacker = d.run_detached(&["-v", "shared:/v", "default", "sh", "-c", &script]);
+    // The victim mounts a tmpfs below the swapping directory, many times.
+    for _ in 0..60 {
+        let _ = d.cli([
+            "run",
+            "--rm",
+            "-v",
+            "shared:/data",
+            "--tmpfs",
+            "/data/t/x",
+            "default",
+            "true",
+        ]);
+    }
+    let found: Vec<_> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        found.is_empty(),
+        "the victim's shim wrote on the host: {found:?}"
+    );
+    d.cli(["rm", "-f", &attacker]).expect_code(0);
+    d.cli(["volume", "rm", "shared"]).expect_code(0);
+    d.assert_no_leftovers();
+}

@@ -1,10 +1,10 @@
 //! The container's volumes, bind mounts and tmpfs mounts, made inside its
 //! mount namespace after the rootfs is ready and before pivot_root.
 use super::common::*;
-use crate::mounts::{MountConfig, MountKind, resolve_in_root};
+use crate::mounts::{MountConfig, MountKind};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::MsFlags;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Opens a bind source as an O_PATH descriptor. A user's bind source was
@@ -62,6 +62,15 @@ fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, String)> {
 /// (symlinks followed within it, never out of it); missing directories are
 /// created, and an empty file when a file is bind mounted.
 pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(setup(format!("open {}", rootfs.display())))?;
     for m in mounts {
         // The source is pinned first: the mount is made from this fd, so a
         // path swapped after the checks cannot redirect it.
@@ -79,50 +88,31 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
             }
             None => false,
         };
-        let parent = match m.target.rsplit_once('/') {
-            Some((p, n)) if !n.is_empty() && n != ".." && n != "." => p,
-            _ => {
-                return Err(SetupError::new(
-                    EXIT_SETUP,
-                    format!("invalid mount target {:?}", m.target),
-                ));
-            }
-        };
-        resolve_in_root(rootfs, if parent.is_empty() { "/" } else { parent }, true)
-            .map_err(setup(format!("mount target {}", m.target)))?;
-        // Symlinks (also a final one) are followed inside the rootfs only.
-        let target = resolve_in_root(rootfs, &m.target, false)
-            .map_err(setup(format!("mount target {}", m.target)))?;
-        if !target.starts_with(rootfs) || target == rootfs {
-            return Err(SetupError::new(
-                EXIT_SETUP,
-                format!("mount target {} leaves the container", m.target),
-            ));
-        }
-        match std::fs::symlink_metadata(&target) {
-            Ok(_) => {}
-            Err(_) if source_is_file => {
-                std::fs::File::create(&target)
-                    .map_err(setup(format!("create {}", target.display())))?;
-            }
-            Err(_) => {
-                std::fs::create_dir(&target)
-                    .map_err(setup(format!("mkdir {}", target.display())))?;
-            }
-        }
+        // The target is opened from a descriptor of the rootfs, every step
+        // resolved inside it (openat2 RESOLVE_IN_ROOT): a directory swapped
+        // for a symlink meanwhile (another container sharing a volume) can
+        // never lead out. A missing target is created with O_EXCL and
+        // O_NOFOLLOW, nothing is ever truncated, and the mount is made onto
+        // the very object opened.
+        let target = open_target(&root, &m.target, source_is_file)?;
+        let target_path = format!("/proc/self/fd/{}", target.as_raw_fd());
+        let target_path = Path::new(&target_path);
         match (&m.kind, &source) {
             (MountKind::Bind { .. }, Some((fd, shown))) => {
                 let by_fd = format!("/proc/self/fd/{}", fd.as_raw_fd());
                 nix::mount::mount(
                     Some(Path::new(&by_fd)),
-                    &target,
+                    target_path,
                     None::<&str>,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None::<&str>,
                 )
                 .map_err(setup(format!("bind mount {shown} on {}", m.target)))?;
                 if m.read_only {
-                    read_only_recursive(&target)?;
+                    // The new mount, reached again from the rootfs (it now
+                    // sits on the opened target).
+                    let mounted = open_in_root(&root, &m.target)?;
+                    read_only_recursive(&mounted, &m.target)?;
                 }
             }
             (MountKind::Bind { .. }, None) => unreachable!("bind sources are opened above"),
@@ -137,7 +127,7 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
                 }
                 mnt(
                     Some(Path::new("tmpfs")),
-                    &target,
+                    target_path,
                     Some("tmpfs"),
                     flags,
                     Some(&data),
@@ -151,24 +141,104 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
 /// Makes a bind mount and every mount nested under it read-only (and
 /// nosuid, nodev). Kernels without mount_setattr(2) (before 5.12) get a
 /// read-only remount of the top mount only.
-fn read_only_recursive(target: &Path) -> SetupResult<()> {
+fn read_only_recursive(mounted: &OwnedFd, shown: &str) -> SetupResult<()> {
     let attrs = crate::sys::MOUNT_ATTR_RDONLY
         | crate::sys::MOUNT_ATTR_NOSUID
         | crate::sys::MOUNT_ATTR_NODEV;
-    match crate::sys::mount_setattr_recursive(target, attrs) {
+    match crate::sys::mount_setattr_fd_recursive(mounted.as_fd(), attrs) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
-                "quilt-shim: no mount_setattr(2) (Linux < 5.12): mounts nested under the read-only {} stay writable",
-                target.display()
+                "quilt-shim: no mount_setattr(2) (Linux < 5.12): mounts nested under the read-only {shown} stay writable"
             );
-            remount_read_only(target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
+            let by_fd = format!("/proc/self/fd/{}", mounted.as_raw_fd());
+            remount_read_only(Path::new(&by_fd), MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
         }
         Err(e) => Err(SetupError::new(
             EXIT_SETUP,
-            format!("read-only {}: {e}", target.display()),
+            format!("read-only {shown}: {e}"),
         )),
     }
+}
+
+/// How every path inside the rootfs is resolved: from the rootfs's
+/// descriptor, `..` and symlinks (absolute ones too) kept inside it, no
+/// magic links (/proc/PID/fd/...).
+fn in_root() -> ResolveFlag {
+    ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS
+}
+
+/// An O_PATH descriptor of `path` inside `rootfs` (resolved in it).
+fn open_in_root(rootfs: &OwnedFd, path: &str) -> SetupResult<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(in_root());
+    nix::fcntl::openat2(rootfs, path, how)
+        .map_err(|e| SetupError::new(EXIT_SETUP, format!("mount target {path}: {e}")))
+}
+
+/// Opens the mount target `target` (absolute, normalised) inside `rootfs`,
+/// creating what is missing: directories on the way, then the target itself
+/// (a directory, or an empty file when a file is bind mounted). Returns an
+/// O_PATH descriptor of it.
+fn open_target(root: &OwnedFd, target: &str, file: bool) -> SetupResult<OwnedFd> {
+    let bad = |why: String| SetupError::new(EXIT_SETUP, format!("mount target {target}: {why}"));
+    let comps: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.is_empty() || comps.iter().any(|c| *c == "." || *c == "..") {
+        return Err(bad("not a normalised absolute path".into()));
+    }
+    let open = |path: &str, dir: bool| {
+        let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+        if dir {
+            flags |= OFlag::O_DIRECTORY;
+        }
+        nix::fcntl::openat2(&root, path, OpenHow::new().flags(flags).resolve(in_root()))
+    };
+    // Each directory on the way, made when missing, then reopened through
+    // the root (what was made may be raced; only what resolves inside the
+    // root is ever used).
+    let mut prefix = String::new();
+    for (i, comp) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let parent = if prefix.is_empty() {
+            "/".to_owned()
+        } else {
+            prefix.clone()
+        };
+        prefix.push('/');
+        prefix.push_str(comp);
+        match open(&prefix, !last) {
+            Ok(fd) if last => return Ok(fd),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(bad(format!("{prefix}: {e}"))),
+        }
+        let dir = open(&parent, true).map_err(|e| bad(format!("{parent}: {e}")))?;
+        let made = if last && file {
+            nix::fcntl::openat(
+                &dir,
+                *comp,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_WRONLY
+                    | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o644),
+            )
+            .map(drop)
+        } else {
+            nix::sys::stat::mkdirat(&dir, *comp, nix::sys::stat::Mode::from_bits_truncate(0o755))
+        };
+        match made {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(bad(format!("create {prefix}: {e}"))),
+        }
+        let fd = open(&prefix, !(last && file)).map_err(|e| bad(format!("{prefix}: {e}")))?;
+        if last {
+            return Ok(fd);
+        }
+    }
+    unreachable!("the last component returns")
 }
