@@ -3,6 +3,7 @@
 //! plus the content-addressed store of imported and host-built images
 //! (DATA/images/sha256-<hex>/rootfs, referenced as "sha256:<hex>").
 mod default;
+pub mod digest;
 mod hostbuild;
 mod import;
 mod layers;

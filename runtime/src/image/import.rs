@@ -1,6 +1,7 @@
 //! Importing images into the store: a plain rootfs tarball, a rootfs
 //! directory, a `docker save` archive, or an OCI image layout (directory or
 //! tar). Layers are applied bottom first into a temp dir renamed into place.
+use super::digest::{Algorithm, BlobDigest, Hasher};
 use super::layers::Applier;
 use super::manifest::{
     self, Descriptor, DockerManifestEntry, INDEX_MEDIA_TYPES, ImageIndex, ImageManifest,
@@ -49,16 +50,18 @@ impl Source {
                 Ok((Box::new(f.take(size)), size))
             }
             Source::Dir(d) => {
-                let p = d.join(rel);
-                let f = std::fs::File::open(&p).map_err(|e| {
+                let f = open_beneath(d, &rel).map_err(|e| {
                     if e.kind() == ErrorKind::NotFound {
                         invalid(format!("{member} is missing from the layout"))
                     } else {
                         e
                     }
                 })?;
-                let size = f.metadata()?.len();
-                Ok((Box::new(f), size))
+                let meta = f.metadata()?;
+                if !meta.is_file() {
+                    return Err(invalid(format!("{member} is not a regular file")));
+                }
+                Ok((Box::new(f), meta.len()))
             }
         }
     }
@@ -66,7 +69,9 @@ impl Source {
     fn has(&self, member: &str) -> bool {
         match self {
             Source::Tar { index, .. } => index.contains_key(Path::new(member)),
-            Source::Dir(d) => d.join(member).exists(),
+            Source::Dir(d) => {
+                clean_rel(Path::new(member)).is_some_and(|rel| open_beneath(d, &rel).is_ok())
+            }
         }
     }
 
@@ -84,6 +89,29 @@ impl Source {
     fn read_json<T: DeserializeOwned>(&self, member: &str) -> io::Result<T> {
         parse_json(&self.read(member)?, member)
     }
+}
+
+/// Opens `rel` under the layout directory `dir`: resolved beneath it
+/// (openat2 RESOLVE_BENEATH: no `..`, no absolute or escaping symlink, no
+/// magic link), so a hostile layout cannot make the import read host files.
+fn open_beneath(dir: &Path, rel: &Path) -> io::Result<std::fs::File> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let root = nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = nix::fcntl::openat2(&root, rel, how).map_err(|e| match e {
+        nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP => invalid(format!(
+            "{} leads out of the layout directory",
+            rel.display()
+        )),
+        e => io::Error::from(e),
+    })?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// A layer to apply.
@@ -228,9 +256,11 @@ fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
             continue;
         }
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-        if digest.starts_with("sha256:") && actual != digest {
+        let want =
+            BlobDigest::parse(&digest).ok_or_else(|| invalid(format!("bad digest {digest:?}")))?;
+        if !want.matches(&bytes) {
             return Err(invalid(format!(
-                "manifest {digest} does not match its content ({actual})"
+                "manifest {digest} does not match its content"
             )));
         }
         let doc: ImageManifest = parse_json(&bytes, &member)?;
@@ -280,6 +310,23 @@ fn apply_layer(
     rep: &mut Reporter,
 ) -> io::Result<String> {
     let (r, _) = src.open(&layer.member)?;
+    let want = match &layer.digest {
+        Some(d) => Some(BlobDigest::parse(d).ok_or_else(|| invalid(format!("bad digest {d:?}")))?),
+        None => None,
+    };
+    // A sha512 digest is checked on a second hash of the same bytes.
+    let check = want
+        .as_ref()
+        .filter(|w| w.algorithm != Algorithm::Sha256)
+        .map(|w| Hasher::new(w.algorithm));
+    let r: Box<dyn Read> = match check {
+        Some(h) => Box::new(Verify {
+            inner: r,
+            hasher: Some(h),
+            want: want.clone().expect("checked"),
+        }),
+        None => r,
+    };
     let tap = Tap {
         inner: r,
         hasher: Sha256::new(),
@@ -302,9 +349,9 @@ fn apply_layer(
     };
     io::copy(&mut tap, &mut io::sink())?;
     let digest = format!("sha256:{}", hex::encode(tap.hasher.finalize()));
-    if let Some(want) = &layer.digest
-        && want.starts_with("sha256:")
-        && *want != digest
+    if let Some(want) = &want
+        && want.algorithm == Algorithm::Sha256
+        && want.hex != digest["sha256:".len()..]
     {
         return Err(invalid(format!(
             "layer {} does not match its digest {want} (got {digest})",
@@ -312,6 +359,34 @@ fn apply_layer(
         )));
     }
     Ok(digest)
+}
+
+/// Hashes what passes through with another algorithm and fails the read at
+/// the end (EOF) when the bytes do not match `want`: a layer whose digest is
+/// not sha256 is still verified before it is taken.
+struct Verify<R> {
+    inner: R,
+    hasher: Option<Hasher>,
+    want: BlobDigest,
+}
+
+impl<R: Read> Read for Verify<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+        } else if let Some(h) = self.hasher.take()
+            && h.finish_hex() != self.want.hex
+        {
+            return Err(invalid(format!(
+                "a layer does not match its digest {}",
+                self.want
+            )));
+        }
+        Ok(n)
+    }
 }
 
 /// A temp dir under images/ that is removed unless kept.
@@ -779,6 +854,85 @@ mod tests {
         }
         let images = data.path().join("images");
         assert!(!images.exists() || names(&images).is_empty());
+    }
+
+    /// Rewrites the layout so its image's manifest names `layer_digest` for
+    /// its layer (index.json -> nested index -> new manifest).
+    fn repoint_layer(layout: &Path, manifest: &str, old_layer: &str, layer_digest: &str) {
+        use sha2::{Digest, Sha256};
+        let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+        let blobs = layout.join("blobs/sha256");
+        let m = std::fs::read_to_string(blobs.join(&manifest[7..]))
+            .unwrap()
+            .replace(old_layer, layer_digest);
+        let new_manifest = format!("sha256:{}", sha(m.as_bytes()));
+        std::fs::write(blobs.join(&new_manifest[7..]), &m).unwrap();
+        let nested = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{new_manifest}","size":1}}]}}"#
+        );
+        let nested_digest = format!("sha256:{}", sha(nested.as_bytes()));
+        std::fs::write(blobs.join(&nested_digest[7..]), &nested).unwrap();
+        std::fs::write(
+            layout.join("index.json"),
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{nested_digest}","size":1}}]}}"#
+            ),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn oci_blobs_stay_in_the_layout_and_every_digest_is_checked() {
+        use sha2::{Digest, Sha512};
+        // A manifest blob that is a symlink out of the layout is refused,
+        // never read.
+        let (layout, manifest, _) = oci_layout("application/vnd.oci.image.layer.v1.tar");
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        let mpath = layout.path().join("blobs/sha256").join(&manifest[7..]);
+        std::fs::remove_file(&mpath).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &mpath).unwrap();
+        let err = store.import(layout.path(), &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("leads out of the layout"), "{err}");
+
+        // A layer named by sha512 is verified with sha512.
+        for (tamper, ok) in [(false, true), (true, false)] {
+            let (layout, manifest, layer) = oci_layout("application/vnd.oci.image.layer.v1.tar");
+            let bytes =
+                std::fs::read(layout.path().join("blobs/sha256").join(&layer[7..])).unwrap();
+            let digest = hex::encode(Sha512::digest(&bytes));
+            let mut stored = bytes.clone();
+            if tamper {
+                stored[600] ^= 1;
+            }
+            let dir = layout.path().join("blobs/sha512");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(&digest), &stored).unwrap();
+            repoint_layer(
+                layout.path(),
+                &manifest,
+                &layer,
+                &format!("sha512:{digest}"),
+            );
+            let data = tempfile::tempdir().unwrap();
+            let r = ImageStore::new(data.path()).import(layout.path(), &mut |_| {});
+            match (r, ok) {
+                (Ok(_), true) => {}
+                (Err(e), false) => {
+                    assert!(e.to_string().contains("does not match its digest"), "{e}")
+                }
+                (r, _) => panic!("tampered={tamper}: {r:?}"),
+            }
+        }
+
+        // An unknown algorithm is a bad digest, never skipped.
+        std::fs::write(
+            layout.path().join("index.json"),
+            r#"{"manifests":[{"digest":"md5:0123456789abcdef0123456789abcdef"}]}"#,
+        )
+        .unwrap();
+        let err = store.import(layout.path(), &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("bad digest"), "{err}");
     }
 
     #[test]

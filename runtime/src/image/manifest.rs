@@ -192,18 +192,10 @@ pub fn parse_config(bytes: &[u8]) -> serde_json::Result<ImageConfig> {
 }
 
 /// "sha256:<hex>" -> "blobs/sha256/<hex>" (where an OCI layout keeps it);
-/// None for a malformed digest.
+/// None for a malformed digest or an algorithm other than sha256 and
+/// sha512.
 pub fn blob_path(digest: &str) -> Option<String> {
-    match digest.split_once(':') {
-        Some((alg, hex))
-            if !hex.is_empty()
-                && hex.chars().all(|c| c.is_ascii_hexdigit())
-                && alg.chars().all(|c| c.is_ascii_alphanumeric()) =>
-        {
-            Some(format!("blobs/{alg}/{hex}"))
-        }
-        _ => None,
-    }
+    super::digest::BlobDigest::parse(digest).map(|d| d.layout_path())
 }
 
 #[cfg(test)]
@@ -362,9 +354,10 @@ mod tests {
 
     #[test]
     fn blob_paths() {
+        let hex = "0af9".repeat(16);
         assert_eq!(
-            blob_path("sha256:0aF9").as_deref(),
-            Some("blobs/sha256/0aF9")
+            blob_path(&format!("sha256:{hex}")).as_deref(),
+            Some(format!("blobs/sha256/{hex}").as_str())
         );
         for bad in [
             "sha256:",
@@ -372,6 +365,8 @@ mod tests {
             "sha256:xyz",
             "sha-256:ab",
             "sha256:../ab",
+            "sha256:0aF9",
+            "md5:0123456789abcdef0123456789abcdef",
         ] {
             assert_eq!(blob_path(bad), None, "{bad}");
         }

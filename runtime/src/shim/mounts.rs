@@ -194,7 +194,7 @@ fn open_target(root: &OwnedFd, target: &str, file: bool) -> SetupResult<OwnedFd>
         if dir {
             flags |= OFlag::O_DIRECTORY;
         }
-        nix::fcntl::openat2(&root, path, OpenHow::new().flags(flags).resolve(in_root()))
+        nix::fcntl::openat2(root, path, OpenHow::new().flags(flags).resolve(in_root()))
     };
     // Each directory on the way, made when missing, then reopened through
     // the root (what was made may be raced; only what resolves inside the
