@@ -83,6 +83,7 @@ mod tests {
             signal: 9,
             oom_killed: true,
             finished_at_ns: 123,
+            killed_because: None,
         };
         write(dir.path(), &rec).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(rec.clone()));
@@ -91,6 +92,7 @@ mod tests {
             signal: 0,
             oom_killed: false,
             finished_at_ns: 456,
+            killed_because: None,
         };
         write(dir.path(), &rec2).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(rec2));
@@ -114,6 +116,7 @@ mod tests {
             signal: 0,
             oom_killed: false,
             finished_at_ns: 789,
+            killed_because: None,
         };
         write(dir.path(), &rec).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(rec));

@@ -186,6 +186,10 @@ pub struct ExitRecord {
     pub oom_killed: bool,
     /// Unix time in nanoseconds when the exit was observed.
     pub finished_at_ns: i64,
+    /// Set when the supervisor ended the workload itself (its disk budget
+    /// was exceeded): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub killed_because: Option<String>,
 }
 
 /// The first line `quilt-shim run` prints on its stdout, as JSON, then closes stdout.

@@ -627,3 +627,23 @@ fn image_rm_spares_a_container_created_from_the_same_tarball_path() {
     d.cli(["rm", "-f", &by_path]).ok();
     d.assert_no_leftovers();
 }
+
+#[test]
+fn unreadable_import_sources_are_the_callers_error() {
+    let d = Daemon::start();
+    let fifo = d.root.join("a-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for (src, code) in [
+        ("/dev/zero", 125),
+        (fifo.to_str().unwrap(), 125),
+        ("/nonexistent/image.tar", 125),
+    ] {
+        let out = d.cli(["image", "import", src]);
+        assert_eq!(out.code, Some(code), "{src}: {out:?}");
+        assert!(
+            out.stderr.contains("not a regular file") || out.stderr.contains("does not exist"),
+            "{src}: {out:?}"
+        );
+    }
+    d.assert_no_leftovers();
+}

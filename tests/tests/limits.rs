@@ -169,3 +169,53 @@ fn oom_flag_is_per_run_not_per_cgroup() {
     d.cli(["rm", &id]).ok();
     d.assert_no_leftovers();
 }
+
+#[test]
+fn a_disk_budget_stops_a_container_that_writes_past_it() {
+    let d = Daemon::start();
+    let id = d.run_detached(&[
+        "--storage-opt",
+        "size=4m",
+        "default",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/fill bs=1M count=32 2>/dev/null; sleep 60",
+    ]);
+    let c = d.wait_state(
+        &id,
+        &[ContainerState::Failed, ContainerState::Exited],
+        Duration::from_secs(30),
+    );
+    assert_eq!(c.state, ContainerState::Failed as i32, "{c:?}");
+    assert!(c.failure_reason.contains("disk budget"), "{c:?}");
+    assert_eq!(
+        c.resources.as_ref().map(|r| r.disk_bytes),
+        Some(4 * 1024 * 1024)
+    );
+    // Within budget: nothing happens.
+    let ok = d.cli([
+        "run",
+        "--rm",
+        "--storage-opt",
+        "size=64m",
+        "default",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/f bs=1M count=2 2>/dev/null && echo fine",
+    ]);
+    assert_eq!(ok.stdout.trim(), "fine", "{ok:?}");
+    // Too small, or an unknown storage option: refused at once.
+    d.cli(["run", "--rm", "--storage-opt", "size=1k", "default", "true"])
+        .expect_engine_error();
+    d.cli([
+        "run",
+        "--rm",
+        "--storage-opt",
+        "dm.basesize=1g",
+        "default",
+        "true",
+    ])
+    .expect_engine_error();
+    d.cli(["rm", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}

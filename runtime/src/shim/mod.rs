@@ -3,6 +3,7 @@
 mod common;
 mod container;
 mod cp;
+mod disk;
 mod exec;
 mod exec_io;
 mod init;

@@ -285,6 +285,12 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK + READ_CHUNK / 4);
     let mut status: Option<WaitStatus> = None;
+    let mut budget = cfg
+        .security
+        .disk_limit_bytes
+        .filter(|&b| b > 0)
+        .map(|b| super::disk::DiskBudget::new(b, &cfg.dir));
+    let mut killed_because: Option<String> = None;
 
     loop {
         let open_pipes: Vec<usize> = (0..pipes.len())
@@ -306,7 +312,13 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
             fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
         }
         let timeout = if watch_child {
-            PollTimeout::NONE
+            match &budget {
+                Some(b) if killed_because.is_none() => {
+                    PollTimeout::try_from(b.due_in().as_millis().min(60_000) as i32)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+                _ => PollTimeout::NONE,
+            }
         } else {
             PollTimeout::try_from(DRAIN_IDLE.as_millis() as i32).unwrap_or(PollTimeout::MAX)
         };
@@ -319,6 +331,20 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
                 continue;
             }
         };
+        if watch_child && killed_because.is_none() {
+            if let Some(used) = budget.as_mut().and_then(|b| b.check()) {
+                let limit = budget.as_ref().map_or(0, |b| b.limit());
+                let why = format!(
+                    "the container wrote {used} bytes, over its disk budget of {limit} bytes (--storage-opt size): it was stopped"
+                );
+                diag(format_args!("{why}"));
+                let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
+                killed_because = Some(why);
+            }
+            if n == 0 {
+                continue;
+            }
+        }
         if n == 0 {
             diag(format_args!(
                 "output pipes still open {DRAIN_IDLE:?} after exit; giving up"
@@ -402,6 +428,7 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
         signal,
         oom_killed,
         finished_at_ns: now_ns(),
+        killed_because,
     };
     if let Err(e) = exitfile::write(&cfg.dir, &rec) {
         diag(format_args!("writing exit.json: {e}"));

@@ -67,6 +67,7 @@ impl Engine {
         let data_dir = self.shared.cfg().data_dir.clone();
         let extra: Vec<PathBuf> = self.shared.cfg().socket_path.iter().cloned().collect();
         let imported = tokio::task::spawn_blocking(move || {
+            check_source(&p)?;
             // Never read the host's root, /proc, the data dir (which would
             // also copy the store into itself) and the like as an image.
             if p.is_dir() {
@@ -203,6 +204,32 @@ impl Engine {
 
 fn no_such_image(reference: &str) -> EngineError {
     EngineError::NotFound(format!("no such image: {}", validate::cut(reference)))
+}
+
+/// An import source must be a readable regular file or directory: a
+/// device, FIFO or socket (which could be read for ever, or block) is the
+/// caller's mistake, and so is a path that cannot be read.
+fn check_source(p: &std::path::Path) -> Result<()> {
+    let shown = validate::echo(path_str(p));
+    let meta = std::fs::metadata(p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            EngineError::NotFound(format!("import source {shown} does not exist"))
+        }
+        _ => EngineError::InvalidArgument(format!("cannot read the import source {shown}: {e}")),
+    })?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(EngineError::InvalidArgument(format!(
+            "the import source {shown} is not a regular file or a directory"
+        )));
+    }
+    let readable = if meta.is_dir() {
+        std::fs::read_dir(p).map(drop)
+    } else {
+        std::fs::File::open(p).map(drop)
+    };
+    readable.map_err(|e| {
+        EngineError::InvalidArgument(format!("cannot read the import source {shown}: {e}"))
+    })
 }
 
 fn path_str(p: &std::path::Path) -> &str {

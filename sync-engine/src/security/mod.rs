@@ -24,7 +24,10 @@ pub(crate) fn validate(s: &Security) -> Result<()> {
 /// What the runtime enforces for this start of `c`. Blocking (it may read
 /// host files): call on the blocking pool.
 pub(crate) fn runtime_config(shared: &Shared, c: &Container) -> Result<SecurityConfig> {
-    let mut cfg = SecurityConfig::default();
+    let mut cfg = SecurityConfig {
+        disk_limit_bytes: (c.disk_bytes > 0).then_some(c.disk_bytes),
+        ..Default::default()
+    };
     users::configure(shared, c, &mut cfg)?;
     devices::configure(shared, c, &mut cfg)?;
     seccomp::configure(shared, c, &mut cfg)?;

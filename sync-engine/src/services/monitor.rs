@@ -68,6 +68,11 @@ pub(crate) async fn on_exit(shared: &Arc<Shared>, id: &str, shim_pid: i32) -> Re
     .await?;
     shared.live(id).set_target(None);
     match record {
+        Ok(Some(r)) if r.killed_because.is_some() => {
+            let why = r.killed_because.unwrap_or_default();
+            // record_failure removes an auto-remove container itself.
+            return record_failure(shared, &c, r.exit_code, &why).await;
+        }
         Ok(Some(r)) => {
             let exit = ExitInfo {
                 exit_code: r.exit_code,

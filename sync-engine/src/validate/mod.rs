@@ -10,6 +10,8 @@ pub(crate) use mounts::{host_path, validate_all as mounts};
 pub use names::{container_name as name, hostname, image_name, volume_name};
 pub(crate) use sizes::{args as arg_budget, cut, echo, path as path_budget};
 
+/// The smallest disk budget: logs and overlay metadata alone take some.
+const MIN_DISK_BYTES: u64 = 1024 * 1024;
 /// Below this the kernel and the shim itself cannot run a workload sensibly.
 const MIN_MEMORY_MB: i64 = 6;
 
@@ -117,6 +119,12 @@ pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
         env_entry(e)?;
     }
     limits(spec.memory_mb, spec.cpus, spec.pids_limit, host_cpus)?;
+    if spec.disk_bytes > 0 && spec.disk_bytes < MIN_DISK_BYTES {
+        return Err(invalid(format!(
+            "disk budget of {} bytes is too small: the minimum is {MIN_DISK_BYTES} bytes (1 MiB)",
+            spec.disk_bytes
+        )));
+    }
     labels(spec)?;
     crate::security::validate(&spec.security)
 }
