@@ -415,3 +415,48 @@ fn a_bind_source_swapped_for_a_symlink_is_refused_at_start() {
     d.cli(["rm", &id]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+#[test]
+fn sockets_and_fifos_can_be_bind_mounted_onto_new_targets() {
+    let d = Daemon::start();
+    let sock = d.root.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let fifo = d.root.join("pipe");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let sock_arg = format!("{}:/ssh.sock", sock.display());
+    let fifo_arg = format!("{}:/run/in.fifo", fifo.display());
+    // Neither target exists in the image: they are made as file mount points.
+    let out = d.cli([
+        "run",
+        "--rm",
+        "-v",
+        &sock_arg,
+        "-v",
+        &fifo_arg,
+        "default",
+        "sh",
+        "-c",
+        "test -S /ssh.sock && test -p /run/in.fifo && echo both",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "both");
+    // The FIFO really is the host's: what the container writes, the host reads.
+    let reader = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || std::fs::read_to_string(&fifo).unwrap()
+    });
+    let out = d.cli([
+        "run",
+        "--rm",
+        "-v",
+        &fifo_arg,
+        "default",
+        "sh",
+        "-c",
+        "echo through > /run/in.fifo",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(reader.join().unwrap().trim(), "through");
+    drop(listener);
+    d.assert_no_leftovers();
+}

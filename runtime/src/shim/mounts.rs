@@ -78,13 +78,15 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
             MountKind::Bind { source, create } => Some(open_source(source, *create)?),
             MountKind::Tmpfs { .. } => None,
         };
+        // Anything but a directory (a file, a socket such as an ssh-agent's
+        // or docker.sock, a FIFO) is mounted on a file.
         let source_is_file = match &source {
             Some((fd, path)) => {
                 nix::sys::stat::fstat(fd)
                     .map_err(|e| SetupError::new(EXIT_SETUP, format!("mount source {path}: {e}")))?
                     .st_mode
                     & libc::S_IFMT
-                    == libc::S_IFREG
+                    != libc::S_IFDIR
             }
             None => false,
         };
