@@ -174,7 +174,15 @@ pub struct ExecConfig {
     /// container's (with `user` replaced when the exec names one).
     #[serde(default)]
     pub security: SecurityConfig,
+    /// A detached exec: the helper writes its frames (PID, output, EXIT) to
+    /// this file itself instead of the daemon's pipe, reads nothing after
+    /// the config, and does not depend on the daemon (it outlives it).
+    #[serde(default)]
+    pub detached_log: Option<PathBuf>,
 }
+
+/// Output bytes an exec's frame file keeps; PID and EXIT frames always fit.
+pub const EXEC_LOG_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What the shim leaves in `exit.json` when the workload has exited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

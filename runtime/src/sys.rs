@@ -191,6 +191,15 @@ pub fn reset_signal_dispositions() {
     }
 }
 
+/// Ignores signal `sig` (SIG_IGN). The command a helper later execs gets
+/// default dispositions back (`reset_signal_dispositions`).
+pub fn ignore_signal(sig: libc::c_int) {
+    // SAFETY: installing SIG_IGN references no Rust code.
+    unsafe {
+        libc::signal(sig, libc::SIG_IGN);
+    }
+}
+
 /// Brings a network interface up (SIOCGIFFLAGS + SIOCSIFFLAGS with IFF_UP).
 pub fn interface_up(name: &str) -> io::Result<()> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

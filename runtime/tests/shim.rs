@@ -514,6 +514,7 @@ fn exec_into_running_container() {
         cols: 0,
         attach_stdin: false,
         security: Default::default(),
+        detached_log: None,
     };
     let (code, out, err) = run_exec(&exec(&["sh", "-c", "exit 3"], "/"));
     assert_eq!(code, 3, "stderr: {err}");
@@ -614,6 +615,7 @@ fn cgroup_v2_paths() {
         cols: 0,
         attach_stdin: false,
         security: Default::default(),
+        detached_log: None,
     };
     let (code, out, err) = run_exec(&exec);
     assert_eq!(code, 0, "{err}");
@@ -695,6 +697,7 @@ fn start_latency() {
         cols: 0,
         attach_stdin: false,
         security: Default::default(),
+        detached_log: None,
     };
     let mut times = Vec::new();
     for _ in 0..50 {

@@ -548,22 +548,71 @@ fn an_attached_exec_dies_with_its_client() {
 }
 
 #[test]
-fn execs_do_not_outlive_a_killed_daemon() {
+fn detached_execs_outlive_the_daemon_and_are_still_served() {
     let mut d = Daemon::start();
-    let id = running(&d, &[], "orphan");
-    let out = d.cli(["exec", "-d", "orphan", "--", "sleep", "4444"]).ok();
-    assert!(!out.is_empty());
+    let id = running(&d, &["-v", "keepvol:/sync"], "keeper");
+    // One that keeps running across restarts, one that finishes while the
+    // daemon is down, one that ends after the restart.
+    let long = d
+        .cli([
+            "exec",
+            "-d",
+            "keeper",
+            "--",
+            "sh",
+            "-c",
+            "echo started; exec sleep 4444",
+        ])
+        .ok();
+    let quick = d
+        .cli([
+            "exec",
+            "-d",
+            "keeper",
+            "--",
+            "sh",
+            "-c",
+            "while [ ! -e /sync/go ]; do sleep 0.1; done; echo done; exit 7",
+        ])
+        .ok();
     let is_sleep = |p: &i32| host::proc_cmdline(*p) == ["sleep", "4444"];
     let pid =
         retry(STEP, || host::all_pids().into_iter().find(is_sleep)).expect("the exec'd sleep runs");
+
+    // SIGKILL of quiltd: the execs live on.
     d.kill9();
+    std::thread::sleep(Duration::from_millis(300));
     assert!(
-        host::wait_pid_gone(pid, STEP),
-        "exec'd process {pid} survived the daemon"
+        host::pid_alive(pid),
+        "the detached exec died with the daemon"
     );
-    // The container itself is left running, as for any daemon restart.
+    // Released while the daemon is down (through the shared volume).
+    std::fs::write(d.data_dir.join("volumes/keepvol/data/go"), b"").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     d.restart();
-    d.wait_state(&id, &[ContainerState::Running], STEP);
-    d.cli(["rm", "-f", "orphan"]).expect_code(0);
+
+    // Still known, served from what survived.
+    let ls = d.cli(["exec-ls", "keeper"]).ok();
+    assert!(ls.contains(&long) && ls.contains(&quick), "{ls}");
+    assert_eq!(d.cli(["exec-wait", &quick]).ok(), "7");
+    let out = d.cli(["exec-logs", &quick]);
+    assert_eq!(out.stdout, "done\n", "{out:?}");
+    let out = d.cli(["exec-logs", &long]);
+    assert_eq!(out.stdout, "started\n", "{out:?}");
+    assert!(host::pid_alive(pid));
+
+    // A graceful restart too.
+    d.restart();
+    assert!(
+        host::pid_alive(pid),
+        "the detached exec died with a graceful restart"
+    );
+    d.cli(["exec-kill", "-s", "TERM", &long]).expect_code(0);
+    assert_eq!(d.cli(["exec-wait", &long]).ok(), "143");
+    assert!(host::wait_pid_gone(pid, STEP));
+    d.cli(["rm", "-f", "keeper"]).expect_code(0);
+    d.cli(["exec-wait", &long]).expect_engine_error();
+    d.cli(["volume", "rm", "keepvol"]).expect_code(0);
+    let _ = &id;
     d.assert_no_leftovers();
 }

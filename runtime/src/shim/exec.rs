@@ -10,7 +10,7 @@
 //! helper exits 125/126/127 without an EXIT frame.
 use super::common::*;
 use super::exec_io::set_winsize;
-use super::exec_io::{Relay, RelayInput, read_config};
+use super::exec_io::{Relay, RelayInput, Sink, read_config};
 use crate::execproto::FrameKind;
 use crate::spec::ExecConfig;
 use crate::{cgroup, proc, sys};
@@ -27,17 +27,60 @@ fn fail(e: SetupError) -> i32 {
 }
 
 pub fn exec() -> i32 {
-    // The daemon gone (even SIGKILLed), the helper goes, and its command
-    // with it (the command has its own pdeathsig).
+    // Attached: the daemon gone (even SIGKILLed), the helper goes, and its
+    // command with it (the command has its own pdeathsig). Set before the
+    // config is read, so no moment is unguarded; a detached exec clears it.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let (cfg, input) = match read_config() {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    match enter(&cfg, input) {
+    let sink = match &cfg.detached_log {
+        None => Sink::Daemon,
+        Some(path) => match detach(path) {
+            Ok(sink) => sink,
+            Err(e) => return fail(e),
+        },
+    };
+    let detached = matches!(sink, Sink::File { .. });
+    match enter(&cfg, input, sink) {
         Ok(code) => code,
+        Err(e) if detached => {
+            // Nobody reads our stderr: the frame file says why, and ends.
+            if let Some(path) = &cfg.detached_log
+                && let Ok(mut sink) = Sink::file(path)
+            {
+                let _ = sink.send(
+                    FrameKind::Stderr,
+                    format!("quilt-shim: {}\n", e.message).as_bytes(),
+                );
+                let _ = sink.send(FrameKind::Exit, &crate::execproto::exit_payload(e.code, 0));
+            }
+            e.code
+        }
         Err(e) => fail(e),
     }
+}
+
+/// A detached exec: independent of the daemon from here on (a session of
+/// its own, no death signal, SIGPIPE and SIGHUP ignored, stdio on
+/// /dev/null); frames go to `path`.
+fn detach(path: &Path) -> SetupResult<Sink> {
+    let _ = nix::sys::prctl::set_pdeathsig(None);
+    let _ = nix::unistd::setsid();
+    sys::ignore_signal(libc::SIGPIPE);
+    sys::ignore_signal(libc::SIGHUP);
+    let sink = Sink::file(path).map_err(setup(format!("open {}", path.display())))?;
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+    Ok(sink)
 }
 
 /// The command's side of its standard streams.
@@ -51,7 +94,7 @@ enum ChildIo {
     },
 }
 
-fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
+fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
     if cfg.argv.is_empty() {
         return Err(SetupError::new(EXIT_SETUP, "no command given"));
     }
@@ -121,7 +164,15 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
             // children) close theirs.
             drop(child_io);
             let pidfd = proc::pidfd_open(child.as_raw()).map_err(setup("pidfd_open"))?;
-            let relay = Relay::new(child, pidfd, cfg.tty, cfg.attach_stdin, to_child, outputs);
+            let relay = Relay::new(
+                child,
+                pidfd,
+                cfg.tty,
+                cfg.attach_stdin,
+                to_child,
+                outputs,
+                sink,
+            );
             Ok(relay.run(input))
         }
     }

@@ -70,18 +70,58 @@ pub fn read_config() -> SetupResult<(ExecConfig, RelayInput)> {
     }
 }
 
-/// Writes one frame to the daemon (blocking: backpressure to the command).
-fn send(kind: FrameKind, payload: &[u8]) -> nix::Result<()> {
-    let f = proto::frame(kind, payload);
-    let mut rest = &f[..];
-    while !rest.is_empty() {
-        match nix::unistd::write(std::io::stdout(), rest) {
-            Ok(n) => rest = &rest[n..],
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
+/// Where the helper's frames go.
+pub enum Sink {
+    /// The daemon, on stdout (blocking: backpressure to the command).
+    Daemon,
+    /// A detached exec's frame file: output past the cap is dropped (the
+    /// PID and EXIT frames are always written).
+    File { file: std::fs::File, written: u64 },
+}
+
+impl Sink {
+    /// The frame file of a detached exec, opened for appending.
+    pub fn file(path: &std::path::Path) -> std::io::Result<Sink> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(path)?;
+        let written = file.metadata()?.len();
+        Ok(Sink::File { file, written })
+    }
+
+    /// Writes one frame.
+    pub fn send(&mut self, kind: FrameKind, payload: &[u8]) -> nix::Result<()> {
+        let f = proto::frame(kind, payload);
+        match self {
+            Sink::Daemon => {
+                let mut rest = &f[..];
+                while !rest.is_empty() {
+                    match nix::unistd::write(std::io::stdout(), rest) {
+                        Ok(n) => rest = &rest[n..],
+                        Err(Errno::EINTR) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            Sink::File { file, written } => {
+                let output = matches!(kind, FrameKind::Stdout | FrameKind::Stderr);
+                if output && *written + f.len() as u64 > crate::spec::EXEC_LOG_MAX_BYTES {
+                    return Ok(()); // over the cap: dropped, the command goes on
+                }
+                use std::io::Write;
+                // A full disk drops output; it never stops the command.
+                if file.write_all(&f).is_ok() {
+                    *written += f.len() as u64;
+                }
+                Ok(())
+            }
         }
     }
-    Ok(())
 }
 
 /// ioctl(TIOCSWINSZ): sets the window size of the terminal `fd`.
@@ -123,6 +163,7 @@ pub struct Relay {
     outputs: Vec<Option<(OwnedFd, FrameKind)>>,
     input_open: bool,
     chunk: Vec<u8>,
+    sink: Sink,
 }
 
 impl Relay {
@@ -133,6 +174,7 @@ impl Relay {
         attach: bool,
         to_child: Option<OwnedFd>,
         outputs: Vec<(OwnedFd, FrameKind)>,
+        sink: Sink,
     ) -> Relay {
         if let Some(fd) = &to_child {
             set_nonblocking(fd);
@@ -152,12 +194,17 @@ impl Relay {
             outputs: outputs.into_iter().map(Some).collect(),
             input_open: true,
             chunk: vec![0u8; CHUNK],
+            sink,
         }
     }
 
     /// Relays until the command has exited; returns the helper's exit code.
     pub fn run(mut self, mut input: RelayInput) -> i32 {
-        if send(FrameKind::Pid, &proto::i32_payload(self.child.as_raw())).is_err() {
+        if self
+            .sink
+            .send(FrameKind::Pid, &proto::i32_payload(self.child.as_raw()))
+            .is_err()
+        {
             return self.abort();
         }
         while let Some((k, p)) = input.queued.pop_front() {
@@ -308,7 +355,10 @@ impl Relay {
                 self.outputs[i] = None;
                 Ok(())
             }
-            Ok(n) => send(*kind, &self.chunk[..n]),
+            Ok(n) => {
+                let kind = *kind;
+                self.sink.send(kind, &self.chunk[..n])
+            }
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(()),
             // EIO: every holder of the pty's slave side has closed it.
             Err(_) => {
@@ -344,7 +394,7 @@ impl Relay {
                     Ok(0) => break,
                     Ok(n) => {
                         let kind = self.outputs[i].as_ref().map_or(FrameKind::Stdout, |o| o.1);
-                        if send(kind, &self.chunk[..n]).is_err() {
+                        if self.sink.send(kind, &self.chunk[..n]).is_err() {
                             return code;
                         }
                     }
@@ -354,7 +404,9 @@ impl Relay {
                 }
             }
         }
-        let _ = send(FrameKind::Exit, &proto::exit_payload(code, signal));
+        let _ = self
+            .sink
+            .send(FrameKind::Exit, &proto::exit_payload(code, signal));
         code
     }
 

@@ -2,6 +2,7 @@
 //! signal and replay execs. The helper and its streams are `exec::session`.
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
+use crate::exec::detached;
 use crate::exec::session::{self, OUTPUT_QUEUE, PID_WAIT};
 use crate::exec::{ExecEvent, ExecInfo, ExecSession, ExecSpec};
 use crate::support::signals;
@@ -64,6 +65,12 @@ impl Engine {
     pub async fn kill_exec(&self, exec_id: &str, signal: &str) -> Result<()> {
         let sig = signals::requested(signal)?;
         let rec = self.shared.execs().get(exec_id)?;
+        if rec.detached && rec.state.borrow().pidfd.is_none() {
+            // Its helper reports the command's pid in the frame file.
+            if let Some(fd) = detached::command_pidfd(&rec).await? {
+                rec.state.send_modify(|s| s.pidfd = Some(fd));
+            }
+        }
         let mut rx = rec.state.subscribe();
         // Bounded: a just-started exec reports its pid within moments.
         let _ =
@@ -92,6 +99,11 @@ impl Engine {
         follow: bool,
     ) -> Result<mpsc::Receiver<Result<ExecEvent>>> {
         let rec = self.shared.execs().get(exec_id)?;
+        if rec.detached {
+            let (tx, rx) = mpsc::channel(OUTPUT_QUEUE);
+            tokio::spawn(detached::replay(rec, follow, tx));
+            return Ok(rx);
+        }
         let path = rec.log_path.clone();
         let file = tokio::fs::File::open(&path)
             .await

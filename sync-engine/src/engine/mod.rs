@@ -64,6 +64,7 @@ impl Engine {
         images_sweep::remove_unrecorded(&shared).await?;
         starter::spawn(shared.clone(), start_rx);
         reconcile::run(&shared).await?;
+        crate::exec::detached::reconcile(&shared).await?;
         Ok(Engine { shared })
     }
 

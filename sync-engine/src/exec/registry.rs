@@ -46,6 +46,8 @@ pub(crate) struct ExecState {
     pub log_len: u64,
     /// The command's pidfd, once the helper has reported its pid.
     pub pidfd: Option<Arc<OwnedFd>>,
+    /// A detached exec's helper (it writes the frame file itself).
+    pub helper_pid: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -87,9 +89,10 @@ impl Registry {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a record; returns the output files of finished execs of the same
-    /// container forgotten to keep the registry bounded.
-    pub fn insert(&self, rec: Arc<ExecRecord>) -> Vec<PathBuf> {
+    /// Adds a record; returns the finished execs of the same container
+    /// forgotten to keep the registry bounded (their files and rows are the
+    /// caller's to remove).
+    pub fn insert(&self, rec: Arc<ExecRecord>) -> Vec<Arc<ExecRecord>> {
         let mut map = self.lock();
         let cid = rec.container_id.clone();
         map.insert(rec.id.clone(), rec);
@@ -104,7 +107,7 @@ impl Registry {
             let excess = finished.len() - MAX_FINISHED_PER_CONTAINER;
             for (_, id) in finished.into_iter().take(excess) {
                 if let Some(r) = map.remove(&id) {
-                    dropped.push(r.log_path.clone());
+                    dropped.push(r);
                 }
             }
         }
@@ -200,7 +203,7 @@ mod tests {
         // The oldest finished ones went, with their files; running ones and
         // other containers' stay.
         assert_eq!(dropped.len(), 3);
-        assert!(dropped[0].ends_with("f000.log"));
+        assert!(dropped[0].log_path.ends_with("f000.log"));
         assert_eq!(r.of_container("c1").len(), MAX_FINISHED_PER_CONTAINER + 1);
         assert!(r.get("live").is_ok() && r.get("other").is_ok());
         assert!(r.get("f000").is_err() && r.get("f003").is_ok());

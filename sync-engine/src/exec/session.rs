@@ -98,7 +98,10 @@ pub(crate) async fn start(
         pid,
         argv: spec.argv.clone(),
         env: env::build(c, &spec.env),
-        workdir: spec.workdir.unwrap_or_else(|| c.working_dir.clone()),
+        workdir: spec
+            .workdir
+            .clone()
+            .unwrap_or_else(|| c.working_dir.clone()),
         cgroup: cgroup.clone(),
         tty: spec.tty,
         rows: spec.rows,
@@ -106,6 +109,7 @@ pub(crate) async fn start(
         attach_stdin: spec.attach_stdin,
         shim_pid: Some(shim_pid),
         security,
+        detached_log: None,
     };
     let config =
         serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
@@ -138,6 +142,10 @@ pub(crate) async fn start(
         })
         .await??
     };
+    if spec.detach {
+        drop(log);
+        return start_detached(shared, c, spec, cfg, id, log_path).await;
+    }
     let mut child = tokio::process::Command::new(&shared.cfg().shim_path)
         .arg("exec")
         .env_clear()
@@ -180,14 +188,7 @@ pub(crate) async fn start(
             ..Default::default()
         }),
     });
-    let forgotten = shared.execs().insert(rec.clone());
-    if !forgotten.is_empty() {
-        tokio::task::spawn_blocking(move || {
-            for p in forgotten {
-                let _ = std::fs::remove_file(p);
-            }
-        });
-    }
+    super::register(shared, rec.clone());
 
     let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
     tokio::spawn(feed_input(rec.clone(), stdin, in_rx));
@@ -211,6 +212,82 @@ pub(crate) async fn start(
         id,
         input: in_tx,
         output: out_rx,
+    })
+}
+
+/// A detached exec: the helper writes its frame file itself and outlives
+/// the daemon; the exec is recorded in SQLite and its helper watched.
+async fn start_detached(
+    shared: &Arc<Shared>,
+    c: &Container,
+    spec: ExecSpec,
+    mut cfg: ExecConfig,
+    id: String,
+    log_path: std::path::PathBuf,
+) -> Result<ExecSession> {
+    cfg.detached_log = Some(log_path.clone());
+    cfg.attach_stdin = false;
+    let config =
+        serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
+    let spawned = tokio::process::Command::new(&shared.cfg().shim_path)
+        .arg("exec")
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Not killed with quiltd: it is meant to outlive it.
+        .kill_on_drop(false)
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            discard(log_path);
+            return Err(EngineError::internal("spawn exec helper", e));
+        }
+    };
+    let helper_pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let sent = stdin
+        .write_all(&proto::frame(FrameKind::Config, &config))
+        .await;
+    drop(stdin);
+    if let Err(e) = sent {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        discard(log_path);
+        return Err(EngineError::internal("send exec config", e));
+    }
+    let helper_start_time = tokio::task::spawn_blocking(move || proc::start_time(helper_pid))
+        .await?
+        .unwrap_or(0);
+    let row = crate::store::ExecRow {
+        id: id.clone(),
+        container_id: c.id.clone(),
+        command: spec.argv,
+        tty: spec.tty,
+        started_at_ns: now_ns(),
+        helper_pid,
+        helper_start_time,
+        exit: None,
+    };
+    if let Err(e) = shared.store().exec_insert(&row).await {
+        // Not recorded: it must not run unaccounted for.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        discard(log_path);
+        return Err(e);
+    }
+    let rec = super::detached::record(&row, log_path);
+    super::register(shared, rec.clone());
+    super::detached::watch(shared.clone(), rec, Some(child), None);
+    tracing::debug!(exec = %id, container = %c.id, "detached exec started");
+    // Input to a detached exec goes nowhere: its stdin is closed.
+    let (in_tx, _) = mpsc::channel(1);
+    Ok(ExecSession {
+        id,
+        input: in_tx,
+        output: None,
     })
 }
 

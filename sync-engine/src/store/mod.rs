@@ -44,6 +44,7 @@ macro_rules! db_write_critical {
 }
 
 mod containers;
+mod execs;
 mod images;
 mod reserve;
 mod volumes;
@@ -51,6 +52,7 @@ mod writer;
 
 use crate::error::{EngineError, Result};
 use crate::model::State;
+pub(crate) use execs::ExecRow;
 use reserve::Reserve;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
