@@ -3,8 +3,10 @@
 mod common;
 mod container;
 mod cp;
+mod devices;
 mod exec;
 mod exec_io;
+mod gpu;
 mod init;
 mod logwriter;
 mod mounts;

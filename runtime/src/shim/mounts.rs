@@ -12,7 +12,7 @@ use std::path::Path;
 /// be a symlink now: one that is was swapped in since, and is refused.
 /// (Volume directories live under the data dir, which may itself sit
 /// behind a symlink; only root can change them.)
-fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, String)> {
+pub(super) fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, String)> {
     let shown = source.display().to_string();
     let swapped = || {
         SetupError::new(
