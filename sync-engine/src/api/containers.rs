@@ -17,12 +17,13 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 impl Engine {
     /// Validates, stores the row in one transaction and, unless asked not
     /// to, queues the start. Returns as soon as the row is committed.
-    pub async fn create(&self, spec: CreateSpec) -> Result<Container> {
+    pub async fn create(&self, mut spec: CreateSpec) -> Result<Container> {
         let shared = &self.shared;
         if shared.is_closing() {
             return Err(EngineError::Unavailable("quiltd is shutting down".into()));
         }
         validate::create_spec(&spec, shared.host_cpus())?;
+        spec.security = crate::security::check_host(shared, spec.security).await?;
         let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
         // A stored image's name is recorded as its id.
         let image = super::images::resolve_for_create(shared, &spec.image).await?;
