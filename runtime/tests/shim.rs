@@ -1100,10 +1100,18 @@ fn gpu_driver_files_are_mounted() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
     let d = driver.to_str().unwrap().to_string();
+    // A hostile image: the loader's config file is a symlink to the
+    // container's /etc/passwd, and the soname a dangling symlink.
+    let conf_dir = env.image.join("etc/ld.so.conf.d");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", conf_dir.join("00-quilt-nvidia.conf")).unwrap();
+    let image_driver = env.image.join(d.trim_start_matches('/'));
+    std::fs::create_dir_all(&image_driver).unwrap();
+    std::os::unix::fs::symlink("/nowhere", image_driver.join("libnvidia-fake.so.1")).unwrap();
     let script = format!(
         "cat {d}/libnvidia-fake.so.1; readlink {d}/libnvidia-fake.so.1; {d}/nvidia-fake-smi; \
          echo x >> {d}/libnvidia-fake.so.555.1 2>/dev/null || echo lib-ro; \
-         cat /etc/ld.so.conf.d/00-quilt-nvidia.conf; \
+         cat /etc/ld.so.conf.d/00-quilt-nvidia.conf; head -c 5 /etc/passwd; echo; \
          echo $NVIDIA_VISIBLE_DEVICES $NVIDIA_DRIVER_CAPABILITIES $LD_LIBRARY_PATH; \
          ls -l /dev/nvidia0 | cut -c1; head -c 1 /dev/nvidia0 | wc -c"
     );
@@ -1136,13 +1144,15 @@ fn gpu_driver_files_are_mounted() {
             "smi-ran".into(),
             "lib-ro".into(),
             d.clone(),
+            "root:".into(),
             format!("0 compute,utility {d}"),
             "c".into(),
             "1".into(),
         ]
     );
-    // The host's file is untouched.
+    // The host's files are untouched, and nothing was added beside them.
     assert_eq!(std::fs::read_to_string(&lib).unwrap(), "fake library\n");
+    assert!(!driver.join("libnvidia-fake.so.1").exists());
 }
 
 /// A restart on v2 attaches the new device program in place of the old

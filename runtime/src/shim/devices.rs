@@ -8,7 +8,7 @@ use crate::mounts::resolve_in_root;
 use crate::spec::{DeviceKind, DeviceNode};
 use nix::mount::MsFlags;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Bind mounts every device of `devices` below `rootfs`.
 pub fn add_nodes(rootfs: &Path, devices: &[DeviceNode]) -> SetupResult<()> {
@@ -67,8 +67,27 @@ fn add_node(rootfs: &Path, d: &DeviceNode) -> SetupResult<()> {
 }
 
 /// The host path of `path` inside `rootfs`: its parent directories are
-/// created, symlinks followed inside the rootfs only.
-pub fn target_in(rootfs: &Path, path: &str) -> SetupResult<std::path::PathBuf> {
+/// created, symlinks followed inside the rootfs only (a final symlink too,
+/// as mount(2) would follow it).
+pub fn target_in(rootfs: &Path, path: &str) -> SetupResult<PathBuf> {
+    parent_in(rootfs, path)?;
+    let target = resolve_in_root(rootfs, path, false)
+        .map_err(setup(format!("path in the container {path}")))?;
+    below(rootfs, &target, path)?;
+    Ok(target)
+}
+
+/// The same without following a final symlink: the path itself, for a
+/// file or link the shim makes there.
+pub fn literal_in(rootfs: &Path, path: &str) -> SetupResult<PathBuf> {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let target = parent_in(rootfs, path)?.join(name);
+    below(rootfs, &target, path)?;
+    Ok(target)
+}
+
+/// The directory holding `path` inside `rootfs` (created if missing).
+fn parent_in(rootfs: &Path, path: &str) -> SetupResult<PathBuf> {
     let parent = match path.rsplit_once('/') {
         Some((p, n)) if !n.is_empty() && n != ".." && n != "." => p,
         _ => {
@@ -78,15 +97,22 @@ pub fn target_in(rootfs: &Path, path: &str) -> SetupResult<std::path::PathBuf> {
             ));
         }
     };
-    resolve_in_root(rootfs, if parent.is_empty() { "/" } else { parent }, true)
+    let dir = resolve_in_root(rootfs, if parent.is_empty() { "/" } else { parent }, true)
         .map_err(setup(format!("path in the container {path}")))?;
-    let target = resolve_in_root(rootfs, path, false)
-        .map_err(setup(format!("path in the container {path}")))?;
-    if !target.starts_with(rootfs) || target == rootfs {
-        return Err(SetupError::new(
-            EXIT_SETUP,
-            format!("path {path} leaves the container"),
-        ));
+    if !dir.starts_with(rootfs) {
+        return Err(leaves(path));
     }
-    Ok(target)
+    Ok(dir)
+}
+
+/// `p` must be strictly below `rootfs`.
+fn below(rootfs: &Path, p: &Path, shown: &str) -> SetupResult<()> {
+    if !p.starts_with(rootfs) || p == rootfs {
+        return Err(leaves(shown));
+    }
+    Ok(())
+}
+
+fn leaves(path: &str) -> SetupError {
+    SetupError::new(EXIT_SETUP, format!("path {path} leaves the container"))
 }

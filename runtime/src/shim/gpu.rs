@@ -31,7 +31,7 @@ pub fn mount_driver(rootfs: &Path, gpu: &GpuConfig) -> SetupResult<()> {
         .collect();
     super::mounts::setup_mounts(rootfs, &mounts)?;
     for l in &gpu.links {
-        let path = super::devices::target_in(rootfs, &l.path)?;
+        let path = super::devices::literal_in(rootfs, &l.path)?;
         match std::fs::symlink_metadata(&path) {
             // The image's own file of that name: left alone.
             Ok(m) if !m.file_type().is_symlink() => continue,
@@ -49,14 +49,24 @@ pub fn mount_driver(rootfs: &Path, gpu: &GpuConfig) -> SetupResult<()> {
             .map_err(setup(format!("symlink {}", l.path)))?;
     }
     if !gpu.library_dirs.is_empty() {
-        let conf = super::devices::target_in(rootfs, LD_SO_CONF)?;
+        let conf = super::devices::literal_in(rootfs, LD_SO_CONF)?;
         let mut text = gpu.library_dirs.join("\n");
         text.push('\n');
-        // Never through a symlink planted in the image.
+        // Never through a symlink the image has there.
         if std::fs::symlink_metadata(&conf).is_ok_and(|m| m.file_type().is_symlink()) {
             std::fs::remove_file(&conf).map_err(setup(format!("removing {LD_SO_CONF}")))?;
         }
-        std::fs::write(&conf, text).map_err(setup(format!("writing {LD_SO_CONF}")))?;
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&conf)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(setup(format!("writing {LD_SO_CONF}")))?;
     }
     Ok(())
 }
