@@ -5,6 +5,7 @@
 pub mod capability;
 pub mod cgroup;
 pub mod copy;
+pub mod devnode;
 pub mod execproto;
 pub mod exitfile;
 pub mod image;

@@ -100,8 +100,11 @@ pub struct SecurityConfig {
     /// A compiled seccomp filter: the kernel's `struct sock_filter` array as
     /// hex. None: no filter.
     pub seccomp: Option<String>,
-    /// Device nodes made in the container's /dev, beyond the defaults.
+    /// Host device nodes given to the container, beyond the default ones
+    /// (null, zero, full, random, urandom, tty, console, ptmx, pts).
     pub devices: Vec<DeviceNode>,
+    /// NVIDIA driver files (`--gpus`); None: no GPU.
+    pub gpu: Option<GpuConfig>,
     /// User namespace: container ids 0..size map to host ids from
     /// host_uid/host_gid. None: no user namespace.
     pub idmap: Option<IdMap>,
@@ -118,21 +121,67 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
-/// A device node of the container, and what the device cgroup allows on it.
+/// Character or block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    #[serde(rename = "c")]
+    Char,
+    #[serde(rename = "b")]
+    Block,
+}
+
+impl DeviceKind {
+    /// 'c' or 'b', as the device cgroup and `ls -l` write it.
+    pub fn letter(self) -> char {
+        match self {
+            DeviceKind::Char => 'c',
+            DeviceKind::Block => 'b',
+        }
+    }
+}
+
+/// A host device node given to the container: the host's node is bind
+/// mounted at `path` (never mknod'ed, so it also works in a user namespace)
+/// and the device cgroup allows `access` on `kind major:minor`. The shim
+/// refuses the node if what it finds at `host_path` is not that device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceNode {
-    /// Absolute path inside the container.
+    /// Absolute, normalised path inside the container.
     pub path: String,
-    /// 'c' (character) or 'b' (block).
-    pub kind: char,
+    /// The host's node (canonical path, no symlink in it).
+    pub host_path: String,
+    pub kind: DeviceKind,
     pub major: u32,
     pub minor: u32,
-    /// Permission bits of the node.
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    /// Some of "rwm".
+    /// Some of "rwm", in that order.
     pub access: String,
+}
+
+/// The NVIDIA driver's user-space files a GPU container gets, all mounted
+/// read-only at their host paths, and what the dynamic loader needs to
+/// find the libraries. The GPUs' device nodes are in
+/// `SecurityConfig::devices`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GpuConfig {
+    /// NVIDIA_VISIBLE_DEVICES of the workload: the GPUs' indices, comma
+    /// separated.
+    pub visible_devices: String,
+    /// Libraries, tools and the firmware directory (canonical host paths).
+    pub files: Vec<String>,
+    /// Symbolic links made in the container (a library's soname pointing
+    /// at its file).
+    pub links: Vec<Symlink>,
+    /// The libraries' directories: written to /etc/ld.so.conf.d and
+    /// appended to LD_LIBRARY_PATH.
+    pub library_dirs: Vec<String>,
+}
+
+/// A symbolic link `path` -> `target` (relative to `path`'s directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Symlink {
+    pub path: String,
+    pub target: String,
 }
 
 /// A user namespace mapping of one contiguous range.

@@ -312,3 +312,217 @@ pub fn mount_setattr_fd_recursive(fd: BorrowedFd<'_>, set: u64) -> io::Result<()
     }
     Ok(())
 }
+
+/// bpf(2) commands, program and attach types used here (linux/bpf.h).
+const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_PROG_QUERY: libc::c_int = 16;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+
+/// The `prog_load` member of `union bpf_attr`, up to `expected_attach_type`
+/// (the kernel treats the members after it as zero).
+#[repr(C)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// The `prog_attach` member of `union bpf_attr`, up to `replace_bpf_fd`.
+#[repr(C)]
+struct BpfProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// The `query` member of `union bpf_attr`, up to `prog_cnt` (and the hole
+/// after it, which must be zero).
+#[repr(C)]
+struct BpfProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    hole: u32,
+}
+
+/// The `prog_id` member of `union bpf_attr` (BPF_PROG_GET_FD_BY_ID).
+#[repr(C)]
+struct BpfGetIdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// bpf(2) with `attr` of type `T`; the result (a descriptor or 0).
+///
+/// # Safety
+/// `attr` must be a member of `union bpf_attr` that `cmd` takes, and every
+/// pointer in it must be valid for what the kernel reads or writes there
+/// during the call.
+unsafe fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: the caller guarantees that `attr` is what `cmd` expects; its
+    // size is passed, so the kernel reads and writes no more than that.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r)
+}
+
+/// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program made of `insns` (each the
+/// kernel's `struct bpf_insn`, 8 bytes in native layout). On a verifier
+/// refusal the error carries the end of the verifier's log.
+pub fn bpf_load_device_program(insns: &[[u8; 8]], name: &str) -> io::Result<OwnedFd> {
+    let license = c"Apache-2.0";
+    let mut prog_name = [0u8; 16];
+    for (dst, src) in prog_name.iter_mut().zip(name.bytes().take(15)) {
+        *dst = src;
+    }
+    let load = |log: Option<&mut Vec<u8>>| {
+        let (log_level, log_size, log_buf) = match log {
+            Some(buf) => (1, buf.len() as u32, buf.as_mut_ptr() as u64),
+            None => (0, 0, 0),
+        };
+        let mut attr = BpfProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            log_level,
+            log_size,
+            log_buf,
+            kern_version: 0,
+            prog_flags: 0,
+            prog_name,
+            prog_ifindex: 0,
+            expected_attach_type: BPF_CGROUP_DEVICE,
+        };
+        // SAFETY: BPF_PROG_LOAD takes `prog_load`; `insns` (insn_cnt
+        // instructions of 8 bytes), the NUL-terminated license and the log
+        // buffer (log_size bytes, written by the kernel) outlive the call.
+        let fd = unsafe { bpf(BPF_PROG_LOAD, &mut attr) }?;
+        // SAFETY: BPF_PROG_LOAD returned a new descriptor, owned by nobody else.
+        Ok::<_, io::Error>(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    };
+    match load(None) {
+        Ok(fd) => Ok(fd),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EINVAL)) => {
+            // Load again with the verifier's log, for the message only.
+            let mut log = vec![0u8; 64 * 1024];
+            let again = load(Some(&mut log));
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            let tail: Vec<&str> = text.lines().rev().take(4).collect();
+            match again {
+                Ok(fd) => Ok(fd),
+                Err(_) => Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e} (verifier: {})",
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    ),
+                )),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Attaches a device program to the cgroup open at `cgroup` (an
+/// O_DIRECTORY descriptor), with no flag: the cgroup's one device program,
+/// replaced when there was one, and no program may be attached below it.
+pub fn bpf_attach_device_program(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = BpfProgAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: 0,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: BPF_PROG_ATTACH takes `prog_attach`, which holds no pointer;
+    // both descriptors are borrowed for the call.
+    unsafe { bpf(BPF_PROG_ATTACH, &mut attr) }.map(|_| ())
+}
+
+/// The ids of the device programs attached to the cgroup open at `cgroup`.
+pub fn bpf_device_programs(cgroup: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    let mut ids = vec![0u32; 64];
+    let mut attr = BpfProgQueryAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        hole: 0,
+    };
+    // SAFETY: BPF_PROG_QUERY takes `query`; the kernel writes at most
+    // prog_cnt ids to `ids`, which outlives the call.
+    unsafe { bpf(BPF_PROG_QUERY, &mut attr) }?;
+    ids.truncate((attr.prog_cnt as usize).min(64));
+    Ok(ids)
+}
+
+/// Whether the kernel still holds the BPF program with this id.
+pub fn bpf_program_exists(id: u32) -> io::Result<bool> {
+    let mut attr = BpfGetIdAttr {
+        prog_id: id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    // SAFETY: BPF_PROG_GET_FD_BY_ID takes `prog_id` etc., no pointer.
+    match unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) } {
+        Ok(fd) => {
+            // SAFETY: a new descriptor, owned by nobody else: closed here.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+            Ok(true)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): the calling process gets a
+/// new anonymous session keyring of its own, shared with nobody (not with
+/// the host's login session, nor with the user's default session keyring).
+/// Returns the new keyring's serial.
+pub fn join_new_session_keyring() -> io::Result<i32> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    // SAFETY: a NULL name asks for a new anonymous keyring; nothing is read
+    // or written through pointers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as i32)
+}

@@ -619,15 +619,31 @@ fn cgroup_v2_paths() {
     };
     let (code, out, err) = run_exec(&exec);
     assert_eq!(code, 0, "{err}");
-    let want = format!("0::/{}", cfg.cgroup.path);
-    assert!(out.lines().any(|l| l == want), "{out}");
+    // The exec'd command is in the container's cgroup namespace: its
+    // cgroup is the namespace's root.
+    assert!(out.lines().any(|l| l == "0::/"), "{out}");
 
-    // Removal kills the container.
+    // One device program, attached by the shim; the cgroup holds the only
+    // reference to it.
+    let progs = cgroup::device_programs(&cfg.cgroup).unwrap();
+    assert_eq!(progs.len(), 1, "{progs:?}");
+    assert!(cgroup::bpf_program_exists(progs[0]).unwrap());
+
+    // Removal kills the container, and the program goes with the cgroup.
     cgroup::remove(&cfg.cgroup).unwrap();
     assert!(!leaf.exists());
     assert!(wait_exit(shim, Duration::from_secs(10)));
     let rec = exitfile::read(&cfg.dir).unwrap().unwrap();
     assert_eq!((rec.exit_code, rec.signal), (137, 9));
+    let freed = Instant::now() + Duration::from_secs(10);
+    while cgroup::bpf_program_exists(progs[0]).unwrap() {
+        assert!(
+            Instant::now() < freed,
+            "device program {} still loaded 10 s after its cgroup was removed",
+            progs[0]
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -741,4 +757,455 @@ fn log_throughput() {
         .unwrap()
         .len();
     eprintln!("100 MB of output: container ran and was logged in {took:?} (log {size} bytes)");
+}
+
+// ---- Devices, masked paths, cgroup namespace -------------------------------
+
+/// Switches `env` to the cgroup2 hierarchy: the host's on pure v2, the
+/// `unified` mount beside the v1 controllers on hybrid hosts (where a
+/// device program attached there is enforced as well).
+fn use_v2(env: &mut Env) -> PathBuf {
+    let root = match &env.layout {
+        CgroupLayout::V2 { root } => root.clone(),
+        CgroupLayout::V1 { root } => root.join("unified"),
+    };
+    assert!(
+        root.join("cgroup.controllers").is_file(),
+        "no cgroup2 hierarchy at {} to test the v2 paths against",
+        root.display()
+    );
+    env.layout = CgroupLayout::V2 { root: root.clone() };
+    root
+}
+
+/// Host device nodes a container must never open, made by the test in a
+/// host directory the container gets as a writable bind mount (so only the
+/// device cgroup stands in the way): (name, kind, major, minor).
+const FORBIDDEN: [(&str, nix::sys::stat::SFlag, u64, u64); 4] = [
+    ("loop-control", nix::sys::stat::SFlag::S_IFCHR, 10, 237),
+    ("tty1", nix::sys::stat::SFlag::S_IFCHR, 4, 1),
+    ("vcs", nix::sys::stat::SFlag::S_IFCHR, 7, 0),
+    ("loop0", nix::sys::stat::SFlag::S_IFBLK, 7, 0),
+];
+
+/// Prints "NAME ok" or "NAME <error>" for each probe.
+const PROBE: &str = "p() { if eval \"$2\" 2>/tmp/err; then echo \"$1 ok\"; \
+                     else echo \"$1 $(sed 's/.*: //' /tmp/err)\"; fi; }; ";
+
+/// The device probes of `devices_are_confined`, and what each must give.
+/// `exp` is a node of an unregistered major: allowed, opening it reaches
+/// the kernel's driver lookup (ENXIO); refused, the device cgroup stops it
+/// first (EPERM).
+fn device_probes(exp: u32) -> (String, Vec<String>) {
+    let mknod_exp = format!("mknod /tmp/e c {exp} 0");
+    let probes: [(&str, &str, &str); 22] = [
+        ("null-w", "echo x > /dev/null", "ok"),
+        ("zero-r", "head -c 1 /dev/zero > /dev/null", "ok"),
+        ("full-w", "echo x > /dev/full", "No space left on device"),
+        ("random-r", "head -c 1 /dev/random > /dev/null", "ok"),
+        ("urandom-r", "head -c 1 /dev/urandom > /dev/null", "ok"),
+        ("ptmx", "true <> /dev/ptmx", "ok"),
+        // mknod of a listed device is allowed (rwm) ...
+        ("mknod-null", "mknod /tmp/n c 1 3 && echo x > /tmp/n", "ok"),
+        // ... of anything else it is not.
+        (
+            "mknod-loop0",
+            "mknod /tmp/l b 7 0",
+            "Operation not permitted",
+        ),
+        (
+            "mknod-tty1",
+            "mknod /tmp/t c 4 1",
+            "Operation not permitted",
+        ),
+        (
+            "mknod-nvidiactl",
+            "mknod /tmp/c c 195 255",
+            "Operation not permitted",
+        ),
+        // Host nodes that are there all the same: not opened.
+        // (Opened and closed only: nothing is read or written.)
+        (
+            "loop-control",
+            "true <> /h/loop-control",
+            "Operation not permitted",
+        ),
+        ("tty1", "true < /h/tty1", "Operation not permitted"),
+        ("vcs", "true < /h/vcs", "Operation not permitted"),
+        ("loop0-r", "true < /h/loop0", "Operation not permitted"),
+        ("loop0-w", "true >> /h/loop0", "Operation not permitted"),
+        // Given read-only: opened for reading, not for writing, no mknod.
+        ("exp-r", "true < /dev/exp", "No such device or address"),
+        ("exp-w", "true > /dev/exp", "Operation not permitted"),
+        ("exp-rw", "true <> /dev/exp", "Operation not permitted"),
+        ("exp-m", &mknod_exp, "Operation not permitted"),
+        ("exp-kind", "test -c /dev/exp", "ok"),
+        // The same major, another minor: not given.
+        ("exp1", "true < /h/exp1", "Operation not permitted"),
+        // A default device under another name works as itself.
+        (
+            "myzero-r",
+            "head -c 1 /dev/myzero | wc -c | grep -qx 1",
+            "ok",
+        ),
+    ];
+    let mut script = String::from(PROBE);
+    let mut want = Vec::new();
+    for (name, cmd, expect) in probes {
+        script.push_str(&format!("p {name} '{cmd}'; "));
+        want.push(format!("{name} {expect}"));
+    }
+    (script, want)
+}
+
+/// Runs the device probes in a container on `env`'s layout.
+fn check_devices(env: &mut Env) {
+    let hostdev = env.tmp.path().join(format!("hostdev-{}", unique()));
+    std::fs::create_dir(&hostdev).unwrap();
+    for (name, kind, major, minor) in FORBIDDEN {
+        nix::sys::stat::mknod(
+            &hostdev.join(name),
+            kind,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(major, minor),
+        )
+        .unwrap();
+    }
+    let exp = quilt_testkit::host::unused_char_major().expect("a free experimental major");
+    for minor in [0, 1] {
+        nix::sys::stat::mknod(
+            &hostdev.join(format!("exp{minor}")),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(exp.into(), minor),
+        )
+        .unwrap();
+    }
+    let (script, want) = device_probes(exp);
+    let mut cfg = env.config(&["sh", "-c", &script], Limits::default());
+    cfg.mounts.push(quilt_runtime::mounts::MountConfig {
+        target: "/h".into(),
+        read_only: false,
+        kind: quilt_runtime::mounts::MountKind::Bind {
+            source: hostdev.clone(),
+            create: false,
+        },
+    });
+    cfg.security.devices.push(DeviceNode {
+        path: "/dev/exp".into(),
+        host_path: hostdev.join("exp0").to_str().unwrap().into(),
+        kind: DeviceKind::Char,
+        major: exp,
+        minor: 0,
+        access: "r".into(),
+    });
+    cfg.security.devices.push(DeviceNode {
+        path: "/dev/myzero".into(),
+        host_path: "/dev/zero".into(),
+        kind: DeviceKind::Char,
+        major: 1,
+        minor: 5,
+        access: "r".into(),
+    });
+    let rec = env.run_to_exit(&cfg);
+    assert_eq!(stdout_lines(&cfg.dir), want, "{:?}", env.layout);
+    assert_eq!(rec.exit_code, 0, "{:?}", log_records(&cfg.dir));
+}
+
+/// The default allow-list and `--device`, on the host's layout (v1 here:
+/// the devices controller) and on cgroup2 (the BPF program).
+#[test]
+fn devices_are_confined() {
+    let mut env = Env::new();
+    check_devices(&mut env);
+    if let CgroupLayout::V1 { root } = env.layout.clone() {
+        // The controller holds exactly the list (the kernel's own rendering).
+        let mut cfg = env.config(&["true"], Limits::default());
+        cfg.security.devices.push(DeviceNode {
+            path: "/dev/ro-null".into(),
+            host_path: "/dev/null".into(),
+            kind: DeviceKind::Char,
+            major: 1,
+            minor: 3,
+            access: "rw".into(),
+        });
+        let list = root
+            .join("devices")
+            .join(&cfg.cgroup.path)
+            .join("devices.list");
+        assert_eq!(env.run_to_exit(&cfg).exit_code, 0);
+        let got = std::fs::read_to_string(list).unwrap();
+        let mut got: Vec<&str> = got.lines().collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                "c 136:* rwm",
+                "c 1:3 rwm",
+                "c 1:5 rwm",
+                "c 1:7 rwm",
+                "c 1:8 rwm",
+                "c 1:9 rwm",
+                "c 5:0 rwm",
+                "c 5:1 rwm",
+                "c 5:2 rwm",
+            ]
+        );
+    }
+    use_v2(&mut env);
+    check_devices(&mut env);
+}
+
+/// A device that changed since the daemon resolved it is refused, and a
+/// node the shim cannot confine (not a device) too.
+#[test]
+fn a_changed_device_is_refused() {
+    let mut env = Env::new();
+    let mut cfg = env.config(&["true"], Limits::default());
+    cfg.security.devices.push(DeviceNode {
+        path: "/dev/x".into(),
+        host_path: "/dev/zero".into(),
+        kind: DeviceKind::Char,
+        major: 1,
+        minor: 3,
+        access: "rwm".into(),
+    });
+    match env.start(&cfg) {
+        StartReport::Failed { exit_code, message } => {
+            assert_eq!(exit_code, 125);
+            assert!(
+                message.contains("/dev/zero is no longer c 1:3"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a failed start, got {other:?}"),
+    }
+    let mut cfg = env.config(&["true"], Limits::default());
+    cfg.security.devices.push(DeviceNode {
+        path: "/dev/x".into(),
+        host_path: "/dev/null".into(),
+        kind: DeviceKind::Char,
+        major: 1,
+        minor: 3,
+        access: "rwx".into(),
+    });
+    match env.start(&cfg) {
+        StartReport::Failed { exit_code, message } => {
+            assert_eq!(exit_code, 125);
+            assert!(message.contains("invalid device access"), "{message}");
+        }
+        other => panic!("expected a failed start, got {other:?}"),
+    }
+    // Nothing left of either: the shim removed the cgroups it made.
+    for cg in &env.cgroups {
+        let dir = match &cg.layout {
+            CgroupLayout::V2 { root } => root.join(&cg.path),
+            CgroupLayout::V1 { root } => root.join("devices").join(&cg.path),
+        };
+        assert!(!dir.exists(), "{}", dir.display());
+    }
+}
+
+/// A cgroup namespace rooted at the container's cgroup; on v2 its own
+/// hierarchy read-only at /sys/fs/cgroup.
+#[test]
+fn cgroup_namespace() {
+    let mut env = Env::new();
+    let cfg = env.config(&["cat", "/proc/self/cgroup"], Limits::default());
+    assert_eq!(env.run_to_exit(&cfg).exit_code, 0);
+    let lines = stdout_lines(&cfg.dir);
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(l.ends_with(":/"), "{lines:?}");
+    }
+
+    use_v2(&mut env);
+    // PID 1 is the only member of the container's cgroup, which is the
+    // root of what it sees.
+    let cfg = env.config(&["cat", "/sys/fs/cgroup/cgroup.procs"], Limits::default());
+    assert_eq!(env.run_to_exit(&cfg).exit_code, 0);
+    assert_eq!(stdout_lines(&cfg.dir), ["1"]);
+    let script = "grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f4,6 | cut -c1-4; \
+                  mkdir /sys/fs/cgroup/x 2>&1 | sed 's/.*: //'";
+    let cfg = env.config(&["sh", "-c", script], Limits::default());
+    assert_eq!(env.run_to_exit(&cfg).exit_code, 0);
+    assert_eq!(stdout_lines(&cfg.dir), ["/ ro", "Read-only file system"]);
+}
+
+/// Docker's masked and read-only paths.
+#[test]
+fn masked_paths() {
+    let mut env = Env::new();
+    let dirs = [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ];
+    let present: Vec<&str> = dirs.into_iter().filter(|d| Path::new(d).is_dir()).collect();
+    // This host has /sys/firmware with entries: the masking is seen.
+    assert!(
+        std::fs::read_dir("/sys/firmware").is_ok_and(|mut d| d.next().is_some()),
+        "the test needs a host /sys/firmware with entries"
+    );
+    let mut script = String::from(PROBE);
+    let mut want = Vec::new();
+    for d in &present {
+        script.push_str(&format!("echo {d} $(ls -A {d} | wc -l); "));
+        want.push(format!("{d} 0"));
+    }
+    // Read-only mounts (the error a write gets differs between kernels:
+    // EROFS, or ENOENT from procfs).
+    for p in [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ] {
+        if Path::new(p).exists() {
+            script.push_str(&format!(
+                "echo {p} $(grep ' {p} ' /proc/self/mountinfo | cut -d' ' -f6 | cut -c1-3); "
+            ));
+            want.push(format!("{p} ro,"));
+        }
+    }
+    for (name, cmd) in [
+        ("sysrq", "echo h > /proc/sysrq-trigger"),
+        ("sysctl", "echo 1 > /proc/sys/kernel/sysrq"),
+        ("keys", "test -s /proc/keys"),
+        ("kcore", "test -s /proc/kcore"),
+        ("timer_list", "test -s /proc/timer_list"),
+    ] {
+        script.push_str(&format!(
+            "{cmd} 2>/dev/null && echo {name} open || echo {name} closed; "
+        ));
+        want.push(format!("{name} closed"));
+    }
+    let cfg = env.config(&["sh", "-c", &script], Limits::default());
+    assert_eq!(env.run_to_exit(&cfg).exit_code, 0);
+    assert_eq!(stdout_lines(&cfg.dir), want);
+}
+
+/// The GPU plumbing with stand-ins (this host has no GPU): driver files
+/// bind mounted read-only at their host paths, the soname link, the
+/// loader's configuration and environment, and a device node.
+#[test]
+fn gpu_driver_files_are_mounted() {
+    let mut env = Env::new();
+    let driver = env.tmp.path().join("driver");
+    std::fs::create_dir(&driver).unwrap();
+    let lib = driver.join("libnvidia-fake.so.555.1");
+    std::fs::write(&lib, "fake library\n").unwrap();
+    let tool = driver.join("nvidia-fake-smi");
+    std::fs::write(&tool, "#!/bin/sh\necho smi-ran\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = driver.to_str().unwrap().to_string();
+    // A hostile image: the loader's config file is a symlink to the
+    // container's /etc/passwd, and the soname a dangling symlink.
+    let conf_dir = env.image.join("etc/ld.so.conf.d");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", conf_dir.join("00-quilt-nvidia.conf")).unwrap();
+    let image_driver = env.image.join(d.trim_start_matches('/'));
+    std::fs::create_dir_all(&image_driver).unwrap();
+    std::os::unix::fs::symlink("/nowhere", image_driver.join("libnvidia-fake.so.1")).unwrap();
+    let script = format!(
+        "cat {d}/libnvidia-fake.so.1; readlink {d}/libnvidia-fake.so.1; {d}/nvidia-fake-smi; \
+         echo x >> {d}/libnvidia-fake.so.555.1 2>/dev/null || echo lib-ro; \
+         cat /etc/ld.so.conf.d/00-quilt-nvidia.conf; head -c 5 /etc/passwd; echo; \
+         echo $NVIDIA_VISIBLE_DEVICES $NVIDIA_DRIVER_CAPABILITIES $LD_LIBRARY_PATH; \
+         ls -l /dev/nvidia0 | cut -c1; head -c 1 /dev/nvidia0 | wc -c"
+    );
+    let mut cfg = env.config(&["sh", "-c", &script], Limits::default());
+    cfg.security.gpu = Some(GpuConfig {
+        visible_devices: "0".into(),
+        files: vec![lib.to_str().unwrap().into(), tool.to_str().unwrap().into()],
+        links: vec![Symlink {
+            path: format!("{d}/libnvidia-fake.so.1"),
+            target: "libnvidia-fake.so.555.1".into(),
+        }],
+        library_dirs: vec![d.clone()],
+    });
+    // A GPU's node stands in as /dev/zero.
+    cfg.security.devices.push(DeviceNode {
+        path: "/dev/nvidia0".into(),
+        host_path: "/dev/zero".into(),
+        kind: DeviceKind::Char,
+        major: 1,
+        minor: 5,
+        access: "rw".into(),
+    });
+    let rec = env.run_to_exit(&cfg);
+    assert_eq!(rec.exit_code, 0);
+    assert_eq!(
+        stdout_lines(&cfg.dir),
+        [
+            "fake library".to_string(),
+            "libnvidia-fake.so.555.1".into(),
+            "smi-ran".into(),
+            "lib-ro".into(),
+            d.clone(),
+            "root:".into(),
+            format!("0 compute,utility {d}"),
+            "c".into(),
+            "1".into(),
+        ]
+    );
+    // The host's files are untouched, and nothing was added beside them.
+    assert_eq!(std::fs::read_to_string(&lib).unwrap(), "fake library\n");
+    assert!(!driver.join("libnvidia-fake.so.1").exists());
+}
+
+/// A restart on v2 attaches the new device program in place of the old
+/// one (never one more), and the old one is freed.
+#[test]
+fn a_restart_replaces_the_device_program() {
+    let mut env = Env::new();
+    use_v2(&mut env);
+    let cfg = env.config(&["true"], Limits::default());
+    assert_eq!(env.run_to_exit(&cfg).exit_code, 0);
+    let first = cgroup::device_programs(&cfg.cgroup).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(env.run_to_exit(&cfg).exit_code, 0);
+    let second = cgroup::device_programs(&cfg.cgroup).unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first, second);
+    let freed = Instant::now() + Duration::from_secs(10);
+    while cgroup::bpf_program_exists(first[0]).unwrap() {
+        assert!(
+            Instant::now() < freed,
+            "the replaced program is still loaded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What the device allow-list costs a start, on each layout: the shim's
+/// `restrict_devices` on a fresh cgroup (v1: ten writes to the devices
+/// controller; v2: load and attach the BPF program).
+/// `cargo test --release -p quilt-runtime --test shim -- --ignored --nocapture device_filter_cost`
+#[test]
+#[ignore]
+fn device_filter_cost() {
+    let mut env = Env::new();
+    for v2 in [false, true] {
+        if v2 {
+            use_v2(&mut env);
+        } else if matches!(env.layout, CgroupLayout::V2 { .. }) {
+            continue;
+        }
+        let rules = cgroup::devices::rules_for(&[]).unwrap();
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let cfg = env.config(&["true"], Limits::default());
+            cgroup::create(&cfg.cgroup).unwrap();
+            let t0 = Instant::now();
+            cgroup::restrict_devices(&cfg.cgroup, &rules).unwrap();
+            times.push(t0.elapsed());
+            cgroup::remove(&cfg.cgroup).unwrap();
+        }
+        report(&format!("restrict_devices ({:?})", env.layout), times);
+    }
 }

@@ -1,6 +1,9 @@
 //! Cgroup v1 and v2: layout detection, creation with limits, membership,
 //! OOM accounting and removal. What the two hierarchies share is here; each
-//! backend is one file ([`v1`], [`v2`]), and removal has its own.
+//! backend is one file ([`v1`], [`v2`]), removal has its own, and so has the
+//! device allow-list ([`devices`], compiled to BPF on v2 by [`bpf`]).
+mod bpf;
+pub mod devices;
 mod remove;
 #[cfg(test)]
 mod testutil;
@@ -40,6 +43,10 @@ fn io_err(path: &Path, source: std::io::Error) -> CgroupError {
 /// The controllers Quilt uses (v1: one hierarchy each, created in this
 /// order; v2: enabled in the parents' subtree_control).
 const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+/// The v1 hierarchies a container has a directory in: the controllers
+/// above, and `devices` (v2 has no devices controller: a BPF program
+/// attached to the cgroup does its work).
+const V1_HIERARCHIES: [&str; 4] = ["memory", "cpu", "pids", "devices"];
 /// CFS period used for CPU limits, in microseconds.
 const CPU_PERIOD_US: u64 = 100_000;
 
@@ -85,7 +92,7 @@ fn dirs(spec: &CgroupSpec) -> Result<Vec<PathBuf>, CgroupError> {
     let rel = rel_path(spec)?;
     Ok(match &spec.layout {
         CgroupLayout::V2 { root } => vec![root.join(rel)],
-        CgroupLayout::V1 { root } => CONTROLLERS
+        CgroupLayout::V1 { root } => V1_HIERARCHIES
             .iter()
             .filter(|c| root.join(c).is_dir())
             .map(|c| root.join(c).join(rel))
@@ -148,6 +155,40 @@ pub fn create(spec: &CgroupSpec) -> Result<(), CgroupError> {
     }
 }
 
+/// Restricts the devices the cgroup's members may open or mknod to `rules`
+/// (see [`devices::rules_for`]): on v1 in the `devices` controller, on v2
+/// with a BPF device program attached to the cgroup. Must run after
+/// `create` and before anything runs in the cgroup; applying it again (a
+/// restart) replaces the previous list.
+pub fn restrict_devices(
+    spec: &CgroupSpec,
+    rules: &[devices::DeviceRule],
+) -> Result<(), CgroupError> {
+    let rel = rel_path(spec)?;
+    match &spec.layout {
+        CgroupLayout::V2 { root } => bpf::apply_v2(root, rel, rules),
+        CgroupLayout::V1 { root } => devices::apply_v1(root, rel, rules),
+    }
+}
+
+/// v2: the ids of the device programs attached to the container's cgroup
+/// (for diagnostics and tests). Empty on v1.
+pub fn device_programs(spec: &CgroupSpec) -> Result<Vec<u32>, CgroupError> {
+    use std::os::fd::AsFd;
+    let CgroupLayout::V2 { root } = &spec.layout else {
+        return Ok(Vec::new());
+    };
+    let rel = rel_path(spec)?;
+    let dir = v2::open_dir(root, rel)?;
+    crate::sys::bpf_device_programs(dir.as_fd()).map_err(|e| io_err(&root.join(rel), e))
+}
+
+/// Whether the kernel still holds the BPF program `id` (a device program
+/// goes once its cgroup is removed; for tests).
+pub fn bpf_program_exists(id: u32) -> std::io::Result<bool> {
+    crate::sys::bpf_program_exists(id)
+}
+
 /// Moves `pid` into the container's cgroup(s) (the runtime itself joins with
 /// `join_self` in the child, which avoids the parent-side write's RCU wait;
 /// kept for the tests that check membership semantics).
@@ -175,8 +216,18 @@ pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
         CgroupLayout::V2 { .. } => v2::JOIN_FILE,
         CgroupLayout::V1 { .. } => v1::JOIN_FILE,
     };
+    // A container started before quilt gave containers a devices cgroup
+    // (still running across an upgrade) has none to join: its commands are
+    // confined as it is. Every other hierarchy must be there.
+    let devices_dir = match &spec.layout {
+        CgroupLayout::V1 { root } => Some(root.join("devices").join(rel_path(spec)?)),
+        CgroupLayout::V2 { .. } => None,
+    };
     for dir in dirs(spec)? {
         if !dir.is_dir() {
+            if devices_dir.as_ref() == Some(&dir) {
+                continue;
+            }
             return Err(io_err(&dir, std::io::Error::from(ErrorKind::NotFound)));
         }
         write_file(&dir.join(file), "0")?;

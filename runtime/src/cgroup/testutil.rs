@@ -30,7 +30,7 @@ pub(super) fn fake_v2() -> tempfile::TempDir {
 
 pub(super) fn fake_v1(with_memsw: bool) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    for c in ["memory", "cpu", "pids", "cpuset"] {
+    for c in ["memory", "cpu", "pids", "cpuset", "devices"] {
         fs::create_dir(t.path().join(c)).unwrap();
     }
     if with_memsw {

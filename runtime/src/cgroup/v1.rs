@@ -1,6 +1,6 @@
 //! Cgroup v1: one hierarchy per controller (`ROOT/memory`, `ROOT/cpu`,
-//! `ROOT/pids`), each with the container's own directory.
-use super::{CONTROLLERS, CPU_PERIOD_US, CgroupError, cpu_quota_us, io_err, write_file};
+//! `ROOT/pids`, `ROOT/devices`), each with the container's own directory.
+use super::{CPU_PERIOD_US, CgroupError, V1_HIERARCHIES, cpu_quota_us, io_err, write_file};
 use crate::spec::Limits;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -15,14 +15,16 @@ pub(super) fn oom_file(root: &Path, rel: &Path) -> PathBuf {
 }
 
 /// Creates the container's directory in every mounted hierarchy and writes
-/// the limits; a limit whose controller is not mounted is an error.
+/// the limits; a limit whose controller is not mounted is an error. (The
+/// device list is written by `restrict_devices`.)
 pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError> {
     let needed = |ctrl: &str| match ctrl {
         "memory" => limits.memory_bytes.is_some(),
         "cpu" => limits.cpus.is_some(),
-        _ => limits.pids.is_some(),
+        "pids" => limits.pids.is_some(),
+        _ => false,
     };
-    for ctrl in CONTROLLERS {
+    for ctrl in V1_HIERARCHIES {
         let hier = root.join(ctrl);
         if !hier.is_dir() {
             if needed(ctrl) {
@@ -70,11 +72,12 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
                     )?;
                 }
             }
-            _ => {
+            "pids" => {
                 if let Some(n) = limits.pids {
                     write_file(&dir.join("pids.max"), &n.to_string())?;
                 }
             }
+            _ => {}
         }
     }
     Ok(())
@@ -83,7 +86,7 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{fake_v1, read, spec};
-    use super::super::{add_process, create, oom_kills};
+    use super::super::{add_process, create, join_self, oom_kills};
     use crate::spec::{CgroupLayout, Limits};
     use std::fs;
 
@@ -112,7 +115,10 @@ mod tests {
 
         create(&s).unwrap();
         add_process(&s, 77).unwrap();
-        for c in ["memory", "cpu", "pids"] {
+        // The devices hierarchy holds the container too (its allow-list is
+        // written by restrict_devices).
+        assert!(!root.join("devices/quilt/c1/devices.deny").exists());
+        for c in ["memory", "cpu", "pids", "devices"] {
             assert_eq!(
                 read(root.join(c).join("quilt/c1/cgroup.procs")),
                 "77",
@@ -127,6 +133,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(oom_kills(&s).unwrap(), 5);
+    }
+
+    #[test]
+    fn v1_join_without_a_devices_cgroup() {
+        let t = fake_v1(false);
+        let root = t.path();
+        let s = spec(CgroupLayout::V1 { root: root.into() }, Limits::default());
+        create(&s).unwrap();
+        // A container from before the devices cgroup: joined all the same.
+        fs::remove_dir(root.join("devices/quilt/c1")).unwrap();
+        join_self(&s).unwrap();
+        assert_eq!(read(root.join("memory/quilt/c1/tasks")), "0");
+        // Any other hierarchy missing is an error.
+        fs::remove_dir_all(root.join("pids/quilt/c1")).unwrap();
+        assert!(join_self(&s).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The container's PID 1 before it becomes the workload: mounts, pivot_root,
-//! masking, hostname, loopback, privileges, then execve.
+//! The container's PID 1 before it becomes the workload: cgroup and its
+//! namespace, session keyring, mounts, devices, pivot_root, masking,
+//! hostname, loopback, privileges, then execve.
 use super::common::*;
-use crate::spec::ContainerConfig;
+use crate::spec::{CgroupLayout, ContainerConfig};
 use crate::sys;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -48,6 +49,12 @@ fn setup_and_exec(
     if !in_cgroup {
         crate::cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
     }
+    // Now in it: a cgroup namespace rooted there, so the container sees its
+    // own cgroup as "/" (and, on v2, its own limits in /sys/fs/cgroup).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(setup("unshare cgroup namespace"))?;
+    // Never the host's session keyring (or root's shared default one).
+    sys::join_new_session_keyring().map_err(setup("new session keyring"))?;
     // If the shim dies, so does the container: nobody else would collect its
     // output or exit status.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
@@ -97,8 +104,24 @@ fn setup_and_exec(
         // Fall back to a read-only bind of the host's /sys.
         bind_read_only(Path::new("/sys"), &sys_dir, nosuid_nodev_noexec)?;
     }
+    if let CgroupLayout::V2 { .. } = cfg.cgroup.layout {
+        // Mounted from inside the cgroup namespace: shows the container's
+        // own cgroup as the root.
+        mount_at(
+            &sys_dir.join("fs/cgroup"),
+            0o555,
+            "cgroup",
+            "cgroup2",
+            ro,
+            None,
+        )?;
+    }
 
     setup_dev(&rootfs.join("dev"))?;
+    super::devices::add_nodes(&rootfs, &cfg.security.devices)?;
+    if let Some(gpu) = &cfg.security.gpu {
+        super::gpu::mount_driver(&rootfs, gpu)?;
+    }
 
     super::mounts::setup_mounts(&rootfs, &cfg.mounts)?;
 
@@ -108,7 +131,7 @@ fn setup_and_exec(
     umount2(".", MntFlags::MNT_DETACH).map_err(setup("detaching the old root"))?;
     nix::unistd::chdir("/").map_err(setup("chdir /"))?;
 
-    mask_proc()?;
+    mask_paths()?;
 
     nix::unistd::sethostname(&cfg.hostname)
         .map_err(setup(format!("sethostname {:?}", cfg.hostname)))?;
@@ -131,7 +154,10 @@ fn setup_and_exec(
     let argv0 = cfg.argv.first().map(String::as_str).unwrap_or("");
     let path = resolve(argv0, &cfg.env)?;
     let argv = cstrings(&cfg.argv)?;
-    let env = cstrings(&cfg.env)?;
+    let env = cstrings(&super::gpu::workload_env(
+        &cfg.env,
+        cfg.security.gpu.as_ref(),
+    ))?;
 
     clamp_rlimits();
     drop_privileges()?;
@@ -235,14 +261,16 @@ fn setup_dev(dev: &Path) -> SetupResult<()> {
     Ok(())
 }
 
-/// Hides or write-protects sensitive parts of /proc (after pivot_root).
-fn mask_proc() -> SetupResult<()> {
+/// Hides or write-protects what docker does (after pivot_root): files
+/// under a bind of /dev/null, directories under an empty read-only tmpfs,
+/// and read-only binds of the rest. Paths the kernel does not have are
+/// skipped.
+fn mask_paths() -> SetupResult<()> {
     for p in [
         "/proc/kcore",
         "/proc/keys",
         "/proc/timer_list",
         "/proc/sched_debug",
-        "/proc/sysrq-trigger",
         "/proc/latency_stats",
         "/proc/timer_stats",
     ] {
@@ -251,16 +279,34 @@ fn mask_proc() -> SetupResult<()> {
             mnt(Some("/dev/null"), p, None, MsFlags::MS_BIND, None)?;
         }
     }
-    for p in ["/proc/acpi", "/proc/scsi"] {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    for p in [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ] {
         let p = Path::new(p);
         if p.is_dir() {
-            mnt(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
+            mnt(
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | flags,
+                None,
+            )?;
         }
     }
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    for p in ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"] {
+    for p in [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ] {
         let p = Path::new(p);
-        if p.is_dir() {
+        if p.exists() {
             bind_read_only(p, p, flags)?;
         }
     }

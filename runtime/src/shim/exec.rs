@@ -108,6 +108,7 @@ fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
         ("uts", CloneFlags::CLONE_NEWUTS),
         ("net", CloneFlags::CLONE_NEWNET),
         ("pid", CloneFlags::CLONE_NEWPID),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
         ("mnt", CloneFlags::CLONE_NEWNS),
     ];
     let names: Vec<&str> = kinds.iter().map(|(name, _)| *name).collect();
@@ -246,6 +247,10 @@ fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
     if let Err(e) = nix::unistd::setsid() {
         return setup("setsid")(e);
     }
+    // A session keyring of its own: never the daemon's (the host's).
+    if let Err(e) = sys::join_new_session_keyring() {
+        return setup("new session keyring")(e);
+    }
     if let Err(e) = wire_stdio(io) {
         return e;
     }
@@ -264,7 +269,10 @@ fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
     let prep = || -> SetupResult<_> {
         let path = resolve(argv0, &cfg.env)?;
         let argv = cstrings(&cfg.argv)?;
-        let env = cstrings(&cfg.env)?;
+        let env = cstrings(&super::gpu::workload_env(
+            &cfg.env,
+            cfg.security.gpu.as_ref(),
+        ))?;
         clamp_rlimits();
         drop_privileges()?;
         Ok((path, argv, env))

@@ -3,9 +3,11 @@
 mod common;
 mod container;
 mod cp;
+mod devices;
 mod disk;
 mod exec;
 mod exec_io;
+mod gpu;
 mod init;
 mod logwriter;
 mod mounts;

@@ -12,7 +12,7 @@ use std::path::Path;
 /// be a symlink now: one that is was swapped in since, and is refused.
 /// (Volume directories live under the data dir, which may itself sit
 /// behind a symlink; only root can change them.)
-fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, String)> {
+pub(super) fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, String)> {
     let shown = source.display().to_string();
     let swapped = || {
         SetupError::new(
@@ -65,12 +65,7 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
     if mounts.is_empty() {
         return Ok(());
     }
-    let root = nix::fcntl::open(
-        rootfs,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(setup(format!("open {}", rootfs.display())))?;
+    let root = open_root(rootfs)?;
     for m in mounts {
         // The source is pinned first: the mount is made from this fd, so a
         // path swapped after the checks cannot redirect it.
@@ -172,6 +167,39 @@ fn in_root() -> ResolveFlag {
     ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS
 }
 
+/// An O_PATH descriptor of the rootfs directory, the anchor every path
+/// inside the container is resolved from.
+pub(super) fn open_root(rootfs: &Path) -> SetupResult<OwnedFd> {
+    nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(setup(format!("open {}", rootfs.display())))
+}
+
+/// The directory that holds `path` inside the rootfs (made when missing,
+/// resolved inside the root) as a real descriptor (for the *at calls), and
+/// the final component's name, which is never followed.
+pub(super) fn open_parent(root: &OwnedFd, path: &str) -> SetupResult<(OwnedFd, String)> {
+    let bad =
+        |why: String| SetupError::new(EXIT_SETUP, format!("path in the container {path}: {why}"));
+    let (parent, name) = match path.rsplit_once('/') {
+        Some((p, n)) if !n.is_empty() && n != "." && n != ".." => (p, n),
+        _ => return Err(bad("not a normalised absolute path".into())),
+    };
+    let parent = if parent.is_empty() { "/" } else { parent };
+    if parent != "/" {
+        // Made (and checked) like a mount target directory.
+        open_target(root, parent, false)?;
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(in_root());
+    let dir = nix::fcntl::openat2(root, parent, how).map_err(|e| bad(format!("{parent}: {e}")))?;
+    Ok((dir, name.to_owned()))
+}
+
 /// An O_PATH descriptor of `path` inside `rootfs` (resolved in it).
 fn open_in_root(rootfs: &OwnedFd, path: &str) -> SetupResult<OwnedFd> {
     let how = OpenHow::new()
@@ -185,7 +213,7 @@ fn open_in_root(rootfs: &OwnedFd, path: &str) -> SetupResult<OwnedFd> {
 /// creating what is missing: directories on the way, then the target itself
 /// (a directory, or an empty file when a file is bind mounted). Returns an
 /// O_PATH descriptor of it.
-fn open_target(root: &OwnedFd, target: &str, file: bool) -> SetupResult<OwnedFd> {
+pub(super) fn open_target(root: &OwnedFd, target: &str, file: bool) -> SetupResult<OwnedFd> {
     let bad = |why: String| SetupError::new(EXIT_SETUP, format!("mount target {target}: {why}"));
     let comps: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
     if comps.is_empty() || comps.iter().any(|c| *c == "." || *c == "..") {

@@ -146,6 +146,11 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
 
     *cgroup_created = true;
     cgroup::create(&cfg.cgroup).map_err(setup("creating cgroup"))?;
+    // Before anything runs in the cgroup: the default device nodes and the
+    // devices the container was given, nothing else.
+    let rules = cgroup::devices::rules_for(&cfg.security.devices)
+        .map_err(setup("the container's devices"))?;
+    cgroup::restrict_devices(&cfg.cgroup, &rules).map_err(setup("restricting devices"))?;
     let oom_before = cgroup::oom_kills(&cfg.cgroup).unwrap_or(0);
 
     let (out_r, out_w) = pipe()?;

@@ -24,6 +24,7 @@ impl Engine {
         }
         apply_defaults(&mut spec, shared.cfg());
         validate::create_spec(&spec, shared.host_cpus())?;
+        spec.security = crate::security::check_host(shared, spec.security).await?;
         let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
         // A stored image's name is recorded as its id.
         let image = super::images::resolve_for_create(shared, &spec.image).await?;
@@ -67,7 +68,21 @@ impl Engine {
             }
             slot.send(c.id.clone());
         }
-        let c = shared.wait_started(&mut watch, &c.id).await?;
+        let c = match shared.wait_started(&mut watch, &c.id).await {
+            Ok(c) => c,
+            // Started, ended and removed (--rm) before we looked again: how
+            // it ended travelled in an event.
+            Err(EngineError::NotFound(_)) if watch.exit_event(&c.id).is_some() => {
+                let ev = watch.exit_event(&c.id).cloned().expect("checked");
+                Container {
+                    state: WaitResult::of_event(&ev).state,
+                    exit: ev.exit,
+                    failure_reason: ev.failure_reason,
+                    ..c
+                }
+            }
+            Err(e) => return Err(e),
+        };
         if c.state == State::Failed {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} failed to start: {}",

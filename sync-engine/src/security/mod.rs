@@ -3,9 +3,11 @@
 //! checks made at create, and the resolution made at each start.
 //!
 //! - `seccomp.rs`: the seccomp profile (default, unconfined, docker JSON);
-//! - `devices.rs`: devices and GPUs;
+//! - `devices.rs`: devices and GPUs (`gpus.rs`: finding the host's GPUs
+//!   and the NVIDIA driver's files);
 //! - `users.rs`: user, user namespace, read-only rootfs, capabilities, ulimits.
 mod devices;
+mod gpus;
 mod seccomp;
 mod users;
 
@@ -19,6 +21,18 @@ pub(crate) fn validate(s: &Security) -> Result<()> {
     seccomp::validate(s)?;
     devices::validate(s)?;
     users::validate(s)
+}
+
+/// Checks against the host made at create, after `validate` (on the
+/// blocking pool: paths are resolved and stat'ed): devices must be device
+/// nodes, `--gpus` needs a GPU. Returns the options as they are stored
+/// (device paths canonical).
+pub(crate) async fn check_host(shared: &Shared, s: Security) -> Result<Security> {
+    if s.devices.is_empty() && s.gpus.is_none() {
+        return Ok(s);
+    }
+    let data_dir = shared.cfg().data_dir.clone();
+    tokio::task::spawn_blocking(move || devices::check_host(&data_dir, s)).await?
 }
 
 /// What the runtime enforces for this start of `c`. Blocking (it may read

@@ -1,4 +1,5 @@
-//! Looking at the host from the outside: processes, cgroups and mounts.
+//! Looking at the host from the outside: processes, cgroups, mounts and
+//! device numbers.
 //!
 //! Everything here reads /proc and /sys/fs/cgroup directly, so that callers
 //! check what the kernel sees, not what the daemon believes. Probes never
@@ -6,6 +7,7 @@
 //! absent.
 
 mod cgroup;
+mod devices;
 mod leftovers;
 mod mounts;
 mod proc;
@@ -14,6 +16,7 @@ pub use cgroup::{
     CGROUP_ROOT, CgroupVersion, cgroup_dir, cgroup_hierarchies, cgroup_parents, cgroup_version,
     cgroups_below, pids_in_cgroups, read_trimmed, remove_cgroups,
 };
+pub use devices::{char_majors, unused_char_major};
 pub use leftovers::{Footprint, Leftovers};
 pub use mounts::{mounts_under, umount_all_under};
 pub use proc::{
