@@ -121,6 +121,21 @@ pub struct Api {
     pub listed: usize,
     pub remove_no_start: OpStats,
     pub remove_no_start_total_s: f64,
+    /// ListContainers, summary view, every one of `stored_containers` in
+    /// one call (page_size 0).
+    #[serde(default)]
+    pub list_all_summary: OpStats,
+    /// Containers stored (no_start) for the page figures below.
+    #[serde(default)]
+    pub list_page_stored: usize,
+    /// ListContainers pages of 100, walking through `list_page_stored`.
+    #[serde(default)]
+    pub list_page_summary: OpStats,
+    #[serde(default)]
+    pub list_page_full: OpStats,
+    /// GetContainer with `list_page_stored` stored, for comparison.
+    #[serde(default)]
+    pub get_container_at_list_page_stored: OpStats,
 }
 
 /// `quilt-bench ttr`: time to running, exit to event, phases.
