@@ -66,11 +66,11 @@ QB=$BIN/quilt-bench
 
 # Counts per mode.
 if [[ $MODE == quick ]]; then
-  API_ARGS=(--containers 1000 --gets 2000 --lists 20 --starts 30)
+  API_ARGS=(--containers 1000 --gets 2000 --lists 20 --starts 30 --list-stored 10000 --pages 100)
   TTR_N=50; SEQ_N=60; PEER_ITERS=15; PEER_STATES=30
   TP_SECONDS=2; TP_DRAIN=40; DENSITY_N=50; DENSITY_GETS=1000
 else
-  API_ARGS=(--containers 1000 --gets 10000 --lists 100 --starts 200)
+  API_ARGS=(--containers 1000 --gets 10000 --lists 100 --starts 200 --list-stored 10000 --pages 400)
   TTR_N=500; SEQ_N=500; PEER_ITERS=200; PEER_STATES=300
   TP_SECONDS=10; TP_DRAIN=120; DENSITY_N=500; DENSITY_GETS=5000
 fi

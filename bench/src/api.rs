@@ -1,13 +1,14 @@
 //! Server latency through the API from an in-process client (no process
 //! start): CreateContainer acknowledgement (no_start, and starting),
-//! GetContainer, ListContainers with many containers stored.
+//! GetContainer, ListContainers with many containers stored: whole lists,
+//! and pages of 100 with 10,000 stored (`listing`).
 
 use crate::client::{self, code_name, create_request, with_timeout};
 use crate::events::Hub;
 use crate::report::Api;
 use crate::stats::Samples;
 use anyhow::{Result, bail};
-use quilt_proto::v1::{GetContainerRequest, ListContainersRequest};
+use quilt_proto::v1::{ContainerView, GetContainerRequest, ListContainersRequest};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,8 @@ pub struct ApiOpts {
     pub gets: usize,
     pub lists: usize,
     pub starts: usize,
+    pub list_stored: usize,
+    pub pages: usize,
 }
 
 pub async fn api(socket: &Path, o: &ApiOpts) -> Result<Api> {
@@ -71,6 +74,37 @@ pub async fn api(socket: &Path, o: &ApiOpts) -> Result<Api> {
         }
     }
 
+    // 3b. The same, summary view (what `quilt ps` asks for).
+    let mut list_summary = Samples::default();
+    for _ in 0..o.lists {
+        let req = ListContainersRequest {
+            view: ContainerView::Summary as i32,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        match with_timeout(CALL, c.list_containers(req)).await {
+            Ok(r) if r.next_page_token.is_empty() => list_summary.ok(t.elapsed()),
+            Ok(r) => list_summary.err(
+                "paged",
+                format!("{} of {} in one page", r.containers.len(), ids.len()),
+            ),
+            Err(st) => list_summary.err(&code_name(st.code()), st.message().to_string()),
+        }
+    }
+
+    // 3c. Pages of 100 with many more stored; those are removed at once
+    //     (not part of the removal figure).
+    let paging = if o.list_stored > 0 {
+        let p = crate::listing::pages(&mut c, &ids, o.list_stored, o.pages, o.gets).await?;
+        client::remove_all(socket, p.created.clone(), 8).await?;
+        for id in &p.created {
+            hub.forget(id);
+        }
+        Some(p)
+    } else {
+        None
+    };
+
     // 4. Remove them (force; they never ran).
     let t = Instant::now();
     let removal = client::remove_all(socket, ids.clone(), 1).await?;
@@ -111,9 +145,24 @@ pub async fn api(socket: &Path, o: &ApiOpts) -> Result<Api> {
         list.stats(),
     );
     eprintln!(
-        "api: create(no_start) p50 {:.3} ms p99 {:.3}; create(start) p50 {:.3}; get p50 {:.3} p99 {:.3}; list({listed}) p50 {:.2} ms",
-        s.0.p50_ms, s.0.p99_ms, s.1.p50_ms, s.2.p50_ms, s.2.p99_ms, s.3.p50_ms
+        "api: create(no_start) p50 {:.3} ms p99 {:.3}; create(start) p50 {:.3}; get p50 {:.3} p99 {:.3}; list({listed}) p50 {:.2} ms, summary {:.2} ms",
+        s.0.p50_ms,
+        s.0.p99_ms,
+        s.1.p50_ms,
+        s.2.p50_ms,
+        s.2.p99_ms,
+        s.3.p50_ms,
+        list_summary.stats().p50_ms
     );
+    if let Some(p) = &paging {
+        eprintln!(
+            "api: {} stored: page of 100 p50 {:.3} ms (summary), {:.3} ms (full); get p50 {:.3} ms",
+            p.stored,
+            p.summary.stats().p50_ms,
+            p.full.stats().p50_ms,
+            p.get.stats().p50_ms
+        );
+    }
     Ok(Api {
         description: "in-process gRPC client over the Unix socket, sequential calls".into(),
         create_no_start: create_ns.report(),
@@ -125,5 +174,16 @@ pub async fn api(socket: &Path, o: &ApiOpts) -> Result<Api> {
         listed,
         remove_no_start: removal.report(),
         remove_no_start_total_s: removal_s,
+        list_all_summary: list_summary.report(),
+        list_page_stored: paging.as_ref().map_or(0, |p| p.stored),
+        list_page_summary: paging
+            .as_ref()
+            .map(|p| p.summary.report())
+            .unwrap_or_default(),
+        list_page_full: paging.as_ref().map(|p| p.full.report()).unwrap_or_default(),
+        get_container_at_list_page_stored: paging
+            .as_ref()
+            .map(|p| p.get.report())
+            .unwrap_or_default(),
     })
 }

@@ -9,6 +9,7 @@ mod client;
 mod density;
 mod events;
 mod leftovers;
+mod listing;
 mod peers;
 mod proc_timer;
 mod reap;
@@ -85,7 +86,8 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         statuses: usize,
     },
-    /// API latency: CreateContainer, GetContainer, ListContainers.
+    /// API latency: CreateContainer, GetContainer, ListContainers (whole
+    /// lists and pages).
     Api {
         #[command(flatten)]
         c: Common,
@@ -99,6 +101,13 @@ enum Cmd {
         /// Creates of containers that start.
         #[arg(long, default_value_t = 100)]
         starts: usize,
+        /// no_start containers stored for the ListContainers page figures
+        /// (0: skip them).
+        #[arg(long, default_value_t = 10000)]
+        list_stored: usize,
+        /// ListContainers pages of 100 timed per view.
+        #[arg(long, default_value_t = 200)]
+        pages: usize,
     },
     /// Time to running, exit-to-event latency and per-phase times.
     Ttr {
@@ -346,12 +355,16 @@ async fn run(cmd: Cmd) -> Result<()> {
             gets,
             lists,
             starts,
+            list_stored,
+            pages,
         } => {
             let o = api::ApiOpts {
                 containers,
                 gets,
                 lists,
                 starts,
+                list_stored,
+                pages,
             };
             emit(&c.out, &api::api(&c.socket, &o).await?)
         }

@@ -108,6 +108,15 @@ pub struct Historical {
     pub status_ms: f64,
 }
 
+/// A figure left out of the document (older runs do not have it).
+fn is_unmeasured(op: &OpStats) -> bool {
+    *op == OpStats::default()
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// `quilt-bench api`: server latency seen by an in-process client.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Api {
@@ -121,6 +130,21 @@ pub struct Api {
     pub listed: usize,
     pub remove_no_start: OpStats,
     pub remove_no_start_total_s: f64,
+    /// ListContainers, summary view, every one of `stored_containers` in
+    /// one call (page_size 0).
+    #[serde(default, skip_serializing_if = "is_unmeasured")]
+    pub list_all_summary: OpStats,
+    /// Containers stored (no_start) for the page figures below.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub list_page_stored: usize,
+    /// ListContainers pages of 100, walking through `list_page_stored`.
+    #[serde(default, skip_serializing_if = "is_unmeasured")]
+    pub list_page_summary: OpStats,
+    #[serde(default, skip_serializing_if = "is_unmeasured")]
+    pub list_page_full: OpStats,
+    /// GetContainer with `list_page_stored` stored, for comparison.
+    #[serde(default, skip_serializing_if = "is_unmeasured")]
+    pub get_container_at_list_page_stored: OpStats,
 }
 
 /// `quilt-bench ttr`: time to running, exit to event, phases.

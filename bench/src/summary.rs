@@ -157,6 +157,29 @@ fn latency_rows(md: &mut String, r: &Report) {
         );
         stat_row(
             md,
+            &format!("API ListContainers summary view ({stored} stored)"),
+            &a.list_all_summary,
+        );
+        if a.list_page_stored > 0 {
+            let n = a.list_page_stored;
+            stat_row(
+                md,
+                &format!("API ListContainers page of 100, summary ({n} stored)"),
+                &a.list_page_summary,
+            );
+            stat_row(
+                md,
+                &format!("API ListContainers page of 100, full ({n} stored)"),
+                &a.list_page_full,
+            );
+            stat_row(
+                md,
+                &format!("API GetContainer ({n} stored)"),
+                &a.get_container_at_list_page_stored,
+            );
+        }
+        stat_row(
+            md,
             "API RemoveContainer (never started)",
             &a.remove_no_start,
         );

@@ -52,6 +52,28 @@ pub const TARGETS: &[Target] = &[
         note: no_note,
     },
     Target {
+        name: "ListContainers page of 100 of 10,000 p50 (summary)",
+        goal: 1.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.api.as_ref().map(|a| &a.list_page_summary)).map(|s| s.p50_ms),
+        note: |r| match r.api.as_ref().map_or(0, |a| a.list_page_stored) {
+            10_000 | 0 => String::new(),
+            n => format!("with {n} stored"),
+        },
+    },
+    Target {
+        name: "ListContainers all 1,000 of 1,000 p50 (summary)",
+        goal: 2.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.api.as_ref().map(|a| &a.list_all_summary)).map(|s| s.p50_ms),
+        note: |r| match r.api.as_ref().map_or(0, |a| a.stored_containers) {
+            1_000 | 0 => String::new(),
+            n => format!("with {n} stored"),
+        },
+    },
+    Target {
         name: "CLI `quilt create` wall p50",
         goal: 3.0,
         unit: "ms",

@@ -7,7 +7,7 @@
 //! values), and parsing goes through prost's `from_str_name`: a value added
 //! to the .proto needs no edit here.
 
-use crate::v1::{ContainerState, LogStream, NetworkMode};
+use crate::v1::{ContainerState, ContainerView, LogStream, NetworkMode};
 
 /// One enum's values, generated from the .proto.
 #[derive(Debug)]
@@ -76,6 +76,7 @@ lower_case_names!(
     ContainerState => CONTAINER_STATE,
     NetworkMode => NETWORK_MODE,
     LogStream => LOG_STREAM,
+    ContainerView => CONTAINER_VIEW,
 );
 
 #[cfg(test)]

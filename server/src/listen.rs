@@ -2,8 +2,11 @@
 //! deadline: the HTTP/2 client preface on the Unix socket, the TLS handshake
 //! and then the preface on TCP. One that never does is dropped, so
 //! half-open connections cannot pile up; every check runs in its own task,
-//! so a slow client never holds up the next accept.
+//! so a slow client never holds up the next accept. Socket connections are
+//! handed on with their header blocks normalised (`authority`), so that
+//! every gRPC client's default `:authority` for a Unix socket is accepted.
 use crate::auth::Tls;
+use crate::authority::Normalised;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -90,6 +93,16 @@ impl<S: Connected> Connected for Prefaced<S> {
 
 /// Reads the HTTP/2 preface (refusing anything else), keeping it to give back.
 async fn preface<S: AsyncRead + Unpin>(mut s: S) -> io::Result<Prefaced<S>> {
+    let head = read_preface(&mut s).await?;
+    Ok(Prefaced {
+        head,
+        pos: 0,
+        inner: s,
+    })
+}
+
+/// Reads the HTTP/2 preface, refusing anything else.
+async fn read_preface<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<Vec<u8>> {
     let mut head = vec![0u8; PREFACE.len()];
     s.read_exact(&mut head).await?;
     if head != PREFACE {
@@ -98,14 +111,16 @@ async fn preface<S: AsyncRead + Unpin>(mut s: S) -> io::Result<Prefaced<S>> {
             "not an HTTP/2 client",
         ));
     }
-    Ok(Prefaced {
-        head,
-        pos: 0,
-        inner: s,
-    })
+    Ok(head)
 }
 
-pub type UnixIncoming = ReceiverStream<io::Result<Prefaced<tokio::net::UnixStream>>>;
+/// The preface, then the connection with its header blocks normalised.
+async fn normalised<S: AsyncRead + Unpin>(mut s: S) -> io::Result<Normalised<S>> {
+    let head = read_preface(&mut s).await?;
+    Ok(Normalised::after_preface(s, &head))
+}
+
+pub type UnixIncoming = ReceiverStream<io::Result<Normalised<tokio::net::UnixStream>>>;
 pub type TcpIncoming =
     ReceiverStream<io::Result<Prefaced<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>>;
 
@@ -124,7 +139,7 @@ pub fn unix(listener: UnixListener) -> UnixIncoming {
             };
             let tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_DEADLINE, preface(stream)).await {
+                match tokio::time::timeout(HANDSHAKE_DEADLINE, normalised(stream)).await {
                     Ok(Ok(s)) => {
                         let _ = tx.send(Ok(s)).await;
                     }

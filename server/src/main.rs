@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 mod auth;
+mod authority;
 mod convert;
 mod listen;
 mod services;
@@ -20,6 +21,8 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tonic::service::Routes;
 use tonic::transport::Server;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
 
 /// How long a start waits for the locks of a daemon that is going away.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -205,12 +208,18 @@ async fn run(args: Args) -> Result<()> {
     };
     let uds = bind_socket(&args.socket)?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (health, health_service) = services::health();
+    for name in served_services() {
+        health.set(name, ServingStatus::Serving);
+    }
     tokio::spawn(async move {
         wait_for_signal().await;
+        // Health watchers hear NOT_SERVING before their streams close.
+        health.shut_down();
         let _ = stop_tx.send(true);
     });
 
-    let routes = routes(&engine).await?;
+    let routes = routes(&engine, health_service).await?;
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
@@ -275,27 +284,37 @@ const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The transport settings both listeners share.
+/// The frame and header list sizes are the ones the socket's header
+/// normaliser assumes (`authority::frame`).
 fn server() -> Server {
     Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_frame_size(Some(authority::frame::MAX_FRAME_SIZE))
+        .http2_max_header_list_size(Some(authority::frame::MAX_HEADER_LIST_SIZE))
 }
 
-/// Every service quiltd serves: quilt.v1, health and reflection.
-async fn routes(engine: &Engine) -> Result<Routes> {
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<ContainerServiceServer<services::Containers>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(quilt_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+/// Every service quiltd serves: quilt.v1, health and reflection (v1 and
+/// v1alpha, each listing both).
+async fn routes(engine: &Engine, health: services::HealthService) -> Result<Routes> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(quilt_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("reflection service")?;
+    let reflection_v1alpha = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("reflection service (v1alpha)")?;
     let api = ContainerServiceServer::new(services::Containers::new(engine.clone()))
         .max_decoding_message_size(MAX_REQUEST);
-    Ok(Routes::new(health)
-        .add_service(reflection)
+    Ok(Routes::new(HealthServer::new(health))
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(api)
         .add_service(
             ImageServiceServer::new(services::Images::new(engine.clone()))
@@ -305,6 +324,20 @@ async fn routes(engine: &Engine) -> Result<Routes> {
             VolumeServiceServer::new(services::Volumes::new(engine.clone()))
                 .max_decoding_message_size(MAX_REQUEST),
         ))
+}
+
+/// The services health reports SERVING for, "" (quiltd itself) first.
+fn served_services() -> [&'static str; 7] {
+    use tonic::server::NamedService;
+    [
+        "",
+        <ContainerServiceServer<services::Containers> as NamedService>::NAME,
+        <ImageServiceServer<services::Images> as NamedService>::NAME,
+        <VolumeServiceServer<services::Volumes> as NamedService>::NAME,
+        <HealthServer<services::HealthService> as NamedService>::NAME,
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
 }
 
 /// Binds the socket (a stale file from a dead daemon is replaced: we hold the

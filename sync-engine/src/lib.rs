@@ -33,10 +33,11 @@ pub use error::{EngineError, Result};
 pub use exec::{ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSession, ExecSpec};
 pub use logs::{LogItem, LogLine};
 pub use model::{
-    Container, CreateSpec, Event, ExitInfo, ImageInfo, ListFilter, MountSource, MountSpec, Network,
-    State, Volume, WaitResult, now_ns,
+    Container, CreateSpec, Event, ExitInfo, ImageInfo, ListCursor, ListFilter, ListPage, ListQuery,
+    ListView, MountSource, MountSpec, Network, State, Volume, WaitResult, now_ns,
 };
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;
 pub use support::ids::short as short_id;
 pub use support::lock::InstanceLock;
+pub use validate::echo;

@@ -12,8 +12,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use quilt_proto::v1::container_service_client::ContainerServiceClient;
 use quilt_proto::v1::{
-    Container, ContainerState, CreateContainerRequest, CreateContainerResponse, ExecStart,
-    GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
+    Container, ContainerState, ContainerView, CreateContainerRequest, CreateContainerResponse,
+    ExecStart, GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
 };
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -397,18 +397,17 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("ListContainers: {e}"))
     }
 
-    /// ListContainers (bounded).
+    /// ListContainers, every page (bounded).
     pub fn try_list(&self) -> Result<Vec<Container>, tonic::Status> {
         self.block_on(async {
             let mut c = self.client().await;
             within(
                 RPC_TIMEOUT,
                 "ListContainers",
-                c.list_containers(ListContainersRequest::default()),
+                list_all(&mut c, ListContainersRequest::default()),
             )
             .await
         })
-        .map(|r| r.into_inner().containers)
     }
 
     /// Polls GetContainer until the state is one of `states` (bounded).
@@ -534,12 +533,16 @@ impl Daemon {
                     .map_err(|_| anyhow::anyhow!("connect timed out"))??;
                 let mut c = ContainerServiceClient::new(ch);
                 let list = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    c.list_containers(ListContainersRequest::default()),
+                    Duration::from_secs(30),
+                    list_all(
+                        &mut c,
+                        ListContainersRequest {
+                            view: ContainerView::Summary as i32,
+                            ..Default::default()
+                        },
+                    ),
                 )
-                .await??
-                .into_inner()
-                .containers;
+                .await??;
                 for ct in list {
                     let r = tokio::time::timeout(
                         Duration::from_secs(30),
@@ -599,6 +602,22 @@ impl Drop for Daemon {
                 eprintln!("quilt-tests: removing {}: {e}", self.root.display());
             }
         }
+    }
+}
+
+/// Every page of a listing, following next_page_token from `req`'s page.
+pub async fn list_all(
+    c: &mut ContainerServiceClient<Channel>,
+    mut req: ListContainersRequest,
+) -> Result<Vec<Container>, tonic::Status> {
+    let mut all = Vec::new();
+    loop {
+        let page = c.list_containers(req.clone()).await?.into_inner();
+        all.extend(page.containers);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        req.page_token = page.next_page_token;
     }
 }
 

@@ -10,12 +10,15 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod python;
 pub mod raw;
 
 use std::time::Duration;
 
 pub use cli::CliOutput;
-pub use daemon::{Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, within};
+pub use daemon::{
+    Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, list_all, within,
+};
 pub use quilt_proto::v1 as api;
 pub use quilt_testkit::{host, retry};
 pub use raw::raw_unary;

@@ -1,6 +1,6 @@
 //! `quilt ps`.
 
-use quilt_proto::v1::{Container, ContainerState, ListContainersRequest};
+use quilt_proto::v1::{Container, ContainerState, ContainerView as View, ListContainersRequest};
 
 use crate::args::Format;
 use crate::args::ps::{Filter, PsArgs};
@@ -54,12 +54,15 @@ pub fn list_request(
 }
 
 pub async fn ps(client: &mut Client, args: PsArgs) -> Result<u8, CliError> {
-    let (request, label_keys) = list_request(args.all, &args.filters)?;
-    let mut containers: Vec<Container> = client
-        .list_containers(request)
+    let (mut request, label_keys) = list_request(args.all, &args.filters)?;
+    // The table and ids need no env or mounts; JSON shows every field.
+    request.view = if args.quiet || args.format == Format::Table {
+        View::Summary
+    } else {
+        View::Full
+    } as i32;
+    let mut containers: Vec<Container> = list_all(client, request)
         .await?
-        .into_inner()
-        .containers
         .into_iter()
         .filter(|c| label_keys.iter().all(|k| c.labels.contains_key(k)))
         .collect();
@@ -91,6 +94,28 @@ pub async fn ps(client: &mut Client, args: PsArgs) -> Result<u8, CliError> {
     };
     print_stdout(&text)?;
     Ok(0)
+}
+
+/// Every page of a listing: the server ends a page at its size cap and
+/// says where the next one starts.
+async fn list_all(
+    client: &mut Client,
+    mut request: ListContainersRequest,
+) -> Result<Vec<Container>, CliError> {
+    let mut all = Vec::new();
+    loop {
+        let page = client.list_containers(request.clone()).await?.into_inner();
+        all.extend(page.containers);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        if page.next_page_token == request.page_token {
+            return Err(CliError::engine(
+                "the daemon returned the same page token twice".to_owned(),
+            ));
+        }
+        request.page_token = page.next_page_token;
+    }
 }
 
 /// Newest first; ties keep the server's order.

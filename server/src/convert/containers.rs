@@ -4,8 +4,8 @@ use super::{non_empty, ts};
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::model::{DeviceMapping, Seccomp, Security, Ulimit, UsernsMode};
 use quilt_sync_engine::{
-    Container, CreateSpec, Event, ExitInfo, ListFilter, LogLine, LogStream, MountSource, MountSpec,
-    Network, State, WaitResult,
+    Container, CreateSpec, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, Network,
+    State, WaitResult,
 };
 use tonic::Status;
 
@@ -305,22 +305,6 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
 }
 
 /// The filters of a ListContainersRequest.
-pub fn list_filter(r: pb::ListContainersRequest) -> Result<ListFilter, Status> {
-    let mut states = Vec::new();
-    for s in r.states {
-        let s = pb::ContainerState::try_from(s)
-            .map_err(|_| Status::invalid_argument(format!("unknown state {s}")))?;
-        if let Some(s) = state_from(s) {
-            states.push(s);
-        }
-    }
-    Ok(ListFilter {
-        states,
-        name_contains: non_empty(r.name),
-        labels: r.labels.into_iter().collect(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,13 @@
 mod containers;
 mod exec;
 mod images;
+mod listing;
 mod volumes;
 
 pub use containers::*;
 pub use exec::*;
 pub use images::*;
+pub use listing::*;
 pub use volumes::*;
 
 /// An optional string field: proto3 sends "" for unset.

@@ -67,11 +67,11 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::ListContainersRequest>,
     ) -> Result<Response<pb::ListContainersResponse>, Status> {
-        let filter = convert::list_filter(req.into_inner())?;
-        let list = self.engine.list(&filter).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListContainersResponse {
-            containers: list.iter().map(convert::container).collect(),
-        }))
+        let (query, digest) = convert::list_query(req.into_inner())?;
+        let page = self.engine.list_page(&query).await.map_err(to_status)?;
+        Ok(Response::new(convert::list_response(
+            page, query.view, digest,
+        )))
     }
 
     async fn stop_container(

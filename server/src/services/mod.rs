@@ -4,10 +4,12 @@
 mod containers;
 mod copy;
 mod exec;
+mod health;
 mod images;
 mod volumes;
 
 pub use containers::Containers;
+pub use health::{HealthService, health};
 pub use images::Images;
 pub use volumes::Volumes;
 

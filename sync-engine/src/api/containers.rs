@@ -3,7 +3,9 @@
 //! through `Shared::wait_until`.
 use crate::engine::{Engine, Shared, Waited};
 use crate::error::{EngineError, Result};
-use crate::model::{Container, CreateSpec, ListFilter, State, WaitResult, now_ns};
+use crate::model::{
+    Container, CreateSpec, ListFilter, ListPage, ListQuery, State, WaitResult, now_ns,
+};
 use crate::services::cleanup;
 use crate::support::{ids, signals};
 use crate::validate;
@@ -99,6 +101,11 @@ impl Engine {
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {
         self.shared.store().list(filter).await
+    }
+
+    /// One page of a listing (see `ListQuery`).
+    pub async fn list_page(&self, q: &ListQuery) -> Result<ListPage> {
+        self.shared.store().list_page(q).await
     }
 
     /// SIGTERM, up to `timeout` for the workload to exit, then SIGKILL.

@@ -103,6 +103,54 @@ pub struct ListFilter {
     pub labels: BTreeMap<String, String>,
 }
 
+/// How much of each container a listing loads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListView {
+    #[default]
+    Full,
+    /// Without env, mounts and security (left empty), nor the supervisor's
+    /// pid and start time.
+    Summary,
+}
+
+/// Where a page starts: after this container in the listing's order
+/// (newest first by creation time, then id, descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    pub created_at_ns: i64,
+    pub id: String,
+}
+
+impl ListCursor {
+    pub fn of(c: &Container) -> ListCursor {
+        ListCursor {
+            created_at_ns: c.created_at_ns,
+            id: c.id.clone(),
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub filter: ListFilter,
+    pub view: ListView,
+    pub after: Option<ListCursor>,
+    /// At most this many containers (at least one is always loaded).
+    pub limit: usize,
+    /// Stop before the containers loaded would weigh more than this (their
+    /// stored text, a rough upper bound of their wire size; the first one
+    /// is loaded whatever it weighs).
+    pub max_bytes: usize,
+}
+
+/// A page of containers, and whether more match after it.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub containers: Vec<Container>,
+    pub more: bool,
+}
+
 impl Container {
     /// A new row for a validated request: `image` and `mounts` as resolved
     /// and checked at create.

@@ -8,7 +8,10 @@ mod security;
 pub mod state;
 mod volume;
 
-pub use container::{Container, CreateSpec, ExitInfo, ListFilter, Network, WaitResult};
+pub use container::{
+    Container, CreateSpec, ExitInfo, ListCursor, ListFilter, ListPage, ListQuery, ListView,
+    Network, WaitResult,
+};
 pub use event::{Event, now_ns};
 pub use image::ImageInfo;
 pub use mount::{MountSource, MountSpec};

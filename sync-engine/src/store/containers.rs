@@ -4,13 +4,13 @@
 use super::{Store, json, states_sql, volumes};
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
-use crate::model::{Container, ExitInfo, ListFilter, Network, State};
+use crate::model::{Container, ExitInfo, ListView, Network, State};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
+pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, \
@@ -93,7 +93,9 @@ impl Store {
         // and not run to completion keeps that reader's WAL snapshot open,
         // and its next query would not see rows committed since.
         let rows = sqlx::query(&sql).bind(id).fetch_all(&self.reader).await?;
-        rows.first().map(from_row).transpose()
+        rows.first()
+            .map(|r| from_row(r, ListView::Full))
+            .transpose()
     }
 
     /// Finds a container by full id, then exact name, then unique id prefix.
@@ -113,7 +115,7 @@ impl Store {
             .find(|r| r.get::<String, _>("id") == reference)
             .or(rows.first())
         {
-            return from_row(r);
+            return from_row(r, ListView::Full);
         }
         let is_hex = reference
             .bytes()
@@ -129,7 +131,7 @@ impl Store {
                 .fetch_all(&self.reader)
                 .await?;
             match rows.len() {
-                1 => return from_row(&rows[0]),
+                1 => return from_row(&rows[0], ListView::Full),
                 0 => {}
                 _ => {
                     return Err(EngineError::InvalidArgument(format!(
@@ -140,32 +142,6 @@ impl Store {
             }
         }
         Err(EngineError::no_such_container(reference))
-    }
-
-    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {
-        let sql = format!("SELECT {COLUMNS} FROM containers c ORDER BY c.created_at DESC, c.id");
-        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let c = from_row(r)?;
-            if !filter.states.is_empty() && !filter.states.contains(&c.state) {
-                continue;
-            }
-            if let Some(n) = &filter.name_contains
-                && !c.name.contains(n.as_str())
-            {
-                continue;
-            }
-            if !filter
-                .labels
-                .iter()
-                .all(|(k, v)| c.labels.get(k) == Some(v))
-            {
-                continue;
-            }
-            out.push(c);
-        }
-        Ok(out)
     }
 
     /// created (queued) -> starting. False when the row is not queued any
@@ -385,12 +361,14 @@ fn keep_removing(to: State) -> String {
     )
 }
 
-fn from_row(r: &SqliteRow) -> Result<Container> {
+/// A container from a row of `COLUMNS`, or of the summary view's columns
+/// (env, mounts and security left empty, the supervisor unknown).
+pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
     let bad = |what: &str| EngineError::Internal(format!("corrupt container row: {what}"));
+    let full = view == ListView::Full;
     let state: String = r.try_get("state")?;
     let network: String = r.try_get("network")?;
     let command: String = r.try_get("command")?;
-    let env: String = r.try_get("env")?;
     let labels: Option<String> = r.try_get("labels")?;
     let exit_code: Option<i32> = r.try_get("exit_code")?;
     let finished_at: Option<i64> = r.try_get("finished_at")?;
@@ -406,12 +384,27 @@ fn from_row(r: &SqliteRow) -> Result<Container> {
         Some(s) if !s.is_empty() => serde_json::from_str(&s).map_err(|_| bad("labels"))?,
         _ => BTreeMap::new(),
     };
+    let (env, mounts, security, shim_pid, shim_start_time) = if full {
+        let env: String = r.try_get("env")?;
+        let mounts: String = r.try_get("mounts")?;
+        let security: String = r.try_get("security")?;
+        (
+            serde_json::from_str(&env).map_err(|_| bad("env"))?,
+            serde_json::from_str(&mounts).map_err(|_| bad("mounts"))?,
+            serde_json::from_str(&security).map_err(|_| bad("security"))?,
+            r.try_get("shim_pid")?,
+            r.try_get::<Option<i64>, _>("shim_start_time")?
+                .map(|v| v as u64),
+        )
+    } else {
+        Default::default()
+    };
     Ok(Container {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         image: r.try_get("image")?,
         command: serde_json::from_str(&command).map_err(|_| bad("command"))?,
-        env: serde_json::from_str(&env).map_err(|_| bad("env"))?,
+        env,
         working_dir: r.try_get("working_dir")?,
         hostname: r.try_get("hostname")?,
         memory_mb: r.try_get("memory_mb")?,
@@ -424,23 +417,15 @@ fn from_row(r: &SqliteRow) -> Result<Container> {
         labels,
         state: State::parse(&state).ok_or_else(|| bad("state"))?,
         pid: r.try_get("pid")?,
-        shim_pid: r.try_get("shim_pid")?,
-        shim_start_time: r
-            .try_get::<Option<i64>, _>("shim_start_time")?
-            .map(|v| v as u64),
+        shim_pid,
+        shim_start_time,
         exit: exit.transpose()?,
         failure_reason: r.try_get("failure_reason")?,
         created_at_ns: r.try_get("created_at")?,
         started_at_ns: r.try_get("started_at")?,
         finished_at_ns: finished_at,
-        mounts: {
-            let m: String = r.try_get("mounts")?;
-            serde_json::from_str(&m).map_err(|_| bad("mounts"))?
-        },
-        security: {
-            let m: String = r.try_get("security")?;
-            serde_json::from_str(&m).map_err(|_| bad("security"))?
-        },
+        mounts,
+        security,
         disk_bytes: u64::try_from(r.try_get::<i64, _>("disk_bytes")?).unwrap_or(0),
     })
 }
@@ -448,7 +433,7 @@ fn from_row(r: &SqliteRow) -> Result<Container> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::now_ns;
+    use crate::model::{ListFilter, now_ns};
 
     fn row(id: &str, name: &str) -> Container {
         Container {

@@ -5,6 +5,7 @@
 //!
 //! - `containers.rs`: containers and their labels, with the state
 //!   transitions as guarded updates rendered from `model::state`'s sets;
+//! - `listing.rs`: listing containers, filtered, ordered and paged in SQL;
 //! - `images.rs`: image rows and their names;
 //! - `volumes.rs`: named volumes and who uses them.
 /// One write on the writer connection: `$body` (which may use `?`) runs with
@@ -46,6 +47,7 @@ macro_rules! db_write_critical {
 mod containers;
 mod execs;
 mod images;
+mod listing;
 mod reserve;
 mod volumes;
 mod writer;

@@ -8,7 +8,8 @@ use crate::error::{EngineError, Result};
 use crate::model::CreateSpec;
 pub(crate) use mounts::{host_path, validate_all as mounts};
 pub use names::{container_name as name, hostname, image_name, volume_name};
-pub(crate) use sizes::{args as arg_budget, cut, echo, path as path_budget};
+pub use sizes::echo;
+pub(crate) use sizes::{args as arg_budget, cut, path as path_budget};
 
 /// The smallest disk budget: logs and overlay metadata alone take some.
 const MIN_DISK_BYTES: u64 = 1024 * 1024;
