@@ -83,8 +83,32 @@ impl Store {
             }
             volumes::insert_used(&mut tx, c).await?;
             tx.commit().await?;
+            self.index.put(c.clone());
             Ok(())
         })
+    }
+
+    /// After a change of row `id` (on the writer, so in commit order): its
+    /// index entry from the row as committed. A failed read marks the index
+    /// stale (it is rebuilt before its next use) instead of failing a write
+    /// that happened.
+    async fn refresh(&self, conn: &mut sqlx::SqliteConnection, id: &str) {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?"));
+        match sqlx::query(&SQL).bind(id).fetch_all(&mut *conn).await {
+            Ok(rows) => match rows.first().map(|r| from_row(r, ListView::Full)) {
+                Some(Ok(c)) => self.index.put(c),
+                None => self.index.remove(id),
+                Some(Err(e)) => {
+                    tracing::warn!(container = %id, error = %e, "cannot index a container row");
+                    self.index.mark_stale();
+                }
+            },
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "cannot refresh a container's index entry");
+                self.index.mark_stale();
+            }
+        }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
@@ -156,10 +180,13 @@ impl Store {
                 states_sql(from::BEGIN_START)
             )
         });
-        let r = db_write!(self, |c| Ok(sqlx::query(&SQL)
-            .bind(id)
-            .execute(&mut *c)
-            .await?))?;
+        let r = db_write!(self, |c| {
+            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -173,10 +200,13 @@ impl Store {
                 states_sql(from::CANCEL_START)
             )
         });
-        let r = db_write!(self, |c| Ok(sqlx::query(&SQL)
-            .bind(id)
-            .execute(&mut *c)
-            .await?))?;
+        let r = db_write!(self, |c| {
+            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -198,14 +228,18 @@ impl Store {
             )
         });
         let r = db_write!(self, |c| {
-            Ok(sqlx::query(&SQL)
+            let r = sqlx::query(&SQL)
                 .bind(pid)
                 .bind(shim_pid)
                 .bind(shim_start_time as i64)
                 .bind(at)
                 .bind(id)
                 .execute(&mut *c)
-                .await?)
+                .await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
         })?;
         Ok(r.rows_affected() == 1)
     }
@@ -235,14 +269,18 @@ impl Store {
         // caller that steps that far; one that stops at the first row would
         // take a rolled-back change for a recorded one.
         let state: Option<String> = db_write_critical!(self, |c| {
-            Ok(sqlx::query_scalar(&SQL)
+            let state: Option<String> = sqlx::query_scalar(&SQL)
                 .bind(exit_code)
                 .bind(reason)
                 .bind(at)
                 .bind(id)
                 .fetch_all(&mut *c)
                 .await?
-                .pop())
+                .pop();
+            if state.is_some() {
+                self.refresh(c, id).await;
+            }
+            Ok(state)
         })?;
         Ok(state.as_deref().and_then(State::parse))
     }
@@ -266,7 +304,7 @@ impl Store {
         // caller that steps that far; one that stops at the first row would
         // take a rolled-back change for a recorded one.
         let state: Option<String> = db_write_critical!(self, |c| {
-            Ok(sqlx::query_scalar(&SQL)
+            let state: Option<String> = sqlx::query_scalar(&SQL)
                 .bind(exit.exit_code)
                 .bind(exit.signal)
                 .bind(exit.oom_killed)
@@ -274,7 +312,11 @@ impl Store {
                 .bind(id)
                 .fetch_all(&mut *c)
                 .await?
-                .pop())
+                .pop();
+            if state.is_some() {
+                self.refresh(c, id).await;
+            }
+            Ok(state)
         })?;
         Ok(state.as_deref().and_then(State::parse))
     }
@@ -292,10 +334,13 @@ impl Store {
                 states_sql(from::RESET_FOR_START)
             )
         });
-        let r = db_write!(self, |c| Ok(sqlx::query(&SQL)
-            .bind(id)
-            .execute(&mut *c)
-            .await?))?;
+        let r = db_write!(self, |c| {
+            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -308,10 +353,13 @@ impl Store {
                 states_sql(from::REQUEUE_INTERRUPTED)
             )
         });
-        db_write!(self, |c| Ok(sqlx::query(&SQL)
-            .bind(id)
-            .execute(&mut *c)
-            .await?))?;
+        db_write!(self, |c| {
+            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -335,6 +383,9 @@ impl Store {
                 sqlx::query(&SQL).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            if prev.is_some() {
+                self.refresh(c, id).await;
+            }
             Ok(prev)
         })?;
         Ok(prev.and_then(|(s,)| State::parse(&s)))
@@ -342,10 +393,12 @@ impl Store {
 
     pub async fn delete(&self, id: &str) -> Result<()> {
         db_write_critical!(self, |c| {
-            Ok(sqlx::query("DELETE FROM containers WHERE id = ?")
+            sqlx::query("DELETE FROM containers WHERE id = ?")
                 .bind(id)
                 .execute(&mut *c)
-                .await?)
+                .await?;
+            self.index.remove(id);
+            Ok(())
         })?;
         Ok(())
     }
@@ -618,5 +671,63 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.list(&by_label).await.unwrap()[0].id, "c1");
+    }
+    /// The index the listing is served from agrees with the table after
+    /// every kind of write.
+    #[tokio::test]
+    async fn the_index_follows_every_write() {
+        let (_d, s) = store().await;
+        let ids: Vec<String> = (0..6).map(|i| format!("{i:064x}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let mut c = row(id, &format!("n{i}"));
+            c.created_at_ns = 1000 + i as i64;
+            s.insert(&c).await.unwrap();
+        }
+        assert!(s.set_starting(&ids[0]).await.unwrap());
+        assert!(s.set_running(&ids[0], 11, 12, 13, 14).await.unwrap());
+        assert!(s.cancel_queued_start(&ids[1]).await.unwrap());
+        assert!(s.set_starting(&ids[2]).await.unwrap());
+        s.set_failed(&ids[2], 125, "no", 20).await.unwrap();
+        assert!(s.set_starting(&ids[3]).await.unwrap());
+        let exit = ExitInfo {
+            exit_code: 3,
+            signal: 0,
+            oom_killed: false,
+            finished_at_ns: Some(30),
+        };
+        s.record_exit(&ids[3], &exit).await.unwrap();
+        assert!(s.reset_for_start(&ids[3]).await.unwrap());
+        assert!(s.set_starting(&ids[4]).await.unwrap());
+        s.requeue_interrupted_start(&ids[4]).await.unwrap();
+        s.set_removing(&ids[5]).await.unwrap();
+        s.delete(&ids[1]).await.unwrap();
+        let q = crate::model::ListQuery {
+            view: ListView::Full,
+            limit: 100,
+            max_bytes: usize::MAX,
+            filter: Default::default(),
+            after: None,
+        };
+        let from_index: Vec<String> = s
+            .list_page(&q)
+            .await
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect();
+        let from_table: Vec<String> = s
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect();
+        assert_eq!(from_index.len(), 5);
+        assert_eq!(from_index, from_table);
+        // A stale index is rebuilt from the table.
+        s.index.mark_stale();
+        s.index.remove(&ids[0]);
+        assert_eq!(s.list_page(&q).await.unwrap().containers.len(), 5);
     }
 }

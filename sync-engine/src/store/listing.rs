@@ -1,47 +1,16 @@
-//! Listing containers: filters, order and pages in SQL. A page is read in
-//! one read transaction, in two steps: first the weight of each candidate
-//! (its stored text, measured with `octet_length`, which SQLite answers
-//! without reading the values), to see how many fit the page's byte budget;
-//! then those rows, with the columns of the view asked for.
+//! Listing containers: pages come from the in-memory index (`index.rs`),
+//! which the store keeps in step with the table; the full list read from
+//! the table serves start-up reconciliation. Pages are cut by count and by
+//! an estimate of their wire size.
 use super::Store;
 use super::containers::{COLUMNS, from_row};
 use super::states_sql;
 use crate::error::Result;
 use crate::model::{Container, ListCursor, ListFilter, ListPage, ListQuery, ListView};
-use sqlx::Row;
 use sqlx::sqlite::{Sqlite, SqliteArguments};
-
-/// Columns of the summary view (no env, mounts, security, supervisor).
-const SUMMARY_COLUMNS: &str = "c.id, c.name, c.image, c.command, c.working_dir, c.hostname, \
-    c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, \
-    c.pid, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, c.created_at, \
-    c.started_at, c.finished_at, c.disk_bytes, \
-    (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
 
 /// The order of every listing: newest first, the id breaking ties.
 const ORDER: &str = "ORDER BY c.created_at DESC, c.id DESC";
-
-/// What a row weighs in a view: its text columns and labels, plus a fixed
-/// allowance for the rest.
-fn weight(view: ListView) -> &'static str {
-    match view {
-        ListView::Full => {
-            "octet_length(c.env) + octet_length(c.mounts) + octet_length(c.security) + \
-             octet_length(c.command) + octet_length(c.name) + octet_length(c.image) + \
-             octet_length(c.working_dir) + octet_length(c.hostname) + \
-             coalesce(octet_length(c.failure_reason), 0) + 256 + \
-             (SELECT coalesce(sum(octet_length(l.key) + octet_length(l.value) + 8), 0) \
-              FROM labels l WHERE l.container_id = c.id)"
-        }
-        ListView::Summary => {
-            "octet_length(c.command) + octet_length(c.name) + octet_length(c.image) + \
-             octet_length(c.working_dir) + octet_length(c.hostname) + \
-             coalesce(octet_length(c.failure_reason), 0) + 256 + \
-             (SELECT coalesce(sum(octet_length(l.key) + octet_length(l.value) + 8), 0) \
-              FROM labels l WHERE l.container_id = c.id)"
-        }
-    }
-}
 
 /// A WHERE clause and the values it binds, in order.
 #[derive(Debug, Default)]
@@ -102,7 +71,8 @@ impl Where {
 }
 
 impl Store {
-    /// Every container matching `filter`, newest first, fully loaded.
+    /// Every container matching `filter`, newest first, fully loaded (from
+    /// the table itself: start-up reconciliation uses it).
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {
         let w = Where::of(filter, None);
         let sql = format!("SELECT {COLUMNS} FROM containers c {} {ORDER}", w.sql);
@@ -110,61 +80,85 @@ impl Store {
         rows.iter().map(|r| from_row(r, ListView::Full)).collect()
     }
 
-    /// One page of a listing (see `ListQuery`).
+    /// One page of a listing (see `ListQuery`), served from the in-memory
+    /// index (rebuilt from the table first if it went stale).
     pub async fn list_page(&self, q: &ListQuery) -> Result<ListPage> {
-        let w = Where::of(&q.filter, q.after.as_ref());
-        let limit = q.limit.max(1);
-        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let mut tx = self.reader.begin().await?;
-        // 1. What the candidates weigh, one more than asked for.
-        let sql = format!(
-            "SELECT {} FROM containers c {} {ORDER} LIMIT ?",
-            weight(q.view),
-            w.sql
-        );
-        let weights: Vec<i64> = w
-            .bind(sqlx::query(&sql))
-            .bind(fetch)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<i64, _>(0))
-            .collect::<std::result::Result<_, _>>()?;
-        let mut take = 0;
+        if self.index.is_stale() {
+            let all = self.list(&ListFilter::default()).await?;
+            self.index.load(all);
+        }
+        let after = q
+            .after
+            .as_ref()
+            .map(|a| super::index::cursor_key(a.created_at_ns, &a.id));
         let mut total = 0usize;
-        for wt in weights.iter().take(limit) {
-            total = total.saturating_add(usize::try_from(*wt).unwrap_or(usize::MAX));
-            if take > 0 && total > q.max_bytes {
-                break;
-            }
-            take += 1;
-        }
-        if take == 0 {
-            tx.commit().await?;
-            return Ok(ListPage::default());
-        }
-        // 2. Those rows, as of the same snapshot.
-        let columns = match q.view {
-            ListView::Full => COLUMNS,
-            ListView::Summary => SUMMARY_COLUMNS,
-        };
-        let sql = format!(
-            "SELECT {columns} FROM containers c {} {ORDER} LIMIT ?",
-            w.sql
-        );
-        let rows = w
-            .bind(sqlx::query(&sql))
-            .bind(take as i64)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let containers = rows
+        let (entries, more) = self
+            .index
+            .page(&q.filter, after.as_ref(), q.limit.max(1), |c| {
+                total = total.saturating_add(weight(c, q.view));
+                total <= q.max_bytes
+            });
+        let containers = entries
             .iter()
-            .map(|r| from_row(r, q.view))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ListPage {
-            more: weights.len() > containers.len(),
-            containers,
-        })
+            .map(|c| match q.view {
+                ListView::Full => Container::clone(c),
+                ListView::Summary => summary(c),
+            })
+            .collect();
+        Ok(ListPage { containers, more })
+    }
+}
+
+/// What a container weighs on the wire in a view: its text, roughly.
+fn weight(c: &Container, view: ListView) -> usize {
+    let strings = |v: &[String]| v.iter().map(|s| s.len() + 2).sum::<usize>();
+    let mut w = 256
+        + c.id.len()
+        + c.name.len()
+        + c.image.len()
+        + c.working_dir.len()
+        + c.hostname.len()
+        + strings(&c.command)
+        + c.failure_reason.as_ref().map_or(0, String::len)
+        + c.labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>();
+    if view == ListView::Full {
+        w += strings(&c.env) + 128 * c.mounts.len() + 512;
+    }
+    w
+}
+
+/// The summary view of a container: no env, mounts, security nor supervisor.
+fn summary(c: &Container) -> Container {
+    Container {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        command: c.command.clone(),
+        env: Vec::new(),
+        working_dir: c.working_dir.clone(),
+        hostname: c.hostname.clone(),
+        memory_mb: c.memory_mb,
+        cpus: c.cpus,
+        pids_limit: c.pids_limit,
+        network: c.network,
+        auto_remove: c.auto_remove,
+        autostart: c.autostart,
+        init: c.init,
+        labels: c.labels.clone(),
+        state: c.state,
+        pid: c.pid,
+        shim_pid: None,
+        shim_start_time: None,
+        exit: c.exit.clone(),
+        failure_reason: c.failure_reason.clone(),
+        created_at_ns: c.created_at_ns,
+        started_at_ns: c.started_at_ns,
+        finished_at_ns: c.finished_at_ns,
+        mounts: Vec::new(),
+        disk_bytes: c.disk_bytes,
+        security: Default::default(),
     }
 }

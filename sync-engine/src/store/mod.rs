@@ -47,6 +47,7 @@ macro_rules! db_write_critical {
 mod containers;
 mod execs;
 mod images;
+mod index;
 mod listing;
 mod reserve;
 mod volumes;
@@ -70,6 +71,8 @@ pub struct Store {
     reader: SqlitePool,
     /// Disk space held back for the writes that must never be lost.
     reserve: Reserve,
+    /// The containers, decoded, in listing order (see `index.rs`).
+    index: std::sync::Arc<index::Index>,
 }
 
 impl Store {
@@ -103,11 +106,15 @@ impl Store {
             .await?;
         let reserve = Reserve::new(path);
         reserve.ensure().await;
-        Ok(Store {
+        let store = Store {
             writer,
             reader,
             reserve,
-        })
+            index: Default::default(),
+        };
+        let all = store.list(&crate::model::ListFilter::default()).await?;
+        store.index.load(all);
+        Ok(store)
     }
 
     /// The writer connection for one write (writes queue in the pool).
