@@ -60,21 +60,36 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
     // shows this process.
     sys::ensure_single_threaded().map_err(setup("exec helper"))?;
     // Open every namespace first: /proc is the host's only until setns(mnt).
-    let kinds = [
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ];
+    // A container with a user namespace is joined through it first: the
+    // namespaces it owns are then joined with its capabilities.
+    let userns = cfg.security.idmap.is_some();
+    let kinds: Vec<(&str, CloneFlags)> = userns
+        .then_some(("user", CloneFlags::CLONE_NEWUSER))
+        .into_iter()
+        .chain([
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("pid", CloneFlags::CLONE_NEWPID),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+        ])
+        .collect();
     let names: Vec<&str> = kinds.iter().map(|(name, _)| *name).collect();
     let nsfds = open_container_namespaces(cfg.pid, cfg.shim_pid, &names)?;
     // Single-threaded: joining moves the whole helper (and its future child).
     cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
+    // The ceiling of the command's limits, while we still may (see `set_rlimits`).
+    crate::rlimit::raise_hard_limits(&cfg.security.rlimits)
+        .map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))?;
     for ((name, flag), f) in kinds.iter().zip(&nsfds) {
         setns(f, *flag).map_err(setup(format!("setns {name}")))?;
     }
     drop(nsfds);
+    if userns {
+        // The namespace's root, so that what the helper creates (a pty)
+        // belongs to the container's root.
+        super::userns::become_root()?;
+    }
 
     // Now in the container's mount namespace: /dev/ptmx is its devpts'.
     let (to_child, outputs, child_io) = if cfg.tty {
@@ -200,11 +215,15 @@ fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
     }
     let argv0 = cfg.argv[0].as_str();
     let prep = || -> SetupResult<_> {
-        let path = resolve(argv0, &cfg.env)?;
+        // The user, from the container's own files (we are in its root).
+        let who = super::user::resolve(cfg.security.user.as_deref(), cfg.security.idmap.as_ref())?;
+        let mut env = cfg.env.clone();
+        super::user::set_home(&mut env, &who);
+        let path = resolve(argv0, &env)?;
         let argv = cstrings(&cfg.argv)?;
-        let env = cstrings(&cfg.env)?;
-        clamp_rlimits();
-        drop_privileges()?;
+        let env = cstrings(&env)?;
+        set_rlimits(&cfg.security.rlimits)?;
+        drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
         Ok((path, argv, env))
     };
     let (path, argv, env) = match prep() {

@@ -6,7 +6,8 @@
 //! - `containers.rs`: containers and their labels, with the state
 //!   transitions as guarded updates rendered from `model::state`'s sets;
 //! - `images.rs`: image rows and their names;
-//! - `volumes.rs`: named volumes and who uses them.
+//! - `volumes.rs`: named volumes and who uses them;
+//! - `userns.rs`: the host id ranges of private user namespaces.
 /// One write on the writer connection: `$body` (which may use `?`) runs with
 /// `$c: &mut SqliteConnection` and evaluates to a `Result`. After an error
 /// the connection is discarded (see `Writer`).
@@ -46,6 +47,7 @@ macro_rules! db_write_critical {
 mod containers;
 mod images;
 mod reserve;
+mod userns;
 mod volumes;
 mod writer;
 
