@@ -324,7 +324,8 @@ fn capabilities_are_dropped_and_added_as_docker_does() {
         &std::fs::read_to_string("/proc/self/status").unwrap(),
         "CapPrm",
     );
-    let text = run_sh(&d, &["--cap-add", "ALL"], probe).ok();
+    // (Without a user namespace: in one, its root has them all there.)
+    let text = run_sh(&d, &["--userns", "host", "--cap-add", "ALL"], probe).ok();
     assert_eq!(
         status_field(&text, "CapEff"),
         ((1u64 << (last.min(40) + 1)) - 1) & ours,
@@ -531,7 +532,7 @@ fn each_private_container_has_its_own_range_released_on_removal() {
     let (a, base_a) = start("a");
     let (b, base_b) = start("b");
     assert_eq!((base_a, base_b), (u64::from(BASE), u64::from(BASE + SIZE)));
-    let host = d.run_detached(&["--name", "h", IMAGE, "sleep", "1000"]);
+    let host = d.run_detached(&["--name", "h", "--userns", "host", IMAGE, "sleep", "1000"]);
     assert_eq!(
         stored_ranges(&d),
         vec![
@@ -632,5 +633,48 @@ fn copies_into_a_private_container_belong_to_its_root() {
         (BASE + SIZE, BASE + SIZE)
     );
     d.cli(["rm", "-f", "cp", &run]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn a_changed_user_does_not_outlive_its_supervisor() {
+    // Switching ids clears the parent-death signal: the shim sets it again.
+    let mut d = Daemon::start();
+    let host = d.run_detached(&["-u", "1000", IMAGE, "sleep", "3331"]);
+    let private = d.run_detached(&["--userns", "private", "-u", "1000", IMAGE, "sleep", "3332"]);
+    for id in [&host, &private] {
+        d.wait_state(id, &[ContainerState::Running], Duration::from_secs(30));
+    }
+    let find = |cmd: &[&str]| {
+        quilt_tests::retry(Duration::from_secs(10), || {
+            quilt_tests::host::all_pids()
+                .into_iter()
+                .find(|p| quilt_tests::host::proc_cmdline(*p) == cmd)
+        })
+        .unwrap_or_else(|| panic!("{cmd:?} does not run"))
+    };
+    d.cli(["exec", "-d", "-u", "1000", &host, "sleep", "4441"])
+        .ok();
+    d.cli(["exec", "-d", &private, "sleep", "4442"]).ok();
+    let execs = [find(&["sleep", "4441"]), find(&["sleep", "4442"])];
+    d.kill9();
+    for pid in execs {
+        assert!(
+            quilt_tests::host::wait_pid_gone(pid, Duration::from_secs(10)),
+            "exec'd process {pid} survived the daemon"
+        );
+    }
+    // The containers' PID 1 go with their shims.
+    for cmd in [["sleep", "3331"], ["sleep", "3332"]] {
+        let pid = find(&cmd);
+        let shim = quilt_tests::host::parent_pid(pid).expect("the shim");
+        quilt_tests::host::kill_all([shim]);
+        assert!(
+            quilt_tests::host::wait_pid_gone(pid, Duration::from_secs(10)),
+            "{cmd:?} ({pid}) survived its shim"
+        );
+    }
+    d.restart();
+    d.cli(["rm", "-f", &host, &private]).expect_code(0);
     d.assert_no_leftovers();
 }

@@ -42,6 +42,29 @@ pub fn report_and_exit(errp_w: &std::os::fd::OwnedFd, err: SetupError) -> ! {
     sys::exit_now(err.code)
 }
 
+/// Sets the parent-death signal (SIGKILL) again: a change of the effective
+/// or filesystem ids (entering a user namespace's root, switching to the
+/// workload's user) clears it, and a process whose supervisor is gone must
+/// go too. Then checks that the parent did not die before it was set:
+/// `lifeline` is the write end of a pipe whose read end only the parent
+/// holds (POLLERR once nobody can read it).
+pub fn rearm_parent_death(lifeline: std::os::fd::BorrowedFd<'_>) -> SetupResult<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(setup("prctl(PR_SET_PDEATHSIG)"))?;
+    let mut fds = [PollFd::new(lifeline, PollFlags::POLLOUT)];
+    let gone = match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLNVAL)),
+        Err(_) => false,
+    };
+    if gone {
+        return Err(SetupError::new(EXIT_SETUP, "the supervisor is gone"));
+    }
+    Ok(())
+}
+
 /// Opens `/proc/PID/ns/NAME` for each of `names`, then checks that `pid` is
 /// still a child of the container's supervisor `shim_pid`. The open fds pin
 /// the namespaces, so once the check passes they are the container's, never

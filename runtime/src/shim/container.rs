@@ -6,7 +6,7 @@ use crate::sys;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod, umask};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -104,6 +104,7 @@ fn setup_and_exec(
             // container's root, as the host's directories above it are not
             // for us any more.
             super::userns::become_root()?;
+            rearm_parent_death(fds.errp_w.as_fd())?;
             (PathBuf::from("."), Some(received))
         }
         None => {
@@ -189,6 +190,7 @@ fn setup_and_exec(
 
     set_rlimits(&cfg.security.rlimits)?;
     drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
+    rearm_parent_death(fds.errp_w.as_fd())?;
 
     let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
     nix::unistd::dup2_stdin(&devnull).map_err(setup("dup2 stdin"))?;

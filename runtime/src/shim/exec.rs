@@ -87,8 +87,9 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
     drop(nsfds);
     if userns {
         // The namespace's root, so that what the helper creates (a pty)
-        // belongs to the container's root.
+        // belongs to the container's root. The daemon reads our stdout.
         super::userns::become_root()?;
+        rearm_parent_death(std::io::stdout().as_fd())?;
     }
 
     // Now in the container's mount namespace: /dev/ptmx is its devpts'.
@@ -123,21 +124,26 @@ fn enter(cfg: &ExecConfig, input: RelayInput) -> SetupResult<i32> {
         )
     };
 
+    // The command's check that the helper is alive (it holds the read end
+    // until it exits).
+    let (lifeline_r, lifeline_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe"))?;
     // setns(pid) only applies to children: fork the command.
     match sys::fork().map_err(setup("fork"))? {
         ForkResult::Child => {
-            drop((to_child, outputs));
-            let e = child(cfg, child_io);
+            drop((to_child, outputs, lifeline_r));
+            let e = child(cfg, child_io, &lifeline_w);
             let _ = writeln!(std::io::stderr(), "quilt-shim: {}", e.message);
             sys::exit_now(e.code)
         }
         ForkResult::Parent { child } => {
             // Our copies of the command's ends: EOF once it (and its
             // children) close theirs.
-            drop(child_io);
+            drop((child_io, lifeline_w));
             let pidfd = proc::pidfd_open(child.as_raw()).map_err(setup("pidfd_open"))?;
             let relay = Relay::new(child, pidfd, cfg.tty, cfg.attach_stdin, to_child, outputs);
-            Ok(relay.run(input))
+            let code = relay.run(input);
+            drop(lifeline_r);
+            Ok(code)
         }
     }
 }
@@ -196,7 +202,7 @@ fn wire_stdio(io: ChildIo) -> SetupResult<()> {
 }
 
 /// In the forked child (inside the container's namespaces): only returns on failure.
-fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
+fn child(cfg: &ExecConfig, io: ChildIo, lifeline: &OwnedFd) -> SetupError {
     // Killing the exec helper kills the command as well.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     if let Err(e) = wire_stdio(io) {
@@ -224,6 +230,7 @@ fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
         let env = cstrings(&env)?;
         set_rlimits(&cfg.security.rlimits)?;
         drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
+        rearm_parent_death(lifeline.as_fd())?;
         Ok((path, argv, env))
     };
     let (path, argv, env) = match prep() {
