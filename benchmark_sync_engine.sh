@@ -8,6 +8,7 @@ usage() {
   cat <<'EOF'
 Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N]
                                   [--install-peers] [--start-queue N]
+                                  [--quiltd-arg ARG]...
 
   --quick          small counts: the whole run takes under a minute
                    (default: full mode, under ten minutes)
@@ -20,6 +21,8 @@ Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N]
                    (otherwise a missing one is skipped, with a hint)
   --start-queue N  quiltd's --start-queue for this run (default 256), so
                    that the throughput bursts overflow it and drain quickly
+  --quiltd-arg ARG one more argument for quiltd (repeatable), e.g.
+                   --quiltd-arg --userns-default=private
   -h, --help       this text
 
 Runs as root on Linux. Everything the run creates (daemon, socket, data dir,
@@ -36,6 +39,7 @@ JSON_OUT=""
 REAP_N=""
 INSTALL_PEERS=0
 START_QUEUE=256
+QUILTD_ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) MODE=quick ;;
@@ -43,6 +47,7 @@ while [[ $# -gt 0 ]]; do
     --reap-gate) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--reap-gate needs a number"; REAP_N=$2; shift ;;
     --install-peers) INSTALL_PEERS=1 ;;
     --start-queue) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--start-queue needs a number"; START_QUEUE=$2; shift ;;
+    --quiltd-arg) [[ $# -ge 2 ]] || die "--quiltd-arg needs an argument"; QUILTD_ARGS+=("$2"); shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -245,7 +250,7 @@ log "starting quiltd (data $DATA, cgroup parent $PARENT, start queue $START_QUEU
 # In its own session, so that a Ctrl-C meant for this script does not shut
 # the daemon down before cleanup() has removed the containers through it.
 NO_COLOR=1 setsid "$QUILTD" --data-dir "$DATA" --socket "$SOCK" --cgroup-parent "$PARENT" \
-  --start-queue "$START_QUEUE" >"$TMP/quiltd.log" 2>&1 </dev/null &
+  --start-queue "$START_QUEUE" "${QUILTD_ARGS[@]}" >"$TMP/quiltd.log" 2>&1 </dev/null &
 QUILTD_PID=$!
 "$QB" wait-ready --socket "$SOCK" --timeout 30 --pid "$QUILTD_PID" \
   || { tail -n 20 "$TMP/quiltd.log" >&2; die "quiltd did not become ready"; }
@@ -257,7 +262,7 @@ MODE_NAME=$MODE
 write_meta() {
   local date args
   date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  args="--cgroup-parent $PARENT --start-queue $START_QUEUE"
+  args="--cgroup-parent $PARENT --start-queue $START_QUEUE${QUILTD_ARGS[*]:+ ${QUILTD_ARGS[*]}}"
   if command -v python3 >/dev/null; then
     python3 -c 'import json, sys; k = sys.argv[1::2]; v = sys.argv[2::2]; d = dict(zip(k, v)); d["peers_private_mount_ns_without_cgroup2"] = d["peers_private_mount_ns_without_cgroup2"] == "1"; print(json.dumps(d, indent=2))' \
       mode "$MODE_NAME" date "$date" host "$HOST_DESC" git_rev "$GIT_REV" quiltd_args "$args" \

@@ -101,6 +101,25 @@ const TABLE: [(Capability, &str); 41] = {
 };
 
 impl Capability {
+    /// Docker's default set: what a container's root gets unless it adds
+    /// or drops capabilities.
+    pub const DEFAULT: [Capability; 14] = [
+        Capability::Chown,
+        Capability::DacOverride,
+        Capability::Fowner,
+        Capability::Fsetid,
+        Capability::Kill,
+        Capability::Setgid,
+        Capability::Setuid,
+        Capability::Setpcap,
+        Capability::NetBindService,
+        Capability::NetRaw,
+        Capability::SysChroot,
+        Capability::Mknod,
+        Capability::AuditWrite,
+        Capability::Setfcap,
+    ];
+
     /// Every capability, in number order.
     pub const ALL: [Capability; 41] = {
         let mut all = [Capability::Chown; 41];
@@ -222,6 +241,7 @@ mod tests {
             Capability::CheckpointRestore.as_set(),
             CapabilitySet::CHECKPOINT_RESTORE
         );
+        assert_eq!(Capability::set_of(&Capability::DEFAULT).bits(), 0xa80425fb);
         let all = Capability::set_of(&Capability::ALL);
         assert_eq!(all.bits(), (1u64 << 41) - 1);
         // rustix's named flags are exactly these 41.

@@ -43,6 +43,11 @@ pub struct CopyConfig {
     pub root: CopyRoot,
     /// Absolute path inside the container (no `..`: checked by the daemon).
     pub path: String,
+    /// The container's user namespace mapping, if it has one: the helper
+    /// then works as the container's root (what it creates belongs to it),
+    /// and sees a stopped container's image through that mapping.
+    #[serde(default)]
+    pub idmap: Option<crate::spec::IdMap>,
 }
 
 /// Spawns `SHIM cp-in|cp-out CONFIG_JSON` with piped stdin, stdout and

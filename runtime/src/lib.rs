@@ -12,7 +12,9 @@ pub mod image;
 pub mod launch;
 pub mod logfile;
 pub mod mounts;
+pub mod passwd;
 pub mod proc;
+pub mod rlimit;
 #[doc(hidden)]
 pub mod shim;
 pub mod signal;

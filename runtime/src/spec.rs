@@ -92,10 +92,13 @@ pub struct SecurityConfig {
     pub user: Option<String>,
     /// Mount the root filesystem read-only.
     pub read_only_rootfs: bool,
-    /// The workload's capabilities (bounding, permitted, effective,
-    /// inheritable), by number. None: docker's default set.
+    /// The workload's capabilities, by number: its bounding set and, for
+    /// root, its effective and permitted sets (another user gets none, as
+    /// with docker). None: docker's default set.
     pub capabilities: Option<Vec<u8>>,
-    /// setrlimit before execve (clamped to the host's hard limits).
+    /// setrlimit right before execve, exactly (checked by the daemon; the
+    /// shim raises its own hard limits first so that a child in a user
+    /// namespace can set them).
     pub rlimits: Vec<Rlimit>,
     /// A compiled seccomp filter: the kernel's `struct sock_filter` array as
     /// hex. None: no filter.
@@ -106,7 +109,8 @@ pub struct SecurityConfig {
     /// NVIDIA driver files (`--gpus`); None: no GPU.
     pub gpu: Option<GpuConfig>,
     /// User namespace: container ids 0..size map to host ids from
-    /// host_uid/host_gid. None: no user namespace.
+    /// host_uid/host_gid; the image, volumes and binds are idmapped mounts
+    /// of that mapping. None: no user namespace.
     pub idmap: Option<IdMap>,
     /// Bytes the container may write to its layer; None: no limit.
     pub disk_limit_bytes: Option<u64>,
@@ -117,6 +121,7 @@ pub struct SecurityConfig {
 pub struct Rlimit {
     /// "nofile", "nproc", ... (RLIMIT_ without prefix, lower-case).
     pub resource: String,
+    /// u64::MAX: unlimited (RLIM_INFINITY).
     pub soft: u64,
     pub hard: u64,
 }

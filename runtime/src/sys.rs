@@ -275,6 +275,8 @@ fn wait_readable(fd: &OwnedFd) -> io::Result<()> {
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// Set by `mount_setattr_fd` with a user namespace, never directly.
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// struct mount_attr (linux/mount.h, MOUNT_ATTR_SIZE_VER0).
 #[repr(C)]
@@ -285,25 +287,23 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// mount_setattr(2) on the mount a descriptor refers to (AT_EMPTY_PATH),
-/// with AT_RECURSIVE: sets `set` on it and on every mount below it.
-pub fn mount_setattr_fd_recursive(fd: BorrowedFd<'_>, set: u64) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: the fd is borrowed for the call, the path is the empty
-    // NUL-terminated string and `attr` a mount_attr of the size passed; the
-    // kernel only reads them.
+/// mount_setattr(2) of `dirfd` + `path` with `flags` (AT_*).
+fn mount_setattr(
+    dirfd: libc::c_int,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    attr: &MountAttr,
+) -> io::Result<()> {
+    // SAFETY: `path` is a NUL-terminated string and `attr` a mount_attr of
+    // the size passed; both outlive the call, which only reads them. `dirfd`
+    // is AT_FDCWD or a descriptor the caller borrows for the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-            &attr as *const MountAttr,
+            dirfd,
+            path.as_ptr(),
+            flags as libc::c_uint,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -525,4 +525,54 @@ pub fn join_new_session_keyring() -> io::Result<i32> {
         return Err(io::Error::last_os_error());
     }
     Ok(r as i32)
+}
+
+/// mount_setattr(2): sets the MOUNT_ATTR_* flags `set` on the mount at
+/// `path` and, with `recursive`, on every mount below it (Linux 5.12+;
+/// ENOSYS before). A final symlink in `path` is not followed.
+pub fn mount_setattr_path(path: &std::path::Path, set: u64, recursive: bool) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    mount_setattr(libc::AT_FDCWD, &c, flags, &attr)
+}
+
+/// mount_setattr(2) on the detached mount tree `tree` (from open_tree(2)
+/// with OPEN_TREE_CLONE): sets `set` and, with `userns`, makes it an
+/// idmapped mount of that user namespace's mapping (MOUNT_ATTR_IDMAP: a
+/// file owned by id N on disk is seen as owned by the namespace's id N).
+/// With `recursive`, on every mount of the tree.
+pub fn mount_setattr_tree(
+    tree: BorrowedFd<'_>,
+    set: u64,
+    userns: Option<BorrowedFd<'_>>,
+    recursive: bool,
+) -> io::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    let attr = MountAttr {
+        attr_set: set | userns.map_or(0, |_| MOUNT_ATTR_IDMAP),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64),
+    };
+    mount_setattr(tree.as_raw_fd(), c"", flags, &attr)
+}
+
+/// mount_setattr(2) on the mount a descriptor refers to (AT_EMPTY_PATH),
+/// with AT_RECURSIVE: sets `set` on it and on every mount below it.
+pub fn mount_setattr_fd_recursive(fd: BorrowedFd<'_>, set: u64) -> io::Result<()> {
+    mount_setattr_tree(fd, set, None, true)
 }

@@ -89,6 +89,22 @@ struct Args {
     /// many seconds (default 60).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     copy_idle_timeout: Option<u64>,
+    /// The user namespace of containers that do not choose one (--userns):
+    /// host (container root is host root, restricted as docker does), or
+    /// private (container root is an unprivileged host user of a range of
+    /// its own). Decided at create: later changes leave existing containers
+    /// as they are.
+    #[arg(long, value_name = "MODE", default_value = "host", env = "QUILT_USERNS_DEFAULT",
+          value_parser = ["host", "private"])]
+    userns_default: String,
+    /// First host id of the id ranges given to containers with a private
+    /// user namespace (each gets 65536 uids and gids of its own).
+    #[arg(long, value_name = "ID", default_value_t = quilt_sync_engine::DEFAULT_USERNS_BASE)]
+    userns_base: u32,
+    /// How many such ranges there are (containers with a private user
+    /// namespace at the same time).
+    #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_USERNS_RANGES)]
+    userns_ranges: u32,
 }
 
 fn main() -> Result<()> {
@@ -188,6 +204,17 @@ async fn run(args: Args) -> Result<()> {
     cfg.default_disk_bytes = args.default_disk.unwrap_or(0);
     if let Some(s) = args.copy_idle_timeout {
         cfg.copy_idle_timeout = std::time::Duration::from_secs(s);
+    }
+    cfg.userns_default = match args.userns_default.as_str() {
+        "private" => quilt_sync_engine::model::UsernsMode::Private,
+        _ => quilt_sync_engine::model::UsernsMode::Host,
+    };
+    cfg.userns_ids = quilt_sync_engine::UsernsIds {
+        base: args.userns_base,
+        count: args.userns_ranges,
+    };
+    if let Err(e) = cfg.userns_ids.check() {
+        bail!("--userns-base/--userns-ranges: {e}");
     }
     let engine = Engine::open(cfg).await.context("open the engine")?;
     tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");

@@ -30,6 +30,49 @@ pub struct EngineConfig {
     pub default_pids_limit: i64,
     pub default_memory_mb: i64,
     pub default_disk_bytes: u64,
+    /// The user namespace of containers that do not choose (Host or Private).
+    pub userns_default: crate::model::UsernsMode,
+    /// The host ids given to containers with a private user namespace.
+    pub userns_ids: UsernsIds,
+}
+
+/// Where the id ranges of private user namespaces come from: `count` ranges
+/// of `IdRange::SIZE` host ids, the first at host id `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsernsIds {
+    pub base: u32,
+    pub count: u32,
+}
+
+/// Default first host id of the user namespace ranges.
+pub const DEFAULT_USERNS_BASE: u32 = 100_000_000;
+/// Default number of user namespace ranges (containers with a private one).
+pub const DEFAULT_USERNS_RANGES: u32 = 10_000;
+
+impl UsernsIds {
+    /// Checks that the ranges lie above the host's 16-bit ids and below
+    /// 4294967295 (an invalid id).
+    pub fn check(&self) -> Result<(), String> {
+        let size = u64::from(crate::model::IdRange::SIZE);
+        if u64::from(self.base) < size {
+            return Err(format!(
+                "the user namespace base {} must be at least {size}, above the host's own users",
+                self.base
+            ));
+        }
+        if self.count == 0 {
+            return Err("at least one user namespace range is needed".into());
+        }
+        let end = u64::from(self.base) + u64::from(self.count) * size;
+        if end > u64::from(u32::MAX) {
+            return Err(format!(
+                "{} ranges of {size} ids from {} go past the largest id (4294967294): \
+                 lower the base or the number of ranges",
+                self.count, self.base
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Default process limit of a container: a fork bomb stops here.
@@ -59,6 +102,11 @@ impl EngineConfig {
             default_pids_limit: DEFAULT_PIDS_LIMIT,
             default_memory_mb: 0,
             default_disk_bytes: 0,
+            userns_default: crate::model::UsernsMode::Host,
+            userns_ids: UsernsIds {
+                base: DEFAULT_USERNS_BASE,
+                count: DEFAULT_USERNS_RANGES,
+            },
         }
     }
 

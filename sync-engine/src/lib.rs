@@ -27,7 +27,9 @@ mod support;
 mod validate;
 
 pub use api::copy::CopyDigest;
-pub use config::{DEFAULT_PIDS_LIMIT, EngineConfig};
+pub use config::{
+    DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, UsernsIds,
+};
 pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use exec::{ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSession, ExecSpec};

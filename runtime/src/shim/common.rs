@@ -42,6 +42,29 @@ pub fn report_and_exit(errp_w: &std::os::fd::OwnedFd, err: SetupError) -> ! {
     sys::exit_now(err.code)
 }
 
+/// Sets the parent-death signal (SIGKILL) again: a change of the effective
+/// or filesystem ids (entering a user namespace's root, switching to the
+/// workload's user) clears it, and a process whose supervisor is gone must
+/// go too. Then checks that the parent did not die before it was set:
+/// `lifeline` is the write end of a pipe whose read end only the parent
+/// holds (POLLERR once nobody can read it).
+pub fn rearm_parent_death(lifeline: std::os::fd::BorrowedFd<'_>) -> SetupResult<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(setup("prctl(PR_SET_PDEATHSIG)"))?;
+    let mut fds = [PollFd::new(lifeline, PollFlags::POLLOUT)];
+    let gone = match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLNVAL)),
+        Err(_) => false,
+    };
+    if gone {
+        return Err(SetupError::new(EXIT_SETUP, "the supervisor is gone"));
+    }
+    Ok(())
+}
+
 /// Opens `/proc/PID/ns/NAME` for each of `names`, then checks that `pid` is
 /// still a child of the container's supervisor `shim_pid`. The open fds pin
 /// the namespaces, so once the check passes they are the container's, never
@@ -82,30 +105,21 @@ pub fn open_container_namespaces(
     Ok(fds)
 }
 
-/// Docker's default capability set.
-const DEFAULT_CAPS: [Capability; 14] = [
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fowner,
-    Capability::Fsetid,
-    Capability::Kill,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::NetRaw,
-    Capability::SysChroot,
-    Capability::Mknod,
-    Capability::AuditWrite,
-    Capability::Setfcap,
-];
-
-/// RLIMIT_NOFILE soft = hard = min(1048576, current hard). Never fails.
-pub fn clamp_rlimits() {
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+/// The workload's limits: `limits` exactly, and RLIMIT_NOFILE soft = hard =
+/// min(1048576, current hard) unless `limits` sets it. Hard limits above
+/// the current ones need CAP_SYS_RESOURCE in the host's user namespace: the
+/// shim raises its own first (`rlimit::raise_hard_limits`), so a child in a
+/// user namespace can set them.
+pub fn set_rlimits(limits: &[crate::spec::Rlimit]) -> SetupResult<()> {
+    if !limits
+        .iter()
+        .any(|l| crate::rlimit::resource(&l.resource) == Some(Resource::RLIMIT_NOFILE))
+        && let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+    {
         let v = hard.min(1 << 20);
         let _ = setrlimit(Resource::RLIMIT_NOFILE, v, v);
     }
+    crate::rlimit::apply(limits).map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
 }
 
 /// The same error as nix's, so messages read as they always did.
@@ -113,15 +127,25 @@ fn errno(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
 }
 
-/// no_new_privs + capability reduction to docker's default set.
-pub fn drop_privileges() -> SetupResult<()> {
+/// The last steps before execve, as docker does them: no_new_privs; the
+/// bounding set reduced to `caps` (numbers; None: docker's default set);
+/// no ambient capabilities; the switch to `who`; then, for root, `caps` as
+/// its effective and permitted sets, and for any other user none at all
+/// (capabilities stay in the bounding set only). The inheritable set is
+/// always empty (CVE-2022-24769).
+pub fn drop_privileges(caps: Option<&[u8]>, who: &super::user::Identity) -> SetupResult<()> {
     use rustix::io::Errno as E;
     use rustix::thread::{
         CapabilitySet, CapabilitySets, capabilities, capability_is_in_bounding_set,
         clear_ambient_capability_set, remove_capability_from_bounding_set, set_capabilities,
     };
     nix::sys::prctl::set_no_new_privs().map_err(setup("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    let keep = Capability::set_of(&DEFAULT_CAPS);
+    let keep = match caps {
+        Some(nums) => nums.iter().fold(CapabilitySet::empty(), |set, &n| {
+            set | CapabilitySet::from_bits_retain(1u64.checked_shl(u32::from(n)).unwrap_or(0))
+        }),
+        None => Capability::set_of(&Capability::DEFAULT),
+    };
     // Every bit, not only the capabilities named here: a newer kernel may
     // know more.
     for cap in 0..64u32 {
@@ -149,17 +173,22 @@ pub fn drop_privileges() -> SetupResult<()> {
         Ok(()) | Err(E::INVAL) => {}
         Err(e) => return Err(setup("clearing ambient capabilities")(errno(e))),
     }
+    super::user::switch(who)?;
     // Only keep what we actually have (capset cannot add to permitted).
     let have = capabilities(None)
         .map_err(|e| setup("capget")(errno(e)))?
         .permitted;
-    let caps = keep & have;
+    let caps = if who.is_root() {
+        keep & have
+    } else {
+        CapabilitySet::empty()
+    };
     set_capabilities(
         None,
         CapabilitySets {
             effective: caps,
             permitted: caps,
-            inheritable: caps,
+            inheritable: CapabilitySet::empty(),
         },
     )
     .map_err(|e| setup("capset")(errno(e)))
@@ -297,23 +326,25 @@ pub fn bind_read_only(
     remount_read_only(target, flags)
 }
 
+/// A path as an overlayfs option value: ',' ':' '\\' escaped.
+pub fn overlay_escape(p: &std::path::Path) -> String {
+    let mut s = String::new();
+    for ch in p.to_string_lossy().chars() {
+        if matches!(ch, '\\' | ',' | ':') {
+            s.push('\\');
+        }
+        s.push(ch);
+    }
+    s
+}
+
 /// The overlayfs options of a container's rootfs: the image as the lower
 /// layer, the container's DIR/upper and DIR/work (',' ':' '\\' escaped).
 pub fn overlay_options(lower: &std::path::Path, dir: &std::path::Path) -> String {
-    let esc = |p: &std::path::Path| {
-        let mut s = String::new();
-        for ch in p.to_string_lossy().chars() {
-            if matches!(ch, '\\' | ',' | ':') {
-                s.push('\\');
-            }
-            s.push(ch);
-        }
-        s
-    };
     format!(
         "lowerdir={},upperdir={},workdir={}",
-        esc(lower),
-        esc(&dir.join("upper")),
-        esc(&dir.join("work"))
+        overlay_escape(lower),
+        overlay_escape(&dir.join("upper")),
+        overlay_escape(&dir.join("work"))
     )
 }

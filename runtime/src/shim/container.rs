@@ -7,7 +7,7 @@ use crate::sys;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod, umask};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,9 @@ pub struct ChildFds {
     /// Write ends of the container's stdout and stderr pipes.
     pub out_w: OwnedFd,
     pub err_w: OwnedFd,
+    /// With a user namespace: the container's end of the socket on which
+    /// the shim hands over the mounts only it can make (see `userns`).
+    pub userns: Option<OwnedFd>,
 }
 
 /// Runs in the cloned child; never returns. `in_cgroup`: already born in the
@@ -65,6 +68,19 @@ fn setup_and_exec(
     // dumpable, so nothing in the container can open /proc/PID/exe or
     // /proc/PID/mem of it (with --init, PID 1 stays so for its life).
     nix::sys::prctl::set_dumpable(false).map_err(setup("PR_SET_DUMPABLE"))?;
+    // In a user namespace nothing can be set up before the shim has written
+    // its id maps and made the mounts only it can make.
+    let received = match &fds.userns {
+        Some(sock) => {
+            let binds = cfg
+                .mounts
+                .iter()
+                .filter(|m| matches!(m.kind, crate::mounts::MountKind::Bind { .. }))
+                .count();
+            Some(super::userns::receive(sock, binds + 1)?)
+        }
+        None => None,
+    };
     umask(Mode::empty());
 
     // Our mounts must not propagate back to the host.
@@ -76,15 +92,47 @@ fn setup_and_exec(
         None,
     )?;
 
-    let rootfs = cfg.dir.join("rootfs");
-    let opts = overlay_options(&cfg.image_rootfs, &cfg.dir);
-    mnt(
-        Some("overlay"),
-        &rootfs,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&opts),
-    )?;
+    let host_rootfs = cfg.dir.join("rootfs");
+    let (rootfs, trees) = match received {
+        Some(received) => {
+            let mut received = received.into_iter();
+            let root = received
+                .next()
+                .ok_or_else(|| SetupError::new(EXIT_SETUP, "the shim sent no root"))?;
+            rustix::mount::move_mount(
+                &root,
+                "",
+                rustix::fs::CWD,
+                &host_rootfs,
+                rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+            .map_err(|e| {
+                setup(format!("attaching the root on {}", host_rootfs.display()))(
+                    std::io::Error::from(e),
+                )
+            })?;
+            nix::unistd::chdir(&host_rootfs)
+                .map_err(setup(format!("chdir {}", host_rootfs.display())))?;
+            // The namespace's root from here on, so that what is created in
+            // the container is its root's: paths are relative to the
+            // container's root, as the host's directories above it are not
+            // for us any more.
+            super::userns::become_root()?;
+            rearm_parent_death(fds.errp_w.as_fd())?;
+            (PathBuf::from("."), Some(received))
+        }
+        None => {
+            let opts = overlay_options(&cfg.image_rootfs, &cfg.dir);
+            mnt(
+                Some("overlay"),
+                &host_rootfs,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(&opts),
+            )?;
+            (host_rootfs, None)
+        }
+    };
 
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
 
@@ -123,7 +171,10 @@ fn setup_and_exec(
         super::gpu::mount_driver(&rootfs, gpu)?;
     }
 
-    super::mounts::setup_mounts(&rootfs, &cfg.mounts)?;
+    super::mounts::setup_mounts(&rootfs, &cfg.mounts, trees)?;
+    if cfg.security.read_only_rootfs {
+        writable_dirs(&rootfs, &cfg.mounts)?;
+    }
 
     // pivot_root into the overlay and detach the old root.
     nix::unistd::chdir(&rootfs).map_err(setup(format!("chdir {}", rootfs.display())))?;
@@ -149,18 +200,27 @@ fn setup_and_exec(
             .map_err(setup(format!("creating workdir {}", workdir.display())))?;
     }
     nix::unistd::chdir(&workdir).map_err(setup(format!("chdir {}", workdir.display())))?;
+    if cfg.security.read_only_rootfs {
+        // The root mount only: /dev, /proc, the tmpfs mounts and the
+        // volumes keep their own flags.
+        sys::mount_setattr_path(Path::new("/"), sys::MOUNT_ATTR_RDONLY, false)
+            .map_err(setup("making the root file system read-only"))?;
+    }
     umask(Mode::from_bits_truncate(0o022));
 
-    let argv0 = cfg.argv.first().map(String::as_str).unwrap_or("");
-    let path = resolve(argv0, &cfg.env)?;
-    let argv = cstrings(&cfg.argv)?;
-    let env = cstrings(&super::gpu::workload_env(
-        &cfg.env,
-        cfg.security.gpu.as_ref(),
-    ))?;
+    // The user, from the container's own files (inside its root now).
+    let who = super::user::resolve(cfg.security.user.as_deref(), cfg.security.idmap.as_ref())?;
+    let mut env = cfg.env.clone();
+    super::user::set_home(&mut env, &who);
 
-    clamp_rlimits();
-    drop_privileges()?;
+    let argv0 = cfg.argv.first().map(String::as_str).unwrap_or("");
+    let path = resolve(argv0, &env)?;
+    let argv = cstrings(&cfg.argv)?;
+    let env = cstrings(&super::gpu::workload_env(&env, cfg.security.gpu.as_ref()))?;
+
+    set_rlimits(&cfg.security.rlimits)?;
+    drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
+    rearm_parent_death(fds.errp_w.as_fd())?;
 
     let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
     nix::unistd::dup2_stdin(&devnull).map_err(setup("dup2 stdin"))?;
@@ -177,6 +237,38 @@ fn setup_and_exec(
     }
     reset_signals();
     Err(execve(&path, &argv, &env, argv0))
+}
+
+/// With a read-only root: a tmpfs on /tmp, /var/tmp and /run (podman's
+/// --read-only-tmpfs), unless a mount of the container is on one of them
+/// or above it.
+fn writable_dirs(rootfs: &Path, mounts: &[crate::mounts::MountConfig]) -> SetupResult<()> {
+    for (dir, mode) in [("/tmp", 0o1777), ("/var/tmp", 0o1777), ("/run", 0o755)] {
+        let covered = mounts.iter().any(|m| {
+            let t = m.target.trim_end_matches('/');
+            dir == t
+                || dir
+                    .strip_prefix(t)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if covered {
+            continue;
+        }
+        // Resolved from the rootfs's descriptor (symlinks such as /var/run
+        // -> /run followed inside it only), made when missing, and the tmpfs
+        // mounted onto the very directory opened.
+        let root = super::mounts::open_root(rootfs)?;
+        let target = super::mounts::open_target(&root, dir, false)?;
+        let onto = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&target));
+        mnt(
+            Some("tmpfs"),
+            Path::new(&onto),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(&format!("mode={mode:o}")),
+        )?;
+    }
+    Ok(())
 }
 
 /// Makes the directory `dir` (mode `mode`) and mounts a new `fstype`

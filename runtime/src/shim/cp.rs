@@ -2,11 +2,14 @@
 //! container. The helper first enters the container's root (see
 //! `crate::copy`), so paths, `..` and symlinks resolve inside it only.
 use super::common::*;
+use super::userns;
 use crate::copy::{CP_EXIT_INVALID, CP_EXIT_NOT_FOUND, CopyConfig, CopyMode, CopyRoot};
+use crate::spec::IdMap;
 use crate::sys;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
 use std::io::{BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 fn fail(e: SetupError) -> i32 {
@@ -25,7 +28,7 @@ pub fn cp(mode: CopyMode) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(SetupError::new(EXIT_SETUP, format!("bad copy config: {e}"))),
     };
-    let res = enter_root(&cfg.root).and_then(|()| match mode {
+    let res = enter_root(&cfg.root, cfg.idmap.as_ref()).and_then(|()| match mode {
         CopyMode::Out => copy_out(&cfg.path),
         CopyMode::In => copy_in(&cfg.path),
     });
@@ -35,13 +38,23 @@ pub fn cp(mode: CopyMode) -> i32 {
     }
 }
 
-fn enter_root(root: &CopyRoot) -> SetupResult<()> {
+fn enter_root(root: &CopyRoot, idmap: Option<&IdMap>) -> SetupResult<()> {
     let _ = sys::cloexec_from(3);
     sys::ensure_single_threaded().map_err(setup("copy helper"))?;
     match root {
         CopyRoot::Running { pid, shim_pid } => {
-            let fds = open_container_namespaces(*pid, Some(*shim_pid), &["mnt"])?;
-            setns(&fds[0], CloneFlags::CLONE_NEWNS).map_err(setup("setns mnt"))?;
+            // Through the user namespace first, if there is one: its mount
+            // namespace is joined with its capabilities.
+            let kinds: Vec<(&str, CloneFlags)> = idmap
+                .map(|_| ("user", CloneFlags::CLONE_NEWUSER))
+                .into_iter()
+                .chain([("mnt", CloneFlags::CLONE_NEWNS)])
+                .collect();
+            let names: Vec<&str> = kinds.iter().map(|(n, _)| *n).collect();
+            let fds = open_container_namespaces(*pid, Some(*shim_pid), &names)?;
+            for ((name, flag), f) in kinds.iter().zip(&fds) {
+                setns(f, *flag).map_err(setup(format!("setns {name}")))?;
+            }
         }
         CopyRoot::Stopped { dir, image_rootfs } => {
             unshare(CloneFlags::CLONE_NEWNS).map_err(setup("unshare mnt"))?;
@@ -58,19 +71,45 @@ fn enter_root(root: &CopyRoot) -> SetupResult<()> {
                     .map_err(setup(format!("create {}", dir.join(d).display())))?;
             }
             let rootfs = dir.join("rootfs");
-            let opts = overlay_options(image_rootfs, dir);
-            mount(
-                Some("overlay"),
-                &rootfs,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(opts.as_str()),
-            )
-            .map_err(setup("mount the container's rootfs"))?;
+            match idmap {
+                Some(map) => {
+                    // The mounts the container gets when it runs, in a user
+                    // namespace of the same mapping.
+                    let upper = dir.join("upper");
+                    std::os::unix::fs::lchown(&upper, Some(map.host_uid), Some(map.host_gid))
+                        .map_err(setup(format!("chown {}", upper.display())))?;
+                    let ns = userns::with_map(map)?;
+                    let mounts = userns::container_mounts(ns.as_fd(), image_rootfs, dir, &[])?;
+                    rustix::mount::move_mount(
+                        &mounts[0],
+                        "",
+                        rustix::fs::CWD,
+                        &rootfs,
+                        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                    )
+                    .map_err(|e| setup("mount the container's rootfs")(std::io::Error::from(e)))?;
+                    setns(&ns, CloneFlags::CLONE_NEWUSER).map_err(setup("setns user"))?;
+                }
+                None => {
+                    let opts = overlay_options(image_rootfs, dir);
+                    mount(
+                        Some("overlay"),
+                        &rootfs,
+                        Some("overlay"),
+                        MsFlags::empty(),
+                        Some(opts.as_str()),
+                    )
+                    .map_err(setup("mount the container's rootfs"))?;
+                }
+            }
             nix::unistd::chroot(&rootfs).map_err(setup("chroot"))?;
         }
     }
     nix::unistd::chdir("/").map_err(setup("chdir /"))?;
+    if idmap.is_some() {
+        // What is copied in belongs to the container's root.
+        userns::become_root()?;
+    }
     Ok(())
 }
 

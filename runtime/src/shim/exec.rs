@@ -103,22 +103,38 @@ fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
     // shows this process.
     sys::ensure_single_threaded().map_err(setup("exec helper"))?;
     // Open every namespace first: /proc is the host's only until setns(mnt).
-    let kinds = [
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ];
+    // A container with a user namespace is joined through it first: the
+    // namespaces it owns are then joined with its capabilities.
+    let userns = cfg.security.idmap.is_some();
+    let kinds: Vec<(&str, CloneFlags)> = userns
+        .then_some(("user", CloneFlags::CLONE_NEWUSER))
+        .into_iter()
+        .chain([
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("pid", CloneFlags::CLONE_NEWPID),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+        ])
+        .collect();
     let names: Vec<&str> = kinds.iter().map(|(name, _)| *name).collect();
     let nsfds = open_container_namespaces(cfg.pid, cfg.shim_pid, &names)?;
     // Single-threaded: joining moves the whole helper (and its future child).
     cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
+    // The ceiling of the command's limits, while we still may (see `set_rlimits`).
+    crate::rlimit::raise_hard_limits(&cfg.security.rlimits)
+        .map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))?;
     for ((name, flag), f) in kinds.iter().zip(&nsfds) {
         setns(f, *flag).map_err(setup(format!("setns {name}")))?;
     }
     drop(nsfds);
+    if userns {
+        // The namespace's root, so that what the helper creates (a pty)
+        // belongs to the container's root. The daemon reads our stdout.
+        super::userns::become_root()?;
+        rearm_parent_death(std::io::stdout().as_fd())?;
+    }
 
     // Now in the container's mount namespace: /dev/ptmx is its devpts'.
     let (to_child, outputs, child_io) = if cfg.tty {
@@ -152,18 +168,21 @@ fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
         )
     };
 
+    // The command's check that the helper is alive (it holds the read end
+    // until it exits).
+    let (lifeline_r, lifeline_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe"))?;
     // setns(pid) only applies to children: fork the command.
     match sys::fork().map_err(setup("fork"))? {
         ForkResult::Child => {
-            drop((to_child, outputs));
-            let e = child(cfg, child_io);
+            drop((to_child, outputs, lifeline_r));
+            let e = child(cfg, child_io, &lifeline_w);
             let _ = writeln!(std::io::stderr(), "quilt-shim: {}", e.message);
             sys::exit_now(e.code)
         }
         ForkResult::Parent { child } => {
             // Our copies of the command's ends: EOF once it (and its
             // children) close theirs.
-            drop(child_io);
+            drop((child_io, lifeline_w));
             let pidfd = proc::pidfd_open(child.as_raw()).map_err(setup("pidfd_open"))?;
             let relay = Relay::new(
                 child,
@@ -174,7 +193,9 @@ fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
                 outputs,
                 sink,
             );
-            Ok(relay.run(input))
+            let code = relay.run(input);
+            drop(lifeline_r);
+            Ok(code)
         }
     }
 }
@@ -233,7 +254,7 @@ fn wire_stdio(io: ChildIo) -> SetupResult<()> {
 }
 
 /// In the forked child (inside the container's namespaces): only returns on failure.
-fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
+fn child(cfg: &ExecConfig, io: ChildIo, lifeline: &OwnedFd) -> SetupError {
     // Until execve this is the host's quilt-shim binary inside the
     // container's pid namespace: not dumpable, so no process of the
     // container can open its /proc/PID/exe (the CVE-2019-5736 pattern).
@@ -267,14 +288,16 @@ fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
     }
     let argv0 = cfg.argv[0].as_str();
     let prep = || -> SetupResult<_> {
-        let path = resolve(argv0, &cfg.env)?;
+        // The user, from the container's own files (we are in its root).
+        let who = super::user::resolve(cfg.security.user.as_deref(), cfg.security.idmap.as_ref())?;
+        let mut env = cfg.env.clone();
+        super::user::set_home(&mut env, &who);
+        let path = resolve(argv0, &env)?;
         let argv = cstrings(&cfg.argv)?;
-        let env = cstrings(&super::gpu::workload_env(
-            &cfg.env,
-            cfg.security.gpu.as_ref(),
-        ))?;
-        clamp_rlimits();
-        drop_privileges()?;
+        let env = cstrings(&super::gpu::workload_env(&env, cfg.security.gpu.as_ref()))?;
+        set_rlimits(&cfg.security.rlimits)?;
+        drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
+        rearm_parent_death(lifeline.as_fd())?;
         Ok((path, argv, env))
     };
     let (path, argv, env) = match prep() {

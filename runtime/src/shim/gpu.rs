@@ -30,7 +30,7 @@ pub fn mount_driver(rootfs: &Path, gpu: &GpuConfig) -> SetupResult<()> {
             },
         })
         .collect();
-    super::mounts::setup_mounts(rootfs, &mounts)?;
+    super::mounts::setup_mounts(rootfs, &mounts, None)?;
     let root = super::mounts::open_root(rootfs)?;
     for l in &gpu.links {
         // Worked on through the directory's descriptor: the final name is

@@ -12,6 +12,8 @@ mod init;
 mod logwriter;
 mod mounts;
 mod run;
+mod user;
+mod userns;
 
 /// Entry point of the `quilt-shim` binary.
 #[doc(hidden)]

@@ -60,8 +60,14 @@ pub(super) fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, 
 
 /// Makes every mount below `rootfs`. Targets are resolved inside the rootfs
 /// (symlinks followed within it, never out of it); missing directories are
-/// created, and an empty file when a file is bind mounted.
-pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
+/// created, and an empty file when a file is bind mounted. With `trees`
+/// (a user namespace), the bind mounts are those detached mount trees, one
+/// per bind mount in order, made (idmapped, read-only as asked) by the shim.
+pub fn setup_mounts(
+    rootfs: &Path,
+    mounts: &[MountConfig],
+    mut trees: Option<std::vec::IntoIter<OwnedFd>>,
+) -> SetupResult<()> {
     if mounts.is_empty() {
         return Ok(());
     }
@@ -69,9 +75,15 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
     for m in mounts {
         // The source is pinned first: the mount is made from this fd, so a
         // path swapped after the checks cannot redirect it.
-        let source = match &m.kind {
-            MountKind::Bind { source, create } => Some(open_source(source, *create)?),
-            MountKind::Tmpfs { .. } => None,
+        let source = match (&m.kind, trees.as_mut()) {
+            (MountKind::Bind { source, .. }, Some(trees)) => {
+                let tree = trees.next().ok_or_else(|| {
+                    SetupError::new(EXIT_SETUP, "the shim sent fewer mounts than there are")
+                })?;
+                Some((tree, source.display().to_string()))
+            }
+            (MountKind::Bind { source, create }, None) => Some(open_source(source, *create)?),
+            (MountKind::Tmpfs { .. }, _) => None,
         };
         // Anything but a directory (a file, a socket such as an ssh-agent's
         // or docker.sock, a FIFO) is mounted on a file.
@@ -95,6 +107,19 @@ pub fn setup_mounts(rootfs: &Path, mounts: &[MountConfig]) -> SetupResult<()> {
         let target_path = format!("/proc/self/fd/{}", target.as_raw_fd());
         let target_path = Path::new(&target_path);
         match (&m.kind, &source) {
+            (MountKind::Bind { .. }, Some((tree, shown))) if trees.is_some() => {
+                rustix::mount::move_mount(
+                    tree,
+                    "",
+                    &target,
+                    "",
+                    rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                        | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+                .map_err(|e| {
+                    setup(format!("bind mount {shown} on {}", m.target))(std::io::Error::from(e))
+                })?;
+            }
             (MountKind::Bind { .. }, Some((fd, shown))) => {
                 let by_fd = format!("/proc/self/fd/{}", fd.as_raw_fd());
                 nix::mount::mount(

@@ -153,9 +153,34 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     cgroup::restrict_devices(&cfg.cgroup, &rules).map_err(setup("restricting devices"))?;
     let oom_before = cgroup::oom_kills(&cfg.cgroup).unwrap_or(0);
 
+    if let Some(map) = &cfg.security.idmap {
+        // The container's "/" is its upper directory's: owned by its root.
+        let upper = cfg.dir.join("upper");
+        std::os::unix::fs::lchown(&upper, Some(map.host_uid), Some(map.host_gid))
+            .map_err(setup(format!("chown {}", upper.display())))?;
+    }
+    // The ceiling of the limits the workload gets (see `set_rlimits`).
+    crate::rlimit::raise_hard_limits(&cfg.security.rlimits)
+        .map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))?;
+
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (errp_r, errp_w) = pipe()?;
+    // The shim hands a user namespace's mounts over on this socket.
+    let (userns_ours, userns_child) = match cfg.security.idmap {
+        Some(_) => {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(setup("socketpair"))?;
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
     for fd in [&out_r, &err_r] {
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     }
@@ -166,6 +191,11 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         | CloneFlags::CLONE_NEWIPC;
     if !cfg.host_network {
         flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if cfg.security.idmap.is_some() {
+        // Created with the others, so that it owns them: its root has the
+        // capabilities it keeps over its own network, hostname and mounts.
+        flags |= CloneFlags::CLONE_NEWUSER;
     }
     // v2: the child is born in its cgroup (CLONE_INTO_CGROUP). Otherwise, or
     // if the kernel refuses, the child moves itself there before anything else.
@@ -182,7 +212,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     drop(cg_dir);
     let (child, pidfd) = match res.map_err(setup("clone"))? {
         sys::CloneResult::Child => {
-            drop((out_r, err_r, errp_r));
+            drop((out_r, err_r, errp_r, userns_ours));
             child_main(
                 cfg,
                 in_cgroup,
@@ -190,6 +220,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
                     errp_w,
                     out_w,
                     err_w,
+                    userns: userns_child,
                 },
             )
         }
@@ -197,7 +228,27 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     };
     // Only the child keeps the write ends: EOF on the error pipe then means
     // a successful execve (close-on-exec) or the child's death.
-    drop((out_w, err_w, errp_w));
+    drop((out_w, err_w, errp_w, userns_child));
+
+    if let (Some(map), Some(sock)) = (&cfg.security.idmap, userns_ours) {
+        let prepared = super::userns::write_maps(child.as_raw(), map)
+            .and_then(|()| super::userns::open_userns(child.as_raw()))
+            .and_then(|ns| {
+                super::userns::container_mounts(
+                    ns.as_fd(),
+                    &cfg.image_rootfs,
+                    &cfg.dir,
+                    &cfg.mounts,
+                )
+            })
+            .and_then(|mounts| super::userns::send(&sock, &mounts));
+        drop(sock);
+        if let Err(e) = prepared {
+            let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
+            reap(child);
+            return Err(e);
+        }
+    }
 
     // EOF without a message: the workload was exec'd.
     let mut msg = Vec::new();

@@ -175,13 +175,15 @@ fn security_from(s: pb::Security) -> Result<Security, Status> {
         .ulimits
         .into_iter()
         .map(|u| {
-            let bound = |v: i64, which: &str| {
-                u64::try_from(v).map_err(|_| {
+            // -1: unlimited (RLIM_INFINITY).
+            let bound = |v: i64, which: &str| match v {
+                -1 => Ok(u64::MAX),
+                v => u64::try_from(v).map_err(|_| {
                     Status::invalid_argument(format!(
-                        "ulimit {}: the {which} limit {v} is negative",
-                        u.name
+                        "ulimit {:?}: the {which} limit {v} is negative (use -1 for unlimited)",
+                        u.name.chars().take(64).collect::<String>()
                     ))
-                })
+                }),
             };
             Ok(Ulimit {
                 soft: bound(u.soft, "soft")?,
@@ -229,10 +231,13 @@ fn security(s: &Security) -> pb::Security {
         ulimits: s
             .ulimits
             .iter()
-            .map(|u| pb::Ulimit {
-                name: u.name.clone(),
-                soft: i64::try_from(u.soft).unwrap_or(i64::MAX),
-                hard: i64::try_from(u.hard).unwrap_or(i64::MAX),
+            .map(|u| {
+                let wire = |v: u64| i64::try_from(v).unwrap_or(-1);
+                pb::Ulimit {
+                    name: u.name.clone(),
+                    soft: wire(u.soft),
+                    hard: wire(u.hard),
+                }
             })
             .collect(),
         seccomp_profile: match &s.seccomp {

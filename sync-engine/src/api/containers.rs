@@ -31,14 +31,18 @@ impl Engine {
         // A stored image's name is recorded as its id.
         let image = super::images::resolve_for_create(shared, &spec.image).await?;
         check_image(shared, &image).await?;
-        let c = Container::new(ids::new_id(), spec, image, mounts, now_ns());
+        let mut c = Container::new(ids::new_id(), spec, image, mounts, now_ns());
+        crate::security::for_create(shared, &mut c)?;
         // Reserve the queue slot first: a full queue is refused before any row exists.
         let slot = if c.autostart {
             Some(shared.queue().reserve()?)
         } else {
             None
         };
-        shared.store().insert(&c).await?;
+        c.id_range = shared
+            .store()
+            .insert_with_ids(&c, Some(&shared.cfg().userns_ids))
+            .await?;
         shared.emit(&c, State::Created, "created", None, None);
         if let Some(slot) = slot {
             slot.send(c.id.clone());

@@ -134,7 +134,11 @@ async fn run_copy(
             )));
         }
     };
-    let cfg = CopyConfig { root, path };
+    let cfg = CopyConfig {
+        root,
+        path,
+        idmap: crate::security::idmap(&c)?,
+    };
     let mut child = copy::spawn(&shared.cfg().shim_path, mode, &cfg)
         .map_err(|e| EngineError::internal("spawn the copy helper", e))?;
     let mut stderr = child.stderr.take().expect("stderr piped");

@@ -1,7 +1,7 @@
 //! The engine's view of a container, independent of the wire format.
 use super::event::Event;
 use super::mount::MountSpec;
-use super::security::Security;
+use super::security::{IdRange, Security};
 use super::state::State;
 use std::collections::BTreeMap;
 
@@ -93,6 +93,8 @@ pub struct Container {
     /// Bytes the container may write (its layer and logs); 0: no limit.
     pub disk_bytes: u64,
     pub security: Security,
+    /// The host ids of its private user namespace (allocated at create).
+    pub id_range: Option<IdRange>,
 }
 
 /// Filters of ListContainers.
@@ -191,6 +193,7 @@ impl Container {
             mounts,
             disk_bytes: spec.disk_bytes,
             security: spec.security,
+            id_range: None,
             id,
         }
     }

@@ -15,6 +15,6 @@ pub use container::{
 pub use event::{Event, now_ns};
 pub use image::ImageInfo;
 pub use mount::{MountSource, MountSpec};
-pub use security::{DeviceMapping, Seccomp, Security, Ulimit, UsernsMode};
+pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};
 pub use state::State;
 pub use volume::Volume;

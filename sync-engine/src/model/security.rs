@@ -27,6 +27,7 @@ pub struct Security {
 pub struct Ulimit {
     /// Without the RLIMIT_ prefix, lower-case ("nofile").
     pub name: String,
+    /// u64::MAX (RLIM_INFINITY): unlimited (-1 on the wire).
     pub soft: u64,
     pub hard: u64,
 }
@@ -82,4 +83,18 @@ impl UsernsMode {
             _ => return None,
         })
     }
+}
+
+/// The host ids a container with a private user namespace is given: its ids
+/// 0..size are host ids host_id..host_id+size (uids and gids alike). One
+/// per container, never shared, released when it is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub host_id: u32,
+    pub size: u32,
+}
+
+impl IdRange {
+    /// The ids of a container: 65536, as a full range of 16-bit ids.
+    pub const SIZE: u32 = 65536;
 }

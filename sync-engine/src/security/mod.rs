@@ -11,6 +11,8 @@ mod gpus;
 mod seccomp;
 mod users;
 
+pub(crate) use users::{for_create, idmap, startup};
+
 use crate::engine::Shared;
 use crate::error::Result;
 use crate::model::{Container, Security};

@@ -12,6 +12,7 @@ use quilt_runtime::{cgroup, proc};
 use std::sync::Arc;
 
 pub(crate) async fn run(shared: &Arc<Shared>) -> Result<()> {
+    crate::security::startup(shared).await?;
     let all = shared.store().list(&Default::default()).await?;
     let mut adopted = 0usize;
     for c in all {

@@ -2,9 +2,10 @@
 //! guarded `UPDATE ... WHERE state IN (...)`, its set taken from
 //! `model::state::from`, so a transition that lost a race changes nothing.
 use super::{Store, json, states_sql, volumes};
+use crate::config::UsernsIds;
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
-use crate::model::{Container, ExitInfo, ListView, Network, State};
+use crate::model::{Container, ExitInfo, IdRange, ListView, Network, State, UsernsMode};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
@@ -14,11 +15,26 @@ pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.wor
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, \
+    (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
+    (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
 
 impl Store {
-    /// Inserts the container and its labels in one transaction.
+    /// Inserts the container and its labels in one transaction (no id
+    /// range for a private user namespace: tests of the rest).
+    #[cfg(test)]
     pub async fn insert(&self, c: &Container) -> Result<()> {
+        self.insert_with_ids(c, None).await.map(drop)
+    }
+
+    /// Inserts the container and its labels and, for a private user
+    /// namespace, gives it an id range of `ids`, all in one transaction.
+    /// Returns the range given.
+    pub async fn insert_with_ids(
+        &self,
+        c: &Container,
+        ids: Option<&UsernsIds>,
+    ) -> Result<Option<IdRange>> {
         db_write!(self, |conn| {
             let mut tx = conn.begin().await?;
             // An image of the store must still be there: `image rm` checks for
@@ -82,9 +98,23 @@ impl Store {
                     .await?;
             }
             volumes::insert_used(&mut tx, c).await?;
+            let range = match (c.security.userns, ids) {
+                (UsernsMode::Private, Some(ids)) => {
+                    Some(super::userns::allocate(&mut tx, &c.id, ids).await?)
+                }
+                (UsernsMode::Private, None) => {
+                    return Err(EngineError::Internal(
+                        "a private user namespace without id ranges to take from".into(),
+                    ));
+                }
+                _ => None,
+            };
             tx.commit().await?;
-            self.index.put(c.clone());
-            Ok(())
+            self.index.put(Container {
+                id_range: range,
+                ..c.clone()
+            });
+            Ok(range)
         })
     }
 
@@ -480,6 +510,16 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
         mounts,
         security,
         disk_bytes: u64::try_from(r.try_get::<i64, _>("disk_bytes")?).unwrap_or(0),
+        id_range: match (
+            r.try_get::<Option<i64>, _>("userns_host_id")?,
+            r.try_get::<Option<i64>, _>("userns_size")?,
+        ) {
+            (Some(h), Some(n)) => Some(IdRange {
+                host_id: u32::try_from(h).map_err(|_| bad("userns range"))?,
+                size: u32::try_from(n).map_err(|_| bad("userns range"))?,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -517,6 +557,7 @@ mod tests {
             mounts: Vec::new(),
             disk_bytes: 0,
             security: Default::default(),
+            id_range: None,
         }
     }
 
@@ -729,5 +770,90 @@ mod tests {
         s.index.mark_stale();
         s.index.remove(&ids[0]);
         assert_eq!(s.list_page(&q).await.unwrap().containers.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn private_user_namespaces_get_their_own_id_range() {
+        let (_d, s) = store().await;
+        let ids = UsernsIds {
+            base: 1_000_000,
+            count: 2,
+        };
+        let private = |id: &str, name: &str| {
+            let mut c = row(id, name);
+            c.security.userns = UsernsMode::Private;
+            c
+        };
+        let size = IdRange::SIZE;
+        let a = s
+            .insert_with_ids(&private("u1", "a"), Some(&ids))
+            .await
+            .unwrap();
+        let b = s
+            .insert_with_ids(&private("u2", "b"), Some(&ids))
+            .await
+            .unwrap();
+        assert_eq!(
+            a,
+            Some(IdRange {
+                host_id: 1_000_000,
+                size
+            })
+        );
+        assert_eq!(
+            b,
+            Some(IdRange {
+                host_id: 1_000_000 + size,
+                size
+            })
+        );
+        // A host container takes none, even with ids to take from.
+        assert_eq!(
+            s.insert_with_ids(&row("h1", "h"), Some(&ids))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.get("u2").await.unwrap().unwrap().id_range, b);
+        assert_eq!(s.get("h1").await.unwrap().unwrap().id_range, None);
+        // Full: refused, and no row is left of the refused container.
+        let full = s.insert_with_ids(&private("u3", "c"), Some(&ids)).await;
+        assert!(
+            matches!(&full, Err(EngineError::FailedPrecondition(m)) if m.contains("all 2 user namespace id ranges are in use")),
+            "{full:?}"
+        );
+        assert!(s.get("u3").await.unwrap().is_none());
+        // A private container cannot be stored without ranges to take from.
+        assert!(matches!(
+            s.insert(&private("u4", "d")).await,
+            Err(EngineError::Internal(_))
+        ));
+        // Removal releases the range; once the top of the window is
+        // reached, the lowest free one is given again.
+        s.delete("u1").await.unwrap();
+        let c = s
+            .insert_with_ids(&private("u5", "e"), Some(&ids))
+            .await
+            .unwrap();
+        assert_eq!(c, a);
+        // Until then, the one above the highest in use.
+        let wide = UsernsIds {
+            base: 1_000_000,
+            count: 4,
+        };
+        s.delete("u5").await.unwrap();
+        let d = s
+            .insert_with_ids(&private("u6", "f"), Some(&wide))
+            .await
+            .unwrap();
+        assert_eq!(
+            d,
+            Some(IdRange {
+                host_id: 1_000_000 + 2 * size,
+                size
+            })
+        );
+        // Start-up finds nothing to fix.
+        assert_eq!(s.userns_reconcile(&ids).await.unwrap(), (0, 0));
     }
 }

@@ -160,5 +160,6 @@ fn summary(c: &Container) -> Container {
         mounts: Vec::new(),
         disk_bytes: c.disk_bytes,
         security: Default::default(),
+        id_range: c.id_range,
     }
 }

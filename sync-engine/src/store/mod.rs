@@ -7,7 +7,8 @@
 //!   transitions as guarded updates rendered from `model::state`'s sets;
 //! - `listing.rs`: listing containers, filtered, ordered and paged in SQL;
 //! - `images.rs`: image rows and their names;
-//! - `volumes.rs`: named volumes and who uses them.
+//! - `volumes.rs`: named volumes and who uses them;
+//! - `userns.rs`: the host id ranges of private user namespaces.
 /// One write on the writer connection: `$body` (which may use `?`) runs with
 /// `$c: &mut SqliteConnection` and evaluates to a `Result`. After an error
 /// the connection is discarded (see `Writer`).
@@ -50,6 +51,7 @@ mod images;
 mod index;
 mod listing;
 mod reserve;
+mod userns;
 mod volumes;
 mod writer;
 

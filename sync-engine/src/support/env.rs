@@ -3,13 +3,13 @@ use crate::model::Container;
 use quilt_runtime::spec::DEFAULT_PATH;
 use std::collections::HashMap;
 
-/// PATH, HOME, HOSTNAME and TERM, then the container's entries, then
-/// `extra` (later entries win per key, keeping the first one's place).
-/// Linear in the number of entries.
+/// PATH, HOSTNAME and TERM, then the container's entries, then `extra`
+/// (later entries win per key, keeping the first one's place). Linear in
+/// the number of entries. HOME is the user's, from the container's
+/// /etc/passwd (the shim sets it), unless an entry sets it.
 pub fn build(c: &Container, extra: &[String]) -> Vec<String> {
     let mut env: Vec<String> = vec![
         format!("PATH={DEFAULT_PATH}"),
-        "HOME=/root".into(),
         format!("HOSTNAME={}", c.hostname),
         "TERM=xterm".into(),
     ];
@@ -69,15 +69,7 @@ mod tests {
         let env = build(&c, &["B=4".to_string(), "C=5".to_string()]);
         assert_eq!(
             env,
-            [
-                "PATH=/x",
-                "HOME=/root",
-                "HOSTNAME=c",
-                "TERM=xterm",
-                "A=3",
-                "B=4",
-                "C=5"
-            ]
+            ["PATH=/x", "HOSTNAME=c", "TERM=xterm", "A=3", "B=4", "C=5"]
         );
     }
 
@@ -87,7 +79,7 @@ mod tests {
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         let again: Vec<String> = (0..10_000).map(|i| format!("K{i}=x")).collect();
         let env = build(&container(&refs), &again);
-        assert_eq!(env.len(), 10_004);
-        assert_eq!(env[4], "K0=x");
+        assert_eq!(env.len(), 10_003);
+        assert_eq!(env[3], "K0=x");
     }
 }
