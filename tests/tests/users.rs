@@ -658,10 +658,17 @@ fn a_changed_user_does_not_outlive_its_supervisor() {
     d.cli(["exec", "-d", &private, "sleep", "4442"]).ok();
     let execs = [find(&["sleep", "4441"]), find(&["sleep", "4442"])];
     d.kill9();
+    // Detached execs outlive the daemon but not the helper that supervises them.
     for pid in execs {
         assert!(
+            !quilt_tests::host::wait_pid_gone(pid, Duration::from_millis(300)),
+            "detached exec {pid} died with the daemon"
+        );
+        let helper = quilt_tests::host::parent_pid(pid).expect("the exec helper");
+        quilt_tests::host::kill_all([helper]);
+        assert!(
             quilt_tests::host::wait_pid_gone(pid, Duration::from_secs(10)),
-            "exec'd process {pid} survived the daemon"
+            "exec'd process {pid} survived its helper"
         );
     }
     // The containers' PID 1 go with their shims.

@@ -133,7 +133,10 @@ fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
         // The namespace's root, so that what the helper creates (a pty)
         // belongs to the container's root. The daemon reads our stdout.
         super::userns::become_root()?;
-        rearm_parent_death(std::io::stdout().as_fd())?;
+        // Attached only: a detached helper outlives the daemon on purpose.
+        if matches!(sink, Sink::Daemon) {
+            rearm_parent_death(std::io::stdout().as_fd())?;
+        }
     }
 
     // Now in the container's mount namespace: /dev/ptmx is its devpts'.
