@@ -112,6 +112,27 @@ impl Capability {
         all
     };
 
+    /// Docker's default set: what a container holds unless told otherwise.
+    pub const DEFAULTS: [Capability; 14] = {
+        use Capability::*;
+        [
+            Chown,
+            DacOverride,
+            Fowner,
+            Fsetid,
+            Kill,
+            Setgid,
+            Setuid,
+            Setpcap,
+            NetBindService,
+            NetRaw,
+            SysChroot,
+            Mknod,
+            AuditWrite,
+            Setfcap,
+        ]
+    };
+
     /// The capability's number (bit position in the kernel's sets).
     pub const fn number(self) -> u32 {
         self as u32

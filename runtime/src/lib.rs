@@ -12,6 +12,7 @@ pub mod launch;
 pub mod logfile;
 pub mod mounts;
 pub mod proc;
+pub mod seccomp;
 #[doc(hidden)]
 pub mod shim;
 pub mod signal;

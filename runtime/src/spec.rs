@@ -97,9 +97,10 @@ pub struct SecurityConfig {
     pub capabilities: Option<Vec<u8>>,
     /// setrlimit before execve (clamped to the host's hard limits).
     pub rlimits: Vec<Rlimit>,
-    /// A compiled seccomp filter: the kernel's `struct sock_filter` array as
-    /// hex. None: no filter.
-    pub seccomp: Option<String>,
+    /// The compiled seccomp filters, installed right before execve (in the
+    /// workload, under `--init` in PID 1 too, and in every exec'd command).
+    /// None: no filter.
+    pub seccomp: Option<SeccompFilters>,
     /// Device nodes made in the container's /dev, beyond the defaults.
     pub devices: Vec<DeviceNode>,
     /// User namespace: container ids 0..size map to host ids from
@@ -107,6 +108,15 @@ pub struct SecurityConfig {
     pub idmap: Option<IdMap>,
     /// Bytes the container may write to its layer; None: no limit.
     pub disk_limit_bytes: Option<u64>,
+}
+
+/// A seccomp program compiled by the daemon for the native architecture:
+/// classic BPF filters, each the kernel's `struct sock_filter` array as hex
+/// (8 bytes an instruction: code and k little-endian), installed in this
+/// order. The kernel runs them all and keeps the most restrictive answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompFilters {
+    pub filters: Vec<String>,
 }
 
 /// One resource limit.

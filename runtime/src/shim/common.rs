@@ -83,22 +83,7 @@ pub fn open_container_namespaces(
 }
 
 /// Docker's default capability set.
-const DEFAULT_CAPS: [Capability; 14] = [
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fowner,
-    Capability::Fsetid,
-    Capability::Kill,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::NetRaw,
-    Capability::SysChroot,
-    Capability::Mknod,
-    Capability::AuditWrite,
-    Capability::Setfcap,
-];
+const DEFAULT_CAPS: [Capability; 14] = Capability::DEFAULTS;
 
 /// RLIMIT_NOFILE soft = hard = min(1048576, current hard). Never fails.
 pub fn clamp_rlimits() {
@@ -163,6 +148,21 @@ pub fn drop_privileges() -> SetupResult<()> {
         },
     )
     .map_err(|e| setup("capset")(errno(e)))
+}
+
+/// The compiled seccomp filters of a config, decoded (125 if damaged).
+pub fn seccomp_program(
+    filters: Option<&crate::spec::SeccompFilters>,
+) -> SetupResult<crate::seccomp::Program> {
+    crate::seccomp::Program::decode(filters).map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
+}
+
+/// Installs the seccomp filters: the last step before execve, after
+/// no_new_privs and the capabilities.
+pub fn install_seccomp(program: &crate::seccomp::Program) -> SetupResult<()> {
+    program
+        .install()
+        .map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
 }
 
 /// Finds the executable for argv[0]: as given if it contains a slash,

@@ -200,17 +200,22 @@ fn child(cfg: &ExecConfig, io: ChildIo) -> SetupError {
     }
     let argv0 = cfg.argv[0].as_str();
     let prep = || -> SetupResult<_> {
+        let seccomp = seccomp_program(cfg.security.seccomp.as_ref())?;
         let path = resolve(argv0, &cfg.env)?;
         let argv = cstrings(&cfg.argv)?;
         let env = cstrings(&cfg.env)?;
         clamp_rlimits();
         drop_privileges()?;
-        Ok((path, argv, env))
+        Ok((seccomp, path, argv, env))
     };
-    let (path, argv, env) = match prep() {
+    let (seccomp, path, argv, env) = match prep() {
         Ok(v) => v,
         Err(e) => return e,
     };
     reset_signals();
+    // The container's filter, as its workload has: the last step.
+    if let Err(e) = install_seccomp(&seccomp) {
+        return e;
+    }
     execve(&path, &argv, &env, argv0)
 }

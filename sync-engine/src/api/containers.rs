@@ -23,6 +23,7 @@ impl Engine {
             return Err(EngineError::Unavailable("quiltd is shutting down".into()));
         }
         validate::create_spec(&spec, shared.host_cpus())?;
+        crate::security::check(shared, &spec.security).await?;
         let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
         // A stored image's name is recorded as its id.
         let image = super::images::resolve_for_create(shared, &spec.image).await?;

@@ -13,12 +13,21 @@ use crate::engine::Shared;
 use crate::error::Result;
 use crate::model::{Container, Security};
 use quilt_runtime::spec::SecurityConfig;
+use std::sync::Arc;
+
+pub(crate) use seccomp::SeccompCache;
 
 /// Checks made at create, before anything is written (INVALID_ARGUMENT).
 pub(crate) fn validate(s: &Security) -> Result<()> {
     seccomp::validate(s)?;
     devices::validate(s)?;
     users::validate(s)
+}
+
+/// Checks made at create that need work off the async runtime (compiling a
+/// seccomp profile); after `validate`, before anything is written.
+pub(crate) async fn check(shared: &Arc<Shared>, s: &Security) -> Result<()> {
+    seccomp::check(shared, s).await
 }
 
 /// What the runtime enforces for this start of `c`. Blocking (it may read
