@@ -97,10 +97,10 @@ pub struct SecurityConfig {
     pub capabilities: Option<Vec<u8>>,
     /// setrlimit before execve (clamped to the host's hard limits).
     pub rlimits: Vec<Rlimit>,
-    /// The compiled seccomp filters, installed right before execve (in the
+    /// The compiled seccomp filter, installed right before execve (in the
     /// workload, under `--init` in PID 1 too, and in every exec'd command).
     /// None: no filter.
-    pub seccomp: Option<SeccompFilters>,
+    pub seccomp: Option<SeccompFilter>,
     /// Device nodes made in the container's /dev, beyond the defaults.
     pub devices: Vec<DeviceNode>,
     /// User namespace: container ids 0..size map to host ids from
@@ -110,13 +110,12 @@ pub struct SecurityConfig {
     pub disk_limit_bytes: Option<u64>,
 }
 
-/// A seccomp program compiled by the daemon for the native architecture:
-/// classic BPF filters, each the kernel's `struct sock_filter` array as hex
-/// (8 bytes an instruction: code and k little-endian), installed in this
-/// order. The kernel runs them all and keeps the most restrictive answer.
+/// A seccomp filter compiled by the daemon for the native architecture.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeccompFilters {
-    pub filters: Vec<String>,
+pub struct SeccompFilter {
+    /// The kernel's `struct sock_filter` array as hex: 8 bytes an
+    /// instruction, code (u16) and k (u32) little-endian.
+    pub bpf: String,
 }
 
 /// One resource limit.

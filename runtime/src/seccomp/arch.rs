@@ -66,6 +66,8 @@ impl Arch {
         }
     }
 
+    /// seccompiler's name (the tests compare its filters with ours).
+    #[cfg(test)]
     pub(crate) fn target(self) -> seccompiler::TargetArch {
         match self {
             Arch::X86_64 => seccompiler::TargetArch::x86_64,

@@ -1,8 +1,7 @@
-//! Runs compiled filters the way the kernel does, on one syscall: what a
-//! filter answers (the classic BPF seccompiler emits), and what several
-//! installed filters answer together. Used to order the filters (each must
-//! let the next one be installed) and by the tests of what a profile
-//! allows.
+//! Runs filters the way the kernel does, on one syscall (tests only): what
+//! a filter answers, and what several installed filters answer together.
+//! The tests check what compiled profiles allow with it, and compare
+//! Quilt's filters with seccompiler's.
 use seccompiler::sock_filter;
 
 /// One syscall as a filter sees it (`struct seccomp_data`).
@@ -50,10 +49,17 @@ const RET_A: u16 = 0x16;
 /// instruction this interpreter does not know, a load out of
 /// `seccomp_data`, or a jump out of the program.
 pub fn run(prog: &[sock_filter], data: &SyscallData) -> Option<u32> {
+    run_counted(prog, data).map(|(ret, _)| ret)
+}
+
+/// `run`, with the number of instructions it went through.
+pub fn run_counted(prog: &[sock_filter], data: &SyscallData) -> Option<(u32, usize)> {
     let mut a: u32 = 0;
     let mut pc = 0usize;
+    let mut steps = 0;
     loop {
         let ins = prog.get(pc)?;
+        steps += 1;
         let jump = |taken: bool| pc + 1 + usize::from(if taken { ins.jt } else { ins.jf });
         pc = match ins.code {
             LD_W_ABS => {
@@ -77,21 +83,19 @@ pub fn run(prog: &[sock_filter], data: &SyscallData) -> Option<u32> {
             JMP_JGT_K => jump(a > ins.k),
             JMP_JGE_K => jump(a >= ins.k),
             JMP_JSET_K => jump(a & ins.k != 0),
-            RET_K => return Some(ins.k),
-            RET_A => return Some(a),
+            RET_K => return Some((ins.k, steps)),
+            RET_A => return Some((a, steps)),
             _ => return None,
         };
     }
 }
 
-#[cfg(test)]
 /// The action part of an answer, ordered as the kernel orders them: the
 /// smaller, the more restrictive (KILL_PROCESS is negative).
 fn action_only(ret: u32) -> i32 {
     (ret & libc::SECCOMP_RET_ACTION_FULL) as i32
 }
 
-#[cfg(test)]
 /// What the kernel answers once `filters` are installed, in this order:
 /// the most restrictive answer, and among equally restrictive ones that of
 /// the filter installed last. None if a filter cannot be run here.
@@ -104,14 +108,6 @@ pub fn combined(filters: &[Vec<sock_filter>], data: &SyscallData) -> Option<u32>
         }
     }
     Some(ret)
-}
-
-/// Whether an answer lets the syscall run (ALLOW, or LOG which also runs it).
-pub fn runs(ret: u32) -> bool {
-    matches!(
-        ret & libc::SECCOMP_RET_ACTION_FULL,
-        libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG
-    )
 }
 
 #[cfg(test)]
@@ -188,7 +184,5 @@ mod tests {
             Some(libc::SECCOMP_RET_KILL_PROCESS)
         );
         assert_eq!(combined(&[allow, log], &d), Some(libc::SECCOMP_RET_LOG));
-        assert!(runs(libc::SECCOMP_RET_LOG));
-        assert!(!runs(libc::SECCOMP_RET_TRACE | 1));
     }
 }

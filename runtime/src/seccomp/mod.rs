@@ -1,17 +1,20 @@
 //! Seccomp: profiles (docker's JSON format and the built-in default), their
-//! compilation into classic BPF filters for the native architecture, and
-//! the installation of the compiled filters right before a workload's
+//! compilation into a classic BPF filter for the native architecture, and
+//! the installation of the compiled filter right before a workload's
 //! execve. The daemon compiles; `quilt-shim` only installs.
 //!
 //! - `profile.rs`: the profile model;
 //! - `json.rs`: docker's JSON format;
 //! - `default.rs`: the default profile (docker's policy);
 //! - `arch.rs`: the native architecture, its names and syscall numbers;
-//! - `compile.rs`: profile + capabilities -> filters (one per action);
-//! - `bpf.rs`: runs compiled filters as the kernel would (ordering, tests);
-//! - `install.rs`: decoding and installing the filters in the shim.
+//! - `compile.rs`: profile + capabilities -> what each syscall gets;
+//! - `codegen.rs`: its BPF (a binary search on the syscall number);
+//! - `bpf.rs` (tests): runs filters as the kernel would;
+//! - `install.rs`: decoding and installing the filter in the shim.
 mod arch;
+#[cfg(test)]
 mod bpf;
+mod codegen;
 mod compile;
 mod default;
 mod install;
@@ -32,7 +35,7 @@ pub enum SeccompError {
     Invalid(String),
     #[error("seccomp filters can only be built for x86_64 and aarch64")]
     UnsupportedArch,
-    /// The compiled filters handed to the shim are damaged.
+    /// The compiled filter handed to the shim is damaged.
     #[error("bad compiled seccomp filter: {0}")]
     Decode(String),
     #[error("installing the seccomp filter: {0}")]

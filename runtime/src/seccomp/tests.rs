@@ -1,12 +1,17 @@
 //! What compiled profiles answer, run through `bpf.rs` as the kernel would
-//! run the installed filters.
+//! run the installed filter, and the same answers as seccompiler's filters
+//! (one per action, combined by the kernel) would give.
 use super::arch::Arch;
-use super::bpf::{SyscallData, combined, run, runs};
-use super::compile::{decode, programs};
+use super::bpf::{SyscallData, combined, run, run_counted};
+use super::compile::{decode, program};
 use super::*;
 use crate::capability::Capability;
 use rustix::thread::CapabilitySet;
-use seccompiler::BpfProgram;
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
+use std::collections::BTreeMap;
 
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const EPERM: u32 = libc::SECCOMP_RET_ERRNO | 1;
@@ -24,8 +29,8 @@ fn with(extra: Capability) -> CapabilitySet {
     docker_caps() | extra.as_set()
 }
 
-/// The answer of `filters` to syscall `name` with `args` on the native arch.
-fn answer(filters: &[BpfProgram], name: &str, args: &[u64]) -> u32 {
+/// The answer of `filter` to syscall `name` with `args` on the native arch.
+fn answer(filter: &BpfProgram, name: &str, args: &[u64]) -> u32 {
     let arch = native();
     let nr = arch
         .syscall(name)
@@ -38,15 +43,17 @@ fn answer(filters: &[BpfProgram], name: &str, args: &[u64]) -> u32 {
         instruction_pointer: 0x7f00_0000_1000,
         args: a,
     };
-    combined(filters, &data).expect("the compiled filters run")
+    run(filter, &data).expect("the compiled filter runs")
 }
 
-fn default_for(caps: CapabilitySet) -> Vec<BpfProgram> {
-    programs(&default_profile(), caps, native()).expect("the default profile compiles")
+fn default_for(caps: CapabilitySet) -> BpfProgram {
+    program(&default_profile(), caps, native())
+        .expect("the default profile compiles")
+        .expect("a filter")
 }
 
-fn custom(text: &str) -> Result<Vec<BpfProgram>, SeccompError> {
-    programs(&parse(text)?, docker_caps(), native())
+fn custom(text: &str) -> Result<BpfProgram, SeccompError> {
+    Ok(program(&parse(text)?, docker_caps(), native())?.expect("a filter"))
 }
 
 const CLONE_NEWUSER: u64 = 0x1000_0000;
@@ -203,52 +210,41 @@ fn other_abis_are_not_let_through() {
         instruction_pointer: 0,
         args: [0; 6],
     };
-    assert_eq!(combined(&f, &foreign), Some(libc::SECCOMP_RET_KILL_PROCESS));
+    assert_eq!(run(&f, &foreign), Some(libc::SECCOMP_RET_KILL_PROCESS));
     if native() == Arch::X86_64 {
-        // x32 (the x86_64 arch with bit 30 in the number): the default action.
-        let x32 = SyscallData {
-            nr: 0x4000_0000,
-            arch: native().audit(),
-            instruction_pointer: 0,
-            args: [0; 6],
-        };
-        assert_eq!(combined(&f, &x32), Some(EPERM));
+        // x32 (the x86_64 arch with bit 30 in the number): killed too.
+        for nr in [0x4000_0000, 0x4000_0001, 0x4000_0000 + 250] {
+            let x32 = SyscallData {
+                nr,
+                arch: native().audit(),
+                instruction_pointer: 0,
+                args: [0; 6],
+            };
+            assert_eq!(run(&f, &x32), Some(libc::SECCOMP_RET_KILL_PROCESS));
+        }
     }
 }
 
 #[test]
 fn the_compiled_default_is_small_and_round_trips() {
     let f = default_for(docker_caps());
-    // The allow-list and the clone3 ENOSYS filter.
-    assert_eq!(f.len(), 2, "{f:?}");
-    assert!(f.iter().all(|p| p.len() < 4096));
+    // Small: the kernel's install cost grows with the length.
+    assert!(f.len() < 250, "{} instructions", f.len());
     let compiled = compile(&default_profile(), docker_caps())
         .unwrap()
         .expect("a filter");
-    assert_eq!(compiled.filters.len(), 2);
-    let decoded: Vec<_> = compiled
-        .filters
-        .iter()
-        .map(|h| decode(h).unwrap())
-        .collect();
-    assert_eq!(decoded, f);
+    assert_eq!(compiled.bpf.len(), f.len() * 16);
+    assert_eq!(decode(&compiled.bpf).unwrap(), f);
     let program = Program::decode(Some(&compiled)).unwrap();
     assert!(!program.is_empty());
     assert!(Program::decode(None).unwrap().is_empty());
-    let bad = crate::spec::SeccompFilters {
-        filters: vec!["0011".into()],
-    };
-    assert!(matches!(
-        Program::decode(Some(&bad)),
-        Err(SeccompError::Decode(_))
-    ));
-    let bad = crate::spec::SeccompFilters {
-        filters: vec!["zz".into()],
-    };
-    assert!(matches!(
-        Program::decode(Some(&bad)),
-        Err(SeccompError::Decode(_))
-    ));
+    for bad in ["0011", "zz", ""] {
+        let bad = crate::spec::SeccompFilter { bpf: bad.into() };
+        assert!(
+            matches!(Program::decode(Some(&bad)), Err(SeccompError::Decode(_))),
+            "{bad:?}"
+        );
+    }
 }
 
 #[test]
@@ -258,7 +254,6 @@ fn a_custom_deny_list_with_errno() {
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
     )
     .unwrap();
-    assert_eq!(f.len(), 1);
     assert_eq!(answer(&f, "mkdirat", &[]), libc::SECCOMP_RET_ERRNO | 13);
     assert_eq!(answer(&f, "read", &[]), ALLOW);
     assert_eq!(answer(&f, "keyctl", &[]), ALLOW);
@@ -363,71 +358,235 @@ fn overlapping_rules_keep_the_most_restrictive_action() {
     );
 }
 
-/// Whether each filter can be installed under those before it.
-fn installable(filters: &[BpfProgram]) -> bool {
-    let arch = native();
-    let call = |name: &str, args: [u64; 6]| SyscallData {
-        nr: arch.syscall(name).unwrap() as i32,
-        arch: arch.audit(),
-        instruction_pointer: 0,
-        args,
-    };
-    let prctl = call("prctl", [38, 1, 0, 0, 0, 0]);
-    let seccomp = call("seccomp", [1, 0, 0x7ffc_0000_0000, 0, 0, 0]);
-    (1..filters.len()).all(|n| {
-        [prctl, seccomp]
-            .iter()
-            .all(|d| combined(&filters[..n], d).is_some_and(runs))
-    })
+#[test]
+fn profiles_may_refuse_what_installing_needs() {
+    // One filter, installed by one call: a profile may refuse prctl(2) and
+    // seccomp(2) with any actions.
+    let f = custom(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+              {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+              {"names": ["prctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95},
+              {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+    )
+    .unwrap();
+    assert_eq!(answer(&f, "seccomp", &[1]), EPERM);
+    assert_eq!(answer(&f, "prctl", &[38, 1]), libc::SECCOMP_RET_ERRNO | 95);
+    assert_eq!(answer(&f, "clone3", &[]), ENOSYS);
+    assert_eq!(answer(&f, "read", &[]), ALLOW);
 }
 
 #[test]
-fn filters_are_ordered_so_that_each_can_be_installed() {
-    // The default refuses seccomp(2): the allow-list filter goes last.
-    let f = custom(
-        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-              {"names": ["read", "write", "prctl", "execve"], "action": "SCMP_ACT_ALLOW"},
-              {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
-              {"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS"}]}"#,
-    )
-    .unwrap();
-    assert_eq!(f.len(), 3);
-    assert!(installable(&f));
-    assert_eq!(
-        run(
-            &f[2],
-            &SyscallData {
-                nr: native().syscall("seccomp").unwrap() as i32,
-                arch: native().audit(),
-                instruction_pointer: 0,
-                args: [1, 0, 0, 0, 0, 0],
+fn any_syscall_number_is_settled_in_a_few_instructions() {
+    // The kernel runs each filter for every syscall number when it is
+    // installed: what a linear filter made slow.
+    let arch = native();
+    for caps in [docker_caps(), CapabilitySet::all()] {
+        let f = default_for(caps);
+        {
+            let worst = (0..600)
+                .map(|nr| {
+                    let data = SyscallData {
+                        nr,
+                        arch: arch.audit(),
+                        instruction_pointer: 0,
+                        args: [0; 6],
+                    };
+                    run_counted(&f, &data).expect("runs").1
+                })
+                .max()
+                .unwrap();
+            assert!(worst <= 40, "{worst} instructions for one syscall");
+        }
+    }
+}
+
+fn seccompiler_action(a: Action) -> SeccompAction {
+    match a {
+        Action::Allow => SeccompAction::Allow,
+        Action::Errno(e) => SeccompAction::Errno(u32::from(e)),
+        Action::KillThread => SeccompAction::KillThread,
+        Action::KillProcess => SeccompAction::KillProcess,
+        Action::Trap => SeccompAction::Trap,
+        Action::Log => SeccompAction::Log,
+        Action::Trace(m) => SeccompAction::Trace(u32::from(m)),
+    }
+}
+
+/// seccompiler's condition for a check.
+fn seccompiler_condition(c: &ArgCheck) -> SeccompCondition {
+    let (op, value) = match c.op {
+        CmpOp::Eq => (SeccompCmpOp::Eq, c.value),
+        CmpOp::Ne => (SeccompCmpOp::Ne, c.value),
+        CmpOp::Lt => (SeccompCmpOp::Lt, c.value),
+        CmpOp::Le => (SeccompCmpOp::Le, c.value),
+        CmpOp::Gt => (SeccompCmpOp::Gt, c.value),
+        CmpOp::Ge => (SeccompCmpOp::Ge, c.value),
+        CmpOp::MaskedEq => (SeccompCmpOp::MaskedEq(c.value), c.value_two),
+    };
+    SeccompCondition::new(c.index, SeccompCmpArgLen::Qword, op, value).unwrap()
+}
+
+/// Syscall -> None (whatever the arguments) or the rules that match it.
+type Reference = BTreeMap<i64, Option<Vec<SeccompRule>>>;
+
+fn reference_add(map: &mut Reference, nr: i64, rule: &Option<SeccompRule>) {
+    match (map.get_mut(&nr), rule) {
+        (Some(None), _) => {}
+        (_, None) => {
+            map.insert(nr, None);
+        }
+        (Some(Some(rules)), Some(r)) => rules.push(r.clone()),
+        (None, Some(r)) => {
+            map.insert(nr, Some(vec![r.clone()]));
+        }
+    }
+}
+
+/// The profile as seccompiler filters, one per action: the default action
+/// but for what a rule of another action matches, then, per other action,
+/// that action for what its rules match. The kernel keeps the most
+/// restrictive answer of all.
+fn reference(profile: &Profile, caps: CapabilitySet) -> Vec<BpfProgram> {
+    let arch = native();
+    let default = profile.default_action;
+    let mut escapes = Reference::new();
+    let mut by_action: Vec<(Action, Reference)> = Vec::new();
+    for rule in profile.rules.iter().filter(|r| r.applies(caps, arch)) {
+        if rule.action == default {
+            continue;
+        }
+        let cond = (!rule.args.is_empty()).then(|| {
+            SeccompRule::new(rule.args.iter().map(seccompiler_condition).collect()).unwrap()
+        });
+        if rule.action != Action::Allow && !by_action.iter().any(|(a, _)| *a == rule.action) {
+            by_action.push((rule.action, Reference::new()));
+        }
+        for nr in rule.names.iter().filter_map(|n| arch.syscall(n)) {
+            reference_add(&mut escapes, nr, &cond);
+            if let Some((_, own)) = by_action.iter_mut().find(|(a, _)| *a == rule.action) {
+                reference_add(own, nr, &cond);
             }
-        ),
-        Some(EPERM)
+        }
+    }
+    let build = |map: Reference, mismatch: Action, on_match: Action| {
+        let rules = map
+            .into_iter()
+            .map(|(nr, r)| (nr, r.unwrap_or_default()))
+            .collect();
+        SeccompFilter::new(
+            rules,
+            seccompiler_action(mismatch),
+            seccompiler_action(on_match),
+            arch.target(),
+        )
+        .and_then(BpfProgram::try_from)
+        .unwrap()
+    };
+    let mut filters = Vec::new();
+    if default != Action::Allow {
+        filters.push(build(escapes, default, Action::Allow));
+    }
+    for (action, map) in by_action {
+        filters.push(build(map, Action::Allow, action));
+    }
+    filters
+}
+
+/// Quilt's filter answers as seccompiler's filters together would, for
+/// every syscall number, and arguments on either side of every value the
+/// profile compares.
+fn same_as_seccompiler(profile: &Profile, caps: CapabilitySet) {
+    let arch = native();
+    let ours = program(profile, caps, arch).unwrap().expect("a filter");
+    let theirs = reference(profile, caps);
+    let mut values = vec![0u64, 1, u64::MAX, 1 << 32];
+    let mut conditional = Vec::new();
+    for rule in &profile.rules {
+        for c in &rule.args {
+            for v in [c.value, c.value_two, c.value & c.value_two] {
+                values.extend([v, v.wrapping_sub(1), v.wrapping_add(1), v ^ (1 << 32)]);
+                values.extend([v.wrapping_add(1 << 32), v.wrapping_sub(1 << 32)]);
+            }
+        }
+        if !rule.args.is_empty() {
+            conditional.extend(rule.names.iter().filter_map(|n| arch.syscall(n)));
+        }
+    }
+    values.sort_unstable();
+    values.dedup();
+    for nr in 0..=500i64 {
+        let arg_sets: Vec<[u64; 6]> = match conditional.contains(&nr) {
+            false => vec![[0; 6]],
+            true => (0..6)
+                .flat_map(|i| {
+                    values.iter().map(move |v| {
+                        let mut a = [0u64; 6];
+                        a[i] = *v;
+                        a
+                    })
+                })
+                .collect(),
+        };
+        for args in arg_sets {
+            let data = SyscallData {
+                nr: nr as i32,
+                arch: arch.audit(),
+                instruction_pointer: 0,
+                args,
+            };
+            assert_eq!(
+                run(&ours, &data),
+                combined(&theirs, &data),
+                "syscall {nr} with {args:x?}"
+            );
+        }
+    }
+    // Another architecture's syscalls are killed by both.
+    let foreign = SyscallData {
+        nr: 1,
+        arch: 0x4000_0003,
+        instruction_pointer: 0,
+        args: [0; 6],
+    };
+    assert_eq!(run(&ours, &foreign), Some(libc::SECCOMP_RET_KILL_PROCESS));
+    assert_eq!(
+        combined(&theirs, &foreign),
+        Some(libc::SECCOMP_RET_KILL_PROCESS)
     );
-    assert_eq!(answer(&f, "seccomp", &[1]), EPERM);
-    assert_eq!(answer(&f, "clone3", &[]), ENOSYS);
-    // A rule refusing seccomp(2) with its own action: that filter goes last.
-    let f = custom(
-        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-              {"names": ["seccomp"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95},
-              {"names": ["mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}]}"#,
+}
+
+#[test]
+fn filters_answer_as_seccompiler_would() {
+    let profile = default_profile();
+    for caps in [
+        CapabilitySet::empty(),
+        docker_caps(),
+        with(Capability::SysAdmin),
+        with(Capability::SysPtrace),
+        CapabilitySet::all(),
+    ] {
+        same_as_seccompiler(&profile, caps);
+    }
+    let every_op = parse(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+          {"names": ["read", "write", "close", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+          {"names": ["openat"], "action": "SCMP_ACT_ALLOW",
+           "args": [{"index": 2, "value": 4294967296, "op": "SCMP_CMP_LT"}]},
+          {"names": ["openat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+           "args": [{"index": 2, "value": 8589934593, "op": "SCMP_CMP_GE"},
+                    {"index": 1, "value": 7, "op": "SCMP_CMP_NE"}]},
+          {"names": ["lseek"], "action": "SCMP_ACT_ALLOW",
+           "args": [{"index": 2, "value": 1, "op": "SCMP_CMP_GT"},
+                    {"index": 2, "value": 4294967298, "op": "SCMP_CMP_LE"}]},
+          {"names": ["ioctl"], "action": "SCMP_ACT_LOG",
+           "args": [{"index": 1, "value": 18446744069414649600, "valueTwo": 4294988800, "op": "SCMP_CMP_MASKED_EQ"}]},
+          {"names": ["ioctl"], "action": "SCMP_ACT_KILL_PROCESS",
+           "args": [{"index": 1, "value": 21505, "op": "SCMP_CMP_EQ"}]},
+          {"names": ["dup3"], "action": "SCMP_ACT_TRAP",
+           "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_LT"}]},
+          {"names": ["getpid", "getppid", "gettid"], "action": "SCMP_ACT_TRACE", "errnoRet": 3}
+        ]}"#,
     )
     .unwrap();
-    assert!(installable(&f));
-    assert_eq!(answer(&f, "seccomp", &[1]), libc::SECCOMP_RET_ERRNO | 95);
-    // The default refuses seccomp(2) and another action prctl(2): no order
-    // works, refused with a reason.
-    let e = custom(
-        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-              {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
-              {"names": ["prctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95}]}"#,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(&e, SeccompError::Invalid(m) if m.starts_with("the profile refuses prctl(2) or seccomp(2)")),
-        "{e}"
-    );
-    // The default profile installs in any order; it stays as compiled.
-    assert!(installable(&default_for(docker_caps())));
+    same_as_seccompiler(&every_op, docker_caps());
 }

@@ -150,14 +150,14 @@ pub fn drop_privileges() -> SetupResult<()> {
     .map_err(|e| setup("capset")(errno(e)))
 }
 
-/// The compiled seccomp filters of a config, decoded (125 if damaged).
+/// The compiled seccomp filter of a config, decoded (125 if damaged).
 pub fn seccomp_program(
-    filters: Option<&crate::spec::SeccompFilters>,
+    filter: Option<&crate::spec::SeccompFilter>,
 ) -> SetupResult<crate::seccomp::Program> {
-    crate::seccomp::Program::decode(filters).map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
+    crate::seccomp::Program::decode(filter).map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
 }
 
-/// Installs the seccomp filters: the last step before execve, after
+/// Installs the seccomp filter: the last step before execve, after
 /// no_new_privs and the capabilities.
 pub fn install_seccomp(program: &crate::seccomp::Program) -> SetupResult<()> {
     program

@@ -8,7 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::model::{Container, Seccomp, Security};
 use quilt_runtime::capability::Capability;
 use quilt_runtime::seccomp::{self, SeccompError};
-use quilt_runtime::spec::{SeccompFilters, SecurityConfig};
+use quilt_runtime::spec::{SeccompFilter, SecurityConfig};
 use rustix::thread::CapabilitySet;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ type Key = (ProfileKey, u64);
 /// no filter).
 #[derive(Debug, Default)]
 pub(crate) struct SeccompCache {
-    compiled: Mutex<HashMap<Key, Option<Arc<SeccompFilters>>>>,
+    compiled: Mutex<HashMap<Key, Option<Arc<SeccompFilter>>>>,
 }
 
 /// Docker's default capability set, which a container holds unless told
@@ -53,7 +53,7 @@ fn engine_error(e: SeccompError) -> EngineError {
 }
 
 impl SeccompCache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Option<Arc<SeccompFilters>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Option<Arc<SeccompFilter>>>> {
         self.compiled.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -64,9 +64,7 @@ impl SeccompCache {
         let f = self.filters(&Seccomp::Default, default_caps())?;
         tracing::debug!(
             elapsed_us = t0.elapsed().as_micros() as u64,
-            instructions = f
-                .as_ref()
-                .map_or(0, |f| f.filters.iter().map(|h| h.len() / 16).sum()),
+            instructions = f.as_ref().map_or(0, |f| f.bpf.len() / 16),
             "compiled the default seccomp profile"
         );
         Ok(())
@@ -78,7 +76,7 @@ impl SeccompCache {
         &self,
         profile: &Seccomp,
         caps: CapabilitySet,
-    ) -> Result<Option<Arc<SeccompFilters>>> {
+    ) -> Result<Option<Arc<SeccompFilter>>> {
         let key = match profile {
             Seccomp::Unconfined => return Ok(None),
             Seccomp::Default => ProfileKey::Default,
@@ -187,7 +185,7 @@ mod tests {
         assert_eq!(cache.filters(&Seccomp::Unconfined, admin).unwrap(), None);
         let custom = Seccomp::Custom(DENY_MKDIR.into());
         let d = cache.filters(&custom, default_caps()).unwrap().unwrap();
-        assert_eq!(d.filters.len(), 1);
+        assert_ne!(*d, *a);
         assert_eq!(cache.len(), 3);
     }
 
