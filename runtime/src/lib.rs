@@ -15,6 +15,7 @@ pub mod mounts;
 pub mod passwd;
 pub mod proc;
 pub mod rlimit;
+pub mod seccomp;
 #[doc(hidden)]
 pub mod shim;
 pub mod signal;

@@ -100,9 +100,10 @@ pub struct SecurityConfig {
     /// shim raises its own hard limits first so that a child in a user
     /// namespace can set them).
     pub rlimits: Vec<Rlimit>,
-    /// A compiled seccomp filter: the kernel's `struct sock_filter` array as
-    /// hex. None: no filter.
-    pub seccomp: Option<String>,
+    /// The compiled seccomp filter, installed right before execve (in the
+    /// workload, under `--init` in PID 1 too, and in every exec'd command).
+    /// None: no filter.
+    pub seccomp: Option<SeccompFilter>,
     /// Host device nodes given to the container, beyond the default ones
     /// (null, zero, full, random, urandom, tty, console, ptmx, pts).
     pub devices: Vec<DeviceNode>,
@@ -114,6 +115,14 @@ pub struct SecurityConfig {
     pub idmap: Option<IdMap>,
     /// Bytes the container may write to its layer; None: no limit.
     pub disk_limit_bytes: Option<u64>,
+}
+
+/// A seccomp filter compiled by the daemon for the native architecture.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompFilter {
+    /// The kernel's `struct sock_filter` array as hex: 8 bytes an
+    /// instruction, code (u16) and k (u32) little-endian.
+    pub bpf: String,
 }
 
 /// One resource limit.

@@ -194,6 +194,21 @@ pub fn drop_privileges(caps: Option<&[u8]>, who: &super::user::Identity) -> Setu
     .map_err(|e| setup("capset")(errno(e)))
 }
 
+/// The compiled seccomp filter of a config, decoded (125 if damaged).
+pub fn seccomp_program(
+    filter: Option<&crate::spec::SeccompFilter>,
+) -> SetupResult<crate::seccomp::Program> {
+    crate::seccomp::Program::decode(filter).map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
+}
+
+/// Installs the seccomp filter: the last step before execve, after
+/// no_new_privs and the capabilities.
+pub fn install_seccomp(program: &crate::seccomp::Program) -> SetupResult<()> {
+    program
+        .install()
+        .map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
+}
+
 /// Finds the executable for argv[0]: as given if it contains a slash,
 /// otherwise the first executable regular file in PATH (from `env`).
 pub fn resolve(argv0: &str, env: &[String]) -> SetupResult<CString> {

@@ -48,6 +48,8 @@ fn setup_and_exec(
     in_cgroup: bool,
     fds: &ChildFds,
 ) -> SetupResult<std::convert::Infallible> {
+    // A damaged filter fails the setup before anything is done.
+    let seccomp = seccomp_program(cfg.security.seccomp.as_ref())?;
     // First of all, be in the container's cgroup (limits apply from here on).
     if !in_cgroup {
         crate::cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
@@ -227,6 +229,8 @@ fn setup_and_exec(
     nix::unistd::dup2_stdout(&fds.out_w).map_err(setup("dup2 stdout"))?;
     nix::unistd::dup2_stderr(&fds.err_w).map_err(setup("dup2 stderr"))?;
     if cfg.init {
+        // PID 1 is filtered too: the workload it forks inherits its filter.
+        install_seccomp(&seccomp)?;
         return Err(super::init::run_under_init(
             &path,
             &argv,
@@ -236,6 +240,8 @@ fn setup_and_exec(
         ));
     }
     reset_signals();
+    // The very last step: from here on only execve is made.
+    install_seccomp(&seccomp)?;
     Err(execve(&path, &argv, &env, argv0))
 }
 

@@ -295,18 +295,23 @@ fn child(cfg: &ExecConfig, io: ChildIo, lifeline: &OwnedFd) -> SetupError {
         let who = super::user::resolve(cfg.security.user.as_deref(), cfg.security.idmap.as_ref())?;
         let mut env = cfg.env.clone();
         super::user::set_home(&mut env, &who);
+        let seccomp = seccomp_program(cfg.security.seccomp.as_ref())?;
         let path = resolve(argv0, &env)?;
         let argv = cstrings(&cfg.argv)?;
         let env = cstrings(&super::gpu::workload_env(&env, cfg.security.gpu.as_ref()))?;
         set_rlimits(&cfg.security.rlimits)?;
         drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
         rearm_parent_death(lifeline.as_fd())?;
-        Ok((path, argv, env))
+        Ok((seccomp, path, argv, env))
     };
-    let (path, argv, env) = match prep() {
+    let (seccomp, path, argv, env) = match prep() {
         Ok(v) => v,
         Err(e) => return e,
     };
     reset_signals();
+    // The container's filter, as its workload has: the last step.
+    if let Err(e) = install_seccomp(&seccomp) {
+        return e;
+    }
     execve(&path, &argv, &env, argv0)
 }

@@ -62,6 +62,9 @@ impl Engine {
         let (queue, start_rx) = StartQueue::new(cfg.start_queue_capacity);
         let shared = Arc::new(Shared::new(cfg, store, images, layout, queue));
         images_sweep::remove_unrecorded(&shared).await?;
+        // The default seccomp profile, compiled before the first start.
+        let warm = shared.clone();
+        tokio::task::spawn_blocking(move || warm.seccomp().warm()).await??;
         starter::spawn(shared.clone(), start_rx);
         reconcile::run(&shared).await?;
         crate::exec::detached::reconcile(&shared).await?;

@@ -7,6 +7,7 @@ use super::queue::StartQueue;
 use crate::config::EngineConfig;
 use crate::exec::Registry as ExecRegistry;
 use crate::model::{Container, Event, ExitInfo, State, now_ns};
+use crate::security::SeccompCache;
 use crate::store::Store;
 use quilt_runtime::image::ImageStore;
 use quilt_runtime::spec::{CgroupLayout, CgroupSpec, Limits};
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     live: Mutex<HashMap<String, Arc<Live>>>,
     /// Running and finished execs (in memory only).
     execs: ExecRegistry,
+    /// Compiled seccomp filters.
+    seccomp: SeccompCache,
 }
 
 impl Shared {
@@ -56,6 +59,7 @@ impl Shared {
             closing: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),
             execs: Default::default(),
+            seccomp: Default::default(),
         }
     }
 
@@ -89,6 +93,10 @@ impl Shared {
 
     pub fn execs(&self) -> &ExecRegistry {
         &self.execs
+    }
+
+    pub fn seccomp(&self) -> &SeccompCache {
+        &self.seccomp
     }
 
     /// The live handle of a container (made on first use).

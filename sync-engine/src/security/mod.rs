@@ -17,6 +17,9 @@ use crate::engine::Shared;
 use crate::error::Result;
 use crate::model::{Container, Security};
 use quilt_runtime::spec::SecurityConfig;
+use std::sync::Arc;
+
+pub(crate) use seccomp::SeccompCache;
 
 /// Checks made at create, before anything is written (INVALID_ARGUMENT).
 pub(crate) fn validate(s: &Security) -> Result<()> {
@@ -27,9 +30,10 @@ pub(crate) fn validate(s: &Security) -> Result<()> {
 
 /// Checks against the host made at create, after `validate` (on the
 /// blocking pool: paths are resolved and stat'ed): devices must be device
-/// nodes, `--gpus` needs a GPU. Returns the options as they are stored
-/// (device paths canonical).
-pub(crate) async fn check_host(shared: &Shared, s: Security) -> Result<Security> {
+/// nodes, `--gpus` needs a GPU; a custom seccomp profile must compile.
+/// Returns the options as they are stored (device paths canonical).
+pub(crate) async fn check_host(shared: &Arc<Shared>, s: Security) -> Result<Security> {
+    seccomp::check(shared, &s).await?;
     if s.devices.is_empty() && s.gpus.is_none() {
         return Ok(s);
     }
