@@ -119,11 +119,11 @@ mod tests {
 
     #[test]
     fn parse_errors_exit_125_but_help_and_version_exit_0() {
-        let out = parse_outcome(&parse(&["run", "-e", "FOO", "default", "true"]).unwrap_err());
+        let out = parse_outcome(&parse(&["run", "-e", "=FOO", "default", "true"]).unwrap_err());
         assert_eq!(out.code, 125);
         assert!(!out.to_stdout);
         assert!(
-            out.text.starts_with("quilt: invalid value 'FOO'"),
+            out.text.starts_with("quilt: invalid value '=FOO'"),
             "{}",
             out.text
         );

@@ -11,16 +11,23 @@ pub struct ContainerSpec {
     #[arg(long)]
     pub name: Option<String>,
 
-    /// Environment variable KEY=VALUE (repeatable).
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = values::parse_env)]
+    /// Environment variable KEY=VALUE, or KEY alone to pass the caller's
+    /// value of KEY (left out when unset) (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]", value_parser = values::parse_env)]
     pub env: Vec<String>,
+
+    /// Read environment variables from a file: one KEY=VALUE or KEY per
+    /// line, `#` comments and blank lines ignored (repeatable; -e wins).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<std::path::PathBuf>,
 
     /// Working directory inside the container.
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
 
-    /// Memory limit in MiB (0: no limit).
-    #[arg(long, value_name = "MB", allow_negative_numbers = true)]
+    /// Memory limit: a size such as 512m or 1g (k, m, g are powers of
+    /// 1024; a plain number is MiB); 0: no limit.
+    #[arg(short = 'm', long, value_name = "SIZE", allow_negative_numbers = true, value_parser = values::parse_memory_mib)]
     pub memory: Option<i64>,
 
     /// CPU limit in cores, e.g. 0.5 (0: no limit).
@@ -28,12 +35,24 @@ pub struct ContainerSpec {
     pub cpus: Option<f64>,
 
     /// Maximum number of processes (0: no limit).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, visible_alias = "pids-limit", value_name = "N", allow_negative_numbers = true)]
     pub pids: Option<i64>,
 
     /// Hostname of the container (defaults to its name).
-    #[arg(long)]
+    #[arg(short = 'h', long)]
     pub hostname: Option<String>,
+
+    /// Keep STDIN open: not supported for the main process (refused).
+    #[arg(short = 'i', long, hide = true)]
+    pub interactive: bool,
+
+    /// Allocate a terminal: not supported for the main process (refused).
+    #[arg(short = 't', long, hide = true)]
+    pub tty: bool,
+
+    /// Print help (`-h` is --hostname, as in docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
 
     /// Network mode.
     #[arg(long, value_enum, value_name = "MODE")]
@@ -261,6 +280,27 @@ mod tests {
         );
         assert_eq!(spec.image(), "./rootfs");
         assert_eq!(spec.command(), ["true"]);
+    }
+
+    #[test]
+    fn docker_short_flags() {
+        let (_, spec) = run_spec(&[
+            "run", "-h", "myhost", "-m", "64m", "--pids-limit", "5", "default", "true",
+        ]);
+        assert_eq!(spec.hostname.as_deref(), Some("myhost"));
+        assert_eq!(spec.memory, Some(64));
+        assert_eq!(spec.pids, Some(5));
+        let cli = parse(&["create", "-h", "h2", "-m", "1g", "default", "true"]).unwrap();
+        let Command::Create(c) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(c.spec.hostname.as_deref(), Some("h2"));
+        assert_eq!(c.spec.memory, Some(1024));
+        // Help only with --help.
+        let err = parse(&["run", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DisplayHelp);
+        let err = parse(&["run", "-h"]).unwrap_err();
+        assert_ne!(err.kind(), ErrorKind::DisplayHelp);
     }
 
     #[test]

@@ -19,8 +19,9 @@ pub struct ExecArgs {
     #[arg(short = 'd', long)]
     pub detach: bool,
 
-    /// Extra environment variable KEY=VALUE (repeatable).
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = values::parse_env)]
+    /// Extra environment variable KEY=VALUE, or KEY alone for the
+    /// caller's value (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]", value_parser = values::parse_env)]
     pub env: Vec<String>,
 
     /// Working directory for the command.

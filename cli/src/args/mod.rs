@@ -14,7 +14,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod logs;
 pub mod ps;
-mod values;
+pub mod values;
 pub mod volume;
 
 use std::path::PathBuf;
@@ -101,10 +101,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create and start a container, attached to its output unless -d.
-    #[command(override_usage = "quilt run [OPTIONS] IMAGE [--] CMD [ARG]...")]
+    #[command(
+        override_usage = "quilt run [OPTIONS] IMAGE [--] CMD [ARG]...",
+        disable_help_flag = true
+    )]
     Run(RunArgs),
     /// Create a container (started in the background unless --no-start); prints its id.
-    #[command(override_usage = "quilt create [OPTIONS] IMAGE [--] CMD [ARG]...")]
+    #[command(
+        override_usage = "quilt create [OPTIONS] IMAGE [--] CMD [ARG]...",
+        disable_help_flag = true
+    )]
     Create(CreateArgs),
     /// Start a created, exited or failed container.
     Start(IdsArgs),

@@ -30,7 +30,7 @@ pub async fn exec(client: &mut Client, args: ExecArgs) -> Result<u8, CliError> {
     let start = frame(In::Start(ExecStart {
         container_id: args.id().to_owned(),
         command: args.command().to_vec(),
-        env: args.env.clone(),
+        env: crate::args::values::resolve_env(&args.env),
         working_dir: args.workdir.clone().unwrap_or_default(),
         tty: args.tty,
         terminal_size: if args.tty { exec_tty::size() } else { None },

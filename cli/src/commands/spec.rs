@@ -43,7 +43,17 @@ pub fn create_request(
     spec: &ContainerSpec,
     no_start: bool,
 ) -> Result<CreateContainerRequest, CliError> {
+    if spec.interactive || spec.tty {
+        return Err(CliError::engine(
+            "-i/-t for the main process are not supported: run it detached (-d) and use `quilt exec -it ID CMD`",
+        ));
+    }
     let disk_bytes = storage_size(&spec.storage_opt)?;
+    let mut env = Vec::new();
+    for file in &spec.env_files {
+        env.extend(crate::args::values::read_env_file(file).map_err(CliError::engine)?);
+    }
+    env.extend(spec.env.iter().cloned());
     let resources = (spec.memory.is_some()
         || spec.cpus.is_some()
         || spec.pids.is_some()
@@ -63,7 +73,7 @@ pub fn create_request(
         image: resolve_image(spec.image())?,
         command: spec.command().to_vec(),
         name: spec.name.clone().unwrap_or_default(),
-        env: spec.env.clone(),
+        env: crate::args::values::resolve_env(&env),
         working_dir: spec.workdir.clone().unwrap_or_default(),
         hostname: spec.hostname.clone().unwrap_or_default(),
         resources,
