@@ -30,7 +30,7 @@ fn parse_at(s: &str, now_ns: i128) -> Result<Timestamp, String> {
     let t = s.trim();
     let bad = || {
         format!(
-            "invalid --since {s:?}: expected a duration (10s, 5m, 1h30m), \
+            "invalid time {s:?}: expected a duration (10s, 5m, 1h30m), \
              an RFC 3339 time (2026-11-23T19:00:00Z) or unix seconds"
         )
     };

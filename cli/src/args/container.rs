@@ -35,7 +35,12 @@ pub struct ContainerSpec {
     pub cpus: Option<f64>,
 
     /// Maximum number of processes (0: no limit).
-    #[arg(long, visible_alias = "pids-limit", value_name = "N", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        visible_alias = "pids-limit",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub pids: Option<i64>,
 
     /// Hostname of the container (defaults to its name).
@@ -285,7 +290,15 @@ mod tests {
     #[test]
     fn docker_short_flags() {
         let (_, spec) = run_spec(&[
-            "run", "-h", "myhost", "-m", "64m", "--pids-limit", "5", "default", "true",
+            "run",
+            "-h",
+            "myhost",
+            "-m",
+            "64m",
+            "--pids-limit",
+            "5",
+            "default",
+            "true",
         ]);
         assert_eq!(spec.hostname.as_deref(), Some("myhost"));
         assert_eq!(spec.memory, Some(64));

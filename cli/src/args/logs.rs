@@ -8,9 +8,9 @@ pub struct LogsArgs {
     #[arg(short = 'f', long)]
     pub follow: bool,
 
-    /// Only the last N lines.
-    #[arg(long, value_name = "N")]
-    pub tail: Option<u64>,
+    /// Only the last N lines ("all": every line).
+    #[arg(short = 'n', long, value_name = "N", value_parser = parse_tail)]
+    pub tail: Option<Tail>,
 
     /// Prefix every line with its RFC 3339 timestamp.
     #[arg(short = 't', long)]
@@ -21,8 +21,25 @@ pub struct LogsArgs {
     #[arg(long, value_name = "DURATION|TIME", value_parser = crate::since::parse_since)]
     pub since: Option<prost_types::Timestamp>,
 
+    /// Only lines written before then (same forms as --since).
+    #[arg(long, value_name = "DURATION|TIME", value_parser = crate::since::parse_since)]
+    pub until: Option<prost_types::Timestamp>,
+
     #[arg(value_name = "ID")]
     pub id: String,
+}
+
+/// `--tail N` or `--tail all` (docker's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail(pub Option<u64>);
+
+fn parse_tail(s: &str) -> Result<Tail, String> {
+    if s == "all" {
+        return Ok(Tail(None));
+    }
+    s.parse::<u64>()
+        .map(|n| Tail(Some(n)))
+        .map_err(|_| format!("expected a number of lines or \"all\", not {s:?}"))
 }
 
 #[cfg(test)]
@@ -37,7 +54,13 @@ mod tests {
             panic!()
         };
         assert!(l.follow && l.timestamps);
-        assert_eq!(l.tail, Some(5));
+        assert_eq!(l.tail, Some(super::Tail(Some(5))));
+        let cli = parse(&["logs", "-n", "all", "--until", "10s", "a"]).unwrap();
+        let Command::Logs(l) = cli.command else {
+            panic!()
+        };
+        assert_eq!(l.tail, Some(super::Tail(None)));
+        assert!(l.until.is_some());
         assert_eq!(l.since, None);
 
         let cli = parse(&["logs", "--since", "2026-11-23T19:00:00Z", "a"]).unwrap();

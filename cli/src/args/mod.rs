@@ -131,8 +131,9 @@ pub enum Command {
     Ps(PsArgs),
     /// Print a container as single-line JSON.
     Status(IdArg),
-    /// Print a container as pretty JSON.
-    Inspect(IdArg),
+    /// Print containers as pretty JSON (several ids: a JSON array), or
+    /// through a --format template.
+    Inspect(InspectArgs),
     /// Stream container state changes.
     Events(EventsArgs),
     /// List the execs of a container.
@@ -164,6 +165,18 @@ pub struct IdArg {
     /// Container id, unique id prefix or name.
     #[arg(value_name = "ID")]
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A Go template, e.g. '{{.State.Status}}' or '{{json .Config}}'
+    /// (docker's inspect keys and Quilt's own).
+    #[arg(short = 'f', long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+
+    /// Container ids, unique id prefixes or names.
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
 }
 
 // The output format of `ps` and `events`.

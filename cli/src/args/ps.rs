@@ -2,8 +2,6 @@
 
 use clap::Args;
 
-use super::Format;
-
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// Show all containers (default: only created, starting and running).
@@ -18,13 +16,42 @@ pub struct PsArgs {
     #[arg(long)]
     pub no_trunc: bool,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Output format: table, json, or a Go template such as
+    /// '{{.ID}} {{.Names}}' ('table ...' adds a header line).
+    #[arg(long, default_value = "table", value_parser = parse_format)]
+    pub format: PsFormat,
+
+    /// Only the N most recently created containers (any state).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+
+    /// Only the most recently created container (any state).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
 
     /// Filter: state=STATE, name=SUBSTRING, label=KEY or label=KEY=VALUE (repeatable).
     #[arg(long = "filter", value_name = "FILTER", value_parser = parse_filter)]
     pub filters: Vec<Filter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PsFormat {
+    Table,
+    Json,
+    Template(String),
+}
+
+fn parse_format(s: &str) -> Result<PsFormat, String> {
+    Ok(match s {
+        "table" => PsFormat::Table,
+        "json" => PsFormat::Json,
+        t if t.contains("{{") => PsFormat::Template(t.to_owned()),
+        other => {
+            return Err(format!(
+                "unknown format {other:?} (table, json or a template such as '{{{{.ID}}}}')"
+            ));
+        }
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +111,7 @@ mod tests {
             panic!()
         };
         assert!(p.all);
-        assert_eq!(p.format, Format::Json);
+        assert_eq!(p.format, PsFormat::Json);
         assert_eq!(
             p.filters,
             [

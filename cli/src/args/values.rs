@@ -32,15 +32,16 @@ fn resolve_env_from(entries: &[String], lookup: impl Fn(&str) -> Option<String>)
 /// blank lines and lines starting with `#` skipped, the key trimmed on the
 /// left, the value kept exactly.
 pub fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--env-file {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--env-file {}: {e}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_start();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        parse_env(line).map_err(|e| format!("--env-file {} line {}: {e}", path.display(), n + 1))?;
+        parse_env(line)
+            .map_err(|e| format!("--env-file {} line {}: {e}", path.display(), n + 1))?;
         out.push(line.to_owned());
     }
     Ok(out)

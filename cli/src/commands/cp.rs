@@ -1,6 +1,9 @@
-//! `quilt cp SRC ID:DIR` (CopyIn) and `quilt cp ID:PATH DIR` (CopyOut).
-//! Tar streams are built and extracted on a helper thread, chunk by chunk:
-//! memory stays bounded whatever the size of the files.
+//! `quilt cp SRC ID:DEST` (CopyIn) and `quilt cp ID:SRC DEST` (CopyOut),
+//! with docker's rules: a DEST that is an existing directory receives SRC
+//! under its own name; any other DEST (a file, or a path that does not
+//! exist yet) becomes SRC under DEST's name; `-` is a tar stream on stdin
+//! or stdout. Tar streams are built and extracted on a helper thread,
+//! chunk by chunk: memory stays bounded whatever the size of the files.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -26,8 +29,18 @@ fn container_ref(s: &str) -> Option<(&str, &str)> {
 
 pub async fn cp(client: &mut Client, args: CpArgs) -> Result<u8, CliError> {
     match (container_ref(&args.src), container_ref(&args.dst)) {
-        (None, Some((id, dir))) => copy_in(client, &args.src, id, dir).await,
-        (Some((id, path)), None) => copy_out(client, id, path, &args.dst).await,
+        (None, Some((id, dest))) => {
+            if args.archive {
+                return Err(CliError::engine(
+                    "cp: -a is not supported for copies into a container (files belong to the container's root)",
+                ));
+            }
+            if args.src == "-" {
+                return copy_in_stream(client, id, dest).await;
+            }
+            copy_in(client, &args.src, id, dest, args.follow_link).await
+        }
+        (Some((id, path)), None) => copy_out(client, id, path, &args.dst, args.archive).await,
         _ => Err(CliError::engine(
             "cp: exactly one of SRC and DST must be ID:PATH (a container path)",
         )),
@@ -73,12 +86,22 @@ impl Write for FrameWriter {
     }
 }
 
-fn produce(src: PathBuf, tx: mpsc::Sender<CopyInRequest>) -> std::io::Result<()> {
-    let meta = std::fs::symlink_metadata(&src)?;
-    let name = src
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
+fn produce(
+    src: PathBuf,
+    name: Option<String>,
+    follow: bool,
+    tx: mpsc::Sender<CopyInRequest>,
+) -> std::io::Result<()> {
+    let meta = if follow {
+        std::fs::metadata(&src)?
+    } else {
+        std::fs::symlink_metadata(&src)?
+    };
+    let name = name.map(PathBuf::from).unwrap_or_else(|| {
+        src.file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+    });
     let w = FrameWriter {
         tx: tx.clone(),
         buf: Vec::with_capacity(CHUNK),
@@ -87,6 +110,11 @@ fn produce(src: PathBuf, tx: mpsc::Sender<CopyInRequest>) -> std::io::Result<()>
     };
     let mut b = tar::Builder::new(w);
     b.follow_symlinks(false);
+    let src = if follow {
+        std::fs::canonicalize(&src)?
+    } else {
+        src
+    };
     if meta.is_dir() {
         b.append_dir_all(&name, &src)?;
     } else {
@@ -104,11 +132,94 @@ fn produce(src: PathBuf, tx: mpsc::Sender<CopyInRequest>) -> std::io::Result<()>
     Ok(())
 }
 
-async fn copy_in(client: &mut Client, src: &str, id: &str, dir: &str) -> Result<u8, CliError> {
+/// Docker's rule for DEST in the container: an existing directory gets SRC
+/// under its own name; otherwise (nothing there, or a file) SRC is written
+/// as DEST, in DEST's parent directory. A DEST ending in `/` must be a
+/// directory.
+async fn copy_in(
+    client: &mut Client,
+    src: &str,
+    id: &str,
+    dest: &str,
+    follow: bool,
+) -> Result<u8, CliError> {
     let src = PathBuf::from(src);
-    if let Err(e) = std::fs::symlink_metadata(&src) {
+    let meta = if follow {
+        std::fs::metadata(&src)
+    } else {
+        std::fs::symlink_metadata(&src)
+    };
+    if let Err(e) = meta {
         return Err(CliError::engine(format!("cp: {}: {e}", src.display())));
     }
+    let first = send_tar(client, &src, id, dest, None, follow).await;
+    match first {
+        Err(status) if !dest.ends_with('/') && not_a_directory(&status) => {
+            let (parent, name) = split_dest(dest)?;
+            send_tar(client, &src, id, &parent, Some(name), follow)
+                .await
+                .map_err(CliError::from)?;
+            Ok(0)
+        }
+        Err(status) => Err(CliError::from(status)),
+        Ok(()) => Ok(0),
+    }
+}
+
+/// The helper's answers for a DEST that is not an existing directory.
+fn not_a_directory(status: &tonic::Status) -> bool {
+    let m = status.message();
+    (status.code() == tonic::Code::NotFound
+        && m.ends_with("no such file or directory in the container"))
+        || (status.code() == tonic::Code::InvalidArgument
+            && m.ends_with("not a directory in the container"))
+}
+
+/// `/a/b/name` -> (`/a/b`, `name`).
+fn split_dest(dest: &str) -> Result<(String, String), CliError> {
+    let path = Path::new(dest);
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((
+            parent.to_string_lossy().into_owned(),
+            name.to_string_lossy().into_owned(),
+        )),
+        _ => Err(CliError::engine(format!(
+            "cp: {dest}: not a path a file can be written to"
+        ))),
+    }
+}
+
+/// One CopyIn of `src` (named `name`, or its own name) into the directory `dir`.
+async fn send_tar(
+    client: &mut Client,
+    src: &Path,
+    id: &str,
+    dir: &str,
+    name: Option<String>,
+    follow: bool,
+) -> Result<(), tonic::Status> {
+    let (tx, rx) = mpsc::channel(4);
+    let header = CopyInRequest {
+        frame: Some(copy_in_request::Frame::Header(CopyInHeader {
+            container_id: id.to_owned(),
+            path: dir.to_owned(),
+        })),
+    };
+    if tx.send(header).await.is_err() {
+        return Err(tonic::Status::internal("cp: internal channel closed"));
+    }
+    let src = src.to_owned();
+    let producer = std::thread::spawn(move || produce(src, name, follow, tx));
+    let res = client.copy_in(ReceiverStream::new(rx)).await;
+    let produced = producer
+        .join()
+        .map_err(|_| tonic::Status::internal("cp: the tar writer panicked"))?;
+    res?;
+    produced.map_err(|e| tonic::Status::invalid_argument(format!("cp: reading the source: {e}")))
+}
+
+/// `quilt cp - ID:DIR`: a tar stream read from stdin, extracted into DIR.
+async fn copy_in_stream(client: &mut Client, id: &str, dir: &str) -> Result<u8, CliError> {
     let (tx, rx) = mpsc::channel(4);
     tx.send(CopyInRequest {
         frame: Some(copy_in_request::Frame::Header(CopyInHeader {
@@ -118,13 +229,30 @@ async fn copy_in(client: &mut Client, src: &str, id: &str, dir: &str) -> Result<
     })
     .await
     .map_err(|_| CliError::engine("cp: internal channel closed"))?;
-    let producer = std::thread::spawn(move || produce(src, tx));
+    let reader = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut w = FrameWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        std::io::copy(&mut std::io::stdin().lock(), &mut w)?;
+        w.flush()?;
+        let trailer = CopyTrailer {
+            size: w.size,
+            sha256: hex::encode(w.hasher.finalize()),
+        };
+        let _ = tx.blocking_send(CopyInRequest {
+            frame: Some(copy_in_request::Frame::Trailer(trailer)),
+        });
+        Ok(())
+    });
     let res = client.copy_in(ReceiverStream::new(rx)).await;
-    let produced = producer
+    let read = reader
         .join()
-        .map_err(|_| CliError::engine("cp: the tar writer panicked"))?;
+        .map_err(|_| CliError::engine("cp: the stdin reader panicked"))?;
     res.map_err(CliError::from)?;
-    produced.map_err(|e| CliError::engine(format!("cp: reading the source: {e}")))?;
+    read.map_err(|e| CliError::engine(format!("cp: reading stdin: {e}")))?;
     Ok(0)
 }
 
@@ -153,10 +281,50 @@ impl Read for ChunkReader {
     }
 }
 
-async fn copy_out(client: &mut Client, id: &str, path: &str, dst: &str) -> Result<u8, CliError> {
-    let dst = PathBuf::from(dst);
-    std::fs::create_dir_all(&dst)
-        .map_err(|e| CliError::engine(format!("cp: {}: {e}", dst.display())))?;
+/// Where a copy out lands, by docker's rule.
+enum Landing {
+    /// The tar stream itself, on stdout.
+    Stdout,
+    /// Into an existing directory, under SRC's own name.
+    Into(PathBuf),
+    /// As DEST itself: extracted next to it, then renamed over it.
+    As(PathBuf),
+}
+
+fn landing(dst: &str) -> Result<Landing, CliError> {
+    if dst == "-" {
+        return Ok(Landing::Stdout);
+    }
+    let path = PathBuf::from(dst);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => Ok(Landing::Into(path)),
+        _ if dst.ends_with('/') => Err(CliError::engine(format!("cp: {dst}: no such directory"))),
+        Ok(_) => Ok(Landing::As(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            if !parent.is_dir() {
+                return Err(CliError::engine(format!(
+                    "cp: {}: no such directory",
+                    parent.display()
+                )));
+            }
+            Ok(Landing::As(path))
+        }
+        Err(e) => Err(CliError::engine(format!("cp: {dst}: {e}"))),
+    }
+}
+
+async fn copy_out(
+    client: &mut Client,
+    id: &str,
+    path: &str,
+    dst: &str,
+    archive: bool,
+) -> Result<u8, CliError> {
+    let landing = landing(dst)?;
     let mut stream = client
         .copy_out(CopyOutRequest {
             container_id: id.to_owned(),
@@ -166,8 +334,16 @@ async fn copy_out(client: &mut Client, id: &str, path: &str, dst: &str) -> Resul
         .map_err(CliError::from)?
         .into_inner();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-    let target: PathBuf = dst.clone();
-    let extractor = std::thread::spawn(move || extract(&target, rx));
+    let sink = match &landing {
+        Landing::Stdout => None,
+        Landing::Into(dir) => Some(dir.clone()),
+        Landing::As(dest) => Some(staging_dir(dest)?),
+    };
+    let target = sink.clone();
+    let extractor = std::thread::spawn(move || match target {
+        Some(dir) => extract(&dir, rx, archive),
+        None => relay(rx),
+    });
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut trailer = None;
@@ -194,26 +370,91 @@ async fn copy_out(client: &mut Client, id: &str, path: &str, dst: &str) -> Resul
     drop(tx);
     let extracted = extractor
         .join()
-        .map_err(|_| CliError::engine("cp: the tar reader panicked"))?;
-    if let Some(f) = failure {
-        return Err(f);
+        .map_err(|_| CliError::engine("cp: the tar reader panicked"));
+    let outcome = (|| {
+        let extracted = extracted?;
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        let Some(t) = trailer else {
+            return Err(CliError::engine("cp: the stream ended without a trailer"));
+        };
+        let sha = hex::encode(hasher.finalize());
+        if t.size != size || !t.sha256.eq_ignore_ascii_case(&sha) {
+            return Err(CliError::engine(format!(
+                "cp: the tar stream was damaged: received {size} bytes with sha256 {sha}, the server sent {} bytes with sha256 {}",
+                t.size, t.sha256
+            )));
+        }
+        extracted.map_err(|e| CliError::engine(format!("cp: extracting into {dst}: {e}")))?;
+        if let (Landing::As(dest), Some(staging)) = (&landing, &sink) {
+            settle(staging, dest)?;
+        }
+        Ok(0)
+    })();
+    if let (Landing::As(_), Some(staging)) = (&landing, &sink) {
+        let _ = std::fs::remove_dir_all(staging);
     }
-    let Some(t) = trailer else {
-        return Err(CliError::engine("cp: the stream ended without a trailer"));
-    };
-    let sha = hex::encode(hasher.finalize());
-    if t.size != size || !t.sha256.eq_ignore_ascii_case(&sha) {
-        return Err(CliError::engine(format!(
-            "cp: the tar stream was damaged: received {size} bytes with sha256 {sha}, the server sent {} bytes with sha256 {}",
-            t.size, t.sha256
-        )));
-    }
-    extracted
-        .map_err(|e| CliError::engine(format!("cp: extracting into {}: {e}", dst.display())))?;
-    Ok(0)
+    outcome
 }
 
-fn extract(dst: &Path, rx: std::sync::mpsc::Receiver<Vec<u8>>) -> std::io::Result<()> {
+/// A fresh directory next to `dest` (same filesystem, so the rename is atomic).
+fn staging_dir(dest: &Path) -> Result<PathBuf, CliError> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    for attempt in 0..100u32 {
+        let dir = parent.join(format!(".quilt-cp-{}-{attempt}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(CliError::engine(format!("cp: {}: {e}", parent.display())));
+            }
+        }
+    }
+    Err(CliError::engine("cp: could not make a staging directory"))
+}
+
+/// Moves the one entry extracted into `staging` to `dest` (replacing a file
+/// there, as docker does).
+fn settle(staging: &Path, dest: &Path) -> Result<(), CliError> {
+    let err = |e: std::io::Error| CliError::engine(format!("cp: {}: {e}", dest.display()));
+    let mut entries = std::fs::read_dir(staging).map_err(err)?;
+    let Some(entry) = entries.next() else {
+        return Err(CliError::engine("cp: the container sent nothing"));
+    };
+    let from = entry.map_err(err)?.path();
+    if let Ok(m) = std::fs::symlink_metadata(dest)
+        && !m.is_dir()
+        && from.is_dir()
+    {
+        return Err(CliError::engine(format!(
+            "cp: cannot copy a directory to {}: it is a file",
+            dest.display()
+        )));
+    }
+    std::fs::rename(&from, dest).map_err(err)
+}
+
+/// `-`: the tar stream as it came, on stdout.
+fn relay(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut res = Ok(());
+    for chunk in rx {
+        if res.is_ok() {
+            res = out.write_all(&chunk);
+        }
+    }
+    res.and_then(|()| out.flush())
+}
+
+fn extract(
+    dst: &Path,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    archive: bool,
+) -> std::io::Result<()> {
     let mut a = tar::Archive::new(ChunkReader {
         rx,
         cur: Vec::new(),
@@ -223,6 +464,8 @@ fn extract(dst: &Path, rx: std::sync::mpsc::Receiver<Vec<u8>>) -> std::io::Resul
     // root, and a container must not be able to plant a setuid binary on the
     // host through `quilt cp`.
     a.set_preserve_permissions(false);
+    // -a: the files' uid/gid as the container has them.
+    a.set_preserve_ownerships(archive);
     a.set_overwrite(true);
     let res = a.unpack(dst);
     // Drain the rest so the sender never blocks.

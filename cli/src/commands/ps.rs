@@ -2,13 +2,14 @@
 
 use quilt_proto::v1::{Container, ContainerState, ContainerView as View, ListContainersRequest};
 
-use crate::args::Format;
-use crate::args::ps::{Filter, PsArgs};
+use crate::args::ps::{Filter, PsArgs, PsFormat};
 use crate::client::Client;
 use crate::error::CliError;
+use crate::output::docker::{PS_TITLES, ps_value};
 use crate::output::json::{ContainerView, parse_state, pretty, state_names};
 use crate::output::stream::print_stdout;
 use crate::output::table::{PS_HEADERS, ps_row, render, short_id};
+use crate::output::template::Format as Template;
 use crate::output::timefmt::now_seconds;
 
 /// States listed without -a.
@@ -54,9 +55,10 @@ pub fn list_request(
 }
 
 pub async fn ps(client: &mut Client, args: PsArgs) -> Result<u8, CliError> {
-    let (mut request, label_keys) = list_request(args.all, &args.filters)?;
+    let last = if args.latest { Some(1) } else { args.last };
+    let (mut request, label_keys) = list_request(args.all || last.is_some(), &args.filters)?;
     // The table and ids need no env or mounts; JSON shows every field.
-    request.view = if args.quiet || args.format == Format::Table {
+    request.view = if args.quiet || args.format == PsFormat::Table {
         View::Summary
     } else {
         View::Full
@@ -67,6 +69,9 @@ pub async fn ps(client: &mut Client, args: PsArgs) -> Result<u8, CliError> {
         .filter(|c| label_keys.iter().all(|k| c.labels.contains_key(k)))
         .collect();
     sort_newest_first(&mut containers);
+    if let Some(n) = last {
+        containers.truncate(n);
+    }
 
     let trunc = !args.no_trunc;
     let text = if args.quiet {
@@ -78,13 +83,25 @@ pub async fn ps(client: &mut Client, args: PsArgs) -> Result<u8, CliError> {
             })
             .collect()
     } else {
-        match args.format {
-            Format::Json => {
+        match &args.format {
+            PsFormat::Template(text) => {
+                let format = Template::parse(text, &PS_TITLES)?;
+                let now = now_seconds();
+                let mut out = format
+                    .header()
+                    .map(|h| format!("{h}\n"))
+                    .unwrap_or_default();
+                for c in &containers {
+                    out.push_str(&format.render(&ps_value(c, now, trunc))?);
+                }
+                out
+            }
+            PsFormat::Json => {
                 let views: Vec<ContainerView> =
                     containers.iter().map(ContainerView::from).collect();
                 format!("{}\n", pretty(&views)?)
             }
-            Format::Table => {
+            PsFormat::Table => {
                 let now = now_seconds();
                 let rows: Vec<Vec<String>> =
                     containers.iter().map(|c| ps_row(c, now, trunc)).collect();
