@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use quilt_proto::v1::container_service_server::ContainerServiceServer;
 use quilt_proto::v1::image_service_server::ImageServiceServer;
+use quilt_proto::v1::system_service_server::SystemServiceServer;
 use quilt_proto::v1::volume_service_server::VolumeServiceServer;
 use quilt_sync_engine::{Engine, EngineConfig, InstanceLock};
 use std::os::unix::fs::PermissionsExt;
@@ -350,17 +351,21 @@ async fn routes(engine: &Engine, health: services::HealthService) -> Result<Rout
         .add_service(
             VolumeServiceServer::new(services::Volumes::new(engine.clone()))
                 .max_decoding_message_size(MAX_REQUEST),
-        ))
+        )
+        .add_service(SystemServiceServer::new(services::System::new(
+            engine.clone(),
+        ))))
 }
 
 /// The services health reports SERVING for, "" (quiltd itself) first.
-fn served_services() -> [&'static str; 7] {
+fn served_services() -> [&'static str; 8] {
     use tonic::server::NamedService;
     [
         "",
         <ContainerServiceServer<services::Containers> as NamedService>::NAME,
         <ImageServiceServer<services::Images> as NamedService>::NAME,
         <VolumeServiceServer<services::Volumes> as NamedService>::NAME,
+        <SystemServiceServer<services::System> as NamedService>::NAME,
         <HealthServer<services::HealthService> as NamedService>::NAME,
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

@@ -27,6 +27,7 @@ mod support;
 mod validate;
 
 pub use api::copy::CopyDigest;
+pub use api::system::SystemInfo;
 pub use config::{
     DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, UsernsIds,
 };

@@ -235,3 +235,25 @@ fn inspect_ps_and_logs_speak_docker() {
     d.cli(["rm", "-f", "one", "two"]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+#[test]
+fn version_info_and_image_aliases() {
+    let d = Daemon::start();
+    let id = d.run_detached(&["default", "sleep", "600"]);
+    d.wait_state(&id, &[ContainerState::Running], Duration::from_secs(30));
+    let v = d.cli(["version"]).ok();
+    assert!(v.contains("Client:") && v.contains("Server:"), "{v}");
+    assert!(v.contains(env!("CARGO_PKG_VERSION")), "{v}");
+    let info = d.cli(["info"]).ok();
+    for line in ["Containers: 1", " Running: 1", "Storage Driver: overlay"] {
+        assert!(info.contains(line), "{line:?} missing: {info}");
+    }
+    let j = d.cli(["info", "--format", "json"]).json();
+    assert_eq!(j["containers_running"], 1);
+    assert_eq!(j["data_dir"], d.data_dir.display().to_string());
+    // images / rmi are image ls / image rm.
+    assert_eq!(d.cli(["images"]).ok(), d.cli(["image", "ls"]).ok());
+    d.cli(["rmi", "no-such-image"]).expect_engine_error();
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}

@@ -154,6 +154,23 @@ pub enum Command {
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Show the daemon's version, host and counts.
+    Info {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show the client's and the daemon's versions.
+    Version,
+    /// List images (`image ls`).
+    Images {
+        #[arg(long, value_enum, default_value = "table")]
+        format: image::ImageFormat,
+    },
+    /// Remove images (`image rm`).
+    Rmi {
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
     /// Manage images: import, build from host programs, list, inspect, remove.
     #[command(subcommand)]
     Image(ImageCommand),

@@ -15,8 +15,10 @@ mod logs;
 mod mounts;
 mod ps;
 mod spec;
+mod system;
 mod volume;
 
+use crate::args::image::ImageCommand;
 use crate::args::{Cli, Command};
 use crate::client;
 use crate::error::CliError;
@@ -24,8 +26,21 @@ use crate::error::CliError;
 /// Runs the command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     let target = client::Target::of(&cli)?;
+    // Commands that talk to other services connect on their own.
+    match cli.command {
+        Command::Info { format } => return system::info(&target, format).await,
+        Command::Version => return system::version(&target).await,
+        Command::Images { format } => {
+            return image::image(&target, ImageCommand::Ls { format }).await;
+        }
+        Command::Rmi { names } => return image::image(&target, ImageCommand::Rm { names }).await,
+        _ => {}
+    }
     let mut client = client::connect(&target).await?;
     match cli.command {
+        Command::Info { .. } | Command::Version | Command::Images { .. } | Command::Rmi { .. } => {
+            unreachable!("dispatched above")
+        }
         Command::Run(args) => create::run(&mut client, args).await,
         Command::Create(args) => create::create(&mut client, args).await,
         Command::Start(args) => lifecycle::start(&client, args).await,

@@ -107,6 +107,15 @@ impl Index {
         (out, false)
     }
 
+    /// How many containers are in each state.
+    pub fn count_by_state(&self) -> HashMap<crate::model::State, usize> {
+        let mut counts = HashMap::new();
+        for c in self.read().by_key.values() {
+            *counts.entry(c.state).or_insert(0) += 1;
+        }
+        counts
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -80,6 +80,17 @@ impl Store {
         rows.iter().map(|r| from_row(r, ListView::Full)).collect()
     }
 
+    /// How many containers are in each state (from the in-memory index).
+    pub async fn count_by_state(
+        &self,
+    ) -> Result<std::collections::HashMap<crate::model::State, usize>> {
+        if self.index.is_stale() {
+            let all = self.list(&ListFilter::default()).await?;
+            self.index.load(all);
+        }
+        Ok(self.index.count_by_state())
+    }
+
     /// One page of a listing (see `ListQuery`), served from the in-memory
     /// index (rebuilt from the table first if it went stale).
     pub async fn list_page(&self, q: &ListQuery) -> Result<ListPage> {
