@@ -232,7 +232,15 @@ fn inspect_ps_and_logs_speak_docker() {
     let out = d.cli(["logs", "-f", "--until", "2s", "one"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(t0.elapsed() < Duration::from_secs(20));
-    d.cli(["rm", "-f", "one", "two"]).expect_code(0);
+    // rename: the new name resolves, the old one does not, a taken one is refused.
+    d.cli(["rename", "two", "three"]).expect_code(0);
+    assert_eq!(d.cli(["inspect", "-f", "{{.Id}}", "three"]).ok(), two);
+    d.cli(["inspect", "two"]).expect_engine_error();
+    let out = d.cli(["rename", "three", "one"]);
+    assert_eq!(out.code, Some(125));
+    assert!(out.stderr.contains("already in use"), "{out:?}");
+    d.cli(["rename", "three", "bad name"]).expect_engine_error();
+    d.cli(["rm", "-f", "one", "three"]).expect_code(0);
     d.assert_no_leftovers();
 }
 

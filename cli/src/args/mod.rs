@@ -154,6 +154,13 @@ pub enum Command {
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Rename a container (its hostname stays).
+    Rename {
+        #[arg(value_name = "CONTAINER")]
+        id: String,
+        #[arg(value_name = "NEW_NAME")]
+        name: String,
+    },
     /// Show the daemon's version, host and counts.
     Info {
         #[arg(long, value_enum, default_value = "table")]

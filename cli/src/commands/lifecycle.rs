@@ -93,6 +93,14 @@ pub async fn rm(client: &Client, args: RmArgs) -> Result<u8, CliError> {
     .await
 }
 
+/// `quilt rename OLD NEW`: prints nothing on success, as docker.
+pub async fn rename(client: &mut Client, id: String, name: String) -> Result<u8, CliError> {
+    client
+        .rename_container(quilt_proto::v1::RenameContainerRequest { id, name })
+        .await?;
+    Ok(0)
+}
+
 /// Prints each container's exit code once it has exited.
 pub async fn wait(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
     for_each(client, &args.ids, |mut client, id| async move {

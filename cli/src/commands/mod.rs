@@ -59,6 +59,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::ExecKill(args) => exec_detached::kill(&mut client, args).await,
         Command::ExecLogs(args) => exec_detached::logs(&mut client, args).await,
         Command::Cp(args) => cp::cp(&mut client, args).await,
+        Command::Rename { id, name } => lifecycle::rename(&mut client, id, name).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
     }

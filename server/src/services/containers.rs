@@ -98,6 +98,19 @@ impl ContainerService for Containers {
         Ok(Response::new(pb::KillContainerResponse {}))
     }
 
+    async fn rename_container(
+        &self,
+        req: Request<pb::RenameContainerRequest>,
+    ) -> Result<Response<pb::RenameContainerResponse>, Status> {
+        let r = req.into_inner();
+        let id = self
+            .engine
+            .rename(&r.id, &r.name)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RenameContainerResponse { id }))
+    }
+
     async fn remove_container(
         &self,
         req: Request<pb::RemoveContainerRequest>,

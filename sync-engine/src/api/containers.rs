@@ -197,6 +197,19 @@ impl Engine {
         }
     }
 
+    /// Renames a container (any state but being removed). Returns its id.
+    pub async fn rename(&self, reference: &str, name: &str) -> Result<String> {
+        crate::validate::names::container_name(name)?;
+        let c = self.shared.store().resolve(reference).await?;
+        if !self.shared.store().rename(&c.id, name).await? {
+            return Err(EngineError::FailedPrecondition(format!(
+                "container {} is being removed",
+                c.id
+            )));
+        }
+        Ok(c.id)
+    }
+
     /// Removes a container. Running ones are refused unless `force`.
     pub async fn remove(&self, reference: &str, force: bool) -> Result<String> {
         let c = self.shared.store().resolve(reference).await?;

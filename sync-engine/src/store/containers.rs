@@ -220,6 +220,35 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Gives `id` the name `name` unless it is being removed. False when it
+    /// is (or is gone); ALREADY_EXISTS when another container has the name.
+    pub async fn rename(&self, id: &str, name: &str) -> Result<bool> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET name = ? WHERE id = ? AND state <> '{}'",
+                State::Removing.as_str()
+            )
+        });
+        let r = db_write!(self, |c| {
+            let r = sqlx::query(&SQL).bind(name).bind(id).execute(&mut *c).await;
+            match r {
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    Err(EngineError::AlreadyExists(format!(
+                        "the container name {name:?} is already in use"
+                    )))
+                }
+                Err(e) => Err(e.into()),
+                Ok(r) => {
+                    if r.rows_affected() > 0 {
+                        self.refresh(c, id).await;
+                    }
+                    Ok(r)
+                }
+            }
+        })?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Cancels a start that is queued but not begun. False when there is
     /// none (never requested, or the starter got there first).
     pub async fn cancel_queued_start(&self, id: &str) -> Result<bool> {

@@ -1,7 +1,7 @@
 //! Checks on API input. Everything rejected here is INVALID_ARGUMENT and
 //! leaves nothing behind (nothing has been written yet).
 mod mounts;
-mod names;
+pub(crate) mod names;
 mod sizes;
 
 use crate::error::{EngineError, Result};
