@@ -6,6 +6,7 @@ mod auth;
 mod authority;
 mod convert;
 mod listen;
+mod metrics;
 mod services;
 mod status;
 
@@ -39,6 +40,11 @@ struct Args {
     /// Unix socket to serve on (mode 0660).
     #[arg(long, default_value = "/run/quilt/quilt.sock", env = "QUILT_SOCKET")]
     socket: PathBuf,
+    /// Serve Prometheus metrics over plain HTTP on this address
+    /// (HOST:PORT, e.g. 127.0.0.1:9101), at /metrics.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+
     /// Also serve on this TCP address (HOST:PORT), TLS only, with client
     /// certificates (--tls-client-ca) or a bearer token (--auth-token-file).
     #[arg(long)]
@@ -234,6 +240,11 @@ async fn run(args: Args) -> Result<()> {
         ),
         None => None,
     };
+    // Bound before the socket, so a taken port fails the start cleanly.
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
     let uds = bind_socket(&args.socket)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_service) = services::health();
@@ -248,6 +259,11 @@ async fn run(args: Args) -> Result<()> {
     });
 
     let routes = routes(&engine, health_service).await?;
+    let metrics_server = metrics_listener
+        .map(|listener| tokio::spawn(metrics::serve(listener, engine.clone(), stop_rx.clone())));
+    let rpc_metrics = metrics::RpcMetricsLayer {
+        engine: engine.clone(),
+    };
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
@@ -263,6 +279,7 @@ async fn run(args: Args) -> Result<()> {
     tracing::info!(socket = %args.socket.display(), "serving");
     let serving = async {
         let unix = server()
+            .layer(rpc_metrics.clone())
             .layer(tower::util::MapResponseLayer::new(
                 status::fix_decode_status,
             ))
@@ -279,6 +296,7 @@ async fn run(args: Args) -> Result<()> {
                     None => Ok(req),
                 };
                 let tcp = server()
+                    .layer(rpc_metrics)
                     .layer(tower::util::MapResponseLayer::new(
                         status::fix_decode_status,
                     ))
@@ -296,6 +314,9 @@ async fn run(args: Args) -> Result<()> {
     tokio::select! {
         r = serving => r?,
         _ = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "clients still connected; closing their streams"),
+    }
+    if let Some(m) = metrics_server {
+        let _ = m.await;
     }
     tracing::info!("shutting down; running containers keep running");
     engine.shutdown().await;

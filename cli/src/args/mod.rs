@@ -168,6 +168,9 @@ pub enum Command {
     },
     /// Show the client's and the daemon's versions.
     Version,
+    /// The daemon's health: queue, starter, latencies, with levels.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// List images (`image ls`).
     Images {
         #[arg(long, value_enum, default_value = "table")]
@@ -189,6 +192,16 @@ pub struct IdArg {
     /// Container id, unique id prefix or name.
     #[arg(value_name = "ID")]
     pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Headline figures (start queue, starter utilization, time to running,
+    /// store writes) rated healthy / plan / act / emergency.
+    Info {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,7 @@ mod system;
 mod volume;
 
 use crate::args::image::ImageCommand;
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, SystemCommand};
 use crate::client;
 use crate::error::CliError;
 
@@ -30,6 +30,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Info { format } => return system::info(&target, format).await,
         Command::Version => return system::version(&target).await,
+        Command::System(SystemCommand::Info { format }) => {
+            return system::system_info(&target, format).await;
+        }
         Command::Images { format } => {
             return image::image(&target, ImageCommand::Ls { format }).await;
         }
@@ -38,7 +41,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     }
     let mut client = client::connect(&target).await?;
     match cli.command {
-        Command::Info { .. } | Command::Version | Command::Images { .. } | Command::Rmi { .. } => {
+        Command::Info { .. }
+        | Command::Version
+        | Command::System(_)
+        | Command::Images { .. }
+        | Command::Rmi { .. } => {
             unreachable!("dispatched above")
         }
         Command::Run(args) => create::run(&mut client, args).await,

@@ -23,6 +23,8 @@ impl SystemService for System {
         _req: Request<pb::GetInfoRequest>,
     ) -> Result<Response<pb::GetInfoResponse>, Status> {
         let i = self.engine.system_info().await.map_err(to_status)?;
+        let h = self.engine.metrics_headline().await.map_err(to_status)?;
+        let pct = |p: Option<[f64; 3]>| p.map(|[p50, p95, p99]| pb::Percentiles { p50, p95, p99 });
         let n = |v: usize| v as u64;
         Ok(Response::new(pb::GetInfoResponse {
             version: i.version.to_owned(),
@@ -40,6 +42,15 @@ impl SystemService for System {
             containers_stopped: n(i.stopped),
             images: n(i.images),
             volumes: n(i.volumes),
+            queue_depth: h.queue_depth,
+            queue_capacity: h.queue_capacity,
+            starts_in_flight: h.starts_in_flight,
+            start_slots: h.start_slots,
+            time_to_running: pct(h.time_to_running),
+            db_write: pct(h.db_write),
+            starts: h.starts,
+            start_failures: h.start_failures,
+            rejections: h.rejections,
         }))
     }
 }

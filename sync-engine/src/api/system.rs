@@ -83,3 +83,39 @@ fn host_facts() -> (String, String, u64) {
         memory,
     )
 }
+
+impl Engine {
+    /// Refreshes the gauges read at scrape time (containers by state, the
+    /// start queue, starts in flight).
+    async fn refresh_levels(&self) -> Result<()> {
+        let shared = &self.shared;
+        let counts = shared.store().count_by_state().await?;
+        let by_state: Vec<(&str, usize)> = crate::model::state::ALL
+            .iter()
+            .map(|s| (s.as_str(), counts.get(s).copied().unwrap_or(0)))
+            .collect();
+        let slots = shared.cfg().max_concurrent_starts.max(1);
+        let busy = slots.saturating_sub(shared.start_slots().available_permits());
+        shared
+            .metrics()
+            .set_levels(&by_state, shared.queue().depth(), (busy, slots));
+        Ok(())
+    }
+
+    /// Every metric as Prometheus text.
+    pub async fn metrics_text(&self) -> Result<String> {
+        self.refresh_levels().await?;
+        Ok(self.shared.metrics().encode())
+    }
+
+    /// The figures `quilt system info` shows.
+    pub async fn metrics_headline(&self) -> Result<crate::metrics::Headline> {
+        self.refresh_levels().await?;
+        Ok(self.shared.metrics().headline())
+    }
+
+    /// Records one handled RPC (see `Metrics::observe_rpc`).
+    pub fn observe_rpc(&self, method: &str, code: &str, d: std::time::Duration) {
+        self.shared.metrics().observe_rpc(method, code, d);
+    }
+}

@@ -4,7 +4,7 @@ mod queue;
 mod shared;
 mod wait;
 
-pub(crate) use queue::StartQueue;
+pub(crate) use queue::{Queued, StartQueue};
 pub(crate) use shared::Shared;
 pub(crate) use wait::{Waited, Watch};
 
@@ -59,7 +59,7 @@ impl Engine {
         .await??;
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
         let store = Store::open(&cfg.db_path()).await?;
-        let (queue, start_rx) = StartQueue::new(cfg.start_queue_capacity);
+        let (queue, start_rx) = StartQueue::new(cfg.start_queue_capacity, store.metrics().clone());
         let shared = Arc::new(Shared::new(cfg, store, images, layout, queue));
         images_sweep::remove_unrecorded(&shared).await?;
         // The default seccomp profile, compiled before the first start.

@@ -83,6 +83,10 @@ impl Shared {
         self.host_cpus
     }
 
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.store().metrics()
+    }
+
     pub fn queue(&self) -> &StartQueue {
         &self.queue
     }

@@ -81,6 +81,7 @@ pub(crate) async fn on_exit(shared: &Arc<Shared>, id: &str, shim_pid: i32) -> Re
                 finished_at_ns: Some(r.finished_at_ns),
             };
             if let Some(state) = shared.store().record_exit(id, &exit).await? {
+                shared.metrics().exited(exit.oom_killed);
                 shared.emit(&c, state, "exited", Some(exit), None);
             }
         }

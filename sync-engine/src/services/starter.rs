@@ -3,6 +3,7 @@
 //! work (image preparation, spawning the shim and waiting for its report)
 //! runs on the blocking pool, never on the reactor.
 use super::monitor;
+use crate::engine::Queued;
 use crate::engine::Shared;
 use crate::error::Result;
 use crate::model::{State, now_ns};
@@ -13,9 +14,9 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-pub(crate) fn spawn(shared: Arc<Shared>, mut rx: mpsc::Receiver<String>) {
+pub(crate) fn spawn(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
     tokio::spawn(async move {
-        while let Some(id) = rx.recv().await {
+        while let Some(Queued { id, since }) = rx.recv().await {
             let Ok(slot) = shared.start_slots().clone().acquire_owned().await else {
                 break;
             };
@@ -25,7 +26,16 @@ pub(crate) fn spawn(shared: Arc<Shared>, mut rx: mpsc::Receiver<String>) {
             }
             let shared = shared.clone();
             tokio::spawn(async move {
-                if let Err(e) = start_one(&shared, &id).await {
+                let queued = since.elapsed();
+                let began = std::time::Instant::now();
+                let res = start_one(&shared, &id).await;
+                if !matches!(res, Ok(Outcome::Skipped)) {
+                    let ran = matches!(res, Ok(Outcome::Running));
+                    shared
+                        .metrics()
+                        .start_finished(ran, queued, began.elapsed());
+                }
+                if let Err(e) = res {
                     tracing::warn!(container = %id, error = %e, "start failed");
                 }
                 drop(slot);
@@ -43,14 +53,22 @@ struct Launched {
     target_fd: Option<OwnedFd>,
 }
 
-async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<()> {
+/// What became of one start taken off the queue.
+enum Outcome {
+    /// Nothing to do: removed, cancelled or started by someone else.
+    Skipped,
+    Running,
+    Failed,
+}
+
+async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     let live = shared.live(id);
     let op = live.lifecycle.lock().await;
     if !shared.store().set_starting(id).await? {
-        return Ok(()); // removed, or started by someone else meanwhile
+        return Ok(Outcome::Skipped); // removed, or started by someone else meanwhile
     }
     let Some(c) = shared.store().get(id).await? else {
-        return Ok(());
+        return Ok(Outcome::Skipped);
     };
     shared.emit(&c, State::Starting, "starting", None, None);
     if let Err(e) = shared.store().volumes_ensure(&c).await {
@@ -61,7 +79,8 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<()> {
             EXIT_SETUP,
             &format!("recreating its volumes: {e}"),
         )
-        .await;
+        .await
+        .map(|()| Outcome::Failed);
     }
 
     let config = ContainerConfig {
@@ -91,7 +110,9 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<()> {
             Ok(config) => config,
             Err(e) => {
                 drop(op);
-                return monitor::record_failure(shared, &c, EXIT_SETUP, &e.to_string()).await;
+                return monitor::record_failure(shared, &c, EXIT_SETUP, &e.to_string())
+                    .await
+                    .map(|()| Outcome::Failed);
             }
         }
     };
@@ -129,13 +150,14 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<()> {
             shared.emit(&c, State::Running, "running", None, None);
             drop(op);
             monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
+            Ok(Outcome::Running)
         }
         Err((code, reason)) => {
             drop(op);
             monitor::record_failure(shared, &c, code, &reason).await?;
+            Ok(Outcome::Failed)
         }
     }
-    Ok(())
 }
 
 /// Prepares the image and runs the shim; Err((exit code, reason)) when the

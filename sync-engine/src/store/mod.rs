@@ -75,6 +75,8 @@ pub struct Store {
     reserve: Reserve,
     /// The containers, decoded, in listing order (see `index.rs`).
     index: std::sync::Arc<index::Index>,
+    /// Where write latencies are recorded (the engine's metrics).
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Store {
@@ -113,6 +115,7 @@ impl Store {
             reader,
             reserve,
             index: Default::default(),
+            metrics: Default::default(),
         };
         let all = store.list(&crate::model::ListFilter::default()).await?;
         store.index.load(all);
@@ -121,7 +124,16 @@ impl Store {
 
     /// The writer connection for one write (writes queue in the pool).
     async fn writer(&self) -> Result<Writer<'_>> {
-        Ok(Writer::new(self.writer.acquire().await?, &self.reserve))
+        Ok(Writer::new(
+            self.writer.acquire().await?,
+            &self.reserve,
+            &self.metrics,
+        ))
+    }
+
+    /// The engine's metrics (made with the store, which times its writes).
+    pub fn metrics(&self) -> &std::sync::Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub async fn close(&self) {

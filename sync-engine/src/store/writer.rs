@@ -18,13 +18,21 @@ pub(super) struct Writer<'s> {
     /// None once handed back or discarded.
     conn: Option<PoolConnection<Sqlite>>,
     reserve: &'s Reserve,
+    metrics: &'s crate::metrics::Metrics,
+    since: std::time::Instant,
 }
 
 impl<'s> Writer<'s> {
-    pub fn new(conn: PoolConnection<Sqlite>, reserve: &'s Reserve) -> Writer<'s> {
+    pub fn new(
+        conn: PoolConnection<Sqlite>,
+        reserve: &'s Reserve,
+        metrics: &'s crate::metrics::Metrics,
+    ) -> Writer<'s> {
         Writer {
             conn: Some(conn),
             reserve,
+            metrics,
+            since: std::time::Instant::now(),
         }
     }
 
@@ -36,6 +44,7 @@ impl<'s> Writer<'s> {
         match &result {
             Ok(_) => {
                 drop(conn);
+                self.metrics.observe_db_write(self.since.elapsed());
                 self.reserve.refill_if_released();
             }
             // A refusal of our own, or a constraint violation (SQLite rolls
@@ -47,6 +56,9 @@ impl<'s> Writer<'s> {
                 | EngineError::InvalidArgument(_),
             ) => drop(conn),
             Err(e) => {
+                if matches!(e, EngineError::ResourceExhausted(_)) {
+                    self.metrics.rejected("disk_full");
+                }
                 tracing::warn!(error = %e, "database write failed; replacing the writer connection");
                 let _ = sqlx::Connection::close(conn.detach()).await;
             }
