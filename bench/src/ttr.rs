@@ -101,7 +101,10 @@ async fn attached_one(
     .map_err(st)?;
     if let Err(s) = with_timeout(
         WAIT,
-        c.start_container(StartContainerRequest { id: id.clone() }),
+        c.start_container(StartContainerRequest {
+            id: id.clone(),
+            ..Default::default()
+        }),
     )
     .await
         && s.code() != tonic::Code::FailedPrecondition

@@ -7,7 +7,7 @@
 //! values), and parsing goes through prost's `from_str_name`: a value added
 //! to the .proto needs no edit here.
 
-use crate::v1::{ContainerState, ContainerView, LogStream, NetworkMode};
+use crate::v1::{ContainerState, ContainerView, LogStream, NetworkMode, StartPriority};
 
 /// One enum's values, generated from the .proto.
 #[derive(Debug)]
@@ -77,6 +77,7 @@ lower_case_names!(
     NetworkMode => NETWORK_MODE,
     LogStream => LOG_STREAM,
     ContainerView => CONTAINER_VIEW,
+    StartPriority => START_PRIORITY,
 );
 
 #[cfg(test)]

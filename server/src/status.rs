@@ -11,6 +11,17 @@ pub fn to_status(e: EngineError) -> Status {
         EngineError::AlreadyExists(m) => Status::already_exists(m),
         EngineError::FailedPrecondition(m) => Status::failed_precondition(m),
         EngineError::ResourceExhausted(m) => Status::resource_exhausted(m),
+        EngineError::Busy {
+            message,
+            retry_after,
+        } => {
+            let mut s = Status::resource_exhausted(message);
+            // As HTTP's Retry-After, in milliseconds.
+            if let Ok(v) = retry_after.as_millis().to_string().parse() {
+                s.metadata_mut().insert("retry-after-ms", v);
+            }
+            s
+        }
         EngineError::Unavailable(m) => Status::unavailable(m),
         EngineError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
         EngineError::Internal(m) => {

@@ -13,6 +13,13 @@ pub enum EngineError {
     FailedPrecondition(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// Refused for now (the start queue is full): RESOURCE_EXHAUSTED, with
+    /// when to try again.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]

@@ -32,7 +32,7 @@ pub use api::system::SystemInfo;
 pub use config::{
     DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, UsernsIds,
 };
-pub use engine::Engine;
+pub use engine::{Engine, Requester, StartClass};
 pub use error::{EngineError, Result};
 pub use exec::{ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSession, ExecSpec};
 pub use logs::{LogItem, LogLine};

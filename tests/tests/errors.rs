@@ -110,7 +110,10 @@ fn unknown_ids_are_not_found() {
                 within(
                     t,
                     "Start",
-                    c.start_container(StartContainerRequest { id: id.clone() }),
+                    c.start_container(StartContainerRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    }),
                 )
                 .await
                 .map(drop),

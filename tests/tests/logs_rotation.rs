@@ -155,7 +155,10 @@ fn follow_reads_every_line_across_rotations() {
         within(
             RPC_TIMEOUT,
             "StartContainer",
-            c.start_container(StartContainerRequest { id: id.clone() }),
+            c.start_container(StartContainerRequest {
+                id: id.clone(),
+                ..Default::default()
+            }),
         )
         .await
         .expect("start");

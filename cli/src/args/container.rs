@@ -124,6 +124,11 @@ pub struct ContainerSpec {
     #[arg(long, value_name = "MODE")]
     pub userns: Option<String>,
 
+    /// The start's class in the daemon's queue: interactive (default) or
+    /// batch (bulk work: a fair share, after interactive starts).
+    #[arg(long, value_name = "CLASS", value_parser = ["interactive", "batch"])]
+    pub priority: Option<String>,
+
     /// Storage options: size=SIZE caps what the container may write (its
     /// layer and logs), e.g. size=1g (repeatable).
     #[arg(long = "storage-opt", value_name = "OPT")]

@@ -22,6 +22,7 @@ pub async fn start_attached(
     client: &mut Client,
     id: &str,
     auto_remove: bool,
+    priority: i32,
 ) -> Result<u8, CliError> {
     // Ctrl-C is handled (stop, then kill) from here on.
     let mut interrupts = signal(SignalKind::interrupt())?;
@@ -47,7 +48,10 @@ pub async fn start_attached(
     };
 
     if let Err(status) = client
-        .start_container(StartContainerRequest { id: id.to_owned() })
+        .start_container(StartContainerRequest {
+            id: id.to_owned(),
+            priority,
+        })
         .await
     {
         // FAILED_PRECONDITION: the container could not start (command not

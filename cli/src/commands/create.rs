@@ -25,11 +25,13 @@ pub async fn run(client: &mut Client, args: RunArgs) -> Result<u8, CliError> {
     // workload runs (or reports why it could not start), as docker's run -d.
     let request = create_request(&args.spec, true)?;
     let auto_remove = request.auto_remove;
+    let priority = request.priority;
     let created = client.create_container(request).await?.into_inner();
     if args.detach {
         let started = client
             .start_container(StartContainerRequest {
                 id: created.id.clone(),
+                priority,
             })
             .await;
         if let Err(status) = started {
@@ -38,5 +40,5 @@ pub async fn run(client: &mut Client, args: RunArgs) -> Result<u8, CliError> {
         print_stdout(&format!("{}\n", created.id))?;
         return Ok(0);
     }
-    attach::start_attached(client, &created.id, auto_remove).await
+    attach::start_attached(client, &created.id, auto_remove, priority).await
 }

@@ -41,7 +41,10 @@ where
 pub async fn start(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
     for_each(client, &args.ids, |mut client, id| async move {
         client
-            .start_container(StartContainerRequest { id: id.clone() })
+            .start_container(StartContainerRequest {
+                id: id.clone(),
+                ..Default::default()
+            })
             .await?;
         Ok(id)
     })

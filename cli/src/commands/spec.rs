@@ -82,6 +82,11 @@ pub fn create_request(
         labels: spec.labels.iter().cloned().collect(),
         no_start,
         init: spec.init,
+        priority: match spec.priority.as_deref() {
+            Some("batch") => quilt_proto::v1::StartPriority::Batch,
+            Some(_) => quilt_proto::v1::StartPriority::Interactive,
+            None => quilt_proto::v1::StartPriority::Unspecified,
+        } as i32,
         mounts: super::mounts::parse(&spec.volumes, &spec.tmpfs)?,
         security: Some(security(spec)?),
     })

@@ -27,8 +27,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::CreateContainerRequest>,
     ) -> Result<Response<pb::CreateContainerResponse>, Status> {
+        let who = convert::requester(&req, req.get_ref().priority);
         let spec = convert::create_spec(req.into_inner())?;
-        let c = self.engine.create(spec).await.map_err(to_status)?;
+        let c = self.engine.create_as(spec, &who).await.map_err(to_status)?;
         Ok(Response::new(pb::CreateContainerResponse {
             id: c.id,
             name: c.name,
@@ -39,9 +40,10 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::StartContainerRequest>,
     ) -> Result<Response<pb::StartContainerResponse>, Status> {
+        let who = convert::requester(&req, req.get_ref().priority);
         let c = self
             .engine
-            .start(&req.into_inner().id)
+            .start_as(&req.into_inner().id, &who)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::StartContainerResponse {

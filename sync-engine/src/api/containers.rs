@@ -1,6 +1,7 @@
 //! The container verbs: create, start, get, list, stop, kill, wait, remove.
 //! Each checks what the state machine (`model::state`) allows, and waits
 //! through `Shared::wait_until`.
+use crate::engine::Requester;
 use crate::engine::{Engine, Shared, Waited};
 use crate::error::{EngineError, Result};
 use crate::model::{
@@ -19,7 +20,12 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 impl Engine {
     /// Validates, stores the row in one transaction and, unless asked not
     /// to, queues the start. Returns as soon as the row is committed.
-    pub async fn create(&self, mut spec: CreateSpec) -> Result<Container> {
+    pub async fn create(&self, spec: CreateSpec) -> Result<Container> {
+        self.create_as(spec, &Requester::default()).await
+    }
+
+    /// `create` on behalf of `who` (its place and turn in the start queue).
+    pub async fn create_as(&self, mut spec: CreateSpec, who: &Requester) -> Result<Container> {
         let shared = &self.shared;
         if shared.is_closing() {
             return Err(EngineError::Unavailable("quiltd is shutting down".into()));
@@ -35,7 +41,7 @@ impl Engine {
         crate::security::for_create(shared, &mut c)?;
         // Reserve the queue slot first: a full queue is refused before any row exists.
         let slot = if c.autostart {
-            Some(shared.queue().reserve()?)
+            Some(shared.queue().reserve(who)?)
         } else {
             None
         };
@@ -53,6 +59,11 @@ impl Engine {
     /// Starts a CREATED container, or again one that has EXITED or FAILED.
     /// Already starting or running: a no-op, as with docker.
     pub async fn start(&self, reference: &str) -> Result<Container> {
+        self.start_as(reference, &Requester::default()).await
+    }
+
+    /// `start` on behalf of `who` (its place and turn in the start queue).
+    pub async fn start_as(&self, reference: &str, who: &Requester) -> Result<Container> {
         let shared = &self.shared;
         let c = shared.store().resolve(reference).await?;
         if c.state.is_active() {
@@ -65,7 +76,7 @@ impl Engine {
         {
             let live = shared.live(&c.id);
             let _lifecycle = live.lifecycle.lock().await;
-            let slot = shared.queue().reserve()?;
+            let slot = shared.queue().reserve(who)?;
             if !shared.store().reset_for_start(&c.id).await? {
                 return Err(EngineError::FailedPrecondition(format!(
                     "container {} changed state; try again",

@@ -5,6 +5,7 @@ mod shared;
 mod wait;
 
 pub(crate) use queue::{Queued, StartQueue};
+pub use queue::{Requester, StartClass};
 pub(crate) use shared::Shared;
 pub(crate) use wait::{Waited, Watch};
 
@@ -59,13 +60,13 @@ impl Engine {
         .await??;
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
         let store = Store::open(&cfg.db_path()).await?;
-        let (queue, start_rx) = StartQueue::new(cfg.start_queue_capacity, store.metrics().clone());
+        let queue = StartQueue::new(cfg.start_queue_capacity, store.metrics().clone());
         let shared = Arc::new(Shared::new(cfg, store, images, layout, queue));
         images_sweep::remove_unrecorded(&shared).await?;
         // The default seccomp profile, compiled before the first start.
         let warm = shared.clone();
         tokio::task::spawn_blocking(move || warm.seccomp().warm()).await??;
-        starter::spawn(shared.clone(), start_rx);
+        starter::spawn(shared.clone());
         reconcile::run(&shared).await?;
         crate::exec::detached::reconcile(&shared).await?;
         Ok(Engine { shared })

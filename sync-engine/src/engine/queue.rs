@@ -1,96 +1,448 @@
-//! The start queue: container ids accepted for a start and not yet taken by
-//! the starter. Bounded: a full queue refuses new starts before anything is
-//! written. Arrivals, rejections and the time each start waited are counted
-//! (`metrics.rs`).
+//! The start queue: starts accepted and not yet taken by the starter.
+//!
+//! Fair under load. Each start carries who asked (a client key: an explicit
+//! client id, or the caller's uid on the socket) and a class (interactive,
+//! the default, or batch). The starter takes them:
+//! - by class with weighted sharing: up to `INTERACTIVE_WEIGHT` interactive
+//!   starts for each batch one while both wait, and with aging: a batch
+//!   start that has waited `AGING` is taken next whatever waits beside it;
+//! - within a class, round robin over clients, so one client's burst is
+//!   interleaved with everyone else's starts instead of standing before them.
+//!
+//! Bounded: at most `capacity` (K) starts wait, batch starts together and
+//! any one client at most 3/4 K, so a burst never takes the last quarter
+//! from an interactive start of another client. A refusal says when to
+//! retry, from the queue's recent drain rate. Arrivals, rejections and
+//! waits are counted (`metrics.rs`).
 use crate::error::{EngineError, Result};
 use crate::metrics::Metrics;
-use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Interactive starts taken for each batch one while both kinds wait.
+const INTERACTIVE_WEIGHT: u32 = 4;
+/// A batch start that has waited this long goes next.
+const AGING: Duration = Duration::from_secs(2);
+/// Longest client key kept (longer ones are cut).
+const MAX_CLIENT_KEY: usize = 128;
+
+/// The priority class of a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartClass {
+    /// Someone waits for it (a sandbox an agent is about to use).
+    #[default]
+    Interactive,
+    /// Bulk work: fair share, never ahead of interactive starts for long.
+    Batch,
+}
+
+/// Who asks for a start, and how urgently.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requester {
+    /// An explicit client id, or "uid:N" from the socket's peer
+    /// credentials; "" when unknown (all such share one turn).
+    pub client: String,
+    pub class: StartClass,
+}
+
+impl Requester {
+    pub fn new(client: &str, class: StartClass) -> Requester {
+        let mut client = client.to_owned();
+        if client.len() > MAX_CLIENT_KEY {
+            let mut end = MAX_CLIENT_KEY;
+            while !client.is_char_boundary(end) {
+                end -= 1;
+            }
+            client.truncate(end);
+        }
+        Requester { client, class }
+    }
+}
 
 /// A start waiting in the queue, with the time it arrived.
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub id: String,
     pub since: Instant,
+    /// Who asked (its place is given back when the start is taken).
+    pub client: String,
+}
+
+/// One class's waiting starts, per client, with the clients in turn order.
+#[derive(Debug, Default)]
+struct Lane {
+    turns: VecDeque<String>,
+    waiting: HashMap<String, VecDeque<Queued>>,
+    len: usize,
+}
+
+impl Lane {
+    fn push(&mut self, client: &str, q: Queued) {
+        let list = self.waiting.entry(client.to_owned()).or_default();
+        if list.is_empty() {
+            self.turns.push_back(client.to_owned());
+        }
+        list.push_back(q);
+        self.len += 1;
+    }
+
+    /// The next client's first start; the client goes to the back.
+    fn pop(&mut self) -> Option<Queued> {
+        let client = self.turns.pop_front()?;
+        let list = self.waiting.get_mut(&client)?;
+        let q = list.pop_front();
+        if list.is_empty() {
+            self.waiting.remove(&client);
+        } else {
+            self.turns.push_back(client);
+        }
+        if q.is_some() {
+            self.len -= 1;
+        }
+        q
+    }
+
+    /// When the longest-waiting start of this lane arrived.
+    fn oldest(&self) -> Option<Instant> {
+        self.waiting
+            .values()
+            .filter_map(|l| l.front().map(|q| q.since))
+            .min()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    interactive: Lane,
+    batch: Lane,
+    /// Places held (reserved or waiting), in all, per class, per client.
+    held: usize,
+    held_batch: usize,
+    held_by: HashMap<String, usize>,
+    /// Interactive starts taken in a row while batch ones waited.
+    streak: u32,
+    /// Recent drain rate (starts taken per second), smoothed.
+    drain_per_sec: f64,
+    last_take: Option<Instant>,
 }
 
 #[derive(Debug)]
 pub(crate) struct StartQueue {
-    tx: mpsc::Sender<Queued>,
+    inner: Mutex<Inner>,
+    ready: Notify,
     capacity: usize,
     metrics: Arc<Metrics>,
 }
 
-/// A reserved place in the queue; sending on it cannot fail.
+/// A reserved place in the queue; sending on it cannot fail. Dropped
+/// unsent, the place is given back.
+#[derive(Debug)]
 pub(crate) struct Slot<'a> {
-    permit: mpsc::Permit<'a, Queued>,
-    metrics: &'a Metrics,
+    queue: &'a StartQueue,
+    who: Requester,
+    sent: bool,
 }
 
 impl Slot<'_> {
-    pub fn send(self, id: String) {
-        self.metrics.queued();
-        self.permit.send(Queued {
-            id,
-            since: Instant::now(),
-        });
+    pub fn send(mut self, id: String) {
+        self.sent = true;
+        self.queue.metrics.queued();
+        self.queue.enqueue(&self.who, id);
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.queue.release(&self.who);
+        }
     }
 }
 
 impl StartQueue {
-    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> (StartQueue, mpsc::Receiver<Queued>) {
-        let capacity = capacity.max(1);
-        let (tx, rx) = mpsc::channel(capacity);
-        (
-            StartQueue {
-                tx,
-                capacity,
-                metrics,
-            },
-            rx,
-        )
-    }
-
-    /// Reserves a place, or refuses at once: RESOURCE_EXHAUSTED when full.
-    pub fn reserve(&self) -> Result<Slot<'_>> {
-        match self.tx.try_reserve() {
-            Ok(permit) => Ok(Slot {
-                permit,
-                metrics: &self.metrics,
-            }),
-            Err(TrySendError::Full(())) => {
-                self.metrics.rejected("queue_full");
-                Err(EngineError::ResourceExhausted(format!(
-                    "the start queue is full ({} containers waiting to start); retry later",
-                    self.capacity
-                )))
-            }
-            Err(TrySendError::Closed(())) => {
-                self.metrics.rejected("shutting_down");
-                Err(EngineError::Unavailable("quiltd is shutting down".into()))
-            }
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> StartQueue {
+        StartQueue {
+            inner: Mutex::new(Inner::default()),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+            metrics,
         }
     }
 
-    /// Queues a start, waiting for room (reconciliation at start-up, when
-    /// the starter already drains the queue).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most any one client, or all batch starts together, may hold.
+    fn share(&self) -> usize {
+        (self.capacity * 3 / 4).max(1)
+    }
+
+    /// Reserves a place for `who`, or refuses at once (RESOURCE_EXHAUSTED
+    /// with a retry-after hint) when the queue, the batch share or the
+    /// client's share is full.
+    pub fn reserve(&self, who: &Requester) -> Result<Slot<'_>> {
+        let mut g = self.lock();
+        let mine = g.held_by.get(&who.client).copied().unwrap_or(0);
+        let full = if g.held >= self.capacity {
+            Some(format!(
+                "the start queue is full ({} starts waiting)",
+                self.capacity
+            ))
+        } else if mine >= self.share() {
+            Some(format!(
+                "this client already has {mine} starts waiting (at most {} of the queue's {})",
+                self.share(),
+                self.capacity
+            ))
+        } else if who.class == StartClass::Batch && g.held_batch >= self.share() {
+            Some(format!(
+                "batch starts already fill their share of the queue ({})",
+                self.share()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = full {
+            let retry_after = retry_after(g.held, g.drain_per_sec);
+            drop(g);
+            self.metrics.rejected("queue_full");
+            return Err(EngineError::Busy {
+                message: format!("{why}; retry in {} ms", retry_after.as_millis()),
+                retry_after,
+            });
+        }
+        g.held += 1;
+        *g.held_by.entry(who.client.clone()).or_insert(0) += 1;
+        if who.class == StartClass::Batch {
+            g.held_batch += 1;
+        }
+        Ok(Slot {
+            queue: self,
+            who: who.clone(),
+            sent: false,
+        })
+    }
+
+    fn release(&self, who: &Requester) {
+        let mut g = self.lock();
+        g.held = g.held.saturating_sub(1);
+        if let Some(n) = g.held_by.get_mut(&who.client) {
+            *n -= 1;
+            if *n == 0 {
+                g.held_by.remove(&who.client);
+            }
+        }
+        if who.class == StartClass::Batch {
+            g.held_batch = g.held_batch.saturating_sub(1);
+        }
+    }
+
+    fn enqueue(&self, who: &Requester, id: String) {
+        let q = Queued {
+            id,
+            since: Instant::now(),
+            client: who.client.clone(),
+        };
+        {
+            let mut g = self.lock();
+            match who.class {
+                StartClass::Interactive => g.interactive.push(&who.client, q),
+                StartClass::Batch => g.batch.push(&who.client, q),
+            }
+            // The place stays held until the starter takes the start.
+        }
+        self.ready.notify_one();
+    }
+
+    /// Queues a start without a reservation, waiting for none (the
+    /// reconciliation at start-up; it may exceed the capacity briefly).
     pub async fn push(&self, id: String) -> Result<()> {
         self.metrics.queued();
-        self.tx
-            .send(Queued {
-                id,
-                since: Instant::now(),
-            })
-            .await
-            .map_err(|_| EngineError::Unavailable("the starter has stopped".into()))
+        let who = Requester::default();
+        {
+            let mut g = self.lock();
+            g.held += 1;
+            *g.held_by.entry(who.client.clone()).or_insert(0) += 1;
+        }
+        self.enqueue(&who, id);
+        Ok(())
+    }
+
+    /// The next start, by the rules in the module doc; waits for one.
+    pub async fn pop(&self) -> Queued {
+        loop {
+            let notified = self.ready.notified();
+            if let Some(q) = self.take() {
+                return q;
+            }
+            notified.await;
+        }
+    }
+
+    fn take(&self) -> Option<Queued> {
+        let mut g = self.lock();
+        let now = Instant::now();
+        let batch_aged = g
+            .batch
+            .oldest()
+            .is_some_and(|t| now.duration_since(t) >= AGING);
+        let take_batch = g.batch.len > 0
+            && (g.interactive.len == 0 || batch_aged || g.streak >= INTERACTIVE_WEIGHT);
+        let (q, batch) = if take_batch {
+            g.streak = 0;
+            (g.batch.pop(), true)
+        } else {
+            if g.batch.len > 0 {
+                g.streak += 1;
+            }
+            (g.interactive.pop(), false)
+        };
+        let q = q?;
+        // The place is given back.
+        g.held = g.held.saturating_sub(1);
+        if let Some(n) = g.held_by.get_mut(&q.client) {
+            *n -= 1;
+            if *n == 0 {
+                g.held_by.remove(&q.client);
+            }
+        }
+        if batch {
+            g.held_batch = g.held_batch.saturating_sub(1);
+        }
+        // Smoothed drain rate from the gap since the last take.
+        if let Some(last) = g.last_take {
+            let gap = now.duration_since(last).as_secs_f64().max(1e-4);
+            let rate = 1.0 / gap;
+            g.drain_per_sec = if g.drain_per_sec == 0.0 {
+                rate
+            } else {
+                0.9 * g.drain_per_sec + 0.1 * rate
+            };
+        }
+        g.last_take = Some(now);
+        Some(q)
     }
 
     /// Starts waiting now, and the queue's room.
     pub fn depth(&self) -> (usize, usize) {
-        (
-            self.capacity - self.tx.capacity().min(self.capacity),
-            self.capacity,
-        )
+        let g = self.lock();
+        (g.interactive.len + g.batch.len, self.capacity)
+    }
+}
+
+/// How long until `held` starts have drained at `rate` per second (at
+/// least 50 ms, at most a minute; a second when the rate is unknown).
+fn retry_after(held: usize, rate: f64) -> Duration {
+    if rate <= 0.0 {
+        return Duration::from_secs(1);
+    }
+    Duration::from_secs_f64((held as f64 / rate).clamp(0.05, 60.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(k: usize) -> StartQueue {
+        StartQueue::new(k, Arc::new(Metrics::new()))
+    }
+
+    fn who(client: &str, class: StartClass) -> Requester {
+        Requester::new(client, class)
+    }
+
+    fn add(q: &StartQueue, w: &Requester, id: &str) {
+        q.reserve(w).expect("room").send(id.to_owned());
+    }
+
+    fn order(q: &StartQueue) -> Vec<String> {
+        std::iter::from_fn(|| q.take().map(|x| x.id)).collect()
+    }
+
+    #[test]
+    fn clients_take_turns_within_a_class() {
+        let q = queue(100);
+        let a = who("a", StartClass::Interactive);
+        let b = who("b", StartClass::Interactive);
+        for i in 0..3 {
+            add(&q, &a, &format!("a{i}"));
+        }
+        add(&q, &b, "b0");
+        add(&q, &b, "b1");
+        assert_eq!(order(&q), ["a0", "b0", "a1", "b1", "a2"]);
+        assert_eq!(q.depth().0, 0);
+        assert_eq!(q.lock().held, 0);
+        assert!(q.lock().held_by.is_empty());
+    }
+
+    #[test]
+    fn interactive_first_with_a_share_for_batch() {
+        let q = queue(100);
+        let bulk = who("bulk", StartClass::Batch);
+        let user = who("user", StartClass::Interactive);
+        for i in 0..3 {
+            add(&q, &bulk, &format!("b{i}"));
+        }
+        for i in 0..6 {
+            add(&q, &user, &format!("i{i}"));
+        }
+        assert_eq!(
+            order(&q),
+            ["i0", "i1", "i2", "i3", "b0", "i4", "i5", "b1", "b2"]
+        );
+    }
+
+    #[test]
+    fn an_aged_batch_start_goes_next() {
+        let q = queue(100);
+        add(&q, &who("bulk", StartClass::Batch), "old");
+        q.lock().batch.waiting.get_mut("bulk").unwrap()[0].since -= AGING;
+        add(&q, &who("user", StartClass::Interactive), "new");
+        assert_eq!(order(&q), ["old", "new"]);
+    }
+
+    #[test]
+    fn a_burst_leaves_room_for_others_and_says_when_to_retry() {
+        let q = queue(8);
+        let bulk = who("bulk", StartClass::Interactive);
+        for i in 0..6 {
+            add(&q, &bulk, &format!("b{i}"));
+        }
+        // 3/4 of 8: the seventh from the same client is refused...
+        match q.reserve(&bulk) {
+            Err(EngineError::Busy {
+                retry_after,
+                message,
+            }) => {
+                assert!(retry_after >= Duration::from_millis(50), "{retry_after:?}");
+                assert!(message.contains("retry in"), "{message}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        // ... another client still gets in, up to K.
+        let other = who("other", StartClass::Interactive);
+        add(&q, &other, "o0");
+        add(&q, &other, "o1");
+        assert!(q.reserve(&other).is_err(), "past K");
+        // Batch starts together hold at most 3/4 K.
+        let q = queue(8);
+        for i in 0..6 {
+            add(&q, &who(&format!("c{i}"), StartClass::Batch), "x");
+        }
+        assert!(q.reserve(&who("c9", StartClass::Batch)).is_err());
+        assert!(q.reserve(&who("c9", StartClass::Interactive)).is_ok());
+    }
+
+    #[test]
+    fn an_unsent_slot_gives_its_place_back() {
+        let q = queue(1);
+        let a = who("a", StartClass::Interactive);
+        drop(q.reserve(&a).unwrap());
+        add(&q, &a, "x");
+        assert_eq!(order(&q), ["x"]);
+        assert!(q.reserve(&a).is_ok());
     }
 }

@@ -12,14 +12,16 @@ use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP, StartReport};
 use quilt_runtime::{cgroup, exitfile, launch, proc};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
-pub(crate) fn spawn(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
+pub(crate) fn spawn(shared: Arc<Shared>) {
     tokio::spawn(async move {
-        while let Some(Queued { id, since }) = rx.recv().await {
+        loop {
+            // A free slot first, then the queue's choice: who goes next is
+            // decided as late as possible (see engine/queue.rs).
             let Ok(slot) = shared.start_slots().clone().acquire_owned().await else {
                 break;
             };
+            let Queued { id, since, .. } = shared.queue().pop().await;
             if shared.is_closing() {
                 // Left in `created` with autostart set: the next quiltd starts it.
                 break;
