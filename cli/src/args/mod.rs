@@ -101,10 +101,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create and start a container, attached to its output unless -d.
-    #[command(override_usage = "quilt run [OPTIONS] IMAGE [--] CMD [ARG]...")]
+    #[command(override_usage = "quilt run [OPTIONS] IMAGE [--] [CMD [ARG]...]")]
     Run(RunArgs),
     /// Create a container (started in the background unless --no-start); prints its id.
-    #[command(override_usage = "quilt create [OPTIONS] IMAGE [--] CMD [ARG]...")]
+    #[command(override_usage = "quilt create [OPTIONS] IMAGE [--] [CMD [ARG]...]")]
     Create(CreateArgs),
     /// Start a created, exited or failed container.
     Start(IdsArgs),
@@ -147,9 +147,19 @@ pub enum Command {
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
-    /// Manage images: import, build from host programs, list, inspect, remove.
+    /// Manage images: import, build from host programs, list, inspect,
+    /// remove, prune.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// System information: `quilt system df` (disk use).
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Disk use of images, layers, containers and volumes.
+    Df,
 }
 
 // One container, for the commands that take exactly one.
@@ -178,7 +188,8 @@ pub fn strip_separator(words: &[String]) -> &[String] {
 impl Cli {
     /// Parses `args` (including the program name) and applies the checks
     /// clap cannot express: no flag-like IMAGE or ID in front of a command,
-    /// and a non-empty command after an optional `--`.
+    /// and a non-empty command after an optional `--` for exec (run and
+    /// create may take theirs from the image).
     pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
@@ -198,14 +209,11 @@ impl Cli {
                 format!("unexpected argument '{first}' found"),
             ));
         }
-        if command.is_empty() {
+        if command.is_empty() && sub == "exec" {
             return Err(usage_error(
                 sub,
                 ErrorKind::MissingRequiredArgument,
-                format!(
-                    "a command is required after {}",
-                    if sub == "exec" { "ID" } else { "IMAGE" }
-                ),
+                "a command is required after ID".into(),
             ));
         }
         Ok(cli)

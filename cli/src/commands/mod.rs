@@ -46,5 +46,6 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Cp(args) => cp::cp(&mut client, args).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
+        Command::System(crate::args::SystemCommand::Df) => image::system_df(&target).await,
     }
 }

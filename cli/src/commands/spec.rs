@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use quilt_proto::v1::{
-    CreateContainerRequest, DeviceMapping, NetworkMode, Resources, Security, Ulimit,
+    CreateContainerRequest, DeviceMapping, Entrypoint, NetworkMode, Resources, Security, Ulimit,
 };
 
 use crate::args::container::{ContainerSpec, NetworkArg};
@@ -74,6 +74,9 @@ pub fn create_request(
         init: spec.init,
         mounts: super::mounts::parse(&spec.volumes, &spec.tmpfs)?,
         security: Some(security(spec)?),
+        entrypoint: spec.entrypoint.as_ref().map(|e| Entrypoint {
+            argv: if e.is_empty() { Vec::new() } else { vec![e.clone()] },
+        }),
     })
 }
 

@@ -368,7 +368,9 @@ pub(super) fn build(
             id: format!("sha256:{hex}"),
             source: "host-build",
             layers: Vec::new(),
+            layer_sizes: Vec::new(),
             size_bytes: tree::tree_size(&installed).map_err(io)?,
+            config: None,
         })
     })();
     let _ = std::fs::remove_dir_all(&tmp);

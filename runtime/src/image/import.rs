@@ -4,7 +4,8 @@
 use super::digest::{Algorithm, BlobDigest, Hasher};
 use super::layers::Applier;
 use super::manifest::{
-    self, Descriptor, DockerManifestEntry, INDEX_MEDIA_TYPES, ImageIndex, ImageManifest,
+    self, Descriptor, DockerManifestEntry, INDEX_MEDIA_TYPES, ImageConfig, ImageIndex,
+    ImageManifest,
 };
 use super::progress::Reporter;
 use super::tree::{self, clean_rel};
@@ -234,10 +235,116 @@ fn digest_of<'d>(d: &'d Descriptor, what: &str) -> io::Result<&'d str> {
         .ok_or_else(|| invalid(format!("{what}: missing digest")))
 }
 
-/// The layers of the first image of an OCI layout (following nested
-/// indexes, preferring the host's architecture), and the manifest digest.
-fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
-    let mut index: ImageIndex = src.read_json("index.json")?;
+/// What an import takes from a layered archive: the layers, the image's
+/// identity and its configuration.
+struct Chosen {
+    layers: Vec<Layer>,
+    /// The image id's hex: the manifest digest of an OCI image, the config
+    /// digest of a `docker save` image (docker's image id).
+    hex: String,
+    config: Option<ImageConfig>,
+}
+
+/// "repo:tag" -> "tag" (None without a tag; a ':' in a registry's host
+/// and port is not a tag).
+fn tag_part(name: &str) -> Option<&str> {
+    let (_, tag) = name.rsplit_once(':')?;
+    (!tag.contains('/')).then_some(tag)
+}
+
+/// True when `wanted` names `name`: the same string, its tag, or its
+/// repository without a tag (docker's implied ":latest" too).
+fn names_match(name: &str, wanted: &str) -> bool {
+    if name == wanted || tag_part(name) == Some(wanted) {
+        return true;
+    }
+    match tag_part(name) {
+        Some(tag) => {
+            let repo = &name[..name.len() - tag.len() - 1];
+            repo == wanted && tag == "latest"
+        }
+        None => false,
+    }
+}
+
+/// The names of the images of an archive, for an error message.
+fn listing(mut names: Vec<String>) -> String {
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        "none is named".into()
+    } else {
+        format!("tags: {}", names.join(", "))
+    }
+}
+
+/// The entries of an OCI layout's index.json that `tag` selects: those
+/// with a matching ref name; without a tag, all of them when they name at
+/// most one image (platform variants of one image), an error listing the
+/// names when they name several.
+fn select_oci<'i>(entries: &'i [Descriptor], tag: Option<&str>) -> io::Result<Vec<&'i Descriptor>> {
+    let names: Vec<String> = entries
+        .iter()
+        .filter_map(|d| d.ref_name().map(str::to_owned))
+        .collect();
+    match tag {
+        Some(t) => {
+            let hits: Vec<&Descriptor> = entries
+                .iter()
+                .filter(|d| d.ref_name().is_some_and(|n| names_match(n, t)))
+                .collect();
+            let distinct: std::collections::BTreeSet<&str> =
+                hits.iter().filter_map(|d| d.ref_name()).collect();
+            if hits.is_empty() {
+                return Err(invalid(format!(
+                    "no image tagged {t:?} in the layout ({})",
+                    listing(names)
+                )));
+            }
+            if distinct.len() > 1 {
+                return Err(invalid(format!(
+                    "{t:?} names several images of the layout ({}): give the full name",
+                    listing(distinct.into_iter().map(str::to_owned).collect())
+                )));
+            }
+            Ok(hits)
+        }
+        None => {
+            let distinct: std::collections::BTreeSet<&str> =
+                entries.iter().filter_map(|d| d.ref_name()).collect();
+            if distinct.len() > 1 {
+                return Err(invalid(format!(
+                    "the layout holds several images ({}): choose one with PATH:TAG",
+                    listing(names)
+                )));
+            }
+            Ok(entries.iter().collect())
+        }
+    }
+}
+
+/// Reads a blob that must match its digest.
+fn read_verified(src: &Source, digest: &str, what: &str) -> io::Result<Vec<u8>> {
+    let member = blob_member(digest)?;
+    let bytes = src.read(&member)?;
+    let want =
+        BlobDigest::parse(digest).ok_or_else(|| invalid(format!("bad digest {digest:?}")))?;
+    if !want.matches(&bytes) {
+        return Err(invalid(format!("{what} {digest} does not match its content")));
+    }
+    Ok(bytes)
+}
+
+/// The image of an OCI layout that `tag` selects (following nested
+/// indexes, preferring the host's architecture).
+fn oci_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
+    let top: ImageIndex = src.read_json("index.json")?;
+    let entries = top.manifests.clone().unwrap_or_default();
+    let selected = select_oci(&entries, tag)?;
+    let mut index = ImageIndex {
+        manifests: Some(selected.into_iter().cloned().collect()),
+        ..top
+    };
     for _ in 0..8 {
         let chosen = index
             .choose()
@@ -255,7 +362,7 @@ fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
             index = parse_json(&bytes, &member)?;
             continue;
         }
-        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let actual = hex::encode(Sha256::digest(&bytes));
         let want =
             BlobDigest::parse(&digest).ok_or_else(|| invalid(format!("bad digest {digest:?}")))?;
         if !want.matches(&bytes) {
@@ -278,28 +385,96 @@ fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
                 digest: Some(d),
             });
         }
-        return Ok((out, actual));
+        let config = match doc.config.as_ref().and_then(|c| c.digest.as_deref()) {
+            Some(cd) => {
+                let bytes = read_verified(src, cd, "config")?;
+                Some(
+                    manifest::parse_config(&bytes)
+                        .map_err(|e| invalid(format!("config {cd} is not valid JSON: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        return Ok(Chosen {
+            layers: out,
+            hex: actual,
+            config,
+        });
     }
     Err(invalid("index.json: too many nested indexes"))
 }
 
-/// The layers of the first image of a `docker save` archive.
-fn docker_layers(src: &Source) -> io::Result<Vec<Layer>> {
+/// The image of a `docker save` archive that `tag` selects (the only one
+/// when there is one).
+fn docker_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
     let manifest: Vec<DockerManifestEntry> = src.read_json("manifest.json")?;
-    let first = manifest
-        .into_iter()
-        .next()
-        .ok_or_else(|| invalid("manifest.json lists no image"))?;
-    let layers = first
+    let all_names = || -> Vec<String> {
+        manifest
+            .iter()
+            .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+            .collect()
+    };
+    let hits: Vec<&DockerManifestEntry> = match tag {
+        Some(t) => manifest
+            .iter()
+            .filter(|e| {
+                e.repo_tags
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|n| names_match(n, t))
+            })
+            .collect(),
+        None => manifest.iter().collect(),
+    };
+    let entry = match (hits.as_slice(), tag) {
+        ([one], _) => *one,
+        ([], None) => return Err(invalid("manifest.json lists no image")),
+        ([], Some(t)) => {
+            return Err(invalid(format!(
+                "no image tagged {t:?} in the archive ({})",
+                listing(all_names())
+            )));
+        }
+        (_, None) => {
+            return Err(invalid(format!(
+                "the archive holds several images ({}): choose one with PATH:TAG",
+                listing(all_names())
+            )));
+        }
+        (many, Some(t)) => {
+            let names = many
+                .iter()
+                .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+                .collect();
+            return Err(invalid(format!(
+                "{t:?} names several images of the archive ({}): give the full name",
+                listing(names)
+            )));
+        }
+    };
+    let layers = entry
         .layers
+        .clone()
         .ok_or_else(|| invalid("manifest.json: missing Layers"))?;
-    Ok(layers
-        .into_iter()
-        .map(|member| Layer {
-            member,
-            digest: None,
-        })
-        .collect())
+    let config_member = entry
+        .config
+        .as_deref()
+        .ok_or_else(|| invalid("manifest.json: missing Config"))?;
+    let bytes = src.read(config_member)?;
+    let config = manifest::parse_config(&bytes)
+        .map_err(|e| invalid(format!("{config_member} is not valid JSON: {e}")))?;
+    Ok(Chosen {
+        layers: layers
+            .into_iter()
+            .map(|member| Layer {
+                member,
+                digest: None,
+            })
+            .collect(),
+        hex: hex::encode(Sha256::digest(&bytes)),
+        config: Some(config),
+    })
 }
 
 /// Applies one stored layer (gzipped or not); returns its "sha256:<hex>".
@@ -427,6 +602,7 @@ pub(super) fn install(store: &ImageStore, built: &Path, hex: &str) -> io::Result
 pub(super) fn import(
     store: &ImageStore,
     path: &Path,
+    tag: Option<&str>,
     rep: &mut Reporter,
 ) -> Result<Imported, ImageError> {
     let shown = path.display().to_string();
@@ -444,12 +620,16 @@ pub(super) fn import(
     let path = real.as_path();
     let res = if meta.is_dir() {
         if path.join("oci-layout").is_file() && path.join("index.json").is_file() {
-            import_layered(store, Source::Dir(path.to_path_buf()), None, rep)
+            import_layered(store, Source::Dir(path.to_path_buf()), tag, rep)
+        } else if let Some(t) = tag {
+            Err(invalid(format!(
+                "{t:?}: a rootfs directory holds one image and no tags"
+            )))
         } else {
             import_dir(store, path, rep)
         }
     } else if meta.is_file() {
-        import_file(store, path, meta.len(), rep)
+        import_file(store, path, meta.len(), tag, rep)
     } else {
         return Err(ImageError::Invalid(
             shown,
@@ -468,6 +648,7 @@ fn import_file(
     store: &ImageStore,
     path: &Path,
     len: u64,
+    tag: Option<&str>,
     rep: &mut Reporter,
 ) -> io::Result<Imported> {
     let scratch = Scratch::new(store, "import")?;
@@ -503,7 +684,12 @@ fn import_file(
         index,
     };
     if src.has("manifest.json") || (src.has("index.json") && src.has("oci-layout")) {
-        return import_layered(store, src, Some(hex), rep);
+        return import_layered(store, src, tag, rep);
+    }
+    if let Some(t) = tag {
+        return Err(invalid(format!(
+            "{t:?}: a plain rootfs tarball holds one image and no tags"
+        )));
     }
     // A plain rootfs tarball: one layer, listed as none.
     let target = store.stored_dir(&hex);
@@ -533,7 +719,9 @@ fn import_file(
         id: format!("sha256:{hex}"),
         source: "rootfs-tar",
         layers: Vec::new(),
+        layer_sizes: Vec::new(),
         size_bytes: size,
+        config: None,
     })
 }
 
@@ -545,63 +733,84 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// A docker-save archive or an OCI layout. `archive_hex` is the digest of
-/// the archive file (None for a layout directory: the manifest digest is
-/// used).
+/// A docker-save archive or an OCI layout: each layer unpacked once into
+/// the layer store, the image's rootfs composed from them.
 fn import_layered(
     store: &ImageStore,
     src: Source,
-    archive_hex: Option<String>,
+    tag: Option<&str>,
     rep: &mut Reporter,
 ) -> io::Result<Imported> {
-    let (layers, source, manifest_hex) = if src.has("manifest.json") {
-        (docker_layers(&src)?, "docker-save", None)
+    let (chosen, source) = if src.has("manifest.json") {
+        (docker_image(&src, tag)?, "docker-save")
     } else {
-        let (layers, digest) = oci_layers(&src)?;
-        let hex = digest.trim_start_matches("sha256:").to_owned();
-        (layers, "oci-layout", Some(hex))
+        (oci_image(&src, tag)?, "oci-layout")
     };
-    let hex = archive_hex
-        .or(manifest_hex)
-        .ok_or_else(|| invalid("cannot identify the image"))?;
-    let target = store.stored_dir(&hex);
-    let mut digests = Vec::new();
-    if target.join("rootfs").is_dir() {
-        // Already imported: only list the layer digests.
-        for l in &layers {
-            match &l.digest {
-                Some(d) => digests.push(d.clone()),
-                None => {
-                    let (mut r, _) = src.open(&l.member)?;
-                    let mut h = Sha256::new();
-                    io::copy(&mut r, &mut h)?;
-                    digests.push(format!("sha256:{}", hex::encode(h.finalize())));
-                }
+    let target = store.stored_dir(&chosen.hex);
+    let n = chosen.layers.len();
+    let mut digests = Vec::with_capacity(n);
+    for (i, l) in chosen.layers.iter().enumerate() {
+        let digest = match &l.digest {
+            Some(d) => d.clone(),
+            None => {
+                // A docker-save layer: named by the sha256 of its bytes.
+                let (mut r, size) = src.open(&l.member)?;
+                rep.phase(format!("hashing layer {}/{n}", i + 1), size);
+                let mut tap = Tap {
+                    inner: &mut r,
+                    hasher: Sha256::new(),
+                    rep,
+                };
+                io::copy(&mut tap, &mut io::sink())?;
+                let d = format!("sha256:{}", hex::encode(tap.hasher.finalize()));
+                rep.finish_phase();
+                d
             }
+        };
+        if !store.has_layer(&digest) {
+            let (_, size) = src.open(&l.member)?;
+            rep.phase(format!("extracting layer {}/{n}", i + 1), size);
+            let want = l.digest.clone().unwrap_or_else(|| digest.clone());
+            store
+                .add_layer(&digest, |tree| {
+                    let mut applier = Applier::for_layer(tree);
+                    apply_layer(
+                        &mut applier,
+                        &src,
+                        &Layer {
+                            member: l.member.clone(),
+                            digest: Some(want),
+                        },
+                        rep,
+                    )?;
+                    Ok(applier.finish()?.unwrap_or_default())
+                })
+                .map_err(|e| io::Error::new(e.kind(), format!("layer {}: {e}", l.member)))?;
+            rep.finish_phase();
         }
-    } else {
+        digests.push(digest);
+    }
+    if !target.join("rootfs").is_dir() {
         let scratch = Scratch::new(store, "import")?;
         let rootfs = scratch.0.join("rootfs");
         std::fs::DirBuilder::new().mode(0o755).create(&rootfs)?;
-        let mut applier = Applier::new(&rootfs);
-        let n = layers.len();
-        for (i, l) in layers.iter().enumerate() {
-            let (_, size) = src.open(&l.member)?;
-            rep.phase(format!("extracting layer {}/{n}", i + 1), size);
-            let d = apply_layer(&mut applier, &src, l, rep)
-                .map_err(|e| io::Error::new(e.kind(), format!("layer {}: {e}", l.member)))?;
-            rep.finish_phase();
-            digests.push(d);
-        }
-        applier.finish()?;
-        install(store, &scratch.0, &hex)?;
+        rep.phase("composing the image", 0);
+        store.compose(&digests, &rootfs)?;
+        rep.finish_phase();
+        install(store, &scratch.0, &chosen.hex)?;
     }
     let size = tree::tree_size(&target.join("rootfs"))?;
+    let mut layer_sizes = Vec::with_capacity(n);
+    for d in &digests {
+        layer_sizes.push(store.layer_size(d)?);
+    }
     Ok(Imported {
-        id: format!("sha256:{hex}"),
+        id: format!("sha256:{}", chosen.hex),
         source,
         layers: digests,
+        layer_sizes,
         size_bytes: size,
+        config: chosen.config,
     })
 }
 
@@ -625,6 +834,8 @@ fn import_dir(store: &ImageStore, path: &Path, rep: &mut Reporter) -> io::Result
         id: format!("sha256:{hex}"),
         source: "rootfs-dir",
         layers: Vec::new(),
+        layer_sizes: Vec::new(),
+        config: None,
         size_bytes: tree::tree_size(&installed)?,
     })
 }
