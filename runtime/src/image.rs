@@ -246,13 +246,20 @@ impl ImageStore {
 
     /// Builds an image from host programs (names looked up in PATH, or
     /// absolute paths), their shared libraries and interpreter files, on
-    /// the busybox base. Blocking.
+    /// the busybox base; each program is linked as /usr/local/bin/NAME, and
+    /// with `ca_certs` the host's CA bundle is included. Blocking.
     pub fn build_from_host(
         &self,
         binaries: &[String],
+        ca_certs: bool,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Imported, ImageError> {
-        hostbuild::build(self, binaries, &mut progress::Reporter::new(progress))
+        hostbuild::build(
+            self,
+            binaries,
+            ca_certs,
+            &mut progress::Reporter::new(progress),
+        )
     }
 
     /// Deletes a stored image's files ("sha256:<hex>"). Blocking; missing is

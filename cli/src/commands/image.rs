@@ -41,10 +41,11 @@ fn view(i: &Image) -> serde_json::Value {
     })
 }
 
-/// Resolves a `--bin` name the way this shell would: a name without '/' in
-/// the CLI's own PATH (the first executable file), a path against the
-/// current directory. The daemon gets absolute paths; a name not found is
-/// sent as is (the daemon reports it).
+/// Resolves a `--bin` name with this shell's PATH (pyenv, conda and nvm
+/// put theirs there): the first ELF executable wins over earlier scripts
+/// (such as version-manager shims), else the first executable; a path is
+/// made absolute against the current directory. The daemon gets absolute
+/// paths; a name not found is sent as is (the daemon reports it).
 fn resolve_bin(name: &str) -> String {
     use std::os::unix::fs::PermissionsExt;
     let path = std::path::Path::new(name);
@@ -56,17 +57,27 @@ fn resolve_bin(name: &str) -> String {
     let Some(dirs) = std::env::var_os("PATH") else {
         return name.to_owned();
     };
+    let mut first = None;
     for dir in std::env::split_paths(&dirs) {
         if !dir.is_absolute() {
             continue;
         }
         let p = dir.join(name);
-        if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        if !std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         {
+            continue;
+        }
+        let mut magic = [0u8; 4];
+        let elf = std::fs::File::open(&p)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && magic == *b"\x7fELF";
+        if elf {
             return p.to_string_lossy().into_owned();
         }
+        first.get_or_insert(p);
     }
-    name.to_owned()
+    first.map_or_else(|| name.to_owned(), |p| p.to_string_lossy().into_owned())
 }
 
 fn short(id: &str) -> &str {

@@ -733,20 +733,17 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// A docker-save archive or an OCI layout: each layer unpacked once into
-/// the layer store, the image's rootfs composed from them.
-fn import_layered(
+/// Unpacks the layers `chosen` needs that the store lacks (recording them
+/// in `added`) and composes the image at `target` unless it is there;
+/// returns the layer digests.
+fn unpack_and_compose(
     store: &ImageStore,
-    src: Source,
-    tag: Option<&str>,
+    src: &Source,
+    chosen: &Chosen,
+    target: &Path,
+    added: &mut Vec<String>,
     rep: &mut Reporter,
-) -> io::Result<Imported> {
-    let (chosen, source) = if src.has("manifest.json") {
-        (docker_image(&src, tag)?, "docker-save")
-    } else {
-        (oci_image(&src, tag)?, "oci-layout")
-    };
-    let target = store.stored_dir(&chosen.hex);
+) -> io::Result<Vec<String>> {
     let n = chosen.layers.len();
     let mut digests = Vec::with_capacity(n);
     for (i, l) in chosen.layers.iter().enumerate() {
@@ -768,6 +765,7 @@ fn import_layered(
             }
         };
         if !store.has_layer(&digest) {
+            added.push(digest.clone());
             let (_, size) = src.open(&l.member)?;
             rep.phase(format!("extracting layer {}/{n}", i + 1), size);
             let want = l.digest.clone().unwrap_or_else(|| digest.clone());
@@ -776,7 +774,7 @@ fn import_layered(
                     let mut applier = Applier::for_layer(tree);
                     apply_layer(
                         &mut applier,
-                        &src,
+                        src,
                         &Layer {
                             member: l.member.clone(),
                             digest: Some(want),
@@ -799,6 +797,35 @@ fn import_layered(
         rep.finish_phase();
         install(store, &scratch.0, &chosen.hex)?;
     }
+    Ok(digests)
+}
+
+/// A docker-save archive or an OCI layout: each layer unpacked once into
+/// the layer store, the image's rootfs composed from them.
+fn import_layered(
+    store: &ImageStore,
+    src: Source,
+    tag: Option<&str>,
+    rep: &mut Reporter,
+) -> io::Result<Imported> {
+    let (chosen, source) = if src.has("manifest.json") {
+        (docker_image(&src, tag)?, "docker-save")
+    } else {
+        (oci_image(&src, tag)?, "oci-layout")
+    };
+    let target = store.stored_dir(&chosen.hex);
+    // Layers this import unpacked: removed again if it fails (the others
+    // belong to recorded images, or to imports running beside it).
+    let mut added: Vec<String> = Vec::new();
+    let result = unpack_and_compose(store, &src, &chosen, &target, &mut added, rep);
+    let digests = match result {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = store.remove_layers(&added);
+            return Err(e);
+        }
+    };
+    let n = digests.len();
     let size = tree::tree_size(&target.join("rootfs"))?;
     let mut layer_sizes = Vec::with_capacity(n);
     for d in &digests {
@@ -898,7 +925,14 @@ mod tests {
             .unwrap();
         let layer = layer.into_inner().unwrap();
         let manifest = br#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]}]"#;
+        let config = br#"{"config":{"Cmd":["sh"]}}"#;
         let mut b = tar::Builder::new(Vec::new());
+        b.append_data(
+            &mut hdr(tar::EntryType::Regular, 0o644, config.len() as u64),
+            "c.json",
+            &config[..],
+        )
+        .unwrap();
         b.append_data(
             &mut hdr(tar::EntryType::Regular, 0o644, layer.len() as u64),
             "a/layer.tar",

@@ -58,7 +58,7 @@ impl ImageStore {
             return Ok(());
         }
         let target = self.layer_dir(digest)?;
-        std::fs::create_dir_all(self.layers_root())?;
+        std::fs::create_dir_all(&self.root)?;
         let tmp = self.root.join(format!(".tmp-layer-{}", unique_suffix()));
         std::fs::DirBuilder::new().mode(0o700).create(&tmp)?;
         let result = (|| {
@@ -68,6 +68,7 @@ impl ImageStore {
             let json = serde_json::to_vec(&whiteouts).map_err(io::Error::other)?;
             std::fs::write(tmp.join(WHITEOUTS), json)?;
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::create_dir_all(self.layers_root())?;
             match std::fs::rename(&tmp, &target) {
                 Ok(()) => Ok(()),
                 Err(_) if self.has_layer(digest) => Ok(()),

@@ -171,6 +171,7 @@ impl Engine {
         &self,
         name: &str,
         binaries: Vec<String>,
+        ca_certs: bool,
         progress: mpsc::Sender<Progress>,
     ) -> Result<ImageInfo> {
         validate::image_name(name)?;
@@ -182,7 +183,7 @@ impl Engine {
         let images = self.shared.images().clone();
         let imported = tokio::task::spawn_blocking(move || {
             let mut fwd = forward(progress);
-            images.build_from_host(&binaries, &mut fwd)
+            images.build_from_host(&binaries, ca_certs, &mut fwd)
         })
         .await?
         .map_err(EngineError::from)?;
