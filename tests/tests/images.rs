@@ -1136,3 +1136,107 @@ fn host_build_under_a_pyenv_style_path() {
     d.cli(["image", "rm", "py"]).ok();
     d.assert_no_leftovers();
 }
+
+/// Runs a host tool the test needs (scripts/deps.sh installs it).
+#[track_caller]
+fn tool(program: &str, args: &[&str], dir: &Path) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("the tests need {program} (scripts/deps.sh): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn umoci_image_as_layout_docker_archive_and_oci_archive() {
+    let d = Daemon::start();
+    let src = tempfile::tempdir().unwrap();
+    let s = src.path();
+    // Two layers made by umoci (the second deletes a file: a whiteout),
+    // then a configuration, tagged v1 beside the untagged-config "base".
+    tool("umoci", &["init", "--layout", "L"], s);
+    tool("umoci", &["new", "--image", "L:base"], s);
+    tool("umoci", &["unpack", "--image", "L:base", "B"], s);
+    let rootfs = s.join("B/rootfs");
+    for dir in ["bin", "etc", "srv"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "id", "test"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(rootfs.join("etc/keep"), "keep\n").unwrap();
+    std::fs::write(rootfs.join("etc/gone"), "gone\n").unwrap();
+    tool("umoci", &["repack", "--image", "L:base", "B"], s);
+    std::fs::remove_dir_all(s.join("B")).unwrap();
+    tool("umoci", &["unpack", "--image", "L:base", "B"], s);
+    std::fs::remove_file(s.join("B/rootfs/etc/gone")).unwrap();
+    std::fs::write(s.join("B/rootfs/etc/new"), "new\n").unwrap();
+    tool("umoci", &["repack", "--image", "L:base", "B"], s);
+    tool(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            "L:base",
+            "--tag",
+            "v1",
+            "--config.env",
+            "GREETING=hi",
+            "--config.env",
+            "PATH=/bin",
+            "--config.entrypoint",
+            "/bin/sh",
+            "--config.entrypoint",
+            "-c",
+            "--config.cmd",
+            "echo $GREETING $(id -u) $(pwd); cat /etc/keep /etc/new; test -e /etc/gone || echo gone-ok",
+            "--config.user",
+            "1000:1000",
+            "--config.workingdir",
+            "/srv",
+            "--config.exposedports",
+            "8080/tcp",
+            "--config.label",
+            "made=umoci",
+        ],
+        s,
+    );
+    tool(
+        "skopeo",
+        &["copy", "-q", "oci:L:v1", "docker-archive:d.tar:test/img:v1"],
+        s,
+    );
+    tool("skopeo", &["copy", "-q", "oci:L:v1", "oci-archive:o.tar:v1"], s);
+    let layout = s.join("L");
+    // Two tags in the layout: a tag is needed.
+    let out = d.cli(["image", "import", layout.to_str().unwrap()]);
+    out.expect_engine_error();
+    assert!(out.stderr.contains("tags: base, v1"), "{out:?}");
+    let want = ["hi 1000 /srv", "keep", "new", "gone-ok"];
+    for (source, name) in [
+        (format!("{}:v1", layout.display()), "u-layout"),
+        (s.join("d.tar").display().to_string(), "u-docker"),
+        (s.join("o.tar").display().to_string(), "u-oci"),
+    ] {
+        d.cli(["image", "import", &source, "--name", name]).ok();
+        let out = d.cli(["run", "--rm", name]);
+        assert_eq!(out.lines(), want, "{name}: {out:?}");
+        let c = &d.cli(["image", "inspect", name]).json()[0]["config"];
+        assert_eq!(c["user"], "1000:1000", "{name}: {c}");
+        assert_eq!(c["exposed_ports"], serde_json::json!(["8080/tcp"]), "{c}");
+        assert_eq!(c["labels"]["made"], "umoci", "{c}");
+    }
+    // The three share their layers: stored once.
+    assert_eq!(layer_dirs(&d).len(), 2, "{:?}", layer_dirs(&d));
+    for n in ["u-layout", "u-docker", "u-oci"] {
+        d.cli(["image", "rm", n]).ok();
+    }
+    assert!(layer_dirs(&d).is_empty());
+    d.assert_no_leftovers();
+}

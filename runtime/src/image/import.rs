@@ -120,6 +120,41 @@ struct Layer {
     member: String,
     /// Expected "sha256:<hex>" of the stored (possibly compressed) bytes.
     digest: Option<String>,
+    /// Expected "sha256:<hex>" of the uncompressed tar (the config's
+    /// `rootfs.diff_ids`): the layer's key in the layer store, so that the
+    /// same layer shipped gzipped (OCI) or plain (docker-save) is one.
+    diff_id: Option<String>,
+}
+
+/// The config's diff ids when they are one well-formed sha256 per layer.
+fn diff_ids(config: Option<&ImageConfig>, layers: usize) -> Vec<Option<String>> {
+    let ids = config
+        .and_then(|c| c.rootfs.as_ref())
+        .map(|r| r.diff_ids.clone())
+        .unwrap_or_default();
+    let ok = ids.len() == layers
+        && ids.iter().all(|d| {
+            BlobDigest::parse(d).is_some_and(|b| b.algorithm == Algorithm::Sha256)
+        });
+    if ok {
+        ids.into_iter().map(Some).collect()
+    } else {
+        vec![None; layers]
+    }
+}
+
+/// Hashes the uncompressed stream of a layer (its diff id).
+struct DiffTap<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for DiffTap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Reads through, hashing and counting for progress.
@@ -383,6 +418,7 @@ fn oci_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
             out.push(Layer {
                 member: blob_member(&d)?,
                 digest: Some(d),
+                diff_id: None,
             });
         }
         let config = match doc.config.as_ref().and_then(|c| c.digest.as_deref()) {
@@ -395,6 +431,9 @@ fn oci_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
             }
             None => None,
         };
+        for (l, id) in out.iter_mut().zip(diff_ids(config.as_ref(), layers.len())) {
+            l.diff_id = id;
+        }
         return Ok(Chosen {
             layers: out,
             hex: actual,
@@ -464,12 +503,15 @@ fn docker_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
     let bytes = src.read(config_member)?;
     let config = manifest::parse_config(&bytes)
         .map_err(|e| invalid(format!("{config_member} is not valid JSON: {e}")))?;
+    let ids = diff_ids(Some(&config), layers.len());
     Ok(Chosen {
         layers: layers
             .into_iter()
-            .map(|member| Layer {
+            .zip(ids)
+            .map(|(member, diff_id)| Layer {
                 member,
                 digest: None,
+                diff_id,
             })
             .collect(),
         hex: hex::encode(Sha256::digest(&bytes)),
@@ -509,20 +551,37 @@ fn apply_layer(
     };
     let mut br = io::BufReader::with_capacity(256 * 1024, tap);
     let head = br.fill_buf()?;
-    let mut tap = if head.starts_with(&GZIP_MAGIC) {
-        applier
-            .apply(flate2::bufread::MultiGzDecoder::new(br))?
-            .into_inner()
-            .into_inner()
+    let (mut tap, diff) = if head.starts_with(&GZIP_MAGIC) {
+        let mut dt = applier.apply(DiffTap {
+            inner: flate2::bufread::MultiGzDecoder::new(br),
+            hasher: Sha256::new(),
+        })?;
+        io::copy(&mut dt, &mut io::sink())?;
+        let diff = hex::encode(dt.hasher.finalize());
+        (dt.inner.into_inner().into_inner(), diff)
     } else if head.starts_with(&ZSTD_MAGIC) {
         return Err(invalid(format!(
             "layer {}: zstd layers are not supported",
             layer.member
         )));
     } else {
-        applier.apply(br)?.into_inner()
+        let mut dt = applier.apply(DiffTap {
+            inner: br,
+            hasher: Sha256::new(),
+        })?;
+        io::copy(&mut dt, &mut io::sink())?;
+        let diff = hex::encode(dt.hasher.finalize());
+        (dt.inner.into_inner(), diff)
     };
     io::copy(&mut tap, &mut io::sink())?;
+    if let Some(want) = &layer.diff_id
+        && want.strip_prefix("sha256:") != Some(diff.as_str())
+    {
+        return Err(invalid(format!(
+            "layer {} does not match its diff id {want} (got sha256:{diff})",
+            layer.member
+        )));
+    }
     let digest = format!("sha256:{}", hex::encode(tap.hasher.finalize()));
     if let Some(want) = &want
         && want.algorithm == Algorithm::Sha256
@@ -747,9 +806,12 @@ fn unpack_and_compose(
     let n = chosen.layers.len();
     let mut digests = Vec::with_capacity(n);
     for (i, l) in chosen.layers.iter().enumerate() {
-        let digest = match &l.digest {
-            Some(d) => d.clone(),
-            None => {
+        // The store's key: the diff id when the config gives it (checked
+        // on the uncompressed bytes when the layer is unpacked), else the
+        // blob's digest, else (docker-save) the sha256 of the layer tar.
+        let digest = match (&l.diff_id, &l.digest) {
+            (Some(d), _) | (None, Some(d)) => d.clone(),
+            (None, None) => {
                 // A docker-save layer: named by the sha256 of its bytes.
                 let (mut r, size) = src.open(&l.member)?;
                 rep.phase(format!("hashing layer {}/{n}", i + 1), size);
@@ -768,7 +830,11 @@ fn unpack_and_compose(
             added.push(digest.clone());
             let (_, size) = src.open(&l.member)?;
             rep.phase(format!("extracting layer {}/{n}", i + 1), size);
-            let want = l.digest.clone().unwrap_or_else(|| digest.clone());
+            let want = match (&l.digest, &l.diff_id) {
+                (Some(d), _) => Some(d.clone()),
+                (None, Some(_)) => None,
+                (None, None) => Some(digest.clone()),
+            };
             store
                 .add_layer(&digest, |tree| {
                     let mut applier = Applier::for_layer(tree);
@@ -777,7 +843,8 @@ fn unpack_and_compose(
                         src,
                         &Layer {
                             member: l.member.clone(),
-                            digest: Some(want),
+                            digest: want,
+                            diff_id: l.diff_id.clone(),
                         },
                         rep,
                     )?;
