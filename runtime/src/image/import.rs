@@ -1247,6 +1247,77 @@ mod tests {
         assert!(err.to_string().contains("bad digest"), "{err}");
     }
 
+    /// A layout of one image: `layers` (plain tars) and a config naming
+    /// `diff_ids`. Returns the layout.
+    fn layout_with(layers: &[Vec<u8>], diff_ids: &[String]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let l = dir.path();
+        let ds: Vec<String> = layers.iter().map(|x| blob(l, x)).collect();
+        let config = serde_json::json!({
+            "config": {"Env": ["A=1"], "Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config = blob(l, config.to_string().as_bytes());
+        let ls: Vec<serde_json::Value> = ds
+            .iter()
+            .map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1}))
+            .collect();
+        let manifest = serde_json::json!({"schemaVersion": 2, "config": {"digest": config, "size": 1}, "layers": ls});
+        let m = blob(l, manifest.to_string().as_bytes());
+        std::fs::write(l.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(
+            l.join("index.json"),
+            serde_json::json!({"manifests": [{"digest": m, "size": 1}]}).to_string(),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn layers_are_stored_once_by_diff_id_and_checked() {
+        use sha2::{Digest, Sha256};
+        let tar_of = |entries: &[(&str, &[u8])]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for (p, d) in entries {
+                b.append_data(&mut hdr(tar::EntryType::Regular, 0o644, d.len() as u64), p, *d)
+                    .unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let base = tar_of(&[("etc/a", b"a"), ("etc/b", b"b")]);
+        let top = tar_of(&[("etc/.wh.a", b""), ("etc/c", b"c")]);
+        let id = |x: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(x)));
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        let one = layout_with(std::slice::from_ref(&base), &[id(&base)]);
+        let two = layout_with(&[base.clone(), top.clone()], &[id(&base), id(&top)]);
+        let a = store.import(one.path(), &mut |_| {}).unwrap();
+        let b = store.import(two.path(), &mut |_| {}).unwrap();
+        assert_eq!(a.layers, [id(&base)]);
+        assert_eq!(b.layers, [id(&base), id(&top)]);
+        assert_eq!(b.config.unwrap().config.unwrap().env.unwrap(), ["A=1"]);
+        // Two layers in the store; the image's files are the layer's.
+        assert_eq!(names(&data.path().join("images/layers")).len(), 2);
+        let rootfs = store.stored_rootfs(&b.id).unwrap();
+        assert!(!rootfs.join("etc/a").exists(), "whiteout applied");
+        assert_eq!(std::fs::read(rootfs.join("etc/c")).unwrap(), b"c");
+        let m = std::fs::metadata(rootfs.join("etc/b")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert!(m.nlink() >= 3, "hard-linked from the layer: {}", m.nlink());
+        // A config whose diff id does not match the layer is refused.
+        let other = tempfile::tempdir().unwrap();
+        let bad = layout_with(std::slice::from_ref(&top), &[id(&base)]);
+        let err = ImageStore::new(other.path())
+            .import(bad.path(), &mut |_| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("does not match its diff id"), "{err}");
+        assert!(names(&other.path().join("images")).is_empty());
+        // Removing a layer leaves the images composed from it whole.
+        store.remove_layers(&a.layers).unwrap();
+        assert_eq!(std::fs::read(rootfs.join("etc/b")).unwrap(), b"b");
+        assert_eq!(store.stored_layers(), [id(&top)]);
+    }
+
     #[test]
     fn concurrent_imports_agree() {
         let src = tempfile::tempdir().unwrap();
