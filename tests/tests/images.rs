@@ -757,16 +757,33 @@ fn check_config(d: &Daemon, image: &str) {
     );
     // -e overrides the image's Env per key; -u and -w its User and WorkingDir.
     assert_eq!(
-        d.cli(["run", "--rm", "-e", "KEEP=mine", "-u", "0", "-w", "/", image])
-            .ok(),
+        d.cli([
+            "run",
+            "--rm",
+            "-e",
+            "KEEP=mine",
+            "-u",
+            "0",
+            "-w",
+            "/",
+            image
+        ])
+        .ok(),
         "hello mine from / as 0:0"
     );
     // A command replaces Cmd and goes after the Entrypoint.
     assert_eq!(d.cli(["run", "--rm", image, "echo args"]).ok(), "args");
     // --entrypoint replaces the Entrypoint and drops Cmd.
     assert_eq!(
-        d.cli(["run", "--rm", "--entrypoint", "/bin/cat", image, "/etc/keep"])
-            .ok(),
+        d.cli([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/cat",
+            image,
+            "/etc/keep"
+        ])
+        .ok(),
         "keep"
     );
     let out = d.cli(["run", "--rm", "--entrypoint", "", image]);
@@ -776,7 +793,15 @@ fn check_config(d: &Daemon, image: &str) {
     let out = d.cli(["run", "--rm", "--entrypoint", "/bin/sh", image, "-c", CHECK]);
     assert_eq!(
         out.lines(),
-        ["keep", "added", "new", "new", "deleted-gone", "old-gone", "sub-gone"],
+        [
+            "keep",
+            "added",
+            "new",
+            "new",
+            "deleted-gone",
+            "old-gone",
+            "sub-gone"
+        ],
         "{out:?}"
     );
     let info = d.cli(["image", "inspect", image]).json();
@@ -788,17 +813,17 @@ fn check_config(d: &Daemon, image: &str) {
     assert_eq!(c["entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
     assert_eq!(c["working_dir"], "/srv");
     assert_eq!(c["user"], "1000:1000");
-    assert_eq!(c["exposed_ports"], serde_json::json!(["53/udp", "8080/tcp"]));
+    assert_eq!(
+        c["exposed_ports"],
+        serde_json::json!(["53/udp", "8080/tcp"])
+    );
     assert_eq!(c["labels"], serde_json::json!({"org.test.kind": "config"}));
     assert_eq!(c["stop_signal"], "SIGQUIT");
     // The container records what it got.
     let cid = d.cli(["create", "--no-start", image]).ok();
     let st = d.status_json(&cid);
     assert_eq!(st["working_dir"], "/srv", "{st}");
-    assert!(
-        st["env"].to_string().contains("GREETING=hello"),
-        "{st}"
-    );
+    assert!(st["env"].to_string().contains("GREETING=hello"), "{st}");
     d.cli(["rm", &cid]).ok();
 }
 
@@ -884,8 +909,14 @@ fn a_tag_chooses_one_image_of_a_layout_or_archive() {
         out.stderr.contains("tags: repo/app:v1, repo/app:v2"),
         "{out:?}"
     );
-    d.cli(["image", "import", &format!("{a}:repo/app:v2"), "--name", "d2"])
-        .ok();
+    d.cli([
+        "image",
+        "import",
+        &format!("{a}:repo/app:v2"),
+        "--name",
+        "d2",
+    ])
+    .ok();
     d.cli(["image", "import", &format!("{a}:v1"), "--name", "d1"])
         .ok();
     assert_eq!(d.cli(["run", "--rm", "d2"]).ok(), "d-two");
@@ -980,7 +1011,10 @@ fn two_images_sharing_a_base_store_it_once() {
     assert!(two - one < 1 << 20, "first {one}, both {two}");
     assert_eq!(layer_dirs(&d).len(), 3, "{:?}", layer_dirs(&d));
     let df = d.cli(["system", "df"]).ok();
-    assert!(df.contains("images") && df.contains("containers") && df.contains("volumes"), "{df}");
+    assert!(
+        df.contains("images") && df.contains("containers") && df.contains("volumes"),
+        "{df}"
+    );
     let row = |kind: &str| -> Vec<String> {
         df.lines()
             .find(|l| l.starts_with(kind))
@@ -1001,8 +1035,15 @@ fn two_images_sharing_a_base_store_it_once() {
     assert!(!out.contains("deleted layer"), "{out}");
     assert_eq!(layer_dirs(&d).len(), 3);
     assert_eq!(
-        d.cli(["run", "--rm", "b", "sh", "-c", "wc -c < /data/big; cat /extra"])
-            .ok(),
+        d.cli([
+            "run",
+            "--rm",
+            "b",
+            "sh",
+            "-c",
+            "wc -c < /data/big; cat /extra"
+        ])
+        .ok(),
         format!("{}\n239 bytes", 8 << 20)
     );
     // rm of the last image that uses them: every layer goes.
@@ -1055,7 +1096,10 @@ fn host_python() -> (PathBuf, String, String) {
         })
         .expect("the tests need an ELF python3 on PATH");
     let out = std::process::Command::new(&exe)
-        .args(["-c", "import sys; print(sys.prefix); print('%d.%d' % sys.version_info[:2])"])
+        .args([
+            "-c",
+            "import sys; print(sys.prefix); print('%d.%d' % sys.version_info[:2])",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
@@ -1087,8 +1131,11 @@ fn host_build_under_a_pyenv_style_path() {
     std::fs::write(shims.join("python3"), "#!/bin/sh\nexit 3\n").unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(shims.join("python3"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(
+            shims.join("python3"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
     }
     let cli_path = format!(
         "{}:{}:/usr/bin:/bin",
@@ -1096,7 +1143,15 @@ fn host_build_under_a_pyenv_style_path() {
         version.join("bin").display()
     );
     let mut args: Vec<std::ffi::OsString> = vec!["--socket".into(), d.socket.clone().into()];
-    for a in ["image", "build", "--from-host", "py", "--bin", "python3", "--ca-certs"] {
+    for a in [
+        "image",
+        "build",
+        "--from-host",
+        "py",
+        "--bin",
+        "python3",
+        "--ca-certs",
+    ] {
         args.push(a.into());
     }
     let out = quilt_tests::cli::run_program(
@@ -1117,7 +1172,10 @@ fn host_build_under_a_pyenv_style_path() {
     ]);
     assert_eq!(
         out.lines(),
-        [version.to_string_lossy().into_owned(), "e3b0c442".to_owned()],
+        [
+            version.to_string_lossy().into_owned(),
+            "e3b0c442".to_owned()
+        ],
         "{out:?}"
     );
     assert_eq!(
@@ -1129,7 +1187,14 @@ fn host_build_under_a_pyenv_style_path() {
     let bundle = "/etc/ssl/certs/ca-certificates.crt";
     if Path::new(bundle).is_file() {
         let n = d
-            .cli(["run", "--rm", "py", "sh", "-c", &format!("wc -c < {bundle}")])
+            .cli([
+                "run",
+                "--rm",
+                "py",
+                "sh",
+                "-c",
+                &format!("wc -c < {bundle}"),
+            ])
             .ok();
         assert_eq!(n, std::fs::metadata(bundle).unwrap().len().to_string());
     }
@@ -1212,7 +1277,11 @@ fn umoci_image_as_layout_docker_archive_and_oci_archive() {
         &["copy", "-q", "oci:L:v1", "docker-archive:d.tar:test/img:v1"],
         s,
     );
-    tool("skopeo", &["copy", "-q", "oci:L:v1", "oci-archive:o.tar:v1"], s);
+    tool(
+        "skopeo",
+        &["copy", "-q", "oci:L:v1", "oci-archive:o.tar:v1"],
+        s,
+    );
     let layout = s.join("L");
     // Two tags in the layout: a tag is needed.
     let out = d.cli(["image", "import", layout.to_str().unwrap()]);

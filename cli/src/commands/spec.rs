@@ -75,7 +75,11 @@ pub fn create_request(
         mounts: super::mounts::parse(&spec.volumes, &spec.tmpfs)?,
         security: Some(security(spec)?),
         entrypoint: spec.entrypoint.as_ref().map(|e| Entrypoint {
-            argv: if e.is_empty() { Vec::new() } else { vec![e.clone()] },
+            argv: if e.is_empty() {
+                Vec::new()
+            } else {
+                vec![e.clone()]
+            },
         }),
     })
 }

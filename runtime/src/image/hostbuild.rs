@@ -367,7 +367,12 @@ fn node_package(real: &Path) -> Option<PathBuf> {
         .windows(2)
         .position(|w| w[0].as_os_str() == "lib" && w[1].as_os_str() == "node_modules")?;
     let mut end = at + 3;
-    if comps.get(at + 2)?.as_os_str().to_string_lossy().starts_with('@') {
+    if comps
+        .get(at + 2)?
+        .as_os_str()
+        .to_string_lossy()
+        .starts_with('@')
+    {
         end += 1;
     }
     if end >= comps.len() {

@@ -133,9 +133,9 @@ fn diff_ids(config: Option<&ImageConfig>, layers: usize) -> Vec<Option<String>> 
         .map(|r| r.diff_ids.clone())
         .unwrap_or_default();
     let ok = ids.len() == layers
-        && ids.iter().all(|d| {
-            BlobDigest::parse(d).is_some_and(|b| b.algorithm == Algorithm::Sha256)
-        });
+        && ids
+            .iter()
+            .all(|d| BlobDigest::parse(d).is_some_and(|b| b.algorithm == Algorithm::Sha256));
     if ok {
         ids.into_iter().map(Some).collect()
     } else {
@@ -365,7 +365,9 @@ fn read_verified(src: &Source, digest: &str, what: &str) -> io::Result<Vec<u8>> 
     let want =
         BlobDigest::parse(digest).ok_or_else(|| invalid(format!("bad digest {digest:?}")))?;
     if !want.matches(&bytes) {
-        return Err(invalid(format!("{what} {digest} does not match its content")));
+        return Err(invalid(format!(
+            "{what} {digest} does not match its content"
+        )));
     }
     Ok(bytes)
 }
@@ -1279,8 +1281,12 @@ mod tests {
         let tar_of = |entries: &[(&str, &[u8])]| {
             let mut b = tar::Builder::new(Vec::new());
             for (p, d) in entries {
-                b.append_data(&mut hdr(tar::EntryType::Regular, 0o644, d.len() as u64), p, *d)
-                    .unwrap();
+                b.append_data(
+                    &mut hdr(tar::EntryType::Regular, 0o644, d.len() as u64),
+                    p,
+                    *d,
+                )
+                .unwrap();
             }
             b.into_inner().unwrap()
         };
@@ -1310,7 +1316,10 @@ mod tests {
         let err = ImageStore::new(other.path())
             .import(bad.path(), &mut |_| {})
             .unwrap_err();
-        assert!(err.to_string().contains("does not match its diff id"), "{err}");
+        assert!(
+            err.to_string().contains("does not match its diff id"),
+            "{err}"
+        );
         assert!(names(&other.path().join("images")).is_empty());
         // Removing a layer leaves the images composed from it whole.
         store.remove_layers(&a.layers).unwrap();

@@ -62,7 +62,6 @@ impl Applier {
         }
     }
 
-
     pub fn entries(&self) -> u64 {
         self.entries
     }

@@ -91,7 +91,9 @@ impl ImageStore {
                 if e.kind() == ErrorKind::NotFound {
                     io::Error::new(
                         ErrorKind::NotFound,
-                        format!("layer {digest} is not in the layer store (removed meanwhile? import again)"),
+                        format!(
+                            "layer {digest} is not in the layer store (removed meanwhile? import again)"
+                        ),
                     )
                 } else {
                     e
@@ -185,11 +187,7 @@ impl ImageStore {
 /// replaced, regular files hard-linked (copied when the link count is
 /// exhausted), symlinks and FIFOs recreated. Never follows a symlink in
 /// `dst`: an entry in the way of a directory is replaced by one.
-fn merge(
-    src: &Path,
-    dst: &Path,
-    dirs: &mut Vec<(PathBuf, std::fs::Metadata)>,
-) -> io::Result<()> {
+fn merge(src: &Path, dst: &Path, dirs: &mut Vec<(PathBuf, std::fs::Metadata)>) -> io::Result<()> {
     let root_owner = nix::unistd::geteuid().is_root();
     tree::walk(src, &mut |rel, m| {
         let to = dst.join(rel);

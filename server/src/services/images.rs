@@ -79,7 +79,9 @@ impl ImageService for Images {
         let r = req.into_inner();
         let engine = self.engine.clone();
         Ok(Response::new(stream_job(move |tx| async move {
-            engine.build_image(&r.name, r.binaries, r.ca_certs, tx).await
+            engine
+                .build_image(&r.name, r.binaries, r.ca_certs, tx)
+                .await
         })))
     }
 

@@ -83,7 +83,11 @@ pub(crate) async fn apply_config(
     }
     if spec.working_dir.is_none() && !config.working_dir.is_empty() {
         let w = config.working_dir;
-        spec.working_dir = Some(if w.starts_with('/') { w } else { format!("/{w}") });
+        spec.working_dir = Some(if w.starts_with('/') {
+            w
+        } else {
+            format!("/{w}")
+        });
     }
     if spec.security.user.is_none() && !config.user.is_empty() {
         spec.security.user = Some(config.user);
@@ -295,16 +299,15 @@ impl Engine {
             self.shared.cfg().containers_dir(),
             super::volumes::volumes_dir(self.shared.cfg()),
         );
-        let (store_bytes, container_bytes, volume_bytes) =
-            tokio::task::spawn_blocking(move || {
-                use quilt_runtime::image::disk_bytes;
-                (
-                    disk_bytes(&roots.0),
-                    disk_bytes(&roots.1),
-                    disk_bytes(&roots.2),
-                )
-            })
-            .await?;
+        let (store_bytes, container_bytes, volume_bytes) = tokio::task::spawn_blocking(move || {
+            use quilt_runtime::image::disk_bytes;
+            (
+                disk_bytes(&roots.0),
+                disk_bytes(&roots.1),
+                disk_bytes(&roots.2),
+            )
+        })
+        .await?;
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         Ok(vec![
             DiskUsage {

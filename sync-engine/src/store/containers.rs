@@ -645,7 +645,7 @@ mod tests {
             }
         };
         let (base, top) = (layer('1'), layer('2'));
-        let a = image('a', &[base.clone()], Some("a")).await;
+        let a = image('a', std::slice::from_ref(&base), Some("a")).await;
         let b = image('b', &[base.clone(), top.clone(), base.clone()], None).await;
         assert_eq!(s.layer_usage().await.unwrap(), (2, 20));
         // b still uses the base: nothing to remove with a.
