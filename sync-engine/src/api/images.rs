@@ -170,6 +170,35 @@ impl Engine {
         self.record(imported, name).await
     }
 
+    /// Imports an OCI image layout the daemon itself wrote (a registry
+    /// pull's download directory, which may be under the data dir), choosing
+    /// the image by `tag` when the layout holds several, and names it. The
+    /// caller's checks on user-given paths do not apply; everything else
+    /// (digests, layer store, configuration, refcounts) is as `import_image`.
+    pub async fn import_fetched_layout(
+        &self,
+        layout: &std::path::Path,
+        tag: Option<&str>,
+        name: Option<&str>,
+        progress: mpsc::Sender<Progress>,
+    ) -> Result<ImageInfo> {
+        if let Some(n) = name {
+            validate::image_name(n)?;
+        }
+        let images = self.shared.images().clone();
+        let layout = layout.to_path_buf();
+        let tag = tag.map(str::to_owned);
+        let _gc = self.shared.layer_gc().read().await;
+        let imported = tokio::task::spawn_blocking(move || {
+            let mut fwd = forward(progress);
+            images
+                .import_tagged(&layout, tag.as_deref(), &mut fwd)
+                .map_err(EngineError::from)
+        })
+        .await??;
+        self.record(imported, name).await
+    }
+
     /// Builds image NAME from host programs.
     pub async fn build_image(
         &self,
