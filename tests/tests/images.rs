@@ -721,7 +721,8 @@ fn full_config() -> serde_json::Value {
     serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "config": {
-            "Env": ["PATH=/usr/local/bin:/bin", "GREETING=hello", "KEEP=image"],
+            // An entry without '=' cannot be set: left out, not refused.
+            "Env": ["PATH=/usr/local/bin:/bin", "GREETING=hello", "KEEP=image", "NOVALUE"],
             "Entrypoint": ["/bin/sh", "-c"],
             "Cmd": ["echo $GREETING $KEEP from $(pwd) as $(id -u):$(id -g)"],
             "WorkingDir": "/srv",
@@ -808,7 +809,12 @@ fn check_config(d: &Daemon, image: &str) {
     let c = &info[0]["config"];
     assert_eq!(
         c["env"],
-        serde_json::json!(["PATH=/usr/local/bin:/bin", "GREETING=hello", "KEEP=image"])
+        serde_json::json!([
+            "PATH=/usr/local/bin:/bin",
+            "GREETING=hello",
+            "KEEP=image",
+            "NOVALUE"
+        ])
     );
     assert_eq!(c["entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
     assert_eq!(c["working_dir"], "/srv");

@@ -78,8 +78,14 @@ pub(crate) async fn apply_config(
         )));
     }
     if !config.env.is_empty() {
+        // An image entry that is not KEY=VALUE cannot be set: left out.
         let mine = std::mem::take(&mut spec.env);
-        spec.env = config.env.into_iter().chain(mine).collect();
+        spec.env = config
+            .env
+            .into_iter()
+            .filter(|e| validate::env_entry(e).is_ok())
+            .chain(mine)
+            .collect();
     }
     if spec.working_dir.is_none() && !config.working_dir.is_empty() {
         let w = config.working_dir;
