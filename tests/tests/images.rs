@@ -1163,7 +1163,7 @@ fn host_build_under_a_pyenv_style_path() {
     let out = quilt_tests::cli::run_program(
         &quilt_tests::daemon::bin_dir().join("quilt"),
         &args,
-        &[("PATH".to_owned(), cli_path)],
+        &[("PATH".to_owned(), cli_path.clone())],
         std::time::Duration::from_secs(300),
     );
     assert!(out.ok().starts_with("sha256:"), "{out:?}");
@@ -1204,7 +1204,36 @@ fn host_build_under_a_pyenv_style_path() {
             .ok();
         assert_eq!(n, std::fs::metadata(bundle).unwrap().len().to_string());
     }
-    d.cli(["image", "rm", "py"]).ok();
+    // A script of the prefix names its interpreter through env: the
+    // interpreter is the prefix's (beside the script), not the daemon's.
+    let hello = version.join("bin/hello");
+    std::fs::write(
+        &hello,
+        "#!/usr/bin/env python3\nimport sys\nprint('hello from', sys.prefix)\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hello, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut args: Vec<std::ffi::OsString> = vec!["--socket".into(), d.socket.clone().into()];
+    for a in ["image", "build", "--from-host", "hello", "--bin", "hello"] {
+        args.push(a.into());
+    }
+    let out = quilt_tests::cli::run_program(
+        &quilt_tests::daemon::bin_dir().join("quilt"),
+        &args,
+        &[("PATH".to_owned(), cli_path.clone())],
+        std::time::Duration::from_secs(300),
+    );
+    assert!(out.ok().starts_with("sha256:"), "{out:?}");
+    assert_eq!(
+        d.cli(["run", "--rm", "hello", "hello"]).ok(),
+        format!("hello from {}", version.display())
+    );
+    for n in ["py", "hello"] {
+        d.cli(["image", "rm", n]).ok();
+    }
     d.assert_no_leftovers();
 }
 

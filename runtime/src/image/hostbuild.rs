@@ -246,9 +246,28 @@ impl Builder<'_, '_> {
         }
         if !is_elf(&real) && depth < 4 {
             // A script: add its interpreter (`#!/usr/bin/env X` adds X too).
+            // X is looked for first beside the script (the prefix's bin of
+            // an nvm, pyenv or conda tree, which the daemon's PATH lacks),
+            // and then linked into /usr/local/bin for `env` to find.
             if let Some(interp) = shebang(&real) {
                 for prog in interp {
-                    self.add_program(&prog, depth + 1)?;
+                    let beside = (!prog.contains('/'))
+                        .then(|| {
+                            [host.parent(), real.parent()]
+                                .into_iter()
+                                .flatten()
+                                .map(|d| d.join(&prog))
+                                .find(|p| is_executable(p))
+                        })
+                        .flatten();
+                    match beside {
+                        Some(p) => {
+                            let p = p.to_string_lossy().into_owned();
+                            self.add_program(&p, depth + 1)?;
+                            self.link_in_path(Path::new(&p)).map_err(io)?;
+                        }
+                        None => self.add_program(&prog, depth + 1)?,
+                    }
                 }
             }
         }
