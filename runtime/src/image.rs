@@ -7,6 +7,7 @@ pub mod digest;
 mod hostbuild;
 mod import;
 mod layers;
+mod layerstore;
 pub mod manifest;
 mod progress;
 #[cfg(test)]
@@ -227,18 +228,38 @@ impl ImageStore {
         path: &Path,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Imported, ImageError> {
-        import::import(self, path, &mut progress::Reporter::new(progress))
+        self.import_tagged(path, None, progress)
+    }
+
+    /// `import`, choosing the image of a multi-image OCI layout or
+    /// `docker save` archive by TAG (an OCI ref name, a docker "repo:tag",
+    /// its tag or its repository). Without a tag, an archive that holds
+    /// several images is refused with their names listed.
+    pub fn import_tagged(
+        &self,
+        path: &Path,
+        tag: Option<&str>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Imported, ImageError> {
+        import::import(self, path, tag, &mut progress::Reporter::new(progress))
     }
 
     /// Builds an image from host programs (names looked up in PATH, or
     /// absolute paths), their shared libraries and interpreter files, on
-    /// the busybox base. Blocking.
+    /// the busybox base; each program is linked as /usr/local/bin/NAME, and
+    /// with `ca_certs` the host's CA bundle is included. Blocking.
     pub fn build_from_host(
         &self,
         binaries: &[String],
+        ca_certs: bool,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Imported, ImageError> {
-        hostbuild::build(self, binaries, &mut progress::Reporter::new(progress))
+        hostbuild::build(
+            self,
+            binaries,
+            ca_certs,
+            &mut progress::Reporter::new(progress),
+        )
     }
 
     /// Deletes a stored image's files ("sha256:<hex>"). Blocking; missing is
@@ -256,6 +277,11 @@ impl ImageStore {
             Err(e) => return Err(ImageError::Io(id.into(), e)),
         }
         std::fs::remove_dir_all(&trash).map_err(|e| ImageError::Io(id.into(), e))
+    }
+
+    /// DATA/images (every image, layer and rootfs cache).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The ids ("sha256:<hex>") of every image directory in the store.
@@ -362,9 +388,20 @@ pub struct Imported {
     pub id: String,
     /// "rootfs-tar", "rootfs-dir", "docker-save", "oci-layout" or "host-build".
     pub source: &'static str,
-    /// Layer digests, bottom first (empty for a plain rootfs).
+    /// Layer digests, bottom first (empty for a plain rootfs): each is
+    /// unpacked in the layer store (DATA/images/layers).
     pub layers: Vec<String>,
+    /// The bytes each layer takes in the layer store, in `layers` order.
+    pub layer_sizes: Vec<u64>,
     pub size_bytes: u64,
+    /// The image configuration (docker-save and OCI images).
+    pub config: Option<manifest::ImageConfig>,
+}
+
+/// Bytes of the regular files below `root` (each inode once; missing or
+/// vanishing entries skipped), for a disk use report. Blocking.
+pub fn disk_bytes(root: &Path) -> u64 {
+    tree::du(root)
 }
 
 /// The hex of a "sha256:<64 hex>" image id.
@@ -384,7 +421,7 @@ fn unpack_tarball(path: &Path, dest: &Path) -> std::io::Result<()> {
     } else {
         applier.apply(reader)?;
     }
-    applier.finish()
+    applier.finish().map(drop)
 }
 
 #[cfg(test)]

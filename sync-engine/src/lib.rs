@@ -37,8 +37,9 @@ pub use error::{EngineError, Result};
 pub use exec::{ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSession, ExecSpec};
 pub use logs::{LogItem, LogLine};
 pub use model::{
-    Container, CreateSpec, Event, ExitInfo, ImageInfo, ListCursor, ListFilter, ListPage, ListQuery,
-    ListView, MountSource, MountSpec, Network, State, Volume, WaitResult, now_ns,
+    Container, CreateSpec, DiskUsage, Event, ExitInfo, ImageConfig, ImageInfo, ListCursor,
+    ListFilter, ListPage, ListQuery, ListView, MountSource, MountSpec, Network, Pruned, State,
+    Volume, WaitResult, now_ns,
 };
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;

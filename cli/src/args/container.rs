@@ -85,7 +85,13 @@ pub struct ContainerSpec {
     #[arg(long = "tmpfs", value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
 
-    /// Run as this user: UID[:GID] or NAME[:GROUP] of the image.
+    /// Replace the image's entrypoint ("" clears it; the image's Cmd is then
+    /// not used).
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
+
+    /// Run as this user: UID[:GID] or NAME[:GROUP] of the image (the
+    /// image's User when omitted).
     #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
     pub user: Option<String>,
 
@@ -134,8 +140,9 @@ pub struct ContainerSpec {
     #[arg(long = "storage-opt", value_name = "OPT")]
     pub storage_opt: Vec<String>,
 
-    /// IMAGE ("default", a rootfs tarball or directory) followed by the
-    /// command and its arguments, passed exactly.
+    /// IMAGE ("default", a rootfs tarball or directory, a stored image)
+    /// followed by the command and its arguments, passed exactly (the
+    /// image's Cmd when omitted).
     #[arg(
         value_names = ["IMAGE", "CMD"],
         required = true,

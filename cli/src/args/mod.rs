@@ -102,13 +102,13 @@ pub struct Cli {
 pub enum Command {
     /// Create and start a container, attached to its output unless -d.
     #[command(
-        override_usage = "quilt run [OPTIONS] IMAGE [--] CMD [ARG]...",
+        override_usage = "quilt run [OPTIONS] IMAGE [--] [CMD [ARG]...]",
         disable_help_flag = true
     )]
     Run(RunArgs),
     /// Create a container (started in the background unless --no-start); prints its id.
     #[command(
-        override_usage = "quilt create [OPTIONS] IMAGE [--] CMD [ARG]...",
+        override_usage = "quilt create [OPTIONS] IMAGE [--] [CMD [ARG]...]",
         disable_help_flag = true
     )]
     Create(CreateArgs),
@@ -168,9 +168,6 @@ pub enum Command {
     },
     /// Show the client's and the daemon's versions.
     Version,
-    /// The daemon's health: queue, starter, latencies, with levels.
-    #[command(subcommand)]
-    System(SystemCommand),
     /// List images (`image ls`).
     Images {
         #[arg(long, value_enum, default_value = "table")]
@@ -181,9 +178,13 @@ pub enum Command {
         #[arg(value_name = "NAME", required = true)]
         names: Vec<String>,
     },
-    /// Manage images: import, build from host programs, list, inspect, remove.
+    /// Manage images: import, build from host programs, list, inspect,
+    /// remove, prune.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The daemon's health (`system info`) and disk use (`system df`).
+    #[command(subcommand)]
+    System(SystemCommand),
 }
 
 // One container, for the commands that take exactly one.
@@ -202,6 +203,8 @@ pub enum SystemCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Disk use of images, layers, containers and volumes.
+    Df,
 }
 
 #[derive(Debug, Args)]
@@ -234,7 +237,8 @@ pub fn strip_separator(words: &[String]) -> &[String] {
 impl Cli {
     /// Parses `args` (including the program name) and applies the checks
     /// clap cannot express: no flag-like IMAGE or ID in front of a command,
-    /// and a non-empty command after an optional `--`.
+    /// and a non-empty command after an optional `--` for exec (run and
+    /// create may take theirs from the image).
     pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
@@ -254,14 +258,11 @@ impl Cli {
                 format!("unexpected argument '{first}' found"),
             ));
         }
-        if command.is_empty() {
+        if command.is_empty() && sub == "exec" {
             return Err(usage_error(
                 sub,
                 ErrorKind::MissingRequiredArgument,
-                format!(
-                    "a command is required after {}",
-                    if sub == "exec" { "ID" } else { "IMAGE" }
-                ),
+                "a command is required after ID".into(),
             ));
         }
         Ok(cli)
@@ -294,26 +295,20 @@ mod tests {
     }
 
     #[test]
-    fn command_is_required() {
-        assert!(parse(&["run", "default"]).is_err());
-        assert!(parse(&["create", "default"]).is_err());
+    fn command_is_required_for_exec_only() {
+        // run and create may take the image's command (the daemon refuses
+        // an image without one).
+        assert!(parse(&["run", "default"]).is_ok());
+        assert!(parse(&["create", "default", "--"]).is_ok());
         let err = parse(&["exec", "c1"]).unwrap_err();
         assert!(
             err.to_string().contains("a command is required after ID"),
-            "{err}"
-        );
-        let err = parse(&["run", "default"]).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("a command is required after IMAGE"),
             "{err}"
         );
         assert_eq!(
             parse(&["run"]).unwrap_err().kind(),
             ErrorKind::MissingRequiredArgument
         );
-        let err = parse(&["run", "default", "--"]).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
         let err = parse(&["exec", "c1", "--"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
     }

@@ -4,8 +4,8 @@ use quilt_proto::units::human_size;
 use quilt_proto::v1::image_service_client::ImageServiceClient;
 use quilt_proto::v1::import_image_response::Item;
 use quilt_proto::v1::{
-    BuildImageRequest, Image, ImportImageRequest, ImportImageResponse, InspectImageRequest,
-    ListImagesRequest, RemoveImageRequest,
+    BuildImageRequest, DiskUsageRequest, Image, ImportImageRequest, ImportImageResponse,
+    InspectImageRequest, ListImagesRequest, PruneImagesRequest, RemoveImageRequest,
 };
 use serde_json::json;
 
@@ -26,7 +26,58 @@ fn view(i: &Image) -> serde_json::Value {
         "source": i.source,
         "layers": i.layers,
         "containers": i.containers,
+        "config": i.config.as_ref().map(|c| json!({
+            "env": c.env,
+            "entrypoint": c.entrypoint,
+            "cmd": c.cmd,
+            "working_dir": c.working_dir,
+            "user": c.user,
+            "exposed_ports": c.exposed_ports,
+            "labels": c.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "stop_signal": c.stop_signal,
+            "architecture": c.architecture,
+            "os": c.os,
+        })),
     })
+}
+
+/// Resolves a `--bin` name with this shell's PATH (pyenv, conda and nvm
+/// put theirs there): the first ELF executable wins over earlier scripts
+/// (such as version-manager shims), else the first executable; a path is
+/// made absolute against the current directory. The daemon gets absolute
+/// paths; a name not found is sent as is (the daemon reports it).
+fn resolve_bin(name: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::path::Path::new(name);
+    if name.contains('/') {
+        return std::path::absolute(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| name.to_owned());
+    }
+    let Some(dirs) = std::env::var_os("PATH") else {
+        return name.to_owned();
+    };
+    let mut first = None;
+    for dir in std::env::split_paths(&dirs) {
+        if !dir.is_absolute() {
+            continue;
+        }
+        let p = dir.join(name);
+        if !std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        {
+            continue;
+        }
+        let mut magic = [0u8; 4];
+        let elf = std::fs::File::open(&p)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && magic == *b"\x7fELF";
+        if elf {
+            return p.to_string_lossy().into_owned();
+        }
+        first.get_or_insert(p);
+    }
+    first.map_or_else(|| name.to_owned(), |p| p.to_string_lossy().into_owned())
 }
 
 fn short(id: &str) -> &str {
@@ -55,22 +106,32 @@ async fn follow(mut stream: tonic::Streaming<ImportImageResponse>) -> Result<Ima
 pub async fn image(target: &client::Target, cmd: ImageCommand) -> Result<u8, CliError> {
     let mut c = ImageServiceClient::new(client::connect_channel(target).await?);
     match cmd {
-        ImageCommand::Import { path, name } => {
+        ImageCommand::Import { path, name, tag } => {
             let abs = std::path::absolute(&path)
                 .map_err(|e| CliError::engine(format!("{}: {e}", path.display())))?;
             let stream = c
                 .import_image(ImportImageRequest {
                     path: abs.to_string_lossy().into_owned(),
                     name: name.unwrap_or_default(),
+                    tag: tag.unwrap_or_default(),
                 })
                 .await?
                 .into_inner();
             let i = follow(stream).await?;
             emit(&format!("{}\n", i.id))?;
         }
-        ImageCommand::Build { name, binaries } => {
+        ImageCommand::Build {
+            name,
+            binaries,
+            ca_certs,
+        } => {
+            let binaries = binaries.iter().map(|b| resolve_bin(b)).collect();
             let stream = c
-                .build_image(BuildImageRequest { name, binaries })
+                .build_image(BuildImageRequest {
+                    name,
+                    binaries,
+                    ca_certs,
+                })
                 .await?
                 .into_inner();
             let i = follow(stream).await?;
@@ -149,7 +210,43 @@ pub async fn image(target: &client::Target, cmd: ImageCommand) -> Result<u8, Cli
                 emit(&format!("{id}\n"))?;
             }
         }
+        ImageCommand::Prune => {
+            let p = c.prune_images(PruneImagesRequest {}).await?.into_inner();
+            for id in &p.images {
+                emit(&format!("deleted image {id}\n"))?;
+            }
+            for l in &p.layers {
+                emit(&format!("deleted layer {l}\n"))?;
+            }
+            emit(&format!(
+                "reclaimed {} of layers\n",
+                human_size(p.reclaimed_bytes)
+            ))?;
+        }
     }
+    Ok(0)
+}
+
+/// `quilt system df`.
+pub async fn system_df(target: &client::Target) -> Result<u8, CliError> {
+    let mut c = ImageServiceClient::new(client::connect_channel(target).await?);
+    let usage = c.disk_usage(DiskUsageRequest {}).await?.into_inner().usage;
+    let rows: Vec<Vec<String>> = usage
+        .iter()
+        .map(|u| {
+            vec![
+                u.kind.clone(),
+                u.count.to_string(),
+                human_size(u.size_bytes),
+                u.size_bytes.to_string(),
+                u.unique_bytes.to_string(),
+            ]
+        })
+        .collect();
+    emit(&render(
+        &["TYPE", "COUNT", "SIZE", "BYTES", "UNIQUE BYTES"],
+        &rows,
+    ))?;
     Ok(0)
 }
 

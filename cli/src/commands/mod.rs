@@ -26,48 +26,38 @@ use crate::error::CliError;
 /// Runs the command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     let target = client::Target::of(&cli)?;
-    // Commands that talk to other services connect on their own.
+    // The container service's client, for the commands that use it; the
+    // others connect to their own service.
+    let connect = || client::connect(&target);
     match cli.command {
-        Command::Info { format } => return system::info(&target, format).await,
-        Command::Version => return system::version(&target).await,
-        Command::System(SystemCommand::Info { format }) => {
-            return system::system_info(&target, format).await;
-        }
-        Command::Images { format } => {
-            return image::image(&target, ImageCommand::Ls { format }).await;
-        }
-        Command::Rmi { names } => return image::image(&target, ImageCommand::Rm { names }).await,
-        _ => {}
-    }
-    let mut client = client::connect(&target).await?;
-    match cli.command {
-        Command::Info { .. }
-        | Command::Version
-        | Command::System(_)
-        | Command::Images { .. }
-        | Command::Rmi { .. } => {
-            unreachable!("dispatched above")
-        }
-        Command::Run(args) => create::run(&mut client, args).await,
-        Command::Create(args) => create::create(&mut client, args).await,
-        Command::Start(args) => lifecycle::start(&client, args).await,
-        Command::Stop(args) => lifecycle::stop(&client, args).await,
-        Command::Kill(args) => lifecycle::kill(&client, args).await,
-        Command::Rm(args) => lifecycle::rm(&client, args).await,
-        Command::Wait(args) => lifecycle::wait(&client, args).await,
-        Command::Logs(args) => logs::logs(&mut client, args).await,
-        Command::Exec(args) => exec::exec(&mut client, args).await,
-        Command::Ps(args) => ps::ps(&mut client, args).await,
-        Command::Status(args) => inspect::status(&mut client, args).await,
-        Command::Inspect(args) => inspect::inspect(&mut client, args).await,
-        Command::Events(args) => events::events(&mut client, args).await,
-        Command::ExecLs(args) => exec_detached::ls(&mut client, args).await,
-        Command::ExecWait(args) => exec_detached::wait(&mut client, args).await,
-        Command::ExecKill(args) => exec_detached::kill(&mut client, args).await,
-        Command::ExecLogs(args) => exec_detached::logs(&mut client, args).await,
-        Command::Cp(args) => cp::cp(&mut client, args).await,
-        Command::Rename { id, name } => lifecycle::rename(&mut client, id, name).await,
+        Command::Run(args) => create::run(&mut connect().await?, args).await,
+        Command::Create(args) => create::create(&mut connect().await?, args).await,
+        Command::Start(args) => lifecycle::start(&connect().await?, args).await,
+        Command::Stop(args) => lifecycle::stop(&connect().await?, args).await,
+        Command::Kill(args) => lifecycle::kill(&connect().await?, args).await,
+        Command::Rm(args) => lifecycle::rm(&connect().await?, args).await,
+        Command::Wait(args) => lifecycle::wait(&connect().await?, args).await,
+        Command::Logs(args) => logs::logs(&mut connect().await?, args).await,
+        Command::Exec(args) => exec::exec(&mut connect().await?, args).await,
+        Command::Ps(args) => ps::ps(&mut connect().await?, args).await,
+        Command::Status(args) => inspect::status(&mut connect().await?, args).await,
+        Command::Inspect(args) => inspect::inspect(&mut connect().await?, args).await,
+        Command::Events(args) => events::events(&mut connect().await?, args).await,
+        Command::ExecLs(args) => exec_detached::ls(&mut connect().await?, args).await,
+        Command::ExecWait(args) => exec_detached::wait(&mut connect().await?, args).await,
+        Command::ExecKill(args) => exec_detached::kill(&mut connect().await?, args).await,
+        Command::ExecLogs(args) => exec_detached::logs(&mut connect().await?, args).await,
+        Command::Cp(args) => cp::cp(&mut connect().await?, args).await,
+        Command::Rename { id, name } => lifecycle::rename(&mut connect().await?, id, name).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
+        Command::Images { format } => image::image(&target, ImageCommand::Ls { format }).await,
+        Command::Rmi { names } => image::image(&target, ImageCommand::Rm { names }).await,
+        Command::Info { format } => system::info(&target, format).await,
+        Command::Version => system::version(&target).await,
+        Command::System(SystemCommand::Info { format }) => {
+            system::system_info(&target, format).await
+        }
+        Command::System(SystemCommand::Df) => image::system_df(&target).await,
     }
 }

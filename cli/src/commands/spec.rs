@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use quilt_proto::v1::{
-    CreateContainerRequest, DeviceMapping, NetworkMode, Resources, Security, Ulimit,
+    CreateContainerRequest, DeviceMapping, Entrypoint, NetworkMode, Resources, Security, Ulimit,
 };
 
 use crate::args::container::{ContainerSpec, NetworkArg};
@@ -89,6 +89,13 @@ pub fn create_request(
         } as i32,
         mounts: super::mounts::parse(&spec.volumes, &spec.tmpfs)?,
         security: Some(security(spec)?),
+        entrypoint: spec.entrypoint.as_ref().map(|e| Entrypoint {
+            argv: if e.is_empty() {
+                Vec::new()
+            } else {
+                vec![e.clone()]
+            },
+        }),
     })
 }
 

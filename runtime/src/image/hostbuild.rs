@@ -136,6 +136,12 @@ impl Builder<'_, '_> {
     /// Copies host path P to the same path in the rootfs, recreating its
     /// symlink chain; returns the host path of the final file.
     fn add_path(&mut self, p: &Path) -> io::Result<PathBuf> {
+        self.add_path_or_dir(p, false)
+    }
+
+    /// `add_path`; with `dirs`, a path that ends at a directory has the
+    /// directory's tree added (its symlink chain recreated too).
+    fn add_path_or_dir(&mut self, p: &Path, dirs: bool) -> io::Result<PathBuf> {
         let mut cur = normalize(p);
         for _ in 0..40 {
             let m = std::fs::symlink_metadata(&cur)?;
@@ -155,6 +161,10 @@ impl Builder<'_, '_> {
                     normalize(&cur.parent().unwrap_or(Path::new("/")).join(&t))
                 };
                 continue;
+            }
+            if m.is_dir() && dirs {
+                self.add_tree(&cur)?;
+                return Ok(cur);
             }
             if m.is_dir() {
                 return Err(io::Error::new(
@@ -210,12 +220,20 @@ impl Builder<'_, '_> {
         Ok(())
     }
 
-    /// Adds a program and what it needs at run time.
+    /// Adds a program and what it needs at run time; a program named on
+    /// the command line (depth 0) is linked as /usr/local/bin/NAME.
     fn add_program(&mut self, name: &str, depth: usize) -> Result<(), ImageError> {
         let io = |e: io::Error| ImageError::Io(name.into(), e);
         let host = resolve(name)?;
         let real = self.add_path(&host).map_err(io)?;
         self.queue_elf(&real);
+        if depth == 0 {
+            self.link_in_path(&host).map_err(io)?;
+        }
+        if let Some(pkg) = node_package(&real) {
+            // An npm package's script (npm, npx, ...): the whole package.
+            self.add_tree(&pkg).map_err(io)?;
+        }
         let base = real
             .file_name()
             .and_then(|n| n.to_str())
@@ -228,9 +246,28 @@ impl Builder<'_, '_> {
         }
         if !is_elf(&real) && depth < 4 {
             // A script: add its interpreter (`#!/usr/bin/env X` adds X too).
+            // X is looked for first beside the script (the prefix's bin of
+            // an nvm, pyenv or conda tree, which the daemon's PATH lacks),
+            // and then linked into /usr/local/bin for `env` to find.
             if let Some(interp) = shebang(&real) {
                 for prog in interp {
-                    self.add_program(&prog, depth + 1)?;
+                    let beside = (!prog.contains('/'))
+                        .then(|| {
+                            [host.parent(), real.parent()]
+                                .into_iter()
+                                .flatten()
+                                .map(|d| d.join(&prog))
+                                .find(|p| is_executable(p))
+                        })
+                        .flatten();
+                    match beside {
+                        Some(p) => {
+                            let p = p.to_string_lossy().into_owned();
+                            self.add_program(&p, depth + 1)?;
+                            self.link_in_path(Path::new(&p)).map_err(io)?;
+                        }
+                        None => self.add_program(&prog, depth + 1)?,
+                    }
                 }
             }
         }
@@ -254,11 +291,58 @@ impl Builder<'_, '_> {
                 python.display()
             )));
         };
+        // The interpreter's own prefix (pyenv's versions/X, a conda env, a
+        // venv's base): its standard library, symlinks followed.
         let stdlib = Path::new(prefix.trim()).join(format!("lib/python{}", ver.trim()));
         if stdlib.is_dir() {
-            self.add_tree(&stdlib)?;
+            self.add_path_or_dir(&stdlib, true)?;
         }
         Ok(())
+    }
+
+    /// /usr/local/bin/NAME -> the program's host path (unless that is
+    /// where it is), so that it runs by name whatever prefix it came from.
+    fn link_in_path(&mut self, host: &Path) -> io::Result<()> {
+        let Some(name) = host.file_name() else {
+            return Ok(());
+        };
+        let link = Path::new("/usr/local/bin").join(name);
+        if normalize(host) == link {
+            return Ok(());
+        }
+        let rel = clean_rel(&link).unwrap_or_default();
+        ensure_parents(&self.rootfs, &rel)?;
+        let dst = self.rootfs.join(&rel);
+        remove_any(&dst)?;
+        std::os::unix::fs::symlink(normalize(host), &dst)
+    }
+
+    /// The host's CA certificate bundle: /etc/ssl/certs (with the files
+    /// its links point to) and the bundle files of the usual distributions.
+    fn add_ca_certs(&mut self) -> io::Result<bool> {
+        let mut found = false;
+        for bundle in [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/ca-bundle.pem",
+            "/etc/ssl/cert.pem",
+        ] {
+            if Path::new(bundle).is_file() {
+                self.add_path(Path::new(bundle))?;
+                found = true;
+            }
+        }
+        let certs = Path::new("/etc/ssl/certs");
+        if certs.is_dir() {
+            for e in std::fs::read_dir(certs)?.flatten() {
+                let p = e.path();
+                if p.is_file() {
+                    self.add_path(&p)?;
+                    found = true;
+                }
+            }
+        }
+        Ok(found)
     }
 
     fn add_git(&mut self, git: &Path) -> io::Result<()> {
@@ -294,6 +378,28 @@ impl Builder<'_, '_> {
     }
 }
 
+/// The package directory of a file inside `.../lib/node_modules/PKG/`
+/// (`@scope/PKG` for a scoped one), as nvm and npm lay them out.
+fn node_package(real: &Path) -> Option<PathBuf> {
+    let comps: Vec<Component> = real.components().collect();
+    let at = comps
+        .windows(2)
+        .position(|w| w[0].as_os_str() == "lib" && w[1].as_os_str() == "node_modules")?;
+    let mut end = at + 3;
+    if comps
+        .get(at + 2)?
+        .as_os_str()
+        .to_string_lossy()
+        .starts_with('@')
+    {
+        end += 1;
+    }
+    if end >= comps.len() {
+        return None;
+    }
+    Some(comps[..end].iter().collect())
+}
+
 /// The programs a script's `#!` line names.
 fn shebang(p: &Path) -> Option<Vec<String>> {
     let mut head = [0u8; 256];
@@ -314,6 +420,7 @@ fn shebang(p: &Path) -> Option<Vec<String>> {
 pub(super) fn build(
     store: &ImageStore,
     binaries: &[String],
+    ca_certs: bool,
     rep: &mut Reporter,
 ) -> Result<Imported, ImageError> {
     if binaries.is_empty() {
@@ -356,6 +463,13 @@ pub(super) fn build(
         for name in binaries {
             b.add_program(name, 0)?;
         }
+        if ca_certs && !b.add_ca_certs().map_err(io)? {
+            return Err(ImageError::NotFound(
+                "host-build".into(),
+                "--ca-certs: the host has no CA certificate bundle (apt-get install ca-certificates)"
+                    .into(),
+            ));
+        }
         b.rep.phase("copying shared libraries", 0);
         b.add_libraries().map_err(io)?;
         b.rep.finish_phase();
@@ -368,7 +482,9 @@ pub(super) fn build(
             id: format!("sha256:{hex}"),
             source: "host-build",
             layers: Vec::new(),
+            layer_sizes: Vec::new(),
             size_bytes: tree::tree_size(&installed).map_err(io)?,
+            config: None,
         })
     })();
     let _ = std::fs::remove_dir_all(&tmp);

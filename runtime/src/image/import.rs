@@ -4,7 +4,8 @@
 use super::digest::{Algorithm, BlobDigest, Hasher};
 use super::layers::Applier;
 use super::manifest::{
-    self, Descriptor, DockerManifestEntry, INDEX_MEDIA_TYPES, ImageIndex, ImageManifest,
+    self, Descriptor, DockerManifestEntry, INDEX_MEDIA_TYPES, ImageConfig, ImageIndex,
+    ImageManifest,
 };
 use super::progress::Reporter;
 use super::tree::{self, clean_rel};
@@ -119,6 +120,41 @@ struct Layer {
     member: String,
     /// Expected "sha256:<hex>" of the stored (possibly compressed) bytes.
     digest: Option<String>,
+    /// Expected "sha256:<hex>" of the uncompressed tar (the config's
+    /// `rootfs.diff_ids`): the layer's key in the layer store, so that the
+    /// same layer shipped gzipped (OCI) or plain (docker-save) is one.
+    diff_id: Option<String>,
+}
+
+/// The config's diff ids when they are one well-formed sha256 per layer.
+fn diff_ids(config: Option<&ImageConfig>, layers: usize) -> Vec<Option<String>> {
+    let ids = config
+        .and_then(|c| c.rootfs.as_ref())
+        .map(|r| r.diff_ids.clone())
+        .unwrap_or_default();
+    let ok = ids.len() == layers
+        && ids
+            .iter()
+            .all(|d| BlobDigest::parse(d).is_some_and(|b| b.algorithm == Algorithm::Sha256));
+    if ok {
+        ids.into_iter().map(Some).collect()
+    } else {
+        vec![None; layers]
+    }
+}
+
+/// Hashes the uncompressed stream of a layer (its diff id).
+struct DiffTap<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for DiffTap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Reads through, hashing and counting for progress.
@@ -234,10 +270,118 @@ fn digest_of<'d>(d: &'d Descriptor, what: &str) -> io::Result<&'d str> {
         .ok_or_else(|| invalid(format!("{what}: missing digest")))
 }
 
-/// The layers of the first image of an OCI layout (following nested
-/// indexes, preferring the host's architecture), and the manifest digest.
-fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
-    let mut index: ImageIndex = src.read_json("index.json")?;
+/// What an import takes from a layered archive: the layers, the image's
+/// identity and its configuration.
+struct Chosen {
+    layers: Vec<Layer>,
+    /// The image id's hex: the manifest digest of an OCI image, the config
+    /// digest of a `docker save` image (docker's image id).
+    hex: String,
+    config: Option<ImageConfig>,
+}
+
+/// "repo:tag" -> "tag" (None without a tag; a ':' in a registry's host
+/// and port is not a tag).
+fn tag_part(name: &str) -> Option<&str> {
+    let (_, tag) = name.rsplit_once(':')?;
+    (!tag.contains('/')).then_some(tag)
+}
+
+/// True when `wanted` names `name`: the same string, its tag, or its
+/// repository without a tag (docker's implied ":latest" too).
+fn names_match(name: &str, wanted: &str) -> bool {
+    if name == wanted || tag_part(name) == Some(wanted) {
+        return true;
+    }
+    match tag_part(name) {
+        Some(tag) => {
+            let repo = &name[..name.len() - tag.len() - 1];
+            repo == wanted && tag == "latest"
+        }
+        None => false,
+    }
+}
+
+/// The names of the images of an archive, for an error message.
+fn listing(mut names: Vec<String>) -> String {
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        "none is named".into()
+    } else {
+        format!("tags: {}", names.join(", "))
+    }
+}
+
+/// The entries of an OCI layout's index.json that `tag` selects: those
+/// with a matching ref name; without a tag, all of them when they name at
+/// most one image (platform variants of one image), an error listing the
+/// names when they name several.
+fn select_oci<'i>(entries: &'i [Descriptor], tag: Option<&str>) -> io::Result<Vec<&'i Descriptor>> {
+    let names: Vec<String> = entries
+        .iter()
+        .filter_map(|d| d.ref_name().map(str::to_owned))
+        .collect();
+    match tag {
+        Some(t) => {
+            let hits: Vec<&Descriptor> = entries
+                .iter()
+                .filter(|d| d.ref_name().is_some_and(|n| names_match(n, t)))
+                .collect();
+            let distinct: std::collections::BTreeSet<&str> =
+                hits.iter().filter_map(|d| d.ref_name()).collect();
+            if hits.is_empty() {
+                return Err(invalid(format!(
+                    "no image tagged {t:?} in the layout ({})",
+                    listing(names)
+                )));
+            }
+            if distinct.len() > 1 {
+                return Err(invalid(format!(
+                    "{t:?} names several images of the layout ({}): give the full name",
+                    listing(distinct.into_iter().map(str::to_owned).collect())
+                )));
+            }
+            Ok(hits)
+        }
+        None => {
+            let distinct: std::collections::BTreeSet<&str> =
+                entries.iter().filter_map(|d| d.ref_name()).collect();
+            if distinct.len() > 1 {
+                return Err(invalid(format!(
+                    "the layout holds several images ({}): choose one with PATH:TAG",
+                    listing(names)
+                )));
+            }
+            Ok(entries.iter().collect())
+        }
+    }
+}
+
+/// Reads a blob that must match its digest.
+fn read_verified(src: &Source, digest: &str, what: &str) -> io::Result<Vec<u8>> {
+    let member = blob_member(digest)?;
+    let bytes = src.read(&member)?;
+    let want =
+        BlobDigest::parse(digest).ok_or_else(|| invalid(format!("bad digest {digest:?}")))?;
+    if !want.matches(&bytes) {
+        return Err(invalid(format!(
+            "{what} {digest} does not match its content"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The image of an OCI layout that `tag` selects (following nested
+/// indexes, preferring the host's architecture).
+fn oci_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
+    let top: ImageIndex = src.read_json("index.json")?;
+    let entries = top.manifests.clone().unwrap_or_default();
+    let selected = select_oci(&entries, tag)?;
+    let mut index = ImageIndex {
+        manifests: Some(selected.into_iter().cloned().collect()),
+        ..top
+    };
     for _ in 0..8 {
         let chosen = index
             .choose()
@@ -255,7 +399,7 @@ fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
             index = parse_json(&bytes, &member)?;
             continue;
         }
-        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let actual = hex::encode(Sha256::digest(&bytes));
         let want =
             BlobDigest::parse(&digest).ok_or_else(|| invalid(format!("bad digest {digest:?}")))?;
         if !want.matches(&bytes) {
@@ -276,30 +420,105 @@ fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
             out.push(Layer {
                 member: blob_member(&d)?,
                 digest: Some(d),
+                diff_id: None,
             });
         }
-        return Ok((out, actual));
+        let config = match doc.config.as_ref().and_then(|c| c.digest.as_deref()) {
+            Some(cd) => {
+                let bytes = read_verified(src, cd, "config")?;
+                Some(
+                    manifest::parse_config(&bytes)
+                        .map_err(|e| invalid(format!("config {cd} is not valid JSON: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        for (l, id) in out.iter_mut().zip(diff_ids(config.as_ref(), layers.len())) {
+            l.diff_id = id;
+        }
+        return Ok(Chosen {
+            layers: out,
+            hex: actual,
+            config,
+        });
     }
     Err(invalid("index.json: too many nested indexes"))
 }
 
-/// The layers of the first image of a `docker save` archive.
-fn docker_layers(src: &Source) -> io::Result<Vec<Layer>> {
+/// The image of a `docker save` archive that `tag` selects (the only one
+/// when there is one).
+fn docker_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
     let manifest: Vec<DockerManifestEntry> = src.read_json("manifest.json")?;
-    let first = manifest
-        .into_iter()
-        .next()
-        .ok_or_else(|| invalid("manifest.json lists no image"))?;
-    let layers = first
+    let all_names = || -> Vec<String> {
+        manifest
+            .iter()
+            .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+            .collect()
+    };
+    let hits: Vec<&DockerManifestEntry> = match tag {
+        Some(t) => manifest
+            .iter()
+            .filter(|e| {
+                e.repo_tags
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|n| names_match(n, t))
+            })
+            .collect(),
+        None => manifest.iter().collect(),
+    };
+    let entry = match (hits.as_slice(), tag) {
+        ([one], _) => *one,
+        ([], None) => return Err(invalid("manifest.json lists no image")),
+        ([], Some(t)) => {
+            return Err(invalid(format!(
+                "no image tagged {t:?} in the archive ({})",
+                listing(all_names())
+            )));
+        }
+        (_, None) => {
+            return Err(invalid(format!(
+                "the archive holds several images ({}): choose one with PATH:TAG",
+                listing(all_names())
+            )));
+        }
+        (many, Some(t)) => {
+            let names = many
+                .iter()
+                .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+                .collect();
+            return Err(invalid(format!(
+                "{t:?} names several images of the archive ({}): give the full name",
+                listing(names)
+            )));
+        }
+    };
+    let layers = entry
         .layers
+        .clone()
         .ok_or_else(|| invalid("manifest.json: missing Layers"))?;
-    Ok(layers
-        .into_iter()
-        .map(|member| Layer {
-            member,
-            digest: None,
-        })
-        .collect())
+    let config_member = entry
+        .config
+        .as_deref()
+        .ok_or_else(|| invalid("manifest.json: missing Config"))?;
+    let bytes = src.read(config_member)?;
+    let config = manifest::parse_config(&bytes)
+        .map_err(|e| invalid(format!("{config_member} is not valid JSON: {e}")))?;
+    let ids = diff_ids(Some(&config), layers.len());
+    Ok(Chosen {
+        layers: layers
+            .into_iter()
+            .zip(ids)
+            .map(|(member, diff_id)| Layer {
+                member,
+                digest: None,
+                diff_id,
+            })
+            .collect(),
+        hex: hex::encode(Sha256::digest(&bytes)),
+        config: Some(config),
+    })
 }
 
 /// Applies one stored layer (gzipped or not); returns its "sha256:<hex>".
@@ -334,20 +553,37 @@ fn apply_layer(
     };
     let mut br = io::BufReader::with_capacity(256 * 1024, tap);
     let head = br.fill_buf()?;
-    let mut tap = if head.starts_with(&GZIP_MAGIC) {
-        applier
-            .apply(flate2::bufread::MultiGzDecoder::new(br))?
-            .into_inner()
-            .into_inner()
+    let (mut tap, diff) = if head.starts_with(&GZIP_MAGIC) {
+        let mut dt = applier.apply(DiffTap {
+            inner: flate2::bufread::MultiGzDecoder::new(br),
+            hasher: Sha256::new(),
+        })?;
+        io::copy(&mut dt, &mut io::sink())?;
+        let diff = hex::encode(dt.hasher.finalize());
+        (dt.inner.into_inner().into_inner(), diff)
     } else if head.starts_with(&ZSTD_MAGIC) {
         return Err(invalid(format!(
             "layer {}: zstd layers are not supported",
             layer.member
         )));
     } else {
-        applier.apply(br)?.into_inner()
+        let mut dt = applier.apply(DiffTap {
+            inner: br,
+            hasher: Sha256::new(),
+        })?;
+        io::copy(&mut dt, &mut io::sink())?;
+        let diff = hex::encode(dt.hasher.finalize());
+        (dt.inner.into_inner(), diff)
     };
     io::copy(&mut tap, &mut io::sink())?;
+    if let Some(want) = &layer.diff_id
+        && want.strip_prefix("sha256:") != Some(diff.as_str())
+    {
+        return Err(invalid(format!(
+            "layer {} does not match its diff id {want} (got sha256:{diff})",
+            layer.member
+        )));
+    }
     let digest = format!("sha256:{}", hex::encode(tap.hasher.finalize()));
     if let Some(want) = &want
         && want.algorithm == Algorithm::Sha256
@@ -427,6 +663,7 @@ pub(super) fn install(store: &ImageStore, built: &Path, hex: &str) -> io::Result
 pub(super) fn import(
     store: &ImageStore,
     path: &Path,
+    tag: Option<&str>,
     rep: &mut Reporter,
 ) -> Result<Imported, ImageError> {
     let shown = path.display().to_string();
@@ -444,12 +681,16 @@ pub(super) fn import(
     let path = real.as_path();
     let res = if meta.is_dir() {
         if path.join("oci-layout").is_file() && path.join("index.json").is_file() {
-            import_layered(store, Source::Dir(path.to_path_buf()), None, rep)
+            import_layered(store, Source::Dir(path.to_path_buf()), tag, rep)
+        } else if let Some(t) = tag {
+            Err(invalid(format!(
+                "{t:?}: a rootfs directory holds one image and no tags"
+            )))
         } else {
             import_dir(store, path, rep)
         }
     } else if meta.is_file() {
-        import_file(store, path, meta.len(), rep)
+        import_file(store, path, meta.len(), tag, rep)
     } else {
         return Err(ImageError::Invalid(
             shown,
@@ -468,6 +709,7 @@ fn import_file(
     store: &ImageStore,
     path: &Path,
     len: u64,
+    tag: Option<&str>,
     rep: &mut Reporter,
 ) -> io::Result<Imported> {
     let scratch = Scratch::new(store, "import")?;
@@ -503,7 +745,12 @@ fn import_file(
         index,
     };
     if src.has("manifest.json") || (src.has("index.json") && src.has("oci-layout")) {
-        return import_layered(store, src, Some(hex), rep);
+        return import_layered(store, src, tag, rep);
+    }
+    if let Some(t) = tag {
+        return Err(invalid(format!(
+            "{t:?}: a plain rootfs tarball holds one image and no tags"
+        )));
     }
     // A plain rootfs tarball: one layer, listed as none.
     let target = store.stored_dir(&hex);
@@ -533,7 +780,9 @@ fn import_file(
         id: format!("sha256:{hex}"),
         source: "rootfs-tar",
         layers: Vec::new(),
+        layer_sizes: Vec::new(),
         size_bytes: size,
+        config: None,
     })
 }
 
@@ -545,63 +794,119 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// A docker-save archive or an OCI layout. `archive_hex` is the digest of
-/// the archive file (None for a layout directory: the manifest digest is
-/// used).
-fn import_layered(
+/// Unpacks the layers `chosen` needs that the store lacks (recording them
+/// in `added`) and composes the image at `target` unless it is there;
+/// returns the layer digests.
+fn unpack_and_compose(
     store: &ImageStore,
-    src: Source,
-    archive_hex: Option<String>,
+    src: &Source,
+    chosen: &Chosen,
+    target: &Path,
+    added: &mut Vec<String>,
     rep: &mut Reporter,
-) -> io::Result<Imported> {
-    let (layers, source, manifest_hex) = if src.has("manifest.json") {
-        (docker_layers(&src)?, "docker-save", None)
-    } else {
-        let (layers, digest) = oci_layers(&src)?;
-        let hex = digest.trim_start_matches("sha256:").to_owned();
-        (layers, "oci-layout", Some(hex))
-    };
-    let hex = archive_hex
-        .or(manifest_hex)
-        .ok_or_else(|| invalid("cannot identify the image"))?;
-    let target = store.stored_dir(&hex);
-    let mut digests = Vec::new();
-    if target.join("rootfs").is_dir() {
-        // Already imported: only list the layer digests.
-        for l in &layers {
-            match &l.digest {
-                Some(d) => digests.push(d.clone()),
-                None => {
-                    let (mut r, _) = src.open(&l.member)?;
-                    let mut h = Sha256::new();
-                    io::copy(&mut r, &mut h)?;
-                    digests.push(format!("sha256:{}", hex::encode(h.finalize())));
-                }
+) -> io::Result<Vec<String>> {
+    let n = chosen.layers.len();
+    let mut digests = Vec::with_capacity(n);
+    for (i, l) in chosen.layers.iter().enumerate() {
+        // The store's key: the diff id when the config gives it (checked
+        // on the uncompressed bytes when the layer is unpacked), else the
+        // blob's digest, else (docker-save) the sha256 of the layer tar.
+        let digest = match (&l.diff_id, &l.digest) {
+            (Some(d), _) | (None, Some(d)) => d.clone(),
+            (None, None) => {
+                // A docker-save layer: named by the sha256 of its bytes.
+                let (mut r, size) = src.open(&l.member)?;
+                rep.phase(format!("hashing layer {}/{n}", i + 1), size);
+                let mut tap = Tap {
+                    inner: &mut r,
+                    hasher: Sha256::new(),
+                    rep,
+                };
+                io::copy(&mut tap, &mut io::sink())?;
+                let d = format!("sha256:{}", hex::encode(tap.hasher.finalize()));
+                rep.finish_phase();
+                d
             }
+        };
+        if !store.has_layer(&digest) {
+            added.push(digest.clone());
+            let (_, size) = src.open(&l.member)?;
+            rep.phase(format!("extracting layer {}/{n}", i + 1), size);
+            let want = match (&l.digest, &l.diff_id) {
+                (Some(d), _) => Some(d.clone()),
+                (None, Some(_)) => None,
+                (None, None) => Some(digest.clone()),
+            };
+            store
+                .add_layer(&digest, |tree| {
+                    let mut applier = Applier::for_layer(tree);
+                    apply_layer(
+                        &mut applier,
+                        src,
+                        &Layer {
+                            member: l.member.clone(),
+                            digest: want,
+                            diff_id: l.diff_id.clone(),
+                        },
+                        rep,
+                    )?;
+                    Ok(applier.finish()?.unwrap_or_default())
+                })
+                .map_err(|e| io::Error::new(e.kind(), format!("layer {}: {e}", l.member)))?;
+            rep.finish_phase();
         }
-    } else {
+        digests.push(digest);
+    }
+    if !target.join("rootfs").is_dir() {
         let scratch = Scratch::new(store, "import")?;
         let rootfs = scratch.0.join("rootfs");
         std::fs::DirBuilder::new().mode(0o755).create(&rootfs)?;
-        let mut applier = Applier::new(&rootfs);
-        let n = layers.len();
-        for (i, l) in layers.iter().enumerate() {
-            let (_, size) = src.open(&l.member)?;
-            rep.phase(format!("extracting layer {}/{n}", i + 1), size);
-            let d = apply_layer(&mut applier, &src, l, rep)
-                .map_err(|e| io::Error::new(e.kind(), format!("layer {}: {e}", l.member)))?;
-            rep.finish_phase();
-            digests.push(d);
-        }
-        applier.finish()?;
-        install(store, &scratch.0, &hex)?;
+        rep.phase("composing the image", 0);
+        store.compose(&digests, &rootfs)?;
+        rep.finish_phase();
+        install(store, &scratch.0, &chosen.hex)?;
     }
+    Ok(digests)
+}
+
+/// A docker-save archive or an OCI layout: each layer unpacked once into
+/// the layer store, the image's rootfs composed from them.
+fn import_layered(
+    store: &ImageStore,
+    src: Source,
+    tag: Option<&str>,
+    rep: &mut Reporter,
+) -> io::Result<Imported> {
+    let (chosen, source) = if src.has("manifest.json") {
+        (docker_image(&src, tag)?, "docker-save")
+    } else {
+        (oci_image(&src, tag)?, "oci-layout")
+    };
+    let target = store.stored_dir(&chosen.hex);
+    // Layers this import unpacked: removed again if it fails (the others
+    // belong to recorded images, or to imports running beside it).
+    let mut added: Vec<String> = Vec::new();
+    let result = unpack_and_compose(store, &src, &chosen, &target, &mut added, rep);
+    let digests = match result {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = store.remove_layers(&added);
+            return Err(e);
+        }
+    };
+    let n = digests.len();
     let size = tree::tree_size(&target.join("rootfs"))?;
+    let mut layer_sizes = Vec::with_capacity(n);
+    for d in &digests {
+        layer_sizes.push(store.layer_size(d)?);
+    }
     Ok(Imported {
-        id: format!("sha256:{hex}"),
+        id: format!("sha256:{}", chosen.hex),
         source,
         layers: digests,
+        layer_sizes,
         size_bytes: size,
+        config: chosen.config,
     })
 }
 
@@ -625,6 +930,8 @@ fn import_dir(store: &ImageStore, path: &Path, rep: &mut Reporter) -> io::Result
         id: format!("sha256:{hex}"),
         source: "rootfs-dir",
         layers: Vec::new(),
+        layer_sizes: Vec::new(),
+        config: None,
         size_bytes: tree::tree_size(&installed)?,
     })
 }
@@ -687,7 +994,14 @@ mod tests {
             .unwrap();
         let layer = layer.into_inner().unwrap();
         let manifest = br#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]}]"#;
+        let config = br#"{"config":{"Cmd":["sh"]}}"#;
         let mut b = tar::Builder::new(Vec::new());
+        b.append_data(
+            &mut hdr(tar::EntryType::Regular, 0o644, config.len() as u64),
+            "c.json",
+            &config[..],
+        )
+        .unwrap();
         b.append_data(
             &mut hdr(tar::EntryType::Regular, 0o644, layer.len() as u64),
             "a/layer.tar",
@@ -933,6 +1247,84 @@ mod tests {
         .unwrap();
         let err = store.import(layout.path(), &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("bad digest"), "{err}");
+    }
+
+    /// A layout of one image: `layers` (plain tars) and a config naming
+    /// `diff_ids`. Returns the layout.
+    fn layout_with(layers: &[Vec<u8>], diff_ids: &[String]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let l = dir.path();
+        let ds: Vec<String> = layers.iter().map(|x| blob(l, x)).collect();
+        let config = serde_json::json!({
+            "config": {"Env": ["A=1"], "Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config = blob(l, config.to_string().as_bytes());
+        let ls: Vec<serde_json::Value> = ds
+            .iter()
+            .map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 1}))
+            .collect();
+        let manifest = serde_json::json!({"schemaVersion": 2, "config": {"digest": config, "size": 1}, "layers": ls});
+        let m = blob(l, manifest.to_string().as_bytes());
+        std::fs::write(l.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(
+            l.join("index.json"),
+            serde_json::json!({"manifests": [{"digest": m, "size": 1}]}).to_string(),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn layers_are_stored_once_by_diff_id_and_checked() {
+        use sha2::{Digest, Sha256};
+        let tar_of = |entries: &[(&str, &[u8])]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for (p, d) in entries {
+                b.append_data(
+                    &mut hdr(tar::EntryType::Regular, 0o644, d.len() as u64),
+                    p,
+                    *d,
+                )
+                .unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let base = tar_of(&[("etc/a", b"a"), ("etc/b", b"b")]);
+        let top = tar_of(&[("etc/.wh.a", b""), ("etc/c", b"c")]);
+        let id = |x: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(x)));
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
+        let one = layout_with(std::slice::from_ref(&base), &[id(&base)]);
+        let two = layout_with(&[base.clone(), top.clone()], &[id(&base), id(&top)]);
+        let a = store.import(one.path(), &mut |_| {}).unwrap();
+        let b = store.import(two.path(), &mut |_| {}).unwrap();
+        assert_eq!(a.layers, [id(&base)]);
+        assert_eq!(b.layers, [id(&base), id(&top)]);
+        assert_eq!(b.config.unwrap().config.unwrap().env.unwrap(), ["A=1"]);
+        // Two layers in the store; the image's files are the layer's.
+        assert_eq!(names(&data.path().join("images/layers")).len(), 2);
+        let rootfs = store.stored_rootfs(&b.id).unwrap();
+        assert!(!rootfs.join("etc/a").exists(), "whiteout applied");
+        assert_eq!(std::fs::read(rootfs.join("etc/c")).unwrap(), b"c");
+        let m = std::fs::metadata(rootfs.join("etc/b")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert!(m.nlink() >= 3, "hard-linked from the layer: {}", m.nlink());
+        // A config whose diff id does not match the layer is refused.
+        let other = tempfile::tempdir().unwrap();
+        let bad = layout_with(std::slice::from_ref(&top), &[id(&base)]);
+        let err = ImageStore::new(other.path())
+            .import(bad.path(), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its diff id"),
+            "{err}"
+        );
+        assert!(names(&other.path().join("images")).is_empty());
+        // Removing a layer leaves the images composed from it whole.
+        store.remove_layers(&a.layers).unwrap();
+        assert_eq!(std::fs::read(rootfs.join("etc/b")).unwrap(), b"b");
+        assert_eq!(store.stored_layers(), [id(&top)]);
     }
 
     #[test]

@@ -26,6 +26,18 @@ pub(super) struct Applier {
     dirs: BTreeMap<PathBuf, DirMeta>,
     /// Entries seen over all layers (an empty rootfs is refused).
     entries: u64,
+    /// Layer mode: whiteouts are recorded (for the layers below, applied
+    /// when an image is composed) instead of applied.
+    record: Option<Whiteouts>,
+}
+
+/// What one layer deletes from the layers below it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) struct Whiteouts {
+    /// Paths (relative to the root) deleted by `.wh.NAME`.
+    pub removed: Vec<PathBuf>,
+    /// Directories emptied of their lower content by `.wh..wh..opq`.
+    pub opaque: Vec<PathBuf>,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -38,6 +50,15 @@ impl Applier {
             root: root.to_path_buf(),
             dirs: BTreeMap::new(),
             entries: 0,
+            record: None,
+        }
+    }
+
+    /// An applier for one layer on its own (see `record`).
+    pub fn for_layer(root: &Path) -> Self {
+        Applier {
+            record: Some(Whiteouts::default()),
+            ..Applier::new(root)
         }
     }
 
@@ -75,12 +96,18 @@ impl Applier {
                 .unwrap_or_default();
             let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
             if name == OPAQUE {
-                self.opaque(&parent, &written)?;
+                match self.record.as_mut() {
+                    Some(w) => w.opaque.push(parent),
+                    None => self.opaque(&parent, &written)?,
+                }
                 continue;
             }
             if let Some(hidden) = name.strip_prefix(WHITEOUT) {
                 if !hidden.starts_with(WHITEOUT) && !hidden.is_empty() {
-                    self.whiteout(&parent.join(hidden))?;
+                    match self.record.as_mut() {
+                        Some(w) => w.removed.push(parent.join(hidden)),
+                        None => self.whiteout(&parent.join(hidden))?,
+                    }
                 }
                 // Other `.wh..wh.*` entries are aufs bookkeeping: ignored.
                 continue;
@@ -188,7 +215,7 @@ impl Applier {
     /// Gives directories their modes and owners (deepest first, so that a
     /// read-only directory never blocks its content) and makes the root
     /// traversable.
-    pub fn finish(self) -> io::Result<()> {
+    pub fn finish(self) -> io::Result<Option<Whiteouts>> {
         let root_owner = nix::unistd::geteuid().is_root();
         for (rel, m) in self.dirs.iter().rev() {
             let p = self.root.join(rel);
@@ -203,7 +230,7 @@ impl Applier {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m.mode))?;
         }
         std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o755))?;
-        Ok(())
+        Ok(self.record)
     }
 }
 

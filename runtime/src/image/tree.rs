@@ -122,6 +122,28 @@ pub(super) fn tree_size(root: &Path) -> io::Result<u64> {
     Ok(total)
 }
 
+/// Bytes of the regular files below `root`, each inode once, for a disk
+/// use report: entries that vanish or cannot be read meanwhile are skipped
+/// (the tree may be changing), a missing root is 0.
+pub(super) fn du(root: &Path) -> u64 {
+    fn go(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>, total: &mut u64) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                go(&e.path(), seen, total);
+            } else if m.is_file() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))) {
+                *total += m.len();
+            }
+        }
+    }
+    let mut total = 0;
+    go(root, &mut std::collections::HashSet::new(), &mut total);
+    total
+}
+
 /// sha256 hex over the whole tree: every path, type, mode, owner, and the
 /// content of files and symlinks.
 pub(super) fn digest_tree(root: &Path) -> io::Result<String> {

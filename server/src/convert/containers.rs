@@ -293,6 +293,7 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
         mounts: mounts_from(&r.mounts)?,
         image: r.image,
         command: r.command,
+        entrypoint: r.entrypoint.map(|e| e.argv),
         name: non_empty(r.name),
         env: r.env,
         working_dir: non_empty(r.working_dir),

@@ -64,7 +64,9 @@ impl ImageService for Images {
         let r = req.into_inner();
         let engine = self.engine.clone();
         Ok(Response::new(stream_job(move |tx| async move {
-            engine.import_image(&r.path, non_empty(&r.name), tx).await
+            engine
+                .import_image_tagged(&r.path, non_empty(&r.tag), non_empty(&r.name), tx)
+                .await
         })))
     }
 
@@ -77,7 +79,9 @@ impl ImageService for Images {
         let r = req.into_inner();
         let engine = self.engine.clone();
         Ok(Response::new(stream_job(move |tx| async move {
-            engine.build_image(&r.name, r.binaries, tx).await
+            engine
+                .build_image(&r.name, r.binaries, r.ca_certs, tx)
+                .await
         })))
     }
 
@@ -115,5 +119,21 @@ impl ImageService for Images {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::RemoveImageResponse { id }))
+    }
+
+    async fn prune_images(
+        &self,
+        _req: Request<pb::PruneImagesRequest>,
+    ) -> Result<Response<pb::PruneImagesResponse>, Status> {
+        let p = self.engine.prune_images().await.map_err(to_status)?;
+        Ok(Response::new(convert::pruned(p)))
+    }
+
+    async fn disk_usage(
+        &self,
+        _req: Request<pb::DiskUsageRequest>,
+    ) -> Result<Response<pb::DiskUsageResponse>, Status> {
+        let u = self.engine.disk_usage().await.map_err(to_status)?;
+        Ok(Response::new(convert::disk_usage(u)))
     }
 }

@@ -31,11 +31,13 @@ impl Engine {
             return Err(EngineError::Unavailable("quiltd is shutting down".into()));
         }
         apply_defaults(&mut spec, shared.cfg());
+        // A stored image's name is recorded as its id; its configuration
+        // fills in what the caller left out.
+        let image = super::images::resolve_for_create(shared, &spec.image).await?;
+        super::images::apply_config(shared, &image, &mut spec).await?;
         validate::create_spec(&spec, shared.host_cpus())?;
         spec.security = crate::security::check_host(shared, spec.security).await?;
         let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
-        // A stored image's name is recorded as its id.
-        let image = super::images::resolve_for_create(shared, &spec.image).await?;
         check_image(shared, &image).await?;
         let mut c = Container::new(ids::new_id(), spec, image, mounts, now_ns());
         crate::security::for_create(shared, &mut c)?;

@@ -36,6 +36,10 @@ pub(crate) struct Shared {
     execs: ExecRegistry,
     /// Compiled seccomp filters.
     seccomp: SeccompCache,
+    /// Imports hold it shared from unpacking their layers until the image
+    /// is recorded; removals of layers hold it exclusively, so a layer an
+    /// import is about to reference is never deleted under it.
+    layer_gc: tokio::sync::RwLock<()>,
 }
 
 impl Shared {
@@ -49,6 +53,7 @@ impl Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Shared {
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            layer_gc: tokio::sync::RwLock::new(()),
             start_slots: Arc::new(Semaphore::new(cfg.max_concurrent_starts.max(1))),
             cfg,
             store,
@@ -69,6 +74,10 @@ impl Shared {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn layer_gc(&self) -> &tokio::sync::RwLock<()> {
+        &self.layer_gc
     }
 
     pub fn images(&self) -> &ImageStore {

@@ -34,6 +34,8 @@ impl Network {
 pub struct CreateSpec {
     pub image: String,
     pub command: Vec<String>,
+    /// Replaces the image's Entrypoint when set (see `api::images::apply_config`).
+    pub entrypoint: Option<Vec<String>>,
     pub name: Option<String>,
     pub env: Vec<String>,
     pub working_dir: Option<String>,

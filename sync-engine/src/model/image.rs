@@ -1,4 +1,6 @@
 //! An image of the local store, as the API sees it.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// An image row with its names and the number of containers using it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,4 +13,64 @@ pub struct ImageInfo {
     pub source: String,
     pub layers: Vec<String>,
     pub containers: u32,
+    /// What the image asks its containers to run with.
+    pub config: ImageConfig,
+}
+
+/// An image's configuration: the defaults of its containers, and what it
+/// declares (ports, labels). Stored as JSON in the image row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageConfig {
+    pub env: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub exposed_ports: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: String,
+    pub architecture: String,
+    pub os: String,
+}
+
+impl ImageConfig {
+    /// From the configuration an import read.
+    pub fn from_runtime(c: &quilt_runtime::image::manifest::ImageConfig) -> ImageConfig {
+        let run = c.config.clone().unwrap_or_default();
+        ImageConfig {
+            env: run.env.unwrap_or_default(),
+            entrypoint: run.entrypoint.unwrap_or_default(),
+            cmd: run.cmd.unwrap_or_default(),
+            working_dir: run.working_dir.unwrap_or_default(),
+            user: run.user.unwrap_or_default(),
+            exposed_ports: run
+                .exposed_ports
+                .map(|p| p.into_keys().collect())
+                .unwrap_or_default(),
+            labels: run.labels.unwrap_or_default(),
+            stop_signal: run.stop_signal.unwrap_or_default(),
+            architecture: c.architecture.clone().unwrap_or_default(),
+            os: c.os.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Disk use of one kind of thing (`quilt system df`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// "images", "layers", "containers" or "volumes".
+    pub kind: &'static str,
+    pub count: u64,
+    pub size_bytes: u64,
+    /// Bytes not shared with another kind.
+    pub unique_bytes: u64,
+}
+
+/// What `image prune` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub images: Vec<String>,
+    pub layers: Vec<String>,
+    pub reclaimed_bytes: u64,
 }

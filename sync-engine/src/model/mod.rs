@@ -13,7 +13,7 @@ pub use container::{
     Network, WaitResult,
 };
 pub use event::{Event, now_ns};
-pub use image::ImageInfo;
+pub use image::{DiskUsage, ImageConfig, ImageInfo, Pruned};
 pub use mount::{MountSource, MountSpec};
 pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};
 pub use state::State;

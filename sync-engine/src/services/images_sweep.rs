@@ -1,4 +1,5 @@
-//! At start-up: the image directories nobody recorded are swept away.
+//! At start-up: the image and layer directories nobody recorded are swept
+//! away.
 use crate::engine::Shared;
 use crate::error::Result;
 
@@ -7,8 +8,20 @@ use crate::error::Result;
 /// and recording it).
 pub(crate) async fn remove_unrecorded(shared: &Shared) -> Result<()> {
     let known = shared.store().known_image_ids().await?;
+    let layers = shared.store().layer_digests().await?;
     let store = shared.images().clone();
     tokio::task::spawn_blocking(move || {
+        let unrecorded: Vec<String> = store
+            .stored_layers()
+            .into_iter()
+            .filter(|d| !layers.contains(d))
+            .collect();
+        if !unrecorded.is_empty() {
+            match store.remove_layers(&unrecorded) {
+                Ok(()) => tracing::info!(layers = unrecorded.len(), "removed unrecorded layers"),
+                Err(e) => tracing::warn!(error = %e, "cannot remove unrecorded layers"),
+            }
+        }
         for id in store.stored_ids() {
             if !known.contains(&id) {
                 match store.remove_stored(&id) {

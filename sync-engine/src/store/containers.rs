@@ -639,14 +639,53 @@ mod tests {
             source: "rootfs-tar".into(),
             layers: Vec::new(),
             containers: 0,
+            config: Default::default(),
         };
-        s.image_add(&info, Some("img")).await.unwrap();
+        s.image_add(&info, &[], Some("img")).await.unwrap();
         s.insert(&c).await.unwrap();
         // Now that a container uses it, the image cannot be deleted.
         assert!(matches!(
             s.image_delete(&image).await,
             Err(EngineError::FailedPrecondition(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn layers_go_with_the_last_image_that_uses_them() {
+        let (_d, s) = store().await;
+        let layer = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let image = |c: char, layers: &[String], name: Option<&str>| {
+            let info = crate::model::ImageInfo {
+                id: format!("sha256:{}", c.to_string().repeat(64)),
+                names: Vec::new(),
+                size_bytes: 1,
+                created_at_ns: now_ns(),
+                source: "oci-layout".into(),
+                layers: layers.to_vec(),
+                containers: 0,
+                config: Default::default(),
+            };
+            let sizes = vec![10; layers.len()];
+            let s = &s;
+            let name = name.map(str::to_owned);
+            async move {
+                s.image_add(&info, &sizes, name.as_deref()).await.unwrap();
+                info.id
+            }
+        };
+        let (base, top) = (layer('1'), layer('2'));
+        let a = image('a', std::slice::from_ref(&base), Some("a")).await;
+        let b = image('b', &[base.clone(), top.clone(), base.clone()], None).await;
+        assert_eq!(s.layer_usage().await.unwrap(), (2, 20));
+        // b still uses the base: nothing to remove with a.
+        assert_eq!(s.image_delete(&a).await.unwrap(), Some(Vec::new()));
+        assert_eq!(s.image_delete(&a).await.unwrap(), None);
+        // Prune removes b (no name), and with it both layers.
+        let (ids, mut orphans) = s.image_prune().await.unwrap();
+        orphans.sort();
+        assert_eq!(ids, [b]);
+        assert_eq!(orphans, [(base, 10), (top, 10)]);
+        assert_eq!(s.layer_usage().await.unwrap(), (0, 0));
     }
 
     #[tokio::test]

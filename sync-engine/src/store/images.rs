@@ -7,7 +7,7 @@ use crate::model::{ImageInfo, State};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
 
-const COLUMNS: &str = "i.id, i.source, i.layers, i.size_bytes, i.created_at, \
+const COLUMNS: &str = "i.id, i.source, i.layers, i.size_bytes, i.created_at, i.config, \
     (SELECT json_group_array(n.name) FROM (SELECT name FROM image_names \
         WHERE image_id = i.id ORDER BY name) n) AS names, \
     (SELECT COUNT(*) FROM containers c WHERE c.image = i.id \
@@ -19,7 +19,9 @@ fn from_row(r: &SqliteRow) -> Result<ImageInfo> {
     let names: String = r.try_get("names")?;
     let size: i64 = r.try_get("size_bytes")?;
     let used: i64 = r.try_get("used")?;
+    let config: String = r.try_get("config")?;
     Ok(ImageInfo {
+        config: serde_json::from_str(&config).map_err(|_| bad("config"))?,
         id: r.try_get("id")?,
         source: r.try_get("source")?,
         layers: serde_json::from_str(&layers).map_err(|_| bad("layers"))?,
@@ -31,22 +33,54 @@ fn from_row(r: &SqliteRow) -> Result<ImageInfo> {
 }
 
 impl Store {
-    /// Records an image (kept as is when the id exists) and points NAME at
-    /// it (taken from any other image).
-    pub async fn image_add(&self, info: &ImageInfo, name: Option<&str>) -> Result<()> {
+    /// Records an image (kept as is when the id exists) with its layers
+    /// (`layer_sizes` in the same order; a layer row is shared by every image
+    /// that uses it) and points NAME at it (taken from any other image).
+    pub async fn image_add(
+        &self,
+        info: &ImageInfo,
+        layer_sizes: &[u64],
+        name: Option<&str>,
+    ) -> Result<()> {
+        let config = serde_json::to_string(&info.config)
+            .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;
         db_write!(self, |c| {
             let mut tx = c.begin().await?;
-            sqlx::query(
-            "INSERT INTO images (id, source, layers, size_bytes, created_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&info.id)
-        .bind(&info.source)
-        .bind(serde_json::to_string(&info.layers).unwrap_or_else(|_| "[]".into()))
-        .bind(i64::try_from(info.size_bytes).unwrap_or(i64::MAX))
-        .bind(info.created_at_ns)
-        .execute(&mut *tx)
-        .await?;
+            let added = sqlx::query(
+                "INSERT INTO images (id, source, layers, size_bytes, created_at, config) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&info.id)
+            .bind(&info.source)
+            .bind(serde_json::to_string(&info.layers).unwrap_or_else(|_| "[]".into()))
+            .bind(i64::try_from(info.size_bytes).unwrap_or(i64::MAX))
+            .bind(info.created_at_ns)
+            .bind(&config)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if added && layer_sizes.len() == info.layers.len() {
+                for (pos, (digest, size)) in info.layers.iter().zip(layer_sizes).enumerate() {
+                    sqlx::query(
+                        "INSERT INTO layers (digest, size_bytes, created_at) VALUES (?, ?, ?) \
+                         ON CONFLICT (digest) DO NOTHING",
+                    )
+                    .bind(digest)
+                    .bind(i64::try_from(*size).unwrap_or(i64::MAX))
+                    .bind(info.created_at_ns)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO image_layers (image_id, position, digest) VALUES (?, ?, ?)",
+                    )
+                    .bind(&info.id)
+                    .bind(i64::try_from(pos).unwrap_or(i64::MAX))
+                    .bind(digest)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             if let Some(name) = name {
                 sqlx::query(
                     "INSERT INTO image_names (name, image_id) VALUES (?, ?) \
@@ -151,9 +185,11 @@ impl Store {
 
     /// Deletes the image row and its names unless a container references
     /// it (by id or any name); one transaction on the single writer, so no
-    /// container row can slip in between the check and the delete.
-    /// Err(FailedPrecondition) when in use.
-    pub async fn image_delete(&self, id: &str) -> Result<bool> {
+    /// container row can slip in between the check and the delete. The
+    /// layers no image uses any more are deleted with it: returns None when
+    /// there was no such image, else those layers (digest, bytes), whose
+    /// files the caller removes. Err(FailedPrecondition) when in use.
+    pub async fn image_delete(&self, id: &str) -> Result<Option<Vec<(String, u64)>>> {
         db_write!(self, |c| {
             let mut tx = c.begin().await?;
             let users: Vec<String> = sqlx::query_scalar(
@@ -174,8 +210,75 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            if r.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let orphans = delete_orphan_layers(&mut tx).await?;
             tx.commit().await?;
-            Ok(r.rows_affected() > 0)
+            Ok(Some(orphans))
         })
     }
+
+    /// Deletes every image that has no name and no container, and the
+    /// layers no image uses any more (see `image_delete`). Returns the
+    /// image ids and the layers (digest, bytes).
+    pub async fn image_prune(&self) -> Result<(Vec<String>, Vec<(String, u64)>)> {
+        db_write!(self, |c| {
+            let mut tx = c.begin().await?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT i.id FROM images i \
+                 WHERE NOT EXISTS (SELECT 1 FROM image_names n WHERE n.image_id = i.id) \
+                 AND NOT EXISTS (SELECT 1 FROM containers c WHERE c.image = i.id) \
+                 ORDER BY i.id",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for id in &ids {
+                sqlx::query("DELETE FROM images WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let orphans = delete_orphan_layers(&mut tx).await?;
+            tx.commit().await?;
+            Ok((ids, orphans))
+        })
+    }
+
+    /// (count, bytes) of the stored layers.
+    pub async fn layer_usage(&self) -> Result<(u64, u64)> {
+        let (n, bytes): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM layers")
+                .fetch_one(&self.reader)
+                .await?;
+        Ok((
+            u64::try_from(n).unwrap_or(0),
+            u64::try_from(bytes).unwrap_or(0),
+        ))
+    }
+
+    /// The digests of every recorded layer.
+    pub async fn layer_digests(&self) -> Result<std::collections::HashSet<String>> {
+        let v: Vec<String> = sqlx::query_scalar("SELECT digest FROM layers")
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(v.into_iter().collect())
+    }
+}
+
+/// Deletes the layer rows no image uses; returns them (digest, bytes).
+async fn delete_orphan_layers(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+) -> Result<Vec<(String, u64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "DELETE FROM layers WHERE NOT EXISTS \
+         (SELECT 1 FROM image_layers l WHERE l.digest = layers.digest) \
+         RETURNING digest, size_bytes",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, n)| (d, u64::try_from(n).unwrap_or(0)))
+        .collect())
 }

@@ -44,6 +44,7 @@ mod tests {
         let spec = CreateSpec {
             image: "default".into(),
             command: vec!["true".into()],
+            entrypoint: None,
             name: Some("c".into()),
             env: env.iter().map(|s| s.to_string()).collect(),
             working_dir: None,
