@@ -10,6 +10,8 @@
 //! - `api/`, `exec/`, `logs/`: the verbs the gRPC server calls.
 //! - `services/`: what runs in the background (starter, monitor, cleanup,
 //!   reconciliation, the image sweep).
+//! - `network/`: networking on the create, start and removal paths and at
+//!   start-up (the plumbing is the `quilt-network` crate).
 //! - `validate/`: checks on API input; `support/`: small shared pieces.
 #![deny(unsafe_code)]
 
@@ -20,6 +22,7 @@ mod error;
 mod exec;
 mod logs;
 pub mod model;
+mod network;
 mod security;
 mod services;
 mod store;
@@ -28,7 +31,8 @@ mod validate;
 
 pub use api::copy::CopyDigest;
 pub use config::{
-    DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, UsernsIds,
+    DEFAULT_NETNS_POOL, DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES,
+    EngineConfig, NetworkConfig, UsernsIds,
 };
 pub use engine::Engine;
 pub use error::{EngineError, Result};
@@ -36,8 +40,10 @@ pub use exec::{ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSession, ExecSpec};
 pub use logs::{LogItem, LogLine};
 pub use model::{
     Container, CreateSpec, Event, ExitInfo, ImageInfo, ListCursor, ListFilter, ListPage, ListQuery,
-    ListView, MountSource, MountSpec, Network, State, Volume, WaitResult, now_ns,
+    ListView, MountSource, MountSpec, NetSettings, Network, NetworkInfo, NetworkSpec, State,
+    Volume, WaitResult, now_ns,
 };
+pub use quilt_network::{HostEntry, PortBinding, Proto as PortProto};
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;
 pub use support::ids::short as short_id;

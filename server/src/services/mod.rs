@@ -6,11 +6,13 @@ mod copy;
 mod exec;
 mod health;
 mod images;
+mod networks;
 mod volumes;
 
 pub use containers::Containers;
 pub use health::{HealthService, health};
 pub use images::Images;
+pub use networks::Networks;
 pub use volumes::Volumes;
 
 /// A boxed server stream, as the streaming RPCs return.

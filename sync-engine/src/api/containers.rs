@@ -27,6 +27,7 @@ impl Engine {
         apply_defaults(&mut spec, shared.cfg());
         validate::create_spec(&spec, shared.host_cpus())?;
         spec.security = crate::security::check_host(shared, spec.security).await?;
+        crate::network::check_create(shared, &mut spec).await?;
         let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
         // A stored image's name is recorded as its id.
         let image = super::images::resolve_for_create(shared, &spec.image).await?;
@@ -39,9 +40,9 @@ impl Engine {
         } else {
             None
         };
-        c.id_range = shared
+        (c.id_range, c.net) = shared
             .store()
-            .insert_with_ids(&c, Some(&shared.cfg().userns_ids))
+            .insert_full(&c, Some(&shared.cfg().userns_ids))
             .await?;
         shared.emit(&c, State::Created, "created", None, None);
         if let Some(slot) = slot {

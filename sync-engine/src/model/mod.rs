@@ -4,14 +4,16 @@ mod container;
 mod event;
 mod image;
 mod mount;
+mod network;
 mod security;
 pub mod state;
 mod volume;
 
 pub use container::{
     Container, CreateSpec, ExitInfo, ListCursor, ListFilter, ListPage, ListQuery, ListView,
-    Network, WaitResult,
+    WaitResult,
 };
+pub use network::{DEFAULT_NETWORK, NetSettings, Network, NetworkInfo, NetworkSpec};
 pub use event::{Event, now_ns};
 pub use image::ImageInfo;
 pub use mount::{MountSource, MountSpec};

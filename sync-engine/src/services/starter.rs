@@ -73,6 +73,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<()> {
         workdir: c.working_dir.clone(),
         hostname: c.hostname.clone(),
         host_network: c.network == crate::model::Network::Host,
+        netns: None,
         init: c.init,
         cgroup: shared.cgroup_spec(&c),
         log_max_bytes: Some(shared.cfg().log_max_bytes),
@@ -95,6 +96,17 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<()> {
             }
         }
     };
+    let mut config = config;
+    match crate::network::prepare(shared, &c).await {
+        Ok(p) => {
+            config.netns = p.netns;
+            config.mounts.extend(p.mounts);
+        }
+        Err(e) => {
+            drop(op);
+            return monitor::record_failure(shared, &c, EXIT_SETUP, &format!("network: {e}")).await;
+        }
+    }
     let images = shared.images().clone();
     let shim = shared.cfg().shim_path.clone();
     let image = c.image.clone();
