@@ -45,6 +45,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// At most this many characters of a user's input are quoted in errors.
 pub fn shown(s: &str) -> String {
@@ -118,21 +119,27 @@ pub struct Networking {
     proxies: proxy::Proxies,
     /// The slot of each container that has one, by container id.
     slots: Mutex<HashMap<String, pool::Slot>>,
+    /// Veth slots kept ready once active.
+    veth_target: usize,
+    /// Bridge networking set up (`sync`).
+    active: AtomicBool,
 }
 
 impl Networking {
     /// Opens the daemon's side. Blocking; call from a thread in the
-    /// daemon's network namespace (any but the pool's).
+    /// daemon's network namespace (any but the pool's). Nothing is changed
+    /// in that namespace until `sync`: a daemon whose containers never use
+    /// a bridge network leaves it alone (only `none` slots are made).
     pub fn open(opts: NetOptions) -> Result<Networking> {
         let daemon_ns = netns::open(Path::new("/proc/thread-self/ns/net"))
             .map_err(NetError::io("open the daemon's network namespace"))?;
-        // Containers' traffic is routed through this namespace.
-        if netns::read_sysctl("net/ipv4/ip_forward").ok().as_deref() != Some("1") {
-            netns::write_sysctl("net/ipv4/ip_forward", "1")
-                .map_err(NetError::io("enabling net.ipv4.ip_forward"))?;
-        }
         let rt = Rtnl::open()?;
-        let pool = pool::Pool::start(&opts.data_dir.join("netns"), &opts.names, daemon_ns, opts.pool)?;
+        let pool = pool::Pool::start(
+            &opts.data_dir.join("netns"),
+            &opts.names,
+            daemon_ns,
+            [opts.pool[0], 0],
+        )?;
         Ok(Networking {
             firewall: firewall::Firewall::new(opts.names.table(), &opts.names.veth_prefix()),
             names: opts.names,
@@ -140,7 +147,39 @@ impl Networking {
             pool,
             proxies: Default::default(),
             slots: Mutex::new(HashMap::new()),
+            veth_target: opts.pool[1],
+            active: AtomicBool::new(false),
         })
+    }
+
+    /// Whether bridge networking is set up in the daemon's namespace.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Whether this daemon's default bridge exists (it was active before a
+    /// restart).
+    pub fn default_bridge_exists(&self) -> Result<bool> {
+        Ok(link::index_of(&mut self.rt(), self.names.default_bridge())?.is_some())
+    }
+
+    /// Makes the daemon's namespace ready for bridge networks `nets`:
+    /// forwarding on, every bridge present, the ruleset replaced (the
+    /// entries known kept), the pool of veth slots filled. Idempotent; the
+    /// caller serialises it with network changes. Blocking.
+    pub fn sync(&self, nets: &[NetworkDef]) -> Result<()> {
+        if netns::read_sysctl("net/ipv4/ip_forward").ok().as_deref() != Some("1") {
+            netns::write_sysctl("net/ipv4/ip_forward", "1")
+                .map_err(NetError::io("enabling net.ipv4.ip_forward"))?;
+        }
+        for n in nets {
+            self.ensure_bridge(n)?;
+        }
+        self.set_networks(nets)?;
+        if !self.active.swap(true, Ordering::AcqRel) {
+            self.pool.set_target(Kind::Veth, self.veth_target);
+        }
+        Ok(())
     }
 
     pub fn names(&self) -> &Names {

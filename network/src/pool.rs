@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// With or without a veth pair.
@@ -82,7 +83,13 @@ pub(crate) struct Worker {
 #[derive(Debug)]
 struct Shared {
     free: Mutex<[VecDeque<Slot>; 2]>,
-    targets: [usize; 2],
+    targets: [AtomicUsize; 2],
+}
+
+impl Shared {
+    fn target(&self, kind: Kind) -> usize {
+        self.targets[kind.index()].load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug)]
@@ -98,7 +105,7 @@ impl Pool {
         std::fs::create_dir_all(dir).map_err(NetError::io(format!("create {}", dir.display())))?;
         let shared = Arc::new(Shared {
             free: Mutex::new([VecDeque::new(), VecDeque::new()]),
-            targets,
+            targets: targets.map(AtomicUsize::new),
         });
         let (tx, rx) = mpsc::channel::<Job>();
         let worker = Worker {
@@ -157,6 +164,12 @@ impl Pool {
         }
     }
 
+    /// Keeps `n` slots of `kind` ready from now on.
+    pub fn set_target(&self, kind: Kind, n: usize) {
+        self.shared.targets[kind.index()].store(n, Ordering::Relaxed);
+        self.poke();
+    }
+
     /// How many slots of `kind` are ready.
     pub fn ready(&self, kind: Kind) -> usize {
         self.shared.free.lock().unwrap_or_else(|p| p.into_inner())[kind.index()].len()
@@ -189,8 +202,11 @@ impl Pool {
             .collect()
     }
 
-    /// Destroys the free slots (shutdown).
+    /// Destroys the free slots and makes no more (shutdown).
     pub fn drain(&self) {
+        for t in &self.shared.targets {
+            t.store(0, Ordering::Relaxed);
+        }
         let all: Vec<Slot> = {
             let mut f = self.shared.free.lock().unwrap_or_else(|p| p.into_inner());
             f.iter_mut().flat_map(|q| q.drain(..)).collect()
@@ -217,7 +233,7 @@ fn run(w: Worker, rx: mpsc::Receiver<Job>, sh: Arc<Shared>) {
             let f = sh.free.lock().unwrap_or_else(|p| p.into_inner());
             [Kind::Veth, Kind::Plain]
                 .into_iter()
-                .find(|k| f[k.index()].len() < sh.targets[k.index()])
+                .find(|k| f[k.index()].len() < sh.target(*k))
         };
         if let Some(kind) = short {
             match w.create(kind) {
@@ -313,7 +329,7 @@ impl Worker {
 
     fn recycle(&self, sh: &Shared, mut slot: Slot, tainted: bool) {
         let full = sh.free.lock().unwrap_or_else(|p| p.into_inner())[slot.kind.index()].len()
-            >= sh.targets[slot.kind.index()];
+            >= sh.target(slot.kind);
         if tainted || full {
             self.destroy(slot);
             return;
@@ -372,7 +388,13 @@ impl Pool {
     pub fn adopt_unused(&self, unused: Vec<String>) {
         let sh = self.shared.clone();
         let _ = self.call(move |w| {
-            for id in unused {
+            // Slots this thread made meanwhile are in the pool already
+            // (jobs and making slots are serialised on this thread).
+            let pooled: Vec<String> = {
+                let f = sh.free.lock().unwrap_or_else(|p| p.into_inner());
+                f.iter().flatten().map(|s| s.id.clone()).collect()
+            };
+            for id in unused.into_iter().filter(|id| !pooled.contains(id)) {
                 match w.reopen(&id) {
                     Ok(mut s) => {
                         if let Some(v) = s.veth.clone() {

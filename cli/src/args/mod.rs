@@ -13,6 +13,7 @@ pub mod exec;
 pub mod image;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod ps;
 mod values;
 pub mod volume;
@@ -29,6 +30,7 @@ use exec::{ExecArgs, ExecIdArg, ExecKillArgs, ExecLogsArgs};
 use image::ImageCommand;
 use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
 use logs::LogsArgs;
+use network::NetworkCommand;
 use ps::PsArgs;
 use volume::VolumeCommand;
 
@@ -147,6 +149,11 @@ pub enum Command {
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage bridge networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// List a container's published ports (HOST_IP:HOST_PORT->PORT/PROTO).
+    Port(IdArg),
     /// Manage images: import, build from host programs, list, inspect, remove.
     #[command(subcommand)]
     Image(ImageCommand),

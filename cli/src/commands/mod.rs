@@ -13,6 +13,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod mounts;
+mod network;
 mod ps;
 mod spec;
 mod volume;
@@ -45,6 +46,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::ExecLogs(args) => exec_detached::logs(&mut client, args).await,
         Command::Cp(args) => cp::cp(&mut client, args).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
+        Command::Network(cmd) => network::network(&target, cmd).await,
+        Command::Port(args) => network::port(&mut client, args).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
     }
 }

@@ -35,6 +35,19 @@ async fn defs(shared: &Shared) -> Result<Vec<quilt_network::NetworkDef>> {
     Ok(shared.store().networks().await?.iter().map(NetworkInfo::def).collect())
 }
 
+/// Sets bridge networking up in quiltd's namespace on first use (the
+/// default network's bridge, the ruleset).
+pub(crate) async fn activate(shared: &Shared) -> Result<()> {
+    if shared.net().is_active() {
+        return Ok(());
+    }
+    let _serial = shared.net_lock().lock().await;
+    let all = defs(shared).await?;
+    let n = shared.net().clone();
+    tokio::task::spawn_blocking(move || n.sync(&all)).await??;
+    Ok(())
+}
+
 impl Engine {
     pub async fn create_network(&self, spec: NetworkSpec) -> Result<NetworkInfo> {
         let shared = &self.shared;
@@ -68,8 +81,7 @@ impl Engine {
         let all = defs(shared).await?;
         let (n, def) = (net.clone(), info.def());
         let made = tokio::task::spawn_blocking(move || -> Result<()> {
-            n.ensure_bridge(&def)?;
-            if let Err(e) = n.set_networks(&all) {
+            if let Err(e) = n.sync(&all) {
                 let _ = n.delete_bridge(&def.bridge);
                 return Err(e.into());
             }

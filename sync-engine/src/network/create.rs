@@ -49,6 +49,7 @@ pub(crate) async fn check_create(shared: &Arc<Shared>, spec: &mut CreateSpec) ->
                     n.name
                 )));
             }
+            crate::api::networks::activate(shared).await?;
         }
         Network::Container => {
             let peer = shared.store().resolve(&net.peer).await?;

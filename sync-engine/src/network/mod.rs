@@ -3,15 +3,18 @@
 //!   create (its peer resolved, free host ports chosen);
 //! - `setup.rs`: the start path (a namespace from the pool, put on its
 //!   network; hosts and resolv.conf);
+//! - `hosts.rs`: /etc/hosts (siblings named) and /etc/resolv.conf;
 //! - `release.rs`: the removal path;
 //! - `startup.rs`: bridges, namespaces and the ruleset made true again
 //!   when quiltd starts.
 mod create;
+mod hosts;
 mod release;
 mod setup;
 mod startup;
 
 pub(crate) use create::check_create;
+pub(crate) use hosts::refresh as refresh_hosts;
 pub(crate) use release::{refuse_joined, release};
 pub(crate) use setup::prepare;
 pub(crate) use startup::startup;

@@ -5,8 +5,8 @@
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, Network, State};
-use quilt_network::{Kind, files};
-use quilt_runtime::mounts::{MountConfig, MountKind};
+use quilt_network::Kind;
+use quilt_runtime::mounts::MountConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -61,58 +61,9 @@ pub(crate) async fn prepare(shared: &Arc<Shared>, c: &Container) -> Result<Prepa
             })?)
         }
     };
-    let mounts = write_files(shared, c).await?;
+    let mounts = super::hosts::write(shared, c).await?;
+    if c.network == Network::Bridge {
+        super::hosts::refresh(shared, &c.net.network, &c.id).await;
+    }
     Ok(Prepared { netns, mounts })
-}
-
-/// The container's address as its own names resolve to (its peer's when
-/// it shares one).
-async fn own_address(shared: &Arc<Shared>, c: &Container) -> Result<Option<std::net::Ipv4Addr>> {
-    Ok(match c.network {
-        Network::Bridge => c.net.address,
-        Network::Container => shared.store().get(&c.net.peer).await?.and_then(|p| p.net.address),
-        _ => None,
-    })
-}
-
-async fn write_files(shared: &Arc<Shared>, c: &Container) -> Result<Vec<MountConfig>> {
-    let addr = own_address(shared, c).await?;
-    let dir = shared.cfg().container_dir(&c.id);
-    let (name, hostname, net) = (c.name.clone(), c.hostname.clone(), c.net.clone());
-    let host_net = c.network == Network::Host;
-    // Files a user mounts there themselves win.
-    let taken = |t: &str| c.mounts.iter().any(|m| m.target == t);
-    let (want_hosts, want_resolv) = (!taken("/etc/hosts"), !taken("/etc/resolv.conf"));
-    tokio::task::spawn_blocking(move || -> Result<Vec<MountConfig>> {
-        let io = |what: String| move |e: std::io::Error| EngineError::internal(&what, e);
-        std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
-        let dir = std::fs::canonicalize(&dir).map_err(io(format!("canonicalize {}", dir.display())))?;
-        let mut mounts = Vec::new();
-        let mut put = |file: &str, target: &str, text: String| -> Result<()> {
-            let p = dir.join(file);
-            std::fs::write(&p, text).map_err(io(format!("write {}", p.display())))?;
-            mounts.push(MountConfig {
-                target: target.into(),
-                read_only: true,
-                kind: MountKind::Bind { source: p, create: false },
-            });
-            Ok(())
-        };
-        if want_hosts {
-            put("hosts", "/etc/hosts", files::hosts(&[&hostname, &name], addr, &net.extra_hosts))?;
-        }
-        if want_resolv {
-            // The hook of the name service to come: a network's own
-            // resolver (on the gateway) would be written here instead.
-            let (servers, search) = if net.dns.is_empty() {
-                let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-                files::host_nameservers(&host, host_net)
-            } else {
-                (net.dns.iter().map(|d| d.to_string()).collect(), Vec::new())
-            };
-            put("resolv.conf", "/etc/resolv.conf", files::resolv_conf(&servers, &search))?;
-        }
-        Ok(mounts)
-    })
-    .await?
 }

@@ -16,15 +16,15 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
     ensure_default(shared, &net).await?;
     let nets = shared.store().networks().await?;
     let defs: Vec<_> = nets.iter().map(NetworkInfo::def).collect();
-    {
+    // Bridge networking is set up again only where it was in use: a daemon
+    // whose containers never used a bridge leaves its namespace alone.
+    let in_use = nets.iter().any(|n| n.name != DEFAULT_NETWORK || !n.containers.is_empty()) || {
+        let n = net.clone();
+        tokio::task::spawn_blocking(move || n.default_bridge_exists()).await??
+    };
+    if in_use {
         let (n, defs) = (net.clone(), defs.clone());
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            for d in &defs {
-                n.ensure_bridge(d)?;
-            }
-            Ok(())
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || n.sync(&defs)).await??;
     }
 
     let mut owned = BTreeMap::new();
@@ -56,7 +56,9 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
         let (n, defs) = (net.clone(), defs.clone());
         let bridges: Vec<String> = defs.iter().map(|d| d.bridge.clone()).collect();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            n.apply(&defs, owned)?;
+            if in_use {
+                n.apply(&defs, owned)?;
+            }
             n.adopt_unused();
             n.remove_strays(&bridges, &n.slot_files())?;
             Ok(())

@@ -104,6 +104,9 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
     // Off its network before its address can go to another container.
     crate::network::release(shared, &c).await?;
     shared.store().delete(id).await?;
+    if c.network == crate::model::Network::Bridge {
+        crate::network::refresh_hosts(shared, &c.net.network, id).await;
+    }
     shared.emit(
         &c,
         State::Removing,

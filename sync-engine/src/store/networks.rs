@@ -278,6 +278,35 @@ impl Store {
         .await?)
     }
 
+    /// The containers of network `name` with their names and addresses.
+    pub async fn network_members(&self, name: &str) -> Result<Vec<(String, String, Ipv4Addr)>> {
+        let rows = sqlx::query(
+            "SELECT a.container_id, c.name, a.address FROM ip_allocations a \
+             JOIN containers c ON c.id = a.container_id WHERE a.network = ? ORDER BY a.address",
+        )
+        .bind(name)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let a: i64 = r.try_get("address")?;
+                let a = u32::try_from(a)
+                    .map_err(|_| EngineError::Internal("corrupt address row".into()))?;
+                Ok((r.try_get("container_id")?, r.try_get("name")?, Ipv4Addr::from(a)))
+            })
+            .collect()
+    }
+
+    /// Ids of the containers that join `id`'s network namespace.
+    pub async fn joiner_ids(&self, id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM containers WHERE json_extract(net, '$.peer') = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
     /// How many addresses are allocated, and ports published (for the
     /// leftover checks of tests).
     pub async fn network_usage(&self) -> Result<(i64, i64, i64)> {
