@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod netns;
 pub mod python;
 pub mod raw;
 
@@ -21,6 +22,7 @@ pub use daemon::{
 };
 pub use quilt_proto::v1 as api;
 pub use quilt_testkit::{host, retry};
+pub use netns::TestNetns;
 pub use raw::raw_unary;
 
 use api::{ContainerState, CreateContainerRequest, Event, Resources};
