@@ -20,12 +20,8 @@ impl Subnet {
     /// Parses `A.B.C.D/N`. Host bits set, a prefix out of /8../29, loopback,
     /// link-local, multicast and reserved ranges are refused.
     pub fn parse(s: &str) -> Result<Subnet> {
-        let bad = |why: &str| {
-            NetError::Invalid(format!(
-                "invalid subnet {:?}: {why}",
-                crate::shown(s)
-            ))
-        };
+        let bad =
+            |why: &str| NetError::Invalid(format!("invalid subnet {:?}: {why}", crate::shown(s)));
         let (addr, prefix) = s
             .split_once('/')
             .ok_or_else(|| bad("expected an IPv4 CIDR such as 10.89.0.0/24"))?;
@@ -52,7 +48,9 @@ impl Subnet {
             || first.octets()[0] == 0
             || first.octets()[0] >= 240
         {
-            return Err(bad("loopback, link-local, multicast and reserved ranges cannot be used"));
+            return Err(bad(
+                "loopback, link-local, multicast and reserved ranges cannot be used",
+            ));
         }
         Ok(net)
     }
@@ -143,11 +141,29 @@ mod tests {
         let n = Subnet::parse("10.89.0.0/24").unwrap();
         assert_eq!(n.to_string(), "10.89.0.0/24");
         assert_eq!(n.gateway(), Ipv4Addr::new(10, 89, 0, 1));
-        assert_eq!(n.host_range(), (u32::from(Ipv4Addr::new(10, 89, 0, 2)), u32::from(Ipv4Addr::new(10, 89, 0, 254))));
+        assert_eq!(
+            n.host_range(),
+            (
+                u32::from(Ipv4Addr::new(10, 89, 0, 2)),
+                u32::from(Ipv4Addr::new(10, 89, 0, 254))
+            )
+        );
         for bad in [
-            "10.89.0.1/24", "10.89.0.0", "10.89.0.0/7", "10.89.0.0/30", "10.89.0.0/+4",
-            "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/8", "0.0.0.0/8", "240.0.0.0/8",
-            "10.89.0.0/024", "x/24", "", "10.89.0.0/24 ", "::1/64",
+            "10.89.0.1/24",
+            "10.89.0.0",
+            "10.89.0.0/7",
+            "10.89.0.0/30",
+            "10.89.0.0/+4",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "224.0.0.0/8",
+            "0.0.0.0/8",
+            "240.0.0.0/8",
+            "10.89.0.0/024",
+            "x/24",
+            "",
+            "10.89.0.0/24 ",
+            "::1/64",
         ] {
             assert!(Subnet::parse(bad).is_err(), "{bad}");
         }

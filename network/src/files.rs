@@ -73,7 +73,10 @@ mod tests {
         let h = hosts(
             &["web", "web"],
             Some(Ipv4Addr::new(10, 0, 0, 2)),
-            &[HostEntry { name: "db".into(), ip: Ipv4Addr::new(10, 0, 0, 3) }],
+            &[HostEntry {
+                name: "db".into(),
+                ip: Ipv4Addr::new(10, 0, 0, 3),
+            }],
         );
         assert!(h.contains("127.0.0.1\tlocalhost\n"));
         assert!(h.contains("10.0.0.2\tweb\n"));
@@ -86,7 +89,13 @@ mod tests {
         let (s, d) = host_nameservers(conf, false);
         assert_eq!(s, vec!["10.0.0.1"]);
         assert_eq!(d, vec!["a.example", "b"]);
-        assert_eq!(host_nameservers(conf, true).0, vec!["127.0.0.53", "10.0.0.1"]);
-        assert_eq!(resolv_conf(&s, &[]), "# written by quilt\nnameserver 10.0.0.1\n");
+        assert_eq!(
+            host_nameservers(conf, true).0,
+            vec!["127.0.0.53", "10.0.0.1"]
+        );
+        assert_eq!(
+            resolv_conf(&s, &[]),
+            "# written by quilt\nnameserver 10.0.0.1\n"
+        );
     }
 }

@@ -146,10 +146,19 @@ impl Firewall {
 
     /// Replaces the whole ruleset (both tables) for `networks` and the
     /// entries `owned`, atomically. Blocking (runs `nft`).
-    pub fn replace(&self, networks: Vec<NetRules>, owned: BTreeMap<String, Vec<Entry>>) -> Result<()> {
+    pub fn replace(
+        &self,
+        networks: Vec<NetRules>,
+        owned: BTreeMap<String, Vec<Entry>>,
+    ) -> Result<()> {
         let mut st = self.lock();
         let elems: Vec<JsonElem> = owned.values().flatten().flat_map(Entry::json).collect();
-        apply_json(&ruleset::render(&self.table, &self.veth_prefix, &networks, &elems))?;
+        apply_json(&ruleset::render(
+            &self.table,
+            &self.veth_prefix,
+            &networks,
+            &elems,
+        ))?;
         st.networks = networks;
         st.owned = owned;
         Ok(())
@@ -159,7 +168,12 @@ impl Firewall {
     pub fn set_networks(&self, networks: Vec<NetRules>) -> Result<()> {
         let mut st = self.lock();
         let elems: Vec<JsonElem> = st.owned.values().flatten().flat_map(Entry::json).collect();
-        apply_json(&ruleset::render(&self.table, &self.veth_prefix, &networks, &elems))?;
+        apply_json(&ruleset::render(
+            &self.table,
+            &self.veth_prefix,
+            &networks,
+            &elems,
+        ))?;
         st.networks = networks;
         Ok(())
     }
@@ -168,7 +182,11 @@ impl Firewall {
     pub fn add(&self, owner: &str, entries: &[Entry]) -> Result<()> {
         let mut st = self.lock();
         let have = st.owned.get(owner).cloned().unwrap_or_default();
-        let new: Vec<Entry> = entries.iter().filter(|e| !have.contains(e)).cloned().collect();
+        let new: Vec<Entry> = entries
+            .iter()
+            .filter(|e| !have.contains(e))
+            .cloned()
+            .collect();
         if new.is_empty() {
             return Ok(());
         }
@@ -243,11 +261,7 @@ pub fn apply_json(doc: &serde_json::Value) -> Result<()> {
                 "cannot run nft ({e}): install the nftables package (scripts/deps.sh)"
             ))
         })?;
-    let wrote = child
-        .stdin
-        .take()
-        .expect("stdin piped")
-        .write_all(&text);
+    let wrote = child.stdin.take().expect("stdin piped").write_all(&text);
     let out = child
         .wait_with_output()
         .map_err(|e| NetError::Nft(format!("waiting for nft: {e}")))?;

@@ -225,7 +225,11 @@ impl Networking {
             )));
         }
         let ours: Vec<String> = taken.iter().map(|n| n.bridge.clone()).collect();
-        if let Some(r) = self.foreign_routes(&ours)?.iter().find(|r| r.overlaps(subnet)) {
+        if let Some(r) = self
+            .foreign_routes(&ours)?
+            .iter()
+            .find(|r| r.overlaps(subnet))
+        {
             return Err(NetError::Conflict(format!(
                 "subnet {subnet} overlaps {r}, routed in quiltd's network namespace"
             )));
@@ -259,7 +263,13 @@ impl Networking {
                     def.bridge
                 )));
             }
-            link::add_address(&mut rt, l.index, def.subnet.gateway(), def.subnet.prefix(), "gateway address")?;
+            link::add_address(
+                &mut rt,
+                l.index,
+                def.subnet.gateway(),
+                def.subnet.prefix(),
+                "gateway address",
+            )?;
             return link::set_link(&mut rt, &def.bridge, Some(true), None);
         }
         link::create_bridge(&mut rt, &def.bridge, &def.subnet).map(drop)
@@ -274,7 +284,10 @@ impl Networking {
     pub fn remove_strays(&self, bridges: &[String], slot_ids: &[String]) -> Result<()> {
         let mut rt = self.rt();
         let (bp, vp) = (self.names.network_bridge_prefix(), self.names.veth_prefix());
-        let vethes: Vec<String> = slot_ids.iter().map(|id| self.names.veth(&id[1..])).collect();
+        let vethes: Vec<String> = slot_ids
+            .iter()
+            .map(|id| self.names.veth(&id[1..]))
+            .collect();
         for l in link::links(&mut rt)? {
             let stray = (l.name.starts_with(&bp) && !bridges.contains(&l.name))
                 || (l.name.starts_with(&vp) && !vethes.contains(&l.name));
@@ -338,20 +351,28 @@ impl Networking {
     /// publishes `ports`: its veth end on the bridge, bound to its address
     /// and MAC in the firewall first; `eth0` up with the address and the
     /// default route. Idempotent. Blocking.
-    pub fn attach(&self, owner: &str, def: &NetworkDef, ip: Ipv4Addr, ports: &[PortBinding]) -> Result<()> {
+    pub fn attach(
+        &self,
+        owner: &str,
+        def: &NetworkDef,
+        ip: Ipv4Addr,
+        ports: &[PortBinding],
+    ) -> Result<()> {
         let mut slots = self.slots();
-        let slot = slots
-            .get_mut(owner)
-            .ok_or_else(|| NetError::Invalid(format!("container {owner} has no network namespace")))?;
-        let veth = slot
-            .veth
-            .clone()
-            .ok_or_else(|| NetError::Invalid(format!("the namespace of {owner} has no veth pair")))?;
+        let slot = slots.get_mut(owner).ok_or_else(|| {
+            NetError::Invalid(format!("container {owner} has no network namespace"))
+        })?;
+        let veth = slot.veth.clone().ok_or_else(|| {
+            NetError::Invalid(format!("the namespace of {owner} has no veth pair"))
+        })?;
         self.firewall.add(owner, &entries_for(&veth, ip, ports))?;
         {
             let mut rt = self.rt();
             let index = link::index_of(&mut rt, &def.bridge)?.ok_or_else(|| {
-                NetError::Conflict(format!("the bridge {} of network {} is missing", def.bridge, def.name))
+                NetError::Conflict(format!(
+                    "the bridge {} of network {} is missing",
+                    def.bridge, def.name
+                ))
             })?;
             link::set_link(&mut rt, &veth, Some(true), Some(index))?;
         }
@@ -370,7 +391,12 @@ impl Networking {
     /// After a restart: takes back the slot `slot_id` of `owner` (and, on a
     /// bridge network, puts it there again). The firewall entries come with
     /// the next `apply`. Blocking.
-    pub fn adopt(&self, owner: &str, slot_id: &str, on: Option<(&NetworkDef, Ipv4Addr)>) -> Result<()> {
+    pub fn adopt(
+        &self,
+        owner: &str,
+        slot_id: &str,
+        on: Option<(&NetworkDef, Ipv4Addr)>,
+    ) -> Result<()> {
         let mut slot = self.pool.reopen(slot_id)?;
         if let (Some((def, ip)), Some(veth)) = (on, slot.veth.clone()) {
             let mut rt = self.rt();

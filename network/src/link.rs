@@ -75,16 +75,20 @@ pub fn links(rt: &mut Rtnl) -> Result<Vec<Link>> {
 
 /// The index of link `name`, if there is one.
 pub fn index_of(rt: &mut Rtnl, name: &str) -> Result<Option<u32>> {
-    Ok(links(rt)?.into_iter().find(|l| l.name == name).map(|l| l.index))
+    Ok(links(rt)?
+        .into_iter()
+        .find(|l| l.name == name)
+        .map(|l| l.index))
 }
 
 /// Makes bridge `name` (it must not exist), up, with `gateway` of `subnet`.
 /// Returns its index.
 pub fn create_bridge(rt: &mut Rtnl, name: &str, subnet: &Subnet) -> Result<u32> {
     let mut m = by_name(name);
-    m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-        InfoKind::Bridge,
-    )]));
+    m.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Bridge,
+        )]));
     rt.request(
         RouteNetlinkMessage::NewLink(m),
         NLM_F_CREATE | NLM_F_EXCL,
@@ -93,7 +97,13 @@ pub fn create_bridge(rt: &mut Rtnl, name: &str, subnet: &Subnet) -> Result<u32> 
     let index = index_of(rt, name)?.ok_or_else(|| {
         NetError::Conflict(format!("bridge {name} vanished right after it was made"))
     })?;
-    add_address(rt, index, subnet.gateway(), subnet.prefix(), &format!("address of bridge {name}"))?;
+    add_address(
+        rt,
+        index,
+        subnet.gateway(),
+        subnet.prefix(),
+        &format!("address of bridge {name}"),
+    )?;
     set_link(rt, name, Some(true), None)?;
     Ok(index)
 }
@@ -132,7 +142,11 @@ pub fn set_link_msg(name: &str, up: Option<bool>, master: Option<u32>) -> RouteN
 }
 
 pub fn set_link(rt: &mut Rtnl, name: &str, up: Option<bool>, master: Option<u32>) -> Result<()> {
-    rt.request(set_link_msg(name, up, master), 0, &format!("setting link {name}"))
+    rt.request(
+        set_link_msg(name, up, master),
+        0,
+        &format!("setting link {name}"),
+    )
 }
 
 /// The message that gives link `index` a MAC address and brings it up.
@@ -155,9 +169,15 @@ pub fn down_msg(index: u32) -> RouteNetlinkMessage {
 
 /// Makes a veth pair from a socket inside a container's namespace: `inner`
 /// there, `outer` in the namespace of `outer_ns` (the daemon's).
-pub fn create_veth(rt: &mut Rtnl, inner: &str, outer: &str, outer_ns: BorrowedFd<'_>) -> Result<()> {
+pub fn create_veth(
+    rt: &mut Rtnl,
+    inner: &str,
+    outer: &str,
+    outer_ns: BorrowedFd<'_>,
+) -> Result<()> {
     let mut peer = by_name(outer);
-    peer.attributes.push(LinkAttribute::NetNsFd(outer_ns.as_raw_fd()));
+    peer.attributes
+        .push(LinkAttribute::NetNsFd(outer_ns.as_raw_fd()));
     let mut m = by_name(inner);
     m.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::Kind(InfoKind::Veth),
@@ -176,10 +196,12 @@ fn address_msg(index: u32, addr: Ipv4Addr, prefix: u8) -> AddressMessage {
     m.header.prefix_len = prefix;
     m.header.index = index;
     m.attributes.push(AddressAttribute::Local(IpAddr::V4(addr)));
-    m.attributes.push(AddressAttribute::Address(IpAddr::V4(addr)));
+    m.attributes
+        .push(AddressAttribute::Address(IpAddr::V4(addr)));
     let bcast = Subnet::new(addr, prefix);
     let last = u32::from(bcast.network()) | (u32::MAX >> prefix);
-    m.attributes.push(AddressAttribute::Broadcast(Ipv4Addr::from(last)));
+    m.attributes
+        .push(AddressAttribute::Broadcast(Ipv4Addr::from(last)));
     m
 }
 
@@ -199,7 +221,13 @@ pub fn del_address_msg(index: u32, addr: Ipv4Addr, prefix: u8) -> (RouteNetlinkM
     )
 }
 
-pub fn add_address(rt: &mut Rtnl, index: u32, addr: Ipv4Addr, prefix: u8, what: &str) -> Result<()> {
+pub fn add_address(
+    rt: &mut Rtnl,
+    index: u32,
+    addr: Ipv4Addr,
+    prefix: u8,
+    what: &str,
+) -> Result<()> {
     let (m, f) = add_address_msg(index, addr, prefix);
     rt.request(m, f, what)
 }
@@ -212,7 +240,8 @@ pub fn default_route_msg(index: u32, gateway: Ipv4Addr) -> (RouteNetlinkMessage,
     m.header.protocol = RouteProtocol::Static;
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
-    m.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+    m.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
     m.attributes.push(RouteAttribute::Oif(index));
     (
         RouteNetlinkMessage::NewRoute(m),

@@ -41,7 +41,9 @@ impl Names {
         let table = table.map_or_else(|| format!("quilt_{tag}"), str::to_owned);
         if table.is_empty()
             || table.len() > 64
-            || !table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || !table
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
             || !table.as_bytes()[0].is_ascii_alphabetic()
         {
             return Err(NetError::Invalid(format!(
@@ -131,7 +133,10 @@ mod tests {
         assert_eq!(n.network_bridge("0123456789ab"), "qna1b2c3012345");
         assert_eq!(n.veth("00ff11"), "qva1b2c300ff11");
         assert!(n.veth("00ff11").len() <= MAX_IFNAME);
-        assert_ne!(Names::tag_of(Path::new("/a")), Names::tag_of(Path::new("/b")));
+        assert_ne!(
+            Names::tag_of(Path::new("/a")),
+            Names::tag_of(Path::new("/b"))
+        );
         for bad in ["", "a-very-long-bridge-name", "br 0", "qnx", "..", "a/b"] {
             assert!(Names::new("a1b2c3", Some(bad), None).is_err(), "{bad}");
         }

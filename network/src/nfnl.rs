@@ -60,7 +60,7 @@ pub enum Op {
 }
 
 fn pad4(v: &mut Vec<u8>) {
-    while v.len() % 4 != 0 {
+    while !v.len().is_multiple_of(4) {
         v.push(0);
     }
 }
@@ -130,7 +130,15 @@ fn nest(v: &mut Vec<u8>, kind: u16, body: impl FnOnce(&mut Vec<u8>)) {
     v[at..at + 2].copy_from_slice(&len.to_ne_bytes());
 }
 
-fn message(v: &mut Vec<u8>, kind: u16, flags: u16, seq: u32, family: u8, res_id: u16, body: impl FnOnce(&mut Vec<u8>)) {
+fn message(
+    v: &mut Vec<u8>,
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    family: u8,
+    res_id: u16,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
     let at = v.len();
     put_u32(v, 0);
     put_u16(v, kind);
@@ -151,7 +159,8 @@ impl SetSocket {
     pub fn open() -> Result<SetSocket> {
         let mut sock =
             Socket::new(NETLINK_NETFILTER).map_err(NetError::netlink("netfilter socket"))?;
-        sock.bind_auto().map_err(NetError::netlink("netfilter bind"))?;
+        sock.bind_auto()
+            .map_err(NetError::netlink("netfilter bind"))?;
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(NetError::netlink("netfilter connect"))?;
         Ok(SetSocket { sock, seq: 0 })
@@ -165,7 +174,15 @@ impl SetSocket {
         }
         let mut buf = Vec::with_capacity(256 * ops.len());
         self.seq = self.seq.wrapping_add(1);
-        message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, self.seq, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        message(
+            &mut buf,
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            self.seq,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+            |_| {},
+        );
         let first = self.seq.wrapping_add(1);
         for (op, e) in ops {
             self.seq = self.seq.wrapping_add(1);
@@ -199,7 +216,15 @@ impl SetSocket {
             );
         }
         self.seq = self.seq.wrapping_add(1);
-        message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, self.seq, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        message(
+            &mut buf,
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            self.seq,
+            0,
+            NFNL_SUBSYS_NFTABLES,
+            |_| {},
+        );
         self.sock.send(&buf, 0)?;
 
         let mut answered = 0usize;
@@ -208,14 +233,16 @@ impl SetSocket {
             let (data, _) = self.sock.recv_from_full()?;
             let mut off = 0;
             while off + 16 <= data.len() {
-                let len = u32::from_ne_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
+                let len =
+                    u32::from_ne_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
                 let kind = u16::from_ne_bytes(data[off + 4..off + 6].try_into().expect("2 bytes"));
                 let seq = u32::from_ne_bytes(data[off + 8..off + 12].try_into().expect("4 bytes"));
                 if len < 16 || off + len > data.len() {
                     break;
                 }
                 if kind == NLMSG_ERROR && len >= 20 {
-                    let code = i32::from_ne_bytes(data[off + 16..off + 20].try_into().expect("4 bytes"));
+                    let code =
+                        i32::from_ne_bytes(data[off + 16..off + 20].try_into().expect("4 bytes"));
                     let idx = seq.wrapping_sub(first) as usize;
                     if idx < ops.len() {
                         answered += 1;
@@ -251,7 +278,10 @@ mod tests {
         assert_eq!(&k[16..24], &[2, 0x51, 10, 0, 0, 2, 0, 0]);
         assert_eq!(&k[24..], &[10, 0, 0, 2]);
         assert_eq!(port_key(None, 17, 53), vec![17, 0, 0, 0, 0, 53, 0, 0]);
-        assert_eq!(port_key(Some(Ipv4Addr::new(10, 1, 1, 1)), 6, 8080).len(), 12);
+        assert_eq!(
+            port_key(Some(Ipv4Addr::new(10, 1, 1, 1)), 6, 8080).len(),
+            12
+        );
         assert_eq!(port_data(5353), vec![0x14, 0xe9]);
         assert_eq!(addr_data(Ipv4Addr::new(10, 0, 0, 3)), vec![10, 0, 0, 3]);
     }

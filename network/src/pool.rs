@@ -15,8 +15,8 @@ use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 /// With or without a veth pair.
@@ -131,7 +131,10 @@ impl Pool {
 
     /// Runs `f` on the pool's thread and waits for it (blocking: call off
     /// the reactor).
-    pub(crate) fn call<T: Send + 'static>(&self, f: impl FnOnce(&Worker) -> T + Send + 'static) -> Result<T> {
+    pub(crate) fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Worker) -> T + Send + 'static,
+    ) -> Result<T> {
         let (rtx, rrx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |w| {
             let _ = rtx.send(f(w));
@@ -156,7 +159,8 @@ impl Pool {
 
     /// A ready slot of `kind`: from the pool, or made now when it is empty.
     pub fn take(&self, kind: Kind) -> Result<Slot> {
-        let ready = self.shared.free.lock().unwrap_or_else(|p| p.into_inner())[kind.index()].pop_front();
+        let ready =
+            self.shared.free.lock().unwrap_or_else(|p| p.into_inner())[kind.index()].pop_front();
         self.poke();
         match ready {
             Some(s) => Ok(s),
@@ -237,7 +241,9 @@ fn run(w: Worker, rx: mpsc::Receiver<Job>, sh: Arc<Shared>) {
         };
         if let Some(kind) = short {
             match w.create(kind) {
-                Ok(s) => sh.free.lock().unwrap_or_else(|p| p.into_inner())[kind.index()].push_back(s),
+                Ok(s) => {
+                    sh.free.lock().unwrap_or_else(|p| p.into_inner())[kind.index()].push_back(s)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot make a network namespace for the pool");
                     // Try again on the next request rather than spinning.
@@ -265,7 +271,10 @@ impl Worker {
     pub(crate) fn create(&self, kind: Kind) -> Result<Slot> {
         let id = format!("{}{}", kind.letter(), random_hex(6));
         let path = self.path(&id);
-        netns::create_bound(&path).map_err(NetError::io(format!("new network namespace {}", path.display())))?;
+        netns::create_bound(&path).map_err(NetError::io(format!(
+            "new network namespace {}",
+            path.display()
+        )))?;
         match self.fill(kind, &id, &path) {
             Ok(s) => Ok(s),
             Err(e) => {
@@ -301,10 +310,14 @@ impl Worker {
     }
 
     fn reopen(&self, id: &str) -> Result<Slot> {
-        let kind = Kind::of_id(id).ok_or_else(|| NetError::Invalid(format!("bad slot id {id:?}")))?;
+        let kind =
+            Kind::of_id(id).ok_or_else(|| NetError::Invalid(format!("bad slot id {id:?}")))?;
         let path = self.path(id);
         if !netns::is_bound(&path) {
-            return Err(NetError::Invalid(format!("{} is not a network namespace", path.display())));
+            return Err(NetError::Invalid(format!(
+                "{} is not a network namespace",
+                path.display()
+            )));
         }
         let f = netns::open(&path).map_err(NetError::io(format!("open {}", path.display())))?;
         netns::enter(&f).map_err(NetError::io(format!("enter {}", path.display())))?;

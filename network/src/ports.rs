@@ -115,9 +115,9 @@ pub fn probe(host_ip: Ipv4Addr, port: u16, proto: Proto) -> Result<u16> {
             "port {host_ip}:{port}/{} is already in use",
             proto.as_str()
         ))),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Err(NetError::Invalid(format!(
-            "cannot publish on {host_ip}: not an address of quiltd's network namespace"
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => Err(NetError::Invalid(
+            format!("cannot publish on {host_ip}: not an address of quiltd's network namespace"),
+        )),
         Err(e) => Err(NetError::Conflict(format!(
             "cannot listen on {host_ip}:{port}/{}: {e}",
             proto.as_str()

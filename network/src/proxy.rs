@@ -30,7 +30,12 @@ impl Proxies {
 
     /// Opens a listener for each binding (to `target`'s container port);
     /// all or none. Already open for `owner`: nothing is done.
-    pub async fn open(&self, owner: &str, target: std::net::Ipv4Addr, bindings: &[PortBinding]) -> Result<()> {
+    pub async fn open(
+        &self,
+        owner: &str,
+        target: std::net::Ipv4Addr,
+        bindings: &[PortBinding],
+    ) -> Result<()> {
         if bindings.is_empty() || self.map().contains_key(owner) {
             return Ok(());
         }
@@ -39,8 +44,12 @@ impl Proxies {
             let to = SocketAddrV4::new(target, b.container_port);
             let at = SocketAddrV4::new(b.host_ip, b.host_port);
             let opened = match b.proto {
-                Proto::Tcp => TcpListener::bind(at).await.map(|l| tokio::spawn(tcp(l, to)).abort_handle()),
-                Proto::Udp => UdpSocket::bind(at).await.map(|s| tokio::spawn(udp(s, to)).abort_handle()),
+                Proto::Tcp => TcpListener::bind(at)
+                    .await
+                    .map(|l| tokio::spawn(tcp(l, to)).abort_handle()),
+                Proto::Udp => UdpSocket::bind(at)
+                    .await
+                    .map(|s| tokio::spawn(udp(s, to)).abort_handle()),
             };
             match opened {
                 Ok(h) => handles.push(h),
@@ -90,7 +99,8 @@ async fn tcp(listener: TcpListener, to: SocketAddrV4) {
             continue; // dropped: closes the client's connection
         }
         conns.spawn(async move {
-            let Ok(Ok(mut upstream)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await
+            let Ok(Ok(mut upstream)) =
+                tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await
             else {
                 return;
             };
@@ -110,19 +120,28 @@ async fn udp(sock: UdpSocket, to: SocketAddrV4) {
             continue;
         };
         while tasks.try_join_next().is_some() {}
-        let known = flows.lock().unwrap_or_else(|p| p.into_inner()).get(&client).cloned();
+        let known = flows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&client)
+            .cloned();
         let up = match known {
             Some(u) => u,
             None => {
                 if tasks.len() >= MAX_CONNS {
                     continue;
                 }
-                let Ok(u) = UdpSocket::bind("0.0.0.0:0").await else { continue };
+                let Ok(u) = UdpSocket::bind("0.0.0.0:0").await else {
+                    continue;
+                };
                 if u.connect(to).await.is_err() {
                     continue;
                 }
                 let u = Arc::new(u);
-                flows.lock().unwrap_or_else(|p| p.into_inner()).insert(client, u.clone());
+                flows
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(client, u.clone());
                 let (u2, back, fl) = (u.clone(), sock.clone(), flows.clone());
                 tasks.spawn(async move {
                     let mut b = vec![0u8; 65536];

@@ -19,7 +19,8 @@ impl Rtnl {
     /// A socket in the calling thread's network namespace.
     pub fn open() -> Result<Rtnl> {
         let mut sock = Socket::new(NETLINK_ROUTE).map_err(NetError::netlink("netlink socket"))?;
-        sock.bind_auto().map_err(NetError::netlink("netlink bind"))?;
+        sock.bind_auto()
+            .map_err(NetError::netlink("netlink bind"))?;
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(NetError::netlink("netlink connect"))?;
         let _ = sock.set_ext_ack(true);
@@ -87,7 +88,11 @@ impl Rtnl {
     }
 
     /// A dump request: every message of the answer.
-    pub fn dump(&mut self, msg: RouteNetlinkMessage, what: &str) -> Result<Vec<RouteNetlinkMessage>> {
+    pub fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        what: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -99,7 +104,10 @@ impl Rtnl {
         self.sock.send(&buf, 0).map_err(NetError::netlink(what))?;
         let mut out = Vec::new();
         loop {
-            let (data, _) = self.sock.recv_from_full().map_err(NetError::netlink(what))?;
+            let (data, _) = self
+                .sock
+                .recv_from_full()
+                .map_err(NetError::netlink(what))?;
             let mut off = 0;
             while off < data.len() {
                 let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..])

@@ -54,7 +54,10 @@ pub fn is_bound(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     // An nsfs file has its own device; an unmounted placeholder is a plain
     // empty file of the data dir's file system.
-    match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
+    match (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
         (Ok(f), Some(Ok(d))) => f.dev() != d.dev(),
         _ => false,
     }
@@ -78,7 +81,10 @@ pub fn remove_bound(path: &Path) -> io::Result<()> {
 /// `net/ipv4/ip_forward` (files under /proc/sys/net are those of the
 /// namespace of the thread that opens them).
 pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
-    if key.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad sysctl"));
     }
     std::fs::write(Path::new("/proc/sys").join(key), value)
@@ -86,7 +92,10 @@ pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
 
 /// Reads a sysctl of the calling thread's network namespace.
 pub fn read_sysctl(key: &str) -> io::Result<String> {
-    if key.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad sysctl"));
     }
     Ok(std::fs::read_to_string(Path::new("/proc/sys").join(key))?

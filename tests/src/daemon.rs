@@ -196,7 +196,9 @@ impl Daemon {
         let mut cmd = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("nsenter");
-                c.arg(format!("--net={}", ns.display())).arg("--").arg(bin("quiltd"));
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(bin("quiltd"));
                 c
             }
             None => Command::new(bin("quiltd")),

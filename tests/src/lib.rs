@@ -20,9 +20,9 @@ pub use cli::CliOutput;
 pub use daemon::{
     Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, list_all, within,
 };
+pub use netns::TestNetns;
 pub use quilt_proto::v1 as api;
 pub use quilt_testkit::{host, retry};
-pub use netns::TestNetns;
 pub use raw::raw_unary;
 
 use api::{ContainerState, CreateContainerRequest, Event, Resources};

@@ -22,7 +22,8 @@ fn sh(d: &Daemon, id: &str, script: &str) -> CliOutput {
 
 /// A detached container on `network` serving `text` over HTTP on port 80.
 fn web(d: &Daemon, name: &str, network: &str, extra: &[&str], text: &str) -> String {
-    let script = format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
+    let script =
+        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
     let mut args = vec!["--name", name, "--network", network];
     args.extend_from_slice(extra);
     args.extend([IMAGE, "sh", "-c", script.as_str()]);
@@ -93,16 +94,34 @@ fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
     let ns = TestNetns::new();
     let d = daemon_in(&ns);
     assert_eq!(
-        d.cli(["network", "create", "front", "--subnet", "10.91.1.0/24"]).ok(),
+        d.cli(["network", "create", "front", "--subnet", "10.91.1.0/24"])
+            .ok(),
         "front"
     );
     assert_eq!(
-        d.cli(["network", "create", "back", "--subnet", "10.91.2.0/24"]).ok(),
+        d.cli(["network", "create", "back", "--subnet", "10.91.2.0/24"])
+            .ok(),
         "back"
     );
     let a = web(&d, "alpha", "front", &[], "alpha-here");
-    let b = d.run_detached(&["--name", "beta", "--network", "front", IMAGE, "sleep", "300"]);
-    let c = d.run_detached(&["--name", "gamma", "--network", "back", IMAGE, "sleep", "300"]);
+    let b = d.run_detached(&[
+        "--name",
+        "beta",
+        "--network",
+        "front",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let c = d.run_detached(&[
+        "--name",
+        "gamma",
+        "--network",
+        "back",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
 
     let ia = inspect(&d, &a);
     let settings = &ia["network_settings"];
@@ -121,7 +140,10 @@ fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
     );
     assert_eq!(sh(&d, &b, "wget -qO- http://alpha/").ok(), "alpha-here");
     let hosts = sh(&d, &a, "cat /etc/hosts").ok();
-    assert!(hosts.contains(&format!("{}\tbeta", ip_of(&d, &b))), "{hosts}");
+    assert!(
+        hosts.contains(&format!("{}\tbeta", ip_of(&d, &b))),
+        "{hosts}"
+    );
     assert!(hosts.contains(&format!("{a_ip}\talpha")), "{hosts}");
 
     // Another network: neither by address (TCP, ICMP) nor by name.
@@ -138,9 +160,16 @@ fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
     // A network in use is not removed.
     let refused = d.cli(["network", "rm", "front"]);
     refused.expect_engine_error();
-    assert!(refused.stderr.contains("in use by alpha, beta"), "{refused:?}");
+    assert!(
+        refused.stderr.contains("in use by alpha, beta"),
+        "{refused:?}"
+    );
     let info = d.cli(["network", "inspect", "front"]).json();
-    assert_eq!(info[0]["containers"].as_array().map(Vec::len), Some(2), "{info}");
+    assert_eq!(
+        info[0]["containers"].as_array().map(Vec::len),
+        Some(2),
+        "{info}"
+    );
 
     d.cli(["rm", "-f", &a, &b, &c]).ok();
     let info = d.cli(["network", "inspect", "front"]).json();
@@ -168,7 +197,13 @@ fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
 fn published_ports_answer_on_loopback_and_nothing_is_left() {
     let ns = TestNetns::new();
     let mut d = daemon_in(&ns);
-    let w = web(&d, "site", "bridge", &["-p", "127.0.0.1:18080:80", "-p", "80"], "site-here");
+    let w = web(
+        &d,
+        "site",
+        "bridge",
+        &["-p", "127.0.0.1:18080:80", "-p", "80"],
+        "site-here",
+    );
     assert_eq!(
         fetch_from_ns(&ns, "http://127.0.0.1:18080/").as_deref(),
         Some("site-here")
@@ -191,7 +226,15 @@ fn published_ports_answer_on_loopback_and_nothing_is_left() {
     // The host port is taken: a second container is refused at create,
     // and nothing of it stays.
     let clash = d.cli([
-        "create", "--name", "clash", "--network", "bridge", "-p", "127.0.0.1:18080:80", IMAGE, "true",
+        "create",
+        "--name",
+        "clash",
+        "--network",
+        "bridge",
+        "-p",
+        "127.0.0.1:18080:80",
+        IMAGE,
+        "true",
     ]);
     clash.expect_engine_error();
     assert!(clash.stderr.contains("18080"), "{clash:?}");
@@ -223,12 +266,21 @@ fn published_ports_answer_on_loopback_and_nothing_is_left() {
     assert_eq!(fetch_from_ns(&ns, "http://127.0.0.1:18080/"), None);
     assert_eq!(attached_veths(&ns), Vec::<String>::new());
     let rules = ns.ruleset();
-    assert!(!rules.contains("02:51:"), "no address binding left: {rules}");
+    assert!(
+        !rules.contains("02:51:"),
+        "no address binding left: {rules}"
+    );
     assert!(!rules.contains("18081"), "no published port left: {rules}");
     let info = d.cli(["network", "inspect", "bridge"]).json();
     assert_eq!(info[0]["containers"], serde_json::json!([]), "{info}");
     // The port is free again.
-    let again = web(&d, "again", "bridge", &["-p", "127.0.0.1:18080:80"], "again-here");
+    let again = web(
+        &d,
+        "again",
+        "bridge",
+        &["-p", "127.0.0.1:18080:80"],
+        "again-here",
+    );
     assert_eq!(
         fetch_from_ns(&ns, "http://127.0.0.1:18080/").as_deref(),
         Some("again-here")
@@ -256,10 +308,22 @@ fn bad_network_requests_are_refused_clearly() {
     let ns = TestNetns::new();
     let d = daemon_in(&ns);
     let cases: [(&[&str], &str); 8] = [
-        (&["run", "--rm", "--network", "nosuch", IMAGE, "true"], "no such network: \"nosuch\""),
-        (&["run", "--rm", "-p", "8080:80", IMAGE, "true"], "need a bridge network"),
-        (&["network", "create", "bad", "--subnet", "10.0.0.1/24"], "host bits are set"),
-        (&["network", "create", "bad", "--subnet", "127.0.0.0/8"], "loopback"),
+        (
+            &["run", "--rm", "--network", "nosuch", IMAGE, "true"],
+            "no such network: \"nosuch\"",
+        ),
+        (
+            &["run", "--rm", "-p", "8080:80", IMAGE, "true"],
+            "need a bridge network",
+        ),
+        (
+            &["network", "create", "bad", "--subnet", "10.0.0.1/24"],
+            "host bits are set",
+        ),
+        (
+            &["network", "create", "bad", "--subnet", "127.0.0.0/8"],
+            "loopback",
+        ),
         (&["network", "create", "none"], "reserved"),
         (&["network", "create", "a/b"], "invalid network name"),
         (&["network", "rm", "bridge"], "cannot be removed"),
@@ -270,10 +334,14 @@ fn bad_network_requests_are_refused_clearly() {
         o.expect_engine_error();
         assert!(o.stderr.contains(why), "{args:?}: {o:?}");
     }
-    d.cli(["network", "create", "one", "--subnet", "10.92.0.0/16"]).ok();
+    d.cli(["network", "create", "one", "--subnet", "10.92.0.0/16"])
+        .ok();
     let o = d.cli(["network", "create", "two", "--subnet", "10.92.5.0/24"]);
     o.expect_engine_error();
-    assert!(o.stderr.contains("overlaps 10.92.0.0/16 of network one"), "{o:?}");
+    assert!(
+        o.stderr.contains("overlaps 10.92.0.0/16 of network one"),
+        "{o:?}"
+    );
     let o = d.cli(["network", "create", "one"]);
     o.expect_engine_error();
     assert!(o.stderr.contains("already exists"), "{o:?}");

@@ -111,14 +111,22 @@ pub fn parse_port(s: &str) -> Result<PortSpec, String> {
         [ctr] => ("", "0", *ctr),
         [host, ctr] => ("", *host, *ctr),
         [ip, host, ctr] => (*ip, *host, *ctr),
-        _ => return Err(format!("invalid published port {s:?}: [IP:]HOSTPORT:CTRPORT[/PROTO]")),
+        _ => {
+            return Err(format!(
+                "invalid published port {s:?}: [IP:]HOSTPORT:CTRPORT[/PROTO]"
+            ));
+        }
     };
     if !host_ip.is_empty() && host_ip.parse::<std::net::Ipv4Addr>().is_err() {
         return Err(format!("invalid host address {host_ip:?}: an IPv4 address"));
     }
     Ok(PortSpec {
         host_ip: host_ip.to_owned(),
-        host_port: if host.is_empty() { 0 } else { port_number(host, true)? },
+        host_port: if host.is_empty() {
+            0
+        } else {
+            port_number(host, true)?
+        },
         container_port: port_number(ctr, false)?,
         protocol,
     })
@@ -140,15 +148,39 @@ mod network_tests {
     #[test]
     fn networks_and_ports() {
         assert_eq!(parse_network("none"), Ok(NetworkArg::None));
-        assert_eq!(parse_network("bridge"), Ok(NetworkArg::Bridge("bridge".into())));
-        assert_eq!(parse_network("container:web"), Ok(NetworkArg::Container("web".into())));
+        assert_eq!(
+            parse_network("bridge"),
+            Ok(NetworkArg::Bridge("bridge".into()))
+        );
+        assert_eq!(
+            parse_network("container:web"),
+            Ok(NetworkArg::Container("web".into()))
+        );
         assert!(parse_network("container:").is_err());
         let p = parse_port("8080:80").unwrap();
-        assert_eq!((p.host_ip.as_str(), p.host_port, p.container_port, p.protocol.as_str()), ("", 8080, 80, "tcp"));
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            ),
+            ("", 8080, 80, "tcp")
+        );
         let p = parse_port("0.0.0.0:53:5353/udp").unwrap();
-        assert_eq!((p.host_ip.as_str(), p.host_port, p.container_port, p.protocol.as_str()), ("0.0.0.0", 53, 5353, "udp"));
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            ),
+            ("0.0.0.0", 53, 5353, "udp")
+        );
         assert_eq!(parse_port("80").unwrap().host_port, 0);
-        for bad in ["", "0", "70000", "a:80", "1:2:3:4", "80/sctp", "x.y:1:2", "8080:0"] {
+        for bad in [
+            "", "0", "70000", "a:80", "1:2:3:4", "80/sctp", "x.y:1:2", "8080:0",
+        ] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
         assert!(parse_add_host("db:10.0.0.3").is_ok());

@@ -106,7 +106,9 @@ pub async fn network(target: &client::Target, cmd: NetworkCommand) -> Result<u8,
 /// `quilt port ID`: the container's published ports, one a line.
 pub async fn port(client: &mut Client, args: IdArg) -> Result<u8, CliError> {
     let c = client
-        .get_container(GetContainerRequest { id: args.id.clone() })
+        .get_container(GetContainerRequest {
+            id: args.id.clone(),
+        })
         .await?
         .into_inner()
         .container

@@ -216,10 +216,7 @@ impl From<&Container> for ContainerView {
                 .iter()
                 .map(super::mounts::MountView::from)
                 .collect(),
-            network_settings: c
-                .network_settings
-                .as_ref()
-                .map(NetworkSettingsView::from),
+            network_settings: c.network_settings.as_ref().map(NetworkSettingsView::from),
         }
     }
 }

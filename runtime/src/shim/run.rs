@@ -195,7 +195,10 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         Some(path) if !cfg.host_network => {
             crate::netns::open(path)
                 .and_then(|f| crate::netns::enter(&f))
-                .map_err(setup(format!("joining the network namespace {}", path.display())))?;
+                .map_err(setup(format!(
+                    "joining the network namespace {}",
+                    path.display()
+                )))?;
         }
         Some(_) => {}
         None if !cfg.host_network => flags |= CloneFlags::CLONE_NEWNET,

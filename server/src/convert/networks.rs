@@ -138,7 +138,8 @@ pub fn request(r: &pb::CreateContainerRequest) -> Result<(Network, NetSettings),
             },
             host_port: port_number(p.host_port, "host port", true)?,
             container_port: port_number(p.container_port, "container port", false)?,
-            proto: PortProto::parse(&p.protocol).map_err(|e| Status::invalid_argument(e.to_string()))?,
+            proto: PortProto::parse(&p.protocol)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?,
         });
     }
     for d in &r.dns {

@@ -32,7 +32,13 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 async fn defs(shared: &Shared) -> Result<Vec<quilt_network::NetworkDef>> {
-    Ok(shared.store().networks().await?.iter().map(NetworkInfo::def).collect())
+    Ok(shared
+        .store()
+        .networks()
+        .await?
+        .iter()
+        .map(NetworkInfo::def)
+        .collect())
 }
 
 /// Sets bridge networking up in quiltd's namespace on first use (the
@@ -55,7 +61,10 @@ impl Engine {
         let subnet = spec.subnet.as_deref().map(Subnet::parse).transpose()?;
         let _serial = shared.net_lock().lock().await;
         if shared.store().network(&spec.name).await?.is_some() {
-            return Err(EngineError::AlreadyExists(format!("network {} already exists", spec.name)));
+            return Err(EngineError::AlreadyExists(format!(
+                "network {} already exists",
+                spec.name
+            )));
         }
         let taken = defs(shared).await?;
         let net = shared.net().clone();
@@ -100,11 +109,9 @@ impl Engine {
     }
 
     pub async fn inspect_network(&self, name: &str) -> Result<NetworkInfo> {
-        self.shared
-            .store()
-            .network(name)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("no such network: {}", crate::validate::echo(name))))
+        self.shared.store().network(name).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("no such network: {}", crate::validate::echo(name)))
+        })
     }
 
     /// Refused for the default network and for one a container uses.

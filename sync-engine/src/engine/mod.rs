@@ -72,7 +72,10 @@ impl Engine {
                 names,
                 pool: [n.netns_pool, n.bridge_pool],
             };
-            Arc::new(tokio::task::spawn_blocking(move || quilt_network::Networking::open(opts)).await??)
+            Arc::new(
+                tokio::task::spawn_blocking(move || quilt_network::Networking::open(opts))
+                    .await??,
+            )
         };
         let shared = Arc::new(Shared::new(cfg, store, images, layout, queue, net));
         images_sweep::remove_unrecorded(&shared).await?;

@@ -1,8 +1,8 @@
 //! The engine's view of a container, independent of the wire format.
 use super::event::Event;
 use super::mount::MountSpec;
-use super::security::{IdRange, Security};
 use super::network::{NetSettings, Network};
+use super::security::{IdRange, Security};
 use super::state::State;
 use std::collections::BTreeMap;
 

@@ -13,10 +13,10 @@ pub use container::{
     Container, CreateSpec, ExitInfo, ListCursor, ListFilter, ListPage, ListQuery, ListView,
     WaitResult,
 };
-pub use network::{DEFAULT_NETWORK, NetSettings, Network, NetworkInfo, NetworkSpec};
 pub use event::{Event, now_ns};
 pub use image::ImageInfo;
 pub use mount::{MountSource, MountSpec};
+pub use network::{DEFAULT_NETWORK, NetSettings, Network, NetworkInfo, NetworkSpec};
 pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};
 pub use state::State;
 pub use volume::Volume;

@@ -76,7 +76,12 @@ pub(crate) async fn check_create(shared: &Arc<Shared>, spec: &mut CreateSpec) ->
         let (ip, port, proto) = (p.host_ip, p.host_port, p.proto);
         p.host_port = tokio::task::spawn_blocking(move || ports::probe(ip, port, proto)).await??;
         if seen.iter().any(|s| s.clashes(p)) {
-            return Err(invalid(format!("host port {}:{}/{} is published twice", p.host_ip, p.host_port, p.proto.as_str())));
+            return Err(invalid(format!(
+                "host port {}:{}/{} is published twice",
+                p.host_ip,
+                p.host_port,
+                p.proto.as_str()
+            )));
         }
         seen.push(*p);
     }

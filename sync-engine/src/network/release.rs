@@ -17,12 +17,7 @@ pub(crate) async fn release(shared: &Arc<Shared>, c: &Container) -> Result<()> {
 /// A container whose namespace others share is not removed before them
 /// (unless forced: then they lose all but loopback).
 pub(crate) async fn refuse_joined(shared: &Arc<Shared>, c: &Container) -> Result<()> {
-    let joiners: Vec<String> = shared
-        .store()
-        .joiners(&c.id)
-        .await?
-        .into_iter()
-        .collect();
+    let joiners: Vec<String> = shared.store().joiners(&c.id).await?.into_iter().collect();
     if !joiners.is_empty() {
         return Err(EngineError::FailedPrecondition(format!(
             "container {} shares its network with {}: remove them first or force the removal (rm -f)",

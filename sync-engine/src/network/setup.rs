@@ -22,18 +22,27 @@ pub(crate) async fn prepare(shared: &Arc<Shared>, c: &Container) -> Result<Prepa
     let netns = match c.network {
         Network::Host => None,
         Network::None | Network::Bridge => {
-            let kind = if c.network == Network::Bridge { Kind::Veth } else { Kind::Plain };
+            let kind = if c.network == Network::Bridge {
+                Kind::Veth
+            } else {
+                Kind::Plain
+            };
             let (n, id) = (net.clone(), c.id.clone());
             let slot = tokio::task::spawn_blocking(move || n.take(&id, kind)).await??;
             shared.store().slot_set(&c.id, &slot).await?;
             if c.network == Network::Bridge {
-                let info = shared.store().network(&c.net.network).await?.ok_or_else(|| {
-                    EngineError::NotFound(format!("no such network: {}", c.net.network))
-                })?;
+                let info = shared
+                    .store()
+                    .network(&c.net.network)
+                    .await?
+                    .ok_or_else(|| {
+                        EngineError::NotFound(format!("no such network: {}", c.net.network))
+                    })?;
                 let ip = c.net.address.ok_or_else(|| {
                     EngineError::Internal(format!("container {} has no address", c.name))
                 })?;
-                let (n, id, def, ports) = (net.clone(), c.id.clone(), info.def(), c.net.ports.clone());
+                let (n, id, def, ports) =
+                    (net.clone(), c.id.clone(), info.def(), c.net.ports.clone());
                 tokio::task::spawn_blocking(move || n.attach(&id, &def, ip, &ports)).await??;
                 net.proxies().open(&c.id, ip, &c.net.ports).await?;
             }

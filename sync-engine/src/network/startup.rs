@@ -18,10 +18,13 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
     let defs: Vec<_> = nets.iter().map(NetworkInfo::def).collect();
     // Bridge networking is set up again only where it was in use: a daemon
     // whose containers never used a bridge leaves its namespace alone.
-    let in_use = nets.iter().any(|n| n.name != DEFAULT_NETWORK || !n.containers.is_empty()) || {
-        let n = net.clone();
-        tokio::task::spawn_blocking(move || n.default_bridge_exists()).await??
-    };
+    let in_use = nets
+        .iter()
+        .any(|n| n.name != DEFAULT_NETWORK || !n.containers.is_empty())
+        || {
+            let n = net.clone();
+            tokio::task::spawn_blocking(move || n.default_bridge_exists()).await??
+        };
     if in_use {
         let (n, defs) = (net.clone(), defs.clone());
         tokio::task::spawn_blocking(move || n.sync(&defs)).await??;
@@ -30,17 +33,28 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
     let mut owned = BTreeMap::new();
     let mut with_ports = Vec::new();
     for (cid, slot, _) in shared.store().slots().await? {
-        let Some(c) = shared.store().get(&cid).await? else { continue };
+        let Some(c) = shared.store().get(&cid).await? else {
+            continue;
+        };
         let on = match (c.network, c.net.address) {
-            (Network::Bridge, Some(ip)) => nets.iter().find(|n| n.name == c.net.network).map(|n| (n.def(), ip)),
+            (Network::Bridge, Some(ip)) => nets
+                .iter()
+                .find(|n| n.name == c.net.network)
+                .map(|n| (n.def(), ip)),
             _ => None,
         };
         let (n, id, s, on2) = (net.clone(), cid.clone(), slot.clone(), on.clone());
-        let adopted = tokio::task::spawn_blocking(move || n.adopt(&id, &s, on2.as_ref().map(|(d, ip)| (d, *ip)))).await?;
+        let adopted = tokio::task::spawn_blocking(move || {
+            n.adopt(&id, &s, on2.as_ref().map(|(d, ip)| (d, *ip)))
+        })
+        .await?;
         match adopted {
             Ok(()) => {
                 if let Some((_, ip)) = on {
-                    owned.insert(cid.clone(), entries_for(&net.names().veth(&slot[1..]), ip, &c.net.ports));
+                    owned.insert(
+                        cid.clone(),
+                        entries_for(&net.names().veth(&slot[1..]), ip, &c.net.ports),
+                    );
                     if !c.net.ports.is_empty() {
                         with_ports.push((cid.clone(), ip, c.net.ports.clone()));
                     }
@@ -85,7 +99,13 @@ async fn ensure_default(shared: &Arc<Shared>, net: &Arc<Networking>) -> Result<(
         }
         return Ok(());
     }
-    let taken: Vec<_> = shared.store().networks().await?.iter().map(NetworkInfo::def).collect();
+    let taken: Vec<_> = shared
+        .store()
+        .networks()
+        .await?
+        .iter()
+        .map(NetworkInfo::def)
+        .collect();
     let start = usize::from_str_radix(net.names().tag(), 16).unwrap_or(0);
     let subnet = match want {
         Some(s) => {
@@ -108,8 +128,12 @@ async fn ensure_default(shared: &Arc<Shared>, net: &Arc<Networking>) -> Result<(
         created_at_ns: now_ns(),
         containers: Vec::new(),
     };
-    shared.store().network_insert(&info).await.map_err(|e| match e {
-        EngineError::FailedPrecondition(m) => EngineError::Internal(m),
-        e => e,
-    })
+    shared
+        .store()
+        .network_insert(&info)
+        .await
+        .map_err(|e| match e {
+            EngineError::FailedPrecondition(m) => EngineError::Internal(m),
+            e => e,
+        })
 }

@@ -12,7 +12,10 @@ use std::net::Ipv4Addr;
 /// Gives a container on a bridge network its address and records its
 /// published ports (inside the insert's transaction). Returns its network
 /// settings as stored.
-pub(super) async fn attach_in_tx(conn: &mut SqliteConnection, c: &Container) -> Result<NetSettings> {
+pub(super) async fn attach_in_tx(
+    conn: &mut SqliteConnection,
+    c: &Container,
+) -> Result<NetSettings> {
     let mut net = c.net.clone();
     if c.network != Network::Bridge {
         insert_ports(conn, c, &net.ports).await?;
@@ -55,7 +58,9 @@ pub(super) async fn attach_in_tx(conn: &mut SqliteConnection, c: &Container) -> 
         .bind(&c.id)
         .execute(&mut *conn)
         .await?;
-    net.address = Some(Ipv4Addr::from(u32::try_from(addr).expect("inside an IPv4 subnet")));
+    net.address = Some(Ipv4Addr::from(
+        u32::try_from(addr).expect("inside an IPv4 subnet"),
+    ));
     net.prefix = subnet.prefix();
     net.gateway = Some(subnet.gateway());
     insert_ports(conn, c, &net.ports).await?;
@@ -67,7 +72,11 @@ pub(super) async fn attach_in_tx(conn: &mut SqliteConnection, c: &Container) -> 
     Ok(net)
 }
 
-async fn insert_ports(conn: &mut SqliteConnection, c: &Container, ports: &[PortBinding]) -> Result<()> {
+async fn insert_ports(
+    conn: &mut SqliteConnection,
+    c: &Container,
+    ports: &[PortBinding],
+) -> Result<()> {
     for p in ports {
         let ip = p.host_ip.to_string();
         let taken: Option<String> = sqlx::query_scalar(
@@ -127,17 +136,21 @@ const NETWORK_COLUMNS: &str = "n.name, n.id, n.bridge, n.subnet, n.internal, n.c
 impl Store {
     /// Every network, by name.
     pub async fn networks(&self) -> Result<Vec<NetworkInfo>> {
-        let rows = sqlx::query(&format!("SELECT {NETWORK_COLUMNS} FROM networks n ORDER BY n.name"))
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {NETWORK_COLUMNS} FROM networks n ORDER BY n.name"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(network_from).collect()
     }
 
     pub async fn network(&self, name: &str) -> Result<Option<NetworkInfo>> {
-        let row = sqlx::query(&format!("SELECT {NETWORK_COLUMNS} FROM networks n WHERE n.name = ?"))
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {NETWORK_COLUMNS} FROM networks n WHERE n.name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(network_from).transpose()
     }
 
@@ -255,16 +268,23 @@ impl Store {
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("container_id")?, r.try_get("slot")?, r.try_get("tainted")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("container_id")?,
+                    r.try_get("slot")?,
+                    r.try_get("tainted")?,
+                ))
+            })
             .collect()
     }
 
     /// Whether a container's namespace is tainted.
     pub async fn slot_tainted(&self, id: &str) -> Result<bool> {
-        let t: Option<bool> = sqlx::query_scalar("SELECT tainted FROM netns_slots WHERE container_id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let t: Option<bool> =
+            sqlx::query_scalar("SELECT tainted FROM netns_slots WHERE container_id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(t.unwrap_or(false))
     }
 
@@ -292,7 +312,11 @@ impl Store {
                 let a: i64 = r.try_get("address")?;
                 let a = u32::try_from(a)
                     .map_err(|_| EngineError::Internal("corrupt address row".into()))?;
-                Ok((r.try_get("container_id")?, r.try_get("name")?, Ipv4Addr::from(a)))
+                Ok((
+                    r.try_get("container_id")?,
+                    r.try_get("name")?,
+                    Ipv4Addr::from(a),
+                ))
             })
             .collect()
     }
