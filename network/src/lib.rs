@@ -168,16 +168,35 @@ impl Networking {
     /// entries known kept), the pool of veth slots filled. Idempotent; the
     /// caller serialises it with network changes. Blocking.
     pub fn sync(&self, nets: &[NetworkDef]) -> Result<()> {
+        self.sync_with(nets, None)
+    }
+
+    /// `sync`, the ruleset carrying the entries `owned` (start-up: those of
+    /// the containers taken back) instead of those known.
+    pub fn sync_with(
+        &self,
+        nets: &[NetworkDef],
+        owned: Option<BTreeMap<String, Vec<Entry>>>,
+    ) -> Result<()> {
+        self.ensure_bridges(nets)?;
+        match owned {
+            Some(o) => self.apply(nets, o)?,
+            None => self.set_networks(nets)?,
+        }
+        if !self.active.swap(true, Ordering::AcqRel) {
+            self.pool.set_target(Kind::Veth, self.veth_target);
+        }
+        Ok(())
+    }
+
+    /// Forwarding on and every bridge of `nets` present (no ruleset yet).
+    pub fn ensure_bridges(&self, nets: &[NetworkDef]) -> Result<()> {
         if netns::read_sysctl("net/ipv4/ip_forward").ok().as_deref() != Some("1") {
             netns::write_sysctl("net/ipv4/ip_forward", "1")
                 .map_err(NetError::io("enabling net.ipv4.ip_forward"))?;
         }
         for n in nets {
             self.ensure_bridge(n)?;
-        }
-        self.set_networks(nets)?;
-        if !self.active.swap(true, Ordering::AcqRel) {
-            self.pool.set_target(Kind::Veth, self.veth_target);
         }
         Ok(())
     }

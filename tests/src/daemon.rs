@@ -470,6 +470,16 @@ impl Daemon {
         }
     }
 
+    /// Mounts under the fixture's temp dir but the network namespaces
+    /// quiltd keeps ready (`DATA/netns/*`, its own while it runs).
+    pub fn mounts_but_netns_pool(&self) -> Vec<PathBuf> {
+        let pool = self.data_dir.join("netns");
+        host::mounts_under(&self.root)
+            .into_iter()
+            .filter(|m| m.parent() != Some(&pool))
+            .collect()
+    }
+
     /// Everything the daemon may have left behind, as human-readable lines.
     /// Empty = clean. What counts as left behind on the host is
     /// [`Leftovers`]; the harness adds the rows, the volumes (tests remove

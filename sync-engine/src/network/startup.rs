@@ -27,7 +27,9 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
         };
     if in_use {
         let (n, defs) = (net.clone(), defs.clone());
-        tokio::task::spawn_blocking(move || n.sync(&defs)).await??;
+        // The bridges first (slots are put back on them); the ruleset
+        // once it can carry the running containers' entries.
+        tokio::task::spawn_blocking(move || n.ensure_bridges(&defs)).await??;
     }
 
     let mut owned = BTreeMap::new();
@@ -71,7 +73,7 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
         let bridges: Vec<String> = defs.iter().map(|d| d.bridge.clone()).collect();
         tokio::task::spawn_blocking(move || -> Result<()> {
             if in_use {
-                n.apply(&defs, owned)?;
+                n.sync_with(&defs, Some(owned))?;
             }
             n.adopt_unused();
             n.remove_strays(&bridges, &n.slot_files())?;
