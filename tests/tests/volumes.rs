@@ -2,7 +2,7 @@
 //! containers and daemon restarts, read-only mounts that refuse writes, and
 //! refused mounts that leave nothing behind.
 use quilt_tests::api::{self, ContainerState, mount::Source};
-use quilt_tests::{CliOutput, Daemon, IMAGE, RPC_TIMEOUT, host, within};
+use quilt_tests::{CliOutput, Daemon, IMAGE, RPC_TIMEOUT, within};
 use std::path::Path;
 use std::time::Duration;
 
