@@ -121,6 +121,8 @@ pub struct Networking {
     slots: Mutex<HashMap<String, pool::Slot>>,
     /// Veth slots kept ready once active.
     veth_target: usize,
+    /// Bridge indexes by name (`to_bridge`).
+    bridges: Mutex<HashMap<String, u32>>,
     /// Bridge networking set up (`sync`).
     active: AtomicBool,
 }
@@ -148,6 +150,7 @@ impl Networking {
             proxies: Default::default(),
             slots: Mutex::new(HashMap::new()),
             veth_target: opts.pool[1],
+            bridges: Mutex::new(HashMap::new()),
             active: AtomicBool::new(false),
         })
     }
@@ -295,7 +298,33 @@ impl Networking {
     }
 
     pub fn delete_bridge(&self, bridge: &str) -> Result<()> {
+        self.bridge_index().remove(bridge);
         link::delete_link(&mut self.rt(), bridge)
+    }
+
+    fn bridge_index(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.bridges.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts veth end `veth` up on the bridge of `def`. The bridge's index
+    /// is remembered (a listing of every link is not on each start's path)
+    /// and looked up again once when the kernel refuses it.
+    fn to_bridge(&self, veth: &str, def: &NetworkDef) -> Result<()> {
+        let cached = self.bridge_index().get(&def.bridge).copied();
+        let mut rt = self.rt();
+        if let Some(index) = cached
+            && link::set_link(&mut rt, veth, Some(true), Some(index)).is_ok()
+        {
+            return Ok(());
+        }
+        let index = link::index_of(&mut rt, &def.bridge)?.ok_or_else(|| {
+            NetError::Conflict(format!(
+                "the bridge {} of network {} is missing",
+                def.bridge, def.name
+            ))
+        })?;
+        self.bridge_index().insert(def.bridge.clone(), index);
+        link::set_link(&mut rt, veth, Some(true), Some(index))
     }
 
     /// This daemon's user network bridges and veth ends that are not in
@@ -385,16 +414,7 @@ impl Networking {
             NetError::Invalid(format!("the namespace of {owner} has no veth pair"))
         })?;
         self.firewall.add(owner, &entries_for(&veth, ip, ports))?;
-        {
-            let mut rt = self.rt();
-            let index = link::index_of(&mut rt, &def.bridge)?.ok_or_else(|| {
-                NetError::Conflict(format!(
-                    "the bridge {} of network {} is missing",
-                    def.bridge, def.name
-                ))
-            })?;
-            link::set_link(&mut rt, &veth, Some(true), Some(index))?;
-        }
+        self.to_bridge(&veth, def)?;
         let prefix = def.subnet.prefix();
         slot.rt
             .batch(vec![
