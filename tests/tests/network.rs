@@ -354,3 +354,63 @@ fn bad_network_requests_are_refused_clearly() {
     assert_eq!(d.cli(["ps", "-a", "-q"]).ok(), "");
     d.cli(["network", "rm", "one"]).ok();
 }
+
+#[test]
+fn a_kill_9_mid_start_leaves_nothing_after_the_restart() {
+    let ns = TestNetns::new();
+    let mut d = daemon_in(&ns);
+    // Queued starts (create returns once stored), then quiltd dies while
+    // it takes namespaces, attaches them and publishes ports.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let port = format!("127.0.0.1:{}:80", 18090 + i);
+        let name = format!("mid{i}");
+        ids.push(
+            d.cli([
+                "create",
+                "--name",
+                &name,
+                "--network",
+                "bridge",
+                "-p",
+                &port,
+                IMAGE,
+                "sleep",
+                "300",
+            ])
+            .ok(),
+        );
+    }
+    d.kill9();
+    d.restart();
+    for id in &ids {
+        d.cli(["rm", "-f", id]).ok();
+    }
+    d.assert_no_leftovers();
+    assert_eq!(attached_veths(&ns), Vec::<String>::new());
+    let rules = ns.ruleset();
+    assert!(
+        !rules.contains("02:51:"),
+        "no address binding left: {rules}"
+    );
+    for i in 0..6 {
+        assert_eq!(
+            fetch_from_ns(&ns, &format!("http://127.0.0.1:{}/", 18090 + i)),
+            None
+        );
+    }
+    let info = d.cli(["network", "inspect", "bridge"]).json();
+    assert_eq!(info[0]["containers"], serde_json::json!([]), "{info}");
+    d.stop();
+    let veths: Vec<String> = ns
+        .links()
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .filter(|n| n.starts_with("qv"))
+        .collect();
+    assert_eq!(veths, Vec::<String>::new());
+    let files: Vec<_> = std::fs::read_dir(d.data_dir.join("netns"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(files.is_empty(), "{files:?}");
+}
