@@ -414,3 +414,71 @@ fn a_kill_9_mid_start_leaves_nothing_after_the_restart() {
         .unwrap_or_default();
     assert!(files.is_empty(), "{files:?}");
 }
+
+#[test]
+fn container_mode_shares_a_namespace_and_internal_networks_publish_nothing() {
+    let ns = TestNetns::new();
+    let d = daemon_in(&ns);
+    let w = web(&d, "host1", "bridge", &[], "shared-here");
+    // Another container in host1's namespace: its loopback, its address.
+    let out = d
+        .cli([
+            "run",
+            "--rm",
+            "--network",
+            "container:host1",
+            IMAGE,
+            "wget",
+            "-qO-",
+            "http://127.0.0.1/",
+        ])
+        .ok();
+    assert_eq!(out, "shared-here");
+    let joiner = d.run_detached(&[
+        "--name",
+        "side",
+        "--network",
+        "container:host1",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let addr = sh(&d, &joiner, "ip -o -4 addr show eth0").ok();
+    assert!(addr.contains(&ip_of(&d, &w)), "{addr}");
+    // Its owner, even stopped, is not removed under it unless forced.
+    d.cli(["stop", "-t", "1", &w]).ok();
+    let refused = d.cli(["rm", &w]);
+    refused.expect_engine_error();
+    assert!(
+        refused.stderr.contains("shares its network with side"),
+        "{refused:?}"
+    );
+    d.cli(["rm", "-f", &joiner, &w]).ok();
+
+    d.cli([
+        "network",
+        "create",
+        "closed",
+        "--internal",
+        "--subnet",
+        "10.93.0.0/24",
+    ])
+    .ok();
+    let o = d.cli(["create", "--network", "closed", "-p", "80", IMAGE, "true"]);
+    o.expect_engine_error();
+    assert!(o.stderr.contains("internal"), "{o:?}");
+    let a = web(&d, "in1", "closed", &[], "inside");
+    let b = d.run_detached(&[
+        "--name",
+        "in2",
+        "--network",
+        "closed",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(sh(&d, &b, "wget -qO- http://in1/").ok(), "inside");
+    d.cli(["rm", "-f", &a, &b]).ok();
+    d.cli(["network", "rm", "closed"]).ok();
+    assert_eq!(attached_veths(&ns), Vec::<String>::new());
+}
