@@ -4,6 +4,8 @@
 #   ca-certificates           cargo fetching crates over HTTPS
 #   gcc libc6-dev pkg-config  building the bundled SQLite
 #   kmod                      modprobe, for kernels that ship overlayfs as a module
+#   nftables                  quiltd applies its bridge networks' ruleset with `nft -j -f -`
+#   iproute2                  the network tests make their network namespaces (ip netns)
 #   tar                       the end-to-end tests build a tarball image with it
 #   python3 git               the test that builds an image from host programs runs both
 #   openssl                   the TCP listener tests make a CA and certificates with it
@@ -13,8 +15,8 @@
 #                             (tests/src/python.rs)
 #   umoci skopeo              the image tests build an OCI image with umoci and convert it
 #                             to docker-archive and oci-archive with skopeo
-QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip umoci skopeo)
+QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod nftables)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip umoci skopeo iproute2)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {

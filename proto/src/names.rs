@@ -125,7 +125,7 @@ mod tests {
                 "removing"
             ]
         );
-        assert_eq!(NetworkMode::values().count(), 3);
+        assert_eq!(NetworkMode::values().count(), 5);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod image;
 pub mod launch;
 pub mod logfile;
 pub mod mounts;
+pub mod netns;
 pub mod passwd;
 pub mod proc;
 pub mod rlimit;

@@ -60,6 +60,11 @@ pub struct ContainerConfig {
     pub hostname: String,
     /// false = private network namespace with loopback up; true = host network.
     pub host_network: bool,
+    /// A network namespace made ready by the daemon (its bind-mounted nsfs
+    /// file): the shim joins it (setns) instead of making one. Loopback is
+    /// up there already; with a bridge network `eth0` is configured too.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
     /// Run a minimal init as PID 1 (the workload becomes PID 2): it reaps
     /// orphaned zombies and forwards signals to the workload.
     #[serde(default)]

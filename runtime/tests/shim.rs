@@ -79,6 +79,7 @@ impl Env {
             workdir: "/".into(),
             hostname: "quilt-test-host".into(),
             host_network: false,
+            netns: None,
             init: false,
             cgroup: cg,
             log_max_bytes: None,

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use quilt_proto::v1::container_service_server::ContainerServiceServer;
 use quilt_proto::v1::image_service_server::ImageServiceServer;
+use quilt_proto::v1::network_service_server::NetworkServiceServer;
 use quilt_proto::v1::system_service_server::SystemServiceServer;
 use quilt_proto::v1::volume_service_server::VolumeServiceServer;
 use quilt_sync_engine::{Engine, EngineConfig, InstanceLock};
@@ -112,13 +113,34 @@ struct Args {
     /// namespace at the same time).
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_USERNS_RANGES)]
     userns_ranges: u32,
+    /// The default network's bridge in quiltd's network namespace (default:
+    /// quilt-<6 hex digits derived from the data dir>).
+    #[arg(long, value_name = "NAME")]
+    bridge_name: Option<String>,
+    /// The default network's subnet when it is first made (default: a free
+    /// /16 of 172.20-31.0.0 or 10.200-255.0.0, chosen by the data dir).
+    #[arg(long, value_name = "CIDR")]
+    default_subnet: Option<String>,
+    /// The nftables table of this daemon, in the bridge and inet families
+    /// (default: quilt_<6 hex digits derived from the data dir>).
+    #[arg(long, value_name = "NAME")]
+    nft_table: Option<String>,
+    /// Network namespaces kept ready for `--network none` containers.
+    #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
+    netns_pool: usize,
+    /// Network namespaces with a veth pair kept ready for bridge networks.
+    #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
+    bridge_pool: usize,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // netlink-packet-route warns about every link attribute newer
+            // than itself (a newer kernel's), on every listing of links.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,netlink_packet_route=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -223,6 +245,13 @@ async fn run(args: Args) -> Result<()> {
     if let Err(e) = cfg.userns_ids.check() {
         bail!("--userns-base/--userns-ranges: {e}");
     }
+    cfg.network = quilt_sync_engine::NetworkConfig {
+        bridge_name: args.bridge_name.clone(),
+        default_subnet: args.default_subnet.clone(),
+        nft_table: args.nft_table.clone(),
+        netns_pool: args.netns_pool.min(1024),
+        bridge_pool: args.bridge_pool.min(1024),
+    };
     let engine = Engine::open(cfg).await.context("open the engine")?;
     tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");
 
@@ -375,11 +404,15 @@ async fn routes(engine: &Engine, health: services::HealthService) -> Result<Rout
         )
         .add_service(SystemServiceServer::new(services::System::new(
             engine.clone(),
-        ))))
+        )))
+        .add_service(
+            NetworkServiceServer::new(services::Networks::new(engine.clone()))
+                .max_decoding_message_size(MAX_REQUEST),
+        ))
 }
 
 /// The services health reports SERVING for, "" (quiltd itself) first.
-fn served_services() -> [&'static str; 8] {
+fn served_services() -> [&'static str; 9] {
     use tonic::server::NamedService;
     [
         "",
@@ -387,6 +420,7 @@ fn served_services() -> [&'static str; 8] {
         <ImageServiceServer<services::Images> as NamedService>::NAME,
         <VolumeServiceServer<services::Volumes> as NamedService>::NAME,
         <SystemServiceServer<services::System> as NamedService>::NAME,
+        <NetworkServiceServer<services::Networks> as NamedService>::NAME,
         <HealthServer<services::HealthService> as NamedService>::NAME,
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

@@ -34,7 +34,29 @@ pub struct EngineConfig {
     pub userns_default: crate::model::UsernsMode,
     /// The host ids given to containers with a private user namespace.
     pub userns_ids: UsernsIds,
+    /// Networks: names in quiltd's network namespace, the default subnet,
+    /// the namespace pool.
+    pub network: NetworkConfig,
 }
+
+/// quiltd's networking flags.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkConfig {
+    /// The default network's bridge; derived from the data dir when None.
+    pub bridge_name: Option<String>,
+    /// The default network's subnet (used when it is first made); a free
+    /// one when None.
+    pub default_subnet: Option<String>,
+    /// The nftables table (bridge and inet families); derived when None.
+    pub nft_table: Option<String>,
+    /// Namespaces kept ready: loopback only (`none`), and with a veth pair
+    /// (bridge networks).
+    pub netns_pool: usize,
+    pub bridge_pool: usize,
+}
+
+/// Default number of namespaces of each kind kept ready.
+pub const DEFAULT_NETNS_POOL: usize = 8;
 
 /// Where the id ranges of private user namespaces come from: `count` ranges
 /// of `IdRange::SIZE` host ids, the first at host id `base`.
@@ -106,6 +128,11 @@ impl EngineConfig {
             userns_ids: UsernsIds {
                 base: DEFAULT_USERNS_BASE,
                 count: DEFAULT_USERNS_RANGES,
+            },
+            network: NetworkConfig {
+                netns_pool: DEFAULT_NETNS_POOL,
+                bridge_pool: DEFAULT_NETNS_POOL,
+                ..Default::default()
             },
         }
     }

@@ -10,6 +10,8 @@
 //! - `api/`, `exec/`, `logs/`: the verbs the gRPC server calls.
 //! - `services/`: what runs in the background (starter, monitor, cleanup,
 //!   reconciliation, the image sweep).
+//! - `network/`: networking on the create, start and removal paths and at
+//!   start-up (the plumbing is the `quilt-network` crate).
 //! - `validate/`: checks on API input; `support/`: small shared pieces.
 #![deny(unsafe_code)]
 
@@ -21,6 +23,7 @@ mod exec;
 mod logs;
 pub mod metrics;
 pub mod model;
+mod network;
 mod security;
 mod services;
 mod store;
@@ -30,7 +33,8 @@ mod validate;
 pub use api::copy::CopyDigest;
 pub use api::system::SystemInfo;
 pub use config::{
-    DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, UsernsIds,
+    DEFAULT_NETNS_POOL, DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES,
+    EngineConfig, NetworkConfig, UsernsIds,
 };
 pub use engine::{Engine, Requester, StartClass};
 pub use error::{EngineError, Result};
@@ -38,9 +42,10 @@ pub use exec::{ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSession, ExecSpec};
 pub use logs::{LogItem, LogLine};
 pub use model::{
     Container, CreateSpec, DiskUsage, Event, ExitInfo, ImageConfig, ImageInfo, ListCursor,
-    ListFilter, ListPage, ListQuery, ListView, MountSource, MountSpec, Network, Pruned, State,
-    Volume, WaitResult, now_ns,
+    ListFilter, ListPage, ListQuery, ListView, MountSource, MountSpec, NetSettings, Network,
+    NetworkInfo, NetworkSpec, Pruned, State, Volume, WaitResult, now_ns,
 };
+pub use quilt_network::{HostEntry, PortBinding, Proto as PortProto};
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;
 pub use support::ids::short as short_id;

@@ -43,6 +43,7 @@ def main(socket):
         "grpc.reflection.v1alpha.ServerReflection",
         "quilt.v1.ContainerService",
         "quilt.v1.ImageService",
+        "quilt.v1.NetworkService",
         "quilt.v1.SystemService",
         "quilt.v1.VolumeService",
     ]

@@ -55,7 +55,7 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     h.write_u128(
@@ -92,9 +92,17 @@ pub struct DaemonBuilder {
     env: Vec<(String, String)>,
     args: Vec<String>,
     data_dir: Option<PathBuf>,
+    netns: Option<PathBuf>,
 }
 
 impl DaemonBuilder {
+    /// Run quiltd (and so its containers' networks) inside the network
+    /// namespace `ns` (a file such as /run/netns/NAME).
+    pub fn netns(mut self, ns: &crate::netns::TestNetns) -> Self {
+        self.netns = Some(ns.path.clone());
+        self
+    }
+
     /// An extra environment variable for quiltd.
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_string(), v.to_string()));
@@ -134,6 +142,7 @@ impl DaemonBuilder {
             tmp: Some(tmp),
             env: self.env,
             args: self.args,
+            netns: self.netns,
             child: None,
             past_children: Vec::new(),
             rt,
@@ -157,6 +166,8 @@ pub struct Daemon {
     env: Vec<(String, String)>,
     /// Extra quiltd arguments.
     args: Vec<String>,
+    /// The network namespace quiltd runs in (None: the test's own).
+    netns: Option<PathBuf>,
     child: Option<Child>,
     /// PIDs of earlier quiltd processes (after restart), to check none is a zombie.
     past_children: Vec<i32>,
@@ -181,7 +192,17 @@ impl Daemon {
             .append(true)
             .open(log)
             .expect("open quiltd log");
-        let mut cmd = Command::new(bin("quiltd"));
+        // nsenter execs quiltd in the namespace: the child is quiltd itself.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(bin("quiltd"));
+                c
+            }
+            None => Command::new(bin("quiltd")),
+        };
         cmd.arg("--data-dir")
             .arg(data_dir)
             .arg("--socket")
@@ -447,6 +468,16 @@ impl Daemon {
             cgroup_parent: &self.cgroup_parent,
             quiltd: self.pid(),
         }
+    }
+
+    /// Mounts under the fixture's temp dir but the network namespaces
+    /// quiltd keeps ready (`DATA/netns/*`, its own while it runs).
+    pub fn mounts_but_netns_pool(&self) -> Vec<PathBuf> {
+        let pool = self.data_dir.join("netns");
+        host::mounts_under(&self.root)
+            .into_iter()
+            .filter(|m| m.parent() != Some(&pool))
+            .collect()
     }
 
     /// Everything the daemon may have left behind, as human-readable lines.

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod netns;
 pub mod python;
 pub mod raw;
 
@@ -19,6 +20,7 @@ pub use cli::CliOutput;
 pub use daemon::{
     Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, list_all, within,
 };
+pub use netns::TestNetns;
 pub use quilt_proto::v1 as api;
 pub use quilt_testkit::{host, retry};
 pub use raw::raw_unary;

@@ -61,6 +61,7 @@ fn grpcurl_lists_describes_and_invokes_on_the_socket() {
             "grpc.reflection.v1alpha.ServerReflection",
             "quilt.v1.ContainerService",
             "quilt.v1.ImageService",
+            "quilt.v1.NetworkService",
             "quilt.v1.SystemService",
             "quilt.v1.VolumeService"
         ]

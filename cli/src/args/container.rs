@@ -1,6 +1,6 @@
 //! `quilt run` and `quilt create`: the container options they share.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::{strip_separator, values};
 
@@ -59,9 +59,25 @@ pub struct ContainerSpec {
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
 
-    /// Network mode.
-    #[arg(long, value_enum, value_name = "MODE")]
+    /// Network: none (loopback only, the default), bridge (the default
+    /// network), NAME (a network of `quilt network create`),
+    /// container:ID (share a running container's), or host.
+    #[arg(long, value_name = "MODE", value_parser = values::parse_network)]
     pub network: Option<NetworkArg>,
+
+    /// Publish a port: [IP:]HOSTPORT:CTRPORT[/tcp|udp], or CTRPORT[/proto]
+    /// for a free host port (repeatable). The host address defaults to
+    /// 127.0.0.1 (loopback only); 0.0.0.0 publishes on every address.
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CTR[/PROTO]", value_parser = values::parse_port)]
+    pub publish: Vec<values::PortSpec>,
+
+    /// A name server for /etc/resolv.conf (repeatable; default: the host's).
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+
+    /// An /etc/hosts entry NAME:IP (repeatable).
+    #[arg(long = "add-host", value_name = "NAME:IP", value_parser = values::parse_add_host)]
+    pub add_host: Vec<(String, String)>,
 
     /// Remove the container once it has exited.
     #[arg(long)]
@@ -165,13 +181,7 @@ impl ContainerSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NetworkArg {
-    /// Private network namespace with loopback only.
-    None,
-    /// Share the host's network namespace.
-    Host,
-}
+pub use values::NetworkArg;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

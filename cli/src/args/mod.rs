@@ -13,6 +13,7 @@ pub mod exec;
 pub mod image;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod ps;
 pub mod values;
 pub mod volume;
@@ -29,6 +30,7 @@ use exec::{ExecArgs, ExecIdArg, ExecKillArgs, ExecLogsArgs};
 use image::ImageCommand;
 use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
 use logs::LogsArgs;
+use network::NetworkCommand;
 use ps::PsArgs;
 use volume::VolumeCommand;
 
@@ -180,6 +182,12 @@ pub enum Command {
     },
     /// Manage images: import, build from host programs, list, inspect,
     /// remove, prune.
+    /// Manage bridge networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// List a container's published ports (HOST_IP:HOST_PORT->PORT/PROTO).
+    Port(IdArg),
+    /// Manage images: import, build from host programs, list, inspect, remove.
     #[command(subcommand)]
     Image(ImageCommand),
     /// The daemon's health (`system info`) and disk use (`system df`).

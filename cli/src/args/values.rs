@@ -119,3 +119,135 @@ mod tests {
         assert_eq!(spec.env, ["FOO="]);
     }
 }
+
+/// `--network`: a mode, a network's name, or `container:ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkArg {
+    /// Private network namespace with loopback only.
+    None,
+    /// Share the host's network namespace.
+    Host,
+    /// A bridge network (`bridge`: the default one).
+    Bridge(String),
+    /// Another running container's namespace.
+    Container(String),
+}
+
+pub fn parse_network(s: &str) -> Result<NetworkArg, String> {
+    Ok(match s {
+        "none" => NetworkArg::None,
+        "host" => NetworkArg::Host,
+        "" => return Err("the network mode is empty".into()),
+        _ => match s.strip_prefix("container:") {
+            Some("") => return Err("container: needs a container id or name".into()),
+            Some(id) => NetworkArg::Container(id.to_owned()),
+            None => NetworkArg::Bridge(s.to_owned()),
+        },
+    })
+}
+
+/// `-p`: host address (empty: the daemon's default, 127.0.0.1), host port
+/// (0: any free one), container port, protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub host_ip: String,
+    pub host_port: u32,
+    pub container_port: u32,
+    pub protocol: String,
+}
+
+fn port_number(s: &str, zero: bool) -> Result<u32, String> {
+    match s.parse::<u16>() {
+        Ok(n) if n > 0 || zero => Ok(n.into()),
+        _ => Err(format!("invalid port {s:?}: 1 to 65535")),
+    }
+}
+
+pub fn parse_port(s: &str) -> Result<PortSpec, String> {
+    let (rest, protocol) = match s.rsplit_once('/') {
+        Some((r, p)) if p == "tcp" || p == "udp" => (r, p.to_owned()),
+        Some((_, p)) => return Err(format!("invalid protocol {p:?}: tcp or udp")),
+        None => (s, "tcp".to_owned()),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (host_ip, host, ctr) = match parts.as_slice() {
+        [ctr] => ("", "0", *ctr),
+        [host, ctr] => ("", *host, *ctr),
+        [ip, host, ctr] => (*ip, *host, *ctr),
+        _ => {
+            return Err(format!(
+                "invalid published port {s:?}: [IP:]HOSTPORT:CTRPORT[/PROTO]"
+            ));
+        }
+    };
+    if !host_ip.is_empty() && host_ip.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(format!("invalid host address {host_ip:?}: an IPv4 address"));
+    }
+    Ok(PortSpec {
+        host_ip: host_ip.to_owned(),
+        host_port: if host.is_empty() {
+            0
+        } else {
+            port_number(host, true)?
+        },
+        container_port: port_number(ctr, false)?,
+        protocol,
+    })
+}
+
+pub fn parse_add_host(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((n, ip)) if !n.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_ok() => {
+            Ok((n.to_owned(), ip.to_owned()))
+        }
+        _ => Err(format!("invalid --add-host {s:?}: NAME:IPV4")),
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::*;
+
+    #[test]
+    fn networks_and_ports() {
+        assert_eq!(parse_network("none"), Ok(NetworkArg::None));
+        assert_eq!(
+            parse_network("bridge"),
+            Ok(NetworkArg::Bridge("bridge".into()))
+        );
+        assert_eq!(
+            parse_network("container:web"),
+            Ok(NetworkArg::Container("web".into()))
+        );
+        assert!(parse_network("container:").is_err());
+        let p = parse_port("8080:80").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            ),
+            ("", 8080, 80, "tcp")
+        );
+        let p = parse_port("0.0.0.0:53:5353/udp").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            ),
+            ("0.0.0.0", 53, 5353, "udp")
+        );
+        assert_eq!(parse_port("80").unwrap().host_port, 0);
+        for bad in [
+            "", "0", "70000", "a:80", "1:2:3:4", "80/sctp", "x.y:1:2", "8080:0",
+        ] {
+            assert!(parse_port(bad).is_err(), "{bad}");
+        }
+        assert!(parse_add_host("db:10.0.0.3").is_ok());
+        assert!(parse_add_host("db").is_err());
+        assert!(parse_add_host(":10.0.0.3").is_err());
+    }
+}

@@ -13,6 +13,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod mounts;
+mod network;
 mod ps;
 mod spec;
 mod system;
@@ -50,6 +51,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Cp(args) => cp::cp(&mut connect().await?, args).await,
         Command::Rename { id, name } => lifecycle::rename(&mut connect().await?, id, name).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
+        Command::Network(cmd) => network::network(&target, cmd).await,
+        Command::Port(args) => network::port(&mut connect().await?, args).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
         Command::Images { format } => image::image(&target, ImageCommand::Ls { format }).await,
         Command::Rmi { names } => image::image(&target, ImageCommand::Rm { names }).await,

@@ -64,10 +64,12 @@ pub fn create_request(
         pids_limit: spec.pids.unwrap_or(0),
         disk_bytes: disk_bytes.unwrap_or(0),
     });
-    let network = match spec.network {
-        None => NetworkMode::Unspecified,
-        Some(NetworkArg::None) => NetworkMode::None,
-        Some(NetworkArg::Host) => NetworkMode::Host,
+    let (network, network_name) = match &spec.network {
+        None => (NetworkMode::Unspecified, String::new()),
+        Some(NetworkArg::None) => (NetworkMode::None, String::new()),
+        Some(NetworkArg::Host) => (NetworkMode::Host, String::new()),
+        Some(NetworkArg::Bridge(n)) => (NetworkMode::Bridge, n.clone()),
+        Some(NetworkArg::Container(c)) => (NetworkMode::Container, c.clone()),
     };
     Ok(CreateContainerRequest {
         image: resolve_image(spec.image())?,
@@ -96,6 +98,26 @@ pub fn create_request(
                 vec![e.clone()]
             },
         }),
+        network_name,
+        ports: spec
+            .publish
+            .iter()
+            .map(|p| quilt_proto::v1::PortMapping {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: p.protocol.clone(),
+            })
+            .collect(),
+        dns: spec.dns.clone(),
+        extra_hosts: spec
+            .add_host
+            .iter()
+            .map(|(name, ip)| quilt_proto::v1::HostEntry {
+                name: name.clone(),
+                ip: ip.clone(),
+            })
+            .collect(),
     })
 }
 

@@ -32,6 +32,62 @@ pub struct ContainerView {
     pub finished_at: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<super::mounts::MountView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_settings: Option<NetworkSettingsView>,
+}
+
+/// Where a container is on its network (`inspect`).
+#[derive(Debug, Serialize)]
+pub struct NetworkSettingsView {
+    /// The network's name, or the container whose namespace it shares.
+    pub network: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ip_address: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub prefix_length: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+    /// `HOST_IP:HOST_PORT->CTR_PORT/PROTO`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// `NAME:IP`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A published port as `ps` and `port` show it.
+pub fn port_text(p: &quilt_proto::v1::PortMapping) -> String {
+    format!(
+        "{}:{}->{}/{}",
+        p.host_ip, p.host_port, p.container_port, p.protocol
+    )
+}
+
+impl From<&quilt_proto::v1::NetworkSettings> for NetworkSettingsView {
+    fn from(n: &quilt_proto::v1::NetworkSettings) -> Self {
+        NetworkSettingsView {
+            network: n.network.clone(),
+            ip_address: n.ip_address.clone(),
+            prefix_length: n.prefix_length,
+            gateway: n.gateway.clone(),
+            mac_address: n.mac_address.clone(),
+            ports: n.ports.iter().map(port_text).collect(),
+            dns: n.dns.clone(),
+            extra_hosts: n
+                .extra_hosts
+                .iter()
+                .map(|h| format!("{}:{}", h.name, h.ip))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -89,10 +145,10 @@ pub fn state_names() -> String {
     }
 }
 
-/// "none" or "host" (unset means none).
+/// "none", "host", "bridge" or "container" (unset means none).
 pub fn network_name(mode: i32) -> &'static str {
     match NetworkMode::try_from(mode) {
-        Ok(NetworkMode::Host) => NetworkMode::Host.name(),
+        Ok(m @ (NetworkMode::Host | NetworkMode::Bridge | NetworkMode::Container)) => m.name(),
         _ => NetworkMode::None.name(),
     }
 }
@@ -160,6 +216,7 @@ impl From<&Container> for ContainerView {
                 .iter()
                 .map(super::mounts::MountView::from)
                 .collect(),
+            network_settings: c.network_settings.as_ref().map(NetworkSettingsView::from),
         }
     }
 }
@@ -215,6 +272,7 @@ mod tests {
                 disk_bytes: 0,
             }),
             network: NetworkMode::Host as i32,
+            network_settings: None,
             auto_remove: true,
             init: false,
             mounts: Vec::new(),

@@ -188,7 +188,7 @@ fn setup_and_exec(
 
     nix::unistd::sethostname(&cfg.hostname)
         .map_err(setup(format!("sethostname {:?}", cfg.hostname)))?;
-    if !cfg.host_network {
+    if !cfg.host_network && cfg.netns.is_none() {
         sys::interface_up("lo").map_err(setup("bringing up lo"))?;
     }
 

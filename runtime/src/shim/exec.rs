@@ -104,15 +104,17 @@ fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
     sys::ensure_single_threaded().map_err(setup("exec helper"))?;
     // Open every namespace first: /proc is the host's only until setns(mnt).
     // A container with a user namespace is joined through it first: the
-    // namespaces it owns are then joined with its capabilities.
+    // namespaces it owns are then joined with its capabilities. Its network
+    // namespace is joined before that: the daemon made it, so the initial
+    // user namespace owns it, and only the helper's own capabilities (not
+    // the container's) may enter it.
     let userns = cfg.security.idmap.is_some();
-    let kinds: Vec<(&str, CloneFlags)> = userns
-        .then_some(("user", CloneFlags::CLONE_NEWUSER))
+    let kinds: Vec<(&str, CloneFlags)> = [("net", CloneFlags::CLONE_NEWNET)]
         .into_iter()
+        .chain(userns.then_some(("user", CloneFlags::CLONE_NEWUSER)))
         .chain([
             ("ipc", CloneFlags::CLONE_NEWIPC),
             ("uts", CloneFlags::CLONE_NEWUTS),
-            ("net", CloneFlags::CLONE_NEWNET),
             ("pid", CloneFlags::CLONE_NEWPID),
             ("cgroup", CloneFlags::CLONE_NEWCGROUP),
             ("mnt", CloneFlags::CLONE_NEWNS),

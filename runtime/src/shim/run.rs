@@ -189,8 +189,20 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    if !cfg.host_network {
-        flags |= CloneFlags::CLONE_NEWNET;
+    match &cfg.netns {
+        // The daemon's namespace, joined before the clone: the child is
+        // born in it (the shim does no networking of its own).
+        Some(path) if !cfg.host_network => {
+            crate::netns::open(path)
+                .and_then(|f| crate::netns::enter(&f))
+                .map_err(setup(format!(
+                    "joining the network namespace {}",
+                    path.display()
+                )))?;
+        }
+        Some(_) => {}
+        None if !cfg.host_network => flags |= CloneFlags::CLONE_NEWNET,
+        None => {}
     }
     if cfg.security.idmap.is_some() {
         // Created with the others, so that it owns them: its root has the

@@ -4,8 +4,8 @@ use super::{non_empty, ts};
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::model::{DeviceMapping, Seccomp, Security, Ulimit, UsernsMode};
 use quilt_sync_engine::{
-    Container, CreateSpec, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, Network,
-    State, WaitResult,
+    Container, CreateSpec, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, State,
+    WaitResult,
 };
 use tonic::Status;
 
@@ -30,13 +30,6 @@ pub fn state_from(s: pb::ContainerState) -> Option<State> {
         pb::ContainerState::Failed => State::Failed,
         pb::ContainerState::Removing => State::Removing,
     })
-}
-
-fn network(n: Network) -> pb::NetworkMode {
-    match n {
-        Network::None => pb::NetworkMode::None,
-        Network::Host => pb::NetworkMode::Host,
-    }
 }
 
 pub fn exit_status(
@@ -72,7 +65,8 @@ pub fn container(c: &Container) -> pb::Container {
             pids_limit: c.pids_limit,
             disk_bytes: c.disk_bytes,
         }),
-        network: network(c.network) as i32,
+        network: super::networks::mode(c.network) as i32,
+        network_settings: super::networks::settings(c),
         auto_remove: c.auto_remove,
         labels: c.labels.clone().into_iter().collect(),
         state: state(c.state) as i32,
@@ -259,16 +253,6 @@ fn security(s: &Security) -> pb::Security {
     }
 }
 
-fn network_from(mode: i32) -> Result<Network, Status> {
-    match pb::NetworkMode::try_from(mode) {
-        Ok(pb::NetworkMode::Host) => Ok(Network::Host),
-        Ok(_) => Ok(Network::None),
-        Err(_) => Err(Status::invalid_argument(format!(
-            "unknown network mode {mode}"
-        ))),
-    }
-}
-
 /// StopContainer's timeout when none is given (docker's).
 const DEFAULT_STOP_TIMEOUT: u32 = 10;
 /// The longest StopContainer timeout accepted.
@@ -288,8 +272,10 @@ pub fn stop_timeout(seconds: Option<u32>) -> Result<std::time::Duration, Status>
 /// A CreateContainerRequest as the engine's spec (checked further by the engine).
 pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> {
     let res = r.resources.unwrap_or_default();
+    let (network, net) = super::networks::request(&r)?;
     Ok(CreateSpec {
-        network: network_from(r.network)?,
+        network,
+        net,
         mounts: mounts_from(&r.mounts)?,
         image: r.image,
         command: r.command,

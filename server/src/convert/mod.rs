@@ -5,6 +5,7 @@ mod containers;
 mod exec;
 mod images;
 mod listing;
+mod networks;
 mod requester;
 mod volumes;
 
@@ -12,6 +13,7 @@ pub use containers::*;
 pub use exec::*;
 pub use images::*;
 pub use listing::*;
+pub use networks::network;
 pub use requester::*;
 pub use volumes::*;
 

@@ -6,12 +6,14 @@ mod copy;
 mod exec;
 mod health;
 mod images;
+mod networks;
 mod system;
 mod volumes;
 
 pub use containers::Containers;
 pub use health::{HealthService, health};
 pub use images::Images;
+pub use networks::Networks;
 pub use system::System;
 pub use volumes::Volumes;
 

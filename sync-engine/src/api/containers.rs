@@ -37,6 +37,7 @@ impl Engine {
         super::images::apply_config(shared, &image, &mut spec).await?;
         validate::create_spec(&spec, shared.host_cpus())?;
         spec.security = crate::security::check_host(shared, spec.security).await?;
+        crate::network::check_create(shared, &mut spec).await?;
         let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
         check_image(shared, &image).await?;
         let mut c = Container::new(ids::new_id(), spec, image, mounts, now_ns());
@@ -47,9 +48,9 @@ impl Engine {
         } else {
             None
         };
-        c.id_range = shared
+        (c.id_range, c.net) = shared
             .store()
-            .insert_with_ids(&c, Some(&shared.cfg().userns_ids))
+            .insert_full(&c, Some(&shared.cfg().userns_ids))
             .await?;
         shared.emit(&c, State::Created, "created", None, None);
         if let Some(slot) = slot {

@@ -6,5 +6,6 @@ pub(crate) mod copy;
 pub(crate) mod exec;
 pub(crate) mod images;
 pub(crate) mod logs;
+pub(crate) mod networks;
 pub(crate) mod system;
 pub(crate) mod volumes;

@@ -61,11 +61,29 @@ impl Engine {
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
         let store = Store::open(&cfg.db_path()).await?;
         let queue = StartQueue::new(cfg.start_queue_capacity, store.metrics().clone());
-        let shared = Arc::new(Shared::new(cfg, store, images, layout, queue));
+        let net = {
+            let n = &cfg.network;
+            let names = quilt_network::Names::new(
+                &quilt_network::Names::tag_of(&cfg.data_dir),
+                n.bridge_name.as_deref(),
+                n.nft_table.as_deref(),
+            )?;
+            let opts = quilt_network::NetOptions {
+                data_dir: cfg.data_dir.clone(),
+                names,
+                pool: [n.netns_pool, n.bridge_pool],
+            };
+            Arc::new(
+                tokio::task::spawn_blocking(move || quilt_network::Networking::open(opts))
+                    .await??,
+            )
+        };
+        let shared = Arc::new(Shared::new(cfg, store, images, layout, queue, net));
         images_sweep::remove_unrecorded(&shared).await?;
         // The default seccomp profile, compiled before the first start.
         let warm = shared.clone();
         tokio::task::spawn_blocking(move || warm.seccomp().warm()).await??;
+        crate::network::startup(&shared).await?;
         starter::spawn(shared.clone());
         reconcile::run(&shared).await?;
         crate::exec::detached::reconcile(&shared).await?;
@@ -93,6 +111,8 @@ impl Engine {
         )
         .await;
         shared.store().close().await;
+        let net = shared.net().clone();
+        let _ = tokio::task::spawn_blocking(move || net.shutdown()).await;
         let (layout, parent) = (shared.layout().clone(), shared.cfg().cgroup_parent.clone());
         let _ =
             tokio::task::spawn_blocking(move || cgroup::remove_parent_if_empty(&layout, &parent))

@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     /// is recorded; removals of layers hold it exclusively, so a layer an
     /// import is about to reference is never deleted under it.
     layer_gc: tokio::sync::RwLock<()>,
+    /// Bridges, namespaces, the firewall and the port proxies.
+    net: Arc<quilt_network::Networking>,
+    /// Serialises network creation and removal (the ruleset follows them).
+    net_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -49,6 +53,7 @@ impl Shared {
         images: ImageStore,
         layout: CgroupLayout,
         queue: StartQueue,
+        net: Arc<quilt_network::Networking>,
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Shared {
@@ -65,7 +70,17 @@ impl Shared {
             live: Mutex::new(HashMap::new()),
             execs: Default::default(),
             seccomp: Default::default(),
+            net,
+            net_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    pub fn net(&self) -> &Arc<quilt_network::Networking> {
+        &self.net
+    }
+
+    pub fn net_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.net_lock
     }
 
     pub fn cfg(&self) -> &EngineConfig {

@@ -1,33 +1,10 @@
 //! The engine's view of a container, independent of the wire format.
 use super::event::Event;
 use super::mount::MountSpec;
+use super::network::{NetSettings, Network};
 use super::security::{IdRange, Security};
 use super::state::State;
 use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    /// Private network namespace, loopback only.
-    None,
-    Host,
-}
-
-impl Network {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Network::None => "none",
-            Network::Host => "host",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Network> {
-        match s {
-            "none" => Some(Network::None),
-            "host" => Some(Network::Host),
-            _ => None,
-        }
-    }
-}
 
 /// What a caller asks for in CreateContainer (validated by `validate`).
 #[derive(Debug, Clone)]
@@ -44,6 +21,9 @@ pub struct CreateSpec {
     pub cpus: f64,
     pub pids_limit: i64,
     pub network: Network,
+    /// The network's name (bridge), the peer (container), ports, DNS and
+    /// extra hosts asked for.
+    pub net: NetSettings,
     pub auto_remove: bool,
     pub labels: BTreeMap<String, String>,
     pub start: bool,
@@ -78,6 +58,8 @@ pub struct Container {
     pub cpus: f64,
     pub pids_limit: i64,
     pub network: Network,
+    /// Its network, address, published ports, DNS and extra hosts.
+    pub net: NetSettings,
     pub auto_remove: bool,
     pub autostart: bool,
     pub init: bool,
@@ -179,6 +161,7 @@ impl Container {
             cpus: spec.cpus,
             pids_limit: spec.pids_limit,
             network: spec.network,
+            net: spec.net,
             auto_remove: spec.auto_remove,
             autostart: spec.start,
             init: spec.init,

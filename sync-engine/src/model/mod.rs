@@ -4,17 +4,19 @@ mod container;
 mod event;
 mod image;
 mod mount;
+mod network;
 mod security;
 pub mod state;
 mod volume;
 
 pub use container::{
     Container, CreateSpec, ExitInfo, ListCursor, ListFilter, ListPage, ListQuery, ListView,
-    Network, WaitResult,
+    WaitResult,
 };
 pub use event::{Event, now_ns};
 pub use image::{DiskUsage, ImageConfig, ImageInfo, Pruned};
 pub use mount::{MountSource, MountSpec};
+pub use network::{DEFAULT_NETWORK, NetSettings, Network, NetworkInfo, NetworkSpec};
 pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};
 pub use state::State;
 pub use volume::Volume;

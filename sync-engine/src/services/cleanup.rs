@@ -61,7 +61,10 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
     let _lifecycle = live.lifecycle.lock().await;
     if !force {
         match shared.store().get(id).await? {
-            Some(c) => refuse_running(&c, force)?,
+            Some(c) => {
+                refuse_running(&c, force)?;
+                crate::network::refuse_joined(shared, &c).await?;
+            }
             None => return Err(EngineError::no_such_container(id)),
         }
     }
@@ -98,7 +101,12 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
         }
     })
     .await??;
+    // Off its network before its address can go to another container.
+    crate::network::release(shared, &c).await?;
     shared.store().delete(id).await?;
+    if c.network == crate::model::Network::Bridge {
+        crate::network::refresh_hosts(shared, &c.net.network, id).await;
+    }
     shared.emit(
         &c,
         State::Removing,

@@ -94,6 +94,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
         workdir: c.working_dir.clone(),
         hostname: c.hostname.clone(),
         host_network: c.network == crate::model::Network::Host,
+        netns: None,
         init: c.init,
         cgroup: shared.cgroup_spec(&c),
         log_max_bytes: Some(shared.cfg().log_max_bytes),
@@ -118,6 +119,19 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             }
         }
     };
+    let mut config = config;
+    match crate::network::prepare(shared, &c).await {
+        Ok(p) => {
+            config.netns = p.netns;
+            config.mounts.extend(p.mounts);
+        }
+        Err(e) => {
+            drop(op);
+            return monitor::record_failure(shared, &c, EXIT_SETUP, &format!("network: {e}"))
+                .await
+                .map(|()| Outcome::Failed);
+        }
+    }
     let images = shared.images().clone();
     let shim = shared.cfg().shim_path.clone();
     let image = c.image.clone();

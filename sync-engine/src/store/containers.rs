@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
-    c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, \
+    c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
     (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
@@ -27,14 +27,35 @@ impl Store {
         self.insert_with_ids(c, None).await.map(drop)
     }
 
+    /// Inserts the container as `insert_with_ids` does and, on a bridge
+    /// network, gives it an address there and records its published ports,
+    /// in the same transaction. Returns its id range and its network
+    /// settings as stored.
+    pub async fn insert_full(
+        &self,
+        c: &Container,
+        ids: Option<&UsernsIds>,
+    ) -> Result<(Option<IdRange>, crate::model::NetSettings)> {
+        self.insert_tx(c, ids).await
+    }
+
     /// Inserts the container and its labels and, for a private user
     /// namespace, gives it an id range of `ids`, all in one transaction.
     /// Returns the range given.
+    #[cfg(test)]
     pub async fn insert_with_ids(
         &self,
         c: &Container,
         ids: Option<&UsernsIds>,
     ) -> Result<Option<IdRange>> {
+        self.insert_tx(c, ids).await.map(|(r, _)| r)
+    }
+
+    async fn insert_tx(
+        &self,
+        c: &Container,
+        ids: Option<&UsernsIds>,
+    ) -> Result<(Option<IdRange>, crate::model::NetSettings)> {
         db_write!(self, |conn| {
             let mut tx = conn.begin().await?;
             // An image of the store must still be there: `image rm` checks for
@@ -54,8 +75,8 @@ impl Store {
             let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
-             security, disk_bytes) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             security, disk_bytes, net) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -67,7 +88,7 @@ impl Store {
         .bind(c.memory_mb)
         .bind(c.cpus)
         .bind(c.pids_limit)
-        .bind(c.network.as_str())
+        .bind(c.network.column())
         .bind(c.auto_remove)
         .bind(c.autostart)
         .bind(c.init)
@@ -76,6 +97,7 @@ impl Store {
         .bind(json(&c.mounts))
         .bind(json(&c.security))
         .bind(i64::try_from(c.disk_bytes).unwrap_or(i64::MAX))
+        .bind(json(&c.net))
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -109,12 +131,14 @@ impl Store {
                 }
                 _ => None,
             };
+            let net = super::networks::attach_in_tx(&mut tx, c).await?;
             tx.commit().await?;
             self.index.put(Container {
                 id_range: range,
+                net: net.clone(),
                 ..c.clone()
             });
-            Ok(range)
+            Ok((range, net))
         })
     }
 
@@ -480,6 +504,8 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
     let full = view == ListView::Full;
     let state: String = r.try_get("state")?;
     let network: String = r.try_get("network")?;
+    let net: String = r.try_get("net")?;
+    let net: crate::model::NetSettings = serde_json::from_str(&net).map_err(|_| bad("net"))?;
     let command: String = r.try_get("command")?;
     let labels: Option<String> = r.try_get("labels")?;
     let exit_code: Option<i32> = r.try_get("exit_code")?;
@@ -522,7 +548,12 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
         memory_mb: r.try_get("memory_mb")?,
         cpus: r.try_get("cpus")?,
         pids_limit: r.try_get("pids_limit")?,
-        network: Network::parse(&network).ok_or_else(|| bad("network"))?,
+        network: match Network::parse(&network).ok_or_else(|| bad("network"))? {
+            Network::None if !net.network.is_empty() => Network::Bridge,
+            Network::None if !net.peer.is_empty() => Network::Container,
+            n => n,
+        },
+        net,
         auto_remove: r.try_get("auto_remove")?,
         autostart: r.try_get("autostart")?,
         init: r.try_get("init")?,
@@ -570,6 +601,7 @@ mod tests {
             cpus: 0.5,
             pids_limit: 20,
             network: Network::None,
+            net: Default::default(),
             auto_remove: false,
             autostart: true,
             init: false,

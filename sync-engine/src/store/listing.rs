@@ -155,6 +155,7 @@ fn summary(c: &Container) -> Container {
         cpus: c.cpus,
         pids_limit: c.pids_limit,
         network: c.network,
+        net: c.net.clone(),
         auto_remove: c.auto_remove,
         autostart: c.autostart,
         init: c.init,

@@ -8,7 +8,9 @@
 //! - `listing.rs`: listing containers, filtered, ordered and paged in SQL;
 //! - `images.rs`: image rows and their names;
 //! - `volumes.rs`: named volumes and who uses them;
-//! - `userns.rs`: the host id ranges of private user namespaces.
+//! - `userns.rs`: the host id ranges of private user namespaces;
+//! - `networks.rs`: networks, addresses (IPAM), published ports and the
+//!   network namespace each container holds.
 /// One write on the writer connection: `$body` (which may use `?`) runs with
 /// `$c: &mut SqliteConnection` and evaluates to a `Result`. After an error
 /// the connection is discarded (see `Writer`).
@@ -50,6 +52,7 @@ mod execs;
 mod images;
 mod index;
 mod listing;
+mod networks;
 mod reserve;
 mod userns;
 mod volumes;

@@ -53,6 +53,7 @@ mod tests {
             cpus: 0.0,
             pids_limit: 0,
             network: Network::None,
+            net: Default::default(),
             auto_remove: false,
             labels: Default::default(),
             start: false,

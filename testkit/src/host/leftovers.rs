@@ -39,9 +39,16 @@ pub struct Leftovers {
     pub shims: Vec<i32>,
     /// Zombie children of quiltd or of its shims: exits nobody reaped.
     pub zombies: Vec<ProcInfo>,
-    /// Mount points at or below the root, deepest first.
+    /// Mount points at or below the root, deepest first (the namespaces
+    /// quiltd keeps ready are not counted while it runs: see `POOL_BOUND`).
     pub mounts: Vec<PathBuf>,
 }
+
+/// The most network namespaces a running quiltd keeps ready under
+/// `<data dir>/netns` (its default `--netns-pool` plus `--bridge-pool`):
+/// up to this many are its pool, not leftovers; more, or any once quiltd
+/// is gone, are counted as leftover mounts.
+pub const POOL_BOUND: usize = 16;
 
 impl Leftovers {
     /// Looks at the host once.
@@ -55,7 +62,7 @@ impl Leftovers {
             cgroup_pids: pids_in_cgroups(f.cgroup_parent).into_iter().collect(),
             zombies: zombies_of(&parents),
             shims,
-            mounts: mounts_under(f.root),
+            mounts: without_pool(mounts_under(f.root), f),
         }
     }
 
@@ -72,6 +79,23 @@ impl Leftovers {
     pub fn is_clean(&self) -> bool {
         self.total() == 0
     }
+}
+
+/// `mounts` less the namespaces of quiltd's pool (while it runs, up to
+/// `POOL_BOUND` of them).
+fn without_pool(mounts: Vec<PathBuf>, f: &Footprint<'_>) -> Vec<PathBuf> {
+    if f.quiltd.is_none() {
+        return mounts;
+    }
+    let pool = f.data_dir.join("netns");
+    let pooled = mounts.iter().filter(|m| m.parent() == Some(&pool)).count();
+    if pooled > POOL_BOUND {
+        return mounts;
+    }
+    mounts
+        .into_iter()
+        .filter(|m| m.parent() != Some(&pool))
+        .collect()
 }
 
 /// The entries of a directory (none if it does not exist).

@@ -1,0 +1,178 @@
+//! A container's `/etc/hosts` and `/etc/resolv.conf`: written into its
+//! directory at each start and bind mounted read-only by the shim. On a
+//! bridge network, /etc/hosts also names every other container of the
+//! network, and the files of those already started are rewritten in place
+//! (the same inode, so their mounts see it) when one starts or is removed.
+use crate::engine::Shared;
+use crate::error::{EngineError, Result};
+use crate::model::{Container, Network};
+use quilt_network::files;
+use quilt_runtime::mounts::{MountConfig, MountKind};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The container's address as its own names resolve to (its peer's when
+/// it shares one).
+async fn own_address(shared: &Arc<Shared>, c: &Container) -> Result<Option<Ipv4Addr>> {
+    Ok(match c.network {
+        Network::Bridge => c.net.address,
+        Network::Container => shared
+            .store()
+            .get(&c.net.peer)
+            .await?
+            .and_then(|p| p.net.address),
+        _ => None,
+    })
+}
+
+/// The other containers of `c`'s network, by name, on their addresses.
+async fn siblings(shared: &Arc<Shared>, c: &Container) -> Result<Vec<files::HostEntry>> {
+    let network = match c.network {
+        Network::Bridge => c.net.network.clone(),
+        Network::Container => match shared.store().get(&c.net.peer).await? {
+            Some(p) if p.network == Network::Bridge => p.net.network,
+            _ => return Ok(Vec::new()),
+        },
+        _ => return Ok(Vec::new()),
+    };
+    let own = if c.network == Network::Container {
+        &c.net.peer
+    } else {
+        &c.id
+    };
+    Ok(shared
+        .store()
+        .network_members(&network)
+        .await?
+        .into_iter()
+        .filter(|(id, _, _)| id != own)
+        .map(|(_, name, ip)| files::HostEntry { name, ip })
+        .collect())
+}
+
+async fn hosts_text(shared: &Arc<Shared>, c: &Container) -> Result<String> {
+    let addr = own_address(shared, c).await?;
+    let mut extra = siblings(shared, c).await?;
+    extra.extend(c.net.extra_hosts.iter().cloned());
+    Ok(files::hosts(&[&c.hostname, &c.name], addr, &extra))
+}
+
+/// Replaces the contents of `path` in place (never through a symlink).
+fn rewrite(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc_o_nofollow())
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+fn libc_o_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+/// Writes the files for a start; returns their mounts (none where the
+/// container mounts its own file there).
+pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<MountConfig>> {
+    let dir = shared.cfg().container_dir(&c.id);
+    let taken = |t: &str| c.mounts.iter().any(|m| m.target == t);
+    let hosts = if taken("/etc/hosts") {
+        None
+    } else {
+        Some(hosts_text(shared, c).await?)
+    };
+    let want_resolv = !taken("/etc/resolv.conf");
+    let host_net = c.network == Network::Host;
+    let dns = c.net.dns.clone();
+    tokio::task::spawn_blocking(move || -> Result<Vec<MountConfig>> {
+        let io = |what: String| move |e: std::io::Error| EngineError::internal(&what, e);
+        std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        let dir =
+            std::fs::canonicalize(&dir).map_err(io(format!("canonicalize {}", dir.display())))?;
+        let mut mounts = Vec::new();
+        let mut put = |file: &str, target: &str, text: String| -> Result<()> {
+            let p = dir.join(file);
+            match rewrite(&p, &text) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::write(&p, text).map_err(io(format!("write {}", p.display())))?
+                }
+                Err(e) => return Err(io(format!("write {}", p.display()))(e)),
+            }
+            mounts.push(MountConfig {
+                target: target.into(),
+                read_only: true,
+                kind: MountKind::Bind {
+                    source: p,
+                    create: false,
+                },
+            });
+            Ok(())
+        };
+        if let Some(text) = hosts {
+            put("hosts", "/etc/hosts", text)?;
+        }
+        if want_resolv {
+            // The network's own resolver (part 2 of the networking work)
+            // goes here; until then the host's servers, loopback ones left
+            // out (a container's loopback is its own).
+            let (servers, search) = if dns.is_empty() {
+                let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                files::host_nameservers(&host, host_net)
+            } else {
+                (dns.iter().map(|d| d.to_string()).collect(), Vec::new())
+            };
+            put(
+                "resolv.conf",
+                "/etc/resolv.conf",
+                files::resolv_conf(&servers, &search),
+            )?;
+        }
+        Ok(mounts)
+    })
+    .await?
+}
+
+/// Rewrites the /etc/hosts of the containers of `network` (but `except`)
+/// that have one, and of those sharing their namespaces. Failures are
+/// logged: a stale entry is not worth failing a start or a removal for.
+pub(crate) async fn refresh(shared: &Arc<Shared>, network: &str, except: &str) {
+    let members = match shared.store().network_members(network).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(network, error = %e, "cannot list the network's containers");
+            return;
+        }
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for (id, _, _) in members.into_iter().filter(|(id, _, _)| id != except) {
+        if let Ok(j) = shared.store().joiner_ids(&id).await {
+            ids.extend(j);
+        }
+        ids.push(id);
+    }
+    for id in ids {
+        let Ok(Some(c)) = shared.store().get(&id).await else {
+            continue;
+        };
+        let path = shared.cfg().container_dir(&c.id).join("hosts");
+        let text = match hosts_text(shared, &c).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(container = %c.id, error = %e, "cannot render /etc/hosts");
+                continue;
+            }
+        };
+        let r = tokio::task::spawn_blocking(move || match rewrite(&path, &text) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        })
+        .await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(container = %id, error = %e, "cannot rewrite /etc/hosts");
+        }
+    }
+}
