@@ -38,6 +38,10 @@ struct Args {
     /// Unix socket to serve on (mode 0660).
     #[arg(long, default_value = "/run/quilt/quilt.sock", env = "QUILT_SOCKET")]
     socket: PathBuf,
+    /// Also serve a subset of the Docker Engine API (v1.41) on this Unix
+    /// socket (mode 0660), for docker's clients (DOCKER_HOST=unix://PATH).
+    #[arg(long, value_name = "PATH", env = "QUILT_DOCKER_SOCKET")]
+    docker_socket: Option<PathBuf>,
     /// Also serve on this TCP address (HOST:PORT), TLS only, with client
     /// certificates (--tls-client-ca) or a bearer token (--auth-token-file).
     #[arg(long)]
@@ -181,6 +185,7 @@ async fn run(args: Args) -> Result<()> {
     let mut cfg = EngineConfig::new(args.data_dir.clone(), shim);
     cfg.cgroup_parent = args.cgroup_parent.clone();
     cfg.socket_path = Some(args.socket.clone());
+    cfg.docker_socket_path = args.docker_socket.clone();
     if let Some(n) = args.max_concurrent_starts {
         cfg.max_concurrent_starts = n.max(1);
     }
@@ -234,6 +239,28 @@ async fn run(args: Args) -> Result<()> {
         None => None,
     };
     let uds = bind_socket(&args.socket)?;
+    let _docker_lock = match &args.docker_socket {
+        Some(p) if p == &args.socket => bail!("--docker-socket must differ from --socket"),
+        Some(p) => Some(
+            InstanceLock::acquire_within(
+                &PathBuf::from(format!("{}.lock", p.display())),
+                &format!("socket {}", p.display()),
+                LOCK_PATIENCE,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let docker_uds = match &args.docker_socket {
+        Some(p) => {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("create {}", dir.display()))?;
+            }
+            Some(bind_socket(p).context("--docker-socket")?)
+        }
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_service) = services::health();
     for name in served_services() {
@@ -247,6 +274,11 @@ async fn run(args: Args) -> Result<()> {
     });
 
     let routes = routes(&engine, health_service).await?;
+    let docker = docker_uds.map(|l| {
+        let api = quilt_docker_api::DockerApi::new(engine.clone(), args.data_dir.clone());
+        tracing::info!(socket = %args.docker_socket.as_deref().unwrap_or(Path::new("")).display(), "serving the Docker API");
+        tokio::spawn(quilt_docker_api::serve(l, api, stop_rx.clone()))
+    });
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
@@ -297,8 +329,14 @@ async fn run(args: Args) -> Result<()> {
         _ = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "clients still connected; closing their streams"),
     }
     tracing::info!("shutting down; running containers keep running");
+    if let Some(d) = docker {
+        d.abort();
+    }
     engine.shutdown().await;
     let _ = std::fs::remove_file(&args.socket);
+    if let Some(p) = &args.docker_socket {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
 }
 

@@ -65,7 +65,7 @@ impl Engine {
         }
         let images = self.shared.images().clone();
         let data_dir = self.shared.cfg().data_dir.clone();
-        let extra: Vec<PathBuf> = self.shared.cfg().socket_path.iter().cloned().collect();
+        let extra: Vec<PathBuf> = self.shared.cfg().sockets();
         let imported = tokio::task::spawn_blocking(move || {
             check_source(&p)?;
             // Never read the host's root, /proc, the data dir (which would
