@@ -156,18 +156,44 @@ pub async fn wait(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
         )));
     }
     // Subscribed before anything is read: a removal in between is seen.
-    let mut events = api.engine.subscribe();
+    let events = api.engine.subscribe();
     let c = get(api, id).await?;
-    let w = api.engine.wait(&c.id).await?;
-    if condition == "removed" {
+    // The headers go at once (docker's clients wait for them before they
+    // start the container); the result follows when the condition is met.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let api = api.clone();
+    let removed = condition == "removed";
+    tokio::spawn(async move {
+        let v = match wait_for(&api, &c.id, removed, events).await {
+            Ok(w) => json!({
+                "StatusCode": wait_code(&w),
+                "Error": w.failure_reason.as_ref().map(|m| json!({ "Message": m })),
+            }),
+            Err(e) => json!({ "StatusCode": -1, "Error": { "Message": e.to_string() } }),
+        };
+        let mut b = v.to_string().into_bytes();
+        b.push(b'\n');
+        let _ = tx.send(bytes::Bytes::from(b)).await;
+    });
+    Ok(body::stream(rx, "application/json"))
+}
+
+async fn wait_for(
+    api: &DockerApi,
+    id: &str,
+    removed: bool,
+    mut events: tokio::sync::broadcast::Receiver<quilt_sync_engine::Event>,
+) -> Result<WaitResult> {
+    let w = api.engine.wait(id).await?;
+    if removed {
         loop {
-            match api.engine.get(&c.id).await {
+            match api.engine.get(id).await {
                 Err(EngineError::NotFound(_)) => break,
                 Err(e) => return Err(e.into()),
                 Ok(_) => {}
             }
             match events.recv().await {
-                Ok(ev) if ev.container_id == c.id && ev.action == "removed" => break,
+                Ok(ev) if ev.container_id == id && ev.action == "removed" => break,
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                     return Err(ApiError::Unavailable("quiltd is shutting down".into()));
@@ -175,11 +201,7 @@ pub async fn wait(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
             }
         }
     }
-    let error = w
-        .failure_reason
-        .as_ref()
-        .map(|m| json!({ "Message": m }));
-    Ok(body::json(&json!({ "StatusCode": wait_code(&w), "Error": error })))
+    Ok(w)
 }
 
 pub async fn remove(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {

@@ -27,7 +27,9 @@ pub fn container_endpoint(what: &str) -> ApiError {
 }
 
 pub fn pull() -> ApiError {
-    missing("pulling images from a registry (POST /images/create): import images with `quilt image import`")
+    ApiError::NotImplemented(
+        "pulling images from a registry is not supported by Quilt's Docker API yet: import images with `quilt image import`".into(),
+    )
 }
 
 pub fn tag() -> ApiError {
