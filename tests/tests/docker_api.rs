@@ -130,7 +130,7 @@ fn docker_cli_runs_execs_copies_and_removes() {
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "payload\n");
     let out = docker(&sock, &["cp", "box:/no/such", back.to_str().unwrap()]);
     assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(out.stderr.contains("Could not find the file /no/such"), "{out:?}");
+    assert!(out.stderr.contains("No such container:path: box:/no/such"), "{out:?}");
 
     let out = docker(&sock, &["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.Name}} {{.Config.Env}}", "box"]);
     assert_eq!(out.stdout.trim(), "running true /box [X=1]", "{out:?}");
@@ -141,7 +141,7 @@ fn docker_cli_runs_execs_copies_and_removes() {
     docker(&sock, &["rm", "box"]).ok();
     let out = docker(&sock, &["inspect", "box"]);
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains("No such container"), "{out:?}");
+    assert!(out.stderr.contains("No such object: box"), "{out:?}");
 
     let images = docker(&sock, &["images", "-q"]);
     assert_eq!(images.code, Some(0), "{images:?}");
