@@ -22,7 +22,12 @@ const TAR: &str = "application/x-tar";
 /// Chunks buffered between the copy and the client.
 const DEPTH: usize = 4;
 
-pub async fn archive(api: &DockerApi, id: &str, q: &Query, req: Request<Incoming>) -> Result<Reply> {
+pub async fn archive(
+    api: &DockerApi,
+    id: &str,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Reply> {
     let path = q
         .get("path")
         .filter(|p| !p.is_empty())
@@ -124,10 +129,11 @@ async fn get(api: &DockerApi, id: &str, path: &str, head_only: bool) -> Result<R
     if head_only {
         drop(rx);
         copy.abort();
-        let mut r = builder
-            .body(body::empty())
-            .expect("valid headers");
-        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(TAR));
+        let mut r = builder.body(body::empty()).expect("valid headers");
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(TAR),
+        );
         return Ok(r);
     }
     let (out_tx, out_rx) = mpsc::channel(DEPTH);
@@ -151,10 +157,14 @@ async fn get(api: &DockerApi, id: &str, path: &str, head_only: bool) -> Result<R
         }
     });
     let mut r = body::stream_result(out_rx, TAR);
-    let (parts, b) = builder.body(()).expect("valid headers").into_parts();
-    *r.status_mut() = parts.status;
-    r.headers_mut().extend(parts.headers);
-    let _ = b;
+    r.headers_mut().extend(
+        builder
+            .body(())
+            .expect("valid headers")
+            .into_parts()
+            .0
+            .headers,
+    );
     Ok(r)
 }
 

@@ -24,7 +24,9 @@ pub async fn inspect(api: &DockerApi, id: &str) -> Result<Reply> {
 /// The container, with docker's wording when there is none.
 pub async fn get(api: &DockerApi, id: &str) -> Result<Container> {
     api.engine.get(id).await.map_err(|e| match e {
-        EngineError::NotFound(_) => ApiError::NotFound(format!("No such container: {}", inspect::cut(id))),
+        EngineError::NotFound(_) => {
+            ApiError::NotFound(format!("No such container: {}", inspect::cut(id)))
+        }
         e => e.into(),
     })
 }
@@ -60,16 +62,23 @@ pub async fn list(api: &DockerApi, q: &Query) -> Result<Reply> {
             s.as_str(),
             "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
         ) {
-            return Err(ApiError::bad(format!("invalid filter 'status={}'", inspect::cut(s))));
+            return Err(ApiError::bad(format!(
+                "invalid filter 'status={}'",
+                inspect::cut(s)
+            )));
         }
     }
     for p in ["since", "before"] {
         if q.get(p).is_some_and(|v| !v.is_empty()) {
-            return Err(ApiError::bad(format!("the {p} parameter is not supported: use filters")));
+            return Err(ApiError::bad(format!(
+                "the {p} parameter is not supported: use filters"
+            )));
         }
     }
     if q.flag("size", false) {
-        return Err(ApiError::bad("size=true is not supported: Quilt does not compute container sizes"));
+        return Err(ApiError::bad(
+            "size=true is not supported: Quilt does not compute container sizes",
+        ));
     }
     let limit = q.int("limit")?.filter(|n| *n > 0);
     let all = q.flag("all", false) || limit.is_some();
@@ -99,7 +108,9 @@ fn stop_timeout(q: &Query) -> Result<Duration> {
     // docker: -1 waits for ever; here the longest wait.
     let t = if t < 0 { MAX_STOP } else { t as u64 };
     if t > MAX_STOP {
-        return Err(ApiError::bad(format!("stop timeout {t} s is too long: at most {MAX_STOP} s")));
+        return Err(ApiError::bad(format!(
+            "stop timeout {t} s is too long: at most {MAX_STOP} s"
+        )));
     }
     Ok(Duration::from_secs(t))
 }
@@ -240,5 +251,7 @@ pub async fn prune(api: &DockerApi, q: &Query) -> Result<Reply> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(body::json(&json!({ "ContainersDeleted": deleted, "SpaceReclaimed": 0 })))
+    Ok(body::json(
+        &json!({ "ContainersDeleted": deleted, "SpaceReclaimed": 0 }),
+    ))
 }

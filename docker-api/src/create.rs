@@ -18,7 +18,9 @@ pub async fn create(api: &DockerApi, q: &Query, body: Incoming) -> Result<Reply>
     if let Some(p) = q.get("platform").filter(|p| !p.is_empty())
         && !p.starts_with("linux")
     {
-        return Err(ApiError::bad(format!("platform {p:?} is not supported: only linux")));
+        return Err(ApiError::bad(format!(
+            "platform {p:?} is not supported: only linux"
+        )));
     }
     let name = q
         .get("name")
@@ -26,13 +28,17 @@ pub async fn create(api: &DockerApi, q: &Query, body: Incoming) -> Result<Reply>
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_owned());
     let v = body::read_json(body).await?;
     let spec = spec(v, name)?;
-    let c = api.engine.create(spec).await.map_err(|e| match ApiError::from(e) {
-        // docker's clients read "No such image" to offer a pull.
-        ApiError::NotFound(m) if m.starts_with("no such image") => {
-            ApiError::NotFound(format!("No such image: {}", m.trim_start_matches("no such image: ")))
-        }
-        e => e,
-    })?;
+    let c =
+        api.engine
+            .create(spec)
+            .await
+            .map_err(|e| match ApiError::from(e) {
+                // docker's clients read "No such image" to offer a pull.
+                ApiError::NotFound(m) if m.starts_with("no such image") => ApiError::NotFound(
+                    format!("No such image: {}", m.trim_start_matches("no such image: ")),
+                ),
+                e => e,
+            })?;
     Ok(body::json_with(
         http::StatusCode::CREATED,
         &json!({ "Id": c.id, "Warnings": [] }),
@@ -116,7 +122,10 @@ fn string_map(v: &Value, what: &str) -> Result<BTreeMap<String, String>> {
 /// The request body as the engine's spec.
 pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
     let mut cfg = obj(body, "the request body")?;
-    let host = obj(cfg.remove("HostConfig").unwrap_or(Value::Null), "HostConfig")?;
+    let host = obj(
+        cfg.remove("HostConfig").unwrap_or(Value::Null),
+        "HostConfig",
+    )?;
     let net_cfg = cfg.remove("NetworkingConfig").unwrap_or(Value::Null);
     let mut spec = CreateSpec {
         image: String::new(),
@@ -235,7 +244,9 @@ fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
                     _ => match int(v, what)? {
                         0 | -1 => -1,
                         n if n < -1 => {
-                            return Err(ApiError::bad("HostConfig.PidsLimit must be -1, 0 or positive"));
+                            return Err(ApiError::bad(
+                                "HostConfig.PidsLimit must be -1, 0 or positive",
+                            ));
                         }
                         n => n,
                     },
@@ -256,11 +267,15 @@ fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
             "UsernsMode" => {
                 let m = v.as_str().unwrap_or_default();
                 spec.security.userns = UsernsMode::parse(m).ok_or_else(|| {
-                    ApiError::bad(format!("HostConfig.UsernsMode {m:?}: use \"\", \"host\" or \"private\""))
+                    ApiError::bad(format!(
+                        "HostConfig.UsernsMode {m:?}: use \"\", \"host\" or \"private\""
+                    ))
                 })?;
             }
             "NetworkMode" => spec.network = network_mode(v.as_str().unwrap_or_default())?,
-            "PortBindings" | "PublishAllPorts" if !is_default(v) => return Err(unsupported::ports()),
+            "PortBindings" | "PublishAllPorts" if !is_default(v) => {
+                return Err(unsupported::ports());
+            }
             "RestartPolicy" => {
                 let n = v["Name"].as_str().unwrap_or_default();
                 if !matches!(n, "" | "no") {
@@ -277,7 +292,8 @@ fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
             }
             // What docker's CLI sends by default.
             "ConsoleSize" | "OomKillDisable" => {}
-            "CgroupnsMode" | "IpcMode" if matches!(v.as_str(), None | Some("" | "private" | "shareable")) => {}
+            "CgroupnsMode" | "IpcMode"
+                if matches!(v.as_str(), None | Some("" | "private" | "shareable")) => {}
             "Runtime" if matches!(v.as_str(), None | Some("" | "runc" | "quilt")) => {}
             "Isolation" if matches!(v.as_str(), None | Some("" | "default")) => {}
             _ if is_default(v) => {}
@@ -394,10 +410,14 @@ fn mount(m: &Value) -> Result<MountSpec> {
             "ReadOnly" => read_only = flag(v, "Mounts.ReadOnly")?,
             "TmpfsOptions" if ty == "tmpfs" => {
                 let s = int(&v["SizeBytes"], "Mounts.TmpfsOptions.SizeBytes")?;
-                size = u64::try_from(s).map_err(|_| ApiError::bad("Mounts.TmpfsOptions.SizeBytes must not be negative"))?;
+                size = u64::try_from(s).map_err(|_| {
+                    ApiError::bad("Mounts.TmpfsOptions.SizeBytes must not be negative")
+                })?;
                 let mode = int(&v["Mode"], "Mounts.TmpfsOptions.Mode")?;
                 if mode != 0 && mode != 0o1777 {
-                    return Err(ApiError::bad("Mounts.TmpfsOptions.Mode: tmpfs mounts are always mode 1777"));
+                    return Err(ApiError::bad(
+                        "Mounts.TmpfsOptions.Mode: tmpfs mounts are always mode 1777",
+                    ));
                 }
             }
             "Consistency" if matches!(v.as_str(), None | Some("" | "default")) => {}
@@ -408,9 +428,18 @@ fn mount(m: &Value) -> Result<MountSpec> {
     let source = match ty {
         "bind" => MountSource::Bind(source.to_owned()),
         "volume" if !source.is_empty() => MountSource::Volume(source.to_owned()),
-        "volume" => return Err(ApiError::bad("HostConfig.Mounts: anonymous volumes are not supported: name the volume (Source)")),
+        "volume" => {
+            return Err(ApiError::bad(
+                "HostConfig.Mounts: anonymous volumes are not supported: name the volume (Source)",
+            ));
+        }
         "tmpfs" => MountSource::Tmpfs { size_bytes: size },
-        t => return Err(ApiError::bad(format!("HostConfig.Mounts: mount type {:?} is not supported (bind, volume, tmpfs)", crate::inspect::cut(t)))),
+        t => {
+            return Err(ApiError::bad(format!(
+                "HostConfig.Mounts: mount type {:?} is not supported (bind, volume, tmpfs)",
+                crate::inspect::cut(t)
+            )));
+        }
     };
     Ok(MountSpec {
         target,
@@ -473,9 +502,17 @@ fn devices(v: &Value) -> Result<Vec<DeviceMapping>> {
             let inside = d["PathInContainer"].as_str().unwrap_or_default();
             let perms = d["CgroupPermissions"].as_str().unwrap_or_default();
             Ok(DeviceMapping {
-                container_path: if inside.is_empty() { host.clone() } else { inside.to_owned() },
+                container_path: if inside.is_empty() {
+                    host.clone()
+                } else {
+                    inside.to_owned()
+                },
                 host_path: host,
-                permissions: if perms.is_empty() { "rwm".into() } else { perms.to_owned() },
+                permissions: if perms.is_empty() {
+                    "rwm".into()
+                } else {
+                    perms.to_owned()
+                },
             })
         })
         .collect()
@@ -496,7 +533,10 @@ fn ulimits(v: &Value) -> Result<Vec<Ulimit>> {
                 match int(&u[which], "Ulimits")? {
                     -1 => Ok(u64::MAX),
                     n => u64::try_from(n).map_err(|_| {
-                        ApiError::bad(format!("ulimit {:?}: {which} must be -1 or positive", crate::inspect::cut(&name)))
+                        ApiError::bad(format!(
+                            "ulimit {:?}: {which} must be -1 or positive",
+                            crate::inspect::cut(&name)
+                        ))
                     }),
                 }
             };
@@ -515,7 +555,9 @@ fn security_opt(s: &mut Security, o: &str) -> Result<()> {
     let (k, v) = o.split_once(['=', ':']).unwrap_or((o, ""));
     match (k, v) {
         ("seccomp", "unconfined") => s.seccomp = Seccomp::Unconfined,
-        ("seccomp", p) if p.trim_start().starts_with('{') => s.seccomp = Seccomp::Custom(p.to_owned()),
+        ("seccomp", p) if p.trim_start().starts_with('{') => {
+            s.seccomp = Seccomp::Custom(p.to_owned())
+        }
         ("no-new-privileges", "" | "true") => {}
         _ => {
             return Err(ApiError::bad(format!(
@@ -552,7 +594,12 @@ mod tests {
         assert_eq!(s.cpus, 0.5);
         assert_eq!(s.pids_limit, -1);
         assert_eq!(s.mounts.len(), 3);
-        assert_eq!(s.mounts[2].source, MountSource::Tmpfs { size_bytes: 1 << 20 });
+        assert_eq!(
+            s.mounts[2].source,
+            MountSource::Tmpfs {
+                size_bytes: 1 << 20
+            }
+        );
         assert_eq!(s.security.cap_add, ["NET_ADMIN"]);
     }
 
@@ -560,10 +607,19 @@ mod tests {
     fn refuses_what_it_cannot_do() {
         let refused = |v: Value| spec(v, None).unwrap_err().to_string();
         assert!(refused(json!({"Image": "x", "Tty": true})).contains("Config.Tty"));
-        assert!(refused(json!({"Image": "x", "HostConfig": {"Privileged": true}})).contains("HostConfig.Privileged"));
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"Privileged": true}}))
+                .contains("HostConfig.Privileged")
+        );
         assert!(refused(json!({"Image": "x", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}})).contains("publishing ports"));
-        assert!(refused(json!({"Image": "x", "HostConfig": {"RestartPolicy": {"Name": "always"}}})).contains("restart policy"));
-        assert!(refused(json!({"Image": "x", "HostConfig": {"NetworkMode": "mynet"}})).contains("network mode"));
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"RestartPolicy": {"Name": "always"}}}))
+                .contains("restart policy")
+        );
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"NetworkMode": "mynet"}}))
+                .contains("network mode")
+        );
         assert!(refused(json!({"Cmd": ["x"]})).contains("Image is required"));
     }
 }

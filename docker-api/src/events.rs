@@ -25,9 +25,16 @@ fn object(ev: &Event, action: &str) -> serde_json::Value {
     let mut attrs = serde_json::Map::new();
     attrs.insert("name".into(), json!(ev.name));
     if action == "die" {
-        let code = ev.exit.as_ref().map_or(if ev.failure_reason.is_some() { 125 } else { 0 }, |e| {
-            if e.signal != 0 && e.exit_code == 0 { 128 + e.signal } else { e.exit_code }
-        });
+        let code =
+            ev.exit
+                .as_ref()
+                .map_or(if ev.failure_reason.is_some() { 125 } else { 0 }, |e| {
+                    if e.signal != 0 && e.exit_code == 0 {
+                        128 + e.signal
+                    } else {
+                        e.exit_code
+                    }
+                });
         attrs.insert("exitCode".into(), json!(code.to_string()));
     }
     json!({
@@ -46,8 +53,13 @@ fn object(ev: &Event, action: &str) -> serde_json::Value {
 pub async fn events(api: &DockerApi, q: &Query) -> Result<Reply> {
     let filters = q.filters()?;
     query::only(&filters, &["type", "container", "event"], "event")?;
-    if filters.get("type").is_some_and(|t| !t.is_empty() && !t.iter().any(|t| t == "container")) {
-        return Err(ApiError::bad("only container events are reported (type=container)"));
+    if filters
+        .get("type")
+        .is_some_and(|t| !t.is_empty() && !t.iter().any(|t| t == "container"))
+    {
+        return Err(ApiError::bad(
+            "only container events are reported (type=container)",
+        ));
     }
     let now = now_ns();
     let parse = |k: &str| -> Result<Option<i64>> {
@@ -59,7 +71,9 @@ pub async fn events(api: &DockerApi, q: &Query) -> Result<Reply> {
         }
     };
     if parse("since")?.is_some_and(|s| s < now - 1_000_000_000) {
-        return Err(ApiError::bad("past events are not kept: since must not be in the past"));
+        return Err(ApiError::bad(
+            "past events are not kept: since must not be in the past",
+        ));
     }
     let until = parse("until")?;
     let containers = filters.get("container").cloned().unwrap_or_default();
@@ -84,7 +98,9 @@ pub async fn events(api: &DockerApi, q: &Query) -> Result<Reply> {
             };
             let Some(a) = action(&ev) else { continue };
             if !containers.is_empty()
-                && !containers.iter().any(|c| ev.container_id.starts_with(c.as_str()) || *c == ev.name)
+                && !containers
+                    .iter()
+                    .any(|c| ev.container_id.starts_with(c.as_str()) || *c == ev.name)
             {
                 continue;
             }

@@ -100,7 +100,11 @@ fn strings(v: &Value, k: &str) -> Result<Vec<String>> {
 
 /// `[height, width]`, if given.
 fn console_size(v: &Value) -> (u16, u16) {
-    let dim = |i: usize| v["ConsoleSize"][i].as_u64().map_or(0, |n| n.min(u64::from(u16::MAX)) as u16);
+    let dim = |i: usize| {
+        v["ConsoleSize"][i]
+            .as_u64()
+            .map_or(0, |n| n.min(u64::from(u16::MAX)) as u16)
+    };
     (dim(0), dim(1))
 }
 
@@ -111,7 +115,10 @@ pub async fn create(api: &DockerApi, id: &str, body: Incoming) -> Result<Reply> 
     }
     let c = crate::containers::get(api, id).await?;
     if !matches!(c.state, State::Running | State::Starting) && !c.is_queued() {
-        return Err(ApiError::Conflict(format!("Container {} is not running", c.id)));
+        return Err(ApiError::Conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
     }
     if flag(&v, "Privileged")? {
         return Err(ApiError::bad("privileged execs are not supported"));
@@ -128,13 +135,19 @@ pub async fn create(api: &DockerApi, id: &str, body: Incoming) -> Result<Reply> 
         container: c.id.clone(),
         argv,
         env: strings(&v, "Env")?,
-        workdir: v["WorkingDir"].as_str().filter(|s| !s.is_empty()).map(str::to_owned),
+        workdir: v["WorkingDir"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
         tty: flag(&v, "Tty")?,
         rows,
         cols,
         attach_stdin: flag(&v, "AttachStdin")?,
         detach: false,
-        user: v["User"].as_str().filter(|s| !s.is_empty()).map(str::to_owned),
+        user: v["User"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
     };
     let id = new_id();
     api.execs.insert(
@@ -157,7 +170,10 @@ pub async fn start(api: &DockerApi, id: &str, req: Request<Incoming>) -> Result<
     let (parts, body) = req.into_parts();
     let mut req = Request::from_parts(parts, ());
     if e.engine_id.is_some() {
-        return Err(ApiError::Conflict(format!("Exec {} has already been started", cut(id))));
+        return Err(ApiError::Conflict(format!(
+            "Exec {} has already been started",
+            cut(id)
+        )));
     }
     // Taken now: a second start of the same exec is refused.
     api.execs.update(id, |x| x.engine_id = Some(String::new()));
@@ -171,7 +187,9 @@ pub async fn start(api: &DockerApi, id: &str, req: Request<Incoming>) -> Result<
     let detach = flag(&v, "Detach")?;
     if v["Tty"].as_bool().is_some_and(|t| t != e.spec.tty) {
         api.execs.update(id, |x| x.engine_id = None);
-        return Err(ApiError::bad("Tty must be the same as when the exec was created"));
+        return Err(ApiError::bad(
+            "Tty must be the same as when the exec was created",
+        ));
     }
     let (rows, cols) = console_size(&v);
     if rows > 0 && cols > 0 {
@@ -224,7 +242,11 @@ pub async fn start(api: &DockerApi, id: &str, req: Request<Incoming>) -> Result<
                     break;
                 }
             };
-            let chunk = if tty { Bytes::from(data) } else { mux::frame(ch, &data) };
+            let chunk = if tty {
+                Bytes::from(data)
+            } else {
+                mux::frame(ch, &data)
+            };
             if out.send(chunk).await.is_err() {
                 break; // the client went away: dropping `output` kills the command
             }
@@ -236,7 +258,9 @@ pub async fn start(api: &DockerApi, id: &str, req: Request<Incoming>) -> Result<
 pub async fn resize(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
     let e = api.execs.get(id)?;
     let dim = |k: &str| -> Result<u16> {
-        let v = q.int(k)?.ok_or_else(|| ApiError::bad(format!("{k} is required")))?;
+        let v = q
+            .int(k)?
+            .ok_or_else(|| ApiError::bad(format!("{k} is required")))?;
         u16::try_from(v).map_err(|_| ApiError::bad(format!("{k} {v} is out of range")))
     };
     let (rows, cols) = (dim("h")?, dim("w")?);
@@ -244,7 +268,9 @@ pub async fn resize(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
         Some(input) => {
             let _ = input.send(ExecInput::Resize { rows, cols }).await;
         }
-        None => api.execs.update(id, |x| (x.spec.rows, x.spec.cols) = (rows, cols)),
+        None => api
+            .execs
+            .update(id, |x| (x.spec.rows, x.spec.cols) = (rows, cols)),
     }
     Ok(body::status(StatusCode::OK))
 }
@@ -268,7 +294,13 @@ pub async fn inspect(api: &DockerApi, id: &str) -> Result<Reply> {
             Err(err) => return Err(err.into()),
         }
     }
-    let (entrypoint, args) = e.spec.argv.split_first().map_or((String::new(), Vec::new()), |(p, a)| (p.clone(), a.to_vec()));
+    let (entrypoint, args) = e
+        .spec
+        .argv
+        .split_first()
+        .map_or((String::new(), Vec::new()), |(p, a)| {
+            (p.clone(), a.to_vec())
+        });
     Ok(body::json(&json!({
         "ID": id,
         "Running": running,

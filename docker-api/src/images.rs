@@ -16,7 +16,11 @@ fn repo_tags(i: &ImageInfo) -> Vec<String> {
         .iter()
         .map(|n| {
             let last = n.rsplit('/').next().unwrap_or(n);
-            if last.contains(':') { n.clone() } else { format!("{n}:latest") }
+            if last.contains(':') {
+                n.clone()
+            } else {
+                format!("{n}:latest")
+            }
         })
         .collect()
 }
@@ -104,23 +108,35 @@ pub async fn by_name(api: &DockerApi, m: &Method, rest: &[&str], q: &Query) -> R
         (&Method::GET, "history") => Err(unsupported::image_history()),
         (&Method::GET, "get") => Err(unsupported::save_load()),
         (&Method::DELETE, _) => remove(api, &rest.join("/"), q).await,
-        _ => Err(ApiError::NotFound(format!("page not found: {m} /images/{}", cut(&rest.join("/"))))),
+        _ => Err(ApiError::NotFound(format!(
+            "page not found: {m} /images/{}",
+            cut(&rest.join("/"))
+        ))),
     }
 }
 
 async fn remove(api: &DockerApi, name: &str, q: &Query) -> Result<Reply> {
     if q.flag("force", false) {
-        return Err(ApiError::bad("force removal of images is not supported: remove the containers using it first"));
+        return Err(ApiError::bad(
+            "force removal of images is not supported: remove the containers using it first",
+        ));
     }
     let i = find(api, name).await?;
     let given = name.strip_suffix(":latest").unwrap_or(name);
     let untag_only = i.names.len() > 1 && i.names.iter().any(|n| n == given);
-    let target = if i.names.iter().any(|n| n == given) { given.to_owned() } else { i.id.clone() };
+    let target = if i.names.iter().any(|n| n == given) {
+        given.to_owned()
+    } else {
+        i.id.clone()
+    };
     let id = api.engine.remove_image(&target).await?;
     Ok(body::json(&if untag_only {
         json!([{ "Untagged": format!("{given}:latest") }])
     } else {
-        let mut v: Vec<Value> = repo_tags(&i).into_iter().map(|t| json!({ "Untagged": t })).collect();
+        let mut v: Vec<Value> = repo_tags(&i)
+            .into_iter()
+            .map(|t| json!({ "Untagged": t }))
+            .collect();
         v.push(json!({ "Deleted": id }));
         Value::Array(v)
     }))

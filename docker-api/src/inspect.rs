@@ -66,7 +66,11 @@ fn binds(c: &Container) -> Vec<String> {
                 MountSource::Bind(p) => p.clone(),
                 MountSource::Tmpfs { .. } => return None,
             };
-            Some(format!("{src}:{}{}", m.target, if m.read_only { ":ro" } else { "" }))
+            Some(format!(
+                "{src}:{}{}",
+                m.target,
+                if m.read_only { ":ro" } else { "" }
+            ))
         })
         .collect()
 }
@@ -76,7 +80,11 @@ fn tmpfs(c: &Container) -> serde_json::Map<String, Value> {
         .iter()
         .filter_map(|m| match m.source {
             MountSource::Tmpfs { size_bytes } => {
-                let mut o = vec![if m.read_only { "ro".to_owned() } else { "rw".to_owned() }];
+                let mut o = vec![if m.read_only {
+                    "ro".to_owned()
+                } else {
+                    "rw".to_owned()
+                }];
                 if size_bytes > 0 {
                     o.push(format!("size={size_bytes}"));
                 }

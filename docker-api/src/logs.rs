@@ -24,7 +24,9 @@ struct Pick {
 fn streams(q: &Query) -> Result<(bool, bool)> {
     let (o, e) = (q.flag("stdout", false), q.flag("stderr", false));
     if !o && !e {
-        return Err(ApiError::bad("Bad parameters: you must choose at least one stream"));
+        return Err(ApiError::bad(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     Ok((o, e))
 }
@@ -32,9 +34,12 @@ fn streams(q: &Query) -> Result<(bool, bool)> {
 fn time_param(q: &Query, k: &str) -> Result<Option<i64>> {
     match q.get(k).filter(|s| !s.is_empty() && *s != "0") {
         None => Ok(None),
-        Some(s) => crate::time::parse_unix(s)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad(format!("invalid {k} {:?}: unix seconds expected", crate::inspect::cut(s)))),
+        Some(s) => crate::time::parse_unix(s).map(Some).ok_or_else(|| {
+            ApiError::bad(format!(
+                "invalid {k} {:?}: unix seconds expected",
+                crate::inspect::cut(s)
+            ))
+        }),
     }
 }
 
@@ -44,7 +49,10 @@ pub async fn logs(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
     let tail = match q.get("tail") {
         None | Some("" | "all") => None,
         Some(t) => Some(t.parse::<i64>().map_err(|_| {
-            ApiError::bad(format!("invalid tail {:?}: a number or \"all\"", crate::inspect::cut(t)))
+            ApiError::bad(format!(
+                "invalid tail {:?}: a number or \"all\"",
+                crate::inspect::cut(t)
+            ))
         })?),
     }
     // docker: a negative tail is "all".
@@ -54,7 +62,12 @@ pub async fn logs(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
     let c = crate::containers::get(api, id).await?;
     let rx = api.engine.logs(&c.id, follow, tail, since).await?;
     let (tx, out) = mpsc::channel(16);
-    let pick = Pick { stdout, stderr, timestamps: q.flag("timestamps", false), until_ns };
+    let pick = Pick {
+        stdout,
+        stderr,
+        timestamps: q.flag("timestamps", false),
+        until_ns,
+    };
     tokio::spawn(pump(rx, tx, pick));
     Ok(body::stream(out, mux::RAW_STREAM))
 }
@@ -101,7 +114,12 @@ async fn pump(
 /// what it writes from now on until it exits (it may not have started
 /// yet); with `logs`, what it wrote before too. Its main process has no
 /// stdin here: input sent on the connection is read and dropped.
-pub async fn attach(api: &DockerApi, id: &str, q: &Query, mut req: Request<Incoming>) -> Result<Reply> {
+pub async fn attach(
+    api: &DockerApi,
+    id: &str,
+    q: &Query,
+    mut req: Request<Incoming>,
+) -> Result<Reply> {
     let (stdout, stderr) = streams(q)?;
     let stream = q.flag("stream", false);
     let with_logs = q.flag("logs", false);
@@ -109,10 +127,19 @@ pub async fn attach(api: &DockerApi, id: &str, q: &Query, mut req: Request<Incom
         return Err(ApiError::bad("attach: ask for stream=1 and/or logs=1"));
     }
     let c = crate::containers::get(api, id).await?;
-    let since = if with_logs { None } else { Some(quilt_sync_engine::now_ns()) };
+    let since = if with_logs {
+        None
+    } else {
+        Some(quilt_sync_engine::now_ns())
+    };
     let rx = api.engine.logs(&c.id, stream, None, since).await?;
     let (reply, hijacked) = mux::hijack(&mut req);
-    let pick = Pick { stdout, stderr, timestamps: false, until_ns: None };
+    let pick = Pick {
+        stdout,
+        stderr,
+        timestamps: false,
+        until_ns: None,
+    };
     let mut stdin = hijacked.stdin;
     tokio::spawn(async move {
         // Nothing reads the main process's stdin: drain what arrives.

@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn frames_have_docker_headers() {
-        assert_eq!(&frame(Channel::Stderr, b"ab")[..], b"\x02\0\0\0\0\0\0\x02ab");
+        assert_eq!(
+            &frame(Channel::Stderr, b"ab")[..],
+            b"\x02\0\0\0\0\0\0\x02ab"
+        );
         assert_eq!(&frame(Channel::Stdout, b"")[..], b"\x01\0\0\0\0\0\0\0");
     }
 }

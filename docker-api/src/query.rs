@@ -67,7 +67,11 @@ impl Query {
                     .filter(|(_, on)| on.as_bool() == Some(true))
                     .map(|(x, _)| x.clone())
                     .collect(),
-                _ => return Err(ApiError::bad(format!("filter {k}: a list of values is expected"))),
+                _ => {
+                    return Err(ApiError::bad(format!(
+                        "filter {k}: a list of values is expected"
+                    )));
+                }
             };
             out.insert(k.clone(), vals);
         }

@@ -5,7 +5,9 @@ use crate::body::Reply;
 use crate::error::{ApiError, Result};
 use crate::query::Query;
 use crate::server::DockerApi;
-use crate::{archive, containers, create, events, exec, images, logs, system, unsupported, volumes};
+use crate::{
+    archive, containers, create, events, exec, images, logs, system, unsupported, volumes,
+};
 use http::{Method, Request};
 use hyper::body::Incoming;
 
@@ -16,7 +18,11 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
     let segs: Vec<String> = path
         .trim_matches('/')
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method().clone();
@@ -76,9 +82,13 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
         (&M::DELETE, ["volumes", name]) => volumes::remove(api, name, &q).await,
 
         (_, ["networks", ..]) => Err(unsupported::networks()),
-        (_, ["swarm" | "services" | "tasks" | "secrets" | "configs" | "nodes", ..]) => {
-            Err(unsupported::swarm())
-        }
+        (
+            _,
+            [
+                "swarm" | "services" | "tasks" | "secrets" | "configs" | "nodes",
+                ..,
+            ],
+        ) => Err(unsupported::swarm()),
         (_, ["plugins", ..]) => Err(unsupported::plugins()),
         (&M::POST, ["auth"]) => Err(unsupported::pull()),
         (&M::GET, ["system", "df"]) => Err(unsupported::disk_usage()),
@@ -116,8 +126,14 @@ mod tests {
 
     #[test]
     fn versions_are_stripped_and_old_ones_refused() {
-        assert_eq!(strip_version("/v1.41/containers/json").unwrap(), "/containers/json");
-        assert_eq!(strip_version("/containers/json").unwrap(), "/containers/json");
+        assert_eq!(
+            strip_version("/v1.41/containers/json").unwrap(),
+            "/containers/json"
+        );
+        assert_eq!(
+            strip_version("/containers/json").unwrap(),
+            "/containers/json"
+        );
         assert_eq!(strip_version("/volumes").unwrap(), "/volumes");
         assert!(strip_version("/v1.12/info").is_err());
     }

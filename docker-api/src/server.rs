@@ -97,9 +97,15 @@ async fn handle(api: DockerApi, req: Request<Incoming>) -> Reply {
 /// OS type from them).
 fn add_headers(mut r: Reply) -> Reply {
     let h = r.headers_mut();
-    h.insert("api-version", http::HeaderValue::from_static(crate::API_VERSION));
+    h.insert(
+        "api-version",
+        http::HeaderValue::from_static(crate::API_VERSION),
+    );
     h.insert("ostype", http::HeaderValue::from_static("linux"));
-    h.insert("docker-experimental", http::HeaderValue::from_static("false"));
+    h.insert(
+        "docker-experimental",
+        http::HeaderValue::from_static("false"),
+    );
     h.insert(
         http::header::SERVER,
         http::HeaderValue::from_static(concat!("Quilt/", env!("CARGO_PKG_VERSION"), " (linux)")),

@@ -14,8 +14,14 @@ pub fn ping(m: &Method) -> Reply {
     };
     let mut r = http::Response::new(b);
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert("cache-control", header::HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        "cache-control",
+        header::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert("pragma", header::HeaderValue::from_static("no-cache"));
     h.insert("builder-version", header::HeaderValue::from_static("1"));
     r

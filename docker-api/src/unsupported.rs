@@ -23,7 +23,10 @@ pub fn main_tty() -> ApiError {
 }
 
 pub fn container_endpoint(what: &str) -> ApiError {
-    missing(&format!("the container endpoint {:?}", crate::inspect::cut(what)))
+    missing(&format!(
+        "the container endpoint {:?}",
+        crate::inspect::cut(what)
+    ))
 }
 
 pub fn pull() -> ApiError {

@@ -34,8 +34,16 @@ pub async fn list(api: &DockerApi, q: &Query) -> Result<Reply> {
     let all = api.engine.list_volumes().await?;
     let out: Vec<Value> = all
         .iter()
-        .filter(|v| filters.get("name").is_none_or(|n| n.iter().any(|n| v.name.contains(n.as_str()))))
-        .filter(|v| filters.get("label").is_none_or(|l| l.iter().all(|l| label_matches(v, l))))
+        .filter(|v| {
+            filters
+                .get("name")
+                .is_none_or(|n| n.iter().any(|n| v.name.contains(n.as_str())))
+        })
+        .filter(|v| {
+            filters
+                .get("label")
+                .is_none_or(|l| l.iter().all(|l| label_matches(v, l)))
+        })
         .filter(|v| {
             filters.get("dangling").is_none_or(|d| {
                 d.iter().all(|d| {
@@ -53,7 +61,9 @@ pub async fn create(api: &DockerApi, b: Incoming) -> Result<Reply> {
     let v = body::read_json(b).await?;
     let driver = v["Driver"].as_str().unwrap_or_default();
     if !matches!(driver, "" | "local") {
-        return Err(ApiError::bad(format!("volume driver {driver:?} is not supported (only local)")));
+        return Err(ApiError::bad(format!(
+            "volume driver {driver:?} is not supported (only local)"
+        )));
     }
     if !crate::create::is_default(&v["DriverOpts"]) {
         return Err(ApiError::bad("volume driver options are not supported"));
@@ -90,7 +100,9 @@ pub async fn inspect(api: &DockerApi, name: &str) -> Result<Reply> {
 }
 
 pub async fn remove(api: &DockerApi, name: &str, q: &Query) -> Result<Reply> {
-    api.engine.remove_volume(name, q.flag("force", false)).await?;
+    api.engine
+        .remove_volume(name, q.flag("force", false))
+        .await?;
     Ok(body::status(StatusCode::NO_CONTENT))
 }
 
@@ -100,7 +112,9 @@ pub async fn prune(api: &DockerApi, q: &Query) -> Result<Reply> {
     let mut deleted = Vec::new();
     for v in api.engine.list_volumes().await? {
         if !v.used_by.is_empty()
-            || !filters.get("label").is_none_or(|l| l.iter().all(|l| label_matches(&v, l)))
+            || !filters
+                .get("label")
+                .is_none_or(|l| l.iter().all(|l| label_matches(&v, l)))
         {
             continue;
         }
@@ -110,5 +124,7 @@ pub async fn prune(api: &DockerApi, q: &Query) -> Result<Reply> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(body::json(&json!({ "VolumesDeleted": deleted, "SpaceReclaimed": 0 })))
+    Ok(body::json(
+        &json!({ "VolumesDeleted": deleted, "SpaceReclaimed": 0 }),
+    ))
 }

@@ -63,7 +63,8 @@ fn install_venv(dir: &Path) {
         return;
     }
     if dir.exists() {
-        std::fs::remove_dir_all(dir).unwrap_or_else(|e| panic!("remove stale {}: {e}", dir.display()));
+        std::fs::remove_dir_all(dir)
+            .unwrap_or_else(|e| panic!("remove stale {}: {e}", dir.display()));
     }
     let venv = run_program(
         Path::new("python3"),
@@ -71,11 +72,24 @@ fn install_venv(dir: &Path) {
         &[],
         SETUP_TIMEOUT,
     );
-    assert_eq!(venv.code, Some(0), "python3 -m venv failed (python3-venv, scripts/deps.sh): {venv:?}");
-    let mut args = vec![os("install"), os("--disable-pip-version-check"), os("--no-input"), os("-q")];
+    assert_eq!(
+        venv.code,
+        Some(0),
+        "python3 -m venv failed (python3-venv, scripts/deps.sh): {venv:?}"
+    );
+    let mut args = vec![
+        os("install"),
+        os("--disable-pip-version-check"),
+        os("--no-input"),
+        os("-q"),
+    ];
     args.extend(REQUIREMENTS.iter().map(|r| os(r)));
     let pip = run_program(&dir.join("bin/pip"), &args, &[], SETUP_TIMEOUT);
-    assert_eq!(pip.code, Some(0), "pip install failed (PyPI reachable?): {pip:?}");
+    assert_eq!(
+        pip.code,
+        Some(0),
+        "pip install failed (PyPI reachable?): {pip:?}"
+    );
     std::fs::write(&marker, wanted).unwrap_or_else(|e| panic!("write {}: {e}", marker.display()));
 }
 
@@ -94,7 +108,15 @@ fn docker_cli() -> PathBuf {
         deps.display(),
         dir.display()
     );
-    let out = run_program(Path::new("bash"), &[os("-c"), os(&script)], &[], SETUP_TIMEOUT);
-    assert!(out.code == Some(0) && bin.is_file(), "unpacking the docker CLI failed: {out:?}");
+    let out = run_program(
+        Path::new("bash"),
+        &[os("-c"), os(&script)],
+        &[],
+        SETUP_TIMEOUT,
+    );
+    assert!(
+        out.code == Some(0) && bin.is_file(),
+        "unpacking the docker CLI failed: {out:?}"
+    );
     bin
 }

@@ -52,8 +52,14 @@ fn http(sock: &Path, method: &str, path: &str, body: &str) -> (u16, String, Stri
 fn docker(sock: &Path, args: &[&str]) -> CliOutput {
     let c = docker_clients();
     let env = [
-        ("DOCKER_HOST".to_owned(), format!("unix://{}", sock.display())),
-        ("DOCKER_CONFIG".to_owned(), sock.parent().unwrap().join("cfg").display().to_string()),
+        (
+            "DOCKER_HOST".to_owned(),
+            format!("unix://{}", sock.display()),
+        ),
+        (
+            "DOCKER_CONFIG".to_owned(),
+            sock.parent().unwrap().join("cfg").display().to_string(),
+        ),
     ];
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     run_program(&c.docker, &args, &env, T)
@@ -63,11 +69,13 @@ fn docker(sock: &Path, args: &[&str]) -> CliOutput {
 fn import_named(d: &Daemon, dir: &Path, name: &str) {
     let root = dir.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static (scripts/deps.sh)");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static (scripts/deps.sh)");
     for tool in ["sh", "echo", "cat", "ls", "sleep"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
     }
-    d.cli(["image", "import", root.to_str().unwrap(), "--name", name]).ok();
+    d.cli(["image", "import", root.to_str().unwrap(), "--name", name])
+        .ok();
 }
 
 #[test]
@@ -98,16 +106,55 @@ fn docker_cli_runs_execs_copies_and_removes() {
     assert_eq!(out.stdout.trim(), "1.41", "{out:?}");
 
     let out = docker(&sock, &["run", "--rm", IMAGE, "echo", "hi"]);
-    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "hi\n"), "{out:?}");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "hi\n"),
+        "{out:?}"
+    );
     let out = docker(&sock, &["run", "--rm", IMAGE, "sh", "-c", "exit 3"]);
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(d.list().is_empty(), "--rm removed it: {:?}", d.list());
 
-    let id = docker(&sock, &["run", "-d", "--name", "box", "-e", "X=1", IMAGE, "sh", "-c", "echo up; echo warn >&2; exec sleep 300"]).ok();
+    let id = docker(
+        &sock,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "box",
+            "-e",
+            "X=1",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo up; echo warn >&2; exec sleep 300",
+        ],
+    )
+    .ok();
     assert_eq!(id.trim().len(), 64, "{id:?}");
-    let out = docker(&sock, &["exec", "box", "sh", "-c", "echo $X; echo e >&2; exit 5"]);
-    assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (Some(5), "1\n", "e\n"), "{out:?}");
-    let out = docker(&sock, &["exec", "-w", "/tmp", "-u", "1000", "box", "sh", "-c", "pwd; id -u"]);
+    let out = docker(
+        &sock,
+        &["exec", "box", "sh", "-c", "echo $X; echo e >&2; exit 5"],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (Some(5), "1\n", "e\n"),
+        "{out:?}"
+    );
+    let out = docker(
+        &sock,
+        &[
+            "exec",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000",
+            "box",
+            "sh",
+            "-c",
+            "pwd; id -u",
+        ],
+    );
     assert_eq!(out.stdout, "/tmp\n1000\n", "{out:?}");
 
     let ps = docker(&sock, &["ps", "--format", "{{.Names}} {{.Status}}"]).ok();
@@ -116,28 +163,66 @@ fn docker_cli_runs_execs_copies_and_removes() {
     assert_eq!(ps, "");
 
     let logs = docker(&sock, &["logs", "box"]);
-    assert_eq!((logs.stdout.as_str(), logs.stderr.as_str()), ("up\n", "warn\n"), "{logs:?}");
+    assert_eq!(
+        (logs.stdout.as_str(), logs.stderr.as_str()),
+        ("up\n", "warn\n"),
+        "{logs:?}"
+    );
 
     // cp both ways, into a directory and to a new name.
     let local = dir.path().join("in.txt");
     std::fs::write(&local, "payload\n").unwrap();
     docker(&sock, &["cp", local.to_str().unwrap(), "box:/tmp/"]).ok();
-    docker(&sock, &["cp", local.to_str().unwrap(), "box:/tmp/renamed.txt"]).ok();
-    let out = docker(&sock, &["exec", "box", "cat", "/tmp/in.txt", "/tmp/renamed.txt"]);
+    docker(
+        &sock,
+        &["cp", local.to_str().unwrap(), "box:/tmp/renamed.txt"],
+    )
+    .ok();
+    let out = docker(
+        &sock,
+        &["exec", "box", "cat", "/tmp/in.txt", "/tmp/renamed.txt"],
+    );
     assert_eq!(out.stdout, "payload\npayload\n", "{out:?}");
     let back = dir.path().join("back.txt");
-    docker(&sock, &["cp", "box:/tmp/renamed.txt", back.to_str().unwrap()]).ok();
+    docker(
+        &sock,
+        &["cp", "box:/tmp/renamed.txt", back.to_str().unwrap()],
+    )
+    .ok();
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "payload\n");
     let out = docker(&sock, &["cp", "box:/no/such", back.to_str().unwrap()]);
     assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(out.stderr.contains("No such container:path: box:/no/such"), "{out:?}");
+    assert!(
+        out.stderr.contains("No such container:path: box:/no/such"),
+        "{out:?}"
+    );
 
-    let out = docker(&sock, &["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.Name}} {{.Config.Env}}", "box"]);
+    let out = docker(
+        &sock,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Running}} {{.Name}} {{.Config.Env}}",
+            "box",
+        ],
+    );
     assert_eq!(out.stdout.trim(), "running true /box [X=1]", "{out:?}");
 
     docker(&sock, &["stop", "-t", "1", "box"]).ok();
-    let out = docker(&sock, &["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "box"]);
-    assert_eq!(out.stdout.trim(), "exited 137", "sleep ignores SIGTERM as PID 1: {out:?}");
+    let out = docker(
+        &sock,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "box",
+        ],
+    );
+    assert_eq!(
+        out.stdout.trim(),
+        "exited 137",
+        "sleep ignores SIGTERM as PID 1: {out:?}"
+    );
     docker(&sock, &["rm", "box"]).ok();
     let out = docker(&sock, &["inspect", "box"]);
     assert_eq!(out.code, Some(1), "{out:?}");
@@ -166,35 +251,66 @@ fn the_socket_speaks_docker_http_and_errors() {
     assert_eq!((code, body.as_str()), (200, ""));
     let (code, _, body) = http(&sock, "GET", "/v1.41/version", "");
     assert_eq!(code, 200);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["ApiVersion"], "1.41");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["ApiVersion"],
+        "1.41"
+    );
     let (code, _, body) = http(&sock, "GET", "/v1.12/version", "");
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("too old"), "{body}");
 
     // Errors are {"message": ...} with docker's status codes.
-    let msg = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["message"].as_str().unwrap().to_owned();
+    let msg = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     let (code, _, body) = http(&sock, "GET", "/containers/nope/json", "");
-    assert_eq!((code, msg(&body)), (404, "No such container: nope".to_owned()));
+    assert_eq!(
+        (code, msg(&body)),
+        (404, "No such container: nope".to_owned())
+    );
     let (code, _, body) = http(&sock, "GET", "/v1.41/containers/x/stats?stream=false", "");
     assert_eq!(code, 501, "{body}");
     assert!(msg(&body).contains("stats"), "{body}");
     let (code, _, body) = http(&sock, "GET", "/networks", "");
     assert_eq!(code, 501, "{body}");
-    let (code, _, body) = http(&sock, "POST", "/containers/create", r#"{"Image": "default", "Cmd": ["true"], "HostConfig": {"RestartPolicy": {"Name": "always"}}}"#);
+    let (code, _, body) = http(
+        &sock,
+        "POST",
+        "/containers/create",
+        r#"{"Image": "default", "Cmd": ["true"], "HostConfig": {"RestartPolicy": {"Name": "always"}}}"#,
+    );
     assert_eq!(code, 400, "{body}");
     assert!(msg(&body).contains("restart policy"), "{body}");
-    let (code, _, body) = http(&sock, "POST", "/containers/create", r#"{"Image": "default", "Cmd": ["true"], "Tty": true}"#);
+    let (code, _, body) = http(
+        &sock,
+        "POST",
+        "/containers/create",
+        r#"{"Image": "default", "Cmd": ["true"], "Tty": true}"#,
+    );
     assert_eq!(code, 400, "{body}");
     let (code, _, body) = http(&sock, "POST", "/containers/create", "{not json");
     assert_eq!(code, 400, "{body}");
-    let (code, _, body) = http(&sock, "GET", "/containers/json?filters=%7B%22ancestor%22%3A%5B%22x%22%5D%7D", "");
+    let (code, _, body) = http(
+        &sock,
+        "GET",
+        "/containers/json?filters=%7B%22ancestor%22%3A%5B%22x%22%5D%7D",
+        "",
+    );
     assert_eq!(code, 400, "{body}");
     let (code, _, _) = http(&sock, "GET", "/no/such/endpoint", "");
     assert_eq!(code, 404);
 
     // The same engine: a container made over gRPC is seen here.
     let id = d.run_detached(&["--name", "seen", IMAGE, "sleep", "300"]);
-    let (code, _, body) = http(&sock, "GET", "/containers/json?filters=%7B%22name%22%3A%5B%22seen%22%5D%7D", "");
+    let (code, _, body) = http(
+        &sock,
+        "GET",
+        "/containers/json?filters=%7B%22name%22%3A%5B%22seen%22%5D%7D",
+        "",
+    );
     assert_eq!(code, 200, "{body}");
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(list[0]["Id"].as_str().unwrap().starts_with(&id), "{body}");
