@@ -58,7 +58,10 @@ pub async fn serve(listener: UnixListener, api: DockerApi, stop: watch::Receiver
                 let api = api.clone();
                 async move { Ok::<Reply, std::convert::Infallible>(handle(api, req).await) }
             });
+            // The timer bounds how long a client may take to send its
+            // request headers (hyper's default of 30 s).
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades();
             tokio::pin!(conn);

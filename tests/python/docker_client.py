@@ -165,6 +165,18 @@ if named_image:
     out = client.containers.run(named_image, ["echo", "from named"], remove=True)
     check(out == b"from named\n", "run a named image")
 
+# Events, from now on, until a deadline.
+import time
+events = client.events(decode=True, filters={"type": "container"}, until=int(time.time()) + 3)
+e = client.containers.run(image, ["true"], detach=True, name="evented")
+e.wait()
+e.remove()
+seen = [(x["Action"], x["Actor"]["Attributes"]["name"]) for x in events]
+check(
+    [a for a, n in seen if n == "evented"] == ["create", "start", "die", "destroy"],
+    "events: %r" % seen,
+)
+
 # Volumes.
 v = client.volumes.create("agent-data", labels={"k": "v"})
 check(client.volumes.get("agent-data").attrs["Labels"] == {"k": "v"}, "volume inspect")

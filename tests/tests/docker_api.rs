@@ -49,9 +49,9 @@ fn http(sock: &Path, method: &str, path: &str, body: &str) -> (u16, String, Stri
     (code, head.to_ascii_lowercase(), rest.to_owned())
 }
 
-fn docker(sock: &Path, args: &[&str]) -> CliOutput {
-    let c = docker_clients();
-    let env = [
+/// The docker CLI's environment: our socket, a private config dir.
+fn docker_env(sock: &Path) -> Vec<(String, String)> {
+    vec![
         (
             "DOCKER_HOST".to_owned(),
             format!("unix://{}", sock.display()),
@@ -60,9 +60,12 @@ fn docker(sock: &Path, args: &[&str]) -> CliOutput {
             "DOCKER_CONFIG".to_owned(),
             sock.parent().unwrap().join("cfg").display().to_string(),
         ),
-    ];
+    ]
+}
+
+fn docker(sock: &Path, args: &[&str]) -> CliOutput {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-    run_program(&c.docker, &args, &env, T)
+    run_program(&docker_clients().docker, &args, &docker_env(sock), T)
 }
 
 /// A named image: a directory with a static busybox, imported.
@@ -157,10 +160,50 @@ fn docker_cli_runs_execs_copies_and_removes() {
     );
     assert_eq!(out.stdout, "/tmp\n1000\n", "{out:?}");
 
+    let out = docker(&sock, &["exec", "-t", "box", "sh", "-c", "tty; echo x"]);
+    assert_eq!(out.stdout, "/dev/pts/0\r\nx\r\n", "{out:?}");
+    let piped = format!(
+        "printf 'through stdin\\n' | {} exec -i box cat",
+        docker_clients().docker.display()
+    );
+    let out = run_program(
+        Path::new("sh"),
+        &["-c".into(), piped.into()],
+        &docker_env(&sock),
+        T,
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "through stdin\n"),
+        "{out:?}"
+    );
+
     let ps = docker(&sock, &["ps", "--format", "{{.Names}} {{.Status}}"]).ok();
     assert!(ps.starts_with("box Up"), "{ps:?}");
     let ps = docker(&sock, &["ps", "-aq", "--filter", "name=nothing-like-it"]).ok();
     assert_eq!(ps, "");
+
+    docker(
+        &sock,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "counter",
+            IMAGE,
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo n$i; sleep 0.2; done",
+        ],
+    )
+    .ok();
+    let out = docker(&sock, &["logs", "-f", "counter"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "n1\nn2\nn3\n"),
+        "{out:?}"
+    );
+    docker(&sock, &["rm", "counter"]).ok();
 
     let logs = docker(&sock, &["logs", "box"]);
     assert_eq!(
