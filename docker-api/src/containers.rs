@@ -175,7 +175,12 @@ pub async fn wait(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
     let api = api.clone();
     let removed = condition == "removed";
     tokio::spawn(async move {
-        let v = match wait_for(&api, &c.id, removed, events).await {
+        let waited = tokio::select! {
+            r = wait_for(&api, &c.id, removed, events) => r,
+            // The client went away: stop waiting for it.
+            () = tx.closed() => return,
+        };
+        let v = match waited {
             Ok(w) => json!({
                 "StatusCode": wait_code(&w),
                 "Error": w.failure_reason.as_ref().map(|m| json!({ "Message": m })),
