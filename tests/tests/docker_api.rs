@@ -346,6 +346,19 @@ fn the_socket_speaks_docker_http_and_errors() {
     let (code, _, _) = http(&sock, "GET", "/no/such/endpoint", "");
     assert_eq!(code, 404);
 
+    // The docker socket is never given to a container, over either API.
+    let s = sock.to_str().unwrap();
+    let bind = format!(
+        r#"{{"Image": "default", "Cmd": ["true"], "HostConfig": {{"Binds": ["{s}:/docker.sock"]}}}}"#
+    );
+    let (code, _, body) = http(&sock, "POST", "/containers/create", &bind);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("is a sensitive host path"), "{body}");
+    let out = d.cli(["create", "-v", &format!("{s}:/docker.sock"), IMAGE, "true"]);
+    assert_eq!(out.code, Some(125), "{out:?}");
+    assert!(out.stderr.contains("is a sensitive host path"), "{out:?}");
+    assert!(d.list().is_empty(), "{:?}", d.list());
+
     // The same engine: a container made over gRPC is seen here.
     let id = d.run_detached(&["--name", "seen", IMAGE, "sleep", "300"]);
     let (code, _, body) = http(
