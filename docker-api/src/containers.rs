@@ -15,6 +15,8 @@ use std::time::Duration;
 /// docker's default stop timeout, and the longest accepted.
 const DEFAULT_STOP: u64 = 10;
 const MAX_STOP: u64 = 3600;
+/// How long a kill with SIGKILL waits for the exit to be recorded.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn inspect(api: &DockerApi, id: &str) -> Result<Reply> {
     let c = get(api, id).await?;
@@ -145,6 +147,17 @@ pub async fn kill(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
         )));
     }
     api.engine.kill(&c.id, signal).await?;
+    // As docker does, a SIGKILL is answered once the container is recorded
+    // as exited (bounded); other signals at once.
+    if matches!(
+        signal
+            .trim_start_matches("SIG")
+            .to_ascii_uppercase()
+            .as_str(),
+        "KILL" | "9"
+    ) {
+        let _ = tokio::time::timeout(KILL_WAIT, api.engine.wait(&c.id)).await;
+    }
     Ok(body::status(StatusCode::NO_CONTENT))
 }
 

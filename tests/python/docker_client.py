@@ -122,6 +122,18 @@ check(b"line3" in w.logs(tail=1) and b"line1" not in w.logs(tail=1), "logs tail"
 check(w.logs(timestamps=True).split(b" ")[0].endswith(b"Z"), "logs timestamps")
 w.remove()
 
+# Attach (what containers.run without detach does on the CLI), restart, kill.
+k = client.containers.run(image, ["sh", "-c", "sleep 0.3; echo a1; sleep 0.1; echo a2 >&2"], detach=True)
+out = b"".join(k.attach(stdout=True, stderr=True, stream=True, logs=True))
+check(out == b"a1\na2\n", "attach: %r" % out)
+k.restart(timeout=1)
+k.reload()
+check(k.status == "running", "restart: " + k.status)
+k.kill()
+k.reload()
+check((k.status, k.attrs["State"]["ExitCode"]) == ("exited", 137), "kill: %s" % k.attrs["State"])
+k.remove()
+
 # Stop, wait, remove.
 c.stop(timeout=1)
 c.reload()
