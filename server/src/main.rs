@@ -46,6 +46,10 @@ struct Args {
     #[arg(long, value_name = "HOST:PORT")]
     metrics_listen: Option<std::net::SocketAddr>,
 
+    /// Also serve a subset of the Docker Engine API (v1.41) on this Unix
+    /// socket (mode 0660), for docker's clients (DOCKER_HOST=unix://PATH).
+    #[arg(long, value_name = "PATH", env = "QUILT_DOCKER_SOCKET")]
+    docker_socket: Option<PathBuf>,
     /// Also serve on this TCP address (HOST:PORT), TLS only, with client
     /// certificates (--tls-client-ca) or a bearer token (--auth-token-file).
     #[arg(long)]
@@ -210,6 +214,7 @@ async fn run(args: Args) -> Result<()> {
     let mut cfg = EngineConfig::new(args.data_dir.clone(), shim);
     cfg.cgroup_parent = args.cgroup_parent.clone();
     cfg.socket_path = Some(args.socket.clone());
+    cfg.docker_socket_path = args.docker_socket.clone();
     if let Some(n) = args.max_concurrent_starts {
         cfg.max_concurrent_starts = n.max(1);
     }
@@ -275,6 +280,28 @@ async fn run(args: Args) -> Result<()> {
         None => None,
     };
     let uds = bind_socket(&args.socket)?;
+    let _docker_lock = match &args.docker_socket {
+        Some(p) if p == &args.socket => bail!("--docker-socket must differ from --socket"),
+        Some(p) => Some(
+            InstanceLock::acquire_within(
+                &PathBuf::from(format!("{}.lock", p.display())),
+                &format!("socket {}", p.display()),
+                LOCK_PATIENCE,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let docker_uds = match &args.docker_socket {
+        Some(p) => {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("create {}", dir.display()))?;
+            }
+            Some(bind_socket(p).context("--docker-socket")?)
+        }
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_service) = services::health();
     for name in served_services() {
@@ -293,6 +320,11 @@ async fn run(args: Args) -> Result<()> {
     let rpc_metrics = metrics::RpcMetricsLayer {
         engine: engine.clone(),
     };
+    let docker = docker_uds.map(|l| {
+        let api = quilt_docker_api::DockerApi::new(engine.clone(), args.data_dir.clone());
+        tracing::info!(socket = %args.docker_socket.as_deref().unwrap_or(Path::new("")).display(), "serving the Docker API");
+        tokio::spawn(quilt_docker_api::serve(l, api, stop_rx.clone()))
+    });
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
@@ -348,8 +380,14 @@ async fn run(args: Args) -> Result<()> {
         let _ = m.await;
     }
     tracing::info!("shutting down; running containers keep running");
+    if let Some(d) = docker {
+        d.abort();
+    }
     engine.shutdown().await;
     let _ = std::fs::remove_file(&args.socket);
+    if let Some(p) = &args.docker_socket {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
 }
 

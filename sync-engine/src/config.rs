@@ -16,6 +16,8 @@ pub struct EngineConfig {
     pub start_queue_capacity: usize,
     /// The daemon's socket: never bind mounted into a container.
     pub socket_path: Option<PathBuf>,
+    /// The Docker API socket (`--docker-socket`): never bind mounted either.
+    pub docker_socket_path: Option<PathBuf>,
     /// Size cap of one container log file before it is rotated; 0 = no cap.
     pub log_max_bytes: u64,
     /// Log files kept per container, the live `container.log` included
@@ -109,6 +111,15 @@ pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_LOG_MAX_FILES: u32 = 3;
 
 impl EngineConfig {
+    /// The daemon's sockets, which no container may mount.
+    pub fn sockets(&self) -> Vec<PathBuf> {
+        self.socket_path
+            .iter()
+            .chain(self.docker_socket_path.iter())
+            .cloned()
+            .collect()
+    }
+
     pub fn new(data_dir: PathBuf, shim_path: PathBuf) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         EngineConfig {
@@ -118,6 +129,7 @@ impl EngineConfig {
             max_concurrent_starts: (cpus * 4).max(8),
             start_queue_capacity: 4096,
             socket_path: None,
+            docker_socket_path: None,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
             log_max_files: DEFAULT_LOG_MAX_FILES,
             copy_idle_timeout: DEFAULT_COPY_IDLE_TIMEOUT,

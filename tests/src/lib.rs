@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod docker;
 pub mod netns;
 pub mod python;
 pub mod raw;

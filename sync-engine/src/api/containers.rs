@@ -318,7 +318,7 @@ async fn check_image(shared: &Shared, image: &str) -> Result<()> {
     let images = shared.images().clone();
     let image = image.to_owned();
     let data_dir = shared.cfg().data_dir.clone();
-    let extra: Vec<std::path::PathBuf> = shared.cfg().socket_path.iter().cloned().collect();
+    let extra: Vec<std::path::PathBuf> = shared.cfg().sockets();
     tokio::task::spawn_blocking(move || -> Result<()> {
         if image.starts_with('/') && std::path::Path::new(&image).is_dir() {
             validate::host_path("image directory", &image, &data_dir, &extra)?;

@@ -157,7 +157,7 @@ impl Engine {
         }
         let images = self.shared.images().clone();
         let data_dir = self.shared.cfg().data_dir.clone();
-        let extra: Vec<PathBuf> = self.shared.cfg().socket_path.iter().cloned().collect();
+        let extra: Vec<PathBuf> = self.shared.cfg().sockets();
         // Held until the image (and so its layers) is recorded.
         let _gc = self.shared.layer_gc().read().await;
         let imported = tokio::task::spawn_blocking(move || {

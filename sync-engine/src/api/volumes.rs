@@ -27,7 +27,7 @@ pub(crate) async fn check_mounts(shared: &Shared, m: &[MountSpec]) -> Result<Vec
     }
     let m = m.to_vec();
     let data_dir = shared.cfg().data_dir.clone();
-    let extra: Vec<PathBuf> = shared.cfg().socket_path.iter().cloned().collect();
+    let extra: Vec<PathBuf> = shared.cfg().sockets();
     tokio::task::spawn_blocking(move || validate::mounts(&m, &data_dir, &extra)).await?
 }
 

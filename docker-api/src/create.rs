@@ -1,0 +1,630 @@
+//! POST /containers/create: docker's container config and HostConfig as the
+//! engine's `CreateSpec`. Supported fields are translated; every other
+//! field must be unset or at its default value, else the request is refused
+//! (400) naming the field: nothing is accepted and silently ignored.
+use crate::body::{self, Reply};
+use crate::error::{ApiError, Result};
+use crate::query::Query;
+use crate::server::DockerApi;
+use crate::unsupported;
+use hyper::body::Incoming;
+use quilt_sync_engine::MountSource;
+use quilt_sync_engine::model::{DeviceMapping, Seccomp, Security, Ulimit, UsernsMode};
+use quilt_sync_engine::{CreateSpec, MountSpec, Network};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+pub async fn create(api: &DockerApi, q: &Query, body: Incoming) -> Result<Reply> {
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty())
+        && !p.starts_with("linux")
+    {
+        return Err(ApiError::bad(format!(
+            "platform {p:?} is not supported: only linux"
+        )));
+    }
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .map(|n| n.strip_prefix('/').unwrap_or(n).to_owned());
+    let v = body::read_json(body).await?;
+    let spec = spec(v, name)?;
+    let c =
+        api.engine
+            .create(spec)
+            .await
+            .map_err(|e| match ApiError::from(e) {
+                // docker's clients read "No such image" to offer a pull.
+                ApiError::NotFound(m) if m.starts_with("no such image") => ApiError::NotFound(
+                    format!("No such image: {}", m.trim_start_matches("no such image: ")),
+                ),
+                e => e,
+            })?;
+    Ok(body::json_with(
+        http::StatusCode::CREATED,
+        &json!({ "Id": c.id, "Warnings": [] }),
+    ))
+}
+
+/// Whether a value is what docker's clients send for "unset".
+pub fn is_default(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_default),
+    }
+}
+
+fn obj(v: Value, what: &str) -> Result<Map<String, Value>> {
+    match v {
+        Value::Object(o) => Ok(o),
+        Value::Null => Ok(Map::new()),
+        _ => Err(ApiError::bad(format!("{what} must be a JSON object"))),
+    }
+}
+
+fn string(v: &Value, what: &str) -> Result<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(ApiError::bad(format!("{what} must be a string"))),
+    }
+}
+
+/// A list of strings; a single string is a one-element list (docker's
+/// StrSlice).
+fn strings(v: &Value, what: &str) -> Result<Vec<String>> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::bad(format!("{what} must be a list of strings"))),
+        _ => Err(ApiError::bad(format!("{what} must be a list of strings"))),
+    }
+}
+
+fn int(v: &Value, what: &str) -> Result<i64> {
+    match v {
+        Value::Null => Ok(0),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| ApiError::bad(format!("{what} must be an integer"))),
+        _ => Err(ApiError::bad(format!("{what} must be an integer"))),
+    }
+}
+
+fn flag(v: &Value, what: &str) -> Result<bool> {
+    match v {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        _ => Err(ApiError::bad(format!("{what} must be true or false"))),
+    }
+}
+
+fn string_map(v: &Value, what: &str) -> Result<BTreeMap<String, String>> {
+    match v {
+        Value::Null => Ok(BTreeMap::new()),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::bad(format!("{what} must map strings to strings"))),
+        _ => Err(ApiError::bad(format!("{what} must be an object"))),
+    }
+}
+
+/// The request body as the engine's spec.
+pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
+    let mut cfg = obj(body, "the request body")?;
+    let host = obj(
+        cfg.remove("HostConfig").unwrap_or(Value::Null),
+        "HostConfig",
+    )?;
+    let net_cfg = cfg.remove("NetworkingConfig").unwrap_or(Value::Null);
+    let mut spec = CreateSpec {
+        image: String::new(),
+        command: Vec::new(),
+        name,
+        env: Vec::new(),
+        working_dir: None,
+        hostname: None,
+        memory_mb: 0,
+        cpus: 0.0,
+        pids_limit: 0,
+        network: Network::None,
+        net: Default::default(),
+        auto_remove: false,
+        labels: BTreeMap::new(),
+        start: false,
+        init: false,
+        mounts: Vec::new(),
+        disk_bytes: 0,
+        security: Security::default(),
+        entrypoint: None,
+    };
+    let mut entrypoint = None;
+    let mut cmd = Vec::new();
+    let mut network_disabled = false;
+    for (k, v) in &cfg {
+        let what = k.as_str();
+        match what {
+            "Image" => spec.image = image_ref(&string(v, what)?.unwrap_or_default()),
+            "Cmd" => cmd = strings(v, what)?,
+            // Set (even empty): replaces the image's; null: the image's.
+            "Entrypoint" if !v.is_null() => entrypoint = Some(strings(v, what)?),
+            "Entrypoint" => {}
+            "Env" => spec.env = strings(v, what)?,
+            "WorkingDir" => spec.working_dir = string(v, what)?,
+            "User" => spec.security.user = string(v, what)?,
+            "Labels" => spec.labels = string_map(v, what)?,
+            "Hostname" => spec.hostname = string(v, what)?,
+            "Tty" | "OpenStdin" | "AttachStdin" | "StdinOnce" => {
+                if flag(v, what)? {
+                    return Err(unsupported::main_stdio(what));
+                }
+            }
+            // Which streams the client will attach: a hint to the client itself.
+            "AttachStdout" | "AttachStderr" => {
+                flag(v, what)?;
+            }
+            "NetworkDisabled" => network_disabled = flag(v, what)?,
+            "ExposedPorts" if !is_default(v) => return Err(unsupported::ports()),
+            "StopSignal" if !matches!(v.as_str(), None | Some("" | "SIGTERM" | "TERM" | "15")) => {
+                return Err(unsupported::field("Config", what));
+            }
+            // The "none" health check is no health check.
+            "Healthcheck" if v["Test"] == json!(["NONE"]) => {}
+            _ if is_default(v) => {}
+            _ => return Err(unsupported::field("Config", what)),
+        }
+    }
+    if spec.image.is_empty() {
+        return Err(ApiError::bad("Config.Image is required"));
+    }
+    // The engine applies docker's rules with the image's config.
+    spec.entrypoint = entrypoint;
+    spec.command = cmd;
+    host_config(&mut spec, host)?;
+    if network_disabled {
+        spec.network = Network::None;
+    }
+    networking_config(&net_cfg)?;
+    Ok(spec)
+}
+
+/// `busybox:latest` is stored as `busybox` when given without a tag.
+fn image_ref(s: &str) -> String {
+    s.strip_suffix(":latest").unwrap_or(s).to_owned()
+}
+
+fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
+    let mut cpu_quota = 0;
+    let mut cpu_period = 0;
+    let mut memory = 0i64;
+    let mut swap = 0i64;
+    for (k, v) in &host {
+        let what = k.as_str();
+        match what {
+            "Binds" => {
+                for b in strings(v, what)? {
+                    spec.mounts.push(bind(&b)?);
+                }
+            }
+            "Mounts" => {
+                if let Value::Array(a) = v {
+                    for m in a {
+                        spec.mounts.push(mount(m)?);
+                    }
+                } else if !v.is_null() {
+                    return Err(ApiError::bad("HostConfig.Mounts must be a list"));
+                }
+            }
+            "Tmpfs" => {
+                for (target, opts) in string_map(v, what)? {
+                    spec.mounts.push(tmpfs(&target, &opts)?);
+                }
+            }
+            "Memory" => memory = int(v, what)?,
+            "MemorySwap" => swap = int(v, what)?,
+            "MemorySwappiness" if matches!(v.as_i64(), None | Some(-1)) => {}
+            "NanoCpus" => {
+                let n = int(v, what)?;
+                if n < 0 {
+                    return Err(ApiError::bad("HostConfig.NanoCpus must not be negative"));
+                }
+                spec.cpus = n as f64 / 1e9;
+            }
+            "CpuQuota" => cpu_quota = int(v, what)?,
+            "CpuPeriod" => cpu_period = int(v, what)?,
+            "PidsLimit" => {
+                spec.pids_limit = match v {
+                    Value::Null => 0,
+                    // docker: 0 and -1 are "unlimited"; the engine's -1.
+                    _ => match int(v, what)? {
+                        0 | -1 => -1,
+                        n if n < -1 => {
+                            return Err(ApiError::bad(
+                                "HostConfig.PidsLimit must be -1, 0 or positive",
+                            ));
+                        }
+                        n => n,
+                    },
+                }
+            }
+            "AutoRemove" => spec.auto_remove = flag(v, what)?,
+            "Init" => spec.init = flag(v, what)?,
+            "CapAdd" => spec.security.cap_add = caps(v, what)?,
+            "CapDrop" => spec.security.cap_drop = caps(v, what)?,
+            "ReadonlyRootfs" => spec.security.read_only = flag(v, what)?,
+            "Devices" => spec.security.devices = devices(v)?,
+            "Ulimits" => spec.security.ulimits = ulimits(v)?,
+            "SecurityOpt" => {
+                for o in strings(v, what)? {
+                    security_opt(&mut spec.security, &o)?;
+                }
+            }
+            "UsernsMode" => {
+                let m = v.as_str().unwrap_or_default();
+                spec.security.userns = UsernsMode::parse(m).ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "HostConfig.UsernsMode {m:?}: use \"\", \"host\" or \"private\""
+                    ))
+                })?;
+            }
+            "NetworkMode" => spec.network = network_mode(v.as_str().unwrap_or_default())?,
+            "PortBindings" | "PublishAllPorts" if !is_default(v) => {
+                return Err(unsupported::ports());
+            }
+            "RestartPolicy" => {
+                let n = v["Name"].as_str().unwrap_or_default();
+                if !matches!(n, "" | "no") {
+                    return Err(unsupported::restart_policy(n));
+                }
+            }
+            "LogConfig" => {
+                let t = v["Type"].as_str().unwrap_or_default();
+                if !matches!(t, "" | "json-file" | "local") || !is_default(&v["Config"]) {
+                    return Err(ApiError::bad(format!(
+                        "HostConfig.LogConfig: log driver {t:?} with options is not supported (Quilt keeps each container's output in its own log files; leave LogConfig unset)"
+                    )));
+                }
+            }
+            // What docker's CLI sends by default.
+            "ConsoleSize" | "OomKillDisable" => {}
+            "CgroupnsMode" | "IpcMode"
+                if matches!(v.as_str(), None | Some("" | "private" | "shareable")) => {}
+            "Runtime" if matches!(v.as_str(), None | Some("" | "runc" | "quilt")) => {}
+            "Isolation" if matches!(v.as_str(), None | Some("" | "default")) => {}
+            _ if is_default(v) => {}
+            _ => return Err(unsupported::field("HostConfig", what)),
+        }
+    }
+    if memory < 0 {
+        return Err(ApiError::bad("HostConfig.Memory must not be negative"));
+    }
+    spec.memory_mb = memory.div_euclid(1024 * 1024) + i64::from(memory % (1024 * 1024) != 0);
+    // No swap limit of its own: only "unset", "unlimited" or "same as memory".
+    if !(swap == 0 || swap == -1 || (memory > 0 && swap == memory)) {
+        return Err(unsupported::field("HostConfig", "MemorySwap"));
+    }
+    match (cpu_quota, cpu_period) {
+        (0, 0) => {}
+        (q, p) if q > 0 && p > 0 && spec.cpus == 0.0 => spec.cpus = q as f64 / p as f64,
+        (q, 0) if q > 0 && spec.cpus == 0.0 => spec.cpus = q as f64 / 100_000.0,
+        _ => {
+            return Err(ApiError::bad(
+                "HostConfig.CpuQuota/CpuPeriod: give a positive quota (and period), or NanoCpus, not both",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The one translation of docker's network modes (networking fills in more).
+fn network_mode(mode: &str) -> Result<Network> {
+    match mode {
+        // docker's default is a bridge; Quilt's is a private loopback only
+        // network (see the README).
+        "" | "default" | "bridge" | "none" => Ok(Network::None),
+        "host" => Ok(Network::Host),
+        m => Err(unsupported::network_mode(m)),
+    }
+}
+
+fn networking_config(v: &Value) -> Result<()> {
+    let Some(eps) = v.get("EndpointsConfig").and_then(Value::as_object) else {
+        return if v.is_null() || v.as_object().is_some_and(|o| o.values().all(is_default)) {
+            Ok(())
+        } else {
+            Err(unsupported::field("NetworkingConfig", "?"))
+        };
+    };
+    for (net, ep) in eps {
+        if !matches!(net.as_str(), "default" | "bridge" | "none" | "host") {
+            return Err(unsupported::network_mode(net));
+        }
+        if !is_default(ep) {
+            return Err(unsupported::field("NetworkingConfig.EndpointsConfig", net));
+        }
+    }
+    Ok(())
+}
+
+/// `SOURCE:TARGET[:OPTIONS]`: an absolute SOURCE is a bind mount, anything
+/// else a named volume.
+fn bind(b: &str) -> Result<MountSpec> {
+    let parts: Vec<&str> = b.split(':').collect();
+    let (src, target, opts) = match parts.as_slice() {
+        [s, t] => (*s, *t, ""),
+        [s, t, o] => (*s, *t, *o),
+        _ => {
+            return Err(ApiError::bad(format!(
+                "invalid bind {:?}: expected SOURCE:TARGET[:ro|rw]",
+                crate::inspect::cut(b)
+            )));
+        }
+    };
+    let mut read_only = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            o => {
+                return Err(ApiError::bad(format!(
+                    "bind {:?}: option {o:?} is not supported (only ro, rw)",
+                    crate::inspect::cut(b)
+                )));
+            }
+        }
+    }
+    let source = if src.starts_with('/') {
+        MountSource::Bind(src.to_owned())
+    } else {
+        MountSource::Volume(src.to_owned())
+    };
+    Ok(MountSpec {
+        target: target.to_owned(),
+        read_only,
+        source,
+    })
+}
+
+/// One entry of HostConfig.Mounts (bind, volume or tmpfs).
+fn mount(m: &Value) -> Result<MountSpec> {
+    let o = m
+        .as_object()
+        .ok_or_else(|| ApiError::bad("HostConfig.Mounts: each mount is an object"))?;
+    let ty = o.get("Type").and_then(Value::as_str).unwrap_or_default();
+    let target = o
+        .get("Target")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let source = o.get("Source").and_then(Value::as_str).unwrap_or_default();
+    let mut read_only = false;
+    let mut size = 0u64;
+    for (k, v) in o {
+        match k.as_str() {
+            "Type" | "Target" | "Source" => {}
+            "ReadOnly" => read_only = flag(v, "Mounts.ReadOnly")?,
+            "TmpfsOptions" if ty == "tmpfs" => {
+                let s = int(&v["SizeBytes"], "Mounts.TmpfsOptions.SizeBytes")?;
+                size = u64::try_from(s).map_err(|_| {
+                    ApiError::bad("Mounts.TmpfsOptions.SizeBytes must not be negative")
+                })?;
+                let mode = int(&v["Mode"], "Mounts.TmpfsOptions.Mode")?;
+                if mode != 0 && mode != 0o1777 {
+                    return Err(ApiError::bad(
+                        "Mounts.TmpfsOptions.Mode: tmpfs mounts are always mode 1777",
+                    ));
+                }
+            }
+            "Consistency" if matches!(v.as_str(), None | Some("" | "default")) => {}
+            _ if is_default(v) => {}
+            _ => return Err(unsupported::field("HostConfig.Mounts", k)),
+        }
+    }
+    let source = match ty {
+        "bind" => MountSource::Bind(source.to_owned()),
+        "volume" if !source.is_empty() => MountSource::Volume(source.to_owned()),
+        "volume" => {
+            return Err(ApiError::bad(
+                "HostConfig.Mounts: anonymous volumes are not supported: name the volume (Source)",
+            ));
+        }
+        "tmpfs" => MountSource::Tmpfs { size_bytes: size },
+        t => {
+            return Err(ApiError::bad(format!(
+                "HostConfig.Mounts: mount type {:?} is not supported (bind, volume, tmpfs)",
+                crate::inspect::cut(t)
+            )));
+        }
+    };
+    Ok(MountSpec {
+        target,
+        read_only,
+        source,
+    })
+}
+
+/// HostConfig.Tmpfs: TARGET -> "rw,size=64m,...".
+fn tmpfs(target: &str, opts: &str) -> Result<MountSpec> {
+    let mut read_only = false;
+    let mut size_bytes = 0;
+    for o in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", s)) => {
+                size_bytes = quilt_proto::units::parse_size(s)
+                    .map_err(|e| ApiError::bad(format!("tmpfs {target}: {e}")))?;
+            }
+            Some(("mode", "1777")) => {}
+            None if o == "ro" => read_only = true,
+            // Quilt's tmpfs mounts are always nosuid and nodev.
+            None if matches!(o, "rw" | "nosuid" | "nodev" | "exec") => {}
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "tmpfs {target}: option {:?} is not supported (rw, ro, size=, nosuid, nodev, exec)",
+                    crate::inspect::cut(o)
+                )));
+            }
+        }
+    }
+    Ok(MountSpec {
+        target: target.to_owned(),
+        read_only,
+        source: MountSource::Tmpfs { size_bytes },
+    })
+}
+
+/// Capability names as the engine takes them (`NET_ADMIN`, `ALL`).
+fn caps(v: &Value, what: &str) -> Result<Vec<String>> {
+    Ok(strings(v, what)?
+        .into_iter()
+        .map(|c| {
+            let up = c.to_ascii_uppercase();
+            up.strip_prefix("CAP_").map(str::to_owned).unwrap_or(up)
+        })
+        .collect())
+}
+
+fn devices(v: &Value) -> Result<Vec<DeviceMapping>> {
+    let Value::Array(a) = v else {
+        return if v.is_null() {
+            Ok(Vec::new())
+        } else {
+            Err(ApiError::bad("HostConfig.Devices must be a list"))
+        };
+    };
+    a.iter()
+        .map(|d| {
+            let host = d["PathOnHost"].as_str().unwrap_or_default().to_owned();
+            let inside = d["PathInContainer"].as_str().unwrap_or_default();
+            let perms = d["CgroupPermissions"].as_str().unwrap_or_default();
+            Ok(DeviceMapping {
+                container_path: if inside.is_empty() {
+                    host.clone()
+                } else {
+                    inside.to_owned()
+                },
+                host_path: host,
+                permissions: if perms.is_empty() {
+                    "rwm".into()
+                } else {
+                    perms.to_owned()
+                },
+            })
+        })
+        .collect()
+}
+
+fn ulimits(v: &Value) -> Result<Vec<Ulimit>> {
+    let Value::Array(a) = v else {
+        return if v.is_null() {
+            Ok(Vec::new())
+        } else {
+            Err(ApiError::bad("HostConfig.Ulimits must be a list"))
+        };
+    };
+    a.iter()
+        .map(|u| {
+            let name = u["Name"].as_str().unwrap_or_default().to_owned();
+            let bound = |which: &str| -> Result<u64> {
+                match int(&u[which], "Ulimits")? {
+                    -1 => Ok(u64::MAX),
+                    n => u64::try_from(n).map_err(|_| {
+                        ApiError::bad(format!(
+                            "ulimit {:?}: {which} must be -1 or positive",
+                            crate::inspect::cut(&name)
+                        ))
+                    }),
+                }
+            };
+            Ok(Ulimit {
+                soft: bound("Soft")?,
+                hard: bound("Hard")?,
+                name: name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `seccomp=unconfined`, `seccomp=<profile JSON>` (docker's CLI sends the
+/// file's content) and `no-new-privileges` (Quilt always sets it).
+fn security_opt(s: &mut Security, o: &str) -> Result<()> {
+    let (k, v) = o.split_once(['=', ':']).unwrap_or((o, ""));
+    match (k, v) {
+        ("seccomp", "unconfined") => s.seccomp = Seccomp::Unconfined,
+        ("seccomp", p) if p.trim_start().starts_with('{') => {
+            s.seccomp = Seccomp::Custom(p.to_owned())
+        }
+        ("no-new-privileges", "" | "true") => {}
+        _ => {
+            return Err(ApiError::bad(format!(
+                "HostConfig.SecurityOpt {:?} is not supported (seccomp=unconfined, seccomp=<profile JSON>, no-new-privileges)",
+                crate::inspect::cut(o)
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translates_what_docker_py_sends() {
+        let s = spec(
+            json!({
+                "Image": "default:latest", "Cmd": ["echo", "hi"], "Env": ["A=1"],
+                "Labels": {"k": "v"}, "Tty": false, "OpenStdin": false,
+                "HostConfig": {"Memory": 67108864, "NanoCpus": 500000000, "PidsLimit": 0,
+                    "Binds": ["/tmp:/host:ro", "vol:/data"], "Tmpfs": {"/run": "size=1m"},
+                    "NetworkMode": "default", "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+                    "LogConfig": {"Type": "", "Config": {}}, "CapAdd": ["cap_net_admin"]},
+                "NetworkingConfig": {"EndpointsConfig": {}}
+            }),
+            Some("x".into()),
+        )
+        .unwrap();
+        assert_eq!(s.image, "default");
+        assert_eq!(s.command, ["echo", "hi"]);
+        assert_eq!(s.memory_mb, 64);
+        assert_eq!(s.cpus, 0.5);
+        assert_eq!(s.pids_limit, -1);
+        assert_eq!(s.mounts.len(), 3);
+        assert_eq!(
+            s.mounts[2].source,
+            MountSource::Tmpfs {
+                size_bytes: 1 << 20
+            }
+        );
+        assert_eq!(s.security.cap_add, ["NET_ADMIN"]);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_do() {
+        let refused = |v: Value| spec(v, None).unwrap_err().to_string();
+        assert!(refused(json!({"Image": "x", "Tty": true})).contains("Config.Tty"));
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"Privileged": true}}))
+                .contains("HostConfig.Privileged")
+        );
+        assert!(refused(json!({"Image": "x", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}})).contains("publishing ports"));
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"RestartPolicy": {"Name": "always"}}}))
+                .contains("restart policy")
+        );
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"NetworkMode": "mynet"}}))
+                .contains("network mode")
+        );
+        assert!(refused(json!({"Cmd": ["x"]})).contains("Image is required"));
+    }
+}
