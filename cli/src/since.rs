@@ -148,7 +148,7 @@ mod tests {
             "2026-11-23",
         ] {
             let e = secs(bad).expect_err(bad);
-            assert!(e.contains("--since"), "{e}");
+            assert!(e.contains("invalid time"), "{e}");
         }
     }
 }

@@ -104,6 +104,7 @@ impl Engine {
     pub async fn shutdown(&self) {
         let shared = &self.shared;
         shared.close();
+        shared.queue().close();
         let n = shared.cfg().max_concurrent_starts.max(1) as u32;
         let _ = tokio::time::timeout(
             std::time::Duration::from_secs(10),

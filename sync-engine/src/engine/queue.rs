@@ -123,6 +123,8 @@ struct Inner {
     held_by: HashMap<String, usize>,
     /// Interactive starts taken in a row while batch ones waited.
     streak: u32,
+    /// Set at shutdown: `pop` answers None from then on.
+    closed: bool,
     /// Recent drain rate (starts taken per second), smoothed.
     drain_per_sec: f64,
     last_take: Option<Instant>,
@@ -272,14 +274,25 @@ impl StartQueue {
     }
 
     /// The next start, by the rules in the module doc; waits for one.
-    pub async fn pop(&self) -> Queued {
+    /// None once the queue is closed (what waits stays, for the next
+    /// quiltd: those containers are still created with autostart set).
+    pub async fn pop(&self) -> Option<Queued> {
         loop {
             let notified = self.ready.notified();
+            if self.lock().closed {
+                return None;
+            }
             if let Some(q) = self.take() {
-                return q;
+                return Some(q);
             }
             notified.await;
         }
+    }
+
+    /// Wakes the starter for good (shutdown).
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_waiters();
     }
 
     fn take(&self) -> Option<Queued> {

@@ -21,7 +21,9 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
             let Ok(slot) = shared.start_slots().clone().acquire_owned().await else {
                 break;
             };
-            let Queued { id, since, .. } = shared.queue().pop().await;
+            let Some(Queued { id, since, .. }) = shared.queue().pop().await else {
+                break;
+            };
             if shared.is_closing() {
                 // Left in `created` with autostart set: the next quiltd starts it.
                 break;
