@@ -14,6 +14,7 @@ pub mod logfile;
 pub mod mounts;
 pub mod passwd;
 pub mod proc;
+pub mod procinfo;
 pub mod rlimit;
 pub mod seccomp;
 #[doc(hidden)]

@@ -14,6 +14,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod logs;
 pub mod ps;
+pub mod stats;
 mod values;
 pub mod volume;
 
@@ -30,6 +31,7 @@ use image::ImageCommand;
 use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
 use logs::LogsArgs;
 use ps::PsArgs;
+use stats::StatsArgs;
 use volume::VolumeCommand;
 
 /// Default path of quiltd's gRPC socket.
@@ -144,6 +146,14 @@ pub enum Command {
     /// Copy files between a container (running or stopped) and the host:
     /// `quilt cp SRC ID:DIR` or `quilt cp ID:PATH DIR`.
     Cp(CpArgs),
+    /// Freeze every process of running containers.
+    Pause(IdsArgs),
+    /// Thaw paused containers.
+    Unpause(IdsArgs),
+    /// Show the resource usage of containers (CPU, memory, network, block I/O, pids).
+    Stats(StatsArgs),
+    /// List the processes of a running container.
+    Top(IdArg),
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),

@@ -1,10 +1,11 @@
-//! `start`, `stop`, `kill`, `rm` and `wait`: one call per container named.
+//! `start`, `stop`, `kill`, `rm`, `wait`, `pause` and `unpause`: one call
+//! per container named.
 
 use std::future::Future;
 
 use quilt_proto::v1::{
-    KillContainerRequest, RemoveContainerRequest, StartContainerRequest, StopContainerRequest,
-    WaitContainerRequest,
+    KillContainerRequest, PauseContainerRequest, RemoveContainerRequest, StartContainerRequest,
+    StopContainerRequest, UnpauseContainerRequest, WaitContainerRequest,
 };
 
 use crate::args::lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
@@ -104,6 +105,26 @@ pub async fn wait(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
             .exit
             .ok_or_else(|| CliError::engine(format!("no exit status for container {id}")))?;
         Ok(exit.exit_code.to_string())
+    })
+    .await
+}
+
+pub async fn pause(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .pause_container(PauseContainerRequest { id: id.clone() })
+            .await?;
+        Ok(id)
+    })
+    .await
+}
+
+pub async fn unpause(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .unpause_container(UnpauseContainerRequest { id: id.clone() })
+            .await?;
+        Ok(id)
     })
     .await
 }

@@ -15,6 +15,8 @@ mod logs;
 mod mounts;
 mod ps;
 mod spec;
+mod stats;
+mod top;
 mod volume;
 
 use crate::args::{Cli, Command};
@@ -44,6 +46,10 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::ExecKill(args) => exec_detached::kill(&mut client, args).await,
         Command::ExecLogs(args) => exec_detached::logs(&mut client, args).await,
         Command::Cp(args) => cp::cp(&mut client, args).await,
+        Command::Pause(args) => lifecycle::pause(&client, args).await,
+        Command::Unpause(args) => lifecycle::unpause(&client, args).await,
+        Command::Stats(args) => stats::stats(&mut client, args).await,
+        Command::Top(args) => top::top(&mut client, args).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
     }

@@ -307,6 +307,7 @@ mod tests {
             ContainerState::Exited,
             ContainerState::Failed,
             ContainerState::Removing,
+            ContainerState::Paused,
         ] {
             assert_eq!(parse_state(state_name(s as i32)), Some(s));
         }
@@ -320,7 +321,7 @@ mod tests {
         assert_eq!(state_name(ContainerState::Unspecified as i32), "unknown");
         assert_eq!(
             state_names(),
-            "created, starting, running, exited, failed or removing"
+            "created, starting, running, exited, failed, removing or paused"
         );
     }
 }

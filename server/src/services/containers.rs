@@ -242,4 +242,78 @@ impl ContainerService for Containers {
         });
         Ok(Response::new(Box::pin(stream)))
     }
+
+    async fn get_stats(
+        &self,
+        req: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        let r = req.into_inner();
+        let batch = self
+            .engine
+            .stats(&r.ids, r.all, r.sample_ms)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::stats_response(&batch)))
+    }
+
+    type StreamStatsStream = BoxStream<pb::GetStatsResponse>;
+
+    async fn stream_stats(
+        &self,
+        req: Request<pb::StreamStatsRequest>,
+    ) -> Result<Response<Self::StreamStatsStream>, Status> {
+        let r = req.into_inner();
+        let rx = self
+            .engine
+            .stats_stream(&r.ids, r.all, r.interval_ms)
+            .await
+            .map_err(to_status)?;
+        let stream = ReceiverStream::new(rx).map(|batch| match batch {
+            Ok(b) => Ok(convert::stats_response(&b)),
+            Err(e) => Err(to_status(e)),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn top_container(
+        &self,
+        req: Request<pb::TopContainerRequest>,
+    ) -> Result<Response<pb::TopContainerResponse>, Status> {
+        let procs = self
+            .engine
+            .top(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::TopContainerResponse {
+            processes: procs.iter().map(convert::process).collect(),
+        }))
+    }
+
+    async fn pause_container(
+        &self,
+        req: Request<pb::PauseContainerRequest>,
+    ) -> Result<Response<pb::PauseContainerResponse>, Status> {
+        let c = self
+            .engine
+            .pause(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PauseContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
+    }
+
+    async fn unpause_container(
+        &self,
+        req: Request<pb::UnpauseContainerRequest>,
+    ) -> Result<Response<pb::UnpauseContainerResponse>, Status> {
+        let c = self
+            .engine
+            .unpause(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::UnpauseContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
+    }
 }

@@ -136,6 +136,11 @@ impl Engine {
             drop(shared.live(&c.id).lifecycle.lock().await);
             c = reread(shared, &c.id, reference).await?;
         }
+        if c.state.is_paused() {
+            // Thawed first, as docker does: a frozen workload cannot act on
+            // SIGTERM.
+            c = shared.thaw_paused(c).await?;
+        }
         if c.state.is_removing() {
             return Err(refused(&c));
         }
@@ -164,7 +169,11 @@ impl Engine {
     /// Sends a signal (name or number) to the container's PID 1.
     pub async fn kill(&self, reference: &str, signal: &str) -> Result<()> {
         let sig = signals::requested(signal)?;
-        let c = self.shared.store().resolve(reference).await?;
+        let mut c = self.shared.store().resolve(reference).await?;
+        if c.state.is_paused() {
+            // Thawed first, as docker's stop is: the signal is acted on at once.
+            c = self.shared.thaw_paused(c).await?;
+        }
         if !c.state.can_kill() {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not running (state: {})",
@@ -270,6 +279,8 @@ fn apply_defaults(spec: &mut CreateSpec, cfg: &crate::config::EngineConfig) {
 fn refused(c: &Container) -> EngineError {
     EngineError::FailedPrecondition(if c.state.is_removing() {
         format!("container {} is being removed", c.name)
+    } else if c.state.is_paused() {
+        format!("container {} is paused: unpause it instead", c.name)
     } else {
         format!("container {} is {}", c.name, c.state.as_str())
     })

@@ -97,7 +97,7 @@ async fn run_copy(
     let live = shared.live(&c.id);
     // A stopped container is held stopped while its overlay is mounted by the helper.
     let mut _lifecycle = None;
-    let c = if c.state.can_exec() {
+    let c = if c.state.can_exec() || c.state.is_paused() {
         c
     } else {
         _lifecycle = Some(live.lifecycle.lock().await);

@@ -6,4 +6,6 @@ pub(crate) mod copy;
 pub(crate) mod exec;
 pub(crate) mod images;
 pub(crate) mod logs;
+pub(crate) mod pause;
+pub(crate) mod stats;
 pub(crate) mod volumes;

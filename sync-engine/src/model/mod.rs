@@ -6,6 +6,7 @@ mod image;
 mod mount;
 mod security;
 pub mod state;
+mod stats;
 mod volume;
 
 pub use container::{
@@ -17,4 +18,5 @@ pub use image::ImageInfo;
 pub use mount::{MountSource, MountSpec};
 pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};
 pub use state::State;
+pub use stats::ContainerStats;
 pub use volume::Volume;

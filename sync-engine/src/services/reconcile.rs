@@ -56,7 +56,8 @@ async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
             shared.store().requeue_interrupted_start(&c.id).await?;
             requeue(shared, c).await?;
         }
-        State::Running => return adopt(shared, c).await,
+        // A paused container stays frozen across the restart: adopted as is.
+        State::Running | State::Paused => return adopt(shared, c).await,
     }
     Ok(false)
 }

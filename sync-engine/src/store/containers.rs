@@ -240,6 +240,36 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// running -> paused (`paused`), or paused -> running, once the cgroup
+    /// is frozen or thawed. False when the row was not in the source state
+    /// (it exited, or is being removed, meanwhile).
+    pub async fn set_paused(&self, id: &str, paused: bool) -> Result<bool> {
+        static PAUSE: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}' WHERE id = ? AND state IN ({})",
+                State::Paused.as_str(),
+                states_sql(from::SET_PAUSED)
+            )
+        });
+        static UNPAUSE: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}' WHERE id = ? AND state IN ({})",
+                State::Running.as_str(),
+                states_sql(from::SET_UNPAUSED)
+            )
+        });
+        let sql: &str = if paused { &PAUSE } else { &UNPAUSE };
+        // A thaw has happened: record it even on a full disk.
+        let r = db_write_critical!(self, |c| {
+            let r = sqlx::query(sql).bind(id).execute(&mut *c).await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// starting -> running, with the processes that now exist.
     pub async fn set_running(
         &self,
