@@ -43,6 +43,10 @@ pub struct ContainerSpec {
     #[arg(long)]
     pub rm: bool,
 
+    /// Restart policy: no, on-failure[:N], always or unless-stopped.
+    #[arg(long, value_name = "POLICY", value_parser = values::parse_restart)]
+    pub restart: Option<(String, u32)>,
+
     /// Run an init as PID 1 that reaps zombies and forwards signals (the
     /// command then runs as PID 2).
     #[arg(long)]

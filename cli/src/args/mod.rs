@@ -112,6 +112,8 @@ pub enum Command {
     Start(IdsArgs),
     /// Stop containers (SIGTERM, then SIGKILL after the timeout).
     Stop(StopArgs),
+    /// Stop containers (as `stop`), then start them again.
+    Restart(StopArgs),
     /// Send a signal to containers.
     Kill(KillArgs),
     /// Remove containers.

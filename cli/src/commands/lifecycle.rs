@@ -1,11 +1,11 @@
-//! `start`, `stop`, `kill`, `rm`, `wait`, `pause` and `unpause`: one call
+//! `start`, `stop`, `restart`, `kill`, `rm`, `wait`, `pause` and `unpause`: one call
 //! per container named.
 
 use std::future::Future;
 
 use quilt_proto::v1::{
-    KillContainerRequest, PauseContainerRequest, RemoveContainerRequest, StartContainerRequest,
-    StopContainerRequest, UnpauseContainerRequest, WaitContainerRequest,
+    KillContainerRequest, PauseContainerRequest, RemoveContainerRequest, RestartContainerRequest,
+    StartContainerRequest, StopContainerRequest, UnpauseContainerRequest, WaitContainerRequest,
 };
 
 use crate::args::lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
@@ -54,6 +54,20 @@ pub async fn stop(client: &Client, args: StopArgs) -> Result<u8, CliError> {
     for_each(client, &args.ids, |mut client, id| async move {
         client
             .stop_container(StopContainerRequest {
+                id: id.clone(),
+                timeout_seconds,
+            })
+            .await?;
+        Ok(id)
+    })
+    .await
+}
+
+pub async fn restart(client: &Client, args: StopArgs) -> Result<u8, CliError> {
+    let timeout_seconds = args.timeout;
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .restart_container(RestartContainerRequest {
                 id: id.clone(),
                 timeout_seconds,
             })

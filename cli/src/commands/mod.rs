@@ -32,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Create(args) => create::create(&mut client, args).await,
         Command::Start(args) => lifecycle::start(&client, args).await,
         Command::Stop(args) => lifecycle::stop(&client, args).await,
+        Command::Restart(args) => lifecycle::restart(&client, args).await,
         Command::Kill(args) => lifecycle::kill(&client, args).await,
         Command::Rm(args) => lifecycle::rm(&client, args).await,
         Command::Wait(args) => lifecycle::wait(&client, args).await,

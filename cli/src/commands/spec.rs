@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use quilt_proto::v1::{
-    CreateContainerRequest, DeviceMapping, NetworkMode, Resources, Security, Ulimit,
+    CreateContainerRequest, DeviceMapping, NetworkMode, Resources, RestartPolicy, Security, Ulimit,
 };
 
 use crate::args::container::{ContainerSpec, NetworkArg};
@@ -74,6 +74,13 @@ pub fn create_request(
         init: spec.init,
         mounts: super::mounts::parse(&spec.volumes, &spec.tmpfs)?,
         security: Some(security(spec)?),
+        restart: spec
+            .restart
+            .as_ref()
+            .map(|(name, max_retries)| RestartPolicy {
+                name: name.clone(),
+                max_retries: *max_retries,
+            }),
     })
 }
 

@@ -32,6 +32,9 @@ pub struct ContainerView {
     pub finished_at: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<super::mounts::MountView>,
+    /// `no`, `on-failure`, `on-failure:N`, `always` or `unless-stopped`.
+    pub restart_policy: String,
+    pub restart_count: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,6 +163,14 @@ impl From<&Container> for ContainerView {
                 .iter()
                 .map(super::mounts::MountView::from)
                 .collect(),
+            restart_policy: match &c.restart {
+                Some(r) if r.name == "on-failure" && r.max_retries > 0 => {
+                    format!("on-failure:{}", r.max_retries)
+                }
+                Some(r) if !r.name.is_empty() => r.name.clone(),
+                _ => "no".to_owned(),
+            },
+            restart_count: c.restart_count,
         }
     }
 }
@@ -219,6 +230,8 @@ mod tests {
             init: false,
             mounts: Vec::new(),
             security: None,
+            restart: None,
+            restart_count: 0,
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),

@@ -2,7 +2,9 @@
 //! logs and mounts.
 use super::{non_empty, ts};
 use quilt_proto::v1 as pb;
-use quilt_sync_engine::model::{DeviceMapping, Seccomp, Security, Ulimit, UsernsMode};
+use quilt_sync_engine::model::{
+    DeviceMapping, RestartPolicy, Seccomp, Security, Ulimit, UsernsMode,
+};
 use quilt_sync_engine::{
     Container, CreateSpec, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, Network,
     State, WaitResult,
@@ -87,7 +89,18 @@ pub fn container(c: &Container) -> pb::Container {
         init: c.init,
         mounts: c.mounts.iter().map(mount).collect(),
         security: Some(security(&c.security)),
+        restart: Some(pb::RestartPolicy {
+            name: c.restart.name().to_owned(),
+            max_retries: c.restart.max(),
+        }),
+        restart_count: c.restart_count,
     }
+}
+
+/// A restart policy from the wire: unset or an empty name is "no".
+fn restart_from(r: Option<pb::RestartPolicy>) -> Result<RestartPolicy, Status> {
+    let r = r.unwrap_or_default();
+    RestartPolicy::from_parts(&r.name, r.max_retries).map_err(Status::invalid_argument)
 }
 
 pub fn wait_result(w: &WaitResult) -> pb::ExitStatus {
@@ -308,6 +321,7 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
         init: r.init,
         disk_bytes: res.disk_bytes,
         security: security_from(r.security.unwrap_or_default())?,
+        restart: restart_from(r.restart)?,
     })
 }
 

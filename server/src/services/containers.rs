@@ -86,6 +86,22 @@ impl ContainerService for Containers {
         }))
     }
 
+    async fn restart_container(
+        &self,
+        req: Request<pb::RestartContainerRequest>,
+    ) -> Result<Response<pb::RestartContainerResponse>, Status> {
+        let r = req.into_inner();
+        let timeout = convert::stop_timeout(r.timeout_seconds)?;
+        let c = self
+            .engine
+            .restart(&r.id, timeout)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RestartContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
+    }
+
     async fn kill_container(
         &self,
         req: Request<pb::KillContainerRequest>,

@@ -118,6 +118,11 @@ impl Engine {
         let shared = &self.shared;
         let mut watch = shared.watch();
         let mut c = shared.store().resolve(reference).await?;
+        if !c.state.is_removing() {
+            // Whatever state it is in, its restart policy must not undo the
+            // stop (a restart waiting out its back-off is cancelled too).
+            shared.store().set_manual_stop(&c.id).await?;
+        }
         if c.is_queued() {
             // Queued, not begun: cancel the start (the starter takes the
             // lifecycle lock before it begins, and its begin requires the
@@ -166,6 +171,16 @@ impl Engine {
         }))
     }
 
+    /// Stops the container (as `stop`), then starts it again; one that is
+    /// not running is just started.
+    pub async fn restart(&self, reference: &str, timeout: Duration) -> Result<Container> {
+        let c = self.stop(reference, timeout).await?;
+        if c.state.is_removing() {
+            return Err(refused(&c));
+        }
+        self.start(&c.id).await
+    }
+
     /// Sends a signal (name or number) to the container's PID 1.
     pub async fn kill(&self, reference: &str, signal: &str) -> Result<()> {
         let sig = signals::requested(signal)?;
@@ -181,6 +196,9 @@ impl Engine {
                 c.state.as_str()
             )));
         }
+        // As with docker, a kill by the user counts as a stop for restart
+        // policies.
+        self.shared.store().set_manual_stop(&c.id).await?;
         signals::signal_target(&self.shared, &c, sig)
     }
 

@@ -15,6 +15,9 @@ pub(crate) struct Live {
     pub followers: Arc<RwLock<()>>,
     /// pidfd of the container's PID 1 while it runs.
     target: Mutex<Option<Arc<OwnedFd>>>,
+    /// Consecutive runs shorter than the back-off reset (restart policies;
+    /// starts again from the first back-off after a daemon restart).
+    pub restart_streak: Mutex<u32>,
 }
 
 impl Live {

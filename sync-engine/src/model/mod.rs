@@ -4,6 +4,7 @@ mod container;
 mod event;
 mod image;
 mod mount;
+pub mod restart;
 mod security;
 pub mod state;
 mod stats;
@@ -16,6 +17,7 @@ pub use container::{
 pub use event::{Event, now_ns};
 pub use image::ImageInfo;
 pub use mount::{MountSource, MountSpec};
+pub use restart::RestartPolicy;
 pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};
 pub use state::State;
 pub use stats::ContainerStats;

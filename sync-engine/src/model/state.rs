@@ -103,6 +103,9 @@ pub mod from {
     pub const SET_UNPAUSED: &[State] = &[State::Paused];
     /// -> created (queued): a new start of a stored container.
     pub const RESET_FOR_START: &[State] = super::STARTABLE;
+    /// exited -> created (queued): a restart by the container's policy
+    /// (only after its workload ran and exited).
+    pub const RESTART: &[State] = &[State::Exited];
     /// starting -> created (queued): a start the previous daemon did not finish.
     pub const REQUEUE_INTERRUPTED: &[State] = &[State::Starting];
     /// -> removing: from anywhere.

@@ -5,6 +5,7 @@
 //! auto-removals are resumed.
 use super::cleanup;
 use super::monitor;
+use super::restarter;
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, State};
@@ -43,6 +44,8 @@ async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
         State::Exited | State::Failed if c.auto_remove => {
             cleanup::spawn_remove(shared.clone(), c.id.clone())
         }
+        // A restart the previous quiltd had due (or was waiting out).
+        State::Exited if c.restart_due() => restarter::schedule(shared.clone(), c),
         State::Exited | State::Failed => {}
         State::Created if c.is_queued() => requeue(shared, c).await?,
         State::Created => {}

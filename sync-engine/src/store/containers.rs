@@ -5,7 +5,9 @@ use super::{Store, json, states_sql, volumes};
 use crate::config::UsernsIds;
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
-use crate::model::{Container, ExitInfo, IdRange, ListView, Network, State, UsernsMode};
+use crate::model::{
+    Container, ExitInfo, IdRange, ListView, Network, RestartPolicy, State, UsernsMode,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.wor
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, \
+    c.restart_policy, c.restart_max, c.restart_count, c.manual_stop, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
     (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
@@ -54,8 +57,8 @@ impl Store {
             let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
-             security, disk_bytes) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             security, disk_bytes, restart_policy, restart_max) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -76,6 +79,8 @@ impl Store {
         .bind(json(&c.mounts))
         .bind(json(&c.security))
         .bind(i64::try_from(c.disk_bytes).unwrap_or(i64::MAX))
+        .bind(c.restart.name())
+        .bind(i64::from(c.restart.max()))
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -382,20 +387,53 @@ impl Store {
     }
 
     /// A stored container back to `created` and queued, ready for another
-    /// start: its last run's processes and exit are forgotten.
+    /// start by the user: its last run's processes and exit are forgotten,
+    /// and so are its restart count and a stop by the user.
     pub async fn reset_for_start(&self, id: &str) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', autostart = 1, pid = NULL, shim_pid = NULL, \
-                 shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, \
-                 failure_reason = NULL, started_at = NULL, finished_at = NULL \
+                "UPDATE containers SET state = '{}', {RESET}, restart_count = 0, manual_stop = 0 \
                  WHERE id = ? AND state IN ({})",
                 State::Created.as_str(),
                 states_sql(from::RESET_FOR_START)
             )
         });
+        self.reset_with(&SQL, id).await
+    }
+
+    /// The same for a restart by the container's policy: its restart count
+    /// goes up. Nothing happens (false) when the user stopped it meanwhile,
+    /// or it is not finished any more (started, or being removed).
+    pub async fn reset_for_restart(&self, id: &str) -> Result<bool> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}', {RESET}, restart_count = restart_count + 1 \
+                 WHERE id = ? AND state IN ({}) AND manual_stop = 0",
+                State::Created.as_str(),
+                states_sql(from::RESTART)
+            )
+        });
+        self.reset_with(&SQL, id).await
+    }
+
+    /// Records that the user stopped (or killed) the container, so that its
+    /// restart policy leaves it stopped.
+    pub async fn set_manual_stop(&self, id: &str) -> Result<()> {
+        db_write!(self, |c| {
+            let r = sqlx::query("UPDATE containers SET manual_stop = 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(())
+        })
+    }
+
+    async fn reset_with(&self, sql: &str, id: &str) -> Result<bool> {
         let r = db_write!(self, |c| {
-            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            let r = sqlx::query(sql).bind(id).execute(&mut *c).await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -466,6 +504,12 @@ impl Store {
 
 /// The SQL value of `state` for a transition to `to` that keeps a row being
 /// removed in `removing` (its data is recorded, its removal goes on).
+/// The columns a new start resets (besides the state, back to `created`):
+/// queued, the last run's processes and exit forgotten.
+const RESET: &str = "autostart = 1, pid = NULL, shim_pid = NULL, \
+    shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, \
+    failure_reason = NULL, started_at = NULL, finished_at = NULL";
+
 fn keep_removing(to: State) -> String {
     format!(
         "CASE WHEN state = '{r}' THEN '{r}' ELSE '{to}' END",
@@ -540,6 +584,14 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
         mounts,
         security,
         disk_bytes: u64::try_from(r.try_get::<i64, _>("disk_bytes")?).unwrap_or(0),
+        restart: RestartPolicy::from_parts(
+            &r.try_get::<String, _>("restart_policy")?,
+            u32::try_from(r.try_get::<i64, _>("restart_max")?).map_err(|_| bad("restart_max"))?,
+        )
+        .map_err(|_| bad("restart policy"))?,
+        restart_count: u32::try_from(r.try_get::<i64, _>("restart_count")?)
+            .map_err(|_| bad("restart_count"))?,
+        manual_stop: r.try_get("manual_stop")?,
         id_range: match (
             r.try_get::<Option<i64>, _>("userns_host_id")?,
             r.try_get::<Option<i64>, _>("userns_size")?,
@@ -588,6 +640,9 @@ mod tests {
             disk_bytes: 0,
             security: Default::default(),
             id_range: None,
+            restart: RestartPolicy::OnFailure { max: 3 },
+            restart_count: 0,
+            manual_stop: false,
         }
     }
 
@@ -648,6 +703,55 @@ mod tests {
             s.image_delete(&image).await,
             Err(EngineError::FailedPrecondition(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn pause_and_restart_transitions() {
+        let (_d, s) = store().await;
+        s.insert(&row("p1", "paused")).await.unwrap();
+        assert!(
+            !s.set_paused("p1", true).await.unwrap(),
+            "paused while created"
+        );
+        assert!(s.set_starting("p1").await.unwrap());
+        assert!(s.set_running("p1", 10, 9, 1234, now_ns()).await.unwrap());
+        assert!(
+            !s.set_paused("p1", false).await.unwrap(),
+            "unpaused while running"
+        );
+        assert!(s.set_paused("p1", true).await.unwrap());
+        assert!(!s.set_paused("p1", true).await.unwrap(), "paused twice");
+        assert_eq!(s.get("p1").await.unwrap().unwrap().state, State::Paused);
+        // A paused container's exit is recorded.
+        let exit = ExitInfo {
+            exit_code: 1,
+            signal: 0,
+            oom_killed: false,
+            finished_at_ns: Some(now_ns()),
+        };
+        assert_eq!(
+            s.record_exit("p1", &exit).await.unwrap(),
+            Some(State::Exited)
+        );
+        let c = s.get("p1").await.unwrap().unwrap();
+        assert_eq!(c.restart, RestartPolicy::OnFailure { max: 3 });
+        assert!(c.restart_due());
+        // A policy's restart counts; the user's stop ends the policy's
+        // restarts, and the user's start resets both.
+        assert!(s.reset_for_restart("p1").await.unwrap());
+        assert!(!s.reset_for_restart("p1").await.unwrap(), "not finished");
+        let c = s.get("p1").await.unwrap().unwrap();
+        assert_eq!((c.restart_count, c.state), (1, State::Created));
+        assert!(c.is_queued());
+        s.set_manual_stop("p1").await.unwrap();
+        assert!(s.cancel_queued_start("p1").await.unwrap());
+        assert!(
+            !s.reset_for_restart("p1").await.unwrap(),
+            "stopped by the user"
+        );
+        assert!(s.reset_for_start("p1").await.unwrap());
+        let c = s.get("p1").await.unwrap().unwrap();
+        assert_eq!((c.restart_count, c.manual_stop), (0, false));
     }
 
     #[tokio::test]

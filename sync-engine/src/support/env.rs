@@ -59,6 +59,7 @@ mod tests {
             mounts: Vec::new(),
             disk_bytes: 0,
             security: Default::default(),
+            restart: Default::default(),
         };
         Container::new("0".repeat(64), spec, "default".into(), Vec::new(), 0)
     }

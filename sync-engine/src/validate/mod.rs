@@ -110,6 +110,11 @@ pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
     if let Some(n) = &spec.name {
         name(n)?;
     }
+    if spec.auto_remove && spec.restart != crate::model::RestartPolicy::No {
+        return Err(invalid(
+            "a restart policy and --rm conflict: a removed container cannot be restarted",
+        ));
+    }
     if let Some(h) = &spec.hostname {
         hostname(h)?;
     }
