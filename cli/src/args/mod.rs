@@ -31,7 +31,7 @@ use image::ImageCommand;
 use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
 use logs::LogsArgs;
 use ps::PsArgs;
-use stats::StatsArgs;
+use stats::{LifetimeArgs, StatsArgs};
 use volume::VolumeCommand;
 
 /// Default path of quiltd's gRPC socket.
@@ -156,6 +156,9 @@ pub enum Command {
     Stats(StatsArgs),
     /// List the processes of a running container.
     Top(IdArg),
+    /// Keep a container alive: a new TTL from now (--ttl) and/or activity
+    /// for its idle timeout (--touch); prints its deadlines as JSON.
+    Lifetime(LifetimeArgs),
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),

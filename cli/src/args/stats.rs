@@ -1,5 +1,5 @@
-//! `quilt stats`, `quilt top`, `quilt pause` and `quilt unpause` (the
-//! operator's view of running containers).
+//! `quilt stats`, `quilt top`, `quilt pause`, `quilt unpause` and `quilt
+//! lifetime` (the operator's view of running containers).
 
 use clap::Args;
 
@@ -26,6 +26,21 @@ pub struct StatsArgs {
     /// Containers (ids, unique id prefixes or names); none: all running.
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LifetimeArgs {
+    /// The TTL becomes this from now (0: none).
+    #[arg(long, value_name = "DURATION", value_parser = crate::since::parse_duration_ms)]
+    pub ttl: Option<u64>,
+
+    /// Count as activity: the idle timeout starts again.
+    #[arg(long)]
+    pub touch: bool,
+
+    /// Container id, unique id prefix or name.
+    #[arg(value_name = "ID")]
+    pub id: String,
 }
 
 #[cfg(test)]

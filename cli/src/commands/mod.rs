@@ -11,6 +11,7 @@ mod image;
 mod image_progress;
 mod inspect;
 mod lifecycle;
+mod lifetime;
 mod logs;
 mod mounts;
 mod ps;
@@ -51,6 +52,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Unpause(args) => lifecycle::unpause(&client, args).await,
         Command::Stats(args) => stats::stats(&mut client, args).await,
         Command::Top(args) => top::top(&mut client, args).await,
+        Command::Lifetime(args) => lifetime::lifetime(&mut client, args).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
     }

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use quilt_proto::v1::{
-    CreateContainerRequest, DeviceMapping, NetworkMode, Resources, RestartPolicy, Security, Ulimit,
+    CreateContainerRequest, DeviceMapping, Lifetime, NetworkMode, Resources, RestartPolicy,
+    Security, Ulimit,
 };
 
 use crate::args::container::{ContainerSpec, NetworkArg};
@@ -74,6 +75,12 @@ pub fn create_request(
         init: spec.init,
         mounts: super::mounts::parse(&spec.volumes, &spec.tmpfs)?,
         security: Some(security(spec)?),
+        lifetime: (spec.ttl.is_some() || spec.idle_timeout.is_some()).then(|| Lifetime {
+            ttl_ms: spec.ttl.unwrap_or(0),
+            idle_timeout_ms: spec.idle_timeout.unwrap_or(0),
+            idle_action: spec.idle_action.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
         restart: spec
             .restart
             .as_ref()

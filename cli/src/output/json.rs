@@ -35,6 +35,18 @@ pub struct ContainerView {
     /// `no`, `on-failure`, `on-failure:N`, `always` or `unless-stopped`.
     pub restart_policy: String,
     pub restart_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<LifetimeView>,
+}
+
+/// The TTL and idle timeout, when the container has either.
+#[derive(Debug, Serialize)]
+pub struct LifetimeView {
+    pub ttl_ms: u64,
+    pub expires_at: Option<String>,
+    pub idle_timeout_ms: u64,
+    pub idle_action: String,
+    pub last_activity: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,6 +183,17 @@ impl From<&Container> for ContainerView {
                 _ => "no".to_owned(),
             },
             restart_count: c.restart_count,
+            lifetime: c
+                .lifetime
+                .as_ref()
+                .filter(|l| l.ttl_ms > 0 || l.idle_timeout_ms > 0 || l.expires_at.is_some())
+                .map(|l| LifetimeView {
+                    ttl_ms: l.ttl_ms,
+                    expires_at: time(l.expires_at.as_ref()),
+                    idle_timeout_ms: l.idle_timeout_ms,
+                    idle_action: l.idle_action.clone(),
+                    last_activity: time(l.last_activity.as_ref()),
+                }),
         }
     }
 }
@@ -232,6 +255,7 @@ mod tests {
             security: None,
             restart: None,
             restart_count: 0,
+            lifetime: None,
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),

@@ -3,7 +3,7 @@
 use super::{non_empty, ts};
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::model::{
-    DeviceMapping, RestartPolicy, Seccomp, Security, Ulimit, UsernsMode,
+    DeviceMapping, IdleAction, Lifetime, RestartPolicy, Seccomp, Security, Ulimit, UsernsMode,
 };
 use quilt_sync_engine::{
     Container, CreateSpec, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, Network,
@@ -94,7 +94,41 @@ pub fn container(c: &Container) -> pb::Container {
             max_retries: c.restart.max(),
         }),
         restart_count: c.restart_count,
+        lifetime: Some(pb::Lifetime {
+            ttl_ms: ns_to_ms(c.lifetime.ttl_ns),
+            idle_timeout_ms: ns_to_ms(c.lifetime.idle_timeout_ns),
+            idle_action: c.lifetime.idle_action.as_str().to_owned(),
+            expires_at: c.lifetime.expires_at_ns.map(ts),
+            last_activity: c.lifetime.last_activity_ns.map(ts),
+        }),
     }
+}
+
+fn ns_to_ms(ns: i64) -> u64 {
+    u64::try_from(ns / 1_000_000).unwrap_or(0)
+}
+
+/// A lifetime from the wire (checked for range by the engine).
+fn lifetime_from(l: Option<pb::Lifetime>) -> Result<Lifetime, Status> {
+    let l = l.unwrap_or_default();
+    let ns = |what: &str, ms: u64| {
+        i64::try_from(ms)
+            .ok()
+            .and_then(|ms| ms.checked_mul(1_000_000))
+            .ok_or_else(|| Status::invalid_argument(format!("the {what} is too long")))
+    };
+    Ok(Lifetime {
+        ttl_ns: ns("ttl", l.ttl_ms)?,
+        idle_timeout_ns: ns("idle timeout", l.idle_timeout_ms)?,
+        idle_action: IdleAction::parse(&l.idle_action).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "invalid idle action {:?} (expected stop or pause)",
+                l.idle_action
+            ))
+        })?,
+        expires_at_ns: None,
+        last_activity_ns: None,
+    })
 }
 
 /// A restart policy from the wire: unset or an empty name is "no".
@@ -322,6 +356,7 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
         disk_bytes: res.disk_bytes,
         security: security_from(r.security.unwrap_or_default())?,
         restart: restart_from(r.restart)?,
+        lifetime: lifetime_from(r.lifetime)?,
     })
 }
 

@@ -86,6 +86,25 @@ impl ContainerService for Containers {
         }))
     }
 
+    async fn update_lifetime(
+        &self,
+        req: Request<pb::UpdateLifetimeRequest>,
+    ) -> Result<Response<pb::UpdateLifetimeResponse>, Status> {
+        let r = req.into_inner();
+        let c = self
+            .engine
+            .update_lifetime(
+                &r.id,
+                r.ttl_ms.map(std::time::Duration::from_millis),
+                r.touch,
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::UpdateLifetimeResponse {
+            container: Some(convert::container(&c)),
+        }))
+    }
+
     async fn restart_container(
         &self,
         req: Request<pb::RestartContainerRequest>,

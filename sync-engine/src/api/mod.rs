@@ -5,6 +5,7 @@ pub(crate) mod containers;
 pub(crate) mod copy;
 pub(crate) mod exec;
 pub(crate) mod images;
+pub(crate) mod lifetime;
 pub(crate) mod logs;
 pub(crate) mod pause;
 pub(crate) mod stats;

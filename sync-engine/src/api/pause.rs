@@ -58,6 +58,11 @@ impl Engine {
                 c.state.as_str()
             )));
         }
+        // Unpausing is activity: an idle timeout counts from now.
+        shared
+            .live(&c.id)
+            .last_activity_ns
+            .fetch_max(crate::model::now_ns(), std::sync::atomic::Ordering::SeqCst);
         match shared.thaw_paused(c).await? {
             c if c.state.is_paused() => Err(EngineError::Internal(format!(
                 "container {} is still paused",

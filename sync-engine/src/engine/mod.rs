@@ -1,9 +1,11 @@
 //! The engine handle the gRPC server holds, and the state its parts share.
+mod activity;
 mod live;
 mod queue;
 mod shared;
 mod wait;
 
+pub(crate) use activity::ActivityGuard;
 pub(crate) use queue::StartQueue;
 pub(crate) use shared::Shared;
 pub(crate) use wait::{Waited, Watch};
@@ -11,7 +13,7 @@ pub(crate) use wait::{Waited, Watch};
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::model::Event;
-use crate::services::{images_sweep, reconcile, starter};
+use crate::services::{images_sweep, lifetimes, reconcile, starter};
 use crate::store::Store;
 use quilt_runtime::cgroup;
 use quilt_runtime::image::ImageStore;
@@ -60,7 +62,8 @@ impl Engine {
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
         let store = Store::open(&cfg.db_path()).await?;
         let (queue, start_rx) = StartQueue::new(cfg.start_queue_capacity);
-        let shared = Arc::new(Shared::new(cfg, store, images, layout, queue));
+        let (lifetimes_tx, lifetimes_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::new(cfg, store, images, layout, queue, lifetimes_tx));
         images_sweep::remove_unrecorded(&shared).await?;
         // The default seccomp profile, compiled before the first start.
         let warm = shared.clone();
@@ -68,6 +71,7 @@ impl Engine {
         starter::spawn(shared.clone(), start_rx);
         reconcile::run(&shared).await?;
         crate::exec::detached::reconcile(&shared).await?;
+        lifetimes::spawn(shared.clone(), lifetimes_rx).await?;
         Ok(Engine { shared })
     }
 

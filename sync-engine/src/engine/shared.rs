@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     execs: ExecRegistry,
     /// Compiled seccomp filters.
     seccomp: SeccompCache,
+    /// Wakes the lifetimes service to look at a container again.
+    lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
         images: ImageStore,
         layout: CgroupLayout,
         queue: StartQueue,
+        lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Shared {
@@ -60,7 +63,14 @@ impl Shared {
             live: Mutex::new(HashMap::new()),
             execs: Default::default(),
             seccomp: Default::default(),
+            lifetimes,
         }
+    }
+
+    /// Asks the lifetimes service to look at container `id` again (its
+    /// deadlines or activity changed).
+    pub(crate) fn lifetimes_wake(&self, id: &str) {
+        let _ = self.lifetimes.send(id.to_owned());
     }
 
     pub fn cfg(&self) -> &EngineConfig {

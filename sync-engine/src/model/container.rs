@@ -1,5 +1,6 @@
 //! The engine's view of a container, independent of the wire format.
 use super::event::Event;
+use super::lifetime::Lifetime;
 use super::mount::MountSpec;
 use super::restart::RestartPolicy;
 use super::security::{IdRange, Security};
@@ -53,6 +54,8 @@ pub struct CreateSpec {
     pub disk_bytes: u64,
     pub security: Security,
     pub restart: RestartPolicy,
+    /// TTL and idle timeout (deadlines unset).
+    pub lifetime: Lifetime,
 }
 
 /// How a container ended.
@@ -102,6 +105,7 @@ pub struct Container {
     pub restart_count: u32,
     /// Stopped (or killed) by the user: its policy does not restart it.
     pub manual_stop: bool,
+    pub lifetime: Lifetime,
 }
 
 /// Filters of ListContainers.
@@ -204,6 +208,7 @@ impl Container {
             restart: spec.restart,
             restart_count: 0,
             manual_stop: false,
+            lifetime: spec.lifetime,
             id,
         }
     }

@@ -3,6 +3,7 @@
 mod container;
 mod event;
 mod image;
+pub mod lifetime;
 mod mount;
 pub mod restart;
 mod security;
@@ -16,6 +17,7 @@ pub use container::{
 };
 pub use event::{Event, now_ns};
 pub use image::ImageInfo;
+pub use lifetime::{IdleAction, Lifetime};
 pub use mount::{MountSource, MountSpec};
 pub use restart::RestartPolicy;
 pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};

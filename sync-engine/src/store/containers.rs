@@ -6,7 +6,8 @@ use crate::config::UsernsIds;
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
 use crate::model::{
-    Container, ExitInfo, IdRange, ListView, Network, RestartPolicy, State, UsernsMode,
+    Container, ExitInfo, IdRange, IdleAction, Lifetime, ListView, Network, RestartPolicy, State,
+    UsernsMode,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
@@ -18,6 +19,7 @@ pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.wor
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, \
     c.restart_policy, c.restart_max, c.restart_count, c.manual_stop, \
+    c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
     (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
@@ -57,8 +59,9 @@ impl Store {
             let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
-             security, disk_bytes, restart_policy, restart_max) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             security, disk_bytes, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
+             idle_action) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -81,6 +84,9 @@ impl Store {
         .bind(i64::try_from(c.disk_bytes).unwrap_or(i64::MAX))
         .bind(c.restart.name())
         .bind(i64::from(c.restart.max()))
+        .bind(c.lifetime.ttl_ns)
+        .bind(c.lifetime.idle_timeout_ns)
+        .bind(c.lifetime.idle_action.as_str())
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -287,7 +293,10 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE containers SET state = '{}', pid = ?, shim_pid = ?, shim_start_time = ?, \
-                 started_at = ? WHERE id = ? AND state IN ({})",
+                 started_at = ?, last_activity = ?, \
+                 expires_at = CASE WHEN ttl_ns > 0 AND expires_at IS NULL THEN ? + ttl_ns \
+                 ELSE expires_at END \
+                 WHERE id = ? AND state IN ({})",
                 State::Running.as_str(),
                 states_sql(from::SET_RUNNING)
             )
@@ -297,6 +306,8 @@ impl Store {
                 .bind(pid)
                 .bind(shim_pid)
                 .bind(shim_start_time as i64)
+                .bind(at)
+                .bind(at)
                 .bind(at)
                 .bind(id)
                 .execute(&mut *c)
@@ -392,7 +403,8 @@ impl Store {
     pub async fn reset_for_start(&self, id: &str) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', {RESET}, restart_count = 0, manual_stop = 0 \
+                "UPDATE containers SET state = '{}', {RESET}, restart_count = 0, manual_stop = 0, \
+                 expires_at = NULL \
                  WHERE id = ? AND state IN ({})",
                 State::Created.as_str(),
                 states_sql(from::RESET_FOR_START)
@@ -424,6 +436,42 @@ impl Store {
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Moves the TTL deadline (and the TTL) of a container.
+    pub async fn set_expiry(&self, id: &str, ttl_ns: i64, expires_at: Option<i64>) -> Result<bool> {
+        let r = db_write!(self, |c| {
+            let r = sqlx::query("UPDATE containers SET ttl_ns = ?, expires_at = ? WHERE id = ?")
+                .bind(ttl_ns)
+                .bind(expires_at)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records the end of an exec, attach, logs follow or copy (the idle
+    /// timeout counts from the latest).
+    pub async fn set_last_activity(&self, id: &str, at: i64) -> Result<()> {
+        db_write!(self, |c| {
+            let r = sqlx::query(
+                "UPDATE containers SET last_activity = max(coalesce(last_activity, 0), ?) \
+                 WHERE id = ?",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -592,6 +640,14 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
         restart_count: u32::try_from(r.try_get::<i64, _>("restart_count")?)
             .map_err(|_| bad("restart_count"))?,
         manual_stop: r.try_get("manual_stop")?,
+        lifetime: Lifetime {
+            ttl_ns: r.try_get("ttl_ns")?,
+            expires_at_ns: r.try_get("expires_at")?,
+            idle_timeout_ns: r.try_get("idle_timeout_ns")?,
+            idle_action: IdleAction::parse(&r.try_get::<String, _>("idle_action")?)
+                .ok_or_else(|| bad("idle_action"))?,
+            last_activity_ns: r.try_get("last_activity")?,
+        },
         id_range: match (
             r.try_get::<Option<i64>, _>("userns_host_id")?,
             r.try_get::<Option<i64>, _>("userns_size")?,
@@ -643,6 +699,7 @@ mod tests {
             restart: RestartPolicy::OnFailure { max: 3 },
             restart_count: 0,
             manual_stop: false,
+            lifetime: Default::default(),
         }
     }
 

@@ -164,5 +164,6 @@ fn summary(c: &Container) -> Container {
         restart: c.restart,
         restart_count: c.restart_count,
         manual_stop: c.manual_stop,
+        lifetime: c.lifetime,
     }
 }
