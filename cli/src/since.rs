@@ -18,6 +18,11 @@ pub fn parse_since(s: &str) -> Result<Timestamp, String> {
     parse_at(s, now)
 }
 
+/// `--until` of `events`: the same forms as `--since`.
+pub fn parse_until(s: &str) -> Result<Timestamp, String> {
+    parse_since(s).map_err(|e| e.replacen("--since", "--until", 1))
+}
+
 fn from_nanos(ns: i128) -> Timestamp {
     Timestamp {
         seconds: ns.div_euclid(NANOS) as i64,

@@ -27,6 +27,7 @@ mod support;
 mod validate;
 
 pub use api::copy::CopyDigest;
+pub use api::prune::Pruned;
 pub use api::stats::StatsStream;
 pub use config::{
     DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, UsernsIds,
@@ -35,11 +36,11 @@ pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use exec::{ExecEvent, ExecExit, ExecInfo, ExecInput, ExecSession, ExecSpec};
 pub use logs::{LogItem, LogLine};
-pub use model::ContainerStats;
 pub use model::{
     Container, CreateSpec, Event, ExitInfo, ImageInfo, ListCursor, ListFilter, ListPage, ListQuery,
     ListView, MountSource, MountSpec, Network, State, Volume, WaitResult, now_ns,
 };
+pub use model::{ContainerStats, EventFilter};
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;
 pub use quilt_runtime::procinfo::ProcessInfo;

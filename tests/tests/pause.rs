@@ -63,7 +63,10 @@ fn pause_freezes_and_unpause_resumes() {
         let mut events = within(
             RPC_TIMEOUT,
             "WatchEvents",
-            c.watch_events(WatchEventsRequest { id: id.clone() }),
+            c.watch_events(WatchEventsRequest {
+                id: id.clone(),
+                ..Default::default()
+            }),
         )
         .await
         .expect("WatchEvents")

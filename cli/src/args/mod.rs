@@ -13,6 +13,7 @@ pub mod exec;
 pub mod image;
 pub mod lifecycle;
 pub mod logs;
+pub mod prune;
 pub mod ps;
 pub mod stats;
 mod values;
@@ -30,6 +31,7 @@ use exec::{ExecArgs, ExecIdArg, ExecKillArgs, ExecLogsArgs};
 use image::ImageCommand;
 use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
 use logs::LogsArgs;
+use prune::ContainerCommand;
 use ps::PsArgs;
 use stats::{LifetimeArgs, StatsArgs};
 use volume::VolumeCommand;
@@ -159,6 +161,9 @@ pub enum Command {
     /// Keep a container alive: a new TTL from now (--ttl) and/or activity
     /// for its idle timeout (--touch); prints its deadlines as JSON.
     Lifetime(LifetimeArgs),
+    /// Manage containers: prune.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),

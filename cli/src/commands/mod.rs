@@ -14,6 +14,7 @@ mod lifecycle;
 mod lifetime;
 mod logs;
 mod mounts;
+mod prune;
 mod ps;
 mod spec;
 mod stats;
@@ -53,6 +54,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Stats(args) => stats::stats(&mut client, args).await,
         Command::Top(args) => top::top(&mut client, args).await,
         Command::Lifetime(args) => lifetime::lifetime(&mut client, args).await,
+        Command::Container(cmd) => prune::container(&mut client, cmd).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
     }

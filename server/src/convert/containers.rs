@@ -6,8 +6,8 @@ use quilt_sync_engine::model::{
     DeviceMapping, IdleAction, Lifetime, RestartPolicy, Seccomp, Security, Ulimit, UsernsMode,
 };
 use quilt_sync_engine::{
-    Container, CreateSpec, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, Network,
-    State, WaitResult,
+    Container, CreateSpec, Event, EventFilter, ExitInfo, LogLine, LogStream, MountSource,
+    MountSpec, Network, State, WaitResult,
 };
 use tonic::Status;
 
@@ -153,6 +153,37 @@ pub fn event(e: &Event) -> pb::Event {
         exit: exit_status(e.state, e.exit.as_ref(), e.failure_reason.as_deref()),
         action: e.action.to_owned(),
     }
+}
+
+/// The filters and time bounds of a WatchEventsRequest (unix ns).
+pub fn event_query(
+    r: &pb::WatchEventsRequest,
+) -> Result<(EventFilter, Option<i64>, Option<i64>), Status> {
+    for a in &r.actions {
+        if a.is_empty() || a.len() > 64 {
+            return Err(Status::invalid_argument(format!(
+                "invalid event action {a:?}"
+            )));
+        }
+    }
+    if r.containers.len() > 1000 || r.actions.len() > 100 {
+        return Err(Status::invalid_argument("too many event filters"));
+    }
+    let since = r.since.as_ref().map(super::ts_ns);
+    let until = r.until.as_ref().map(super::ts_ns);
+    if let (Some(s), Some(u)) = (since, until)
+        && u < s
+    {
+        return Err(Status::invalid_argument("until is before since"));
+    }
+    Ok((
+        EventFilter {
+            containers: r.containers.clone(),
+            actions: r.actions.clone(),
+        },
+        since,
+        until,
+    ))
 }
 
 pub fn log_line(l: LogLine) -> pb::LogEntry {

@@ -86,6 +86,23 @@ impl ContainerService for Containers {
         }))
     }
 
+    async fn prune_containers(
+        &self,
+        req: Request<pb::PruneContainersRequest>,
+    ) -> Result<Response<pb::PruneContainersResponse>, Status> {
+        let r = req.into_inner();
+        let until = r.until.as_ref().map(convert::ts_ns);
+        let p = self
+            .engine
+            .prune(r.labels.into_iter().collect(), until)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PruneContainersResponse {
+            removed: p.ids,
+            reclaimed_bytes: p.reclaimed_bytes,
+        }))
+    }
+
     async fn update_lifetime(
         &self,
         req: Request<pb::UpdateLifetimeRequest>,
@@ -257,17 +274,25 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let rx = self.engine.subscribe();
-        let reference = req.into_inner().id;
-        let only = if reference.is_empty() {
+        let r = req.into_inner();
+        let (filter, since, until) = convert::event_query(&r)?;
+        let only = if r.id.is_empty() {
             None
         } else {
-            Some(self.engine.get(&reference).await.map_err(to_status)?.id)
+            Some(self.engine.get(&r.id).await.map_err(to_status)?.id)
         };
-        let stream = BroadcastStream::new(rx).filter_map(move |ev| match ev {
-            Ok(ev) if only.as_ref().is_none_or(|id| *id == ev.container_id) => {
-                Some(Ok(convert::event(&ev)))
-            }
+        let (past, rx) = self.engine.events_since(since);
+        let keep = move |ev: &quilt_sync_engine::Event| {
+            only.as_ref().is_none_or(|id| *id == ev.container_id)
+                && filter.matches(ev)
+                && until.is_none_or(|u| ev.time_ns <= u)
+        };
+        let keep2 = keep.clone();
+        let history = tokio_stream::iter(past)
+            .filter(move |ev| keep(ev))
+            .map(|ev| Ok(convert::event(&ev)));
+        let live = BroadcastStream::new(rx).filter_map(move |ev| match ev {
+            Ok(ev) if keep2(&ev) => Some(Ok(convert::event(&ev))),
             Ok(_) => None,
             Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
                 Some(Err(Status::data_loss(format!(
@@ -275,7 +300,16 @@ impl ContainerService for Containers {
                 ))))
             }
         });
-        Ok(Response::new(Box::pin(stream)))
+        let stream = history.chain(live);
+        let Some(until) = until else {
+            return Ok(Response::new(Box::pin(stream)));
+        };
+        // End the stream at `until`, whether or not events come.
+        let left = (until - quilt_sync_engine::now_ns()).max(0) as u64;
+        let end = tokio::time::sleep(std::time::Duration::from_nanos(left));
+        Ok(Response::new(Box::pin(futures::StreamExt::take_until(
+            stream, end,
+        ))))
     }
 
     async fn get_stats(

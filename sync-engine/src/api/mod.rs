@@ -8,5 +8,6 @@ pub(crate) mod images;
 pub(crate) mod lifetime;
 pub(crate) mod logs;
 pub(crate) mod pause;
+pub(crate) mod prune;
 pub(crate) mod stats;
 pub(crate) mod volumes;

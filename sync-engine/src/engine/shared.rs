@@ -18,6 +18,8 @@ use tokio::sync::{Semaphore, broadcast};
 
 /// Events buffered per subscriber before it lags.
 const EVENT_BUFFER: usize = 8192;
+/// Events remembered for WatchEvents' `since` (in memory: a restart forgets).
+const EVENT_HISTORY: usize = 4096;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -38,6 +40,8 @@ pub(crate) struct Shared {
     seccomp: SeccompCache,
     /// Wakes the lifetimes service to look at a container again.
     lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
+    /// The latest events (at most EVENT_HISTORY), for WatchEvents' `since`.
+    history: Mutex<std::collections::VecDeque<Event>>,
 }
 
 impl Shared {
@@ -64,7 +68,15 @@ impl Shared {
             execs: Default::default(),
             seccomp: Default::default(),
             lifetimes,
+            history: Mutex::new(std::collections::VecDeque::with_capacity(EVENT_HISTORY)),
         }
+    }
+
+    /// The remembered events, oldest first, and a receiver of those that
+    /// follow (none missed, none twice: both taken under the history lock).
+    pub fn events_from_history(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        (history.iter().cloned().collect(), self.events.subscribe())
     }
 
     /// Asks the lifetimes service to look at container `id` again (its
@@ -159,7 +171,12 @@ impl Shared {
         exit: Option<ExitInfo>,
         reason: Option<String>,
     ) {
-        let _ = self.events.send(Event {
+        // Numbered and kept under one lock, so history and the live stream
+        // agree on the order.
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = history.back().map_or(1, |e: &Event| e.seq + 1);
+        let ev = Event {
+            seq,
             container_id: c.id.clone(),
             name: c.name.clone(),
             state,
@@ -167,6 +184,11 @@ impl Shared {
             time_ns: now_ns(),
             exit,
             failure_reason: reason,
-        });
+        };
+        if history.len() == EVENT_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(ev.clone());
+        let _ = self.events.send(ev);
     }
 }

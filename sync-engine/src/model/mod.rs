@@ -15,7 +15,7 @@ pub use container::{
     Container, CreateSpec, ExitInfo, ListCursor, ListFilter, ListPage, ListQuery, ListView,
     Network, WaitResult,
 };
-pub use event::{Event, now_ns};
+pub use event::{Event, EventFilter, now_ns};
 pub use image::ImageInfo;
 pub use lifetime::{IdleAction, Lifetime};
 pub use mount::{MountSource, MountSpec};
