@@ -87,12 +87,10 @@ impl Engine {
     /// The remembered events at or after `since_ns` (none without it), and a
     /// receiver of the events that follow them: none missed, none twice.
     pub fn events_since(&self, since_ns: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
-        let (history, rx) = self.shared.events_from_history();
-        let past = match since_ns {
-            Some(since) => history.into_iter().filter(|e| e.time_ns >= since).collect(),
-            None => Vec::new(),
-        };
-        (past, rx)
+        match since_ns {
+            Some(since) => self.shared.events_from_history(since),
+            None => (Vec::new(), self.shared.subscribe()),
+        }
     }
 
     /// Stops accepting work and lets in-flight starts finish (bounded).

@@ -72,11 +72,17 @@ impl Shared {
         }
     }
 
-    /// The remembered events, oldest first, and a receiver of those that
-    /// follow (none missed, none twice: both taken under the history lock).
-    pub fn events_from_history(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    /// The remembered events at or after `since_ns`, oldest first, and a
+    /// receiver of those that follow (none missed, none twice: both taken
+    /// under the history lock).
+    pub fn events_from_history(&self, since_ns: i64) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        (history.iter().cloned().collect(), self.events.subscribe())
+        // Events are recorded in time order: skip the older ones.
+        let first = history.partition_point(|e| e.time_ns < since_ns);
+        (
+            history.range(first..).cloned().collect(),
+            self.events.subscribe(),
+        )
     }
 
     /// Asks the lifetimes service to look at container `id` again (its
