@@ -762,6 +762,74 @@ mod tests {
         ));
     }
 
+    /// A database made by the migrations before the paused state (0009
+    /// rebuilds the containers table) keeps its containers, labels, execs
+    /// and id ranges, and their cascades, through the upgrade.
+    #[tokio::test]
+    async fn upgrade_keeps_rows_and_cascades() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old-migrations");
+        std::fs::create_dir(&old).unwrap();
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for e in std::fs::read_dir(&all).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if name.as_str() < "0009" {
+                std::fs::copy(e.path(), old.join(&name)).unwrap();
+            }
+        }
+        let db = dir.path().join("q.db");
+        let opts = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
+             network, state, created_at, pid) \
+             VALUES ('c1', 'one', 'default', '[\"sleep\"]', '[]', '/', 'one', 'none', 'running', 1, 42)",
+            "INSERT INTO labels VALUES ('c1', 'team', 'a')",
+            "INSERT INTO execs (id, container_id, command, started_at, helper_pid, \
+             helper_start_time) VALUES ('e1', 'c1', '[]', 1, 2, 3)",
+            "INSERT INTO userns_ranges VALUES ('c1', 100000, 65536)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let s = Store::open(&db).await.unwrap();
+        let c = s.get("c1").await.unwrap().unwrap();
+        assert_eq!((c.state, c.pid), (State::Running, Some(42)));
+        assert_eq!(c.labels.get("team").map(String::as_str), Some("a"));
+        assert_eq!(c.id_range.map(|r| r.host_id), Some(100_000));
+        assert_eq!(c.restart, RestartPolicy::No);
+        assert_eq!(c.lifetime, Lifetime::default());
+        assert!(s.set_paused("c1", true).await.unwrap(), "paused refused");
+        let count = |table: &'static str| {
+            let s = s.clone();
+            async move {
+                let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+                    .fetch_one(&s.reader)
+                    .await
+                    .unwrap();
+                n
+            }
+        };
+        assert_eq!(count("execs").await, 1);
+        // The references point at the new table: a delete still cascades.
+        s.delete("c1").await.unwrap();
+        for t in ["labels", "execs", "userns_ranges"] {
+            assert_eq!(count(t).await, 0, "{t}");
+        }
+    }
+
     #[tokio::test]
     async fn pause_and_restart_transitions() {
         let (_d, s) = store().await;
