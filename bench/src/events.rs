@@ -235,7 +235,7 @@ impl Hub {
 
 async fn open(client: &mut Client) -> Result<tonic::Streaming<Event>> {
     Ok(client
-        .watch_events(WatchEventsRequest { id: String::new() })
+        .watch_events(WatchEventsRequest::default())
         .await?
         .into_inner())
 }

@@ -18,6 +18,11 @@ pub fn parse_since(s: &str) -> Result<Timestamp, String> {
     parse_at(s, now)
 }
 
+/// `--until` of `events`: the same forms as `--since`.
+pub fn parse_until(s: &str) -> Result<Timestamp, String> {
+    parse_since(s).map_err(|e| e.replacen("--since", "--until", 1))
+}
+
 fn from_nanos(ns: i128) -> Timestamp {
     Timestamp {
         seconds: ns.div_euclid(NANOS) as i64,
@@ -70,6 +75,19 @@ fn unix_seconds(t: &str) -> Option<i128> {
 }
 
 /// A sequence of `<integer><unit>` with units d, h, m, s, ms.
+/// A duration (`30s`, `5m`, `1h30m`, `250ms`, `0`) in milliseconds, for
+/// `--ttl` and `--idle-timeout`.
+pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(0);
+    }
+    duration_ns(t)
+        .filter(|_| !t.is_empty())
+        .and_then(|ns| u64::try_from(ns / 1_000_000).ok())
+        .ok_or_else(|| format!("invalid duration {s:?}: expected e.g. 30s, 5m, 1h30m, 250ms"))
+}
+
 fn duration_ns(t: &str) -> Option<i128> {
     let mut rest = t;
     let mut total: i128 = 0;
@@ -105,6 +123,16 @@ mod tests {
 
     fn secs(s: &str) -> Result<(i64, i32), String> {
         parse_at(s, NOW).map(|t| (t.seconds, t.nanos))
+    }
+
+    #[test]
+    fn plain_durations() {
+        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("250ms"), Ok(250));
+        assert_eq!(parse_duration_ms("0"), Ok(0));
+        assert!(parse_duration_ms("").is_err());
+        assert!(parse_duration_ms("10").is_err());
+        assert!(parse_duration_ms("-5s").is_err());
     }
 
     #[test]

@@ -139,6 +139,8 @@ pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
         pids_limit: 0,
         network: Network::None,
         net: Default::default(),
+        restart: Default::default(),
+        lifetime: Default::default(),
         auto_remove: false,
         labels: BTreeMap::new(),
         start: false,

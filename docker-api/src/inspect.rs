@@ -15,6 +15,7 @@ pub fn status(s: State) -> &'static str {
     match s {
         State::Created | State::Starting => "created",
         State::Running => "running",
+        State::Paused => "paused",
         State::Exited | State::Failed => "exited",
         State::Removing => "removing",
     }
@@ -221,6 +222,7 @@ fn human_status(c: &Container, now_ns: i64) -> String {
     match c.state {
         State::Created | State::Starting => "Created".to_owned(),
         State::Running => format!("Up {}", ago(c.started_at_ns)),
+        State::Paused => format!("Up {} (Paused)", ago(c.started_at_ns)),
         State::Exited | State::Failed => {
             format!("Exited ({}) {} ago", exit_code(c), ago(c.finished_at_ns))
         }

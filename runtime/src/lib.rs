@@ -15,6 +15,7 @@ pub mod mounts;
 pub mod netns;
 pub mod passwd;
 pub mod proc;
+pub mod procinfo;
 pub mod rlimit;
 pub mod seccomp;
 #[doc(hidden)]

@@ -1212,3 +1212,66 @@ fn device_filter_cost() {
         report(&format!("restrict_devices ({:?})", env.layout), times);
     }
 }
+
+// ---- Freezer and usage figures against the real kernel ---------------------
+
+/// Freezes a busy container and reads its CPU time, on the host's layout
+/// and on cgroup v2 (the `unified` mount of a hybrid host): the CPU time
+/// stands still while frozen and moves again once thawed; the cgroup's
+/// members are the workload.
+#[test]
+fn freeze_stops_the_cpu_clock_and_thaw_restarts_it() {
+    for v2 in [false, true] {
+        let mut env = Env::new();
+        if v2 {
+            use_v2(&mut env);
+        }
+        let cfg = env.config(&["sh", "-c", "while :; do :; done"], Limits::default());
+        let (shim, pid) = env.run(&cfg);
+        let cpu = || {
+            cgroup::usage(&cfg.cgroup)
+                .unwrap()
+                .cpu_ns
+                .expect("cpu time")
+        };
+        let before = cpu();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(cpu() > before, "v2={v2}: the busy loop used no CPU");
+        assert_eq!(cgroup::members(&cfg.cgroup).unwrap(), vec![pid], "v2={v2}");
+
+        cgroup::freeze(&cfg.cgroup).unwrap();
+        assert!(cgroup::is_frozen(&cfg.cgroup).unwrap());
+        let frozen = cpu();
+        std::thread::sleep(Duration::from_millis(200));
+        let still = cpu();
+        assert!(
+            still - frozen < 1_000_000,
+            "v2={v2}: {} ns of CPU while frozen",
+            still - frozen
+        );
+
+        cgroup::thaw(&cfg.cgroup).unwrap();
+        assert!(!cgroup::is_frozen(&cfg.cgroup).unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(cpu() > still, "v2={v2}: no CPU after thawing");
+
+        // How long a freeze of this small container takes (for the record;
+        // speed is proven by the benchmark, not asserted here).
+        let mut took: Vec<Duration> = (0..20)
+            .map(|_| {
+                let t0 = Instant::now();
+                cgroup::freeze(&cfg.cgroup).unwrap();
+                let t = t0.elapsed();
+                cgroup::thaw(&cfg.cgroup).unwrap();
+                t
+            })
+            .collect();
+        took.sort();
+        eprintln!("v2={v2}: freeze p50 {:?}, max {:?}", took[10], took[19]);
+
+        // Frozen again, then removed: removal thaws before it kills.
+        cgroup::freeze(&cfg.cgroup).unwrap();
+        cgroup::remove(&cfg.cgroup).unwrap();
+        assert!(wait_exit(shim, Duration::from_secs(10)), "v2={v2}");
+    }
+}

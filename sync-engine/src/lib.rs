@@ -31,6 +31,8 @@ mod support;
 mod validate;
 
 pub use api::copy::CopyDigest;
+pub use api::prune::ContainersPruned;
+pub use api::stats::StatsStream;
 pub use api::system::SystemInfo;
 pub use config::{
     DEFAULT_NETNS_POOL, DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES,
@@ -45,9 +47,11 @@ pub use model::{
     ListFilter, ListPage, ListQuery, ListView, MountSource, MountSpec, NetSettings, Network,
     NetworkInfo, NetworkSpec, Pruned, State, Volume, WaitResult, now_ns,
 };
+pub use model::{ContainerStats, EventFilter};
 pub use quilt_network::{HostEntry, PortBinding, Proto as PortProto};
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;
+pub use quilt_runtime::procinfo::ProcessInfo;
 pub use support::ids::short as short_id;
 pub use support::lock::InstanceLock;
 pub use validate::echo;

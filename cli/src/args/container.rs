@@ -83,6 +83,24 @@ pub struct ContainerSpec {
     #[arg(long)]
     pub rm: bool,
 
+    /// Stop the container this long after it starts (and remove it with
+    /// --rm): 30s, 10m, 2h.
+    #[arg(long, value_name = "DURATION", value_parser = crate::since::parse_duration_ms)]
+    pub ttl: Option<u64>,
+
+    /// Stop (or pause, --idle-action) the container after this long without
+    /// an exec, attach, logs follow or copy.
+    #[arg(long, value_name = "DURATION", value_parser = crate::since::parse_duration_ms)]
+    pub idle_timeout: Option<u64>,
+
+    /// What the idle timeout does.
+    #[arg(long, value_name = "ACTION", value_parser = ["stop", "pause"], requires = "idle_timeout")]
+    pub idle_action: Option<String>,
+
+    /// Restart policy: no, on-failure[:N], always or unless-stopped.
+    #[arg(long, value_name = "POLICY", value_parser = values::parse_restart)]
+    pub restart: Option<(String, u32)>,
+
     /// Run an init as PID 1 that reaps zombies and forwards signals (the
     /// command then runs as PID 2).
     #[arg(long)]

@@ -14,7 +14,9 @@ pub mod image;
 pub mod lifecycle;
 pub mod logs;
 pub mod network;
+pub mod prune;
 pub mod ps;
+pub mod stats;
 pub mod values;
 pub mod volume;
 
@@ -31,7 +33,9 @@ use image::ImageCommand;
 use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
 use logs::LogsArgs;
 use network::NetworkCommand;
+use prune::ContainerCommand;
 use ps::PsArgs;
+use stats::{LifetimeArgs, StatsArgs};
 use volume::VolumeCommand;
 
 /// Default path of quiltd's gRPC socket.
@@ -118,6 +122,8 @@ pub enum Command {
     Start(IdsArgs),
     /// Stop containers (SIGTERM, then SIGKILL after the timeout).
     Stop(StopArgs),
+    /// Stop containers (as `stop`), then start them again.
+    Restart(StopArgs),
     /// Send a signal to containers.
     Kill(KillArgs),
     /// Remove containers.
@@ -153,6 +159,20 @@ pub enum Command {
     /// Copy files between a container (running or stopped) and the host:
     /// `quilt cp SRC ID:DIR` or `quilt cp ID:PATH DIR`.
     Cp(CpArgs),
+    /// Freeze every process of running containers.
+    Pause(IdsArgs),
+    /// Thaw paused containers.
+    Unpause(IdsArgs),
+    /// Show the resource usage of containers (CPU, memory, network, block I/O, pids).
+    Stats(StatsArgs),
+    /// List the processes of a running container.
+    Top(IdArg),
+    /// Keep a container alive: a new TTL from now (--ttl) and/or activity
+    /// for its idle timeout (--touch); prints its deadlines as JSON.
+    Lifetime(LifetimeArgs),
+    /// Manage containers: prune.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),

@@ -67,6 +67,23 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
+/// `--restart`: `no`, `on-failure[:N]`, `always` or `unless-stopped`, as
+/// (name, maximum restarts; 0 = no limit).
+pub fn parse_restart(s: &str) -> Result<(String, u32), String> {
+    let bad = || "expected no, on-failure[:N], always or unless-stopped".to_owned();
+    match s {
+        "no" | "on-failure" | "always" | "unless-stopped" => Ok((s.to_owned(), 0)),
+        _ => match s.strip_prefix("on-failure:") {
+            Some(n) => Ok((
+                "on-failure".to_owned(),
+                n.parse()
+                    .map_err(|_| format!("invalid maximum restart count {n:?}"))?,
+            )),
+            None => Err(bad()),
+        },
+    }
+}
+
 /// `NAME=SOFT[:HARD]` (HARD defaults to SOFT); -1 means unlimited.
 pub fn parse_ulimit(s: &str) -> Result<(String, i64, i64), String> {
     let (name, limits) = s

@@ -3,7 +3,7 @@
 use quilt_proto::v1::{Event, WatchEventsRequest};
 
 use crate::args::Format;
-use crate::args::events::EventsArgs;
+use crate::args::events::{EventFilter, EventsArgs};
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::json::{EventView, compact, state_name};
@@ -43,12 +43,19 @@ pub fn event_line(e: &Event) -> String {
 }
 
 pub async fn events(client: &mut Client, args: EventsArgs) -> Result<u8, CliError> {
-    let mut stream = client
-        .watch_events(WatchEventsRequest {
-            id: args.id.unwrap_or_default(),
-        })
-        .await?
-        .into_inner();
+    let mut request = WatchEventsRequest {
+        id: args.id.unwrap_or_default(),
+        since: args.since,
+        until: args.until,
+        ..Default::default()
+    };
+    for f in args.filters {
+        match f {
+            EventFilter::Container(c) => request.containers.push(c),
+            EventFilter::Event(a) => request.actions.push(a),
+        }
+    }
+    let mut stream = client.watch_events(request).await?.into_inner();
     while let Some(event) = stream.message().await? {
         let line = match args.format {
             Format::Table => event_line(&event),

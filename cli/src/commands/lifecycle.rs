@@ -1,10 +1,11 @@
-//! `start`, `stop`, `kill`, `rm` and `wait`: one call per container named.
+//! `start`, `stop`, `restart`, `kill`, `rm`, `wait`, `pause` and `unpause`: one call
+//! per container named.
 
 use std::future::Future;
 
 use quilt_proto::v1::{
-    KillContainerRequest, RemoveContainerRequest, StartContainerRequest, StopContainerRequest,
-    WaitContainerRequest,
+    KillContainerRequest, PauseContainerRequest, RemoveContainerRequest, RestartContainerRequest,
+    StartContainerRequest, StopContainerRequest, UnpauseContainerRequest, WaitContainerRequest,
 };
 
 use crate::args::lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
@@ -65,6 +66,20 @@ pub async fn stop(client: &Client, args: StopArgs) -> Result<u8, CliError> {
     .await
 }
 
+pub async fn restart(client: &Client, args: StopArgs) -> Result<u8, CliError> {
+    let timeout_seconds = args.timeout;
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .restart_container(RestartContainerRequest {
+                id: id.clone(),
+                timeout_seconds,
+            })
+            .await?;
+        Ok(id)
+    })
+    .await
+}
+
 pub async fn kill(client: &Client, args: KillArgs) -> Result<u8, CliError> {
     let signal = args.signal;
     for_each(client, &args.ids, |mut client, id| {
@@ -115,6 +130,26 @@ pub async fn wait(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
             .exit
             .ok_or_else(|| CliError::engine(format!("no exit status for container {id}")))?;
         Ok(exit.exit_code.to_string())
+    })
+    .await
+}
+
+pub async fn pause(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .pause_container(PauseContainerRequest { id: id.clone() })
+            .await?;
+        Ok(id)
+    })
+    .await
+}
+
+pub async fn unpause(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
+    for_each(client, &args.ids, |mut client, id| async move {
+        client
+            .unpause_container(UnpauseContainerRequest { id: id.clone() })
+            .await?;
+        Ok(id)
     })
     .await
 }

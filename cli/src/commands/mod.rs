@@ -11,12 +11,16 @@ mod image;
 mod image_progress;
 mod inspect;
 mod lifecycle;
+mod lifetime;
 mod logs;
 mod mounts;
 mod network;
+mod prune;
 mod ps;
 mod spec;
+mod stats;
 mod system;
+mod top;
 mod volume;
 
 use crate::args::image::ImageCommand;
@@ -50,6 +54,13 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::ExecLogs(args) => exec_detached::logs(&mut connect().await?, args).await,
         Command::Cp(args) => cp::cp(&mut connect().await?, args).await,
         Command::Rename { id, name } => lifecycle::rename(&mut connect().await?, id, name).await,
+        Command::Restart(args) => lifecycle::restart(&connect().await?, args).await,
+        Command::Pause(args) => lifecycle::pause(&connect().await?, args).await,
+        Command::Unpause(args) => lifecycle::unpause(&connect().await?, args).await,
+        Command::Stats(args) => stats::stats(&mut connect().await?, args).await,
+        Command::Top(args) => top::top(&mut connect().await?, args).await,
+        Command::Lifetime(args) => lifetime::lifetime(&mut connect().await?, args).await,
+        Command::Container(cmd) => prune::container(&mut connect().await?, cmd).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
         Command::Network(cmd) => network::network(&target, cmd).await,
         Command::Port(args) => network::port(&mut connect().await?, args).await,

@@ -13,10 +13,11 @@ use crate::output::template::Format as Template;
 use crate::output::timefmt::now_seconds;
 
 /// States listed without -a.
-const ACTIVE: [ContainerState; 3] = [
+const ACTIVE: [ContainerState; 4] = [
     ContainerState::Created,
     ContainerState::Starting,
     ContainerState::Running,
+    ContainerState::Paused,
 ];
 
 /// The server-side query, plus the label keys (given without a value) that

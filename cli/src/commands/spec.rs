@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use quilt_proto::v1::{
-    CreateContainerRequest, DeviceMapping, Entrypoint, NetworkMode, Resources, Security, Ulimit,
+    CreateContainerRequest, DeviceMapping, Entrypoint, Lifetime, NetworkMode, Resources,
+    RestartPolicy, Security, Ulimit,
 };
 
 use crate::args::container::{ContainerSpec, NetworkArg};
@@ -118,6 +119,19 @@ pub fn create_request(
                 ip: ip.clone(),
             })
             .collect(),
+        lifetime: (spec.ttl.is_some() || spec.idle_timeout.is_some()).then(|| Lifetime {
+            ttl_ms: spec.ttl.unwrap_or(0),
+            idle_timeout_ms: spec.idle_timeout.unwrap_or(0),
+            idle_action: spec.idle_action.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        restart: spec
+            .restart
+            .as_ref()
+            .map(|(name, max_retries)| RestartPolicy {
+                name: name.clone(),
+                max_retries: *max_retries,
+            }),
     })
 }
 

@@ -34,6 +34,11 @@ pub struct ContainerView {
     pub mounts: Vec<super::mounts::MountView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network_settings: Option<NetworkSettingsView>,
+    /// `no`, `on-failure`, `on-failure:N`, `always` or `unless-stopped`.
+    pub restart_policy: String,
+    pub restart_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<LifetimeView>,
 }
 
 /// Where a container is on its network (`inspect`).
@@ -88,6 +93,16 @@ impl From<&quilt_proto::v1::NetworkSettings> for NetworkSettingsView {
                 .collect(),
         }
     }
+}
+
+/// The TTL and idle timeout, when the container has either.
+#[derive(Debug, Serialize)]
+pub struct LifetimeView {
+    pub ttl_ms: u64,
+    pub expires_at: Option<String>,
+    pub idle_timeout_ms: u64,
+    pub idle_action: String,
+    pub last_activity: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -217,6 +232,25 @@ impl From<&Container> for ContainerView {
                 .map(super::mounts::MountView::from)
                 .collect(),
             network_settings: c.network_settings.as_ref().map(NetworkSettingsView::from),
+            restart_policy: match &c.restart {
+                Some(r) if r.name == "on-failure" && r.max_retries > 0 => {
+                    format!("on-failure:{}", r.max_retries)
+                }
+                Some(r) if !r.name.is_empty() => r.name.clone(),
+                _ => "no".to_owned(),
+            },
+            restart_count: c.restart_count,
+            lifetime: c
+                .lifetime
+                .as_ref()
+                .filter(|l| l.ttl_ms > 0 || l.idle_timeout_ms > 0 || l.expires_at.is_some())
+                .map(|l| LifetimeView {
+                    ttl_ms: l.ttl_ms,
+                    expires_at: time(l.expires_at.as_ref()),
+                    idle_timeout_ms: l.idle_timeout_ms,
+                    idle_action: l.idle_action.clone(),
+                    last_activity: time(l.last_activity.as_ref()),
+                }),
         }
     }
 }
@@ -277,6 +311,9 @@ mod tests {
             init: false,
             mounts: Vec::new(),
             security: None,
+            restart: None,
+            restart_count: 0,
+            lifetime: None,
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),
@@ -365,6 +402,7 @@ mod tests {
             ContainerState::Exited,
             ContainerState::Failed,
             ContainerState::Removing,
+            ContainerState::Paused,
         ] {
             assert_eq!(parse_state(state_name(s as i32)), Some(s));
         }
@@ -378,7 +416,7 @@ mod tests {
         assert_eq!(state_name(ContainerState::Unspecified as i32), "unknown");
         assert_eq!(
             state_names(),
-            "created, starting, running, exited, failed or removing"
+            "created, starting, running, exited, failed, removing or paused"
         );
     }
 }

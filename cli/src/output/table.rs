@@ -76,6 +76,10 @@ pub fn status_text(c: &Container, now: i64) -> String {
             Some(d) => format!("Up {d}"),
             None => "Up".to_owned(),
         },
+        Ok(ContainerState::Paused) => match since(c.started_at.as_ref()) {
+            Some(d) => format!("Up {d} (Paused)"),
+            None => "Up (Paused)".to_owned(),
+        },
         Ok(ContainerState::Exited) => match since(finished) {
             Some(d) => format!("Exited ({code}) {d} ago"),
             None => format!("Exited ({code})"),

@@ -1,16 +1,21 @@
 //! Cgroup v1 and v2: layout detection, creation with limits, membership,
 //! OOM accounting and removal. What the two hierarchies share is here; each
-//! backend is one file ([`v1`], [`v2`]), removal has its own, and so has the
-//! device allow-list ([`devices`], compiled to BPF on v2 by [`bpf`]).
+//! backend is one file ([`v1`], [`v2`]), removal has its own, and so have the
+//! device allow-list ([`devices`], compiled to BPF on v2 by [`bpf`]), the
+//! freezer ([`freeze`]) and usage figures ([`stats`]).
 mod bpf;
 pub mod devices;
+mod freeze;
 mod remove;
+mod stats;
 #[cfg(test)]
 mod testutil;
 mod v1;
 mod v2;
 
+pub use freeze::{freeze, is_frozen, thaw};
 pub use remove::remove;
+pub use stats::{Usage, members, usage};
 
 use crate::spec::{CgroupLayout, CgroupSpec};
 use std::io::{ErrorKind, Write};
@@ -41,12 +46,18 @@ fn io_err(path: &Path, source: std::io::Error) -> CgroupError {
 }
 
 /// The controllers Quilt uses (v1: one hierarchy each, created in this
-/// order; v2: enabled in the parents' subtree_control).
-const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
-/// The v1 hierarchies a container has a directory in: the controllers
-/// above, and `devices` (v2 has no devices controller: a BPF program
-/// attached to the cgroup does its work).
-const V1_HIERARCHIES: [&str; 4] = ["memory", "cpu", "pids", "devices"];
+/// order; v2: enabled in the parents' subtree_control where available).
+const CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "io"];
+/// The v1 hierarchies a container has a directory in (those mounted):
+/// memory, cpu and pids for the limits, `devices` for the allow-list (v2 has
+/// no devices controller: a BPF program attached to the cgroup does its
+/// work), `cpuacct` and `blkio` for usage figures, `freezer` for pause.
+const V1_HIERARCHIES: [&str; 7] = [
+    "memory", "cpu", "pids", "devices", "cpuacct", "blkio", "freezer",
+];
+/// The v1 hierarchies a container started by an older quilt may lack
+/// (joined when there, skipped when not).
+const V1_OPTIONAL: [&str; 4] = ["devices", "cpuacct", "blkio", "freezer"];
 /// CFS period used for CPU limits, in microseconds.
 const CPU_PERIOD_US: u64 = 100_000;
 
@@ -216,16 +227,20 @@ pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
         CgroupLayout::V2 { .. } => v2::JOIN_FILE,
         CgroupLayout::V1 { .. } => v1::JOIN_FILE,
     };
-    // A container started before quilt gave containers a devices cgroup
-    // (still running across an upgrade) has none to join: its commands are
-    // confined as it is. Every other hierarchy must be there.
-    let devices_dir = match &spec.layout {
-        CgroupLayout::V1 { root } => Some(root.join("devices").join(rel_path(spec)?)),
-        CgroupLayout::V2 { .. } => None,
+    // A container started before quilt gave containers a devices (or
+    // cpuacct, blkio, freezer) cgroup, still running across an upgrade, has
+    // none to join: its commands are confined as it is. Every other
+    // hierarchy must be there.
+    let optional: Vec<PathBuf> = match &spec.layout {
+        CgroupLayout::V1 { root } => {
+            let rel = rel_path(spec)?;
+            V1_OPTIONAL.iter().map(|c| root.join(c).join(rel)).collect()
+        }
+        CgroupLayout::V2 { .. } => Vec::new(),
     };
     for dir in dirs(spec)? {
         if !dir.is_dir() {
-            if devices_dir.as_ref() == Some(&dir) {
+            if optional.contains(&dir) {
                 continue;
             }
             return Err(io_err(&dir, std::io::Error::from(ErrorKind::NotFound)));

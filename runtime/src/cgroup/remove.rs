@@ -16,6 +16,9 @@ const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn remove(spec: &CgroupSpec) -> Result<(), CgroupError> {
     // One deadline for the whole removal, however many hierarchies (v1).
     let deadline = Instant::now() + REMOVE_TIMEOUT;
+    // A frozen (paused) v1 cgroup's tasks cannot act on SIGKILL until they
+    // are thawed: thaw first, or the removal would wait for nothing.
+    let _ = super::thaw(spec);
     let mut first_err = None;
     for dir in dirs(spec)? {
         if let Err(e) = remove_tree(&dir, deadline) {

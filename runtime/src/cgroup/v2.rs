@@ -123,13 +123,13 @@ mod tests {
         create(&s).unwrap();
         assert_eq!(
             read(root.join("cgroup.subtree_control")),
-            "+memory +cpu +pids"
+            "+memory +cpu +pids +io"
         );
         // The intermediate level had no cgroup.controllers: it inherits what
         // the root enabled.
         assert_eq!(
             read(root.join("quilt/cgroup.subtree_control")),
-            "+memory +cpu +pids"
+            "+memory +cpu +pids +io"
         );
         let leaf = root.join("quilt/c1");
         assert_eq!(read(leaf.join("memory.max")), "67108864");
@@ -168,8 +168,9 @@ mod tests {
         fs::write(root.join("quilt/cgroup.subtree_control"), "memory\n").unwrap();
         let s = spec(CgroupLayout::V2 { root: root.into() }, Limits::default());
         create(&s).unwrap();
-        // memory already enabled at the root: only cpu added; pids unavailable.
-        assert_eq!(read(root.join("cgroup.subtree_control")), "+cpu");
+        // memory already enabled at the root: only cpu and io added; pids
+        // unavailable.
+        assert_eq!(read(root.join("cgroup.subtree_control")), "+cpu +io");
         // Nothing missing at the second level: untouched.
         assert_eq!(read(root.join("quilt/cgroup.subtree_control")), "memory\n");
         let leaf = root.join("quilt/c1");

@@ -2,10 +2,12 @@
 //! logs and mounts.
 use super::{non_empty, ts};
 use quilt_proto::v1 as pb;
-use quilt_sync_engine::model::{DeviceMapping, Seccomp, Security, Ulimit, UsernsMode};
+use quilt_sync_engine::model::{
+    DeviceMapping, IdleAction, Lifetime, RestartPolicy, Seccomp, Security, Ulimit, UsernsMode,
+};
 use quilt_sync_engine::{
-    Container, CreateSpec, Event, ExitInfo, LogLine, LogStream, MountSource, MountSpec, State,
-    WaitResult,
+    Container, CreateSpec, Event, EventFilter, ExitInfo, LogLine, LogStream, MountSource,
+    MountSpec, State, WaitResult,
 };
 use tonic::Status;
 
@@ -14,6 +16,7 @@ pub fn state(s: State) -> pb::ContainerState {
         State::Created => pb::ContainerState::Created,
         State::Starting => pb::ContainerState::Starting,
         State::Running => pb::ContainerState::Running,
+        State::Paused => pb::ContainerState::Paused,
         State::Exited => pb::ContainerState::Exited,
         State::Failed => pb::ContainerState::Failed,
         State::Removing => pb::ContainerState::Removing,
@@ -26,6 +29,7 @@ pub fn state_from(s: pb::ContainerState) -> Option<State> {
         pb::ContainerState::Created => State::Created,
         pb::ContainerState::Starting => State::Starting,
         pb::ContainerState::Running => State::Running,
+        pb::ContainerState::Paused => State::Paused,
         pb::ContainerState::Exited => State::Exited,
         pb::ContainerState::Failed => State::Failed,
         pb::ContainerState::Removing => State::Removing,
@@ -79,7 +83,52 @@ pub fn container(c: &Container) -> pb::Container {
         init: c.init,
         mounts: c.mounts.iter().map(mount).collect(),
         security: Some(security(&c.security)),
+        restart: Some(pb::RestartPolicy {
+            name: c.restart.name().to_owned(),
+            max_retries: c.restart.max(),
+        }),
+        restart_count: c.restart_count,
+        lifetime: Some(pb::Lifetime {
+            ttl_ms: ns_to_ms(c.lifetime.ttl_ns),
+            idle_timeout_ms: ns_to_ms(c.lifetime.idle_timeout_ns),
+            idle_action: c.lifetime.idle_action.as_str().to_owned(),
+            expires_at: c.lifetime.expires_at_ns.map(ts),
+            last_activity: c.lifetime.last_activity_ns.map(ts),
+        }),
     }
+}
+
+fn ns_to_ms(ns: i64) -> u64 {
+    u64::try_from(ns / 1_000_000).unwrap_or(0)
+}
+
+/// A lifetime from the wire (checked for range by the engine).
+fn lifetime_from(l: Option<pb::Lifetime>) -> Result<Lifetime, Status> {
+    let l = l.unwrap_or_default();
+    let ns = |what: &str, ms: u64| {
+        i64::try_from(ms)
+            .ok()
+            .and_then(|ms| ms.checked_mul(1_000_000))
+            .ok_or_else(|| Status::invalid_argument(format!("the {what} is too long")))
+    };
+    Ok(Lifetime {
+        ttl_ns: ns("ttl", l.ttl_ms)?,
+        idle_timeout_ns: ns("idle timeout", l.idle_timeout_ms)?,
+        idle_action: IdleAction::parse(&l.idle_action).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "invalid idle action {:?} (expected stop or pause)",
+                l.idle_action
+            ))
+        })?,
+        expires_at_ns: None,
+        last_activity_ns: None,
+    })
+}
+
+/// A restart policy from the wire: unset or an empty name is "no".
+fn restart_from(r: Option<pb::RestartPolicy>) -> Result<RestartPolicy, Status> {
+    let r = r.unwrap_or_default();
+    RestartPolicy::from_parts(&r.name, r.max_retries).map_err(Status::invalid_argument)
 }
 
 pub fn wait_result(w: &WaitResult) -> pb::ExitStatus {
@@ -98,6 +147,37 @@ pub fn event(e: &Event) -> pb::Event {
         exit: exit_status(e.state, e.exit.as_ref(), e.failure_reason.as_deref()),
         action: e.action.to_owned(),
     }
+}
+
+/// The filters and time bounds of a WatchEventsRequest (unix ns).
+pub fn event_query(
+    r: &pb::WatchEventsRequest,
+) -> Result<(EventFilter, Option<i64>, Option<i64>), Status> {
+    for a in &r.actions {
+        if a.is_empty() || a.len() > 64 {
+            return Err(Status::invalid_argument(format!(
+                "invalid event action {a:?}"
+            )));
+        }
+    }
+    if r.containers.len() > 1000 || r.actions.len() > 100 {
+        return Err(Status::invalid_argument("too many event filters"));
+    }
+    let since = r.since.as_ref().map(super::ts_ns);
+    let until = r.until.as_ref().map(super::ts_ns);
+    if let (Some(s), Some(u)) = (since, until)
+        && u < s
+    {
+        return Err(Status::invalid_argument("until is before since"));
+    }
+    Ok((
+        EventFilter {
+            containers: r.containers.clone(),
+            actions: r.actions.clone(),
+        },
+        since,
+        until,
+    ))
 }
 
 pub fn log_line(l: LogLine) -> pb::LogEntry {
@@ -293,6 +373,8 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
         init: r.init,
         disk_bytes: res.disk_bytes,
         security: security_from(r.security.unwrap_or_default())?,
+        restart: restart_from(r.restart)?,
+        lifetime: lifetime_from(r.lifetime)?,
     })
 }
 

@@ -7,6 +7,7 @@ mod images;
 mod listing;
 mod networks;
 mod requester;
+mod stats;
 mod volumes;
 
 pub use containers::*;
@@ -15,6 +16,7 @@ pub use images::*;
 pub use listing::*;
 pub use networks::network;
 pub use requester::*;
+pub use stats::*;
 pub use volumes::*;
 
 /// An optional string field: proto3 sends "" for unset.

@@ -88,6 +88,58 @@ impl ContainerService for Containers {
         }))
     }
 
+    async fn prune_containers(
+        &self,
+        req: Request<pb::PruneContainersRequest>,
+    ) -> Result<Response<pb::PruneContainersResponse>, Status> {
+        let r = req.into_inner();
+        let until = r.until.as_ref().map(convert::ts_ns);
+        let p = self
+            .engine
+            .prune(r.labels.into_iter().collect(), until)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PruneContainersResponse {
+            removed: p.ids,
+            reclaimed_bytes: p.reclaimed_bytes,
+        }))
+    }
+
+    async fn update_lifetime(
+        &self,
+        req: Request<pb::UpdateLifetimeRequest>,
+    ) -> Result<Response<pb::UpdateLifetimeResponse>, Status> {
+        let r = req.into_inner();
+        let c = self
+            .engine
+            .update_lifetime(
+                &r.id,
+                r.ttl_ms.map(std::time::Duration::from_millis),
+                r.touch,
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::UpdateLifetimeResponse {
+            container: Some(convert::container(&c)),
+        }))
+    }
+
+    async fn restart_container(
+        &self,
+        req: Request<pb::RestartContainerRequest>,
+    ) -> Result<Response<pb::RestartContainerResponse>, Status> {
+        let r = req.into_inner();
+        let timeout = convert::stop_timeout(r.timeout_seconds)?;
+        let c = self
+            .engine
+            .restart(&r.id, timeout)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RestartContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
+    }
+
     async fn kill_container(
         &self,
         req: Request<pb::KillContainerRequest>,
@@ -237,17 +289,25 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let rx = self.engine.subscribe();
-        let reference = req.into_inner().id;
-        let only = if reference.is_empty() {
+        let r = req.into_inner();
+        let (filter, since, until) = convert::event_query(&r)?;
+        let only = if r.id.is_empty() {
             None
         } else {
-            Some(self.engine.get(&reference).await.map_err(to_status)?.id)
+            Some(self.engine.get(&r.id).await.map_err(to_status)?.id)
         };
-        let stream = BroadcastStream::new(rx).filter_map(move |ev| match ev {
-            Ok(ev) if only.as_ref().is_none_or(|id| *id == ev.container_id) => {
-                Some(Ok(convert::event(&ev)))
-            }
+        let (past, rx) = self.engine.events_since(since);
+        let keep = move |ev: &quilt_sync_engine::Event| {
+            only.as_ref().is_none_or(|id| *id == ev.container_id)
+                && filter.matches(ev)
+                && until.is_none_or(|u| ev.time_ns <= u)
+        };
+        let keep2 = keep.clone();
+        let history = tokio_stream::iter(past)
+            .filter(move |ev| keep(ev))
+            .map(|ev| Ok(convert::event(&ev)));
+        let live = BroadcastStream::new(rx).filter_map(move |ev| match ev {
+            Ok(ev) if keep2(&ev) => Some(Ok(convert::event(&ev))),
             Ok(_) => None,
             Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
                 Some(Err(Status::data_loss(format!(
@@ -255,6 +315,89 @@ impl ContainerService for Containers {
                 ))))
             }
         });
+        let stream = history.chain(live);
+        let Some(until) = until else {
+            return Ok(Response::new(Box::pin(stream)));
+        };
+        // End the stream at `until`, whether or not events come.
+        let left = (until - quilt_sync_engine::now_ns()).max(0) as u64;
+        let end = tokio::time::sleep(std::time::Duration::from_nanos(left));
+        Ok(Response::new(Box::pin(futures::StreamExt::take_until(
+            stream, end,
+        ))))
+    }
+
+    async fn get_stats(
+        &self,
+        req: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        let r = req.into_inner();
+        let batch = self
+            .engine
+            .stats(&r.ids, r.all, r.sample_ms)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::stats_response(&batch)))
+    }
+
+    type StreamStatsStream = BoxStream<pb::GetStatsResponse>;
+
+    async fn stream_stats(
+        &self,
+        req: Request<pb::StreamStatsRequest>,
+    ) -> Result<Response<Self::StreamStatsStream>, Status> {
+        let r = req.into_inner();
+        let rx = self
+            .engine
+            .stats_stream(&r.ids, r.all, r.interval_ms)
+            .await
+            .map_err(to_status)?;
+        let stream = ReceiverStream::new(rx).map(|batch| match batch {
+            Ok(b) => Ok(convert::stats_response(&b)),
+            Err(e) => Err(to_status(e)),
+        });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn top_container(
+        &self,
+        req: Request<pb::TopContainerRequest>,
+    ) -> Result<Response<pb::TopContainerResponse>, Status> {
+        let procs = self
+            .engine
+            .top(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::TopContainerResponse {
+            processes: procs.iter().map(convert::process).collect(),
+        }))
+    }
+
+    async fn pause_container(
+        &self,
+        req: Request<pb::PauseContainerRequest>,
+    ) -> Result<Response<pb::PauseContainerResponse>, Status> {
+        let c = self
+            .engine
+            .pause(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PauseContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
+    }
+
+    async fn unpause_container(
+        &self,
+        req: Request<pb::UnpauseContainerRequest>,
+    ) -> Result<Response<pb::UnpauseContainerResponse>, Status> {
+        let c = self
+            .engine
+            .unpause(&req.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::UnpauseContainerResponse {
+            container: Some(convert::container(&c)),
+        }))
     }
 }

@@ -132,6 +132,11 @@ impl Engine {
         let shared = &self.shared;
         let mut watch = shared.watch();
         let mut c = shared.store().resolve(reference).await?;
+        if !c.state.is_removing() {
+            // Whatever state it is in, its restart policy must not undo the
+            // stop (a restart waiting out its back-off is cancelled too).
+            shared.store().set_manual_stop(&c.id).await?;
+        }
         if c.is_queued() {
             // Queued, not begun: cancel the start (the starter takes the
             // lifecycle lock before it begins, and its begin requires the
@@ -149,6 +154,11 @@ impl Engine {
             // what it started.
             drop(shared.live(&c.id).lifecycle.lock().await);
             c = reread(shared, &c.id, reference).await?;
+        }
+        if c.state.is_paused() {
+            // Thawed first, as docker does: a frozen workload cannot act on
+            // SIGTERM.
+            c = shared.thaw_paused(c).await?;
         }
         if c.state.is_removing() {
             return Err(refused(&c));
@@ -175,10 +185,24 @@ impl Engine {
         }))
     }
 
+    /// Stops the container (as `stop`), then starts it again; one that is
+    /// not running is just started.
+    pub async fn restart(&self, reference: &str, timeout: Duration) -> Result<Container> {
+        let c = self.stop(reference, timeout).await?;
+        if c.state.is_removing() {
+            return Err(refused(&c));
+        }
+        self.start(&c.id).await
+    }
+
     /// Sends a signal (name or number) to the container's PID 1.
     pub async fn kill(&self, reference: &str, signal: &str) -> Result<()> {
         let sig = signals::requested(signal)?;
-        let c = self.shared.store().resolve(reference).await?;
+        let mut c = self.shared.store().resolve(reference).await?;
+        if c.state.is_paused() {
+            // Thawed first, as docker's stop is: the signal is acted on at once.
+            c = self.shared.thaw_paused(c).await?;
+        }
         if !c.state.can_kill() {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not running (state: {})",
@@ -186,6 +210,9 @@ impl Engine {
                 c.state.as_str()
             )));
         }
+        // As with docker, a kill by the user counts as a stop for restart
+        // policies.
+        self.shared.store().set_manual_stop(&c.id).await?;
         signals::signal_target(&self.shared, &c, sig)
     }
 
@@ -297,6 +324,8 @@ fn apply_defaults(spec: &mut CreateSpec, cfg: &crate::config::EngineConfig) {
 fn refused(c: &Container) -> EngineError {
     EngineError::FailedPrecondition(if c.state.is_removing() {
         format!("container {} is being removed", c.name)
+    } else if c.state.is_paused() {
+        format!("container {} is paused: unpause it instead", c.name)
     } else {
         format!("container {} is {}", c.name, c.state.as_str())
     })

@@ -95,9 +95,10 @@ async fn run_copy(
     io: Io,
 ) -> Result<CopyDigest> {
     let live = shared.live(&c.id);
+    let _activity = shared.activity(&c.id);
     // A stopped container is held stopped while its overlay is mounted by the helper.
     let mut _lifecycle = None;
-    let c = if c.state.can_exec() {
+    let c = if c.state.can_exec() || c.state.is_paused() {
         c
     } else {
         _lifecycle = Some(live.lifecycle.lock().await);

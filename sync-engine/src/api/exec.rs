@@ -30,6 +30,12 @@ impl Engine {
             // Created and started moments ago: exec once it runs.
             c = shared.wait_started(&mut watch, &c.id).await?;
         }
+        if c.state.is_paused() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "container {} is paused: unpause it first",
+                c.name
+            )));
+        }
         let (true, Some(pid), Some(shim_pid)) = (c.state.can_exec(), c.pid, c.shim_pid) else {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not running (state: {})",

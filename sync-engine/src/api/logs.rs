@@ -29,6 +29,8 @@ impl Engine {
             )));
         }
         let guard = shared.live(&c.id).followers.clone().read_owned().await;
+        // Following (attach, logs -f) is activity for idle timeouts.
+        let activity = follow.then(|| shared.activity(&c.id));
         let (tx, rx) = mpsc::channel(256);
         let filter = Filter { since_ns };
         tokio::spawn(async move {
@@ -37,6 +39,7 @@ impl Engine {
                 let _ = tx.send(Err(e)).await;
             }
             drop(guard);
+            drop(activity);
         });
         Ok(rx)
     }

@@ -15,6 +15,13 @@ pub(crate) struct Live {
     pub followers: Arc<RwLock<()>>,
     /// pidfd of the container's PID 1 while it runs.
     target: Mutex<Option<Arc<OwnedFd>>>,
+    /// Consecutive runs shorter than the back-off reset (restart policies;
+    /// starts again from the first back-off after a daemon restart).
+    pub restart_streak: Mutex<u32>,
+    /// Execs, attaches, log follows and copies under way (idle timeouts).
+    pub active: std::sync::atomic::AtomicU32,
+    /// The end of the latest of them (unix ns; 0: none since quiltd started).
+    pub last_activity_ns: std::sync::atomic::AtomicI64,
 }
 
 impl Live {

@@ -1,9 +1,11 @@
 //! The engine handle the gRPC server holds, and the state its parts share.
+mod activity;
 mod live;
 mod queue;
 mod shared;
 mod wait;
 
+pub(crate) use activity::ActivityGuard;
 pub(crate) use queue::{Queued, StartQueue};
 pub use queue::{Requester, StartClass};
 pub(crate) use shared::Shared;
@@ -12,7 +14,7 @@ pub(crate) use wait::{Waited, Watch};
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::model::Event;
-use crate::services::{images_sweep, reconcile, starter};
+use crate::services::{images_sweep, lifetimes, reconcile, starter};
 use crate::store::Store;
 use quilt_runtime::cgroup;
 use quilt_runtime::image::ImageStore;
@@ -78,7 +80,16 @@ impl Engine {
                     .await??,
             )
         };
-        let shared = Arc::new(Shared::new(cfg, store, images, layout, queue, net));
+        let (lifetimes_tx, lifetimes_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::new(
+            cfg,
+            store,
+            images,
+            layout,
+            queue,
+            net,
+            lifetimes_tx,
+        ));
         images_sweep::remove_unrecorded(&shared).await?;
         // The default seccomp profile, compiled before the first start.
         let warm = shared.clone();
@@ -87,6 +98,7 @@ impl Engine {
         starter::spawn(shared.clone());
         reconcile::run(&shared).await?;
         crate::exec::detached::reconcile(&shared).await?;
+        lifetimes::spawn(shared.clone(), lifetimes_rx).await?;
         Ok(Engine { shared })
     }
 
@@ -97,6 +109,15 @@ impl Engine {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.subscribe()
+    }
+
+    /// The remembered events at or after `since_ns` (none without it), and a
+    /// receiver of the events that follow them: none missed, none twice.
+    pub fn events_since(&self, since_ns: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        match since_ns {
+            Some(since) => self.shared.events_from_history(since),
+            None => (Vec::new(), self.shared.subscribe()),
+        }
     }
 
     /// Stops accepting work and lets in-flight starts finish (bounded).

@@ -18,6 +18,8 @@ use tokio::sync::{Semaphore, broadcast};
 
 /// Events buffered per subscriber before it lags.
 const EVENT_BUFFER: usize = 8192;
+/// Events remembered for WatchEvents' `since` (in memory: a restart forgets).
+const EVENT_HISTORY: usize = 4096;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -44,6 +46,10 @@ pub(crate) struct Shared {
     net: Arc<quilt_network::Networking>,
     /// Serialises network creation and removal (the ruleset follows them).
     net_lock: tokio::sync::Mutex<()>,
+    /// Wakes the lifetimes service to look at a container again.
+    lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
+    /// The latest events (at most EVENT_HISTORY), for WatchEvents' `since`.
+    history: Mutex<std::collections::VecDeque<Event>>,
 }
 
 impl Shared {
@@ -54,6 +60,7 @@ impl Shared {
         layout: CgroupLayout,
         queue: StartQueue,
         net: Arc<quilt_network::Networking>,
+        lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Shared {
@@ -72,6 +79,8 @@ impl Shared {
             seccomp: Default::default(),
             net,
             net_lock: tokio::sync::Mutex::new(()),
+            lifetimes,
+            history: Mutex::new(std::collections::VecDeque::with_capacity(EVENT_HISTORY)),
         }
     }
 
@@ -81,6 +90,25 @@ impl Shared {
 
     pub fn net_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.net_lock
+    }
+
+    /// The remembered events at or after `since_ns`, oldest first, and a
+    /// receiver of those that follow (none missed, none twice: both taken
+    /// under the history lock).
+    pub fn events_from_history(&self, since_ns: i64) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        // Events are recorded in time order: skip the older ones.
+        let first = history.partition_point(|e| e.time_ns < since_ns);
+        (
+            history.range(first..).cloned().collect(),
+            self.events.subscribe(),
+        )
+    }
+
+    /// Asks the lifetimes service to look at container `id` again (its
+    /// deadlines or activity changed).
+    pub(crate) fn lifetimes_wake(&self, id: &str) {
+        let _ = self.lifetimes.send(id.to_owned());
     }
 
     pub fn cfg(&self) -> &EngineConfig {
@@ -177,7 +205,12 @@ impl Shared {
         exit: Option<ExitInfo>,
         reason: Option<String>,
     ) {
-        let _ = self.events.send(Event {
+        // Numbered and kept under one lock, so history and the live stream
+        // agree on the order.
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = history.back().map_or(1, |e: &Event| e.seq + 1);
+        let ev = Event {
+            seq,
             container_id: c.id.clone(),
             name: c.name.clone(),
             state,
@@ -185,6 +218,11 @@ impl Shared {
             time_ns: now_ns(),
             exit,
             failure_reason: reason,
-        });
+        };
+        if history.len() == EVENT_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(ev.clone());
+        let _ = self.events.send(ev);
     }
 }

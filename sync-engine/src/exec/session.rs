@@ -199,6 +199,7 @@ pub(crate) async fn start(
         (Some(tx), Some(rx))
     };
     let out = OutputTask {
+        _activity: shared.activity(&c.id),
         rec,
         log: tokio::fs::File::from_std(log),
         log_full: false,
@@ -340,6 +341,8 @@ async fn feed_input(
 }
 
 struct OutputTask {
+    /// The exec counts as activity (idle timeouts) until its output ends.
+    _activity: crate::engine::ActivityGuard,
     rec: Arc<ExecRecord>,
     log: tokio::fs::File,
     log_full: bool,

@@ -1,7 +1,9 @@
 //! The engine's view of a container, independent of the wire format.
 use super::event::Event;
+use super::lifetime::Lifetime;
 use super::mount::MountSpec;
 use super::network::{NetSettings, Network};
+use super::restart::RestartPolicy;
 use super::security::{IdRange, Security};
 use super::state::State;
 use std::collections::BTreeMap;
@@ -33,6 +35,9 @@ pub struct CreateSpec {
     /// Bytes the container may write (its layer and logs); 0: the default.
     pub disk_bytes: u64,
     pub security: Security,
+    pub restart: RestartPolicy,
+    /// TTL and idle timeout (deadlines unset).
+    pub lifetime: Lifetime,
 }
 
 /// How a container ended.
@@ -79,6 +84,12 @@ pub struct Container {
     pub security: Security,
     /// The host ids of its private user namespace (allocated at create).
     pub id_range: Option<IdRange>,
+    pub restart: RestartPolicy,
+    /// Restarts made by its policy since the user last started it.
+    pub restart_count: u32,
+    /// Stopped (or killed) by the user: its policy does not restart it.
+    pub manual_stop: bool,
+    pub lifetime: Lifetime,
 }
 
 /// Filters of ListContainers.
@@ -179,6 +190,10 @@ impl Container {
             disk_bytes: spec.disk_bytes,
             security: spec.security,
             id_range: None,
+            restart: spec.restart,
+            restart_count: 0,
+            manual_stop: false,
+            lifetime: spec.lifetime,
             id,
         }
     }
@@ -198,6 +213,19 @@ impl Container {
     /// recorded.
     pub fn has_ended(&self) -> bool {
         self.state.is_finished() || (self.state.is_removing() && self.exit.is_some())
+    }
+
+    /// Its restart policy calls for a new start: it exited (not failed to
+    /// start), the user did not stop it, it is not removed on exit, and the
+    /// policy wants this exit restarted.
+    pub fn restart_due(&self) -> bool {
+        self.state == State::Exited
+            && !self.manual_stop
+            && !self.auto_remove
+            && self
+                .exit
+                .as_ref()
+                .is_some_and(|e| self.restart.wants_restart(e, self.restart_count))
     }
 
     /// Its workload's end is recorded (or it never ran and has finished).

@@ -3,20 +3,26 @@
 mod container;
 mod event;
 mod image;
+pub mod lifetime;
 mod mount;
 mod network;
+pub mod restart;
 mod security;
 pub mod state;
+mod stats;
 mod volume;
 
 pub use container::{
     Container, CreateSpec, ExitInfo, ListCursor, ListFilter, ListPage, ListQuery, ListView,
     WaitResult,
 };
-pub use event::{Event, now_ns};
+pub use event::{Event, EventFilter, now_ns};
 pub use image::{DiskUsage, ImageConfig, ImageInfo, Pruned};
+pub use lifetime::{IdleAction, Lifetime};
 pub use mount::{MountSource, MountSpec};
 pub use network::{DEFAULT_NETWORK, NetSettings, Network, NetworkInfo, NetworkSpec};
+pub use restart::RestartPolicy;
 pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};
 pub use state::State;
+pub use stats::ContainerStats;
 pub use volume::Volume;

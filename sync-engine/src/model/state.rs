@@ -7,11 +7,17 @@
 //! ```text
 //!            create            starter             workload exits
 //!   (none) ─────────> created ────────> starting ───> running ───────> exited
-//!                    │  ▲  (queued)        │                             │
-//!                    │  └──────── start ───┼─────────────────────────────┤
+//!                    │  ▲  (queued)        │          │  ▲                │
+//!                    │  │                  │    pause │  │ unpause        │
+//!                    │  │                  │          ▼  │                │
+//!                    │  │                  │         paused (frozen)      │
+//!                    │  └──────── start ───┼──────────────────────────────┤
 //!                    │                     └─> failed <── supervisor lost ┘
 //!                    └────────────── rm ────> removing ──> (row deleted)
 //! ```
+//! `paused`: the workload's cgroup is frozen. Stop, kill and a forced
+//! removal thaw it first (unpause, then act, as docker does); exec is
+//! refused; copies go through its namespaces as for a running one.
 //! A created container whose start was requested and not yet begun is
 //! *queued* (`created` with its `autostart` flag set); `stop` cancels that.
 //! `removing` is reachable from every state and keeps the exit status that
@@ -23,6 +29,7 @@ pub enum State {
     Created,
     Starting,
     Running,
+    Paused,
     Exited,
     Failed,
     Removing,
@@ -33,6 +40,7 @@ pub const ALL: &[State] = &[
     State::Created,
     State::Starting,
     State::Running,
+    State::Paused,
     State::Exited,
     State::Failed,
     State::Removing,
@@ -44,6 +52,10 @@ pub const STARTABLE: &[State] = &[State::Created, State::Exited, State::Failed];
 pub const ACTIVE: &[State] = &[State::Starting, State::Running];
 /// States that have a live workload the engine may signal.
 pub const SIGNALLABLE: &[State] = &[State::Running];
+/// States with a workload (or its start) under way: a removal must be forced.
+pub const LIVE: &[State] = &[State::Starting, State::Running, State::Paused];
+/// States whose workload may be frozen.
+pub const PAUSABLE: &[State] = &[State::Running];
 /// States whose files may be copied through a private mount of the rootfs
 /// (nothing runs, so nothing else writes them).
 pub const STOPPED: &[State] = &[State::Created, State::Exited, State::Failed];
@@ -54,6 +66,7 @@ pub const IN_USE: &[State] = &[
     State::Created,
     State::Starting,
     State::Running,
+    State::Paused,
     State::Exited,
     State::Failed,
 ];
@@ -74,12 +87,25 @@ pub mod from {
         State::Created,
         State::Starting,
         State::Running,
+        State::Paused,
         State::Removing,
     ];
     /// -> exited: the workload's exit status.
-    pub const RECORD_EXIT: &[State] = &[State::Starting, State::Running, State::Removing];
+    pub const RECORD_EXIT: &[State] = &[
+        State::Starting,
+        State::Running,
+        State::Paused,
+        State::Removing,
+    ];
+    /// running -> paused, once the cgroup is frozen.
+    pub const SET_PAUSED: &[State] = super::PAUSABLE;
+    /// paused -> running, once the cgroup is thawed.
+    pub const SET_UNPAUSED: &[State] = &[State::Paused];
     /// -> created (queued): a new start of a stored container.
     pub const RESET_FOR_START: &[State] = super::STARTABLE;
+    /// exited -> created (queued): a restart by the container's policy
+    /// (only after its workload ran and exited).
+    pub const RESTART: &[State] = &[State::Exited];
     /// starting -> created (queued): a start the previous daemon did not finish.
     pub const REQUEUE_INTERRUPTED: &[State] = &[State::Starting];
     /// -> removing: from anywhere.
@@ -92,6 +118,7 @@ impl State {
             State::Created => "created",
             State::Starting => "starting",
             State::Running => "running",
+            State::Paused => "paused",
             State::Exited => "exited",
             State::Failed => "failed",
             State::Removing => "removing",
@@ -133,10 +160,22 @@ impl State {
         self == State::Running
     }
 
-    /// Files may be copied in or out: through the running container's
-    /// namespaces, or through a private mount of a stopped one's rootfs.
+    /// Files may be copied in or out: through the running (or paused)
+    /// container's namespaces, or through a private mount of a stopped
+    /// one's rootfs.
     pub fn can_copy(self) -> bool {
-        self == State::Running || STOPPED.contains(&self)
+        self == State::Running || self == State::Paused || STOPPED.contains(&self)
+    }
+
+    /// The workload may be frozen.
+    pub fn can_pause(self) -> bool {
+        PAUSABLE.contains(&self)
+    }
+
+    /// The workload is frozen: unpause thaws it; stop, kill and a forced
+    /// removal thaw it before they act.
+    pub fn is_paused(self) -> bool {
+        self == State::Paused
     }
 
     /// Files are copied through a private mount (nothing runs).
@@ -146,7 +185,7 @@ impl State {
 
     /// The container may be removed; without `force` only when nothing runs.
     pub fn can_remove(self, force: bool) -> bool {
-        force || !ACTIVE.contains(&self)
+        force || !LIVE.contains(&self)
     }
 
     /// The row is on its way out: every verb but a forced removal refuses it.
@@ -169,9 +208,11 @@ mod tests {
         Copy,
         Remove,
         ForceRemove,
+        Pause,
+        Unpause,
     }
 
-    const VERBS: [Verb; 7] = [
+    const VERBS: [Verb; 9] = [
         Verb::Start,
         Verb::Stop,
         Verb::Kill,
@@ -179,6 +220,8 @@ mod tests {
         Verb::Copy,
         Verb::Remove,
         Verb::ForceRemove,
+        Verb::Pause,
+        Verb::Unpause,
     ];
 
     fn allowed(s: State, v: Verb) -> bool {
@@ -190,6 +233,8 @@ mod tests {
             Verb::Copy => s.can_copy(),
             Verb::Remove => s.can_remove(false),
             Verb::ForceRemove => s.can_remove(true),
+            Verb::Pause => s.can_pause(),
+            Verb::Unpause => s.is_paused(),
         }
     }
 
@@ -198,14 +243,38 @@ mod tests {
     #[test]
     fn every_state_and_verb() {
         use State::*;
-        //          start  stop   kill   exec   copy   rm     rm -f
-        let table: [(State, [bool; 7]); 6] = [
-            (Created, [true, false, false, false, true, true, true]),
-            (Starting, [false, false, false, false, false, false, true]),
-            (Running, [false, true, true, true, true, false, true]),
-            (Exited, [true, false, false, false, true, true, true]),
-            (Failed, [true, false, false, false, true, true, true]),
-            (Removing, [false, false, false, false, false, true, true]),
+        // A paused container's stop and kill thaw it first (then it is
+        // running): the predicates answer for the state they act in.
+        //          start  stop   kill   exec   copy   rm     rm -f  pause  unpause
+        let table: [(State, [bool; 9]); 7] = [
+            (
+                Created,
+                [true, false, false, false, true, true, true, false, false],
+            ),
+            (
+                Starting,
+                [false, false, false, false, false, false, true, false, false],
+            ),
+            (
+                Running,
+                [false, true, true, true, true, false, true, true, false],
+            ),
+            (
+                Paused,
+                [false, false, false, false, true, false, true, false, true],
+            ),
+            (
+                Exited,
+                [true, false, false, false, true, true, true, false, false],
+            ),
+            (
+                Failed,
+                [true, false, false, false, true, true, true, false, false],
+            ),
+            (
+                Removing,
+                [false, false, false, false, false, true, true, false, false],
+            ),
         ];
         assert_eq!(table.len(), ALL.len());
         for (state, row) in table {
@@ -220,7 +289,7 @@ mod tests {
         for s in ALL {
             assert_eq!(State::parse(s.as_str()), Some(*s));
         }
-        assert_eq!(State::parse("paused"), None);
+        assert_eq!(State::parse("frozen"), None);
     }
 
     #[test]

@@ -53,9 +53,12 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
         // its timeout (which holds the lifecycle lock): the kill goes first,
         // the stop sees the exit and lets go.
         if let Some(c) = shared.store().get(id).await?
-            && c.state.can_kill()
+            && (c.state.can_kill() || c.state.is_paused())
         {
             signal_target(shared, &c, Signal::KILL)?;
+            if c.state.is_paused() {
+                shared.thaw_cgroup(&c).await?;
+            }
         }
     }
     let _lifecycle = live.lifecycle.lock().await;
@@ -80,6 +83,10 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
     }
     if c.exit.is_none() && c.shim_pid.is_some() {
         signal_target(shared, &c, Signal::KILL)?;
+        if prev.is_paused() {
+            // A frozen (v1) task acts on the SIGKILL once thawed.
+            shared.thaw_cgroup(&c).await?;
+        }
         if !shared.wait_exited(&mut watch, id, KILL_WAIT).await? {
             tracing::warn!(container = %id, "workload not recorded as exited after SIGKILL; removing anyway");
         }

@@ -83,6 +83,11 @@ pub(crate) async fn on_exit(shared: &Arc<Shared>, id: &str, shim_pid: i32) -> Re
             if let Some(state) = shared.store().record_exit(id, &exit).await? {
                 shared.metrics().exited(exit.oom_killed);
                 shared.emit(&c, state, "exited", Some(exit), None);
+                if let Some(now) = shared.store().get(id).await?
+                    && now.restart_due()
+                {
+                    super::restarter::schedule(shared.clone(), &now);
+                }
             }
         }
         other => {

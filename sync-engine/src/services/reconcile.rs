@@ -5,6 +5,7 @@
 //! auto-removals are resumed.
 use super::cleanup;
 use super::monitor;
+use super::restarter;
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, State};
@@ -43,6 +44,8 @@ async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
         State::Exited | State::Failed if c.auto_remove => {
             cleanup::spawn_remove(shared.clone(), c.id.clone())
         }
+        // A restart the previous quiltd had due (or was waiting out).
+        State::Exited if c.restart_due() => restarter::schedule(shared.clone(), c),
         State::Exited | State::Failed => {}
         State::Created if c.is_queued() => requeue(shared, c).await?,
         State::Created => {}
@@ -56,7 +59,8 @@ async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
             shared.store().requeue_interrupted_start(&c.id).await?;
             requeue(shared, c).await?;
         }
-        State::Running => return adopt(shared, c).await,
+        // A paused container stays frozen across the restart: adopted as is.
+        State::Running | State::Paused => return adopt(shared, c).await,
     }
     Ok(false)
 }

@@ -5,7 +5,10 @@ use super::{Store, json, states_sql, volumes};
 use crate::config::UsernsIds;
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
-use crate::model::{Container, ExitInfo, IdRange, ListView, Network, State, UsernsMode};
+use crate::model::{
+    Container, ExitInfo, IdRange, IdleAction, Lifetime, ListView, Network, RestartPolicy, State,
+    UsernsMode,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
@@ -15,6 +18,8 @@ pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.wor
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, \
+    c.restart_policy, c.restart_max, c.restart_count, c.manual_stop, \
+    c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
     (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
@@ -75,8 +80,9 @@ impl Store {
             let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
-             security, disk_bytes, net) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
+             idle_action) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -98,6 +104,11 @@ impl Store {
         .bind(json(&c.security))
         .bind(i64::try_from(c.disk_bytes).unwrap_or(i64::MAX))
         .bind(json(&c.net))
+        .bind(c.restart.name())
+        .bind(i64::from(c.restart.max()))
+        .bind(c.lifetime.ttl_ns)
+        .bind(c.lifetime.idle_timeout_ns)
+        .bind(c.lifetime.idle_action.as_str())
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -293,6 +304,36 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// running -> paused (`paused`), or paused -> running, once the cgroup
+    /// is frozen or thawed. False when the row was not in the source state
+    /// (it exited, or is being removed, meanwhile).
+    pub async fn set_paused(&self, id: &str, paused: bool) -> Result<bool> {
+        static PAUSE: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}' WHERE id = ? AND state IN ({})",
+                State::Paused.as_str(),
+                states_sql(from::SET_PAUSED)
+            )
+        });
+        static UNPAUSE: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}' WHERE id = ? AND state IN ({})",
+                State::Running.as_str(),
+                states_sql(from::SET_UNPAUSED)
+            )
+        });
+        let sql: &str = if paused { &PAUSE } else { &UNPAUSE };
+        // A thaw has happened: record it even on a full disk.
+        let r = db_write_critical!(self, |c| {
+            let r = sqlx::query(sql).bind(id).execute(&mut *c).await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// starting -> running, with the processes that now exist.
     pub async fn set_running(
         &self,
@@ -305,7 +346,10 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE containers SET state = '{}', pid = ?, shim_pid = ?, shim_start_time = ?, \
-                 started_at = ? WHERE id = ? AND state IN ({})",
+                 started_at = ?, last_activity = ?, \
+                 expires_at = CASE WHEN ttl_ns > 0 AND expires_at IS NULL THEN ? + ttl_ns \
+                 ELSE expires_at END \
+                 WHERE id = ? AND state IN ({})",
                 State::Running.as_str(),
                 states_sql(from::SET_RUNNING)
             )
@@ -315,6 +359,8 @@ impl Store {
                 .bind(pid)
                 .bind(shim_pid)
                 .bind(shim_start_time as i64)
+                .bind(at)
+                .bind(at)
                 .bind(at)
                 .bind(id)
                 .execute(&mut *c)
@@ -405,20 +451,90 @@ impl Store {
     }
 
     /// A stored container back to `created` and queued, ready for another
-    /// start: its last run's processes and exit are forgotten.
+    /// start by the user: its last run's processes and exit are forgotten,
+    /// and so are its restart count and a stop by the user.
     pub async fn reset_for_start(&self, id: &str) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', autostart = 1, pid = NULL, shim_pid = NULL, \
-                 shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, \
-                 failure_reason = NULL, started_at = NULL, finished_at = NULL \
+                "UPDATE containers SET state = '{}', {RESET}, restart_count = 0, manual_stop = 0, \
+                 expires_at = NULL \
                  WHERE id = ? AND state IN ({})",
                 State::Created.as_str(),
                 states_sql(from::RESET_FOR_START)
             )
         });
+        self.reset_with(&SQL, id).await
+    }
+
+    /// The same for a restart by the container's policy: its restart count
+    /// goes up. Nothing happens (false) when the user stopped it meanwhile,
+    /// or it is not finished any more (started, or being removed).
+    pub async fn reset_for_restart(&self, id: &str) -> Result<bool> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}', {RESET}, restart_count = restart_count + 1 \
+                 WHERE id = ? AND state IN ({}) AND manual_stop = 0",
+                State::Created.as_str(),
+                states_sql(from::RESTART)
+            )
+        });
+        self.reset_with(&SQL, id).await
+    }
+
+    /// Records that the user stopped (or killed) the container, so that its
+    /// restart policy leaves it stopped.
+    pub async fn set_manual_stop(&self, id: &str) -> Result<()> {
+        db_write!(self, |c| {
+            let r = sqlx::query("UPDATE containers SET manual_stop = 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Moves the TTL deadline (and the TTL) of a container.
+    pub async fn set_expiry(&self, id: &str, ttl_ns: i64, expires_at: Option<i64>) -> Result<bool> {
         let r = db_write!(self, |c| {
-            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            let r = sqlx::query("UPDATE containers SET ttl_ns = ?, expires_at = ? WHERE id = ?")
+                .bind(ttl_ns)
+                .bind(expires_at)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records the end of an exec, attach, logs follow or copy (the idle
+    /// timeout counts from the latest).
+    pub async fn set_last_activity(&self, id: &str, at: i64) -> Result<()> {
+        db_write!(self, |c| {
+            let r = sqlx::query(
+                "UPDATE containers SET last_activity = max(coalesce(last_activity, 0), ?) \
+                 WHERE id = ?",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(())
+        })
+    }
+
+    async fn reset_with(&self, sql: &str, id: &str) -> Result<bool> {
+        let r = db_write!(self, |c| {
+            let r = sqlx::query(sql).bind(id).execute(&mut *c).await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -489,6 +605,12 @@ impl Store {
 
 /// The SQL value of `state` for a transition to `to` that keeps a row being
 /// removed in `removing` (its data is recorded, its removal goes on).
+/// The columns a new start resets (besides the state, back to `created`):
+/// queued, the last run's processes and exit forgotten.
+const RESET: &str = "autostart = 1, pid = NULL, shim_pid = NULL, \
+    shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, \
+    failure_reason = NULL, started_at = NULL, finished_at = NULL";
+
 fn keep_removing(to: State) -> String {
     format!(
         "CASE WHEN state = '{r}' THEN '{r}' ELSE '{to}' END",
@@ -570,6 +692,22 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
         mounts,
         security,
         disk_bytes: u64::try_from(r.try_get::<i64, _>("disk_bytes")?).unwrap_or(0),
+        restart: RestartPolicy::from_parts(
+            &r.try_get::<String, _>("restart_policy")?,
+            u32::try_from(r.try_get::<i64, _>("restart_max")?).map_err(|_| bad("restart_max"))?,
+        )
+        .map_err(|_| bad("restart policy"))?,
+        restart_count: u32::try_from(r.try_get::<i64, _>("restart_count")?)
+            .map_err(|_| bad("restart_count"))?,
+        manual_stop: r.try_get("manual_stop")?,
+        lifetime: Lifetime {
+            ttl_ns: r.try_get("ttl_ns")?,
+            expires_at_ns: r.try_get("expires_at")?,
+            idle_timeout_ns: r.try_get("idle_timeout_ns")?,
+            idle_action: IdleAction::parse(&r.try_get::<String, _>("idle_action")?)
+                .ok_or_else(|| bad("idle_action"))?,
+            last_activity_ns: r.try_get("last_activity")?,
+        },
         id_range: match (
             r.try_get::<Option<i64>, _>("userns_host_id")?,
             r.try_get::<Option<i64>, _>("userns_size")?,
@@ -619,6 +757,10 @@ mod tests {
             disk_bytes: 0,
             security: Default::default(),
             id_range: None,
+            restart: RestartPolicy::OnFailure { max: 3 },
+            restart_count: 0,
+            manual_stop: false,
+            lifetime: Default::default(),
         }
     }
 
@@ -680,6 +822,123 @@ mod tests {
             s.image_delete(&image).await,
             Err(EngineError::FailedPrecondition(_))
         ));
+    }
+
+    /// A database made by the migrations before the paused state (0009
+    /// rebuilds the containers table) keeps its containers, labels, execs
+    /// and id ranges, and their cascades, through the upgrade.
+    #[tokio::test]
+    async fn upgrade_keeps_rows_and_cascades() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old-migrations");
+        std::fs::create_dir(&old).unwrap();
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for e in std::fs::read_dir(&all).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if name.as_str() < "0009" {
+                std::fs::copy(e.path(), old.join(&name)).unwrap();
+            }
+        }
+        let db = dir.path().join("q.db");
+        let opts = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
+             network, state, created_at, pid) \
+             VALUES ('c1', 'one', 'default', '[\"sleep\"]', '[]', '/', 'one', 'none', 'running', 1, 42)",
+            "INSERT INTO labels VALUES ('c1', 'team', 'a')",
+            "INSERT INTO execs (id, container_id, command, started_at, helper_pid, \
+             helper_start_time) VALUES ('e1', 'c1', '[]', 1, 2, 3)",
+            "INSERT INTO userns_ranges VALUES ('c1', 100000, 65536)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let s = Store::open(&db).await.unwrap();
+        let c = s.get("c1").await.unwrap().unwrap();
+        assert_eq!((c.state, c.pid), (State::Running, Some(42)));
+        assert_eq!(c.labels.get("team").map(String::as_str), Some("a"));
+        assert_eq!(c.id_range.map(|r| r.host_id), Some(100_000));
+        assert_eq!(c.restart, RestartPolicy::No);
+        assert_eq!(c.lifetime, Lifetime::default());
+        assert!(s.set_paused("c1", true).await.unwrap(), "paused refused");
+        let count = |table: &'static str| {
+            let s = s.clone();
+            async move {
+                let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+                    .fetch_one(&s.reader)
+                    .await
+                    .unwrap();
+                n
+            }
+        };
+        assert_eq!(count("execs").await, 1);
+        // The references point at the new table: a delete still cascades.
+        s.delete("c1").await.unwrap();
+        for t in ["labels", "execs", "userns_ranges"] {
+            assert_eq!(count(t).await, 0, "{t}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pause_and_restart_transitions() {
+        let (_d, s) = store().await;
+        s.insert(&row("p1", "paused")).await.unwrap();
+        assert!(
+            !s.set_paused("p1", true).await.unwrap(),
+            "paused while created"
+        );
+        assert!(s.set_starting("p1").await.unwrap());
+        assert!(s.set_running("p1", 10, 9, 1234, now_ns()).await.unwrap());
+        assert!(
+            !s.set_paused("p1", false).await.unwrap(),
+            "unpaused while running"
+        );
+        assert!(s.set_paused("p1", true).await.unwrap());
+        assert!(!s.set_paused("p1", true).await.unwrap(), "paused twice");
+        assert_eq!(s.get("p1").await.unwrap().unwrap().state, State::Paused);
+        // A paused container's exit is recorded.
+        let exit = ExitInfo {
+            exit_code: 1,
+            signal: 0,
+            oom_killed: false,
+            finished_at_ns: Some(now_ns()),
+        };
+        assert_eq!(
+            s.record_exit("p1", &exit).await.unwrap(),
+            Some(State::Exited)
+        );
+        let c = s.get("p1").await.unwrap().unwrap();
+        assert_eq!(c.restart, RestartPolicy::OnFailure { max: 3 });
+        assert!(c.restart_due());
+        // A policy's restart counts; the user's stop ends the policy's
+        // restarts, and the user's start resets both.
+        assert!(s.reset_for_restart("p1").await.unwrap());
+        assert!(!s.reset_for_restart("p1").await.unwrap(), "not finished");
+        let c = s.get("p1").await.unwrap().unwrap();
+        assert_eq!((c.restart_count, c.state), (1, State::Created));
+        assert!(c.is_queued());
+        s.set_manual_stop("p1").await.unwrap();
+        assert!(s.cancel_queued_start("p1").await.unwrap());
+        assert!(
+            !s.reset_for_restart("p1").await.unwrap(),
+            "stopped by the user"
+        );
+        assert!(s.reset_for_start("p1").await.unwrap());
+        let c = s.get("p1").await.unwrap().unwrap();
+        assert_eq!((c.restart_count, c.manual_stop), (0, false));
     }
 
     #[tokio::test]

@@ -173,5 +173,9 @@ fn summary(c: &Container) -> Container {
         disk_bytes: c.disk_bytes,
         security: Default::default(),
         id_range: c.id_range,
+        restart: c.restart,
+        restart_count: c.restart_count,
+        manual_stop: c.manual_stop,
+        lifetime: c.lifetime,
     }
 }

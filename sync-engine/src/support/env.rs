@@ -61,6 +61,8 @@ mod tests {
             mounts: Vec::new(),
             disk_bytes: 0,
             security: Default::default(),
+            restart: Default::default(),
+            lifetime: Default::default(),
         };
         Container::new("0".repeat(64), spec, "default".into(), Vec::new(), 0)
     }

@@ -110,6 +110,19 @@ pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
     if let Some(n) = &spec.name {
         name(n)?;
     }
+    for (what, ns) in [
+        ("ttl", spec.lifetime.ttl_ns),
+        ("idle timeout", spec.lifetime.idle_timeout_ns),
+    ] {
+        if !(0..=crate::model::lifetime::MAX_LIFETIME_NS).contains(&ns) {
+            return Err(invalid(format!("the {what} must be between 0 and a year")));
+        }
+    }
+    if spec.auto_remove && spec.restart != crate::model::RestartPolicy::No {
+        return Err(invalid(
+            "a restart policy and --rm conflict: a removed container cannot be restarted",
+        ));
+    }
     if let Some(h) = &spec.hostname {
         hostname(h)?;
     }
