@@ -122,7 +122,8 @@ mod tests {
                 "running",
                 "exited",
                 "failed",
-                "removing"
+                "removing",
+                "paused"
             ]
         );
         assert_eq!(NetworkMode::values().count(), 5);

@@ -484,7 +484,8 @@ impl Store {
     /// Records that the user stopped (or killed) the container, so that its
     /// restart policy leaves it stopped.
     pub async fn set_manual_stop(&self, id: &str) -> Result<()> {
-        db_write!(self, |c| {
+        // A stop must work on a full disk too: recorded from the reserve.
+        db_write_critical!(self, |c| {
             let r = sqlx::query("UPDATE containers SET manual_stop = 1 WHERE id = ?")
                 .bind(id)
                 .execute(&mut *c)
