@@ -8,6 +8,7 @@ mod classic;
 mod client;
 mod density;
 mod events;
+mod fairness;
 mod leftovers;
 mod listing;
 mod peers;
@@ -115,6 +116,23 @@ enum Cmd {
         c: Common,
         #[arg(long, default_value_t = 200)]
         n: usize,
+    },
+    /// Pause and unpause round trips on one running container.
+    Pause {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+    },
+    /// The start queue's fairness: interactive time to running, idle and
+    /// under another client's batch burst.
+    Fairness {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long, default_value_t = 5000)]
+        burst: usize,
+        #[arg(long, default_value_t = 50)]
+        probes: usize,
     },
     /// Sequential start rate.
     Seqrate {
@@ -370,6 +388,10 @@ async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Ttr { c, n } => emit(&c.out, &ttr::ttr(&c.socket, n).await?),
         Cmd::Seqrate { c, n } => emit(&c.out, &ttr::seqrate(&c.socket, n).await?),
+        Cmd::Pause { c, n } => emit(&c.out, &fairness::pause(&c.socket, n).await?),
+        Cmd::Fairness { c, burst, probes } => {
+            emit(&c.out, &fairness::fairness(&c.socket, burst, probes).await?)
+        }
         Cmd::Peers {
             c,
             quilt,

@@ -33,6 +33,10 @@ pub struct Report {
     pub density: Option<Density>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reap_gate: Option<ReapGate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseTimes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<Fairness>,
     /// Filled by `summary`.
     #[serde(default)]
     pub targets: Vec<TargetResult>,
@@ -57,6 +61,8 @@ impl Report {
             throughput: section(v, "throughput"),
             density: section(v, "density"),
             reap_gate: section(v, "reap_gate"),
+            pause: section(v, "pause"),
+            fairness: section(v, "fairness"),
             targets: section(v, "targets").unwrap_or_default(),
         }
     }
@@ -190,6 +196,30 @@ pub struct Seqrate {
     pub per_start: OpStats,
     pub not_removed_within_30s: u64,
     pub removal_drain_s: f64,
+}
+
+/// `quilt-bench pause`: pause and unpause of a running container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PauseTimes {
+    pub description: String,
+    pub pause: OpStats,
+    pub unpause: OpStats,
+}
+
+/// `quilt-bench fairness`: an interactive client's time to running, idle
+/// and while another client bursts batch creates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    pub description: String,
+    pub idle: OpStats,
+    pub under_burst: OpStats,
+    /// under_burst p95 / idle p95.
+    pub p95_ratio: f64,
+    pub burst_accepted: u64,
+    pub burst_refused: u64,
+    /// Whether the burst was still being sent when the last probe ended
+    /// (the probes then all ran under it).
+    pub burst_still_running_at_end: bool,
 }
 
 /// `quilt-bench peers`: Quilt against crun and runc.

@@ -229,6 +229,21 @@ fn latency_rows(md: &mut String, r: &Report) {
             }
         }
     }
+    if let Some(p) = &r.pause {
+        stat_row(md, "PauseContainer (running `sleep`)", &p.pause);
+        stat_row(md, "UnpauseContainer", &p.unpause);
+    }
+    if let Some(f) = &r.fairness {
+        stat_row(md, "fairness: interactive time to running, idle", &f.idle);
+        stat_row(
+            md,
+            &format!(
+                "fairness: the same under a batch burst ({} accepted, {} refused)",
+                f.burst_accepted, f.burst_refused
+            ),
+            &f.under_burst,
+        );
+    }
     if let Some(d) = &r.density {
         stat_row(
             md,

@@ -120,6 +120,41 @@ pub const TARGETS: &[Target] = &[
         },
     },
     Target {
+        name: "PauseContainer p50",
+        goal: 5.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.pause.as_ref().map(|p| &p.pause)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "UnpauseContainer p50",
+        goal: 5.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.pause.as_ref().map(|p| &p.unpause)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "interactive p95 under a batch burst / idle p95",
+        goal: 2.0,
+        unit: "x",
+        direction: Direction::AtMost,
+        value: |r| {
+            r.fairness
+                .as_ref()
+                .filter(|f| f.idle.stats.n > 0 && f.under_burst.stats.n > 0)
+                .map(|f| f.p95_ratio)
+        },
+        note: |r| match &r.fairness {
+            Some(f) => format!(
+                "{:.2} ms vs {:.2} ms idle",
+                f.under_burst.stats.p95_ms, f.idle.stats.p95_ms
+            ),
+            None => String::new(),
+        },
+    },
+    Target {
         name: "sequential starts",
         goal: 150.0,
         unit: "/s",
