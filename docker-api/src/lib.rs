@@ -27,6 +27,7 @@ mod mux;
 mod query;
 mod router;
 mod server;
+mod stats;
 mod system;
 mod time;
 mod unsupported;

@@ -6,7 +6,7 @@ use crate::error::{ApiError, Result};
 use crate::query::Query;
 use crate::server::DockerApi;
 use crate::{
-    archive, containers, create, events, exec, images, logs, system, unsupported, volumes,
+    archive, containers, create, events, exec, images, logs, stats, system, unsupported, volumes,
 };
 use http::{Method, Request};
 use hyper::body::Incoming;
@@ -53,8 +53,9 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
             let id = id.to_string();
             archive::archive(api, &id, &q, req).await
         }
-        (&M::GET, ["containers", _, "stats"]) => Err(unsupported::stats()),
-        (&M::POST, ["containers", _, "pause" | "unpause"]) => Err(unsupported::pause()),
+        (&M::GET, ["containers", id, "stats"]) => stats::stats(api, id, &q).await,
+        (&M::POST, ["containers", id, "pause"]) => stats::pause(api, id, true).await,
+        (&M::POST, ["containers", id, "unpause"]) => stats::pause(api, id, false).await,
         (&M::POST, ["containers", _, "resize"]) => Err(unsupported::main_tty()),
         (_, ["containers", _, what]) => Err(unsupported::container_endpoint(what)),
 

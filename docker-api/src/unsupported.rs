@@ -1,21 +1,13 @@
 //! Everything Quilt's Docker API does not do yet, in one place: each answer
 //! is docker's error shape with 501 (an endpoint) or 400 (a field of a
 //! request), naming what is missing. Networking (`--network`, `-p`),
-//! image pull/tag/save/load, stats, pause and restart policies are being
+//! image pull/tag/save/load and restart policies are being
 //! built elsewhere: filling one in means replacing its function here with
 //! the translation.
 use crate::error::ApiError;
 
 fn missing(what: &str) -> ApiError {
     ApiError::NotImplemented(format!("{what} is not supported by Quilt's Docker API yet"))
-}
-
-pub fn stats() -> ApiError {
-    missing("container stats (GET /containers/{id}/stats)")
-}
-
-pub fn pause() -> ApiError {
-    missing("pausing containers")
 }
 
 pub fn main_tty() -> ApiError {

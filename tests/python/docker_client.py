@@ -135,6 +135,23 @@ check((k.status, k.attrs["State"]["ExitCode"]) == ("exited", 137), "kill: %s" % 
 k.remove()
 
 # Stop, wait, remove.
+# Stats (one sample) and pause/unpause.
+st = c.stats(stream=False)
+check(st["pids_stats"]["current"] >= 1 and st["memory_stats"]["usage"] > 0, "stats: %r" % st)
+cpu_delta = st["cpu_stats"]["cpu_usage"]["total_usage"] - st["precpu_stats"]["cpu_usage"]["total_usage"]
+check(cpu_delta >= 0 and st["cpu_stats"]["online_cpus"] >= 1, "stats cpu: %r" % st["cpu_stats"])
+c.pause()
+c.reload()
+check(c.status == "paused", "paused: " + c.status)
+try:
+    c.pause()
+    check(False, "pause twice refused")
+except APIError as e:
+    check(e.status_code == 409, "pause twice: %s" % e)
+c.unpause()
+c.reload()
+check(c.status == "running", "unpaused: " + c.status)
+
 c.stop(timeout=1)
 c.reload()
 check(c.status == "exited", "stopped: " + c.status)

@@ -315,8 +315,10 @@ fn the_socket_speaks_docker_http_and_errors() {
         (404, "No such container: nope".to_owned())
     );
     let (code, _, body) = http(&sock, "GET", "/v1.41/containers/x/stats?stream=false", "");
+    assert_eq!(code, 404, "{body}");
+    let (code, _, body) = http(&sock, "GET", "/v1.41/containers/x/stats", "");
     assert_eq!(code, 501, "{body}");
-    assert!(msg(&body).contains("stats"), "{body}");
+    assert!(msg(&body).contains("streaming stats"), "{body}");
     let (code, _, body) = http(&sock, "GET", "/networks", "");
     assert_eq!(code, 501, "{body}");
     let (code, _, body) = http(

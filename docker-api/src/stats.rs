@@ -1,0 +1,69 @@
+//! POST /containers/{id}/pause|unpause and GET /containers/{id}/stats
+//! (stream=false), from the engine's freezer and cgroup figures.
+use crate::body::{self, Reply};
+use crate::error::{ApiError, Result};
+use crate::query::Query;
+use crate::server::DockerApi;
+use http::StatusCode;
+use serde_json::json;
+
+pub async fn pause(api: &DockerApi, id: &str, on: bool) -> Result<Reply> {
+    if on {
+        api.engine.pause(id).await?;
+    } else {
+        api.engine.unpause(id).await?;
+    }
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
+/// How long the CPU figure is sampled over (docker's one-shot reads two
+/// samples a second apart; a shorter one answers sooner).
+const SAMPLE_MS: u32 = 500;
+
+/// One sample in docker's shape. docker computes CPU % as
+/// (cpu delta / system delta) x online CPUs x 100: the system figures are
+/// made so that this gives the engine's own percentage.
+pub async fn stats(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
+    if q.flag("stream", true) && !q.flag("one-shot", false) {
+        return Err(ApiError::NotImplemented(
+            "streaming stats is not supported by Quilt's Docker API yet: ask with stream=false (docker stats --no-stream)".into(),
+        ));
+    }
+    let mut all = api.engine.stats(&[id.to_owned()], false, SAMPLE_MS).await?;
+    let s = all
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("No such container: {id}")))?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let sample_ns = u64::from(SAMPLE_MS) * 1_000_000;
+    let used_ns = (s.cpu_percent / 100.0 * sample_ns as f64) as u64;
+    let system = s.time_ns.max(0) as u64 * cpus;
+    let read = crate::time::rfc3339(s.time_ns);
+    let pre_read = crate::time::rfc3339(s.time_ns - i64::from(SAMPLE_MS) * 1_000_000);
+    let mut v = json!({
+        "id": s.id,
+        "name": format!("/{}", s.name),
+        "read": read,
+        "preread": pre_read,
+        "num_procs": 0,
+        "pids_stats": {"current": s.pids, "limit": s.pids_limit},
+        "cpu_stats": {
+            "cpu_usage": {"total_usage": s.cpu_ns},
+            "system_cpu_usage": system,
+            "online_cpus": cpus,
+        },
+        "precpu_stats": {
+            "cpu_usage": {"total_usage": s.cpu_ns.saturating_sub(used_ns)},
+            "system_cpu_usage": system.saturating_sub(sample_ns * cpus),
+            "online_cpus": cpus,
+        },
+        "memory_stats": {"usage": s.memory_bytes, "limit": s.memory_limit, "stats": {}},
+        "blkio_stats": {"io_service_bytes_recursive": [
+            {"major": 0, "minor": 0, "op": "read", "value": s.block_read},
+            {"major": 0, "minor": 0, "op": "write", "value": s.block_write},
+        ]},
+    });
+    if let Some((rx, tx)) = s.net {
+        v["networks"] = json!({"eth0": {"rx_bytes": rx, "tx_bytes": tx}});
+    }
+    Ok(body::json(&v))
+}
