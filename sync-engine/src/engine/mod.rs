@@ -62,7 +62,11 @@ impl Engine {
         .await??;
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
         let store = Store::open(&cfg.db_path()).await?;
-        let queue = StartQueue::new(cfg.start_queue_capacity, store.metrics().clone());
+        let queue = StartQueue::new(
+            cfg.start_queue_capacity,
+            cfg.max_concurrent_starts.max(1),
+            store.metrics().clone(),
+        );
         let net = {
             let n = &cfg.network;
             let names = quilt_network::Names::new(

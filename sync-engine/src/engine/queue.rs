@@ -9,6 +9,10 @@
 //! - within a class, round robin over clients, so one client's burst is
 //!   interleaved with everyone else's starts instead of standing before them.
 //!
+//! The starter's slots are shared too: batch starts hold at most a quarter
+//! of them at a time, so an interactive start finds a free slot (and a CPU
+//! not saturated by launches) instead of waiting behind a burst.
+//!
 //! Bounded: at most `capacity` (K) starts wait, batch starts together and
 //! any one client at most 3/4 K, so a burst never takes the last quarter
 //! from an interactive start of another client. A refusal says when to
@@ -68,6 +72,8 @@ pub(crate) struct Queued {
     pub since: Instant,
     /// Who asked (its place is given back when the start is taken).
     pub client: String,
+    /// A batch start (the starter reports its end: `finished`).
+    pub batch: bool,
 }
 
 /// One class's waiting starts, per client, with the clients in turn order.
@@ -125,6 +131,8 @@ struct Inner {
     streak: u32,
     /// Set at shutdown: `pop` answers None from then on.
     closed: bool,
+    /// Batch starts taken and not finished yet.
+    batch_running: usize,
     /// Recent drain rate (starts taken per second), smoothed.
     drain_per_sec: f64,
     last_take: Option<Instant>,
@@ -135,6 +143,9 @@ pub(crate) struct StartQueue {
     inner: Mutex<Inner>,
     ready: Notify,
     capacity: usize,
+    /// The most batch starts running at once (a quarter of the starter's
+    /// slots, at least one).
+    batch_slots: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -164,11 +175,13 @@ impl Drop for Slot<'_> {
 }
 
 impl StartQueue {
-    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> StartQueue {
+    /// A queue of `capacity` places for a starter of `slots` slots.
+    pub fn new(capacity: usize, slots: usize, metrics: Arc<Metrics>) -> StartQueue {
         StartQueue {
             inner: Mutex::new(Inner::default()),
             ready: Notify::new(),
             capacity: capacity.max(1),
+            batch_slots: (slots / 4).max(1),
             metrics,
         }
     }
@@ -247,6 +260,7 @@ impl StartQueue {
             id,
             since: Instant::now(),
             client: who.client.clone(),
+            batch: who.class == StartClass::Batch,
         };
         {
             let mut g = self.lock();
@@ -289,6 +303,15 @@ impl StartQueue {
         }
     }
 
+    /// The starter is done with a start it took (whatever became of it).
+    pub fn finished(&self, q_batch: bool) {
+        if q_batch {
+            let mut g = self.lock();
+            g.batch_running = g.batch_running.saturating_sub(1);
+        }
+        self.ready.notify_one();
+    }
+
     /// Wakes the starter for good (shutdown).
     pub fn close(&self) {
         self.lock().closed = true;
@@ -302,18 +325,23 @@ impl StartQueue {
             .batch
             .oldest()
             .is_some_and(|t| now.duration_since(t) >= AGING);
+        let batch_may_run = g.batch_running < self.batch_slots;
         let take_batch = g.batch.len > 0
+            && batch_may_run
             && (g.interactive.len == 0 || batch_aged || g.streak >= INTERACTIVE_WEIGHT);
         let (q, batch) = if take_batch {
             g.streak = 0;
             (g.batch.pop(), true)
         } else {
-            if g.batch.len > 0 {
+            if g.batch.len > 0 && g.interactive.len > 0 {
                 g.streak += 1;
             }
             (g.interactive.pop(), false)
         };
         let q = q?;
+        if batch {
+            g.batch_running += 1;
+        }
         // The place is given back.
         g.held = g.held.saturating_sub(1);
         if let Some(n) = g.held_by.get_mut(&q.client) {
@@ -360,7 +388,7 @@ mod tests {
     use super::*;
 
     fn queue(k: usize) -> StartQueue {
-        StartQueue::new(k, Arc::new(Metrics::new()))
+        StartQueue::new(k, 64, Arc::new(Metrics::new()))
     }
 
     fn who(client: &str, class: StartClass) -> Requester {
@@ -447,6 +475,23 @@ mod tests {
         }
         assert!(q.reserve(&who("c9", StartClass::Batch)).is_err());
         assert!(q.reserve(&who("c9", StartClass::Interactive)).is_ok());
+    }
+
+    #[test]
+    fn batch_starts_hold_at_most_a_quarter_of_the_slots() {
+        let q = StartQueue::new(100, 8, Arc::new(Metrics::new()));
+        let bulk = who("bulk", StartClass::Batch);
+        for i in 0..4 {
+            add(&q, &bulk, &format!("b{i}"));
+        }
+        let first: Vec<Queued> = std::iter::from_fn(|| q.take()).collect();
+        assert_eq!(first.len(), 2, "two of eight slots");
+        // An interactive start still gets a slot at once.
+        add(&q, &who("user", StartClass::Interactive), "u");
+        assert_eq!(q.take().map(|x| x.id).as_deref(), Some("u"));
+        assert!(q.take().is_none());
+        q.finished(true);
+        assert_eq!(q.take().map(|x| x.id).as_deref(), Some("b2"));
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
             let Ok(slot) = shared.start_slots().clone().acquire_owned().await else {
                 break;
             };
-            let Some(Queued { id, since, .. }) = shared.queue().pop().await else {
+            let Some(Queued {
+                id, since, batch, ..
+            }) = shared.queue().pop().await
+            else {
                 break;
             };
             if shared.is_closing() {
@@ -42,6 +45,7 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
                 if let Err(e) = res {
                     tracing::warn!(container = %id, error = %e, "start failed");
                 }
+                shared.queue().finished(batch);
                 drop(slot);
             });
         }
