@@ -270,9 +270,6 @@ fn oci_layers(src: &Source) -> io::Result<(Vec<Layer>, String)> {
         let mut out = Vec::new();
         for l in &layers {
             let d = digest_of(l, "manifest layer")?.to_owned();
-            if l.is_zstd() {
-                return Err(invalid(format!("layer {d}: zstd layers are not supported")));
-            }
             out.push(Layer {
                 member: blob_member(&d)?,
                 digest: Some(d),
@@ -302,7 +299,8 @@ fn docker_layers(src: &Source) -> io::Result<Vec<Layer>> {
         .collect())
 }
 
-/// Applies one stored layer (gzipped or not); returns its "sha256:<hex>".
+/// Applies one stored layer (plain, gzip or zstd, told by its first bytes);
+/// returns its "sha256:<hex>".
 fn apply_layer(
     applier: &mut Applier,
     src: &Source,
@@ -340,10 +338,11 @@ fn apply_layer(
             .into_inner()
             .into_inner()
     } else if head.starts_with(&ZSTD_MAGIC) {
-        return Err(invalid(format!(
-            "layer {}: zstd layers are not supported",
-            layer.member
-        )));
+        // Concatenated frames are read through; windows beyond the
+        // decoder's default limit (128 MiB) are refused.
+        let dec = zstd::stream::read::Decoder::with_buffer(br)
+            .map_err(|e| invalid(format!("zstd: {e}")))?;
+        applier.apply(dec)?.finish().into_inner()
     } else {
         applier.apply(br)?.into_inner()
     };
@@ -827,16 +826,36 @@ mod tests {
     }
 
     #[test]
-    fn oci_layout_problems_are_invalid() {
-        let (layout, _, _) = oci_layout("application/vnd.oci.image.layer.v1.tar+zstd");
+    fn zstd_layers_are_applied_and_verified() {
+        let (layout, manifest, old) = oci_layout("application/vnd.oci.image.layer.v1.tar+zstd");
+        let mut layer = tar::Builder::new(Vec::new());
+        layer
+            .append_data(
+                &mut hdr(tar::EntryType::Regular, 0o644, 4),
+                "etc/zstd",
+                &b"zstd"[..],
+            )
+            .unwrap();
+        let plain = layer.into_inner().unwrap();
+        // Two frames, as a parallel compressor writes them.
+        let (a, b) = plain.split_at(100);
+        let mut packed = zstd::encode_all(a, 3).unwrap();
+        packed.extend(zstd::encode_all(b, 3).unwrap());
+        let digest = blob(layout.path(), &packed);
+        repoint_layer(layout.path(), &manifest, &old, &digest);
         let data = tempfile::tempdir().unwrap();
         let store = ImageStore::new(data.path());
-        let err = store.import(layout.path(), &mut |_| {}).unwrap_err();
-        assert!(matches!(err, ImageError::Invalid(..)), "{err}");
-        assert!(
-            err.to_string().contains("zstd layers are not supported"),
-            "{err}"
-        );
+        let img = store.import(layout.path(), &mut |_| {}).unwrap();
+        assert_eq!(img.layers, [digest]);
+        let rootfs = store.stored_rootfs(&img.id).unwrap();
+        assert_eq!(std::fs::read(rootfs.join("etc/zstd")).unwrap(), b"zstd");
+    }
+
+    #[test]
+    fn oci_layout_problems_are_invalid() {
+        let (layout, _, _) = oci_layout("application/vnd.oci.image.layer.v1.tar");
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
         for (index, want) in [
             (r#"{"manifests":[]}"#, "lists no manifests"),
             (r#"{"schemaVersion":2}"#, "lists no manifests"),
