@@ -105,6 +105,10 @@ struct Args {
     /// namespace at the same time).
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_USERNS_RANGES)]
     userns_ranges: u32,
+    /// Pull from this registry over plain HTTP instead of HTTPS; loopback
+    /// addresses only (127.0.0.0/8, [::1], localhost). Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    insecure_registry: Vec<String>,
 }
 
 fn main() -> Result<()> {
@@ -215,6 +219,11 @@ async fn run(args: Args) -> Result<()> {
     };
     if let Err(e) = cfg.userns_ids.check() {
         bail!("--userns-base/--userns-ranges: {e}");
+    }
+    for r in &args.insecure_registry {
+        if let Err(e) = cfg.registry.allow_insecure(r) {
+            bail!("{e}");
+        }
     }
     let engine = Engine::open(cfg).await.context("open the engine")?;
     tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");

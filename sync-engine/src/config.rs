@@ -34,6 +34,8 @@ pub struct EngineConfig {
     pub userns_default: crate::model::UsernsMode,
     /// The host ids given to containers with a private user namespace.
     pub userns_ids: UsernsIds,
+    /// How registries are reached (`--insecure-registry`).
+    pub registry: quilt_registry::RegistryOptions,
 }
 
 /// Where the id ranges of private user namespaces come from: `count` ranges
@@ -107,6 +109,7 @@ impl EngineConfig {
                 base: DEFAULT_USERNS_BASE,
                 count: DEFAULT_USERNS_RANGES,
             },
+            registry: Default::default(),
         }
     }
 

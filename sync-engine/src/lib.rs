@@ -27,6 +27,7 @@ mod support;
 mod validate;
 
 pub use api::copy::CopyDigest;
+pub use api::pull::PullUpdate;
 pub use config::{
     DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, UsernsIds,
 };
@@ -37,6 +38,9 @@ pub use logs::{LogItem, LogLine};
 pub use model::{
     Container, CreateSpec, Event, ExitInfo, ImageInfo, ListCursor, ListFilter, ListPage, ListQuery,
     ListView, MountSource, MountSpec, Network, State, Volume, WaitResult, now_ns,
+};
+pub use quilt_registry::{
+    BlobKind, Credentials as RegistryCredentials, PullEvent, RegistryOptions,
 };
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;

@@ -14,6 +14,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod logs;
 pub mod ps;
+pub mod registry;
 mod values;
 pub mod volume;
 
@@ -30,6 +31,7 @@ use image::ImageCommand;
 use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
 use logs::LogsArgs;
 use ps::PsArgs;
+use registry::{LoginArgs, LogoutArgs, PullArgs};
 use volume::VolumeCommand;
 
 /// Default path of quiltd's gRPC socket.
@@ -150,6 +152,13 @@ pub enum Command {
     /// Manage images: import, build from host programs, list, inspect, remove.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Pull an image from a registry (prints its id).
+    Pull(PullArgs),
+    /// Store credentials for a registry in ~/.docker/config.json (or
+    /// $DOCKER_CONFIG/config.json), used by `pull`, `run` and `create`.
+    Login(LoginArgs),
+    /// Remove a registry's stored credentials.
+    Logout(LogoutArgs),
 }
 
 // One container, for the commands that take exactly one.

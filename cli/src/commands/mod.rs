@@ -11,9 +11,11 @@ mod image;
 mod image_progress;
 mod inspect;
 mod lifecycle;
+mod login;
 mod logs;
 mod mounts;
 mod ps;
+mod pull;
 mod spec;
 mod volume;
 
@@ -23,11 +25,17 @@ use crate::error::CliError;
 
 /// Runs the command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
+    // Credentials are the user's files: no daemon needed.
+    match cli.command {
+        Command::Login(args) => return login::login(args),
+        Command::Logout(args) => return login::logout(args),
+        _ => {}
+    }
     let target = client::Target::of(&cli)?;
     let mut client = client::connect(&target).await?;
     match cli.command {
-        Command::Run(args) => create::run(&mut client, args).await,
-        Command::Create(args) => create::create(&mut client, args).await,
+        Command::Run(args) => create::run(&target, &mut client, args).await,
+        Command::Create(args) => create::create(&target, &mut client, args).await,
         Command::Start(args) => lifecycle::start(&client, args).await,
         Command::Stop(args) => lifecycle::stop(&client, args).await,
         Command::Kill(args) => lifecycle::kill(&client, args).await,
@@ -46,5 +54,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Cp(args) => cp::cp(&mut client, args).await,
         Command::Volume(cmd) => volume::volume(&target, cmd).await,
         Command::Image(cmd) => image::image(&target, cmd).await,
+        Command::Pull(args) => pull::pull(&target, args).await,
+        Command::Login(_) | Command::Logout(_) => unreachable!("handled above"),
     }
 }

@@ -5,12 +5,14 @@ mod containers;
 mod exec;
 mod images;
 mod listing;
+mod pull;
 mod volumes;
 
 pub use containers::*;
 pub use exec::*;
 pub use images::*;
 pub use listing::*;
+pub use pull::*;
 pub use volumes::*;
 
 /// An optional string field: proto3 sends "" for unset.

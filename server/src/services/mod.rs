@@ -6,6 +6,7 @@ mod copy;
 mod exec;
 mod health;
 mod images;
+mod pull;
 mod volumes;
 
 pub use containers::Containers;

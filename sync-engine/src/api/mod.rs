@@ -6,4 +6,5 @@ pub(crate) mod copy;
 pub(crate) mod exec;
 pub(crate) mod images;
 pub(crate) mod logs;
+pub(crate) mod pull;
 pub(crate) mod volumes;

@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, broadcast};
 
+/// Where pulls keep their layouts (partial blobs included) until imported.
+pub(crate) const PULLS_DIR: &str = "pulls";
+
 /// Events buffered per subscriber before it lags.
 const EVENT_BUFFER: usize = 8192;
 
@@ -36,6 +39,8 @@ pub(crate) struct Shared {
     execs: ExecRegistry,
     /// Compiled seccomp filters.
     seccomp: SeccompCache,
+    /// Registry pulls (their layouts under DATA/pulls).
+    puller: quilt_registry::Puller,
 }
 
 impl Shared {
@@ -47,7 +52,10 @@ impl Shared {
         queue: StartQueue,
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let puller =
+            quilt_registry::Puller::new(cfg.registry.clone(), cfg.data_dir.join(PULLS_DIR));
         Shared {
+            puller,
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             start_slots: Arc::new(Semaphore::new(cfg.max_concurrent_starts.max(1))),
             cfg,
@@ -73,6 +81,10 @@ impl Shared {
 
     pub fn images(&self) -> &ImageStore {
         &self.images
+    }
+
+    pub fn puller(&self) -> &quilt_registry::Puller {
+        &self.puller
     }
 
     pub fn layout(&self) -> &CgroupLayout {
