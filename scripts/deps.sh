@@ -17,10 +17,12 @@
 #                             inside docker.io, with the daemon, containerd and iptables, and
 #                             installing it may start that daemon: quilt_docker_cli downloads the
 #                             package and unpacks only usr/bin/docker (tests/src/docker.rs)
+#   docker-registry           the registry tests run a registry on 127.0.0.1 and push the
+#   apache2-utils             images they build into it with skopeo (htpasswd for basic auth)
 #   umoci skopeo              the image tests build an OCI image with umoci and convert it
 #                             to docker-archive and oci-archive with skopeo
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod nftables)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip umoci skopeo iproute2)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip umoci skopeo iproute2 docker-registry apache2-utils)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {

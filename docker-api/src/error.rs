@@ -56,6 +56,9 @@ impl From<EngineError> for ApiError {
             | EngineError::ResourceExhausted(m)
             | EngineError::Unavailable(m)
             | EngineError::DeadlineExceeded(m) => ApiError::Unavailable(m),
+            // Registry auth refused, a blob that does not match its digest:
+            // the request cannot succeed as it is.
+            EngineError::PermissionDenied(m) | EngineError::DataLoss(m) => ApiError::BadRequest(m),
             EngineError::Internal(m) => {
                 tracing::error!(error = %m, "internal error (docker api)");
                 ApiError::Internal(m)

@@ -135,6 +135,10 @@ struct Args {
     /// Network namespaces with a veth pair kept ready for bridge networks.
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
     bridge_pool: usize,
+    /// Pull from this registry over plain HTTP instead of HTTPS; loopback
+    /// addresses only (127.0.0.0/8, [::1], localhost). Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    insecure_registry: Vec<String>,
 }
 
 fn main() -> Result<()> {
@@ -257,6 +261,11 @@ async fn run(args: Args) -> Result<()> {
         netns_pool: args.netns_pool.min(1024),
         bridge_pool: args.bridge_pool.min(1024),
     };
+    for r in &args.insecure_registry {
+        if let Err(e) = cfg.registry.allow_insecure(r) {
+            bail!("{e}");
+        }
+    }
     let engine = Engine::open(cfg).await.context("open the engine")?;
     tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");
 

@@ -24,6 +24,8 @@ pub fn to_status(e: EngineError) -> Status {
         }
         EngineError::Unavailable(m) => Status::unavailable(m),
         EngineError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
+        EngineError::PermissionDenied(m) => Status::permission_denied(m),
+        EngineError::DataLoss(m) => Status::data_loss(m),
         EngineError::Internal(m) => {
             tracing::error!(error = %m, "internal error");
             Status::internal(m)

@@ -39,6 +39,8 @@ pub struct EngineConfig {
     /// Networks: names in quiltd's network namespace, the default subnet,
     /// the namespace pool.
     pub network: NetworkConfig,
+    /// How registries are reached (`--insecure-registry`).
+    pub registry: quilt_registry::RegistryOptions,
 }
 
 /// quiltd's networking flags.
@@ -146,6 +148,7 @@ impl EngineConfig {
                 bridge_pool: DEFAULT_NETNS_POOL,
                 ..Default::default()
             },
+            registry: Default::default(),
         }
     }
 

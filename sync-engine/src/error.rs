@@ -24,6 +24,12 @@ pub enum EngineError {
     Unavailable(String),
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// Credentials missing or refused (by a registry).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Content that does not match its digest (a registry's blob).
+    #[error("{0}")]
+    DataLoss(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -32,6 +32,7 @@ mod validate;
 
 pub use api::copy::CopyDigest;
 pub use api::prune::ContainersPruned;
+pub use api::pull::PullUpdate;
 pub use api::stats::StatsStream;
 pub use api::system::SystemInfo;
 pub use config::{
@@ -49,6 +50,9 @@ pub use model::{
 };
 pub use model::{ContainerStats, EventFilter};
 pub use quilt_network::{HostEntry, PortBinding, Proto as PortProto};
+pub use quilt_registry::{
+    BlobKind, Credentials as RegistryCredentials, PullEvent, RegistryOptions,
+};
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;
 pub use quilt_runtime::procinfo::ProcessInfo;

@@ -16,6 +16,7 @@ pub mod logs;
 pub mod network;
 pub mod prune;
 pub mod ps;
+pub mod registry;
 pub mod stats;
 pub mod values;
 pub mod volume;
@@ -35,6 +36,7 @@ use logs::LogsArgs;
 use network::NetworkCommand;
 use prune::ContainerCommand;
 use ps::PsArgs;
+use registry::{LoginArgs, LogoutArgs, PullArgs};
 use stats::{LifetimeArgs, StatsArgs};
 use volume::VolumeCommand;
 
@@ -213,6 +215,13 @@ pub enum Command {
     /// The daemon's health (`system info`) and disk use (`system df`).
     #[command(subcommand)]
     System(SystemCommand),
+    /// Pull an image from a registry (prints its id).
+    Pull(PullArgs),
+    /// Store credentials for a registry in ~/.docker/config.json (or
+    /// $DOCKER_CONFIG/config.json), used by `pull`, `run` and `create`.
+    Login(LoginArgs),
+    /// Remove a registry's stored credentials.
+    Logout(LogoutArgs),
 }
 
 // One container, for the commands that take exactly one.

@@ -1,32 +1,62 @@
 //! `quilt create` and `quilt run`.
 
 use crate::args::container::{CreateArgs, RunArgs};
-use crate::client::Client;
+use crate::client::{self, Client};
 use crate::error::CliError;
 use crate::output::stream::print_stdout;
-use quilt_proto::v1::StartContainerRequest;
+use quilt_proto::v1::{CreateContainerRequest, CreateContainerResponse, StartContainerRequest};
 
 use super::attach;
 use super::spec::create_request;
 
+/// Creates the container; when its image is missing and looks like a
+/// registry reference, pulls it first and tries again (as docker does).
+async fn create_pulling(
+    target: &client::Target,
+    client: &mut Client,
+    request: CreateContainerRequest,
+) -> Result<CreateContainerResponse, CliError> {
+    match client.create_container(request.clone()).await {
+        Ok(r) => Ok(r.into_inner()),
+        Err(s)
+            if s.code() == tonic::Code::NotFound
+                && s.message().starts_with("no such image")
+                && quilt_registry::looks_like_reference(&request.image) =>
+        {
+            eprintln!("image {} is not here: pulling it", request.image);
+            super::pull::pull_image(target, &request.image, None, false).await?;
+            Ok(client.create_container(request).await?.into_inner())
+        }
+        Err(s) => Err(s.into()),
+    }
+}
+
 /// Creates the container (started in the background unless --no-start) and
 /// prints its full id.
-pub async fn create(client: &mut Client, args: CreateArgs) -> Result<u8, CliError> {
+pub async fn create(
+    target: &client::Target,
+    client: &mut Client,
+    args: CreateArgs,
+) -> Result<u8, CliError> {
     let request = create_request(&args.spec, args.no_start)?;
-    let created = client.create_container(request).await?.into_inner();
+    let created = create_pulling(target, client, request).await?;
     print_stdout(&format!("{}\n", created.id))?;
     Ok(0)
 }
 
 /// With -d: creates, starts and prints the id once running; otherwise creates the container stopped, attaches
 /// to its output, starts it and exits with its exit code.
-pub async fn run(client: &mut Client, args: RunArgs) -> Result<u8, CliError> {
+pub async fn run(
+    target: &client::Target,
+    client: &mut Client,
+    args: RunArgs,
+) -> Result<u8, CliError> {
     // Created stopped either way: detached, StartContainer returns once the
     // workload runs (or reports why it could not start), as docker's run -d.
     let request = create_request(&args.spec, true)?;
     let auto_remove = request.auto_remove;
     let priority = request.priority;
-    let created = client.create_container(request).await?.into_inner();
+    let created = create_pulling(target, client, request).await?;
     if args.detach {
         let started = client
             .start_container(StartContainerRequest {

@@ -12,11 +12,13 @@ mod image_progress;
 mod inspect;
 mod lifecycle;
 mod lifetime;
+mod login;
 mod logs;
 mod mounts;
 mod network;
 mod prune;
 mod ps;
+mod pull;
 mod spec;
 mod stats;
 mod system;
@@ -35,8 +37,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     // others connect to their own service.
     let connect = || client::connect(&target);
     match cli.command {
-        Command::Run(args) => create::run(&mut connect().await?, args).await,
-        Command::Create(args) => create::create(&mut connect().await?, args).await,
+        Command::Run(args) => create::run(&target, &mut connect().await?, args).await,
+        Command::Create(args) => create::create(&target, &mut connect().await?, args).await,
         Command::Start(args) => lifecycle::start(&connect().await?, args).await,
         Command::Stop(args) => lifecycle::stop(&connect().await?, args).await,
         Command::Kill(args) => lifecycle::kill(&connect().await?, args).await,
@@ -73,5 +75,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             system::system_info(&target, format).await
         }
         Command::System(SystemCommand::Df) => image::system_df(&target).await,
+        Command::Pull(args) => pull::pull(&target, args).await,
+        // Credentials are the user's files: no daemon needed.
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
     }
 }

@@ -414,9 +414,6 @@ fn oci_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
         let mut out = Vec::new();
         for l in &layers {
             let d = digest_of(l, "manifest layer")?.to_owned();
-            if l.is_zstd() {
-                return Err(invalid(format!("layer {d}: zstd layers are not supported")));
-            }
             out.push(Layer {
                 member: blob_member(&d)?,
                 digest: Some(d),
@@ -521,7 +518,8 @@ fn docker_image(src: &Source, tag: Option<&str>) -> io::Result<Chosen> {
     })
 }
 
-/// Applies one stored layer (gzipped or not); returns its "sha256:<hex>".
+/// Applies one stored layer (plain, gzip or zstd, told by its first bytes);
+/// returns its "sha256:<hex>".
 fn apply_layer(
     applier: &mut Applier,
     src: &Source,
@@ -562,10 +560,17 @@ fn apply_layer(
         let diff = hex::encode(dt.hasher.finalize());
         (dt.inner.into_inner().into_inner(), diff)
     } else if head.starts_with(&ZSTD_MAGIC) {
-        return Err(invalid(format!(
-            "layer {}: zstd layers are not supported",
-            layer.member
-        )));
+        // Concatenated frames are read through; windows beyond the
+        // decoder's default limit (128 MiB) are refused.
+        let dec = zstd::stream::read::Decoder::with_buffer(br)
+            .map_err(|e| invalid(format!("zstd: {e}")))?;
+        let mut dt = applier.apply(DiffTap {
+            inner: dec,
+            hasher: Sha256::new(),
+        })?;
+        io::copy(&mut dt, &mut io::sink())?;
+        let diff = hex::encode(dt.hasher.finalize());
+        (dt.inner.finish().into_inner(), diff)
     } else {
         let mut dt = applier.apply(DiffTap {
             inner: br,
@@ -1141,16 +1146,36 @@ mod tests {
     }
 
     #[test]
-    fn oci_layout_problems_are_invalid() {
-        let (layout, _, _) = oci_layout("application/vnd.oci.image.layer.v1.tar+zstd");
+    fn zstd_layers_are_applied_and_verified() {
+        let (layout, manifest, old) = oci_layout("application/vnd.oci.image.layer.v1.tar+zstd");
+        let mut layer = tar::Builder::new(Vec::new());
+        layer
+            .append_data(
+                &mut hdr(tar::EntryType::Regular, 0o644, 4),
+                "etc/zstd",
+                &b"zstd"[..],
+            )
+            .unwrap();
+        let plain = layer.into_inner().unwrap();
+        // Two frames, as a parallel compressor writes them.
+        let (a, b) = plain.split_at(100);
+        let mut packed = zstd::encode_all(a, 3).unwrap();
+        packed.extend(zstd::encode_all(b, 3).unwrap());
+        let digest = blob(layout.path(), &packed);
+        repoint_layer(layout.path(), &manifest, &old, &digest);
         let data = tempfile::tempdir().unwrap();
         let store = ImageStore::new(data.path());
-        let err = store.import(layout.path(), &mut |_| {}).unwrap_err();
-        assert!(matches!(err, ImageError::Invalid(..)), "{err}");
-        assert!(
-            err.to_string().contains("zstd layers are not supported"),
-            "{err}"
-        );
+        let img = store.import(layout.path(), &mut |_| {}).unwrap();
+        assert_eq!(img.layers, [digest]);
+        let rootfs = store.stored_rootfs(&img.id).unwrap();
+        assert_eq!(std::fs::read(rootfs.join("etc/zstd")).unwrap(), b"zstd");
+    }
+
+    #[test]
+    fn oci_layout_problems_are_invalid() {
+        let (layout, _, _) = oci_layout("application/vnd.oci.image.layer.v1.tar");
+        let data = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(data.path());
         for (index, want) in [
             (r#"{"manifests":[]}"#, "lists no manifests"),
             (r#"{"schemaVersion":2}"#, "lists no manifests"),

@@ -70,6 +70,18 @@ impl ImageService for Images {
         })))
     }
 
+    type PullImageStream = BoxStream<pb::PullImageResponse>;
+
+    async fn pull_image(
+        &self,
+        req: Request<pb::PullImageRequest>,
+    ) -> Result<Response<Self::PullImageStream>, Status> {
+        Ok(Response::new(super::pull::stream(
+            self.engine.clone(),
+            req.into_inner(),
+        )))
+    }
+
     type BuildImageStream = BoxStream<pb::ImportImageResponse>;
 
     async fn build_image(

@@ -7,6 +7,7 @@ mod exec;
 mod health;
 mod images;
 mod networks;
+mod pull;
 mod system;
 mod volumes;
 

@@ -19,8 +19,14 @@ pub(crate) async fn resolve_for_create(shared: &Shared, image: &str) -> Result<S
     if image == DEFAULT_IMAGE || image.starts_with('/') || image.is_empty() {
         return Ok(image.to_owned());
     }
-    if let Some(id) = shared.store().image_resolve(image).await? {
+    if let Some(id) = resolve_name(shared, image).await? {
         return Ok(id);
+    }
+    if quilt_registry::looks_like_reference(image) {
+        return Err(EngineError::NotFound(format!(
+            "no such image: {} (pull it first: quilt pull {0})",
+            validate::cut(image)
+        )));
     }
     if image.contains('/')
         || image.ends_with(".tar")
@@ -99,6 +105,19 @@ pub(crate) async fn apply_config(
         spec.security.user = Some(config.user);
     }
     Ok(())
+}
+
+/// A stored image by name or id, or by the short name of a registry
+/// reference (`docker.io/library/python:3.12` and `python` find the image
+/// pulled as `python:3.12` and `python:latest`).
+async fn resolve_name(shared: &Shared, image: &str) -> Result<Option<String>> {
+    if let Some(id) = shared.store().image_resolve(image).await? {
+        return Ok(Some(id));
+    }
+    match quilt_registry::ImageRef::parse(image) {
+        Ok(r) if r.familiar() != image => shared.store().image_resolve(&r.familiar()).await,
+        _ => Ok(None),
+    }
 }
 
 /// Forwards progress to the API stream; a slow reader loses reports, never
@@ -229,7 +248,7 @@ impl Engine {
         self.record(imported, Some(name)).await
     }
 
-    async fn record(&self, imported: Imported, name: Option<&str>) -> Result<ImageInfo> {
+    pub(crate) async fn record(&self, imported: Imported, name: Option<&str>) -> Result<ImageInfo> {
         let info = ImageInfo {
             id: imported.id,
             names: Vec::new(),
@@ -404,9 +423,7 @@ impl Engine {
         if reference.is_empty() {
             return Err(EngineError::InvalidArgument("empty image reference".into()));
         }
-        self.shared
-            .store()
-            .image_resolve(reference)
+        resolve_name(&self.shared, reference)
             .await?
             .ok_or_else(|| no_such_image(reference))
     }

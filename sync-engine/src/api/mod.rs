@@ -10,6 +10,7 @@ pub(crate) mod logs;
 pub(crate) mod networks;
 pub(crate) mod pause;
 pub(crate) mod prune;
+pub(crate) mod pull;
 pub(crate) mod stats;
 pub(crate) mod system;
 pub(crate) mod volumes;

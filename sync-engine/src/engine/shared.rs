@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, broadcast};
 
+/// Where pulls keep their layouts (partial blobs included) until imported.
+pub(crate) const PULLS_DIR: &str = "pulls";
+
 /// Events buffered per subscriber before it lags.
 const EVENT_BUFFER: usize = 8192;
 /// Events remembered for WatchEvents' `since` (in memory: a restart forgets).
@@ -50,6 +53,8 @@ pub(crate) struct Shared {
     lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
     /// The latest events (at most EVENT_HISTORY), for WatchEvents' `since`.
     history: Mutex<std::collections::VecDeque<Event>>,
+    /// Registry pulls (their layouts under DATA/pulls).
+    puller: quilt_registry::Puller,
 }
 
 impl Shared {
@@ -63,7 +68,10 @@ impl Shared {
         lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let puller =
+            quilt_registry::Puller::new(cfg.registry.clone(), cfg.data_dir.join(PULLS_DIR));
         Shared {
+            puller,
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             layer_gc: tokio::sync::RwLock::new(()),
             start_slots: Arc::new(Semaphore::new(cfg.max_concurrent_starts.max(1))),
@@ -125,6 +133,10 @@ impl Shared {
 
     pub fn images(&self) -> &ImageStore {
         &self.images
+    }
+
+    pub fn puller(&self) -> &quilt_registry::Puller {
+        &self.puller
     }
 
     pub fn layout(&self) -> &CgroupLayout {

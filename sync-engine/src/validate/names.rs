@@ -53,14 +53,15 @@ pub fn image_name(name: &str) -> Result<()> {
             .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-' | '@'))
+        && name.matches('@').count() <= 1
         && name != DEFAULT_IMAGE
         && !name.starts_with("sha256:");
     if ok {
         Ok(())
     } else {
         Err(EngineError::InvalidArgument(format!(
-            "invalid image name {}: use letters, digits and . _ : / - (starting with a \
+            "invalid image name {}: use letters, digits and . _ : / - @ (starting with a \
              letter or digit, at most {MAX_IMAGE_NAME} characters; not \"default\" or \"sha256:...\")",
             super::echo(name)
         )))
