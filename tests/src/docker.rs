@@ -43,7 +43,7 @@ pub fn docker_clients() -> &'static DockerClients {
     static C: OnceLock<DockerClients> = OnceLock::new();
     C.get_or_init(|| {
         let venv = target_dir().join("docker-venv");
-        install_venv(&venv);
+        crate::python::install_venv(&venv, REQUIREMENTS);
         DockerClients {
             python: venv.join("bin/python3"),
             docker: docker_cli(),
@@ -54,43 +54,6 @@ pub fn docker_clients() -> &'static DockerClients {
 
 fn os(s: &str) -> OsString {
     OsString::from(s)
-}
-
-fn install_venv(dir: &Path) {
-    let marker = dir.join("quilt-requirements.txt");
-    let wanted = REQUIREMENTS.join("\n");
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
-        return;
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)
-            .unwrap_or_else(|e| panic!("remove stale {}: {e}", dir.display()));
-    }
-    let venv = run_program(
-        Path::new("python3"),
-        &[os("-m"), os("venv"), dir.as_os_str().to_owned()],
-        &[],
-        SETUP_TIMEOUT,
-    );
-    assert_eq!(
-        venv.code,
-        Some(0),
-        "python3 -m venv failed (python3-venv, scripts/deps.sh): {venv:?}"
-    );
-    let mut args = vec![
-        os("install"),
-        os("--disable-pip-version-check"),
-        os("--no-input"),
-        os("-q"),
-    ];
-    args.extend(REQUIREMENTS.iter().map(|r| os(r)));
-    let pip = run_program(&dir.join("bin/pip"), &args, &[], SETUP_TIMEOUT);
-    assert_eq!(
-        pip.code,
-        Some(0),
-        "pip install failed (PyPI reachable?): {pip:?}"
-    );
-    std::fs::write(&marker, wanted).unwrap_or_else(|e| panic!("write {}: {e}", marker.display()));
 }
 
 fn docker_cli() -> PathBuf {

@@ -52,7 +52,7 @@ pub fn clients() -> &'static Clients {
             .parent()
             .expect("the binaries are in target/<profile>")
             .join("interop-venv");
-        install(&dir);
+        install_venv(&dir, REQUIREMENTS);
         Clients {
             python: dir.join("bin/python3"),
             grpcurl: dir.join("bin/grpcurl"),
@@ -61,9 +61,12 @@ pub fn clients() -> &'static Clients {
     })
 }
 
-fn install(dir: &Path) {
+/// A virtual environment at `dir` with `requirements` pip-installed, made
+/// once and reused while the requirements stay the same (panics with the
+/// installer's output when that fails).
+pub fn install_venv(dir: &Path, requirements: &[&str]) {
     let marker = dir.join("quilt-requirements.txt");
-    let wanted = REQUIREMENTS.join("\n");
+    let wanted = requirements.join("\n");
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
         return;
     }
@@ -89,7 +92,7 @@ fn install(dir: &Path) {
         os("--no-input"),
         os("-q"),
     ];
-    args.extend(REQUIREMENTS.iter().map(|r| os(r)));
+    args.extend(requirements.iter().map(|r| os(r)));
     let pip = run_program(&dir.join("bin/pip"), &args, &[], SETUP_TIMEOUT);
     assert_eq!(
         pip.code,
