@@ -134,7 +134,12 @@ where
                     .to_owned(),
                 Err(_) => "transport".to_owned(),
             };
-            let method = if code == "12" { "unknown" } else { &method };
+            // Only a method the server answered keeps its path as a label.
+            let method = if code == "12" || code == "transport" {
+                "unknown"
+            } else {
+                &method
+            };
             engine.observe_rpc(method, &code, since.elapsed());
             res
         })
