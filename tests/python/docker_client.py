@@ -70,7 +70,8 @@ r = c.exec_run(["id", "-u"], user="1000")
 check(r.output == b"1000\n", "exec as a user: %r" % r.output)
 r = c.exec_run(["sh", "-c", "tty || true"], tty=True)
 check(r.output.startswith(b"/dev/pts/"), "exec with a tty: %r" % r.output)
-r = c.exec_run(["true"], detach=True)
+# Long enough to still run when docker-py inspects it (ExitCode None).
+r = c.exec_run(["sleep", "2"], detach=True)
 check(not r.output and r.exit_code is None, "detached exec: %r" % (r,))
 
 # stdin through the hijacked socket.
