@@ -28,17 +28,22 @@ fn a_batch_burst_does_not_starve_an_interactive_start() {
         .args(&["--max-concurrent-starts", "1", "--start-queue", "40"])
         .start();
     let (refused, retry_ms) = d.block_on(async {
-        let mut c = d.client().await;
-        let mut refused = 0;
-        let mut retry_ms = None;
-        // 3/4 of 40 for one client: 30 accepted, the rest refused.
-        for i in 0..34 {
-            let r = c
-                .create_container(as_client(
+        let c = d.client().await;
+        // All at once, so the starter cannot drain the queue in between:
+        // 3/4 of 40 for one client are accepted, the rest refused.
+        let calls = (0..80).map(|i| {
+            let mut c = c.clone();
+            async move {
+                c.create_container(as_client(
                     "bulk",
                     request(&format!("bulk{i}"), StartPriority::Batch),
                 ))
-                .await;
+                .await
+            }
+        });
+        let mut refused = 0;
+        let mut retry_ms = None;
+        for r in futures::future::join_all(calls).await {
             if let Err(st) = r {
                 assert_eq!(st.code(), tonic::Code::ResourceExhausted, "{st:?}");
                 assert!(st.message().contains("retry in"), "{st:?}");
