@@ -1,5 +1,5 @@
-//! Images of the local store: list, inspect and remove. Pull, tag, push,
-//! save and load answer `unsupported`. Names without a tag are shown with
+//! Images of the local store: list, inspect and remove (tag, save and load
+//! in image_io.rs). Pull and push answer `unsupported`. Names without a tag are shown with
 //! `:latest`, as docker shows them.
 use crate::body::{self, Reply};
 use crate::error::{ApiError, Result};
@@ -11,7 +11,7 @@ use http::Method;
 use quilt_sync_engine::{EngineError, ImageInfo};
 use serde_json::{Value, json};
 
-fn repo_tags(i: &ImageInfo) -> Vec<String> {
+pub(crate) fn repo_tags(i: &ImageInfo) -> Vec<String> {
     i.names
         .iter()
         .map(|n| {
@@ -82,7 +82,7 @@ pub async fn list(api: &DockerApi, q: &Query) -> Result<Reply> {
 }
 
 /// The image a docker reference names (`x:latest` is also `x`).
-async fn find(api: &DockerApi, name: &str) -> Result<ImageInfo> {
+pub(crate) async fn find(api: &DockerApi, name: &str) -> Result<ImageInfo> {
     match api.engine.inspect_image(name).await {
         Ok(i) => return Ok(i),
         Err(EngineError::NotFound(_)) => {}
@@ -103,10 +103,10 @@ pub async fn by_name(api: &DockerApi, m: &Method, rest: &[&str], q: &Query) -> R
         (&Method::GET, "json") if !name.is_empty() => {
             Ok(body::json(&detail(&find(api, &name).await?)))
         }
-        (&Method::POST, "tag") => Err(unsupported::tag()),
+        (&Method::POST, "tag") => crate::image_io::tag(api, &name, q).await,
         (&Method::POST, "push") => Err(unsupported::push()),
         (&Method::GET, "history") => Err(unsupported::image_history()),
-        (&Method::GET, "get") => Err(unsupported::save_load()),
+        (&Method::GET, "get") => crate::image_io::save(api, vec![name]).await,
         (&Method::DELETE, _) => remove(api, &rest.join("/"), q).await,
         _ => Err(ApiError::NotFound(format!(
             "page not found: {m} /images/{}",

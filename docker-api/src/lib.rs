@@ -7,7 +7,7 @@
 //! - `error`: docker's error shape (`{"message": ...}`) and status codes.
 //! - `unsupported`: the one place naming what is not supported yet.
 //! - `system`, `containers`, `create`, `inspect`, `logs`, `exec`,
-//!   `archive`, `images`, `volumes`, `events`: the endpoints.
+//!   `archive`, `images`, `image_io`, `volumes`, `events`: the endpoints.
 //! - `body`, `query`, `mux`, `time`: HTTP bodies, query strings, docker's
 //!   stream framing and timestamps.
 #![deny(unsafe_code)]
@@ -20,6 +20,7 @@ mod create;
 mod error;
 mod events;
 mod exec;
+mod image_io;
 mod images;
 mod inspect;
 mod logs;

@@ -25,6 +25,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter, in order.
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// Absent: `default`; docker's parser takes "", "0", "false" (any case)
     /// as false and anything else as true.
     pub fn flag(&self, k: &str, default: bool) -> bool {

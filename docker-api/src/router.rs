@@ -6,7 +6,7 @@ use crate::error::{ApiError, Result};
 use crate::query::Query;
 use crate::server::DockerApi;
 use crate::{
-    archive, containers, create, events, exec, images, logs, stats, system, unsupported, volumes,
+    archive, containers, create, events, exec, image_io, images, logs, stats, system, unsupported, volumes,
 };
 use http::{Method, Request};
 use hyper::body::Incoming;
@@ -53,6 +53,7 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
             let id = id.to_string();
             archive::archive(api, &id, &q, req).await
         }
+        (&M::GET, ["containers", id, "export"]) => image_io::export(api, id).await,
         (&M::GET, ["containers", id, "stats"]) => stats::stats(api, id, &q).await,
         (&M::POST, ["containers", id, "pause"]) => stats::pause(api, id, true).await,
         (&M::POST, ["containers", id, "unpause"]) => stats::pause(api, id, false).await,
@@ -68,13 +69,15 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
 
         (&M::GET, ["images", "json"]) => images::list(api, &q).await,
         (&M::POST, ["images", "create"]) => Err(unsupported::pull()),
-        (&M::POST, ["images", "load"]) | (&M::GET, ["images", "get"]) => {
-            Err(unsupported::save_load())
+        (&M::POST, ["images", "load"]) => image_io::load(api, &q, req.into_body()).await,
+        (&M::GET, ["images", "get"]) => {
+            let names = q.all("names").into_iter().map(str::to_owned).collect();
+            image_io::save(api, names).await
         }
         (&M::POST, ["images", "prune"]) => Err(unsupported::image_prune()),
         (_, ["images", rest @ ..]) if !rest.is_empty() => images::by_name(api, &m, rest, &q).await,
         (&M::POST, ["build"]) => Err(unsupported::build()),
-        (&M::POST, ["commit"]) => Err(unsupported::commit()),
+        (&M::POST, ["commit"]) => image_io::commit(api, &q, req.into_body()).await,
 
         (&M::GET, ["volumes"]) => volumes::list(api, &q).await,
         (&M::POST, ["volumes", "create"]) => volumes::create(api, req.into_body()).await,

@@ -27,10 +27,6 @@ pub fn pull() -> ApiError {
     )
 }
 
-pub fn tag() -> ApiError {
-    missing("tagging images")
-}
-
 pub fn push() -> ApiError {
     missing("pushing images")
 }
@@ -39,20 +35,12 @@ pub fn image_history() -> ApiError {
     missing("image history")
 }
 
-pub fn save_load() -> ApiError {
-    missing("image save/load")
-}
-
 pub fn image_prune() -> ApiError {
     missing("pruning images")
 }
 
 pub fn build() -> ApiError {
     missing("building images (docker build)")
-}
-
-pub fn commit() -> ApiError {
-    missing("committing containers to images")
 }
 
 pub fn networks() -> ApiError {

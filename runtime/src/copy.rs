@@ -48,6 +48,11 @@ pub struct CopyConfig {
     /// and sees a stopped container's image through that mapping.
     #[serde(default)]
     pub idmap: Option<crate::spec::IdMap>,
+    /// `cp-out` only: the whole root filesystem as `docker export` writes
+    /// it (entries named from the root, other filesystems left out but
+    /// their mount points kept); `path` must then be "/".
+    #[serde(default)]
+    pub export: bool,
 }
 
 /// Spawns `SHIM cp-in|cp-out CONFIG_JSON` with piped stdin, stdout and

@@ -2,6 +2,7 @@
 //! (unpacked once into a content-addressed cache) and rootfs directories,
 //! plus the content-addressed store of imported and host-built images
 //! (DATA/images/sha256-<hex>/rootfs, referenced as "sha256:<hex>").
+pub mod archive;
 mod default;
 pub mod digest;
 mod hostbuild;
@@ -277,6 +278,23 @@ impl ImageStore {
             Err(e) => return Err(ImageError::Io(id.into(), e)),
         }
         std::fs::remove_dir_all(&trash).map_err(|e| ImageError::Io(id.into(), e))
+    }
+
+    /// The names of each image of a `docker save` archive (a plain tar), in
+    /// the archive's order; empty for anything else (one image then).
+    pub fn archive_names(&self, path: &Path) -> Result<Vec<Vec<String>>, ImageError> {
+        import::docker_archive_names(path)
+            .map_err(|e| ImageError::Invalid(path.display().to_string(), e.to_string()))
+    }
+
+    /// A new private directory for an export, save, load or commit in
+    /// flight (removed by the caller; a crash leaves it to
+    /// `remove_temp_dirs`). Blocking.
+    pub fn scratch_dir(&self, what: &str) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&self.root)?;
+        let dir = self.root.join(format!(".tmp-{what}-{}", unique_suffix()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(dir)
     }
 
     /// DATA/images (every image, layer and rootfs cache).

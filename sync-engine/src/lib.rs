@@ -31,6 +31,7 @@ mod support;
 mod validate;
 
 pub use api::copy::CopyDigest;
+pub use api::image_io::CommitOptions;
 pub use api::prune::ContainersPruned;
 pub use api::pull::PullUpdate;
 pub use api::stats::StatsStream;

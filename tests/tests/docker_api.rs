@@ -384,3 +384,49 @@ fn the_socket_speaks_docker_http_and_errors() {
     d.stop();
     assert!(!sock.exists(), "the docker socket is removed at shutdown");
 }
+
+#[test]
+fn docker_cli_commits_tags_saves_loads_and_exports() {
+    let (d, dir, sock) = daemon();
+    import_named(&d, dir.path(), "bb");
+    let out = docker(
+        &sock,
+        &["run", "--name", "src", "bb", "sh", "-c", "echo from-docker > /made"],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = docker(
+        &sock,
+        &["commit", "-c", "CMD [\"cat\", \"/made\"]", "src", "dsnap:v1"],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.trim().starts_with("sha256:"), "{out:?}");
+    let out = docker(&sock, &["run", "--rm", "dsnap:v1"]);
+    assert_eq!(out.stdout.trim(), "from-docker", "{out:?}");
+
+    let out = docker(&sock, &["tag", "dsnap:v1", "dsnap:v2"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let archive = dir.path().join("dsnap.tar");
+    let out = docker(&sock, &["save", "-o", archive.to_str().unwrap(), "dsnap:v2"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = docker(&sock, &["rmi", "dsnap:v2"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = docker(&sock, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("Loaded image: dsnap:v2"), "{out:?}");
+    let out = docker(&sock, &["run", "--rm", "dsnap:v2"]);
+    assert_eq!(out.stdout.trim(), "from-docker", "{out:?}");
+
+    let exported = dir.path().join("src.tar");
+    let out = docker(&sock, &["export", "-o", exported.to_str().unwrap(), "src"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let f = std::fs::File::open(&exported).unwrap();
+    let names: Vec<String> = tar::Archive::new(f)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "made"), "{names:?}");
+    let out = docker(&sock, &["export", "no-such-container"]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    docker(&sock, &["rm", "src"]).ok();
+}

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ImageFormat {
@@ -60,4 +60,74 @@ pub enum ImageCommand {
     /// Remove the images that have no name and no container, and every
     /// layer no image uses.
     Prune,
+    /// Give an image another name (`quilt tag`).
+    Tag(TagArgs),
+    /// Write images as a `docker save` archive (`quilt save`).
+    Save(SaveArgs),
+    /// Load the images of a `docker save` archive, an OCI layout tar or a
+    /// rootfs tarball (`quilt load`).
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image: name, id or unique id prefix.
+    #[arg(value_name = "SOURCE_IMAGE")]
+    pub source: String,
+    /// The new name, [REGISTRY/]REPO[:TAG] (":latest" when no tag).
+    #[arg(value_name = "TARGET_IMAGE")]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Images: names, ids or unique id prefixes.
+    #[arg(value_name = "IMAGE", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from this file instead of stdin.
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// No progress.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author of the new image.
+    #[arg(short = 'a', long = "author")]
+    pub author: Option<String>,
+    /// A Dockerfile instruction for the configuration (repeatable): CMD,
+    /// ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER or WORKDIR.
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Commit message.
+    #[arg(short = 'm', long = "message")]
+    pub message: Option<String>,
+    /// Freeze a running container while its files are read (default true).
+    #[arg(short = 'p', long = "pause", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub pause: bool,
+    /// Container id, unique id prefix or name.
+    #[arg(value_name = "CONTAINER")]
+    pub id: String,
+    /// Name of the new image, [REGISTRY/]REPO[:TAG].
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Container id, unique id prefix or name.
+    #[arg(value_name = "CONTAINER")]
+    pub id: String,
 }

@@ -202,14 +202,23 @@ pub enum Command {
         #[arg(value_name = "NAME", required = true)]
         names: Vec<String>,
     },
-    /// Manage images: import, build from host programs, list, inspect,
-    /// remove, prune.
+    /// Give an image another name (`image tag`).
+    Tag(image::TagArgs),
+    /// Write images as a `docker save` archive (`image save`).
+    Save(image::SaveArgs),
+    /// Load images from an archive (`image load`).
+    Load(image::LoadArgs),
+    /// Make an image of a container's files and settings.
+    Commit(image::CommitArgs),
+    /// Write a container's root filesystem as a tar stream.
+    Export(image::ExportArgs),
     /// Manage bridge networks.
     #[command(subcommand)]
     Network(NetworkCommand),
     /// List a container's published ports (HOST_IP:HOST_PORT->PORT/PROTO).
     Port(IdArg),
-    /// Manage images: import, build from host programs, list, inspect, remove.
+    /// Manage images: import, build from host programs, list, inspect,
+    /// remove, prune, tag, save, load.
     #[command(subcommand)]
     Image(ImageCommand),
     /// The daemon's health (`system info`) and disk use (`system df`).

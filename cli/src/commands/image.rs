@@ -80,7 +80,7 @@ fn resolve_bin(name: &str) -> String {
     first.map_or_else(|| name.to_owned(), |p| p.to_string_lossy().into_owned())
 }
 
-fn short(id: &str) -> &str {
+pub(super) fn short(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.get(..12).unwrap_or(hex)
 }
@@ -106,6 +106,9 @@ async fn follow(mut stream: tonic::Streaming<ImportImageResponse>) -> Result<Ima
 pub async fn image(target: &client::Target, cmd: ImageCommand) -> Result<u8, CliError> {
     let mut c = ImageServiceClient::new(client::connect_channel(target).await?);
     match cmd {
+        ImageCommand::Tag(args) => return super::image_io::tag(&mut c, args).await,
+        ImageCommand::Save(args) => return super::image_io::save(&mut c, args).await,
+        ImageCommand::Load(args) => return super::image_io::load(&mut c, args).await,
         ImageCommand::Import { path, name, tag } => {
             let abs = std::path::absolute(&path)
                 .map_err(|e| CliError::engine(format!("{}: {e}", path.display())))?;

@@ -8,6 +8,7 @@ mod exec;
 mod exec_detached;
 mod exec_tty;
 mod image;
+mod image_io;
 mod image_progress;
 mod inspect;
 mod lifecycle;
@@ -69,6 +70,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Image(cmd) => image::image(&target, cmd).await,
         Command::Images { format } => image::image(&target, ImageCommand::Ls { format }).await,
         Command::Rmi { names } => image::image(&target, ImageCommand::Rm { names }).await,
+        Command::Tag(args) => image::image(&target, ImageCommand::Tag(args)).await,
+        Command::Save(args) => image::image(&target, ImageCommand::Save(args)).await,
+        Command::Load(args) => image::image(&target, ImageCommand::Load(args)).await,
+        Command::Commit(args) => image_io::commit(&target, args).await,
+        Command::Export(args) => image_io::export(&mut connect().await?, args).await,
         Command::Info { format } => system::info(&target, format).await,
         Command::Version => system::version(&target).await,
         Command::System(SystemCommand::Info { format }) => {

@@ -791,6 +791,27 @@ fn import_file(
     })
 }
 
+/// The names of each image a `docker save` archive lists (a plain tar
+/// only); empty for a compressed file, an OCI layout or a rootfs tarball.
+pub(super) fn docker_archive_names(path: &Path) -> io::Result<Vec<Vec<String>>> {
+    if is_gzip(path)? {
+        return Ok(Vec::new());
+    }
+    let index = index_tar(path).map_err(|e| invalid(format!("not a tar archive: {e}")))?;
+    let src = Source::Tar {
+        file: path.to_path_buf(),
+        index,
+    };
+    if !src.has("manifest.json") {
+        return Ok(Vec::new());
+    }
+    let manifest: Vec<DockerManifestEntry> = src.read_json("manifest.json")?;
+    Ok(manifest
+        .into_iter()
+        .map(|e| e.repo_tags.unwrap_or_default())
+        .collect())
+}
+
 fn ignore_missing(e: io::Error) -> io::Result<()> {
     if e.kind() == ErrorKind::NotFound {
         Ok(())

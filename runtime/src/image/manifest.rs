@@ -126,48 +126,65 @@ pub struct DockerManifestEntry {
 
 /// The image configuration (OCI image-spec config.md; docker writes the
 /// same shape).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct ImageConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
     /// What a container of this image runs with by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<RunConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<RootFs>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
 }
 
 /// The defaults an image gives its containers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RunConfig {
     /// "user", "uid", "user:group", "uid:gid", ...
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// "80/tcp", "53/udp", ... (the values are empty objects).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, Empty>>,
     /// "KEY=value" entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, Empty>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
     /// A signal name or number ("SIGTERM", "9").
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
 }
 
 /// An empty JSON object (what a set of ports or volumes maps to).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Empty {}
 
 /// The layers of the image as the filesystem sees them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct RootFs {
     /// Always "layers".
     #[serde(rename = "type")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Digests of the uncompressed layers, bottom first.
     #[serde(default)]
@@ -175,14 +192,18 @@ pub struct RootFs {
 }
 
 /// One step of the image's build.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct History {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// True when the step made no layer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty_layer: bool,
 }
 

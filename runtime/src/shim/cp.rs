@@ -29,6 +29,7 @@ pub fn cp(mode: CopyMode) -> i32 {
         Err(e) => return fail(SetupError::new(EXIT_SETUP, format!("bad copy config: {e}"))),
     };
     let res = enter_root(&cfg.root, cfg.idmap.as_ref()).and_then(|()| match mode {
+        CopyMode::Out if cfg.export => export_root(),
         CopyMode::Out => copy_out(&cfg.path),
         CopyMode::In => copy_in(&cfg.path),
     });
@@ -172,6 +173,17 @@ fn copy_out(path: &str) -> SetupResult<()> {
         b.append_data(&mut h, &name, std::io::empty()).map_err(io)?;
     }
     let mut out = b.into_inner().map_err(io)?;
+    out.flush().map_err(io)
+}
+
+/// Writes the container's root filesystem on stdout: entries named from
+/// "/", what other filesystems (proc, sys, dev, volumes, bind mounts) hold
+/// left out, their mount points kept.
+fn export_root() -> SetupResult<()> {
+    let out = BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+    let io =
+        |e: std::io::Error| SetupError::new(EXIT_SETUP, format!("writing the tar stream: {e}"));
+    let mut out = crate::image::archive::tar_tree(Path::new("/"), true, out).map_err(io)?;
     out.flush().map_err(io)
 }
 

@@ -19,13 +19,15 @@ pub fn image(i: ImageInfo) -> pb::Image {
 
 pub fn progress_item(p: ImageProgress) -> pb::ImportImageResponse {
     pb::ImportImageResponse {
-        item: Some(pb::import_image_response::Item::Progress(
-            pb::ImportProgress {
-                phase: p.phase,
-                done_bytes: p.done_bytes,
-                total_bytes: p.total_bytes,
-            },
-        )),
+        item: Some(pb::import_image_response::Item::Progress(progress(p))),
+    }
+}
+
+pub fn progress(p: ImageProgress) -> pb::ImportProgress {
+    pb::ImportProgress {
+        phase: p.phase,
+        done_bytes: p.done_bytes,
+        total_bytes: p.total_bytes,
     }
 }
 

@@ -283,6 +283,15 @@ impl ContainerService for Containers {
         super::copy::copy_out(&self.engine, req.into_inner()).await
     }
 
+    type ExportContainerStream = BoxStream<pb::CopyOutResponse>;
+
+    async fn export_container(
+        &self,
+        req: Request<pb::ExportContainerRequest>,
+    ) -> Result<Response<Self::ExportContainerStream>, Status> {
+        super::copy::export(&self.engine, req.into_inner()).await
+    }
+
     type WatchEventsStream = BoxStream<pb::Event>;
 
     async fn watch_events(

@@ -2,7 +2,7 @@
 use super::BoxStream;
 use crate::status::{from_request_stream, to_status};
 use quilt_proto::v1 as pb;
-use quilt_sync_engine::Engine;
+use quilt_sync_engine::{CopyDigest, Engine, EngineError};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status};
@@ -107,12 +107,33 @@ pub async fn copy_out(
     engine: &Engine,
     req: pb::CopyOutRequest,
 ) -> Result<Response<BoxStream<pb::CopyOutResponse>>, Status> {
+    let engine = engine.clone();
+    Ok(stream_out(move |tx| async move {
+        engine.copy_out(&req.container_id, &req.path, tx).await
+    }))
+}
+
+pub async fn export(
+    engine: &Engine,
+    req: pb::ExportContainerRequest,
+) -> Result<Response<BoxStream<pb::CopyOutResponse>>, Status> {
+    let engine = engine.clone();
+    Ok(stream_out(move |tx| async move {
+        engine.export_container(&req.container_id, tx).await
+    }))
+}
+
+/// Streams what `job` writes as data frames, then its trailer (or error).
+fn stream_out<F>(
+    job: impl FnOnce(mpsc::Sender<Vec<u8>>) -> F,
+) -> Response<BoxStream<pb::CopyOutResponse>>
+where
+    F: Future<Output = Result<CopyDigest, EngineError>> + Send + 'static,
+{
     use pb::copy_out_response::Frame;
     let (data_tx, mut data_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let (out_tx, out_rx) = mpsc::channel::<Result<pb::CopyOutResponse, Status>>(DEPTH);
-    let engine = engine.clone();
-    let copy =
-        tokio::spawn(async move { engine.copy_out(&req.container_id, &req.path, data_tx).await });
+    let copy = tokio::spawn(job(data_tx));
     tokio::spawn(async move {
         while let Some(d) = data_rx.recv().await {
             let frame = pb::CopyOutResponse {
@@ -134,5 +155,5 @@ pub async fn copy_out(
         };
         let _ = out_tx.send(last).await;
     });
-    Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    Response::new(Box::pin(ReceiverStream::new(out_rx)))
 }

@@ -148,4 +148,46 @@ impl ImageService for Images {
         let u = self.engine.disk_usage().await.map_err(to_status)?;
         Ok(Response::new(convert::disk_usage(u)))
     }
+
+    async fn tag_image(
+        &self,
+        req: Request<pb::TagImageRequest>,
+    ) -> Result<Response<pb::TagImageResponse>, Status> {
+        super::image_io::tag(&self.engine, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn commit_container(
+        &self,
+        req: Request<pb::CommitContainerRequest>,
+    ) -> Result<Response<pb::CommitContainerResponse>, Status> {
+        super::image_io::commit(&self.engine, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type SaveImagesStream = BoxStream<pb::SaveImagesResponse>;
+
+    async fn save_images(
+        &self,
+        req: Request<pb::SaveImagesRequest>,
+    ) -> Result<Response<Self::SaveImagesStream>, Status> {
+        Ok(Response::new(super::image_io::save(
+            &self.engine,
+            req.into_inner(),
+        )))
+    }
+
+    type LoadImagesStream = BoxStream<pb::LoadImagesResponse>;
+
+    async fn load_images(
+        &self,
+        req: Request<tonic::Streaming<pb::LoadImagesRequest>>,
+    ) -> Result<Response<Self::LoadImagesStream>, Status> {
+        Ok(Response::new(super::image_io::load(
+            &self.engine,
+            req.into_inner(),
+        )))
+    }
 }

@@ -5,6 +5,7 @@ mod containers;
 mod copy;
 mod exec;
 mod health;
+mod image_io;
 mod images;
 mod networks;
 mod pull;

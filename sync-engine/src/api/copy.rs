@@ -65,7 +65,19 @@ impl Engine {
     ) -> Result<CopyDigest> {
         let path = check_path(path)?;
         let c = self.shared.store().resolve(reference).await?;
-        run_copy(&self.shared, c, path, CopyMode::Out, Io::Out(tx)).await
+        run_copy(&self.shared, c, path, CopyMode::Out, Io::Out(tx), false).await
+    }
+
+    /// Streams the container's root filesystem as `docker export` does (a
+    /// tar stream named from the root; volumes, bind mounts and the
+    /// kernel's filesystems left out, their mount points kept).
+    pub async fn export_container(
+        &self,
+        reference: &str,
+        tx: mpsc::Sender<Vec<u8>>,
+    ) -> Result<CopyDigest> {
+        let c = self.shared.store().resolve(reference).await?;
+        run_copy(&self.shared, c, "/".into(), CopyMode::Out, Io::Out(tx), true).await
     }
 
     /// Extracts the tar stream read from `rx` into the directory `path` of
@@ -78,7 +90,7 @@ impl Engine {
     ) -> Result<CopyDigest> {
         let path = check_path(path)?;
         let c = self.shared.store().resolve(reference).await?;
-        run_copy(&self.shared, c, path, CopyMode::In, Io::In(rx)).await
+        run_copy(&self.shared, c, path, CopyMode::In, Io::In(rx), false).await
     }
 }
 
@@ -93,6 +105,7 @@ async fn run_copy(
     path: String,
     mode: CopyMode,
     io: Io,
+    export: bool,
 ) -> Result<CopyDigest> {
     let live = shared.live(&c.id);
     let _activity = shared.activity(&c.id);
@@ -139,6 +152,7 @@ async fn run_copy(
         root,
         path,
         idmap: crate::security::idmap(&c)?,
+        export,
     };
     let mut child = copy::spawn(&shared.cfg().shim_path, mode, &cfg)
         .map_err(|e| EngineError::internal("spawn the copy helper", e))?;

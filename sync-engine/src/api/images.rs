@@ -419,7 +419,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn resolve_image(&self, reference: &str) -> Result<String> {
+    pub(crate) async fn resolve_image(&self, reference: &str) -> Result<String> {
         if reference.is_empty() {
             return Err(EngineError::InvalidArgument("empty image reference".into()));
         }

@@ -4,6 +4,7 @@
 pub(crate) mod containers;
 pub(crate) mod copy;
 pub(crate) mod exec;
+pub(crate) mod image_io;
 pub(crate) mod images;
 pub(crate) mod lifetime;
 pub(crate) mod logs;

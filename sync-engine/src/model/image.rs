@@ -35,6 +35,35 @@ pub struct ImageConfig {
 }
 
 impl ImageConfig {
+    /// As an image configuration blob's fields (the layers are the
+    /// writer's to fill in).
+    pub fn to_runtime(&self) -> quilt_runtime::image::manifest::ImageConfig {
+        use quilt_runtime::image::manifest::{self, RunConfig};
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        manifest::ImageConfig {
+            architecture: some(&self.architecture),
+            os: some(&self.os),
+            config: Some(RunConfig {
+                user: some(&self.user),
+                exposed_ports: (!self.exposed_ports.is_empty()).then(|| {
+                    self.exposed_ports
+                        .iter()
+                        .map(|p| (p.clone(), manifest::Empty {}))
+                        .collect()
+                }),
+                env: list(&self.env),
+                entrypoint: list(&self.entrypoint),
+                cmd: list(&self.cmd),
+                volumes: None,
+                working_dir: some(&self.working_dir),
+                labels: (!self.labels.is_empty()).then(|| self.labels.clone()),
+                stop_signal: some(&self.stop_signal),
+            }),
+            ..manifest::ImageConfig::default()
+        }
+    }
+
     /// From the configuration an import read.
     pub fn from_runtime(c: &quilt_runtime::image::manifest::ImageConfig) -> ImageConfig {
         let run = c.config.clone().unwrap_or_default();

@@ -143,6 +143,31 @@ impl Store {
     }
 
     /// Drops NAME only (the image keeps its other names).
+    /// Points NAME at the image (taken from any other image); false when
+    /// the image is not recorded.
+    pub async fn image_tag(&self, id: &str, name: &str) -> Result<bool> {
+        db_write!(self, |c| {
+            let mut tx = c.begin().await?;
+            let known = sqlx::query("SELECT 1 FROM images WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if known {
+                sqlx::query(
+                    "INSERT INTO image_names (name, image_id) VALUES (?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id",
+                )
+                .bind(name)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(known)
+        })
+    }
+
     pub async fn image_untag(&self, name: &str) -> Result<bool> {
         let r = db_write!(self, |c| {
             Ok(sqlx::query("DELETE FROM image_names WHERE name = ?")
