@@ -6,7 +6,8 @@ use crate::error::{ApiError, Result};
 use crate::query::Query;
 use crate::server::DockerApi;
 use crate::{
-    archive, containers, create, events, exec, image_io, images, logs, stats, system, unsupported, volumes,
+    archive, containers, create, events, exec, image_io, images, logs, pull, stats, system,
+    unsupported, volumes,
 };
 use http::{Method, Request};
 use hyper::body::Incoming;
@@ -68,7 +69,7 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
         (&M::GET, ["exec", id, "json"]) => exec::inspect(api, id).await,
 
         (&M::GET, ["images", "json"]) => images::list(api, &q).await,
-        (&M::POST, ["images", "create"]) => Err(unsupported::pull()),
+        (&M::POST, ["images", "create"]) => pull::create(api, &q, req.headers()).await,
         (&M::POST, ["images", "load"]) => image_io::load(api, &q, req.into_body()).await,
         (&M::GET, ["images", "get"]) => {
             let names = q.all("names").into_iter().map(str::to_owned).collect();
@@ -94,7 +95,7 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
             ],
         ) => Err(unsupported::swarm()),
         (_, ["plugins", ..]) => Err(unsupported::plugins()),
-        (&M::POST, ["auth"]) => Err(unsupported::pull()),
+        (&M::POST, ["auth"]) => Err(unsupported::auth()),
         (&M::GET, ["system", "df"]) => Err(unsupported::disk_usage()),
         _ => Err(ApiError::NotFound(format!(
             "page not found: {m} {raw_path} is not part of Quilt's Docker API"

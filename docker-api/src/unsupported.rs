@@ -1,9 +1,7 @@
 //! Everything Quilt's Docker API does not do yet, in one place: each answer
 //! is docker's error shape with 501 (an endpoint) or 400 (a field of a
-//! request), naming what is missing. Networking (`--network`, `-p`),
-//! image pull/tag/save/load and restart policies are being
-//! built elsewhere: filling one in means replacing its function here with
-//! the translation.
+//! request), naming what is missing. Filling one in means replacing its
+//! function here with the translation.
 use crate::error::ApiError;
 
 fn missing(what: &str) -> ApiError {
@@ -21,9 +19,9 @@ pub fn container_endpoint(what: &str) -> ApiError {
     ))
 }
 
-pub fn pull() -> ApiError {
-    ApiError::NotImplemented(
-        "pulling images from a registry is not supported by Quilt's Docker API yet: import images with `quilt image import`".into(),
+pub fn import_from_source() -> ApiError {
+    missing(
+        "importing an image from a URL or a request body (fromSrc; use `quilt image import` or `docker load`)",
     )
 }
 
@@ -94,4 +92,10 @@ pub fn main_stdio(field: &str) -> ApiError {
     ApiError::BadRequest(format!(
         "Config.{field}: a TTY or stdin for a container's main process is not supported by Quilt's Docker API yet (exec supports both)"
     ))
+}
+
+pub fn auth() -> ApiError {
+    missing(
+        "checking registry credentials (`docker login`; `quilt login` stores them, and `docker pull` sends them in X-Registry-Auth)",
+    )
 }

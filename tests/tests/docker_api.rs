@@ -391,12 +391,26 @@ fn docker_cli_commits_tags_saves_loads_and_exports() {
     import_named(&d, dir.path(), "bb");
     let out = docker(
         &sock,
-        &["run", "--name", "src", "bb", "sh", "-c", "echo from-docker > /made"],
+        &[
+            "run",
+            "--name",
+            "src",
+            "bb",
+            "sh",
+            "-c",
+            "echo from-docker > /made",
+        ],
     );
     assert_eq!(out.code, Some(0), "{out:?}");
     let out = docker(
         &sock,
-        &["commit", "-c", "CMD [\"cat\", \"/made\"]", "src", "dsnap:v1"],
+        &[
+            "commit",
+            "-c",
+            "CMD [\"cat\", \"/made\"]",
+            "src",
+            "dsnap:v1",
+        ],
     );
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.trim().starts_with("sha256:"), "{out:?}");
@@ -406,7 +420,10 @@ fn docker_cli_commits_tags_saves_loads_and_exports() {
     let out = docker(&sock, &["tag", "dsnap:v1", "dsnap:v2"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let archive = dir.path().join("dsnap.tar");
-    let out = docker(&sock, &["save", "-o", archive.to_str().unwrap(), "dsnap:v2"]);
+    let out = docker(
+        &sock,
+        &["save", "-o", archive.to_str().unwrap(), "dsnap:v2"],
+    );
     assert_eq!(out.code, Some(0), "{out:?}");
     let out = docker(&sock, &["rmi", "dsnap:v2"]);
     assert_eq!(out.code, Some(0), "{out:?}");

@@ -81,7 +81,14 @@ fn commit_export_save_load_and_tag() {
     assert!(id.starts_with("sha256:"), "commit printed {id:?}");
     assert_eq!(d.cli(["run", "--rm", "snap:1"]).ok(), "made-here");
     let env = d
-        .cli(["run", "--rm", "snap:1", "sh", "-c", "echo $COMMITTED $FROM_RUN; pwd; test -e /etc/shadow || echo no-shadow"])
+        .cli([
+            "run",
+            "--rm",
+            "snap:1",
+            "sh",
+            "-c",
+            "echo $COMMITTED $FROM_RUN; pwd; test -e /etc/shadow || echo no-shadow",
+        ])
         .ok();
     assert_eq!(env, "yes 1\n/data\nno-shadow");
     let inspect = d.cli(["image", "inspect", "snap:1"]).json();
@@ -102,36 +109,59 @@ fn commit_export_save_load_and_tag() {
     d.cli(["exec", &running, "cat", "/live"]).ok();
     d.cli(["commit", &running, "live:latest"]).ok();
     assert_eq!(
-        d.cli(["run", "--rm", "live", "sh", "-c", "cat /live; ls /vol | wc -l"])
-            .ok(),
+        d.cli([
+            "run",
+            "--rm",
+            "live",
+            "sh",
+            "-c",
+            "cat /live; ls /vol | wc -l"
+        ])
+        .ok(),
         "live\n0"
     );
     let status = d.status_json(&running);
-    assert_eq!(status["state"], "running", "commit leaves it running: {status}");
+    assert_eq!(
+        status["state"], "running",
+        "commit leaves it running: {status}"
+    );
     let exported = tmp.path().join("export.tar");
-    d.cli(["export", "-o", exported.to_str().unwrap(), &running]).ok();
+    d.cli(["export", "-o", exported.to_str().unwrap(), &running])
+        .ok();
     let names = tar_names(&exported);
     assert!(names.iter().any(|n| n == "live"), "{names:?}");
     assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
-    assert!(names.iter().any(|n| n == "proc"), "the mount point is kept: {names:?}");
+    assert!(
+        names.iter().any(|n| n == "proc"),
+        "the mount point is kept: {names:?}"
+    );
     for n in &names {
         assert!(
-            !n.starts_with('/') && !n.starts_with("proc/") && !n.starts_with("sys/") && !n.starts_with("vol/"),
+            !n.starts_with('/')
+                && !n.starts_with("proc/")
+                && !n.starts_with("sys/")
+                && !n.starts_with("vol/"),
             "exported what a mount holds, or an absolute name: {n}"
         );
     }
     // A stopped container exports too.
     let stopped = tmp.path().join("stopped.tar");
-    d.cli(["export", "-o", stopped.to_str().unwrap(), "maker"]).ok();
+    d.cli(["export", "-o", stopped.to_str().unwrap(), "maker"])
+        .ok();
     assert!(tar_names(&stopped).iter().any(|n| n == "data/hello"));
 
     // save -> rmi -> load, through a file, and through pipes.
     let archive = tmp.path().join("snap.tar");
-    d.cli(["save", "-o", archive.to_str().unwrap(), "snap:1"]).ok();
+    d.cli(["save", "-o", archive.to_str().unwrap(), "snap:1"])
+        .ok();
     let names = tar_names(&archive);
     assert!(names.iter().any(|n| n == "manifest.json"), "{names:?}");
     let skopeo = Command::new("skopeo")
-        .args(["inspect", "--raw", &format!("docker-archive:{}", archive.display())])
+        .args([
+            "inspect",
+            "--raw",
+            &format!("docker-archive:{}", archive.display()),
+        ])
         .output()
         .expect("skopeo (scripts/deps.sh installs it)");
     assert!(
@@ -165,7 +195,8 @@ fn commit_export_save_load_and_tag() {
     assert_eq!(d.cli(["run", "--rm", "other"]).ok(), "made-here");
 
     // Bad input: clear errors, nothing left behind.
-    d.cli(["commit", "no-such-container", "x"]).expect_engine_error();
+    d.cli(["commit", "no-such-container", "x"])
+        .expect_engine_error();
     let bad = d.cli(["commit", "-c", "RUN rm -rf /", &running, "x"]);
     bad.expect_engine_error();
     assert!(bad.stderr.contains("RUN"), "{bad:?}");

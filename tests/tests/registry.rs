@@ -743,3 +743,62 @@ fn interrupted_pull_is_resumed() {
     let run = quilt(&d, &cfg, &["run", "--rm", &r, "sha256sum", "/big"]);
     assert!(run.ok().starts_with(&big_sum), "{run:?}");
 }
+
+/// `docker pull` through Quilt's Docker API: docker's progress messages,
+/// the image runs, a missing tag is an error the CLI reports.
+#[test]
+fn docker_cli_pulls_through_the_docker_api() {
+    let reg = Registry::start(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Layout::new(&tmp.path().join("oci"));
+    let top = l.image(host_arch(), "pulled by docker", b"");
+    l.tag(&top, "v1");
+    let host = reg.host();
+    let r = format!("{host}/dock/app:1");
+    push(&l.root, "v1", &r, &[]);
+
+    let sock = tmp.path().join("docker.sock");
+    let d = Daemon::builder()
+        .env(
+            "DOCKER_CONFIG",
+            tmp.path().join("daemon-docker").to_str().unwrap(),
+        )
+        .args(&[
+            "--insecure-registry",
+            &host,
+            "--docker-socket",
+            sock.to_str().unwrap(),
+        ])
+        .start();
+    let env = [
+        (
+            "DOCKER_HOST".to_owned(),
+            format!("unix://{}", sock.display()),
+        ),
+        (
+            "DOCKER_CONFIG".to_owned(),
+            tmp.path().join("cli-docker").display().to_string(),
+        ),
+    ];
+    let docker = |args: &[&str]| {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        run_program(
+            &quilt_tests::docker::docker_clients().docker,
+            &args,
+            &env,
+            PULL_TIMEOUT,
+        )
+    };
+    let out = docker(&["pull", &r]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("Downloaded newer image for") && out.stdout.contains("Digest: sha256:"),
+        "{out:?}"
+    );
+    let out = docker(&["run", "--rm", &r, "cat", "/msg"]);
+    assert_eq!(out.stdout.trim(), "pulled by docker", "{out:?}");
+    let out = docker(&["pull", &format!("{host}/dock/app:nope")]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(!out.stderr.trim().is_empty(), "{out:?}");
+    assert!(pull_leftovers(&d).is_empty(), "{:?}", pull_leftovers(&d));
+}

@@ -49,7 +49,11 @@ pub fn save(engine: &Engine, r: pb::SaveImagesRequest) -> BoxStream<pb::SaveImag
     let job = tokio::spawn(async move { engine.save_images(&r.names, data_tx).await });
     tokio::spawn(async move {
         while let Some(data) = data_rx.recv().await {
-            if out_tx.send(Ok(pb::SaveImagesResponse { data })).await.is_err() {
+            if out_tx
+                .send(Ok(pb::SaveImagesResponse { data }))
+                .await
+                .is_err()
+            {
                 return; // the client went away: dropping data_rx ends the save
             }
         }

@@ -77,7 +77,15 @@ impl Engine {
         tx: mpsc::Sender<Vec<u8>>,
     ) -> Result<CopyDigest> {
         let c = self.shared.store().resolve(reference).await?;
-        run_copy(&self.shared, c, "/".into(), CopyMode::Out, Io::Out(tx), true).await
+        run_copy(
+            &self.shared,
+            c,
+            "/".into(),
+            CopyMode::Out,
+            Io::Out(tx),
+            true,
+        )
+        .await
     }
 
     /// Extracts the tar stream read from `rx` into the directory `path` of

@@ -95,9 +95,7 @@ impl Engine {
                 .map_err(|e| EngineError::internal("make a scratch directory", e))?
         };
         let result = async {
-            let paused = opts.pause
-                && c.state == State::Running
-                && self.pause(&c.id).await.is_ok();
+            let paused = opts.pause && c.state == State::Running && self.pause(&c.id).await.is_ok();
             let layer = scratch.join("layer.tar");
             let exported = self.export_to_file(&c.id, &layer).await;
             if paused {
@@ -146,7 +144,11 @@ impl Engine {
     /// prefixes) into `tx`: each image as one layer (its root filesystem)
     /// and its configuration, named by the name it was asked by (or all its
     /// names when asked by id).
-    pub async fn save_images(&self, references: &[String], tx: mpsc::Sender<Vec<u8>>) -> Result<()> {
+    pub async fn save_images(
+        &self,
+        references: &[String],
+        tx: mpsc::Sender<Vec<u8>>,
+    ) -> Result<()> {
         if references.is_empty() {
             return Err(EngineError::InvalidArgument(
                 "name at least one image to save".into(),
@@ -162,7 +164,10 @@ impl Engine {
         for r in references {
             let id = self.resolve_image(r).await?;
             let info = self.inspect_image(&id).await?;
-            let by_id = info.id.trim_start_matches("sha256:").starts_with(r.trim_start_matches("sha256:"));
+            let by_id = info
+                .id
+                .trim_start_matches("sha256:")
+                .starts_with(r.trim_start_matches("sha256:"));
             let tags: Vec<String> = if by_id {
                 info.names.clone()
             } else {
@@ -273,9 +278,7 @@ impl Engine {
                 .map_err(|e| EngineError::internal("spool the archive", e))?;
             drop(f);
             if size == 0 {
-                return Err(EngineError::InvalidArgument(
-                    "the archive is empty".into(),
-                ));
+                return Err(EngineError::InvalidArgument("the archive is empty".into()));
             }
             let names = {
                 let (images, path) = (images.clone(), path.clone());
@@ -407,10 +410,7 @@ fn commit_config(base: &ImageConfig, c: &crate::model::Container) -> ImageConfig
 /// Applies one Dockerfile instruction of `commit --change`.
 fn apply_change(config: &mut ImageConfig, change: &str) -> Result<()> {
     let bad = |why: &str| {
-        EngineError::InvalidArgument(format!(
-            "invalid change {}: {why}",
-            validate::echo(change)
-        ))
+        EngineError::InvalidArgument(format!("invalid change {}: {why}", validate::echo(change)))
     };
     if change.len() > MAX_CHANGE_LEN || change.contains('\0') {
         return Err(bad("too long or holds a NUL byte"));
@@ -447,7 +447,9 @@ fn apply_change(config: &mut ImageConfig, change: &str) -> Result<()> {
             for (k, v) in pairs(rest).ok_or_else(|| bad("KEY=VALUE pairs are expected"))? {
                 let entry = format!("{k}={v}");
                 validate::env_entry(&entry)?;
-                config.env.retain(|e| e.split('=').next() != Some(k.as_str()));
+                config
+                    .env
+                    .retain(|e| e.split('=').next() != Some(k.as_str()));
                 config.env.push(entry);
             }
         }
