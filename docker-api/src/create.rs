@@ -285,9 +285,12 @@ fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
             }
             "RestartPolicy" => {
                 let n = v["Name"].as_str().unwrap_or_default();
-                if !matches!(n, "" | "no") {
-                    return Err(unsupported::restart_policy(n));
-                }
+                let max = v["MaximumRetryCount"].as_u64().unwrap_or(0);
+                let max = u32::try_from(max).map_err(|_| {
+                    ApiError::bad("HostConfig.RestartPolicy.MaximumRetryCount is too large")
+                })?;
+                spec.restart = quilt_sync_engine::model::RestartPolicy::from_parts(n, max)
+                    .map_err(|e| ApiError::bad(format!("HostConfig.RestartPolicy: {e}")))?;
             }
             "LogConfig" => {
                 let t = v["Type"].as_str().unwrap_or_default();
@@ -620,7 +623,7 @@ mod tests {
         );
         assert!(refused(json!({"Image": "x", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}})).contains("publishing ports"));
         assert!(
-            refused(json!({"Image": "x", "HostConfig": {"RestartPolicy": {"Name": "always"}}}))
+            refused(json!({"Image": "x", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}))
                 .contains("restart policy")
         );
         assert!(

@@ -80,13 +80,6 @@ pub fn network_mode(mode: &str) -> ApiError {
 }
 
 /// A restart policy other than "no".
-pub fn restart_policy(name: &str) -> ApiError {
-    ApiError::BadRequest(format!(
-        "restart policy {:?} is not supported by Quilt's Docker API yet (only \"no\")",
-        crate::inspect::cut(name)
-    ))
-}
-
 /// A TTY or stdin for a container's main process.
 pub fn main_stdio(field: &str) -> ApiError {
     ApiError::BadRequest(format!(
