@@ -20,7 +20,9 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn inspect(api: &DockerApi, id: &str) -> Result<Reply> {
     let c = get(api, id).await?;
-    Ok(body::json(&inspect::container(&c)))
+    let mut v = inspect::container(&c);
+    v["NetworkSettings"] = crate::networks::settings(api, &c).await;
+    Ok(body::json(&v))
 }
 
 /// The container, with docker's wording when there is none.

@@ -176,7 +176,12 @@ pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
                 flag(v, what)?;
             }
             "NetworkDisabled" => network_disabled = flag(v, what)?,
-            "ExposedPorts" if !is_default(v) => return Err(unsupported::ports()),
+            // Declarative only: what is published is HostConfig.PortBindings.
+            "ExposedPorts" => {
+                if !(v.is_null() || v.is_object()) {
+                    return Err(ApiError::bad("Config.ExposedPorts must be an object"));
+                }
+            }
             "StopSignal" if !matches!(v.as_str(), None | Some("" | "SIGTERM" | "TERM" | "15")) => {
                 return Err(unsupported::field("Config", what));
             }
@@ -192,11 +197,22 @@ pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
     // The engine applies docker's rules with the image's config.
     spec.entrypoint = entrypoint;
     spec.command = cmd;
+    let default_mode = host
+        .get("NetworkMode")
+        .and_then(Value::as_str)
+        .is_none_or(|m| matches!(m, "" | "default"));
     host_config(&mut spec, host)?;
+    // docker's default network is a bridge; Quilt's is a private loopback
+    // only one, unless ports are published (which need a bridge).
+    if default_mode && !spec.net.ports.is_empty() {
+        spec.network = Network::Bridge;
+        spec.net.network = quilt_sync_engine::model::DEFAULT_NETWORK.into();
+    }
     if network_disabled {
         spec.network = Network::None;
+        spec.net = Default::default();
     }
-    networking_config(&net_cfg)?;
+    networking_config(&net_cfg, &spec)?;
     Ok(spec)
 }
 
@@ -279,10 +295,9 @@ fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
                     ))
                 })?;
             }
-            "NetworkMode" => spec.network = network_mode(v.as_str().unwrap_or_default())?,
-            "PortBindings" | "PublishAllPorts" if !is_default(v) => {
-                return Err(unsupported::ports());
-            }
+            "NetworkMode" => network_mode(spec, v.as_str().unwrap_or_default())?,
+            "PortBindings" => spec.net.ports = port_bindings(v)?,
+            "PublishAllPorts" if !is_default(v) => return Err(unsupported::publish_all()),
             "RestartPolicy" => {
                 let n = v["Name"].as_str().unwrap_or_default();
                 let max = v["MaximumRetryCount"].as_u64().unwrap_or(0);
@@ -331,18 +346,89 @@ fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-/// The one translation of docker's network modes (networking fills in more).
-fn network_mode(mode: &str) -> Result<Network> {
-    match mode {
-        // docker's default is a bridge; Quilt's is a private loopback only
-        // network (see the README).
-        "" | "default" | "bridge" | "none" => Ok(Network::None),
-        "host" => Ok(Network::Host),
-        m => Err(unsupported::network_mode(m)),
-    }
+/// docker's network modes: `bridge` (Quilt's default bridge network), a
+/// network's name, `container:ID`, `host` and `none`. docker's default
+/// (`default` or empty) is Quilt's: a private loopback only network.
+fn network_mode(spec: &mut CreateSpec, mode: &str) -> Result<()> {
+    let (network, name, peer) = match mode {
+        "" | "default" | "none" => (Network::None, "", ""),
+        "host" => (Network::Host, "", ""),
+        "bridge" => (
+            Network::Bridge,
+            quilt_sync_engine::model::DEFAULT_NETWORK,
+            "",
+        ),
+        m => match m.strip_prefix("container:") {
+            Some(peer) if !peer.is_empty() => (Network::Container, "", peer),
+            Some(_) => return Err(ApiError::bad("network mode container: names no container")),
+            None => (Network::Bridge, m, ""),
+        },
+    };
+    spec.network = network;
+    spec.net.network = name.to_owned();
+    spec.net.peer = peer.to_owned();
+    Ok(())
 }
 
-fn networking_config(v: &Value) -> Result<()> {
+/// `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`. An empty HostIp is
+/// 127.0.0.1 (Quilt's default; give 0.0.0.0 for every address), an empty
+/// HostPort a free port.
+fn port_bindings(v: &Value) -> Result<Vec<quilt_sync_engine::PortBinding>> {
+    let what = "HostConfig.PortBindings";
+    let Some(map) = v.as_object() else {
+        return if v.is_null() {
+            Ok(Vec::new())
+        } else {
+            Err(ApiError::bad(format!("{what} must be an object")))
+        };
+    };
+    let mut out = Vec::new();
+    for (key, binds) in map {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let container_port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| ApiError::bad(format!("{what}: invalid container port {key:?}")))?;
+        let proto = quilt_sync_engine::PortProto::parse(proto)
+            .map_err(|e| ApiError::bad(format!("{what} {key:?}: {e}")))?;
+        let list: Vec<Value> = match binds {
+            Value::Null => vec![Value::Null],
+            Value::Array(a) if a.is_empty() => vec![Value::Null],
+            Value::Array(a) => a.clone(),
+            _ => return Err(ApiError::bad(format!("{what} {key:?} must be a list"))),
+        };
+        for b in list {
+            let host_ip = match b["HostIp"].as_str().unwrap_or_default() {
+                "" => quilt_sync_engine::DEFAULT_PORT_HOST_IP,
+                ip => ip.parse().map_err(|_| {
+                    ApiError::bad(format!(
+                        "{what} {key:?}: HostIp {ip:?} is not an IPv4 address"
+                    ))
+                })?,
+            };
+            let host_port = match b["HostPort"].as_str().unwrap_or_default() {
+                "" => 0,
+                p => p.parse().map_err(|_| {
+                    ApiError::bad(format!(
+                        "{what} {key:?}: invalid HostPort {p:?} (a port range is not supported)"
+                    ))
+                })?,
+            };
+            out.push(quilt_sync_engine::PortBinding {
+                host_ip,
+                host_port,
+                container_port,
+                proto,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `EndpointsConfig`: at most the one network of NetworkMode, without
+/// settings of its own.
+fn networking_config(v: &Value, spec: &CreateSpec) -> Result<()> {
     let Some(eps) = v.get("EndpointsConfig").and_then(Value::as_object) else {
         return if v.is_null() || v.as_object().is_some_and(|o| o.values().all(is_default)) {
             Ok(())
@@ -351,8 +437,21 @@ fn networking_config(v: &Value) -> Result<()> {
         };
     };
     for (net, ep) in eps {
-        if !matches!(net.as_str(), "default" | "bridge" | "none" | "host") {
-            return Err(unsupported::network_mode(net));
+        let ours = match spec.network {
+            Network::Bridge => {
+                net == &spec.net.network
+                    || (net == "bridge"
+                        && spec.net.network == quilt_sync_engine::model::DEFAULT_NETWORK)
+            }
+            Network::None => matches!(net.as_str(), "default" | "none"),
+            Network::Host => net == "host",
+            Network::Container => false,
+        };
+        if !ours {
+            return Err(ApiError::bad(format!(
+                "NetworkingConfig.EndpointsConfig names {:?}, which is not the container's network (one network per container)",
+                crate::inspect::cut(net)
+            )));
         }
         if !is_default(ep) {
             return Err(unsupported::field("NetworkingConfig.EndpointsConfig", net));
@@ -621,15 +720,64 @@ mod tests {
             refused(json!({"Image": "x", "HostConfig": {"Privileged": true}}))
                 .contains("HostConfig.Privileged")
         );
-        assert!(refused(json!({"Image": "x", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}})).contains("publishing ports"));
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"PublishAllPorts": true}}))
+                .contains("PublishAllPorts")
+        );
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"PortBindings": {"0/tcp": []}}}))
+                .contains("container port")
+        );
+        assert!(
+            refused(json!({"Image": "x", "HostConfig": {"NetworkMode": "a"}, "NetworkingConfig": {"EndpointsConfig": {"b": {}}}}))
+                .contains("not the container's network")
+        );
         assert!(
             refused(json!({"Image": "x", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}))
                 .contains("restart policy")
         );
         assert!(
-            refused(json!({"Image": "x", "HostConfig": {"NetworkMode": "mynet"}}))
+            refused(json!({"Image": "x", "HostConfig": {"NetworkMode": "container:"}}))
                 .contains("network mode")
         );
         assert!(refused(json!({"Cmd": ["x"]})).contains("Image is required"));
+    }
+
+    #[test]
+    fn networks_and_ports() {
+        let s = spec(
+            json!({"Image": "x", "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}], "53/udp": null}}}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.network, Network::Bridge, "ports need the default bridge");
+        assert_eq!(s.net.network, "bridge");
+        assert_eq!(s.net.ports.len(), 2);
+        let p = s.net.ports.iter().find(|p| p.container_port == 80).unwrap();
+        assert_eq!(
+            (p.host_ip.to_string().as_str(), p.host_port),
+            ("127.0.0.1", 8080)
+        );
+        let s = spec(
+            json!({"Image": "x", "HostConfig": {"NetworkMode": "mynet"}}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.network, s.net.network.as_str()),
+            (Network::Bridge, "mynet")
+        );
+        let s = spec(
+            json!({"Image": "x", "HostConfig": {"NetworkMode": "container:db"}}),
+            None,
+        )
+        .unwrap();
+        assert_eq!((s.network, s.net.peer.as_str()), (Network::Container, "db"));
+        let s = spec(json!({"Image": "x"}), None).unwrap();
+        assert_eq!(
+            s.network,
+            Network::None,
+            "Quilt's default stays loopback only"
+        );
     }
 }

@@ -7,6 +7,9 @@ pub enum ApiError {
     /// 400: the request is malformed or asks for something refused.
     #[error("{0}")]
     BadRequest(String),
+    /// 403: never allowed (a pre-defined network).
+    #[error("{0}")]
+    Forbidden(String),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -31,6 +34,7 @@ impl ApiError {
         use http::StatusCode as S;
         match self {
             ApiError::BadRequest(_) => S::BAD_REQUEST,
+            ApiError::Forbidden(_) => S::FORBIDDEN,
             ApiError::NotFound(_) => S::NOT_FOUND,
             ApiError::Conflict(_) => S::CONFLICT,
             ApiError::NotImplemented(_) => S::NOT_IMPLEMENTED,

@@ -80,7 +80,7 @@ pub async fn save(api: &DockerApi, names: Vec<String>) -> Result<Reply> {
     for n in names {
         // docker's names ("x:latest") as the store knows them.
         let i = crate::images::find(api, &n).await?;
-        refs.push(if i.names.iter().any(|m| *m == n) || i.id == n {
+        refs.push(if i.names.contains(&n) || i.id == n {
             n
         } else {
             match n.strip_suffix(":latest") {

@@ -32,12 +32,14 @@ pub fn exit_code(c: &Container) -> i64 {
     }
 }
 
-fn network_name(n: Network) -> &'static str {
-    match n {
-        Network::Host => "host",
-        Network::None => "none",
-        Network::Bridge => "bridge",
-        Network::Container => "container",
+/// HostConfig.NetworkMode: `none`, `host`, the network's name, or
+/// `container:ID`.
+fn network_mode(c: &Container) -> String {
+    match c.network {
+        Network::Host => "host".into(),
+        Network::None => "none".into(),
+        Network::Bridge => c.net.network.clone(),
+        Network::Container => format!("container:{}", c.net.peer),
     }
 }
 
@@ -139,8 +141,8 @@ pub fn container(c: &Container) -> Value {
         "ExecIDs": null,
         "HostConfig": {
             "Binds": binds(c),
-            "NetworkMode": network_name(c.network),
-            "PortBindings": {},
+            "NetworkMode": network_mode(c),
+            "PortBindings": crate::networks::ports(c),
             "RestartPolicy": { "Name": c.restart.name(), "MaximumRetryCount": c.restart.max() },
             "AutoRemove": c.auto_remove,
             "CapAdd": s.cap_add,
@@ -239,12 +241,21 @@ pub fn summary(c: &Container, now_ns: i64) -> Value {
         "ImageID": c.image,
         "Command": c.command.join(" "),
         "Created": c.created_at_ns / 1_000_000_000,
-        "Ports": [],
+        "Ports": c.net.ports.iter().map(|p| json!({
+            "IP": p.host_ip.to_string(),
+            "PrivatePort": p.container_port,
+            "PublicPort": p.host_port,
+            "Type": p.proto.as_str(),
+        })).collect::<Vec<_>>(),
         "Labels": c.labels,
         "State": status(c.state),
         "Status": human_status(c, now_ns),
-        "HostConfig": { "NetworkMode": network_name(c.network) },
-        "NetworkSettings": { "Networks": {} },
+        "HostConfig": { "NetworkMode": network_mode(c) },
+        "NetworkSettings": { "Networks": if c.network == Network::Bridge {
+            json!({ c.net.network.clone(): crate::networks::endpoint(c, "") })
+        } else {
+            json!({})
+        } },
         "Mounts": mounts(c),
     })
 }

@@ -25,6 +25,7 @@ mod images;
 mod inspect;
 mod logs;
 mod mux;
+mod networks;
 mod pull;
 mod query;
 mod router;

@@ -6,8 +6,8 @@ use crate::error::{ApiError, Result};
 use crate::query::Query;
 use crate::server::DockerApi;
 use crate::{
-    archive, containers, create, events, exec, image_io, images, logs, pull, stats, system,
-    unsupported, volumes,
+    archive, containers, create, events, exec, image_io, images, logs, networks, pull, stats,
+    system, unsupported, volumes,
 };
 use http::{Method, Request};
 use hyper::body::Incoming;
@@ -86,7 +86,10 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
         (&M::GET, ["volumes", name]) => volumes::inspect(api, name).await,
         (&M::DELETE, ["volumes", name]) => volumes::remove(api, name, &q).await,
 
-        (_, ["networks", ..]) => Err(unsupported::networks()),
+        (_, ["networks", rest @ ..]) => {
+            let rest: Vec<&str> = rest.to_vec();
+            networks::route(api, &m, &rest, &q, req.into_body()).await
+        }
         (
             _,
             [

@@ -41,10 +41,6 @@ pub fn build() -> ApiError {
     missing("building images (docker build)")
 }
 
-pub fn networks() -> ApiError {
-    missing("networks (the /networks endpoints)")
-}
-
 pub fn swarm() -> ApiError {
     missing("swarm mode")
 }
@@ -65,18 +61,10 @@ pub fn field(section: &str, name: &str) -> ApiError {
 }
 
 /// Port publishing (`-p`, `PortBindings`, `PublishAllPorts`, `ExposedPorts`).
-pub fn ports() -> ApiError {
+pub fn publish_all() -> ApiError {
     ApiError::BadRequest(
-        "publishing ports (-p, PortBindings, PublishAllPorts, ExposedPorts) is not supported by Quilt's Docker API yet".into(),
+        "publishing every exposed port (-P, PublishAllPorts) is not supported by Quilt's Docker API yet: publish them with -p".into(),
     )
-}
-
-/// A network mode other than the default, none and host.
-pub fn network_mode(mode: &str) -> ApiError {
-    ApiError::BadRequest(format!(
-        "network mode {:?} is not supported by Quilt's Docker API yet (use default, none or host)",
-        crate::inspect::cut(mode)
-    ))
 }
 
 /// A restart policy other than "no".

@@ -274,9 +274,9 @@ fn docker_cli_runs_execs_copies_and_removes() {
     let images = docker(&sock, &["images", "-q"]);
     assert_eq!(images.code, Some(0), "{images:?}");
     // Refused with docker's words, never silently ignored.
-    let out = docker(&sock, &["run", "-d", "-p", "8080:80", IMAGE, "true"]);
+    let out = docker(&sock, &["run", "-d", "-P", IMAGE, "true"]);
     assert_eq!(out.code, Some(125), "{out:?}");
-    assert!(out.stderr.contains("publishing ports"), "{out:?}");
+    assert!(out.stderr.contains("PublishAllPorts"), "{out:?}");
     assert!(d.list().is_empty(), "{:?}", d.list());
 }
 
@@ -318,8 +318,10 @@ fn the_socket_speaks_docker_http_and_errors() {
     assert_eq!(code, 404, "{body}");
     let (code, _, body) = http(&sock, "GET", "/v1.41/containers/x/stats", "");
     assert_eq!(code, 404, "{body}");
-    let (code, _, body) = http(&sock, "GET", "/networks", "");
-    assert_eq!(code, 501, "{body}");
+    let (code, _, body) = http(&sock, "DELETE", "/networks/host", "");
+    assert_eq!(code, 403, "{body}");
+    let (code, _, body) = http(&sock, "GET", "/networks/nope", "");
+    assert_eq!(code, 404, "{body}");
     let (code, _, body) = http(
         &sock,
         "POST",
@@ -445,4 +447,108 @@ fn docker_cli_commits_tags_saves_loads_and_exports() {
     let out = docker(&sock, &["export", "no-such-container"]);
     assert_ne!(out.code, Some(0), "{out:?}");
     docker(&sock, &["rm", "src"]).ok();
+}
+
+/// docker's networking through the API, in a network namespace the test
+/// makes (quiltd's bridges are made there): a user network, two containers
+/// on it reaching each other by name, a published port answering on
+/// 127.0.0.1 from quiltd's side, `docker port`, inspect's settings, and
+/// nothing left after removal.
+#[test]
+fn docker_cli_networks_and_published_ports() {
+    let ns = quilt_tests::TestNetns::new();
+    let dir = tempfile::Builder::new()
+        .prefix("quilt-docker-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let sock = dir.path().join("docker.sock");
+    let d = Daemon::builder()
+        .netns(&ns)
+        .args(&["--docker-socket", sock.to_str().expect("utf-8")])
+        .start();
+    let out = docker(
+        &sock,
+        &["network", "create", "--subnet", "10.77.0.0/24", "appnet"],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = docker(
+        &sock,
+        &["network", "ls", "--format", "{{.Name}} {{.Driver}}"],
+    );
+    assert!(out.stdout.contains("appnet bridge"), "{out:?}");
+    assert!(out.stdout.contains("host host"), "{out:?}");
+    let web = "mkdir -p /www && echo hello-docker > /www/index.html && exec httpd -f -p 80 -h /www";
+    let out = docker(
+        &sock,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "appnet",
+            "-p",
+            "18080:80",
+            IMAGE,
+            "sh",
+            "-c",
+            web,
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let fetched = quilt_tests::retry(Duration::from_secs(10), || {
+        let o = ns.run(&[
+            "timeout",
+            "5",
+            "busybox",
+            "wget",
+            "-qO-",
+            "http://127.0.0.1:18080/",
+        ]);
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    });
+    assert_eq!(fetched.as_deref(), Some("hello-docker"));
+    let out = docker(&sock, &["port", "web"]);
+    assert!(out.stdout.contains("80/tcp -> 127.0.0.1:18080"), "{out:?}");
+    let out = docker(
+        &sock,
+        &[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.IPAddress}}{{end}}",
+            "web",
+        ],
+    );
+    assert!(out.stdout.trim().starts_with("appnet 10.77.0."), "{out:?}");
+    let out = docker(
+        &sock,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            IMAGE,
+            "wget",
+            "-qO-",
+            "http://web/",
+        ],
+    );
+    assert_eq!(out.stdout.trim(), "hello-docker", "{out:?}");
+    let out = docker(
+        &sock,
+        &["network", "inspect", "-f", "{{len .Containers}}", "appnet"],
+    );
+    assert_eq!(out.stdout.trim(), "1", "{out:?}");
+    let out = docker(&sock, &["network", "rm", "appnet"]);
+    assert_ne!(
+        out.code,
+        Some(0),
+        "a network in use is not removed: {out:?}"
+    );
+    docker(&sock, &["rm", "-f", "web"]).ok();
+    let out = docker(&sock, &["network", "rm", "appnet"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    d.assert_no_leftovers();
 }
