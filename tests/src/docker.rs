@@ -1,5 +1,5 @@
 //! Docker's own clients for the Docker API tests, installed by the tests:
-//! docker-py (PyPI's `docker`) in a virtual environment under the target
+//! docker-py (PyPI's `docker`, and testcontainers on it) in a virtual environment under the target
 //! directory (`target/docker-venv`), and the docker CLI unpacked from
 //! Debian's docker.io package (`target/docker-cli/usr/bin/docker`, by
 //! `quilt_docker_cli` in scripts/deps.sh: nothing is installed, no docker
@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::cli::run_program;
 
 /// What pip installs.
-pub const REQUIREMENTS: &[&str] = &["docker>=7,<8"];
+pub const REQUIREMENTS: &[&str] = &["docker>=7,<8", "testcontainers>=4.8,<5"];
 const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug)]

@@ -74,7 +74,7 @@ fn import_named(d: &Daemon, dir: &Path, name: &str) {
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox"))
         .expect("busybox-static (scripts/deps.sh)");
-    for tool in ["sh", "echo", "cat", "ls", "sleep"] {
+    for tool in ["sh", "echo", "cat", "ls", "sleep", "mkdir", "httpd"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
     }
     d.cli(["image", "import", root.to_str().unwrap(), "--name", name])
@@ -550,5 +550,39 @@ fn docker_cli_networks_and_published_ports() {
     docker(&sock, &["rm", "-f", "web"]).ok();
     let out = docker(&sock, &["network", "rm", "appnet"]);
     assert_eq!(out.code, Some(0), "{out:?}");
+    d.assert_no_leftovers();
+}
+
+/// testcontainers-python (on docker-py): an exposed port published on a
+/// free host port, waited for by its log line and reached through the port
+/// the library reads back; quiltd runs in a network namespace of the test.
+#[test]
+fn testcontainers_python_runs_a_service_container() {
+    let py = docker_clients();
+    let ns = quilt_tests::TestNetns::new();
+    let dir = tempfile::Builder::new()
+        .prefix("quilt-docker-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let sock = dir.path().join("docker.sock");
+    let d = Daemon::builder()
+        .netns(&ns)
+        .args(&["--docker-socket", sock.to_str().expect("utf-8")])
+        .start();
+    // testcontainers looks the image up (and would pull it): a stored one.
+    import_named(&d, dir.path(), "tcimg");
+    let out = ns.run(&[
+        py.python.to_str().unwrap(),
+        py.script("testcontainers_client.py").to_str().unwrap(),
+        sock.to_str().unwrap(),
+        "tcimg",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.ends_with("all passed\n"),
+        "{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_tail(40)
+    );
     d.assert_no_leftovers();
 }
