@@ -66,16 +66,15 @@ pub fn tar_tree<W: Write>(root: &Path, one_filesystem: bool, out: W) -> io::Resu
                 links.insert(key, r.clone());
             }
             if ft.is_file() {
-                let f = match std::fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
+                let Some(f) = open_same_file(&path, &m)? else {
+                    continue; // replaced or removed since it was listed
                 };
                 let mut h = header(&m, tar::EntryType::Regular);
                 h.set_size(m.len());
                 // A file that grows while it is read is cut at the size its
-                // header announced (and one that shrinks fails the copy).
-                b.append_data(&mut h, &r, f.take(m.len()))?;
+                // header announced, one that shrinks is padded with zeros:
+                // the archive stays well formed either way.
+                b.append_data(&mut h, &r, Exact::new(f, m.len()))?;
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&path)?;
                 let mut h = header(&m, tar::EntryType::Symlink);
@@ -99,6 +98,63 @@ pub fn tar_tree<W: Write>(root: &Path, one_filesystem: bool, out: W) -> io::Resu
         stack.extend(subdirs.into_iter().rev());
     }
     b.into_inner()
+}
+
+/// Opens the regular file `m` describes, never following a symlink nor
+/// blocking on a FIFO put in its place since (a running container may race
+/// the walk); None when it is gone or no longer that file.
+fn open_same_file(path: &Path, m: &std::fs::Metadata) -> io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(nix::libc::ELOOP) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let now = f.metadata()?;
+    Ok((now.is_file() && now.ino() == m.ino() && now.dev() == m.dev()).then_some(f))
+}
+
+/// Exactly `left` bytes of `inner`: cut there, or padded with zeros when
+/// it ends sooner.
+struct Exact<R> {
+    inner: io::Take<R>,
+    left: u64,
+}
+
+impl<R: Read> Exact<R> {
+    fn new(inner: R, len: u64) -> Self {
+        Exact {
+            inner: inner.take(len),
+            left: len,
+        }
+    }
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let mut n = self.inner.read(buf)?;
+        if n == 0 {
+            n = buf
+                .len()
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            buf[..n].fill(0);
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// A header with the entry's mode, owner and mtime, no data.
@@ -241,6 +297,16 @@ mod tests {
         assert_eq!(got[4].1, tar::EntryType::Link);
         // The same tree gives the same bytes.
         assert_eq!(bytes, tar_tree(root, true, Vec::new()).unwrap());
+    }
+
+    #[test]
+    fn exact_pads_and_cuts() {
+        let mut out = Vec::new();
+        Exact::new(&b"abc"[..], 5).read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc\0\0");
+        out.clear();
+        Exact::new(&b"abcdef"[..], 2).read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"ab");
     }
 
     #[test]
