@@ -25,7 +25,9 @@ Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N]
                    --quiltd-arg --userns-default=private
   -h, --help       this text
 
-Runs as root on Linux. Everything the run creates (daemon, socket, data dir,
+Runs as root on Linux. quiltd runs in a network namespace of its own (ip
+netns, from iproute2), where the bridge figures are taken; the host's
+network namespace is never changed. Everything the run creates (daemon, socket, data dir,
 cgroups quilt-bench-<random>, OCI bundles and runtime state) lives under one
 temporary directory and is removed on exit, Ctrl-C or failure.
 EOF
@@ -73,11 +75,11 @@ QB=$BIN/quilt-bench
 if [[ $MODE == quick ]]; then
   API_ARGS=(--containers 1000 --gets 2000 --lists 20 --starts 30 --list-stored 10000 --pages 100)
   TTR_N=50; SEQ_N=60; PEER_ITERS=15; PEER_STATES=30; PAUSE_N=50; BURST=1000; PROBES=20
-  TP_SECONDS=2; TP_DRAIN=40; DENSITY_N=50; DENSITY_GETS=1000
+  TP_SECONDS=2; TP_DRAIN=40; DENSITY_N=50; DENSITY_GETS=1000; NET_N=20
 else
   API_ARGS=(--containers 1000 --gets 10000 --lists 100 --starts 200 --list-stored 10000 --pages 400)
   TTR_N=500; SEQ_N=500; PEER_ITERS=200; PEER_STATES=300; PAUSE_N=200; BURST=5000; PROBES=50
-  TP_SECONDS=10; TP_DRAIN=120; DENSITY_N=500; DENSITY_GETS=5000
+  TP_SECONDS=10; TP_DRAIN=120; DENSITY_N=500; DENSITY_GETS=5000; NET_N=200
 fi
 
 # ---------------------------------------------------------------- cleanup --
@@ -88,6 +90,10 @@ PARENT=""
 PEERS=()         # "name=/path/to/binary"
 PEER_NS_NEEDED=0
 FAILED_STEPS=""
+# The network namespace quiltd runs in (its bridges and rules are made
+# there, never in the host's namespace), and the prefix that enters it.
+NETNS=""
+NS_EXEC=()
 
 # Prefix that runs a command in a private mount namespace without the cgroup
 # v2 mount, where crun 1.8 accepts this host's mixed (v1 + unified) layout.
@@ -126,6 +132,8 @@ cleanup() {
     kill -KILL "$QUILTD_PID" 2>/dev/null
   fi
   [[ -n $QUILTD_PID ]] && wait "$QUILTD_PID" 2>/dev/null
+  # The daemon's network namespace, with whatever it made there.
+  [[ -n $NETNS ]] && ip netns del "$NETNS" 2>/dev/null
   # 3. Peer containers and their state.
   local p name bin id
   for p in "${PEERS[@]}"; do
@@ -246,10 +254,18 @@ DATA=$TMP/data
 OUT=$TMP/results
 mkdir -p "$OUT" "$DATA"
 
-log "starting quiltd (data $DATA, cgroup parent $PARENT, start queue $START_QUEUE)"
+if [[ -z $REAP_N ]] && command -v ip >/dev/null && ip netns add "quilt-bench-$RAND" 2>/dev/null; then
+  NETNS=quilt-bench-$RAND
+  ip -n "$NETNS" link set lo up
+  NS_EXEC=(nsenter "--net=/run/netns/$NETNS")
+elif [[ -z $REAP_N ]]; then
+  echo "benchmark: cannot make a network namespace (ip netns, from iproute2): quiltd runs in this one and the network step is skipped" >&2
+fi
+
+log "starting quiltd (data $DATA, cgroup parent $PARENT, start queue $START_QUEUE${NETNS:+, network namespace $NETNS})"
 # In its own session, so that a Ctrl-C meant for this script does not shut
 # the daemon down before cleanup() has removed the containers through it.
-NO_COLOR=1 setsid "$QUILTD" --data-dir "$DATA" --socket "$SOCK" --cgroup-parent "$PARENT" \
+NO_COLOR=1 setsid "${NS_EXEC[@]}" "$QUILTD" --data-dir "$DATA" --socket "$SOCK" --cgroup-parent "$PARENT" \
   --start-queue "$START_QUEUE" "${QUILTD_ARGS[@]}" >"$TMP/quiltd.log" 2>&1 </dev/null &
 QUILTD_PID=$!
 "$QB" wait-ready --socket "$SOCK" --timeout 30 --pid "$QUILTD_PID" \
@@ -315,13 +331,13 @@ if [[ -n $REAP_N ]]; then
 fi
 
 # ----------------------------------------------------------- measurements --
-log "1/7 classic: 6 x (quilt create + 100 quilt status)"
+log "1/8 classic: 6 x (quilt create + 100 quilt status)"
 measure classic "$QB" classic --socket "$SOCK" --quilt "$QUILT" --runs 6 --statuses 100 --out "$OUT/classic.json"
 
-log "2/7 API latency (${API_ARGS[*]})"
+log "2/8 API latency (${API_ARGS[*]})"
 measure api "$QB" api --socket "$SOCK" "${API_ARGS[@]}" --out "$OUT/api.json"
 
-log "3/7 time to running ($TTR_N), sequential start rate ($SEQ_N), pause ($PAUSE_N), fairness ($BURST-create burst)"
+log "3/8 time to running ($TTR_N), sequential start rate ($SEQ_N), pause ($PAUSE_N), fairness ($BURST-create burst)"
 measure ttr "$QB" ttr --socket "$SOCK" --n "$TTR_N" --out "$OUT/ttr.json"
 measure seqrate "$QB" seqrate --socket "$SOCK" --n "$SEQ_N" --out "$OUT/seqrate.json"
 measure pause "$QB" pause --socket "$SOCK" --n "$PAUSE_N" --out "$OUT/pause.json"
@@ -368,7 +384,7 @@ PY
 }
 
 if [[ ${#PEERS[@]} -gt 0 ]]; then
-  log "4/7 peers: ${PEERS[*]} (private mount ns without cgroup2: $PEER_NS_NEEDED)"
+  log "4/8 peers: ${PEERS[*]} (private mount ns without cgroup2: $PEER_NS_NEEDED)"
   if prepare_bundles; then
     peer_args=()
     for p in "${PEERS[@]}"; do peer_args+=("--${p%%=*}" "${p#*=}"); done
@@ -380,18 +396,31 @@ if [[ ${#PEERS[@]} -gt 0 ]]; then
     FAILED_STEPS+="peers-setup "
   fi
 else
-  log "4/7 peers: skipped ($SKIPPED)"
+  log "4/8 peers: skipped ($SKIPPED)"
 fi
 
-log "5/7 throughput: 1, 8, 32, 128 clients x ${TP_SECONDS} s"
+if [[ -n $NETNS ]]; then
+  log "5/8 network: --network bridge against none ($NET_N each), and against the peers' run"
+  net_args=()
+  if [[ -d $TMP/bundles ]]; then
+    for p in "${PEERS[@]}"; do net_args+=("--${p%%=*}" "${p#*=}"); done
+    net_args+=(--bundles "$TMP/bundles" --state-root "$TMP/peer-state")
+  fi
+  measure network "${PEER_NS[@]}" "$QB" network --socket "$SOCK" --quilt "$QUILT" "${net_args[@]}" \
+    --n "$NET_N" --id-prefix "qb-$RAND" --out "$OUT/network.json"
+else
+  log "5/8 network: skipped (no network namespace for quiltd)"
+fi
+
+log "6/8 throughput: 1, 8, 32, 128 clients x ${TP_SECONDS} s"
 measure throughput "$QB" throughput --socket "$SOCK" --clients 1,8,32,128 --seconds "$TP_SECONDS" \
   --drain-timeout "$TP_DRAIN" --out "$OUT/throughput.json"
 
-log "6/7 density: $DENSITY_N idle containers"
+log "7/8 density: $DENSITY_N idle containers"
 measure density "$QB" density --socket "$SOCK" --n "$DENSITY_N" --gets "$DENSITY_GETS" \
   --data-dir "$DATA" --cgroup-parent "$PARENT" --quiltd-pid "$QUILTD_PID" --out "$OUT/density.json"
 
-log "7/7 summary"
+log "8/8 summary"
 finish
 if [[ -n $FAILED_STEPS ]]; then
   die "failed measurements: $FAILED_STEPS(see above and $TMP/quiltd.log, which is deleted on exit)"

@@ -11,6 +11,7 @@ mod events;
 mod fairness;
 mod leftovers;
 mod listing;
+mod network;
 mod peers;
 mod proc_timer;
 mod reap;
@@ -162,6 +163,29 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         states: usize,
         /// Container ids are <prefix>-<runtime>-<op>-<n>.
+        #[arg(long, default_value = "quilt-bench")]
+        id_prefix: String,
+    },
+    /// What `--network bridge` adds at start: time to running against
+    /// `none`, and `quilt run --network bridge` against the peers' `run`
+    /// (quiltd must run in a network namespace made for the benchmark).
+    Network {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long)]
+        quilt: PathBuf,
+        #[arg(long)]
+        crun: Option<PathBuf>,
+        #[arg(long)]
+        runc: Option<PathBuf>,
+        /// Directory with <runtime>-true bundles (with a network namespace).
+        #[arg(long)]
+        bundles: Option<PathBuf>,
+        /// State roots are created here (<dir>/<runtime>).
+        #[arg(long)]
+        state_root: Option<PathBuf>,
+        #[arg(long, default_value_t = 50)]
+        n: usize,
         #[arg(long, default_value = "quilt-bench")]
         id_prefix: String,
     },
@@ -388,6 +412,34 @@ async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Ttr { c, n } => emit(&c.out, &ttr::ttr(&c.socket, n).await?),
         Cmd::Seqrate { c, n } => emit(&c.out, &ttr::seqrate(&c.socket, n).await?),
+        Cmd::Network {
+            c,
+            quilt,
+            crun,
+            runc,
+            bundles,
+            state_root,
+            n,
+            id_prefix,
+        } => {
+            let mut peers = Vec::new();
+            if let (Some(b), Some(_)) = (&bundles, &state_root) {
+                for (name, bin) in [("crun", crun), ("runc", runc)] {
+                    if let Some(bin) = bin {
+                        peers.push((name.to_string(), bin, network::true_bundle(b, name)));
+                    }
+                }
+            }
+            let o = network::NetOpts {
+                socket: c.socket.clone(),
+                quilt,
+                n,
+                peers,
+                state_root: state_root.unwrap_or_default(),
+                id_prefix,
+            };
+            emit(&c.out, &network::network(&o).await?)
+        }
         Cmd::Pause { c, n } => emit(&c.out, &fairness::pause(&c.socket, n).await?),
         Cmd::Fairness { c, burst, probes } => {
             emit(&c.out, &fairness::fairness(&c.socket, burst, probes).await?)

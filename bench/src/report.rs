@@ -37,6 +37,8 @@ pub struct Report {
     pub pause: Option<PauseTimes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairness: Option<Fairness>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkCost>,
     /// Filled by `summary`.
     #[serde(default)]
     pub targets: Vec<TargetResult>,
@@ -63,6 +65,7 @@ impl Report {
             reap_gate: section(v, "reap_gate"),
             pause: section(v, "pause"),
             fairness: section(v, "fairness"),
+            network: section(v, "network"),
             targets: section(v, "targets").unwrap_or_default(),
         }
     }
@@ -220,6 +223,22 @@ pub struct Fairness {
     /// Whether the burst was still being sent when the last probe ended
     /// (the probes then all ran under it).
     pub burst_still_running_at_end: bool,
+}
+
+/// `quilt-bench network`: what `--network bridge` adds at start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkCost {
+    pub description: String,
+    /// Time to running with `--network none`, and with `bridge`.
+    pub none: OpStats,
+    pub bridge: OpStats,
+    pub bridge_minus_none_p50_ms: f64,
+    /// `quilt run --rm --network bridge default /bin/true`, whole command.
+    pub run_bridge: OpStats,
+    /// The peers' `run` of a /bin/true bundle with a network namespace.
+    pub peer_run: BTreeMap<String, OpStats>,
+    /// run_bridge p50 / the peer's run p50.
+    pub run_bridge_vs_peer_p50: BTreeMap<String, f64>,
 }
 
 /// `quilt-bench peers`: Quilt against crun and runc.

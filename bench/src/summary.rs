@@ -244,6 +244,18 @@ fn latency_rows(md: &mut String, r: &Report) {
             &f.under_burst,
         );
     }
+    if let Some(n) = &r.network {
+        stat_row(md, "time to running, --network none", &n.none);
+        stat_row(md, "time to running, --network bridge", &n.bridge);
+        stat_row(
+            md,
+            "quilt run --rm --network bridge default /bin/true",
+            &n.run_bridge,
+        );
+        for (e, op) in &n.peer_run {
+            stat_row(md, &format!("{e} run (a network namespace)"), op);
+        }
+    }
     if let Some(d) = &r.density {
         stat_row(
             md,

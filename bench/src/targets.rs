@@ -155,6 +155,39 @@ pub const TARGETS: &[Target] = &[
         },
     },
     Target {
+        name: "time to running p50, bridge minus none",
+        goal: 1.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| {
+            r.network
+                .as_ref()
+                .filter(|n| n.none.stats.n > 0 && n.bridge.stats.n > 0)
+                .map(|n| n.bridge_minus_none_p50_ms)
+        },
+        note: |r| match &r.network {
+            Some(n) => format!(
+                "{:.2} ms vs {:.2} ms",
+                n.bridge.stats.p50_ms, n.none.stats.p50_ms
+            ),
+            None => String::new(),
+        },
+    },
+    Target {
+        name: "quilt run --network bridge p50 / crun run p50",
+        goal: 1.0,
+        unit: "x",
+        direction: Direction::AtMost,
+        value: |r| {
+            r.network
+                .as_ref()
+                .filter(|n| n.run_bridge.stats.n > 0)
+                .and_then(|n| n.run_bridge_vs_peer_p50.get("crun").copied())
+                .filter(|x| *x > 0.0)
+        },
+        note: no_note,
+    },
+    Target {
         name: "sequential starts",
         goal: 150.0,
         unit: "/s",

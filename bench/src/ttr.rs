@@ -25,7 +25,15 @@ pub struct Start {
 
 /// Creates one container and waits for its RUNNING (or FAILED) event.
 pub async fn start_one(c: &mut Client, hub: &Hub, command: &[&str], auto_remove: bool) -> Start {
-    let req = create_request(command, auto_remove, false);
+    start_one_with(c, hub, create_request(command, auto_remove, false)).await
+}
+
+/// `start_one` with a request of the caller's.
+pub async fn start_one_with(
+    c: &mut Client,
+    hub: &Hub,
+    req: quilt_proto::v1::CreateContainerRequest,
+) -> Start {
     let t = Instant::now();
     let id = match with_timeout(CALL, c.create_container(req)).await {
         Ok(r) => r.id,
