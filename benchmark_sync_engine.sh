@@ -156,6 +156,15 @@ cleanup() {
       [[ -d $d ]] && echo "benchmark: cannot remove cgroup $d" >&2
     done < <(cgroup_dirs_of "$PARENT"; cgroup_dirs_of "$PARENT-peers")
   fi
+  # crun, in the peers' namespace without the cgroup2 mount, also makes
+  # its cgroup directories on the /sys/fs/cgroup tmpfs below where the
+  # unified hierarchy is mounted (hidden under that mount on the host):
+  # removed from inside that namespace.
+  if [[ -n $PARENT && $PEER_NS_NEEDED -eq 1 ]]; then
+    "${PEER_NS[@]}" sh -c 'd=/sys/fs/cgroup/unified/$1; [ ! -d "$d" ] || ! mountpoint -q /sys/fs/cgroup || rm -rf --one-file-system -- "$d"' \
+      peer-clean "$PARENT-peers" \
+      || echo "benchmark: cannot remove the peers' directories under /sys/fs/cgroup/unified/$PARENT-peers" >&2
+  fi
   # 5. Mounts under the temp dir (deepest first), then the files.
   local m
   while read -r m; do
