@@ -339,20 +339,43 @@ enum Parsed {
     Bad(String),
 }
 
-/// The SNI of a TLS ClientHello (rustls reads it).
+/// The SNI of a TLS ClientHello (`tls-parser` reads it; lenient: clients
+/// that send few extensions, such as busybox's, are served too).
 fn sni(head: &[u8]) -> Parsed {
-    let mut acc = rustls::server::Acceptor::default();
-    let mut rd = head;
-    while !rd.is_empty() {
-        if let Err(e) = acc.read_tls(&mut rd) {
-            return Parsed::Bad(format!("not TLS: {e}"));
+    use tls_parser::{
+        TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_extensions, parse_tls_plaintext,
+    };
+    // A handshake record (22) comes first.
+    if head.first().is_some_and(|b| *b != 22) {
+        return Parsed::Bad("not TLS".into());
+    }
+    let rec = match parse_tls_plaintext(head) {
+        Ok((_, rec)) => rec,
+        Err(tls_parser::nom::Err::Incomplete(_)) => return Parsed::More,
+        Err(e) => return Parsed::Bad(format!("not TLS: {e:?}")),
+    };
+    let Some(TlsMessage::Handshake(TlsMessageHandshake::ClientHello(hello))) = rec.msg.first()
+    else {
+        return Parsed::Bad("not a TLS ClientHello".into());
+    };
+    let Some(ext) = hello.ext else {
+        return Parsed::Done(None);
+    };
+    let Ok((_, exts)) = parse_tls_extensions(ext) else {
+        return Parsed::Bad("bad TLS extensions".into());
+    };
+    for e in exts {
+        if let TlsExtension::SNI(names) = e {
+            // Type 0: a host name.
+            if let Some((_, name)) = names.iter().find(|(t, _)| t.0 == 0) {
+                return match std::str::from_utf8(name) {
+                    Ok(n) => Parsed::Done(Some(n.to_owned())),
+                    Err(_) => Parsed::Bad("a server name that is not text".into()),
+                };
+            }
         }
     }
-    match acc.accept() {
-        Ok(None) => Parsed::More,
-        Ok(Some(a)) => Parsed::Done(a.client_hello().server_name().map(str::to_owned)),
-        Err((e, _)) => Parsed::Bad(format!("not a TLS ClientHello: {e}")),
-    }
+    Parsed::Done(None)
 }
 
 /// The Host header of an HTTP/1 request (without its port).
