@@ -142,10 +142,7 @@ impl Entry {
     /// Parses `CIDR`, `IP`, `NAME`, `*.NAME`, each optionally `:PORT`.
     pub fn parse(s: &str) -> Result<Entry> {
         let bad = |why: &str| {
-            NetError::Invalid(format!(
-                "invalid egress entry {:?}: {why}",
-                crate::shown(s)
-            ))
+            NetError::Invalid(format!("invalid egress entry {:?}: {why}", crate::shown(s)))
         };
         if s.len() > MAX_ENTRY_LEN {
             return Err(bad("too long"));
@@ -348,8 +345,10 @@ pub struct Policies {
 impl Policies {
     fn map(
         &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<Ipv4Addr, tokio::sync::watch::Sender<Option<Arc<Policed>>>>>
-    {
+    ) -> std::sync::RwLockReadGuard<
+        '_,
+        HashMap<Ipv4Addr, tokio::sync::watch::Sender<Option<Arc<Policed>>>>,
+    > {
         self.by_ip.read().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -383,7 +382,10 @@ impl Policies {
     }
 
     /// Follows the policy of the container at `ip` (None when it has none).
-    pub fn watch(&self, ip: Ipv4Addr) -> Option<tokio::sync::watch::Receiver<Option<Arc<Policed>>>> {
+    pub fn watch(
+        &self,
+        ip: Ipv4Addr,
+    ) -> Option<tokio::sync::watch::Receiver<Option<Arc<Policed>>>> {
         self.map().get(&ip).map(|tx| tx.subscribe())
     }
 
@@ -436,8 +438,18 @@ mod tests {
             assert_eq!(Entry::parse(i).expect(i).to_string(), o);
         }
         for bad in [
-            "", "10.0.0.1/8", "1.2.3.4:0", "1.2.3.4:70000", "a..b", "*.", "-a.com", "1.2.3",
-            "1.2.3.4/33", "x:y", "*.*.a.com", "a b",
+            "",
+            "10.0.0.1/8",
+            "1.2.3.4:0",
+            "1.2.3.4:70000",
+            "a..b",
+            "*.",
+            "-a.com",
+            "1.2.3",
+            "1.2.3.4/33",
+            "x:y",
+            "*.*.a.com",
+            "a b",
         ] {
             assert!(Entry::parse(bad).is_err(), "{bad}");
         }
@@ -457,7 +469,16 @@ mod tests {
     #[test]
     fn always_deny_unless_allowed() {
         let p = pol(false, &[], &[]);
-        for a in ["169.254.169.254", "10.1.2.3", "192.168.1.1", "172.20.0.1", "127.0.0.1", "100.64.0.1", "224.0.0.1", "0.1.2.3"] {
+        for a in [
+            "169.254.169.254",
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.20.0.1",
+            "127.0.0.1",
+            "100.64.0.1",
+            "224.0.0.1",
+            "0.1.2.3",
+        ] {
             assert!(!p.allows_addr(a.parse().unwrap(), Some(80)), "{a}");
         }
         assert!(p.allows_addr("203.0.113.5".parse().unwrap(), Some(80)));
@@ -468,7 +489,11 @@ mod tests {
 
     #[test]
     fn deny_wins_then_allow_then_default() {
-        let p = pol(true, &["203.0.113.0/24", "198.51.100.7:443"], &["203.0.113.9"]);
+        let p = pol(
+            true,
+            &["203.0.113.0/24", "198.51.100.7:443"],
+            &["203.0.113.9"],
+        );
         assert!(p.allows_addr("203.0.113.5".parse().unwrap(), Some(22)));
         assert!(!p.allows_addr("203.0.113.9".parse().unwrap(), Some(22)));
         assert!(p.allows_addr("198.51.100.7".parse().unwrap(), Some(443)));
@@ -478,7 +503,11 @@ mod tests {
 
     #[test]
     fn names() {
-        let p = pol(true, &["example.com", "*.pkg.dev", "api.x.io:443"], &["bad.pkg.dev"]);
+        let p = pol(
+            true,
+            &["example.com", "*.pkg.dev", "api.x.io:443"],
+            &["bad.pkg.dev"],
+        );
         assert!(p.allows_name("EXAMPLE.com.", Some(443)));
         assert!(!p.allows_name("www.example.com", Some(443)));
         assert!(p.allows_name("a.b.pkg.dev", Some(80)));

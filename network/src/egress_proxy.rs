@@ -137,9 +137,7 @@ impl EgressProxy {
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<Ipv4Addr, usize>> {
-        self.per_container
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.per_container.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts serving (once; from the daemon's runtime).
@@ -283,7 +281,8 @@ async fn handle(
             break;
         }
     }
-    let (mut up, to) = upstream.ok_or_else(|| format!("no allowed address of {want:?} answered"))?;
+    let (mut up, to) =
+        upstream.ok_or_else(|| format!("no allowed address of {want:?} answered"))?;
     up.write_all(&head).await.map_err(|e| e.to_string())?;
     let splice = tokio::io::copy_bidirectional(&mut client, &mut up);
     tokio::pin!(splice);
@@ -421,8 +420,14 @@ mod tests {
             Parsed::More => None,
             Parsed::Bad(_) => Some(Some("BAD".into())),
         };
-        assert_eq!(p("GET / HTTP/1.1\r\nHost: a.test:8080\r\n\r\n"), Some(Some("a.test".into())));
-        assert_eq!(p("GET / HTTP/1.1\r\nhost: A.test\r\n\r\n"), Some(Some("A.test".into())));
+        assert_eq!(
+            p("GET / HTTP/1.1\r\nHost: a.test:8080\r\n\r\n"),
+            Some(Some("a.test".into()))
+        );
+        assert_eq!(
+            p("GET / HTTP/1.1\r\nhost: A.test\r\n\r\n"),
+            Some(Some("A.test".into()))
+        );
         assert_eq!(p("GET / HTTP/1.1\r\nHost: a.te"), None);
         assert_eq!(p("GET / HTTP/1.0\r\n\r\n"), Some(None));
         assert_eq!(p("GET / HTTP/1.1\r\nHost: 1.2.3.4\r\n\r\n"), Some(None));
@@ -434,10 +439,7 @@ mod tests {
         let t = "# x\nnameserver 10.0.0.2\nnameserver ::1\nsearch a\nnameserver bad\n";
         assert_eq!(
             resolv_conf_servers(t),
-            vec![
-                "10.0.0.2:53".parse().unwrap(),
-                "[::1]:53".parse().unwrap()
-            ]
+            vec!["10.0.0.2:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
         );
     }
 
@@ -477,7 +479,8 @@ mod tests {
             _: &rustls::pki_types::ServerName<'_>,
             _: &[u8],
             _: rustls::pki_types::UnixTime,
-        ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error>
+        {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         }
         fn verify_tls12_signature(

@@ -201,12 +201,7 @@ impl Firewall {
     /// ruleset replaced in one `nft` transaction (atomic; the entries and
     /// networks kept). With `apply` false the policy is only recorded (the
     /// next replacement carries it: start-up). Blocking.
-    pub fn set_policy(
-        &self,
-        owner: &str,
-        policy: Option<PolicedRules>,
-        apply: bool,
-    ) -> Result<()> {
+    pub fn set_policy(&self, owner: &str, policy: Option<PolicedRules>, apply: bool) -> Result<()> {
         let mut st = self.lock();
         let old = match &policy {
             Some(p) => st.policed.insert(owner.to_owned(), p.clone()),

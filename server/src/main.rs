@@ -151,8 +151,7 @@ fn parse_dns_server(s: &str) -> std::result::Result<std::net::SocketAddr, String
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         return Ok(std::net::SocketAddr::new(ip, 53));
     }
-    s.parse()
-        .map_err(|_| format!("{s:?} is not IP or IP:PORT"))
+    s.parse().map_err(|_| format!("{s:?} is not IP or IP:PORT"))
 }
 
 fn main() -> Result<()> {

@@ -58,7 +58,9 @@ impl Internet {
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let cert = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
             .args(["-subj", "/CN=allowed.test", "-keyout"])
             .arg(dir.path().join("key.pem"))
             .arg("-out")
@@ -226,7 +228,10 @@ fn an_allow_list_of_domains_goes_through_the_proxy_and_forgeries_fail() {
     assert_eq!(get(&d, &c, "http://meta.test/"), None);
     assert_eq!(get(&d, &c, &format!("http://{METADATA}/")), None);
     let conns = net.conns();
-    assert!(!conns.contains(DENIED), "the denied server was reached: {conns}");
+    assert!(
+        !conns.contains(DENIED),
+        "the denied server was reached: {conns}"
+    );
     assert!(!conns.contains(METADATA), "{conns}");
     assert!(conns.contains(&format!("{ALLOWED}:443")), "{conns}");
 
@@ -266,7 +271,9 @@ fn size(d: &Daemon, id: &str) -> u64 {
 fn download(d: &Daemon, id: &str, url: &str) {
     let o = d.cli(["exec", "-d", id, "wget", "-qO", "/tmp/dl", url]);
     assert_eq!(o.code, Some(0), "{o:?}");
-    let flowing = retry(Duration::from_secs(10), || (size(d, id) > 20_000).then_some(()));
+    let flowing = retry(Duration::from_secs(10), || {
+        (size(d, id) > 20_000).then_some(())
+    });
     assert!(flowing.is_some(), "the download never started");
 }
 
@@ -277,7 +284,10 @@ fn cut(d: &Daemon, id: &str, within: Duration) -> bool {
     let a = size(d, id);
     std::thread::sleep(Duration::from_millis(1500));
     let b = size(d, id);
-    eprintln!("download: {a} then {b} bytes, {:?} after the update", start.elapsed());
+    eprintln!(
+        "download: {a} then {b} bytes, {:?} after the update",
+        start.elapsed()
+    );
     a == b
 }
 
@@ -292,14 +302,20 @@ fn a_tightened_policy_cuts_running_downloads() {
     download(&d, &c, "http://allowed.test/slow");
     let o = d.cli(["network", "policy", &c, "--default", "deny"]);
     assert_eq!(o.code, Some(0), "{o:?}");
-    assert!(cut(&d, &c, Duration::from_millis(1000)), "the proxied download went on");
+    assert!(
+        cut(&d, &c, Duration::from_millis(1000)),
+        "the proxied download went on"
+    );
 
     // By address (port 8080 is not proxied): every packet is evaluated.
     let e = container(&d, &[]);
     download(&d, &e, &format!("http://{ALLOWED}:8080/slow"));
     let o = d.cli(["network", "policy", &e, "--deny", ALLOWED]);
     assert_eq!(o.code, Some(0), "{o:?}");
-    assert!(cut(&d, &e, Duration::from_millis(1000)), "the direct download went on");
+    assert!(
+        cut(&d, &e, Duration::from_millis(1000)),
+        "the direct download went on"
+    );
     d.cli(["rm", "-f", &c, &e]).ok();
 }
 
@@ -320,7 +336,10 @@ fn pooled_namespaces_get_their_own_policy_and_it_survives_a_kill_9() {
     // Then strict ones from the pool (the pool hands slots around).
     let mut strict = Vec::new();
     for _ in 0..3 {
-        let s = container(&d, &["--egress-default", "deny", "--egress-allow", "allowed.test"]);
+        let s = container(
+            &d,
+            &["--egress-default", "deny", "--egress-allow", "allowed.test"],
+        );
         assert_eq!(get(&d, &s, &format!("http://{PRIVATE}/")), None);
         assert_eq!(get(&d, &s, &format!("http://{ALLOWED}:8080/")), None);
         strict.push(s);
@@ -349,5 +368,3 @@ fn pooled_namespaces_get_their_own_policy_and_it_survives_a_kill_9() {
     assert!(!rules.contains("jump eg0"), "{rules}");
     assert!(!rules.contains("redirect"), "{rules}");
 }
-
-

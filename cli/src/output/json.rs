@@ -235,10 +235,7 @@ impl From<&Container> for ContainerView {
                 .map(super::mounts::MountView::from)
                 .collect(),
             network_settings: c.network_settings.as_ref().map(NetworkSettingsView::from),
-            egress: c
-                .egress
-                .as_ref()
-                .map(crate::commands::network::policy_view),
+            egress: c.egress.as_ref().map(crate::commands::network::policy_view),
             restart_policy: match &c.restart {
                 Some(r) if r.name == "on-failure" && r.max_retries > 0 => {
                     format!("on-failure:{}", r.max_retries)
@@ -321,6 +318,7 @@ mod tests {
             restart: None,
             restart_count: 0,
             lifetime: None,
+            egress: None,
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),

@@ -57,7 +57,8 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
                     && let Some(p) = &c.net.egress
                 {
                     // Carried by the ruleset replaced below.
-                    let (n, id, ip, subnet, p) = (net.clone(), cid.clone(), *ip, def.subnet, p.clone());
+                    let (n, id, ip, subnet, p) =
+                        (net.clone(), cid.clone(), *ip, def.subnet, p.clone());
                     let recorded = tokio::task::spawn_blocking(move || {
                         n.set_egress(&id, ip, subnet, Some(&p), false)
                     })

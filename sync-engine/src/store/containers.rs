@@ -629,8 +629,7 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
     let state: String = r.try_get("state")?;
     let network: String = r.try_get("network")?;
     let net: String = r.try_get("net")?;
-    let mut net: crate::model::NetSettings =
-        serde_json::from_str(&net).map_err(|_| bad("net"))?;
+    let mut net: crate::model::NetSettings = serde_json::from_str(&net).map_err(|_| bad("net"))?;
     // Not in the summary view's columns.
     if let Ok(Some(e)) = r.try_get::<Option<String>, _>("egress") {
         net.egress = Some(serde_json::from_str(&e).map_err(|_| bad("egress"))?);
