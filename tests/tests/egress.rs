@@ -166,6 +166,9 @@ fn metadata_and_private_addresses_are_closed_by_default() {
         get(&d, &c, &format!("http://{ALLOWED}/")).as_deref(),
         Some("allowed-http")
     );
+    // Without a policy, DNS to any server works.
+    let dns = sh(&d, &c, &format!("timeout 4 nslookup allowed.test {DNS}"));
+    assert!(dns.stdout.contains(ALLOWED), "{dns:?}");
     assert_eq!(get(&d, &c, &format!("http://{METADATA}/")), None);
     assert_eq!(get(&d, &c, &format!("http://{PRIVATE}/")), None);
     assert_eq!(get(&d, &c, &format!("http://{PRIVATE}:8080/")), None);
@@ -227,6 +230,9 @@ fn an_allow_list_of_domains_goes_through_the_proxy_and_forgeries_fail() {
     assert_eq!(get(&d, &c, &format!("http://{ALLOWED}:8080/")), None);
     assert_eq!(get(&d, &c, "http://meta.test/"), None);
     assert_eq!(get(&d, &c, &format!("http://{METADATA}/")), None);
+    // DNS only to the network's resolver.
+    let dns = sh(&d, &c, &format!("timeout 4 nslookup allowed.test {DNS}"));
+    assert!(!dns.stdout.contains(ALLOWED), "{dns:?}");
     let conns = net.conns();
     assert!(
         !conns.contains(DENIED),
