@@ -399,6 +399,18 @@ pub fn render(
         vec![json!({"jump": {"target": "egress"}})],
     );
     r.chain(i, "egress", None);
+    // DNS stays open (the name servers of a container's resolv.conf are
+    // often private addresses) until the network's own resolver answers
+    // on the gateway; containers with a policy reach no DNS but that.
+    r.rule(
+        i,
+        "egress",
+        vec![
+            matches(meta("l4proto"), "==", json!({"set": ["tcp", "udp"]})),
+            matches(payload("th", "dport"), "==", json!(53)),
+            json!({"accept": null}),
+        ],
+    );
     r.rule(
         i,
         "egress",
