@@ -184,6 +184,9 @@ fn metadata_and_private_addresses_are_closed_by_default() {
         Some("private-direct")
     );
     assert_eq!(get(&d, &c, &format!("http://{METADATA}/")), None);
+    let now = d.cli(["network", "policy", &c]).json();
+    assert_eq!(now["allow"][0], PRIVATE, "{now}");
+    assert_eq!(now["default_action"], "allow", "{now}");
     let shown = d.cli(["inspect", &c]).json();
     assert_eq!(shown["egress"]["default_action"], "allow", "{shown}");
     d.cli(["rm", "-f", &c]).ok();
