@@ -309,12 +309,19 @@ fn a_tightened_policy_cuts_running_downloads() {
     // Through the proxy: the name is no longer allowed.
     let c = container(&d, &["--egress-allow", "allowed.test"]);
     download(&d, &c, "http://allowed.test/slow");
+    let upstream = || {
+        let o = ns.run(&["ss", "-Htn", "state", "established", "dst", ALLOWED]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_ne!(upstream(), "", "the proxy has no upstream connection");
     let o = d.cli(["network", "policy", &c, "--default", "deny"]);
     assert_eq!(o.code, Some(0), "{o:?}");
     assert!(
         cut(&d, &c, Duration::from_millis(1000)),
         "the proxied download went on"
     );
+    // The proxy closed its side too: no connection of quiltd's to the server.
+    assert_eq!(upstream(), "", "the proxy kept its upstream connection");
 
     // By address (port 8080 is not proxied): every packet is evaluated.
     let e = container(&d, &[]);
