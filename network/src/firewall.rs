@@ -7,7 +7,7 @@
 use crate::error::{NetError, Result};
 use crate::nfnl::{self, Elem, Family, Op, SetSocket};
 use crate::ports::Proto;
-use crate::ruleset::{self, JsonElem, NetRules};
+use crate::ruleset::{self, EgressRules, JsonElem, NetRules, PolicedRules};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -120,7 +120,19 @@ struct State {
     networks: Vec<NetRules>,
     /// Entries by owner (a container id).
     owned: BTreeMap<String, Vec<Entry>>,
+    /// Egress policies by owner (a container id), and the proxy's port.
+    policed: BTreeMap<String, PolicedRules>,
+    proxy_port: Option<u16>,
     sock: Option<SetSocket>,
+}
+
+impl State {
+    fn egress(&self) -> EgressRules {
+        EgressRules {
+            proxy_port: self.proxy_port,
+            policed: self.policed.values().cloned().collect(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -158,6 +170,7 @@ impl Firewall {
             &self.veth_prefix,
             &networks,
             &elems,
+            &st.egress(),
         ))?;
         st.networks = networks;
         st.owned = owned;
@@ -173,9 +186,56 @@ impl Firewall {
             &self.veth_prefix,
             &networks,
             &elems,
+            &st.egress(),
         ))?;
         st.networks = networks;
         Ok(())
+    }
+
+    /// The egress proxy's port (rules render it from the next change on).
+    pub fn set_proxy_port(&self, port: u16) {
+        self.lock().proxy_port = Some(port);
+    }
+
+    /// Sets (Some) or clears (None) `owner`'s egress policy: the whole
+    /// ruleset replaced in one `nft` transaction (atomic; the entries and
+    /// networks kept). With `apply` false the policy is only recorded (the
+    /// next replacement carries it: start-up). Blocking.
+    pub fn set_policy(&self, owner: &str, policy: Option<PolicedRules>, apply: bool) -> Result<()> {
+        let mut st = self.lock();
+        let old = match &policy {
+            Some(p) => st.policed.insert(owner.to_owned(), p.clone()),
+            None => st.policed.remove(owner),
+        };
+        if !apply || (old.is_none() && policy.is_none()) {
+            return Ok(());
+        }
+        let elems: Vec<JsonElem> = st.owned.values().flatten().flat_map(Entry::json).collect();
+        let res = apply_json(&ruleset::render(
+            &self.table,
+            &self.veth_prefix,
+            &st.networks,
+            &elems,
+            &st.egress(),
+        ));
+        if res.is_err() {
+            // The kernel keeps the old ruleset: so does this record.
+            match old {
+                Some(o) => st.policed.insert(owner.to_owned(), o),
+                None => st.policed.remove(owner),
+            };
+        }
+        res
+    }
+
+    /// The address of `owner`'s egress policy, if it has one.
+    pub fn policy_ip(&self, owner: &str) -> Option<Ipv4Addr> {
+        self.lock().policed.get(owner).map(|p| p.ip)
+    }
+
+    /// Whether `owner` has an egress policy in the ruleset.
+    pub fn has_policy(&self, owner: &str) -> bool {
+        self.lock().policed.contains_key(owner)
     }
 
     /// Adds `owner`'s entries (on top of those it has) in one transaction.

@@ -11,7 +11,10 @@
 //!   veth pair), cleaned and reused;
 //! - `ports.rs`: published ports; `proxy.rs`: their userspace proxy for
 //!   loopback;
-//! - `files.rs`: a container's /etc/hosts and /etc/resolv.conf.
+//! - `files.rs`: a container's /etc/hosts and /etc/resolv.conf;
+//! - `egress.rs`: egress policies (entries, decisions, the always-on deny
+//!   set, the policies in force by address); `egress_proxy.rs`: the
+//!   transparent proxy that enforces their domains on TCP 80 and 443.
 //!
 //! `Networking` (this file) ties them together for the engine; it keeps no
 //! state of its own that the database does not also have (addresses,
@@ -19,6 +22,8 @@
 #![deny(unsafe_code)]
 
 pub mod cidr;
+pub mod egress;
+pub mod egress_proxy;
 pub mod error;
 pub mod files;
 pub mod firewall;
@@ -32,6 +37,7 @@ pub mod rtnl;
 pub mod ruleset;
 
 pub use cidr::Subnet;
+pub use egress::{EgressPolicy, Policies};
 pub use error::{NetError, Result};
 pub use files::HostEntry;
 pub use firewall::Entry;
@@ -108,6 +114,8 @@ pub struct NetOptions {
     pub names: Names,
     /// Slots kept ready: loopback only, and with a veth pair.
     pub pool: [usize; 2],
+    /// Name servers the egress proxy resolves names with.
+    pub upstream_dns: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -117,6 +125,8 @@ pub struct Networking {
     firewall: firewall::Firewall,
     pool: pool::Pool,
     proxies: proxy::Proxies,
+    policies: std::sync::Arc<Policies>,
+    egress_proxy: std::sync::Arc<egress_proxy::EgressProxy>,
     /// The slot of each container that has one, by container id.
     slots: Mutex<HashMap<String, pool::Slot>>,
     /// Veth slots kept ready once active.
@@ -142,8 +152,17 @@ impl Networking {
             daemon_ns,
             [opts.pool[0], 0],
         )?;
+        let policies = std::sync::Arc::new(Policies::default());
+        let egress_proxy = std::sync::Arc::new(egress_proxy::EgressProxy::bind(
+            policies.clone(),
+            &opts.upstream_dns,
+        )?);
+        let firewall = firewall::Firewall::new(opts.names.table(), &opts.names.veth_prefix());
+        firewall.set_proxy_port(egress_proxy.port());
         Ok(Networking {
-            firewall: firewall::Firewall::new(opts.names.table(), &opts.names.veth_prefix()),
+            firewall,
+            policies,
+            egress_proxy,
             names: opts.names,
             rt: Mutex::new(rt),
             pool,
@@ -210,6 +229,59 @@ impl Networking {
 
     pub fn proxies(&self) -> &proxy::Proxies {
         &self.proxies
+    }
+
+    /// The egress policies in force by container address: the network's
+    /// resolver asks `policies().allows(client, name)`.
+    pub fn policies(&self) -> &std::sync::Arc<Policies> {
+        &self.policies
+    }
+
+    pub fn egress_proxy(&self) -> &std::sync::Arc<egress_proxy::EgressProxy> {
+        &self.egress_proxy
+    }
+
+    /// Puts `owner`'s egress policy in force (None: removes it): the
+    /// ruleset replaced atomically, then the proxy's connections of the
+    /// container checked again (those no longer allowed are closed).
+    /// `apply` false (start-up): recorded for the next replacement of the
+    /// ruleset. Blocking.
+    pub fn set_egress(
+        &self,
+        owner: &str,
+        ip: Ipv4Addr,
+        subnet: Subnet,
+        policy: Option<&EgressPolicy>,
+        apply: bool,
+    ) -> Result<()> {
+        let Some(p) = policy else {
+            self.firewall.set_policy(owner, None, apply)?;
+            self.policies.set(ip, None);
+            return Ok(());
+        };
+        let rules = egress::Rules::parse(p)?;
+        self.firewall.set_policy(
+            owner,
+            Some(ruleset::PolicedRules {
+                ip,
+                subnet,
+                rules: rules.clone(),
+            }),
+            apply,
+        )?;
+        self.policies.set(
+            ip,
+            Some(egress::Policed {
+                owner: owner.to_owned(),
+                rules,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Whether `owner` has an egress policy in force.
+    pub fn has_egress(&self, owner: &str) -> bool {
+        self.firewall.has_policy(owner)
     }
 
     fn rt(&self) -> std::sync::MutexGuard<'_, Rtnl> {
@@ -474,6 +546,10 @@ impl Networking {
     /// Blocking.
     pub fn release(&self, owner: &str, tainted: bool) -> Result<()> {
         self.proxies.close(owner);
+        if let Some(ip) = self.firewall.policy_ip(owner) {
+            self.firewall.set_policy(owner, None, true)?;
+            self.policies.set(ip, None);
+        }
         let slot = self.slots().remove(owner);
         if let Some(slot) = slot {
             if let Some(v) = &slot.veth

@@ -5,12 +5,16 @@
 //! deletes and re-adds both tables in one `nft` transaction, so the
 //! ruleset is replaced atomically and no other table is touched.
 //!
-//! Hooks for later work: the `egress` chain (every packet a container sends
-//! out of its network passes it; today it refuses link-local addresses,
-//! the cloud metadata service among them) and the `gateway_services` chain
-//! (what a container may reach on the daemon's own addresses: nothing
-//! today; a network's own DNS resolver on the gateway goes here).
+//! Egress: the `egress` chain (the first packet of every connection a
+//! container opens out of its network) refuses the always-on deny set
+//! (`egress.rs`); a container with a policy has a chain of its own, which
+//! sees every packet it sends out (`policed`), and, when its policy names
+//! domains, its TCP 80 and 443 redirected to the egress proxy, whose port
+//! is open to it in `gateway_services` (what a container may reach on the
+//! daemon's own addresses; a network's own DNS resolver on the gateway
+//! goes there too).
 use crate::cidr::Subnet;
+use crate::egress::{ALWAYS_DENY, Dest, Rules};
 use crate::nfnl::Family;
 use serde_json::{Value, json};
 use std::net::Ipv4Addr;
@@ -28,6 +32,23 @@ pub struct NetRules {
     pub bridge: String,
     pub subnet: Subnet,
     pub internal: bool,
+}
+
+/// A container with an egress policy, as the ruleset sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicedRules {
+    /// Its address and the subnet of its network (traffic within the
+    /// network is not egress).
+    pub ip: Ipv4Addr,
+    pub subnet: Subnet,
+    pub rules: Rules,
+}
+
+/// Egress: the policed containers and the port of the egress proxy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EgressRules {
+    pub proxy_port: Option<u16>,
+    pub policed: Vec<PolicedRules>,
 }
 
 /// One element of a set or map, in `nft -j` form.
@@ -102,7 +123,13 @@ impl Render {
 /// The JSON document that replaces both tables named `table` with the
 /// ruleset for `networks` (their bridges), the container ports whose names
 /// start with `veth_prefix`, and the elements given.
-pub fn render(table: &str, veth_prefix: &str, networks: &[NetRules], elems: &[JsonElem]) -> Value {
+pub fn render(
+    table: &str,
+    veth_prefix: &str,
+    networks: &[NetRules],
+    elems: &[JsonElem],
+    egress: &EgressRules,
+) -> Value {
     let mut r = Render {
         cmds: Vec::new(),
         chains: Vec::new(),
@@ -297,6 +324,16 @@ pub fn render(table: &str, veth_prefix: &str, networks: &[NetRules], elems: &[Js
         "forward",
         vec![
             matches(meta("iifname"), "==", json!("@bridges")),
+            matches(meta("iifname"), "!=", json!("@internal")),
+            matches(meta("oifname"), "!=", json!("@bridges")),
+            json!({"jump": {"target": "policed"}}),
+        ],
+    );
+    r.rule(
+        i,
+        "forward",
+        vec![
+            matches(meta("iifname"), "==", json!("@bridges")),
             json!({"jump": {"target": "from_container"}}),
         ],
     );
@@ -362,15 +399,23 @@ pub fn render(table: &str, veth_prefix: &str, networks: &[NetRules], elems: &[Js
         vec![json!({"jump": {"target": "egress"}})],
     );
     r.chain(i, "egress", None);
+    // DNS stays open (the name servers of a container's resolv.conf are
+    // often private addresses) until the network's own resolver answers
+    // on the gateway; containers with a policy reach no DNS but that.
     r.rule(
         i,
         "egress",
         vec![
-            matches(
-                payload("ip", "daddr"),
-                "==",
-                json!({"prefix": {"addr": "169.254.0.0", "len": 16}}),
-            ),
+            matches(meta("l4proto"), "==", json!({"set": ["tcp", "udp"]})),
+            matches(payload("th", "dport"), "==", json!(53)),
+            json!({"accept": null}),
+        ],
+    );
+    r.rule(
+        i,
+        "egress",
+        vec![
+            matches(payload("ip", "daddr"), "==", always_deny()),
             json!({"drop": null}),
         ],
     );
@@ -427,6 +472,7 @@ pub fn render(table: &str, veth_prefix: &str, networks: &[NetRules], elems: &[Js
         vec![json!({"jump": {"target": "gateway_services"}})],
     );
     r.chain(i, "gateway_services", None);
+    policies(&mut r, egress);
     r.rule(
         i,
         "container_input",
@@ -443,6 +489,122 @@ pub fn render(table: &str, veth_prefix: &str, networks: &[NetRules], elems: &[Js
     cmds.extend(r.chains);
     cmds.extend(r.rules);
     json!({"nftables": cmds})
+}
+
+/// The always-on deny set as an anonymous set of prefixes.
+fn always_deny() -> Value {
+    let v: Vec<Value> = ALWAYS_DENY
+        .iter()
+        .map(|(a, p)| json!({"prefix": {"addr": a.to_string(), "len": p}}))
+        .collect();
+    json!({"set": v})
+}
+
+fn dest_match(s: &Subnet) -> Value {
+    matches(payload("ip", "daddr"), "==", prefix(s))
+}
+
+/// Each policed container: a chain of its own in `policed` (every packet
+/// it sends out of its network, not only the first of a connection, so
+/// that a tightened policy cuts open flows), its TCP 80 and 443 redirected
+/// to the egress proxy when its policy names domains, and the proxy's port
+/// open to it on the gateway.
+fn policies(r: &mut Render, egress: &EgressRules) {
+    let i = "inet";
+    r.chain(i, "policed", None);
+    // The proxy's port is for containers only.
+    if let Some(port) = egress.proxy_port {
+        r.rule(
+            i,
+            "input",
+            vec![
+                matches(meta("iifname"), "!=", json!("@bridges")),
+                matches(payload("tcp", "dport"), "==", json!(port)),
+                json!({"drop": null}),
+            ],
+        );
+    }
+    let l4 = |proto: &[&str]| matches(meta("l4proto"), "==", json!({"set": proto}));
+    let dport = |p: u16| matches(payload("th", "dport"), "==", json!(p));
+    for (n, p) in egress.policed.iter().enumerate() {
+        let chain = format!("eg{n}");
+        let src = matches(payload("ip", "saddr"), "==", json!(p.ip.to_string()));
+        r.rule(
+            i,
+            "policed",
+            vec![src.clone(), json!({"jump": {"target": chain}})],
+        );
+        r.chain(i, &chain, None);
+        let mut rule = |expr: Vec<Value>| r.rule(i, &chain, expr);
+        // Replies of connections made to it (published ports) are not egress.
+        rule(vec![
+            matches(json!({"ct": {"key": "direction"}}), "==", json!("reply")),
+            json!({"accept": null}),
+        ]);
+        // DNS only to the network's resolver (on the gateway: input, not here).
+        rule(vec![l4(&["tcp", "udp"]), dport(53), json!({"drop": null})]);
+        let proxied = p.rules.has_names() && egress.proxy_port.is_some();
+        if p.rules.has_names() {
+            // QUIC would carry names the proxy never sees.
+            rule(vec![l4(&["udp"]), dport(443), json!({"drop": null})]);
+            // TCP 80 and 443 go through the proxy: a flow here began before
+            // the policy named domains.
+            rule(vec![
+                l4(&["tcp"]),
+                matches(payload("th", "dport"), "==", json!({"set": [80, 443]})),
+                json!({"drop": null}),
+            ]);
+        }
+        for (list, verdict) in [(&p.rules.deny, "drop"), (&p.rules.allow, "accept")] {
+            for e in list {
+                let Dest::Net(s) = &e.dest else { continue };
+                let mut expr = vec![dest_match(s)];
+                if let Some(port) = e.port {
+                    expr.push(l4(&["tcp", "udp"]));
+                    expr.push(dport(port));
+                }
+                expr.push(json!({verdict: null}));
+                rule(expr);
+            }
+        }
+        rule(vec![
+            matches(payload("ip", "daddr"), "==", always_deny()),
+            json!({"drop": null}),
+        ]);
+        rule(vec![if p.rules.default_deny {
+            json!({"drop": null})
+        } else {
+            json!({"accept": null})
+        }]);
+
+        if let (true, Some(port)) = (proxied, egress.proxy_port) {
+            r.rule(
+                i,
+                "prerouting",
+                vec![
+                    matches(meta("iifname"), "==", json!("@bridges")),
+                    src.clone(),
+                    matches(payload("ip", "daddr"), "!=", prefix(&p.subnet)),
+                    matches(
+                        json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                        "!=",
+                        json!("local"),
+                    ),
+                    matches(payload("tcp", "dport"), "==", json!({"set": [80, 443]})),
+                    json!({"redirect": {"port": port}}),
+                ],
+            );
+            r.rule(
+                i,
+                "gateway_services",
+                vec![
+                    src,
+                    matches(payload("tcp", "dport"), "==", json!(port)),
+                    json!({"accept": null}),
+                ],
+            );
+        }
+    }
 }
 
 /// The JSON document that deletes both tables (nothing else).

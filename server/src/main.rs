@@ -135,10 +135,23 @@ struct Args {
     /// Network namespaces with a veth pair kept ready for bridge networks.
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
     bridge_pool: usize,
+    /// Name servers the egress proxy resolves names with, comma separated
+    /// (IP or IP:PORT; default: the nameservers of /etc/resolv.conf at
+    /// start-up).
+    #[arg(long, value_name = "IP[:PORT],...", value_delimiter = ',', value_parser = parse_dns_server)]
+    upstream_dns: Vec<std::net::SocketAddr>,
     /// Pull from this registry over plain HTTP instead of HTTPS; loopback
     /// addresses only (127.0.0.0/8, [::1], localhost). Repeatable.
     #[arg(long, value_name = "HOST:PORT")]
     insecure_registry: Vec<String>,
+}
+
+/// `IP` (port 53) or `IP:PORT` (`[IPv6]:PORT`).
+fn parse_dns_server(s: &str) -> std::result::Result<std::net::SocketAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    s.parse().map_err(|_| format!("{s:?} is not IP or IP:PORT"))
 }
 
 fn main() -> Result<()> {
@@ -260,6 +273,7 @@ async fn run(args: Args) -> Result<()> {
         nft_table: args.nft_table.clone(),
         netns_pool: args.netns_pool.min(1024),
         bridge_pool: args.bridge_pool.min(1024),
+        upstream_dns: args.upstream_dns.clone(),
     };
     for r in &args.insecure_registry {
         if let Err(e) = cfg.registry.allow_insecure(r) {

@@ -57,6 +57,10 @@ pub struct NetworkConfig {
     /// (bridge networks).
     pub netns_pool: usize,
     pub bridge_pool: usize,
+    /// Upstream name servers (`--upstream-dns`): the egress proxy resolves
+    /// the names containers ask for with them. Empty: the name servers of
+    /// the host's /etc/resolv.conf at start-up.
+    pub upstream_dns: Vec<std::net::SocketAddr>,
 }
 
 /// Default number of namespaces of each kind kept ready.

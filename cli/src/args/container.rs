@@ -79,6 +79,22 @@ pub struct ContainerSpec {
     #[arg(long = "add-host", value_name = "NAME:IP", value_parser = values::parse_add_host)]
     pub add_host: Vec<(String, String)>,
 
+    /// Egress policy (bridge networks): what no entry allows is allowed
+    /// (allow, the default) or refused (deny).
+    #[arg(long = "egress-default", value_name = "allow|deny", value_parser = ["allow", "deny"])]
+    pub egress_default: Option<String>,
+
+    /// Egress allowed to a CIDR, an address, a domain (example.com) or
+    /// *.domain, optionally :PORT (repeatable); wins over the always-on
+    /// deny set (private, link-local, metadata addresses).
+    #[arg(long = "egress-allow", value_name = "ENTRY")]
+    pub egress_allow: Vec<String>,
+
+    /// Egress refused to a CIDR, an address or a domain, optionally :PORT
+    /// (repeatable); wins over --egress-allow.
+    #[arg(long = "egress-deny", value_name = "ENTRY")]
+    pub egress_deny: Vec<String>,
+
     /// Remove the container once it has exited.
     #[arg(long)]
     pub rm: bool,

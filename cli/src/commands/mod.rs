@@ -16,7 +16,7 @@ mod lifetime;
 mod login;
 mod logs;
 mod mounts;
-mod network;
+pub mod network;
 mod prune;
 mod ps;
 mod pull;

@@ -2,8 +2,8 @@
 
 use quilt_proto::v1::network_service_client::NetworkServiceClient;
 use quilt_proto::v1::{
-    CreateNetworkRequest, GetContainerRequest, InspectNetworkRequest, ListNetworksRequest,
-    NetworkInfo, RemoveNetworkRequest,
+    CreateNetworkRequest, EgressPolicy, GetContainerRequest, InspectNetworkRequest,
+    ListNetworksRequest, NetworkInfo, RemoveNetworkRequest, UpdateNetworkPolicyRequest,
 };
 use serde_json::json;
 
@@ -24,6 +24,15 @@ fn view(n: &NetworkInfo) -> serde_json::Value {
         "internal": n.internal,
         "created_at": n.created_at.map(|t| t.seconds),
         "containers": n.containers,
+    })
+}
+
+/// An egress policy as `inspect` and `network policy` print it.
+pub fn policy_view(p: &EgressPolicy) -> serde_json::Value {
+    json!({
+        "default_action": if p.default_action.is_empty() { "allow" } else { p.default_action.as_str() },
+        "allow": p.allow,
+        "deny": p.deny,
     })
 }
 
@@ -90,6 +99,38 @@ pub async fn network(target: &client::Target, cmd: NetworkCommand) -> Result<u8,
                 arr.push(view(&n));
             }
             let text = serde_json::to_string_pretty(&serde_json::Value::Array(arr))?;
+            emit(&format!("{text}\n"))?;
+        }
+        NetworkCommand::Policy {
+            id,
+            default,
+            allow,
+            deny,
+        } => {
+            let p = if default.is_none() && allow.is_empty() && deny.is_empty() {
+                let mut cc = client::connect(target).await?;
+                cc.get_container(GetContainerRequest { id: id.clone() })
+                    .await?
+                    .into_inner()
+                    .container
+                    .ok_or_else(|| CliError::engine(format!("no such container: {id}")))?
+                    .egress
+                    .unwrap_or_default()
+            } else {
+                c.update_network_policy(UpdateNetworkPolicyRequest {
+                    id,
+                    policy: Some(EgressPolicy {
+                        default_action: default.unwrap_or_default(),
+                        allow,
+                        deny,
+                    }),
+                })
+                .await?
+                .into_inner()
+                .policy
+                .unwrap_or_default()
+            };
+            let text = serde_json::to_string_pretty(&policy_view(&p))?;
             emit(&format!("{text}\n"))?;
         }
         NetworkCommand::Rm { names } => {

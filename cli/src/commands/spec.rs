@@ -111,6 +111,14 @@ pub fn create_request(
             })
             .collect(),
         dns: spec.dns.clone(),
+        egress: (spec.egress_default.is_some()
+            || !spec.egress_allow.is_empty()
+            || !spec.egress_deny.is_empty())
+        .then(|| quilt_proto::v1::EgressPolicy {
+            default_action: spec.egress_default.clone().unwrap_or_default(),
+            allow: spec.egress_allow.clone(),
+            deny: spec.egress_deny.clone(),
+        }),
         extra_hosts: spec
             .add_host
             .iter()

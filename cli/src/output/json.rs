@@ -39,6 +39,9 @@ pub struct ContainerView {
     pub restart_count: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<LifetimeView>,
+    /// The egress policy (`default_action`, `allow`, `deny`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<serde_json::Value>,
 }
 
 /// Where a container is on its network (`inspect`).
@@ -232,6 +235,7 @@ impl From<&Container> for ContainerView {
                 .map(super::mounts::MountView::from)
                 .collect(),
             network_settings: c.network_settings.as_ref().map(NetworkSettingsView::from),
+            egress: c.egress.as_ref().map(crate::commands::network::policy_view),
             restart_policy: match &c.restart {
                 Some(r) if r.name == "on-failure" && r.max_retries > 0 => {
                     format!("on-failure:{}", r.max_retries)
@@ -314,6 +318,7 @@ mod tests {
             restart: None,
             restart_count: 0,
             lifetime: None,
+            egress: None,
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),

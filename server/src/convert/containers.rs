@@ -71,6 +71,7 @@ pub fn container(c: &Container) -> pb::Container {
         }),
         network: super::networks::mode(c.network) as i32,
         network_settings: super::networks::settings(c),
+        egress: c.net.egress.as_ref().map(super::networks::egress),
         auto_remove: c.auto_remove,
         labels: c.labels.clone().into_iter().collect(),
         state: state(c.state) as i32,

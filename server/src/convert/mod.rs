@@ -15,7 +15,7 @@ pub use containers::*;
 pub use exec::*;
 pub use images::*;
 pub use listing::*;
-pub use networks::network;
+pub use networks::{egress, egress_from, network};
 pub use pull::*;
 pub use requester::*;
 pub use stats::*;

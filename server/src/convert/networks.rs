@@ -94,6 +94,25 @@ fn port_number(n: u32, what: &str, zero_ok: bool) -> Result<u16, Status> {
     }
 }
 
+/// An egress policy from the wire (checked further by the engine).
+pub fn egress_from(p: &pb::EgressPolicy) -> Result<quilt_network::EgressPolicy, Status> {
+    Ok(quilt_network::EgressPolicy {
+        default_deny: quilt_network::EgressPolicy::parse_default(&p.default_action)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?,
+        allow: p.allow.clone(),
+        deny: p.deny.clone(),
+    })
+}
+
+/// An egress policy on the wire.
+pub fn egress(p: &quilt_network::EgressPolicy) -> pb::EgressPolicy {
+    pb::EgressPolicy {
+        default_action: p.default_action().into(),
+        allow: p.allow.clone(),
+        deny: p.deny.clone(),
+    }
+}
+
 /// The network part of a CreateContainerRequest.
 pub fn request(r: &pb::CreateContainerRequest) -> Result<(Network, NetSettings), Status> {
     let mut net = NetSettings::default();
@@ -141,6 +160,9 @@ pub fn request(r: &pb::CreateContainerRequest) -> Result<(Network, NetSettings),
             proto: PortProto::parse(&p.protocol)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
         });
+    }
+    if let Some(p) = &r.egress {
+        net.egress = Some(egress_from(p)?);
     }
     for d in &r.dns {
         net.dns.push(ipv4(d, "--dns server")?);

@@ -19,6 +19,22 @@ impl Networks {
 
 #[tonic::async_trait]
 impl NetworkService for Networks {
+    async fn update_network_policy(
+        &self,
+        req: Request<pb::UpdateNetworkPolicyRequest>,
+    ) -> Result<Response<pb::UpdateNetworkPolicyResponse>, Status> {
+        let r = req.into_inner();
+        let policy = convert::egress_from(&r.policy.unwrap_or_default())?;
+        let p = self
+            .engine
+            .update_network_policy(&r.id, policy)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::UpdateNetworkPolicyResponse {
+            policy: Some(convert::egress(&p)),
+        }))
+    }
+
     async fn create_network(
         &self,
         req: Request<pb::CreateNetworkRequest>,

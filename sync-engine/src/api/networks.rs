@@ -1,4 +1,5 @@
-//! The network verbs: create, list, inspect, remove. A network is a row
+//! The network verbs: create, list, inspect, remove; and a container's
+//! egress policy (`UpdateNetworkPolicy`). A network is a row
 //! (`store/networks.rs`), a bridge in quiltd's network namespace and its
 //! part of the ruleset; creation and removal are serialised, and a failed
 //! step undoes the earlier ones.
@@ -55,6 +56,17 @@ pub(crate) async fn activate(shared: &Shared) -> Result<()> {
 }
 
 impl Engine {
+    /// Replaces the egress policy of container `reference` (bridge
+    /// networks only), live when it runs. Returns the policy as stored.
+    pub async fn update_network_policy(
+        &self,
+        reference: &str,
+        policy: quilt_network::EgressPolicy,
+    ) -> Result<quilt_network::EgressPolicy> {
+        let c = self.shared.store().resolve(reference).await?;
+        crate::network::egress::update(&self.shared, &c, &policy).await
+    }
+
     pub async fn create_network(&self, spec: NetworkSpec) -> Result<NetworkInfo> {
         let shared = &self.shared;
         check_name(&spec.name)?;

@@ -78,6 +78,14 @@ impl Engine {
                 data_dir: cfg.data_dir.clone(),
                 names,
                 pool: [n.netns_pool, n.bridge_pool],
+                upstream_dns: if n.upstream_dns.is_empty() {
+                    let text = tokio::fs::read_to_string("/etc/resolv.conf")
+                        .await
+                        .unwrap_or_default();
+                    quilt_network::egress_proxy::resolv_conf_servers(&text)
+                } else {
+                    n.upstream_dns.clone()
+                },
             };
             Arc::new(
                 tokio::task::spawn_blocking(move || quilt_network::Networking::open(opts))

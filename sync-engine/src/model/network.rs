@@ -73,6 +73,9 @@ pub struct NetSettings {
     /// `--add-host` entries of its /etc/hosts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<HostEntry>,
+    /// Its egress policy (bridge networks); kept in its own column.
+    #[serde(skip)]
+    pub egress: Option<quilt_network::EgressPolicy>,
 }
 
 /// A network of the daemon.

@@ -17,6 +17,9 @@ const MAX_DNS: usize = 8;
 const MAX_HOSTS: usize = 256;
 
 pub(crate) async fn check_create(shared: &Arc<Shared>, spec: &mut CreateSpec) -> Result<()> {
+    if let Some(p) = &spec.net.egress {
+        spec.net.egress = Some(super::egress::check(spec.network, p)?);
+    }
     let net = &mut spec.net;
     if net.dns.len() > MAX_DNS {
         return Err(invalid(format!("at most {MAX_DNS} --dns servers")));

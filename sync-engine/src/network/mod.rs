@@ -3,11 +3,13 @@
 //!   create (its peer resolved, free host ports chosen);
 //! - `setup.rs`: the start path (a namespace from the pool, put on its
 //!   network; hosts and resolv.conf);
+//! - `egress.rs`: egress policies checked, put in force, changed live;
 //! - `hosts.rs`: /etc/hosts (siblings named) and /etc/resolv.conf;
 //! - `release.rs`: the removal path;
 //! - `startup.rs`: bridges, namespaces and the ruleset made true again
 //!   when quiltd starts.
 mod create;
+pub(crate) mod egress;
 mod hosts;
 mod release;
 mod setup;

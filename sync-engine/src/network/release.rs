@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 pub(crate) async fn release(shared: &Arc<Shared>, c: &Container) -> Result<()> {
     let tainted = super::can_change_netns(c) || shared.store().slot_tainted(&c.id).await?;
+    // Under the network lock: an egress policy update that raced this
+    // removal either ran before (its rules go now) or finds no namespace.
+    let _serial = shared.net_lock().lock().await;
     let (net, id) = (shared.net().clone(), c.id.clone());
     tokio::task::spawn_blocking(move || net.release(&id, tainted)).await??;
     Ok(())

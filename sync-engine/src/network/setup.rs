@@ -1,6 +1,6 @@
 //! The start path's networking: a namespace for the container (its own
 //! from an earlier start, or one from the pool), put on its network, its
-//! published ports opened, and its hosts and resolv.conf written. Returns
+//! egress policy put in force, its published ports opened, and its hosts and resolv.conf written. Returns
 //! what the shim needs: the namespace to join and the files to mount.
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
@@ -44,6 +44,7 @@ pub(crate) async fn prepare(shared: &Arc<Shared>, c: &Container) -> Result<Prepa
                 let (n, id, def, ports) =
                     (net.clone(), c.id.clone(), info.def(), c.net.ports.clone());
                 tokio::task::spawn_blocking(move || n.attach(&id, &def, ip, &ports)).await??;
+                super::egress::apply(shared, c).await?;
                 net.proxies().open(&c.id, ip, &c.net.ports).await?;
             }
             net.netns_path(&c.id)

@@ -1,7 +1,7 @@
 //! When quiltd starts: the default network stored (its subnet chosen once),
 //! every network's bridge present, the namespaces containers hold taken
 //! back (put on their networks again), the ruleset replaced with their
-//! entries, leftovers of a crashed daemon removed (unused namespaces
+//! entries and egress policies (from the database), leftovers of a crashed daemon removed (unused namespaces
 //! cleaned for the pool or deleted, stray bridges and veth ends deleted),
 //! and the published ports' proxies opened again.
 use crate::engine::Shared;
@@ -34,6 +34,7 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
 
     let mut owned = BTreeMap::new();
     let mut with_ports = Vec::new();
+    let mut with_policy = false;
     for (cid, slot, _) in shared.store().slots().await? {
         let Some(c) = shared.store().get(&cid).await? else {
             continue;
@@ -52,6 +53,23 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
         .await?;
         match adopted {
             Ok(()) => {
+                if let Some((def, ip)) = &on
+                    && let Some(p) = &c.net.egress
+                {
+                    // Carried by the ruleset replaced below.
+                    let (n, id, ip, subnet, p) =
+                        (net.clone(), cid.clone(), *ip, def.subnet, p.clone());
+                    let recorded = tokio::task::spawn_blocking(move || {
+                        n.set_egress(&id, ip, subnet, Some(&p), false)
+                    })
+                    .await?;
+                    match recorded {
+                        Ok(()) => with_policy = true,
+                        Err(e) => {
+                            tracing::warn!(container = %cid, error = %e, "its egress policy cannot be put in force")
+                        }
+                    }
+                }
                 if let Some((_, ip)) = on {
                     owned.insert(
                         cid.clone(),
@@ -80,6 +98,9 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
             Ok(())
         })
         .await??;
+    }
+    if with_policy {
+        net.egress_proxy().start()?;
     }
     for (cid, ip, ports) in with_ports {
         if let Err(e) = net.proxies().open(&cid, ip, &ports).await {

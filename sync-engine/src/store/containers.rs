@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
-    c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, \
+    c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, c.egress, \
     c.restart_policy, c.restart_max, c.restart_count, c.manual_stop, \
     c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
@@ -81,8 +81,8 @@ impl Store {
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
              security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
-             idle_action) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             idle_action, egress) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -109,6 +109,7 @@ impl Store {
         .bind(c.lifetime.ttl_ns)
         .bind(c.lifetime.idle_timeout_ns)
         .bind(c.lifetime.idle_action.as_str())
+        .bind(c.net.egress.as_ref().map(json))
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -628,7 +629,11 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
     let state: String = r.try_get("state")?;
     let network: String = r.try_get("network")?;
     let net: String = r.try_get("net")?;
-    let net: crate::model::NetSettings = serde_json::from_str(&net).map_err(|_| bad("net"))?;
+    let mut net: crate::model::NetSettings = serde_json::from_str(&net).map_err(|_| bad("net"))?;
+    // Not in the summary view's columns.
+    if let Ok(Some(e)) = r.try_get::<Option<String>, _>("egress") {
+        net.egress = Some(serde_json::from_str(&e).map_err(|_| bad("egress"))?);
+    }
     let command: String = r.try_get("command")?;
     let labels: Option<String> = r.try_get("labels")?;
     let exit_code: Option<i32> = r.try_get("exit_code")?;

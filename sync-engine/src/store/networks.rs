@@ -225,6 +225,42 @@ impl Store {
     }
 
     /// Records the network namespace (pool slot) a container holds.
+    /// Replaces a container's egress policy (None: none). False when the
+    /// container is gone.
+    pub async fn egress_set(
+        &self,
+        id: &str,
+        policy: Option<&quilt_network::EgressPolicy>,
+    ) -> Result<bool> {
+        let text = policy
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| EngineError::Internal(format!("egress policy: {e}")))?;
+        db_write!(self, |conn| {
+            let r = sqlx::query("UPDATE containers SET egress = ? WHERE id = ?")
+                .bind(text.clone())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// A container's egress policy as stored.
+    pub async fn egress_of(&self, id: &str) -> Result<Option<quilt_network::EgressPolicy>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT egress FROM containers WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        match row.and_then(|r| r.0) {
+            Some(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|_| EngineError::Internal("corrupt container row: egress".into())),
+            None => Ok(None),
+        }
+    }
+
     pub async fn slot_set(&self, id: &str, slot: &str) -> Result<()> {
         db_write!(self, |conn| {
             sqlx::query(
