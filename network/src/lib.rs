@@ -11,7 +11,8 @@
 //!   veth pair), cleaned and reused;
 //! - `ports.rs`: published ports; `proxy.rs`: their userspace proxy for
 //!   loopback;
-//! - `files.rs`: a container's /etc/hosts and /etc/resolv.conf.
+//! - `files.rs`: a container's /etc/hosts and /etc/resolv.conf;
+//! - `dns/`: each bridge network's resolver (names, forwarding).
 //!
 //! `Networking` (this file) ties them together for the engine; it keeps no
 //! state of its own that the database does not also have (addresses,
@@ -19,6 +20,7 @@
 #![deny(unsafe_code)]
 
 pub mod cidr;
+pub mod dns;
 pub mod error;
 pub mod files;
 pub mod firewall;
