@@ -110,6 +110,8 @@ pub struct NetOptions {
     pub names: Names,
     /// Slots kept ready: loopback only, and with a veth pair.
     pub pool: [usize; 2],
+    /// Where each network's resolver forwards the names it does not know.
+    pub upstream_dns: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -127,6 +129,8 @@ pub struct Networking {
     bridges: Mutex<HashMap<String, u32>>,
     /// Bridge networking set up (`sync`).
     active: AtomicBool,
+    /// The networks' resolvers and their names.
+    dns: dns::Resolvers,
 }
 
 impl Networking {
@@ -154,6 +158,7 @@ impl Networking {
             veth_target: opts.pool[1],
             bridges: Mutex::new(HashMap::new()),
             active: AtomicBool::new(false),
+            dns: dns::Resolvers::new(opts.upstream_dns),
         })
     }
 
@@ -208,6 +213,11 @@ impl Networking {
 
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// The networks' resolvers.
+    pub fn dns(&self) -> &dns::Resolvers {
+        &self.dns
     }
 
     pub fn proxies(&self) -> &proxy::Proxies {

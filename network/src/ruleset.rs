@@ -8,8 +8,8 @@
 //! Hooks for later work: the `egress` chain (every packet a container sends
 //! out of its network passes it; today it refuses link-local addresses,
 //! the cloud metadata service among them) and the `gateway_services` chain
-//! (what a container may reach on the daemon's own addresses: nothing
-//! today; a network's own DNS resolver on the gateway goes here).
+//! (what a container may reach on the daemon's own addresses: its
+//! network's resolver, port 53 of its gateway, and nothing else).
 use crate::cidr::Subnet;
 use crate::nfnl::Family;
 use serde_json::{Value, json};
@@ -427,6 +427,24 @@ pub fn render(table: &str, veth_prefix: &str, networks: &[NetRules], elems: &[Js
         vec![json!({"jump": {"target": "gateway_services"}})],
     );
     r.chain(i, "gateway_services", None);
+    // Each network's resolver: DNS to its own gateway, from its own bridge.
+    for n in networks {
+        r.rule(
+            i,
+            "gateway_services",
+            vec![
+                matches(meta("iifname"), "==", json!(n.bridge)),
+                matches(
+                    payload("ip", "daddr"),
+                    "==",
+                    json!(n.subnet.gateway().to_string()),
+                ),
+                matches(meta("l4proto"), "==", json!({"set": ["udp", "tcp"]})),
+                matches(payload("th", "dport"), "==", json!(crate::dns::DNS_PORT)),
+                json!({"accept": null}),
+            ],
+        );
+    }
     r.rule(
         i,
         "container_input",

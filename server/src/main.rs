@@ -129,6 +129,13 @@ struct Args {
     /// (default: quilt_<6 hex digits derived from the data dir>).
     #[arg(long, value_name = "NAME")]
     nft_table: Option<String>,
+    /// Upstream resolvers of the networks' built-in DNS resolvers, as
+    /// IP[:PORT] (port 53 by default), comma-separated or repeated; `none`
+    /// forwards nothing. Default: the nameservers of /etc/resolv.conf as
+    /// quiltd starts (loopback ones included: quiltd asks them itself, from
+    /// its own network namespace).
+    #[arg(long, value_name = "IP[:PORT]", value_delimiter = ',')]
+    upstream_dns: Vec<String>,
     /// Network namespaces kept ready for `--network none` containers.
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
     netns_pool: usize,
@@ -174,6 +181,28 @@ fn shim_path(args: &Args) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// `--upstream-dns`: those given (`none`: no forwarding), or the
+/// nameservers of /etc/resolv.conf.
+fn upstream_dns(given: &[String]) -> Result<Vec<std::net::SocketAddr>> {
+    if given.is_empty() {
+        let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        return Ok(quilt_network::dns::upstreams_of(&conf));
+    }
+    if given.len() == 1 && given[0] == "none" {
+        return Ok(Vec::new());
+    }
+    if given.len() > 8 {
+        bail!("--upstream-dns: at most 8 resolvers");
+    }
+    given
+        .iter()
+        .map(|s| {
+            quilt_network::dns::parse_upstream(s)
+                .map_err(|e| anyhow::anyhow!("--upstream-dns: {e}"))
+        })
+        .collect()
 }
 
 fn validate_cgroup_parent(p: &str) -> Result<()> {
@@ -260,6 +289,7 @@ async fn run(args: Args) -> Result<()> {
         nft_table: args.nft_table.clone(),
         netns_pool: args.netns_pool.min(1024),
         bridge_pool: args.bridge_pool.min(1024),
+        upstream_dns: upstream_dns(&args.upstream_dns)?,
     };
     for r in &args.insecure_registry {
         if let Err(e) = cfg.registry.allow_insecure(r) {

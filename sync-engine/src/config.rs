@@ -57,6 +57,9 @@ pub struct NetworkConfig {
     /// (bridge networks).
     pub netns_pool: usize,
     pub bridge_pool: usize,
+    /// Where the networks' resolvers forward names that are not their
+    /// containers' (none: nothing is forwarded).
+    pub upstream_dns: Vec<std::net::SocketAddr>,
 }
 
 /// Default number of namespaces of each kind kept ready.

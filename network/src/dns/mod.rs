@@ -239,5 +239,35 @@ impl Drop for Resolvers {
     }
 }
 
+/// An upstream resolver as given: `IP`, `IP:PORT` or `[IPv6]:PORT`.
+pub fn parse_upstream(s: &str) -> Result<SocketAddr> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, DNS_PORT))
+        .map_err(|_| {
+            NetError::Invalid(format!(
+                "upstream resolver {:?}: IP or IP:PORT",
+                crate::shown(s)
+            ))
+        })
+}
+
+/// The name servers of a resolv.conf, port 53 (loopback ones kept: quiltd
+/// asks them from its own namespace).
+pub fn upstreams_of(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver")).then(|| w.next())?
+        })
+        .filter_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, DNS_PORT))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

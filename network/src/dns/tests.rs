@@ -176,3 +176,32 @@ async fn names_forwarding_filter_and_internal_networks() {
         .await
         .expect("the port was released");
 }
+
+#[test]
+fn upstreams_parse() {
+    assert_eq!(
+        parse_upstream("10.0.0.1").unwrap(),
+        "10.0.0.1:53".parse().unwrap()
+    );
+    assert_eq!(
+        parse_upstream("127.0.0.1:5353").unwrap(),
+        "127.0.0.1:5353".parse().unwrap()
+    );
+    assert_eq!(
+        parse_upstream("[::1]:54").unwrap(),
+        "[::1]:54".parse().unwrap()
+    );
+    assert_eq!(parse_upstream("::1").unwrap(), "[::1]:53".parse().unwrap());
+    for bad in ["", "x", "10.0.0.1:", "10.0.0.1:99999", "host:53"] {
+        assert!(parse_upstream(bad).is_err(), "{bad}");
+    }
+    let conf =
+        "# c\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver 10.0.0.1\nsearch x\n";
+    assert_eq!(
+        upstreams_of(conf),
+        vec![
+            "127.0.0.53:53".parse().unwrap(),
+            "10.0.0.1:53".parse().unwrap()
+        ]
+    );
+}

@@ -50,8 +50,9 @@ pub(crate) async fn activate(shared: &Shared) -> Result<()> {
     let _serial = shared.net_lock().lock().await;
     let all = defs(shared).await?;
     let n = shared.net().clone();
-    tokio::task::spawn_blocking(move || n.sync(&all)).await??;
-    Ok(())
+    let defs = all.clone();
+    tokio::task::spawn_blocking(move || n.sync(&defs)).await??;
+    crate::network::dns::start(shared, &all).await
 }
 
 impl Engine {
@@ -97,8 +98,21 @@ impl Engine {
             Ok(())
         })
         .await?;
+        let made = match made {
+            Ok(()) => crate::network::dns::start(shared, &[info.def()]).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = made {
+            crate::network::dns::drop_network(shared, &info.name).await;
             let _ = shared.store().network_delete(&info.name).await;
+            let all = defs(shared).await?;
+            let (n, bridge) = (net.clone(), info.bridge.clone());
+            let _ = tokio::task::spawn_blocking(move || -> Result<()> {
+                n.set_networks(&all)?;
+                n.delete_bridge(&bridge)?;
+                Ok(())
+            })
+            .await;
             return Err(e);
         }
         Ok(info)
@@ -125,6 +139,7 @@ impl Engine {
         let _serial = shared.net_lock().lock().await;
         let info = self.inspect_network(name).await?;
         shared.store().network_delete(name).await?;
+        crate::network::dns::drop_network(shared, name).await;
         let all = defs(shared).await?;
         let n = shared.net().clone();
         tokio::task::spawn_blocking(move || -> Result<()> {

@@ -73,6 +73,10 @@ pub struct NetSettings {
     /// `--add-host` entries of its /etc/hosts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<HostEntry>,
+    /// Bridge mode: `--network-alias` names its network's resolver answers
+    /// with its address (besides its name and short id).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A network of the daemon.

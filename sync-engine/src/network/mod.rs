@@ -5,9 +5,12 @@
 //!   network; hosts and resolv.conf);
 //! - `hosts.rs`: /etc/hosts (siblings named) and /etc/resolv.conf;
 //! - `release.rs`: the removal path;
+//! - `dns.rs`: the networks' resolvers started and stopped, and the
+//!   containers' names kept in them;
 //! - `startup.rs`: bridges, namespaces and the ruleset made true again
 //!   when quiltd starts.
 mod create;
+pub(crate) mod dns;
 mod hosts;
 mod release;
 mod setup;
