@@ -111,6 +111,7 @@ pub fn create_request(
             })
             .collect(),
         dns: spec.dns.clone(),
+        network_aliases: spec.network_alias.clone(),
         extra_hosts: spec
             .add_host
             .iter()
