@@ -165,6 +165,11 @@ fn names_aliases_forwarding_and_isolation() {
     assert_eq!(lookup(&d, &i, "www.example.test"), None);
     assert_eq!(lookup(&d, &i, "iota"), Some(vec![ip_of(&d, &i)]));
 
+    // The default network has its resolver too.
+    let f = sleeper(&d, "phi", "bridge", &[]);
+    assert_eq!(lookup(&d, &f, "phi"), Some(vec![ip_of(&d, &f)]));
+    assert_eq!(lookup(&d, &f, "beta"), None);
+
     // A new container's name resolves as soon as its start returns.
     let e = sleeper(&d, "epsilon", "front", &[]);
     assert_eq!(lookup(&d, &b, "epsilon"), Some(vec![ip_of(&d, &e)]));
@@ -211,7 +216,7 @@ fn names_aliases_forwarding_and_isolation() {
     d.restart();
     assert_eq!(lookup(&d, &c, "gamma"), Some(vec![ip_of(&d, &c)]));
 
-    d.cli(["rm", "-f", &b, &c, &e, &i]).ok();
+    d.cli(["rm", "-f", &b, &c, &e, &f, &i]).ok();
     d.cli(["network", "rm", "front", "back", "inner"]).ok();
     // The removed networks' resolvers are gone with them.
     let gone = ns.run(&[

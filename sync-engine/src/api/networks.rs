@@ -89,9 +89,9 @@ impl Engine {
         };
         shared.store().network_insert(&info).await?;
         let all = defs(shared).await?;
-        let (n, def) = (net.clone(), info.def());
+        let (n, def, synced) = (net.clone(), info.def(), all.clone());
         let made = tokio::task::spawn_blocking(move || -> Result<()> {
-            if let Err(e) = n.sync(&all) {
+            if let Err(e) = n.sync(&synced) {
                 let _ = n.delete_bridge(&def.bridge);
                 return Err(e.into());
             }
@@ -99,7 +99,9 @@ impl Engine {
         })
         .await?;
         let made = match made {
-            Ok(()) => crate::network::dns::start(shared, &[info.def()]).await,
+            // Every network's resolver: this sync may be the first (the
+            // default network's bridge made with it).
+            Ok(()) => crate::network::dns::start(shared, &all).await,
             Err(e) => Err(e),
         };
         if let Err(e) = made {
