@@ -304,6 +304,12 @@ impl Networking {
                 def.subnet.prefix(),
                 "gateway address",
             )?;
+            link::set_mac(
+                &mut rt,
+                l.index,
+                mac_of(def.subnet.gateway()),
+                "setting the bridge's MAC",
+            )?;
             return link::set_link(&mut rt, &def.bridge, Some(true), None);
         }
         link::create_bridge(&mut rt, &def.bridge, &def.subnet).map(drop)

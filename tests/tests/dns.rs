@@ -193,6 +193,10 @@ fn names_aliases_forwarding_and_isolation() {
 
     // A removed container's names go at once.
     d.cli(["rm", "-f", &a]).ok();
+    // The gateway keeps its MAC as ports leave its bridge (the others'
+    // neighbour caches stay right: their resolver is not lost).
+    let links = String::from_utf8_lossy(&ns.run(&["ip", "-o", "link"]).stdout).into_owned();
+    assert!(links.contains("link/ether 02:51:0a:5d:01:01 "), "{links}");
     assert_eq!(lookup(&d, &b, "alpha"), None);
     assert_eq!(lookup(&d, &b, "db"), None);
 
