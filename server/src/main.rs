@@ -153,9 +153,11 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             // netlink-packet-route warns about every link attribute newer
-            // than itself (a newer kernel's), on every listing of links.
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,netlink_packet_route=error".into()),
+            // than itself (a newer kernel's), on every listing of links;
+            // hickory-server logs every DNS query at info.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "info,netlink_packet_route=error,hickory_server=warn,hickory_net=warn".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
