@@ -191,6 +191,20 @@ fn names_aliases_forwarding_and_isolation() {
     assert!(own.contains("nameserver 10.1.2.3"), "{own}");
     assert!(!own.contains("10.93.1.1"), "{own}");
 
+    // A container sharing b's namespace uses b's network's resolver.
+    let joined = d
+        .cli([
+            "run",
+            "--rm",
+            "--network",
+            &format!("container:{b}"),
+            IMAGE,
+            "cat",
+            "/etc/resolv.conf",
+        ])
+        .ok();
+    assert!(joined.contains("nameserver 10.93.1.1\n"), "{joined}");
+
     // A removed container's names go at once.
     d.cli(["rm", "-f", &a]).ok();
     // The gateway keeps its MAC as ports leave its bridge (the others'
