@@ -23,7 +23,7 @@
 #   umoci skopeo              the image tests build an OCI image with umoci and convert it
 #                             to docker-archive and oci-archive with skopeo
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod nftables)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs mount python3-venv python3-pip umoci skopeo iproute2 docker-registry apache2-utils)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs mount python3-venv python3-pip umoci skopeo iproute2 docker-registry apache2-utils dnsmasq-base)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {

@@ -212,7 +212,7 @@ pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
         spec.network = Network::None;
         spec.net = Default::default();
     }
-    networking_config(&net_cfg, &spec)?;
+    networking_config(&net_cfg, &mut spec)?;
     Ok(spec)
 }
 
@@ -426,9 +426,9 @@ fn port_bindings(v: &Value) -> Result<Vec<quilt_sync_engine::PortBinding>> {
     Ok(out)
 }
 
-/// `EndpointsConfig`: at most the one network of NetworkMode, without
-/// settings of its own.
-fn networking_config(v: &Value, spec: &CreateSpec) -> Result<()> {
+/// `EndpointsConfig`: at most the one network of NetworkMode; of its
+/// settings, `Aliases` (more names on a bridge network's resolver).
+fn networking_config(v: &Value, spec: &mut CreateSpec) -> Result<()> {
     let Some(eps) = v.get("EndpointsConfig").and_then(Value::as_object) else {
         return if v.is_null() || v.as_object().is_some_and(|o| o.values().all(is_default)) {
             Ok(())
@@ -453,7 +453,17 @@ fn networking_config(v: &Value, spec: &CreateSpec) -> Result<()> {
                 crate::inspect::cut(net)
             )));
         }
-        if !is_default(ep) {
+        let mut ep = ep.as_object().cloned().unwrap_or_default();
+        if let Some(aliases) = ep.remove("Aliases") {
+            let aliases = strings(&aliases, "NetworkingConfig.EndpointsConfig.Aliases")?;
+            if !aliases.is_empty() && spec.network != Network::Bridge {
+                return Err(ApiError::bad(
+                    "network aliases are for bridge networks (NetworkMode bridge or a network's name)",
+                ));
+            }
+            spec.net.aliases = aliases;
+        }
+        if !ep.values().all(is_default) {
             return Err(unsupported::field("NetworkingConfig.EndpointsConfig", net));
         }
     }

@@ -33,7 +33,7 @@ pub(crate) fn endpoint(c: &Container, net_id: &str) -> Value {
     json!({
         "IPAMConfig": null,
         "Links": null,
-        "Aliases": null,
+        "Aliases": if n.aliases.is_empty() { Value::Null } else { json!(n.aliases) },
         "NetworkID": docker_id(net_id),
         "EndpointID": "",
         "Gateway": n.gateway.map(|g| g.to_string()).unwrap_or_default(),

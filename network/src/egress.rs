@@ -410,6 +410,15 @@ impl Policies {
     }
 }
 
+/// The networks' resolvers ask the policies before forwarding a name: a
+/// container with a policy that names domains resolves only names it allows
+/// (so the DNS answers and the proxy's decisions agree).
+impl crate::dns::QueryFilter for Policies {
+    fn allows(&self, client: Ipv4Addr, name: &str) -> bool {
+        Policies::allows(self, client, name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,20 +35,6 @@ pub const MAX_HEAD: usize = 16 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The name servers of a resolv.conf text (IPv4 and IPv6, port 53).
-pub fn resolv_conf_servers(text: &str) -> Vec<SocketAddr> {
-    text.lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some("nameserver"))
-                .then(|| w.next())
-                .flatten()
-                .and_then(|a| a.parse::<IpAddr>().ok())
-                .map(|ip| SocketAddr::new(ip, 53))
-        })
-        .collect()
-}
-
 #[derive(Debug)]
 pub struct EgressProxy {
     policies: Arc<Policies>,
@@ -432,15 +418,6 @@ mod tests {
         assert_eq!(p("GET / HTTP/1.0\r\n\r\n"), Some(None));
         assert_eq!(p("GET / HTTP/1.1\r\nHost: 1.2.3.4\r\n\r\n"), Some(None));
         assert_eq!(p("\x16\x03\x01garbage\r\n\r\n"), Some(Some("BAD".into())));
-    }
-
-    #[test]
-    fn resolv_conf() {
-        let t = "# x\nnameserver 10.0.0.2\nnameserver ::1\nsearch a\nnameserver bad\n";
-        assert_eq!(
-            resolv_conf_servers(t),
-            vec!["10.0.0.2:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
-        );
     }
 
     #[test]

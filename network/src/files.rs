@@ -64,6 +64,12 @@ pub fn resolv_conf(servers: &[String], search: &[String]) -> String {
     s
 }
 
+/// `/etc/resolv.conf` of a container on a bridge network: its network's
+/// resolver (on the gateway) only, every name tried as given first.
+pub fn network_resolv_conf(resolver: Ipv4Addr) -> String {
+    format!("# written by quilt: the network's resolver\nnameserver {resolver}\noptions ndots:0\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +102,10 @@ mod tests {
         assert_eq!(
             resolv_conf(&s, &[]),
             "# written by quilt\nnameserver 10.0.0.1\n"
+        );
+        assert!(
+            network_resolv_conf(Ipv4Addr::new(10, 0, 0, 1))
+                .ends_with("\nnameserver 10.0.0.1\noptions ndots:0\n")
         );
     }
 }

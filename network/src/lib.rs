@@ -15,6 +15,7 @@
 //! - `egress.rs`: egress policies (entries, decisions, the always-on deny
 //!   set, the policies in force by address); `egress_proxy.rs`: the
 //!   transparent proxy that enforces their domains on TCP 80 and 443.
+//! - `dns/`: each bridge network's resolver (names, forwarding).
 //!
 //! `Networking` (this file) ties them together for the engine; it keeps no
 //! state of its own that the database does not also have (addresses,
@@ -22,6 +23,7 @@
 #![deny(unsafe_code)]
 
 pub mod cidr;
+pub mod dns;
 pub mod egress;
 pub mod egress_proxy;
 pub mod error;
@@ -114,7 +116,8 @@ pub struct NetOptions {
     pub names: Names,
     /// Slots kept ready: loopback only, and with a veth pair.
     pub pool: [usize; 2],
-    /// Name servers the egress proxy resolves names with.
+    /// Upstream name servers: where each network's resolver forwards the
+    /// names it does not know, and what the egress proxy resolves with.
     pub upstream_dns: Vec<std::net::SocketAddr>,
 }
 
@@ -135,6 +138,8 @@ pub struct Networking {
     bridges: Mutex<HashMap<String, u32>>,
     /// Bridge networking set up (`sync`).
     active: AtomicBool,
+    /// The networks' resolvers and their names.
+    dns: dns::Resolvers,
 }
 
 impl Networking {
@@ -157,6 +162,8 @@ impl Networking {
             policies.clone(),
             &opts.upstream_dns,
         )?);
+        let dns = dns::Resolvers::new(opts.upstream_dns);
+        dns.set_filter(policies.clone());
         let firewall = firewall::Firewall::new(opts.names.table(), &opts.names.veth_prefix());
         firewall.set_proxy_port(egress_proxy.port());
         Ok(Networking {
@@ -171,6 +178,7 @@ impl Networking {
             veth_target: opts.pool[1],
             bridges: Mutex::new(HashMap::new()),
             active: AtomicBool::new(false),
+            dns,
         })
     }
 
@@ -225,6 +233,11 @@ impl Networking {
 
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// The networks' resolvers.
+    pub fn dns(&self) -> &dns::Resolvers {
+        &self.dns
     }
 
     pub fn proxies(&self) -> &proxy::Proxies {
@@ -363,6 +376,12 @@ impl Networking {
                 def.subnet.gateway(),
                 def.subnet.prefix(),
                 "gateway address",
+            )?;
+            link::set_mac(
+                &mut rt,
+                l.index,
+                mac_of(def.subnet.gateway()),
+                "setting the bridge's MAC",
             )?;
             return link::set_link(&mut rt, &def.bridge, Some(true), None);
         }

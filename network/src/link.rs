@@ -89,6 +89,14 @@ pub fn create_bridge(rt: &mut Rtnl, name: &str, subnet: &Subnet) -> Result<u32> 
         .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
             InfoKind::Bridge,
         )]));
+    // A MAC of its own, given (not the kernel's): a bridge whose MAC was
+    // not set takes the lowest of its ports', so the gateway's MAC would
+    // change as containers come and go, and the neighbours' caches of the
+    // others would point at a port gone (their resolver and egress lost
+    // until the entry expires).
+    m.attributes.push(LinkAttribute::Address(
+        crate::mac_of(subnet.gateway()).to_vec(),
+    ));
     rt.request(
         RouteNetlinkMessage::NewLink(m),
         NLM_F_CREATE | NLM_F_EXCL,
@@ -106,6 +114,15 @@ pub fn create_bridge(rt: &mut Rtnl, name: &str, subnet: &Subnet) -> Result<u32> 
     )?;
     set_link(rt, name, Some(true), None)?;
     Ok(index)
+}
+
+/// Gives link `index` the MAC `mac` (which the kernel then keeps: a
+/// bridge's no longer follows its ports').
+pub fn set_mac(rt: &mut Rtnl, index: u32, mac: [u8; 6], what: &str) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    rt.request(RouteNetlinkMessage::SetLink(m), 0, what)
 }
 
 /// Deletes link `name` (a veth pair goes with either end); a missing link

@@ -399,18 +399,6 @@ pub fn render(
         vec![json!({"jump": {"target": "egress"}})],
     );
     r.chain(i, "egress", None);
-    // DNS stays open (the name servers of a container's resolv.conf are
-    // often private addresses) until the network's own resolver answers
-    // on the gateway; containers with a policy reach no DNS but that.
-    r.rule(
-        i,
-        "egress",
-        vec![
-            matches(meta("l4proto"), "==", json!({"set": ["tcp", "udp"]})),
-            matches(payload("th", "dport"), "==", json!(53)),
-            json!({"accept": null}),
-        ],
-    );
     r.rule(
         i,
         "egress",
@@ -473,6 +461,24 @@ pub fn render(
     );
     r.chain(i, "gateway_services", None);
     policies(&mut r, egress);
+    // Each network's resolver: DNS to its own gateway, from its own bridge.
+    for n in networks {
+        r.rule(
+            i,
+            "gateway_services",
+            vec![
+                matches(meta("iifname"), "==", json!(n.bridge)),
+                matches(
+                    payload("ip", "daddr"),
+                    "==",
+                    json!(n.subnet.gateway().to_string()),
+                ),
+                matches(meta("l4proto"), "==", json!({"set": ["udp", "tcp"]})),
+                matches(payload("th", "dport"), "==", json!(crate::dns::DNS_PORT)),
+                json!({"accept": null}),
+            ],
+        );
+    }
     r.rule(
         i,
         "container_input",

@@ -129,29 +129,24 @@ struct Args {
     /// (default: quilt_<6 hex digits derived from the data dir>).
     #[arg(long, value_name = "NAME")]
     nft_table: Option<String>,
+    /// Upstream resolvers of the networks' built-in DNS resolvers (and of
+    /// the egress proxy, which resolves the names a policy allows), as
+    /// IP[:PORT] (port 53 by default), comma-separated or repeated; `none`
+    /// forwards nothing. Default: the nameservers of /etc/resolv.conf as
+    /// quiltd starts (loopback ones included: quiltd asks them itself, from
+    /// its own network namespace).
+    #[arg(long, value_name = "IP[:PORT]", value_delimiter = ',')]
+    upstream_dns: Vec<String>,
     /// Network namespaces kept ready for `--network none` containers.
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
     netns_pool: usize,
     /// Network namespaces with a veth pair kept ready for bridge networks.
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
     bridge_pool: usize,
-    /// Name servers the egress proxy resolves names with, comma separated
-    /// (IP or IP:PORT; default: the nameservers of /etc/resolv.conf at
-    /// start-up).
-    #[arg(long, value_name = "IP[:PORT],...", value_delimiter = ',', value_parser = parse_dns_server)]
-    upstream_dns: Vec<std::net::SocketAddr>,
     /// Pull from this registry over plain HTTP instead of HTTPS; loopback
     /// addresses only (127.0.0.0/8, [::1], localhost). Repeatable.
     #[arg(long, value_name = "HOST:PORT")]
     insecure_registry: Vec<String>,
-}
-
-/// `IP` (port 53) or `IP:PORT` (`[IPv6]:PORT`).
-fn parse_dns_server(s: &str) -> std::result::Result<std::net::SocketAddr, String> {
-    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
-        return Ok(std::net::SocketAddr::new(ip, 53));
-    }
-    s.parse().map_err(|_| format!("{s:?} is not IP or IP:PORT"))
 }
 
 fn main() -> Result<()> {
@@ -159,9 +154,11 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             // netlink-packet-route warns about every link attribute newer
-            // than itself (a newer kernel's), on every listing of links.
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,netlink_packet_route=error".into()),
+            // than itself (a newer kernel's), on every listing of links;
+            // hickory-server logs every DNS query at info.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "info,netlink_packet_route=error,hickory_server=warn,hickory_net=warn".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -187,6 +184,28 @@ fn shim_path(args: &Args) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// `--upstream-dns`: those given (`none`: no forwarding), or the
+/// nameservers of /etc/resolv.conf.
+fn upstream_dns(given: &[String]) -> Result<Vec<std::net::SocketAddr>> {
+    if given.is_empty() {
+        let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        return Ok(quilt_network::dns::upstreams_of(&conf));
+    }
+    if given.len() == 1 && given[0] == "none" {
+        return Ok(Vec::new());
+    }
+    if given.len() > 8 {
+        bail!("--upstream-dns: at most 8 resolvers");
+    }
+    given
+        .iter()
+        .map(|s| {
+            quilt_network::dns::parse_upstream(s)
+                .map_err(|e| anyhow::anyhow!("--upstream-dns: {e}"))
+        })
+        .collect()
 }
 
 fn validate_cgroup_parent(p: &str) -> Result<()> {
@@ -273,7 +292,7 @@ async fn run(args: Args) -> Result<()> {
         nft_table: args.nft_table.clone(),
         netns_pool: args.netns_pool.min(1024),
         bridge_pool: args.bridge_pool.min(1024),
-        upstream_dns: args.upstream_dns.clone(),
+        upstream_dns: upstream_dns(&args.upstream_dns)?,
     };
     for r in &args.insecure_registry {
         if let Err(e) = cfg.registry.allow_insecure(r) {

@@ -57,9 +57,10 @@ pub struct NetworkConfig {
     /// (bridge networks).
     pub netns_pool: usize,
     pub bridge_pool: usize,
-    /// Upstream name servers (`--upstream-dns`): the egress proxy resolves
-    /// the names containers ask for with them. Empty: the name servers of
-    /// the host's /etc/resolv.conf at start-up.
+    /// Upstream name servers (`--upstream-dns`): where the networks'
+    /// resolvers forward names that are not their containers', and what the
+    /// egress proxy resolves the names containers ask for with (none:
+    /// nothing is forwarded, and a domain policy reaches nothing).
     pub upstream_dns: Vec<std::net::SocketAddr>,
 }
 

@@ -536,6 +536,38 @@ fn docker_cli_networks_and_published_ports() {
         ],
     );
     assert_eq!(out.stdout.trim(), "hello-docker", "{out:?}");
+    // An alias through NetworkingConfig, answered by the network's resolver.
+    let out = docker(
+        &sock,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "aliased",
+            "--network",
+            "appnet",
+            "--network-alias",
+            "db",
+            IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = docker(
+        &sock,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            IMAGE,
+            "nslookup",
+            "db",
+        ],
+    );
+    assert!(out.stdout.contains("10.77.0."), "{out:?}");
+    docker(&sock, &["rm", "-f", "aliased"]).ok();
     let out = docker(
         &sock,
         &["network", "inspect", "-f", "{{len .Containers}}", "appnet"],

@@ -71,9 +71,17 @@ pub struct ContainerSpec {
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CTR[/PROTO]", value_parser = values::parse_port)]
     pub publish: Vec<values::PortSpec>,
 
-    /// A name server for /etc/resolv.conf (repeatable; default: the host's).
+    /// A name server for /etc/resolv.conf (repeatable). Default: on a
+    /// bridge network, the network's own resolver (it answers the
+    /// network's container names and aliases and forwards the rest);
+    /// otherwise the host's.
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<String>,
+
+    /// Another name for the container on its bridge network, answered by
+    /// the network's resolver (repeatable, at most 32; DNS labels).
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
 
     /// An /etc/hosts entry NAME:IP (repeatable).
     #[arg(long = "add-host", value_name = "NAME:IP", value_parser = values::parse_add_host)]

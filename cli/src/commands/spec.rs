@@ -119,6 +119,7 @@ pub fn create_request(
             allow: spec.egress_allow.clone(),
             deny: spec.egress_deny.clone(),
         }),
+        network_aliases: spec.network_alias.clone(),
         extra_hosts: spec
             .add_host
             .iter()

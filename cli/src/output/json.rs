@@ -65,6 +65,8 @@ pub struct NetworkSettingsView {
     /// `NAME:IP`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -94,6 +96,7 @@ impl From<&quilt_proto::v1::NetworkSettings> for NetworkSettingsView {
                 .iter()
                 .map(|h| format!("{}:{}", h.name, h.ip))
                 .collect(),
+            aliases: n.aliases.clone(),
         }
     }
 }

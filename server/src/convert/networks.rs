@@ -45,7 +45,7 @@ pub fn settings(c: &Container) -> Option<pb::NetworkSettings> {
     let network = match c.network {
         Network::Bridge => n.network.clone(),
         Network::Container => n.peer.clone(),
-        _ if n.dns.is_empty() && n.extra_hosts.is_empty() => return None,
+        _ if n.dns.is_empty() && n.extra_hosts.is_empty() && n.aliases.is_empty() => return None,
         _ => String::new(),
     };
     Some(pb::NetworkSettings {
@@ -73,6 +73,7 @@ pub fn settings(c: &Container) -> Option<pb::NetworkSettings> {
                 ip: h.ip.to_string(),
             })
             .collect(),
+        aliases: n.aliases.clone(),
     })
 }
 
@@ -173,5 +174,12 @@ pub fn request(r: &pb::CreateContainerRequest) -> Result<(Network, NetSettings),
             ip: ipv4(&h.ip, "--add-host address")?,
         });
     }
+    if r.network_aliases.len() > quilt_network::dns::MAX_ALIASES {
+        return Err(Status::invalid_argument(format!(
+            "at most {} network aliases",
+            quilt_network::dns::MAX_ALIASES
+        )));
+    }
+    net.aliases = r.network_aliases.clone();
     Ok((mode, net))
 }

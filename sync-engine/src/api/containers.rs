@@ -52,6 +52,8 @@ impl Engine {
             .store()
             .insert_full(&c, Some(&shared.cfg().userns_ids))
             .await?;
+        // Its names resolve on its network from now on (before any start).
+        crate::network::dns::insert(shared, &c);
         shared.emit(&c, State::Created, "created", None, None);
         if let Some(slot) = slot {
             slot.send(c.id.clone());
@@ -248,6 +250,13 @@ impl Engine {
                 c.id
             )));
         }
+        crate::network::dns::insert(
+            &self.shared,
+            &crate::model::Container {
+                name: name.to_owned(),
+                ..c.clone()
+            },
+        );
         Ok(c.id)
     }
 

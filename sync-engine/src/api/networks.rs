@@ -51,8 +51,9 @@ pub(crate) async fn activate(shared: &Shared) -> Result<()> {
     let _serial = shared.net_lock().lock().await;
     let all = defs(shared).await?;
     let n = shared.net().clone();
-    tokio::task::spawn_blocking(move || n.sync(&all)).await??;
-    Ok(())
+    let defs = all.clone();
+    tokio::task::spawn_blocking(move || n.sync(&defs)).await??;
+    crate::network::dns::start(shared, &all).await
 }
 
 impl Engine {
@@ -100,17 +101,32 @@ impl Engine {
         };
         shared.store().network_insert(&info).await?;
         let all = defs(shared).await?;
-        let (n, def) = (net.clone(), info.def());
+        let (n, def, synced) = (net.clone(), info.def(), all.clone());
         let made = tokio::task::spawn_blocking(move || -> Result<()> {
-            if let Err(e) = n.sync(&all) {
+            if let Err(e) = n.sync(&synced) {
                 let _ = n.delete_bridge(&def.bridge);
                 return Err(e.into());
             }
             Ok(())
         })
         .await?;
+        let made = match made {
+            // Every network's resolver: this sync may be the first (the
+            // default network's bridge made with it).
+            Ok(()) => crate::network::dns::start(shared, &all).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = made {
+            crate::network::dns::drop_network(shared, &info.name).await;
             let _ = shared.store().network_delete(&info.name).await;
+            let all = defs(shared).await?;
+            let (n, bridge) = (net.clone(), info.bridge.clone());
+            let _ = tokio::task::spawn_blocking(move || -> Result<()> {
+                n.set_networks(&all)?;
+                n.delete_bridge(&bridge)?;
+                Ok(())
+            })
+            .await;
             return Err(e);
         }
         Ok(info)
@@ -137,6 +153,7 @@ impl Engine {
         let _serial = shared.net_lock().lock().await;
         let info = self.inspect_network(name).await?;
         shared.store().network_delete(name).await?;
+        crate::network::dns::drop_network(shared, name).await;
         let all = defs(shared).await?;
         let n = shared.net().clone();
         tokio::task::spawn_blocking(move || -> Result<()> {

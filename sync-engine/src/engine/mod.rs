@@ -78,14 +78,7 @@ impl Engine {
                 data_dir: cfg.data_dir.clone(),
                 names,
                 pool: [n.netns_pool, n.bridge_pool],
-                upstream_dns: if n.upstream_dns.is_empty() {
-                    let text = tokio::fs::read_to_string("/etc/resolv.conf")
-                        .await
-                        .unwrap_or_default();
-                    quilt_network::egress_proxy::resolv_conf_servers(&text)
-                } else {
-                    n.upstream_dns.clone()
-                },
+                upstream_dns: n.upstream_dns.clone(),
             };
             Arc::new(
                 tokio::task::spawn_blocking(move || quilt_network::Networking::open(opts))
@@ -146,6 +139,7 @@ impl Engine {
         .await;
         shared.store().close().await;
         let net = shared.net().clone();
+        net.dns().stop_all().await;
         let _ = tokio::task::spawn_blocking(move || net.shutdown()).await;
         let (layout, parent) = (shared.layout().clone(), shared.cfg().cgroup_parent.clone());
         let _ =

@@ -76,6 +76,10 @@ pub struct NetSettings {
     /// Its egress policy (bridge networks); kept in its own column.
     #[serde(skip)]
     pub egress: Option<quilt_network::EgressPolicy>,
+    /// Bridge mode: `--network-alias` names its network's resolver answers
+    /// with its address (besides its name and short id).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A network of the daemon.

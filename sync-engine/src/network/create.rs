@@ -1,10 +1,12 @@
 //! A container's network request at create: the mode's rules, its peer
-//! (`container:ID`) resolved to an id, its DNS and extra hosts checked, its
-//! published ports checked and the free host ports chosen. Nothing is
-//! stored here; the address is allocated by the insert's transaction.
+//! (`container:ID`) resolved to an id, its DNS, extra hosts and network
+//! aliases checked, its published ports checked and the free host ports
+//! chosen. Nothing is stored here; the address is allocated by the
+//! insert's transaction.
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{CreateSpec, Network};
+use quilt_network::dns::{MAX_ALIASES, check_name};
 use quilt_network::ports::{self, MAX_PORTS};
 use std::sync::Arc;
 
@@ -30,6 +32,28 @@ pub(crate) async fn check_create(shared: &Arc<Shared>, spec: &mut CreateSpec) ->
     for h in &net.extra_hosts {
         host_name(&h.name)?;
     }
+    if !net.aliases.is_empty() && spec.network != Network::Bridge {
+        return Err(invalid(
+            "network aliases (--network-alias) need a bridge network: --network bridge or a network's name",
+        ));
+    }
+    if net.aliases.len() > MAX_ALIASES {
+        return Err(invalid(format!("at most {MAX_ALIASES} network aliases")));
+    }
+    let mut aliases: Vec<String> = Vec::new();
+    for a in &net.aliases {
+        check_name(a).map_err(|why| {
+            invalid(format!(
+                "invalid network alias {}: {why}",
+                crate::validate::echo(a)
+            ))
+        })?;
+        let a = a.strip_suffix('.').unwrap_or(a).to_owned();
+        if !aliases.iter().any(|b| b.eq_ignore_ascii_case(&a)) {
+            aliases.push(a);
+        }
+    }
+    net.aliases = aliases;
     if net.ports.len() > MAX_PORTS {
         return Err(invalid(format!("at most {MAX_PORTS} published ports")));
     }

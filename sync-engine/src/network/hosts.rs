@@ -1,5 +1,7 @@
 //! A container's `/etc/hosts` and `/etc/resolv.conf`: written into its
 //! directory at each start and bind mounted read-only by the shim. On a
+//! bridge network resolv.conf names its network's resolver (unless
+//! `--dns` is given). On a
 //! bridge network, /etc/hosts also names every other container of the
 //! network, and the files of those already started are rewritten in place
 //! (the same inode, so their mounts see it) when one starts or is removed.
@@ -23,6 +25,21 @@ async fn own_address(shared: &Arc<Shared>, c: &Container) -> Result<Option<Ipv4A
             .get(&c.net.peer)
             .await?
             .and_then(|p| p.net.address),
+        _ => None,
+    })
+}
+
+/// The resolver of `c`'s bridge network (its gateway), or of the network
+/// of the container whose namespace it shares.
+async fn network_resolver(shared: &Arc<Shared>, c: &Container) -> Result<Option<Ipv4Addr>> {
+    Ok(match c.network {
+        Network::Bridge => c.net.gateway,
+        Network::Container => shared
+            .store()
+            .get(&c.net.peer)
+            .await?
+            .filter(|p| p.network == Network::Bridge)
+            .and_then(|p| p.net.gateway),
         _ => None,
     })
 }
@@ -85,6 +102,7 @@ pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<Mou
         Some(hosts_text(shared, c).await?)
     };
     let want_resolv = !taken("/etc/resolv.conf");
+    let resolver = network_resolver(shared, c).await?;
     let host_net = c.network == Network::Host;
     let dns = c.net.dns.clone();
     tokio::task::spawn_blocking(move || -> Result<Vec<MountConfig>> {
@@ -116,20 +134,22 @@ pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<Mou
             put("hosts", "/etc/hosts", text)?;
         }
         if want_resolv {
-            // The network's own resolver (part 2 of the networking work)
-            // goes here; until then the host's servers, loopback ones left
-            // out (a container's loopback is its own).
-            let (servers, search) = if dns.is_empty() {
-                let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-                files::host_nameservers(&host, host_net)
-            } else {
-                (dns.iter().map(|d| d.to_string()).collect(), Vec::new())
+            // `--dns` servers; else on a bridge network its resolver;
+            // else the host's servers, loopback ones left out (a
+            // container's loopback is its own).
+            let text = match resolver {
+                Some(gw) if dns.is_empty() => files::network_resolv_conf(gw),
+                _ => {
+                    let (servers, search) = if dns.is_empty() {
+                        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                        files::host_nameservers(&host, host_net)
+                    } else {
+                        (dns.iter().map(|d| d.to_string()).collect(), Vec::new())
+                    };
+                    files::resolv_conf(&servers, &search)
+                }
             };
-            put(
-                "resolv.conf",
-                "/etc/resolv.conf",
-                files::resolv_conf(&servers, &search),
-            )?;
+            put("resolv.conf", "/etc/resolv.conf", text)?;
         }
         Ok(mounts)
     })

@@ -6,9 +6,12 @@
 //! - `egress.rs`: egress policies checked, put in force, changed live;
 //! - `hosts.rs`: /etc/hosts (siblings named) and /etc/resolv.conf;
 //! - `release.rs`: the removal path;
+//! - `dns.rs`: the networks' resolvers started and stopped, and the
+//!   containers' names kept in them;
 //! - `startup.rs`: bridges, namespaces and the ruleset made true again
 //!   when quiltd starts.
 mod create;
+pub(crate) mod dns;
 pub(crate) mod egress;
 mod hosts;
 mod release;

@@ -3,7 +3,8 @@
 //! back (put on their networks again), the ruleset replaced with their
 //! entries and egress policies (from the database), leftovers of a crashed daemon removed (unused namespaces
 //! cleaned for the pool or deleted, stray bridges and veth ends deleted),
-//! and the published ports' proxies opened again.
+//! the networks' resolvers started with their names rebuilt, and the
+//! published ports' proxies opened again.
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{DEFAULT_NETWORK, Network, NetworkInfo, now_ns};
@@ -101,6 +102,11 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
     }
     if with_policy {
         net.egress_proxy().start()?;
+    }
+    // The names first, then the resolvers that answer them.
+    super::dns::rebuild(shared).await?;
+    if in_use && let Err(e) = super::dns::start(shared, &defs).await {
+        tracing::warn!(error = %e, "cannot start the networks' resolvers");
     }
     for (cid, ip, ports) in with_ports {
         if let Err(e) = net.proxies().open(&cid, ip, &ports).await {

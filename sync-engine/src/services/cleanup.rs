@@ -108,7 +108,9 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
         }
     })
     .await??;
-    // Off its network before its address can go to another container.
+    // Off its network (and its names out of the resolver) before its
+    // address can go to another container.
+    crate::network::dns::remove(shared, id);
     crate::network::release(shared, &c).await?;
     shared.store().delete(id).await?;
     if c.network == crate::model::Network::Bridge {

@@ -357,6 +357,37 @@ impl Store {
             .collect()
     }
 
+    /// Every container with an address: (network, id, name, aliases,
+    /// address), for the resolvers' names at start-up.
+    pub async fn network_records(
+        &self,
+    ) -> Result<Vec<(String, String, String, Vec<String>, Ipv4Addr)>> {
+        let rows = sqlx::query(
+            "SELECT a.network, a.container_id, c.name, \
+             COALESCE(json_extract(c.net, '$.aliases'), '[]') AS aliases, a.address \
+             FROM ip_allocations a JOIN containers c ON c.id = a.container_id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let a: i64 = r.try_get("address")?;
+                let a = u32::try_from(a)
+                    .map_err(|_| EngineError::Internal("corrupt address row".into()))?;
+                let aliases: String = r.try_get("aliases")?;
+                let aliases: Vec<String> = serde_json::from_str(&aliases)
+                    .map_err(|e| EngineError::Internal(format!("corrupt aliases: {e}")))?;
+                Ok((
+                    r.try_get("network")?,
+                    r.try_get("container_id")?,
+                    r.try_get("name")?,
+                    aliases,
+                    Ipv4Addr::from(a),
+                ))
+            })
+            .collect()
+    }
+
     /// Ids of the containers that join `id`'s network namespace.
     pub async fn joiner_ids(&self, id: &str) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
