@@ -324,16 +324,16 @@ impl ContainerService for Containers {
                 ))))
             }
         });
-        let stream = history.chain(live);
         let Some(until) = until else {
-            return Ok(Response::new(Box::pin(stream)));
+            return Ok(Response::new(Box::pin(history.chain(live))));
         };
-        // End the stream at `until`, whether or not events come.
+        // The whole history first; then the live events until `until`,
+        // whether or not any come (none when it is already past: a deadline
+        // racing the history would cut it short).
         let left = (until - quilt_sync_engine::now_ns()).max(0) as u64;
         let end = tokio::time::sleep(std::time::Duration::from_nanos(left));
-        Ok(Response::new(Box::pin(futures::StreamExt::take_until(
-            stream, end,
-        ))))
+        let live = futures::StreamExt::take_until(live, end);
+        Ok(Response::new(Box::pin(history.chain(live))))
     }
 
     async fn get_stats(

@@ -37,6 +37,8 @@ pub struct CommitOptions {
 
 /// A user-given image name in docker's short form (`app` is `app:latest`).
 pub(crate) fn image_name(name: &str) -> Result<String> {
+    // "default", "sha256:..." and malformed names are refused as given.
+    validate::image_name(name)?;
     let name = match quilt_registry::ImageRef::parse(name) {
         Ok(r) => r.familiar(),
         Err(_) => name.to_owned(),
