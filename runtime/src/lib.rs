@@ -28,3 +28,4 @@ mod sys;
 pub use spec::*;
 /// Resolves once the process behind a pidfd has exited (tokio reactor, no polling).
 pub use sys::pidfd_exited;
+pub use sys::release_free_memory;

@@ -53,6 +53,18 @@ pub fn cloexec_from(from: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Hands the allocator's free memory back to the kernel (glibc
+/// `malloc_trim(0)`): after a large transient allocation (a big listing) the
+/// freed arenas otherwise stay in the process's RSS. Blocking (it walks
+/// every arena): call it off the async runtime.
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only returns unused heap pages to the kernel; it
+    // takes the allocator's own locks and touches no memory the caller owns.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Closes every descriptor >= `from` (close_range(2)). Only for a process
 /// that owns no `OwnedFd` at or above `from` it will use again (the
 /// container's init, which keeps nothing but its stdio).

@@ -74,6 +74,21 @@ fn describe_members(dir: &Path) -> String {
     out.join(", ")
 }
 
+/// Cgroup v1 memory: reclaims the page cache and kernel memory still charged
+/// to the cgroup before it is removed (`memory.force_empty`). Without it a
+/// removed memcg stays behind as a dying cgroup, pinned by the file pages its
+/// processes charged (ext4 buffers of the overlay's upper and work
+/// directories), and its unreclaimable per-cgroup memory (SUnreclaim) is not
+/// freed until something else reclaims those pages. The kernel refuses it
+/// (EBUSY) while tasks remain: the caller retries after killing them. v2 has
+/// no such file (the kernel reparents charges on removal).
+fn release_charges(dir: &Path) {
+    let f = dir.join("memory.force_empty");
+    if f.exists() {
+        let _ = write_file(&f, "0");
+    }
+}
+
 /// Removes a cgroup directory and its child cgroups, leaves first.
 fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
     if !dir.is_dir() {
@@ -94,6 +109,7 @@ fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
     }
     let mut delay = Duration::from_millis(2);
     loop {
+        release_charges(dir);
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

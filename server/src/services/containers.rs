@@ -71,6 +71,9 @@ impl ContainerService for Containers {
     ) -> Result<Response<pb::ListContainersResponse>, Status> {
         let (query, digest) = convert::list_query(req.into_inner())?;
         let page = self.engine.list_page(&query).await.map_err(to_status)?;
+        if page.containers.len() >= TRIM_AFTER_ROWS {
+            trim_soon();
+        }
         Ok(Response::new(convert::list_response(
             page, query.view, digest,
         )))
@@ -409,4 +412,26 @@ impl ContainerService for Containers {
             container: Some(convert::container(&c)),
         }))
     }
+}
+
+/// A listing of at least this many rows allocates megabytes that are freed
+/// once the response is sent: the allocator is then asked to return them.
+const TRIM_AFTER_ROWS: usize = 1000;
+
+/// Set while a trim is scheduled: a burst of big listings trims once.
+static TRIM_PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Returns the heap's free pages to the kernel shortly after a big listing
+/// (once its response has been encoded, sent and dropped), so that quiltd's
+/// RSS goes back to where it was instead of keeping the peak.
+fn trim_soon() {
+    use std::sync::atomic::Ordering;
+    if TRIM_PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        TRIM_PENDING.store(false, Ordering::Release);
+        let _ = tokio::task::spawn_blocking(quilt_runtime::release_free_memory).await;
+    });
 }
