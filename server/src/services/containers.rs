@@ -178,6 +178,9 @@ impl ContainerService for Containers {
             .remove(&r.id, r.force)
             .await
             .map_err(to_status)?;
+        // Removals come in bursts (a batch's cleanup): what the removed rows
+        // held goes back to the kernel too, not only a big listing's pages.
+        trim_soon();
         Ok(Response::new(pb::RemoveContainerResponse { id }))
     }
 
@@ -422,8 +425,9 @@ const TRIM_AFTER_ROWS: usize = 1000;
 static TRIM_PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Returns the heap's free pages to the kernel shortly after a big listing
-/// (once its response has been encoded, sent and dropped), so that quiltd's
-/// RSS goes back to where it was instead of keeping the peak.
+/// (once its response has been encoded, sent and dropped) or a removal (at
+/// most one trim every 250 ms in a burst), so that quiltd's RSS goes back to
+/// where it was instead of keeping the peak.
 fn trim_soon() {
     use std::sync::atomic::Ordering;
     if TRIM_PENDING.swap(true, Ordering::AcqRel) {
