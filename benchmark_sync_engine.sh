@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N]
+Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N] [--scale LIST]
                                   [--install-peers] [--start-queue N]
                                   [--quiltd-arg ARG]...
 
@@ -14,6 +14,9 @@ Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N]
                    (default: full mode, under ten minutes)
   --json FILE      write every figure to FILE, and the chart to FILE's
                    basename with .svg
+  --scale LIST     only measure scale: the density step (time to running of
+                   one more container, GetContainer, ListContainers, memory,
+                   removal) at each count of live containers, e.g. 100,1000
   --reap-gate N    only run the reap gate: N short-lived containers, 16 in
                    flight; exits non-zero unless there are zero hangs, zero
                    zombies and zero leftovers
@@ -39,6 +42,7 @@ log() { echo "== $*" >&2; }
 MODE=full
 JSON_OUT=""
 REAP_N=""
+SCALE=""
 INSTALL_PEERS=0
 START_QUEUE=256
 QUILTD_ARGS=()
@@ -47,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --quick) MODE=quick ;;
     --json) [[ $# -ge 2 ]] || die "--json needs a file"; JSON_OUT=$2; shift ;;
     --reap-gate) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--reap-gate needs a number"; REAP_N=$2; shift ;;
+    --scale) [[ ${2:-} =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--scale needs counts, e.g. 100,1000"; SCALE=$2; shift ;;
     --install-peers) INSTALL_PEERS=1 ;;
     --start-queue) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--start-queue needs a number"; START_QUEUE=$2; shift ;;
     --quiltd-arg) [[ $# -ge 2 ]] || die "--quiltd-arg needs an argument"; QUILTD_ARGS+=("$2"); shift ;;
@@ -236,7 +241,7 @@ find_peer() { # name debian-package
   PEERS+=("$1=$bin")
 }
 SKIPPED=""
-if [[ -z $REAP_N ]]; then
+if [[ -z $REAP_N && -z $SCALE ]]; then
   find_peer crun crun
   find_peer runc runc
   if ! command -v python3 >/dev/null && ! command -v jq >/dev/null; then
@@ -284,6 +289,7 @@ HOST_DESC="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /p
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 MODE_NAME=$MODE
 [[ -n $REAP_N ]] && MODE_NAME="reap-gate $REAP_N"
+[[ -n $SCALE ]] && MODE_NAME="scale $SCALE"
 write_meta() {
   local date args
   date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -337,6 +343,16 @@ if [[ -n $REAP_N ]]; then
   [[ -f $OUT/reap_gate.json ]] || die "the reap gate did not produce a result"
   finish
   exit "$gate_rc"
+fi
+
+# ------------------------------------------------------------------ scale --
+if [[ -n $SCALE ]]; then
+  log "scale: the density measurement at $SCALE live containers"
+  measure scale "$QB" scale --socket "$SOCK" --out "$OUT/scale.json" --levels "$SCALE" \
+    --data-dir "$DATA" --cgroup-parent "$PARENT" --quiltd-pid "$QUILTD_PID"
+  finish
+  [[ -z $FAILED_STEPS ]] || die "failed measurements: $FAILED_STEPS"
+  exit 0
 fi
 
 # ----------------------------------------------------------- measurements --

@@ -22,6 +22,8 @@ pub struct DensityOpts {
     pub data_dir: PathBuf,
     pub cgroup_parent: String,
     pub quiltd_pid: i32,
+    /// Sequential /bin/true starts timed while the n are running (0: none).
+    pub probes: usize,
 }
 
 fn mib(kb: u64) -> f64 {
@@ -211,6 +213,22 @@ pub async fn density(o: &DensityOpts) -> Result<Density> {
         }
     }
 
+    // Time to running of one more container with all of them running.
+    let mut at_n = Samples::default();
+    for _ in 0..o.probes {
+        let st = crate::ttr::start_one(&mut c, &hub, &["/bin/true"], true).await;
+        match (st.running, st.error) {
+            (Some(d), _) => at_n.ok(d),
+            (None, Some((k, m))) => at_n.err(&k, m),
+            (None, None) => at_n.err("UNKNOWN", "no running event"),
+        }
+        if !st.id.is_empty() {
+            hub.wait(&st.id, &["removed", "failed"], Duration::from_secs(30))
+                .await;
+            hub.forget(&st.id);
+        }
+    }
+
     // Remove them all and check that nothing is left.
     let t1 = Instant::now();
     let removal = client::remove_all(&o.socket, ids.clone(), o.concurrency.max(1)).await?;
@@ -243,6 +261,7 @@ pub async fn density(o: &DensityOpts) -> Result<Density> {
         start_s,
         start_resource_exhausted_retries: exhausted,
         time_to_running_under_load: ttr.report(),
+        time_to_running_with_all_running: at_n.report(),
         quiltd_rss_mib_before: mib(rss0),
         quiltd_rss_mib: mib(rss1),
         quiltd_hwm_mib: mib(hwm1),
@@ -266,5 +285,40 @@ pub async fn density(o: &DensityOpts) -> Result<Density> {
         leftovers_at_once: first,
         leftovers: last,
         settle_s,
+    })
+}
+
+/// `quilt-bench scale`: the density measurement at several counts of live
+/// containers, one after the other (each level starts from none).
+pub async fn scale(o: &DensityOpts, levels: &[usize]) -> Result<crate::report::Scale> {
+    let mut out = Vec::new();
+    for &n in levels {
+        eprintln!("scale: {n} live containers");
+        let level = density(&DensityOpts {
+            socket: o.socket.clone(),
+            n,
+            gets: o.gets,
+            concurrency: o.concurrency,
+            data_dir: o.data_dir.clone(),
+            cgroup_parent: o.cgroup_parent.clone(),
+            quiltd_pid: o.quiltd_pid,
+            probes: o.probes,
+        })
+        .await?;
+        out.push(level);
+    }
+    let p50 = |d: &Density| d.time_to_running_with_all_running.stats.p50_ms;
+    let ratio = match (out.first(), out.last()) {
+        (Some(a), Some(b)) if out.len() > 1 && p50(a) > 0.0 => {
+            Some((p50(b) / p50(a) * 100.0).round() / 100.0)
+        }
+        _ => None,
+    };
+    Ok(crate::report::Scale {
+        description: "the density measurement at each count of live containers; time to running \
+                      is that of one more /bin/true container with all of them running"
+            .into(),
+        levels: out,
+        ttr_p50_last_over_first: ratio,
     })
 }

@@ -216,6 +216,23 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// The density measurement at several counts of live containers.
+    Scale {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        h: Host,
+        /// Comma-separated counts of live containers.
+        #[arg(long, default_value = "100,1000", value_delimiter = ',')]
+        levels: Vec<usize>,
+        #[arg(long, default_value_t = 1000)]
+        gets: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Starts timed at each level with all its containers running.
+        #[arg(long, default_value_t = 20)]
+        probes: usize,
+    },
     /// N short-lived containers: zero hangs, zombies and leftovers, or exit 1.
     ReapGate {
         #[command(flatten)]
@@ -483,6 +500,26 @@ async fn run(cmd: Cmd) -> Result<()> {
             &c.out,
             &throughput::throughput(&c.socket, &clients, seconds, drain_timeout).await?,
         ),
+        Cmd::Scale {
+            c,
+            h,
+            levels,
+            gets,
+            concurrency,
+            probes,
+        } => {
+            let o = density::DensityOpts {
+                socket: c.socket.clone(),
+                n: 0,
+                gets,
+                concurrency,
+                data_dir: h.data_dir,
+                cgroup_parent: h.cgroup_parent,
+                quiltd_pid: h.quiltd_pid,
+                probes,
+            };
+            emit(&c.out, &density::scale(&o, &levels).await?)
+        }
         Cmd::Density {
             c,
             h,
@@ -498,6 +535,7 @@ async fn run(cmd: Cmd) -> Result<()> {
                 data_dir: h.data_dir,
                 cgroup_parent: h.cgroup_parent,
                 quiltd_pid: h.quiltd_pid,
+                probes: 20,
             };
             emit(&c.out, &density::density(&o).await?)
         }
@@ -517,6 +555,7 @@ async fn run(cmd: Cmd) -> Result<()> {
                     data_dir: h.data_dir,
                     cgroup_parent: h.cgroup_parent,
                     quiltd_pid: h.quiltd_pid,
+                    probes: 0,
                 },
                 concurrency,
                 timeout: Duration::from_secs_f64(timeout),

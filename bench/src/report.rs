@@ -39,6 +39,8 @@ pub struct Report {
     pub fairness: Option<Fairness>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkCost>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Scale>,
     /// Filled by `summary`.
     #[serde(default)]
     pub targets: Vec<TargetResult>,
@@ -66,6 +68,7 @@ impl Report {
             pause: section(v, "pause"),
             fairness: section(v, "fairness"),
             network: section(v, "network"),
+            scale: section(v, "scale"),
             targets: section(v, "targets").unwrap_or_default(),
         }
     }
@@ -225,6 +228,20 @@ pub struct Fairness {
     pub burst_still_running_at_end: bool,
 }
 
+/// A figure older documents do not have (kept out when absent).
+fn unmeasured(o: &OpStats) -> bool {
+    *o == OpStats::default()
+}
+
+/// `quilt-bench scale`: density at several counts of live containers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scale {
+    pub description: String,
+    pub levels: Vec<Density>,
+    /// Time to running p50 at the last level over the first.
+    pub ttr_p50_last_over_first: Option<f64>,
+}
+
 /// `quilt-bench network`: what `--network bridge` adds at start.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetworkCost {
@@ -357,6 +374,9 @@ pub struct Density {
     pub start_s: f64,
     pub start_resource_exhausted_retries: u64,
     pub time_to_running_under_load: OpStats,
+    /// One more container's time to running with all of them running.
+    #[serde(default, skip_serializing_if = "unmeasured")]
+    pub time_to_running_with_all_running: OpStats,
     pub quiltd_rss_mib_before: f64,
     pub quiltd_rss_mib: f64,
     pub quiltd_hwm_mib: f64,

@@ -44,9 +44,11 @@ pub fn merge(dir: &Path) -> Result<Value> {
 pub fn summarize(dir: &Path) -> Result<(Value, String)> {
     let mut v = merge(dir)?;
     let mut report = Report::from_document(&v);
-    let has_measurements = ["api", "classic", "ttr", "peers", "seqrate", "density"]
-        .iter()
-        .any(|k| !v[*k].is_null());
+    let has_measurements = [
+        "api", "classic", "ttr", "peers", "seqrate", "density", "scale",
+    ]
+    .iter()
+    .any(|k| !v[*k].is_null());
     report.targets = if has_measurements {
         check_all(&report)
     } else {
@@ -256,6 +258,28 @@ fn latency_rows(md: &mut String, r: &Report) {
             stat_row(md, &format!("{e} run (a network namespace)"), op);
         }
     }
+    if let Some(sc) = &r.scale {
+        for d in &sc.levels {
+            stat_row(
+                md,
+                &format!("scale, {} live: time to running of one more", d.running),
+                &d.time_to_running_with_all_running,
+            );
+            stat_row(
+                md,
+                &format!("scale, {} live: GetContainer", d.running),
+                &d.get_container_all_running,
+            );
+            stat_row(
+                md,
+                &format!(
+                    "scale, {} live: ListContainers (quiltd RSS {:.1} MiB, {:.2} MiB/container)",
+                    d.running, d.quiltd_rss_mib, d.per_container_mib_mem_available
+                ),
+                &d.list_containers_all_running,
+            );
+        }
+    }
     if let Some(d) = &r.density {
         stat_row(
             md,
@@ -267,6 +291,16 @@ fn latency_rows(md: &mut String, r: &Report) {
             "density: time to running under load",
             &d.time_to_running_under_load,
         );
+        if d.time_to_running_with_all_running.stats.n > 0 {
+            stat_row(
+                md,
+                &format!(
+                    "density: time to running of one more, {} running",
+                    d.running
+                ),
+                &d.time_to_running_with_all_running,
+            );
+        }
     }
     for l in r.throughput.iter().flat_map(|t| &t.levels) {
         stat_row(

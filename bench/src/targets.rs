@@ -188,6 +188,27 @@ pub const TARGETS: &[Target] = &[
         note: no_note,
     },
     Target {
+        name: "time to running p50, most live / 100 live (scale)",
+        goal: 1.3,
+        unit: "x",
+        direction: Direction::AtMost,
+        value: |r| r.scale.as_ref().and_then(|s| s.ttr_p50_last_over_first),
+        note: |r| match &r.scale {
+            Some(s) => s
+                .levels
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}: {:.2} ms",
+                        d.running, d.time_to_running_with_all_running.stats.p50_ms
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => String::new(),
+        },
+    },
+    Target {
         name: "sequential starts",
         goal: 150.0,
         unit: "/s",
