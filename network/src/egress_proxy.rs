@@ -39,7 +39,9 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct EgressProxy {
     policies: Arc<Policies>,
     resolver: TokioResolver,
-    listener: Mutex<Option<std::net::TcpListener>>,
+    /// Bound, not listening, until `start`: connections are refused
+    /// until then.
+    socket: Mutex<Option<tokio::net::TcpSocket>>,
     port: u16,
     started: AtomicBool,
     per_container: Mutex<HashMap<Ipv4Addr, usize>>,
@@ -69,14 +71,16 @@ impl EgressProxy {
     /// Binds the proxy's port (any free one, on every address of quiltd's
     /// namespace: the ruleset drops it from anywhere but the bridges, and
     /// the proxy serves only containers with a policy). Names are resolved
-    /// by `upstream`. Nothing is served until `start`.
+    /// by `upstream`. The port does not listen until `start` (the first
+    /// policy that names domains): a daemon without one accepts nothing
+    /// there.
     pub fn bind(policies: Arc<Policies>, upstream: &[SocketAddr]) -> Result<EgressProxy> {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))
+        let socket =
+            tokio::net::TcpSocket::new_v4().map_err(NetError::io("binding the egress proxy"))?;
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
             .map_err(NetError::io("binding the egress proxy"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(NetError::io("binding the egress proxy"))?;
-        let port = listener
+        let port = socket
             .local_addr()
             .map_err(NetError::io("binding the egress proxy"))?
             .port();
@@ -105,7 +109,7 @@ impl EgressProxy {
         Ok(EgressProxy {
             policies,
             resolver,
-            listener: Mutex::new(Some(listener)),
+            socket: Mutex::new(Some(socket)),
             port,
             started: AtomicBool::new(false),
             per_container: Mutex::new(HashMap::new()),
@@ -131,14 +135,15 @@ impl EgressProxy {
         if self.started.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let std = self
-            .listener
+        let socket = self
+            .socket
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .expect("taken once, guarded by started");
-        let listener =
-            TcpListener::from_std(std).map_err(NetError::io("serving the egress proxy"))?;
+        let listener = socket
+            .listen(1024)
+            .map_err(NetError::io("serving the egress proxy"))?;
         let me = self.clone();
         tokio::spawn(async move { me.serve(listener).await });
         Ok(())
