@@ -19,14 +19,6 @@ fn docker_id(id: &str) -> String {
     format!("{id:0<64}")
 }
 
-fn mac(ip: std::net::Ipv4Addr) -> String {
-    quilt_sync_engine::mac_of(ip)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// A container's endpoint on its bridge network (for inspect).
 pub(crate) fn endpoint(c: &Container, net_id: &str) -> Value {
     let n = &c.net;
@@ -42,7 +34,7 @@ pub(crate) fn endpoint(c: &Container, net_id: &str) -> Value {
         "IPv6Gateway": "",
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "MacAddress": n.address.map(mac).unwrap_or_default(),
+        "MacAddress": n.address.map(quilt_sync_engine::mac_text).unwrap_or_default(),
     })
 }
 
@@ -84,7 +76,7 @@ pub(crate) async fn settings(api: &DockerApi, c: &Container) -> Value {
         "Gateway": n.gateway.map(|g| g.to_string()).unwrap_or_default(),
         "IPAddress": n.address.map(|a| a.to_string()).unwrap_or_default(),
         "IPPrefixLen": n.prefix,
-        "MacAddress": n.address.map(mac).unwrap_or_default(),
+        "MacAddress": n.address.map(quilt_sync_engine::mac_text).unwrap_or_default(),
         "Networks": networks,
     })
 }
@@ -98,7 +90,7 @@ async fn shape(api: &DockerApi, i: &NetworkInfo) -> Value {
                 json!({
                     "Name": c.name,
                     "EndpointID": "",
-                    "MacAddress": c.net.address.map(mac).unwrap_or_default(),
+                    "MacAddress": c.net.address.map(quilt_sync_engine::mac_text).unwrap_or_default(),
                     "IPv4Address": c.net.address.map(|a| format!("{a}/{}", c.net.prefix)).unwrap_or_default(),
                     "IPv6Address": "",
                 }),

@@ -88,6 +88,15 @@ pub fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x51, o[0], o[1], o[2], o[3]]
 }
 
+/// `mac_of` as text (`02:51:0a:58:00:02`).
+pub fn mac_text(ip: Ipv4Addr) -> String {
+    mac_of(ip)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The firewall entries of a container on a bridge network.
 pub fn entries_for(veth: &str, ip: Ipv4Addr, ports: &[PortBinding]) -> Vec<Entry> {
     let mut v = vec![Entry::Bind {

@@ -50,7 +50,7 @@ pub use model::{
     NetworkInfo, NetworkSpec, Pruned, State, Volume, WaitResult, now_ns,
 };
 pub use model::{ContainerStats, EventFilter};
-pub use quilt_network::mac_of;
+pub use quilt_network::mac_text;
 pub use quilt_network::ports::DEFAULT_HOST_IP as DEFAULT_PORT_HOST_IP;
 pub use quilt_network::{HostEntry, PortBinding, Proto as PortProto};
 pub use quilt_registry::{

@@ -19,15 +19,22 @@ const T: Duration = Duration::from_secs(180);
 
 /// A daemon serving the Docker API on a socket of a temp dir of its own.
 fn daemon() -> (Daemon, tempfile::TempDir, PathBuf) {
+    daemon_in(None)
+}
+
+/// The same, with quiltd in the test's network namespace (where its bridges
+/// and rules are made) when one is given.
+fn daemon_in(ns: Option<&quilt_tests::TestNetns>) -> (Daemon, tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("quilt-docker-")
         .tempdir_in("/tmp")
         .expect("temp dir");
     let sock = dir.path().join("docker.sock");
-    let d = Daemon::builder()
-        .args(&["--docker-socket", sock.to_str().expect("utf-8")])
-        .start();
-    (d, dir, sock)
+    let mut b = Daemon::builder().args(&["--docker-socket", sock.to_str().expect("utf-8")]);
+    if let Some(ns) = ns {
+        b = b.netns(ns);
+    }
+    (b.start(), dir, sock)
 }
 
 /// One HTTP/1.1 request on the socket; returns the status line's code,
@@ -457,15 +464,7 @@ fn docker_cli_commits_tags_saves_loads_and_exports() {
 #[test]
 fn docker_cli_networks_and_published_ports() {
     let ns = quilt_tests::TestNetns::new();
-    let dir = tempfile::Builder::new()
-        .prefix("quilt-docker-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    let sock = dir.path().join("docker.sock");
-    let d = Daemon::builder()
-        .netns(&ns)
-        .args(&["--docker-socket", sock.to_str().expect("utf-8")])
-        .start();
+    let (d, _dir, sock) = daemon_in(Some(&ns));
     let out = docker(
         &sock,
         &["network", "create", "--subnet", "10.77.0.0/24", "appnet"],
@@ -592,15 +591,7 @@ fn docker_cli_networks_and_published_ports() {
 fn testcontainers_python_runs_a_service_container() {
     let py = docker_clients();
     let ns = quilt_tests::TestNetns::new();
-    let dir = tempfile::Builder::new()
-        .prefix("quilt-docker-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    let sock = dir.path().join("docker.sock");
-    let d = Daemon::builder()
-        .netns(&ns)
-        .args(&["--docker-socket", sock.to_str().expect("utf-8")])
-        .start();
+    let (d, dir, sock) = daemon_in(Some(&ns));
     // testcontainers looks the image up (and would pull it): a stored one.
     import_named(&d, dir.path(), "tcimg");
     let out = ns.run(&[

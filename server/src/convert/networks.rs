@@ -53,16 +53,7 @@ pub fn settings(c: &Container) -> Option<pb::NetworkSettings> {
         ip_address: n.address.map(|a| a.to_string()).unwrap_or_default(),
         prefix_length: n.prefix.into(),
         gateway: n.gateway.map(|a| a.to_string()).unwrap_or_default(),
-        mac_address: n
-            .address
-            .map(|a| {
-                quilt_network::mac_of(a)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            })
-            .unwrap_or_default(),
+        mac_address: n.address.map(quilt_network::mac_text).unwrap_or_default(),
         ports: n.ports.iter().map(port).collect(),
         dns: n.dns.iter().map(|d| d.to_string()).collect(),
         extra_hosts: n

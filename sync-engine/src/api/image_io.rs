@@ -90,12 +90,7 @@ impl Engine {
             apply_change(&mut config, change)?;
         }
         let images = self.shared.images().clone();
-        let scratch = {
-            let images = images.clone();
-            tokio::task::spawn_blocking(move || images.scratch_dir("commit"))
-                .await?
-                .map_err(|e| EngineError::internal("make a scratch directory", e))?
-        };
+        let scratch = scratch_dir(&images, "commit").await?;
         let result = async {
             let paused = opts.pause && c.state == State::Running && self.pause(&c.id).await.is_ok();
             let layer = scratch.join("layer.tar");
@@ -190,12 +185,7 @@ impl Engine {
             }
         }
         let images = self.shared.images().clone();
-        let scratch = {
-            let images = images.clone();
-            tokio::task::spawn_blocking(move || images.scratch_dir("save"))
-                .await?
-                .map_err(|e| EngineError::internal("make a scratch directory", e))?
-        };
+        let scratch = scratch_dir(&images, "save").await?;
         let result = async {
             let path = scratch.join("archive.tar");
             let (images2, path2, dir) = (images.clone(), path.clone(), scratch.clone());
@@ -245,12 +235,7 @@ impl Engine {
         progress: mpsc::Sender<Progress>,
     ) -> Result<Vec<ImageInfo>> {
         let images = self.shared.images().clone();
-        let scratch = {
-            let images = images.clone();
-            tokio::task::spawn_blocking(move || images.scratch_dir("load"))
-                .await?
-                .map_err(|e| EngineError::internal("make a scratch directory", e))?
-        };
+        let scratch = scratch_dir(&images, "load").await?;
         let result = async {
             let path = scratch.join("archive");
             let mut f = tokio::fs::File::create(&path)
@@ -374,6 +359,17 @@ async fn stream_file(
             }
         }
     }
+}
+
+/// A private scratch directory of the image store (blocking pool).
+async fn scratch_dir(
+    images: &quilt_runtime::image::ImageStore,
+    what: &'static str,
+) -> Result<PathBuf> {
+    let images = images.clone();
+    tokio::task::spawn_blocking(move || images.scratch_dir(what))
+        .await?
+        .map_err(|e| EngineError::internal("make a scratch directory", e))
 }
 
 async fn remove_scratch(dir: PathBuf) {
