@@ -92,11 +92,24 @@ impl Engine {
         let images = self.shared.images().clone();
         let scratch = scratch_dir(&images, "commit").await?;
         let result = async {
-            let paused = opts.pause && c.state == State::Running && self.pause(&c.id).await.is_ok();
+            let paused = if opts.pause && c.state == State::Running {
+                match self.pause(&c.id).await {
+                    Ok(_) => true,
+                    // It stopped or was paused meanwhile: read as it is.
+                    Err(EngineError::FailedPrecondition(_)) => false,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                false
+            };
             let layer = scratch.join("layer.tar");
             let exported = self.export_to_file(&c.id, &layer).await;
-            if paused {
-                let _ = self.unpause(&c.id).await;
+            if paused && let Err(e) = self.unpause(&c.id).await {
+                tracing::warn!(container = %c.id, error = %e, "cannot unpause after commit");
+                return Err(EngineError::Internal(format!(
+                    "container {} could not be unpaused after its files were read ({e}): unpause it; no image was made",
+                    c.name
+                )));
             }
             exported?;
             let mut rt = config.to_runtime();
