@@ -149,6 +149,7 @@ pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
         disk_bytes: 0,
         security: Security::default(),
         entrypoint: None,
+        stdio: Default::default(),
     };
     let mut entrypoint = None;
     let mut cmd = Vec::new();
@@ -166,13 +167,11 @@ pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
             "User" => spec.security.user = string(v, what)?,
             "Labels" => spec.labels = string_map(v, what)?,
             "Hostname" => spec.hostname = string(v, what)?,
-            "Tty" | "OpenStdin" | "AttachStdin" | "StdinOnce" => {
-                if flag(v, what)? {
-                    return Err(unsupported::main_stdio(what));
-                }
-            }
+            "Tty" => spec.stdio.tty = flag(v, what)?,
+            "OpenStdin" => spec.stdio.open_stdin = flag(v, what)?,
+            "StdinOnce" => spec.stdio.stdin_once = flag(v, what)?,
             // Which streams the client will attach: a hint to the client itself.
-            "AttachStdout" | "AttachStderr" => {
+            "AttachStdin" | "AttachStdout" | "AttachStderr" => {
                 flag(v, what)?;
             }
             "NetworkDisabled" => network_disabled = flag(v, what)?,
@@ -725,7 +724,13 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_do() {
         let refused = |v: Value| spec(v, None).unwrap_err().to_string();
-        assert!(refused(json!({"Image": "x", "Tty": true})).contains("Config.Tty"));
+        assert!(refused(json!({"Image": "x", "Tty": "yes"})).contains("Tty must be true or false"));
+        let s = spec(
+            json!({"Image": "x", "Tty": true, "OpenStdin": true, "StdinOnce": true}),
+            None,
+        )
+        .unwrap();
+        assert!(s.stdio.tty && s.stdio.open_stdin && s.stdio.stdin_once);
         assert!(
             refused(json!({"Image": "x", "HostConfig": {"Privileged": true}}))
                 .contains("HostConfig.Privileged")

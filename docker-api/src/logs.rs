@@ -1,6 +1,7 @@
 //! GET /containers/{id}/logs and POST /containers/{id}/attach: a
-//! container's output from the engine's log files, multiplexed (main
-//! processes never have a TTY here), optionally followed until it exits.
+//! container's output from the engine's log files, multiplexed (raw when it
+//! has a terminal), optionally followed until it exits; attach also carries
+//! input to a container created with `OpenStdin`.
 use crate::body::{self, Reply};
 use crate::error::{ApiError, Result};
 use crate::mux::{self, Channel};
@@ -19,6 +20,8 @@ struct Pick {
     stderr: bool,
     timestamps: bool,
     until_ns: Option<i64>,
+    /// A terminal's output: one stream, sent as it is (no frame headers).
+    raw: bool,
 }
 
 fn streams(q: &Query) -> Result<(bool, bool)> {
@@ -67,6 +70,7 @@ pub async fn logs(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
         stderr,
         timestamps: q.flag("timestamps", false),
         until_ns,
+        raw: c.stdio.tty,
     };
     tokio::spawn(pump(rx, tx, pick));
     Ok(body::stream(out, mux::RAW_STREAM))
@@ -104,7 +108,12 @@ async fn pump(
         } else {
             line.data
         };
-        if tx.send(mux::frame(ch, &data)).await.is_err() {
+        let out = if pick.raw {
+            Bytes::from(data)
+        } else {
+            mux::frame(ch, &data)
+        };
+        if tx.send(out).await.is_err() {
             break;
         }
     }
@@ -112,39 +121,113 @@ async fn pump(
 
 /// Attaches to the output (stdout/stderr) of a container: with `stream`,
 /// what it writes from now on until it exits (it may not have started
-/// yet); with `logs`, what it wrote before too. Its main process has no
-/// stdin here: input sent on the connection is read and dropped.
+/// yet); with `logs`, what it wrote before too. With `stdin` and a container
+/// created with `OpenStdin`, what the client sends goes to its stdin (or
+/// terminal); the client's end of input closes it when it was created with
+/// `StdinOnce`, and otherwise only detaches.
 pub async fn attach(
     api: &DockerApi,
     id: &str,
     q: &Query,
     mut req: Request<Incoming>,
 ) -> Result<Reply> {
-    let (stdout, stderr) = streams(q)?;
+    let want_stdin = q.flag("stdin", false);
+    let (stdout, stderr) = (q.flag("stdout", false), q.flag("stderr", false));
+    if !stdout && !stderr && !want_stdin {
+        return Err(ApiError::bad(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
     let stream = q.flag("stream", false);
     let with_logs = q.flag("logs", false);
     if !stream && !with_logs {
         return Err(ApiError::bad("attach: ask for stream=1 and/or logs=1"));
     }
     let c = crate::containers::get(api, id).await?;
+    let input = want_stdin && c.stdio.open_stdin;
     let since = if with_logs {
         None
     } else {
         Some(quilt_sync_engine::now_ns())
     };
-    let rx = api.engine.logs(&c.id, stream, None, since).await?;
+    let rx = if stdout || stderr {
+        Some(api.engine.logs(&c.id, stream, None, since).await?)
+    } else {
+        None
+    };
     let (reply, hijacked) = mux::hijack(&mut req);
     let pick = Pick {
         stdout,
         stderr,
         timestamps: false,
         until_ns: None,
+        raw: c.stdio.tty,
     };
-    let mut stdin = hijacked.stdin;
-    tokio::spawn(async move {
-        // Nothing reads the main process's stdin: drain what arrives.
-        while stdin.recv().await.is_some() {}
-    });
-    tokio::spawn(pump(rx, hijacked.out, pick));
+    let stdin = hijacked.stdin;
+    if input {
+        let (engine, id) = (api.engine.clone(), c.id.clone());
+        let out = hijacked.out.clone();
+        tokio::spawn(async move {
+            // Waits for the start (docker's run: attach, then start); gives
+            // up once the client has gone.
+            let gone = async move { out.closed().await };
+            match engine.attach_input(&id, gone).await {
+                Ok(input) => relay_stdin(stdin, input).await,
+                Err(e) => tracing::debug!(error = %e, "docker api: attach stdin"),
+            }
+        });
+    } else {
+        tokio::spawn(drain(stdin));
+    }
+    match rx {
+        Some(rx) => {
+            tokio::spawn(pump(rx, hijacked.out, pick));
+        }
+        None => {
+            // Input only: the connection lasts as long as the workload does.
+            let engine = api.engine.clone();
+            let id = c.id.clone();
+            let out = hijacked.out;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = engine.wait(&id) => {}
+                    () = out.closed() => {}
+                }
+                drop(out);
+            });
+        }
+    }
     Ok(reply)
+}
+
+/// Nothing reads input the client sends: drain it.
+async fn drain(mut stdin: mpsc::Receiver<Bytes>) {
+    while stdin.recv().await.is_some() {}
+}
+
+/// The client's input to the workload; at its end, stdin is closed when the
+/// container was created with `StdinOnce`.
+async fn relay_stdin(mut stdin: mpsc::Receiver<Bytes>, mut input: quilt_sync_engine::AttachInput) {
+    while let Some(chunk) = stdin.recv().await {
+        if input.stdin(&chunk).await.is_err() {
+            return drain(stdin).await;
+        }
+    }
+    if input.stdin_once {
+        let _ = input.close_stdin().await;
+    }
+}
+
+/// POST /containers/{id}/resize: the size of its terminal.
+pub async fn resize(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
+    let dim = |k: &str| -> Result<u16> {
+        let v = q
+            .int(k)?
+            .ok_or_else(|| ApiError::bad(format!("{k} is required")))?;
+        u16::try_from(v).map_err(|_| ApiError::bad(format!("{k} {v} is out of range")))
+    };
+    let (rows, cols) = (dim("h")?, dim("w")?);
+    let c = crate::containers::get(api, id).await?;
+    api.engine.resize_terminal(&c.id, rows, cols).await?;
+    Ok(body::status(http::StatusCode::OK))
 }

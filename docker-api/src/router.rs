@@ -58,7 +58,7 @@ pub async fn route(api: &DockerApi, req: Request<Incoming>) -> Result<Reply> {
         (&M::GET, ["containers", id, "stats"]) => stats::stats(api, id, &q).await,
         (&M::POST, ["containers", id, "pause"]) => stats::pause(api, id, true).await,
         (&M::POST, ["containers", id, "unpause"]) => stats::pause(api, id, false).await,
-        (&M::POST, ["containers", _, "resize"]) => Err(unsupported::main_tty()),
+        (&M::POST, ["containers", id, "resize"]) => logs::resize(api, id, &q).await,
         (_, ["containers", _, what]) => Err(unsupported::container_endpoint(what)),
 
         (&M::POST, ["exec", id, "start"]) => {

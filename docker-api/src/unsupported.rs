@@ -8,10 +8,6 @@ fn missing(what: &str) -> ApiError {
     ApiError::NotImplemented(format!("{what} is not supported by Quilt's Docker API yet"))
 }
 
-pub fn main_tty() -> ApiError {
-    missing("a TTY for a container's main process (resize)")
-}
-
 pub fn container_endpoint(what: &str) -> ApiError {
     missing(&format!(
         "the container endpoint {:?}",
@@ -65,14 +61,6 @@ pub fn publish_all() -> ApiError {
     ApiError::BadRequest(
         "publishing every exposed port (-P, PublishAllPorts) is not supported by Quilt's Docker API yet: publish them with -p".into(),
     )
-}
-
-/// A restart policy other than "no".
-/// A TTY or stdin for a container's main process.
-pub fn main_stdio(field: &str) -> ApiError {
-    ApiError::BadRequest(format!(
-        "Config.{field}: a TTY or stdin for a container's main process is not supported by Quilt's Docker API yet (exec supports both)"
-    ))
 }
 
 pub fn auth() -> ApiError {

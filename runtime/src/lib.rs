@@ -2,6 +2,7 @@
 //! only the `sys` module may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod attach;
 pub mod capability;
 pub mod cgroup;
 pub mod copy;

@@ -86,6 +86,29 @@ pub struct ContainerConfig {
     /// devices, user namespace.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The workload's standard streams (docker's `-t` and `-i`).
+    #[serde(default)]
+    pub stdio: StdioConfig,
+}
+
+/// How the workload's standard streams are wired. By default stdin is
+/// /dev/null and stdout and stderr are pipes into the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StdioConfig {
+    /// A pseudo-terminal of the container's own devpts on stdin, stdout and
+    /// stderr (its controlling terminal); its output is logged as stdout.
+    pub tty: bool,
+    /// Keep stdin open: a pipe (or, with `tty`, the terminal) that clients
+    /// feed through the attach socket (see [`crate::attach`]).
+    pub open_stdin: bool,
+}
+
+impl StdioConfig {
+    /// Whether the shim serves an attach socket for this container.
+    pub fn attachable(&self) -> bool {
+        self.tty || self.open_stdin
+    }
 }
 
 /// The containment of a workload, resolved by the daemon for the shim.

@@ -86,6 +86,7 @@ impl Env {
             log_max_files: None,
             mounts: Vec::new(),
             security: Default::default(),
+            stdio: Default::default(),
         }
     }
 
@@ -444,6 +445,106 @@ fn signals_are_forwarded() {
     let rec = exitfile::read(&cfg.dir).unwrap().unwrap();
     assert_eq!((rec.exit_code, rec.signal), (42, 0));
     assert_eq!(stdout_lines(&cfg.dir), vec!["ready", "got-term"]);
+}
+
+/// Connects to the container's attach socket (it is there once the start
+/// was reported).
+fn attach(dir: &Path) -> std::os::unix::net::UnixStream {
+    let d = quilt_runtime::attach::open_dir(dir).unwrap();
+    std::os::unix::net::UnixStream::connect(quilt_runtime::attach::socket_path(d.as_fd())).unwrap()
+}
+
+fn all_output(dir: &Path) -> String {
+    log_records(dir).into_iter().map(|(_, _, t)| t).collect()
+}
+
+#[test]
+fn a_terminal_for_the_main_process() {
+    let mut env = Env::new();
+    let mut cfg = env.config(
+        &[
+            "sh",
+            "-c",
+            "read x; stty size; tty; echo \"got $x\"; exit 3",
+        ],
+        Limits::default(),
+    );
+    cfg.stdio = StdioConfig {
+        tty: true,
+        open_stdin: true,
+    };
+    let (shim, _) = env.run(&cfg);
+    let mut sock = attach(&cfg.dir);
+    let mut wire = Vec::new();
+    execproto::encode(
+        &mut wire,
+        FrameKind::Resize,
+        &execproto::resize_payload(30, 100),
+    );
+    execproto::encode(&mut wire, FrameKind::Stdin, b"hello\n");
+    sock.write_all(&wire).unwrap();
+    assert!(
+        wait_exit(shim, Duration::from_secs(20)),
+        "shim did not exit"
+    );
+    let rec = exitfile::read(&cfg.dir).unwrap().unwrap();
+    assert_eq!(rec.exit_code, 3);
+    let out = all_output(&cfg.dir);
+    // The terminal echoes what was typed, and its lines end in CR LF.
+    assert!(out.contains("hello\r"), "{out:?}");
+    assert!(out.contains("30 100\r"), "{out:?}");
+    assert!(out.contains("/dev/pts/0\r"), "{out:?}");
+    assert!(out.contains("got hello\r"), "{out:?}");
+    assert!(
+        log_records(&cfg.dir)
+            .iter()
+            .all(|(s, _, _)| *s == Stream::Stdout),
+        "a terminal's output is one stream"
+    );
+    assert!(
+        !cfg.dir.join(quilt_runtime::attach::SOCKET_NAME).exists(),
+        "the attach socket outlived the workload"
+    );
+}
+
+#[test]
+fn an_open_stdin_survives_a_detach_and_closes_on_request() {
+    let mut env = Env::new();
+    let mut cfg = env.config(&["cat"], Limits::default());
+    cfg.stdio = StdioConfig {
+        tty: false,
+        open_stdin: true,
+    };
+    let (shim, _) = env.run(&cfg);
+    {
+        let mut first = attach(&cfg.dir);
+        first
+            .write_all(&execproto::frame(FrameKind::Stdin, b"one\n"))
+            .unwrap();
+        // Detaches: gone without closing stdin.
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stdout_lines(&cfg.dir).contains(&"one".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "the first client's input was lost"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !wait_exit(shim, Duration::from_millis(300)),
+        "cat ended on a detach"
+    );
+    let mut second = attach(&cfg.dir);
+    let mut wire = execproto::frame(FrameKind::Stdin, b"two\n");
+    execproto::encode(&mut wire, FrameKind::CloseStdin, b"");
+    second.write_all(&wire).unwrap();
+    assert!(
+        wait_exit(shim, Duration::from_secs(10)),
+        "cat never saw the end of input"
+    );
+    assert_eq!(exitfile::read(&cfg.dir).unwrap().unwrap().exit_code, 0);
+    assert_eq!(stdout_lines(&cfg.dir), vec!["one", "two"]);
 }
 
 fn run_exec(cfg: &ExecConfig) -> (i32, String, String) {

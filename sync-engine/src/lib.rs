@@ -30,6 +30,7 @@ mod store;
 mod support;
 mod validate;
 
+pub use api::attach::AttachInput;
 pub use api::copy::CopyDigest;
 pub use api::image_io::CommitOptions;
 pub use api::prune::ContainersPruned;
@@ -47,7 +48,7 @@ pub use logs::{LogItem, LogLine};
 pub use model::{
     Container, CreateSpec, DiskUsage, Event, ExitInfo, ImageConfig, ImageInfo, ListCursor,
     ListFilter, ListPage, ListQuery, ListView, MountSource, MountSpec, NetSettings, Network,
-    NetworkInfo, NetworkSpec, Pruned, State, Volume, WaitResult, now_ns,
+    NetworkInfo, NetworkSpec, Pruned, State, Stdio, Volume, WaitResult, now_ns,
 };
 pub use model::{ContainerStats, EventFilter};
 pub use quilt_network::mac_text;

@@ -135,6 +135,28 @@ k.reload()
 check((k.status, k.attrs["State"]["ExitCode"]) == ("exited", 137), "kill: %s" % k.attrs["State"])
 k.remove()
 
+# The main process with stdin and a terminal: attach_socket, the way
+# interactive agent tools drive a long-lived shell.
+k = client.containers.create(image, ["sh"], stdin_open=True, tty=True)
+check(k.attrs["Config"]["Tty"] and k.attrs["Config"]["OpenStdin"], "tty config: %r" % k.attrs["Config"])
+s = k.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1})
+raw = getattr(s, "_sock", s)
+k.start()
+k.resize(height=21, width=55)
+raw.sendall(b"echo size=$(stty size) tty=$(tty); exit 6\n")
+got = b""
+raw.settimeout(30)
+while True:
+    chunk = raw.recv(4096)
+    if not chunk:
+        break
+    got += chunk
+# A terminal's output comes raw (no stream headers), CR LF line ends.
+check(b"size=21 55 tty=/dev/pts/0\r\n" in got, "attach with a tty: %r" % got)
+check(k.wait(timeout=30)["StatusCode"] == 6, "tty exit")
+check(b"size=21 55" in k.logs(), "tty logs: %r" % k.logs())
+k.remove()
+
 # Stop, wait, remove.
 # Stats (one sample) and pause/unpause.
 st = c.stats(stream=False)

@@ -341,7 +341,7 @@ fn the_socket_speaks_docker_http_and_errors() {
         &sock,
         "POST",
         "/containers/create",
-        r#"{"Image": "default", "Cmd": ["true"], "Tty": true}"#,
+        r#"{"Image": "default", "Cmd": ["true"], "Tty": "yes"}"#,
     );
     assert_eq!(code, 400, "{body}");
     let (code, _, body) = http(&sock, "POST", "/containers/create", "{not json");

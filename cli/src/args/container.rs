@@ -47,13 +47,19 @@ pub struct ContainerSpec {
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
 
-    /// Keep STDIN open: not supported for the main process (refused).
-    #[arg(short = 'i', long, hide = true)]
+    /// Keep STDIN open; `run` without -d attaches it (its end closes it).
+    #[arg(short = 'i', long)]
     pub interactive: bool,
 
-    /// Allocate a terminal: not supported for the main process (refused).
-    #[arg(short = 't', long, hide = true)]
+    /// Allocate a terminal for the main process (with -i: an interactive
+    /// shell; detach with ctrl-p ctrl-q).
+    #[arg(short = 't', long)]
     pub tty: bool,
+
+    /// The keys that detach from an attached terminal, as docker's
+    /// (`ctrl-p,ctrl-q`; letters, `ctrl-@` .. `ctrl-_`, comma separated).
+    #[arg(long, value_name = "KEYS", value_parser = super::detach_keys::parse)]
+    pub detach_keys: Option<super::detach_keys::DetachKeys>,
 
     /// Print help (`-h` is --hostname, as in docker).
     #[arg(long, action = clap::ArgAction::Help)]

@@ -10,6 +10,39 @@ pub struct IdsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach to the container's output (and exit with its exit code).
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+
+    /// Attach the container's stdin (it was created with -i).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// The keys that detach from an attached terminal (`ctrl-p,ctrl-q`).
+    #[arg(long, value_name = "KEYS", value_parser = super::detach_keys::parse)]
+    pub detach_keys: Option<super::detach_keys::DetachKeys>,
+
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not attach stdin (output only).
+    #[arg(long)]
+    pub no_stdin: bool,
+
+    /// The keys that detach from an attached terminal (`ctrl-p,ctrl-q`).
+    #[arg(long, value_name = "KEYS", value_parser = super::detach_keys::parse)]
+    pub detach_keys: Option<super::detach_keys::DetachKeys>,
+
+    /// Container id, unique id prefix or name.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
 pub struct StopArgs {
     /// Seconds to wait after SIGTERM before SIGKILL (server default: 10).
     #[arg(short = 't', long = "time", value_name = "SECS")]

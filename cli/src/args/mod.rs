@@ -8,6 +8,7 @@
 
 pub mod container;
 pub mod cp;
+pub mod detach_keys;
 pub mod events;
 pub mod exec;
 pub mod image;
@@ -31,7 +32,7 @@ use cp::CpArgs;
 use events::EventsArgs;
 use exec::{ExecArgs, ExecIdArg, ExecKillArgs, ExecLogsArgs};
 use image::ImageCommand;
-use lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
+use lifecycle::{AttachArgs, IdsArgs, KillArgs, RmArgs, StartArgs, StopArgs};
 use logs::LogsArgs;
 use network::NetworkCommand;
 use prune::ContainerCommand;
@@ -121,7 +122,10 @@ pub enum Command {
     )]
     Create(CreateArgs),
     /// Start a created, exited or failed container.
-    Start(IdsArgs),
+    Start(StartArgs),
+    /// Attach to a running container: its output from now on and, when it
+    /// was created with -i, its stdin (detach with ctrl-p ctrl-q).
+    Attach(AttachArgs),
     /// Stop containers (SIGTERM, then SIGKILL after the timeout).
     Stop(StopArgs),
     /// Stop containers (as `stop`), then start them again.

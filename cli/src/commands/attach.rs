@@ -9,6 +9,7 @@ use quilt_proto::v1::{
 use tokio::signal::unix::{SignalKind, signal};
 use tonic::Code;
 
+use super::attach_input::{Input, InputOptions};
 use crate::client::Client;
 use crate::error::{CliError, EXIT_ENGINE, exit_code_byte, status_message};
 use crate::output::stream::{Sink, Target, print_error};
@@ -16,16 +17,18 @@ use crate::output::stream::{Sink, Target, print_error};
 /// Seconds StopContainer waits after SIGTERM when the user presses Ctrl-C.
 const STOP_TIMEOUT_SECS: u32 = 10;
 
-/// Attaches to the CREATED container `id`, starts it and relays its output
-/// until it exits. Returns the process exit code.
+/// Attaches to the CREATED container `id` (its input too, per `input`),
+/// starts it and relays its output until it exits. Returns the process
+/// exit code.
 pub async fn start_attached(
     client: &mut Client,
     id: &str,
     auto_remove: bool,
     priority: i32,
+    input: &InputOptions,
 ) -> Result<u8, CliError> {
     // Ctrl-C is handled (stop, then kill) from here on.
-    let mut interrupts = signal(SignalKind::interrupt())?;
+    let interrupts = signal(SignalKind::interrupt())?;
 
     // The response arrives once the server has registered the follower, so
     // nothing the container writes after StartContainer can be missed.
@@ -37,7 +40,7 @@ pub async fn start_attached(
             since: None,
         })
         .await;
-    let mut stream = match logs {
+    let stream = match logs {
         Ok(response) => response.into_inner(),
         Err(status) => {
             if auto_remove {
@@ -46,6 +49,8 @@ pub async fn start_attached(
             return Err(status.into());
         }
     };
+    // The server holds the input until the container runs.
+    let input = Input::open(client, id, input).await;
 
     if let Err(status) = client
         .start_container(StartContainerRequest {
@@ -58,36 +63,129 @@ pub async fn start_attached(
         // found, ...). The log stream then ends with its exit item, which
         // carries the reason and the 126/127 code, so keep reading it.
         if status.code() != tonic::Code::FailedPrecondition {
+            drop(input);
             return Err(start_failed(client, id, auto_remove, &status).await);
         }
     }
+    relay(client, id, stream, input, interrupts).await
+}
 
-    let mut sink = Sink::stdio();
-    let mut presses = 0u32;
-    let exit = loop {
-        tokio::select! {
-            message = stream.message() => match message {
-                Ok(Some(GetLogsResponse { item: Some(Item::Entry(entry)) })) => {
-                    sink.write(Target::of_log_stream(entry.stream), &entry.data)?;
+/// `start -a [-i]`: starts the container `id` (created or ended), then
+/// relays what this run writes until it exits.
+pub async fn start_and_attach(
+    client: &mut Client,
+    id: &str,
+    input: &InputOptions,
+) -> Result<u8, CliError> {
+    let interrupts = signal(SignalKind::interrupt())?;
+    let input = Input::open(client, id, input).await;
+    let started = client
+        .start_container(StartContainerRequest {
+            id: id.to_owned(),
+            ..Default::default()
+        })
+        .await;
+    if let Err(status) = started
+        && status.code() != tonic::Code::FailedPrecondition
+    {
+        return Err(status.into());
+    }
+    // This run's output: from its start on (the log holds earlier runs').
+    let since = client
+        .get_container(GetContainerRequest { id: id.to_owned() })
+        .await?
+        .into_inner()
+        .container
+        .and_then(|c| c.started_at);
+    let stream = client
+        .get_logs(GetLogsRequest {
+            id: id.to_owned(),
+            follow: true,
+            tail: None,
+            since,
+        })
+        .await?
+        .into_inner();
+    relay(client, id, stream, input, interrupts).await
+}
+
+/// `attach`: the output of the running container `id` from now on and,
+/// per `input`, its input, until it exits or the user detaches.
+pub async fn attach_running(
+    client: &mut Client,
+    id: &str,
+    input: &InputOptions,
+) -> Result<u8, CliError> {
+    let interrupts = signal(SignalKind::interrupt())?;
+    let stream = client
+        .get_logs(GetLogsRequest {
+            id: id.to_owned(),
+            follow: true,
+            tail: Some(0),
+            since: None,
+        })
+        .await?
+        .into_inner();
+    let input = Input::open(client, id, input).await;
+    relay(client, id, stream, input, interrupts).await
+}
+
+/// Relays the log stream until the container exits (its exit code) or the
+/// user types the detach keys (0, the container runs on).
+async fn relay(
+    client: &mut Client,
+    id: &str,
+    mut stream: tonic::Streaming<GetLogsResponse>,
+    input: Option<Input>,
+    mut interrupts: tokio::signal::unix::Signal,
+) -> Result<u8, CliError> {
+    let mut input = input;
+    let mut detached = false;
+    let exit = {
+        let detach = async {
+            match input.as_mut() {
+                Some(i) => i.detach_typed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(detach);
+        let mut sink = Sink::stdio();
+        let mut presses = 0u32;
+        loop {
+            tokio::select! {
+                message = stream.message() => match message {
+                    Ok(Some(GetLogsResponse { item: Some(Item::Entry(entry)) })) => {
+                        sink.write(Target::of_log_stream(entry.stream), &entry.data)?;
+                    }
+                    Ok(Some(GetLogsResponse { item: Some(Item::Exit(exit)) })) => break Some(exit),
+                    Ok(Some(GetLogsResponse { item: None })) => {}
+                    Ok(None) => break None,
+                    Err(status) => {
+                        // The exit status still comes from WaitContainer below.
+                        print_error(&format!(
+                            "warning: the output stream broke ({}); output may be incomplete",
+                            status_message(&status)
+                        ));
+                        break None;
+                    }
+                },
+                _ = interrupts.recv() => {
+                    presses += 1;
+                    interrupt(client, id, presses)?;
                 }
-                Ok(Some(GetLogsResponse { item: Some(Item::Exit(exit)) })) => break Some(exit),
-                Ok(Some(GetLogsResponse { item: None })) => {}
-                Ok(None) => break None,
-                Err(status) => {
-                    // The exit status still comes from WaitContainer below.
-                    print_error(&format!(
-                        "warning: the output stream broke ({}); output may be incomplete",
-                        status_message(&status)
-                    ));
+                () = &mut detach => {
+                    detached = true;
                     break None;
                 }
-            },
-            _ = interrupts.recv() => {
-                presses += 1;
-                interrupt(client, id, presses)?;
             }
         }
     };
+    // The terminal is restored here, before anything else is printed.
+    drop(input);
+    if detached {
+        print_error("read escape sequence");
+        return Ok(0);
+    }
 
     let exit = match exit {
         Some(exit) => exit,

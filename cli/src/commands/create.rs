@@ -7,6 +7,7 @@ use crate::output::stream::print_stdout;
 use quilt_proto::v1::{CreateContainerRequest, CreateContainerResponse, StartContainerRequest};
 
 use super::attach;
+use super::attach_input::InputOptions;
 use super::spec::create_request;
 
 /// Creates the container; when its image is missing and looks like a
@@ -53,7 +54,25 @@ pub async fn run(
 ) -> Result<u8, CliError> {
     // Created stopped either way: detached, StartContainer returns once the
     // workload runs (or reports why it could not start), as docker's run -d.
-    let request = create_request(&args.spec, true)?;
+    let mut request = create_request(&args.spec, true)?;
+    let input = InputOptions {
+        stdin: args.spec.interactive,
+        tty: args.spec.tty,
+        close_at_eof: true,
+        detach_keys: args.spec.detach_keys.clone().unwrap_or_default(),
+    };
+    if !args.detach {
+        if input.stdin && input.tty && !super::exec_tty::stdin_is_tty() {
+            return Err(CliError::engine(
+                "the input device is not a TTY: -t with -i needs a terminal on stdin (drop -t to pipe input)",
+            ));
+        }
+        // Attached with -i: the end of this input closes the container's
+        // stdin (docker's StdinOnce).
+        if let Some(stdio) = request.stdio.as_mut() {
+            stdio.stdin_once = stdio.open_stdin;
+        }
+    }
     let auto_remove = request.auto_remove;
     let priority = request.priority;
     let created = create_pulling(target, client, request).await?;
@@ -70,5 +89,5 @@ pub async fn run(
         print_stdout(&format!("{}\n", created.id))?;
         return Ok(0);
     }
-    attach::start_attached(client, &created.id, auto_remove, priority).await
+    attach::start_attached(client, &created.id, auto_remove, priority, &input).await
 }

@@ -4,11 +4,13 @@
 use std::future::Future;
 
 use quilt_proto::v1::{
-    KillContainerRequest, PauseContainerRequest, RemoveContainerRequest, RestartContainerRequest,
-    StartContainerRequest, StopContainerRequest, UnpauseContainerRequest, WaitContainerRequest,
+    ContainerState, GetContainerRequest, KillContainerRequest, PauseContainerRequest,
+    RemoveContainerRequest, RestartContainerRequest, StartContainerRequest, StopContainerRequest,
+    UnpauseContainerRequest, WaitContainerRequest,
 };
 
-use crate::args::lifecycle::{IdsArgs, KillArgs, RmArgs, StopArgs};
+use super::attach_input::InputOptions;
+use crate::args::lifecycle::{AttachArgs, IdsArgs, KillArgs, RmArgs, StartArgs, StopArgs};
 use crate::client::Client;
 use crate::error::{CliError, EXIT_ENGINE};
 use crate::output::stream::{print_error, print_stdout};
@@ -39,7 +41,23 @@ where
     }
 }
 
-pub async fn start(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
+pub async fn start(client: &mut Client, args: StartArgs) -> Result<u8, CliError> {
+    if args.attach || args.interactive {
+        let [id] = args.ids.as_slice() else {
+            return Err(CliError::engine(
+                "you cannot start and attach multiple containers at once",
+            ));
+        };
+        let c = container(client, id).await?;
+        let stdio = c.stdio.unwrap_or_default();
+        let input = InputOptions {
+            stdin: args.interactive && stdio.open_stdin,
+            tty: stdio.tty,
+            close_at_eof: stdio.stdin_once,
+            detach_keys: args.detach_keys.unwrap_or_default(),
+        };
+        return super::attach::start_and_attach(client, &c.id, &input).await;
+    }
     for_each(client, &args.ids, |mut client, id| async move {
         client
             .start_container(StartContainerRequest {
@@ -50,6 +68,44 @@ pub async fn start(client: &Client, args: IdsArgs) -> Result<u8, CliError> {
         Ok(id)
     })
     .await
+}
+
+/// The container `id` as the server has it.
+async fn container(client: &mut Client, id: &str) -> Result<quilt_proto::v1::Container, CliError> {
+    client
+        .get_container(GetContainerRequest { id: id.to_owned() })
+        .await?
+        .into_inner()
+        .container
+        .ok_or_else(|| CliError::engine(format!("no such container: {id}")))
+}
+
+/// `attach`: a running container's output from now on and its input.
+pub async fn attach(client: &mut Client, args: AttachArgs) -> Result<u8, CliError> {
+    let c = container(client, &args.id).await?;
+    let running = [
+        ContainerState::Running as i32,
+        ContainerState::Paused as i32,
+    ];
+    if !running.contains(&c.state) {
+        return Err(CliError::engine(format!(
+            "you cannot attach to a stopped container, start it first: {}",
+            c.name
+        )));
+    }
+    let stdio = c.stdio.unwrap_or_default();
+    let input = InputOptions {
+        stdin: !args.no_stdin && stdio.open_stdin,
+        tty: stdio.tty,
+        close_at_eof: stdio.stdin_once,
+        detach_keys: args.detach_keys.unwrap_or_default(),
+    };
+    if input.stdin && input.tty && !super::exec_tty::stdin_is_tty() {
+        return Err(CliError::engine(
+            "the input device is not a TTY: the container has a terminal (use --no-stdin to only watch it)",
+        ));
+    }
+    super::attach::attach_running(client, &c.id, &input).await
 }
 
 pub async fn stop(client: &Client, args: StopArgs) -> Result<u8, CliError> {

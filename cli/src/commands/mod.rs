@@ -1,6 +1,7 @@
 //! Command dispatch: connect to quiltd, then run the chosen subcommand.
 
 mod attach;
+mod attach_input;
 mod cp;
 mod create;
 mod events;
@@ -40,7 +41,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Run(args) => create::run(&target, &mut connect().await?, args).await,
         Command::Create(args) => create::create(&target, &mut connect().await?, args).await,
-        Command::Start(args) => lifecycle::start(&connect().await?, args).await,
+        Command::Start(args) => lifecycle::start(&mut connect().await?, args).await,
+        Command::Attach(args) => lifecycle::attach(&mut connect().await?, args).await,
         Command::Stop(args) => lifecycle::stop(&connect().await?, args).await,
         Command::Kill(args) => lifecycle::kill(&connect().await?, args).await,
         Command::Rm(args) => lifecycle::rm(&connect().await?, args).await,

@@ -44,11 +44,6 @@ pub fn create_request(
     spec: &ContainerSpec,
     no_start: bool,
 ) -> Result<CreateContainerRequest, CliError> {
-    if spec.interactive || spec.tty {
-        return Err(CliError::engine(
-            "-i/-t for the main process are not supported: run it detached (-d) and use `quilt exec -it ID CMD`",
-        ));
-    }
     let disk_bytes = storage_size(&spec.storage_opt)?;
     let mut env = Vec::new();
     for file in &spec.env_files {
@@ -73,6 +68,11 @@ pub fn create_request(
         Some(NetworkArg::Container(c)) => (NetworkMode::Container, c.clone()),
     };
     Ok(CreateContainerRequest {
+        stdio: (spec.interactive || spec.tty).then_some(quilt_proto::v1::Stdio {
+            tty: spec.tty,
+            open_stdin: spec.interactive,
+            stdin_once: false,
+        }),
         image: resolve_image(spec.image())?,
         command: spec.command().to_vec(),
         name: spec.name.clone().unwrap_or_default(),

@@ -59,6 +59,9 @@ pub fn inspect_value(c: &Container) -> Value {
         "Config": {
             "Hostname": c.hostname,
             "User": security.user,
+            "Tty": c.stdio.as_ref().is_some_and(|s| s.tty),
+            "OpenStdin": c.stdio.as_ref().is_some_and(|s| s.open_stdin),
+            "StdinOnce": c.stdio.as_ref().is_some_and(|s| s.stdin_once),
             "Env": c.env,
             "Cmd": c.command,
             "Image": c.image,

@@ -322,6 +322,7 @@ mod tests {
             restart_count: 0,
             lifetime: None,
             egress: None,
+            stdio: None,
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),

@@ -21,6 +21,11 @@ pub struct ChildFds {
     /// With a user namespace: the container's end of the socket on which
     /// the shim hands over the mounts only it can make (see `userns`).
     pub userns: Option<OwnedFd>,
+    /// With a terminal: the socket on which the terminal's master side
+    /// goes to the shim (see `terminal`).
+    pub tty: Option<OwnedFd>,
+    /// With an open stdin and no terminal: the read end of the stdin pipe.
+    pub stdin_r: Option<OwnedFd>,
 }
 
 /// Runs in the cloned child; never returns. `in_cgroup`: already born in the
@@ -224,10 +229,7 @@ fn setup_and_exec(
     drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
     rearm_parent_death(fds.errp_w.as_fd())?;
 
-    let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
-    nix::unistd::dup2_stdin(&devnull).map_err(setup("dup2 stdin"))?;
-    nix::unistd::dup2_stdout(&fds.out_w).map_err(setup("dup2 stdout"))?;
-    nix::unistd::dup2_stderr(&fds.err_w).map_err(setup("dup2 stderr"))?;
+    wire_stdio(cfg, fds)?;
     if cfg.init {
         // PID 1 is filtered too: the workload it forks inherits its filter.
         install_seccomp(&seccomp)?;
@@ -243,6 +245,31 @@ fn setup_and_exec(
     // The very last step: from here on only execve is made.
     install_seccomp(&seccomp)?;
     Err(execve(&path, &argv, &env, argv0))
+}
+
+/// The workload's stdin, stdout and stderr: a new terminal of the
+/// container's devpts (its master handed to the shim), or the output pipes
+/// with the stdin pipe or /dev/null.
+fn wire_stdio(cfg: &ContainerConfig, fds: &ChildFds) -> SetupResult<()> {
+    if let Some(sock) = &fds.tty {
+        let slave = super::terminal::open_controlling(sock)?;
+        nix::unistd::dup2_stdin(&slave).map_err(setup("dup2 stdin"))?;
+        nix::unistd::dup2_stdout(&slave).map_err(setup("dup2 stdout"))?;
+        nix::unistd::dup2_stderr(&slave).map_err(setup("dup2 stderr"))?;
+        return Ok(());
+    }
+    match &fds.stdin_r {
+        Some(r) if cfg.stdio.open_stdin => {
+            nix::unistd::dup2_stdin(r).map_err(setup("dup2 stdin"))?;
+        }
+        _ => {
+            let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
+            nix::unistd::dup2_stdin(&devnull).map_err(setup("dup2 stdin"))?;
+        }
+    }
+    nix::unistd::dup2_stdout(&fds.out_w).map_err(setup("dup2 stdout"))?;
+    nix::unistd::dup2_stderr(&fds.err_w).map_err(setup("dup2 stderr"))?;
+    Ok(())
 }
 
 /// With a read-only root: a tmpfs on /tmp, /var/tmp and /run (podman's

@@ -9,12 +9,11 @@
 //! poll(2) loop. Setup failures are printed on the helper's stderr and the
 //! helper exits 125/126/127 without an EXIT frame.
 use super::common::*;
-use super::exec_io::set_winsize;
 use super::exec_io::{Relay, RelayInput, Sink, read_config};
 use crate::execproto::FrameKind;
 use crate::spec::ExecConfig;
 use crate::{cgroup, proc, sys};
-use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, setns};
 use nix::unistd::ForkResult;
 use std::io::Write;
@@ -143,7 +142,7 @@ fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
 
     // Now in the container's mount namespace: /dev/ptmx is its devpts'.
     let (to_child, outputs, child_io) = if cfg.tty {
-        let (master, slave) = open_pty(cfg)?;
+        let (master, slave) = super::terminal::open_pty(cfg.rows, cfg.cols)?;
         // The master is both the command's input and its (merged) output.
         let input = master.try_clone().map_err(setup("dup"))?;
         (
@@ -205,35 +204,12 @@ fn enter(cfg: &ExecConfig, input: RelayInput, sink: Sink) -> SetupResult<i32> {
     }
 }
 
-/// Opens a new pty pair on the container's devpts: the master (close-on-exec)
-/// and the slave's path.
-fn open_pty(cfg: &ExecConfig) -> SetupResult<(OwnedFd, String)> {
-    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(setup("open /dev/ptmx"))?;
-    grantpt(&master).map_err(setup("grantpt"))?;
-    unlockpt(&master).map_err(setup("unlockpt"))?;
-    let slave = ptsname_r(&master).map_err(setup("ptsname"))?;
-    let master: OwnedFd = master.into();
-    fcntl(&master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(setup("fcntl"))?;
-    if cfg.rows > 0 && cfg.cols > 0 {
-        set_winsize(master.as_fd(), cfg.rows, cfg.cols).map_err(setup("TIOCSWINSZ"))?;
-    }
-    Ok((master, slave))
-}
-
 /// Connects the command's stdin, stdout and stderr.
 fn wire_stdio(io: ChildIo) -> SetupResult<()> {
     match io {
         ChildIo::Tty { slave } => {
             // The session made in `child` has no terminal yet: this one.
-            let fd = nix::fcntl::open(
-                slave.as_str(),
-                OFlag::O_RDWR | OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(setup(format!("open {slave}")))?;
-            rustix::process::ioctl_tiocsctty(&fd)
-                .map_err(|e| setup("TIOCSCTTY")(std::io::Error::from(e)))?;
+            let fd = super::terminal::open_slave_as_controlling(&slave)?;
             nix::unistd::dup2_stdin(&fd).map_err(setup("dup2 stdin"))?;
             nix::unistd::dup2_stdout(&fd).map_err(setup("dup2 stdout"))?;
             nix::unistd::dup2_stderr(&fd).map_err(setup("dup2 stderr"))?;

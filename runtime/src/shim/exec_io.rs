@@ -135,7 +135,7 @@ pub(super) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> std::io::
     Ok(rustix::termios::tcsetwinsize(fd, size)?)
 }
 
-fn set_nonblocking(fd: &OwnedFd) {
+pub(super) fn set_nonblocking(fd: &OwnedFd) {
     if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
         let _ = fcntl(fd, FcntlArg::F_SETFL(flags));

@@ -1,5 +1,6 @@
 //! The `quilt-shim` helper binary: `run` (start and supervise one container)
 //! and `exec` (run a command inside a running container). Single-threaded.
+mod attach;
 mod common;
 mod container;
 mod cp;
@@ -12,6 +13,7 @@ mod init;
 mod logwriter;
 mod mounts;
 mod run;
+mod terminal;
 mod user;
 mod userns;
 

@@ -118,6 +118,10 @@ struct Running {
     out_r: OwnedFd,
     err_r: OwnedFd,
     log: LogWriter,
+    /// Output is a terminal: every chunk is logged at once, whole line or not.
+    tty: bool,
+    /// With `-t` or `-i`: the attach socket.
+    attach: Option<super::attach::AttachServer>,
     /// The cgroup's OOM-kill count before this run: the cgroup outlives a
     /// run (restarts, execs), so only a rise means this run was OOM-killed.
     oom_before: u64,
@@ -181,6 +185,28 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         }
         None => (None, None),
     };
+    // With a terminal, its first process hands the master over on this one.
+    let (tty_ours, tty_child) = match cfg.stdio.tty {
+        true => {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+            let (a, b) = socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(setup("socketpair"))?;
+            (Some(a), Some(b))
+        }
+        false => (None, None),
+    };
+    let (stdin_r, stdin_w) = match cfg.stdio.open_stdin && !cfg.stdio.tty {
+        true => {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        }
+        false => (None, None),
+    };
     for fd in [&out_r, &err_r] {
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     }
@@ -224,7 +250,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     drop(cg_dir);
     let (child, pidfd) = match res.map_err(setup("clone"))? {
         sys::CloneResult::Child => {
-            drop((out_r, err_r, errp_r, userns_ours));
+            drop((out_r, err_r, errp_r, userns_ours, tty_ours, stdin_w));
             child_main(
                 cfg,
                 in_cgroup,
@@ -233,6 +259,8 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
                     out_w,
                     err_w,
                     userns: userns_child,
+                    tty: tty_child,
+                    stdin_r,
                 },
             )
         }
@@ -240,7 +268,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     };
     // Only the child keeps the write ends: EOF on the error pipe then means
     // a successful execve (close-on-exec) or the child's death.
-    drop((out_w, err_w, errp_w, userns_child));
+    drop((out_w, err_w, errp_w, userns_child, tty_child, stdin_r));
 
     if let (Some(map), Some(sock)) = (&cfg.security.idmap, userns_ours) {
         let prepared = super::userns::write_maps(child.as_raw(), map)
@@ -278,8 +306,12 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     }
 
     let sigfd = SignalFd::with_flags(sigs, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(setup("signalfd"));
-    let sigfd = match sigfd {
+        .map_err(setup("signalfd"))
+        .and_then(|sigfd| {
+            let (out_r, attach) = stdio(cfg, out_r, tty_ours, stdin_w)?;
+            Ok((sigfd, out_r, attach))
+        });
+    let (sigfd, out_r, attach) = match sigfd {
         Ok(s) => s,
         Err(e) => {
             let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
@@ -309,8 +341,37 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         out_r,
         err_r,
         log,
+        tty: cfg.stdio.tty,
+        attach,
         oom_before,
     })
+}
+
+/// Once the workload runs: what its stdout is read from (the terminal's
+/// master with `-t`) and, with `-t` or `-i`, the attach socket feeding its
+/// input.
+fn stdio(
+    cfg: &ContainerConfig,
+    out_r: OwnedFd,
+    tty: Option<OwnedFd>,
+    stdin_w: Option<OwnedFd>,
+) -> SetupResult<(OwnedFd, Option<super::attach::AttachServer>)> {
+    let (out_r, to_workload) = match tty {
+        Some(sock) => {
+            let master = super::terminal::receive_master(&sock)?;
+            let input = master.try_clone().map_err(setup("dup"))?;
+            (master, Some(input))
+        }
+        None => (out_r, stdin_w),
+    };
+    let attach = match to_workload {
+        Some(fd) => Some(
+            super::attach::AttachServer::bind(&cfg.dir, fd, cfg.stdio.tty)
+                .map_err(setup("listening on the attach socket"))?,
+        ),
+        None => None,
+    };
+    Ok((out_r, attach))
 }
 
 /// Blocking waitpid for our own child.
@@ -338,6 +399,8 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
         out_r,
         err_r,
         mut log,
+        tty,
+        mut attach,
         oom_before,
     } = r;
     let mut pipes = [
@@ -379,6 +442,17 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
             fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
         }
+        let attach_roles: Vec<super::attach::Role> = match &attach {
+            Some(a) if watch_child => a
+                .poll_set()
+                .into_iter()
+                .map(|(role, fd, flags)| {
+                    fds.push(PollFd::new(fd, flags));
+                    role
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let timeout = if watch_child {
             match &budget {
                 Some(b) if killed_because.is_none() => {
@@ -440,10 +514,22 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
                 }
                 Ok(n) => {
                     out.clear();
-                    p.enc.chunk(&buf[..n], now_ns(), &mut out);
+                    let ts = now_ns();
+                    p.enc.chunk(&buf[..n], ts, &mut out);
+                    if tty {
+                        // A prompt has no newline: log it as it comes.
+                        p.enc.eof(ts, &mut out);
+                    }
                     write_log(&mut log, &out);
                 }
                 Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+                // EIO: every holder of the terminal's slave side closed it.
+                Err(Errno::EIO) if tty => {
+                    out.clear();
+                    p.enc.eof(now_ns(), &mut out);
+                    write_log(&mut log, &out);
+                    p.fd = None;
+                }
                 Err(e) => {
                     diag(format_args!(
                         "reading container {}: {e}",
@@ -455,6 +541,17 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
         }
         if watch_child {
             let base = open_pipes.len();
+            if let Some(a) = attach.as_mut() {
+                let ready_roles: Vec<super::attach::Role> = attach_roles
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| ready[base + 2 + k])
+                    .map(|(_, r)| *r)
+                    .collect();
+                if !ready_roles.is_empty() {
+                    a.on_ready(&ready_roles);
+                }
+            }
             if ready[base + 1] {
                 while let Ok(Some(si)) = sigfd.read_signal() {
                     if let Some(sig) = i32::try_from(si.ssi_signo)
@@ -468,7 +565,11 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
             if ready[base] {
                 match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
-                    Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => status = Some(s),
+                    Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                        status = Some(s);
+                        // Nothing can take input any more: the socket goes.
+                        attach = None;
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         diag(format_args!("waitpid {child}: {e}"));

@@ -72,6 +72,11 @@ pub fn container(c: &Container) -> pb::Container {
         network: super::networks::mode(c.network) as i32,
         network_settings: super::networks::settings(c),
         egress: c.net.egress.as_ref().map(super::networks::egress),
+        stdio: (c.stdio != Default::default()).then_some(pb::Stdio {
+            tty: c.stdio.tty,
+            open_stdin: c.stdio.open_stdin,
+            stdin_once: c.stdio.stdin_once,
+        }),
         auto_remove: c.auto_remove,
         labels: c.labels.clone().into_iter().collect(),
         state: state(c.state) as i32,
@@ -376,6 +381,14 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
         security: security_from(r.security.unwrap_or_default())?,
         restart: restart_from(r.restart)?,
         lifetime: lifetime_from(r.lifetime)?,
+        stdio: r
+            .stdio
+            .map(|s| quilt_sync_engine::Stdio {
+                tty: s.tty,
+                open_stdin: s.open_stdin,
+                stdin_once: s.stdin_once,
+            })
+            .unwrap_or_default(),
     })
 }
 

@@ -226,6 +226,24 @@ impl ContainerService for Containers {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn attach_input(
+        &self,
+        req: Request<tonic::Streaming<pb::AttachInputRequest>>,
+    ) -> Result<Response<pb::AttachInputResponse>, Status> {
+        super::attach::attach_input(&self.engine, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn resize_container(
+        &self,
+        req: Request<pb::ResizeContainerRequest>,
+    ) -> Result<Response<pb::ResizeContainerResponse>, Status> {
+        super::attach::resize(&self.engine, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     type ExecStream = BoxStream<pb::ExecResponse>;
 
     async fn exec(

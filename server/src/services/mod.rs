@@ -1,6 +1,7 @@
 //! The gRPC services, one pattern for all: a struct holding the engine, each
 //! handler decoding its request (`convert`), calling one engine verb and
 //! encoding the answer; errors through `status::to_status`.
+mod attach;
 mod containers;
 mod copy;
 mod exec;

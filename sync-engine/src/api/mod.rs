@@ -1,6 +1,7 @@
 //! The verbs the gRPC server calls, one file per resource: each checks its
 //! input and the state machine, then acts through the store and the
 //! services. Exec and logs have folders of their own (`exec/`, `logs/`).
+pub(crate) mod attach;
 pub(crate) mod containers;
 pub(crate) mod copy;
 pub(crate) mod exec;

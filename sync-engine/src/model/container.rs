@@ -38,6 +38,8 @@ pub struct CreateSpec {
     pub restart: RestartPolicy,
     /// TTL and idle timeout (deadlines unset).
     pub lifetime: Lifetime,
+    /// Terminal and stdin.
+    pub stdio: super::Stdio,
 }
 
 /// How a container ended.
@@ -90,6 +92,8 @@ pub struct Container {
     /// Stopped (or killed) by the user: its policy does not restart it.
     pub manual_stop: bool,
     pub lifetime: Lifetime,
+    /// Terminal and stdin.
+    pub stdio: super::Stdio,
 }
 
 /// Filters of ListContainers.
@@ -194,6 +198,7 @@ impl Container {
             restart_count: 0,
             manual_stop: false,
             lifetime: spec.lifetime,
+            stdio: spec.stdio,
             id,
         }
     }

@@ -10,6 +10,7 @@ pub mod restart;
 mod security;
 pub mod state;
 mod stats;
+mod stdio;
 mod volume;
 
 pub use container::{
@@ -25,4 +26,5 @@ pub use restart::RestartPolicy;
 pub use security::{DeviceMapping, IdRange, Seccomp, Security, Ulimit, UsernsMode};
 pub use state::State;
 pub use stats::ContainerStats;
+pub use stdio::Stdio;
 pub use volume::Volume;

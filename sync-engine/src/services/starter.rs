@@ -107,6 +107,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
         log_max_files: Some(shared.cfg().log_max_files),
         mounts: crate::api::volumes::runtime_mounts(shared.cfg(), &c.mounts),
         security: Default::default(),
+        stdio: c.stdio.runtime(),
     };
     let config = {
         let (shared2, c2) = (shared.clone(), c.clone());

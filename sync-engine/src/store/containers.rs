@@ -7,7 +7,7 @@ use crate::error::{EngineError, Result};
 use crate::model::state::from;
 use crate::model::{
     Container, ExitInfo, IdRange, IdleAction, Lifetime, ListView, Network, RestartPolicy, State,
-    UsernsMode,
+    Stdio, UsernsMode,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
@@ -19,7 +19,7 @@ pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.wor
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, c.egress, \
     c.restart_policy, c.restart_max, c.restart_count, c.manual_stop, \
-    c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, \
+    c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, c.stdio, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
     (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size, \
     (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
@@ -81,8 +81,8 @@ impl Store {
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
              security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
-             idle_action, egress) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             idle_action, egress, stdio) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -110,6 +110,7 @@ impl Store {
         .bind(c.lifetime.idle_timeout_ns)
         .bind(c.lifetime.idle_action.as_str())
         .bind(c.net.egress.as_ref().map(json))
+        .bind((c.stdio != Stdio::default()).then(|| json(&c.stdio)))
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -714,6 +715,10 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
                 .ok_or_else(|| bad("idle_action"))?,
             last_activity_ns: r.try_get("last_activity")?,
         },
+        stdio: match r.try_get::<Option<String>, _>("stdio")? {
+            Some(s) => serde_json::from_str(&s).map_err(|_| bad("stdio"))?,
+            None => Stdio::default(),
+        },
         id_range: match (
             r.try_get::<Option<i64>, _>("userns_host_id")?,
             r.try_get::<Option<i64>, _>("userns_size")?,
@@ -767,6 +772,7 @@ mod tests {
             restart_count: 0,
             manual_stop: false,
             lifetime: Default::default(),
+            stdio: Stdio::default(),
         }
     }
 

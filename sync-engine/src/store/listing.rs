@@ -177,5 +177,6 @@ fn summary(c: &Container) -> Container {
         restart_count: c.restart_count,
         manual_stop: c.manual_stop,
         lifetime: c.lifetime,
+        stdio: c.stdio,
     }
 }

@@ -63,6 +63,7 @@ mod tests {
             security: Default::default(),
             restart: Default::default(),
             lifetime: Default::default(),
+            stdio: Default::default(),
         };
         Container::new("0".repeat(64), spec, "default".into(), Vec::new(), 0)
     }

@@ -1,0 +1,98 @@
+//! Pseudo-terminals of a container's own devpts: made inside the container
+//! (so that `tty` there names a node of its /dev/pts), the master side
+//! handed to the supervisor over a socket.
+use super::common::*;
+use super::exec_io::set_winsize;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Opens a new pty pair on the devpts of the caller's /dev: the master
+/// (close-on-exec) and the slave's path. `rows`/`cols` 0: the default size.
+pub fn open_pty(rows: u16, cols: u16) -> SetupResult<(OwnedFd, String)> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(setup("open /dev/ptmx"))?;
+    grantpt(&master).map_err(setup("grantpt"))?;
+    unlockpt(&master).map_err(setup("unlockpt"))?;
+    let slave = ptsname_r(&master).map_err(setup("ptsname"))?;
+    let master: OwnedFd = master.into();
+    fcntl(&master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(setup("fcntl"))?;
+    if rows > 0 && cols > 0 {
+        set_winsize(master.as_fd(), rows, cols).map_err(setup("TIOCSWINSZ"))?;
+    }
+    Ok((master, slave))
+}
+
+/// Opens the slave `path` as the controlling terminal of the caller (a
+/// session leader without one). The descriptor is close-on-exec: dup it
+/// onto the standard streams.
+pub fn open_slave_as_controlling(path: &str) -> SetupResult<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(setup(format!("open {path}")))?;
+    rustix::process::ioctl_tiocsctty(&fd)
+        .map_err(|e| setup("TIOCSCTTY")(std::io::Error::from(e)))?;
+    Ok(fd)
+}
+
+/// In the container's first process (a session leader, inside its root):
+/// a new terminal as its controlling terminal, the master sent on `sock`.
+/// Returns the slave.
+pub fn open_controlling(sock: &OwnedFd) -> SetupResult<OwnedFd> {
+    let (master, path) = open_pty(0, 0)?;
+    let slave = open_slave_as_controlling(&path)?;
+    send_fd(sock, &master).map_err(setup("handing the terminal to the shim"))?;
+    Ok(slave)
+}
+
+fn send_fd(sock: &OwnedFd, fd: &OwnedFd) -> std::io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let one = [fd.as_fd()];
+    control.push(SendAncillaryMessage::ScmRights(&one));
+    sendmsg(
+        sock,
+        &[std::io::IoSlice::new(b"T")],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// In the shim, once the workload was exec'd: the master its first process
+/// sent (received close-on-exec). None when it sent nothing.
+pub fn receive_master(sock: &OwnedFd) -> SetupResult<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut tag = [0u8; 1];
+    let msg = loop {
+        match recvmsg(
+            sock,
+            &mut [std::io::IoSliceMut::new(&mut tag)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r,
+        }
+    };
+    let msg = msg.map_err(|e| setup("receiving the terminal")(std::io::Error::from(e)))?;
+    let mut got: Vec<OwnedFd> = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            got.extend(received);
+        }
+    }
+    match (msg.bytes, got.len()) {
+        (1, 1) => Ok(got.remove(0)),
+        _ => Err(SetupError::new(
+            EXIT_SETUP,
+            "the container's first process sent no terminal",
+        )),
+    }
+}
