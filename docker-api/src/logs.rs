@@ -10,8 +10,9 @@ use crate::server::DockerApi;
 use bytes::Bytes;
 use http::Request;
 use hyper::body::Incoming;
+use quilt_proto::detach_keys::{self, Matcher};
 use quilt_sync_engine::{LogItem, LogStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Which records to send and how.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +73,7 @@ pub async fn logs(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
         until_ns,
         raw: c.stdio.tty,
     };
-    tokio::spawn(pump(rx, tx, pick));
+    tokio::spawn(pump(rx, tx, pick, None));
     Ok(body::stream(out, mux::RAW_STREAM))
 }
 
@@ -82,8 +83,23 @@ async fn pump(
     mut rx: mpsc::Receiver<quilt_sync_engine::Result<LogItem>>,
     tx: mpsc::Sender<Bytes>,
     pick: Pick,
+    detached: Option<oneshot::Receiver<()>>,
 ) {
-    while let Some(item) = rx.recv().await {
+    let detach = async move {
+        if let Some(d) = detached
+            && d.await.is_ok()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(detach);
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            () = &mut detach => None,
+        };
+        let Some(item) = item else { break };
         let line = match item {
             Ok(LogItem::Line(l)) => l,
             Ok(LogItem::Exit(_)) => break,
@@ -164,6 +180,14 @@ pub async fn attach(
         raw: c.stdio.tty,
     };
     let stdin = hijacked.stdin;
+    // On a terminal, typing the detach keys ends the attach (not the
+    // container), as docker's daemon does.
+    let keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => detach_keys::parse(k).map_err(ApiError::bad)?,
+        None => Default::default(),
+    };
+    let (detach_tx, detached) = oneshot::channel();
+    let matcher = (input && c.stdio.tty).then(|| Matcher::new(keys));
     if input {
         let (engine, id) = (api.engine.clone(), c.id.clone());
         let out = hijacked.out.clone();
@@ -172,7 +196,7 @@ pub async fn attach(
             // up once the client has gone.
             let gone = async move { out.closed().await };
             match engine.attach_input(&id, gone).await {
-                Ok(input) => relay_stdin(stdin, input).await,
+                Ok(input) => relay_stdin(stdin, input, matcher, detach_tx).await,
                 Err(e) => tracing::debug!(error = %e, "docker api: attach stdin"),
             }
         });
@@ -181,7 +205,7 @@ pub async fn attach(
     }
     match rx {
         Some(rx) => {
-            tokio::spawn(pump(rx, hijacked.out, pick));
+            tokio::spawn(pump(rx, hijacked.out, pick, Some(detached)));
         }
         None => {
             // Input only: the connection lasts as long as the workload does.
@@ -192,6 +216,7 @@ pub async fn attach(
                 tokio::select! {
                     _ = engine.wait(&id) => {}
                     () = out.closed() => {}
+                    Ok(()) = detached => {}
                 }
                 drop(out);
             });
@@ -206,14 +231,35 @@ async fn drain(mut stdin: mpsc::Receiver<Bytes>) {
 }
 
 /// The client's input to the workload; at its end, stdin is closed when the
-/// container was created with `StdinOnce`.
-async fn relay_stdin(mut stdin: mpsc::Receiver<Bytes>, mut input: quilt_sync_engine::AttachInput) {
+/// container was created with `StdinOnce` and has no terminal.
+async fn relay_stdin(
+    mut stdin: mpsc::Receiver<Bytes>,
+    mut input: quilt_sync_engine::AttachInput,
+    mut matcher: Option<Matcher>,
+    detached: oneshot::Sender<()>,
+) {
     while let Some(chunk) = stdin.recv().await {
-        if input.stdin(&chunk).await.is_err() {
+        let (data, detach) = match matcher.as_mut() {
+            Some(m) => {
+                let fed = m.feed(&chunk);
+                (fed.send, fed.detach)
+            }
+            None => (chunk.to_vec(), false),
+        };
+        if input.stdin(&data).await.is_err() {
             return drain(stdin).await;
         }
+        if detach {
+            let _ = detached.send(());
+            return;
+        }
     }
-    if input.stdin_once {
+    // As docker's daemon: the end of input closes a pipe (StdinOnce), but
+    // on a terminal it only ends the attach (docker's CLI half-closes when
+    // it reads its detach keys itself).
+    if input.tty {
+        let _ = detached.send(());
+    } else if input.stdin_once {
         let _ = input.close_stdin().await;
     }
 }

@@ -1,6 +1,7 @@
 //! Generated types and service stubs for the `quilt.v1` API.
 #![deny(unsafe_code)]
 
+pub mod detach_keys;
 mod names;
 pub mod units;
 

@@ -1,7 +1,8 @@
 //! A terminal and stdin for a container's main process: `run -i`, `run -it`
 //! (typing, resizing, detaching with ctrl-p ctrl-q), `attach`, `start -a -i`,
 //! and the same through the Docker API with docker's own CLI (`docker run
-//! -it` under a terminal, `docker run -i` with piped input).
+//! -it` under a terminal, detach and `docker attach`, `docker run -i` with
+//! piped input).
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -320,6 +321,14 @@ fn docker_run_it_and_run_i_through_the_docker_api() {
     std::thread::sleep(Duration::from_millis(300));
     t.type_in(b"echo size=$(stty size)\n");
     t.expect("size=40 100");
+    // ctrl-p ctrl-q: docker's client leaves, the shell runs on.
+    t.type_in(&[0x10, 0x11]);
+    assert_eq!(t.exit_code(), Some(0), "{:?}", t.text());
+    let c = d.get("dshell").unwrap();
+    assert_eq!(c.state, ContainerState::Running as i32);
+    let mut t = Term::spawn(docker, &["attach", "dshell"], &env);
+    t.type_in(b"echo back-$((2+2))\n");
+    t.expect("back-4");
     t.type_in(b"exit 4\n");
     assert_eq!(t.exit_code(), Some(4), "{:?}", t.text());
     let inspect = run_program(

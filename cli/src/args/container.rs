@@ -58,8 +58,8 @@ pub struct ContainerSpec {
 
     /// The keys that detach from an attached terminal, as docker's
     /// (`ctrl-p,ctrl-q`; letters, `ctrl-@` .. `ctrl-_`, comma separated).
-    #[arg(long, value_name = "KEYS", value_parser = super::detach_keys::parse)]
-    pub detach_keys: Option<super::detach_keys::DetachKeys>,
+    #[arg(long, value_name = "KEYS", value_parser = quilt_proto::detach_keys::parse)]
+    pub detach_keys: Option<quilt_proto::detach_keys::DetachKeys>,
 
     /// Print help (`-h` is --hostname, as in docker).
     #[arg(long, action = clap::ArgAction::Help)]

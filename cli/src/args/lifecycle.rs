@@ -20,8 +20,8 @@ pub struct StartArgs {
     pub interactive: bool,
 
     /// The keys that detach from an attached terminal (`ctrl-p,ctrl-q`).
-    #[arg(long, value_name = "KEYS", value_parser = super::detach_keys::parse)]
-    pub detach_keys: Option<super::detach_keys::DetachKeys>,
+    #[arg(long, value_name = "KEYS", value_parser = quilt_proto::detach_keys::parse)]
+    pub detach_keys: Option<quilt_proto::detach_keys::DetachKeys>,
 
     #[arg(value_name = "ID", required = true)]
     pub ids: Vec<String>,
@@ -34,8 +34,8 @@ pub struct AttachArgs {
     pub no_stdin: bool,
 
     /// The keys that detach from an attached terminal (`ctrl-p,ctrl-q`).
-    #[arg(long, value_name = "KEYS", value_parser = super::detach_keys::parse)]
-    pub detach_keys: Option<super::detach_keys::DetachKeys>,
+    #[arg(long, value_name = "KEYS", value_parser = quilt_proto::detach_keys::parse)]
+    pub detach_keys: Option<quilt_proto::detach_keys::DetachKeys>,
 
     /// Container id, unique id prefix or name.
     #[arg(value_name = "ID")]

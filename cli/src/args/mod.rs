@@ -8,7 +8,6 @@
 
 pub mod container;
 pub mod cp;
-pub mod detach_keys;
 pub mod events;
 pub mod exec;
 pub mod image;

@@ -11,9 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::exec_tty::{self, RawMode};
-use crate::args::detach_keys::{DetachKeys, Matcher};
 use crate::client::Client;
 use crate::output::stream::print_error;
+use quilt_proto::detach_keys::{DetachKeys, Matcher};
 
 const STDIN_CHUNK: usize = 32 * 1024;
 

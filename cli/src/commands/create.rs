@@ -58,7 +58,8 @@ pub async fn run(
     let input = InputOptions {
         stdin: args.spec.interactive,
         tty: args.spec.tty,
-        close_at_eof: true,
+        // A terminal's stdin is never closed by the end of ours (docker's).
+        close_at_eof: !args.spec.tty,
         detach_keys: args.spec.detach_keys.clone().unwrap_or_default(),
     };
     if !args.detach {

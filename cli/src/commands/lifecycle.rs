@@ -53,7 +53,7 @@ pub async fn start(client: &mut Client, args: StartArgs) -> Result<u8, CliError>
         let input = InputOptions {
             stdin: args.interactive && stdio.open_stdin,
             tty: stdio.tty,
-            close_at_eof: stdio.stdin_once,
+            close_at_eof: stdio.stdin_once && !stdio.tty,
             detach_keys: args.detach_keys.unwrap_or_default(),
         };
         return super::attach::start_and_attach(client, &c.id, &input).await;
@@ -97,7 +97,7 @@ pub async fn attach(client: &mut Client, args: AttachArgs) -> Result<u8, CliErro
     let input = InputOptions {
         stdin: !args.no_stdin && stdio.open_stdin,
         tty: stdio.tty,
-        close_at_eof: stdio.stdin_once,
+        close_at_eof: stdio.stdin_once && !stdio.tty,
         detach_keys: args.detach_keys.unwrap_or_default(),
     };
     if input.stdin && input.tty && !super::exec_tty::stdin_is_tty() {

@@ -1,6 +1,6 @@
-//! `--detach-keys`: the key sequence that detaches a client from an
-//! attached terminal, written as docker writes it, and the matcher that
-//! watches what the user types for it.
+//! Detach keys (`--detach-keys`, the Docker API's `detachKeys`): the key
+//! sequence that detaches a client from an attached terminal, written as
+//! docker writes it, and the matcher that watches what is typed for it.
 
 /// The bytes of a detach sequence (never empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
