@@ -517,6 +517,10 @@ impl Networking {
         self.to_bridge(&veth, def)?;
         let prefix = def.subnet.prefix();
         slot.rt
+            .as_mut()
+            .ok_or_else(|| {
+                NetError::Invalid(format!("the namespace of {owner} has no netlink socket"))
+            })?
             .batch(vec![
                 (link::mac_up_msg(slot.eth0, mac_of(ip)), 0),
                 link::add_address_msg(slot.eth0, ip, prefix),

@@ -60,8 +60,10 @@ pub struct Slot {
     pub id: String,
     pub kind: Kind,
     pub path: PathBuf,
-    /// An rtnetlink socket inside it.
-    pub(crate) rt: Rtnl,
+    /// An rtnetlink socket inside it (Veth only: `eth0` is configured when
+    /// a container takes it and cleaned when it comes back; a plain slot
+    /// needs none, and quiltd keeps no descriptor per such container).
+    pub(crate) rt: Option<Rtnl>,
     /// `eth0`'s index inside it (Veth).
     pub(crate) eth0: u32,
     /// The daemon-side end of its veth pair (Veth).
@@ -294,17 +296,18 @@ impl Worker {
             id: id.to_owned(),
             kind,
             path: path.to_path_buf(),
-            rt,
+            rt: None,
             eth0: 0,
             veth: None,
             addr: None,
         };
         if kind == Kind::Veth {
             let outer = self.names.veth(&id[1..]);
-            link::create_veth(&mut slot.rt, "eth0", &outer, self.daemon_ns.as_fd())?;
+            link::create_veth(&mut rt, "eth0", &outer, self.daemon_ns.as_fd())?;
             slot.veth = Some(outer);
-            slot.eth0 = link::index_of(&mut slot.rt, "eth0")?
+            slot.eth0 = link::index_of(&mut rt, "eth0")?
                 .ok_or_else(|| NetError::Invalid("eth0 vanished from a new namespace".into()))?;
+            slot.rt = Some(rt);
         }
         Ok(slot)
     }
@@ -319,15 +322,15 @@ impl Worker {
                 path.display()
             )));
         }
-        let f = netns::open(&path).map_err(NetError::io(format!("open {}", path.display())))?;
-        netns::enter(&f).map_err(NetError::io(format!("enter {}", path.display())))?;
-        let mut rt = Rtnl::open()?;
-        let (eth0, veth) = if kind == Kind::Veth {
+        let (rt, eth0, veth) = if kind == Kind::Veth {
+            let f = netns::open(&path).map_err(NetError::io(format!("open {}", path.display())))?;
+            netns::enter(&f).map_err(NetError::io(format!("enter {}", path.display())))?;
+            let mut rt = Rtnl::open()?;
             let eth0 = link::index_of(&mut rt, "eth0")?
                 .ok_or_else(|| NetError::Invalid(format!("slot {id} has no eth0")))?;
-            (eth0, Some(self.names.veth(&id[1..])))
+            (Some(rt), eth0, Some(self.names.veth(&id[1..])))
         } else {
-            (0, None)
+            (None, 0, None)
         };
         Ok(Slot {
             id: id.to_owned(),
@@ -352,7 +355,11 @@ impl Worker {
             if let Some((a, p)) = slot.addr.take() {
                 msgs.push(link::del_address_msg(slot.eth0, a, p));
             }
-            if let Err((_, e)) = slot.rt.batch(msgs) {
+            let cleaned = match slot.rt.as_mut() {
+                Some(rt) => rt.batch(msgs).map_err(|(_, e)| e.to_string()),
+                None => Err("it has no netlink socket".to_owned()),
+            };
+            if let Err(e) = cleaned {
                 tracing::warn!(slot = %slot.id, error = %e, "cannot clean a network namespace; it is destroyed");
                 self.destroy(slot);
                 return;
@@ -421,7 +428,11 @@ impl Pool {
                                 continue;
                             }
                             // Whatever address it had goes with a flush.
-                            let addrs = s.rt.dump(
+                            let Some(rt) = s.rt.as_mut() else {
+                                w.destroy(s);
+                                continue;
+                            };
+                            let addrs = rt.dump(
                                 netlink_packet_route::RouteNetlinkMessage::GetAddress(Default::default()),
                                 "listing addresses",
                             );
@@ -435,7 +446,7 @@ impl Pool {
                                     }
                                 }
                             }
-                            if s.rt.batch(msgs).is_err() {
+                            if rt.batch(msgs).is_err() {
                                 w.destroy(s);
                                 continue;
                             }

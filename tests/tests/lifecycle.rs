@@ -545,3 +545,41 @@ fn wait_on_auto_remove_container_reports_its_exit() {
     }
     d.assert_no_leftovers();
 }
+
+/// quiltd keeps one descriptor per running container (its supervisor's
+/// pidfd, which the monitor waits on) and none per stopped one: every spawn
+/// copies the daemon's descriptor table, so more would make starts slower
+/// as containers accumulate.
+#[test]
+fn one_descriptor_per_running_container() {
+    let d = Daemon::start();
+    let pid = d.pid().expect("quiltd's pid");
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("quiltd's descriptors")
+            .count()
+    };
+    // One container first: whatever quiltd opens once (and the client's
+    // connection) is counted in the baseline.
+    let first = d.run_detached(&["default", "sleep", "600"]);
+    d.wait_state(&first, &[ContainerState::Running], Duration::from_secs(30));
+    let before = fds();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(d.run_detached(&["default", "sleep", "600"]));
+    }
+    for id in &ids {
+        d.wait_state(id, &[ContainerState::Running], Duration::from_secs(30));
+    }
+    let grown = fds() - before;
+    assert!(
+        (20..=22).contains(&grown),
+        "20 more running containers took {grown} more descriptors"
+    );
+    let mut all = ids.clone();
+    all.push(first);
+    let mut args = vec!["rm", "-f"];
+    args.extend(all.iter().map(String::as_str));
+    d.cli(args).expect_code(0);
+    d.assert_no_leftovers();
+}

@@ -170,9 +170,9 @@ impl Engine {
         }
         let live = shared.live(&c.id);
         let _lifecycle = live.lifecycle.lock().await;
-        signals::signal_target(shared, &c, Signal::TERM)?;
+        signals::signal_target(&c, Signal::TERM)?;
         if !shared.wait_exited(&mut watch, &c.id, timeout).await? {
-            signals::signal_target(shared, &c, Signal::KILL)?;
+            signals::signal_target(&c, Signal::KILL)?;
             if !shared.wait_exited(&mut watch, &c.id, KILL_GRACE).await? {
                 return Err(EngineError::Internal(format!(
                     "container {} did not exit after SIGKILL",
@@ -215,7 +215,7 @@ impl Engine {
         // As with docker, a kill by the user counts as a stop for restart
         // policies.
         self.shared.store().set_manual_stop(&c.id).await?;
-        signals::signal_target(&self.shared, &c, sig)
+        signals::signal_target(&c, sig)
     }
 
     /// Returns once the container has exited or failed.

@@ -1,8 +1,11 @@
 //! The in-memory companion of a container row: per-container serialisation
 //! of lifecycle operations, the lock log followers share with removal, and
-//! the handle used to signal its PID 1.
-use std::os::fd::OwnedFd;
+//! its restart and activity counters. No descriptor per container is kept
+//! here: its PID 1 is signalled through a pidfd opened when needed (see
+//! `support::signals`), so quiltd's descriptor table, which every spawn
+//! copies, stays one pidfd (the supervisor's) per running container.
 use std::sync::{Arc, Mutex};
+
 use tokio::sync::RwLock;
 
 #[derive(Debug, Default)]
@@ -13,8 +16,6 @@ pub(crate) struct Live {
     /// Log followers hold it shared; removal takes it exclusively, so an
     /// attached `run --rm` sees every line before the files go.
     pub followers: Arc<RwLock<()>>,
-    /// pidfd of the container's PID 1 while it runs.
-    target: Mutex<Option<Arc<OwnedFd>>>,
     /// Consecutive runs shorter than the back-off reset (restart policies;
     /// starts again from the first back-off after a daemon restart).
     pub restart_streak: Mutex<u32>,
@@ -22,17 +23,4 @@ pub(crate) struct Live {
     pub active: std::sync::atomic::AtomicU32,
     /// The end of the latest of them (unix ns; 0: none since quiltd started).
     pub last_activity_ns: std::sync::atomic::AtomicI64,
-}
-
-impl Live {
-    pub fn set_target(&self, fd: Option<OwnedFd>) {
-        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = fd.map(Arc::new);
-    }
-
-    pub fn target(&self) -> Option<Arc<OwnedFd>> {
-        self.target
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
 }

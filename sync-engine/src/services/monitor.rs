@@ -66,7 +66,6 @@ pub(crate) async fn on_exit(shared: &Arc<Shared>, id: &str, shim_pid: i32) -> Re
         rec
     })
     .await?;
-    shared.live(id).set_target(None);
     match record {
         Ok(Some(r)) if r.killed_because.is_some() => {
             let why = r.killed_because.unwrap_or_default();

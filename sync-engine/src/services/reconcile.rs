@@ -78,23 +78,16 @@ async fn adopt(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
         monitor::on_exit(shared, &c.id, 0).await?;
         return Ok(false);
     };
-    let pid = c.pid;
     let handles = tokio::task::spawn_blocking(move || {
         // Same pid and same start time: the very supervisor we launched.
         if proc::start_time(shim_pid) != Some(start) {
             return None;
         }
-        let shim_fd = proc::pidfd_open(shim_pid).ok()?;
-        let target = pid.and_then(|p| {
-            let fd = proc::pidfd_open(p).ok()?;
-            (proc::parent_pid(p) == Some(shim_pid)).then_some(fd)
-        });
-        Some((shim_fd, target))
+        proc::pidfd_open(shim_pid).ok()
     })
     .await?;
     match handles {
-        Some((shim_fd, target)) => {
-            shared.live(&c.id).set_target(target);
+        Some(shim_fd) => {
             monitor::watch(shared.clone(), c.id.clone(), shim_pid, shim_fd);
             Ok(true)
         }

@@ -58,7 +58,6 @@ struct Launched {
     shim_pid: i32,
     shim_start_time: u64,
     shim_fd: OwnedFd,
-    target_fd: Option<OwnedFd>,
 }
 
 /// What became of one start taken off the queue.
@@ -148,7 +147,6 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
 
     match outcome {
         Ok(l) => {
-            live.set_target(l.target_fd);
             let stored = shared
                 .store()
                 .set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns())
@@ -217,16 +215,11 @@ fn launch_blocking(
                     return Err(setup(&format!("pidfd of supervisor: {e}")));
                 }
             };
-            // The workload may already have exited (then there is nothing to signal).
-            let target_fd = proc::pidfd_open(pid)
-                .ok()
-                .filter(|_| proc::parent_pid(pid) == Some(shim_pid));
             Ok(Launched {
                 pid,
                 shim_pid,
                 shim_start_time,
                 shim_fd,
-                target_fd,
             })
         }
     }

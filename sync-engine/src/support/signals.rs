@@ -27,14 +27,20 @@ pub(crate) fn send(pidfd: &OwnedFd, sig: Signal, what: &str) -> Result<()> {
     }
 }
 
-/// Signals the container's PID 1 through its pidfd (immune to pid reuse);
+/// A pidfd of the container's PID 1, opened now and then checked to be the
+/// child of the very supervisor recorded for it (same pid, same start
+/// time): a pid reused by another process is never signalled. None when it
+/// has no live PID 1. Reads /proc only (it never waits).
+fn open_target(c: &crate::model::Container) -> Option<OwnedFd> {
+    let (pid, shim, started) = (c.pid?, c.shim_pid?, c.shim_start_time?);
+    let fd = proc::pidfd_open(pid).ok()?;
+    (proc::parent_pid(pid) == Some(shim) && proc::start_time(shim) == Some(started)).then_some(fd)
+}
+
+/// Signals the container's PID 1 through a pidfd (immune to pid reuse);
 /// a container that has no live PID 1 any more is left alone.
-pub(crate) fn signal_target(
-    shared: &crate::engine::Shared,
-    c: &crate::model::Container,
-    sig: Signal,
-) -> Result<()> {
-    let Some(fd) = shared.live(&c.id).target() else {
+pub(crate) fn signal_target(c: &crate::model::Container, sig: Signal) -> Result<()> {
+    let Some(fd) = open_target(c) else {
         // Exited in the meantime: nothing to signal.
         return Ok(());
     };
