@@ -12,6 +12,7 @@ pub mod exitfile;
 pub mod image;
 pub mod launch;
 pub mod logfile;
+pub mod mntns;
 pub mod mounts;
 pub mod netns;
 pub mod passwd;

@@ -89,6 +89,11 @@ pub struct ContainerConfig {
     /// The workload's standard streams (docker's `-t` and `-i`).
     #[serde(default)]
     pub stdio: StdioConfig,
+    /// The mount namespace to start from (see [`crate::mntns`]): the
+    /// daemon's template, as `/proc/PID/fd/N`, entered once the network
+    /// namespace is joined. None: the shim's own.
+    #[serde(default)]
+    pub mount_ns: Option<PathBuf>,
 }
 
 /// How the workload's standard streams are wired. By default stdin is

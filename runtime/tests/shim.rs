@@ -87,6 +87,7 @@ impl Env {
             mounts: Vec::new(),
             security: Default::default(),
             stdio: Default::default(),
+            mount_ns: None,
         }
     }
 

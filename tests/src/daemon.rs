@@ -476,7 +476,7 @@ impl Daemon {
         let pool = self.data_dir.join("netns");
         host::mounts_under(&self.root)
             .into_iter()
-            .filter(|m| m.parent() != Some(&pool))
+            .filter(|m| m.parent() != Some(&pool) && *m != pool)
             .collect()
     }
 

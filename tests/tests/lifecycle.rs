@@ -571,9 +571,16 @@ fn one_descriptor_per_running_container() {
     for id in &ids {
         d.wait_state(id, &[ContainerState::Running], Duration::from_secs(30));
     }
-    let grown = fds() - before;
+    // Descriptors opened for a moment (a client's connection, a file being
+    // read) come and go, in either count: the difference has to settle
+    // within bounds (two or three per container before).
+    let mut grown = 0;
+    let settled = retry(Duration::from_secs(10), || {
+        grown = fds() as i64 - before as i64;
+        (18..=22).contains(&grown).then_some(())
+    });
     assert!(
-        (20..=22).contains(&grown),
+        settled.is_some(),
         "20 more running containers took {grown} more descriptors"
     );
     let mut all = ids.clone();

@@ -26,6 +26,9 @@ pub struct ChildFds {
     pub tty: Option<OwnedFd>,
     /// With an open stdin and no terminal: the read end of the stdin pipe.
     pub stdin_r: Option<OwnedFd>,
+    /// Started from the daemon's mount namespace template: the bind mounts,
+    /// as detached trees the shim took in its own namespace.
+    pub trees: Option<Vec<OwnedFd>>,
 }
 
 /// Runs in the cloned child; never returns. `in_cgroup`: already born in the
@@ -137,7 +140,16 @@ fn setup_and_exec(
                 MsFlags::empty(),
                 Some(&opts),
             )?;
-            (host_rootfs, None)
+            let trees = match &fds.trees {
+                Some(t) => Some(
+                    t.iter()
+                        .map(|f| f.try_clone().map_err(setup("dup")))
+                        .collect::<SetupResult<Vec<OwnedFd>>>()?
+                        .into_iter(),
+                ),
+                None => None,
+            };
+            (host_rootfs, trees)
         }
     };
 

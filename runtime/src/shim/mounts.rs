@@ -58,11 +58,45 @@ pub(super) fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, 
     }
 }
 
+/// The bind mounts of `mounts` as detached copies of their trees (with the
+/// mounts below them), read-only as asked, taken in the shim's namespace
+/// before it enters the daemon's template (which may not see what was
+/// mounted on the host since the daemon started): the container attaches
+/// them wherever its own namespace began.
+pub fn detached_trees(mounts: &[MountConfig]) -> SetupResult<Vec<OwnedFd>> {
+    use rustix::mount::{OpenTreeFlags, open_tree};
+    let mut trees = Vec::new();
+    for m in mounts {
+        if let MountKind::Bind { source, create } = &m.kind {
+            let (fd, shown) = open_source(source, *create)?;
+            let tree = open_tree(
+                &fd,
+                "",
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH
+                    | OpenTreeFlags::AT_RECURSIVE,
+            )
+            .map_err(|e| setup(format!("copying the mount {shown}"))(std::io::Error::from(e)))?;
+            if m.read_only {
+                let attrs = crate::sys::MOUNT_ATTR_RDONLY
+                    | crate::sys::MOUNT_ATTR_NOSUID
+                    | crate::sys::MOUNT_ATTR_NODEV;
+                crate::sys::mount_setattr_tree(tree.as_fd(), attrs, None, true)
+                    .map_err(setup(format!("read-only {shown}")))?;
+            }
+            trees.push(tree);
+        }
+    }
+    Ok(trees)
+}
+
 /// Makes every mount below `rootfs`. Targets are resolved inside the rootfs
 /// (symlinks followed within it, never out of it); missing directories are
-/// created, and an empty file when a file is bind mounted. With `trees`
-/// (a user namespace), the bind mounts are those detached mount trees, one
-/// per bind mount in order, made (idmapped, read-only as asked) by the shim.
+/// created, and an empty file when a file is bind mounted. With `trees`,
+/// the bind mounts are those detached mount trees, one per bind mount in
+/// order, made (read-only as asked; idmapped in a user namespace) by the
+/// shim.
 pub fn setup_mounts(
     rootfs: &Path,
     mounts: &[MountConfig],

@@ -230,6 +230,30 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         None if !cfg.host_network => flags |= CloneFlags::CLONE_NEWNET,
         None => {}
     }
+    // The daemon's template (without user namespace: that path makes its
+    // idmapped trees after the clone, from the namespace it is in). The bind
+    // sources are taken along first as detached trees. Either failing
+    // leaves the shim where it is: starts copy more mounts, nothing else.
+    let trees = match &cfg.mount_ns {
+        Some(template) if cfg.security.idmap.is_none() => {
+            match super::mounts::detached_trees(&cfg.mounts).and_then(|t| {
+                crate::mntns::enter(template)
+                    .map(|()| t)
+                    .map_err(setup("enter"))
+            }) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    diag(format_args!(
+                        "not starting from the mount namespace {}: {}",
+                        template.display(),
+                        e.message
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     if cfg.security.idmap.is_some() {
         // Created with the others, so that it owns them: its root has the
         // capabilities it keeps over its own network, hostname and mounts.
@@ -261,6 +285,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
                     userns: userns_child,
                     tty: tty_child,
                     stdin_r,
+                    trees,
                 },
             )
         }
@@ -268,7 +293,15 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     };
     // Only the child keeps the write ends: EOF on the error pipe then means
     // a successful execve (close-on-exec) or the child's death.
-    drop((out_w, err_w, errp_w, userns_child, tty_child, stdin_r));
+    drop((
+        out_w,
+        err_w,
+        errp_w,
+        userns_child,
+        tty_child,
+        stdin_r,
+        trees,
+    ));
 
     if let (Some(map), Some(sock)) = (&cfg.security.idmap, userns_ours) {
         let prepared = super::userns::write_maps(child.as_raw(), map)

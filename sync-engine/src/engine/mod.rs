@@ -67,6 +67,9 @@ impl Engine {
             cfg.max_concurrent_starts.max(1),
             store.metrics().clone(),
         );
+        let netns_dir = cfg.data_dir.join("netns");
+        let mount_template =
+            tokio::task::spawn_blocking(move || mount_template(&netns_dir)).await?;
         let net = {
             let n = &cfg.network;
             let names = quilt_network::Names::new(
@@ -86,15 +89,10 @@ impl Engine {
             )
         };
         let (lifetimes_tx, lifetimes_rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::new(
-            cfg,
-            store,
-            images,
-            layout,
-            queue,
-            net,
-            lifetimes_tx,
-        ));
+        let shared = Arc::new(
+            Shared::new(cfg, store, images, layout, queue, net, lifetimes_tx)
+                .with_mount_template(mount_template),
+        );
         images_sweep::remove_unrecorded(&shared).await?;
         // The default seccomp profile, compiled before the first start.
         let warm = shared.clone();
@@ -140,10 +138,41 @@ impl Engine {
         shared.store().close().await;
         let net = shared.net().clone();
         net.dns().stop_all().await;
-        let _ = tokio::task::spawn_blocking(move || net.shutdown()).await;
+        let netns_dir = shared.cfg().data_dir.join("netns");
+        let _ = tokio::task::spawn_blocking(move || {
+            net.shutdown();
+            // The private mount point goes once no namespace is bound there.
+            if let Ok(dir) = std::fs::canonicalize(&netns_dir)
+                && let Err(e) = quilt_runtime::mntns::release_mount_point(&dir)
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot unmount the namespaces' directory");
+            }
+        })
+        .await;
         let (layout, parent) = (shared.layout().clone(), shared.cfg().cgroup_parent.clone());
         let _ =
             tokio::task::spawn_blocking(move || cgroup::remove_parent_if_empty(&layout, &parent))
                 .await;
+    }
+}
+
+/// The mount namespace supervisors start from (`quilt_runtime::mntns`):
+/// `netns_dir` made a private mount point first, then left out of the
+/// template. Without it (an error is logged) starts copy every mount of
+/// the daemon's namespace, as before.
+fn mount_template(netns_dir: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
+    use quilt_runtime::mntns;
+    let made = std::fs::create_dir_all(netns_dir)
+        .and_then(|()| std::fs::canonicalize(netns_dir))
+        .and_then(|dir| {
+            mntns::private_mount_point(&dir)?;
+            mntns::template_without(&dir)
+        });
+    match made {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            tracing::warn!(dir = %netns_dir.display(), error = %e, "no mount namespace template: starts copy every mount");
+            None
+        }
     }
 }

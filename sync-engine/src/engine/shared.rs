@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     history: Mutex<std::collections::VecDeque<Event>>,
     /// Registry pulls (their layouts under DATA/pulls).
     puller: quilt_registry::Puller,
+    /// The mount namespace supervisors start from.
+    mount_template: Option<std::os::fd::OwnedFd>,
 }
 
 impl Shared {
@@ -71,6 +73,7 @@ impl Shared {
         let puller =
             quilt_registry::Puller::new(cfg.registry.clone(), cfg.data_dir.join(PULLS_DIR));
         Shared {
+            mount_template: None,
             puller,
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             layer_gc: tokio::sync::RwLock::new(()),
@@ -90,6 +93,21 @@ impl Shared {
             lifetimes,
             history: Mutex::new(std::collections::VecDeque::with_capacity(EVENT_HISTORY)),
         }
+    }
+
+    /// The mount namespace supervisors start from (see `mount_template`).
+    pub fn with_mount_template(mut self, fd: Option<std::os::fd::OwnedFd>) -> Shared {
+        self.mount_template = fd;
+        self
+    }
+
+    /// Where a supervisor finds the mount namespace to start from (see
+    /// `quilt_runtime::mntns`): this process's descriptor of it.
+    pub fn mount_template(&self) -> Option<std::path::PathBuf> {
+        use std::os::fd::AsRawFd;
+        self.mount_template
+            .as_ref()
+            .map(|fd| format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()).into())
     }
 
     pub fn net(&self) -> &Arc<quilt_network::Networking> {

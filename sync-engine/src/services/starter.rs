@@ -107,6 +107,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
         mounts: crate::api::volumes::runtime_mounts(shared.cfg(), &c.mounts),
         security: Default::default(),
         stdio: c.stdio.runtime(),
+        mount_ns: shared.mount_template(),
     };
     let config = {
         let (shared2, c2) = (shared.clone(), c.clone());

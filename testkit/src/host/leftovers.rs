@@ -92,9 +92,10 @@ fn without_pool(mounts: Vec<PathBuf>, f: &Footprint<'_>) -> Vec<PathBuf> {
     if pooled > POOL_BOUND {
         return mounts;
     }
+    // The directory itself is a private mount point while quiltd runs.
     mounts
         .into_iter()
-        .filter(|m| m.parent() != Some(&pool))
+        .filter(|m| m.parent() != Some(&pool) && *m != pool)
         .collect()
 }
 

@@ -1,0 +1,125 @@
+//! The mount namespace supervisors start from. A container's mount
+//! namespace begins as a copy of its supervisor's (CLONE_NEWNS), and
+//! pivot_root's detach of the old root then tears that copy down: both walk
+//! every mount of it. The daemon's namespace holds one nsfs bind per
+//! network namespace (`DATA/netns`), so with N containers every start
+//! copied and dropped N mounts. The template is the daemon's namespace
+//! without that directory's mounts: a slave of it (mounts made on the host
+//! later, say a file system a volume lives on, still appear in it), while
+//! `DATA/netns` is a private mount point whose binds propagate nowhere.
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// Whether `dir` (an absolute, canonical path) is a mount point of the
+/// calling thread's namespace.
+pub fn is_mount_point(dir: &Path) -> io::Result<bool> {
+    let want = escape(&dir.to_string_lossy());
+    let info = std::fs::read_to_string("/proc/thread-self/mountinfo")?;
+    Ok(info.lines().any(|l| l.split(' ').nth(4) == Some(&want)))
+}
+
+/// A path as mountinfo writes it (space, tab, newline and backslash as
+/// octal escapes).
+fn escape(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        match c {
+            ' ' => out.push_str("\\040"),
+            '\t' => out.push_str("\\011"),
+            '\n' => out.push_str("\\012"),
+            '\\' => out.push_str("\\134"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Makes `dir` a mount point of its own (a bind onto itself that carries
+/// the mounts already below it, unless it is one already), private: what
+/// is mounted below it from now on propagates into no other namespace.
+pub fn private_mount_point(dir: &Path) -> io::Result<()> {
+    if !is_mount_point(dir)? {
+        nix::mount::mount(
+            Some(dir),
+            dir,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )?;
+    }
+    nix::mount::mount(
+        None::<&str>,
+        dir,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    Ok(())
+}
+
+/// Removes what `private_mount_point` made when nothing is mounted below
+/// it any more; true when it did.
+pub fn release_mount_point(dir: &Path) -> io::Result<bool> {
+    let info = std::fs::read_to_string("/proc/thread-self/mountinfo")?;
+    let below = format!("{}/", escape(&dir.to_string_lossy()));
+    if info
+        .lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&below)))
+    {
+        return Ok(false);
+    }
+    if !is_mount_point(dir)? {
+        return Ok(false);
+    }
+    nix::mount::umount2(dir, MntFlags::MNT_DETACH)?;
+    Ok(true)
+}
+
+/// The template: a new mount namespace, a copy of the caller's made a
+/// slave of it, without the mount at `exclude` (a private mount point, see
+/// `private_mount_point`) and what is below it. Made on a thread of its own
+/// (the caller's namespaces are untouched) and held by the descriptor.
+pub fn template_without(exclude: &Path) -> io::Result<OwnedFd> {
+    let exclude = exclude.to_path_buf();
+    std::thread::Builder::new()
+        .name("quilt-mntns".into())
+        .spawn(move || -> io::Result<OwnedFd> {
+            // This thread only: its own fs context and mount namespace.
+            nix::sched::unshare(CloneFlags::CLONE_NEWNS)?;
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_SLAVE,
+                None::<&str>,
+            )?;
+            nix::mount::umount2(&exclude, MntFlags::MNT_DETACH)?;
+            let ns = std::fs::File::open("/proc/thread-self/ns/mnt")?;
+            Ok(ns.into())
+        })?
+        .join()
+        .map_err(|_| io::Error::other("the mount namespace thread panicked"))?
+}
+
+/// Moves the calling process (single-threaded) into the mount namespace
+/// `path` names (for a supervisor: `/proc/PID/fd/N` of the daemon's
+/// template). Its root and working directory become that namespace's root.
+pub fn enter(path: &Path) -> io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    nix::sched::setns(&f, CloneFlags::CLONE_NEWNS)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_escaped_as_mountinfo_writes_them() {
+        assert_eq!(escape("/a b/c\\d"), "/a\\040b/c\\134d");
+        assert_eq!(escape("/plain"), "/plain");
+    }
+}
