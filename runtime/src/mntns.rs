@@ -42,6 +42,15 @@ fn escape(p: &str) -> String {
 /// is mounted below it from now on propagates into no other namespace.
 pub fn private_mount_point(dir: &Path) -> io::Result<()> {
     if !is_mount_point(dir)? {
+        // A bind over them would hide mounts already below it (a daemon of
+        // an earlier version left its namespaces there): their removal
+        // would then unmount only the copy.
+        if has_mounts_below(dir)? {
+            return Err(io::Error::other(format!(
+                "{} has mounts below it and is not a mount point: left as it is until none is left",
+                dir.display()
+            )));
+        }
         nix::mount::mount(
             Some(dir),
             dir,
@@ -60,15 +69,19 @@ pub fn private_mount_point(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether anything is mounted below `dir`.
+fn has_mounts_below(dir: &Path) -> io::Result<bool> {
+    let info = std::fs::read_to_string("/proc/thread-self/mountinfo")?;
+    let below = format!("{}/", escape(&dir.to_string_lossy()));
+    Ok(info
+        .lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&below))))
+}
+
 /// Removes what `private_mount_point` made when nothing is mounted below
 /// it any more; true when it did.
 pub fn release_mount_point(dir: &Path) -> io::Result<bool> {
-    let info = std::fs::read_to_string("/proc/thread-self/mountinfo")?;
-    let below = format!("{}/", escape(&dir.to_string_lossy()));
-    if info
-        .lines()
-        .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&below)))
-    {
+    if has_mounts_below(dir)? {
         return Ok(false);
     }
     if !is_mount_point(dir)? {

@@ -577,7 +577,10 @@ pub fn mount_setattr_tree(
     let attr = MountAttr {
         attr_set: set | userns.map_or(0, |_| MOUNT_ATTR_IDMAP),
         attr_clr: 0,
-        propagation: 0,
+        // Private: a tree cloned from a shared mount would otherwise stay
+        // in its peer group, and mounts made below it in the container
+        // would propagate to the host (and the host's into it).
+        propagation: libc::MS_PRIVATE,
         userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64),
     };
     mount_setattr(tree.as_raw_fd(), c"", flags, &attr)

@@ -460,3 +460,76 @@ fn sockets_and_fifos_can_be_bind_mounted_onto_new_targets() {
     drop(listener);
     d.assert_no_leftovers();
 }
+
+/// A bind of a host directory that is a shared mount (as systemd makes
+/// them) is private in the container: a mount the container makes below it
+/// never appears on the host, and one the host makes later never appears in
+/// the container.
+#[test]
+fn a_bind_of_a_shared_mount_propagates_nothing() {
+    let d = Daemon::start();
+    let src = d.root.join("shared-src");
+    std::fs::create_dir_all(src.join("tmp")).unwrap();
+    std::fs::create_dir_all(src.join("later")).unwrap();
+    nix::mount::mount(
+        Some(&src),
+        &src,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let guard = HostMount(src.clone());
+    nix::mount::mount(
+        None::<&str>,
+        &src,
+        None::<&str>,
+        nix::mount::MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .unwrap();
+    let s = src.to_str().unwrap();
+    let id = d.run_detached(&[
+        "-v",
+        &format!("{s}:/app"),
+        "--tmpfs",
+        "/app/tmp",
+        "default",
+        "sh",
+        "-c",
+        "touch /app/tmp/inside; sleep 600",
+    ]);
+    d.wait_state(&id, &[ContainerState::Running], Duration::from_secs(30));
+    let host_mounts = || quilt_tests::host::mounts_under(&src);
+    // The container's tmpfs on /app/tmp stays in the container.
+    let out = d.cli([
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "ls /app/tmp; grep -c ' /app/tmp ' /proc/self/mountinfo",
+    ]);
+    assert_eq!(out.ok(), "inside\n1");
+    assert_eq!(
+        host_mounts(),
+        vec![src.clone()],
+        "the container's mount reached the host"
+    );
+    assert!(!src.join("tmp/inside").exists());
+    // A mount the host makes now stays on the host.
+    nix::mount::mount(
+        Some("tmpfs"),
+        &src.join("later"),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let later = HostMount(src.join("later"));
+    std::fs::write(src.join("later/seen"), "host").unwrap();
+    let out = d.cli(["exec", &id, "sh", "-c", "ls /app/later | wc -l"]);
+    assert_eq!(out.ok(), "0", "the host's new mount reached the container");
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    drop((later, guard));
+    d.assert_no_leftovers();
+}

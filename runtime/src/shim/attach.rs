@@ -155,6 +155,12 @@ impl AttachServer {
                 FrameKind::Stdin if !self.close_requested && self.to_workload.is_some() => {
                     self.pending.extend_from_slice(&payload)
                 }
+                // ^D on a terminal, in order with what was typed (typing
+                // goes on after it); the end of a pipe.
+                FrameKind::CloseStdin if self.tty && self.to_workload.is_some() => {
+                    self.pending.push(EOT)
+                }
+                FrameKind::CloseStdin if self.tty => {}
                 FrameKind::CloseStdin => self.close_requested = true,
                 FrameKind::Resize if self.tty => {
                     if let (Some((rows, cols)), Some(fd)) =
@@ -182,28 +188,20 @@ impl AttachServer {
             }
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(_) => {
-                // The workload closed its stdin (EPIPE), or the terminal is gone.
+                // The workload closed its stdin (EPIPE), or every holder of
+                // the terminal's other side closed it (EIO, and poll would
+                // report the master ready again and again): no more input.
                 self.pending.clear();
                 self.close_requested = true;
-                if !self.tty {
-                    self.to_workload = None;
-                }
+                self.to_workload = None;
             }
         }
     }
 
-    /// Once asked to and everything before has been written: end of input
-    /// (the pipe closed, or ^D on a terminal, once).
+    /// Once asked to and everything before has been written: the end of
+    /// the stdin pipe (a terminal gets ^D in order instead, see above).
     fn maybe_close_stdin(&mut self) {
-        if !self.close_requested || !self.pending.is_empty() || self.to_workload.is_none() {
-            return;
-        }
-        if self.tty {
-            self.pending.push(EOT);
-            self.close_requested = false;
-            // Typing goes on after ^D on a terminal; a second CloseStdin
-            // sends another.
-        } else {
+        if self.close_requested && self.pending.is_empty() && !self.tty {
             self.to_workload = None;
         }
     }

@@ -78,13 +78,16 @@ pub fn detached_trees(mounts: &[MountConfig]) -> SetupResult<Vec<OwnedFd>> {
                     | OpenTreeFlags::AT_RECURSIVE,
             )
             .map_err(|e| setup(format!("copying the mount {shown}"))(std::io::Error::from(e)))?;
-            if m.read_only {
-                let attrs = crate::sys::MOUNT_ATTR_RDONLY
+            // Private (never the source's peer), read-only as asked.
+            let attrs = if m.read_only {
+                crate::sys::MOUNT_ATTR_RDONLY
                     | crate::sys::MOUNT_ATTR_NOSUID
-                    | crate::sys::MOUNT_ATTR_NODEV;
-                crate::sys::mount_setattr_tree(tree.as_fd(), attrs, None, true)
-                    .map_err(setup(format!("read-only {shown}")))?;
-            }
+                    | crate::sys::MOUNT_ATTR_NODEV
+            } else {
+                0
+            };
+            crate::sys::mount_setattr_tree(tree.as_fd(), attrs, None, true)
+                .map_err(setup(format!("mount attributes of {shown}")))?;
             trees.push(tree);
         }
     }

@@ -17,6 +17,9 @@ pub struct AttachInput {
     pub stdin_once: bool,
     /// The workload has a terminal.
     pub tty: bool,
+    /// Created with an open stdin: without it (`-t` alone) only the
+    /// terminal's size is taken, as docker ignores input then.
+    open_stdin: bool,
     _activity: ActivityGuard,
 }
 
@@ -36,8 +39,18 @@ impl AttachInput {
         self.stream.write_all(&wire).await.map_err(|_| gone())
     }
 
+    fn no_stdin(&self) -> Result<()> {
+        match self.open_stdin {
+            true => Ok(()),
+            false => Err(EngineError::FailedPrecondition(
+                "the container was created without -i: its stdin takes no input".into(),
+            )),
+        }
+    }
+
     /// Bytes typed into the terminal or written to stdin.
     pub async fn stdin(&mut self, data: &[u8]) -> Result<()> {
+        self.no_stdin()?;
         if data.is_empty() {
             return Ok(());
         }
@@ -52,6 +65,7 @@ impl AttachInput {
 
     /// End of input: the stdin pipe is closed (^D on a terminal).
     pub async fn close_stdin(&mut self) -> Result<()> {
+        self.no_stdin()?;
         self.send(FrameKind::CloseStdin, &[]).await
     }
 }
@@ -112,6 +126,7 @@ impl Engine {
             stream: UnixStream::from_std(stream).map_err(|_| gone())?,
             stdin_once: c.stdio.stdin_once,
             tty: c.stdio.tty,
+            open_stdin: c.stdio.open_stdin,
             _activity: shared.activity(&c.id),
         })
     }

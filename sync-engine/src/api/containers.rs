@@ -170,9 +170,16 @@ impl Engine {
         }
         let live = shared.live(&c.id);
         let _lifecycle = live.lifecycle.lock().await;
-        signals::signal_target(&c, Signal::TERM)?;
+        // Its PID 1 as recorded now, under the lock (a restart by its policy
+        // may have replaced the one read above).
+        let now = reread(shared, &c.id, reference).await?;
+        if !now.state.can_stop() {
+            return Ok(now);
+        }
+        signals::signal_target(&now, Signal::TERM)?;
         if !shared.wait_exited(&mut watch, &c.id, timeout).await? {
-            signals::signal_target(&c, Signal::KILL)?;
+            let now = shared.store().get(&c.id).await?.unwrap_or(now);
+            signals::signal_target(&now, Signal::KILL)?;
             if !shared.wait_exited(&mut watch, &c.id, KILL_GRACE).await? {
                 return Err(EngineError::Internal(format!(
                     "container {} did not exit after SIGKILL",
@@ -215,6 +222,8 @@ impl Engine {
         // As with docker, a kill by the user counts as a stop for restart
         // policies.
         self.shared.store().set_manual_stop(&c.id).await?;
+        // Its PID 1 as recorded now: no restart follows a manual stop.
+        let c = reread(&self.shared, &c.id, reference).await?;
         signals::signal_target(&c, sig)
     }
 
