@@ -84,8 +84,8 @@ fn detach(path: &Path) -> SetupResult<Sink> {
 
 /// The command's side of its standard streams.
 enum ChildIo {
-    /// Path of the pty slave (inside the container's devpts).
-    Tty { slave: String },
+    /// The pty slave (of the container's devpts).
+    Tty { slave: OwnedFd },
     Pipes {
         stdin: Option<OwnedFd>,
         stdout: OwnedFd,
@@ -209,10 +209,10 @@ fn wire_stdio(io: ChildIo) -> SetupResult<()> {
     match io {
         ChildIo::Tty { slave } => {
             // The session made in `child` has no terminal yet: this one.
-            let fd = super::terminal::open_slave_as_controlling(&slave)?;
-            nix::unistd::dup2_stdin(&fd).map_err(setup("dup2 stdin"))?;
-            nix::unistd::dup2_stdout(&fd).map_err(setup("dup2 stdout"))?;
-            nix::unistd::dup2_stderr(&fd).map_err(setup("dup2 stderr"))?;
+            super::terminal::make_controlling(&slave)?;
+            nix::unistd::dup2_stdin(&slave).map_err(setup("dup2 stdin"))?;
+            nix::unistd::dup2_stdout(&slave).map_err(setup("dup2 stdout"))?;
+            nix::unistd::dup2_stderr(&slave).map_err(setup("dup2 stderr"))?;
         }
         ChildIo::Pipes {
             stdin,

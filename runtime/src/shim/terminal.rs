@@ -7,43 +7,42 @@ use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 
-/// Opens a new pty pair on the devpts of the caller's /dev: the master
-/// (close-on-exec) and the slave's path. `rows`/`cols` 0: the default size.
-pub fn open_pty(rows: u16, cols: u16) -> SetupResult<(OwnedFd, String)> {
-    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+/// Opens a new pty pair on the devpts of the caller's /dev: the master and
+/// the slave, both close-on-exec. The slave is reached from the master
+/// (TIOCGPTPEER), never by its path: a mount over /dev/pts cannot
+/// substitute another file. `rows`/`cols` 0: the default size.
+pub fn open_pty(rows: u16, cols: u16) -> SetupResult<(OwnedFd, OwnedFd)> {
+    use nix::pty::{grantpt, posix_openpt, unlockpt};
+    use rustix::pty::{OpenptFlags, ioctl_tiocgptpeer};
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(setup("open /dev/ptmx"))?;
     grantpt(&master).map_err(setup("grantpt"))?;
     unlockpt(&master).map_err(setup("unlockpt"))?;
-    let slave = ptsname_r(&master).map_err(setup("ptsname"))?;
     let master: OwnedFd = master.into();
     fcntl(&master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(setup("fcntl"))?;
     if rows > 0 && cols > 0 {
         set_winsize(master.as_fd(), rows, cols).map_err(setup("TIOCSWINSZ"))?;
     }
+    let slave = ioctl_tiocgptpeer(
+        &master,
+        OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+    )
+    .map_err(|e| setup("TIOCGPTPEER")(std::io::Error::from(e)))?;
     Ok((master, slave))
 }
 
-/// Opens the slave `path` as the controlling terminal of the caller (a
-/// session leader without one). The descriptor is close-on-exec: dup it
-/// onto the standard streams.
-pub fn open_slave_as_controlling(path: &str) -> SetupResult<OwnedFd> {
-    let fd = nix::fcntl::open(
-        path,
-        OFlag::O_RDWR | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(setup(format!("open {path}")))?;
-    rustix::process::ioctl_tiocsctty(&fd)
-        .map_err(|e| setup("TIOCSCTTY")(std::io::Error::from(e)))?;
-    Ok(fd)
+/// Makes the slave `slave` the controlling terminal of the caller (a
+/// session leader without one). It stays close-on-exec: dup it onto the
+/// standard streams.
+pub fn make_controlling(slave: &OwnedFd) -> SetupResult<()> {
+    rustix::process::ioctl_tiocsctty(slave).map_err(|e| setup("TIOCSCTTY")(std::io::Error::from(e)))
 }
 
 /// In the container's first process (a session leader, inside its root):
 /// a new terminal as its controlling terminal, the master sent on `sock`.
 /// Returns the slave.
 pub fn open_controlling(sock: &OwnedFd) -> SetupResult<OwnedFd> {
-    let (master, path) = open_pty(0, 0)?;
-    let slave = open_slave_as_controlling(&path)?;
+    let (master, slave) = open_pty(0, 0)?;
+    make_controlling(&slave)?;
     send_fd(sock, &master).map_err(setup("handing the terminal to the shim"))?;
     Ok(slave)
 }
