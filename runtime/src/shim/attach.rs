@@ -3,9 +3,8 @@
 //! its terminal or stdin pipe, without ever blocking the supervisor. Input
 //! waiting for the workload is bounded: past it, clients are not read (they
 //! wait, the container does not).
-use super::exec_io::{set_nonblocking, set_winsize};
+use super::exec_io::{set_nonblocking, set_winsize, write_pending};
 use crate::execproto::{self as proto, FrameKind};
-use nix::errno::Errno;
 use nix::poll::PollFlags;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -182,19 +181,13 @@ impl AttachServer {
             self.pending.clear();
             return;
         };
-        match nix::unistd::write(fd, &self.pending) {
-            Ok(n) => {
-                self.pending.drain(..n);
-            }
-            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-            Err(_) => {
-                // The workload closed its stdin (EPIPE), or every holder of
-                // the terminal's other side closed it (EIO, and poll would
-                // report the master ready again and again): no more input.
-                self.pending.clear();
-                self.close_requested = true;
-                self.to_workload = None;
-            }
+        if !write_pending(fd, &mut self.pending) {
+            // The workload closed its stdin (EPIPE), or every holder of the
+            // terminal's other side closed it (EIO, and poll would report the
+            // master ready again and again): no more input.
+            self.pending.clear();
+            self.close_requested = true;
+            self.to_workload = None;
         }
     }
 

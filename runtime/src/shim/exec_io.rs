@@ -135,6 +135,20 @@ pub(super) fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> std::io::
     Ok(rustix::termios::tcsetwinsize(fd, size)?)
 }
 
+/// One non-blocking write of `pending` to `fd`, what was taken removed.
+/// False when the other side is gone (EPIPE, or EIO from a terminal whose
+/// slave side every holder closed): no more input can go there.
+pub(super) fn write_pending(fd: &OwnedFd, pending: &mut Vec<u8>) -> bool {
+    match nix::unistd::write(fd, pending) {
+        Ok(n) => {
+            pending.drain(..n);
+            true
+        }
+        Err(Errno::EAGAIN) | Err(Errno::EINTR) => true,
+        Err(_) => false,
+    }
+}
+
 pub(super) fn set_nonblocking(fd: &OwnedFd) {
     if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
@@ -328,19 +342,13 @@ impl Relay {
             self.pending.clear();
             return;
         };
-        match nix::unistd::write(fd, &self.pending) {
-            Ok(n) => {
-                self.pending.drain(..n);
-            }
-            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-            Err(_) => {
-                // The command closed its stdin (EPIPE) or the terminal is gone.
-                self.pending.clear();
-                self.close_requested = true;
-                self.stdin_closed = true;
-                if !self.tty {
-                    self.to_child = None;
-                }
+        if !write_pending(fd, &mut self.pending) {
+            // The command closed its stdin (EPIPE) or the terminal is gone.
+            self.pending.clear();
+            self.close_requested = true;
+            self.stdin_closed = true;
+            if !self.tty {
+                self.to_child = None;
             }
         }
     }

@@ -8,6 +8,7 @@ mod devices;
 mod disk;
 mod exec;
 mod exec_io;
+mod fdpass;
 mod gpu;
 mod init;
 mod logwriter;

@@ -4,7 +4,6 @@
 use super::common::*;
 use super::exec_io::set_winsize;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Opens a new pty pair on the devpts of the caller's /dev: the master and
@@ -43,52 +42,20 @@ pub fn make_controlling(slave: &OwnedFd) -> SetupResult<()> {
 pub fn open_controlling(sock: &OwnedFd) -> SetupResult<OwnedFd> {
     let (master, slave) = open_pty(0, 0)?;
     make_controlling(&slave)?;
-    send_fd(sock, &master).map_err(setup("handing the terminal to the shim"))?;
+    super::fdpass::send(sock, MASTER, Some(master.as_fd()))
+        .map_err(setup("handing the terminal to the shim"))?;
     Ok(slave)
 }
 
-fn send_fd(sock: &OwnedFd, fd: &OwnedFd) -> std::io::Result<()> {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let one = [fd.as_fd()];
-    control.push(SendAncillaryMessage::ScmRights(&one));
-    sendmsg(
-        sock,
-        &[std::io::IoSlice::new(b"T")],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )?;
-    Ok(())
-}
+/// Tag of the message that carries the master.
+const MASTER: u8 = b'T';
 
 /// In the shim, once the workload was exec'd: the master its first process
-/// sent (received close-on-exec). None when it sent nothing.
+/// sent (received close-on-exec).
 pub fn receive_master(sock: &OwnedFd) -> SetupResult<OwnedFd> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut tag = [0u8; 1];
-    let msg = loop {
-        match recvmsg(
-            sock,
-            &mut [std::io::IoSliceMut::new(&mut tag)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-        ) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => break r,
-        }
-    };
-    let msg = msg.map_err(|e| setup("receiving the terminal")(std::io::Error::from(e)))?;
-    let mut got: Vec<OwnedFd> = Vec::new();
-    for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = m {
-            got.extend(received);
-        }
-    }
-    match (msg.bytes, got.len()) {
-        (1, 1) => Ok(got.remove(0)),
+    let got = super::fdpass::receive(sock, false).map_err(setup("receiving the terminal"))?;
+    match got {
+        Some((MASTER, mut fds)) if fds.len() == 1 => Ok(fds.remove(0)),
         _ => Err(SetupError::new(
             EXIT_SETUP,
             "the container's first process sent no terminal",

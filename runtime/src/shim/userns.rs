@@ -15,7 +15,6 @@ use rustix::mount::{
     fsmount, fsopen, open_tree,
 };
 use std::io::Write;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -180,69 +179,24 @@ pub fn container_mounts(
 
 /// Sends the mounts `fds` on `sock`, one per message, then the go-ahead.
 pub fn send(sock: &OwnedFd, fds: &[OwnedFd]) -> SetupResult<()> {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
-    let io = |e: rustix::io::Errno| {
-        setup("handing the mounts to the container")(std::io::Error::from(e))
-    };
+    let io = |e| setup("handing the mounts to the container")(e);
     for fd in fds {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        let one = [fd.as_fd()];
-        control.push(SendAncillaryMessage::ScmRights(&one));
-        sendmsg(
-            sock,
-            &[std::io::IoSlice::new(&[MOUNT])],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        )
-        .map_err(io)?;
+        super::fdpass::send(sock, MOUNT, Some(fd.as_fd())).map_err(io)?;
     }
-    let mut none = SendAncillaryBuffer::default();
-    sendmsg(
-        sock,
-        &[std::io::IoSlice::new(&[GO])],
-        &mut none,
-        SendFlags::NOSIGNAL,
-    )
-    .map_err(io)?;
-    Ok(())
+    super::fdpass::send(sock, GO, None).map_err(io)
 }
 
 /// In the container's first process: waits for the shim's mounts (at most
 /// `max`), received close-on-exec. An end of the socket without the
 /// go-ahead means the shim gave up (it reports why itself).
 pub fn receive(sock: &OwnedFd, max: usize) -> SetupResult<Vec<OwnedFd>> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
     let gave_up = || SetupError::new(EXIT_SETUP, "the shim did not prepare the user namespace");
     let mut fds = Vec::new();
     loop {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut tag = [0u8; 1];
-        let msg = loop {
-            match recvmsg(
-                sock,
-                &mut [std::io::IoSliceMut::new(&mut tag)],
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC,
-            ) {
-                Err(rustix::io::Errno::INTR) => continue,
-                r => break r,
-            }
-        };
-        let msg = msg.map_err(|e| setup("waiting for the shim")(std::io::Error::from(e)))?;
-        if msg.bytes == 0 {
-            return Err(gave_up());
-        }
-        let mut got: Vec<OwnedFd> = Vec::new();
-        for m in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(received) = m {
-                got.extend(received);
-            }
-        }
-        match (tag[0], got.len()) {
-            (GO, 0) => return Ok(fds),
-            (MOUNT, 1) if fds.len() < max => fds.extend(got),
+        let got = super::fdpass::receive(sock, true).map_err(setup("waiting for the shim"))?;
+        match got {
+            Some((GO, got)) if got.is_empty() => return Ok(fds),
+            Some((MOUNT, got)) if got.len() == 1 && fds.len() < max => fds.extend(got),
             _ => return Err(gave_up()),
         }
     }

@@ -176,10 +176,10 @@ impl Engine {
         if !now.state.can_stop() {
             return Ok(now);
         }
-        signals::signal_target(&now, Signal::TERM)?;
+        signals::signal_target(&now, Signal::TERM).await?;
         if !shared.wait_exited(&mut watch, &c.id, timeout).await? {
             let now = shared.store().get(&c.id).await?.unwrap_or(now);
-            signals::signal_target(&now, Signal::KILL)?;
+            signals::signal_target(&now, Signal::KILL).await?;
             if !shared.wait_exited(&mut watch, &c.id, KILL_GRACE).await? {
                 return Err(EngineError::Internal(format!(
                     "container {} did not exit after SIGKILL",
@@ -224,7 +224,7 @@ impl Engine {
         self.shared.store().set_manual_stop(&c.id).await?;
         // Its PID 1 as recorded now: no restart follows a manual stop.
         let c = reread(&self.shared, &c.id, reference).await?;
-        signals::signal_target(&c, sig)
+        signals::signal_target(&c, sig).await
     }
 
     /// Returns once the container has exited or failed.

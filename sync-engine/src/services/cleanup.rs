@@ -55,7 +55,7 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
         if let Some(c) = shared.store().get(id).await?
             && (c.state.can_kill() || c.state.is_paused())
         {
-            signal_target(&c, Signal::KILL)?;
+            signal_target(&c, Signal::KILL).await?;
             if c.state.is_paused() {
                 shared.thaw_cgroup(&c).await?;
             }
@@ -82,7 +82,7 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
         shared.emit(&c, State::Removing, "removing", None, None);
     }
     if c.exit.is_none() && c.shim_pid.is_some() {
-        signal_target(&c, Signal::KILL)?;
+        signal_target(&c, Signal::KILL).await?;
         if prev.is_paused() {
             // A frozen (v1) task acts on the SIGKILL once thawed.
             shared.thaw_cgroup(&c).await?;

@@ -37,10 +37,12 @@ fn open_target(c: &crate::model::Container) -> Option<OwnedFd> {
     (proc::parent_pid(pid) == Some(shim) && proc::start_time(shim) == Some(started)).then_some(fd)
 }
 
-/// Signals the container's PID 1 through a pidfd (immune to pid reuse);
-/// a container that has no live PID 1 any more is left alone.
-pub(crate) fn signal_target(c: &crate::model::Container, sig: Signal) -> Result<()> {
-    let Some(fd) = open_target(c) else {
+/// Signals the container's PID 1 through a pidfd (immune to pid reuse),
+/// opened and checked on the blocking pool; a container that has no live
+/// PID 1 any more is left alone.
+pub(crate) async fn signal_target(c: &crate::model::Container, sig: Signal) -> Result<()> {
+    let row = c.clone();
+    let Some(fd) = tokio::task::spawn_blocking(move || open_target(&row)).await? else {
         // Exited in the meantime: nothing to signal.
         return Ok(());
     };
