@@ -13,6 +13,7 @@ mod leftovers;
 mod listing;
 mod network;
 mod peers;
+mod pool;
 mod proc_timer;
 mod reap;
 mod report;
@@ -117,6 +118,15 @@ enum Cmd {
         c: Common,
         #[arg(long, default_value_t = 200)]
         n: usize,
+    },
+    /// Warm pool: time to running adopted against cold.
+    Pool {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+        #[arg(long, default_value_t = 4)]
+        size: u32,
     },
     /// Pause and unpause round trips on one running container.
     Pause {
@@ -458,6 +468,7 @@ async fn run(cmd: Cmd) -> Result<()> {
             emit(&c.out, &network::network(&o).await?)
         }
         Cmd::Pause { c, n } => emit(&c.out, &fairness::pause(&c.socket, n).await?),
+        Cmd::Pool { c, n, size } => emit(&c.out, &pool::warm_pool(&c.socket, n, size).await?),
         Cmd::Fairness { c, burst, probes } => {
             emit(&c.out, &fairness::fairness(&c.socket, burst, probes).await?)
         }

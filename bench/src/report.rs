@@ -41,6 +41,8 @@ pub struct Report {
     pub network: Option<NetworkCost>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<Scale>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<WarmPoolBench>,
     /// Filled by `summary`.
     #[serde(default)]
     pub targets: Vec<TargetResult>,
@@ -69,6 +71,7 @@ impl Report {
             fairness: section(v, "fairness"),
             network: section(v, "network"),
             scale: section(v, "scale"),
+            pool: section(v, "pool"),
             targets: section(v, "targets").unwrap_or_default(),
         }
     }
@@ -170,6 +173,21 @@ pub struct Ttr {
     pub phases: Phases,
     pub attached: Attached,
     pub event_stream_resubscribes: u64,
+}
+
+/// Warm pools: adopted against cold, same daemon, same run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WarmPoolBench {
+    pub description: String,
+    pub size: u32,
+    /// The daemon's own count over the adopting creates.
+    pub hits: u64,
+    pub misses: u64,
+    pub hit: OpStats,
+    pub cold: OpStats,
+    pub ratio_hit_over_cold_p50: Option<f64>,
+    /// From one create to the pool being full again.
+    pub wait_for_full_pool: OpStats,
 }
 
 /// Per-phase times from the server's event timestamps.

@@ -45,7 +45,7 @@ pub fn summarize(dir: &Path) -> Result<(Value, String)> {
     let mut v = merge(dir)?;
     let mut report = Report::from_document(&v);
     let has_measurements = [
-        "api", "classic", "ttr", "peers", "seqrate", "density", "scale",
+        "api", "classic", "ttr", "peers", "seqrate", "density", "scale", "pool",
     ]
     .iter()
     .any(|k| !v[*k].is_null());
@@ -184,6 +184,15 @@ fn latency_rows(md: &mut String, r: &Report) {
             md,
             "API RemoveContainer (never started)",
             &a.remove_no_start,
+        );
+    }
+    if let Some(p) = &r.pool {
+        stat_row(md, "warm pool: time to running, adopted", &p.hit);
+        stat_row(md, "warm pool: time to running, cold (no pool)", &p.cold);
+        stat_row(
+            md,
+            "warm pool: create -> pool full again",
+            &p.wait_for_full_pool,
         );
     }
     if let Some(t) = &r.ttr {

@@ -1,10 +1,18 @@
 //! Starting a container: spawns `quilt-shim run`, hands it the config and
 //! waits for its StartReport. Blocking; call off the reactor.
+//!
+//! The config travels on the shim's stdin as one frame (a little-endian u32
+//! length, then the JSON). A pooled container's shim keeps its stdin open:
+//! the config of the container that adopts it is a second frame, and the
+//! end of its stdin (the daemon discarded it, or is gone) discards it.
 use crate::spec::{ContainerConfig, StartReport};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// The largest config a shim accepts.
+pub const MAX_CONFIG: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -14,13 +22,57 @@ pub enum LaunchError {
     Protocol(String),
 }
 
-/// Spawns `SHIM run`, writes `config` as JSON to its stdin, reads the one-line
-/// JSON StartReport from its stdout. The shim stays the daemon's child; the
-/// caller reaps it later with `proc::try_reap` once its pidfd is readable.
-/// When the report is Failed the shim has already exited; it is reaped here.
-pub fn start(shim: &Path, config: &ContainerConfig) -> Result<StartReport, LaunchError> {
+fn encode(config: &ContainerConfig) -> Result<Vec<u8>, LaunchError> {
     let json = serde_json::to_vec(config)
         .map_err(|e| LaunchError::Protocol(format!("cannot encode config: {e}")))?;
+    if json.len() > MAX_CONFIG {
+        return Err(LaunchError::Protocol(format!(
+            "config of {} bytes is over {MAX_CONFIG}",
+            json.len()
+        )));
+    }
+    let mut frame = Vec::with_capacity(json.len() + 4);
+    frame.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&json);
+    Ok(frame)
+}
+
+/// Reads one frame (None at EOF before its first byte).
+pub fn read_frame(r: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < len.len() {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_CONFIG {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes is over {MAX_CONFIG}"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+/// A shim with its pipes: the config written, the report not read yet.
+#[derive(Debug)]
+struct Spawned {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    write_res: std::io::Result<()>,
+}
+
+fn spawn(shim: &Path, config: &ContainerConfig, keep_stdin: bool) -> Result<Spawned, LaunchError> {
+    let frame = encode(config)?;
     let mut child = Command::new(shim)
         .arg("run")
         .stdin(Stdio::piped())
@@ -34,51 +86,185 @@ pub fn start(shim: &Path, config: &ContainerConfig) -> Result<StartReport, Launc
         .process_group(0)
         .spawn()
         .map_err(|e| LaunchError::Spawn(shim.display().to_string(), e))?;
-
     let mut stdin = child.stdin.take().expect("stdin piped");
-    let write_res = stdin.write_all(&json);
-    drop(stdin);
+    let write_res = stdin.write_all(&frame);
+    let stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+    Ok(Spawned {
+        child,
+        stdin: keep_stdin.then_some(stdin),
+        stdout,
+        write_res,
+    })
+}
 
-    let stdout = child.stdout.take().expect("stdout piped");
-    let mut line = Vec::with_capacity(256);
-    let read_res = BufReader::new(stdout).read_until(b'\n', &mut line);
-
-    let fail = |child: &mut std::process::Child, what: String| {
-        // The shim misbehaved: make sure it is gone and reaped.
-        let _ = child.kill();
-        let status = child
-            .wait()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| e.to_string());
-        LaunchError::Protocol(format!("{what} (shim {status})"))
-    };
-    if let Err(e) = read_res {
-        return Err(fail(&mut child, format!("reading the start report: {e}")));
-    }
-    if line.is_empty() {
-        let what = match write_res {
-            Err(e) => format!("shim exited without a start report (writing config: {e})"),
-            Ok(()) => "shim exited without a start report".to_string(),
+impl Spawned {
+    /// Reads the next report line. On a protocol error the shim is killed
+    /// and reaped.
+    fn report(&mut self) -> Result<StartReport, LaunchError> {
+        let mut line = Vec::with_capacity(256);
+        let read_res = self.stdout.read_until(b'\n', &mut line);
+        let child = &mut self.child;
+        let fail = |child: &mut Child, what: String| {
+            // The shim misbehaved: make sure it is gone and reaped.
+            let _ = child.kill();
+            let status = child
+                .wait()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            LaunchError::Protocol(format!("{what} (shim {status})"))
         };
-        return Err(fail(&mut child, what));
-    }
-    let report: StartReport = match serde_json::from_slice(&line) {
-        Ok(r) => r,
-        Err(e) => {
-            let text = String::from_utf8_lossy(&line).trim().to_string();
-            return Err(fail(&mut child, format!("bad start report {text:?}: {e}")));
+        if let Err(e) = read_res {
+            return Err(fail(child, format!("reading the start report: {e}")));
         }
+        if line.is_empty() {
+            let what = match &self.write_res {
+                Err(e) => format!("shim exited without a start report (writing config: {e})"),
+                Ok(()) => "shim exited without a start report".to_string(),
+            };
+            return Err(fail(child, what));
+        }
+        match serde_json::from_slice(&line) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let text = String::from_utf8_lossy(&line).trim().to_string();
+                Err(fail(child, format!("bad start report {text:?}: {e}")))
+            }
+        }
+    }
+
+    /// Started or Failed: the end of the launch.
+    fn finish(mut self, report: StartReport) -> Result<StartReport, LaunchError> {
+        match &report {
+            StartReport::Failed { .. } => {
+                // The shim exits right after reporting a failure (a pooled
+                // one once it has cleaned up).
+                drop(self.stdin.take());
+                let _ = self.child.wait();
+            }
+            StartReport::Started { .. } => {
+                // The shim supervises the container from now on; the caller
+                // reaps it (dropping a std Child neither waits for nor kills
+                // it).
+            }
+            StartReport::Prepared { .. } => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(LaunchError::Protocol(
+                    "the shim prepared a container it was asked to start".into(),
+                ));
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Spawns `SHIM run`, writes `config` to its stdin, reads the one-line
+/// JSON StartReport from its stdout. The shim stays the daemon's child; the
+/// caller reaps it later with `proc::try_reap` once its pidfd is readable.
+/// When the report is Failed the shim has already exited; it is reaped here.
+pub fn start(shim: &Path, config: &ContainerConfig) -> Result<StartReport, LaunchError> {
+    let mut s = spawn(shim, config, false)?;
+    let report = s.report()?;
+    s.finish(report)
+}
+
+/// A warm pool's container, prepared and waiting for the config of the
+/// container that adopts it. Discarding it (or dropping it: blocking, off
+/// the reactor) closes the shim's stdin: the shim then ends the container,
+/// removes its cgroup and directory, and exits; it is reaped here. Holds
+/// two pipes and the shim's process.
+#[derive(Debug)]
+pub struct Prepared {
+    shim: Option<Spawned>,
+    /// The config it was prepared with.
+    pub config: ContainerConfig,
+    pub shim_pid: i32,
+    pub pid: i32,
+}
+
+/// What came of [`prepare`]: a container in the pool, or why not.
+#[derive(Debug)]
+pub enum PrepareOutcome {
+    Ready(Box<Prepared>),
+    Failed { exit_code: i32, message: String },
+}
+
+/// Spawns a shim for a pooled container (`config.pooled` is set here) and
+/// waits until it is prepared.
+pub fn prepare(shim: &Path, config: &ContainerConfig) -> Result<PrepareOutcome, LaunchError> {
+    let config = ContainerConfig {
+        pooled: true,
+        ..config.clone()
     };
-    match &report {
-        StartReport::Failed { .. } => {
-            // The shim exits right after reporting a failure.
-            let _ = child.wait();
+    let mut s = spawn(shim, &config, true)?;
+    match s.report()? {
+        StartReport::Prepared { shim_pid, pid, .. } => {
+            Ok(PrepareOutcome::Ready(Box::new(Prepared {
+                shim: Some(s),
+                config,
+                shim_pid,
+                pid,
+            })))
         }
+        r @ StartReport::Failed { .. } => match s.finish(r)? {
+            StartReport::Failed { exit_code, message } => {
+                Ok(PrepareOutcome::Failed { exit_code, message })
+            }
+            other => Err(LaunchError::Protocol(format!(
+                "unexpected report {other:?}"
+            ))),
+        },
         StartReport::Started { .. } => {
-            // The shim supervises the container from now on; the caller reaps
-            // it (dropping a std Child neither waits for nor kills it).
-            drop(child);
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            Err(LaunchError::Protocol(
+                "the shim started a container it was asked to prepare".into(),
+            ))
         }
     }
-    Ok(report)
+}
+
+impl Prepared {
+    /// Hands the container over to `config` (checked by the shim to be of
+    /// the same shape: see [`ContainerConfig::adoptable_by`]) and waits for
+    /// the workload's start, as [`start`] does. A Failed report: the shim
+    /// has cleaned up and exited.
+    pub fn adopt(mut self, config: &ContainerConfig) -> Result<StartReport, LaunchError> {
+        let mut s = self.shim.take().expect("a prepared shim");
+        let frame = encode(config);
+        s.write_res = match (frame, s.stdin.take()) {
+            // Closed right after: the shim reads no more.
+            (Ok(frame), Some(mut w)) => w.write_all(&frame),
+            (Err(e), _) => {
+                // Not sent: the pooled container is discarded.
+                let _ = s.child.wait();
+                return Err(e);
+            }
+            (_, None) => Err(std::io::ErrorKind::BrokenPipe.into()),
+        };
+        let report = s.report()?;
+        s.finish(report)
+    }
+
+    /// Ends the pooled container and waits until its shim has cleaned up.
+    pub fn discard(self) {
+        drop(self);
+    }
+
+    /// Whether the shim has exited (a pooled container that died).
+    pub fn exited(&mut self) -> bool {
+        match &mut self.shim {
+            Some(s) => !matches!(s.child.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.shim.take() {
+            drop(s.stdin.take());
+            let _ = s.child.wait();
+        }
+    }
 }

@@ -41,7 +41,7 @@ pub struct CgroupSpec {
 }
 
 /// Everything `quilt-shim run` needs to start one container.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerConfig {
     pub id: String,
     /// The container's own directory (DATA_DIR/containers/<id>). The shim
@@ -94,6 +94,37 @@ pub struct ContainerConfig {
     /// namespace is joined. None: the shim's own.
     #[serde(default)]
     pub mount_ns: Option<PathBuf>,
+    /// A warm pool's container (see [`crate::launch::Prepared`]): the shim
+    /// prepares everything up to the workload's own settings, reports
+    /// [`StartReport::Prepared`] and waits for the config of the container
+    /// that adopts it on its stdin.
+    #[serde(default)]
+    pub pooled: bool,
+}
+
+impl ContainerConfig {
+    /// What a pooled container has fixed before it is adopted: everything
+    /// but the workload's command, environment, working directory, hostname
+    /// and user, the cgroup's limits and the log's caps (all applied on
+    /// adoption). Two configs of the same shape differ in nothing else.
+    pub fn pool_shape(&self) -> ContainerConfig {
+        let mut s = self.clone();
+        s.argv.clear();
+        s.env.clear();
+        s.workdir.clear();
+        s.hostname.clear();
+        s.security.user = None;
+        s.cgroup.limits = Limits::default();
+        s.log_max_bytes = None;
+        s.log_max_files = None;
+        s.pooled = false;
+        s
+    }
+
+    /// Whether `other` may adopt a container prepared from `self`.
+    pub fn adoptable_by(&self, other: &ContainerConfig) -> bool {
+        self.pool_shape() == other.pool_shape()
+    }
 }
 
 /// How the workload's standard streams are wired. By default stdin is
@@ -296,7 +327,9 @@ pub struct ExitRecord {
     pub killed_because: Option<String>,
 }
 
-/// The first line `quilt-shim run` prints on its stdout, as JSON, then closes stdout.
+/// The line `quilt-shim run` prints on its stdout, as JSON, then closes
+/// stdout (a pooled container prints `Prepared` first, then the line of
+/// its adoption).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StartReport {
     /// The workload has been exec'd inside its namespaces.
@@ -307,6 +340,13 @@ pub enum StartReport {
         pid: i32,
         /// Start time of the shim (field 22 of /proc/PID/stat), to guard
         /// against PID reuse when a restarted daemon adopts it.
+        shim_start_time: u64,
+    },
+    /// A pooled container is ready for adoption (see
+    /// [`ContainerConfig::pooled`]); its PID 1 waits before its hostname.
+    Prepared {
+        shim_pid: i32,
+        pid: i32,
         shim_start_time: u64,
     },
     /// The container could not start; nothing is left running.

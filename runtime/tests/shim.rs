@@ -88,6 +88,7 @@ impl Env {
             security: Default::default(),
             stdio: Default::default(),
             mount_ns: None,
+            pooled: false,
         }
     }
 
@@ -1376,4 +1377,91 @@ fn freeze_stops_the_cpu_clock_and_thaw_restarts_it() {
         cgroup::remove(&cfg.cgroup).unwrap();
         assert!(wait_exit(shim, Duration::from_secs(10)), "v2={v2}");
     }
+}
+
+/// A warm pool's container: prepared without a command, adopted by a
+/// container of the same shape with its own command, environment,
+/// hostname, working directory, user and memory limit; refused by one of
+/// another shape; discarded (cgroup and directory gone) when its stdin
+/// closes.
+#[test]
+fn a_pooled_container_is_adopted_discarded_or_refused() {
+    let mut env = Env::new();
+    let cgroup_dir = |cfg: &ContainerConfig| match &cfg.cgroup.layout {
+        CgroupLayout::V2 { root } => root.join(&cfg.cgroup.path),
+        CgroupLayout::V1 { root } => root.join("pids").join(&cfg.cgroup.path),
+    };
+    let prepare = |cfg: &ContainerConfig| match launch::prepare(Path::new(SHIM), cfg).unwrap() {
+        launch::PrepareOutcome::Ready(p) => p,
+        launch::PrepareOutcome::Failed { message, .. } => panic!("not prepared: {message}"),
+    };
+
+    // Adopted.
+    let mut pooled = env.config(&[], Limits::default());
+    pooled.hostname = "pooled".into();
+    let p = prepare(&pooled);
+    assert!(cgroup_dir(&pooled).is_dir());
+    assert!(proc::start_time(p.pid).is_some(), "its PID 1 waits");
+    let mut adopting = pooled.clone();
+    adopting.argv = ["sh", "-c", "echo $WHO $(hostname) $(pwd) $(id -u)"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    adopting.env.push("WHO=adopter".into());
+    adopting.hostname = "adopter-host".into();
+    adopting.workdir = "/work/here".into();
+    adopting.security.user = Some("65534".into());
+    adopting.cgroup.limits.memory_bytes = Some(64 << 20);
+    let report = p.adopt(&adopting).unwrap();
+    let StartReport::Started { shim_pid, .. } = report else {
+        panic!("expected Started, got {report:?}");
+    };
+    env.started.push((shim_pid, 0));
+    assert!(wait_exit(shim_pid, Duration::from_secs(20)));
+    let rec = exitfile::read(&adopting.dir).unwrap().expect("exit.json");
+    assert_eq!(rec.exit_code, 0, "{rec:?}");
+    let lines = stdout_lines(&adopting.dir);
+    assert_eq!(
+        lines[0], "adopter adopter-host /work/here 65534",
+        "{lines:?}"
+    );
+    // The limit was set on adoption (the cgroup stays until the daemon
+    // removes it).
+    let limit = match &adopting.cgroup.layout {
+        CgroupLayout::V2 { root } => root.join(&adopting.cgroup.path).join("memory.max"),
+        CgroupLayout::V1 { root } => root
+            .join("memory")
+            .join(&adopting.cgroup.path)
+            .join("memory.limit_in_bytes"),
+    };
+    assert_eq!(
+        std::fs::read_to_string(&limit).unwrap().trim(),
+        (64u64 << 20).to_string()
+    );
+
+    // Refused: another image root is another shape. The shim cleans up.
+    let pooled = env.config(&[], Limits::default());
+    let p = prepare(&pooled);
+    let mut other = pooled.clone();
+    other.argv = vec!["true".into()];
+    other.security.read_only_rootfs = true;
+    match p.adopt(&other).unwrap() {
+        StartReport::Failed { exit_code, message } => {
+            assert_eq!(exit_code, EXIT_SETUP);
+            assert!(message.contains("shape"), "{message}");
+        }
+        r => panic!("expected Failed, got {r:?}"),
+    }
+    assert!(!cgroup_dir(&pooled).exists());
+    assert!(!pooled.dir.exists());
+
+    // Discarded.
+    let pooled = env.config(&[], Limits::default());
+    let p = prepare(&pooled);
+    let (shim, pid) = (p.shim_pid, p.pid);
+    p.discard();
+    assert!(proc::start_time(shim).is_none(), "the shim is reaped");
+    assert!(proc::start_time(pid).is_none(), "its PID 1 is gone");
+    assert!(!cgroup_dir(&pooled).exists());
+    assert!(!pooled.dir.exists());
 }

@@ -147,6 +147,12 @@ struct Args {
     /// addresses only (127.0.0.0/8, [::1], localhost). Repeatable.
     #[arg(long, value_name = "HOST:PORT")]
     insecure_registry: Vec<String>,
+    /// Keep N containers of IMAGE prepared, network none, and with `init`
+    /// or `read-only` as `quilt run --init/--read-only` would: a `run` of
+    /// that shape adopts one (its command, env, workdir, hostname, user and
+    /// limits applied then). Repeatable; `quilt pool set` resizes.
+    #[arg(long, value_name = "IMAGE=N[,init][,read-only]", value_parser = parse_pool)]
+    warm_pool: Vec<quilt_sync_engine::PoolSpec>,
 }
 
 fn main() -> Result<()> {
@@ -294,6 +300,7 @@ async fn run(args: Args) -> Result<()> {
         bridge_pool: args.bridge_pool.min(1024),
         upstream_dns: upstream_dns(&args.upstream_dns)?,
     };
+    cfg.warm_pools = args.warm_pool.clone();
     for r in &args.insecure_registry {
         if let Err(e) = cfg.registry.allow_insecure(r) {
             bail!("{e}");
@@ -534,4 +541,8 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+fn parse_pool(s: &str) -> std::result::Result<quilt_sync_engine::PoolSpec, String> {
+    quilt_sync_engine::PoolSpec::parse(s)
 }

@@ -41,6 +41,8 @@ pub struct EngineConfig {
     pub network: NetworkConfig,
     /// How registries are reached (`--insecure-registry`).
     pub registry: quilt_registry::RegistryOptions,
+    /// Warm pools kept from the start (`--warm-pool IMAGE=N`).
+    pub warm_pools: Vec<crate::pool::PoolSpec>,
 }
 
 /// quiltd's networking flags.
@@ -154,6 +156,7 @@ impl EngineConfig {
                 ..Default::default()
             },
             registry: Default::default(),
+            warm_pools: Vec::new(),
         }
     }
 

@@ -24,6 +24,7 @@ mod logs;
 pub mod metrics;
 pub mod model;
 mod network;
+mod pool;
 mod security;
 mod services;
 mod store;
@@ -51,6 +52,7 @@ pub use model::{
     NetworkInfo, NetworkSpec, Pruned, State, Stdio, Volume, WaitResult, now_ns,
 };
 pub use model::{ContainerStats, EventFilter};
+pub use pool::{MAX_POOL_SIZE, PoolSpec, PoolStatus};
 pub use quilt_network::mac_text;
 pub use quilt_network::ports::DEFAULT_HOST_IP as DEFAULT_PORT_HOST_IP;
 pub use quilt_network::{HostEntry, PortBinding, Proto as PortProto};

@@ -100,6 +100,8 @@ pub struct Metrics {
     starts_in_flight: Gauge,
     start_slots: Gauge,
     utilization: Gauge<f64, AtomicU64>,
+    pool_ready: Gauge,
+    pool_claims: Family<Labels, Counter>,
     recent_ttr: Recent,
     recent_db: Recent,
 }
@@ -196,8 +198,22 @@ impl Metrics {
             "Starter utilization rho: starts in flight over slots, at scrape time",
             utilization.clone(),
         );
+        let pool_ready = Gauge::default();
+        registry.register(
+            "warm_pool_ready",
+            "Containers of the warm pools prepared and waiting, at scrape time",
+            pool_ready.clone(),
+        );
+        let pool_claims = Family::<Labels, Counter>::default();
+        registry.register(
+            "warm_pool_claims",
+            "Creates of a warm pool's shape: hit (took a prepared container) or miss",
+            pool_claims.clone(),
+        );
         Metrics {
             registry,
+            pool_ready,
+            pool_claims,
             containers,
             starts,
             exits,
@@ -239,6 +255,18 @@ impl Metrics {
         if ok {
             self.recent_ttr.push(total.as_secs_f64());
         }
+    }
+
+    /// A create of a warm pool's shape took a prepared container (or none).
+    pub(crate) fn pool_claim(&self, hit: bool) {
+        let outcome = if hit { "hit" } else { "miss" };
+        self.pool_claims
+            .get_or_create(&labels(&[("outcome", outcome)]))
+            .inc();
+    }
+
+    pub(crate) fn set_pool_ready(&self, n: usize) {
+        self.pool_ready.set(n as i64);
     }
 
     pub(crate) fn queued(&self) {

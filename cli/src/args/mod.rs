@@ -227,6 +227,10 @@ pub enum Command {
     /// The daemon's health (`system info`) and disk use (`system df`).
     #[command(subcommand)]
     System(SystemCommand),
+    /// Warm pools: containers of an image kept prepared, adopted by a
+    /// `run` of the same shape (network none, no volumes, no terminal).
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// Pull an image from a registry (prints its id).
     Pull(PullArgs),
     /// Store credentials for a registry in ~/.docker/config.json (or
@@ -254,6 +258,41 @@ pub enum SystemCommand {
     },
     /// Disk use of images, layers, containers and volumes.
     Df,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Keep SIZE containers of IMAGE prepared (0 removes the pool).
+    Set(PoolArgs),
+    /// Remove the pool of IMAGE (its prepared containers end).
+    Rm(PoolShapeArgs),
+    /// List the pools: size, ready, hits, misses, last error.
+    Ls {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PoolShapeArgs {
+    /// The image its containers run.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Containers with --init.
+    #[arg(long)]
+    pub init: bool,
+    /// Containers with --read-only.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    #[command(flatten)]
+    pub shape: PoolShapeArgs,
+    /// How many to keep prepared.
+    #[arg(value_name = "SIZE")]
+    pub size: u32,
 }
 
 #[derive(Debug, Args)]

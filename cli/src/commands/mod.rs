@@ -18,6 +18,7 @@ mod login;
 mod logs;
 mod mounts;
 pub mod network;
+mod pool;
 mod prune;
 mod ps;
 mod pull;
@@ -83,6 +84,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             system::system_info(&target, format).await
         }
         Command::System(SystemCommand::Df) => image::system_df(&target).await,
+        Command::Pool(cmd) => pool::pool(&target, cmd).await,
         Command::Pull(args) => pull::pull(&target, args).await,
         // Credentials are the user's files: no daemon needed.
         Command::Login(args) => login::login(args),

@@ -29,6 +29,9 @@ pub struct ChildFds {
     /// Started from the daemon's mount namespace template: the bind mounts,
     /// as detached trees the shim took in its own namespace.
     pub trees: Option<Vec<OwnedFd>>,
+    /// A warm pool's container: the socket on which the adopting
+    /// container's config comes (see `pool`).
+    pub adopt: Option<OwnedFd>,
 }
 
 /// Runs in the cloned child; never returns. `in_cgroup`: already born in the
@@ -202,6 +205,17 @@ fn setup_and_exec(
     nix::unistd::chdir("/").map_err(setup("chdir /"))?;
 
     mask_paths()?;
+
+    // A pooled container waits here; what follows is the adopting
+    // container's (of the same shape: checked by the shim).
+    let adopted;
+    let cfg = match &fds.adopt {
+        Some(sock) => {
+            adopted = super::pool::await_adoption(sock)?;
+            &adopted
+        }
+        None => cfg,
+    };
 
     nix::unistd::sethostname(&cfg.hostname)
         .map_err(setup(format!("sethostname {:?}", cfg.hostname)))?;

@@ -13,6 +13,7 @@ mod gpu;
 mod init;
 mod logwriter;
 mod mounts;
+mod pool;
 mod run;
 mod terminal;
 mod user;

@@ -70,14 +70,24 @@ pub fn run() -> i32 {
     // Nothing inherited beyond stdio may leak into the container.
     let _ = sys::cloexec_from(3);
 
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().lock().read_to_end(&mut input) {
-        report(&StartReport::Failed {
-            exit_code: EXIT_SETUP,
-            message: format!("reading config: {e}"),
-        });
-        return 1;
-    }
+    // One frame, read without buffering: a pooled container's adoption
+    // follows on the same stdin.
+    let input = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .and_then(|mut f| crate::launch::read_frame(&mut f))
+    {
+        Ok(Some(input)) => input,
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            report(&StartReport::Failed {
+                exit_code: EXIT_SETUP,
+                message: format!("reading config: {e}"),
+            });
+            return 1;
+        }
+    };
     let cfg: ContainerConfig = match serde_json::from_slice(&input) {
         Ok(c) => c,
         Err(e) => {
@@ -92,8 +102,8 @@ pub fn run() -> i32 {
 
     let mut cgroup_created = false;
     match start(&cfg, &sigs, &mut cgroup_created) {
-        Ok(running) => {
-            supervise(&cfg, running);
+        Ok((running, adopted)) => {
+            supervise(adopted.as_deref().unwrap_or(&cfg), running);
             0
         }
         Err(e) => {
@@ -131,7 +141,13 @@ fn pipe() -> SetupResult<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe2"))
 }
 
-fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> SetupResult<Running> {
+/// Starts the workload; for a pooled container, once adopted (the
+/// adopting container's config is returned then).
+fn start(
+    cfg: &ContainerConfig,
+    sigs: &SigSet,
+    cgroup_created: &mut bool,
+) -> SetupResult<(Running, Option<Box<ContainerConfig>>)> {
     std::fs::create_dir_all(&cfg.dir).map_err(setup(format!("creating {}", cfg.dir.display())))?;
     if let Ok(f) = super::logwriter::open_append(&cfg.dir.join("shim.log")) {
         let _ = nix::unistd::dup2_stderr(&f);
@@ -144,8 +160,18 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     let log = LogWriter::open(&cfg.dir, cfg.log_max_bytes, cfg.log_max_files)
         .map_err(setup(format!("opening {}", log_path.display())))?;
 
-    if cfg.argv.is_empty() {
+    let nice = match cfg.pooled {
+        true => super::pool::lower_priority(),
+        false => None,
+    };
+    if cfg.argv.is_empty() && !cfg.pooled {
         return Err(SetupError::new(EXIT_SETUP, "no command given"));
+    }
+    if cfg.pooled && cfg.security.idmap.is_some() {
+        return Err(SetupError::new(
+            EXIT_SETUP,
+            "a pooled container has no user namespace",
+        ));
     }
 
     *cgroup_created = true;
@@ -204,6 +230,14 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         true => {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
+        }
+        false => (None, None),
+    };
+    // A pooled PID 1 waits on this one for its adoption.
+    let (pool_ours, pool_child) = match cfg.pooled {
+        true => {
+            let (a, b) = super::pool::pair()?;
+            (Some(a), Some(b))
         }
         false => (None, None),
     };
@@ -274,7 +308,15 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
     drop(cg_dir);
     let (child, pidfd) = match res.map_err(setup("clone"))? {
         sys::CloneResult::Child => {
-            drop((out_r, err_r, errp_r, userns_ours, tty_ours, stdin_w));
+            drop((
+                out_r,
+                err_r,
+                errp_r,
+                userns_ours,
+                tty_ours,
+                stdin_w,
+                pool_ours,
+            ));
             child_main(
                 cfg,
                 in_cgroup,
@@ -286,6 +328,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
                     tty: tty_child,
                     stdin_r,
                     trees,
+                    adopt: pool_child,
                 },
             )
         }
@@ -301,6 +344,7 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         tty_child,
         stdin_r,
         trees,
+        pool_child,
     ));
 
     if let (Some(map), Some(sock)) = (&cfg.security.idmap, userns_ours) {
@@ -320,6 +364,36 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
             let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
             reap(child);
             return Err(e);
+        }
+    }
+
+    let mut adopted: Option<Box<ContainerConfig>> = None;
+    // Without the ready byte PID 1 failed: why is on the error pipe.
+    if let Some(sock) = pool_ours.filter(super::pool::wait_ready) {
+        let shim_pid = std::process::id() as i32;
+        report(&StartReport::Prepared {
+            shim_pid,
+            pid: child.as_raw(),
+            shim_start_time: proc::start_time(shim_pid).unwrap_or(0),
+        });
+        match super::pool::park(&pidfd) {
+            super::pool::Parked::Adopt(new) if cfg.adoptable_by(&new) => {
+                if let Err(e) = super::pool::hand_over(cfg, nice, child, sock, &new) {
+                    let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
+                    reap(child);
+                    return Err(e);
+                }
+                adopted = Some(new);
+            }
+            super::pool::Parked::Adopt(_) => {
+                let why = "the adopting container is not of the pooled shape";
+                report(&StartReport::Failed {
+                    exit_code: EXIT_SETUP,
+                    message: why.into(),
+                });
+                super::pool::discard(cfg, child, &pidfd, why)
+            }
+            super::pool::Parked::Discard(why) => super::pool::discard(cfg, child, &pidfd, &why),
         }
     }
 
@@ -367,17 +441,20 @@ fn start(cfg: &ContainerConfig, sigs: &SigSet, cgroup_created: &mut bool) -> Set
         let _ = nix::unistd::dup2_stdout(&null);
         let _ = nix::unistd::dup2_stdin(&null);
     }
-    Ok(Running {
-        child,
-        pidfd,
-        sigfd,
-        out_r,
-        err_r,
-        log,
-        tty: cfg.stdio.tty,
-        attach,
-        oom_before,
-    })
+    Ok((
+        Running {
+            child,
+            pidfd,
+            sigfd,
+            out_r,
+            err_r,
+            log,
+            tty: cfg.stdio.tty,
+            attach,
+            oom_before,
+        },
+        adopted,
+    ))
 }
 
 /// Once the workload runs: what its stdout is read from (the terminal's

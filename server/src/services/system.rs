@@ -53,4 +53,46 @@ impl SystemService for System {
             rejections: h.rejections,
         }))
     }
+
+    async fn set_warm_pool(
+        &self,
+        req: Request<pb::SetWarmPoolRequest>,
+    ) -> Result<Response<pb::SetWarmPoolResponse>, Status> {
+        let spec = req
+            .into_inner()
+            .spec
+            .ok_or_else(|| Status::invalid_argument("spec is required"))?;
+        let spec = quilt_sync_engine::PoolSpec {
+            image: spec.image,
+            size: spec.size as usize,
+            init: spec.init,
+            read_only: spec.read_only,
+        };
+        self.engine.set_warm_pool(spec).await.map_err(to_status)?;
+        Ok(Response::new(pb::SetWarmPoolResponse {}))
+    }
+
+    async fn list_warm_pools(
+        &self,
+        _req: Request<pb::ListWarmPoolsRequest>,
+    ) -> Result<Response<pb::ListWarmPoolsResponse>, Status> {
+        let pools = self
+            .engine
+            .warm_pools()
+            .into_iter()
+            .map(|p| pb::WarmPool {
+                spec: Some(pb::WarmPoolSpec {
+                    image: p.spec.image,
+                    size: p.spec.size as u32,
+                    init: p.spec.init,
+                    read_only: p.spec.read_only,
+                }),
+                ready: p.ready as u32,
+                hits: p.hits,
+                misses: p.misses,
+                last_error: p.last_error.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListWarmPoolsResponse { pools }))
+    }
 }

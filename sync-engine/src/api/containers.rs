@@ -7,15 +7,35 @@ use crate::error::{EngineError, Result};
 use crate::model::{
     Container, CreateSpec, ListFilter, ListPage, ListQuery, State, WaitResult, now_ns,
 };
+use crate::pool::Claim;
 use crate::services::cleanup;
 use crate::support::{ids, signals};
 use crate::validate;
 use quilt_runtime::signal::Signal;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long a SIGKILLed container may take to be recorded as exited.
 const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// The container `spec` asks for, validated, with the defaults, the
+/// image's configuration and a new id (nothing stored).
+pub(crate) async fn build(shared: &Arc<Shared>, mut spec: CreateSpec) -> Result<Container> {
+    apply_defaults(&mut spec, shared.cfg());
+    // A stored image's name is recorded as its id; its configuration
+    // fills in what the caller left out.
+    let image = super::images::resolve_for_create(shared, &spec.image).await?;
+    super::images::apply_config(shared, &image, &mut spec).await?;
+    validate::create_spec(&spec, shared.host_cpus())?;
+    spec.security = crate::security::check_host(shared, spec.security).await?;
+    crate::network::check_create(shared, &mut spec).await?;
+    let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
+    check_image(shared, &image).await?;
+    let mut c = Container::new(ids::new_id(), spec, image, mounts, now_ns());
+    crate::security::for_create(shared, &mut c)?;
+    Ok(c)
+}
 
 impl Engine {
     /// Validates, stores the row in one transaction and, unless asked not
@@ -25,33 +45,56 @@ impl Engine {
     }
 
     /// `create` on behalf of `who` (its place and turn in the start queue).
-    pub async fn create_as(&self, mut spec: CreateSpec, who: &Requester) -> Result<Container> {
+    pub async fn create_as(&self, spec: CreateSpec, who: &Requester) -> Result<Container> {
         let shared = &self.shared;
         if shared.is_closing() {
             return Err(EngineError::Unavailable("quiltd is shutting down".into()));
         }
-        apply_defaults(&mut spec, shared.cfg());
-        // A stored image's name is recorded as its id; its configuration
-        // fills in what the caller left out.
-        let image = super::images::resolve_for_create(shared, &spec.image).await?;
-        super::images::apply_config(shared, &image, &mut spec).await?;
-        validate::create_spec(&spec, shared.host_cpus())?;
-        spec.security = crate::security::check_host(shared, spec.security).await?;
-        crate::network::check_create(shared, &mut spec).await?;
-        let mounts = super::volumes::check_mounts(shared, &spec.mounts).await?;
-        check_image(shared, &image).await?;
-        let mut c = Container::new(ids::new_id(), spec, image, mounts, now_ns());
-        crate::security::for_create(shared, &mut c)?;
+        let (default_name, default_hostname) = (spec.name.is_none(), spec.hostname.is_none());
+        let mut c = build(shared, spec).await?;
         // Reserve the queue slot first: a full queue is refused before any row exists.
         let slot = if c.autostart {
             Some(shared.queue().reserve(who)?)
         } else {
             None
         };
-        (c.id_range, c.net) = shared
+        // A warm pool's container of its shape: it becomes that container
+        // (its id, so its directory and cgroup are ready), adopted at its
+        // first start, now or later (docker's and quilt's `run` create,
+        // then start).
+        let pooled = match shared.pool().claim(&c) {
+            Claim::Hit(id) => {
+                shared.metrics().pool_claim(true);
+                Some(id)
+            }
+            Claim::Miss => {
+                shared.metrics().pool_claim(false);
+                None
+            }
+            Claim::NoPool => None,
+        };
+        if let Some(id) = &pooled {
+            c.id = id.clone();
+            if default_name {
+                c.name = ids::short(id).to_owned();
+            }
+            if default_hostname {
+                c.hostname = c.name.clone();
+            }
+        }
+        let inserted = shared
             .store()
             .insert_full(&c, Some(&shared.cfg().userns_ids))
-            .await?;
+            .await;
+        (c.id_range, c.net) = match inserted {
+            Ok(v) => v,
+            Err(e) => {
+                if let Some(id) = pooled {
+                    shared.pool().unclaim(&id);
+                }
+                return Err(e);
+            }
+        };
         // Its names resolve on its network from now on (before any start).
         crate::network::dns::insert(shared, &c);
         shared.emit(&c, State::Created, "created", None, None);

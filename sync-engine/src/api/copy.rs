@@ -139,6 +139,9 @@ async fn run_copy(
     let root = match (c.pid, c.shim_pid) {
         (Some(pid), Some(shim_pid)) if !c.state.is_stopped() => CopyRoot::Running { pid, shim_pid },
         _ if c.state.is_stopped() => {
+            // A warm pool's container waiting for this one's first start
+            // has its overlay mounted: it goes (the start is then cold).
+            shared.pool().discard(shared, &c.id).await;
             let images = shared.images().clone();
             let image = c.image.clone();
             let image_rootfs = tokio::task::spawn_blocking(move || images.prepare(&image))

@@ -11,6 +11,7 @@ pub(crate) mod lifetime;
 pub(crate) mod logs;
 pub(crate) mod networks;
 pub(crate) mod pause;
+pub(crate) mod pool;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod stats;

@@ -99,6 +99,9 @@ impl Engine {
         shared
             .metrics()
             .set_levels(&by_state, shared.queue().depth(), (busy, slots));
+        shared
+            .metrics()
+            .set_pool_ready(shared.pool().status().iter().map(|p| p.ready).sum());
         Ok(())
     }
 

@@ -100,6 +100,7 @@ impl Engine {
         crate::network::startup(&shared).await?;
         starter::spawn(shared.clone());
         reconcile::run(&shared).await?;
+        crate::pool::spawn(shared.clone());
         crate::exec::detached::reconcile(&shared).await?;
         lifetimes::spawn(shared.clone(), lifetimes_rx).await?;
         Ok(Engine { shared })
@@ -135,6 +136,7 @@ impl Engine {
             shared.start_slots().acquire_many(n),
         )
         .await;
+        shared.pool().shutdown(shared).await;
         shared.store().close().await;
         let net = shared.net().clone();
         net.dns().stop_all().await;

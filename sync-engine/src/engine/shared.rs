@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     puller: quilt_registry::Puller,
     /// The mount namespace supervisors start from.
     mount_template: Option<std::os::fd::OwnedFd>,
+    /// Prepared containers waiting for a create of their shape.
+    pool: crate::pool::WarmPool,
 }
 
 impl Shared {
@@ -74,6 +76,7 @@ impl Shared {
             quilt_registry::Puller::new(cfg.registry.clone(), cfg.data_dir.join(PULLS_DIR));
         Shared {
             mount_template: None,
+            pool: crate::pool::WarmPool::new(&cfg.warm_pools),
             puller,
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             layer_gc: tokio::sync::RwLock::new(()),
@@ -108,6 +111,10 @@ impl Shared {
         self.mount_template
             .as_ref()
             .map(|fd| format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()).into())
+    }
+
+    pub fn pool(&self) -> &crate::pool::WarmPool {
+        &self.pool
     }
 
     pub fn net(&self) -> &Arc<quilt_network::Networking> {

@@ -52,7 +52,7 @@ pub struct ExitInfo {
 }
 
 /// One row of the containers table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Container {
     pub id: String,
     pub name: String,

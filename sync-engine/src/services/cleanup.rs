@@ -81,6 +81,8 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
     if prev != State::Removing {
         shared.emit(&c, State::Removing, "removing", None, None);
     }
+    // A warm pool's container claimed by its create and never started.
+    shared.pool().discard(shared, id).await;
     if c.exit.is_none() && c.shim_pid.is_some() {
         signal_target(&c, Signal::KILL).await?;
         if prev.is_paused() {

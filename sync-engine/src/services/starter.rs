@@ -6,7 +6,7 @@ use super::monitor;
 use crate::engine::Queued;
 use crate::engine::Shared;
 use crate::error::Result;
-use crate::model::{State, now_ns};
+use crate::model::{Container, State, now_ns};
 use crate::support::env;
 use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP, StartReport};
 use quilt_runtime::{cgroup, exitfile, launch, proc};
@@ -53,7 +53,7 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
 }
 
 /// What a successful launch leaves for the daemon.
-struct Launched {
+pub(crate) struct Launched {
     pid: i32,
     shim_pid: i32,
     shim_start_time: u64,
@@ -72,79 +72,71 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     let live = shared.live(id);
     let op = live.lifecycle.lock().await;
     if !shared.store().set_starting(id).await? {
-        return Ok(Outcome::Skipped); // removed, or started by someone else meanwhile
+        // Removed, or started by someone else meanwhile. A warm pool's
+        // container it claimed is not needed any more.
+        shared.pool().discard(shared, id).await;
+        return Ok(Outcome::Skipped);
     }
     let Some(c) = shared.store().get(id).await? else {
+        shared.pool().discard(shared, id).await;
         return Ok(Outcome::Skipped);
     };
     shared.emit(&c, State::Starting, "starting", None, None);
-    if let Err(e) = shared.store().volumes_ensure(&c).await {
+    let c = &c;
+    let failed = |reason: String| async move {
+        monitor::record_failure(shared, c, EXIT_SETUP, &reason)
+            .await
+            .map(|()| Outcome::Failed)
+    };
+    if let Err(e) = shared.store().volumes_ensure(c).await {
         drop(op);
-        return monitor::record_failure(
-            shared,
-            &c,
-            EXIT_SETUP,
-            &format!("recreating its volumes: {e}"),
-        )
-        .await
-        .map(|()| Outcome::Failed);
+        shared.pool().discard(shared, id).await;
+        return failed(format!("recreating its volumes: {e}")).await;
     }
-
-    let config = ContainerConfig {
-        id: c.id.clone(),
-        dir: shared.cfg().container_dir(&c.id),
-        image_rootfs: Default::default(),
-        argv: c.command.clone(),
-        env: env::build(&c, &[]),
-        workdir: c.working_dir.clone(),
-        hostname: c.hostname.clone(),
-        host_network: c.network == crate::model::Network::Host,
-        netns: None,
-        init: c.init,
-        cgroup: shared.cgroup_spec(&c),
-        log_max_bytes: Some(shared.cfg().log_max_bytes),
-        log_max_files: Some(shared.cfg().log_max_files),
-        mounts: crate::api::volumes::runtime_mounts(shared.cfg(), &c.mounts),
-        security: Default::default(),
-        stdio: c.stdio.runtime(),
-        mount_ns: shared.mount_template(),
-    };
-    let config = {
-        let (shared2, c2) = (shared.clone(), c.clone());
-        match tokio::task::spawn_blocking(move || {
-            crate::security::runtime_config(&shared2, &c2)
-                .map(|security| ContainerConfig { security, ..config })
-        })
-        .await?
-        {
-            Ok(config) => config,
-            Err(e) => {
-                drop(op);
-                return monitor::record_failure(shared, &c, EXIT_SETUP, &e.to_string())
-                    .await
-                    .map(|()| Outcome::Failed);
-            }
-        }
-    };
-    let mut config = config;
-    match crate::network::prepare(shared, &c).await {
-        Ok(p) => {
-            config.netns = p.netns;
-            config.mounts.extend(p.mounts);
-        }
+    let config = match runtime_config(shared, c).await {
+        Ok(config) => config,
         Err(e) => {
             drop(op);
-            return monitor::record_failure(shared, &c, EXIT_SETUP, &format!("network: {e}"))
-                .await
-                .map(|()| Outcome::Failed);
+            shared.pool().discard(shared, id).await;
+            return failed(e.to_string()).await;
         }
-    }
-    let images = shared.images().clone();
-    let shim = shared.cfg().shim_path.clone();
-    let image = c.image.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || launch_blocking(&images, &shim, &image, config))
-            .await?;
+    };
+    // A warm pool's container claimed at create: adopted, or (it died, or
+    // is no longer of the container's shape) discarded and started cold.
+    // Its replacement is prepared once this start is over.
+    let member = shared.pool().take(id);
+    let _refill = member.as_ref().map(|_| shared.pool().refill_after());
+    let adopted = match member {
+        Some(member) => match crate::pool::adopt(shared, c, member, config.clone()).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::info!(container = %id, reason = %e, "pooled container not adopted; starting cold");
+                None
+            }
+        },
+        None => None,
+    };
+    let outcome = match adopted {
+        Some(l) => Ok(l),
+        None => {
+            let mut config = config;
+            match crate::network::prepare(shared, c).await {
+                Ok(p) => {
+                    config.netns = p.netns;
+                    config.mounts.extend(p.mounts);
+                }
+                Err(e) => {
+                    drop(op);
+                    return failed(format!("network: {e}")).await;
+                }
+            }
+            let images = shared.images().clone();
+            let shim = shared.cfg().shim_path.clone();
+            let image = c.image.clone();
+            tokio::task::spawn_blocking(move || launch_blocking(&images, &shim, &image, config))
+                .await?
+        }
+    };
 
     match outcome {
         Ok(l) => {
@@ -155,7 +147,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             if let Err(e) = stored {
                 // It runs but is not recorded as running: end it, record why
                 // (best effort), and let the monitor reap the shim.
-                let spec = shared.cgroup_spec(&c);
+                let spec = shared.cgroup_spec(c);
                 if let Ok(Err(ce)) =
                     tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await
                 {
@@ -163,23 +155,54 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
                 }
                 drop(op);
                 let why = format!("could not record the container as running: {e}");
-                if let Err(fe) = monitor::record_failure(shared, &c, EXIT_SETUP, &why).await {
+                if let Err(fe) = monitor::record_failure(shared, c, EXIT_SETUP, &why).await {
                     tracing::warn!(container = %id, error = %fe, "cannot record the failed start");
                 }
                 monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
                 return Err(e);
             }
-            shared.emit(&c, State::Running, "running", None, None);
+            shared.emit(c, State::Running, "running", None, None);
             drop(op);
             monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
             Ok(Outcome::Running)
         }
         Err((code, reason)) => {
             drop(op);
-            monitor::record_failure(shared, &c, code, &reason).await?;
+            monitor::record_failure(shared, c, code, &reason).await?;
             Ok(Outcome::Failed)
         }
     }
+}
+
+/// What the shim is told to run for `c`, but its image root, network
+/// namespace and the network's files (the start path adds them).
+pub(crate) async fn runtime_config(shared: &Arc<Shared>, c: &Container) -> Result<ContainerConfig> {
+    let config = ContainerConfig {
+        id: c.id.clone(),
+        dir: shared.cfg().container_dir(&c.id),
+        image_rootfs: Default::default(),
+        argv: c.command.clone(),
+        env: env::build(c, &[]),
+        workdir: c.working_dir.clone(),
+        hostname: c.hostname.clone(),
+        host_network: c.network == crate::model::Network::Host,
+        netns: None,
+        init: c.init,
+        cgroup: shared.cgroup_spec(c),
+        log_max_bytes: Some(shared.cfg().log_max_bytes),
+        log_max_files: Some(shared.cfg().log_max_files),
+        mounts: crate::api::volumes::runtime_mounts(shared.cfg(), &c.mounts),
+        security: Default::default(),
+        stdio: c.stdio.runtime(),
+        mount_ns: shared.mount_template(),
+        pooled: false,
+    };
+    let (shared2, c2) = (shared.clone(), c.clone());
+    tokio::task::spawn_blocking(move || {
+        crate::security::runtime_config(&shared2, &c2)
+            .map(|security| ContainerConfig { security, ..config })
+    })
+    .await?
 }
 
 /// Prepares the image and runs the shim; Err((exit code, reason)) when the
@@ -196,8 +219,20 @@ fn launch_blocking(
         .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
     exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
     crate::api::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
-    match launch::start(shim, &config).map_err(|e| setup(&e))? {
+    let report = launch::start(shim, &config).map_err(|e| setup(&e))?;
+    launched(report, &config)
+}
+
+/// What a shim's report of a start leaves: the supervisor to watch, or why
+/// the container did not start. Blocking.
+pub(crate) fn launched(
+    report: StartReport,
+    config: &ContainerConfig,
+) -> std::result::Result<Launched, (i32, String)> {
+    let setup = |e: &dyn std::fmt::Display| (EXIT_SETUP, e.to_string());
+    match report {
         StartReport::Failed { exit_code, message } => Err((exit_code, message)),
+        StartReport::Prepared { .. } => Err(setup(&"the shim prepared instead of starting")),
         StartReport::Started {
             shim_pid,
             pid,

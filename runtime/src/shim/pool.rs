@@ -1,0 +1,162 @@
+//! A warm pool's container: its PID 1 is prepared up to the workload's own
+//! settings (namespaces, cgroup, root, mounts, pivot_root, masked paths)
+//! and waits; the shim waits on its stdin for the config of the container
+//! that adopts it, checks that it is of the same shape, applies the
+//! cgroup's limits and hands the config over. PID 1 then sets the
+//! hostname, working directory, user, limits and seccomp filter, and
+//! execs, as a cold start does. The end of the shim's stdin (the daemon
+//! discarded it, or is gone) or PID 1's death ends the pooled container:
+//! the shim removes its cgroup and directory and exits.
+use super::common::*;
+use crate::spec::ContainerConfig;
+use crate::{cgroup, launch};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// The byte PID 1 sends once it is prepared.
+const READY: u8 = b'R';
+/// How much nicer a pooled container's preparation runs than starts do:
+/// filling the pool yields the CPU to the containers being started.
+const PREPARE_NICE: i32 = 10;
+
+/// Lowers the shim's priority (its PID 1 inherits it); returns the one to
+/// restore on adoption.
+pub fn lower_priority() -> Option<i32> {
+    use rustix::process::{getpriority_process, setpriority_process};
+    let orig = getpriority_process(None).ok()?;
+    setpriority_process(None, (orig + PREPARE_NICE).min(19)).ok()?;
+    Some(orig)
+}
+
+/// Gives the shim and its PID 1 their priority back.
+fn restore_priority(orig: Option<i32>, child: Pid) {
+    use rustix::process::{Pid as RPid, setpriority_process};
+    if let Some(orig) = orig {
+        let _ = setpriority_process(None, orig);
+        if let Some(pid) = RPid::from_raw(child.as_raw()) {
+            let _ = setpriority_process(Some(pid), orig);
+        }
+    }
+}
+
+/// The socket between the shim and a pooled PID 1.
+pub fn pair() -> SetupResult<(OwnedFd, OwnedFd)> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(setup("socketpair"))
+}
+
+/// In PID 1: tells the shim it is prepared and waits for the adopting
+/// container's config (the shim closes its end after it).
+pub fn await_adoption(sock: &OwnedFd) -> SetupResult<ContainerConfig> {
+    let mut s = File::from(sock.try_clone().map_err(setup("dup"))?);
+    s.write_all(&[READY]).map_err(setup("telling the shim"))?;
+    let mut body = Vec::new();
+    s.take(launch::MAX_CONFIG as u64)
+        .read_to_end(&mut body)
+        .map_err(setup("reading the adoption"))?;
+    if body.is_empty() {
+        return Err(SetupError::new(EXIT_SETUP, "discarded before adoption"));
+    }
+    serde_json::from_slice(&body).map_err(setup("the adoption's config"))
+}
+
+/// In the shim: whether PID 1 got ready (false: it failed, and said why
+/// on the error pipe).
+pub fn wait_ready(sock: &OwnedFd) -> bool {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(sock, &mut b) {
+            Ok(1) => return b[0] == READY,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return false,
+        }
+    }
+}
+
+/// What ended the wait of a pooled container.
+pub enum Parked {
+    Adopt(Box<ContainerConfig>),
+    /// The daemon closed the shim's stdin, sent something unreadable, or
+    /// PID 1 died.
+    Discard(String),
+}
+
+/// Waits for the adoption frame on stdin, or PID 1's end.
+pub fn park(pidfd: &OwnedFd) -> Parked {
+    let stdin = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(e) => return Parked::Discard(format!("stdin: {e}")),
+    };
+    loop {
+        let mut fds = [
+            PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Parked::Discard(format!("poll: {e}")),
+            Ok(_) => {}
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            return Parked::Discard("its first process ended".into());
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            let mut f = File::from(stdin);
+            return match launch::read_frame(&mut f) {
+                Ok(Some(body)) => match serde_json::from_slice(&body) {
+                    Ok(cfg) => Parked::Adopt(Box::new(cfg)),
+                    Err(e) => Parked::Discard(format!("bad adoption config: {e}")),
+                },
+                Ok(None) => Parked::Discard("discarded".into()),
+                Err(e) => Parked::Discard(format!("reading the adoption: {e}")),
+            };
+        }
+    }
+}
+
+/// Gives back the priority the preparation lowered, applies what the
+/// adopting container sets on the cgroup and hands its config to PID 1.
+pub fn hand_over(
+    pooled: &ContainerConfig,
+    nice: Option<i32>,
+    child: Pid,
+    sock: OwnedFd,
+    new: &ContainerConfig,
+) -> SetupResult<()> {
+    restore_priority(nice, child);
+    if new.cgroup.limits != pooled.cgroup.limits {
+        cgroup::create(&new.cgroup).map_err(setup("setting the cgroup's limits"))?;
+    }
+    let body = serde_json::to_vec(new).map_err(setup("encoding the adoption"))?;
+    File::from(sock)
+        .write_all(&body)
+        .map_err(setup("handing the container over"))
+}
+
+/// Ends a pooled container: PID 1 killed and reaped, its cgroup and
+/// directory removed. The shim then exits.
+pub fn discard(cfg: &ContainerConfig, child: Pid, pidfd: &OwnedFd, why: &str) -> ! {
+    let _ = crate::proc::pidfd_send_signal(pidfd, crate::signal::Signal::KILL);
+    while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(child, None) {}
+    if let Err(e) = cgroup::remove(&cfg.cgroup) {
+        let _ = writeln!(std::io::stderr(), "quilt-shim: removing cgroup: {e}");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "quilt-shim[{}]: pooled container discarded: {why}",
+        std::process::id()
+    );
+    // Its upper layer holds only what the preparation made; no row owns
+    // the directory yet (a row that claimed it starts it cold instead).
+    let _ = std::fs::remove_dir_all(&cfg.dir);
+    std::process::exit(0)
+}

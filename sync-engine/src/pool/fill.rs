@@ -1,0 +1,234 @@
+//! The filler: prepares pooled containers one at a time until every pool
+//! holds its size, woken by claims and resizes (and, after a failure, by a
+//! timer: the next try backs off up to a minute).
+use super::{Member, PoolSpec};
+use crate::engine::Shared;
+use crate::error::{EngineError, Result};
+use crate::model::{Container, CreateSpec, Network, now_ns};
+use crate::support::ids;
+use quilt_network::Kind;
+use quilt_runtime::launch::{self, PrepareOutcome};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What the filler does next.
+enum Next {
+    /// Prepare one for this pool.
+    Fill(PoolSpec),
+    /// Nothing before this instant (a pool waits out its back-off).
+    WaitUntil(Instant),
+    Idle,
+    Closed,
+}
+
+impl super::WarmPool {
+    fn next(&self) -> (Next, Vec<Member>) {
+        let mut inner = self.lock();
+        let dead = std::mem::take(&mut inner.dead);
+        if inner.closed {
+            return (Next::Closed, dead);
+        }
+        let now = Instant::now();
+        let mut wait: Option<Instant> = None;
+        for p in &mut inner.pools {
+            if p.filling || p.ready.len() >= p.spec.size {
+                continue;
+            }
+            match p.retry_at {
+                Some(t) if t > now => {
+                    wait = Some(wait.map_or(t, |w| w.min(t)));
+                }
+                _ => {
+                    p.filling = true;
+                    return (Next::Fill(p.spec.clone()), dead);
+                }
+            }
+        }
+        (wait.map_or(Next::Idle, Next::WaitUntil), dead)
+    }
+
+    /// The end of one preparation for the pool of `spec`.
+    fn filled(
+        &self,
+        spec: &PoolSpec,
+        template: Option<Container>,
+        res: Result<Member>,
+    ) -> Option<Member> {
+        let mut inner = self.lock();
+        let closed = inner.closed;
+        let Some(p) = inner.pools.iter_mut().find(|p| p.spec.same_pool(spec)) else {
+            // Removed meanwhile.
+            return res.ok();
+        };
+        p.filling = false;
+        if template.is_some() {
+            p.template = template;
+        }
+        match res {
+            Ok(m) if !closed && p.ready.len() < p.spec.size => {
+                p.ready.push(m);
+                p.last_error = None;
+                p.retry_at = None;
+                p.failures = 0;
+                None
+            }
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(image = %spec.image, error = %e, "cannot prepare a pooled container");
+                p.last_error = Some(e.to_string());
+                let backoff = FIRST_BACKOFF
+                    .saturating_mul(1 << p.failures.min(6))
+                    .min(MAX_BACKOFF);
+                p.failures = p.failures.saturating_add(1);
+                p.retry_at = Some(Instant::now() + backoff);
+                None
+            }
+        }
+    }
+}
+
+pub(crate) fn spawn(shared: Arc<Shared>) {
+    tokio::spawn(async move {
+        loop {
+            let pool = shared.pool();
+            let (next, dead) = pool.next();
+            for m in dead {
+                m.discard(&shared).await;
+            }
+            match next {
+                Next::Closed => break,
+                Next::Idle => pool.wake.notified().await,
+                Next::WaitUntil(t) => {
+                    let _ = tokio::time::timeout_at(t.into(), pool.wake.notified()).await;
+                }
+                Next::Fill(spec) => {
+                    // Built anew for each: an image tagged again since, or a
+                    // changed default, makes the next ones of the new shape
+                    // (older ones fail the check on adoption and go).
+                    let (template, res) = match build_template(&shared, &spec).await {
+                        Ok(t) => (Some(t.clone()), prepare(&shared, &spec, &t).await),
+                        Err(e) => (None, Err(e)),
+                    };
+                    if let Some(extra) = pool.filled(&spec, template, res) {
+                        extra.discard(&shared).await;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The container `quilt run [--init] [--read-only] IMAGE` makes.
+async fn build_template(shared: &Arc<Shared>, spec: &PoolSpec) -> Result<Container> {
+    let security = crate::model::Security {
+        read_only: spec.read_only,
+        ..Default::default()
+    };
+    let create = CreateSpec {
+        image: spec.image.clone(),
+        command: Vec::new(),
+        entrypoint: None,
+        name: None,
+        env: Vec::new(),
+        working_dir: None,
+        hostname: None,
+        memory_mb: 0,
+        cpus: 0.0,
+        pids_limit: 0,
+        network: Network::None,
+        net: Default::default(),
+        auto_remove: false,
+        labels: Default::default(),
+        start: true,
+        init: spec.init,
+        mounts: Vec::new(),
+        disk_bytes: 0,
+        security,
+        restart: Default::default(),
+        lifetime: Default::default(),
+        stdio: Default::default(),
+    };
+    match crate::api::containers::build(shared, create.clone()).await {
+        // An image without a command: the command is the adopter's anyway.
+        Err(EngineError::InvalidArgument(_)) => {
+            crate::api::containers::build(
+                shared,
+                CreateSpec {
+                    command: vec!["true".into()],
+                    ..create
+                },
+            )
+            .await
+        }
+        r => r,
+    }
+}
+
+/// Prepares one container of `template`'s shape under a new id.
+async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) -> Result<Member> {
+    let id = ids::new_id();
+    let mut c = template.clone();
+    c.id = id.clone();
+    c.name = ids::short(&id).to_owned();
+    c.hostname = c.name.clone();
+    c.created_at_ns = now_ns();
+    let mut config = crate::services::starter::runtime_config(shared, &c).await?;
+    let net = shared.net().clone();
+    let slot = {
+        let (net, id) = (net.clone(), id.clone());
+        tokio::task::spawn_blocking(move || net.take(&id, Kind::Plain)).await??
+    };
+    // A failed preparation leaves nothing: the namespace goes back, the
+    // directory goes (the shim removed the cgroup).
+    let dir = config.dir.clone();
+    let release = |net: Arc<quilt_network::Networking>, id: String| async move {
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = net.release(&id, true);
+            let _ = std::fs::remove_dir_all(&dir);
+        })
+        .await;
+    };
+    config.netns = net.netns_path(&id);
+    match crate::network::hosts_files(shared, &c).await {
+        Ok(mounts) => config.mounts.extend(mounts),
+        Err(e) => {
+            release(net, id).await;
+            return Err(e);
+        }
+    }
+    let images = shared.images().clone();
+    let shim = shared.cfg().shim_path.clone();
+    let image = c.image.clone();
+    let prepared = tokio::task::spawn_blocking(move || -> Result<PrepareOutcome> {
+        config.image_rootfs = images
+            .prepare(&image)
+            .map_err(|e| EngineError::internal("preparing the image", e))?;
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| EngineError::internal(&format!("create {}", config.dir.display()), e))?;
+        launch::prepare(&shim, &config).map_err(|e| EngineError::internal("the supervisor", e))
+    })
+    .await;
+    match prepared {
+        Ok(Ok(PrepareOutcome::Ready(prepared))) => Ok(Member {
+            id,
+            slot,
+            prepared,
+            pool: spec.clone(),
+        }),
+        Ok(Ok(PrepareOutcome::Failed { message, .. })) => {
+            release(net, id).await;
+            Err(EngineError::Internal(message))
+        }
+        Ok(Err(e)) => {
+            release(net, id).await;
+            Err(e)
+        }
+        Err(e) => {
+            release(net, id).await;
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Warm pools (`quiltd --warm-pool IMAGE=N`, `quilt pool set`): containers
+//! prepared ahead (cgroup, namespaces, network namespace, root, mounts) and
+//! waiting before their workload's own settings. A create whose container
+//! is of a pool's shape (see `shape`) claims one: the container takes its
+//! id, so its directory, cgroup and namespace are ready, and the starter
+//! adopts it (see `adopt`): the command, environment, working directory,
+//! hostname, user and limits are the creating call's, applied on
+//! adoption. The filler (see `fill`) prepares more in the background.
+//!
+//! Pooled containers are not rows: they live as long as quiltd holds their
+//! shims' stdin, and their shims end them (and remove their cgroup and
+//! directory) when quiltd lets go or dies.
+mod adopt;
+mod fill;
+mod shape;
+
+pub(crate) use adopt::adopt;
+pub(crate) use fill::spawn;
+
+use crate::engine::Shared;
+use crate::error::{EngineError, Result};
+use crate::model::Container;
+use quilt_runtime::launch::Prepared;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The most containers one pool keeps.
+pub const MAX_POOL_SIZE: usize = 256;
+
+/// What a pool holds: containers of `image` as `quilt run IMAGE` makes them
+/// (no network but loopback, no volumes), with `--init` and `--read-only`
+/// when asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub image: String,
+    pub size: usize,
+    pub init: bool,
+    pub read_only: bool,
+}
+
+impl PoolSpec {
+    /// `IMAGE=N[,init][,read-only]`.
+    pub fn parse(s: &str) -> std::result::Result<PoolSpec, String> {
+        let mut parts = s.split(',');
+        let head = parts.next().unwrap_or_default();
+        let (image, size) = head
+            .rsplit_once('=')
+            .ok_or_else(|| format!("warm pool {s:?}: expected IMAGE=N[,init][,read-only]"))?;
+        let size: usize = size
+            .parse()
+            .map_err(|_| format!("warm pool {s:?}: {size:?} is not a number of containers"))?;
+        let mut spec = PoolSpec {
+            image: image.to_owned(),
+            size,
+            init: false,
+            read_only: false,
+        };
+        for opt in parts {
+            match opt {
+                "init" => spec.init = true,
+                "read-only" => spec.read_only = true,
+                other => {
+                    return Err(format!(
+                        "warm pool {s:?}: unknown option {other:?} (init, read-only)"
+                    ));
+                }
+            }
+        }
+        spec.check().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.image.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "a warm pool needs an image".into(),
+            ));
+        }
+        if self.size > MAX_POOL_SIZE {
+            return Err(EngineError::InvalidArgument(format!(
+                "a warm pool holds at most {MAX_POOL_SIZE} containers, not {}",
+                self.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// The same pool (its size aside).
+    fn same_pool(&self, other: &PoolSpec) -> bool {
+        self.image == other.image && self.init == other.init && self.read_only == other.read_only
+    }
+}
+
+/// A pool as `quilt pool ls` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolStatus {
+    pub spec: PoolSpec,
+    /// Prepared and waiting.
+    pub ready: usize,
+    /// Creates that took one, and creates of its shape that found none.
+    pub hits: u64,
+    pub misses: u64,
+    /// Why the latest preparation failed (cleared by a success).
+    pub last_error: Option<String>,
+}
+
+/// Wakes the filler when dropped (see [`WarmPool::refill_after`]).
+#[derive(Debug)]
+pub(crate) struct RefillAfter<'a>(&'a WarmPool);
+
+impl Drop for RefillAfter<'_> {
+    fn drop(&mut self) {
+        self.0.wake.notify_one();
+    }
+}
+
+/// What a create found in the pools.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// No pool of its shape.
+    NoPool,
+    /// A prepared container, claimed: its id.
+    Hit(String),
+    /// Its pool had none ready.
+    Miss,
+}
+
+/// A prepared container.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub id: String,
+    /// Its network namespace (the pool's slot, taken under its id).
+    pub slot: String,
+    pub prepared: Box<Prepared>,
+    /// The pool it came from.
+    pub pool: PoolSpec,
+}
+
+#[derive(Debug)]
+struct Pool {
+    spec: PoolSpec,
+    /// The container the pool's spec makes (built by the filler, which
+    /// resolves the image): creates are compared with it.
+    template: Option<Container>,
+    ready: Vec<Member>,
+    filling: bool,
+    hits: u64,
+    misses: u64,
+    last_error: Option<String>,
+    /// After a failed preparation: not before this.
+    retry_at: Option<Instant>,
+    failures: u32,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    pools: Vec<Pool>,
+    /// Claimed by a create, waiting for its start.
+    claimed: HashMap<String, Member>,
+    /// Dead or unwanted, for the filler to discard.
+    dead: Vec<Member>,
+    closed: bool,
+}
+
+/// The warm pools (see the module's comment).
+#[derive(Debug, Default)]
+pub(crate) struct WarmPool {
+    inner: Mutex<Inner>,
+    /// Wakes the filler.
+    wake: tokio::sync::Notify,
+}
+
+impl WarmPool {
+    pub fn new(specs: &[PoolSpec]) -> WarmPool {
+        let pool = WarmPool::default();
+        for s in specs {
+            pool.lock().pools.push(Pool::new(s.clone()));
+        }
+        pool
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A prepared container of `c`'s shape, claimed for it.
+    pub fn claim(&self, c: &Container) -> Claim {
+        let mut inner = self.lock();
+        if inner.closed || inner.pools.is_empty() {
+            return Claim::NoPool;
+        }
+        let Inner { pools, claimed, .. } = &mut *inner;
+        let Some(pool) = pools
+            .iter_mut()
+            .find(|p| p.template.as_ref().is_some_and(|t| shape::same(t, c)))
+        else {
+            return Claim::NoPool;
+        };
+        // Claims of containers not started yet hold a pooled container
+        // each: at most the pool's size of them.
+        let waiting = claimed
+            .values()
+            .filter(|m| m.pool.same_pool(&pool.spec))
+            .count();
+        if waiting >= pool.spec.size {
+            pool.misses += 1;
+            return Claim::Miss;
+        }
+        // One whose PID 1 died meanwhile is skipped (its shim cleaned up).
+        let mut dead = Vec::new();
+        let mut found = None;
+        while let Some(mut m) = pool.ready.pop() {
+            if m.prepared.exited() {
+                dead.push(m);
+                continue;
+            }
+            found = Some(m);
+            break;
+        }
+        match &found {
+            Some(_) => pool.hits += 1,
+            None => pool.misses += 1,
+        }
+        let claim = match found {
+            Some(m) => {
+                let id = m.id.clone();
+                claimed.insert(id.clone(), m);
+                Claim::Hit(id)
+            }
+            None => Claim::Miss,
+        };
+        // The filler releases what they held.
+        let wake = !dead.is_empty() || claim == Claim::Miss;
+        inner.dead.append(&mut dead);
+        drop(inner);
+        // A hit's replacement waits for its start (see `started`): the
+        // preparation would take the CPU from it.
+        if wake {
+            self.wake.notify_one();
+        }
+        claim
+    }
+
+    /// Held by the start of a claimed container: once it is over (adopted
+    /// or not, recorded as running or failed), its replacement is prepared.
+    pub fn refill_after(&self) -> RefillAfter<'_> {
+        RefillAfter(self)
+    }
+
+    /// A claim whose create failed: back to its pool.
+    pub fn unclaim(&self, id: &str) {
+        let mut inner = self.lock();
+        let Some(m) = inner.claimed.remove(id) else {
+            return;
+        };
+        let closed = inner.closed;
+        match inner.pools.iter_mut().find(|p| p.spec.same_pool(&m.pool)) {
+            Some(pool) if !closed => pool.ready.push(m),
+            _ => inner.dead.push(m),
+        }
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// The container claimed for `id`, for its start.
+    pub fn take(&self, id: &str) -> Option<Member> {
+        self.lock().claimed.remove(id)
+    }
+
+    /// Ends the container claimed for `id`, if any (its create's row went).
+    pub async fn discard(&self, shared: &Shared, id: &str) {
+        if let Some(m) = self.take(id) {
+            m.discard(shared).await;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sets a pool's size (adding the pool, or removing it with size 0).
+    pub async fn set(&self, shared: &Shared, spec: PoolSpec) -> Result<()> {
+        spec.check()?;
+        let surplus = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Err(EngineError::Unavailable("quiltd is shutting down".into()));
+            }
+            let at = inner.pools.iter().position(|p| p.spec.same_pool(&spec));
+            match at {
+                Some(i) if spec.size == 0 => {
+                    let p = inner.pools.remove(i);
+                    p.ready
+                }
+                Some(i) => {
+                    let p = &mut inner.pools[i];
+                    p.spec.size = spec.size;
+                    p.retry_at = None;
+                    let keep = p.ready.len().min(spec.size);
+                    p.ready.split_off(keep)
+                }
+                None if spec.size == 0 => Vec::new(),
+                None => {
+                    inner.pools.push(Pool::new(spec));
+                    Vec::new()
+                }
+            }
+        };
+        self.wake.notify_one();
+        for m in surplus {
+            m.discard(shared).await;
+        }
+        Ok(())
+    }
+
+    pub fn status(&self) -> Vec<PoolStatus> {
+        self.lock()
+            .pools
+            .iter()
+            .map(|p| PoolStatus {
+                spec: p.spec.clone(),
+                ready: p.ready.len(),
+                hits: p.hits,
+                misses: p.misses,
+                last_error: p.last_error.clone(),
+            })
+            .collect()
+    }
+
+    /// Ends every pooled container (quiltd is stopping).
+    pub async fn shutdown(&self, shared: &Shared) {
+        let members: Vec<Member> = {
+            let mut inner = self.lock();
+            inner.closed = true;
+            let mut all: Vec<Member> = inner.claimed.drain().map(|(_, m)| m).collect();
+            all.append(&mut inner.dead);
+            for p in &mut inner.pools {
+                all.append(&mut p.ready);
+            }
+            all
+        };
+        self.wake.notify_one();
+        for m in members {
+            m.discard(shared).await;
+        }
+    }
+}
+
+impl Pool {
+    fn new(spec: PoolSpec) -> Pool {
+        Pool {
+            spec,
+            template: None,
+            ready: Vec::new(),
+            filling: false,
+            hits: 0,
+            misses: 0,
+            last_error: None,
+            retry_at: None,
+            failures: 0,
+        }
+    }
+}
+
+impl Member {
+    /// Ends the pooled container and gives its network namespace back
+    /// (tainted: its first process ran in it).
+    pub async fn discard(self, shared: &Shared) {
+        let net = shared.net().clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let Member { id, prepared, .. } = self;
+            prepared.discard();
+            if let Err(e) = net.release(&id, true) {
+                tracing::warn!(container = %id, error = %e, "cannot release a pooled container's namespace");
+            }
+        })
+        .await;
+    }
+}

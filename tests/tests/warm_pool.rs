@@ -1,0 +1,202 @@
+//! Warm pools (`quiltd --warm-pool`, `quilt pool`): a run of the pool's
+//! shape adopts a prepared container and gets its own command,
+//! environment, working directory, user, hostname and limits; a run of
+//! another shape never inherits the pool's; the pool refills; a created
+//! container's claim goes with its removal or a copy into it; pooled
+//! containers go with quiltd, even when it is killed.
+
+use std::time::Duration;
+
+use quilt_tests::host::{self, CgroupVersion, cgroup_version, read_trimmed};
+use quilt_tests::{Daemon, retry};
+
+/// (size, ready, hits, misses, last error) of the pool of `image`.
+fn pool(d: &Daemon, image: &str) -> Option<(u64, u64, u64, u64, String)> {
+    let out = d.cli(["pool", "ls", "--format", "json"]).ok();
+    let pools: serde_json::Value = serde_json::from_str(&out).expect("pool ls JSON");
+    pools
+        .as_array()?
+        .iter()
+        .find(|p| p["image"] == image)
+        .map(|p| {
+            (
+                p["size"].as_u64().unwrap_or(0),
+                p["ready"].as_u64().unwrap_or(0),
+                p["hits"].as_u64().unwrap_or(0),
+                p["misses"].as_u64().unwrap_or(0),
+                p["last_error"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
+#[track_caller]
+fn wait_full(d: &Daemon, image: &str) -> (u64, u64, u64, u64, String) {
+    retry(Duration::from_secs(30), || {
+        pool(d, image).filter(|p| p.0 > 0 && p.1 == p.0)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the pool did not fill: {:?}\n{}",
+            pool(d, image),
+            d.log_tail(30)
+        )
+    })
+}
+
+fn hits(d: &Daemon) -> u64 {
+    pool(d, "default").map_or(0, |p| p.2)
+}
+
+#[test]
+fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
+    let d = Daemon::builder()
+        .args(&["--warm-pool", "default=2"])
+        .start();
+    wait_full(&d, "default");
+    let pooled = host::shims_of(&d.root, d.pid());
+    // Two shims, and their waiting first processes.
+    assert_eq!(pooled.len(), 4, "{pooled:?}");
+
+    // The creating call's command, env, workdir, user, hostname and limit.
+    let out = d
+        .cli([
+            "run",
+            "--rm",
+            "-e",
+            "WHO=adopter",
+            "-w",
+            "/work/dir",
+            "-u",
+            "1000:1000",
+            "--hostname",
+            "adopted",
+            "--memory",
+            "64m",
+            "default",
+            "sh",
+            "-c",
+            "echo $WHO $(pwd) $(id -u):$(id -g) $(hostname); grep -c . /etc/hosts",
+        ])
+        .ok();
+    let first = out.lines().next().unwrap_or("");
+    assert_eq!(first, "adopter /work/dir 1000:1000 adopted", "{out}");
+    assert_eq!(hits(&d), 1);
+
+    // Detached: exec, its cgroup and limit, stop, and the refill.
+    let id = d.run_detached(&["--memory", "32m", "default", "sleep", "60"]);
+    assert_eq!(hits(&d), 2);
+    assert_eq!(d.cli(["exec", &id, "echo", "in"]).ok(), "in");
+    let limit = match cgroup_version() {
+        CgroupVersion::V1 => {
+            read_trimmed(&d.cgroup_dir("memory", &id).join("memory.limit_in_bytes"))
+        }
+        CgroupVersion::V2 => read_trimmed(&d.cgroup_dir("", &id).join("memory.max")),
+    };
+    assert_eq!(limit.as_deref(), Some("33554432"));
+    let hostname = d.cli(["exec", &id, "hostname"]).ok();
+    assert_eq!(
+        hostname,
+        &id[..12],
+        "the default hostname is its own short id"
+    );
+    d.cli(["rm", "-f", &id]).ok();
+    wait_full(&d, "default");
+
+    // Another shape: nothing of the pool's is inherited, nothing adopted.
+    let before = hits(&d);
+    let out = d
+        .cli([
+            "run",
+            "--rm",
+            "--read-only",
+            "default",
+            "sh",
+            "-c",
+            "touch /x 2>/dev/null && echo wrote || echo refused",
+        ])
+        .ok();
+    assert_eq!(out, "refused");
+    let caps = d
+        .cli([
+            "run",
+            "--rm",
+            "--cap-drop",
+            "ALL",
+            "default",
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status",
+        ])
+        .ok();
+    assert!(caps.ends_with("0000000000000000"), "{caps}");
+    assert_eq!(hits(&d), before);
+
+    // Created, not started: a copy into it discards its claim (the start
+    // is cold) and the file is there.
+    let id = d
+        .cli(["create", "--no-start", "default", "cat", "/copied"])
+        .ok();
+    let src = d.root.join("copied");
+    std::fs::write(&src, "copied in\n").unwrap();
+    d.cli(["cp", src.to_str().unwrap(), &format!("{id}:/copied")])
+        .ok();
+    d.cli(["start", "-a", &id]).ok();
+    assert_eq!(d.cli(["logs", &id]).ok(), "copied in");
+    d.cli(["rm", &id]).ok();
+
+    // Created and removed without a start: its claim goes.
+    let id = d.cli(["create", "--no-start", "default", "true"]).ok();
+    d.cli(["rm", &id]).ok();
+
+    // The pool removed: every prepared container goes with it.
+    wait_full(&d, "default");
+    d.cli(["pool", "rm", "default"]).ok();
+    assert!(pool(&d, "default").is_none());
+    d.assert_no_leftovers();
+}
+
+#[test]
+fn pooled_containers_go_with_quiltd_and_bad_pools_are_refused() {
+    let mut d = Daemon::builder()
+        .args(&["--warm-pool", "default=2"])
+        .start();
+    wait_full(&d, "default");
+    let shims = host::shims_of(&d.root, d.pid());
+    assert!(!shims.is_empty());
+    // Killed: the pooled supervisors see their stdin close and clean up.
+    d.kill9();
+    for p in &shims {
+        assert!(
+            host::wait_pid_gone(*p, Duration::from_secs(10)),
+            "pooled shim {p} outlived quiltd"
+        );
+    }
+    // Their cgroups, directories and processes; the namespaces' mounts
+    // are the next quiltd's to clean up.
+    let ours = |l: &String| {
+        ["dir:", "cgroup:", "quilt-shim:", "process in our cgroups:"]
+            .iter()
+            .any(|k| l.starts_with(k))
+    };
+    let clean = retry(Duration::from_secs(10), || {
+        (!d.leftovers().iter().any(ours)).then_some(())
+    });
+    assert!(clean.is_some(), "{:?}", d.leftovers());
+
+    d.restart();
+    wait_full(&d, "default");
+    // An image that does not exist: the pool says why it stays empty.
+    d.cli(["pool", "set", "no-such-image", "1"]).ok();
+    let err = retry(Duration::from_secs(20), || {
+        pool(&d, "no-such-image").filter(|p| !p.4.is_empty())
+    })
+    .expect("an error for the missing image");
+    assert_eq!(err.1, 0);
+    // Too large a pool: refused with a reason.
+    let out = d.cli(["pool", "set", "default", "100000"]);
+    out.expect_engine_error();
+    assert!(out.stderr.contains("at most"), "{out:?}");
+    d.cli(["pool", "rm", "no-such-image"]).ok();
+    d.cli(["pool", "rm", "default"]).ok();
+    d.assert_no_leftovers();
+}
