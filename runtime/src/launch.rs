@@ -169,10 +169,10 @@ pub fn start(shim: &Path, config: &ContainerConfig) -> Result<StartReport, Launc
 }
 
 /// A warm pool's container, prepared and waiting for the config of the
-/// container that adopts it. Discarding it (or dropping it: blocking, off
-/// the reactor) closes the shim's stdin: the shim then ends the container,
-/// removes its cgroup and directory, and exits; it is reaped here. Holds
-/// two pipes and the shim's process.
+/// container that adopts it. Discarding or dropping it closes the shim's
+/// stdin: the shim then ends the container, removes its cgroup and
+/// directory, and exits; it is reaped here. Holds two pipes and the shim's
+/// process.
 #[derive(Debug)]
 pub struct Prepared {
     shim: Option<Spawned>,
@@ -180,6 +180,17 @@ pub struct Prepared {
     pub config: ContainerConfig,
     pub shim_pid: i32,
     pub pid: i32,
+}
+
+/// What came of [`Prepared::adopt`].
+#[derive(Debug)]
+pub enum Adoption {
+    /// The config was not handed over; the pooled container is gone and
+    /// nothing of the adopter ran: start it cold.
+    NotSent(LaunchError),
+    /// Handed over: what came of the start, as [`start`] reports it (the
+    /// workload may have run: never start it again).
+    Sent(Result<StartReport, LaunchError>),
 }
 
 /// What came of [`prepare`]: a container in the pool, or why not.
@@ -229,26 +240,35 @@ impl Prepared {
     /// the same shape: see [`ContainerConfig::adoptable_by`]) and waits for
     /// the workload's start, as [`start`] does. A Failed report: the shim
     /// has cleaned up and exited.
-    pub fn adopt(mut self, config: &ContainerConfig) -> Result<StartReport, LaunchError> {
+    pub fn adopt(mut self, config: &ContainerConfig) -> Adoption {
         let mut s = self.shim.take().expect("a prepared shim");
-        let frame = encode(config);
-        s.write_res = match (frame, s.stdin.take()) {
+        let stdin = s.stdin.take();
+        let sent = match (encode(config), stdin) {
             // Closed right after: the shim reads no more.
-            (Ok(frame), Some(mut w)) => w.write_all(&frame),
-            (Err(e), _) => {
-                // Not sent: the pooled container is discarded.
-                let _ = s.child.wait();
-                return Err(e);
+            (Ok(frame), Some(mut w)) => w
+                .write_all(&frame)
+                .map_err(|e| LaunchError::Protocol(format!("handing the config over: {e}"))),
+            (Ok(_), None) => Err(LaunchError::Protocol("no stdin".into())),
+            (Err(e), stdin) => {
+                drop(stdin);
+                Err(e)
             }
-            (_, None) => Err(std::io::ErrorKind::BrokenPipe.into()),
         };
-        let report = s.report()?;
-        s.finish(report)
+        if let Err(e) = sent {
+            // Not handed over: the pooled container goes.
+            let _ = s.child.wait();
+            return Adoption::NotSent(e);
+        }
+        Adoption::Sent(s.report().and_then(|report| s.finish(report)))
     }
 
     /// Ends the pooled container and waits until its shim has cleaned up.
-    pub fn discard(self) {
-        drop(self);
+    /// Blocking.
+    pub fn discard(mut self) {
+        if let Some(mut s) = self.shim.take() {
+            drop(s.stdin.take());
+            let _ = s.child.wait();
+        }
     }
 
     /// Whether the shim has exited (a pooled container that died).
@@ -261,10 +281,18 @@ impl Prepared {
 }
 
 impl Drop for Prepared {
+    /// Never blocks (it may run on an async runtime): the shim's stdin is
+    /// closed and a thread reaps it once it has cleaned up.
     fn drop(&mut self) {
         if let Some(mut s) = self.shim.take() {
             drop(s.stdin.take());
-            let _ = s.child.wait();
+            if matches!(s.child.try_wait(), Ok(None)) {
+                let _ = std::thread::Builder::new()
+                    .name("reap-pooled".into())
+                    .spawn(move || {
+                        let _ = s.child.wait();
+                    });
+            }
         }
     }
 }

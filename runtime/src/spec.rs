@@ -105,8 +105,9 @@ pub struct ContainerConfig {
 impl ContainerConfig {
     /// What a pooled container has fixed before it is adopted: everything
     /// but the workload's command, environment, working directory, hostname
-    /// and user, the cgroup's limits and the log's caps (all applied on
-    /// adoption). Two configs of the same shape differ in nothing else.
+    /// and user, and the cgroup's limits (a pooled container is prepared
+    /// without any; all applied on adoption). Two configs of the same shape
+    /// differ in nothing else.
     pub fn pool_shape(&self) -> ContainerConfig {
         let mut s = self.clone();
         s.argv.clear();
@@ -115,8 +116,6 @@ impl ContainerConfig {
         s.hostname.clear();
         s.security.user = None;
         s.cgroup.limits = Limits::default();
-        s.log_max_bytes = None;
-        s.log_max_files = None;
         s.pooled = false;
         s
     }

@@ -798,6 +798,29 @@ fn start_latency() {
     }
     report("launch::start(/bin/true)", times);
 
+    // A warm pool's container: from the adoption's config to Started.
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let mut cfg = env.config(&[], Limits::default());
+        let p = match launch::prepare(Path::new(SHIM), &cfg).unwrap() {
+            launch::PrepareOutcome::Ready(p) => p,
+            launch::PrepareOutcome::Failed { message, .. } => panic!("{message}"),
+        };
+        cfg.argv = vec!["true".into()];
+        let t0 = Instant::now();
+        let launch::Adoption::Sent(r) = p.adopt(&cfg) else {
+            panic!("not handed over");
+        };
+        let r = r.unwrap();
+        times.push(t0.elapsed());
+        let StartReport::Started { shim_pid, .. } = r else {
+            panic!("{r:?}");
+        };
+        assert!(wait_exit(shim_pid, Duration::from_secs(10)));
+        cgroup::remove(&cfg.cgroup).unwrap();
+    }
+    report("Prepared::adopt(/bin/true)", times);
+
     let cfg = env.config(
         &["sleep", "100"],
         Limits {
@@ -1412,7 +1435,10 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     adopting.workdir = "/work/here".into();
     adopting.security.user = Some("65534".into());
     adopting.cgroup.limits.memory_bytes = Some(64 << 20);
-    let report = p.adopt(&adopting).unwrap();
+    let launch::Adoption::Sent(report) = p.adopt(&adopting) else {
+        panic!("not handed over");
+    };
+    let report = report.unwrap();
     let StartReport::Started { shim_pid, .. } = report else {
         panic!("expected Started, got {report:?}");
     };
@@ -1445,7 +1471,10 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     let mut other = pooled.clone();
     other.argv = vec!["true".into()];
     other.security.read_only_rootfs = true;
-    match p.adopt(&other).unwrap() {
+    let launch::Adoption::Sent(report) = p.adopt(&other) else {
+        panic!("not handed over");
+    };
+    match report.unwrap() {
         StartReport::Failed { exit_code, message } => {
             assert_eq!(exit_code, EXIT_SETUP);
             assert!(message.contains("shape"), "{message}");

@@ -102,6 +102,17 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
     d.cli(["rm", "-f", &id]).ok();
     wait_full(&d, "default");
 
+    // No limit asked for (quiltd has a default pids limit): none inherited
+    // from the pooled container.
+    let id = d.run_detached(&["--pids-limit", "-1", "default", "sleep", "60"]);
+    let pids = match cgroup_version() {
+        CgroupVersion::V1 => read_trimmed(&d.cgroup_dir("pids", &id).join("pids.max")),
+        CgroupVersion::V2 => read_trimmed(&d.cgroup_dir("", &id).join("pids.max")),
+    };
+    assert_eq!(pids.as_deref(), Some("max"));
+    d.cli(["rm", "-f", &id]).ok();
+    wait_full(&d, "default");
+
     // Another shape: nothing of the pool's is inherited, nothing adopted.
     let before = hits(&d);
     let out = d

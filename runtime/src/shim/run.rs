@@ -173,6 +173,14 @@ fn start(
             "a pooled container has no user namespace",
         ));
     }
+    // Its adopter's limits are written on adoption; one it does not set
+    // must then be unlimited, as it is on a cgroup made without limits.
+    if cfg.pooled && cfg.cgroup.limits != crate::spec::Limits::default() {
+        return Err(SetupError::new(
+            EXIT_SETUP,
+            "a pooled container is prepared without limits",
+        ));
+    }
 
     *cgroup_created = true;
     cgroup::create(&cfg.cgroup).map_err(setup("creating cgroup"))?;

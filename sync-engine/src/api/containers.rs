@@ -65,7 +65,7 @@ impl Engine {
         let pooled = match shared.pool().claim(&c) {
             Claim::Hit(id) => {
                 shared.metrics().pool_claim(true);
-                Some(id)
+                Some(shared.pool().hold(id))
             }
             Claim::Miss => {
                 shared.metrics().pool_claim(false);
@@ -73,8 +73,9 @@ impl Engine {
             }
             Claim::NoPool => None,
         };
-        if let Some(id) = &pooled {
-            c.id = id.clone();
+        if let Some(held) = &pooled {
+            let id = held.id();
+            c.id = id.to_owned();
             if default_name {
                 c.name = ids::short(id).to_owned();
             }
@@ -86,15 +87,11 @@ impl Engine {
             .store()
             .insert_full(&c, Some(&shared.cfg().userns_ids))
             .await;
-        (c.id_range, c.net) = match inserted {
-            Ok(v) => v,
-            Err(e) => {
-                if let Some(id) = pooled {
-                    shared.pool().unclaim(&id);
-                }
-                return Err(e);
-            }
-        };
+        // Dropped on an error (or a cancelled call), the claim goes back.
+        (c.id_range, c.net) = inserted?;
+        if let Some(held) = pooled {
+            held.keep();
+        }
         // Its names resolve on its network from now on (before any start).
         crate::network::dns::insert(shared, &c);
         shared.emit(&c, State::Created, "created", None, None);

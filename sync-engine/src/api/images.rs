@@ -328,6 +328,8 @@ impl Engine {
 
     /// Deletes the files of removed images and layers (their rows are gone).
     async fn remove_files(&self, ids: Vec<String>, layers: Vec<(String, u64)>) -> Result<()> {
+        // Warm pools' waiting containers use these files as their root.
+        self.shared.pool().discard_images(&self.shared, &ids).await;
         let images = self.shared.images().clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             for id in &ids {

@@ -8,18 +8,24 @@ use crate::engine::Shared;
 use crate::model::Container;
 use crate::services::starter::{Launched, launched};
 use quilt_runtime::exitfile;
-use quilt_runtime::spec::ContainerConfig;
+use quilt_runtime::launch::Adoption;
+use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP};
 use std::sync::Arc;
 
+/// What a cold start leaves, or why the container did not start.
+type Started = std::result::Result<Launched, (i32, String)>;
+
 /// Adopts `member` for `c` (`config`: what a cold start would run, before
-/// its network). Err: why not; the pooled container is gone then and the
-/// caller starts `c` cold.
+/// its network). Ok: the config was handed over and this is how the start
+/// ended (never to be tried again: the workload may have run). Err: why it
+/// was not handed over; the pooled container is gone and the caller starts
+/// `c` cold.
 pub(crate) async fn adopt(
     shared: &Arc<Shared>,
     c: &Container,
     member: Member,
     mut config: ContainerConfig,
-) -> Result<Launched, String> {
+) -> Result<Started, String> {
     let prepared = async {
         config.netns = shared.net().netns_path(&c.id);
         if config.netns.is_none() {
@@ -45,14 +51,25 @@ pub(crate) async fn adopt(
     let images = shared.images().clone();
     let image = c.image.clone();
     tokio::task::spawn_blocking(move || {
-        config.image_rootfs = images.prepare(&image).map_err(|e| e.to_string())?;
-        if !member.prepared.config.adoptable_by(&config) {
+        let discard = |member: Member, why: String| {
             member.prepared.discard();
-            return Err("not of the pooled shape".to_string());
+            Err(why)
+        };
+        config.image_rootfs = match images.prepare(&image) {
+            Ok(p) => p,
+            Err(e) => return discard(member, e.to_string()),
+        };
+        if !member.prepared.config.adoptable_by(&config) {
+            return discard(member, "not of the pooled shape".into());
         }
-        exitfile::clear(&config.dir).map_err(|e| e.to_string())?;
-        let report = member.prepared.adopt(&config).map_err(|e| e.to_string())?;
-        launched(report, &config).map_err(|(_, reason)| reason)
+        if let Err(e) = exitfile::clear(&config.dir) {
+            return discard(member, e.to_string());
+        }
+        match member.prepared.adopt(&config) {
+            Adoption::NotSent(e) => Err(e.to_string()),
+            Adoption::Sent(Ok(report)) => Ok(launched(report, &config)),
+            Adoption::Sent(Err(e)) => Ok(Err((EXIT_SETUP, e.to_string()))),
+        }
     })
     .await
     .map_err(|e| e.to_string())?

@@ -1,6 +1,8 @@
 //! The filler: prepares pooled containers one at a time until every pool
-//! holds its size, woken by claims and resizes (and, after a failure, by a
-//! timer: the next try backs off up to a minute).
+//! holds its size, woken by starts of claimed containers, misses, resizes,
+//! waiting containers whose shim exited (a pidfd each), and creates that
+//! matched no pool (templates built again); after a failure, by a timer
+//! (the next try backs off up to a minute).
 use super::{Member, PoolSpec};
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
@@ -16,6 +18,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What the filler does next.
 enum Next {
+    /// Build the pools' templates again.
+    Recheck(Vec<PoolSpec>),
     /// Prepare one for this pool.
     Fill(PoolSpec),
     /// Nothing before this instant (a pool waits out its back-off).
@@ -27,9 +31,24 @@ enum Next {
 impl super::WarmPool {
     fn next(&self) -> (Next, Vec<Member>) {
         let mut inner = self.lock();
-        let dead = std::mem::take(&mut inner.dead);
+        let mut dead = std::mem::take(&mut inner.dead);
         if inner.closed {
             return (Next::Closed, dead);
+        }
+        // Waiting ones whose shim exited (their PID 1 died).
+        for p in &mut inner.pools {
+            let mut alive = Vec::with_capacity(p.ready.len());
+            for mut m in p.ready.drain(..) {
+                match m.prepared.exited() {
+                    true => dead.push(m),
+                    false => alive.push(m),
+                }
+            }
+            p.ready = alive;
+        }
+        if std::mem::take(&mut inner.recheck) {
+            let specs = inner.pools.iter().map(|p| p.spec.clone()).collect();
+            return (Next::Recheck(specs), dead);
         }
         let now = Instant::now();
         let mut wait: Option<Instant> = None;
@@ -48,6 +67,24 @@ impl super::WarmPool {
             }
         }
         (wait.map_or(Next::Idle, Next::WaitUntil), dead)
+    }
+
+    /// A template built again: when it differs, the waiting containers of
+    /// the old one go (returned).
+    fn retemplate(&self, spec: &PoolSpec, template: Container) -> Vec<Member> {
+        let mut inner = self.lock();
+        let Some(p) = inner.pools.iter_mut().find(|p| p.spec.same_pool(spec)) else {
+            return Vec::new();
+        };
+        let stale = p
+            .template
+            .as_ref()
+            .is_some_and(|t| !super::shape::same(t, &template));
+        p.template = Some(template);
+        match stale {
+            true => std::mem::take(&mut p.ready),
+            false => Vec::new(),
+        }
     }
 
     /// The end of one preparation for the pool of `spec`.
@@ -91,7 +128,8 @@ impl super::WarmPool {
 }
 
 pub(crate) fn spawn(shared: Arc<Shared>) {
-    tokio::spawn(async move {
+    let pool = shared.clone();
+    let handle = tokio::spawn(async move {
         loop {
             let pool = shared.pool();
             let (next, dead) = pool.next();
@@ -103,6 +141,15 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
                 Next::Idle => pool.wake.notified().await,
                 Next::WaitUntil(t) => {
                     let _ = tokio::time::timeout_at(t.into(), pool.wake.notified()).await;
+                }
+                Next::Recheck(specs) => {
+                    for spec in specs {
+                        if let Ok(t) = build_template(&shared, &spec).await {
+                            for m in pool.retemplate(&spec, t) {
+                                m.discard(&shared).await;
+                            }
+                        }
+                    }
                 }
                 Next::Fill(spec) => {
                     // Built anew for each: an image tagged again since, or a
@@ -119,6 +166,7 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
             }
         }
     });
+    *pool.pool().filler.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
 }
 
 /// The container `quilt run [--init] [--read-only] IMAGE` makes.
@@ -176,6 +224,8 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
     c.hostname = c.name.clone();
     c.created_at_ns = now_ns();
     let mut config = crate::services::starter::runtime_config(shared, &c).await?;
+    // Prepared without limits: the adopter's are written on adoption.
+    config.cgroup.limits = Default::default();
     let net = shared.net().clone();
     let slot = {
         let (net, id) = (net.clone(), id.clone());
@@ -212,12 +262,17 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
     })
     .await;
     match prepared {
-        Ok(Ok(PrepareOutcome::Ready(prepared))) => Ok(Member {
-            id,
-            slot,
-            prepared,
-            pool: spec.clone(),
-        }),
+        Ok(Ok(PrepareOutcome::Ready(prepared))) => {
+            let watch = watch_exit(shared, prepared.shim_pid);
+            Ok(Member {
+                id,
+                slot,
+                prepared,
+                pool: spec.clone(),
+                image: c.image.clone(),
+                watch,
+            })
+        }
         Ok(Ok(PrepareOutcome::Failed { message, .. })) => {
             release(net, id).await;
             Err(EngineError::Internal(message))
@@ -231,4 +286,18 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
             Err(e.into())
         }
     }
+}
+
+/// Wakes the filler when the waiting container's shim exits (its pidfd
+/// turns readable). None if it cannot be watched: it is then found dead
+/// when claimed.
+fn watch_exit(shared: &Arc<Shared>, shim_pid: i32) -> Option<tokio::task::AbortHandle> {
+    let fd = quilt_runtime::proc::pidfd_open(shim_pid).ok()?;
+    let shared = shared.clone();
+    let task = tokio::spawn(async move {
+        if quilt_runtime::pidfd_exited(fd).await.is_ok() {
+            shared.pool().wake.notify_one();
+        }
+    });
+    Some(task.abort_handle())
 }

@@ -126,6 +126,35 @@ pub(crate) enum Claim {
     Miss,
 }
 
+/// A claim held by a create until its row is committed: dropped before
+/// (the insert failed, or the call was cancelled), the container goes back
+/// to its pool.
+#[derive(Debug)]
+pub(crate) struct Held<'a> {
+    pool: &'a WarmPool,
+    id: String,
+    kept: bool,
+}
+
+impl Held<'_> {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The row is committed: the claim waits for its start.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.pool.unclaim(&self.id);
+        }
+    }
+}
+
 /// A prepared container.
 #[derive(Debug)]
 pub(crate) struct Member {
@@ -133,8 +162,21 @@ pub(crate) struct Member {
     /// Its network namespace (the pool's slot, taken under its id).
     pub slot: String,
     pub prepared: Box<Prepared>,
-    /// The pool it came from.
+    /// The pool it came from, and the image (id) it was prepared from.
     pub pool: PoolSpec,
+    pub image: String,
+    /// Wakes the filler when its shim exits while it waits (stopped once
+    /// claimed: quiltd keeps no descriptor per running container but the
+    /// supervisor's).
+    pub watch: Option<tokio::task::AbortHandle>,
+}
+
+impl Member {
+    fn unwatch(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.abort();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -161,7 +203,14 @@ struct Inner {
     /// Dead or unwanted, for the filler to discard.
     dead: Vec<Member>,
     closed: bool,
+    /// A create matched no pool: the filler builds the templates again (an
+    /// image tagged anew, a default changed), at most once a second.
+    recheck: bool,
+    last_recheck: Option<Instant>,
 }
+
+/// The most pools one quiltd keeps.
+pub const MAX_POOLS: usize = 16;
 
 /// The warm pools (see the module's comment).
 #[derive(Debug, Default)]
@@ -169,12 +218,14 @@ pub(crate) struct WarmPool {
     inner: Mutex<Inner>,
     /// Wakes the filler.
     wake: tokio::sync::Notify,
+    /// The filler, awaited at shutdown.
+    filler: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl WarmPool {
     pub fn new(specs: &[PoolSpec]) -> WarmPool {
         let pool = WarmPool::default();
-        for s in specs {
+        for s in specs.iter().take(MAX_POOLS) {
             pool.lock().pools.push(Pool::new(s.clone()));
         }
         pool
@@ -195,6 +246,15 @@ impl WarmPool {
             .iter_mut()
             .find(|p| p.template.as_ref().is_some_and(|t| shape::same(t, c)))
         else {
+            let due = inner
+                .last_recheck
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+            if due && !inner.recheck {
+                inner.recheck = true;
+                inner.last_recheck = Some(Instant::now());
+                drop(inner);
+                self.wake.notify_one();
+            }
             return Claim::NoPool;
         };
         // Claims of containers not started yet hold a pooled container
@@ -223,7 +283,8 @@ impl WarmPool {
             None => pool.misses += 1,
         }
         let claim = match found {
-            Some(m) => {
+            Some(mut m) => {
+                m.unwatch();
                 let id = m.id.clone();
                 claimed.insert(id.clone(), m);
                 Claim::Hit(id)
@@ -234,12 +295,21 @@ impl WarmPool {
         let wake = !dead.is_empty() || claim == Claim::Miss;
         inner.dead.append(&mut dead);
         drop(inner);
-        // A hit's replacement waits for its start (see `started`): the
+        // A hit's replacement waits for its start (see `refill_after`): the
         // preparation would take the CPU from it.
         if wake {
             self.wake.notify_one();
         }
         claim
+    }
+
+    /// Holds the claim of `id` until the create's row is committed.
+    pub fn hold(&self, id: String) -> Held<'_> {
+        Held {
+            pool: self,
+            id,
+            kept: false,
+        }
     }
 
     /// Held by the start of a claimed container: once it is over (adopted
@@ -248,15 +318,15 @@ impl WarmPool {
         RefillAfter(self)
     }
 
-    /// A claim whose create failed: back to its pool.
-    pub fn unclaim(&self, id: &str) {
+    /// A claim whose create failed: back to its pool (if it still has room).
+    fn unclaim(&self, id: &str) {
         let mut inner = self.lock();
         let Some(m) = inner.claimed.remove(id) else {
             return;
         };
         let closed = inner.closed;
         match inner.pools.iter_mut().find(|p| p.spec.same_pool(&m.pool)) {
-            Some(pool) if !closed => pool.ready.push(m),
+            Some(pool) if !closed && pool.ready.len() < pool.spec.size => pool.ready.push(m),
             _ => inner.dead.push(m),
         }
         drop(inner);
@@ -274,6 +344,32 @@ impl WarmPool {
             m.discard(shared).await;
             self.wake.notify_one();
         }
+    }
+
+    /// Ends the waiting containers prepared from these images (they are
+    /// being removed) and forgets the templates made from them.
+    pub async fn discard_images(&self, shared: &Shared, images: &[String]) {
+        let gone: Vec<Member> = {
+            let mut inner = self.lock();
+            let mut gone = Vec::new();
+            for p in &mut inner.pools {
+                if p.template
+                    .as_ref()
+                    .is_some_and(|t| images.contains(&t.image))
+                {
+                    p.template = None;
+                }
+                let (drop_these, keep): (Vec<Member>, Vec<Member>) =
+                    p.ready.drain(..).partition(|m| images.contains(&m.image));
+                p.ready = keep;
+                gone.extend(drop_these);
+            }
+            gone
+        };
+        for m in gone {
+            m.discard(shared).await;
+        }
+        self.wake.notify_one();
     }
 
     /// Sets a pool's size (adding the pool, or removing it with size 0).
@@ -298,6 +394,11 @@ impl WarmPool {
                     p.ready.split_off(keep)
                 }
                 None if spec.size == 0 => Vec::new(),
+                None if inner.pools.len() >= MAX_POOLS => {
+                    return Err(EngineError::ResourceExhausted(format!(
+                        "quiltd keeps at most {MAX_POOLS} warm pools: remove one first"
+                    )));
+                }
                 None => {
                     inner.pools.push(Pool::new(spec));
                     Vec::new()
@@ -325,11 +426,17 @@ impl WarmPool {
             .collect()
     }
 
-    /// Ends every pooled container (quiltd is stopping).
+    /// Ends every pooled container (quiltd is stopping), once the filler
+    /// has finished what it was preparing.
     pub async fn shutdown(&self, shared: &Shared) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+        let filler = self.filler.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(f) = filler {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), f).await;
+        }
         let members: Vec<Member> = {
             let mut inner = self.lock();
-            inner.closed = true;
             let mut all: Vec<Member> = inner.claimed.drain().map(|(_, m)| m).collect();
             all.append(&mut inner.dead);
             for p in &mut inner.pools {
@@ -337,7 +444,6 @@ impl WarmPool {
             }
             all
         };
-        self.wake.notify_one();
         for m in members {
             m.discard(shared).await;
         }
@@ -363,7 +469,8 @@ impl Pool {
 impl Member {
     /// Ends the pooled container and gives its network namespace back
     /// (tainted: its first process ran in it).
-    pub async fn discard(self, shared: &Shared) {
+    pub async fn discard(mut self, shared: &Shared) {
+        self.unwatch();
         let net = shared.net().clone();
         let _ = tokio::task::spawn_blocking(move || {
             let Member { id, prepared, .. } = self;

@@ -108,7 +108,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     let _refill = member.as_ref().map(|_| shared.pool().refill_after());
     let adopted = match member {
         Some(member) => match crate::pool::adopt(shared, c, member, config.clone()).await {
-            Ok(l) => Some(l),
+            Ok(outcome) => Some(outcome),
             Err(e) => {
                 tracing::info!(container = %id, reason = %e, "pooled container not adopted; starting cold");
                 None
@@ -117,7 +117,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
         None => None,
     };
     let outcome = match adopted {
-        Some(l) => Ok(l),
+        Some(outcome) => outcome,
         None => {
             let mut config = config;
             match crate::network::prepare(shared, c).await {
