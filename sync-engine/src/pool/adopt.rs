@@ -31,15 +31,19 @@ pub(crate) async fn adopt(
         if config.netns.is_none() {
             return Err("its network namespace is gone".to_string());
         }
-        shared
-            .store()
-            .slot_set(&c.id, &member.slot)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mounts = crate::network::hosts_files(shared, c)
-            .await
-            .map_err(|e| e.to_string())?;
-        config.mounts.extend(mounts);
+        // Its files say its name and hostname: written again only when the
+        // creating call chose others than the pooled container's (its own
+        // short id, as the defaults are).
+        let same_names = c.name == member.name && c.hostname == member.hostname;
+        let files = async {
+            match same_names {
+                true => Ok(member.net_files.clone()),
+                false => crate::network::hosts_files(shared, c).await,
+            }
+        };
+        let (recorded, files) = tokio::join!(shared.store().slot_set(&c.id, &member.slot), files);
+        recorded.map_err(|e| e.to_string())?;
+        config.mounts.extend(files.map_err(|e| e.to_string())?);
         Ok(())
     }
     .await;

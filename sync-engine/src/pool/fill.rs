@@ -242,13 +242,14 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
         .await;
     };
     config.netns = net.netns_path(&id);
-    match crate::network::hosts_files(shared, &c).await {
-        Ok(mounts) => config.mounts.extend(mounts),
+    let net_files = match crate::network::hosts_files(shared, &c).await {
+        Ok(mounts) => mounts,
         Err(e) => {
             release(net, id).await;
             return Err(e);
         }
-    }
+    };
+    config.mounts.extend(net_files.iter().cloned());
     let images = shared.images().clone();
     let shim = shared.cfg().shim_path.clone();
     let image = c.image.clone();
@@ -270,6 +271,9 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
                 prepared,
                 pool: spec.clone(),
                 image: c.image.clone(),
+                name: c.name.clone(),
+                hostname: c.hostname.clone(),
+                net_files,
                 watch,
             })
         }

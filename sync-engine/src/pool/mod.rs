@@ -165,6 +165,11 @@ pub(crate) struct Member {
     /// The pool it came from, and the image (id) it was prepared from.
     pub pool: PoolSpec,
     pub image: String,
+    /// The name and hostname its network files were written with, and
+    /// their mounts.
+    pub name: String,
+    pub hostname: String,
+    pub net_files: Vec<quilt_runtime::mounts::MountConfig>,
     /// Wakes the filler when its shim exits while it waits (stopped once
     /// claimed: quiltd keeps no descriptor per running container but the
     /// supervisor's).
