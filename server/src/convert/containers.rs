@@ -6,7 +6,7 @@ use quilt_sync_engine::model::{
     DeviceMapping, IdleAction, Lifetime, RestartPolicy, Seccomp, Security, Ulimit, UsernsMode,
 };
 use quilt_sync_engine::{
-    Container, CreateSpec, Event, EventFilter, ExitInfo, LogLine, LogStream, MountSource,
+    Container, CreateSpec, Event, EventFilter, ExitInfo, ListView, LogLine, LogStream, MountSource,
     MountSpec, State, WaitResult,
 };
 use tonic::Status;
@@ -55,12 +55,19 @@ pub fn exit_status(
 }
 
 pub fn container(c: &Container) -> pb::Container {
+    container_in(c, ListView::Full)
+}
+
+/// `c` as a view shows it: the summary leaves out its env, mounts and
+/// security.
+pub fn container_in(c: &Container, view: ListView) -> pb::Container {
+    let full = view == ListView::Full;
     pb::Container {
         id: c.id.clone(),
         name: c.name.clone(),
         image: c.image.clone(),
         command: c.command.clone(),
-        env: c.env.clone(),
+        env: if full { c.env.clone() } else { Vec::new() },
         working_dir: c.working_dir.clone(),
         hostname: c.hostname.clone(),
         resources: Some(pb::Resources {
@@ -87,8 +94,11 @@ pub fn container(c: &Container) -> pb::Container {
         finished_at: c.finished_at_ns.map(ts),
         failure_reason: c.failure_reason.clone().unwrap_or_default(),
         init: c.init,
-        mounts: c.mounts.iter().map(mount).collect(),
-        security: Some(security(&c.security)),
+        mounts: match full {
+            true => c.mounts.iter().map(mount).collect(),
+            false => Vec::new(),
+        },
+        security: full.then(|| security(&c.security)),
         restart: Some(pb::RestartPolicy {
             name: c.restart.name().to_owned(),
             max_retries: c.restart.max(),

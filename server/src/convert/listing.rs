@@ -4,7 +4,7 @@
 //! digest of the filters it was issued for, the last container's creation
 //! time and id, and a check sum; anything else, or a token used with other
 //! filters, is INVALID_ARGUMENT.
-use super::containers::{container, state_from};
+use super::containers::{container_in, state_from};
 use super::non_empty;
 use prost::Message;
 use quilt_proto::v1 as pb;
@@ -160,10 +160,7 @@ pub fn list_response(
     let mut cut = false;
     let mut last = None;
     for c in &page.containers {
-        let mut wire = container(c);
-        if view == ListView::Summary {
-            wire.security = None;
-        }
+        let wire = container_in(c, view);
         // The field's tag and length prefix, at most 6 bytes.
         let size = wire.encoded_len() + 6;
         if !containers.is_empty() && bytes + size > PAGE_BYTES {

@@ -109,8 +109,8 @@ pub struct ListFilter {
 pub enum ListView {
     #[default]
     Full,
-    /// Without env, mounts and security (left empty), nor the supervisor's
-    /// pid and start time.
+    /// Without env, mounts and security, nor the supervisor's pid and
+    /// start time (left out by whoever sends the page).
     Summary,
 }
 
@@ -145,10 +145,13 @@ pub struct ListQuery {
     pub max_bytes: usize,
 }
 
-/// A page of containers, and whether more match after it.
+/// A page of containers, and whether more match after it. The containers
+/// are the store's own entries, shared, not copied: in the summary view
+/// they still hold env, mounts, security and the supervisor's pid, and the
+/// caller leaves those out of what it sends (see `ListView::Summary`).
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
-    pub containers: Vec<Container>,
+    pub containers: Vec<std::sync::Arc<Container>>,
     pub more: bool,
 }
 

@@ -109,14 +109,10 @@ impl Store {
                 total = total.saturating_add(weight(c, q.view));
                 total <= q.max_bytes
             });
-        let containers = entries
-            .iter()
-            .map(|c| match q.view {
-                ListView::Full => Container::clone(c),
-                ListView::Summary => summary(c),
-            })
-            .collect();
-        Ok(ListPage { containers, more })
+        Ok(ListPage {
+            containers: entries,
+            more,
+        })
     }
 }
 
@@ -139,44 +135,4 @@ fn weight(c: &Container, view: ListView) -> usize {
         w += strings(&c.env) + 128 * c.mounts.len() + 512;
     }
     w
-}
-
-/// The summary view of a container: no env, mounts, security nor supervisor.
-fn summary(c: &Container) -> Container {
-    Container {
-        id: c.id.clone(),
-        name: c.name.clone(),
-        image: c.image.clone(),
-        command: c.command.clone(),
-        env: Vec::new(),
-        working_dir: c.working_dir.clone(),
-        hostname: c.hostname.clone(),
-        memory_mb: c.memory_mb,
-        cpus: c.cpus,
-        pids_limit: c.pids_limit,
-        network: c.network,
-        net: c.net.clone(),
-        auto_remove: c.auto_remove,
-        autostart: c.autostart,
-        init: c.init,
-        labels: c.labels.clone(),
-        state: c.state,
-        pid: c.pid,
-        shim_pid: None,
-        shim_start_time: None,
-        exit: c.exit.clone(),
-        failure_reason: c.failure_reason.clone(),
-        created_at_ns: c.created_at_ns,
-        started_at_ns: c.started_at_ns,
-        finished_at_ns: c.finished_at_ns,
-        mounts: Vec::new(),
-        disk_bytes: c.disk_bytes,
-        security: Default::default(),
-        id_range: c.id_range,
-        restart: c.restart,
-        restart_count: c.restart_count,
-        manual_stop: c.manual_stop,
-        lifetime: c.lifetime,
-        stdio: c.stdio,
-    }
 }
