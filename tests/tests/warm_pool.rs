@@ -211,3 +211,101 @@ fn pooled_containers_go_with_quiltd_and_bad_pools_are_refused() {
     d.cli(["pool", "rm", "default"]).ok();
     d.assert_no_leftovers();
 }
+
+/// A rootfs tarball: busybox's shell and `cat`, and /marker saying `text`.
+fn rootfs_tar(text: &str) -> Vec<u8> {
+    let busybox = std::fs::read("/bin/busybox").expect("the tests need /bin/busybox");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: Option<&str>| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_uid(0);
+        h.set_gid(0);
+        match link {
+            Some(target) => b.append_link(&mut h, path, target).unwrap(),
+            None => b.append_data(&mut h, path, data).unwrap(),
+        }
+    };
+    add("bin/", tar::EntryType::Directory, 0o755, &[], None);
+    add(
+        "bin/busybox",
+        tar::EntryType::Regular,
+        0o755,
+        &busybox,
+        None,
+    );
+    add(
+        "bin/sh",
+        tar::EntryType::Symlink,
+        0o777,
+        &[],
+        Some("busybox"),
+    );
+    add(
+        "bin/cat",
+        tar::EntryType::Symlink,
+        0o777,
+        &[],
+        Some("busybox"),
+    );
+    add(
+        "marker",
+        tar::EntryType::Regular,
+        0o644,
+        text.as_bytes(),
+        None,
+    );
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn an_image_named_anew_replaces_the_pooled_containers() {
+    let d = Daemon::start();
+    let src = tempfile::tempdir().unwrap();
+    let import = |text: &str| {
+        let path = src.path().join(format!("{text}.tar"));
+        std::fs::write(&path, rootfs_tar(text)).unwrap();
+        d.cli([
+            "image",
+            "import",
+            path.to_str().unwrap(),
+            "--name",
+            "pooled",
+        ])
+        .ok()
+    };
+    let first = import("first");
+    d.cli(["pool", "set", "pooled", "1"]).ok();
+    wait_full(&d, "pooled");
+    let hits = |d: &Daemon| pool(d, "pooled").map_or(0, |p| p.2);
+    assert_eq!(
+        d.cli(["run", "--rm", "pooled", "cat", "/marker"]).ok(),
+        "first"
+    );
+    assert_eq!(hits(&d), 1);
+    wait_full(&d, "pooled");
+
+    // The name moves to another image: the next run gets it (cold), and
+    // the pool takes the new shape.
+    let second = import("second");
+    assert_ne!(first, second);
+    assert_eq!(
+        d.cli(["run", "--rm", "pooled", "cat", "/marker"]).ok(),
+        "second"
+    );
+    let took_new_shape = retry(Duration::from_secs(20), || {
+        wait_full(&d, "pooled");
+        let before = hits(&d);
+        let out = d.cli(["run", "--rm", "pooled", "cat", "/marker"]).ok();
+        assert_eq!(out, "second");
+        (hits(&d) > before).then_some(())
+    });
+    assert!(took_new_shape.is_some(), "{:?}", pool(&d, "pooled"));
+
+    d.cli(["pool", "rm", "pooled"]).ok();
+    d.cli(["rmi", first.as_str()]).ok();
+    d.cli(["rmi", "pooled"]).ok();
+    d.assert_no_leftovers();
+}

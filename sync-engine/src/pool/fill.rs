@@ -73,46 +73,39 @@ impl super::WarmPool {
     /// the old one go (returned).
     fn retemplate(&self, spec: &PoolSpec, template: Container) -> Vec<Member> {
         let mut inner = self.lock();
-        let Some(p) = inner.pools.iter_mut().find(|p| p.spec.same_pool(spec)) else {
-            return Vec::new();
-        };
-        let stale = p
-            .template
-            .as_ref()
-            .is_some_and(|t| !super::shape::same(t, &template));
-        p.template = Some(template);
-        match stale {
-            true => std::mem::take(&mut p.ready),
-            false => Vec::new(),
+        match inner.pools.iter_mut().find(|p| p.spec.same_pool(spec)) {
+            Some(p) => p.retemplate(template),
+            None => Vec::new(),
         }
     }
 
-    /// The end of one preparation for the pool of `spec`.
+    /// The end of one preparation for the pool of `spec`: what is not
+    /// wanted (it came too late, or is of an old shape) is returned, to go.
     fn filled(
         &self,
         spec: &PoolSpec,
         template: Option<Container>,
         res: Result<Member>,
-    ) -> Option<Member> {
+    ) -> Vec<Member> {
         let mut inner = self.lock();
         let closed = inner.closed;
         let Some(p) = inner.pools.iter_mut().find(|p| p.spec.same_pool(spec)) else {
             // Removed meanwhile.
-            return res.ok();
+            return res.into_iter().collect();
         };
         p.filling = false;
-        if template.is_some() {
-            p.template = template;
-        }
+        let mut unwanted = match template {
+            Some(t) => p.retemplate(t),
+            None => Vec::new(),
+        };
         match res {
             Ok(m) if !closed && p.ready.len() < p.spec.size => {
                 p.ready.push(m);
                 p.last_error = None;
                 p.retry_at = None;
                 p.failures = 0;
-                None
             }
-            Ok(m) => Some(m),
+            Ok(m) => unwanted.push(m),
             Err(e) => {
                 tracing::warn!(image = %spec.image, error = %e, "cannot prepare a pooled container");
                 p.last_error = Some(e.to_string());
@@ -121,8 +114,25 @@ impl super::WarmPool {
                     .min(MAX_BACKOFF);
                 p.failures = p.failures.saturating_add(1);
                 p.retry_at = Some(Instant::now() + backoff);
-                None
             }
+        }
+        unwanted
+    }
+}
+
+impl super::Pool {
+    /// Takes `template` as the pool's shape; when it differs from the one
+    /// before, the containers waiting in the old shape are returned (to
+    /// go): a claim would otherwise take one and fail its adoption.
+    fn retemplate(&mut self, template: Container) -> Vec<Member> {
+        let stale = self
+            .template
+            .as_ref()
+            .is_some_and(|t| !super::shape::same(t, &template));
+        self.template = Some(template);
+        match stale {
+            true => std::mem::take(&mut self.ready),
+            false => Vec::new(),
         }
     }
 }
@@ -159,8 +169,8 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
                         Ok(t) => (Some(t.clone()), prepare(&shared, &spec, &t).await),
                         Err(e) => (None, Err(e)),
                     };
-                    if let Some(extra) = pool.filled(&spec, template, res) {
-                        extra.discard(&shared).await;
+                    for m in pool.filled(&spec, template, res) {
+                        m.discard(&shared).await;
                     }
                 }
             }
