@@ -128,28 +128,8 @@ pub fn spec(body: Value, name: Option<String>) -> Result<CreateSpec> {
     )?;
     let net_cfg = cfg.remove("NetworkingConfig").unwrap_or(Value::Null);
     let mut spec = CreateSpec {
-        image: String::new(),
-        command: Vec::new(),
         name,
-        env: Vec::new(),
-        working_dir: None,
-        hostname: None,
-        memory_mb: 0,
-        cpus: 0.0,
-        pids_limit: 0,
-        network: Network::None,
-        net: Default::default(),
-        restart: Default::default(),
-        lifetime: Default::default(),
-        auto_remove: false,
-        labels: BTreeMap::new(),
-        start: false,
-        init: false,
-        mounts: Vec::new(),
-        disk_bytes: 0,
-        security: Security::default(),
-        entrypoint: None,
-        stdio: Default::default(),
+        ..CreateSpec::new(String::new())
     };
     let mut entrypoint = None;
     let mut cmd = Vec::new();

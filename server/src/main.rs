@@ -300,6 +300,8 @@ async fn run(args: Args) -> Result<()> {
         bridge_pool: args.bridge_pool.min(1024),
         upstream_dns: upstream_dns(&args.upstream_dns)?,
     };
+    quilt_sync_engine::PoolSpec::check_all(&args.warm_pool)
+        .map_err(|e| anyhow::anyhow!("--warm-pool: {e}"))?;
     cfg.warm_pools = args.warm_pool.clone();
     for r in &args.insecure_registry {
         if let Err(e) = cfg.registry.allow_insecure(r) {

@@ -32,15 +32,22 @@ pub fn lower_priority() -> Option<i32> {
     Some(orig)
 }
 
-/// Gives the shim and its PID 1 their priority back.
-fn restore_priority(orig: Option<i32>, child: Pid) {
+/// Gives the shim and its PID 1 their priority back: the adopter never
+/// runs at the preparation's.
+fn restore_priority(orig: Option<i32>, child: Pid) -> SetupResult<()> {
     use rustix::process::{Pid as RPid, setpriority_process};
-    if let Some(orig) = orig {
-        let _ = setpriority_process(None, orig);
-        if let Some(pid) = RPid::from_raw(child.as_raw()) {
-            let _ = setpriority_process(Some(pid), orig);
-        }
-    }
+    let Some(orig) = orig else {
+        return Ok(());
+    };
+    let io = |e: rustix::io::Errno| std::io::Error::from(e);
+    setpriority_process(None, orig)
+        .map_err(io)
+        .map_err(setup("restoring the supervisor's priority"))?;
+    let pid = RPid::from_raw(child.as_raw())
+        .ok_or_else(|| SetupError::new(EXIT_SETUP, "no first process"))?;
+    setpriority_process(Some(pid), orig)
+        .map_err(io)
+        .map_err(setup("restoring the first process's priority"))
 }
 
 /// The socket between the shim and a pooled PID 1.
@@ -132,7 +139,7 @@ pub fn hand_over(
     sock: OwnedFd,
     new: &ContainerConfig,
 ) -> SetupResult<()> {
-    restore_priority(nice, child);
+    restore_priority(nice, child)?;
     if new.cgroup.limits != pooled.cgroup.limits {
         cgroup::create(&new.cgroup).map_err(setup("setting the cgroup's limits"))?;
     }
@@ -157,6 +164,15 @@ pub fn discard(cfg: &ContainerConfig, child: Pid, pidfd: &OwnedFd, why: &str) ->
     );
     // Its upper layer holds only what the preparation made; no row owns
     // the directory yet (a row that claimed it starts it cold instead).
-    let _ = std::fs::remove_dir_all(&cfg.dir);
-    std::process::exit(0)
+    match std::fs::remove_dir_all(&cfg.dir) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "quilt-shim: removing {}: {e}",
+                cfg.dir.display()
+            );
+            std::process::exit(1)
+        }
+    }
 }

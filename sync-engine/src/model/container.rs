@@ -42,6 +42,38 @@ pub struct CreateSpec {
     pub stdio: super::Stdio,
 }
 
+impl CreateSpec {
+    /// A request for `image` with nothing else asked for: no command (the
+    /// image's), network none, nothing mounted, the defaults for the rest,
+    /// not started.
+    pub fn new(image: impl Into<String>) -> CreateSpec {
+        CreateSpec {
+            image: image.into(),
+            command: Vec::new(),
+            entrypoint: None,
+            name: None,
+            env: Vec::new(),
+            working_dir: None,
+            hostname: None,
+            memory_mb: 0,
+            cpus: 0.0,
+            pids_limit: 0,
+            network: Network::None,
+            net: Default::default(),
+            auto_remove: false,
+            labels: Default::default(),
+            start: false,
+            init: false,
+            mounts: Vec::new(),
+            disk_bytes: 0,
+            security: Default::default(),
+            restart: Default::default(),
+            lifetime: Default::default(),
+            stdio: Default::default(),
+        }
+    }
+}
+
 /// How a container ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExitInfo {

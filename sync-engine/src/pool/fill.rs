@@ -6,7 +6,7 @@
 use super::{Member, PoolSpec};
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
-use crate::model::{Container, CreateSpec, Network, now_ns};
+use crate::model::{Container, CreateSpec, now_ns};
 use crate::support::ids;
 use quilt_network::Kind;
 use quilt_runtime::launch::{self, PrepareOutcome};
@@ -179,50 +179,15 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
     *pool.pool().filler.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
 }
 
-/// The container `quilt run [--init] [--read-only] IMAGE` makes.
+/// The container `quilt run [--init] [--read-only] IMAGE true` makes (the
+/// command is a placeholder: it is the adopter's, never the template's).
 async fn build_template(shared: &Arc<Shared>, spec: &PoolSpec) -> Result<Container> {
-    let security = crate::model::Security {
-        read_only: spec.read_only,
-        ..Default::default()
-    };
-    let create = CreateSpec {
-        image: spec.image.clone(),
-        command: Vec::new(),
-        entrypoint: None,
-        name: None,
-        env: Vec::new(),
-        working_dir: None,
-        hostname: None,
-        memory_mb: 0,
-        cpus: 0.0,
-        pids_limit: 0,
-        network: Network::None,
-        net: Default::default(),
-        auto_remove: false,
-        labels: Default::default(),
-        start: true,
-        init: spec.init,
-        mounts: Vec::new(),
-        disk_bytes: 0,
-        security,
-        restart: Default::default(),
-        lifetime: Default::default(),
-        stdio: Default::default(),
-    };
-    match crate::api::containers::build(shared, create.clone()).await {
-        // An image without a command: the command is the adopter's anyway.
-        Err(EngineError::InvalidArgument(_)) => {
-            crate::api::containers::build(
-                shared,
-                CreateSpec {
-                    command: vec!["true".into()],
-                    ..create
-                },
-            )
-            .await
-        }
-        r => r,
-    }
+    let mut create = CreateSpec::new(spec.image.clone());
+    create.command = vec!["true".into()];
+    create.start = true;
+    create.init = spec.init;
+    create.security.read_only = spec.read_only;
+    crate::api::containers::build(shared, create).await
 }
 
 /// Prepares one container of `template`'s shape under a new id.
@@ -246,8 +211,15 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
     let dir = config.dir.clone();
     let release = |net: Arc<quilt_network::Networking>, id: String| async move {
         let _ = tokio::task::spawn_blocking(move || {
-            let _ = net.release(&id, true);
-            let _ = std::fs::remove_dir_all(&dir);
+            if let Err(e) = net.release(&id, true) {
+                tracing::warn!(container = %id, error = %e, "cannot release a pooled container's namespace");
+            }
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a pooled container's directory");
+                }
+                _ => {}
+            }
         })
         .await;
     };

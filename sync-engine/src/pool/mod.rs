@@ -86,6 +86,26 @@ impl PoolSpec {
         Ok(())
     }
 
+    /// Checks the pools quiltd is started with: at most MAX_POOLS, and
+    /// each shape once.
+    pub fn check_all(specs: &[PoolSpec]) -> std::result::Result<(), String> {
+        if specs.len() > MAX_POOLS {
+            return Err(format!(
+                "at most {MAX_POOLS} warm pools, not {}",
+                specs.len()
+            ));
+        }
+        for (i, s) in specs.iter().enumerate() {
+            if specs[..i].iter().any(|o| o.same_pool(s)) {
+                return Err(format!(
+                    "warm pool of {} given twice with the same options",
+                    s.image
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The same pool (its size aside).
     fn same_pool(&self, other: &PoolSpec) -> bool {
         self.image == other.image && self.init == other.init && self.read_only == other.read_only
@@ -230,6 +250,7 @@ pub(crate) struct WarmPool {
 impl WarmPool {
     pub fn new(specs: &[PoolSpec]) -> WarmPool {
         let pool = WarmPool::default();
+        // Checked by quiltd's flags (`PoolSpec::check_all`).
         for s in specs.iter().take(MAX_POOLS) {
             pool.lock().pools.push(Pool::new(s.clone()));
         }
@@ -485,5 +506,34 @@ impl Member {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_flags_are_parsed_and_checked() {
+        let p = PoolSpec::parse("default=4,init,read-only").unwrap();
+        assert_eq!(
+            (p.image.as_str(), p.size, p.init, p.read_only),
+            ("default", 4, true, true)
+        );
+        for bad in [
+            "default",
+            "default=x",
+            "default=2,tty",
+            "=2",
+            "default=100000",
+        ] {
+            assert!(PoolSpec::parse(bad).is_err(), "{bad}");
+        }
+        let a = PoolSpec::parse("default=2").unwrap();
+        let b = PoolSpec::parse("default=3,init").unwrap();
+        assert!(PoolSpec::check_all(&[a.clone(), b.clone()]).is_ok());
+        let again = PoolSpec::parse("default=5").unwrap();
+        assert!(PoolSpec::check_all(&[a.clone(), b, again]).is_err());
+        assert!(PoolSpec::check_all(&vec![a; MAX_POOLS + 1]).is_err());
     }
 }

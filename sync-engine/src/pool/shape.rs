@@ -39,30 +39,9 @@ mod tests {
     use crate::model::{CreateSpec, Network};
 
     fn container(image: &str) -> Container {
-        let spec = CreateSpec {
-            image: image.into(),
-            command: vec!["true".into()],
-            entrypoint: None,
-            name: None,
-            env: vec![],
-            working_dir: None,
-            hostname: None,
-            memory_mb: 0,
-            cpus: 0.0,
-            pids_limit: 0,
-            network: Network::None,
-            net: Default::default(),
-            auto_remove: false,
-            labels: Default::default(),
-            start: true,
-            init: false,
-            mounts: vec![],
-            disk_bytes: 0,
-            security: Default::default(),
-            restart: Default::default(),
-            lifetime: Default::default(),
-            stdio: Default::default(),
-        };
+        let mut spec = CreateSpec::new(image);
+        spec.command = vec!["true".into()];
+        spec.start = true;
         Container::new(crate::support::ids::new_id(), spec, image.into(), vec![], 1)
     }
 

@@ -38,33 +38,13 @@ fn key(e: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CreateSpec, Network};
+    use crate::model::CreateSpec;
 
     fn container(env: &[&str]) -> Container {
-        let spec = CreateSpec {
-            image: "default".into(),
-            command: vec!["true".into()],
-            entrypoint: None,
-            name: Some("c".into()),
-            env: env.iter().map(|s| s.to_string()).collect(),
-            working_dir: None,
-            hostname: None,
-            memory_mb: 0,
-            cpus: 0.0,
-            pids_limit: 0,
-            network: Network::None,
-            net: Default::default(),
-            auto_remove: false,
-            labels: Default::default(),
-            start: false,
-            init: false,
-            mounts: Vec::new(),
-            disk_bytes: 0,
-            security: Default::default(),
-            restart: Default::default(),
-            lifetime: Default::default(),
-            stdio: Default::default(),
-        };
+        let mut spec = CreateSpec::new("default");
+        spec.command = vec!["true".into()];
+        spec.name = Some("c".into());
+        spec.env = env.iter().map(|s| s.to_string()).collect();
         Container::new("0".repeat(64), spec, "default".into(), Vec::new(), 0)
     }
 
