@@ -22,8 +22,11 @@
 #   apache2-utils             images they build into it with skopeo (htpasswd for basic auth)
 #   umoci skopeo              the image tests build an OCI image with umoci and convert it
 #                             to docker-archive and oci-archive with skopeo
+#   postgresql                the PostgreSQL store's tests run their own server from
+#                             /usr/lib/postgresql/<major>/bin in a temp dir (testkit/src/postgres.rs);
+#                             no `main` cluster or service is made (quilt_pg_no_main_cluster)
 QUILT_RUN_PACKAGES=(busybox-static ca-certificates gcc libc6-dev pkg-config kmod nftables)
-QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs mount python3-venv python3-pip umoci skopeo iproute2 docker-registry apache2-utils dnsmasq-base)
+QUILT_TEST_PACKAGES=("${QUILT_RUN_PACKAGES[@]}" tar python3 git openssl e2fsprogs mount python3-venv python3-pip umoci skopeo iproute2 docker-registry apache2-utils dnsmasq-base postgresql)
 
 # Installs the packages given that are not installed yet (apt-get update first).
 quilt_install() {
@@ -33,9 +36,23 @@ quilt_install() {
     done
     if [ "${#need[@]}" -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
+        case " ${need[*]} " in *" postgresql"*) quilt_pg_no_main_cluster ;; esac
         apt-get update
         apt-get install -y "${need[@]}"
     fi
+}
+
+# Installing a postgresql-<major> package makes a `main` cluster and starts it
+# as a service unless postgresql-common's createcluster.conf (which reads
+# /etc/postgresql-common/createcluster.d/*.conf) says create_main_cluster =
+# false: the tests start servers of their own and must not leave one running.
+# Call before installing postgresql; a cluster made earlier is left alone.
+quilt_pg_no_main_cluster() {
+    local d=/etc/postgresql-common/createcluster.d
+    [ -e "$d/quilt-no-main.conf" ] && return 0
+    mkdir -p "$d" &&
+        printf '%s\n' '# Quilt (scripts/deps.sh): no main cluster when a PostgreSQL server package is installed' \
+            'create_main_cluster = false' >"$d/quilt-no-main.conf"
 }
 
 # Overlayfs must be available: built in, or loadable as a module.
