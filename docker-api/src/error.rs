@@ -56,6 +56,8 @@ impl From<EngineError> for ApiError {
             EngineError::AlreadyExists(m) | EngineError::FailedPrecondition(m) => {
                 ApiError::Conflict(m)
             }
+            // The Docker API does not forward to other nodes.
+            e @ EngineError::Elsewhere { .. } => ApiError::Conflict(e.to_string()),
             EngineError::Busy { message: m, .. }
             | EngineError::ResourceExhausted(m)
             | EngineError::Unavailable(m)

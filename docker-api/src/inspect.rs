@@ -18,6 +18,8 @@ pub fn status(s: State) -> &'static str {
         State::Paused => "paused",
         State::Exited | State::Failed => "exited",
         State::Removing => "removing",
+        // docker's word for a container that cannot be brought back as is.
+        State::Lost => "dead",
     }
 }
 
@@ -229,6 +231,7 @@ fn human_status(c: &Container, now_ns: i64) -> String {
             format!("Exited ({}) {} ago", exit_code(c), ago(c.finished_at_ns))
         }
         State::Removing => "Removal In Progress".to_owned(),
+        State::Lost => "Dead (its node is down)".to_owned(),
     }
 }
 

@@ -5,6 +5,7 @@
 mod auth;
 mod authority;
 mod convert;
+mod forward;
 mod listen;
 mod metrics;
 mod services;
@@ -38,6 +39,12 @@ struct Args {
     /// Where the database, container directories and images live.
     #[arg(long, default_value = "/var/lib/quilt", env = "QUILT_DATA_DIR")]
     data_dir: PathBuf,
+    /// Where the state is kept: a PostgreSQL URL
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or ?host=/socket/dir),
+    /// shared by every node of a cluster; or a SQLite file. Default:
+    /// DATA_DIR/quilt.db.
+    #[arg(long, value_name = "URL", env = "QUILT_DATABASE")]
+    database: Option<String>,
     /// Unix socket to serve on (mode 0660).
     #[arg(long, default_value = "/run/quilt/quilt.sock", env = "QUILT_SOCKET")]
     socket: PathBuf,
@@ -153,6 +160,68 @@ struct Args {
     /// limits applied then). Repeatable; `quilt pool set` resizes.
     #[arg(long, value_name = "IMAGE=N[,init][,read-only]", value_parser = parse_pool)]
     warm_pool: Vec<quilt_sync_engine::PoolSpec>,
+    /// With --database postgres://...: this node's name in the cluster
+    /// (default: the host name). Unique: a second live node of that name
+    /// is refused.
+    #[arg(long, value_name = "NAME", env = "QUILT_NODE_NAME")]
+    node_name: Option<String>,
+    /// HOST:PORT where the other nodes reach this one (its --listen
+    /// listener; default: the --listen address). Calls on this node's
+    /// containers made through another node are forwarded here.
+    #[arg(long, value_name = "HOST:PORT")]
+    node_address: Option<String>,
+    /// A label of this node (KEY=VALUE), shown by `quilt node ls`. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_label)]
+    node_label: Vec<(String, String)>,
+    /// Seconds without a renewal after which a node counts as down and its
+    /// containers as lost (default 10).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    node_lease: u64,
+}
+
+/// A node label: KEY=VALUE, KEY non-empty.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && k.len() <= 128 && v.len() <= 256 => {
+            Ok((k.to_owned(), v.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+/// This node of a cluster: only with a PostgreSQL --database.
+fn cluster_config(args: &Args) -> Result<Option<quilt_sync_engine::ClusterConfig>> {
+    let postgres = args
+        .database
+        .as_deref()
+        .is_some_and(quilt_sync_engine::is_postgres_url);
+    if !postgres {
+        if args.node_name.is_some() || args.node_address.is_some() || !args.node_label.is_empty() {
+            bail!("--node-name, --node-address and --node-label need --database postgres://...");
+        }
+        return Ok(None);
+    }
+    let name = match &args.node_name {
+        Some(n) => n.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("the host name (give --node-name)")?
+            .trim()
+            .to_owned(),
+    };
+    quilt_sync_engine::validate_node_name(&name)
+        .map_err(|e| anyhow::anyhow!("--node-name: {e}"))?;
+    let address = match (&args.node_address, args.listen) {
+        (Some(a), _) => a.clone(),
+        (None, Some(l)) => l.to_string(),
+        (None, None) => String::new(),
+    };
+    Ok(Some(quilt_sync_engine::ClusterConfig {
+        name,
+        address,
+        labels: args.node_label.iter().cloned().collect(),
+        lease: std::time::Duration::from_secs(args.node_lease),
+    }))
 }
 
 fn main() -> Result<()> {
@@ -255,6 +324,8 @@ async fn run(args: Args) -> Result<()> {
 
     let mut cfg = EngineConfig::new(args.data_dir.clone(), shim);
     cfg.cgroup_parent = args.cgroup_parent.clone();
+    cfg.database = args.database.clone();
+    cfg.cluster = cluster_config(&args)?;
     cfg.socket_path = Some(args.socket.clone());
     cfg.docker_socket_path = args.docker_socket.clone();
     if let Some(n) = args.max_concurrent_starts {
@@ -365,7 +436,19 @@ async fn run(args: Args) -> Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    let routes = routes(&engine, health_service).await?;
+    let peers = std::sync::Arc::new(
+        forward::Peers::new(
+            engine.clone(),
+            &forward::PeerAuth {
+                cert: args.tls_cert.clone(),
+                key: args.tls_key.clone(),
+                ca: args.tls_client_ca.clone(),
+                token_file: args.auth_token_file.clone(),
+            },
+        )
+        .context("node-to-node TLS")?,
+    );
+    let routes = routes(&engine, health_service, peers).await?;
     let metrics_server = metrics_listener
         .map(|listener| tokio::spawn(metrics::serve(listener, engine.clone(), stop_rx.clone())));
     let rpc_metrics = metrics::RpcMetricsLayer {
@@ -463,7 +546,11 @@ fn server() -> Server {
 
 /// Every service quiltd serves: quilt.v1, health and reflection (v1 and
 /// v1alpha, each listing both).
-async fn routes(engine: &Engine, health: services::HealthService) -> Result<Routes> {
+async fn routes(
+    engine: &Engine,
+    health: services::HealthService,
+    peers: std::sync::Arc<forward::Peers>,
+) -> Result<Routes> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(quilt_proto::FILE_DESCRIPTOR_SET)
@@ -477,7 +564,7 @@ async fn routes(engine: &Engine, health: services::HealthService) -> Result<Rout
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .context("reflection service (v1alpha)")?;
-    let api = ContainerServiceServer::new(services::Containers::new(engine.clone()))
+    let api = ContainerServiceServer::new(services::Containers::new(engine.clone(), peers))
         .max_decoding_message_size(MAX_REQUEST);
     Ok(Routes::new(HealthServer::new(health))
         .add_service(reflection_v1)

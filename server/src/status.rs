@@ -23,6 +23,7 @@ pub fn to_status(e: EngineError) -> Status {
             s
         }
         EngineError::Unavailable(m) => Status::unavailable(m),
+        e @ EngineError::Elsewhere { .. } => Status::failed_precondition(e.to_string()),
         EngineError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
         EngineError::PermissionDenied(m) => Status::permission_denied(m),
         EngineError::DataLoss(m) => Status::data_loss(m),

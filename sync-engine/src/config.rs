@@ -1,12 +1,33 @@
 //! Engine configuration, set by quiltd's flags.
 use std::path::PathBuf;
 
+/// A node of a cluster: quiltd daemons sharing one PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Unique in the cluster (`--node-name`, default: the host name).
+    pub name: String,
+    /// HOST:PORT where the other nodes reach this one's TLS listener
+    /// (`--node-address`, default: the `--listen` address).
+    pub address: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// A node that has not renewed its lease for this long is down.
+    pub lease: std::time::Duration,
+}
+
+/// The default lease of a node.
+pub const DEFAULT_NODE_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// DATA_DIR: quilt.db, containers/<id>/, images/.
     pub data_dir: PathBuf,
     /// The `quilt-shim` binary.
     pub shim_path: PathBuf,
+    /// `--database`: a postgres:// URL (state shared with other nodes), or
+    /// a SQLite file; None: DATA_DIR/quilt.db.
+    pub database: Option<String>,
+    /// This node of a cluster (with a PostgreSQL `database` only).
+    pub cluster: Option<ClusterConfig>,
     /// Cgroups are created at <hierarchy>/<cgroup_parent>/<id>.
     pub cgroup_parent: String,
     /// How many containers may be in the middle of starting at once.
@@ -134,6 +155,8 @@ impl EngineConfig {
         EngineConfig {
             data_dir,
             shim_path,
+            database: None,
+            cluster: None,
             cgroup_parent: "quilt".into(),
             max_concurrent_starts: (cpus * 4).max(8),
             start_queue_capacity: 4096,

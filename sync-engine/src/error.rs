@@ -22,6 +22,12 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The container runs on another node of the cluster: the call is
+    /// that node's to serve (the gRPC server forwards it there).
+    #[error(
+        "container {id} runs on node {node}: send the call to that node (quilt's gRPC API forwards it)"
+    )]
+    Elsewhere { id: String, node: String },
     #[error("{0}")]
     DeadlineExceeded(String),
     /// Credentials missing or refused (by a registry).
@@ -46,16 +52,34 @@ impl From<sqlx::Error> for EngineError {
             e if disk_full(&e) => EngineError::ResourceExhausted(format!(
                 "the disk holding quiltd's database is full ({e}): free space, then retry"
             )),
+            // The database server is unreachable, restarting or refusing
+            // connections (PostgreSQL): nothing was acknowledged; retry.
+            e if unreachable(&e) => EngineError::Unavailable(format!("database unavailable: {e}")),
             e => EngineError::Internal(format!("database: {e}")),
         }
     }
 }
 
-/// SQLITE_FULL (13, also as the primary code of an extended one), or ENOSPC
-/// from the file system.
+/// A database server that cannot be reached or is going away: a broken
+/// connection, or PostgreSQL's connection exceptions (class 08), shutdown
+/// and crash recovery (57P01-57P03) and too many connections (53300).
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// SQLITE_FULL (13, also as the primary code of an extended one), ENOSPC
+/// from the file system, or PostgreSQL's disk_full (53100).
 fn disk_full(e: &sqlx::Error) -> bool {
     const SQLITE_FULL: i64 = 13;
     match e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("53100") => true,
         sqlx::Error::Database(db) => db
             .code()
             .and_then(|c| c.parse::<i64>().ok())

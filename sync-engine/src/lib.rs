@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 mod api;
+mod cluster;
 mod config;
 mod engine;
 mod error;
@@ -39,8 +40,8 @@ pub use api::pull::PullUpdate;
 pub use api::stats::StatsStream;
 pub use api::system::SystemInfo;
 pub use config::{
-    DEFAULT_NETNS_POOL, DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES,
-    EngineConfig, NetworkConfig, UsernsIds,
+    ClusterConfig, DEFAULT_NETNS_POOL, DEFAULT_NODE_LEASE, DEFAULT_PIDS_LIMIT, DEFAULT_USERNS_BASE,
+    DEFAULT_USERNS_RANGES, EngineConfig, NetworkConfig, UsernsIds,
 };
 pub use engine::{Engine, Requester, StartClass};
 pub use error::{EngineError, Result};
@@ -49,7 +50,7 @@ pub use logs::{LogItem, LogLine};
 pub use model::{
     Container, CreateSpec, DiskUsage, Event, ExitInfo, ImageConfig, ImageInfo, ListCursor,
     ListFilter, ListPage, ListQuery, ListView, MountSource, MountSpec, NetSettings, Network,
-    NetworkInfo, NetworkSpec, Pruned, State, Stdio, Volume, WaitResult, now_ns,
+    NetworkInfo, NetworkSpec, NodeInfo, Pruned, State, Stdio, Volume, WaitResult, now_ns,
 };
 pub use model::{ContainerStats, EventFilter};
 pub use pool::{MAX_POOL_SIZE, PoolSpec, PoolStatus};
@@ -62,6 +63,8 @@ pub use quilt_registry::{
 pub use quilt_runtime::image::Progress as ImageProgress;
 pub use quilt_runtime::logfile::Stream as LogStream;
 pub use quilt_runtime::procinfo::ProcessInfo;
+pub use store::is_postgres_url;
 pub use support::ids::short as short_id;
 pub use support::lock::InstanceLock;
 pub use validate::echo;
+pub use validate::names::node_name as validate_node_name;

@@ -199,6 +199,11 @@ pub struct ContainerSpec {
     #[arg(long, value_name = "CLASS", value_parser = ["interactive", "batch"])]
     pub priority: Option<String>,
 
+    /// In a cluster (nodes sharing PostgreSQL): run it on this node
+    /// (`quilt node ls`); default: the least loaded live node.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
     /// Storage options: size=SIZE caps what the container may write (its
     /// layer and logs), e.g. size=1g (repeatable).
     #[arg(long = "storage-opt", value_name = "OPT")]

@@ -231,6 +231,9 @@ pub enum Command {
     /// `run` of the same shape (network none, no volumes, no terminal).
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// The nodes of the cluster (quiltd daemons sharing PostgreSQL).
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Pull an image from a registry (prints its id).
     Pull(PullArgs),
     /// Store credentials for a registry in ~/.docker/config.json (or
@@ -258,6 +261,15 @@ pub enum SystemCommand {
     },
     /// Disk use of images, layers, containers and volumes.
     Df,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// List the nodes: lease, address, capacity and load.
+    Ls {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]

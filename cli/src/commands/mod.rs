@@ -18,6 +18,7 @@ mod login;
 mod logs;
 mod mounts;
 pub mod network;
+mod node;
 mod pool;
 mod prune;
 mod ps;
@@ -85,6 +86,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         }
         Command::System(SystemCommand::Df) => image::system_df(&target).await,
         Command::Pool(cmd) => pool::pool(&target, cmd).await,
+        Command::Node(cmd) => node::node(&target, cmd).await,
         Command::Pull(args) => pull::pull(&target, args).await,
         // Credentials are the user's files: no daemon needed.
         Command::Login(args) => login::login(args),

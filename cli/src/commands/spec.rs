@@ -120,6 +120,7 @@ pub fn create_request(
             deny: spec.egress_deny.clone(),
         }),
         network_aliases: spec.network_alias.clone(),
+        node: spec.node.clone().unwrap_or_default(),
         extra_hosts: spec
             .add_host
             .iter()

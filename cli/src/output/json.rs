@@ -323,6 +323,7 @@ mod tests {
             lifetime: None,
             egress: None,
             stdio: None,
+            node: String::new(),
             labels: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),

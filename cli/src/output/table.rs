@@ -89,6 +89,7 @@ pub fn status_text(c: &Container, now: i64) -> String {
             None => format!("Failed ({code})"),
         },
         Ok(ContainerState::Removing) => "Removing".to_owned(),
+        Ok(ContainerState::Lost) => "Lost (node down)".to_owned(),
         Ok(ContainerState::Unspecified) | Err(_) => "Unknown".to_owned(),
     }
 }

@@ -20,6 +20,7 @@ pub fn state(s: State) -> pb::ContainerState {
         State::Exited => pb::ContainerState::Exited,
         State::Failed => pb::ContainerState::Failed,
         State::Removing => pb::ContainerState::Removing,
+        State::Lost => pb::ContainerState::Lost,
     }
 }
 
@@ -33,6 +34,7 @@ pub fn state_from(s: pb::ContainerState) -> Option<State> {
         pb::ContainerState::Exited => State::Exited,
         pb::ContainerState::Failed => State::Failed,
         pb::ContainerState::Removing => State::Removing,
+        pb::ContainerState::Lost => State::Lost,
     })
 }
 
@@ -64,6 +66,7 @@ pub fn container_in(c: &Container, view: ListView) -> pb::Container {
     let full = view == ListView::Full;
     pb::Container {
         id: c.id.clone(),
+        node: c.node.clone().unwrap_or_default(),
         name: c.name.clone(),
         image: c.image.clone(),
         command: c.command.clone(),
@@ -399,6 +402,7 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
                 stdin_once: s.stdin_once,
             })
             .unwrap_or_default(),
+        node: (!r.node.is_empty()).then_some(r.node),
     })
 }
 

@@ -129,6 +129,7 @@ pub fn list_query(r: pb::ListContainersRequest) -> Result<(ListQuery, FilterDige
         states,
         name_contains: non_empty(r.name),
         labels: r.labels.into_iter().collect(),
+        node: None,
     };
     let digest = FilterDigest::of(&filter);
     let after = match non_empty(r.page_token) {

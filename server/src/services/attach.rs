@@ -22,6 +22,7 @@ fn size(s: Option<pb::TerminalSize>) -> Result<(u16, u16), Status> {
 
 pub async fn attach_input(
     engine: &Engine,
+    peers: &crate::forward::Peers,
     mut frames: tonic::Streaming<pb::AttachInputRequest>,
 ) -> Result<pb::AttachInputResponse, Status> {
     let Some(pb::AttachInputRequest {
@@ -32,6 +33,19 @@ pub async fn attach_input(
             "the first AttachInput frame must name the container",
         ));
     };
+    if let Some(node) = peers.owner(&id).await {
+        use tokio_stream::StreamExt;
+        let first = pb::AttachInputRequest {
+            frame: Some(Frame::ContainerId(id)),
+        };
+        let rest = frames.filter_map(|m| m.ok());
+        return Ok(peers
+            .client(&node)
+            .await?
+            .attach_input(tokio_stream::once(first).chain(rest))
+            .await?
+            .into_inner());
+    }
     // Frames that arrive while the container has not started wait in the
     // stream; a client gone meanwhile (its stream ended or broke) is not
     // waited for: the next read of the stream tells.

@@ -13,12 +13,34 @@ use tonic::{Request, Response, Status};
 #[derive(Debug)]
 pub struct Containers {
     engine: Engine,
+    /// The other nodes of the cluster, for calls their containers' hosts serve.
+    peers: std::sync::Arc<crate::forward::Peers>,
 }
 
 impl Containers {
-    pub fn new(engine: Engine) -> Self {
-        Containers { engine }
+    pub fn new(engine: Engine, peers: std::sync::Arc<crate::forward::Peers>) -> Self {
+        Containers { engine, peers }
     }
+}
+
+/// A unary call on the container `$reference` names: when another node
+/// of the cluster runs it, the request goes there and its answer back.
+macro_rules! forward {
+    ($self:ident, $reference:expr, $method:ident, $req:expr) => {
+        if let Some(node) = $self.peers.owner($reference).await {
+            return $self.peers.client(&node).await?.$method($req).await;
+        }
+    };
+}
+
+/// The same for a call that answers with a stream.
+macro_rules! forward_stream {
+    ($self:ident, $reference:expr, $method:ident, $req:expr) => {
+        if let Some(node) = $self.peers.owner($reference).await {
+            let answer = $self.peers.client(&node).await?.$method($req).await?;
+            return Ok(Response::new(Box::pin(answer.into_inner())));
+        }
+    };
 }
 
 #[tonic::async_trait]
@@ -41,11 +63,9 @@ impl ContainerService for Containers {
         req: Request<pb::StartContainerRequest>,
     ) -> Result<Response<pb::StartContainerResponse>, Status> {
         let who = convert::requester(&req, req.get_ref().priority);
-        let c = self
-            .engine
-            .start_as(&req.into_inner().id, &who)
-            .await
-            .map_err(to_status)?;
+        let r = req.into_inner();
+        forward!(self, &r.id, start_container, r.clone());
+        let c = self.engine.start_as(&r.id, &who).await.map_err(to_status)?;
         Ok(Response::new(pb::StartContainerResponse {
             container: Some(convert::container(&c)),
         }))
@@ -84,6 +104,7 @@ impl ContainerService for Containers {
         req: Request<pb::StopContainerRequest>,
     ) -> Result<Response<pb::StopContainerResponse>, Status> {
         let r = req.into_inner();
+        forward!(self, &r.id, stop_container, r.clone());
         let timeout = convert::stop_timeout(r.timeout_seconds)?;
         let c = self.engine.stop(&r.id, timeout).await.map_err(to_status)?;
         Ok(Response::new(pb::StopContainerResponse {
@@ -113,6 +134,7 @@ impl ContainerService for Containers {
         req: Request<pb::UpdateLifetimeRequest>,
     ) -> Result<Response<pb::UpdateLifetimeResponse>, Status> {
         let r = req.into_inner();
+        forward!(self, &r.id, update_lifetime, r.clone());
         let c = self
             .engine
             .update_lifetime(
@@ -132,6 +154,7 @@ impl ContainerService for Containers {
         req: Request<pb::RestartContainerRequest>,
     ) -> Result<Response<pb::RestartContainerResponse>, Status> {
         let r = req.into_inner();
+        forward!(self, &r.id, restart_container, r.clone());
         let timeout = convert::stop_timeout(r.timeout_seconds)?;
         let c = self
             .engine
@@ -148,6 +171,7 @@ impl ContainerService for Containers {
         req: Request<pb::KillContainerRequest>,
     ) -> Result<Response<pb::KillContainerResponse>, Status> {
         let r = req.into_inner();
+        forward!(self, &r.id, kill_container, r.clone());
         self.engine
             .kill(&r.id, &r.signal)
             .await
@@ -160,6 +184,7 @@ impl ContainerService for Containers {
         req: Request<pb::RenameContainerRequest>,
     ) -> Result<Response<pb::RenameContainerResponse>, Status> {
         let r = req.into_inner();
+        forward!(self, &r.id, rename_container, r.clone());
         let id = self
             .engine
             .rename(&r.id, &r.name)
@@ -173,6 +198,7 @@ impl ContainerService for Containers {
         req: Request<pb::RemoveContainerRequest>,
     ) -> Result<Response<pb::RemoveContainerResponse>, Status> {
         let r = req.into_inner();
+        forward!(self, &r.id, remove_container, r.clone());
         let id = self
             .engine
             .remove(&r.id, r.force)
@@ -188,11 +214,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::WaitContainerRequest>,
     ) -> Result<Response<pb::WaitContainerResponse>, Status> {
-        let w = self
-            .engine
-            .wait(&req.into_inner().id)
-            .await
-            .map_err(to_status)?;
+        let r = req.into_inner();
+        forward!(self, &r.id, wait_container, r.clone());
+        let w = self.engine.wait(&r.id).await.map_err(to_status)?;
         Ok(Response::new(pb::WaitContainerResponse {
             id: w.id.clone(),
             exit: Some(convert::wait_result(&w)),
@@ -206,6 +230,7 @@ impl ContainerService for Containers {
         req: Request<pb::GetLogsRequest>,
     ) -> Result<Response<Self::GetLogsStream>, Status> {
         let r = req.into_inner();
+        forward_stream!(self, &r.id, get_logs, r.clone());
         let rx = self
             .engine
             .logs(
@@ -230,7 +255,7 @@ impl ContainerService for Containers {
         &self,
         req: Request<tonic::Streaming<pb::AttachInputRequest>>,
     ) -> Result<Response<pb::AttachInputResponse>, Status> {
-        super::attach::attach_input(&self.engine, req.into_inner())
+        super::attach::attach_input(&self.engine, &self.peers, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -239,7 +264,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::ResizeContainerRequest>,
     ) -> Result<Response<pb::ResizeContainerResponse>, Status> {
-        super::attach::resize(&self.engine, req.into_inner())
+        let r = req.into_inner();
+        forward!(self, &r.id, resize_container, r.clone());
+        super::attach::resize(&self.engine, r)
             .await
             .map(Response::new)
     }
@@ -250,14 +277,16 @@ impl ContainerService for Containers {
         &self,
         req: Request<tonic::Streaming<pb::ExecRequest>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        super::exec::exec(&self.engine, req.into_inner()).await
+        super::exec::exec(&self.engine, &self.peers, req.into_inner()).await
     }
 
     async fn list_execs(
         &self,
         req: Request<pb::ListExecsRequest>,
     ) -> Result<Response<pb::ListExecsResponse>, Status> {
-        super::exec::list_execs(&self.engine, req.into_inner())
+        let r = req.into_inner();
+        forward!(self, &r.container_id, list_execs, r.clone());
+        super::exec::list_execs(&self.engine, r)
             .await
             .map(Response::new)
     }
@@ -293,7 +322,7 @@ impl ContainerService for Containers {
         &self,
         req: Request<tonic::Streaming<pb::CopyInRequest>>,
     ) -> Result<Response<pb::CopyInResponse>, Status> {
-        super::copy::copy_in(&self.engine, req.into_inner())
+        super::copy::copy_in(&self.engine, &self.peers, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -304,7 +333,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::CopyOutRequest>,
     ) -> Result<Response<Self::CopyOutStream>, Status> {
-        super::copy::copy_out(&self.engine, req.into_inner()).await
+        let r = req.into_inner();
+        forward_stream!(self, &r.container_id, copy_out, r.clone());
+        super::copy::copy_out(&self.engine, r).await
     }
 
     type ExportContainerStream = BoxStream<pb::CopyOutResponse>;
@@ -313,7 +344,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::ExportContainerRequest>,
     ) -> Result<Response<Self::ExportContainerStream>, Status> {
-        super::copy::export(&self.engine, req.into_inner()).await
+        let r = req.into_inner();
+        forward_stream!(self, &r.container_id, export_container, r.clone());
+        super::copy::export(&self.engine, r).await
     }
 
     type WatchEventsStream = BoxStream<pb::Event>;
@@ -365,6 +398,9 @@ impl ContainerService for Containers {
         req: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
         let r = req.into_inner();
+        if let [one] = r.ids.as_slice() {
+            forward!(self, one, get_stats, r.clone());
+        }
         let batch = self
             .engine
             .stats(&r.ids, r.all, r.sample_ms)
@@ -380,6 +416,9 @@ impl ContainerService for Containers {
         req: Request<pb::StreamStatsRequest>,
     ) -> Result<Response<Self::StreamStatsStream>, Status> {
         let r = req.into_inner();
+        if let [one] = r.ids.as_slice() {
+            forward_stream!(self, one, stream_stats, r.clone());
+        }
         let rx = self
             .engine
             .stats_stream(&r.ids, r.all, r.interval_ms)
@@ -396,11 +435,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::TopContainerRequest>,
     ) -> Result<Response<pb::TopContainerResponse>, Status> {
-        let procs = self
-            .engine
-            .top(&req.into_inner().id)
-            .await
-            .map_err(to_status)?;
+        let r = req.into_inner();
+        forward!(self, &r.id, top_container, r.clone());
+        let procs = self.engine.top(&r.id).await.map_err(to_status)?;
         Ok(Response::new(pb::TopContainerResponse {
             processes: procs.iter().map(convert::process).collect(),
         }))
@@ -410,11 +447,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::PauseContainerRequest>,
     ) -> Result<Response<pb::PauseContainerResponse>, Status> {
-        let c = self
-            .engine
-            .pause(&req.into_inner().id)
-            .await
-            .map_err(to_status)?;
+        let r = req.into_inner();
+        forward!(self, &r.id, pause_container, r.clone());
+        let c = self.engine.pause(&r.id).await.map_err(to_status)?;
         Ok(Response::new(pb::PauseContainerResponse {
             container: Some(convert::container(&c)),
         }))
@@ -424,11 +459,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::UnpauseContainerRequest>,
     ) -> Result<Response<pb::UnpauseContainerResponse>, Status> {
-        let c = self
-            .engine
-            .unpause(&req.into_inner().id)
-            .await
-            .map_err(to_status)?;
+        let r = req.into_inner();
+        forward!(self, &r.id, unpause_container, r.clone());
+        let c = self.engine.unpause(&r.id).await.map_err(to_status)?;
         Ok(Response::new(pb::UnpauseContainerResponse {
             container: Some(convert::container(&c)),
         }))

@@ -13,6 +13,7 @@ const DEPTH: usize = 4;
 
 pub async fn copy_in(
     engine: &Engine,
+    peers: &crate::forward::Peers,
     mut input: tonic::Streaming<pb::CopyInRequest>,
 ) -> Result<pb::CopyInResponse, Status> {
     use pb::copy_in_request::Frame;
@@ -26,6 +27,19 @@ pub async fn copy_in(
             ));
         }
     };
+    if let Some(node) = peers.owner(&header.container_id).await {
+        use tokio_stream::StreamExt;
+        let first = pb::CopyInRequest {
+            frame: Some(Frame::Header(header)),
+        };
+        let rest = input.filter_map(|m| m.ok());
+        return Ok(peers
+            .client(&node)
+            .await?
+            .copy_in(tokio_stream::once(first).chain(rest))
+            .await?
+            .into_inner());
+    }
     let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let engine = engine.clone();
     let mut copy =

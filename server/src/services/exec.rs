@@ -18,6 +18,7 @@ use tonic::{Response, Status};
 
 pub async fn exec(
     engine: &Engine,
+    peers: &crate::forward::Peers,
     mut input: tonic::Streaming<pb::ExecRequest>,
 ) -> Result<Response<BoxStream<pb::ExecResponse>>, Status> {
     let Some(pb::ExecRequest {
@@ -28,6 +29,20 @@ pub async fn exec(
             "the first Exec frame must be `start`",
         ));
     };
+    if let Some(node) = peers.owner(&start.container_id).await {
+        // The container's node runs the command: the start frame and the
+        // rest of the client's frames go there, its answer comes back.
+        let first = pb::ExecRequest {
+            frame: Some(In::Start(start)),
+        };
+        let rest = input.filter_map(|m| m.ok());
+        let answer = peers
+            .client(&node)
+            .await?
+            .exec(tokio_stream::once(first).chain(rest))
+            .await?;
+        return Ok(Response::new(Box::pin(answer.into_inner())));
+    }
     let session = engine
         .exec_start(convert::exec_spec(start))
         .await

@@ -72,6 +72,34 @@ impl SystemService for System {
         Ok(Response::new(pb::SetWarmPoolResponse {}))
     }
 
+    async fn list_nodes(
+        &self,
+        _req: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let (nodes, me) = self.engine.nodes().await.map_err(to_status)?;
+        let ts = |ns: i64| Some(crate::convert::ts(ns));
+        let nodes = nodes
+            .into_iter()
+            .map(|n| pb::Node {
+                this_node: me.as_deref() == Some(n.name.as_str()),
+                id: n.id,
+                name: n.name,
+                address: n.address,
+                up: n.up,
+                cpus: n.cpus,
+                memory_mb: n.memory_mb,
+                labels: n.labels.into_iter().collect(),
+                started_at: ts(n.started_at_ns),
+                renewed_at: ts(n.renewed_at_ns),
+                lease_until: ts(n.lease_until_ns),
+                containers: n.active,
+                reserved_memory_mb: n.reserved_memory_mb,
+                reserved_cpus: n.reserved_cpus,
+            })
+            .collect();
+        Ok(Response::new(pb::ListNodesResponse { nodes }))
+    }
+
     async fn list_warm_pools(
         &self,
         _req: Request<pb::ListWarmPoolsRequest>,

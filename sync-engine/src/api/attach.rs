@@ -82,7 +82,7 @@ impl Engine {
     ) -> Result<AttachInput> {
         let shared = self.shared.clone();
         let mut watch = shared.watch();
-        let c = shared.store().resolve(reference).await?;
+        let c = shared.resolve_here(reference).await?;
         if !c.stdio.attachable() {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} was created without -i or -t: it has no input to attach to",
@@ -133,7 +133,7 @@ impl Engine {
 
     /// Sets the size of a running container's terminal.
     pub async fn resize_terminal(&self, reference: &str, rows: u16, cols: u16) -> Result<()> {
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         if !c.stdio.tty {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} has no terminal (created without -t)",

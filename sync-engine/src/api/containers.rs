@@ -51,9 +51,24 @@ impl Engine {
             return Err(EngineError::Unavailable("quiltd is shutting down".into()));
         }
         let (default_name, default_hostname) = (spec.name.is_none(), spec.hostname.is_none());
+        let wanted = spec.node.clone();
         let mut c = build(shared, spec).await?;
+        // In a cluster: the node it runs on (the least loaded live one, or
+        // the one asked for). The insert checks again that it is live.
+        c.node = match shared.node() {
+            Some(_) => shared.store().place(wanted.as_deref()).await?,
+            None if wanted.is_some() => {
+                return Err(EngineError::InvalidArgument(
+                    "--node: this quiltd is not a node of a cluster (it has no --database \
+                     postgres://...)"
+                        .into(),
+                ));
+            }
+            None => None,
+        };
+        let here = c.node.is_none() || c.node.as_deref() == shared.node();
         // Reserve the queue slot first: a full queue is refused before any row exists.
-        let slot = if c.autostart {
+        let slot = if c.autostart && here {
             Some(shared.queue().reserve(who)?)
         } else {
             None
@@ -62,7 +77,12 @@ impl Engine {
         // (its id, so its directory and cgroup are ready), adopted at its
         // first start, now or later (docker's and quilt's `run` create,
         // then start).
-        let pooled = match shared.pool().claim(&c) {
+        let claim = if here {
+            shared.pool().claim(&c)
+        } else {
+            Claim::NoPool
+        };
+        let pooled = match claim {
             Claim::Hit(id) => {
                 shared.metrics().pool_claim(true);
                 Some(shared.pool().hold(id))
@@ -98,6 +118,13 @@ impl Engine {
         if let Some(slot) = slot {
             slot.send(c.id.clone());
         }
+        if let Some(node) = c.node.as_deref().filter(|_| !here && c.autostart) {
+            // The row is committed: a node that misses this hears of its
+            // queued starts again when it (re)connects.
+            if let Err(e) = shared.store().notify_start(node).await {
+                tracing::warn!(container = %c.id, node, error = %e, "cannot tell the node of a start placed on it");
+            }
+        }
         Ok(c)
     }
 
@@ -110,12 +137,15 @@ impl Engine {
     /// `start` on behalf of `who` (its place and turn in the start queue).
     pub async fn start_as(&self, reference: &str, who: &Requester) -> Result<Container> {
         let shared = &self.shared;
-        let c = shared.store().resolve(reference).await?;
+        let c = shared.resolve_here(reference).await?;
         if c.state.is_active() {
             return Ok(c);
         }
         if !c.state.can_start() {
             return Err(refused(&c));
+        }
+        if c.state == State::Lost {
+            return crate::cluster::start_lost(shared, c).await;
         }
         let mut watch = shared.watch();
         {
@@ -173,7 +203,7 @@ impl Engine {
     pub async fn stop(&self, reference: &str, timeout: Duration) -> Result<Container> {
         let shared = &self.shared;
         let mut watch = shared.watch();
-        let mut c = shared.store().resolve(reference).await?;
+        let mut c = shared.resolve_here(reference).await?;
         if !c.state.is_removing() {
             // Whatever state it is in, its restart policy must not undo the
             // stop (a restart waiting out its back-off is cancelled too).
@@ -247,7 +277,7 @@ impl Engine {
     /// Sends a signal (name or number) to the container's PID 1.
     pub async fn kill(&self, reference: &str, signal: &str) -> Result<()> {
         let sig = signals::requested(signal)?;
-        let mut c = self.shared.store().resolve(reference).await?;
+        let mut c = self.shared.resolve_here(reference).await?;
         if c.state.is_paused() {
             // Thawed first, as docker's stop is: the signal is acted on at once.
             c = self.shared.thaw_paused(c).await?;
@@ -271,7 +301,7 @@ impl Engine {
     pub async fn wait(&self, reference: &str) -> Result<WaitResult> {
         let shared = &self.shared;
         let mut watch = shared.watch();
-        let id = shared.store().resolve(reference).await?.id;
+        let id = shared.resolve_here(reference).await?.id;
         let ended = |row: Option<&Container>| row.is_none_or(Container::has_ended);
         match shared
             .wait_until(&mut watch, &id, ended, None, std::future::pending())
@@ -292,7 +322,7 @@ impl Engine {
     /// Renames a container (any state but being removed). Returns its id.
     pub async fn rename(&self, reference: &str, name: &str) -> Result<String> {
         crate::validate::names::container_name(name)?;
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         if !self.shared.store().rename(&c.id, name).await? {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is being removed",
@@ -311,7 +341,18 @@ impl Engine {
 
     /// Removes a container. Running ones are refused unless `force`.
     pub async fn remove(&self, reference: &str, force: bool) -> Result<String> {
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
+        if c.state == State::Lost && c.node.as_deref() != self.shared.node() {
+            // Its processes, files and cgroup are on a node that is down:
+            // nothing here may touch them (its pids mean nothing on this
+            // host). The row waits in `removing`; that node finishes the
+            // removal when it comes back (reconciliation resumes it).
+            self.shared.store().set_removing(&c.id).await?;
+            if let Ok(Some(c)) = self.shared.store().get(&c.id).await {
+                self.shared.emit(&c, State::Removing, "destroy", None, None);
+            }
+            return Ok(c.id);
+        }
         cleanup::refuse_running(&c, force)?;
         cleanup::remove_by_id(&self.shared, &c.id, force).await?;
         Ok(c.id)

@@ -64,7 +64,7 @@ impl Engine {
         tx: mpsc::Sender<Vec<u8>>,
     ) -> Result<CopyDigest> {
         let path = check_path(path)?;
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         run_copy(&self.shared, c, path, CopyMode::Out, Io::Out(tx), false).await
     }
 
@@ -76,7 +76,7 @@ impl Engine {
         reference: &str,
         tx: mpsc::Sender<Vec<u8>>,
     ) -> Result<CopyDigest> {
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         run_copy(
             &self.shared,
             c,
@@ -97,7 +97,7 @@ impl Engine {
         rx: mpsc::Receiver<Vec<u8>>,
     ) -> Result<CopyDigest> {
         let path = check_path(path)?;
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         run_copy(&self.shared, c, path, CopyMode::In, Io::In(rx), false).await
     }
 }

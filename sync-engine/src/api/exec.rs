@@ -25,7 +25,7 @@ impl Engine {
         }
         let shared = &self.shared;
         let mut watch = shared.watch();
-        let mut c = shared.store().resolve(&spec.container).await?;
+        let mut c = shared.resolve_here(&spec.container).await?;
         if c.is_pending_start() {
             // Created and started moments ago: exec once it runs.
             c = shared.wait_started(&mut watch, &c.id).await?;
@@ -48,7 +48,7 @@ impl Engine {
 
     /// The execs of a container that are still remembered.
     pub async fn list_execs(&self, reference: &str) -> Result<Vec<ExecInfo>> {
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         Ok(self
             .shared
             .execs()

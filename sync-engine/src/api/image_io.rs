@@ -74,7 +74,7 @@ impl Engine {
                 "at most {MAX_CHANGES} changes"
             )));
         }
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         let base = if quilt_runtime::image::parse_id(&c.image).is_some() {
             self.shared
                 .store()

@@ -17,7 +17,7 @@ impl Engine {
         touch: bool,
     ) -> Result<Container> {
         let shared = &self.shared;
-        let c = shared.store().resolve(reference).await?;
+        let c = shared.resolve_here(reference).await?;
         if c.state.is_removing() {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is being removed",

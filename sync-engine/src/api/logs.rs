@@ -21,7 +21,7 @@ impl Engine {
     ) -> Result<mpsc::Receiver<Result<LogItem>>> {
         let shared = self.shared.clone();
         let watch = shared.watch();
-        let c = shared.store().resolve(reference).await?;
+        let c = shared.resolve_here(reference).await?;
         if c.state.is_removing() {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is being removed",

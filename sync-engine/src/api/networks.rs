@@ -64,7 +64,7 @@ impl Engine {
         reference: &str,
         policy: quilt_network::EgressPolicy,
     ) -> Result<quilt_network::EgressPolicy> {
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         crate::network::egress::update(&self.shared, &c, &policy).await
     }
 

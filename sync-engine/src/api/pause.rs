@@ -10,7 +10,7 @@ impl Engine {
     /// Freezes every process of a running container.
     pub async fn pause(&self, reference: &str) -> Result<Container> {
         let shared = &self.shared;
-        let c = shared.store().resolve(reference).await?;
+        let c = shared.resolve_here(reference).await?;
         let live = shared.live(&c.id);
         let _lifecycle = live.lifecycle.lock().await;
         let c = reread(shared, &c).await?;
@@ -50,7 +50,7 @@ impl Engine {
     /// Thaws a paused container.
     pub async fn unpause(&self, reference: &str) -> Result<Container> {
         let shared = &self.shared;
-        let c = shared.store().resolve(reference).await?;
+        let c = shared.resolve_here(reference).await?;
         if !c.state.is_paused() {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not paused (state: {})",

@@ -28,6 +28,8 @@ impl Engine {
             .list(&ListFilter {
                 states: vec![State::Created, State::Exited, State::Failed],
                 labels,
+                // In a cluster, each node prunes its own.
+                node: shared.node().map(str::to_owned),
                 ..Default::default()
             })
             .await?;

@@ -136,7 +136,7 @@ impl Engine {
 
     /// The processes in a running or paused container's cgroup, by host pid.
     pub async fn top(&self, reference: &str) -> Result<Vec<ProcessInfo>> {
-        let c = self.shared.store().resolve(reference).await?;
+        let c = self.shared.resolve_here(reference).await?;
         if !has_workload(c.state) {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is not running (state: {})",
@@ -170,7 +170,7 @@ async fn select(shared: &Arc<Shared>, ids: &[String], all: bool) -> Result<Selec
     }
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(shared.store().resolve(id).await?);
+        out.push(shared.resolve_here(id).await?);
     }
     Ok(Selection::Named(out))
 }
@@ -205,6 +205,7 @@ async fn read_all(shared: &Arc<Shared>, sel: &Selection) -> Result<Vec<Reading>>
                 .store()
                 .list(&ListFilter {
                     states,
+                    node: shared.node().map(str::to_owned),
                     ..Default::default()
                 })
                 .await?

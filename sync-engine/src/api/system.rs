@@ -31,6 +31,24 @@ pub struct SystemInfo {
 }
 
 impl Engine {
+    /// The node that runs the container `reference` names, when that is
+    /// another node of the cluster (None: this node serves the call,
+    /// whatever its outcome).
+    pub async fn elsewhere(&self, reference: &str) -> Option<String> {
+        self.shared.node()?;
+        match self.shared.resolve_here(reference).await {
+            Err(crate::error::EngineError::Elsewhere { node, .. }) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The nodes of this daemon's cluster (empty on a daemon of its own),
+    /// and this node's name.
+    pub async fn nodes(&self) -> Result<(Vec<crate::model::NodeInfo>, Option<String>)> {
+        let nodes = self.shared.store().nodes().await?;
+        Ok((nodes, self.shared.node().map(str::to_owned)))
+    }
+
     pub async fn system_info(&self) -> Result<SystemInfo> {
         let shared = &self.shared;
         let counts = shared.store().count_by_state().await?;

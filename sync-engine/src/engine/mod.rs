@@ -61,7 +61,8 @@ impl Engine {
         })
         .await??;
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
-        let store = Store::open(&cfg.db_path()).await?;
+        let store = Store::open_database(cfg.database.as_deref(), &cfg.db_path()).await?;
+        tracing::info!(backend = store.backend_name(), "state store open");
         let queue = StartQueue::new(
             cfg.start_queue_capacity,
             cfg.max_concurrent_starts.max(1),
@@ -98,8 +99,10 @@ impl Engine {
         let warm = shared.clone();
         tokio::task::spawn_blocking(move || warm.seccomp().warm()).await??;
         crate::network::startup(&shared).await?;
+        crate::cluster::join(&shared).await?;
         starter::spawn(shared.clone());
         reconcile::run(&shared).await?;
+        crate::cluster::spawn(shared.clone());
         crate::pool::spawn(shared.clone());
         crate::exec::detached::reconcile(&shared).await?;
         lifetimes::spawn(shared.clone(), lifetimes_rx).await?;

@@ -144,6 +144,28 @@ impl Shared {
         let _ = self.lifetimes.send(id.to_owned());
     }
 
+    /// This node's name in a cluster; None on a daemon of its own.
+    pub fn node(&self) -> Option<&str> {
+        self.cfg.cluster.as_ref().map(|c| c.name.as_str())
+    }
+
+    /// Resolves a container that a call acts on here, on this host: one
+    /// that runs on another node of the cluster is that node's to serve
+    /// (`Elsewhere`). A lost container (its node is down) is served here:
+    /// it may be removed, or started on a live node.
+    pub async fn resolve_here(&self, reference: &str) -> crate::error::Result<Container> {
+        let c = self.store.resolve(reference).await?;
+        match (&c.node, self.node()) {
+            (Some(n), Some(me)) if n != me && c.state != crate::model::State::Lost => {
+                Err(crate::error::EngineError::Elsewhere {
+                    id: c.id,
+                    node: n.clone(),
+                })
+            }
+            _ => Ok(c),
+        }
+    }
+
     pub fn cfg(&self) -> &EngineConfig {
         &self.cfg
     }

@@ -281,7 +281,7 @@ fn watch_file(path: &Path) -> std::io::Result<FsWatch> {
 /// ones are adopted (same helper pid and start time) or, when their helper
 /// is gone, finished from their frame file.
 pub(crate) async fn reconcile(shared: &Arc<Shared>) -> Result<()> {
-    for row in shared.store().execs_detached().await? {
+    for row in shared.store().execs_detached(shared.node()).await? {
         let log_path = shared
             .cfg()
             .container_dir(&row.container_id)

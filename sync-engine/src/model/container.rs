@@ -40,6 +40,9 @@ pub struct CreateSpec {
     pub lifetime: Lifetime,
     /// Terminal and stdin.
     pub stdio: super::Stdio,
+    /// Where to run it in a cluster sharing PostgreSQL (`--node`): a node
+    /// name, or None for the least loaded live node.
+    pub node: Option<String>,
 }
 
 impl CreateSpec {
@@ -70,6 +73,7 @@ impl CreateSpec {
             restart: Default::default(),
             lifetime: Default::default(),
             stdio: Default::default(),
+            node: None,
         }
     }
 }
@@ -126,6 +130,9 @@ pub struct Container {
     pub lifetime: Lifetime,
     /// Terminal and stdin.
     pub stdio: super::Stdio,
+    /// The name of the node that runs it (a cluster sharing PostgreSQL);
+    /// None on a daemon of its own.
+    pub node: Option<String>,
 }
 
 /// Filters of ListContainers.
@@ -134,6 +141,9 @@ pub struct ListFilter {
     pub states: Vec<State>,
     pub name_contains: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// Only the containers of this node (a cluster: what a node's own
+    /// services act on).
+    pub node: Option<String>,
 }
 
 /// How much of each container a listing loads.
@@ -234,6 +244,7 @@ impl Container {
             manual_stop: false,
             lifetime: spec.lifetime,
             stdio: spec.stdio,
+            node: None,
             id,
         }
     }

@@ -22,6 +22,10 @@
 //! *queued* (`created` with its `autostart` flag set); `stop` cancels that.
 //! `removing` is reachable from every state and keeps the exit status that
 //! is recorded meanwhile.
+//! `lost`: the node that ran the container stopped renewing its lease (a
+//! cluster sharing PostgreSQL); what became of the workload is unknown
+//! until that node comes back and adopts it (back to `running`) or records
+//! its end. A start places it on a live node afresh.
 
 /// Where a container is in its life. Stored as its lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +37,7 @@ pub enum State {
     Exited,
     Failed,
     Removing,
+    Lost,
 }
 
 /// Every state, in declaration order.
@@ -44,10 +49,11 @@ pub const ALL: &[State] = &[
     State::Exited,
     State::Failed,
     State::Removing,
+    State::Lost,
 ];
 
 /// States a start may begin from (its guard resets the row for a new start).
-pub const STARTABLE: &[State] = &[State::Created, State::Exited, State::Failed];
+pub const STARTABLE: &[State] = &[State::Created, State::Exited, State::Failed, State::Lost];
 /// States in which a start is a no-op: the container is already on its way.
 pub const ACTIVE: &[State] = &[State::Starting, State::Running];
 /// States that have a live workload the engine may signal.
@@ -60,7 +66,7 @@ pub const PAUSABLE: &[State] = &[State::Running];
 /// (nothing runs, so nothing else writes them).
 pub const STOPPED: &[State] = &[State::Created, State::Exited, State::Failed];
 /// Finished: the container will not change by itself.
-pub const FINISHED: &[State] = &[State::Exited, State::Failed];
+pub const FINISHED: &[State] = &[State::Exited, State::Failed, State::Lost];
 /// Rows that count as users of a volume or an image (not on their way out).
 pub const IN_USE: &[State] = &[
     State::Created,
@@ -69,6 +75,7 @@ pub const IN_USE: &[State] = &[
     State::Paused,
     State::Exited,
     State::Failed,
+    State::Lost,
 ];
 
 /// The stored transitions: the states each one starts from. `Removing` in a
@@ -89,6 +96,7 @@ pub mod from {
         State::Running,
         State::Paused,
         State::Removing,
+        State::Lost,
     ];
     /// -> exited: the workload's exit status.
     pub const RECORD_EXIT: &[State] = &[
@@ -96,6 +104,7 @@ pub mod from {
         State::Running,
         State::Paused,
         State::Removing,
+        State::Lost,
     ];
     /// running -> paused, once the cgroup is frozen.
     pub const SET_PAUSED: &[State] = super::PAUSABLE;
@@ -108,6 +117,11 @@ pub mod from {
     pub const RESTART: &[State] = &[State::Exited];
     /// starting -> created (queued): a start the previous daemon did not finish.
     pub const REQUEUE_INTERRUPTED: &[State] = &[State::Starting];
+    /// -> lost: its node's lease ran out while it was on its way or
+    /// running (a queued one is placed on another node instead).
+    pub const SET_LOST: &[State] = &[State::Starting, State::Running, State::Paused];
+    /// lost -> running: its node came back and found it still running.
+    pub const FOUND: &[State] = &[State::Lost];
     /// -> removing: from anywhere.
     pub const SET_REMOVING: &[State] = super::ALL;
 }
@@ -122,6 +136,7 @@ impl State {
             State::Exited => "exited",
             State::Failed => "failed",
             State::Removing => "removing",
+            State::Lost => "lost",
         }
     }
 
@@ -246,7 +261,7 @@ mod tests {
         // A paused container's stop and kill thaw it first (then it is
         // running): the predicates answer for the state they act in.
         //          start  stop   kill   exec   copy   rm     rm -f  pause  unpause
-        let table: [(State, [bool; 9]); 7] = [
+        let table: [(State, [bool; 9]); 8] = [
             (
                 Created,
                 [true, false, false, false, true, true, true, false, false],
@@ -274,6 +289,11 @@ mod tests {
             (
                 Removing,
                 [false, false, false, false, false, true, true, false, false],
+            ),
+            // Its files are on a node that is gone: no copy.
+            (
+                Lost,
+                [true, false, false, false, false, true, true, false, false],
             ),
         ];
         assert_eq!(table.len(), ALL.len());

@@ -66,7 +66,7 @@ pub(crate) fn remove(shared: &Shared, id: &str) {
 pub(crate) async fn rebuild(shared: &Arc<Shared>) -> Result<()> {
     let members = shared
         .store()
-        .network_records()
+        .network_records(shared.node())
         .await?
         .into_iter()
         .map(|(net, id, name, aliases, ip)| member(&net, &id, &name, &aliases, ip))

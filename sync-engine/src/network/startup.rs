@@ -36,7 +36,7 @@ pub(crate) async fn startup(shared: &Arc<Shared>) -> Result<()> {
     let mut owned = BTreeMap::new();
     let mut with_ports = Vec::new();
     let mut with_policy = false;
-    for (cid, slot, _) in shared.store().slots().await? {
+    for (cid, slot, _) in shared.store().slots(shared.node()).await? {
         let Some(c) = shared.store().get(&cid).await? else {
             continue;
         };

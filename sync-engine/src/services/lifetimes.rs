@@ -32,6 +32,7 @@ async fn live_ids(shared: &Shared) -> Result<Vec<String>> {
         .store()
         .list(&ListFilter {
             states: vec![State::Running, State::Paused],
+            node: shared.node().map(str::to_owned),
             ..Default::default()
         })
         .await?

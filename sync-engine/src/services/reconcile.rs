@@ -14,7 +14,12 @@ use std::sync::Arc;
 
 pub(crate) async fn run(shared: &Arc<Shared>) -> Result<()> {
     crate::security::startup(shared).await?;
-    let all = shared.store().list(&Default::default()).await?;
+    // In a cluster, this node's containers only (the others are theirs).
+    let mine = crate::model::ListFilter {
+        node: shared.node().map(str::to_owned),
+        ..Default::default()
+    };
+    let all = shared.store().list(&mine).await?;
     let mut adopted = 0usize;
     for c in all {
         // One container's trouble must not keep quiltd from starting.
@@ -31,7 +36,7 @@ pub(crate) async fn run(shared: &Arc<Shared>) -> Result<()> {
 }
 
 /// Reconciles one container; true when a running one was adopted.
-async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
+pub(crate) async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
     match c.state {
         State::Removing => {
             // A removal interrupted before the workload's exit was recorded:
@@ -61,6 +66,14 @@ async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
         }
         // A paused container stays frozen across the restart: adopted as is.
         State::Running | State::Paused => return adopt(shared, c).await,
+        // This node's lease ran out while it was away (a cluster): what
+        // still runs is taken back, what ended is recorded.
+        State::Lost => {
+            if adopt(shared, c).await? {
+                shared.store().set_found(&c.id).await?;
+                return Ok(true);
+            }
+        }
     }
     Ok(false)
 }

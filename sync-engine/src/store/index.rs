@@ -137,4 +137,5 @@ fn matches(c: &Container, f: &ListFilter) -> bool {
             .as_ref()
             .is_none_or(|n| c.name.contains(n.as_str()))
         && f.labels.iter().all(|(k, v)| c.labels.get(k) == Some(v))
+        && f.node.as_ref().is_none_or(|n| c.node.as_ref() == Some(n))
 }

@@ -1,24 +1,36 @@
-//! SQLite persistence: the only module that runs SQL. One writer connection
-//! (writes queue fairly in the pool instead of spinning in SQLite's busy
-//! handler) and a small pool of readers; WAL, foreign keys, busy timeout and
-//! migrations. A schema change touches `migrations/` and this folder only.
+//! Persistence: the only module that runs SQL. Two backends run the same
+//! code and the same SQL text: an embedded SQLite file (the default: one
+//! host) and a PostgreSQL server (`quiltd --database postgres://...`: many
+//! hosts sharing one state). The files in `sql/` are compiled once per
+//! backend (`sqlite.rs`, `postgres.rs`), each time against that backend's
+//! concrete sqlx types, so neither pays for the other and the compiler
+//! checks both; what differs in the SQL itself (JSON functions, a few
+//! scalar functions) comes from the backend's `dialect`. `Store` hands each
+//! call to the backend it opened.
 //!
-//! - `containers.rs`: containers and their labels, with the state
+//! Writes go through one writer connection per daemon (writes queue fairly
+//! in the pool; a write that answers Ok was committed). On SQLite a small
+//! pool of readers serves reads; WAL, foreign keys, busy timeout. A schema
+//! change touches `migrations/` and `migrations-postgres/` (the same
+//! versions, the same tables and columns) and this folder only.
+//!
+//! - `sql/containers.rs`: containers and their labels, with the state
 //!   transitions as guarded updates rendered from `model::state`'s sets;
-//! - `listing.rs`: listing containers, filtered, ordered and paged in SQL;
-//! - `images.rs`: image rows and their names;
-//! - `volumes.rs`: named volumes and who uses them;
-//! - `userns.rs`: the host id ranges of private user namespaces;
-//! - `networks.rs`: networks, addresses (IPAM), published ports and the
-//!   network namespace each container holds.
+//! - `sql/listing.rs`: listing containers, filtered, ordered and paged;
+//! - `sql/images.rs`: image rows and their names;
+//! - `sql/volumes.rs`: named volumes and who uses them;
+//! - `sql/userns.rs`: the host id ranges of private user namespaces;
+//! - `sql/networks.rs`: networks, addresses (IPAM), published ports and
+//!   the network namespace each container holds;
+//! - `sql/execs.rs`: detached execs.
 /// One write on the writer connection: `$body` (which may use `?`) runs with
-/// `$c: &mut SqliteConnection` and evaluates to a `Result`. After an error
-/// the connection is discarded (see `Writer`).
+/// `$c: &mut Conn` (the backend's connection) and evaluates to a `Result`.
+/// After an error the connection is discarded (see `Writer`).
 macro_rules! db_write {
     ($store:expr, |$c:ident| $body:expr) => {{
         let mut writer = $store.writer().await?;
         let result: $crate::error::Result<_> = async {
-            let $c: &mut sqlx::SqliteConnection = &mut writer;
+            let $c: &mut super::Conn = &mut writer;
             $body
         }
         .await;
@@ -47,102 +59,310 @@ macro_rules! db_write_critical {
     }};
 }
 
-mod containers;
-mod execs;
-mod images;
 mod index;
-mod listing;
-mod networks;
+mod postgres;
 mod reserve;
-mod userns;
-mod volumes;
+mod sqlite;
 mod writer;
 
-use crate::error::{EngineError, Result};
-use crate::model::State;
-pub(crate) use execs::ExecRow;
+use crate::config::UsernsIds;
+use crate::error::Result;
+use crate::model::{
+    Container, ExitInfo, Expired, IdRange, ImageInfo, ListFilter, ListPage, ListQuery, NetSettings,
+    NetworkInfo, NodeInfo, NodeSpec, State, Volume,
+};
 use reserve::Reserve;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::Duration;
-use writer::Writer;
+use std::sync::Arc;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-#[derive(Debug, Clone)]
-pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    /// Disk space held back for the writes that must never be lost.
-    reserve: Reserve,
-    /// The containers, decoded, in listing order (see `index.rs`).
-    index: std::sync::Arc<index::Index>,
-    /// Where write latencies are recorded (the engine's metrics).
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
+/// A detached exec as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRow {
+    pub id: String,
+    pub container_id: String,
+    pub command: Vec<String>,
+    pub tty: bool,
+    pub started_at_ns: i64,
+    pub helper_pid: i32,
+    pub helper_start_time: u64,
+    /// (exit code, signal, oom killed, finished at) once recorded.
+    pub exit: Option<(i32, i32, bool, i64)>,
 }
 
-impl Store {
-    /// Opens (creating if needed) the database and runs the migrations.
-    pub async fn open(path: &Path) -> Result<Store> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            .pragma("temp_store", "memory");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.clone())
-            .await?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|e| EngineError::internal("database migration", e))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(2)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.read_only(true))
-            .await?;
-        let reserve = Reserve::new(path);
-        reserve.ensure().await;
-        let store = Store {
-            writer,
-            reader,
-            reserve,
-            index: Default::default(),
-            metrics: Default::default(),
-        };
-        let all = store.list(&crate::model::ListFilter::default()).await?;
-        store.index.load(all);
-        Ok(store)
-    }
+/// The store of one backend: `DB` is `sqlx::Sqlite` or `sqlx::Postgres`.
+/// Its methods are in `sql/`, compiled for each.
+#[derive(Debug)]
+pub(crate) struct SqlStore<DB: sqlx::Database> {
+    writer: sqlx::Pool<DB>,
+    reader: sqlx::Pool<DB>,
+    /// Disk space held back for the writes that must never be lost (the
+    /// SQLite file's disk; PostgreSQL keeps its own).
+    reserve: Reserve,
+    /// The containers, decoded, in listing order (see `index.rs`): SQLite
+    /// only, where this daemon is the only writer. With PostgreSQL other
+    /// nodes write too, and listings are read from the database.
+    index: Option<Arc<index::Index>>,
+    /// Where write latencies are recorded (the engine's metrics).
+    metrics: Arc<crate::metrics::Metrics>,
+}
 
+impl<DB: sqlx::Database> SqlStore<DB> {
     /// The writer connection for one write (writes queue in the pool).
-    async fn writer(&self) -> Result<Writer<'_>> {
-        Ok(Writer::new(
+    async fn writer(&self) -> Result<writer::Writer<'_, DB>> {
+        Ok(writer::Writer::new(
             self.writer.acquire().await?,
             &self.reserve,
             &self.metrics,
         ))
     }
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite(SqlStore<sqlx::Sqlite>),
+    Postgres(SqlStore<sqlx::Postgres>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and runs
+    /// the migrations.
+    pub async fn open(path: &Path) -> Result<Store> {
+        Ok(Store {
+            backend: Arc::new(Backend::Sqlite(sqlite::open(path).await?)),
+        })
+    }
+
+    /// Connects to the PostgreSQL database at `url` (postgres://...) and
+    /// runs the migrations.
+    pub async fn connect_postgres(url: &str) -> Result<Store> {
+        Ok(Store {
+            backend: Arc::new(Backend::Postgres(postgres::connect(url).await?)),
+        })
+    }
+
+    /// Opens the database a `--database` value names: a postgres:// or
+    /// postgresql:// URL, or else the SQLite file at `default_path`.
+    pub async fn open_database(database: Option<&str>, default_path: &Path) -> Result<Store> {
+        match database {
+            Some(url) if is_postgres_url(url) => Store::connect_postgres(url).await,
+            Some(other) => {
+                let path = other.strip_prefix("sqlite:").unwrap_or(other);
+                Store::open(Path::new(path)).await
+            }
+            None => Store::open(default_path).await,
+        }
+    }
+
+    /// The backend's name ("sqlite" or "postgres").
+    pub fn backend_name(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
 
     /// The engine's metrics (made with the store, which times its writes).
-    pub fn metrics(&self) -> &std::sync::Arc<crate::metrics::Metrics> {
-        &self.metrics
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        match &*self.backend {
+            Backend::Sqlite(b) => &b.metrics,
+            Backend::Postgres(b) => &b.metrics,
+        }
     }
 
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        match &*self.backend {
+            Backend::Sqlite(b) => {
+                b.reader.close().await;
+                b.writer.close().await;
+            }
+            Backend::Postgres(b) => {
+                b.reader.close().await;
+                b.writer.close().await;
+            }
+        }
     }
+}
+
+pub(crate) use postgres::Notifications;
+
+/// The channel a node listens on for starts placed on it (the payload is
+/// the node's name).
+pub(crate) const START_CHANNEL: &str = "quilt_start";
+
+impl Store {
+    /// Listens for the notifications of other nodes on `channels`; None
+    /// on SQLite (a daemon of its own).
+    pub(crate) async fn listen(&self, channels: &[&str]) -> Result<Option<Notifications>> {
+        match &*self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(b) => Ok(Some(Notifications::listen(b, channels).await?)),
+        }
+    }
+}
+
+/// True for a PostgreSQL connection URL.
+pub fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// The store's calls, each handed to the backend that was opened.
+macro_rules! delegate {
+    ($( $(#[$m:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty; )*) => {
+        impl Store {
+            $(
+                $(#[$m])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret> {
+                    match &*self.backend {
+                        Backend::Sqlite(b) => b.$name($($arg),*).await,
+                        Backend::Postgres(b) => b.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    // Containers (sql/containers.rs).
+    #[cfg(test)]
+    fn insert(&self, c: &Container) -> ();
+    /// Inserts the container and its labels, a volume row for each named
+    /// volume it mounts, an id range for a private user namespace and, on
+    /// a bridge network, its address and published ports, in one
+    /// transaction. Returns its id range and network settings as stored.
+    fn insert_full(&self, c: &Container, ids: Option<&UsernsIds>) -> (Option<IdRange>, NetSettings);
+    #[cfg(test)]
+    fn insert_with_ids(&self, c: &Container, ids: Option<&UsernsIds>) -> Option<IdRange>;
+    fn get(&self, id: &str) -> Option<Container>;
+    /// Finds a container by full id, then exact name, then unique id prefix.
+    fn resolve(&self, reference: &str) -> Container;
+    /// created (queued) -> starting. False when the row is not queued any
+    /// more (removed, started by someone else, or its start cancelled).
+    fn set_starting(&self, id: &str) -> bool;
+    /// Gives `id` the name `name` unless it is being removed. False when it
+    /// is (or is gone); ALREADY_EXISTS when another container has the name.
+    fn rename(&self, id: &str, name: &str) -> bool;
+    /// Cancels a start that is queued but not begun.
+    fn cancel_queued_start(&self, id: &str) -> bool;
+    /// running <-> paused, once the cgroup is frozen or thawed.
+    fn set_paused(&self, id: &str, paused: bool) -> bool;
+    /// starting -> running, with the processes that now exist.
+    fn set_running(&self, id: &str, pid: i32, shim_pid: i32, shim_start_time: u64, at: i64) -> bool;
+    /// Records that the container could not start (or its supervisor was
+    /// lost); returns the state now stored.
+    fn set_failed(&self, id: &str, exit_code: i32, reason: &str, at: i64) -> Option<State>;
+    /// lost -> created (queued) on `node`: a start of a lost container.
+    fn replace_lost(&self, id: &str, node: &str) -> bool;
+    /// lost -> running: this node came back and found the workload alive.
+    fn set_found(&self, id: &str) -> bool;
+    /// Records the workload's exit; returns the state now stored.
+    fn record_exit(&self, id: &str, exit: &ExitInfo) -> Option<State>;
+    /// Back to `created` and queued for another start by the user.
+    fn reset_for_start(&self, id: &str) -> bool;
+    /// The same for a restart by the container's policy.
+    fn reset_for_restart(&self, id: &str) -> bool;
+    /// Records that the user stopped (or killed) the container.
+    fn set_manual_stop(&self, id: &str) -> ();
+    /// Moves the TTL deadline (and the TTL) of a container.
+    fn set_expiry(&self, id: &str, ttl_ns: i64, expires_at: Option<i64>) -> bool;
+    /// Records the end of an exec, attach, logs follow or copy.
+    fn set_last_activity(&self, id: &str, at: i64) -> ();
+    /// Back to `created` (queued) after a start that could not finish.
+    fn requeue_interrupted_start(&self, id: &str) -> ();
+    /// Persists the intent to remove; returns the state it had.
+    fn set_removing(&self, id: &str) -> Option<State>;
+    fn delete(&self, id: &str) -> ();
+    #[cfg(test)]
+    fn count_rows(&self, table: &str) -> i64;
+    #[cfg(test)]
+    fn spoil_index(&self, id: &str) -> ();
+
+    // Listing (sql/listing.rs).
+    /// Every container matching `filter`, newest first, fully loaded.
+    fn list(&self, filter: &ListFilter) -> Vec<Container>;
+    /// How many containers are in each state.
+    fn count_by_state(&self) -> HashMap<State, usize>;
+    /// One page of a listing (see `ListQuery`).
+    fn list_page(&self, q: &ListQuery) -> ListPage;
+
+    // Detached execs (sql/execs.rs).
+    fn exec_insert(&self, e: &ExecRow) -> ();
+    /// Records how a detached exec ended (once).
+    fn exec_finish(&self, id: &str, exit_code: i32, signal: i32, oom_killed: bool, at: i64) -> ();
+    fn exec_delete(&self, id: &str) -> ();
+    /// Every stored detached exec, oldest first.
+    fn execs_detached(&self, node: Option<&str>) -> Vec<ExecRow>;
+
+    // Images (sql/images.rs).
+    fn image_add(&self, info: &ImageInfo, layer_sizes: &[u64], name: Option<&str>) -> ();
+    fn image_list(&self) -> Vec<ImageInfo>;
+    fn image_get(&self, id: &str) -> Option<ImageInfo>;
+    /// The id a reference names (a name, an id or a unique id prefix).
+    fn image_resolve(&self, reference: &str) -> Option<String>;
+    fn image_tag(&self, id: &str, name: &str) -> bool;
+    fn image_untag(&self, name: &str) -> bool;
+    fn image_users(&self, id: &str) -> Vec<(String, State)>;
+    fn known_image_ids(&self) -> HashSet<String>;
+    fn image_delete(&self, id: &str) -> Option<Vec<(String, u64)>>;
+    fn image_prune(&self) -> (Vec<String>, Vec<(String, u64)>);
+    fn layer_usage(&self) -> (u64, u64);
+    fn layer_digests(&self) -> HashSet<String>;
+
+    // Networks (sql/networks.rs).
+    fn networks(&self) -> Vec<NetworkInfo>;
+    fn network(&self, name: &str) -> Option<NetworkInfo>;
+    fn network_insert(&self, n: &NetworkInfo) -> ();
+    fn network_delete(&self, name: &str) -> ();
+    fn egress_set(&self, id: &str, policy: Option<&quilt_network::EgressPolicy>) -> bool;
+    fn egress_of(&self, id: &str) -> Option<quilt_network::EgressPolicy>;
+    fn slot_set(&self, id: &str, slot: &str) -> ();
+    fn slot_taint(&self, id: &str) -> ();
+    fn slot_clear(&self, id: &str) -> ();
+    /// The network namespace slots held by the containers of `node` (all
+    /// with None).
+    fn slots(&self, node: Option<&str>) -> Vec<(String, String, bool)>;
+    fn slot_tainted(&self, id: &str) -> bool;
+    fn joiners(&self, id: &str) -> Vec<String>;
+    fn network_members(&self, name: &str) -> Vec<(String, String, Ipv4Addr)>;
+    /// (network, id, name, aliases, address) of the containers of `node`
+    /// (all with None) on bridge networks.
+    fn network_records(&self, node: Option<&str>) -> Vec<(String, String, String, Vec<String>, Ipv4Addr)>;
+    fn joiner_ids(&self, id: &str) -> Vec<String>;
+    fn network_usage(&self) -> (i64, i64, i64);
+
+    // Nodes of a cluster (sql/nodes.rs).
+    /// Registers this node; true when it had been marked down meanwhile.
+    fn node_register(&self, n: &NodeSpec, lease_ns: i64) -> bool;
+    /// Renews this node's lease: None when it must register again, else
+    /// whether it had been marked down meanwhile.
+    fn node_renew(&self, name: &str, id: &str, lease_ns: i64) -> Option<bool>;
+    /// Every node with its lease and load.
+    fn nodes(&self) -> Vec<NodeInfo>;
+    /// The node a new container goes to (None: no cluster).
+    fn place(&self, wanted: Option<&str>) -> Option<String>;
+    /// The queued starts placed on `node`.
+    fn queued_on(&self, node: &str) -> Vec<String>;
+    /// Tells `node` that starts were placed on it.
+    fn notify_start(&self, node: &str) -> ();
+    /// Ends the leases that ran out; see `Expired`.
+    fn nodes_expire(&self) -> Expired;
+
+    // User namespaces (sql/userns.rs).
+    fn userns_reconcile(&self, ids: &UsernsIds) -> (u64, usize);
+
+    // Volumes (sql/volumes.rs).
+    fn volume_insert(&self, name: &str, labels: &BTreeMap<String, String>) -> bool;
+    fn volumes_ensure(&self, c: &Container) -> ();
+    fn volume_names(&self) -> Vec<String>;
+    fn volume_get(&self, name: &str) -> Option<Volume>;
+    fn volume_delete(&self, name: &str, force: bool) -> bool;
 }
 
 /// A state set as an SQL list: `'created', 'exited'`.

@@ -12,7 +12,8 @@ const RESERVE_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub(super) struct Reserve {
-    path: PathBuf,
+    /// None for a database on another host (PostgreSQL): nothing to hold.
+    path: Option<PathBuf>,
     /// Set while the file is missing (released, or never made).
     released: Arc<AtomicBool>,
 }
@@ -22,21 +23,34 @@ impl Reserve {
         let mut name = db_path.as_os_str().to_owned();
         name.push(".reserve");
         Reserve {
-            path: PathBuf::from(name),
+            path: Some(PathBuf::from(name)),
             released: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// No reserve: the database's disk is not ours.
+    pub fn none() -> Reserve {
+        Reserve {
+            path: None,
+            released: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// Makes the reserve file if it is missing (best effort, off the reactor).
     pub async fn ensure(&self) {
-        let (path, released) = (self.path.clone(), self.released.clone());
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        let released = self.released.clone();
         let _ = tokio::task::spawn_blocking(move || make(&path, &released)).await;
     }
 
     /// After a successful write: remake a released reserve in the background.
     pub fn refill_if_released(&self) {
-        if self.released.load(Ordering::Relaxed) {
-            let (path, released) = (self.path.clone(), self.released.clone());
+        if let Some(path) = &self.path
+            && self.released.load(Ordering::Relaxed)
+        {
+            let (path, released) = (path.clone(), self.released.clone());
             // Only one refill at a time: claim it by clearing the flag.
             if released.swap(false, Ordering::AcqRel) {
                 tokio::task::spawn_blocking(move || {
@@ -50,10 +64,12 @@ impl Reserve {
 
     /// Gives the space back; false when there was none to give.
     pub async fn release(&self) -> bool {
+        let Some(path) = self.path.clone() else {
+            return false;
+        };
         if self.released.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let path = self.path.clone();
         matches!(
             tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await,
             Ok(Ok(()))

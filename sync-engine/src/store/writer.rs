@@ -5,29 +5,29 @@
 //! on that connection would only release a savepoint (launchbadge/sqlx#3742)
 //! — an acknowledged write that never reaches the database. So after such
 //! an error the connection is closed and the pool opens a fresh one; a write
-//! that answers Ok was committed.
+//! that answers Ok was committed. PostgreSQL keeps a failed transaction
+//! open until it is rolled back; closing the connection is right there too.
 use super::reserve::Reserve;
 use crate::error::{EngineError, Result};
-use sqlx::Sqlite;
+use sqlx::Database;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::SqliteConnection;
 use std::ops::{Deref, DerefMut};
 
 #[derive(Debug)]
-pub(super) struct Writer<'s> {
+pub(super) struct Writer<'s, DB: Database> {
     /// None once handed back or discarded.
-    conn: Option<PoolConnection<Sqlite>>,
+    conn: Option<PoolConnection<DB>>,
     reserve: &'s Reserve,
     metrics: &'s crate::metrics::Metrics,
     since: std::time::Instant,
 }
 
-impl<'s> Writer<'s> {
+impl<'s, DB: Database> Writer<'s, DB> {
     pub fn new(
-        conn: PoolConnection<Sqlite>,
+        conn: PoolConnection<DB>,
         reserve: &'s Reserve,
         metrics: &'s crate::metrics::Metrics,
-    ) -> Writer<'s> {
+    ) -> Writer<'s, DB> {
         Writer {
             conn: Some(conn),
             reserve,
@@ -67,7 +67,7 @@ impl<'s> Writer<'s> {
     }
 }
 
-impl Drop for Writer<'_> {
+impl<DB: Database> Drop for Writer<'_, DB> {
     /// A write abandoned half-way (its task was cancelled): the connection
     /// may be mid-transaction, so it is not given back.
     fn drop(&mut self) {
@@ -77,16 +77,16 @@ impl Drop for Writer<'_> {
     }
 }
 
-impl Deref for Writer<'_> {
-    type Target = SqliteConnection;
+impl<DB: Database> Deref for Writer<'_, DB> {
+    type Target = DB::Connection;
 
-    fn deref(&self) -> &SqliteConnection {
+    fn deref(&self) -> &DB::Connection {
         self.conn.as_ref().expect("writer in use")
     }
 }
 
-impl DerefMut for Writer<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+impl<DB: Database> DerefMut for Writer<'_, DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
         self.conn.as_mut().expect("writer in use")
     }
 }

@@ -28,6 +28,27 @@ pub fn container_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A node's name in a cluster: as a container name (letters, digits,
+/// '_', '.', '-'), at most 63 characters.
+pub fn node_name(name: &str) -> Result<()> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !ok {
+        return Err(invalid(format!(
+            "invalid node name {}: use letters, digits, '_', '.', '-' (starting with a letter or \
+             digit), at most 63 characters",
+            super::echo(name)
+        )));
+    }
+    Ok(())
+}
+
 pub fn hostname(h: &str) -> Result<()> {
     let ok = !h.is_empty()
         && h.len() <= MAX_NAME

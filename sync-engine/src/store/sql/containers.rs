@@ -1,7 +1,7 @@
 //! The containers table and its labels. Every state transition is one
 //! guarded `UPDATE ... WHERE state IN (...)`, its set taken from
 //! `model::state::from`, so a transition that lost a race changes nothing.
-use super::{Store, json, states_sql, volumes};
+use super::{Conn, DbRow, dialect, volumes};
 use crate::config::UsernsIds;
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
@@ -9,22 +9,29 @@ use crate::model::{
     Container, ExitInfo, IdRange, IdleAction, Lifetime, ListView, Network, RestartPolicy, State,
     Stdio, UsernsMode,
 };
-use sqlx::sqlite::SqliteRow;
+use crate::store::{SqlStore, json, states_sql};
 use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-pub(super) const COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
+static COLUMN_LIST: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, c.egress, \
     c.restart_policy, c.restart_max, c.restart_count, c.manual_stop, \
-    c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, c.stdio, \
+    c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, c.stdio, c.node, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
-    (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size, \
-    (SELECT json_group_object(l.key, l.value) FROM labels l WHERE l.container_id = c.id) AS labels";
+    (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size";
 
-impl Store {
+/// Every column of a container row (`c`), its labels as a JSON object.
+pub(super) static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{COLUMN_LIST}, (SELECT {} FROM labels l WHERE l.container_id = c.id) AS labels",
+        dialect::json_object_agg("l.key", "l.value")
+    )
+});
+
+impl SqlStore<super::Db> {
     /// Inserts the container and its labels in one transaction (no id
     /// range for a private user namespace: tests of the rest).
     #[cfg(test)]
@@ -66,7 +73,7 @@ impl Store {
             // An image of the store must still be there: `image rm` checks for
             // users in the same (single) writer, so it cannot slip in between.
             if c.image.starts_with("sha256:") {
-                let present: Option<i64> = sqlx::query_scalar("SELECT 1 FROM images WHERE id = ?")
+                let present = sqlx::query("SELECT id FROM images WHERE id = $1")
                     .bind(&c.image)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -77,12 +84,31 @@ impl Store {
                     )));
                 }
             }
+            // Placed on a node of a cluster: that node is still live (its
+            // row is locked until the commit, so it cannot expire between).
+            if let Some(node) = &c.node {
+                let sql = format!(
+                    "SELECT n.name FROM nodes n WHERE n.name = $1 AND n.state = 'up' \
+                     AND n.lease_until > {}{}",
+                    dialect::NOW_NS,
+                    dialect::FOR_SHARE
+                );
+                let live = sqlx::query(&sql)
+                    .bind(node)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if live.is_none() {
+                    return Err(EngineError::Unavailable(format!(
+                        "node {node} went down while the container was placed on it: try again"
+                    )));
+                }
+            }
             let res = sqlx::query(
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
              security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
-             idle_action, egress, stdio) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             idle_action, egress, stdio, node) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -111,6 +137,7 @@ impl Store {
         .bind(c.lifetime.idle_action.as_str())
         .bind(c.net.egress.as_ref().map(json))
         .bind((c.stdio != Stdio::default()).then(|| json(&c.stdio)))
+        .bind(&c.node)
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -125,7 +152,7 @@ impl Store {
                 return Err(e.into());
             }
             for (k, v) in &c.labels {
-                sqlx::query("INSERT INTO labels (container_id, key, value) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO labels (container_id, key, value) VALUES ($1, $2, $3)")
                     .bind(&c.id)
                     .bind(k)
                     .bind(v)
@@ -146,11 +173,13 @@ impl Store {
             };
             let net = super::networks::attach_in_tx(&mut tx, c).await?;
             tx.commit().await?;
-            self.index.put(Container {
-                id_range: range,
-                net: net.clone(),
-                ..c.clone()
-            });
+            if let Some(index) = &self.index {
+                index.put(Container {
+                    id_range: range,
+                    net: net.clone(),
+                    ..c.clone()
+                });
+            }
             Ok((range, net))
         })
     }
@@ -159,27 +188,30 @@ impl Store {
     /// index entry from the row as committed. A failed read marks the index
     /// stale (it is rebuilt before its next use) instead of failing a write
     /// that happened.
-    async fn refresh(&self, conn: &mut sqlx::SqliteConnection, id: &str) {
+    async fn refresh(&self, conn: &mut Conn, id: &str) {
         static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?"));
+            LazyLock::new(|| format!("SELECT {} FROM containers c WHERE c.id = $1", *COLUMNS));
+        let Some(index) = &self.index else {
+            return;
+        };
         match sqlx::query(&SQL).bind(id).fetch_all(&mut *conn).await {
             Ok(rows) => match rows.first().map(|r| from_row(r, ListView::Full)) {
-                Some(Ok(c)) => self.index.put(c),
-                None => self.index.remove(id),
+                Some(Ok(c)) => index.put(c),
+                None => index.remove(id),
                 Some(Err(e)) => {
                     tracing::warn!(container = %id, error = %e, "cannot index a container row");
-                    self.index.mark_stale();
+                    index.mark_stale();
                 }
             },
             Err(e) => {
                 tracing::warn!(container = %id, error = %e, "cannot refresh a container's index entry");
-                self.index.mark_stale();
+                index.mark_stale();
             }
         }
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
-        let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?");
+        let sql = format!("SELECT {} FROM containers c WHERE c.id = $1", *COLUMNS);
         // fetch_all, not fetch_optional: a statement stepped to its first row
         // and not run to completion keeps that reader's WAL snapshot open,
         // and its next query would not see rows committed since.
@@ -196,7 +228,10 @@ impl Store {
                 "a container id or name is required".into(),
             ));
         }
-        let sql = format!("SELECT {COLUMNS} FROM containers c WHERE c.id = ?1 OR c.name = ?1");
+        let sql = format!(
+            "SELECT {} FROM containers c WHERE c.id = $1 OR c.name = $1",
+            *COLUMNS
+        );
         let rows = sqlx::query(&sql)
             .bind(reference)
             .fetch_all(&self.reader)
@@ -214,7 +249,8 @@ impl Store {
         if is_hex {
             // Hex ids sort below 'g', so [prefix, prefix+'g') is the prefix range.
             let sql = format!(
-                "SELECT {COLUMNS} FROM containers c WHERE c.id >= ?1 AND c.id < ?2 LIMIT 2"
+                "SELECT {} FROM containers c WHERE c.id >= $1 AND c.id < $2 LIMIT 2",
+                *COLUMNS
             );
             let rows = sqlx::query(&sql)
                 .bind(reference)
@@ -241,8 +277,8 @@ impl Store {
     pub async fn set_starting(&self, id: &str) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', autostart = 0 \
-                 WHERE id = ? AND state IN ({}) AND autostart = 1",
+                "UPDATE containers SET state = '{}', autostart = FALSE \
+                 WHERE id = $1 AND state IN ({}) AND autostart = TRUE",
                 State::Starting.as_str(),
                 states_sql(from::BEGIN_START)
             )
@@ -262,7 +298,7 @@ impl Store {
     pub async fn rename(&self, id: &str, name: &str) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET name = ? WHERE id = ? AND state <> '{}'",
+                "UPDATE containers SET name = $1 WHERE id = $2 AND state <> '{}'",
                 State::Removing.as_str()
             )
         });
@@ -291,8 +327,8 @@ impl Store {
     pub async fn cancel_queued_start(&self, id: &str) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET autostart = 0 \
-                 WHERE id = ? AND state IN ({}) AND autostart = 1",
+                "UPDATE containers SET autostart = FALSE \
+                 WHERE id = $1 AND state IN ({}) AND autostart = TRUE",
                 states_sql(from::CANCEL_START)
             )
         });
@@ -312,14 +348,14 @@ impl Store {
     pub async fn set_paused(&self, id: &str, paused: bool) -> Result<bool> {
         static PAUSE: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}' WHERE id = ? AND state IN ({})",
+                "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({})",
                 State::Paused.as_str(),
                 states_sql(from::SET_PAUSED)
             )
         });
         static UNPAUSE: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}' WHERE id = ? AND state IN ({})",
+                "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({})",
                 State::Running.as_str(),
                 states_sql(from::SET_UNPAUSED)
             )
@@ -347,11 +383,11 @@ impl Store {
     ) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', pid = ?, shim_pid = ?, shim_start_time = ?, \
-                 started_at = ?, last_activity = ?, \
-                 expires_at = CASE WHEN ttl_ns > 0 AND expires_at IS NULL THEN ? + ttl_ns \
+                "UPDATE containers SET state = '{}', pid = $1, shim_pid = $2, shim_start_time = $3, \
+                 started_at = $4, last_activity = $5, \
+                 expires_at = CASE WHEN ttl_ns > 0 AND expires_at IS NULL THEN $6 + ttl_ns \
                  ELSE expires_at END \
-                 WHERE id = ? AND state IN ({})",
+                 WHERE id = $7 AND state IN ({})",
                 State::Running.as_str(),
                 states_sql(from::SET_RUNNING)
             )
@@ -388,8 +424,8 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE containers SET state = {}, \
-                 exit_code = ?, exit_signal = 0, failure_reason = ?, finished_at = ? \
-                 WHERE id = ? AND state IN ({}) RETURNING state",
+                 exit_code = $1, exit_signal = 0, failure_reason = $2, finished_at = $3 \
+                 WHERE id = $4 AND state IN ({}) RETURNING state",
                 keep_removing(State::Failed),
                 states_sql(from::SET_FAILED)
             )
@@ -416,6 +452,51 @@ impl Store {
         Ok(state.as_deref().and_then(State::parse))
     }
 
+    /// lost -> created (queued) on `node`: a start of a container whose
+    /// node went down. False when it is not lost any more.
+    pub async fn replace_lost(&self, id: &str, node: &str) -> Result<bool> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET node = $2, state = '{}', {RESET}, restart_count = 0, \
+                 manual_stop = FALSE, expires_at = NULL WHERE id = $1 AND state = '{}'",
+                State::Created.as_str(),
+                State::Lost.as_str()
+            )
+        });
+        let r = db_write!(self, |c| {
+            let r = sqlx::query(&SQL)
+                .bind(id)
+                .bind(node)
+                .execute(&mut *c)
+                .await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// lost -> running: this node came back and found the workload alive.
+    pub async fn set_found(&self, id: &str) -> Result<bool> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET state = '{}', failure_reason = NULL \
+                 WHERE id = $1 AND state IN ({})",
+                State::Running.as_str(),
+                states_sql(from::FOUND)
+            )
+        });
+        let r = db_write_critical!(self, |c| {
+            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            if r.rows_affected() > 0 {
+                self.refresh(c, id).await;
+            }
+            Ok(r)
+        })?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Records the workload's exit; returns the state now stored (`exited`,
     /// or `removing` during a removal), None when there was nothing to
     /// record (already recorded, or the row never ran).
@@ -423,8 +504,8 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE containers SET state = {}, \
-                 exit_code = ?, exit_signal = ?, oom_killed = ?, finished_at = ? \
-                 WHERE id = ? AND state IN ({}) AND exit_code IS NULL RETURNING state",
+                 exit_code = $1, exit_signal = $2, oom_killed = $3, finished_at = $4 \
+                 WHERE id = $5 AND state IN ({}) AND exit_code IS NULL RETURNING state",
                 keep_removing(State::Exited),
                 states_sql(from::RECORD_EXIT)
             )
@@ -458,9 +539,9 @@ impl Store {
     pub async fn reset_for_start(&self, id: &str) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', {RESET}, restart_count = 0, manual_stop = 0, \
+                "UPDATE containers SET state = '{}', {RESET}, restart_count = 0, manual_stop = FALSE, \
                  expires_at = NULL \
-                 WHERE id = ? AND state IN ({})",
+                 WHERE id = $1 AND state IN ({})",
                 State::Created.as_str(),
                 states_sql(from::RESET_FOR_START)
             )
@@ -475,7 +556,7 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE containers SET state = '{}', {RESET}, restart_count = restart_count + 1 \
-                 WHERE id = ? AND state IN ({}) AND manual_stop = 0",
+                 WHERE id = $1 AND state IN ({}) AND manual_stop = FALSE",
                 State::Created.as_str(),
                 states_sql(from::RESTART)
             )
@@ -488,7 +569,7 @@ impl Store {
     pub async fn set_manual_stop(&self, id: &str) -> Result<()> {
         // A stop must work on a full disk too: recorded from the reserve.
         db_write_critical!(self, |c| {
-            let r = sqlx::query("UPDATE containers SET manual_stop = 1 WHERE id = ?")
+            let r = sqlx::query("UPDATE containers SET manual_stop = TRUE WHERE id = $1")
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
@@ -502,7 +583,7 @@ impl Store {
     /// Moves the TTL deadline (and the TTL) of a container.
     pub async fn set_expiry(&self, id: &str, ttl_ns: i64, expires_at: Option<i64>) -> Result<bool> {
         let r = db_write!(self, |c| {
-            let r = sqlx::query("UPDATE containers SET ttl_ns = ?, expires_at = ? WHERE id = ?")
+            let r = sqlx::query("UPDATE containers SET ttl_ns = $1, expires_at = $2 WHERE id = $3")
                 .bind(ttl_ns)
                 .bind(expires_at)
                 .bind(id)
@@ -519,15 +600,14 @@ impl Store {
     /// Records the end of an exec, attach, logs follow or copy (the idle
     /// timeout counts from the latest).
     pub async fn set_last_activity(&self, id: &str, at: i64) -> Result<()> {
-        db_write!(self, |c| {
-            let r = sqlx::query(
-                "UPDATE containers SET last_activity = max(coalesce(last_activity, 0), ?) \
-                 WHERE id = ?",
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE containers SET last_activity = {} WHERE id = $2",
+                dialect::greatest("coalesce(last_activity, 0)", "$1")
             )
-            .bind(at)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
+        });
+        db_write!(self, |c| {
+            let r = sqlx::query(&SQL).bind(at).bind(id).execute(&mut *c).await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -550,7 +630,7 @@ impl Store {
     pub async fn requeue_interrupted_start(&self, id: &str) -> Result<()> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', autostart = 1 WHERE id = ? AND state IN ({})",
+                "UPDATE containers SET state = '{}', autostart = TRUE WHERE id = $1 AND state IN ({})",
                 State::Created.as_str(),
                 states_sql(from::REQUEUE_INTERRUPTED)
             )
@@ -569,7 +649,7 @@ impl Store {
     pub async fn set_removing(&self, id: &str) -> Result<Option<State>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}' WHERE id = ? AND state IN ({})",
+                "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({})",
                 State::Removing.as_str(),
                 states_sql(from::SET_REMOVING)
             )
@@ -577,7 +657,7 @@ impl Store {
         let prev: Option<(String,)> = db_write_critical!(self, |c| {
             let mut tx = c.begin().await?;
             let prev: Option<(String,)> =
-                sqlx::query_as("SELECT state FROM containers WHERE id = ?")
+                sqlx::query_as("SELECT state FROM containers WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -593,13 +673,36 @@ impl Store {
         Ok(prev.and_then(|(s,)| State::parse(&s)))
     }
 
+    /// How many rows `table` has (tests).
+    #[cfg(test)]
+    pub async fn count_rows(&self, table: &str) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar(&format!("SELECT CAST(count(*) AS BIGINT) FROM {table}"))
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    /// Drops `id` from the listing index and marks it stale (tests: the
+    /// next listing must rebuild it).
+    #[cfg(test)]
+    pub async fn spoil_index(&self, id: &str) -> Result<()> {
+        if let Some(index) = &self.index {
+            index.mark_stale();
+            index.remove(id);
+        }
+        Ok(())
+    }
+
     pub async fn delete(&self, id: &str) -> Result<()> {
         db_write_critical!(self, |c| {
-            sqlx::query("DELETE FROM containers WHERE id = ?")
+            sqlx::query("DELETE FROM containers WHERE id = $1")
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
-            self.index.remove(id);
+            if let Some(index) = &self.index {
+                index.remove(id);
+            }
             Ok(())
         })?;
         Ok(())
@@ -610,8 +713,8 @@ impl Store {
 /// removed in `removing` (its data is recorded, its removal goes on).
 /// The columns a new start resets (besides the state, back to `created`):
 /// queued, the last run's processes and exit forgotten.
-const RESET: &str = "autostart = 1, pid = NULL, shim_pid = NULL, \
-    shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, \
+pub(super) const RESET: &str = "autostart = TRUE, pid = NULL, shim_pid = NULL, \
+    shim_start_time = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = FALSE, \
     failure_reason = NULL, started_at = NULL, finished_at = NULL";
 
 fn keep_removing(to: State) -> String {
@@ -624,7 +727,7 @@ fn keep_removing(to: State) -> String {
 
 /// A container from a row of `COLUMNS`, or of the summary view's columns
 /// (env, mounts and security left empty, the supervisor unknown).
-pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
+pub(super) fn from_row(r: &DbRow, view: ListView) -> Result<Container> {
     let bad = |what: &str| EngineError::Internal(format!("corrupt container row: {what}"));
     let full = view == ListView::Full;
     let state: String = r.try_get("state")?;
@@ -719,6 +822,7 @@ pub(super) fn from_row(r: &SqliteRow, view: ListView) -> Result<Container> {
             Some(s) => serde_json::from_str(&s).map_err(|_| bad("stdio"))?,
             None => Stdio::default(),
         },
+        node: r.try_get("node")?,
         id_range: match (
             r.try_get::<Option<i64>, _>("userns_host_id")?,
             r.try_get::<Option<i64>, _>("userns_size")?,
@@ -773,13 +877,15 @@ mod tests {
             manual_stop: false,
             lifetime: Default::default(),
             stdio: Stdio::default(),
+            node: None,
         }
     }
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("q.db")).await.unwrap();
-        (dir, s)
+    use crate::store::Store;
+
+    /// A store of this backend (and what keeps it alive).
+    async fn store() -> (impl Sized, Store) {
+        super::super::test_store().await
     }
 
     #[tokio::test]
@@ -834,74 +940,6 @@ mod tests {
             s.image_delete(&image).await,
             Err(EngineError::FailedPrecondition(_))
         ));
-    }
-
-    /// A database made by the migrations before the paused state (0009
-    /// rebuilds the containers table) keeps its containers, labels, execs
-    /// and id ranges, and their cascades, through the upgrade.
-    #[tokio::test]
-    async fn upgrade_keeps_rows_and_cascades() {
-        use sqlx::sqlite::SqliteConnectOptions;
-        let dir = tempfile::tempdir().unwrap();
-        let old = dir.path().join("old-migrations");
-        std::fs::create_dir(&old).unwrap();
-        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        for e in std::fs::read_dir(&all).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
-            if name.as_str() < "0009" {
-                std::fs::copy(e.path(), old.join(&name)).unwrap();
-            }
-        }
-        let db = dir.path().join("q.db");
-        let opts = SqliteConnectOptions::new()
-            .filename(&db)
-            .create_if_missing(true)
-            .foreign_keys(true);
-        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        sqlx::migrate::Migrator::new(old.as_path())
-            .await
-            .unwrap()
-            .run(&pool)
-            .await
-            .unwrap();
-        for sql in [
-            "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
-             network, state, created_at, pid) \
-             VALUES ('c1', 'one', 'default', '[\"sleep\"]', '[]', '/', 'one', 'none', 'running', 1, 42)",
-            "INSERT INTO labels VALUES ('c1', 'team', 'a')",
-            "INSERT INTO execs (id, container_id, command, started_at, helper_pid, \
-             helper_start_time) VALUES ('e1', 'c1', '[]', 1, 2, 3)",
-            "INSERT INTO userns_ranges VALUES ('c1', 100000, 65536)",
-        ] {
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-        pool.close().await;
-
-        let s = Store::open(&db).await.unwrap();
-        let c = s.get("c1").await.unwrap().unwrap();
-        assert_eq!((c.state, c.pid), (State::Running, Some(42)));
-        assert_eq!(c.labels.get("team").map(String::as_str), Some("a"));
-        assert_eq!(c.id_range.map(|r| r.host_id), Some(100_000));
-        assert_eq!(c.restart, RestartPolicy::No);
-        assert_eq!(c.lifetime, Lifetime::default());
-        assert!(s.set_paused("c1", true).await.unwrap(), "paused refused");
-        let count = |table: &'static str| {
-            let s = s.clone();
-            async move {
-                let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-                    .fetch_one(&s.reader)
-                    .await
-                    .unwrap();
-                n
-            }
-        };
-        assert_eq!(count("execs").await, 1);
-        // The references point at the new table: a delete still cascades.
-        s.delete("c1").await.unwrap();
-        for t in ["labels", "execs", "userns_ranges"] {
-            assert_eq!(count(t).await, 0, "{t}");
-        }
     }
 
     #[tokio::test]
@@ -1053,10 +1091,7 @@ mod tests {
         assert_eq!(s.get("b1").await.unwrap().unwrap().state, State::Removing);
         s.delete("b1").await.unwrap();
         assert_eq!(s.set_removing("b1").await.unwrap(), None);
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM labels")
-            .fetch_one(&s.reader)
-            .await
-            .unwrap();
+        let n = s.count_rows("labels").await.unwrap();
         assert_eq!(n, 0, "labels not removed with their container");
     }
 
@@ -1138,8 +1173,7 @@ mod tests {
         assert_eq!(from_index.len(), 5);
         assert_eq!(from_index, from_table);
         // A stale index is rebuilt from the table.
-        s.index.mark_stale();
-        s.index.remove(&ids[0]);
+        s.spoil_index(&ids[0]).await.unwrap();
         assert_eq!(s.list_page(&q).await.unwrap().containers.len(), 5);
     }
 

@@ -1,29 +1,16 @@
 //! Detached execs: one row each while their container exists (removed with
 //! it), so their ids, helpers and exits survive a restart of the daemon.
-use super::{Store, json};
+use super::super::ExecRow;
 use crate::error::{EngineError, Result};
+use crate::store::{SqlStore, json};
 use sqlx::Row;
 
-/// A detached exec as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecRow {
-    pub id: String,
-    pub container_id: String,
-    pub command: Vec<String>,
-    pub tty: bool,
-    pub started_at_ns: i64,
-    pub helper_pid: i32,
-    pub helper_start_time: u64,
-    /// (exit code, signal, oom killed, finished at) once recorded.
-    pub exit: Option<(i32, i32, bool, i64)>,
-}
-
-impl Store {
+impl SqlStore<super::Db> {
     pub async fn exec_insert(&self, e: &ExecRow) -> Result<()> {
         db_write!(self, |c| {
             sqlx::query(
                 "INSERT INTO execs (id, container_id, command, tty, started_at, helper_pid, \
-                 helper_start_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 helper_start_time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&e.id)
             .bind(&e.container_id)
@@ -49,8 +36,8 @@ impl Store {
     ) -> Result<()> {
         db_write_critical!(self, |c| {
             sqlx::query(
-                "UPDATE execs SET exit_code = ?, exit_signal = ?, oom_killed = ?, finished_at = ? \
-                 WHERE id = ? AND exit_code IS NULL",
+                "UPDATE execs SET exit_code = $1, exit_signal = $2, oom_killed = $3, finished_at = $4 \
+                 WHERE id = $5 AND exit_code IS NULL",
             )
             .bind(exit_code)
             .bind(signal)
@@ -66,7 +53,7 @@ impl Store {
     /// Forgets a detached exec (pushed out of the bounded registry).
     pub async fn exec_delete(&self, id: &str) -> Result<()> {
         db_write!(self, |c| {
-            sqlx::query("DELETE FROM execs WHERE id = ?")
+            sqlx::query("DELETE FROM execs WHERE id = $1")
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
@@ -75,11 +62,14 @@ impl Store {
     }
 
     /// Every stored detached exec, oldest first.
-    pub async fn execs_detached(&self) -> Result<Vec<ExecRow>> {
+    pub async fn execs_detached(&self, node: Option<&str>) -> Result<Vec<ExecRow>> {
         let rows = sqlx::query(
-            "SELECT id, container_id, command, tty, started_at, helper_pid, helper_start_time, \
-             exit_code, exit_signal, oom_killed, finished_at FROM execs ORDER BY started_at, id",
+            "SELECT e.id, e.container_id, e.command, e.tty, e.started_at, e.helper_pid, \
+             e.helper_start_time, e.exit_code, e.exit_signal, e.oom_killed, e.finished_at \
+             FROM execs e JOIN containers c ON c.id = e.container_id \
+             WHERE $1 IS NULL OR c.node = $1 ORDER BY e.started_at, e.id",
         )
+        .bind(node)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()

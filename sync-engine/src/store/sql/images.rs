@@ -1,19 +1,25 @@
 //! Rows of the image store: `images` (one per stored rootfs) and
 //! `image_names` (name -> image). Containers reference images through
 //! their `image` column ("sha256:<hex>" once resolved, or a name).
-use super::Store;
+use super::{Db, DbRow, dialect};
 use crate::error::{EngineError, Result};
 use crate::model::{ImageInfo, State};
-use sqlx::sqlite::SqliteRow;
+use crate::store::SqlStore;
 use sqlx::{Connection, Row};
+use std::sync::LazyLock;
 
-const COLUMNS: &str = "i.id, i.source, i.layers, i.size_bytes, i.created_at, i.config, \
-    (SELECT json_group_array(n.name) FROM (SELECT name FROM image_names \
-        WHERE image_id = i.id ORDER BY name) n) AS names, \
-    (SELECT COUNT(*) FROM containers c WHERE c.image = i.id \
-        OR c.image IN (SELECT name FROM image_names WHERE image_id = i.id)) AS used";
+static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "i.id, i.source, i.layers, i.size_bytes, i.created_at, i.config, \
+         (SELECT {} FROM (SELECT name FROM image_names \
+             WHERE image_id = i.id ORDER BY name) n) AS names, \
+         (SELECT CAST(COUNT(*) AS BIGINT) FROM containers c WHERE c.image = i.id \
+             OR c.image IN (SELECT name FROM image_names WHERE image_id = i.id)) AS used",
+        dialect::json_array_agg("n.name")
+    )
+});
 
-fn from_row(r: &SqliteRow) -> Result<ImageInfo> {
+fn from_row(r: &DbRow) -> Result<ImageInfo> {
     let bad = |what: &str| EngineError::Internal(format!("corrupt image row: {what}"));
     let layers: String = r.try_get("layers")?;
     let names: String = r.try_get("names")?;
@@ -32,7 +38,7 @@ fn from_row(r: &SqliteRow) -> Result<ImageInfo> {
     })
 }
 
-impl Store {
+impl SqlStore<Db> {
     /// Records an image (kept as is when the id exists) with its layers
     /// (`layer_sizes` in the same order; a layer row is shared by every image
     /// that uses it) and points NAME at it (taken from any other image).
@@ -48,7 +54,7 @@ impl Store {
             let mut tx = c.begin().await?;
             let added = sqlx::query(
                 "INSERT INTO images (id, source, layers, size_bytes, created_at, config) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&info.id)
             .bind(&info.source)
@@ -63,7 +69,7 @@ impl Store {
             if added && layer_sizes.len() == info.layers.len() {
                 for (pos, (digest, size)) in info.layers.iter().zip(layer_sizes).enumerate() {
                     sqlx::query(
-                        "INSERT INTO layers (digest, size_bytes, created_at) VALUES (?, ?, ?) \
+                        "INSERT INTO layers (digest, size_bytes, created_at) VALUES ($1, $2, $3) \
                          ON CONFLICT (digest) DO NOTHING",
                     )
                     .bind(digest)
@@ -72,7 +78,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO image_layers (image_id, position, digest) VALUES (?, ?, ?)",
+                        "INSERT INTO image_layers (image_id, position, digest) VALUES ($1, $2, $3)",
                     )
                     .bind(&info.id)
                     .bind(i64::try_from(pos).unwrap_or(i64::MAX))
@@ -83,7 +89,7 @@ impl Store {
             }
             if let Some(name) = name {
                 sqlx::query(
-                    "INSERT INTO image_names (name, image_id) VALUES (?, ?) \
+                    "INSERT INTO image_names (name, image_id) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id",
                 )
                 .bind(name)
@@ -97,13 +103,16 @@ impl Store {
     }
 
     pub async fn image_list(&self) -> Result<Vec<ImageInfo>> {
-        let sql = format!("SELECT {COLUMNS} FROM images i ORDER BY i.created_at DESC, i.id");
+        let sql = format!(
+            "SELECT {} FROM images i ORDER BY i.created_at DESC, i.id",
+            *COLUMNS
+        );
         let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn image_get(&self, id: &str) -> Result<Option<ImageInfo>> {
-        let sql = format!("SELECT {COLUMNS} FROM images i WHERE i.id = ?");
+        let sql = format!("SELECT {} FROM images i WHERE i.id = $1", *COLUMNS);
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -115,7 +124,7 @@ impl Store {
     /// unique prefix of the hex (with or without "sha256:").
     pub async fn image_resolve(&self, reference: &str) -> Result<Option<String>> {
         let by_name: Option<String> =
-            sqlx::query_scalar("SELECT image_id FROM image_names WHERE name = ?")
+            sqlx::query_scalar("SELECT image_id FROM image_names WHERE name = $1")
                 .bind(reference)
                 .fetch_optional(&self.reader)
                 .await?;
@@ -128,7 +137,7 @@ impl Store {
         }
         let pattern = format!("sha256:{}%", hex.to_ascii_lowercase());
         let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM images WHERE id LIKE ? ORDER BY id LIMIT 2")
+            sqlx::query_scalar("SELECT id FROM images WHERE id LIKE $1 ORDER BY id LIMIT 2")
                 .bind(pattern)
                 .fetch_all(&self.reader)
                 .await?;
@@ -148,14 +157,14 @@ impl Store {
     pub async fn image_tag(&self, id: &str, name: &str) -> Result<bool> {
         db_write!(self, |c| {
             let mut tx = c.begin().await?;
-            let known = sqlx::query("SELECT 1 FROM images WHERE id = ?")
+            let known = sqlx::query("SELECT id FROM images WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
                 .is_some();
             if known {
                 sqlx::query(
-                    "INSERT INTO image_names (name, image_id) VALUES (?, ?) \
+                    "INSERT INTO image_names (name, image_id) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id",
                 )
                 .bind(name)
@@ -170,7 +179,7 @@ impl Store {
 
     pub async fn image_untag(&self, name: &str) -> Result<bool> {
         let r = db_write!(self, |c| {
-            Ok(sqlx::query("DELETE FROM image_names WHERE name = ?")
+            Ok(sqlx::query("DELETE FROM image_names WHERE name = $1")
                 .bind(name)
                 .execute(&mut *c)
                 .await?)
@@ -181,8 +190,8 @@ impl Store {
     /// (id, state) of the containers that reference the image.
     pub async fn image_users(&self, id: &str) -> Result<Vec<(String, State)>> {
         let rows = sqlx::query(
-            "SELECT c.id, c.state FROM containers c WHERE c.image = ?1 \
-             OR c.image IN (SELECT name FROM image_names WHERE image_id = ?1)",
+            "SELECT c.id, c.state FROM containers c WHERE c.image = $1 \
+             OR c.image IN (SELECT name FROM image_names WHERE image_id = $1)",
         )
         .bind(id)
         .fetch_all(&self.reader)
@@ -218,8 +227,8 @@ impl Store {
         db_write!(self, |c| {
             let mut tx = c.begin().await?;
             let users: Vec<String> = sqlx::query_scalar(
-                "SELECT c.name FROM containers c WHERE c.image = ?1 \
-             OR c.image IN (SELECT name FROM image_names WHERE image_id = ?1) \
+                "SELECT c.name FROM containers c WHERE c.image = $1 \
+             OR c.image IN (SELECT name FROM image_names WHERE image_id = $1) \
              ORDER BY c.created_at LIMIT 5",
             )
             .bind(id)
@@ -231,7 +240,7 @@ impl Store {
                     users.join(", ")
                 )));
             }
-            let r = sqlx::query("DELETE FROM images WHERE id = ?")
+            let r = sqlx::query("DELETE FROM images WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -259,7 +268,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             for id in &ids {
-                sqlx::query("DELETE FROM images WHERE id = ?")
+                sqlx::query("DELETE FROM images WHERE id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
@@ -272,10 +281,12 @@ impl Store {
 
     /// (count, bytes) of the stored layers.
     pub async fn layer_usage(&self) -> Result<(u64, u64)> {
-        let (n, bytes): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM layers")
-                .fetch_one(&self.reader)
-                .await?;
+        let (n, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) \
+                 FROM layers",
+        )
+        .fetch_one(&self.reader)
+        .await?;
         Ok((
             u64::try_from(n).unwrap_or(0),
             u64::try_from(bytes).unwrap_or(0),
@@ -292,9 +303,7 @@ impl Store {
 }
 
 /// Deletes the layer rows no image uses; returns them (digest, bytes).
-async fn delete_orphan_layers(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-) -> Result<Vec<(String, u64)>> {
+async fn delete_orphan_layers(tx: &mut sqlx::Transaction<'_, Db>) -> Result<Vec<(String, u64)>> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "DELETE FROM layers WHERE NOT EXISTS \
          (SELECT 1 FROM image_layers l WHERE l.digest = layers.digest) \

@@ -1,13 +1,18 @@
-//! Listing containers: pages come from the in-memory index (`index.rs`),
-//! which the store keeps in step with the table; the full list read from
-//! the table serves start-up reconciliation. Pages are cut by count and by
-//! an estimate of their wire size.
-use super::Store;
+//! Listing containers: on SQLite, pages come from the in-memory index
+//! (`index.rs`), which the store keeps in step with the table; on
+//! PostgreSQL (other nodes write too) they are read from the table, in the
+//! same order with the same cursor. The full list read from the table
+//! serves start-up reconciliation. Pages are cut by count and by an
+//! estimate of their wire size.
 use super::containers::{COLUMNS, from_row};
-use super::states_sql;
+use super::{Db, dialect};
 use crate::error::Result;
-use crate::model::{Container, ListCursor, ListFilter, ListPage, ListQuery, ListView};
-use sqlx::sqlite::{Sqlite, SqliteArguments};
+use crate::model::{Container, ListCursor, ListFilter, ListPage, ListQuery, ListView, State};
+use crate::store::{SqlStore, states_sql};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Arguments<'q> = <Db as sqlx::Database>::Arguments<'q>;
 
 /// The order of every listing: newest first, the id breaking ties.
 const ORDER: &str = "ORDER BY c.created_at DESC, c.id DESC";
@@ -32,19 +37,31 @@ impl Where {
         if !f.states.is_empty() {
             terms.push(format!("c.state IN ({})", states_sql(&f.states)));
         }
+        // The next placeholder: $1, $2, ... in bind order.
+        let next = |binds: &Vec<Bind>, k: usize| format!("${}", binds.len() + k);
         if let Some(n) = &f.name_contains {
-            terms.push("instr(c.name, ?) > 0".to_owned());
+            terms.push(dialect::contains("c.name", &next(&binds, 1)));
             binds.push(Bind::Text(n.clone()));
         }
         for (k, v) in &f.labels {
-            terms.push(
-                "c.id IN (SELECT container_id FROM labels WHERE key = ? AND value = ?)".to_owned(),
-            );
+            terms.push(format!(
+                "c.id IN (SELECT container_id FROM labels WHERE key = {} AND value = {})",
+                next(&binds, 1),
+                next(&binds, 2)
+            ));
             binds.push(Bind::Text(k.clone()));
             binds.push(Bind::Text(v.clone()));
         }
+        if let Some(n) = &f.node {
+            terms.push(format!("c.node = {}", next(&binds, 1)));
+            binds.push(Bind::Text(n.clone()));
+        }
         if let Some(a) = after {
-            terms.push("(c.created_at, c.id) < (?, ?)".to_owned());
+            terms.push(format!(
+                "(c.created_at, c.id) < ({}, {})",
+                next(&binds, 1),
+                next(&binds, 2)
+            ));
             binds.push(Bind::Int(a.created_at_ns));
             binds.push(Bind::Text(a.id.clone()));
         }
@@ -58,8 +75,8 @@ impl Where {
 
     fn bind<'q>(
         &self,
-        mut q: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
-    ) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+        mut q: sqlx::query::Query<'q, Db, Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, Db, Arguments<'q>> {
         for b in &self.binds {
             q = match b {
                 Bind::Text(s) => q.bind(s.clone()),
@@ -70,49 +87,97 @@ impl Where {
     }
 }
 
-impl Store {
+impl SqlStore<Db> {
     /// Every container matching `filter`, newest first, fully loaded (from
     /// the table itself: start-up reconciliation uses it).
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {
         let w = Where::of(filter, None);
-        let sql = format!("SELECT {COLUMNS} FROM containers c {} {ORDER}", w.sql);
+        let sql = format!("SELECT {} FROM containers c {} {ORDER}", *COLUMNS, w.sql);
         let rows = w.bind(sqlx::query(&sql)).fetch_all(&self.reader).await?;
         rows.iter().map(|r| from_row(r, ListView::Full)).collect()
     }
 
-    /// How many containers are in each state (from the in-memory index).
-    pub async fn count_by_state(
-        &self,
-    ) -> Result<std::collections::HashMap<crate::model::State, usize>> {
-        if self.index.is_stale() {
+    /// The listing index, rebuilt from the table first if it went stale
+    /// (SQLite); None on PostgreSQL.
+    async fn fresh_index(&self) -> Result<Option<&super::super::index::Index>> {
+        let Some(index) = &self.index else {
+            return Ok(None);
+        };
+        if index.is_stale() {
             let all = self.list(&ListFilter::default()).await?;
-            self.index.load(all);
+            index.load(all);
         }
-        Ok(self.index.count_by_state())
+        Ok(Some(index))
     }
 
-    /// One page of a listing (see `ListQuery`), served from the in-memory
-    /// index (rebuilt from the table first if it went stale).
-    pub async fn list_page(&self, q: &ListQuery) -> Result<ListPage> {
-        if self.index.is_stale() {
-            let all = self.list(&ListFilter::default()).await?;
-            self.index.load(all);
+    /// (SQLite) Loads the listing index from the table.
+    pub(super) async fn reload_index(&self) -> Result<()> {
+        if let Some(index) = &self.index {
+            index.load(self.list(&ListFilter::default()).await?);
         }
-        let after = q
-            .after
-            .as_ref()
-            .map(|a| super::index::cursor_key(a.created_at_ns, &a.id));
+        Ok(())
+    }
+
+    /// How many containers are in each state.
+    pub async fn count_by_state(&self) -> Result<HashMap<State, usize>> {
+        if let Some(index) = self.fresh_index().await? {
+            return Ok(index.count_by_state());
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, CAST(COUNT(*) AS BIGINT) FROM containers GROUP BY state")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, n)| Some((State::parse(&s)?, usize::try_from(n).ok()?)))
+            .collect())
+    }
+
+    /// One page of a listing (see `ListQuery`): from the in-memory index
+    /// where there is one, else from the table.
+    pub async fn list_page(&self, q: &ListQuery) -> Result<ListPage> {
+        let limit = q.limit.max(1);
         let mut total = 0usize;
-        let (entries, more) = self
-            .index
-            .page(&q.filter, after.as_ref(), q.limit.max(1), |c| {
-                total = total.saturating_add(weight(c, q.view));
-                total <= q.max_bytes
+        let mut fits = |c: &Container| {
+            total = total.saturating_add(weight(c, q.view));
+            total <= q.max_bytes
+        };
+        if let Some(index) = self.fresh_index().await? {
+            let after = q
+                .after
+                .as_ref()
+                .map(|a| super::super::index::cursor_key(a.created_at_ns, &a.id));
+            let (entries, more) = index.page(&q.filter, after.as_ref(), limit, fits);
+            return Ok(ListPage {
+                containers: entries,
+                more,
             });
-        Ok(ListPage {
-            containers: entries,
-            more,
-        })
+        }
+        let w = Where::of(&q.filter, q.after.as_ref());
+        // One row more than the page, to know whether another follows.
+        let sql = format!(
+            "SELECT {} FROM containers c {} {ORDER} LIMIT {}",
+            *COLUMNS,
+            w.sql,
+            i64::try_from(limit)
+                .unwrap_or(i64::MAX - 1)
+                .saturating_add(1)
+        );
+        let rows = w.bind(sqlx::query(&sql)).fetch_all(&self.reader).await?;
+        let mut containers = Vec::with_capacity(rows.len().min(limit));
+        let mut more = false;
+        for r in &rows {
+            let c = from_row(r, q.view)?;
+            if containers.len() == limit || (!containers.is_empty() && !fits(&c)) {
+                more = true;
+                break;
+            }
+            if containers.is_empty() {
+                fits(&c);
+            }
+            containers.push(Arc::new(c));
+        }
+        Ok(ListPage { containers, more })
     }
 }
 

@@ -2,26 +2,25 @@
 //! allocated in the transaction that inserts the container, released with
 //! its row), published ports, and the network namespace each container
 //! holds.
-use super::{Store, json};
+use super::{Conn, Db, DbRow, dialect};
 use crate::error::{EngineError, Result};
 use crate::model::{Container, NetSettings, Network, NetworkInfo};
+use crate::store::{SqlStore, json};
 use quilt_network::{PortBinding, Subnet};
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Connection, Row};
 use std::net::Ipv4Addr;
+use std::sync::LazyLock;
 
 /// Gives a container on a bridge network its address and records its
 /// published ports (inside the insert's transaction). Returns its network
 /// settings as stored.
-pub(super) async fn attach_in_tx(
-    conn: &mut SqliteConnection,
-    c: &Container,
-) -> Result<NetSettings> {
+pub(super) async fn attach_in_tx(conn: &mut Conn, c: &Container) -> Result<NetSettings> {
     let mut net = c.net.clone();
     if c.network != Network::Bridge {
         insert_ports(conn, c, &net.ports).await?;
         return Ok(net);
     }
-    let row = sqlx::query("SELECT subnet, internal FROM networks WHERE name = ?")
+    let row = sqlx::query("SELECT subnet, internal FROM networks WHERE name = $1")
         .bind(&net.network)
         .fetch_optional(&mut *conn)
         .await?
@@ -37,9 +36,9 @@ pub(super) async fn attach_in_tx(
     let (lo, hi) = subnet.host_range();
     let free: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(a.address + 1) FROM \
-           (SELECT ?2 - 1 AS address UNION ALL SELECT address FROM ip_allocations WHERE network = ?1) a \
-         WHERE a.address + 1 BETWEEN ?2 AND ?3 \
-           AND NOT EXISTS (SELECT 1 FROM ip_allocations b WHERE b.network = ?1 AND b.address = a.address + 1)",
+           (SELECT $2 - 1 AS address UNION ALL SELECT address FROM ip_allocations WHERE network = $1) a \
+         WHERE a.address + 1 BETWEEN $2 AND $3 \
+           AND NOT EXISTS (SELECT 1 FROM ip_allocations b WHERE b.network = $1 AND b.address = a.address + 1)",
     )
     .bind(&net.network)
     .bind(i64::from(lo))
@@ -52,7 +51,7 @@ pub(super) async fn attach_in_tx(
             net.network
         )));
     };
-    sqlx::query("INSERT INTO ip_allocations (network, address, container_id) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO ip_allocations (network, address, container_id) VALUES ($1, $2, $3)")
         .bind(&net.network)
         .bind(addr)
         .bind(&c.id)
@@ -64,7 +63,7 @@ pub(super) async fn attach_in_tx(
     net.prefix = subnet.prefix();
     net.gateway = Some(subnet.gateway());
     insert_ports(conn, c, &net.ports).await?;
-    sqlx::query("UPDATE containers SET net = ? WHERE id = ?")
+    sqlx::query("UPDATE containers SET net = $1 WHERE id = $2")
         .bind(json(&net))
         .bind(&c.id)
         .execute(&mut *conn)
@@ -72,17 +71,13 @@ pub(super) async fn attach_in_tx(
     Ok(net)
 }
 
-async fn insert_ports(
-    conn: &mut SqliteConnection,
-    c: &Container,
-    ports: &[PortBinding],
-) -> Result<()> {
+async fn insert_ports(conn: &mut Conn, c: &Container, ports: &[PortBinding]) -> Result<()> {
     for p in ports {
         let ip = p.host_ip.to_string();
         let taken: Option<String> = sqlx::query_scalar(
             "SELECT c.name FROM port_bindings p JOIN containers c ON c.id = p.container_id \
-             WHERE p.proto = ?1 AND p.host_port = ?2 \
-               AND (p.host_ip = ?3 OR p.host_ip = '0.0.0.0' OR ?3 = '0.0.0.0') LIMIT 1",
+             WHERE p.proto = $1 AND p.host_port = $2 \
+               AND (p.host_ip = $3 OR p.host_ip = '0.0.0.0' OR $3 = '0.0.0.0') LIMIT 1",
         )
         .bind(p.proto.as_str())
         .bind(i64::from(p.host_port))
@@ -98,7 +93,7 @@ async fn insert_ports(
         }
         sqlx::query(
             "INSERT INTO port_bindings (container_id, host_ip, host_port, proto, container_port) \
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&c.id)
         .bind(&ip)
@@ -111,7 +106,7 @@ async fn insert_ports(
     Ok(())
 }
 
-fn network_from(r: &sqlx::sqlite::SqliteRow) -> Result<NetworkInfo> {
+fn network_from(r: &DbRow) -> Result<NetworkInfo> {
     let subnet: String = r.try_get("subnet")?;
     let members: Option<String> = r.try_get("members")?;
     Ok(NetworkInfo {
@@ -130,14 +125,20 @@ fn network_from(r: &sqlx::sqlite::SqliteRow) -> Result<NetworkInfo> {
     })
 }
 
-const NETWORK_COLUMNS: &str = "n.name, n.id, n.bridge, n.subnet, n.internal, n.created_at, \
-    (SELECT json_group_array(a.container_id) FROM ip_allocations a WHERE a.network = n.name) AS members";
+static NETWORK_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "n.name, n.id, n.bridge, n.subnet, n.internal, n.created_at, \
+         (SELECT {} FROM ip_allocations a WHERE a.network = n.name) AS members",
+        dialect::json_array_agg("a.container_id")
+    )
+});
 
-impl Store {
+impl SqlStore<Db> {
     /// Every network, by name.
     pub async fn networks(&self) -> Result<Vec<NetworkInfo>> {
         let rows = sqlx::query(&format!(
-            "SELECT {NETWORK_COLUMNS} FROM networks n ORDER BY n.name"
+            "SELECT {} FROM networks n ORDER BY n.name",
+            *NETWORK_COLUMNS
         ))
         .fetch_all(&self.reader)
         .await?;
@@ -146,7 +147,8 @@ impl Store {
 
     pub async fn network(&self, name: &str) -> Result<Option<NetworkInfo>> {
         let row = sqlx::query(&format!(
-            "SELECT {NETWORK_COLUMNS} FROM networks n WHERE n.name = ?"
+            "SELECT {} FROM networks n WHERE n.name = $1",
+            *NETWORK_COLUMNS
         ))
         .bind(name)
         .fetch_optional(&self.reader)
@@ -181,7 +183,7 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO networks (name, id, bridge, subnet, internal, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&n.name)
             .bind(&n.id)
@@ -200,9 +202,10 @@ impl Store {
     pub async fn network_delete(&self, name: &str) -> Result<()> {
         db_write!(self, |conn| {
             let mut tx = conn.begin().await?;
-            let users: Vec<String> = sqlx::query_scalar(
-                "SELECT c.name FROM containers c WHERE json_extract(c.net, '$.network') = ? ORDER BY c.name LIMIT 5",
-            )
+            let users: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT c.name FROM containers c WHERE {} = $1 ORDER BY c.name LIMIT 5",
+                dialect::json_text("c.net", &["network"])
+            ))
             .bind(name)
             .fetch_all(&mut *tx)
             .await?;
@@ -212,7 +215,7 @@ impl Store {
                     users.join(", ")
                 )));
             }
-            let done = sqlx::query("DELETE FROM networks WHERE name = ?")
+            let done = sqlx::query("DELETE FROM networks WHERE name = $1")
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
@@ -237,7 +240,7 @@ impl Store {
             .transpose()
             .map_err(|e| EngineError::Internal(format!("egress policy: {e}")))?;
         db_write!(self, |conn| {
-            let r = sqlx::query("UPDATE containers SET egress = ? WHERE id = ?")
+            let r = sqlx::query("UPDATE containers SET egress = $1 WHERE id = $2")
                 .bind(text.clone())
                 .bind(id)
                 .execute(&mut *conn)
@@ -249,7 +252,7 @@ impl Store {
     /// A container's egress policy as stored.
     pub async fn egress_of(&self, id: &str) -> Result<Option<quilt_network::EgressPolicy>> {
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT egress FROM containers WHERE id = ?")
+            sqlx::query_as("SELECT egress FROM containers WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.reader)
                 .await?;
@@ -264,8 +267,8 @@ impl Store {
     pub async fn slot_set(&self, id: &str, slot: &str) -> Result<()> {
         db_write!(self, |conn| {
             sqlx::query(
-                "INSERT INTO netns_slots (container_id, slot) VALUES (?, ?) \
-                 ON CONFLICT (container_id) DO UPDATE SET slot = excluded.slot, tainted = 0",
+                "INSERT INTO netns_slots (container_id, slot) VALUES ($1, $2) \
+                 ON CONFLICT (container_id) DO UPDATE SET slot = excluded.slot, tainted = FALSE",
             )
             .bind(id)
             .bind(slot)
@@ -279,7 +282,7 @@ impl Store {
     /// container joined it).
     pub async fn slot_taint(&self, id: &str) -> Result<()> {
         db_write!(self, |conn| {
-            sqlx::query("UPDATE netns_slots SET tainted = 1 WHERE container_id = ?")
+            sqlx::query("UPDATE netns_slots SET tainted = TRUE WHERE container_id = $1")
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
@@ -290,7 +293,7 @@ impl Store {
     /// Forgets a container's namespace (it could not be reopened).
     pub async fn slot_clear(&self, id: &str) -> Result<()> {
         db_write!(self, |conn| {
-            sqlx::query("DELETE FROM netns_slots WHERE container_id = ?")
+            sqlx::query("DELETE FROM netns_slots WHERE container_id = $1")
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
@@ -299,10 +302,14 @@ impl Store {
     }
 
     /// Every (container id, slot, tainted).
-    pub async fn slots(&self) -> Result<Vec<(String, String, bool)>> {
-        let rows = sqlx::query("SELECT container_id, slot, tainted FROM netns_slots")
-            .fetch_all(&self.reader)
-            .await?;
+    pub async fn slots(&self, node: Option<&str>) -> Result<Vec<(String, String, bool)>> {
+        let rows = sqlx::query(
+            "SELECT s.container_id, s.slot, s.tainted FROM netns_slots s \
+             JOIN containers c ON c.id = s.container_id WHERE $1 IS NULL OR c.node = $1",
+        )
+        .bind(node)
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -317,7 +324,7 @@ impl Store {
     /// Whether a container's namespace is tainted.
     pub async fn slot_tainted(&self, id: &str) -> Result<bool> {
         let t: Option<bool> =
-            sqlx::query_scalar("SELECT tainted FROM netns_slots WHERE container_id = ?")
+            sqlx::query_scalar("SELECT tainted FROM netns_slots WHERE container_id = $1")
                 .bind(id)
                 .fetch_optional(&self.reader)
                 .await?;
@@ -326,9 +333,10 @@ impl Store {
 
     /// Names of the containers that join `id`'s network namespace.
     pub async fn joiners(&self, id: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT name FROM containers WHERE json_extract(net, '$.peer') = ? ORDER BY name",
-        )
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT name FROM containers WHERE {} = $1 ORDER BY name",
+            dialect::json_text("net", &["peer"])
+        ))
         .bind(id)
         .fetch_all(&self.reader)
         .await?)
@@ -338,7 +346,7 @@ impl Store {
     pub async fn network_members(&self, name: &str) -> Result<Vec<(String, String, Ipv4Addr)>> {
         let rows = sqlx::query(
             "SELECT a.container_id, c.name, a.address FROM ip_allocations a \
-             JOIN containers c ON c.id = a.container_id WHERE a.network = ? ORDER BY a.address",
+             JOIN containers c ON c.id = a.container_id WHERE a.network = $1 ORDER BY a.address",
         )
         .bind(name)
         .fetch_all(&self.reader)
@@ -361,12 +369,16 @@ impl Store {
     /// address), for the resolvers' names at start-up.
     pub async fn network_records(
         &self,
+        node: Option<&str>,
     ) -> Result<Vec<(String, String, String, Vec<String>, Ipv4Addr)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT a.network, a.container_id, c.name, \
-             COALESCE(json_extract(c.net, '$.aliases'), '[]') AS aliases, a.address \
-             FROM ip_allocations a JOIN containers c ON c.id = a.container_id",
-        )
+             COALESCE({}, '[]') AS aliases, a.address \
+             FROM ip_allocations a JOIN containers c ON c.id = a.container_id \
+             WHERE $1 IS NULL OR c.node = $1",
+            dialect::json_text("c.net", &["aliases"])
+        ))
+        .bind(node)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
@@ -390,9 +402,10 @@ impl Store {
 
     /// Ids of the containers that join `id`'s network namespace.
     pub async fn joiner_ids(&self, id: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM containers WHERE json_extract(net, '$.peer') = ? ORDER BY id",
-        )
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT id FROM containers WHERE {} = $1 ORDER BY id",
+            dialect::json_text("net", &["peer"])
+        ))
         .bind(id)
         .fetch_all(&self.reader)
         .await?)
@@ -401,13 +414,13 @@ impl Store {
     /// How many addresses are allocated, and ports published (for the
     /// leftover checks of tests).
     pub async fn network_usage(&self) -> Result<(i64, i64, i64)> {
-        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ip_allocations")
+        let a: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM ip_allocations")
             .fetch_one(&self.reader)
             .await?;
-        let p: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM port_bindings")
+        let p: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM port_bindings")
             .fetch_one(&self.reader)
             .await?;
-        let s: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM netns_slots")
+        let s: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM netns_slots")
             .fetch_one(&self.reader)
             .await?;
         Ok((a, p, s))

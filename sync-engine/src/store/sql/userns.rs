@@ -2,11 +2,11 @@
 //! in the transaction that inserts the container (so two containers never
 //! get the same one), released with its row (ON DELETE CASCADE), checked at
 //! start-up.
-use super::Store;
+use super::{Conn, Db, dialect};
 use crate::config::UsernsIds;
 use crate::error::{EngineError, Result};
 use crate::model::IdRange;
-use sqlx::SqliteConnection;
+use crate::store::SqlStore;
 
 /// Gives container `id` a free range of the window `ids`: the one above the
 /// highest range in use (found through the index), or, once the top of the
@@ -14,16 +14,12 @@ use sqlx::SqliteConnection;
 /// stored range (also one from another window, after a change of
 /// --userns-base) overlaps it. Released ranges are thus reused only after
 /// the window has been gone through, as pids are.
-pub(super) async fn allocate(
-    conn: &mut SqliteConnection,
-    id: &str,
-    ids: &UsernsIds,
-) -> Result<IdRange> {
+pub(super) async fn allocate(conn: &mut Conn, id: &str, ids: &UsernsIds) -> Result<IdRange> {
     let size = i64::from(IdRange::SIZE);
     let base = i64::from(ids.base);
     let end = base + i64::from(ids.count) * size;
     let top: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(host_id) FROM userns_ranges WHERE host_id >= ?1 AND host_id < ?2",
+        "SELECT MAX(host_id) FROM userns_ranges WHERE host_id >= $1 AND host_id < $2",
     )
     .bind(base)
     .bind(end)
@@ -35,7 +31,7 @@ pub(super) async fn allocate(
     } else {
         let taken: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT host_id, size FROM userns_ranges \
-             WHERE host_id < ?1 AND host_id + size > ?2 ORDER BY host_id",
+             WHERE host_id < $1 AND host_id + size > $2 ORDER BY host_id",
         )
         .bind(end)
         .bind(base)
@@ -49,7 +45,7 @@ pub(super) async fn allocate(
             ))
         })?
     };
-    sqlx::query("INSERT INTO userns_ranges (container_id, host_id, size) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO userns_ranges (container_id, host_id, size) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(host_id)
         .bind(size)
@@ -63,9 +59,9 @@ pub(super) async fn allocate(
 
 /// No stored range meets [start, start+size) (every range has `size` ids,
 /// so only those starting less than `size` away can).
-async fn is_free(conn: &mut SqliteConnection, start: i64, size: i64) -> Result<bool> {
+async fn is_free(conn: &mut Conn, start: i64, size: i64) -> Result<bool> {
     let used: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM userns_ranges WHERE host_id > ?1 AND host_id < ?2 LIMIT 1",
+        "SELECT host_id FROM userns_ranges WHERE host_id > $1 AND host_id < $2 LIMIT 1",
     )
     .bind(start - size)
     .bind(start + size)
@@ -99,7 +95,7 @@ fn first_free(base: i64, end: i64, size: i64, taken: &[(i64, i64)]) -> Option<i6
     (cand + size <= end).then_some(cand)
 }
 
-impl Store {
+impl SqlStore<Db> {
     /// Start-up check of the ranges: drops those whose container is gone
     /// (none while foreign keys hold) and gives one to each container with a
     /// private user namespace that has none. Returns (dropped, given).
@@ -113,10 +109,11 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            let missing: Vec<(String,)> = sqlx::query_as(
-                "SELECT id FROM containers WHERE json_extract(security, '$.userns') = 'private' \
+            let missing: Vec<(String,)> = sqlx::query_as(&format!(
+                "SELECT id FROM containers WHERE {} = 'private' \
                  AND id NOT IN (SELECT container_id FROM userns_ranges)",
-            )
+                dialect::json_text("security", &["userns"])
+            ))
             .fetch_all(&mut *tx)
             .await?;
             for (id,) in &missing {

@@ -1,10 +1,11 @@
 //! Named volumes: one row each (their data lives at
 //! DATA_DIR/volumes/<name>/data). A volume is used by the containers, not
 //! being removed, whose mounts name it.
-use super::{Store, json, states_sql};
+use super::{Conn, Db, dialect};
 use crate::error::{EngineError, Result};
 use crate::model::state::IN_USE;
 use crate::model::{Container, MountSource, Volume, now_ns};
+use crate::store::{SqlStore, json, states_sql};
 use sqlx::Row;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -12,21 +13,24 @@ use std::sync::LazyLock;
 /// The ids of the containers using volume ?1, oldest first.
 static USED_BY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT c.id FROM containers c, json_each(c.mounts) m \
-         WHERE c.state IN ({}) AND json_extract(m.value, '$.source.volume') = ?1 \
+        "SELECT c.id FROM containers c, {} \
+         WHERE c.state IN ({}) AND {} = $1 \
          ORDER BY c.created_at",
-        states_sql(IN_USE)
+        dialect::json_elements("c.mounts", "m"),
+        states_sql(IN_USE),
+        dialect::json_text("m.value", &["source", "volume"])
     )
 });
 
 /// In a container's insert transaction (or before its start): the volumes
 /// it names that do not exist yet are created (their directory is made when
 /// the container starts).
-pub(super) async fn insert_used(conn: &mut sqlx::SqliteConnection, c: &Container) -> Result<()> {
+pub(super) async fn insert_used(conn: &mut Conn, c: &Container) -> Result<()> {
     for m in &c.mounts {
         if let MountSource::Volume(name) = &m.source {
             sqlx::query(
-                "INSERT OR IGNORE INTO volumes (name, created_at, labels) VALUES (?, ?, '{}')",
+                "INSERT INTO volumes (name, created_at, labels) VALUES ($1, $2, '{}') \
+                 ON CONFLICT (name) DO NOTHING",
             )
             .bind(name)
             .bind(now_ns())
@@ -37,7 +41,7 @@ pub(super) async fn insert_used(conn: &mut sqlx::SqliteConnection, c: &Container
     Ok(())
 }
 
-impl Store {
+impl SqlStore<Db> {
     /// Records a new volume; false when the name is taken.
     pub async fn volume_insert(
         &self,
@@ -45,7 +49,8 @@ impl Store {
         labels: &BTreeMap<String, String>,
     ) -> Result<bool> {
         let r = sqlx::query(
-            "INSERT OR IGNORE INTO volumes (name, created_at, labels) VALUES (?, ?, ?)",
+            "INSERT INTO volumes (name, created_at, labels) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(now_ns())
@@ -78,7 +83,7 @@ impl Store {
 
     /// A volume and the containers using it; None when there is no such row.
     pub async fn volume_get(&self, name: &str) -> Result<Option<Volume>> {
-        let Some(row) = sqlx::query("SELECT name, created_at, labels FROM volumes WHERE name = ?")
+        let Some(row) = sqlx::query("SELECT name, created_at, labels FROM volumes WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.reader)
             .await?
@@ -104,10 +109,10 @@ impl Store {
     /// deleted (no such volume, or in use).
     pub async fn volume_delete(&self, name: &str, force: bool) -> Result<bool> {
         let sql = if force {
-            "DELETE FROM volumes WHERE name = ?1".to_owned()
+            "DELETE FROM volumes WHERE name = $1".to_owned()
         } else {
             format!(
-                "DELETE FROM volumes WHERE name = ?1 AND NOT EXISTS ({})",
+                "DELETE FROM volumes WHERE name = $1 AND NOT EXISTS ({})",
                 *USED_BY
             )
         };

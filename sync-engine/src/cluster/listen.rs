@@ -1,0 +1,53 @@
+//! Starts placed on this node by others: a notification on the start
+//! channel names the node; this node then takes its queued starts from the
+//! table. After a lost connection (notifications may have been missed) it
+//! takes them again.
+use crate::engine::Shared;
+use crate::store::START_CHANNEL;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Waiting before listening again after an error (the database is down).
+const RETRY: Duration = Duration::from_secs(1);
+
+pub(super) async fn run(shared: Arc<Shared>) {
+    let Some(me) = shared.node().map(str::to_owned) else {
+        return;
+    };
+    while !shared.is_closing() {
+        let mut n = match shared.store().listen(&[START_CHANNEL]).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for starts placed on this node");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        take(&shared).await;
+        loop {
+            match n.next().await {
+                Ok(Some((_, node))) if node == me => take(&shared).await,
+                Ok(Some(_)) => {}
+                // Connected again: what was missed is read from the table.
+                Ok(None) => take(&shared).await,
+                Err(e) => {
+                    if shared.is_closing() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "lost the notifications of other nodes");
+                    tokio::time::sleep(RETRY).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn take(shared: &Arc<Shared>) {
+    match super::take_queued(shared).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(n, "took starts placed on this node"),
+        Err(e) => tracing::warn!(error = %e, "cannot take the starts placed on this node"),
+    }
+}

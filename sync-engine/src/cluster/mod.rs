@@ -1,0 +1,210 @@
+//! This daemon as a node of a cluster: quiltd daemons sharing one
+//! PostgreSQL database (`--database postgres://...`). Each node registers
+//! itself and renews a lease (`lease.rs`); any node ends the leases that
+//! ran out (their containers become `lost`, queued starts and restartable
+//! lost containers go to live nodes). A create is placed on a live node in
+//! the API (`api::containers`) and stored with it; the node it went to
+//! hears of it through a notification (`listen.rs`) and takes the start
+//! into its own queue. Calls that act on a container's host are served by
+//! its node (`Shared::resolve_here`; the gRPC server forwards them).
+mod lease;
+mod listen;
+
+use crate::engine::Shared;
+use crate::error::{EngineError, Result};
+use crate::model::{Container, NodeSpec};
+use std::sync::Arc;
+
+/// Registers this node (before reconciliation: its lease is live while it
+/// adopts what still runs here). No-op on a daemon of its own.
+pub(crate) async fn join(shared: &Arc<Shared>) -> Result<()> {
+    let Some(spec) = spec(shared).await? else {
+        return Ok(());
+    };
+    let lease = lease_ns(shared);
+    let was_down = shared.store().node_register(&spec, lease).await?;
+    tracing::info!(node = %spec.name, id = %spec.id, address = %spec.address, was_down, "joined the cluster");
+    let moved = end_moved(shared).await?;
+    if moved > 0 {
+        tracing::warn!(
+            moved,
+            "ended copies of containers placed elsewhere while this node was away"
+        );
+    }
+    Ok(())
+}
+
+/// Ends the containers this host still has that the cluster placed on
+/// another node while this one was away (its lease ran out: a restart
+/// policy or a user's start placed them afresh): their workload must not
+/// run twice. Their processes are killed with their cgroup, and their
+/// directory removed; the row is the other node's and stays.
+pub(crate) async fn end_moved(shared: &Arc<Shared>) -> Result<usize> {
+    let Some(me) = shared.node().map(str::to_owned) else {
+        return Ok(0);
+    };
+    let dir = shared.cfg().containers_dir();
+    let ids = tokio::task::spawn_blocking(move || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+    .await?;
+    let mut ended = 0;
+    for id in ids {
+        // Only rows that exist and name another node: a warm pool's
+        // containers have no row, this node's own are reconciled.
+        let Some(c) = shared.store().get(&id).await? else {
+            continue;
+        };
+        if c.node.is_none() || c.node.as_deref() == Some(me.as_str()) {
+            continue;
+        }
+        let spec = quilt_runtime::spec::CgroupSpec {
+            layout: shared.layout().clone(),
+            path: format!("{}/{}", shared.cfg().cgroup_parent, id),
+            limits: Default::default(),
+        };
+        let path = shared.cfg().container_dir(&id);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = quilt_runtime::cgroup::remove(&spec) {
+                tracing::warn!(container = %spec.path, error = %e, "cannot end a moved container's cgroup");
+            }
+            let _ = std::fs::remove_dir_all(&path);
+        })
+        .await?;
+        tracing::warn!(container = %id, now_on = ?c.node, "ended this node's copy of a container placed elsewhere while it was away");
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+/// Starts the lease renewal and the listener (after reconciliation).
+pub(crate) fn spawn(shared: Arc<Shared>) {
+    if shared.node().is_none() {
+        return;
+    }
+    tokio::spawn(lease::run(shared.clone()));
+    tokio::spawn(listen::run(shared));
+}
+
+/// What this node registers: its stable id (kept in DATA_DIR/node-id),
+/// name, address, capacity and labels.
+async fn spec(shared: &Shared) -> Result<Option<NodeSpec>> {
+    let Some(cluster) = shared.cfg().cluster.clone() else {
+        return Ok(None);
+    };
+    let path = shared.cfg().data_dir.join("node-id");
+    let id = tokio::task::spawn_blocking(move || node_id(&path)).await??;
+    let memory_mb = tokio::task::spawn_blocking(total_memory_mb).await?;
+    Ok(Some(NodeSpec {
+        id,
+        name: cluster.name,
+        address: cluster.address,
+        cpus: shared.host_cpus() as f64,
+        memory_mb,
+        labels: cluster.labels,
+    }))
+}
+
+fn lease_ns(shared: &Shared) -> i64 {
+    let lease = shared
+        .cfg()
+        .cluster
+        .as_ref()
+        .map_or(crate::config::DEFAULT_NODE_LEASE, |c| c.lease);
+    i64::try_from(lease.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// This data dir's node id: made once (random), then kept.
+fn node_id(path: &std::path::Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if is_id(s.trim()) => return Ok(s.trim().to_owned()),
+        Ok(_) => {
+            return Err(EngineError::Internal(format!(
+                "{} is not a node id: remove it to make a new one",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(EngineError::internal(
+                &format!("read {}", path.display()),
+                e,
+            ));
+        }
+    }
+    let id = crate::support::ids::new_id()[..32].to_owned();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| EngineError::internal(&format!("write {}", path.display()), e))?;
+    Ok(id)
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// MemTotal of the host, in MiB (0 when unknown).
+fn total_memory_mb() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Pushes the queued starts placed on this node into its start queue.
+/// A start already queued here is pushed again harmlessly: the starter's
+/// guarded begin takes each once.
+pub(crate) async fn take_queued(shared: &Arc<Shared>) -> Result<usize> {
+    let Some(me) = shared.node() else {
+        return Ok(0);
+    };
+    let ids = shared.store().queued_on(me).await?;
+    let n = ids.len();
+    for id in ids {
+        shared.queue().push(id).await?;
+    }
+    Ok(n)
+}
+
+/// A start of a lost container (its node is down): it is placed on a live
+/// node afresh and queued there. Returns the row as stored.
+pub(crate) async fn start_lost(shared: &Arc<Shared>, c: Container) -> Result<Container> {
+    let Some(me) = shared.node() else {
+        return Err(EngineError::FailedPrecondition(format!(
+            "container {} is lost and this quiltd is not a node of a cluster",
+            c.name
+        )));
+    };
+    let node = shared
+        .store()
+        .place(None)
+        .await?
+        .ok_or_else(|| EngineError::Unavailable("no node of the cluster is up".into()))?;
+    if !shared.store().replace_lost(&c.id, &node).await? {
+        return Err(EngineError::FailedPrecondition(format!(
+            "container {} changed state; try again",
+            c.name
+        )));
+    }
+    if node == me {
+        shared.queue().push(c.id.clone()).await?;
+    } else {
+        shared.store().notify_start(&node).await?;
+    }
+    shared
+        .store()
+        .get(&c.id)
+        .await?
+        .ok_or_else(|| EngineError::no_such_container(&c.id))
+}

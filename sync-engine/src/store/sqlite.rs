@@ -1,0 +1,209 @@
+//! The SQLite backend: one file next to the daemon's data. One writer
+//! connection, a few readers (WAL), and the in-memory listing index, which
+//! the writer keeps in step because this daemon is the only writer.
+use super::{SqlStore, index::Index, reserve::Reserve};
+use crate::error::{EngineError, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Db = sqlx::Sqlite;
+type Conn = sqlx::SqliteConnection;
+type DbRow = sqlx::sqlite::SqliteRow;
+
+#[path = "sql/containers.rs"]
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+mod containers;
+#[path = "sql/execs.rs"]
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+mod execs;
+#[path = "sql/images.rs"]
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+mod images;
+#[path = "sql/listing.rs"]
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+mod listing;
+#[path = "sql/networks.rs"]
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+mod networks;
+#[path = "sql/nodes.rs"]
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+mod nodes;
+#[path = "sql/userns.rs"]
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+mod userns;
+#[path = "sql/volumes.rs"]
+#[allow(clippy::duplicate_mod)] // compiled once per backend, on purpose
+mod volumes;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What SQLite spells differently from PostgreSQL.
+mod dialect {
+    /// The value at `path` (object keys) inside the JSON text of `col`:
+    /// text for a string, JSON text for an array or object, NULL if absent.
+    pub fn json_text(col: &str, path: &[&str]) -> String {
+        format!("json_extract({col}, '$.{}')", path.join("."))
+    }
+
+    /// The rows' `key: value` pairs as the text of a JSON object (NULL or
+    /// "{}" without rows).
+    pub fn json_object_agg(key: &str, value: &str) -> String {
+        format!("json_group_object({key}, {value})")
+    }
+
+    /// The rows' values as the text of a JSON array ("[]" without rows).
+    pub fn json_array_agg(value: &str) -> String {
+        format!("json_group_array({value})")
+    }
+
+    /// A FROM item: the elements of the JSON array text in `col`, as
+    /// `alias.value`.
+    pub fn json_elements(col: &str, alias: &str) -> String {
+        format!("json_each({col}) {alias}")
+    }
+
+    /// True when `needle` occurs in `hay`.
+    pub fn contains(hay: &str, needle: &str) -> String {
+        format!("instr({hay}, {needle}) > 0")
+    }
+
+    /// The larger of two values.
+    pub fn greatest(a: &str, b: &str) -> String {
+        format!("max({a}, {b})")
+    }
+
+    /// Locks the rows a SELECT reads until the transaction ends (SQLite
+    /// has one writer: nothing to lock).
+    pub const FOR_UPDATE: &str = "";
+    pub const FOR_SHARE: &str = "";
+
+    /// The database's clock, in unix nanoseconds (millisecond precision).
+    pub const NOW_NS: &str =
+        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000000";
+
+    /// Tells the nodes listening on `channel` (none: SQLite has one node).
+    pub fn notify(_channel: &str, _payload: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Opens (creating if needed) the database and runs the migrations.
+pub(super) async fn open(path: &Path) -> Result<SqlStore<Db>> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5))
+        .pragma("temp_store", "memory");
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(opts.clone())
+        .await?;
+    MIGRATOR
+        .run(&writer)
+        .await
+        .map_err(|e| EngineError::internal("database migration", e))?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(2)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(opts.read_only(true))
+        .await?;
+    let reserve = Reserve::new(path);
+    reserve.ensure().await;
+    let store = SqlStore {
+        writer,
+        reader,
+        reserve,
+        index: Some(Arc::new(Index::default())),
+        metrics: Default::default(),
+    };
+    store.reload_index().await?;
+    Ok(store)
+}
+
+/// A store in a temp dir, for the tests in `sql/` (run on both backends).
+#[cfg(test)]
+async fn test_store() -> (tempfile::TempDir, super::Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = super::Store::open(&dir.path().join("q.db")).await.unwrap();
+    (dir, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use crate::model::{Lifetime, RestartPolicy, State};
+
+    /// A database made by the migrations before the paused state (0009
+    /// rebuilds the containers table) keeps its containers, labels, execs
+    /// and id ranges, and their cascades, through the upgrade.
+    #[tokio::test]
+    async fn upgrade_keeps_rows_and_cascades() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old-migrations");
+        std::fs::create_dir(&old).unwrap();
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for e in std::fs::read_dir(&all).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if name.as_str() < "0009" {
+                std::fs::copy(e.path(), old.join(&name)).unwrap();
+            }
+        }
+        let db = dir.path().join("q.db");
+        let opts = SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts.clone()).await.unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
+             network, state, created_at, pid) \
+             VALUES ('c1', 'one', 'default', '[\"sleep\"]', '[]', '/', 'one', 'none', 'running', 1, 42)",
+            "INSERT INTO labels VALUES ('c1', 'team', 'a')",
+            "INSERT INTO execs (id, container_id, command, started_at, helper_pid, \
+             helper_start_time) VALUES ('e1', 'c1', '[]', 1, 2, 3)",
+            "INSERT INTO userns_ranges VALUES ('c1', 100000, 65536)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let s = Store::open(&db).await.unwrap();
+        let c = s.get("c1").await.unwrap().unwrap();
+        assert_eq!((c.state, c.pid), (State::Running, Some(42)));
+        assert_eq!(c.labels.get("team").map(String::as_str), Some("a"));
+        assert_eq!(c.id_range.map(|r| r.host_id), Some(100_000));
+        assert_eq!(c.restart, RestartPolicy::No);
+        assert_eq!(c.lifetime, Lifetime::default());
+        assert!(s.set_paused("c1", true).await.unwrap(), "paused refused");
+        assert_eq!(s.execs_detached(None).await.unwrap().len(), 1);
+        // The references point at the new table: a delete still cascades.
+        s.delete("c1").await.unwrap();
+        s.close().await;
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        for t in ["labels", "execs", "userns_ranges"] {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {t}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(n, 0, "{t}");
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Many hosts, one API: three quiltd nodes sharing a real PostgreSQL
+//! (Debian's, in a temp dir, on 127.0.0.1), each with its own data dir,
+//! socket and cgroup parent, talking to each other over TLS with client
+//! certificates on 127.0.0.1 (certificates made here with openssl).
+//! Creates through one node land on all three, any node answers status,
+//! calls on a container's host are forwarded to its node, a node killed
+//! with SIGKILL has its containers declared lost within its lease, and a
+//! restartable one comes back on a live node.
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use quilt_testkit::postgres::Postgres;
+use quilt_tests::api::{ContainerState, ExecStart, RestartPolicy};
+use quilt_tests::{Daemon, req};
+
+/// A CA and one node certificate (server and client use, 127.0.0.1).
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(key);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=quilt cluster CA",
+        ]);
+        run(&ca);
+        std::fs::write(
+            d.join("node.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        let mut csr = vec!["req"];
+        csr.extend(key);
+        csr.extend([
+            "-keyout",
+            "node.key",
+            "-out",
+            "node.csr",
+            "-subj",
+            "/CN=quilt node",
+        ]);
+        run(&csr);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "node.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "node.ext",
+        ]);
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node of the cluster: quiltd on `db` named `name`, with a lease of
+/// `lease` seconds.
+fn node(db: &str, pki: &Pki, name: &str, lease: u64) -> Daemon {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let lease = lease.to_string();
+    Daemon::builder()
+        .args(&[
+            "--database",
+            db,
+            "--node-name",
+            name,
+            "--node-lease",
+            &lease,
+            "--listen",
+            &listen,
+            "--tls-cert",
+            &pki.path("node.pem"),
+            "--tls-key",
+            &pki.path("node.key"),
+            "--tls-client-ca",
+            &pki.path("ca.pem"),
+            "--netns-pool",
+            "0",
+            "--bridge-pool",
+            "0",
+        ])
+        .start()
+}
+
+fn sleeper(name: &str) -> quilt_tests::api::CreateContainerRequest {
+    let mut r = req(&["sleep", "600"]);
+    r.name = name.to_owned();
+    r
+}
+
+/// Polls `f` until it returns Some, for up to `limit`.
+fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_nodes_share_one_postgres() {
+    let pg = Postgres::start().expect("the cluster tests need PostgreSQL (scripts/deps.sh)");
+    let db = pg.create_database("quilt").unwrap();
+    let pki = Pki::new();
+    let a = node(&db, &pki, "node-a", 3);
+    let b = node(&db, &pki, "node-b", 3);
+    let mut c = node(&db, &pki, "node-c", 3);
+
+    // Every node sees the three nodes, up.
+    let nodes = b.cli(["node", "ls", "--format", "json"]).json();
+    let names: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["node-a", "node-b", "node-c"]);
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "up")
+    );
+
+    // Six creates through node A, each acknowledged: spread two per node.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(a.create(sleeper(&format!("s{i}"))).expect("create").id);
+    }
+    let mut restartable = sleeper("phoenix");
+    restartable.restart = Some(RestartPolicy {
+        name: "always".into(),
+        max_retries: 0,
+    });
+    restartable.node = "node-c".into();
+    let phoenix = a.create(restartable).expect("create on node-c").id;
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &ids {
+        // Status from another node than the one that took the create.
+        let ct = b.wait_state(id, &[ContainerState::Running], Duration::from_secs(60));
+        *per_node.entry(ct.node.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        per_node,
+        [
+            ("node-a".into(), 2),
+            ("node-b".into(), 2),
+            ("node-c".into(), 2)
+        ]
+        .into(),
+        "placement does not spread"
+    );
+    let on_c: Vec<String> = ids
+        .iter()
+        .filter(|id| b.get(id).unwrap().node == "node-c")
+        .cloned()
+        .collect();
+    assert_eq!(
+        b.wait_state(
+            &phoenix,
+            &[ContainerState::Running],
+            Duration::from_secs(60)
+        )
+        .node,
+        "node-c"
+    );
+
+    // Exec through node B on a container of node C: forwarded there.
+    let out = b
+        .exec(ExecStart {
+            container_id: on_c[0].clone(),
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo hello from $(hostname)".into(),
+            ],
+            ..Default::default()
+        })
+        .expect("exec forwarded to node-c");
+    assert_eq!(out.exit_code, 0);
+    let name_of_first = b.get(&on_c[0]).unwrap().name;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("hello from {name_of_first}")
+    );
+    // A host call on node C's container through node A: its processes
+    // are on node C (the cgroup is under node C's parent, not A's).
+    let top = a.cli(["top", &on_c[0]]).ok();
+    assert!(top.contains("sleep"), "{top}");
+    assert!(c.cgroup_dir("pids", &on_c[0]).exists() || c.cgroup_dir("memory", &on_c[0]).exists());
+
+    // Node C dies: within its lease (3 s) and a sweep its running
+    // containers are lost, with the reason; the restartable one runs
+    // again on a live node.
+    let killed = Instant::now();
+    c.kill9();
+    for id in &on_c {
+        let ct = a.wait_state(id, &[ContainerState::Lost], Duration::from_secs(10));
+        assert!(
+            ct.failure_reason.contains("node-c"),
+            "{}",
+            ct.failure_reason
+        );
+    }
+    let lost_after = killed.elapsed();
+    assert!(
+        lost_after < Duration::from_secs(3 + 3),
+        "lost after {lost_after:?}"
+    );
+    let back = a.wait_state(
+        &phoenix,
+        &[ContainerState::Running],
+        Duration::from_secs(60),
+    );
+    assert_ne!(back.node, "node-c");
+    assert_eq!(back.restart_count, 1);
+    let nodes = a.cli(["node", "ls", "--format", "json"]).json();
+    assert_eq!(nodes[2]["status"], "down", "{nodes}");
+
+    // A lost container can be removed through any node: it waits in
+    // `removing` for its node (nothing of it is on this host); the others
+    // were not touched.
+    b.cli(["rm", "-f", &on_c[0]]).ok();
+    assert_eq!(
+        b.get(&on_c[0]).unwrap().state,
+        ContainerState::Removing as i32
+    );
+    for id in ids.iter().filter(|id| !on_c.contains(id)) {
+        assert_eq!(
+            b.get(id).unwrap().state,
+            ContainerState::Running as i32,
+            "{id}"
+        );
+    }
+
+    // Node C comes back: it adopts what still runs there (its shims
+    // outlived quiltd): the lost container is running again, and the
+    // removal asked for meanwhile is carried out.
+    c.restart();
+    let again = a.wait_state(
+        &on_c[1],
+        &[ContainerState::Running],
+        Duration::from_secs(30),
+    );
+    assert_eq!(again.node, "node-c");
+    until(Duration::from_secs(30), "the removal on node-c", || {
+        a.get(&on_c[0]).is_err().then_some(())
+    });
+    // Its copy of the container placed elsewhere meanwhile was ended: the
+    // workload does not run twice.
+    for controller in ["pids", "memory"] {
+        assert!(
+            !c.cgroup_dir(controller, &phoenix).exists(),
+            "node-c still runs its copy of {phoenix}"
+        );
+    }
+    assert!(!c.data_dir.join("containers").join(&phoenix).exists());
+    drop(c);
+    drop(b);
+    drop(a);
+}
