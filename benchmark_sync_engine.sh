@@ -7,7 +7,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N] [--scale LIST]
-                                  [--install-peers] [--start-queue N]
+                                  [--cluster N] [--install-peers] [--start-queue N]
                                   [--quiltd-arg ARG]...
 
   --quick          small counts: the whole run takes under a minute
@@ -17,6 +17,12 @@ Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N] [--sca
   --scale LIST     only measure scale: the density step (time to running of
                    one more container, GetContainer, ListContainers, memory,
                    removal) at each count of live containers, e.g. 100,1000
+  --cluster N      only measure a cluster: N (2 or 3) nodes sharing a
+                   PostgreSQL started here (Debian's postgresql package, in
+                   the temporary directory, on 127.0.0.1 in the run's network
+                   namespace): create acknowledgement through one node,
+                   status through another, starts/s with 1..N nodes, and
+                   the store write p99 of PostgreSQL beside SQLite's
   --reap-gate N    only run the reap gate: N short-lived containers, 16 in
                    flight; exits non-zero unless there are zero hangs, zero
                    zombies and zero leftovers
@@ -43,6 +49,7 @@ MODE=full
 JSON_OUT=""
 REAP_N=""
 SCALE=""
+CLUSTER=""
 INSTALL_PEERS=0
 START_QUEUE=256
 QUILTD_ARGS=()
@@ -52,6 +59,7 @@ while [[ $# -gt 0 ]]; do
     --json) [[ $# -ge 2 ]] || die "--json needs a file"; JSON_OUT=$2; shift ;;
     --reap-gate) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--reap-gate needs a number"; REAP_N=$2; shift ;;
     --scale) [[ ${2:-} =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--scale needs counts, e.g. 100,1000"; SCALE=$2; shift ;;
+    --cluster) [[ ${2:-} =~ ^[23]$ ]] || die "--cluster needs 2 or 3 (nodes)"; CLUSTER=$2; shift ;;
     --install-peers) INSTALL_PEERS=1 ;;
     --start-queue) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--start-queue needs a number"; START_QUEUE=$2; shift ;;
     --quiltd-arg) [[ $# -ge 2 ]] || die "--quiltd-arg needs an argument"; QUILTD_ARGS+=("$2"); shift ;;
@@ -99,6 +107,9 @@ FAILED_STEPS=""
 # there, never in the host's namespace), and the prefix that enters it.
 NETNS=""
 NS_EXEC=()
+# --cluster: the PostgreSQL server and the nodes.
+PG_PID=""
+NODE_PIDS=()
 
 # Prefix that runs a command in a private mount namespace without the cgroup
 # v2 mount, where crun 1.8 accepts this host's mixed (v1 + unified) layout.
@@ -129,6 +140,37 @@ cleanup() {
   if [[ -n $QUILTD_PID ]] && kill -0 "$QUILTD_PID" 2>/dev/null && [[ -S $TMP/quilt.sock ]]; then
     timeout 90 "$QB" cleanup --socket "$TMP/quilt.sock" --timeout 60 \
       || echo "benchmark: removing containers through the API failed" >&2
+  fi
+  # 1b. A cluster's nodes: their containers through them, then the nodes,
+  # then PostgreSQL.
+  local i
+  for i in "${!NODE_PIDS[@]}"; do
+    if kill -0 "${NODE_PIDS[$i]}" 2>/dev/null && [[ -S $TMP/node$((i + 1)).sock ]]; then
+      timeout 90 "$QB" cleanup --socket "$TMP/node$((i + 1)).sock" --timeout 60 >/dev/null \
+        || echo "benchmark: removing node$((i + 1))'s containers failed" >&2
+    fi
+  done
+  for i in "${!NODE_PIDS[@]}"; do
+    kill -TERM "${NODE_PIDS[$i]}" 2>/dev/null
+  done
+  for i in "${!NODE_PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "${NODE_PIDS[$i]}" 2>/dev/null
+    wait "${NODE_PIDS[$i]}" 2>/dev/null
+    if [[ -n $PARENT && -x $QB ]]; then
+      "$QB" leftovers --data-dir "$TMP/node$((i + 1))" --cgroup-parent "$PARENT-n$((i + 1))" --kill >/dev/null
+      local d
+      while read -r d; do
+        [[ -n $d ]] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+        [[ -d $d ]] && echo "benchmark: cannot remove cgroup $d" >&2
+      done < <(cgroup_dirs_of "$PARENT-n$((i + 1))")
+    fi
+  done
+  if [[ -n $PG_PID ]]; then
+    kill -INT "$PG_PID" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PG_PID" 2>/dev/null
+    wait "$PG_PID" 2>/dev/null
   fi
   # 2. The daemon (SIGTERM, then SIGKILL after 10 s).
   if [[ -n $QUILTD_PID ]] && kill -0 "$QUILTD_PID" 2>/dev/null; then
@@ -241,7 +283,7 @@ find_peer() { # name debian-package
   PEERS+=("$1=$bin")
 }
 SKIPPED=""
-if [[ -z $REAP_N && -z $SCALE ]]; then
+if [[ -z $REAP_N && -z $SCALE && -z $CLUSTER ]]; then
   find_peer crun crun
   find_peer runc runc
   if ! command -v python3 >/dev/null && ! command -v jq >/dev/null; then
@@ -290,6 +332,7 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 MODE_NAME=$MODE
 [[ -n $REAP_N ]] && MODE_NAME="reap-gate $REAP_N"
 [[ -n $SCALE ]] && MODE_NAME="scale $SCALE"
+[[ -n $CLUSTER ]] && MODE_NAME="cluster of $CLUSTER"
 write_meta() {
   local date args
   date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -343,6 +386,57 @@ if [[ -n $REAP_N ]]; then
   [[ -f $OUT/reap_gate.json ]] || die "the reap gate did not produce a result"
   finish
   exit "$gate_rc"
+fi
+
+# ---------------------------------------------------------------- cluster --
+if [[ -n $CLUSTER ]]; then
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [[ -x $PG_BIN/postgres ]] || die "--cluster needs PostgreSQL (apt-get install postgresql)"
+  log "cluster: PostgreSQL ($PG_BIN) and $CLUSTER nodes${NETNS:+ in network namespace $NETNS}"
+  PG_PORT=$((20000 + RANDOM % 20000))
+  chmod 711 "$TMP"
+  mkdir -p "$TMP/pg"
+  chown postgres: "$TMP/pg" && chmod 700 "$TMP/pg"
+  AS_PG=(setpriv --reuid postgres --regid postgres --init-groups)
+  (cd "$TMP/pg" && "${AS_PG[@]}" "$PG_BIN/initdb" -D "$TMP/pg/data" -A trust -U quilt -E UTF8 \
+    --locale=C --no-sync >"$TMP/pg-initdb.log" 2>&1) || { cat "$TMP/pg-initdb.log" >&2; die "initdb failed"; }
+  (cd "$TMP/pg" && exec setsid "${NS_EXEC[@]}" "${AS_PG[@]}" "$PG_BIN/postgres" -D "$TMP/pg/data" \
+    -k "$TMP/pg" -c listen_addresses=127.0.0.1 -p "$PG_PORT" -c max_connections=200 \
+    >"$TMP/pg.log" 2>&1 </dev/null) &
+  PG_PID=$!
+  for _ in $(seq 200); do
+    "${NS_EXEC[@]}" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+    kill -0 "$PG_PID" 2>/dev/null || { tail -n 20 "$TMP/pg.log" >&2; die "PostgreSQL did not start"; }
+    sleep 0.1
+  done
+  DB_URL="postgres://quilt@127.0.0.1:$PG_PORT/postgres"
+  # One CA for the cluster, one certificate for every node (127.0.0.1).
+  (cd "$TMP" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout ca.key -out ca.pem -days 1 -subj "/CN=quilt bench CA" \
+    && printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >node.ext \
+    && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout node.key \
+      -out node.csr -subj "/CN=quilt bench node" \
+    && openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem \
+      -days 1 -extfile node.ext) >"$TMP/openssl.log" 2>&1 || { cat "$TMP/openssl.log" >&2; die "openssl failed"; }
+  NODE_SOCKS=""
+  for i in $(seq "$CLUSTER"); do
+    mkdir -p "$TMP/node$i"
+    NO_COLOR=1 setsid "${NS_EXEC[@]}" "$QUILTD" --data-dir "$TMP/node$i" --socket "$TMP/node$i.sock" \
+      --cgroup-parent "$PARENT-n$i" --start-queue "$START_QUEUE" --database "$DB_URL" \
+      --node-name "node$i" --listen "127.0.0.1:$((PG_PORT + i))" --tls-cert "$TMP/node.pem" \
+      --tls-key "$TMP/node.key" --tls-client-ca "$TMP/ca.pem" "${QUILTD_ARGS[@]}" \
+      >"$TMP/node$i.log" 2>&1 </dev/null &
+    NODE_PIDS+=($!)
+    "$QB" wait-ready --socket "$TMP/node$i.sock" --timeout 60 --pid "$!" \
+      || { tail -n 20 "$TMP/node$i.log" >&2; die "node$i did not become ready"; }
+    NODE_SOCKS+="${NODE_SOCKS:+,}$TMP/node$i.sock"
+  done
+  if [[ $MODE == quick ]]; then CL_N=100; CL_STARTS=100; else CL_N=1000; CL_STARTS=600; fi
+  measure cluster "$QB" cluster --nodes "$NODE_SOCKS" --sqlite-socket "$SOCK" \
+    --out "$OUT/cluster.json" --n "$CL_N" --starts "$CL_STARTS"
+  finish
+  [[ -z $FAILED_STEPS ]] || die "failed measurements: $FAILED_STEPS"
+  exit 0
 fi
 
 # ------------------------------------------------------------------ scale --

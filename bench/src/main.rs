@@ -6,6 +6,7 @@ mod api;
 mod chart;
 mod classic;
 mod client;
+mod cluster;
 mod density;
 mod events;
 mod fairness;
@@ -127,6 +128,22 @@ enum Cmd {
         n: usize,
         #[arg(long, default_value_t = 4)]
         size: u32,
+    },
+    /// Nodes sharing PostgreSQL: create acknowledgement and status through
+    /// different nodes, starts/s with 1..N nodes, store write p99s.
+    Cluster {
+        /// The nodes' sockets (two or more), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<PathBuf>,
+        /// A single daemon on SQLite in the same run, for its write p99.
+        #[arg(long)]
+        sqlite_socket: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+        #[arg(long, default_value_t = 300)]
+        starts: usize,
     },
     /// Pause and unpause round trips on one running container.
     Pause {
@@ -469,6 +486,16 @@ async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Pause { c, n } => emit(&c.out, &fairness::pause(&c.socket, n).await?),
         Cmd::Pool { c, n, size } => emit(&c.out, &pool::warm_pool(&c.socket, n, size).await?),
+        Cmd::Cluster {
+            nodes,
+            sqlite_socket,
+            out,
+            n,
+            starts,
+        } => emit(
+            &out,
+            &cluster::cluster(&nodes, sqlite_socket.as_deref(), n, starts).await?,
+        ),
         Cmd::Fairness { c, burst, probes } => {
             emit(&c.out, &fairness::fairness(&c.socket, burst, probes).await?)
         }

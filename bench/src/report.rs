@@ -43,6 +43,8 @@ pub struct Report {
     pub scale: Option<Scale>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<WarmPoolBench>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterBench>,
     /// Filled by `summary`.
     #[serde(default)]
     pub targets: Vec<TargetResult>,
@@ -72,6 +74,7 @@ impl Report {
             network: section(v, "network"),
             scale: section(v, "scale"),
             pool: section(v, "pool"),
+            cluster: section(v, "cluster"),
             targets: section(v, "targets").unwrap_or_default(),
         }
     }
@@ -188,6 +191,40 @@ pub struct WarmPoolBench {
     pub ratio_hit_over_cold_p50: Option<f64>,
     /// From one create to the pool being full again.
     pub wait_for_full_pool: OpStats,
+}
+
+/// Nodes sharing PostgreSQL (`quilt-bench cluster`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterBench {
+    pub description: String,
+    pub nodes: Vec<String>,
+    /// CreateContainer through the first node.
+    pub create_ack: OpStats,
+    /// GetContainer through the second node.
+    pub status_other_node: OpStats,
+    /// (node, containers) after the acknowledged creates.
+    pub placed_per_node: Vec<(String, usize)>,
+    pub starts: Vec<ClusterStarts>,
+    /// Starts/s with every node over starts/s with one.
+    pub starts_ratio_all_over_one: Option<f64>,
+    pub store_writes: StoreWrites,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStarts {
+    pub nodes: usize,
+    pub containers: usize,
+    pub failed: usize,
+    pub create_errors: usize,
+    pub seconds: f64,
+    pub per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreWrites {
+    pub description: String,
+    pub postgres_p99_ms_per_node: Vec<Option<f64>>,
+    pub sqlite_p99_ms: Option<f64>,
 }
 
 /// Per-phase times from the server's event timestamps.

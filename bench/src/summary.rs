@@ -45,7 +45,7 @@ pub fn summarize(dir: &Path) -> Result<(Value, String)> {
     let mut v = merge(dir)?;
     let mut report = Report::from_document(&v);
     let has_measurements = [
-        "api", "classic", "ttr", "peers", "seqrate", "density", "scale", "pool",
+        "api", "classic", "ttr", "peers", "seqrate", "density", "scale", "pool", "cluster",
     ]
     .iter()
     .any(|k| !v[*k].is_null());
@@ -73,6 +73,33 @@ fn fixed(v: Option<f64>, decimals: usize) -> String {
         Some(x) => format!("{x:.decimals$}"),
         None => "-".into(),
     }
+}
+
+/// Starts/s with 1..N nodes of a cluster, placement and the stores' p99s.
+fn cluster_lines(md: &mut String, r: &Report) {
+    let Some(c) = &r.cluster else {
+        return;
+    };
+    let _ = writeln!(md, "\nCluster ({}):", c.nodes.join(", "));
+    for s in &c.starts {
+        let _ = writeln!(
+            md,
+            "- {} starts/s with {} node(s): {} containers in {:.2} s ({} failed, {} create errors)",
+            s.per_s, s.nodes, s.containers, s.seconds, s.failed, s.create_errors
+        );
+    }
+    let _ = writeln!(
+        md,
+        "- all nodes over one: {}; placed per node {:?}",
+        fixed(c.starts_ratio_all_over_one, 2),
+        c.placed_per_node
+    );
+    let _ = writeln!(
+        md,
+        "- store write p99 (ms): PostgreSQL per node {:?}, SQLite {}",
+        c.store_writes.postgres_p99_ms_per_node,
+        fixed(c.store_writes.sqlite_p99_ms, 3)
+    );
 }
 
 /// One row of the latency table.
@@ -133,6 +160,7 @@ pub fn markdown(r: &Report) -> String {
     rates(&mut md, r);
     density_line(&mut md, r);
     reap_line(&mut md, r);
+    cluster_lines(&mut md, r);
     target_table(&mut md, r);
     md
 }
@@ -184,6 +212,21 @@ fn latency_rows(md: &mut String, r: &Report) {
             md,
             "API RemoveContainer (never started)",
             &a.remove_no_start,
+        );
+    }
+    if let Some(c) = &r.cluster {
+        stat_row(
+            md,
+            &format!("cluster: CreateContainer ack through {}", c.nodes[0]),
+            &c.create_ack,
+        );
+        stat_row(
+            md,
+            &format!(
+                "cluster: GetContainer through {}",
+                c.nodes.get(1).map_or("", String::as_str)
+            ),
+            &c.status_other_node,
         );
     }
     if let Some(p) = &r.pool {

@@ -349,7 +349,8 @@ impl Engine {
             // removal when it comes back (reconciliation resumes it).
             self.shared.store().set_removing(&c.id).await?;
             if let Ok(Some(c)) = self.shared.store().get(&c.id).await {
-                self.shared.emit(&c, State::Removing, "destroy", None, None);
+                self.shared
+                    .emit(&c, State::Removing, "removing", None, None);
             }
             return Ok(c.id);
         }

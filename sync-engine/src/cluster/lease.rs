@@ -1,12 +1,17 @@
 //! The lease: renewed every third of its length. A renewal that finds this
 //! node marked down (it was away longer than its lease: its containers
 //! were declared lost) adopts again what still runs here and records what
-//! ended. Each tick also ends the leases of other nodes that ran out.
+//! ended. Every half second this node also ends the leases of other nodes
+//! that ran out, so a dead node's containers are declared lost within half
+//! a second of its lease's end.
 use super::lease_ns;
 use crate::engine::Shared;
 use crate::model::{ListFilter, State};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often the leases of others are checked.
+const EXPIRY_CHECK: Duration = Duration::from_millis(500);
 
 pub(super) async fn run(shared: Arc<Shared>) {
     let lease = shared
@@ -15,22 +20,42 @@ pub(super) async fn run(shared: Arc<Shared>) {
         .as_ref()
         .map_or(crate::config::DEFAULT_NODE_LEASE, |c| c.lease);
     let period = (lease / 3).max(Duration::from_millis(100));
-    let mut tick = tokio::time::interval(period);
+    let mut tick = tokio::time::interval(EXPIRY_CHECK.min(period));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut renewed_at: Option<tokio::time::Instant> = None;
+    // Since when this node has renewed without a miss: it ends other
+    // nodes' leases only after a whole lease of its own renewals, so that
+    // after the database was down (nobody could renew) every node has had
+    // its chance to renew before anyone is declared down.
+    let mut renewing_since: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         if shared.is_closing() {
             return;
         }
-        renew(&shared).await;
-        expire(&shared).await;
+        if renewed_at.is_none_or(|t| t.elapsed() >= period) {
+            if renew(&shared).await {
+                renewed_at = Some(tokio::time::Instant::now());
+                renewing_since.get_or_insert_with(tokio::time::Instant::now);
+            } else {
+                // Try again at the next tick.
+                renewed_at = None;
+                renewing_since = None;
+            }
+        }
+        if renewing_since.is_some_and(|since| since.elapsed() >= lease) {
+            expire(&shared).await;
+        }
     }
 }
 
-async fn renew(shared: &Arc<Shared>) {
-    let Some(me) = shared.node() else { return };
+/// Renews this node's lease; false when it could not.
+async fn renew(shared: &Arc<Shared>) -> bool {
+    let Some(me) = shared.node() else {
+        return false;
+    };
     let Ok(Some(spec)) = super::spec(shared).await else {
-        return;
+        return false;
     };
     let lease = lease_ns(shared);
     let was_down = match shared.store().node_renew(me, &spec.id, lease).await {
@@ -41,12 +66,12 @@ async fn renew(shared: &Arc<Shared>) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(node = me, error = %e, "cannot register this node again");
-                return;
+                return false;
             }
         },
         Err(e) => {
             tracing::warn!(node = me, error = %e, "cannot renew this node's lease");
-            return;
+            return false;
         }
     };
     if was_down {
@@ -59,6 +84,7 @@ async fn renew(shared: &Arc<Shared>) {
         }
         adopt_lost(shared).await;
     }
+    true
 }
 
 /// Adopts this node's lost containers again (their supervisors may still

@@ -1,9 +1,10 @@
-//! Starts placed on this node by others: a notification on the start
-//! channel names the node; this node then takes its queued starts from the
-//! table. After a lost connection (notifications may have been missed) it
-//! takes them again.
+//! What the other nodes tell this one. Starts placed on this node: a
+//! notification on the start channel names the node; this node then takes
+//! its queued starts from the table (after a lost connection, when
+//! notifications may have been missed, it takes them again). Events of the
+//! other nodes' containers: published here as this node's own are.
 use crate::engine::Shared;
-use crate::store::START_CHANNEL;
+use crate::store::{EVENT_CHANNEL, START_CHANNEL};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         return;
     };
     while !shared.is_closing() {
-        let mut n = match shared.store().listen(&[START_CHANNEL]).await {
+        let mut n = match shared.store().listen(&[START_CHANNEL, EVENT_CHANNEL]).await {
             Ok(Some(n)) => n,
             Ok(None) => return,
             Err(e) => {
@@ -27,6 +28,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
         take(&shared).await;
         loop {
             match n.next().await {
+                Ok(Some((channel, payload))) if channel == EVENT_CHANNEL => {
+                    super::events::receive(&shared, &me, &payload);
+                }
                 Ok(Some((_, node))) if node == me => take(&shared).await,
                 Ok(Some(_)) => {}
                 // Connected again: what was missed is read from the table.

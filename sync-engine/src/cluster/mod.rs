@@ -7,6 +7,7 @@
 //! hears of it through a notification (`listen.rs`) and takes the start
 //! into its own queue. Calls that act on a container's host are served by
 //! its node (`Shared::resolve_here`; the gRPC server forwards them).
+mod events;
 mod lease;
 mod listen;
 
@@ -83,12 +84,17 @@ pub(crate) async fn end_moved(shared: &Arc<Shared>) -> Result<usize> {
     Ok(ended)
 }
 
-/// Starts the lease renewal and the listener (after reconciliation).
-pub(crate) fn spawn(shared: Arc<Shared>) {
+/// Starts the lease renewal, the listener and the publisher of this
+/// node's events (after reconciliation).
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    outbox: tokio::sync::mpsc::UnboundedReceiver<crate::model::Event>,
+) {
     if shared.node().is_none() {
         return;
     }
     tokio::spawn(lease::run(shared.clone()));
+    tokio::spawn(events::publish(shared.clone(), outbox));
     tokio::spawn(listen::run(shared));
 }
 

@@ -90,10 +90,14 @@ impl Engine {
             )
         };
         let (lifetimes_tx, lifetimes_rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = Arc::new(
-            Shared::new(cfg, store, images, layout, queue, net, lifetimes_tx)
-                .with_mount_template(mount_template),
-        );
+        let (outbox_tx, outbox_rx) = tokio::sync::mpsc::unbounded_channel();
+        let clustered = cfg.cluster.is_some();
+        let mut shared = Shared::new(cfg, store, images, layout, queue, net, lifetimes_tx)
+            .with_mount_template(mount_template);
+        if clustered {
+            shared = shared.with_outbox(outbox_tx);
+        }
+        let shared = Arc::new(shared);
         images_sweep::remove_unrecorded(&shared).await?;
         // The default seccomp profile, compiled before the first start.
         let warm = shared.clone();
@@ -102,7 +106,7 @@ impl Engine {
         crate::cluster::join(&shared).await?;
         starter::spawn(shared.clone());
         reconcile::run(&shared).await?;
-        crate::cluster::spawn(shared.clone());
+        crate::cluster::spawn(shared.clone(), outbox_rx);
         crate::pool::spawn(shared.clone());
         crate::exec::detached::reconcile(&shared).await?;
         lifetimes::spawn(shared.clone(), lifetimes_rx).await?;

@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     puller: quilt_registry::Puller,
     /// The mount namespace supervisors start from.
     mount_template: Option<std::os::fd::OwnedFd>,
+    /// In a cluster: this node's events, for the other nodes (see
+    /// `cluster::events`).
+    outbox: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
     /// Prepared containers waiting for a create of their shape.
     pool: crate::pool::WarmPool,
 }
@@ -95,10 +98,17 @@ impl Shared {
             net_lock: tokio::sync::Mutex::new(()),
             lifetimes,
             history: Mutex::new(std::collections::VecDeque::with_capacity(EVENT_HISTORY)),
+            outbox: None,
         }
     }
 
     /// The mount namespace supervisors start from (see `mount_template`).
+    /// Where this node's events go for the other nodes of its cluster.
+    pub fn with_outbox(mut self, tx: tokio::sync::mpsc::UnboundedSender<Event>) -> Shared {
+        self.outbox = Some(tx);
+        self
+    }
+
     pub fn with_mount_template(mut self, fd: Option<std::os::fd::OwnedFd>) -> Shared {
         self.mount_template = fd;
         self
@@ -266,10 +276,8 @@ impl Shared {
     ) {
         // Numbered and kept under one lock, so history and the live stream
         // agree on the order.
-        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        let seq = history.back().map_or(1, |e: &Event| e.seq + 1);
         let ev = Event {
-            seq,
+            seq: 0,
             container_id: c.id.clone(),
             name: c.name.clone(),
             state,
@@ -278,6 +286,23 @@ impl Shared {
             exit,
             failure_reason: reason,
         };
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send(ev.clone());
+        }
+        self.record(ev);
+    }
+
+    /// An event of another node of the cluster: recorded and published
+    /// here as this node's own are (not sent on again).
+    pub(crate) fn emit_remote(&self, ev: Event) {
+        self.record(ev);
+    }
+
+    /// Numbers the event and keeps and publishes it (one lock, so history
+    /// and the live stream agree on the order).
+    fn record(&self, mut ev: Event) {
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        ev.seq = history.back().map_or(1, |e: &Event| e.seq + 1);
         if history.len() == EVENT_HISTORY {
             history.pop_front();
         }

@@ -195,6 +195,8 @@ pub(crate) use postgres::Notifications;
 /// The channel a node listens on for starts placed on it (the payload is
 /// the node's name).
 pub(crate) const START_CHANNEL: &str = "quilt_start";
+/// The channel of the nodes' container events (JSON payloads).
+pub(crate) const EVENT_CHANNEL: &str = "quilt_events";
 
 impl Store {
     /// Listens for the notifications of other nodes on `channels`; None
@@ -203,6 +205,15 @@ impl Store {
         match &*self.backend {
             Backend::Sqlite(_) => Ok(None),
             Backend::Postgres(b) => Ok(Some(Notifications::listen(b, channels).await?)),
+        }
+    }
+
+    /// Tells the nodes listening on `channel` (nothing on SQLite). Not a
+    /// write of state: sent on a reader connection, at once.
+    pub(crate) async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        match &*self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(b) => postgres::notify(b, channel, payload).await,
         }
     }
 }

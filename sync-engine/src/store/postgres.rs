@@ -99,7 +99,7 @@ mod dialect {
 
 /// How long a call waits for a connection before it is answered
 /// UNAVAILABLE (the server is down or overloaded).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to `url` and runs the migrations (under PostgreSQL's advisory
 /// lock, so nodes starting together migrate once).
@@ -170,4 +170,15 @@ impl Notifications {
             .await?
             .map(|n| (n.channel().to_owned(), n.payload().to_owned())))
     }
+}
+
+/// NOTIFY `channel` with `payload` on a reader connection (delivered at
+/// once: it is a transaction of its own).
+pub(super) async fn notify(store: &SqlStore<Db>, channel: &str, payload: &str) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&store.reader)
+        .await?;
+    Ok(())
 }

@@ -1,0 +1,112 @@
+//! The containers' events across the cluster: each node publishes its own
+//! (NOTIFY on the events channel, JSON naming the node) and publishes the
+//! others' to its WatchEvents streams and waiters as its own. An event
+//! that cannot be sent while the database is down is dropped (the state
+//! itself is in the table).
+use crate::engine::Shared;
+use crate::model::{Event, ExitInfo, State};
+use crate::store::EVENT_CHANNEL;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// PostgreSQL's limit on a payload is 8000 bytes: a reason is cut to fit.
+const MAX_REASON: usize = 2048;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    node: String,
+    id: String,
+    name: String,
+    state: String,
+    action: String,
+    time_ns: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exit: Option<(i32, i32, bool, Option<i64>)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// Sends this node's events to the others, in order.
+pub(super) async fn publish(
+    shared: Arc<Shared>,
+    mut outbox: tokio::sync::mpsc::UnboundedReceiver<Event>,
+) {
+    let Some(me) = shared.node().map(str::to_owned) else {
+        return;
+    };
+    while let Some(ev) = outbox.recv().await {
+        let wire = Wire {
+            node: me.clone(),
+            id: ev.container_id,
+            name: ev.name,
+            state: ev.state.as_str().to_owned(),
+            action: ev.action.to_owned(),
+            time_ns: ev.time_ns,
+            exit: ev
+                .exit
+                .map(|e| (e.exit_code, e.signal, e.oom_killed, e.finished_at_ns)),
+            reason: ev
+                .failure_reason
+                .map(|r| r.chars().take(MAX_REASON).collect()),
+        };
+        let Ok(payload) = serde_json::to_string(&wire) else {
+            continue;
+        };
+        if let Err(e) = shared.store().notify(EVENT_CHANNEL, &payload).await {
+            tracing::debug!(error = %e, "cannot send an event to the other nodes");
+        }
+    }
+}
+
+/// An event from another node, published here.
+pub(super) fn receive(shared: &Shared, me: &str, payload: &str) {
+    let Ok(w) = serde_json::from_str::<Wire>(payload) else {
+        tracing::debug!("an event from another node that does not parse");
+        return;
+    };
+    if w.node == me {
+        return;
+    }
+    let Some(state) = State::parse(&w.state) else {
+        return;
+    };
+    shared.emit_remote(Event {
+        container_id: w.id,
+        name: w.name,
+        state,
+        action: action(&w.action),
+        time_ns: w.time_ns,
+        exit: w
+            .exit
+            .map(|(exit_code, signal, oom_killed, finished_at_ns)| ExitInfo {
+                exit_code,
+                signal,
+                oom_killed,
+                finished_at_ns,
+            }),
+        failure_reason: w.reason,
+        seq: 0,
+    });
+}
+
+/// The engine's name for an action (events carry static names).
+fn action(a: &str) -> &'static str {
+    const ACTIONS: &[&str] = &[
+        "created",
+        "starting",
+        "running",
+        "exited",
+        "failed",
+        "removing",
+        "removed",
+        "paused",
+        "unpaused",
+        "restarting",
+        "lost",
+    ];
+    ACTIONS
+        .iter()
+        .find(|k| **k == a)
+        .copied()
+        .unwrap_or("updated")
+}
