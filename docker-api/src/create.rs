@@ -27,7 +27,10 @@ pub async fn create(api: &DockerApi, q: &Query, body: Incoming) -> Result<Reply>
         .filter(|n| !n.is_empty())
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_owned());
     let v = body::read_json(body).await?;
-    let spec = spec(v, name)?;
+    let mut spec = spec(v, name)?;
+    // In a cluster, on this node: the Docker API does not forward, and
+    // docker's run is create, then start (and attach, wait) here.
+    spec.node = api.engine.node_name();
     let c =
         api.engine
             .create(spec)

@@ -123,7 +123,8 @@ mod tests {
                 "exited",
                 "failed",
                 "removing",
-                "paused"
+                "paused",
+                "lost"
             ]
         );
         assert_eq!(NetworkMode::values().count(), 5);

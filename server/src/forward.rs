@@ -16,6 +16,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 /// How long a forwarded call waits to connect to the other node.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Keepalive probes on a connection to another node.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What this node needs to call the others.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +85,18 @@ impl Peers {
         self.engine.elsewhere(reference).await
     }
 
+    /// The other live nodes of the cluster (none on a daemon of its own).
+    pub async fn others(&self) -> Vec<String> {
+        match self.engine.nodes().await {
+            Ok((nodes, Some(me))) => nodes
+                .into_iter()
+                .filter(|n| n.up && n.name != me)
+                .map(|n| n.name)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// A client of `node`'s ContainerService.
     pub async fn client(
         &self,
@@ -142,6 +156,12 @@ impl Peers {
             .tls_config(tls.domain_name(host))
             .map_err(|e| Status::internal(format!("TLS to node {node}: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
+            // A node that dies mid-call is noticed within seconds, not
+            // after TCP's retransmissions.
+            .tcp_keepalive(Some(KEEPALIVE))
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
+            .keep_alive_while_idle(true)
             .connect_lazy();
         self.channels
             .lock()
@@ -160,6 +180,17 @@ impl tonic::service::Interceptor for Bearer {
         if let Some(t) = &self.0 {
             req.metadata_mut().insert("authorization", t.clone());
         }
+        req.metadata_mut()
+            .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
         Ok(req)
     }
+}
+
+/// Marks a call one node forwarded to another: it is not forwarded again
+/// (no call goes round the cluster).
+const FORWARDED: &str = "x-quilt-forwarded";
+
+/// Whether `req` was forwarded by another node.
+pub fn forwarded<T>(req: &tonic::Request<T>) -> bool {
+    req.metadata().contains_key(FORWARDED)
 }

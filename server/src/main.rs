@@ -213,9 +213,19 @@ fn cluster_config(args: &Args) -> Result<Option<quilt_sync_engine::ClusterConfig
         .map_err(|e| anyhow::anyhow!("--node-name: {e}"))?;
     let address = match (&args.node_address, args.listen) {
         (Some(a), _) => a.clone(),
+        (None, Some(l)) if l.ip().is_unspecified() => {
+            bail!(
+                "--listen {l} is not an address other nodes can reach: give --node-address HOST:PORT"
+            )
+        }
         (None, Some(l)) => l.to_string(),
         (None, None) => String::new(),
     };
+    if let Ok(a) = address.parse::<std::net::SocketAddr>()
+        && a.ip().is_unspecified()
+    {
+        bail!("--node-address {a}: an unspecified address cannot be reached by other nodes");
+    }
     Ok(Some(quilt_sync_engine::ClusterConfig {
         name,
         address,

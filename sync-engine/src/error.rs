@@ -60,15 +60,23 @@ impl From<sqlx::Error> for EngineError {
     }
 }
 
-/// A database server that cannot be reached or is going away: a broken
-/// connection, or PostgreSQL's connection exceptions (class 08), shutdown
-/// and crash recovery (57P01-57P03) and too many connections (53300).
+/// A database server that cannot be reached or is going away (a broken
+/// connection, PostgreSQL's connection exceptions, class 08), or a
+/// transaction it rolled back that a retry may pass: nothing was
+/// committed, the client may try again.
 fn unreachable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            c.starts_with("08")
+                || matches!(
+                    c.as_ref(),
+                    // Shutdown, crash recovery, too many connections; a
+                    // serialization failure or deadlock (the transaction
+                    // was rolled back), a lock or statement timeout.
+                    "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "55P03" | "57014"
+                )
         }),
         _ => false,
     }

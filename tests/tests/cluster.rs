@@ -260,6 +260,15 @@ fn three_nodes_share_one_postgres() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("hello from {name_of_first}")
     );
+    // A detached exec started through node B on node C's container is
+    // waited on and read through node A (its id is known on node C only).
+    let exec_id = b.cli(["exec", "-d", &on_c[0], "sh", "-c", "echo detached; exit 3"]).ok();
+    let exec_id = exec_id.trim();
+    let code = a.cli(["exec-wait", exec_id]).ok();
+    assert_eq!(code.trim(), "3");
+    let logs = a.cli(["exec-logs", exec_id]).ok();
+    assert!(logs.contains("detached"), "{logs}");
+
     // A host call on node C's container through node A: its processes
     // are on node C (the cgroup is under node C's parent, not A's).
     let top = a.cli(["top", &on_c[0]]).ok();

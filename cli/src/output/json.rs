@@ -42,6 +42,9 @@ pub struct ContainerView {
     /// The egress policy (`default_action`, `allow`, `deny`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress: Option<serde_json::Value>,
+    /// The node that runs it (a cluster).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub node: String,
 }
 
 /// Where a container is on its network (`inspect`).
@@ -239,6 +242,7 @@ impl From<&Container> for ContainerView {
                 .collect(),
             network_settings: c.network_settings.as_ref().map(NetworkSettingsView::from),
             egress: c.egress.as_ref().map(crate::commands::network::policy_view),
+            node: c.node.clone(),
             restart_policy: match &c.restart {
                 Some(r) if r.name == "on-failure" && r.max_retries > 0 => {
                     format!("on-failure:{}", r.max_retries)
@@ -413,6 +417,7 @@ mod tests {
             ContainerState::Failed,
             ContainerState::Removing,
             ContainerState::Paused,
+            ContainerState::Lost,
         ] {
             assert_eq!(parse_state(state_name(s as i32)), Some(s));
         }
@@ -426,7 +431,7 @@ mod tests {
         assert_eq!(state_name(ContainerState::Unspecified as i32), "unknown");
         assert_eq!(
             state_names(),
-            "created, starting, running, exited, failed, removing or paused"
+            "created, starting, running, exited, failed, removing, paused or lost"
         );
     }
 }

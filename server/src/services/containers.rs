@@ -295,18 +295,41 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::WaitExecRequest>,
     ) -> Result<Response<pb::WaitExecResponse>, Status> {
-        super::exec::wait_exec(&self.engine, req.into_inner())
-            .await
-            .map(Response::new)
+        let hop = crate::forward::forwarded(&req);
+        let r = req.into_inner();
+        match super::exec::wait_exec(&self.engine, r.clone()).await {
+            Err(s) if s.code() == tonic::Code::NotFound && !hop => {
+                // An exec of another node's container: its id is known there.
+                for node in self.peers.others().await {
+                    match self.peers.client(&node).await?.wait_exec(r.clone()).await {
+                        Err(e) if e.code() == tonic::Code::NotFound => continue,
+                        other => return other,
+                    }
+                }
+                Err(s)
+            }
+            other => other.map(Response::new),
+        }
     }
 
     async fn kill_exec(
         &self,
         req: Request<pb::KillExecRequest>,
     ) -> Result<Response<pb::KillExecResponse>, Status> {
-        super::exec::kill_exec(&self.engine, req.into_inner())
-            .await
-            .map(Response::new)
+        let hop = crate::forward::forwarded(&req);
+        let r = req.into_inner();
+        match super::exec::kill_exec(&self.engine, r.clone()).await {
+            Err(s) if s.code() == tonic::Code::NotFound && !hop => {
+                for node in self.peers.others().await {
+                    match self.peers.client(&node).await?.kill_exec(r.clone()).await {
+                        Err(e) if e.code() == tonic::Code::NotFound => continue,
+                        other => return other,
+                    }
+                }
+                Err(s)
+            }
+            other => other.map(Response::new),
+        }
     }
 
     type ExecLogsStream = BoxStream<pb::ExecResponse>;
@@ -315,7 +338,21 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::ExecLogsRequest>,
     ) -> Result<Response<Self::ExecLogsStream>, Status> {
-        super::exec::exec_logs(&self.engine, req.into_inner()).await
+        let hop = crate::forward::forwarded(&req);
+        let r = req.into_inner();
+        match super::exec::exec_logs(&self.engine, r.clone()).await {
+            Err(s) if s.code() == tonic::Code::NotFound && !hop => {
+                for node in self.peers.others().await {
+                    match self.peers.client(&node).await?.exec_logs(r.clone()).await {
+                        Err(e) if e.code() == tonic::Code::NotFound => continue,
+                        Err(e) => return Err(e),
+                        Ok(answer) => return Ok(Response::new(Box::pin(answer.into_inner()))),
+                    }
+                }
+                Err(s)
+            }
+            other => other,
+        }
     }
 
     async fn copy_in(

@@ -28,17 +28,7 @@ pub async fn copy_in(
         }
     };
     if let Some(node) = peers.owner(&header.container_id).await {
-        use tokio_stream::StreamExt;
-        let first = pb::CopyInRequest {
-            frame: Some(Frame::Header(header)),
-        };
-        let rest = input.filter_map(|m| m.ok());
-        return Ok(peers
-            .client(&node)
-            .await?
-            .copy_in(tokio_stream::once(first).chain(rest))
-            .await?
-            .into_inner());
+        return forward_copy_in(peers, &node, header, input).await;
     }
     let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let engine = engine.clone();
@@ -170,4 +160,55 @@ where
         let _ = out_tx.send(last).await;
     });
     Response::new(Box::pin(ReceiverStream::new(out_rx)))
+}
+
+/// A copy into a container of another node: the frames go there as they
+/// come. A broken client stream must not look like the end of a complete
+/// archive there: the forwarded call is then dropped (the other node sees
+/// it cancelled and writes nothing), and the client gets the error.
+async fn forward_copy_in(
+    peers: &crate::forward::Peers,
+    node: &str,
+    header: pb::CopyInHeader,
+    mut input: tonic::Streaming<pb::CopyInRequest>,
+) -> Result<pb::CopyInResponse, Status> {
+    use pb::copy_in_request::Frame;
+    let (tx, rx) = mpsc::channel::<pb::CopyInRequest>(DEPTH);
+    let (broken_tx, broken_rx) = tokio::sync::oneshot::channel::<Status>();
+    let reader = tokio::spawn(async move {
+        if tx
+            .send(pb::CopyInRequest {
+                frame: Some(Frame::Header(header)),
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let broken = loop {
+            match input.message().await {
+                Ok(Some(m)) => {
+                    if tx.send(m).await.is_err() {
+                        return;
+                    }
+                }
+                // The client's end: the forwarded stream ends too.
+                Ok(None) => return,
+                Err(e) => break e,
+            }
+        };
+        // The forwarded stream is held open (not ended) until the call is
+        // dropped.
+        let _ = broken_tx.send(from_request_stream(broken));
+        std::future::pending::<()>().await;
+        drop(tx);
+    });
+    let mut client = peers.client(node).await?;
+    let call = client.copy_in(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let out = tokio::select! {
+        r = call => r.map(tonic::Response::into_inner),
+        Ok(e) = broken_rx => Err(e),
+    };
+    reader.abort();
+    out
 }

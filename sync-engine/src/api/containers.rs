@@ -118,13 +118,8 @@ impl Engine {
         if let Some(slot) = slot {
             slot.send(c.id.clone());
         }
-        if let Some(node) = c.node.as_deref().filter(|_| !here && c.autostart) {
-            // The row is committed: a node that misses this hears of its
-            // queued starts again when it (re)connects.
-            if let Err(e) = shared.store().notify_start(node).await {
-                tracing::warn!(container = %c.id, node, error = %e, "cannot tell the node of a start placed on it");
-            }
-        }
+        // A start placed on another node: that node was told by the
+        // insert's transaction (see `insert_full`).
         Ok(c)
     }
 

@@ -42,6 +42,11 @@ impl Engine {
         }
     }
 
+    /// This node's name in a cluster (None on a daemon of its own).
+    pub fn node_name(&self) -> Option<String> {
+        self.shared.node().map(str::to_owned)
+    }
+
     /// The nodes of this daemon's cluster (empty on a daemon of its own),
     /// and this node's name.
     pub async fn nodes(&self) -> Result<(Vec<crate::model::NodeInfo>, Option<String>)> {

@@ -36,6 +36,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if renewed_at.is_none_or(|t| t.elapsed() >= period) {
             if renew(&shared).await {
                 renewed_at = Some(tokio::time::Instant::now());
+                // A start whose notification went astray is taken here.
+                if let Err(e) = super::take_queued(&shared).await {
+                    tracing::debug!(error = %e, "cannot take the starts placed on this node");
+                }
                 renewing_since.get_or_insert_with(tokio::time::Instant::now);
             } else {
                 // Try again at the next tick.
@@ -79,7 +83,7 @@ async fn renew(shared: &Arc<Shared>) -> bool {
             node = me,
             "this node's lease had run out: adopting its lost containers"
         );
-        if let Err(e) = super::end_moved(shared).await {
+        if let Err(e) = super::end_moved(shared, false).await {
             tracing::warn!(error = %e, "cannot end the containers placed elsewhere meanwhile");
         }
         adopt_lost(shared).await;
@@ -87,19 +91,32 @@ async fn renew(shared: &Arc<Shared>) -> bool {
     true
 }
 
-/// Adopts this node's lost containers again (their supervisors may still
-/// run), as start-up reconciliation does.
+/// This node, still running, was declared down meanwhile: its lost
+/// containers are running again (their monitors never stopped: an exit
+/// meanwhile was recorded, lost or not), and the removals asked meanwhile
+/// are carried out.
 async fn adopt_lost(shared: &Arc<Shared>) {
     let filter = ListFilter {
-        states: vec![State::Lost],
+        states: vec![State::Lost, State::Removing],
         node: shared.node().map(str::to_owned),
         ..Default::default()
     };
     match shared.store().list(&filter).await {
-        Ok(lost) => {
-            for c in lost {
-                if let Err(e) = crate::services::reconcile::one(shared, &c).await {
-                    tracing::error!(container = %c.id, error = %e, "cannot adopt a lost container");
+        Ok(rows) => {
+            for c in rows {
+                let done = match c.state {
+                    State::Lost => shared.store().set_found(&c.id).await.map(drop),
+                    _ => {
+                        crate::services::cleanup::spawn_remove(shared.clone(), c.id.clone());
+                        Ok(())
+                    }
+                };
+                if let Err(e) = done {
+                    tracing::error!(container = %c.id, error = %e, "cannot take a container back");
+                } else if c.state == State::Lost
+                    && let Ok(Some(now)) = shared.store().get(&c.id).await
+                {
+                    shared.emit(&now, State::Running, "running", None, None);
                 }
             }
         }
@@ -108,8 +125,8 @@ async fn adopt_lost(shared: &Arc<Shared>) {
 }
 
 async fn expire(shared: &Arc<Shared>) {
-    match shared.store().nodes_expire().await {
-        Ok(x) if !x.nodes.is_empty() => {
+    match shared.store().nodes_expire(lease_ns(shared)).await {
+        Ok(x) if !(x.nodes.is_empty() && x.replaced.is_empty()) => {
             tracing::warn!(
                 nodes = ?x.nodes,
                 lost = x.lost.len(),

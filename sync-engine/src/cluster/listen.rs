@@ -1,7 +1,8 @@
 //! What the other nodes tell this one. Starts placed on this node: a
 //! notification on the start channel names the node; this node then takes
 //! its queued starts from the table (after a lost connection, when
-//! notifications may have been missed, it takes them again). Events of the
+//! notifications may have been missed, it listens again and then takes
+//! them; and at each lease renewal, in case a notification went astray). Events of the
 //! other nodes' containers: published here as this node's own are.
 use crate::engine::Shared;
 use crate::store::{EVENT_CHANNEL, START_CHANNEL};
@@ -33,8 +34,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
                 Ok(Some((_, node))) if node == me => take(&shared).await,
                 Ok(Some(_)) => {}
-                // Connected again: what was missed is read from the table.
-                Ok(None) => take(&shared).await,
+                // The connection was lost: listen afresh, then read from the
+                // table what was missed.
+                Ok(None) => break,
                 Err(e) => {
                     if shared.is_closing() {
                         return;

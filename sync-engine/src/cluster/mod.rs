@@ -14,6 +14,7 @@ mod listen;
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, NodeSpec};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Registers this node (before reconciliation: its lease is live while it
@@ -25,7 +26,7 @@ pub(crate) async fn join(shared: &Arc<Shared>) -> Result<()> {
     let lease = lease_ns(shared);
     let was_down = shared.store().node_register(&spec, lease).await?;
     tracing::info!(node = %spec.name, id = %spec.id, address = %spec.address, was_down, "joined the cluster");
-    let moved = end_moved(shared).await?;
+    let moved = end_moved(shared, true).await?;
     if moved > 0 {
         tracing::warn!(
             moved,
@@ -39,8 +40,10 @@ pub(crate) async fn join(shared: &Arc<Shared>) -> Result<()> {
 /// another node while this one was away (its lease ran out: a restart
 /// policy or a user's start placed them afresh): their workload must not
 /// run twice. Their processes are killed with their cgroup, and their
-/// directory removed; the row is the other node's and stays.
-pub(crate) async fn end_moved(shared: &Arc<Shared>) -> Result<usize> {
+/// directory removed; the row is the other node's and stays. With
+/// `orphans` (at start-up, before the warm pools fill), a directory whose
+/// row is gone (removed elsewhere meanwhile) is ended too.
+pub(crate) async fn end_moved(shared: &Arc<Shared>, orphans: bool) -> Result<usize> {
     let Some(me) = shared.node().map(str::to_owned) else {
         return Ok(0);
     };
@@ -57,14 +60,15 @@ pub(crate) async fn end_moved(shared: &Arc<Shared>) -> Result<usize> {
     .await?;
     let mut ended = 0;
     for id in ids {
-        // Only rows that exist and name another node: a warm pool's
-        // containers have no row, this node's own are reconciled.
-        let Some(c) = shared.store().get(&id).await? else {
-            continue;
+        // Rows that name another node, or (at start-up) none: a running
+        // node's warm pool has containers without rows; this node's own
+        // are reconciled.
+        let now_on = match shared.store().get(&id).await? {
+            Some(c) if c.node.is_none() || c.node.as_deref() == Some(me.as_str()) => continue,
+            Some(c) => c.node,
+            None if orphans => None,
+            None => continue,
         };
-        if c.node.is_none() || c.node.as_deref() == Some(me.as_str()) {
-            continue;
-        }
         let spec = quilt_runtime::spec::CgroupSpec {
             layout: shared.layout().clone(),
             path: format!("{}/{}", shared.cfg().cgroup_parent, id),
@@ -78,7 +82,7 @@ pub(crate) async fn end_moved(shared: &Arc<Shared>) -> Result<usize> {
             let _ = std::fs::remove_dir_all(&path);
         })
         .await?;
-        tracing::warn!(container = %id, now_on = ?c.node, "ended this node's copy of a container placed elsewhere while it was away");
+        tracing::warn!(container = %id, ?now_on, "ended this node's copy of a container placed elsewhere or removed while it was away");
         ended += 1;
     }
     Ok(ended)
@@ -168,16 +172,35 @@ fn total_memory_mb() -> i64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-/// Pushes the queued starts placed on this node into its start queue.
-/// A start already queued here is pushed again harmlessly: the starter's
-/// guarded begin takes each once.
+/// How long a start taken into this node's queue is not taken again (it
+/// is still queued in the table until the starter begins it).
+const TAKEN_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The starts taken into this node's queue lately.
+static TAKEN: std::sync::LazyLock<std::sync::Mutex<HashMap<String, std::time::Instant>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Pushes the queued starts placed on this node into its start queue,
+/// each once (a start pushed twice would only be skipped by the starter's
+/// guarded begin, but would take room in the queue).
 pub(crate) async fn take_queued(shared: &Arc<Shared>) -> Result<usize> {
     let Some(me) = shared.node() else {
         return Ok(0);
     };
     let ids = shared.store().queued_on(me).await?;
-    let n = ids.len();
-    for id in ids {
+    let fresh: Vec<String> = {
+        let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+        taken.retain(|_, at| at.elapsed() < TAKEN_FOR);
+        ids.into_iter()
+            .filter(|id| {
+                taken
+                    .insert(id.clone(), std::time::Instant::now())
+                    .is_none()
+            })
+            .collect()
+    };
+    let n = fresh.len();
+    for id in fresh {
         shared.queue().push(id).await?;
     }
     Ok(n)
@@ -203,10 +226,9 @@ pub(crate) async fn start_lost(shared: &Arc<Shared>, c: Container) -> Result<Con
             c.name
         )));
     }
+    // Another node was told by the same transaction.
     if node == me {
         shared.queue().push(c.id.clone()).await?;
-    } else {
-        shared.store().notify_start(&node).await?;
     }
     shared
         .store()

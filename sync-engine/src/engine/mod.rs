@@ -63,6 +63,9 @@ impl Engine {
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
         let store = Store::open_database(cfg.database.as_deref(), &cfg.db_path()).await?;
         tracing::info!(backend = store.backend_name(), "state store open");
+        if let Some(c) = &cfg.cluster {
+            store.set_node(&c.name);
+        }
         let queue = StartQueue::new(
             cfg.start_queue_capacity,
             cfg.max_concurrent_starts.max(1),

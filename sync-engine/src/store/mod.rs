@@ -97,6 +97,10 @@ pub struct ExecRow {
 pub(crate) struct SqlStore<DB: sqlx::Database> {
     writer: sqlx::Pool<DB>,
     reader: sqlx::Pool<DB>,
+    /// The connection of a node's lease (its renewal, and the expiry of
+    /// others'): never queued behind this node's writes, so a busy writer
+    /// does not make a healthy node miss its lease. (SQLite: the writer.)
+    lease: sqlx::Pool<DB>,
     /// Disk space held back for the writes that must never be lost (the
     /// SQLite file's disk; PostgreSQL keeps its own).
     reserve: Reserve,
@@ -106,9 +110,17 @@ pub(crate) struct SqlStore<DB: sqlx::Database> {
     index: Option<Arc<index::Index>>,
     /// Where write latencies are recorded (the engine's metrics).
     metrics: Arc<crate::metrics::Metrics>,
+    /// This node's name in a cluster (set once, before any service runs):
+    /// writes of what happened on this host apply to its rows only.
+    node: std::sync::OnceLock<String>,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
+    /// This node's name (None on a daemon of its own).
+    fn me(&self) -> Option<&str> {
+        self.node.get().map(String::as_str)
+    }
+
     /// The writer connection for one write (writes queue in the pool).
     async fn writer(&self) -> Result<writer::Writer<'_, DB>> {
         Ok(writer::Writer::new(
@@ -158,6 +170,15 @@ impl Store {
             }
             None => Store::open(default_path).await,
         }
+    }
+
+    /// Makes this store a cluster node's: host writes apply to its rows.
+    pub fn set_node(&self, name: &str) {
+        let cell = match &*self.backend {
+            Backend::Sqlite(b) => &b.node,
+            Backend::Postgres(b) => &b.node,
+        };
+        let _ = cell.set(name.to_owned());
     }
 
     /// The backend's name ("sqlite" or "postgres").
@@ -360,10 +381,8 @@ delegate! {
     fn place(&self, wanted: Option<&str>) -> Option<String>;
     /// The queued starts placed on `node`.
     fn queued_on(&self, node: &str) -> Vec<String>;
-    /// Tells `node` that starts were placed on it.
-    fn notify_start(&self, node: &str) -> ();
     /// Ends the leases that ran out; see `Expired`.
-    fn nodes_expire(&self) -> Expired;
+    fn nodes_expire(&self, grace_ns: i64) -> Expired;
 
     // User namespaces (sql/userns.rs).
     fn userns_reconcile(&self, ids: &UsernsIds) -> (u64, usize);

@@ -80,6 +80,10 @@ mod dialect {
 
     /// Locks the rows a SELECT reads until the transaction ends.
     pub const FOR_UPDATE: &str = " FOR UPDATE";
+    /// Serialises the allocations (addresses, ports, id ranges) of inserts
+    /// made by several nodes at once: each reads what is free, then takes
+    /// it, in one transaction holding this lock until it ends.
+    pub const ALLOCATION_LOCK: Option<&str> = Some("SELECT pg_advisory_xact_lock(7143001)");
     /// Keeps the rows a SELECT reads from changing until the transaction
     /// ends (others may read them too).
     pub const FOR_SHARE: &str = " FOR SHARE";
@@ -122,14 +126,22 @@ pub(super) async fn connect(url: &str) -> Result<SqlStore<Db>> {
         .max_connections(8)
         .min_connections(1)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(opts.clone())
+        .await?;
+    let lease = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(opts)
         .await?;
     let store = SqlStore {
+        lease,
         writer,
         reader,
         reserve: Reserve::none(),
         index: None,
         metrics: Default::default(),
+        node: Default::default(),
     };
     store.reload_index().await?;
     Ok(store)

@@ -77,6 +77,9 @@ mod dialect {
     /// Locks the rows a SELECT reads until the transaction ends (SQLite
     /// has one writer: nothing to lock).
     pub const FOR_UPDATE: &str = "";
+    /// Serialises the allocations (addresses, ports, id ranges) of
+    /// concurrent inserts: SQLite's single writer already does.
+    pub const ALLOCATION_LOCK: Option<&str> = None;
     pub const FOR_SHARE: &str = "";
 
     /// The database's clock, in unix nanoseconds (millisecond precision).
@@ -120,11 +123,13 @@ pub(super) async fn open(path: &Path) -> Result<SqlStore<Db>> {
     let reserve = Reserve::new(path);
     reserve.ensure().await;
     let store = SqlStore {
+        lease: writer.clone(),
         writer,
         reader,
         reserve,
         index: Some(Arc::new(Index::default())),
         metrics: Default::default(),
+        node: Default::default(),
     };
     store.reload_index().await?;
     Ok(store)

@@ -84,6 +84,15 @@ impl SqlStore<super::Db> {
                     )));
                 }
             }
+            // Addresses, ports and id ranges are read free, then taken: one
+            // insert at a time across the cluster.
+            if (c.network == Network::Bridge
+                || !c.net.ports.is_empty()
+                || c.security.userns == UsernsMode::Private)
+                && let Some(sql) = dialect::ALLOCATION_LOCK
+            {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
             // Placed on a node of a cluster: that node is still live (its
             // row is locked until the commit, so it cannot expire between).
             if let Some(node) = &c.node {
@@ -172,6 +181,16 @@ impl SqlStore<super::Db> {
                 _ => None,
             };
             let net = super::networks::attach_in_tx(&mut tx, c).await?;
+            // A start placed on another node: it hears of it when (and
+            // only if) this commits.
+            if let Some(node) = c
+                .node
+                .as_deref()
+                .filter(|n| c.autostart && Some(*n) != self.me())
+                && let Some(sql) = dialect::notify(crate::store::START_CHANNEL, node)
+            {
+                sqlx::query(&sql).bind(node).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             if let Some(index) = &self.index {
                 index.put(Container {
@@ -278,13 +297,18 @@ impl SqlStore<super::Db> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE containers SET state = '{}', autostart = FALSE \
-                 WHERE id = $1 AND state IN ({}) AND autostart = TRUE",
+                 WHERE id = $1 AND state IN ({}) AND autostart = TRUE{}",
                 State::Starting.as_str(),
-                states_sql(from::BEGIN_START)
+                states_sql(from::BEGIN_START),
+                mine(2)
             )
         });
         let r = db_write!(self, |c| {
-            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            let r = sqlx::query(&SQL)
+                .bind(id)
+                .bind(self.me())
+                .execute(&mut *c)
+                .await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -348,22 +372,28 @@ impl SqlStore<super::Db> {
     pub async fn set_paused(&self, id: &str, paused: bool) -> Result<bool> {
         static PAUSE: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({})",
+                "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({}){}",
                 State::Paused.as_str(),
-                states_sql(from::SET_PAUSED)
+                states_sql(from::SET_PAUSED),
+                mine(2)
             )
         });
         static UNPAUSE: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({})",
+                "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({}){}",
                 State::Running.as_str(),
-                states_sql(from::SET_UNPAUSED)
+                states_sql(from::SET_UNPAUSED),
+                mine(2)
             )
         });
         let sql: &str = if paused { &PAUSE } else { &UNPAUSE };
         // A thaw has happened: record it even on a full disk.
         let r = db_write_critical!(self, |c| {
-            let r = sqlx::query(sql).bind(id).execute(&mut *c).await?;
+            let r = sqlx::query(sql)
+                .bind(id)
+                .bind(self.me())
+                .execute(&mut *c)
+                .await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -387,9 +417,10 @@ impl SqlStore<super::Db> {
                  started_at = $4, last_activity = $5, \
                  expires_at = CASE WHEN ttl_ns > 0 AND expires_at IS NULL THEN $6 + ttl_ns \
                  ELSE expires_at END \
-                 WHERE id = $7 AND state IN ({})",
+                 WHERE id = $7 AND state IN ({}){}",
                 State::Running.as_str(),
-                states_sql(from::SET_RUNNING)
+                states_sql(from::SET_RUNNING),
+                mine(8)
             )
         });
         let r = db_write!(self, |c| {
@@ -401,6 +432,7 @@ impl SqlStore<super::Db> {
                 .bind(at)
                 .bind(at)
                 .bind(id)
+                .bind(self.me())
                 .execute(&mut *c)
                 .await?;
             if r.rows_affected() > 0 {
@@ -425,9 +457,10 @@ impl SqlStore<super::Db> {
             format!(
                 "UPDATE containers SET state = {}, \
                  exit_code = $1, exit_signal = 0, failure_reason = $2, finished_at = $3 \
-                 WHERE id = $4 AND state IN ({}) RETURNING state",
+                 WHERE id = $4 AND state IN ({}){} RETURNING state",
                 keep_removing(State::Failed),
-                states_sql(from::SET_FAILED)
+                states_sql(from::SET_FAILED),
+                mine(5)
             )
         });
         // fetch_all, never fetch_optional, for UPDATE ... RETURNING: the
@@ -441,6 +474,7 @@ impl SqlStore<super::Db> {
                 .bind(reason)
                 .bind(at)
                 .bind(id)
+                .bind(self.me())
                 .fetch_all(&mut *c)
                 .await?
                 .pop();
@@ -464,11 +498,20 @@ impl SqlStore<super::Db> {
             )
         });
         let r = db_write!(self, |c| {
+            let mut tx = c.begin().await?;
             let r = sqlx::query(&SQL)
                 .bind(id)
                 .bind(node)
-                .execute(&mut *c)
+                .execute(&mut *tx)
                 .await?;
+            // Another node hears of it when (and only if) this commits.
+            if r.rows_affected() > 0
+                && Some(node) != self.me()
+                && let Some(sql) = dialect::notify(crate::store::START_CHANNEL, node)
+            {
+                sqlx::query(&sql).bind(node).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -505,9 +548,10 @@ impl SqlStore<super::Db> {
             format!(
                 "UPDATE containers SET state = {}, \
                  exit_code = $1, exit_signal = $2, oom_killed = $3, finished_at = $4 \
-                 WHERE id = $5 AND state IN ({}) AND exit_code IS NULL RETURNING state",
+                 WHERE id = $5 AND state IN ({}) AND exit_code IS NULL{} RETURNING state",
                 keep_removing(State::Exited),
-                states_sql(from::RECORD_EXIT)
+                states_sql(from::RECORD_EXIT),
+                mine(6)
             )
         });
         // fetch_all, never fetch_optional, for UPDATE ... RETURNING: the
@@ -522,6 +566,7 @@ impl SqlStore<super::Db> {
                 .bind(exit.oom_killed)
                 .bind(exit.finished_at_ns)
                 .bind(id)
+                .bind(self.me())
                 .fetch_all(&mut *c)
                 .await?
                 .pop();
@@ -541,9 +586,10 @@ impl SqlStore<super::Db> {
             format!(
                 "UPDATE containers SET state = '{}', {RESET}, restart_count = 0, manual_stop = FALSE, \
                  expires_at = NULL \
-                 WHERE id = $1 AND state IN ({})",
+                 WHERE id = $1 AND state IN ({}){}",
                 State::Created.as_str(),
-                states_sql(from::RESET_FOR_START)
+                states_sql(from::RESET_FOR_START),
+                mine(2)
             )
         });
         self.reset_with(&SQL, id).await
@@ -556,9 +602,10 @@ impl SqlStore<super::Db> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE containers SET state = '{}', {RESET}, restart_count = restart_count + 1 \
-                 WHERE id = $1 AND state IN ({}) AND manual_stop = FALSE",
+                 WHERE id = $1 AND state IN ({}) AND manual_stop = FALSE{}",
                 State::Created.as_str(),
-                states_sql(from::RESTART)
+                states_sql(from::RESTART),
+                mine(2)
             )
         });
         self.reset_with(&SQL, id).await
@@ -617,7 +664,11 @@ impl SqlStore<super::Db> {
 
     async fn reset_with(&self, sql: &str, id: &str) -> Result<bool> {
         let r = db_write!(self, |c| {
-            let r = sqlx::query(sql).bind(id).execute(&mut *c).await?;
+            let r = sqlx::query(sql)
+                .bind(id)
+                .bind(self.me())
+                .execute(&mut *c)
+                .await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -630,13 +681,18 @@ impl SqlStore<super::Db> {
     pub async fn requeue_interrupted_start(&self, id: &str) -> Result<()> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', autostart = TRUE WHERE id = $1 AND state IN ({})",
+                "UPDATE containers SET state = '{}', autostart = TRUE WHERE id = $1 AND state IN ({}){}",
                 State::Created.as_str(),
-                states_sql(from::REQUEUE_INTERRUPTED)
+                states_sql(from::REQUEUE_INTERRUPTED),
+                mine(2)
             )
         });
         db_write!(self, |c| {
-            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            let r = sqlx::query(&SQL)
+                .bind(id)
+                .bind(self.me())
+                .execute(&mut *c)
+                .await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -707,6 +763,14 @@ impl SqlStore<super::Db> {
         })?;
         Ok(())
     }
+}
+
+/// The guard of a write that records what happened on this host (a start,
+/// an exit, a pause): the row is this node's (`$n` is its name; NULL on a
+/// daemon of its own, and rows from before clusters have no node). A row
+/// the cluster placed elsewhere meanwhile is that node's to change.
+fn mine(n: usize) -> String {
+    format!(" AND (${n} IS NULL OR node IS NULL OR node = ${n})")
 }
 
 /// The SQL value of `state` for a transition to `to` that keeps a row being

@@ -9,7 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::model::state::from;
 use crate::model::{Expired, NodeInfo, NodeSpec, State};
 use crate::store::{SqlStore, json, states_sql};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 use std::sync::LazyLock;
 
 use crate::store::START_CHANNEL;
@@ -21,6 +21,18 @@ const LOAD: &[State] = &[
     State::Running,
     State::Paused,
 ];
+
+/// A lost container (`c`) whose restart policy asks for a restart, as a
+/// failure would.
+static RESTARTABLE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "c.state = '{}' AND c.manual_stop = FALSE AND c.auto_remove = FALSE \
+         AND (c.restart_policy IN ('always', 'unless-stopped') \
+              OR (c.restart_policy = 'on-failure' \
+                  AND (c.restart_max = 0 OR c.restart_count < c.restart_max)))",
+        State::Lost.as_str()
+    )
+});
 
 /// A live node: up, and its lease not run out by the database's clock.
 static LIVE: LazyLock<String> =
@@ -68,8 +80,20 @@ impl SqlStore<Db> {
     /// id) holds the name with a live lease. Returns whether its row had
     /// been marked down meanwhile (its containers were declared lost).
     pub async fn node_register(&self, n: &NodeSpec, lease_ns: i64) -> Result<bool> {
-        db_write!(self, |c| {
-            let mut tx = c.begin().await?;
+        async {
+            let mut tx = self.lease.begin().await?;
+            // A data dir is one node: its id under another name is refused
+            // (its containers name the old one).
+            let named: Option<String> = sqlx::query_scalar("SELECT name FROM nodes WHERE id = $1")
+                .bind(&n.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(old) = named.filter(|old| *old != n.name) {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "this data dir is node {old:?} of the cluster (its containers name it): start \
+                     with --node-name {old}"
+                )));
+            }
             let sql = format!(
                 "SELECT n.id, n.state, CASE WHEN {} THEN 1 ELSE 0 END AS live \
                  FROM nodes n WHERE n.name = $1{}",
@@ -116,7 +140,8 @@ impl SqlStore<Db> {
                 .await?;
             tx.commit().await?;
             Ok(was_down)
-        })
+        }
+        .await
     }
 
     /// Renews this node's lease. None when its row is gone or another node
@@ -136,10 +161,10 @@ impl SqlStore<Db> {
                 now = dialect::NOW_NS
             )
         });
-        db_write!(self, |c| {
+        async {
             // The row is locked from the read to the commit: an expiry
             // cannot slip in between (it would be missed as "was down").
-            let mut tx = c.begin().await?;
+            let mut tx = self.lease.begin().await?;
             let before: Option<String> = sqlx::query_scalar(&READ)
                 .bind(name)
                 .bind(id)
@@ -155,7 +180,8 @@ impl SqlStore<Db> {
             }
             tx.commit().await?;
             Ok(before.map(|s| s == "down"))
-        })
+        }
+        .await
     }
 
     /// Every node, by name, with its lease and load.
@@ -215,37 +241,34 @@ impl SqlStore<Db> {
             .await?)
     }
 
-    /// Tells `node` that a start was placed on it (on PostgreSQL; nothing
-    /// on SQLite, whose only node pushes its starts itself).
-    pub async fn notify_start(&self, node: &str) -> Result<()> {
-        let Some(sql) = dialect::notify(START_CHANNEL, node) else {
-            return Ok(());
-        };
-        db_write!(self, |c| {
-            sqlx::query(&sql).bind(node).execute(&mut *c).await?;
-            Ok(())
-        })
-    }
-
     /// Ends the leases that ran out (by the database's clock), in one
     /// transaction: those nodes are marked down, their running (starting,
-    /// paused) containers `lost` with the reason, and their queued starts,
-    /// and the lost containers whose restart policy asks for a restart,
-    /// placed on the least loaded live node (told by a notification).
-    pub async fn nodes_expire(&self) -> Result<Expired> {
+    /// paused) containers `lost` with the reason, and their queued starts
+    /// placed on the least loaded live node. The lost containers whose
+    /// restart policy asks for a restart are placed on a live node too, but
+    /// only once their node has been down for `grace_ns` more (a node cut
+    /// off for a moment comes back to find them still its own, instead of
+    /// running a second copy). The nodes given work are told by a
+    /// notification.
+    pub async fn nodes_expire(&self, grace_ns: i64) -> Result<Expired> {
         // Checked on a reader first: most checks find nothing, and take
-        // nothing from the writer.
+        // nothing from the lease's connection.
         let due = sqlx::query(&format!(
-            "SELECT name FROM nodes WHERE state = 'up' AND lease_until <= {} LIMIT 1",
-            dialect::NOW_NS
+            "SELECT n.name FROM nodes n WHERE (n.state = 'up' AND n.lease_until <= {now}) \
+             OR (n.state = 'down' AND n.lease_until <= {now} - $1 AND EXISTS \
+                 (SELECT c.id FROM containers c WHERE c.node = n.name AND {restartable})) \
+             LIMIT 1",
+            now = dialect::NOW_NS,
+            restartable = *RESTARTABLE
         ))
+        .bind(grace_ns)
         .fetch_optional(&self.reader)
         .await?;
         if due.is_none() {
             return Ok(Expired::default());
         }
-        let expired = db_write!(self, |c| {
-            let mut tx = c.begin().await?;
+        let expired: Expired = async {
+            let mut tx = self.lease.begin().await?;
             let mut out = Expired::default();
             let sql = format!(
                 "UPDATE nodes SET state = 'down' WHERE state = 'up' AND lease_until <= {} \
@@ -253,10 +276,7 @@ impl SqlStore<Db> {
                 dialect::NOW_NS
             );
             out.nodes = sqlx::query_scalar(&sql).fetch_all(&mut *tx).await?;
-            if out.nodes.is_empty() {
-                return Ok(out);
-            }
-            let live: Vec<(String, i64)> = sqlx::query_as(&format!(
+            let mut live: Vec<(String, i64)> = sqlx::query_as(&format!(
                 "SELECT n.name, (SELECT CAST(COUNT(*) AS BIGINT) FROM containers c \
                    WHERE c.node = n.name AND c.state IN ({})) AS active \
                  FROM nodes n WHERE {} ORDER BY n.name",
@@ -265,7 +285,6 @@ impl SqlStore<Db> {
             ))
             .fetch_all(&mut *tx)
             .await?;
-            let mut live = live;
             for node in out.nodes.clone() {
                 let reason = format!(
                     "node {node} stopped renewing its lease: what became of the workload is \
@@ -282,46 +301,46 @@ impl SqlStore<Db> {
                 .fetch_all(&mut *tx)
                 .await?;
                 out.lost.extend(lost);
-                // Queued starts, and lost containers whose policy restarts
-                // them (as a failure would), go to live nodes.
-                let movable: Vec<(String, String)> = sqlx::query_as(&format!(
-                    "SELECT id, state FROM containers WHERE node = $1 AND ( \
-                       (state IN ({queued}) AND autostart = TRUE) \
-                       OR (state = '{lost}' AND manual_stop = FALSE AND auto_remove = FALSE \
-                           AND (restart_policy IN ('always', 'unless-stopped') \
-                                OR (restart_policy = 'on-failure' \
-                                    AND (restart_max = 0 OR restart_count < restart_max))))) \
-                     ORDER BY created_at, id",
-                    queued = states_sql(from::BEGIN_START),
-                    lost = State::Lost.as_str()
-                ))
-                .bind(&node)
-                .fetch_all(&mut *tx)
-                .await?;
-                for (id, state) in movable {
-                    let Some(target) = live.iter_mut().min_by_key(|(_, n)| *n) else {
-                        break;
-                    };
-                    target.1 += 1;
-                    let to = target.0.clone();
-                    let sql = if state == State::Lost.as_str() {
-                        format!(
-                            "UPDATE containers SET node = $2, state = '{}', {}, \
-                             restart_count = restart_count + 1 WHERE id = $1 AND state = '{}'",
-                            State::Created.as_str(),
-                            super::containers::RESET,
-                            State::Lost.as_str()
-                        )
-                    } else {
-                        "UPDATE containers SET node = $2 WHERE id = $1".to_owned()
-                    };
-                    sqlx::query(&sql)
-                        .bind(&id)
-                        .bind(&to)
-                        .execute(&mut *tx)
-                        .await?;
-                    out.replaced.push((id, to));
-                }
+            }
+            // Queued starts of down nodes (never begun there: the old node
+            // cannot begin them any more, its begin is guarded by the node),
+            // and restartable lost containers past the grace.
+            let movable: Vec<(String, String)> = sqlx::query_as(&format!(
+                "SELECT c.id, c.state FROM containers c JOIN nodes n ON n.name = c.node \
+                 WHERE n.state = 'down' AND ( \
+                   (c.state IN ({queued}) AND c.autostart = TRUE) \
+                   OR (n.lease_until <= {now} - $1 AND {restartable})) \
+                 ORDER BY c.created_at, c.id",
+                queued = states_sql(from::BEGIN_START),
+                now = dialect::NOW_NS,
+                restartable = *RESTARTABLE
+            ))
+            .bind(grace_ns)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, state) in movable {
+                let Some(target) = live.iter_mut().min_by_key(|(_, n)| *n) else {
+                    break;
+                };
+                target.1 += 1;
+                let to = target.0.clone();
+                let sql = if state == State::Lost.as_str() {
+                    format!(
+                        "UPDATE containers SET node = $2, state = '{}', {}, \
+                         restart_count = restart_count + 1 WHERE id = $1 AND state = '{}'",
+                        State::Created.as_str(),
+                        super::containers::RESET,
+                        State::Lost.as_str()
+                    )
+                } else {
+                    "UPDATE containers SET node = $2 WHERE id = $1".to_owned()
+                };
+                sqlx::query(&sql)
+                    .bind(&id)
+                    .bind(&to)
+                    .execute(&mut *tx)
+                    .await?;
+                out.replaced.push((id, to));
             }
             let mut told: Vec<&String> = out.replaced.iter().map(|(_, n)| n).collect();
             told.sort();
@@ -332,10 +351,11 @@ impl SqlStore<Db> {
                 }
             }
             tx.commit().await?;
-            Ok(out)
-        })?;
+            Ok::<_, EngineError>(out)
+        }
+        .await?;
         if let Some(index) = &self.index
-            && !expired.nodes.is_empty()
+            && !(expired.nodes.is_empty() && expired.replaced.is_empty())
         {
             index.mark_stale();
         }
@@ -416,24 +436,25 @@ mod tests {
         assert_eq!(s.queued_on("a").await.unwrap(), ["c2"]);
 
         // Nothing has run out yet.
-        assert!(s.nodes_expire().await.unwrap().nodes.is_empty());
+        let grace = Duration::from_millis(600).as_nanos() as i64;
+        assert_eq!(s.nodes_expire(grace).await.unwrap(), Default::default());
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let x = s.nodes_expire().await.unwrap();
+        let x = s.nodes_expire(grace).await.unwrap();
         assert_eq!(x.nodes, ["a"]);
         let mut lost = x.lost.clone();
         lost.sort();
         assert_eq!(lost, ["c1", "c3"]);
-        let mut moved = x.replaced.clone();
-        moved.sort();
-        assert_eq!(
-            moved,
-            [
-                ("c2".to_string(), "b".to_string()),
-                ("c3".into(), "b".into())
-            ]
-        );
+        // The queued start moves at once; the restartable lost container
+        // only after the grace (a node cut off for a moment keeps it).
+        assert_eq!(x.replaced, [("c2".to_string(), "b".to_string())]);
+        assert_eq!(s.get("c3").await.unwrap().unwrap().state, State::Lost);
+        assert_eq!(s.nodes_expire(grace).await.unwrap(), Default::default());
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let x = s.nodes_expire(grace).await.unwrap();
+        assert!(x.nodes.is_empty() && x.lost.is_empty());
+        assert_eq!(x.replaced, [("c3".to_string(), "b".to_string())]);
         // Twice is once.
-        assert!(s.nodes_expire().await.unwrap().nodes.is_empty());
+        assert_eq!(s.nodes_expire(grace).await.unwrap(), Default::default());
         let c1 = s.get("c1").await.unwrap().unwrap();
         assert_eq!((c1.state, c1.node.as_deref()), (State::Lost, Some("a")));
         assert!(c1.failure_reason.unwrap().contains("node a"));
