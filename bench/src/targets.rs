@@ -90,6 +90,38 @@ pub const TARGETS: &[Target] = &[
         note: no_note,
     },
     Target {
+        name: "cluster: CreateContainer ack p50 through a node",
+        goal: 5.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.cluster.as_ref().map(|c| &c.create_ack)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "cluster: GetContainer p50 through another node",
+        goal: 1.0,
+        unit: "ms",
+        direction: Direction::AtMost,
+        value: |r| measured(r.cluster.as_ref().map(|c| &c.status_other_node)).map(|s| s.p50_ms),
+        note: no_note,
+    },
+    Target {
+        name: "cluster: starts/s with every node / with one",
+        goal: 2.0,
+        unit: "x",
+        direction: Direction::AtLeast,
+        value: |r| r.cluster.as_ref().and_then(|c| c.starts_ratio_all_over_one),
+        note: |r| {
+            r.cluster.as_ref().map_or(String::new(), |c| {
+                format!(
+                    "{} nodes on one host of {} cores: they share its CPUs",
+                    c.nodes.len(),
+                    std::thread::available_parallelism().map_or(0, |n| n.get())
+                )
+            })
+        },
+    },
+    Target {
         name: "warm pool: time to running p50 of an adopted container",
         goal: 1.5,
         unit: "ms",

@@ -110,12 +110,15 @@ fn node(db: &str, pki: &Pki, name: &str, lease: u64) -> Daemon {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let lease = lease.to_string();
+    let zone = format!("zone={}", name.trim_start_matches("node-"));
     Daemon::builder()
         .args(&[
             "--database",
             db,
             "--node-name",
             name,
+            "--node-label",
+            &zone,
             "--node-lease",
             &lease,
             "--listen",
@@ -190,6 +193,26 @@ fn three_nodes_share_one_postgres() {
     });
     restartable.node = "node-c".into();
     let phoenix = a.create(restartable).expect("create on node-c").id;
+    // A label constraint picks the node that has the label.
+    let mut zoned = sleeper("zoned");
+    zoned.node_labels = [("zone".to_string(), "b".to_string())].into();
+    let zoned = a
+        .create(zoned)
+        .unwrap_or_else(|e| {
+            panic!(
+                "create with a node label: {e}\n{}",
+                a.cli(["node", "ls", "--format", "json"]).stdout
+            )
+        })
+        .id;
+    assert_eq!(b.get(&zoned).unwrap().node, "node-b");
+    let mut nowhere = sleeper("nowhere");
+    nowhere.node_labels = [("zone".to_string(), "z".to_string())].into();
+    assert_eq!(
+        a.create(nowhere).unwrap_err().code(),
+        tonic::Code::FailedPrecondition
+    );
+    a.cli(["rm", "-f", &zoned]).ok();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     for id in &ids {
         // Status from another node than the one that took the create.
@@ -262,7 +285,9 @@ fn three_nodes_share_one_postgres() {
     );
     // A detached exec started through node B on node C's container is
     // waited on and read through node A (its id is known on node C only).
-    let exec_id = b.cli(["exec", "-d", &on_c[0], "sh", "-c", "echo detached; exit 3"]).ok();
+    let exec_id = b
+        .cli(["exec", "-d", &on_c[0], "sh", "-c", "echo detached; exit 3"])
+        .ok();
     let exec_id = exec_id.trim();
     let code = a.cli(["exec-wait", exec_id]).ok();
     assert_eq!(code.trim(), "3");

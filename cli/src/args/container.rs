@@ -204,6 +204,11 @@ pub struct ContainerSpec {
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
 
+    /// In a cluster: run it on a node with this label (KEY=VALUE, as
+    /// `quilt node ls` shows; repeatable: all of them).
+    #[arg(long = "node-label", value_name = "KEY=VALUE", value_parser = values::parse_label)]
+    pub node_labels: Vec<(String, String)>,
+
     /// Storage options: size=SIZE caps what the container may write (its
     /// layer and logs), e.g. size=1g (repeatable).
     #[arg(long = "storage-opt", value_name = "OPT")]

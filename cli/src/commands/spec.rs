@@ -121,6 +121,7 @@ pub fn create_request(
         }),
         network_aliases: spec.network_alias.clone(),
         node: spec.node.clone().unwrap_or_default(),
+        node_labels: spec.node_labels.iter().cloned().collect(),
         extra_hosts: spec
             .add_host
             .iter()

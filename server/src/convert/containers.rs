@@ -403,6 +403,7 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
             })
             .unwrap_or_default(),
         node: (!r.node.is_empty()).then_some(r.node),
+        node_labels: r.node_labels.into_iter().collect(),
     })
 }
 

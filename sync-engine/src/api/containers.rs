@@ -52,12 +52,18 @@ impl Engine {
         }
         let (default_name, default_hostname) = (spec.name.is_none(), spec.hostname.is_none());
         let wanted = spec.node.clone();
+        let wanted_labels = spec.node_labels.clone();
         let mut c = build(shared, spec).await?;
         // In a cluster: the node it runs on (the least loaded live one, or
         // the one asked for). The insert checks again that it is live.
         c.node = match shared.node() {
-            Some(_) => shared.store().place(wanted.as_deref()).await?,
-            None if wanted.is_some() => {
+            Some(_) => {
+                shared
+                    .store()
+                    .place(wanted.as_deref(), &wanted_labels)
+                    .await?
+            }
+            None if wanted.is_some() || !wanted_labels.is_empty() => {
                 return Err(EngineError::InvalidArgument(
                     "--node: this quiltd is not a node of a cluster (it has no --database \
                      postgres://...)"

@@ -43,6 +43,8 @@ pub struct CreateSpec {
     /// Where to run it in a cluster sharing PostgreSQL (`--node`): a node
     /// name, or None for the least loaded live node.
     pub node: Option<String>,
+    /// Labels the node must have (`--node-label`).
+    pub node_labels: BTreeMap<String, String>,
 }
 
 impl CreateSpec {
@@ -74,6 +76,7 @@ impl CreateSpec {
             lifetime: Default::default(),
             stdio: Default::default(),
             node: None,
+            node_labels: BTreeMap::new(),
         }
     }
 }

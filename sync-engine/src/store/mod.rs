@@ -378,7 +378,7 @@ delegate! {
     /// Every node with its lease and load.
     fn nodes(&self) -> Vec<NodeInfo>;
     /// The node a new container goes to (None: no cluster).
-    fn place(&self, wanted: Option<&str>) -> Option<String>;
+    fn place(&self, wanted: Option<&str>, labels: &BTreeMap<String, String>) -> Option<String>;
     /// The queued starts placed on `node`.
     fn queued_on(&self, node: &str) -> Vec<String>;
     /// Ends the leases that ran out; see `Expired`.

@@ -53,6 +53,15 @@ static NODE_COLUMNS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// `k=v, k=v` for messages.
+fn label_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn node_from(r: &DbRow) -> Result<NodeInfo> {
     let labels: String = r.try_get("labels")?;
     let live: i32 = r.try_get("live")?;
@@ -197,16 +206,25 @@ impl SqlStore<Db> {
 
     /// Where a new container goes: `wanted` if it is live (else
     /// FAILED_PRECONDITION), or the live node with the fewest active
-    /// containers (then the least reserved memory, then the name). None
-    /// when there are no nodes at all (a daemon of its own).
-    pub async fn place(&self, wanted: Option<&str>) -> Result<Option<String>> {
+    /// containers (then the least reserved memory, then CPUs, then the
+    /// name); either way one whose labels include every one of `labels`.
+    /// None when there are no nodes at all (a daemon of its own).
+    pub async fn place(
+        &self,
+        wanted: Option<&str>,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<String>> {
         let all = self.nodes().await?;
         if all.is_empty() {
             return Ok(None);
         }
-        let live = all.iter().filter(|n| n.up);
+        let fits = |n: &NodeInfo| labels.iter().all(|(k, v)| n.labels.get(k) == Some(v));
         if let Some(w) = wanted {
             return match all.iter().find(|n| n.name == w) {
+                Some(n) if !fits(n) => Err(EngineError::FailedPrecondition(format!(
+                    "node {w} does not have the labels asked for ({})",
+                    label_text(labels)
+                ))),
                 Some(n) if n.up => Ok(Some(n.name.clone())),
                 Some(_) => Err(EngineError::FailedPrecondition(format!(
                     "node {w} is down (its lease ran out): choose another --node"
@@ -216,14 +234,27 @@ impl SqlStore<Db> {
                 ))),
             };
         }
-        live.min_by(|a, b| {
-            a.active
-                .cmp(&b.active)
-                .then(a.reserved_memory_mb.cmp(&b.reserved_memory_mb))
-                .then(a.name.cmp(&b.name))
-        })
-        .map(|n| Some(n.name.clone()))
-        .ok_or_else(|| EngineError::Unavailable("no node of the cluster is up".into()))
+        let candidates: Vec<&NodeInfo> = all.iter().filter(|n| n.up && fits(n)).collect();
+        if candidates.is_empty() {
+            return Err(if labels.is_empty() {
+                EngineError::Unavailable("no node of the cluster is up".into())
+            } else {
+                EngineError::FailedPrecondition(format!(
+                    "no live node has the labels asked for ({})",
+                    label_text(labels)
+                ))
+            });
+        }
+        Ok(candidates
+            .into_iter()
+            .min_by(|a, b| {
+                a.active
+                    .cmp(&b.active)
+                    .then(a.reserved_memory_mb.cmp(&b.reserved_memory_mb))
+                    .then(a.reserved_cpus.total_cmp(&b.reserved_cpus))
+                    .then(a.name.cmp(&b.name))
+            })
+            .map(|n| n.name.clone()))
     }
 
     /// The queued starts placed on `node`, oldest first.
@@ -396,10 +427,11 @@ mod tests {
     #[tokio::test]
     async fn leases_placement_and_expiry() {
         let (_d, s) = super::super::test_store().await;
+        let none = Default::default();
         let short = Duration::from_millis(300).as_nanos() as i64;
         let long = Duration::from_secs(60).as_nanos() as i64;
         // A daemon of its own has no nodes: nothing is placed.
-        assert_eq!(s.place(None).await.unwrap(), None);
+        assert_eq!(s.place(None, &none).await.unwrap(), None);
         assert!(!s.node_register(&node("aa", "a"), short).await.unwrap());
         assert!(!s.node_register(&node("bb", "b"), long).await.unwrap());
         // The name is held by a live node with another id.
@@ -407,9 +439,9 @@ mod tests {
             s.node_register(&node("cc", "a"), long).await,
             Err(EngineError::FailedPrecondition(_))
         ));
-        assert_eq!(s.place(None).await.unwrap().as_deref(), Some("a"));
+        assert_eq!(s.place(None, &none).await.unwrap().as_deref(), Some("a"));
         assert!(matches!(
-            s.place(Some("nope")).await,
+            s.place(Some("nope"), &none).await,
             Err(EngineError::NotFound(_))
         ));
         // A container placed on a node that is not registered is refused.
@@ -428,7 +460,21 @@ mod tests {
         assert!(s.set_starting("c3").await.unwrap());
         assert!(s.set_running("c3", 11, 12, 1, 5).await.unwrap());
         // a carries three, b none: b is the least loaded now.
-        assert_eq!(s.place(None).await.unwrap().as_deref(), Some("b"));
+        assert_eq!(s.place(None, &none).await.unwrap().as_deref(), Some("b"));
+        // Labels: a has zone=a, b zone=b.
+        let zone = |z: &str| [("zone".to_string(), z.to_string())].into();
+        assert_eq!(
+            s.place(None, &zone("a")).await.unwrap().as_deref(),
+            Some("a")
+        );
+        assert!(matches!(
+            s.place(Some("b"), &zone("a")).await,
+            Err(EngineError::FailedPrecondition(_))
+        ));
+        assert!(matches!(
+            s.place(None, &zone("c")).await,
+            Err(EngineError::FailedPrecondition(_))
+        ));
         let nodes = s.nodes().await.unwrap();
         assert_eq!(nodes.len(), 2);
         assert_eq!((nodes[0].name.as_str(), nodes[0].active), ("a", 3));
@@ -466,7 +512,7 @@ mod tests {
         assert!(c3.is_queued());
         assert_eq!(s.queued_on("b").await.unwrap(), ["c2", "c3"]);
         assert!(matches!(
-            s.place(Some("a")).await,
+            s.place(Some("a"), &none).await,
             Err(EngineError::FailedPrecondition(_))
         ));
         assert!(!s.nodes().await.unwrap()[0].up);
