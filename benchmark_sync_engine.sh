@@ -392,6 +392,9 @@ fi
 if [[ -n $CLUSTER ]]; then
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   [[ -x $PG_BIN/postgres ]] || die "--cluster needs PostgreSQL (apt-get install postgresql)"
+  # Its server trusts every local connection: only inside the run's own
+  # network namespace.
+  [[ -n $NETNS ]] || die "--cluster needs a network namespace of its own (ip netns, from iproute2)"
   log "cluster: PostgreSQL ($PG_BIN) and $CLUSTER nodes${NETNS:+ in network namespace $NETNS}"
   PG_PORT=$((20000 + RANDOM % 20000))
   chmod 711 "$TMP"
@@ -404,11 +407,13 @@ if [[ -n $CLUSTER ]]; then
     -k "$TMP/pg" -c listen_addresses=127.0.0.1 -p "$PG_PORT" -c max_connections=200 \
     >"$TMP/pg.log" 2>&1 </dev/null) &
   PG_PID=$!
+  PG_READY=0
   for _ in $(seq 200); do
-    "${NS_EXEC[@]}" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+    "${NS_EXEC[@]}" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && { PG_READY=1; break; }
     kill -0 "$PG_PID" 2>/dev/null || { tail -n 20 "$TMP/pg.log" >&2; die "PostgreSQL did not start"; }
     sleep 0.1
   done
+  [[ $PG_READY -eq 1 ]] || { tail -n 20 "$TMP/pg.log" >&2; die "PostgreSQL was not ready within 20 s"; }
   DB_URL="postgres://quilt@127.0.0.1:$PG_PORT/postgres"
   # One CA for the cluster, one certificate for every node (127.0.0.1).
   (cd "$TMP" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \

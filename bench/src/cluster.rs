@@ -212,6 +212,7 @@ async fn starts_on(socket: &Path, on: &[String], count: usize) -> Result<Cluster
         errors.extend(e);
     }
     // Done when every one has exited (or failed), as any node sees it.
+    let mine: std::collections::HashSet<&String> = ids.iter().collect();
     let mut c = client::connect(socket).await?;
     let done_states = [ContainerState::Exited as i32, ContainerState::Failed as i32];
     let deadline = Instant::now() + DRAIN;
@@ -226,13 +227,13 @@ async fn starts_on(socket: &Path, on: &[String], count: usize) -> Result<Cluster
         )
         .await?
         .containers;
-        let done = list
-            .iter()
+        let ours = list.iter().filter(|c| mine.contains(&c.id));
+        let done = ours
+            .clone()
             .filter(|c| done_states.contains(&c.state))
             .count();
         if done >= ids.len() {
-            let failed = list
-                .iter()
+            let failed = ours
                 .filter(|c| c.state == ContainerState::Failed as i32)
                 .count();
             break (done, failed);

@@ -314,6 +314,7 @@ fn three_nodes_share_one_postgres() {
         );
     }
     let lost_after = killed.elapsed();
+    eprintln!("cluster: node-c's containers lost {lost_after:?} after its SIGKILL (lease 3 s)");
     assert!(
         lost_after < Duration::from_secs(3 + 3),
         "lost after {lost_after:?}"

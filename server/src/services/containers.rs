@@ -24,10 +24,12 @@ impl Containers {
 }
 
 /// A unary call on the container `$reference` names: when another node
-/// of the cluster runs it, the request goes there and its answer back.
+/// of the cluster runs it, the request goes there and its answer back. A
+/// call another node forwarded (`$hop`) is never forwarded again: served
+/// here, it is refused if the container is not this node's.
 macro_rules! forward {
-    ($self:ident, $reference:expr, $method:ident, $req:expr) => {
-        if let Some(node) = $self.peers.owner($reference).await {
+    ($self:ident, $hop:expr, $reference:expr, $method:ident, $req:expr) => {
+        if !$hop && let Some(node) = $self.peers.owner($reference).await {
             return $self.peers.client(&node).await?.$method($req).await;
         }
     };
@@ -35,8 +37,8 @@ macro_rules! forward {
 
 /// The same for a call that answers with a stream.
 macro_rules! forward_stream {
-    ($self:ident, $reference:expr, $method:ident, $req:expr) => {
-        if let Some(node) = $self.peers.owner($reference).await {
+    ($self:ident, $hop:expr, $reference:expr, $method:ident, $req:expr) => {
+        if !$hop && let Some(node) = $self.peers.owner($reference).await {
             let answer = $self.peers.client(&node).await?.$method($req).await?;
             return Ok(Response::new(Box::pin(answer.into_inner())));
         }
@@ -62,9 +64,10 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::StartContainerRequest>,
     ) -> Result<Response<pb::StartContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let who = convert::requester(&req, req.get_ref().priority);
         let r = req.into_inner();
-        forward!(self, &r.id, start_container, r.clone());
+        forward!(self, hop, &r.id, start_container, r.clone());
         let c = self.engine.start_as(&r.id, &who).await.map_err(to_status)?;
         Ok(Response::new(pb::StartContainerResponse {
             container: Some(convert::container(&c)),
@@ -103,8 +106,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::StopContainerRequest>,
     ) -> Result<Response<pb::StopContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, stop_container, r.clone());
+        forward!(self, hop, &r.id, stop_container, r.clone());
         let timeout = convert::stop_timeout(r.timeout_seconds)?;
         let c = self.engine.stop(&r.id, timeout).await.map_err(to_status)?;
         Ok(Response::new(pb::StopContainerResponse {
@@ -133,8 +137,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::UpdateLifetimeRequest>,
     ) -> Result<Response<pb::UpdateLifetimeResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, update_lifetime, r.clone());
+        forward!(self, hop, &r.id, update_lifetime, r.clone());
         let c = self
             .engine
             .update_lifetime(
@@ -153,8 +158,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::RestartContainerRequest>,
     ) -> Result<Response<pb::RestartContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, restart_container, r.clone());
+        forward!(self, hop, &r.id, restart_container, r.clone());
         let timeout = convert::stop_timeout(r.timeout_seconds)?;
         let c = self
             .engine
@@ -170,8 +176,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::KillContainerRequest>,
     ) -> Result<Response<pb::KillContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, kill_container, r.clone());
+        forward!(self, hop, &r.id, kill_container, r.clone());
         self.engine
             .kill(&r.id, &r.signal)
             .await
@@ -183,8 +190,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::RenameContainerRequest>,
     ) -> Result<Response<pb::RenameContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, rename_container, r.clone());
+        forward!(self, hop, &r.id, rename_container, r.clone());
         let id = self
             .engine
             .rename(&r.id, &r.name)
@@ -197,8 +205,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::RemoveContainerRequest>,
     ) -> Result<Response<pb::RemoveContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, remove_container, r.clone());
+        forward!(self, hop, &r.id, remove_container, r.clone());
         let id = self
             .engine
             .remove(&r.id, r.force)
@@ -214,8 +223,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::WaitContainerRequest>,
     ) -> Result<Response<pb::WaitContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, wait_container, r.clone());
+        forward!(self, hop, &r.id, wait_container, r.clone());
         let w = self.engine.wait(&r.id).await.map_err(to_status)?;
         Ok(Response::new(pb::WaitContainerResponse {
             id: w.id.clone(),
@@ -229,8 +239,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::GetLogsRequest>,
     ) -> Result<Response<Self::GetLogsStream>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward_stream!(self, &r.id, get_logs, r.clone());
+        forward_stream!(self, hop, &r.id, get_logs, r.clone());
         let rx = self
             .engine
             .logs(
@@ -264,8 +275,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::ResizeContainerRequest>,
     ) -> Result<Response<pb::ResizeContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, resize_container, r.clone());
+        forward!(self, hop, &r.id, resize_container, r.clone());
         super::attach::resize(&self.engine, r)
             .await
             .map(Response::new)
@@ -284,8 +296,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::ListExecsRequest>,
     ) -> Result<Response<pb::ListExecsResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.container_id, list_execs, r.clone());
+        forward!(self, hop, &r.container_id, list_execs, r.clone());
         super::exec::list_execs(&self.engine, r)
             .await
             .map(Response::new)
@@ -301,9 +314,14 @@ impl ContainerService for Containers {
             Err(s) if s.code() == tonic::Code::NotFound && !hop => {
                 // An exec of another node's container: its id is known there.
                 for node in self.peers.others().await {
-                    match self.peers.client(&node).await?.wait_exec(r.clone()).await {
+                    let Ok(mut peer) = self.peers.client(&node).await else {
+                        continue;
+                    };
+                    match peer.wait_exec(r.clone()).await {
+                        Ok(a) => return Ok(a),
                         Err(e) if e.code() == tonic::Code::NotFound => continue,
-                        other => return other,
+                        Err(e) if e.code() == tonic::Code::Unavailable => continue,
+                        Err(e) => return Err(e),
                     }
                 }
                 Err(s)
@@ -321,9 +339,14 @@ impl ContainerService for Containers {
         match super::exec::kill_exec(&self.engine, r.clone()).await {
             Err(s) if s.code() == tonic::Code::NotFound && !hop => {
                 for node in self.peers.others().await {
-                    match self.peers.client(&node).await?.kill_exec(r.clone()).await {
+                    let Ok(mut peer) = self.peers.client(&node).await else {
+                        continue;
+                    };
+                    match peer.kill_exec(r.clone()).await {
+                        Ok(a) => return Ok(a),
                         Err(e) if e.code() == tonic::Code::NotFound => continue,
-                        other => return other,
+                        Err(e) if e.code() == tonic::Code::Unavailable => continue,
+                        Err(e) => return Err(e),
                     }
                 }
                 Err(s)
@@ -343,10 +366,14 @@ impl ContainerService for Containers {
         match super::exec::exec_logs(&self.engine, r.clone()).await {
             Err(s) if s.code() == tonic::Code::NotFound && !hop => {
                 for node in self.peers.others().await {
-                    match self.peers.client(&node).await?.exec_logs(r.clone()).await {
-                        Err(e) if e.code() == tonic::Code::NotFound => continue,
-                        Err(e) => return Err(e),
+                    let Ok(mut peer) = self.peers.client(&node).await else {
+                        continue;
+                    };
+                    match peer.exec_logs(r.clone()).await {
                         Ok(answer) => return Ok(Response::new(Box::pin(answer.into_inner()))),
+                        Err(e) if e.code() == tonic::Code::NotFound => continue,
+                        Err(e) if e.code() == tonic::Code::Unavailable => continue,
+                        Err(e) => return Err(e),
                     }
                 }
                 Err(s)
@@ -370,8 +397,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::CopyOutRequest>,
     ) -> Result<Response<Self::CopyOutStream>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward_stream!(self, &r.container_id, copy_out, r.clone());
+        forward_stream!(self, hop, &r.container_id, copy_out, r.clone());
         super::copy::copy_out(&self.engine, r).await
     }
 
@@ -381,8 +409,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::ExportContainerRequest>,
     ) -> Result<Response<Self::ExportContainerStream>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward_stream!(self, &r.container_id, export_container, r.clone());
+        forward_stream!(self, hop, &r.container_id, export_container, r.clone());
         super::copy::export(&self.engine, r).await
     }
 
@@ -434,9 +463,10 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
         if let [one] = r.ids.as_slice() {
-            forward!(self, one, get_stats, r.clone());
+            forward!(self, hop, one, get_stats, r.clone());
         }
         let batch = self
             .engine
@@ -452,9 +482,10 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::StreamStatsRequest>,
     ) -> Result<Response<Self::StreamStatsStream>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
         if let [one] = r.ids.as_slice() {
-            forward_stream!(self, one, stream_stats, r.clone());
+            forward_stream!(self, hop, one, stream_stats, r.clone());
         }
         let rx = self
             .engine
@@ -472,8 +503,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::TopContainerRequest>,
     ) -> Result<Response<pb::TopContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, top_container, r.clone());
+        forward!(self, hop, &r.id, top_container, r.clone());
         let procs = self.engine.top(&r.id).await.map_err(to_status)?;
         Ok(Response::new(pb::TopContainerResponse {
             processes: procs.iter().map(convert::process).collect(),
@@ -484,8 +516,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::PauseContainerRequest>,
     ) -> Result<Response<pb::PauseContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, pause_container, r.clone());
+        forward!(self, hop, &r.id, pause_container, r.clone());
         let c = self.engine.pause(&r.id).await.map_err(to_status)?;
         Ok(Response::new(pb::PauseContainerResponse {
             container: Some(convert::container(&c)),
@@ -496,8 +529,9 @@ impl ContainerService for Containers {
         &self,
         req: Request<pb::UnpauseContainerRequest>,
     ) -> Result<Response<pb::UnpauseContainerResponse>, Status> {
+        let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        forward!(self, &r.id, unpause_container, r.clone());
+        forward!(self, hop, &r.id, unpause_container, r.clone());
         let c = self.engine.unpause(&r.id).await.map_err(to_status)?;
         Ok(Response::new(pb::UnpauseContainerResponse {
             container: Some(convert::container(&c)),

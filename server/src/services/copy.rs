@@ -197,18 +197,20 @@ async fn forward_copy_in(
                 Err(e) => break e,
             }
         };
-        // The forwarded stream is held open (not ended) until the call is
-        // dropped.
+        // The forwarded stream is never ended (an end would read as a
+        // complete archive there): it stays open until the other node
+        // gives up on it (its idle deadline) and drops it.
         let _ = broken_tx.send(from_request_stream(broken));
-        std::future::pending::<()>().await;
-        drop(tx);
+        tx.closed().await;
     });
     let mut client = peers.client(node).await?;
     let call = client.copy_in(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let out = tokio::select! {
-        r = call => r.map(tonic::Response::into_inner),
+    tokio::select! {
+        r = call => {
+            reader.abort();
+            r.map(tonic::Response::into_inner)
+        }
+        // The reader keeps the stream open: not aborted here.
         Ok(e) = broken_rx => Err(e),
-    };
-    reader.abort();
-    out
+    }
 }

@@ -122,6 +122,7 @@ impl Engine {
         crate::network::dns::insert(shared, &c);
         shared.emit(&c, State::Created, "created", None, None);
         if let Some(slot) = slot {
+            crate::cluster::note_taken(shared, &c.id);
             slot.send(c.id.clone());
         }
         // A start placed on another node: that node was told by the
@@ -159,6 +160,7 @@ impl Engine {
                     c.name
                 )));
             }
+            crate::cluster::note_taken(shared, &c.id);
             slot.send(c.id.clone());
         }
         let c = match shared.wait_started(&mut watch, &c.id).await {

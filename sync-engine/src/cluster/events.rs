@@ -9,8 +9,9 @@ use crate::store::EVENT_CHANNEL;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// PostgreSQL's limit on a payload is 8000 bytes: a reason is cut to fit.
-const MAX_REASON: usize = 2048;
+/// PostgreSQL's limit on a payload is 8000 bytes: a longer one has its
+/// reason cut (at a character boundary) to fit.
+const MAX_PAYLOAD: usize = 7900;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Wire {
@@ -27,10 +28,7 @@ struct Wire {
 }
 
 /// Sends this node's events to the others, in order.
-pub(super) async fn publish(
-    shared: Arc<Shared>,
-    mut outbox: tokio::sync::mpsc::UnboundedReceiver<Event>,
-) {
+pub(super) async fn publish(shared: Arc<Shared>, mut outbox: tokio::sync::mpsc::Receiver<Event>) {
     let Some(me) = shared.node().map(str::to_owned) else {
         return;
     };
@@ -45,16 +43,35 @@ pub(super) async fn publish(
             exit: ev
                 .exit
                 .map(|e| (e.exit_code, e.signal, e.oom_killed, e.finished_at_ns)),
-            reason: ev
-                .failure_reason
-                .map(|r| r.chars().take(MAX_REASON).collect()),
+            reason: ev.failure_reason,
         };
-        let Ok(payload) = serde_json::to_string(&wire) else {
+        let Some(payload) = payload(wire) else {
+            tracing::warn!("an event too large to send to the other nodes");
             continue;
         };
         if let Err(e) = shared.store().notify(EVENT_CHANNEL, &payload).await {
             tracing::debug!(error = %e, "cannot send an event to the other nodes");
         }
+    }
+}
+
+/// The JSON of `w`, its reason cut until it fits a notification.
+fn payload(mut w: Wire) -> Option<String> {
+    loop {
+        let text = serde_json::to_string(&w).ok()?;
+        if text.len() <= MAX_PAYLOAD {
+            return Some(text);
+        }
+        let reason = w.reason.as_mut()?;
+        if reason.is_empty() {
+            return None;
+        }
+        // Half as long each time, at a character boundary.
+        let mut cut = reason.len() / 2;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
     }
 }
 
@@ -103,6 +120,8 @@ fn action(a: &str) -> &'static str {
         "unpaused",
         "restarting",
         "lost",
+        "expired",
+        "idle",
     ];
     ACTIONS
         .iter()

@@ -1,33 +1,41 @@
 //! The lease: renewed every third of its length. A renewal that finds this
 //! node marked down (it was away longer than its lease: its containers
-//! were declared lost) adopts again what still runs here and records what
-//! ended. Every half second this node also ends the leases of other nodes
-//! that ran out, so a dead node's containers are declared lost within half
-//! a second of its lease's end.
+//! were declared lost) takes back what still runs here. Every half second,
+//! in a task of its own (an expiry waiting on a lock never delays a
+//! renewal), this node also ends the leases of other nodes that ran out,
+//! so a dead node's containers are declared lost within half a second of
+//! its lease's end.
 use super::lease_ns;
 use crate::engine::Shared;
 use crate::model::{ListFilter, State};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// How often the leases of others are checked.
 const EXPIRY_CHECK: Duration = Duration::from_millis(500);
 
-pub(super) async fn run(shared: Arc<Shared>) {
-    let lease = shared
+fn lease_of(shared: &Shared) -> Duration {
+    shared
         .cfg()
         .cluster
         .as_ref()
-        .map_or(crate::config::DEFAULT_NODE_LEASE, |c| c.lease);
+        .map_or(crate::config::DEFAULT_NODE_LEASE, |c| c.lease)
+}
+
+pub(super) async fn run(shared: Arc<Shared>) {
+    let lease = lease_of(&shared);
     let period = (lease / 3).max(Duration::from_millis(100));
-    let mut tick = tokio::time::interval(EXPIRY_CHECK.min(period));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut renewed_at: Option<tokio::time::Instant> = None;
     // Since when this node has renewed without a miss: it ends other
     // nodes' leases only after a whole lease of its own renewals, so that
     // after the database was down (nobody could renew) every node has had
     // its chance to renew before anyone is declared down.
-    let mut renewing_since: Option<tokio::time::Instant> = None;
+    let (since_tx, since_rx) = watch::channel(None::<Instant>);
+    tokio::spawn(expiry(shared.clone(), since_rx));
+    let mut tick = tokio::time::interval(EXPIRY_CHECK.min(period));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut renewed_at: Option<Instant> = None;
     loop {
         tick.tick().await;
         if shared.is_closing() {
@@ -35,19 +43,38 @@ pub(super) async fn run(shared: Arc<Shared>) {
         }
         if renewed_at.is_none_or(|t| t.elapsed() >= period) {
             if renew(&shared).await {
-                renewed_at = Some(tokio::time::Instant::now());
+                renewed_at = Some(Instant::now());
+                since_tx.send_if_modified(|s| {
+                    let first = s.is_none();
+                    s.get_or_insert_with(Instant::now);
+                    first
+                });
                 // A start whose notification went astray is taken here.
                 if let Err(e) = super::take_queued(&shared).await {
                     tracing::debug!(error = %e, "cannot take the starts placed on this node");
                 }
-                renewing_since.get_or_insert_with(tokio::time::Instant::now);
             } else {
                 // Try again at the next tick.
                 renewed_at = None;
-                renewing_since = None;
+                since_tx.send_replace(None);
             }
         }
-        if renewing_since.is_some_and(|since| since.elapsed() >= lease) {
+    }
+}
+
+/// Ends the leases of other nodes that ran out, every half second, while
+/// this node has renewed its own for at least a whole lease.
+async fn expiry(shared: Arc<Shared>, since: watch::Receiver<Option<Instant>>) {
+    let lease = lease_of(&shared);
+    let mut tick = tokio::time::interval(EXPIRY_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if shared.is_closing() {
+            return;
+        }
+        let due = since.borrow().is_some_and(|s| s.elapsed() >= lease);
+        if due {
             expire(&shared).await;
         }
     }
@@ -105,7 +132,7 @@ async fn adopt_lost(shared: &Arc<Shared>) {
         Ok(rows) => {
             for c in rows {
                 let done = match c.state {
-                    State::Lost => shared.store().set_found(&c.id).await.map(drop),
+                    State::Lost => super::take_back(shared, &c).await.map(drop),
                     _ => {
                         crate::services::cleanup::spawn_remove(shared.clone(), c.id.clone());
                         Ok(())
@@ -113,10 +140,6 @@ async fn adopt_lost(shared: &Arc<Shared>) {
                 };
                 if let Err(e) = done {
                     tracing::error!(container = %c.id, error = %e, "cannot take a container back");
-                } else if c.state == State::Lost
-                    && let Ok(Some(now)) = shared.store().get(&c.id).await
-                {
-                    shared.emit(&now, State::Running, "running", None, None);
                 }
             }
         }

@@ -32,7 +32,16 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 Ok(Some((channel, payload))) if channel == EVENT_CHANNEL => {
                     super::events::receive(&shared, &me, &payload);
                 }
-                Ok(Some((_, node))) if node == me => take(&shared).await,
+                Ok(Some((_, node))) if node == me => {
+                    // A burst of starts placed here is taken once: the
+                    // notifications already received are read first.
+                    while let Some((channel, payload)) = n.buffered() {
+                        if channel == EVENT_CHANNEL {
+                            super::events::receive(&shared, &me, &payload);
+                        }
+                    }
+                    take(&shared).await
+                }
                 Ok(Some(_)) => {}
                 // The connection was lost: listen afresh, then read from the
                 // table what was missed.

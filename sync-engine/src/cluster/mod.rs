@@ -8,6 +8,9 @@
 //! into its own queue. Calls that act on a container's host are served by
 //! its node (`Shared::resolve_here`; the gRPC server forwards them).
 mod events;
+
+/// This node's events waiting to be sent to the other nodes, at most.
+pub(crate) const OUTBOX: usize = 4096;
 mod lease;
 mod listen;
 
@@ -90,10 +93,7 @@ pub(crate) async fn end_moved(shared: &Arc<Shared>, orphans: bool) -> Result<usi
 
 /// Starts the lease renewal, the listener and the publisher of this
 /// node's events (after reconciliation).
-pub(crate) fn spawn(
-    shared: Arc<Shared>,
-    outbox: tokio::sync::mpsc::UnboundedReceiver<crate::model::Event>,
-) {
+pub(crate) fn spawn(shared: Arc<Shared>, outbox: tokio::sync::mpsc::Receiver<crate::model::Event>) {
     if shared.node().is_none() {
         return;
     }
@@ -180,6 +180,18 @@ const TAKEN_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 static TAKEN: std::sync::LazyLock<std::sync::Mutex<HashMap<String, std::time::Instant>>> =
     std::sync::LazyLock::new(Default::default);
 
+/// Records a start this node pushed into its queue itself (a create placed
+/// here, a restart), so that taking the queued starts does not push it
+/// again.
+pub(crate) fn note_taken(shared: &Shared, id: &str) {
+    if shared.node().is_some() {
+        TAKEN
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), std::time::Instant::now());
+    }
+}
+
 /// Pushes the queued starts placed on this node into its start queue,
 /// each once (a start pushed twice would only be skipped by the starter's
 /// guarded begin, but would take room in the queue).
@@ -206,6 +218,34 @@ pub(crate) async fn take_queued(shared: &Arc<Shared>) -> Result<usize> {
     Ok(n)
 }
 
+/// A lost container of this node whose supervisor still runs (same pid,
+/// same start time) is taken back: running, or paused when its cgroup is
+/// frozen. False when its supervisor is gone (its monitor records the end)
+/// or it never had one (a start in flight records it).
+pub(crate) async fn take_back(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
+    let (Some(pid), Some(start)) = (c.shim_pid, c.shim_start_time) else {
+        return Ok(false);
+    };
+    let spec = shared.cgroup_spec(c);
+    let (alive, frozen) = tokio::task::spawn_blocking(move || {
+        let alive = quilt_runtime::proc::start_time(pid) == Some(start);
+        (
+            alive,
+            alive && quilt_runtime::cgroup::is_frozen(&spec).unwrap_or(false),
+        )
+    })
+    .await?;
+    if !alive {
+        return Ok(false);
+    }
+    let found = shared.store().set_found(&c.id, frozen).await?;
+    if found && let Some(now) = shared.store().get(&c.id).await? {
+        let action = if frozen { "paused" } else { "running" };
+        shared.emit(&now, now.state, action, None, None);
+    }
+    Ok(found)
+}
+
 /// A start of a lost container (its node is down): it is placed on a live
 /// node afresh and queued there. Returns the row as stored.
 pub(crate) async fn start_lost(shared: &Arc<Shared>, c: Container) -> Result<Container> {
@@ -228,6 +268,7 @@ pub(crate) async fn start_lost(shared: &Arc<Shared>, c: Container) -> Result<Con
     }
     // Another node was told by the same transaction.
     if node == me {
+        note_taken(shared, &c.id);
         shared.queue().push(c.id.clone()).await?;
     }
     shared

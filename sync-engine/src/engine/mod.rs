@@ -93,7 +93,7 @@ impl Engine {
             )
         };
         let (lifetimes_tx, lifetimes_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (outbox_tx, outbox_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (outbox_tx, outbox_rx) = tokio::sync::mpsc::channel(crate::cluster::OUTBOX);
         let clustered = cfg.cluster.is_some();
         let mut shared = Shared::new(cfg, store, images, layout, queue, net, lifetimes_tx)
             .with_mount_template(mount_template);

@@ -59,7 +59,7 @@ pub(crate) struct Shared {
     mount_template: Option<std::os::fd::OwnedFd>,
     /// In a cluster: this node's events, for the other nodes (see
     /// `cluster::events`).
-    outbox: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    outbox: Option<tokio::sync::mpsc::Sender<Event>>,
     /// Prepared containers waiting for a create of their shape.
     pool: crate::pool::WarmPool,
 }
@@ -104,7 +104,7 @@ impl Shared {
 
     /// The mount namespace supervisors start from (see `mount_template`).
     /// Where this node's events go for the other nodes of its cluster.
-    pub fn with_outbox(mut self, tx: tokio::sync::mpsc::UnboundedSender<Event>) -> Shared {
+    pub fn with_outbox(mut self, tx: tokio::sync::mpsc::Sender<Event>) -> Shared {
         self.outbox = Some(tx);
         self
     }
@@ -286,8 +286,11 @@ impl Shared {
             exit,
             failure_reason: reason,
         };
+        // Bounded: while the database is slow or down, events the other
+        // nodes cannot get in time are dropped rather than kept without end
+        // (the state itself is in the table).
         if let Some(outbox) = &self.outbox {
-            let _ = outbox.send(ev.clone());
+            let _ = outbox.try_send(ev.clone());
         }
         self.record(ev);
     }

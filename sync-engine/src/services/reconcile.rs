@@ -70,8 +70,7 @@ pub(crate) async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
         // still runs is taken back, what ended is recorded.
         State::Lost => {
             if adopt(shared, c).await? {
-                shared.store().set_found(&c.id).await?;
-                return Ok(true);
+                return crate::cluster::take_back(shared, c).await;
             }
         }
     }
@@ -81,6 +80,7 @@ pub(crate) async fn one(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
 /// Queues a start; the starter is already running, so a full queue only
 /// means waiting for room.
 async fn requeue(shared: &Arc<Shared>, c: &Container) -> Result<()> {
+    crate::cluster::note_taken(shared, &c.id);
     shared.queue().push(c.id.clone()).await
 }
 

@@ -64,5 +64,6 @@ async fn restart(shared: &Arc<Shared>, id: &str) -> Result<()> {
     shared.emit(&c, State::Created, "restarting", None, None);
     // Queued in the row: if the queue cannot take it now, reconciliation
     // of the next quiltd does.
+    crate::cluster::note_taken(shared, id);
     shared.queue().push(id.to_owned()).await
 }

@@ -161,6 +161,19 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
                 monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
                 return Err(e);
             }
+            if matches!(stored, Ok(false))
+                && let Ok(Some(now)) = shared.store().get(id).await
+                && now.node.is_some()
+                && now.node.as_deref() != shared.node()
+            {
+                // Placed on another node while this one was starting it (its
+                // lease ran out): this copy is ended; the monitor reaps it.
+                let spec = shared.cgroup_spec(c);
+                let _ = tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await;
+                drop(op);
+                monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
+                return Ok(Outcome::Skipped);
+            }
             shared.emit(c, State::Running, "running", None, None);
             drop(op);
             monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);

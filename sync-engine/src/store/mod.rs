@@ -293,7 +293,7 @@ delegate! {
     /// lost -> created (queued) on `node`: a start of a lost container.
     fn replace_lost(&self, id: &str, node: &str) -> bool;
     /// lost -> running: this node came back and found the workload alive.
-    fn set_found(&self, id: &str) -> bool;
+    fn set_found(&self, id: &str, paused: bool) -> bool;
     /// Records the workload's exit; returns the state now stored.
     fn record_exit(&self, id: &str, exit: &ExitInfo) -> Option<State>;
     /// Back to `created` and queued for another start by the user.
@@ -407,4 +407,40 @@ fn states_sql(states: &[State]) -> String {
 /// A value stored as JSON text.
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Backend, Store};
+
+    /// The two backends' migrations make the same tables, with the same
+    /// columns, NULL where the other allows NULL.
+    #[tokio::test]
+    async fn both_backends_have_the_same_tables_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let lite = Store::open(&dir.path().join("q.db")).await.unwrap();
+        let pg = tokio::task::spawn_blocking(quilt_testkit::postgres::Postgres::start)
+            .await
+            .unwrap()
+            .expect("the store tests need PostgreSQL (scripts/deps.sh)");
+        let url = pg.create_database("schema").unwrap();
+        let server = Store::connect_postgres(&url).await.unwrap();
+        let a = match &*lite.backend {
+            Backend::Sqlite(b) => super::sqlite::schema(b).await,
+            Backend::Postgres(_) => unreachable!(),
+        };
+        let b = match &*server.backend {
+            Backend::Postgres(b) => super::postgres::schema(b).await,
+            Backend::Sqlite(_) => unreachable!(),
+        };
+        assert!(a.contains_key("containers") && a.contains_key("nodes"));
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "tables"
+        );
+        for (table, cols) in &a {
+            assert_eq!(cols, &b[table], "columns of {table} (name, nullable)");
+        }
+    }
 }

@@ -110,7 +110,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) async fn connect(url: &str) -> Result<SqlStore<Db>> {
     let opts = PgConnectOptions::from_str(url)
         .map_err(|e| EngineError::InvalidArgument(format!("--database: {e}")))?
-        .application_name("quiltd");
+        .application_name("quiltd")
+        // A node cut off in the middle of a transaction must not hold its
+        // locks for hours (until TCP gives up): the server ends such a
+        // session, and probes idle connections; a lock that cannot be had
+        // within 5 s is an error (UNAVAILABLE) rather than a wait without
+        // end (a lease renewal behind an expiry, a write behind a stuck
+        // one).
+        .options([
+            ("idle_in_transaction_session_timeout", "30s"),
+            ("lock_timeout", "5s"),
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+        ]);
     let writer = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(1)
@@ -129,7 +142,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlStore<Db>> {
         .connect_with(opts.clone())
         .await?;
     let lease = PgPoolOptions::new()
-        .max_connections(1)
+        .max_connections(2)
         .min_connections(1)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(opts)
@@ -175,6 +188,14 @@ impl Notifications {
     /// was lost (it is made again at the next call): notifications sent
     /// meanwhile are lost, so the caller reads again what they would have
     /// told.
+    /// A notification already received and not yet read, if any (never
+    /// waits).
+    pub fn buffered(&mut self) -> Option<(String, String)> {
+        self.0
+            .next_buffered()
+            .map(|n| (n.channel().to_owned(), n.payload().to_owned()))
+    }
+
     pub async fn next(&mut self) -> Result<Option<(String, String)>> {
         Ok(self
             .0
@@ -193,4 +214,28 @@ pub(super) async fn notify(store: &SqlStore<Db>, channel: &str, payload: &str) -
         .execute(&store.reader)
         .await?;
     Ok(())
+}
+
+/// Every table's columns, sorted, with whether each may be NULL (the
+/// schema test compares the two backends').
+#[cfg(test)]
+pub(super) async fn schema(
+    store: &SqlStore<Db>,
+) -> std::collections::BTreeMap<String, Vec<(String, bool)>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, is_nullable::text \
+         FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx%'",
+    )
+    .fetch_all(&store.reader)
+    .await
+    .unwrap();
+    let mut out: std::collections::BTreeMap<String, Vec<(String, bool)>> = Default::default();
+    for (t, c, nullable) in rows {
+        out.entry(t).or_default().push((c, nullable == "YES"));
+    }
+    for cols in out.values_mut() {
+        cols.sort();
+    }
+    out
 }

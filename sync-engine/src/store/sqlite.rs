@@ -143,6 +143,39 @@ async fn test_store() -> (tempfile::TempDir, super::Store) {
     (dir, s)
 }
 
+/// Every table's columns, sorted, with whether each may be NULL (the
+/// schema test compares the two backends').
+#[cfg(test)]
+pub(super) async fn schema(
+    store: &SqlStore<Db>,
+) -> std::collections::BTreeMap<String, Vec<(String, bool)>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(&store.reader)
+    .await
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for t in tables {
+        let mut cols: Vec<(String, bool)> = sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT name, \"notnull\", pk FROM pragma_table_info($1)",
+        )
+        .bind(&t)
+        .fetch_all(&store.reader)
+        .await
+        .unwrap()
+        .into_iter()
+        // SQLite lets a (non-integer) primary key be NULL unless
+        // declared NOT NULL; PostgreSQL never does.
+        .map(|(n, notnull, pk)| (n, notnull == 0 && pk == 0))
+        .collect();
+        cols.sort();
+        out.insert(t, cols);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Store;

@@ -520,18 +520,29 @@ impl SqlStore<super::Db> {
         Ok(r.rows_affected() == 1)
     }
 
-    /// lost -> running: this node came back and found the workload alive.
-    pub async fn set_found(&self, id: &str) -> Result<bool> {
+    /// lost -> running (or paused: its cgroup is frozen): this node came
+    /// back and found the workload alive.
+    pub async fn set_found(&self, id: &str, paused: bool) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "UPDATE containers SET state = '{}', failure_reason = NULL \
-                 WHERE id = $1 AND state IN ({})",
-                State::Running.as_str(),
-                states_sql(from::FOUND)
+                "UPDATE containers SET state = $2, failure_reason = NULL \
+                 WHERE id = $1 AND state IN ({}){}",
+                states_sql(from::FOUND),
+                mine(3)
             )
         });
+        let state = if paused {
+            State::Paused
+        } else {
+            State::Running
+        };
         let r = db_write_critical!(self, |c| {
-            let r = sqlx::query(&SQL).bind(id).execute(&mut *c).await?;
+            let r = sqlx::query(&SQL)
+                .bind(id)
+                .bind(state.as_str())
+                .bind(self.me())
+                .execute(&mut *c)
+                .await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }

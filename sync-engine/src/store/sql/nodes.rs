@@ -134,10 +134,13 @@ impl SqlStore<Db> {
                  ON CONFLICT (name) DO UPDATE SET id = excluded.id, address = excluded.address, \
                  cpus = excluded.cpus, memory_mb = excluded.memory_mb, labels = excluded.labels, \
                  state = 'up', started_at = excluded.started_at, renewed_at = excluded.renewed_at, \
-                 lease_until = excluded.lease_until",
+                 lease_until = excluded.lease_until \
+                 WHERE nodes.id = excluded.id OR nodes.lease_until <= {now}",
                 now = dialect::NOW_NS
             );
-            sqlx::query(&sql)
+            // Two nodes registering one name at once: the second finds the
+            // first's live row and changes nothing.
+            let taken = sqlx::query(&sql)
                 .bind(&n.id)
                 .bind(&n.name)
                 .bind(&n.address)
@@ -146,7 +149,15 @@ impl SqlStore<Db> {
                 .bind(json(&n.labels))
                 .bind(lease_ns)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if taken != 1 {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "node name {:?} was just taken by another live node: choose another \
+                     --node-name, or wait for its lease to run out",
+                    n.name
+                )));
+            }
             tx.commit().await?;
             Ok(was_down)
         }
@@ -336,8 +347,8 @@ impl SqlStore<Db> {
             // Queued starts of down nodes (never begun there: the old node
             // cannot begin them any more, its begin is guarded by the node),
             // and restartable lost containers past the grace.
-            let movable: Vec<(String, String)> = sqlx::query_as(&format!(
-                "SELECT c.id, c.state FROM containers c JOIN nodes n ON n.name = c.node \
+            let movable: Vec<(String, String, String)> = sqlx::query_as(&format!(
+                "SELECT c.id, c.state, c.node FROM containers c JOIN nodes n ON n.name = c.node \
                  WHERE n.state = 'down' AND ( \
                    (c.state IN ({queued}) AND c.autostart = TRUE) \
                    OR (n.lease_until <= {now} - $1 AND {restartable})) \
@@ -349,29 +360,41 @@ impl SqlStore<Db> {
             .bind(grace_ns)
             .fetch_all(&mut *tx)
             .await?;
-            for (id, state) in movable {
+            for (id, state, from_node) in movable {
                 let Some(target) = live.iter_mut().min_by_key(|(_, n)| *n) else {
                     break;
                 };
-                target.1 += 1;
                 let to = target.0.clone();
+                // Guarded again (the rows may have changed since they were
+                // read: begun by their node meanwhile, or moved by another
+                // node's expiry).
                 let sql = if state == State::Lost.as_str() {
                     format!(
                         "UPDATE containers SET node = $2, state = '{}', {}, \
-                         restart_count = restart_count + 1 WHERE id = $1 AND state = '{}'",
+                         restart_count = restart_count + 1 \
+                         WHERE id = $1 AND node = $3 AND state = '{}'",
                         State::Created.as_str(),
                         super::containers::RESET,
                         State::Lost.as_str()
                     )
                 } else {
-                    "UPDATE containers SET node = $2 WHERE id = $1".to_owned()
+                    format!(
+                        "UPDATE containers SET node = $2 WHERE id = $1 AND node = $3 \
+                         AND state IN ({}) AND autostart = TRUE",
+                        states_sql(from::BEGIN_START)
+                    )
                 };
-                sqlx::query(&sql)
+                let moved = sqlx::query(&sql)
                     .bind(&id)
                     .bind(&to)
+                    .bind(&from_node)
                     .execute(&mut *tx)
-                    .await?;
-                out.replaced.push((id, to));
+                    .await?
+                    .rows_affected();
+                if moved == 1 {
+                    target.1 += 1;
+                    out.replaced.push((id, to));
+                }
             }
             let mut told: Vec<&String> = out.replaced.iter().map(|(_, n)| n).collect();
             told.sort();
@@ -521,8 +544,8 @@ mod tests {
         assert_eq!(s.node_renew("a", "aa", long).await.unwrap(), Some(true));
         assert_eq!(s.node_renew("a", "aa", long).await.unwrap(), Some(false));
         assert_eq!(s.node_renew("a", "other", long).await.unwrap(), None);
-        assert!(s.set_found("c1").await.unwrap());
-        assert!(!s.set_found("c1").await.unwrap(), "found twice");
+        assert!(s.set_found("c1", false).await.unwrap());
+        assert!(!s.set_found("c1", false).await.unwrap(), "found twice");
         assert_eq!(s.get("c1").await.unwrap().unwrap().state, State::Running);
         // A lost container started again goes where it is placed.
         s.insert(&on("c4", "a", true)).await.unwrap();
