@@ -299,8 +299,17 @@ impl Engine {
             .image_get(&id)
             .await?
             .ok_or_else(|| no_such_image(reference))?;
-        if info.names.len() > 1 && info.names.iter().any(|n| n == reference) {
-            self.shared.store().image_untag(reference).await?;
+        // The name as given, or in docker's short form (`app` for
+        // `app:latest`): only that name goes when the image has others.
+        let short = super::image_io::image_name(reference).ok();
+        let named = info
+            .names
+            .iter()
+            .find(|n| *n == reference || short.as_deref() == Some(n.as_str()));
+        if info.names.len() > 1
+            && let Some(name) = named
+        {
+            self.shared.store().image_untag(name).await?;
             return Ok(id);
         }
         self.wait_for_removals(&id).await?;
