@@ -257,7 +257,7 @@ pub(crate) async fn start_lost(shared: &Arc<Shared>, c: Container) -> Result<Con
     };
     let node = shared
         .store()
-        .place(None, &Default::default())
+        .place(None, &c.node_labels)
         .await?
         .ok_or_else(|| EngineError::Unavailable("no node of the cluster is up".into()))?;
     if !shared.store().replace_lost(&c.id, &node).await? {

@@ -136,6 +136,9 @@ pub struct Container {
     /// The name of the node that runs it (a cluster sharing PostgreSQL);
     /// None on a daemon of its own.
     pub node: Option<String>,
+    /// The labels its node must have (`--node-label`), kept for when it
+    /// is placed again.
+    pub node_labels: BTreeMap<String, String>,
 }
 
 /// Filters of ListContainers.
@@ -248,6 +251,7 @@ impl Container {
             lifetime: spec.lifetime,
             stdio: spec.stdio,
             node: None,
+            node_labels: spec.node_labels,
             id,
         }
     }

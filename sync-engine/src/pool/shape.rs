@@ -25,6 +25,8 @@ fn shape(c: &Container) -> Container {
     s.autostart = false;
     s.restart = Default::default();
     s.lifetime = Default::default();
+    // Where it was placed is decided before a claim (on this node).
+    s.node_labels.clear();
     s
 }
 

@@ -19,7 +19,7 @@ static COLUMN_LIST: &str = "c.id, c.name, c.image, c.command, c.env, c.working_d
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, c.egress, \
     c.restart_policy, c.restart_max, c.restart_count, c.manual_stop, \
-    c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, c.stdio, c.node, \
+    c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, c.stdio, c.node, c.node_labels, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
     (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size";
 
@@ -116,8 +116,8 @@ impl SqlStore<super::Db> {
             "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
              memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
              security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
-             idle_action, egress, stdio, node) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
+             idle_action, egress, stdio, node, node_labels) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -147,6 +147,7 @@ impl SqlStore<super::Db> {
         .bind(c.net.egress.as_ref().map(json))
         .bind((c.stdio != Stdio::default()).then(|| json(&c.stdio)))
         .bind(&c.node)
+        .bind((!c.node_labels.is_empty()).then(|| json(&c.node_labels)))
         .execute(&mut *tx)
         .await;
             if let Err(e) = res {
@@ -898,6 +899,10 @@ pub(super) fn from_row(r: &DbRow, view: ListView) -> Result<Container> {
             None => Stdio::default(),
         },
         node: r.try_get("node")?,
+        node_labels: match r.try_get::<Option<String>, _>("node_labels")? {
+            Some(s) => serde_json::from_str(&s).map_err(|_| bad("node_labels"))?,
+            None => BTreeMap::new(),
+        },
         id_range: match (
             r.try_get::<Option<i64>, _>("userns_host_id")?,
             r.try_get::<Option<i64>, _>("userns_size")?,
@@ -953,6 +958,7 @@ mod tests {
             lifetime: Default::default(),
             stdio: Stdio::default(),
             node: None,
+            node_labels: BTreeMap::new(),
         }
     }
 

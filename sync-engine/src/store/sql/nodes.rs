@@ -10,6 +10,7 @@ use crate::model::state::from;
 use crate::model::{Expired, NodeInfo, NodeSpec, State};
 use crate::store::{SqlStore, json, states_sql};
 use sqlx::Row;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use crate::store::START_CHANNEL;
@@ -318,15 +319,19 @@ impl SqlStore<Db> {
                 dialect::NOW_NS
             );
             out.nodes = sqlx::query_scalar(&sql).fetch_all(&mut *tx).await?;
-            let mut live: Vec<(String, i64)> = sqlx::query_as(&format!(
+            let live: Vec<(String, i64, String)> = sqlx::query_as(&format!(
                 "SELECT n.name, (SELECT CAST(COUNT(*) AS BIGINT) FROM containers c \
-                   WHERE c.node = n.name AND c.state IN ({})) AS active \
+                   WHERE c.node = n.name AND c.state IN ({})) AS active, n.labels \
                  FROM nodes n WHERE {} ORDER BY n.name",
                 states_sql(LOAD),
                 *LIVE
             ))
             .fetch_all(&mut *tx)
             .await?;
+            let mut live: Vec<(String, i64, BTreeMap<String, String>)> = live
+                .into_iter()
+                .map(|(n, a, l)| (n, a, serde_json::from_str(&l).unwrap_or_default()))
+                .collect();
             for node in out.nodes.clone() {
                 let reason = format!(
                     "node {node} stopped renewing its lease: what became of the workload is \
@@ -347,8 +352,9 @@ impl SqlStore<Db> {
             // Queued starts of down nodes (never begun there: the old node
             // cannot begin them any more, its begin is guarded by the node),
             // and restartable lost containers past the grace.
-            let movable: Vec<(String, String, String)> = sqlx::query_as(&format!(
-                "SELECT c.id, c.state, c.node FROM containers c JOIN nodes n ON n.name = c.node \
+            let movable: Vec<(String, String, String, Option<String>)> = sqlx::query_as(&format!(
+                "SELECT c.id, c.state, c.node, c.node_labels FROM containers c \
+                 JOIN nodes n ON n.name = c.node \
                  WHERE n.state = 'down' AND ( \
                    (c.state IN ({queued}) AND c.autostart = TRUE) \
                    OR (n.lease_until <= {now} - $1 AND {restartable})) \
@@ -360,9 +366,17 @@ impl SqlStore<Db> {
             .bind(grace_ns)
             .fetch_all(&mut *tx)
             .await?;
-            for (id, state, from_node) in movable {
-                let Some(target) = live.iter_mut().min_by_key(|(_, n)| *n) else {
-                    break;
+            for (id, state, from_node, labels) in movable {
+                // A live node that has the labels it asked for, if any.
+                let wants: BTreeMap<String, String> = labels
+                    .and_then(|l| serde_json::from_str(&l).ok())
+                    .unwrap_or_default();
+                let Some(target) = live
+                    .iter_mut()
+                    .filter(|(_, _, has)| wants.iter().all(|(k, v)| has.get(k) == Some(v)))
+                    .min_by_key(|(_, n, _)| *n)
+                else {
+                    continue;
                 };
                 let to = target.0.clone();
                 // Guarded again (the rows may have changed since they were
@@ -451,6 +465,9 @@ mod tests {
     async fn leases_placement_and_expiry() {
         let (_d, s) = super::super::test_store().await;
         let none = Default::default();
+        let zone = |z: &str| -> std::collections::BTreeMap<String, String> {
+            [("zone".to_string(), z.to_string())].into()
+        };
         let short = Duration::from_millis(300).as_nanos() as i64;
         let long = Duration::from_secs(60).as_nanos() as i64;
         // A daemon of its own has no nodes: nothing is placed.
@@ -485,7 +502,6 @@ mod tests {
         // a carries three, b none: b is the least loaded now.
         assert_eq!(s.place(None, &none).await.unwrap().as_deref(), Some("b"));
         // Labels: a has zone=a, b zone=b.
-        let zone = |z: &str| [("zone".to_string(), z.to_string())].into();
         assert_eq!(
             s.place(None, &zone("a")).await.unwrap().as_deref(),
             Some("a")
@@ -502,7 +518,13 @@ mod tests {
         assert_eq!(nodes.len(), 2);
         assert_eq!((nodes[0].name.as_str(), nodes[0].active), ("a", 3));
         assert!(nodes.iter().all(|n| n.up));
-        assert_eq!(s.queued_on("a").await.unwrap(), ["c2"]);
+        // A queued start that asked for a's label: no other node has it.
+        let mut c5 = on("c5", "a", true);
+        c5.node_labels = zone("a");
+        c5.created_at_ns = 2;
+        s.insert(&c5).await.unwrap();
+        assert_eq!(s.get("c5").await.unwrap().unwrap().node_labels, zone("a"));
+        assert_eq!(s.queued_on("a").await.unwrap(), ["c2", "c5"]);
 
         // Nothing has run out yet.
         let grace = Duration::from_millis(600).as_nanos() as i64;
@@ -517,6 +539,10 @@ mod tests {
         // only after the grace (a node cut off for a moment keeps it).
         assert_eq!(x.replaced, [("c2".to_string(), "b".to_string())]);
         assert_eq!(s.get("c3").await.unwrap().unwrap().state, State::Lost);
+        assert_eq!(
+            s.get("c5").await.unwrap().unwrap().node.as_deref(),
+            Some("a")
+        );
         assert_eq!(s.nodes_expire(grace).await.unwrap(), Default::default());
         tokio::time::sleep(Duration::from_millis(700)).await;
         let x = s.nodes_expire(grace).await.unwrap();
