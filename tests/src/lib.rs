@@ -12,6 +12,7 @@ pub mod cli;
 pub mod daemon;
 pub mod docker;
 pub mod netns;
+pub mod pki;
 pub mod python;
 pub mod raw;
 
@@ -22,6 +23,7 @@ pub use daemon::{
     Daemon, DaemonBuilder, RPC_TIMEOUT, bin_dir, connect_uds, health_check, list_all, within,
 };
 pub use netns::TestNetns;
+pub use pki::Pki;
 pub use quilt_proto::v1 as api;
 pub use quilt_testkit::{host, retry};
 pub use raw::raw_unary;

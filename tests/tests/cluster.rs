@@ -7,93 +7,18 @@
 //! with SIGKILL has its containers declared lost within its lease, and a
 //! restartable one comes back on a live node.
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use quilt_testkit::postgres::Postgres;
 use quilt_tests::api::{ContainerState, ExecStart, RestartPolicy};
-use quilt_tests::{Daemon, req};
+use quilt_tests::{Daemon, Pki, req};
 
-/// A CA and one node certificate (server and client use, 127.0.0.1).
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let key = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
-        let mut ca = vec!["req", "-x509"];
-        ca.extend(key);
-        ca.extend([
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=quilt cluster CA",
-        ]);
-        run(&ca);
-        std::fs::write(
-            d.join("node.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .unwrap();
-        let mut csr = vec!["req"];
-        csr.extend(key);
-        csr.extend([
-            "-keyout",
-            "node.key",
-            "-out",
-            "node.csr",
-            "-subj",
-            "/CN=quilt node",
-        ]);
-        run(&csr);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "node.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "node.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "node.ext",
-        ]);
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_owned()
-    }
+/// A CA and one certificate every node uses (server and client, 127.0.0.1).
+fn pki() -> Pki {
+    Pki::new(&[(
+        "node",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )])
 }
 
 fn free_port() -> u16 {
@@ -159,7 +84,7 @@ fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T 
 fn three_nodes_share_one_postgres() {
     let pg = Postgres::start().expect("the cluster tests need PostgreSQL (scripts/deps.sh)");
     let db = pg.create_database("quilt").unwrap();
-    let pki = Pki::new();
+    let pki = pki();
     let a = node(&db, &pki, "node-a", 3);
     let b = node(&db, &pki, "node-b", 3);
     let mut c = node(&db, &pki, "node-c", 3);

@@ -6,100 +6,26 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use quilt_tests::{Daemon, bin_dir};
+use quilt_tests::{Daemon, Pki, bin_dir};
 
 /// A CA, a server certificate for 127.0.0.1/localhost and a client one.
-struct Pki {
-    dir: tempfile::TempDir,
+fn pki() -> Pki {
+    Pki::new(&[
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ])
 }
 
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=quilt test CA",
-        ]);
-        std::fs::write(
-            d.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-        for who in ["server", "client"] {
-            run(&[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{who}.key"),
-                "-out",
-                &format!("{who}.csr"),
-                "-subj",
-                &format!("/CN={who}"),
-            ]);
-            run(&[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{who}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{who}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{who}.ext"),
-            ]);
-        }
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_owned()
-    }
-
-    /// A token file with `mode`.
-    fn token(&self, mode: u32) -> String {
-        use std::os::unix::fs::PermissionsExt;
-        let p = self.dir.path().join(format!("token-{mode:o}"));
-        std::fs::write(&p, format!("{}\n", "s3cret-token-0123456789-abcdefghij")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        p.to_str().unwrap().to_owned()
-    }
+/// A token file with `mode`, beside the certificates.
+fn token(pki: &Pki, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = pki.dir().join(format!("token-{mode:o}"));
+    std::fs::write(&p, format!("{}\n", "s3cret-token-0123456789-abcdefghij")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p.to_str().unwrap().to_owned()
 }
 
 fn free_port() -> u16 {
@@ -154,7 +80,7 @@ fn wait_port(port: u16) {
 #[test]
 fn listen_without_tls_or_client_auth_is_refused() {
     let d = Daemon::start();
-    let pki = Pki::new();
+    let pki = pki();
     let listen = vec!["--listen".to_string(), format!("127.0.0.1:{}", free_port())];
     let err = refused_start(&d, &listen);
     assert!(err.contains("TLS"), "{err}");
@@ -173,7 +99,7 @@ fn listen_without_tls_or_client_auth_is_refused() {
     // A token anyone can read is no secret.
     let loose = [
         tls.clone(),
-        vec!["--auth-token-file".into(), pki.token(0o644)],
+        vec!["--auth-token-file".into(), token(&pki, 0o644)],
     ]
     .concat();
     let err = refused_start(&d, &loose);
@@ -183,9 +109,9 @@ fn listen_without_tls_or_client_auth_is_refused() {
 
 #[test]
 fn a_bearer_token_is_required_over_tls() {
-    let pki = Pki::new();
+    let pki = pki();
     let port = free_port();
-    let token = pki.token(0o600);
+    let token = token(&pki, 0o600);
     let d = Daemon::builder()
         .args(&[
             "--listen",
@@ -211,7 +137,7 @@ fn a_bearer_token_is_required_over_tls() {
     let (code, _, err) = quilt_tcp(port, &["--tls-ca", &ca], &["ps"]);
     assert_eq!(code, Some(125), "{err}");
     assert!(err.to_lowercase().contains("token"), "{err}");
-    let wrong = pki.dir.path().join("wrong");
+    let wrong = pki.dir().join("wrong");
     std::fs::write(&wrong, "not-the-token-at-all-0123456789abcdef").unwrap();
     let (code, _, err) = quilt_tcp(
         port,
@@ -240,7 +166,7 @@ fn a_bearer_token_is_required_over_tls() {
 
 #[test]
 fn client_certificates_are_required_with_a_client_ca() {
-    let pki = Pki::new();
+    let pki = pki();
     let port = free_port();
     let d = Daemon::builder()
         .args(&[

@@ -35,6 +35,25 @@ macro_rules! forward {
     };
 }
 
+/// A call naming an exec this node does not know: the exec may be another
+/// node's (it runs in that node's container), so each other live node is
+/// asked in turn; the first answer other than NOT_FOUND or UNAVAILABLE is
+/// returned (as `$answer` makes it of `$a`). Falls through when none has it.
+macro_rules! by_exec_id {
+    ($self:ident, $method:ident, $req:expr, |$a:ident| $answer:expr) => {
+        for node in $self.peers.others().await {
+            let Ok(mut peer) = $self.peers.client(&node).await else {
+                continue;
+            };
+            match peer.$method($req.clone()).await {
+                Ok($a) => return Ok($answer),
+                Err(e) if matches!(e.code(), tonic::Code::NotFound | tonic::Code::Unavailable) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    };
+}
+
 /// The same for a call that answers with a stream.
 macro_rules! forward_stream {
     ($self:ident, $hop:expr, $reference:expr, $method:ident, $req:expr) => {
@@ -313,17 +332,7 @@ impl ContainerService for Containers {
         match super::exec::wait_exec(&self.engine, r.clone()).await {
             Err(s) if s.code() == tonic::Code::NotFound && !hop => {
                 // An exec of another node's container: its id is known there.
-                for node in self.peers.others().await {
-                    let Ok(mut peer) = self.peers.client(&node).await else {
-                        continue;
-                    };
-                    match peer.wait_exec(r.clone()).await {
-                        Ok(a) => return Ok(a),
-                        Err(e) if e.code() == tonic::Code::NotFound => continue,
-                        Err(e) if e.code() == tonic::Code::Unavailable => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
+                by_exec_id!(self, wait_exec, r, |a| a);
                 Err(s)
             }
             other => other.map(Response::new),
@@ -338,17 +347,7 @@ impl ContainerService for Containers {
         let r = req.into_inner();
         match super::exec::kill_exec(&self.engine, r.clone()).await {
             Err(s) if s.code() == tonic::Code::NotFound && !hop => {
-                for node in self.peers.others().await {
-                    let Ok(mut peer) = self.peers.client(&node).await else {
-                        continue;
-                    };
-                    match peer.kill_exec(r.clone()).await {
-                        Ok(a) => return Ok(a),
-                        Err(e) if e.code() == tonic::Code::NotFound => continue,
-                        Err(e) if e.code() == tonic::Code::Unavailable => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
+                by_exec_id!(self, kill_exec, r, |a| a);
                 Err(s)
             }
             other => other.map(Response::new),
@@ -365,17 +364,9 @@ impl ContainerService for Containers {
         let r = req.into_inner();
         match super::exec::exec_logs(&self.engine, r.clone()).await {
             Err(s) if s.code() == tonic::Code::NotFound && !hop => {
-                for node in self.peers.others().await {
-                    let Ok(mut peer) = self.peers.client(&node).await else {
-                        continue;
-                    };
-                    match peer.exec_logs(r.clone()).await {
-                        Ok(answer) => return Ok(Response::new(Box::pin(answer.into_inner()))),
-                        Err(e) if e.code() == tonic::Code::NotFound => continue,
-                        Err(e) if e.code() == tonic::Code::Unavailable => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
+                by_exec_id!(self, exec_logs, r, |answer| Response::new(Box::pin(
+                    answer.into_inner()
+                )));
                 Err(s)
             }
             other => other,

@@ -72,23 +72,36 @@ pub(crate) async fn end_moved(shared: &Arc<Shared>, orphans: bool) -> Result<usi
             None if orphans => None,
             None => continue,
         };
-        let spec = quilt_runtime::spec::CgroupSpec {
-            layout: shared.layout().clone(),
-            path: format!("{}/{}", shared.cfg().cgroup_parent, id),
-            limits: Default::default(),
-        };
-        let path = shared.cfg().container_dir(&id);
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = quilt_runtime::cgroup::remove(&spec) {
-                tracing::warn!(container = %spec.path, error = %e, "cannot end a moved container's cgroup");
-            }
-            let _ = std::fs::remove_dir_all(&path);
-        })
-        .await?;
+        end_local_copy(shared, &id).await?;
         tracing::warn!(container = %id, ?now_on, "ended this node's copy of a container placed elsewhere or removed while it was away");
         ended += 1;
     }
     Ok(ended)
+}
+
+/// Ends this host's copy of container `id` (its processes with its
+/// cgroup, then its directory) without touching its row: the row is
+/// another node's now, or gone.
+pub(crate) async fn end_local_copy(shared: &Shared, id: &str) -> Result<()> {
+    let spec = quilt_runtime::spec::CgroupSpec {
+        layout: shared.layout().clone(),
+        path: format!("{}/{}", shared.cfg().cgroup_parent, id),
+        limits: Default::default(),
+    };
+    let dir = shared.cfg().container_dir(id);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = quilt_runtime::cgroup::remove(&spec) {
+            tracing::warn!(cgroup = %spec.path, error = %e, "cannot end this host's copy of a container");
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove this host's copy of a container");
+            }
+            _ => {}
+        }
+    })
+    .await?;
+    Ok(())
 }
 
 /// Starts the lease renewal, the listener and the publisher of this

@@ -57,12 +57,7 @@ pub(crate) async fn on_exit(shared: &Arc<Shared>, id: &str, shim_pid: i32) -> Re
     if c.node.is_some() && c.node.as_deref() != shared.node() {
         // The cluster placed it on another node while this one was away:
         // the row is that node's. Only this host's copy is ended here.
-        tokio::task::spawn_blocking(move || {
-            let _ = cgroup::remove(&spec);
-            let _ = std::fs::remove_dir_all(&dir);
-        })
-        .await?;
-        return Ok(());
+        return crate::cluster::end_local_copy(shared, id).await;
     }
     let record = tokio::task::spawn_blocking(move || {
         let rec = exitfile::read(&dir);

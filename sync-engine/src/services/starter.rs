@@ -169,7 +169,10 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
                 // Placed on another node while this one was starting it (its
                 // lease ran out): this copy is ended; the monitor reaps it.
                 let spec = shared.cgroup_spec(c);
-                let _ = tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await;
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cgroup::remove(&spec)).await
+                {
+                    tracing::warn!(container = %id, error = %e, "cannot end a copy started here of a container placed elsewhere");
+                }
                 drop(op);
                 monitor::watch(shared.clone(), c.id.clone(), l.shim_pid, l.shim_fd);
                 return Ok(Outcome::Skipped);
