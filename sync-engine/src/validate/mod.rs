@@ -90,7 +90,7 @@ pub fn limits(memory_mb: i64, cpus: f64, pids: i64, host_cpus: usize) -> Result<
 }
 
 pub fn labels(spec: &CreateSpec) -> Result<()> {
-    for k in spec.labels.keys() {
+    for k in spec.labels.keys().chain(spec.node_labels.keys()) {
         if k.is_empty() || k.contains('\0') {
             return Err(invalid(format!("invalid label key {}", echo(k))));
         }
@@ -109,6 +109,9 @@ pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
     }
     if let Some(n) = &spec.name {
         name(n)?;
+    }
+    if let Some(n) = &spec.node {
+        names::node_name(n)?;
     }
     for (what, ns) in [
         ("ttl", spec.lifetime.ttl_ns),
@@ -146,6 +149,50 @@ pub fn create_spec(spec: &CreateSpec, host_cpus: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where a container may run (`--node`, `--node-label`) is checked
+    /// as its own labels are: a bad name, a bad key or too many are
+    /// refused before anything is placed.
+    #[test]
+    fn node_and_node_labels() {
+        let spec = |f: fn(&mut CreateSpec)| {
+            let mut s = CreateSpec::new("default");
+            s.command = vec!["true".into()];
+            f(&mut s);
+            create_spec(&s, 2)
+        };
+        assert!(spec(|_| ()).is_ok());
+        assert!(spec(|s| s.node = Some("node-a".into())).is_ok());
+        assert!(spec(|s| s.node = Some("".into())).is_err());
+        assert!(spec(|s| s.node = Some("a/b".into())).is_err());
+        assert!(spec(|s| s.node = Some("n".repeat(64))).is_err());
+        assert!(
+            spec(|s| {
+                s.node_labels.insert("zone".into(), "a".into());
+            })
+            .is_ok()
+        );
+        assert!(
+            spec(|s| {
+                s.node_labels.insert("".into(), "a".into());
+            })
+            .is_err()
+        );
+        assert!(
+            spec(|s| {
+                s.node_labels.insert("k".repeat(10_000), "a".into());
+            })
+            .is_err()
+        );
+        assert!(
+            spec(|s| {
+                for i in 0..10_000 {
+                    s.node_labels.insert(format!("k{i}"), "v".into());
+                }
+            })
+            .is_err()
+        );
+    }
 
     #[test]
     fn env_entries() {

@@ -93,24 +93,20 @@ pub fn path(what: &str, p: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every budget of a CreateContainer request.
-pub fn create(spec: &CreateSpec) -> Result<()> {
-    args("the command", &spec.command, &spec.env)?;
-    path("image reference", &spec.image)?;
-    if let Some(w) = &spec.working_dir {
-        path("working directory", w)?;
-    }
-    if spec.labels.len() > MAX_LABELS {
+/// The budget of a set of labels (the container's, or those its node must
+/// have): how many, each key's length, all their bytes.
+fn label_set(what: &str, labels: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    if labels.len() > MAX_LABELS {
         return Err(invalid(format!(
-            "{} labels: at most {MAX_LABELS} are allowed",
-            spec.labels.len()
+            "{} {what}: at most {MAX_LABELS} are allowed",
+            labels.len()
         )));
     }
     let mut bytes = 0usize;
-    for (k, v) in &spec.labels {
+    for (k, v) in labels {
         if k.len() > MAX_LABEL_KEY {
             return Err(invalid(format!(
-                "label key {} is too long: at most {MAX_LABEL_KEY} bytes",
+                "{what}: key {} is too long: at most {MAX_LABEL_KEY} bytes",
                 echo(k)
             )));
         }
@@ -118,9 +114,21 @@ pub fn create(spec: &CreateSpec) -> Result<()> {
     }
     if bytes > MAX_LABEL_BYTES {
         return Err(invalid(format!(
-            "the labels are {bytes} bytes: at most {MAX_LABEL_BYTES} are allowed"
+            "the {what} are {bytes} bytes: at most {MAX_LABEL_BYTES} are allowed"
         )));
     }
+    Ok(())
+}
+
+/// Every budget of a CreateContainer request.
+pub fn create(spec: &CreateSpec) -> Result<()> {
+    args("the command", &spec.command, &spec.env)?;
+    path("image reference", &spec.image)?;
+    if let Some(w) = &spec.working_dir {
+        path("working directory", w)?;
+    }
+    label_set("labels", &spec.labels)?;
+    label_set("node labels", &spec.node_labels)?;
     if spec.mounts.len() > MAX_MOUNTS {
         return Err(invalid(format!(
             "{} mounts: at most {MAX_MOUNTS} are allowed",
