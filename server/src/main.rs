@@ -391,7 +391,22 @@ async fn run(args: Args) -> Result<()> {
     }
     let engine = Engine::open(cfg).await.context("open the engine")?;
     tracing::info!(layout = ?engine.cgroup_layout(), data_dir = %args.data_dir.display(), "engine ready");
+    // Whatever ends serving, a refused flag or a signal, the engine is shut
+    // down: its namespaces, resolvers and cgroup parent go with it.
+    let served = serve(&engine, &args).await;
+    if served.is_err() {
+        tracing::info!("not serving; shutting the engine down");
+    }
+    engine.shutdown().await;
+    let _ = std::fs::remove_file(&args.socket);
+    if let Some(p) = &args.docker_socket {
+        let _ = std::fs::remove_file(p);
+    }
+    served
+}
 
+/// Binds the listeners and serves until the signal.
+async fn serve(engine: &Engine, args: &Args) -> Result<()> {
     // TCP only with TLS and client authentication; checked before anything listens.
     let tcp_security = match args.listen {
         Some(_) => Some(
@@ -526,11 +541,6 @@ async fn run(args: Args) -> Result<()> {
     tracing::info!("shutting down; running containers keep running");
     if let Some(d) = docker {
         d.abort();
-    }
-    engine.shutdown().await;
-    let _ = std::fs::remove_file(&args.socket);
-    if let Some(p) = &args.docker_socket {
-        let _ = std::fs::remove_file(p);
     }
     Ok(())
 }

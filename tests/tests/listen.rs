@@ -51,6 +51,12 @@ fn refused_start(d: &Daemon, extra: &[String]) -> String {
         .output()
         .expect("spawn quiltd");
     assert!(!out.status.success(), "quiltd started with {extra:?}");
+    // A refused start releases what the engine had made (its namespaces).
+    let left = quilt_tests::host::mounts_under(dir.path());
+    assert!(
+        left.is_empty(),
+        "quiltd refused {extra:?} but left {left:?}"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

@@ -169,6 +169,8 @@ fn a_taken_metrics_port_fails_the_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--metrics-listen"), "{err}");
     assert!(!dir.path().join("q.sock").exists());
+    let left = quilt_tests::host::mounts_under(dir.path());
+    assert!(left.is_empty(), "a refused quiltd left {left:?}");
     drop(taken);
     d.assert_no_leftovers();
 }

@@ -100,20 +100,39 @@ impl Engine {
         if clustered {
             shared = shared.with_outbox(outbox_tx);
         }
-        let shared = Arc::new(shared);
-        images_sweep::remove_unrecorded(&shared).await?;
+        let engine = Engine {
+            shared: Arc::new(shared),
+        };
+        // From here the engine holds namespaces, resolvers and a cgroup
+        // parent: a failure (a node name taken, a broken store) releases
+        // them before it is reported.
+        if let Err(e) = engine.begin(outbox_rx, lifetimes_rx).await {
+            engine.shutdown().await;
+            return Err(e);
+        }
+        Ok(engine)
+    }
+
+    /// The steps of `open` that follow the network's set-up.
+    async fn begin(
+        &self,
+        outbox_rx: tokio::sync::mpsc::Receiver<crate::model::Event>,
+        lifetimes_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        images_sweep::remove_unrecorded(shared).await?;
         // The default seccomp profile, compiled before the first start.
         let warm = shared.clone();
         tokio::task::spawn_blocking(move || warm.seccomp().warm()).await??;
-        crate::network::startup(&shared).await?;
-        crate::cluster::join(&shared).await?;
+        crate::network::startup(shared).await?;
+        crate::cluster::join(shared).await?;
         starter::spawn(shared.clone());
-        reconcile::run(&shared).await?;
+        reconcile::run(shared).await?;
         crate::cluster::spawn(shared.clone(), outbox_rx);
         crate::pool::spawn(shared.clone());
-        crate::exec::detached::reconcile(&shared).await?;
+        crate::exec::detached::reconcile(shared).await?;
         lifetimes::spawn(shared.clone(), lifetimes_rx).await?;
-        Ok(Engine { shared })
+        Ok(())
     }
 
     /// The detected cgroup layout (for logs and diagnostics).
