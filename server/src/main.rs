@@ -473,7 +473,7 @@ async fn serve(engine: &Engine, args: &Args) -> Result<()> {
         )
         .context("node-to-node TLS")?,
     );
-    let routes = routes(&engine, health_service, peers).await?;
+    let routes = routes(engine, health_service, peers).await?;
     let metrics_server = metrics_listener
         .map(|listener| tokio::spawn(metrics::serve(listener, engine.clone(), stop_rx.clone())));
     let rpc_metrics = metrics::RpcMetricsLayer {
@@ -584,8 +584,17 @@ async fn routes(
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .context("reflection service (v1alpha)")?;
-    let api = ContainerServiceServer::new(services::Containers::new(engine.clone(), peers))
-        .max_decoding_message_size(MAX_REQUEST);
+    let listing = std::sync::Arc::new(services::Listing::new(engine.clone()));
+    let api = services::WithListing::new(
+        ContainerServiceServer::new(services::Containers::new(
+            engine.clone(),
+            peers,
+            listing.clone(),
+        ))
+        .max_decoding_message_size(MAX_REQUEST),
+        listing,
+        MAX_REQUEST,
+    );
     Ok(Routes::new(HealthServer::new(health))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

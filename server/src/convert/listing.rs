@@ -4,9 +4,9 @@
 //! digest of the filters it was issued for, the last container's creation
 //! time and id, and a check sum; anything else, or a token used with other
 //! filters, is INVALID_ARGUMENT.
-use super::containers::{container_in, state_from};
+use super::containers::state_from;
 use super::non_empty;
-use prost::Message;
+use super::rows::{ListWire, RowCache};
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::{ListCursor, ListFilter, ListPage, ListQuery, ListView};
 use sha2::{Digest, Sha256};
@@ -149,34 +149,25 @@ pub fn list_query(r: pb::ListContainersRequest) -> Result<(ListQuery, FilterDige
     Ok((query, digest))
 }
 
-/// The page as a response: containers while they fit in PAGE_BYTES (the
-/// first one always), and a token when more may follow.
+/// The page as it is sent: its rows' cached encodings while they fit in
+/// PAGE_BYTES (the first one always), and a token when more may follow.
 pub fn list_response(
     page: ListPage,
     view: ListView,
     digest: FilterDigest,
-) -> pb::ListContainersResponse {
-    let mut containers = Vec::with_capacity(page.containers.len());
+    rows: &RowCache,
+) -> ListWire {
     let mut bytes = 0usize;
-    let mut cut = false;
-    let mut last = None;
-    for c in &page.containers {
-        let wire = container_in(c, view);
+    let (containers, cut) = rows.encode(&page.containers, view, |len| {
         // The field's tag and length prefix, at most 6 bytes.
-        let size = wire.encoded_len() + 6;
-        if !containers.is_empty() && bytes + size > PAGE_BYTES {
-            cut = true;
-            break;
-        }
-        bytes += size;
-        containers.push(wire);
-        last = Some(c);
-    }
-    let next_page_token = match last {
+        bytes += len + 6;
+        bytes <= PAGE_BYTES
+    });
+    let next_page_token = match containers.len().checked_sub(1).map(|i| &page.containers[i]) {
         Some(c) if cut || page.more => page_token(&ListCursor::of(c), digest),
         _ => String::new(),
     };
-    pb::ListContainersResponse {
+    ListWire {
         containers,
         next_page_token,
     }

@@ -8,6 +8,7 @@ mod listing;
 mod networks;
 mod pull;
 mod requester;
+mod rows;
 mod stats;
 mod volumes;
 
@@ -18,6 +19,7 @@ pub use listing::*;
 pub use networks::{egress, egress_from, network};
 pub use pull::*;
 pub use requester::*;
+pub use rows::{ListWire, RowCache};
 pub use stats::*;
 pub use volumes::*;
 

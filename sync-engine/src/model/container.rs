@@ -152,6 +152,16 @@ pub struct ListFilter {
     pub node: Option<String>,
 }
 
+impl ListFilter {
+    /// No filter: every container matches.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+            && self.name_contains.is_none()
+            && self.labels.is_empty()
+            && self.node.is_none()
+    }
+}
+
 /// How much of each container a listing loads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ListView {
@@ -204,6 +214,32 @@ pub struct ListPage {
 }
 
 impl Container {
+    /// What the container weighs on the wire in a view: its text and the
+    /// fields' overhead, roughly (about 90 bytes of tags, numbers and
+    /// timestamps in a row without env, mounts or security). It only
+    /// bounds how many rows a page loads: the server cuts the page by the
+    /// rows' real encoded size.
+    pub fn weight(&self, view: ListView) -> usize {
+        let strings = |v: &[String]| v.iter().map(|s| s.len() + 2).sum::<usize>();
+        let mut w = 112
+            + self.id.len()
+            + self.name.len()
+            + self.image.len()
+            + self.working_dir.len()
+            + self.hostname.len()
+            + strings(&self.command)
+            + self.failure_reason.as_ref().map_or(0, String::len)
+            + self
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>();
+        if view == ListView::Full {
+            w += strings(&self.env) + 128 * self.mounts.len() + 128;
+        }
+        w
+    }
+
     /// A new row for a validated request: `image` and `mounts` as resolved
     /// and checked at create.
     pub fn new(

@@ -7,7 +7,7 @@
 //! shared entries). Point reads (GetContainer, status) still go to SQLite.
 //! If an entry cannot be refreshed, the index is marked stale and rebuilt
 //! from the table before its next use.
-use crate::model::{Container, ListFilter};
+use crate::model::{Container, ListFilter, ListView};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,8 +22,34 @@ fn key(c: &Container) -> Key {
 
 #[derive(Debug, Default)]
 struct Entries {
-    by_key: BTreeMap<Key, Arc<Container>>,
+    by_key: BTreeMap<Key, Entry>,
     keys: HashMap<String, Key>,
+}
+
+/// A row and what it weighs in each view, computed when it is stored, so
+/// that a page walks the entries without reading every row's strings.
+#[derive(Debug)]
+struct Entry {
+    c: Arc<Container>,
+    full: usize,
+    summary: usize,
+}
+
+impl Entry {
+    fn of(c: Container) -> Entry {
+        Entry {
+            full: c.weight(ListView::Full),
+            summary: c.weight(ListView::Summary),
+            c: Arc::new(c),
+        }
+    }
+
+    fn weight(&self, view: ListView) -> usize {
+        match view {
+            ListView::Full => self.full,
+            ListView::Summary => self.summary,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -40,7 +66,7 @@ impl Index {
         for c in all {
             let k = key(&c);
             e.keys.insert(c.id.clone(), k.clone());
-            e.by_key.insert(k, Arc::new(c));
+            e.by_key.insert(k, Entry::of(c));
         }
         *self.write() = e;
         self.stale.store(false, Ordering::Release);
@@ -57,13 +83,14 @@ impl Index {
     /// Inserts or replaces the entry of `c`.
     pub fn put(&self, c: Container) {
         let k = key(&c);
+        let entry = Entry::of(c);
         let mut e = self.write();
-        if let Some(old) = e.keys.insert(c.id.clone(), k.clone())
+        if let Some(old) = e.keys.insert(entry.c.id.clone(), k.clone())
             && old != k
         {
             e.by_key.remove(&old);
         }
-        e.by_key.insert(k, Arc::new(c));
+        e.by_key.insert(k, entry);
     }
 
     pub fn remove(&self, id: &str) {
@@ -74,14 +101,15 @@ impl Index {
     }
 
     /// Up to `limit` entries matching `filter` after `after` (a key), in
-    /// listing order, for as long as `fits` says the next one still fits;
-    /// and whether more match after them.
+    /// listing order, for as long as `fits` says the next one's weight in
+    /// `view` still fits; and whether more match after them.
     pub fn page(
         &self,
         filter: &ListFilter,
         after: Option<&Key>,
         limit: usize,
-        mut fits: impl FnMut(&Container) -> bool,
+        view: ListView,
+        mut fits: impl FnMut(usize) -> bool,
     ) -> (Vec<Arc<Container>>, bool) {
         use std::ops::Bound;
         let e = self.read();
@@ -90,19 +118,21 @@ impl Index {
             None => Bound::Unbounded,
         };
         let mut out = Vec::new();
-        for c in e
+        let unfiltered = filter.is_empty();
+        for entry in e
             .by_key
             .range((from, Bound::Unbounded))
-            .map(|(_, c)| c)
-            .filter(|c| matches(c, filter))
+            .map(|(_, entry)| entry)
+            .filter(|entry| unfiltered || matches(&entry.c, filter))
         {
-            if out.len() == limit || (!out.is_empty() && !fits(c)) {
+            let weight = entry.weight(view);
+            if out.len() == limit || (!out.is_empty() && !fits(weight)) {
                 return (out, true);
             }
             if out.is_empty() {
-                fits(c);
+                fits(weight);
             }
-            out.push(c.clone());
+            out.push(entry.c.clone());
         }
         (out, false)
     }
@@ -110,8 +140,8 @@ impl Index {
     /// How many containers are in each state.
     pub fn count_by_state(&self) -> HashMap<crate::model::State, usize> {
         let mut counts = HashMap::new();
-        for c in self.read().by_key.values() {
-            *counts.entry(c.state).or_insert(0) += 1;
+        for entry in self.read().by_key.values() {
+            *counts.entry(entry.c.state).or_insert(0) += 1;
         }
         counts
     }

@@ -138,8 +138,8 @@ impl SqlStore<Db> {
     pub async fn list_page(&self, q: &ListQuery) -> Result<ListPage> {
         let limit = q.limit.max(1);
         let mut total = 0usize;
-        let mut fits = |c: &Container| {
-            total = total.saturating_add(weight(c, q.view));
+        let mut fits = |weight: usize| {
+            total = total.saturating_add(weight);
             total <= q.max_bytes
         };
         if let Some(index) = self.fresh_index().await? {
@@ -147,7 +147,7 @@ impl SqlStore<Db> {
                 .after
                 .as_ref()
                 .map(|a| super::super::index::cursor_key(a.created_at_ns, &a.id));
-            let (entries, more) = index.page(&q.filter, after.as_ref(), limit, fits);
+            let (entries, more) = index.page(&q.filter, after.as_ref(), limit, q.view, fits);
             return Ok(ListPage {
                 containers: entries,
                 more,
@@ -168,36 +168,15 @@ impl SqlStore<Db> {
         let mut more = false;
         for r in &rows {
             let c = from_row(r, q.view)?;
-            if containers.len() == limit || (!containers.is_empty() && !fits(&c)) {
+            if containers.len() == limit || (!containers.is_empty() && !fits(c.weight(q.view))) {
                 more = true;
                 break;
             }
             if containers.is_empty() {
-                fits(&c);
+                fits(c.weight(q.view));
             }
             containers.push(Arc::new(c));
         }
         Ok(ListPage { containers, more })
     }
-}
-
-/// What a container weighs on the wire in a view: its text, roughly.
-fn weight(c: &Container, view: ListView) -> usize {
-    let strings = |v: &[String]| v.iter().map(|s| s.len() + 2).sum::<usize>();
-    let mut w = 256
-        + c.id.len()
-        + c.name.len()
-        + c.image.len()
-        + c.working_dir.len()
-        + c.hostname.len()
-        + strings(&c.command)
-        + c.failure_reason.as_ref().map_or(0, String::len)
-        + c.labels
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 8)
-            .sum::<usize>();
-    if view == ListView::Full {
-        w += strings(&c.env) + 128 * c.mounts.len() + 512;
-    }
-    w
 }

@@ -1,0 +1,118 @@
+//! ListContainers, served from each row's cached encoding.
+//!
+//! The generated ContainerService server would answer with a
+//! `ListContainersResponse` it converts and encodes row by row on every
+//! call. `WithListing` wraps it and takes that one method: it answers with
+//! `ListWire`, the same bytes on the wire, built from the row cache. Every
+//! other method goes to the generated server unchanged, and the layers
+//! around the routes (metrics, authentication) see both alike.
+use crate::convert::{self, ListWire, RowCache};
+use crate::status::to_status;
+use futures::future::BoxFuture;
+use quilt_proto::v1 as pb;
+use quilt_sync_engine::Engine;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::server::NamedService;
+
+/// The method's path.
+const PATH: &str = "/quilt.v1.ContainerService/ListContainers";
+
+/// A listing of 1,000 containers or more trims the heap afterwards.
+const TRIM_AFTER_ROWS: usize = 1000;
+
+/// What answers ListContainers.
+#[derive(Debug)]
+pub struct Listing {
+    engine: Engine,
+    rows: RowCache,
+}
+
+impl Listing {
+    pub fn new(engine: Engine) -> Listing {
+        Listing {
+            engine,
+            rows: RowCache::default(),
+        }
+    }
+
+    /// One page, as it is sent.
+    pub async fn page(&self, r: pb::ListContainersRequest) -> Result<ListWire, Status> {
+        let (query, digest) = convert::list_query(r)?;
+        let page = self.engine.list_page(&query).await.map_err(to_status)?;
+        if page.containers.len() >= TRIM_AFTER_ROWS {
+            super::containers::trim_soon();
+        }
+        Ok(convert::list_response(page, query.view, digest, &self.rows))
+    }
+}
+
+/// The container service with ListContainers answered by `Listing`.
+#[derive(Debug, Clone)]
+pub struct WithListing<S> {
+    inner: S,
+    listing: Arc<Listing>,
+    max_request: usize,
+}
+
+impl<S> WithListing<S> {
+    pub fn new(inner: S, listing: Arc<Listing>, max_request: usize) -> Self {
+        WithListing {
+            inner,
+            listing,
+            max_request,
+        }
+    }
+}
+
+impl<S: NamedService> NamedService for WithListing<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> tower::Service<http::Request<Body>> for WithListing<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if req.uri().path() != PATH {
+            return Box::pin(self.inner.call(req));
+        }
+        let method = ListMethod(self.listing.clone());
+        let max_request = self.max_request;
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<ListWire, pb::ListContainersRequest>::default();
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .apply_max_message_size_config(Some(max_request), None);
+            Ok(grpc.unary(method, req).await)
+        })
+    }
+}
+
+struct ListMethod(Arc<Listing>);
+
+impl tonic::server::UnaryService<pb::ListContainersRequest> for ListMethod {
+    type Response = ListWire;
+    type Future = BoxFuture<'static, Result<tonic::Response<ListWire>, Status>>;
+
+    fn call(&mut self, req: tonic::Request<pb::ListContainersRequest>) -> Self::Future {
+        let listing = self.0.clone();
+        Box::pin(async move {
+            listing
+                .page(req.into_inner())
+                .await
+                .map(tonic::Response::new)
+        })
+    }
+}
