@@ -31,3 +31,5 @@ pub use spec::*;
 /// Resolves once the process behind a pidfd has exited (tokio reactor, no polling).
 pub use sys::pidfd_exited;
 pub use sys::release_free_memory;
+/// `chattr +T` on a directory: ext4 spreads its subdirectories over block groups.
+pub use sys::set_topdir;

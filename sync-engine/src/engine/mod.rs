@@ -41,6 +41,7 @@ impl Engine {
     /// recorded with what is running, and starts the background starter.
     pub async fn open(cfg: EngineConfig) -> Result<Engine> {
         let dirs = [cfg.data_dir.clone(), cfg.containers_dir()];
+        let containers_dir = cfg.containers_dir();
         let images = ImageStore::new(&cfg.data_dir);
         let stale = images.clone();
         tokio::task::spawn_blocking(move || {
@@ -55,6 +56,7 @@ impl Engine {
                 std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
                     .map_err(|e| EngineError::internal(&format!("chmod {}", d.display()), e))?;
             }
+            spread_container_dirs(&containers_dir);
             // Half-built images of a daemon that died mid-import.
             stale.remove_temp_dirs();
             Ok::<_, EngineError>(())
@@ -191,6 +193,16 @@ impl Engine {
 /// `netns_dir` made a private mount point first, then left out of the
 /// template. Without it (an error is logged) starts copy every mount of
 /// the daemon's namespace, as before.
+/// Asks the filesystem to spread the containers' directories over its
+/// block groups (`quilt_runtime::set_topdir`). A filesystem without
+/// the flag keeps its own placement.
+fn spread_container_dirs(dir: &std::path::Path) {
+    let set = std::fs::File::open(dir).and_then(|d| quilt_runtime::set_topdir(&d));
+    if let Err(e) = set {
+        tracing::debug!(dir = %dir.display(), error = %e, "containers' directories keep the filesystem's placement");
+    }
+}
+
 fn mount_template(netns_dir: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
     use quilt_runtime::mntns;
     let made = std::fs::create_dir_all(netns_dir)
