@@ -82,48 +82,11 @@ fn describe_members(dir: &Path) -> String {
 /// freed until something else reclaims those pages. The kernel refuses it
 /// (EBUSY) while tasks remain: the caller retries after killing them. v2 has
 /// no such file (the kernel reparents charges on removal).
-///
-/// Only a memcg that still holds pages on its LRU lists is emptied: kernel
-/// objects (slab) are handed to the parent when the directory goes, and a
-/// reclaim walks every shrinker on the host (one per superblock), which
-/// made it most of a short container's removal. A container that wrote
-/// nothing (most of them) has no such pages.
 fn release_charges(dir: &Path) {
     let f = dir.join("memory.force_empty");
-    if !f.exists() {
-        return;
-    }
-    let holds_pages = match read_file(&dir.join("memory.stat")) {
-        Ok(Some(stat)) => lru_bytes(&stat) != Some(0),
-        // Unreadable: empty it to be sure.
-        _ => true,
-    };
-    if holds_pages {
+    if f.exists() {
         let _ = write_file(&f, "0");
     }
-}
-
-/// The bytes on a v1 memcg's LRU lists (its own and its children's), from
-/// `memory.stat`; None if a count is missing.
-fn lru_bytes(stat: &str) -> Option<u64> {
-    const LRU: [&str; 5] = [
-        "total_inactive_anon",
-        "total_active_anon",
-        "total_inactive_file",
-        "total_active_file",
-        "total_unevictable",
-    ];
-    let mut sum = 0u64;
-    for key in LRU {
-        let v = stat
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))?
-            .trim()
-            .parse::<u64>()
-            .ok()?;
-        sum = sum.saturating_add(v);
-    }
-    Some(sum)
 }
 
 /// Removes a cgroup directory and its child cgroups, leaves first.
@@ -172,19 +135,6 @@ fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
 mod tests {
     use super::super::{add_process, create, detect_layout, dirs, oom_kills};
     use super::*;
-
-    #[test]
-    fn lru_pages_are_read_from_memory_stat() {
-        let stat = "cache 0\nrss 0\ntotal_inactive_anon 0\ntotal_active_anon 0\n\
-                    total_inactive_file 8192\ntotal_active_file 4096\ntotal_unevictable 0\n";
-        assert_eq!(lru_bytes(stat), Some(12288));
-        let none = stat.replace("8192", "0").replace("4096", "0");
-        assert_eq!(lru_bytes(&none), Some(0));
-        // A count missing (another kernel's format): not known to be empty.
-        assert_eq!(lru_bytes("cache 0\nrss 0\n"), None);
-        // `total_active_file` must not be read as `total_active_anon`'s prefix.
-        assert_eq!(lru_bytes(&stat.replace("total_active_anon 0\n", "")), None);
-    }
     use crate::spec::Limits;
     use std::fs;
 
