@@ -331,6 +331,26 @@ async fn run(args: Args) -> Result<()> {
         LOCK_PATIENCE,
     )
     .await?;
+    // Held until quiltd has removed the socket files it bound: another
+    // quiltd never binds one of them while this one may still remove it.
+    let _docker_lock = match &args.docker_socket {
+        Some(p) if p == &args.socket => bail!("--docker-socket must differ from --socket"),
+        Some(p) => {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("create {}", dir.display()))?;
+            }
+            Some(
+                InstanceLock::acquire_within(
+                    &PathBuf::from(format!("{}.lock", p.display())),
+                    &format!("socket {}", p.display()),
+                    LOCK_PATIENCE,
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
 
     let mut cfg = EngineConfig::new(args.data_dir.clone(), shim);
     cfg.cgroup_parent = args.cgroup_parent.clone();
@@ -427,26 +447,8 @@ async fn serve(engine: &Engine, args: &Args) -> Result<()> {
         None => None,
     };
     let uds = bind_socket(&args.socket)?;
-    let _docker_lock = match &args.docker_socket {
-        Some(p) if p == &args.socket => bail!("--docker-socket must differ from --socket"),
-        Some(p) => Some(
-            InstanceLock::acquire_within(
-                &PathBuf::from(format!("{}.lock", p.display())),
-                &format!("socket {}", p.display()),
-                LOCK_PATIENCE,
-            )
-            .await?,
-        ),
-        None => None,
-    };
     let docker_uds = match &args.docker_socket {
-        Some(p) => {
-            if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("create {}", dir.display()))?;
-            }
-            Some(bind_socket(p).context("--docker-socket")?)
-        }
+        Some(p) => Some(bind_socket(p).context("--docker-socket")?),
         None => None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -531,18 +533,30 @@ async fn serve(engine: &Engine, args: &Args) -> Result<()> {
         }
         anyhow::Ok(())
     };
-    tokio::select! {
-        r = serving => r?,
-        _ = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "clients still connected; closing their streams"),
-    }
+    let served = tokio::select! {
+        r = serving => r,
+        _ = grace => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "clients still connected; closing their streams");
+            Ok(())
+        }
+    };
+    // A listener that failed leaves the others serving: they stop here,
+    // before the engine shuts down and the socket files go.
     if let Some(m) = metrics_server {
-        let _ = m.await;
+        match served {
+            Ok(()) => {
+                let _ = m.await;
+            }
+            Err(_) => m.abort(),
+        }
     }
-    tracing::info!("shutting down; running containers keep running");
     if let Some(d) = docker {
         d.abort();
     }
-    Ok(())
+    if served.is_ok() {
+        tracing::info!("shutting down; running containers keep running");
+    }
+    served
 }
 
 /// Largest request message: a CreateContainer at its size budget (1 MiB of

@@ -242,3 +242,12 @@ fn client_certificates_are_required_with_a_client_ca() {
     assert_eq!(code, Some(125));
     d.assert_no_leftovers();
 }
+
+#[test]
+fn a_refused_bridge_name_leaves_no_mount() {
+    // Refused by the engine itself (after the socket and data dir locks):
+    // nothing it mounts may stay behind.
+    let d = Daemon::start();
+    let err = refused_start(&d, &["--bridge-name".to_string(), "qnbad".to_string()]);
+    assert!(err.contains("Quilt's own"), "{err}");
+}

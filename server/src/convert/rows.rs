@@ -26,6 +26,12 @@ pub struct ListWire {
 
 /// Fewest entries kept before dead ones are swept out.
 const SWEEP_FLOOR: usize = 4096;
+/// Rows larger than this (a big env or many mounts) are encoded at each
+/// listing rather than kept.
+const MAX_ROW: usize = 16 * 1024;
+/// The most encoded bytes kept; past it, new rows are not kept until a
+/// sweep makes room.
+const MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// The encoded rows of the containers listed lately.
 #[derive(Debug)]
@@ -41,6 +47,8 @@ struct Rows {
     by_addr: HashMap<usize, Row>,
     /// Sweep rows no longer listed once there are this many entries.
     sweep_at: usize,
+    /// Encoded bytes kept.
+    bytes: usize,
 }
 
 #[derive(Debug)]
@@ -51,12 +59,26 @@ struct Row {
     summary: Option<bytes::Bytes>,
 }
 
+impl Row {
+    fn slot(&mut self, view: ListView) -> &mut Option<bytes::Bytes> {
+        match view {
+            ListView::Full => &mut self.full,
+            ListView::Summary => &mut self.summary,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.full.as_ref().map_or(0, |b| b.len()) + self.summary.as_ref().map_or(0, |b| b.len())
+    }
+}
+
 impl Default for RowCache {
     fn default() -> Self {
         RowCache {
             inner: Mutex::new(Rows {
                 by_addr: HashMap::new(),
                 sweep_at: SWEEP_FLOOR,
+                bytes: 0,
             }),
         }
     }
@@ -65,32 +87,37 @@ impl Default for RowCache {
 impl RowCache {
     /// The rows of `page` in `view`, encoded, in order, while `fits` says
     /// each one's size still fits (the first is always taken); and whether
-    /// the page was cut there.
+    /// the page was cut there. Rows not kept yet are encoded outside the
+    /// lock, so concurrent listings only wait for lookups.
     pub fn encode(
         &self,
         page: &[Arc<Container>],
         view: ListView,
         mut fits: impl FnMut(usize) -> bool,
     ) -> (Vec<bytes::Bytes>, bool) {
-        let mut rows = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let kept: Vec<Option<bytes::Bytes>> = {
+            let mut rows = self.lock();
+            page.iter()
+                .map(|c| {
+                    let row = rows.by_addr.get_mut(&(Arc::as_ptr(c) as usize))?;
+                    row.slot(view).clone()
+                })
+                .collect()
+        };
         let mut out = Vec::with_capacity(page.len());
+        let mut made = Vec::new();
         let mut cut = false;
-        for c in page {
-            let row = rows
-                .by_addr
-                .entry(Arc::as_ptr(c) as usize)
-                .or_insert_with(|| Row {
-                    of: Arc::downgrade(c),
-                    full: None,
-                    summary: None,
-                });
-            let slot = match view {
-                ListView::Full => &mut row.full,
-                ListView::Summary => &mut row.summary,
+        for (c, kept) in page.iter().zip(kept) {
+            let bytes = match kept {
+                Some(b) => b,
+                None => {
+                    let b: bytes::Bytes = container_in(c, view).encode_to_vec().into();
+                    if b.len() <= MAX_ROW {
+                        made.push((c, b.clone()));
+                    }
+                    b
+                }
             };
-            let bytes = slot
-                .get_or_insert_with(|| container_in(c, view).encode_to_vec().into())
-                .clone();
             if !out.is_empty() && !fits(bytes.len()) {
                 cut = true;
                 break;
@@ -100,18 +127,53 @@ impl RowCache {
             }
             out.push(bytes);
         }
-        rows.sweep();
+        if !made.is_empty() {
+            let mut rows = self.lock();
+            for (c, b) in made {
+                rows.keep(c, view, b);
+            }
+            rows.sweep();
+        }
         (out, cut)
     }
 
-    /// How many rows are kept (tests).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rows> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many rows and bytes are kept (tests).
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.inner.lock().unwrap().by_addr.len()
+    fn kept(&self) -> (usize, usize) {
+        let rows = self.lock();
+        (rows.by_addr.len(), rows.bytes)
     }
 }
 
 impl Rows {
+    /// Keeps `b` as the row's bytes in `view`, if there is room.
+    fn keep(&mut self, c: &Arc<Container>, view: ListView, b: bytes::Bytes) {
+        if self.bytes + b.len() > MAX_BYTES {
+            self.sweep_at = 0;
+            self.sweep();
+            if self.bytes + b.len() > MAX_BYTES {
+                return;
+            }
+        }
+        let row = self
+            .by_addr
+            .entry(Arc::as_ptr(c) as usize)
+            .or_insert_with(|| Row {
+                of: Arc::downgrade(c),
+                full: None,
+                summary: None,
+            });
+        let slot = row.slot(view);
+        if slot.is_none() {
+            self.bytes += b.len();
+            *slot = Some(b);
+        }
+    }
+
     /// Drops the rows of containers that changed or went, once the map
     /// has doubled since the last sweep: at most about twice the rows in
     /// use are kept, and a sweep costs O(1) per row listed.
@@ -119,7 +181,15 @@ impl Rows {
         if self.by_addr.len() < self.sweep_at {
             return;
         }
-        self.by_addr.retain(|_, r| r.of.strong_count() > 0);
+        let mut freed = 0;
+        self.by_addr.retain(|_, r| {
+            let live = r.of.strong_count() > 0;
+            if !live {
+                freed += r.bytes();
+            }
+            live
+        });
+        self.bytes -= freed;
         self.sweep_at = (self.by_addr.len() * 2).max(SWEEP_FLOOR);
         self.by_addr.shrink_to(self.sweep_at);
     }
@@ -196,6 +266,26 @@ mod tests {
             let page: Vec<_> = (0..100).map(|i| row(&format!("d{i}"))).collect();
             cache.encode(&page, ListView::Summary, |_| true);
         }
-        assert!(cache.len() < SWEEP_FLOOR, "{}", cache.len());
+        assert!(cache.kept().0 < SWEEP_FLOOR, "{:?}", cache.kept());
+    }
+
+    #[test]
+    fn large_rows_are_not_kept() {
+        let cache = RowCache::default();
+        let mut spec = quilt_sync_engine::CreateSpec::new("default");
+        spec.env = vec![format!("BIG={}", "x".repeat(MAX_ROW))];
+        let big = Arc::new(Container::new(
+            "b".repeat(64),
+            spec,
+            "default".into(),
+            Vec::new(),
+            1,
+        ));
+        let (rows, _) = cache.encode(std::slice::from_ref(&big), ListView::Full, |_| true);
+        assert!(rows[0].len() > MAX_ROW);
+        assert_eq!(cache.kept(), (0, 0));
+        // Its summary (without the env) is small, and kept.
+        let (rows, _) = cache.encode(std::slice::from_ref(&big), ListView::Summary, |_| true);
+        assert_eq!(cache.kept(), (1, rows[0].len()));
     }
 }

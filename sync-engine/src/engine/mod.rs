@@ -73,26 +73,40 @@ impl Engine {
             cfg.max_concurrent_starts.max(1),
             store.metrics().clone(),
         );
+        // Checked before anything is mounted: a refused name leaves nothing.
+        let names = quilt_network::Names::new(
+            &quilt_network::Names::tag_of(&cfg.data_dir),
+            cfg.network.bridge_name.as_deref(),
+            cfg.network.nft_table.as_deref(),
+        )?;
         let netns_dir = cfg.data_dir.join("netns");
+        let template_dir = netns_dir.clone();
         let mount_template =
-            tokio::task::spawn_blocking(move || mount_template(&netns_dir)).await?;
+            tokio::task::spawn_blocking(move || mount_template(&template_dir)).await?;
         let net = {
             let n = &cfg.network;
-            let names = quilt_network::Names::new(
-                &quilt_network::Names::tag_of(&cfg.data_dir),
-                n.bridge_name.as_deref(),
-                n.nft_table.as_deref(),
-            )?;
             let opts = quilt_network::NetOptions {
                 data_dir: cfg.data_dir.clone(),
                 names,
                 pool: [n.netns_pool, n.bridge_pool],
                 upstream_dns: n.upstream_dns.clone(),
             };
-            Arc::new(
-                tokio::task::spawn_blocking(move || quilt_network::Networking::open(opts))
-                    .await??,
-            )
+            let opened =
+                tokio::task::spawn_blocking(move || quilt_network::Networking::open(opts)).await?;
+            match opened {
+                Ok(net) => Arc::new(net),
+                Err(e) => {
+                    // Nothing was bound under the namespaces' directory:
+                    // its private mount point goes.
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Ok(dir) = std::fs::canonicalize(&netns_dir) {
+                            let _ = quilt_runtime::mntns::release_mount_point(&dir);
+                        }
+                    })
+                    .await;
+                    return Err(e.into());
+                }
+            }
         };
         let (lifetimes_tx, lifetimes_rx) = tokio::sync::mpsc::unbounded_channel();
         let (outbox_tx, outbox_rx) = tokio::sync::mpsc::channel(crate::cluster::OUTBOX);
@@ -189,10 +203,6 @@ impl Engine {
     }
 }
 
-/// The mount namespace supervisors start from (`quilt_runtime::mntns`):
-/// `netns_dir` made a private mount point first, then left out of the
-/// template. Without it (an error is logged) starts copy every mount of
-/// the daemon's namespace, as before.
 /// Asks the filesystem to spread the containers' directories over its
 /// block groups (`quilt_runtime::set_topdir`). A filesystem without
 /// the flag keeps its own placement.
@@ -203,6 +213,10 @@ fn spread_container_dirs(dir: &std::path::Path) {
     }
 }
 
+/// The mount namespace supervisors start from (`quilt_runtime::mntns`):
+/// `netns_dir` made a private mount point first, then left out of the
+/// template. Without it (an error is logged) starts copy every mount of
+/// the daemon's namespace, as before.
 fn mount_template(netns_dir: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
     use quilt_runtime::mntns;
     let made = std::fs::create_dir_all(netns_dir)

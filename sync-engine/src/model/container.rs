@@ -155,10 +155,14 @@ pub struct ListFilter {
 impl ListFilter {
     /// No filter: every container matches.
     pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
-            && self.name_contains.is_none()
-            && self.labels.is_empty()
-            && self.node.is_none()
+        // Every field named: a new filter must be counted here.
+        let ListFilter {
+            states,
+            name_contains,
+            labels,
+            node,
+        } = self;
+        states.is_empty() && name_contains.is_none() && labels.is_empty() && node.is_none()
     }
 }
 
@@ -214,9 +218,10 @@ pub struct ListPage {
 }
 
 impl Container {
-    /// What the container weighs on the wire in a view: its text and the
-    /// fields' overhead, roughly (about 90 bytes of tags, numbers and
-    /// timestamps in a row without env, mounts or security). It only
+    /// What the container weighs on the wire in a view, roughly: its text
+    /// and a fixed allowance for tags, numbers and timestamps (about 90
+    /// bytes in a row without env, mounts or security). A row with many
+    /// labels, ports or capabilities weighs more than this says. It only
     /// bounds how many rows a page loads: the server cuts the page by the
     /// rows' real encoded size.
     pub fn weight(&self, view: ListView) -> usize {
