@@ -44,21 +44,33 @@ macro_rules! forward {
     };
 }
 
-/// A call naming an exec this node does not know: the exec may be another
-/// node's (it runs in that node's container), so each other live node is
-/// asked in turn; the first answer other than NOT_FOUND or UNAVAILABLE is
-/// returned (as `$answer` makes it of `$a`). Falls through when none has it.
-macro_rules! by_exec_id {
-    ($self:ident, $method:ident, $req:expr, |$a:ident| $answer:expr) => {
-        for node in $self.peers.others().await {
-            let Ok(mut peer) = $self.peers.client(&node).await else {
-                continue;
-            };
-            match peer.$method($req.clone()).await {
-                Ok($a) => return Ok($answer),
-                Err(e) if matches!(e.code(), tonic::Code::NotFound | tonic::Code::Unavailable) => {}
-                Err(e) => return Err(e),
+/// A call naming an exec, answered here (`$here`) unless this node does
+/// not know the exec: it may be another node's (it runs in that node's
+/// container), so each other live node is asked in turn, and the first
+/// answer other than NOT_FOUND or UNAVAILABLE is returned (as `$answer`
+/// makes it of `$a`). A forwarded call (`$hop`) is never asked elsewhere.
+/// NOT_FOUND when no node has it.
+macro_rules! here_or_by_exec_id {
+    ($self:ident, $hop:expr, $here:expr, $method:ident, $req:expr, |$a:ident| $answer:expr) => {
+        match $here {
+            Err(s) if s.code() == tonic::Code::NotFound && !$hop => {
+                for node in $self.peers.others().await {
+                    let Ok(mut peer) = $self.peers.client(&node).await else {
+                        continue;
+                    };
+                    match peer.$method($req.clone()).await {
+                        Ok($a) => return Ok($answer),
+                        Err(e)
+                            if matches!(
+                                e.code(),
+                                tonic::Code::NotFound | tonic::Code::Unavailable
+                            ) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(s)
             }
+            other => other,
         }
     };
 }
@@ -337,14 +349,8 @@ impl ContainerService for Containers {
     ) -> Result<Response<pb::WaitExecResponse>, Status> {
         let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        match super::exec::wait_exec(&self.engine, r.clone()).await {
-            Err(s) if s.code() == tonic::Code::NotFound && !hop => {
-                // An exec of another node's container: its id is known there.
-                by_exec_id!(self, wait_exec, r, |a| a);
-                Err(s)
-            }
-            other => other.map(Response::new),
-        }
+        let here = super::exec::wait_exec(&self.engine, r.clone()).await;
+        here_or_by_exec_id!(self, hop, here.map(Response::new), wait_exec, r, |a| a)
     }
 
     async fn kill_exec(
@@ -353,13 +359,8 @@ impl ContainerService for Containers {
     ) -> Result<Response<pb::KillExecResponse>, Status> {
         let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        match super::exec::kill_exec(&self.engine, r.clone()).await {
-            Err(s) if s.code() == tonic::Code::NotFound && !hop => {
-                by_exec_id!(self, kill_exec, r, |a| a);
-                Err(s)
-            }
-            other => other.map(Response::new),
-        }
+        let here = super::exec::kill_exec(&self.engine, r.clone()).await;
+        here_or_by_exec_id!(self, hop, here.map(Response::new), kill_exec, r, |a| a)
     }
 
     type ExecLogsStream = BoxStream<pb::ExecResponse>;
@@ -370,15 +371,10 @@ impl ContainerService for Containers {
     ) -> Result<Response<Self::ExecLogsStream>, Status> {
         let hop = crate::forward::forwarded(&req);
         let r = req.into_inner();
-        match super::exec::exec_logs(&self.engine, r.clone()).await {
-            Err(s) if s.code() == tonic::Code::NotFound && !hop => {
-                by_exec_id!(self, exec_logs, r, |answer| Response::new(Box::pin(
-                    answer.into_inner()
-                )));
-                Err(s)
-            }
-            other => other,
-        }
+        let here = super::exec::exec_logs(&self.engine, r.clone()).await;
+        here_or_by_exec_id!(self, hop, here, exec_logs, r, |answer| Response::new(
+            Box::pin(answer.into_inner())
+        ))
     }
 
     async fn copy_in(

@@ -198,8 +198,9 @@ async fn forward_copy_in(
             }
         };
         // The forwarded stream is never ended (an end would read as a
-        // complete archive there): it stays open until the other node
-        // gives up on it (its idle deadline) and drops it.
+        // complete archive there): `tx` stays open until the call below is
+        // dropped, which resets the stream, and the other node sees it
+        // cancelled.
         let _ = broken_tx.send(from_request_stream(broken));
         tx.closed().await;
     });
@@ -210,7 +211,8 @@ async fn forward_copy_in(
             reader.abort();
             r.map(tonic::Response::into_inner)
         }
-        // The reader keeps the stream open: not aborted here.
+        // Returning drops the call (a reset, not an end); the reader then
+        // sees its channel closed and returns.
         Ok(e) = broken_rx => Err(e),
     }
 }

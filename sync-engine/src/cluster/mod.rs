@@ -8,9 +8,6 @@
 //! into its own queue. Calls that act on a container's host are served by
 //! its node (`Shared::resolve_here`; the gRPC server forwards them).
 mod events;
-
-/// This node's events waiting to be sent to the other nodes, at most.
-pub(crate) const OUTBOX: usize = 4096;
 mod lease;
 mod listen;
 
@@ -18,7 +15,11 @@ use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, NodeSpec};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// This node's events waiting to be sent to the other nodes, at most.
+pub(crate) const OUTBOX: usize = 4096;
 
 /// Registers this node (before reconciliation: its lease is live while it
 /// adopts what still runs here). No-op on a daemon of its own.
@@ -189,19 +190,32 @@ fn total_memory_mb() -> i64 {
 /// is still queued in the table until the starter begins it).
 const TAKEN_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The starts taken into this node's queue lately.
-static TAKEN: std::sync::LazyLock<std::sync::Mutex<HashMap<String, std::time::Instant>>> =
-    std::sync::LazyLock::new(Default::default);
+/// The starts taken into this node's queue lately (one per engine, in
+/// `Shared`).
+#[derive(Debug, Default)]
+pub(crate) struct Taken(Mutex<HashMap<String, Instant>>);
+
+impl Taken {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Those of `ids` not taken within TAKEN_FOR, now recorded as taken.
+    fn fresh(&self, ids: Vec<String>) -> Vec<String> {
+        let mut taken = self.lock();
+        taken.retain(|_, at| at.elapsed() < TAKEN_FOR);
+        ids.into_iter()
+            .filter(|id| taken.insert(id.clone(), Instant::now()).is_none())
+            .collect()
+    }
+}
 
 /// Records a start this node pushed into its queue itself (a create placed
 /// here, a restart), so that taking the queued starts does not push it
 /// again.
 pub(crate) fn note_taken(shared: &Shared, id: &str) {
     if shared.node().is_some() {
-        TAKEN
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned(), std::time::Instant::now());
+        shared.taken().lock().insert(id.to_owned(), Instant::now());
     }
 }
 
@@ -213,17 +227,7 @@ pub(crate) async fn take_queued(shared: &Arc<Shared>) -> Result<usize> {
         return Ok(0);
     };
     let ids = shared.store().queued_on(me).await?;
-    let fresh: Vec<String> = {
-        let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
-        taken.retain(|_, at| at.elapsed() < TAKEN_FOR);
-        ids.into_iter()
-            .filter(|id| {
-                taken
-                    .insert(id.clone(), std::time::Instant::now())
-                    .is_none()
-            })
-            .collect()
-    };
+    let fresh = shared.taken().fresh(ids);
     let n = fresh.len();
     for id in fresh {
         shared.queue().push(id).await?;

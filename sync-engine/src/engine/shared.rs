@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     outbox: Option<tokio::sync::mpsc::Sender<Event>>,
     /// Prepared containers waiting for a create of their shape.
     pool: crate::pool::WarmPool,
+    /// In a cluster: the starts this node took into its queue lately.
+    taken: crate::cluster::Taken,
 }
 
 impl Shared {
@@ -99,16 +101,17 @@ impl Shared {
             lifetimes,
             history: Mutex::new(std::collections::VecDeque::with_capacity(EVENT_HISTORY)),
             outbox: None,
+            taken: Default::default(),
         }
     }
 
-    /// The mount namespace supervisors start from (see `mount_template`).
     /// Where this node's events go for the other nodes of its cluster.
     pub fn with_outbox(mut self, tx: tokio::sync::mpsc::Sender<Event>) -> Shared {
         self.outbox = Some(tx);
         self
     }
 
+    /// The mount namespace supervisors start from (see `mount_template`).
     pub fn with_mount_template(mut self, fd: Option<std::os::fd::OwnedFd>) -> Shared {
         self.mount_template = fd;
         self
@@ -121,6 +124,10 @@ impl Shared {
         self.mount_template
             .as_ref()
             .map(|fd| format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()).into())
+    }
+
+    pub(crate) fn taken(&self) -> &crate::cluster::Taken {
+        &self.taken
     }
 
     pub fn pool(&self) -> &crate::pool::WarmPool {

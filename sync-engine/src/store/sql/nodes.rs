@@ -54,8 +54,13 @@ static NODE_COLUMNS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Whether a node's labels include every one of `wanted`.
+fn has_labels(node: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|(k, v)| node.get(k) == Some(v))
+}
+
 /// `k=v, k=v` for messages.
-fn label_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+fn label_text(labels: &BTreeMap<String, String>) -> String {
     labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -230,7 +235,7 @@ impl SqlStore<Db> {
         if all.is_empty() {
             return Ok(None);
         }
-        let fits = |n: &NodeInfo| labels.iter().all(|(k, v)| n.labels.get(k) == Some(v));
+        let fits = |n: &NodeInfo| has_labels(&n.labels, labels);
         if let Some(w) = wanted {
             return match all.iter().find(|n| n.name == w) {
                 Some(n) if !fits(n) => Err(EngineError::FailedPrecondition(format!(
@@ -368,12 +373,21 @@ impl SqlStore<Db> {
             .await?;
             for (id, state, from_node, labels) in movable {
                 // A live node that has the labels it asked for, if any.
-                let wants: BTreeMap<String, String> = labels
-                    .and_then(|l| serde_json::from_str(&l).ok())
-                    .unwrap_or_default();
+                let wants: BTreeMap<String, String> = match labels.as_deref() {
+                    None => BTreeMap::new(),
+                    Some(l) => match serde_json::from_str(l) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            // Unreadable constraints: it is not placed
+                            // anywhere it might not belong.
+                            tracing::warn!(container = %id, error = %e, "unreadable node labels: not placed again");
+                            continue;
+                        }
+                    },
+                };
                 let Some(target) = live
                     .iter_mut()
-                    .filter(|(_, _, has)| wants.iter().all(|(k, v)| has.get(k) == Some(v)))
+                    .filter(|(_, _, has)| has_labels(has, &wants))
                     .min_by_key(|(_, n, _)| *n)
                 else {
                     continue;
