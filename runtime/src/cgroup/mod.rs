@@ -113,7 +113,10 @@ fn dirs(spec: &CgroupSpec) -> Result<Vec<PathBuf>, CgroupError> {
 
 /// Removes the (empty) parent cgroup `parent` that quiltd creates its
 /// containers under, in every hierarchy. Best effort: a parent that still has
-/// containers in it stays (rmdir fails with EBUSY).
+/// containers in it stays (rmdir fails with EBUSY). On v1 the parent's
+/// memory cgroup, which containers without a memory limit share, is emptied
+/// of their leftover charges first, so that it does not linger as a dying
+/// cgroup.
 pub fn remove_parent_if_empty(layout: &CgroupLayout, parent: &str) {
     let spec = CgroupSpec {
         layout: layout.clone(),
@@ -122,9 +125,27 @@ pub fn remove_parent_if_empty(layout: &CgroupLayout, parent: &str) {
     };
     if let Ok(dirs) = dirs(&spec) {
         for d in dirs {
-            let _ = std::fs::remove_dir(d);
+            if is_unused(&d) {
+                remove::release_charges(&d);
+                let _ = std::fs::remove_dir(&d);
+            }
         }
     }
+}
+
+/// Whether a cgroup directory exists with no process and no child cgroup
+/// in it.
+fn is_unused(dir: &Path) -> bool {
+    let Ok(Some(procs)) = read_file(&dir.join("cgroup.procs")) else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    procs.trim().is_empty()
+        && !entries
+            .flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
 }
 
 /// Writes `value` to a control file (create + truncate, so it also works on a
@@ -221,33 +242,65 @@ pub fn add_process(spec: &CgroupSpec, pid: i32) -> Result<(), CgroupError> {
 /// must be single-threaded. On v1 this writes "0" to each `tasks` file: moving
 /// only the calling thread skips the kernel's global threadgroup lock, whose
 /// write side costs an RCU grace period (several milliseconds) per
-/// `cgroup.procs` write. On v2 it writes "0" to `cgroup.procs`.
+/// `cgroup.procs` write. On v2 it writes "0" to `cgroup.procs`. On v1 a
+/// container without a memory cgroup of its own joins the shared one.
 pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
-    let file = match spec.layout {
-        CgroupLayout::V2 { .. } => v2::JOIN_FILE,
-        CgroupLayout::V1 { .. } => v1::JOIN_FILE,
-    };
-    // A container started before quilt gave containers a devices (or
-    // cpuacct, blkio, freezer) cgroup, still running across an upgrade, has
-    // none to join: its commands are confined as it is. Every other
-    // hierarchy must be there.
-    let optional: Vec<PathBuf> = match &spec.layout {
-        CgroupLayout::V1 { root } => {
-            let rel = rel_path(spec)?;
-            V1_OPTIONAL.iter().map(|c| root.join(c).join(rel)).collect()
-        }
-        CgroupLayout::V2 { .. } => Vec::new(),
-    };
-    for dir in dirs(spec)? {
+    for (dir, optional) in join_targets(spec)? {
         if !dir.is_dir() {
-            if optional.contains(&dir) {
+            if optional {
                 continue;
             }
             return Err(io_err(&dir, std::io::Error::from(ErrorKind::NotFound)));
         }
+        let file = match spec.layout {
+            CgroupLayout::V2 { .. } => v2::JOIN_FILE,
+            CgroupLayout::V1 { .. } => v1::JOIN_FILE,
+        };
         write_file(&dir.join(file), "0")?;
     }
     Ok(())
+}
+
+/// The directories a member of the container joins, each with whether it
+/// may be missing. A container started before quilt gave containers a
+/// devices (or cpuacct, blkio, freezer) cgroup, still running across an
+/// upgrade, has none to join: its commands are confined as it is. Every
+/// other hierarchy must be there.
+fn join_targets(spec: &CgroupSpec) -> Result<Vec<(PathBuf, bool)>, CgroupError> {
+    let rel = rel_path(spec)?;
+    Ok(match &spec.layout {
+        CgroupLayout::V2 { root } => vec![(root.join(rel), false)],
+        CgroupLayout::V1 { root } => V1_HIERARCHIES
+            .iter()
+            .filter(|c| root.join(c).is_dir())
+            .filter_map(|&c| match c {
+                "memory" => v1::memory_dir(root, rel, &spec.limits).map(|d| (d, false)),
+                _ => Some((root.join(c).join(rel), V1_OPTIONAL.contains(&c))),
+            })
+            .collect(),
+    })
+}
+
+/// Moves the pooled container's first process `pid` (single-threaded,
+/// waiting for its adoption) into what the adopting container's limits
+/// need and it was not prepared in: on v1, a memory limit gives the
+/// container a memory cgroup of its own, made by `create`; the process
+/// leaves the shared one for it. (Its charges stay where they were made:
+/// the preparation's, not the workload's.) Nothing moves on v2.
+pub fn adopt(pooled: &CgroupSpec, new: &CgroupSpec, pid: i32) -> Result<(), CgroupError> {
+    create(new)?;
+    let (CgroupLayout::V1 { root }, CgroupLayout::V1 { .. }) = (&new.layout, &pooled.layout) else {
+        return Ok(());
+    };
+    if pooled.limits.memory_bytes.is_some() || new.limits.memory_bytes.is_none() {
+        return Ok(());
+    }
+    let rel = rel_path(new)?;
+    if !root.join("memory").is_dir() {
+        return Ok(());
+    }
+    let dir = root.join("memory").join(rel);
+    write_file(&dir.join(v1::JOIN_FILE), &pid.to_string())
 }
 
 /// v2 only: an O_DIRECTORY descriptor of the container's cgroup, for

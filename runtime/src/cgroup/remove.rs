@@ -82,7 +82,7 @@ fn describe_members(dir: &Path) -> String {
 /// freed until something else reclaims those pages. The kernel refuses it
 /// (EBUSY) while tasks remain: the caller retries after killing them. v2 has
 /// no such file (the kernel reparents charges on removal).
-fn release_charges(dir: &Path) {
+pub(super) fn release_charges(dir: &Path) {
     let f = dir.join("memory.force_empty");
     if f.exists() {
         let _ = write_file(&f, "0");

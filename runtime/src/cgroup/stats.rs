@@ -40,9 +40,42 @@ fn limit(s: Option<String>) -> Option<u64> {
 pub fn usage(spec: &CgroupSpec) -> Result<Usage, CgroupError> {
     let rel = rel_path(spec)?;
     match &spec.layout {
-        CgroupLayout::V1 { root } => v1(root, rel),
+        CgroupLayout::V1 { root } => {
+            let mut u = v1(root, rel)?;
+            if u.memory_bytes.is_none() && root.join("memory").is_dir() {
+                u.memory_bytes = resident_bytes(&members(spec)?);
+            }
+            Ok(u)
+        }
         CgroupLayout::V2 { root } => v2(root, rel),
     }
+}
+
+/// The resident memory of `pids` together (each process's RSS from
+/// `/proc/PID/statm`; pages two of them share count twice). What a v1
+/// container without a memory cgroup of its own reports as its memory:
+/// nothing else counts its memory alone. None when no process is left.
+fn resident_bytes(pids: &[i32]) -> Option<u64> {
+    let page = rustix::param::page_size() as u64;
+    let mut total = None;
+    for pid in pids {
+        let Ok(statm) = std::fs::read_to_string(format!("/proc/{pid}/statm")) else {
+            continue;
+        };
+        let Some(pages) = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        total = Some(
+            total
+                .unwrap_or(0u64)
+                .saturating_add(pages.saturating_mul(page)),
+        );
+    }
+    total
 }
 
 fn v1(root: &Path, rel: &Path) -> Result<Usage, CgroupError> {
@@ -149,9 +182,11 @@ fn io_stat_v2(s: &str) -> (u64, u64) {
 
 /// The processes in the cgroup and its child cgroups, sorted, without
 /// duplicates. On v1 every hierarchy holds the same processes; the first
-/// mounted one is read. Empty when the cgroup does not exist.
+/// one the container has a directory in is read (a container without a
+/// memory limit has none in the memory hierarchy). Empty when the cgroup
+/// does not exist.
 pub fn members(spec: &CgroupSpec) -> Result<Vec<i32>, CgroupError> {
-    let Some(dir) = dirs(spec)?.into_iter().next() else {
+    let Some(dir) = dirs(spec)?.into_iter().find(|d| d.is_dir()) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();

@@ -14,9 +14,43 @@ pub(super) fn oom_file(root: &Path, rel: &Path) -> PathBuf {
     root.join("memory").join(rel).join("memory.oom_control")
 }
 
+/// The memory cgroup a container without a memory limit shares with every
+/// other such container: its parent's (`ROOT/memory/PARENT`). None for a
+/// path with no parent (the container then stays in its supervisor's).
+///
+/// A memory cgroup costs the host far more than its directory: the kernel
+/// gives each one arrays sized by the number of shrinkers (one per
+/// superblock, several per container) and list_lru slots for every
+/// superblock, about 0.6 MiB once thousands of mounts have existed, and
+/// walks all of them when one is removed. A container with no memory limit
+/// gains nothing from one of its own, so it has none; its processes are
+/// charged to the shared group, which an administrator may limit as a whole.
+pub(super) fn shared_memory_dir(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let parent = rel.parent().filter(|p| !p.as_os_str().is_empty())?;
+    Some(root.join("memory").join(parent))
+}
+
+/// Whether the container has (or, with a memory limit, gets) a memory
+/// cgroup of its own: it has a limit, or it was made by an older quilt that
+/// gave every container one.
+pub(super) fn own_memory(root: &Path, rel: &Path, limits: &Limits) -> bool {
+    limits.memory_bytes.is_some() || root.join("memory").join(rel).is_dir()
+}
+
+/// The memory cgroup the container's processes join: its own, or the
+/// shared one (None: none to join).
+pub(super) fn memory_dir(root: &Path, rel: &Path, limits: &Limits) -> Option<PathBuf> {
+    match own_memory(root, rel, limits) {
+        true => Some(root.join("memory").join(rel)),
+        false => shared_memory_dir(root, rel),
+    }
+}
+
 /// Creates the container's directory in every mounted hierarchy and writes
-/// the limits; a limit whose controller is not mounted is an error. (The
-/// device list is written by `restrict_devices`.)
+/// the limits; a limit whose controller is not mounted is an error. A
+/// container without a memory limit gets no memory cgroup of its own (see
+/// `shared_memory_dir`): the shared one is made instead. (The device list
+/// is written by `restrict_devices`.)
 pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError> {
     let needed = |ctrl: &str| match ctrl {
         "memory" => limits.memory_bytes.is_some(),
@@ -38,7 +72,13 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
             }
             continue;
         }
-        let dir = hier.join(rel);
+        let dir = match ctrl {
+            "memory" => match memory_dir(root, rel, limits) {
+                Some(dir) => dir,
+                None => continue,
+            },
+            _ => hier.join(rel),
+        };
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         match ctrl {
             "memory" => {
@@ -86,8 +126,8 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{fake_v1, read, spec};
-    use super::super::{add_process, create, join_self, oom_kills};
-    use crate::spec::{CgroupLayout, Limits};
+    use super::super::{add_process, adopt, create, join_self, oom_kills};
+    use crate::spec::{CgroupLayout, CgroupSpec, Limits};
     use std::fs;
 
     #[test]
@@ -144,10 +184,83 @@ mod tests {
         // A container from before the devices cgroup: joined all the same.
         fs::remove_dir(root.join("devices/quilt/c1")).unwrap();
         join_self(&s).unwrap();
-        assert_eq!(read(root.join("memory/quilt/c1/tasks")), "0");
+        assert_eq!(read(root.join("memory/quilt/tasks")), "0");
+        assert_eq!(read(root.join("cpu/quilt/c1/tasks")), "0");
         // Any other hierarchy missing is an error.
         fs::remove_dir_all(root.join("pids/quilt/c1")).unwrap();
         assert!(join_self(&s).is_err());
+    }
+
+    #[test]
+    fn v1_no_memory_cgroup_without_a_memory_limit() {
+        let t = fake_v1(false);
+        let root = t.path();
+        let unlimited = spec(
+            CgroupLayout::V1 { root: root.into() },
+            Limits {
+                cpus: Some(0.5),
+                ..Default::default()
+            },
+        );
+        create(&unlimited).unwrap();
+        // The shared memory cgroup, none of its own; every other hierarchy
+        // has the container's directory.
+        assert!(root.join("memory/quilt").is_dir());
+        assert!(!root.join("memory/quilt/c1").exists());
+        for c in ["cpu", "pids", "devices"] {
+            assert!(root.join(c).join("quilt/c1").is_dir(), "{c}");
+        }
+        join_self(&unlimited).unwrap();
+        assert_eq!(read(root.join("memory/quilt/tasks")), "0");
+        for c in ["cpu", "pids", "devices"] {
+            assert_eq!(read(root.join(c).join("quilt/c1/tasks")), "0", "{c}");
+        }
+        // Nothing to count OOM kills in: none.
+        assert_eq!(oom_kills(&unlimited).unwrap(), 0);
+
+        // Adopted by a container with a memory limit: its own memory cgroup,
+        // with the limit, and the first process moved into it.
+        let limited = spec(
+            CgroupLayout::V1 { root: root.into() },
+            Limits {
+                memory_bytes: Some(8 << 20),
+                ..Default::default()
+            },
+        );
+        adopt(&unlimited, &limited, 4242).unwrap();
+        let own = root.join("memory/quilt/c1");
+        assert_eq!(read(own.join("memory.limit_in_bytes")), "8388608");
+        assert_eq!(read(own.join("tasks")), "4242");
+        // From now on its commands join its own, even without the limit
+        // in the spec (a container made by an older quilt has one too).
+        fs::write(root.join("memory/quilt/tasks"), "").unwrap();
+        join_self(&unlimited).unwrap();
+        assert_eq!(read(own.join("tasks")), "0");
+        assert_eq!(read(root.join("memory/quilt/tasks")), "");
+        // An adoption that adds no memory limit moves nothing.
+        fs::remove_dir_all(&own).unwrap();
+        let cpus = spec(
+            CgroupLayout::V1 { root: root.into() },
+            Limits {
+                cpus: Some(1.0),
+                ..Default::default()
+            },
+        );
+        adopt(&unlimited, &cpus, 4243).unwrap();
+        assert!(!own.exists());
+
+        // A cgroup path with no parent: no shared cgroup to join, the
+        // process stays in its supervisor's memory cgroup.
+        let top = CgroupSpec {
+            layout: CgroupLayout::V1 { root: root.into() },
+            path: "solo".into(),
+            limits: Limits::default(),
+        };
+        create(&top).unwrap();
+        join_self(&top).unwrap();
+        assert!(!root.join("memory/solo").exists());
+        assert!(!root.join("memory/tasks").exists());
+        assert_eq!(read(root.join("pids/solo/tasks")), "0");
     }
 
     #[test]

@@ -141,7 +141,8 @@ pub fn hand_over(
 ) -> SetupResult<()> {
     restore_priority(nice, child)?;
     if new.cgroup.limits != pooled.cgroup.limits {
-        cgroup::create(&new.cgroup).map_err(setup("setting the cgroup's limits"))?;
+        cgroup::adopt(&pooled.cgroup, &new.cgroup, child.as_raw())
+            .map_err(setup("setting the cgroup's limits"))?;
     }
     let body = serde_json::to_vec(new).map_err(setup("encoding the adoption"))?;
     File::from(sock)
