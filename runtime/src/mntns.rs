@@ -11,7 +11,7 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Whether `dir` (an absolute, canonical path) is a mount point of the
 /// calling thread's namespace.
@@ -91,15 +91,33 @@ pub fn release_mount_point(dir: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// The template (see [`template_without`]) and its shared sysfs.
+#[derive(Debug)]
+pub struct Template {
+    /// The mount namespace, held by this descriptor.
+    pub ns: OwnedFd,
+    /// Where the template has a read-only sysfs of a network namespace with
+    /// nothing but loopback, for containers without a network of their own
+    /// to bind (see [`shared_sysfs`]); why not, when it has none.
+    pub sysfs: io::Result<PathBuf>,
+    /// That network namespace, held for as long as the sysfs is used: a
+    /// sysfs holds only a passive reference to the namespace it shows, whose
+    /// loopback goes once nothing else holds it.
+    pub sysfs_netns: Option<OwnedFd>,
+}
+
 /// The template: a new mount namespace, a copy of the caller's made a
 /// slave of it, without the mount at `exclude` (a private mount point, see
-/// `private_mount_point`) and what is below it. Made on a thread of its own
-/// (the caller's namespaces are untouched) and held by the descriptor.
-pub fn template_without(exclude: &Path) -> io::Result<OwnedFd> {
+/// `private_mount_point`) and what is below it; with a shared sysfs at
+/// `sysfs_at` (an existing empty directory) when one can be made. Made on
+/// a thread of its own (the caller's namespaces are untouched) and held by
+/// the descriptor.
+pub fn template_without(exclude: &Path, sysfs_at: &Path) -> io::Result<Template> {
     let exclude = exclude.to_path_buf();
+    let sysfs_at = sysfs_at.to_path_buf();
     std::thread::Builder::new()
         .name("quilt-mntns".into())
-        .spawn(move || -> io::Result<OwnedFd> {
+        .spawn(move || -> io::Result<Template> {
             // This thread only: its own fs context and mount namespace.
             nix::sched::unshare(CloneFlags::CLONE_NEWNS)?;
             nix::mount::mount(
@@ -111,10 +129,44 @@ pub fn template_without(exclude: &Path) -> io::Result<OwnedFd> {
             )?;
             nix::mount::umount2(&exclude, MntFlags::MNT_DETACH)?;
             let ns = std::fs::File::open("/proc/thread-self/ns/mnt")?;
-            Ok(ns.into())
+            // Last: it leaves this thread in a network namespace of its own.
+            let (sysfs, sysfs_netns) = match shared_sysfs(&sysfs_at) {
+                Ok(netns) => (Ok(sysfs_at), Some(netns)),
+                Err(e) => (Err(e), None),
+            };
+            Ok(Template {
+                ns: ns.into(),
+                sysfs,
+                sysfs_netns,
+            })
         })?
         .join()
         .map_err(|_| io::Error::other("the mount namespace thread panicked"))?
+}
+
+/// Mounts, at `dir` in the calling thread's mount namespace, a read-only
+/// sysfs of a new network namespace whose loopback is up, and returns that
+/// namespace; the thread stays in it.
+///
+/// A container without a network of its own (`--network none`) sees in its
+/// sysfs what every other one does, but for `/sys/class/net`, where it
+/// finds only a loopback interface. Binding this one instead of mounting
+/// its own saves the kernel's search of every sysfs superblock (one per
+/// network namespace on the host) that each new sysfs mount makes: a cost
+/// that grew with the number of live containers. Its `lo` is not the
+/// container's own (its counters are not the container's).
+fn shared_sysfs(dir: &Path) -> io::Result<OwnedFd> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
+    let netns = std::fs::File::open("/proc/thread-self/ns/net")?;
+    crate::sys::interface_up("lo")?;
+    nix::mount::mount(
+        Some("sysfs"),
+        dir,
+        Some("sysfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )?;
+    Ok(netns.into())
 }
 
 /// Moves the calling process (single-threaded) into the mount namespace

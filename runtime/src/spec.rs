@@ -94,6 +94,13 @@ pub struct ContainerConfig {
     /// namespace is joined. None: the shim's own.
     #[serde(default)]
     pub mount_ns: Option<PathBuf>,
+    /// A read-only sysfs in that namespace (see
+    /// [`crate::mntns::Template::sysfs`]) that a container whose network
+    /// namespace has only loopback binds as its /sys instead of mounting one
+    /// of its own (never with the host's network or a user namespace). Used
+    /// only when it is a sysfs mount.
+    #[serde(default)]
+    pub shared_sysfs: Option<PathBuf>,
     /// A warm pool's container (see [`crate::launch::Prepared`]): the shim
     /// prepares everything up to the workload's own settings, reports
     /// [`StartReport::Prepared`] and waits for the config of the container

@@ -88,6 +88,7 @@ impl Env {
             security: Default::default(),
             stdio: Default::default(),
             mount_ns: None,
+            shared_sysfs: None,
             pooled: false,
         }
     }
@@ -1402,6 +1403,95 @@ fn freeze_stops_the_cpu_clock_and_thaw_restarts_it() {
     }
 }
 
+/// The memory cgroup a process is in, from /proc/PID/cgroup (v1: the
+/// `memory` line; v2: the only one).
+fn memory_cgroup_of(pid: i32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    text.lines()
+        .find_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            (ctrls.split(',').any(|c| c == "memory") || ctrls.is_empty()).then(|| path.to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// Cgroup v1: a container without a memory limit has no memory cgroup of
+/// its own (its processes are charged to the one its parent path names,
+/// shared by all such containers), still reports the memory it uses, and
+/// its removal leaves the shared one alone; a container with a limit has
+/// its own, with the limit.
+#[test]
+fn v1_memory_cgroup_only_with_a_memory_limit() {
+    let mut env = Env::new();
+    let CgroupLayout::V1 { root } = env.layout.clone() else {
+        eprintln!("not a cgroup v1 host: nothing to check");
+        return;
+    };
+    if !root.join("memory").is_dir() {
+        eprintln!("no v1 memory hierarchy: nothing to check");
+        return;
+    }
+    // dd fills an 8 MiB buffer, then blocks writing it to a pipe nobody reads.
+    let argv = ["sh", "-c", "dd if=/dev/zero bs=8M count=1 | sleep 60"];
+    let free = env.config(&argv, Limits::default());
+    let limited = env.config(
+        &argv,
+        Limits {
+            memory_bytes: Some(64 << 20),
+            ..Default::default()
+        },
+    );
+    let (free_shim, free_pid) = env.run(&free);
+    let (lim_shim, lim_pid) = env.run(&limited);
+    let own = |cfg: &ContainerConfig| root.join("memory").join(&cfg.cgroup.path);
+    assert!(!own(&free).exists(), "a memory cgroup without a limit");
+    assert_eq!(memory_cgroup_of(free_pid), "/quilt-rt-test");
+    assert_eq!(
+        memory_cgroup_of(lim_pid),
+        format!("/{}", limited.cgroup.path)
+    );
+    assert_eq!(
+        std::fs::read_to_string(own(&limited).join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
+        (64u64 << 20).to_string()
+    );
+    // Both report what they use, once the shell has built its string.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for cfg in [&free, &limited] {
+        loop {
+            let u = cgroup::usage(&cfg.cgroup).unwrap();
+            let used = u.memory_bytes.expect("a memory figure");
+            if used > 8_000_000 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {used} bytes", cfg.id);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(cgroup::usage(&free.cgroup).unwrap().memory_limit, None);
+    // sh, dd and sleep.
+    let members = cgroup::members(&free.cgroup).unwrap();
+    assert!(
+        members.contains(&free_pid) && members.len() == 3,
+        "{members:?}"
+    );
+
+    // Removing the unlimited container kills only its own processes.
+    cgroup::remove(&free.cgroup).unwrap();
+    assert!(wait_exit(free_shim, Duration::from_secs(10)));
+    assert!(root.join("memory/quilt-rt-test").is_dir());
+    assert_eq!(
+        memory_cgroup_of(lim_pid),
+        format!("/{}", limited.cgroup.path)
+    );
+    assert!(proc::state(lim_pid).is_some(), "the limited container died");
+    cgroup::remove(&limited.cgroup).unwrap();
+    assert!(wait_exit(lim_shim, Duration::from_secs(10)));
+    assert!(!own(&limited).exists());
+}
+
 /// A warm pool's container: prepared without a command, adopted by a
 /// container of the same shape with its own command, environment,
 /// hostname, working directory, user and memory limit; refused by one of
@@ -1426,10 +1516,14 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     assert!(cgroup_dir(&pooled).is_dir());
     assert!(proc::start_time(p.pid).is_some(), "its PID 1 waits");
     let mut adopting = pooled.clone();
-    adopting.argv = ["sh", "-c", "echo $WHO $(hostname) $(pwd) $(id -u)"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    adopting.argv = [
+        "sh",
+        "-c",
+        "echo $WHO $(hostname) $(pwd) $(id -u); cat /proc/self/cgroup",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     adopting.env.push("WHO=adopter".into());
     adopting.hostname = "adopter-host".into();
     adopting.workdir = "/work/here".into();
@@ -1464,6 +1558,15 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
         std::fs::read_to_string(&limit).unwrap().trim(),
         (64u64 << 20).to_string()
     );
+    // v1: prepared in the shared memory cgroup (it had no limit), the
+    // workload runs in its own, below the namespace's root there.
+    if let CgroupLayout::V1 { .. } = adopting.cgroup.layout {
+        let memory = lines
+            .iter()
+            .find_map(|l| l.split_once(":memory:").map(|(_, p)| p))
+            .unwrap_or_else(|| panic!("no memory cgroup in {lines:?}"));
+        assert_eq!(memory, format!("/{}", adopting.id), "{lines:?}");
+    }
 
     // Refused: another image root is another shape. The shim cleans up.
     let pooled = env.config(&[], Limits::default());

@@ -89,6 +89,48 @@ fn none_is_loopback_only_and_is_the_default() {
     assert!(!ns.ruleset().contains("table"), "{}", ns.ruleset());
 }
 
+/// `--network none` containers bind one shared read-only sysfs (of a
+/// network namespace with only loopback) instead of mounting one each;
+/// a container on a bridge network mounts its own, which shows its eth0.
+#[test]
+fn a_container_without_a_network_binds_the_shared_sysfs() {
+    let ns = TestNetns::new();
+    let d = daemon_in(&ns);
+    // The device of /sys's superblock, /sys/class/net, and whether /sys
+    // can be written.
+    let probe = "cut -d' ' -f3,5,6 /proc/self/mountinfo | grep ' /sys ' | cut -d, -f1; \
+                 ls /sys/class/net | tr '\\n' ' '; echo; \
+                 touch /sys/kernel/x 2>/dev/null && echo written || echo refused";
+    let run = |network: &str| -> Vec<String> {
+        let out = d
+            .cli([
+                "run",
+                "--rm",
+                "--network",
+                network,
+                IMAGE,
+                "sh",
+                "-c",
+                probe,
+            ])
+            .ok();
+        let lines: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        lines
+    };
+    let a = run("none");
+    let b = run("none");
+    assert_eq!(a[0], b[0], "two containers without a network: one sysfs");
+    assert!(a[0].ends_with(" ro"), "{a:?}");
+    assert_eq!(a[1], "lo", "{a:?}");
+    assert_eq!(a[2], "refused", "{a:?}");
+    let c = run("bridge");
+    assert_ne!(c[0], a[0], "a bridged container mounts a sysfs of its own");
+    assert!(c[1].split(' ').any(|n| n == "eth0"), "{c:?}");
+    assert_eq!(c[2], "refused", "{c:?}");
+    d.assert_no_leftovers();
+}
+
 #[test]
 fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
     let ns = TestNetns::new();

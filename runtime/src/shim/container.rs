@@ -170,7 +170,9 @@ fn setup_and_exec(
     let sys_dir = rootfs.join("sys");
     mkdir(&sys_dir, 0o555)?;
     let ro = MsFlags::MS_RDONLY | nosuid_nodev_noexec;
-    if mount(Some("sysfs"), &sys_dir, Some("sysfs"), ro, None::<&str>).is_err() {
+    if bind_shared_sysfs(cfg, &sys_dir, nosuid_nodev_noexec)? {
+        // The daemon's shared one (a container without a network of its own).
+    } else if mount(Some("sysfs"), &sys_dir, Some("sysfs"), ro, None::<&str>).is_err() {
         // Fall back to a read-only bind of the host's /sys.
         bind_read_only(Path::new("/sys"), &sys_dir, nosuid_nodev_noexec)?;
     }
@@ -342,6 +344,33 @@ fn mount_at(
 ) -> SetupResult<()> {
     mkdir(dir, mode)?;
     mnt(Some(source), dir, Some(fstype), flags, data)
+}
+
+/// The magic number of a sysfs (`statfs`'s f_type).
+const SYSFS_MAGIC: u64 = 0x6265_6572;
+
+/// Binds the daemon's shared sysfs (read-only, of a network namespace with
+/// only loopback; see `crate::mntns::Template::sysfs`) on `sys_dir`, for a
+/// container that sees no network device but its loopback anyway (the
+/// daemon gives the path only to those: `--network none`), neither the
+/// host's network nor a user namespace. A bind is one mount copied; a new
+/// sysfs makes the kernel search every sysfs superblock on the host.
+/// False: mount one instead.
+fn bind_shared_sysfs(cfg: &ContainerConfig, sys_dir: &Path, flags: MsFlags) -> SetupResult<bool> {
+    let Some(src) = &cfg.shared_sysfs else {
+        return Ok(false);
+    };
+    if cfg.host_network || cfg.security.idmap.is_some() {
+        return Ok(false);
+    }
+    // Only a sysfs: never whatever else the path may name.
+    match rustix::fs::statfs(src.as_path()) {
+        Ok(st) if st.f_type as u64 == SYSFS_MAGIC => {}
+        _ => return Ok(false),
+    }
+    mnt(Some(src.as_path()), sys_dir, None, MsFlags::MS_BIND, None)?;
+    remount_read_only(sys_dir, flags)?;
+    Ok(true)
 }
 
 /// A fresh /dev: tmpfs with the usual nodes, devpts, shm and symlinks.

@@ -81,8 +81,9 @@ impl Engine {
         )?;
         let netns_dir = cfg.data_dir.join("netns");
         let template_dir = netns_dir.clone();
+        let sysfs_dir = cfg.data_dir.join("sysfs");
         let mount_template =
-            tokio::task::spawn_blocking(move || mount_template(&template_dir)).await?;
+            tokio::task::spawn_blocking(move || mount_template(&template_dir, &sysfs_dir)).await?;
         let net = {
             let n = &cfg.network;
             let opts = quilt_network::NetOptions {
@@ -217,16 +218,29 @@ fn spread_container_dirs(dir: &std::path::Path) {
 /// `netns_dir` made a private mount point first, then left out of the
 /// template. Without it (an error is logged) starts copy every mount of
 /// the daemon's namespace, as before.
-fn mount_template(netns_dir: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
+///
+/// The template also has a read-only sysfs at `sysfs_dir` (see
+/// `mntns::shared_sysfs`); without it (a warning is logged) every container
+/// mounts its own.
+fn mount_template(
+    netns_dir: &std::path::Path,
+    sysfs_dir: &std::path::Path,
+) -> Option<quilt_runtime::mntns::Template> {
     use quilt_runtime::mntns;
     let made = std::fs::create_dir_all(netns_dir)
+        .and_then(|()| std::fs::create_dir_all(sysfs_dir))
         .and_then(|()| std::fs::canonicalize(netns_dir))
         .and_then(|dir| {
             mntns::private_mount_point(&dir)?;
-            mntns::template_without(&dir)
+            mntns::template_without(&dir, &std::fs::canonicalize(sysfs_dir)?)
         });
     match made {
-        Ok(fd) => Some(fd),
+        Ok(t) => {
+            if let Err(e) = &t.sysfs {
+                tracing::warn!(dir = %sysfs_dir.display(), error = %e, "no shared sysfs: every container mounts its own");
+            }
+            Some(t)
+        }
         Err(e) => {
             tracing::warn!(dir = %netns_dir.display(), error = %e, "no mount namespace template: starts copy every mount");
             None

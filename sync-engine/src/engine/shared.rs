@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     puller: quilt_registry::Puller,
     /// The mount namespace supervisors start from.
     mount_template: Option<std::os::fd::OwnedFd>,
+    shared_sysfs: Option<std::path::PathBuf>,
+    /// Holds the shared sysfs's network namespace (see `mntns::Template`).
+    sysfs_netns: Option<std::os::fd::OwnedFd>,
     /// In a cluster: this node's events, for the other nodes (see
     /// `cluster::events`).
     outbox: Option<tokio::sync::mpsc::Sender<Event>>,
@@ -81,6 +84,8 @@ impl Shared {
             quilt_registry::Puller::new(cfg.registry.clone(), cfg.data_dir.join(PULLS_DIR));
         Shared {
             mount_template: None,
+            shared_sysfs: None,
+            sysfs_netns: None,
             pool: crate::pool::WarmPool::new(&cfg.warm_pools),
             puller,
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -112,9 +117,18 @@ impl Shared {
     }
 
     /// The mount namespace supervisors start from (see `mount_template`).
-    pub fn with_mount_template(mut self, fd: Option<std::os::fd::OwnedFd>) -> Shared {
-        self.mount_template = fd;
+    pub fn with_mount_template(mut self, t: Option<quilt_runtime::mntns::Template>) -> Shared {
+        if let Some(t) = t {
+            self.shared_sysfs = t.sysfs.ok();
+            self.sysfs_netns = t.sysfs_netns;
+            self.mount_template = Some(t.ns);
+        }
         self
+    }
+
+    /// The template's shared sysfs (see `quilt_runtime::mntns::Template`).
+    pub fn shared_sysfs(&self) -> Option<std::path::PathBuf> {
+        self.shared_sysfs.clone()
     }
 
     /// Where a supervisor finds the mount namespace to start from (see

@@ -211,6 +211,12 @@ pub(crate) async fn runtime_config(shared: &Arc<Shared>, c: &Container) -> Resul
         security: Default::default(),
         stdio: c.stdio.runtime(),
         mount_ns: shared.mount_template(),
+        // Only loopback in its namespace: the shared sysfs shows what its
+        // own would.
+        shared_sysfs: match c.network {
+            crate::model::Network::None => shared.shared_sysfs(),
+            _ => None,
+        },
         pooled: false,
     };
     let (shared2, c2) = (shared.clone(), c.clone());
