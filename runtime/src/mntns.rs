@@ -98,23 +98,26 @@ pub struct Template {
     pub ns: OwnedFd,
     /// Where the template has a read-only sysfs of a network namespace with
     /// nothing but loopback, for containers without a network of their own
-    /// to bind (see [`shared_sysfs`]); why not, when it has none.
+    /// to bind (see `shared_sysfs`); why not, when it has none.
     pub sysfs: io::Result<PathBuf>,
-    /// That network namespace, held for as long as the sysfs is used: a
-    /// sysfs holds only a passive reference to the namespace it shows, whose
-    /// loopback goes once nothing else holds it.
-    pub sysfs_netns: Option<OwnedFd>,
+}
+
+/// Where the template's shared sysfs is mounted, and the file its network
+/// namespace is bound on (see `shared_sysfs`). Both must exist.
+#[derive(Debug, Clone)]
+pub struct SysfsAt {
+    pub dir: PathBuf,
+    pub netns_pin: PathBuf,
 }
 
 /// The template: a new mount namespace, a copy of the caller's made a
 /// slave of it, without the mount at `exclude` (a private mount point, see
-/// `private_mount_point`) and what is below it; with a shared sysfs at
-/// `sysfs_at` (an existing empty directory) when one can be made. Made on
-/// a thread of its own (the caller's namespaces are untouched) and held by
-/// the descriptor.
-pub fn template_without(exclude: &Path, sysfs_at: &Path) -> io::Result<Template> {
+/// `private_mount_point`) and what is below it; with a shared sysfs where
+/// `sysfs_at` says, when one can be made (the error of preparing its paths
+/// is the template's `sysfs`). Made on a thread of its own (the caller's
+/// namespaces are untouched) and held by the descriptor.
+pub fn template_without(exclude: &Path, sysfs_at: io::Result<SysfsAt>) -> io::Result<Template> {
     let exclude = exclude.to_path_buf();
-    let sysfs_at = sysfs_at.to_path_buf();
     std::thread::Builder::new()
         .name("quilt-mntns".into())
         .spawn(move || -> io::Result<Template> {
@@ -130,23 +133,23 @@ pub fn template_without(exclude: &Path, sysfs_at: &Path) -> io::Result<Template>
             nix::mount::umount2(&exclude, MntFlags::MNT_DETACH)?;
             let ns = std::fs::File::open("/proc/thread-self/ns/mnt")?;
             // Last: it leaves this thread in a network namespace of its own.
-            let (sysfs, sysfs_netns) = match shared_sysfs(&sysfs_at) {
-                Ok(netns) => (Ok(sysfs_at), Some(netns)),
-                Err(e) => (Err(e), None),
-            };
+            let sysfs = sysfs_at.and_then(|at| shared_sysfs(&at).map(|()| at.dir));
             Ok(Template {
                 ns: ns.into(),
                 sysfs,
-                sysfs_netns,
             })
         })?
         .join()
         .map_err(|_| io::Error::other("the mount namespace thread panicked"))?
 }
 
-/// Mounts, at `dir` in the calling thread's mount namespace, a read-only
-/// sysfs of a new network namespace whose loopback is up, and returns that
-/// namespace; the thread stays in it.
+/// Mounts, at `at.dir` in the calling thread's mount namespace, a
+/// read-only sysfs of a new network namespace whose loopback is up; the
+/// thread stays in that namespace. A sysfs holds only a passive reference to
+/// the namespace it shows, whose loopback would go with the thread: the
+/// namespace is bound on `at.netns_pin` in the same mount namespace, so it
+/// lives as long as the template (every supervisor that entered it), not
+/// just as long as the daemon.
 ///
 /// A container without a network of its own (`--network none`) sees in its
 /// sysfs what every other one does, but for `/sys/class/net`, where it
@@ -155,18 +158,24 @@ pub fn template_without(exclude: &Path, sysfs_at: &Path) -> io::Result<Template>
 /// network namespace on the host) that each new sysfs mount makes: a cost
 /// that grew with the number of live containers. Its `lo` is not the
 /// container's own (its counters are not the container's).
-fn shared_sysfs(dir: &Path) -> io::Result<OwnedFd> {
+fn shared_sysfs(at: &SysfsAt) -> io::Result<()> {
     nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
-    let netns = std::fs::File::open("/proc/thread-self/ns/net")?;
     crate::sys::interface_up("lo")?;
     nix::mount::mount(
+        Some("/proc/thread-self/ns/net"),
+        &at.netns_pin,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    nix::mount::mount(
         Some("sysfs"),
-        dir,
+        &at.dir,
         Some("sysfs"),
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )?;
-    Ok(netns.into())
+    Ok(())
 }
 
 /// Moves the calling process (single-threaded) into the mount namespace

@@ -38,6 +38,13 @@ pub struct CgroupSpec {
     /// Relative path below the hierarchy root, e.g. `quilt/<container id>`.
     pub path: String,
     pub limits: Limits,
+    /// v1: a memory cgroup of its own even without a memory limit. A
+    /// container that may mount the memory hierarchy itself (in a user
+    /// namespace, or with CAP_SYS_ADMIN) would otherwise find there, below
+    /// its cgroup namespace's root, the cgroup it shares with the others
+    /// (see `cgroup::v1::shared_memory_dir`) and their processes.
+    #[serde(default)]
+    pub own_memory: bool,
 }
 
 /// Everything `quilt-shim run` needs to start one container.

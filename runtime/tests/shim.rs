@@ -64,6 +64,7 @@ impl Env {
             layout: self.layout.clone(),
             path: format!("quilt-rt-test/{id}"),
             limits,
+            own_memory: false,
         };
         self.cgroups.push(cg.clone());
         ContainerConfig {
@@ -1519,7 +1520,7 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     adopting.argv = [
         "sh",
         "-c",
-        "echo $WHO $(hostname) $(pwd) $(id -u); cat /proc/self/cgroup",
+        "echo $WHO $(hostname) $(pwd) $(id -u); cat /proc/self/cgroup; sleep 1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -1533,11 +1534,17 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
         panic!("not handed over");
     };
     let report = report.unwrap();
-    let StartReport::Started { shim_pid, .. } = report else {
+    let StartReport::Started { shim_pid, pid, .. } = report else {
         panic!("expected Started, got {report:?}");
     };
     env.started.push((shim_pid, 0));
+    // v1: prepared in the shared memory cgroup (it had no limit), the
+    // workload runs in its own.
+    let host_view = memory_cgroup_of(pid);
     assert!(wait_exit(shim_pid, Duration::from_secs(20)));
+    if let CgroupLayout::V1 { .. } = adopting.cgroup.layout {
+        assert_eq!(host_view, format!("/{}", adopting.cgroup.path));
+    }
     let rec = exitfile::read(&adopting.dir).unwrap().expect("exit.json");
     assert_eq!(rec.exit_code, 0, "{rec:?}");
     let lines = stdout_lines(&adopting.dir);
@@ -1558,15 +1565,13 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
         std::fs::read_to_string(&limit).unwrap().trim(),
         (64u64 << 20).to_string()
     );
-    // v1: prepared in the shared memory cgroup (it had no limit), the
-    // workload runs in its own, below the namespace's root there.
-    if let CgroupLayout::V1 { .. } = adopting.cgroup.layout {
-        let memory = lines
-            .iter()
-            .find_map(|l| l.split_once(":memory:").map(|(_, p)| p))
-            .unwrap_or_else(|| panic!("no memory cgroup in {lines:?}"));
-        assert_eq!(memory, format!("/{}", adopting.id), "{lines:?}");
-    }
+    // Its cgroup namespace is rooted at its cgroups, the memory one it was
+    // moved to included.
+    let cgroups = &lines[1..];
+    assert!(
+        !cgroups.is_empty() && cgroups.iter().all(|l| l.ends_with(":/")),
+        "{lines:?}"
+    );
 
     // Refused: another image root is another shape. The shim cleans up.
     let pooled = env.config(&[], Limits::default());

@@ -95,39 +95,42 @@ fn none_is_loopback_only_and_is_the_default() {
 #[test]
 fn a_container_without_a_network_binds_the_shared_sysfs() {
     let ns = TestNetns::new();
-    let d = daemon_in(&ns);
+    let mut d = daemon_in(&ns);
     // The device of /sys's superblock, /sys/class/net, and whether /sys
     // can be written.
     let probe = "cut -d' ' -f3,5,6 /proc/self/mountinfo | grep ' /sys ' | cut -d, -f1; \
                  ls /sys/class/net | tr '\\n' ' '; echo; \
                  touch /sys/kernel/x 2>/dev/null && echo written || echo refused";
-    let run = |network: &str| -> Vec<String> {
-        let out = d
-            .cli([
-                "run",
-                "--rm",
-                "--network",
-                network,
-                IMAGE,
-                "sh",
-                "-c",
-                probe,
-            ])
-            .ok();
+    let run = |opts: &[&str]| -> Vec<String> {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(opts);
+        args.extend([IMAGE, "sh", "-c", probe]);
+        let out = d.cli(&args).ok();
         let lines: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
         assert_eq!(lines.len(), 3, "{out}");
         lines
     };
-    let a = run("none");
-    let b = run("none");
+    let a = run(&["--network", "none"]);
+    let b = run(&[]);
     assert_eq!(a[0], b[0], "two containers without a network: one sysfs");
     assert!(a[0].ends_with(" ro"), "{a:?}");
     assert_eq!(a[1], "lo", "{a:?}");
     assert_eq!(a[2], "refused", "{a:?}");
-    let c = run("bridge");
+    let c = run(&["--network", "bridge"]);
     assert_ne!(c[0], a[0], "a bridged container mounts a sysfs of its own");
     assert!(c[1].split(' ').any(|n| n == "eth0"), "{c:?}");
     assert_eq!(c[2], "refused", "{c:?}");
+    // One that may add interfaces mounts its own, which shows them.
+    let admin = run(&["--network", "none", "--cap-add", "NET_ADMIN"]);
+    assert_ne!(admin[0], a[0], "NET_ADMIN: a sysfs of its own");
+
+    // The shared sysfs's namespace outlives the daemon that made it: a
+    // container started before a restart still finds its loopback there.
+    let id = d.run_detached(&["--network", "none", IMAGE, "sleep", "300"]);
+    d.restart();
+    let out = d.cli(["exec", &id, "ls", "/sys/class/net"]).ok();
+    assert_eq!(out.trim(), "lo", "after a restart");
+    d.cli(["rm", "-f", &id]).ok();
     d.assert_no_leftovers();
 }
 

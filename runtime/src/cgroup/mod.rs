@@ -122,12 +122,17 @@ pub fn remove_parent_if_empty(layout: &CgroupLayout, parent: &str) {
         layout: layout.clone(),
         path: parent.to_owned(),
         limits: Default::default(),
+        own_memory: false,
     };
     if let Ok(dirs) = dirs(&spec) {
         for d in dirs {
+            // Checked again after the reclaim: a container that joined
+            // meanwhile (another daemon with the same parent) keeps it.
             if is_unused(&d) {
                 remove::release_charges(&d);
-                let _ = std::fs::remove_dir(&d);
+                if is_unused(&d) {
+                    let _ = std::fs::remove_dir(&d);
+                }
             }
         }
     }
@@ -183,7 +188,7 @@ pub fn create(spec: &CgroupSpec) -> Result<(), CgroupError> {
     let rel = rel_path(spec)?;
     match &spec.layout {
         CgroupLayout::V2 { root } => v2::create(root, rel, &spec.limits),
-        CgroupLayout::V1 { root } => v1::create(root, rel, &spec.limits),
+        CgroupLayout::V1 { root } => v1::create(root, rel, spec),
     }
 }
 
@@ -274,7 +279,7 @@ fn join_targets(spec: &CgroupSpec) -> Result<Vec<(PathBuf, bool)>, CgroupError> 
             .iter()
             .filter(|c| root.join(c).is_dir())
             .filter_map(|&c| match c {
-                "memory" => v1::memory_dir(root, rel, &spec.limits).map(|d| (d, false)),
+                "memory" => v1::memory_dir(root, rel, spec).map(|d| (d, false)),
                 _ => Some((root.join(c).join(rel), V1_OPTIONAL.contains(&c))),
             })
             .collect(),
@@ -292,7 +297,7 @@ pub fn adopt(pooled: &CgroupSpec, new: &CgroupSpec, pid: i32) -> Result<(), Cgro
     let (CgroupLayout::V1 { root }, CgroupLayout::V1 { .. }) = (&new.layout, &pooled.layout) else {
         return Ok(());
     };
-    if pooled.limits.memory_bytes.is_some() || new.limits.memory_bytes.is_none() {
+    if v1::wants_own_memory(pooled) || !v1::wants_own_memory(new) {
         return Ok(());
     }
     let rel = rel_path(new)?;
@@ -396,6 +401,7 @@ mod tests {
                 layout: layout.clone(),
                 path: p.into(),
                 limits: Limits::default(),
+                own_memory: false,
             };
             assert!(create(&s).is_err(), "{p:?}");
         }

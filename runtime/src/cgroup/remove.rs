@@ -79,9 +79,10 @@ fn describe_members(dir: &Path) -> String {
 /// removed memcg stays behind as a dying cgroup, pinned by the file pages its
 /// processes charged (ext4 buffers of the overlay's upper and work
 /// directories), and its unreclaimable per-cgroup memory (SUnreclaim) is not
-/// freed until something else reclaims those pages. The kernel refuses it
-/// (EBUSY) while tasks remain: the caller retries after killing them. v2 has
-/// no such file (the kernel reparents charges on removal).
+/// freed until something else reclaims those pages. It reclaims whatever
+/// the cgroup and its children hold, tasks or not (it never refuses): call
+/// it only on a cgroup that is going. v2 has no such file (the kernel
+/// reparents charges on removal).
 pub(super) fn release_charges(dir: &Path) {
     let f = dir.join("memory.force_empty");
     if f.exists() {
@@ -155,6 +156,7 @@ mod tests {
                 cpus: Some(0.5),
                 pids: Some(50),
             },
+            own_memory: false,
         };
         create(&s).unwrap();
         create(&s).unwrap();

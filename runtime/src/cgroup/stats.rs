@@ -43,7 +43,8 @@ pub fn usage(spec: &CgroupSpec) -> Result<Usage, CgroupError> {
         CgroupLayout::V1 { root } => {
             let mut u = v1(root, rel)?;
             if u.memory_bytes.is_none() && root.join("memory").is_dir() {
-                u.memory_bytes = resident_bytes(&members(spec)?);
+                // Unreadable members leave the memory figure out, not the others.
+                u.memory_bytes = members(spec).ok().and_then(|m| resident_bytes(&m));
             }
             Ok(u)
         }

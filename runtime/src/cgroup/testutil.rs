@@ -9,6 +9,7 @@ pub(super) fn spec(layout: CgroupLayout, limits: Limits) -> CgroupSpec {
         layout,
         path: "quilt/c1".into(),
         limits,
+        own_memory: false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Cgroup v1: one hierarchy per controller (`ROOT/memory`, `ROOT/cpu`,
 //! `ROOT/pids`, `ROOT/devices`), each with the container's own directory.
 use super::{CPU_PERIOD_US, CgroupError, V1_HIERARCHIES, cpu_quota_us, io_err, write_file};
-use crate::spec::Limits;
+use crate::spec::CgroupSpec;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -30,18 +30,20 @@ pub(super) fn shared_memory_dir(root: &Path, rel: &Path) -> Option<PathBuf> {
     Some(root.join("memory").join(parent))
 }
 
-/// Whether the container has (or, with a memory limit, gets) a memory
-/// cgroup of its own: it has a limit, or it was made by an older quilt that
-/// gave every container one.
-pub(super) fn own_memory(root: &Path, rel: &Path, limits: &Limits) -> bool {
-    limits.memory_bytes.is_some() || root.join("memory").join(rel).is_dir()
+/// Whether a container of this spec gets a memory cgroup of its own: it has
+/// a memory limit, or asks for one (see `CgroupSpec::own_memory`).
+pub(super) fn wants_own_memory(spec: &CgroupSpec) -> bool {
+    spec.limits.memory_bytes.is_some() || spec.own_memory
 }
 
-/// The memory cgroup the container's processes join: its own, or the
+/// The memory cgroup the container's processes join: its own when it wants
+/// one or has one (a container made by an older quilt, which gave every
+/// container one, or adopted from a pool with a memory limit), else the
 /// shared one (None: none to join).
-pub(super) fn memory_dir(root: &Path, rel: &Path, limits: &Limits) -> Option<PathBuf> {
-    match own_memory(root, rel, limits) {
-        true => Some(root.join("memory").join(rel)),
+pub(super) fn memory_dir(root: &Path, rel: &Path, spec: &CgroupSpec) -> Option<PathBuf> {
+    let own = root.join("memory").join(rel);
+    match wants_own_memory(spec) || own.is_dir() {
+        true => Some(own),
         false => shared_memory_dir(root, rel),
     }
 }
@@ -51,7 +53,8 @@ pub(super) fn memory_dir(root: &Path, rel: &Path, limits: &Limits) -> Option<Pat
 /// container without a memory limit gets no memory cgroup of its own (see
 /// `shared_memory_dir`): the shared one is made instead. (The device list
 /// is written by `restrict_devices`.)
-pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError> {
+pub(super) fn create(root: &Path, rel: &Path, spec: &CgroupSpec) -> Result<(), CgroupError> {
+    let limits = &spec.limits;
     let needed = |ctrl: &str| match ctrl {
         "memory" => limits.memory_bytes.is_some(),
         "cpu" => limits.cpus.is_some(),
@@ -73,7 +76,7 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
             continue;
         }
         let dir = match ctrl {
-            "memory" => match memory_dir(root, rel, limits) {
+            "memory" => match memory_dir(root, rel, spec) {
                 Some(dir) => dir,
                 None => continue,
             },
@@ -249,12 +252,26 @@ mod tests {
         adopt(&unlimited, &cpus, 4243).unwrap();
         assert!(!own.exists());
 
+        // Asked for (a container that could mount the hierarchy itself):
+        // its own, without a limit.
+        fs::remove_dir_all(root.join("memory/quilt")).unwrap();
+        let asked = CgroupSpec {
+            own_memory: true,
+            ..spec(CgroupLayout::V1 { root: root.into() }, Limits::default())
+        };
+        create(&asked).unwrap();
+        join_self(&asked).unwrap();
+        assert_eq!(read(own.join("tasks")), "0");
+        assert!(!own.join("memory.limit_in_bytes").exists());
+        assert!(!root.join("memory/quilt/tasks").exists());
+
         // A cgroup path with no parent: no shared cgroup to join, the
         // process stays in its supervisor's memory cgroup.
         let top = CgroupSpec {
             layout: CgroupLayout::V1 { root: root.into() },
             path: "solo".into(),
             limits: Limits::default(),
+            own_memory: false,
         };
         create(&top).unwrap();
         join_self(&top).unwrap();

@@ -214,6 +214,11 @@ fn setup_and_exec(
     let cfg = match &fds.adopt {
         Some(sock) => {
             adopted = super::pool::await_adoption(sock)?;
+            // The adoption may have moved this process into a cgroup of its
+            // own (v1: a memory cgroup for the adopter's limit), below the
+            // root of the namespace made at preparation: root it there again.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .map_err(setup("unshare cgroup namespace"))?;
             &adopted
         }
         None => cfg,
@@ -352,10 +357,10 @@ const SYSFS_MAGIC: u64 = 0x6265_6572;
 /// Binds the daemon's shared sysfs (read-only, of a network namespace with
 /// only loopback; see `crate::mntns::Template::sysfs`) on `sys_dir`, for a
 /// container that sees no network device but its loopback anyway (the
-/// daemon gives the path only to those: `--network none`), neither the
-/// host's network nor a user namespace. A bind is one mount copied; a new
-/// sysfs makes the kernel search every sysfs superblock on the host.
-/// False: mount one instead.
+/// daemon gives the path only to those: `--network none` without
+/// CAP_NET_ADMIN), neither the host's network nor a user namespace. A bind
+/// is one mount copied; a new sysfs makes the kernel search every sysfs
+/// superblock on the host. False (nothing done): mount one instead.
 fn bind_shared_sysfs(cfg: &ContainerConfig, sys_dir: &Path, flags: MsFlags) -> SetupResult<bool> {
     let Some(src) = &cfg.shared_sysfs else {
         return Ok(false);
@@ -363,14 +368,51 @@ fn bind_shared_sysfs(cfg: &ContainerConfig, sys_dir: &Path, flags: MsFlags) -> S
     if cfg.host_network || cfg.security.idmap.is_some() {
         return Ok(false);
     }
-    // Only a sysfs: never whatever else the path may name.
-    match rustix::fs::statfs(src.as_path()) {
-        Ok(st) if st.f_type as u64 == SYSFS_MAGIC => {}
-        _ => return Ok(false),
+    let Some(tree) = shared_sysfs_tree(src) else {
+        return Ok(false);
+    };
+    // Not attached: nothing was done, mount one instead.
+    if rustix::mount::move_mount(
+        &tree,
+        "",
+        rustix::fs::CWD,
+        sys_dir,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .is_err()
+    {
+        return Ok(false);
     }
-    mnt(Some(src.as_path()), sys_dir, None, MsFlags::MS_BIND, None)?;
     remount_read_only(sys_dir, flags)?;
     Ok(true)
+}
+
+/// A detached copy of the mount at `src`, resolved once: only the root of a
+/// sysfs mount, never whatever else the path names (None then).
+fn shared_sysfs_tree(src: &Path) -> Option<OwnedFd> {
+    use rustix::fs::{AtFlags, Mode, OFlags, StatxAttributes, StatxFlags};
+    let dir = rustix::fs::open(
+        src,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    if rustix::fs::fstatfs(&dir).ok()?.f_type as u64 != SYSFS_MAGIC {
+        return None;
+    }
+    let st = rustix::fs::statx(&dir, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS).ok()?;
+    let root = StatxAttributes::MOUNT_ROOT;
+    if !st.stx_attributes_mask.contains(root) || !st.stx_attributes.contains(root) {
+        return None;
+    }
+    rustix::mount::open_tree(
+        &dir,
+        "",
+        rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .ok()
 }
 
 /// A fresh /dev: tmpfs with the usual nodes, devpts, shm and symlinks.

@@ -88,6 +88,7 @@ pub(crate) async fn end_local_copy(shared: &Shared, id: &str) -> Result<()> {
         layout: shared.layout().clone(),
         path: format!("{}/{}", shared.cfg().cgroup_parent, id),
         limits: Default::default(),
+        own_memory: false,
     };
     let dir = shared.cfg().container_dir(id);
     tokio::task::spawn_blocking(move || {

@@ -227,12 +227,26 @@ fn mount_template(
     sysfs_dir: &std::path::Path,
 ) -> Option<quilt_runtime::mntns::Template> {
     use quilt_runtime::mntns;
+    // The shared sysfs's directory, and the file its namespace is bound on.
+    let sysfs_at = std::fs::create_dir_all(sysfs_dir)
+        .and_then(|()| std::fs::canonicalize(sysfs_dir))
+        .and_then(|dir| {
+            let pin = dir.with_extension("netns");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&pin)?;
+            Ok(mntns::SysfsAt {
+                dir,
+                netns_pin: pin,
+            })
+        });
     let made = std::fs::create_dir_all(netns_dir)
-        .and_then(|()| std::fs::create_dir_all(sysfs_dir))
         .and_then(|()| std::fs::canonicalize(netns_dir))
         .and_then(|dir| {
             mntns::private_mount_point(&dir)?;
-            mntns::template_without(&dir, &std::fs::canonicalize(sysfs_dir)?)
+            mntns::template_without(&dir, sysfs_at)
         });
     match made {
         Ok(t) => {

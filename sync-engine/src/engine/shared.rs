@@ -58,8 +58,6 @@ pub(crate) struct Shared {
     /// The mount namespace supervisors start from.
     mount_template: Option<std::os::fd::OwnedFd>,
     shared_sysfs: Option<std::path::PathBuf>,
-    /// Holds the shared sysfs's network namespace (see `mntns::Template`).
-    sysfs_netns: Option<std::os::fd::OwnedFd>,
     /// In a cluster: this node's events, for the other nodes (see
     /// `cluster::events`).
     outbox: Option<tokio::sync::mpsc::Sender<Event>>,
@@ -85,7 +83,6 @@ impl Shared {
         Shared {
             mount_template: None,
             shared_sysfs: None,
-            sysfs_netns: None,
             pool: crate::pool::WarmPool::new(&cfg.warm_pools),
             puller,
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -120,7 +117,6 @@ impl Shared {
     pub fn with_mount_template(mut self, t: Option<quilt_runtime::mntns::Template>) -> Shared {
         if let Some(t) = t {
             self.shared_sysfs = t.sysfs.ok();
-            self.sysfs_netns = t.sysfs_netns;
             self.mount_template = Some(t.ns);
         }
         self
@@ -283,6 +279,8 @@ impl Shared {
                 cpus: (c.cpus > 0.0).then_some(c.cpus),
                 pids: pos(c.pids_limit),
             },
+            // Set at start, where the container's security is known.
+            own_memory: false,
         }
     }
 

@@ -221,10 +221,35 @@ pub(crate) async fn runtime_config(shared: &Arc<Shared>, c: &Container) -> Resul
     };
     let (shared2, c2) = (shared.clone(), c.clone());
     tokio::task::spawn_blocking(move || {
-        crate::security::runtime_config(&shared2, &c2)
-            .map(|security| ContainerConfig { security, ..config })
+        crate::security::runtime_config(&shared2, &c2).map(|security| {
+            let mut config = ContainerConfig { security, ..config };
+            fit_to_security(&mut config);
+            config
+        })
     })
     .await?
+}
+
+/// What the container's security changes in its config: one that may mount
+/// a cgroup hierarchy itself (a user namespace, CAP_SYS_ADMIN) gets a
+/// memory cgroup of its own (see `CgroupSpec::own_memory`); one that may
+/// add network devices (CAP_NET_ADMIN) mounts a sysfs of its own, which
+/// shows them.
+fn fit_to_security(config: &mut ContainerConfig) {
+    use quilt_runtime::capability::Capability;
+    let has = |cap: Capability| {
+        config
+            .security
+            .capabilities
+            .as_ref()
+            .is_some_and(|caps| caps.iter().any(|&n| u32::from(n) == cap.number()))
+    };
+    if config.security.idmap.is_some() || has(Capability::SysAdmin) {
+        config.cgroup.own_memory = true;
+    }
+    if has(Capability::NetAdmin) {
+        config.shared_sysfs = None;
+    }
 }
 
 /// Prepares the image and runs the shim; Err((exit code, reason)) when the
