@@ -130,6 +130,9 @@ impl ContainerConfig {
         s.hostname.clear();
         s.security.user = None;
         s.cgroup.limits = Limits::default();
+        // A pooled container has a memory cgroup of its own whatever its
+        // adopter asks (see `CgroupSpec::own_memory`).
+        s.cgroup.own_memory = false;
         s.pooled = false;
         s
     }

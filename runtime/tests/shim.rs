@@ -161,6 +161,23 @@ impl Drop for Env {
     }
 }
 
+/// The container's cgroup directory: v1 in the pids hierarchy (every
+/// container has one there); v2 its own, or, without a memory cgroup of its
+/// own, below the parent's shared group.
+fn cgroup_leaf(cg: &CgroupSpec) -> PathBuf {
+    match &cg.layout {
+        CgroupLayout::V1 { root } => root.join("pids").join(&cg.path),
+        CgroupLayout::V2 { root } => {
+            let own = root.join(&cg.path);
+            if cg.limits.memory_bytes.is_some() || cg.own_memory || own.is_dir() {
+                return own;
+            }
+            let (parent, id) = cg.path.rsplit_once('/').expect("a parent");
+            root.join(parent).join("shared-memory").join(id)
+        }
+    }
+}
+
 /// Waits (bounded) for our child `pid` to exit and reaps it.
 fn wait_exit(pid: i32, timeout: Duration) -> bool {
     let Ok(fd) = proc::pidfd_open(pid) else {
@@ -302,10 +319,7 @@ fn missing_command_fails_with_127() {
         other => panic!("expected Failed, got {other:?}"),
     }
     // The shim removed the cgroup again.
-    let dir = match &cfg.cgroup.layout {
-        CgroupLayout::V2 { root } => root.join(&cfg.cgroup.path),
-        CgroupLayout::V1 { root } => root.join("memory").join(&cfg.cgroup.path),
-    };
+    let dir = cgroup_leaf(&cfg.cgroup);
     assert!(!dir.exists(), "{} still exists", dir.display());
     assert_eq!(exitfile::read(&cfg.dir).unwrap(), None);
 
@@ -603,10 +617,7 @@ fn exec_into_running_container() {
     let (shim, pid) = env.run(&cfg);
 
     // The container's PID 1 is in its cgroup.
-    let procs_dir = match &cfg.cgroup.layout {
-        CgroupLayout::V2 { root } => root.join(&cfg.cgroup.path),
-        CgroupLayout::V1 { root } => root.join("pids").join(&cfg.cgroup.path),
-    };
+    let procs_dir = cgroup_leaf(&cfg.cgroup);
     let procs = std::fs::read_to_string(procs_dir.join("cgroup.procs")).unwrap();
     assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
 
@@ -707,7 +718,9 @@ fn cgroup_v2_paths() {
     env.layout = CgroupLayout::V2 { root: root.clone() };
     let cfg = env.config(&["sleep", "100"], Limits::default());
     let (shim, pid) = env.run(&cfg);
-    let leaf = root.join(&cfg.cgroup.path);
+    // No memory limit: below the shared group of the parent.
+    let leaf = cgroup_leaf(&cfg.cgroup);
+    assert!(leaf.starts_with(root.join("quilt-rt-test/shared-memory")));
     let procs = std::fs::read_to_string(leaf.join("cgroup.procs")).unwrap();
     assert_eq!(procs.lines().collect::<Vec<_>>(), vec![pid.to_string()]);
 
@@ -1501,17 +1514,17 @@ fn v1_memory_cgroup_only_with_a_memory_limit() {
 #[test]
 fn a_pooled_container_is_adopted_discarded_or_refused() {
     let mut env = Env::new();
-    let cgroup_dir = |cfg: &ContainerConfig| match &cfg.cgroup.layout {
-        CgroupLayout::V2 { root } => root.join(&cfg.cgroup.path),
-        CgroupLayout::V1 { root } => root.join("pids").join(&cfg.cgroup.path),
-    };
+    let cgroup_dir = |cfg: &ContainerConfig| cgroup_leaf(&cfg.cgroup);
     let prepare = |cfg: &ContainerConfig| match launch::prepare(Path::new(SHIM), cfg).unwrap() {
         launch::PrepareOutcome::Ready(p) => p,
         launch::PrepareOutcome::Failed { message, .. } => panic!("not prepared: {message}"),
     };
 
-    // Adopted.
+    // Adopted. On v1 it is prepared in the shared memory cgroup and moved
+    // into its own for the adopter's limit; on v2 it needs its own from the
+    // start (as the daemon's pools prepare them).
     let mut pooled = env.config(&[], Limits::default());
+    pooled.cgroup.own_memory = matches!(pooled.cgroup.layout, CgroupLayout::V2 { .. });
     pooled.hostname = "pooled".into();
     let p = prepare(&pooled);
     assert!(cgroup_dir(&pooled).is_dir());

@@ -16,7 +16,9 @@ fn control(spec: &CgroupSpec) -> Result<PathBuf, CgroupError> {
     let rel = rel_path(spec)?;
     Ok(match &spec.layout {
         CgroupLayout::V1 { root } => root.join("freezer").join(rel).join("freezer.state"),
-        CgroupLayout::V2 { root } => root.join(rel).join("cgroup.freeze"),
+        CgroupLayout::V2 { root } => root
+            .join(super::v2::placed(root, rel, spec))
+            .join("cgroup.freeze"),
     })
 }
 

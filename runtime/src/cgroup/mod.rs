@@ -83,6 +83,13 @@ pub fn detect_layout_at(root: &Path) -> Result<CgroupLayout, CgroupError> {
     Err(CgroupError::NoHierarchy(root.display().to_string()))
 }
 
+/// Whether a container of this spec gets a memory cgroup of its own: it has
+/// a memory limit, or asks for one (see `CgroupSpec::own_memory`). The
+/// others share one (v1: see `v1::shared_memory_dir`; v2: `v2::placed`).
+fn wants_own_memory(spec: &CgroupSpec) -> bool {
+    spec.limits.memory_bytes.is_some() || spec.own_memory
+}
+
 /// Checks the relative cgroup path: non-empty, no `..`, not absolute.
 fn rel_path(spec: &CgroupSpec) -> Result<&Path, CgroupError> {
     let p = Path::new(spec.path.trim_matches('/'));
@@ -102,7 +109,7 @@ fn rel_path(spec: &CgroupSpec) -> Result<&Path, CgroupError> {
 fn dirs(spec: &CgroupSpec) -> Result<Vec<PathBuf>, CgroupError> {
     let rel = rel_path(spec)?;
     Ok(match &spec.layout {
-        CgroupLayout::V2 { root } => vec![root.join(rel)],
+        CgroupLayout::V2 { root } => vec![root.join(v2::placed(root, rel, spec))],
         CgroupLayout::V1 { root } => V1_HIERARCHIES
             .iter()
             .filter(|c| root.join(c).is_dir())
@@ -124,7 +131,12 @@ pub fn remove_parent_if_empty(layout: &CgroupLayout, parent: &str) {
         limits: Default::default(),
         own_memory: false,
     };
-    if let Ok(dirs) = dirs(&spec) {
+    if let Ok(mut dirs) = dirs(&spec) {
+        // v2: the group of the containers without a memory cgroup of their
+        // own goes first, being below the parent.
+        if let CgroupLayout::V2 { root } = layout {
+            dirs.insert(0, root.join(parent.trim_matches('/')).join(v2::SHARED));
+        }
         for d in dirs {
             // Checked again after the reclaim: a container that joined
             // meanwhile (another daemon with the same parent) keeps it.
@@ -187,7 +199,7 @@ fn cpu_quota_us(cpus: f64) -> u64 {
 pub fn create(spec: &CgroupSpec) -> Result<(), CgroupError> {
     let rel = rel_path(spec)?;
     match &spec.layout {
-        CgroupLayout::V2 { root } => v2::create(root, rel, &spec.limits),
+        CgroupLayout::V2 { root } => v2::create(root, &v2::placed(root, rel, spec), &spec.limits),
         CgroupLayout::V1 { root } => v1::create(root, rel, spec),
     }
 }
@@ -203,7 +215,7 @@ pub fn restrict_devices(
 ) -> Result<(), CgroupError> {
     let rel = rel_path(spec)?;
     match &spec.layout {
-        CgroupLayout::V2 { root } => bpf::apply_v2(root, rel, rules),
+        CgroupLayout::V2 { root } => bpf::apply_v2(root, &v2::placed(root, rel, spec), rules),
         CgroupLayout::V1 { root } => devices::apply_v1(root, rel, rules),
     }
 }
@@ -216,7 +228,7 @@ pub fn device_programs(spec: &CgroupSpec) -> Result<Vec<u32>, CgroupError> {
         return Ok(Vec::new());
     };
     let rel = rel_path(spec)?;
-    let dir = v2::open_dir(root, rel)?;
+    let dir = v2::open_dir(root, &v2::placed(root, rel, spec))?;
     crate::sys::bpf_device_programs(dir.as_fd()).map_err(|e| io_err(&root.join(rel), e))
 }
 
@@ -274,7 +286,7 @@ pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
 fn join_targets(spec: &CgroupSpec) -> Result<Vec<(PathBuf, bool)>, CgroupError> {
     let rel = rel_path(spec)?;
     Ok(match &spec.layout {
-        CgroupLayout::V2 { root } => vec![(root.join(rel), false)],
+        CgroupLayout::V2 { root } => vec![(root.join(v2::placed(root, rel, spec)), false)],
         CgroupLayout::V1 { root } => V1_HIERARCHIES
             .iter()
             .filter(|c| root.join(c).is_dir())
@@ -291,13 +303,29 @@ fn join_targets(spec: &CgroupSpec) -> Result<Vec<(PathBuf, bool)>, CgroupError> 
 /// need and it was not prepared in: on v1, a memory limit gives the
 /// container a memory cgroup of its own, made by `create`; the process
 /// leaves the shared one for it. (Its charges stay where they were made:
-/// the preparation's, not the workload's.) Nothing moves on v2.
+/// the preparation's, not the workload's.) Nothing moves on v2, where one
+/// prepared without a memory cgroup of its own is refused a memory limit.
 pub fn adopt(pooled: &CgroupSpec, new: &CgroupSpec, pid: i32) -> Result<(), CgroupError> {
+    if let CgroupLayout::V2 { root } = &new.layout
+        && wants_own_memory(new)
+        && !wants_own_memory(pooled)
+    {
+        // Its cgroup has no memory controller and could not move without
+        // a migration: a pool that may take memory limits prepares its
+        // containers with `own_memory`.
+        return Err(io_err(
+            &root.join(&new.path),
+            std::io::Error::new(
+                ErrorKind::InvalidInput,
+                "prepared without a memory cgroup of its own: cannot take a memory limit",
+            ),
+        ));
+    }
     create(new)?;
     let (CgroupLayout::V1 { root }, CgroupLayout::V1 { .. }) = (&new.layout, &pooled.layout) else {
         return Ok(());
     };
-    if v1::wants_own_memory(pooled) || !v1::wants_own_memory(new) {
+    if wants_own_memory(pooled) || !wants_own_memory(new) {
         return Ok(());
     }
     let rel = rel_path(new)?;
@@ -314,7 +342,7 @@ pub fn open_v2_dir(spec: &CgroupSpec) -> Result<Option<std::fs::File>, CgroupErr
     let CgroupLayout::V2 { root } = &spec.layout else {
         return Ok(None);
     };
-    v2::open_dir(root, rel_path(spec)?).map(Some)
+    v2::open_dir(root, &v2::placed(root, rel_path(spec)?, spec)).map(Some)
 }
 
 /// Value of a `key N` line in a flat-keyed cgroup file.
@@ -329,7 +357,7 @@ fn keyed_value(content: &str, key: &str) -> Option<u64> {
 pub fn oom_kills(spec: &CgroupSpec) -> Result<u64, CgroupError> {
     let rel = rel_path(spec)?;
     let file = match &spec.layout {
-        CgroupLayout::V2 { root } => v2::oom_file(root, rel),
+        CgroupLayout::V2 { root } => v2::oom_file(root, &v2::placed(root, rel, spec)),
         CgroupLayout::V1 { root } => v1::oom_file(root, rel),
     };
     Ok(read_file(&file)?

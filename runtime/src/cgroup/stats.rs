@@ -41,19 +41,32 @@ pub fn usage(spec: &CgroupSpec) -> Result<Usage, CgroupError> {
     let rel = rel_path(spec)?;
     match &spec.layout {
         CgroupLayout::V1 { root } => {
-            let mut u = v1(root, rel)?;
-            if u.memory_bytes.is_none() && root.join("memory").is_dir() {
-                // Unreadable members leave the memory figure out, not the others.
-                u.memory_bytes = members(spec).ok().and_then(|m| resident_bytes(&m));
-            }
-            Ok(u)
+            let u = v1(root, rel)?;
+            Ok(with_resident(u, spec, root.join("memory").is_dir()))
         }
-        CgroupLayout::V2 { root } => v2(root, rel),
+        CgroupLayout::V2 { root } => {
+            let u = v2(root, &super::v2::placed(root, rel, spec))?;
+            let memory = read_file(&root.join("cgroup.controllers"))
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.split_whitespace().any(|c| c == "memory"));
+            Ok(with_resident(u, spec, memory))
+        }
     }
 }
 
+/// A container without a memory cgroup of its own on a host that has the
+/// controller: its memory figure is its processes' resident memory.
+/// Unreadable members leave that figure out, not the others.
+fn with_resident(mut u: Usage, spec: &CgroupSpec, memory_controller: bool) -> Usage {
+    if u.memory_bytes.is_none() && memory_controller {
+        u.memory_bytes = members(spec).ok().and_then(|m| resident_bytes(&m));
+    }
+    u
+}
+
 /// The resident memory of `pids` together (each process's RSS from
-/// `/proc/PID/statm`; pages two of them share count twice). What a v1
+/// `/proc/PID/statm`; pages two of them share count twice). What a
 /// container without a memory cgroup of its own reports as its memory:
 /// nothing else counts its memory alone. None when no process is left.
 fn resident_bytes(pids: &[i32]) -> Option<u64> {

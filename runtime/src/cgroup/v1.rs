@@ -1,6 +1,8 @@
 //! Cgroup v1: one hierarchy per controller (`ROOT/memory`, `ROOT/cpu`,
 //! `ROOT/pids`, `ROOT/devices`), each with the container's own directory.
-use super::{CPU_PERIOD_US, CgroupError, V1_HIERARCHIES, cpu_quota_us, io_err, write_file};
+use super::{
+    CPU_PERIOD_US, CgroupError, V1_HIERARCHIES, cpu_quota_us, io_err, wants_own_memory, write_file,
+};
 use crate::spec::CgroupSpec;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -28,12 +30,6 @@ pub(super) fn oom_file(root: &Path, rel: &Path) -> PathBuf {
 pub(super) fn shared_memory_dir(root: &Path, rel: &Path) -> Option<PathBuf> {
     let parent = rel.parent().filter(|p| !p.as_os_str().is_empty())?;
     Some(root.join("memory").join(parent))
-}
-
-/// Whether a container of this spec gets a memory cgroup of its own: it has
-/// a memory limit, or asks for one (see `CgroupSpec::own_memory`).
-pub(super) fn wants_own_memory(spec: &CgroupSpec) -> bool {
-    spec.limits.memory_bytes.is_some() || spec.own_memory
 }
 
 /// The memory cgroup the container's processes join: its own when it wants

@@ -1,9 +1,38 @@
 //! Cgroup v2: the unified hierarchy. Our controllers are enabled in the
 //! `cgroup.subtree_control` of every level above the container's cgroup.
 use super::{CONTROLLERS, CPU_PERIOD_US, CgroupError, cpu_quota_us, io_err, read_file, write_file};
-use crate::spec::Limits;
+use crate::spec::{CgroupSpec, Limits};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+
+/// The group, below the parent, of the containers without a memory cgroup
+/// of their own: the memory controller is enabled for it (its processes
+/// are charged to it together) but not for its children, the containers.
+/// A name no container id can take.
+pub(super) const SHARED: &str = "shared-memory";
+
+/// Where the container's cgroup is, relative to the root: `PARENT/ID` for
+/// one with a memory cgroup of its own (see `wants_own_memory`),
+/// `PARENT/shared-memory/ID` for the others. A memory cgroup costs the host
+/// per-shrinker arrays and list_lru slots for every superblock, which grow
+/// with the mounts ever alive (over 0.6 MiB each after thousands of
+/// containers) and are walked when one goes offline. A container that has
+/// its cgroup at the other place (made by an older quilt, which gave every
+/// container its own, or prepared in a warm pool) keeps it there. A path
+/// with no parent stays as it is.
+pub(super) fn placed(root: &Path, rel: &Path, spec: &CgroupSpec) -> PathBuf {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return rel.to_path_buf();
+    };
+    if parent.as_os_str().is_empty() || super::wants_own_memory(spec) {
+        return rel.to_path_buf();
+    }
+    let shared = parent.join(SHARED).join(name);
+    if !root.join(&shared).is_dir() && root.join(rel).is_dir() {
+        return rel.to_path_buf();
+    }
+    shared
+}
 
 /// The membership file `join_self` writes "0" to.
 pub(super) const JOIN_FILE: &str = "cgroup.procs";
@@ -50,9 +79,12 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
         let enabled = read_file(&level.join("cgroup.subtree_control"))?
             .map(|s| controller_list(&s))
             .unwrap_or_default();
+        // The shared group's children have no memory cgroup (see `placed`).
+        let shared = level.file_name() == Some(std::ffi::OsStr::new(SHARED));
         let missing: Vec<&str> = CONTROLLERS
             .iter()
             .copied()
+            .filter(|c| !(shared && *c == "memory"))
             .filter(|c| available.iter().any(|a| a == c) && !enabled.iter().any(|e| e == c))
             .collect();
         if !missing.is_empty() {
@@ -100,7 +132,7 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
 mod tests {
     use super::super::testutil::{fake_v2, read, spec};
     use super::super::{add_process, create, join_self, oom_kills, open_v2_dir};
-    use crate::spec::{CgroupLayout, Limits};
+    use crate::spec::{CgroupLayout, CgroupSpec, Limits};
     use std::fs;
 
     #[test]
@@ -173,10 +205,78 @@ mod tests {
         assert_eq!(read(root.join("cgroup.subtree_control")), "+cpu +io");
         // Nothing missing at the second level: untouched.
         assert_eq!(read(root.join("quilt/cgroup.subtree_control")), "memory\n");
-        let leaf = root.join("quilt/c1");
+        // No memory limit: below the shared group, whose children get no
+        // memory controller (it is the only one it could pass on here).
+        assert!(!root.join("quilt/c1").exists());
+        let leaf = root.join("quilt/shared-memory/c1");
         assert!(leaf.is_dir());
+        assert!(
+            !root
+                .join("quilt/shared-memory/cgroup.subtree_control")
+                .exists()
+        );
         for f in ["memory.max", "cpu.max", "pids.max", "memory.swap.max"] {
             assert!(!leaf.join(f).exists(), "{f}");
         }
+    }
+
+    #[test]
+    fn v2_memory_cgroup_only_with_a_memory_limit() {
+        let t = fake_v2();
+        let root = t.path();
+        let layout = CgroupLayout::V2 { root: root.into() };
+        let unlimited = spec(
+            layout.clone(),
+            Limits {
+                pids: Some(9),
+                ..Default::default()
+            },
+        );
+        create(&unlimited).unwrap();
+        let shared = root.join("quilt/shared-memory");
+        // memory for the shared group, not for its children.
+        assert_eq!(
+            read(root.join("quilt/cgroup.subtree_control")),
+            "+memory +cpu +pids +io"
+        );
+        assert_eq!(
+            read(shared.join("cgroup.subtree_control")),
+            "+cpu +pids +io"
+        );
+        assert_eq!(read(shared.join("c1/pids.max")), "9");
+        join_self(&unlimited).unwrap();
+        assert_eq!(read(shared.join("c1/cgroup.procs")), "0");
+        assert!(open_v2_dir(&unlimited).unwrap().is_some());
+        assert_eq!(oom_kills(&unlimited).unwrap(), 0);
+        assert!(!root.join("quilt/c1").exists());
+
+        // A memory limit, or a container that asks: a cgroup of its own.
+        let limited = CgroupSpec {
+            path: "quilt/c2".into(),
+            ..spec(
+                layout.clone(),
+                Limits {
+                    memory_bytes: Some(1 << 20),
+                    ..Default::default()
+                },
+            )
+        };
+        create(&limited).unwrap();
+        assert_eq!(read(root.join("quilt/c2/memory.max")), "1048576");
+        let asked = CgroupSpec {
+            path: "quilt/c3".into(),
+            own_memory: true,
+            ..spec(layout.clone(), Limits::default())
+        };
+        create(&asked).unwrap();
+        assert!(root.join("quilt/c3").is_dir());
+        // Made elsewhere (an older quilt, a warm pool): found where it is.
+        let legacy = CgroupSpec {
+            path: "quilt/c3".into(),
+            ..spec(layout, Limits::default())
+        };
+        join_self(&legacy).unwrap();
+        assert_eq!(read(root.join("quilt/c3/cgroup.procs")), "0");
+        assert!(!shared.join("c3").exists());
     }
 }

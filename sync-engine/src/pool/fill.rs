@@ -199,8 +199,11 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
     c.hostname = c.name.clone();
     c.created_at_ns = now_ns();
     let mut config = crate::services::starter::runtime_config(shared, &c).await?;
-    // Prepared without limits: the adopter's are written on adoption.
+    // Prepared without limits: the adopter's are written on adoption. With
+    // a memory cgroup of its own, so that a memory limit has one to go to
+    // (on v2 the process could not move to another without a migration).
     config.cgroup.limits = Default::default();
+    config.cgroup.own_memory = true;
     let net = shared.net().clone();
     let slot = {
         let (net, id) = (net.clone(), id.clone());

@@ -53,10 +53,29 @@ pub fn cgroup_hierarchies() -> Vec<PathBuf> {
 /// relative to the hierarchy root (`<parent>/<id>`).
 pub fn cgroup_dir(controller: &str, rel: &str) -> PathBuf {
     match cgroup_version() {
-        CgroupVersion::V2 => Path::new(CGROUP_ROOT).join(rel),
+        CgroupVersion::V2 => {
+            // A container without a memory cgroup of its own is below the
+            // parent's shared group.
+            let own = Path::new(CGROUP_ROOT).join(rel);
+            match rel.rsplit_once('/') {
+                Some((parent, id)) if !own.is_dir() => {
+                    let shared = Path::new(CGROUP_ROOT)
+                        .join(parent)
+                        .join(SHARED_MEMORY_GROUP)
+                        .join(id);
+                    if shared.is_dir() { shared } else { own }
+                }
+                _ => own,
+            }
+        }
         CgroupVersion::V1 => Path::new(CGROUP_ROOT).join(controller).join(rel),
     }
 }
+
+/// Cgroup v2: the group below quiltd's parent cgroup that holds the
+/// containers without a memory cgroup of their own (the daemon's, as the
+/// parent is; the runtime's `cgroup::v2::SHARED`).
+pub const SHARED_MEMORY_GROUP: &str = "shared-memory";
 
 /// All cgroup directories strictly below `parent` in every hierarchy,
 /// deepest first (the order in which they can be removed).

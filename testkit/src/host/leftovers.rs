@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::cgroup::{cgroups_below, pids_in_cgroups};
+use super::cgroup::{SHARED_MEMORY_GROUP, cgroups_below, pids_in_cgroups};
 use super::mounts::mounts_under;
 use super::proc::{ProcInfo, shims_of, zombies_of};
 
@@ -50,6 +50,15 @@ pub struct Leftovers {
 /// is gone, are counted as leftover mounts.
 pub const POOL_BOUND: usize = 16;
 
+/// The daemon's shared memory group (v2), right below its parent cgroup:
+/// not a container's, so not a leftover (its children are).
+fn is_shared_memory_group(dir: &std::path::Path, parent: &str) -> bool {
+    dir.file_name() == Some(std::ffi::OsStr::new(SHARED_MEMORY_GROUP))
+        && dir
+            .parent()
+            .is_some_and(|p| p.ends_with(parent.trim_matches('/')))
+}
+
 impl Leftovers {
     /// Looks at the host once.
     pub fn scan(f: &Footprint<'_>) -> Leftovers {
@@ -58,7 +67,10 @@ impl Leftovers {
         parents.extend(f.quiltd);
         Leftovers {
             container_dirs: entries(&f.data_dir.join("containers")),
-            cgroups: cgroups_below(f.cgroup_parent),
+            cgroups: cgroups_below(f.cgroup_parent)
+                .into_iter()
+                .filter(|d| !is_shared_memory_group(d, f.cgroup_parent))
+                .collect(),
             cgroup_pids: pids_in_cgroups(f.cgroup_parent).into_iter().collect(),
             zombies: zombies_of(&parents),
             shims,
