@@ -38,11 +38,12 @@ pub struct CgroupSpec {
     /// Relative path below the hierarchy root, e.g. `quilt/<container id>`.
     pub path: String,
     pub limits: Limits,
-    /// v1: a memory cgroup of its own even without a memory limit. A
+    /// A memory cgroup of its own even without a memory limit. On v1 a
     /// container that may mount the memory hierarchy itself (in a user
-    /// namespace, or with CAP_SYS_ADMIN) would otherwise find there, below
-    /// its cgroup namespace's root, the cgroup it shares with the others
-    /// (see `cgroup::v1::shared_memory_dir`) and their processes.
+    /// namespace, or with CAP_SYS_ADMIN) would otherwise find there, at its
+    /// cgroup namespace's root, the group it shares with the others and
+    /// their processes; on v2 a warm pool's container needs one for the
+    /// limit its adopter may set.
     #[serde(default)]
     pub own_memory: bool,
 }

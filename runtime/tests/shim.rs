@@ -1143,7 +1143,7 @@ fn a_changed_device_is_refused() {
     // Nothing left of either: the shim removed the cgroups it made.
     for cg in &env.cgroups {
         let dir = match &cg.layout {
-            CgroupLayout::V2 { root } => root.join(&cg.path),
+            CgroupLayout::V2 { .. } => cgroup_leaf(cg),
             CgroupLayout::V1 { root } => root.join("devices").join(&cg.path),
         };
         assert!(!dir.exists(), "{}", dir.display());

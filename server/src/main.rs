@@ -294,8 +294,11 @@ fn upstream_dns(given: &[String]) -> Result<Vec<std::net::SocketAddr>> {
 }
 
 fn validate_cgroup_parent(p: &str) -> Result<()> {
+    // `shared-memory` is the name of the group below the parent that holds
+    // the containers without a memory cgroup of their own (cgroup v2).
     let ok = !p.is_empty()
-        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && p.split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && c != "shared-memory")
         && p.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if !ok {
@@ -677,4 +680,30 @@ async fn wait_for_signal() {
 
 fn parse_pool(s: &str) -> std::result::Result<quilt_sync_engine::PoolSpec, String> {
     quilt_sync_engine::PoolSpec::parse(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_cgroup_parent;
+
+    #[test]
+    fn cgroup_parents() {
+        for ok in ["quilt", "a/b", "quilt-bench.1_x"] {
+            assert!(validate_cgroup_parent(ok).is_ok(), "{ok}");
+        }
+        // The shared memory group's name is refused as any component: the
+        // cgroup code tells the group from a parent by its place.
+        for bad in [
+            "",
+            "/",
+            "a//b",
+            "..",
+            "a/../b",
+            "a b",
+            "shared-memory",
+            "x/shared-memory",
+        ] {
+            assert!(validate_cgroup_parent(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -93,6 +93,14 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
         CgroupVersion::V2 => read_trimmed(&d.cgroup_dir("", &id).join("memory.max")),
     };
     assert_eq!(limit.as_deref(), Some("33554432"));
+    // Its process is in that cgroup (on v1 the pooled one was prepared in
+    // the shared memory cgroup and moved there on adoption).
+    let memcg = match cgroup_version() {
+        CgroupVersion::V1 => d.cgroup_dir("memory", &id),
+        CgroupVersion::V2 => d.cgroup_dir("", &id),
+    };
+    let members = read_trimmed(&memcg.join("cgroup.procs")).unwrap_or_default();
+    assert_eq!(members.lines().count(), 1, "{members:?}");
     let hostname = d.cli(["exec", &id, "hostname"]).ok();
     assert_eq!(
         hostname,

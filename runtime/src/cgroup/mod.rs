@@ -129,7 +129,8 @@ pub fn remove_parent_if_empty(layout: &CgroupLayout, parent: &str) {
         layout: layout.clone(),
         path: parent.to_owned(),
         limits: Default::default(),
-        own_memory: false,
+        // The parent itself, wherever it is.
+        own_memory: true,
     };
     if let Ok(mut dirs) = dirs(&spec) {
         // v2: the group of the containers without a memory cgroup of their
@@ -199,7 +200,11 @@ fn cpu_quota_us(cpus: f64) -> u64 {
 pub fn create(spec: &CgroupSpec) -> Result<(), CgroupError> {
     let rel = rel_path(spec)?;
     match &spec.layout {
-        CgroupLayout::V2 { root } => v2::create(root, &v2::placed(root, rel, spec), &spec.limits),
+        CgroupLayout::V2 { root } => {
+            let placed = v2::placed(root, rel, spec);
+            let shared = placed != rel;
+            v2::create(root, &placed, &spec.limits, shared)
+        }
         CgroupLayout::V1 { root } => v1::create(root, rel, spec),
     }
 }

@@ -63,7 +63,15 @@ fn controller_list(s: &str) -> Vec<String> {
 
 /// Creates the container's cgroup, enabling our controllers on the way
 /// down, and writes the limits.
-pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), CgroupError> {
+///
+/// `shared`: `rel` is below the shared group (see `placed`), whose children
+/// get every controller but memory.
+pub(super) fn create(
+    root: &Path,
+    rel: &Path,
+    limits: &Limits,
+    shared: bool,
+) -> Result<(), CgroupError> {
     // Walk from the root down to the parent of the leaf, enabling our
     // controllers for the children of each level.
     let comps: Vec<_> = rel.components().collect();
@@ -71,7 +79,7 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
     // What the kernel makes available to `level`'s children is what `level`
     // enabled; used when a (fake) level has no cgroup.controllers file.
     let mut inherited: Option<Vec<String>> = None;
-    for comp in &comps {
+    for (i, comp) in comps.iter().enumerate() {
         let available = match read_file(&level.join("cgroup.controllers"))? {
             Some(s) => controller_list(&s),
             None => inherited.clone().unwrap_or_default(),
@@ -80,11 +88,11 @@ pub(super) fn create(root: &Path, rel: &Path, limits: &Limits) -> Result<(), Cgr
             .map(|s| controller_list(&s))
             .unwrap_or_default();
         // The shared group's children have no memory cgroup (see `placed`).
-        let shared = level.file_name() == Some(std::ffi::OsStr::new(SHARED));
+        let no_memory = shared && i + 1 == comps.len();
         let missing: Vec<&str> = CONTROLLERS
             .iter()
             .copied()
-            .filter(|c| !(shared && *c == "memory"))
+            .filter(|c| !(no_memory && *c == "memory"))
             .filter(|c| available.iter().any(|a| a == c) && !enabled.iter().any(|e| e == c))
             .collect();
         if !missing.is_empty() {

@@ -199,11 +199,15 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
     c.hostname = c.name.clone();
     c.created_at_ns = now_ns();
     let mut config = crate::services::starter::runtime_config(shared, &c).await?;
-    // Prepared without limits: the adopter's are written on adoption. With
-    // a memory cgroup of its own, so that a memory limit has one to go to
-    // (on v2 the process could not move to another without a migration).
+    // Prepared without limits: the adopter's are written on adoption. On v2
+    // with a memory cgroup of its own, so that a memory limit has one to go
+    // to (the process could not move without a migration; on v1 it moves
+    // into one made on adoption).
     config.cgroup.limits = Default::default();
-    config.cgroup.own_memory = true;
+    config.cgroup.own_memory = matches!(
+        config.cgroup.layout,
+        quilt_runtime::spec::CgroupLayout::V2 { .. }
+    );
     let net = shared.net().clone();
     let slot = {
         let (net, id) = (net.clone(), id.clone());

@@ -230,9 +230,9 @@ pub(crate) async fn runtime_config(shared: &Arc<Shared>, c: &Container) -> Resul
     .await?
 }
 
-/// What the container's security changes in its config: one that may mount
-/// a cgroup hierarchy itself (a user namespace, CAP_SYS_ADMIN) gets a
-/// memory cgroup of its own (see `CgroupSpec::own_memory`); one that may
+/// What the container's security changes in its config: on v1 one that
+/// may mount a cgroup hierarchy itself (a user namespace, CAP_SYS_ADMIN)
+/// gets a memory cgroup of its own (see `CgroupSpec::own_memory`); one that may
 /// add network devices (CAP_NET_ADMIN) mounts a sysfs of its own, which
 /// shows them.
 fn fit_to_security(config: &mut ContainerConfig) {
@@ -244,7 +244,12 @@ fn fit_to_security(config: &mut ContainerConfig) {
             .as_ref()
             .is_some_and(|caps| caps.iter().any(|&n| u32::from(n) == cap.number()))
     };
-    if config.security.idmap.is_some() || has(Capability::SysAdmin) {
+    // On v2 the namespace's root is the container's own cgroup either way.
+    let v1 = matches!(
+        config.cgroup.layout,
+        quilt_runtime::spec::CgroupLayout::V1 { .. }
+    );
+    if v1 && (config.security.idmap.is_some() || has(Capability::SysAdmin)) {
         config.cgroup.own_memory = true;
     }
     if has(Capability::NetAdmin) {
