@@ -34,6 +34,29 @@ pub fn pidfd_send_signal(pidfd: &impl AsFd, signal: Signal) -> io::Result<()> {
     Ok(())
 }
 
+/// openat2(2), tried again while the kernel answers EAGAIN. With
+/// RESOLVE_IN_ROOT or RESOLVE_BENEATH, a walk through ".." fails so when a
+/// mount or a rename happened anywhere on the host meanwhile (the kernel
+/// cannot then prove that it stayed inside), and the caller is meant to
+/// retry: on a host starting many containers that is common. Bounded: the
+/// 128th EAGAIN is returned.
+pub fn openat2<P: ?Sized + nix::NixPath, Fd: AsFd>(
+    dirfd: Fd,
+    path: &P,
+    how: nix::fcntl::OpenHow,
+) -> nix::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match nix::fcntl::openat2(dirfd.as_fd(), path, how) {
+            Err(Errno::EAGAIN) if tries < 128 => {
+                tries += 1;
+                std::thread::yield_now();
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Marks every descriptor >= `from` close-on-exec (close_range(2) with
 /// CLOSE_RANGE_CLOEXEC). Errors are ignored by callers: it is a hardening step.
 pub fn cloexec_from(from: u32) -> io::Result<()> {
@@ -628,6 +651,74 @@ pub fn mount_setattr_fd_recursive(fd: BorrowedFd<'_>, set: u64) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Opens `a/../b` in a directory, resolved in it, while another thread
+    /// mounts and unmounts (in a mount namespace of its own) as fast as it
+    /// can: every mount makes the kernel's ".." check fail with EAGAIN;
+    /// the wrapper tries again. Returns the first error of `open`, if any.
+    fn open_while_mounting(open: impl Fn(&OwnedFd) -> nix::Result<OwnedFd>) -> Option<nix::Error> {
+        use nix::mount::{MntFlags, MsFlags, mount, umount2};
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("b"), "").unwrap();
+        let target = dir.path().join("a");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let mounter = std::thread::spawn(move || {
+            nix::sched::unshare(CloneFlags::CLONE_NEWNS).unwrap();
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .unwrap();
+            while !flag.load(Ordering::Relaxed) {
+                mount(
+                    Some("tmpfs"),
+                    &target,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .unwrap();
+                umount2(&target, MntFlags::MNT_DETACH).unwrap();
+            }
+        });
+        let root: OwnedFd = std::fs::File::open(dir.path()).unwrap().into();
+        let mut first = None;
+        for _ in 0..20_000 {
+            if let Err(e) = open(&root) {
+                first = Some(e);
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        mounter.join().unwrap();
+        first
+    }
+
+    #[test]
+    fn openat2_is_tried_again_while_mounts_race_its_dotdot() {
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (it mounts)"
+        );
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+        // The kernel's own answer under this race (what the wrapper is for);
+        // a kernel that never gives it leaves nothing to show.
+        let raw = open_while_mounting(|root| nix::fcntl::openat2(root, "a/../b", how));
+        assert!(matches!(raw, None | Some(Errno::EAGAIN)), "{raw:?}");
+        let wrapped = open_while_mounting(|root| openat2(root, "a/../b", how));
+        assert_eq!(
+            wrapped, None,
+            "the kernel answered EAGAIN {raw:?} unwrapped"
+        );
+    }
 
     #[test]
     fn a_directory_is_marked_top_or_refused() {

@@ -105,7 +105,7 @@ fn open_beneath(dir: &Path, rel: &Path) -> io::Result<std::fs::File> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = nix::fcntl::openat2(&root, rel, how).map_err(|e| match e {
+    let fd = crate::sys::openat2(&root, rel, how).map_err(|e| match e {
         nix::errno::Errno::EXDEV | nix::errno::Errno::ELOOP => invalid(format!(
             "{} leads out of the layout directory",
             rel.display()

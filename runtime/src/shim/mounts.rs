@@ -31,7 +31,7 @@ pub(super) fn open_source(source: &Path, volume: bool) -> SetupResult<(OwnedFd, 
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(resolve);
-    match nix::fcntl::openat2(nix::fcntl::AT_FDCWD, source, how) {
+    match crate::sys::openat2(nix::fcntl::AT_FDCWD, source, how) {
         Ok(fd) => Ok((fd, shown)),
         Err(nix::errno::Errno::ELOOP) => Err(swapped()),
         Err(nix::errno::Errno::ENOSYS) => {
@@ -258,7 +258,7 @@ pub(super) fn open_parent(root: &OwnedFd, path: &str) -> SetupResult<(OwnedFd, S
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
         .resolve(in_root());
-    let dir = nix::fcntl::openat2(root, parent, how).map_err(|e| bad(format!("{parent}: {e}")))?;
+    let dir = crate::sys::openat2(root, parent, how).map_err(|e| bad(format!("{parent}: {e}")))?;
     Ok((dir, name.to_owned()))
 }
 
@@ -267,7 +267,7 @@ fn open_in_root(rootfs: &OwnedFd, path: &str) -> SetupResult<OwnedFd> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(in_root());
-    nix::fcntl::openat2(rootfs, path, how)
+    crate::sys::openat2(rootfs, path, how)
         .map_err(|e| SetupError::new(EXIT_SETUP, format!("mount target {path}: {e}")))
 }
 
@@ -286,7 +286,7 @@ pub(super) fn open_target(root: &OwnedFd, target: &str, file: bool) -> SetupResu
         if dir {
             flags |= OFlag::O_DIRECTORY;
         }
-        nix::fcntl::openat2(root, path, OpenHow::new().flags(flags).resolve(in_root()))
+        crate::sys::openat2(root, path, OpenHow::new().flags(flags).resolve(in_root()))
     };
     // Each directory on the way, made when missing, then reopened through
     // the root (what was made may be raced; only what resolves inside the
