@@ -60,10 +60,21 @@ pub fn write(dir: &Path, rec: &ExitRecord) -> std::io::Result<()> {
 
 /// Before a start: removes DIR/exit.json if present and reserves the space
 /// of the next one.
+///
+/// Nothing is written when there is no exit.json and the reserved file is
+/// there at its full length: a reservation made (and synced) by an earlier
+/// call that no exit used, as a warm pool's container's, or one whose
+/// write was cut before its rename (every exit writes all of it again).
 pub fn clear(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(dir.join(EXIT_FILE)) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        r => r?,
+    let exited = match std::fs::remove_file(dir.join(EXIT_FILE)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        r => r.map(|()| true)?,
+    };
+    if !exited
+        && std::fs::symlink_metadata(dir.join(RESERVED))
+            .is_ok_and(|m| m.is_file() && m.len() == RESERVED_LEN as u64)
+    {
+        return Ok(());
     }
     let mut f = std::fs::File::create(dir.join(RESERVED))?;
     f.write_all(&[b' '; RESERVED_LEN])?;
@@ -105,6 +116,41 @@ mod tests {
         clear(dir.path()).unwrap();
         clear(dir.path()).unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn an_unused_reservation_is_kept_as_it_is() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        clear(dir.path()).unwrap();
+        let reserved = dir.path().join(RESERVED);
+        let first = std::fs::metadata(&reserved).unwrap();
+        // Marked, to see whether the next clear writes it again.
+        std::fs::write(&reserved, [b'x'; RESERVED_LEN]).unwrap();
+        clear(dir.path()).unwrap();
+        let kept = std::fs::metadata(&reserved).unwrap();
+        assert_eq!(kept.ino(), first.ino());
+        assert_eq!(std::fs::read(&reserved).unwrap(), vec![b'x'; RESERVED_LEN]);
+        // Short: made again at full length.
+        std::fs::write(&reserved, b"short").unwrap();
+        clear(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&reserved).unwrap(), vec![b' '; RESERVED_LEN]);
+        // After an exit: the status goes, the space is reserved again.
+        write(
+            dir.path(),
+            &ExitRecord {
+                exit_code: 1,
+                signal: 0,
+                oom_killed: false,
+                finished_at_ns: 1,
+                killed_because: None,
+            },
+        )
+        .unwrap();
+        assert!(!reserved.exists());
+        clear(dir.path()).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), None);
+        assert_eq!(std::fs::read(&reserved).unwrap(), vec![b' '; RESERVED_LEN]);
     }
 
     #[test]
