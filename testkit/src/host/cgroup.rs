@@ -146,6 +146,14 @@ pub fn remove_cgroups(parent: &str) -> Vec<String> {
     let mut dirs = cgroups_below(parent);
     dirs.extend(cgroup_parents(parent));
     for d in dirs {
+        // v1 memory: the charges go first (as quiltd does), or the removed
+        // cgroup stays behind as a dying one, pinned by page cache its
+        // processes charged. The parent holds those of every container
+        // without a memory limit.
+        let force_empty = d.join("memory.force_empty");
+        if force_empty.exists() {
+            let _ = fs::write(&force_empty, "0");
+        }
         // rmdir fails with EBUSY while a dying task is still accounted.
         let ok = retry(Duration::from_secs(5), || match fs::remove_dir(&d) {
             Ok(()) => Some(()),
