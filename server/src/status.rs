@@ -4,7 +4,35 @@
 use quilt_sync_engine::EngineError;
 use tonic::Status;
 
+/// The longest status message sent: an error that echoes a hostile input
+/// (a name, a signal, a path) never answers with all of it.
+const MAX_MESSAGE: usize = 1024;
+
+/// `m` cut to `MAX_MESSAGE` bytes (on a character boundary), saying so.
+fn bounded(m: String) -> String {
+    if m.len() <= MAX_MESSAGE {
+        return m;
+    }
+    let mut end = MAX_MESSAGE;
+    while !m.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &m[..end], m.len())
+}
+
 pub fn to_status(e: EngineError) -> Status {
+    let s = engine_status(e);
+    match s.message().len() > MAX_MESSAGE {
+        true => {
+            let mut cut = Status::new(s.code(), bounded(s.message().to_owned()));
+            *cut.metadata_mut() = s.metadata().clone();
+            cut
+        }
+        false => s,
+    }
+}
+
+fn engine_status(e: EngineError) -> Status {
     match e {
         EngineError::InvalidArgument(m) => Status::invalid_argument(m),
         EngineError::NotFound(m) => Status::not_found(m),
@@ -61,4 +89,36 @@ pub fn fix_decode_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
             .insert("grpc-status", http::HeaderValue::from_static("3"));
     }
     resp
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let short = to_status(EngineError::InvalidArgument("invalid signal \"X\"".into()));
+        assert_eq!(short.message(), "invalid signal \"X\"");
+        let long = "é".repeat(3000);
+        let s = to_status(EngineError::InvalidArgument(format!(
+            "invalid signal {long:?}"
+        )));
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(
+            s.message().len() < MAX_MESSAGE + 64,
+            "{}",
+            s.message().len()
+        );
+        assert!(
+            s.message().ends_with("(6017 bytes in all)"),
+            "{}",
+            s.message()
+        );
+        let busy = to_status(EngineError::Busy {
+            message: "x".repeat(5000),
+            retry_after: std::time::Duration::from_millis(250),
+        });
+        assert_eq!(busy.metadata().get("retry-after-ms").unwrap(), "250");
+        assert!(busy.message().len() < MAX_MESSAGE + 64);
+    }
 }

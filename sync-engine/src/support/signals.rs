@@ -10,8 +10,11 @@ pub(crate) fn requested(signal: &str) -> Result<Signal> {
     if signal.is_empty() {
         return Ok(Signal::KILL);
     }
-    Signal::parse(signal)
-        .ok_or_else(|| EngineError::InvalidArgument(format!("invalid signal {signal:?}")))
+    Signal::parse(signal).ok_or_else(|| match signal.len() {
+        // A signal's name is short: a long one is not echoed back.
+        0..=32 => EngineError::InvalidArgument(format!("invalid signal {signal:?}")),
+        n => EngineError::InvalidArgument(format!("invalid signal: a {n}-byte name")),
+    })
 }
 
 /// Sends `sig` through `pidfd`; a process that is already gone is no error.
