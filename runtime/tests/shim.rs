@@ -173,7 +173,7 @@ fn cgroup_leaf(cg: &CgroupSpec) -> PathBuf {
                 return own;
             }
             let (parent, id) = cg.path.rsplit_once('/').expect("a parent");
-            root.join(parent).join("shared-memory").join(id)
+            root.join(parent).join(cgroup::SHARED_MEMORY_GROUP).join(id)
         }
     }
 }

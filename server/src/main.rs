@@ -294,11 +294,12 @@ fn upstream_dns(given: &[String]) -> Result<Vec<std::net::SocketAddr>> {
 }
 
 fn validate_cgroup_parent(p: &str) -> Result<()> {
-    // `shared-memory` is the name of the group below the parent that holds
-    // the containers without a memory cgroup of their own (cgroup v2).
+    // The name of the group below the parent that holds the containers
+    // without a memory cgroup of their own (cgroup v2).
+    let shared = quilt_runtime::cgroup::SHARED_MEMORY_GROUP;
     let ok = !p.is_empty()
         && p.split('/')
-            .all(|c| !c.is_empty() && c != "." && c != ".." && c != "shared-memory")
+            .all(|c| !c.is_empty() && c != "." && c != ".." && c != shared)
         && p.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if !ok {

@@ -16,6 +16,10 @@ mod v2;
 pub use freeze::{freeze, is_frozen, thaw};
 pub use remove::remove;
 pub use stats::{Usage, members, usage};
+/// Cgroup v2: the group below the parent that holds the containers without
+/// a memory cgroup of their own (see `v2::placed`); no parent may use the
+/// name as a component.
+pub use v2::SHARED as SHARED_MEMORY_GROUP;
 
 use crate::spec::{CgroupLayout, CgroupSpec};
 use std::io::{ErrorKind, Write};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// of their own: the memory controller is enabled for it (its processes
 /// are charged to it together) but not for its children, the containers.
 /// A name no container id can take.
-pub(super) const SHARED: &str = "shared-memory";
+pub const SHARED: &str = "shared-memory";
 
 /// Where the container's cgroup is, relative to the root: `PARENT/ID` for
 /// one with a memory cgroup of its own (see `wants_own_memory`),
