@@ -253,7 +253,7 @@ measure() {
 # ------------------------------------------------------------------ build --
 log "building release binaries (cargo decides what is out of date)"
 build_t0=$SECONDS
-(cd "$ROOT" && cargo build --release --quiet -p quilt-server -p quilt-cli -p quilt-runtime -p quilt-bench) \
+(cd "$ROOT" && scripts/build.sh --quiet -p quilt-server -p quilt-cli -p quilt-runtime -p quilt-bench) \
   || die "build failed"
 log "build: $((SECONDS - build_t0)) s (not part of the timed run)"
 for b in "$QUILTD" "$QUILT" "$QB" "$BIN/quilt-shim"; do

@@ -18,7 +18,7 @@ apt-get update
 apt-get install -y "${QUILT_RUN_PACKAGES[@]}"
 quilt_check_overlay
 
-cargo build --release --workspace
+scripts/build.sh
 
 QUILTD=target/release/quiltd
 QUILT=target/release/quilt

@@ -19,4 +19,13 @@ quilt_check_overlay
 # The tests drive the real binaries, which they find next to themselves
 # (target/debug, or $CARGO_TARGET_DIR/debug): build them first.
 cargo build --workspace
+# The end-to-end tests run the shim as scripts/build.sh ships it: linked
+# statically, kept apart because `cargo test` puts the dynamic one back in
+# target/debug (runtime/tests/shim.rs runs that one).
+target="${CARGO_TARGET_DIR:-target}"
+scripts/static-shim.sh
+mkdir -p "$target/debug/static-shim"
+cp "$target/debug/quilt-shim" "$target/debug/static-shim/quilt-shim"
+QUILT_TEST_SHIM="$(realpath "$target/debug/static-shim/quilt-shim")"
+export QUILT_TEST_SHIM
 cargo test --workspace --no-fail-fast -- --test-threads="${QUILT_TEST_THREADS:-2}" "$@"

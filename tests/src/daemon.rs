@@ -219,6 +219,11 @@ impl Daemon {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        // scripts/test.sh names the statically linked shim the release
+        // build ships; without it, quiltd runs the one beside it.
+        if let Some(shim) = std::env::var_os("QUILT_TEST_SHIM") {
+            cmd.arg("--shim").arg(shim);
+        }
         cmd.args(&self.args);
         cmd.spawn().expect("spawn quiltd")
     }
