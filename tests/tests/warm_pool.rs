@@ -93,6 +93,12 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
         CgroupVersion::V2 => read_trimmed(&d.cgroup_dir("", &id).join("memory.max")),
     };
     assert_eq!(limit.as_deref(), Some("33554432"));
+    // quiltd's default pids limit, which the pool prepared it with.
+    let pids = match cgroup_version() {
+        CgroupVersion::V1 => read_trimmed(&d.cgroup_dir("pids", &id).join("pids.max")),
+        CgroupVersion::V2 => read_trimmed(&d.cgroup_dir("", &id).join("pids.max")),
+    };
+    assert_eq!(pids.as_deref(), Some("4096"));
     // Its process is in that cgroup (on v1 the pooled one was prepared in
     // the shared memory cgroup and moved there on adoption).
     let memcg = match cgroup_version() {

@@ -331,6 +331,12 @@ pub fn adopt(pooled: &CgroupSpec, new: &CgroupSpec, pid: i32) -> Result<(), Cgro
         ));
     }
     create(new)?;
+    // `create` writes only the limits the adopter has: one the pooled
+    // container was prepared with (a pool takes the default pids limit) and
+    // the adopter goes without is lifted, never inherited.
+    if pooled.limits.pids.is_some() && new.limits.pids.is_none() {
+        lift_pids_limit(new)?;
+    }
     let (CgroupLayout::V1 { root }, CgroupLayout::V1 { .. }) = (&new.layout, &pooled.layout) else {
         return Ok(());
     };
@@ -343,6 +349,16 @@ pub fn adopt(pooled: &CgroupSpec, new: &CgroupSpec, pid: i32) -> Result<(), Cgro
     }
     let dir = root.join("memory").join(rel);
     write_file(&dir.join(v1::JOIN_FILE), &pid.to_string())
+}
+
+/// No pids limit for the container's cgroup any more.
+fn lift_pids_limit(spec: &CgroupSpec) -> Result<(), CgroupError> {
+    let rel = rel_path(spec)?;
+    let dir = match &spec.layout {
+        CgroupLayout::V2 { root } => root.join(v2::placed(root, rel, spec)),
+        CgroupLayout::V1 { root } => root.join("pids").join(rel),
+    };
+    write_file(&dir.join("pids.max"), "max")
 }
 
 /// v2 only: an O_DIRECTORY descriptor of the container's cgroup, for

@@ -247,6 +247,19 @@ mod tests {
         );
         adopt(&unlimited, &cpus, 4243).unwrap();
         assert!(!own.exists());
+        // A pids limit the pooled container was prepared with and the
+        // adopter goes without is lifted.
+        let with_pids = spec(
+            CgroupLayout::V1 { root: root.into() },
+            Limits {
+                pids: Some(4096),
+                ..Default::default()
+            },
+        );
+        create(&with_pids).unwrap();
+        assert_eq!(read(root.join("pids/quilt/c1/pids.max")), "4096");
+        adopt(&with_pids, &cpus, 4243).unwrap();
+        assert_eq!(read(root.join("pids/quilt/c1/pids.max")), "max");
 
         // Asked for (a container that could mount the hierarchy itself):
         // its own, without a limit.

@@ -139,9 +139,44 @@ pub(super) fn create(
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{fake_v2, read, spec};
-    use super::super::{add_process, create, join_self, oom_kills, open_v2_dir};
+    use super::super::{add_process, adopt, create, join_self, oom_kills, open_v2_dir};
     use crate::spec::{CgroupLayout, CgroupSpec, Limits};
     use std::fs;
+
+    #[test]
+    fn v2_adoption_lifts_a_pids_limit_the_adopter_has_not() {
+        let t = fake_v2();
+        let root = t.path();
+        let v2 = || CgroupLayout::V2 { root: root.into() };
+        let pids = |n| Limits {
+            pids: n,
+            ..Default::default()
+        };
+        let pooled = CgroupSpec {
+            own_memory: true,
+            ..spec(v2(), pids(Some(4096)))
+        };
+        create(&pooled).unwrap();
+        let leaf = root.join("quilt/c1");
+        assert_eq!(read(leaf.join("pids.max")), "4096");
+        // The same limit: written again, unchanged.
+        adopt(&pooled, &pooled, 7).unwrap();
+        assert_eq!(read(leaf.join("pids.max")), "4096");
+        // Another one: the adopter's.
+        let other = CgroupSpec {
+            limits: pids(Some(64)),
+            ..pooled.clone()
+        };
+        adopt(&pooled, &other, 7).unwrap();
+        assert_eq!(read(leaf.join("pids.max")), "64");
+        // None: lifted, not inherited.
+        let none = CgroupSpec {
+            limits: pids(None),
+            ..pooled.clone()
+        };
+        adopt(&pooled, &none, 7).unwrap();
+        assert_eq!(read(leaf.join("pids.max")), "max");
+    }
 
     #[test]
     fn v2_create_add_oom() {

@@ -173,12 +173,14 @@ fn start(
             "a pooled container has no user namespace",
         ));
     }
-    // Its adopter's limits are written on adoption; one it does not set
-    // must then be unlimited, as it is on a cgroup made without limits.
-    if cfg.pooled && cfg.cgroup.limits != crate::spec::Limits::default() {
+    // Its adopter's limits are written on adoption, where one the adopter
+    // does not set must end up unlimited: it is prepared with no memory or
+    // CPU limit, and a pids limit at most (`cgroup::adopt` lifts that one).
+    let limits = &cfg.cgroup.limits;
+    if cfg.pooled && (limits.memory_bytes.is_some() || limits.cpus.is_some()) {
         return Err(SetupError::new(
             EXIT_SETUP,
-            "a pooled container is prepared without limits",
+            "a pooled container is prepared without memory or CPU limits",
         ));
     }
 

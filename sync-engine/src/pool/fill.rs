@@ -199,11 +199,16 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
     c.hostname = c.name.clone();
     c.created_at_ns = now_ns();
     let mut config = crate::services::starter::runtime_config(shared, &c).await?;
-    // Prepared without limits: the adopter's are written on adoption. On v2
-    // with a memory cgroup of its own, so that a memory limit has one to go
-    // to (the process could not move without a migration; on v1 it moves
-    // into one made on adoption).
-    config.cgroup.limits = Default::default();
+    // Prepared with the default pids limit only (what most adopters have,
+    // so their adoption writes no limit): an adopter's own limits are
+    // written on adoption, and one without a pids limit has it lifted. On
+    // v2 with a memory cgroup of its own, so that a memory limit has one to
+    // go to (the process could not move without a migration; on v1 it
+    // moves into one made on adoption).
+    config.cgroup.limits = quilt_runtime::spec::Limits {
+        pids: config.cgroup.limits.pids,
+        ..Default::default()
+    };
     config.cgroup.own_memory = matches!(
         config.cgroup.layout,
         quilt_runtime::spec::CgroupLayout::V2 { .. }
