@@ -71,13 +71,9 @@ enum Outcome {
 async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     let live = shared.live(id);
     let op = live.lifecycle.lock().await;
-    if !shared.store().set_starting(id).await? {
+    let Some(c) = shared.store().set_starting(id).await? else {
         // Removed, or started by someone else meanwhile. A warm pool's
         // container it claimed is not needed any more.
-        shared.pool().discard(shared, id).await;
-        return Ok(Outcome::Skipped);
-    }
-    let Some(c) = shared.store().get(id).await? else {
         shared.pool().discard(shared, id).await;
         return Ok(Outcome::Skipped);
     };

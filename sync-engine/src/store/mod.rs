@@ -275,9 +275,10 @@ delegate! {
     fn get(&self, id: &str) -> Option<Container>;
     /// Finds a container by full id, then exact name, then unique id prefix.
     fn resolve(&self, reference: &str) -> Container;
-    /// created (queued) -> starting. False when the row is not queued any
-    /// more (removed, started by someone else, or its start cancelled).
-    fn set_starting(&self, id: &str) -> bool;
+    /// created (queued) -> starting; the row as it now is. None when it is
+    /// not queued any more (removed, started by someone else, or its start
+    /// cancelled).
+    fn set_starting(&self, id: &str) -> Option<Container>;
     /// Gives `id` the name `name` unless it is being removed. False when it
     /// is (or is gone); ALREADY_EXISTS when another container has the name.
     fn rename(&self, id: &str, name: &str) -> bool;

@@ -31,6 +31,21 @@ pub(super) static COLUMNS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// `COLUMNS` for an `UPDATE containers ... RETURNING`, which names the
+/// table, not an alias: the row as the statement left it, in the same
+/// round trip as the change.
+static RETURNED: LazyLock<String> = LazyLock::new(|| {
+    format!(" {}", *COLUMNS)
+        .replace(" c.", " containers.")
+        .trim_start()
+        .to_owned()
+});
+
+/// `sql` (an UPDATE of one container) returning its whole row.
+fn returning_row(sql: String) -> String {
+    format!("{sql} RETURNING {}", *RETURNED)
+}
+
 impl SqlStore<super::Db> {
     /// Inserts the container and its labels in one transaction (no id
     /// range for a private user namespace: tests of the rest).
@@ -209,25 +224,55 @@ impl SqlStore<super::Db> {
     /// stale (it is rebuilt before its next use) instead of failing a write
     /// that happened.
     async fn refresh(&self, conn: &mut Conn, id: &str) {
+        if self.index.is_some() {
+            let _ = self.reread(conn, id).await;
+        }
+    }
+
+    /// Row `id` as just written, read on the writer; the index (if any)
+    /// takes it too, or is marked stale when it cannot be read.
+    async fn reread(&self, conn: &mut Conn, id: &str) -> Result<Option<Container>> {
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("SELECT {} FROM containers c WHERE c.id = $1", *COLUMNS));
-        let Some(index) = &self.index else {
-            return;
-        };
-        match sqlx::query(&SQL).bind(id).fetch_all(&mut *conn).await {
-            Ok(rows) => match rows.first().map(|r| from_row(r, ListView::Full)) {
-                Some(Ok(c)) => index.put(c),
-                None => index.remove(id),
-                Some(Err(e)) => {
-                    tracing::warn!(container = %id, error = %e, "cannot index a container row");
+        let rows = sqlx::query(&SQL).bind(id).fetch_all(&mut *conn).await;
+        let row = self.returned(id, rows.map_err(Into::into));
+        if let (Ok(None), Some(index)) = (&row, &self.index) {
+            // Gone.
+            index.remove(id);
+        }
+        row
+    }
+
+    /// The row of `id` an UPDATE ... RETURNING (`returning_row`) or a
+    /// re-read gave back, decoded; the index (if any) takes it too, or is
+    /// marked stale when it cannot be decoded. None: no row (an UPDATE
+    /// that changed nothing leaves the index as it is).
+    fn returned(&self, id: &str, rows: Result<Vec<DbRow>>) -> Result<Option<Container>> {
+        let row = rows.and_then(|rows| {
+            rows.first()
+                .map(|r| from_row(r, ListView::Full))
+                .transpose()
+        });
+        if let Some(index) = &self.index {
+            match &row {
+                Ok(Some(c)) => index.put(c.clone()),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "cannot refresh a container's index entry");
                     index.mark_stale();
                 }
-            },
-            Err(e) => {
-                tracing::warn!(container = %id, error = %e, "cannot refresh a container's index entry");
-                index.mark_stale();
             }
         }
+        row
+    }
+
+    /// The state an UPDATE ... RETURNING (`returning_row`) left the row
+    /// in (none: it changed nothing); the index takes the row.
+    fn state_returned(&self, id: &str, rows: Vec<DbRow>) -> Option<String> {
+        let state = rows.first().and_then(|r| r.try_get("state").ok());
+        // A row that cannot be decoded only makes the index stale.
+        let _ = self.returned(id, Ok(rows));
+        state
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
@@ -291,31 +336,29 @@ impl SqlStore<super::Db> {
         Err(EngineError::no_such_container(reference))
     }
 
-    /// created (queued) -> starting. False when the row is not queued any
-    /// more (removed, started by someone else, or its start cancelled by
-    /// `stop`).
-    pub async fn set_starting(&self, id: &str) -> Result<bool> {
+    /// created (queued) -> starting; the row as it now is (read on the
+    /// writer: the starter needs no read of its own). None when the row is
+    /// not queued any more (removed, started by someone else, or its start
+    /// cancelled by `stop`).
+    pub async fn set_starting(&self, id: &str) -> Result<Option<Container>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
+            returning_row(format!(
                 "UPDATE containers SET state = '{}', autostart = FALSE \
                  WHERE id = $1 AND state IN ({}) AND autostart = TRUE{}",
                 State::Starting.as_str(),
                 states_sql(from::BEGIN_START),
                 mine(2)
-            )
+            ))
         });
-        let r = db_write!(self, |c| {
-            let r = sqlx::query(&SQL)
+        // fetch_all for UPDATE ... RETURNING (see `set_failed`).
+        db_write!(self, |c| {
+            let rows = sqlx::query(&SQL)
                 .bind(id)
                 .bind(self.me())
-                .execute(&mut *c)
+                .fetch_all(&mut *c)
                 .await?;
-            if r.rows_affected() > 0 {
-                self.refresh(c, id).await;
-            }
-            Ok(r)
-        })?;
-        Ok(r.rows_affected() == 1)
+            self.returned(id, Ok(rows))
+        })
     }
 
     /// Gives `id` the name `name` unless it is being removed. False when it
@@ -413,7 +456,7 @@ impl SqlStore<super::Db> {
         at: i64,
     ) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
+            returning_row(format!(
                 "UPDATE containers SET state = '{}', pid = $1, shim_pid = $2, shim_start_time = $3, \
                  started_at = $4, last_activity = $5, \
                  expires_at = CASE WHEN ttl_ns > 0 AND expires_at IS NULL THEN $6 + ttl_ns \
@@ -422,10 +465,11 @@ impl SqlStore<super::Db> {
                 State::Running.as_str(),
                 states_sql(from::SET_RUNNING),
                 mine(8)
-            )
+            ))
         });
-        let r = db_write!(self, |c| {
-            let r = sqlx::query(&SQL)
+        // fetch_all for UPDATE ... RETURNING (see `set_failed`).
+        let changed = db_write!(self, |c| {
+            let rows = sqlx::query(&SQL)
                 .bind(pid)
                 .bind(shim_pid)
                 .bind(shim_start_time as i64)
@@ -434,14 +478,14 @@ impl SqlStore<super::Db> {
                 .bind(at)
                 .bind(id)
                 .bind(self.me())
-                .execute(&mut *c)
+                .fetch_all(&mut *c)
                 .await?;
-            if r.rows_affected() > 0 {
-                self.refresh(c, id).await;
-            }
-            Ok(r)
+            let changed = !rows.is_empty();
+            // A row that cannot be decoded only makes the index stale.
+            let _ = self.returned(id, Ok(rows));
+            Ok(changed)
         })?;
-        Ok(r.rows_affected() == 1)
+        Ok(changed)
     }
 
     /// Records that the container could not start (or its supervisor was
@@ -455,14 +499,14 @@ impl SqlStore<super::Db> {
         at: i64,
     ) -> Result<Option<State>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
+            returning_row(format!(
                 "UPDATE containers SET state = {}, \
                  exit_code = $1, exit_signal = 0, failure_reason = $2, finished_at = $3 \
-                 WHERE id = $4 AND state IN ({}){} RETURNING state",
+                 WHERE id = $4 AND state IN ({}){}",
                 keep_removing(State::Failed),
                 states_sql(from::SET_FAILED),
                 mine(5)
-            )
+            ))
         });
         // fetch_all, never fetch_optional, for UPDATE ... RETURNING: the
         // implicit transaction commits when the statement runs to its end,
@@ -470,19 +514,15 @@ impl SqlStore<super::Db> {
         // caller that steps that far; one that stops at the first row would
         // take a rolled-back change for a recorded one.
         let state: Option<String> = db_write_critical!(self, |c| {
-            let state: Option<String> = sqlx::query_scalar(&SQL)
+            let rows = sqlx::query(&SQL)
                 .bind(exit_code)
                 .bind(reason)
                 .bind(at)
                 .bind(id)
                 .bind(self.me())
                 .fetch_all(&mut *c)
-                .await?
-                .pop();
-            if state.is_some() {
-                self.refresh(c, id).await;
-            }
-            Ok(state)
+                .await?;
+            Ok(self.state_returned(id, rows))
         })?;
         Ok(state.as_deref().and_then(State::parse))
     }
@@ -557,14 +597,14 @@ impl SqlStore<super::Db> {
     /// record (already recorded, or the row never ran).
     pub async fn record_exit(&self, id: &str, exit: &ExitInfo) -> Result<Option<State>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
+            returning_row(format!(
                 "UPDATE containers SET state = {}, \
                  exit_code = $1, exit_signal = $2, oom_killed = $3, finished_at = $4 \
-                 WHERE id = $5 AND state IN ({}) AND exit_code IS NULL{} RETURNING state",
+                 WHERE id = $5 AND state IN ({}) AND exit_code IS NULL{}",
                 keep_removing(State::Exited),
                 states_sql(from::RECORD_EXIT),
                 mine(6)
-            )
+            ))
         });
         // fetch_all, never fetch_optional, for UPDATE ... RETURNING: the
         // implicit transaction commits when the statement runs to its end,
@@ -572,7 +612,7 @@ impl SqlStore<super::Db> {
         // caller that steps that far; one that stops at the first row would
         // take a rolled-back change for a recorded one.
         let state: Option<String> = db_write_critical!(self, |c| {
-            let state: Option<String> = sqlx::query_scalar(&SQL)
+            let rows = sqlx::query(&SQL)
                 .bind(exit.exit_code)
                 .bind(exit.signal)
                 .bind(exit.oom_killed)
@@ -580,12 +620,8 @@ impl SqlStore<super::Db> {
                 .bind(id)
                 .bind(self.me())
                 .fetch_all(&mut *c)
-                .await?
-                .pop();
-            if state.is_some() {
-                self.refresh(c, id).await;
-            }
-            Ok(state)
+                .await?;
+            Ok(self.state_returned(id, rows))
         })?;
         Ok(state.as_deref().and_then(State::parse))
     }
@@ -1031,7 +1067,7 @@ mod tests {
             !s.set_paused("p1", true).await.unwrap(),
             "paused while created"
         );
-        assert!(s.set_starting("p1").await.unwrap());
+        assert!(s.set_starting("p1").await.unwrap().is_some());
         assert!(s.set_running("p1", 10, 9, 1234, now_ns()).await.unwrap());
         assert!(
             !s.set_paused("p1", false).await.unwrap(),
@@ -1114,14 +1150,23 @@ mod tests {
     async fn state_transitions_are_guarded() {
         let (_d, s) = store().await;
         s.insert(&row("a1", "one")).await.unwrap();
-        assert!(s.set_starting("a1").await.unwrap());
-        assert!(!s.set_starting("a1").await.unwrap(), "starting twice");
+        // The row as it now is.
+        let started = s.set_starting("a1").await.unwrap().unwrap();
+        assert_eq!(
+            (started.id.as_str(), started.state),
+            ("a1", State::Starting)
+        );
+        assert!(!started.autostart);
+        assert!(
+            s.set_starting("a1").await.unwrap().is_none(),
+            "starting twice"
+        );
         // A queued start cancelled by `stop` is never begun.
         s.insert(&row("a2", "two")).await.unwrap();
         assert!(s.cancel_queued_start("a2").await.unwrap());
         assert!(!s.cancel_queued_start("a2").await.unwrap());
         assert!(
-            !s.set_starting("a2").await.unwrap(),
+            s.set_starting("a2").await.unwrap().is_none(),
             "a cancelled start began"
         );
         assert_eq!(s.get("a2").await.unwrap().unwrap().state, State::Created);
@@ -1200,6 +1245,14 @@ mod tests {
         };
         assert_eq!(s.list(&by_label).await.unwrap()[0].id, "c1");
     }
+    #[test]
+    fn returned_columns_name_the_table() {
+        assert!(RETURNED.starts_with("containers.id, containers.name"));
+        assert!(!RETURNED.contains(" c.") && !RETURNED.contains("(c."));
+        let aliased = format!(" {}", *COLUMNS).matches(" c.").count();
+        assert_eq!(RETURNED.matches("containers.").count(), aliased);
+    }
+
     /// The index the listing is served from agrees with the table after
     /// every kind of write.
     #[tokio::test]
@@ -1211,12 +1264,17 @@ mod tests {
             c.created_at_ns = 1000 + i as i64;
             s.insert(&c).await.unwrap();
         }
-        assert!(s.set_starting(&ids[0]).await.unwrap());
+        // The row an UPDATE ... RETURNING gives back is the stored one.
+        let starting = s.set_starting(&ids[0]).await.unwrap().unwrap();
+        let stored = s.get(&ids[0]).await.unwrap().unwrap();
+        assert_eq!(format!("{starting:?}"), format!("{stored:?}"));
         assert!(s.set_running(&ids[0], 11, 12, 13, 14).await.unwrap());
+        // One that changes nothing leaves the entry.
+        assert!(!s.set_running(&ids[5], 1, 2, 3, 4).await.unwrap());
         assert!(s.cancel_queued_start(&ids[1]).await.unwrap());
-        assert!(s.set_starting(&ids[2]).await.unwrap());
+        assert!(s.set_starting(&ids[2]).await.unwrap().is_some());
         s.set_failed(&ids[2], 125, "no", 20).await.unwrap();
-        assert!(s.set_starting(&ids[3]).await.unwrap());
+        assert!(s.set_starting(&ids[3]).await.unwrap().is_some());
         let exit = ExitInfo {
             exit_code: 3,
             signal: 0,
@@ -1225,7 +1283,7 @@ mod tests {
         };
         s.record_exit(&ids[3], &exit).await.unwrap();
         assert!(s.reset_for_start(&ids[3]).await.unwrap());
-        assert!(s.set_starting(&ids[4]).await.unwrap());
+        assert!(s.set_starting(&ids[4]).await.unwrap().is_some());
         s.requeue_interrupted_start(&ids[4]).await.unwrap();
         s.set_removing(&ids[5]).await.unwrap();
         s.delete(&ids[1]).await.unwrap();
