@@ -121,7 +121,8 @@ impl ContainerConfig {
     /// What a pooled container has fixed before it is adopted: everything
     /// but the workload's command, environment, working directory, hostname
     /// and user, and the cgroup's limits (a pooled container is prepared
-    /// without any; all applied on adoption). Two configs of the same shape
+    /// with the default pids limit at most; the adopter's are applied on
+    /// adoption, and one it goes without is lifted). Two configs of the same shape
     /// differ in nothing else.
     pub fn pool_shape(&self) -> ContainerConfig {
         let mut s = self.clone();

@@ -268,11 +268,11 @@ impl SqlStore<super::Db> {
 
     /// The state an UPDATE ... RETURNING (`returning_row`) left the row
     /// in (none: it changed nothing); the index takes the row.
-    fn state_returned(&self, id: &str, rows: Vec<DbRow>) -> Option<String> {
-        let state = rows.first().and_then(|r| r.try_get("state").ok());
+    fn state_returned(&self, id: &str, rows: Vec<DbRow>) -> Result<Option<String>> {
+        let state = rows.first().map(|r| r.try_get("state")).transpose();
         // A row that cannot be decoded only makes the index stale.
         let _ = self.returned(id, Ok(rows));
-        state
+        Ok(state?)
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
@@ -522,7 +522,7 @@ impl SqlStore<super::Db> {
                 .bind(self.me())
                 .fetch_all(&mut *c)
                 .await?;
-            Ok(self.state_returned(id, rows))
+            self.state_returned(id, rows)
         })?;
         Ok(state.as_deref().and_then(State::parse))
     }
@@ -621,7 +621,7 @@ impl SqlStore<super::Db> {
                 .bind(self.me())
                 .fetch_all(&mut *c)
                 .await?;
-            Ok(self.state_returned(id, rows))
+            self.state_returned(id, rows)
         })?;
         Ok(state.as_deref().and_then(State::parse))
     }
