@@ -418,6 +418,13 @@ pub struct Level {
     pub hung_examples: Vec<String>,
     pub leftover_after_drain: usize,
     pub drain_s: f64,
+    /// Store writes committed during the window, and the share of it the
+    /// (single) writer was held (GetInfo before and after): near 1, the
+    /// writer is what bounds starts/s.
+    #[serde(default)]
+    pub db_writes: u64,
+    #[serde(default)]
+    pub db_writer_busy: Option<f64>,
 }
 
 /// `quilt-bench density`: many idle containers.

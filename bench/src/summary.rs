@@ -404,13 +404,16 @@ fn throughput_table(md: &mut String, r: &Report) {
     };
     let _ = writeln!(
         md,
-        "\n| clients | creates acked/s | started/s (window) | started/s (until last) | RESOURCE_EXHAUSTED | errors | stalls | hung | GetContainer p99 | drain s |"
+        "\n| clients | creates acked/s | started/s (window) | started/s (until last) | RESOURCE_EXHAUSTED | errors | stalls | hung | GetContainer p99 | drain s | store writes per start | store writer busy |"
     );
-    let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for l in &t.levels {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
             l.clients,
             fixed(Some(l.creates_per_s), 1),
             fixed(Some(l.started_per_s), 1),
@@ -420,7 +423,13 @@ fn throughput_table(md: &mut String, r: &Report) {
             l.stalls,
             l.hung,
             fixed(Some(l.status_during_burst.stats.p99_ms), 2),
-            l.drain_s
+            l.drain_s,
+            fixed(
+                (l.started_in_window > 0).then(|| l.db_writes as f64 / l.started_in_window as f64),
+                1
+            ),
+            l.db_writer_busy
+                .map_or("-".to_string(), |b| format!("{:.0}%", b * 100.0))
         );
     }
 }

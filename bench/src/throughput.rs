@@ -10,7 +10,8 @@ use crate::events::Hub;
 use crate::report::{Level, Throughput, finite};
 use crate::stats::Samples;
 use anyhow::Result;
-use quilt_proto::v1::GetContainerRequest;
+use quilt_proto::v1::system_service_client::SystemServiceClient;
+use quilt_proto::v1::{GetContainerRequest, GetInfoRequest};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ async fn level(
         clients.push(client::connect(socket).await?);
     }
     let mut probe_client = client::connect(socket).await?;
+    let mut sys = SystemServiceClient::new(client::channel(socket).await?);
+    let writer0 = writer(&mut sys).await;
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
@@ -138,6 +141,14 @@ async fn level(
     }
     let window_end = Instant::now();
     let window = window_end.duration_since(t0).as_secs_f64();
+    let writer1 = writer(&mut sys).await;
+    let (db_writes, db_writer_busy) = match (writer0, writer1) {
+        (Some((n0, b0)), Some((n1, b1))) if window > 0.0 => (
+            n1.saturating_sub(n0),
+            finite(((b1 - b0) / window * 100.0).round() / 100.0),
+        ),
+        _ => (0, None),
+    };
     let status = status.await?;
     let started_in_window = hub.count_between("running", t0, window_end);
 
@@ -189,11 +200,12 @@ async fn level(
     }
     let st = status.stats();
     eprintln!(
-        "throughput: {n:>3} clients: {:.0} creates/s acked, {:.0} started/s, {exhausted} RESOURCE_EXHAUSTED, {} errors, status p99 {:.2} ms, drained in {drain_s:.1} s",
+        "throughput: {n:>3} clients: {:.0} creates/s acked, {:.0} started/s, {exhausted} RESOURCE_EXHAUSTED, {} errors, status p99 {:.2} ms, drained in {drain_s:.1} s, store writer busy {}",
         created as f64 / window,
         started_in_window as f64 / window,
         ack.errors,
-        st.p99_ms
+        st.p99_ms,
+        db_writer_busy.map_or("?".to_string(), |b| format!("{:.0}%", b * 100.0))
     );
     Ok(Level {
         clients: n,
@@ -222,5 +234,16 @@ async fn level(
         hung_examples: hung.iter().take(5).cloned().collect(),
         leftover_after_drain,
         drain_s,
+        db_writes,
+        db_writer_busy,
     })
+}
+
+/// (writes committed, seconds the writer was held) since quiltd started;
+/// None from a quiltd that does not say (another engine, an older one).
+async fn writer(sys: &mut SystemServiceClient<tonic::transport::Channel>) -> Option<(u64, f64)> {
+    let i = with_timeout(CALL, sys.get_info(GetInfoRequest {}))
+        .await
+        .ok()?;
+    (i.db_writes > 0).then_some((i.db_writes, i.db_write_busy_seconds))
 }

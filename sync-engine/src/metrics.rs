@@ -76,6 +76,10 @@ pub struct Headline {
     pub time_to_running: Option<[f64; 3]>,
     /// SQLite write transactions, p50/p95/p99.
     pub db_write: Option<[f64; 3]>,
+    /// Writes committed since start-up, and the time the writer was held
+    /// for them (seconds): over an interval, the writer's utilisation.
+    pub db_writes: u64,
+    pub db_write_busy_s: f64,
     pub rejections: u64,
     pub starts: u64,
     pub start_failures: u64,
@@ -104,6 +108,9 @@ pub struct Metrics {
     pool_claims: Family<Labels, Counter>,
     recent_ttr: Recent,
     recent_db: Recent,
+    /// Writes and the writer's busy time (ns) since start-up.
+    db_writes: std::sync::atomic::AtomicU64,
+    db_busy_ns: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -231,13 +238,19 @@ impl Metrics {
             utilization,
             recent_ttr: Recent::default(),
             recent_db: Recent::default(),
+            db_writes: Default::default(),
+            db_busy_ns: Default::default(),
         }
     }
 
     /// One SQLite write transaction, from holding the writer to its end.
     pub(crate) fn observe_db_write(&self, d: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
         self.db_write.observe(d.as_secs_f64());
         self.recent_db.push(d.as_secs_f64());
+        self.db_writes.fetch_add(1, Relaxed);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.db_busy_ns.fetch_add(ns, Relaxed);
     }
 
     pub(crate) fn start_finished(&self, ok: bool, queued: Duration, launch: Duration) {
@@ -338,6 +351,9 @@ impl Metrics {
             start_slots: self.start_slots.get().max(0) as u64,
             time_to_running: self.recent_ttr.percentiles(),
             db_write: self.recent_db.percentiles(),
+            db_writes: self.db_writes.load(std::sync::atomic::Ordering::Relaxed),
+            db_write_busy_s: self.db_busy_ns.load(std::sync::atomic::Ordering::Relaxed) as f64
+                / 1e9,
             rejections: sum(&self.rejections, None),
             starts: sum(&self.starts, Some(("outcome", "ok"))),
             start_failures: sum(&self.starts, Some(("outcome", "failed"))),

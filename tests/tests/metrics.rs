@@ -131,6 +131,14 @@ fn metrics_match_what_was_done() {
     let j = d.cli(["system", "info", "--format", "json"]).json();
     assert_eq!(j["start_queue"]["capacity"], 64);
     assert!(j["time_to_running_seconds"]["p50"].as_f64().unwrap() > 0.0);
+    // The writer's totals agree with the histogram's.
+    let writes = j["db_writes"].as_u64().unwrap();
+    let s = scrape(port);
+    let counted = value(&s, "quilt_db_write_duration_seconds_count", &[]);
+    assert!(writes > 0 && writes as f64 <= counted, "{writes} {counted}");
+    let busy = j["db_write_busy_seconds"].as_f64().unwrap();
+    let summed = value(&s, "quilt_db_write_duration_seconds_sum", &[]);
+    assert!(busy > 0.0 && busy <= summed + 1e-6, "{busy} {summed}");
 
     // Anything but /metrics is a 404; the daemon's socket is unaffected.
     use std::io::{Read, Write};

@@ -137,6 +137,8 @@ pub async fn system_info(target: &client::Target, format: Format) -> Result<u8, 
                             "utilization": rho, "level": rho_level(rho)},
                 "time_to_running_seconds": i.time_to_running.map(|p| json!({"p50": p.p50, "p95": p.p95, "p99": p.p99})),
                 "db_write_seconds": i.db_write.map(|p| json!({"p50": p.p50, "p95": p.p95, "p99": p.p99, "level": db_level(p.p99)})),
+                "db_writes": i.db_writes,
+                "db_write_busy_seconds": i.db_write_busy_seconds,
                 "starts": i.starts,
                 "start_failures": i.start_failures,
                 "rejections": i.rejections,
@@ -179,6 +181,10 @@ pub async fn system_info(target: &client::Target, format: Format) -> Result<u8, 
                 )),
                 None => out.push_str("store writes:     none yet\n"),
             }
+            out.push_str(&format!(
+                "                  {} since start, the writer held {:.1} s\n",
+                i.db_writes, i.db_write_busy_seconds
+            ));
             out.push_str(&format!(
                 "starts: {} ok, {} failed; rejections: {}\n",
                 i.starts, i.start_failures, i.rejections

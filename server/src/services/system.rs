@@ -51,6 +51,8 @@ impl SystemService for System {
             starts: h.starts,
             start_failures: h.start_failures,
             rejections: h.rejections,
+            db_writes: h.db_writes,
+            db_write_busy_seconds: h.db_write_busy_s,
         }))
     }
 
