@@ -102,11 +102,16 @@ pub(super) async fn open(path: &Path) -> Result<SqlStore<Db>> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
         .pragma("temp_store", "memory");
+    // No ping before each use (sqlx's default): on SQLite it is one more
+    // round trip to the connection's thread per query, held with the only
+    // writer, and a local file's connection has nothing to lose in between;
+    // a write that fails closes its connection anyway (see `writer.rs`).
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
+        .test_before_acquire(false)
         .connect_with(opts.clone())
         .await?;
     MIGRATOR
@@ -118,6 +123,7 @@ pub(super) async fn open(path: &Path) -> Result<SqlStore<Db>> {
         .min_connections(2)
         .idle_timeout(None)
         .max_lifetime(None)
+        .test_before_acquire(false)
         .connect_with(opts.read_only(true))
         .await?;
     let reserve = Reserve::new(path);
