@@ -420,10 +420,11 @@ pub struct Level {
     pub drain_s: f64,
     /// Store writes committed during the window, and the share of it the
     /// (single) writer was held (GetInfo before and after): near 1, the
-    /// writer is what bounds starts/s.
-    #[serde(default)]
-    pub db_writes: u64,
-    #[serde(default)]
+    /// writer is what bounds starts/s. Absent from a run that could not
+    /// read them (another engine, an older quiltd, an older document).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub db_writes: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_writer_busy: Option<f64>,
 }
 

@@ -402,18 +402,39 @@ fn throughput_table(md: &mut String, r: &Report) {
     let Some(t) = &r.throughput else {
         return;
     };
+    // The store writer's columns only where the run could read them.
+    let writer = t.levels.iter().any(|l| l.db_writer_busy.is_some());
     let _ = writeln!(
         md,
-        "\n| clients | creates acked/s | started/s (window) | started/s (until last) | RESOURCE_EXHAUSTED | errors | stalls | hung | GetContainer p99 | drain s | store writes per start | store writer busy |"
+        "\n| clients | creates acked/s | started/s (window) | started/s (until last) | RESOURCE_EXHAUSTED | errors | stalls | hung | GetContainer p99 | drain s |{}",
+        if writer {
+            " store writes per start | store writer busy |"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         md,
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+        if writer { "---:|---:|" } else { "" }
     );
     for l in &t.levels {
+        let extra = match writer {
+            true => format!(
+                " {} | {} |",
+                fixed(
+                    (l.started_in_window > 0)
+                        .then(|| l.db_writes as f64 / l.started_in_window as f64),
+                    1
+                ),
+                l.db_writer_busy
+                    .map_or("-".to_string(), |b| format!("{:.0}%", b * 100.0))
+            ),
+            false => String::new(),
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |{extra}",
             l.clients,
             fixed(Some(l.creates_per_s), 1),
             fixed(Some(l.started_per_s), 1),
@@ -423,13 +444,7 @@ fn throughput_table(md: &mut String, r: &Report) {
             l.stalls,
             l.hung,
             fixed(Some(l.status_during_burst.stats.p99_ms), 2),
-            l.drain_s,
-            fixed(
-                (l.started_in_window > 0).then(|| l.db_writes as f64 / l.started_in_window as f64),
-                1
-            ),
-            l.db_writer_busy
-                .map_or("-".to_string(), |b| format!("{:.0}%", b * 100.0))
+            l.drain_s
         );
     }
 }
@@ -587,6 +602,38 @@ mod tests {
         // Measured nothing: every target is n/a.
         let targets = merged["targets"].as_array().unwrap();
         assert!(targets.iter().all(|t| t["verdict"] == "n/a"), "{merged}");
+    }
+
+    #[test]
+    fn the_throughput_table_has_the_writer_only_where_measured() {
+        let level = |busy: Option<f64>| crate::report::Level {
+            clients: 8,
+            started_in_window: 200,
+            db_writes: if busy.is_some() { 1400 } else { 0 },
+            db_writer_busy: busy,
+            ..Default::default()
+        };
+        let table = |levels| {
+            let r = Report {
+                throughput: Some(crate::report::Throughput {
+                    levels,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let mut md = String::new();
+            throughput_table(&mut md, &r);
+            md
+        };
+        let with = table(vec![level(Some(0.81))]);
+        assert!(
+            with.contains("| store writes per start | store writer busy |"),
+            "{with}"
+        );
+        assert!(with.contains("| 7.0 | 81% |"), "{with}");
+        let without = table(vec![level(None)]);
+        assert!(!without.contains("writer"), "{without}");
+        assert!(without.trim_end().ends_with('|'), "{without}");
     }
 
     #[test]

@@ -144,7 +144,7 @@ async fn level(
     let writer1 = writer(&mut sys).await;
     let (db_writes, db_writer_busy) = match (writer0, writer1) {
         (Some((n0, b0)), Some((n1, b1))) if window > 0.0 => (
-            n1.saturating_sub(n0),
+            usize::try_from(n1.saturating_sub(n0)).unwrap_or(usize::MAX),
             finite(((b1 - b0) / window * 100.0).round() / 100.0),
         ),
         _ => (0, None),
