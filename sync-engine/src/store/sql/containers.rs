@@ -752,11 +752,11 @@ impl SqlStore<super::Db> {
     /// Persists the intent to remove; returns the state it had (None: no such row).
     pub async fn set_removing(&self, id: &str) -> Result<Option<State>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
+            returning_row(format!(
                 "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({})",
                 State::Removing.as_str(),
                 states_sql(from::SET_REMOVING)
-            )
+            ))
         });
         let prev: Option<(String,)> = db_write_critical!(self, |c| {
             let mut tx = c.begin().await?;
@@ -765,13 +765,14 @@ impl SqlStore<super::Db> {
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            if prev.is_some() {
-                sqlx::query(&SQL).bind(id).execute(&mut *tx).await?;
-            }
+            // fetch_all for UPDATE ... RETURNING (see `set_failed`).
+            let rows = match prev {
+                Some(_) => sqlx::query(&SQL).bind(id).fetch_all(&mut *tx).await?,
+                None => Vec::new(),
+            };
             tx.commit().await?;
-            if prev.is_some() {
-                self.refresh(c, id).await;
-            }
+            // Committed: the index takes the row as the UPDATE left it.
+            let _ = self.returned(id, Ok(rows));
             Ok(prev)
         })?;
         Ok(prev.and_then(|(s,)| State::parse(&s)))
