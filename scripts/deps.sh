@@ -2,7 +2,8 @@
 # scripts/test.sh and scripts/quickstart.sh (as root).
 #   busybox-static            the `default` image is built from /bin/busybox
 #   ca-certificates           cargo fetching crates over HTTPS
-#   gcc libc6-dev pkg-config  building the bundled SQLite
+#   gcc libc6-dev pkg-config  building the bundled SQLite; libc.a (libc6-dev) and libgcc_eh.a
+#                             (gcc) for the static quilt-shim (scripts/static-shim.sh)
 #   kmod                      modprobe, for kernels that ship overlayfs as a module
 #   nftables                  quiltd applies its bridge networks' ruleset with `nft -j -f -`
 #   iproute2                  the network tests make their network namespaces (ip netns)

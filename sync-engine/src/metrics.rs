@@ -108,7 +108,9 @@ pub struct Metrics {
     pool_claims: Family<Labels, Counter>,
     recent_ttr: Recent,
     recent_db: Recent,
-    /// Writes and the writer's busy time (ns) since start-up.
+    /// Writes and the writer's busy time (ns) since start-up: the same as
+    /// `db_write`'s count and sum, which prometheus-client reads back only
+    /// with its test-util feature.
     db_writes: std::sync::atomic::AtomicU64,
     db_busy_ns: std::sync::atomic::AtomicU64,
 }
