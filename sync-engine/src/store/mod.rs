@@ -27,8 +27,11 @@
 /// `$c: &mut Conn` (the backend's connection) and evaluates to a `Result`.
 /// After an error the connection is discarded (see `Writer`).
 macro_rules! db_write {
-    ($store:expr, |$c:ident| $body:expr) => {{
-        let mut writer = $store.writer().await?;
+    ($store:expr, |$c:ident| $body:expr) => {
+        db_write!(@on $store.writer(), |$c| $body)
+    };
+    (@on $writer:expr, |$c:ident| $body:expr) => {{
+        let mut writer = $writer.await?;
         let result: $crate::error::Result<_> = async {
             let $c: &mut super::Conn = &mut writer;
             $body
@@ -36,6 +39,13 @@ macro_rules! db_write {
         .await;
         writer.finish(result).await
     }};
+}
+
+/// A write of the node lease, as `db_write!`, on the lease's connection.
+macro_rules! lease_write {
+    ($store:expr, |$c:ident| $body:expr) => {
+        db_write!(@on $store.lease_writer(), |$c| $body)
+    };
 }
 
 /// A write that records what already happened (an exit, a failure, a
@@ -96,11 +106,15 @@ pub struct ExecRow {
 #[derive(Debug)]
 pub(crate) struct SqlStore<DB: sqlx::Database> {
     writer: sqlx::Pool<DB>,
+    /// SQLite: the writer's one connection, kept out of its pool between
+    /// writes (see `writer.rs`). None: each write borrows it from the pool.
+    held: Option<writer::Held<DB>>,
     reader: sqlx::Pool<DB>,
     /// The connection of a node's lease (its renewal, and the expiry of
     /// others'): never queued behind this node's writes, so a busy writer
-    /// does not make a healthy node miss its lease. (SQLite: the writer.)
-    lease: sqlx::Pool<DB>,
+    /// does not make a healthy node miss its lease. None: the writer
+    /// (SQLite, which has one node).
+    lease: Option<sqlx::Pool<DB>>,
     /// Disk space held back for the writes that must never be lost (the
     /// SQLite file's disk; PostgreSQL keeps its own).
     reserve: Reserve,
@@ -121,13 +135,30 @@ impl<DB: sqlx::Database> SqlStore<DB> {
         self.node.get().map(String::as_str)
     }
 
-    /// The writer connection for one write (writes queue in the pool).
+    /// The writer connection for one write (writes queue for it in turn).
     async fn writer(&self) -> Result<writer::Writer<'_, DB>> {
-        Ok(writer::Writer::new(
-            self.writer.acquire().await?,
-            &self.reserve,
-            &self.metrics,
-        ))
+        match &self.held {
+            Some(held) => {
+                writer::Writer::held(held, &self.writer, &self.reserve, &self.metrics).await
+            }
+            None => Ok(writer::Writer::new(
+                self.writer.acquire().await?,
+                &self.reserve,
+                Some(&self.metrics),
+            )),
+        }
+    }
+
+    /// The connection for one write of the node lease (see `lease`).
+    async fn lease_writer(&self) -> Result<writer::Writer<'_, DB>> {
+        match &self.lease {
+            Some(pool) => Ok(writer::Writer::new(
+                pool.acquire().await?,
+                &self.reserve,
+                None,
+            )),
+            None => self.writer().await,
+        }
     }
 }
 
@@ -201,6 +232,10 @@ impl Store {
         match &*self.backend {
             Backend::Sqlite(b) => {
                 b.reader.close().await;
+                // The held connection goes back first: close waits for it.
+                if let Some(held) = &b.held {
+                    drop(held.lock().await.take());
+                }
                 b.writer.close().await;
             }
             Backend::Postgres(b) => {

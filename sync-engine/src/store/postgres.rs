@@ -148,7 +148,8 @@ pub(super) async fn connect(url: &str) -> Result<SqlStore<Db>> {
         .connect_with(opts)
         .await?;
     let store = SqlStore {
-        lease,
+        held: None,
+        lease: Some(lease),
         writer,
         reader,
         reserve: Reserve::none(),

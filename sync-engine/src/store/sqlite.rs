@@ -129,7 +129,8 @@ pub(super) async fn open(path: &Path) -> Result<SqlStore<Db>> {
     let reserve = Reserve::new(path);
     reserve.ensure().await;
     let store = SqlStore {
-        lease: writer.clone(),
+        held: Some(Default::default()),
+        lease: None,
         writer,
         reader,
         reserve,

@@ -7,32 +7,83 @@
 //! an error the connection is closed and the pool opens a fresh one; a write
 //! that answers Ok was committed. PostgreSQL keeps a failed transaction
 //! open until it is rolled back; closing the connection is right there too.
+//!
+//! SQLite's one writer connection is kept out of its pool between writes,
+//! in a [`Held`] slot: sqlx tests every connection given back to a pool
+//! with a ping, from a task it spawns, and the pool lends it again only
+//! after that round trip to the connection's thread. On the single writer
+//! that ping sat between every two writes. A write takes the slot's lock
+//! (FIFO, so writes still queue fairly), uses the connection and puts it
+//! back; a connection discarded after an error leaves the slot empty, and
+//! the next write takes a fresh one from the pool.
 use super::reserve::Reserve;
 use crate::error::{EngineError, Result};
 use sqlx::Database;
 use sqlx::pool::PoolConnection;
 use std::ops::{Deref, DerefMut};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The slot of a writer connection kept out of its pool (see above).
+pub(super) type Held<DB> = Mutex<Option<PoolConnection<DB>>>;
 
 #[derive(Debug)]
 pub(super) struct Writer<'s, DB: Database> {
     /// None once handed back or discarded.
     conn: Option<PoolConnection<DB>>,
+    /// The held slot, locked for this write: a sound connection goes back
+    /// there. None: it goes back to its pool.
+    slot: Option<MutexGuard<'s, Option<PoolConnection<DB>>>>,
     reserve: &'s Reserve,
-    metrics: &'s crate::metrics::Metrics,
+    /// Where the write's time is recorded (None: a connection that is not
+    /// the store's writer, such as PostgreSQL's lease connection).
+    metrics: Option<&'s crate::metrics::Metrics>,
     since: std::time::Instant,
 }
 
 impl<'s, DB: Database> Writer<'s, DB> {
+    /// A write on a connection lent by a pool, given back to it after.
     pub fn new(
         conn: PoolConnection<DB>,
         reserve: &'s Reserve,
-        metrics: &'s crate::metrics::Metrics,
+        metrics: Option<&'s crate::metrics::Metrics>,
     ) -> Writer<'s, DB> {
         Writer {
             conn: Some(conn),
+            slot: None,
             reserve,
             metrics,
             since: std::time::Instant::now(),
+        }
+    }
+
+    /// A write on the connection held in `held` (waiting for the writes
+    /// queued before it), or, when the slot is empty, on a fresh one from
+    /// `pool`.
+    pub async fn held(
+        held: &'s Held<DB>,
+        pool: &sqlx::Pool<DB>,
+        reserve: &'s Reserve,
+        metrics: &'s crate::metrics::Metrics,
+    ) -> Result<Writer<'s, DB>> {
+        let mut slot = held.lock().await;
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => pool.acquire().await?,
+        };
+        Ok(Writer {
+            conn: Some(conn),
+            slot: Some(slot),
+            reserve,
+            metrics: Some(metrics),
+            since: std::time::Instant::now(),
+        })
+    }
+
+    /// Gives a sound connection back: to the held slot, or to its pool.
+    fn give_back(&mut self, conn: PoolConnection<DB>) {
+        match self.slot.as_mut() {
+            Some(slot) => **slot = Some(conn),
+            None => drop(conn),
         }
     }
 
@@ -43,8 +94,10 @@ impl<'s, DB: Database> Writer<'s, DB> {
         let conn = self.conn.take().expect("a writer is finished once");
         match &result {
             Ok(_) => {
-                drop(conn);
-                self.metrics.observe_db_write(self.since.elapsed());
+                self.give_back(conn);
+                if let Some(metrics) = self.metrics {
+                    metrics.observe_db_write(self.since.elapsed());
+                }
                 self.reserve.refill_if_released();
             }
             // A refusal of our own, or a constraint violation (SQLite rolls
@@ -54,10 +107,10 @@ impl<'s, DB: Database> Writer<'s, DB> {
                 | EngineError::AlreadyExists(_)
                 | EngineError::FailedPrecondition(_)
                 | EngineError::InvalidArgument(_),
-            ) => drop(conn),
+            ) => self.give_back(conn),
             Err(e) => {
-                if matches!(e, EngineError::ResourceExhausted(_)) {
-                    self.metrics.rejected("disk_full");
+                if let (EngineError::ResourceExhausted(_), Some(metrics)) = (e, self.metrics) {
+                    metrics.rejected("disk_full");
                 }
                 tracing::warn!(error = %e, "database write failed; replacing the writer connection");
                 let _ = sqlx::Connection::close(conn.detach()).await;
@@ -69,7 +122,8 @@ impl<'s, DB: Database> Writer<'s, DB> {
 
 impl<DB: Database> Drop for Writer<'_, DB> {
     /// A write abandoned half-way (its task was cancelled): the connection
-    /// may be mid-transaction, so it is not given back.
+    /// may be mid-transaction, so it is not given back (the held slot stays
+    /// empty).
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             drop(conn.detach());

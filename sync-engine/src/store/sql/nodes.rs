@@ -9,7 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::model::state::from;
 use crate::model::{Expired, NodeInfo, NodeSpec, State};
 use crate::store::{SqlStore, json, states_sql};
-use sqlx::Row;
+use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -95,8 +95,8 @@ impl SqlStore<Db> {
     /// id) holds the name with a live lease. Returns whether its row had
     /// been marked down meanwhile (its containers were declared lost).
     pub async fn node_register(&self, n: &NodeSpec, lease_ns: i64) -> Result<bool> {
-        async {
-            let mut tx = self.lease.begin().await?;
+        lease_write!(self, |c| {
+            let mut tx = c.begin().await?;
             // A data dir is one node: its id under another name is refused
             // (its containers name the old one).
             let named: Option<String> = sqlx::query_scalar("SELECT name FROM nodes WHERE id = $1")
@@ -166,8 +166,7 @@ impl SqlStore<Db> {
             }
             tx.commit().await?;
             Ok(was_down)
-        }
-        .await
+        })
     }
 
     /// Renews this node's lease. None when its row is gone or another node
@@ -187,10 +186,10 @@ impl SqlStore<Db> {
                 now = dialect::NOW_NS
             )
         });
-        async {
+        lease_write!(self, |c| {
             // The row is locked from the read to the commit: an expiry
             // cannot slip in between (it would be missed as "was down").
-            let mut tx = self.lease.begin().await?;
+            let mut tx = c.begin().await?;
             let before: Option<String> = sqlx::query_scalar(&READ)
                 .bind(name)
                 .bind(id)
@@ -206,8 +205,7 @@ impl SqlStore<Db> {
             }
             tx.commit().await?;
             Ok(before.map(|s| s == "down"))
-        }
-        .await
+        })
     }
 
     /// Every node, by name, with its lease and load.
@@ -315,8 +313,8 @@ impl SqlStore<Db> {
         if due.is_none() {
             return Ok(Expired::default());
         }
-        let expired: Expired = async {
-            let mut tx = self.lease.begin().await?;
+        let expired: Expired = lease_write!(self, |c| {
+            let mut tx = c.begin().await?;
             let mut out = Expired::default();
             let sql = format!(
                 "UPDATE nodes SET state = 'down' WHERE state = 'up' AND lease_until <= {} \
@@ -433,9 +431,8 @@ impl SqlStore<Db> {
                 }
             }
             tx.commit().await?;
-            Ok::<_, EngineError>(out)
-        }
-        .await?;
+            Ok(out)
+        })?;
         if let Some(index) = &self.index
             && !(expired.nodes.is_empty() && expired.replaced.is_empty())
         {

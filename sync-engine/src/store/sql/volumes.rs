@@ -48,15 +48,17 @@ impl SqlStore<Db> {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO volumes (name, created_at, labels) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now_ns())
-        .bind(json(labels))
-        .execute(&self.writer)
-        .await?;
+        let r = db_write!(self, |c| {
+            Ok(sqlx::query(
+                "INSERT INTO volumes (name, created_at, labels) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(now_ns())
+            .bind(json(labels))
+            .execute(&mut *c)
+            .await?)
+        })?;
         Ok(r.rows_affected() == 1)
     }
 
