@@ -1,4 +1,5 @@
-//! Starting a container: spawns `quilt-shim run`, hands it the config and
+//! Starting a container: starts `quilt-shim run` (forked by the shim fork
+//! server, see `forkserver`, or else spawned), hands it the config and
 //! waits for its StartReport. Blocking; call off the reactor.
 //!
 //! The config travels on the shim's stdin as one frame (a little-endian u32
@@ -9,7 +10,7 @@ use crate::spec::{ContainerConfig, StartReport};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 
 /// The largest config a shim accepts.
 pub const MAX_CONFIG: usize = 64 << 20;
@@ -65,34 +66,94 @@ pub fn read_frame(r: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
 /// A shim with its pipes: the config written, the report not read yet.
 #[derive(Debug)]
 struct Spawned {
-    child: Child,
+    child: Shim,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     write_res: std::io::Result<()>,
 }
 
+/// A shim process, quiltd's child either way: forked by the fork server
+/// (see `forkserver`), or spawned directly.
+#[derive(Debug)]
+enum Shim {
+    Spawned(Child),
+    /// Its pid, and its status once reaped (the pid is not ours after).
+    Forked(i32, Option<ExitStatus>),
+}
+
+impl Shim {
+    fn kill(&mut self) -> std::io::Result<()> {
+        match self {
+            Shim::Spawned(c) => c.kill(),
+            // Unreaped, the pid cannot have been given to another process.
+            Shim::Forked(pid, None) => Ok(nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )?),
+            Shim::Forked(_, Some(_)) => Ok(()),
+        }
+    }
+
+    fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Shim::Spawned(c) => c.wait(),
+            Shim::Forked(pid, status) => Ok(match status {
+                Some(s) => *s,
+                None => *status.insert(crate::proc::wait_blocking(*pid)?),
+            }),
+        }
+    }
+
+    fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        match self {
+            Shim::Spawned(c) => c.try_wait(),
+            Shim::Forked(pid, status) => Ok(match status {
+                Some(s) => Some(*s),
+                None => {
+                    if let Some(s) = crate::proc::try_wait_status(*pid)? {
+                        *status = Some(s);
+                    }
+                    *status
+                }
+            }),
+        }
+    }
+}
+
 fn spawn(shim: &Path, config: &ContainerConfig, keep_stdin: bool) -> Result<Spawned, LaunchError> {
     let frame = encode(config)?;
-    let mut child = Command::new(shim)
-        .arg("run")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        // Until it redirects its stderr to DIR/shim.log, early failures of the
-        // shim (e.g. a panic) show up in the daemon's own stderr.
-        .stderr(Stdio::inherit())
-        .env_clear()
-        // Not in quiltd's process group: nothing sent to that group reaches
-        // a supervisor (it makes a session of its own right away).
-        .process_group(0)
-        .spawn()
-        .map_err(|e| LaunchError::Spawn(shim.display().to_string(), e))?;
-    let mut stdin = child.stdin.take().expect("stdin piped");
+    let (child, mut stdin, stdout) = match crate::forkserver::spawn_run(shim) {
+        Some(f) => (
+            Shim::Forked(f.pid, None),
+            ChildStdin::from(f.stdin),
+            ChildStdout::from(f.stdout),
+        ),
+        None => {
+            let mut child = Command::new(shim)
+                .arg("run")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                // Until it redirects its stderr to DIR/shim.log, early
+                // failures of the shim (e.g. a panic) show up in the
+                // daemon's own stderr.
+                .stderr(Stdio::inherit())
+                .env_clear()
+                // Not in quiltd's process group: nothing sent to that group
+                // reaches a supervisor (it makes a session of its own right
+                // away).
+                .process_group(0)
+                .spawn()
+                .map_err(|e| LaunchError::Spawn(shim.display().to_string(), e))?;
+            let stdin = child.stdin.take().expect("stdin piped");
+            let stdout = child.stdout.take().expect("stdout piped");
+            (Shim::Spawned(child), stdin, stdout)
+        }
+    };
     let write_res = stdin.write_all(&frame);
-    let stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
     Ok(Spawned {
         child,
         stdin: keep_stdin.then_some(stdin),
-        stdout,
+        stdout: BufReader::new(stdout),
         write_res,
     })
 }
@@ -104,7 +165,7 @@ impl Spawned {
         let mut line = Vec::with_capacity(256);
         let read_res = self.stdout.read_until(b'\n', &mut line);
         let child = &mut self.child;
-        let fail = |child: &mut Child, what: String| {
+        let fail = |child: &mut Shim, what: String| {
             // The shim misbehaved: make sure it is gone and reaped.
             let _ = child.kill();
             let status = child
@@ -158,7 +219,14 @@ impl Spawned {
     }
 }
 
-/// Spawns `SHIM run`, writes `config` to its stdin, reads the one-line
+/// Ends the shim fork server (see `forkserver`) and reaps it: for a
+/// daemon's shutdown, once nothing starts shims any more (a later start
+/// would start another). Blocking, briefly.
+pub fn stop_fork_server() {
+    crate::forkserver::shutdown();
+}
+
+/// Starts `SHIM run`, writes `config` to its stdin, reads the one-line
 /// JSON StartReport from its stdout. The shim stays the daemon's child; the
 /// caller reaps it later with `proc::try_reap` once its pidfd is readable.
 /// When the report is Failed the shim has already exited; it is reaped here.

@@ -40,6 +40,46 @@ pub fn try_reap(pid: i32) -> std::io::Result<bool> {
     }
 }
 
+/// waitpid(pid) for one of our own children, blocking until it exits: its
+/// exit status (what `std::process::Child::wait` gives).
+pub fn wait_blocking(pid: i32) -> std::io::Result<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = wait_status(pid, None)? {
+            return Ok(status);
+        }
+    }
+}
+
+/// waitpid(pid, WNOHANG) for one of our own children: its exit status once
+/// it has exited (what `std::process::Child::try_wait` gives).
+pub fn try_wait_status(pid: i32) -> std::io::Result<Option<std::process::ExitStatus>> {
+    wait_status(pid, Some(WaitPidFlag::WNOHANG))
+}
+
+fn wait_status(
+    pid: i32,
+    flags: Option<WaitPidFlag>,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    if pid <= 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    loop {
+        return match waitpid(Pid::from_raw(pid), flags) {
+            // The raw status as wait(2) encodes it.
+            Ok(WaitStatus::Exited(_, code)) => {
+                Ok(Some(std::process::ExitStatus::from_raw((code & 0xff) << 8)))
+            }
+            Ok(WaitStatus::Signaled(_, sig, core)) => Ok(Some(std::process::ExitStatus::from_raw(
+                sig as i32 | if core { 0x80 } else { 0 },
+            ))),
+            Ok(_) => Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(e) => Err(e.into()),
+        };
+    }
+}
+
 /// SIGKILLs one of our own unreaped children and waits for it. Blocking;
 /// call off the reactor. The pid cannot have been reused: it is ours until
 /// we reap it.

@@ -188,7 +188,8 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// continues from this call on a copy of the caller's memory, like fork(2)),
 /// plus `flags` (namespaces), a pidfd for the child (CLONE_PIDFD) and, with
 /// `cgroup`, CLONE_INTO_CGROUP: the child is born in that cgroup (v2), with
-/// no migration afterwards. SIGCHLD is sent when the child exits.
+/// no migration afterwards. SIGCHLD is sent when the child exits (with
+/// CLONE_PARENT, to the caller's parent: whatever the caller's exit sends).
 /// Only allowed in a single-threaded process (checked).
 pub fn clone_fork(flags: CloneFlags, cgroup: Option<BorrowedFd<'_>>) -> io::Result<CloneResult> {
     ensure_single_threaded()?;
@@ -196,7 +197,14 @@ pub fn clone_fork(flags: CloneFlags, cgroup: Option<BorrowedFd<'_>>) -> io::Resu
     let mut args = CloneArgs {
         flags: u64::from(flags.bits() as u32) | CLONE_PIDFD,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the child is its grandparent's, and the kernel
+        // takes the signal the caller's own exit sends (clone3 refuses
+        // one given here).
+        exit_signal: if flags.contains(CloneFlags::CLONE_PARENT) {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     if let Some(fd) = cgroup {

@@ -1,5 +1,6 @@
 //! The `quilt-shim` helper binary: `run` (start and supervise one container)
-//! and `exec` (run a command inside a running container). Single-threaded.
+//! and `exec` (run a command inside a running container), and the fork server
+//! that starts `run` shims for quiltd. Single-threaded.
 mod attach;
 mod common;
 mod container;
@@ -9,6 +10,7 @@ mod disk;
 mod exec;
 mod exec_io;
 mod fdpass;
+mod forkserver;
 mod gpu;
 mod init;
 mod logwriter;
@@ -24,6 +26,9 @@ mod userns;
 pub fn main() -> ! {
     let mut args = std::env::args_os().skip(1);
     let code = match args.next().as_deref().and_then(|a| a.to_str()) {
+        Some("run") if std::env::var_os(forkserver::SERVER_ENV).is_some_and(|v| v == "1") => {
+            forkserver::serve()
+        }
         Some("run") => run::run(),
         Some("exec") => exec::exec(),
         Some("cp-out") => cp::cp(crate::copy::CopyMode::Out),

@@ -1,0 +1,146 @@
+//! The shim fork server (`quilt-shim run` with `QUILT_SHIM_FORK_SERVER=1`
+//! in its environment): a small single-threaded process that starts
+//! shims by forking itself, so that a start does not exec the shim afresh
+//! nor copy quiltd's descriptor table (one pidfd per live container) into a
+//! new process. quiltd starts it once and talks to it over the seqpacket
+//! socket on its stdin (see `crate::forkserver`).
+//!
+//! A request is one byte and two descriptors (the new shim's stdin and
+//! stdout); the answer is the new shim's pid (4 bytes, little-endian), or a
+//! negated errno when it could not be forked. The shim is forked with
+//! CLONE_PARENT: it is quiltd's child, as a shim spawned directly is, and
+//! quiltd reaps it; the server never waits for anything but requests. The
+//! forked shim takes the descriptors as its stdin and stdout, leaves the
+//! server's process group, and runs `quilt-shim run` as if just executed
+//! (the server's address space is shared copy-on-write with every shim it
+//! forked: relocated data and code pages are not copied per container).
+//! The end of the socket (quiltd exited or closed it) ends the server.
+use crate::sys::{self, CloneResult};
+use nix::sched::CloneFlags;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// The request's tag.
+pub const SPAWN: u8 = b'S';
+/// The server's command name (a forked shim is `quilt-shim`, as when it
+/// is executed).
+const SERVER_NAME: &std::ffi::CStr = c"quilt-forksrv";
+const SHIM_NAME: &std::ffi::CStr = c"quilt-shim";
+/// Set (to 1) in the server's environment: `quilt-shim run` is then the
+/// server. So it is started with the arguments of a shim, which every shim
+/// it forks keeps (what `ps` shows), without writing to them.
+pub const SERVER_ENV: &str = "QUILT_SHIM_FORK_SERVER";
+
+pub fn serve() -> i32 {
+    let sock = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("quilt-shim (fork server): stdin: {e}");
+            return 1;
+        }
+    };
+    // Told apart from the shims it forks (which take their name back).
+    let _ = rustix::thread::set_name(SERVER_NAME);
+    // The socket stays only as `sock`: fd 0 is /dev/null until a shim takes
+    // its own.
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+    }
+    // An Option so that a forked shim can let go of it (see `fork_shim`).
+    let mut sock = Some(sock);
+    loop {
+        let Some(server) = sock.as_ref() else {
+            return 0;
+        };
+        let (tag, fds) = match receive(server) {
+            Ok(Some(m)) => m,
+            Ok(None) => return 0,
+            Err(e) => {
+                eprintln!("quilt-shim (fork server): receiving: {e}");
+                return 1;
+            }
+        };
+        let answer = match (tag, <[OwnedFd; 2]>::try_from(fds)) {
+            (SPAWN, Ok([stdin, stdout])) => match fork_shim(&mut sock, stdin, stdout) {
+                Ok(pid) => pid,
+                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            },
+            _ => -libc::EINVAL,
+        };
+        let Some(server) = sock.as_ref() else {
+            return 0;
+        };
+        if let Err(e) = rustix::net::send(
+            server,
+            &answer.to_le_bytes(),
+            rustix::net::SendFlags::NOSIGNAL,
+        ) {
+            eprintln!("quilt-shim (fork server): answering: {e}");
+            return 1;
+        }
+    }
+}
+
+/// Forks a shim on `stdin`/`stdout`; its pid. In the child this never
+/// returns: it runs the shim and exits.
+fn fork_shim(sock: &mut Option<OwnedFd>, stdin: OwnedFd, stdout: OwnedFd) -> io::Result<i32> {
+    match sys::clone_fork(CloneFlags::CLONE_PARENT, None)? {
+        CloneResult::Parent { pid, pidfd } => {
+            drop(pidfd);
+            Ok(pid.as_raw())
+        }
+        CloneResult::Child => {
+            // Nothing of the server's is kept: its socket goes.
+            drop(sock.take());
+            let _ = rustix::thread::set_name(SHIM_NAME);
+            let code = match (
+                nix::unistd::dup2_stdin(&stdin),
+                nix::unistd::dup2_stdout(&stdout),
+            ) {
+                (Ok(()), Ok(())) => {
+                    drop((stdin, stdout));
+                    // Out of the server's process group, as a shim spawned
+                    // directly is out of quiltd's.
+                    let _ = nix::unistd::setpgid(
+                        nix::unistd::Pid::from_raw(0),
+                        nix::unistd::Pid::from_raw(0),
+                    );
+                    super::run::run()
+                }
+                _ => 1,
+            };
+            std::process::exit(code)
+        }
+    }
+}
+
+/// One request: its tag and the descriptors it carried (close-on-exec);
+/// None at the end of the socket.
+fn receive(sock: &OwnedFd) -> io::Result<Option<(u8, Vec<OwnedFd>)>> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut tag = [0u8; 1];
+    let msg = loop {
+        match recvmsg(
+            sock.as_fd(),
+            &mut [io::IoSliceMut::new(&mut tag)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r?,
+        }
+    };
+    if msg.bytes == 0 {
+        return Ok(None);
+    }
+    let mut fds = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            fds.extend(received);
+        }
+    }
+    Ok(Some((tag[0], fds)))
+}
