@@ -21,17 +21,29 @@ use std::time::{Duration, Instant};
 
 /// The request's tag (`shim/forkserver.rs`).
 const SPAWN: u8 = b'S';
+/// What the server writes on a new shim's stdout before anything else:
+/// this, then the shim's pid (u32, little-endian). quiltd learns the pid
+/// from there even when the server's answer is lost, and can reap it.
+pub(crate) const PID_TAG: &[u8; 4] = b"PID:";
 /// How long an answer may take (a fork takes well under a millisecond).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the server could not be started (or was lost twice in a row),
 /// shims are spawned directly for this long before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// A server forks this many shims, then a new one takes over: the shims
+/// of one server share its address-space layout (and stack canary), so a
+/// leak from one shim says less about the next ones.
+const FORKS_PER_SERVER: u32 = 256;
 
 #[derive(Debug)]
 struct Server {
     shim: PathBuf,
+    /// The binary it was started from (device, inode, change time): a shim
+    /// replaced on disk gets a new server.
+    binary: (u64, u64, i64, i64),
     sock: OwnedFd,
     process: Child,
+    forks: u32,
 }
 
 #[derive(Debug)]
@@ -42,6 +54,7 @@ enum State {
 }
 
 /// Requests are one at a time: each takes a fork (tens of microseconds).
+/// Nothing waits for a process while holding it (see `stop`).
 static SERVER: Mutex<State> = Mutex::new(State::Idle);
 
 /// A shim forked by the server (quiltd's child), with quiltd's ends of its
@@ -56,36 +69,36 @@ pub(crate) struct Forked {
 /// Forks `quilt-shim run` (the binary at `shim`) through the server. None
 /// when no server can be had: the caller spawns the shim itself.
 pub(crate) fn spawn_run(shim: &Path) -> Option<Forked> {
+    let binary = identity(shim).ok()?;
     let mut state = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     // One more try with a new server when the one we had is gone.
     for _ in 0..2 {
-        let server = match &mut *state {
-            State::Running(s) if s.shim == shim => s,
-            State::Failed(at) if at.elapsed() < RETRY_AFTER => return None,
-            _ => {
-                stop(&mut state);
-                match start(shim) {
-                    Ok(s) => {
-                        *state = State::Running(s);
-                        let State::Running(s) = &mut *state else {
-                            unreachable!()
-                        };
-                        s
-                    }
-                    Err(e) => {
-                        tracing::warn!(shim = %shim.display(), error = %e, "cannot start the shim fork server; spawning shims directly");
-                        *state = State::Failed(Instant::now());
-                        return None;
-                    }
+        let current = matches!(&*state, State::Running(s)
+            if s.shim == shim && s.binary == binary && s.forks < FORKS_PER_SERVER);
+        if !current {
+            if matches!(&*state, State::Failed(at) if at.elapsed() < RETRY_AFTER) {
+                return None;
+            }
+            stop(&mut state);
+            match start(shim, binary) {
+                Ok(s) => *state = State::Running(s),
+                Err(e) => {
+                    tracing::warn!(shim = %shim.display(), error = %e, "cannot start the shim fork server; spawning shims directly");
+                    *state = State::Failed(Instant::now());
+                    return None;
                 }
             }
+        }
+        let State::Running(server) = &mut *state else {
+            unreachable!("a server was just made current")
         };
+        server.forks += 1;
         match request(server) {
             Ok(forked) => return Some(forked),
             Err(Failure::Fork(e)) => {
                 // The server is sound; the fork failed (a process limit):
                 // a direct spawn would fail as well, and says why.
-                tracing::debug!(error = %e, "the fork server could not fork a shim");
+                tracing::warn!(error = %e, "the fork server could not fork a shim");
                 return None;
             }
             Err(Failure::Server(e)) => {
@@ -98,6 +111,28 @@ pub(crate) fn spawn_run(shim: &Path) -> Option<Forked> {
     None
 }
 
+/// Ends the server, if there is one: it exits at the end of its socket,
+/// and is reaped (a daemon that shuts down leaves no process of its own to
+/// its parent). Blocking, for a second at most.
+pub(crate) fn shutdown() {
+    let old = std::mem::replace(
+        &mut *SERVER.lock().unwrap_or_else(|e| e.into_inner()),
+        State::Idle,
+    );
+    if let State::Running(mut s) = old {
+        drop(s.sock);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while matches!(s.process.try_wait(), Ok(None)) {
+            if Instant::now() >= deadline {
+                let _ = s.process.kill();
+                let _ = s.process.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 enum Failure {
     /// The server answered that it could not fork.
     Fork(io::Error),
@@ -105,7 +140,13 @@ enum Failure {
     Server(io::Error),
 }
 
-fn start(shim: &Path) -> io::Result<Server> {
+fn identity(shim: &Path) -> io::Result<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(shim)?;
+    Ok((m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
+}
+
+fn start(shim: &Path, binary: (u64, u64, i64, i64)) -> io::Result<Server> {
     let (ours, theirs) = rustix::net::socketpair(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
@@ -129,24 +170,27 @@ fn start(shim: &Path) -> io::Result<Server> {
         .spawn()?;
     Ok(Server {
         shim: shim.to_owned(),
+        binary,
         sock: ours,
         process,
+        forks: 0,
     })
 }
 
-/// Ends the server, if there is one, and reaps it (a daemon that shuts
-/// down leaves no process of its own to its parent). Blocking, briefly.
-pub(crate) fn shutdown() {
-    stop(&mut SERVER.lock().unwrap_or_else(|e| e.into_inner()));
-}
-
-/// Ends the server we have, if any (its shims live on: they are quiltd's
-/// children, not its).
+/// Lets go of the server we have, if any (its shims live on: they are
+/// quiltd's children, not its): killed, and reaped by a thread of its own,
+/// so that no start waits on a process that does not die at once.
 fn stop(state: &mut State) {
     if let State::Running(mut s) = std::mem::replace(state, State::Idle) {
         drop(s.sock);
         let _ = s.process.kill();
-        let _ = s.process.wait();
+        if !matches!(s.process.try_wait(), Ok(Some(_))) {
+            let _ = std::thread::Builder::new()
+                .name("reap-forksrv".into())
+                .spawn(move || {
+                    let _ = s.process.wait();
+                });
+        }
     }
 }
 
@@ -175,21 +219,76 @@ fn request(server: &Server) -> Result<Forked, Failure> {
     let n = loop {
         match rustix::net::recv(&server.sock, &mut answer, RecvFlags::empty()) {
             Err(rustix::io::Errno::INTR) => continue,
-            r => break r.map_err(io)?.0,
+            r => break r.map_err(|e| lost(e.into(), &out_r))?.0,
         }
     };
     if n != answer.len() {
-        return Err(Failure::Server(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the fork server closed its socket",
-        )));
+        return Err(lost(
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the fork server closed its socket",
+            ),
+            &out_r,
+        ));
     }
     match i32::from_le_bytes(answer) {
-        pid if pid > 0 => Ok(Forked {
-            pid,
-            stdin: in_w,
-            stdout: out_r,
-        }),
+        pid if pid > 0 => match read_pid(&out_r, true) {
+            Some(written) if written == pid => Ok(Forked {
+                pid,
+                stdin: in_w,
+                stdout: out_r,
+            }),
+            other => {
+                reap(other);
+                reap(Some(pid));
+                Err(Failure::Server(io::Error::other(format!(
+                    "the fork server answered pid {pid} and wrote {other:?}"
+                ))))
+            }
+        },
         errno => Err(Failure::Fork(io::Error::from_raw_os_error(-errno))),
+    }
+}
+
+/// The server failed after the request: a shim it may have forked is
+/// quiltd's child, found by the pid written on its stdout, and reaped
+/// (its stdin is closed with `in_w`: it ends by itself).
+fn lost(e: io::Error, out_r: &OwnedFd) -> Failure {
+    reap(read_pid(out_r, false));
+    Failure::Server(e)
+}
+
+/// The pid the server wrote first on a shim's stdout; `wait`: block until
+/// it is there, else take it only if it already is.
+fn read_pid(out_r: &OwnedFd, wait: bool) -> Option<i32> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    if !wait {
+        let mut fds = [PollFd::new(out_r.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1)) {
+            return None;
+        }
+    }
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::io::read(out_r, &mut buf[got..]) {
+            Ok(0) => return None,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
+    (&buf[..4] == PID_TAG)
+        .then(|| i32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]))
+        .filter(|&pid| pid > 0)
+}
+
+/// Kills and reaps, on a thread of its own, a shim of ours that will
+/// never be used.
+fn reap(pid: Option<i32>) {
+    if let Some(pid) = pid {
+        let _ = std::thread::Builder::new()
+            .name("reap-shim".into())
+            .spawn(move || crate::proc::kill_and_reap_child(pid));
     }
 }

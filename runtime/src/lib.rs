@@ -9,7 +9,7 @@ pub mod copy;
 pub mod devnode;
 pub mod execproto;
 pub mod exitfile;
-mod forkserver;
+pub(crate) mod forkserver;
 pub mod image;
 pub mod launch;
 pub mod logfile;

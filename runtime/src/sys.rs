@@ -215,9 +215,12 @@ pub fn clone_fork(flags: CloneFlags, cgroup: Option<BorrowedFd<'_>>) -> io::Resu
     // outlives the call. Without CLONE_VM and with no stack given, the child
     // runs on its own copy of our memory exactly as after fork(2); the process
     // is single-threaded (checked above), so no lock can be held by a thread
-    // missing in the child. (glibc's cached TID is stale in the child; the
-    // child only runs our own code up to execve/_exit, and glibc's raise()
-    // asks the kernel for the TID.)
+    // missing in the child. (glibc's cached TID is stale in the child:
+    // raise() and abort() ask the kernel for it, and Rust's locks and thread
+    // ids do not use it, but the pthread calls that pass it to the kernel,
+    // pthread_setaffinity_np, pthread_setschedparam, pthread_getcpuclockid,
+    // PI or robust mutexes, must not be used in such a child. The shim,
+    // which runs whole in one (the fork server's), uses none of them.)
     let r = unsafe {
         libc::syscall(
             libc::SYS_clone3,

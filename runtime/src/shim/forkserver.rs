@@ -10,8 +10,8 @@
 //! negated errno when it could not be forked. The shim is forked with
 //! CLONE_PARENT: it is quiltd's child, as a shim spawned directly is, and
 //! quiltd reaps it; the server never waits for anything but requests. The
-//! forked shim takes the descriptors as its stdin and stdout, leaves the
-//! server's process group, and runs `quilt-shim run` as if just executed
+//! forked shim takes the descriptors as its stdin and stdout, makes a
+//! session of its own, and runs `quilt-shim run` as if just executed
 //! (the server's address space is shared copy-on-write with every shim it
 //! forked: relocated data and code pages are not copied per container).
 //! The end of the socket (quiltd exited or closed it) ends the server.
@@ -33,6 +33,9 @@ const SHIM_NAME: &std::ffi::CStr = c"quilt-shim";
 pub const SERVER_ENV: &str = "QUILT_SHIM_FORK_SERVER";
 
 pub fn serve() -> i32 {
+    // Nothing inherited beyond stdio is kept for the server's life (it
+    // owns no descriptor yet).
+    let _ = sys::close_from(3);
     let sock = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(s) => s,
         Err(e) => {
@@ -88,6 +91,11 @@ fn fork_shim(sock: &mut Option<OwnedFd>, stdin: OwnedFd, stdout: OwnedFd) -> io:
     match sys::clone_fork(CloneFlags::CLONE_PARENT, None)? {
         CloneResult::Parent { pid, pidfd } => {
             drop(pidfd);
+            // First on the shim's stdout, before the answer: quiltd finds
+            // the shim by it even if the answer never comes.
+            let mut tag = crate::forkserver::PID_TAG.to_vec();
+            tag.extend_from_slice(&pid.as_raw().to_le_bytes());
+            rustix::io::write(&stdout, &tag)?;
             Ok(pid.as_raw())
         }
         CloneResult::Child => {
@@ -100,12 +108,9 @@ fn fork_shim(sock: &mut Option<OwnedFd>, stdin: OwnedFd, stdout: OwnedFd) -> io:
             ) {
                 (Ok(()), Ok(())) => {
                     drop((stdin, stdout));
-                    // Out of the server's process group, as a shim spawned
-                    // directly is out of quiltd's.
-                    let _ = nix::unistd::setpgid(
-                        nix::unistd::Pid::from_raw(0),
-                        nix::unistd::Pid::from_raw(0),
-                    );
+                    // A session (and process group) of its own: nothing
+                    // sent to quiltd's or the server's reaches it.
+                    let _ = nix::unistd::setsid();
                     super::run::run()
                 }
                 _ => 1,
