@@ -139,8 +139,9 @@ fn spawn(shim: &Path, config: &ContainerConfig, keep_stdin: bool) -> Result<Spaw
                 .stderr(Stdio::inherit())
                 .env_clear()
                 // Not in quiltd's process group: nothing sent to that group
-                // reaches a supervisor (it makes a session of its own right
-                // away).
+                // reaches a supervisor. (Being a group leader, its own
+                // setsid() fails: spawned this way, it stays in quiltd's
+                // session; a forked one makes its own.)
                 .process_group(0)
                 .spawn()
                 .map_err(|e| LaunchError::Spawn(shim.display().to_string(), e))?;

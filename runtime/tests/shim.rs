@@ -49,6 +49,7 @@ impl Env {
         let tmp = tempfile::tempdir().unwrap();
         let image = ImageStore::new(tmp.path()).prepare("default").unwrap();
         let layout = cgroup::detect_layout().unwrap();
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).envs += 1;
         Env {
             tmp,
             image,
@@ -62,7 +63,7 @@ impl Env {
         let id = unique();
         let cg = CgroupSpec {
             layout: self.layout.clone(),
-            path: format!("quilt-rt-test/{id}"),
+            path: format!("{PARENT}/{id}"),
             limits,
             own_memory: false,
         };
@@ -151,15 +152,66 @@ impl Drop for Env {
             if let Err(e) = cgroup::remove(cg) {
                 eprintln!("cleanup: removing cgroup {}: {e}", cg.path);
             }
-            // The shared parent goes with the last test that used it; while
-            // another test still has a cgroup below it, rmdir fails with
-            // EBUSY and that test removes it instead.
-            if let Some((parent, _)) = cg.path.rsplit_once('/') {
-                cgroup::remove_parent_if_empty(&cg.layout, parent);
+        }
+        // The shared parent goes with the last test environment, under the
+        // count's lock: an empty parent is not removed while another test
+        // is starting a container that joins it (on v1 one without a memory
+        // limit joins the memory parent itself), and a new environment
+        // waits until the removal is over.
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        for layout in self.cgroups.iter().map(|cg| &cg.layout) {
+            if !live.layouts.contains(layout) {
+                live.layouts.push(layout.clone());
+            }
+        }
+        live.envs -= 1;
+        if live.envs == 0 {
+            // A pooled container's shim, let go by a test, cleans up on a
+            // thread of its own: it may still be in the parent for a moment.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            for layout in std::mem::take(&mut live.layouts) {
+                loop {
+                    cgroup::remove_parent_if_empty(&layout, PARENT);
+                    if !parent_left(&layout) || std::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
         }
     }
 }
+
+/// The cgroup parent of every test container.
+const PARENT: &str = "quilt-rt-test";
+
+/// Whether the parent is still there, in any hierarchy.
+fn parent_left(layout: &CgroupLayout) -> bool {
+    match layout {
+        CgroupLayout::V2 { root } => root.join(PARENT).exists(),
+        // Not the cgroup2 mount a hybrid host has beside its v1 hierarchies
+        // (another layout).
+        CgroupLayout::V1 { root } => std::fs::read_dir(root)
+            .map(|hs| {
+                hs.flatten()
+                    .filter(|h| h.file_name() != "unified")
+                    .any(|h| h.path().join(PARENT).exists())
+            })
+            .unwrap_or(false),
+    }
+}
+
+/// The test environments alive in this process, and the cgroup layouts
+/// their containers used (see `Env`'s drop).
+struct Live {
+    envs: usize,
+    layouts: Vec<CgroupLayout>,
+}
+
+static LIVE: std::sync::Mutex<Live> = std::sync::Mutex::new(Live {
+    envs: 0,
+    layouts: Vec::new(),
+});
 
 /// The container's cgroup directory: v1 in the pids hierarchy (every
 /// container has one there); v2 its own, or, without a memory cgroup of its

@@ -112,7 +112,7 @@ impl<'s, DB: Database> Writer<'s, DB> {
                 if let (EngineError::ResourceExhausted(_), Some(metrics)) = (e, self.metrics) {
                     metrics.rejected("disk_full");
                 }
-                tracing::warn!(error = %e, "database write failed; replacing the writer connection");
+                tracing::warn!(error = %e, "database write failed; replacing its connection");
                 let _ = sqlx::Connection::close(conn.detach()).await;
             }
         }
