@@ -23,6 +23,7 @@
 #   apache2-utils             images they build into it with skopeo (htpasswd for basic auth)
 #   umoci skopeo              the image tests build an OCI image with umoci and convert it
 #                             to docker-archive and oci-archive with skopeo
+#   dnsmasq-base              the DNS test runs a dnsmasq as the upstream resolver (tests/tests/dns.rs)
 #   postgresql                the PostgreSQL store's tests run their own server from
 #                             /usr/lib/postgresql/<major>/bin in a temp dir (testkit/src/postgres.rs);
 #                             no `main` cluster or service is made (quilt_pg_no_main_cluster)

@@ -6,21 +6,22 @@
 //! per live container, so a start no longer copies a table that grows with
 //! the containers, and no longer executes the shim afresh. Where no server
 //! can be had, the caller spawns the shim directly, as before.
-use rustix::net::{
-    AddressFamily, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags,
-    SocketType, sockopt,
-};
+use crate::shim::fdpass;
+use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType, sockopt};
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The request's tag (`shim/forkserver.rs`).
-const SPAWN: u8 = b'S';
+/// Set (to 1) in the server's environment: `quilt-shim run` is then the
+/// server (`shim/forkserver.rs`). So it is started with the arguments of a
+/// shim, which every shim it forks keeps (what `ps` shows).
+pub(crate) const SERVER_ENV: &str = "QUILT_SHIM_FORK_SERVER";
+/// The request's tag: two descriptors follow, the new shim's stdin and
+/// stdout.
+pub(crate) const SPAWN: u8 = b'S';
 /// What the server writes on a new shim's stdout before anything else:
 /// this, then the shim's pid (u32, little-endian). quiltd learns the pid
 /// from there even when the server's answer is lost, and can reap it.
@@ -154,19 +155,12 @@ fn start(shim: &Path, binary: (u64, u64, i64, i64)) -> io::Result<Server> {
         None,
     )?;
     sockopt::set_socket_timeout(&ours, sockopt::Timeout::Recv, Some(ANSWER_TIMEOUT))?;
-    let process = Command::new(shim)
-        // A shim's arguments, which the shims it forks keep: the variable
-        // makes it the server (`shim/forkserver.rs`).
-        .arg("run")
+    // Started as a shim is (the shims it forks keep its stderr and
+    // arguments); the variable makes it the server.
+    let process = crate::launch::shim_run_command(shim)
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
-        // A shim's early failures (before it redirects its stderr to its
-        // log) show up in quiltd's stderr, as when it is spawned directly.
-        .stderr(Stdio::inherit())
-        .env_clear()
-        .env("QUILT_SHIM_FORK_SERVER", "1")
-        // Nothing sent to quiltd's process group reaches it.
-        .process_group(0)
+        .env(SERVER_ENV, "1")
         .spawn()?;
     Ok(Server {
         shim: shim.to_owned(),
@@ -195,24 +189,12 @@ fn stop(state: &mut State) {
 }
 
 fn request(server: &Server) -> Result<Forked, Failure> {
-    let io = |e: rustix::io::Errno| Failure::Server(io::Error::from(e));
     let (in_r, in_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Failure::Fork(e.into()))?;
     let (out_r, out_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Failure::Fork(e.into()))?;
-    {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        let fds = [in_r.as_fd(), out_w.as_fd()];
-        control.push(SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(
-            &server.sock,
-            &[io::IoSlice::new(&[SPAWN])],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        )
-        .map_err(io)?;
-    }
+    fdpass::send_fds(&server.sock, SPAWN, &[in_r.as_fd(), out_w.as_fd()])
+        .map_err(Failure::Server)?;
     // The shim has its own copies now.
     drop((in_r, out_w));
     let mut answer = [0u8; 4];

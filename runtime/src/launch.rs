@@ -120,6 +120,23 @@ impl Shim {
     }
 }
 
+/// `SHIM run`, as quiltd spawns it (a shim, or the fork server): stdio
+/// still to be set.
+pub(crate) fn shim_run_command(shim: &Path) -> Command {
+    let mut cmd = Command::new(shim);
+    cmd.arg("run")
+        // Until it redirects its stderr to DIR/shim.log, early failures of
+        // a shim (e.g. a panic) show up in the daemon's own stderr.
+        .stderr(Stdio::inherit())
+        .env_clear()
+        // Not in quiltd's process group: nothing sent to that group reaches
+        // a supervisor. (Being a group leader, a shim spawned this way
+        // cannot make a session of its own: its setsid() fails; one forked
+        // by the fork server makes one.)
+        .process_group(0);
+    cmd
+}
+
 fn spawn(shim: &Path, config: &ContainerConfig, keep_stdin: bool) -> Result<Spawned, LaunchError> {
     let frame = encode(config)?;
     let (child, mut stdin, stdout) = match crate::forkserver::spawn_run(shim) {
@@ -129,20 +146,9 @@ fn spawn(shim: &Path, config: &ContainerConfig, keep_stdin: bool) -> Result<Spaw
             ChildStdout::from(f.stdout),
         ),
         None => {
-            let mut child = Command::new(shim)
-                .arg("run")
+            let mut child = shim_run_command(shim)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                // Until it redirects its stderr to DIR/shim.log, early
-                // failures of the shim (e.g. a panic) show up in the
-                // daemon's own stderr.
-                .stderr(Stdio::inherit())
-                .env_clear()
-                // Not in quiltd's process group: nothing sent to that group
-                // reaches a supervisor. (Being a group leader, its own
-                // setsid() fails: spawned this way, it stays in quiltd's
-                // session; a forked one makes its own.)
-                .process_group(0)
                 .spawn()
                 .map_err(|e| LaunchError::Spawn(shim.display().to_string(), e))?;
             let stdin = child.stdin.take().expect("stdin piped");

@@ -24,19 +24,10 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> std::io::Result<()>
 /// Ok(false) = still running, ECHILD (not our child, e.g. after a daemon
 /// restart) = Ok(true) as there is nothing left to reap.
 pub fn try_reap(pid: i32) -> std::io::Result<bool> {
-    if pid <= 0 {
-        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    loop {
-        return match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => Ok(false),
-            Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => Ok(true),
-            // Stop/continue reports are not requested; treat anything else as alive.
-            Ok(_) => Ok(false),
-            Err(Errno::EINTR) => continue,
-            Err(Errno::ECHILD) => Ok(true),
-            Err(e) => Err(e.into()),
-        };
+    match try_wait_status(pid) {
+        Ok(status) => Ok(status.is_some()),
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(true),
+        Err(e) => Err(e),
     }
 }
 
@@ -87,9 +78,8 @@ pub fn kill_and_reap_child(pid: i32) {
     if pid <= 0 {
         return;
     }
-    let pid = Pid::from_raw(pid);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    while let Err(Errno::EINTR) = waitpid(pid, None) {}
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let _ = wait_blocking(pid);
 }
 
 /// The fields of /proc/PID/stat after the command name (field 3 onwards).

@@ -1,19 +1,29 @@
-//! Descriptors between the shim and the container's first process over a
-//! seqpacket socket: one message is a one-byte tag and at most one
-//! descriptor (SCM_RIGHTS). Received descriptors are close-on-exec.
+//! Descriptors over a seqpacket socket, between the shim and the
+//! container's first process, and between quiltd and the shim fork server:
+//! one message is a one-byte tag and at most `MAX_FDS` descriptors
+//! (SCM_RIGHTS). Received descriptors are close-on-exec.
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+/// The most descriptors one message carries.
+pub const MAX_FDS: usize = 2;
+
 /// Sends `tag`, with `fd` when given.
 pub fn send(sock: &OwnedFd, tag: u8, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    send_fds(sock, tag, fd.as_slice())
+}
+
+/// Sends `tag` with `fds` (at most `MAX_FDS`).
+pub fn send_fds(sock: &OwnedFd, tag: u8, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let one;
-    if let Some(fd) = fd {
-        one = [fd];
-        control.push(SendAncillaryMessage::ScmRights(&one));
+    if !fds.is_empty() {
+        control.push(SendAncillaryMessage::ScmRights(fds));
     }
     sendmsg(
         sock,
@@ -29,7 +39,7 @@ pub fn send(sock: &OwnedFd, tag: u8, fd: Option<BorrowedFd<'_>>) -> io::Result<(
 /// message comes; otherwise one that is not there yet is an error.
 pub fn receive(sock: &OwnedFd, wait: bool) -> io::Result<Option<(u8, Vec<OwnedFd>)>> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut tag = [0u8; 1];
     let mut flags = RecvFlags::CMSG_CLOEXEC;

@@ -15,22 +15,17 @@
 //! (the server's address space is shared copy-on-write with every shim it
 //! forked: relocated data and code pages are not copied per container).
 //! The end of the socket (quiltd exited or closed it) ends the server.
+use super::fdpass;
+use crate::forkserver::{PID_TAG, SPAWN};
 use crate::sys::{self, CloneResult};
 use nix::sched::CloneFlags;
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 
-/// The request's tag.
-pub const SPAWN: u8 = b'S';
 /// The server's command name (a forked shim is `quilt-shim`, as when it
 /// is executed).
 const SERVER_NAME: &std::ffi::CStr = c"quilt-forksrv";
 const SHIM_NAME: &std::ffi::CStr = c"quilt-shim";
-/// Set (to 1) in the server's environment: `quilt-shim run` is then the
-/// server. So it is started with the arguments of a shim, which every shim
-/// it forks keeps (what `ps` shows), without writing to them.
-pub const SERVER_ENV: &str = "QUILT_SHIM_FORK_SERVER";
 
 pub fn serve() -> i32 {
     // Nothing inherited beyond stdio is kept for the server's life (it
@@ -56,7 +51,7 @@ pub fn serve() -> i32 {
         let Some(server) = sock.as_ref() else {
             return 0;
         };
-        let (tag, fds) = match receive(server) {
+        let (tag, fds) = match fdpass::receive(server, true) {
             Ok(Some(m)) => m,
             Ok(None) => return 0,
             Err(e) => {
@@ -93,7 +88,7 @@ fn fork_shim(sock: &mut Option<OwnedFd>, stdin: OwnedFd, stdout: OwnedFd) -> io:
             drop(pidfd);
             // First on the shim's stdout, before the answer: quiltd finds
             // the shim by it even if the answer never comes.
-            let mut tag = crate::forkserver::PID_TAG.to_vec();
+            let mut tag = PID_TAG.to_vec();
             tag.extend_from_slice(&pid.as_raw().to_le_bytes());
             rustix::io::write(&stdout, &tag)?;
             Ok(pid.as_raw())
@@ -118,34 +113,4 @@ fn fork_shim(sock: &mut Option<OwnedFd>, stdin: OwnedFd, stdout: OwnedFd) -> io:
             std::process::exit(code)
         }
     }
-}
-
-/// One request: its tag and the descriptors it carried (close-on-exec);
-/// None at the end of the socket.
-fn receive(sock: &OwnedFd) -> io::Result<Option<(u8, Vec<OwnedFd>)>> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut tag = [0u8; 1];
-    let msg = loop {
-        match recvmsg(
-            sock.as_fd(),
-            &mut [io::IoSliceMut::new(&mut tag)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => break r?,
-        }
-    };
-    if msg.bytes == 0 {
-        return Ok(None);
-    }
-    let mut fds = Vec::new();
-    for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = m {
-            fds.extend(received);
-        }
-    }
-    Ok(Some((tag[0], fds)))
 }

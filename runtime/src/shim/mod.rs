@@ -9,7 +9,7 @@ mod devices;
 mod disk;
 mod exec;
 mod exec_io;
-mod fdpass;
+pub(crate) mod fdpass;
 mod forkserver;
 mod gpu;
 mod init;
@@ -26,7 +26,9 @@ mod userns;
 pub fn main() -> ! {
     let mut args = std::env::args_os().skip(1);
     let code = match args.next().as_deref().and_then(|a| a.to_str()) {
-        Some("run") if std::env::var_os(forkserver::SERVER_ENV).is_some_and(|v| v == "1") => {
+        Some("run")
+            if std::env::var_os(crate::forkserver::SERVER_ENV).is_some_and(|v| v == "1") =>
+        {
             forkserver::serve()
         }
         Some("run") => run::run(),
