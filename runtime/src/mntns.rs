@@ -1,6 +1,6 @@
 //! The mount namespace supervisors start from. A container's mount
 //! namespace begins as a copy of its supervisor's (CLONE_NEWNS), and
-//! pivot_root's detach of the old root then tears that copy down: both walk
+//! the detach of the host's root then tears that copy down: both walk
 //! every mount of it. The daemon's namespace holds one nsfs bind per
 //! network namespace (`DATA/netns`), so with N containers every start
 //! copied and dropped N mounts. The template is the daemon's namespace

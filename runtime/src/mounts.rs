@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// One mount made in the container's mount namespace before pivot_root.
+/// One mount made in the container's mount namespace before it becomes the root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountConfig {
     /// Absolute, normalised path inside the container (checked by the daemon).

@@ -87,7 +87,7 @@ pub struct ContainerConfig {
     /// no rotated file is kept (the full file is dropped and started anew).
     #[serde(default)]
     pub log_max_files: Option<u32>,
-    /// Volumes, bind mounts and tmpfs mounts, made before pivot_root.
+    /// Volumes, bind mounts and tmpfs mounts, made before the rootfs becomes the root.
     #[serde(default)]
     pub mounts: Vec<crate::mounts::MountConfig>,
     /// What the workload may do: user, capabilities, limits, seccomp,

@@ -393,3 +393,73 @@ fn a_mount_target_flipped_to_a_symlink_never_reaches_the_host() {
     d.cli(["volume", "rm", "shared"]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+/// Builds tests/probes/root_escape.c into ROOT/probe; returns the
+/// directory.
+fn build_root_escape(d: &Daemon) -> std::path::PathBuf {
+    let dir = d.root.join("probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes/root_escape.c");
+    let cc = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-Wall", "-o"])
+        .arg(dir.join("root-escape"))
+        .arg(&src)
+        .output()
+        .expect("gcc");
+    assert!(
+        cc.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    dir
+}
+
+/// Checks the probe's output against the root the container lists itself:
+/// the same "/" after the attempt as before, and its names those of the
+/// container's own root.
+fn assert_stayed_inside(out: &str) {
+    let field = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key:?} in {out:?}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(field("before "), field("after "), "{out}");
+    let names: std::collections::BTreeSet<&str> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("names "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let listed: std::collections::BTreeSet<&str> = out
+        .split_once("listing\n")
+        .unwrap_or_else(|| panic!("no listing in {out:?}"))
+        .1
+        .split_whitespace()
+        .collect();
+    assert!(names.contains("escape-probe"), "{out}");
+    assert_eq!(
+        names, listed,
+        "the probe ended outside the container's root"
+    );
+}
+
+#[test]
+fn chroot_and_dotdot_never_leave_the_containers_root() {
+    let d = Daemon::start();
+    let probe = build_root_escape(&d);
+    let mount = format!("{}:/probe:ro", probe.display());
+    let script = "/probe/root-escape && echo listing && ls -a /";
+    // The workload (docker's default capabilities include CAP_SYS_CHROOT).
+    let out = d.cli(["run", "--rm", "-v", &mount, "default", "sh", "-c", script]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_stayed_inside(&out.stdout);
+    // An exec'd command, which enters the container's mount namespace.
+    let id = d.run_detached(&["-v", &mount, "default", "sleep", "1000"]);
+    let out = d.cli(["exec", &id, "--", "sh", "-c", script]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_stayed_inside(&out.stdout);
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}

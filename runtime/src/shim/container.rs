@@ -1,5 +1,5 @@
 //! The container's PID 1 before it becomes the workload: cgroup and its
-//! namespace, session keyring, mounts, devices, pivot_root, masking,
+//! namespace, session keyring, mounts, devices, the root swap, masking,
 //! hostname, loopback, privileges, then execve.
 use super::common::*;
 use crate::spec::{CgroupLayout, ContainerConfig};
@@ -200,10 +200,12 @@ fn setup_and_exec(
         writable_dirs(&rootfs, &cfg.mounts)?;
     }
 
-    // pivot_root into the overlay and detach the old root.
     nix::unistd::chdir(&rootfs).map_err(setup(format!("chdir {}", rootfs.display())))?;
-    nix::unistd::pivot_root(".", ".").map_err(setup("pivot_root"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(setup("detaching the old root"))?;
+    if fds.userns.is_some() || !swap_root()? {
+        // pivot_root into the overlay and detach the old root.
+        nix::unistd::pivot_root(".", ".").map_err(setup("pivot_root"))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(setup("detaching the old root"))?;
+    }
     nix::unistd::chdir("/").map_err(setup("chdir /"))?;
 
     mask_paths()?;
@@ -481,6 +483,74 @@ fn setup_dev(dev: &Path) -> SetupResult<()> {
         symlink(target, &p).map_err(setup(format!("symlink {}", p.display())))?;
     }
     Ok(())
+}
+
+/// Makes the prepared root (the working directory, with everything mounted
+/// below it) the root of the namespace, as pivot_root(".", ".") and the
+/// detach of the old root would: without pivot_root, whose search of every
+/// task on the host for one rooted in the old root made each start cost more
+/// with each live container (about 3 ms with 5,000 on 2 cores).
+///
+/// The namespace's own root mount is the kernel's initial root file system
+/// (a copy of it), with the host's root mounted on it. The prepared tree is
+/// cloned, the host's root (everything of the host's, the prepared original
+/// with it) is detached, and the clone is attached where the host's root
+/// was, on that initial mount: the tree pivot_root leaves, and no mount of
+/// the host's left in the namespace to be reached or to keep the host's
+/// file systems busy. A `..` from the root stays in it, as after pivot_root.
+///
+/// False, with nothing changed, where the host's root cannot be detached (a
+/// namespace whose root mount is the host's root, or whose mounts are
+/// locked): the caller pivots then. Not for a container in a user namespace,
+/// whose copied mounts are locked (pivot_root hands their lock over).
+fn swap_root() -> SetupResult<bool> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    // The container's own /proc (below the working directory): the host's
+    // may be missing from the namespace.
+    let Ok(ns) = std::fs::File::open("proc/thread-self/ns/mnt") else {
+        return Ok(false);
+    };
+    let tree = match rustix::mount::open_tree(
+        rustix::fs::CWD,
+        ".",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    ) {
+        Ok(tree) => tree,
+        // Older kernels: pivot_root.
+        Err(rustix::io::Errno::NOSYS) => return Ok(false),
+        Err(e) => return Err(setup("cloning the root")(std::io::Error::from(e))),
+    };
+    match umount2("/", MntFlags::MNT_DETACH) {
+        Ok(()) => {}
+        Err(Errno::EINVAL | Errno::EPERM) => return Ok(false),
+        Err(e) => return Err(setup("detaching the host's root")(std::io::Error::from(e))),
+    }
+    // From here on there is no way back: the host's root is gone.
+    // Joining the namespace again roots this process at its root mount.
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(setup("entering the mount namespace again"))?;
+    drop(ns);
+    // Nothing attached on it may propagate anywhere.
+    mnt(
+        None::<&str>,
+        Path::new("/"),
+        None,
+        MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        rustix::fs::CWD,
+        "/",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| setup("attaching the root")(std::io::Error::from(e)))?;
+    nix::unistd::fchdir(&tree).map_err(setup("fchdir to the root"))?;
+    nix::unistd::chroot(".").map_err(setup("chroot"))?;
+    Ok(true)
 }
 
 /// Hides or write-protects what docker does (after pivot_root): files

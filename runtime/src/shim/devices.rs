@@ -1,6 +1,6 @@
 //! The host devices a container was given (`--device`, a GPU's nodes):
 //! each host node is bind mounted at its path in the container, before
-//! pivot_root. Binding (not mknod) works in a user namespace too, and the
+//! the root switch. Binding (not mknod) works in a user namespace too, and the
 //! node bound is pinned by descriptor and checked to be the very device
 //! the allow-list names.
 use super::common::*;

@@ -16,7 +16,7 @@ const LD_SO_CONF: &str = "/etc/ld.so.conf.d/00-quilt-nvidia.conf";
 /// The driver capabilities a container gets unless it names its own.
 const DEFAULT_CAPABILITIES: &str = "compute,utility";
 
-/// Mounts the driver files of `gpu` below `rootfs` (before pivot_root).
+/// Mounts the driver files of `gpu` below `rootfs` (before it becomes the root).
 pub fn mount_driver(rootfs: &Path, gpu: &GpuConfig) -> SetupResult<()> {
     let mounts: Vec<MountConfig> = gpu
         .files

@@ -1,5 +1,5 @@
 //! The container's volumes, bind mounts and tmpfs mounts, made inside its
-//! mount namespace after the rootfs is ready and before pivot_root.
+//! mount namespace after the rootfs is ready and before it becomes the root.
 use super::common::*;
 use crate::mounts::{MountConfig, MountKind};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};

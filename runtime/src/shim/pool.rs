@@ -1,5 +1,5 @@
 //! A warm pool's container: its PID 1 is prepared up to the workload's own
-//! settings (namespaces, cgroup, root, mounts, pivot_root, masked paths)
+//! settings (namespaces, cgroup, root, mounts, the root switch, masked paths)
 //! and waits; the shim waits on its stdin for the config of the container
 //! that adopts it, checks that it is of the same shape, applies the
 //! cgroup's limits and hands the config over. PID 1 then sets the

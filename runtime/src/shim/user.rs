@@ -1,6 +1,6 @@
 //! The workload's user: `--user` resolved in the container's own
 //! /etc/passwd and /etc/group — read inside the container's root (after
-//! pivot_root, or after joining its mount namespace), so no symlink leads
+//! the root switch, or after joining its mount namespace), so no symlink leads
 //! out of it; magic links are refused, only regular files are read, at most
 //! `passwd::MAX_FILE_BYTES` — and the switch to it.
 use super::common::*;
