@@ -199,9 +199,10 @@ fn top_lists_the_processes_of_the_container() {
                 .into_inner()
                 .processes
         });
-        // Forked children show the shell's command line until they exec.
-        let execd = |cmd: &str| p.iter().any(|x| x.command == cmd);
-        (p.len() == 3 && execd("sleep 1000") && execd("sleep 1001")).then_some(p)
+        // Forked children show the shell's command line until they exec,
+        // and run (R) until they are asleep.
+        let asleep = |cmd: &str| p.iter().any(|x| x.command == cmd && x.state == "S");
+        (p.len() == 3 && asleep("sleep 1000") && asleep("sleep 1001")).then_some(p)
     })
     .expect("three processes");
     let init = procs.iter().find(|p| p.container_pid == 1).expect("pid 1");
