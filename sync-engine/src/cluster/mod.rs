@@ -95,11 +95,22 @@ pub(crate) async fn end_local_copy(shared: &Shared, id: &str) -> Result<()> {
         if let Err(e) = quilt_runtime::cgroup::remove(&spec) {
             tracing::warn!(cgroup = %spec.path, error = %e, "cannot end this host's copy of a container");
         }
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove this host's copy of a container");
+        // Its supervisor outlives the workload for a moment and writes the
+        // exit record there: a directory not empty yet is tried again for
+        // up to a second.
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove this host's copy of a container");
+                    break;
+                }
+                _ => break,
             }
-            _ => {}
         }
     })
     .await?;
