@@ -18,6 +18,51 @@ pub fn header(kind: ::tar::EntryType, mode: u32, size: u64) -> ::tar::Header {
     h
 }
 
+/// A tar archive built in memory.
+pub struct TarBuf(::tar::Builder<Vec<u8>>);
+
+impl std::fmt::Debug for TarBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TarBuf")
+    }
+}
+
+impl Default for TarBuf {
+    fn default() -> Self {
+        TarBuf::new()
+    }
+}
+
+impl TarBuf {
+    pub fn new() -> Self {
+        TarBuf(::tar::Builder::new(Vec::new()))
+    }
+
+    pub fn dir(mut self, path: &str) -> Self {
+        let mut h = header(::tar::EntryType::Directory, 0o755, 0);
+        self.0
+            .append_data(&mut h, path, std::io::empty())
+            .expect("tar dir");
+        self
+    }
+
+    pub fn file(mut self, path: &str, mode: u32, data: &[u8]) -> Self {
+        let mut h = header(::tar::EntryType::Regular, mode, data.len() as u64);
+        self.0.append_data(&mut h, path, data).expect("tar file");
+        self
+    }
+
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        let mut h = header(::tar::EntryType::Symlink, 0o777, 0);
+        self.0.append_link(&mut h, path, target).expect("tar link");
+        self
+    }
+
+    pub fn bytes(self) -> Vec<u8> {
+        self.0.into_inner().expect("finish tar")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -463,3 +463,82 @@ fn chroot_and_dotdot_never_leave_the_containers_root() {
     d.cli(["rm", "-f", &id]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+/// A docker-save archive of one layer, `layer`, named `name`.
+fn one_layer_image(dir: &std::path::Path, layer: Vec<u8>) -> std::path::PathBuf {
+    use quilt_testkit::tar::TarBuf;
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let manifest = r#"[{"Config":"config.json","RepoTags":[],"Layers":["l/layer.tar"]}]"#;
+    let tar = TarBuf::new()
+        .file("config.json", 0o644, config)
+        .dir("l/")
+        .file("l/layer.tar", 0o644, &layer)
+        .file("manifest.json", 0o644, manifest.as_bytes())
+        .bytes();
+    let p = dir.join("image.tar");
+    std::fs::write(&p, tar).unwrap();
+    p
+}
+
+/// An image whose /proc is a chain of symlinks that, followed from the
+/// host's root (before the container's root is its root), leads through
+/// the host's /proc to another process's namespaces. The container must
+/// never act on them: the victim, a process in a mount namespace of its
+/// own, keeps its mounts exactly as they were.
+#[test]
+fn an_image_whose_proc_leads_elsewhere_never_reaches_another_namespace() {
+    use quilt_testkit::tar::TarBuf;
+    let d = Daemon::start();
+    let mut victim = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sleep", "1000"])
+        .spawn()
+        .expect("unshare");
+    let vpid = victim.id();
+    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let t0 = Instant::now();
+    while ns_of(&vpid.to_string()).is_none() || ns_of(&vpid.to_string()) == ns_of("self") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the victim has no namespace of its own"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mounts = || std::fs::read_to_string(format!("/proc/{vpid}/mountinfo")).unwrap();
+    let before = mounts();
+
+    let busybox = std::fs::read("/bin/busybox").expect("the tests need /bin/busybox");
+    let layer = TarBuf::new()
+        .dir("bin/")
+        .file("bin/busybox", 0o755, &busybox)
+        .symlink("bin/sh", "busybox")
+        .symlink("bin/true", "busybox")
+        .dir("dev/")
+        .dir("dev/fd/")
+        .dir("self/")
+        .dir("self/cwd/")
+        .dir("self/cwd/evil/")
+        .dir("evil/")
+        .symlink("evil/thread-self", &format!("/proc/{vpid}"))
+        .symlink("proc", "dev/fd/../../self/cwd/evil")
+        .bytes();
+    let archive = one_layer_image(&d.root, layer);
+    d.cli([
+        "image",
+        "import",
+        archive.to_str().unwrap(),
+        "--name",
+        "evil",
+    ])
+    .expect_code(0);
+    // However the start ends, it must not have touched the victim.
+    let out = d.cli(["run", "--rm", "evil", "true"]);
+    let after = mounts();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert_eq!(
+        before, after,
+        "the container reached the victim's namespace: {out:?}"
+    );
+    assert!(quiltd_alive(&d), "quiltd died: {}", d.log_tail(20));
+    d.assert_no_leftovers();
+}

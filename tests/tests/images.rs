@@ -4,42 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use quilt_testkit::tar::header;
+use quilt_testkit::tar::TarBuf;
 use quilt_tests::Daemon;
 use sha2::{Digest, Sha256};
-
-/// A tar archive built in memory.
-struct TarBuf(tar::Builder<Vec<u8>>);
-
-impl TarBuf {
-    fn new() -> Self {
-        TarBuf(tar::Builder::new(Vec::new()))
-    }
-
-    fn dir(mut self, path: &str) -> Self {
-        let mut h = header(tar::EntryType::Directory, 0o755, 0);
-        self.0
-            .append_data(&mut h, path, std::io::empty())
-            .expect("tar dir");
-        self
-    }
-
-    fn file(mut self, path: &str, mode: u32, data: &[u8]) -> Self {
-        let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
-        self.0.append_data(&mut h, path, data).expect("tar file");
-        self
-    }
-
-    fn symlink(mut self, path: &str, target: &str) -> Self {
-        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-        self.0.append_link(&mut h, path, target).expect("tar link");
-        self
-    }
-
-    fn bytes(self) -> Vec<u8> {
-        self.0.into_inner().expect("finish tar")
-    }
-}
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

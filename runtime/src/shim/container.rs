@@ -95,6 +95,14 @@ fn setup_and_exec(
         None => None,
     };
     umask(Mode::empty());
+    // This process's own mount namespace, for the root swap: opened now,
+    // through the host's /proc, before anything of the image is mounted or
+    // followed (a path through the image could lead anywhere, another
+    // namespace included).
+    let own_ns = match fds.userns {
+        None => std::fs::File::open("/proc/thread-self/ns/mnt").ok(),
+        Some(_) => None,
+    };
 
     // Our mounts must not propagate back to the host.
     mnt(
@@ -201,7 +209,7 @@ fn setup_and_exec(
     }
 
     nix::unistd::chdir(&rootfs).map_err(setup(format!("chdir {}", rootfs.display())))?;
-    if fds.userns.is_some() || !swap_root()? {
+    if !swap_root(own_ns)? {
         // pivot_root into the overlay and detach the old root.
         nix::unistd::pivot_root(".", ".").map_err(setup("pivot_root"))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(setup("detaching the old root"))?;
@@ -499,31 +507,30 @@ fn setup_dev(dev: &Path) -> SetupResult<()> {
 /// the host's left in the namespace to be reached or to keep the host's
 /// file systems busy. A `..` from the root stays in it, as after pivot_root.
 ///
-/// False, with nothing changed, where the host's root cannot be detached (a
-/// namespace whose root mount is the host's root, or whose mounts are
-/// locked): the caller pivots then. Not for a container in a user namespace,
-/// whose copied mounts are locked (pivot_root hands their lock over).
-fn swap_root() -> SetupResult<bool> {
+/// `ns` is this process's own mount namespace, opened before anything of
+/// the image was touched; None for a container in a user namespace, whose
+/// copied mounts are locked (pivot_root hands their lock over). False, with
+/// nothing changed, when there is none or the tree cannot be cloned (an
+/// older kernel, a seccomp filter or LSM around the daemon): the caller
+/// pivots then. A namespace whose root mount is the host's root fails here
+/// as pivot_root fails there.
+fn swap_root(ns: Option<std::fs::File>) -> SetupResult<bool> {
     use rustix::mount::{MoveMountFlags, OpenTreeFlags};
-    // The container's own /proc (below the working directory): the host's
-    // may be missing from the namespace.
-    let Ok(ns) = std::fs::File::open("proc/thread-self/ns/mnt") else {
+    let Some(ns) = ns else {
         return Ok(false);
     };
-    let tree = match rustix::mount::open_tree(
+    let Ok(tree) = rustix::mount::open_tree(
         rustix::fs::CWD,
         ".",
         OpenTreeFlags::OPEN_TREE_CLONE
             | OpenTreeFlags::OPEN_TREE_CLOEXEC
             | OpenTreeFlags::AT_RECURSIVE,
-    ) {
-        Ok(tree) => tree,
-        // Older kernels: pivot_root.
-        Err(rustix::io::Errno::NOSYS) => return Ok(false),
-        Err(e) => return Err(setup("cloning the root")(std::io::Error::from(e))),
+    ) else {
+        return Ok(false);
     };
     match umount2("/", MntFlags::MNT_DETACH) {
         Ok(()) => {}
+        // Locked mounts: nothing was done.
         Err(Errno::EINVAL | Errno::EPERM) => return Ok(false),
         Err(e) => return Err(setup("detaching the host's root")(std::io::Error::from(e))),
     }
