@@ -177,19 +177,54 @@ fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
     assert!(a_ip.starts_with("10.91.1."), "{a_ip}");
     assert!(ip_of(&d, &c).starts_with("10.91.2."));
 
-    // Same network: by address and by name (beta started after alpha,
-    // alpha's /etc/hosts learns beta's name too).
+    // Same network: by address and by name (the network's resolver).
     assert_eq!(
         sh(&d, &b, &format!("wget -qO- http://{a_ip}/")).ok(),
         "alpha-here"
     );
     assert_eq!(sh(&d, &b, "wget -qO- http://alpha/").ok(), "alpha-here");
+    // /etc/hosts names the container itself only, as on docker's
+    // user-defined networks: no file grows with the network.
+    let b_ip = ip_of(&d, &b);
     let hosts = sh(&d, &a, "cat /etc/hosts").ok();
+    assert!(hosts.contains(&format!("{a_ip}\talpha")), "{hosts}");
+    assert!(!hosts.contains("beta"), "{hosts}");
+    // One with name servers of its own does not ask the network's
+    // resolver: its /etc/hosts names the others, and follows them as they
+    // come and go.
+    let delta = d.run_detached(&[
+        "--name",
+        "delta",
+        "--network",
+        "front",
+        "--dns",
+        "192.0.2.53",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
     assert!(
-        hosts.contains(&format!("{}\tbeta", ip_of(&d, &b))),
+        hosts.contains(&format!("{a_ip}\talpha")) && hosts.contains(&format!("{b_ip}\tbeta")),
         "{hosts}"
     );
-    assert!(hosts.contains(&format!("{a_ip}\talpha")), "{hosts}");
+    let e = d.run_detached(&[
+        "--name",
+        "epsilon",
+        "--network",
+        "front",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let e_ip = ip_of(&d, &e);
+    let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
+    assert!(hosts.contains(&format!("{e_ip}\tepsilon")), "{hosts}");
+    assert_eq!(sh(&d, &delta, "wget -qO- http://alpha/").ok(), "alpha-here");
+    d.cli(["rm", "-f", &e]).ok();
+    let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
+    assert!(!hosts.contains("epsilon"), "{hosts}");
+    d.cli(["rm", "-f", &delta]).ok();
 
     // Another network: neither by address (TCP, ICMP) nor by name.
     let cross = sh(&d, &c, &format!("timeout 3 wget -qO- http://{a_ip}/"));

@@ -1,10 +1,14 @@
 //! A container's `/etc/hosts` and `/etc/resolv.conf`: written into its
 //! directory at each start and bind mounted read-only by the shim. On a
-//! bridge network resolv.conf names its network's resolver (unless
-//! `--dns` is given). On a
-//! bridge network, /etc/hosts also names every other container of the
-//! network, and the files of those already started are rewritten in place
-//! (the same inode, so their mounts see it) when one starts or is removed.
+//! bridge network resolv.conf names its network's resolver, which answers
+//! the names of the network's containers, and /etc/hosts only the
+//! container's own (as docker's user-defined networks do). A container
+//! given `--dns` servers of its own does not ask that resolver: its
+//! /etc/hosts names every other container of the network instead, and is
+//! rewritten in place (the same inode, so its mount sees it) when one
+//! starts or is removed. Only those few files are rewritten: every
+//! container's listing every other one made each start on a network cost
+//! time in the square of its size.
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, Network};
@@ -71,7 +75,12 @@ async fn siblings(shared: &Arc<Shared>, c: &Container) -> Result<Vec<files::Host
 
 async fn hosts_text(shared: &Arc<Shared>, c: &Container) -> Result<String> {
     let addr = own_address(shared, c).await?;
-    let mut extra = siblings(shared, c).await?;
+    // The network's resolver answers its names; a container that asks
+    // other servers (`--dns`) finds them here instead.
+    let mut extra = match c.net.dns.is_empty() {
+        true => Vec::new(),
+        false => siblings(shared, c).await?,
+    };
     extra.extend(c.net.extra_hosts.iter().cloned());
     Ok(files::hosts(&[&c.hostname, &c.name], addr, &extra))
 }
@@ -156,24 +165,18 @@ pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<Mou
     .await?
 }
 
-/// Rewrites the /etc/hosts of the containers of `network` (but `except`)
-/// that have one, and of those sharing their namespaces. Failures are
+/// Rewrites the /etc/hosts of the containers (but `except`) that list the
+/// containers of `network` (see the module's comment). Failures are
 /// logged: a stale entry is not worth failing a start or a removal for.
 pub(crate) async fn refresh(shared: &Arc<Shared>, network: &str, except: &str) {
-    let members = match shared.store().network_members(network).await {
-        Ok(m) => m,
+    let ids = match shared.store().hosts_followers(network).await {
+        Ok(ids) => ids,
         Err(e) => {
             tracing::warn!(network, error = %e, "cannot list the network's containers");
             return;
         }
     };
-    let mut ids: Vec<String> = Vec::new();
-    for (id, _, _) in members.into_iter().filter(|(id, _, _)| id != except) {
-        if let Ok(j) = shared.store().joiner_ids(&id).await {
-            ids.extend(j);
-        }
-        ids.push(id);
-    }
+    let ids = ids.into_iter().filter(|id| id != except);
     for id in ids {
         let Ok(Some(c)) = shared.store().get(&id).await else {
             continue;

@@ -402,7 +402,8 @@ delegate! {
     /// (network, id, name, aliases, address) of the containers of `node`
     /// (all with None) on bridge networks.
     fn network_records(&self, node: Option<&str>) -> Vec<(String, String, String, Vec<String>, Ipv4Addr)>;
-    fn joiner_ids(&self, id: &str) -> Vec<String>;
+    /// The containers whose /etc/hosts names those of network `name`.
+    fn hosts_followers(&self, name: &str) -> Vec<String>;
     fn network_usage(&self) -> (i64, i64, i64);
 
     // Nodes of a cluster (sql/nodes.rs).

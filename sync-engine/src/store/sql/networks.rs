@@ -400,13 +400,22 @@ impl SqlStore<Db> {
             .collect()
     }
 
-    /// Ids of the containers that join `id`'s network namespace.
-    pub async fn joiner_ids(&self, id: &str) -> Result<Vec<String>> {
+    /// Ids of the containers whose /etc/hosts lists the containers of
+    /// network `name` (see `network::hosts`): those with `--dns` servers of
+    /// their own, on the network or sharing the namespace of one that is.
+    /// Usually none: one pass over the rows in the database, not a query
+    /// per member.
+    pub async fn hosts_followers(&self, name: &str) -> Result<Vec<String>> {
+        // `dns` is left out of the JSON when empty (and a key in it is never
+        // spelled this way inside a string, whose quotes are escaped).
         Ok(sqlx::query_scalar(&format!(
-            "SELECT id FROM containers WHERE {} = $1 ORDER BY id",
+            "SELECT id FROM containers WHERE net LIKE '%\"dns\":[%' AND \
+             (id IN (SELECT container_id FROM ip_allocations WHERE network = $1) \
+             OR {} IN (SELECT container_id FROM ip_allocations WHERE network = $1)) \
+             ORDER BY id",
             dialect::json_text("net", &["peer"])
         ))
-        .bind(id)
+        .bind(name)
         .fetch_all(&self.reader)
         .await?)
     }
