@@ -464,10 +464,19 @@ fn chroot_and_dotdot_never_leave_the_containers_root() {
     d.assert_no_leftovers();
 }
 
-/// A docker-save archive of one layer, `layer`, named `name`.
+/// A docker-save archive of one layer, `layer`, written into `dir`.
 fn one_layer_image(dir: &std::path::Path, layer: Vec<u8>) -> std::path::PathBuf {
     use quilt_testkit::tar::TarBuf;
-    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    // The layer's digest in the config: images of different layers are
+    // different images (an image is known by its config's digest).
+    let diff_id = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&layer))
+    };
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}}}}"#
+    );
+    let config = config.as_bytes();
     let manifest = r#"[{"Config":"config.json","RepoTags":[],"Layers":["l/layer.tar"]}]"#;
     let tar = TarBuf::new()
         .file("config.json", 0o644, config)
@@ -489,17 +498,28 @@ fn one_layer_image(dir: &std::path::Path, layer: Vec<u8>) -> std::path::PathBuf 
 fn an_image_whose_proc_leads_elsewhere_never_reaches_another_namespace() {
     use quilt_testkit::tar::TarBuf;
     let d = Daemon::start();
-    let mut victim = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sleep", "1000"])
-        .spawn()
-        .expect("unshare");
-    let vpid = victim.id();
-    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    // Killed however the test ends.
+    struct Victim(std::process::Child);
+    impl Drop for Victim {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let victim = Victim(
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "1000"])
+            .spawn()
+            .expect("unshare"),
+    );
+    let vpid = victim.0.id();
+    // Its mounts are private once it runs sleep (unshare changes them
+    // after the namespace exists).
     let t0 = Instant::now();
-    while ns_of(&vpid.to_string()).is_none() || ns_of(&vpid.to_string()) == ns_of("self") {
+    while std::fs::read_to_string(format!("/proc/{vpid}/comm")).unwrap_or_default() != "sleep\n" {
         assert!(
             t0.elapsed() < Duration::from_secs(5),
-            "the victim has no namespace of its own"
+            "the victim never ran sleep"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -533,12 +553,57 @@ fn an_image_whose_proc_leads_elsewhere_never_reaches_another_namespace() {
     // However the start ends, it must not have touched the victim.
     let out = d.cli(["run", "--rm", "evil", "true"]);
     let after = mounts();
-    let _ = victim.kill();
-    let _ = victim.wait();
+    drop(victim);
     assert_eq!(
         before, after,
         "the container reached the victim's namespace: {out:?}"
     );
+    assert!(quiltd_alive(&d), "quiltd died: {}", d.log_tail(20));
+    d.assert_no_leftovers();
+}
+
+/// An image whose /proc or /sys is a symlink (here to a directory that,
+/// followed before the container's root is its root, is not where the
+/// container later looks) is refused: the kernel's file systems are
+/// mounted on directories only, so their sensitive files are always
+/// masked.
+#[test]
+fn an_image_whose_proc_or_sys_is_a_symlink_is_refused() {
+    use quilt_testkit::tar::TarBuf;
+    let d = Daemon::start();
+    let busybox = std::fs::read("/bin/busybox").expect("the tests need /bin/busybox");
+    for (n, what) in ["proc", "sys"].into_iter().enumerate() {
+        let layer = TarBuf::new()
+            .dir("bin/")
+            .file("bin/busybox", 0o755, &busybox)
+            .symlink("bin/sh", "busybox")
+            .dir("tmp/")
+            .dir("tmp/p/")
+            .symlink(what, "../rootfs/tmp/p")
+            .bytes();
+        let dir = d.root.join(format!("img{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let archive = one_layer_image(&dir, layer);
+        let name = format!("link-{what}");
+        d.cli([
+            "image",
+            "import",
+            archive.to_str().unwrap(),
+            "--name",
+            &name,
+        ])
+        .expect_code(0);
+        let out = d.cli(["run", "--rm", &name, "sh", "-c", "echo ran"]);
+        assert_eq!(out.code, Some(125), "{out:?}");
+        assert!(!out.stdout.contains("ran"), "{out:?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "refusing to mount {}",
+                if what == "proc" { "proc" } else { "sysfs" }
+            )),
+            "{out:?}"
+        );
+    }
     assert!(quiltd_alive(&d), "quiltd died: {}", d.log_tail(20));
     d.assert_no_leftovers();
 }

@@ -176,7 +176,7 @@ fn setup_and_exec(
     )?;
 
     let sys_dir = rootfs.join("sys");
-    mkdir(&sys_dir, 0o555)?;
+    mount_dir(&sys_dir, 0o555, "sysfs")?;
     let ro = MsFlags::MS_RDONLY | nosuid_nodev_noexec;
     if bind_shared_sysfs(cfg, &sys_dir, nosuid_nodev_noexec)? {
         // The daemon's shared one (a container without a network of its own).
@@ -357,8 +357,30 @@ fn mount_at(
     flags: MsFlags,
     data: Option<&str>,
 ) -> SetupResult<()> {
-    mkdir(dir, mode)?;
+    mount_dir(dir, mode, fstype)?;
     mnt(Some(source), dir, Some(fstype), flags, data)
+}
+
+/// Readies `dir`, where the image may have something, for a mount of
+/// `what` (proc, sysfs, /dev's tmpfs): created when missing, refused when
+/// it is not a directory. A symlink there would be followed (before the
+/// container's root is its root) to wherever the image points it, the mount
+/// would land outside what the container later sees as /proc or /sys, and
+/// the masking of their sensitive files, which skips paths it does not
+/// find, would find nothing to mask.
+fn mount_dir(dir: &Path, mode: u32, what: &str) -> SetupResult<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(SetupError::new(
+            EXIT_SETUP,
+            format!(
+                "refusing to mount {what} on {}: the image has a symlink or a file there, not a directory",
+                dir.display()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => mkdir(dir, mode),
+        Err(e) => Err(setup(format!("lstat {}", dir.display()))(e)),
+    }
 }
 
 /// The magic number of a sysfs (`statfs`'s f_type).
