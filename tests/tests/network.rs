@@ -225,6 +225,24 @@ fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
     let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
     assert!(!hosts.contains("epsilon"), "{hosts}");
     d.cli(["rm", "-f", &delta]).ok();
+    // So does one that mounts a resolv.conf of its own.
+    let resolv = d.root.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
+    let resolv = format!("{}:/etc/resolv.conf:ro", resolv.display());
+    let zeta = d.run_detached(&[
+        "--name",
+        "zeta",
+        "--network",
+        "front",
+        "-v",
+        &resolv,
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let hosts = sh(&d, &zeta, "cat /etc/hosts").ok();
+    assert!(hosts.contains(&format!("{a_ip}\talpha")), "{hosts}");
+    d.cli(["rm", "-f", &zeta]).ok();
 
     // Another network: neither by address (TCP, ICMP) nor by name.
     let cross = sh(&d, &c, &format!("timeout 3 wget -qO- http://{a_ip}/"));

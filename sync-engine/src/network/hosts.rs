@@ -3,7 +3,8 @@
 //! bridge network resolv.conf names its network's resolver, which answers
 //! the names of the network's containers, and /etc/hosts only the
 //! container's own (as docker's user-defined networks do). A container
-//! given `--dns` servers of its own does not ask that resolver: its
+//! given `--dns` servers (or a resolv.conf) of its own does not ask that
+//! resolver: its
 //! /etc/hosts names every other container of the network instead, and is
 //! rewritten in place (the same inode, so its mount sees it) when one
 //! starts or is removed. Only those few files are rewritten: every
@@ -73,13 +74,20 @@ async fn siblings(shared: &Arc<Shared>, c: &Container) -> Result<Vec<files::Host
         .collect())
 }
 
+/// Whether `c` asks name servers other than its network's resolver: its
+/// own `--dns` servers, or a resolv.conf of its own mounted over the one
+/// written for it (`hosts_followers` finds the same containers).
+fn asks_other_servers(c: &Container) -> bool {
+    !c.net.dns.is_empty() || c.mounts.iter().any(|m| m.target == "/etc/resolv.conf")
+}
+
 async fn hosts_text(shared: &Arc<Shared>, c: &Container) -> Result<String> {
     let addr = own_address(shared, c).await?;
     // The network's resolver answers its names; a container that asks
-    // other servers (`--dns`) finds them here instead.
-    let mut extra = match c.net.dns.is_empty() {
-        true => Vec::new(),
-        false => siblings(shared, c).await?,
+    // other servers finds them here instead.
+    let mut extra = match asks_other_servers(c) {
+        false => Vec::new(),
+        true => siblings(shared, c).await?,
     };
     extra.extend(c.net.extra_hosts.iter().cloned());
     Ok(files::hosts(&[&c.hostname, &c.name], addr, &extra))

@@ -4,7 +4,8 @@
 //! - `setup.rs`: the start path (a namespace from the pool, put on its
 //!   network; hosts and resolv.conf);
 //! - `egress.rs`: egress policies checked, put in force, changed live;
-//! - `hosts.rs`: /etc/hosts (siblings named) and /etc/resolv.conf;
+//! - `hosts.rs`: /etc/hosts (siblings named only for containers that do
+//!   not ask the network's resolver) and /etc/resolv.conf;
 //! - `release.rs`: the removal path;
 //! - `dns.rs`: the networks' resolvers started and stopped, and the
 //!   containers' names kept in them;

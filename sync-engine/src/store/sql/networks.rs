@@ -401,15 +401,16 @@ impl SqlStore<Db> {
     }
 
     /// Ids of the containers whose /etc/hosts lists the containers of
-    /// network `name` (see `network::hosts`): those with `--dns` servers of
-    /// their own, on the network or sharing the namespace of one that is.
-    /// Usually none: one pass over the rows in the database, not a query
-    /// per member.
+    /// network `name` (see `network::hosts`): those with `--dns` servers or a
+    /// resolv.conf of their own, on the network or sharing the namespace of
+    /// one that is. Usually none: one pass over the rows in the database,
+    /// not a query per member.
     pub async fn hosts_followers(&self, name: &str) -> Result<Vec<String>> {
         // `dns` is left out of the JSON when empty (and a key in it is never
         // spelled this way inside a string, whose quotes are escaped).
         Ok(sqlx::query_scalar(&format!(
-            "SELECT id FROM containers WHERE net LIKE '%\"dns\":[%' AND \
+            "SELECT id FROM containers WHERE (net LIKE '%\"dns\":[%' \
+             OR mounts LIKE '%\"target\":\"/etc/resolv.conf\"%') AND \
              (id IN (SELECT container_id FROM ip_allocations WHERE network = $1) \
              OR {} IN (SELECT container_id FROM ip_allocations WHERE network = $1)) \
              ORDER BY id",
