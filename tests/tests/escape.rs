@@ -350,17 +350,7 @@ fn a_mount_target_flipped_to_a_symlink_never_reaches_the_host() {
     d.cli(["volume", "create", "shared"]).expect_code(0);
     let vol = d.data_dir.join("volumes/shared/data");
     std::fs::write(d.root.join("flip.c"), FLIP_C).unwrap();
-    let cc = std::process::Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(vol.join("flip"))
-        .arg(d.root.join("flip.c"))
-        .output()
-        .expect("gcc");
-    assert!(
-        cc.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
+    gcc_static(&d.root.join("flip.c"), &vol.join("flip"));
     // /v/t swaps, as fast as the kernel allows, between a directory and a
     // symlink to the host directory's path.
     let script = format!(
@@ -400,18 +390,25 @@ fn build_root_escape(d: &Daemon) -> std::path::PathBuf {
     let dir = d.root.join("probe");
     std::fs::create_dir_all(&dir).unwrap();
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes/root_escape.c");
+    gcc_static(&src, &dir.join("root-escape"));
+    dir
+}
+
+/// Builds the C program `src` into `out`, linked statically (the images
+/// have no C library).
+fn gcc_static(src: &std::path::Path, out: &std::path::Path) {
     let cc = std::process::Command::new("gcc")
         .args(["-static", "-O1", "-Wall", "-o"])
-        .arg(dir.join("root-escape"))
-        .arg(&src)
+        .arg(out)
+        .arg(src)
         .output()
-        .expect("gcc");
+        .expect("gcc (and libc6-dev) build the test's programs");
     assert!(
         cc.status.success(),
-        "gcc: {}",
+        "gcc {}: {}",
+        src.display(),
         String::from_utf8_lossy(&cc.stderr)
     );
-    dir
 }
 
 /// Checks the probe's output against the root the container lists itself:
