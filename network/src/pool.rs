@@ -208,16 +208,19 @@ impl Pool {
             .collect()
     }
 
-    /// Destroys the free slots and makes no more (shutdown).
+    /// Destroys the free slots and makes no more (shutdown). The free list
+    /// is emptied on the pool's thread, after the slot it may be making
+    /// has joined it: taken before, that slot was left behind.
     pub fn drain(&self) {
         for t in &self.shared.targets {
             t.store(0, Ordering::Relaxed);
         }
-        let all: Vec<Slot> = {
-            let mut f = self.shared.free.lock().unwrap_or_else(|p| p.into_inner());
-            f.iter_mut().flat_map(|q| q.drain(..)).collect()
-        };
+        let sh = self.shared.clone();
         let _ = self.call(move |w| {
+            let all: Vec<Slot> = {
+                let mut f = sh.free.lock().unwrap_or_else(|p| p.into_inner());
+                f.iter_mut().flat_map(|q| q.drain(..)).collect()
+            };
             for s in all {
                 w.destroy(s);
             }
