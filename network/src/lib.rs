@@ -424,7 +424,18 @@ impl Networking {
             ))
         })?;
         self.bridge_index().insert(def.bridge.clone(), index);
-        link::set_link(&mut rt, veth, Some(true), Some(index))
+        link::set_link(&mut rt, veth, Some(true), Some(index)).map_err(|e| match e {
+            // The kernel's limit on a bridge's ports (BR_MAX_PORTS).
+            NetError::Netlink { source, .. }
+                if source.raw_os_error() == Some(nix::errno::Errno::EXFULL as i32) =>
+            {
+                NetError::Conflict(format!(
+                    "network {} is full: its bridge has as many ports as a Linux bridge takes (1023 containers)",
+                    def.name
+                ))
+            }
+            e => e,
+        })
     }
 
     /// This daemon's user network bridges and veth ends that are not in
