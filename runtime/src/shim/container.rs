@@ -582,7 +582,7 @@ fn swap_root(ns: Option<std::fs::File>) -> SetupResult<bool> {
     Ok(true)
 }
 
-/// Hides or write-protects what docker does (after pivot_root): files
+/// Hides or write-protects what docker does (once the root is switched): files
 /// under a bind of /dev/null, directories under an empty read-only tmpfs,
 /// and read-only binds of the rest. Paths the kernel does not have are
 /// skipped.
