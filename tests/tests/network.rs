@@ -220,10 +220,17 @@ fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
     let e_ip = ip_of(&d, &e);
     let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
     assert!(hosts.contains(&format!("{e_ip}\tepsilon")), "{hosts}");
+    // A rename reaches it too.
+    d.cli(["rename", "epsilon", "eta"]).ok();
+    let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
+    assert!(
+        hosts.contains(&format!("{e_ip}\teta")) && !hosts.contains("epsilon"),
+        "{hosts}"
+    );
     assert_eq!(sh(&d, &delta, "wget -qO- http://alpha/").ok(), "alpha-here");
     d.cli(["rm", "-f", &e]).ok();
     let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
-    assert!(!hosts.contains("epsilon"), "{hosts}");
+    assert!(!hosts.contains("\teta"), "{hosts}");
     d.cli(["rm", "-f", &delta]).ok();
     // So does one that mounts a resolv.conf of its own.
     let resolv = d.root.join("resolv.conf");

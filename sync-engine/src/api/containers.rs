@@ -339,6 +339,11 @@ impl Engine {
                 ..c.clone()
             },
         );
+        // The /etc/hosts of the network's containers that do not ask its
+        // resolver name it too.
+        if c.network == crate::model::Network::Bridge {
+            crate::network::refresh_hosts(&self.shared, &c.net.network, &c.id).await;
+        }
         Ok(c.id)
     }
 
