@@ -6,8 +6,8 @@ use crate::config::UsernsIds;
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
 use crate::model::{
-    Container, ExitInfo, IdRange, IdleAction, Lifetime, ListView, Network, RestartPolicy, State,
-    Stdio, UsernsMode,
+    Container, ExitInfo, IdRange, IdleAction, Lifetime, ListView, MountSource, Network,
+    RestartPolicy, State, Stdio, UsernsMode,
 };
 use crate::store::{SqlStore, json, states_sql};
 use sqlx::{Connection, Row};
@@ -44,6 +44,116 @@ static RETURNED: LazyLock<String> = LazyLock::new(|| {
 /// `sql` (an UPDATE of one container) returning its whole row.
 fn returning_row(sql: String) -> String {
     format!("{sql} RETURNING {}", *RETURNED)
+}
+
+/// The columns of a new row, bound by `bind_new_row` as $1..$29.
+const NEW_ROW_COLUMNS: &str = "id, name, image, command, env, working_dir, hostname, \
+    memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
+    security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
+    idle_action, egress, stdio, node, node_labels";
+const NEW_ROW_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+    $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29";
+
+/// The INSERT of a new row.
+static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
+    format!("INSERT INTO containers ({NEW_ROW_COLUMNS}) VALUES ({NEW_ROW_VALUES})")
+});
+
+/// The same, inserting nothing unless its image ($3) is in the store.
+static INSERT_ROW_IF_IMAGE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO containers ({NEW_ROW_COLUMNS}) SELECT {NEW_ROW_VALUES} \
+         WHERE EXISTS (SELECT 1 FROM images WHERE id = $3)"
+    )
+});
+
+/// `sql` (`INSERT_ROW` or `INSERT_ROW_IF_IMAGE`) with the values of `c`.
+fn bind_new_row<'q>(
+    sql: &'q str,
+    c: &'q Container,
+) -> sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments<'q>> {
+    sqlx::query(sql)
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.image)
+        .bind(json(&c.command))
+        .bind(json(&c.env))
+        .bind(&c.working_dir)
+        .bind(&c.hostname)
+        .bind(c.memory_mb)
+        .bind(c.cpus)
+        .bind(c.pids_limit)
+        .bind(c.network.column())
+        .bind(c.auto_remove)
+        .bind(c.autostart)
+        .bind(c.init)
+        .bind(c.state.as_str())
+        .bind(c.created_at_ns)
+        .bind(json(&c.mounts))
+        .bind(json(&c.security))
+        .bind(i64::try_from(c.disk_bytes).unwrap_or(i64::MAX))
+        .bind(json(&c.net))
+        .bind(c.restart.name())
+        .bind(i64::from(c.restart.max()))
+        .bind(c.lifetime.ttl_ns)
+        .bind(c.lifetime.idle_timeout_ns)
+        .bind(c.lifetime.idle_action.as_str())
+        .bind(c.net.egress.as_ref().map(json))
+        .bind((c.stdio != Stdio::default()).then(|| json(&c.stdio)))
+        .bind(&c.node)
+        .bind((!c.node_labels.is_empty()).then(|| json(&c.node_labels)))
+}
+
+/// Whether a new container's row is all its create writes: no labels,
+/// volumes, address, published ports, id range or node to take, check or
+/// record with it in one transaction.
+fn row_only(c: &Container) -> bool {
+    c.labels.is_empty()
+        && c.node.is_none()
+        && c.network != Network::Bridge
+        && c.net.ports.is_empty()
+        && c.security.userns != UsernsMode::Private
+        && !c
+            .mounts
+            .iter()
+            .any(|m| matches!(m.source, MountSource::Volume(_)))
+}
+
+/// Labels go in by this many per statement (two parameters each).
+const LABELS_PER_INSERT: usize = 256;
+
+/// The labels of a new row: one statement for up to `LABELS_PER_INSERT`,
+/// where one per label cost a round trip to the database each.
+async fn insert_labels(conn: &mut Conn, c: &Container) -> Result<()> {
+    let labels: Vec<(&String, &String)> = c.labels.iter().collect();
+    for chunk in labels.chunks(LABELS_PER_INSERT) {
+        let values = (0..chunk.len())
+            .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO labels (container_id, key, value) VALUES {values}");
+        let mut q = sqlx::query(&sql).bind(&c.id);
+        for (k, v) in chunk {
+            q = q.bind(*k).bind(*v);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// An insert's error: a name in use says so.
+fn insert_error(e: sqlx::Error, c: &Container) -> EngineError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            EngineError::AlreadyExists(format!("the container name {:?} is already in use", c.name))
+        }
+        _ => e.into(),
+    }
+}
+
+/// The image of the store a create named was removed before its row was.
+fn image_gone(c: &Container) -> EngineError {
+    EngineError::NotFound(format!("no such image: {} (removed meanwhile)", c.image))
 }
 
 impl SqlStore<super::Db> {
@@ -83,6 +193,9 @@ impl SqlStore<super::Db> {
         c: &Container,
         ids: Option<&UsernsIds>,
     ) -> Result<(Option<IdRange>, crate::model::NetSettings)> {
+        if row_only(c) {
+            return self.insert_row_only(c).await;
+        }
         db_write!(self, |conn| {
             let mut tx = conn.begin().await?;
             // An image of the store must still be there: `image rm` checks for
@@ -93,10 +206,7 @@ impl SqlStore<super::Db> {
                     .fetch_optional(&mut *tx)
                     .await?;
                 if present.is_none() {
-                    return Err(EngineError::NotFound(format!(
-                        "no such image: {} (removed meanwhile)",
-                        c.image
-                    )));
+                    return Err(image_gone(c));
                 }
             }
             // Addresses, ports and id ranges are read free, then taken: one
@@ -127,63 +237,9 @@ impl SqlStore<super::Db> {
                     )));
                 }
             }
-            let res = sqlx::query(
-            "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
-             memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
-             security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
-             idle_action, egress, stdio, node, node_labels) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
-        )
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(&c.image)
-        .bind(json(&c.command))
-        .bind(json(&c.env))
-        .bind(&c.working_dir)
-        .bind(&c.hostname)
-        .bind(c.memory_mb)
-        .bind(c.cpus)
-        .bind(c.pids_limit)
-        .bind(c.network.column())
-        .bind(c.auto_remove)
-        .bind(c.autostart)
-        .bind(c.init)
-        .bind(c.state.as_str())
-        .bind(c.created_at_ns)
-        .bind(json(&c.mounts))
-        .bind(json(&c.security))
-        .bind(i64::try_from(c.disk_bytes).unwrap_or(i64::MAX))
-        .bind(json(&c.net))
-        .bind(c.restart.name())
-        .bind(i64::from(c.restart.max()))
-        .bind(c.lifetime.ttl_ns)
-        .bind(c.lifetime.idle_timeout_ns)
-        .bind(c.lifetime.idle_action.as_str())
-        .bind(c.net.egress.as_ref().map(json))
-        .bind((c.stdio != Stdio::default()).then(|| json(&c.stdio)))
-        .bind(&c.node)
-        .bind((!c.node_labels.is_empty()).then(|| json(&c.node_labels)))
-        .execute(&mut *tx)
-        .await;
-            if let Err(e) = res {
-                if let sqlx::Error::Database(db) = &e
-                    && db.is_unique_violation()
-                {
-                    return Err(EngineError::AlreadyExists(format!(
-                        "the container name {:?} is already in use",
-                        c.name
-                    )));
-                }
-                return Err(e.into());
-            }
-            for (k, v) in &c.labels {
-                sqlx::query("INSERT INTO labels (container_id, key, value) VALUES ($1, $2, $3)")
-                    .bind(&c.id)
-                    .bind(k)
-                    .bind(v)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let res = bind_new_row(&INSERT_ROW, c).execute(&mut *tx).await;
+            res.map_err(|e| insert_error(e, c))?;
+            insert_labels(&mut tx, c).await?;
             volumes::insert_used(&mut tx, c).await?;
             let range = match (c.security.userns, ids) {
                 (UsernsMode::Private, Some(ids)) => {
@@ -208,15 +264,50 @@ impl SqlStore<super::Db> {
                 sqlx::query(&sql).bind(node).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            if let Some(index) = &self.index {
-                index.put(Container {
-                    id_range: range,
-                    net: net.clone(),
-                    ..c.clone()
-                });
-            }
+            self.index_inserted(c, range, &net);
             Ok((range, net))
         })
+    }
+
+    /// A new row alone (`row_only`): one statement, atomic by itself, where
+    /// a transaction costs two more round trips to the database (BEGIN and
+    /// COMMIT) on every create. An image of the store is checked by the
+    /// same statement, which inserts nothing without it.
+    async fn insert_row_only(
+        &self,
+        c: &Container,
+    ) -> Result<(Option<IdRange>, crate::model::NetSettings)> {
+        let sql = match c.image.starts_with("sha256:") {
+            true => &*INSERT_ROW_IF_IMAGE,
+            false => &*INSERT_ROW,
+        };
+        db_write!(self, |conn| {
+            let inserted = bind_new_row(sql, c)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| insert_error(e, c))?;
+            if inserted.rows_affected() == 0 {
+                return Err(image_gone(c));
+            }
+            self.index_inserted(c, None, &c.net);
+            Ok((None, c.net.clone()))
+        })
+    }
+
+    /// The index takes a row just inserted.
+    fn index_inserted(
+        &self,
+        c: &Container,
+        range: Option<IdRange>,
+        net: &crate::model::NetSettings,
+    ) {
+        if let Some(index) = &self.index {
+            index.put(Container {
+                id_range: range,
+                net: net.clone(),
+                ..c.clone()
+            });
+        }
     }
 
     /// After a change of row `id` (on the writer, so in commit order): its
@@ -1054,6 +1145,78 @@ mod tests {
         s.image_add(&info, &[], Some("img")).await.unwrap();
         s.insert(&c).await.unwrap();
         // Now that a container uses it, the image cannot be deleted.
+        assert!(matches!(
+            s.image_delete(&image).await,
+            Err(EngineError::FailedPrecondition(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn labels_go_in_by_the_statement_and_come_back_whole() {
+        let (_d, s) = store().await;
+        let mut c = row("many1", "many");
+        // More than one statement's worth.
+        c.labels = (0..LABELS_PER_INSERT + 44)
+            .map(|i| (format!("key-{i:03}"), format!("value {i}")))
+            .collect();
+        s.insert(&c).await.unwrap();
+        assert_eq!(s.resolve("many").await.unwrap().labels, c.labels);
+        assert_eq!(
+            s.count_rows("labels").await.unwrap(),
+            (LABELS_PER_INSERT + 44) as i64
+        );
+        // A refused insert (its name is taken) leaves none of its labels.
+        let mut again = c.clone();
+        again.id = "many2".into();
+        again.labels.insert("other".into(), "x".into());
+        assert!(matches!(
+            s.insert(&again).await,
+            Err(EngineError::AlreadyExists(_))
+        ));
+        assert_eq!(
+            s.count_rows("labels").await.unwrap(),
+            (LABELS_PER_INSERT + 44) as i64
+        );
+    }
+
+    #[tokio::test]
+    async fn a_row_alone_is_checked_as_a_transaction_would() {
+        let (_d, s) = store().await;
+        let image = format!("sha256:{}", "ef".repeat(32));
+        let mut c = row("solo1", "solo");
+        c.labels.clear();
+        c.image = image.clone();
+        // No labels, volumes, address, ports or id range: one statement.
+        assert!(row_only(&c) && !row_only(&row("x", "y")));
+        assert!(matches!(s.insert(&c).await, Err(EngineError::NotFound(_))));
+        assert!(s.list(&ListFilter::default()).await.unwrap().is_empty());
+        let info = crate::model::ImageInfo {
+            id: image.clone(),
+            names: Vec::new(),
+            size_bytes: 1,
+            created_at_ns: now_ns(),
+            source: "rootfs-tar".into(),
+            layers: Vec::new(),
+            containers: 0,
+            config: Default::default(),
+        };
+        s.image_add(&info, &[], Some("img")).await.unwrap();
+        s.insert(&c).await.unwrap();
+        let got = s.resolve("solo").await.unwrap();
+        assert_eq!(
+            (got.id.as_str(), got.image.as_str()),
+            ("solo1", image.as_str())
+        );
+        assert!(got.labels.is_empty());
+        let mut again = row("solo2", "solo");
+        again.labels.clear();
+        assert!(matches!(
+            s.insert(&again).await,
+            Err(EngineError::AlreadyExists(_))
+        ));
+        // The listing (served from the index on SQLite) has the one row.
+        let all = s.list(&ListFilter::default()).await.unwrap();
+        assert_eq!(all.len(), 1);
         assert!(matches!(
             s.image_delete(&image).await,
             Err(EngineError::FailedPrecondition(_))
