@@ -220,13 +220,21 @@ fn siblings_reach_each_other_by_address_and_name_but_not_across_networks() {
     let e_ip = ip_of(&d, &e);
     let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
     assert!(hosts.contains(&format!("{e_ip}\tepsilon")), "{hosts}");
-    // A rename reaches it too.
+    // A rename reaches it too, and the renamed container's own file.
     d.cli(["rename", "epsilon", "eta"]).ok();
     let hosts = sh(&d, &delta, "cat /etc/hosts").ok();
     assert!(
         hosts.contains(&format!("{e_ip}\teta")) && !hosts.contains("epsilon"),
         "{hosts}"
     );
+    // Its hostname stays (as docker's rename leaves it).
+    let own = sh(&d, &e, "cat /etc/hosts").ok();
+    let own_line = format!("{e_ip}\tepsilon eta");
+    assert!(own.lines().any(|l| l == own_line), "{own}");
+    // So does the follower's own rename.
+    d.cli(["rename", "delta", "kappa"]).ok();
+    let own = sh(&d, &delta, "cat /etc/hosts").ok();
+    assert!(own.lines().any(|l| l.ends_with("\tdelta kappa")), "{own}");
     assert_eq!(sh(&d, &delta, "wget -qO- http://alpha/").ok(), "alpha-here");
     d.cli(["rm", "-f", &e]).ok();
     let hosts = sh(&d, &delta, "cat /etc/hosts").ok();

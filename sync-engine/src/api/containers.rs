@@ -326,6 +326,9 @@ impl Engine {
     pub async fn rename(&self, reference: &str, name: &str) -> Result<String> {
         crate::validate::names::container_name(name)?;
         let c = self.shared.resolve_here(reference).await?;
+        // A start of it meanwhile would write its files with the old name.
+        let live = self.shared.live(&c.id);
+        let _op = live.lifecycle.lock().await;
         if !self.shared.store().rename(&c.id, name).await? {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is being removed",
@@ -339,11 +342,9 @@ impl Engine {
                 ..c.clone()
             },
         );
-        // The /etc/hosts of the network's containers that do not ask its
-        // resolver name it too.
-        if c.network == crate::model::Network::Bridge {
-            crate::network::refresh_hosts(&self.shared, &c.net.network, &c.id).await;
-        }
+        // Its own /etc/hosts names it, and so do those of its network's
+        // containers that do not ask the network's resolver.
+        crate::network::hosts_renamed(&self.shared, &c).await;
         Ok(c.id)
     }
 

@@ -7,7 +7,7 @@
 //! resolver: its
 //! /etc/hosts names every other container of the network instead, and is
 //! rewritten in place (the same inode, so its mount sees it) when one
-//! starts or is removed. Only those few files are rewritten: every
+//! starts, is renamed or is removed. Only those few files are rewritten: every
 //! container's listing every other one made each start on a network cost
 //! time in the square of its size.
 use crate::engine::Shared;
@@ -19,6 +19,14 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Held by whoever renders and writes a file that another task may
+/// rewrite at the same time (the followers' files, and a renamed
+/// container's own): one at a time, so the file written last holds the
+/// latest rows, whole (two truncating writes at once could leave the
+/// start of one followed by the end of the other). A task holding it
+/// waits for no container's lifecycle lock.
+static REWRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The container's address as its own names resolve to (its peer's when
 /// it shares one).
@@ -111,6 +119,11 @@ fn libc_o_nofollow() -> i32 {
 /// Writes the files for a start; returns their mounts (none where the
 /// container mounts its own file there).
 pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<MountConfig>> {
+    // A follower's file may be rewritten by a sibling's start meanwhile.
+    let _rewrites = match asks_other_servers(c) {
+        true => Some(REWRITES.lock().await),
+        false => None,
+    };
     let dir = shared.cfg().container_dir(&c.id);
     let taken = |t: &str| c.mounts.iter().any(|m| m.target == t);
     let hosts = if taken("/etc/hosts") {
@@ -177,6 +190,22 @@ pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<Mou
 /// containers of `network` (see the module's comment). Failures are
 /// logged: a stale entry is not worth failing a start or a removal for.
 pub(crate) async fn refresh(shared: &Arc<Shared>, network: &str, except: &str) {
+    let _rewrites = REWRITES.lock().await;
+    refresh_locked(shared, network, except).await;
+}
+
+/// After a rename of `c` (the caller holds its lifecycle lock, so no start
+/// of it writes its files meanwhile): its own /etc/hosts, which names it,
+/// and on a bridge network the followers' files, which name it too.
+pub(crate) async fn renamed(shared: &Arc<Shared>, c: &Container) {
+    let _rewrites = REWRITES.lock().await;
+    rewrite_hosts_of(shared, &c.id).await;
+    if c.network == Network::Bridge {
+        refresh_locked(shared, &c.net.network, &c.id).await;
+    }
+}
+
+async fn refresh_locked(shared: &Arc<Shared>, network: &str, except: &str) {
     let ids = match shared.store().hosts_followers(network).await {
         Ok(ids) => ids,
         Err(e) => {
@@ -184,26 +213,35 @@ pub(crate) async fn refresh(shared: &Arc<Shared>, network: &str, except: &str) {
             return;
         }
     };
-    let ids = ids.into_iter().filter(|id| id != except);
-    for id in ids {
-        let Ok(Some(c)) = shared.store().get(&id).await else {
-            continue;
-        };
-        let path = shared.cfg().container_dir(&c.id).join("hosts");
-        let text = match hosts_text(shared, &c).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(container = %c.id, error = %e, "cannot render /etc/hosts");
-                continue;
-            }
-        };
-        let r = tokio::task::spawn_blocking(move || match rewrite(&path, &text) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            r => r,
-        })
-        .await;
-        if let Ok(Err(e)) = r {
-            tracing::warn!(container = %id, error = %e, "cannot rewrite /etc/hosts");
+    for id in ids.iter().filter(|id| *id != except) {
+        rewrite_hosts_of(shared, id).await;
+    }
+}
+
+/// Renders container `id`'s /etc/hosts from its row as stored and writes
+/// it over the file its mount shows; a container without one (never
+/// started, or its own file mounted there) is left alone.
+async fn rewrite_hosts_of(shared: &Arc<Shared>, id: &str) {
+    let Ok(Some(c)) = shared.store().get(id).await else {
+        return;
+    };
+    if c.mounts.iter().any(|m| m.target == "/etc/hosts") {
+        return;
+    }
+    let path = shared.cfg().container_dir(&c.id).join("hosts");
+    let text = match hosts_text(shared, &c).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(container = %c.id, error = %e, "cannot render /etc/hosts");
+            return;
         }
+    };
+    let r = tokio::task::spawn_blocking(move || match rewrite(&path, &text) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    })
+    .await;
+    if let Ok(Err(e)) = r {
+        tracing::warn!(container = %id, error = %e, "cannot rewrite /etc/hosts");
     }
 }

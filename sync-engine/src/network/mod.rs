@@ -21,6 +21,7 @@ mod startup;
 
 pub(crate) use create::check_create;
 pub(crate) use hosts::refresh as refresh_hosts;
+pub(crate) use hosts::renamed as hosts_renamed;
 pub(crate) use hosts::write as hosts_files;
 pub(crate) use release::{refuse_joined, release};
 pub(crate) use setup::prepare;
