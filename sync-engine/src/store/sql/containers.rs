@@ -121,6 +121,8 @@ fn row_only(c: &Container) -> bool {
 
 /// Labels go in by this many per statement (two parameters each).
 const LABELS_PER_INSERT: usize = 256;
+/// The label inserts kept prepared: those of up to this many labels.
+const LABELS_KEPT_PREPARED: usize = 16;
 
 /// The labels of a new row: one statement for up to `LABELS_PER_INSERT`,
 /// where one per label cost a round trip to the database each.
@@ -132,7 +134,12 @@ async fn insert_labels(conn: &mut Conn, c: &Container) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!("INSERT INTO labels (container_id, key, value) VALUES {values}");
-        let mut q = sqlx::query(&sql).bind(&c.id);
+        // Kept prepared for the usual few labels only: each count is a
+        // statement of its own, and many would crowd the connection's
+        // cache of prepared statements.
+        let mut q = sqlx::query(&sql)
+            .persistent(chunk.len() <= LABELS_KEPT_PREPARED)
+            .bind(&c.id);
         for (k, v) in chunk {
             q = q.bind(*k).bind(*v);
         }
