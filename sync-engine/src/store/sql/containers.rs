@@ -1054,7 +1054,7 @@ pub(super) fn from_row(r: &DbRow, view: ListView) -> Result<Container> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ListFilter, now_ns};
+    use crate::model::{ListFilter, ListQuery, now_ns};
 
     fn row(id: &str, name: &str) -> Container {
         Container {
@@ -1375,6 +1375,24 @@ mod tests {
         s.set_starting("b1").await.unwrap();
         s.set_running("b1", 10, 9, 1, now_ns()).await.unwrap();
         assert_eq!(s.set_removing("b1").await.unwrap(), Some(State::Running));
+        // Again: it says so (the caller emits nothing twice); the index too.
+        assert_eq!(s.set_removing("b1").await.unwrap(), Some(State::Removing));
+        let listed = s
+            .list_page(&ListQuery {
+                limit: 10,
+                max_bytes: usize::MAX,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.containers[0].state, State::Removing);
+        // A paused one says it was paused (its removal thaws it).
+        s.insert(&row("b2", "paused")).await.unwrap();
+        s.set_starting("b2").await.unwrap();
+        s.set_running("b2", 11, 12, 1, now_ns()).await.unwrap();
+        assert!(s.set_paused("b2", true).await.unwrap());
+        assert_eq!(s.set_removing("b2").await.unwrap(), Some(State::Paused));
+        s.delete("b2").await.unwrap();
         let exit = ExitInfo {
             exit_code: 137,
             signal: 9,
