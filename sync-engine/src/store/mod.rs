@@ -69,6 +69,7 @@ macro_rules! db_write_critical {
     }};
 }
 
+mod checkpoint;
 mod index;
 mod postgres;
 mod reserve;
@@ -124,6 +125,9 @@ pub(crate) struct SqlStore<DB: sqlx::Database> {
     index: Option<Arc<index::Index>>,
     /// Where write latencies are recorded (the engine's metrics).
     metrics: Arc<crate::metrics::Metrics>,
+    /// SQLite: the WAL checkpoints, run off the writer (see
+    /// `checkpoint.rs`). None: PostgreSQL.
+    checkpoint: Option<checkpoint::Checkpointer>,
     /// This node's name in a cluster (set once, before any service runs):
     /// writes of what happened on this host apply to its rows only.
     node: std::sync::OnceLock<String>,
@@ -138,9 +142,9 @@ impl<DB: sqlx::Database> SqlStore<DB> {
     /// The writer connection for one write (writes queue for it in turn).
     async fn writer(&self) -> Result<writer::Writer<'_, DB>> {
         match &self.held {
-            Some(held) => {
-                writer::Writer::held(held, &self.writer, &self.reserve, &self.metrics).await
-            }
+            Some(held) => writer::Writer::held(held, &self.writer, &self.reserve, &self.metrics)
+                .await
+                .map(|w| w.checkpointed_by(self.checkpoint.as_ref())),
             None => Ok(writer::Writer::new(
                 self.writer.acquire().await?,
                 &self.reserve,

@@ -154,6 +154,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlStore<Db>> {
         reader,
         reserve: Reserve::none(),
         index: None,
+        checkpoint: None,
         metrics: Default::default(),
         node: Default::default(),
     };

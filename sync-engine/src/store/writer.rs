@@ -37,6 +37,8 @@ pub(super) struct Writer<'s, DB: Database> {
     /// Where the write's time is recorded (None: a connection that is not
     /// the store's writer, such as PostgreSQL's lease connection).
     metrics: Option<&'s crate::metrics::Metrics>,
+    /// Told of each committed write (SQLite's store writer).
+    checkpoint: Option<&'s super::checkpoint::Checkpointer>,
     since: std::time::Instant,
 }
 
@@ -52,6 +54,7 @@ impl<'s, DB: Database> Writer<'s, DB> {
             slot: None,
             reserve,
             metrics,
+            checkpoint: None,
             since: std::time::Instant::now(),
         }
     }
@@ -75,8 +78,18 @@ impl<'s, DB: Database> Writer<'s, DB> {
             slot: Some(slot),
             reserve,
             metrics: Some(metrics),
+            checkpoint: None,
             since: std::time::Instant::now(),
         })
+    }
+
+    /// Tells `checkpoint` of the write once it is committed.
+    pub fn checkpointed_by(
+        mut self,
+        checkpoint: Option<&'s super::checkpoint::Checkpointer>,
+    ) -> Writer<'s, DB> {
+        self.checkpoint = checkpoint;
+        self
     }
 
     /// Gives a sound connection back: to the held slot, or to its pool.
@@ -97,6 +110,9 @@ impl<'s, DB: Database> Writer<'s, DB> {
                 self.give_back(conn);
                 if let Some(metrics) = self.metrics {
                     metrics.observe_db_write(self.since.elapsed());
+                }
+                if let Some(checkpoint) = self.checkpoint {
+                    checkpoint.wrote();
                 }
                 self.reserve.refill_if_released();
             }
