@@ -28,7 +28,7 @@
 /// After an error the connection is discarded (see `Writer`).
 macro_rules! db_write {
     ($store:expr, |$c:ident| $body:expr) => {
-        db_write!(@on $store.writer(), |$c| $body)
+        db_write!(@on $store.write_conn(), |$c| $body)
     };
     (@on $writer:expr, |$c:ident| $body:expr) => {{
         let mut writer = $writer.await?;
@@ -239,6 +239,11 @@ impl Store {
                 // The held connection goes back first: close waits for it.
                 if let Some(held) = &b.held {
                     drop(held.lock().await.take());
+                }
+                // The writer's close is the last: it checkpoints the WAL
+                // and removes it.
+                if let Some(checkpoint) = &b.checkpoint {
+                    checkpoint.close().await;
                 }
                 b.writer.close().await;
             }

@@ -175,6 +175,13 @@ async fn test_store() -> (quilt_testkit::postgres::Postgres, super::Store) {
     (pg, s)
 }
 
+impl SqlStore<Db> {
+    /// The writer for one write (`db_write!`).
+    async fn write_conn(&self) -> Result<super::writer::Writer<'_, Db>> {
+        self.writer().await
+    }
+}
+
 /// Notifications from the other nodes (LISTEN), on a connection of its own.
 #[derive(Debug)]
 pub struct Notifications(sqlx::postgres::PgListener);

@@ -92,6 +92,21 @@ mod dialect {
     }
 }
 
+impl SqlStore<Db> {
+    /// The writer for one write (`db_write!`). When the WAL has grown past
+    /// what checkpoints on another connection can start again (see
+    /// `checkpoint.rs`), the writer checkpoints it first.
+    async fn write_conn(&self) -> Result<super::writer::Writer<'_, Db>> {
+        let mut w = self.writer().await?;
+        if self.checkpoint.as_ref().is_some_and(|c| c.overdue())
+            && let Err(e) = super::checkpoint::passive(&mut w).await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
+        }
+        Ok(w)
+    }
+}
+
 /// Opens (creating if needed) the database and runs the migrations.
 pub(super) async fn open(path: &Path) -> Result<SqlStore<Db>> {
     let opts = SqliteConnectOptions::new()
@@ -210,6 +225,16 @@ mod tests {
             .unwrap()
             .len();
         assert!(wal < 16 * 1024 * 1024, "WAL of {wal} bytes");
+        assert_eq!(s.volume_names().await.unwrap().len(), 3000);
+        // Closed, the checkpointer's connection first: the writer's close
+        // checkpoints the WAL and removes it, and the rows are all there.
+        s.close().await;
+        drop(s);
+        assert!(
+            !dir.path().join("q.db-wal").exists(),
+            "WAL left after close"
+        );
+        let s = Store::open(&path).await.unwrap();
         assert_eq!(s.volume_names().await.unwrap().len(), 3000);
     }
 

@@ -1158,6 +1158,34 @@ mod tests {
         ));
     }
 
+    /// Transactions that read, then write (a store image's create), back
+    /// to back for long enough that the WAL's checkpoints (SQLite) must
+    /// start it again meanwhile: every one commits (no "database is
+    /// locked" from a checkpoint holding the write lock).
+    #[tokio::test]
+    async fn read_then_write_transactions_all_commit_through_checkpoints() {
+        let (_d, s) = store().await;
+        let image = format!("sha256:{}", "ab".repeat(32));
+        let info = crate::model::ImageInfo {
+            id: image.clone(),
+            names: Vec::new(),
+            size_bytes: 1,
+            created_at_ns: now_ns(),
+            source: "rootfs-tar".into(),
+            layers: Vec::new(),
+            containers: 0,
+            config: Default::default(),
+        };
+        s.image_add(&info, &[], Some("img")).await.unwrap();
+        for i in 0..1500 {
+            let mut c = row(&format!("rw{i:04}"), &format!("rw-{i}"));
+            c.image = image.clone();
+            c.labels.insert("pad".into(), "x".repeat(3000));
+            s.insert(&c).await.unwrap();
+        }
+        assert_eq!(s.list(&ListFilter::default()).await.unwrap().len(), 1500);
+    }
+
     #[tokio::test]
     async fn labels_go_in_by_the_statement_and_come_back_whole() {
         let (_d, s) = store().await;
