@@ -1099,6 +1099,21 @@ mod tests {
 
     use crate::store::Store;
 
+    /// Puts an image with id `image` in the store.
+    async fn add_image(s: &Store, image: &str) {
+        let info = crate::model::ImageInfo {
+            id: image.to_owned(),
+            names: Vec::new(),
+            size_bytes: 1,
+            created_at_ns: now_ns(),
+            source: "rootfs-tar".into(),
+            layers: Vec::new(),
+            containers: 0,
+            config: Default::default(),
+        };
+        s.image_add(&info, &[], Some("img")).await.unwrap();
+    }
+
     /// A store of this backend (and what keeps it alive).
     async fn store() -> (impl Sized, Store) {
         super::super::test_store().await
@@ -1139,17 +1154,7 @@ mod tests {
         // The image is gone (an `image rm` won the race): no row is left.
         assert!(matches!(s.insert(&c).await, Err(EngineError::NotFound(_))));
         assert!(s.list(&ListFilter::default()).await.unwrap().is_empty());
-        let info = crate::model::ImageInfo {
-            id: image.clone(),
-            names: Vec::new(),
-            size_bytes: 1,
-            created_at_ns: now_ns(),
-            source: "rootfs-tar".into(),
-            layers: Vec::new(),
-            containers: 0,
-            config: Default::default(),
-        };
-        s.image_add(&info, &[], Some("img")).await.unwrap();
+        add_image(&s, &image).await;
         s.insert(&c).await.unwrap();
         // Now that a container uses it, the image cannot be deleted.
         assert!(matches!(
@@ -1166,17 +1171,7 @@ mod tests {
     async fn read_then_write_transactions_all_commit_through_checkpoints() {
         let (_d, s) = store().await;
         let image = format!("sha256:{}", "ab".repeat(32));
-        let info = crate::model::ImageInfo {
-            id: image.clone(),
-            names: Vec::new(),
-            size_bytes: 1,
-            created_at_ns: now_ns(),
-            source: "rootfs-tar".into(),
-            layers: Vec::new(),
-            containers: 0,
-            config: Default::default(),
-        };
-        s.image_add(&info, &[], Some("img")).await.unwrap();
+        add_image(&s, &image).await;
         for i in 0..1500 {
             let mut c = row(&format!("rw{i:04}"), &format!("rw-{i}"));
             c.image = image.clone();
@@ -1225,17 +1220,7 @@ mod tests {
         assert!(row_only(&c) && !row_only(&row("x", "y")));
         assert!(matches!(s.insert(&c).await, Err(EngineError::NotFound(_))));
         assert!(s.list(&ListFilter::default()).await.unwrap().is_empty());
-        let info = crate::model::ImageInfo {
-            id: image.clone(),
-            names: Vec::new(),
-            size_bytes: 1,
-            created_at_ns: now_ns(),
-            source: "rootfs-tar".into(),
-            layers: Vec::new(),
-            containers: 0,
-            config: Default::default(),
-        };
-        s.image_add(&info, &[], Some("img")).await.unwrap();
+        add_image(&s, &image).await;
         s.insert(&c).await.unwrap();
         let got = s.resolve("solo").await.unwrap();
         assert_eq!(
