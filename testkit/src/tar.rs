@@ -58,6 +58,17 @@ impl TarBuf {
         self
     }
 
+    /// `bin/` with the host's /bin/busybox and a link to it for each of
+    /// `applets` (the tests' images have no other programs).
+    pub fn busybox(self, applets: &[&str]) -> Self {
+        let busybox = std::fs::read("/bin/busybox").expect("the tests need /bin/busybox");
+        let mut t = self.dir("bin/").file("bin/busybox", 0o755, &busybox);
+        for a in applets {
+            t = t.symlink(&format!("bin/{a}"), "busybox");
+        }
+        t
+    }
+
     pub fn bytes(self) -> Vec<u8> {
         self.0.into_inner().expect("finish tar")
     }

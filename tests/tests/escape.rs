@@ -523,12 +523,8 @@ fn an_image_whose_proc_leads_elsewhere_never_reaches_another_namespace() {
     let mounts = || std::fs::read_to_string(format!("/proc/{vpid}/mountinfo")).unwrap();
     let before = mounts();
 
-    let busybox = std::fs::read("/bin/busybox").expect("the tests need /bin/busybox");
     let layer = TarBuf::new()
-        .dir("bin/")
-        .file("bin/busybox", 0o755, &busybox)
-        .symlink("bin/sh", "busybox")
-        .symlink("bin/true", "busybox")
+        .busybox(&["sh", "true"])
         .dir("dev/")
         .dir("dev/fd/")
         .dir("self/")
@@ -568,12 +564,9 @@ fn an_image_whose_proc_leads_elsewhere_never_reaches_another_namespace() {
 fn an_image_whose_proc_or_sys_is_a_symlink_is_refused() {
     use quilt_testkit::tar::TarBuf;
     let d = Daemon::start();
-    let busybox = std::fs::read("/bin/busybox").expect("the tests need /bin/busybox");
     for (n, what) in ["proc", "sys"].into_iter().enumerate() {
         let layer = TarBuf::new()
-            .dir("bin/")
-            .file("bin/busybox", 0o755, &busybox)
-            .symlink("bin/sh", "busybox")
+            .busybox(&["sh"])
             .dir("tmp/")
             .dir("tmp/p/")
             .symlink(what, "../rootfs/tmp/p")

@@ -21,15 +21,8 @@ fn sha(data: &[u8]) -> String {
 /// Layer 1: busybox with a shell, files and a directory with content.
 /// Layer 2: whiteouts (one file, one opaque directory) and new files.
 fn layers() -> (Vec<u8>, Vec<u8>) {
-    let busybox = std::fs::read("/bin/busybox").expect("the tests need /bin/busybox");
     let l1 = TarBuf::new()
-        .dir("bin/")
-        .file("bin/busybox", 0o755, &busybox)
-        .symlink("bin/sh", "busybox")
-        .symlink("bin/cat", "busybox")
-        .symlink("bin/ls", "busybox")
-        .symlink("bin/test", "busybox")
-        .symlink("bin/sleep", "busybox")
+        .busybox(&["sh", "cat", "ls", "test", "sleep"])
         .dir("etc/")
         .file("etc/keep", 0o644, b"keep\n")
         .file("etc/deleted", 0o644, b"gone\n")

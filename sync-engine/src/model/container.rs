@@ -1,7 +1,7 @@
 //! The engine's view of a container, independent of the wire format.
 use super::event::Event;
 use super::lifetime::Lifetime;
-use super::mount::MountSpec;
+use super::mount::{MountSource, MountSpec};
 use super::network::{NetSettings, Network};
 use super::restart::RestartPolicy;
 use super::security::{IdRange, Security};
@@ -218,6 +218,20 @@ pub struct ListPage {
 }
 
 impl Container {
+    /// Whether it mounts a named volume (whose row a create and a start
+    /// make sure of).
+    pub fn uses_volumes(&self) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| matches!(m.source, MountSource::Volume(_)))
+    }
+
+    /// Whether one of its mounts has `target` (a file of its own over the
+    /// one the engine would write there).
+    pub fn mounts_at(&self, target: &str) -> bool {
+        self.mounts.iter().any(|m| m.target == target)
+    }
+
     /// What the container weighs on the wire in a view, roughly: its text
     /// and a fixed allowance for tags, numbers and timestamps (about 90
     /// bytes in a row without env, mounts or security). A row with many

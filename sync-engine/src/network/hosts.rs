@@ -86,7 +86,7 @@ async fn siblings(shared: &Arc<Shared>, c: &Container) -> Result<Vec<files::Host
 /// own `--dns` servers, or a resolv.conf of its own mounted over the one
 /// written for it (`hosts_followers` finds the same containers).
 fn asks_other_servers(c: &Container) -> bool {
-    !c.net.dns.is_empty() || c.mounts.iter().any(|m| m.target == "/etc/resolv.conf")
+    !c.net.dns.is_empty() || c.mounts_at("/etc/resolv.conf")
 }
 
 async fn hosts_text(shared: &Arc<Shared>, c: &Container) -> Result<String> {
@@ -125,13 +125,12 @@ pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<Mou
         false => None,
     };
     let dir = shared.cfg().container_dir(&c.id);
-    let taken = |t: &str| c.mounts.iter().any(|m| m.target == t);
-    let hosts = if taken("/etc/hosts") {
+    let hosts = if c.mounts_at("/etc/hosts") {
         None
     } else {
         Some(hosts_text(shared, c).await?)
     };
-    let want_resolv = !taken("/etc/resolv.conf");
+    let want_resolv = !c.mounts_at("/etc/resolv.conf");
     let resolver = network_resolver(shared, c).await?;
     let host_net = c.network == Network::Host;
     let dns = c.net.dns.clone();
@@ -225,7 +224,7 @@ async fn rewrite_hosts_of(shared: &Arc<Shared>, id: &str) {
     let Ok(Some(c)) = shared.store().get(id).await else {
         return;
     };
-    if c.mounts.iter().any(|m| m.target == "/etc/hosts") {
+    if c.mounts_at("/etc/hosts") {
         return;
     }
     let path = shared.cfg().container_dir(&c.id).join("hosts");

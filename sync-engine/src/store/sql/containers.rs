@@ -6,8 +6,8 @@ use crate::config::UsernsIds;
 use crate::error::{EngineError, Result};
 use crate::model::state::from;
 use crate::model::{
-    Container, ExitInfo, IdRange, IdleAction, Lifetime, ListView, MountSource, Network,
-    RestartPolicy, State, Stdio, UsernsMode,
+    Container, ExitInfo, IdRange, IdleAction, Lifetime, ListView, Network, RestartPolicy, State,
+    Stdio, UsernsMode,
 };
 use crate::store::{SqlStore, json, states_sql};
 use sqlx::{Connection, Row};
@@ -113,10 +113,7 @@ fn row_only(c: &Container) -> bool {
         && c.network != Network::Bridge
         && c.net.ports.is_empty()
         && c.security.userns != UsernsMode::Private
-        && !c
-            .mounts
-            .iter()
-            .any(|m| matches!(m.source, MountSource::Volume(_)))
+        && !c.uses_volumes()
 }
 
 /// Labels go in by this many per statement (two parameters each).
@@ -148,19 +145,30 @@ async fn insert_labels(conn: &mut Conn, c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// An insert's error: a name in use says so.
-fn insert_error(e: sqlx::Error, c: &Container) -> EngineError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            EngineError::AlreadyExists(format!("the container name {:?} is already in use", c.name))
-        }
-        _ => e.into(),
+/// Inserts `c`'s row. An image of the store must still be there, checked
+/// by the same statement: `image rm` checks for users on the same (single)
+/// writer, so it cannot slip in between.
+async fn insert_row(conn: &mut Conn, c: &Container) -> Result<()> {
+    let sql = match c.image.starts_with("sha256:") {
+        true => &*INSERT_ROW_IF_IMAGE,
+        false => &*INSERT_ROW,
+    };
+    let inserted = bind_new_row(sql, c)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => EngineError::AlreadyExists(
+                format!("the container name {:?} is already in use", c.name),
+            ),
+            _ => e.into(),
+        })?;
+    if inserted.rows_affected() == 0 {
+        return Err(EngineError::NotFound(format!(
+            "no such image: {} (removed meanwhile)",
+            c.image
+        )));
     }
-}
-
-/// The image of the store a create named was removed before its row was.
-fn image_gone(c: &Container) -> EngineError {
-    EngineError::NotFound(format!("no such image: {} (removed meanwhile)", c.image))
+    Ok(())
 }
 
 impl SqlStore<super::Db> {
@@ -205,17 +213,6 @@ impl SqlStore<super::Db> {
         }
         db_write!(self, |conn| {
             let mut tx = conn.begin().await?;
-            // An image of the store must still be there: `image rm` checks for
-            // users in the same (single) writer, so it cannot slip in between.
-            if c.image.starts_with("sha256:") {
-                let present = sqlx::query("SELECT id FROM images WHERE id = $1")
-                    .bind(&c.image)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if present.is_none() {
-                    return Err(image_gone(c));
-                }
-            }
             // Addresses, ports and id ranges are read free, then taken: one
             // insert at a time across the cluster.
             if (c.network == Network::Bridge
@@ -244,8 +241,7 @@ impl SqlStore<super::Db> {
                     )));
                 }
             }
-            let res = bind_new_row(&INSERT_ROW, c).execute(&mut *tx).await;
-            res.map_err(|e| insert_error(e, c))?;
+            insert_row(&mut tx, c).await?;
             insert_labels(&mut tx, c).await?;
             volumes::insert_used(&mut tx, c).await?;
             let range = match (c.security.userns, ids) {
@@ -278,24 +274,13 @@ impl SqlStore<super::Db> {
 
     /// A new row alone (`row_only`): one statement, atomic by itself, where
     /// a transaction costs two more round trips to the database (BEGIN and
-    /// COMMIT) on every create. An image of the store is checked by the
-    /// same statement, which inserts nothing without it.
+    /// COMMIT) on every create.
     async fn insert_row_only(
         &self,
         c: &Container,
     ) -> Result<(Option<IdRange>, crate::model::NetSettings)> {
-        let sql = match c.image.starts_with("sha256:") {
-            true => &*INSERT_ROW_IF_IMAGE,
-            false => &*INSERT_ROW,
-        };
         db_write!(self, |conn| {
-            let inserted = bind_new_row(sql, c)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| insert_error(e, c))?;
-            if inserted.rows_affected() == 0 {
-                return Err(image_gone(c));
-            }
+            insert_row(conn, c).await?;
             self.index_inserted(c, None, &c.net);
             Ok((None, c.net.clone()))
         })

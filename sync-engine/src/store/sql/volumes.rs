@@ -66,11 +66,7 @@ impl SqlStore<Db> {
     /// force-removed since it was created get their rows back, so a volume
     /// directory never exists without a row.
     pub async fn volumes_ensure(&self, c: &Container) -> Result<()> {
-        if !c
-            .mounts
-            .iter()
-            .any(|m| matches!(m.source, MountSource::Volume(_)))
-        {
+        if !c.uses_volumes() {
             return Ok(());
         }
         db_write!(self, |conn| insert_used(conn, c).await)
