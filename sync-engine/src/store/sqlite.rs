@@ -47,12 +47,6 @@ mod dialect {
         format!("json_extract({col}, '$.{}')", path.join("."))
     }
 
-    /// The rows' `key: value` pairs as the text of a JSON object (NULL or
-    /// "{}" without rows).
-    pub fn json_object_agg(key: &str, value: &str) -> String {
-        format!("json_group_object({key}, {value})")
-    }
-
     /// The rows' values as the text of a JSON array ("[]" without rows).
     pub fn json_array_agg(value: &str) -> String {
         format!("json_group_array({value})")
@@ -284,6 +278,11 @@ mod tests {
         let c = s.get("c1").await.unwrap().unwrap();
         assert_eq!((c.state, c.pid), (State::Running, Some(42)));
         assert_eq!(c.labels.get("team").map(String::as_str), Some("a"));
+        let team = crate::model::ListFilter {
+            labels: [("team".to_string(), "a".to_string())].into(),
+            ..Default::default()
+        };
+        assert_eq!(s.list(&team).await.unwrap().len(), 1);
         assert_eq!(c.id_range.map(|r| r.host_id), Some(100_000));
         assert_eq!(c.restart, RestartPolicy::No);
         assert_eq!(c.lifetime, Lifetime::default());

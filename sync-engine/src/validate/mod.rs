@@ -89,10 +89,18 @@ pub fn limits(memory_mb: i64, cpus: f64, pids: i64, host_cpus: usize) -> Result<
     Ok(())
 }
 
+/// Label keys are not empty; neither keys nor values hold a NUL byte (a
+/// text column of PostgreSQL cannot, and both backends keep the same).
 pub fn labels(spec: &CreateSpec) -> Result<()> {
-    for k in spec.labels.keys().chain(spec.node_labels.keys()) {
+    for (k, v) in spec.labels.iter().chain(spec.node_labels.iter()) {
         if k.is_empty() || k.contains('\0') {
             return Err(invalid(format!("invalid label key {}", echo(k))));
+        }
+        if v.contains('\0') {
+            return Err(invalid(format!(
+                "invalid value of label {}: it holds a NUL byte",
+                echo(k)
+            )));
         }
     }
     Ok(())
@@ -192,6 +200,22 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn label_keys_and_values() {
+        let spec = |k: &str, v: &str| {
+            let mut s = CreateSpec::new("default");
+            s.command = vec!["true".into()];
+            s.labels.insert(k.into(), v.into());
+            create_spec(&s, 2)
+        };
+        assert!(spec("a", "").is_ok());
+        assert!(spec("com.example/\u{e9}", "\"quoted\" \\ {}").is_ok());
+        assert!(spec("", "x").is_err());
+        assert!(spec("a\0b", "x").is_err());
+        let err = spec("k", "a\0b").unwrap_err().to_string();
+        assert!(err.contains("NUL"), "{err}");
     }
 
     #[test]

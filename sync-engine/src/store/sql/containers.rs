@@ -20,16 +20,12 @@ static COLUMN_LIST: &str = "c.id, c.name, c.image, c.command, c.env, c.working_d
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, c.egress, \
     c.restart_policy, c.restart_max, c.restart_count, c.manual_stop, \
     c.ttl_ns, c.expires_at, c.idle_timeout_ns, c.idle_action, c.last_activity, c.stdio, c.node, c.node_labels, \
+    c.labels, \
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
     (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size";
 
 /// Every column of a container row (`c`), its labels as a JSON object.
-pub(super) static COLUMNS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{COLUMN_LIST}, (SELECT {} FROM labels l WHERE l.container_id = c.id) AS labels",
-        dialect::json_object_agg("l.key", "l.value")
-    )
-});
+pub(super) static COLUMNS: LazyLock<String> = LazyLock::new(|| COLUMN_LIST.to_owned());
 
 /// `COLUMNS` for an `UPDATE containers ... RETURNING`, which names the
 /// table, not an alias: the row as the statement left it, in the same
@@ -46,13 +42,16 @@ fn returning_row(sql: String) -> String {
     format!("{sql} RETURNING {}", *RETURNED)
 }
 
-/// The columns of a new row, bound by `bind_new_row` as $1..$29.
+/// The columns of a new row, bound by `bind_new_row` as $1..$30. Its
+/// labels go in as a JSON object; the row's INSERT trigger puts them in
+/// the labels table too (the index of label filters), in the same
+/// statement.
 const NEW_ROW_COLUMNS: &str = "id, name, image, command, env, working_dir, hostname, \
     memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
     security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
-    idle_action, egress, stdio, node, node_labels";
+    idle_action, egress, stdio, node, node_labels, labels";
 const NEW_ROW_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-    $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29";
+    $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30";
 
 /// The INSERT of a new row.
 static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
@@ -102,47 +101,18 @@ fn bind_new_row<'q>(
         .bind((c.stdio != Stdio::default()).then(|| json(&c.stdio)))
         .bind(&c.node)
         .bind((!c.node_labels.is_empty()).then(|| json(&c.node_labels)))
+        .bind((!c.labels.is_empty()).then(|| json(&c.labels)))
 }
 
-/// Whether a new container's row is all its create writes: no labels,
-/// volumes, address, published ports, id range or node to take, check or
-/// record with it in one transaction.
+/// Whether a new container's row (with its labels) is all its create
+/// writes: no volumes, address, published ports, id range or node to
+/// take, check or record with it in one transaction.
 fn row_only(c: &Container) -> bool {
-    c.labels.is_empty()
-        && c.node.is_none()
+    c.node.is_none()
         && c.network != Network::Bridge
         && c.net.ports.is_empty()
         && c.security.userns != UsernsMode::Private
         && !c.uses_volumes()
-}
-
-/// Labels go in by this many per statement (two parameters each).
-const LABELS_PER_INSERT: usize = 256;
-/// The label inserts kept prepared: those of up to this many labels.
-const LABELS_KEPT_PREPARED: usize = 16;
-
-/// The labels of a new row: one statement for up to `LABELS_PER_INSERT`,
-/// where one per label cost a round trip to the database each.
-async fn insert_labels(conn: &mut Conn, c: &Container) -> Result<()> {
-    let labels: Vec<(&String, &String)> = c.labels.iter().collect();
-    for chunk in labels.chunks(LABELS_PER_INSERT) {
-        let values = (0..chunk.len())
-            .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("INSERT INTO labels (container_id, key, value) VALUES {values}");
-        // Kept prepared for the usual few labels only: each count is a
-        // statement of its own, and many would crowd the connection's
-        // cache of prepared statements.
-        let mut q = sqlx::query(&sql)
-            .persistent(chunk.len() <= LABELS_KEPT_PREPARED)
-            .bind(&c.id);
-        for (k, v) in chunk {
-            q = q.bind(*k).bind(*v);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 /// Inserts `c`'s row. An image of the store must still be there, checked
@@ -242,7 +212,6 @@ impl SqlStore<super::Db> {
                 }
             }
             insert_row(&mut tx, c).await?;
-            insert_labels(&mut tx, c).await?;
             volumes::insert_used(&mut tx, c).await?;
             let range = match (c.security.userns, ids) {
                 (UsernsMode::Private, Some(ids)) => {
@@ -1166,20 +1135,42 @@ mod tests {
         assert_eq!(s.list(&ListFilter::default()).await.unwrap().len(), 1500);
     }
 
+    /// Labels go in with their row, in one statement whatever their
+    /// number; the labels table that filters use gets them from the row's
+    /// trigger, text as it was given.
     #[tokio::test]
-    async fn labels_go_in_by_the_statement_and_come_back_whole() {
+    async fn labels_go_in_with_the_row_and_come_back_whole() {
         let (_d, s) = store().await;
         let mut c = row("many1", "many");
-        // More than one statement's worth.
-        c.labels = (0..LABELS_PER_INSERT + 44)
+        c.labels = (0..300)
             .map(|i| (format!("key-{i:03}"), format!("value {i}")))
             .collect();
+        for (k, v) in [
+            ("quote\"d", "a \"b\" \\ c"),
+            ("com.example/\u{e9}t\u{e9}", "\u{1f980}\nline two\t"),
+            ("$.path[0]", "{\"json\": true}"),
+            ("empty", ""),
+        ] {
+            c.labels.insert(k.into(), v.into());
+        }
+        assert!(row_only(&c), "labels need no transaction of their own");
         s.insert(&c).await.unwrap();
         assert_eq!(s.resolve("many").await.unwrap().labels, c.labels);
-        assert_eq!(
-            s.count_rows("labels").await.unwrap(),
-            (LABELS_PER_INSERT + 44) as i64
-        );
+        assert_eq!(s.count_rows("labels").await.unwrap(), 304);
+        // Each one filters (through the labels table).
+        for (k, v) in [
+            ("quote\"d", "a \"b\" \\ c"),
+            ("empty", ""),
+            ("key-299", "value 299"),
+        ] {
+            let f = ListFilter {
+                labels: [(k.to_string(), v.to_string())].into(),
+                ..Default::default()
+            };
+            let got = s.list(&f).await.unwrap();
+            assert_eq!(got.len(), 1, "label {k:?}");
+            assert_eq!(got[0].labels, c.labels);
+        }
         // A refused insert (its name is taken) leaves none of its labels.
         let mut again = c.clone();
         again.id = "many2".into();
@@ -1188,10 +1179,20 @@ mod tests {
             s.insert(&again).await,
             Err(EngineError::AlreadyExists(_))
         ));
-        assert_eq!(
-            s.count_rows("labels").await.unwrap(),
-            (LABELS_PER_INSERT + 44) as i64
-        );
+        // Nor does one whose store image went meanwhile.
+        let mut gone = row("many3", "gone");
+        gone.image = format!("sha256:{}", "9a".repeat(32));
+        assert!(matches!(
+            s.insert(&gone).await,
+            Err(EngineError::NotFound(_))
+        ));
+        assert_eq!(s.count_rows("labels").await.unwrap(), 304);
+        // A row without labels has none.
+        let mut bare = row("bare1", "bare");
+        bare.labels.clear();
+        s.insert(&bare).await.unwrap();
+        assert!(s.resolve("bare").await.unwrap().labels.is_empty());
+        assert_eq!(s.count_rows("labels").await.unwrap(), 304);
     }
 
     #[tokio::test]
@@ -1201,8 +1202,10 @@ mod tests {
         let mut c = row("solo1", "solo");
         c.labels.clear();
         c.image = image.clone();
-        // No labels, volumes, address, ports or id range: one statement.
-        assert!(row_only(&c) && !row_only(&row("x", "y")));
+        // No volumes, address, ports or id range: one statement.
+        let mut bridged = row("x", "y");
+        bridged.network = Network::Bridge;
+        assert!(row_only(&c) && !row_only(&bridged));
         assert!(matches!(s.insert(&c).await, Err(EngineError::NotFound(_))));
         assert!(s.list(&ListFilter::default()).await.unwrap().is_empty());
         add_image(&s, &image).await;
