@@ -382,14 +382,18 @@ fn start(
         }
     }
 
+    // This supervisor's start time (its identity, with its pid), read once:
+    // a pooled one reports it when prepared, and again when adopted.
+    let shim_pid = std::process::id() as i32;
+    let start_time = std::cell::OnceCell::new();
+    let shim_start_time = || *start_time.get_or_init(|| proc::start_time(shim_pid).unwrap_or(0));
     let mut adopted: Option<Box<ContainerConfig>> = None;
     // Without the ready byte PID 1 failed: why is on the error pipe.
     if let Some(sock) = pool_ours.filter(super::pool::wait_ready) {
-        let shim_pid = std::process::id() as i32;
         report(&StartReport::Prepared {
             shim_pid,
             pid: child.as_raw(),
-            shim_start_time: proc::start_time(shim_pid).unwrap_or(0),
+            shim_start_time: shim_start_time(),
         });
         match super::pool::park(&pidfd) {
             super::pool::Parked::Adopt(new) if cfg.adoptable_by(&new) => {
@@ -443,9 +447,9 @@ fn start(
     };
 
     report(&StartReport::Started {
-        shim_pid: std::process::id() as i32,
+        shim_pid,
         pid: child.as_raw(),
-        shim_start_time: proc::start_time(std::process::id() as i32).unwrap_or(0),
+        shim_start_time: shim_start_time(),
     });
     // The daemon sees EOF on our stdout; nothing ties us to it any more.
     if let Ok(null) = std::fs::OpenOptions::new()

@@ -41,6 +41,26 @@ pub(crate) async fn check_host(shared: &Arc<Shared>, s: Security) -> Result<Secu
     tokio::task::spawn_blocking(move || devices::check_host(&data_dir, s)).await?
 }
 
+/// `runtime_config`, when it needs no host file and no compile: no device
+/// nodes or GPUs, and the seccomp filter compiled already (the default
+/// profile is, from start-up). Such a start builds its config on the
+/// reactor in microseconds instead of a round trip to the blocking pool.
+/// None: call `runtime_config` on the blocking pool.
+pub(crate) fn ready_config(shared: &Shared, c: &Container) -> Result<Option<SecurityConfig>> {
+    if !c.security.devices.is_empty() || c.security.gpus.is_some() {
+        return Ok(None);
+    }
+    let mut cfg = SecurityConfig {
+        disk_limit_bytes: (c.disk_bytes > 0).then_some(c.disk_bytes),
+        ..Default::default()
+    };
+    users::configure(shared, c, &mut cfg)?;
+    match seccomp::configure_cached(shared, c, &mut cfg) {
+        true => Ok(Some(cfg)),
+        false => Ok(None),
+    }
+}
+
 /// What the runtime enforces for this start of `c`. Blocking (it may read
 /// host files): call on the blocking pool.
 pub(crate) fn runtime_config(shared: &Shared, c: &Container) -> Result<SecurityConfig> {

@@ -72,17 +72,33 @@ impl SeccompCache {
 
     /// The filters of `profile` for a container holding `caps`: from the
     /// cache, or compiled now (blocking). None: no filter.
+    /// The cache's key for `profile` with `caps` (None: unconfined).
+    fn key(profile: &Seccomp, caps: CapabilitySet) -> Option<Key> {
+        let key = match profile {
+            Seccomp::Unconfined => return None,
+            Seccomp::Default => ProfileKey::Default,
+            Seccomp::Custom(text) => ProfileKey::Custom(Sha256::digest(text.as_bytes()).into()),
+        };
+        Some((key, caps.bits()))
+    }
+
+    /// The filter if it needs no compile: Some(None) unconfined, None when
+    /// it is not in the cache.
+    fn cached(&self, profile: &Seccomp, caps: CapabilitySet) -> Option<Option<Arc<SeccompFilter>>> {
+        match Self::key(profile, caps) {
+            None => Some(None),
+            Some(key) => self.lock().get(&key).cloned(),
+        }
+    }
+
     fn filters(
         &self,
         profile: &Seccomp,
         caps: CapabilitySet,
     ) -> Result<Option<Arc<SeccompFilter>>> {
-        let key = match profile {
-            Seccomp::Unconfined => return Ok(None),
-            Seccomp::Default => ProfileKey::Default,
-            Seccomp::Custom(text) => ProfileKey::Custom(Sha256::digest(text.as_bytes()).into()),
+        let Some(key) = Self::key(profile, caps) else {
+            return Ok(None);
         };
-        let key = (key, caps.bits());
         if let Some(f) = self.lock().get(&key) {
             return Ok(f.clone());
         }
@@ -140,7 +156,28 @@ pub(super) async fn check(shared: &Arc<Shared>, s: &Security) -> Result<()> {
 /// The filters for this start (or exec) of `c`, for the capabilities
 /// `users::configure` settled on. Blocking.
 pub(super) fn configure(shared: &Shared, c: &Container, cfg: &mut SecurityConfig) -> Result<()> {
-    let caps = match &cfg.capabilities {
+    cfg.seccomp = shared
+        .seccomp()
+        .filters(&c.security.seccomp, caps_of(cfg))?
+        .map(|f| (*f).clone());
+    Ok(())
+}
+
+/// `configure` from the cache alone: false (and `cfg` unchanged) when the
+/// filter would have to be compiled first.
+pub(super) fn configure_cached(shared: &Shared, c: &Container, cfg: &mut SecurityConfig) -> bool {
+    match shared.seccomp().cached(&c.security.seccomp, caps_of(cfg)) {
+        Some(f) => {
+            cfg.seccomp = f.map(|f| (*f).clone());
+            true
+        }
+        None => false,
+    }
+}
+
+/// The capabilities the filter is compiled for: those `cfg` keeps.
+fn caps_of(cfg: &SecurityConfig) -> CapabilitySet {
+    match &cfg.capabilities {
         None => default_caps(),
         Some(numbers) => numbers.iter().fold(CapabilitySet::empty(), |set, n| {
             match 1u64.checked_shl(u32::from(*n)) {
@@ -148,12 +185,7 @@ pub(super) fn configure(shared: &Shared, c: &Container, cfg: &mut SecurityConfig
                 None => set,
             }
         }),
-    };
-    cfg.seccomp = shared
-        .seccomp()
-        .filters(&c.security.seccomp, caps)?
-        .map(|f| (*f).clone());
-    Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +219,33 @@ mod tests {
         let d = cache.filters(&custom, default_caps()).unwrap().unwrap();
         assert_ne!(*d, *a);
         assert_eq!(cache.len(), 3);
+    }
+
+    /// What a start may take from the cache without compiling: a filter
+    /// once compiled, and unconfined always; nothing else.
+    #[test]
+    fn cached_filters_need_no_compile() {
+        let cache = SeccompCache::default();
+        assert_eq!(
+            cache.cached(&Seccomp::Unconfined, default_caps()),
+            Some(None)
+        );
+        assert_eq!(cache.cached(&Seccomp::Default, default_caps()), None);
+        cache.warm().unwrap();
+        let warm = cache.cached(&Seccomp::Default, default_caps()).unwrap();
+        assert_eq!(
+            warm,
+            cache.filters(&Seccomp::Default, default_caps()).unwrap()
+        );
+        assert!(warm.is_some());
+        // Another capability set or profile is compiled on first use only.
+        let admin = default_caps() | Capability::SysAdmin.as_set();
+        assert_eq!(cache.cached(&Seccomp::Default, admin), None);
+        let custom = Seccomp::Custom(DENY_MKDIR.into());
+        assert_eq!(cache.cached(&custom, default_caps()), None);
+        let compiled = cache.filters(&custom, default_caps()).unwrap();
+        assert_eq!(cache.cached(&custom, default_caps()), Some(compiled));
+        assert_eq!(cache.len(), 2, "looking compiled nothing");
     }
 
     #[test]

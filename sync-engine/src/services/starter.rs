@@ -215,15 +215,17 @@ pub(crate) async fn runtime_config(shared: &Arc<Shared>, c: &Container) -> Resul
         },
         pooled: false,
     };
-    let (shared2, c2) = (shared.clone(), c.clone());
-    tokio::task::spawn_blocking(move || {
-        crate::security::runtime_config(&shared2, &c2).map(|security| {
-            let mut config = ContainerConfig { security, ..config };
-            fit_to_security(&mut config);
-            config
-        })
-    })
-    .await?
+    let security = match crate::security::ready_config(shared, c)? {
+        Some(security) => security,
+        None => {
+            let (shared2, c2) = (shared.clone(), c.clone());
+            tokio::task::spawn_blocking(move || crate::security::runtime_config(&shared2, &c2))
+                .await??
+        }
+    };
+    let mut config = ContainerConfig { security, ..config };
+    fit_to_security(&mut config);
+    Ok(config)
 }
 
 /// What the container's security changes in its config: on v1 one that
