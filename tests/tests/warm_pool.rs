@@ -226,6 +226,63 @@ fn pooled_containers_go_with_quiltd_and_bad_pools_are_refused() {
     d.assert_no_leftovers();
 }
 
+/// A created container's pooled container dies before the start: the
+/// start, which recorded its namespace with the change to `starting`,
+/// runs the container cold, and its removal leaves nothing.
+#[test]
+fn a_claimed_container_that_died_starts_cold_and_leaves_nothing() {
+    let d = Daemon::builder()
+        .args(&["--warm-pool", "default=1"])
+        .start();
+    wait_full(&d, "default");
+    let id = d
+        .cli([
+            "create",
+            "--no-start",
+            "default",
+            "sh",
+            "-c",
+            "echo cold; sleep 60",
+        ])
+        .ok();
+    assert_eq!(hits(&d), 1, "the create claims the pooled container");
+    // Its waiting first process, in the container's own pids cgroup.
+    let procs = match cgroup_version() {
+        CgroupVersion::V1 => d.cgroup_dir("pids", &id),
+        CgroupVersion::V2 => d.cgroup_dir("", &id),
+    }
+    .join("cgroup.procs");
+    let first: i32 = read_trimmed(&procs)
+        .and_then(|p| p.lines().next().and_then(|l| l.parse().ok()))
+        .unwrap_or_else(|| panic!("no pooled first process in {}", procs.display()));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(host::wait_pid_gone(first, Duration::from_secs(10)));
+    // Its supervisor sees it and cleans up (cgroup, directory).
+    retry(Duration::from_secs(10), || (!procs.exists()).then_some(()))
+        .unwrap_or_else(|| panic!("the pooled cgroup stayed\n{}", d.log_tail(30)));
+
+    d.cli(["start", &id]).ok();
+    let out = retry(Duration::from_secs(10), || {
+        let logs = d.cli(["logs", &id]).ok();
+        logs.contains("cold").then_some(logs)
+    });
+    assert!(out.is_some(), "no output\n{}", d.log_tail(30));
+    assert_eq!(d.status_json(&id)["state"], "running", "{}", d.log_tail(30));
+    assert!(
+        d.log_tail(200).contains("pooled container not adopted"),
+        "{}",
+        d.log_tail(30)
+    );
+    assert_eq!(d.cli(["exec", &id, "echo", "in"]).ok(), "in");
+    d.cli(["rm", "-f", &id]).ok();
+    d.cli(["pool", "rm", "default"]).ok();
+    d.assert_no_leftovers();
+}
+
 /// A rootfs tarball: busybox's shell and `cat`, and /marker saying `text`.
 fn rootfs_tar(text: &str) -> Vec<u8> {
     let busybox = std::fs::read("/bin/busybox").expect("the tests need /bin/busybox");

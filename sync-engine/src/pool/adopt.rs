@@ -1,8 +1,8 @@
-//! A start that adopts the pooled container its create claimed: the
+//! A start that adopts the pooled container its create claimed (whose
+//! namespace slot its change to `starting` recorded under its row): the
 //! container's own network files are written into the pooled directory
-//! (the same inodes its mounts show), its namespace slot recorded under its
-//! row, and the config checked against the pooled one (same shape) before
-//! the shim hands it to the waiting PID 1.
+//! (the same inodes its mounts show), and the config checked against the
+//! pooled one (same shape) before the shim hands it to the waiting PID 1.
 use super::Member;
 use crate::engine::Shared;
 use crate::model::Container;
@@ -41,15 +41,15 @@ pub(crate) async fn adopt(
                 false => crate::network::hosts_files(shared, c).await,
             }
         };
-        let (recorded, files) = tokio::join!(shared.store().slot_set(&c.id, &member.slot), files);
-        recorded.map_err(|e| e.to_string())?;
-        config.mounts.extend(files.map_err(|e| e.to_string())?);
+        config
+            .mounts
+            .extend(files.await.map_err(|e| e.to_string())?);
         Ok(())
     }
     .await;
     if let Err(e) = prepared {
         // Its namespace stays the container's (the cold start reuses it).
-        let _ = tokio::task::spawn_blocking(move || member.prepared.discard()).await;
+        member.end().await;
         return Err(e);
     }
     let images = shared.images().clone();

@@ -367,9 +367,14 @@ impl WarmPool {
     /// Ends the container claimed for `id`, if any (its create's row went).
     pub async fn discard(&self, shared: &Shared, id: &str) {
         if let Some(m) = self.take(id) {
-            m.discard(shared).await;
-            self.wake.notify_one();
+            self.discard_member(shared, m).await;
         }
+    }
+
+    /// Ends a claimed container taken for a start that did not begin.
+    pub async fn discard_member(&self, shared: &Shared, m: Member) {
+        m.discard(shared).await;
+        self.wake.notify_one();
     }
 
     /// Ends the waiting containers prepared from these images (they are
@@ -493,6 +498,14 @@ impl Pool {
 }
 
 impl Member {
+    /// Ends the pooled container's processes (its shim cleans up); its
+    /// network namespace stays, recorded as the claiming container's, for
+    /// a cold start or the container's removal to take over.
+    pub async fn end(mut self) {
+        self.unwatch();
+        let _ = tokio::task::spawn_blocking(move || self.prepared.discard()).await;
+    }
+
     /// Ends the pooled container and gives its network namespace back
     /// (tainted: its first process ran in it).
     pub async fn discard(mut self, shared: &Shared) {

@@ -71,11 +71,24 @@ enum Outcome {
 async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     let live = shared.live(id);
     let op = live.lifecycle.lock().await;
-    let Some(c) = shared.store().set_starting(id).await? else {
-        // Removed, or started by someone else meanwhile. A warm pool's
-        // container it claimed is not needed any more.
-        shared.pool().discard(shared, id).await;
-        return Ok(Outcome::Skipped);
+    // A warm pool's container claimed at create: its network namespace
+    // becomes this container's with the change to `starting` (one
+    // statement), and it is adopted below or, if it died or is no longer
+    // of the container's shape, ended and the container started cold in
+    // that namespace. Its replacement is prepared once this start is over.
+    let member = shared.pool().take(id);
+    let _refill = member.as_ref().map(|_| shared.pool().refill_after());
+    let slot = member.as_ref().map(|m| m.slot.as_str());
+    let c = match shared.store().set_starting(id, slot).await {
+        Ok(Some(c)) => c,
+        not_started => {
+            // Removed, or started by someone else meanwhile (or the change
+            // failed): the pooled container is not needed any more.
+            if let Some(m) = member {
+                shared.pool().discard_member(shared, m).await;
+            }
+            return not_started.map(|_| Outcome::Skipped);
+        }
     };
     shared.emit(&c, State::Starting, "starting", None, None);
     let c = &c;
@@ -86,22 +99,21 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     };
     if let Err(e) = shared.store().volumes_ensure(c).await {
         drop(op);
-        shared.pool().discard(shared, id).await;
+        if let Some(m) = member {
+            m.end().await;
+        }
         return failed(format!("recreating its volumes: {e}")).await;
     }
     let config = match runtime_config(shared, c).await {
         Ok(config) => config,
         Err(e) => {
             drop(op);
-            shared.pool().discard(shared, id).await;
+            if let Some(m) = member {
+                m.end().await;
+            }
             return failed(e.to_string()).await;
         }
     };
-    // A warm pool's container claimed at create: adopted, or (it died, or
-    // is no longer of the container's shape) discarded and started cold.
-    // Its replacement is prepared once this start is over.
-    let member = shared.pool().take(id);
-    let _refill = member.as_ref().map(|_| shared.pool().refill_after());
     let adopted = match member {
         Some(member) => match crate::pool::adopt(shared, c, member, config.clone()).await {
             Ok(outcome) => Some(outcome),

@@ -321,8 +321,9 @@ delegate! {
     fn resolve(&self, reference: &str) -> Container;
     /// created (queued) -> starting; the row as it now is. None when it is
     /// not queued any more (removed, started by someone else, or its start
-    /// cancelled).
-    fn set_starting(&self, id: &str) -> Option<Container>;
+    /// cancelled). `slot`: the network namespace it starts in (a warm
+    /// pool's), recorded with the change.
+    fn set_starting(&self, id: &str, slot: Option<&str>) -> Option<Container>;
     /// Gives `id` the name `name` unless it is being removed. False when it
     /// is (or is gone); ALREADY_EXISTS when another container has the name.
     fn rename(&self, id: &str, name: &str) -> bool;

@@ -391,11 +391,15 @@ impl SqlStore<super::Db> {
     /// created (queued) -> starting; the row as it now is (read on the
     /// writer: the starter needs no read of its own). None when the row is
     /// not queued any more (removed, started by someone else, or its start
-    /// cancelled by `stop`).
-    pub async fn set_starting(&self, id: &str) -> Result<Option<Container>> {
+    /// cancelled by `stop`). With `slot` (a warm pool's container), the
+    /// network namespace it starts in is recorded by the same statement,
+    /// as `slot_set` would.
+    pub async fn set_starting(&self, id: &str, slot: Option<&str>) -> Result<Option<Container>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             returning_row(format!(
-                "UPDATE containers SET state = '{}', autostart = FALSE \
+                "UPDATE containers SET state = '{}', autostart = FALSE, \
+                 netns_slot = COALESCE($3, netns_slot), \
+                 netns_tainted = CASE WHEN $3 IS NULL THEN netns_tainted ELSE FALSE END \
                  WHERE id = $1 AND state IN ({}) AND autostart = TRUE{}",
                 State::Starting.as_str(),
                 states_sql(from::BEGIN_START),
@@ -407,6 +411,7 @@ impl SqlStore<super::Db> {
             let rows = sqlx::query(&SQL)
                 .bind(id)
                 .bind(self.me())
+                .bind(slot)
                 .fetch_all(&mut *c)
                 .await?;
             self.returned(id, Ok(rows))
@@ -1195,6 +1200,63 @@ mod tests {
         assert_eq!(s.count_rows("labels").await.unwrap(), 304);
     }
 
+    /// A container's network namespace slot lives in its row: recorded by
+    /// `slot_set` or with the change to `starting`, tainted, listed,
+    /// cleared, one container's at a time, and gone with the row.
+    #[tokio::test]
+    async fn namespace_slots_live_in_the_row() {
+        let (_d, s) = store().await;
+        s.insert(&row("n1", "one")).await.unwrap();
+        s.insert(&row("n2", "two")).await.unwrap();
+        s.slot_set("n1", "slot-a").await.unwrap();
+        assert!(!s.slot_tainted("n1").await.unwrap());
+        s.slot_taint("n1").await.unwrap();
+        assert!(s.slot_tainted("n1").await.unwrap());
+        // Recorded again: a fresh namespace, not tainted.
+        s.slot_set("n1", "slot-a").await.unwrap();
+        assert!(!s.slot_tainted("n1").await.unwrap());
+        assert!(
+            s.slot_set("n2", "slot-a").await.is_err(),
+            "one slot, two rows"
+        );
+        assert!(matches!(
+            s.slot_set("gone", "slot-z").await,
+            Err(EngineError::NotFound(_))
+        ));
+        // Tainting a container without a namespace records nothing.
+        s.slot_taint("n2").await.unwrap();
+        assert!(!s.slot_tainted("n2").await.unwrap());
+        // With the change to starting, in the same statement; a change that
+        // does not apply (not queued any more) records nothing.
+        assert!(
+            s.set_starting("n2", Some("slot-b"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.set_starting("n2", Some("slot-c"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let mut all = s.slots(None).await.unwrap();
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                ("n1".to_string(), "slot-a".to_string(), false),
+                ("n2".to_string(), "slot-b".to_string(), false)
+            ]
+        );
+        assert!(s.slots(Some("another-node")).await.unwrap().is_empty());
+        s.slot_clear("n1").await.unwrap();
+        assert_eq!(s.slots(None).await.unwrap().len(), 1);
+        assert_eq!(s.network_usage().await.unwrap().2, 1);
+        s.delete("n2").await.unwrap();
+        assert_eq!(s.network_usage().await.unwrap().2, 0);
+    }
+
     #[tokio::test]
     async fn a_row_alone_is_checked_as_a_transaction_would() {
         let (_d, s) = store().await;
@@ -1239,7 +1301,7 @@ mod tests {
             !s.set_paused("p1", true).await.unwrap(),
             "paused while created"
         );
-        assert!(s.set_starting("p1").await.unwrap().is_some());
+        assert!(s.set_starting("p1", None).await.unwrap().is_some());
         assert!(s.set_running("p1", 10, 9, 1234, now_ns()).await.unwrap());
         assert!(
             !s.set_paused("p1", false).await.unwrap(),
@@ -1323,14 +1385,14 @@ mod tests {
         let (_d, s) = store().await;
         s.insert(&row("a1", "one")).await.unwrap();
         // The row as it now is.
-        let started = s.set_starting("a1").await.unwrap().unwrap();
+        let started = s.set_starting("a1", None).await.unwrap().unwrap();
         assert_eq!(
             (started.id.as_str(), started.state),
             ("a1", State::Starting)
         );
         assert!(!started.autostart);
         assert!(
-            s.set_starting("a1").await.unwrap().is_none(),
+            s.set_starting("a1", None).await.unwrap().is_none(),
             "starting twice"
         );
         // A queued start cancelled by `stop` is never begun.
@@ -1338,7 +1400,7 @@ mod tests {
         assert!(s.cancel_queued_start("a2").await.unwrap());
         assert!(!s.cancel_queued_start("a2").await.unwrap());
         assert!(
-            s.set_starting("a2").await.unwrap().is_none(),
+            s.set_starting("a2", None).await.unwrap().is_none(),
             "a cancelled start began"
         );
         assert_eq!(s.get("a2").await.unwrap().unwrap().state, State::Created);
@@ -1373,7 +1435,7 @@ mod tests {
     async fn removal_keeps_state_and_cascades_labels() {
         let (_d, s) = store().await;
         s.insert(&row("b1", "two")).await.unwrap();
-        s.set_starting("b1").await.unwrap();
+        s.set_starting("b1", None).await.unwrap();
         s.set_running("b1", 10, 9, 1, now_ns()).await.unwrap();
         assert_eq!(s.set_removing("b1").await.unwrap(), Some(State::Running));
         // Again: it says so (the caller emits nothing twice); the index too.
@@ -1389,7 +1451,7 @@ mod tests {
         assert_eq!(listed.containers[0].state, State::Removing);
         // A paused one says it was paused (its removal thaws it).
         s.insert(&row("b2", "paused")).await.unwrap();
-        s.set_starting("b2").await.unwrap();
+        s.set_starting("b2", None).await.unwrap();
         s.set_running("b2", 11, 12, 1, now_ns()).await.unwrap();
         assert!(s.set_paused("b2", true).await.unwrap());
         assert_eq!(s.set_removing("b2").await.unwrap(), Some(State::Paused));
@@ -1418,7 +1480,7 @@ mod tests {
         let mut other = row("c2", "beta");
         other.labels.clear();
         s.insert(&other).await.unwrap();
-        s.set_starting("c2").await.unwrap();
+        s.set_starting("c2", None).await.unwrap();
         let by_state = ListFilter {
             states: vec![State::Starting],
             ..Default::default()
@@ -1455,16 +1517,16 @@ mod tests {
             s.insert(&c).await.unwrap();
         }
         // The row an UPDATE ... RETURNING gives back is the stored one.
-        let starting = s.set_starting(&ids[0]).await.unwrap().unwrap();
+        let starting = s.set_starting(&ids[0], None).await.unwrap().unwrap();
         let stored = s.get(&ids[0]).await.unwrap().unwrap();
         assert_eq!(format!("{starting:?}"), format!("{stored:?}"));
         assert!(s.set_running(&ids[0], 11, 12, 13, 14).await.unwrap());
         // One that changes nothing leaves the entry.
         assert!(!s.set_running(&ids[5], 1, 2, 3, 4).await.unwrap());
         assert!(s.cancel_queued_start(&ids[1]).await.unwrap());
-        assert!(s.set_starting(&ids[2]).await.unwrap().is_some());
+        assert!(s.set_starting(&ids[2], None).await.unwrap().is_some());
         s.set_failed(&ids[2], 125, "no", 20).await.unwrap();
-        assert!(s.set_starting(&ids[3]).await.unwrap().is_some());
+        assert!(s.set_starting(&ids[3], None).await.unwrap().is_some());
         let exit = ExitInfo {
             exit_code: 3,
             signal: 0,
@@ -1473,7 +1535,7 @@ mod tests {
         };
         s.record_exit(&ids[3], &exit).await.unwrap();
         assert!(s.reset_for_start(&ids[3]).await.unwrap());
-        assert!(s.set_starting(&ids[4]).await.unwrap().is_some());
+        assert!(s.set_starting(&ids[4], None).await.unwrap().is_some());
         s.requeue_interrupted_start(&ids[4]).await.unwrap();
         s.set_removing(&ids[5]).await.unwrap();
         s.delete(&ids[1]).await.unwrap();

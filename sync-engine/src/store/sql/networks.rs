@@ -264,28 +264,35 @@ impl SqlStore<Db> {
         }
     }
 
+    /// Records `slot` as the container's network namespace (not tainted).
+    /// NOT_FOUND when the row is gone.
     pub async fn slot_set(&self, id: &str, slot: &str) -> Result<()> {
-        db_write!(self, |conn| {
-            sqlx::query(
-                "INSERT INTO netns_slots (container_id, slot) VALUES ($1, $2) \
-                 ON CONFLICT (container_id) DO UPDATE SET slot = excluded.slot, tainted = FALSE",
+        let r = db_write!(self, |conn| {
+            Ok(sqlx::query(
+                "UPDATE containers SET netns_slot = $1, netns_tainted = FALSE WHERE id = $2",
             )
-            .bind(id)
             .bind(slot)
+            .bind(id)
             .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
+            .await?)
+        })?;
+        if r.rows_affected() == 0 {
+            return Err(EngineError::NotFound(format!("no such container: {id}")));
+        }
+        Ok(())
     }
 
     /// Marks a container's namespace as one not to reuse (another
     /// container joined it).
     pub async fn slot_taint(&self, id: &str) -> Result<()> {
         db_write!(self, |conn| {
-            sqlx::query("UPDATE netns_slots SET tainted = TRUE WHERE container_id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE containers SET netns_tainted = TRUE \
+                 WHERE id = $1 AND netns_slot IS NOT NULL",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
             Ok(())
         })
     }
@@ -293,10 +300,12 @@ impl SqlStore<Db> {
     /// Forgets a container's namespace (it could not be reopened).
     pub async fn slot_clear(&self, id: &str) -> Result<()> {
         db_write!(self, |conn| {
-            sqlx::query("DELETE FROM netns_slots WHERE container_id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE containers SET netns_slot = NULL, netns_tainted = FALSE WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
             Ok(())
         })
     }
@@ -304,8 +313,8 @@ impl SqlStore<Db> {
     /// Every (container id, slot, tainted).
     pub async fn slots(&self, node: Option<&str>) -> Result<Vec<(String, String, bool)>> {
         let rows = sqlx::query(
-            "SELECT s.container_id, s.slot, s.tainted FROM netns_slots s \
-             JOIN containers c ON c.id = s.container_id WHERE $1 IS NULL OR c.node = $1",
+            "SELECT id, netns_slot, netns_tainted FROM containers \
+             WHERE netns_slot IS NOT NULL AND ($1 IS NULL OR node = $1)",
         )
         .bind(node)
         .fetch_all(&self.reader)
@@ -313,9 +322,9 @@ impl SqlStore<Db> {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get("container_id")?,
-                    r.try_get("slot")?,
-                    r.try_get("tainted")?,
+                    r.try_get("id")?,
+                    r.try_get("netns_slot")?,
+                    r.try_get("netns_tainted")?,
                 ))
             })
             .collect()
@@ -323,11 +332,12 @@ impl SqlStore<Db> {
 
     /// Whether a container's namespace is tainted.
     pub async fn slot_tainted(&self, id: &str) -> Result<bool> {
-        let t: Option<bool> =
-            sqlx::query_scalar("SELECT tainted FROM netns_slots WHERE container_id = $1")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?;
+        let t: Option<bool> = sqlx::query_scalar(
+            "SELECT netns_tainted FROM containers WHERE id = $1 AND netns_slot IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(t.unwrap_or(false))
     }
 
@@ -430,9 +440,11 @@ impl SqlStore<Db> {
         let p: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM port_bindings")
             .fetch_one(&self.reader)
             .await?;
-        let s: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM netns_slots")
-            .fetch_one(&self.reader)
-            .await?;
+        let s: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM containers WHERE netns_slot IS NOT NULL",
+        )
+        .fetch_one(&self.reader)
+        .await?;
         Ok((a, p, s))
     }
 }

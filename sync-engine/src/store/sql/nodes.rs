@@ -502,13 +502,13 @@ mod tests {
         ));
 
         s.insert(&on("c1", "a", true)).await.unwrap();
-        assert!(s.set_starting("c1").await.unwrap().is_some());
+        assert!(s.set_starting("c1", None).await.unwrap().is_some());
         assert!(s.set_running("c1", 10, 9, 1, 5).await.unwrap());
         s.insert(&on("c2", "a", true)).await.unwrap();
         let mut c3 = on("c3", "a", true);
         c3.restart = RestartPolicy::Always;
         s.insert(&c3).await.unwrap();
-        assert!(s.set_starting("c3").await.unwrap().is_some());
+        assert!(s.set_starting("c3", None).await.unwrap().is_some());
         assert!(s.set_running("c3", 11, 12, 1, 5).await.unwrap());
         // a carries three, b none: b is the least loaded now.
         assert_eq!(s.place(None, &none).await.unwrap().as_deref(), Some("b"));
@@ -586,7 +586,7 @@ mod tests {
         assert_eq!(s.get("c1").await.unwrap().unwrap().state, State::Running);
         // A lost container started again goes where it is placed.
         s.insert(&on("c4", "a", true)).await.unwrap();
-        assert!(s.set_starting("c4").await.unwrap().is_some());
+        assert!(s.set_starting("c4", None).await.unwrap().is_some());
         assert!(s.set_running("c4", 13, 14, 1, 5).await.unwrap());
         assert!(!s.replace_lost("c4", "b").await.unwrap(), "not lost");
     }
