@@ -386,7 +386,11 @@ fn start(
     // a pooled one reports it when prepared, and again when adopted.
     let shim_pid = std::process::id() as i32;
     let start_time = std::cell::OnceCell::new();
-    let shim_start_time = || *start_time.get_or_init(|| proc::start_time(shim_pid).unwrap_or(0));
+    let shim_start_time = || match start_time.get() {
+        Some(t) => *t,
+        // Not kept when the read failed: the next report tries again.
+        None => proc::start_time(shim_pid).map_or(0, |t| *start_time.get_or_init(|| t)),
+    };
     let mut adopted: Option<Box<ContainerConfig>> = None;
     // Without the ready byte PID 1 failed: why is on the error pipe.
     if let Some(sock) = pool_ours.filter(super::pool::wait_ready) {

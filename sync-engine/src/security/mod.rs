@@ -42,19 +42,19 @@ pub(crate) async fn check_host(shared: &Arc<Shared>, s: Security) -> Result<Secu
 }
 
 /// `runtime_config`, when it needs no host file and no compile: no device
-/// nodes or GPUs, and the seccomp filter compiled already (the default
-/// profile is, from start-up). Such a start builds its config on the
-/// reactor in microseconds instead of a round trip to the blocking pool.
-/// None: call `runtime_config` on the blocking pool.
+/// nodes or GPUs, and the default profile (compiled from start-up) or
+/// none, its filter in the cache (a custom profile, up to a megabyte, is
+/// not even hashed here). Such a start builds its config on the reactor in
+/// microseconds instead of a round trip to the blocking pool. None: call
+/// `runtime_config` on the blocking pool.
 pub(crate) fn ready_config(shared: &Shared, c: &Container) -> Result<Option<SecurityConfig>> {
-    if !c.security.devices.is_empty() || c.security.gpus.is_some() {
+    if !c.security.devices.is_empty()
+        || c.security.gpus.is_some()
+        || matches!(c.security.seccomp, crate::model::Seccomp::Custom(_))
+    {
         return Ok(None);
     }
-    let mut cfg = SecurityConfig {
-        disk_limit_bytes: (c.disk_bytes > 0).then_some(c.disk_bytes),
-        ..Default::default()
-    };
-    users::configure(shared, c, &mut cfg)?;
+    let mut cfg = users_config(shared, c)?;
     match seccomp::configure_cached(shared, c, &mut cfg) {
         true => Ok(Some(cfg)),
         false => Ok(None),
@@ -64,13 +64,20 @@ pub(crate) fn ready_config(shared: &Shared, c: &Container) -> Result<Option<Secu
 /// What the runtime enforces for this start of `c`. Blocking (it may read
 /// host files): call on the blocking pool.
 pub(crate) fn runtime_config(shared: &Shared, c: &Container) -> Result<SecurityConfig> {
+    let mut cfg = users_config(shared, c)?;
+    devices::configure(shared, c, &mut cfg)?;
+    seccomp::configure(shared, c, &mut cfg)?;
+    Ok(cfg)
+}
+
+/// What both begin with: the disk limit, and the user, capabilities and
+/// limits (the seccomp filter depends on the capabilities). No I/O.
+fn users_config(shared: &Shared, c: &Container) -> Result<SecurityConfig> {
     let mut cfg = SecurityConfig {
         disk_limit_bytes: (c.disk_bytes > 0).then_some(c.disk_bytes),
         ..Default::default()
     };
     users::configure(shared, c, &mut cfg)?;
-    devices::configure(shared, c, &mut cfg)?;
-    seccomp::configure(shared, c, &mut cfg)?;
     Ok(cfg)
 }
 

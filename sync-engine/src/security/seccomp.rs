@@ -70,8 +70,6 @@ impl SeccompCache {
         Ok(())
     }
 
-    /// The filters of `profile` for a container holding `caps`: from the
-    /// cache, or compiled now (blocking). None: no filter.
     /// The cache's key for `profile` with `caps` (None: unconfined).
     fn key(profile: &Seccomp, caps: CapabilitySet) -> Option<Key> {
         let key = match profile {
@@ -91,6 +89,8 @@ impl SeccompCache {
         }
     }
 
+    /// The filters of `profile` for a container holding `caps`: from the
+    /// cache, or compiled now (blocking). None: no filter.
     fn filters(
         &self,
         profile: &Seccomp,

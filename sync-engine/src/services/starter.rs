@@ -76,18 +76,33 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     // statement), and it is adopted below or, if it died or is no longer
     // of the container's shape, ended and the container started cold in
     // that namespace. Its replacement is prepared once this start is over.
-    let member = shared.pool().take(id);
+    let mut member = shared.pool().take(id);
     let _refill = member.as_ref().map(|_| shared.pool().refill_after());
     let slot = member.as_ref().map(|m| m.slot.as_str());
     let c = match shared.store().set_starting(id, slot).await {
         Ok(Some(c)) => c,
-        not_started => {
-            // Removed, or started by someone else meanwhile (or the change
-            // failed): the pooled container is not needed any more.
+        Ok(None) => {
+            // Removed, started by someone else, or its queued start
+            // cancelled meanwhile: the pooled container is not needed.
             if let Some(m) = member {
                 shared.pool().discard_member(shared, m).await;
             }
-            return not_started.map(|_| Outcome::Skipped);
+            return Ok(Outcome::Skipped);
+        }
+        Err(e) => {
+            let Some(m) = member.take() else {
+                return Err(e);
+            };
+            // The change may have been recorded all the same (a failure
+            // after the commit), with the slot: the namespace stays the
+            // container's (its start or removal takes it over). Started
+            // cold instead, without the pooled container.
+            tracing::warn!(container = %id, error = %e, "recording the pooled namespace failed; starting cold");
+            m.end().await;
+            match shared.store().set_starting(id, None).await? {
+                Some(c) => c,
+                None => return Ok(Outcome::Skipped),
+            }
         }
     };
     shared.emit(&c, State::Starting, "starting", None, None);
@@ -97,20 +112,22 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             .await
             .map(|()| Outcome::Failed)
     };
+    // A failed start ends the pooled processes before another operation
+    // may take the container (and its namespace).
     if let Err(e) = shared.store().volumes_ensure(c).await {
-        drop(op);
         if let Some(m) = member {
             m.end().await;
         }
+        drop(op);
         return failed(format!("recreating its volumes: {e}")).await;
     }
     let config = match runtime_config(shared, c).await {
         Ok(config) => config,
         Err(e) => {
-            drop(op);
             if let Some(m) = member {
                 m.end().await;
             }
+            drop(op);
             return failed(e.to_string()).await;
         }
     };

@@ -309,10 +309,11 @@ delegate! {
     // Containers (sql/containers.rs).
     #[cfg(test)]
     fn insert(&self, c: &Container) -> ();
-    /// Inserts the container and its labels, a volume row for each named
+    /// Inserts the container with its labels, a volume row for each named
     /// volume it mounts, an id range for a private user namespace and, on
     /// a bridge network, its address and published ports, in one
-    /// transaction. Returns its id range and network settings as stored.
+    /// transaction (one statement for the row alone). Returns its id range
+    /// and network settings as stored.
     fn insert_full(&self, c: &Container, ids: Option<&UsernsIds>) -> (Option<IdRange>, NetSettings);
     #[cfg(test)]
     fn insert_with_ids(&self, c: &Container, ids: Option<&UsernsIds>) -> Option<IdRange>;
@@ -454,6 +455,74 @@ fn states_sql(states: &[State]) -> String {
 /// A value stored as JSON text.
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// (Tests of upgrades) The migrations in the crate's `dir` before
+/// `version`, copied into `into`: what an older quiltd created.
+#[cfg(test)]
+async fn migrator_before(dir: &str, version: &str, into: &Path) -> sqlx::migrate::Migrator {
+    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    for e in std::fs::read_dir(&all).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name.as_str() < version {
+            std::fs::copy(e.path(), into.join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(into).await.unwrap()
+}
+
+/// (Tests of upgrades) Rows as a quiltd before migration 0019 wrote
+/// them: labels in their own table, a namespace slot in `netns_slots`.
+#[cfg(test)]
+const ROWS_BEFORE_0019: [&str; 3] = [
+    "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
+     network, state, created_at) \
+     VALUES ('c1', 'one', 'default', '[]', '[]', '/', 'one', 'none', 'created', 1), \
+     ('c2', 'two', 'default', '[]', '[]', '/', 'two', 'none', 'created', 2)",
+    "INSERT INTO labels VALUES ('c1', 'team', 'a'), ('c1', 'say', 'a \"b\"')",
+    "INSERT INTO netns_slots (container_id, slot, tainted) VALUES ('c2', 'slot-9', TRUE)",
+];
+
+/// (Tests of upgrades) `ROWS_BEFORE_0019` after the upgrade: the labels
+/// come back with their row and still filter, the slot and its taint are
+/// the row's, and a create after the upgrade fills both.
+#[cfg(test)]
+async fn check_rows_after_0020(s: &Store) {
+    let c1 = s.get("c1").await.unwrap().unwrap();
+    let want: BTreeMap<String, String> = [
+        ("team".to_string(), "a".to_string()),
+        ("say".to_string(), "a \"b\"".to_string()),
+    ]
+    .into();
+    assert_eq!(c1.labels, want);
+    assert!(s.get("c2").await.unwrap().unwrap().labels.is_empty());
+    let team = ListFilter {
+        labels: [("team".to_string(), "a".to_string())].into(),
+        ..Default::default()
+    };
+    let ids = |v: Vec<Container>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list(&team).await.unwrap()), ["c1"]);
+    assert_eq!(
+        s.slots(None).await.unwrap(),
+        [("c2".to_string(), "slot-9".to_string(), true)]
+    );
+    assert!(s.slot_tainted("c2").await.unwrap());
+    let mut spec = crate::model::CreateSpec::new("default");
+    spec.name = Some("three".into());
+    spec.labels = [("team".to_string(), "a".to_string())].into();
+    spec.start = true;
+    let c3 = Container::new("c3".into(), spec, "default".into(), Vec::new(), 3);
+    s.insert(&c3).await.unwrap();
+    assert_eq!(ids(s.list(&team).await.unwrap()), ["c3", "c1"]);
+    assert_eq!(s.get("c3").await.unwrap().unwrap().labels, c3.labels);
+    assert!(
+        s.set_starting("c3", Some("slot-10"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(s.slots(None).await.unwrap().len(), 2);
 }
 
 #[cfg(test)]

@@ -245,65 +245,27 @@ pub(super) async fn schema(
 
 #[cfg(test)]
 mod tests {
-    use crate::model::ListFilter;
-
-    /// Labels stored before they moved into the row (0019) come back with
-    /// it and still filter; a create after the upgrade fills both.
+    /// Labels and namespace slots stored before they moved into the row
+    /// (0019, 0020) come through the upgrade.
     #[tokio::test]
-    async fn labels_move_into_their_rows() {
+    async fn labels_and_slots_move_into_their_rows() {
         let pg = tokio::task::spawn_blocking(quilt_testkit::postgres::Postgres::start)
             .await
             .unwrap()
             .expect("the store tests need PostgreSQL (scripts/deps.sh)");
         let url = pg.create_database("quilt").expect("create database");
         let dir = tempfile::tempdir().unwrap();
-        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-postgres");
-        for e in std::fs::read_dir(&all).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
-            if name.as_str() < "0019" {
-                std::fs::copy(e.path(), dir.path().join(&name)).unwrap();
-            }
-        }
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::migrate::Migrator::new(dir.path())
+        super::super::migrator_before("migrations-postgres", "0019", dir.path())
             .await
-            .unwrap()
             .run(&pool)
             .await
             .unwrap();
-        for sql in [
-            "INSERT INTO containers (id, name, image, command, env, working_dir, hostname, \
-             network, state, created_at) \
-             VALUES ('c1', 'one', 'default', '[]', '[]', '/', 'one', 'none', 'created', 1), \
-             ('c2', 'two', 'default', '[]', '[]', '/', 'two', 'none', 'created', 2)",
-            "INSERT INTO labels VALUES ('c1', 'team', 'a'), ('c1', 'say', 'a \"b\"')",
-        ] {
+        for sql in super::super::ROWS_BEFORE_0019 {
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
         pool.close().await;
-
         let s = super::super::Store::connect_postgres(&url).await.unwrap();
-        let c1 = s.get("c1").await.unwrap().unwrap();
-        let want: std::collections::BTreeMap<String, String> = [
-            ("team".to_string(), "a".to_string()),
-            ("say".to_string(), "a \"b\"".to_string()),
-        ]
-        .into();
-        assert_eq!(c1.labels, want);
-        assert!(s.get("c2").await.unwrap().unwrap().labels.is_empty());
-        let team = ListFilter {
-            labels: [("team".to_string(), "a".to_string())].into(),
-            ..Default::default()
-        };
-        let ids = |v: Vec<crate::model::Container>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
-        assert_eq!(ids(s.list(&team).await.unwrap()), ["c1"]);
-        let mut spec = crate::model::CreateSpec::new("default");
-        spec.name = Some("three".into());
-        spec.labels = [("team".to_string(), "a".to_string())].into();
-        let c3 = crate::model::Container::new("c3".into(), spec, "default".into(), Vec::new(), 3);
-        s.insert(&c3).await.unwrap();
-        assert_eq!(ids(s.list(&team).await.unwrap()), ["c3", "c1"]);
-        assert_eq!(s.get("c3").await.unwrap().unwrap().labels, c3.labels);
+        super::super::check_rows_after_0020(&s).await;
     }
 }

@@ -236,6 +236,32 @@ mod tests {
         assert_eq!(s.volume_names().await.unwrap().len(), 3000);
     }
 
+    /// Labels and namespace slots stored before they moved into the row
+    /// (0019, 0020) come through the upgrade.
+    #[tokio::test]
+    async fn labels_and_slots_move_into_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old-migrations");
+        std::fs::create_dir(&old).unwrap();
+        let db = dir.path().join("q.db");
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        super::super::migrator_before("migrations", "0019", &old)
+            .await
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in super::super::ROWS_BEFORE_0019 {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let s = Store::open(&db).await.unwrap();
+        super::super::check_rows_after_0020(&s).await;
+    }
+
     /// A database made by the migrations before the paused state (0009
     /// rebuilds the containers table) keeps its containers, labels, execs
     /// and id ranges, and their cascades, through the upgrade.
@@ -245,23 +271,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join("old-migrations");
         std::fs::create_dir(&old).unwrap();
-        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        for e in std::fs::read_dir(&all).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
-            if name.as_str() < "0009" {
-                std::fs::copy(e.path(), old.join(&name)).unwrap();
-            }
-        }
         let db = dir.path().join("q.db");
         let opts = SqliteConnectOptions::new()
             .filename(&db)
             .create_if_missing(true)
             .foreign_keys(true);
         let pool = sqlx::SqlitePool::connect_with(opts.clone()).await.unwrap();
-        sqlx::migrate::Migrator::new(old.as_path())
+        super::super::migrator_before("migrations", "0009", &old)
             .await
-            .unwrap()
             .run(&pool)
             .await
             .unwrap();

@@ -14,7 +14,8 @@ use sqlx::{Connection, Row};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-static COLUMN_LIST: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
+/// Every column of a container row (`c`), its labels as a JSON object.
+pub(super) static COLUMNS: &str = "c.id, c.name, c.image, c.command, c.env, c.working_dir, c.hostname, \
     c.memory_mb, c.cpus, c.pids_limit, c.network, c.auto_remove, c.autostart, c.init, c.state, c.pid, \
     c.shim_pid, c.shim_start_time, c.exit_code, c.exit_signal, c.oom_killed, c.failure_reason, \
     c.created_at, c.started_at, c.finished_at, c.mounts, c.security, c.disk_bytes, c.net, c.egress, \
@@ -24,14 +25,11 @@ static COLUMN_LIST: &str = "c.id, c.name, c.image, c.command, c.env, c.working_d
     (SELECT u.host_id FROM userns_ranges u WHERE u.container_id = c.id) AS userns_host_id, \
     (SELECT u.size FROM userns_ranges u WHERE u.container_id = c.id) AS userns_size";
 
-/// Every column of a container row (`c`), its labels as a JSON object.
-pub(super) static COLUMNS: LazyLock<String> = LazyLock::new(|| COLUMN_LIST.to_owned());
-
 /// `COLUMNS` for an `UPDATE containers ... RETURNING`, which names the
 /// table, not an alias: the row as the statement left it, in the same
 /// round trip as the change.
 static RETURNED: LazyLock<String> = LazyLock::new(|| {
-    format!(" {}", *COLUMNS)
+    format!(" {}", COLUMNS)
         .replace(" c.", " containers.")
         .trim_start()
         .to_owned()
@@ -142,8 +140,8 @@ async fn insert_row(conn: &mut Conn, c: &Container) -> Result<()> {
 }
 
 impl SqlStore<super::Db> {
-    /// Inserts the container and its labels in one transaction (no id
-    /// range for a private user namespace: tests of the rest).
+    /// Inserts the container with its labels, as `insert_with_ids` does
+    /// (no id range for a private user namespace: tests of the rest).
     #[cfg(test)]
     pub async fn insert(&self, c: &Container) -> Result<()> {
         self.insert_with_ids(c, None).await.map(drop)
@@ -161,9 +159,9 @@ impl SqlStore<super::Db> {
         self.insert_tx(c, ids).await
     }
 
-    /// Inserts the container and its labels and, for a private user
-    /// namespace, gives it an id range of `ids`, all in one transaction.
-    /// Returns the range given.
+    /// Inserts the container with its labels and, for a private user
+    /// namespace, gives it an id range of `ids`: one statement for a row
+    /// alone (`row_only`), else one transaction. Returns the range given.
     #[cfg(test)]
     pub async fn insert_with_ids(
         &self,
@@ -285,7 +283,7 @@ impl SqlStore<super::Db> {
     /// takes it too, or is marked stale when it cannot be read.
     async fn reread(&self, conn: &mut Conn, id: &str) -> Result<Option<Container>> {
         static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {} FROM containers c WHERE c.id = $1", *COLUMNS));
+            LazyLock::new(|| format!("SELECT {} FROM containers c WHERE c.id = $1", COLUMNS));
         let rows = sqlx::query(&SQL).bind(id).fetch_all(&mut *conn).await;
         let row = self.returned(id, rows.map_err(Into::into));
         if let (Ok(None), Some(index)) = (&row, &self.index) {
@@ -328,7 +326,7 @@ impl SqlStore<super::Db> {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
-        let sql = format!("SELECT {} FROM containers c WHERE c.id = $1", *COLUMNS);
+        let sql = format!("SELECT {} FROM containers c WHERE c.id = $1", COLUMNS);
         // fetch_all, not fetch_optional: a statement stepped to its first row
         // and not run to completion keeps that reader's WAL snapshot open,
         // and its next query would not see rows committed since.
@@ -347,7 +345,7 @@ impl SqlStore<super::Db> {
         }
         let sql = format!(
             "SELECT {} FROM containers c WHERE c.id = $1 OR c.name = $1",
-            *COLUMNS
+            COLUMNS
         );
         let rows = sqlx::query(&sql)
             .bind(reference)
@@ -367,7 +365,7 @@ impl SqlStore<super::Db> {
             // Hex ids sort below 'g', so [prefix, prefix+'g') is the prefix range.
             let sql = format!(
                 "SELECT {} FROM containers c WHERE c.id >= $1 AND c.id < $2 LIMIT 2",
-                *COLUMNS
+                COLUMNS
             );
             let rows = sqlx::query(&sql)
                 .bind(reference)
@@ -1501,7 +1499,7 @@ mod tests {
     fn returned_columns_name_the_table() {
         assert!(RETURNED.starts_with("containers.id, containers.name"));
         assert!(!RETURNED.contains(" c.") && !RETURNED.contains("(c."));
-        let aliased = format!(" {}", *COLUMNS).matches(" c.").count();
+        let aliased = format!(" {}", COLUMNS).matches(" c.").count();
         assert_eq!(RETURNED.matches("containers.").count(), aliased);
     }
 

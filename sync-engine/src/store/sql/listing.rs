@@ -92,7 +92,7 @@ impl SqlStore<Db> {
     /// the table itself: start-up reconciliation uses it).
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {
         let w = Where::of(filter, None);
-        let sql = format!("SELECT {} FROM containers c {} {ORDER}", *COLUMNS, w.sql);
+        let sql = format!("SELECT {} FROM containers c {} {ORDER}", COLUMNS, w.sql);
         let rows = w.bind(sqlx::query(&sql)).fetch_all(&self.reader).await?;
         rows.iter().map(|r| from_row(r, ListView::Full)).collect()
     }
@@ -157,7 +157,7 @@ impl SqlStore<Db> {
         // One row more than the page, to know whether another follows.
         let sql = format!(
             "SELECT {} FROM containers c {} {ORDER} LIMIT {}",
-            *COLUMNS,
+            COLUMNS,
             w.sql,
             i64::try_from(limit)
                 .unwrap_or(i64::MAX - 1)
