@@ -86,12 +86,15 @@ pub(crate) async fn start(
     pid: i32,
     shim_pid: i32,
 ) -> Result<ExecSession> {
-    let security = {
-        let (shared2, c2, user) = (shared.clone(), c.clone(), spec.user.clone());
-        tokio::task::spawn_blocking(move || {
-            crate::security::exec_config(&shared2, &c2, user.as_deref())
-        })
-        .await??
+    let security = match crate::security::ready_exec_config(shared, c, spec.user.as_deref())? {
+        Some(security) => security,
+        None => {
+            let (shared2, c2, user) = (shared.clone(), c.clone(), spec.user.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::security::exec_config(&shared2, &c2, user.as_deref())
+            })
+            .await??
+        }
     };
     let cgroup = shared.cgroup_spec(c);
     let cfg = ExecConfig {

@@ -88,7 +88,24 @@ pub(crate) fn exec_config(
     c: &Container,
     user: Option<&str>,
 ) -> Result<SecurityConfig> {
-    let mut cfg = runtime_config(shared, c)?;
+    with_user(runtime_config(shared, c)?, user)
+}
+
+/// `exec_config` as `ready_config` builds it (None: call `exec_config` on
+/// the blocking pool).
+pub(crate) fn ready_exec_config(
+    shared: &Shared,
+    c: &Container,
+    user: Option<&str>,
+) -> Result<Option<SecurityConfig>> {
+    match ready_config(shared, c)? {
+        Some(cfg) => with_user(cfg, user).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The exec's own user, when it names one, in place of the container's.
+fn with_user(mut cfg: SecurityConfig, user: Option<&str>) -> Result<SecurityConfig> {
     if let Some(u) = user {
         users::check_user(u)?;
         cfg.user = Some(u.to_owned());
