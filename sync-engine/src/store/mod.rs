@@ -472,6 +472,28 @@ async fn migrator_before(dir: &str, version: &str, into: &Path) -> sqlx::migrate
     sqlx::migrate::Migrator::new(into).await.unwrap()
 }
 
+/// (Tests of upgrades) Migrates `pool`'s database as a quiltd before 0019
+/// did (the crate's migrations in `dir`, copied into `into`), writes
+/// `ROWS_BEFORE_0019` and closes the pool.
+#[cfg(test)]
+async fn write_rows_before_0019<DB>(pool: sqlx::Pool<DB>, dir: &str, into: &Path)
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    migrator_before(dir, "0019", into)
+        .await
+        .run(&pool)
+        .await
+        .unwrap();
+    for sql in ROWS_BEFORE_0019 {
+        sqlx::query::<DB>(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+}
+
 /// (Tests of upgrades) Rows as a quiltd before migration 0019 wrote
 /// them: labels in their own table, a namespace slot in `netns_slots`.
 #[cfg(test)]

@@ -256,15 +256,7 @@ mod tests {
         let url = pg.create_database("quilt").expect("create database");
         let dir = tempfile::tempdir().unwrap();
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        super::super::migrator_before("migrations-postgres", "0019", dir.path())
-            .await
-            .run(&pool)
-            .await
-            .unwrap();
-        for sql in super::super::ROWS_BEFORE_0019 {
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-        pool.close().await;
+        super::super::write_rows_before_0019(pool, "migrations-postgres", dir.path()).await;
         let s = super::super::Store::connect_postgres(&url).await.unwrap();
         super::super::check_rows_after_0020(&s).await;
     }

@@ -249,15 +249,7 @@ mod tests {
             .create_if_missing(true)
             .foreign_keys(true);
         let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        super::super::migrator_before("migrations", "0019", &old)
-            .await
-            .run(&pool)
-            .await
-            .unwrap();
-        for sql in super::super::ROWS_BEFORE_0019 {
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-        pool.close().await;
+        super::super::write_rows_before_0019(pool, "migrations", &old).await;
         let s = Store::open(&db).await.unwrap();
         super::super::check_rows_after_0020(&s).await;
     }
