@@ -135,8 +135,8 @@ fn lifetime_from(l: Option<pb::Lifetime>) -> Result<Lifetime, Status> {
         idle_timeout_ns: ns("idle timeout", l.idle_timeout_ms)?,
         idle_action: IdleAction::parse(&l.idle_action).ok_or_else(|| {
             Status::invalid_argument(format!(
-                "invalid idle action {:?} (expected stop or pause)",
-                l.idle_action
+                "invalid idle action {} (expected stop or pause)",
+                quilt_sync_engine::echo(&l.idle_action)
             ))
         })?,
         expires_at_ns: None,
@@ -175,7 +175,8 @@ pub fn event_query(
     for a in &r.actions {
         if a.is_empty() || a.len() > 64 {
             return Err(Status::invalid_argument(format!(
-                "invalid event action {a:?}"
+                "invalid event action {}",
+                quilt_sync_engine::echo(a)
             )));
         }
     }
@@ -237,8 +238,8 @@ fn mounts_from(m: &[pb::Mount]) -> Result<Vec<MountSpec>, Status> {
                 },
                 None => {
                     return Err(Status::invalid_argument(format!(
-                        "mount {:?} has no source",
-                        m.target
+                        "mount {} has no source",
+                        quilt_sync_engine::echo(&m.target)
                     )));
                 }
             };
@@ -255,8 +256,8 @@ fn mounts_from(m: &[pb::Mount]) -> Result<Vec<MountSpec>, Status> {
 fn security_from(s: pb::Security) -> Result<Security, Status> {
     let userns = UsernsMode::parse(&s.userns).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "unknown user namespace mode {:?}: use \"host\" or \"private\"",
-            s.userns
+            "unknown user namespace mode {}: use \"host\" or \"private\"",
+            quilt_sync_engine::echo(&s.userns)
         ))
     })?;
     let seccomp = match s.seccomp_profile.as_str() {
@@ -411,6 +412,34 @@ pub fn create_spec(r: pb::CreateContainerRequest) -> Result<CreateSpec, Status> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value refused by name is echoed cut short, never whole: a client
+    /// sending megabytes gets a message well under its 4 KiB.
+    #[test]
+    fn refused_values_are_echoed_short() {
+        let long = "x".repeat(100_000);
+        let events = pb::WatchEventsRequest {
+            actions: vec![long.clone()],
+            ..Default::default()
+        };
+        let lifetime = pb::Lifetime {
+            idle_action: long.clone(),
+            ..Default::default()
+        };
+        let security = pb::Security {
+            userns: long.clone(),
+            ..Default::default()
+        };
+        for err in [
+            event_query(&events).map(drop).unwrap_err(),
+            lifetime_from(Some(lifetime)).map(drop).unwrap_err(),
+            security_from(security).map(drop).unwrap_err(),
+        ] {
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert!(err.message().len() < 1024, "{} bytes", err.message().len());
+            assert!(err.message().contains("100000 bytes"), "{}", err.message());
+        }
+    }
 
     /// The engine's stored state names and the wire enum's names agree, and
     /// the mapping is a bijection over every engine state.
