@@ -48,7 +48,8 @@ pub fn json(v: &serde_json::Value) -> Reply {
 }
 
 pub fn error(e: &ApiError) -> Reply {
-    json_with(e.status(), &serde_json::json!({ "message": e.to_string() }))
+    let message = quilt_sync_engine::bounded_message(e.to_string());
+    json_with(e.status(), &serde_json::json!({ "message": message }))
 }
 
 /// A body fed from a channel of chunks, with the given content type.

@@ -177,8 +177,8 @@ pub async fn wait(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
     let condition = q.get("condition").unwrap_or("not-running");
     if !matches!(condition, "" | "not-running" | "next-exit" | "removed") {
         return Err(ApiError::bad(format!(
-            "invalid condition {:?}: not-running, next-exit or removed",
-            inspect::cut(condition)
+            "invalid condition {}: not-running, next-exit or removed",
+            quilt_sync_engine::echo(condition)
         )));
     }
     // Subscribed before anything is read: a removal in between is seen.

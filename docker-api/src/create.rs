@@ -10,7 +10,7 @@ use crate::unsupported;
 use hyper::body::Incoming;
 use quilt_sync_engine::MountSource;
 use quilt_sync_engine::model::{DeviceMapping, Seccomp, Security, Ulimit, UsernsMode};
-use quilt_sync_engine::{CreateSpec, MountSpec, Network};
+use quilt_sync_engine::{CreateSpec, MountSpec, Network, echo};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -19,7 +19,8 @@ pub async fn create(api: &DockerApi, q: &Query, body: Incoming) -> Result<Reply>
         && !p.starts_with("linux")
     {
         return Err(ApiError::bad(format!(
-            "platform {p:?} is not supported: only linux"
+            "platform {} is not supported: only linux",
+            echo(p)
         )));
     }
     let name = q
@@ -273,7 +274,8 @@ fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
                 let m = v.as_str().unwrap_or_default();
                 spec.security.userns = UsernsMode::parse(m).ok_or_else(|| {
                     ApiError::bad(format!(
-                        "HostConfig.UsernsMode {m:?}: use \"\", \"host\" or \"private\""
+                        "HostConfig.UsernsMode {}: use \"\", \"host\" or \"private\"",
+                        echo(m)
                     ))
                 })?;
             }
@@ -293,7 +295,8 @@ fn host_config(spec: &mut CreateSpec, host: Map<String, Value>) -> Result<()> {
                 let t = v["Type"].as_str().unwrap_or_default();
                 if !matches!(t, "" | "json-file" | "local") || !is_default(&v["Config"]) {
                     return Err(ApiError::bad(format!(
-                        "HostConfig.LogConfig: log driver {t:?} with options is not supported (Quilt keeps each container's output in its own log files; leave LogConfig unset)"
+                        "HostConfig.LogConfig: log driver {} with options is not supported (Quilt keeps each container's output in its own log files; leave LogConfig unset)",
+                        echo(t)
                     )));
                 }
             }
@@ -367,25 +370,30 @@ fn port_bindings(v: &Value) -> Result<Vec<quilt_sync_engine::PortBinding>> {
     let mut out = Vec::new();
     for (key, binds) in map {
         let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-        let container_port: u16 = port
-            .parse()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| ApiError::bad(format!("{what}: invalid container port {key:?}")))?;
+        let container_port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+            ApiError::bad(format!("{what}: invalid container port {}", echo(key)))
+        })?;
         let proto = quilt_sync_engine::PortProto::parse(proto)
-            .map_err(|e| ApiError::bad(format!("{what} {key:?}: {e}")))?;
+            .map_err(|e| ApiError::bad(format!("{what} {}: {e}", echo(key))))?;
         let list: Vec<Value> = match binds {
             Value::Null => vec![Value::Null],
             Value::Array(a) if a.is_empty() => vec![Value::Null],
             Value::Array(a) => a.clone(),
-            _ => return Err(ApiError::bad(format!("{what} {key:?} must be a list"))),
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "{what} {} must be a list",
+                    echo(key)
+                )));
+            }
         };
         for b in list {
             let host_ip = match b["HostIp"].as_str().unwrap_or_default() {
                 "" => quilt_sync_engine::DEFAULT_PORT_HOST_IP,
                 ip => ip.parse().map_err(|_| {
                     ApiError::bad(format!(
-                        "{what} {key:?}: HostIp {ip:?} is not an IPv4 address"
+                        "{what} {}: HostIp {} is not an IPv4 address",
+                        echo(key),
+                        echo(ip)
                     ))
                 })?,
             };
@@ -393,7 +401,9 @@ fn port_bindings(v: &Value) -> Result<Vec<quilt_sync_engine::PortBinding>> {
                 "" => 0,
                 p => p.parse().map_err(|_| {
                     ApiError::bad(format!(
-                        "{what} {key:?}: invalid HostPort {p:?} (a port range is not supported)"
+                        "{what} {}: invalid HostPort {} (a port range is not supported)",
+                        echo(key),
+                        echo(p)
                     ))
                 })?,
             };
@@ -431,8 +441,8 @@ fn networking_config(v: &Value, spec: &mut CreateSpec) -> Result<()> {
         };
         if !ours {
             return Err(ApiError::bad(format!(
-                "NetworkingConfig.EndpointsConfig names {:?}, which is not the container's network (one network per container)",
-                crate::inspect::cut(net)
+                "NetworkingConfig.EndpointsConfig names {}, which is not the container's network (one network per container)",
+                echo(net)
             )));
         }
         let mut ep = ep.as_object().cloned().unwrap_or_default();
@@ -461,8 +471,8 @@ fn bind(b: &str) -> Result<MountSpec> {
         [s, t, o] => (*s, *t, *o),
         _ => {
             return Err(ApiError::bad(format!(
-                "invalid bind {:?}: expected SOURCE:TARGET[:ro|rw]",
-                crate::inspect::cut(b)
+                "invalid bind {}: expected SOURCE:TARGET[:ro|rw]",
+                echo(b)
             )));
         }
     };
@@ -473,8 +483,9 @@ fn bind(b: &str) -> Result<MountSpec> {
             "rw" => read_only = false,
             o => {
                 return Err(ApiError::bad(format!(
-                    "bind {:?}: option {o:?} is not supported (only ro, rw)",
-                    crate::inspect::cut(b)
+                    "bind {}: option {} is not supported (only ro, rw)",
+                    echo(b),
+                    echo(o)
                 )));
             }
         }
@@ -537,8 +548,8 @@ fn mount(m: &Value) -> Result<MountSpec> {
         "tmpfs" => MountSource::Tmpfs { size_bytes: size },
         t => {
             return Err(ApiError::bad(format!(
-                "HostConfig.Mounts: mount type {:?} is not supported (bind, volume, tmpfs)",
-                crate::inspect::cut(t)
+                "HostConfig.Mounts: mount type {} is not supported (bind, volume, tmpfs)",
+                echo(t)
             )));
         }
     };
@@ -565,8 +576,8 @@ fn tmpfs(target: &str, opts: &str) -> Result<MountSpec> {
             None if matches!(o, "rw" | "nosuid" | "nodev" | "exec") => {}
             _ => {
                 return Err(ApiError::bad(format!(
-                    "tmpfs {target}: option {:?} is not supported (rw, ro, size=, nosuid, nodev, exec)",
-                    crate::inspect::cut(o)
+                    "tmpfs {target}: option {} is not supported (rw, ro, size=, nosuid, nodev, exec)",
+                    echo(o)
                 )));
             }
         }
@@ -635,8 +646,8 @@ fn ulimits(v: &Value) -> Result<Vec<Ulimit>> {
                     -1 => Ok(u64::MAX),
                     n => u64::try_from(n).map_err(|_| {
                         ApiError::bad(format!(
-                            "ulimit {:?}: {which} must be -1 or positive",
-                            crate::inspect::cut(&name)
+                            "ulimit {}: {which} must be -1 or positive",
+                            echo(&name)
                         ))
                     }),
                 }
@@ -662,8 +673,8 @@ fn security_opt(s: &mut Security, o: &str) -> Result<()> {
         ("no-new-privileges", "" | "true") => {}
         _ => {
             return Err(ApiError::bad(format!(
-                "HostConfig.SecurityOpt {:?} is not supported (seccomp=unconfined, seccomp=<profile JSON>, no-new-privileges)",
-                crate::inspect::cut(o)
+                "HostConfig.SecurityOpt {} is not supported (seccomp=unconfined, seccomp=<profile JSON>, no-new-privileges)",
+                echo(o)
             )));
         }
     }
@@ -739,6 +750,29 @@ mod tests {
                 .contains("network mode")
         );
         assert!(refused(json!({"Cmd": ["x"]})).contains("Image is required"));
+    }
+
+    #[test]
+    fn refused_values_are_echoed_short() {
+        let huge = "x".repeat(100_000);
+        let cases = [
+            json!({"Image": "x", "HostConfig": {"UsernsMode": huge}}),
+            json!({"Image": "x", "HostConfig": {"LogConfig": {"Type": huge}}}),
+            json!({"Image": "x", "HostConfig": {"PortBindings": {huge.clone(): []}}}),
+            json!({"Image": "x", "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": huge}]}}}),
+            json!({"Image": "x", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": huge}]}}}),
+            json!({"Image": "x", "HostConfig": {"Binds": [huge.clone()]}}),
+            json!({"Image": "x", "HostConfig": {"SecurityOpt": [huge.clone()]}}),
+        ];
+        for v in cases {
+            let m = spec(v, None).unwrap_err().to_string();
+            assert!(m.len() < 1024, "{} bytes: {}", m.len(), &m[..200]);
+            assert!(m.contains("100000 bytes"), "{m}");
+        }
+        // Whatever a message says, the answer carries at most MAX_MESSAGE.
+        let r = crate::body::error(&ApiError::bad(huge));
+        let limit = quilt_sync_engine::MAX_MESSAGE as u64 + 256;
+        assert!(hyper::body::Body::size_hint(r.body()).upper().unwrap() < limit);
     }
 
     #[test]

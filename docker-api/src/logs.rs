@@ -40,8 +40,8 @@ fn time_param(q: &Query, k: &str) -> Result<Option<i64>> {
         None => Ok(None),
         Some(s) => crate::time::parse_unix(s).map(Some).ok_or_else(|| {
             ApiError::bad(format!(
-                "invalid {k} {:?}: unix seconds expected",
-                crate::inspect::cut(s)
+                "invalid {k} {}: unix seconds expected",
+                quilt_sync_engine::echo(s)
             ))
         }),
     }
@@ -54,8 +54,8 @@ pub async fn logs(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
         None | Some("" | "all") => None,
         Some(t) => Some(t.parse::<i64>().map_err(|_| {
             ApiError::bad(format!(
-                "invalid tail {:?}: a number or \"all\"",
-                crate::inspect::cut(t)
+                "invalid tail {}: a number or \"all\"",
+                quilt_sync_engine::echo(t)
             ))
         })?),
     }

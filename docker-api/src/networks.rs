@@ -244,8 +244,8 @@ async fn create(api: &DockerApi, req_body: Incoming) -> Result<Reply> {
         "" | "bridge" => {}
         d => {
             return Err(ApiError::bad(format!(
-                "network driver {:?} is not supported (bridge only)",
-                cut(d)
+                "network driver {} is not supported (bridge only)",
+                quilt_sync_engine::echo(d)
             )));
         }
     }

@@ -1,6 +1,7 @@
 //! Query strings: docker's booleans (`1`, `true`, `True`), integers, and the
 //! JSON `filters` parameter (`{"name": ["x"]}` or the old `{"name": {"x": true}}`).
 use crate::error::{ApiError, Result};
+use quilt_sync_engine::echo;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default)]
@@ -46,10 +47,9 @@ impl Query {
     pub fn int(&self, k: &str) -> Result<Option<i64>> {
         match self.get(k) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad(format!("invalid {k} {v:?}: an integer is expected"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad(format!("invalid {k} {}: an integer is expected", echo(v)))
+            }),
         }
     }
 
@@ -59,7 +59,7 @@ impl Query {
             return Ok(BTreeMap::new());
         };
         let v: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| ApiError::bad(format!("invalid filters {raw:?}: {e}")))?;
+            .map_err(|e| ApiError::bad(format!("invalid filters {}: {e}", echo(raw))))?;
         let obj = v
             .as_object()
             .ok_or_else(|| ApiError::bad("filters must be a JSON object"))?;
@@ -92,7 +92,8 @@ impl Query {
 pub fn only(filters: &BTreeMap<String, Vec<String>>, known: &[&str], what: &str) -> Result<()> {
     match filters.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad(format!(
-            "the {what} filter {k:?} is not supported (supported: {})",
+            "the {what} filter {} is not supported (supported: {})",
+            echo(k),
             known.join(", ")
         ))),
         None => Ok(()),

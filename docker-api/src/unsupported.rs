@@ -10,8 +10,8 @@ fn missing(what: &str) -> ApiError {
 
 pub fn container_endpoint(what: &str) -> ApiError {
     missing(&format!(
-        "the container endpoint {:?}",
-        crate::inspect::cut(what)
+        "the container endpoint {}",
+        quilt_sync_engine::echo(what)
     ))
 }
 

@@ -5,7 +5,7 @@ use crate::query::{self, Query};
 use crate::server::DockerApi;
 use http::StatusCode;
 use hyper::body::Incoming;
-use quilt_sync_engine::{EngineError, Volume};
+use quilt_sync_engine::{EngineError, Volume, echo};
 use serde_json::{Value, json};
 
 fn volume(api: &DockerApi, v: &Volume) -> Value {
@@ -62,7 +62,8 @@ pub async fn create(api: &DockerApi, b: Incoming) -> Result<Reply> {
     let driver = v["Driver"].as_str().unwrap_or_default();
     if !matches!(driver, "" | "local") {
         return Err(ApiError::bad(format!(
-            "volume driver {driver:?} is not supported (only local)"
+            "volume driver {} is not supported (only local)",
+            echo(driver)
         )));
     }
     if !crate::create::is_default(&v["DriverOpts"]) {

@@ -1,24 +1,8 @@
 //! Engine errors as gRPC statuses, and request decoding errors as
 //! INVALID_ARGUMENT (tonic reports a message it cannot decode as INTERNAL,
 //! which would blame the server for a client's bytes).
-use quilt_sync_engine::EngineError;
+use quilt_sync_engine::{EngineError, MAX_MESSAGE, bounded_message as bounded};
 use tonic::Status;
-
-/// The longest status message sent: an error that echoes a hostile input
-/// (a name, a signal, a path) never answers with all of it.
-const MAX_MESSAGE: usize = 1024;
-
-/// `m` cut to `MAX_MESSAGE` bytes (on a character boundary), saying so.
-fn bounded(m: String) -> String {
-    if m.len() <= MAX_MESSAGE {
-        return m;
-    }
-    let mut end = MAX_MESSAGE;
-    while !m.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes in all)", &m[..end], m.len())
-}
 
 pub fn to_status(e: EngineError) -> Status {
     let s = engine_status(e);

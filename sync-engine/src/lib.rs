@@ -66,5 +66,5 @@ pub use quilt_runtime::procinfo::ProcessInfo;
 pub use store::is_postgres_url;
 pub use support::ids::short as short_id;
 pub use support::lock::InstanceLock;
-pub use validate::echo;
 pub use validate::names::node_name as validate_node_name;
+pub use validate::{MAX_MESSAGE, bounded_message, echo};

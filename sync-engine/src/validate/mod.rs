@@ -8,7 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::model::CreateSpec;
 pub(crate) use mounts::{host_path, validate_all as mounts};
 pub use names::{container_name as name, hostname, image_name, volume_name};
-pub use sizes::echo;
+pub use sizes::{MAX_MESSAGE, bounded_message, echo};
 pub(crate) use sizes::{args as arg_budget, cut, path as path_budget};
 
 /// The smallest disk budget: logs and overlay metadata alone take some.

@@ -38,6 +38,23 @@ pub fn echo(s: &str) -> String {
     format!("{:?}... ({} bytes)", &s[..end], s.len())
 }
 
+/// The longest error message an API answers with: one that echoes a
+/// hostile input (a name, a signal, a path, a parser's complaint) never
+/// answers with all of it.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// `m` cut to `MAX_MESSAGE` bytes (on a character boundary), saying so.
+pub fn bounded_message(m: String) -> String {
+    if m.len() <= MAX_MESSAGE {
+        return m;
+    }
+    let mut end = MAX_MESSAGE;
+    while !m.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &m[..end], m.len())
+}
+
 /// The same without quotes, for references in "no such ..." messages.
 pub fn cut(s: &str) -> String {
     if s.len() <= ECHO {
