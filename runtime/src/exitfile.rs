@@ -61,10 +61,18 @@ pub fn write(dir: &Path, rec: &ExitRecord) -> std::io::Result<()> {
 /// Before a start: removes DIR/exit.json if present and reserves the space
 /// of the next one.
 ///
-/// Nothing is written when there is no exit.json and the reserved file is
-/// there at its full length: a reservation made (and synced) by an earlier
-/// call that no exit used, as a warm pool's container's, or one whose
-/// write was cut before its rename (every exit writes all of it again).
+/// The reservation allocates its blocks with fallocate(2): they are the
+/// file's from then on, on disk or not, so the exit's write over them needs
+/// no free block. Nothing is synced: a reservation only has to outlive the
+/// daemon, not the host (after a reboot the container is gone too), and an
+/// fsync here cost about 0.7 ms of every cold start. Where the file system
+/// has no fallocate, the reservation is written instead, which reserves the
+/// blocks at write(2) time on Linux's local file systems.
+///
+/// Nothing is done when there is no exit.json and the reserved file is
+/// there at its full length: a reservation made by an earlier call that no
+/// exit used, as a warm pool's container's, or one whose write was cut
+/// before its rename (every exit writes all of it again).
 pub fn clear(dir: &Path) -> std::io::Result<()> {
     let exited = match std::fs::remove_file(dir.join(EXIT_FILE)) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
@@ -77,8 +85,12 @@ pub fn clear(dir: &Path) -> std::io::Result<()> {
         return Ok(());
     }
     let mut f = std::fs::File::create(dir.join(RESERVED))?;
-    f.write_all(&[b' '; RESERVED_LEN])?;
-    f.sync_all()
+    use rustix::fs::{FallocateFlags, fallocate};
+    match fallocate(&f, FallocateFlags::empty(), 0, RESERVED_LEN as u64) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => f.write_all(&[b' '; RESERVED_LEN]),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +130,15 @@ mod tests {
         assert_eq!(read(dir.path()).unwrap(), None);
     }
 
+    /// A reservation at full length whose blocks are allocated.
+    fn assert_reserved(p: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).unwrap();
+        assert_eq!(m.len(), RESERVED_LEN as u64);
+        // st_blocks counts 512-byte units.
+        assert!(m.blocks() * 512 >= RESERVED_LEN as u64, "{m:?}");
+    }
+
     #[test]
     fn an_unused_reservation_is_kept_as_it_is() {
         use std::os::unix::fs::MetadataExt;
@@ -134,7 +155,7 @@ mod tests {
         // Short: made again at full length.
         std::fs::write(&reserved, b"short").unwrap();
         clear(dir.path()).unwrap();
-        assert_eq!(std::fs::read(&reserved).unwrap(), vec![b' '; RESERVED_LEN]);
+        assert_reserved(&reserved);
         // After an exit: the status goes, the space is reserved again.
         write(
             dir.path(),
@@ -150,7 +171,7 @@ mod tests {
         assert!(!reserved.exists());
         clear(dir.path()).unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
-        assert_eq!(std::fs::read(&reserved).unwrap(), vec![b' '; RESERVED_LEN]);
+        assert_reserved(&reserved);
     }
 
     #[test]
