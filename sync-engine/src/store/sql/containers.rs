@@ -397,7 +397,8 @@ impl SqlStore<super::Db> {
             returning_row(format!(
                 "UPDATE containers SET state = '{}', autostart = FALSE, \
                  netns_slot = COALESCE($3, netns_slot), \
-                 netns_tainted = CASE WHEN $3 IS NULL THEN netns_tainted ELSE FALSE END \
+                 netns_tainted = CASE WHEN $3 IS NULL OR netns_slot = $3 \
+                 THEN netns_tainted ELSE FALSE END \
                  WHERE id = $1 AND state IN ({}) AND autostart = TRUE{}",
                 State::Starting.as_str(),
                 states_sql(from::BEGIN_START),
@@ -1210,9 +1211,14 @@ mod tests {
         assert!(!s.slot_tainted("n1").await.unwrap());
         s.slot_taint("n1").await.unwrap();
         assert!(s.slot_tainted("n1").await.unwrap());
-        // Recorded again: a fresh namespace, not tainted.
+        // Recorded again at a restart: the same namespace, still tainted
+        // (what a container that joined it did there stays).
         s.slot_set("n1", "slot-a").await.unwrap();
+        assert!(s.slot_tainted("n1").await.unwrap());
+        // Another namespace: a fresh one, not tainted.
+        s.slot_set("n1", "slot-a2").await.unwrap();
         assert!(!s.slot_tainted("n1").await.unwrap());
+        s.slot_set("n1", "slot-a").await.unwrap();
         assert!(
             s.slot_set("n2", "slot-a").await.is_err(),
             "one slot, two rows"

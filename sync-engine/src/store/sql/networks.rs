@@ -269,7 +269,9 @@ impl SqlStore<Db> {
     pub async fn slot_set(&self, id: &str, slot: &str) -> Result<()> {
         let r = db_write!(self, |conn| {
             Ok(sqlx::query(
-                "UPDATE containers SET netns_slot = $1, netns_tainted = FALSE WHERE id = $2",
+                "UPDATE containers SET netns_tainted = \
+                 CASE WHEN netns_slot = $1 THEN netns_tainted ELSE FALSE END, \
+                 netns_slot = $1 WHERE id = $2",
             )
             .bind(slot)
             .bind(id)
