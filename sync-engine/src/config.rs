@@ -194,4 +194,9 @@ impl EngineConfig {
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.containers_dir().join(id)
     }
+
+    /// Where removed directories wait to be deleted (`support::trash`).
+    pub fn trash_dir(&self) -> PathBuf {
+        self.data_dir.join("trash")
+    }
 }

@@ -356,8 +356,7 @@ impl Engine {
             // nothing here may touch them (its pids mean nothing on this
             // host). The row waits in `removing`; that node finishes the
             // removal when it comes back (reconciliation resumes it).
-            self.shared.store().set_removing(&c.id).await?;
-            if let Ok(Some(c)) = self.shared.store().get(&c.id).await {
+            if let Some((_, c)) = self.shared.store().set_removing(&c.id).await? {
                 self.shared
                     .emit(&c, State::Removing, "removing", None, None);
             }

@@ -44,7 +44,8 @@ impl Engine {
         let containers_dir = cfg.containers_dir();
         let images = ImageStore::new(&cfg.data_dir);
         let stale = images.clone();
-        tokio::task::spawn_blocking(move || {
+        let trash_dir = cfg.trash_dir();
+        let trash = tokio::task::spawn_blocking(move || {
             for d in dirs {
                 std::fs::create_dir_all(&d)
                     .map_err(|e| EngineError::internal(&format!("create {}", d.display()), e))?;
@@ -59,7 +60,8 @@ impl Engine {
             spread_container_dirs(&containers_dir);
             // Half-built images of a daemon that died mid-import.
             stale.remove_temp_dirs();
-            Ok::<_, EngineError>(())
+            crate::support::trash::Trash::open(trash_dir.clone())
+                .map_err(|e| EngineError::internal(&format!("open {}", trash_dir.display()), e))
         })
         .await??;
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
@@ -112,7 +114,7 @@ impl Engine {
         let (lifetimes_tx, lifetimes_rx) = tokio::sync::mpsc::unbounded_channel();
         let (outbox_tx, outbox_rx) = tokio::sync::mpsc::channel(crate::cluster::OUTBOX);
         let clustered = cfg.cluster.is_some();
-        let mut shared = Shared::new(cfg, store, images, layout, queue, net, lifetimes_tx)
+        let mut shared = Shared::new(cfg, store, images, layout, queue, net, lifetimes_tx, trash)
             .with_mount_template(mount_template);
         if clustered {
             shared = shared.with_outbox(outbox_tx);

@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pool: crate::pool::WarmPool,
     /// In a cluster: the starts this node took into its queue lately.
     taken: crate::cluster::Taken,
+    /// Removed directories, deleted in the background.
+    trash: crate::support::trash::Trash,
 }
 
 impl Shared {
@@ -76,6 +78,7 @@ impl Shared {
         queue: StartQueue,
         net: Arc<quilt_network::Networking>,
         lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
+        trash: crate::support::trash::Trash,
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let puller =
@@ -104,6 +107,7 @@ impl Shared {
             history: Mutex::new(std::collections::VecDeque::with_capacity(EVENT_HISTORY)),
             outbox: None,
             taken: Default::default(),
+            trash,
         }
     }
 
@@ -207,6 +211,11 @@ impl Shared {
 
     pub fn images(&self) -> &ImageStore {
         &self.images
+    }
+
+    /// Where removed directories go to be deleted (see `support::trash`).
+    pub fn trash(&self) -> &crate::support::trash::Trash {
+        &self.trash
     }
 
     pub fn puller(&self) -> &quilt_registry::Puller {

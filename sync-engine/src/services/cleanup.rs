@@ -72,10 +72,7 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
         }
     }
     let mut watch = shared.watch();
-    let Some(prev) = shared.store().set_removing(id).await? else {
-        return Err(EngineError::no_such_container(id));
-    };
-    let Some(c) = shared.store().get(id).await? else {
+    let Some((prev, c)) = shared.store().set_removing(id).await? else {
         return Err(EngineError::no_such_container(id));
     };
     if prev != State::Removing {
@@ -98,16 +95,13 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
 
     let spec = shared.cgroup_spec(&c);
     let dir = shared.cfg().container_dir(id);
+    let sh = shared.clone();
     tokio::task::spawn_blocking(move || -> Result<()> {
         cgroup::remove(&spec).map_err(|e| EngineError::internal("remove cgroup", e))?;
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::internal(
-                &format!("remove {}", dir.display()),
-                e,
-            )),
-        }
+        // Its files are deleted in the background (see `support::trash`).
+        sh.trash()
+            .discard(&dir)
+            .map_err(|e| EngineError::internal(&format!("remove {}", dir.display()), e))
     })
     .await??;
     // Off its network (and its names out of the resolver) before its

@@ -355,8 +355,9 @@ delegate! {
     fn set_last_activity(&self, id: &str, at: i64) -> ();
     /// Back to `created` (queued) after a start that could not finish.
     fn requeue_interrupted_start(&self, id: &str) -> ();
-    /// Persists the intent to remove; returns the state it had.
-    fn set_removing(&self, id: &str) -> Option<State>;
+    /// Persists the intent to remove; returns the state it had and the
+    /// row as it now is.
+    fn set_removing(&self, id: &str) -> Option<(State, Container)>;
     fn delete(&self, id: &str) -> ();
     #[cfg(test)]
     fn count_rows(&self, table: &str) -> i64;

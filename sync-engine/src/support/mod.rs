@@ -4,3 +4,4 @@ pub(crate) mod fswatch;
 pub(crate) mod ids;
 pub(crate) mod lock;
 pub(crate) mod signals;
+pub(crate) mod trash;

@@ -29,7 +29,8 @@ pub struct Footprint<'a> {
 /// through the API.)
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Leftovers {
-    /// Entries of `<data dir>/containers`.
+    /// Entries of `<data dir>/containers`, and of `<data dir>/trash`
+    /// (removed directories not deleted yet).
     pub container_dirs: Vec<PathBuf>,
     /// Cgroups strictly below the parent, in every hierarchy, deepest first.
     pub cgroups: Vec<PathBuf>,
@@ -66,7 +67,10 @@ impl Leftovers {
         let mut parents = shims.clone();
         parents.extend(f.quiltd);
         Leftovers {
-            container_dirs: entries(&f.data_dir.join("containers")),
+            container_dirs: ["containers", "trash"]
+                .into_iter()
+                .flat_map(|d| entries(&f.data_dir.join(d)))
+                .collect(),
             cgroups: cgroups_below(f.cgroup_parent)
                 .into_iter()
                 .filter(|d| !is_shared_memory_group(d, f.cgroup_parent))
@@ -142,6 +146,9 @@ mod tests {
         let left = Leftovers::scan(&f);
         assert_eq!(left.container_dirs, [dir.join("containers/abc")]);
         assert_eq!(left.total(), 1);
+        fs::create_dir_all(dir.join("trash/abc.0")).unwrap();
+        let left = Leftovers::scan(&f);
+        assert_eq!(left.total(), 2, "{left:?}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

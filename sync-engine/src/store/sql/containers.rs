@@ -805,8 +805,9 @@ impl SqlStore<super::Db> {
         Ok(())
     }
 
-    /// Persists the intent to remove; returns the state it had (None: no such row).
-    pub async fn set_removing(&self, id: &str) -> Result<Option<State>> {
+    /// Persists the intent to remove; returns the state it had and the row
+    /// as it now is (None: no such row).
+    pub async fn set_removing(&self, id: &str) -> Result<Option<(State, Container)>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             returning_row(format!(
                 "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({})",
@@ -814,7 +815,7 @@ impl SqlStore<super::Db> {
                 states_sql(from::SET_REMOVING)
             ))
         });
-        let prev: Option<(String,)> = db_write_critical!(self, |c| {
+        let (prev, rows): (Option<(String,)>, Vec<DbRow>) = db_write_critical!(self, |c| {
             let mut tx = c.begin().await?;
             let prev: Option<(String,)> =
                 sqlx::query_as("SELECT state FROM containers WHERE id = $1")
@@ -827,11 +828,14 @@ impl SqlStore<super::Db> {
                 None => Vec::new(),
             };
             tx.commit().await?;
-            // Committed: the index takes the row as the UPDATE left it.
-            let _ = self.returned(id, Ok(rows));
-            Ok(prev)
+            Ok((prev, rows))
         })?;
-        Ok(prev.and_then(|(s,)| State::parse(&s)))
+        // Committed: the index takes the row as the UPDATE left it.
+        let row = self.returned(id, Ok(rows))?;
+        Ok(match (prev.and_then(|(s,)| State::parse(&s)), row) {
+            (Some(prev), Some(row)) => Some((prev, row)),
+            _ => None,
+        })
     }
 
     /// How many rows `table` has (tests).
@@ -1435,15 +1439,25 @@ mod tests {
         );
     }
 
+    /// `set_removing`'s state before, with a check that the row it gives
+    /// back is the stored one.
+    async fn removing_from(s: &Store, id: &str) -> Option<State> {
+        let (prev, row) = s.set_removing(id).await.unwrap()?;
+        assert_eq!(row.state, State::Removing);
+        let stored = s.get(id).await.unwrap().unwrap();
+        assert_eq!(format!("{row:?}"), format!("{stored:?}"));
+        Some(prev)
+    }
+
     #[tokio::test]
     async fn removal_keeps_state_and_cascades_labels() {
         let (_d, s) = store().await;
         s.insert(&row("b1", "two")).await.unwrap();
         s.set_starting("b1", None).await.unwrap();
         s.set_running("b1", 10, 9, 1, now_ns()).await.unwrap();
-        assert_eq!(s.set_removing("b1").await.unwrap(), Some(State::Running));
+        assert_eq!(removing_from(&s, "b1").await, Some(State::Running));
         // Again: it says so (the caller emits nothing twice); the index too.
-        assert_eq!(s.set_removing("b1").await.unwrap(), Some(State::Removing));
+        assert_eq!(removing_from(&s, "b1").await, Some(State::Removing));
         let listed = s
             .list_page(&ListQuery {
                 limit: 10,
@@ -1458,7 +1472,7 @@ mod tests {
         s.set_starting("b2", None).await.unwrap();
         s.set_running("b2", 11, 12, 1, now_ns()).await.unwrap();
         assert!(s.set_paused("b2", true).await.unwrap());
-        assert_eq!(s.set_removing("b2").await.unwrap(), Some(State::Paused));
+        assert_eq!(removing_from(&s, "b2").await, Some(State::Paused));
         s.delete("b2").await.unwrap();
         let exit = ExitInfo {
             exit_code: 137,
@@ -1472,7 +1486,7 @@ mod tests {
         );
         assert_eq!(s.get("b1").await.unwrap().unwrap().state, State::Removing);
         s.delete("b1").await.unwrap();
-        assert_eq!(s.set_removing("b1").await.unwrap(), None);
+        assert_eq!(removing_from(&s, "b1").await, None);
         let n = s.count_rows("labels").await.unwrap();
         assert_eq!(n, 0, "labels not removed with their container");
     }
