@@ -13,14 +13,35 @@ const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SIGKILLs whatever is still in the cgroup, then rmdirs it in every
 /// controller (leaves first). Succeeds if it does not exist.
+///
+/// Mostly the workload has exited and nothing is below it: each directory
+/// then goes with one rmdir (v1 memory: its charges released first). Only a
+/// directory that is busy (processes, child cgroups) is thawed, killed and
+/// walked: on v1 that is about sixty syscalls on kernfs less per removal.
 pub fn remove(spec: &CgroupSpec) -> Result<(), CgroupError> {
     // One deadline for the whole removal, however many hierarchies (v1).
     let deadline = Instant::now() + REMOVE_TIMEOUT;
-    // A frozen (paused) v1 cgroup's tasks cannot act on SIGKILL until they
-    // are thawed: thaw first, or the removal would wait for nothing.
-    let _ = super::thaw(spec);
+    let mut thawed = false;
     let mut first_err = None;
     for dir in dirs(spec)? {
+        if is_v1_memory(spec, &dir) {
+            release_charges(&dir);
+        }
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => continue,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => {
+                first_err.get_or_insert(io_err(&dir, e));
+                continue;
+            }
+        }
+        // A frozen (paused) v1 cgroup's tasks cannot act on SIGKILL until
+        // they are thawed: thaw first, or the removal would wait for nothing.
+        if !thawed {
+            let _ = super::thaw(spec);
+            thawed = true;
+        }
         if let Err(e) = remove_tree(&dir, deadline) {
             first_err.get_or_insert(e);
         }
@@ -28,6 +49,15 @@ pub fn remove(spec: &CgroupSpec) -> Result<(), CgroupError> {
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Whether `dir` is in v1's memory hierarchy (whose charges are released
+/// before it goes).
+fn is_v1_memory(spec: &CgroupSpec, dir: &Path) -> bool {
+    match &spec.layout {
+        crate::spec::CgroupLayout::V1 { root } => dir.starts_with(root.join("memory")),
+        crate::spec::CgroupLayout::V2 { .. } => false,
     }
 }
 
@@ -178,6 +208,56 @@ mod tests {
         remove(&s).unwrap();
         // Best effort: the shared parent may be in use by a concurrent test.
         for d in dirs(&s).unwrap() {
+            let _ = fs::remove_dir(d.parent().unwrap());
+        }
+    }
+
+    /// The slow path against the real kernel: a paused cgroup with a
+    /// process in it and a child cgroup below it goes, its process killed;
+    /// an empty one goes with the first rmdir.
+    #[test]
+    fn real_kernel_remove_paused_nested_and_empty() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root (it creates real cgroups)"
+        );
+        let layout = detect_layout().expect("a cgroup hierarchy");
+        let spec = |n: u32| CgroupSpec {
+            layout: layout.clone(),
+            path: format!("quilt-rt-unit/{}-{n}", std::process::id()),
+            limits: Limits {
+                memory_bytes: Some(64 << 20),
+                ..Default::default()
+            },
+            own_memory: false,
+        };
+        let s = spec(line!());
+        create(&s).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        add_process(&s, child.id() as i32).unwrap();
+        super::super::freeze(&s).unwrap();
+        let nested = dirs(&s)
+            .unwrap()
+            .into_iter()
+            .find(|d| d.is_dir())
+            .unwrap()
+            .join("nested");
+        fs::create_dir(&nested).unwrap();
+        remove(&s).unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(!nested.exists());
+        for d in dirs(&s).unwrap() {
+            assert!(!d.exists(), "{}", d.display());
+        }
+        let empty = spec(line!());
+        create(&empty).unwrap();
+        remove(&empty).unwrap();
+        for d in dirs(&empty).unwrap() {
+            assert!(!d.exists(), "{}", d.display());
             let _ = fs::remove_dir(d.parent().unwrap());
         }
     }
