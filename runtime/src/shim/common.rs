@@ -287,6 +287,11 @@ pub fn execve(path: &CString, argv: &[CString], env: &[CString], argv0: &str) ->
 /// dispositions and an empty signal mask.
 pub fn reset_signals() {
     sys::reset_signal_dispositions();
+    unblock_signals();
+}
+
+/// The second half of `reset_signals`: no signal blocked.
+pub fn unblock_signals() {
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&nix::sys::signal::SigSet::empty()),

@@ -223,6 +223,11 @@ fn setup_and_exec(
     let adopted;
     let cfg = match &fds.adopt {
         Some(sock) => {
+            // Its signal dispositions go back to the defaults while it
+            // waits (63 calls off the adoption's path); the mask keeps
+            // every signal blocked until just before execve, as in any
+            // start.
+            sys::reset_signal_dispositions();
             adopted = super::pool::await_adoption(sock)?;
             // The adoption may have moved this process into a cgroup of its
             // own (v1: a memory cgroup for the adopter's limit), below the
@@ -284,7 +289,10 @@ fn setup_and_exec(
             &fds.errp_w,
         ));
     }
-    reset_signals();
+    match fds.adopt {
+        Some(_) => unblock_signals(),
+        None => reset_signals(),
+    }
     // The very last step: from here on only execve is made.
     install_seccomp(&seccomp)?;
     Err(execve(&path, &argv, &env, argv0))
