@@ -169,14 +169,29 @@ mod tests {
     use crate::spec::Limits;
     use std::fs;
 
-    /// Against the real kernel hierarchy (needs root: fails without it).
-    #[test]
-    fn real_kernel_create_remove() {
+    /// The host's hierarchy (needs root: fails without it).
+    fn real_layout() -> crate::spec::CgroupLayout {
         assert!(
             nix::unistd::geteuid().is_root(),
             "this test needs root (it creates real cgroups)"
         );
-        let layout = detect_layout().expect("a cgroup hierarchy");
+        detect_layout().expect("a cgroup hierarchy")
+    }
+
+    /// A `sleep` moved into the cgroup of `s`.
+    fn sleeper_in(s: &CgroupSpec) -> std::process::Child {
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        add_process(s, child.id() as i32).unwrap();
+        child
+    }
+
+    /// Against the real kernel hierarchy (needs root: fails without it).
+    #[test]
+    fn real_kernel_create_remove() {
+        let layout = real_layout();
         let path = format!("quilt-rt-unit/{}-{}", std::process::id(), line!());
         let s = CgroupSpec {
             layout,
@@ -190,11 +205,7 @@ mod tests {
         };
         create(&s).unwrap();
         create(&s).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        add_process(&s, child.id() as i32).unwrap();
+        let mut child = sleeper_in(&s);
         assert_eq!(oom_kills(&s).unwrap(), 0);
         let t0 = Instant::now();
         remove(&s).unwrap();
@@ -217,11 +228,7 @@ mod tests {
     /// an empty one goes with the first rmdir.
     #[test]
     fn real_kernel_remove_paused_nested_and_empty() {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test needs root (it creates real cgroups)"
-        );
-        let layout = detect_layout().expect("a cgroup hierarchy");
+        let layout = real_layout();
         let spec = |n: u32| CgroupSpec {
             layout: layout.clone(),
             path: format!("quilt-rt-unit/{}-{n}", std::process::id()),
@@ -233,11 +240,7 @@ mod tests {
         };
         let s = spec(line!());
         create(&s).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        add_process(&s, child.id() as i32).unwrap();
+        let mut child = sleeper_in(&s);
         super::super::freeze(&s).unwrap();
         let nested = dirs(&s)
             .unwrap()

@@ -40,12 +40,11 @@ impl Engine {
     /// Opens the database, detects the cgroup layout, reconciles what was
     /// recorded with what is running, and starts the background starter.
     pub async fn open(cfg: EngineConfig) -> Result<Engine> {
-        let dirs = [cfg.data_dir.clone(), cfg.containers_dir()];
+        let dirs = [cfg.data_dir.clone(), cfg.containers_dir(), cfg.trash_dir()];
         let containers_dir = cfg.containers_dir();
         let images = ImageStore::new(&cfg.data_dir);
         let stale = images.clone();
-        let trash_dir = cfg.trash_dir();
-        let trash = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             for d in dirs {
                 std::fs::create_dir_all(&d)
                     .map_err(|e| EngineError::internal(&format!("create {}", d.display()), e))?;
@@ -60,8 +59,7 @@ impl Engine {
             spread_container_dirs(&containers_dir);
             // Half-built images of a daemon that died mid-import.
             stale.remove_temp_dirs();
-            crate::support::trash::Trash::open(trash_dir.clone())
-                .map_err(|e| EngineError::internal(&format!("open {}", trash_dir.display()), e))
+            Ok::<_, EngineError>(())
         })
         .await??;
         let layout = cgroup::detect_layout().map_err(|e| EngineError::internal("cgroups", e))?;
@@ -114,7 +112,7 @@ impl Engine {
         let (lifetimes_tx, lifetimes_rx) = tokio::sync::mpsc::unbounded_channel();
         let (outbox_tx, outbox_rx) = tokio::sync::mpsc::channel(crate::cluster::OUTBOX);
         let clustered = cfg.cluster.is_some();
-        let mut shared = Shared::new(cfg, store, images, layout, queue, net, lifetimes_tx, trash)
+        let mut shared = Shared::new(cfg, store, images, layout, queue, net, lifetimes_tx)
             .with_mount_template(mount_template);
         if clustered {
             shared = shared.with_outbox(outbox_tx);

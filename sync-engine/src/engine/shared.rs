@@ -78,9 +78,9 @@ impl Shared {
         queue: StartQueue,
         net: Arc<quilt_network::Networking>,
         lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
-        trash: crate::support::trash::Trash,
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let trash = crate::support::trash::Trash::start(cfg.trash_dir());
         let puller =
             quilt_registry::Puller::new(cfg.registry.clone(), cfg.data_dir.join(PULLS_DIR));
         Shared {

@@ -23,28 +23,33 @@ pub(crate) struct Trash {
 }
 
 impl Trash {
-    /// The trash at `dir` (made if needed, root only), its deleting thread
-    /// started and given what an earlier daemon left there. Blocking.
-    pub fn open(dir: PathBuf) -> io::Result<Trash> {
-        std::fs::create_dir_all(&dir)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    /// The trash at `dir` (made by the caller, root only), its deleting
+    /// thread started: it deletes what an earlier daemon left there, then
+    /// what is discarded. Without that thread (it could not be started),
+    /// every directory is deleted in place, as before.
+    pub fn start(dir: PathBuf) -> Trash {
         let (tx, rx) = mpsc::channel::<PathBuf>();
-        for e in std::fs::read_dir(&dir)?.flatten() {
-            let _ = tx.send(e.path());
-        }
-        std::thread::Builder::new()
+        let leftovers = dir.clone();
+        let spawned = std::thread::Builder::new()
             .name("quilt-trash".into())
             .spawn(move || {
+                if let Ok(entries) = std::fs::read_dir(&leftovers) {
+                    for e in entries.flatten() {
+                        delete(&e.path());
+                    }
+                }
                 for p in rx {
                     delete(&p);
                 }
-            })?;
-        Ok(Trash {
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no thread for the trash: removed directories are deleted in place");
+        }
+        Trash {
             dir,
             seq: AtomicU64::new(0),
             tx,
-        })
+        }
     }
 
     /// Removes the directory `path` for its caller: moved into the trash
@@ -66,9 +71,8 @@ impl Trash {
                 }
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            // Another file system, or a name left there by an earlier
-            // daemon: deleted where it is.
+            // Another file system, a name left there by an earlier daemon,
+            // or no trash (ENOENT, as for no `path`): deleted in place.
             Err(_) => match std::fs::remove_dir_all(path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 r => r,
@@ -114,7 +118,7 @@ mod tests {
         // Left by an earlier daemon: deleted after the start.
         std::fs::create_dir_all(dir.join("old.0/sub")).unwrap();
         std::fs::write(dir.join("stray"), b"x").unwrap();
-        let trash = Trash::open(dir.clone()).unwrap();
+        let trash = Trash::start(dir.clone());
         assert!(gone_within(&dir.join("old.0"), Duration::from_secs(5)));
         assert!(gone_within(&dir.join("stray"), Duration::from_secs(5)));
 
@@ -133,6 +137,13 @@ mod tests {
         }
         // Nothing there: Ok, nothing done.
         trash.discard(&data.path().join("never")).unwrap();
+        // No trash any more (someone removed it): deleted in place.
+        let gone = data.path().join("gone-trash");
+        let without = Trash::start(gone.clone());
+        let victim = data.path().join("c2");
+        std::fs::create_dir_all(victim.join("upper")).unwrap();
+        without.discard(&victim).unwrap();
+        assert!(!victim.exists() && !gone.exists());
         // A symlink is moved as it is, never followed.
         let target = data.path().join("kept");
         std::fs::create_dir(&target).unwrap();
