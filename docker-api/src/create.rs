@@ -568,7 +568,7 @@ fn tmpfs(target: &str, opts: &str) -> Result<MountSpec> {
         match o.split_once('=') {
             Some(("size", s)) => {
                 size_bytes = quilt_proto::units::parse_size(s)
-                    .map_err(|e| ApiError::bad(format!("tmpfs {target}: {e}")))?;
+                    .map_err(|e| ApiError::bad(format!("tmpfs {}: {e}", echo(target))))?;
             }
             Some(("mode", "1777")) => {}
             None if o == "ro" => read_only = true,
@@ -576,7 +576,8 @@ fn tmpfs(target: &str, opts: &str) -> Result<MountSpec> {
             None if matches!(o, "rw" | "nosuid" | "nodev" | "exec") => {}
             _ => {
                 return Err(ApiError::bad(format!(
-                    "tmpfs {target}: option {} is not supported (rw, ro, size=, nosuid, nodev, exec)",
+                    "tmpfs {}: option {} is not supported (rw, ro, size=, nosuid, nodev, exec)",
+                    echo(target),
                     echo(o)
                 )));
             }

@@ -160,7 +160,7 @@ pub async fn create(api: &DockerApi, q: &Query, headers: &http::HeaderMap) -> Re
                 ]
             }
             Ok(Err(e)) => {
-                let m = e.to_string();
+                let m = quilt_sync_engine::bounded_message(e.to_string());
                 vec![json!({ "errorDetail": { "message": m }, "error": m })]
             }
             Err(e) => {

@@ -70,7 +70,9 @@ impl Query {
                     .iter()
                     .map(|x| x.as_str().map(str::to_owned))
                     .collect::<Option<_>>()
-                    .ok_or_else(|| ApiError::bad(format!("filter {k}: values must be strings")))?,
+                    .ok_or_else(|| {
+                        ApiError::bad(format!("filter {}: values must be strings", echo(k)))
+                    })?,
                 serde_json::Value::Object(m) => m
                     .iter()
                     .filter(|(_, on)| on.as_bool() == Some(true))

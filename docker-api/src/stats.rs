@@ -29,9 +29,9 @@ const INTERVAL_MS: u32 = 1000;
 pub async fn stats(api: &DockerApi, id: &str, q: &Query) -> Result<Reply> {
     if !q.flag("stream", true) || q.flag("one-shot", false) {
         let mut all = api.engine.stats(&[id.to_owned()], false, SAMPLE_MS).await?;
-        let s = all
-            .pop()
-            .ok_or_else(|| ApiError::NotFound(format!("No such container: {id}")))?;
+        let s = all.pop().ok_or_else(|| {
+            ApiError::NotFound(format!("No such container: {}", crate::inspect::cut(id)))
+        })?;
         return Ok(body::json(&shape(&s, SAMPLE_MS)));
     }
     let mut samples = api

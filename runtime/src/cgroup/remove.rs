@@ -15,32 +15,38 @@ const REMOVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// controller (leaves first). Succeeds if it does not exist.
 ///
 /// Mostly the workload has exited and nothing is below it: each directory
-/// then goes with one rmdir (v1 memory: its charges released first). Only a
-/// directory that is busy (processes, child cgroups) is thawed, killed and
-/// walked: on v1 that is about sixty syscalls on kernfs less per removal.
+/// then goes with one rmdir. Once one is busy (processes, child cgroups),
+/// it and the rest are thawed, killed and walked. v1's memory directory
+/// comes last, its charges released only when the others went (nothing
+/// runs in it then) or after the kill: never reclaiming a live workload's
+/// memory.
 pub fn remove(spec: &CgroupSpec) -> Result<(), CgroupError> {
     // One deadline for the whole removal, however many hierarchies (v1).
     let deadline = Instant::now() + REMOVE_TIMEOUT;
-    let mut thawed = false;
+    let mut dirs = dirs(spec)?;
+    dirs.sort_by_key(|d| is_v1_memory(spec, d));
+    let mut busy = false;
     let mut first_err = None;
-    for dir in dirs(spec)? {
-        if is_v1_memory(spec, &dir) {
-            release_charges(&dir);
-        }
-        match std::fs::remove_dir(&dir) {
-            Ok(()) => continue,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-            Err(e) => {
-                first_err.get_or_insert(io_err(&dir, e));
-                continue;
+    for dir in dirs {
+        if !busy {
+            if is_v1_memory(spec, &dir) {
+                release_charges(&dir);
             }
-        }
-        // A frozen (paused) v1 cgroup's tasks cannot act on SIGKILL until
-        // they are thawed: thaw first, or the removal would wait for nothing.
-        if !thawed {
-            let _ = super::thaw(spec);
-            thawed = true;
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    // A frozen (paused) v1 cgroup's tasks cannot act on
+                    // SIGKILL until they are thawed: thaw first, or the
+                    // removal would wait for nothing.
+                    busy = true;
+                    let _ = super::thaw(spec);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(io_err(&dir, e));
+                    continue;
+                }
+            }
         }
         if let Err(e) = remove_tree(&dir, deadline) {
             first_err.get_or_insert(e);

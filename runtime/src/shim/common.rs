@@ -290,6 +290,15 @@ pub fn reset_signals() {
     unblock_signals();
 }
 
+/// Every signal blocked (but SIGKILL and SIGSTOP, which cannot be).
+pub fn block_signals() {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&nix::sys::signal::SigSet::all()),
+        None,
+    );
+}
+
 /// The second half of `reset_signals`: no signal blocked.
 pub fn unblock_signals() {
     let _ = nix::sys::signal::sigprocmask(

@@ -224,9 +224,10 @@ fn setup_and_exec(
     let cfg = match &fds.adopt {
         Some(sock) => {
             // Its signal dispositions go back to the defaults while it
-            // waits (63 calls off the adoption's path); the mask keeps
-            // every signal blocked until just before execve, as in any
-            // start.
+            // waits (63 calls off the adoption's path), with every signal
+            // blocked until just before execve: none is acted on in
+            // between (a write to a shim that went fails with EPIPE).
+            block_signals();
             sys::reset_signal_dispositions();
             adopted = super::pool::await_adoption(sock)?;
             // The adoption may have moved this process into a cgroup of its

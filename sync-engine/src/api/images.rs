@@ -363,12 +363,14 @@ impl Engine {
             self.shared.images().root().to_path_buf(),
             self.shared.cfg().containers_dir(),
             super::volumes::volumes_dir(self.shared.cfg()),
+            self.shared.cfg().trash_dir(),
         );
         let (store_bytes, container_bytes, volume_bytes) = tokio::task::spawn_blocking(move || {
             use quilt_runtime::image::disk_bytes;
             (
                 disk_bytes(&roots.0),
-                disk_bytes(&roots.1),
+                // Removed containers' files not deleted yet are theirs.
+                disk_bytes(&roots.1) + disk_bytes(&roots.3),
                 disk_bytes(&roots.2),
             )
         })

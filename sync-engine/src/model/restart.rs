@@ -31,7 +31,8 @@ impl RestartPolicy {
     pub fn parse(s: &str) -> Result<RestartPolicy, String> {
         let bad = || {
             format!(
-                "invalid restart policy {s:?} (expected no, on-failure[:N], always or unless-stopped)"
+                "invalid restart policy {} (expected no, on-failure[:N], always or unless-stopped)",
+                crate::validate::echo(s)
             )
         };
         Ok(match s {

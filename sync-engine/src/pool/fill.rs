@@ -254,7 +254,7 @@ async fn prepare(shared: &Arc<Shared>, spec: &PoolSpec, template: &Container) ->
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| EngineError::internal(&format!("create {}", config.dir.display()), e))?;
         // The exit status's space, reserved now: the adoption then finds
-        // it made and synced (see `exitfile::clear`), off its path.
+        // its blocks allocated (see `exitfile::clear`), off its path.
         quilt_runtime::exitfile::clear(&config.dir)
             .map_err(|e| EngineError::internal("reserving the exit status", e))?;
         launch::prepare(&shim, &config).map_err(|e| EngineError::internal("the supervisor", e))

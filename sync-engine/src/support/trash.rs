@@ -6,13 +6,15 @@
 //! directory on a VM), and nothing waits for that space but the disk.
 //!
 //! What a daemon left in the trash when it stopped is deleted after its
-//! next start. The trash is never read: a name there is the removed
-//! directory's own, with a counter, so two removals of the same name (a
-//! volume made again) do not meet.
+//! next start, and one that could not be deleted (it is tried again every
+//! minute while any is left). The trash is never read: a name there is the
+//! removed directory's own with a counter, so two removals of the same
+//! name do not meet.
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 #[derive(Debug)]
 pub(crate) struct Trash {
@@ -32,16 +34,7 @@ impl Trash {
         let leftovers = dir.clone();
         let spawned = std::thread::Builder::new()
             .name("quilt-trash".into())
-            .spawn(move || {
-                if let Ok(entries) = std::fs::read_dir(&leftovers) {
-                    for e in entries.flatten() {
-                        delete(&e.path());
-                    }
-                }
-                for p in rx {
-                    delete(&p);
-                }
-            });
+            .spawn(move || empty(&leftovers, rx, RETRY));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "no thread for the trash: removed directories are deleted in place");
         }
@@ -81,7 +74,38 @@ impl Trash {
     }
 }
 
-fn delete(p: &Path) {
+/// How long an entry that could not be deleted waits for its next try.
+const RETRY: Duration = Duration::from_secs(60);
+
+/// The deleting thread: what is in `dir` first (an earlier daemon's), then
+/// each entry as it is discarded; while an entry could not be deleted,
+/// everything in `dir` again every `retry`. Ends with its sender.
+fn empty(dir: &Path, rx: mpsc::Receiver<PathBuf>, retry: Duration) {
+    let sweep = || {
+        let mut left = false;
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                left |= !delete(&e.path());
+            }
+        }
+        left
+    };
+    let mut left = sweep();
+    loop {
+        let next = match left {
+            true => rx.recv_timeout(retry),
+            false => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match next {
+            Ok(p) => left |= !delete(&p),
+            Err(mpsc::RecvTimeoutError::Timeout) => left = sweep(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Deletes `p` (never following a symlink); false when it is still there.
+fn delete(p: &Path) -> bool {
     let r = match std::fs::symlink_metadata(p) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
         Ok(_) => std::fs::remove_file(p),
@@ -89,9 +113,10 @@ fn delete(p: &Path) {
     };
     match r {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            tracing::warn!(path = %p.display(), error = %e, "cannot delete from the trash");
+            tracing::warn!(path = %p.display(), error = %e, "cannot delete from the trash; trying again later");
+            false
         }
-        _ => {}
+        _ => true,
     }
 }
 
@@ -157,5 +182,36 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(std::fs::read(target.join("f")).unwrap(), b"keep me");
+    }
+
+    /// An entry that cannot be deleted yet (here: an immutable directory,
+    /// which even root cannot empty) is tried again until it goes.
+    #[test]
+    fn what_cannot_be_deleted_is_tried_again() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("trash");
+        std::fs::create_dir_all(dir.join("stuck.0")).unwrap();
+        std::fs::write(dir.join("stuck.0/f"), b"x").unwrap();
+        // A file system that does not take the flag cannot run this test.
+        let pinned = |on: bool| {
+            std::process::Command::new("chattr")
+                .arg(if on { "+i" } else { "-i" })
+                .arg(dir.join("stuck.0"))
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !pinned(true) {
+            eprintln!("chattr +i not available here: skipped");
+            return;
+        }
+        let (tx, rx) = mpsc::channel();
+        let d = dir.clone();
+        let t = std::thread::spawn(move || empty(&d, rx, Duration::from_millis(20)));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(dir.join("stuck.0").exists(), "kept while it cannot go");
+        assert!(pinned(false));
+        assert!(gone_within(&dir.join("stuck.0"), Duration::from_secs(5)));
+        drop(tx);
+        t.join().unwrap();
     }
 }

@@ -1265,6 +1265,26 @@ mod tests {
         assert_eq!(s.network_usage().await.unwrap().2, 0);
     }
 
+    /// The change to `starting` keeps the taint of the namespace it
+    /// records when that is the one already recorded (a restart), and
+    /// clears it for another.
+    #[tokio::test]
+    async fn starting_keeps_the_taint_of_the_same_namespace() {
+        let (_d, s) = store().await;
+        for (id, slot) in [("t1", "slot-same"), ("t2", "slot-other")] {
+            s.insert(&row(id, id)).await.unwrap();
+            s.slot_set(id, &format!("{id}-slot")).await.unwrap();
+            s.slot_taint(id).await.unwrap();
+            let recorded = match slot {
+                "slot-same" => format!("{id}-slot"),
+                other => other.to_string(),
+            };
+            assert!(s.set_starting(id, Some(&recorded)).await.unwrap().is_some());
+        }
+        assert!(s.slot_tainted("t1").await.unwrap(), "same namespace");
+        assert!(!s.slot_tainted("t2").await.unwrap(), "another namespace");
+    }
+
     #[tokio::test]
     async fn a_row_alone_is_checked_as_a_transaction_would() {
         let (_d, s) = store().await;
