@@ -6,8 +6,8 @@
 //! directory on a VM), and nothing waits for that space but the disk.
 //!
 //! What a daemon left in the trash when it stopped is deleted after its
-//! next start, and one that could not be deleted (it is tried again every
-//! minute while any is left). The trash is never read: a name there is the
+//! next start; an entry that could not be deleted is tried again every
+//! minute while any is left. The trash is never read: a name there is the
 //! removed directory's own with a counter, so two removals of the same
 //! name do not meet.
 use std::io;
