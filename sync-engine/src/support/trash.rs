@@ -123,17 +123,22 @@ fn delete(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
+    /// Whether `p` is gone within `d`.
     fn gone_within(p: &Path, d: Duration) -> bool {
-        let t = Instant::now();
-        while p.exists() {
-            if t.elapsed() > d {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
+        quilt_testkit::retry(d, || (!p.exists()).then_some(())).is_some()
+    }
+
+    /// Whether the trash `dir` is empty within `d`.
+    fn emptied_within(dir: &Path, d: Duration) -> bool {
+        quilt_testkit::retry(d, || {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .next()
+                .is_none()
+                .then_some(())
+        })
+        .is_some()
     }
 
     #[test]
@@ -147,7 +152,7 @@ mod tests {
         assert!(gone_within(&dir.join("old.0"), Duration::from_secs(5)));
         assert!(gone_within(&dir.join("stray"), Duration::from_secs(5)));
 
-        // The same name twice (a volume made again): both go.
+        // The same name twice: both go.
         for _ in 0..2 {
             let victim = data.path().join("c1");
             std::fs::create_dir_all(victim.join("upper/etc")).unwrap();
@@ -155,11 +160,7 @@ mod tests {
             trash.discard(&victim).unwrap();
             assert!(!victim.exists(), "moved away before discard returns");
         }
-        let t = Instant::now();
-        while std::fs::read_dir(&dir).unwrap().next().is_some() {
-            assert!(t.elapsed() < Duration::from_secs(5), "the trash is emptied");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert!(emptied_within(&dir, Duration::from_secs(5)));
         // Nothing there: Ok, nothing done.
         trash.discard(&data.path().join("never")).unwrap();
         // No trash any more (someone removed it): deleted in place.
@@ -176,11 +177,7 @@ mod tests {
         let link = data.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         trash.discard(&link).unwrap();
-        let t = Instant::now();
-        while std::fs::read_dir(&dir).unwrap().next().is_some() {
-            assert!(t.elapsed() < Duration::from_secs(5));
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert!(emptied_within(&dir, Duration::from_secs(5)));
         assert_eq!(std::fs::read(target.join("f")).unwrap(), b"keep me");
     }
 
