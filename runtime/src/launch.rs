@@ -32,10 +32,16 @@ fn encode(config: &ContainerConfig) -> Result<Vec<u8>, LaunchError> {
             json.len()
         )));
     }
-    let mut frame = Vec::with_capacity(json.len() + 4);
-    frame.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&json);
-    Ok(frame)
+    Ok(frame(&json))
+}
+
+/// `body` as one frame: its length (u32, little-endian), then itself. At
+/// most [`MAX_CONFIG`] bytes (the caller's check).
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(body);
+    frame
 }
 
 /// Reads one frame (None at EOF before its first byte).
@@ -255,6 +261,26 @@ pub struct Prepared {
     pub config: ContainerConfig,
     pub shim_pid: i32,
     pub pid: i32,
+    /// The shim's start time (its identity, with its pid): the adopted
+    /// container's report says the same.
+    pub shim_start_time: u64,
+}
+
+/// A pooled container whose adopter's config was handed over: its workload
+/// is being started (see [`HandedOver::wait`]).
+#[derive(Debug)]
+pub struct HandedOver {
+    shim: Spawned,
+}
+
+impl HandedOver {
+    /// Waits for the workload's start, as [`start`] reports it (the
+    /// processes are the pooled ones: [`Prepared`]'s `pid` and `shim_pid`).
+    /// A Failed report: the shim has cleaned up and exited. Blocking.
+    pub fn wait(mut self) -> Result<StartReport, LaunchError> {
+        let report = self.shim.report()?;
+        self.shim.finish(report)
+    }
 }
 
 /// What came of [`Prepared::adopt`].
@@ -284,14 +310,17 @@ pub fn prepare(shim: &Path, config: &ContainerConfig) -> Result<PrepareOutcome, 
     };
     let mut s = spawn(shim, &config, true)?;
     match s.report()? {
-        StartReport::Prepared { shim_pid, pid, .. } => {
-            Ok(PrepareOutcome::Ready(Box::new(Prepared {
-                shim: Some(s),
-                config,
-                shim_pid,
-                pid,
-            })))
-        }
+        StartReport::Prepared {
+            shim_pid,
+            pid,
+            shim_start_time,
+        } => Ok(PrepareOutcome::Ready(Box::new(Prepared {
+            shim: Some(s),
+            config,
+            shim_pid,
+            pid,
+            shim_start_time,
+        }))),
         r @ StartReport::Failed { .. } => match s.finish(r)? {
             StartReport::Failed { exit_code, message } => {
                 Ok(PrepareOutcome::Failed { exit_code, message })
@@ -315,7 +344,17 @@ impl Prepared {
     /// the same shape: see [`ContainerConfig::adoptable_by`]) and waits for
     /// the workload's start, as [`start`] does. A Failed report: the shim
     /// has cleaned up and exited.
-    pub fn adopt(mut self, config: &ContainerConfig) -> Adoption {
+    pub fn adopt(self, config: &ContainerConfig) -> Adoption {
+        match self.hand_over(config) {
+            Ok(handed) => Adoption::Sent(handed.wait()),
+            Err(e) => Adoption::NotSent(e),
+        }
+    }
+
+    /// Hands the container over to `config`, as [`Prepared::adopt`] does,
+    /// without waiting for the start. Err: not handed over; the pooled
+    /// container is gone and nothing of the adopter ran. Blocking, briefly.
+    pub fn hand_over(mut self, config: &ContainerConfig) -> Result<HandedOver, LaunchError> {
         let mut s = self.shim.take().expect("a prepared shim");
         let stdin = s.stdin.take();
         let sent = match (encode(config), stdin) {
@@ -332,9 +371,9 @@ impl Prepared {
         if let Err(e) = sent {
             // Not handed over: the pooled container goes.
             let _ = s.child.wait();
-            return Adoption::NotSent(e);
+            return Err(e);
         }
-        Adoption::Sent(s.report().and_then(|report| s.finish(report)))
+        Ok(HandedOver { shim: s })
     }
 
     /// Ends the pooled container and waits until its shim has cleaned up.

@@ -127,25 +127,27 @@ fn errno(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
 }
 
-/// The last steps before execve, as docker does them: no_new_privs; the
-/// bounding set reduced to `caps` (numbers; None: docker's default set);
-/// no ambient capabilities; the switch to `who`; then, for root, `caps` as
-/// its effective and permitted sets, and for any other user none at all
-/// (capabilities stay in the bounding set only). The inheritable set is
-/// always empty (CVE-2022-24769).
-pub fn drop_privileges(caps: Option<&[u8]>, who: &super::user::Identity) -> SetupResult<()> {
-    use rustix::io::Errno as E;
-    use rustix::thread::{
-        CapabilitySet, CapabilitySets, capabilities, capability_is_in_bounding_set,
-        clear_ambient_capability_set, remove_capability_from_bounding_set, set_capabilities,
-    };
-    nix::sys::prctl::set_no_new_privs().map_err(setup("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    let keep = match caps {
+/// The capabilities `caps` names (numbers; None: docker's default set).
+fn capability_set(caps: Option<&[u8]>) -> rustix::thread::CapabilitySet {
+    use rustix::thread::CapabilitySet;
+    match caps {
         Some(nums) => nums.iter().fold(CapabilitySet::empty(), |set, &n| {
             set | CapabilitySet::from_bits_retain(1u64.checked_shl(u32::from(n)).unwrap_or(0))
         }),
         None => Capability::set_of(&Capability::DEFAULT),
+    }
+}
+
+/// The bounding set reduced to `caps` (numbers; None: docker's default
+/// set). The first of `drop_privileges`' steps; a pooled container takes it
+/// while it waits (its adopter's capabilities are the pooled ones: they are
+/// part of its shape).
+pub fn limit_bounding_set(caps: Option<&[u8]>) -> SetupResult<()> {
+    use rustix::io::Errno as E;
+    use rustix::thread::{
+        CapabilitySet, capability_is_in_bounding_set, remove_capability_from_bounding_set,
     };
+    let keep = capability_set(caps);
     // Every bit, not only the capabilities named here: a newer kernel may
     // know more.
     for cap in 0..64u32 {
@@ -168,6 +170,29 @@ pub fn drop_privileges(caps: Option<&[u8]>, who: &super::user::Identity) -> Setu
             }
         }
     }
+    Ok(())
+}
+
+/// The last steps before execve, as docker does them: no_new_privs; the
+/// bounding set reduced to `caps` (numbers; None: docker's default set),
+/// unless `bounded` says it already is; no ambient capabilities; the switch
+/// to `who`; then, for root, `caps` as its effective and permitted sets,
+/// and for any other user none at all (capabilities stay in the bounding
+/// set only). The inheritable set is always empty (CVE-2022-24769).
+pub fn drop_privileges(
+    caps: Option<&[u8]>,
+    who: &super::user::Identity,
+    bounded: bool,
+) -> SetupResult<()> {
+    use rustix::io::Errno as E;
+    use rustix::thread::{
+        CapabilitySet, CapabilitySets, capabilities, clear_ambient_capability_set, set_capabilities,
+    };
+    nix::sys::prctl::set_no_new_privs().map_err(setup("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    if !bounded {
+        limit_bounding_set(caps)?;
+    }
+    let keep = capability_set(caps);
     // Ambient capabilities may not be supported (old kernels): ignore EINVAL.
     match clear_ambient_capability_set() {
         Ok(()) | Err(E::INVAL) => {}

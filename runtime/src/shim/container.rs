@@ -229,12 +229,18 @@ fn setup_and_exec(
             // between (a write to a shim that went fails with EPIPE).
             block_signals();
             sys::reset_signal_dispositions();
+            // Its adopter's capabilities are these (part of the shape).
+            limit_bounding_set(cfg.security.capabilities.as_deref())?;
             adopted = super::pool::await_adoption(sock)?;
-            // The adoption may have moved this process into a cgroup of its
-            // own (v1: a memory cgroup for the adopter's limit), below the
-            // root of the namespace made at preparation: root it there again.
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-                .map_err(setup("unshare cgroup namespace"))?;
+            // An adopter with limits of its own may have been moved into a
+            // cgroup of its own (v1: a memory cgroup for its limit; the
+            // shim sets limits only when they differ, see
+            // `pool::hand_over`), below the root of the namespace made at
+            // preparation: root it there again.
+            if adopted.cgroup.limits != cfg.cgroup.limits {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                    .map_err(setup("unshare cgroup namespace"))?;
+            }
             &adopted
         }
         None => cfg,
@@ -275,7 +281,11 @@ fn setup_and_exec(
     let env = cstrings(&super::gpu::workload_env(&env, cfg.security.gpu.as_ref()))?;
 
     set_rlimits(&cfg.security.rlimits)?;
-    drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
+    drop_privileges(
+        cfg.security.capabilities.as_deref(),
+        &who,
+        fds.adopt.is_some(),
+    )?;
     rearm_parent_death(fds.errp_w.as_fd())?;
 
     wire_stdio(cfg, fds)?;

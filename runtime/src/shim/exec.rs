@@ -278,7 +278,7 @@ fn child(cfg: &ExecConfig, io: ChildIo, lifeline: &OwnedFd) -> SetupError {
         let argv = cstrings(&cfg.argv)?;
         let env = cstrings(&super::gpu::workload_env(&env, cfg.security.gpu.as_ref()))?;
         set_rlimits(&cfg.security.rlimits)?;
-        drop_privileges(cfg.security.capabilities.as_deref(), &who)?;
+        drop_privileges(cfg.security.capabilities.as_deref(), &who, false)?;
         rearm_parent_death(lifeline.as_fd())?;
         Ok((seccomp, path, argv, env))
     };

@@ -14,7 +14,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::Pid;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 
 /// The byte PID 1 sends once it is prepared.
@@ -62,18 +62,15 @@ pub fn pair() -> SetupResult<(OwnedFd, OwnedFd)> {
 }
 
 /// In PID 1: tells the shim it is prepared and waits for the adopting
-/// container's config (the shim closes its end after it).
+/// container's config, one frame as the shim got it (the shim closes its
+/// end after it).
 pub fn await_adoption(sock: &OwnedFd) -> SetupResult<ContainerConfig> {
     let mut s = File::from(sock.try_clone().map_err(setup("dup"))?);
     s.write_all(&[READY]).map_err(setup("telling the shim"))?;
-    let mut body = Vec::new();
-    s.take(launch::MAX_CONFIG as u64)
-        .read_to_end(&mut body)
-        .map_err(setup("reading the adoption"))?;
-    if body.is_empty() {
-        return Err(SetupError::new(EXIT_SETUP, "discarded before adoption"));
+    match launch::read_frame(&mut s).map_err(setup("reading the adoption"))? {
+        Some(body) => serde_json::from_slice(&body).map_err(setup("the adoption's config")),
+        None => Err(SetupError::new(EXIT_SETUP, "discarded before adoption")),
     }
-    serde_json::from_slice(&body).map_err(setup("the adoption's config"))
 }
 
 /// In the shim: whether PID 1 got ready (false: it failed, and said why
@@ -91,7 +88,9 @@ pub fn wait_ready(sock: &OwnedFd) -> bool {
 
 /// What ended the wait of a pooled container.
 pub enum Parked {
-    Adopt(Box<ContainerConfig>),
+    /// The adopting container's config, and the frame's body it came in
+    /// (handed to PID 1 as it is).
+    Adopt(Box<ContainerConfig>, Vec<u8>),
     /// The daemon closed the shim's stdin, sent something unreadable, or
     /// PID 1 died.
     Discard(String),
@@ -120,7 +119,7 @@ pub fn park(pidfd: &OwnedFd) -> Parked {
             let mut f = File::from(stdin);
             return match launch::read_frame(&mut f) {
                 Ok(Some(body)) => match serde_json::from_slice(&body) {
-                    Ok(cfg) => Parked::Adopt(Box::new(cfg)),
+                    Ok(cfg) => Parked::Adopt(Box::new(cfg), body),
                     Err(e) => Parked::Discard(format!("bad adoption config: {e}")),
                 },
                 Ok(None) => Parked::Discard("discarded".into()),
@@ -131,22 +130,23 @@ pub fn park(pidfd: &OwnedFd) -> Parked {
 }
 
 /// Gives back the priority the preparation lowered, applies what the
-/// adopting container sets on the cgroup and hands its config to PID 1.
+/// adopting container sets on the cgroup and hands its config (`new`, read
+/// from `body`) to PID 1.
 pub fn hand_over(
     pooled: &ContainerConfig,
     nice: Option<i32>,
     child: Pid,
     sock: OwnedFd,
     new: &ContainerConfig,
+    body: &[u8],
 ) -> SetupResult<()> {
     restore_priority(nice, child)?;
     if new.cgroup.limits != pooled.cgroup.limits {
         cgroup::adopt(&pooled.cgroup, &new.cgroup, child.as_raw())
             .map_err(setup("setting the cgroup's limits"))?;
     }
-    let body = serde_json::to_vec(new).map_err(setup("encoding the adoption"))?;
     File::from(sock)
-        .write_all(&body)
+        .write_all(&launch::frame(body))
         .map_err(setup("handing the container over"))
 }
 

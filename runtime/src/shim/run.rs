@@ -400,15 +400,15 @@ fn start(
             shim_start_time: shim_start_time(),
         });
         match super::pool::park(&pidfd) {
-            super::pool::Parked::Adopt(new) if cfg.adoptable_by(&new) => {
-                if let Err(e) = super::pool::hand_over(cfg, nice, child, sock, &new) {
+            super::pool::Parked::Adopt(new, body) if cfg.adoptable_by(&new) => {
+                if let Err(e) = super::pool::hand_over(cfg, nice, child, sock, &new, &body) {
                     let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
                     reap(child);
                     return Err(e);
                 }
                 adopted = Some(new);
             }
-            super::pool::Parked::Adopt(_) => {
+            super::pool::Parked::Adopt(..) => {
                 let why = "the adopting container is not of the pooled shape";
                 report(&StartReport::Failed {
                     exit_code: EXIT_SETUP,

@@ -3,17 +3,32 @@
 //! container's own network files are written into the pooled directory
 //! (the same inodes its mounts show), and the config checked against the
 //! pooled one (same shape) before the shim hands it to the waiting PID 1.
+//!
+//! The processes that will run the workload are the pooled ones, known
+//! before the hand-over: the row is changed to `running` while PID 1
+//! finishes (its last settings and execve, about half a millisecond), as
+//! `runc start` answers before its init has exec'd. The RUNNING event
+//! still waits for the shim's report that the workload was exec'd; a
+//! start that fails there changes the row to `failed`, as any failed
+//! start does.
 use super::Member;
 use crate::engine::Shared;
-use crate::model::Container;
+use crate::error::Result as StoreResult;
+use crate::model::{Container, now_ns};
 use crate::services::starter::{Launched, launched};
 use quilt_runtime::exitfile;
-use quilt_runtime::launch::Adoption;
 use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP};
 use std::sync::Arc;
 
 /// What a cold start leaves, or why the container did not start.
 type Started = std::result::Result<Launched, (i32, String)>;
+
+/// What came of an adoption: how the start ended and what the change of
+/// its row to `running` answered (see `Store::set_running`).
+pub(crate) struct Adopted {
+    pub started: Started,
+    pub recorded: StoreResult<bool>,
+}
 
 /// Adopts `member` for `c` (`config`: what a cold start would run, before
 /// its network). Ok: the config was handed over and this is how the start
@@ -25,7 +40,7 @@ pub(crate) async fn adopt(
     c: &Container,
     member: Member,
     mut config: ContainerConfig,
-) -> Result<Started, String> {
+) -> Result<Adopted, String> {
     let prepared = async {
         config.netns = shared.net().netns_path(&c.id);
         if config.netns.is_none() {
@@ -54,7 +69,12 @@ pub(crate) async fn adopt(
     }
     let images = shared.images().clone();
     let image = c.image.clone();
-    tokio::task::spawn_blocking(move || {
+    let (pid, shim_pid, shim_start_time) = (
+        member.prepared.pid,
+        member.prepared.shim_pid,
+        member.prepared.shim_start_time,
+    );
+    let handed = tokio::task::spawn_blocking(move || {
         let discard = |member: Member, why: String| {
             member.prepared.discard();
             Err(why)
@@ -69,12 +89,28 @@ pub(crate) async fn adopt(
         if let Err(e) = exitfile::clear(&config.dir) {
             return discard(member, e.to_string());
         }
-        match member.prepared.adopt(&config) {
-            Adoption::NotSent(e) => Err(e.to_string()),
-            Adoption::Sent(Ok(report)) => Ok(launched(report, &config)),
-            Adoption::Sent(Err(e)) => Ok(Err((EXIT_SETUP, e.to_string()))),
+        match member.prepared.hand_over(&config) {
+            Ok(handed) => Ok((handed, config)),
+            Err(e) => Err(e.to_string()),
         }
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())??;
+    // Handed over: from here on the start is never tried again.
+    let waited = tokio::task::spawn_blocking(move || {
+        let (handed, config) = handed;
+        match handed.wait() {
+            Ok(report) => launched(report, &config),
+            Err(e) => Err((EXIT_SETUP, e.to_string())),
+        }
+    });
+    let recorded = shared
+        .store()
+        .set_running(&c.id, pid, shim_pid, shim_start_time, now_ns())
+        .await;
+    let started = match waited.await {
+        Ok(started) => started,
+        Err(e) => Err((EXIT_SETUP, format!("waiting for the start: {e}"))),
+    };
+    Ok(Adopted { started, recorded })
 }

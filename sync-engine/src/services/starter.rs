@@ -133,7 +133,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     };
     let adopted = match member {
         Some(member) => match crate::pool::adopt(shared, c, member, config.clone()).await {
-            Ok(outcome) => Some(outcome),
+            Ok(adopted) => Some(adopted),
             Err(e) => {
                 tracing::info!(container = %id, reason = %e, "pooled container not adopted; starting cold");
                 None
@@ -141,8 +141,9 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
         },
         None => None,
     };
-    let outcome = match adopted {
-        Some(outcome) => outcome,
+    // An adoption changed the row to running while its workload started.
+    let (outcome, recorded) = match adopted {
+        Some(a) => (a.started, Some(a.recorded)),
         None => {
             let mut config = config;
             match crate::network::prepare(shared, c).await {
@@ -158,17 +159,25 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             let images = shared.images().clone();
             let shim = shared.cfg().shim_path.clone();
             let image = c.image.clone();
-            tokio::task::spawn_blocking(move || launch_blocking(&images, &shim, &image, config))
-                .await?
+            let launched = tokio::task::spawn_blocking(move || {
+                launch_blocking(&images, &shim, &image, config)
+            })
+            .await?;
+            (launched, None)
         }
     };
 
     match outcome {
         Ok(l) => {
-            let stored = shared
-                .store()
-                .set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns())
-                .await;
+            let stored = match recorded {
+                Some(recorded) => recorded,
+                None => {
+                    shared
+                        .store()
+                        .set_running(id, l.pid, l.shim_pid, l.shim_start_time, now_ns())
+                        .await
+                }
+            };
             if let Err(e) = stored {
                 // It runs but is not recorded as running: end it, record why
                 // (best effort), and let the monitor reap the shim.
