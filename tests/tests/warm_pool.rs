@@ -113,6 +113,12 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
         &id[..12],
         "the default hostname is its own short id"
     );
+    // Its PID 1 reduced its bounding set while it waited: docker's default
+    // set, none of its effective capabilities beyond it.
+    let status = d.cli(["exec", &id, "cat", "/proc/1/status"]).ok();
+    for line in ["CapBnd:\t00000000a80425fb", "CapEff:\t00000000a80425fb"] {
+        assert!(status.lines().any(|l| l == line), "{line:?} in {status}");
+    }
     d.cli(["rm", "-f", &id]).ok();
     wait_full(&d, "default");
 
