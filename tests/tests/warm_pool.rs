@@ -113,8 +113,8 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
         &id[..12],
         "the default hostname is its own short id"
     );
-    // Its PID 1 reduced its bounding set while it waited: docker's default
-    // set, none of its effective capabilities beyond it.
+    // Its PID 1's bounding set (reduced while it waited) and effective set:
+    // docker's default set, as a cold start's.
     let status = d.cli(["exec", &id, "cat", "/proc/1/status"]).ok();
     for line in ["CapBnd:\t00000000a80425fb", "CapEff:\t00000000a80425fb"] {
         assert!(status.lines().any(|l| l == line), "{line:?} in {status}");
@@ -131,6 +131,27 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
     };
     assert_eq!(pids.as_deref(), Some("max"));
     d.cli(["rm", "-f", &id]).ok();
+    wait_full(&d, "default");
+
+    // A start that fails after the hand-over (its row said running): 127
+    // and failed with its reason, as a cold one; the pool refills.
+    let before = hits(&d);
+    d.cli(["run", "--rm", "default", "no-such-command"])
+        .expect_code(127);
+    wait_full(&d, "default");
+    d.cli(["run", "--name", "nf", "default", "no-such-command"])
+        .expect_code(127);
+    assert_eq!(hits(&d), before + 2);
+    let st = d.status_json("nf");
+    assert_eq!(st["state"], "failed", "{st}");
+    assert_eq!(st["exit"]["exit_code"], 127, "{st}");
+    assert!(
+        st["failure_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no-such-command")),
+        "{st}"
+    );
+    d.cli(["rm", "nf"]).ok();
     wait_full(&d, "default");
 
     // Another shape: nothing of the pool's is inherited, nothing adopted.

@@ -221,6 +221,8 @@ fn setup_and_exec(
     // A pooled container waits here; what follows is the adopting
     // container's (of the same shape: checked by the shim).
     let adopted;
+    // Whether the bounding set is already the workload's.
+    let mut bounded = false;
     let cfg = match &fds.adopt {
         Some(sock) => {
             // Its signal dispositions go back to the defaults while it
@@ -229,9 +231,13 @@ fn setup_and_exec(
             // between (a write to a shim that went fails with EPIPE).
             block_signals();
             sys::reset_signal_dispositions();
-            // Its adopter's capabilities are these (part of the shape).
+            // Its adopter's capabilities are these (part of the shape): the
+            // bounding set is reduced while it waits.
             limit_bounding_set(cfg.security.capabilities.as_deref())?;
             adopted = super::pool::await_adoption(sock)?;
+            // The shim checked the shape, capabilities included; should it
+            // ever not, the set is reduced again (it only shrinks).
+            bounded = adopted.security.capabilities == cfg.security.capabilities;
             // An adopter with limits of its own may have been moved into a
             // cgroup of its own (v1: a memory cgroup for its limit; the
             // shim sets limits only when they differ, see
@@ -281,11 +287,7 @@ fn setup_and_exec(
     let env = cstrings(&super::gpu::workload_env(&env, cfg.security.gpu.as_ref()))?;
 
     set_rlimits(&cfg.security.rlimits)?;
-    drop_privileges(
-        cfg.security.capabilities.as_deref(),
-        &who,
-        fds.adopt.is_some(),
-    )?;
+    drop_privileges(cfg.security.capabilities.as_deref(), &who, bounded)?;
     rearm_parent_death(fds.errp_w.as_fd())?;
 
     wire_stdio(cfg, fds)?;

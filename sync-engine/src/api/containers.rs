@@ -295,6 +295,9 @@ impl Engine {
         // As with docker, a kill by the user counts as a stop for restart
         // policies.
         self.shared.store().set_manual_stop(&c.id).await?;
+        // A warm pool's container being adopted is signalled once its
+        // workload runs (or its start failed).
+        self.shared.live(&c.id).adoption_settled().await;
         // Its PID 1 as recorded now: no restart follows a manual stop.
         let c = reread(&self.shared, &c.id, reference).await?;
         signals::signal_target(&c, sig).await

@@ -30,6 +30,10 @@ impl Engine {
             // Created and started moments ago: exec once it runs.
             c = shared.wait_started(&mut watch, &c.id).await?;
         }
+        if shared.live(&c.id).adoption_settled().await {
+            // Its row said running while its adoption finished.
+            c = shared.resolve_here(&spec.container).await?;
+        }
         if c.state.is_paused() {
             return Err(EngineError::FailedPrecondition(format!(
                 "container {} is paused: unpause it first",

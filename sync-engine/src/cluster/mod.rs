@@ -250,11 +250,19 @@ pub(crate) async fn take_queued(shared: &Arc<Shared>) -> Result<usize> {
 /// A lost container of this node whose supervisor still runs (same pid,
 /// same start time) is taken back: running, or paused when its cgroup is
 /// frozen. False when its supervisor is gone (its monitor records the end)
-/// or it never had one (a start in flight records it).
+/// or it never had one or is being adopted from a warm pool (a start in
+/// flight records it; an adoption is taken back once it has ended).
 pub(crate) async fn take_back(shared: &Arc<Shared>, c: &Container) -> Result<bool> {
     let (Some(pid), Some(start)) = (c.shim_pid, c.shim_start_time) else {
         return Ok(false);
     };
+    if shared
+        .live(&c.id)
+        .adopting
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Ok(false);
+    }
     let spec = shared.cgroup_spec(c);
     let (alive, frozen) = tokio::task::spawn_blocking(move || {
         let alive = quilt_runtime::proc::start_time(pid) == Some(start);

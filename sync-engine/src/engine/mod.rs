@@ -1,6 +1,7 @@
 //! The engine handle the gRPC server holds, and the state its parts share.
 mod activity;
 mod live;
+pub(crate) use live::Adopting;
 mod queue;
 mod shared;
 mod wait;

@@ -87,8 +87,10 @@ pub mod from {
     pub const BEGIN_START: &[State] = &[State::Created];
     /// created (queued) -> created (not queued): stop of a queued start.
     pub const CANCEL_START: &[State] = &[State::Created];
-    /// starting -> running, once the workload runs (lost meanwhile: its
-    /// node's lease ran out during the start, and it is still this node's).
+    /// starting -> running, once the workload runs, or for a warm pool's
+    /// container once it is handed over (see `pool::adopt`) (lost
+    /// meanwhile: its node's lease ran out during the start, and it is
+    /// still this node's).
     pub const SET_RUNNING: &[State] = &[State::Starting, State::Lost];
     /// -> failed: could not start, or the supervisor was lost.
     pub const SET_FAILED: &[State] = &[

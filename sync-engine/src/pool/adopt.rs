@@ -5,12 +5,13 @@
 //! pooled one (same shape) before the shim hands it to the waiting PID 1.
 //!
 //! The processes that will run the workload are the pooled ones, known
-//! before the hand-over: the row is changed to `running` while PID 1
-//! finishes (its last settings and execve, about half a millisecond), as
-//! `runc start` answers before its init has exec'd. The RUNNING event
-//! still waits for the shim's report that the workload was exec'd; a
-//! start that fails there changes the row to `failed`, as any failed
-//! start does.
+//! before the hand-over: the row is changed to `running` from the
+//! hand-over to the shim's report (the shim's checks and limits, then PID
+//! 1's last settings and execve: under a millisecond), as `runc start`
+//! answers before its init has exec'd. The RUNNING event still waits for
+//! the report that the workload was exec'd; a start that fails there
+//! changes the row to `failed`, as any failed start does. Meanwhile kill
+//! and exec wait for the start's end (see `Live::adopting`).
 use super::Member;
 use crate::engine::Shared;
 use crate::error::Result as StoreResult;
@@ -24,10 +25,11 @@ use std::sync::Arc;
 type Started = std::result::Result<Launched, (i32, String)>;
 
 /// What came of an adoption: how the start ended and what the change of
-/// its row to `running` answered (see `Store::set_running`).
+/// its row to `running` answered (see `Store::set_running`); None: not
+/// recorded yet (the caller records it from the report).
 pub(crate) struct Adopted {
     pub started: Started,
-    pub recorded: StoreResult<bool>,
+    pub recorded: Option<StoreResult<bool>>,
 }
 
 /// Adopts `member` for `c` (`config`: what a cold start would run, before
@@ -97,6 +99,7 @@ pub(crate) async fn adopt(
     .await
     .map_err(|e| e.to_string())??;
     // Handed over: from here on the start is never tried again.
+    let cgroup = shared.cgroup_spec(c);
     let waited = tokio::task::spawn_blocking(move || {
         let (handed, config) = handed;
         match handed.wait() {
@@ -104,13 +107,31 @@ pub(crate) async fn adopt(
             Err(e) => Err((EXIT_SETUP, e.to_string())),
         }
     });
-    let recorded = shared
-        .store()
-        .set_running(&c.id, pid, shim_pid, shim_start_time, now_ns())
-        .await;
+    // Without its start time (its read failed at preparation) the row
+    // would not identify the supervisor: recorded from the report instead.
+    let recorded = match shim_start_time {
+        0 => None,
+        _ => Some(
+            shared
+                .store()
+                .set_running(&c.id, pid, shim_pid, shim_start_time, now_ns())
+                .await,
+        ),
+    };
     let started = match waited.await {
         Ok(started) => started,
-        Err(e) => Err((EXIT_SETUP, format!("waiting for the start: {e}"))),
+        Err(e) => {
+            // The wait was lost with its report: nothing would watch the
+            // supervisor, so it is ended.
+            let end = tokio::task::spawn_blocking(move || {
+                quilt_runtime::proc::kill_and_reap_child(shim_pid);
+                quilt_runtime::cgroup::remove(&cgroup)
+            });
+            if let Ok(Err(ce)) = end.await {
+                tracing::warn!(container = %c.id, error = %ce, "cannot remove the cgroup of an unwatched start");
+            }
+            Err((EXIT_SETUP, format!("waiting for the start: {e}")))
+        }
     };
     Ok(Adopted { started, recorded })
 }

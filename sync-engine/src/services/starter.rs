@@ -77,6 +77,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     // of the container's shape, ended and the container started cold in
     // that namespace. Its replacement is prepared once this start is over.
     let mut member = shared.pool().take(id);
+    let _adopting = member.as_ref().map(|_| crate::engine::Adopting::new(&live));
     let _refill = member.as_ref().map(|_| shared.pool().refill_after());
     let slot = member.as_ref().map(|m| m.slot.as_str());
     let c = match shared.store().set_starting(id, slot).await {
@@ -143,7 +144,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     };
     // An adoption changed the row to running while its workload started.
     let (outcome, recorded) = match adopted {
-        Some(a) => (a.started, Some(a.recorded)),
+        Some(a) => (a.started, a.recorded),
         None => {
             let mut config = config;
             match crate::network::prepare(shared, c).await {
@@ -159,11 +160,11 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             let images = shared.images().clone();
             let shim = shared.cfg().shim_path.clone();
             let image = c.image.clone();
-            let launched = tokio::task::spawn_blocking(move || {
+            let cold = tokio::task::spawn_blocking(move || {
                 launch_blocking(&images, &shim, &image, config)
             })
             .await?;
-            (launched, None)
+            (cold, None)
         }
     };
 
@@ -217,6 +218,9 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             Ok(Outcome::Running)
         }
         Err((code, reason)) => {
+            if let Some(Err(e)) = &recorded {
+                tracing::warn!(container = %id, error = %e, "recording an adopted container as running failed");
+            }
             drop(op);
             monitor::record_failure(shared, c, code, &reason).await?;
             Ok(Outcome::Failed)
