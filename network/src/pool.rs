@@ -183,8 +183,9 @@ impl Pool {
 
     /// Takes back a slot a container no longer uses (its veth end already
     /// off its bridge): cleaned and kept, or destroyed when `tainted` (its
-    /// container could change it: CAP_NET_ADMIN) or the pool is full. In
-    /// the background; never on anyone's start path.
+    /// container could change it: CAP_NET_ADMIN) or twice the target is
+    /// ready (see `recycle`). In the background; never on anyone's start
+    /// path.
     pub fn give_back(&self, slot: Slot, tainted: bool) {
         let sh = self.shared.clone();
         let job: Job = Box::new(move |w| w.recycle(&sh, slot, tainted));
@@ -346,9 +347,16 @@ impl Worker {
         })
     }
 
+    /// Keeps a returned slot while fewer than twice its kind's target are
+    /// ready. The target is made up right after each take, so a pool kept
+    /// at the target exactly would destroy every slot its container gives
+    /// back and make a new one for every start: at a steady pace of starts
+    /// and removals the slots now go round, and none is made or destroyed
+    /// (each costs the kernel a namespace's set-up or teardown, which
+    /// walks every namespace on the host).
     fn recycle(&self, sh: &Shared, mut slot: Slot, tainted: bool) {
         let full = sh.free.lock().unwrap_or_else(|p| p.into_inner())[slot.kind.index()].len()
-            >= sh.target(slot.kind);
+            >= 2 * sh.target(slot.kind);
         if tainted || full {
             self.destroy(slot);
             return;

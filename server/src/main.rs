@@ -144,10 +144,12 @@ struct Args {
     /// its own network namespace).
     #[arg(long, value_name = "IP[:PORT]", value_delimiter = ',')]
     upstream_dns: Vec<String>,
-    /// Network namespaces kept ready for `--network none` containers.
+    /// Network namespaces kept ready for `--network none` containers (up
+    /// to twice as many when containers give theirs back).
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
     netns_pool: usize,
-    /// Network namespaces with a veth pair kept ready for bridge networks.
+    /// Network namespaces with a veth pair kept ready for bridge networks
+    /// (up to twice as many when containers give theirs back).
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_NETNS_POOL)]
     bridge_pool: usize,
     /// Pull from this registry over plain HTTP instead of HTTPS; loopback
