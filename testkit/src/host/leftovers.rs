@@ -46,10 +46,11 @@ pub struct Leftovers {
 }
 
 /// The most network namespaces a running quiltd keeps ready under
-/// `<data dir>/netns` (its default `--netns-pool` plus `--bridge-pool`):
-/// up to this many are its pool, not leftovers; more, or any once quiltd
-/// is gone, are counted as leftover mounts.
-pub const POOL_BOUND: usize = 16;
+/// `<data dir>/netns` (twice its default `--netns-pool` plus
+/// `--bridge-pool`: it keeps up to twice the target of those containers
+/// give back): up to this many are its pool, not leftovers; more, or any
+/// once quiltd is gone, are counted as leftover mounts.
+pub const POOL_BOUND: usize = 32;
 
 /// The daemon's shared memory group (v2), right below its parent cgroup:
 /// not a container's, so not a leftover (its children are).
