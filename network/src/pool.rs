@@ -354,9 +354,15 @@ impl Worker {
     /// and removals the slots now go round, and none is made or destroyed
     /// (each costs the kernel a namespace's set-up or teardown, which
     /// walks every namespace on the host).
-    fn recycle(&self, sh: &Shared, mut slot: Slot, tainted: bool) {
-        let full = sh.free.lock().unwrap_or_else(|p| p.into_inner())[slot.kind.index()].len()
-            >= 2 * sh.target(slot.kind);
+    fn recycle(&self, sh: &Shared, slot: Slot, tainted: bool) {
+        let keep = sh.target(slot.kind).saturating_mul(2);
+        self.recycle_below(sh, slot, tainted, keep);
+    }
+
+    /// `recycle`, keeping the slot only while fewer than `keep` are ready.
+    fn recycle_below(&self, sh: &Shared, mut slot: Slot, tainted: bool, keep: usize) {
+        let full =
+            sh.free.lock().unwrap_or_else(|p| p.into_inner())[slot.kind.index()].len() >= keep;
         if tainted || full {
             self.destroy(slot);
             return;
@@ -415,7 +421,8 @@ impl Worker {
 
 impl Pool {
     /// Start-up: slots on disk that no container has are cleaned and kept
-    /// (up to the targets) or destroyed.
+    /// (up to the targets, not twice: whether a container could change one
+    /// before a crash is not known) or destroyed.
     pub fn adopt_unused(&self, unused: Vec<String>) {
         let sh = self.shared.clone();
         let _ = self.call(move |w| {
@@ -462,7 +469,8 @@ impl Pool {
                                 continue;
                             }
                         }
-                        w.recycle(&sh, s, false);
+                        let keep = sh.target(s.kind);
+                        w.recycle_below(&sh, s, false, keep);
                     }
                     Err(e) => {
                         tracing::info!(slot = %id, error = %e, "removing a leftover network namespace");
