@@ -407,3 +407,78 @@ fn an_image_named_anew_replaces_the_pooled_containers() {
     d.cli(["rmi", "pooled"]).ok();
     d.assert_no_leftovers();
 }
+
+/// A claimed container's start begins at once, not from the queue: a
+/// create that starts (the API's default) is inserted as starting, and a
+/// start of one created without starting changes it in one statement. Its
+/// lifecycle lock is held from that change, so a removal right behind it
+/// waits for the start and leaves nothing; a refused create gives the
+/// claimed container back to its pool as it was; two starts of one claimed
+/// container start it once.
+#[test]
+fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
+    let d = Daemon::builder()
+        .args(&["--warm-pool", "default=2"])
+        .start();
+    wait_full(&d, "default");
+
+    // Created (and started) and removed right behind: gone, with nothing left.
+    let id = d.cli(["create", "default", "sleep", "60"]).ok();
+    d.cli(["rm", "-f", &id]).ok();
+    assert_eq!(hits(&d), 1);
+    assert!(d.cli(["status", &id]).code != Some(0), "{id} is gone");
+    wait_full(&d, "default");
+
+    // A running one, then a create of the same name: refused, and the
+    // claimed container goes back to its pool as it was (the same shims,
+    // none prepared anew).
+    let first = d
+        .cli(["create", "--name", "taken", "default", "sleep", "60"])
+        .ok();
+    assert_eq!(hits(&d), 2);
+    wait_full(&d, "default");
+    let mut before = host::shims_of(&d.root, d.pid());
+    before.sort();
+    d.cli(["create", "--name", "taken", "default", "sleep", "60"])
+        .expect_engine_error();
+    let (_, ready, ..) = pool(&d, "default").expect("the pool");
+    assert_eq!(ready, 2, "the claim went back");
+    let mut after = host::shims_of(&d.root, d.pid());
+    after.sort();
+    assert_eq!(before, after, "the same pooled containers wait");
+    let st = d.status_json("taken");
+    assert_eq!(
+        (st["id"].as_str(), st["state"].as_str()),
+        (Some(first.as_str()), Some("running")),
+        "{st}"
+    );
+    d.cli(["rm", "-f", "taken"]).ok();
+    wait_full(&d, "default");
+
+    // Created without a start, then started twice at once: one start, and
+    // both calls see it running.
+    let id = d
+        .cli(["create", "--no-start", "default", "sleep", "60"])
+        .ok();
+    let hits_before = hits(&d);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| d.cli(["start", &id]));
+        let b = s.spawn(|| d.cli(["start", &id]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    a.ok();
+    b.ok();
+    assert_eq!(hits(&d), hits_before, "claimed at its create");
+    let st = d.status_json(&id);
+    assert_eq!(st["state"], "running", "{st}");
+    let memcg = match cgroup_version() {
+        CgroupVersion::V1 => d.cgroup_dir("pids", &id),
+        CgroupVersion::V2 => d.cgroup_dir("", &id),
+    };
+    let procs = read_trimmed(&memcg.join("cgroup.procs")).unwrap_or_default();
+    assert_eq!(procs.lines().count(), 1, "one workload: {procs:?}");
+    d.cli(["rm", "-f", &id]).ok();
+    wait_full(&d, "default");
+    d.cli(["pool", "rm", "default"]).ok();
+    d.assert_no_leftovers();
+}

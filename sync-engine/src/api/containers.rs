@@ -73,12 +73,6 @@ impl Engine {
             None => None,
         };
         let here = c.node.is_none() || c.node.as_deref() == shared.node();
-        // Reserve the queue slot first: a full queue is refused before any row exists.
-        let slot = if c.autostart && here {
-            Some(shared.queue().reserve(who)?)
-        } else {
-            None
-        };
         // A warm pool's container of its shape: it becomes that container
         // (its id, so its directory and cgroup are ready), adopted at its
         // first start, now or later (docker's and quilt's `run` create,
@@ -88,7 +82,7 @@ impl Engine {
         } else {
             Claim::NoPool
         };
-        let pooled = match claim {
+        let mut pooled = match claim {
             Claim::Hit(id) => {
                 shared.metrics().pool_claim(true);
                 Some(shared.pool().hold(id))
@@ -109,9 +103,54 @@ impl Engine {
                 c.hostname = c.name.clone();
             }
         }
+        // Adopted now: inserted as `starting`, with no turn in the queue.
+        let adopt_now = pooled
+            .as_ref()
+            .filter(|_| c.autostart)
+            .and_then(|held| shared.pool().slot_of(held.id()));
+        if let Some(netns) = adopt_now {
+            // The start's task owns the claim from here: a failed insert
+            // gives it back to its pool.
+            if let Some(held) = pooled.take() {
+                held.keep();
+            }
+            c.state = State::Starting;
+            c.autostart = false;
+            let id = c.id.clone();
+            let begin = {
+                let shared = shared.clone();
+                async move {
+                    let inserted = shared
+                        .store()
+                        .insert_full(&c, Some(&shared.cfg().userns_ids), Some(&netns))
+                        .await;
+                    match inserted {
+                        Ok((range, net)) => {
+                            (c.id_range, c.net) = (range, net);
+                            crate::network::dns::insert(&shared, &c);
+                            shared.emit(&c, State::Created, "created", None, None);
+                            Ok(Some(c))
+                        }
+                        Err(e) => {
+                            shared.pool().unclaim(&c.id);
+                            Err(e)
+                        }
+                    }
+                }
+            };
+            return crate::services::starter::claimed_start(shared, &id, begin)
+                .await?
+                .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
+        }
+        // A full queue is refused before any row exists.
+        let slot = if c.autostart && here {
+            Some(shared.queue().reserve(who)?)
+        } else {
+            None
+        };
         let inserted = shared
             .store()
-            .insert_full(&c, Some(&shared.cfg().userns_ids))
+            .insert_full(&c, Some(&shared.cfg().userns_ids), None)
             .await;
         // Dropped on an error (or a cancelled call), the claim goes back.
         (c.id_range, c.net) = inserted?;
@@ -150,7 +189,24 @@ impl Engine {
             return crate::cluster::start_lost(shared, c).await;
         }
         let mut watch = shared.watch();
+        // A warm pool's container claimed at its create: adopted now, with
+        // no turn in the queue (see `claimed_start`).
+        let mut begun = false;
+        if c.state == State::Created
+            && let Some(netns) = shared.pool().slot_of(&c.id)
         {
+            let begin = {
+                let (shared, id) = (shared.clone(), c.id.clone());
+                async move { shared.store().begin_claimed_start(&id, &netns).await }
+            };
+            begun = crate::services::starter::claimed_start(shared, &c.id, begin)
+                .await?
+                .is_some();
+            // Not `created` any more: another call's start (then this one
+            // waits for it, as for a start under way), or a removal.
+            begun = begun || reread(shared, &c.id, reference).await?.state.is_active();
+        }
+        if !begun {
             let live = shared.live(&c.id);
             let _lifecycle = live.lifecycle.lock().await;
             let slot = shared.queue().reserve(who)?;

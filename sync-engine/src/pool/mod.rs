@@ -345,7 +345,7 @@ impl WarmPool {
     }
 
     /// A claim whose create failed: back to its pool (if it still has room).
-    fn unclaim(&self, id: &str) {
+    pub(crate) fn unclaim(&self, id: &str) {
         let mut inner = self.lock();
         let Some(m) = inner.claimed.remove(id) else {
             return;
@@ -357,6 +357,11 @@ impl WarmPool {
         }
         drop(inner);
         self.wake.notify_one();
+    }
+
+    /// The network namespace of the container claimed for `id`, if any.
+    pub fn slot_of(&self, id: &str) -> Option<String> {
+        self.lock().claimed.get(id).map(|m| m.slot.clone())
     }
 
     /// The container claimed for `id`, for its start.

@@ -106,6 +106,71 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             }
         }
     };
+    begun(shared, op, c, member).await
+}
+
+/// A start of a warm pool's claimed container that begins at once, not
+/// from the queue: its create (with autostart) or StartContainer changes
+/// the row to `starting` here, on the start's own task, and the adoption
+/// follows. An adoption is cheap and each pool bounds its own, so it takes
+/// no turn in the queue (and no start slot). The task holds the lifecycle
+/// lock from before the change until the start's end, as the starter does,
+/// and goes on if the calling RPC is cancelled once `begin` has run.
+///
+/// `begin` makes the change (None: the row was not in a state to begin);
+/// its answer comes back here, and on Some the start goes on.
+pub(crate) async fn claimed_start<F>(
+    shared: &Arc<Shared>,
+    id: &str,
+    begin: F,
+) -> Result<Option<Container>>
+where
+    F: std::future::Future<Output = Result<Option<Container>>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let shared = shared.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        let live = shared.live(&id);
+        let op = live.lifecycle.lock().await;
+        let began = std::time::Instant::now();
+        let c = match begin.await {
+            Ok(Some(c)) => c,
+            other => {
+                let _ = tx.send(other);
+                return;
+            }
+        };
+        let _ = tx.send(Ok(Some(c.clone())));
+        let member = shared.pool().take(&id);
+        let _adopting = member.as_ref().map(|_| crate::engine::Adopting::new(&live));
+        let _refill = member.as_ref().map(|_| shared.pool().refill_after());
+        let res = begun(&shared, op, c, member).await;
+        let ran = matches!(res, Ok(Outcome::Running));
+        shared
+            .metrics()
+            .start_finished(ran, std::time::Duration::ZERO, began.elapsed());
+        if let Err(e) = res {
+            tracing::warn!(container = %id, error = %e, "start failed");
+        }
+    });
+    rx.await.unwrap_or_else(|_| {
+        Err(crate::error::EngineError::Internal(
+            "the start's task ended before its row changed".into(),
+        ))
+    })
+}
+
+/// The rest of a start once its row says `starting` (`c`, as the change
+/// left it), under the lifecycle lock `op`; `member`: the warm pool's
+/// container it adopts, if any.
+async fn begun(
+    shared: &Arc<Shared>,
+    op: tokio::sync::MutexGuard<'_, ()>,
+    c: Container,
+    member: Option<crate::pool::Member>,
+) -> Result<Outcome> {
+    let id = c.id.as_str();
     shared.emit(&c, State::Starting, "starting", None, None);
     let c = &c;
     let failed = |reason: String| async move {

@@ -313,8 +313,9 @@ delegate! {
     /// volume it mounts, an id range for a private user namespace and, on
     /// a bridge network, its address and published ports, in one
     /// transaction (one statement for the row alone). Returns its id range
-    /// and network settings as stored.
-    fn insert_full(&self, c: &Container, ids: Option<&UsernsIds>) -> (Option<IdRange>, NetSettings);
+    /// and network settings as stored. `slot`: a warm pool's network
+    /// namespace, for a container inserted as `starting`.
+    fn insert_full(&self, c: &Container, ids: Option<&UsernsIds>, slot: Option<&str>) -> (Option<IdRange>, NetSettings);
     #[cfg(test)]
     fn insert_with_ids(&self, c: &Container, ids: Option<&UsernsIds>) -> Option<IdRange>;
     fn get(&self, id: &str) -> Option<Container>;
@@ -325,6 +326,9 @@ delegate! {
     /// cancelled). `slot`: the network namespace it starts in (a warm
     /// pool's), recorded with the change.
     fn set_starting(&self, id: &str, slot: Option<&str>) -> Option<Container>;
+    /// created (queued or not) -> starting in `slot`: a warm pool's
+    /// container's first start, begun at once. None when not `created`.
+    fn begin_claimed_start(&self, id: &str, slot: &str) -> Option<Container>;
     /// Gives `id` the name `name` unless it is being removed. False when it
     /// is (or is gone); ALREADY_EXISTS when another container has the name.
     fn rename(&self, id: &str, name: &str) -> bool;

@@ -40,16 +40,17 @@ fn returning_row(sql: String) -> String {
     format!("{sql} RETURNING {}", *RETURNED)
 }
 
-/// The columns of a new row, bound by `bind_new_row` as $1..$30. Its
+/// The columns of a new row, bound by `bind_new_row` as $1..$31. Its
 /// labels go in as a JSON object; the row's INSERT trigger puts them in
 /// the labels table too (the index of label filters), in the same
-/// statement.
+/// statement. `netns_slot` is set for a warm pool's container whose start
+/// begins with its create (inserted as `starting`).
 const NEW_ROW_COLUMNS: &str = "id, name, image, command, env, working_dir, hostname, \
     memory_mb, cpus, pids_limit, network, auto_remove, autostart, init, state, created_at, mounts, \
     security, disk_bytes, net, restart_policy, restart_max, ttl_ns, idle_timeout_ns, \
-    idle_action, egress, stdio, node, node_labels, labels";
+    idle_action, egress, stdio, node, node_labels, labels, netns_slot";
 const NEW_ROW_VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-    $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30";
+    $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31";
 
 /// The INSERT of a new row.
 static INSERT_ROW: LazyLock<String> = LazyLock::new(|| {
@@ -64,10 +65,12 @@ static INSERT_ROW_IF_IMAGE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// `sql` (`INSERT_ROW` or `INSERT_ROW_IF_IMAGE`) with the values of `c`.
+/// `sql` (`INSERT_ROW` or `INSERT_ROW_IF_IMAGE`) with the values of `c`,
+/// and the network namespace `slot` it starts in (see `NEW_ROW_COLUMNS`).
 fn bind_new_row<'q>(
     sql: &'q str,
     c: &'q Container,
+    slot: Option<&'q str>,
 ) -> sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments<'q>> {
     sqlx::query(sql)
         .bind(&c.id)
@@ -100,6 +103,7 @@ fn bind_new_row<'q>(
         .bind(&c.node)
         .bind((!c.node_labels.is_empty()).then(|| json(&c.node_labels)))
         .bind((!c.labels.is_empty()).then(|| json(&c.labels)))
+        .bind(slot)
 }
 
 /// Whether a new container's row (with its labels) is all its create
@@ -116,12 +120,12 @@ fn row_only(c: &Container) -> bool {
 /// Inserts `c`'s row. An image of the store must still be there, checked
 /// by the same statement: `image rm` checks for users on the same (single)
 /// writer, so it cannot slip in between.
-async fn insert_row(conn: &mut Conn, c: &Container) -> Result<()> {
+async fn insert_row(conn: &mut Conn, c: &Container, slot: Option<&str>) -> Result<()> {
     let sql = match c.image.starts_with("sha256:") {
         true => &*INSERT_ROW_IF_IMAGE,
         false => &*INSERT_ROW,
     };
-    let inserted = bind_new_row(sql, c)
+    let inserted = bind_new_row(sql, c, slot)
         .execute(&mut *conn)
         .await
         .map_err(|e| match &e {
@@ -150,13 +154,15 @@ impl SqlStore<super::Db> {
     /// Inserts the container as `insert_with_ids` does and, on a bridge
     /// network, gives it an address there and records its published ports,
     /// in the same transaction. Returns its id range and its network
-    /// settings as stored.
+    /// settings as stored. `slot`: the warm pool's network namespace of a
+    /// container inserted as `starting` (see `NEW_ROW_COLUMNS`).
     pub async fn insert_full(
         &self,
         c: &Container,
         ids: Option<&UsernsIds>,
+        slot: Option<&str>,
     ) -> Result<(Option<IdRange>, crate::model::NetSettings)> {
-        self.insert_tx(c, ids).await
+        self.insert_tx(c, ids, slot).await
     }
 
     /// Inserts the container with its labels and, for a private user
@@ -168,16 +174,17 @@ impl SqlStore<super::Db> {
         c: &Container,
         ids: Option<&UsernsIds>,
     ) -> Result<Option<IdRange>> {
-        self.insert_tx(c, ids).await.map(|(r, _)| r)
+        self.insert_tx(c, ids, None).await.map(|(r, _)| r)
     }
 
     async fn insert_tx(
         &self,
         c: &Container,
         ids: Option<&UsernsIds>,
+        slot: Option<&str>,
     ) -> Result<(Option<IdRange>, crate::model::NetSettings)> {
         if row_only(c) {
-            return self.insert_row_only(c).await;
+            return self.insert_row_only(c, slot).await;
         }
         db_write!(self, |conn| {
             let mut tx = conn.begin().await?;
@@ -209,7 +216,7 @@ impl SqlStore<super::Db> {
                     )));
                 }
             }
-            insert_row(&mut tx, c).await?;
+            insert_row(&mut tx, c, slot).await?;
             volumes::insert_used(&mut tx, c).await?;
             let range = match (c.security.userns, ids) {
                 (UsernsMode::Private, Some(ids)) => {
@@ -245,9 +252,10 @@ impl SqlStore<super::Db> {
     async fn insert_row_only(
         &self,
         c: &Container,
+        slot: Option<&str>,
     ) -> Result<(Option<IdRange>, crate::model::NetSettings)> {
         db_write!(self, |conn| {
-            insert_row(conn, c).await?;
+            insert_row(conn, c, slot).await?;
             self.index_inserted(c, None, &c.net);
             Ok((None, c.net.clone()))
         })
@@ -406,6 +414,34 @@ impl SqlStore<super::Db> {
             ))
         });
         // fetch_all for UPDATE ... RETURNING (see `set_failed`).
+        db_write!(self, |c| {
+            let rows = sqlx::query(&SQL)
+                .bind(id)
+                .bind(self.me())
+                .bind(slot)
+                .fetch_all(&mut *c)
+                .await?;
+            self.returned(id, Ok(rows))
+        })
+    }
+
+    /// created (queued or not) -> starting, recording the network namespace
+    /// `slot` it starts in: the first start of a warm pool's container,
+    /// begun by StartContainer at once (no turn in the queue), as
+    /// `reset_for_start` then `set_starting` would do in two. A claimed
+    /// container never ran, so it has no run to forget and no namespace yet.
+    /// The row as it now is; None when it is not `created` any more.
+    pub async fn begin_claimed_start(&self, id: &str, slot: &str) -> Result<Option<Container>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            returning_row(format!(
+                "UPDATE containers SET state = '{}', autostart = FALSE, manual_stop = FALSE, \
+                 restart_count = 0, expires_at = NULL, netns_slot = $3, netns_tainted = FALSE \
+                 WHERE id = $1 AND state IN ({}) AND netns_slot IS NULL{}",
+                State::Starting.as_str(),
+                states_sql(from::BEGIN_START),
+                mine(2)
+            ))
+        });
         db_write!(self, |c| {
             let rows = sqlx::query(&SQL)
                 .bind(id)
@@ -1263,6 +1299,73 @@ mod tests {
         assert_eq!(s.network_usage().await.unwrap().2, 1);
         s.delete("n2").await.unwrap();
         assert_eq!(s.network_usage().await.unwrap().2, 0);
+    }
+
+    /// A warm pool's container begins its start at once: inserted as
+    /// `starting` with its namespace, or changed from `created` (queued or
+    /// not) by one statement that records it. Nothing else begins so: a row
+    /// that is not `created`, or already has a namespace.
+    #[tokio::test]
+    async fn claimed_starts_begin_with_their_namespace() {
+        let (_d, s) = store().await;
+        let mut at_create = row("w1", "w1");
+        at_create.state = State::Starting;
+        at_create.autostart = false;
+        s.insert_full(&at_create, None, Some("slot-w1"))
+            .await
+            .unwrap();
+        let got = s.get("w1").await.unwrap().unwrap();
+        assert_eq!((got.state, got.autostart), (State::Starting, false));
+        // A claimed container's own start, from `created` (not queued).
+        let mut created = row("w2", "w2");
+        created.autostart = false;
+        s.insert(&created).await.unwrap();
+        let begun = s.begin_claimed_start("w2", "slot-w2").await.unwrap();
+        let begun = begun.expect("created: begun");
+        assert_eq!((begun.state, begun.autostart), (State::Starting, false));
+        // Not again: it is starting, and has its namespace.
+        assert!(
+            s.begin_claimed_start("w2", "slot-x")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Nor from another state, nor a row that has a namespace already.
+        s.insert(&row("w3", "w3")).await.unwrap();
+        s.set_starting("w3", None).await.unwrap();
+        assert!(
+            s.begin_claimed_start("w3", "slot-w3")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        s.insert(&row("w4", "w4")).await.unwrap();
+        s.slot_set("w4", "slot-w4").await.unwrap();
+        assert!(
+            s.begin_claimed_start("w4", "slot-y")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.begin_claimed_start("gone", "slot-z")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let mut all = s.slots(None).await.unwrap();
+        all.sort();
+        let want: Vec<(String, String, bool)> =
+            [("w1", "slot-w1"), ("w2", "slot-w2"), ("w4", "slot-w4")]
+                .iter()
+                .map(|(i, s)| (i.to_string(), s.to_string(), false))
+                .collect();
+        assert_eq!(all, want);
+        // Back to created (queued) if the daemon died meanwhile, as any
+        // start: the namespace stays recorded for the cold start.
+        s.requeue_interrupted_start("w1").await.unwrap();
+        let got = s.get("w1").await.unwrap().unwrap();
+        assert_eq!((got.state, got.autostart), (State::Created, true));
     }
 
     /// The change to `starting` keeps the taint of the namespace it
