@@ -275,12 +275,25 @@ impl Worker {
 
     /// A new slot of `kind` (this thread moves into its namespace).
     pub(crate) fn create(&self, kind: Kind) -> Result<Slot> {
-        let id = format!("{}{}", kind.letter(), random_hex(6));
-        let path = self.path(&id);
-        netns::create_bound(&path).map_err(NetError::io(format!(
-            "new network namespace {}",
-            path.display()
-        )))?;
+        // Six hex digits (the veth names are short): with thousands of
+        // namespaces a drawn id is taken now and then, so another is drawn.
+        let mut tries = 0;
+        let (id, path) = loop {
+            let id = format!("{}{}", kind.letter(), random_hex(6));
+            let path = self.path(&id);
+            match netns::create_bound(&path) {
+                Ok(()) => break (id, path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 8 => {
+                    tries += 1;
+                }
+                Err(e) => {
+                    return Err(NetError::io(format!(
+                        "new network namespace {}",
+                        path.display()
+                    ))(e));
+                }
+            }
+        };
         match self.fill(kind, &id, &path) {
             Ok(s) => Ok(s),
             Err(e) => {
