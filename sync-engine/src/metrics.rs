@@ -255,14 +255,23 @@ impl Metrics {
         self.db_busy_ns.fetch_add(ns, Relaxed);
     }
 
-    pub(crate) fn start_finished(&self, ok: bool, queued: Duration, launch: Duration) {
+    /// A start ended: `queued` is its wait in the start queue, None for a
+    /// start that took no turn there (a claimed container's, see
+    /// `starter::claimed_start`): it counts in neither the queue's
+    /// completions nor its wait.
+    pub(crate) fn start_finished(&self, ok: bool, queued: Option<Duration>, launch: Duration) {
         let outcome = if ok { "ok" } else { "failed" };
         self.starts
             .get_or_create(&labels(&[("outcome", outcome)]))
             .inc();
-        self.queue_completions.inc();
-        let total = queued + launch;
-        for (phase, d) in [("queue", queued), ("launch", launch), ("total", total)] {
+        if let Some(queued) = queued {
+            self.queue_completions.inc();
+            self.start_phases
+                .get_or_create(&labels(&[("phase", "queue")]))
+                .observe(queued.as_secs_f64());
+        }
+        let total = queued.unwrap_or_default() + launch;
+        for (phase, d) in [("launch", launch), ("total", total)] {
             self.start_phases
                 .get_or_create(&labels(&[("phase", phase)]))
                 .observe(d.as_secs_f64());
@@ -371,7 +380,11 @@ mod tests {
     fn text_has_the_families_and_percentiles_are_ordered() {
         let m = Metrics::new();
         m.queued();
-        m.start_finished(true, Duration::from_millis(1), Duration::from_millis(3));
+        m.start_finished(
+            true,
+            Some(Duration::from_millis(1)),
+            Duration::from_millis(3),
+        );
         m.rejected("queue_full");
         m.exited(true);
         m.observe_rpc(

@@ -479,6 +479,23 @@ fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
     assert_eq!(procs.lines().count(), 1, "one workload: {procs:?}");
     d.cli(["rm", "-f", &id]).ok();
     wait_full(&d, "default");
+
+    // The same with a workload that ends at once: the second start finds
+    // it started (or already exited), and it runs once.
+    let id = d
+        .cli(["create", "--no-start", "default", "sh", "-c", "echo ran"])
+        .ok();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| d.cli(["start", &id]));
+        let b = s.spawn(|| d.cli(["start", &id]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    a.ok();
+    b.ok();
+    d.cli(["wait", &id]).ok();
+    assert_eq!(d.cli(["logs", &id]).ok(), "ran", "one run");
+    d.cli(["rm", &id]).ok();
+    wait_full(&d, "default");
     d.cli(["pool", "rm", "default"]).ok();
     d.assert_no_leftovers();
 }

@@ -120,25 +120,15 @@ impl Engine {
             let begin = {
                 let shared = shared.clone();
                 async move {
-                    let inserted = shared
+                    let ids = &shared.cfg().userns_ids;
+                    (c.id_range, c.net) = shared
                         .store()
-                        .insert_full(&c, Some(&shared.cfg().userns_ids), Some(&netns))
-                        .await;
-                    match inserted {
-                        Ok((range, net)) => {
-                            (c.id_range, c.net) = (range, net);
-                            crate::network::dns::insert(&shared, &c);
-                            shared.emit(&c, State::Created, "created", None, None);
-                            Ok(Some(c))
-                        }
-                        Err(e) => {
-                            shared.pool().unclaim(&c.id);
-                            Err(e)
-                        }
-                    }
+                        .insert_full(&c, Some(ids), Some(&netns))
+                        .await?;
+                    Ok(Some(c))
                 }
             };
-            return crate::services::starter::claimed_start(shared, &id, begin)
+            return crate::services::starter::claimed_start(shared, &id, true, begin)
                 .await?
                 .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
         }
@@ -192,19 +182,31 @@ impl Engine {
         // A warm pool's container claimed at its create: adopted now, with
         // no turn in the queue (see `claimed_start`).
         let mut begun = false;
-        if c.state == State::Created
-            && let Some(netns) = shared.pool().slot_of(&c.id)
-        {
+        if c.state == State::Created && shared.pool().slot_of(&c.id).is_some() {
             let begin = {
                 let (shared, id) = (shared.clone(), c.id.clone());
-                async move { shared.store().begin_claimed_start(&id, &netns).await }
+                async move {
+                    // Looked up under the lock: a copy or removal may have
+                    // ended the claim meanwhile.
+                    match shared.pool().slot_of(&id) {
+                        Some(netns) => shared.store().begin_claimed_start(&id, &netns).await,
+                        None => Ok(None),
+                    }
+                }
             };
-            begun = crate::services::starter::claimed_start(shared, &c.id, begin)
+            begun = crate::services::starter::claimed_start(shared, &c.id, false, begin)
                 .await?
                 .is_some();
-            // Not `created` any more: another call's start (then this one
-            // waits for it, as for a start under way), or a removal.
-            begun = begun || reread(shared, &c.id, reference).await?.state.is_active();
+            // Not begun: still `created` (the claim went), started the
+            // usual way; anything else is another call's start, waited for
+            // as one under way (it may have ended, or ended and gone).
+            if !begun {
+                begun = shared
+                    .store()
+                    .get(&c.id)
+                    .await?
+                    .is_none_or(|now| now.state != State::Created);
+            }
         }
         if !begun {
             let live = shared.live(&c.id);

@@ -178,10 +178,10 @@ impl Engine {
         shared.close();
         shared.queue().close();
         let n = shared.cfg().max_concurrent_starts.max(1) as u32;
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            shared.start_slots().acquire_many(n),
-        )
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let _ = shared.start_slots().acquire_many(n).await;
+            shared.claimed_starts().idle().await;
+        })
         .await;
         shared.pool().shutdown(shared).await;
         let _ = tokio::task::spawn_blocking(quilt_runtime::launch::stop_fork_server).await;

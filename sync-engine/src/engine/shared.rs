@@ -35,6 +35,9 @@ pub(crate) struct Shared {
     queue: StartQueue,
     /// One permit per concurrent start; shutdown takes them all.
     start_slots: Arc<Semaphore>,
+    /// Starts of claimed containers under way, which take no start slot
+    /// (see `starter::claimed_start`); shutdown waits for them too.
+    claimed_starts: Arc<InFlight>,
     closing: AtomicBool,
     live: Mutex<HashMap<String, Arc<Live>>>,
     /// Running and finished execs (in memory only).
@@ -91,6 +94,7 @@ impl Shared {
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             layer_gc: tokio::sync::RwLock::new(()),
             start_slots: Arc::new(Semaphore::new(cfg.max_concurrent_starts.max(1))),
+            claimed_starts: Arc::default(),
             cfg,
             store,
             images,
@@ -242,6 +246,10 @@ impl Shared {
         &self.start_slots
     }
 
+    pub fn claimed_starts(&self) -> &Arc<InFlight> {
+        &self.claimed_starts
+    }
+
     pub fn execs(&self) -> &ExecRegistry {
         &self.execs
     }
@@ -339,5 +347,45 @@ impl Shared {
         }
         history.push_back(ev.clone());
         let _ = self.events.send(ev);
+    }
+}
+
+/// A count of tasks under way that can be waited on until none is.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    n: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    /// One more under way until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    /// Returns once none is under way.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.n.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// See [`InFlight::enter`].
+#[derive(Debug)]
+pub(crate) struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }

@@ -5,7 +5,7 @@
 use super::monitor;
 use crate::engine::Queued;
 use crate::engine::Shared;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::model::{Container, State, now_ns};
 use crate::support::env;
 use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP, StartReport};
@@ -40,7 +40,7 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
                     let ran = matches!(res, Ok(Outcome::Running));
                     shared
                         .metrics()
-                        .start_finished(ran, queued, began.elapsed());
+                        .start_finished(ran, Some(queued), began.elapsed());
                 }
                 if let Err(e) = res {
                     tracing::warn!(container = %id, error = %e, "start failed");
@@ -112,50 +112,91 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
 /// A start of a warm pool's claimed container that begins at once, not
 /// from the queue: its create (with autostart) or StartContainer changes
 /// the row to `starting` here, on the start's own task, and the adoption
-/// follows. An adoption is cheap and each pool bounds its own, so it takes
-/// no turn in the queue (and no start slot). The task holds the lifecycle
-/// lock from before the change until the start's end, as the starter does,
-/// and goes on if the calling RPC is cancelled once `begin` has run.
+/// follows. An adoption is cheap and each pool bounds its claims, so it
+/// takes no turn in the queue and no start slot (nor does the cold start
+/// that follows should the pooled container be gone or refuse it); shutdown
+/// waits for these starts as for the starter's. The task holds the
+/// lifecycle lock from before the change until the start's end, as the
+/// starter does, and runs to its end whatever becomes of the calling RPC:
+/// a create or start that was sent is carried out.
 ///
-/// `begin` makes the change (None: the row was not in a state to begin);
-/// its answer comes back here, and on Some the start goes on.
+/// `begin` makes the change (None: the row was not in a state to begin).
+/// `fresh`: it inserts the row (a create), which is then announced as
+/// created, and a create that left no row gives its claim back to its pool.
+/// The answer comes back here; on Some the start goes on.
 pub(crate) async fn claimed_start<F>(
     shared: &Arc<Shared>,
     id: &str,
+    fresh: bool,
     begin: F,
 ) -> Result<Option<Container>>
 where
     F: std::future::Future<Output = Result<Option<Container>>> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let in_flight = shared.claimed_starts().enter();
     let shared = shared.clone();
     let id = id.to_owned();
     tokio::spawn(async move {
+        let _in_flight = in_flight;
         let live = shared.live(&id);
         let op = live.lifecycle.lock().await;
         let began = std::time::Instant::now();
-        let c = match begin.await {
+        let outcome = match shared.is_closing() {
+            true => Err(EngineError::Unavailable("quiltd is shutting down".into())),
+            false => begin.await,
+        };
+        let c = match outcome {
             Ok(Some(c)) => c,
-            other => {
-                let _ = tx.send(other);
+            Ok(None) => {
+                let _ = tx.send(Ok(None));
                 return;
             }
+            // A write that failed may have committed all the same (a
+            // connection lost after its COMMIT): the row tells. Only a
+            // start under this lock makes it `starting`.
+            Err(e) => match shared.store().get(&id).await {
+                Ok(Some(c)) if c.state == State::Starting => c,
+                Ok(row) => {
+                    if fresh && row.is_none() {
+                        shared.pool().unclaim(&id);
+                        drop(op);
+                        shared.forget(&id);
+                    }
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                Err(_) => {
+                    // Whether it has a row is not known: the claimed
+                    // container is ended, never handed to another create.
+                    if fresh {
+                        shared.pool().discard(&shared, &id).await;
+                    }
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            },
         };
+        if fresh {
+            // Its names resolve on its network from now on.
+            crate::network::dns::insert(&shared, &c);
+            shared.emit(&c, State::Created, "created", None, None);
+        }
         let _ = tx.send(Ok(Some(c.clone())));
         let member = shared.pool().take(&id);
         let _adopting = member.as_ref().map(|_| crate::engine::Adopting::new(&live));
         let _refill = member.as_ref().map(|_| shared.pool().refill_after());
         let res = begun(&shared, op, c, member).await;
-        let ran = matches!(res, Ok(Outcome::Running));
-        shared
-            .metrics()
-            .start_finished(ran, std::time::Duration::ZERO, began.elapsed());
+        if !matches!(res, Ok(Outcome::Skipped)) {
+            let ran = matches!(res, Ok(Outcome::Running));
+            shared.metrics().start_finished(ran, None, began.elapsed());
+        }
         if let Err(e) = res {
             tracing::warn!(container = %id, error = %e, "start failed");
         }
     });
     rx.await.unwrap_or_else(|_| {
-        Err(crate::error::EngineError::Internal(
+        Err(EngineError::Internal(
             "the start's task ended before its row changed".into(),
         ))
     })

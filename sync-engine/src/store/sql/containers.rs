@@ -1361,11 +1361,22 @@ mod tests {
                 .map(|(i, s)| (i.to_string(), s.to_string(), false))
                 .collect();
         assert_eq!(all, want);
+        // A queued one begins too (its queued start is then skipped).
+        s.insert(&row("w5", "w5")).await.unwrap();
+        let begun = s.begin_claimed_start("w5", "slot-w5").await.unwrap();
+        assert_eq!(begun.map(|c| c.state), Some(State::Starting));
+        assert!(s.set_starting("w5", None).await.unwrap().is_none());
         // Back to created (queued) if the daemon died meanwhile, as any
         // start: the namespace stays recorded for the cold start.
         s.requeue_interrupted_start("w1").await.unwrap();
         let got = s.get("w1").await.unwrap().unwrap();
         assert_eq!((got.state, got.autostart), (State::Created, true));
+        let slots = s.slots(None).await.unwrap();
+        assert!(
+            slots
+                .iter()
+                .any(|(id, slot, _)| id == "w1" && slot == "slot-w1")
+        );
     }
 
     /// The change to `starting` keeps the taint of the namespace it
