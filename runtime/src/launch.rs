@@ -35,6 +35,17 @@ fn encode(config: &ContainerConfig) -> Result<Vec<u8>, LaunchError> {
     Ok(frame(&json))
 }
 
+/// A config as it travels to a pooled container's shim (see
+/// [`Prepared::send`]): encoded ahead, off the hand-over's path.
+#[derive(Debug, Clone)]
+pub struct Encoded(Vec<u8>);
+
+impl Encoded {
+    pub fn new(config: &ContainerConfig) -> Result<Encoded, LaunchError> {
+        encode(config).map(Encoded)
+    }
+}
+
 /// `body` as one frame: its length (u32, little-endian), then itself. At
 /// most [`MAX_CONFIG`] bytes (the caller's check).
 pub fn frame(body: &[u8]) -> Vec<u8> {
@@ -354,10 +365,18 @@ impl Prepared {
     /// Hands the container over to `config`, as [`Prepared::adopt`] does,
     /// without waiting for the start. Err: not handed over; the pooled
     /// container is gone and nothing of the adopter ran. Blocking, briefly.
-    pub fn hand_over(mut self, config: &ContainerConfig) -> Result<HandedOver, LaunchError> {
+    pub fn hand_over(self, config: &ContainerConfig) -> Result<HandedOver, LaunchError> {
+        self.send(Encoded::new(config))
+    }
+
+    /// [`Prepared::hand_over`] with the config encoded ahead.
+    pub fn send(
+        mut self,
+        encoded: Result<Encoded, LaunchError>,
+    ) -> Result<HandedOver, LaunchError> {
         let mut s = self.shim.take().expect("a prepared shim");
         let stdin = s.stdin.take();
-        let sent = match (encode(config), stdin) {
+        let sent = match (encoded.map(|e| e.0), stdin) {
             // Closed right after: the shim reads no more.
             (Ok(frame), Some(mut w)) => w
                 .write_all(&frame)

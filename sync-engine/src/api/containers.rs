@@ -117,6 +117,7 @@ impl Engine {
             c.state = State::Starting;
             c.autostart = false;
             let id = c.id.clone();
+            let pre = c.clone();
             let begin = {
                 let shared = shared.clone();
                 async move {
@@ -128,7 +129,7 @@ impl Engine {
                     Ok(Some(c))
                 }
             };
-            return crate::services::starter::claimed_start(shared, &id, true, begin)
+            return crate::services::starter::claimed_start(shared, &id, Some(pre), begin)
                 .await?
                 .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
         }
@@ -194,7 +195,7 @@ impl Engine {
                     }
                 }
             };
-            begun = crate::services::starter::claimed_start(shared, &c.id, false, begin)
+            begun = crate::services::starter::claimed_start(shared, &c.id, None, begin)
                 .await?
                 .is_some();
             // Not begun: still `created` (the claim went), started the

@@ -32,6 +32,15 @@ pub(crate) struct Adopted {
     pub recorded: Option<StoreResult<bool>>,
 }
 
+/// An adoption readied for its hand-over: the config the pooled container
+/// gets (its network files and image root added, checked against the
+/// pooled shape, encoded), and the container.
+pub(crate) struct Ready {
+    member: Member,
+    config: ContainerConfig,
+    encoded: quilt_runtime::launch::Encoded,
+}
+
 /// Adopts `member` for `c` (`config`: what a cold start would run, before
 /// its network). Ok: the config was handed over and this is how the start
 /// ended (never to be tried again: the workload may have run). Err: why it
@@ -41,8 +50,21 @@ pub(crate) async fn adopt(
     shared: &Arc<Shared>,
     c: &Container,
     member: Member,
-    mut config: ContainerConfig,
+    config: ContainerConfig,
 ) -> Result<Adopted, String> {
+    let ready = ready(shared, c, member, config).await?;
+    hand_over(shared, c, ready).await
+}
+
+/// Readies the adoption of `member` for `c` (see `adopt`), touching
+/// nothing the adopter owns: a create readies it while its row is being
+/// inserted. Err: why not; the pooled container is gone.
+pub(crate) async fn ready(
+    shared: &Arc<Shared>,
+    c: &Container,
+    member: Member,
+    mut config: ContainerConfig,
+) -> Result<Ready, String> {
     let prepared = async {
         config.netns = shared.net().netns_path(&c.id);
         if config.netns.is_none() {
@@ -71,12 +93,7 @@ pub(crate) async fn adopt(
     }
     let images = shared.images().clone();
     let image = c.image.clone();
-    let (pid, shim_pid, shim_start_time) = (
-        member.prepared.pid,
-        member.prepared.shim_pid,
-        member.prepared.shim_start_time,
-    );
-    let handed = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let discard = |member: Member, why: String| {
             member.prepared.discard();
             Err(why)
@@ -91,10 +108,46 @@ pub(crate) async fn adopt(
         if let Err(e) = exitfile::clear(&config.dir) {
             return discard(member, e.to_string());
         }
-        match member.prepared.hand_over(&config) {
-            Ok(handed) => Ok((handed, config)),
-            Err(e) => Err(e.to_string()),
+        match quilt_runtime::launch::Encoded::new(&config) {
+            Ok(encoded) => Ok(Ready {
+                member,
+                config,
+                encoded,
+            }),
+            Err(e) => discard(member, e.to_string()),
         }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+impl Ready {
+    /// The pooled container, the adoption given up.
+    pub fn into_member(self) -> Member {
+        self.member
+    }
+}
+
+/// Hands a readied adoption over to its pooled container and waits for the
+/// start (see `adopt`).
+pub(crate) async fn hand_over(
+    shared: &Arc<Shared>,
+    c: &Container,
+    ready: Ready,
+) -> Result<Adopted, String> {
+    let Ready {
+        member,
+        config,
+        encoded,
+    } = ready;
+    let (pid, shim_pid, shim_start_time) = (
+        member.prepared.pid,
+        member.prepared.shim_pid,
+        member.prepared.shim_start_time,
+    );
+    let handed = tokio::task::spawn_blocking(move || match member.prepared.send(Ok(encoded)) {
+        Ok(handed) => Ok((handed, config)),
+        Err(e) => Err(e.to_string()),
     })
     .await
     .map_err(|e| e.to_string())??;

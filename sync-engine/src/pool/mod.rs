@@ -14,7 +14,7 @@ mod adopt;
 mod fill;
 mod shape;
 
-pub(crate) use adopt::adopt;
+pub(crate) use adopt::{Ready, adopt, hand_over, ready};
 pub(crate) use fill::spawn;
 
 use crate::engine::Shared;
@@ -357,6 +357,13 @@ impl WarmPool {
         }
         drop(inner);
         self.wake.notify_one();
+    }
+
+    /// A claimed container taken for a start that did not begin after all:
+    /// claimed again (its create's failure, its removal or a later start
+    /// decides what becomes of it).
+    pub fn untake(&self, m: Member) {
+        self.lock().claimed.insert(m.id.clone(), m);
     }
 
     /// The network namespace of the container claimed for `id`, if any.

@@ -106,7 +106,25 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             }
         }
     };
-    begun(shared, op, c, member).await
+    begun(shared, op, c, member.map(Pooled::Member)).await
+}
+
+/// What a start has of a warm pool's container.
+enum Pooled {
+    /// Its claimed container, to adopt.
+    Member(crate::pool::Member),
+    /// Its adoption readied while its row was inserted.
+    Ready(Box<crate::pool::Ready>),
+}
+
+impl Pooled {
+    /// Ends the pooled container (a start that failed before adopting it).
+    async fn end(self) {
+        match self {
+            Pooled::Member(m) => m.end().await,
+            Pooled::Ready(r) => r.into_member().end().await,
+        }
+    }
 }
 
 /// A start of a warm pool's claimed container that begins at once, not
@@ -121,13 +139,15 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
 /// a create or start that was sent is carried out.
 ///
 /// `begin` makes the change (None: the row was not in a state to begin).
-/// `fresh`: it inserts the row (a create), which is then announced as
-/// created, and a create that left no row gives its claim back to its pool.
-/// The answer comes back here; on Some the start goes on.
+/// `fresh`: the row `begin` inserts (a create), which is then announced as
+/// created; its adoption is readied meanwhile (nothing reaches the pooled
+/// container before the commit), and a create that left no row gives its
+/// claim back to its pool. The answer comes back here; on Some the start
+/// goes on.
 pub(crate) async fn claimed_start<F>(
     shared: &Arc<Shared>,
     id: &str,
-    fresh: bool,
+    fresh: Option<Container>,
     begin: F,
 ) -> Result<Option<Container>>
 where
@@ -142,51 +162,81 @@ where
         let live = shared.live(&id);
         let op = live.lifecycle.lock().await;
         let began = std::time::Instant::now();
-        let outcome = match shared.is_closing() {
-            true => Err(EngineError::Unavailable("quiltd is shutting down".into())),
-            false => begin.await,
+        let (outcome, readied) = match (&fresh, shared.is_closing()) {
+            (_, true) => (
+                Err(EngineError::Unavailable("quiltd is shutting down".into())),
+                None,
+            ),
+            (Some(pre), false) => tokio::join!(begin, ready_claimed(&shared, pre)),
+            (None, false) => (begin.await, None),
         };
-        let c = match outcome {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                let _ = tx.send(Ok(None));
-                return;
-            }
+        let outcome = match outcome {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(None),
             // A write that failed may have committed all the same (a
             // connection lost after its COMMIT): the row tells. Only a
             // start under this lock makes it `starting`.
             Err(e) => match shared.store().get(&id).await {
-                Ok(Some(c)) if c.state == State::Starting => c,
-                Ok(row) => {
-                    if fresh && row.is_none() {
+                Ok(Some(c)) if c.state == State::Starting => Ok(c),
+                Ok(row) => Err(Some((e, row.is_none()))),
+                // Whether it has a row is not known.
+                Err(_) => Err(Some((e, false))),
+            },
+        };
+        let c = match outcome {
+            Ok(c) => c,
+            Err(failed) => {
+                if let Some(Ok(ready)) = readied {
+                    shared.pool().untake(ready.into_member());
+                }
+                // Nothing begun (None) leaves no row of a create either.
+                let no_row = failed.as_ref().is_none_or(|(_, none)| *none);
+                let answer = match failed {
+                    None => Ok(None),
+                    Some((e, _)) => Err(e),
+                };
+                match no_row {
+                    // No row: the claim goes back to its pool.
+                    true if fresh.is_some() => {
                         shared.pool().unclaim(&id);
                         drop(op);
                         shared.forget(&id);
                     }
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-                Err(_) => {
                     // Whether it has a row is not known: the claimed
                     // container is ended, never handed to another create.
-                    if fresh {
+                    false if fresh.is_some() => {
                         shared.pool().discard(&shared, &id).await;
                     }
-                    let _ = tx.send(Err(e));
-                    return;
+                    _ => {}
                 }
-            },
+                let _ = tx.send(answer);
+                return;
+            }
         };
-        if fresh {
+        if fresh.is_some() {
             // Its names resolve on its network from now on.
             crate::network::dns::insert(&shared, &c);
             shared.emit(&c, State::Created, "created", None, None);
         }
         let _ = tx.send(Ok(Some(c.clone())));
-        let member = shared.pool().take(&id);
-        let _adopting = member.as_ref().map(|_| crate::engine::Adopting::new(&live));
-        let _refill = member.as_ref().map(|_| shared.pool().refill_after());
-        let res = begun(&shared, op, c, member).await;
+        let had_member = readied.is_some();
+        let pooled = match (readied, &fresh) {
+            // Readied from the row as inserted (the insert could only have
+            // added an address or id range, which a pool's shape has not).
+            (Some(Ok(ready)), Some(pre)) if pre.net == c.net && pre.id_range == c.id_range => {
+                Some(Pooled::Ready(Box::new(ready)))
+            }
+            (Some(Ok(ready)), _) => Some(Pooled::Member(ready.into_member())),
+            (Some(Err(e)), _) => {
+                tracing::info!(container = %id, reason = %e, "pooled container not adopted; starting cold");
+                None
+            }
+            (None, _) => shared.pool().take(&id).map(Pooled::Member),
+        };
+        let pooled_start = had_member || pooled.is_some();
+        let _adopting = pooled_start.then(|| crate::engine::Adopting::new(&live));
+        let _refill = pooled_start.then(|| shared.pool().refill_after());
+        let res = begun(&shared, op, c, pooled).await;
         if !matches!(res, Ok(Outcome::Skipped)) {
             let ran = matches!(res, Ok(Outcome::Running));
             shared.metrics().start_finished(ran, None, began.elapsed());
@@ -202,6 +252,24 @@ where
     })
 }
 
+/// Readies the adoption of the container claimed for `c` (a create's row,
+/// not yet committed). None: no claim, or its config cannot be made (the
+/// claim stays, and the start reports why); Some(Err): not adoptable, and
+/// the pooled container is gone.
+async fn ready_claimed(
+    shared: &Arc<Shared>,
+    c: &Container,
+) -> Option<std::result::Result<crate::pool::Ready, String>> {
+    let member = shared.pool().take(&c.id)?;
+    match runtime_config(shared, c).await {
+        Ok(config) => Some(crate::pool::ready(shared, c, member, config).await),
+        Err(_) => {
+            shared.pool().untake(member);
+            None
+        }
+    }
+}
+
 /// The rest of a start once its row says `starting` (`c`, as the change
 /// left it), under the lifecycle lock `op`; `member`: the warm pool's
 /// container it adopts, if any.
@@ -209,7 +277,7 @@ async fn begun(
     shared: &Arc<Shared>,
     op: tokio::sync::MutexGuard<'_, ()>,
     c: Container,
-    member: Option<crate::pool::Member>,
+    pooled: Option<Pooled>,
 ) -> Result<Outcome> {
     let id = c.id.as_str();
     shared.emit(&c, State::Starting, "starting", None, None);
@@ -222,37 +290,53 @@ async fn begun(
     // A failed start ends the pooled processes before another operation
     // may take the container (and its namespace).
     if let Err(e) = shared.store().volumes_ensure(c).await {
-        if let Some(m) = member {
-            m.end().await;
+        if let Some(p) = pooled {
+            p.end().await;
         }
         drop(op);
         return failed(format!("recreating its volumes: {e}")).await;
     }
-    let config = match runtime_config(shared, c).await {
-        Ok(config) => config,
-        Err(e) => {
-            if let Some(m) = member {
-                m.end().await;
-            }
-            drop(op);
-            return failed(e.to_string()).await;
+    // A cold start's config, made when it is needed (a readied adoption
+    // has its own).
+    let mut config = None;
+    let adopted = match pooled {
+        Some(Pooled::Ready(ready)) => Some(crate::pool::hand_over(shared, c, *ready).await),
+        Some(Pooled::Member(member)) => {
+            let made = match runtime_config(shared, c).await {
+                Ok(made) => made,
+                Err(e) => {
+                    member.end().await;
+                    drop(op);
+                    return failed(e.to_string()).await;
+                }
+            };
+            config = Some(made.clone());
+            Some(crate::pool::adopt(shared, c, member, made).await)
         }
+        None => None,
     };
-    let adopted = match member {
-        Some(member) => match crate::pool::adopt(shared, c, member, config.clone()).await {
-            Ok(adopted) => Some(adopted),
-            Err(e) => {
-                tracing::info!(container = %id, reason = %e, "pooled container not adopted; starting cold");
-                None
-            }
-        },
+    let adopted = match adopted {
+        Some(Ok(adopted)) => Some(adopted),
+        Some(Err(e)) => {
+            tracing::info!(container = %id, reason = %e, "pooled container not adopted; starting cold");
+            None
+        }
         None => None,
     };
     // An adoption changed the row to running while its workload started.
     let (outcome, recorded) = match adopted {
         Some(a) => (a.started, a.recorded),
         None => {
-            let mut config = config;
+            let mut config = match config {
+                Some(config) => config,
+                None => match runtime_config(shared, c).await {
+                    Ok(config) => config,
+                    Err(e) => {
+                        drop(op);
+                        return failed(e.to_string()).await;
+                    }
+                },
+            };
             match crate::network::prepare(shared, c).await {
                 Ok(p) => {
                     config.netns = p.netns;
