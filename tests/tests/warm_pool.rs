@@ -446,6 +446,16 @@ fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
     let mut after = host::shims_of(&d.root, d.pid());
     after.sort();
     assert_eq!(before, after, "the same pooled containers wait");
+    // Its network files were not rewritten with the refused create's
+    // name: a run with the default names that adopts it resolves its own.
+    let out = d
+        .cli(["run", "--rm", "default", "sh", "-c", "hostname; cat /etc/hosts"])
+        .ok();
+    let (host, hosts) = out.split_once('\n').unwrap_or((&out, ""));
+    assert!(hosts.contains(host) && !hosts.contains("taken"), "{out}");
+    // (The refused create's claim counted as a hit.)
+    assert_eq!(hits(&d), 4);
+    wait_full(&d, "default");
     let st = d.status_json("taken");
     assert_eq!(
         (st["id"].as_str(), st["state"].as_str()),

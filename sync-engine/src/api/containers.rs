@@ -211,16 +211,29 @@ impl Engine {
         }
         if !begun {
             let live = shared.live(&c.id);
-            let _lifecycle = live.lifecycle.lock().await;
-            let slot = shared.queue().reserve(who)?;
-            if !shared.store().reset_for_start(&c.id).await? {
-                return Err(EngineError::FailedPrecondition(format!(
-                    "container {} changed state; try again",
-                    c.name
-                )));
+            let (_lifecycle, waited) = match live.lifecycle.try_lock() {
+                Ok(guard) => (guard, false),
+                Err(_) => (live.lifecycle.lock().await, true),
+            };
+            // Another call held the lock (a claimed start holds it for the
+            // whole start): a start made since this call looked is waited
+            // for as one under way, not made again.
+            let started_meanwhile =
+                waited
+                    && shared.store().get(&c.id).await?.is_none_or(|now| {
+                        now.state != c.state || now.started_at_ns != c.started_at_ns
+                    });
+            if !started_meanwhile {
+                let slot = shared.queue().reserve(who)?;
+                if !shared.store().reset_for_start(&c.id).await? {
+                    return Err(EngineError::FailedPrecondition(format!(
+                        "container {} changed state; try again",
+                        c.name
+                    )));
+                }
+                crate::cluster::note_taken(shared, &c.id);
+                slot.send(c.id.clone());
             }
-            crate::cluster::note_taken(shared, &c.id);
-            slot.send(c.id.clone());
         }
         let c = match shared.wait_started(&mut watch, &c.id).await {
             Ok(c) => c,

@@ -3,6 +3,9 @@
 //! container's own network files are written into the pooled directory
 //! (the same inodes its mounts show), and the config checked against the
 //! pooled one (same shape) before the shim hands it to the waiting PID 1.
+//! A create that starts readies all that while its row is inserted (see
+//! `ready`; with names of its own, after the insert), and hands the config
+//! over once the insert has committed.
 //!
 //! The processes that will run the workload are the pooled ones, known
 //! before the hand-over: the row is changed to `running` from the
@@ -56,9 +59,13 @@ pub(crate) async fn adopt(
     hand_over(shared, c, ready).await
 }
 
-/// Readies the adoption of `member` for `c` (see `adopt`), touching
-/// nothing the adopter owns: a create readies it while its row is being
-/// inserted. Err: why not; the pooled container is gone.
+/// Readies the adoption of `member` for `c` (see `adopt`): its network
+/// files (written again into the pooled container's directory when `c`
+/// has names of its own), its image's root, the shape check, the exit
+/// file cleared and the config encoded. Nothing reaches the pooled
+/// container's processes; a create readies it while its row is inserted
+/// (with the pooled container's own names only). Err: why not; the pooled
+/// container is gone.
 pub(crate) async fn ready(
     shared: &Arc<Shared>,
     c: &Container,

@@ -161,7 +161,6 @@ where
         let _in_flight = in_flight;
         let live = shared.live(&id);
         let op = live.lifecycle.lock().await;
-        let began = std::time::Instant::now();
         let (outcome, readied) = match (&fresh, shared.is_closing()) {
             (_, true) => (
                 Err(EngineError::Unavailable("quiltd is shutting down".into())),
@@ -186,28 +185,41 @@ where
         let c = match outcome {
             Ok(c) => c,
             Err(failed) => {
-                if let Some(Ok(ready)) = readied {
-                    shared.pool().untake(ready.into_member());
-                }
                 // Nothing begun (None) leaves no row of a create either.
                 let no_row = failed.as_ref().is_none_or(|(_, none)| *none);
                 let answer = match failed {
                     None => Ok(None),
                     Some((e, _)) => Err(e),
                 };
-                match no_row {
-                    // No row: the claim goes back to its pool.
-                    true if fresh.is_some() => {
+                match readied {
+                    Some(Ok(ready)) => shared.pool().untake(ready.into_member()),
+                    // Its pooled container was ended; a create that left no
+                    // row gives its namespace back too (no row has it).
+                    Some(Err(_)) if fresh.is_some() && no_row => {
+                        let net = shared.net().clone();
+                        let id = id.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            if let Err(e) = net.release(&id, true) {
+                                tracing::warn!(container = %id, error = %e, "cannot release a pooled container's namespace");
+                            }
+                        })
+                        .await;
+                    }
+                    _ => {}
+                }
+                if fresh.is_some() {
+                    if no_row {
+                        // The claim goes back to its pool.
                         shared.pool().unclaim(&id);
                         drop(op);
                         shared.forget(&id);
+                    } else if let Some(m) = shared.pool().take(&id) {
+                        // Whether it has a row is not known: the pooled
+                        // container is ended, never handed to another
+                        // create; its namespace stays for the row, if any
+                        // (a restart starts such a row cold in it).
+                        m.end().await;
                     }
-                    // Whether it has a row is not known: the claimed
-                    // container is ended, never handed to another create.
-                    false if fresh.is_some() => {
-                        shared.pool().discard(&shared, &id).await;
-                    }
-                    _ => {}
                 }
                 let _ = tx.send(answer);
                 return;
@@ -219,6 +231,8 @@ where
             shared.emit(&c, State::Created, "created", None, None);
         }
         let _ = tx.send(Ok(Some(c.clone())));
+        // From here, as a queued start's launch phase.
+        let began = std::time::Instant::now();
         let had_member = readied.is_some();
         let pooled = match (readied, &fresh) {
             // Readied from the row as inserted (the insert could only have
@@ -261,6 +275,14 @@ async fn ready_claimed(
     c: &Container,
 ) -> Option<std::result::Result<crate::pool::Ready, String>> {
     let member = shared.pool().take(&c.id)?;
+    // Names of its own are written into the pooled container's network
+    // files, which must not change before its row exists (a create that
+    // fails gives the container back to its pool): adopted after the
+    // insert instead.
+    if c.name != member.name || c.hostname != member.hostname {
+        shared.pool().untake(member);
+        return None;
+    }
     match runtime_config(shared, c).await {
         Ok(config) => Some(crate::pool::ready(shared, c, member, config).await),
         Err(_) => {
@@ -271,7 +293,7 @@ async fn ready_claimed(
 }
 
 /// The rest of a start once its row says `starting` (`c`, as the change
-/// left it), under the lifecycle lock `op`; `member`: the warm pool's
+/// left it), under the lifecycle lock `op`; `pooled`: the warm pool's
 /// container it adopts, if any.
 async fn begun(
     shared: &Arc<Shared>,
