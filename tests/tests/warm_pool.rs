@@ -449,7 +449,14 @@ fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
     // Its network files were not rewritten with the refused create's
     // name: a run with the default names that adopts it resolves its own.
     let out = d
-        .cli(["run", "--rm", "default", "sh", "-c", "hostname; cat /etc/hosts"])
+        .cli([
+            "run",
+            "--rm",
+            "default",
+            "sh",
+            "-c",
+            "hostname; cat /etc/hosts",
+        ])
         .ok();
     let (host, hosts) = out.split_once('\n').unwrap_or((&out, ""));
     assert!(hosts.contains(host) && !hosts.contains("taken"), "{out}");
@@ -471,13 +478,7 @@ fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
         .cli(["create", "--no-start", "default", "sleep", "60"])
         .ok();
     let hits_before = hits(&d);
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| d.cli(["start", &id]));
-        let b = s.spawn(|| d.cli(["start", &id]));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    a.ok();
-    b.ok();
+    start_twice_at_once(&d, &id);
     assert_eq!(hits(&d), hits_before, "claimed at its create");
     let st = d.status_json(&id);
     assert_eq!(st["state"], "running", "{st}");
@@ -495,17 +496,22 @@ fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
     let id = d
         .cli(["create", "--no-start", "default", "sh", "-c", "echo ran"])
         .ok();
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| d.cli(["start", &id]));
-        let b = s.spawn(|| d.cli(["start", &id]));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    a.ok();
-    b.ok();
+    start_twice_at_once(&d, &id);
     d.cli(["wait", &id]).ok();
     assert_eq!(d.cli(["logs", &id]).ok(), "ran", "one run");
     d.cli(["rm", &id]).ok();
     wait_full(&d, "default");
     d.cli(["pool", "rm", "default"]).ok();
     d.assert_no_leftovers();
+}
+
+/// `quilt start ID` twice at once: both succeed.
+fn start_twice_at_once(d: &Daemon, id: &str) {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| d.cli(["start", id]));
+        let b = s.spawn(|| d.cli(["start", id]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    a.ok();
+    b.ok();
 }

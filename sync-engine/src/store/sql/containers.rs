@@ -413,9 +413,20 @@ impl SqlStore<super::Db> {
                 mine(2)
             ))
         });
+        self.to_starting(&SQL, id, slot).await
+    }
+
+    /// A change to `starting` (`sql`: $1 the id, $2 this node, $3 the
+    /// namespace slot), returning the row as it now is.
+    async fn to_starting(
+        &self,
+        sql: &str,
+        id: &str,
+        slot: Option<&str>,
+    ) -> Result<Option<Container>> {
         // fetch_all for UPDATE ... RETURNING (see `set_failed`).
         db_write!(self, |c| {
-            let rows = sqlx::query(&SQL)
+            let rows = sqlx::query(sql)
                 .bind(id)
                 .bind(self.me())
                 .bind(slot)
@@ -442,15 +453,7 @@ impl SqlStore<super::Db> {
                 mine(2)
             ))
         });
-        db_write!(self, |c| {
-            let rows = sqlx::query(&SQL)
-                .bind(id)
-                .bind(self.me())
-                .bind(slot)
-                .fetch_all(&mut *c)
-                .await?;
-            self.returned(id, Ok(rows))
-        })
+        self.to_starting(&SQL, id, Some(slot)).await
     }
 
     /// Gives `id` the name `name` unless it is being removed. False when it
