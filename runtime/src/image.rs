@@ -47,6 +47,8 @@ pub const HOST_BUSYBOX: &str = "/bin/busybox";
 pub struct ImageStore {
     root: PathBuf,
     busybox: PathBuf,
+    /// The default image's root was found or built (shared by the clones).
+    default_built: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What kind of thing an image reference names.
@@ -84,10 +86,7 @@ fn unique_suffix() -> String {
 
 impl ImageStore {
     pub fn new(data_dir: &Path) -> Self {
-        Self {
-            root: data_dir.join("images"),
-            busybox: PathBuf::from(HOST_BUSYBOX),
-        }
+        Self::with_busybox(data_dir, Path::new(HOST_BUSYBOX))
     }
 
     /// Same as `new` but builds the default image from another busybox binary
@@ -96,7 +95,17 @@ impl ImageStore {
         Self {
             root: data_dir.join("images"),
             busybox: busybox.to_path_buf(),
+            default_built: Default::default(),
         }
+    }
+
+    /// Whether the default image's root was found (by `validate`) or built
+    /// since this store was opened: a create of it needs no check on disk
+    /// (a start builds it again should it have gone, or says why it
+    /// cannot).
+    pub fn default_built(&self) -> bool {
+        self.default_built
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn default_dir(&self) -> PathBuf {
@@ -157,7 +166,11 @@ impl ImageStore {
     pub fn validate(&self, image: &str) -> Result<(), ImageError> {
         match self.classify(image)? {
             Kind::Default => {
-                if self.default_dir().join("rootfs").is_dir() || self.busybox.is_file() {
+                if self.default_dir().join("rootfs").is_dir() {
+                    self.default_built
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                } else if self.busybox.is_file() {
                     Ok(())
                 } else {
                     Err(self.no_busybox())
@@ -188,9 +201,12 @@ impl ImageStore {
                 if !target.join("rootfs").is_dir() && !self.busybox.is_file() {
                     return Err(self.no_busybox());
                 }
-                self.build_once(image, &target, |rootfs| {
+                let built = self.build_once(image, &target, |rootfs| {
                     default::build(&self.busybox, rootfs)
-                })
+                })?;
+                self.default_built
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(built)
             }
             Kind::Stored => self.stored_rootfs(image),
             Kind::Dir(p) => p
@@ -596,5 +612,6 @@ mod tests {
         let err = missing.prepare("default").unwrap_err();
         assert!(matches!(err, ImageError::NotFound(..)), "{err}");
         assert!(err.to_string().contains("busybox-static"), "{err}");
+        assert!(!missing.default_built());
     }
 }

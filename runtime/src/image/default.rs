@@ -116,7 +116,15 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let store = ImageStore::new(data.path());
         store.validate("default").unwrap();
+        assert!(!store.default_built(), "not built yet");
         let rootfs = store.prepare("default").unwrap();
+        // Known to every clone of the store from now on, and to a store
+        // opened anew once it has looked.
+        assert!(store.clone().default_built());
+        let again = ImageStore::new(data.path());
+        assert!(!again.default_built());
+        again.validate("default").unwrap();
+        assert!(again.default_built());
         assert_eq!(rootfs, data.path().join("images/default/rootfs"));
         let st = std::process::Command::new(rootfs.join("bin/busybox"))
             .arg("true")

@@ -523,10 +523,15 @@ async fn reread(shared: &Shared, id: &str, reference: &str) -> Result<Container>
         .ok_or_else(|| EngineError::no_such_container(reference))
 }
 
-/// Checks the image reference (stats on the blocking pool). A directory
+/// Checks the image reference (stats on the blocking pool, but for the
+/// default image once it is built). A directory
 /// image becomes the container's root: the host paths a bind mount may not
 /// expose are refused here too.
 async fn check_image(shared: &Shared, image: &str) -> Result<()> {
+    // The default image, once built: nothing to check on disk.
+    if image == quilt_runtime::image::DEFAULT_IMAGE && shared.images().default_built() {
+        return Ok(());
+    }
     let images = shared.images().clone();
     let image = image.to_owned();
     let data_dir = shared.cfg().data_dir.clone();
