@@ -191,35 +191,11 @@ where
                     None => Ok(None),
                     Some((e, _)) => Err(e),
                 };
-                match readied {
-                    Some(Ok(ready)) => shared.pool().untake(ready.into_member()),
-                    // Its pooled container was ended; a create that left no
-                    // row gives its namespace back too (no row has it).
-                    Some(Err(_)) if fresh.is_some() && no_row => {
-                        let net = shared.net().clone();
-                        let id = id.clone();
-                        let _ = tokio::task::spawn_blocking(move || {
-                            if let Err(e) = net.release(&id, true) {
-                                tracing::warn!(container = %id, error = %e, "cannot release a pooled container's namespace");
-                            }
-                        })
-                        .await;
-                    }
-                    _ => {}
-                }
-                if fresh.is_some() {
-                    if no_row {
-                        // The claim goes back to its pool.
-                        shared.pool().unclaim(&id);
-                        drop(op);
-                        shared.forget(&id);
-                    } else if let Some(m) = shared.pool().take(&id) {
-                        // Whether it has a row is not known: the pooled
-                        // container is ended, never handed to another
-                        // create; its namespace stays for the row, if any
-                        // (a restart starts such a row cold in it).
-                        m.end().await;
-                    }
+                let fresh = fresh.is_some();
+                not_begun(&shared, &id, fresh, readied, no_row).await;
+                drop(op);
+                if fresh && no_row {
+                    shared.forget(&id);
                 }
                 let _ = tx.send(answer);
                 return;
@@ -264,6 +240,47 @@ where
             "the start's task ended before its row changed".into(),
         ))
     })
+}
+
+/// A claimed start that did not begin: what its claim and pooled container
+/// become. `fresh`: a create's (then `no_row`: its insert left no row);
+/// `readied`: the adoption readied beside that insert.
+async fn not_begun(
+    shared: &Arc<Shared>,
+    id: &str,
+    fresh: bool,
+    readied: Option<std::result::Result<crate::pool::Ready, String>>,
+    no_row: bool,
+) {
+    match readied {
+        Some(Ok(ready)) => shared.pool().untake(ready.into_member()),
+        // Its pooled container was ended; a create that left no row gives
+        // its namespace back too (no row has it).
+        Some(Err(_)) if fresh && no_row => {
+            let net = shared.net().clone();
+            let id = id.to_owned();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = net.release(&id, true) {
+                    tracing::warn!(container = %id, error = %e, "cannot release a pooled container's namespace");
+                }
+            })
+            .await;
+        }
+        _ => {}
+    }
+    if !fresh {
+        // A start's claim stays for the row's next start or its removal.
+        return;
+    }
+    if no_row {
+        // The claim goes back to its pool.
+        shared.pool().unclaim(id);
+    } else if let Some(m) = shared.pool().take(id) {
+        // Whether it has a row is not known: the pooled container is
+        // ended, never handed to another create; its namespace stays for
+        // the row, if any (a restart starts such a row cold in it).
+        m.end().await;
+    }
 }
 
 /// Readies the adoption of the container claimed for `c` (a create's row,
