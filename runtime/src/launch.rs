@@ -1,6 +1,9 @@
 //! Starting a container: starts `quilt-shim run` (forked by the shim fork
 //! server, see `forkserver`, or else spawned), hands it the config and
-//! waits for its StartReport. Blocking; call off the reactor.
+//! waits for its StartReport. Blocking; call off the reactor. The one
+//! exception is the hand-over to a pooled container ([`Prepared::send`],
+//! [`HandedOver::wait`]): a write that cannot wait and a report read as it
+//! comes, on the async runtime.
 //!
 //! The config travels on the shim's stdin as one frame (a little-endian u32
 //! length, then the JSON). A pooled container's shim keeps its stdin open:
@@ -8,6 +11,7 @@
 //! end of its stdin (the daemon discarded it, or is gone) discards it.
 use crate::spec::{ContainerConfig, StartReport};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -187,61 +191,87 @@ impl Spawned {
     /// and reaped.
     fn report(&mut self) -> Result<StartReport, LaunchError> {
         let mut line = Vec::with_capacity(256);
-        let read_res = self.stdout.read_until(b'\n', &mut line);
-        let child = &mut self.child;
-        let fail = |child: &mut Shim, what: String| {
-            // The shim misbehaved: make sure it is gone and reaped.
-            let _ = child.kill();
-            let status = child
-                .wait()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|e| e.to_string());
-            LaunchError::Protocol(format!("{what} (shim {status})"))
-        };
-        if let Err(e) = read_res {
-            return Err(fail(child, format!("reading the start report: {e}")));
-        }
-        if line.is_empty() {
-            let what = match &self.write_res {
-                Err(e) => format!("shim exited without a start report (writing config: {e})"),
-                Ok(()) => "shim exited without a start report".to_string(),
-            };
-            return Err(fail(child, what));
-        }
-        match serde_json::from_slice(&line) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                let text = String::from_utf8_lossy(&line).trim().to_string();
-                Err(fail(child, format!("bad start report {text:?}: {e}")))
-            }
-        }
+        let read_res = self.stdout.read_until(b'\n', &mut line).map(drop);
+        judge(&mut self.child, &self.write_res, read_res, &line)
     }
 
     /// Started or Failed: the end of the launch.
     fn finish(mut self, report: StartReport) -> Result<StartReport, LaunchError> {
-        match &report {
-            StartReport::Failed { .. } => {
-                // The shim exits right after reporting a failure (a pooled
-                // one once it has cleaned up).
-                drop(self.stdin.take());
-                let _ = self.child.wait();
-            }
-            StartReport::Started { .. } => {
-                // The shim supervises the container from now on; the caller
-                // reaps it (dropping a std Child neither waits for nor kills
-                // it).
-            }
-            StartReport::Prepared { .. } => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return Err(LaunchError::Protocol(
-                    "the shim prepared a container it was asked to start".into(),
-                ));
-            }
-        }
-        Ok(report)
+        finish(&mut self.child, self.stdin.take(), report)
     }
 }
+
+/// The report in `line` (what reading it answered: `read_res`), or why the
+/// shim gave none; a shim that misbehaved is killed and reaped (blocking).
+fn judge(
+    child: &mut Shim,
+    write_res: &std::io::Result<()>,
+    read_res: std::io::Result<()>,
+    line: &[u8],
+) -> Result<StartReport, LaunchError> {
+    let fail = |child: &mut Shim, what: String| {
+        // The shim misbehaved: make sure it is gone and reaped.
+        let _ = child.kill();
+        let status = child
+            .wait()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        LaunchError::Protocol(format!("{what} (shim {status})"))
+    };
+    if let Err(e) = read_res {
+        return Err(fail(child, format!("reading the start report: {e}")));
+    }
+    if line.is_empty() {
+        let what = match write_res {
+            Err(e) => format!("shim exited without a start report (writing config: {e})"),
+            Ok(()) => "shim exited without a start report".to_string(),
+        };
+        return Err(fail(child, what));
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(fail(child, "a start report over its size".into()));
+    }
+    match serde_json::from_slice(line) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let text = String::from_utf8_lossy(line).trim().to_string();
+            Err(fail(child, format!("bad start report {text:?}: {e}")))
+        }
+    }
+}
+
+/// Started or Failed: the end of the launch (blocking, but for Started).
+fn finish(
+    child: &mut Shim,
+    stdin: Option<ChildStdin>,
+    report: StartReport,
+) -> Result<StartReport, LaunchError> {
+    match &report {
+        StartReport::Failed { .. } => {
+            // The shim exits right after reporting a failure (a pooled
+            // one once it has cleaned up).
+            drop(stdin);
+            let _ = child.wait();
+        }
+        StartReport::Started { .. } => {
+            // The shim supervises the container from now on; the caller
+            // reaps it (dropping a std Child neither waits for nor kills
+            // it).
+        }
+        StartReport::Prepared { .. } => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(LaunchError::Protocol(
+                "the shim prepared a container it was asked to start".into(),
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// The longest start report read: a line of a few numbers, or a failure's
+/// message (which the shim keeps short).
+const MAX_REPORT: u64 = 64 << 10;
 
 /// Ends the shim fork server (see `forkserver`) and reaps it: for a
 /// daemon's shutdown, once nothing starts shims any more (a later start
@@ -287,22 +317,71 @@ pub struct HandedOver {
 impl HandedOver {
     /// Waits for the workload's start, as [`start`] reports it (the
     /// processes are the pooled ones: [`Prepared`]'s `pid` and `shim_pid`).
-    /// A Failed report: the shim has cleaned up and exited. Blocking.
-    pub fn wait(mut self) -> Result<StartReport, LaunchError> {
-        let report = self.shim.report()?;
-        self.shim.finish(report)
+    /// A Failed report: the shim has cleaned up and exited. The report is
+    /// read on the async runtime as it comes; only the end of a start that
+    /// failed (reaping the shim) runs on the blocking pool.
+    pub async fn wait(self) -> Result<StartReport, LaunchError> {
+        let Spawned {
+            mut child,
+            stdin,
+            stdout,
+            write_res,
+        } = self.shim;
+        let mut line = Vec::with_capacity(256);
+        let read_res = read_report(stdout, &mut line).await;
+        if read_res.is_ok()
+            && let Ok(report @ StartReport::Started { .. }) = serde_json::from_slice(&line)
+        {
+            return Ok(report);
+        }
+        tokio::task::spawn_blocking(move || {
+            let report = judge(&mut child, &write_res, read_res, &line)?;
+            finish(&mut child, stdin, report)
+        })
+        .await
+        .unwrap_or_else(|e| Err(LaunchError::Protocol(format!("ending the start: {e}"))))
     }
 }
 
-/// What came of [`Prepared::adopt`].
-#[derive(Debug)]
-pub enum Adoption {
-    /// The config was not handed over; the pooled container is gone and
-    /// nothing of the adopter ran: start it cold.
-    NotSent(LaunchError),
-    /// Handed over: what came of the start, as [`start`] reports it (the
-    /// workload may have run: never start it again).
-    Sent(Result<StartReport, LaunchError>),
+/// Reads the next report line from a shim's `stdout` into `line`, on the
+/// async runtime (the pipe is made non-blocking), at most [`MAX_REPORT`]
+/// bytes of it.
+async fn read_report(stdout: BufReader<ChildStdout>, line: &mut Vec<u8>) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    // What the blocking reader took ahead of the prepared report (nothing,
+    // from a shim that keeps to its protocol) comes first.
+    let ahead = std::io::Cursor::new(stdout.buffer().to_vec());
+    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stdout.into_inner()))?;
+    let mut r = tokio::io::BufReader::new(AsyncReadExt::chain(ahead, pipe).take(MAX_REPORT));
+    r.read_until(b'\n', line).await.map(drop)
+}
+
+/// Writes `frame` to a pooled shim's stdin without waiting: the pipe is
+/// made non-blocking (the shim waits on it, so it is empty, and a config
+/// fits in it). Should it fill all the same, the rest is written on the
+/// blocking pool. The pipe is closed after.
+async fn write_frame(stdin: ChildStdin, frame: Vec<u8>) -> std::io::Result<()> {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let fd = OwnedFd::from(stdin);
+    let flags = fcntl_getfl(&fd)?;
+    fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
+    let mut off = 0;
+    while off < frame.len() {
+        match rustix::io::write(&fd, &frame[off..]) {
+            Ok(n) => off += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                fcntl_setfl(&fd, flags)?;
+                return tokio::task::spawn_blocking(move || {
+                    std::fs::File::from(fd).write_all(&frame[off..])
+                })
+                .await
+                .map_err(std::io::Error::other)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// What came of [`prepare`]: a container in the pool, or why not.
@@ -351,26 +430,12 @@ pub fn prepare(shim: &Path, config: &ContainerConfig) -> Result<PrepareOutcome, 
 }
 
 impl Prepared {
-    /// Hands the container over to `config` (checked by the shim to be of
-    /// the same shape: see [`ContainerConfig::adoptable_by`]) and waits for
-    /// the workload's start, as [`start`] does. A Failed report: the shim
-    /// has cleaned up and exited.
-    pub fn adopt(self, config: &ContainerConfig) -> Adoption {
-        match self.hand_over(config) {
-            Ok(handed) => Adoption::Sent(handed.wait()),
-            Err(e) => Adoption::NotSent(e),
-        }
-    }
-
-    /// Hands the container over to `config`, as [`Prepared::adopt`] does,
-    /// without waiting for the start. Err: not handed over; the pooled
-    /// container is gone and nothing of the adopter ran. Blocking, briefly.
-    pub fn hand_over(self, config: &ContainerConfig) -> Result<HandedOver, LaunchError> {
-        self.send(Encoded::new(config))
-    }
-
-    /// [`Prepared::hand_over`] with the config encoded ahead.
-    pub fn send(
+    /// Hands the container over to the config `encoded` (checked by the
+    /// shim to be of the same shape: see [`ContainerConfig::adoptable_by`]),
+    /// without waiting for the start ([`HandedOver::wait`]). Err: not handed
+    /// over; the pooled container is gone (its shim reaped on the blocking
+    /// pool) and nothing of the adopter ran. On the async runtime.
+    pub async fn send(
         mut self,
         encoded: Result<Encoded, LaunchError>,
     ) -> Result<HandedOver, LaunchError> {
@@ -378,8 +443,8 @@ impl Prepared {
         let stdin = s.stdin.take();
         let sent = match (encoded.map(|e| e.0), stdin) {
             // Closed right after: the shim reads no more.
-            (Ok(frame), Some(mut w)) => w
-                .write_all(&frame)
+            (Ok(frame), Some(w)) => write_frame(w, frame)
+                .await
                 .map_err(|e| LaunchError::Protocol(format!("handing the config over: {e}"))),
             (Ok(_), None) => Err(LaunchError::Protocol("no stdin".into())),
             (Err(e), stdin) => {
@@ -389,7 +454,7 @@ impl Prepared {
         };
         if let Err(e) = sent {
             // Not handed over: the pooled container goes.
-            let _ = s.child.wait();
+            let _ = tokio::task::spawn_blocking(move || s.child.wait()).await;
             return Err(e);
         }
         Ok(HandedOver { shim: s })

@@ -875,10 +875,7 @@ fn start_latency() {
         };
         cfg.argv = vec!["true".into()];
         let t0 = Instant::now();
-        let launch::Adoption::Sent(r) = p.adopt(&cfg) else {
-            panic!("not handed over");
-        };
-        let r = r.unwrap();
+        let r = adopt(p, &cfg).unwrap();
         times.push(t0.elapsed());
         let StartReport::Started { shim_pid, .. } = r else {
             panic!("{r:?}");
@@ -919,6 +916,25 @@ fn start_latency() {
         assert_eq!(code, 0, "{err}");
     }
     report("quilt-shim exec true (spawn to exit)", times);
+}
+
+/// Hands a pooled container over to `config` and waits for its start, as
+/// quiltd does (on an async runtime). Panics when it was not handed over.
+fn adopt(
+    p: Box<launch::Prepared>,
+    config: &ContainerConfig,
+) -> Result<StartReport, launch::LaunchError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let handed = p
+            .send(launch::Encoded::new(config))
+            .await
+            .expect("handed over");
+        handed.wait().await
+    })
 }
 
 fn report(what: &str, mut times: Vec<Duration>) {
@@ -1595,10 +1611,7 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     adopting.workdir = "/work/here".into();
     adopting.security.user = Some("65534".into());
     adopting.cgroup.limits.memory_bytes = Some(64 << 20);
-    let launch::Adoption::Sent(report) = p.adopt(&adopting) else {
-        panic!("not handed over");
-    };
-    let report = report.unwrap();
+    let report = adopt(p, &adopting).unwrap();
     let StartReport::Started { shim_pid, pid, .. } = report else {
         panic!("expected Started, got {report:?}");
     };
@@ -1644,10 +1657,7 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     let mut other = pooled.clone();
     other.argv = vec!["true".into()];
     other.security.read_only_rootfs = true;
-    let launch::Adoption::Sent(report) = p.adopt(&other) else {
-        panic!("not handed over");
-    };
-    match report.unwrap() {
+    match adopt(p, &other).unwrap() {
         StartReport::Failed { exit_code, message } => {
             assert_eq!(exit_code, EXIT_SETUP);
             assert!(message.contains("shape"), "{message}");

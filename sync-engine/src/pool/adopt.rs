@@ -19,7 +19,7 @@ use super::Member;
 use crate::engine::Shared;
 use crate::error::Result as StoreResult;
 use crate::model::{Container, now_ns};
-use crate::services::starter::{Launched, launched};
+use crate::services::starter::{Launched, launched_async};
 use quilt_runtime::exitfile;
 use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP};
 use std::sync::Arc;
@@ -152,46 +152,31 @@ pub(crate) async fn hand_over(
         member.prepared.shim_pid,
         member.prepared.shim_start_time,
     );
-    let handed = tokio::task::spawn_blocking(move || match member.prepared.send(Ok(encoded)) {
-        Ok(handed) => Ok((handed, config)),
-        Err(e) => Err(e.to_string()),
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let handed = member
+        .prepared
+        .send(Ok(encoded))
+        .await
+        .map_err(|e| e.to_string())?;
     // Handed over: from here on the start is never tried again.
-    let cgroup = shared.cgroup_spec(c);
-    let waited = tokio::task::spawn_blocking(move || {
-        let (handed, config) = handed;
-        match handed.wait() {
-            Ok(report) => launched(report, &config),
+    let waited = async {
+        match handed.wait().await {
+            Ok(report) => launched_async(report, config).await,
             Err(e) => Err((EXIT_SETUP, e.to_string())),
         }
-    });
+    };
     // Without its start time (its read failed at preparation) the row
     // would not identify the supervisor: recorded from the report instead.
-    let recorded = match shim_start_time {
-        0 => None,
-        _ => Some(
-            shared
-                .store()
-                .set_running(&c.id, pid, shim_pid, shim_start_time, now_ns())
-                .await,
-        ),
-    };
-    let started = match waited.await {
-        Ok(started) => started,
-        Err(e) => {
-            // The wait was lost with its report: nothing would watch the
-            // supervisor, so it is ended.
-            let end = tokio::task::spawn_blocking(move || {
-                quilt_runtime::proc::kill_and_reap_child(shim_pid);
-                quilt_runtime::cgroup::remove(&cgroup)
-            });
-            if let Ok(Err(ce)) = end.await {
-                tracing::warn!(container = %c.id, error = %ce, "cannot remove the cgroup of an unwatched start");
-            }
-            Err((EXIT_SETUP, format!("waiting for the start: {e}")))
+    let recorded = async {
+        match shim_start_time {
+            0 => None,
+            _ => Some(
+                shared
+                    .store()
+                    .set_running(&c.id, pid, shim_pid, shim_start_time, now_ns())
+                    .await,
+            ),
         }
     };
+    let (started, recorded) = tokio::join!(waited, recorded);
     Ok(Adopted { started, recorded })
 }

@@ -544,6 +544,31 @@ fn launch_blocking(
     launched(report, &config)
 }
 
+/// [`launched`] on the async runtime: only a supervisor that cannot be
+/// watched (ending it blocks) is handled on the blocking pool.
+pub(crate) async fn launched_async(
+    report: StartReport,
+    config: ContainerConfig,
+) -> std::result::Result<Launched, (i32, String)> {
+    if let StartReport::Started {
+        shim_pid,
+        pid,
+        shim_start_time,
+    } = report
+        && let Ok(shim_fd) = proc::pidfd_open(shim_pid)
+    {
+        return Ok(Launched {
+            pid,
+            shim_pid,
+            shim_start_time,
+            shim_fd,
+        });
+    }
+    tokio::task::spawn_blocking(move || launched(report, &config))
+        .await
+        .unwrap_or_else(|e| Err((EXIT_SETUP, e.to_string())))
+}
+
 /// What a shim's report of a start leaves: the supervisor to watch, or why
 /// the container did not start. Blocking.
 pub(crate) fn launched(
