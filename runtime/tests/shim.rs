@@ -1487,6 +1487,13 @@ fn freeze_stops_the_cpu_clock_and_thaw_restarts_it() {
 
 /// The memory cgroup a process is in, from /proc/PID/cgroup (v1: the
 /// `memory` line; v2: the only one).
+/// A process's nice value (field 19 of /proc/PID/stat).
+fn nice_of(pid: i32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
 fn memory_cgroup_of(pid: i32) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     text.lines()
@@ -1597,6 +1604,10 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     let p = prepare(&pooled);
     assert!(cgroup_dir(&pooled).is_dir());
     assert!(proc::start_time(p.pid).is_some(), "its PID 1 waits");
+    // Prepared at a lower priority, both wait at ours.
+    let ours = nice_of(std::process::id() as i32);
+    assert_eq!(nice_of(p.shim_pid), ours, "the parked shim's nice value");
+    assert_eq!(nice_of(p.pid), ours, "the parked PID 1's nice value");
     let mut adopting = pooled.clone();
     adopting.argv = [
         "sh",

@@ -32,9 +32,9 @@ pub fn lower_priority() -> Option<i32> {
     Some(orig)
 }
 
-/// Gives the shim and its PID 1 their priority back: the adopter never
-/// runs at the preparation's.
-fn restore_priority(orig: Option<i32>, child: Pid) -> SetupResult<()> {
+/// Gives the shim and its PID 1 their priority back once prepared: the
+/// adopter never runs at the preparation's.
+pub fn restore_priority(orig: Option<i32>, child: Pid) -> SetupResult<()> {
     use rustix::process::{Pid as RPid, setpriority_process};
     let Some(orig) = orig else {
         return Ok(());
@@ -129,18 +129,15 @@ pub fn park(pidfd: &OwnedFd) -> Parked {
     }
 }
 
-/// Gives back the priority the preparation lowered, applies what the
-/// adopting container sets on the cgroup and hands its config (`new`, read
-/// from `body`) to PID 1.
+/// Applies what the adopting container sets on the cgroup and hands its
+/// config (`new`, read from `body`) to PID 1.
 pub fn hand_over(
     pooled: &ContainerConfig,
-    nice: Option<i32>,
     child: Pid,
     sock: OwnedFd,
     new: &ContainerConfig,
     body: &[u8],
 ) -> SetupResult<()> {
-    restore_priority(nice, child)?;
     if new.cgroup.limits != pooled.cgroup.limits {
         cgroup::adopt(&pooled.cgroup, &new.cgroup, child.as_raw())
             .map_err(setup("setting the cgroup's limits"))?;

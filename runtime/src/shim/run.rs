@@ -394,6 +394,13 @@ fn start(
     let mut adopted: Option<Box<ContainerConfig>> = None;
     // Without the ready byte PID 1 failed: why is on the error pipe.
     if let Some(sock) = pool_ours.filter(super::pool::wait_ready) {
+        // Prepared: both wait at a start's priority, so that the adoption
+        // wakes them as promptly as a cold start runs, on a busy host too.
+        if let Err(e) = super::pool::restore_priority(nice, child) {
+            let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
+            reap(child);
+            return Err(e);
+        }
         report(&StartReport::Prepared {
             shim_pid,
             pid: child.as_raw(),
@@ -401,7 +408,7 @@ fn start(
         });
         match super::pool::park(&pidfd) {
             super::pool::Parked::Adopt(new, body) if cfg.adoptable_by(&new) => {
-                if let Err(e) = super::pool::hand_over(cfg, nice, child, sock, &new, &body) {
+                if let Err(e) = super::pool::hand_over(cfg, child, sock, &new, &body) {
                     let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
                     reap(child);
                     return Err(e);
