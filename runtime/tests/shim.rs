@@ -1678,6 +1678,42 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     assert!(!cgroup_dir(&pooled).exists());
     assert!(!pooled.dir.exists());
 
+    // A config larger than the pipe holds (written partly on the blocking
+    // pool) reaches PID 1 whole.
+    let pooled = env.config(&[], Limits::default());
+    let p = prepare(&pooled);
+    let mut large = pooled.clone();
+    large.argv = ["sh", "-c", "echo $((${#A} + ${#B} + ${#C} + ${#D}))"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // Each under the kernel's limit on one string (128 KiB).
+    for name in ["A", "B", "C", "D"] {
+        large.env.push(format!("{name}={}", "x".repeat(50 << 10)));
+    }
+    let report = adopt(p, &large).unwrap();
+    let StartReport::Started { shim_pid, .. } = report else {
+        panic!("a large config did not start: {report:?}");
+    };
+    env.started.push((shim_pid, 0));
+    assert!(wait_exit(shim_pid, Duration::from_secs(20)));
+    assert_eq!(stdout_lines(&large.dir), [(200 << 10).to_string()]);
+
+    // A command not found whose name is longer than the report's limit:
+    // the failure is reported (its message cut), as on a cold start.
+    let pooled = env.config(&[], Limits::default());
+    let p = prepare(&pooled);
+    let mut missing = pooled.clone();
+    missing.argv = vec!["y".repeat(100 << 10)];
+    match adopt(p, &missing).unwrap() {
+        StartReport::Failed { exit_code, message } => {
+            assert_eq!(exit_code, 127, "{}", &message[..200]);
+            assert!(message.len() < 5000, "a message of {}", message.len());
+            assert!(message.ends_with("..."), "{}", &message[..200]);
+        }
+        r => panic!("expected Failed, got {r:?}"),
+    }
+
     // Discarded.
     let pooled = env.config(&[], Limits::default());
     let p = prepare(&pooled);

@@ -41,8 +41,28 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// The longest failure message reported, in bytes (the rest is cut at a
+/// character boundary): a report stays a short line, whatever a command's
+/// name makes of the message (`launch` reads at most 64 KiB of it).
+const MAX_MESSAGE: usize = 4096;
+
 /// Prints the report as one JSON line on stdout.
 fn report(r: &StartReport) {
+    let bounded;
+    let r = match r {
+        StartReport::Failed { exit_code, message } if message.len() > MAX_MESSAGE => {
+            let mut cut = MAX_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            bounded = StartReport::Failed {
+                exit_code: *exit_code,
+                message: format!("{}...", &message[..cut]),
+            };
+            &bounded
+        }
+        r => r,
+    };
     let mut line = serde_json::to_vec(r).unwrap_or_default();
     line.push(b'\n');
     let mut out = std::io::stdout().lock();
