@@ -211,28 +211,26 @@ impl Engine {
         }
         if !begun {
             let live = shared.live(&c.id);
-            let (_lifecycle, waited) = match live.lifecycle.try_lock() {
-                Ok(guard) => (guard, false),
-                Err(_) => (live.lifecycle.lock().await, true),
-            };
-            // Another call held the lock (a claimed start holds it for the
-            // whole start): a start made since this call looked is waited
-            // for as one under way, not made again.
-            let started_meanwhile =
-                waited
-                    && shared.store().get(&c.id).await?.is_none_or(|now| {
+            let _lifecycle = live.lifecycle.lock().await;
+            let slot = shared.queue().reserve(who)?;
+            if shared.store().reset_for_start(&c).await? {
+                crate::cluster::note_taken(shared, &c.id);
+                slot.send(c.id.clone());
+            } else {
+                drop(slot);
+                // Not as this call saw it: a start made since (another
+                // call's, which may have ended already) is waited for as
+                // one under way, not made again.
+                let changed =
+                    shared.store().get(&c.id).await?.is_none_or(|now| {
                         now.state != c.state || now.started_at_ns != c.started_at_ns
                     });
-            if !started_meanwhile {
-                let slot = shared.queue().reserve(who)?;
-                if !shared.store().reset_for_start(&c.id).await? {
+                if !changed {
                     return Err(EngineError::FailedPrecondition(format!(
                         "container {} changed state; try again",
                         c.name
                     )));
                 }
-                crate::cluster::note_taken(shared, &c.id);
-                slot.send(c.id.clone());
             }
         }
         let c = match shared.wait_started(&mut watch, &c.id).await {

@@ -347,8 +347,9 @@ delegate! {
     fn set_found(&self, id: &str, paused: bool) -> bool;
     /// Records the workload's exit; returns the state now stored.
     fn record_exit(&self, id: &str, exit: &ExitInfo) -> Option<State>;
-    /// Back to `created` and queued for another start by the user.
-    fn reset_for_start(&self, id: &str) -> bool;
+    /// Back to `created` and queued for another start by the user, if it
+    /// is still as `seen` (its state and its last run's start).
+    fn reset_for_start(&self, seen: &Container) -> bool;
     /// The same for a restart by the container's policy.
     fn reset_for_restart(&self, id: &str) -> bool;
     /// Records that the user stopped (or killed) the container.

@@ -723,19 +723,23 @@ impl SqlStore<super::Db> {
 
     /// A stored container back to `created` and queued, ready for another
     /// start by the user: its last run's processes and exit are forgotten,
-    /// and so are its restart count and a stop by the user.
-    pub async fn reset_for_start(&self, id: &str) -> Result<bool> {
+    /// and so are its restart count and a stop by the user. Only while it
+    /// is as `seen` (its state and its last run's start): a call that
+    /// looked before another call started it (a start that may have ended
+    /// already, with a workload that exits at once) changes nothing.
+    pub async fn reset_for_start(&self, seen: &Container) -> Result<bool> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE containers SET state = '{}', {RESET}, restart_count = 0, manual_stop = FALSE, \
                  expires_at = NULL \
-                 WHERE id = $1 AND state IN ({}){}",
+                 WHERE id = $1 AND state IN ({}) AND state = $3 AND COALESCE(started_at, 0) = $4{}",
                 State::Created.as_str(),
                 states_sql(from::RESET_FOR_START),
                 mine(2)
             )
         });
-        self.reset_with(&SQL, id).await
+        let as_seen = (seen.state.as_str(), seen.started_at_ns.unwrap_or(0));
+        self.reset_with(&SQL, &seen.id, Some(as_seen)).await
     }
 
     /// The same for a restart by the container's policy: its restart count
@@ -751,7 +755,7 @@ impl SqlStore<super::Db> {
                 mine(2)
             )
         });
-        self.reset_with(&SQL, id).await
+        self.reset_with(&SQL, id, None).await
     }
 
     /// Records that the user stopped (or killed) the container, so that its
@@ -805,13 +809,15 @@ impl SqlStore<super::Db> {
         })
     }
 
-    async fn reset_with(&self, sql: &str, id: &str) -> Result<bool> {
+    /// A reset (`sql`: $1 the id, $2 this node and, with `seen`, $3 the
+    /// state and $4 the start time it must still have).
+    async fn reset_with(&self, sql: &str, id: &str, seen: Option<(&str, i64)>) -> Result<bool> {
         let r = db_write!(self, |c| {
-            let r = sqlx::query(sql)
-                .bind(id)
-                .bind(self.me())
-                .execute(&mut *c)
-                .await?;
+            let mut q = sqlx::query(sql).bind(id).bind(self.me());
+            if let Some((state, started_at)) = seen {
+                q = q.bind(state).bind(started_at);
+            }
+            let r = q.execute(&mut *c).await?;
             if r.rows_affected() > 0 {
                 self.refresh(c, id).await;
             }
@@ -1482,7 +1488,8 @@ mod tests {
             !s.reset_for_restart("p1").await.unwrap(),
             "stopped by the user"
         );
-        assert!(s.reset_for_start("p1").await.unwrap());
+        let seen = s.get("p1").await.unwrap().unwrap();
+        assert!(s.reset_for_start(&seen).await.unwrap());
         let c = s.get("p1").await.unwrap().unwrap();
         assert_eq!((c.restart_count, c.manual_stop), (0, false));
     }
@@ -1565,15 +1572,34 @@ mod tests {
             None,
             "exit recorded twice"
         );
-        let c = s.get("a1").await.unwrap().unwrap();
-        assert_eq!(c.state, State::Exited);
-        assert_eq!(c.exit.unwrap().exit_code, 7);
-        assert!(s.reset_for_start("a1").await.unwrap());
+        let exited = s.get("a1").await.unwrap().unwrap();
+        assert_eq!(exited.state, State::Exited);
+        assert_eq!(exited.exit.as_ref().unwrap().exit_code, 7);
+        assert!(s.reset_for_start(&exited).await.unwrap());
+        // A second call that saw it exited changes nothing: it is another
+        // start's now.
+        assert!(
+            !s.reset_for_start(&exited).await.unwrap(),
+            "reset again from a view before the first reset"
+        );
         let c = s.get("a1").await.unwrap().unwrap();
         assert_eq!(
             (c.state, c.exit.is_none(), c.autostart),
             (State::Created, true, true)
         );
+        // Nor once that start has run and exited too: the same state, a
+        // later start.
+        assert!(s.set_starting("a1", None).await.unwrap().is_some());
+        assert!(s.set_running("a1", 11, 12, 1235, now_ns()).await.unwrap());
+        s.record_exit("a1", &exit).await.unwrap();
+        let again = s.get("a1").await.unwrap().unwrap();
+        assert_eq!(again.state, State::Exited);
+        assert_ne!(again.started_at_ns, exited.started_at_ns);
+        assert!(
+            !s.reset_for_start(&exited).await.unwrap(),
+            "a view of the run before"
+        );
+        assert!(s.reset_for_start(&again).await.unwrap());
     }
 
     /// `set_removing`'s state before, with a check that the row it gives
@@ -1689,7 +1715,8 @@ mod tests {
             finished_at_ns: Some(30),
         };
         s.record_exit(&ids[3], &exit).await.unwrap();
-        assert!(s.reset_for_start(&ids[3]).await.unwrap());
+        let seen = s.get(&ids[3]).await.unwrap().unwrap();
+        assert!(s.reset_for_start(&seen).await.unwrap());
         assert!(s.set_starting(&ids[4], None).await.unwrap().is_some());
         s.requeue_interrupted_start(&ids[4]).await.unwrap();
         s.set_removing(&ids[5]).await.unwrap();
