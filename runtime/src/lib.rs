@@ -27,6 +27,7 @@ pub mod signal;
 pub mod spec;
 #[allow(unsafe_code)]
 mod sys;
+pub mod text;
 
 pub use spec::*;
 /// Resolves once the process behind a pidfd has exited (tokio reactor, no polling).

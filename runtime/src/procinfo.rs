@@ -111,13 +111,8 @@ fn command_line(raw: &[u8], name: &str) -> String {
     } else {
         words.join(" ")
     };
-    if line.len() > MAX_COMMAND {
-        let mut end = MAX_COMMAND;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
-    }
+    let end = crate::text::prefix(&line, MAX_COMMAND).len();
+    line.truncate(end);
     line
 }
 

@@ -43,16 +43,22 @@ fn wait_full(d: &Daemon, image: &str) -> (u64, u64, u64, u64, String) {
     })
 }
 
+/// A daemon with a pool of two default containers, full.
+fn with_full_pool() -> Daemon {
+    let d = Daemon::builder()
+        .args(&["--warm-pool", "default=2"])
+        .start();
+    wait_full(&d, "default");
+    d
+}
+
 fn hits(d: &Daemon) -> u64 {
     pool(d, "default").map_or(0, |p| p.2)
 }
 
 #[test]
 fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
-    let d = Daemon::builder()
-        .args(&["--warm-pool", "default=2"])
-        .start();
-    wait_full(&d, "default");
+    let d = with_full_pool();
     let pooled = host::shims_of(&d.root, d.pid());
     // Two shims, and their waiting first processes.
     assert_eq!(pooled.len(), 4, "{pooled:?}");
@@ -417,10 +423,7 @@ fn an_image_named_anew_replaces_the_pooled_containers() {
 /// container start it once.
 #[test]
 fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
-    let d = Daemon::builder()
-        .args(&["--warm-pool", "default=2"])
-        .start();
-    wait_full(&d, "default");
+    let d = with_full_pool();
 
     // Created (and started) and removed right behind: gone, with nothing left.
     let id = d.cli(["create", "default", "sleep", "60"]).ok();

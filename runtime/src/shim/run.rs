@@ -51,13 +51,9 @@ fn report(r: &StartReport) {
     let bounded;
     let r = match r {
         StartReport::Failed { exit_code, message } if message.len() > MAX_MESSAGE => {
-            let mut cut = MAX_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
             bounded = StartReport::Failed {
                 exit_code: *exit_code,
-                message: format!("{}...", &message[..cut]),
+                message: format!("{}...", crate::text::prefix(message, MAX_MESSAGE)),
             };
             &bounded
         }

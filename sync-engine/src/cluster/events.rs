@@ -67,10 +67,7 @@ fn payload(mut w: Wire) -> Option<String> {
             return None;
         }
         // Half as long each time, at a character boundary.
-        let mut cut = reason.len() / 2;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = quilt_runtime::text::prefix(reason, reason.len() / 2).len();
         reason.truncate(cut);
     }
 }

@@ -53,14 +53,7 @@ pub struct Requester {
 
 impl Requester {
     pub fn new(client: &str, class: StartClass) -> Requester {
-        let mut client = client.to_owned();
-        if client.len() > MAX_CLIENT_KEY {
-            let mut end = MAX_CLIENT_KEY;
-            while !client.is_char_boundary(end) {
-                end -= 1;
-            }
-            client.truncate(end);
-        }
+        let client = quilt_runtime::text::prefix(client, MAX_CLIENT_KEY).to_owned();
         Requester { client, class }
     }
 }

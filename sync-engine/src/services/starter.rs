@@ -550,23 +550,26 @@ pub(crate) async fn launched_async(
     report: StartReport,
     config: ContainerConfig,
 ) -> std::result::Result<Launched, (i32, String)> {
-    if let StartReport::Started {
+    let StartReport::Started {
         shim_pid,
         pid,
         shim_start_time,
     } = report
-        && let Ok(shim_fd) = proc::pidfd_open(shim_pid)
-    {
-        return Ok(Launched {
+    else {
+        // A report of no start: nothing to end.
+        return launched(report, &config);
+    };
+    match proc::pidfd_open(shim_pid) {
+        Ok(shim_fd) => Ok(Launched {
             pid,
             shim_pid,
             shim_start_time,
             shim_fd,
-        });
+        }),
+        Err(_) => tokio::task::spawn_blocking(move || launched(report, &config))
+            .await
+            .unwrap_or_else(|e| Err((EXIT_SETUP, e.to_string()))),
     }
-    tokio::task::spawn_blocking(move || launched(report, &config))
-        .await
-        .unwrap_or_else(|e| Err((EXIT_SETUP, e.to_string())))
 }
 
 /// What a shim's report of a start leaves: the supervisor to watch, or why

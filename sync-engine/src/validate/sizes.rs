@@ -4,6 +4,7 @@
 use super::invalid;
 use crate::error::Result;
 use crate::model::CreateSpec;
+use quilt_runtime::text::prefix;
 
 /// The kernel refuses a single argv or env string longer than this
 /// (MAX_ARG_STRLEN).
@@ -31,11 +32,7 @@ pub fn echo(s: &str) -> String {
     if s.len() <= ECHO {
         return format!("{s:?}");
     }
-    let mut end = ECHO;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}... ({} bytes)", &s[..end], s.len())
+    format!("{:?}... ({} bytes)", prefix(s, ECHO), s.len())
 }
 
 /// The longest error message an API answers with: one that echoes a
@@ -48,11 +45,7 @@ pub fn bounded_message(m: String) -> String {
     if m.len() <= MAX_MESSAGE {
         return m;
     }
-    let mut end = MAX_MESSAGE;
-    while !m.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes in all)", &m[..end], m.len())
+    format!("{}... ({} bytes in all)", prefix(&m, MAX_MESSAGE), m.len())
 }
 
 /// The same without quotes, for references in "no such ..." messages.
@@ -60,11 +53,7 @@ pub fn cut(s: &str) -> String {
     if s.len() <= ECHO {
         return s.to_owned();
     }
-    let mut end = ECHO;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes)", &s[..end], s.len())
+    format!("{}... ({} bytes)", prefix(s, ECHO), s.len())
 }
 
 /// The budget of a command line and its environment.

@@ -1332,36 +1332,22 @@ mod tests {
         let begun = s.begin_claimed_start("w2", "slot-w2").await.unwrap();
         let begun = begun.expect("created: begun");
         assert_eq!((begun.state, begun.autostart), (State::Starting, false));
-        // Not again: it is starting, and has its namespace.
-        assert!(
-            s.begin_claimed_start("w2", "slot-x")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        // Nor from another state, nor a row that has a namespace already.
+        // Not again (w2: it is starting, and has its namespace), nor from
+        // another state (w3), nor a row that has a namespace already (w4),
+        // nor one that does not exist.
         s.insert(&row("w3", "w3")).await.unwrap();
         s.set_starting("w3", None).await.unwrap();
-        assert!(
-            s.begin_claimed_start("w3", "slot-w3")
-                .await
-                .unwrap()
-                .is_none()
-        );
         s.insert(&row("w4", "w4")).await.unwrap();
         s.slot_set("w4", "slot-w4").await.unwrap();
-        assert!(
-            s.begin_claimed_start("w4", "slot-y")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            s.begin_claimed_start("gone", "slot-z")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        for (id, slot) in [
+            ("w2", "slot-x"),
+            ("w3", "slot-w3"),
+            ("w4", "slot-y"),
+            ("gone", "slot-z"),
+        ] {
+            let begun = s.begin_claimed_start(id, slot).await.unwrap();
+            assert!(begun.is_none(), "{id} began in {slot}");
+        }
         let mut all = s.slots(None).await.unwrap();
         all.sort();
         let want: Vec<(String, String, bool)> =
