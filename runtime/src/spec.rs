@@ -205,6 +205,11 @@ pub struct SeccompFilter {
     /// The kernel's `struct sock_filter` array as hex: 8 bytes an
     /// instruction, code (u16) and k (u32) little-endian.
     pub bpf: String,
+    /// The filter refuses every keyring call (`keyctl`, `add_key`,
+    /// `request_key`) whatever its arguments: the workload needs no session
+    /// keyring of its own (see `shim::common::session_keyring`).
+    #[serde(default)]
+    pub keyring_refused: bool,
 }
 
 /// One resource limit.

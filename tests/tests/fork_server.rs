@@ -1,7 +1,9 @@
 //! The shim fork server: quiltd starts every shim through one small
 //! process (`quilt-forksrv`), and the shims are quiltd's own children with
 //! a shim's name and arguments; a server that is lost is replaced (and
-//! reaped) at the next start, and quiltd takes it down when it stops.
+//! reaped) at the next start, and quiltd takes it down when it stops. Its
+//! session keyring is the one the containers that cannot reach a keyring
+//! share: neither the host's, nor one per container.
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -69,4 +71,56 @@ fn shims_are_forked_by_one_server_that_is_replaced_and_stopped() {
         "the fork server outlived quiltd: {:?}",
         host::proc_info(replacement)
     );
+}
+
+/// The number of root's keys on the host (`nkeys` of uid 0 in
+/// /proc/key-users: "0: USAGE NKEYS/NIKEYS ...").
+fn root_keys() -> i64 {
+    let text = std::fs::read_to_string("/proc/key-users").expect("/proc/key-users");
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix("0:"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|n| n.split('/').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no keys of root in {text:?}"))
+}
+
+#[test]
+fn containers_without_keyring_calls_get_no_keyring_of_their_own() {
+    let d = Daemon::start();
+    // The fork server is up (and made its keyring).
+    let first = d.run_detached(&["default", "sleep", "1000"]);
+
+    // The default profile refuses every keyring call: its containers share
+    // the server's keyring. (The other test of this file may replace its
+    // daemon's server once meanwhile: one more key.)
+    const N: i64 = 6;
+    let keys = root_keys();
+    let mut ids: Vec<String> = (0..N)
+        .map(|_| d.run_detached(&["default", "sleep", "1000"]))
+        .collect();
+    let added = root_keys() - keys;
+    assert!(added <= 2, "{N} containers added {added} keys");
+
+    // Allowed keyring calls: a keyring each.
+    let keys = root_keys();
+    ids.extend((0..N).map(|_| {
+        d.run_detached(&[
+            "--security-opt",
+            "seccomp=unconfined",
+            "default",
+            "sleep",
+            "1000",
+        ])
+    }));
+    let added = root_keys() - keys;
+    assert!(
+        added >= N - 2,
+        "{N} unconfined containers added {added} keys"
+    );
+
+    ids.push(first);
+    for id in &ids {
+        d.cli(["rm", "-f", id.as_str()]).expect_code(0);
+    }
+    d.assert_no_leftovers();
 }

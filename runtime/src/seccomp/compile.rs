@@ -66,6 +66,9 @@ pub(super) fn plan(profile: &Profile, caps: CapabilitySet, arch: Arch) -> Plan {
     plan
 }
 
+/// The syscalls that reach the kernel's keyrings.
+pub const KEYRING_SYSCALLS: [&str; 3] = ["keyctl", "add_key", "request_key"];
+
 /// The filter of `profile` for a container holding `caps`, on the native
 /// architecture; None when the profile allows everything (no filter).
 pub fn compile(
@@ -73,7 +76,42 @@ pub fn compile(
     caps: CapabilitySet,
 ) -> Result<Option<SeccompFilter>, SeccompError> {
     let arch = Arch::native().ok_or(SeccompError::UnsupportedArch)?;
-    Ok(program(profile, caps, arch)?.map(|p| SeccompFilter { bpf: encode(&p) }))
+    let keyring_refused = refuses(profile, caps, arch, &KEYRING_SYSCALLS);
+    Ok(program(profile, caps, arch)?.map(|p| SeccompFilter {
+        bpf: encode(&p),
+        keyring_refused,
+    }))
+}
+
+/// Whether the filter refuses every one of `names`, whatever their
+/// arguments: each answer a rule or the default may give them fails the
+/// call (ERRNO, TRAP, KILL). TRACE is not a refusal (a tracer may let the
+/// call run), nor LOG. A name the architecture lacks cannot be called.
+pub(super) fn refuses(profile: &Profile, caps: CapabilitySet, arch: Arch, names: &[&str]) -> bool {
+    let refusal = |r: u32| {
+        matches!(
+            r & libc::SECCOMP_RET_ACTION_FULL,
+            libc::SECCOMP_RET_ERRNO
+                | libc::SECCOMP_RET_TRAP
+                | libc::SECCOMP_RET_KILL_THREAD
+                | libc::SECCOMP_RET_KILL_PROCESS
+        )
+    };
+    let plan = plan(profile, caps, arch);
+    let default = ret(profile.default_action);
+    names
+        .iter()
+        .filter_map(|n| arch.syscall(n))
+        .filter_map(|n| u32::try_from(n).ok())
+        .all(|nr| match plan.get(&nr) {
+            None => refusal(default),
+            Some(choices) => {
+                // Without a choice free of conditions, the default answers
+                // the arguments none matches.
+                let default_reached = choices.iter().all(|c| !c.checks.is_empty());
+                choices.iter().all(|c| refusal(c.ret)) && (!default_reached || refusal(default))
+            }
+        })
 }
 
 /// The BPF program; None when the profile allows everything.

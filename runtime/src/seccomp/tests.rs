@@ -239,7 +239,10 @@ fn the_compiled_default_is_small_and_round_trips() {
     assert!(!program.is_empty());
     assert!(Program::decode(None).unwrap().is_empty());
     for bad in ["0011", "zz", ""] {
-        let bad = crate::spec::SeccompFilter { bpf: bad.into() };
+        let bad = crate::spec::SeccompFilter {
+            bpf: bad.into(),
+            ..Default::default()
+        };
         assert!(
             matches!(Program::decode(Some(&bad)), Err(SeccompError::Decode(_))),
             "{bad:?}"
@@ -373,6 +376,66 @@ fn profiles_may_refuse_what_installing_needs() {
     assert_eq!(answer(&f, "prctl", &[38, 1]), libc::SECCOMP_RET_ERRNO | 95);
     assert_eq!(answer(&f, "clone3", &[]), ENOSYS);
     assert_eq!(answer(&f, "read", &[]), ALLOW);
+}
+
+#[test]
+fn keyring_calls_refused_whatever_the_arguments() {
+    use super::compile::{KEYRING_SYSCALLS, refuses};
+    let arch = native();
+    let refused = |p: &Profile, caps| refuses(p, caps, arch, &KEYRING_SYSCALLS);
+    // The default profile, whatever the capabilities; its filter says so,
+    // and answers so for a few arguments.
+    for caps in [docker_caps(), CapabilitySet::all()] {
+        assert!(refused(&default_profile(), caps));
+        let f = compile(&default_profile(), caps).unwrap().unwrap();
+        assert!(f.keyring_refused);
+        let bpf = default_for(caps);
+        for name in KEYRING_SYSCALLS {
+            for args in [[0u64; 2], [1, 0], [u64::MAX, 7]] {
+                assert_eq!(answer(&bpf, name, &args), EPERM, "{name} {args:?}");
+            }
+        }
+    }
+    let parsed = |text: &str| parse(text).unwrap();
+    let caps = docker_caps();
+    // Unconfined: no filter at all.
+    let allow_all = parsed(r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#);
+    assert!(!refused(&allow_all, caps));
+    assert_eq!(compile(&allow_all, caps).unwrap(), None);
+    // Refused by rules of other actions, or by the default.
+    for text in [
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+              {"names": ["keyctl", "add_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+              {"names": ["request_key"], "action": "SCMP_ACT_KILL_PROCESS"}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_TRAP", "syscalls": [
+              {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+              {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+               "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}"#,
+    ] {
+        assert!(refused(&parsed(text), caps), "{text}");
+    }
+    // Not refused: one of the three allowed, with some arguments (those no
+    // condition matches reach an allowing default), traced or logged.
+    for text in [
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+              {"names": ["add_key"], "action": "SCMP_ACT_ALLOW"}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+              {"names": ["keyctl"], "action": "SCMP_ACT_ALLOW",
+               "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+              {"names": ["keyctl", "add_key", "request_key"], "action": "SCMP_ACT_ERRNO",
+               "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+              {"names": ["request_key"], "action": "SCMP_ACT_TRACE"}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_LOG"}"#,
+    ] {
+        let p = parsed(text);
+        assert!(!refused(&p, caps), "{text}");
+        assert!(
+            !compile(&p, caps).unwrap().unwrap().keyring_refused,
+            "{text}"
+        );
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::ffi::CString;
 use std::fmt::Display;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 pub use crate::spec::{DEFAULT_PATH, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
 
@@ -224,6 +225,38 @@ pub fn seccomp_program(
     filter: Option<&crate::spec::SeccompFilter>,
 ) -> SetupResult<crate::seccomp::Program> {
     crate::seccomp::Program::decode(filter).map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
+}
+
+/// The serial of the session keyring the fork server made for itself when
+/// it started (0: none), which every shim it forks inherits: one empty
+/// keyring, the engine's, never the daemon's (the host's).
+static ENGINE_KEYRING: AtomicI32 = AtomicI32::new(0);
+
+/// In the fork server, at its start: a session keyring of its own, for the
+/// shims it forks to inherit (see `session_keyring`).
+pub fn make_engine_keyring() -> std::io::Result<()> {
+    let serial = sys::join_new_session_keyring()?;
+    ENGINE_KEYRING.store(serial, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The session keyring of a container's (or an exec'd command's) process,
+/// never the daemon's (the host's). One whose seccomp filter refuses every
+/// keyring call (the default profile does) keeps the engine's, inherited
+/// from the fork server: it can neither read nor add a key, so a keyring of
+/// its own would isolate nothing. Any other, and a shim executed directly
+/// (whose keyring is the daemon's), joins a new one. A keyring per
+/// container cost the host more than its memory: each one that goes makes
+/// the kernel's key collector walk every key on the host, thousands with
+/// thousands of containers.
+pub fn session_keyring(filter: Option<&crate::spec::SeccompFilter>) -> SetupResult<()> {
+    let refused = filter.is_some_and(|f| f.keyring_refused);
+    if refused && ENGINE_KEYRING.load(Ordering::Relaxed) != 0 {
+        return Ok(());
+    }
+    sys::join_new_session_keyring()
+        .map(drop)
+        .map_err(setup("new session keyring"))
 }
 
 /// Installs the seccomp filter: the last step before execve, after

@@ -70,7 +70,7 @@ fn setup_and_exec(
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(setup("unshare cgroup namespace"))?;
     // Never the host's session keyring (or root's shared default one).
-    sys::join_new_session_keyring().map_err(setup("new session keyring"))?;
+    session_keyring(cfg.security.seccomp.as_ref())?;
     // If the shim dies, so does the container: nobody else would collect its
     // output or exit status.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);

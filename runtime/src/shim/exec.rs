@@ -249,9 +249,9 @@ fn child(cfg: &ExecConfig, io: ChildIo, lifeline: &OwnedFd) -> SetupError {
     if let Err(e) = nix::unistd::setsid() {
         return setup("setsid")(e);
     }
-    // A session keyring of its own: never the daemon's (the host's).
-    if let Err(e) = sys::join_new_session_keyring() {
-        return setup("new session keyring")(e);
+    // Never the daemon's session keyring (the host's).
+    if let Err(e) = session_keyring(cfg.security.seccomp.as_ref()) {
+        return e;
     }
     if let Err(e) = wire_stdio(io) {
         return e;

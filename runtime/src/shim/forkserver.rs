@@ -38,6 +38,11 @@ pub fn serve() -> i32 {
             return 1;
         }
     };
+    // A session keyring of its own, not quiltd's, for the shims it forks
+    // (see `common::session_keyring`). Without one, they join new ones.
+    if let Err(e) = super::common::make_engine_keyring() {
+        eprintln!("quilt-shim (fork server): a session keyring of its own: {e}");
+    }
     // Told apart from the shims it forks (which take their name back).
     let _ = rustix::thread::set_name(SERVER_NAME);
     // The socket stays only as `sock`: fd 0 is /dev/null until a shim takes
