@@ -396,6 +396,7 @@ pub enum PrepareOutcome {
 pub fn prepare(shim: &Path, config: &ContainerConfig) -> Result<PrepareOutcome, LaunchError> {
     let config = ContainerConfig {
         pooled: true,
+        volatile_rootfs: false,
         ..config.clone()
     };
     let mut s = spawn(shim, &config, true)?;

@@ -58,6 +58,13 @@ pub struct ContainerConfig {
     pub dir: PathBuf,
     /// Read-only lower layer: the prepared image rootfs.
     pub image_rootfs: PathBuf,
+    /// The root's overlay is mounted `volatile`: nothing written to its
+    /// upper layer is ever synced (fsync in the container returns at once,
+    /// and unmounting it does not sync the whole file system under it).
+    /// For a container removed when it exits, whose writable layer goes
+    /// with it; a second mount of that layer is refused by the kernel.
+    #[serde(default)]
+    pub volatile_rootfs: bool,
     /// argv of the workload; argv[0] is looked up in the container's PATH
     /// when it has no slash.
     pub argv: Vec<String>,
@@ -136,6 +143,8 @@ impl ContainerConfig {
         // adopter asks (see `CgroupSpec::own_memory`).
         s.cgroup.own_memory = false;
         s.pooled = false;
+        // A pooled root is never volatile: its adopter may keep its layer.
+        s.volatile_rootfs = false;
         s
     }
 

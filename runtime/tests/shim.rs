@@ -72,6 +72,7 @@ impl Env {
             id: id.clone(),
             dir: self.tmp.path().join("containers").join(&id),
             image_rootfs: self.image.clone(),
+            volatile_rootfs: false,
             argv: argv.iter().map(|s| s.to_string()).collect(),
             env: vec![
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),

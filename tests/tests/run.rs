@@ -339,3 +339,53 @@ fn tarball_and_directory_images_work() {
     );
     d.assert_no_leftovers();
 }
+
+/// The super options of the overlay mounted at `/` in a mountinfo text
+/// ("ID PARENT MAJ:MIN ROOT POINT OPTIONS [TAGS] - TYPE SOURCE SUPER").
+fn root_overlay_options(mountinfo: &str) -> String {
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let (before, after) = l.split_once(" - ")?;
+            let point = before.split_whitespace().nth(4)?;
+            let mut fs = after.split_whitespace();
+            (point == "/" && fs.next()? == "overlay").then(|| fs.nth(1).map(str::to_owned))?
+        })
+        .unwrap_or_else(|| panic!("no overlay at / in {mountinfo}"))
+}
+
+#[test]
+fn a_removed_containers_root_is_never_synced() {
+    let d = Daemon::start();
+    // Shown as `fsync=volatile` by kernels with the `fsync` option.
+    let volatile = |opts: &str| {
+        opts.split(',')
+            .any(|o| o == "volatile" || o == "fsync=volatile")
+    };
+    // `--rm`: its writable layer goes with it, so nothing of it is synced
+    // (overlayfs's `volatile`), with or without a user namespace (whose
+    // root quilt mounts another way).
+    for extra in [&[][..], &["--userns", "private"][..]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend(["default", "cat", "/proc/self/mountinfo"]);
+        let out = d.cli(&args);
+        out.expect_code(0);
+        let opts = root_overlay_options(&out.stdout);
+        assert!(volatile(&opts), "{extra:?}: {opts}");
+    }
+    // A kept container's layer stays: its fsync and its unmount sync.
+    let out = d.cli([
+        "run",
+        "--name",
+        "kept",
+        "default",
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
+    out.expect_code(0);
+    let opts = root_overlay_options(&out.stdout);
+    assert!(!volatile(&opts), "{opts}");
+    d.cli(["rm", "kept"]).expect_code(0);
+    d.assert_no_leftovers();
+}

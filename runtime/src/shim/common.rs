@@ -426,12 +426,14 @@ pub fn overlay_escape(p: &std::path::Path) -> String {
 }
 
 /// The overlayfs options of a container's rootfs: the image as the lower
-/// layer, the container's DIR/upper and DIR/work (',' ':' '\\' escaped).
-pub fn overlay_options(lower: &std::path::Path, dir: &std::path::Path) -> String {
+/// layer, the container's DIR/upper and DIR/work (',' ':' '\\' escaped),
+/// and `volatile` (see `ContainerConfig::volatile_rootfs`).
+pub fn overlay_options(lower: &std::path::Path, dir: &std::path::Path, volatile: bool) -> String {
     format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{}",
         overlay_escape(lower),
         overlay_escape(&dir.join("upper")),
-        overlay_escape(&dir.join("work"))
+        overlay_escape(&dir.join("work")),
+        if volatile { ",volatile" } else { "" }
     )
 }

@@ -143,7 +143,7 @@ fn setup_and_exec(
             (PathBuf::from("."), Some(received))
         }
         None => {
-            let opts = overlay_options(&cfg.image_rootfs, &cfg.dir);
+            let opts = overlay_options(&cfg.image_rootfs, &cfg.dir, cfg.volatile_rootfs);
             mnt(
                 Some("overlay"),
                 &host_rootfs,

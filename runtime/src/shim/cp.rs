@@ -80,7 +80,8 @@ fn enter_root(root: &CopyRoot, idmap: Option<&IdMap>) -> SetupResult<()> {
                     std::os::unix::fs::lchown(&upper, Some(map.host_uid), Some(map.host_gid))
                         .map_err(setup(format!("chown {}", upper.display())))?;
                     let ns = userns::with_map(map)?;
-                    let mounts = userns::container_mounts(ns.as_fd(), image_rootfs, dir, &[])?;
+                    let mounts =
+                        userns::container_mounts(ns.as_fd(), image_rootfs, dir, false, &[])?;
                     rustix::mount::move_mount(
                         &mounts[0],
                         "",
@@ -92,7 +93,7 @@ fn enter_root(root: &CopyRoot, idmap: Option<&IdMap>) -> SetupResult<()> {
                     setns(&ns, CloneFlags::CLONE_NEWUSER).map_err(setup("setns user"))?;
                 }
                 None => {
-                    let opts = overlay_options(image_rootfs, dir);
+                    let opts = overlay_options(image_rootfs, dir, false);
                     mount(
                         Some("overlay"),
                         &rootfs,

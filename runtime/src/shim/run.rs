@@ -386,6 +386,7 @@ fn start(
                     ns.as_fd(),
                     &cfg.image_rootfs,
                     &cfg.dir,
+                    cfg.volatile_rootfs,
                     &cfg.mounts,
                 )
             })

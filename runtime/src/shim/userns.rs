@@ -11,8 +11,8 @@ use crate::mounts::{MountConfig, MountKind};
 use crate::spec::IdMap;
 use crate::sys;
 use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, OpenTreeFlags, fsconfig_create, fsconfig_set_string,
-    fsmount, fsopen, open_tree,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, OpenTreeFlags, fsconfig_create, fsconfig_set_flag,
+    fsconfig_set_string, fsmount, fsopen, open_tree,
 };
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -106,10 +106,11 @@ fn context_log(fs: &OwnedFd) -> String {
 }
 
 /// The container's root: a detached overlay of the idmapped image `lower`
-/// and the container's DIR/upper and DIR/work, mounted with the host's
-/// privileges (fsopen/fsmount: it is in no mount namespace until the
-/// container attaches it).
-pub fn overlay(lower: &OwnedFd, dir: &Path) -> SetupResult<OwnedFd> {
+/// and the container's DIR/upper and DIR/work (`volatile`: see
+/// `ContainerConfig::volatile_rootfs`), mounted with the host's privileges
+/// (fsopen/fsmount: it is in no mount namespace until the container
+/// attaches it).
+pub fn overlay(lower: &OwnedFd, dir: &Path, volatile: bool) -> SetupResult<OwnedFd> {
     let io = |what: &'static str| move |e: rustix::io::Errno| setup(what)(std::io::Error::from(e));
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(io("fsopen overlay"))?;
     let lowerdir = format!("/proc/self/fd/{}", lower.as_raw_fd());
@@ -127,6 +128,11 @@ pub fn overlay(lower: &OwnedFd, dir: &Path) -> SetupResult<OwnedFd> {
                     context_log(&fs)
                 ),
             )
+        })?;
+    }
+    if volatile {
+        fsconfig_set_flag(&fs, "volatile").map_err(|e| {
+            setup(format!("overlay volatile{}", context_log(&fs)))(std::io::Error::from(e))
         })?;
     }
     fsconfig_create(&fs).map_err(|e| {
@@ -152,6 +158,7 @@ pub fn container_mounts(
     userns: BorrowedFd<'_>,
     image_rootfs: &Path,
     dir: &Path,
+    volatile: bool,
     mounts: &[MountConfig],
 ) -> SetupResult<Vec<OwnedFd>> {
     let image = std::fs::File::open(image_rootfs)
@@ -162,7 +169,7 @@ pub fn container_mounts(
         userns,
         0,
     )?;
-    let mut fds = vec![overlay(&lower, dir)?];
+    let mut fds = vec![overlay(&lower, dir, volatile)?];
     for m in mounts {
         if let MountKind::Bind { source, create } = &m.kind {
             let (fd, shown) = super::mounts::open_source(source, *create)?;

@@ -464,6 +464,8 @@ pub(crate) async fn runtime_config(shared: &Arc<Shared>, c: &Container) -> Resul
         id: c.id.clone(),
         dir: shared.cfg().container_dir(&c.id),
         image_rootfs: Default::default(),
+        // Its writable layer goes when it exits (`--rm`): never synced.
+        volatile_rootfs: c.auto_remove,
         argv: c.command.clone(),
         env: env::build(c, &[]),
         workdir: c.working_dir.clone(),
