@@ -76,7 +76,10 @@ pub fn compile(
     caps: CapabilitySet,
 ) -> Result<Option<SeccompFilter>, SeccompError> {
     let arch = Arch::native().ok_or(SeccompError::UnsupportedArch)?;
-    let keyring_refused = refuses(profile, caps, arch, &KEYRING_SYSCALLS);
+    // CAP_SYS_ADMIN may mount file systems whose kernel code requests
+    // keys on the caller's behalf: a keyring of its own whatever it may call.
+    let keyring_refused = !caps.contains(crate::capability::Capability::SysAdmin.as_set())
+        && refuses(profile, caps, arch, &KEYRING_SYSCALLS);
     Ok(program(profile, caps, arch)?.map(|p| SeccompFilter {
         bpf: encode(&p),
         keyring_refused,
@@ -86,7 +89,8 @@ pub fn compile(
 /// Whether the filter refuses every one of `names`, whatever their
 /// arguments: each answer a rule or the default may give them fails the
 /// call (ERRNO, TRAP, KILL). TRACE is not a refusal (a tracer may let the
-/// call run), nor LOG. A name the architecture lacks cannot be called.
+/// call run), nor LOG. A name the architecture does not know is not taken
+/// as refused.
 pub(super) fn refuses(profile: &Profile, caps: CapabilitySet, arch: Arch, names: &[&str]) -> bool {
     let refusal = |r: u32| {
         matches!(
@@ -101,11 +105,11 @@ pub(super) fn refuses(profile: &Profile, caps: CapabilitySet, arch: Arch, names:
     let default = ret(profile.default_action);
     names
         .iter()
-        .filter_map(|n| arch.syscall(n))
-        .filter_map(|n| u32::try_from(n).ok())
-        .all(|nr| match plan.get(&nr) {
-            None => refusal(default),
-            Some(choices) => {
+        .map(|n| arch.syscall(n).and_then(|n| u32::try_from(n).ok()))
+        .all(|nr| match nr.map(|nr| plan.get(&nr)) {
+            None => false,
+            Some(None) => refusal(default),
+            Some(Some(choices)) => {
                 // Without a choice free of conditions, the default answers
                 // the arguments none matches.
                 let default_reached = choices.iter().all(|c| !c.checks.is_empty());

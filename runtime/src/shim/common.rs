@@ -242,10 +242,11 @@ pub fn make_engine_keyring() -> std::io::Result<()> {
 
 /// The session keyring of a container's (or an exec'd command's) process,
 /// never the daemon's (the host's). One whose seccomp filter refuses every
-/// keyring call (the default profile does) keeps the engine's, inherited
-/// from the fork server: it can neither read nor add a key, so a keyring of
-/// its own would isolate nothing. Any other, and a shim executed directly
-/// (whose keyring is the daemon's), joins a new one. A keyring per
+/// keyring call (the default profile does, without CAP_SYS_ADMIN) keeps
+/// the engine's, inherited from the fork server: it can neither read nor
+/// add a key, so a keyring of its own would isolate nothing. Any other,
+/// and one of a shim executed directly (exec helpers, and shims when no
+/// fork server can be had), whose keyring is the daemon's, joins a new one. A keyring per
 /// container cost the host more than its memory: each one that goes makes
 /// the kernel's key collector walk every key on the host, thousands with
 /// thousands of containers.
@@ -425,6 +426,54 @@ pub fn overlay_escape(p: &std::path::Path) -> String {
     s
 }
 
+/// Removes the mark overlayfs leaves in a work directory it mounted
+/// `volatile` (DIR/work/work/incompat/volatile/dirty), for which it refuses any
+/// later mount of the layer (the layer may have lost writes in a crash).
+/// Only a `--rm` container's layer is mounted so, and nothing of it is
+/// kept past its container; it may be mounted again before it goes: a
+/// start requeued after quiltd died during the first, a start or a copy
+/// between its exit and its removal. Opened from DIR/work without
+/// following links (the directory is quilt's; the container never sees
+/// it).
+pub fn clear_volatile_mark(dir: &std::path::Path) -> SetupResult<()> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags, openat, unlinkat};
+    use rustix::io::Errno;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let err = |e: Errno| setup("clearing the volatile mark of the layer")(std::io::Error::from(e));
+    let gone = |r: Result<(), Errno>| match r {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(err(e)),
+    };
+    let open_in = |at: std::os::fd::BorrowedFd<'_>, name: &std::path::Path| match openat(
+        at,
+        name,
+        flags,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(err(e)),
+    };
+    use std::os::fd::AsFd;
+    let Some(work) = open_in(CWD, &dir.join("work"))? else {
+        return Ok(());
+    };
+    let Some(inner) = open_in(work.as_fd(), std::path::Path::new("work"))? else {
+        return Ok(());
+    };
+    let Some(incompat) = open_in(inner.as_fd(), std::path::Path::new("incompat"))? else {
+        return Ok(());
+    };
+    if let Some(volatile) = open_in(incompat.as_fd(), std::path::Path::new("volatile"))? {
+        gone(match unlinkat(&volatile, "dirty", AtFlags::REMOVEDIR) {
+            Err(Errno::NOTDIR) => unlinkat(&volatile, "dirty", AtFlags::empty()),
+            r => r,
+        })?;
+    }
+    gone(unlinkat(&incompat, "volatile", AtFlags::REMOVEDIR))?;
+    gone(unlinkat(&inner, "incompat", AtFlags::REMOVEDIR))
+}
+
 /// The overlayfs options of a container's rootfs: the image as the lower
 /// layer, the container's DIR/upper and DIR/work (',' ':' '\\' escaped),
 /// and `volatile` (see `ContainerConfig::volatile_rootfs`).
@@ -436,4 +485,60 @@ pub fn overlay_options(lower: &std::path::Path, dir: &std::path::Path, volatile:
         overlay_escape(&dir.join("work")),
         if volatile { ",volatile" } else { "" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs root (mounts), as the shim does.
+    #[test]
+    fn a_volatile_layer_mounts_again_once_its_mark_is_cleared() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (lower, dir) = (t.path().join("lower"), t.path().join("c"));
+        for d in [
+            &lower,
+            &dir.join("upper"),
+            &dir.join("work"),
+            &dir.join("rootfs"),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let target = dir.join("rootfs");
+        let mount = |volatile| {
+            let opts = overlay_options(&lower, &dir, volatile);
+            nix::mount::mount(
+                Some("overlay"),
+                &target,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+        };
+        let umount = || nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        // Nothing to clear on a layer never mounted.
+        clear_volatile_mark(&dir).unwrap();
+        mount(true).expect("a volatile overlay");
+        umount();
+        let mark = dir.join("work/work/incompat/volatile");
+        assert!(mark.is_dir(), "overlayfs left no mark");
+        // The kernel refuses the layer while the mark is there.
+        assert!(mount(true).is_err() && mount(false).is_err());
+        clear_volatile_mark(&dir).unwrap();
+        assert!(!mark.exists() && !dir.join("work/work/incompat").exists());
+        mount(true).expect("mounted again");
+        umount();
+        clear_volatile_mark(&dir).unwrap();
+        mount(false).expect("mounted again, not volatile");
+        umount();
+        // A link in the way is not followed.
+        let work = dir.join("work");
+        std::fs::remove_dir_all(&work).unwrap();
+        std::os::unix::fs::symlink(t.path(), &work).unwrap();
+        assert!(clear_volatile_mark(&dir).is_err());
+    }
 }

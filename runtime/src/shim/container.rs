@@ -143,14 +143,23 @@ fn setup_and_exec(
             (PathBuf::from("."), Some(received))
         }
         None => {
-            let opts = overlay_options(&cfg.image_rootfs, &cfg.dir, cfg.volatile_rootfs);
-            mnt(
-                Some("overlay"),
-                &host_rootfs,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(&opts),
-            )?;
+            if cfg.volatile_rootfs {
+                clear_volatile_mark(&cfg.dir)?;
+            }
+            let mount = |volatile| {
+                let opts = overlay_options(&cfg.image_rootfs, &cfg.dir, volatile);
+                mnt(
+                    Some("overlay"),
+                    &host_rootfs,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(&opts),
+                )
+            };
+            // A kernel before 5.10 knows no `volatile`: synced, as others.
+            if !cfg.volatile_rootfs || mount(true).is_err() {
+                mount(false)?;
+            }
             let trees = match &fds.trees {
                 Some(t) => Some(
                     t.iter()

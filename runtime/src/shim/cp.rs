@@ -93,6 +93,7 @@ fn enter_root(root: &CopyRoot, idmap: Option<&IdMap>) -> SetupResult<()> {
                     setns(&ns, CloneFlags::CLONE_NEWUSER).map_err(setup("setns user"))?;
                 }
                 None => {
+                    clear_volatile_mark(dir)?;
                     let opts = overlay_options(image_rootfs, dir, false);
                     mount(
                         Some("overlay"),
