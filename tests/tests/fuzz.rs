@@ -188,5 +188,18 @@ fn random_and_oversized_requests_to_every_rpc() {
         args.extend(ids);
         d.cli(&args).expect_code(0);
     }
+    // And the volumes they made (a random CreateVolume may get through).
+    let volumes = d.cli(["volume", "ls", "--json"]).json();
+    let names: Vec<String> = volumes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect();
+    if !names.is_empty() {
+        let mut args = vec!["volume".to_string(), "rm".into()];
+        args.extend(names);
+        d.cli(&args).expect_code(0);
+    }
     d.assert_no_leftovers();
 }
