@@ -245,11 +245,11 @@ pub fn make_engine_keyring() -> std::io::Result<()> {
 /// keyring call (the default profile does, without CAP_SYS_ADMIN) keeps
 /// the engine's, inherited from the fork server: it can neither read nor
 /// add a key, so a keyring of its own would isolate nothing. Any other,
-/// and one of a shim executed directly (exec helpers, and shims when no
-/// fork server can be had), whose keyring is the daemon's, joins a new one. A keyring per
-/// container cost the host more than its memory: each one that goes makes
-/// the kernel's key collector walk every key on the host, thousands with
-/// thousands of containers.
+/// and any process of a shim executed directly (exec helpers, and shims
+/// when no fork server can be had), whose keyring is the daemon's, joins a
+/// new one. A keyring per container cost the host more than its memory:
+/// each one that goes makes the kernel's key collector walk every key on
+/// the host, thousands with thousands of containers.
 pub fn session_keyring(filter: Option<&crate::spec::SeccompFilter>) -> SetupResult<()> {
     let refused = filter.is_some_and(|f| f.keyring_refused);
     if refused && ENGINE_KEYRING.load(Ordering::Relaxed) != 0 {
@@ -427,8 +427,9 @@ pub fn overlay_escape(p: &std::path::Path) -> String {
 }
 
 /// Removes the mark overlayfs leaves in a work directory it mounted
-/// `volatile` (DIR/work/work/incompat/volatile/dirty), for which it refuses any
-/// later mount of the layer (the layer may have lost writes in a crash).
+/// `volatile` (DIR/work/work/incompat/volatile/dirty), for which it
+/// refuses any later mount of the layer (it may have lost writes in a
+/// crash).
 /// Only a `--rm` container's layer is mounted so, and nothing of it is
 /// kept past its container; it may be mounted again before it goes: a
 /// start requeued after quiltd died during the first, a start or a copy
