@@ -1486,8 +1486,6 @@ fn freeze_stops_the_cpu_clock_and_thaw_restarts_it() {
     }
 }
 
-/// The memory cgroup a process is in, from /proc/PID/cgroup (v1: the
-/// `memory` line; v2: the only one).
 /// A process's nice value (field 19 of /proc/PID/stat).
 fn nice_of(pid: i32) -> i64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -1495,6 +1493,8 @@ fn nice_of(pid: i32) -> i64 {
     after.split(' ').nth(16).unwrap().parse().unwrap()
 }
 
+/// The memory cgroup a process is in, from /proc/PID/cgroup (v1: the
+/// `memory` line; v2: the only one).
 fn memory_cgroup_of(pid: i32) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     text.lines()
@@ -1708,9 +1708,10 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     missing.argv = vec!["y".repeat(100 << 10)];
     match adopt(p, &missing).unwrap() {
         StartReport::Failed { exit_code, message } => {
-            assert_eq!(exit_code, 127, "{}", &message[..200]);
+            let shown = quilt_runtime::text::prefix(&message, 200);
+            assert_eq!(exit_code, 127, "{shown}");
             assert!(message.len() < 5000, "a message of {}", message.len());
-            assert!(message.ends_with("..."), "{}", &message[..200]);
+            assert!(message.ends_with("..."), "{shown}");
         }
         r => panic!("expected Failed, got {r:?}"),
     }

@@ -72,6 +72,10 @@ fn enter_root(root: &CopyRoot, idmap: Option<&IdMap>) -> SetupResult<()> {
                     .map_err(setup(format!("create {}", dir.join(d).display())))?;
             }
             let rootfs = dir.join("rootfs");
+            // The layer of a `--rm` container that has exited (and is
+            // about to go) was mounted volatile: mountable again once
+            // its mark is gone.
+            clear_volatile_mark(dir)?;
             match idmap {
                 Some(map) => {
                     // The mounts the container gets when it runs, in a user
@@ -93,7 +97,6 @@ fn enter_root(root: &CopyRoot, idmap: Option<&IdMap>) -> SetupResult<()> {
                     setns(&ns, CloneFlags::CLONE_NEWUSER).map_err(setup("setns user"))?;
                 }
                 None => {
-                    clear_volatile_mark(dir)?;
                     let opts = overlay_options(image_rootfs, dir, false);
                     mount(
                         Some("overlay"),

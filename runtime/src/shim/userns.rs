@@ -112,7 +112,9 @@ fn context_log(fs: &OwnedFd) -> String {
 /// attaches it).
 pub fn overlay(lower: &OwnedFd, dir: &Path, volatile: bool) -> SetupResult<OwnedFd> {
     let io = |what: &'static str| move |e: rustix::io::Errno| setup(what)(std::io::Error::from(e));
-    clear_volatile_mark(dir)?;
+    if volatile {
+        clear_volatile_mark(dir)?;
+    }
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(io("fsopen overlay"))?;
     let lowerdir = format!("/proc/self/fd/{}", lower.as_raw_fd());
     for (key, value) in [

@@ -546,68 +546,72 @@ fn launch_blocking(
     launched(report, &config)
 }
 
+/// A supervisor that reported Started but whose pidfd could not be opened.
+type Unwatched = (i32, std::io::Error);
+
+/// What a shim's report of a start leaves: the supervisor to watch
+/// (`Ok(Ok)`), one that could not be watched (`Ok(Err)`: see [`unwatched`]),
+/// or why the container did not start. Never blocks.
+fn watch(
+    report: StartReport,
+) -> std::result::Result<std::result::Result<Launched, Unwatched>, (i32, String)> {
+    match report {
+        StartReport::Failed { exit_code, message } => Err((exit_code, message)),
+        StartReport::Prepared { .. } => Err((
+            EXIT_SETUP,
+            "the shim prepared instead of starting".to_string(),
+        )),
+        StartReport::Started {
+            shim_pid,
+            pid,
+            shim_start_time,
+        } => Ok(
+            // The shim is our child until we reap it, so its pid cannot be
+            // reused here.
+            match proc::pidfd_open(shim_pid) {
+                Ok(shim_fd) => Ok(Launched {
+                    pid,
+                    shim_pid,
+                    shim_start_time,
+                    shim_fd,
+                }),
+                Err(e) => Err((shim_pid, e)),
+            },
+        ),
+    }
+}
+
+/// Ends a supervisor nothing could watch, rather than leave it
+/// unmonitored (the workload dies with its shim), and removes its cgroup.
+/// Blocking.
+fn unwatched(config: &ContainerConfig, (shim_pid, e): Unwatched) -> (i32, String) {
+    proc::kill_and_reap_child(shim_pid);
+    if let Err(ce) = cgroup::remove(&config.cgroup) {
+        tracing::warn!(cgroup = %config.cgroup.path, error = %ce, "cannot remove the cgroup of an unwatched start");
+    }
+    (EXIT_SETUP, format!("pidfd of supervisor: {e}"))
+}
+
+/// What a shim's report of a start leaves: the supervisor to watch, or why
+/// the container did not start. Blocking (when the supervisor cannot be
+/// watched).
+pub(crate) fn launched(
+    report: StartReport,
+    config: &ContainerConfig,
+) -> std::result::Result<Launched, (i32, String)> {
+    watch(report)?.map_err(|u| unwatched(config, u))
+}
+
 /// [`launched`] on the async runtime: only a supervisor that cannot be
 /// watched (ending it blocks) is handled on the blocking pool.
 pub(crate) async fn launched_async(
     report: StartReport,
     config: ContainerConfig,
 ) -> std::result::Result<Launched, (i32, String)> {
-    let StartReport::Started {
-        shim_pid,
-        pid,
-        shim_start_time,
-    } = report
-    else {
-        // A report of no start: nothing to end.
-        return launched(report, &config);
-    };
-    match proc::pidfd_open(shim_pid) {
-        Ok(shim_fd) => Ok(Launched {
-            pid,
-            shim_pid,
-            shim_start_time,
-            shim_fd,
-        }),
-        Err(_) => tokio::task::spawn_blocking(move || launched(report, &config))
+    match watch(report)? {
+        Ok(l) => Ok(l),
+        Err(u) => Err(tokio::task::spawn_blocking(move || unwatched(&config, u))
             .await
-            .unwrap_or_else(|e| Err((EXIT_SETUP, e.to_string()))),
-    }
-}
-
-/// What a shim's report of a start leaves: the supervisor to watch, or why
-/// the container did not start. Blocking.
-pub(crate) fn launched(
-    report: StartReport,
-    config: &ContainerConfig,
-) -> std::result::Result<Launched, (i32, String)> {
-    let setup = |e: &dyn std::fmt::Display| (EXIT_SETUP, e.to_string());
-    match report {
-        StartReport::Failed { exit_code, message } => Err((exit_code, message)),
-        StartReport::Prepared { .. } => Err(setup(&"the shim prepared instead of starting")),
-        StartReport::Started {
-            shim_pid,
-            pid,
-            shim_start_time,
-        } => {
-            // The shim is our child until we reap it, so its pid cannot be reused here.
-            let shim_fd = match proc::pidfd_open(shim_pid) {
-                Ok(fd) => fd,
-                Err(e) => {
-                    // Nothing could watch it: end it rather than leave it
-                    // unmonitored (the workload dies with its shim).
-                    proc::kill_and_reap_child(shim_pid);
-                    if let Err(ce) = cgroup::remove(&config.cgroup) {
-                        tracing::warn!(cgroup = %config.cgroup.path, error = %ce, "cannot remove the cgroup of an unwatched start");
-                    }
-                    return Err(setup(&format!("pidfd of supervisor: {e}")));
-                }
-            };
-            Ok(Launched {
-                pid,
-                shim_pid,
-                shim_start_time,
-                shim_fd,
-            })
-        }
+            .unwrap_or_else(|e| (EXIT_SETUP, e.to_string()))),
     }
 }
