@@ -396,6 +396,36 @@ fn missing_command_fails_with_127() {
     ));
 }
 
+/// A cgroup the kernel refuses fails the start with the kernel's reason.
+/// On v1 the shim makes it while PID 1 sets up its mounts: that PID 1 is
+/// killed and reaped (the start would hang waiting for it otherwise).
+#[test]
+fn a_cgroup_the_kernel_refuses_fails_the_start() {
+    let mut env = Env::new();
+    // The kernel reads pids.max as a signed number: this is out of range.
+    let refused = Limits {
+        pids: Some(u64::MAX),
+        ..Limits::default()
+    };
+    let cfg = env.config(&["true"], refused);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sent = cfg.clone();
+    std::thread::spawn(move || tx.send(launch::start(Path::new(SHIM), &sent)));
+    let report = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the start hung");
+    match report.unwrap() {
+        StartReport::Failed { exit_code, message } => {
+            assert_eq!(exit_code, EXIT_SETUP, "{message}");
+            assert!(message.contains("creating cgroup"), "{message}");
+            assert!(message.contains("pids.max"), "{message}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    let dir = cgroup_leaf(&cfg.cgroup);
+    assert!(!dir.exists(), "{} still exists", dir.display());
+}
+
 #[test]
 fn env_workdir_and_stdin() {
     let mut env = Env::new();

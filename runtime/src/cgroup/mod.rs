@@ -271,37 +271,58 @@ pub fn add_process(spec: &CgroupSpec, pid: i32) -> Result<(), CgroupError> {
 /// `cgroup.procs` write. On v2 it writes "0" to `cgroup.procs`. On v1 a
 /// container without a memory cgroup of its own joins the shared one.
 pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
-    for (dir, optional) in join_targets(spec)? {
-        if !dir.is_dir() {
-            if optional {
-                continue;
+    let file = match spec.layout {
+        CgroupLayout::V2 { .. } => v2::JOIN_FILE,
+        CgroupLayout::V1 { .. } => v1::JOIN_FILE,
+    };
+    for target in join_targets(spec)? {
+        // Written straight away (no stat first: this is on every start's
+        // path); a missing directory is looked into only when it is.
+        match write_file(&target.dir.join(file), "0") {
+            Err(CgroupError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                let mounted = target.hierarchy.as_deref().is_none_or(Path::is_dir);
+                if mounted && !target.optional {
+                    return Err(io_err(&target.dir, source));
+                }
             }
-            return Err(io_err(&dir, std::io::Error::from(ErrorKind::NotFound)));
+            r => r?,
         }
-        let file = match spec.layout {
-            CgroupLayout::V2 { .. } => v2::JOIN_FILE,
-            CgroupLayout::V1 { .. } => v1::JOIN_FILE,
-        };
-        write_file(&dir.join(file), "0")?;
     }
     Ok(())
 }
 
-/// The directories a member of the container joins, each with whether it
-/// may be missing. A container started before quilt gave containers a
-/// devices (or cpuacct, blkio, freezer) cgroup, still running across an
-/// upgrade, has none to join: its commands are confined as it is. Every
-/// other hierarchy must be there.
-fn join_targets(spec: &CgroupSpec) -> Result<Vec<(PathBuf, bool)>, CgroupError> {
+/// A directory a member of the container joins.
+struct JoinTarget {
+    dir: PathBuf,
+    /// It may be missing: a container started before quilt gave
+    /// containers a devices (or cpuacct, blkio, freezer) cgroup, still
+    /// running across an upgrade, has none to join; its commands are
+    /// confined as it is. Every other hierarchy must be there.
+    optional: bool,
+    /// v1: the hierarchy; one that is not mounted is skipped.
+    hierarchy: Option<PathBuf>,
+}
+
+fn join_targets(spec: &CgroupSpec) -> Result<Vec<JoinTarget>, CgroupError> {
     let rel = rel_path(spec)?;
     Ok(match &spec.layout {
-        CgroupLayout::V2 { root } => vec![(root.join(v2::placed(root, rel, spec)), false)],
+        CgroupLayout::V2 { root } => vec![JoinTarget {
+            dir: root.join(v2::placed(root, rel, spec)),
+            optional: false,
+            hierarchy: None,
+        }],
         CgroupLayout::V1 { root } => V1_HIERARCHIES
             .iter()
-            .filter(|c| root.join(c).is_dir())
-            .filter_map(|&c| match c {
-                "memory" => v1::memory_dir(root, rel, spec).map(|d| (d, false)),
-                _ => Some((root.join(c).join(rel), V1_OPTIONAL.contains(&c))),
+            .filter_map(|&c| {
+                let dir = match c {
+                    "memory" => v1::memory_dir(root, rel, spec)?,
+                    _ => root.join(c).join(rel),
+                };
+                Some(JoinTarget {
+                    dir,
+                    optional: V1_OPTIONAL.contains(&c),
+                    hierarchy: Some(root.join(c)),
+                })
             })
             .collect(),
     })

@@ -1,6 +1,7 @@
 //! The container's PID 1 before it becomes the workload: cgroup and its
-//! namespace, session keyring, mounts, devices, the root swap, masking,
-//! hostname, loopback, privileges, then execve.
+//! namespace (on v1 after the mounts, made by the shim meanwhile), session
+//! keyring, mounts, devices, the root swap, masking, hostname, loopback,
+//! privileges, then execve.
 use super::common::*;
 use crate::spec::{CgroupLayout, ContainerConfig};
 use crate::sys;
@@ -32,6 +33,10 @@ pub struct ChildFds {
     /// A warm pool's container: the socket on which the adopting
     /// container's config comes (see `pool`).
     pub adopt: Option<OwnedFd>,
+    /// v1: the read end of the pipe on which the shim says it has made the
+    /// container's cgroups. PID 1 sets up its mounts meanwhile and joins
+    /// them before its root swap; without it, it joins them first thing.
+    pub cgroup_made: Option<OwnedFd>,
 }
 
 /// Runs in the cloned child; never returns. `in_cgroup`: already born in the
@@ -61,14 +66,11 @@ fn setup_and_exec(
 ) -> SetupResult<std::convert::Infallible> {
     // A damaged filter fails the setup before anything is done.
     let seccomp = seccomp_program(cfg.security.seccomp.as_ref())?;
-    // First of all, be in the container's cgroup (limits apply from here on).
-    if !in_cgroup {
-        crate::cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
+    // First of all, be in the container's cgroup (limits apply from here
+    // on), unless the shim is making it (then before the root swap).
+    if fds.cgroup_made.is_none() {
+        enter_cgroup(cfg, in_cgroup)?;
     }
-    // Now in it: a cgroup namespace rooted there, so the container sees its
-    // own cgroup as "/" (and, on v2, its own limits in /sys/fs/cgroup).
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-        .map_err(setup("unshare cgroup namespace"))?;
     // Never the host's session keyring (or root's shared default one).
     session_keyring(cfg.security.seccomp.as_ref())?;
     // If the shim dies, so does the container: nobody else would collect its
@@ -217,6 +219,11 @@ fn setup_and_exec(
         writable_dirs(&rootfs, &cfg.mounts)?;
     }
 
+    if let Some(made) = &fds.cgroup_made {
+        await_cgroup(made)?;
+        enter_cgroup(cfg, false)?;
+    }
+
     nix::unistd::chdir(&rootfs).map_err(setup(format!("chdir {}", rootfs.display())))?;
     if !swap_root(own_ns)? {
         // pivot_root into the overlay and detach the old root.
@@ -318,6 +325,31 @@ fn setup_and_exec(
     // The very last step: from here on only execve is made.
     install_seccomp(&seccomp)?;
     Err(execve(&path, &argv, &env, argv0))
+}
+
+/// Joins the container's cgroup (unless born in it), then makes a cgroup
+/// namespace rooted there: the container sees its own cgroup as "/" (and,
+/// on v2, its own limits in /sys/fs/cgroup).
+fn enter_cgroup(cfg: &ContainerConfig, in_cgroup: bool) -> SetupResult<()> {
+    if !in_cgroup {
+        crate::cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(setup("unshare cgroup namespace"))
+}
+
+/// Waits for the shim's byte saying the container's cgroups are made. EOF
+/// means they are not: the shim failed (it kills this process then) or died.
+fn await_cgroup(made: &OwnedFd) -> SetupResult<()> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(made, &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(SetupError::new(EXIT_SETUP, "the shim made no cgroup")),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(setup("waiting for the cgroup")(e)),
+        }
+    }
 }
 
 /// The workload's stdin, stdout and stderr: a new terminal of the

@@ -4,7 +4,7 @@ use super::container::{ChildFds, child_main};
 use super::logwriter::LogWriter;
 use crate::logfile::{self, LineEncoder, Stream};
 use crate::signal::Signal;
-use crate::spec::{ContainerConfig, ExitRecord, StartReport};
+use crate::spec::{CgroupLayout, ContainerConfig, ExitRecord, StartReport};
 use crate::{cgroup, exitfile, proc, sys};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -205,14 +205,19 @@ fn start(
         ));
     }
 
-    *cgroup_created = true;
-    cgroup::create(&cfg.cgroup).map_err(setup("creating cgroup"))?;
-    // Before anything runs in the cgroup: the default device nodes and the
-    // devices the container was given, nothing else.
     let rules = cgroup::devices::rules_for(&cfg.security.devices)
         .map_err(setup("the container's devices"))?;
-    cgroup::restrict_devices(&cfg.cgroup, &rules).map_err(setup("restricting devices"))?;
-    let oom_before = cgroup::oom_kills(&cfg.cgroup).unwrap_or(0);
+    // On v1 (without a user namespace) PID 1 sets up its mounts while the
+    // shim makes its cgroups, and joins them before its root swap: it is
+    // born in none, and a write to another process's `tasks` would wait for
+    // an RCU grace period (see `cgroup::join_self`). Elsewhere they are
+    // made first (on v2 PID 1 is born in its cgroup).
+    let concurrent =
+        matches!(cfg.cgroup.layout, CgroupLayout::V1 { .. }) && cfg.security.idmap.is_none();
+    let mut oom_before = 0;
+    if !concurrent {
+        oom_before = make_cgroup(cfg, &rules, cgroup_created)?;
+    }
 
     if let Some(map) = &cfg.security.idmap {
         // The container's "/" is its upper directory's: owned by its root.
@@ -269,6 +274,14 @@ fn start(
         true => {
             let (a, b) = super::pool::pair()?;
             (Some(a), Some(b))
+        }
+        false => (None, None),
+    };
+    // PID 1 waits on this one for its cgroups (see `concurrent`).
+    let (made_r, made_w) = match concurrent {
+        true => {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
         }
         false => (None, None),
     };
@@ -347,6 +360,7 @@ fn start(
                 tty_ours,
                 stdin_w,
                 pool_ours,
+                made_w,
             ));
             child_main(
                 cfg,
@@ -360,6 +374,7 @@ fn start(
                     stdin_r,
                     trees,
                     adopt: pool_child,
+                    cgroup_made: made_r,
                 },
             )
         }
@@ -376,7 +391,22 @@ fn start(
         stdin_r,
         trees,
         pool_child,
+        made_r,
     ));
+    if let Some(made) = made_w {
+        match make_cgroup(cfg, &rules, cgroup_created) {
+            // PID 1 reads the byte, or EOF should the write fail (it died).
+            Ok(n) => {
+                oom_before = n;
+                let _ = nix::unistd::write(&made, b"1");
+            }
+            Err(e) => {
+                let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
+                reap(child);
+                return Err(e);
+            }
+        }
+    }
 
     if let (Some(map), Some(sock)) = (&cfg.security.idmap, userns_ours) {
         let prepared = super::userns::write_maps(child.as_raw(), map)
@@ -532,6 +562,21 @@ fn stdio(
 }
 
 /// Blocking waitpid for our own child.
+/// Makes the container's cgroups, its device list included, before
+/// anything runs in them; returns the OOM-kill count they start from.
+fn make_cgroup(
+    cfg: &ContainerConfig,
+    rules: &[cgroup::devices::DeviceRule],
+    created: &mut bool,
+) -> SetupResult<u64> {
+    *created = true;
+    cgroup::create(&cfg.cgroup).map_err(setup("creating cgroup"))?;
+    // The default device nodes and the devices the container was given,
+    // nothing else.
+    cgroup::restrict_devices(&cfg.cgroup, rules).map_err(setup("restricting devices"))?;
+    Ok(cgroup::oom_kills(&cfg.cgroup).unwrap_or(0))
+}
+
 fn reap(child: Pid) -> Option<WaitStatus> {
     loop {
         match waitpid(child, None) {
