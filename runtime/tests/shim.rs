@@ -397,8 +397,9 @@ fn missing_command_fails_with_127() {
 }
 
 /// A cgroup the kernel refuses fails the start with the kernel's reason.
-/// On v1 the shim makes it while PID 1 sets up its mounts: that PID 1 is
-/// killed and reaped (the start would hang waiting for it otherwise).
+/// On v1 the shim makes it while PID 1 sets up its mounts and waits on the
+/// shim's pipe: the shim kills it before reaping it (reaping it alone
+/// would wait forever, the shim holding that pipe).
 #[test]
 fn a_cgroup_the_kernel_refuses_fails_the_start() {
     let mut env = Env::new();

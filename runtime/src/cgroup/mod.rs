@@ -276,8 +276,9 @@ pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
         CgroupLayout::V1 { .. } => v1::JOIN_FILE,
     };
     for target in join_targets(spec)? {
-        // Written straight away (no stat first: this is on every start's
-        // path); a missing directory is looked into only when it is.
+        // Written straight away, with no stat of the hierarchy or the
+        // directory first (this is on every start's path); a missing
+        // directory is looked into only when the write says so.
         match write_file(&target.dir.join(file), "0") {
             Err(CgroupError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
                 let mounted = target.hierarchy.as_deref().is_none_or(Path::is_dir);

@@ -1,7 +1,7 @@
 //! The container's PID 1 before it becomes the workload: cgroup and its
-//! namespace (on v1 after the mounts, made by the shim meanwhile), session
-//! keyring, mounts, devices, the root swap, masking, hostname, loopback,
-//! privileges, then execve.
+//! namespace (on v1 without a user namespace after the mounts, the shim
+//! making the cgroups meanwhile), session keyring, mounts, devices, the
+//! root swap, masking, hostname, loopback, privileges, then execve.
 use super::common::*;
 use crate::spec::{CgroupLayout, ContainerConfig};
 use crate::sys;
@@ -33,9 +33,10 @@ pub struct ChildFds {
     /// A warm pool's container: the socket on which the adopting
     /// container's config comes (see `pool`).
     pub adopt: Option<OwnedFd>,
-    /// v1: the read end of the pipe on which the shim says it has made the
-    /// container's cgroups. PID 1 sets up its mounts meanwhile and joins
-    /// them before its root swap; without it, it joins them first thing.
+    /// v1 without a user namespace: the read end of the pipe on which the
+    /// shim says it has made the container's cgroups. PID 1 sets up its
+    /// mounts meanwhile and joins them before its root swap; without it,
+    /// it joins them first thing (or was born in them, on v2).
     pub cgroup_made: Option<OwnedFd>,
 }
 

@@ -55,10 +55,14 @@ pub fn mount_driver(rootfs: &Path, gpu: &GpuConfig) -> SetupResult<()> {
         let (dir, name) = super::mounts::open_parent(&root, LD_SO_CONF)?;
         let mut text = gpu.library_dirs.join("\n");
         text.push('\n');
-        // Never through a symlink the image has there.
+        // Only ever a regular file: never through a symlink, and never a
+        // device node or FIFO a previous run left there (opened before the
+        // container's device list applies to this process; a FIFO would
+        // block the start). Anything else is removed first.
+        let regular = |st: nix::sys::stat::FileStat| st.st_mode & libc::S_IFMT == libc::S_IFREG;
         if matches!(
             nix::sys::stat::fstatat(&dir, name.as_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW),
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK
+            Ok(st) if !regular(st)
         ) {
             nix::unistd::unlinkat(&dir, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
                 .map_err(setup(format!("removing {LD_SO_CONF}")))?;
@@ -70,10 +74,17 @@ pub fn mount_driver(rootfs: &Path, gpu: &GpuConfig) -> SetupResult<()> {
                 | OFlag::O_CREAT
                 | OFlag::O_TRUNC
                 | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
                 | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::from_bits_truncate(0o644),
         )
         .map_err(setup(format!("writing {LD_SO_CONF}")))?;
+        if !nix::sys::stat::fstat(&fd).is_ok_and(regular) {
+            return Err(SetupError::new(
+                EXIT_SETUP,
+                format!("writing {LD_SO_CONF}: not a regular file"),
+            ));
+        }
         use std::io::Write;
         std::fs::File::from(fd)
             .write_all(text.as_bytes())
@@ -124,6 +135,7 @@ pub fn workload_env(env: &[String], gpu: Option<&GpuConfig>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::stat::Mode;
 
     #[test]
     fn env_of_a_gpu_container() {
@@ -155,5 +167,36 @@ mod tests {
                 "NVIDIA_VISIBLE_DEVICES=0,1",
             ]
         );
+    }
+
+    /// What an earlier run left at the library list's path (a FIFO, which
+    /// an open would block on; a symbolic link; a regular file) gives way
+    /// to the list, written as a regular file.
+    #[test]
+    fn the_library_list_is_only_ever_a_regular_file() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("etc/ld.so.conf.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("00-quilt-nvidia.conf");
+        let gpu = GpuConfig {
+            library_dirs: vec!["/usr/lib/nv".into()],
+            ..Default::default()
+        };
+        let outside = t.path().join("outside");
+        std::fs::write(&outside, "kept\n").unwrap();
+        let leftovers: [&dyn Fn(); 3] = [
+            &|| nix::unistd::mkfifo(&list, Mode::from_bits_truncate(0o644)).unwrap(),
+            &|| std::os::unix::fs::symlink(&outside, &list).unwrap(),
+            &|| std::fs::write(&list, "/old\n").unwrap(),
+        ];
+        for leave in leftovers {
+            let _ = std::fs::remove_file(&list);
+            leave();
+            mount_driver(t.path(), &gpu).unwrap();
+            let st = std::fs::symlink_metadata(&list).unwrap();
+            assert!(st.file_type().is_file(), "{st:?}");
+            assert_eq!(std::fs::read_to_string(&list).unwrap(), "/usr/lib/nv\n");
+        }
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "kept\n");
     }
 }

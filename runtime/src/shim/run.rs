@@ -338,7 +338,9 @@ fn start(
         flags |= CloneFlags::CLONE_NEWUSER;
     }
     // v2: the child is born in its cgroup (CLONE_INTO_CGROUP). Otherwise, or
-    // if the kernel refuses, the child moves itself there before anything else.
+    // if the kernel refuses, the child moves itself there: before anything
+    // else, or on v1 without a user namespace before its root swap (see
+    // `concurrent`).
     let cg_dir = cgroup::open_v2_dir(&cfg.cgroup).map_err(setup("opening cgroup"))?;
     let (res, in_cgroup) = match sys::clone_fork(flags, cg_dir.as_ref().map(|f| f.as_fd())) {
         Err(e) if cg_dir.is_some() => {
@@ -561,7 +563,6 @@ fn stdio(
     Ok((out_r, attach))
 }
 
-/// Blocking waitpid for our own child.
 /// Makes the container's cgroups, its device list included, before
 /// anything runs in them; returns the OOM-kill count they start from.
 fn make_cgroup(
@@ -577,6 +578,7 @@ fn make_cgroup(
     Ok(cgroup::oom_kills(&cfg.cgroup).unwrap_or(0))
 }
 
+/// Blocking waitpid for our own child.
 fn reap(child: Pid) -> Option<WaitStatus> {
     loop {
         match waitpid(child, None) {
