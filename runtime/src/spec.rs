@@ -62,7 +62,9 @@ pub struct ContainerConfig {
     /// upper layer is ever synced (fsync in the container returns at once,
     /// and unmounting it does not sync the whole file system under it).
     /// For a container removed when it exits, whose writable layer goes
-    /// with it; a second mount of that layer is refused by the kernel.
+    /// with it. The kernel refuses a second mount of that layer until the
+    /// mark it leaves is removed (`shim::common::clear_volatile_mark`,
+    /// done before each mount of it).
     #[serde(default)]
     pub volatile_rootfs: bool,
     /// argv of the workload; argv[0] is looked up in the container's PATH

@@ -162,6 +162,32 @@ fn pipe() -> SetupResult<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe2"))
 }
 
+/// A connected pair of SOCK_SEQPACKET sockets (close-on-exec).
+fn seqpacket_pair() -> SetupResult<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(setup("socketpair"))
+}
+
+/// The pair `make` makes when `wanted`, else none.
+fn pair_if(
+    wanted: bool,
+    make: impl FnOnce() -> SetupResult<(OwnedFd, OwnedFd)>,
+) -> SetupResult<(Option<OwnedFd>, Option<OwnedFd>)> {
+    Ok(match wanted {
+        true => {
+            let (a, b) = make()?;
+            (Some(a), Some(b))
+        }
+        false => (None, None),
+    })
+}
+
 /// Starts the workload; for a pooled container, once adopted (the
 /// adopting container's config is returned then).
 fn start(
@@ -233,58 +259,14 @@ fn start(
     let (err_r, err_w) = pipe()?;
     let (errp_r, errp_w) = pipe()?;
     // The shim hands a user namespace's mounts over on this socket.
-    let (userns_ours, userns_child) = match cfg.security.idmap {
-        Some(_) => {
-            use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-            let (a, b) = socketpair(
-                AddressFamily::Unix,
-                SockType::SeqPacket,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(setup("socketpair"))?;
-            (Some(a), Some(b))
-        }
-        None => (None, None),
-    };
+    let (userns_ours, userns_child) = pair_if(cfg.security.idmap.is_some(), seqpacket_pair)?;
     // With a terminal, its first process hands the master over on this one.
-    let (tty_ours, tty_child) = match cfg.stdio.tty {
-        true => {
-            use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-            let (a, b) = socketpair(
-                AddressFamily::Unix,
-                SockType::SeqPacket,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(setup("socketpair"))?;
-            (Some(a), Some(b))
-        }
-        false => (None, None),
-    };
-    let (stdin_r, stdin_w) = match cfg.stdio.open_stdin && !cfg.stdio.tty {
-        true => {
-            let (r, w) = pipe()?;
-            (Some(r), Some(w))
-        }
-        false => (None, None),
-    };
+    let (tty_ours, tty_child) = pair_if(cfg.stdio.tty, seqpacket_pair)?;
+    let (stdin_r, stdin_w) = pair_if(cfg.stdio.open_stdin && !cfg.stdio.tty, pipe)?;
     // A pooled PID 1 waits on this one for its adoption.
-    let (pool_ours, pool_child) = match cfg.pooled {
-        true => {
-            let (a, b) = super::pool::pair()?;
-            (Some(a), Some(b))
-        }
-        false => (None, None),
-    };
+    let (pool_ours, pool_child) = pair_if(cfg.pooled, super::pool::pair)?;
     // PID 1 waits on this one for its cgroups (see `concurrent`).
-    let (made_r, made_w) = match concurrent {
-        true => {
-            let (r, w) = pipe()?;
-            (Some(r), Some(w))
-        }
-        false => (None, None),
-    };
+    let (made_r, made_w) = pair_if(concurrent, pipe)?;
     for fd in [&out_r, &err_r] {
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     }
