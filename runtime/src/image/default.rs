@@ -69,7 +69,10 @@ pub(super) fn build(busybox: &Path, rootfs: &Path) -> std::io::Result<()> {
         )));
     }
 
-    let files: [(&str, &str, u32); 6] = [
+    // The files the engine binds over (/etc/hosts, /etc/resolv.conf) are
+    // here: one the image lacks is made in the container's upper layer at
+    // each start, and overlayfs copies /etc up first.
+    let files: [(&str, &str, u32); 7] = [
         (
             "etc/passwd",
             "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
@@ -92,6 +95,7 @@ pub(super) fn build(busybox: &Path, rootfs: &Path) -> std::io::Result<()> {
             0o644,
         ),
         ("etc/nsswitch.conf", "hosts: files dns\n", 0o644),
+        ("etc/resolv.conf", "", 0o644),
     ];
     for (rel, content, mode) in files {
         let p = rootfs.join(rel);
@@ -150,6 +154,10 @@ mod tests {
         );
         for d in ["proc", "sys", "dev", "home", "root"] {
             assert!(rootfs.join(d).is_dir(), "{d}");
+        }
+        // The targets of the network files' binds (nothing to make at start).
+        for f in ["etc/hosts", "etc/resolv.conf", "etc/hostname"] {
+            assert!(rootfs.join(f).is_file(), "{f}");
         }
         assert_eq!(store.prepare("default").unwrap(), rootfs);
         assert_eq!(
