@@ -171,6 +171,10 @@ pub struct Ttr {
     pub description: String,
     pub create_ack: OpStats,
     pub time_to_running: OpStats,
+    /// The same, each start after the host was left idle for a while (see
+    /// `ttr::IDLE`): an agent's sporadic creates rather than a loop.
+    #[serde(default, skip_serializing_if = "is_unmeasured")]
+    pub time_to_running_after_idle: OpStats,
     pub exit_to_event: OpStats,
     pub exit_to_event_negative: u64,
     pub phases: Phases,

@@ -244,6 +244,16 @@ fn latency_rows(md: &mut String, r: &Report) {
             "time to running (create -> RUNNING event)",
             &t.time_to_running,
         );
+        if t.time_to_running_after_idle.stats.n > 0 {
+            stat_row(
+                md,
+                &format!(
+                    "time to running, each after {} ms idle",
+                    crate::ttr::IDLE.as_millis()
+                ),
+                &t.time_to_running_after_idle,
+            );
+        }
         stat_row(md, "exit -> EXITED event received", &t.exit_to_event);
         let p = &t.phases;
         stat_row(md, "phase created -> starting", &p.queue);
