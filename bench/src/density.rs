@@ -217,11 +217,7 @@ pub async fn density(o: &DensityOpts) -> Result<Density> {
     let mut at_n = Samples::default();
     for _ in 0..o.probes {
         let st = crate::ttr::start_one(&mut c, &hub, &["/bin/true"], true).await;
-        match (st.running, st.error) {
-            (Some(d), _) => at_n.ok(d),
-            (None, Some((k, m))) => at_n.err(&k, m),
-            (None, None) => at_n.err("UNKNOWN", "no running event"),
-        }
+        st.record(&mut at_n);
         if !st.id.is_empty() {
             hub.wait(&st.id, &["removed", "failed"], Duration::from_secs(30))
                 .await;

@@ -50,11 +50,7 @@ pub async fn network(o: &NetOpts) -> Result<NetworkCost> {
                 } else {
                     &mut none
                 };
-                match (s.running, s.error) {
-                    (Some(d), _) => samples.ok(d),
-                    (None, Some((k, m))) => samples.err(&k, m),
-                    (None, None) => samples.err("UNKNOWN", "no running event"),
-                }
+                s.record(samples);
             }
             if !s.id.is_empty() {
                 hub.wait(&s.id, &["removed", "failed"], Duration::from_secs(30))

@@ -153,11 +153,7 @@ pub async fn peers(o: &PeerOpts) -> Result<Peers> {
         for e in order(i) {
             if e == "quilt" {
                 let s = start_one(&mut c, &hub, &["/bin/true"], true).await;
-                match (s.running, s.error) {
-                    (Some(d), _) => create_start.get("quilt").ok(d),
-                    (None, Some((k, m))) => create_start.get("quilt").err(&k, m),
-                    (None, None) => create_start.get("quilt").err("UNKNOWN", "no running event"),
-                }
+                s.record(create_start.get("quilt"));
                 if !s.id.is_empty() {
                     hub.wait(&s.id, &["removed", "failed"], Duration::from_secs(30))
                         .await;

@@ -71,10 +71,9 @@ pub async fn warm_pool(socket: &Path, n: usize, size: u32) -> Result<WarmPoolBen
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         refill.ok(t.elapsed());
-        record(
-            &mut hit,
-            start_one(&mut c, &hub, &["/bin/true"], true).await,
-        );
+        start_one(&mut c, &hub, &["/bin/true"], true)
+            .await
+            .record(&mut hit);
     }
     let (_, hits1, misses1) = pool_state(&mut sys).await?;
     with_timeout(
@@ -85,10 +84,9 @@ pub async fn warm_pool(socket: &Path, n: usize, size: u32) -> Result<WarmPoolBen
     )
     .await?;
     for _ in 0..n {
-        record(
-            &mut cold,
-            start_one(&mut c, &hub, &["/bin/true"], true).await,
-        );
+        start_one(&mut c, &hub, &["/bin/true"], true)
+            .await
+            .record(&mut cold);
     }
     let (h, k) = (hit.stats(), cold.stats());
     Ok(WarmPoolBench {
@@ -104,12 +102,4 @@ pub async fn warm_pool(socket: &Path, n: usize, size: u32) -> Result<WarmPoolBen
         cold: cold.report(),
         wait_for_full_pool: refill.report(),
     })
-}
-
-fn record(s: &mut Samples, r: crate::ttr::Start) {
-    match (r.running, r.error) {
-        (Some(d), _) => s.ok(d),
-        (None, Some((k, m))) => s.err(&k, m),
-        (None, None) => s.err("UNKNOWN", "no running event"),
-    }
 }

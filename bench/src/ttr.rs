@@ -29,6 +29,17 @@ pub struct Start {
     pub error: Option<(String, String)>,
 }
 
+impl Start {
+    /// Its time to running into `s`, or why it has none.
+    pub fn record(&self, s: &mut Samples) {
+        match (&self.running, &self.error) {
+            (Some(d), _) => s.ok(*d),
+            (None, Some((k, m))) => s.err(k, m.clone()),
+            (None, None) => s.err("UNKNOWN", "no running event"),
+        }
+    }
+}
+
 /// Creates one container and waits for its RUNNING (or FAILED) event.
 pub async fn start_one(c: &mut Client, hub: &Hub, command: &[&str], auto_remove: bool) -> Start {
     start_one_with(c, hub, create_request(command, auto_remove, false)).await
@@ -170,11 +181,7 @@ pub async fn ttr(socket: &Path, n: usize) -> Result<Ttr> {
             continue;
         }
         ack.ok(s.ack);
-        match (&s.running, &s.error) {
-            (Some(d), _) => running.ok(*d),
-            (None, Some((k, m))) => running.err(k, m.clone()),
-            (None, None) => running.err("UNKNOWN", "no running event"),
-        }
+        s.record(&mut running);
         // The exit event: EXITED's exit.finished_at (when the shim saw the
         // workload exit) -> received here.
         match hub.wait(&s.id, &["exited", "failed"], WAIT).await {
@@ -224,11 +231,7 @@ pub async fn ttr(socket: &Path, n: usize) -> Result<Ttr> {
     for _ in 0..n.div_ceil(2) {
         tokio::time::sleep(IDLE).await;
         let s = start_one(&mut c, &hub, &["/bin/true"], true).await;
-        match (s.running, s.error) {
-            (Some(d), _) => after_idle.ok(d),
-            (None, Some((k, m))) => after_idle.err(&k, m),
-            (None, None) => after_idle.err("UNKNOWN", "no running event"),
-        }
+        s.record(&mut after_idle);
         if !s.id.is_empty() {
             if hub
                 .wait(&s.id, &["removed", "failed"], WAIT)
@@ -302,11 +305,7 @@ pub async fn seqrate(socket: &Path, n: usize) -> Result<Seqrate> {
     let t0 = Instant::now();
     for _ in 0..n {
         let s = start_one(&mut c, &hub, &["/bin/true"], true).await;
-        match (s.running, s.error) {
-            (Some(d), _) => each.ok(d),
-            (None, Some((k, m))) => each.err(&k, m),
-            (None, None) => each.err("UNKNOWN", "no running event"),
-        }
+        s.record(&mut each);
         if !s.id.is_empty() {
             ids.push(s.id);
         }
