@@ -461,7 +461,7 @@ measure classic "$QB" classic --socket "$SOCK" --quilt "$QUILT" --runs 6 --statu
 log "2/8 API latency (${API_ARGS[*]})"
 measure api "$QB" api --socket "$SOCK" "${API_ARGS[@]}" --out "$OUT/api.json"
 
-log "3/8 time to running ($TTR_N), sequential start rate ($SEQ_N), pause ($PAUSE_N), fairness ($BURST-create burst), warm pool ($TTR_N adopted, $TTR_N cold)"
+log "3/8 time to running ($TTR_N, then $(( (TTR_N + 1) / 2 )) each after 50 ms idle), sequential start rate ($SEQ_N), pause ($PAUSE_N), fairness ($BURST-create burst), warm pool ($TTR_N adopted, $TTR_N cold)"
 measure ttr "$QB" ttr --socket "$SOCK" --n "$TTR_N" --out "$OUT/ttr.json"
 measure seqrate "$QB" seqrate --socket "$SOCK" --n "$SEQ_N" --out "$OUT/seqrate.json"
 measure pause "$QB" pause --socket "$SOCK" --n "$PAUSE_N" --out "$OUT/pause.json"
