@@ -258,8 +258,9 @@ impl Engine {
         Ok(c)
     }
 
+    /// The container `reference` names, as ListContainers shows it.
     pub async fn get(&self, reference: &str) -> Result<Container> {
-        self.shared.store().resolve(reference).await
+        self.shared.store().resolve_listed(reference).await
     }
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Container>> {

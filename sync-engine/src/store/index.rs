@@ -4,12 +4,15 @@
 //! change in commit order. ListContainers is served from it: rows decoded
 //! once at write time instead of at every listing (decoding a listing of
 //! 1,000 rows through the driver cost ~15 ms; from here it is a walk over
-//! shared entries). Point reads (GetContainer, status) still go to SQLite.
-//! If an entry cannot be refreshed, the index is marked stale and rebuilt
-//! from the table before its next use.
+//! shared entries). GetContainer finds its container here too, by id, name
+//! or id prefix (`resolve`): a point read through the driver is a round
+//! trip to a reader connection's thread and a row decoded. The engine's own
+//! reads still go to the table. If an entry cannot be refreshed, the index
+//! is marked stale and rebuilt from the table before its next use.
 use crate::model::{Container, ListFilter, ListView};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -23,7 +26,48 @@ fn key(c: &Container) -> Key {
 #[derive(Debug, Default)]
 struct Entries {
     by_key: BTreeMap<Key, Entry>,
-    keys: HashMap<String, Key>,
+    /// By id, in order (an id prefix is a range).
+    keys: BTreeMap<String, Key>,
+    /// Name -> id.
+    names: HashMap<String, String>,
+}
+
+impl Entries {
+    fn insert(&mut self, c: Container) {
+        let k = key(&c);
+        let entry = Entry::of(c);
+        let id = entry.c.id.clone();
+        if let Some(old) = self.keys.insert(id.clone(), k.clone()) {
+            self.forget(&old, &id);
+        }
+        self.names.insert(entry.c.name.clone(), id);
+        self.by_key.insert(k, entry);
+    }
+
+    /// Drops the entry at `k` (of container `id`) and its name.
+    fn forget(&mut self, k: &Key, id: &str) {
+        if let Some(old) = self.by_key.remove(k)
+            && self.names.get(&old.c.name).is_some_and(|i| i == id)
+        {
+            self.names.remove(&old.c.name);
+        }
+    }
+
+    fn by_id(&self, id: &str) -> Option<&Arc<Container>> {
+        self.keys
+            .get(id)
+            .and_then(|k| self.by_key.get(k))
+            .map(|e| &e.c)
+    }
+}
+
+/// What a reference names among the entries (see [`Index::resolve`]).
+#[derive(Debug)]
+pub(super) enum Resolved {
+    One(Arc<Container>),
+    /// An id prefix of more than one container.
+    Ambiguous,
+    None,
 }
 
 /// A row and what it weighs in each view, computed when it is stored, so
@@ -64,9 +108,7 @@ impl Index {
     pub fn load(&self, all: Vec<Container>) {
         let mut e = Entries::default();
         for c in all {
-            let k = key(&c);
-            e.keys.insert(c.id.clone(), k.clone());
-            e.by_key.insert(k, Entry::of(c));
+            e.insert(c);
         }
         *self.write() = e;
         self.stale.store(false, Ordering::Release);
@@ -82,21 +124,45 @@ impl Index {
 
     /// Inserts or replaces the entry of `c`.
     pub fn put(&self, c: Container) {
-        let k = key(&c);
-        let entry = Entry::of(c);
-        let mut e = self.write();
-        if let Some(old) = e.keys.insert(entry.c.id.clone(), k.clone())
-            && old != k
-        {
-            e.by_key.remove(&old);
-        }
-        e.by_key.insert(k, entry);
+        self.write().insert(c);
     }
 
     pub fn remove(&self, id: &str) {
         let mut e = self.write();
         if let Some(k) = e.keys.remove(id) {
-            e.by_key.remove(&k);
+            e.forget(&k, id);
+        }
+    }
+
+    /// The container `reference` names, as the table's `resolve` finds
+    /// it: a full id, else an exact name, else a unique hex prefix of an
+    /// id (a prefix of ids sorts right before them).
+    pub fn resolve(&self, reference: &str) -> Resolved {
+        let e = self.read();
+        if let Some(c) = e
+            .by_id(reference)
+            .or_else(|| e.names.get(reference).and_then(|id| e.by_id(id)))
+        {
+            return Resolved::One(c.clone());
+        }
+        if reference.is_empty()
+            || !reference
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Resolved::None;
+        }
+        let mut with_prefix = e
+            .keys
+            .range::<str, _>((Bound::Included(reference), Bound::Unbounded))
+            .take_while(|(id, _)| id.starts_with(reference))
+            .map(|(id, _)| id);
+        match (with_prefix.next(), with_prefix.next()) {
+            (Some(id), None) => e
+                .by_id(id)
+                .map_or(Resolved::None, |c| Resolved::One(c.clone())),
+            (Some(_), Some(_)) => Resolved::Ambiguous,
+            (None, _) => Resolved::None,
         }
     }
 

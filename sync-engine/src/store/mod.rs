@@ -321,6 +321,8 @@ delegate! {
     fn get(&self, id: &str) -> Option<Container>;
     /// Finds a container by full id, then exact name, then unique id prefix.
     fn resolve(&self, reference: &str) -> Container;
+    /// The same from the listing index (SQLite): GetContainer's read.
+    fn resolve_listed(&self, reference: &str) -> Container;
     /// created (queued) -> starting; the row as it now is. None when it is
     /// not queued any more (removed, started by someone else, or its start
     /// cancelled). `slot`: the network namespace it starts in (a warm

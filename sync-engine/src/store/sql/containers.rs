@@ -109,6 +109,14 @@ fn bind_new_row<'q>(
 /// Whether a new container's row (with its labels) is all its create
 /// writes: no volumes, address, published ports, id range or node to
 /// take, check or record with it in one transaction.
+/// The answer to an id prefix that names more than one container.
+fn ambiguous(reference: &str) -> EngineError {
+    EngineError::InvalidArgument(format!(
+        "container id prefix {} is ambiguous",
+        crate::validate::echo(reference)
+    ))
+}
+
 fn row_only(c: &Container) -> bool {
     c.node.is_none()
         && c.network != Network::Bridge
@@ -281,7 +289,7 @@ impl SqlStore<super::Db> {
     /// index entry from the row as committed. A failed read marks the index
     /// stale (it is rebuilt before its next use) instead of failing a write
     /// that happened.
-    async fn refresh(&self, conn: &mut Conn, id: &str) {
+    pub(super) async fn refresh(&self, conn: &mut Conn, id: &str) {
         if self.index.is_some() {
             let _ = self.reread(conn, id).await;
         }
@@ -369,6 +377,7 @@ impl SqlStore<super::Db> {
         let is_hex = reference
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        // (The listing index's `resolve` follows the same rules.)
         if is_hex {
             // Hex ids sort below 'g', so [prefix, prefix+'g') is the prefix range.
             let sql = format!(
@@ -383,15 +392,29 @@ impl SqlStore<super::Db> {
             match rows.len() {
                 1 => return from_row(&rows[0], ListView::Full),
                 0 => {}
-                _ => {
-                    return Err(EngineError::InvalidArgument(format!(
-                        "container id prefix {} is ambiguous",
-                        crate::validate::echo(reference)
-                    )));
-                }
+                _ => return Err(ambiguous(reference)),
             }
         }
         Err(EngineError::no_such_container(reference))
+    }
+
+    /// `resolve`, from the listing index where there is one (SQLite):
+    /// what GetContainer answers, as ListContainers does, without a round
+    /// trip to a reader's thread and a row decoded. From the table on
+    /// PostgreSQL (other nodes write too).
+    pub async fn resolve_listed(&self, reference: &str) -> Result<Container> {
+        use super::super::index::Resolved;
+        if reference.is_empty() {
+            return self.resolve(reference).await;
+        }
+        let Some(index) = self.fresh_index().await? else {
+            return self.resolve(reference).await;
+        };
+        match index.resolve(reference) {
+            Resolved::One(c) => Ok(Container::clone(&c)),
+            Resolved::Ambiguous => Err(ambiguous(reference)),
+            Resolved::None => Err(EngineError::no_such_container(reference)),
+        }
     }
 
     /// created (queued) -> starting; the row as it now is (read on the
@@ -1734,6 +1757,78 @@ mod tests {
         // A stale index is rebuilt from the table.
         s.spoil_index(&ids[0]).await.unwrap();
         assert_eq!(s.list_page(&q).await.unwrap().containers.len(), 5);
+    }
+
+    /// GetContainer's read (from the listing index on SQLite) finds what
+    /// the table's `resolve` finds, with the same errors, after renames,
+    /// egress changes and removals.
+    #[tokio::test]
+    async fn get_finds_what_the_table_finds() {
+        let (_d, s) = store().await;
+        let a = format!("abc1{}", "0".repeat(60));
+        let b = format!("abc2{}", "0".repeat(60));
+        let c = format!("f00d{}", "0".repeat(60));
+        s.insert(&row(&a, "web")).await.unwrap();
+        s.insert(&row(&b, "db")).await.unwrap();
+        // A name that is also a prefix of another container's id: the name
+        // wins, as in the table.
+        s.insert(&row(&c, "abc2")).await.unwrap();
+        let same = |reference: String| {
+            let s = &s;
+            async move {
+                let listed = s.resolve_listed(&reference).await;
+                let table = s.resolve(&reference).await;
+                assert_eq!(
+                    format!("{listed:?}"),
+                    format!("{table:?}"),
+                    "reference {reference:?}"
+                );
+                listed
+            }
+        };
+        assert_eq!(same(a.clone()).await.unwrap().id, a);
+        assert_eq!(same("web".into()).await.unwrap().id, a);
+        assert_eq!(same("abc1".into()).await.unwrap().id, a);
+        assert_eq!(same("abc2".into()).await.unwrap().id, c);
+        assert_eq!(same("f00".into()).await.unwrap().id, c);
+        assert!(matches!(
+            same("abc".into()).await,
+            Err(EngineError::InvalidArgument(m)) if m.contains("ambiguous")
+        ));
+        assert!(matches!(
+            same("nope".into()).await,
+            Err(EngineError::NotFound(_))
+        ));
+        assert!(matches!(
+            same("ABC1".into()).await,
+            Err(EngineError::NotFound(_))
+        ));
+        assert!(matches!(
+            same(String::new()).await,
+            Err(EngineError::InvalidArgument(_))
+        ));
+        // Renamed: the new name finds it, the old one nothing.
+        assert!(s.rename(&a, "front").await.unwrap());
+        assert_eq!(same("front".into()).await.unwrap().id, a);
+        assert!(same("web".into()).await.is_err());
+        // Its old name taken by another.
+        assert!(s.rename(&b, "web").await.unwrap());
+        assert_eq!(same("web".into()).await.unwrap().id, b);
+        assert!(same("db".into()).await.is_err());
+        // An egress policy is part of the container got.
+        let policy = quilt_network::EgressPolicy {
+            default_deny: true,
+            allow: vec!["10.0.0.0/8".into()],
+            deny: Vec::new(),
+        };
+        assert!(s.egress_set(&b, Some(&policy)).await.unwrap());
+        assert_eq!(same(b.clone()).await.unwrap().net.egress, Some(policy));
+        // Removed: found no more, by id, name or prefix.
+        s.delete(&a).await.unwrap();
+        for r in [a.clone(), "front".into(), "abc1".into()] {
+            assert!(matches!(same(r).await, Err(EngineError::NotFound(_))));
+        }
+        assert_eq!(same("abc".into()).await.unwrap().id, b);
     }
 
     #[tokio::test]

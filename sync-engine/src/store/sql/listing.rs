@@ -99,7 +99,7 @@ impl SqlStore<Db> {
 
     /// The listing index, rebuilt from the table first if it went stale
     /// (SQLite); None on PostgreSQL.
-    async fn fresh_index(&self) -> Result<Option<&super::super::index::Index>> {
+    pub(super) async fn fresh_index(&self) -> Result<Option<&super::super::index::Index>> {
         let Some(index) = &self.index else {
             return Ok(None);
         };

@@ -245,6 +245,10 @@ impl SqlStore<Db> {
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
+            // The policy is part of the container as listed and got.
+            if r.rows_affected() > 0 {
+                self.refresh(conn, id).await;
+            }
             Ok(r.rows_affected() == 1)
         })
     }
