@@ -102,6 +102,54 @@ fn logs_tail_and_partial_lines() {
     d.assert_no_leftovers();
 }
 
+/// The output pipes hold 256 KiB (the kernel's default is 64 KiB; each
+/// pipe's ring of buffers is kernel memory nobody reclaims, 4 KiB at this
+/// size and 16 KiB at 1 MiB), and output four times that size is logged
+/// whole.
+#[test]
+fn output_pipes_hold_256_kib_and_more_is_logged_whole() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+    let d = Daemon::start();
+    let id = d.run_detached(&[
+        "default",
+        "sh",
+        "-c",
+        "head -c 1048576 /dev/zero | tr '\\0' a; echo; echo done; sleep 60",
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = stream_text(&api_logs(&d, &id, false, None), LogStream::Stdout);
+        if text.ends_with("done\n") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `done` in the log after 30 s ({} bytes logged)",
+            text.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(text.bytes().filter(|&b| b == b'a').count(), 1 << 20);
+    assert_eq!(text.len(), (1 << 20) + "\ndone\n".len());
+
+    // The workload's stdout and stderr, opened through /proc: the pipes.
+    let pid = d.get(&id).expect("GetContainer").pid;
+    assert!(pid > 0, "no pid for a running container");
+    for fd in [1, 2] {
+        let path = format!("/proc/{pid}/fd/{fd}");
+        let pipe = open(
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
+        let size = fcntl(&pipe, FcntlArg::F_GETPIPE_SZ).expect("F_GETPIPE_SZ");
+        assert_eq!(size, 256 * 1024, "capacity of {path}");
+    }
+    d.cli(["rm", "-f", &id]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
 #[test]
 fn logs_follow_streams_until_the_container_exits() {
     let d = Daemon::start();

@@ -27,10 +27,12 @@ const FORWARDED: [NixSignal; 5] = [
     NixSignal::SIGUSR1,
     NixSignal::SIGUSR2,
 ];
-/// Read size for the container's output pipes.
-const READ_CHUNK: usize = 256 * 1024;
-/// Pipe capacity requested for the output pipes (fewer wakeups).
-const PIPE_SIZE: i32 = 1 << 20;
+/// Capacity of the container's output pipes, and the read size. Four times
+/// the kernel's default: a writer runs longer between the shim's reads.
+/// Not more: each pipe's ring of buffers is unreclaimable kernel memory
+/// (4 KiB at this size, 16 KiB at 1 MiB, per pipe, two per container), and
+/// a writer can park this much unread output in the kernel.
+const PIPE_SIZE: usize = 256 * 1024;
 /// After PID 1 exited, give up draining if the pipes stay silent this long.
 const DRAIN_IDLE: Duration = Duration::from_secs(2);
 
@@ -268,7 +270,7 @@ fn start(
     // PID 1 waits on this one for its cgroups (see `concurrent`).
     let (made_r, made_w) = pair_if(concurrent, pipe)?;
     for fd in [&out_r, &err_r] {
-        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
     }
 
     let mut flags = CloneFlags::CLONE_NEWPID
@@ -599,8 +601,10 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
             enc: LineEncoder::new(Stream::Stderr),
         },
     ];
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK + READ_CHUNK / 4);
+    // Filled by the kernel only (never zeroed first): an idle container's
+    // shim has none of it resident.
+    let mut buf: Vec<u8> = Vec::with_capacity(PIPE_SIZE);
+    let mut out: Vec<u8> = Vec::with_capacity(PIPE_SIZE + PIPE_SIZE / 4);
     let mut status: Option<WaitStatus> = None;
     let mut budget = cfg
         .security
@@ -691,17 +695,20 @@ fn supervise(cfg: &ContainerConfig, r: Running) {
             }
             let p = &mut pipes[i];
             let fd = p.fd.as_ref().expect("open");
-            match nix::unistd::read(fd, &mut buf) {
+            buf.clear();
+            let read = rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))
+                .map_err(|e| Errno::from_raw(e.raw_os_error()));
+            match read {
                 Ok(0) => {
                     out.clear();
                     p.enc.eof(now_ns(), &mut out);
                     write_log(&mut log, &out);
                     p.fd = None;
                 }
-                Ok(n) => {
+                Ok(_) => {
                     out.clear();
                     let ts = now_ns();
-                    p.enc.chunk(&buf[..n], ts, &mut out);
+                    p.enc.chunk(&buf, ts, &mut out);
                     if tty {
                         // A prompt has no newline: log it as it comes.
                         p.enc.eof(ts, &mut out);
