@@ -355,6 +355,7 @@ fn masked_paths_and_the_cgroup_namespace() {
     );
     let mut s = String::new();
     let mut want = Vec::new();
+    let mut masked = Vec::new();
     for dir in [
         "/proc/acpi",
         "/proc/asound",
@@ -363,10 +364,21 @@ fn masked_paths_and_the_cgroup_namespace() {
         "/sys/devices/virtual/powercap",
     ] {
         if Path::new(dir).is_dir() {
-            s.push_str(&format!("echo {dir} $(ls -A {dir} | wc -l); "));
+            s.push_str(&format!(
+                "echo {dir} $(ls -A {dir} | wc -l); \
+                 touch {dir}/x 2>/dev/null && echo {dir} writable || echo {dir} read-only; "
+            ));
             want.push(format!("{dir} 0"));
+            want.push(format!("{dir} read-only"));
+            masked.push(dir);
         }
     }
+    // One empty file system for them all, not one each.
+    s.push_str(&format!(
+        "stat -c %d {} | sort -u | wc -l; ",
+        masked.join(" ")
+    ));
+    want.push("1".into());
     for (name, cmd) in [
         ("sysrq-trigger", "echo h > /proc/sysrq-trigger"),
         ("sysctl", "echo 1 > /proc/sys/kernel/sysrq"),

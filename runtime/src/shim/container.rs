@@ -646,9 +646,11 @@ fn swap_root(ns: Option<std::fs::File>) -> SetupResult<bool> {
 }
 
 /// Hides or write-protects what docker does (once the root is switched): files
-/// under a bind of /dev/null, directories under an empty read-only tmpfs,
-/// and read-only binds of the rest. Paths the kernel does not have are
-/// skipped.
+/// under a bind of /dev/null, directories under an empty read-only tmpfs
+/// (one for them all: the first directory gets it, the others read-only
+/// binds of it, so a container has one more superblock, not one per
+/// directory), and read-only binds of the rest. Paths the kernel does not
+/// have are skipped.
 fn mask_paths() -> SetupResult<()> {
     for p in [
         "/proc/kcore",
@@ -664,6 +666,7 @@ fn mask_paths() -> SetupResult<()> {
         }
     }
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut empty: Option<&Path> = None;
     for p in [
         "/proc/acpi",
         "/proc/asound",
@@ -672,14 +675,21 @@ fn mask_paths() -> SetupResult<()> {
         "/sys/devices/virtual/powercap",
     ] {
         let p = Path::new(p);
-        if p.is_dir() {
-            mnt(
-                Some("tmpfs"),
-                p,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | flags,
-                None,
-            )?;
+        if !p.is_dir() {
+            continue;
+        }
+        match empty {
+            Some(first) => bind_read_only(first, p, flags)?,
+            None => {
+                mnt(
+                    Some("tmpfs"),
+                    p,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY | flags,
+                    None,
+                )?;
+                empty = Some(p);
+            }
         }
     }
     for p in [
