@@ -144,7 +144,10 @@ impl<DB: sqlx::Database> SqlStore<DB> {
         match &self.held {
             Some(held) => writer::Writer::held(held, &self.writer, &self.reserve, &self.metrics)
                 .await
-                .map(|w| w.checkpointed_by(self.checkpoint.as_ref())),
+                .map(|w| {
+                    w.checkpointed_by(self.checkpoint.as_ref())
+                        .indexed_by(self.index.as_deref())
+                }),
             None => Ok(writer::Writer::new(
                 self.writer.acquire().await?,
                 &self.reserve,
@@ -368,6 +371,8 @@ delegate! {
     fn delete(&self, id: &str) -> ();
     #[cfg(test)]
     fn count_rows(&self, table: &str) -> i64;
+    #[cfg(test)]
+    fn rename_abandoned(&self, id: &str, name: &str) -> ();
     #[cfg(test)]
     fn spoil_index(&self, id: &str) -> ();
 

@@ -39,6 +39,10 @@ pub(super) struct Writer<'s, DB: Database> {
     metrics: Option<&'s crate::metrics::Metrics>,
     /// Told of each committed write (SQLite's store writer).
     checkpoint: Option<&'s super::checkpoint::Checkpointer>,
+    /// The listing index the write keeps in step (SQLite's store writer):
+    /// marked stale when the write is abandoned half-way or fails in a way
+    /// that replaces the connection, when its entry may not be the row's.
+    index: Option<&'s super::index::Index>,
     since: std::time::Instant,
 }
 
@@ -55,6 +59,7 @@ impl<'s, DB: Database> Writer<'s, DB> {
             reserve,
             metrics,
             checkpoint: None,
+            index: None,
             since: std::time::Instant::now(),
         }
     }
@@ -79,6 +84,7 @@ impl<'s, DB: Database> Writer<'s, DB> {
             reserve,
             metrics: Some(metrics),
             checkpoint: None,
+            index: None,
             since: std::time::Instant::now(),
         })
     }
@@ -89,6 +95,13 @@ impl<'s, DB: Database> Writer<'s, DB> {
         checkpoint: Option<&'s super::checkpoint::Checkpointer>,
     ) -> Writer<'s, DB> {
         self.checkpoint = checkpoint;
+        self
+    }
+
+    /// Marks `index` stale should the write not end as it was meant to (see
+    /// the field).
+    pub fn indexed_by(mut self, index: Option<&'s super::index::Index>) -> Writer<'s, DB> {
+        self.index = index;
         self
     }
 
@@ -129,6 +142,11 @@ impl<'s, DB: Database> Writer<'s, DB> {
                     metrics.rejected("disk_full");
                 }
                 tracing::warn!(error = %e, "database write failed; replacing its connection");
+                // It may have committed all the same (a connection lost
+                // after its COMMIT), before the index took it.
+                if let Some(index) = self.index {
+                    index.mark_stale();
+                }
                 let _ = sqlx::Connection::close(conn.detach()).await;
             }
         }
@@ -139,10 +157,15 @@ impl<'s, DB: Database> Writer<'s, DB> {
 impl<DB: Database> Drop for Writer<'_, DB> {
     /// A write abandoned half-way (its task was cancelled): the connection
     /// may be mid-transaction, so it is not given back (the held slot stays
-    /// empty).
+    /// empty). What it wrote may have committed (a statement that reached
+    /// SQLite's thread runs to its end) without reaching the index: the
+    /// index is rebuilt before its next use.
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             drop(conn.detach());
+            if let Some(index) = self.index {
+                index.mark_stale();
+            }
         }
     }
 }

@@ -916,6 +916,20 @@ impl SqlStore<super::Db> {
         )
     }
 
+    /// Renames `id` as a write cancelled after its statement committed
+    /// would (tests): the writer dropped before the index took the row.
+    #[cfg(test)]
+    pub async fn rename_abandoned(&self, id: &str, name: &str) -> Result<()> {
+        let mut w = self.write_conn().await?;
+        sqlx::query("UPDATE containers SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *w)
+            .await?;
+        drop(w);
+        Ok(())
+    }
+
     /// Drops `id` from the listing index and marks it stale (tests: the
     /// next listing must rebuild it).
     #[cfg(test)]
@@ -1829,6 +1843,29 @@ mod tests {
             assert!(matches!(same(r).await, Err(EngineError::NotFound(_))));
         }
         assert_eq!(same("abc".into()).await.unwrap().id, b);
+    }
+
+    /// A write abandoned after its statement committed (its call was
+    /// cancelled before the index took the row): the index does not keep
+    /// the row as it was.
+    #[tokio::test]
+    async fn an_abandoned_write_leaves_no_stale_entry() {
+        let (_d, s) = store().await;
+        let a = format!("abc1{}", "0".repeat(60));
+        s.insert(&row(&a, "web")).await.unwrap();
+        assert_eq!(s.resolve_listed("web").await.unwrap().id, a);
+        s.rename_abandoned(&a, "front").await.unwrap();
+        for name in ["front", "web"] {
+            assert_eq!(
+                format!("{:?}", s.resolve_listed(name).await),
+                format!("{:?}", s.resolve(name).await),
+                "{name}"
+            );
+        }
+        assert_eq!(s.resolve_listed("front").await.unwrap().id, a);
+        // The next write takes a fresh connection and keeps the index in step.
+        assert!(s.rename(&a, "back").await.unwrap());
+        assert_eq!(s.resolve_listed("back").await.unwrap().id, a);
     }
 
     #[tokio::test]

@@ -104,8 +104,18 @@ impl SqlStore<Db> {
             return Ok(None);
         };
         if index.is_stale() {
-            let all = self.list(&ListFilter::default()).await?;
-            index.load(all);
+            // With the writes held off: every write updates the index under
+            // the writer, and one that committed while the table was read
+            // would be lost when the rebuild replaces the entries. Another
+            // call may have rebuilt it meanwhile.
+            let _writes = match &self.held {
+                Some(held) => Some(held.lock().await),
+                None => None,
+            };
+            if index.is_stale() {
+                let all = self.list(&ListFilter::default()).await?;
+                index.load(all);
+            }
         }
         Ok(Some(index))
     }

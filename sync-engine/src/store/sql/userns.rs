@@ -120,6 +120,10 @@ impl SqlStore<Db> {
                 allocate(&mut tx, id, ids).await?;
             }
             tx.commit().await?;
+            // The ranges given are part of the rows the index holds.
+            if let (false, Some(index)) = (missing.is_empty(), &self.index) {
+                index.mark_stale();
+            }
             Ok((dropped, missing.len()))
         })
     }
