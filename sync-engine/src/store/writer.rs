@@ -16,11 +16,13 @@
 //! (FIFO, so writes still queue fairly), uses the connection and puts it
 //! back; a connection discarded after an error leaves the slot empty, and
 //! the next write takes a fresh one from the pool.
+use super::index::Index;
 use super::reserve::Reserve;
 use crate::error::{EngineError, Result};
 use sqlx::Database;
 use sqlx::pool::PoolConnection;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard};
 
 /// The slot of a writer connection kept out of its pool (see above).
@@ -42,7 +44,7 @@ pub(super) struct Writer<'s, DB: Database> {
     /// The listing index the write keeps in step (SQLite's store writer):
     /// marked stale when the write is abandoned half-way or fails in a way
     /// that replaces the connection, when its entry may not be the row's.
-    index: Option<&'s super::index::Index>,
+    index: Option<Arc<Index>>,
     since: std::time::Instant,
 }
 
@@ -100,7 +102,7 @@ impl<'s, DB: Database> Writer<'s, DB> {
 
     /// Marks `index` stale should the write not end as it was meant to (see
     /// the field).
-    pub fn indexed_by(mut self, index: Option<&'s super::index::Index>) -> Writer<'s, DB> {
+    pub fn indexed_by(mut self, index: Option<Arc<Index>>) -> Writer<'s, DB> {
         self.index = index;
         self
     }
@@ -143,11 +145,16 @@ impl<'s, DB: Database> Writer<'s, DB> {
                 }
                 tracing::warn!(error = %e, "database write failed; replacing its connection");
                 // It may have committed all the same (a connection lost
-                // after its COMMIT), before the index took it.
-                if let Some(index) = self.index {
+                // after its COMMIT), before the index took it; and again
+                // once the connection is closed, in case the index was
+                // rebuilt meanwhile.
+                if let Some(index) = &self.index {
                     index.mark_stale();
                 }
                 let _ = sqlx::Connection::close(conn.detach()).await;
+                if let Some(index) = &self.index {
+                    index.mark_stale();
+                }
             }
         }
         result
@@ -157,15 +164,29 @@ impl<'s, DB: Database> Writer<'s, DB> {
 impl<DB: Database> Drop for Writer<'_, DB> {
     /// A write abandoned half-way (its task was cancelled): the connection
     /// may be mid-transaction, so it is not given back (the held slot stays
-    /// empty). What it wrote may have committed (a statement that reached
+    /// empty). What it wrote may still commit (a statement that reached
     /// SQLite's thread runs to its end) without reaching the index: the
-    /// index is rebuilt before its next use.
+    /// index is marked stale now, and again once the connection is closed
+    /// (the close waits for the statements it was handed), since a rebuild
+    /// in between may have read the table before that commit.
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            drop(conn.detach());
-            if let Some(index) = self.index {
-                index.mark_stale();
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let conn = conn.detach();
+        let Some(index) = self.index.take() else {
+            drop(conn);
+            return;
+        };
+        index.mark_stale();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let _ = sqlx::Connection::close(conn).await;
+                    index.mark_stale();
+                });
             }
+            Err(_) => drop(conn),
         }
     }
 }
