@@ -146,7 +146,7 @@ impl<DB: sqlx::Database> SqlStore<DB> {
                 .await
                 .map(|w| {
                     w.checkpointed_by(self.checkpoint.as_ref())
-                        .indexed_by(self.index.clone())
+                        .indexed_by(self.index.as_ref())
                 }),
             None => Ok(writer::Writer::new(
                 self.writer.acquire().await?,

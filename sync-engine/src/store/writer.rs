@@ -44,7 +44,7 @@ pub(super) struct Writer<'s, DB: Database> {
     /// The listing index the write keeps in step (SQLite's store writer):
     /// marked stale when the write is abandoned half-way or fails in a way
     /// that replaces the connection, when its entry may not be the row's.
-    index: Option<Arc<Index>>,
+    index: Option<&'s Arc<Index>>,
     since: std::time::Instant,
 }
 
@@ -102,7 +102,7 @@ impl<'s, DB: Database> Writer<'s, DB> {
 
     /// Marks `index` stale should the write not end as it was meant to (see
     /// the field).
-    pub fn indexed_by(mut self, index: Option<Arc<Index>>) -> Writer<'s, DB> {
+    pub fn indexed_by(mut self, index: Option<&'s Arc<Index>>) -> Writer<'s, DB> {
         self.index = index;
         self
     }
@@ -145,16 +145,13 @@ impl<'s, DB: Database> Writer<'s, DB> {
                 }
                 tracing::warn!(error = %e, "database write failed; replacing its connection");
                 // It may have committed all the same (a connection lost
-                // after its COMMIT), before the index took it; and again
-                // once the connection is closed, in case the index was
-                // rebuilt meanwhile.
-                if let Some(index) = &self.index {
+                // after its COMMIT), before the index took it. No rebuild
+                // reads the table before the close: the slot is held till
+                // then.
+                if let Some(index) = self.index {
                     index.mark_stale();
                 }
                 let _ = sqlx::Connection::close(conn.detach()).await;
-                if let Some(index) = &self.index {
-                    index.mark_stale();
-                }
             }
         }
         result
@@ -174,7 +171,7 @@ impl<DB: Database> Drop for Writer<'_, DB> {
             return;
         };
         let conn = conn.detach();
-        let Some(index) = self.index.take() else {
+        let Some(index) = self.index.map(Arc::clone) else {
             drop(conn);
             return;
         };
