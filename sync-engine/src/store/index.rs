@@ -7,8 +7,10 @@
 //! shared entries). GetContainer finds its container here too, by id, name
 //! or id prefix (`resolve`): a point read through the driver is a round
 //! trip to a reader connection's thread and a row decoded. The engine's own
-//! reads still go to the table. If an entry cannot be refreshed, the index
-//! is marked stale and rebuilt from the table before its next use.
+//! reads of one container by id (`Store::get`: the monitor on every exit,
+//! the lifetimes service on every start, the cleanup on every removal) are
+//! served here too. If an entry cannot be refreshed, the index is marked
+//! stale and rebuilt from the table before its next use.
 use crate::model::{Container, ListFilter, ListView};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -132,6 +134,11 @@ impl Index {
         if let Some(k) = e.keys.remove(id) {
             e.forget(&k, id);
         }
+    }
+
+    /// The container with id `id`.
+    pub fn get(&self, id: &str) -> Option<Arc<Container>> {
+        self.read().by_id(id).cloned()
     }
 
     /// The container `reference` names, as the table's `resolve` finds

@@ -321,6 +321,7 @@ delegate! {
     fn insert_full(&self, c: &Container, ids: Option<&UsernsIds>, slot: Option<&str>) -> (Option<IdRange>, NetSettings);
     #[cfg(test)]
     fn insert_with_ids(&self, c: &Container, ids: Option<&UsernsIds>) -> Option<IdRange>;
+    /// The container with id `id` (SQLite: from the listing index).
     fn get(&self, id: &str) -> Option<Container>;
     /// Finds a container by full id, then exact name, then unique id prefix.
     fn resolve(&self, reference: &str) -> Container;

@@ -342,6 +342,10 @@ impl SqlStore<super::Db> {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
+        // SQLite: from the index, which holds every row as committed.
+        if let Some(index) = self.fresh_index().await? {
+            return Ok(index.get(id).map(|c| Container::clone(&c)));
+        }
         let sql = format!("SELECT {} FROM containers c WHERE c.id = $1", COLUMNS);
         // fetch_all, not fetch_optional: a statement stepped to its first row
         // and not run to completion keeps that reader's WAL snapshot open,
