@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds Quilt's release binaries into the target directory's release/
 # (target/release unless cargo is told otherwise). Arguments go to
-# `cargo build --release` (default: --workspace). quilt-shim is then linked
-# statically (scripts/static-shim.sh says why); where that fails (no
-# libc.a), the dynamic shim stays, with a warning.
+# `cargo build --release` (default: --workspace). quilt-shim and quilt (the
+# CLI) are then linked statically (scripts/static-link.sh says why); where
+# that fails (no libc.a), the dynamic ones stay, with a warning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +15,9 @@ done
 
 cargo build --release "$@"
 
-if ! scripts/static-shim.sh --release "${quiet[@]}" >/dev/null; then
-    echo "build: the static quilt-shim could not be built; using the dynamic one" >&2
-    cargo build --release "${quiet[@]}" -p quilt-runtime --bin quilt-shim
-fi
+for bin in quilt-shim:quilt-runtime quilt:quilt-cli; do
+    if ! scripts/static-link.sh "${bin%%:*}" --release "${quiet[@]}" >/dev/null; then
+        echo "build: a static ${bin%%:*} could not be built; using the dynamic one" >&2
+        cargo build --release "${quiet[@]}" -p "${bin#*:}" --bin "${bin%%:*}"
+    fi
+done

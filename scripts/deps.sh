@@ -3,7 +3,7 @@
 #   busybox-static            the `default` image is built from /bin/busybox
 #   ca-certificates           cargo fetching crates over HTTPS
 #   gcc libc6-dev pkg-config  building the bundled SQLite; libc.a (libc6-dev) and libgcc_eh.a
-#                             (gcc) for the static quilt-shim (scripts/static-shim.sh); the
+#                             (gcc) for the static quilt-shim and quilt (scripts/static-link.sh); the
 #                             seccomp and escape tests build static C probes with gcc
 #                             (tests/probes/; unshare, for the escape test, is util-linux: Essential)
 #   kmod                      modprobe, for kernels that ship overlayfs as a module

@@ -23,7 +23,7 @@ cargo build --workspace
 # statically, kept apart because `cargo test` puts the dynamic one back
 # (runtime/tests/shim.rs runs that one). Where it cannot be linked, the
 # dynamic one, as the release build would do.
-if shim=$(scripts/static-shim.sh); then
+if shim=$(scripts/static-link.sh quilt-shim); then
     mkdir -p "${shim%/*}/static-shim"
     cp --remove-destination "$shim" "${shim%/*}/static-shim/quilt-shim"
     export QUILT_TEST_SHIM="${shim%/*}/static-shim/quilt-shim"
