@@ -887,7 +887,7 @@ impl SqlStore<super::Db> {
                 states_sql(from::SET_REMOVING)
             ))
         });
-        let (prev, rows): (Option<(String,)>, Vec<DbRow>) = db_write_critical!(self, |c| {
+        let (prev, row) = db_write_critical!(self, |c| {
             let mut tx = c.begin().await?;
             let prev: Option<(String,)> =
                 sqlx::query_as("SELECT state FROM containers WHERE id = $1")
@@ -900,10 +900,12 @@ impl SqlStore<super::Db> {
                 None => Vec::new(),
             };
             tx.commit().await?;
-            Ok((prev, rows))
+            // Committed: the index takes the row as the UPDATE left it,
+            // while this still holds the writer (so in commit order: a
+            // write of the same row right after cannot be overtaken).
+            Ok((prev, self.returned(id, Ok(rows))))
         })?;
-        // Committed: the index takes the row as the UPDATE left it.
-        let row = self.returned(id, Ok(rows))?;
+        let row = row?;
         Ok(match (prev.and_then(|(s,)| State::parse(&s)), row) {
             (Some(prev), Some(row)) => Some((prev, row)),
             _ => None,
@@ -1165,6 +1167,94 @@ mod tests {
     /// A store of this backend (and what keeps it alive).
     async fn store() -> (impl Sized, Store) {
         super::super::test_store().await
+    }
+
+    /// What `get` returns for a row just inserted (SQLite: the entry the
+    /// insert put in the index) is what the table decodes, for a row with
+    /// every part the insert writes.
+    #[tokio::test]
+    async fn an_inserted_row_is_got_as_the_table_decodes_it() {
+        use crate::model::{MountSource, MountSpec};
+        let (_d, s) = store().await;
+        let info = crate::model::NetworkInfo {
+            name: "bridge".into(),
+            id: "n1".into(),
+            bridge: "qbr0".into(),
+            subnet: quilt_network::Subnet::parse("10.88.0.0/16").unwrap(),
+            internal: false,
+            created_at_ns: 1,
+            containers: Vec::new(),
+        };
+        s.network_insert(&info).await.unwrap();
+        let mut c = row("full1", "full");
+        c.network = Network::Bridge;
+        c.net.network = "bridge".into();
+        c.net.dns = vec!["1.1.1.1".parse().unwrap()];
+        c.net.aliases = vec!["al".into()];
+        c.net.extra_hosts = vec![quilt_network::HostEntry {
+            name: "h".into(),
+            ip: "10.1.1.1".parse().unwrap(),
+        }];
+        c.net.ports = vec![quilt_network::PortBinding {
+            host_ip: "127.0.0.1".parse().unwrap(),
+            host_port: 8080,
+            container_port: 80,
+            proto: quilt_network::Proto::Tcp,
+        }];
+        c.net.egress = Some(quilt_network::EgressPolicy {
+            default_deny: true,
+            allow: vec!["10.0.0.0/8".into()],
+            deny: vec![],
+        });
+        c.security.userns = UsernsMode::Private;
+        c.security.cap_add = vec!["NET_ADMIN".into()];
+        c.mounts = vec![
+            MountSpec {
+                target: "/data".into(),
+                read_only: false,
+                source: MountSource::Volume("v1".into()),
+            },
+            MountSpec {
+                target: "/t".into(),
+                read_only: true,
+                source: MountSource::Tmpfs { size_bytes: 4096 },
+            },
+        ];
+        c.stdio = Stdio {
+            tty: true,
+            open_stdin: true,
+            stdin_once: false,
+        };
+        c.node_labels = [("zone".to_string(), "a".to_string())].into();
+        c.lifetime = Lifetime {
+            ttl_ns: 5,
+            expires_at_ns: None,
+            idle_timeout_ns: 7,
+            idle_action: IdleAction::Pause,
+            last_activity_ns: None,
+        };
+        c.restart = RestartPolicy::Always;
+        c.disk_bytes = 1 << 30;
+        let ids = UsernsIds {
+            base: 1_000_000,
+            count: 4,
+        };
+        s.insert_full(&c, Some(&ids), None).await.unwrap();
+        // One that joins its network namespace (the row alone), and one on
+        // the host's network.
+        let mut j = row("join1", "joiner");
+        j.network = Network::Container;
+        j.net.peer = "full1".into();
+        j.labels = BTreeMap::new();
+        s.insert_full(&j, None, None).await.unwrap();
+        let mut h = row("host1", "hostnet");
+        h.network = Network::Host;
+        s.insert_full(&h, None, None).await.unwrap();
+        for id in ["full1", "join1", "host1"] {
+            let got = s.get(id).await.unwrap().unwrap();
+            let table = s.resolve(id).await.unwrap();
+            assert_eq!(format!("{got:?}"), format!("{table:?}"), "{id}");
+        }
     }
 
     #[tokio::test]
