@@ -21,7 +21,7 @@ use error::{EXIT_ENGINE, parse_outcome};
 use output::stream::{print_error, print_stderr, print_stdout};
 
 /// Runs the command line the process was given; its exit status.
-pub fn main() -> ExitCode {
+pub fn run() -> ExitCode {
     let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(err) => {

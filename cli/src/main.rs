@@ -1,4 +1,4 @@
 //! The `quilt` binary: everything is in the library (see `lib.rs`).
 fn main() -> std::process::ExitCode {
-    quilt_cli::main()
+    quilt_cli::run()
 }

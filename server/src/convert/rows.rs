@@ -137,6 +137,14 @@ impl RowCache {
         (out, cut)
     }
 
+    /// Drops the rows of containers that changed or went, however few are
+    /// kept: after removals, which no listing may follow to sweep them.
+    pub fn sweep_dead(&self) {
+        let mut rows = self.lock();
+        rows.sweep_at = 0;
+        rows.sweep();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Rows> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -267,6 +275,20 @@ mod tests {
             cache.encode(&page, ListView::Summary, |_| true);
         }
         assert!(cache.kept().0 < SWEEP_FLOOR, "{:?}", cache.kept());
+    }
+
+    #[test]
+    fn a_forced_sweep_drops_every_dead_row() {
+        let cache = RowCache::default();
+        let live = row("live");
+        let page: Vec<_> = (0..10).map(|i| row(&format!("c{i}"))).collect();
+        cache.encode(&page, ListView::Full, |_| true);
+        let (kept, _) = cache.encode(std::slice::from_ref(&live), ListView::Summary, |_| true);
+        assert_eq!(cache.kept().0, 11);
+        // Below the floor a listing would not sweep them; this does.
+        drop(page);
+        cache.sweep_dead();
+        assert_eq!(cache.kept(), (1, kept[0].len()));
     }
 
     #[test]

@@ -254,7 +254,7 @@ impl ContainerService for Containers {
             .map_err(to_status)?;
         // Removals come in bursts (a batch's cleanup): what the removed rows
         // held goes back to the kernel too, not only a big listing's pages.
-        trim_soon();
+        self.listing.trim_soon();
         Ok(Response::new(pb::RemoveContainerResponse { id }))
     }
 
@@ -532,25 +532,4 @@ impl ContainerService for Containers {
             container: Some(convert::container(&c)),
         }))
     }
-}
-
-/// A listing of at least this many rows allocates megabytes that are freed
-/// once the response is sent: the allocator is then asked to return them.
-/// Set while a trim is scheduled: a burst of big listings trims once.
-static TRIM_PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Returns the heap's free pages to the kernel shortly after a big listing
-/// (once its response has been encoded, sent and dropped) or a removal (at
-/// most one trim every 250 ms in a burst), so that quiltd's RSS goes back to
-/// where it was instead of keeping the peak.
-pub(super) fn trim_soon() {
-    use std::sync::atomic::Ordering;
-    if TRIM_PENDING.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    tokio::spawn(async {
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        TRIM_PENDING.store(false, Ordering::Release);
-        let _ = tokio::task::spawn_blocking(quilt_runtime::release_free_memory).await;
-    });
 }

@@ -13,6 +13,7 @@ use quilt_proto::v1 as pb;
 use quilt_sync_engine::Engine;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::body::Body;
@@ -28,14 +29,17 @@ const TRIM_AFTER_ROWS: usize = 1000;
 #[derive(Debug)]
 pub struct Listing {
     engine: Engine,
-    rows: RowCache,
+    rows: Arc<RowCache>,
+    /// Set while a trim is scheduled (see `trim_soon`).
+    trim_pending: Arc<AtomicBool>,
 }
 
 impl Listing {
     pub fn new(engine: Engine) -> Listing {
         Listing {
             engine,
-            rows: RowCache::default(),
+            rows: Default::default(),
+            trim_pending: Default::default(),
         }
     }
 
@@ -44,9 +48,31 @@ impl Listing {
         let (query, digest) = convert::list_query(r)?;
         let page = self.engine.list_page(&query).await.map_err(to_status)?;
         if page.containers.len() >= TRIM_AFTER_ROWS {
-            super::containers::trim_soon();
+            self.trim_soon();
         }
         Ok(convert::list_response(page, query.view, digest, &self.rows))
+    }
+
+    /// Hands back what a big listing or a removal left behind, shortly
+    /// after (once the response has been encoded, sent and dropped; at most
+    /// one trim every 250 ms in a burst), so that quiltd's RSS goes back to
+    /// where it was instead of keeping the peak: the encoded rows of
+    /// containers that changed or went (a listing sweeps them only once
+    /// the cache has doubled), then the heap's free pages.
+    pub fn trim_soon(&self) {
+        if self.trim_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (rows, pending) = (Arc::clone(&self.rows), Arc::clone(&self.trim_pending));
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            pending.store(false, Ordering::Release);
+            let _ = tokio::task::spawn_blocking(move || {
+                rows.sweep_dead();
+                quilt_runtime::release_free_memory();
+            })
+            .await;
+        });
     }
 }
 
