@@ -159,8 +159,8 @@ pub fn wait_result(w: &WaitResult) -> pb::ExitStatus {
 
 pub fn event(e: &Event) -> pb::Event {
     pb::Event {
-        container_id: e.container_id.clone(),
-        name: e.name.clone(),
+        container_id: e.container_id.to_string(),
+        name: e.name.to_string(),
         state: state(e.state) as i32,
         time: Some(ts(e.time_ns)),
         exit: exit_status(e.state, e.exit.as_ref(), e.failure_reason.as_deref()),

@@ -35,8 +35,8 @@ pub(super) async fn publish(shared: Arc<Shared>, mut outbox: tokio::sync::mpsc::
     while let Some(ev) = outbox.recv().await {
         let wire = Wire {
             node: me.clone(),
-            id: ev.container_id,
-            name: ev.name,
+            id: ev.container_id.to_string(),
+            name: ev.name.to_string(),
             state: ev.state.as_str().to_owned(),
             action: ev.action.to_owned(),
             time_ns: ev.time_ns,
@@ -85,8 +85,8 @@ pub(super) fn receive(shared: &Shared, me: &str, payload: &str) {
         return;
     };
     shared.emit_remote(Event {
-        container_id: w.id,
-        name: w.name,
+        container_id: w.id.as_str().into(),
+        name: w.name.as_str().into(),
         state,
         action: action(&w.action),
         time_ns: w.time_ns,

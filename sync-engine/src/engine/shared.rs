@@ -314,8 +314,8 @@ impl Shared {
         // agree on the order.
         let ev = Event {
             seq: 0,
-            container_id: c.id.clone(),
-            name: c.name.clone(),
+            container_id: c.id.as_str().into(),
+            name: c.name.as_str().into(),
             state,
             action,
             time_ns: now_ns(),

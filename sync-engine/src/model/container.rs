@@ -371,7 +371,7 @@ impl WaitResult {
     /// The same, from the event that recorded the end (the row may be gone).
     pub fn of_event(ev: &Event) -> WaitResult {
         WaitResult {
-            id: ev.container_id.clone(),
+            id: ev.container_id.to_string(),
             state: ended_state(ev.state, ev.failure_reason.is_some()),
             exit: ev.exit.clone(),
             failure_reason: ev.failure_reason.clone(),

@@ -18,7 +18,7 @@ pub use container::{
     Container, CreateSpec, ExitInfo, ListCursor, ListFilter, ListPage, ListQuery, ListView,
     WaitResult,
 };
-pub use event::{Event, EventFilter, now_ns};
+pub use event::{Event, EventFilter, EventText, now_ns};
 pub use image::{DiskUsage, ImageConfig, ImageInfo, Pruned};
 pub use lifetime::{IdleAction, Lifetime};
 pub use mount::{MountSource, MountSpec};
