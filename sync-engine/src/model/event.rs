@@ -89,7 +89,7 @@ impl std::fmt::Debug for EventText {
 
 impl std::fmt::Display for EventText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self)
+        f.pad(self)
     }
 }
 
@@ -139,5 +139,7 @@ mod text_tests {
         assert_eq!(&*t, long.as_str());
         assert_eq!(t.to_string(), long);
         assert_eq!(EventText::from(""), "");
+        // Formatted as a str is (width and alignment kept).
+        assert_eq!(format!("[{:<6}]", EventText::from("web")), "[web   ]");
     }
 }
