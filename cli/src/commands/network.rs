@@ -115,6 +115,7 @@ pub async fn network(target: &client::Target, cmd: NetworkCommand) -> Result<u8,
                     .container
                     .ok_or_else(|| CliError::engine(format!("no such container: {id}")))?
                     .egress
+                    .map(|e| *e)
                     .unwrap_or_default()
             } else {
                 c.update_network_policy(UpdateNetworkPolicyRequest {

@@ -226,7 +226,7 @@ impl From<&Container> for ContainerView {
                 .collect(),
             state: state_name(c.state),
             pid: c.pid,
-            exit: c.exit.as_ref().map(ExitView::from),
+            exit: c.exit.as_deref().map(ExitView::from),
             failure_reason,
             created_at: time(c.created_at.as_ref()),
             started_at: time(c.started_at.as_ref()),
@@ -240,8 +240,11 @@ impl From<&Container> for ContainerView {
                 .iter()
                 .map(super::mounts::MountView::from)
                 .collect(),
-            network_settings: c.network_settings.as_ref().map(NetworkSettingsView::from),
-            egress: c.egress.as_ref().map(crate::commands::network::policy_view),
+            network_settings: c.network_settings.as_deref().map(NetworkSettingsView::from),
+            egress: c
+                .egress
+                .as_deref()
+                .map(crate::commands::network::policy_view),
             node: c.node.clone(),
             restart_policy: match &c.restart {
                 Some(r) if r.name == "on-failure" && r.max_retries > 0 => {
@@ -336,14 +339,14 @@ mod tests {
             .collect(),
             state: ContainerState::Exited as i32,
             pid: 0,
-            exit: Some(ExitStatus {
+            exit: Some(Box::new(ExitStatus {
                 exit_code: 7,
                 signal: 0,
                 oom_killed: false,
                 state: ContainerState::Exited as i32,
                 failure_reason: String::new(),
                 finished_at: None,
-            }),
+            })),
             created_at: Some(Timestamp {
                 seconds: 1_714_564_800,
                 nanos: 0,

@@ -201,19 +201,19 @@ mod tests {
 
         let mut c = container(ContainerState::Exited);
         c.finished_at = at(180);
-        c.exit = Some(ExitStatus {
+        c.exit = Some(Box::new(ExitStatus {
             exit_code: 7,
             ..Default::default()
-        });
+        }));
         assert_eq!(status_text(&c, NOW), "Exited (7) 3 minutes ago");
 
         // The exit status' time is used when finished_at is missing.
         let mut c = container(ContainerState::Failed);
-        c.exit = Some(ExitStatus {
+        c.exit = Some(Box::new(ExitStatus {
             exit_code: 127,
             finished_at: at(1),
             ..Default::default()
-        });
+        }));
         assert_eq!(status_text(&c, NOW), "Failed (127) 1 second ago");
 
         assert_eq!(

@@ -80,8 +80,12 @@ pub fn container_in(c: &Container, view: ListView) -> pb::Container {
             disk_bytes: c.disk_bytes,
         }),
         network: super::networks::mode(c.network) as i32,
-        network_settings: super::networks::settings(c),
-        egress: c.net.egress.as_ref().map(super::networks::egress),
+        network_settings: super::networks::settings(c).map(Box::new),
+        egress: c
+            .net
+            .egress
+            .as_ref()
+            .map(|e| Box::new(super::networks::egress(e))),
         stdio: (c.stdio != Default::default()).then_some(pb::Stdio {
             tty: c.stdio.tty,
             open_stdin: c.stdio.open_stdin,
@@ -91,7 +95,7 @@ pub fn container_in(c: &Container, view: ListView) -> pb::Container {
         labels: c.labels.clone().into_iter().collect(),
         state: state(c.state) as i32,
         pid: c.pid.unwrap_or(0),
-        exit: exit_status(c.state, c.exit.as_ref(), c.failure_reason.as_deref()),
+        exit: exit_status(c.state, c.exit.as_ref(), c.failure_reason.as_deref()).map(Box::new),
         created_at: Some(ts(c.created_at_ns)),
         started_at: c.started_at_ns.map(ts),
         finished_at: c.finished_at_ns.map(ts),
@@ -101,19 +105,19 @@ pub fn container_in(c: &Container, view: ListView) -> pb::Container {
             true => c.mounts.iter().map(mount).collect(),
             false => Vec::new(),
         },
-        security: full.then(|| security(&c.security)),
+        security: full.then(|| Box::new(security(&c.security))),
         restart: Some(pb::RestartPolicy {
             name: c.restart.name().to_owned(),
             max_retries: c.restart.max(),
         }),
         restart_count: c.restart_count,
-        lifetime: Some(pb::Lifetime {
+        lifetime: Some(Box::new(pb::Lifetime {
             ttl_ms: ns_to_ms(c.lifetime.ttl_ns),
             idle_timeout_ms: ns_to_ms(c.lifetime.idle_timeout_ns),
             idle_action: c.lifetime.idle_action.as_str().to_owned(),
             expires_at: c.lifetime.expires_at_ns.map(ts),
             last_activity: c.lifetime.last_activity_ns.map(ts),
-        }),
+        })),
     }
 }
 
