@@ -25,7 +25,8 @@ Usage: ./benchmark_sync_engine.sh [--quick] [--json FILE] [--reap-gate N] [--sca
                    the store write p99 of PostgreSQL beside SQLite's
   --reap-gate N    only run the reap gate: N short-lived containers, 16 in
                    flight; exits non-zero unless there are zero hangs, zero
-                   zombies and zero leftovers
+                   zombies and zero leftovers; reports the growth of the
+                   host's unreclaimable kernel memory once all are removed
   --install-peers  install crun and runc with apt-get when they are missing
                    (otherwise a missing one is skipped, with a hint)
   --start-queue N  quiltd's --start-queue for this run (default 256), so

@@ -10,6 +10,7 @@ mod cluster;
 mod density;
 mod events;
 mod fairness;
+mod kmem;
 mod leftovers;
 mod listing;
 mod network;

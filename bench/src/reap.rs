@@ -1,5 +1,6 @@
 //! Reap gate: many short-lived auto-removed containers with bounded
 //! concurrency; passes only with zero hangs, zero zombies and zero leftovers.
+//! It also reports what the host's unreclaimable kernel memory grew by.
 
 use crate::client::{self, code_name, create_request, with_timeout};
 use crate::density::{DensityOpts, settle_leftovers};
@@ -33,6 +34,7 @@ struct Counts {
 pub async fn reap_gate(o: &ReapOpts) -> Result<ReapGate> {
     let n = o.base.n;
     let hub = Hub::start(&o.base.socket).await?;
+    let kmem_before = crate::kmem::before().await;
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
@@ -117,6 +119,10 @@ pub async fn reap_gate(o: &ReapOpts) -> Result<ReapGate> {
     let mut c = client::connect(&o.base.socket).await?;
     let (first, last, settle_s) =
         settle_leftovers(&mut c, &o.base, &[], Duration::from_secs(15)).await?;
+    let kernel_memory = match kmem_before {
+        Some(b) => crate::kmem::after(b, Duration::from_secs(10)).await,
+        None => None,
+    };
     let hangs = all.hung.len();
     let pass = hangs == 0
         && all.failed == 0
@@ -142,6 +148,9 @@ pub async fn reap_gate(o: &ReapOpts) -> Result<ReapGate> {
         last.shim_pids.len(),
         if pass { "PASS" } else { "FAIL" }
     );
+    if let Some(k) = &kernel_memory {
+        eprintln!("reap-gate: {}", k.line());
+    }
     Ok(ReapGate {
         description: "short-lived /bin/true containers with auto_remove, bounded concurrency; each must reach exited and removed within the timeout".into(),
         requested: n,
@@ -163,6 +172,7 @@ pub async fn reap_gate(o: &ReapOpts) -> Result<ReapGate> {
         leftovers_at_once: first,
         leftovers: last,
         settle_s,
+        kernel_memory,
         pass,
     })
 }

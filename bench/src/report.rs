@@ -493,7 +493,28 @@ pub struct ReapGate {
     pub leftovers_at_once: Leftovers,
     pub leftovers: Leftovers,
     pub settle_s: f64,
+    /// The host's unreclaimable kernel memory before the first create and
+    /// after the last removal (None where /proc did not tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_memory: Option<KernelMemory>,
     pub pass: bool,
+}
+
+/// Unreclaimable kernel memory and memory cgroups, before a run and after
+/// everything it made was removed: what removed containers leave behind
+/// (dying memory cgroups and their per-cgroup structures among it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelMemory {
+    pub description: String,
+    /// SUnreclaim of /proc/meminfo, kB.
+    pub sunreclaim_before_kb: u64,
+    pub sunreclaim_after_kb: u64,
+    /// After minus before, MB (10^6 bytes); negative when it shrank.
+    pub sunreclaim_growth_mb: f64,
+    /// The memory controller's num_cgroups in /proc/cgroups (dying ones
+    /// included), where the host has the controller.
+    pub memory_cgroups_before: Option<u32>,
+    pub memory_cgroups_after: Option<u32>,
 }
 
 /// What is left of a daemon's containers (see `leftovers.rs`); also the

@@ -45,7 +45,16 @@ pub fn summarize(dir: &Path) -> Result<(Value, String)> {
     let mut v = merge(dir)?;
     let mut report = Report::from_document(&v);
     let has_measurements = [
-        "api", "classic", "ttr", "peers", "seqrate", "density", "scale", "pool", "cluster",
+        "api",
+        "classic",
+        "ttr",
+        "peers",
+        "seqrate",
+        "density",
+        "scale",
+        "pool",
+        "cluster",
+        "reap_gate",
     ]
     .iter()
     .any(|k| !v[*k].is_null());
@@ -523,6 +532,9 @@ fn reap_line(md: &mut String, r: &Report) {
         g.total_s,
         if g.pass { "PASS" } else { "FAIL" }
     );
+    if let Some(k) = &g.kernel_memory {
+        let _ = writeln!(md, "\nAfter the reap gate's removals: {}.", k.line());
+    }
 }
 
 fn target_table(md: &mut String, r: &Report) {

@@ -280,6 +280,22 @@ pub const TARGETS: &[Target] = &[
         },
     },
     Target {
+        name: "reap gate: unreclaimable kernel memory after its removals, growth",
+        goal: 50.0,
+        unit: "MB",
+        direction: Direction::AtMost,
+        value: |r| {
+            r.reap_gate
+                .as_ref()
+                .and_then(|g| g.kernel_memory.as_ref())
+                .map(|k| k.sunreclaim_growth_mb)
+        },
+        note: |r| match r.reap_gate.as_ref() {
+            Some(g) => format!("after {} short-lived containers", g.removed),
+            None => String::new(),
+        },
+    },
+    Target {
         name: "quiltd RSS with 500 running",
         goal: 40.0,
         unit: "MiB",
@@ -403,5 +419,31 @@ mod tests {
             note("quiltd RSS with 500 running"),
             "measured with 0 running"
         );
+    }
+
+    #[test]
+    fn the_reap_gate_kernel_memory_is_judged_by_its_growth() {
+        const NAME: &str = "reap gate: unreclaimable kernel memory after its removals, growth";
+        let report = |growth_mb: f64| Report {
+            reap_gate: Some(crate::report::ReapGate {
+                removed: 10_000,
+                kernel_memory: Some(crate::report::KernelMemory {
+                    sunreclaim_growth_mb: growth_mb,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let verdict = |growth_mb: f64| {
+            let ts = check_all(&report(growth_mb));
+            let t = ts.into_iter().find(|t| t.target == NAME).unwrap();
+            (t.value, t.verdict, t.note)
+        };
+        let (value, verdict_small, note) = verdict(1.7);
+        assert_eq!(value, Some(1.7));
+        assert_eq!(verdict_small, "met");
+        assert_eq!(note, "after 10000 short-lived containers");
+        assert_eq!(verdict(62.0).1, "missed");
     }
 }

@@ -20,7 +20,7 @@ pub use devices::{char_majors, unused_char_major};
 pub use leftovers::{Footprint, Leftovers};
 pub use mounts::{mounts_under, umount_all_under};
 pub use proc::{
-    ProcInfo, SHIM_COMM, all_pids, all_procs, hwm_kb, kill_all, mem_available_kb, parent_pid,
-    pid_alive, proc_cmdline, proc_comm, proc_info, proc_refers_to, proc_state, pss_kb, rss_kb,
-    shims_of, wait_pid_gone, zombies_of,
+    ProcInfo, SHIM_COMM, all_pids, all_procs, hwm_kb, kill_all, mem_available_kb, memory_cgroups,
+    parent_pid, pid_alive, proc_cmdline, proc_comm, proc_info, proc_refers_to, proc_state, pss_kb,
+    rss_kb, shims_of, sunreclaim_kb, wait_pid_gone, zombies_of,
 };

@@ -157,6 +157,26 @@ pub fn pss_kb(pid: i32) -> Option<u64> {
     all.extension.map.get("Pss").map(|b| b / 1024)
 }
 
+/// SUnreclaim of /proc/meminfo (unreclaimable slab), kB.
+pub fn sunreclaim_kb() -> Option<u64> {
+    // procfs reports bytes; the file says kB.
+    procfs::Meminfo::current()
+        .ok()?
+        .s_unreclaim
+        .map(|b| b / 1024)
+}
+
+/// The memory controller's `num_cgroups` in /proc/cgroups: every memory
+/// cgroup the kernel still holds, the removed ones still dying included.
+pub fn memory_cgroups() -> Option<u32> {
+    procfs::cgroups()
+        .ok()?
+        .0
+        .into_iter()
+        .find(|c| c.name == "memory")
+        .map(|c| c.num_cgroups)
+}
+
 /// MemAvailable of /proc/meminfo, kB.
 pub fn mem_available_kb() -> Option<u64> {
     // procfs reports bytes; the file says kB.
