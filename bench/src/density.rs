@@ -26,12 +26,12 @@ pub struct DensityOpts {
     pub probes: usize,
 }
 
-fn mib(kb: u64) -> f64 {
+pub(crate) fn mib(kb: u64) -> f64 {
     (kb as f64 / 1024.0 * 100.0).round() / 100.0
 }
 
 /// Median of a few readings of MemAvailable (kB), to damp the noise.
-fn mem_available() -> u64 {
+pub(crate) fn mem_available() -> u64 {
     let mut v: Vec<u64> = (0..5).filter_map(|_| host::mem_available_kb()).collect();
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -286,8 +286,26 @@ pub async fn density(o: &DensityOpts) -> Result<Density> {
 
 /// `quilt-bench scale`: the density measurement at several counts of live
 /// containers, one after the other (each level starts from none).
-pub async fn scale(o: &DensityOpts, levels: &[usize]) -> Result<crate::report::Scale> {
+/// Quilt at each count of live containers; with `peers`, each peer at the
+/// same count after it.
+pub async fn scale(
+    o: &DensityOpts,
+    levels: &[usize],
+    peers: Option<&crate::peer_scale::PeerScaleOpts>,
+) -> Result<crate::report::Scale> {
+    let runtimes: Vec<_> = peers
+        .into_iter()
+        .flat_map(|p| {
+            p.runtimes
+                .iter()
+                .map(move |(name, bin)| (p, crate::peers::Runtime::new(name, bin, &p.state_root)))
+        })
+        .collect();
+    if let Some(p) = peers {
+        std::fs::create_dir_all(&p.state_root)?;
+    }
     let mut out = Vec::new();
+    let mut peer_levels = Vec::new();
     for &n in levels {
         eprintln!("scale: {n} live containers");
         let level = density(&DensityOpts {
@@ -301,6 +319,27 @@ pub async fn scale(o: &DensityOpts, levels: &[usize]) -> Result<crate::report::S
             probes: o.probes,
         })
         .await?;
+        for (p, rt) in &runtimes {
+            // A peer that cannot be measured costs its own figures only.
+            let mut at_n = match tokio::task::block_in_place(|| crate::peer_scale::level(p, rt, n))
+            {
+                Ok(at_n) => at_n,
+                Err(e) => {
+                    eprintln!("scale: {} at {n} live not measured: {e:#}", rt.name);
+                    continue;
+                }
+            };
+            let ratio = |a: f64, b: f64| (b > 0.0).then(|| (a / b * 100.0).round() / 100.0);
+            at_n.ttr_quilt_over_peer_p50 = ratio(
+                level.time_to_running_with_all_running.stats.p50_ms,
+                at_n.create_start_one_more.stats.p50_ms,
+            );
+            at_n.memory_quilt_over_peer = ratio(
+                level.per_container_mib_mem_available,
+                at_n.per_container_mib_mem_available,
+            );
+            peer_levels.push(at_n);
+        }
         out.push(level);
     }
     let p50 = |d: &Density| d.time_to_running_with_all_running.stats.p50_ms;
@@ -316,5 +355,6 @@ pub async fn scale(o: &DensityOpts, levels: &[usize]) -> Result<crate::report::S
             .into(),
         levels: out,
         ttr_p50_last_over_first: ratio,
+        peers: peer_levels,
     })
 }

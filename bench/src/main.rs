@@ -14,6 +14,7 @@ mod kmem;
 mod leftovers;
 mod listing;
 mod network;
+mod peer_scale;
 mod peers;
 mod pool;
 mod proc_timer;
@@ -64,6 +65,33 @@ struct Host {
     /// quiltd's PID.
     #[arg(long)]
     quiltd_pid: i32,
+}
+
+/// Peer OCI runtimes measured beside Quilt (run from a namespace where
+/// they work), and their bundles.
+#[derive(Debug, Args)]
+struct PeerArgs {
+    #[arg(long)]
+    crun: Option<PathBuf>,
+    #[arg(long)]
+    runc: Option<PathBuf>,
+    /// Directory with <runtime>-true bundles (with a network namespace),
+    /// and <runtime>-sleep ones for scale.
+    #[arg(long)]
+    bundles: Option<PathBuf>,
+    /// State roots are created here (<dir>/<runtime>).
+    #[arg(long)]
+    state_root: Option<PathBuf>,
+}
+
+impl PeerArgs {
+    /// (name, binary) of each peer given, crun first.
+    fn runtimes(&self) -> Vec<(String, PathBuf)> {
+        [("crun", &self.crun), ("runc", &self.runc)]
+            .into_iter()
+            .filter_map(|(name, bin)| Some((name.to_string(), bin.clone()?)))
+            .collect()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,16 +230,8 @@ enum Cmd {
         c: Common,
         #[arg(long)]
         quilt: PathBuf,
-        #[arg(long)]
-        crun: Option<PathBuf>,
-        #[arg(long)]
-        runc: Option<PathBuf>,
-        /// Directory with <runtime>-true bundles (with a network namespace).
-        #[arg(long)]
-        bundles: Option<PathBuf>,
-        /// State roots are created here (<dir>/<runtime>).
-        #[arg(long)]
-        state_root: Option<PathBuf>,
+        #[command(flatten)]
+        peers: PeerArgs,
         #[arg(long, default_value_t = 50)]
         n: usize,
         #[arg(long, default_value = "quilt-bench")]
@@ -260,6 +280,15 @@ enum Cmd {
         /// Starts timed at each level with all its containers running.
         #[arg(long, default_value_t = 20)]
         probes: usize,
+        /// Peers measured at the same counts, each level after Quilt's.
+        #[command(flatten)]
+        peers: PeerArgs,
+        /// `state` calls timed per peer level.
+        #[arg(long, default_value_t = 100)]
+        states: usize,
+        /// Peer container ids are <prefix>-<runtime>-scale-<n>.
+        #[arg(long, default_value = "quilt-bench")]
+        id_prefix: String,
     },
     /// N short-lived containers: zero hangs, zombies and leftovers, or exit 1.
     ReapGate {
@@ -460,19 +489,15 @@ async fn run(cmd: Cmd) -> Result<()> {
         Cmd::Network {
             c,
             quilt,
-            crun,
-            runc,
-            bundles,
-            state_root,
+            peers: p,
             n,
             id_prefix,
         } => {
             let mut peers = Vec::new();
-            if let (Some(b), Some(_)) = (&bundles, &state_root) {
-                for (name, bin) in [("crun", crun), ("runc", runc)] {
-                    if let Some(bin) = bin {
-                        peers.push((name.to_string(), bin, network::true_bundle(b, name)));
-                    }
+            if let (Some(b), Some(_)) = (&p.bundles, &p.state_root) {
+                for (name, bin) in p.runtimes() {
+                    let bundle = network::true_bundle(b, &name);
+                    peers.push((name, bin, bundle));
                 }
             }
             let o = network::NetOpts {
@@ -480,7 +505,7 @@ async fn run(cmd: Cmd) -> Result<()> {
                 quilt,
                 n,
                 peers,
-                state_root: state_root.unwrap_or_default(),
+                state_root: p.state_root.unwrap_or_default(),
                 id_prefix,
             };
             emit(&c.out, &network::network(&o).await?)
@@ -546,7 +571,24 @@ async fn run(cmd: Cmd) -> Result<()> {
             gets,
             concurrency,
             probes,
+            peers: p,
+            states,
+            id_prefix,
         } => {
+            let runtimes = p.runtimes();
+            let peers = match (runtimes.is_empty(), p.bundles, p.state_root) {
+                (true, _, _) => None,
+                (false, Some(bundles), Some(state_root)) => Some(peer_scale::PeerScaleOpts {
+                    runtimes,
+                    bundles,
+                    state_root,
+                    concurrency,
+                    probes,
+                    states,
+                    id_prefix,
+                }),
+                (false, _, _) => bail!("--crun and --runc need --bundles and --state-root"),
+            };
             let o = density::DensityOpts {
                 socket: c.socket.clone(),
                 n: 0,
@@ -557,7 +599,7 @@ async fn run(cmd: Cmd) -> Result<()> {
                 quiltd_pid: h.quiltd_pid,
                 probes,
             };
-            emit(&c.out, &density::scale(&o, &levels).await?)
+            emit(&c.out, &density::scale(&o, &levels, peers.as_ref()).await?)
         }
         Cmd::Density {
             c,

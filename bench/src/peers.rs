@@ -11,7 +11,7 @@ use crate::ttr::start_one;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Untimed rounds before each operation.
@@ -31,15 +31,27 @@ pub struct PeerOpts {
     pub id_prefix: String,
 }
 
-struct Runtime {
-    name: String,
+/// An OCI runtime as the benchmark calls it: its binary, its state root
+/// (`<state_root>/<name>`) and a file for the stderr of detached commands.
+pub(crate) struct Runtime {
+    pub name: String,
     bin: String,
     root: String,
-    errfile: PathBuf,
+    pub errfile: PathBuf,
 }
 
 impl Runtime {
-    fn cmd(&self, rest: &[&str]) -> Vec<String> {
+    pub(crate) fn new(name: &str, bin: &Path, state_root: &Path) -> Runtime {
+        Runtime {
+            name: name.to_string(),
+            bin: bin.display().to_string(),
+            root: state_root.join(name).display().to_string(),
+            errfile: state_root.join(format!("{name}.stderr")),
+        }
+    }
+
+    /// `bin --root ROOT rest...`
+    pub(crate) fn cmd(&self, rest: &[&str]) -> Vec<String> {
         let mut v = argv([self.bin.as_str(), "--root", self.root.as_str()]);
         v.extend(rest.iter().map(|s| s.to_string()));
         v
@@ -51,7 +63,7 @@ impl Runtime {
             .to_string()
     }
     /// Best effort: the container must not outlive the measurement.
-    fn delete(&self, id: &str) -> crate::proc_timer::Timed {
+    pub(crate) fn delete(&self, id: &str) -> crate::proc_timer::Timed {
         run_detached(&self.cmd(&["delete", "-f", id]), &self.errfile)
     }
 }
@@ -72,12 +84,7 @@ pub async fn peers(o: &PeerOpts) -> Result<Peers> {
     let rts: Vec<Runtime> = o
         .runtimes
         .iter()
-        .map(|(name, bin)| Runtime {
-            name: name.clone(),
-            bin: bin.display().to_string(),
-            root: o.state_root.join(name).display().to_string(),
-            errfile: o.state_root.join(format!("{name}.stderr")),
-        })
+        .map(|(name, bin)| Runtime::new(name, bin, &o.state_root))
         .collect();
     let sock = o.socket.display().to_string();
     let quilt = o.quilt.display().to_string();

@@ -299,6 +299,42 @@ pub struct Scale {
     pub levels: Vec<Density>,
     /// Time to running p50 at the last level over the first.
     pub ttr_p50_last_over_first: Option<f64>,
+    /// The peers at the same counts, each level after Quilt's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerScaleLevel>,
+}
+
+/// A peer runtime at one scale level: `n` idle containers made with
+/// `create` + `start`, measured as Quilt's level is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerScaleLevel {
+    pub runtime: String,
+    pub requested: usize,
+    pub running: usize,
+    pub start_all_s: f64,
+    /// `create` + `start` of each idle container.
+    pub create_start: OpStats,
+    pub mem_available_delta_mib: f64,
+    pub per_container_mib_mem_available: f64,
+    /// `create` + `start` of one more /bin/true container with all of
+    /// them running.
+    pub create_start_one_more: OpStats,
+    /// `state` of one of them.
+    pub state: OpStats,
+    /// `list` of them all.
+    pub list: OpStats,
+    /// `delete -f` of each.
+    pub delete_all: OpStats,
+    pub delete_all_s: f64,
+    pub deleted_per_s: f64,
+    /// Containers the runtime still listed after (None: `list` failed).
+    pub left: Option<usize>,
+    /// Quilt's time to running of one more at the same count over this
+    /// peer's create + start of one more, p50.
+    pub ttr_quilt_over_peer_p50: Option<f64>,
+    /// Quilt's host memory per container at the same count over this
+    /// peer's.
+    pub memory_quilt_over_peer: Option<f64>,
 }
 
 /// `quilt-bench network`: what `--network bridge` adds at start.

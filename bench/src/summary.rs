@@ -169,6 +169,7 @@ pub fn markdown(r: &Report) -> String {
     rates(&mut md, r);
     density_line(&mut md, r);
     reap_line(&mut md, r);
+    scale_peers_line(&mut md, r);
     cluster_lines(&mut md, r);
     target_table(&mut md, r);
     md
@@ -349,6 +350,23 @@ fn latency_rows(md: &mut String, r: &Report) {
                 ),
                 &d.list_containers_all_running,
             );
+            for p in sc.peers.iter().filter(|p| p.requested == d.requested) {
+                let at = |what: &str| format!("scale, {} live: {} {what}", p.running, p.runtime);
+                stat_row(
+                    md,
+                    &at("create + start of one more"),
+                    &p.create_start_one_more,
+                );
+                stat_row(md, &at("state"), &p.state);
+                stat_row(
+                    md,
+                    &at(&format!(
+                        "list ({:.2} MiB/container)",
+                        p.per_container_mib_mem_available
+                    )),
+                    &p.list,
+                );
+            }
         }
     }
     if let Some(d) = &r.density {
@@ -513,6 +531,31 @@ fn density_line(md: &mut String, r: &Report) {
     );
 }
 
+/// Quilt over each peer at each scale level.
+fn scale_peers_line(md: &mut String, r: &Report) {
+    let Some(sc) = &r.scale else {
+        return;
+    };
+    for p in &sc.peers {
+        let quilt = sc.levels.iter().find(|d| d.requested == p.requested);
+        let quilt_deleted_per_s = quilt
+            .filter(|d| d.remove_all_s > 0.0)
+            .map(|d| d.running as f64 / d.remove_all_s);
+        let _ = writeln!(
+            md,
+            "\nScale, {n} live, against {rt}: Quilt's time to running of one more is {} x {rt}'s create + start (p50); its host memory per container {} x {rt}'s ({} MiB); Quilt removed {}/s, {rt} deleted {}/s; {rt} still listed {} containers.",
+            json_text(&p.ttr_quilt_over_peer_p50),
+            json_text(&p.memory_quilt_over_peer),
+            p.per_container_mib_mem_available,
+            quilt_deleted_per_s.map_or_else(|| "-".to_string(), |r| format!("{r:.1}")),
+            p.deleted_per_s,
+            json_text(&p.left),
+            n = p.requested,
+            rt = p.runtime,
+        );
+    }
+}
+
 fn reap_line(md: &mut String, r: &Report) {
     let Some(g) = &r.reap_gate else {
         return;
@@ -624,6 +667,58 @@ mod tests {
         // Measured nothing: every target is n/a.
         let targets = merged["targets"].as_array().unwrap();
         assert!(targets.iter().all(|t| t["verdict"] == "n/a"), "{merged}");
+    }
+
+    #[test]
+    fn a_peer_at_the_scale_counts_has_its_rows_and_its_ratios() {
+        let times = |p50_ms: f64| crate::stats::OpStats {
+            stats: Stats {
+                n: 10,
+                p50_ms,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = Report {
+            scale: Some(crate::report::Scale {
+                levels: vec![crate::report::Density {
+                    requested: 100,
+                    running: 100,
+                    remove_all_s: 2.0,
+                    time_to_running_with_all_running: times(4.0),
+                    ..Default::default()
+                }],
+                peers: vec![crate::report::PeerScaleLevel {
+                    runtime: "crun".into(),
+                    requested: 100,
+                    running: 100,
+                    per_container_mib_mem_available: 0.3,
+                    create_start_one_more: times(10.0),
+                    state: times(2.0),
+                    list: times(3.0),
+                    deleted_per_s: 80.0,
+                    left: Some(0),
+                    ttr_quilt_over_peer_p50: Some(0.4),
+                    memory_quilt_over_peer: Some(1.5),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let md = markdown(&r);
+        assert!(
+            md.contains("| scale, 100 live: crun create + start of one more | 10 | 10.0"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| scale, 100 live: crun list (0.30 MiB/container) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Scale, 100 live, against crun: Quilt's time to running of one more is 0.4 x crun's create + start (p50); its host memory per container 1.5 x crun's (0.3 MiB); Quilt removed 50.0/s, crun deleted 80/s; crun still listed 0 containers."),
+            "{md}"
+        );
     }
 
     #[test]
