@@ -210,6 +210,21 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_host_kernel_memory_figures() {
+        assert!(sunreclaim_kb().is_some_and(|kb| kb > 0));
+        // The root memory cgroup at least (quilt needs the controller).
+        let listed = std::fs::read_to_string("/proc/cgroups").unwrap();
+        let memory = listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some("memory"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|n| n.parse::<u32>().ok());
+        assert!(memory.is_some_and(|n| n >= 1), "{listed}");
+        // Other tests may add or remove memory cgroups meanwhile.
+        assert!(memory_cgroups().is_some_and(|n| n >= 1));
+    }
+
+    #[test]
     fn a_missing_process_is_absent() {
         // PIDs are at most 2^22 on Linux.
         let gone = 1 << 23;
