@@ -502,7 +502,7 @@ if [[ -n $SCALE ]]; then
       FAILED_STEPS+="peers-setup "
     fi
   fi
-  log "scale: the density measurement at $SCALE live containers${scale_peers[0]:+, then ${PEERS[*]} at the same counts}"
+  log "scale: the density measurement at $SCALE live containers${scale_peers[0]:+, then ${PEERS[*]%%=*} at the same counts}"
   measure scale "${scale_ns[@]}" "$QB" scale --socket "$SOCK" --out "$OUT/scale.json" --levels "$SCALE" \
     --data-dir "$DATA" --cgroup-parent "$PARENT" --quiltd-pid "$QUILTD_PID" "${scale_peers[@]}"
   finish

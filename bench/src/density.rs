@@ -306,7 +306,14 @@ pub async fn scale(
     }
     let mut out = Vec::new();
     let mut peer_levels = Vec::new();
+    let mut counts: Vec<usize> = Vec::with_capacity(levels.len());
     for &n in levels {
+        // A count given twice is measured once.
+        if !counts.contains(&n) {
+            counts.push(n);
+        }
+    }
+    for n in counts {
         eprintln!("scale: {n} live containers");
         let level = density(&DensityOpts {
             socket: o.socket.clone(),
@@ -329,15 +336,19 @@ pub async fn scale(
                     continue;
                 }
             };
-            let ratio = |a: f64, b: f64| (b > 0.0).then(|| (a / b * 100.0).round() / 100.0);
+            // Only where both sides measured something.
+            let ratio =
+                |a: f64, b: f64| (a > 0.0 && b > 0.0).then(|| (a / b * 100.0).round() / 100.0);
             at_n.ttr_quilt_over_peer_p50 = ratio(
                 level.time_to_running_with_all_running.stats.p50_ms,
                 at_n.create_start_one_more.stats.p50_ms,
             );
-            at_n.memory_quilt_over_peer = ratio(
-                level.per_container_mib_mem_available,
-                at_n.per_container_mib_mem_available,
-            );
+            if level.running > 0 && at_n.running > 0 {
+                at_n.memory_quilt_over_peer = ratio(
+                    level.per_container_mib_mem_available,
+                    at_n.per_container_mib_mem_available,
+                );
+            }
             peer_levels.push(at_n);
         }
         out.push(level);

@@ -76,7 +76,8 @@ pub fn level(o: &PeerScaleOpts, rt: &Runtime, n: usize) -> Result<PeerScaleLevel
         };
         let ok = create_and_start(rt, &dir, &id(i), errfile, s);
         if !ok {
-            rt.delete(&id(i));
+            // Best effort: a half-made container must not outlive the run.
+            run_detached(&rt.cmd(&["delete", "-f", &id(i)]), errfile);
         }
         ok
     });

@@ -326,6 +326,7 @@ pub struct PeerScaleLevel {
     /// `delete -f` of each.
     pub delete_all: OpStats,
     pub delete_all_s: f64,
+    /// Successful `delete -f`s per second of the whole deletion.
     pub deleted_per_s: f64,
     /// Containers the runtime still listed after (None: `list` failed).
     pub left: Option<usize>,

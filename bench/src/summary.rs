@@ -544,12 +544,12 @@ fn scale_peers_line(md: &mut String, r: &Report) {
         let _ = writeln!(
             md,
             "\nScale, {n} live, against {rt}: Quilt's time to running of one more is {} x {rt}'s create + start (p50); its host memory per container {} x {rt}'s ({} MiB); Quilt removed {}/s, {rt} deleted {}/s; {rt} still listed {} containers.",
-            json_text(&p.ttr_quilt_over_peer_p50),
-            json_text(&p.memory_quilt_over_peer),
+            fixed(p.ttr_quilt_over_peer_p50, 2),
+            fixed(p.memory_quilt_over_peer, 2),
             p.per_container_mib_mem_available,
-            quilt_deleted_per_s.map_or_else(|| "-".to_string(), |r| format!("{r:.1}")),
+            fixed(quilt_deleted_per_s, 1),
             p.deleted_per_s,
-            json_text(&p.left),
+            p.left.map_or_else(|| "-".to_string(), |l| l.to_string()),
             n = p.requested,
             rt = p.runtime,
         );
@@ -716,7 +716,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("Scale, 100 live, against crun: Quilt's time to running of one more is 0.4 x crun's create + start (p50); its host memory per container 1.5 x crun's (0.3 MiB); Quilt removed 50.0/s, crun deleted 80/s; crun still listed 0 containers."),
+            md.contains("Scale, 100 live, against crun: Quilt's time to running of one more is 0.40 x crun's create + start (p50); its host memory per container 1.50 x crun's (0.3 MiB); Quilt removed 50.0/s, crun deleted 80/s; crun still listed 0 containers."),
             "{md}"
         );
     }
