@@ -30,11 +30,15 @@ pub(crate) fn mib(kb: u64) -> f64 {
     (kb as f64 / 1024.0 * 100.0).round() / 100.0
 }
 
+/// The median of some readings (None: none).
+pub(crate) fn median(mut readings: Vec<u64>) -> Option<u64> {
+    readings.sort_unstable();
+    readings.get(readings.len() / 2).copied()
+}
+
 /// Median of a few readings of MemAvailable (kB), to damp the noise.
 pub(crate) fn mem_available() -> u64 {
-    let mut v: Vec<u64> = (0..5).filter_map(|_| host::mem_available_kb()).collect();
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
+    median((0..5).filter_map(|_| host::mem_available_kb()).collect()).unwrap_or(0)
 }
 
 /// Memory charged to the daemon's parent cgroup (all its containers), kB.
@@ -285,9 +289,9 @@ pub async fn density(o: &DensityOpts) -> Result<Density> {
 }
 
 /// `quilt-bench scale`: the density measurement at several counts of live
-/// containers, one after the other (each level starts from none).
-/// Quilt at each count of live containers; with `peers`, each peer at the
-/// same count after it.
+/// containers, one after the other (each level starts from none); with
+/// `peers`, each peer at the same count after Quilt. A count given twice is
+/// measured once.
 pub async fn scale(
     o: &DensityOpts,
     levels: &[usize],
@@ -306,14 +310,12 @@ pub async fn scale(
     }
     let mut out = Vec::new();
     let mut peer_levels = Vec::new();
-    let mut counts: Vec<usize> = Vec::with_capacity(levels.len());
+    let mut measured: Vec<usize> = Vec::with_capacity(levels.len());
     for &n in levels {
-        // A count given twice is measured once.
-        if !counts.contains(&n) {
-            counts.push(n);
+        if measured.contains(&n) {
+            continue;
         }
-    }
-    for n in counts {
+        measured.push(n);
         eprintln!("scale: {n} live containers");
         let level = density(&DensityOpts {
             socket: o.socket.clone(),

@@ -22,8 +22,7 @@ async fn sunreclaim_kb() -> Option<u64> {
         }
         v.extend(host::sunreclaim_kb());
     }
-    v.sort_unstable();
-    v.get(v.len() / 2).copied()
+    crate::density::median(v)
 }
 
 /// None where /proc/meminfo has no SUnreclaim.

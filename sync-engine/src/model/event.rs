@@ -93,12 +93,6 @@ impl std::fmt::Display for EventText {
     }
 }
 
-impl PartialEq<str> for EventText {
-    fn eq(&self, other: &str) -> bool {
-        **self == *other
-    }
-}
-
 impl PartialEq<&str> for EventText {
     fn eq(&self, other: &&str) -> bool {
         **self == **other
