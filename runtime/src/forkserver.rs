@@ -9,7 +9,7 @@
 use crate::shim::fdpass;
 use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType, sockopt};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::Mutex;
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 /// server (`shim/forkserver.rs`). So it is started with the arguments of a
 /// shim, which every shim it forks keeps (what `ps` shows).
 pub(crate) const SERVER_ENV: &str = "QUILT_SHIM_FORK_SERVER";
-/// The request's tag: two descriptors follow, the new shim's stdin and
-/// stdout.
+/// The request's tag: two or three descriptors follow, the new shim's
+/// stdin and stdout, and the container's root when it was made ahead (a
+/// detached overlay, see `layer`).
 pub(crate) const SPAWN: u8 = b'S';
 /// What the server writes on a new shim's stdout before anything else:
 /// this, then the shim's pid (u32, little-endian). quiltd learns the pid
@@ -67,9 +68,10 @@ pub(crate) struct Forked {
     pub stdout: OwnedFd,
 }
 
-/// Forks `quilt-shim run` (the binary at `shim`) through the server. None
-/// when no server can be had: the caller spawns the shim itself.
-pub(crate) fn spawn_run(shim: &Path) -> Option<Forked> {
+/// Forks `quilt-shim run` (the binary at `shim`) through the server, with
+/// the container's `root` when one was made ahead. None when no server can
+/// be had: the caller spawns the shim itself.
+pub(crate) fn spawn_run(shim: &Path, root: Option<BorrowedFd<'_>>) -> Option<Forked> {
     let binary = identity(shim).ok()?;
     let mut state = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     // One more try with a new server when the one we had is gone.
@@ -94,7 +96,7 @@ pub(crate) fn spawn_run(shim: &Path) -> Option<Forked> {
             unreachable!("a server was just made current")
         };
         server.forks += 1;
-        match request(server) {
+        match request(server, root) {
             Ok(forked) => return Some(forked),
             Err(Failure::Fork(e)) => {
                 // The server is sound; the fork failed (a process limit):
@@ -188,13 +190,15 @@ fn stop(state: &mut State) {
     }
 }
 
-fn request(server: &Server) -> Result<Forked, Failure> {
+fn request(server: &Server, root: Option<BorrowedFd<'_>>) -> Result<Forked, Failure> {
     let (in_r, in_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Failure::Fork(e.into()))?;
     let (out_r, out_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Failure::Fork(e.into()))?;
-    fdpass::send_fds(&server.sock, SPAWN, &[in_r.as_fd(), out_w.as_fd()])
-        .map_err(Failure::Server)?;
+    let mut fds = vec![in_r.as_fd(), out_w.as_fd()];
+    fds.extend(root);
+    fdpass::send_fds(&server.sock, SPAWN, &fds).map_err(Failure::Server)?;
+    drop(fds);
     // The shim has its own copies now.
     drop((in_r, out_w));
     let mut answer = [0u8; 4];

@@ -11,7 +11,7 @@
 //! end of its stdin (the daemon discarded it, or is gone) discards it.
 use crate::spec::{ContainerConfig, StartReport};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -158,9 +158,20 @@ pub(crate) fn shim_run_command(shim: &Path) -> Command {
     cmd
 }
 
-fn spawn(shim: &Path, config: &ContainerConfig, keep_stdin: bool) -> Result<Spawned, LaunchError> {
+/// `root`: the container's root made ahead (see `crate::layer`), handed
+/// to a shim the fork server forks. A shim spawned directly gets none:
+/// the root is closed first, and its container mounts one over the same
+/// directories.
+fn spawn(
+    shim: &Path,
+    config: &ContainerConfig,
+    keep_stdin: bool,
+    root: Option<OwnedFd>,
+) -> Result<Spawned, LaunchError> {
     let frame = encode(config)?;
-    let (child, mut stdin, stdout) = match crate::forkserver::spawn_run(shim) {
+    let forked = crate::forkserver::spawn_run(shim, root.as_ref().map(|r| r.as_fd()));
+    drop(root);
+    let (child, mut stdin, stdout) = match forked {
         Some(f) => (
             Shim::Forked(f.pid, None),
             ChildStdin::from(f.stdin),
@@ -284,8 +295,14 @@ pub fn stop_fork_server() {
 /// JSON StartReport from its stdout. The shim stays the daemon's child; the
 /// caller reaps it later with `proc::try_reap` once its pidfd is readable.
 /// When the report is Failed the shim has already exited; it is reaped here.
-pub fn start(shim: &Path, config: &ContainerConfig) -> Result<StartReport, LaunchError> {
-    let mut s = spawn(shim, config, false)?;
+/// `root`: the container's root, made ahead (see `crate::layer`); its
+/// directories are in the container's already.
+pub fn start(
+    shim: &Path,
+    config: &ContainerConfig,
+    root: Option<OwnedFd>,
+) -> Result<StartReport, LaunchError> {
+    let mut s = spawn(shim, config, false, root)?;
     let report = s.report()?;
     s.finish(report)
 }
@@ -399,7 +416,7 @@ pub fn prepare(shim: &Path, config: &ContainerConfig) -> Result<PrepareOutcome, 
         volatile_rootfs: false,
         ..config.clone()
     };
-    let mut s = spawn(shim, &config, true)?;
+    let mut s = spawn(shim, &config, true, None)?;
     match s.report()? {
         StartReport::Prepared {
             shim_pid,

@@ -7,7 +7,7 @@ use quilt_runtime::signal::Signal;
 use quilt_runtime::spec::*;
 use quilt_runtime::{cgroup, exitfile, launch, proc};
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -97,7 +97,12 @@ impl Env {
     }
 
     fn start(&mut self, cfg: &ContainerConfig) -> StartReport {
-        let r = launch::start(Path::new(SHIM), cfg).unwrap();
+        self.start_on(cfg, None)
+    }
+
+    /// `start`, with its root made ahead (see `quilt_runtime::layer`).
+    fn start_on(&mut self, cfg: &ContainerConfig, root: Option<OwnedFd>) -> StartReport {
+        let r = launch::start(Path::new(SHIM), cfg, root).unwrap();
         if let StartReport::Started { shim_pid, pid, .. } = r {
             self.started.push((shim_pid, pid));
         }
@@ -285,6 +290,51 @@ fn host_hostname() -> String {
         .into_owned()
 }
 
+/// A root made ahead is the container's: the fork server hands it to the
+/// shim, whose container attaches it instead of mounting an overlay. It is
+/// made `volatile` here and the container not: an overlay mounted by the
+/// container over the same directories would refuse them (overlayfs keeps
+/// a volatile mark in the work directory), and only the one made ahead
+/// leaves that mark.
+#[test]
+fn a_container_starts_on_a_root_made_ahead() {
+    let mut env = Env::new();
+    let cfg = env.config(
+        &[
+            "sh",
+            "-c",
+            "test -x /bin/sh && echo made > /made && cat /made",
+        ],
+        Limits::default(),
+    );
+    std::fs::create_dir_all(&cfg.dir).unwrap();
+    let pool = env.tmp.path().join("layers");
+    std::fs::create_dir_all(&pool).unwrap();
+    let layer =
+        quilt_runtime::layer::Layer::make(&cfg.image_rootfs, &pool.join("l1"), true).unwrap();
+    let root = layer.install(&cfg.dir).unwrap();
+    let shim = match env.start_on(&cfg, Some(root)) {
+        StartReport::Started { shim_pid, .. } => shim_pid,
+        other => panic!("expected Started, got {other:?}"),
+    };
+    assert!(
+        wait_exit(shim, Duration::from_secs(20)),
+        "shim did not exit in time"
+    );
+    let rec = exitfile::read(&cfg.dir).unwrap().expect("exit.json");
+    assert_eq!((rec.exit_code, rec.signal), (0, 0));
+    assert_eq!(stdout_lines(&cfg.dir), vec!["made"]);
+    assert_eq!(
+        std::fs::read_to_string(cfg.dir.join("upper/made")).unwrap(),
+        "made\n"
+    );
+    assert!(
+        cfg.dir.join("work/work/incompat/volatile").is_dir(),
+        "the container mounted an overlay of its own"
+    );
+    assert!(!cfg.image_rootfs.join("made").exists());
+}
+
 #[test]
 fn echo_hello_lands_in_log() {
     let mut env = Env::new();
@@ -411,7 +461,7 @@ fn a_cgroup_the_kernel_refuses_fails_the_start() {
     let cfg = env.config(&["true"], refused);
     let (tx, rx) = std::sync::mpsc::channel();
     let sent = cfg.clone();
-    std::thread::spawn(move || tx.send(launch::start(Path::new(SHIM), &sent)));
+    std::thread::spawn(move || tx.send(launch::start(Path::new(SHIM), &sent, None)));
     let report = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the start hung");

@@ -162,6 +162,11 @@ struct Args {
     /// limits applied then). Repeatable; `quilt pool set` resizes.
     #[arg(long, value_name = "IMAGE=N[,init][,read-only]", value_parser = parse_pool)]
     warm_pool: Vec<quilt_sync_engine::PoolSpec>,
+    /// Writable layers (a container's overlay, mounted ahead) kept ready
+    /// for first starts, per image of the last four started; 0: every
+    /// start mounts its own.
+    #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_LAYER_POOL)]
+    layer_pool: usize,
     /// With --database postgres://...: this node's name in the cluster
     /// (default: the host name). Unique: a second live node of that name
     /// is refused.
@@ -410,6 +415,7 @@ async fn run(args: Args) -> Result<()> {
     quilt_sync_engine::PoolSpec::check_all(&args.warm_pool)
         .map_err(|e| anyhow::anyhow!("--warm-pool: {e}"))?;
     cfg.warm_pools = args.warm_pool.clone();
+    cfg.layer_pool = args.layer_pool.min(64);
     for r in &args.insecure_registry {
         if let Err(e) = cfg.registry.allow_insecure(r) {
             bail!("{e}");

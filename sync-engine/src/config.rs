@@ -64,6 +64,9 @@ pub struct EngineConfig {
     pub registry: quilt_registry::RegistryOptions,
     /// Warm pools kept from the start (`--warm-pool IMAGE=N`).
     pub warm_pools: Vec<crate::pool::PoolSpec>,
+    /// Writable layers made ahead for cold starts, per image of the last
+    /// ones started (`--layer-pool N`, see `support::layers`); 0: none.
+    pub layer_pool: usize,
 }
 
 /// quiltd's networking flags.
@@ -89,6 +92,8 @@ pub struct NetworkConfig {
 
 /// Default number of namespaces of each kind kept ready.
 pub const DEFAULT_NETNS_POOL: usize = 8;
+/// Default number of writable layers kept ready per image.
+pub const DEFAULT_LAYER_POOL: usize = 4;
 
 /// Where the id ranges of private user namespaces come from: `count` ranges
 /// of `IdRange::SIZE` host ids, the first at host id `base`.
@@ -180,6 +185,7 @@ impl EngineConfig {
             },
             registry: Default::default(),
             warm_pools: Vec::new(),
+            layer_pool: DEFAULT_LAYER_POOL,
         }
     }
 
@@ -193,6 +199,11 @@ impl EngineConfig {
 
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.containers_dir().join(id)
+    }
+
+    /// Where writable layers made ahead wait (`support::layers`).
+    pub fn layers_dir(&self) -> PathBuf {
+        self.data_dir.join("layers")
     }
 
     /// Where removed directories wait to be deleted (`support::trash`).

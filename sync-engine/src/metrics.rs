@@ -106,6 +106,8 @@ pub struct Metrics {
     utilization: Gauge<f64, AtomicU64>,
     pool_ready: Gauge,
     pool_claims: Family<Labels, Counter>,
+    layers_ready: Gauge,
+    layer_takes: Family<Labels, Counter>,
     recent_ttr: Recent,
     recent_db: Recent,
     /// Writes and the writer's busy time (ns) since start-up: the same as
@@ -219,10 +221,24 @@ impl Metrics {
             "Creates of a warm pool's shape: hit (took a prepared container) or miss",
             pool_claims.clone(),
         );
+        let layers_ready = Gauge::default();
+        registry.register(
+            "layer_pool_ready",
+            "Writable layers made ahead for cold starts and waiting, at scrape time",
+            layers_ready.clone(),
+        );
+        let layer_takes = Family::<Labels, Counter>::default();
+        registry.register(
+            "layer_pool_takes",
+            "First starts that took a layer made ahead (hit) or mounted their own (miss)",
+            layer_takes.clone(),
+        );
         Metrics {
             registry,
             pool_ready,
             pool_claims,
+            layers_ready,
+            layer_takes,
             containers,
             starts,
             exits,
@@ -291,6 +307,18 @@ impl Metrics {
 
     pub(crate) fn set_pool_ready(&self, n: usize) {
         self.pool_ready.set(n as i64);
+    }
+
+    /// A first start took a writable layer made ahead (or mounted its own).
+    pub(crate) fn layer_take(&self, hit: bool) {
+        let outcome = if hit { "hit" } else { "miss" };
+        self.layer_takes
+            .get_or_create(&labels(&[("outcome", outcome)]))
+            .inc();
+    }
+
+    pub(crate) fn set_layers_ready(&self, n: usize) {
+        self.layers_ready.set(n as i64);
     }
 
     pub(crate) fn queued(&self) {

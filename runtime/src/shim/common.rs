@@ -414,17 +414,7 @@ pub fn bind_read_only(
     remount_read_only(target, flags)
 }
 
-/// A path as an overlayfs option value: ',' ':' '\\' escaped.
-pub fn overlay_escape(p: &std::path::Path) -> String {
-    let mut s = String::new();
-    for ch in p.to_string_lossy().chars() {
-        if matches!(ch, '\\' | ',' | ':') {
-            s.push('\\');
-        }
-        s.push(ch);
-    }
-    s
-}
+pub use crate::layer::overlay_escape;
 
 /// Removes the mark overlayfs leaves in a work directory it mounted
 /// `volatile` (DIR/work/work/incompat/volatile/dirty), for which it

@@ -38,6 +38,9 @@ pub struct ChildFds {
     /// mounts meanwhile and joins them before its root swap; without it,
     /// it joins them first thing (or was born in them, on v2).
     pub cgroup_made: Option<OwnedFd>,
+    /// Its root, made ahead (see `crate::layer`): attached instead of an
+    /// overlay mounted here.
+    pub root: Option<OwnedFd>,
 }
 
 /// Runs in the cloned child; never returns. `in_cgroup`: already born in the
@@ -58,6 +61,43 @@ fn mkdir(p: &Path, mode: u32) -> SetupResult<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(setup(format!("mkdir {}", p.display()))(e)),
     }
+}
+
+/// Mounts the container's root on `at`: an overlay of its image over its
+/// directory's `upper` and `work`.
+fn mount_root(cfg: &ContainerConfig, at: &Path) -> SetupResult<()> {
+    if cfg.volatile_rootfs {
+        clear_volatile_mark(&cfg.dir)?;
+    }
+    let mount = |volatile| {
+        let opts = overlay_options(&cfg.image_rootfs, &cfg.dir, volatile);
+        mnt(
+            Some("overlay"),
+            at,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(&opts),
+        )
+    };
+    // A kernel before 5.10 knows no `volatile`: synced, as others.
+    if !cfg.volatile_rootfs || mount(true).is_err() {
+        mount(false)?;
+    }
+    Ok(())
+}
+
+/// Attaches the container's root made ahead (a detached overlay) on `at`.
+fn attach_root(root: &OwnedFd, at: &Path) -> SetupResult<()> {
+    rustix::mount::move_mount(
+        root,
+        "",
+        rustix::fs::CWD,
+        at,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| {
+        setup(format!("attaching the root made ahead on {}", at.display()))(std::io::Error::from(e))
+    })
 }
 
 fn setup_and_exec(
@@ -146,22 +186,9 @@ fn setup_and_exec(
             (PathBuf::from("."), Some(received))
         }
         None => {
-            if cfg.volatile_rootfs {
-                clear_volatile_mark(&cfg.dir)?;
-            }
-            let mount = |volatile| {
-                let opts = overlay_options(&cfg.image_rootfs, &cfg.dir, volatile);
-                mnt(
-                    Some("overlay"),
-                    &host_rootfs,
-                    Some("overlay"),
-                    MsFlags::empty(),
-                    Some(&opts),
-                )
-            };
-            // A kernel before 5.10 knows no `volatile`: synced, as others.
-            if !cfg.volatile_rootfs || mount(true).is_err() {
-                mount(false)?;
+            match &fds.root {
+                Some(root) => attach_root(root, &host_rootfs)?,
+                None => mount_root(cfg, &host_rootfs)?,
             }
             let trees = match &fds.trees {
                 Some(t) => Some(

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// The most descriptors one message carries.
-pub const MAX_FDS: usize = 2;
+pub const MAX_FDS: usize = 3;
 
 /// Sends `tag`, with `fd` when given.
 pub fn send(sock: &OwnedFd, tag: u8, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {

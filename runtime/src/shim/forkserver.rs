@@ -5,8 +5,9 @@
 //! new process. quiltd starts it once and talks to it over the seqpacket
 //! socket on its stdin (see `crate::forkserver`).
 //!
-//! A request is one byte and two descriptors (the new shim's stdin and
-//! stdout); the answer is the new shim's pid (4 bytes, little-endian), or a
+//! A request is one byte and two or three descriptors (the new shim's
+//! stdin and stdout, and the container's root when it was made ahead);
+//! the answer is the new shim's pid (4 bytes, little-endian), or a
 //! negated errno when it could not be forked. The shim is forked with
 //! CLONE_PARENT: it is quiltd's child, as a shim spawned directly is, and
 //! quiltd reaps it; the server never waits for anything but requests. The
@@ -64,11 +65,14 @@ pub fn serve() -> i32 {
                 return 1;
             }
         };
-        let answer = match (tag, <[OwnedFd; 2]>::try_from(fds)) {
-            (SPAWN, Ok([stdin, stdout])) => match fork_shim(&mut sock, stdin, stdout) {
-                Ok(pid) => pid,
-                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-            },
+        let mut fds = fds.into_iter();
+        let answer = match (tag, fds.next(), fds.next(), fds.next(), fds.next()) {
+            (SPAWN, Some(stdin), Some(stdout), root, None) => {
+                match fork_shim(&mut sock, stdin, stdout, root) {
+                    Ok(pid) => pid,
+                    Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                }
+            }
             _ => -libc::EINVAL,
         };
         let Some(server) = sock.as_ref() else {
@@ -85,9 +89,15 @@ pub fn serve() -> i32 {
     }
 }
 
-/// Forks a shim on `stdin`/`stdout`; its pid. In the child this never
-/// returns: it runs the shim and exits.
-fn fork_shim(sock: &mut Option<OwnedFd>, stdin: OwnedFd, stdout: OwnedFd) -> io::Result<i32> {
+/// Forks a shim on `stdin`/`stdout` (with its container's `root`, if
+/// made ahead); its pid. In the child this never returns: it runs the shim
+/// and exits.
+fn fork_shim(
+    sock: &mut Option<OwnedFd>,
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    root: Option<OwnedFd>,
+) -> io::Result<i32> {
     match sys::clone_fork(CloneFlags::CLONE_PARENT, None)? {
         CloneResult::Parent { pid, pidfd } => {
             drop(pidfd);
@@ -111,7 +121,7 @@ fn fork_shim(sock: &mut Option<OwnedFd>, stdin: OwnedFd, stdout: OwnedFd) -> io:
                     // A session (and process group) of its own: nothing
                     // sent to quiltd's or the server's reaches it.
                     let _ = nix::unistd::setsid();
-                    super::run::run()
+                    super::run::run(root)
                 }
                 _ => 1,
             };

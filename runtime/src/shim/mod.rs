@@ -31,7 +31,7 @@ pub fn main() -> ! {
         {
             forkserver::serve()
         }
-        Some("run") => run::run(),
+        Some("run") => run::run(None),
         Some("exec") => exec::exec(),
         Some("cp-out") => cp::cp(crate::copy::CopyMode::Out),
         Some("cp-in") => cp::cp(crate::copy::CopyMode::In),

@@ -77,7 +77,10 @@ fn diag(msg: std::fmt::Arguments<'_>) {
     );
 }
 
-pub fn run() -> i32 {
+/// `root`: the container's root, made ahead (a detached overlay over its
+/// directory's `upper` and `work`: see `crate::layer`), which the fork
+/// server hands over with the request; None: its container mounts one.
+pub fn run(root: Option<OwnedFd>) -> i32 {
     // Signals to forward are blocked from the start (and read via signalfd),
     // so none is lost before the supervisor loop runs.
     let mut sigs = SigSet::empty();
@@ -118,9 +121,12 @@ pub fn run() -> i32 {
     };
     drop(input);
     let _ = nix::unistd::setsid();
+    // A container in a user namespace has its root idmapped (the shim
+    // makes it); a pooled one is adopted with the layer it was prepared on.
+    let root = root.filter(|_| cfg.security.idmap.is_none() && !cfg.pooled);
 
     let mut cgroup_created = false;
-    match start(&cfg, &sigs, &mut cgroup_created) {
+    match start(&cfg, root, &sigs, &mut cgroup_created) {
         Ok((running, adopted)) => {
             // Started and reported: what set-up allocated and freed goes
             // back to the kernel before the shim idles beside the
@@ -194,6 +200,7 @@ fn pair_if(
 /// adopting container's config is returned then).
 fn start(
     cfg: &ContainerConfig,
+    root: Option<OwnedFd>,
     sigs: &SigSet,
     cgroup_created: &mut bool,
 ) -> SetupResult<(Running, Option<Box<ContainerConfig>>)> {
@@ -361,6 +368,7 @@ fn start(
                     trees,
                     adopt: pool_child,
                     cgroup_made: made_r,
+                    root,
                 },
             )
         }
@@ -378,6 +386,7 @@ fn start(
         trees,
         pool_child,
         made_r,
+        root,
     ));
     if let Some(made) = made_w {
         match make_cgroup(cfg, &rules, cgroup_created) {

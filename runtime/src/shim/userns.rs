@@ -10,10 +10,7 @@ use super::common::*;
 use crate::mounts::{MountConfig, MountKind};
 use crate::spec::IdMap;
 use crate::sys;
-use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, OpenTreeFlags, fsconfig_create, fsconfig_set_flag,
-    fsconfig_set_string, fsmount, fsopen, open_tree,
-};
+use rustix::mount::{OpenTreeFlags, open_tree};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -87,70 +84,18 @@ pub fn idmapped_tree(
     Ok(tree)
 }
 
-/// What the kernel logged on a file system context (lines like
-/// "e overlay: ..."), for an error message.
-fn context_log(fs: &OwnedFd) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 512];
-    for _ in 0..8 {
-        match nix::unistd::read(fs, &mut buf) {
-            Ok(n) if n > 0 => out.push(String::from_utf8_lossy(&buf[..n]).trim().to_owned()),
-            _ => break,
-        }
-    }
-    if out.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", out.join("; "))
-    }
-}
-
 /// The container's root: a detached overlay of the idmapped image `lower`
 /// and the container's DIR/upper and DIR/work (`volatile`: see
 /// `ContainerConfig::volatile_rootfs`), mounted with the host's privileges
 /// (fsopen/fsmount: it is in no mount namespace until the container
 /// attaches it).
 pub fn overlay(lower: &OwnedFd, dir: &Path, volatile: bool) -> SetupResult<OwnedFd> {
-    let io = |what: &'static str| move |e: rustix::io::Errno| setup(what)(std::io::Error::from(e));
     if volatile {
         clear_volatile_mark(dir)?;
     }
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(io("fsopen overlay"))?;
     let lowerdir = format!("/proc/self/fd/{}", lower.as_raw_fd());
-    for (key, value) in [
-        ("lowerdir", lowerdir),
-        ("upperdir", overlay_escape(&dir.join("upper"))),
-        ("workdir", overlay_escape(&dir.join("work"))),
-    ] {
-        fsconfig_set_string(&fs, key, value.as_str()).map_err(|e| {
-            SetupError::new(
-                EXIT_SETUP,
-                format!(
-                    "overlay {key}={value}: {}{}",
-                    std::io::Error::from(e),
-                    context_log(&fs)
-                ),
-            )
-        })?;
-    }
-    if volatile {
-        fsconfig_set_flag(&fs, "volatile").map_err(|e| {
-            setup(format!("overlay volatile{}", context_log(&fs)))(std::io::Error::from(e))
-        })?;
-    }
-    fsconfig_create(&fs).map_err(|e| {
-        SetupError::new(
-            EXIT_SETUP,
-            format!(
-                "mount overlay for {}: {}{}",
-                dir.display(),
-                std::io::Error::from(e),
-                context_log(&fs)
-            ),
-        )
-    })?;
-    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-        .map_err(io("fsmount overlay"))
+    crate::layer::detached_overlay(&lowerdir, dir, volatile)
+        .map_err(|e| SetupError::new(EXIT_SETUP, e.to_string()))
 }
 
 /// Every mount a container with user namespace `userns` gets from the

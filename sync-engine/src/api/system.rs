@@ -125,6 +125,7 @@ impl Engine {
         shared
             .metrics()
             .set_pool_ready(shared.pool().status().iter().map(|p| p.ready).sum());
+        shared.metrics().set_layers_ready(shared.layers().ready());
         Ok(())
     }
 

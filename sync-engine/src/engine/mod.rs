@@ -185,6 +185,8 @@ impl Engine {
         .await;
         shared.pool().shutdown(shared).await;
         let _ = tokio::task::spawn_blocking(quilt_runtime::launch::stop_fork_server).await;
+        let layers = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || layers.layers().shutdown()).await;
         shared.store().close().await;
         let net = shared.net().clone();
         net.dns().stop_all().await;

@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     taken: crate::cluster::Taken,
     /// Removed directories, deleted in the background.
     trash: crate::support::trash::Trash,
+    /// Writable layers made ahead for cold starts.
+    layers: crate::support::layers::LayerPool,
 }
 
 impl Shared {
@@ -84,6 +86,7 @@ impl Shared {
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let trash = crate::support::trash::Trash::start(cfg.trash_dir());
+        let layers = crate::support::layers::LayerPool::start(cfg.layers_dir(), cfg.layer_pool);
         let puller =
             quilt_registry::Puller::new(cfg.registry.clone(), cfg.data_dir.join(PULLS_DIR));
         Shared {
@@ -112,6 +115,7 @@ impl Shared {
             outbox: None,
             taken: Default::default(),
             trash,
+            layers,
         }
     }
 
@@ -218,6 +222,10 @@ impl Shared {
     }
 
     /// Where removed directories go to be deleted (see `support::trash`).
+    pub fn layers(&self) -> &crate::support::layers::LayerPool {
+        &self.layers
+    }
+
     pub fn trash(&self) -> &crate::support::trash::Trash {
         &self.trash
     }

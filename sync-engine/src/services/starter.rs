@@ -386,13 +386,12 @@ async fn begun(
                     return failed(format!("network: {e}")).await;
                 }
             }
-            let images = shared.images().clone();
             let shim = shared.cfg().shim_path.clone();
             let image = c.image.clone();
-            let cold = tokio::task::spawn_blocking(move || {
-                launch_blocking(&images, &shim, &image, config)
-            })
-            .await?;
+            let on = shared.clone();
+            let cold =
+                tokio::task::spawn_blocking(move || launch_blocking(&on, &shim, &image, config))
+                    .await?;
             (cold, None)
         }
     };
@@ -529,20 +528,36 @@ fn fit_to_security(config: &mut ContainerConfig) {
 }
 
 /// Prepares the image and runs the shim; Err((exit code, reason)) when the
-/// container could not start.
+/// container could not start. A first start takes a writable layer made
+/// ahead when there is one (see `support::layers`); a container in a user
+/// namespace has its root made by its shim (idmapped).
 fn launch_blocking(
-    images: &quilt_runtime::image::ImageStore,
+    shared: &Shared,
     shim: &std::path::Path,
     image: &str,
     mut config: ContainerConfig,
 ) -> std::result::Result<Launched, (i32, String)> {
     let setup = |e: &dyn std::fmt::Display| (EXIT_SETUP, e.to_string());
-    config.image_rootfs = images.prepare(image).map_err(|e| setup(&e))?;
+    config.image_rootfs = shared.images().prepare(image).map_err(|e| setup(&e))?;
     std::fs::create_dir_all(&config.dir)
         .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
     exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
     crate::api::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
-    let report = launch::start(shim, &config).map_err(|e| setup(&e))?;
+    let layers = shared.layers();
+    let root = match config.security.idmap {
+        None => layers.take(
+            &config.image_rootfs,
+            config.volatile_rootfs,
+            &config.dir,
+            shared.metrics(),
+        ),
+        Some(_) => None,
+    };
+    let report = launch::start(shim, &config, root);
+    if config.security.idmap.is_none() {
+        layers.refill(&config.image_rootfs, config.volatile_rootfs);
+    }
+    let report = report.map_err(|e| setup(&e))?;
     launched(report, &config)
 }
 
