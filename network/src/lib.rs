@@ -490,6 +490,11 @@ impl Networking {
         self.slots().get(owner).map(|s| s.id.clone())
     }
 
+    /// The id and kind of `owner`'s slot. Never blocks.
+    pub fn slot_of(&self, owner: &str) -> Option<(String, Kind)> {
+        self.slots().get(owner).map(|s| (s.id.clone(), s.kind))
+    }
+
     /// Gives `owner` a slot of `kind` (its own when it has one already).
     /// Returns the slot's id. Blocking.
     pub fn take(&self, owner: &str, kind: Kind) -> Result<String> {

@@ -17,29 +17,37 @@ pub(crate) struct Prepared {
     pub mounts: Vec<MountConfig>,
 }
 
-pub(crate) async fn prepare(shared: &Arc<Shared>, c: &Container) -> Result<Prepared> {
+/// `recorded`: the slot the change to `starting` recorded (see
+/// [`early_slot`]), which needs no record of its own.
+pub(crate) async fn prepare(
+    shared: &Arc<Shared>,
+    c: &Container,
+    recorded: Option<&str>,
+) -> Result<Prepared> {
     let net = shared.net().clone();
     // A namespace of its own: recorded in its row before the shim starts
     // in it (a daemon that dies mid-start must find it there), in parallel
     // with the rest of the set-up, which needs nothing of the record.
-    let (netns, slot) = match c.network {
-        Network::Host => (None, None),
-        Network::None | Network::Bridge => {
-            let kind = if c.network == Network::Bridge {
-                Kind::Veth
-            } else {
-                Kind::Plain
+    let (netns, slot) = match kind_of(c.network) {
+        Some(kind) => {
+            let slot = match net.slot_of(&c.id) {
+                Some((own, k)) if k == kind && recorded == Some(own.as_str()) => own,
+                _ => {
+                    let (n, id) = (net.clone(), c.id.clone());
+                    tokio::task::spawn_blocking(move || n.take(&id, kind)).await??
+                }
             };
-            let (n, id) = (net.clone(), c.id.clone());
-            let slot = tokio::task::spawn_blocking(move || n.take(&id, kind)).await??;
             (net.netns_path(&c.id), Some(slot))
         }
-        Network::Container => (Some(joined(shared, c).await?), None),
+        None if c.network == Network::Container => (Some(joined(shared, c).await?), None),
+        None => (None, None),
     };
     let record = async {
         match &slot {
-            Some(slot) => shared.store().slot_set(&c.id, slot).await,
-            None => Ok(()),
+            Some(slot) if recorded != Some(slot.as_str()) => {
+                shared.store().slot_set(&c.id, slot).await
+            }
+            _ => Ok(()),
         }
     };
     let rest = async {
@@ -60,6 +68,63 @@ pub(crate) async fn prepare(shared: &Arc<Shared>, c: &Container) -> Result<Prepa
         netns,
         mounts: mounts?,
     })
+}
+
+/// The kind of namespace of its own a container of `network` gets (none:
+/// the host's, or another container's).
+fn kind_of(network: Network) -> Option<Kind> {
+    match network {
+        Network::None => Some(Kind::Plain),
+        Network::Bridge => Some(Kind::Veth),
+        Network::Host | Network::Container => None,
+    }
+}
+
+/// A cold start's network namespace, taken before its row changes to
+/// `starting` so that the same statement records it (one write less on
+/// the start's path than [`prepare`]'s record).
+#[derive(Debug)]
+pub(crate) struct EarlySlot {
+    pub slot: String,
+    /// Taken now (the container had none): given back should the start
+    /// not begin.
+    fresh: bool,
+}
+
+/// The namespace container `id` will start in, taken ahead of the change
+/// to `starting`. None when its network mode is not known without a read
+/// (PostgreSQL, or a stale listing index), when it gets no namespace of its
+/// own, when it has one of another kind (its start replaces it, and records
+/// that itself), or when none could be taken (its start says why).
+pub(crate) async fn early_slot(shared: &Arc<Shared>, id: &str) -> Option<EarlySlot> {
+    let kind = kind_of(shared.store().indexed_network(id)?)?;
+    let net = shared.net().clone();
+    match net.slot_of(id) {
+        None => {}
+        // Its own, from an earlier start.
+        Some((slot, k)) if k == kind => return Some(EarlySlot { slot, fresh: false }),
+        Some(_) => return None,
+    }
+    let owner = id.to_owned();
+    let slot = tokio::task::spawn_blocking(move || net.take(&owner, kind))
+        .await
+        .ok()?
+        .ok()?;
+    Some(EarlySlot { slot, fresh: true })
+}
+
+/// A start that did not begin gives back the namespace taken for it.
+pub(crate) async fn give_back_early(shared: &Arc<Shared>, id: &str, early: EarlySlot) {
+    if !early.fresh {
+        return;
+    }
+    let (net, id) = (shared.net().clone(), id.to_owned());
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = net.release(&id, false) {
+            tracing::warn!(container = %id, error = %e, "cannot give back a namespace taken for a start");
+        }
+    })
+    .await;
 }
 
 /// Puts `c`'s namespace on its bridge network: its address, its egress

@@ -79,18 +79,36 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
     let mut member = shared.pool().take(id);
     let _adopting = member.as_ref().map(|_| crate::engine::Adopting::new(&live));
     let _refill = member.as_ref().map(|_| shared.pool().refill_after());
-    let slot = member.as_ref().map(|m| m.slot.as_str());
+    // A cold start's namespace is taken first, and recorded by the same
+    // statement as well.
+    let early = match &member {
+        Some(_) => None,
+        None => crate::network::early_slot(shared, id).await,
+    };
+    let slot = match (&member, &early) {
+        (Some(m), _) => Some(m.slot.as_str()),
+        (None, Some(e)) => Some(e.slot.as_str()),
+        (None, None) => None,
+    };
     let c = match shared.store().set_starting(id, slot).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             // Removed, started by someone else, or its queued start
-            // cancelled meanwhile: the pooled container is not needed.
+            // cancelled meanwhile: the pooled container (or the namespace
+            // taken for it) is not needed.
             if let Some(m) = member {
                 shared.pool().discard_member(shared, m).await;
+            }
+            if let Some(e) = early {
+                crate::network::give_back_early(shared, id, e).await;
             }
             return Ok(Outcome::Skipped);
         }
         Err(e) => {
+            // The change may have been recorded all the same, with the
+            // namespace taken for it: that stays the container's (its
+            // start or removal takes it over), as a namespace its start
+            // took does.
             let Some(m) = member.take() else {
                 return Err(e);
             };
@@ -106,7 +124,8 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
             }
         }
     };
-    begun(shared, op, c, member.map(Pooled::Member)).await
+    let recorded = early.map(|e| e.slot);
+    begun(shared, op, c, member.map(Pooled::Member), recorded).await
 }
 
 /// What a start has of a warm pool's container.
@@ -226,7 +245,7 @@ where
         let pooled_start = had_member || pooled.is_some();
         let _adopting = pooled_start.then(|| crate::engine::Adopting::new(&live));
         let _refill = pooled_start.then(|| shared.pool().refill_after());
-        let res = begun(&shared, op, c, pooled).await;
+        let res = begun(&shared, op, c, pooled, None).await;
         if !matches!(res, Ok(Outcome::Skipped)) {
             let ran = matches!(res, Ok(Outcome::Running));
             shared.metrics().start_finished(ran, None, began.elapsed());
@@ -311,12 +330,14 @@ async fn ready_claimed(
 
 /// The rest of a start once its row says `starting` (`c`, as the change
 /// left it), under the lifecycle lock `op`; `pooled`: the warm pool's
-/// container it adopts, if any.
+/// container it adopts, if any; `recorded`: the network namespace the
+/// change recorded for a cold start (see `network::early_slot`).
 async fn begun(
     shared: &Arc<Shared>,
     op: tokio::sync::MutexGuard<'_, ()>,
     c: Container,
     pooled: Option<Pooled>,
+    recorded: Option<String>,
 ) -> Result<Outcome> {
     let id = c.id.as_str();
     shared.emit(&c, State::Starting, "starting", None, None);
@@ -376,7 +397,7 @@ async fn begun(
                     }
                 },
             };
-            match crate::network::prepare(shared, c).await {
+            match crate::network::prepare(shared, c, recorded.as_deref()).await {
                 Ok(p) => {
                     config.netns = p.netns;
                     config.mounts.extend(p.mounts);

@@ -227,6 +227,15 @@ impl Store {
         }
     }
 
+    /// The network mode of container `id` when it is known without a read
+    /// (SQLite's listing index; PostgreSQL has none); None otherwise.
+    pub fn indexed_network(&self, id: &str) -> Option<crate::model::Network> {
+        match &*self.backend {
+            Backend::Sqlite(b) => b.indexed_network(id),
+            Backend::Postgres(b) => b.indexed_network(id),
+        }
+    }
+
     /// The engine's metrics (made with the store, which times its writes).
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         match &*self.backend {

@@ -341,6 +341,17 @@ impl SqlStore<super::Db> {
         Ok(state?)
     }
 
+    /// (SQLite) The network mode of `id` as the listing index has it,
+    /// without a read: None without an index, with a stale one, or for no
+    /// such row.
+    pub fn indexed_network(&self, id: &str) -> Option<crate::model::Network> {
+        let index = self.index.as_ref()?;
+        if index.is_stale() {
+            return None;
+        }
+        index.get(id).map(|c| c.network)
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<Container>> {
         // SQLite: from the index, which holds every row as committed.
         if let Some(index) = self.fresh_index().await? {
