@@ -31,8 +31,6 @@ mod sys;
 pub mod text;
 
 pub use spec::*;
-/// SCHED_IDLE for the calling thread (background work nothing waits for).
-pub use sys::become_idle_thread;
 /// Resolves once the process behind a pidfd has exited (tokio reactor, no polling).
 pub use sys::pidfd_exited;
 pub use sys::release_free_memory;

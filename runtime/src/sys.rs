@@ -109,19 +109,6 @@ pub fn set_topdir(dir: &impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Puts the calling thread under SCHED_IDLE: it runs only on a CPU that
-/// has nothing else to run (background work that nothing waits for).
-pub fn become_idle_thread() -> io::Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is the calling thread; `param` is a live sched_param
-    // the kernel only reads during the call.
-    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Hands the allocator's free memory back to the kernel (glibc
 /// `malloc_trim(0)`): after a large transient allocation (a big listing) the
 /// freed arenas otherwise stay in the process's RSS. Blocking (it walks

@@ -163,8 +163,9 @@ struct Args {
     #[arg(long, value_name = "IMAGE=N[,init][,read-only]", value_parser = parse_pool)]
     warm_pool: Vec<quilt_sync_engine::PoolSpec>,
     /// Writable layers (a container's overlay, mounted ahead) kept ready
-    /// for first starts, per image of the last four started; 0: every
-    /// start mounts its own.
+    /// for first starts, for each of the last four kinds started (an image
+    /// of the store, synced or --rm); at most 64; 0: every start mounts
+    /// its own.
     #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_LAYER_POOL)]
     layer_pool: usize,
     /// With --database postgres://...: this node's name in the cluster

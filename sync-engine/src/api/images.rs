@@ -337,9 +337,15 @@ impl Engine {
 
     /// Deletes the files of removed images and layers (their rows are gone).
     async fn remove_files(&self, ids: Vec<String>, layers: Vec<(String, u64)>) -> Result<()> {
-        // Warm pools' waiting containers use these files as their root.
+        // Warm pools' waiting containers use these files as their root,
+        // and so do layers made ahead.
         self.shared.pool().discard_images(&self.shared, &ids).await;
         let images = self.shared.images().clone();
+        let roots: Vec<_> = ids
+            .iter()
+            .filter_map(|id| images.stored_rootfs(id).ok())
+            .collect();
+        self.shared.layers().forget(&roots);
         tokio::task::spawn_blocking(move || -> Result<()> {
             for id in &ids {
                 images.remove_stored(id).map_err(EngineError::from)?;

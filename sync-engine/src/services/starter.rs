@@ -565,17 +565,20 @@ fn launch_blocking(
     exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
     crate::api::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
     let layers = shared.layers();
+    // Only the store's images: a host directory run as an image is not
+    // held by mounts nobody sees.
+    let own_image = config.image_rootfs.starts_with(shared.images().root());
     let root = match config.security.idmap {
-        None => layers.take(
+        None if own_image => layers.take(
             &config.image_rootfs,
             config.volatile_rootfs,
             &config.dir,
             shared.metrics(),
         ),
-        Some(_) => None,
+        _ => None,
     };
     let report = launch::start(shim, &config, root);
-    if config.security.idmap.is_none() {
+    if config.security.idmap.is_none() && own_image {
         layers.refill(&config.image_rootfs, config.volatile_rootfs);
     }
     let report = report.map_err(|e| setup(&e))?;
