@@ -21,18 +21,10 @@ fn pki() -> Pki {
     )])
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A node of the cluster: quiltd on `db` named `name`, with a lease of
 /// `lease` seconds.
 fn node(db: &str, pki: &Pki, name: &str, lease: u64) -> Daemon {
-    let port = free_port();
+    let port = quilt_tests::free_port();
     let listen = format!("127.0.0.1:{port}");
     let lease = lease.to_string();
     let zone = format!("zone={}", name.trim_start_matches("node-"));

@@ -9,14 +9,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The value of the Prometheus sample `sample` (name and labels as
 /// written, e.g. `quilt_layer_pool_takes_total{outcome="hit"}`); 0 when it
 /// is not there.
@@ -64,7 +56,7 @@ fn wait_ready(d: &Daemon, port: u16, n: f64) {
 
 #[test]
 fn first_starts_take_layers_made_ahead() {
-    let port = free_port();
+    let port = quilt_tests::free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut d = Daemon::builder()
         .args(&["--metrics-listen", &addr, "--layer-pool", "2"])
@@ -129,7 +121,7 @@ fn first_starts_take_layers_made_ahead() {
 
 #[test]
 fn no_layer_is_made_ahead_with_a_pool_of_zero() {
-    let port = free_port();
+    let port = quilt_tests::free_port();
     let addr = format!("127.0.0.1:{port}");
     let d = Daemon::builder()
         .args(&["--metrics-listen", &addr, "--layer-pool", "0"])

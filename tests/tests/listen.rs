@@ -28,14 +28,6 @@ fn token(pki: &Pki, mode: u32) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs a quiltd that must refuse to start; returns its output.
 fn refused_start(d: &Daemon, extra: &[String]) -> String {
     let dir = tempfile::tempdir_in("/tmp").unwrap();
@@ -87,7 +79,10 @@ fn wait_port(port: u16) {
 fn listen_without_tls_or_client_auth_is_refused() {
     let d = Daemon::start();
     let pki = pki();
-    let listen = vec!["--listen".to_string(), format!("127.0.0.1:{}", free_port())];
+    let listen = vec![
+        "--listen".to_string(),
+        format!("127.0.0.1:{}", quilt_tests::free_port()),
+    ];
     let err = refused_start(&d, &listen);
     assert!(err.contains("TLS"), "{err}");
     let tls: Vec<String> = [
@@ -116,7 +111,7 @@ fn listen_without_tls_or_client_auth_is_refused() {
 #[test]
 fn a_bearer_token_is_required_over_tls() {
     let pki = pki();
-    let port = free_port();
+    let port = quilt_tests::free_port();
     let token = token(&pki, 0o600);
     let d = Daemon::builder()
         .args(&[
@@ -173,7 +168,7 @@ fn a_bearer_token_is_required_over_tls() {
 #[test]
 fn client_certificates_are_required_with_a_client_ca() {
     let pki = pki();
-    let port = free_port();
+    let port = quilt_tests::free_port();
     let d = Daemon::builder()
         .args(&[
             "--listen",

@@ -52,17 +52,9 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn metrics_match_what_was_done() {
-    let port = free_port();
+    let port = quilt_tests::free_port();
     let addr = format!("127.0.0.1:{port}");
     let d = Daemon::builder()
         .args(&["--metrics-listen", &addr, "--start-queue", "64"])
