@@ -92,7 +92,7 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
 
 /// The same for /proc/ENTRY/stat (ENTRY: a pid or "self").
 fn stat_fields_of(entry: &str) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{entry}/stat")).ok()?;
+    let stat = read_stat(&format!("/proc/{entry}/stat"))?;
     let close = stat.rfind(')')?;
     Some(
         stat.get(close + 1..)?
@@ -100,6 +100,27 @@ fn stat_fields_of(entry: &str) -> Option<Vec<String>> {
             .map(str::to_owned)
             .collect(),
     )
+}
+
+/// A /proc stat file, read into one buffer: a line of at most a few
+/// hundred bytes, where `read_to_string` would size it and grow its buffer
+/// read by read (twice per start on the fork server's and the shim's way,
+/// see `sys::ensure_single_threaded`).
+fn read_stat(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    // A line that fills the buffer is not whole.
+    (n < buf.len()).then(|| String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// Start time of a process (field 22 of /proc/PID/stat), None if it is gone.

@@ -469,6 +469,8 @@ fn start(
         }
     }
 
+    // Read while PID 1 sets up, not between its execve and the report.
+    let _ = shim_start_time();
     // EOF without a message: the workload was exec'd.
     let mut msg = Vec::new();
     let _ = File::from(errp_r).read_to_end(&mut msg);
