@@ -338,15 +338,12 @@ pub async fn scale(
                     continue;
                 }
             };
-            // Only where both sides measured something.
-            let ratio =
-                |a: f64, b: f64| (a > 0.0 && b > 0.0).then(|| (a / b * 100.0).round() / 100.0);
-            at_n.ttr_quilt_over_peer_p50 = ratio(
+            at_n.ttr_quilt_over_peer_p50 = crate::stats::ratio(
                 level.time_to_running_with_all_running.stats.p50_ms,
                 at_n.create_start_one_more.stats.p50_ms,
             );
             if level.running > 0 && at_n.running > 0 {
-                at_n.memory_quilt_over_peer = ratio(
+                at_n.memory_quilt_over_peer = crate::stats::ratio(
                     level.per_container_mib_mem_available,
                     at_n.per_container_mib_mem_available,
                 );
@@ -357,9 +354,7 @@ pub async fn scale(
     }
     let p50 = |d: &Density| d.time_to_running_with_all_running.stats.p50_ms;
     let ratio = match (out.first(), out.last()) {
-        (Some(a), Some(b)) if out.len() > 1 && p50(a) > 0.0 => {
-            Some((p50(b) / p50(a) * 100.0).round() / 100.0)
-        }
+        (Some(a), Some(b)) if out.len() > 1 => crate::stats::ratio(p50(b), p50(a)),
         _ => None,
     };
     Ok(crate::report::Scale {

@@ -10,7 +10,7 @@ use crate::density::{mem_available, mib};
 use crate::peers::Runtime;
 use crate::proc_timer::{Timed, first_line, record, run, run_detached};
 use crate::report::PeerScaleLevel;
-use crate::stats::Samples;
+use crate::stats::{Samples, round};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -148,7 +148,7 @@ pub fn level(o: &PeerScaleOpts, rt: &Runtime, n: usize) -> Result<PeerScaleLevel
         runtime: rt.name.clone(),
         requested: n,
         running,
-        start_all_s: round2(start_all_s),
+        start_all_s: round(start_all_s, 2),
         create_start: create_start.report(),
         mem_available_delta_mib: mib(delta),
         per_container_mib_mem_available: per(delta, running),
@@ -156,9 +156,9 @@ pub fn level(o: &PeerScaleOpts, rt: &Runtime, n: usize) -> Result<PeerScaleLevel
         state: state.report(),
         list: list.report(),
         delete_all: delete_all.report(),
-        delete_all_s: round2(delete_all_s),
+        delete_all_s: round(delete_all_s, 2),
         deleted_per_s: match delete_all_s > 0.0 {
-            true => (delete_all.times.len() as f64 / delete_all_s * 10.0).round() / 10.0,
+            true => round(delete_all.times.len() as f64 / delete_all_s, 1),
             false => 0.0,
         },
         left,
@@ -235,8 +235,4 @@ fn per(kb: u64, n: usize) -> f64 {
         0 => 0.0,
         n => mib(kb / n as u64),
     }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }

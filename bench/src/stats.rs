@@ -4,6 +4,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// `x` rounded to `decimals` places (as figures are reported).
+pub fn round(x: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (x * f).round() / f
+}
+
+/// `a / b` to two places where both measured something; None otherwise.
+pub fn ratio(a: f64, b: f64) -> Option<f64> {
+    (a > 0.0 && b > 0.0).then(|| round(a / b, 2))
+}
+
 /// Summary of one measured operation. Times are milliseconds. `n` counts the
 /// successful samples; `errors` the attempts that failed (not in the times).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -111,7 +111,12 @@ impl Env {
 
     /// Starts and expects Started; returns (shim pid, container pid).
     fn run(&mut self, cfg: &ContainerConfig) -> (i32, i32) {
-        match self.start(cfg) {
+        self.run_on(cfg, None)
+    }
+
+    /// `run`, with its root made ahead (see `start_on`).
+    fn run_on(&mut self, cfg: &ContainerConfig, root: Option<OwnedFd>) -> (i32, i32) {
+        match self.start_on(cfg, root) {
             StartReport::Started {
                 shim_pid,
                 pid,
@@ -127,7 +132,12 @@ impl Env {
 
     /// Runs to completion and returns the exit record.
     fn run_to_exit(&mut self, cfg: &ContainerConfig) -> ExitRecord {
-        let (shim, _) = self.run(cfg);
+        self.run_to_exit_on(cfg, None)
+    }
+
+    /// `run_to_exit`, with its root made ahead (see `start_on`).
+    fn run_to_exit_on(&mut self, cfg: &ContainerConfig, root: Option<OwnedFd>) -> ExitRecord {
+        let (shim, _) = self.run_on(cfg, root);
         assert!(
             wait_exit(shim, Duration::from_secs(20)),
             "shim did not exit in time"
@@ -313,15 +323,7 @@ fn a_container_starts_on_a_root_made_ahead() {
     let layer =
         quilt_runtime::layer::Layer::make(&cfg.image_rootfs, &pool.join("l1"), true).unwrap();
     let root = layer.install(&cfg.dir).unwrap();
-    let shim = match env.start_on(&cfg, Some(root)) {
-        StartReport::Started { shim_pid, .. } => shim_pid,
-        other => panic!("expected Started, got {other:?}"),
-    };
-    assert!(
-        wait_exit(shim, Duration::from_secs(20)),
-        "shim did not exit in time"
-    );
-    let rec = exitfile::read(&cfg.dir).unwrap().expect("exit.json");
+    let rec = env.run_to_exit_on(&cfg, Some(root));
     assert_eq!((rec.exit_code, rec.signal), (0, 0));
     assert_eq!(stdout_lines(&cfg.dir), vec!["made"]);
     assert_eq!(

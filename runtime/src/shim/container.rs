@@ -86,7 +86,8 @@ fn mount_root(cfg: &ContainerConfig, at: &Path) -> SetupResult<()> {
     Ok(())
 }
 
-/// Attaches the container's root made ahead (a detached overlay) on `at`.
+/// Attaches the container's root, a detached overlay (made ahead, or by
+/// the shim for a user namespace), on `at`.
 fn attach_root(root: &OwnedFd, at: &Path) -> SetupResult<()> {
     rustix::mount::move_mount(
         root,
@@ -95,9 +96,7 @@ fn attach_root(root: &OwnedFd, at: &Path) -> SetupResult<()> {
         at,
         rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
-    .map_err(|e| {
-        setup(format!("attaching the root made ahead on {}", at.display()))(std::io::Error::from(e))
-    })
+    .map_err(|e| setup(format!("attaching the root on {}", at.display()))(std::io::Error::from(e)))
 }
 
 fn setup_and_exec(
@@ -163,18 +162,7 @@ fn setup_and_exec(
             let root = received
                 .next()
                 .ok_or_else(|| SetupError::new(EXIT_SETUP, "the shim sent no root"))?;
-            rustix::mount::move_mount(
-                &root,
-                "",
-                rustix::fs::CWD,
-                &host_rootfs,
-                rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-            )
-            .map_err(|e| {
-                setup(format!("attaching the root on {}", host_rootfs.display()))(
-                    std::io::Error::from(e),
-                )
-            })?;
+            attach_root(&root, &host_rootfs)?;
             nix::unistd::chdir(&host_rootfs)
                 .map_err(setup(format!("chdir {}", host_rootfs.display())))?;
             // The namespace's root from here on, so that what is created in

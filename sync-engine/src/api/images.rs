@@ -341,12 +341,13 @@ impl Engine {
         // and so do layers made ahead.
         self.shared.pool().discard_images(&self.shared, &ids).await;
         let images = self.shared.images().clone();
-        let roots: Vec<_> = ids
-            .iter()
-            .filter_map(|id| images.stored_rootfs(id).ok())
-            .collect();
-        self.shared.layers().forget(&roots);
+        let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
+            let roots: Vec<_> = ids
+                .iter()
+                .filter_map(|id| images.stored_rootfs(id).ok())
+                .collect();
+            shared.layers().forget(&roots);
             for id in &ids {
                 images.remove_stored(id).map_err(EngineError::from)?;
             }
