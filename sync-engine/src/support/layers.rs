@@ -154,12 +154,15 @@ impl LayerPool {
                         Some(root)
                     }
                     Err((l, e)) => {
-                        if e.kind() == std::io::ErrorKind::CrossesDevices {
-                            // Never on the same file system: no more.
-                            self.inner.off.store(true, Ordering::Relaxed);
-                        }
                         tracing::warn!(container_dir = %dir.display(), error = %e, "cannot use a layer made ahead; mounting one");
-                        self.inner.lock().removals.push((from, Some(l)));
+                        let mut ready = self.inner.lock();
+                        ready.removals.push((from, Some(l)));
+                        if e.kind() == std::io::ErrorKind::CrossesDevices {
+                            // Never on the same file system: no more, and
+                            // the ready ones go.
+                            self.inner.off.store(true, Ordering::Relaxed);
+                            ready.retire(|_| true);
+                        }
                         None
                     }
                 }
@@ -167,10 +170,8 @@ impl LayerPool {
             Some(stale) => {
                 // The image was made again: every layer of it goes.
                 let mut ready = self.inner.lock();
-                let all = ready.layers.remove(&key).unwrap_or_default();
-                for l in std::iter::once(stale).chain(all) {
-                    ready.removals.push((l.dir().to_owned(), Some(l)));
-                }
+                ready.removals.push((stale.dir().to_owned(), Some(stale)));
+                ready.retire(|k| *k == key);
                 None
             }
             None => None,
@@ -183,18 +184,17 @@ impl LayerPool {
     /// layers of its kind are made up for the next starts, and what the
     /// take left is deleted, in the background. Never blocks.
     pub fn refill(&self, lower: &Path, volatile: bool) {
-        if self.inner.per_image == 0 || self.inner.off.load(Ordering::Relaxed) {
+        if self.inner.per_image == 0 {
             return;
         }
+        // Turned off: what the takes left is deleted all the same.
+        let off = self.inner.off.load(Ordering::Relaxed);
         let key = (lower.to_owned(), volatile);
-        let (removals, asked) = {
+        let asked = {
             let mut ready = self.inner.lock();
-            let asked = !ready.closed && ready.pending.insert(key.clone());
-            (std::mem::take(&mut ready.removals), asked)
+            !off && !ready.closed && ready.pending.insert(key.clone())
         };
-        for (dir, layer) in removals {
-            self.send(Job::Remove(dir, layer));
-        }
+        self.flush();
         if asked {
             self.send(Job::Refill(key));
         }
@@ -202,21 +202,19 @@ impl LayerPool {
 
     /// The images at these roots are removed: their layers go.
     pub fn forget(&self, lowers: &[PathBuf]) {
-        let gone: Vec<Layer> = {
+        {
             let mut ready = self.inner.lock();
             ready.recent.retain(|(l, _)| !lowers.contains(l));
-            let keys: Vec<Key> = ready
-                .layers
-                .keys()
-                .filter(|(l, _)| lowers.contains(l))
-                .cloned()
-                .collect();
-            keys.iter()
-                .flat_map(|k| ready.layers.remove(k).unwrap_or_default())
-                .collect()
-        };
-        for l in gone {
-            self.send(Job::Remove(l.dir().to_owned(), Some(l)));
+            ready.retire(|(l, _)| lowers.contains(l));
+        }
+        self.flush();
+    }
+
+    /// Sends what is to be deleted to the pool's thread.
+    fn flush(&self) {
+        let removals = std::mem::take(&mut self.inner.lock().removals);
+        for (dir, layer) in removals {
+            self.send(Job::Remove(dir, layer));
         }
     }
 
@@ -229,19 +227,13 @@ impl LayerPool {
     /// dropped and their directories deleted by the pool's thread, which
     /// then ends. Blocking until it has, for `SHUTDOWN_WAIT` at most.
     pub fn shutdown(&self) {
-        let (all, removals) = {
+        {
             let mut ready = self.inner.lock();
             ready.closed = true;
             ready.recent.clear();
-            let all: Vec<Layer> = ready.layers.drain().flat_map(|(_, v)| v).collect();
-            (all, std::mem::take(&mut ready.removals))
-        };
-        for l in all {
-            self.send(Job::Remove(l.dir().to_owned(), Some(l)));
+            ready.retire(|_| true);
         }
-        for (dir, layer) in removals {
-            self.send(Job::Remove(dir, layer));
-        }
+        self.flush();
         // The thread ends with its last sender.
         drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
         let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -265,9 +257,17 @@ impl Ready {
         self.recent.push_front(key.clone());
         while self.recent.len() > KEYS {
             if let Some(old) = self.recent.pop_back() {
-                for l in self.layers.remove(&old).unwrap_or_default() {
-                    self.removals.push((l.dir().to_owned(), Some(l)));
-                }
+                self.retire(|k| *k == old);
+            }
+        }
+    }
+
+    /// The ready layers of the keys `which` selects are to be deleted.
+    fn retire(&mut self, which: impl Fn(&Key) -> bool) {
+        let keys: Vec<Key> = self.layers.keys().filter(|k| which(k)).cloned().collect();
+        for k in keys {
+            for l in self.layers.remove(&k).unwrap_or_default() {
+                self.removals.push((l.dir().to_owned(), Some(l)));
             }
         }
     }
