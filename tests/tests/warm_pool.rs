@@ -255,6 +255,17 @@ fn pooled_containers_go_with_quiltd_and_bad_pools_are_refused() {
     let out = d.cli(["pool", "set", "default", "100000"]);
     out.expect_engine_error();
     assert!(out.stderr.contains("at most"), "{out:?}");
+    // An image no create could use is refused at once, as a create's is,
+    // not kept as a pool that can never fill.
+    for (image, why) in [
+        ("../../etc", "invalid image"),
+        ("/proc", "sensitive host path"),
+    ] {
+        let out = d.cli(["pool", "set", image, "1"]);
+        out.expect_engine_error();
+        assert!(out.stderr.contains(why), "{image}: {out:?}");
+        assert!(pool(&d, image).is_none(), "{image} kept as a pool");
+    }
     d.cli(["pool", "rm", "no-such-image"]).ok();
     d.cli(["pool", "rm", "default"]).ok();
     d.assert_no_leftovers();

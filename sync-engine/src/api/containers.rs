@@ -526,7 +526,7 @@ async fn reread(shared: &Shared, id: &str, reference: &str) -> Result<Container>
 /// default image once it is built). A directory
 /// image becomes the container's root: the host paths a bind mount may not
 /// expose are refused here too.
-async fn check_image(shared: &Shared, image: &str) -> Result<()> {
+pub(crate) async fn check_image(shared: &Shared, image: &str) -> Result<()> {
     // The default image, once built: nothing to check on disk.
     if image == quilt_runtime::image::DEFAULT_IMAGE && shared.images().default_built() {
         return Ok(());

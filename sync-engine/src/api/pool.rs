@@ -1,12 +1,25 @@
 //! Sizing the warm pools and showing them.
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::pool::{PoolSpec, PoolStatus};
 
 impl Engine {
     /// Keeps `spec.size` containers of its shape prepared (0 removes the
-    /// pool). Returns at once; the pool fills in the background.
+    /// pool). Returns at once; the pool fills in the background. Its image
+    /// is checked as a create's is: a reference that can never name an
+    /// image, or a host directory that may not be a root, is refused here.
+    /// An image not stored yet is not: the pool says so until it is pulled.
     pub async fn set_warm_pool(&self, spec: PoolSpec) -> Result<()> {
+        if spec.size > 0 && !spec.image.is_empty() {
+            let checked = async {
+                let image = super::images::resolve_for_create(&self.shared, &spec.image).await?;
+                super::containers::check_image(&self.shared, &image).await
+            };
+            match checked.await {
+                Ok(()) | Err(EngineError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         self.shared.pool().set(&self.shared, spec).await
     }
 
