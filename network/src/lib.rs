@@ -498,17 +498,33 @@ impl Networking {
     /// Gives `owner` a slot of `kind` (its own when it has one already).
     /// Returns the slot's id. Blocking.
     pub fn take(&self, owner: &str, kind: Kind) -> Result<String> {
+        if let Some(id) = self.try_take(owner, kind) {
+            return Ok(id);
+        }
+        let slot = self.pool.take(kind)?;
+        Ok(self.give(owner, slot))
+    }
+
+    /// As `take` when that needs no wait: `owner`'s own slot of `kind`, or
+    /// one the pool has ready. None: `take` would have to make one. Never
+    /// blocks.
+    pub fn try_take(&self, owner: &str, kind: Kind) -> Option<String> {
         if let Some(s) = self.slots().get(owner)
             && s.kind == kind
         {
-            return Ok(s.id.clone());
+            return Some(s.id.clone());
         }
-        let slot = self.pool.take(kind)?;
+        let slot = self.pool.try_take(kind)?;
+        Some(self.give(owner, slot))
+    }
+
+    /// `slot` becomes `owner`'s (one it had goes back, tainted); its id.
+    fn give(&self, owner: &str, slot: pool::Slot) -> String {
         let id = slot.id.clone();
         if let Some(old) = self.slots().insert(owner.to_owned(), slot) {
             self.pool.give_back(old, true);
         }
-        Ok(id)
+        id
     }
 
     /// Puts `owner`'s slot on network `def` with address `ip` and

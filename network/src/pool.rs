@@ -161,13 +161,19 @@ impl Pool {
 
     /// A ready slot of `kind`: from the pool, or made now when it is empty.
     pub fn take(&self, kind: Kind) -> Result<Slot> {
-        let ready =
-            self.shared.free.lock().unwrap_or_else(|p| p.into_inner())[kind.index()].pop_front();
-        self.poke();
-        match ready {
+        match self.try_take(kind) {
             Some(s) => Ok(s),
             None => self.call(move |w| w.create(kind))?,
         }
+    }
+
+    /// A ready slot of `kind` if the pool has one (None: `take` would make
+    /// one). Never blocks; the pool is refilled either way.
+    pub fn try_take(&self, kind: Kind) -> Option<Slot> {
+        let ready =
+            self.shared.free.lock().unwrap_or_else(|p| p.into_inner())[kind.index()].pop_front();
+        self.poke();
+        ready
     }
 
     /// Keeps `n` slots of `kind` ready from now on.

@@ -17,7 +17,7 @@ use quilt_network::files;
 use quilt_runtime::mounts::{MountConfig, MountKind};
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Held by whoever renders and writes a file that another task may
@@ -116,26 +116,32 @@ fn libc_o_nofollow() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
-/// Writes the files for a start; returns their mounts (none where the
-/// container mounts its own file there).
-pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<MountConfig>> {
-    // A follower's file may be rewritten by a sibling's start meanwhile.
-    let _rewrites = match asks_other_servers(c) {
-        true => Some(REWRITES.lock().await),
-        false => None,
-    };
-    let dir = shared.cfg().container_dir(&c.id);
-    let hosts = if c.mounts_at("/etc/hosts") {
-        None
-    } else {
-        Some(hosts_text(shared, c).await?)
-    };
-    let want_resolv = !c.mounts_at("/etc/resolv.conf");
-    let resolver = network_resolver(shared, c).await?;
-    let host_net = c.network == Network::Host;
-    let dns = c.net.dns.clone();
-    tokio::task::spawn_blocking(move || -> Result<Vec<MountConfig>> {
+/// A start's files, rendered (`render`), for `Files::write` to put in the
+/// container's directory.
+#[derive(Debug)]
+pub(crate) struct Files {
+    dir: PathBuf,
+    /// None: the container mounts its own /etc/hosts.
+    hosts: Option<String>,
+    /// None: the container mounts its own /etc/resolv.conf.
+    resolv: Option<Resolv>,
+}
+
+/// What a start's resolv.conf is made from.
+#[derive(Debug)]
+struct Resolv {
+    /// Its bridge network's resolver.
+    resolver: Option<Ipv4Addr>,
+    host_net: bool,
+    dns: Vec<Ipv4Addr>,
+}
+
+impl Files {
+    /// Writes the files (blocking: on the blocking pool, or the launch's
+    /// own blocking thread); returns their mounts.
+    pub fn write(self) -> Result<Vec<MountConfig>> {
         let io = |what: String| move |e: std::io::Error| EngineError::internal(&what, e);
+        let dir = self.dir;
         std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
         let dir =
             std::fs::canonicalize(&dir).map_err(io(format!("canonicalize {}", dir.display())))?;
@@ -159,21 +165,21 @@ pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<Mou
             });
             Ok(())
         };
-        if let Some(text) = hosts {
+        if let Some(text) = self.hosts {
             put("hosts", "/etc/hosts", text)?;
         }
-        if want_resolv {
+        if let Some(r) = self.resolv {
             // `--dns` servers; else on a bridge network its resolver;
             // else the host's servers, loopback ones left out (a
             // container's loopback is its own).
-            let text = match resolver {
-                Some(gw) if dns.is_empty() => files::network_resolv_conf(gw),
+            let text = match r.resolver {
+                Some(gw) if r.dns.is_empty() => files::network_resolv_conf(gw),
                 _ => {
-                    let (servers, search) = if dns.is_empty() {
+                    let (servers, search) = if r.dns.is_empty() {
                         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-                        files::host_nameservers(&host, host_net)
+                        files::host_nameservers(&host, r.host_net)
                     } else {
-                        (dns.iter().map(|d| d.to_string()).collect(), Vec::new())
+                        (r.dns.iter().map(|d| d.to_string()).collect(), Vec::new())
                     };
                     files::resolv_conf(&servers, &search)
                 }
@@ -181,8 +187,55 @@ pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<Mou
             put("resolv.conf", "/etc/resolv.conf", text)?;
         }
         Ok(mounts)
+    }
+}
+
+/// Renders the files of a start of `c` (see `Files`).
+async fn render(shared: &Arc<Shared>, c: &Container) -> Result<Files> {
+    let hosts = match c.mounts_at("/etc/hosts") {
+        true => None,
+        false => Some(hosts_text(shared, c).await?),
+    };
+    let resolv = match c.mounts_at("/etc/resolv.conf") {
+        true => None,
+        false => Some(Resolv {
+            resolver: network_resolver(shared, c).await?,
+            host_net: c.network == Network::Host,
+            dns: c.net.dns.clone(),
+        }),
+    };
+    Ok(Files {
+        dir: shared.cfg().container_dir(&c.id),
+        hosts,
+        resolv,
     })
-    .await?
+}
+
+/// The files of a cold start, for its launch to write on its own blocking
+/// thread (one trip to the blocking pool less on the start's path): Ok(Err)
+/// when they were written now instead, with their mounts. A container
+/// that asks other name servers lists its siblings, whose starts may
+/// rewrite its file meanwhile: its file is written under the lock now.
+pub(crate) async fn for_launch(
+    shared: &Arc<Shared>,
+    c: &Container,
+) -> Result<std::result::Result<Files, Vec<MountConfig>>> {
+    match asks_other_servers(c) {
+        true => write(shared, c).await.map(Err),
+        false => render(shared, c).await.map(Ok),
+    }
+}
+
+/// Writes the files for a start; returns their mounts (none where the
+/// container mounts its own file there).
+pub(crate) async fn write(shared: &Arc<Shared>, c: &Container) -> Result<Vec<MountConfig>> {
+    // A follower's file may be rewritten by a sibling's start meanwhile.
+    let _rewrites = match asks_other_servers(c) {
+        true => Some(REWRITES.lock().await),
+        false => None,
+    };
+    let files = render(shared, c).await?;
+    tokio::task::spawn_blocking(move || files.write()).await?
 }
 
 /// Rewrites the /etc/hosts of the containers (but `except`) that list the

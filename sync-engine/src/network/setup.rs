@@ -1,7 +1,9 @@
 //! The start path's networking: a namespace for the container (its own
 //! from an earlier start, or one from the pool), put on its network, its
-//! egress policy put in force, its published ports opened, and its hosts and resolv.conf written. Returns
-//! what the shim needs: the namespace to join and the files to mount.
+//! egress policy put in force, its published ports opened, and its hosts
+//! and resolv.conf rendered. Returns what the shim needs: the namespace to
+//! join and the files to mount (written by the launch, see
+//! `hosts::for_launch`).
 use crate::engine::Shared;
 use crate::error::{EngineError, Result};
 use crate::model::{Container, Network, State};
@@ -15,6 +17,10 @@ use std::sync::Arc;
 pub(crate) struct Prepared {
     pub netns: Option<PathBuf>,
     pub mounts: Vec<MountConfig>,
+    /// The hosts and resolv.conf to write (their mounts then follow
+    /// `mounts`), on the launch's blocking thread; None: written already
+    /// (their mounts are in `mounts`).
+    pub files: Option<super::hosts::Files>,
 }
 
 /// `recorded`: the slot the change to `starting` recorded (see
@@ -32,10 +38,13 @@ pub(crate) async fn prepare(
         Some(kind) => {
             let slot = match net.slot_of(&c.id) {
                 Some((own, k)) if k == kind && recorded == Some(own.as_str()) => own,
-                _ => {
-                    let (n, id) = (net.clone(), c.id.clone());
-                    tokio::task::spawn_blocking(move || n.take(&id, kind)).await??
-                }
+                _ => match net.try_take(&c.id, kind) {
+                    Some(slot) => slot,
+                    None => {
+                        let (n, id) = (net.clone(), c.id.clone());
+                        tokio::task::spawn_blocking(move || n.take(&id, kind)).await??
+                    }
+                },
             };
             (net.netns_path(&c.id), Some(slot))
         }
@@ -54,19 +63,24 @@ pub(crate) async fn prepare(
         if c.network == Network::Bridge {
             attach(shared, c).await?;
         }
-        let mounts = super::hosts::write(shared, c).await?;
+        let files = super::hosts::for_launch(shared, c).await?;
         if c.network == Network::Bridge {
             super::hosts::refresh(shared, &c.net.network, &c.id).await;
         }
-        Ok::<_, EngineError>(mounts)
+        Ok::<_, EngineError>(files)
     };
     // Both run to their end (a write is not cut half-way); the record's
     // error first.
-    let (recorded, mounts) = tokio::join!(record, rest);
+    let (recorded, files) = tokio::join!(record, rest);
     recorded?;
+    let (files, mounts) = match files? {
+        Ok(files) => (Some(files), Vec::new()),
+        Err(mounts) => (None, mounts),
+    };
     Ok(Prepared {
         netns,
-        mounts: mounts?,
+        mounts,
+        files,
     })
 }
 
@@ -104,6 +118,10 @@ pub(crate) async fn early_slot(shared: &Arc<Shared>, id: &str) -> Option<EarlySl
         // Its own, from an earlier start.
         Some((slot, k)) if k == kind => return Some(EarlySlot { slot, fresh: false }),
         Some(_) => return None,
+    }
+    // One the pool has ready, without a trip to the blocking pool.
+    if let Some(slot) = net.try_take(id, kind) {
+        return Some(EarlySlot { slot, fresh: true });
     }
     let owner = id.to_owned();
     let slot = tokio::task::spawn_blocking(move || net.take(&owner, kind))

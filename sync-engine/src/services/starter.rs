@@ -397,22 +397,32 @@ async fn begun(
                     }
                 },
             };
-            match crate::network::prepare(shared, c, recorded.as_deref()).await {
+            let files = match crate::network::prepare(shared, c, recorded.as_deref()).await {
                 Ok(p) => {
                     config.netns = p.netns;
                     config.mounts.extend(p.mounts);
+                    p.files
                 }
                 Err(e) => {
                     drop(op);
                     return failed(format!("network: {e}")).await;
                 }
-            }
+            };
             let shim = shared.cfg().shim_path.clone();
             let image = c.image.clone();
             let on = shared.clone();
-            let cold =
-                tokio::task::spawn_blocking(move || launch_blocking(&on, &shim, &image, config))
-                    .await?;
+            let cold = tokio::task::spawn_blocking(move || {
+                // Its network files, on this thread: one trip to the
+                // blocking pool for both.
+                if let Some(files) = files {
+                    let mounts = files
+                        .write()
+                        .map_err(|e| (EXIT_SETUP, format!("network: {e}")))?;
+                    config.mounts.extend(mounts);
+                }
+                launch_blocking(&on, &shim, &image, config)
+            })
+            .await?;
             (cold, None)
         }
     };
