@@ -82,11 +82,14 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
             "default",
             "sh",
             "-c",
-            "echo $WHO $(pwd) $(id -u):$(id -g) $(hostname); grep -c . /etc/hosts",
+            "echo $WHO $(pwd) $(id -u):$(id -g) $(hostname); grep -c adopted /etc/hosts",
         ])
         .ok();
-    let first = out.lines().next().unwrap_or("");
+    let mut lines = out.lines();
+    let first = lines.next().unwrap_or("");
     assert_eq!(first, "adopter /work/dir 1000:1000 adopted", "{out}");
+    // Its own /etc/hosts (written for its names at adoption) names it.
+    assert_eq!(lines.next(), Some("1"), "{out}");
     assert_eq!(hits(&d), 1);
 
     // Detached: exec, its cgroup and limit, stop, and the refill.

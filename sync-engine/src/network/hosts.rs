@@ -211,11 +211,13 @@ async fn render(shared: &Arc<Shared>, c: &Container) -> Result<Files> {
     })
 }
 
-/// The files of a cold start, for its launch to write on its own blocking
-/// thread (one trip to the blocking pool less on the start's path): Ok(Err)
-/// when they were written now instead, with their mounts. A container
-/// that asks other name servers lists its siblings, whose starts may
-/// rewrite its file meanwhile: its file is written under the lock now.
+/// The files of a start, rendered for the caller to write on the blocking
+/// thread it goes to anyway (a cold start's launch, an adoption's
+/// checks): one trip to the blocking pool less on the start's path.
+/// Ok(Err) when they were written now instead, with their mounts: a
+/// container that asks other name servers lists its siblings, whose
+/// starts may rewrite its file meanwhile, so its file is written under the
+/// lock now.
 pub(crate) async fn for_launch(
     shared: &Arc<Shared>,
     c: &Container,

@@ -79,25 +79,30 @@ pub(crate) async fn ready(
         }
         // Its files say its name and hostname: written again only when the
         // creating call chose others than the pooled container's (its own
-        // short id, as the defaults are).
-        let same_names = c.name == member.name && c.hostname == member.hostname;
-        let files = async {
-            match same_names {
-                true => Ok(member.net_files.clone()),
-                false => crate::network::hosts_files(shared, c).await,
+        // short id, as the defaults are); then on the blocking thread
+        // below, with the rest (one trip to the blocking pool).
+        if c.name == member.name && c.hostname == member.hostname {
+            config.mounts.extend(member.net_files.iter().cloned());
+            return Ok(None);
+        }
+        match crate::network::hosts_for_launch(shared, c).await {
+            Ok(Ok(files)) => Ok(Some(files)),
+            Ok(Err(written)) => {
+                config.mounts.extend(written);
+                Ok(None)
             }
-        };
-        config
-            .mounts
-            .extend(files.await.map_err(|e| e.to_string())?);
-        Ok(())
+            Err(e) => Err(e.to_string()),
+        }
     }
     .await;
-    if let Err(e) = prepared {
-        // Its namespace stays the container's (the cold start reuses it).
-        member.end().await;
-        return Err(e);
-    }
+    let files = match prepared {
+        Ok(files) => files,
+        Err(e) => {
+            // Its namespace stays the container's (the cold start reuses it).
+            member.end().await;
+            return Err(e);
+        }
+    };
     let images = shared.images().clone();
     let image = c.image.clone();
     tokio::task::spawn_blocking(move || {
@@ -105,6 +110,12 @@ pub(crate) async fn ready(
             member.prepared.discard();
             Err(why)
         };
+        if let Some(files) = files {
+            match files.write() {
+                Ok(mounts) => config.mounts.extend(mounts),
+                Err(e) => return discard(member, e.to_string()),
+            }
+        }
         config.image_rootfs = match images.prepare(&image) {
             Ok(p) => p,
             Err(e) => return discard(member, e.to_string()),
