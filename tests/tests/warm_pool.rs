@@ -260,9 +260,11 @@ fn pooled_containers_go_with_quiltd_and_bad_pools_are_refused() {
     assert!(out.stderr.contains("at most"), "{out:?}");
     // An image no create could use is refused at once, as a create's is,
     // not kept as a pool that can never fill.
+    let long = "a".repeat(5000);
     for (image, why) in [
         ("../../etc", "invalid image"),
         ("/proc", "sensitive host path"),
+        (long.as_str(), "5000 bytes long"),
     ] {
         let out = d.cli(["pool", "set", image, "1"]);
         out.expect_engine_error();

@@ -10,7 +10,8 @@ impl Engine {
     /// image, or a host directory that may not be a root, is refused here.
     /// An image not stored yet is not: the pool says so until it is pulled.
     pub async fn set_warm_pool(&self, spec: PoolSpec) -> Result<()> {
-        if spec.size > 0 && !spec.image.is_empty() {
+        spec.check()?;
+        if spec.size > 0 {
             let checked = async {
                 let image = super::images::resolve_for_create(&self.shared, &spec.image).await?;
                 super::containers::check_image(&self.shared, &image).await

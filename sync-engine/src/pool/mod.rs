@@ -71,12 +71,16 @@ impl PoolSpec {
         Ok(spec)
     }
 
-    fn check(&self) -> Result<()> {
+    /// The spec's own limits: an image, its reference no longer than a
+    /// create's may be, and at most MAX_POOL_SIZE containers.
+    pub(crate) fn check(&self) -> Result<()> {
         if self.image.is_empty() {
             return Err(EngineError::InvalidArgument(
                 "a warm pool needs an image".into(),
             ));
         }
+        // As long as a create's image reference may be.
+        crate::validate::path_budget("image reference", &self.image)?;
         if self.size > MAX_POOL_SIZE {
             return Err(EngineError::InvalidArgument(format!(
                 "a warm pool holds at most {MAX_POOL_SIZE} containers, not {}",
