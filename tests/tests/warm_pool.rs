@@ -88,8 +88,11 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
     let mut lines = out.lines();
     let first = lines.next().unwrap_or("");
     assert_eq!(first, "adopter /work/dir 1000:1000 adopted", "{out}");
-    // Its own /etc/hosts (written for its names at adoption) names it.
+    // Its own /etc/hosts (written for its names at adoption) names it,
+    // and it was adopted, not started cold after all.
     assert_eq!(lines.next(), Some("1"), "{out}");
+    let log = d.log_tail(200);
+    assert!(!log.contains("not adopted"), "{log}");
     assert_eq!(hits(&d), 1);
 
     // Detached: exec, its cgroup and limit, stop, and the refill.
@@ -263,6 +266,7 @@ fn pooled_containers_go_with_quiltd_and_bad_pools_are_refused() {
     let long = "a".repeat(5000);
     for (image, why) in [
         ("../../etc", "invalid image"),
+        ("not an image", "invalid image name"),
         ("/proc", "sensitive host path"),
         (long.as_str(), "5000 bytes long"),
     ] {
