@@ -266,7 +266,7 @@ fn pooled_containers_go_with_quiltd_and_bad_pools_are_refused() {
     let long = "a".repeat(5000);
     for (image, why) in [
         ("../../etc", "invalid image"),
-        ("not an image", "invalid image name"),
+        ("not an image", "invalid image reference"),
         ("/proc", "sensitive host path"),
         (long.as_str(), "5000 bytes long"),
     ] {

@@ -9,8 +9,9 @@ impl Engine {
     /// is checked as a create's is: a reference that can never name an
     /// image, or a host directory that may not be a root, is refused here.
     /// An image not stored yet is not: the pool says so until it is pulled.
-    /// (Pools given to quiltd at its start are checked only as the filler
-    /// makes their containers: their errors are in `pool ls`.)
+    /// (Pools given to quiltd at its start get `PoolSpec::check` only; a
+    /// path of theirs is checked as the filler makes their containers,
+    /// and its error is in `pool ls`.)
     pub async fn set_warm_pool(&self, spec: PoolSpec) -> Result<()> {
         spec.check()?;
         if spec.size > 0 {
@@ -19,12 +20,10 @@ impl Engine {
                 super::containers::check_image(&self.shared, &image).await
             };
             match checked.await {
-                Ok(()) => {}
-                // A file not there yet: its pool fills once it is.
-                Err(EngineError::NotFound(_)) if spec.image.starts_with('/') => {}
-                // Not stored yet: its pool fills once it is pulled or
-                // imported, if an image may ever be stored by that name.
-                Err(EngineError::NotFound(_)) => crate::validate::image_name(&spec.image)?,
+                // Not stored (or there) yet: its pool fills once it is
+                // pulled or imported (`check` refused names no image may
+                // have).
+                Ok(()) | Err(EngineError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }

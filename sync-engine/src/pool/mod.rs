@@ -72,7 +72,9 @@ impl PoolSpec {
     }
 
     /// The spec's own limits: an image, its reference no longer than a
-    /// create's may be, and at most MAX_POOL_SIZE containers.
+    /// create's may be and one an image may have, and at most
+    /// MAX_POOL_SIZE containers. (A path is checked where the host's
+    /// refused paths are known: `Engine::set_warm_pool`, and the filler.)
     pub(crate) fn check(&self) -> Result<()> {
         if self.image.is_empty() {
             return Err(EngineError::InvalidArgument(
@@ -81,6 +83,19 @@ impl PoolSpec {
         }
         // As long as a create's image reference may be.
         crate::validate::path_budget("image reference", &self.image)?;
+        let image = self.image.as_str();
+        if image != quilt_runtime::image::DEFAULT_IMAGE
+            && !image.starts_with('/')
+            && !image.starts_with("sha256:")
+            && crate::validate::image_name(image).is_err()
+        {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid image reference {} for a warm pool: expected \"default\", an image's \
+                 name or reference (letters, digits and . _ : / - @, starting with a letter or \
+                 digit), its id (sha256:...) or an absolute path",
+                crate::validate::echo(image)
+            )));
+        }
         if self.size > MAX_POOL_SIZE {
             return Err(EngineError::InvalidArgument(format!(
                 "a warm pool holds at most {MAX_POOL_SIZE} containers, not {}",
@@ -555,8 +570,18 @@ mod tests {
             "default=2,tty",
             "=2",
             "default=100000",
+            "../../etc=1",
+            "not an image=1",
         ] {
             assert!(PoolSpec::parse(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "alpine:3.19=2",
+            "registry.local:5000/team/img@sha256:00=1",
+            "sha256:0123abcd=1",
+            "/srv/rootfs=1",
+        ] {
+            assert!(PoolSpec::parse(good).is_ok(), "{good}");
         }
         let a = PoolSpec::parse("default=2").unwrap();
         let b = PoolSpec::parse("default=3,init").unwrap();
