@@ -94,6 +94,77 @@ fn pages_list_every_container_once_while_others_come_and_go() {
     assert_eq!(names, want);
 }
 
+/// A large listing asked again while nothing changed is the page sent
+/// before (kept for the listing index's version); every change (a create,
+/// a rename, a removal, a start) is in the very next listing.
+#[test]
+fn a_listing_asked_again_follows_every_change() {
+    let d = Daemon::start();
+    // About 100 KB of rows: a page large enough to be kept.
+    let big = "x".repeat(400);
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let mut r = labelled(&format!("row-{i}"), "b");
+        r.labels.insert("pad".into(), big.clone());
+        ids.push(d.create(r).unwrap().id);
+    }
+    let list = |d: &Daemon| {
+        d.block_on(async {
+            let mut c = d.client().await;
+            within(
+                RPC_TIMEOUT,
+                "ListContainers",
+                c.list_containers(ListContainersRequest::default()),
+            )
+            .await
+            .expect("a listing")
+            .into_inner()
+        })
+    };
+    let names = |l: &quilt_tests::api::ListContainersResponse| -> Vec<String> {
+        l.containers.iter().map(|c| c.name.clone()).collect()
+    };
+    let first = list(&d);
+    assert_eq!(first.containers.len(), 200);
+    assert_eq!(list(&d), first, "the same listing, unchanged");
+
+    d.block_on(async {
+        let mut c = d.client().await;
+        c.rename_container(quilt_tests::api::RenameContainerRequest {
+            id: ids[10].clone(),
+            name: "renamed".into(),
+        })
+        .await
+        .expect("rename");
+    });
+    let after = list(&d);
+    assert!(names(&after).contains(&"renamed".to_string()));
+    assert!(!names(&after).contains(&"row-10".to_string()));
+
+    d.cli(["rm", &ids[20]]).ok();
+    let after = list(&d);
+    assert_eq!(after.containers.len(), 199);
+    assert!(!after.containers.iter().any(|c| c.id == ids[20]));
+
+    let new = d.create(labelled("newest", "b")).unwrap().id;
+    let after = list(&d);
+    assert_eq!(
+        after.containers.first().map(|c| c.id.as_str()),
+        Some(new.as_str())
+    );
+
+    d.cli(["start", &ids[30]]).ok();
+    let after = list(&d);
+    let started = after.containers.iter().find(|c| c.id == ids[30]).unwrap();
+    assert_ne!(started.state, ContainerState::Created as i32, "{started:?}");
+    // Once it has exited, nothing changes any more.
+    d.cli(["wait", &ids[30]]).ok();
+    let after = list(&d);
+    let exited = after.containers.iter().find(|c| c.id == ids[30]).unwrap();
+    assert_eq!(exited.state, ContainerState::Exited as i32, "{exited:?}");
+    assert_eq!(list(&d), after, "unchanged again");
+}
+
 #[test]
 fn filters_and_the_summary_view() {
     let d = Daemon::start();

@@ -3,12 +3,15 @@
 //! The generated ContainerService server would answer with a
 //! `ListContainersResponse` it converts and encodes row by row on every
 //! call. `WithListing` wraps it and takes that one method: it answers with
-//! `ListWire`, the same bytes on the wire, built from the row cache. Every
-//! other method goes to the generated server unchanged, and the layers
-//! around the routes (metrics, authentication) see both alike.
-use crate::convert::{self, ListWire, RowCache};
+//! `ListWire`, the same bytes on the wire, built from the row cache, or
+//! with the page it sent for the same request while nothing changed
+//! (`convert::PageCache`). Every other method goes to the generated server
+//! unchanged, and the layers around the routes (metrics, authentication)
+//! see both alike.
+use crate::convert::{self, ListBody, PageCache, PageKey, RowCache};
 use crate::status::to_status;
 use futures::future::BoxFuture;
+use prost::Message;
 use quilt_proto::v1 as pb;
 use quilt_sync_engine::Engine;
 use std::convert::Infallible;
@@ -30,6 +33,7 @@ const TRIM_AFTER_ROWS: usize = 1000;
 pub struct Listing {
     engine: Engine,
     rows: Arc<RowCache>,
+    pages: PageCache,
     /// Set while a trim is scheduled (see `trim_soon`).
     trim_pending: Arc<AtomicBool>,
 }
@@ -39,18 +43,35 @@ impl Listing {
         Listing {
             engine,
             rows: Default::default(),
+            pages: Default::default(),
             trim_pending: Default::default(),
         }
     }
 
-    /// One page, as it is sent.
-    pub async fn page(&self, r: pb::ListContainersRequest) -> Result<ListWire, Status> {
+    /// One page, as it is sent: the one sent before for the same request
+    /// if no container changed since (a large page is kept for that).
+    pub async fn page(&self, r: pb::ListContainersRequest) -> Result<ListBody, Status> {
         let (query, digest) = convert::list_query(r)?;
+        let key = PageKey::of(&query, digest);
+        if let Some(version) = self.engine.list_version()
+            && let Some(sent) = self.pages.get(&key, version)
+        {
+            return Ok(ListBody::Sent(sent));
+        }
         let page = self.engine.list_page(&query).await.map_err(to_status)?;
         if page.containers.len() >= TRIM_AFTER_ROWS {
             self.trim_soon();
         }
-        Ok(convert::list_response(page, query.view, digest, &self.rows))
+        let version = page.version;
+        let wire = convert::list_response(page, query.view, digest, &self.rows);
+        match version {
+            Some(version) if wire.encoded_len() >= convert::MIN_KEPT => {
+                let body = bytes::Bytes::from(wire.encode_to_vec());
+                self.pages.put(key, version, body.clone());
+                Ok(ListBody::Sent(body))
+            }
+            _ => Ok(ListBody::Rows(wire)),
+        }
     }
 
     /// Hands back what a big listing or a removal left behind, shortly
@@ -118,7 +139,7 @@ where
         let method = ListMethod(self.listing.clone());
         let max_request = self.max_request;
         Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<ListWire, pb::ListContainersRequest>::default();
+            let codec = tonic_prost::ProstCodec::<ListBody, pb::ListContainersRequest>::default();
             let mut grpc = tonic::server::Grpc::new(codec)
                 .apply_max_message_size_config(Some(max_request), None);
             Ok(grpc.unary(method, req).await)
@@ -129,8 +150,8 @@ where
 struct ListMethod(Arc<Listing>);
 
 impl tonic::server::UnaryService<pb::ListContainersRequest> for ListMethod {
-    type Response = ListWire;
-    type Future = BoxFuture<'static, Result<tonic::Response<ListWire>, Status>>;
+    type Response = ListBody;
+    type Future = BoxFuture<'static, Result<tonic::Response<ListBody>, Status>>;
 
     fn call(&mut self, req: tonic::Request<pb::ListContainersRequest>) -> Self::Future {
         let listing = self.0.clone();

@@ -272,6 +272,12 @@ impl Engine {
         self.shared.store().list_page(q).await
     }
 
+    /// The version a listing would be read at now (see
+    /// `Store::list_version`; `ListPage::version`).
+    pub fn list_version(&self) -> Option<u64> {
+        self.shared.store().list_version()
+    }
+
     /// SIGTERM, up to `timeout` for the workload to exit, then SIGKILL.
     /// Returns the container as recorded after it exited.
     pub async fn stop(&self, reference: &str, timeout: Duration) -> Result<Container> {

@@ -215,6 +215,9 @@ pub struct ListQuery {
 pub struct ListPage {
     pub containers: Vec<std::sync::Arc<Container>>,
     pub more: bool,
+    /// The listing index's version the page was read at (None: read from
+    /// the table): see `Store::list_version`.
+    pub version: Option<u64>,
 }
 
 impl Container {

@@ -27,6 +27,8 @@ fn key(c: &Container) -> Key {
 
 #[derive(Debug, Default)]
 struct Entries {
+    /// Changed with every change of the entries (see `Index::version`).
+    version: u64,
     by_key: BTreeMap<Key, Entry>,
     /// By id, in order (an id prefix is a range).
     keys: BTreeMap<String, Key>,
@@ -36,6 +38,7 @@ struct Entries {
 
 impl Entries {
     fn insert(&mut self, c: Container) {
+        self.version += 1;
         let k = key(&c);
         let entry = Entry::of(c);
         let id = entry.c.id.clone();
@@ -112,7 +115,11 @@ impl Index {
         for c in all {
             e.insert(c);
         }
-        *self.write() = e;
+        let mut entries = self.write();
+        // Never a version the entries had before.
+        e.version += entries.version + 1;
+        *entries = e;
+        drop(entries);
         self.stale.store(false, Ordering::Release);
     }
 
@@ -132,7 +139,17 @@ impl Index {
     pub fn remove(&self, id: &str) {
         let mut e = self.write();
         if let Some(k) = e.keys.remove(id) {
+            e.version += 1;
             e.forget(&k, id);
+        }
+    }
+
+    /// A number that changes whenever an entry does: two listings read at
+    /// the same version list the same rows (None: stale, to be rebuilt).
+    pub fn version(&self) -> Option<u64> {
+        match self.is_stale() {
+            true => None,
+            false => Some(self.read().version),
         }
     }
 
@@ -183,9 +200,10 @@ impl Index {
         limit: usize,
         view: ListView,
         mut fits: impl FnMut(usize) -> bool,
-    ) -> (Vec<Arc<Container>>, bool) {
+    ) -> (Vec<Arc<Container>>, bool, u64) {
         use std::ops::Bound;
         let e = self.read();
+        let version = e.version;
         let from = match after {
             Some(k) => Bound::Excluded(k.clone()),
             None => Bound::Unbounded,
@@ -200,14 +218,14 @@ impl Index {
         {
             let weight = entry.weight(view);
             if out.len() == limit || (!out.is_empty() && !fits(weight)) {
-                return (out, true);
+                return (out, true, version);
             }
             if out.is_empty() {
                 fits(weight);
             }
             out.push(entry.c.clone());
         }
-        (out, false)
+        (out, false, version)
     }
 
     /// How many containers are in each state.
@@ -241,4 +259,48 @@ fn matches(c: &Container, f: &ListFilter) -> bool {
             .is_none_or(|n| c.name.contains(n.as_str()))
         && f.labels.iter().all(|(k, v)| c.labels.get(k) == Some(v))
         && f.node.as_ref().is_none_or(|n| c.node.as_ref() == Some(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, created_at_ns: i64) -> Container {
+        let mut spec = crate::model::CreateSpec::new("default");
+        spec.name = Some(format!("n-{id}"));
+        Container::new(id.into(), spec, "default".into(), Vec::new(), created_at_ns)
+    }
+
+    #[test]
+    fn the_version_changes_with_every_change_and_only_then() {
+        let index = Index::default();
+        let mut seen = vec![index.version().unwrap()];
+        let changed = |index: &Index, seen: &mut Vec<u64>| {
+            let v = index.version().unwrap();
+            assert!(!seen.contains(&v), "version {v} again: {seen:?}");
+            seen.push(v);
+        };
+        index.put(row("a", 1));
+        changed(&index, &mut seen);
+        index.put(row("a", 1));
+        changed(&index, &mut seen);
+        index.remove("a");
+        changed(&index, &mut seen);
+        // Nothing to remove: nothing changed.
+        index.remove("a");
+        assert_eq!(index.version(), seen.last().copied());
+        // A reload, even of fewer rows than before, is a new version.
+        index.put(row("b", 2));
+        changed(&index, &mut seen);
+        index.load(Vec::new());
+        changed(&index, &mut seen);
+        // A page is read at the version it reports.
+        index.put(row("c", 3));
+        let (rows, more, v) =
+            index.page(&ListFilter::default(), None, 10, ListView::Full, |_| true);
+        assert_eq!((rows.len(), more, Some(v)), (1, false, index.version()));
+        // Stale: no version to trust until it is rebuilt.
+        index.mark_stale();
+        assert_eq!(index.version(), None);
+    }
 }

@@ -227,6 +227,16 @@ impl Store {
         }
     }
 
+    /// A number that changes whenever a listing could (SQLite's listing
+    /// index); a page read at the same version lists the same rows, in
+    /// the same order. None: not known (PostgreSQL, or a stale index).
+    pub fn list_version(&self) -> Option<u64> {
+        match &*self.backend {
+            Backend::Sqlite(b) => b.list_version(),
+            Backend::Postgres(b) => b.list_version(),
+        }
+    }
+
     /// The network mode of container `id` when it is known without a read
     /// (SQLite's listing index; PostgreSQL has none); None otherwise.
     pub fn indexed_network(&self, id: &str) -> Option<crate::model::Network> {

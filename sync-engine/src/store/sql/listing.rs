@@ -157,10 +157,12 @@ impl SqlStore<Db> {
                 .after
                 .as_ref()
                 .map(|a| super::super::index::cursor_key(a.created_at_ns, &a.id));
-            let (entries, more) = index.page(&q.filter, after.as_ref(), limit, q.view, fits);
+            let (entries, more, version) =
+                index.page(&q.filter, after.as_ref(), limit, q.view, fits);
             return Ok(ListPage {
                 containers: entries,
                 more,
+                version: Some(version),
             });
         }
         let w = Where::of(&q.filter, q.after.as_ref());
@@ -187,6 +189,10 @@ impl SqlStore<Db> {
             }
             containers.push(Arc::new(c));
         }
-        Ok(ListPage { containers, more })
+        Ok(ListPage {
+            containers,
+            more,
+            version: None,
+        })
     }
 }
