@@ -13,7 +13,8 @@ use nix::unistd::Pid;
 use quilt_proto::v1::container_service_client::ContainerServiceClient;
 use quilt_proto::v1::{
     Container, ContainerState, ContainerView, CreateContainerRequest, CreateContainerResponse,
-    ExecStart, GetContainerRequest, ListContainersRequest, RemoveContainerRequest,
+    ExecStart, GetContainerRequest, ListContainersRequest, ListContainersResponse,
+    RemoveContainerRequest,
 };
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -415,6 +416,18 @@ impl Daemon {
             let mut c = self.client().await;
             within(RPC_TIMEOUT, "Exec", exec_collect(&mut c, start)).await
         })
+    }
+
+    /// One ListContainers call, its answer as sent (bounded).
+    pub fn list_page(
+        &self,
+        req: ListContainersRequest,
+    ) -> Result<ListContainersResponse, tonic::Status> {
+        self.block_on(async {
+            let mut c = self.client().await;
+            within(RPC_TIMEOUT, "ListContainers", c.list_containers(req)).await
+        })
+        .map(tonic::Response::into_inner)
     }
 
     /// Every stored container.

@@ -109,17 +109,8 @@ fn a_listing_asked_again_follows_every_change() {
         ids.push(d.create(r).unwrap().id);
     }
     let list = |d: &Daemon| {
-        d.block_on(async {
-            let mut c = d.client().await;
-            within(
-                RPC_TIMEOUT,
-                "ListContainers",
-                c.list_containers(ListContainersRequest::default()),
-            )
-            .await
+        d.list_page(ListContainersRequest::default())
             .expect("a listing")
-            .into_inner()
-        })
     };
     let names = |l: &quilt_tests::api::ListContainersResponse| -> Vec<String> {
         l.containers.iter().map(|c| c.name.clone()).collect()
@@ -278,17 +269,8 @@ fn ps_pages_through_containers_with_large_env() {
     // One full-view call: a page cut by size, with a token for the rest,
     // under the 4 MiB the client accepts by default.
     let page = d
-        .block_on(async {
-            let mut c = d.client().await;
-            within(
-                RPC_TIMEOUT,
-                "ListContainers",
-                c.list_containers(ListContainersRequest::default()),
-            )
-            .await
-        })
-        .expect("a page within the default message size")
-        .into_inner();
+        .list_page(ListContainersRequest::default())
+        .expect("a page within the default message size");
     assert!(
         !page.containers.is_empty() && page.containers.len() < 200,
         "{} containers in one page",
