@@ -69,7 +69,7 @@ pub(crate) struct Shared {
     /// In a cluster: the starts this node took into its queue lately.
     taken: crate::cluster::Taken,
     /// Removed directories, deleted in the background.
-    trash: crate::support::trash::Trash,
+    trash: Arc<crate::support::trash::Trash>,
     /// Writable layers made ahead for cold starts.
     layers: crate::support::layers::LayerPool,
 }
@@ -85,8 +85,12 @@ impl Shared {
         lifetimes: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Shared {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let trash = crate::support::trash::Trash::start(cfg.trash_dir());
-        let layers = crate::support::layers::LayerPool::start(cfg.layers_dir(), cfg.layer_pool);
+        let trash = Arc::new(crate::support::trash::Trash::start(cfg.trash_dir()));
+        let layers = crate::support::layers::LayerPool::start(
+            cfg.layers_dir(),
+            cfg.layer_pool,
+            trash.clone(),
+        );
         let puller =
             quilt_registry::Puller::new(cfg.registry.clone(), cfg.data_dir.join(PULLS_DIR));
         Shared {

@@ -13,8 +13,10 @@
 //! any more is dropped, not used. Only the store's images get layers (a
 //! host directory run as an image is not held by mounts nobody sees). The
 //! overlays are detached mounts: they go with the daemon, however it ends;
-//! what it leaves under DATA/layers is deleted by the next one before it
-//! makes any.
+//! what it leaves under DATA/layers is discarded by the next one before it
+//! makes any. Directories are deleted through the trash
+//! (`support::trash`), as the containers' are.
+use super::trash::Trash;
 use quilt_runtime::layer::Layer;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::OwnedFd;
@@ -66,6 +68,8 @@ struct Inner {
     /// The containers' directories are on another file system (a rename
     /// failed with EXDEV): no layer is taken any more.
     off: AtomicBool,
+    /// Where layers' directories go to be deleted.
+    trash: Arc<Trash>,
 }
 
 #[derive(Debug)]
@@ -77,15 +81,17 @@ pub(crate) struct LayerPool {
 }
 
 impl LayerPool {
-    /// A pool of `per_image` layers per kind under `dir` (0: none is made).
-    /// Its thread first deletes what an earlier daemon left there.
-    pub fn start(dir: PathBuf, per_image: usize) -> LayerPool {
+    /// A pool of `per_image` layers per kind under `dir` (0: none is made),
+    /// whose directories go to `trash`. Its thread first discards what an
+    /// earlier daemon left there.
+    pub fn start(dir: PathBuf, per_image: usize, trash: Arc<Trash>) -> LayerPool {
         let inner = Arc::new(Inner {
             dir,
             per_image,
             ready: Mutex::default(),
             seq: AtomicU64::new(0),
             off: AtomicBool::new(false),
+            trash,
         });
         let (tx, rx) = mpsc::channel();
         let (ended_tx, ended_rx) = mpsc::channel();
@@ -286,15 +292,11 @@ impl Inner {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The pool's thread: deletes what an earlier daemon left, then makes
-    /// and deletes layers as asked, until the pool is shut down.
+    /// The pool's thread: discards what an earlier daemon left, then makes
+    /// and discards layers as asked, until the pool is shut down.
     fn serve(&self, rx: mpsc::Receiver<Job>) {
         lower_priority();
-        if let Err(e) = std::fs::remove_dir_all(&self.dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot delete the layers an earlier daemon left");
-        }
+        self.remove(&self.dir);
         if self.per_image == 0 {
             return;
         }
@@ -310,13 +312,20 @@ impl Inner {
             match job {
                 Job::Remove(dir, layer) => {
                     drop(layer);
-                    remove(&dir);
+                    self.remove(&dir);
                 }
                 Job::Refill(key) => {
                     self.lock().pending.remove(&key);
                     self.refill(&key);
                 }
             }
+        }
+    }
+
+    /// A layer's directory (or the pool's, at start) goes to the trash.
+    fn remove(&self, dir: &Path) {
+        if let Err(e) = self.trash.discard(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot delete a layer made ahead");
         }
     }
 
@@ -335,26 +344,17 @@ impl Inner {
                     }
                     drop(ready);
                     drop(layer);
-                    remove(&dir);
+                    self.remove(&dir);
                     return;
                 }
                 Err(e) => {
                     // Tried again at the next start of its kind.
                     tracing::debug!(image = %lower.display(), error = %e, "cannot make a layer ahead");
-                    remove(&dir);
+                    self.remove(&dir);
                     return;
                 }
             }
         }
-    }
-}
-
-/// Deletes a layer's directory (never following a symlink).
-fn remove(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot delete a layer made ahead");
     }
 }
 
@@ -407,7 +407,13 @@ mod tests {
         let (pooldir, c1) = (t.path().join("layers"), t.path().join("c1"));
         std::fs::create_dir_all(&c1).unwrap();
         let metrics = crate::metrics::Metrics::new();
-        let pool = LayerPool::start(pooldir.clone(), 2);
+        let trash_dir = t.path().join("trash");
+        std::fs::create_dir_all(&trash_dir).unwrap();
+        let pool = LayerPool::start(
+            pooldir.clone(),
+            2,
+            Arc::new(Trash::start(trash_dir.clone())),
+        );
         let wait_ready = |n: usize| {
             quilt_testkit::retry(Duration::from_secs(10), || {
                 (pool.ready() == n).then_some(())
@@ -436,5 +442,11 @@ mod tests {
         pool.shutdown();
         let left: Vec<_> = std::fs::read_dir(&pooldir).unwrap().flatten().collect();
         assert!(left.is_empty(), "{left:?}");
+        // What went to the trash is deleted there.
+        let emptied = quilt_testkit::retry(Duration::from_secs(10), || {
+            let n = std::fs::read_dir(&trash_dir).unwrap().count();
+            (n == 0).then_some(())
+        });
+        assert!(emptied.is_some(), "the trash kept the layers");
     }
 }
