@@ -166,8 +166,13 @@ struct Args {
     /// for first starts, for each of the last four kinds started (an image
     /// of the store, synced or --rm); at most 64; 0: every start mounts
     /// its own.
-    #[arg(long, value_name = "N", default_value_t = quilt_sync_engine::DEFAULT_LAYER_POOL)]
-    layer_pool: usize,
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = quilt_sync_engine::DEFAULT_LAYER_POOL as u64,
+        value_parser = clap::value_parser!(u64).range(0..=quilt_sync_engine::MAX_LAYER_POOL as u64)
+    )]
+    layer_pool: u64,
     /// With --database postgres://...: this node's name in the cluster
     /// (default: the host name). Unique: a second live node of that name
     /// is refused.
@@ -416,7 +421,8 @@ async fn run(args: Args) -> Result<()> {
     quilt_sync_engine::PoolSpec::check_all(&args.warm_pool)
         .map_err(|e| anyhow::anyhow!("--warm-pool: {e}"))?;
     cfg.warm_pools = args.warm_pool.clone();
-    cfg.layer_pool = args.layer_pool.min(64);
+    // Bounded by its parser (MAX_LAYER_POOL).
+    cfg.layer_pool = usize::try_from(args.layer_pool)?;
     for r in &args.insecure_registry {
         if let Err(e) = cfg.registry.allow_insecure(r) {
             bail!("{e}");

@@ -94,6 +94,8 @@ pub struct NetworkConfig {
 pub const DEFAULT_NETNS_POOL: usize = 8;
 /// Default number of writable layers kept ready per image.
 pub const DEFAULT_LAYER_POOL: usize = 4;
+/// The most writable layers kept ready per image (`--layer-pool`).
+pub const MAX_LAYER_POOL: usize = 64;
 
 /// Where the id ranges of private user namespaces come from: `count` ranges
 /// of `IdRange::SIZE` host ids, the first at host id `base`.

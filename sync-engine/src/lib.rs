@@ -41,7 +41,8 @@ pub use api::stats::StatsStream;
 pub use api::system::SystemInfo;
 pub use config::{
     ClusterConfig, DEFAULT_LAYER_POOL, DEFAULT_NETNS_POOL, DEFAULT_NODE_LEASE, DEFAULT_PIDS_LIMIT,
-    DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, NetworkConfig, UsernsIds,
+    DEFAULT_USERNS_BASE, DEFAULT_USERNS_RANGES, EngineConfig, MAX_LAYER_POOL, NetworkConfig,
+    UsernsIds,
 };
 pub use engine::{Engine, Requester, StartClass};
 pub use error::{EngineError, Result};

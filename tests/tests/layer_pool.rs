@@ -134,3 +134,16 @@ fn no_layer_is_made_ahead_with_a_pool_of_zero() {
     assert_eq!((metric(port, HITS), metric(port, MISSES)), (0.0, 0.0));
     d.assert_no_leftovers();
 }
+
+/// A pool larger than quiltd keeps is refused with its bound, not cut down
+/// to it in silence.
+#[test]
+fn a_layer_pool_above_its_bound_is_refused() {
+    let out = std::process::Command::new(quilt_tests::bin_dir().join("quiltd"))
+        .args(["--layer-pool", "65"])
+        .output()
+        .expect("run quiltd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("65 is not in 0..=64"), "{stderr}");
+}
