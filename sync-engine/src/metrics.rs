@@ -24,6 +24,12 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// Counts a hit or a miss in `family` (label `outcome`).
+fn count_outcome(family: &Family<Labels, Counter>, hit: bool) {
+    let outcome = if hit { "hit" } else { "miss" };
+    family.get_or_create(&labels(&[("outcome", outcome)])).inc();
+}
+
 /// Latency buckets from 50 us to about 100 s.
 fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 22))
@@ -299,10 +305,7 @@ impl Metrics {
 
     /// A create of a warm pool's shape took a prepared container (or none).
     pub(crate) fn pool_claim(&self, hit: bool) {
-        let outcome = if hit { "hit" } else { "miss" };
-        self.pool_claims
-            .get_or_create(&labels(&[("outcome", outcome)]))
-            .inc();
+        count_outcome(&self.pool_claims, hit);
     }
 
     pub(crate) fn set_pool_ready(&self, n: usize) {
@@ -311,10 +314,7 @@ impl Metrics {
 
     /// A first start took a writable layer made ahead (or mounted its own).
     pub(crate) fn layer_take(&self, hit: bool) {
-        let outcome = if hit { "hit" } else { "miss" };
-        self.layer_takes
-            .get_or_create(&labels(&[("outcome", outcome)]))
-            .inc();
+        count_outcome(&self.layer_takes, hit);
     }
 
     pub(crate) fn set_layers_ready(&self, n: usize) {
