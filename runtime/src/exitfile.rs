@@ -84,6 +84,13 @@ pub fn clear(dir: &Path) -> std::io::Result<()> {
     {
         return Ok(());
     }
+    reserve(dir)
+}
+
+/// Reserves the space of DIR's next exit.json (see `clear`): also done
+/// ahead, in a layer made before its container's start
+/// (`crate::layer::Layer::make`), which `clear` then finds in place.
+pub fn reserve(dir: &Path) -> std::io::Result<()> {
     let mut f = std::fs::File::create(dir.join(RESERVED))?;
     use rustix::fs::{FallocateFlags, fallocate};
     match fallocate(&f, FallocateFlags::empty(), 0, RESERVED_LEN as u64) {

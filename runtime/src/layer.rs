@@ -5,10 +5,13 @@
 //!
 //! An overlay's mount is the dearest step of a start: overlayfs makes its
 //! work directory and tries the upper file system (a temporary file, a
-//! whiteout, extended attributes), each a new inode there. A start that
-//! takes a layer made ahead has its directories renamed into the
-//! container's and hands the overlay to the shim, whose container attaches
-//! it as its root instead of mounting one (see `shim::container`).
+//! whiteout, extended attributes), each a new inode there. A layer's
+//! directory is a whole container directory made ahead: beside the layer's
+//! directories it has the files every start makes there (its logs and its
+//! exit status's reservation), empty. A start that takes one has it renamed
+//! to the container's directory and hands the overlay to the shim, whose
+//! container attaches it as its root instead of mounting one (see
+//! `shim::container`).
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -106,9 +109,9 @@ pub struct Layer {
 
 impl Layer {
     /// Makes the directory `dir` (which must not exist; its parent must)
-    /// with the layer's directories, and the overlay of the image root
-    /// `lower` over them. On error nothing of it is left but, possibly,
-    /// `dir` (the caller removes it).
+    /// with the layer's directories and a start's files, and the overlay of
+    /// the image root `lower` over them. On error nothing of it is left
+    /// but, possibly, `dir` (the caller removes it).
     pub fn make(lower: &Path, dir: &Path, volatile: bool) -> io::Result<Layer> {
         use std::os::unix::fs::DirBuilderExt;
         let meta = std::fs::metadata(lower)?;
@@ -118,12 +121,18 @@ impl Layer {
                 format!("{} is not a directory", lower.display()),
             ));
         }
+        // As a container directory made at its start is (DirBuilder's
+        // default mode, less the umask).
         let mut b = std::fs::DirBuilder::new();
-        b.mode(0o700).create(dir)?;
+        b.create(dir)?;
         b.mode(0o755);
         for d in DIRS {
             b.create(dir.join(d))?;
         }
+        for log in [crate::logfile::SHIM_LOG, crate::logfile::LOG_FILE] {
+            crate::logfile::open_append(&dir.join(log))?;
+        }
+        crate::exitfile::reserve(dir)?;
         let root = detached_overlay(&overlay_escape(lower), dir, volatile)
             .map_err(|e| io::Error::new(e.source.kind(), e.to_string()))?;
         Ok(Layer {
@@ -143,13 +152,26 @@ impl Layer {
         std::fs::metadata(lower).is_ok_and(|m| (m.dev(), m.ino()) == self.lower)
     }
 
-    /// Moves the layer's directories into the container directory `dir`
-    /// (none of them may be there yet), and gives its overlay for the
-    /// container's root. Its own directory is left, empty, for the caller
-    /// to remove. On error the directories that were moved are moved back
-    /// (as far as they can be) and the layer is given back with the error.
-    pub fn install(self, dir: &Path) -> Result<OwnedFd, (Layer, io::Error)> {
-        use rustix::fs::{RenameFlags, renameat_with};
+    /// Makes the layer the container directory `dir`, and gives its
+    /// overlay for the container's root. Where `dir` does not exist, the
+    /// layer's directory is renamed to it (`Installed::left` is None);
+    /// where it does (it must not have the layer's directories yet), they
+    /// are moved into it, and the layer's directory is left, with what else
+    /// it has, for the caller to remove. On error what was moved is moved
+    /// back (as far as it can be) and the layer is given back with the
+    /// error.
+    pub fn install(self, dir: &Path) -> Result<Installed, (Layer, io::Error)> {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, &self.dir, CWD, dir, RenameFlags::NOREPLACE) {
+            Ok(()) => {
+                return Ok(Installed {
+                    root: self.root,
+                    left: None,
+                });
+            }
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err((self, e.into())),
+        }
         let from = match std::fs::File::open(&self.dir) {
             Ok(f) => f,
             Err(e) => return Err((self, e)),
@@ -166,8 +188,22 @@ impl Layer {
                 return Err((self, e.into()));
             }
         }
-        Ok(self.root)
+        Ok(Installed {
+            root: self.root,
+            left: Some(self.dir),
+        })
     }
+}
+
+/// A layer made a container's (`Layer::install`).
+#[derive(Debug)]
+pub struct Installed {
+    /// The overlay, for the container's root.
+    pub root: OwnedFd,
+    /// The layer's own directory where it was left (its directories were
+    /// moved into a container directory that existed): the caller's to
+    /// remove.
+    pub left: Option<PathBuf>,
 }
 
 impl AsFd for Layer {
@@ -208,11 +244,37 @@ mod tests {
         assert!(!container.join("upper").exists());
         std::fs::remove_dir(container.join("work")).unwrap();
 
-        let root = layer.install(&container).unwrap();
+        // Into a container directory that exists: the directories move,
+        // the layer's directory is left with the rest.
+        let installed = layer.install(&container).unwrap();
         for d in DIRS {
             assert!(container.join(d).is_dir(), "{d} moved in");
             assert!(!pool.join("l1").join(d).exists());
         }
+        assert_eq!(installed.left.as_deref(), Some(pool.join("l1").as_path()));
+        assert!(pool.join("l1").join(crate::logfile::LOG_FILE).is_file());
+        drop(installed);
+
+        // Where there is none, the layer's directory becomes it, with the
+        // files a start makes.
+        let container = t.path().join("c2");
+        let layer = Layer::make(&lower, &pool.join("l2"), false).unwrap();
+        let installed = layer.install(&container).unwrap();
+        assert_eq!(installed.left, None);
+        assert!(!pool.join("l2").exists());
+        for d in DIRS {
+            assert!(container.join(d).is_dir(), "{d}");
+        }
+        for f in [crate::logfile::LOG_FILE, crate::logfile::SHIM_LOG] {
+            let m = std::fs::metadata(container.join(f)).unwrap();
+            assert_eq!((m.len(), m.mode() & 0o777), (0, 0o640), "{f}");
+        }
+        // Its exit status's space is reserved: clearing finds it so.
+        let reserved = std::fs::metadata(container.join(".exit.json.reserved")).unwrap();
+        crate::exitfile::clear(&container).unwrap();
+        let again = std::fs::metadata(container.join(".exit.json.reserved")).unwrap();
+        assert_eq!((reserved.ino(), reserved.len()), (again.ino(), again.len()));
+        let root = installed.root;
         // Attached, the overlay shows the image, and what is written
         // through it lands in the container's upper directory.
         let at = container.join("rootfs");

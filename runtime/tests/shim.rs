@@ -317,12 +317,13 @@ fn a_container_starts_on_a_root_made_ahead() {
         ],
         Limits::default(),
     );
-    std::fs::create_dir_all(&cfg.dir).unwrap();
+    // The layer's directory becomes the container's, as at a first start.
+    std::fs::create_dir_all(cfg.dir.parent().unwrap()).unwrap();
     let pool = env.tmp.path().join("layers");
     std::fs::create_dir_all(&pool).unwrap();
     let layer =
         quilt_runtime::layer::Layer::make(&cfg.image_rootfs, &pool.join("l1"), true).unwrap();
-    let root = layer.install(&cfg.dir).unwrap();
+    let root = layer.install(&cfg.dir).unwrap().root;
     let rec = env.run_to_exit_on(&cfg, Some(root));
     assert_eq!((rec.exit_code, rec.signal), (0, 0));
     assert_eq!(stdout_lines(&cfg.dir), vec!["made"]);

@@ -10,6 +10,18 @@ pub mod reader;
 pub use lines::LineEncoder;
 
 pub const LOG_FILE: &str = "container.log";
+/// The shim's own diagnostics, beside the container's log.
+pub const SHIM_LOG: &str = "shim.log";
+
+/// Opens a log file for appending (created 0640).
+pub fn open_append(p: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(p)
+}
 
 /// Name of the `n`th rotated log file (1 = the most recent):
 /// `container.log.<n>`. The shim renames the live file to `.1` when it

@@ -4,10 +4,9 @@
 //! records, so every file holds whole records and a reader that still has a
 //! renamed file open finishes it before moving on to the next one (the
 //! reader's side: `crate::logfile::reader`).
-use crate::logfile::{LOG_FILE, rotated_name};
+use crate::logfile::{LOG_FILE, open_append, rotated_name};
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub(crate) struct LogWriter {
@@ -19,15 +18,6 @@ pub(crate) struct LogWriter {
     max_bytes: u64,
     /// Files kept, the live one included (at least 1).
     max_files: u32,
-}
-
-/// Opens a log file for appending (created 0640).
-pub(super) fn open_append(p: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(p)
 }
 
 /// A rename or removal that finds nothing to act on is not an error.

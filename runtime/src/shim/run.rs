@@ -205,7 +205,7 @@ fn start(
     cgroup_created: &mut bool,
 ) -> SetupResult<(Running, Option<Box<ContainerConfig>>)> {
     std::fs::create_dir_all(&cfg.dir).map_err(setup(format!("creating {}", cfg.dir.display())))?;
-    if let Ok(f) = super::logwriter::open_append(&cfg.dir.join("shim.log")) {
+    if let Ok(f) = crate::logfile::open_append(&cfg.dir.join(crate::logfile::SHIM_LOG)) {
         let _ = nix::unistd::dup2_stderr(&f);
     }
     for d in ["upper", "work", "rootfs"] {

@@ -20,6 +20,7 @@ mod setup;
 mod startup;
 
 pub(crate) use create::check_create;
+pub(crate) use hosts::Files as HostsFiles;
 pub(crate) use hosts::for_launch as hosts_for_launch;
 pub(crate) use hosts::refresh as refresh_hosts;
 pub(crate) use hosts::renamed as hosts_renamed;

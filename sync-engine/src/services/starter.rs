@@ -411,16 +411,10 @@ async fn begun(
             let shim = shared.cfg().shim_path.clone();
             let image = c.image.clone();
             let on = shared.clone();
+            // Its network files are written on the launch's thread: one
+            // trip to the blocking pool for both.
             let cold = tokio::task::spawn_blocking(move || {
-                // Its network files, on this thread: one trip to the
-                // blocking pool for both.
-                if let Some(files) = files {
-                    let mounts = files
-                        .write()
-                        .map_err(|e| (EXIT_SETUP, format!("network: {e}")))?;
-                    config.mounts.extend(mounts);
-                }
-                launch_blocking(&on, &shim, &image, config)
+                launch_blocking(&on, &shim, &image, config, files)
             })
             .await?;
             (cold, None)
@@ -558,41 +552,52 @@ fn fit_to_security(config: &mut ContainerConfig) {
     }
 }
 
-/// Prepares the image and runs the shim; Err((exit code, reason)) when the
-/// container could not start. A first start takes a writable layer made
-/// ahead when there is one (see `support::layers`); a container in a user
-/// namespace has its root made by its shim (idmapped).
+/// Prepares the image, writes the network's `files` (None: none to
+/// write) and runs the shim; Err((exit code, reason)) when the container
+/// could not start. A first start takes a writable layer made ahead when
+/// there is one (see `support::layers`), first: its directory becomes the
+/// container's, with the files a start makes there already made. A
+/// container in a user namespace has its root made by its shim (idmapped).
 fn launch_blocking(
     shared: &Shared,
     shim: &std::path::Path,
     image: &str,
     mut config: ContainerConfig,
+    files: Option<crate::network::HostsFiles>,
 ) -> std::result::Result<Launched, (i32, String)> {
     let setup = |e: &dyn std::fmt::Display| (EXIT_SETUP, e.to_string());
     config.image_rootfs = shared.images().prepare(image).map_err(|e| setup(&e))?;
-    std::fs::create_dir_all(&config.dir)
-        .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
-    exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
-    crate::api::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
     let layers = shared.layers();
     // Only the store's images: a host directory run as an image is not
     // held by mounts nobody sees.
     let own_image = config.image_rootfs.starts_with(shared.images().root());
-    let root = match config.security.idmap {
-        None if own_image => layers.take(
+    let pooled = config.security.idmap.is_none() && own_image;
+    let root = match pooled {
+        true => layers.take(
             &config.image_rootfs,
             config.volatile_rootfs,
             &config.dir,
             shared.metrics(),
         ),
-        _ => None,
+        false => None,
     };
-    let report = launch::start(shim, &config, root);
-    if config.security.idmap.is_none() && own_image {
+    let report = (|| {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
+        if let Some(files) = files {
+            let mounts = files
+                .write()
+                .map_err(|e| (EXIT_SETUP, format!("network: {e}")))?;
+            config.mounts.extend(mounts);
+        }
+        exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
+        crate::api::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
+        launch::start(shim, &config, root).map_err(|e| setup(&e))
+    })();
+    if pooled {
         layers.refill(&config.image_rootfs, config.volatile_rootfs);
     }
-    let report = report.map_err(|e| setup(&e))?;
-    launched(report, &config)
+    launched(report?, &config)
 }
 
 /// A supervisor that reported Started but whose pidfd could not be opened.

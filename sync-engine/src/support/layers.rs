@@ -124,11 +124,12 @@ impl LayerPool {
     }
 
     /// A ready layer of the image root `lower` (`volatile`: a `--rm`
-    /// container's), its directories moved into the container directory
-    /// `dir`: the overlay to hand to the shim. None when there is none to
-    /// take, or `dir` has a layer of its own already. A first start's take
-    /// is counted in `metrics` (hit or miss); its caller asks for the
-    /// refill once the start is over (`refill`). Blocking (renames).
+    /// container's), made the container directory `dir` (renamed to it, or
+    /// its directories moved into it where it exists): the overlay to hand
+    /// to the shim. None when there is none to take, or `dir` has a layer
+    /// of its own already. A first start's take is counted in `metrics`
+    /// (hit or miss); its caller asks for the refill once the start is over
+    /// (`refill`). Blocking (renames).
     pub fn take(
         &self,
         lower: &Path,
@@ -155,9 +156,11 @@ impl LayerPool {
             Some(l) if l.is_of(lower) => {
                 let from = l.dir().to_owned();
                 match l.install(dir) {
-                    Ok(root) => {
-                        self.inner.lock().removals.push((from, None));
-                        Some(root)
+                    Ok(installed) => {
+                        if let Some(left) = installed.left {
+                            self.inner.lock().removals.push((left, None));
+                        }
+                        Some(installed.root)
                     }
                     Err((l, e)) => {
                         tracing::warn!(container_dir = %dir.display(), error = %e, "cannot use a layer made ahead; mounting one");
