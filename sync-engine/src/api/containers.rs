@@ -133,6 +133,12 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
         }
+        // Nothing waits to start and a slot is free: started at once.
+        if c.autostart && pooled.is_none() && shared.node().is_none() {
+            if let Some(slot) = shared.queue().idle_slot(who, shared.start_slots()) {
+                return crate::services::starter::direct_start(shared, c, slot).await;
+            }
+        }
         // A full queue is refused before any row exists.
         let slot = if c.autostart && here {
             Some(shared.queue().reserve(who)?)
@@ -212,12 +218,26 @@ impl Engine {
         if !begun {
             let live = shared.live(&c.id);
             let _lifecycle = live.lifecycle.lock().await;
-            let slot = shared.queue().reserve(who)?;
+            // Nothing waits to start and a slot is free: started at once
+            // (it begins once this lock is let go); else queued.
+            let idle = match shared.node() {
+                None => shared.queue().idle_slot(who, shared.start_slots()),
+                Some(_) => None,
+            };
+            let turn: std::result::Result<_, _> = match idle {
+                Some(now) => Ok(now),
+                None => Err(shared.queue().reserve(who)?),
+            };
             if shared.store().reset_for_start(&c).await? {
-                crate::cluster::note_taken(shared, &c.id);
-                slot.send(c.id.clone());
+                match turn {
+                    Ok(now) => crate::services::starter::start_now(shared, c.id.clone(), now),
+                    Err(queued) => {
+                        crate::cluster::note_taken(shared, &c.id);
+                        queued.send(c.id.clone());
+                    }
+                }
             } else {
-                drop(slot);
+                drop(turn);
                 // Not as this call saw it: a start made since (another
                 // call's, which may have ended already) is waited for as
                 // one under way, not made again.

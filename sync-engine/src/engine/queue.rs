@@ -18,12 +18,17 @@
 //! from an interactive start of another client. A refusal says when to
 //! retry, from the queue's recent drain rate. Arrivals, rejections and
 //! waits are counted (`metrics.rs`).
+//!
+//! Idle, it is passed by: an interactive create that finds no start in the
+//! queue and a free slot starts at once (`idle_slot`), without the hop
+//! through the queue and the starter, and with one write to the store less
+//! (see `services::starter::direct_start`).
 use crate::error::{EngineError, Result};
 use crate::metrics::Metrics;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Interactive starts taken for each batch one while both kinds wait.
 const INTERACTIVE_WEIGHT: u32 = 4;
@@ -358,6 +363,25 @@ impl StartQueue {
         }
         g.last_take = Some(now);
         Some(q)
+    }
+
+    /// A slot of the starter's for a start that need not wait its turn:
+    /// Some only while no start holds a place in the queue (none reserved,
+    /// none waiting, so none is passed over) and a slot is free at once.
+    /// Batch starts always take their turn (their share of the slots).
+    pub fn idle_slot(
+        &self,
+        who: &Requester,
+        slots: &Arc<Semaphore>,
+    ) -> Option<OwnedSemaphorePermit> {
+        if who.class != StartClass::Interactive {
+            return None;
+        }
+        let g = self.lock();
+        if g.closed || g.held > 0 {
+            return None;
+        }
+        slots.clone().try_acquire_owned().ok()
     }
 
     /// Starts waiting now, and the queue's room.

@@ -26,7 +26,7 @@ pub(crate) use hosts::refresh as refresh_hosts;
 pub(crate) use hosts::renamed as hosts_renamed;
 pub(crate) use hosts::write as hosts_files;
 pub(crate) use release::{refuse_joined, release};
-pub(crate) use setup::{early_slot, give_back_early, prepare};
+pub(crate) use setup::{early_slot, give_back_early, prepare, ready_slot};
 pub(crate) use startup::startup;
 
 use crate::error::EngineError;

@@ -131,6 +131,15 @@ pub(crate) async fn early_slot(shared: &Arc<Shared>, id: &str) -> Option<EarlySl
     Some(EarlySlot { slot, fresh: true })
 }
 
+/// The namespace a create's start begins in (`c`, not stored yet, has
+/// none): one the pool has ready, or None (its start takes one then).
+/// Never blocks.
+pub(crate) fn ready_slot(shared: &Arc<Shared>, c: &Container) -> Option<EarlySlot> {
+    let kind = kind_of(c.network)?;
+    let slot = shared.net().try_take(&c.id, kind)?;
+    Some(EarlySlot { slot, fresh: true })
+}
+
 /// A start that did not begin gives back the namespace taken for it.
 pub(crate) async fn give_back_early(shared: &Arc<Shared>, id: &str, early: EarlySlot) {
     if !early.fresh {

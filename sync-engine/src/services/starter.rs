@@ -33,23 +33,43 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
             }
             let shared = shared.clone();
             tokio::spawn(async move {
-                let queued = since.elapsed();
-                let began = std::time::Instant::now();
-                let res = start_one(&shared, &id).await;
-                if !matches!(res, Ok(Outcome::Skipped)) {
-                    let ran = matches!(res, Ok(Outcome::Running));
-                    shared
-                        .metrics()
-                        .start_finished(ran, Some(queued), began.elapsed());
-                }
-                if let Err(e) = res {
-                    tracing::warn!(container = %id, error = %e, "start failed");
-                }
+                run_start(&shared, &id, Some(since.elapsed())).await;
                 shared.queue().finished(batch);
                 drop(slot);
             });
         }
     });
+}
+
+/// A start of a stored container that passes the idle queue
+/// (`StartQueue::idle_slot` gave `slot`, one of the starter's): made as
+/// the starter makes one, on a task of its own that holds the slot.
+pub(crate) fn start_now(shared: &Arc<Shared>, id: String, slot: tokio::sync::OwnedSemaphorePermit) {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        // As a queued one at shutdown: left `created` with autostart set,
+        // for the next quiltd.
+        if !shared.is_closing() {
+            run_start(&shared, &id, None).await;
+        }
+        drop(slot);
+    });
+}
+
+/// One start to its end, counted (`queued`: its wait in the queue, None
+/// when it took no turn there).
+async fn run_start(shared: &Arc<Shared>, id: &str, queued: Option<std::time::Duration>) {
+    let began = std::time::Instant::now();
+    let res = start_one(shared, id).await;
+    if !matches!(res, Ok(Outcome::Skipped)) {
+        let ran = matches!(res, Ok(Outcome::Running));
+        shared
+            .metrics()
+            .start_finished(ran, queued, began.elapsed());
+    }
+    if let Err(e) = res {
+        tracing::warn!(container = %id, error = %e, "start failed");
+    }
 }
 
 /// What a successful launch leaves for the daemon.
@@ -257,6 +277,90 @@ where
     rx.await.unwrap_or_else(|_| {
         Err(EngineError::Internal(
             "the start's task ended before its row changed".into(),
+        ))
+    })
+}
+
+/// A create's cold start that begins at once instead of from the queue,
+/// which is idle (`StartQueue::idle_slot` gave `slot`, one of the
+/// starter's): its row is inserted as `starting`, with a network namespace
+/// the pool has ready, in one statement (a queued start makes two: the
+/// insert, then the change to `starting` that records the namespace), and
+/// the start goes on as the starter's would, on a task of its own that
+/// holds the slot and the lifecycle lock to the start's end, whatever
+/// becomes of the calling RPC. Shutdown waits for it as for a claimed
+/// start. The answer comes back once the row is in (or is not).
+pub(crate) async fn direct_start(
+    shared: &Arc<Shared>,
+    mut c: Container,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Container> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let in_flight = shared.claimed_starts().enter();
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let (_in_flight, _slot) = (in_flight, slot);
+        let id = c.id.clone();
+        let live = shared.live(&id);
+        let op = live.lifecycle.lock().await;
+        if shared.is_closing() {
+            drop(op);
+            shared.forget(&id);
+            let _ = tx.send(Err(EngineError::Unavailable(
+                "quiltd is shutting down".into(),
+            )));
+            return;
+        }
+        let early = crate::network::ready_slot(&shared, &c);
+        c.state = State::Starting;
+        c.autostart = false;
+        let inserted = shared
+            .store()
+            .insert_full(
+                &c,
+                Some(&shared.cfg().userns_ids),
+                early.as_ref().map(|e| e.slot.as_str()),
+            )
+            .await;
+        let c = match inserted {
+            Ok((id_range, net)) => Container { id_range, net, ..c },
+            // A write that failed may have committed all the same (a
+            // connection lost after its COMMIT): the row tells.
+            Err(e) => match shared.store().get(&id).await {
+                Ok(Some(stored)) if stored.state == State::Starting => stored,
+                row => {
+                    let no_row = matches!(row, Ok(None));
+                    if no_row {
+                        if let Some(early) = early {
+                            crate::network::give_back_early(&shared, &id, early).await;
+                        }
+                    }
+                    drop(op);
+                    if no_row {
+                        shared.forget(&id);
+                    }
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            },
+        };
+        // Its names resolve on its network from now on.
+        crate::network::dns::insert(&shared, &c);
+        shared.emit(&c, State::Created, "created", None, None);
+        let _ = tx.send(Ok(c.clone()));
+        let began = std::time::Instant::now();
+        let res = begun(&shared, op, c, None, early.map(|e| e.slot)).await;
+        if !matches!(res, Ok(Outcome::Skipped)) {
+            let ran = matches!(res, Ok(Outcome::Running));
+            shared.metrics().start_finished(ran, None, began.elapsed());
+        }
+        if let Err(e) = res {
+            tracing::warn!(container = %id, error = %e, "start failed");
+        }
+    });
+    rx.await.unwrap_or_else(|_| {
+        Err(EngineError::Internal(
+            "the start's task ended before its row was inserted".into(),
         ))
     })
 }
