@@ -665,7 +665,8 @@ fn swap_root(ns: Option<std::fs::File>) -> SetupResult<bool> {
 /// (one for them all: the first directory gets it, the others read-only
 /// binds of it, so a container has one more superblock, not one per
 /// directory), and read-only binds of the rest. Paths the kernel does not
-/// have are skipped.
+/// have are skipped, as are directories to hide that are not directories:
+/// the mount says so (ENOENT, ENOTDIR), with no stat of each path first.
 fn mask_paths() -> SetupResult<()> {
     for p in [
         "/proc/kcore",
@@ -675,13 +676,16 @@ fn mask_paths() -> SetupResult<()> {
         "/proc/latency_stats",
         "/proc/timer_stats",
     ] {
-        let p = Path::new(p);
-        if p.exists() {
-            mnt(Some("/dev/null"), p, None, MsFlags::MS_BIND, None)?;
-        }
+        mount_unless(
+            &[Errno::ENOENT],
+            Some("/dev/null"),
+            p,
+            None,
+            MsFlags::MS_BIND,
+        )?;
     }
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let mut empty: Option<&Path> = None;
+    let mut empty: Option<&str> = None;
     for p in [
         "/proc/acpi",
         "/proc/asound",
@@ -689,22 +693,27 @@ fn mask_paths() -> SetupResult<()> {
         "/sys/firmware",
         "/sys/devices/virtual/powercap",
     ] {
-        let p = Path::new(p);
-        if !p.is_dir() {
-            continue;
-        }
-        match empty {
-            Some(first) => bind_read_only(first, p, flags)?,
-            None => {
-                mnt(
-                    Some("tmpfs"),
-                    p,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY | flags,
-                    None,
-                )?;
-                empty = Some(p);
-            }
+        let skip = [Errno::ENOENT, Errno::ENOTDIR];
+        let mounted = match empty {
+            Some(first) => mount_unless(
+                &skip,
+                Some(first),
+                p,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+            )?,
+            None => mount_unless(
+                &skip,
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | flags,
+            )?,
+        };
+        match (mounted, empty) {
+            (false, _) => {}
+            (true, Some(_)) => remount_read_only(Path::new(p), flags)?,
+            (true, None) => empty = Some(p),
         }
     }
     for p in [
@@ -714,10 +723,34 @@ fn mask_paths() -> SetupResult<()> {
         "/proc/sys",
         "/proc/sysrq-trigger",
     ] {
-        let p = Path::new(p);
-        if p.exists() {
-            bind_read_only(p, p, flags)?;
+        if mount_unless(
+            &[Errno::ENOENT],
+            Some(p),
+            p,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+        )? {
+            remount_read_only(Path::new(p), flags)?;
         }
     }
     Ok(())
+}
+
+/// mount(2) of `src` on `target`: Ok(false) when it fails with one of
+/// `skip` (the target is not there, or not of the kind the mount needs).
+fn mount_unless(
+    skip: &[Errno],
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+) -> SetupResult<bool> {
+    match mount(src, target, fstype, flags, None::<&str>) {
+        Ok(()) => Ok(true),
+        Err(e) if skip.contains(&e) => Ok(false),
+        Err(e) => Err(setup(format!(
+            "mount {} on {target}",
+            fstype.or(src).unwrap_or("-")
+        ))(e)),
+    }
 }
