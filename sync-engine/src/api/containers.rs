@@ -134,10 +134,12 @@ impl Engine {
                 .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
         }
         // Nothing waits to start and a slot is free: started at once.
-        if c.autostart && pooled.is_none() && shared.node().is_none() {
-            if let Some(slot) = shared.queue().idle_slot(who, shared.start_slots()) {
-                return crate::services::starter::direct_start(shared, c, slot).await;
-            }
+        if c.autostart
+            && pooled.is_none()
+            && shared.node().is_none()
+            && let Some(slot) = shared.queue().idle_slot(who, shared.start_slots())
+        {
+            return crate::services::starter::direct_start(shared, c, slot).await;
         }
         // A full queue is refused before any row exists.
         let slot = if c.autostart && here {

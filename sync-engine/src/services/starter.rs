@@ -330,10 +330,8 @@ pub(crate) async fn direct_start(
                 Ok(Some(stored)) if stored.state == State::Starting => stored,
                 row => {
                     let no_row = matches!(row, Ok(None));
-                    if no_row {
-                        if let Some(early) = early {
-                            crate::network::give_back_early(&shared, &id, early).await;
-                        }
+                    if no_row && let Some(early) = early {
+                        crate::network::give_back_early(&shared, &id, early).await;
                     }
                     drop(op);
                     if no_row {
