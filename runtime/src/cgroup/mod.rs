@@ -23,6 +23,7 @@ pub use v2::SHARED as SHARED_MEMORY_GROUP;
 
 use crate::spec::{CgroupLayout, CgroupSpec};
 use std::io::{ErrorKind, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -271,22 +272,58 @@ pub fn add_process(spec: &CgroupSpec, pid: i32) -> Result<(), CgroupError> {
 /// `cgroup.procs` write. On v2 it writes "0" to `cgroup.procs`. On v1 a
 /// container without a memory cgroup of its own joins the shared one.
 pub fn join_self(spec: &CgroupSpec) -> Result<(), CgroupError> {
+    join_through(&open_join_files(spec)?)
+}
+
+/// The files `join_self` writes to, opened for writing: by the shim for
+/// the container's first process, while that process sets up its mounts
+/// (`join_through` then moves whichever process writes). Opened straight
+/// away, with no stat of the hierarchy or the directory first (this is on
+/// every start's path); a missing directory is looked into only when the
+/// open says so.
+pub fn open_join_files(spec: &CgroupSpec) -> Result<Vec<OwnedFd>, CgroupError> {
     let file = match spec.layout {
         CgroupLayout::V2 { .. } => v2::JOIN_FILE,
         CgroupLayout::V1 { .. } => v1::JOIN_FILE,
     };
+    let mut files = Vec::new();
     for target in join_targets(spec)? {
-        // Written straight away, with no stat of the hierarchy or the
-        // directory first (this is on every start's path); a missing
-        // directory is looked into only when the write says so.
-        match write_file(&target.dir.join(file), "0") {
-            Err(CgroupError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+        let path = target.dir.join(file);
+        // As `write_file` opens (a file of a real cgroup is always there,
+        // and truncating it is a no-op).
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path);
+        match opened {
+            Ok(f) => files.push(OwnedFd::from(f)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 let mounted = target.hierarchy.as_deref().is_none_or(Path::is_dir);
                 if mounted && !target.optional {
-                    return Err(io_err(&target.dir, source));
+                    return Err(io_err(&target.dir, e));
                 }
             }
-            r => r?,
+            Err(e) => return Err(io_err(&path, e)),
+        }
+    }
+    Ok(files)
+}
+
+/// Moves the calling process (single-threaded) into the cgroups whose
+/// membership files `files` are (`open_join_files`): "0" names the
+/// writer, whoever opened the file.
+pub fn join_through(files: &[OwnedFd]) -> Result<(), CgroupError> {
+    for f in files {
+        match rustix::io::write(f, b"0") {
+            Ok(1) => {}
+            Ok(_) => {
+                return Err(io_err(
+                    Path::new("a cgroup's membership file"),
+                    std::io::Error::from(ErrorKind::WriteZero),
+                ));
+            }
+            Err(e) => return Err(io_err(Path::new("a cgroup's membership file"), e.into())),
         }
     }
     Ok(())

@@ -236,8 +236,10 @@ fn setup_and_exec(
     }
 
     if let Some(made) = &fds.cgroup_made {
-        await_cgroup(made)?;
-        enter_cgroup(cfg, false)?;
+        let files = await_cgroup(made)?;
+        crate::cgroup::join_through(&files).map_err(setup("joining cgroup"))?;
+        drop(files);
+        unshare_cgroup_ns()?;
     }
 
     nix::unistd::chdir(&rootfs).map_err(setup(format!("chdir {}", rootfs.display())))?;
@@ -350,21 +352,23 @@ fn enter_cgroup(cfg: &ContainerConfig, in_cgroup: bool) -> SetupResult<()> {
     if !in_cgroup {
         crate::cgroup::join_self(&cfg.cgroup).map_err(setup("joining cgroup"))?;
     }
+    unshare_cgroup_ns()
+}
+
+fn unshare_cgroup_ns() -> SetupResult<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(setup("unshare cgroup namespace"))
 }
 
-/// Waits for the shim's byte saying the container's cgroups are made. EOF
-/// means they are not: the shim failed (it kills this process then) or died.
-fn await_cgroup(made: &OwnedFd) -> SetupResult<()> {
-    let mut byte = [0u8; 1];
-    loop {
-        match nix::unistd::read(made, &mut byte) {
-            Ok(1) => return Ok(()),
-            Ok(_) => return Err(SetupError::new(EXIT_SETUP, "the shim made no cgroup")),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(setup("waiting for the cgroup")(e)),
-        }
+/// Waits for the shim's message saying the container's cgroups are made,
+/// with their membership files (opened by the shim meanwhile: no path walk
+/// here, on the start's path). EOF means they are not: the shim failed (it
+/// kills this process then) or died.
+fn await_cgroup(made: &OwnedFd) -> SetupResult<Vec<OwnedFd>> {
+    match super::fdpass::receive(made, true) {
+        Ok(Some((b'1', files))) => Ok(files),
+        Ok(_) => Err(SetupError::new(EXIT_SETUP, "the shim made no cgroup")),
+        Err(e) => Err(setup("waiting for the cgroup")(e)),
     }
 }
 

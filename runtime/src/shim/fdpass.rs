@@ -6,8 +6,9 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-/// The most descriptors one message carries.
-pub const MAX_FDS: usize = 3;
+/// The most descriptors one message carries (a container's cgroup
+/// membership files: one per v1 hierarchy).
+pub const MAX_FDS: usize = 8;
 
 /// Sends `tag`, with `fd` when given.
 pub fn send(sock: &OwnedFd, tag: u8, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {

@@ -274,8 +274,9 @@ fn start(
     let (stdin_r, stdin_w) = pair_if(cfg.stdio.open_stdin && !cfg.stdio.tty, pipe)?;
     // A pooled PID 1 waits on this one for its adoption.
     let (pool_ours, pool_child) = pair_if(cfg.pooled, super::pool::pair)?;
-    // PID 1 waits on this one for its cgroups (see `concurrent`).
-    let (made_r, made_w) = pair_if(concurrent, pipe)?;
+    // PID 1 waits on this one for its cgroups (see `concurrent`), and
+    // receives the files it joins them through, opened here.
+    let (made_r, made_w) = pair_if(concurrent, seqpacket_pair)?;
     for fd in [&out_r, &err_r] {
         let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
     }
@@ -389,11 +390,18 @@ fn start(
         root,
     ));
     if let Some(made) = made_w {
-        match make_cgroup(cfg, &rules, cgroup_created) {
-            // PID 1 reads the byte, or EOF should the write fail (it died).
-            Ok(n) => {
+        let made_and_opened = make_cgroup(cfg, &rules, cgroup_created).and_then(|n| {
+            cgroup::open_join_files(&cfg.cgroup)
+                .map(|files| (n, files))
+                .map_err(setup("opening the cgroups' membership files"))
+        });
+        match made_and_opened {
+            // PID 1 reads the message, or EOF should the send fail (it
+            // died).
+            Ok((n, files)) => {
                 oom_before = n;
-                let _ = nix::unistd::write(&made, b"1");
+                let fds: Vec<_> = files.iter().map(|f| f.as_fd()).collect();
+                let _ = super::fdpass::send_fds(&made, b'1', &fds);
             }
             Err(e) => {
                 let _ = proc::pidfd_send_signal(&pidfd, Signal::KILL);
