@@ -56,11 +56,23 @@ pub(crate) fn start_now(shared: &Arc<Shared>, id: String, slot: tokio::sync::Own
     });
 }
 
-/// One start to its end, counted (`queued`: its wait in the queue, None
-/// when it took no turn there).
+/// One start to its end, counted (see `ended`).
 async fn run_start(shared: &Arc<Shared>, id: &str, queued: Option<std::time::Duration>) {
     let began = std::time::Instant::now();
     let res = start_one(shared, id).await;
+    ended(shared, id, &res, queued, began);
+}
+
+/// A start that `began` has ended: counted unless skipped (`queued`: its
+/// wait in the queue, None when it took no turn there), and logged if it
+/// failed.
+fn ended(
+    shared: &Shared,
+    id: &str,
+    res: &Result<Outcome>,
+    queued: Option<std::time::Duration>,
+    began: std::time::Instant,
+) {
     if !matches!(res, Ok(Outcome::Skipped)) {
         let ran = matches!(res, Ok(Outcome::Running));
         shared
@@ -266,13 +278,7 @@ where
         let _adopting = pooled_start.then(|| crate::engine::Adopting::new(&live));
         let _refill = pooled_start.then(|| shared.pool().refill_after());
         let res = begun(&shared, op, c, pooled, None).await;
-        if !matches!(res, Ok(Outcome::Skipped)) {
-            let ran = matches!(res, Ok(Outcome::Running));
-            shared.metrics().start_finished(ran, None, began.elapsed());
-        }
-        if let Err(e) = res {
-            tracing::warn!(container = %id, error = %e, "start failed");
-        }
+        ended(&shared, &id, &res, None, began);
     });
     rx.await.unwrap_or_else(|_| {
         Err(EngineError::Internal(
@@ -348,13 +354,7 @@ pub(crate) async fn direct_start(
         let _ = tx.send(Ok(c.clone()));
         let began = std::time::Instant::now();
         let res = begun(&shared, op, c, None, early.map(|e| e.slot)).await;
-        if !matches!(res, Ok(Outcome::Skipped)) {
-            let ran = matches!(res, Ok(Outcome::Running));
-            shared.metrics().start_finished(ran, None, began.elapsed());
-        }
-        if let Err(e) = res {
-            tracing::warn!(container = %id, error = %e, "start failed");
-        }
+        ended(&shared, &id, &res, None, began);
     });
     rx.await.unwrap_or_else(|_| {
         Err(EngineError::Internal(
