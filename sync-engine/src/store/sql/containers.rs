@@ -341,14 +341,14 @@ impl SqlStore<super::Db> {
         Ok(state?)
     }
 
-    /// (SQLite) The network mode of `id` as the listing index has it,
-    /// without a read: None without an index, with a stale one, or for no
-    /// such row.
     /// The listing index's version (None: no index, or a stale one).
     pub fn list_version(&self) -> Option<u64> {
         self.index.as_ref()?.version()
     }
 
+    /// (SQLite) The network mode of `id` as the listing index has it,
+    /// without a read: None without an index, with a stale one, or for no
+    /// such row.
     pub fn indexed_network(&self, id: &str) -> Option<crate::model::Network> {
         let index = self.index.as_ref()?;
         if index.is_stale() {
