@@ -38,13 +38,7 @@ pub(crate) async fn prepare(
         Some(kind) => {
             let slot = match net.slot_of(&c.id) {
                 Some((own, k)) if k == kind && recorded == Some(own.as_str()) => own,
-                _ => match net.try_take(&c.id, kind) {
-                    Some(slot) => slot,
-                    None => {
-                        let (n, id) = (net.clone(), c.id.clone());
-                        tokio::task::spawn_blocking(move || n.take(&id, kind)).await??
-                    }
-                },
+                _ => take(&net, &c.id, kind).await?,
             };
             (net.netns_path(&c.id), Some(slot))
         }
@@ -119,16 +113,19 @@ pub(crate) async fn early_slot(shared: &Arc<Shared>, id: &str) -> Option<EarlySl
         Some((slot, k)) if k == kind => return Some(EarlySlot { slot, fresh: false }),
         Some(_) => return None,
     }
-    // One the pool has ready, without a trip to the blocking pool.
-    if let Some(slot) = net.try_take(id, kind) {
-        return Some(EarlySlot { slot, fresh: true });
-    }
-    let owner = id.to_owned();
-    let slot = tokio::task::spawn_blocking(move || net.take(&owner, kind))
-        .await
-        .ok()?
-        .ok()?;
+    let slot = take(&net, id, kind).await.ok()?;
     Some(EarlySlot { slot, fresh: true })
+}
+
+/// A namespace of `kind` for `owner` (its own when it has one): one the
+/// pool has ready, without a trip to the blocking pool, else one made
+/// there.
+async fn take(net: &Arc<quilt_network::Networking>, owner: &str, kind: Kind) -> Result<String> {
+    if let Some(slot) = net.try_take(owner, kind) {
+        return Ok(slot);
+    }
+    let (net, owner) = (net.clone(), owner.to_owned());
+    Ok(tokio::task::spawn_blocking(move || net.take(&owner, kind)).await??)
 }
 
 /// The namespace a create's start begins in (`c`, not stored yet, has
