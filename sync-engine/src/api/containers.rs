@@ -1,8 +1,7 @@
 //! The container verbs: create, start, get, list, stop, kill, wait, remove.
 //! Each checks what the state machine (`model::state`) allows, and waits
 //! through `Shared::wait_until`.
-use crate::engine::Requester;
-use crate::engine::{Engine, Shared, Waited};
+use crate::engine::{Engine, Requester, Shared, Turn, Waited};
 use crate::error::{EngineError, Result};
 use crate::model::{
     Container, CreateSpec, ListFilter, ListPage, ListQuery, State, WaitResult, now_ns,
@@ -133,19 +132,21 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
         }
-        // Nothing waits to start and a slot is free: started at once.
-        if c.autostart
-            && pooled.is_none()
-            && shared.node().is_none()
-            && let Some(slot) = shared.queue().idle_slot(who, shared.start_slots())
-        {
-            return crate::services::starter::direct_start(shared, c, slot).await;
-        }
-        // A full queue is refused before any row exists.
-        let slot = if c.autostart && here {
-            Some(shared.queue().reserve(who)?)
-        } else {
-            None
+        // Started at once when nothing waits and a slot is free (not in a
+        // cluster, where the queue's turn is the node's claim); else a
+        // place in the queue, and a full queue is refused before any row
+        // exists.
+        let slot = match c.autostart && here {
+            true => {
+                let may_pass = pooled.is_none() && shared.node().is_none();
+                match shared.queue().turn(who, shared.start_slots(), may_pass)? {
+                    Turn::Now(now) => {
+                        return crate::services::starter::direct_start(shared, c, now).await;
+                    }
+                    Turn::Queued(slot) => Some(slot),
+                }
+            }
+            false => None,
         };
         let inserted = shared
             .store()
@@ -220,22 +221,18 @@ impl Engine {
         if !begun {
             let live = shared.live(&c.id);
             let _lifecycle = live.lifecycle.lock().await;
-            // Nothing waits to start and a slot is free: started at once
-            // (it begins once this lock is let go); else queued.
-            let idle = match shared.node() {
-                None => shared.queue().idle_slot(who, shared.start_slots()),
-                Some(_) => None,
-            };
-            let turn: std::result::Result<_, _> = match idle {
-                Some(now) => Ok(now),
-                None => Err(shared.queue().reserve(who)?),
-            };
+            // Started at once when nothing waits and a slot is free (it
+            // begins once this lock is let go); else queued.
+            let may_pass = shared.node().is_none();
+            let turn = shared.queue().turn(who, shared.start_slots(), may_pass)?;
             if shared.store().reset_for_start(&c).await? {
                 match turn {
-                    Ok(now) => crate::services::starter::start_now(shared, c.id.clone(), now),
-                    Err(queued) => {
+                    Turn::Now(now) => {
+                        crate::services::starter::start_now(shared, c.id.clone(), now)
+                    }
+                    Turn::Queued(slot) => {
                         crate::cluster::note_taken(shared, &c.id);
-                        queued.send(c.id.clone());
+                        slot.send(c.id.clone());
                     }
                 }
             } else {

@@ -156,6 +156,15 @@ pub(crate) struct Slot<'a> {
     sent: bool,
 }
 
+/// A start's turn (`StartQueue::turn`).
+#[derive(Debug)]
+pub(crate) enum Turn<'a> {
+    /// Now, in this slot of the starter's: the queue is passed by.
+    Now(OwnedSemaphorePermit),
+    /// A place in the queue.
+    Queued(Slot<'a>),
+}
+
 impl Slot<'_> {
     pub fn send(mut self, id: String) {
         self.sent = true;
@@ -365,15 +374,26 @@ impl StartQueue {
         Some(q)
     }
 
+    /// `who`'s turn to start: at once where `may_pass` and the queue is
+    /// idle (`idle_slot`), else a place reserved in the queue (refused when
+    /// it is full: see `reserve`).
+    pub fn turn(
+        &self,
+        who: &Requester,
+        slots: &Arc<Semaphore>,
+        may_pass: bool,
+    ) -> Result<Turn<'_>> {
+        if may_pass && let Some(now) = self.idle_slot(who, slots) {
+            return Ok(Turn::Now(now));
+        }
+        self.reserve(who).map(Turn::Queued)
+    }
+
     /// A slot of the starter's for a start that need not wait its turn:
     /// Some only while no start holds a place in the queue (none reserved,
     /// none waiting, so none is passed over) and a slot is free at once.
     /// Batch starts always take their turn (their share of the slots).
-    pub fn idle_slot(
-        &self,
-        who: &Requester,
-        slots: &Arc<Semaphore>,
-    ) -> Option<OwnedSemaphorePermit> {
+    fn idle_slot(&self, who: &Requester, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
         if who.class != StartClass::Interactive {
             return None;
         }
@@ -418,6 +438,45 @@ mod tests {
 
     fn order(q: &StartQueue) -> Vec<String> {
         std::iter::from_fn(|| q.take().map(|x| x.id)).collect()
+    }
+
+    #[test]
+    fn only_an_interactive_start_passes_an_idle_queue() {
+        let q = queue(10);
+        let slots = Arc::new(Semaphore::new(2));
+        let a = who("a", StartClass::Interactive);
+        let now = |t: Turn<'_>| matches!(t, Turn::Now(_));
+        // Idle, a slot free: at once, in that slot.
+        let first = q.turn(&a, &slots, true).unwrap();
+        assert!(now(first));
+        assert_eq!(
+            slots.available_permits(),
+            2,
+            "the slot went back with the turn"
+        );
+        let held = match q.turn(&a, &slots, true).unwrap() {
+            Turn::Now(p) => p,
+            Turn::Queued(_) => panic!("queued with the queue idle"),
+        };
+        assert_eq!(slots.available_permits(), 1);
+        // Not allowed to pass, or a batch start: a place in the queue.
+        assert!(!now(q.turn(&a, &slots, false).unwrap()));
+        assert!(!now(q
+            .turn(&who("b", StartClass::Batch), &slots, true)
+            .unwrap()));
+        // A start holds a place (reserved or waiting): none passes it.
+        let waiting = q.reserve(&who("c", StartClass::Interactive)).unwrap();
+        assert!(!now(q.turn(&a, &slots, true).unwrap()));
+        waiting.send("c1".into());
+        assert!(!now(q.turn(&a, &slots, true).unwrap()));
+        assert_eq!(order(&q), vec!["c1"]);
+        // No slot free: a place in the queue.
+        let _other = slots.clone().try_acquire_owned().unwrap();
+        assert!(!now(q.turn(&a, &slots, true).unwrap()));
+        drop((held, _other));
+        // Closed (shutdown): never at once.
+        q.close();
+        assert!(!now(q.turn(&a, &slots, true).unwrap()));
     }
 
     #[test]
