@@ -380,29 +380,37 @@ impl Daemon {
         ContainerServiceClient::new(ch)
     }
 
+    /// One call on a fresh client, bounded by `RPC_TIMEOUT` (`what`
+    /// names it in the timeout's error).
+    fn bounded<T, Fut>(
+        &self,
+        what: &str,
+        call: impl FnOnce(ContainerServiceClient<Channel>) -> Fut,
+    ) -> Result<T, tonic::Status>
+    where
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        self.block_on(async { within(RPC_TIMEOUT, what, call(self.client().await)).await })
+    }
+
     /// CreateContainer (bounded).
     pub fn create(
         &self,
         req: CreateContainerRequest,
     ) -> Result<CreateContainerResponse, tonic::Status> {
-        self.block_on(async {
-            let mut c = self.client().await;
-            within(RPC_TIMEOUT, "CreateContainer", c.create_container(req)).await
+        self.bounded("CreateContainer", |mut c| async move {
+            c.create_container(req).await
         })
         .map(tonic::Response::into_inner)
     }
 
     /// GetContainer (bounded).
     pub fn get(&self, id: &str) -> Result<Container, tonic::Status> {
-        self.block_on(async {
-            let mut c = self.client().await;
-            within(
-                RPC_TIMEOUT,
-                "GetContainer",
-                c.get_container(GetContainerRequest { id: id.to_string() }),
-            )
-            .await
-        })
+        let req = GetContainerRequest { id: id.to_string() };
+        self.bounded(
+            "GetContainer",
+            |mut c| async move { c.get_container(req).await },
+        )
         .map(|r| {
             r.into_inner()
                 .container
@@ -412,10 +420,10 @@ impl Daemon {
 
     /// A non-interactive Exec, collected (bounded; see [`exec_collect`]).
     pub fn exec(&self, start: ExecStart) -> Result<ExecResult, tonic::Status> {
-        self.block_on(async {
-            let mut c = self.client().await;
-            within(RPC_TIMEOUT, "Exec", exec_collect(&mut c, start)).await
-        })
+        self.bounded(
+            "Exec",
+            |mut c| async move { exec_collect(&mut c, start).await },
+        )
     }
 
     /// One ListContainers call, its answer as sent (bounded).
@@ -423,9 +431,8 @@ impl Daemon {
         &self,
         req: ListContainersRequest,
     ) -> Result<ListContainersResponse, tonic::Status> {
-        self.block_on(async {
-            let mut c = self.client().await;
-            within(RPC_TIMEOUT, "ListContainers", c.list_containers(req)).await
+        self.bounded("ListContainers", |mut c| async move {
+            c.list_containers(req).await
         })
         .map(tonic::Response::into_inner)
     }
@@ -438,14 +445,8 @@ impl Daemon {
 
     /// ListContainers, every page (bounded).
     pub fn try_list(&self) -> Result<Vec<Container>, tonic::Status> {
-        self.block_on(async {
-            let mut c = self.client().await;
-            within(
-                RPC_TIMEOUT,
-                "ListContainers",
-                list_all(&mut c, ListContainersRequest::default()),
-            )
-            .await
+        self.bounded("ListContainers", |mut c| async move {
+            list_all(&mut c, ListContainersRequest::default()).await
         })
     }
 
