@@ -307,6 +307,95 @@ pub fn start(
     s.finish(report)
 }
 
+/// A start whose workload waits at its gate (see
+/// [`ContainerConfig::gated`]): spawned while the daemon records the
+/// container, let go once it has ([`Gated::go`]), or abandoned
+/// ([`Gated::abandon`], or dropped) should the record fail. Holds the
+/// shim's stdin (the gate), its stdout and its process.
+#[derive(Debug)]
+pub struct Gated {
+    shim: Option<Spawned>,
+}
+
+/// Starts `SHIM run` for `config` with its gate closed (`config.gated` is
+/// set here) and `root` as [`start`] does; returns once the config is
+/// written, without waiting for a report. Blocking.
+pub fn start_gated(
+    shim: &Path,
+    config: &ContainerConfig,
+    root: Option<OwnedFd>,
+) -> Result<Gated, LaunchError> {
+    let config = ContainerConfig {
+        gated: true,
+        ..config.clone()
+    };
+    Ok(Gated {
+        shim: Some(spawn(shim, &config, true, root)?),
+    })
+}
+
+impl Gated {
+    /// Opens the gate (one byte, and the pipe closed) and waits for the
+    /// start's report, as [`start`] would have. On the async runtime: see
+    /// [`HandedOver::wait`].
+    pub async fn go(mut self) -> Result<StartReport, LaunchError> {
+        let mut s = self.shim.take().expect("a gated shim");
+        let stdin = s.stdin.take();
+        let opened = match stdin {
+            Some(w) => write_frame(w, vec![1])
+                .await
+                .map_err(|e| LaunchError::Protocol(format!("opening the gate: {e}"))),
+            None => Err(LaunchError::Protocol("no stdin".into())),
+        };
+        match opened {
+            Ok(()) => HandedOver { shim: s }.wait().await,
+            Err(e) => {
+                // Its workload never ran: the shim ends the start.
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = s.report();
+                    s.child.wait()
+                })
+                .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the gate: the workload never runs, and the shim removes the
+    /// container's cgroup and directory, reports and exits. Waits for that
+    /// and reaps it. Blocking.
+    pub fn abandon(mut self) -> Result<StartReport, LaunchError> {
+        let mut s = self.shim.take().expect("a gated shim");
+        drop(s.stdin.take());
+        let report = s.report()?;
+        if let StartReport::Started { .. } = report {
+            // Cannot be, the gate being closed: ended all the same.
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            return Err(LaunchError::Protocol(
+                "an abandoned start reported its workload started".into(),
+            ));
+        }
+        s.finish(report)
+    }
+}
+
+impl Drop for Gated {
+    /// Never blocks (it may run on an async runtime): the gate is closed
+    /// and a thread reaps the shim once it has ended the start.
+    fn drop(&mut self) {
+        if let Some(mut s) = self.shim.take() {
+            drop(s.stdin.take());
+            let _ = std::thread::Builder::new()
+                .name("reap-gated".into())
+                .spawn(move || {
+                    let _ = s.report();
+                    let _ = s.child.wait();
+                });
+        }
+    }
+}
+
 /// A warm pool's container, prepared and waiting for the config of the
 /// container that adopts it. Discarding or dropping it closes the shim's
 /// stdin: the shim then ends the container, removes its cgroup and

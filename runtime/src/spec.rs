@@ -8,6 +8,10 @@ use std::path::PathBuf;
 pub const EXIT_SETUP: i32 = 125;
 pub const EXIT_CANNOT_EXEC: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
+/// A gated start's workload that was never let go (see
+/// [`ContainerConfig::gated`]): its daemon closed the gate, or died,
+/// before recording the container. Never recorded as an exit.
+pub const EXIT_ABANDONED: i32 = 124;
 
 /// The PATH a container gets unless it sets its own.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -124,6 +128,13 @@ pub struct ContainerConfig {
     /// that adopts it on its stdin.
     #[serde(default)]
     pub pooled: bool,
+    /// A start made while the daemon still records the container (see
+    /// [`crate::launch::start_gated`]): PID 1 sets up, then waits for one
+    /// byte on the shim's stdin before its execve. The end of stdin
+    /// instead abandons the start: the shim removes the container's cgroup
+    /// and directory and reports [`EXIT_ABANDONED`].
+    #[serde(default)]
+    pub gated: bool,
 }
 
 impl ContainerConfig {

@@ -93,6 +93,7 @@ impl Env {
             mount_ns: None,
             shared_sysfs: None,
             pooled: false,
+            gated: false,
         }
     }
 
@@ -1809,4 +1810,73 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     assert!(proc::start_time(pid).is_none(), "its PID 1 is gone");
     assert!(!cgroup_dir(&pooled).exists());
     assert!(!pooled.dir.exists());
+}
+
+#[test]
+fn a_gated_start_runs_once_let_go_and_never_when_abandoned() {
+    let mut env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    let with_mark = |env: &mut Env| {
+        let mut cfg = env.config(&["sh", "-c", "touch /h/ran; echo ran"], Limits::default());
+        cfg.mounts.push(quilt_runtime::mounts::MountConfig {
+            target: "/h".into(),
+            read_only: false,
+            kind: quilt_runtime::mounts::MountKind::Bind {
+                source: host.path().to_owned(),
+                create: false,
+            },
+        });
+        cfg
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Let go: it runs as a start does.
+    let cfg = with_mark(&mut env);
+    let gated = launch::start_gated(Path::new(SHIM), &cfg, None).unwrap();
+    // Its PID 1 waits at the gate, set up but not exec'd.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !host.path().join("ran").exists(),
+        "ran before the gate opened"
+    );
+    assert!(cgroup_leaf(&cfg.cgroup).is_dir());
+    let report = rt.block_on(gated.go()).unwrap();
+    let StartReport::Started { shim_pid, .. } = report else {
+        panic!("expected Started, got {report:?}");
+    };
+    env.started.push((shim_pid, 0));
+    assert!(wait_exit(shim_pid, Duration::from_secs(20)));
+    assert_eq!(stdout_lines(&cfg.dir), ["ran"]);
+    assert!(host.path().join("ran").exists());
+    std::fs::remove_file(host.path().join("ran")).unwrap();
+
+    // Abandoned: the workload never runs; the shim removes its cgroup and
+    // directory, reports why and is reaped.
+    let cfg = with_mark(&mut env);
+    let gated = launch::start_gated(Path::new(SHIM), &cfg, None).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    match gated.abandon().unwrap() {
+        StartReport::Failed { exit_code, message } => {
+            assert_eq!(exit_code, EXIT_ABANDONED, "{message}");
+        }
+        r => panic!("expected Failed, got {r:?}"),
+    }
+    assert!(!host.path().join("ran").exists(), "an abandoned start ran");
+    assert!(!cgroup_leaf(&cfg.cgroup).exists());
+    assert!(!cfg.dir.exists());
+
+    // Dropped at once, its PID 1 perhaps not at the gate yet (as when the
+    // daemon dies): the same, on a thread of its own.
+    let cfg = with_mark(&mut env);
+    drop(launch::start_gated(Path::new(SHIM), &cfg, None).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (cfg.dir.exists() || cgroup_leaf(&cfg.cgroup).exists()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!cfg.dir.exists());
+    assert!(!cgroup_leaf(&cfg.cgroup).exists());
+    assert!(!host.path().join("ran").exists(), "a dropped start ran");
 }

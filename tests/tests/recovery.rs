@@ -191,3 +191,53 @@ fn a_second_daemon_on_the_same_socket_or_data_dir_is_refused() {
     d.cli(["rm", "-f", "keep"]).expect_code(0);
     d.assert_no_leftovers();
 }
+
+#[test]
+fn a_daemon_killed_amid_creates_leaves_nothing_behind() {
+    // Creates whose start begins at once run their shim while their row is
+    // inserted: one killed between the two has a shim and a directory but
+    // no row. It must clean up after itself, and the rows that were
+    // acknowledged must all be there and manageable after the restart.
+    let mut d = Daemon::start();
+    let pid = d.pid().expect("quiltd runs");
+    let acked = d.block_on(async {
+        let c = d.client().await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..40 {
+            let (mut c, tx) = (c.clone(), tx.clone());
+            tokio::spawn(async move {
+                let req = quilt_tests::named(&format!("amid-{i}"), &["sleep", "1000"]);
+                let r = tokio::time::timeout(Duration::from_secs(30), c.create_container(req));
+                let _ = tx.send(matches!(r.await, Ok(Ok(_))));
+                // A little apart, so that some are mid-start at the kill.
+            });
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+        drop(tx);
+        let mut acked = 0;
+        while let Some(ok) = rx.recv().await {
+            acked += ok as usize;
+            if acked == 8 {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .expect("kill quiltd");
+            }
+        }
+        acked
+    });
+    d.kill9();
+    assert!(acked >= 8, "only {acked} creates were acknowledged");
+    d.restart();
+    let rows = d.list();
+    assert!(
+        rows.len() >= acked,
+        "{} rows for {acked} acknowledged creates",
+        rows.len()
+    );
+    for c in &rows {
+        d.cli(["rm", "-f", &c.id]).expect_code(0);
+    }
+    d.assert_no_leftovers();
+}

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-pub use crate::spec::{DEFAULT_PATH, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
+pub use crate::spec::{DEFAULT_PATH, EXIT_ABANDONED, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
 
 /// A failure before the workload runs: exit code + message.
 #[derive(Debug)]

@@ -41,6 +41,9 @@ pub struct ChildFds {
     /// Its root, made ahead (see `crate::layer`): attached instead of an
     /// overlay mounted here.
     pub root: Option<OwnedFd>,
+    /// A gated start (see `ContainerConfig::gated`): the daemon's end of
+    /// the shim's stdin, read before the execve.
+    pub gate: Option<OwnedFd>,
 }
 
 /// Runs in the cloned child; never returns. `in_cgroup`: already born in the
@@ -325,6 +328,9 @@ fn setup_and_exec(
     rearm_parent_death(fds.errp_w.as_fd())?;
 
     wire_stdio(cfg, fds)?;
+    if let Some(gate) = &fds.gate {
+        await_gate(gate)?;
+    }
     if cfg.init {
         // PID 1 is filtered too: the workload it forks inherits its filter.
         install_seccomp(&seccomp)?;
@@ -343,6 +349,25 @@ fn setup_and_exec(
     // The very last step: from here on only execve is made.
     install_seccomp(&seccomp)?;
     Err(execve(&path, &argv, &env, argv0))
+}
+
+/// Waits at a gated start's gate: one byte lets the workload go; the end
+/// of the pipe (the daemon closed it, or died) abandons the start.
+fn await_gate(gate: &OwnedFd) -> SetupResult<()> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(gate, &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err(SetupError::new(
+                    EXIT_ABANDONED,
+                    "abandoned: the daemon did not record the container",
+                ));
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(setup("waiting at the gate")(e)),
+        }
+    }
 }
 
 /// Joins the container's cgroup (unless born in it), then makes a cgroup

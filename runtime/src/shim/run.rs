@@ -140,6 +140,15 @@ pub fn run(root: Option<OwnedFd>) -> i32 {
             if cgroup_created && let Err(ce) = cgroup::remove(&cfg.cgroup) {
                 diag(format_args!("removing cgroup: {ce}"));
             }
+            // No row owns its directory (its daemon did not record it, or
+            // died before it did): nobody else removes it.
+            if cfg.gated
+                && e.code == EXIT_ABANDONED
+                && let Err(de) = std::fs::remove_dir_all(&cfg.dir)
+                && de.kind() != std::io::ErrorKind::NotFound
+            {
+                diag(format_args!("removing {}: {de}", cfg.dir.display()));
+            }
             report(&StartReport::Failed {
                 exit_code: e.code,
                 message: e.message,
@@ -223,6 +232,12 @@ fn start(
     if cfg.argv.is_empty() && !cfg.pooled {
         return Err(SetupError::new(EXIT_SETUP, "no command given"));
     }
+    if cfg.pooled && cfg.gated {
+        return Err(SetupError::new(
+            EXIT_SETUP,
+            "a pooled container is not gated",
+        ));
+    }
     if cfg.pooled && cfg.security.idmap.is_some() {
         return Err(SetupError::new(
             EXIT_SETUP,
@@ -274,6 +289,16 @@ fn start(
     let (stdin_r, stdin_w) = pair_if(cfg.stdio.open_stdin && !cfg.stdio.tty, pipe)?;
     // A pooled PID 1 waits on this one for its adoption.
     let (pool_ours, pool_child) = pair_if(cfg.pooled, super::pool::pair)?;
+    // A gated PID 1 waits on the daemon's end of stdin before its execve.
+    let gate = match cfg.gated {
+        true => Some(
+            std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(setup("the gate"))?,
+        ),
+        false => None,
+    };
     // PID 1 waits on this one for its cgroups (see `concurrent`), and
     // receives the files it joins them through, opened here.
     let (made_r, made_w) = pair_if(concurrent, seqpacket_pair)?;
@@ -368,6 +393,7 @@ fn start(
                     stdin_r,
                     trees,
                     adopt: pool_child,
+                    gate,
                     cgroup_made: made_r,
                     root,
                 },
@@ -388,6 +414,7 @@ fn start(
         pool_child,
         made_r,
         root,
+        gate,
     ));
     if let Some(made) = made_w {
         let made_and_opened = make_cgroup(cfg, &rules, cgroup_created).and_then(|n| {

@@ -157,7 +157,7 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
         }
     };
     let recorded = early.map(|e| e.slot);
-    begun(shared, op, c, member.map(Pooled::Member), recorded).await
+    begun(shared, op, c, member.map(Pooled::Member), recorded, None).await
 }
 
 /// What a start has of a warm pool's container.
@@ -277,7 +277,7 @@ where
         let pooled_start = had_member || pooled.is_some();
         let _adopting = pooled_start.then(|| crate::engine::Adopting::new(&live));
         let _refill = pooled_start.then(|| shared.pool().refill_after());
-        let res = begun(&shared, op, c, pooled, None).await;
+        let res = begun(&shared, op, c, pooled, None, None).await;
         ended(&shared, &id, &res, None, began);
     });
     rx.await.unwrap_or_else(|_| {
@@ -320,13 +320,16 @@ pub(crate) async fn direct_start(
         let early = crate::network::ready_slot(&shared, &c);
         c.state = State::Starting;
         c.autostart = false;
+        let slot = early.as_ref().map(|e| e.slot.clone());
+        // Its shim runs meanwhile when nothing of its set-up needs the row
+        // (on a task of its own: the answer waits for the insert only).
+        let mut ahead = may_run_ahead(&c, slot.as_deref()).then(|| {
+            let (shared, c, slot) = (shared.clone(), c.clone(), slot.clone());
+            tokio::spawn(async move { run_ahead(&shared, &c, slot.as_deref()).await })
+        });
         let inserted = shared
             .store()
-            .insert_full(
-                &c,
-                Some(&shared.cfg().userns_ids),
-                early.as_ref().map(|e| e.slot.as_str()),
-            )
+            .insert_full(&c, Some(&shared.cfg().userns_ids), slot.as_deref())
             .await;
         let c = match inserted {
             Ok((id_range, net)) => Container { id_range, net, ..c },
@@ -336,6 +339,9 @@ pub(crate) async fn direct_start(
                 Ok(Some(stored)) if stored.state == State::Starting => stored,
                 row => {
                     let no_row = matches!(row, Ok(None));
+                    if let Some(ahead) = ahead.take() {
+                        abandon(&shared, ran(ahead).await, &id, no_row).await;
+                    }
                     if no_row && let Some(early) = early {
                         crate::network::give_back_early(&shared, &id, early).await;
                     }
@@ -353,7 +359,11 @@ pub(crate) async fn direct_start(
         shared.emit(&c, State::Created, "created", None, None);
         let _ = tx.send(Ok(c.clone()));
         let began = std::time::Instant::now();
-        let res = begun(&shared, op, c, None, early.map(|e| e.slot)).await;
+        let ahead = match ahead {
+            Some(ahead) => Some(ran(ahead).await),
+            None => None,
+        };
+        let res = begun(&shared, op, c, None, early.map(|e| e.slot), ahead).await;
         ended(&shared, &id, &res, None, began);
     });
     rx.await.unwrap_or_else(|_| {
@@ -361,6 +371,75 @@ pub(crate) async fn direct_start(
             "the start's task ended before its row was inserted".into(),
         ))
     })
+}
+
+/// A cold start's shim, run (gated: its workload waits for the row) while
+/// the row is inserted, with the config it got; or why it did not run.
+type Ahead = std::result::Result<(launch::Gated, ContainerConfig), (i32, String)>;
+
+/// Whether nothing of `c`'s cold start needs its row before the workload
+/// runs, so that its shim may run while the row is inserted: no address
+/// or ports to take on a bridge, no id range for a user namespace, no
+/// volume to record, and with a network namespace of its own, one taken
+/// already (`slot`, recorded by the insert).
+fn may_run_ahead(c: &Container, slot: Option<&str>) -> bool {
+    use crate::model::{Network, UsernsMode};
+    let net = match c.network {
+        Network::None => slot.is_some(),
+        Network::Host => true,
+        Network::Bridge | Network::Container => false,
+    };
+    net && c.security.userns != UsernsMode::Private && !c.uses_volumes()
+}
+
+/// Runs `c`'s cold start up to its workload's execve, which waits for
+/// [`launch::Gated::go`]: what `begun` does before its launch, and the
+/// launch, gated. `slot`: its network namespace, taken already.
+async fn run_ahead(shared: &Arc<Shared>, c: &Container, slot: Option<&str>) -> Ahead {
+    let mut config = runtime_config(shared, c)
+        .await
+        .map_err(|e| (EXIT_SETUP, e.to_string()))?;
+    let p = crate::network::prepare(shared, c, slot)
+        .await
+        .map_err(|e| (EXIT_SETUP, format!("network: {e}")))?;
+    config.netns = p.netns;
+    config.mounts.extend(p.mounts);
+    let shim = shared.cfg().shim_path.clone();
+    let (image, on) = (c.image.clone(), shared.clone());
+    tokio::task::spawn_blocking(move || {
+        run_shim(&on, &shim, &image, config, p.files, launch::start_gated)
+    })
+    .await
+    .unwrap_or_else(|e| Err((EXIT_SETUP, e.to_string())))
+}
+
+/// What [`run_ahead`]'s task came to.
+async fn ran(task: tokio::task::JoinHandle<Ahead>) -> Ahead {
+    task.await
+        .unwrap_or_else(|e| Err((EXIT_SETUP, format!("running the shim ahead: {e}"))))
+}
+
+/// A shim run ahead of a row that was not inserted: its workload never
+/// runs (the shim removes the cgroup and directory it made). Its
+/// directory goes here too when `no_row` (the shim may have failed
+/// before its gate, or never run).
+async fn abandon(shared: &Arc<Shared>, ahead: Ahead, id: &str, no_row: bool) {
+    let dir = shared.cfg().container_dir(id);
+    let id = id.to_owned();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok((gated, _)) = ahead
+            && let Err(e) = gated.abandon()
+        {
+            tracing::warn!(container = %id, error = %e, "abandoning a start run ahead of its row");
+        }
+        if no_row
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the directory of a start that has no row");
+        }
+    })
+    .await;
 }
 
 /// A claimed start that did not begin: what its claim and pooled container
@@ -433,13 +512,16 @@ async fn ready_claimed(
 /// The rest of a start once its row says `starting` (`c`, as the change
 /// left it), under the lifecycle lock `op`; `pooled`: the warm pool's
 /// container it adopts, if any; `recorded`: the network namespace the
-/// change recorded for a cold start (see `network::early_slot`).
+/// change recorded for a cold start (see `network::early_slot`); `ahead`:
+/// a cold start's shim run while the row was inserted (see
+/// [`run_ahead`]), let go here.
 async fn begun(
     shared: &Arc<Shared>,
     op: tokio::sync::MutexGuard<'_, ()>,
     c: Container,
     pooled: Option<Pooled>,
     recorded: Option<String>,
+    ahead: Option<Ahead>,
 ) -> Result<Outcome> {
     let id = c.id.as_str();
     shared.emit(&c, State::Starting, "starting", None, None);
@@ -486,9 +568,18 @@ async fn begun(
         None => None,
     };
     // An adoption changed the row to running while its workload started.
-    let (outcome, recorded) = match adopted {
-        Some(a) => (a.started, a.recorded),
-        None => {
+    let (outcome, recorded) = match (adopted, ahead) {
+        (Some(a), _) => (a.started, a.recorded),
+        // Its shim waits at the gate for the row, which is in now.
+        (None, Some(Ok((gated, config)))) => {
+            let cold = match gated.go().await {
+                Ok(report) => launched_async(report, config).await,
+                Err(e) => Err((EXIT_SETUP, e.to_string())),
+            };
+            (cold, None)
+        }
+        (None, Some(Err(why))) => (Err(why), None),
+        (None, None) => {
             let mut config = match config {
                 Some(config) => config,
                 None => match runtime_config(shared, c).await {
@@ -613,6 +704,7 @@ pub(crate) async fn runtime_config(shared: &Arc<Shared>, c: &Container) -> Resul
             _ => None,
         },
         pooled: false,
+        gated: false,
     };
     let security = match crate::security::ready_config(shared, c)? {
         Some(security) => security,
@@ -664,9 +756,27 @@ fn launch_blocking(
     shared: &Shared,
     shim: &std::path::Path,
     image: &str,
-    mut config: ContainerConfig,
+    config: ContainerConfig,
     files: Option<crate::network::HostsFiles>,
 ) -> std::result::Result<Launched, (i32, String)> {
+    let (report, config) = run_shim(shared, shim, image, config, files, launch::start)?;
+    launched(report, &config)
+}
+
+/// [`launch_blocking`] up to the shim's run, which `run` makes (a start,
+/// or a gated one): what it returned, and the config the shim got.
+fn run_shim<T>(
+    shared: &Shared,
+    shim: &std::path::Path,
+    image: &str,
+    mut config: ContainerConfig,
+    files: Option<crate::network::HostsFiles>,
+    run: impl FnOnce(
+        &std::path::Path,
+        &ContainerConfig,
+        Option<std::os::fd::OwnedFd>,
+    ) -> std::result::Result<T, launch::LaunchError>,
+) -> std::result::Result<(T, ContainerConfig), (i32, String)> {
     let setup = |e: &dyn std::fmt::Display| (EXIT_SETUP, e.to_string());
     config.image_rootfs = shared.images().prepare(image).map_err(|e| setup(&e))?;
     let layers = shared.layers();
@@ -683,7 +793,7 @@ fn launch_blocking(
         ),
         false => None,
     };
-    let report = (|| {
+    let ran = (|| {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| setup(&format!("create {}: {e}", config.dir.display())))?;
         if let Some(files) = files {
@@ -694,12 +804,12 @@ fn launch_blocking(
         }
         exitfile::clear(&config.dir).map_err(|e| setup(&format!("clear exit status: {e}")))?;
         crate::api::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
-        launch::start(shim, &config, root).map_err(|e| setup(&e))
+        run(shim, &config, root).map_err(|e| setup(&e))
     })();
     if pooled {
         layers.refill(&config.image_rootfs, config.volatile_rootfs);
     }
-    launched(report?, &config)
+    Ok((ran?, config))
 }
 
 /// A supervisor that reported Started but whose pidfd could not be opened.
