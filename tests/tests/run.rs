@@ -150,8 +150,12 @@ fn environment_is_clean_and_has_user_entries() {
 fn hostname_is_the_name_and_the_host_keeps_its_own() {
     let d = Daemon::start();
     let before = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let out = d.cli(["run", "--rm", "--name", "myhost", "default", "hostname"]);
-    assert_eq!(out.ok(), "myhost", "{out:?}");
+    // /etc/hostname says the same, as on docker (the image has its own).
+    let both = "hostname; cat /etc/hostname";
+    let out = d.cli([
+        "run", "--rm", "--name", "myhost", "default", "sh", "-c", both,
+    ]);
+    assert_eq!(out.ok(), "myhost\nmyhost", "{out:?}");
     let out = d.cli([
         "run",
         "--rm",
@@ -160,9 +164,25 @@ fn hostname_is_the_name_and_the_host_keeps_its_own() {
         "--hostname",
         "other-host",
         "default",
-        "hostname",
+        "sh",
+        "-c",
+        both,
     ]);
-    assert_eq!(out.ok(), "other-host", "{out:?}");
+    assert_eq!(out.ok(), "other-host\nother-host", "{out:?}");
+    // A file of the caller's own mounted there wins.
+    let own = d.root.join("own-hostname");
+    fs::write(&own, "mine\n").unwrap();
+    let mount = format!("{}:/etc/hostname", own.display());
+    let out = d.cli([
+        "run",
+        "--rm",
+        "-v",
+        &mount,
+        "default",
+        "cat",
+        "/etc/hostname",
+    ]);
+    assert_eq!(out.ok(), "mine", "{out:?}");
     let after = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(before, after, "the host's hostname changed");
     d.assert_no_leftovers();

@@ -82,12 +82,15 @@ fn a_run_of_the_pools_shape_adopts_a_prepared_container() {
             "default",
             "sh",
             "-c",
-            "echo $WHO $(pwd) $(id -u):$(id -g) $(hostname); grep -c adopted /etc/hosts",
+            "echo $WHO $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname); grep -c adopted /etc/hosts",
         ])
         .ok();
     let mut lines = out.lines();
     let first = lines.next().unwrap_or("");
-    assert_eq!(first, "adopter /work/dir 1000:1000 adopted", "{out}");
+    assert_eq!(
+        first, "adopter /work/dir 1000:1000 adopted adopted",
+        "{out}"
+    );
     // Its own /etc/hosts (written for its names at adoption) names it,
     // and it was adopted, not started cold after all.
     assert_eq!(lines.next(), Some("1"), "{out}");

@@ -125,6 +125,9 @@ pub(crate) struct Files {
     hosts: Option<String>,
     /// None: the container mounts its own /etc/resolv.conf.
     resolv: Option<Resolv>,
+    /// Its hostname, as /etc/hostname says it (docker's habit); None: the
+    /// container mounts its own.
+    hostname: Option<String>,
 }
 
 /// What a start's resolv.conf is made from.
@@ -186,6 +189,9 @@ impl Files {
             };
             put("resolv.conf", "/etc/resolv.conf", text)?;
         }
+        if let Some(name) = self.hostname {
+            put("hostname", "/etc/hostname", format!("{name}\n"))?;
+        }
         Ok(mounts)
     }
 }
@@ -208,6 +214,7 @@ async fn render(shared: &Arc<Shared>, c: &Container) -> Result<Files> {
         dir: shared.cfg().container_dir(&c.id),
         hosts,
         resolv,
+        hostname: (!c.mounts_at("/etc/hostname")).then(|| c.hostname.clone()),
     })
 }
 
