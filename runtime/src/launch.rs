@@ -311,10 +311,13 @@ pub fn start(
 /// [`ContainerConfig::gated`]): spawned while the daemon records the
 /// container, let go once it has ([`Gated::go`]), or abandoned
 /// ([`Gated::abandon`], or dropped) should the record fail. Holds the
-/// shim's stdin (the gate), its stdout and its process.
+/// shim's stdin (the gate), its stdout and its process, and what an
+/// abandoned start leaves to remove.
 #[derive(Debug)]
 pub struct Gated {
     shim: Option<Spawned>,
+    cgroup: crate::spec::CgroupSpec,
+    dir: std::path::PathBuf,
 }
 
 /// Starts `SHIM run` for `config` with its gate closed (`config.gated` is
@@ -331,66 +334,86 @@ pub fn start_gated(
     };
     Ok(Gated {
         shim: Some(spawn(shim, &config, true, root)?),
+        cgroup: config.cgroup.clone(),
+        dir: config.dir.clone(),
     })
 }
 
 impl Gated {
     /// Opens the gate (one byte, and the pipe closed) and waits for the
     /// start's report, as [`start`] would have. On the async runtime: see
-    /// [`HandedOver::wait`].
+    /// [`HandedOver::wait`]. A shim that ended the start before its gate
+    /// (its PID 1 failed: the byte finds no reader) reports why all the
+    /// same.
     pub async fn go(mut self) -> Result<StartReport, LaunchError> {
         let mut s = self.shim.take().expect("a gated shim");
-        let stdin = s.stdin.take();
-        let opened = match stdin {
-            Some(w) => write_frame(w, vec![1])
-                .await
-                .map_err(|e| LaunchError::Protocol(format!("opening the gate: {e}"))),
-            None => Err(LaunchError::Protocol("no stdin".into())),
+        let opened = match s.stdin.take() {
+            Some(w) => write_frame(w, vec![1]).await,
+            None => Err(std::io::Error::other("no stdin")),
         };
-        match opened {
-            Ok(()) => HandedOver { shim: s }.wait().await,
-            Err(e) => {
-                // Its workload never ran: the shim ends the start.
-                let _ = tokio::task::spawn_blocking(move || {
-                    let _ = s.report();
-                    s.child.wait()
-                })
-                .await;
-                Err(e)
-            }
+        match (HandedOver { shim: s }.wait().await, opened) {
+            (Err(LaunchError::Protocol(why)), Err(e)) => Err(LaunchError::Protocol(format!(
+                "{why} (opening the gate: {e})"
+            ))),
+            (report, _) => report,
         }
     }
 
-    /// Closes the gate: the workload never runs, and the shim removes the
-    /// container's cgroup and directory, reports and exits. Waits for that
-    /// and reaps it. Blocking.
+    /// Closes the gate: the workload never runs. Waits for the shim to
+    /// end the start and reaps it, then removes the container's cgroup and
+    /// directory (the shim leaves them: closed by a daemon that died, the
+    /// gate leaves them to the next, which may start the container again).
+    /// Blocking.
     pub fn abandon(mut self) -> Result<StartReport, LaunchError> {
         let mut s = self.shim.take().expect("a gated shim");
         drop(s.stdin.take());
-        let report = s.report()?;
-        if let StartReport::Started { .. } = report {
+        let ended = match s.report() {
             // Cannot be, the gate being closed: ended all the same.
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-            return Err(LaunchError::Protocol(
-                "an abandoned start reported its workload started".into(),
-            ));
+            Ok(StartReport::Started { .. }) => {
+                let _ = s.child.kill();
+                let _ = s.child.wait();
+                Err(LaunchError::Protocol(
+                    "an abandoned start reported its workload started".into(),
+                ))
+            }
+            Ok(report) => s.finish(report),
+            Err(e) => Err(e),
+        };
+        self.remove();
+        ended
+    }
+
+    /// What an abandoned start made, once its shim is reaped.
+    fn remove(&self) {
+        if let Err(e) = crate::cgroup::remove(&self.cgroup) {
+            tracing::warn!(cgroup = %self.cgroup.path, error = %e, "cannot remove an abandoned start's cgroup");
         }
-        s.finish(report)
+        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove an abandoned start's directory");
+        }
     }
 }
 
 impl Drop for Gated {
     /// Never blocks (it may run on an async runtime): the gate is closed
-    /// and a thread reaps the shim once it has ended the start.
+    /// and a thread reaps the shim once it has ended the start, then
+    /// removes what the start made.
     fn drop(&mut self) {
         if let Some(mut s) = self.shim.take() {
             drop(s.stdin.take());
+            let left = Gated {
+                shim: None,
+                cgroup: self.cgroup.clone(),
+                dir: self.dir.clone(),
+            };
             let _ = std::thread::Builder::new()
                 .name("reap-gated".into())
                 .spawn(move || {
                     let _ = s.report();
                     let _ = s.child.wait();
+                    left.remove();
                 });
         }
     }

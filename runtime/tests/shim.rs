@@ -1868,6 +1868,18 @@ fn a_gated_start_runs_once_let_go_and_never_when_abandoned() {
     assert!(!cgroup_leaf(&cfg.cgroup).exists());
     assert!(!cfg.dir.exists());
 
+    // A PID 1 that fails before its gate: the shim reports why and exits
+    // before the gate opens; opening it then still gets that report.
+    let cfg = env.config(&["no-such-command"], Limits::default());
+    let gated = launch::start_gated(Path::new(SHIM), &cfg, None).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    match rt.block_on(gated.go()).unwrap() {
+        StartReport::Failed { exit_code, message } => {
+            assert_eq!(exit_code, EXIT_NOT_FOUND, "{message}");
+        }
+        r => panic!("expected Failed, got {r:?}"),
+    }
+
     // Dropped at once, its PID 1 perhaps not at the gate yet (as when the
     // daemon dies): the same, on a thread of its own.
     let cfg = with_mark(&mut env);

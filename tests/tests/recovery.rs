@@ -229,7 +229,16 @@ fn a_daemon_killed_amid_creates_leaves_nothing_behind() {
     });
     d.kill9();
     assert!(acked >= 8, "only {acked} creates were acknowledged");
+    // A directory no row owns, as one whose shim failed before its gate
+    // leaves when the daemon died before the insert: ended at start-up.
+    let orphan = d.data_dir.join("containers").join("ab".repeat(32));
+    fs::create_dir_all(orphan.join("upper/etc")).unwrap();
+    fs::write(orphan.join("shim.log"), b"left behind\n").unwrap();
     d.restart();
+    assert!(
+        !orphan.exists(),
+        "an orphaned directory outlived the restart"
+    );
     let rows = d.list();
     assert!(
         rows.len() >= acked,

@@ -137,17 +137,16 @@ pub fn run(root: Option<OwnedFd>) -> i32 {
         }
         Err(e) => {
             diag(format_args!("start failed: {}", e.message));
-            if cgroup_created && let Err(ce) = cgroup::remove(&cfg.cgroup) {
-                diag(format_args!("removing cgroup: {ce}"));
-            }
-            // No row owns its directory (its daemon did not record it, or
-            // died before it did): nobody else removes it.
-            if cfg.gated
-                && e.code == EXIT_ABANDONED
-                && let Err(de) = std::fs::remove_dir_all(&cfg.dir)
-                && de.kind() != std::io::ErrorKind::NotFound
+            // An abandoned start's cgroup and directory are its daemon's
+            // to remove (see `launch::Gated::abandon`): one that died
+            // leaves them to the next, which may be starting the same
+            // container in them by the time this shim gets here.
+            let abandoned = cfg.gated && e.code == EXIT_ABANDONED;
+            if cgroup_created
+                && !abandoned
+                && let Err(ce) = cgroup::remove(&cfg.cgroup)
             {
-                diag(format_args!("removing {}: {de}", cfg.dir.display()));
+                diag(format_args!("removing cgroup: {ce}"));
             }
             report(&StartReport::Failed {
                 exit_code: e.code,

@@ -46,11 +46,14 @@ pub(crate) async fn join(shared: &Arc<Shared>) -> Result<()> {
 /// run twice. Their processes are killed with their cgroup, and their
 /// directory removed; the row is the other node's and stays. With
 /// `orphans` (at start-up, before the warm pools fill), a directory whose
-/// row is gone (removed elsewhere meanwhile) is ended too.
+/// row is gone (removed elsewhere meanwhile) is ended too: on a daemon of
+/// its own, only those (a create's start that ran ahead of its insert
+/// when the daemon died, see `services::starter::run_ahead`).
 pub(crate) async fn end_moved(shared: &Arc<Shared>, orphans: bool) -> Result<usize> {
-    let Some(me) = shared.node().map(str::to_owned) else {
+    let me = shared.node().map(str::to_owned);
+    if me.is_none() && !orphans {
         return Ok(0);
-    };
+    }
     let dir = shared.cfg().containers_dir();
     let ids = tokio::task::spawn_blocking(move || -> Vec<String> {
         std::fs::read_dir(&dir)
@@ -68,13 +71,20 @@ pub(crate) async fn end_moved(shared: &Arc<Shared>, orphans: bool) -> Result<usi
         // node's warm pool has containers without rows; this node's own
         // are reconciled.
         let now_on = match shared.store().get(&id).await? {
-            Some(c) if c.node.is_none() || c.node.as_deref() == Some(me.as_str()) => continue,
+            Some(c) if me.is_none() || c.node.is_none() || c.node == me => continue,
             Some(c) => c.node,
             None if orphans => None,
             None => continue,
         };
         end_local_copy(shared, &id).await?;
-        tracing::warn!(container = %id, ?now_on, "ended this node's copy of a container placed elsewhere or removed while it was away");
+        match now_on {
+            Some(node) => {
+                tracing::warn!(container = %id, node = %node, "ended this host's copy of a container placed on another node while it was away")
+            }
+            None => {
+                tracing::warn!(container = %id, "ended a container that has no row (removed while this host was away, or never recorded)")
+            }
+        }
         ended += 1;
     }
     Ok(ended)

@@ -14,6 +14,10 @@ use std::sync::Arc;
 
 pub(crate) async fn run(shared: &Arc<Shared>) -> Result<()> {
     crate::security::startup(shared).await?;
+    // What no row owns (a node's own sweep ran as it joined).
+    if shared.node().is_none() {
+        crate::cluster::end_moved(shared, true).await?;
+    }
     // In a cluster, this node's containers only (the others are theirs).
     let mine = crate::model::ListFilter {
         node: shared.node().map(str::to_owned),
