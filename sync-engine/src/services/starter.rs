@@ -339,6 +339,9 @@ pub(crate) async fn direct_start(
                 Ok(Some(stored)) if stored.state == State::Starting => stored,
                 row => {
                     let no_row = matches!(row, Ok(None));
+                    // The answer does not wait for what follows (a shim
+                    // run ahead ends its start first).
+                    let _ = tx.send(Err(e));
                     if let Some(ahead) = ahead.take() {
                         abandon(&shared, ran(ahead).await, &id, no_row).await;
                     }
@@ -349,7 +352,6 @@ pub(crate) async fn direct_start(
                     if no_row {
                         shared.forget(&id);
                     }
-                    let _ = tx.send(Err(e));
                     return;
                 }
             },
