@@ -131,8 +131,9 @@ pub struct ContainerConfig {
     /// A start made while the daemon still records the container (see
     /// [`crate::launch::start_gated`]): PID 1 sets up, then waits for one
     /// byte on the shim's stdin before its execve. The end of stdin
-    /// instead abandons the start: the shim removes the container's cgroup
-    /// and directory and reports [`EXIT_ABANDONED`].
+    /// instead abandons the start: PID 1 exits, and the shim reports
+    /// [`EXIT_ABANDONED`] and leaves the container's cgroup and directory
+    /// to the daemon (see [`crate::launch::Gated::abandon`]).
     #[serde(default)]
     pub gated: bool,
 }

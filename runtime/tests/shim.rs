@@ -1853,8 +1853,8 @@ fn a_gated_start_runs_once_let_go_and_never_when_abandoned() {
     assert!(host.path().join("ran").exists());
     std::fs::remove_file(host.path().join("ran")).unwrap();
 
-    // Abandoned: the workload never runs; the shim removes its cgroup and
-    // directory, reports why and is reaped.
+    // Abandoned: the workload never runs; the shim reports why and is
+    // reaped, and its cgroup and directory are removed.
     let cfg = with_mark(&mut env);
     let gated = launch::start_gated(Path::new(SHIM), &cfg, None).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -1880,8 +1880,8 @@ fn a_gated_start_runs_once_let_go_and_never_when_abandoned() {
         r => panic!("expected Failed, got {r:?}"),
     }
 
-    // Dropped at once, its PID 1 perhaps not at the gate yet (as when the
-    // daemon dies): the same, on a thread of its own.
+    // Dropped at once, its PID 1 perhaps not at the gate yet: the same, on
+    // a thread of its own.
     let cfg = with_mark(&mut env);
     drop(launch::start_gated(Path::new(SHIM), &cfg, None).unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);

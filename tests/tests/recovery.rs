@@ -196,8 +196,9 @@ fn a_second_daemon_on_the_same_socket_or_data_dir_is_refused() {
 fn a_daemon_killed_amid_creates_leaves_nothing_behind() {
     // Creates whose start begins at once run their shim while their row is
     // inserted: one killed between the two has a shim and a directory but
-    // no row. It must clean up after itself, and the rows that were
-    // acknowledged must all be there and manageable after the restart.
+    // no row. Its workload never runs, what it left is ended at the next
+    // start, and the rows that were acknowledged are all there and
+    // manageable after the restart.
     let mut d = Daemon::start();
     let pid = d.pid().expect("quiltd runs");
     let acked = d.block_on(async {
@@ -209,8 +210,8 @@ fn a_daemon_killed_amid_creates_leaves_nothing_behind() {
                 let req = quilt_tests::named(&format!("amid-{i}"), &["sleep", "1000"]);
                 let r = tokio::time::timeout(Duration::from_secs(30), c.create_container(req));
                 let _ = tx.send(matches!(r.await, Ok(Ok(_))));
-                // A little apart, so that some are mid-start at the kill.
             });
+            // A little apart, so that some are mid-start at the kill.
             tokio::time::sleep(Duration::from_micros(300)).await;
         }
         drop(tx);

@@ -422,9 +422,9 @@ async fn ran(task: tokio::task::JoinHandle<Ahead>) -> Ahead {
 }
 
 /// A shim run ahead of a row that was not inserted: its workload never
-/// runs (the shim removes the cgroup and directory it made). Its
-/// directory goes here too when `no_row` (the shim may have failed
-/// before its gate, or never run).
+/// runs, and `Gated::abandon` removes the cgroup and directory its start
+/// made. The directory goes here too when `no_row` (the shim may never
+/// have run).
 async fn abandon(shared: &Arc<Shared>, ahead: Ahead, id: &str, no_row: bool) {
     let dir = shared.cfg().container_dir(id);
     let id = id.to_owned();
