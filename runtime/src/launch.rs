@@ -379,20 +379,21 @@ impl Gated {
             Ok(report) => s.finish(report),
             Err(e) => Err(e),
         };
-        self.remove();
+        remove_abandoned(&self.cgroup, &self.dir);
         ended
     }
+}
 
-    /// What an abandoned start made, once its shim is reaped.
-    fn remove(&self) {
-        if let Err(e) = crate::cgroup::remove(&self.cgroup) {
-            tracing::warn!(cgroup = %self.cgroup.path, error = %e, "cannot remove an abandoned start's cgroup");
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove an abandoned start's directory");
-        }
+/// What an abandoned start made (its `cgroup` and `dir`), once its shim
+/// is reaped.
+fn remove_abandoned(cgroup: &crate::spec::CgroupSpec, dir: &Path) {
+    if let Err(e) = crate::cgroup::remove(cgroup) {
+        tracing::warn!(cgroup = %cgroup.path, error = %e, "cannot remove an abandoned start's cgroup");
+    }
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an abandoned start's directory");
     }
 }
 
@@ -403,17 +404,13 @@ impl Drop for Gated {
     fn drop(&mut self) {
         if let Some(mut s) = self.shim.take() {
             drop(s.stdin.take());
-            let left = Gated {
-                shim: None,
-                cgroup: self.cgroup.clone(),
-                dir: self.dir.clone(),
-            };
+            let (cgroup, dir) = (self.cgroup.clone(), self.dir.clone());
             let _ = std::thread::Builder::new()
                 .name("reap-gated".into())
                 .spawn(move || {
                     let _ = s.report();
                     let _ = s.child.wait();
-                    left.remove();
+                    remove_abandoned(&cgroup, &dir);
                 });
         }
     }

@@ -48,7 +48,7 @@ pub(crate) async fn join(shared: &Arc<Shared>) -> Result<()> {
 /// `orphans` (at start-up, before the warm pools fill), a directory whose
 /// row is gone (removed elsewhere meanwhile) is ended too: on a daemon of
 /// its own, only those (a create's start that ran ahead of its insert
-/// when the daemon died, see `services::starter::run_ahead`).
+/// when the daemon died, see `services::starter::direct_start`).
 pub(crate) async fn end_moved(shared: &Arc<Shared>, orphans: bool) -> Result<usize> {
     let me = shared.node().map(str::to_owned);
     if me.is_none() && !orphans {

@@ -325,7 +325,9 @@ pub(crate) async fn direct_start(
         // (on a task of its own: the answer waits for the insert only).
         let mut ahead = may_run_ahead(&c, slot.as_deref()).then(|| {
             let (shared, c, slot) = (shared.clone(), c.clone(), slot.clone());
-            tokio::spawn(async move { run_ahead(&shared, &c, slot.as_deref()).await })
+            tokio::spawn(async move {
+                run_cold(&shared, &c, None, slot.as_deref(), launch::start_gated).await
+            })
         });
         let inserted = shared
             .store()
@@ -394,28 +396,48 @@ fn may_run_ahead(c: &Container, slot: Option<&str>) -> bool {
     net && c.security.userns != UsernsMode::Private && !c.uses_volumes()
 }
 
-/// Runs `c`'s cold start up to its workload's execve, which waits for
-/// [`launch::Gated::go`]: what `begun` does before its launch, and the
-/// launch, gated. `slot`: its network namespace, taken already.
-async fn run_ahead(shared: &Arc<Shared>, c: &Container, slot: Option<&str>) -> Ahead {
-    let mut config = runtime_config(shared, c)
-        .await
-        .map_err(|e| (EXIT_SETUP, e.to_string()))?;
-    let p = crate::network::prepare(shared, c, slot)
+/// A cold start up to its shim's run, which `run` makes (a start, or one
+/// gated until its row is in: see `direct_start`): its config (`config`,
+/// or made now), its network (`recorded`: see `begun`), then the image, a
+/// layer made ahead and the network's files with the run itself, on one
+/// trip to the blocking pool. Returns what `run` returned and the config
+/// the shim got, or why the container did not start.
+async fn run_cold<T, F>(
+    shared: &Arc<Shared>,
+    c: &Container,
+    config: Option<ContainerConfig>,
+    recorded: Option<&str>,
+    run: F,
+) -> std::result::Result<(T, ContainerConfig), (i32, String)>
+where
+    T: Send + 'static,
+    F: FnOnce(
+            &std::path::Path,
+            &ContainerConfig,
+            Option<OwnedFd>,
+        ) -> std::result::Result<T, launch::LaunchError>
+        + Send
+        + 'static,
+{
+    let mut config = match config {
+        Some(config) => config,
+        None => runtime_config(shared, c)
+            .await
+            .map_err(|e| (EXIT_SETUP, e.to_string()))?,
+    };
+    let p = crate::network::prepare(shared, c, recorded)
         .await
         .map_err(|e| (EXIT_SETUP, format!("network: {e}")))?;
     config.netns = p.netns;
     config.mounts.extend(p.mounts);
     let shim = shared.cfg().shim_path.clone();
     let (image, on) = (c.image.clone(), shared.clone());
-    tokio::task::spawn_blocking(move || {
-        run_shim(&on, &shim, &image, config, p.files, launch::start_gated)
-    })
-    .await
-    .unwrap_or_else(|e| Err((EXIT_SETUP, e.to_string())))
+    tokio::task::spawn_blocking(move || run_shim(&on, &shim, &image, config, p.files, run))
+        .await
+        .unwrap_or_else(|e| Err((EXIT_SETUP, e.to_string())))
 }
 
-/// What [`run_ahead`]'s task came to.
+/// What a shim run ahead of its row (see `direct_start`) came to.
 async fn ran(task: tokio::task::JoinHandle<Ahead>) -> Ahead {
     task.await
         .unwrap_or_else(|e| Err((EXIT_SETUP, format!("running the shim ahead: {e}"))))
@@ -516,7 +538,7 @@ async fn ready_claimed(
 /// container it adopts, if any; `recorded`: the network namespace the
 /// change recorded for a cold start (see `network::early_slot`); `ahead`:
 /// a cold start's shim run while the row was inserted (see
-/// [`run_ahead`]), let go here.
+/// `direct_start`), let go here.
 async fn begun(
     shared: &Arc<Shared>,
     op: tokio::sync::MutexGuard<'_, ()>,
@@ -582,36 +604,10 @@ async fn begun(
         }
         (None, Some(Err(why))) => (Err(why), None),
         (None, None) => {
-            let mut config = match config {
-                Some(config) => config,
-                None => match runtime_config(shared, c).await {
-                    Ok(config) => config,
-                    Err(e) => {
-                        drop(op);
-                        return failed(e.to_string()).await;
-                    }
-                },
+            let cold = match run_cold(shared, c, config, recorded.as_deref(), launch::start).await {
+                Ok((report, config)) => launched_async(report, config).await,
+                Err(why) => Err(why),
             };
-            let files = match crate::network::prepare(shared, c, recorded.as_deref()).await {
-                Ok(p) => {
-                    config.netns = p.netns;
-                    config.mounts.extend(p.mounts);
-                    p.files
-                }
-                Err(e) => {
-                    drop(op);
-                    return failed(format!("network: {e}")).await;
-                }
-            };
-            let shim = shared.cfg().shim_path.clone();
-            let image = c.image.clone();
-            let on = shared.clone();
-            // Its network files are written on the launch's thread: one
-            // trip to the blocking pool for both.
-            let cold = tokio::task::spawn_blocking(move || {
-                launch_blocking(&on, &shim, &image, config, files)
-            })
-            .await?;
             (cold, None)
         }
     };
@@ -749,24 +745,13 @@ fn fit_to_security(config: &mut ContainerConfig) {
 }
 
 /// Prepares the image, writes the network's `files` (None: none to
-/// write) and runs the shim; Err((exit code, reason)) when the container
-/// could not start. A first start takes a writable layer made ahead when
-/// there is one (see `support::layers`), first: its directory becomes the
-/// container's, with the files a start makes there already made. A
-/// container in a user namespace has its root made by its shim (idmapped).
-fn launch_blocking(
-    shared: &Shared,
-    shim: &std::path::Path,
-    image: &str,
-    config: ContainerConfig,
-    files: Option<crate::network::HostsFiles>,
-) -> std::result::Result<Launched, (i32, String)> {
-    let (report, config) = run_shim(shared, shim, image, config, files, launch::start)?;
-    launched(report, &config)
-}
-
-/// [`launch_blocking`] up to the shim's run, which `run` makes (a start,
-/// or a gated one): what it returned, and the config the shim got.
+/// write) and runs the shim as `run` does; returns what `run` returned
+/// and the config the shim got, or Err((exit code, reason)) when the
+/// container could not start. A first start takes a writable layer made
+/// ahead when there is one (see `support::layers`), first: its directory
+/// becomes the container's, with the files a start makes there already
+/// made. A container in a user namespace has its root made by its shim
+/// (idmapped). Blocking.
 fn run_shim<T>(
     shared: &Shared,
     shim: &std::path::Path,
@@ -861,17 +846,9 @@ fn unwatched(config: &ContainerConfig, (shim_pid, e): Unwatched) -> (i32, String
 }
 
 /// What a shim's report of a start leaves: the supervisor to watch, or why
-/// the container did not start. Blocking (when the supervisor cannot be
-/// watched).
-pub(crate) fn launched(
-    report: StartReport,
-    config: &ContainerConfig,
-) -> std::result::Result<Launched, (i32, String)> {
-    watch(report)?.map_err(|u| unwatched(config, u))
-}
-
-/// [`launched`] on the async runtime: only a supervisor that cannot be
-/// watched (ending it blocks) is handled on the blocking pool.
+/// the container did not start. On the async runtime: only a supervisor
+/// that cannot be watched (ending it blocks) is handled on the blocking
+/// pool.
 pub(crate) async fn launched_async(
     report: StartReport,
     config: ContainerConfig,
