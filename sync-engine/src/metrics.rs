@@ -279,7 +279,7 @@ impl Metrics {
 
     /// A start ended: `queued` is its wait in the start queue, None for a
     /// start that took no turn there (a claimed container's, see
-    /// `starter::claimed_start`, or one that passed an idle queue, see
+    /// `starter::claimed_start`, or one that passed the queue, see
     /// `starter::direct_start`): it counts in neither the queue's
     /// completions nor its wait.
     pub(crate) fn start_finished(&self, ok: bool, queued: Option<Duration>, launch: Duration) {

@@ -132,10 +132,10 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
         }
-        // Started at once when nothing waits and a slot is free (not in a
-        // cluster, where the queue's turn is the node's claim); else a
-        // place in the queue, and a full queue is refused before any row
-        // exists.
+        // Started at once when no interactive start waits and a slot is
+        // free (not in a cluster, where the queue's turn is the node's
+        // claim); else a place in the queue, and a full queue is refused
+        // before any row exists.
         let slot = match c.autostart && here {
             true => {
                 let may_pass = pooled.is_none() && shared.node().is_none();
@@ -221,8 +221,8 @@ impl Engine {
         if !begun {
             let live = shared.live(&c.id);
             let _lifecycle = live.lifecycle.lock().await;
-            // Started at once when nothing waits and a slot is free (it
-            // begins once this lock is let go); else queued.
+            // Started at once when no interactive start waits and a slot
+            // is free (it begins once this lock is let go); else queued.
             let may_pass = shared.node().is_none();
             let turn = shared.queue().turn(who, shared.start_slots(), may_pass)?;
             if shared.store().reset_for_start(&c).await? {

@@ -19,10 +19,13 @@
 //! retry, from the queue's recent drain rate. Arrivals, rejections and
 //! waits are counted (`metrics.rs`).
 //!
-//! Idle, it is passed by: an interactive create that finds no start in the
-//! queue and a free slot starts at once (`idle_slot`), without the hop
-//! through the queue and the starter, and with one write to the store less
-//! (see `services::starter::direct_start`).
+//! Passed by where no interactive start waits: an interactive create that
+//! finds none in the queue (batch ones may wait there) and a free slot
+//! starts at once (`idle_slot`), without the hop through the queue and the
+//! starter, and with one write to the store less (see
+//! `services::starter::direct_start`). It passes no start it would not
+//! have been taken before: the batch starts that wait are held back by
+//! their share of the slots, which it does not use, not by its turn.
 use crate::error::{EngineError, Result};
 use crate::metrics::Metrics;
 use std::collections::{HashMap, VecDeque};
@@ -374,9 +377,9 @@ impl StartQueue {
         Some(q)
     }
 
-    /// `who`'s turn to start: at once where `may_pass` and the queue is
-    /// idle (`idle_slot`), else a place reserved in the queue (refused when
-    /// it is full: see `reserve`).
+    /// `who`'s turn to start: at once where `may_pass` and no interactive
+    /// start waits (`idle_slot`), else a place reserved in the queue
+    /// (refused when it is full: see `reserve`).
     pub fn turn(
         &self,
         who: &Requester,
@@ -389,16 +392,22 @@ impl StartQueue {
         self.reserve(who).map(Turn::Queued)
     }
 
-    /// A slot of the starter's for a start that need not wait its turn:
-    /// Some only while no start holds a place in the queue (none reserved,
-    /// none waiting, so none is passed over) and a slot is free at once.
-    /// Batch starts always take their turn (their share of the slots).
+    /// A slot of the starter's for an interactive start that need not wait
+    /// its turn: Some only while no interactive start holds a place in the
+    /// queue (none reserved, none waiting, so none of its class is passed
+    /// over) and a slot is free at once. Batch starts that wait are passed:
+    /// `take` would take this one before them too, unless their share of
+    /// the slots is free, and then the starter takes them meanwhile (this
+    /// start uses one of the other slots). Batch starts always take their
+    /// turn.
     fn idle_slot(&self, who: &Requester, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
         if who.class != StartClass::Interactive {
             return None;
         }
         let g = self.lock();
-        if g.closed || g.held > 0 {
+        // Places held by interactive starts (and by reconciliation's, which
+        // count as interactive): every place not held by a batch start.
+        if g.closed || g.held > g.held_batch {
             return None;
         }
         slots.clone().try_acquire_owned().ok()
@@ -441,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn only_an_interactive_start_passes_an_idle_queue() {
+    fn an_interactive_start_passes_a_queue_where_none_of_its_class_waits() {
         let q = queue(10);
         let slots = Arc::new(Semaphore::new(2));
         let a = who("a", StartClass::Interactive);
@@ -464,7 +473,17 @@ mod tests {
         assert!(!now(q
             .turn(&who("b", StartClass::Batch), &slots, true)
             .unwrap()));
-        // A start holds a place (reserved or waiting): none passes it.
+        // Batch starts wait (reserved, then queued): an interactive one
+        // passes them, in a slot of its own.
+        let batch = who("b", StartClass::Batch);
+        let reserved = q.reserve(&batch).unwrap();
+        assert!(now(q.turn(&a, &slots, true).unwrap()));
+        reserved.send("b1".into());
+        add(&q, &batch, "b2");
+        assert!(now(q.turn(&a, &slots, true).unwrap()));
+        assert_eq!(order(&q), vec!["b1", "b2"]);
+        // An interactive start holds a place (reserved or waiting): none
+        // passes it.
         let waiting = q.reserve(&who("c", StartClass::Interactive)).unwrap();
         assert!(!now(q.turn(&a, &slots, true).unwrap()));
         waiting.send("c1".into());

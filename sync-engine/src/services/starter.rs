@@ -41,9 +41,10 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
     });
 }
 
-/// A start of a stored container that passes the idle queue
-/// (`StartQueue::idle_slot` gave `slot`, one of the starter's): made as
-/// the starter makes one, on a task of its own that holds the slot.
+/// A start of a stored container that passes the queue, where no
+/// interactive start waits (`StartQueue::idle_slot` gave `slot`, one of
+/// the starter's): made as the starter makes one, on a task of its own
+/// that holds the slot.
 pub(crate) fn start_now(shared: &Arc<Shared>, id: String, slot: tokio::sync::OwnedSemaphorePermit) {
     let shared = shared.clone();
     tokio::spawn(async move {
@@ -288,13 +289,13 @@ where
 }
 
 /// A create's cold start that begins at once instead of from the queue,
-/// which is idle (`StartQueue::idle_slot` gave `slot`, one of the
-/// starter's): its row is inserted as `starting`, with a network namespace
-/// the pool has ready, in one statement (a queued start makes two: the
-/// insert, then the change to `starting` that records the namespace), and
-/// the start goes on as the starter's would, on a task of its own that
-/// holds the slot and the lifecycle lock to the start's end, whatever
-/// becomes of the calling RPC. Shutdown waits for it as for a claimed
+/// where no interactive start waits (`StartQueue::idle_slot` gave `slot`,
+/// one of the starter's): its row is inserted as `starting`, with a
+/// network namespace the pool has ready, in one statement (a queued start
+/// makes two: the insert, then the change to `starting` that records the
+/// namespace), and the start goes on as the starter's would, on a task of
+/// its own that holds the slot and the lifecycle lock to the start's end,
+/// whatever becomes of the calling RPC. Shutdown waits for it as for a claimed
 /// start. The answer comes back once the row is in (or is not).
 pub(crate) async fn direct_start(
     shared: &Arc<Shared>,
