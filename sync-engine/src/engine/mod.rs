@@ -7,7 +7,7 @@ mod shared;
 mod wait;
 
 pub(crate) use activity::ActivityGuard;
-pub(crate) use queue::{Queued, StartQueue, Turn};
+pub(crate) use queue::{Passed, Queued, StartQueue, Turn};
 pub use queue::{Requester, StartClass};
 pub(crate) use shared::Shared;
 pub(crate) use wait::{Waited, Watch};

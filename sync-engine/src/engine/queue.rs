@@ -10,8 +10,11 @@
 //!   interleaved with everyone else's starts instead of standing before them.
 //!
 //! The starter's slots are shared too: batch starts hold at most a quarter
-//! of them at a time, so an interactive start finds a free slot (and a CPU
-//! not saturated by launches) instead of waiting behind a burst.
+//! of them at a time, so an interactive start finds a free slot instead of
+//! waiting behind a burst; and while an interactive start is under way, no
+//! more batch starts begin than half that share, so that it finds CPUs not
+//! saturated by launches (a start is CPU-bound: on a small host a quarter
+//! of the slots is as many launches as there are cores).
 //!
 //! Bounded: at most `capacity` (K) starts wait, batch starts together and
 //! any one client at most 3/4 K, so a burst never takes the last quarter
@@ -134,6 +137,9 @@ struct Inner {
     closed: bool,
     /// Batch starts taken and not finished yet.
     batch_running: usize,
+    /// Interactive starts under way: taken and not finished yet, or
+    /// passing the queue (`Passed`).
+    interactive_running: usize,
     /// Recent drain rate (starts taken per second), smoothed.
     drain_per_sec: f64,
     last_take: Option<Instant>,
@@ -141,8 +147,8 @@ struct Inner {
 
 #[derive(Debug)]
 pub(crate) struct StartQueue {
-    inner: Mutex<Inner>,
-    ready: Notify,
+    inner: Arc<Mutex<Inner>>,
+    ready: Arc<Notify>,
     capacity: usize,
     /// The most batch starts running at once (a quarter of the starter's
     /// slots, at least one).
@@ -163,9 +169,30 @@ pub(crate) struct Slot<'a> {
 #[derive(Debug)]
 pub(crate) enum Turn<'a> {
     /// Now, in this slot of the starter's: the queue is passed by.
-    Now(OwnedSemaphorePermit),
+    Now(Passed),
     /// A place in the queue.
     Queued(Slot<'a>),
+}
+
+/// One of the starter's slots, held by an interactive start that passed
+/// the queue, to the start's end: it counts as an interactive start under
+/// way (see `take`) until dropped.
+#[derive(Debug)]
+pub(crate) struct Passed {
+    _slot: OwnedSemaphorePermit,
+    inner: Arc<Mutex<Inner>>,
+    ready: Arc<Notify>,
+}
+
+impl Drop for Passed {
+    fn drop(&mut self) {
+        {
+            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            g.interactive_running = g.interactive_running.saturating_sub(1);
+        }
+        // A batch start held back by it may begin.
+        self.ready.notify_one();
+    }
 }
 
 impl Slot<'_> {
@@ -188,8 +215,8 @@ impl StartQueue {
     /// A queue of `capacity` places for a starter of `slots` slots.
     pub fn new(capacity: usize, slots: usize, metrics: Arc<Metrics>) -> StartQueue {
         StartQueue {
-            inner: Mutex::new(Inner::default()),
-            ready: Notify::new(),
+            inner: Default::default(),
+            ready: Default::default(),
             capacity: capacity.max(1),
             batch_slots: (slots / 4).max(1),
             metrics,
@@ -315,9 +342,13 @@ impl StartQueue {
 
     /// The starter is done with a start it took (whatever became of it).
     pub fn finished(&self, q_batch: bool) {
-        if q_batch {
+        {
             let mut g = self.lock();
-            g.batch_running = g.batch_running.saturating_sub(1);
+            if q_batch {
+                g.batch_running = g.batch_running.saturating_sub(1);
+            } else {
+                g.interactive_running = g.interactive_running.saturating_sub(1);
+            }
         }
         self.ready.notify_one();
     }
@@ -335,7 +366,12 @@ impl StartQueue {
             .batch
             .oldest()
             .is_some_and(|t| now.duration_since(t) >= AGING);
-        let batch_may_run = g.batch_running < self.batch_slots;
+        // Half the batch share while an interactive start is under way.
+        let batch_slots = match g.interactive_running {
+            0 => self.batch_slots,
+            _ => (self.batch_slots / 2).max(1),
+        };
+        let batch_may_run = g.batch_running < batch_slots;
         let take_batch = g.batch.len > 0
             && batch_may_run
             && (g.interactive.len == 0 || batch_aged || g.streak >= INTERACTIVE_WEIGHT);
@@ -351,6 +387,8 @@ impl StartQueue {
         let q = q?;
         if batch {
             g.batch_running += 1;
+        } else {
+            g.interactive_running += 1;
         }
         // The place is given back.
         g.held = g.held.saturating_sub(1);
@@ -400,17 +438,23 @@ impl StartQueue {
     /// the slots is free, and then the starter takes them meanwhile (this
     /// start uses one of the other slots). Batch starts always take their
     /// turn.
-    fn idle_slot(&self, who: &Requester, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    fn idle_slot(&self, who: &Requester, slots: &Arc<Semaphore>) -> Option<Passed> {
         if who.class != StartClass::Interactive {
             return None;
         }
-        let g = self.lock();
+        let mut g = self.lock();
         // Places held by interactive starts (and by reconciliation's, which
         // count as interactive): every place not held by a batch start.
         if g.closed || g.held > g.held_batch {
             return None;
         }
-        slots.clone().try_acquire_owned().ok()
+        let slot = slots.clone().try_acquire_owned().ok()?;
+        g.interactive_running += 1;
+        Some(Passed {
+            _slot: slot,
+            inner: self.inner.clone(),
+            ready: self.ready.clone(),
+        })
     }
 
     /// Starts waiting now, and the queue's room.
@@ -585,8 +629,36 @@ mod tests {
         add(&q, &who("user", StartClass::Interactive), "u");
         assert_eq!(q.take().map(|x| x.id).as_deref(), Some("u"));
         assert!(q.take().is_none());
+        // While it is under way, batch starts keep to half their share.
         q.finished(true);
+        assert!(q.take().is_none(), "one batch start runs beside it");
+        q.finished(false);
         assert_eq!(q.take().map(|x| x.id).as_deref(), Some("b2"));
+        assert!(q.take().is_none());
+    }
+
+    #[test]
+    fn a_start_that_passes_the_queue_holds_batch_starts_to_half_their_share() {
+        let q = StartQueue::new(100, 8, Arc::new(Metrics::new()));
+        let slots = Arc::new(Semaphore::new(8));
+        let bulk = who("bulk", StartClass::Batch);
+        for i in 0..4 {
+            add(&q, &bulk, &format!("b{i}"));
+        }
+        assert_eq!(q.take().map(|x| x.id).as_deref(), Some("b0"));
+        let passed = match q.turn(&who("user", StartClass::Interactive), &slots, true) {
+            Ok(Turn::Now(p)) => p,
+            _ => panic!("only batch starts wait: it passes them"),
+        };
+        assert!(q.take().is_none(), "half of two batch slots: one");
+        q.finished(true);
+        assert_eq!(q.take().map(|x| x.id).as_deref(), Some("b1"));
+        assert!(q.take().is_none());
+        // Its end gives the share back (and wakes the starter).
+        drop(passed);
+        assert_eq!(slots.available_permits(), 8);
+        assert_eq!(q.take().map(|x| x.id).as_deref(), Some("b2"));
+        assert!(q.take().is_none());
     }
 
     #[test]

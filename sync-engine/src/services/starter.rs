@@ -45,7 +45,7 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
 /// interactive start waits (`StartQueue::idle_slot` gave `slot`, one of
 /// the starter's): made as the starter makes one, on a task of its own
 /// that holds the slot.
-pub(crate) fn start_now(shared: &Arc<Shared>, id: String, slot: tokio::sync::OwnedSemaphorePermit) {
+pub(crate) fn start_now(shared: &Arc<Shared>, id: String, slot: crate::engine::Passed) {
     let shared = shared.clone();
     tokio::spawn(async move {
         // As a queued one at shutdown: left `created` with autostart set,
@@ -300,7 +300,7 @@ where
 pub(crate) async fn direct_start(
     shared: &Arc<Shared>,
     mut c: Container,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    slot: crate::engine::Passed,
 ) -> Result<Container> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let in_flight = shared.claimed_starts().enter();
