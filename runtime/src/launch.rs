@@ -308,7 +308,8 @@ pub fn start(
 }
 
 /// A start whose workload waits at its gate (see
-/// [`ContainerConfig::gated`]): spawned while the daemon records the
+/// [`ContainerConfig::gated`]): spawned (or a pooled container handed
+/// over, [`Prepared::send_gated`]) while the daemon records the
 /// container, let go once it has ([`Gated::go`]), or abandoned
 /// ([`Gated::abandon`], or dropped) should the record fail. Holds the
 /// shim's stdin (the gate), its stdout and its process, and what an
@@ -348,7 +349,7 @@ impl Gated {
     pub async fn go(mut self) -> Result<StartReport, LaunchError> {
         let mut s = self.shim.take().expect("a gated shim");
         let opened = match s.stdin.take() {
-            Some(w) => write_frame(w, vec![1]).await,
+            Some(w) => write_frame(w.into(), vec![1]).await,
             None => Err(std::io::Error::other("no stdin")),
         };
         match (HandedOver { shim: s }.wait().await, opened) {
@@ -485,10 +486,9 @@ async fn read_report(stdout: BufReader<ChildStdout>, line: &mut Vec<u8>) -> std:
 /// Writes `frame` to a pooled shim's stdin without waiting: the pipe is
 /// made non-blocking (the shim waits on it, so it is empty, and a config
 /// fits in it). Should it fill all the same, the rest is written on the
-/// blocking pool. The pipe is closed after.
-async fn write_frame(stdin: ChildStdin, frame: Vec<u8>) -> std::io::Result<()> {
+/// blocking pool. `fd` (the pipe, or a copy of it) is closed after.
+async fn write_frame(fd: OwnedFd, frame: Vec<u8>) -> std::io::Result<()> {
     use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
-    let fd = OwnedFd::from(stdin);
     let flags = fcntl_getfl(&fd)?;
     fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
     let mut off = 0;
@@ -570,7 +570,7 @@ impl Prepared {
         let stdin = s.stdin.take();
         let sent = match (encoded.map(|e| e.0), stdin) {
             // Closed right after: the shim reads no more.
-            (Ok(frame), Some(w)) => write_frame(w, frame)
+            (Ok(frame), Some(w)) => write_frame(w.into(), frame)
                 .await
                 .map_err(|e| LaunchError::Protocol(format!("handing the config over: {e}"))),
             (Ok(_), None) => Err(LaunchError::Protocol("no stdin".into())),
@@ -585,6 +585,40 @@ impl Prepared {
             return Err(e);
         }
         Ok(HandedOver { shim: s })
+    }
+
+    /// Hands the container over to `encoded` as [`Prepared::send`] does,
+    /// with its gate closed (`encoded` is of a config with
+    /// [`ContainerConfig::gated`] set; `config` says its cgroup and
+    /// directory, removed should it be abandoned): the shim hands PID 1
+    /// the gate with the config, and PID 1 makes the workload's last
+    /// settings, then waits at it before its execve. Err: not handed over;
+    /// the pooled container is gone (its shim reaped on the blocking pool)
+    /// and nothing of the adopter ran. On the async runtime.
+    pub async fn send_gated(
+        mut self,
+        encoded: Encoded,
+        config: &ContainerConfig,
+    ) -> Result<Gated, LaunchError> {
+        let mut s = self.shim.take().expect("a prepared shim");
+        // Written through a copy: the pipe stays open, as the gate.
+        let sent = match s.stdin.as_ref().map(|w| w.as_fd().try_clone_to_owned()) {
+            Some(Ok(w)) => write_frame(w, encoded.0).await,
+            Some(Err(e)) => Err(e),
+            None => Err(std::io::Error::other("no stdin")),
+        };
+        if let Err(e) = sent {
+            drop(s.stdin.take());
+            let _ = tokio::task::spawn_blocking(move || s.child.wait()).await;
+            return Err(LaunchError::Protocol(format!(
+                "handing the config over: {e}"
+            )));
+        }
+        Ok(Gated {
+            shim: Some(s),
+            cgroup: config.cgroup.clone(),
+            dir: config.dir.clone(),
+        })
     }
 
     /// Ends the pooled container and waits until its shim has cleaned up.

@@ -129,8 +129,9 @@ pub struct ContainerConfig {
     #[serde(default)]
     pub pooled: bool,
     /// A start made while the daemon still records the container (see
-    /// [`crate::launch::start_gated`]): PID 1 sets up, then waits for one
-    /// byte on the shim's stdin before its execve. The end of stdin
+    /// [`crate::launch::start_gated`], and for a pooled container's
+    /// adopter [`crate::launch::Prepared::send_gated`]): PID 1 sets up,
+    /// then waits for one byte on the shim's stdin before its execve. The end of stdin
     /// instead abandons the start: PID 1 exits, and the shim reports
     /// [`EXIT_ABANDONED`] and leaves the container's cgroup and directory
     /// to the daemon (see [`crate::launch::Gated::abandon`]).
@@ -157,6 +158,9 @@ impl ContainerConfig {
         // adopter asks (see `CgroupSpec::own_memory`).
         s.cgroup.own_memory = false;
         s.pooled = false;
+        // An adopter handed over while its row is inserted waits at a gate
+        // (see `launch::Prepared::send_gated`).
+        s.gated = false;
         // A pooled root is never volatile: its adopter may keep its layer.
         s.volatile_rootfs = false;
         s

@@ -1892,3 +1892,84 @@ fn a_gated_start_runs_once_let_go_and_never_when_abandoned() {
     assert!(!cgroup_leaf(&cfg.cgroup).exists());
     assert!(!host.path().join("ran").exists(), "a dropped start ran");
 }
+
+#[test]
+fn a_gated_adoption_runs_once_let_go_and_never_when_abandoned() {
+    let mut env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    let mark = quilt_runtime::mounts::MountConfig {
+        target: "/h".into(),
+        read_only: false,
+        kind: quilt_runtime::mounts::MountKind::Bind {
+            source: host.path().to_owned(),
+            create: false,
+        },
+    };
+    let prepare = |cfg: &ContainerConfig| match launch::prepare(Path::new(SHIM), cfg).unwrap() {
+        launch::PrepareOutcome::Ready(p) => p,
+        launch::PrepareOutcome::Failed { message, .. } => panic!("not prepared: {message}"),
+    };
+    let mut pooled = env.config(&[], Limits::default());
+    pooled.cgroup.own_memory = matches!(pooled.cgroup.layout, CgroupLayout::V2 { .. });
+    pooled.mounts.push(mark.clone());
+    let adopter = |pooled: &ContainerConfig| ContainerConfig {
+        argv: ["sh", "-c", "touch /h/ran; echo ran"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        gated: true,
+        ..pooled.clone()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let hand = |p: Box<launch::Prepared>, cfg: &ContainerConfig| {
+        rt.block_on(p.send_gated(launch::Encoded::new(cfg).unwrap(), cfg))
+            .expect("handed over")
+    };
+
+    // Let go: it runs as an adoption does, once the gate opens.
+    let p = prepare(&pooled);
+    let cfg = adopter(&pooled);
+    let gated = hand(p, &cfg);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !host.path().join("ran").exists(),
+        "ran before the gate opened"
+    );
+    let report = rt.block_on(gated.go()).unwrap();
+    let StartReport::Started { shim_pid, .. } = report else {
+        panic!("expected Started, got {report:?}");
+    };
+    env.started.push((shim_pid, 0));
+    assert!(wait_exit(shim_pid, Duration::from_secs(20)));
+    assert_eq!(stdout_lines(&cfg.dir), ["ran"]);
+    assert!(host.path().join("ran").exists());
+    std::fs::remove_file(host.path().join("ran")).unwrap();
+
+    // Abandoned: the workload never runs; the pooled processes end, and
+    // its cgroup and directory are removed.
+    let mut pooled = env.config(&[], Limits::default());
+    pooled.cgroup.own_memory = matches!(pooled.cgroup.layout, CgroupLayout::V2 { .. });
+    pooled.mounts.push(mark);
+    let p = prepare(&pooled);
+    let (shim, pid) = (p.shim_pid, p.pid);
+    let cfg = adopter(&pooled);
+    let gated = hand(p, &cfg);
+    std::thread::sleep(Duration::from_millis(300));
+    match gated.abandon().unwrap() {
+        StartReport::Failed { exit_code, message } => {
+            assert_eq!(exit_code, EXIT_ABANDONED, "{message}");
+        }
+        r => panic!("expected Failed, got {r:?}"),
+    }
+    assert!(
+        !host.path().join("ran").exists(),
+        "an abandoned adoption ran"
+    );
+    assert!(proc::start_time(shim).is_none(), "the shim is reaped");
+    assert!(proc::start_time(pid).is_none(), "its PID 1 is gone");
+    assert!(!cgroup_leaf(&cfg.cgroup).exists());
+    assert!(!cfg.dir.exists());
+}

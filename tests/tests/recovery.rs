@@ -193,6 +193,67 @@ fn a_second_daemon_on_the_same_socket_or_data_dir_is_refused() {
 }
 
 #[test]
+fn a_daemon_killed_amid_adoptions_leaves_nothing_behind() {
+    // Creates that adopt a warm pool's container hand it over while their
+    // row is inserted, with its workload held at a gate: one killed between
+    // the two leaves a pooled container that never runs its workload and a
+    // directory no row owns, ended at the next start; the rows that were
+    // acknowledged are all there and manageable after the restart.
+    let mut d = Daemon::builder()
+        .args(&["--warm-pool", "default=12"])
+        .start();
+    let ready = || {
+        let out = d.cli(["pool", "ls", "--format", "json"]).ok();
+        let pools: serde_json::Value = serde_json::from_str(&out).expect("pool ls JSON");
+        pools[0]["ready"].as_u64().unwrap_or(0)
+    };
+    retry(Duration::from_secs(60), || (ready() == 12).then_some(()))
+        .unwrap_or_else(|| panic!("the pool did not fill\n{}", d.log_tail(30)));
+    let pid = d.pid().expect("quiltd runs");
+    let acked = d.block_on(async {
+        let c = d.client().await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..12 {
+            let (mut c, tx) = (c.clone(), tx.clone());
+            tokio::spawn(async move {
+                // The pool's shape, with its container's own names.
+                let req = quilt_tests::req(&["sleep", "1000"]);
+                let r = tokio::time::timeout(Duration::from_secs(30), c.create_container(req));
+                let _ = tx.send(matches!(r.await, Ok(Ok(_))));
+            });
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+        drop(tx);
+        let mut acked = 0;
+        while let Some(ok) = rx.recv().await {
+            acked += ok as usize;
+            if acked == 3 {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .expect("kill quiltd");
+            }
+        }
+        acked
+    });
+    d.kill9();
+    assert!(acked >= 3, "only {acked} creates were acknowledged");
+    d.restart();
+    let rows = d.list();
+    assert!(
+        rows.len() >= acked,
+        "{} rows for {acked} acknowledged creates",
+        rows.len()
+    );
+    for c in &rows {
+        d.cli(["rm", "-f", &c.id]).expect_code(0);
+    }
+    d.cli(["pool", "rm", "default"]).expect_code(0);
+    d.assert_no_leftovers();
+}
+
+#[test]
 fn a_daemon_killed_amid_creates_leaves_nothing_behind() {
     // Creates whose start begins at once run their shim while their row is
     // inserted: one killed between the two has a shim and a directory but

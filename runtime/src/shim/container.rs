@@ -258,6 +258,8 @@ fn setup_and_exec(
     // A pooled container waits here; what follows is the adopting
     // container's (of the same shape: checked by the shim).
     let adopted;
+    // A gated adoption's gate (see `pool`), given with its config.
+    let mut adopted_gate = None;
     // Whether the bounding set is already the workload's.
     let mut bounded = false;
     let cfg = match &fds.adopt {
@@ -271,7 +273,7 @@ fn setup_and_exec(
             // Its adopter's capabilities are these (part of the shape): the
             // bounding set is reduced while it waits.
             limit_bounding_set(cfg.security.capabilities.as_deref())?;
-            adopted = super::pool::await_adoption(sock)?;
+            (adopted, adopted_gate) = super::pool::await_adoption(sock)?;
             // The shim checked the shape, capabilities included; should it
             // ever not, the set is reduced again (it only shrinks).
             bounded = adopted.security.capabilities == cfg.security.capabilities;
@@ -328,7 +330,7 @@ fn setup_and_exec(
     rearm_parent_death(fds.errp_w.as_fd())?;
 
     wire_stdio(cfg, fds)?;
-    if let Some(gate) = &fds.gate {
+    if let Some(gate) = fds.gate.as_ref().or(adopted_gate.as_ref()) {
         await_gate(gate)?;
     }
     if cfg.init {

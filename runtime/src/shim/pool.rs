@@ -7,6 +7,11 @@
 //! execs, as a cold start does. The end of the shim's stdin (the daemon
 //! discarded it, or is gone) or PID 1's death ends the pooled container:
 //! the shim removes its cgroup and directory and exits.
+//!
+//! A gated adoption (the adopter's config has `gated` set: handed over
+//! while the daemon records the container) keeps the shim's stdin as its
+//! gate, as a cold gated start does: the shim passes PID 1 a copy of it
+//! with the config, and PID 1 waits there before its execve.
 use super::common::*;
 use crate::spec::ContainerConfig;
 use crate::{cgroup, launch};
@@ -19,6 +24,8 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// The byte PID 1 sends once it is prepared.
 const READY: u8 = b'R';
+/// The tag of the message that passes a gated adoption's gate to PID 1.
+const GATE: u8 = b'G';
 /// How much nicer a pooled container's preparation runs than starts do:
 /// filling the pool yields the CPU to the containers being started.
 const PREPARE_NICE: i32 = 10;
@@ -62,14 +69,26 @@ pub fn pair() -> SetupResult<(OwnedFd, OwnedFd)> {
 }
 
 /// In PID 1: tells the shim it is prepared and waits for the adopting
-/// container's config, one frame as the shim got it (the shim closes its
-/// end after it).
-pub fn await_adoption(sock: &OwnedFd) -> SetupResult<ContainerConfig> {
+/// container's config, one frame as the shim got it, and for a gated one
+/// its gate (the shim closes its end after them).
+pub fn await_adoption(sock: &OwnedFd) -> SetupResult<(ContainerConfig, Option<OwnedFd>)> {
     let mut s = File::from(sock.try_clone().map_err(setup("dup"))?);
     s.write_all(&[READY]).map_err(setup("telling the shim"))?;
-    match launch::read_frame(&mut s).map_err(setup("reading the adoption"))? {
-        Some(body) => serde_json::from_slice(&body).map_err(setup("the adoption's config")),
-        None => Err(SetupError::new(EXIT_SETUP, "discarded before adoption")),
+    let cfg: ContainerConfig =
+        match launch::read_frame(&mut s).map_err(setup("reading the adoption"))? {
+            Some(body) => serde_json::from_slice(&body).map_err(setup("the adoption's config"))?,
+            None => return Err(SetupError::new(EXIT_SETUP, "discarded before adoption")),
+        };
+    if !cfg.gated {
+        return Ok((cfg, None));
+    }
+    // The frame was read to its last byte: the next is the gate's message.
+    match super::fdpass::receive(sock, true).map_err(setup("receiving the gate"))? {
+        Some((GATE, mut fds)) if fds.len() == 1 => {
+            let gate = fds.pop();
+            Ok((cfg, gate))
+        }
+        _ => Err(SetupError::new(EXIT_SETUP, "no gate with a gated adoption")),
     }
 }
 
@@ -130,7 +149,8 @@ pub fn park(pidfd: &OwnedFd) -> Parked {
 }
 
 /// Applies what the adopting container sets on the cgroup and hands its
-/// config (`new`, read from `body`) to PID 1.
+/// config (`new`, read from `body`) to PID 1, with a copy of the shim's
+/// stdin as its gate when it is gated.
 pub fn hand_over(
     pooled: &ContainerConfig,
     child: Pid,
@@ -142,9 +162,15 @@ pub fn hand_over(
         cgroup::adopt(&pooled.cgroup, &new.cgroup, child.as_raw())
             .map_err(setup("setting the cgroup's limits"))?;
     }
-    File::from(sock)
-        .write_all(&launch::frame(body))
-        .map_err(setup("handing the container over"))
+    let mut s = File::from(sock);
+    s.write_all(&launch::frame(body))
+        .map_err(setup("handing the container over"))?;
+    if new.gated {
+        let stdin = std::io::stdin();
+        super::fdpass::send(&OwnedFd::from(s), GATE, Some(stdin.as_fd()))
+            .map_err(setup("handing the gate over"))?;
+    }
+    Ok(())
 }
 
 /// Ends a pooled container: PID 1 killed and reaped, its cgroup and

@@ -140,8 +140,10 @@ pub fn run(root: Option<OwnedFd>) -> i32 {
             // An abandoned start's cgroup and directory are its daemon's
             // to remove (see `launch::Gated::abandon`): one that died
             // leaves them to the next, which may be starting the same
-            // container in them by the time this shim gets here.
-            let abandoned = cfg.gated && e.code == EXIT_ABANDONED;
+            // container in them by the time this shim gets here. Only a
+            // gate (a cold start's, or a pooled container's adopter's: not
+            // `cfg`'s) ends a start so.
+            let abandoned = e.code == EXIT_ABANDONED;
             if cgroup_created
                 && !abandoned
                 && let Err(ce) = cgroup::remove(&cfg.cgroup)

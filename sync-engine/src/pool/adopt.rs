@@ -4,8 +4,13 @@
 //! (the same inodes its mounts show), and the config checked against the
 //! pooled one (same shape) before the shim hands it to the waiting PID 1.
 //! A create that starts readies all that while its row is inserted (see
-//! `ready`; with names of its own, after the insert), and hands the config
-//! over once the insert has committed.
+//! `ready`; with names of its own, after the insert) and hands the config
+//! over then too, with its gate closed (`hand_over_gated`): PID 1 makes
+//! the workload's last settings and waits before its execve until the
+//! insert has committed (`go`), as a cold start run ahead does. An insert
+//! that fails abandons it (`abandon`): the workload never runs, and the
+//! pooled container is gone (a create refused so no longer gives it back
+//! to its pool).
 //!
 //! The processes that will run the workload are the pooled ones, known
 //! before the hand-over: the row is changed to `running` from the
@@ -55,7 +60,7 @@ pub(crate) async fn adopt(
     member: Member,
     config: ContainerConfig,
 ) -> Result<Adopted, String> {
-    let ready = ready(shared, c, member, config).await?;
+    let ready = ready(shared, c, member, config, false).await?;
     hand_over(shared, c, ready).await
 }
 
@@ -64,14 +69,16 @@ pub(crate) async fn adopt(
 /// has names of its own), its image's root, the shape check, the exit
 /// file cleared and the config encoded. Nothing reaches the pooled
 /// container's processes; a create readies it while its row is inserted
-/// (with the pooled container's own names only). Err: why not; the pooled
-/// container is gone.
+/// (with the pooled container's own names only), `gated` for
+/// `hand_over_gated`. Err: why not; the pooled container is gone.
 pub(crate) async fn ready(
     shared: &Arc<Shared>,
     c: &Container,
     member: Member,
     mut config: ContainerConfig,
+    gated: bool,
 ) -> Result<Ready, String> {
+    config.gated = gated;
     let prepared = async {
         config.netns = shared.net().netns_path(&c.id);
         if config.netns.is_none() {
@@ -139,13 +146,6 @@ pub(crate) async fn ready(
     .map_err(|e| e.to_string())?
 }
 
-impl Ready {
-    /// The pooled container, the adoption given up.
-    pub fn into_member(self) -> Member {
-        self.member
-    }
-}
-
 /// Hands a readied adoption over to its pooled container and waits for the
 /// start (see `adopt`).
 pub(crate) async fn hand_over(
@@ -175,6 +175,18 @@ pub(crate) async fn hand_over(
             Err(e) => Err((EXIT_SETUP, e.to_string())),
         }
     };
+    Ok(recorded_while(shared, c, (pid, shim_pid, shim_start_time), waited).await)
+}
+
+/// The start `waited` reads the report of, with the row changed to
+/// `running` meanwhile (`ids`: the pooled processes' pid, shim pid and
+/// shim start time).
+async fn recorded_while(
+    shared: &Arc<Shared>,
+    c: &Container,
+    (pid, shim_pid, shim_start_time): (i32, i32, u64),
+    waited: impl std::future::Future<Output = Started>,
+) -> Adopted {
     // Without its start time (its read failed at preparation) the row
     // would not identify the supervisor: recorded from the report instead.
     let recorded = async {
@@ -189,5 +201,75 @@ pub(crate) async fn hand_over(
         }
     };
     let (started, recorded) = tokio::join!(waited, recorded);
-    Ok(Adopted { started, recorded })
+    Adopted { started, recorded }
+}
+
+/// An adoption handed over with its gate closed (`hand_over_gated`): its
+/// PID 1 waits before its execve until `go`, or `abandon`. Dropped, it is
+/// abandoned (on a thread of its own) and its namespace kept.
+pub(crate) struct Handed {
+    gated: quilt_runtime::launch::Gated,
+    config: ContainerConfig,
+    /// The container's id (its network namespace's key).
+    id: String,
+    ids: (i32, i32, u64),
+}
+
+/// Hands a readied adoption (`ready` with `gated`) over with its gate
+/// closed, while its row is inserted. Err: not handed over; the pooled
+/// container is gone and nothing of the adopter ran.
+pub(crate) async fn hand_over_gated(ready: Ready) -> Result<Handed, String> {
+    let Ready {
+        member,
+        config,
+        encoded,
+    } = ready;
+    let p = &member.prepared;
+    let ids = (p.pid, p.shim_pid, p.shim_start_time);
+    let id = member.id.clone();
+    let gated = member
+        .prepared
+        .send_gated(encoded, &config)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Handed {
+        gated,
+        config,
+        id,
+        ids,
+    })
+}
+
+/// Lets a gated adoption's workload go (its row is in) and waits for the
+/// start, with the row changed to `running` meanwhile, as `hand_over`.
+pub(crate) async fn go(shared: &Arc<Shared>, c: &Container, handed: Handed) -> Adopted {
+    let Handed {
+        gated, config, ids, ..
+    } = handed;
+    let waited = async {
+        match gated.go().await {
+            Ok(report) => launched_async(report, config).await,
+            Err(e) => Err((EXIT_SETUP, e.to_string())),
+        }
+    };
+    recorded_while(shared, c, ids, waited).await
+}
+
+/// Abandons a gated adoption: its workload never runs; the pooled
+/// container's processes, cgroup and directory are ended, and its network
+/// namespace given back (tainted) when `release` (no row has it), then
+/// the pool refilled.
+pub(crate) async fn abandon(shared: &Arc<Shared>, handed: Handed, release: bool) {
+    let net = shared.net().clone();
+    let Handed { gated, id, .. } = handed;
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = gated.abandon() {
+            tracing::warn!(container = %id, error = %e, "abandoning a pooled container's adoption");
+        }
+        if release && let Err(e) = net.release(&id, true) {
+            tracing::warn!(container = %id, error = %e, "cannot release a pooled container's namespace");
+        }
+    })
+    .await;
+    drop(shared.pool().refill_after());
 }

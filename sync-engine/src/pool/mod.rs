@@ -14,7 +14,7 @@ mod adopt;
 mod fill;
 mod shape;
 
-pub(crate) use adopt::{Ready, adopt, hand_over, ready};
+pub(crate) use adopt::{Handed, abandon, adopt, go, hand_over_gated, ready};
 pub(crate) use fill::spawn;
 
 use crate::engine::Shared;

@@ -165,16 +165,18 @@ async fn start_one(shared: &Arc<Shared>, id: &str) -> Result<Outcome> {
 enum Pooled {
     /// Its claimed container, to adopt.
     Member(crate::pool::Member),
-    /// Its adoption readied while its row was inserted.
-    Ready(Box<crate::pool::Ready>),
+    /// Its adoption, handed over with its gate closed while its row was
+    /// inserted.
+    Handed(Box<crate::pool::Handed>),
 }
 
 impl Pooled {
-    /// Ends the pooled container (a start that failed before adopting it).
-    async fn end(self) {
+    /// Ends the pooled container (a start that failed before adopting it;
+    /// its namespace stays the row's).
+    async fn end(self, shared: &Arc<Shared>) {
         match self {
             Pooled::Member(m) => m.end().await,
-            Pooled::Ready(r) => r.into_member().end().await,
+            Pooled::Handed(h) => crate::pool::abandon(shared, *h, false).await,
         }
     }
 }
@@ -192,10 +194,10 @@ impl Pooled {
 ///
 /// `begin` makes the change (None: the row was not in a state to begin).
 /// `fresh`: the row `begin` inserts (a create), which is then announced as
-/// created; its adoption is readied meanwhile (nothing reaches the pooled
-/// container before the commit), and a create that left no row gives its
-/// claim back to its pool. The answer comes back here; on Some the start
-/// goes on.
+/// created; its adoption is readied and handed over meanwhile, gated
+/// (nothing of the adopter runs before the commit), and a create that
+/// left no row abandons it, or gives back a claim not handed over. The
+/// answer comes back here; on Some the start goes on.
 pub(crate) async fn claimed_start<F>(
     shared: &Arc<Shared>,
     id: &str,
@@ -265,10 +267,14 @@ where
         let pooled = match (readied, &fresh) {
             // Readied from the row as inserted (the insert could only have
             // added an address or id range, which a pool's shape has not).
-            (Some(Ok(ready)), Some(pre)) if pre.net == c.net && pre.id_range == c.id_range => {
-                Some(Pooled::Ready(Box::new(ready)))
+            (Some(Ok(handed)), Some(pre)) if pre.net == c.net && pre.id_range == c.id_range => {
+                Some(Pooled::Handed(Box::new(handed)))
             }
-            (Some(Ok(ready)), _) => Some(Pooled::Member(ready.into_member())),
+            (Some(Ok(handed)), _) => {
+                tracing::info!(container = %id, "pooled container not adopted (the row differs from its config); starting cold");
+                crate::pool::abandon(&shared, handed, false).await;
+                None
+            }
             (Some(Err(e)), _) => {
                 tracing::info!(container = %id, reason = %e, "pooled container not adopted; starting cold");
                 None
@@ -474,11 +480,13 @@ async fn not_begun(
     shared: &Arc<Shared>,
     id: &str,
     fresh: bool,
-    readied: Option<std::result::Result<crate::pool::Ready, String>>,
+    readied: Option<std::result::Result<crate::pool::Handed, String>>,
     no_row: bool,
 ) {
     match readied {
-        Some(Ok(ready)) => shared.pool().untake(ready.into_member()),
+        // Its workload never runs; a create that left no row gives its
+        // namespace back too (no row has it).
+        Some(Ok(handed)) => crate::pool::abandon(shared, handed, fresh && no_row).await,
         // Its pooled container was ended; a create that left no row gives
         // its namespace back too (no row has it).
         Some(Err(_)) if fresh && no_row => {
@@ -509,13 +517,14 @@ async fn not_begun(
 }
 
 /// Readies the adoption of the container claimed for `c` (a create's row,
-/// not yet committed). None: no claim, or its config cannot be made (the
-/// claim stays, and the start reports why); Some(Err): not adoptable, and
-/// the pooled container is gone.
+/// not yet committed) and hands it over with its gate closed. None: no
+/// claim, or its config cannot be made (the claim stays, and the start
+/// reports why); Some(Err): not adoptable, and the pooled container is
+/// gone.
 async fn ready_claimed(
     shared: &Arc<Shared>,
     c: &Container,
-) -> Option<std::result::Result<crate::pool::Ready, String>> {
+) -> Option<std::result::Result<crate::pool::Handed, String>> {
     let member = shared.pool().take(&c.id)?;
     // Names of its own are written into the pooled container's network
     // files, which must not change before its row exists (a create that
@@ -526,7 +535,12 @@ async fn ready_claimed(
         return None;
     }
     match runtime_config(shared, c).await {
-        Ok(config) => Some(crate::pool::ready(shared, c, member, config).await),
+        Ok(config) => Some(
+            match crate::pool::ready(shared, c, member, config, true).await {
+                Ok(ready) => crate::pool::hand_over_gated(ready).await,
+                Err(e) => Err(e),
+            },
+        ),
         Err(_) => {
             shared.pool().untake(member);
             None
@@ -560,7 +574,7 @@ async fn begun(
     // may take the container (and its namespace).
     if let Err(e) = shared.store().volumes_ensure(c).await {
         if let Some(p) = pooled {
-            p.end().await;
+            p.end(shared).await;
         }
         drop(op);
         return failed(format!("recreating its volumes: {e}")).await;
@@ -569,7 +583,7 @@ async fn begun(
     // has its own).
     let mut config = None;
     let adopted = match pooled {
-        Some(Pooled::Ready(ready)) => Some(crate::pool::hand_over(shared, c, *ready).await),
+        Some(Pooled::Handed(handed)) => Some(Ok(crate::pool::go(shared, c, *handed).await)),
         Some(Pooled::Member(member)) => {
             let made = match runtime_config(shared, c).await {
                 Ok(made) => made,
