@@ -1,9 +1,10 @@
 //! Starting a container: starts `quilt-shim run` (forked by the shim fork
 //! server, see `forkserver`, or else spawned), hands it the config and
-//! waits for its StartReport. Blocking; call off the reactor. The one
-//! exception is the hand-over to a pooled container ([`Prepared::send`],
-//! [`HandedOver::wait`]): a write that cannot wait and a report read as it
-//! comes, on the async runtime.
+//! waits for its StartReport. Blocking; call off the reactor. The
+//! exceptions are the hand-over to a pooled container ([`Prepared::send`],
+//! [`Prepared::send_gated`], [`HandedOver::wait`]) and a gate's opening
+//! ([`Gated::go`]): writes that cannot wait and a report read as it comes,
+//! on the async runtime.
 //!
 //! The config travels on the shim's stdin as one frame (a little-endian u32
 //! length, then the JSON). A pooled container's shim keeps its stdin open:

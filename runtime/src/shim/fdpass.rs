@@ -1,5 +1,7 @@
 //! Descriptors over a seqpacket socket, between the shim and the
-//! container's first process, and between quiltd and the shim fork server:
+//! container's first process, and between quiltd and the shim fork server
+//! (and once over a pooled container's stream socket, after the adopter's
+//! config: see `pool::await_adoption`):
 //! one message is a one-byte tag and at most `MAX_FDS` descriptors
 //! (SCM_RIGHTS). Received descriptors are close-on-exec.
 use std::io;

@@ -6,7 +6,8 @@
 //! hostname, working directory, user, limits and seccomp filter, and
 //! execs, as a cold start does. The end of the shim's stdin (the daemon
 //! discarded it, or is gone) or PID 1's death ends the pooled container:
-//! the shim removes its cgroup and directory and exits.
+//! the shim removes its cgroup and directory and exits (before adoption;
+//! a gated adoption abandoned leaves them to the daemon, as below).
 //!
 //! A gated adoption (the adopter's config has `gated` set: handed over
 //! while the daemon records the container) keeps the shim's stdin as its
@@ -82,7 +83,9 @@ pub fn await_adoption(sock: &OwnedFd) -> SetupResult<(ContainerConfig, Option<Ow
     if !cfg.gated {
         return Ok((cfg, None));
     }
-    // The frame was read to its last byte: the next is the gate's message.
+    // The frame was read to its last byte, never beyond (unbuffered reads
+    // of exact lengths: a read ahead would take the gate's byte and drop
+    // its descriptor): the next is the gate's message.
     match super::fdpass::receive(sock, true).map_err(setup("receiving the gate"))? {
         Some((GATE, mut fds)) if fds.len() == 1 => {
             let gate = fds.pop();

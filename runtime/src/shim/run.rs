@@ -141,8 +141,9 @@ pub fn run(root: Option<OwnedFd>) -> i32 {
             // to remove (see `launch::Gated::abandon`): one that died
             // leaves them to the next, which may be starting the same
             // container in them by the time this shim gets here. Only a
-            // gate (a cold start's, or a pooled container's adopter's: not
-            // `cfg`'s) ends a start so.
+            // gate ends a start so: a gated cold start's, or a gated
+            // adoption's (whose `gated` is the adopter's config's, not
+            // this pooled `cfg`'s).
             let abandoned = e.code == EXIT_ABANDONED;
             if cgroup_created
                 && !abandoned

@@ -109,7 +109,8 @@ impl Engine {
             .and_then(|held| shared.pool().slot_of(held.id()));
         if let Some(netns) = adopt_now {
             // The start's task owns the claim from here: a failed insert
-            // gives it back to its pool.
+            // gives it back to its pool, or ends it if it was handed over
+            // meanwhile (see `starter::claimed_start`).
             if let Some(held) = pooled.take() {
                 held.keep();
             }

@@ -14,8 +14,9 @@
 //!
 //! The processes that will run the workload are the pooled ones, known
 //! before the hand-over: the row is changed to `running` from the
-//! hand-over to the shim's report (the shim's checks and limits, then PID
-//! 1's last settings and execve: under a millisecond), as `runc start`
+//! hand-over (or, gated, from the gate's opening) to the shim's report
+//! (the shim's checks and limits, then PID 1's last settings and execve,
+//! or only the execve once gated: under a millisecond), as `runc start`
 //! answers before its init has exec'd. The RUNNING event still waits for
 //! the report that the workload was exec'd; a start that fails there
 //! changes the row to `failed`, as any failed start does. Meanwhile kill
@@ -205,8 +206,9 @@ async fn recorded_while(
 }
 
 /// An adoption handed over with its gate closed (`hand_over_gated`): its
-/// PID 1 waits before its execve until `go`, or `abandon`. Dropped, it is
-/// abandoned (on a thread of its own) and its namespace kept.
+/// PID 1 waits before its execve until `go`, or `abandon`. Dropped
+/// instead (only a panic does), it is abandoned on a thread of its own;
+/// its namespace is then kept until the next daemon's start-up.
 pub(crate) struct Handed {
     gated: quilt_runtime::launch::Gated,
     config: ContainerConfig,

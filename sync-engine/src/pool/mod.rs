@@ -9,7 +9,10 @@
 //!
 //! Pooled containers are not rows: they live as long as quiltd holds their
 //! shims' stdin, and their shims end them (and remove their cgroup and
-//! directory) when quiltd lets go or dies.
+//! directory) when quiltd lets go or dies. One handed over gated (see
+//! `adopt`) and let go of before its gate opened ends with its workload
+//! never run, and leaves its cgroup and directory to quiltd (or, when it
+//! died, to the next one's start-up).
 mod adopt;
 mod fill;
 mod shape;

@@ -33,12 +33,24 @@ pub(crate) fn spawn(shared: Arc<Shared>) {
             }
             let shared = shared.clone();
             tokio::spawn(async move {
+                let taken = Taken(&shared, batch);
                 run_start(&shared, &id, Some(since.elapsed())).await;
-                shared.queue().finished(batch);
+                drop(taken);
                 drop(slot);
             });
         }
     });
+}
+
+/// A start taken off the queue: the queue is told of its end when this is
+/// dropped, even by a panic (its count of starts under way decides how
+/// many batch starts may begin, see `StartQueue::take`).
+struct Taken<'a>(&'a Shared, bool);
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.0.queue().finished(self.1);
+    }
 }
 
 /// A start of a stored container that passes the queue, where no
@@ -246,12 +258,24 @@ where
                     Some((e, _)) => Err(e),
                 };
                 let fresh = fresh.is_some();
+                // An adoption handed over is abandoned, which waits for its
+                // shim: answered first (its pooled container does not go
+                // back to the pool). A claim that does goes back before.
+                let answer = match readied {
+                    Some(Ok(_)) => {
+                        let _ = tx.send(answer);
+                        None
+                    }
+                    _ => Some((tx, answer)),
+                };
                 not_begun(&shared, &id, fresh, readied, no_row).await;
                 drop(op);
                 if fresh && no_row {
                     shared.forget(&id);
                 }
-                let _ = tx.send(answer);
+                if let Some((tx, answer)) = answer {
+                    let _ = tx.send(answer);
+                }
                 return;
             }
         };
@@ -483,6 +507,8 @@ async fn not_begun(
     readied: Option<std::result::Result<crate::pool::Handed, String>>,
     no_row: bool,
 ) {
+    // Its pooled container was ended: another is prepared.
+    let _refill = matches!(readied, Some(Err(_))).then(|| shared.pool().refill_after());
     match readied {
         // Its workload never runs; a create that left no row gives its
         // namespace back too (no row has it).
