@@ -1004,6 +1004,14 @@ fn start_latency() {
     report("quilt-shim exec true (spawn to exit)", times);
 }
 
+/// A pooled container prepared from `cfg`; panics when it was not.
+fn prepare(cfg: &ContainerConfig) -> Box<launch::Prepared> {
+    match launch::prepare(Path::new(SHIM), cfg).unwrap() {
+        launch::PrepareOutcome::Ready(p) => p,
+        launch::PrepareOutcome::Failed { message, .. } => panic!("not prepared: {message}"),
+    }
+}
+
 /// Hands a pooled container over to `config` and waits for its start, as
 /// quiltd does (on an async runtime). Panics when it was not handed over.
 fn adopt(
@@ -1676,10 +1684,6 @@ fn v1_memory_cgroup_only_with_a_memory_limit() {
 fn a_pooled_container_is_adopted_discarded_or_refused() {
     let mut env = Env::new();
     let cgroup_dir = |cfg: &ContainerConfig| cgroup_leaf(&cfg.cgroup);
-    let prepare = |cfg: &ContainerConfig| match launch::prepare(Path::new(SHIM), cfg).unwrap() {
-        launch::PrepareOutcome::Ready(p) => p,
-        launch::PrepareOutcome::Failed { message, .. } => panic!("not prepared: {message}"),
-    };
 
     // Adopted. On v1 it is prepared in the shared memory cgroup and moved
     // into its own for the adopter's limit; on v2 it needs its own from the
@@ -1812,6 +1816,31 @@ fn a_pooled_container_is_adopted_discarded_or_refused() {
     assert!(!pooled.dir.exists());
 }
 
+/// A gated start (`cfg`'s) whose workload creates `mark`: 300 ms at its
+/// gate without running (`at_gate` checks more there), then let go, it
+/// runs once (`mark` is removed after).
+fn let_go_runs_once(
+    rt: &tokio::runtime::Runtime,
+    gated: launch::Gated,
+    env: &mut Env,
+    cfg: &ContainerConfig,
+    mark: &Path,
+    at_gate: impl FnOnce(),
+) {
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!mark.exists(), "ran before the gate opened");
+    at_gate();
+    let report = rt.block_on(gated.go()).unwrap();
+    let StartReport::Started { shim_pid, .. } = report else {
+        panic!("expected Started, got {report:?}");
+    };
+    env.started.push((shim_pid, 0));
+    assert!(wait_exit(shim_pid, Duration::from_secs(20)));
+    assert_eq!(stdout_lines(&cfg.dir), ["ran"]);
+    assert!(mark.exists());
+    std::fs::remove_file(mark).unwrap();
+}
+
 #[test]
 fn a_gated_start_runs_once_let_go_and_never_when_abandoned() {
     let mut env = Env::new();
@@ -1837,21 +1866,8 @@ fn a_gated_start_runs_once_let_go_and_never_when_abandoned() {
     let cfg = with_mark(&mut env);
     let gated = launch::start_gated(Path::new(SHIM), &cfg, None).unwrap();
     // Its PID 1 waits at the gate, set up but not exec'd.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        !host.path().join("ran").exists(),
-        "ran before the gate opened"
-    );
-    assert!(cgroup_leaf(&cfg.cgroup).is_dir());
-    let report = rt.block_on(gated.go()).unwrap();
-    let StartReport::Started { shim_pid, .. } = report else {
-        panic!("expected Started, got {report:?}");
-    };
-    env.started.push((shim_pid, 0));
-    assert!(wait_exit(shim_pid, Duration::from_secs(20)));
-    assert_eq!(stdout_lines(&cfg.dir), ["ran"]);
-    assert!(host.path().join("ran").exists());
-    std::fs::remove_file(host.path().join("ran")).unwrap();
+    let made = || assert!(cgroup_leaf(&cfg.cgroup).is_dir());
+    let_go_runs_once(&rt, gated, &mut env, &cfg, &host.path().join("ran"), made);
 
     // Abandoned: the workload never runs; the shim reports why and is
     // reaped, and its cgroup and directory are removed.
@@ -1905,10 +1921,6 @@ fn a_gated_adoption_runs_once_let_go_and_never_when_abandoned() {
             create: false,
         },
     };
-    let prepare = |cfg: &ContainerConfig| match launch::prepare(Path::new(SHIM), cfg).unwrap() {
-        launch::PrepareOutcome::Ready(p) => p,
-        launch::PrepareOutcome::Failed { message, .. } => panic!("not prepared: {message}"),
-    };
     let mut pooled = env.config(&[], Limits::default());
     pooled.cgroup.own_memory = matches!(pooled.cgroup.layout, CgroupLayout::V2 { .. });
     pooled.mounts.push(mark.clone());
@@ -1933,20 +1945,7 @@ fn a_gated_adoption_runs_once_let_go_and_never_when_abandoned() {
     let p = prepare(&pooled);
     let cfg = adopter(&pooled);
     let gated = hand(p, &cfg);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        !host.path().join("ran").exists(),
-        "ran before the gate opened"
-    );
-    let report = rt.block_on(gated.go()).unwrap();
-    let StartReport::Started { shim_pid, .. } = report else {
-        panic!("expected Started, got {report:?}");
-    };
-    env.started.push((shim_pid, 0));
-    assert!(wait_exit(shim_pid, Duration::from_secs(20)));
-    assert_eq!(stdout_lines(&cfg.dir), ["ran"]);
-    assert!(host.path().join("ran").exists());
-    std::fs::remove_file(host.path().join("ran")).unwrap();
+    let_go_runs_once(&rt, gated, &mut env, &cfg, &host.path().join("ran"), || {});
 
     // Abandoned: the workload never runs; the pooled processes end, and
     // its cgroup and directory are removed.

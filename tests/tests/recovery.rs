@@ -192,6 +192,63 @@ fn a_second_daemon_on_the_same_socket_or_data_dir_is_refused() {
     d.assert_no_leftovers();
 }
 
+/// Sends `n` creates (`req(i)`), 300 us apart so that some are mid-start
+/// at the kill, SIGKILLs quiltd once `kill_after` were acknowledged, and
+/// returns how many were (at least `kill_after`).
+fn creates_killed_amid(
+    d: &mut Daemon,
+    n: usize,
+    kill_after: usize,
+    req: impl Fn(usize) -> quilt_tests::api::CreateContainerRequest,
+) -> usize {
+    let pid = d.pid().expect("quiltd runs");
+    let acked = d.block_on(async {
+        let c = d.client().await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..n {
+            let (mut c, tx, r) = (c.clone(), tx.clone(), req(i));
+            tokio::spawn(async move {
+                let r = tokio::time::timeout(Duration::from_secs(30), c.create_container(r));
+                let _ = tx.send(matches!(r.await, Ok(Ok(_))));
+            });
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+        drop(tx);
+        let mut acked = 0;
+        while let Some(ok) = rx.recv().await {
+            acked += ok as usize;
+            if acked == kill_after {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .expect("kill quiltd");
+            }
+        }
+        acked
+    });
+    d.kill9();
+    assert!(
+        acked >= kill_after,
+        "only {acked} creates were acknowledged"
+    );
+    acked
+}
+
+/// Every acknowledged create has its row after the restart, and each row
+/// goes with `rm -f`.
+fn remove_acknowledged(d: &Daemon, acked: usize) {
+    let rows = d.list();
+    assert!(
+        rows.len() >= acked,
+        "{} rows for {acked} acknowledged creates",
+        rows.len()
+    );
+    for c in &rows {
+        d.cli(["rm", "-f", &c.id]).expect_code(0);
+    }
+}
+
 #[test]
 fn a_daemon_killed_amid_adoptions_leaves_nothing_behind() {
     // Creates that adopt a warm pool's container hand it over while their
@@ -209,46 +266,10 @@ fn a_daemon_killed_amid_adoptions_leaves_nothing_behind() {
     };
     retry(Duration::from_secs(60), || (ready() == 12).then_some(()))
         .unwrap_or_else(|| panic!("the pool did not fill\n{}", d.log_tail(30)));
-    let pid = d.pid().expect("quiltd runs");
-    let acked = d.block_on(async {
-        let c = d.client().await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        for _ in 0..12 {
-            let (mut c, tx) = (c.clone(), tx.clone());
-            tokio::spawn(async move {
-                // The pool's shape, with its container's own names.
-                let req = quilt_tests::req(&["sleep", "1000"]);
-                let r = tokio::time::timeout(Duration::from_secs(30), c.create_container(req));
-                let _ = tx.send(matches!(r.await, Ok(Ok(_))));
-            });
-            tokio::time::sleep(Duration::from_micros(300)).await;
-        }
-        drop(tx);
-        let mut acked = 0;
-        while let Some(ok) = rx.recv().await {
-            acked += ok as usize;
-            if acked == 3 {
-                nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                )
-                .expect("kill quiltd");
-            }
-        }
-        acked
-    });
-    d.kill9();
-    assert!(acked >= 3, "only {acked} creates were acknowledged");
+    // The pool's shape, with its container's own names.
+    let acked = creates_killed_amid(&mut d, 12, 3, |_| quilt_tests::req(&["sleep", "1000"]));
     d.restart();
-    let rows = d.list();
-    assert!(
-        rows.len() >= acked,
-        "{} rows for {acked} acknowledged creates",
-        rows.len()
-    );
-    for c in &rows {
-        d.cli(["rm", "-f", &c.id]).expect_code(0);
-    }
+    remove_acknowledged(&d, acked);
     d.cli(["pool", "rm", "default"]).expect_code(0);
     d.assert_no_leftovers();
 }
@@ -261,36 +282,9 @@ fn a_daemon_killed_amid_creates_leaves_nothing_behind() {
     // start, and the rows that were acknowledged are all there and
     // manageable after the restart.
     let mut d = Daemon::start();
-    let pid = d.pid().expect("quiltd runs");
-    let acked = d.block_on(async {
-        let c = d.client().await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        for i in 0..40 {
-            let (mut c, tx) = (c.clone(), tx.clone());
-            tokio::spawn(async move {
-                let req = quilt_tests::named(&format!("amid-{i}"), &["sleep", "1000"]);
-                let r = tokio::time::timeout(Duration::from_secs(30), c.create_container(req));
-                let _ = tx.send(matches!(r.await, Ok(Ok(_))));
-            });
-            // A little apart, so that some are mid-start at the kill.
-            tokio::time::sleep(Duration::from_micros(300)).await;
-        }
-        drop(tx);
-        let mut acked = 0;
-        while let Some(ok) = rx.recv().await {
-            acked += ok as usize;
-            if acked == 8 {
-                nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                )
-                .expect("kill quiltd");
-            }
-        }
-        acked
+    let acked = creates_killed_amid(&mut d, 40, 8, |i| {
+        quilt_tests::named(&format!("amid-{i}"), &["sleep", "1000"])
     });
-    d.kill9();
-    assert!(acked >= 8, "only {acked} creates were acknowledged");
     // A directory no row owns, as one whose shim failed before its gate
     // leaves when the daemon died before the insert: ended at start-up.
     let orphan = d.data_dir.join("containers").join("ab".repeat(32));
@@ -301,14 +295,6 @@ fn a_daemon_killed_amid_creates_leaves_nothing_behind() {
         !orphan.exists(),
         "an orphaned directory outlived the restart"
     );
-    let rows = d.list();
-    assert!(
-        rows.len() >= acked,
-        "{} rows for {acked} acknowledged creates",
-        rows.len()
-    );
-    for c in &rows {
-        d.cli(["rm", "-f", &c.id]).expect_code(0);
-    }
+    remove_acknowledged(&d, acked);
     d.assert_no_leftovers();
 }
