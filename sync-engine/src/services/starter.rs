@@ -325,8 +325,8 @@ where
 /// makes two: the insert, then the change to `starting` that records the
 /// namespace), and the start goes on as the starter's would, on a task of
 /// its own that holds the slot and the lifecycle lock to the start's end,
-/// whatever becomes of the calling RPC. Shutdown waits for it as for a claimed
-/// start. The answer comes back once the row is in (or is not).
+/// whatever becomes of the calling RPC. Shutdown waits for it as for a
+/// claimed start. The answer comes back once the row is in (or is not).
 pub(crate) async fn direct_start(
     shared: &Arc<Shared>,
     mut c: Container,
