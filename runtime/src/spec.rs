@@ -131,10 +131,10 @@ pub struct ContainerConfig {
     /// A start made while the daemon still records the container (see
     /// [`crate::launch::start_gated`], and for a pooled container's
     /// adopter [`crate::launch::Prepared::send_gated`]): PID 1 sets up,
-    /// then waits for one byte on the shim's stdin before its execve. The end of stdin
-    /// instead abandons the start: PID 1 exits, and the shim reports
-    /// [`EXIT_ABANDONED`] and leaves the container's cgroup and directory
-    /// to the daemon (see [`crate::launch::Gated::abandon`]).
+    /// then waits for one byte on the shim's stdin before its execve. The
+    /// end of stdin instead abandons the start: PID 1 exits, and the shim
+    /// reports [`EXIT_ABANDONED`] and leaves the container's cgroup and
+    /// directory to the daemon (see [`crate::launch::Gated::abandon`]).
     #[serde(default)]
     pub gated: bool,
 }
