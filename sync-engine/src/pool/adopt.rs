@@ -25,9 +25,9 @@ use super::Member;
 use crate::engine::Shared;
 use crate::error::Result as StoreResult;
 use crate::model::{Container, now_ns};
-use crate::services::starter::{Launched, launched_async};
+use crate::services::starter::{Launched, launched};
 use quilt_runtime::exitfile;
-use quilt_runtime::spec::{ContainerConfig, EXIT_SETUP};
+use quilt_runtime::spec::ContainerConfig;
 use std::sync::Arc;
 
 /// What a cold start leaves, or why the container did not start.
@@ -170,12 +170,7 @@ pub(crate) async fn hand_over(
         .await
         .map_err(|e| e.to_string())?;
     // Handed over: from here on the start is never tried again.
-    let waited = async {
-        match handed.wait().await {
-            Ok(report) => launched_async(report, config).await,
-            Err(e) => Err((EXIT_SETUP, e.to_string())),
-        }
-    };
+    let waited = async { launched(handed.wait().await, config).await };
     Ok(recorded_while(shared, c, (pid, shim_pid, shim_start_time), waited).await)
 }
 
@@ -248,12 +243,7 @@ pub(crate) async fn go(shared: &Arc<Shared>, c: &Container, handed: Handed) -> A
     let Handed {
         gated, config, ids, ..
     } = handed;
-    let waited = async {
-        match gated.go().await {
-            Ok(report) => launched_async(report, config).await,
-            Err(e) => Err((EXIT_SETUP, e.to_string())),
-        }
-    };
+    let waited = async { launched(gated.go().await, config).await };
     recorded_while(shared, c, ids, waited).await
 }
 

@@ -376,7 +376,7 @@ pub(crate) async fn direct_start(
                     // run ahead ends its start first).
                     let _ = tx.send(Err(e));
                     if let Some(ahead) = ahead.take() {
-                        abandon(&shared, ran(ahead).await, &id, no_row).await;
+                        abandon_ahead(&shared, ran(ahead).await, &id, no_row).await;
                     }
                     if no_row && let Some(early) = early {
                         crate::network::give_back_early(&shared, &id, early).await;
@@ -478,7 +478,7 @@ async fn ran(task: tokio::task::JoinHandle<Ahead>) -> Ahead {
 /// runs, and `Gated::abandon` removes the cgroup and directory its start
 /// made. The directory goes here too when `no_row` (the shim may never
 /// have run).
-async fn abandon(shared: &Arc<Shared>, ahead: Ahead, id: &str, no_row: bool) {
+async fn abandon_ahead(shared: &Arc<Shared>, ahead: Ahead, id: &str, no_row: bool) {
     let dir = shared.cfg().container_dir(id);
     let id = id.to_owned();
     let _ = tokio::task::spawn_blocking(move || {
@@ -636,17 +636,11 @@ async fn begun(
     let (outcome, recorded) = match (adopted, ahead) {
         (Some(a), _) => (a.started, a.recorded),
         // Its shim waits at the gate for the row, which is in now.
-        (None, Some(Ok((gated, config)))) => {
-            let cold = match gated.go().await {
-                Ok(report) => launched_async(report, config).await,
-                Err(e) => Err((EXIT_SETUP, e.to_string())),
-            };
-            (cold, None)
-        }
+        (None, Some(Ok((gated, config)))) => (launched(gated.go().await, config).await, None),
         (None, Some(Err(why))) => (Err(why), None),
         (None, None) => {
             let cold = match run_cold(shared, c, config, recorded.as_deref(), launch::start).await {
-                Ok((report, config)) => launched_async(report, config).await,
+                Ok((report, config)) => launched(Ok(report), config).await,
                 Err(why) => Err(why),
             };
             (cold, None)
@@ -886,14 +880,16 @@ fn unwatched(config: &ContainerConfig, (shim_pid, e): Unwatched) -> (i32, String
     (EXIT_SETUP, format!("pidfd of supervisor: {e}"))
 }
 
-/// What a shim's report of a start leaves: the supervisor to watch, or why
-/// the container did not start. On the async runtime: only a supervisor
+/// What a shim's report of a start (or why it could not be read) leaves:
+/// the supervisor to watch, or why the container did not start. On the
+/// async runtime: only a supervisor
 /// that cannot be watched (ending it blocks) is handled on the blocking
 /// pool.
-pub(crate) async fn launched_async(
-    report: StartReport,
+pub(crate) async fn launched(
+    report: std::result::Result<StartReport, launch::LaunchError>,
     config: ContainerConfig,
 ) -> std::result::Result<Launched, (i32, String)> {
+    let report = report.map_err(|e| (EXIT_SETUP, e.to_string()))?;
     match watch(report)? {
         Ok(l) => Ok(l),
         Err(u) => Err(tokio::task::spawn_blocking(move || unwatched(&config, u))
