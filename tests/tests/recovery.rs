@@ -259,15 +259,26 @@ fn a_daemon_killed_amid_adoptions_leaves_nothing_behind() {
     let mut d = Daemon::builder()
         .args(&["--warm-pool", "default=12"])
         .start();
-    let ready = || {
+    let pool = |d: &Daemon, field: &str| {
         let out = d.cli(["pool", "ls", "--format", "json"]).ok();
         let pools: serde_json::Value = serde_json::from_str(&out).expect("pool ls JSON");
-        pools[0]["ready"].as_u64().unwrap_or(0)
+        pools[0][field].as_u64().unwrap_or(0)
     };
-    retry(Duration::from_secs(60), || (ready() == 12).then_some(()))
+    let full = |d: &Daemon| {
+        retry(Duration::from_secs(60), || {
+            (pool(d, "ready") == 12).then_some(())
+        })
         .unwrap_or_else(|| panic!("the pool did not fill\n{}", d.log_tail(30)));
-    // The pool's shape, with its container's own names.
-    let acked = creates_killed_amid(&mut d, 12, 3, |_| quilt_tests::req(&["sleep", "1000"]));
+    };
+    full(&d);
+    // The pool's shape, with its container's own names: such a create
+    // adopts (the burst's do too).
+    let req = || quilt_tests::req(&["sleep", "1000"]);
+    d.block_on(async { d.client().await.create_container(req()).await })
+        .expect("a create of the pool's shape");
+    assert_eq!(pool(&d, "hits"), 1, "the create did not adopt");
+    full(&d);
+    let acked = creates_killed_amid(&mut d, 12, 3, |_| req()) + 1;
     d.restart();
     remove_acknowledged(&d, acked);
     d.cli(["pool", "rm", "default"]).expect_code(0);
