@@ -444,7 +444,8 @@ fn an_image_named_anew_replaces_the_pooled_containers() {
 /// lifecycle lock is held from that change, so a removal right behind it
 /// waits for the start and leaves nothing; a refused create gives the
 /// claimed container back to its pool as it was; two starts of one claimed
-/// container start it once.
+/// container start it once; a start after a rename adopts it under its new
+/// name.
 #[test]
 fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
     let d = with_full_pool();
@@ -527,6 +528,22 @@ fn claimed_starts_begin_at_once_and_nothing_slips_in_between() {
     d.cli(["wait", &id]).ok();
     assert_eq!(d.cli(["logs", &id]).ok(), "ran", "one run");
     d.cli(["rm", &id]).ok();
+    wait_full(&d, "default");
+
+    // Created without a start, then renamed: its start adopts the claimed
+    // container (readied while the row changed) with the new name in its
+    // /etc/hosts.
+    let not_adopted = |d: &Daemon| d.log().matches("not adopted").count();
+    let before = not_adopted(&d);
+    let id = d
+        .cli(["create", "--no-start", "default", "cat", "/etc/hosts"])
+        .ok();
+    d.cli(["rename", &id, "renamed"]).ok();
+    d.cli(["start", "-a", "renamed"]).ok();
+    let hosts = d.cli(["logs", "renamed"]).ok();
+    assert!(hosts.contains("renamed"), "{hosts}");
+    assert_eq!(not_adopted(&d), before, "{}", d.log_tail(50));
+    d.cli(["rm", "renamed"]).ok();
     wait_full(&d, "default");
     d.cli(["pool", "rm", "default"]).ok();
     d.assert_no_leftovers();

@@ -8,6 +8,7 @@ use crate::model::{
 };
 use crate::pool::Claim;
 use crate::services::cleanup;
+use crate::services::starter::Claimed;
 use crate::support::{ids, signals};
 use crate::validate;
 use quilt_runtime::signal::Signal;
@@ -120,7 +121,7 @@ impl Engine {
             let pre = c.clone();
             let begin = {
                 let shared = shared.clone();
-                async move {
+                move || async move {
                     let ids = &shared.cfg().userns_ids;
                     (c.id_range, c.net) = shared
                         .store()
@@ -129,9 +130,14 @@ impl Engine {
                     Ok(Some(c))
                 }
             };
-            return crate::services::starter::claimed_start(shared, &id, Some(pre), begin)
-                .await?
-                .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
+            return crate::services::starter::claimed_start(
+                shared,
+                &id,
+                Claimed::Create(pre),
+                begin,
+            )
+            .await?
+            .ok_or_else(|| EngineError::Internal("a new row was not inserted".into()));
         }
         // Started at once when no interactive start waits and a slot is
         // free (not in a cluster, where the queue's turn is the node's
@@ -196,16 +202,20 @@ impl Engine {
         if c.state == State::Created && shared.pool().slot_of(&c.id).is_some() {
             let begin = {
                 let (shared, id) = (shared.clone(), c.id.clone());
-                async move {
+                move || {
                     // Looked up under the lock: a copy or removal may have
                     // ended the claim meanwhile.
-                    match shared.pool().slot_of(&id) {
-                        Some(netns) => shared.store().begin_claimed_start(&id, &netns).await,
-                        None => Ok(None),
+                    let slot = shared.pool().slot_of(&id);
+                    async move {
+                        match slot {
+                            Some(netns) => shared.store().begin_claimed_start(&id, &netns).await,
+                            None => Ok(None),
+                        }
                     }
                 }
             };
-            begun = crate::services::starter::claimed_start(shared, &c.id, None, begin)
+            let claimed = Claimed::Start(c.clone());
+            begun = crate::services::starter::claimed_start(shared, &c.id, claimed, begin)
                 .await?
                 .is_some();
             // Not begun: still `created` (the claim went), started the

@@ -4,13 +4,14 @@
 //! (the same inodes its mounts show), and the config checked against the
 //! pooled one (same shape) before the shim hands it to the waiting PID 1.
 //! A create that starts readies all that while its row is inserted (see
-//! `ready`; with names of its own, after the insert) and hands the config
-//! over then too, with its gate closed (`hand_over_gated`): PID 1 makes
-//! the workload's last settings and waits before its execve until the
-//! insert has committed (`go`), as a cold start run ahead does. An insert
-//! that fails abandons it (`abandon`): the workload never runs, and the
-//! pooled container is gone (a create refused so no longer gives it back
-//! to its pool).
+//! `ready`; with names of its own, after the insert), and so does a start
+//! while its row changes to `starting`. The config is handed over then
+//! too, with its gate closed (`hand_over_gated`): PID 1 makes the
+//! workload's last settings and waits before its execve until the write
+//! has committed (`go`), as a cold start run ahead does. A write that
+//! fails abandons it (`abandon`): the workload never runs, and the pooled
+//! container is gone (a create refused so no longer gives it back to its
+//! pool).
 //!
 //! The processes that will run the workload are the pooled ones, known
 //! before the hand-over: the row is changed to `running` from the
@@ -70,8 +71,8 @@ pub(crate) async fn adopt(
 /// has names of its own), its image's root, the shape check, the exit
 /// file cleared and the config encoded. Nothing reaches the pooled
 /// container's processes; a create readies it while its row is inserted
-/// (with the pooled container's own names only), `gated` for
-/// `hand_over_gated`. Err: why not; the pooled container is gone.
+/// (with the pooled container's own names only), and a start while its
+/// row changes, `gated` for `hand_over_gated`. Err: why not; the pooled container is gone.
 pub(crate) async fn ready(
     shared: &Arc<Shared>,
     c: &Container,
@@ -213,7 +214,7 @@ pub(crate) struct Handed {
 }
 
 /// Hands a readied adoption (`ready` with `gated`) over with its gate
-/// closed, while its row is inserted. Err: not handed over; the pooled
+/// closed, while its row is written. Err: not handed over; the pooled
 /// container is gone and nothing of the adopter ran.
 pub(crate) async fn hand_over_gated(ready: Ready) -> Result<Handed, String> {
     let Ready {

@@ -178,7 +178,7 @@ enum Pooled {
     /// Its claimed container, to adopt.
     Member(crate::pool::Member),
     /// Its adoption, handed over with its gate closed while its row was
-    /// inserted.
+    /// written (inserted, or changed to `starting`).
     Handed(Box<crate::pool::Handed>),
 }
 
@@ -189,6 +189,43 @@ impl Pooled {
         match self {
             Pooled::Member(m) => m.end().await,
             Pooled::Handed(h) => crate::pool::abandon(shared, *h, false).await,
+        }
+    }
+}
+
+/// What a claimed start begins from (see `claimed_start`).
+pub(crate) enum Claimed {
+    /// A create with autostart: the row its insert adds.
+    Create(Container),
+    /// StartContainer of a `created` row, as the call read it.
+    Start(Container),
+}
+
+impl Claimed {
+    fn row(&self) -> &Container {
+        match self {
+            Claimed::Create(c) | Claimed::Start(c) => c,
+        }
+    }
+
+    /// Whether an adoption readied from this row fits `c`, the row as its
+    /// change to `starting` left it. An insert could only have added an
+    /// address or id range (which a pool's shape has not). A row that was
+    /// there already must be as it was read, but for what the change sets:
+    /// a rename, an update or a network change made before the lock was
+    /// taken gets a cold start from the row as it is.
+    fn fits(&self, c: &Container) -> bool {
+        match self {
+            Claimed::Create(pre) => pre.net == c.net && pre.id_range == c.id_range,
+            Claimed::Start(pre) => {
+                let mut expected = pre.clone();
+                expected.state = c.state;
+                expected.autostart = c.autostart;
+                expected.manual_stop = c.manual_stop;
+                expected.restart_count = c.restart_count;
+                expected.lifetime.expires_at_ns = c.lifetime.expires_at_ns;
+                expected == *c
+            }
         }
     }
 }
@@ -204,19 +241,21 @@ impl Pooled {
 /// starter does, and runs to its end whatever becomes of the calling RPC:
 /// a create or start that was sent is carried out.
 ///
-/// `begin` makes the change (None: the row was not in a state to begin).
-/// `fresh`: the row `begin` inserts (a create), which is then announced as
-/// created; its adoption is readied and handed over meanwhile, gated
-/// (nothing of the adopter runs before the commit), and a create that
-/// left no row abandons it, or gives back a claim not handed over. The
-/// answer comes back here; on Some the start goes on.
-pub(crate) async fn claimed_start<F>(
+/// `begin` is called under the lock (its lookups are made then, before the
+/// adoption takes the claim) and makes the change (None: the row was not
+/// in a state to begin). Meanwhile the adoption is readied from `claimed`
+/// and handed over, gated: nothing of the adopter runs before the change
+/// has committed, and a change that did not happen abandons it (or gives
+/// back a claim not handed over). A create's row is then announced as
+/// created. The answer comes back here; on Some the start goes on.
+pub(crate) async fn claimed_start<B, F>(
     shared: &Arc<Shared>,
     id: &str,
-    fresh: Option<Container>,
-    begin: F,
+    claimed: Claimed,
+    begin: B,
 ) -> Result<Option<Container>>
 where
+    B: FnOnce() -> F + Send + 'static,
     F: std::future::Future<Output = Result<Option<Container>>> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -227,13 +266,16 @@ where
         let _in_flight = in_flight;
         let live = shared.live(&id);
         let op = live.lifecycle.lock().await;
-        let (outcome, readied) = match (&fresh, shared.is_closing()) {
-            (_, true) => (
+        let fresh = matches!(claimed, Claimed::Create(_));
+        let (outcome, readied) = match shared.is_closing() {
+            true => (
                 Err(EngineError::Unavailable("quiltd is shutting down".into())),
                 None,
             ),
-            (Some(pre), false) => tokio::join!(begin, ready_claimed(&shared, pre)),
-            (None, false) => (begin.await, None),
+            false => {
+                let begin = begin();
+                tokio::join!(begin, ready_claimed(&shared, &claimed))
+            }
         };
         let outcome = match outcome {
             Ok(Some(c)) => Ok(c),
@@ -257,7 +299,6 @@ where
                     None => Ok(None),
                     Some((e, _)) => Err(e),
                 };
-                let fresh = fresh.is_some();
                 // An adoption handed over is abandoned, which waits for its
                 // shim: answered first (its pooled container does not go
                 // back to the pool). A claim that does goes back before.
@@ -279,7 +320,7 @@ where
                 return;
             }
         };
-        if fresh.is_some() {
+        if fresh {
             // Its names resolve on its network from now on.
             crate::network::dns::insert(&shared, &c);
             shared.emit(&c, State::Created, "created", None, None);
@@ -288,22 +329,18 @@ where
         // From here, as a queued start's launch phase.
         let began = std::time::Instant::now();
         let had_member = readied.is_some();
-        let pooled = match (readied, &fresh) {
-            // Readied from the row as inserted (the insert could only have
-            // added an address or id range, which a pool's shape has not).
-            (Some(Ok(handed)), Some(pre)) if pre.net == c.net && pre.id_range == c.id_range => {
-                Some(Pooled::Handed(Box::new(handed)))
-            }
-            (Some(Ok(handed)), _) => {
+        let pooled = match readied {
+            Some(Ok(handed)) if claimed.fits(&c) => Some(Pooled::Handed(Box::new(handed))),
+            Some(Ok(handed)) => {
                 tracing::info!(container = %id, "pooled container not adopted (the row differs from its config); starting cold");
                 crate::pool::abandon(&shared, handed, false).await;
                 None
             }
-            (Some(Err(e)), _) => {
+            Some(Err(e)) => {
                 tracing::info!(container = %id, reason = %e, "pooled container not adopted; starting cold");
                 None
             }
-            (None, _) => shared.pool().take(&id).map(Pooled::Member),
+            None => shared.pool().take(&id).map(Pooled::Member),
         };
         let pooled_start = had_member || pooled.is_some();
         let _adopting = pooled_start.then(|| crate::engine::Adopting::new(&live));
@@ -499,7 +536,7 @@ async fn abandon_ahead(shared: &Arc<Shared>, ahead: Ahead, id: &str, no_row: boo
 
 /// A claimed start that did not begin: what its claim and pooled container
 /// become. `fresh`: a create's (then `no_row`: its insert left no row);
-/// `readied`: the adoption readied beside that insert.
+/// `readied`: the adoption readied beside its change.
 async fn not_begun(
     shared: &Arc<Shared>,
     id: &str,
@@ -528,7 +565,9 @@ async fn not_begun(
         _ => {}
     }
     if !fresh {
-        // A start's claim stays for the row's next start or its removal.
+        // A start's claim, unless readied, stays for the row's next start
+        // or its removal. Readied, the namespace stays the row's: its next
+        // start is a cold one in it.
         return;
     }
     if no_row {
@@ -542,21 +581,25 @@ async fn not_begun(
     }
 }
 
-/// Readies the adoption of the container claimed for `c` (a create's row,
-/// not yet committed) and hands it over with its gate closed. None: no
-/// claim, or its config cannot be made (the claim stays, and the start
-/// reports why); Some(Err): not adoptable, and the pooled container is
-/// gone.
+/// Readies the adoption of the container claimed for `claimed`'s row (a
+/// create's, not yet committed, or one changing to `starting`) and hands
+/// it over with its gate closed. None: no claim, or its config cannot be
+/// made (the claim stays, and the start reports why); Some(Err): not
+/// adoptable, and the pooled container is gone.
 async fn ready_claimed(
     shared: &Arc<Shared>,
-    c: &Container,
+    claimed: &Claimed,
 ) -> Option<std::result::Result<crate::pool::Handed, String>> {
+    let c = claimed.row();
     let member = shared.pool().take(&c.id)?;
     // Names of its own are written into the pooled container's network
-    // files, which must not change before its row exists (a create that
-    // fails gives the container back to its pool): adopted after the
-    // insert instead.
-    if c.name != member.name || c.hostname != member.hostname {
+    // files, which must not change before a create's row exists (a create
+    // that fails gives the container back to its pool): adopted after the
+    // insert instead. A start's row exists: a start that does not begin
+    // ends the pooled container instead.
+    if matches!(claimed, Claimed::Create(_))
+        && (c.name != member.name || c.hostname != member.hostname)
+    {
         shared.pool().untake(member);
         return None;
     }
