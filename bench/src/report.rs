@@ -191,6 +191,10 @@ pub struct WarmPoolBench {
     pub hits: u64,
     pub misses: u64,
     pub hit: OpStats,
+    /// Created without a start, then started (as `docker run`): from the
+    /// create sent.
+    #[serde(default)]
+    pub hit_create_then_start: OpStats,
     pub cold: OpStats,
     pub ratio_hit_over_cold_p50: Option<f64>,
     /// From one create to the pool being full again.

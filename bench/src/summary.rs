@@ -241,6 +241,11 @@ fn latency_rows(md: &mut String, r: &Report) {
     }
     if let Some(p) = &r.pool {
         stat_row(md, "warm pool: time to running, adopted", &p.hit);
+        stat_row(
+            md,
+            "warm pool: time to running, created then started (adopted)",
+            &p.hit_create_then_start,
+        );
         stat_row(md, "warm pool: time to running, cold (no pool)", &p.cold);
         stat_row(
             md,

@@ -64,6 +64,44 @@ pub async fn start_one_with(
         }
     };
     let ack = t.elapsed();
+    running_since(hub, id, t, ack).await
+}
+
+/// Creates one container without starting it, then starts it (as `docker
+/// run` and `quilt run` do), and waits for its RUNNING (or FAILED) event;
+/// its time to running counts from the create.
+pub async fn create_then_start(c: &mut Client, hub: &Hub, command: &[&str]) -> Start {
+    let t = Instant::now();
+    let failed = |id: String, st: tonic::Status| Start {
+        id,
+        ack: t.elapsed(),
+        running: None,
+        error: Some((code_name(st.code()), st.message().to_string())),
+    };
+    let id = match with_timeout(
+        CALL,
+        c.create_container(create_request(command, true, true)),
+    )
+    .await
+    {
+        Ok(r) => r.id,
+        Err(st) => return failed(String::new(), st),
+    };
+    let ack = t.elapsed();
+    let start = StartContainerRequest {
+        id: id.clone(),
+        ..Default::default()
+    };
+    match with_timeout(CALL, c.start_container(start)).await {
+        // Already ended (and removed) by the time the answer came back.
+        Err(st) if st.code() != tonic::Code::FailedPrecondition => failed(id, st),
+        _ => running_since(hub, id, t, ack).await,
+    }
+}
+
+/// Waits for `id`'s RUNNING (or FAILED) event: its time to running counts
+/// from `t`.
+async fn running_since(hub: &Hub, id: String, t: Instant, ack: Duration) -> Start {
     match hub.wait(&id, &["running", "failed"], WAIT).await {
         Some(s) if s.action == "running" => Start {
             running: Some(s.at.duration_since(t)),
