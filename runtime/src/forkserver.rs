@@ -66,12 +66,24 @@ pub(crate) struct Forked {
     pub pid: i32,
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
+    /// How much of the `early` bytes is in the shim's stdin already.
+    pub written: usize,
 }
 
 /// Forks `quilt-shim run` (the binary at `shim`) through the server, with
 /// the container's `root` when one was made ahead. None when no server can
 /// be had: the caller spawns the shim itself.
-pub(crate) fn spawn_run(shim: &Path, root: Option<BorrowedFd<'_>>) -> Option<Forked> {
+///
+/// `early`: bytes for the shim's stdin written as soon as the request is
+/// sent, as far as the pipe takes them without waiting, so that the shim
+/// finds them when it is forked instead of after quiltd has read the
+/// answer. Only what cannot run before quiltd says so (a gated config): a
+/// shim whose answer is lost is killed only if the server wrote its pid.
+pub(crate) fn spawn_run(
+    shim: &Path,
+    root: Option<BorrowedFd<'_>>,
+    early: Option<&[u8]>,
+) -> Option<Forked> {
     let binary = identity(shim).ok()?;
     let mut state = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     // One more try with a new server when the one we had is gone.
@@ -96,7 +108,7 @@ pub(crate) fn spawn_run(shim: &Path, root: Option<BorrowedFd<'_>>) -> Option<For
             unreachable!("a server was just made current")
         };
         server.forks += 1;
-        match request(server, root) {
+        match request(server, root, early) {
             Ok(forked) => return Some(forked),
             Err(Failure::Fork(e)) => {
                 // The server is sound; the fork failed (a process limit):
@@ -190,17 +202,24 @@ fn stop(state: &mut State) {
     }
 }
 
-fn request(server: &Server, root: Option<BorrowedFd<'_>>) -> Result<Forked, Failure> {
-    let (in_r, in_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Failure::Fork(e.into()))?;
+fn request(
+    server: &Server,
+    root: Option<BorrowedFd<'_>>,
+    early: Option<&[u8]>,
+) -> Result<Forked, Failure> {
+    use nix::fcntl::OFlag;
+    let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Failure::Fork(e.into()))?;
     let (out_r, out_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Failure::Fork(e.into()))?;
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Failure::Fork(e.into()))?;
     let mut fds = vec![in_r.as_fd(), out_w.as_fd()];
     fds.extend(root);
     fdpass::send_fds(&server.sock, SPAWN, &fds).map_err(Failure::Server)?;
     drop(fds);
     // The shim has its own copies now.
     drop((in_r, out_w));
+    // While the server forks; never waits (what the pipe does not take,
+    // the caller writes once the shim is known to be there).
+    let written = early.map_or(0, |bytes| write_what_fits(&in_w, bytes));
     let mut answer = [0u8; 4];
     let n = loop {
         match rustix::net::recv(&server.sock, &mut answer, RecvFlags::empty()) {
@@ -219,10 +238,11 @@ fn request(server: &Server, root: Option<BorrowedFd<'_>>) -> Result<Forked, Fail
     }
     match i32::from_le_bytes(answer) {
         pid if pid > 0 => match read_pid(&out_r, true) {
-            Some(written) if written == pid => Ok(Forked {
+            Some(tagged) if tagged == pid => Ok(Forked {
                 pid,
                 stdin: in_w,
                 stdout: out_r,
+                written,
             }),
             other => {
                 reap(other);
@@ -233,6 +253,21 @@ fn request(server: &Server, root: Option<BorrowedFd<'_>>) -> Result<Forked, Fail
             }
         },
         errno => Err(Failure::Fork(io::Error::from_raw_os_error(-errno))),
+    }
+}
+
+/// Writes as much of `bytes` into `w`, the write end of a pipe nothing
+/// has been written to yet, as its capacity takes: one write that cannot
+/// wait (the pipe has that much room). How much was written.
+fn write_what_fits(w: &OwnedFd, bytes: &[u8]) -> usize {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let Ok(capacity) = fcntl(w, FcntlArg::F_GETPIPE_SZ) else {
+        return 0;
+    };
+    let n = bytes.len().min(usize::try_from(capacity).unwrap_or(0));
+    match n {
+        0 => 0,
+        n => rustix::io::write(w, &bytes[..n]).unwrap_or(0),
     }
 }
 

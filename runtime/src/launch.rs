@@ -170,14 +170,22 @@ fn spawn(
     root: Option<OwnedFd>,
 ) -> Result<Spawned, LaunchError> {
     let frame = encode(config)?;
-    let forked = crate::forkserver::spawn_run(shim, root.as_ref().map(|r| r.as_fd()));
+    // A gated config runs nothing before its gate opens: it may be in the
+    // new shim's stdin before the fork server has answered (see
+    // `forkserver::spawn_run`).
+    let early = config.gated.then_some(frame.as_slice());
+    let forked = crate::forkserver::spawn_run(shim, root.as_ref().map(|r| r.as_fd()), early);
     drop(root);
+    let mut sent = 0;
     let (child, mut stdin, stdout) = match forked {
-        Some(f) => (
-            Shim::Forked(f.pid, None),
-            ChildStdin::from(f.stdin),
-            ChildStdout::from(f.stdout),
-        ),
+        Some(f) => {
+            sent = f.written;
+            (
+                Shim::Forked(f.pid, None),
+                ChildStdin::from(f.stdin),
+                ChildStdout::from(f.stdout),
+            )
+        }
         None => {
             let mut child = shim_run_command(shim)
                 .stdin(Stdio::piped())
@@ -189,7 +197,7 @@ fn spawn(
             (Shim::Spawned(child), stdin, stdout)
         }
     };
-    let write_res = stdin.write_all(&frame);
+    let write_res = stdin.write_all(&frame[sent..]);
     Ok(Spawned {
         child,
         stdin: keep_stdin.then_some(stdin),
