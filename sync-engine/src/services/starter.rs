@@ -394,7 +394,12 @@ pub(crate) async fn direct_start(
         let mut ahead = may_run_ahead(&c, slot.as_deref()).then(|| {
             let (shared, c, slot) = (shared.clone(), c.clone(), slot.clone());
             tokio::spawn(async move {
-                run_cold(&shared, &c, None, slot.as_deref(), launch::start_gated).await
+                run_cold(&shared, &c, None, slot.as_deref(), launch::start_gated)
+                    .await
+                    .map(|(gated, config)| {
+                        let refill = RefillLayer::after(&shared, &config);
+                        (gated, config, refill)
+                    })
             })
         });
         let inserted = shared
@@ -446,8 +451,43 @@ pub(crate) async fn direct_start(
 }
 
 /// A cold start's shim, run (gated: its workload waits for the row) while
-/// the row is inserted, with the config it got; or why it did not run.
-type Ahead = std::result::Result<(launch::Gated, ContainerConfig), (i32, String)>;
+/// the row is inserted, with the config it got and the refill of the
+/// layer it took; or why it did not run.
+type Ahead = std::result::Result<(launch::Gated, ContainerConfig, RefillLayer), (i32, String)>;
+
+/// The refill of the layers a gated start took one of (see `run_shim`),
+/// asked for once it is dropped: after the start, or its abandon.
+struct RefillLayer {
+    shared: Arc<Shared>,
+    key: Option<(std::path::PathBuf, bool)>,
+}
+
+impl RefillLayer {
+    fn after(shared: &Arc<Shared>, config: &ContainerConfig) -> RefillLayer {
+        RefillLayer {
+            shared: shared.clone(),
+            key: layer_key(shared, config),
+        }
+    }
+}
+
+impl Drop for RefillLayer {
+    fn drop(&mut self) {
+        if let Some((root, volatile)) = self.key.take() {
+            self.shared.layers().refill(&root, volatile);
+        }
+    }
+}
+
+/// The kind of layer made ahead that `config`'s first start takes, if any
+/// (`support::layers`): not for a user namespace (its shim makes an
+/// idmapped root), and only for the store's images (a host directory run
+/// as an image is not held by mounts nobody sees).
+fn layer_key(shared: &Shared, config: &ContainerConfig) -> Option<(std::path::PathBuf, bool)> {
+    let own_image = config.image_rootfs.starts_with(shared.images().root());
+    (config.security.idmap.is_none() && own_image)
+        .then(|| (config.image_rootfs.clone(), config.volatile_rootfs))
+}
 
 /// Whether nothing of `c`'s cold start needs its row before the workload
 /// runs, so that its shim may run while the row is inserted: no address
@@ -519,7 +559,7 @@ async fn abandon_ahead(shared: &Arc<Shared>, ahead: Ahead, id: &str, no_row: boo
     let dir = shared.cfg().container_dir(id);
     let id = id.to_owned();
     let _ = tokio::task::spawn_blocking(move || {
-        if let Ok((gated, _)) = ahead
+        if let Ok((gated, _, _refill)) = ahead
             && let Err(e) = gated.abandon()
         {
             tracing::warn!(container = %id, error = %e, "abandoning a start run ahead of its row");
@@ -679,7 +719,11 @@ async fn begun(
     let (outcome, recorded) = match (adopted, ahead) {
         (Some(a), _) => (a.started, a.recorded),
         // Its shim waits at the gate for the row, which is in now.
-        (None, Some(Ok((gated, config)))) => (launched(gated.go().await, config).await, None),
+        (None, Some(Ok((gated, config, refill)))) => {
+            let started = launched(gated.go().await, config).await;
+            drop(refill);
+            (started, None)
+        }
         (None, Some(Err(why))) => (Err(why), None),
         (None, None) => {
             let cold = match run_cold(shared, c, config, recorded.as_deref(), launch::start).await {
@@ -845,18 +889,10 @@ fn run_shim<T>(
     let setup = |e: &dyn std::fmt::Display| (EXIT_SETUP, e.to_string());
     config.image_rootfs = shared.images().prepare(image).map_err(|e| setup(&e))?;
     let layers = shared.layers();
-    // Only the store's images: a host directory run as an image is not
-    // held by mounts nobody sees.
-    let own_image = config.image_rootfs.starts_with(shared.images().root());
-    let pooled = config.security.idmap.is_none() && own_image;
-    let root = match pooled {
-        true => layers.take(
-            &config.image_rootfs,
-            config.volatile_rootfs,
-            &config.dir,
-            shared.metrics(),
-        ),
-        false => None,
+    let key = layer_key(shared, &config);
+    let root = match &key {
+        Some((lower, volatile)) => layers.take(lower, *volatile, &config.dir, shared.metrics()),
+        None => None,
     };
     let ran = (|| {
         std::fs::create_dir_all(&config.dir)
@@ -871,8 +907,13 @@ fn run_shim<T>(
         crate::api::volumes::ensure_sources(&config.mounts).map_err(|e| setup(&e))?;
         run(shim, &config, root).map_err(|e| setup(&e))
     })();
-    if pooled {
-        layers.refill(&config.image_rootfs, config.volatile_rootfs);
+    // Once its container runs, not while it starts (see `support::layers`):
+    // a gated start's runs once its gate opens, after this returns; its
+    // caller asks then (`RefillLayer`).
+    if let Some((lower, volatile)) = key
+        && (!config.gated || ran.is_err())
+    {
+        layers.refill(&lower, volatile);
     }
     Ok((ran?, config))
 }
