@@ -82,6 +82,35 @@ fn shims_are_forked_by_one_server_that_is_replaced_and_stopped() {
     );
 }
 
+/// A create that starts runs its shim ahead of its row, and its config
+/// goes into the shim's stdin as the fork server forks it, as far as the
+/// pipe takes it: one larger than a pipe's capacity (64 KiB) gets there
+/// whole, the rest written once the server has answered.
+#[test]
+fn a_config_larger_than_a_pipe_gets_to_its_shim_whole() {
+    let _one = one_at_a_time();
+    let d = Daemon::start();
+    let a = format!("A={}", "a".repeat(60_000));
+    let b = format!("B={}", "b".repeat(60_000));
+    let id = d
+        .cli([
+            "create",
+            "-e",
+            &a,
+            "-e",
+            &b,
+            "default",
+            "sh",
+            "-c",
+            "echo ${#A} ${#B}",
+        ])
+        .ok();
+    d.cli(["wait", &id]).ok();
+    assert_eq!(d.cli(["logs", &id]).ok(), "60000 60000");
+    d.cli(["rm", &id]).ok();
+    d.assert_no_leftovers();
+}
+
 /// The number of root's keys on the host (`nkeys` of uid 0 in
 /// /proc/key-users: "0: USAGE NKEYS/NIKEYS ...").
 fn root_keys() -> i64 {
