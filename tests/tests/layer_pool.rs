@@ -112,6 +112,16 @@ fn first_starts_take_layers_made_ahead() {
         .expect_code(0);
     assert_eq!(metric(port, HITS), 2.0);
 
+    // So does a create that starts (its shim run ahead of its row, gated
+    // until the row is in): the refill follows its start.
+    wait_ready(&d, port, 4.0);
+    d.cli(["create", "--rm", "default", "true"]).ok();
+    let took = retry(Duration::from_secs(10), || {
+        (metric(port, HITS) == 3.0).then_some(())
+    });
+    assert!(took.is_some(), "hits: {}", metric(port, HITS));
+    wait_ready(&d, port, 4.0);
+
     d.cli(["rm", "-f", a.as_str(), b.as_str()]).expect_code(0);
     d.assert_no_leftovers();
     // The layers made ahead go with quiltd.

@@ -394,12 +394,19 @@ pub(crate) async fn direct_start(
         let mut ahead = may_run_ahead(&c, slot.as_deref()).then(|| {
             let (shared, c, slot) = (shared.clone(), c.clone(), slot.clone());
             tokio::spawn(async move {
-                run_cold(&shared, &c, None, slot.as_deref(), launch::start_gated)
-                    .await
-                    .map(|(gated, config)| {
-                        let refill = RefillLayer::after(&shared, &config);
-                        (gated, config, refill)
-                    })
+                run_cold(
+                    &shared,
+                    &c,
+                    None,
+                    slot.as_deref(),
+                    true,
+                    launch::start_gated,
+                )
+                .await
+                .map(|(gated, config)| {
+                    let refill = RefillLayer::after(&shared, &config);
+                    (gated, config, refill)
+                })
             })
         });
         let inserted = shared
@@ -509,12 +516,14 @@ fn may_run_ahead(c: &Container, slot: Option<&str>) -> bool {
 /// or made now), its network (`recorded`: see `begun`), then the image, a
 /// layer made ahead and the network's files with the run itself, on one
 /// trip to the blocking pool. Returns what `run` returned and the config
-/// the shim got, or why the container did not start.
+/// the shim got, or why the container did not start. `gated`: `run`
+/// returns before the workload runs (see `run_shim`).
 async fn run_cold<T, F>(
     shared: &Arc<Shared>,
     c: &Container,
     config: Option<ContainerConfig>,
     recorded: Option<&str>,
+    gated: bool,
     run: F,
 ) -> std::result::Result<(T, ContainerConfig), (i32, String)>
 where
@@ -540,7 +549,7 @@ where
     config.mounts.extend(p.mounts);
     let shim = shared.cfg().shim_path.clone();
     let (image, on) = (c.image.clone(), shared.clone());
-    tokio::task::spawn_blocking(move || run_shim(&on, &shim, &image, config, p.files, run))
+    tokio::task::spawn_blocking(move || run_shim(&on, &shim, &image, config, p.files, gated, run))
         .await
         .unwrap_or_else(|e| Err((EXIT_SETUP, e.to_string())))
 }
@@ -726,7 +735,9 @@ async fn begun(
         }
         (None, Some(Err(why))) => (Err(why), None),
         (None, None) => {
-            let cold = match run_cold(shared, c, config, recorded.as_deref(), launch::start).await {
+            let cold = match run_cold(shared, c, config, recorded.as_deref(), false, launch::start)
+                .await
+            {
                 Ok((report, config)) => launched(Ok(report), config).await,
                 Err(why) => Err(why),
             };
@@ -873,13 +884,16 @@ fn fit_to_security(config: &mut ContainerConfig) {
 /// ahead when there is one (see `support::layers`), first: its directory
 /// becomes the container's, with the files a start makes there already
 /// made. A container in a user namespace has its root made by its shim
-/// (idmapped). Blocking.
+/// (idmapped). `gated`: `run` returns before the workload runs (its gate
+/// closed), and the caller asks for the layer's refill (`RefillLayer`).
+/// Blocking.
 fn run_shim<T>(
     shared: &Shared,
     shim: &std::path::Path,
     image: &str,
     mut config: ContainerConfig,
     files: Option<crate::network::HostsFiles>,
+    gated: bool,
     run: impl FnOnce(
         &std::path::Path,
         &ContainerConfig,
@@ -911,7 +925,7 @@ fn run_shim<T>(
     // a gated start's runs once its gate opens, after this returns; its
     // caller asks then (`RefillLayer`).
     if let Some((lower, volatile)) = key
-        && (!config.gated || ran.is_err())
+        && (!gated || ran.is_err())
     {
         layers.refill(&lower, volatile);
     }
