@@ -7,6 +7,7 @@
 //! the containers, and no longer executes the shim afresh. Where no server
 //! can be had, the caller spawns the shim directly, as before.
 use crate::shim::fdpass;
+use nix::poll::PollTimeout;
 use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType, sockopt};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -23,9 +24,9 @@ pub(crate) const SERVER_ENV: &str = "QUILT_SHIM_FORK_SERVER";
 /// stdin and stdout, and the container's root when it was made ahead (a
 /// detached overlay, see `layer`).
 pub(crate) const SPAWN: u8 = b'S';
-/// What the server writes on a new shim's stdout before anything else:
-/// this, then the shim's pid (u32, little-endian). quiltd learns the pid
-/// from there even when the server's answer is lost, and can reap it.
+/// What a new shim writes on its stdout before anything else: this, then
+/// its pid (u32, little-endian). quiltd learns the pid from there even
+/// when the server's answer is lost, and can reap it.
 pub(crate) const PID_TAG: &[u8; 4] = b"PID:";
 /// How long an answer may take (a fork takes well under a millisecond).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -224,7 +225,7 @@ fn request(
     let n = loop {
         match rustix::net::recv(&server.sock, &mut answer, RecvFlags::empty()) {
             Err(rustix::io::Errno::INTR) => continue,
-            r => break r.map_err(|e| lost(e.into(), &out_r))?.0,
+            r => break r.map_err(|e| lost(e.into(), &out_r, written))?.0,
         }
     };
     if n != answer.len() {
@@ -234,10 +235,11 @@ fn request(
                 "the fork server closed its socket",
             ),
             &out_r,
+            written,
         ));
     }
     match i32::from_le_bytes(answer) {
-        pid if pid > 0 => match read_pid(&out_r, true) {
+        pid if pid > 0 => match read_pid(&out_r, PollTimeout::NONE) {
             Some(tagged) if tagged == pid => Ok(Forked {
                 pid,
                 stdin: in_w,
@@ -272,20 +274,34 @@ fn write_what_fits(w: &OwnedFd, bytes: &[u8]) -> usize {
 }
 
 /// The server failed after the request: a shim it may have forked is
-/// quiltd's child, found by the pid written on its stdout, and reaped
-/// (its stdin is closed with `in_w`: it ends by itself).
-fn lost(e: io::Error, out_r: &OwnedFd) -> Failure {
-    reap(read_pid(out_r, false));
+/// quiltd's child, found by the pid it wrote first on its stdout, and
+/// reaped (its stdin is closed with `in_w`: it ends by itself). One that
+/// had its config written early (`written`) would set its container up
+/// (in the directory and cgroup a retry uses) before it found its gate
+/// closed: it is waited for (briefly) and ended before anything else.
+fn lost(e: io::Error, out_r: &OwnedFd, written: usize) -> Failure {
+    match written {
+        0 => reap(read_pid(out_r, PollTimeout::ZERO)),
+        _ => {
+            if let Some(pid) = read_pid(out_r, PollTimeout::from(ORPHAN_WAIT_MS)) {
+                crate::proc::kill_and_reap_child(pid);
+            }
+        }
+    }
     Failure::Server(e)
 }
 
-/// The pid the server wrote first on a shim's stdout; `wait`: block until
-/// it is there, else take it only if it already is.
-fn read_pid(out_r: &OwnedFd, wait: bool) -> Option<i32> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    if !wait {
+/// How long a lost server's shim is waited for (it writes its pid first
+/// thing after the fork).
+const ORPHAN_WAIT_MS: u16 = 1000;
+
+/// The pid a shim wrote first on its stdout; waits up to `timeout` for
+/// it (`PollTimeout::NONE`: until it is there, or the pipe's end).
+fn read_pid(out_r: &OwnedFd, timeout: PollTimeout) -> Option<i32> {
+    use nix::poll::{PollFd, PollFlags, poll};
+    if timeout != PollTimeout::NONE {
         let mut fds = [PollFd::new(out_r.as_fd(), PollFlags::POLLIN)];
-        if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1)) {
+        if !matches!(poll(&mut fds, timeout), Ok(1)) {
             return None;
         }
     }

@@ -8,7 +8,8 @@
 //! A request is one byte and two or three descriptors (the new shim's
 //! stdin and stdout, and the container's root when it was made ahead);
 //! the answer is the new shim's pid (4 bytes, little-endian), or a
-//! negated errno when it could not be forked. The shim is forked with
+//! negated errno when it could not be forked. The new shim writes its
+//! pid on its stdout first (`PID_TAG`). The shim is forked with
 //! CLONE_PARENT: it is quiltd's child, as a shim spawned directly is, and
 //! quiltd reaps it; the server never waits for anything but requests. The
 //! forked shim takes the descriptors as its stdin and stdout, makes a
@@ -101,14 +102,17 @@ fn fork_shim(
     match sys::clone_fork(CloneFlags::CLONE_PARENT, None)? {
         CloneResult::Parent { pid, pidfd } => {
             drop(pidfd);
-            // First on the shim's stdout, before the answer: quiltd finds
-            // the shim by it even if the answer never comes.
-            let mut tag = PID_TAG.to_vec();
-            tag.extend_from_slice(&pid.as_raw().to_le_bytes());
-            rustix::io::write(&stdout, &tag)?;
             Ok(pid.as_raw())
         }
         CloneResult::Child => {
+            // First on its stdout, before anything it reads or reports
+            // (its config may be in its stdin already): quiltd finds it by
+            // this even if the server's answer never comes.
+            let mut tag = PID_TAG.to_vec();
+            tag.extend_from_slice(&std::process::id().to_le_bytes());
+            if rustix::io::write(&stdout, &tag) != Ok(tag.len()) {
+                std::process::exit(1);
+            }
             // Nothing of the server's is kept: its socket goes.
             drop(sock.take());
             let _ = rustix::thread::set_name(SHIM_NAME);
