@@ -211,9 +211,10 @@ impl Claimed {
     /// Whether an adoption readied from this row fits `c`, the row as its
     /// change to `starting` left it. An insert could only have added an
     /// address or id range (which a pool's shape has not). A row that was
-    /// there already must be as it was read, but for what the change sets:
-    /// a rename, an update or a network change made before the lock was
-    /// taken gets a cold start from the row as it is.
+    /// there already must be as it was read, but for what the change sets
+    /// (and its last activity): a rename, an update or a network change
+    /// made before the lock was taken gets a cold start from the row as it
+    /// is.
     fn fits(&self, c: &Container) -> bool {
         match self {
             Claimed::Create(pre) => pre.net == c.net && pre.id_range == c.id_range,
@@ -224,6 +225,9 @@ impl Claimed {
                 expected.manual_stop = c.manual_stop;
                 expected.restart_count = c.restart_count;
                 expected.lifetime.expires_at_ns = c.lifetime.expires_at_ns;
+                // Written without the lifecycle lock (an exec's or a log
+                // follower's end), and not part of its config.
+                expected.lifetime.last_activity_ns = c.lifetime.last_activity_ns;
                 expected == *c
             }
         }
@@ -993,5 +997,68 @@ pub(crate) async fn launched(
         Err(u) => Err(tokio::task::spawn_blocking(move || unwatched(&config, u))
             .await
             .unwrap_or_else(|e| (EXIT_SETUP, e.to_string()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CreateSpec;
+
+    fn created(id: &str) -> Container {
+        let mut spec = CreateSpec::new("default");
+        spec.command = vec!["true".into()];
+        Container::new(id.into(), spec, "default".into(), Vec::new(), 1)
+    }
+
+    /// The row as `begin_claimed_start` leaves it.
+    fn begun(pre: &Container) -> Container {
+        let mut c = pre.clone();
+        c.state = State::Starting;
+        c.autostart = false;
+        c.manual_stop = false;
+        c.restart_count = 0;
+        c.lifetime.expires_at_ns = None;
+        c
+    }
+
+    #[test]
+    fn a_started_row_fits_its_adoption_only_as_it_was_read() {
+        let mut pre = created("a");
+        pre.autostart = true;
+        pre.lifetime.expires_at_ns = Some(5);
+        let claimed = Claimed::Start(pre.clone());
+        assert!(claimed.fits(&begun(&pre)));
+        // Activity is recorded without the lifecycle lock: not a change.
+        let mut c = begun(&pre);
+        c.lifetime.last_activity_ns = Some(9);
+        assert!(claimed.fits(&c));
+        // Anything the adopted config is made of is.
+        let changes: [fn(&mut Container); 5] = [
+            |c| c.name = "renamed".into(),
+            |c| c.hostname = "other".into(),
+            |c| c.memory_mb = 64,
+            |c| c.env = vec!["A=1".into()],
+            |c| c.security.read_only = true,
+        ];
+        for change in changes {
+            let mut c = begun(&pre);
+            change(&mut c);
+            assert!(!claimed.fits(&c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_created_row_fits_its_adoption_unless_the_insert_added_to_it() {
+        let pre = created("b");
+        let claimed = Claimed::Create(pre.clone());
+        let mut c = pre.clone();
+        c.state = State::Starting;
+        assert!(claimed.fits(&c));
+        c.id_range = Some(crate::model::IdRange {
+            host_id: 100_000,
+            size: 65_536,
+        });
+        assert!(!claimed.fits(&c));
     }
 }
