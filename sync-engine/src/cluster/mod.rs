@@ -266,11 +266,7 @@ pub(crate) async fn take_back(shared: &Arc<Shared>, c: &Container) -> Result<boo
     let (Some(pid), Some(start)) = (c.shim_pid, c.shim_start_time) else {
         return Ok(false);
     };
-    if shared
-        .live(&c.id)
-        .adopting
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
+    if shared.live(&c.id).is_adopting() {
         return Ok(false);
     }
     let spec = shared.cgroup_spec(c);

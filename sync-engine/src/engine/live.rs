@@ -23,18 +23,25 @@ pub(crate) struct Live {
     pub active: std::sync::atomic::AtomicU32,
     /// The end of the latest of them (unix ns; 0: none since quiltd started).
     pub last_activity_ns: std::sync::atomic::AtomicI64,
-    /// A warm pool's container is being adopted: its row may say running
-    /// before its workload has exec'd (see `pool::adopt`). Set and cleared
-    /// by the start, under the lifecycle lock.
-    pub adopting: std::sync::atomic::AtomicBool,
+    /// Adoptions of a warm pool's container under way: the row may say
+    /// running before its workload has exec'd (see `pool::adopt`). Counted
+    /// up by a start under the lifecycle lock and down once it has ended,
+    /// which may be after the next start has taken the lock and counted
+    /// its own (a flag cleared then would leave that one unmarked).
+    adopting: std::sync::atomic::AtomicU32,
 }
 
 impl Live {
+    /// Whether an adoption is under way (see `adopting`).
+    pub fn is_adopting(&self) -> bool {
+        self.adopting.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+
     /// Waits until an adoption under way has ended (the start holds the
     /// lifecycle lock until its outcome is recorded). True if it waited:
     /// the caller reads the row again.
     pub async fn adoption_settled(&self) -> bool {
-        if !self.adopting.load(std::sync::atomic::Ordering::Acquire) {
+        if !self.is_adopting() {
             return false;
         }
         drop(self.lifecycle.lock().await);
@@ -49,7 +56,7 @@ pub(crate) struct Adopting<'a>(&'a Live);
 impl<'a> Adopting<'a> {
     pub fn new(live: &'a Live) -> Adopting<'a> {
         live.adopting
-            .store(true, std::sync::atomic::Ordering::Release);
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Adopting(live)
     }
 }
@@ -58,6 +65,25 @@ impl Drop for Adopting<'_> {
     fn drop(&mut self) {
         self.0
             .adopting
-            .store(false, std::sync::atomic::Ordering::Release);
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adoption_that_ends_after_the_next_began_leaves_it_marked() {
+        let live = Live::default();
+        assert!(!live.is_adopting());
+        let first = Adopting::new(&live);
+        // The next start takes the lifecycle lock and marks its own before
+        // the first start's mark goes.
+        let second = Adopting::new(&live);
+        drop(first);
+        assert!(live.is_adopting());
+        drop(second);
+        assert!(!live.is_adopting());
     }
 }
