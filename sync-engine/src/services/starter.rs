@@ -802,8 +802,12 @@ async fn begun(
             if let Some(Err(e)) = &recorded {
                 tracing::warn!(container = %id, error = %e, "recording an adopted container as running failed");
             }
+            // Recorded before the lock goes: an adoption's row says running
+            // meanwhile, and a kill or exec that waited for this start
+            // (`Live::adoption_settled`) reads it again once it is free.
+            let failed = monitor::record_failure(shared, c, code, &reason).await;
             drop(op);
-            monitor::record_failure(shared, c, code, &reason).await?;
+            failed?;
             Ok(Outcome::Failed)
         }
     }
