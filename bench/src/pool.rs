@@ -57,7 +57,9 @@ async fn wait_full(sys: &mut SystemServiceClient<Channel>, size: u32) -> Result<
 }
 
 /// `n` creates adopting a pooled container (each once the pool of `size`
-/// is full again: an agent's pace, not a burst), then `n` cold ones.
+/// is full again: an agent's pace, not a burst), `n` creates without a
+/// start each followed by a start that adopts (the same pace), then `n`
+/// cold ones. The hits and misses count both kinds of adoption.
 pub async fn warm_pool(socket: &Path, n: usize, size: u32) -> Result<WarmPoolBench> {
     let mut c = client::connect(socket).await?;
     let mut sys = SystemServiceClient::new(client::channel(socket).await?);

@@ -72,7 +72,8 @@ pub(crate) async fn adopt(
 /// file cleared and the config encoded. Nothing reaches the pooled
 /// container's processes; a create readies it while its row is inserted
 /// (with the pooled container's own names only), and a start while its
-/// row changes, `gated` for `hand_over_gated`. Err: why not; the pooled container is gone.
+/// row changes, `gated` for `hand_over_gated`. Err: why not; the pooled
+/// container is gone.
 pub(crate) async fn ready(
     shared: &Arc<Shared>,
     c: &Container,

@@ -988,9 +988,8 @@ fn unwatched(config: &ContainerConfig, (shim_pid, e): Unwatched) -> (i32, String
 
 /// What a shim's report of a start (or why it could not be read) leaves:
 /// the supervisor to watch, or why the container did not start. On the
-/// async runtime: only a supervisor
-/// that cannot be watched (ending it blocks) is handled on the blocking
-/// pool.
+/// async runtime: only a supervisor that cannot be watched (ending it
+/// blocks) is handled on the blocking pool.
 pub(crate) async fn launched(
     report: std::result::Result<StartReport, launch::LaunchError>,
     config: ContainerConfig,
