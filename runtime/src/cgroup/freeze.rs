@@ -109,10 +109,16 @@ fn wait_v1(file: &Path, deadline: Instant) -> Result<bool, CgroupError> {
 }
 
 /// v2: `cgroup.events` says `frozen 1` once the freeze is complete, and
-/// the kernel wakes a poll(POLLPRI) on it when it changes.
+/// the kernel wakes a poll(POLLPRI) on it when it changes. But it sends at
+/// most one such notification per 10 ms for each file, deferring the rest:
+/// a pause soon after an unpause (whose `frozen 0` was notified) heard of
+/// its freeze up to 10 ms late. So each poll also ends after a short,
+/// growing pause, and the file is read again then.
 fn wait_v2(events: &Path, deadline: Instant) -> Result<bool, CgroupError> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::poll::{PollFd, PollFlags, ppoll};
+    use nix::sys::time::TimeSpec;
     let mut f = std::fs::File::open(events).map_err(|e| io_err(events, e))?;
+    let mut pause = Duration::from_micros(100);
     loop {
         let mut s = String::new();
         f.rewind().map_err(|e| io_err(events, e))?;
@@ -124,12 +130,12 @@ fn wait_v2(events: &Path, deadline: Instant) -> Result<bool, CgroupError> {
         if left.is_zero() {
             return Ok(false);
         }
-        let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
         let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLPRI)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
+        match ppoll(&mut fds, Some(TimeSpec::from(pause.min(left))), None) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(io_err(events, e.into())),
         }
+        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 
@@ -183,5 +189,66 @@ mod tests {
         assert!(is_frozen(&s).unwrap());
         thaw(&s).unwrap();
         assert_eq!(read(dir.join("cgroup.freeze")), "0");
+    }
+
+    /// The host's cgroup2 mount point, if any.
+    fn cgroup2_mount() -> Option<PathBuf> {
+        let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        info.lines().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            (right.split(' ').next() == Some("cgroup2")).then(|| PathBuf::from(point))
+        })
+    }
+
+    /// On the real kernel: a pause right after an unpause, over and over,
+    /// each seen through to `frozen 1` (the kernel's notification of it
+    /// deferred, see `wait_v2`), and each thaw letting the task run again.
+    #[test]
+    fn v2_freeze_and_thaw_of_a_real_cgroup_back_to_back() {
+        let Some(mount) = cgroup2_mount() else {
+            eprintln!("no cgroup2 mount: skipped");
+            return;
+        };
+        let root = mount.join(format!("quilt-freeze-test-{}", std::process::id()));
+        let dir = root.join("quilt/c1");
+        if let Err(e) = fs::create_dir_all(&dir) {
+            eprintln!(
+                "cannot make a cgroup under {}: {e}: skipped",
+                mount.display()
+            );
+            return;
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let s = spec(CgroupLayout::V2 { root: root.clone() }, Limits::default());
+        let result = std::panic::catch_unwind(|| {
+            fs::write(dir.join("cgroup.procs"), child.id().to_string()).unwrap();
+            for _ in 0..20 {
+                freeze(&s).unwrap();
+                assert!(is_frozen(&s).unwrap());
+                let events = read(dir.join("cgroup.events"));
+                assert_eq!(super::super::keyed_value(&events, "frozen"), Some(1));
+                thaw(&s).unwrap();
+                assert!(!is_frozen(&s).unwrap());
+            }
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        for d in [dir.as_path(), &root.join("quilt"), &root] {
+            // The cgroup empties once the killed task is reaped.
+            for _ in 0..100 {
+                if fs::remove_dir(d).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        assert!(!root.exists(), "test cgroup {} left behind", root.display());
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
     }
 }
