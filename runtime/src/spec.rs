@@ -298,14 +298,15 @@ pub struct GpuConfig {
     /// Libraries, tools and the firmware directory (canonical host paths).
     pub files: Vec<String>,
     /// Symbolic links made in the container (a library's soname pointing
-    /// at its file).
+    /// at its file, /usr/bin/<tool> at a tool kept elsewhere).
     pub links: Vec<Symlink>,
     /// The libraries' directories: written to /etc/ld.so.conf.d and
     /// appended to LD_LIBRARY_PATH.
     pub library_dirs: Vec<String>,
 }
 
-/// A symbolic link `path` -> `target` (relative to `path`'s directory).
+/// A symbolic link `path` -> `target` (relative to `path`'s directory, or
+/// an absolute path inside the container).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Symlink {
     pub path: String,

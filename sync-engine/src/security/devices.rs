@@ -237,7 +237,19 @@ fn gpu_config(chosen: &[&gpus::Gpu], driver: &gpus::DriverFiles) -> GpuConfig {
             cfg.library_dirs.push(dir.to_owned());
         }
     }
-    cfg.files.extend(driver.tools.iter().cloned());
+    for tool in &driver.tools {
+        cfg.files.push(tool.clone());
+        // A tool outside the directories on every container's PATH gets a
+        // link in /usr/bin, where a shell looks for `nvidia-smi`.
+        if let Some((dir, name)) = tool.rsplit_once('/')
+            && !gpus::TOOL_DIRS.contains(&dir)
+        {
+            cfg.links.push(Symlink {
+                path: format!("/usr/bin/{name}"),
+                target: tool.clone(),
+            });
+        }
+    }
     cfg.files.extend(driver.firmware.iter().cloned());
     cfg
 }
@@ -389,7 +401,10 @@ mod tests {
                     links: vec![],
                 },
             ],
-            tools: vec!["/usr/bin/nvidia-smi".into()],
+            tools: vec![
+                "/usr/bin/nvidia-smi".into(),
+                "/usr/local/nvidia/bin/nvidia-debugdump".into(),
+            ],
             firmware: Some("/usr/lib/firmware/nvidia/535.104.05".into()),
         };
         let g = |index, minor| gpus::Gpu {
@@ -407,6 +422,7 @@ mod tests {
                 format!("{lib}/libnvidia-ml.so.535.104.05"),
                 "/usr/lib/nvidia/libnvidia-tls.so.535.104.05".into(),
                 "/usr/bin/nvidia-smi".into(),
+                "/usr/local/nvidia/bin/nvidia-debugdump".into(),
                 "/usr/lib/firmware/nvidia/535.104.05".into(),
             ]
         );
@@ -426,6 +442,10 @@ mod tests {
                 (
                     format!("{lib}/libnvidia-ml.so.1"),
                     "libnvidia-ml.so.535.104.05".into()
+                ),
+                (
+                    "/usr/bin/nvidia-debugdump".into(),
+                    "/usr/local/nvidia/bin/nvidia-debugdump".into()
                 ),
             ]
         );
