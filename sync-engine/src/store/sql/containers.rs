@@ -894,35 +894,33 @@ impl SqlStore<super::Db> {
     }
 
     /// Persists the intent to remove; returns the state it had and the row
-    /// as it now is (None: no such row).
+    /// as it now is (None: no such row). One statement: the state before
+    /// is kept in `removing_from` (SET reads the row as it was) and
+    /// returned with the row.
     pub async fn set_removing(&self, id: &str) -> Result<Option<(State, Container)>> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             returning_row(format!(
-                "UPDATE containers SET state = '{}' WHERE id = $1 AND state IN ({})",
+                "UPDATE containers SET removing_from = state, state = '{}' \
+                 WHERE id = $1 AND state IN ({})",
                 State::Removing.as_str(),
                 states_sql(from::SET_REMOVING)
             ))
+            .replacen(" RETURNING ", " RETURNING containers.removing_from, ", 1)
         });
+        // fetch_all for UPDATE ... RETURNING (see `set_failed`).
         let (prev, row) = db_write_critical!(self, |c| {
-            let mut tx = c.begin().await?;
-            let prev: Option<(String,)> =
-                sqlx::query_as("SELECT state FROM containers WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            // fetch_all for UPDATE ... RETURNING (see `set_failed`).
-            let rows = match prev {
-                Some(_) => sqlx::query(&SQL).bind(id).fetch_all(&mut *tx).await?,
-                None => Vec::new(),
-            };
-            tx.commit().await?;
+            let rows = sqlx::query(&SQL).bind(id).fetch_all(&mut *c).await?;
+            let prev: Option<String> = rows
+                .first()
+                .map(|r| r.try_get("removing_from"))
+                .transpose()?;
             // Committed: the index takes the row as the UPDATE left it,
             // while this still holds the writer (so in commit order: a
             // write of the same row right after cannot be overtaken).
             Ok((prev, self.returned(id, Ok(rows))))
         })?;
         let row = row?;
-        Ok(match (prev.and_then(|(s,)| State::parse(&s)), row) {
+        Ok(match (prev.as_deref().and_then(State::parse), row) {
             (Some(prev), Some(row)) => Some((prev, row)),
             _ => None,
         })
