@@ -12,7 +12,8 @@
 //! in the pool; a write that answers Ok was committed). On SQLite a small
 //! pool of readers serves reads; WAL, foreign keys, busy timeout. A schema
 //! change touches `migrations/` and `migrations-postgres/` (the same
-//! versions, the same tables and columns) and this folder only.
+//! versions, the same tables and columns; SQLite's 0022 alone drops two
+//! indexes that only PostgreSQL reads) and this folder only.
 //!
 //! - `sql/containers.rs`: containers and their labels, with the state
 //!   transitions as guarded updates rendered from `model::state`'s sets;
