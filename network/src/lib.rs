@@ -609,6 +609,15 @@ impl Networking {
     /// the pool in the background (`tainted`: destroyed instead).
     /// Blocking.
     pub fn release(&self, owner: &str, tainted: bool) -> Result<()> {
+        if let Some(slot) = self.take_off(owner)? {
+            self.pool.give_back(slot, tainted);
+        }
+        Ok(())
+    }
+
+    /// As `release`, but the slot (if any) is handed to the caller, to go
+    /// back with `give_back` once nothing names it any more. Blocking.
+    pub fn take_off(&self, owner: &str) -> Result<Option<pool::Slot>> {
         self.proxies.close(owner);
         if let Some(ip) = self.firewall.policy_ip(owner) {
             self.firewall.set_policy(owner, None, true)?;
@@ -624,11 +633,16 @@ impl Networking {
                 return Err(e);
             }
             self.firewall.remove(owner)?;
-            self.pool.give_back(slot, tainted);
+            Ok(Some(slot))
         } else {
             self.firewall.remove(owner)?;
+            Ok(None)
         }
-        Ok(())
+    }
+
+    /// A slot `take_off` handed out goes back to the pool (see `release`).
+    pub fn give_back(&self, slot: pool::Slot, tainted: bool) {
+        self.pool.give_back(slot, tainted);
     }
 
     /// How many slots of `kind` are ready.

@@ -107,8 +107,9 @@ pub(crate) async fn remove_by_id(shared: &Arc<Shared>, id: &str, force: bool) ->
     // Off its network (and its names out of the resolver) before its
     // address can go to another container.
     crate::network::dns::remove(shared, id);
-    crate::network::release(shared, &c).await?;
+    let released = crate::network::release(shared, &c).await?;
     shared.store().delete(id).await?;
+    released.give_back();
     if c.network == crate::model::Network::Bridge {
         crate::network::refresh_hosts(shared, &c.net.network, id).await;
     }
