@@ -53,9 +53,9 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::InvalidArgument(m) => ApiError::BadRequest(m),
             EngineError::NotFound(m) => ApiError::NotFound(m),
-            EngineError::AlreadyExists(m) | EngineError::FailedPrecondition(m) => {
-                ApiError::Conflict(m)
-            }
+            EngineError::AlreadyExists(m)
+            | EngineError::FailedPrecondition(m)
+            | EngineError::Aborted(m) => ApiError::Conflict(m),
             // The Docker API does not forward to other nodes.
             e @ EngineError::Elsewhere { .. } => ApiError::Conflict(e.to_string()),
             EngineError::Busy { message: m, .. }

@@ -39,6 +39,7 @@ fn engine_status(e: EngineError) -> Status {
         EngineError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
         EngineError::PermissionDenied(m) => Status::permission_denied(m),
         EngineError::DataLoss(m) => Status::data_loss(m),
+        EngineError::Aborted(m) => Status::aborted(m),
         EngineError::Internal(m) => {
             tracing::error!(error = %m, "internal error");
             Status::internal(m)

@@ -36,6 +36,11 @@ pub enum EngineError {
     /// Content that does not match its digest (a registry's blob).
     #[error("{0}")]
     DataLoss(String),
+    /// A write that conflicted with the stored rows (a unique or foreign
+    /// key constraint no refusal of ours caught first): nothing of it was
+    /// stored; the caller may try again.
+    #[error("{0}")]
+    Aborted(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -48,6 +53,17 @@ impl From<sqlx::Error> for EngineError {
             // Overloaded or shutting down: the client may retry.
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
                 EngineError::Unavailable(format!("database: {e}"))
+            }
+            // A statement that broke a unique or foreign key constraint:
+            // the database undid it alone, the connection is sound.
+            sqlx::Error::Database(db)
+                if matches!(
+                    db.kind(),
+                    sqlx::error::ErrorKind::UniqueViolation
+                        | sqlx::error::ErrorKind::ForeignKeyViolation
+                ) =>
+            {
+                EngineError::Aborted(format!("database: {db}"))
             }
             e if disk_full(&e) => EngineError::ResourceExhausted(format!(
                 "the disk holding quiltd's database is full ({e}): free space, then retry"
