@@ -267,6 +267,14 @@ impl Metrics {
         }
     }
 
+    /// Time the writer was held for no write of its own (a group's BEGIN
+    /// and COMMIT): busy, but not a write.
+    pub(crate) fn observe_db_busy(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.db_busy_ns
+            .fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// One SQLite write transaction, from holding the writer to its end.
     pub(crate) fn observe_db_write(&self, d: Duration) {
         use std::sync::atomic::Ordering::Relaxed;

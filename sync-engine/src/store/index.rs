@@ -1,7 +1,8 @@
 //! An in-memory index of the containers table, kept in step with it by the
 //! store itself: every write that changes a container row updates (or
 //! drops) its entry while it still holds the single writer, so entries
-//! change in commit order. ListContainers is served from it: rows decoded
+//! change in commit order (the writes of a group, see `writer.rs`, once
+//! the group commits). ListContainers is served from it: rows decoded
 //! once at write time instead of at every listing (decoding a listing of
 //! 1,000 rows through the driver cost ~15 ms; from here it is a walk over
 //! shared entries). GetContainer finds its container here too, by id, name
@@ -16,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Newest first, the id breaking ties (descending), as every listing.
 pub(super) type Key = (Reverse<i64>, Reverse<String>);
@@ -47,6 +48,13 @@ impl Entries {
         }
         self.names.insert(entry.c.name.clone(), id);
         self.by_key.insert(k, entry);
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(k) = self.keys.remove(id) {
+            self.version += 1;
+            self.forget(&k, id);
+        }
     }
 
     /// Drops the entry at `k` (of container `id`) and its name.
@@ -106,6 +114,17 @@ pub(super) struct Index {
     entries: RwLock<Entries>,
     /// Set when an entry could not be refreshed: rebuild before use.
     stale: AtomicBool,
+    /// While a group of writes is open (see `writer.rs`): their changes,
+    /// in order, applied once the group commits (an entry never shows a
+    /// row that is not committed).
+    pending: Mutex<Option<Vec<Change>>>,
+}
+
+/// A change of an entry held back until its group of writes commits.
+#[derive(Debug)]
+enum Change {
+    Put(Box<Container>),
+    Remove(String),
 }
 
 impl Index {
@@ -131,17 +150,51 @@ impl Index {
         self.stale.store(true, Ordering::Release);
     }
 
-    /// Inserts or replaces the entry of `c`.
+    /// Inserts or replaces the entry of `c` (once its group commits).
     pub fn put(&self, c: Container) {
-        self.write().insert(c);
+        match self.pending().as_mut() {
+            Some(changes) => changes.push(Change::Put(Box::new(c))),
+            None => self.write().insert(c),
+        }
     }
 
+    /// Drops the entry of `id` (once its group commits).
     pub fn remove(&self, id: &str) {
-        let mut e = self.write();
-        if let Some(k) = e.keys.remove(id) {
-            e.version += 1;
-            e.forget(&k, id);
+        match self.pending().as_mut() {
+            Some(changes) => changes.push(Change::Remove(id.to_owned())),
+            None => self.write().remove(id),
         }
+    }
+
+    /// A group of writes begins: their changes wait for its commit.
+    pub fn hold(&self) {
+        self.pending().get_or_insert_with(Vec::new);
+    }
+
+    /// The group committed: its changes apply, in order, at once.
+    pub fn release(&self) {
+        let Some(changes) = self.pending().take() else {
+            return;
+        };
+        let mut e = self.write();
+        for change in changes {
+            match change {
+                Change::Put(c) => e.insert(*c),
+                Change::Remove(id) => e.remove(&id),
+            }
+        }
+    }
+
+    /// The group failed: its changes are dropped. What it did may have
+    /// reached the table all the same (a commit that failed after writing),
+    /// so the index is rebuilt from it before its next use.
+    pub fn discard(&self) {
+        self.pending().take();
+        self.mark_stale();
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Option<Vec<Change>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A number that changes whenever an entry does: two listings read at

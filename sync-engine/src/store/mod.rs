@@ -110,7 +110,7 @@ pub(crate) struct SqlStore<DB: sqlx::Database> {
     writer: sqlx::Pool<DB>,
     /// SQLite: the writer's one connection, kept out of its pool between
     /// writes (see `writer.rs`). None: each write borrows it from the pool.
-    held: Option<writer::Held<DB>>,
+    held: Option<Arc<writer::Held<DB>>>,
     reader: sqlx::Pool<DB>,
     /// The connection of a node's lease (its renewal, and the expiry of
     /// others'): never queued behind this node's writes, so a busy writer
@@ -143,12 +143,15 @@ impl<DB: sqlx::Database> SqlStore<DB> {
     /// The writer connection for one write (writes queue for it in turn).
     async fn writer(&self) -> Result<writer::Writer<'_, DB>> {
         match &self.held {
-            Some(held) => writer::Writer::held(held, &self.writer, &self.reserve, &self.metrics)
-                .await
-                .map(|w| {
-                    w.checkpointed_by(self.checkpoint.as_ref())
-                        .indexed_by(self.index.as_ref())
-                }),
+            Some(held) => writer::Writer::held(
+                held,
+                &self.writer,
+                &self.reserve,
+                &self.metrics,
+                self.index.as_ref(),
+            )
+            .await
+            .map(|w| w.checkpointed_by(self.checkpoint.as_ref())),
             None => Ok(writer::Writer::new(
                 self.writer.acquire().await?,
                 &self.reserve,
@@ -255,13 +258,23 @@ impl Store {
         }
     }
 
+    /// How many groups of writes the SQLite writer has committed or begun
+    /// (see `writer.rs`); 0 on PostgreSQL.
+    #[cfg(test)]
+    pub fn write_groups(&self) -> u64 {
+        match &*self.backend {
+            Backend::Sqlite(b) => b.held.as_ref().map_or(0, |h| h.groups()),
+            Backend::Postgres(_) => 0,
+        }
+    }
+
     pub async fn close(&self) {
         match &*self.backend {
             Backend::Sqlite(b) => {
                 b.reader.close().await;
                 // The held connection goes back first: close waits for it.
                 if let Some(held) = &b.held {
-                    drop(held.lock().await.take());
+                    drop(held.close(b.index.as_ref()).await);
                 }
                 // The writer's close is the last: it checkpoints the WAL
                 // and removes it.

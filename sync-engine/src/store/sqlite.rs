@@ -92,7 +92,10 @@ impl SqlStore<Db> {
     /// `checkpoint.rs`), the writer checkpoints it first.
     async fn write_conn(&self) -> Result<super::writer::Writer<'_, Db>> {
         let mut w = self.writer().await?;
-        if self.checkpoint.as_ref().is_some_and(|c| c.overdue())
+        // Not inside a group's open transaction (the next write alone
+        // checkpoints).
+        if !w.in_group()
+            && self.checkpoint.as_ref().is_some_and(|c| c.overdue())
             && let Err(e) = super::checkpoint::passive(&mut w).await
         {
             tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
@@ -140,7 +143,7 @@ pub(super) async fn open(path: &Path) -> Result<SqlStore<Db>> {
     let reserve = Reserve::new(path);
     reserve.ensure().await;
     let store = SqlStore {
-        held: Some(Default::default()),
+        held: Some(Arc::default()),
         lease: None,
         writer,
         reader,

@@ -1333,6 +1333,61 @@ mod tests {
         assert_eq!(s.list(&ListFilter::default()).await.unwrap().len(), 1500);
     }
 
+    /// Many writes at once: on SQLite they commit in groups (see
+    /// `writer.rs`), each answered once its group committed; a write
+    /// refused inside a group (its name taken) fails alone, and what the
+    /// others did is in the table and in the index alike.
+    #[tokio::test]
+    async fn concurrent_writes_commit_in_groups_and_a_refusal_fails_alone() {
+        let (_d, s) = store().await;
+        s.insert(&row("taken0", "taken")).await.unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let id = format!("grp{i:03}");
+                    let name = match i {
+                        40 => "taken".to_string(),
+                        _ => format!("grp-{i}"),
+                    };
+                    s.insert(&row(&id, &name)).await?;
+                    s.set_starting(&id, None).await?;
+                    s.set_running(&id, 10 + i, 9, 1, now_ns()).await?;
+                    if i % 2 == 0 {
+                        s.set_removing(&id).await?;
+                        s.delete(&id).await?;
+                    }
+                    Ok::<_, EngineError>(())
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            match (i, t.await.unwrap()) {
+                (40, Err(EngineError::AlreadyExists(_))) => {}
+                (40, other) => panic!("the taken name: {other:?}"),
+                (_, r) => r.unwrap(),
+            }
+        }
+        // The table (a reader's view: committed rows only) and the index.
+        let stored = s.list(&ListFilter::default()).await.unwrap();
+        assert_eq!(stored.len(), 1 + 32, "taken0 and the odd ones");
+        for c in &stored {
+            let indexed = s.get(&c.id).await.unwrap().unwrap();
+            assert_eq!(format!("{indexed:?}"), format!("{c:?}"));
+            if c.id != "taken0" {
+                assert_eq!(c.state, State::Running);
+            }
+        }
+        for i in (0..64).step_by(2) {
+            assert!(s.get(&format!("grp{i:03}")).await.unwrap().is_none());
+        }
+        let sqlite =
+            std::any::TypeId::of::<super::super::Db>() == std::any::TypeId::of::<sqlx::Sqlite>();
+        if sqlite {
+            assert!(s.write_groups() > 0, "no write joined another's group");
+        }
+    }
+
     /// Labels go in with their row, in one statement whatever their
     /// number; the labels table that filters use gets them from the row's
     /// trigger, text as it was given.
