@@ -40,13 +40,18 @@ pub(crate) async fn release(shared: &Arc<Shared>, c: &Container) -> Result<Relea
     // Under the network lock: an egress policy update that raced this
     // removal either ran before (its rules go now) or finds no namespace.
     let _serial = shared.net_lock().lock().await;
-    let (net, id) = (shared.net().clone(), c.id.clone());
-    let slot = tokio::task::spawn_blocking(move || net.take_off(&id)).await??;
-    Ok(Released {
-        shared: shared.clone(),
-        slot,
-        tainted,
+    let (net, id, sh) = (shared.net().clone(), c.id.clone(), shared.clone());
+    // The guard is made where the slot is taken: a removal cancelled while
+    // it waits destroys the slot instead of losing it.
+    let released = tokio::task::spawn_blocking(move || {
+        net.take_off(&id).map(|slot| Released {
+            shared: sh,
+            slot,
+            tainted,
+        })
     })
+    .await??;
+    Ok(released)
 }
 
 /// A container whose namespace others share is not removed before them

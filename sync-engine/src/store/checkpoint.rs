@@ -91,6 +91,12 @@ impl Checkpointer {
         }
     }
 
+    /// Whether a checkpoint on the writer is due (see `overdue`), without
+    /// taking it.
+    pub fn is_overdue(&self) -> bool {
+        self.overdue.load(Ordering::Acquire)
+    }
+
     /// Whether the writer should checkpoint before its next write (the WAL
     /// is past `MAX_FRAMES`); true once per time it is.
     pub fn overdue(&self) -> bool {

@@ -125,6 +125,9 @@ pub(super) struct Index {
 enum Change {
     Put(Box<Container>),
     Remove(String),
+    /// An entry could not be refreshed: stale again once the group's
+    /// changes apply (a rebuild in between reads the table without them).
+    Stale,
 }
 
 impl Index {
@@ -148,6 +151,9 @@ impl Index {
 
     pub fn mark_stale(&self) {
         self.stale.store(true, Ordering::Release);
+        if let Some(changes) = self.pending().as_mut() {
+            changes.push(Change::Stale);
+        }
     }
 
     /// Inserts or replaces the entry of `c` (once its group commits).
@@ -181,6 +187,7 @@ impl Index {
             match change {
                 Change::Put(c) => e.insert(*c),
                 Change::Remove(id) => e.remove(&id),
+                Change::Stale => self.stale.store(true, Ordering::Release),
             }
         }
     }
@@ -190,7 +197,7 @@ impl Index {
     /// so the index is rebuilt from it before its next use.
     pub fn discard(&self) {
         self.pending().take();
-        self.mark_stale();
+        self.stale.store(true, Ordering::Release);
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Option<Vec<Change>>> {

@@ -26,19 +26,31 @@
 //! - `sql/execs.rs`: detached execs.
 /// One write on the writer connection: `$body` (which may use `?`) runs with
 /// `$c: &mut Conn` (the backend's connection) and evaluates to a `Result`.
-/// After an error the connection is discarded (see `Writer`).
+/// After an error the connection is discarded (see `Writer`). A write whose
+/// group of writes failed for another write's sake committed nothing: its
+/// body runs once more.
 macro_rules! db_write {
     ($store:expr, |$c:ident| $body:expr) => {
         db_write!(@on $store.write_conn(), |$c| $body)
     };
     (@on $writer:expr, |$c:ident| $body:expr) => {{
-        let mut writer = $writer.await?;
-        let result: $crate::error::Result<_> = async {
-            let $c: &mut super::Conn = &mut writer;
-            $body
+        let mut again = true;
+        loop {
+            let mut writer = $writer.await?;
+            let result: $crate::error::Result<_> = async {
+                let $c: &mut super::Conn = &mut writer;
+                $body
+            }
+            .await;
+            match writer.finish(result).await {
+                super::super::writer::Finished::Done(r) => break r,
+                super::super::writer::Finished::Lost(e) if again => {
+                    tracing::debug!(error = %e, "a write's group failed; writing it again");
+                    again = false;
+                }
+                super::super::writer::Finished::Lost(e) => break Err(e),
+            }
         }
-        .await;
-        writer.finish(result).await
     }};
 }
 
@@ -149,6 +161,9 @@ impl<DB: sqlx::Database> SqlStore<DB> {
                 &self.reserve,
                 &self.metrics,
                 self.index.as_ref(),
+                // An overdue checkpoint runs on the writer outside any
+                // group (see `SqlStore::write_conn`): no new group until.
+                !self.checkpoint.as_ref().is_some_and(|c| c.is_overdue()),
             )
             .await
             .map(|w| w.checkpointed_by(self.checkpoint.as_ref())),

@@ -29,9 +29,10 @@
 //! write's statements that fail the way that leaves the connection sound
 //! (a constraint, a refusal of our own) are undone by SQLite (a statement)
 //! or by its own savepoint (a nested transaction) and the group goes on;
-//! any other failure, or a write abandoned half-way, fails the whole group:
-//! its writes are answered with the error, as nothing of them committed.
-//! The listing index takes a group's changes only once it commits.
+//! any other failure, or a write abandoned half-way, fails the whole group.
+//! Nothing of it committed: the write that failed gets its error, and each
+//! of the others (`Finished::Lost`) runs again, once, by `db_write!`. The
+//! listing index takes a group's changes only once it commits.
 use super::index::Index;
 use super::reserve::Reserve;
 use crate::error::{EngineError, Result};
@@ -102,19 +103,31 @@ impl Group {
             message: e.to_string(),
         });
     }
+}
 
-    /// Waits for the group's end; a group dropped without one (it cannot
-    /// be, but) counts as failed.
-    async fn wait(&self) -> Outcome {
-        let mut rx = self.outcome.subscribe();
-        match rx.wait_for(Option::is_some).await {
-            Ok(o) => o.clone().unwrap_or(Outcome::Committed),
-            Err(_) => Outcome::Failed {
-                disk_full: false,
-                message: "the group of writes ended without a commit".into(),
-            },
-        }
-    }
+/// What a write of a group waits on: the group's end. Only the slot and
+/// the flush hold the group itself, so a group that ends without an
+/// outcome (its flush gone, a close cancelled half-way) reads as failed.
+type Member = watch::Receiver<Option<Outcome>>;
+
+async fn wait(mut member: Member) -> Outcome {
+    let outcome = match member.wait_for(Option::is_some).await {
+        Ok(o) => o.clone(),
+        Err(_) => None,
+    };
+    outcome.unwrap_or_else(|| Outcome::Failed {
+        disk_full: false,
+        message: "database: the group of writes ended without a commit".into(),
+    })
+}
+
+/// How a write ended (`Writer::finish`).
+#[must_use]
+pub(super) enum Finished<T> {
+    Done(Result<T>),
+    /// Its group failed for another write's sake: nothing of this write
+    /// was committed, and it may run again (`db_write!` does, once).
+    Lost(EngineError),
 }
 
 impl<DB: Database> Held<DB> {
@@ -133,6 +146,9 @@ impl<DB: Database> Held<DB> {
         };
         slot.group = None;
         let Some(mut conn) = slot.conn.take() else {
+            if let Some(index) = index {
+                index.discard();
+            }
             open.failed(&EngineError::Internal(
                 "database: a group of writes lost its connection".into(),
             ));
@@ -201,7 +217,7 @@ pub(super) struct Writer<'s, DB: Database> {
     /// there. None: it goes back to its pool.
     slot: Option<MutexGuard<'s, Slot<DB>>>,
     /// The group this write is part of (its answer waits for the commit).
-    group: Option<Arc<Group>>,
+    group: Option<Member>,
     reserve: &'s Reserve,
     /// Where the write's time is recorded (None: a connection that is not
     /// the store's writer, such as PostgreSQL's lease connection).
@@ -237,13 +253,16 @@ impl<'s, DB: Database> Writer<'s, DB> {
     /// A write on the connection held in `held` (waiting for the writes
     /// queued before it), or, when the slot is empty, on a fresh one from
     /// `pool`; in the open group, or in a new one when other writes wait
-    /// (see above). `index` takes the changes (a group's once it commits).
+    /// (see above), unless `may_group` is false (the write then runs alone
+    /// if no group is open). `index` takes the changes (a group's once it
+    /// commits).
     pub async fn held(
         held: &'s Arc<Held<DB>>,
         pool: &sqlx::Pool<DB>,
         reserve: &'s Reserve,
         metrics: &'s Arc<crate::metrics::Metrics>,
         index: Option<&'s Arc<Index>>,
+        may_group: bool,
     ) -> Result<Writer<'s, DB>> {
         let queued = Queued::new(&held.queued);
         let mut slot = held.slot.lock().await;
@@ -253,8 +272,8 @@ impl<'s, DB: Database> Writer<'s, DB> {
             None => pool.acquire().await?,
         };
         let group = match &slot.group {
-            Some(open) => Some(open.clone()),
-            None if held.queued.load(Ordering::SeqCst) > 0 => {
+            Some(open) => Some(open.outcome.subscribe()),
+            None if may_group && held.queued.load(Ordering::SeqCst) > 0 => {
                 let since = std::time::Instant::now();
                 if let Err(e) =
                     <DB::TransactionManager as TransactionManager>::begin(&mut conn, None).await
@@ -264,24 +283,22 @@ impl<'s, DB: Database> Writer<'s, DB> {
                 }
                 metrics.observe_db_busy(since.elapsed());
                 held.groups.fetch_add(1, Ordering::Relaxed);
-                let group = Arc::new(Group {
-                    outcome: watch::channel(None).0,
-                });
+                let (outcome, member) = watch::channel(None);
+                let group = Arc::new(Group { outcome });
                 slot.group = Some(group.clone());
                 if let Some(index) = index {
                     index.hold();
                 }
                 // The commit queues for the slot behind the writes that
                 // wait for it now: they join the group first.
-                let (held, flush, index, metrics) =
-                    (held.clone(), group.clone(), index.cloned(), metrics.clone());
+                let (held, index, metrics) = (held.clone(), index.cloned(), metrics.clone());
                 tokio::spawn(async move {
                     let mut slot = held.slot.lock().await;
                     let since = std::time::Instant::now();
-                    Held::end_group(&mut slot, Some(&flush), index.as_ref()).await;
+                    Held::end_group(&mut slot, Some(&group), index.as_ref()).await;
                     metrics.observe_db_busy(since.elapsed());
                 });
-                Some(group)
+                Some(member)
             }
             None => None,
         };
@@ -332,7 +349,7 @@ impl<'s, DB: Database> Writer<'s, DB> {
     /// Ends the write with its result: the connection goes back to the
     /// pool, or, after an error that may have left it inconsistent, is
     /// closed. A write of a group is answered once the group commits.
-    pub async fn finish<T>(mut self, result: Result<T>) -> Result<T> {
+    pub async fn finish<T>(mut self, result: Result<T>) -> Finished<T> {
         let conn = self.conn.take().expect("a writer is finished once");
         match &result {
             Ok(_) => {
@@ -370,10 +387,10 @@ impl<'s, DB: Database> Writer<'s, DB> {
         // The next write goes on while this one waits for its group.
         drop(self.slot.take());
         if result.is_ok()
-            && let Some(group) = self.group.take()
-            && let Outcome::Failed { disk_full, message } = group.wait().await
+            && let Some(member) = self.group.take()
+            && let Outcome::Failed { disk_full, message } = wait(member).await
         {
-            return Err(match disk_full {
+            return Finished::Lost(match disk_full {
                 true => EngineError::ResourceExhausted(message),
                 false => EngineError::Internal(message),
             });
@@ -384,7 +401,7 @@ impl<'s, DB: Database> Writer<'s, DB> {
             }
             self.reserve.refill_if_released();
         }
-        result
+        Finished::Done(result)
     }
 }
 
@@ -460,6 +477,14 @@ mod tests {
         pool
     }
 
+    /// A write's answer as its caller gets it without a second try.
+    fn answer<T>(f: Finished<T>) -> Result<T> {
+        match f {
+            Finished::Done(r) => r,
+            Finished::Lost(e) => Err(e),
+        }
+    }
+
     /// The committed rows, read on a connection of their own (the writer's
     /// is kept out of its pool).
     async fn rows(dir: &std::path::Path) -> Vec<i64> {
@@ -489,7 +514,7 @@ mod tests {
             let (held, pool, reserve, metrics) =
                 (held.clone(), pool.clone(), reserve.clone(), metrics.clone());
             tokio::spawn(async move {
-                let mut w = Writer::held(&held, &pool, &reserve, &metrics, None).await?;
+                let mut w = Writer::held(&held, &pool, &reserve, &metrics, None, true).await?;
                 let grouped = w.in_group();
                 let r = sqlx::query("INSERT INTO t (x) VALUES ($1)")
                     .bind(x)
@@ -500,7 +525,10 @@ mod tests {
                 if hang {
                     std::future::pending::<()>().await;
                 }
-                w.finish(r).await.map(|()| grouped)
+                Ok::<_, EngineError>(match w.finish(r).await {
+                    Finished::Done(r) => r.map(|()| (grouped, false)),
+                    Finished::Lost(_) => Ok((grouped, true)),
+                })
             })
         };
         let taken = held.lock().await;
@@ -523,15 +551,17 @@ mod tests {
             }
         }
         second.abort();
-        let first = first.await.unwrap();
-        assert!(
-            matches!(&first, Err(EngineError::Internal(m)) if m.contains("abandoned")),
-            "{first:?}"
-        );
+        // Lost with its group (not failed by its own doing): the write
+        // macro runs it again.
+        let first = first.await.unwrap().unwrap();
+        assert!(matches!(first, Ok((true, true))), "{first:?}");
         assert_eq!(held.groups(), 1);
         assert_eq!(rows(dir.path()).await, Vec::<i64>::new());
         // Alone (no one waits): no group, committed at once.
-        assert!(!write(3, false).await.unwrap().unwrap());
+        assert!(matches!(
+            write(3, false).await.unwrap().unwrap(),
+            Ok((false, false))
+        ));
         assert_eq!(rows(dir.path()).await, [3]);
     }
 
@@ -551,7 +581,7 @@ mod tests {
                 let (held, pool, reserve, metrics) =
                     (held.clone(), pool.clone(), reserve.clone(), metrics.clone());
                 tokio::spawn(async move {
-                    let mut w = Writer::held(&held, &pool, &reserve, &metrics, None).await?;
+                    let mut w = Writer::held(&held, &pool, &reserve, &metrics, None, true).await?;
                     let grouped = w.in_group();
                     let r = sqlx::query("INSERT INTO t (x) VALUES ($1)")
                         .bind(x)
@@ -559,7 +589,7 @@ mod tests {
                         .await
                         .map(|_| ())
                         .map_err(EngineError::from);
-                    w.finish(r).await.map(|()| grouped)
+                    answer(w.finish(r).await).map(|()| grouped)
                 })
             })
             .collect();
