@@ -25,15 +25,26 @@ fn fail(e: SetupError) -> i32 {
     e.code
 }
 
-pub fn exec() -> i32 {
+/// `detached`: started as `quilt-shim exec --detached`, for a detached
+/// exec, which never has the death signal: the daemon acknowledges the
+/// exec once the helper is spawned, and a daemon SIGKILLed before the
+/// helper had read its config took the helper with it (its exec then
+/// ended without an exit, 125).
+pub fn exec(detached: bool) -> i32 {
     // Attached: the daemon gone (even SIGKILLed), the helper goes, and its
     // command with it (the command has its own pdeathsig). Set before the
-    // config is read, so no moment is unguarded; a detached exec clears it.
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // config is read, so no moment is unguarded.
+    if !detached {
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    }
     let (cfg, input) = match read_config() {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
+    if detached && cfg.detached_log.is_none() {
+        // Attached after all: guarded from here on.
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    }
     let sink = match &cfg.detached_log {
         None => Sink::Daemon,
         Some(path) => match detach(path) {

@@ -32,7 +32,7 @@ pub fn main() -> ! {
             forkserver::serve()
         }
         Some("run") => run::run(None),
-        Some("exec") => exec::exec(),
+        Some("exec") => exec::exec(args.next().is_some_and(|a| a == "--detached")),
         Some("cp-out") => cp::cp(crate::copy::CopyMode::Out),
         Some("cp-in") => cp::cp(crate::copy::CopyMode::In),
         Some("--version") | Some("-V") | Some("version") => {

@@ -235,6 +235,8 @@ async fn start_detached(
         serde_json::to_vec(&cfg).map_err(|e| EngineError::internal("encode exec config", e))?;
     let spawned = tokio::process::Command::new(&shared.cfg().shim_path)
         .arg("exec")
+        // Never bound to quiltd's life, not even before it reads its config.
+        .arg("--detached")
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
