@@ -460,59 +460,53 @@ mod tests {
 
     type Db = sqlx::Sqlite;
 
-    async fn pool(dir: &std::path::Path) -> sqlx::Pool<Db> {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.join("w.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE t (x INTEGER UNIQUE)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool
+    /// A writer slot over a table t (x INTEGER UNIQUE) in a file of its own.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        pool: sqlx::Pool<Db>,
+        held: Arc<Held<Db>>,
+        reserve: Arc<Reserve>,
+        metrics: Arc<Metrics>,
     }
 
-    /// A write's answer as its caller gets it without a second try.
-    fn answer<T>(f: Finished<T>) -> Result<T> {
-        match f {
-            Finished::Done(r) => r,
-            Finished::Lost(e) => Err(e),
+    impl Fixture {
+        async fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(dir.path().join("w.db"))
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await
+                .unwrap();
+            sqlx::query("CREATE TABLE t (x INTEGER UNIQUE)")
+                .execute(&pool)
+                .await
+                .unwrap();
+            Fixture {
+                dir,
+                pool,
+                held: Arc::default(),
+                reserve: Arc::new(Reserve::none()),
+                metrics: Arc::new(Metrics::new()),
+            }
         }
-    }
 
-    /// The committed rows, read on a connection of their own (the writer's
-    /// is kept out of its pool).
-    async fn rows(dir: &std::path::Path) -> Vec<i64> {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("w.db"));
-        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts)
-            .await
-            .unwrap();
-        sqlx::query_scalar("SELECT x FROM t ORDER BY x")
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-    }
-
-    /// Two writes queued while the slot is taken: the first opens a group,
-    /// the second joins it. When the second is abandoned half-way (its task
-    /// aborted while it holds the writer), the first, whose statement is
-    /// done, is answered with an error, and nothing of the group is in the
-    /// table; the next write commits alone on a fresh connection.
-    #[tokio::test]
-    async fn a_write_abandoned_in_a_group_fails_the_group() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = pool(dir.path()).await;
-        let held: Arc<Held<Db>> = Arc::default();
-        let reserve = Arc::new(Reserve::none());
-        let metrics = Arc::new(Metrics::new());
-        let write = |x: i64, hang: bool| {
-            let (held, pool, reserve, metrics) =
-                (held.clone(), pool.clone(), reserve.clone(), metrics.clone());
+        /// A write of x, in a task: whether it was in a group, and how it
+        /// ended. With `hang`, it never ends once its row is in.
+        fn insert(
+            &self,
+            x: i64,
+            hang: bool,
+        ) -> tokio::task::JoinHandle<Result<(bool, Finished<()>)>> {
+            let (held, pool, reserve, metrics) = (
+                self.held.clone(),
+                self.pool.clone(),
+                self.reserve.clone(),
+                self.metrics.clone(),
+            );
             tokio::spawn(async move {
                 let mut w = Writer::held(&held, &pool, &reserve, &metrics, None, true).await?;
                 let grouped = w.in_group();
@@ -525,90 +519,106 @@ mod tests {
                 if hang {
                     std::future::pending::<()>().await;
                 }
-                Ok::<_, EngineError>(match w.finish(r).await {
-                    Finished::Done(r) => r.map(|()| (grouped, false)),
-                    Finished::Lost(_) => Ok((grouped, true)),
-                })
+                Ok((grouped, w.finish(r).await))
             })
-        };
-        let taken = held.lock().await;
-        let first = write(1, false);
-        while held.queued.load(Ordering::SeqCst) < 1 {
-            tokio::task::yield_now().await;
         }
-        let second = write(2, true);
-        while held.queued.load(Ordering::SeqCst) < 2 {
-            tokio::task::yield_now().await;
+
+        /// Waits until `n` writes wait for the slot.
+        async fn queued(&self, n: usize) {
+            while self.held.queued.load(Ordering::SeqCst) < n {
+                tokio::task::yield_now().await;
+            }
         }
+
+        /// The committed rows, read on a connection of their own (the
+        /// writer's is kept out of its pool).
+        async fn rows(&self) -> Vec<i64> {
+            let opts =
+                sqlx::sqlite::SqliteConnectOptions::new().filename(self.dir.path().join("w.db"));
+            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts)
+                .await
+                .unwrap();
+            sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+
+    /// How a write ended, for a comparison: Ok, the error's text, or lost.
+    fn ended(f: Finished<()>) -> String {
+        match f {
+            Finished::Done(Ok(())) => "ok".into(),
+            Finished::Done(Err(EngineError::Aborted(_))) => "aborted".into(),
+            Finished::Done(Err(e)) => format!("error: {e}"),
+            Finished::Lost(_) => "lost".into(),
+        }
+    }
+
+    /// Two writes queued while the slot is taken: the first opens a group,
+    /// the second joins it. When the second is abandoned half-way (its task
+    /// aborted while it holds the writer), the first, whose statement is
+    /// done, is lost with the group (`db_write!` runs it again), and
+    /// nothing of the group is in the table; the next write commits alone
+    /// on a fresh connection.
+    #[tokio::test]
+    async fn a_write_abandoned_in_a_group_fails_the_group() {
+        let f = Fixture::new().await;
+        let taken = f.held.lock().await;
+        let first = f.insert(1, false);
+        f.queued(1).await;
+        let second = f.insert(2, true);
+        f.queued(2).await;
         drop(taken);
         // The second holds the writer once its row is in (uncommitted).
         loop {
             tokio::task::yield_now().await;
-            let slot = held.slot.try_lock();
-            if slot.is_err() && held.queued.load(Ordering::SeqCst) == 0 {
+            if f.held.slot.try_lock().is_err() && f.held.queued.load(Ordering::SeqCst) == 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 break;
             }
         }
         second.abort();
-        // Lost with its group (not failed by its own doing): the write
-        // macro runs it again.
-        let first = first.await.unwrap().unwrap();
-        assert!(matches!(first, Ok((true, true))), "{first:?}");
-        assert_eq!(held.groups(), 1);
-        assert_eq!(rows(dir.path()).await, Vec::<i64>::new());
+        let (grouped, first) = first.await.unwrap().unwrap();
+        assert!(grouped);
+        assert_eq!(ended(first), "lost");
+        assert_eq!(f.held.groups(), 1);
+        assert_eq!(f.rows().await, Vec::<i64>::new());
         // Alone (no one waits): no group, committed at once.
-        assert!(matches!(
-            write(3, false).await.unwrap().unwrap(),
-            Ok((false, false))
-        ));
-        assert_eq!(rows(dir.path()).await, [3]);
+        let (grouped, third) = f.insert(3, false).await.unwrap().unwrap();
+        assert!(!grouped);
+        assert_eq!(ended(third), "ok");
+        assert_eq!(f.rows().await, [3]);
     }
 
     /// A write that breaks a unique constraint inside a group fails alone
     /// (ABORTED): the group commits the others.
     #[tokio::test]
     async fn a_refused_write_in_a_group_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = pool(dir.path()).await;
-        let held: Arc<Held<Db>> = Arc::default();
-        let reserve = Arc::new(Reserve::none());
-        let metrics = Arc::new(Metrics::new());
-        let taken = held.lock().await;
+        let f = Fixture::new().await;
+        let taken = f.held.lock().await;
         let tasks: Vec<_> = [1, 2, 1, 3]
             .into_iter()
-            .map(|x| {
-                let (held, pool, reserve, metrics) =
-                    (held.clone(), pool.clone(), reserve.clone(), metrics.clone());
-                tokio::spawn(async move {
-                    let mut w = Writer::held(&held, &pool, &reserve, &metrics, None, true).await?;
-                    let grouped = w.in_group();
-                    let r = sqlx::query("INSERT INTO t (x) VALUES ($1)")
-                        .bind(x)
-                        .execute(&mut *w)
-                        .await
-                        .map(|_| ())
-                        .map_err(EngineError::from);
-                    answer(w.finish(r).await).map(|()| grouped)
-                })
-            })
+            .map(|x| f.insert(x, false))
             .collect();
-        while held.queued.load(Ordering::SeqCst) < 4 {
-            tokio::task::yield_now().await;
-        }
+        f.queued(4).await;
         drop(taken);
         let mut answers = Vec::new();
         for t in tasks {
-            answers.push(t.await.unwrap());
+            let (grouped, end) = t.await.unwrap().unwrap();
+            answers.push((grouped, ended(end)));
         }
-        assert!(
-            matches!(answers[2], Err(EngineError::Aborted(_))),
-            "{answers:?}"
+        let grouped = |e: &str| (true, e.to_string());
+        assert_eq!(
+            answers,
+            [
+                grouped("ok"),
+                grouped("ok"),
+                grouped("aborted"),
+                grouped("ok")
+            ]
         );
-        for i in [0, 1, 3] {
-            assert!(matches!(answers[i], Ok(true)), "{answers:?}");
-        }
-        assert_eq!(rows(dir.path()).await, [1, 2, 3]);
-        assert_eq!(held.groups(), 1);
+        assert_eq!(f.rows().await, [1, 2, 3]);
+        assert_eq!(f.held.groups(), 1);
     }
 }
