@@ -37,8 +37,8 @@ pub enum EngineError {
     #[error("{0}")]
     DataLoss(String),
     /// A write that conflicted with the stored rows (a unique or foreign
-    /// key constraint no refusal of ours caught first): nothing of it was
-    /// stored; the caller may try again.
+    /// key constraint no refusal of ours caught first): the statement that
+    /// broke it was undone, and the caller may try again.
     #[error("{0}")]
     Aborted(String),
     #[error("{0}")]

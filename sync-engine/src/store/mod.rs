@@ -43,12 +43,12 @@ macro_rules! db_write {
             }
             .await;
             match writer.finish(result).await {
-                super::super::writer::Finished::Done(r) => break r,
-                super::super::writer::Finished::Lost(e) if again => {
+                $crate::store::writer::Finished::Done(r) => break r,
+                $crate::store::writer::Finished::Lost(e) if again => {
                     tracing::debug!(error = %e, "a write's group failed; writing it again");
                     again = false;
                 }
-                super::super::writer::Finished::Lost(e) => break Err(e),
+                $crate::store::writer::Finished::Lost(e) => break Err(e),
             }
         }
     }};
@@ -273,8 +273,8 @@ impl Store {
         }
     }
 
-    /// How many groups of writes the SQLite writer has committed or begun
-    /// (see `writer.rs`); 0 on PostgreSQL.
+    /// How many groups of writes the SQLite writer has begun (see
+    /// `writer.rs`); 0 on PostgreSQL.
     #[cfg(test)]
     pub fn write_groups(&self) -> u64 {
         match &*self.backend {
